@@ -1,0 +1,2 @@
+DROP INDEX items_position;
+ALTER TABLE items DROP COLUMN position;

@@ -1,0 +1,158 @@
+//! [`TenantManagerBuilder`]: every knob of a [`TenantManager`], with defaults.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rusqlite::Connection;
+
+use crate::error::Result;
+use crate::manager::TenantManager;
+use crate::migrations::Migrations;
+use crate::root::RootConfig;
+
+/// A hook run on every new pooled connection, after tenanted's PRAGMAs.
+pub type ConnectionInit = Arc<dyn Fn(&mut Connection) -> rusqlite::Result<()> + Send + Sync>;
+
+/// Configures a [`TenantManager`]; made by [`TenantManager::builder`].
+///
+/// ```
+/// use std::time::Duration;
+/// use tenanted::{Migrations, RootConfig, TenantManager};
+///
+/// # let dir = tempfile::tempdir()?;
+/// let manager = TenantManager::builder(RootConfig::new(dir.path()), Migrations::new(vec![]))
+///     .max_pools(100)
+///     .max_connections(8)
+///     .idle_timeout(Some(Duration::from_secs(300)))
+///     .connection_init(|conn| conn.execute_batch("PRAGMA synchronous = NORMAL;"))
+///     .build()?;
+/// # Ok::<(), tenanted::Error>(())
+/// ```
+#[must_use = "call build() to make the manager"]
+pub struct TenantManagerBuilder {
+    pub(crate) root: RootConfig,
+    pub(crate) migrations: Migrations,
+    pub(crate) max_pools: usize,
+    pub(crate) max_connections: u32,
+    pub(crate) connection_timeout: Duration,
+    pub(crate) busy_timeout: Duration,
+    pub(crate) idle_timeout: Option<Duration>,
+    pub(crate) destroy_timeout: Duration,
+    pub(crate) auto_migrate: bool,
+    pub(crate) connector_threads: usize,
+    pub(crate) init: Option<ConnectionInit>,
+}
+
+impl TenantManagerBuilder {
+    pub(crate) fn new(root: RootConfig, migrations: Migrations) -> Self {
+        TenantManagerBuilder {
+            root,
+            migrations,
+            max_pools: 50,
+            max_connections: 4,
+            connection_timeout: Duration::from_secs(30),
+            busy_timeout: Duration::from_secs(5),
+            idle_timeout: None,
+            destroy_timeout: Duration::from_secs(5),
+            auto_migrate: false,
+            connector_threads: 2,
+            init: None,
+        }
+    }
+
+    /// The most tenant pools kept open at once (default 50, at least 1);
+    /// the least recently used is evicted to make room.
+    pub fn max_pools(mut self, max_pools: usize) -> Self {
+        self.max_pools = max_pools.max(1);
+        self
+    }
+
+    /// The most connections one tenant's pool opens (default 4, at least 1).
+    pub fn max_connections(mut self, max_connections: u32) -> Self {
+        self.max_connections = max_connections.max(1);
+        self
+    }
+
+    /// How long `connection` waits when a tenant's pool is exhausted
+    /// (default 30 s).
+    pub fn connection_timeout(mut self, timeout: Duration) -> Self {
+        self.connection_timeout = timeout;
+        self
+    }
+
+    /// SQLite's `busy_timeout` on every connection (default 5 s): how long
+    /// a write waits for another writer of the same tenant.
+    pub fn busy_timeout(mut self, timeout: Duration) -> Self {
+        self.busy_timeout = timeout;
+        self
+    }
+
+    /// Prune pools unused for this long, from one background thread
+    /// (default `None`: only [`TenantManager::prune_idle`] prunes).
+    pub fn idle_timeout(mut self, idle: Option<Duration>) -> Self {
+        self.idle_timeout = idle;
+        self
+    }
+
+    /// How long `destroy_tenant` waits for checked-out connections before
+    /// giving up with [`Error::TenantBusy`](crate::Error::TenantBusy)
+    /// (default 5 s).
+    pub fn destroy_timeout(mut self, timeout: Duration) -> Self {
+        self.destroy_timeout = timeout;
+        self
+    }
+
+    /// Migrate a tenant that is behind when its pool is created, instead of
+    /// failing with [`PendingMigrationError`](crate::PendingMigrationError)
+    /// (default `false`).
+    pub fn auto_migrate(mut self, auto_migrate: bool) -> Self {
+        self.auto_migrate = auto_migrate;
+        self
+    }
+
+    /// Threads shared by every pool to open connections (default 2). r2d2
+    /// would otherwise start 3 per pool.
+    pub fn connector_threads(mut self, threads: usize) -> Self {
+        self.connector_threads = threads.max(1);
+        self
+    }
+
+    /// Runs `init` on every new pooled connection, after tenanted's own
+    /// PRAGMAs (`busy_timeout`, `foreign_keys = ON`).
+    pub fn connection_init<F>(mut self, init: F) -> Self
+    where
+        F: Fn(&mut Connection) -> rusqlite::Result<()> + Send + Sync + 'static,
+    {
+        self.init = Some(Arc::new(init));
+        self
+    }
+
+    /// Builds the manager. Opens no database: pools are made on first use.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BadTemplate`](crate::Error::BadTemplate) for an unusable
+    /// [`RootConfig`]; [`Error::Io`](crate::Error::Io) if a thread cannot
+    /// be started.
+    pub fn build(self) -> Result<TenantManager> {
+        TenantManager::from_builder(self)
+    }
+}
+
+impl fmt::Debug for TenantManagerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TenantManagerBuilder")
+            .field("root", &self.root)
+            .field("migrations", &self.migrations.len())
+            .field("max_pools", &self.max_pools)
+            .field("max_connections", &self.max_connections)
+            .field("connection_timeout", &self.connection_timeout)
+            .field("busy_timeout", &self.busy_timeout)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("destroy_timeout", &self.destroy_timeout)
+            .field("auto_migrate", &self.auto_migrate)
+            .field("connector_threads", &self.connector_threads)
+            .finish_non_exhaustive()
+    }
+}

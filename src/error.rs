@@ -1,0 +1,323 @@
+//! The crate's one error type.
+//!
+//! Every variant names the tenant (where there is one) and the file involved,
+//! and its message says what to do next.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::name::TenantName;
+
+/// A `Result` whose error is [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A boxed error returned by user code (seed closures, migration hooks).
+pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// Everything that can go wrong in `tenanted`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The tenant name breaks a naming rule.
+    #[error("invalid tenant name {name:?}: {reason}; use 1 to 100 ASCII letters, digits, '-', '_' or '.', starting with a letter or digit")]
+    BadTenantName {
+        /// The rejected name, as given.
+        name: String,
+        /// Which rule it broke.
+        reason: String,
+    },
+
+    /// The path template or bucket count of a [`RootConfig`](crate::RootConfig) is unusable.
+    #[error("invalid path template {template:?}: {reason}")]
+    BadTemplate {
+        /// The template as given.
+        template: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// `create_tenant` found the tenant already on disk.
+    #[error("tenant {tenant} already exists at {}; use create_tenant_if_not_exists to accept an existing tenant", path.display())]
+    TenantExists {
+        /// The tenant.
+        tenant: TenantName,
+        /// Its database file.
+        path: PathBuf,
+    },
+
+    /// The tenant has no database file.
+    #[error("tenant {tenant} does not exist (no database at {}); create it with create_tenant or `tenanted create {tenant}`", path.display())]
+    TenantDoesNotExist {
+        /// The tenant.
+        tenant: TenantName,
+        /// Where its database file would be.
+        path: PathBuf,
+    },
+
+    /// `destroy_tenant` gave up waiting for checked-out connections; the tenant is intact.
+    #[error("tenant {tenant} is busy: {checked_out} connection(s) still checked out after {waited:?}; the tenant at {} was left intact, release its connections and retry", path.display())]
+    TenantBusy {
+        /// The tenant.
+        tenant: TenantName,
+        /// Its database file.
+        path: PathBuf,
+        /// Connections still checked out when the wait ended.
+        checked_out: usize,
+        /// How long destroy waited.
+        waited: Duration,
+    },
+
+    /// A checkout raced with `destroy_tenant` for the same tenant.
+    #[error("tenant {tenant} is being destroyed; its database at {} accepts no new connections", path.display())]
+    TenantBeingDestroyed {
+        /// The tenant.
+        tenant: TenantName,
+        /// Its database file.
+        path: PathBuf,
+    },
+
+    /// The tenant's schema is behind the migrations.
+    #[error(transparent)]
+    PendingMigration(#[from] PendingMigrationError),
+
+    /// The tenant's schema is newer than any migration this program knows.
+    #[error("tenant {tenant} is at schema version {current_version} but this program only knows {latest_version} migration(s) ({}); deploy the newer code or roll the tenant back with the newer migrations", path.display())]
+    SchemaAheadOfCode {
+        /// The tenant.
+        tenant: TenantName,
+        /// Its database file.
+        path: PathBuf,
+        /// The tenant's `user_version`.
+        current_version: usize,
+        /// The number of migrations this program has.
+        latest_version: usize,
+    },
+
+    /// `current_connection` was called outside `with_tenant`.
+    #[error("no current tenant on this thread; call current_connection inside with_tenant, or use connection(name)")]
+    NoTenant,
+
+    /// `with_tenant` for one tenant was nested inside `with_tenant` for another.
+    #[error("cannot switch to tenant {requested} inside with_tenant({current}); finish the work for {current} first")]
+    TenantSwitchProhibited {
+        /// The thread's current tenant.
+        current: TenantName,
+        /// The tenant that was asked for.
+        requested: TenantName,
+    },
+
+    /// The process ran out of file descriptors.
+    #[error("too many open files while opening tenant {tenant} at {}; lower max_pools or max_connections, or raise the file-descriptor limit (ulimit -n)", path.display())]
+    TooManyOpenFiles {
+        /// The tenant.
+        tenant: TenantName,
+        /// The file being opened.
+        path: PathBuf,
+    },
+
+    /// A migration failed; the tenant's transaction was rolled back.
+    #[error("migrating tenant {tenant} ({}) failed{}: {source}; the tenant stays at version {version}, fix the migration and run migrate again", path.display(), migration.as_ref().map(|m| format!(" in {m}")).unwrap_or_default())]
+    Migration {
+        /// The tenant.
+        tenant: TenantName,
+        /// Its database file.
+        path: PathBuf,
+        /// The migration that failed, when known.
+        migration: Option<String>,
+        /// The version the tenant stays at.
+        version: usize,
+        /// The cause.
+        #[source]
+        source: rusqlite_migration::Error,
+    },
+
+    /// A rollback needs a `down` step that a migration does not have.
+    #[error("cannot roll tenant {tenant} back past migration {migration}: it has no down.sql; add one or restore from a backup")]
+    MissingDownMigration {
+        /// The tenant.
+        tenant: TenantName,
+        /// The migration without a down step.
+        migration: String,
+    },
+
+    /// A requested schema version does not exist.
+    #[error("tenant {tenant}: version {requested} is out of range, the migrations go from 0 to {latest}")]
+    VersionOutOfRange {
+        /// The tenant.
+        tenant: TenantName,
+        /// The version asked for.
+        requested: usize,
+        /// The latest version.
+        latest: usize,
+    },
+
+    /// The migration set itself is unusable (bad directory, gap in numbering, empty).
+    #[error("bad migrations at {}: {reason}", path.display())]
+    BadMigrations {
+        /// The file or directory at fault.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// The seed closure given to `create_tenant_with` failed; nothing was created.
+    #[error("seeding tenant {tenant} failed: {source}; nothing was created at {}", path.display())]
+    Seed {
+        /// The tenant.
+        tenant: TenantName,
+        /// The database file that was not created.
+        path: PathBuf,
+        /// The seed closure's error.
+        #[source]
+        source: BoxError,
+    },
+
+    /// SQLite reported an error.
+    #[error("{operation} for tenant {} failed at {}: {source}", tenant_label(tenant), path.display())]
+    Sqlite {
+        /// The tenant, when one is involved.
+        tenant: Option<TenantName>,
+        /// The database file.
+        path: PathBuf,
+        /// What was being done.
+        operation: &'static str,
+        /// The cause.
+        #[source]
+        source: rusqlite::Error,
+    },
+
+    /// A file-system operation failed.
+    #[error("{operation} for tenant {} failed at {}: {source}", tenant_label(tenant), path.display())]
+    Io {
+        /// The tenant, when one is involved.
+        tenant: Option<TenantName>,
+        /// The file or directory.
+        path: PathBuf,
+        /// What was being done.
+        operation: &'static str,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+
+    /// The tenant's connection pool could not hand out a connection in time.
+    #[error("no connection for tenant {tenant} ({}) within the connection timeout: {source}; raise max_connections or connection_timeout, or release connections sooner", path.display())]
+    Pool {
+        /// The tenant.
+        tenant: TenantName,
+        /// Its database file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: r2d2::Error,
+    },
+}
+
+fn tenant_label(tenant: &Option<TenantName>) -> &str {
+    tenant.as_ref().map_or("(none)", TenantName::as_str)
+}
+
+impl Error {
+    /// The tenant this error is about, if any.
+    pub fn tenant(&self) -> Option<&TenantName> {
+        match self {
+            Error::TenantExists { tenant, .. }
+            | Error::TenantDoesNotExist { tenant, .. }
+            | Error::TenantBusy { tenant, .. }
+            | Error::TenantBeingDestroyed { tenant, .. }
+            | Error::SchemaAheadOfCode { tenant, .. }
+            | Error::TooManyOpenFiles { tenant, .. }
+            | Error::Migration { tenant, .. }
+            | Error::MissingDownMigration { tenant, .. }
+            | Error::VersionOutOfRange { tenant, .. }
+            | Error::Seed { tenant, .. }
+            | Error::Pool { tenant, .. } => Some(tenant),
+            Error::PendingMigration(e) => Some(&e.tenant),
+            Error::TenantSwitchProhibited { requested, .. } => Some(requested),
+            Error::Sqlite { tenant, .. } | Error::Io { tenant, .. } => tenant.as_ref(),
+            Error::BadTenantName { .. }
+            | Error::BadTemplate { .. }
+            | Error::NoTenant
+            | Error::BadMigrations { .. } => None,
+        }
+    }
+
+    pub(crate) fn io(
+        tenant: Option<&TenantName>,
+        path: impl Into<PathBuf>,
+        operation: &'static str,
+        source: io::Error,
+    ) -> Self {
+        let path = path.into();
+        match (tenant, is_fd_exhaustion(&source)) {
+            (Some(tenant), true) => Error::TooManyOpenFiles {
+                tenant: tenant.clone(),
+                path,
+            },
+            _ => Error::Io {
+                tenant: tenant.cloned(),
+                path,
+                operation,
+                source,
+            },
+        }
+    }
+
+    pub(crate) fn sqlite(
+        tenant: Option<&TenantName>,
+        path: impl Into<PathBuf>,
+        operation: &'static str,
+        source: rusqlite::Error,
+    ) -> Self {
+        Error::Sqlite {
+            tenant: tenant.cloned(),
+            path: path.into(),
+            operation,
+            source,
+        }
+    }
+}
+
+/// EMFILE (per process) or ENFILE (system wide): the same number on Linux and macOS.
+pub(crate) fn is_fd_exhaustion(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(23 | 24))
+}
+
+/// A tenant's schema is behind the migrations this program knows.
+///
+/// Returned by [`TenantManager::connection`](crate::TenantManager::connection)
+/// when the tenant's pool is created, unless the manager was built with
+/// `auto_migrate(true)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingMigrationError {
+    /// The tenant.
+    pub tenant: TenantName,
+    /// Its database file.
+    pub path: PathBuf,
+    /// The tenant's schema version (`user_version`).
+    pub current_version: usize,
+    /// The latest version the migrations reach.
+    pub latest_version: usize,
+    /// Names of the migrations not yet applied, in order.
+    pub pending: Vec<String>,
+}
+
+impl fmt::Display for PendingMigrationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "tenant {} has {} pending migration(s) (at version {} of {}: {}); run `tenanted migrate --tenant {}` or TenantManager::migrate_tenant before opening it",
+            self.tenant,
+            self.pending.len(),
+            self.current_version,
+            self.latest_version,
+            self.pending.join(", "),
+            self.tenant,
+        )
+    }
+}
+
+impl StdError for PendingMigrationError {}

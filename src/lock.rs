@@ -1,0 +1,134 @@
+//! Per-tenant advisory file locks that serialise create, migrate and destroy
+//! across threads and processes.
+//!
+//! `std::fs::File::lock` is `flock(2)` on Unix: it excludes other open file
+//! descriptions, so two threads of one process exclude each other as two
+//! processes do. SQLite's own locks are POSIX record locks on the database
+//! file; a separate lock file never touches them.
+//!
+//! The lock file is removed when the lock is released, so no tenant keeps a
+//! stray file. Removing a lock file is safe only if it happens *before*
+//! unlocking, and every acquirer checks, once it holds the lock, that the
+//! path still names the file it locked; if not it starts again.
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// How many times `acquire` starts again after losing a race with a
+/// releaser that removed the file; each retry means another holder made
+/// progress, so this bound is never reached in practice.
+const MAX_ATTEMPTS: usize = 1000;
+
+/// A held lock; released (and its file removed) on drop.
+#[derive(Debug)]
+pub(crate) struct FileLock {
+    file: Option<File>,
+    path: PathBuf,
+}
+
+impl FileLock {
+    /// Blocks until the lock at `path` is held.
+    ///
+    /// With `create_dirs`, missing parent directories are created; without,
+    /// a missing parent gives `NotFound`.
+    pub(crate) fn acquire(path: &Path, create_dirs: bool) -> io::Result<FileLock> {
+        for _ in 0..MAX_ATTEMPTS {
+            if create_dirs {
+                if let Some(parent) = path.parent() {
+                    fs::create_dir_all(parent)?;
+                }
+            }
+            let file = match OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(path)
+            {
+                Ok(file) => file,
+                // A releaser removed the (then empty) directory under us.
+                Err(e) if create_dirs && e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            file.lock()?;
+            if still_at_path(&file, path)? {
+                return Ok(FileLock {
+                    file: Some(file),
+                    path: path.to_path_buf(),
+                });
+            }
+        }
+        Err(io::Error::other(format!(
+            "could not lock {} after {MAX_ATTEMPTS} attempts",
+            path.display()
+        )))
+    }
+}
+
+#[cfg(unix)]
+fn still_at_path(file: &File, path: &Path) -> io::Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let held = file.metadata()?;
+    match fs::metadata(path) {
+        Ok(now) => Ok(held.dev() == now.dev() && held.ino() == now.ino()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(not(unix))]
+fn still_at_path(_file: &File, path: &Path) -> io::Result<bool> {
+    Ok(path.exists())
+}
+
+impl Drop for FileLock {
+    fn drop(&mut self) {
+        // Unlink first, unlock second (closing the file unlocks it).
+        #[cfg(unix)]
+        if let Err(e) = fs::remove_file(&self.path) {
+            if e.kind() != io::ErrorKind::NotFound {
+                tracing::warn!(path = %self.path.display(), error = %e, "could not remove lock file");
+            }
+        }
+        drop(self.file.take());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn excludes_threads_and_removes_its_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a/b/.x.lock");
+        let inside = Arc::new(AtomicUsize::new(0));
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let (path, inside) = (path.clone(), Arc::clone(&inside));
+                std::thread::spawn(move || {
+                    for _ in 0..50 {
+                        let _lock = FileLock::acquire(&path, true).unwrap();
+                        assert_eq!(inside.fetch_add(1, Ordering::SeqCst), 0);
+                        std::thread::yield_now();
+                        inside.fetch_sub(1, Ordering::SeqCst);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn missing_directory_without_create_is_not_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = FileLock::acquire(&dir.path().join("nope/.x.lock"), false).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+    }
+}

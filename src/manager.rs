@@ -1,0 +1,674 @@
+//! [`TenantManager`]: the engine that creates, opens, migrates and destroys
+//! tenants.
+
+use std::fmt;
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::Transaction;
+use scheduled_thread_pool::{OnPoolDropBehavior, ScheduledThreadPool};
+
+use crate::builder::{ConnectionInit, TenantManagerBuilder};
+use crate::connection::TenantConnection;
+use crate::context;
+use crate::error::{BoxError, Error, PendingMigrationError, Result};
+use crate::lifecycle;
+use crate::listing::Tenants;
+use crate::migrations::Migrations;
+use crate::migrator::{self, EXISTING, MigrationOutcome};
+use crate::name::TenantName;
+use crate::pool_cache::{PoolCache, PoolStats, TenantPool};
+use crate::reaper::Reaper;
+use crate::root::RootConfig;
+use crate::template_db;
+
+/// Gives every tenant its own SQLite database and hands out pooled
+/// connections to them.
+///
+/// Cheap to clone: clones share the pools. Dropping the last clone closes
+/// every pool and stops the background threads.
+///
+/// ```
+/// use tenanted::{Migration, Migrations, RootConfig, TenantManager};
+///
+/// let dir = tempfile::tempdir()?;
+/// let migrations = Migrations::new(vec![
+///     Migration::new("create_notes", "CREATE TABLE notes (body TEXT NOT NULL);"),
+/// ]);
+/// let manager = TenantManager::builder(RootConfig::new(dir.path()), migrations).build()?;
+///
+/// manager.create_tenant("acme")?;
+/// let conn = manager.connection("acme")?;
+/// conn.execute("INSERT INTO notes (body) VALUES ('hello')", [])?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct TenantManager {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    // Dropped first: stops the reaper before the pools go.
+    _reaper: Option<Reaper>,
+    root: RootConfig,
+    migrations: Migrations,
+    cache: Arc<PoolCache>,
+    connector: Arc<ScheduledThreadPool>,
+    init: Option<ConnectionInit>,
+    max_connections: u32,
+    connection_timeout: Duration,
+    busy_timeout: Duration,
+    destroy_timeout: Duration,
+    auto_migrate: bool,
+}
+
+impl TenantManager {
+    /// Starts configuring a manager for the tenants under `root`, whose
+    /// schema is `migrations`.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// let migrations = tenanted::Migrations::from_dir(
+    ///     concat!(env!("CARGO_MANIFEST_DIR"), "/schema/migrations"),
+    /// )?;
+    /// let manager = tenanted::TenantManager::builder(
+    ///     tenanted::RootConfig::new(dir.path()),
+    ///     migrations,
+    /// )
+    /// .max_pools(20)
+    /// .build()?;
+    /// # Ok::<(), tenanted::Error>(())
+    /// ```
+    pub fn builder(root: RootConfig, migrations: Migrations) -> TenantManagerBuilder {
+        TenantManagerBuilder::new(root, migrations)
+    }
+
+    pub(crate) fn from_builder(b: TenantManagerBuilder) -> Result<Self> {
+        b.root.validate()?;
+        let max_pools = NonZeroUsize::new(b.max_pools).unwrap_or(NonZeroUsize::MIN);
+        let cache = Arc::new(PoolCache::new(max_pools));
+        let reaper = match b.idle_timeout {
+            Some(idle) => Some(Reaper::start(&cache, idle).map_err(|e| {
+                Error::io(None, b.root.root_dir(), "starting the idle-pool reaper", e)
+            })?),
+            None => None,
+        };
+        let connector = Arc::new(
+            ScheduledThreadPool::builder()
+                .num_threads(b.connector_threads)
+                .thread_name_pattern("tenanted-connector-{}")
+                .on_drop_behavior(OnPoolDropBehavior::DiscardPendingScheduled)
+                .build(),
+        );
+        Ok(TenantManager {
+            inner: Arc::new(Inner {
+                _reaper: reaper,
+                root: b.root,
+                migrations: b.migrations,
+                cache,
+                connector,
+                init: b.init,
+                max_connections: b.max_connections,
+                connection_timeout: b.connection_timeout,
+                busy_timeout: b.busy_timeout,
+                destroy_timeout: b.destroy_timeout,
+                auto_migrate: b.auto_migrate,
+            }),
+        })
+    }
+
+    /// Where the tenants live.
+    pub fn root(&self) -> &RootConfig {
+        &self.inner.root
+    }
+
+    /// The schema's migrations.
+    pub fn migrations(&self) -> &Migrations {
+        &self.inner.migrations
+    }
+
+    fn locate(&self, name: &str) -> Result<(TenantName, PathBuf)> {
+        let tenant = TenantName::new(name)?;
+        let path = self.inner.root.path_of(tenant.as_str())?;
+        Ok((tenant, path))
+    }
+
+    // ----- create, destroy, list -------------------------------------------
+
+    /// Creates tenant `name` at the latest schema.
+    ///
+    /// The database is built in a temporary file (a copy of a template
+    /// database already at the latest version), synced, and published
+    /// atomically: no other thread or process ever sees it half made, and
+    /// of several concurrent creators exactly one succeeds.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BadTenantName`], [`Error::TenantExists`], or an I/O or
+    /// SQLite error naming the file; on any error nothing is left behind.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let manager = tenanted::TenantManager::builder(
+    /// #     tenanted::RootConfig::new(dir.path()), tenanted::Migrations::new(vec![])).build()?;
+    /// manager.create_tenant("acme")?;
+    /// assert!(manager.tenant_exists("acme")?);
+    /// assert!(matches!(manager.create_tenant("acme"), Err(tenanted::Error::TenantExists { .. })));
+    /// # Ok::<(), tenanted::Error>(())
+    /// ```
+    pub fn create_tenant(&self, name: &str) -> Result<()> {
+        self.create(name, None)
+    }
+
+    /// Creates tenant `name` unless it exists; returns whether it created it.
+    ///
+    /// # Errors
+    ///
+    /// As [`create_tenant`](Self::create_tenant), except that an existing
+    /// tenant is `Ok(false)`.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let manager = tenanted::TenantManager::builder(
+    /// #     tenanted::RootConfig::new(dir.path()), tenanted::Migrations::new(vec![])).build()?;
+    /// assert!(manager.create_tenant_if_not_exists("acme")?);
+    /// assert!(!manager.create_tenant_if_not_exists("acme")?);
+    /// # Ok::<(), tenanted::Error>(())
+    /// ```
+    pub fn create_tenant_if_not_exists(&self, name: &str) -> Result<bool> {
+        match self.create(name, None) {
+            Ok(()) => Ok(true),
+            Err(Error::TenantExists { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Creates tenant `name` and runs `seed` on its database, inside one
+    /// transaction, before publishing it. If `seed` fails, nothing is
+    /// created.
+    ///
+    /// # Errors
+    ///
+    /// As [`create_tenant`](Self::create_tenant), plus [`Error::Seed`]
+    /// carrying the seed's own error.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let manager = tenanted::TenantManager::builder(
+    /// #     tenanted::RootConfig::new(dir.path()),
+    /// #     tenanted::Migrations::new(vec![tenanted::Migration::new("t", "CREATE TABLE t (x);")]),
+    /// # ).build()?;
+    /// manager.create_tenant_with("acme", |tx| {
+    ///     tx.execute("INSERT INTO t (x) VALUES (42)", [])?;
+    ///     Ok::<_, rusqlite::Error>(())
+    /// })?;
+    /// let x: i64 = manager.connection("acme")?.query_row("SELECT x FROM t", [], |r| r.get(0))?;
+    /// assert_eq!(x, 42);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn create_tenant_with<F, E>(&self, name: &str, seed: F) -> Result<()>
+    where
+        F: FnOnce(&Transaction<'_>) -> Result<(), E>,
+        E: Into<BoxError>,
+    {
+        let mut seed = Some(seed);
+        let mut run = |tx: &Transaction<'_>| match seed.take() {
+            Some(seed) => seed(tx).map_err(Into::into),
+            None => Ok(()),
+        };
+        self.create(name, Some(&mut run))
+    }
+
+    fn create(&self, name: &str, seed: Option<lifecycle::Seed<'_>>) -> Result<()> {
+        let (tenant, path) = self.locate(name)?;
+        let span = tracing::info_span!("create_tenant", tenant = %tenant);
+        let _entered = span.enter();
+        let template = template_db::ensure_template(self.inner.root.root_dir(), &self.inner.migrations)?;
+        lifecycle::create(
+            &tenant,
+            &path,
+            &template,
+            self.inner.migrations.latest_version(),
+            seed,
+        )?;
+        tracing::info!(tenant = %tenant, path = %path.display(), "created tenant");
+        Ok(())
+    }
+
+    /// Destroys tenant `name`: new checkouts fail at once, checked-out
+    /// connections are waited for (up to `destroy_timeout`), then the
+    /// database, its `-wal`, `-shm`, `-journal` and lock files and the
+    /// directories left empty are removed.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TenantDoesNotExist`]; [`Error::TenantBusy`] if connections
+    /// are still out when the wait ends (the tenant is then left intact and
+    /// usable).
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let manager = tenanted::TenantManager::builder(
+    /// #     tenanted::RootConfig::new(dir.path()), tenanted::Migrations::new(vec![])).build()?;
+    /// manager.create_tenant("acme")?;
+    /// manager.destroy_tenant("acme")?;
+    /// assert!(!manager.tenant_exists("acme")?);
+    /// # Ok::<(), tenanted::Error>(())
+    /// ```
+    pub fn destroy_tenant(&self, name: &str) -> Result<()> {
+        let (tenant, path) = self.locate(name)?;
+        let span = tracing::info_span!("destroy_tenant", tenant = %tenant);
+        let _entered = span.enter();
+        let cache = &self.inner.cache;
+        let started = Instant::now();
+        // Another destroy of the same tenant: wait for it, then report
+        // what the files say.
+        let pools = loop {
+            match cache.begin_destroy(&tenant) {
+                Ok(pools) => break pools,
+                Err(()) if started.elapsed() < self.inner.destroy_timeout => {
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                Err(()) => {
+                    return Err(Error::TenantBusy {
+                        tenant,
+                        path,
+                        checked_out: 0,
+                        waited: started.elapsed(),
+                    });
+                }
+            }
+        };
+        let remaining = self.inner.destroy_timeout.saturating_sub(started.elapsed());
+        if let Some(checked_out) = PoolCache::wait_quiescent(&pools, remaining) {
+            cache.end_destroy(&tenant, Some(pools));
+            tracing::warn!(tenant = %tenant, checked_out, "destroy gave up: connections still checked out");
+            return Err(Error::TenantBusy {
+                tenant,
+                path,
+                checked_out,
+                waited: started.elapsed(),
+            });
+        }
+        // Closes the pools' connections before their files go.
+        drop(pools);
+        let result = lifecycle::destroy(&tenant, &path);
+        cache.end_destroy(&tenant, None);
+        if result.is_ok() {
+            tracing::info!(tenant = %tenant, path = %path.display(), "destroyed tenant");
+        }
+        result
+    }
+
+    /// Whether tenant `name` has a database file.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BadTenantName`] for an invalid name.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let manager = tenanted::TenantManager::builder(
+    /// #     tenanted::RootConfig::new(dir.path()), tenanted::Migrations::new(vec![])).build()?;
+    /// assert!(!manager.tenant_exists("acme")?);
+    /// # Ok::<(), tenanted::Error>(())
+    /// ```
+    pub fn tenant_exists(&self, name: &str) -> Result<bool> {
+        let (_, path) = self.locate(name)?;
+        Ok(path.is_file())
+    }
+
+    /// Streams the tenants on disk; see [`RootConfig::tenants`].
+    ///
+    /// # Errors
+    ///
+    /// As [`RootConfig::tenants`].
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let manager = tenanted::TenantManager::builder(
+    /// #     tenanted::RootConfig::new(dir.path()), tenanted::Migrations::new(vec![])).build()?;
+    /// manager.create_tenant("acme")?;
+    /// let names: Vec<_> = manager.tenants()?.collect::<Result<_, _>>()?;
+    /// assert_eq!(names, ["acme"]);
+    /// # Ok::<(), tenanted::Error>(())
+    /// ```
+    pub fn tenants(&self) -> Result<Tenants> {
+        self.inner.root.tenants()
+    }
+
+    // ----- connections -----------------------------------------------------
+
+    /// A pooled connection to tenant `name`.
+    ///
+    /// For a cached tenant this is one short lock and r2d2's checkout. For
+    /// another, the tenant's file is checked and its schema version read
+    /// (once per pool), then its pool is built and cached, evicting the
+    /// least recently used pool if the cache is full.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BadTenantName`]; [`Error::TenantDoesNotExist`] at once
+    /// (never an empty file created, never a pool timeout);
+    /// [`Error::PendingMigration`] if the tenant's schema is behind (unless
+    /// `auto_migrate`); [`Error::SchemaAheadOfCode`];
+    /// [`Error::TooManyOpenFiles`]; [`Error::TenantBeingDestroyed`];
+    /// [`Error::Pool`] if the tenant's pool stays exhausted for
+    /// `connection_timeout`.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let manager = tenanted::TenantManager::builder(
+    /// #     tenanted::RootConfig::new(dir.path()), tenanted::Migrations::new(vec![])).build()?;
+    /// # manager.create_tenant("acme")?;
+    /// let conn = manager.connection("acme")?;
+    /// let one: i64 = conn.query_row("SELECT 1", [], |r| r.get(0))?;
+    /// assert!(matches!(manager.connection("nobody"), Err(tenanted::Error::TenantDoesNotExist { .. })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn connection(&self, name: impl AsRef<str>) -> Result<TenantConnection> {
+        let name = name.as_ref();
+        let cache = &self.inner.cache;
+        match cache.lookup(name) {
+            Some(pool) => pool.checkout(cache.now()),
+            None => self.connection_cold(name),
+        }
+    }
+
+    #[cold]
+    fn connection_cold(&self, name: &str) -> Result<TenantConnection> {
+        let (tenant, path) = self.locate(name)?;
+        let cache = &self.inner.cache;
+        if cache.is_destroying(tenant.as_str()) {
+            return Err(Error::TenantBeingDestroyed { tenant, path });
+        }
+        let span = tracing::debug_span!("open_tenant", tenant = %tenant);
+        let _entered = span.enter();
+        self.check_schema(&tenant, &path)?;
+        let pool = Arc::new(TenantPool::new(
+            tenant.clone(),
+            path.clone(),
+            self.build_pool(&path),
+            cache.now(),
+        ));
+        let (cached, retired) = cache.insert(pool);
+        // Evicted pools close here, outside the cache lock.
+        drop(retired);
+        match cached {
+            Ok(pool) => pool.checkout(cache.now()),
+            Err(()) => Err(Error::TenantBeingDestroyed { tenant, path }),
+        }
+    }
+
+    /// Opens the tenant once, directly and without CREATE, to fail fast on
+    /// a missing or unopenable file and to compare its schema version.
+    fn check_schema(&self, tenant: &TenantName, path: &std::path::Path) -> Result<()> {
+        let conn = migrator::open_existing(tenant, path)?;
+        // WAL is persistent in the file; setting it here, outside any
+        // transaction, covers databases not made by create_tenant.
+        conn.pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(()))
+            .map_err(|e| Error::sqlite(Some(tenant), path, "enabling WAL", e))?;
+        let version = migrator::read_version(tenant, path, &conn)?;
+        drop(conn);
+        let migrations = &self.inner.migrations;
+        migrator::check_not_ahead(migrations, tenant, path, version)?;
+        let latest = migrations.latest_version();
+        if version < latest {
+            if !self.inner.auto_migrate {
+                return Err(PendingMigrationError {
+                    tenant: tenant.clone(),
+                    path: path.to_path_buf(),
+                    current_version: version,
+                    latest_version: latest,
+                    pending: migrations.names_between(version, latest),
+                }
+                .into());
+            }
+            migrator::migrate_to(migrations, tenant, path, latest)?;
+        }
+        tracing::debug!(tenant = %tenant, version, "schema checked");
+        Ok(())
+    }
+
+    fn build_pool(&self, path: &std::path::Path) -> r2d2::Pool<SqliteConnectionManager> {
+        let inner = &self.inner;
+        let busy_timeout = inner.busy_timeout;
+        let user_init = inner.init.clone();
+        let manager = SqliteConnectionManager::file(path)
+            .with_flags(EXISTING)
+            .with_init(move |conn| {
+                conn.busy_timeout(busy_timeout)?;
+                conn.execute_batch("PRAGMA foreign_keys = ON;")?;
+                match &user_init {
+                    Some(init) => init(conn),
+                    None => Ok(()),
+                }
+            });
+        // Lazily filled, no r2d2 reaper (we prune whole pools ourselves),
+        // no validation query on checkout, one shared connector pool.
+        r2d2::Pool::builder()
+            .max_size(inner.max_connections)
+            .min_idle(Some(0))
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .test_on_check_out(false)
+            .connection_timeout(inner.connection_timeout)
+            .thread_pool(Arc::clone(&inner.connector))
+            .build_unchecked(manager)
+    }
+
+    /// Drops cached pools that had no checkout for `idle_for` and have no
+    /// connection out now; returns how many.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let manager = tenanted::TenantManager::builder(
+    /// #     tenanted::RootConfig::new(dir.path()), tenanted::Migrations::new(vec![])).build()?;
+    /// # manager.create_tenant("acme")?;
+    /// drop(manager.connection("acme")?);
+    /// assert_eq!(manager.prune_idle(std::time::Duration::ZERO), 1);
+    /// assert_eq!(manager.stats().open_pools, 0);
+    /// # Ok::<(), tenanted::Error>(())
+    /// ```
+    pub fn prune_idle(&self, idle_for: Duration) -> usize {
+        let retired = self.inner.cache.prune_idle(idle_for);
+        retired.len()
+    }
+
+    /// The pool cache's counters.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let manager = tenanted::TenantManager::builder(
+    /// #     tenanted::RootConfig::new(dir.path()), tenanted::Migrations::new(vec![])).build()?;
+    /// # manager.create_tenant("acme")?;
+    /// let conn = manager.connection("acme")?;
+    /// let stats = manager.stats();
+    /// assert_eq!((stats.open_pools, stats.checked_out, stats.misses), (1, 1, 1));
+    /// # Ok::<(), tenanted::Error>(())
+    /// ```
+    pub fn stats(&self) -> PoolStats {
+        self.inner.cache.stats()
+    }
+
+    // ----- context -----------------------------------------------------------
+
+    /// Runs `f` with `name` as this thread's current tenant, so that
+    /// [`current_connection`](Self::current_connection) and
+    /// [`current_tenant`](crate::current_tenant) see it. Nesting the same
+    /// tenant is fine; switching to another inside is refused.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BadTenantName`]; [`Error::TenantSwitchProhibited`].
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let manager = tenanted::TenantManager::builder(
+    /// #     tenanted::RootConfig::new(dir.path()), tenanted::Migrations::new(vec![])).build()?;
+    /// # manager.create_tenant("acme")?;
+    /// let version = manager.with_tenant("acme", || -> Result<i64, Box<dyn std::error::Error>> {
+    ///     let conn = manager.current_connection()?;
+    ///     Ok(conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)
+    /// })??;
+    /// assert_eq!(version, 0);
+    /// assert!(tenanted::current_tenant().is_none());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn with_tenant<T>(&self, name: impl AsRef<str>, f: impl FnOnce() -> T) -> Result<T> {
+        let tenant = TenantName::new(name.as_ref())?;
+        let _guard = context::enter(&tenant)?;
+        Ok(f())
+    }
+
+    /// A connection to the thread's current tenant.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoTenant`] outside [`with_tenant`](Self::with_tenant);
+    /// otherwise as [`connection`](Self::connection).
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let manager = tenanted::TenantManager::builder(
+    /// #     tenanted::RootConfig::new(dir.path()), tenanted::Migrations::new(vec![])).build()?;
+    /// assert!(matches!(manager.current_connection(), Err(tenanted::Error::NoTenant)));
+    /// # Ok::<(), tenanted::Error>(())
+    /// ```
+    pub fn current_connection(&self) -> Result<TenantConnection> {
+        context::with_current(|current| match current {
+            Some(tenant) => self.connection(tenant),
+            None => Err(Error::NoTenant),
+        })
+    }
+
+    /// Runs `f` for every tenant on disk, each inside
+    /// [`with_tenant`](Self::with_tenant); stops at the first error.
+    ///
+    /// # Errors
+    ///
+    /// The first error from listing, from `with_tenant`, or from `f`.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let manager = tenanted::TenantManager::builder(
+    /// #     tenanted::RootConfig::new(dir.path()), tenanted::Migrations::new(vec![])).build()?;
+    /// # manager.create_tenant("a")?; manager.create_tenant("b")?;
+    /// let mut seen = 0;
+    /// manager.with_each_tenant(|_tenant| {
+    ///     manager.current_connection()?;
+    ///     seen += 1;
+    ///     Ok::<_, tenanted::Error>(())
+    /// })?;
+    /// assert_eq!(seen, 2);
+    /// # Ok::<(), tenanted::Error>(())
+    /// ```
+    pub fn with_each_tenant<F, E>(&self, mut f: F) -> Result<(), E>
+    where
+        F: FnMut(&TenantName) -> Result<(), E>,
+        E: From<Error>,
+    {
+        for tenant in self.tenants()? {
+            let tenant = tenant?;
+            self.with_tenant(&tenant, || f(&tenant))??;
+        }
+        Ok(())
+    }
+
+    // ----- one tenant's schema -------------------------------------------
+
+    /// Applies tenant `name`'s pending migrations, in one transaction,
+    /// holding its lock so concurrent calls (from any thread or process)
+    /// run it once. An up-to-date tenant costs one read and no lock.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TenantDoesNotExist`]; [`Error::Migration`] naming the
+    /// failed migration (the tenant keeps its old version);
+    /// [`Error::SchemaAheadOfCode`].
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let manager = tenanted::TenantManager::builder(
+    /// #     tenanted::RootConfig::new(dir.path()), tenanted::Migrations::new(vec![])).build()?;
+    /// # manager.create_tenant("acme")?;
+    /// let outcome = manager.migrate_tenant("acme")?;
+    /// assert_eq!(outcome.from, outcome.to);
+    /// # Ok::<(), tenanted::Error>(())
+    /// ```
+    pub fn migrate_tenant(&self, name: &str) -> Result<MigrationOutcome> {
+        self.migrate_tenant_to(name, self.inner.migrations.latest_version())
+    }
+
+    /// Moves tenant `name` to schema `version`, up or down (down needs a
+    /// `down` script for every migration undone).
+    ///
+    /// # Errors
+    ///
+    /// As [`migrate_tenant`](Self::migrate_tenant), plus
+    /// [`Error::VersionOutOfRange`] and [`Error::MissingDownMigration`].
+    ///
+    /// ```
+    /// use tenanted::{Migration, Migrations};
+    /// # let dir = tempfile::tempdir()?;
+    /// let migrations = Migrations::new(vec![
+    ///     Migration::new("a", "CREATE TABLE a (x);").down("DROP TABLE a;"),
+    ///     Migration::new("b", "CREATE TABLE b (x);").down("DROP TABLE b;"),
+    /// ]);
+    /// # let manager = tenanted::TenantManager::builder(
+    /// #     tenanted::RootConfig::new(dir.path()), migrations).build()?;
+    /// # manager.create_tenant("acme")?;
+    /// let outcome = manager.migrate_tenant_to("acme", 0)?;
+    /// assert_eq!(outcome.applied, ["b", "a"]);
+    /// # Ok::<(), tenanted::Error>(())
+    /// ```
+    pub fn migrate_tenant_to(&self, name: &str, version: usize) -> Result<MigrationOutcome> {
+        let (tenant, path) = self.locate(name)?;
+        let outcome = migrator::migrate_to(&self.inner.migrations, &tenant, &path, version)?;
+        if outcome.to < outcome.from {
+            // Cached pools skip the schema check; make the next checkout
+            // see that this tenant is now behind.
+            drop(self.inner.cache.evict(tenant.as_str()));
+        }
+        Ok(outcome)
+    }
+
+    /// Undoes tenant `name`'s last `steps` migrations.
+    ///
+    /// # Errors
+    ///
+    /// As [`migrate_tenant_to`](Self::migrate_tenant_to).
+    ///
+    /// ```
+    /// use tenanted::{Migration, Migrations};
+    /// # let dir = tempfile::tempdir()?;
+    /// let migrations = Migrations::new(vec![
+    ///     Migration::new("a", "CREATE TABLE a (x);").down("DROP TABLE a;"),
+    /// ]);
+    /// # let manager = tenanted::TenantManager::builder(
+    /// #     tenanted::RootConfig::new(dir.path()), migrations).build()?;
+    /// # manager.create_tenant("acme")?;
+    /// assert_eq!(manager.rollback_tenant("acme", 1)?.to, 0);
+    /// # Ok::<(), tenanted::Error>(())
+    /// ```
+    pub fn rollback_tenant(&self, name: &str, steps: usize) -> Result<MigrationOutcome> {
+        let (tenant, path) = self.locate(name)?;
+        let conn = migrator::open_existing(&tenant, &path)?;
+        let version = migrator::read_version(&tenant, &path, &conn)?;
+        drop(conn);
+        self.migrate_tenant_to(name, version.saturating_sub(steps))
+    }
+}
+
+impl fmt::Debug for TenantManager {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TenantManager")
+            .field("root", &self.inner.root)
+            .field("migrations", &self.inner.migrations.len())
+            .field("stats", &self.stats())
+            .finish()
+    }
+}

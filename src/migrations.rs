@@ -1,0 +1,265 @@
+//! The schema's migrations: defined in code or read from a directory.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rusqlite_migration::M;
+
+use crate::error::{Error, Result};
+use crate::fnv::Fnv1a;
+
+/// One schema change: an `up` script and an optional `down` script.
+///
+/// ```
+/// use tenanted::Migration;
+///
+/// let m = Migration::new("create_items", "CREATE TABLE items (id INTEGER PRIMARY KEY);")
+///     .down("DROP TABLE items;");
+/// assert_eq!(m.name(), "create_items");
+/// assert!(m.down_sql().is_some());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Migration {
+    name: String,
+    up: String,
+    down: Option<String>,
+}
+
+impl Migration {
+    /// A migration named `name` that runs `up_sql`.
+    pub fn new(name: impl Into<String>, up_sql: impl Into<String>) -> Self {
+        Migration {
+            name: name.into(),
+            up: up_sql.into(),
+            down: None,
+        }
+    }
+
+    /// Adds the script that undoes this migration (needed for rollback).
+    pub fn down(mut self, down_sql: impl Into<String>) -> Self {
+        self.down = Some(down_sql.into());
+        self
+    }
+
+    /// The migration's name, as shown in reports.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The `up` script.
+    pub fn up_sql(&self) -> &str {
+        &self.up
+    }
+
+    /// The `down` script, if any.
+    pub fn down_sql(&self) -> Option<&str> {
+        self.down.as_deref()
+    }
+}
+
+/// The ordered list of migrations; version `n` means the first `n` applied.
+///
+/// A tenant's version is SQLite's `user_version`, as in
+/// `rusqlite_migration`. Cloning is cheap (a reference count).
+#[derive(Debug, Clone)]
+pub struct Migrations {
+    list: Arc<[Migration]>,
+    fingerprint: u64,
+}
+
+impl Migrations {
+    /// Migrations defined in code, applied in the order given.
+    ///
+    /// ```
+    /// use tenanted::{Migration, Migrations};
+    ///
+    /// let migrations = Migrations::new(vec![
+    ///     Migration::new("create_items", "CREATE TABLE items (id INTEGER PRIMARY KEY);")
+    ///         .down("DROP TABLE items;"),
+    /// ]);
+    /// assert_eq!(migrations.latest_version(), 1);
+    /// ```
+    pub fn new(migrations: Vec<Migration>) -> Self {
+        let fingerprint = fingerprint(&migrations);
+        Migrations {
+            list: migrations.into(),
+            fingerprint,
+        }
+    }
+
+    /// Reads migrations from `dir`: one directory per migration, named
+    /// `NNNN_name` and numbered from 1 without gaps, each holding `up.sql`
+    /// and optionally `down.sql`. Hidden entries are ignored.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BadMigrations`] naming the file or directory: a missing or
+    /// unreadable directory or `up.sql`, a name not of the form
+    /// `NNNN_name`, a gap or duplicate in the numbering, or no migrations.
+    ///
+    /// ```
+    /// let migrations = tenanted::Migrations::from_dir(
+    ///     concat!(env!("CARGO_MANIFEST_DIR"), "/schema/migrations"),
+    /// )?;
+    /// assert!(migrations.latest_version() >= 3);
+    /// # Ok::<(), tenanted::Error>(())
+    /// ```
+    pub fn from_dir(dir: impl AsRef<Path>) -> Result<Self> {
+        let dir = dir.as_ref();
+        let bad = |path: &Path, reason: String| Error::BadMigrations {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let entries = fs::read_dir(dir).map_err(|e| {
+            bad(
+                dir,
+                format!("cannot read the migrations directory ({e}); pass the right --migrations path"),
+            )
+        })?;
+        let mut found: Vec<(u32, String, PathBuf)> = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| bad(dir, format!("cannot list it ({e})")))?;
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') {
+                continue;
+            }
+            let number = parse_number(&name).ok_or_else(|| {
+                bad(
+                    &path,
+                    "expected a directory named NNNN_name (for example 0001_create_items)".into(),
+                )
+            })?;
+            if !path.is_dir() {
+                return Err(bad(
+                    &path,
+                    "expected a directory holding up.sql and optionally down.sql".into(),
+                ));
+            }
+            found.push((number, name, path));
+        }
+        if found.is_empty() {
+            return Err(bad(
+                dir,
+                "no migrations found; add 0001_name/up.sql".into(),
+            ));
+        }
+        found.sort();
+        let mut list = Vec::with_capacity(found.len());
+        for (index, (number, name, path)) in found.into_iter().enumerate() {
+            let expected = index as u32 + 1;
+            if number != expected {
+                return Err(bad(
+                    &path,
+                    format!("expected migration number {expected:04} here (numbers start at 1, without gaps or duplicates), found {number:04}"),
+                ));
+            }
+            let up_path = path.join("up.sql");
+            let up = fs::read_to_string(&up_path)
+                .map_err(|e| bad(&up_path, format!("cannot read up.sql ({e})")))?;
+            let down_path = path.join("down.sql");
+            let down = match fs::read_to_string(&down_path) {
+                Ok(sql) => Some(sql),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => return Err(bad(&down_path, format!("cannot read down.sql ({e})"))),
+            };
+            list.push(Migration { name, up, down });
+        }
+        Ok(Migrations::new(list))
+    }
+
+    /// The version a fully migrated tenant has: the number of migrations.
+    pub fn latest_version(&self) -> usize {
+        self.list.len()
+    }
+
+    /// The number of migrations.
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    /// Whether there are no migrations.
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    /// The migrations in order.
+    pub fn iter(&self) -> std::slice::Iter<'_, Migration> {
+        self.list.iter()
+    }
+
+    /// The migration that takes a tenant from `version - 1` to `version`.
+    pub fn get(&self, version: usize) -> Option<&Migration> {
+        version.checked_sub(1).and_then(|i| self.list.get(i))
+    }
+
+    /// Names of the migrations between two versions, in the order they run.
+    pub(crate) fn names_between(&self, from: usize, to: usize) -> Vec<String> {
+        let names = |range: std::ops::Range<usize>| {
+            self.list[range]
+                .iter()
+                .map(|m| m.name.clone())
+                .collect::<Vec<_>>()
+        };
+        let latest = self.list.len();
+        if from <= to {
+            names(from.min(latest)..to.min(latest))
+        } else {
+            let mut down = names(to.min(latest)..from.min(latest));
+            down.reverse();
+            down
+        }
+    }
+
+    /// A stable 64-bit fingerprint of every name and script (FNV-1a), used
+    /// to key the template database.
+    pub fn fingerprint(&self) -> u64 {
+        self.fingerprint
+    }
+
+    /// The migrations as `rusqlite_migration` sees them.
+    pub(crate) fn engine(&self) -> rusqlite_migration::Migrations<'_> {
+        rusqlite_migration::Migrations::new(
+            self.list
+                .iter()
+                .map(|m| match &m.down {
+                    Some(down) => M::up(&m.up).down(down),
+                    None => M::up(&m.up),
+                })
+                .collect(),
+        )
+    }
+
+    /// The migration a `rusqlite_migration` error came from, when its
+    /// failing script is one of ours.
+    pub(crate) fn failing_migration(&self, e: &rusqlite_migration::Error) -> Option<String> {
+        let rusqlite_migration::Error::RusqliteError { query, .. } = e else {
+            return None;
+        };
+        self.list
+            .iter()
+            .find(|m| m.up == *query || m.down.as_deref() == Some(query))
+            .map(|m| m.name.clone())
+    }
+}
+
+fn parse_number(name: &str) -> Option<u32> {
+    let (digits, rest) = name.split_once('_')?;
+    if digits.is_empty() || rest.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+fn fingerprint(list: &[Migration]) -> u64 {
+    let mut hash = Fnv1a::new();
+    for m in list {
+        // 0xff never occurs in UTF-8, so it separates fields unambiguously.
+        for field in [m.name.as_str(), &m.up, m.down.as_deref().unwrap_or("")] {
+            hash.write(field.as_bytes());
+            hash.write(&[0xff]);
+        }
+    }
+    hash.finish()
+}

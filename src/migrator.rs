@@ -1,0 +1,218 @@
+//! Moving one tenant's schema between versions, safely against other
+//! threads and processes doing the same.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use rusqlite_migration::MigrationDefinitionError;
+
+use crate::error::{Error, Result, is_fd_exhaustion};
+use crate::lifecycle::lock_path;
+use crate::lock::FileLock;
+use crate::migrations::Migrations;
+use crate::name::TenantName;
+
+/// What one tenant's migration did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationOutcome {
+    /// The tenant.
+    pub tenant: TenantName,
+    /// Its version before.
+    pub from: usize,
+    /// Its version after.
+    pub to: usize,
+    /// The migrations run, in order (for a rollback, the ones undone,
+    /// newest first). Empty when the tenant was already there.
+    pub applied: Vec<String>,
+    /// How long it took, lock wait included.
+    pub duration: Duration,
+}
+
+/// Open flags for a tenant that must already exist: never `CREATE`, so a
+/// misspelt name cannot leave an empty database behind.
+pub(crate) const EXISTING: OpenFlags = OpenFlags::SQLITE_OPEN_READ_WRITE
+    .union(OpenFlags::SQLITE_OPEN_NO_MUTEX)
+    .union(OpenFlags::SQLITE_OPEN_URI);
+
+/// How long a maintenance connection waits on another writer.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Opens an existing tenant database directly (not through a pool).
+pub(crate) fn open_existing(tenant: &TenantName, path: &Path) -> Result<Connection> {
+    match Connection::open_with_flags(path, EXISTING) {
+        Ok(mut conn) => {
+            conn.busy_timeout(BUSY_TIMEOUT)
+                .map_err(|e| Error::sqlite(Some(tenant), path, "setting busy_timeout", e))?;
+            // Take the write lock when the migration transaction begins, so
+            // a reader never has to upgrade and deadlock.
+            conn.set_transaction_behavior(TransactionBehavior::Immediate);
+            Ok(conn)
+        }
+        Err(e) => Err(open_error(tenant, path, e)),
+    }
+}
+
+/// Explains why SQLite could not open `path`: missing tenant, too many
+/// open files, or SQLite's own error.
+pub(crate) fn open_error(tenant: &TenantName, path: &Path, e: rusqlite::Error) -> Error {
+    match fs::metadata(path) {
+        Err(m) if m.kind() == io::ErrorKind::NotFound => Error::TenantDoesNotExist {
+            tenant: tenant.clone(),
+            path: path.to_path_buf(),
+        },
+        // SQLite says only "unable to open": probe for descriptor exhaustion.
+        _ if fd_exhausted(path) => Error::TooManyOpenFiles {
+            tenant: tenant.clone(),
+            path: path.to_path_buf(),
+        },
+        _ => Error::sqlite(Some(tenant), path, "opening the database", e),
+    }
+}
+
+/// Opening any directory needs a descriptor: if that fails with EMFILE or
+/// ENFILE, the process is out of them. (Never opens the database file
+/// itself: closing a second descriptor would drop SQLite's POSIX locks.)
+fn fd_exhausted(path: &Path) -> bool {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    matches!(fs::File::open(dir), Err(ref e) if is_fd_exhaustion(e))
+}
+
+/// The tenant's schema version.
+pub(crate) fn read_version(tenant: &TenantName, path: &Path, conn: &Connection) -> Result<usize> {
+    conn.query_row("PRAGMA user_version", [], |row| row.get::<_, i64>(0))
+        .map_err(|e| Error::sqlite(Some(tenant), path, "reading the schema version", e))
+        .map(|v| usize::try_from(v).unwrap_or(0))
+}
+
+/// Brings `tenant` to `target` (up or down), holding the tenant's lock.
+///
+/// A tenant already at `target` returns at once without locking, so a
+/// fleet of up-to-date tenants costs one `PRAGMA user_version` each.
+pub(crate) fn migrate_to(
+    migrations: &Migrations,
+    tenant: &TenantName,
+    path: &Path,
+    target: usize,
+) -> Result<MigrationOutcome> {
+    let started = Instant::now();
+    let latest = migrations.latest_version();
+    if target > latest {
+        return Err(Error::VersionOutOfRange {
+            tenant: tenant.clone(),
+            requested: target,
+            latest,
+        });
+    }
+    let mut conn = open_existing(tenant, path)?;
+    let before = read_version(tenant, path, &conn)?;
+    if before == target {
+        return Ok(unchanged(tenant, before, started));
+    }
+    let _lock = lock_tenant(tenant, path)?;
+    // Another thread or process may have migrated while we waited.
+    let from = read_version(tenant, path, &conn)?;
+    check_not_ahead(migrations, tenant, path, from)?;
+    if from == target {
+        return Ok(unchanged(tenant, from, started));
+    }
+    if target < from {
+        if let Some(m) = (target + 1..=from)
+            .rev()
+            .filter_map(|v| migrations.get(v))
+            .find(|m| m.down_sql().is_none())
+        {
+            return Err(Error::MissingDownMigration {
+                tenant: tenant.clone(),
+                migration: m.name().to_owned(),
+            });
+        }
+    }
+    let span = tracing::info_span!("migrate", tenant = %tenant, from, to = target);
+    let _entered = span.enter();
+    migrations
+        .engine()
+        .to_version(&mut conn, target)
+        .map_err(|e| migration_error(migrations, tenant, path, from, e))?;
+    tracing::info!(tenant = %tenant, from, to = target, "migrated");
+    Ok(MigrationOutcome {
+        tenant: tenant.clone(),
+        from,
+        to: target,
+        applied: migrations.names_between(from, target),
+        duration: started.elapsed(),
+    })
+}
+
+/// Takes the tenant's lock without creating directories: a tenant whose
+/// directory is gone does not exist.
+pub(crate) fn lock_tenant(tenant: &TenantName, path: &Path) -> Result<FileLock> {
+    let lock = lock_path(path);
+    FileLock::acquire(&lock, false).map_err(|e| {
+        if e.kind() == io::ErrorKind::NotFound {
+            Error::TenantDoesNotExist {
+                tenant: tenant.clone(),
+                path: path.to_path_buf(),
+            }
+        } else {
+            Error::io(Some(tenant), lock, "locking the tenant", e)
+        }
+    })
+}
+
+pub(crate) fn check_not_ahead(
+    migrations: &Migrations,
+    tenant: &TenantName,
+    path: &Path,
+    version: usize,
+) -> Result<()> {
+    let latest = migrations.latest_version();
+    if version > latest {
+        return Err(Error::SchemaAheadOfCode {
+            tenant: tenant.clone(),
+            path: path.to_path_buf(),
+            current_version: version,
+            latest_version: latest,
+        });
+    }
+    Ok(())
+}
+
+fn unchanged(tenant: &TenantName, version: usize, started: Instant) -> MigrationOutcome {
+    MigrationOutcome {
+        tenant: tenant.clone(),
+        from: version,
+        to: version,
+        applied: Vec::new(),
+        duration: started.elapsed(),
+    }
+}
+
+fn migration_error(
+    migrations: &Migrations,
+    tenant: &TenantName,
+    path: &Path,
+    version: usize,
+    e: rusqlite_migration::Error,
+) -> Error {
+    let path: PathBuf = path.to_path_buf();
+    match e {
+        rusqlite_migration::Error::MigrationDefinition(
+            MigrationDefinitionError::DatabaseTooFarAhead,
+        ) => Error::SchemaAheadOfCode {
+            tenant: tenant.clone(),
+            path,
+            current_version: version,
+            latest_version: migrations.latest_version(),
+        },
+        e => Error::Migration {
+            tenant: tenant.clone(),
+            path,
+            migration: migrations.failing_migration(&e),
+            version,
+            source: e,
+        },
+    }
+}

@@ -1,0 +1,254 @@
+//! Path templates such as `%{bucket}/%{tenant}/main.sqlite3`: parsing,
+//! rendering a tenant's path, and matching directory entries back to names.
+
+/// One piece of a path component.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Segment {
+    Literal(String),
+    Tenant,
+    Bucket,
+}
+
+/// A validated template, split into path components.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PathTemplate {
+    components: Vec<Vec<Segment>>,
+}
+
+/// What a matched directory entry says about the tenant.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct Captures<'a> {
+    pub tenant: Option<&'a str>,
+    pub bucket: Option<&'a str>,
+}
+
+/// Sidecar suffixes SQLite puts next to a database file. A template whose
+/// file name could end in one would confuse sidecars with tenants.
+pub(crate) const SQLITE_SIDECARS: [&str; 3] = ["-wal", "-shm", "-journal"];
+
+impl PathTemplate {
+    /// Parses and validates `template`; the error is a reason sentence.
+    pub(crate) fn parse(template: &str) -> Result<Self, String> {
+        if template.is_empty() {
+            return Err("it is empty".into());
+        }
+        if template.starts_with('/') {
+            return Err("it must be relative to the root directory".into());
+        }
+        if template.contains('\\') || template.contains('\0') {
+            return Err("it must not contain '\\' or NUL".into());
+        }
+        let mut components = Vec::new();
+        let (mut tenants, mut buckets) = (0, 0);
+        for raw in template.split('/') {
+            if raw.is_empty() || raw == "." || raw == ".." {
+                return Err(format!(
+                    "component {raw:?} is not allowed: use plain names separated by single '/'"
+                ));
+            }
+            if raw.starts_with('.') {
+                return Err(format!(
+                    "component {raw:?} starts with '.': hidden names are reserved for tenanted's own files"
+                ));
+            }
+            let segments = parse_component(raw)?;
+            tenants += segments.iter().filter(|s| **s == Segment::Tenant).count();
+            buckets += segments.iter().filter(|s| **s == Segment::Bucket).count();
+            components.push(segments);
+        }
+        if tenants != 1 {
+            return Err(format!(
+                "%{{tenant}} must appear exactly once, found {tenants}"
+            ));
+        }
+        if buckets > 1 {
+            return Err(format!("%{{bucket}} may appear at most once, found {buckets}"));
+        }
+        match components.last().and_then(|c| c.last()) {
+            Some(Segment::Literal(suffix))
+                if !SQLITE_SIDECARS.iter().any(|s| suffix.ends_with(s))
+                    && !suffix.ends_with(".lock") => {}
+            _ => {
+                return Err(
+                    "the file name must end in a fixed suffix such as .sqlite3, so SQLite's -wal and -shm files are never taken for tenants"
+                        .into(),
+                );
+            }
+        }
+        Ok(PathTemplate { components })
+    }
+
+    pub(crate) fn depth(&self) -> usize {
+        self.components.len()
+    }
+
+    /// Renders the relative path of a tenant's database.
+    pub(crate) fn render(&self, tenant: &str, bucket: &str) -> String {
+        let mut out = String::with_capacity(64);
+        for (i, component) in self.components.iter().enumerate() {
+            if i > 0 {
+                out.push('/');
+            }
+            for segment in component {
+                match segment {
+                    Segment::Literal(text) => out.push_str(text),
+                    Segment::Tenant => out.push_str(tenant),
+                    Segment::Bucket => out.push_str(bucket),
+                }
+            }
+        }
+        out
+    }
+
+    /// Matches a directory entry's name against component `index`.
+    ///
+    /// Buckets are `bucket_width` lowercase hex digits; the tenant part is
+    /// whatever remains between the fixed parts and must be non-empty.
+    pub(crate) fn match_component<'a>(
+        &self,
+        index: usize,
+        name: &'a str,
+        bucket_width: usize,
+    ) -> Option<Captures<'a>> {
+        let segments = self.components.get(index)?;
+        let mut captures = Captures::default();
+        let tenant_at = segments.iter().position(|s| *s == Segment::Tenant);
+        let (head, tail) = match tenant_at {
+            Some(i) => (&segments[..i], &segments[i + 1..]),
+            None => (&segments[..], &segments[..0]),
+        };
+        let mut rest = name;
+        for segment in head {
+            rest = take_front(segment, rest, bucket_width, &mut captures)?;
+        }
+        for segment in tail.iter().rev() {
+            rest = take_back(segment, rest, bucket_width, &mut captures)?;
+        }
+        match tenant_at {
+            Some(_) if !rest.is_empty() => captures.tenant = Some(rest),
+            None if rest.is_empty() => {}
+            _ => return None,
+        }
+        Some(captures)
+    }
+}
+
+fn parse_component(raw: &str) -> Result<Vec<Segment>, String> {
+    let mut segments = Vec::new();
+    let mut rest = raw;
+    while let Some(at) = rest.find('%') {
+        if at > 0 {
+            segments.push(Segment::Literal(rest[..at].to_owned()));
+        }
+        let after = &rest[at..];
+        if let Some(r) = after.strip_prefix("%{tenant}") {
+            segments.push(Segment::Tenant);
+            rest = r;
+        } else if let Some(r) = after.strip_prefix("%{bucket}") {
+            segments.push(Segment::Bucket);
+            rest = r;
+        } else {
+            return Err(format!(
+                "component {raw:?} has a '%' that is not %{{tenant}} or %{{bucket}}"
+            ));
+        }
+    }
+    if !rest.is_empty() {
+        segments.push(Segment::Literal(rest.to_owned()));
+    }
+    Ok(segments)
+}
+
+fn is_bucket(s: &str) -> bool {
+    s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+fn take_front<'a>(
+    segment: &Segment,
+    rest: &'a str,
+    width: usize,
+    captures: &mut Captures<'a>,
+) -> Option<&'a str> {
+    match segment {
+        Segment::Literal(text) => rest.strip_prefix(text.as_str()),
+        Segment::Bucket => {
+            let bucket = rest.get(..width)?;
+            is_bucket(bucket).then(|| {
+                captures.bucket = Some(bucket);
+                &rest[width..]
+            })
+        }
+        Segment::Tenant => None,
+    }
+}
+
+fn take_back<'a>(
+    segment: &Segment,
+    rest: &'a str,
+    width: usize,
+    captures: &mut Captures<'a>,
+) -> Option<&'a str> {
+    match segment {
+        Segment::Literal(text) => rest.strip_suffix(text.as_str()),
+        Segment::Bucket => {
+            let split = rest.len().checked_sub(width)?;
+            let bucket = rest.get(split..)?;
+            is_bucket(bucket).then(|| {
+                captures.bucket = Some(bucket);
+                &rest[..split]
+            })
+        }
+        Segment::Tenant => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_renders() {
+        let t = PathTemplate::parse("%{bucket}/%{tenant}/main.sqlite3").unwrap();
+        assert_eq!(t.depth(), 3);
+        assert_eq!(t.render("acme", "0f"), "0f/acme/main.sqlite3");
+    }
+
+    #[test]
+    fn rejects_bad_templates() {
+        for bad in [
+            "",
+            "/abs/%{tenant}.db",
+            "%{tenant}",
+            "%{tenant}.db-wal",
+            "%{tenant}/%{tenant}.db",
+            "a//%{tenant}.db",
+            "../%{tenant}.db",
+            ".hidden/%{tenant}.db",
+            "%{tenant}/%{other}.db",
+            "%{bucket}/%{bucket}/%{tenant}.db",
+            "main.db",
+        ] {
+            assert!(PathTemplate::parse(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn matches_components_back() {
+        let t = PathTemplate::parse("db-%{bucket}-x/t_%{tenant}.sqlite3").unwrap();
+        let c = t.match_component(0, "db-0a-x", 2).unwrap();
+        assert_eq!(c.bucket, Some("0a"));
+        assert!(t.match_component(0, "db-0g-x", 2).is_none());
+        assert!(t.match_component(0, "db-0a", 2).is_none());
+        let c = t.match_component(1, "t_acme.sqlite3", 2).unwrap();
+        assert_eq!(c.tenant, Some("acme"));
+        assert!(t.match_component(1, "t_.sqlite3", 2).is_none());
+        assert!(t.match_component(1, "t_acme.sqlite3-wal", 2).is_none());
+    }
+
+    #[test]
+    fn bucket_and_tenant_in_one_component() {
+        let t = PathTemplate::parse("%{tenant}%{bucket}.db").unwrap();
+        let c = t.match_component(0, "acme7f.db", 2).unwrap();
+        assert_eq!((c.tenant, c.bucket), (Some("acme"), Some("7f")));
+    }
+}

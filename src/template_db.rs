@@ -1,0 +1,79 @@
+//! The template database: an empty tenant already at the latest schema,
+//! copied by `create_tenant` so that creation cost does not grow with the
+//! number of migrations.
+//!
+//! It lives at `ROOT/.tenanted/templates/<fingerprint>.sqlite3`, keyed by
+//! the migrations' fingerprint, so changing a migration builds a new one.
+//! `tenants()` never lists it: hidden names are not tenant names.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::lifecycle::{build_by_rename, lock_path};
+use crate::lock::FileLock;
+use crate::migrations::Migrations;
+
+/// The directory under the root where tenanted keeps its own files.
+pub const INTERNAL_DIR: &str = ".tenanted";
+
+/// The template file for `migrations` under `root`.
+pub(crate) fn template_path(root: &Path, migrations: &Migrations) -> PathBuf {
+    root.join(INTERNAL_DIR)
+        .join("templates")
+        .join(format!("{:016x}.sqlite3", migrations.fingerprint()))
+}
+
+/// Returns the template for `migrations`, building it first if needed.
+/// Several threads or processes may call this at once: one builds, the
+/// others wait for it and reuse its file.
+pub(crate) fn ensure_template(root: &Path, migrations: &Migrations) -> Result<PathBuf> {
+    let path = template_path(root, migrations);
+    if path.is_file() {
+        return Ok(path);
+    }
+    let lock_file = lock_path(&path);
+    let _lock = FileLock::acquire(&lock_file, true)
+        .map_err(|e| Error::io(None, &lock_file, "locking the template database", e))?;
+    if path.is_file() {
+        return Ok(path);
+    }
+    let span = tracing::info_span!("build_template", path = %path.display());
+    let _entered = span.enter();
+    build_by_rename(&path, |conn| {
+        // WAL is a persistent property of the file: every copy starts in it.
+        conn.pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(()))
+            .map_err(|e| Error::sqlite(None, &path, "enabling WAL in the template", e))?;
+        if !migrations.is_empty() {
+            migrations.engine().to_latest(conn).map_err(|e| {
+                let migration = migrations.failing_migration(&e);
+                Error::BadMigrations {
+                    path: path.clone(),
+                    reason: format!(
+                        "building the template database failed{}: {e}; fix the migration",
+                        migration.map(|m| format!(" in {m}")).unwrap_or_default()
+                    ),
+                }
+            })?;
+        }
+        Ok(())
+    })?;
+    remove_stale_templates(&path);
+    tracing::info!(path = %path.display(), "built template database");
+    Ok(path)
+}
+
+/// Removes templates of other migration sets. A process still copying one
+/// keeps its open file; a process still using another set rebuilds its own.
+fn remove_stale_templates(current: &Path) {
+    let Some(dir) = current.parent() else { return };
+    let Ok(entries) = fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let is_template = path.extension().is_some_and(|e| e == "sqlite3")
+            && !entry.file_name().to_string_lossy().starts_with('.');
+        if is_template && path != current {
+            let _ = fs::remove_file(&path);
+        }
+    }
+}
