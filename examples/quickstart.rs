@@ -14,7 +14,8 @@ use tenanted::{Migrations, RootConfig, TenantManager};
 
 fn main() -> Result<(), Box<dyn Error>> {
     let root = RootConfig::new("storage/tenants");
-    let migrations = Migrations::from_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/schema/migrations"))?;
+    let migrations =
+        Migrations::from_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/schema/migrations"))?;
     println!(
         "root {} ({} buckets), {} migrations",
         root.root_dir().display(),
@@ -27,7 +28,10 @@ fn main() -> Result<(), Box<dyn Error>> {
 
     for name in ["acme", "globex", "initech"] {
         if manager.create_tenant_if_not_exists(name)? {
-            println!("created   {name} at {}", manager.root().database_path(name)?.display());
+            println!(
+                "created   {name} at {}",
+                manager.root().database_path(name)?.display()
+            );
         } else {
             println!("reusing   {name}");
         }
@@ -52,10 +56,20 @@ fn main() -> Result<(), Box<dyn Error>> {
 
     let mut names = manager.tenants()?.collect::<Result<Vec<_>, _>>()?;
     names.sort();
-    println!("tenants   {}", names.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", "));
+    println!(
+        "tenants   {}",
+        names
+            .iter()
+            .map(|t| t.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
 
     manager.destroy_tenant("initech")?;
-    println!("destroyed initech (exists now: {})", manager.tenant_exists("initech")?);
+    println!(
+        "destroyed initech (exists now: {})",
+        manager.tenant_exists("initech")?
+    );
 
     let stats = manager.stats();
     println!(

@@ -27,7 +27,7 @@ pub type ConnectionInit = Arc<dyn Fn(&mut Connection) -> rusqlite::Result<()> + 
 ///     .idle_timeout(Some(Duration::from_secs(300)))
 ///     .connection_init(|conn| conn.execute_batch("PRAGMA synchronous = NORMAL;"))
 ///     .build()?;
-/// # Ok::<(), tenanted::Error>(())
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[must_use = "call build() to make the manager"]
 pub struct TenantManagerBuilder {

@@ -34,7 +34,10 @@ pub struct TenantConnection {
 }
 
 impl TenantConnection {
-    pub(crate) fn new(conn: PooledConnection<SqliteConnectionManager>, guard: CheckoutGuard) -> Self {
+    pub(crate) fn new(
+        conn: PooledConnection<SqliteConnectionManager>,
+        guard: CheckoutGuard,
+    ) -> Self {
         TenantConnection { conn, guard }
     }
 

@@ -22,7 +22,9 @@ pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 #[non_exhaustive]
 pub enum Error {
     /// The tenant name breaks a naming rule.
-    #[error("invalid tenant name {name:?}: {reason}; use 1 to 100 ASCII letters, digits, '-', '_' or '.', starting with a letter or digit")]
+    #[error(
+        "invalid tenant name {name:?}: {reason}; use 1 to 100 ASCII letters, digits, '-', '_' or '.', starting with a letter or digit"
+    )]
     BadTenantName {
         /// The rejected name, as given.
         name: String,
@@ -97,11 +99,15 @@ pub enum Error {
     },
 
     /// `current_connection` was called outside `with_tenant`.
-    #[error("no current tenant on this thread; call current_connection inside with_tenant, or use connection(name)")]
+    #[error(
+        "no current tenant on this thread; call current_connection inside with_tenant, or use connection(name)"
+    )]
     NoTenant,
 
     /// `with_tenant` for one tenant was nested inside `with_tenant` for another.
-    #[error("cannot switch to tenant {requested} inside with_tenant({current}); finish the work for {current} first")]
+    #[error(
+        "cannot switch to tenant {requested} inside with_tenant({current}); finish the work for {current} first"
+    )]
     TenantSwitchProhibited {
         /// The thread's current tenant.
         current: TenantName,
@@ -131,11 +137,13 @@ pub enum Error {
         version: usize,
         /// The cause.
         #[source]
-        source: rusqlite_migration::Error,
+        source: Box<rusqlite_migration::Error>,
     },
 
     /// A rollback needs a `down` step that a migration does not have.
-    #[error("cannot roll tenant {tenant} back past migration {migration}: it has no down.sql; add one or restore from a backup")]
+    #[error(
+        "cannot roll tenant {tenant} back past migration {migration}: it has no down.sql; add one or restore from a backup"
+    )]
     MissingDownMigration {
         /// The tenant.
         tenant: TenantName,
@@ -144,7 +152,9 @@ pub enum Error {
     },
 
     /// A requested schema version does not exist.
-    #[error("tenant {tenant}: version {requested} is out of range, the migrations go from 0 to {latest}")]
+    #[error(
+        "tenant {tenant}: version {requested} is out of range, the migrations go from 0 to {latest}"
+    )]
     VersionOutOfRange {
         /// The tenant.
         tenant: TenantName,
@@ -321,3 +331,11 @@ impl fmt::Display for PendingMigrationError {
 }
 
 impl StdError for PendingMigrationError {}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn results_stay_small_for_the_hot_path() {
+        assert!(std::mem::size_of::<super::Error>() <= 128);
+    }
+}

@@ -144,7 +144,12 @@ fn publish(tenant: &TenantName, scratch: &Path, path: &Path) -> Result<()> {
             tenant: tenant.clone(),
             path: path.to_path_buf(),
         }),
-        Err(e) => Err(Error::io(Some(tenant), path, "publishing the new database", e)),
+        Err(e) => Err(Error::io(
+            Some(tenant),
+            path,
+            "publishing the new database",
+            e,
+        )),
     }
 }
 
@@ -213,10 +218,10 @@ fn remove_with_sidecars(db: &Path) {
 }
 
 fn remove_quietly(path: &Path) {
-    if let Err(e) = fs::remove_file(path) {
-        if e.kind() != io::ErrorKind::NotFound {
-            tracing::warn!(file = %path.display(), error = %e, "could not remove file");
-        }
+    if let Err(e) = fs::remove_file(path)
+        && e.kind() != io::ErrorKind::NotFound
+    {
+        tracing::warn!(file = %path.display(), error = %e, "could not remove file");
     }
 }
 
@@ -235,10 +240,10 @@ pub(crate) fn remove_empty_parents(path: &Path) {
 /// Makes a rename or link in `path`'s directory durable. Best effort: some
 /// file systems cannot sync directories.
 fn sync_dir(path: &Path) {
-    if let Some(dir) = path.parent() {
-        if let Err(e) = File::open(dir).and_then(|d| d.sync_all()) {
-            tracing::debug!(dir = %dir.display(), error = %e, "could not sync directory");
-        }
+    if let Some(dir) = path.parent()
+        && let Err(e) = File::open(dir).and_then(|d| d.sync_all())
+    {
+        tracing::debug!(dir = %dir.display(), error = %e, "could not sync directory");
     }
 }
 
@@ -256,9 +261,8 @@ pub(crate) fn build_by_rename(
         let mut conn = Connection::open_with_flags(&scratch, flags)
             .map_err(|e| Error::sqlite(None, &scratch, "creating the template database", e))?;
         init(&mut conn)?;
-        conn.close().map_err(|(_, e)| {
-            Error::sqlite(None, &scratch, "closing the template database", e)
-        })?;
+        conn.close()
+            .map_err(|(_, e)| Error::sqlite(None, &scratch, "closing the template database", e))?;
         File::open(&scratch)
             .and_then(|f| f.sync_all())
             .and_then(|()| fs::rename(&scratch, path))

@@ -113,10 +113,10 @@ impl Iterator for Tenants {
             };
             let last = depth + 1 == template.depth();
             if !last {
-                if file_type.is_dir() {
-                    if let Err(e) = self.open(entry.path(), tenant, bucket) {
-                        return Some(Err(e));
-                    }
+                if file_type.is_dir()
+                    && let Err(e) = self.open(entry.path(), tenant, bucket)
+                {
+                    return Some(Err(e));
                 }
                 continue;
             }

@@ -34,10 +34,8 @@ impl FileLock {
     /// a missing parent gives `NotFound`.
     pub(crate) fn acquire(path: &Path, create_dirs: bool) -> io::Result<FileLock> {
         for _ in 0..MAX_ATTEMPTS {
-            if create_dirs {
-                if let Some(parent) = path.parent() {
-                    fs::create_dir_all(parent)?;
-                }
+            if create_dirs && let Some(parent) = path.parent() {
+                fs::create_dir_all(parent)?;
             }
             let file = match OpenOptions::new()
                 .read(true)
@@ -86,10 +84,10 @@ impl Drop for FileLock {
     fn drop(&mut self) {
         // Unlink first, unlock second (closing the file unlocks it).
         #[cfg(unix)]
-        if let Err(e) = fs::remove_file(&self.path) {
-            if e.kind() != io::ErrorKind::NotFound {
-                tracing::warn!(path = %self.path.display(), error = %e, "could not remove lock file");
-            }
+        if let Err(e) = fs::remove_file(&self.path)
+            && e.kind() != io::ErrorKind::NotFound
+        {
+            tracing::warn!(path = %self.path.display(), error = %e, "could not remove lock file");
         }
         drop(self.file.take());
     }

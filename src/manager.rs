@@ -80,7 +80,7 @@ impl TenantManager {
     /// )
     /// .max_pools(20)
     /// .build()?;
-    /// # Ok::<(), tenanted::Error>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn builder(root: RootConfig, migrations: Migrations) -> TenantManagerBuilder {
         TenantManagerBuilder::new(root, migrations)
@@ -157,7 +157,7 @@ impl TenantManager {
     /// manager.create_tenant("acme")?;
     /// assert!(manager.tenant_exists("acme")?);
     /// assert!(matches!(manager.create_tenant("acme"), Err(tenanted::Error::TenantExists { .. })));
-    /// # Ok::<(), tenanted::Error>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn create_tenant(&self, name: &str) -> Result<()> {
         self.create(name, None)
@@ -176,7 +176,7 @@ impl TenantManager {
     /// #     tenanted::RootConfig::new(dir.path()), tenanted::Migrations::new(vec![])).build()?;
     /// assert!(manager.create_tenant_if_not_exists("acme")?);
     /// assert!(!manager.create_tenant_if_not_exists("acme")?);
-    /// # Ok::<(), tenanted::Error>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn create_tenant_if_not_exists(&self, name: &str) -> Result<bool> {
         match self.create(name, None) {
@@ -226,7 +226,8 @@ impl TenantManager {
         let (tenant, path) = self.locate(name)?;
         let span = tracing::info_span!("create_tenant", tenant = %tenant);
         let _entered = span.enter();
-        let template = template_db::ensure_template(self.inner.root.root_dir(), &self.inner.migrations)?;
+        let template =
+            template_db::ensure_template(self.inner.root.root_dir(), &self.inner.migrations)?;
         lifecycle::create(
             &tenant,
             &path,
@@ -256,7 +257,7 @@ impl TenantManager {
     /// manager.create_tenant("acme")?;
     /// manager.destroy_tenant("acme")?;
     /// assert!(!manager.tenant_exists("acme")?);
-    /// # Ok::<(), tenanted::Error>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn destroy_tenant(&self, name: &str) -> Result<()> {
         let (tenant, path) = self.locate(name)?;
@@ -314,7 +315,7 @@ impl TenantManager {
     /// # let manager = tenanted::TenantManager::builder(
     /// #     tenanted::RootConfig::new(dir.path()), tenanted::Migrations::new(vec![])).build()?;
     /// assert!(!manager.tenant_exists("acme")?);
-    /// # Ok::<(), tenanted::Error>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn tenant_exists(&self, name: &str) -> Result<bool> {
         let (_, path) = self.locate(name)?;
@@ -334,7 +335,7 @@ impl TenantManager {
     /// manager.create_tenant("acme")?;
     /// let names: Vec<_> = manager.tenants()?.collect::<Result<_, _>>()?;
     /// assert_eq!(names, ["acme"]);
-    /// # Ok::<(), tenanted::Error>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn tenants(&self) -> Result<Tenants> {
         self.inner.root.tenants()
@@ -471,7 +472,7 @@ impl TenantManager {
     /// drop(manager.connection("acme")?);
     /// assert_eq!(manager.prune_idle(std::time::Duration::ZERO), 1);
     /// assert_eq!(manager.stats().open_pools, 0);
-    /// # Ok::<(), tenanted::Error>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn prune_idle(&self, idle_for: Duration) -> usize {
         let retired = self.inner.cache.prune_idle(idle_for);
@@ -488,7 +489,7 @@ impl TenantManager {
     /// let conn = manager.connection("acme")?;
     /// let stats = manager.stats();
     /// assert_eq!((stats.open_pools, stats.checked_out, stats.misses), (1, 1, 1));
-    /// # Ok::<(), tenanted::Error>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn stats(&self) -> PoolStats {
         self.inner.cache.stats()
@@ -536,7 +537,7 @@ impl TenantManager {
     /// # let manager = tenanted::TenantManager::builder(
     /// #     tenanted::RootConfig::new(dir.path()), tenanted::Migrations::new(vec![])).build()?;
     /// assert!(matches!(manager.current_connection(), Err(tenanted::Error::NoTenant)));
-    /// # Ok::<(), tenanted::Error>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn current_connection(&self) -> Result<TenantConnection> {
         context::with_current(|current| match current {
@@ -564,7 +565,7 @@ impl TenantManager {
     ///     Ok::<_, tenanted::Error>(())
     /// })?;
     /// assert_eq!(seen, 2);
-    /// # Ok::<(), tenanted::Error>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn with_each_tenant<F, E>(&self, mut f: F) -> Result<(), E>
     where
@@ -597,7 +598,7 @@ impl TenantManager {
     /// # manager.create_tenant("acme")?;
     /// let outcome = manager.migrate_tenant("acme")?;
     /// assert_eq!(outcome.from, outcome.to);
-    /// # Ok::<(), tenanted::Error>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn migrate_tenant(&self, name: &str) -> Result<MigrationOutcome> {
         self.migrate_tenant_to(name, self.inner.migrations.latest_version())
@@ -623,7 +624,7 @@ impl TenantManager {
     /// # manager.create_tenant("acme")?;
     /// let outcome = manager.migrate_tenant_to("acme", 0)?;
     /// assert_eq!(outcome.applied, ["b", "a"]);
-    /// # Ok::<(), tenanted::Error>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn migrate_tenant_to(&self, name: &str, version: usize) -> Result<MigrationOutcome> {
         let (tenant, path) = self.locate(name)?;
@@ -652,7 +653,7 @@ impl TenantManager {
     /// #     tenanted::RootConfig::new(dir.path()), migrations).build()?;
     /// # manager.create_tenant("acme")?;
     /// assert_eq!(manager.rollback_tenant("acme", 1)?.to, 0);
-    /// # Ok::<(), tenanted::Error>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn rollback_tenant(&self, name: &str, steps: usize) -> Result<MigrationOutcome> {
         let (tenant, path) = self.locate(name)?;

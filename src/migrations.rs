@@ -114,7 +114,9 @@ impl Migrations {
         let entries = fs::read_dir(dir).map_err(|e| {
             bad(
                 dir,
-                format!("cannot read the migrations directory ({e}); pass the right --migrations path"),
+                format!(
+                    "cannot read the migrations directory ({e}); pass the right --migrations path"
+                ),
             )
         })?;
         let mut found: Vec<(u32, String, PathBuf)> = Vec::new();
@@ -140,10 +142,7 @@ impl Migrations {
             found.push((number, name, path));
         }
         if found.is_empty() {
-            return Err(bad(
-                dir,
-                "no migrations found; add 0001_name/up.sql".into(),
-            ));
+            return Err(bad(dir, "no migrations found; add 0001_name/up.sql".into()));
         }
         found.sort();
         let mut list = Vec::with_capacity(found.len());
@@ -152,7 +151,9 @@ impl Migrations {
             if number != expected {
                 return Err(bad(
                     &path,
-                    format!("expected migration number {expected:04} here (numbers start at 1, without gaps or duplicates), found {number:04}"),
+                    format!(
+                        "expected migration number {expected:04} here (numbers start at 1, without gaps or duplicates), found {number:04}"
+                    ),
                 ));
             }
             let up_path = path.join("up.sql");

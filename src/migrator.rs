@@ -118,17 +118,16 @@ pub(crate) fn migrate_to(
     if from == target {
         return Ok(unchanged(tenant, from, started));
     }
-    if target < from {
-        if let Some(m) = (target + 1..=from)
+    if target < from
+        && let Some(m) = (target + 1..=from)
             .rev()
             .filter_map(|v| migrations.get(v))
             .find(|m| m.down_sql().is_none())
-        {
-            return Err(Error::MissingDownMigration {
-                tenant: tenant.clone(),
-                migration: m.name().to_owned(),
-            });
-        }
+    {
+        return Err(Error::MissingDownMigration {
+            tenant: tenant.clone(),
+            migration: m.name().to_owned(),
+        });
     }
     let span = tracing::info_span!("migrate", tenant = %tenant, from, to = target);
     let _entered = span.enter();
@@ -212,7 +211,7 @@ fn migration_error(
             path,
             migration: migrations.failing_migration(&e),
             version,
-            source: e,
+            source: Box::new(e),
         },
     }
 }

@@ -221,9 +221,7 @@ impl PoolCache {
         let idle: Vec<TenantName> = state
             .lru
             .iter()
-            .filter(|(_, p)| {
-                p.last_used.load(Ordering::Relaxed) <= cutoff && p.checked_out() == 0
-            })
+            .filter(|(_, p)| p.last_used.load(Ordering::Relaxed) <= cutoff && p.checked_out() == 0)
             .map(|(name, _)| name.clone())
             .collect();
         let retired: Retired = idle

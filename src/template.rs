@@ -62,7 +62,9 @@ impl PathTemplate {
             ));
         }
         if buckets > 1 {
-            return Err(format!("%{{bucket}} may appear at most once, found {buckets}"));
+            return Err(format!(
+                "%{{bucket}} may appear at most once, found {buckets}"
+            ));
         }
         match components.last().and_then(|c| c.last()) {
             Some(Segment::Literal(suffix))
@@ -160,7 +162,8 @@ fn parse_component(raw: &str) -> Result<Vec<Segment>, String> {
 }
 
 fn is_bucket(s: &str) -> bool {
-    s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 fn take_front<'a>(

@@ -67,7 +67,9 @@ pub(crate) fn ensure_template(root: &Path, migrations: &Migrations) -> Result<Pa
 /// keeps its open file; a process still using another set rebuilds its own.
 fn remove_stale_templates(current: &Path) {
     let Some(dir) = current.parent() else { return };
-    let Ok(entries) = fs::read_dir(dir) else { return };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
     for entry in entries.flatten() {
         let path = entry.path();
         let is_template = path.extension().is_some_and(|e| e == "sqlite3")

@@ -1,0 +1,79 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use tenanted::{Migration, Migrations, RootConfig, TenantManager, TenantManagerBuilder};
+
+/// The example schema the CLI and examples use.
+pub fn schema() -> Migrations {
+    Migrations::from_dir(schema_dir()).expect("the example schema loads")
+}
+
+pub fn schema_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/migrations")
+}
+
+/// Three small migrations, each with a down.
+pub fn three_migrations() -> Vec<Migration> {
+    vec![
+        Migration::new(
+            "0001_create_notes",
+            "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL);",
+        )
+        .down("DROP TABLE notes;"),
+        Migration::new(
+            "0002_add_tags",
+            "CREATE TABLE tags (note_id INTEGER NOT NULL, tag TEXT NOT NULL);",
+        )
+        .down("DROP TABLE tags;"),
+        Migration::new("0003_index_tags", "CREATE INDEX tags_by_tag ON tags (tag);")
+            .down("DROP INDEX tags_by_tag;"),
+    ]
+}
+
+pub fn builder(root: &Path) -> TenantManagerBuilder {
+    TenantManager::builder(RootConfig::new(root), Migrations::new(three_migrations()))
+}
+
+pub fn manager(root: &Path) -> TenantManager {
+    builder(root).build().expect("manager builds")
+}
+
+/// Every file under `dir`, relative, sorted (hidden ones included).
+pub fn files_under(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p.clone());
+            }
+            out.push(p.strip_prefix(dir).unwrap().to_string_lossy().into_owned());
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Files under `dir` except tenanted's own `.tenanted/` directory.
+pub fn tenant_files_under(dir: &Path) -> Vec<String> {
+    files_under(dir)
+        .into_iter()
+        .filter(|f| !f.starts_with(".tenanted"))
+        .collect()
+}
+
+pub fn sorted_tenants(m: &TenantManager) -> Vec<String> {
+    let mut names: Vec<String> = m
+        .tenants()
+        .unwrap()
+        .map(|t| t.unwrap().as_str().to_owned())
+        .collect();
+    names.sort();
+    names
+}

@@ -1,0 +1,336 @@
+//! Connections: lazily built pools, LRU cap, pruning, schema checks at
+//! open, and destroy against live connections.
+
+mod common;
+
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use common::*;
+use tenanted::{Error, Migrations, RootConfig, TenantManager};
+
+fn manager_with(root: &std::path::Path, migrations: usize) -> TenantManager {
+    let mut list = three_migrations();
+    list.truncate(migrations);
+    TenantManager::builder(RootConfig::new(root), Migrations::new(list))
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn a_tenant_behind_gives_pending_migration_error_until_migrated() {
+    let dir = tempfile::tempdir().unwrap();
+    manager_with(dir.path(), 1).create_tenant("acme").unwrap();
+    let m = manager_with(dir.path(), 3);
+    let err = m.connection("acme").unwrap_err();
+    let Error::PendingMigration(pending) = &err else {
+        panic!("expected pending, got {err}")
+    };
+    assert_eq!((pending.current_version, pending.latest_version), (1, 3));
+    assert_eq!(pending.pending, ["0002_add_tags", "0003_index_tags"]);
+    assert_eq!(pending.tenant, "acme");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("acme") && msg.contains("tenanted migrate --tenant acme"),
+        "{msg}"
+    );
+    assert_eq!(
+        m.stats().open_pools,
+        0,
+        "no pool is cached for a pending tenant"
+    );
+
+    let outcome = m.migrate_tenant("acme").unwrap();
+    assert_eq!((outcome.from, outcome.to), (1, 3));
+    assert_eq!(outcome.applied, ["0002_add_tags", "0003_index_tags"]);
+    m.connection("acme")
+        .unwrap()
+        .execute("INSERT INTO tags VALUES (1, 'x')", [])
+        .unwrap();
+}
+
+#[test]
+fn a_tenant_ahead_of_the_code_gives_its_own_error() {
+    let dir = tempfile::tempdir().unwrap();
+    manager_with(dir.path(), 3).create_tenant("acme").unwrap();
+    let err = manager_with(dir.path(), 2).connection("acme").unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::SchemaAheadOfCode {
+                current_version: 3,
+                latest_version: 2,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("acme"));
+}
+
+#[test]
+fn auto_migrate_migrates_on_open() {
+    let dir = tempfile::tempdir().unwrap();
+    manager_with(dir.path(), 1).create_tenant("acme").unwrap();
+    let m = builder(dir.path()).auto_migrate(true).build().unwrap();
+    let v: i64 = m
+        .connection("acme")
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, 3);
+}
+
+#[test]
+fn a_missing_tenant_errors_at_once_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = builder(dir.path())
+        .connection_timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    m.create_tenant("acme").unwrap();
+    let before = files_under(dir.path());
+    let started = Instant::now();
+    let err = m.connection("acme-typo").unwrap_err();
+    // Not a timing benchmark: proves we did not sit in r2d2's 30 s retry loop.
+    assert!(started.elapsed() < Duration::from_secs(15));
+    assert!(matches!(err, Error::TenantDoesNotExist { .. }), "{err}");
+    assert!(err.to_string().contains("acme-typo"));
+    assert_eq!(files_under(dir.path()), before, "no file may be created");
+}
+
+#[test]
+fn a_file_that_is_not_a_database_names_the_tenant_and_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = manager(dir.path());
+    let path = m.root().database_path("junk").unwrap();
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(
+        &path,
+        b"this is not sqlite, just some text that is long enough to be a header.......",
+    )
+    .unwrap();
+    let err = m.connection("junk").unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("junk") && msg.contains("main.sqlite3"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn two_threads_opening_one_tenant_end_with_one_pool() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = manager(dir.path());
+    m.create_tenant("acme").unwrap();
+    let barrier = Arc::new(Barrier::new(8));
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let (m, barrier) = (m.clone(), Arc::clone(&barrier));
+            std::thread::spawn(move || {
+                barrier.wait();
+                let conn = m.connection("acme").unwrap();
+                conn.query_row("SELECT count(*) FROM notes", [], |r| r.get::<_, i64>(0))
+                    .unwrap()
+            })
+        })
+        .collect();
+    for t in threads {
+        assert_eq!(t.join().unwrap(), 0);
+    }
+    assert_eq!(m.stats().open_pools, 1);
+}
+
+#[test]
+fn sixteen_threads_over_500_tenants_stay_within_max_pools() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = builder(dir.path()).max_pools(20).build().unwrap();
+    const TENANTS: usize = 500;
+    for i in 0..TENANTS {
+        m.create_tenant_with(&format!("t{i:03}"), |tx| {
+            tx.execute("INSERT INTO notes (body) VALUES (?1)", [format!("t{i:03}")])
+                .map(|_| ())
+        })
+        .unwrap();
+    }
+    let threads: Vec<_> = (0..16u64)
+        .map(|seed| {
+            let m = m.clone();
+            std::thread::spawn(move || {
+                let mut x = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let mut max_open = 0;
+                for _ in 0..400 {
+                    x = x
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    let name = format!("t{:03}", (x >> 33) as usize % TENANTS);
+                    let conn = m.connection(&name).unwrap();
+                    let body: String = conn
+                        .query_row("SELECT body FROM notes", [], |r| r.get(0))
+                        .unwrap();
+                    assert_eq!(body, name, "a connection must reach its own tenant");
+                    max_open = max_open.max(m.stats().open_pools);
+                }
+                max_open
+            })
+        })
+        .collect();
+    for t in threads {
+        assert!(t.join().unwrap() <= 20);
+    }
+    let stats = m.stats();
+    assert!(
+        stats.open_pools <= 20 && stats.evictions > 0 && stats.hits > 0,
+        "{stats:?}"
+    );
+    assert_eq!(stats.checked_out, 0);
+}
+
+#[test]
+fn an_evicted_pool_lives_until_its_connection_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = builder(dir.path()).max_pools(1).build().unwrap();
+    m.create_tenant("a").unwrap();
+    m.create_tenant("b").unwrap();
+    let held = m.connection("a").unwrap();
+    let _b = m.connection("b").unwrap();
+    let stats = m.stats();
+    assert_eq!(
+        (stats.open_pools, stats.draining_pools, stats.evictions),
+        (1, 1, 1)
+    );
+    held.execute("INSERT INTO notes (body) VALUES ('still works')", [])
+        .unwrap();
+    drop(held);
+    assert_eq!(m.stats().draining_pools, 0);
+}
+
+#[test]
+fn prune_idle_drops_idle_pools_and_keeps_busy_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = manager(dir.path());
+    m.create_tenant("idle").unwrap();
+    m.create_tenant("busy").unwrap();
+    drop(m.connection("idle").unwrap());
+    let held = m.connection("busy").unwrap();
+    assert_eq!(
+        m.prune_idle(Duration::from_secs(3600)),
+        0,
+        "nothing is an hour idle"
+    );
+    assert_eq!(m.prune_idle(Duration::ZERO), 1);
+    let stats = m.stats();
+    assert_eq!((stats.open_pools, stats.pruned), (1, 1));
+    drop(held);
+    assert_eq!(m.prune_idle(Duration::ZERO), 1);
+    assert_eq!(m.stats().open_pools, 0);
+    // A pruned tenant reopens on demand.
+    m.connection("idle").unwrap();
+}
+
+#[test]
+fn the_idle_timeout_reaper_prunes_in_the_background() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = builder(dir.path())
+        .idle_timeout(Some(Duration::from_millis(50)))
+        .build()
+        .unwrap();
+    m.create_tenant("acme").unwrap();
+    drop(m.connection("acme").unwrap());
+    assert_eq!(m.stats().open_pools, 1);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while m.stats().open_pools > 0 {
+        assert!(Instant::now() < deadline, "the reaper never pruned");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(m.stats().pruned, 1);
+}
+
+#[test]
+fn destroy_while_a_connection_is_held_is_busy_and_leaves_the_tenant_intact() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = builder(dir.path())
+        .destroy_timeout(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    m.create_tenant("acme").unwrap();
+    let held = m.connection("acme").unwrap();
+    held.execute("INSERT INTO notes (body) VALUES ('keep me')", [])
+        .unwrap();
+    let err = m.destroy_tenant("acme").unwrap_err();
+    assert!(
+        matches!(err, Error::TenantBusy { checked_out: 1, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("acme") && err.to_string().contains("intact"));
+    // Intact and usable, through the held connection and a new one.
+    assert!(m.tenant_exists("acme").unwrap());
+    let n: i64 = m
+        .connection("acme")
+        .unwrap()
+        .query_row("SELECT count(*) FROM notes", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 1);
+    drop(held);
+    m.destroy_tenant("acme").unwrap();
+    assert!(!m.tenant_exists("acme").unwrap());
+    assert!(matches!(
+        m.connection("acme"),
+        Err(Error::TenantDoesNotExist { .. })
+    ));
+}
+
+#[test]
+fn checkouts_fail_at_once_while_destroy_waits() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = builder(dir.path())
+        .destroy_timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    m.create_tenant("acme").unwrap();
+    let held = m.connection("acme").unwrap();
+    let destroyer = {
+        let m = m.clone();
+        std::thread::spawn(move || m.destroy_tenant("acme"))
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match m.connection("acme") {
+            Err(Error::TenantBeingDestroyed { .. }) => break,
+            Ok(conn) => drop(conn),
+            Err(e) => panic!("unexpected {e}"),
+        }
+        assert!(Instant::now() < deadline, "destroy never started");
+        std::thread::yield_now();
+    }
+    drop(held);
+    destroyer.join().unwrap().unwrap();
+    assert!(!m.tenant_exists("acme").unwrap());
+}
+
+#[test]
+fn connection_init_hook_and_pragmas_run_on_every_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = builder(dir.path())
+        .connection_init(|c| c.execute_batch("PRAGMA cache_size = -1234;"))
+        .build()
+        .unwrap();
+    m.create_tenant("acme").unwrap();
+    let conn = m.connection("acme").unwrap();
+    let fk: i64 = conn
+        .query_row("PRAGMA foreign_keys", [], |r| r.get(0))
+        .unwrap();
+    let cache: i64 = conn
+        .query_row("PRAGMA cache_size", [], |r| r.get(0))
+        .unwrap();
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    let busy: i64 = conn
+        .query_row("PRAGMA busy_timeout", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!((fk, cache, mode.as_str(), busy), (1, -1234, "wal", 5000));
+    assert_eq!(conn.tenant(), "acme");
+}
