@@ -125,7 +125,7 @@ pub enum Error {
     },
 
     /// A migration failed; the tenant's transaction was rolled back.
-    #[error("migrating tenant {tenant} ({}) failed{}: {source}; the tenant stays at version {version}, fix the migration and run migrate again", path.display(), migration.as_ref().map(|m| format!(" in {m}")).unwrap_or_default())]
+    #[error("migrating tenant {tenant} ({}) failed{}: {}; the tenant stays at version {version}, fix the migration and run migrate again", path.display(), migration.as_ref().map(|m| format!(" in {m}")).unwrap_or_default(), concise(source))]
     Migration {
         /// The tenant.
         tenant: TenantName,
@@ -224,6 +224,20 @@ pub enum Error {
         #[source]
         source: r2d2::Error,
     },
+}
+
+/// SQLite's own message, without the whole migration script that
+/// `rusqlite_migration` and `rusqlite` put around it (still available
+/// through `source()`).
+pub(crate) fn concise(e: &rusqlite_migration::Error) -> String {
+    match e {
+        rusqlite_migration::Error::RusqliteError { err, .. } => match err {
+            rusqlite::Error::SqlInputError { msg, .. } => msg.clone(),
+            rusqlite::Error::SqliteFailure(_, Some(msg)) => msg.clone(),
+            other => other.to_string(),
+        },
+        other => other.to_string(),
+    }
 }
 
 fn tenant_label(tenant: &Option<TenantName>) -> &str {

@@ -5,6 +5,7 @@ mod builder;
 mod connection;
 mod context;
 mod error;
+mod fleet;
 mod fnv;
 mod lifecycle;
 mod listing;
@@ -23,6 +24,9 @@ pub use builder::{ConnectionInit, TenantManagerBuilder};
 pub use connection::TenantConnection;
 pub use context::current_tenant;
 pub use error::{BoxError, Error, PendingMigrationError, Result};
+pub use fleet::{
+    MigrateOptions, MigrationReport, Progress, StatusReport, TenantReport, TenantStatus,
+};
 pub use listing::Tenants;
 pub use manager::TenantManager;
 pub use migrations::{Migration, Migrations};

@@ -15,6 +15,7 @@ use crate::builder::{ConnectionInit, TenantManagerBuilder};
 use crate::connection::TenantConnection;
 use crate::context;
 use crate::error::{BoxError, Error, PendingMigrationError, Result};
+use crate::fleet::{self, MigrateOptions, MigrationReport, StatusReport};
 use crate::lifecycle;
 use crate::listing::Tenants;
 use crate::migrations::Migrations;
@@ -635,6 +636,64 @@ impl TenantManager {
             drop(self.inner.cache.evict(tenant.as_str()));
         }
         Ok(outcome)
+    }
+
+    // ----- the fleet ---------------------------------------------------------
+
+    /// Migrates every tenant (or `options.only`) to the latest version (or
+    /// `options.to_version`), `options.jobs` tenants at a time, each in its
+    /// own transaction and under its own lock. A failed tenant stays at its
+    /// old version and the run goes on (unless `fail_fast`). Up-to-date
+    /// tenants cost one `PRAGMA user_version` each.
+    ///
+    /// Safe to run from several processes at once: each tenant is migrated
+    /// once, the other runs see it already there.
+    ///
+    /// # Errors
+    ///
+    /// Only for a bad `only` name, a bad template, or a root that cannot
+    /// be listed at all; tenant failures are in the report.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let manager = tenanted::TenantManager::builder(
+    /// #     tenanted::RootConfig::new(dir.path()), tenanted::Migrations::new(vec![])).build()?;
+    /// # manager.create_tenant("acme")?;
+    /// let report = manager.migrate_all(&tenanted::MigrateOptions::new().jobs(2))?;
+    /// assert!(report.is_success());
+    /// println!("{report}");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn migrate_all(&self, options: &MigrateOptions) -> Result<MigrationReport> {
+        let report = fleet::migrate_all(&self.inner.root, &self.inner.migrations, options)?;
+        // A tenant moved down must be re-checked when next opened.
+        for t in report.tenants.iter().filter(|t| t.to < t.from) {
+            drop(self.inner.cache.evict(t.tenant.as_str()));
+        }
+        Ok(report)
+    }
+
+    /// Every tenant's schema version and pending migrations, read in
+    /// parallel.
+    ///
+    /// # Errors
+    ///
+    /// Only for a bad template or a root that cannot be listed at all;
+    /// unreadable tenants are in the report.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let manager = tenanted::TenantManager::builder(
+    /// #     tenanted::RootConfig::new(dir.path()), tenanted::Migrations::new(vec![])).build()?;
+    /// # manager.create_tenant("acme")?;
+    /// let status = manager.migration_status()?;
+    /// assert!(status.all_current());
+    /// println!("{status}");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn migration_status(&self) -> Result<StatusReport> {
+        let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
+        fleet::migration_status(&self.inner.root, &self.inner.migrations, jobs)
     }
 
     /// Undoes tenant `name`'s last `steps` migrations.

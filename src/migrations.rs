@@ -213,6 +213,60 @@ impl Migrations {
         }
     }
 
+    /// The latest schema as SQL: every migration applied to an empty
+    /// in-memory database, then its `sqlite_master` in creation order and
+    /// the final `user_version`. Committed as `schema/schema.sql` and
+    /// printed by `tenanted schema dump`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BadMigrations`] if a migration fails on an empty database.
+    ///
+    /// ```
+    /// use tenanted::{Migration, Migrations};
+    ///
+    /// let sql = Migrations::new(vec![Migration::new("a", "CREATE TABLE a (x);")]).schema_sql()?;
+    /// assert!(sql.contains("CREATE TABLE a (x);"));
+    /// assert!(sql.contains("PRAGMA user_version = 1;"));
+    /// # Ok::<(), tenanted::Error>(())
+    /// ```
+    pub fn schema_sql(&self) -> Result<String> {
+        let here = Path::new(":memory:");
+        let sqlite = |e| Error::sqlite(None, here, "dumping the schema", e);
+        let mut conn = rusqlite::Connection::open_in_memory().map_err(sqlite)?;
+        if !self.is_empty() {
+            self.engine()
+                .to_latest(&mut conn)
+                .map_err(|e| Error::BadMigrations {
+                    path: here.to_path_buf(),
+                    reason: format!(
+                        "applying the migrations to an empty database failed{}: {}",
+                        self.failing_migration(&e)
+                            .map(|m| format!(" in {m}"))
+                            .unwrap_or_default(),
+                        crate::error::concise(&e)
+                    ),
+                })?;
+        }
+        let mut out = format!(
+            "-- The schema after all {} migrations. Generated: do not edit.\n\
+             -- Regenerate with: tenanted schema dump > schema/schema.sql\n\n",
+            self.len()
+        );
+        let mut stmt = conn
+            .prepare("SELECT sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%' ORDER BY rowid")
+            .map_err(sqlite)?;
+        let rows = stmt
+            .query_map([], |row| row.get::<_, String>(0))
+            .map_err(sqlite)?;
+        for sql in rows {
+            out.push_str(&sql.map_err(sqlite)?);
+            out.push_str(";\n");
+        }
+        out.push_str(&format!("PRAGMA user_version = {};\n", self.len()));
+        Ok(out)
+    }
+
     /// A stable 64-bit fingerprint of every name and script (FNV-1a), used
     /// to key the template database.
     pub fn fingerprint(&self) -> u64 {

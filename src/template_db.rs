@@ -50,8 +50,9 @@ pub(crate) fn ensure_template(root: &Path, migrations: &Migrations) -> Result<Pa
                 Error::BadMigrations {
                     path: path.clone(),
                     reason: format!(
-                        "building the template database failed{}: {e}; fix the migration",
-                        migration.map(|m| format!(" in {m}")).unwrap_or_default()
+                        "building the template database failed{}: {}; fix the migration",
+                        migration.map(|m| format!(" in {m}")).unwrap_or_default(),
+                        crate::error::concise(&e)
                     ),
                 }
             })?;

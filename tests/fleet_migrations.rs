@@ -1,0 +1,449 @@
+//! Fleet migrations: parallel, one transaction per tenant, continuing past
+//! failures, safe when several threads or processes migrate at once.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use common::*;
+use tenanted::{Error, MigrateOptions, Migrations, RootConfig, TenantManager};
+
+/// A manager over the example schema cut to its first `n` migrations.
+fn at_version(root: &Path, n: usize) -> TenantManager {
+    let list: Vec<_> = schema().iter().take(n).cloned().collect();
+    TenantManager::builder(RootConfig::new(root).buckets(16), Migrations::new(list))
+        .build()
+        .unwrap()
+}
+
+fn full(root: &Path) -> TenantManager {
+    at_version(root, schema().latest_version())
+}
+
+/// `count` tenants, tenant i at version i % (latest + 1), each with one user.
+fn mixed_fleet(root: &Path, count: usize) {
+    let latest = schema().latest_version();
+    let managers: Vec<_> = (0..=latest).map(|v| at_version(root, v)).collect();
+    for i in 0..count {
+        let v = i % (latest + 1);
+        let name = format!("t{i:03}");
+        managers[v].create_tenant(&name).unwrap();
+        if v >= 1 {
+            let conn = rusqlite::Connection::open(managers[v].root().database_path(&name).unwrap())
+                .unwrap();
+            conn.execute(
+                "INSERT INTO users (email, name) VALUES (?1, 'x')",
+                [format!("{name}@x")],
+            )
+            .unwrap();
+        }
+    }
+}
+
+fn version_of(m: &TenantManager, name: &str) -> usize {
+    let conn = rusqlite::Connection::open(m.root().database_path(name).unwrap()).unwrap();
+    conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
+        .unwrap() as usize
+}
+
+#[test]
+fn two_hundred_tenants_at_mixed_versions_all_reach_latest() {
+    let dir = tempfile::tempdir().unwrap();
+    mixed_fleet(dir.path(), 200);
+    let m = full(dir.path());
+    let latest = m.migrations().latest_version();
+
+    let before = m.migration_status().unwrap();
+    let current_before = before
+        .tenants
+        .iter()
+        .filter(|t| t.is_current(latest))
+        .count();
+    assert_eq!(before.tenants.len(), 200);
+    assert_eq!(before.current(), current_before);
+    assert_eq!(before.current(), 40);
+    assert_eq!(before.behind(), 160);
+    assert_eq!(before.pending_migrations(), 40 * (4 + 3 + 2 + 1));
+    assert!(
+        before
+            .to_string()
+            .contains("Overall: 40/200 tenants current, 400 migration(s) pending"),
+        "{before}"
+    );
+
+    let progress = Arc::new(AtomicUsize::new(0));
+    let hooks = Arc::new(AtomicUsize::new(0));
+    let (p, hb, ha) = (
+        Arc::clone(&progress),
+        Arc::clone(&hooks),
+        Arc::clone(&hooks),
+    );
+    let report = m
+        .migrate_all(
+            &MigrateOptions::new()
+                .jobs(4)
+                .on_progress(move |pr| {
+                    assert_eq!(pr.total, 200);
+                    p.fetch_add(1, Ordering::SeqCst);
+                })
+                .before_each(move |_| {
+                    hb.fetch_add(1, Ordering::SeqCst);
+                })
+                .after_each(move |_| {
+                    ha.fetch_add(1, Ordering::SeqCst);
+                }),
+        )
+        .unwrap();
+    assert!(report.is_success(), "{report}");
+    assert_eq!(
+        (
+            report.succeeded(),
+            report.migrated(),
+            report.up_to_date(),
+            report.failed()
+        ),
+        (200, 160, 40, 0)
+    );
+    assert_eq!(progress.load(Ordering::SeqCst), 200);
+    assert_eq!(hooks.load(Ordering::SeqCst), 400);
+    let applied: usize = report.tenants.iter().map(|t| t.applied.len()).sum();
+    assert_eq!(applied, 400);
+    assert!(
+        report
+            .to_string()
+            .contains("200/200 tenants migrated to version 4 (160 changed, 40 already there)"),
+        "{report}"
+    );
+
+    let after = m.migration_status().unwrap();
+    assert!(after.all_current(), "{after}");
+    // A second run is a no-op.
+    let again = m.migrate_all(&MigrateOptions::new()).unwrap();
+    assert_eq!((again.migrated(), again.up_to_date()), (0, 200));
+}
+
+#[test]
+fn a_sabotaged_tenant_fails_alone_and_keeps_its_version_and_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = at_version(dir.path(), 2);
+    for name in ["alpha", "beta", "gamma"] {
+        old.create_tenant(&name).unwrap();
+        old.connection(name)
+            .unwrap()
+            .execute("INSERT INTO items (title) VALUES ('keep')", [])
+            .unwrap();
+    }
+    // Migration 0003 creates table `changes`: make it fail in beta only.
+    old.connection("beta")
+        .unwrap()
+        .execute_batch("CREATE TABLE changes (x);")
+        .unwrap();
+    drop(old);
+
+    let m = full(dir.path());
+    let report = m.migrate_all(&MigrateOptions::new().jobs(2)).unwrap();
+    assert_eq!((report.succeeded(), report.failed()), (2, 1), "{report}");
+    let failures: Vec<_> = report.failures().collect();
+    assert_eq!(failures[0].tenant, "beta");
+    let err = failures[0].error.as_ref().unwrap();
+    let msg = err.to_string();
+    assert!(matches!(err, Error::Migration { .. }), "{msg}");
+    assert!(
+        msg.contains("beta")
+            && msg.contains("0003_create_changes")
+            && msg.contains("already exists"),
+        "{msg}"
+    );
+    assert_eq!(failures[0].to, Some(2));
+    let text = report.to_string();
+    assert!(
+        text.contains("2/3 tenants migrated") && text.contains("1 failed: beta"),
+        "{text}"
+    );
+
+    assert_eq!(version_of(&m, "alpha"), 4);
+    assert_eq!(version_of(&m, "gamma"), 4);
+    assert_eq!(
+        version_of(&m, "beta"),
+        2,
+        "the failed tenant stays at its old version"
+    );
+    let conn = rusqlite::Connection::open(m.root().database_path("beta").unwrap()).unwrap();
+    let kept: String = conn
+        .query_row("SELECT title FROM items", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(kept, "keep");
+    let has_position: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM pragma_table_info('items') WHERE name = 'position'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(
+        has_position, 0,
+        "no part of the failed transaction may stick"
+    );
+}
+
+#[test]
+fn fail_fast_stops_starting_tenants() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = at_version(dir.path(), 2);
+    for i in 0..20 {
+        old.create_tenant(&format!("t{i:02}")).unwrap();
+    }
+    old.connection("t00")
+        .unwrap()
+        .execute_batch("CREATE TABLE changes (x);")
+        .unwrap();
+    drop(old);
+    let report = full(dir.path())
+        .migrate_all(&MigrateOptions::new().jobs(1).fail_fast(true))
+        .unwrap();
+    assert_eq!(report.failed(), 1);
+    assert_eq!(report.skipped.len(), 19, "{report}");
+    assert!(!report.is_success());
+}
+
+#[test]
+fn jobs_one_and_four_give_the_same_results() {
+    let results: Vec<Vec<(String, Option<usize>, Option<usize>, Vec<String>, bool)>> = [1, 4]
+        .iter()
+        .map(|&jobs| {
+            let dir = tempfile::tempdir().unwrap();
+            mixed_fleet(dir.path(), 40);
+            let m = full(dir.path());
+            m.connection("t002").ok();
+            rusqlite::Connection::open(m.root().database_path("t007").unwrap())
+                .unwrap()
+                .execute_batch("CREATE TABLE changes (x);")
+                .unwrap();
+            let report = m.migrate_all(&MigrateOptions::new().jobs(jobs)).unwrap();
+            report
+                .tenants
+                .iter()
+                .map(|t| {
+                    (
+                        t.tenant.to_string(),
+                        t.from,
+                        t.to,
+                        t.applied.clone(),
+                        t.error.is_some(),
+                    )
+                })
+                .collect()
+        })
+        .collect();
+    assert_eq!(results[0].len(), 40);
+    assert_eq!(results[0], results[1]);
+}
+
+#[test]
+fn only_migrates_the_canary_subset() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = at_version(dir.path(), 1);
+    for name in ["a", "b", "c"] {
+        old.create_tenant(name).unwrap();
+    }
+    let m = full(dir.path());
+    let report = m
+        .migrate_all(&MigrateOptions::new().only(["b", "missing"]))
+        .unwrap();
+    assert_eq!(report.tenants.len(), 2);
+    assert_eq!(
+        (
+            version_of(&m, "a"),
+            version_of(&m, "b"),
+            version_of(&m, "c")
+        ),
+        (1, 4, 1)
+    );
+    assert!(matches!(
+        report.tenants[1].error,
+        Some(Error::TenantDoesNotExist { .. })
+    ));
+    assert!(matches!(
+        m.migrate_all(&MigrateOptions::new().only(["../x"])),
+        Err(Error::BadTenantName { .. })
+    ));
+}
+
+#[test]
+fn many_threads_migrating_one_tenant_run_it_once() {
+    let dir = tempfile::tempdir().unwrap();
+    at_version(dir.path(), 1).create_tenant("acme").unwrap();
+    let m = full(dir.path());
+    let outcomes = Arc::new(Mutex::new(Vec::new()));
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let (m, outcomes) = (m.clone(), Arc::clone(&outcomes));
+            std::thread::spawn(move || {
+                outcomes
+                    .lock()
+                    .unwrap()
+                    .push(m.migrate_tenant("acme").unwrap())
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let outcomes = outcomes.lock().unwrap();
+    assert_eq!(outcomes.iter().filter(|o| !o.applied.is_empty()).count(), 1);
+    assert!(outcomes.iter().all(|o| o.to == 4));
+}
+
+#[test]
+fn rollback_then_migrate_round_trip_and_migrate_to_down_and_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = full(dir.path());
+    m.create_tenant("acme").unwrap();
+    m.connection("acme")
+        .unwrap()
+        .execute("INSERT INTO users (email, name) VALUES ('a@x', 'A')", [])
+        .unwrap();
+
+    let back = m.rollback_tenant("acme", 2).unwrap();
+    assert_eq!((back.from, back.to), (4, 2));
+    assert_eq!(
+        back.applied,
+        ["0004_add_item_position", "0003_create_changes"]
+    );
+    // The cached pool was dropped: opening now sees the pending migrations.
+    assert!(matches!(
+        m.connection("acme"),
+        Err(Error::PendingMigration(_))
+    ));
+
+    let up = m.migrate_tenant("acme").unwrap();
+    assert_eq!((up.from, up.to, up.applied.len()), (2, 4, 2));
+    let down = m.migrate_tenant_to("acme", 1).unwrap();
+    assert_eq!(down.to, 1);
+    let users: i64 = rusqlite::Connection::open(m.root().database_path("acme").unwrap())
+        .unwrap()
+        .query_row("SELECT count(*) FROM users", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(users, 1, "rolling back later migrations keeps earlier data");
+    assert_eq!(m.migrate_tenant_to("acme", 4).unwrap().to, 4);
+    assert!(matches!(
+        m.migrate_tenant_to("acme", 9),
+        Err(Error::VersionOutOfRange {
+            requested: 9,
+            latest: 4,
+            ..
+        })
+    ));
+
+    // The fleet can be moved down too.
+    let report = m.migrate_all(&MigrateOptions::new().to_version(3)).unwrap();
+    assert_eq!(report.tenants[0].to, Some(3), "{report}");
+}
+
+#[test]
+fn a_migration_without_down_cannot_be_rolled_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let list = vec![
+        tenanted::Migration::new("0001_a", "CREATE TABLE a (x);").down("DROP TABLE a;"),
+        tenanted::Migration::new("0002_b", "CREATE TABLE b (x);"),
+    ];
+    let m = TenantManager::builder(RootConfig::new(dir.path()), Migrations::new(list))
+        .build()
+        .unwrap();
+    m.create_tenant("acme").unwrap();
+    let err = m.rollback_tenant("acme", 1).unwrap_err();
+    assert!(
+        matches!(&err, Error::MissingDownMigration { migration, .. } if migration == "0002_b"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("0002_b") && err.to_string().contains("down.sql"));
+    assert_eq!(version_of(&m, "acme"), 2);
+}
+
+#[test]
+fn unreadable_and_ahead_tenants_show_in_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = full(dir.path());
+    m.create_tenant("good").unwrap();
+    let junk = m.root().database_path("junk").unwrap();
+    std::fs::create_dir_all(junk.parent().unwrap()).unwrap();
+    std::fs::write(&junk, vec![b'x'; 4096]).unwrap();
+    let status = at_version(dir.path(), 2).migration_status().unwrap();
+    assert_eq!(
+        (status.tenants.len(), status.ahead(), status.unreadable()),
+        (2, 1, 1)
+    );
+    let text = status.to_string();
+    assert!(
+        text.contains("junk: ✗ unreadable") && text.contains("ahead of the code"),
+        "{text}"
+    );
+}
+
+/// Child half of `two_processes_migrating_at_once`: runs when the parent
+/// re-runs this test binary with TENANTED_FLEET_CHILD set.
+#[test]
+fn child_process_migrate_all() {
+    let Ok(root) = std::env::var("TENANTED_FLEET_CHILD") else {
+        return;
+    };
+    let report = full(Path::new(&root))
+        .migrate_all(&MigrateOptions::new().jobs(2))
+        .unwrap();
+    println!(
+        "CHILD-REPORT failed={} succeeded={}",
+        report.failed(),
+        report.succeeded()
+    );
+    assert!(report.is_success(), "{report}");
+}
+
+#[test]
+fn two_processes_migrating_at_once_both_succeed() {
+    let dir = tempfile::tempdir().unwrap();
+    mixed_fleet(dir.path(), 120);
+    let exe = std::env::current_exe().unwrap();
+    let children: Vec<_> = (0..2)
+        .map(|_| {
+            Command::new(&exe)
+                .args([
+                    "--exact",
+                    "child_process_migrate_all",
+                    "--nocapture",
+                    "--test-threads=1",
+                ])
+                .env("TENANTED_FLEET_CHILD", dir.path())
+                .output_spawn()
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "child failed:\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            stdout.contains("CHILD-REPORT failed=0 succeeded=120"),
+            "{stdout}"
+        );
+    }
+    assert!(full(dir.path()).migration_status().unwrap().all_current());
+}
+
+trait SpawnPiped {
+    fn output_spawn(&mut self) -> std::process::Child;
+}
+
+impl SpawnPiped for Command {
+    fn output_spawn(&mut self) -> std::process::Child {
+        self.stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    }
+}

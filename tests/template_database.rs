@@ -1,0 +1,156 @@
+//! Creating from the template database gives exactly the schema that
+//! replaying the migrations gives, and the template follows the migrations.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+use tenanted::{Migration, Migrations, RootConfig, TenantManager};
+
+fn schema_of(path: &Path) -> (Vec<(String, String, Option<String>)>, i64) {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT type, name, sql FROM sqlite_master ORDER BY type, name")
+        .unwrap();
+    let rows = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let version = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    (rows, version)
+}
+
+#[test]
+fn template_copy_equals_replaying_the_migrations() {
+    let dir = tempfile::tempdir().unwrap();
+    let migrations = schema();
+    let m = TenantManager::builder(RootConfig::new(dir.path()), migrations.clone())
+        .build()
+        .unwrap();
+    m.create_tenant("acme").unwrap();
+
+    let replayed = dir.path().join("replayed.sqlite3");
+    let conn = rusqlite::Connection::open(&replayed).unwrap();
+    for mig in migrations.iter() {
+        conn.execute_batch(mig.up_sql()).unwrap();
+    }
+    conn.pragma_update(None, "user_version", migrations.latest_version() as i64)
+        .unwrap();
+    drop(conn);
+
+    let created = schema_of(&m.root().database_path("acme").unwrap());
+    assert_eq!(created, schema_of(&replayed));
+    assert_eq!(created.1, 4);
+    assert!(created.0.len() > 5);
+}
+
+#[test]
+fn the_template_is_rebuilt_when_a_migration_is_added() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut list = three_migrations();
+    let two = Migrations::new(list[..2].to_vec());
+    TenantManager::builder(RootConfig::new(dir.path()), two)
+        .build()
+        .unwrap()
+        .create_tenant("old")
+        .unwrap();
+    let templates = dir.path().join(".tenanted/templates");
+    let before: Vec<_> = std::fs::read_dir(&templates)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+
+    list.push(Migration::new("0004_more", "CREATE TABLE more (x);"));
+    let four = Migrations::new(list);
+    let m = TenantManager::builder(RootConfig::new(dir.path()), four)
+        .build()
+        .unwrap();
+    m.create_tenant("new").unwrap();
+    let after: Vec<_> = std::fs::read_dir(&templates)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(after.len(), 1, "stale templates are removed: {after:?}");
+    assert_ne!(before, after);
+    assert_eq!(schema_of(&m.root().database_path("new").unwrap()).1, 4);
+    // tenants() never lists the template.
+    assert_eq!(sorted_tenants(&m), ["new", "old"]);
+}
+
+#[test]
+fn a_broken_migration_fails_creation_with_its_name_and_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let list = vec![
+        Migration::new("0001_ok", "CREATE TABLE a (x);"),
+        Migration::new("0002_broken", "CREATE TABLE oops ("),
+    ];
+    let m = TenantManager::builder(RootConfig::new(dir.path()), Migrations::new(list))
+        .build()
+        .unwrap();
+    let err = m.create_tenant("acme").unwrap_err();
+    assert!(err.to_string().contains("0002_broken"), "{err}");
+    assert_eq!(tenant_files_under(dir.path()), Vec::<String>::new());
+    assert!(
+        files_under(dir.path())
+            .iter()
+            .all(|f| !f.ends_with(".sqlite3")),
+        "{:?}",
+        files_under(dir.path())
+    );
+}
+
+#[test]
+fn eight_threads_building_the_template_at_once_share_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = manager(dir.path());
+    let threads: Vec<_> = (0..8)
+        .map(|i| {
+            let m = m.clone();
+            std::thread::spawn(move || m.create_tenant(&format!("t{i}")).unwrap())
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(sorted_tenants(&m).len(), 8);
+    let templates: Vec<_> = std::fs::read_dir(dir.path().join(".tenanted/templates"))
+        .unwrap()
+        .collect();
+    assert_eq!(templates.len(), 1);
+}
+
+/// `schema/schema.sql` is generated; this fails when it is stale.
+/// Regenerate with `TENANTED_BLESS=1 cargo test --test template_database`
+/// or `tenanted schema dump > schema/schema.sql`.
+#[test]
+fn committed_schema_sql_is_up_to_date() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("schema/schema.sql");
+    let fresh = schema().schema_sql().unwrap();
+    if std::env::var_os("TENANTED_BLESS").is_some() {
+        std::fs::write(&path, &fresh).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == fresh,
+        "schema/schema.sql is stale: regenerate it with `TENANTED_BLESS=1 cargo test --test template_database`"
+    );
+    // And it really is the schema: loading it gives what the migrations give.
+    let dir = tempfile::tempdir().unwrap();
+    let loaded = dir.path().join("loaded.sqlite3");
+    rusqlite::Connection::open(&loaded)
+        .unwrap()
+        .execute_batch(&fresh)
+        .unwrap();
+    let m = TenantManager::builder(RootConfig::new(dir.path()), schema())
+        .build()
+        .unwrap();
+    m.create_tenant("acme").unwrap();
+    assert_eq!(
+        schema_of(&loaded),
+        schema_of(&m.root().database_path("acme").unwrap())
+    );
+}
