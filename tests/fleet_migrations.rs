@@ -130,7 +130,7 @@ fn a_sabotaged_tenant_fails_alone_and_keeps_its_version_and_data() {
     let dir = tempfile::tempdir().unwrap();
     let old = at_version(dir.path(), 2);
     for name in ["alpha", "beta", "gamma"] {
-        old.create_tenant(&name).unwrap();
+        old.create_tenant(name).unwrap();
         old.connection(name)
             .unwrap()
             .execute("INSERT INTO items (title) VALUES ('keep')", [])
@@ -211,7 +211,8 @@ fn fail_fast_stops_starting_tenants() {
 
 #[test]
 fn jobs_one_and_four_give_the_same_results() {
-    let results: Vec<Vec<(String, Option<usize>, Option<usize>, Vec<String>, bool)>> = [1, 4]
+    type Line = (String, Option<usize>, Option<usize>, Vec<String>, bool);
+    let results: Vec<Vec<Line>> = [1, 4]
         .iter()
         .map(|&jobs| {
             let dir = tempfile::tempdir().unwrap();
