@@ -4,6 +4,7 @@
 mod builder;
 mod connection;
 mod context;
+mod debris;
 mod error;
 mod fleet;
 mod fnv;

@@ -80,6 +80,7 @@ fn create_locked(
     // We hold the lock and the tenant does not exist: anything left beside
     // it is debris from a crashed create or destroy.
     remove_debris(tenant, path)?;
+
     let scratch = scratch_path(path, "tmp");
     let built = build(tenant, path, &scratch, template, latest_version, seed);
     let published = built.and_then(|()| publish(tenant, &scratch, path));
@@ -179,31 +180,52 @@ pub(crate) fn destroy(tenant: &TenantName, path: &Path) -> Result<()> {
 
 /// Removes temporary files, tombstones and orphaned SQLite sidecars left
 /// beside `path` by a crashed operation. The caller holds the tenant's lock
-/// and `path` does not exist.
-pub(crate) fn remove_debris(tenant: &TenantName, path: &Path) -> Result<()> {
+/// and `path` does not exist. Returns how many files it removed.
+pub(crate) fn remove_debris(tenant: &TenantName, path: &Path) -> Result<usize> {
     let Some(dir) = path.parent() else {
-        return Ok(());
+        return Ok(0);
     };
+    let db_exists = path.exists();
     let file_name = path.file_name().unwrap_or_default().to_string_lossy();
     let tmp_prefix = format!(".{file_name}.tmp-");
     let deleted_prefix = format!(".{file_name}.deleted-");
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
         Err(e) => return Err(Error::io(Some(tenant), dir, "cleaning up", e)),
     };
+    let mut removed = 0;
     for entry in entries.flatten() {
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        let orphan_sidecar = SQLITE_SIDECARS
-            .iter()
-            .any(|s| name.strip_suffix(s) == Some(&*file_name));
+        let orphan_sidecar = !db_exists
+            && SQLITE_SIDECARS
+                .iter()
+                .any(|s| name.strip_suffix(s) == Some(&*file_name));
         if orphan_sidecar || name.starts_with(&tmp_prefix) || name.starts_with(&deleted_prefix) {
             tracing::info!(tenant = %tenant, file = %entry.path().display(), "removing debris of a crashed operation");
             remove_quietly(&entry.path());
+            removed += 1;
         }
     }
-    Ok(())
+    Ok(removed)
+}
+
+/// The database file name a piece of debris belongs to: a scratch file,
+/// tombstone or lock file (`.main.sqlite3.tmp-…`, `.main.sqlite3.lock`) or
+/// a SQLite sidecar (`main.sqlite3-wal`).
+pub(crate) fn debris_owner(file_name: &str) -> Option<&str> {
+    if let Some(hidden) = file_name.strip_prefix('.') {
+        for marker in [".tmp-", ".deleted-"] {
+            if let Some(at) = hidden.find(marker) {
+                return Some(&hidden[..at]);
+            }
+        }
+        return hidden.strip_suffix(".lock");
+    }
+    SQLITE_SIDECARS
+        .iter()
+        .find_map(|s| file_name.strip_suffix(s))
 }
 
 fn remove_with_sidecars(db: &Path) {

@@ -33,6 +33,17 @@ impl FileLock {
     /// With `create_dirs`, missing parent directories are created; without,
     /// a missing parent gives `NotFound`.
     pub(crate) fn acquire(path: &Path, create_dirs: bool) -> io::Result<FileLock> {
+        Self::lock(path, create_dirs, true)?
+            .ok_or_else(|| io::Error::other("a blocking lock cannot be busy"))
+    }
+
+    /// Takes the lock at `path` only if nobody holds it (`Ok(None)` if
+    /// somebody does). Never creates directories.
+    pub(crate) fn try_acquire(path: &Path) -> io::Result<Option<FileLock>> {
+        Self::lock(path, false, false)
+    }
+
+    fn lock(path: &Path, create_dirs: bool, blocking: bool) -> io::Result<Option<FileLock>> {
         for _ in 0..MAX_ATTEMPTS {
             if create_dirs && let Some(parent) = path.parent() {
                 fs::create_dir_all(parent)?;
@@ -49,12 +60,20 @@ impl FileLock {
                 Err(e) if create_dirs && e.kind() == io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(e),
             };
-            file.lock()?;
+            if blocking {
+                file.lock()?;
+            } else {
+                match file.try_lock() {
+                    Ok(()) => {}
+                    Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
+                    Err(std::fs::TryLockError::Error(e)) => return Err(e),
+                }
+            }
             if still_at_path(&file, path)? {
-                return Ok(FileLock {
+                return Ok(Some(FileLock {
                     file: Some(file),
                     path: path.to_path_buf(),
-                });
+                }));
             }
         }
         Err(io::Error::other(format!(

@@ -14,6 +14,7 @@ use scheduled_thread_pool::{OnPoolDropBehavior, ScheduledThreadPool};
 use crate::builder::{ConnectionInit, TenantManagerBuilder};
 use crate::connection::TenantConnection;
 use crate::context;
+use crate::debris;
 use crate::error::{BoxError, Error, PendingMigrationError, Result};
 use crate::fleet::{self, MigrateOptions, MigrationReport, StatusReport};
 use crate::lifecycle;
@@ -342,6 +343,31 @@ impl TenantManager {
         self.inner.root.tenants()
     }
 
+    /// Removes what crashed processes left under the root: scratch files of
+    /// interrupted creates, tombstones of interrupted destroys, stale lock
+    /// files and SQLite sidecars whose database is gone. Tenants with an
+    /// operation in progress (their lock held) are skipped. Returns how
+    /// many files were removed.
+    ///
+    /// Safe to run at any time, from any process; `create_tenant` also
+    /// cleans its own tenant's debris. Run it at start-up or from cron
+    /// (`tenanted cleanup`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] for a directory that cannot be read.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let manager = tenanted::TenantManager::builder(
+    /// #     tenanted::RootConfig::new(dir.path()), tenanted::Migrations::new(vec![])).build()?;
+    /// assert_eq!(manager.remove_debris()?, 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn remove_debris(&self) -> Result<usize> {
+        debris::sweep(&self.inner.root)
+    }
+
     // ----- connections -----------------------------------------------------
 
     /// A pooled connection to tenant `name`.
@@ -412,7 +438,7 @@ impl TenantManager {
         // WAL is persistent in the file; setting it here, outside any
         // transaction, covers databases not made by create_tenant.
         conn.pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(()))
-            .map_err(|e| Error::sqlite(Some(tenant), path, "enabling WAL", e))?;
+            .map_err(|e| migrator::sqlite_error(tenant, path, "enabling WAL", e))?;
         let version = migrator::read_version(tenant, path, &conn)?;
         drop(conn);
         let migrations = &self.inner.migrations;

@@ -63,13 +63,26 @@ pub(crate) fn open_error(tenant: &TenantName, path: &Path, e: rusqlite::Error) -
             tenant: tenant.clone(),
             path: path.to_path_buf(),
         },
-        // SQLite says only "unable to open": probe for descriptor exhaustion.
-        _ if fd_exhausted(path) => Error::TooManyOpenFiles {
+        _ => sqlite_error(tenant, path, "opening the database", e),
+    }
+}
+
+/// A SQLite error on `tenant`; SQLite says only "unable to open" when it
+/// runs out of descriptors (for the database, its WAL or its shared
+/// memory), so a CANTOPEN is probed for that.
+pub(crate) fn sqlite_error(
+    tenant: &TenantName,
+    path: &Path,
+    operation: &'static str,
+    e: rusqlite::Error,
+) -> Error {
+    if e.sqlite_error_code() == Some(rusqlite::ErrorCode::CannotOpen) && fd_exhausted(path) {
+        return Error::TooManyOpenFiles {
             tenant: tenant.clone(),
             path: path.to_path_buf(),
-        },
-        _ => Error::sqlite(Some(tenant), path, "opening the database", e),
+        };
     }
+    Error::sqlite(Some(tenant), path, operation, e)
 }
 
 /// Opening any directory needs a descriptor: if that fails with EMFILE or
@@ -83,7 +96,7 @@ fn fd_exhausted(path: &Path) -> bool {
 /// The tenant's schema version.
 pub(crate) fn read_version(tenant: &TenantName, path: &Path, conn: &Connection) -> Result<usize> {
     conn.query_row("PRAGMA user_version", [], |row| row.get::<_, i64>(0))
-        .map_err(|e| Error::sqlite(Some(tenant), path, "reading the schema version", e))
+        .map_err(|e| sqlite_error(tenant, path, "reading the schema version", e))
         .map(|v| usize::try_from(v).unwrap_or(0))
 }
 
@@ -106,13 +119,19 @@ pub(crate) fn migrate_to(
             latest,
         });
     }
-    let mut conn = open_existing(tenant, path)?;
-    let before = read_version(tenant, path, &conn)?;
-    if before == target {
-        return Ok(unchanged(tenant, before, started));
+    // The unlocked read only spares up-to-date tenants the lock; if it
+    // fails (another process destroying the tenant under us can make SQLite
+    // report an I/O error), the read under the lock decides.
+    let before = open_existing(tenant, path).and_then(|conn| read_version(tenant, path, &conn));
+    if let Ok(version) = before
+        && version == target
+    {
+        return Ok(unchanged(tenant, version, started));
     }
     let _lock = lock_tenant(tenant, path)?;
-    // Another thread or process may have migrated while we waited.
+    // Open again under the lock: another process may have destroyed (or
+    // destroyed and re-created) the tenant, or migrated it, while we waited.
+    let mut conn = open_existing(tenant, path)?;
     let from = read_version(tenant, path, &conn)?;
     check_not_ahead(migrations, tenant, path, from)?;
     if from == target {

@@ -232,6 +232,29 @@ pub fn bucket_of(tenant: &str, buckets: u32) -> u32 {
     (hash.finish() % u64::from(buckets.max(1))) as u32
 }
 
+impl RootConfig {
+    /// The tenant whose database file is exactly `path`, if any.
+    pub(crate) fn tenant_of_path(&self, path: &Path) -> Option<TenantName> {
+        let template = self.parsed().ok()?;
+        let relative = path.strip_prefix(&self.root).ok()?;
+        let parts: Vec<&str> = relative
+            .components()
+            .map(|c| c.as_os_str().to_str())
+            .collect::<Option<_>>()?;
+        if parts.len() != template.depth() {
+            return None;
+        }
+        let (mut tenant, mut bucket) = (None, None);
+        for (i, part) in parts.iter().enumerate() {
+            let captures = template.match_component(i, part, self.bucket_width())?;
+            tenant = tenant.or(captures.tenant);
+            bucket = bucket.or(captures.bucket);
+        }
+        let tenant = captured_tenant(self, tenant, bucket)?;
+        (self.path_of(tenant.as_str()).ok()? == path).then_some(tenant)
+    }
+}
+
 /// The tenant a walk captured, if its name is valid and its bucket is its own.
 pub(crate) fn captured_tenant(
     config: &RootConfig,

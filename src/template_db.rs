@@ -38,6 +38,7 @@ pub(crate) fn ensure_template(root: &Path, migrations: &Migrations) -> Result<Pa
     if path.is_file() {
         return Ok(path);
     }
+    remove_scratch_files(&path);
     let span = tracing::info_span!("build_template", path = %path.display());
     let _entered = span.enter();
     build_by_rename(&path, |conn| {
@@ -62,6 +63,22 @@ pub(crate) fn ensure_template(root: &Path, migrations: &Migrations) -> Result<Pa
     remove_stale_templates(&path);
     tracing::info!(path = %path.display(), "built template database");
     Ok(path)
+}
+
+/// Removes scratch files of template builds that crashed; the caller
+/// holds the template lock, so no build is running.
+fn remove_scratch_files(template: &Path) {
+    let Some(dir) = template.parent() else { return };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') && name.contains(".tmp-") {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// Removes templates of other migration sets. A process still copying one

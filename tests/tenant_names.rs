@@ -89,7 +89,7 @@ fn strictly_inside(root: &Path, path: &Path) -> bool {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+    #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
     fn any_string_is_rejected_or_maps_inside_the_root_and_back(name in prop_oneof![
