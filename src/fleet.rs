@@ -555,10 +555,9 @@ pub(crate) fn migration_status(
     let latest = migrations.latest_version();
     let never = AtomicBool::new(false);
     let statuses = parallel_map(&tenants, jobs, &never, |tenant| {
-        let version = root.path_of(tenant.as_str()).and_then(|path| {
-            let conn = migrator::open_existing(tenant, &path)?;
-            migrator::read_version(tenant, &path, &conn)
-        });
+        let version = root
+            .path_of(tenant.as_str())
+            .and_then(|path| migrator::peek_version(tenant, &path));
         let pending = match &version {
             Ok(v) if *v < latest => migrations.names_between(*v, latest),
             _ => Vec::new(),

@@ -112,6 +112,28 @@ impl Iterator for Tenants {
                 continue;
             };
             let last = depth + 1 == template.depth();
+            // The tenant's own directory: the file name is now fully known,
+            // so one lstat replaces opening and reading the directory.
+            if captures.tenant.is_some() && depth + 2 == template.depth() {
+                if !file_type.is_dir() {
+                    continue;
+                }
+                let Some(tenant) =
+                    captured_tenant(&self.config, tenant.as_deref(), bucket.as_deref())
+                else {
+                    debug!(path = %entry.path().display(), "skipping directory in the wrong bucket");
+                    continue;
+                };
+                let file = entry.path().join(template.render_component(
+                    depth + 1,
+                    tenant.as_str(),
+                    &self.config.bucket_label(tenant.as_str()),
+                ));
+                match std::fs::symlink_metadata(&file) {
+                    Ok(meta) if meta.is_file() => return Some(Ok(tenant)),
+                    _ => continue,
+                }
+            }
             if !last {
                 if file_type.is_dir()
                     && let Err(e) = self.open(entry.path(), tenant, bucket)

@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::num::NonZeroUsize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,6 +26,12 @@ use crate::pool_cache::{PoolCache, PoolStats, TenantPool};
 use crate::reaper::Reaper;
 use crate::root::RootConfig;
 use crate::template_db;
+
+/// How long a new pool's first connection may take before the file is
+/// opened directly to find out what is wrong with it.
+const FIRST_CONNECT_PATIENCE: Duration = Duration::from_millis(500);
+
+type PooledSqlite = r2d2::PooledConnection<SqliteConnectionManager>;
 
 /// Gives every tenant its own SQLite database and hands out pooled
 /// connections to them.
@@ -415,32 +421,68 @@ impl TenantManager {
         }
         let span = tracing::debug_span!("open_tenant", tenant = %tenant);
         let _entered = span.enter();
-        self.check_schema(&tenant, &path)?;
+        // A missing tenant fails here, at once, and nothing is created
+        // (pool connections open without SQLITE_OPEN_CREATE).
+        match std::fs::metadata(&path) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::TenantDoesNotExist { tenant, path });
+            }
+            Err(e) => return Err(Error::io(Some(&tenant), &path, "opening the database", e)),
+        }
+        let pool = self.build_pool(&path);
+        // The schema check runs on the pool's first connection: one open of
+        // the file, not two.
+        let first = match pool.get_timeout(FIRST_CONNECT_PATIENCE) {
+            Ok(conn) => conn,
+            Err(_) => {
+                // The connector thread could not open it quickly. Open it
+                // directly to say why (too many open files, not a database)
+                // instead of waiting out connection_timeout.
+                let conn = migrator::open_existing(&tenant, &path)?;
+                migrator::read_version(&tenant, &path, &conn)?;
+                drop(conn);
+                pool.get().map_err(|source| Error::Pool {
+                    tenant: tenant.clone(),
+                    path: path.clone(),
+                    source,
+                })?
+            }
+        };
+        let first = self.check_schema(&tenant, &path, first)?;
         let pool = Arc::new(TenantPool::new(
             tenant.clone(),
             path.clone(),
-            self.build_pool(&path),
+            pool,
             cache.now(),
         ));
-        let (cached, retired) = cache.insert(pool);
+        let (cached, retired) = cache.insert(Arc::clone(&pool));
         // Evicted pools close here, outside the cache lock.
         drop(retired);
         match cached {
-            Ok(pool) => pool.checkout(cache.now()),
+            Ok(winner) if Arc::ptr_eq(&winner, &pool) => pool.adopt(first, cache.now()),
+            // Another thread cached this tenant first: use its pool.
+            Ok(winner) => {
+                drop(first);
+                winner.checkout(cache.now())
+            }
             Err(()) => Err(Error::TenantBeingDestroyed { tenant, path }),
         }
     }
 
-    /// Opens the tenant once, directly and without CREATE, to fail fast on
-    /// a missing or unopenable file and to compare its schema version.
-    fn check_schema(&self, tenant: &TenantName, path: &std::path::Path) -> Result<()> {
-        let conn = migrator::open_existing(tenant, path)?;
+    /// Compares the tenant's schema version with the migrations, on the
+    /// pool's first connection; migrates it if `auto_migrate` is on.
+    fn check_schema(
+        &self,
+        tenant: &TenantName,
+        path: &Path,
+        conn: PooledSqlite,
+    ) -> Result<PooledSqlite> {
         // WAL is persistent in the file; setting it here, outside any
         // transaction, covers databases not made by create_tenant.
         conn.pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(()))
             .map_err(|e| migrator::sqlite_error(tenant, path, "enabling WAL", e))?;
         let version = migrator::read_version(tenant, path, &conn)?;
-        drop(conn);
         let migrations = &self.inner.migrations;
         migrator::check_not_ahead(migrations, tenant, path, version)?;
         let latest = migrations.latest_version();
@@ -458,10 +500,10 @@ impl TenantManager {
             migrator::migrate_to(migrations, tenant, path, latest)?;
         }
         tracing::debug!(tenant = %tenant, version, "schema checked");
-        Ok(())
+        Ok(conn)
     }
 
-    fn build_pool(&self, path: &std::path::Path) -> r2d2::Pool<SqliteConnectionManager> {
+    fn build_pool(&self, path: &Path) -> r2d2::Pool<SqliteConnectionManager> {
         let inner = &self.inner;
         let busy_timeout = inner.busy_timeout;
         let user_init = inner.init.clone();

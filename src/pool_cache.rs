@@ -91,6 +91,25 @@ impl TenantPool {
         Ok(TenantConnection::new(conn, guard))
     }
 
+    /// Takes in a connection got from this pool before it was cached (the
+    /// one its schema was checked on), under the same rules as `checkout`.
+    pub(crate) fn adopt(
+        self: Arc<Self>,
+        conn: r2d2::PooledConnection<SqliteConnectionManager>,
+        now: u64,
+    ) -> Result<TenantConnection> {
+        self.checked_out.fetch_add(1, Ordering::SeqCst);
+        let guard = CheckoutGuard(self);
+        if guard.0.closing.load(Ordering::SeqCst) {
+            return Err(Error::TenantBeingDestroyed {
+                tenant: guard.0.name.clone(),
+                path: guard.0.path.clone(),
+            });
+        }
+        guard.0.last_used.store(now, Ordering::Relaxed);
+        Ok(TenantConnection::new(conn, guard))
+    }
+
     fn checked_out(&self) -> usize {
         self.checked_out.load(Ordering::SeqCst)
     }

@@ -102,6 +102,19 @@ impl PathTemplate {
         out
     }
 
+    /// Renders component `index` alone.
+    pub(crate) fn render_component(&self, index: usize, tenant: &str, bucket: &str) -> String {
+        let mut out = String::new();
+        for segment in self.components.get(index).into_iter().flatten() {
+            match segment {
+                Segment::Literal(text) => out.push_str(text),
+                Segment::Tenant => out.push_str(tenant),
+                Segment::Bucket => out.push_str(bucket),
+            }
+        }
+        out
+    }
+
     /// Matches a directory entry's name against component `index`.
     ///
     /// Buckets are `bucket_width` lowercase hex digits; the tenant part is

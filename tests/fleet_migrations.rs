@@ -448,3 +448,33 @@ impl SpawnPiped for Command {
             .unwrap()
     }
 }
+
+#[test]
+fn status_sees_a_version_still_in_the_wal() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = full(dir.path());
+    m.create_tenant("acme").unwrap();
+    // Keep a connection open so the change stays in the WAL, un-checkpointed:
+    // the database header still says 4.
+    let conn = rusqlite::Connection::open(m.root().database_path("acme").unwrap()).unwrap();
+    conn.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
+    conn.pragma_update(None, "user_version", 2).unwrap();
+    let status = m.migration_status().unwrap();
+    assert_eq!(
+        status.tenants[0].version.as_ref().ok(),
+        Some(&2),
+        "{status}"
+    );
+    assert_eq!(status.behind(), 1);
+    drop(conn);
+    assert_eq!(
+        m.migration_status().unwrap().tenants[0]
+            .version
+            .as_ref()
+            .ok(),
+        Some(&2)
+    );
+    // The migrator's unlocked pre-read sees it too: moving to 2 is a no-op.
+    let outcome = m.migrate_tenant_to("acme", 2).unwrap();
+    assert_eq!((outcome.from, outcome.to, outcome.applied.len()), (2, 2, 0));
+}

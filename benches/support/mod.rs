@@ -1,0 +1,92 @@
+//! Helpers shared by the benches: fleets on disk and process counters.
+#![allow(dead_code)]
+
+use std::path::Path;
+
+use tenanted::{Migration, Migrations, RootConfig, TenantManager, TenantManagerBuilder};
+
+/// `n` synthetic migrations, each a table with an index (and a down).
+pub fn migrations(n: usize) -> Migrations {
+    Migrations::new(
+        (1..=n)
+            .map(|i| {
+                Migration::new(
+                    format!("{i:04}_table_{i}"),
+                    format!(
+                        "CREATE TABLE t{i} (id INTEGER PRIMARY KEY, name TEXT NOT NULL, value REAL, created TEXT);\
+                         CREATE INDEX t{i}_name ON t{i} (name);"
+                    ),
+                )
+                .down(format!("DROP TABLE t{i};"))
+            })
+            .collect(),
+    )
+}
+
+pub fn builder(root: &Path, migrations: Migrations) -> TenantManagerBuilder {
+    TenantManager::builder(RootConfig::new(root), migrations)
+}
+
+pub fn tenant(i: usize) -> String {
+    format!("tenant-{i:06}")
+}
+
+/// Creates tenants `0..count` (skipping existing ones).
+pub fn populate(m: &TenantManager, count: usize) {
+    for i in 0..count {
+        m.create_tenant_if_not_exists(&tenant(i)).expect("create");
+    }
+}
+
+fn proc_count(dir: &str) -> usize {
+    std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
+}
+
+/// OS threads of this process.
+pub fn threads() -> usize {
+    proc_count("/proc/self/task")
+}
+
+/// Open file descriptors of this process.
+pub fn fds() -> usize {
+    proc_count("/proc/self/fd")
+}
+
+/// A field of /proc/self/status in kB (VmRSS, VmHWM).
+pub fn status_kb(field: &str) -> usize {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))?
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0)
+}
+
+/// A small xorshift generator: benches need no crypto-grade randomness.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// Uniform in `0..n`.
+    pub fn uniform(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    /// Zipf-like (s ≈ 1) in `0..n`: rank r with probability ∝ 1/r, by
+    /// inverting the continuous approximation r = n^u.
+    pub fn zipf(&mut self, n: usize) -> usize {
+        let u = (self.next() >> 11) as f64 / (1u64 << 53) as f64;
+        ((n as f64).powf(u) as usize).saturating_sub(1).min(n - 1)
+    }
+}
