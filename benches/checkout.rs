@@ -1,4 +1,4 @@
-//! 1. Warm checkout: `connection(t)` on a cached tenant + `SELECT 1`,
+//! Area 1 of BENCHMARKS.md. Warm checkout: `connection(t)` on a cached tenant + `SELECT 1`,
 //! against a bare r2d2 pool `get()` + `SELECT 1` on the same file.
 
 mod support;

@@ -1,4 +1,4 @@
-//! 3. Churn: 10,000 tenants, `max_pools(100)`, uniform and Zipf-like access
+//! Area 3 of BENCHMARKS.md. Churn: 10,000 tenants, `max_pools(100)`, uniform and Zipf-like access
 //! from 2 threads: operations per second and hit rate; beside a naive
 //! `Mutex<HashMap<String, Pool>>` with no cap, whose pool, thread and
 //! file-descriptor counts are reported after its run.

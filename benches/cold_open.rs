@@ -1,4 +1,4 @@
-//! 2. Cold open: `connection(t)` on a tenant not in the cache (file check,
+//! Area 2 of BENCHMARKS.md. Cold open: `connection(t)` on a tenant not in the cache (file check,
 //! schema check, pool build, first connection), against
 //! `Connection::open_with_flags` + `PRAGMA user_version`. With
 //! `max_pools(1)` and two tenants, every call evicts (and closes) the other

@@ -1,4 +1,4 @@
-//! 4. Creating a tenant with 50 migrations: `create_tenant` (template copy,
+//! Area 4 of BENCHMARKS.md. Creating a tenant with 50 migrations: `create_tenant` (template copy,
 //! sync, atomic publish) against replaying the 50 migrations into a new
 //! file, and against a raw copy of the template file (with and without
 //! fsync).

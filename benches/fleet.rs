@@ -1,4 +1,4 @@
-//! 5. Fleet operations. `migrate_all` with one pending migration per tenant
+//! Area 5 of BENCHMARKS.md. Fleet operations. `migrate_all` with one pending migration per tenant
 //! (jobs 1 and 2) beside a sequential loop of `rusqlite_migration`; and,
 //! over 10,000 up-to-date tenants, `migration_status` and a no-op
 //! `migrate_all` beside a sequential loop reading `user_version`.

@@ -1,4 +1,4 @@
-//! 6. `tenants()` over 100,000 tenants on disk against a flat `read_dir` of
+//! Area 6 of BENCHMARKS.md. `tenants()` over 100,000 tenants on disk against a flat `read_dir` of
 //! as many files, for the default layout (a directory per tenant) and a
 //! flat-per-bucket one (`%{bucket}/%{tenant}.sqlite3`).
 

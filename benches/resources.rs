@@ -1,4 +1,4 @@
-//! 7. Resources with 1,000 pools cached: OS threads and resident memory of
+//! Area 7 of BENCHMARKS.md. Resources with 1,000 pools cached: OS threads and resident memory of
 //! tenanted against 1,000 bare r2d2 pools built with r2d2's defaults, and
 //! a round-robin checkout over the 1,000 cached tenants for both.
 
