@@ -86,20 +86,10 @@ impl PathTemplate {
 
     /// Renders the relative path of a tenant's database.
     pub(crate) fn render(&self, tenant: &str, bucket: &str) -> String {
-        let mut out = String::with_capacity(64);
-        for (i, component) in self.components.iter().enumerate() {
-            if i > 0 {
-                out.push('/');
-            }
-            for segment in component {
-                match segment {
-                    Segment::Literal(text) => out.push_str(text),
-                    Segment::Tenant => out.push_str(tenant),
-                    Segment::Bucket => out.push_str(bucket),
-                }
-            }
-        }
-        out
+        (0..self.components.len())
+            .map(|i| self.render_component(i, tenant, bucket))
+            .collect::<Vec<_>>()
+            .join("/")
     }
 
     /// Renders component `index` alone.

@@ -68,31 +68,24 @@ pub(crate) fn ensure_template(root: &Path, migrations: &Migrations) -> Result<Pa
 /// Removes scratch files of template builds that crashed; the caller
 /// holds the template lock, so no build is running.
 fn remove_scratch_files(template: &Path) {
-    let Some(dir) = template.parent() else { return };
-    let Ok(entries) = fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if name.starts_with('.') && name.contains(".tmp-") {
-            let _ = fs::remove_file(entry.path());
-        }
-    }
+    remove_in_dir_of(template, |name, _| name.starts_with('.') && name.contains(".tmp-"));
 }
 
 /// Removes templates of other migration sets. A process still copying one
 /// keeps its open file; a process still using another set rebuilds its own.
 fn remove_stale_templates(current: &Path) {
-    let Some(dir) = current.parent() else { return };
-    let Ok(entries) = fs::read_dir(dir) else {
-        return;
-    };
+    remove_in_dir_of(current, |name, path| {
+        !name.starts_with('.') && name.ends_with(".sqlite3") && path != current
+    });
+}
+
+/// Removes the files beside `file` that `doomed(name, path)` picks.
+fn remove_in_dir_of(file: &Path, doomed: impl Fn(&str, &Path) -> bool) {
+    let Some(dir) = file.parent() else { return };
+    let Ok(entries) = fs::read_dir(dir) else { return };
     for entry in entries.flatten() {
         let path = entry.path();
-        let is_template = path.extension().is_some_and(|e| e == "sqlite3")
-            && !entry.file_name().to_string_lossy().starts_with('.');
-        if is_template && path != current {
+        if doomed(&entry.file_name().to_string_lossy(), &path) {
             let _ = fs::remove_file(&path);
         }
     }
