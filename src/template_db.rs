@@ -68,7 +68,9 @@ pub(crate) fn ensure_template(root: &Path, migrations: &Migrations) -> Result<Pa
 /// Removes scratch files of template builds that crashed; the caller
 /// holds the template lock, so no build is running.
 fn remove_scratch_files(template: &Path) {
-    remove_in_dir_of(template, |name, _| name.starts_with('.') && name.contains(".tmp-"));
+    remove_in_dir_of(template, |name, _| {
+        name.starts_with('.') && name.contains(".tmp-")
+    });
 }
 
 /// Removes templates of other migration sets. A process still copying one
@@ -82,7 +84,9 @@ fn remove_stale_templates(current: &Path) {
 /// Removes the files beside `file` that `doomed(name, path)` picks.
 fn remove_in_dir_of(file: &Path, doomed: impl Fn(&str, &Path) -> bool) {
     let Some(dir) = file.parent() else { return };
-    let Ok(entries) = fs::read_dir(dir) else { return };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
     for entry in entries.flatten() {
         let path = entry.path();
         if doomed(&entry.file_name().to_string_lossy(), &path) {
