@@ -246,6 +246,15 @@ fn tenant_label(tenant: &Option<TenantName>) -> &str {
 
 impl Error {
     /// The tenant this error is about, if any.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let manager = tenanted::TenantManager::builder(
+    /// #     tenanted::RootConfig::new(dir.path()), tenanted::Migrations::new(vec![])).build()?;
+    /// let err = manager.connection("nobody").unwrap_err();
+    /// assert_eq!(err.tenant().map(|t| t.as_str()), Some("nobody"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn tenant(&self) -> Option<&TenantName> {
         match self {
             Error::TenantExists { tenant, .. }

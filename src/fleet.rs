@@ -115,6 +115,24 @@ impl fmt::Debug for MigrateOptions {
 }
 
 /// Where a fleet migration is, given to the progress callback.
+///
+/// ```
+/// use std::sync::{Arc, atomic::{AtomicUsize, Ordering}};
+/// # let dir = tempfile::tempdir()?;
+/// # let manager = tenanted::TenantManager::builder(
+/// #     tenanted::RootConfig::new(dir.path()),
+/// #     tenanted::Migrations::new(vec![tenanted::Migration::new("a", "CREATE TABLE a (x);")]),
+/// # ).build()?;
+/// # manager.create_tenant("acme")?;
+/// let seen = Arc::new(AtomicUsize::new(0));
+/// let counter = Arc::clone(&seen);
+/// manager.migrate_all(&tenanted::MigrateOptions::new().on_progress(move |p| {
+///     assert_eq!(p.total, 1);
+///     counter.store(p.done, Ordering::SeqCst);
+/// }))?;
+/// assert_eq!(seen.load(Ordering::SeqCst), 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct Progress {
     /// Tenants finished so far, this one included.
@@ -128,6 +146,20 @@ pub struct Progress {
 }
 
 /// One tenant's line in a [`MigrationReport`].
+///
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// # let manager = tenanted::TenantManager::builder(
+/// #     tenanted::RootConfig::new(dir.path()),
+/// #     tenanted::Migrations::new(vec![tenanted::Migration::new("a", "CREATE TABLE a (x);")]),
+/// # ).build()?;
+/// # manager.create_tenant("acme")?;
+/// let report = manager.migrate_all(&tenanted::MigrateOptions::new())?;
+/// let line = &report.tenants[0];
+/// assert_eq!((line.tenant.as_str(), line.from, line.to), ("acme", Some(1), Some(1)));
+/// assert!(line.succeeded() && !line.changed());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct TenantReport {
     /// The tenant.
@@ -192,6 +224,20 @@ impl TenantReport {
 
 /// What [`TenantManager::migrate_all`](crate::TenantManager::migrate_all)
 /// did, tenant by tenant (sorted by name), with totals.
+///
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// # let manager = tenanted::TenantManager::builder(
+/// #     tenanted::RootConfig::new(dir.path()),
+/// #     tenanted::Migrations::new(vec![tenanted::Migration::new("a", "CREATE TABLE a (x);")]),
+/// # ).build()?;
+/// # manager.create_tenant("acme")?;
+/// let report = manager.migrate_all(&tenanted::MigrateOptions::new())?;
+/// assert_eq!((report.succeeded(), report.migrated(), report.up_to_date(), report.failed()), (1, 0, 1, 0));
+/// assert!(report.is_success());
+/// assert!(report.to_string().starts_with("1/1 tenants migrated to version 1"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct MigrationReport {
     /// The version every tenant was asked to reach.
@@ -301,6 +347,19 @@ impl fmt::Display for MigrationReport {
 }
 
 /// One tenant's line in a [`StatusReport`].
+///
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// # let manager = tenanted::TenantManager::builder(
+/// #     tenanted::RootConfig::new(dir.path()),
+/// #     tenanted::Migrations::new(vec![tenanted::Migration::new("a", "CREATE TABLE a (x);")]),
+/// # ).build()?;
+/// # manager.create_tenant("acme")?;
+/// let status = manager.migration_status()?;
+/// assert!(status.tenants[0].is_current(status.latest_version));
+/// assert!(status.tenants[0].pending.is_empty());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct TenantStatus {
     /// The tenant.
@@ -325,6 +384,20 @@ impl TenantStatus {
 
 /// Every tenant's schema version, from
 /// [`TenantManager::migration_status`](crate::TenantManager::migration_status).
+///
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// # let manager = tenanted::TenantManager::builder(
+/// #     tenanted::RootConfig::new(dir.path()),
+/// #     tenanted::Migrations::new(vec![tenanted::Migration::new("a", "CREATE TABLE a (x);")]),
+/// # ).build()?;
+/// # manager.create_tenant("acme")?;
+/// let status = manager.migration_status()?;
+/// assert_eq!((status.current(), status.behind(), status.ahead(), status.unreadable()), (1, 0, 0, 0));
+/// assert!(status.all_current());
+/// assert!(status.to_string().ends_with("Overall: 1/1 tenants current, 0 migration(s) pending"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug)]
 pub struct StatusReport {
     /// The version the migrations reach.

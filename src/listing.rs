@@ -16,6 +16,17 @@ use crate::template::PathTemplate;
 /// [`TenantManager::tenants`](crate::TenantManager::tenants).
 ///
 /// It holds one open directory per template level, never every name.
+///
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// # let manager = tenanted::TenantManager::builder(
+/// #     tenanted::RootConfig::new(dir.path()), tenanted::Migrations::new(vec![])).build()?;
+/// manager.create_tenant("acme")?;
+/// for tenant in manager.tenants()? {
+///     assert_eq!(tenant?.as_str(), "acme");
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub struct Tenants {
     config: RootConfig,
     template: Arc<PathTemplate>,

@@ -129,11 +129,27 @@ impl TenantManager {
     }
 
     /// Where the tenants live.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let manager = tenanted::TenantManager::builder(
+    /// #     tenanted::RootConfig::new(dir.path()), tenanted::Migrations::new(vec![])).build()?;
+    /// assert_eq!(manager.root().root_dir(), dir.path());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn root(&self) -> &RootConfig {
         &self.inner.root
     }
 
     /// The schema's migrations.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let manager = tenanted::TenantManager::builder(
+    /// #     tenanted::RootConfig::new(dir.path()), tenanted::Migrations::new(vec![])).build()?;
+    /// assert_eq!(manager.migrations().latest_version(), 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn migrations(&self) -> &Migrations {
         &self.inner.migrations
     }

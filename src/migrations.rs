@@ -171,26 +171,68 @@ impl Migrations {
     }
 
     /// The version a fully migrated tenant has: the number of migrations.
+    ///
+    /// ```
+    /// use tenanted::{Migration, Migrations};
+    /// let migrations = Migrations::new(vec![
+    ///     Migration::new("0001_a", "CREATE TABLE a (x);"),
+    ///     Migration::new("0002_b", "CREATE TABLE b (x);"),
+    /// ]);
+    /// assert_eq!(migrations.latest_version(), 2);
+    /// ```
     pub fn latest_version(&self) -> usize {
         self.list.len()
     }
 
     /// The number of migrations.
+    ///
+    /// ```
+    /// use tenanted::{Migration, Migrations};
+    /// let migrations = Migrations::new(vec![
+    ///     Migration::new("0001_a", "CREATE TABLE a (x);"),
+    ///     Migration::new("0002_b", "CREATE TABLE b (x);"),
+    /// ]);
+    /// assert_eq!(migrations.len(), 2);
+    /// ```
     pub fn len(&self) -> usize {
         self.list.len()
     }
 
     /// Whether there are no migrations.
+    ///
+    /// ```
+    /// assert!(tenanted::Migrations::new(vec![]).is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.list.is_empty()
     }
 
     /// The migrations in order.
+    ///
+    /// ```
+    /// use tenanted::{Migration, Migrations};
+    /// let migrations = Migrations::new(vec![
+    ///     Migration::new("0001_a", "CREATE TABLE a (x);"),
+    ///     Migration::new("0002_b", "CREATE TABLE b (x);"),
+    /// ]);
+    /// let names: Vec<&str> = migrations.iter().map(|m| m.name()).collect();
+    /// assert_eq!(names, ["0001_a", "0002_b"]);
+    /// ```
     pub fn iter(&self) -> std::slice::Iter<'_, Migration> {
         self.list.iter()
     }
 
     /// The migration that takes a tenant from `version - 1` to `version`.
+    ///
+    /// ```
+    /// use tenanted::{Migration, Migrations};
+    /// let migrations = Migrations::new(vec![
+    ///     Migration::new("0001_a", "CREATE TABLE a (x);"),
+    ///     Migration::new("0002_b", "CREATE TABLE b (x);"),
+    /// ]);
+    /// assert_eq!(migrations.get(2).map(|m| m.name()), Some("0002_b"));
+    /// assert!(migrations.get(0).is_none() && migrations.get(3).is_none());
+    /// ```
     pub fn get(&self, version: usize) -> Option<&Migration> {
         version.checked_sub(1).and_then(|i| self.list.get(i))
     }
@@ -269,6 +311,16 @@ impl Migrations {
 
     /// A stable 64-bit fingerprint of every name and script (FNV-1a), used
     /// to key the template database.
+    ///
+    /// ```
+    /// use tenanted::{Migration, Migrations};
+    /// let migrations = Migrations::new(vec![
+    ///     Migration::new("0001_a", "CREATE TABLE a (x);"),
+    ///     Migration::new("0002_b", "CREATE TABLE b (x);"),
+    /// ]);
+    /// let same = Migrations::new(migrations.iter().cloned().collect());
+    /// assert_eq!(migrations.fingerprint(), same.fingerprint());
+    /// ```
     pub fn fingerprint(&self) -> u64 {
         self.fingerprint
     }

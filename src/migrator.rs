@@ -16,6 +16,21 @@ use crate::migrations::Migrations;
 use crate::name::TenantName;
 
 /// What one tenant's migration did.
+///
+/// ```
+/// use tenanted::{Migration, Migrations};
+/// # let dir = tempfile::tempdir()?;
+/// let two = Migrations::new(vec![
+///     Migration::new("a", "CREATE TABLE a (x);").down("DROP TABLE a;"),
+///     Migration::new("b", "CREATE TABLE b (x);").down("DROP TABLE b;"),
+/// ]);
+/// # let manager = tenanted::TenantManager::builder(tenanted::RootConfig::new(dir.path()), two).build()?;
+/// # manager.create_tenant("acme")?;
+/// let outcome = manager.rollback_tenant("acme", 2)?;
+/// assert_eq!((outcome.from, outcome.to), (2, 0));
+/// assert_eq!(outcome.applied, ["b", "a"]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MigrationOutcome {
     /// The tenant.

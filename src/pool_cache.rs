@@ -23,6 +23,18 @@ use crate::name::TenantName;
 
 /// A snapshot of the pool cache's counters, from
 /// [`TenantManager::stats`](crate::TenantManager::stats).
+///
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// # let manager = tenanted::TenantManager::builder(
+/// #     tenanted::RootConfig::new(dir.path()), tenanted::Migrations::new(vec![])).build()?;
+/// # manager.create_tenant("acme")?;
+/// drop(manager.connection("acme")?);
+/// drop(manager.connection("acme")?);
+/// let stats = manager.stats();
+/// assert_eq!((stats.open_pools, stats.hits, stats.misses, stats.checked_out), (1, 1, 1, 0));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PoolStats {
     /// Pools in the cache (never more than `max_pools`).

@@ -96,16 +96,30 @@ impl RootConfig {
     }
 
     /// The root directory.
+    ///
+    /// ```
+    /// let root = tenanted::RootConfig::new("/srv/t");
+    /// assert_eq!(root.root_dir(), std::path::Path::new("/srv/t"));
+    /// ```
     pub fn root_dir(&self) -> &Path {
         &self.root
     }
 
     /// The template as given.
+    ///
+    /// ```
+    /// let root = tenanted::RootConfig::new("/srv/t");
+    /// assert_eq!(root.template_str(), tenanted::DEFAULT_TEMPLATE);
+    /// ```
     pub fn template_str(&self) -> &str {
         &self.template_source
     }
 
     /// The number of buckets.
+    ///
+    /// ```
+    /// assert_eq!(tenanted::RootConfig::new("/srv/t").bucket_count(), tenanted::DEFAULT_BUCKETS);
+    /// ```
     pub fn bucket_count(&self) -> u32 {
         self.buckets
     }
