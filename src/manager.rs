@@ -455,8 +455,17 @@ impl TenantManager {
                 // The connector thread could not open it quickly. Open it
                 // directly to say why (too many open files, not a database)
                 // instead of waiting out connection_timeout.
-                let conn = migrator::open_existing(&tenant, &path)?;
+                let mut conn = migrator::open_existing(&tenant, &path)?;
                 migrator::read_version(&tenant, &path, &conn)?;
+                setup_connection(&mut conn, self.inner.busy_timeout, self.inner.init.as_ref())
+                    .map_err(|e| {
+                        Error::sqlite(
+                            Some(&tenant),
+                            &path,
+                            "setting up a connection (busy_timeout, foreign_keys, the connection_init hook)",
+                            e,
+                        )
+                    })?;
                 drop(conn);
                 pool.get().map_err(|source| Error::Pool {
                     tenant: tenant.clone(),
@@ -525,14 +534,7 @@ impl TenantManager {
         let user_init = inner.init.clone();
         let manager = SqliteConnectionManager::file(path)
             .with_flags(EXISTING)
-            .with_init(move |conn| {
-                conn.busy_timeout(busy_timeout)?;
-                conn.execute_batch("PRAGMA foreign_keys = ON;")?;
-                match &user_init {
-                    Some(init) => init(conn),
-                    None => Ok(()),
-                }
-            });
+            .with_init(move |conn| setup_connection(conn, busy_timeout, user_init.as_ref()));
         // Lazily filled, no r2d2 reaper (we prune whole pools ourselves),
         // no validation query on checkout, one shared connector pool.
         r2d2::Pool::builder()
@@ -804,6 +806,21 @@ impl TenantManager {
         let version = migrator::read_version(&tenant, &path, &conn)?;
         drop(conn);
         self.migrate_tenant_to(name, version.saturating_sub(steps))
+    }
+}
+
+/// What every new pooled connection runs: tenanted's PRAGMAs, then the
+/// user's hook. No I/O: these only set connection state.
+fn setup_connection(
+    conn: &mut rusqlite::Connection,
+    busy_timeout: Duration,
+    user_init: Option<&ConnectionInit>,
+) -> rusqlite::Result<()> {
+    conn.busy_timeout(busy_timeout)?;
+    conn.execute_batch("PRAGMA foreign_keys = ON;")?;
+    match user_init {
+        Some(init) => init(conn),
+        None => Ok(()),
     }
 }
 

@@ -334,3 +334,24 @@ fn connection_init_hook_and_pragmas_run_on_every_connection() {
     assert_eq!((fk, cache, mode.as_str(), busy), (1, -1234, "wal", 5000));
     assert_eq!(conn.tenant(), "acme");
 }
+
+#[test]
+fn a_failing_connection_init_hook_is_reported_without_waiting_out_the_pool() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = builder(dir.path())
+        .connection_timeout(Duration::from_secs(30))
+        .connection_init(|c| c.execute_batch("PRAGMA this is not sql;"))
+        .build()
+        .unwrap();
+    m.create_tenant("acme").unwrap();
+    let started = Instant::now();
+    let err = m.connection("acme").unwrap_err();
+    // Not a timing benchmark: proves we did not sit in r2d2's 30 s retry loop.
+    assert!(started.elapsed() < Duration::from_secs(15));
+    let msg = err.to_string();
+    assert!(
+        msg.contains("acme") && msg.contains("connection_init"),
+        "{msg}"
+    );
+    assert_eq!(m.stats().open_pools, 0);
+}
