@@ -63,7 +63,7 @@ fn sweep_tenant(tenant: &TenantName, db: &Path) -> Result<usize> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
         Err(e) => return Err(Error::io(Some(tenant), lock_file, "locking the tenant", e)),
     };
-    let removed = remove_debris(tenant, db)?;
+    let removed = remove_debris(Some(tenant), db)?;
     drop(lock);
     if !db.exists() {
         remove_empty_parents(db);

@@ -16,7 +16,7 @@ use rusqlite::{Connection, OpenFlags};
 
 use crate::error::{BoxError, Error, Result};
 use crate::lock::FileLock;
-use crate::migrator::{EXISTING, lock_tenant, open_error, read_version};
+use crate::migrator::{EXISTING, lock_tenant, open_error};
 use crate::name::TenantName;
 use crate::template::SQLITE_SIDECARS;
 
@@ -49,13 +49,12 @@ pub(crate) fn create(
     tenant: &TenantName,
     path: &Path,
     template: &Path,
-    latest_version: usize,
     seed: Option<Seed<'_>>,
 ) -> Result<()> {
     let lock_file = lock_path(path);
     let lock = FileLock::acquire(&lock_file, true)
         .map_err(|e| Error::io(Some(tenant), &lock_file, "locking the tenant", e))?;
-    let result = create_locked(tenant, path, template, latest_version, seed);
+    let result = create_locked(tenant, path, template, seed);
     let existed = matches!(result, Err(Error::TenantExists { .. }));
     drop(lock);
     if result.is_err() && !existed {
@@ -68,7 +67,6 @@ fn create_locked(
     tenant: &TenantName,
     path: &Path,
     template: &Path,
-    latest_version: usize,
     seed: Option<Seed<'_>>,
 ) -> Result<()> {
     if path.exists() {
@@ -79,10 +77,10 @@ fn create_locked(
     }
     // We hold the lock and the tenant does not exist: anything left beside
     // it is debris from a crashed create or destroy.
-    remove_debris(tenant, path)?;
+    remove_debris(Some(tenant), path)?;
 
     let scratch = scratch_path(path, "tmp");
-    let built = build(tenant, path, &scratch, template, latest_version, seed);
+    let built = build(tenant, path, &scratch, template, seed);
     let published = built.and_then(|()| publish(tenant, &scratch, path));
     remove_with_sidecars(&scratch);
     published
@@ -93,30 +91,20 @@ fn build(
     path: &Path,
     scratch: &Path,
     template: &Path,
-    latest_version: usize,
     seed: Option<Seed<'_>>,
 ) -> Result<()> {
     fs::copy(template, scratch)
         .map_err(|e| Error::io(Some(tenant), scratch, "copying the template database", e))?;
-    let conn = Connection::open_with_flags(scratch, EXISTING)
-        .map_err(|e| open_error(tenant, scratch, e))?;
-    let version = read_version(tenant, scratch, &conn)?;
-    if version != latest_version {
-        let reason = format!(
-            "the template is at version {version}, expected {latest_version}; delete it and it will be rebuilt"
-        );
-        return Err(Error::io(
-            Some(tenant),
-            template,
-            "checking the template database",
-            io::Error::other(reason),
-        ));
-    }
+    // Without a seed the copy is the tenant: no need to open it. (Its
+    // version is the template's, and every open checks it anyway.)
     if let Some(seed) = seed {
+        let conn = Connection::open_with_flags(scratch, EXISTING)
+            .map_err(|e| open_error(tenant, scratch, e))?;
         run_seed(tenant, path, &conn, seed)?;
+        conn.close().map_err(|(_, e)| {
+            Error::sqlite(Some(tenant), scratch, "closing the new database", e)
+        })?;
     }
-    conn.close()
-        .map_err(|(_, e)| Error::sqlite(Some(tenant), scratch, "closing the new database", e))?;
     File::open(scratch)
         .and_then(|f| f.sync_all())
         .map_err(|e| Error::io(Some(tenant), scratch, "syncing the new database", e))
@@ -179,9 +167,10 @@ pub(crate) fn destroy(tenant: &TenantName, path: &Path) -> Result<()> {
 }
 
 /// Removes temporary files, tombstones and orphaned SQLite sidecars left
-/// beside `path` by a crashed operation. The caller holds the tenant's lock
-/// and `path` does not exist. Returns how many files it removed.
-pub(crate) fn remove_debris(tenant: &TenantName, path: &Path) -> Result<usize> {
+/// beside `path` (a tenant's database, or the template) by a crashed
+/// operation. The caller holds `path`'s lock. Returns how many files it
+/// removed.
+pub(crate) fn remove_debris(tenant: Option<&TenantName>, path: &Path) -> Result<usize> {
     let Some(dir) = path.parent() else {
         return Ok(0);
     };
@@ -192,7 +181,7 @@ pub(crate) fn remove_debris(tenant: &TenantName, path: &Path) -> Result<usize> {
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
-        Err(e) => return Err(Error::io(Some(tenant), dir, "cleaning up", e)),
+        Err(e) => return Err(Error::io(tenant, dir, "cleaning up", e)),
     };
     let mut removed = 0;
     for entry in entries.flatten() {
@@ -203,7 +192,7 @@ pub(crate) fn remove_debris(tenant: &TenantName, path: &Path) -> Result<usize> {
                 .iter()
                 .any(|s| name.strip_suffix(s) == Some(&*file_name));
         if orphan_sidecar || name.starts_with(&tmp_prefix) || name.starts_with(&deleted_prefix) {
-            tracing::info!(tenant = %tenant, file = %entry.path().display(), "removing debris of a crashed operation");
+            tracing::info!(file = %entry.path().display(), "removing debris of a crashed operation");
             remove_quietly(&entry.path());
             removed += 1;
         }

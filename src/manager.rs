@@ -252,13 +252,7 @@ impl TenantManager {
         let _entered = span.enter();
         let template =
             template_db::ensure_template(self.inner.root.root_dir(), &self.inner.migrations)?;
-        lifecycle::create(
-            &tenant,
-            &path,
-            &template,
-            self.inner.migrations.latest_version(),
-            seed,
-        )?;
+        lifecycle::create(&tenant, &path, &template, seed)?;
         tracing::info!(tenant = %tenant, path = %path.display(), "created tenant");
         Ok(())
     }
@@ -802,9 +796,7 @@ impl TenantManager {
     /// ```
     pub fn rollback_tenant(&self, name: &str, steps: usize) -> Result<MigrationOutcome> {
         let (tenant, path) = self.locate(name)?;
-        let conn = migrator::open_existing(&tenant, &path)?;
-        let version = migrator::read_version(&tenant, &path, &conn)?;
-        drop(conn);
+        let version = migrator::peek_version(&tenant, &path)?;
         self.migrate_tenant_to(name, version.saturating_sub(steps))
     }
 }

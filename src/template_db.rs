@@ -10,7 +10,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::lifecycle::{build_by_rename, lock_path};
+use crate::lifecycle::{build_by_rename, lock_path, remove_debris};
 use crate::lock::FileLock;
 use crate::migrations::Migrations;
 
@@ -38,7 +38,8 @@ pub(crate) fn ensure_template(root: &Path, migrations: &Migrations) -> Result<Pa
     if path.is_file() {
         return Ok(path);
     }
-    remove_scratch_files(&path);
+    // We hold the template lock: any scratch file beside it is a crashed build's.
+    remove_debris(None, &path)?;
     let span = tracing::info_span!("build_template", path = %path.display());
     let _entered = span.enter();
     build_by_rename(&path, |conn| {
@@ -65,31 +66,18 @@ pub(crate) fn ensure_template(root: &Path, migrations: &Migrations) -> Result<Pa
     Ok(path)
 }
 
-/// Removes scratch files of template builds that crashed; the caller
-/// holds the template lock, so no build is running.
-fn remove_scratch_files(template: &Path) {
-    remove_in_dir_of(template, |name, _| {
-        name.starts_with('.') && name.contains(".tmp-")
-    });
-}
-
 /// Removes templates of other migration sets. A process still copying one
 /// keeps its open file; a process still using another set rebuilds its own.
 fn remove_stale_templates(current: &Path) {
-    remove_in_dir_of(current, |name, path| {
-        !name.starts_with('.') && name.ends_with(".sqlite3") && path != current
-    });
-}
-
-/// Removes the files beside `file` that `doomed(name, path)` picks.
-fn remove_in_dir_of(file: &Path, doomed: impl Fn(&str, &Path) -> bool) {
-    let Some(dir) = file.parent() else { return };
+    let Some(dir) = current.parent() else { return };
     let Ok(entries) = fs::read_dir(dir) else {
         return;
     };
     for entry in entries.flatten() {
         let path = entry.path();
-        if doomed(&entry.file_name().to_string_lossy(), &path) {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if !name.starts_with('.') && name.ends_with(".sqlite3") && path != current {
             let _ = fs::remove_file(&path);
         }
     }
