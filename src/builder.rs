@@ -9,7 +9,7 @@ use rusqlite::Connection;
 use crate::error::Result;
 use crate::manager::TenantManager;
 use crate::migrations::Migrations;
-use crate::root::RootConfig;
+use crate::paths::RootConfig;
 
 /// A hook run on every new pooled connection, after tenanted's PRAGMAs.
 pub type ConnectionInit = Arc<dyn Fn(&mut Connection) -> rusqlite::Result<()> + Send + Sync>;

@@ -5,47 +5,26 @@
 //! that name; this sweep is for tenants nobody creates again.
 
 use std::collections::BTreeMap;
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::lifecycle::{debris_owner, lock_path, remove_debris, remove_empty_parents};
 use crate::lock::FileLock;
 use crate::name::TenantName;
-use crate::root::RootConfig;
+use crate::paths::{Found, Mode, RootConfig};
 
 /// Removes debris beside every tenant path under the root, skipping any
 /// tenant whose lock is held (an operation is in progress there). Returns
 /// how many files were removed, lock files included.
 pub(crate) fn sweep(root: &RootConfig) -> Result<usize> {
-    let template = root.parsed()?;
-    let file_level = template.depth() - 1;
+    let walk = root.walk(Mode::Siblings {
+        owner: debris_owner,
+        operation: "sweeping debris",
+    })?;
     let mut owners: BTreeMap<PathBuf, TenantName> = BTreeMap::new();
-    let mut stack = vec![(root.root_dir().to_path_buf(), 0usize)];
-    while let Some((dir, depth)) = stack.pop() {
-        let entries = match fs::read_dir(&dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(Error::io(None, dir, "sweeping debris", e)),
-        };
-        for entry in entries.flatten() {
-            let Ok(file_type) = entry.file_type() else {
-                continue;
-            };
-            let name = entry.file_name();
-            let Some(name) = name.to_str() else { continue };
-            if depth < file_level {
-                // Hidden directories (such as .tenanted) are never tenants'.
-                if file_type.is_dir() && !name.starts_with('.') {
-                    stack.push((entry.path(), depth + 1));
-                }
-            } else if let Some(db_name) = debris_owner(name) {
-                let db = dir.join(db_name);
-                if let Some(tenant) = root.tenant_of_path(&db) {
-                    owners.insert(db, tenant);
-                }
-            }
-        }
+    for found in walk {
+        let Found { tenant, path } = found?;
+        owners.insert(path, tenant);
     }
     let mut removed = 0;
     for (db, tenant) in owners {

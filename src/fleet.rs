@@ -10,7 +10,7 @@ use crate::error::Error;
 use crate::migrations::Migrations;
 use crate::migrator::{self, MigrationOutcome};
 use crate::name::TenantName;
-use crate::root::RootConfig;
+use crate::paths::RootConfig;
 
 type Callback<T> = Box<dyn Fn(&T) + Send + Sync>;
 

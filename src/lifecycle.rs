@@ -18,7 +18,7 @@ use crate::error::{BoxError, Error, Result};
 use crate::lock::FileLock;
 use crate::migrator::{EXISTING, lock_tenant, open_error};
 use crate::name::TenantName;
-use crate::template::SQLITE_SIDECARS;
+use crate::paths::SQLITE_SIDECARS;
 
 /// A seed closure: runs on the new database, inside a transaction, before
 /// the tenant is published.

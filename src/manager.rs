@@ -18,13 +18,13 @@ use crate::debris;
 use crate::error::{BoxError, Error, PendingMigrationError, Result};
 use crate::fleet::{self, MigrateOptions, MigrationReport, StatusReport};
 use crate::lifecycle;
-use crate::listing::Tenants;
 use crate::migrations::Migrations;
 use crate::migrator::{self, EXISTING, MigrationOutcome};
 use crate::name::TenantName;
+use crate::paths::RootConfig;
+use crate::paths::Tenants;
 use crate::pool_cache::{PoolCache, PoolStats, TenantPool};
 use crate::reaper::Reaper;
-use crate::root::RootConfig;
 use crate::template_db;
 
 /// How long a new pool's first connection may take before the file is

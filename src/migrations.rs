@@ -7,7 +7,7 @@ use std::sync::Arc;
 use rusqlite_migration::M;
 
 use crate::error::{Error, Result};
-use crate::fnv::Fnv1a;
+use crate::paths::Fnv1a;
 
 /// One schema change: an `up` script and an optional `down` script.
 ///

@@ -11,15 +11,15 @@ enum Segment {
 
 /// A validated template, split into path components.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct PathTemplate {
+pub(super) struct PathTemplate {
     components: Vec<Vec<Segment>>,
 }
 
 /// What a matched directory entry says about the tenant.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub(crate) struct Captures<'a> {
-    pub tenant: Option<&'a str>,
-    pub bucket: Option<&'a str>,
+pub(super) struct Captures<'a> {
+    pub(super) tenant: Option<&'a str>,
+    pub(super) bucket: Option<&'a str>,
 }
 
 /// Sidecar suffixes SQLite puts next to a database file. A template whose
@@ -28,7 +28,7 @@ pub(crate) const SQLITE_SIDECARS: [&str; 3] = ["-wal", "-shm", "-journal"];
 
 impl PathTemplate {
     /// Parses and validates `template`; the error is a reason sentence.
-    pub(crate) fn parse(template: &str) -> Result<Self, String> {
+    pub(super) fn parse(template: &str) -> Result<Self, String> {
         if template.is_empty() {
             return Err("it is empty".into());
         }
@@ -38,54 +38,21 @@ impl PathTemplate {
         if template.contains('\\') || template.contains('\0') {
             return Err("it must not contain '\\' or NUL".into());
         }
-        let mut components = Vec::new();
-        let (mut tenants, mut buckets) = (0, 0);
-        for raw in template.split('/') {
-            if raw.is_empty() || raw == "." || raw == ".." {
-                return Err(format!(
-                    "component {raw:?} is not allowed: use plain names separated by single '/'"
-                ));
-            }
-            if raw.starts_with('.') {
-                return Err(format!(
-                    "component {raw:?} starts with '.': hidden names are reserved for tenanted's own files"
-                ));
-            }
-            let segments = parse_component(raw)?;
-            tenants += segments.iter().filter(|s| **s == Segment::Tenant).count();
-            buckets += segments.iter().filter(|s| **s == Segment::Bucket).count();
-            components.push(segments);
-        }
-        if tenants != 1 {
-            return Err(format!(
-                "%{{tenant}} must appear exactly once, found {tenants}"
-            ));
-        }
-        if buckets > 1 {
-            return Err(format!(
-                "%{{bucket}} may appear at most once, found {buckets}"
-            ));
-        }
-        match components.last().and_then(|c| c.last()) {
-            Some(Segment::Literal(suffix))
-                if !SQLITE_SIDECARS.iter().any(|s| suffix.ends_with(s))
-                    && !suffix.ends_with(".lock") => {}
-            _ => {
-                return Err(
-                    "the file name must end in a fixed suffix such as .sqlite3, so SQLite's -wal and -shm files are never taken for tenants"
-                        .into(),
-                );
-            }
-        }
+        let components = template
+            .split('/')
+            .map(parse_plain_component)
+            .collect::<Result<Vec<_>, _>>()?;
+        check_placeholders(&components)?;
+        check_file_suffix(&components)?;
         Ok(PathTemplate { components })
     }
 
-    pub(crate) fn depth(&self) -> usize {
+    pub(super) fn depth(&self) -> usize {
         self.components.len()
     }
 
     /// Renders the relative path of a tenant's database.
-    pub(crate) fn render(&self, tenant: &str, bucket: &str) -> String {
+    pub(super) fn render(&self, tenant: &str, bucket: &str) -> String {
         (0..self.components.len())
             .map(|i| self.render_component(i, tenant, bucket))
             .collect::<Vec<_>>()
@@ -93,7 +60,7 @@ impl PathTemplate {
     }
 
     /// Renders component `index` alone.
-    pub(crate) fn render_component(&self, index: usize, tenant: &str, bucket: &str) -> String {
+    pub(super) fn render_component(&self, index: usize, tenant: &str, bucket: &str) -> String {
         let mut out = String::new();
         for segment in self.components.get(index).into_iter().flatten() {
             match segment {
@@ -109,7 +76,7 @@ impl PathTemplate {
     ///
     /// Buckets are `bucket_width` lowercase hex digits; the tenant part is
     /// whatever remains between the fixed parts and must be non-empty.
-    pub(crate) fn match_component<'a>(
+    pub(super) fn match_component<'a>(
         &self,
         index: usize,
         name: &'a str,
@@ -135,6 +102,61 @@ impl PathTemplate {
             _ => return None,
         }
         Some(captures)
+    }
+}
+
+/// Parses one component, refusing the names a template may not use.
+fn parse_plain_component(raw: &str) -> Result<Vec<Segment>, String> {
+    if raw.is_empty() || raw == "." || raw == ".." {
+        return Err(format!(
+            "component {raw:?} is not allowed: use plain names separated by single '/'"
+        ));
+    }
+    if raw.starts_with('.') {
+        return Err(format!(
+            "component {raw:?} starts with '.': hidden names are reserved for tenanted's own files"
+        ));
+    }
+    parse_component(raw)
+}
+
+/// `%{tenant}` exactly once, `%{bucket}` at most once.
+fn check_placeholders(components: &[Vec<Segment>]) -> Result<(), String> {
+    let count = |wanted: Segment| {
+        components
+            .iter()
+            .flatten()
+            .filter(|s| **s == wanted)
+            .count()
+    };
+    let (tenants, buckets) = (count(Segment::Tenant), count(Segment::Bucket));
+    if tenants != 1 {
+        return Err(format!(
+            "%{{tenant}} must appear exactly once, found {tenants}"
+        ));
+    }
+    if buckets > 1 {
+        return Err(format!(
+            "%{{bucket}} may appear at most once, found {buckets}"
+        ));
+    }
+    Ok(())
+}
+
+/// The file name must end in a fixed suffix that no sidecar or lock file
+/// of a tenant's database could end in.
+fn check_file_suffix(components: &[Vec<Segment>]) -> Result<(), String> {
+    match components.last().and_then(|c| c.last()) {
+        Some(Segment::Literal(suffix))
+            if !SQLITE_SIDECARS.iter().any(|s| suffix.ends_with(s))
+                && !suffix.ends_with(".lock") =>
+        {
+            Ok(())
+        }
+        _ => Err(
+            "the file name must end in a fixed suffix such as .sqlite3, so SQLite's -wal and -shm files are never taken for tenants"
+                .into(),
+        ),
     }
 }
 

@@ -5,11 +5,12 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::layout::{self, Layout};
+use super::path_template::PathTemplate;
+use super::tenants::Tenants;
+use super::walker::{Mode, Walker};
 use crate::error::{Error, Result};
-use crate::fnv::Fnv1a;
-use crate::listing::Tenants;
-use crate::name::{self, TenantName};
-use crate::template::PathTemplate;
+use crate::name;
 
 /// The template used when none is given.
 pub const DEFAULT_TEMPLATE: &str = "%{bucket}/%{tenant}/main.sqlite3";
@@ -21,7 +22,7 @@ pub const DEFAULT_BUCKETS: u32 = 256;
 /// files under it.
 ///
 /// A path is `root/` + the template with `%{tenant}` replaced by the name and
-/// `%{bucket}` by [`bucket_of`]`(name, buckets)`, written as lowercase hex
+/// `%{bucket}` by [`bucket_of`](crate::bucket_of)`(name, buckets)`, written as lowercase hex
 /// zero-padded to the width of `buckets - 1`.
 ///
 /// ```
@@ -138,7 +139,7 @@ impl RootConfig {
         self.parsed().map(|_| ())
     }
 
-    pub(crate) fn parsed(&self) -> Result<&Arc<PathTemplate>> {
+    fn parsed(&self) -> Result<&Arc<PathTemplate>> {
         if self.buckets == 0 {
             return Err(self.bad_template("the bucket count must be at least 1".into()));
         }
@@ -152,21 +153,6 @@ impl RootConfig {
             template: self.template_source.clone(),
             reason,
         }
-    }
-
-    /// Hex digits in a bucket directory name.
-    pub(crate) fn bucket_width(&self) -> usize {
-        let max = self.buckets.saturating_sub(1);
-        ((u32::BITS - max.leading_zeros()).div_ceil(4)).max(1) as usize
-    }
-
-    /// The bucket directory name of `tenant`.
-    pub(crate) fn bucket_label(&self, tenant: &str) -> String {
-        format!(
-            "{:0width$x}",
-            bucket_of(tenant, self.buckets),
-            width = self.bucket_width()
-        )
     }
 
     /// The database file of tenant `name`.
@@ -190,9 +176,12 @@ impl RootConfig {
     /// The path of an already validated name.
     pub(crate) fn path_of(&self, name: &str) -> Result<PathBuf> {
         let template = self.parsed()?;
-        Ok(self
-            .root
-            .join(template.render(name, &self.bucket_label(name))))
+        Ok(layout::database_path(
+            &self.root,
+            template,
+            self.buckets,
+            name,
+        ))
     }
 
     /// Streams the tenants on disk, in file-system order.
@@ -215,8 +204,18 @@ impl RootConfig {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn tenants(&self) -> Result<Tenants> {
+        self.walk(Mode::Tenants).map(Tenants::new)
+    }
+
+    /// A walk of the root (see [`Walker`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BadTemplate`].
+    pub(crate) fn walk(&self, mode: Mode) -> Result<Walker> {
         let template = Arc::clone(self.parsed()?);
-        Ok(Tenants::new(self.clone(), template))
+        let layout = Layout::new(self.root.clone(), template, self.buckets);
+        Ok(Walker::new(layout, mode))
     }
 }
 
@@ -227,57 +226,5 @@ impl fmt::Debug for RootConfig {
             .field("template", &self.template_source)
             .field("buckets", &self.buckets)
             .finish()
-    }
-}
-
-/// The bucket of a tenant: 64-bit FNV-1a of the name's bytes, modulo
-/// `buckets`.
-///
-/// This function is part of the on-disk format: it never changes between
-/// releases or platforms (golden vectors in the tests pin it).
-///
-/// ```
-/// assert_eq!(tenanted::bucket_of("acme", 1), 0);
-/// assert!(tenanted::bucket_of("acme", 256) < 256);
-/// ```
-pub fn bucket_of(tenant: &str, buckets: u32) -> u32 {
-    let mut hash = Fnv1a::new();
-    hash.write(tenant.as_bytes());
-    (hash.finish() % u64::from(buckets.max(1))) as u32
-}
-
-impl RootConfig {
-    /// The tenant whose database file is exactly `path`, if any.
-    pub(crate) fn tenant_of_path(&self, path: &Path) -> Option<TenantName> {
-        let template = self.parsed().ok()?;
-        let relative = path.strip_prefix(&self.root).ok()?;
-        let parts: Vec<&str> = relative
-            .components()
-            .map(|c| c.as_os_str().to_str())
-            .collect::<Option<_>>()?;
-        if parts.len() != template.depth() {
-            return None;
-        }
-        let (mut tenant, mut bucket) = (None, None);
-        for (i, part) in parts.iter().enumerate() {
-            let captures = template.match_component(i, part, self.bucket_width())?;
-            tenant = tenant.or(captures.tenant);
-            bucket = bucket.or(captures.bucket);
-        }
-        let tenant = captured_tenant(self, tenant, bucket)?;
-        (self.path_of(tenant.as_str()).ok()? == path).then_some(tenant)
-    }
-}
-
-/// The tenant a walk captured, if its name is valid and its bucket is its own.
-pub(crate) fn captured_tenant(
-    config: &RootConfig,
-    tenant: Option<&str>,
-    bucket: Option<&str>,
-) -> Option<TenantName> {
-    let tenant = TenantName::new(tenant?).ok()?;
-    match bucket {
-        Some(label) if label != config.bucket_label(tenant.as_str()) => None,
-        _ => Some(tenant),
     }
 }

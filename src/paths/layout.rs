@@ -1,0 +1,73 @@
+//! A validated root: its directory, its parsed path template and its bucket
+//! count. Renders a tenant's path and judges what a walk captured.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::bucket;
+use super::path_template::PathTemplate;
+use crate::name::TenantName;
+
+/// The parts of a [`RootConfig`](crate::RootConfig) that
+/// [`validate`](crate::RootConfig::validate) accepted, owned so that a walk
+/// can keep them.
+#[derive(Debug, Clone)]
+pub(super) struct Layout {
+    root: PathBuf,
+    template: Arc<PathTemplate>,
+    buckets: u32,
+    bucket_width: usize,
+}
+
+impl Layout {
+    pub(super) fn new(root: PathBuf, template: Arc<PathTemplate>, buckets: u32) -> Self {
+        Layout {
+            root,
+            template,
+            buckets,
+            bucket_width: bucket::width(buckets),
+        }
+    }
+
+    pub(super) fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub(super) fn template(&self) -> &PathTemplate {
+        &self.template
+    }
+
+    /// Hex digits in a bucket directory name.
+    pub(super) fn bucket_width(&self) -> usize {
+        self.bucket_width
+    }
+
+    /// The bucket directory name of `tenant`.
+    pub(super) fn bucket_label(&self, tenant: &str) -> String {
+        bucket::label(tenant, self.buckets)
+    }
+
+    /// The tenant a walk captured, if its name is valid and its bucket is
+    /// its own.
+    pub(super) fn captured_tenant(
+        &self,
+        tenant: Option<&str>,
+        bucket: Option<&str>,
+    ) -> Option<TenantName> {
+        let tenant = TenantName::new(tenant?).ok()?;
+        match bucket {
+            Some(label) if label != self.bucket_label(tenant.as_str()) => None,
+            _ => Some(tenant),
+        }
+    }
+}
+
+/// The database file of an already validated tenant name.
+pub(super) fn database_path(
+    root: &Path,
+    template: &PathTemplate,
+    buckets: u32,
+    tenant: &str,
+) -> PathBuf {
+    root.join(template.render(tenant, &bucket::label(tenant, buckets)))
+}

@@ -1,0 +1,17 @@
+//! Where tenant databases live: the root, the path template, the bucket
+//! hash, and the one walk that inverts them.
+
+mod bucket;
+mod layout;
+mod path_template;
+mod root;
+mod tenants;
+mod walker;
+
+pub use bucket::bucket_of;
+pub use root::{DEFAULT_BUCKETS, DEFAULT_TEMPLATE, RootConfig};
+pub use tenants::Tenants;
+
+pub(crate) use bucket::Fnv1a;
+pub(crate) use path_template::SQLITE_SIDECARS;
+pub(crate) use walker::{Found, Mode};

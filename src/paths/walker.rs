@@ -1,0 +1,383 @@
+//! The one walk of the root.
+//!
+//! It reads the directories the path template describes, depth first, and
+//! sorts every entry with one small step, [`Walker::classify`]: descend
+//! into it, report a tenant, or skip it. [`Tenants`](crate::Tenants) lists
+//! tenants with it ([`Mode::Tenants`]); the debris sweep finds the files
+//! lying beside tenants' databases with it ([`Mode::Siblings`]). Both
+//! therefore invert the template, check names and check buckets the same
+//! way. It holds one open directory per template level, never every name.
+
+use std::fs::{self, DirEntry, FileType};
+use std::io;
+use std::path::PathBuf;
+
+use tracing::debug;
+
+use super::layout::Layout;
+use super::path_template::Captures;
+use crate::error::{Error, Result};
+use crate::name::{self, TenantName};
+
+/// What a walk looks for.
+#[derive(Clone, Copy)]
+pub(crate) enum Mode {
+    /// Tenants' database files. A tenant's own directory is not read when
+    /// the file name is the next level: one `lstat` of that name says
+    /// whether the tenant is there.
+    Tenants,
+    /// Files in the directories that hold tenants' databases which `owner`
+    /// says belong to a database (it returns that database's file name),
+    /// whether or not the database exists. Entries the directory cannot
+    /// return are skipped; `operation` names the walk in errors.
+    Siblings {
+        owner: fn(&str) -> Option<&str>,
+        operation: &'static str,
+    },
+}
+
+impl Mode {
+    fn operation(self) -> &'static str {
+        match self {
+            Mode::Tenants => "listing tenants",
+            Mode::Siblings { operation, .. } => operation,
+        }
+    }
+}
+
+/// A tenant the walk found, and the path of its database file (for
+/// [`Mode::Siblings`], the database the sibling belongs to, which may not
+/// exist).
+#[derive(Debug)]
+pub(crate) struct Found {
+    pub(crate) tenant: TenantName,
+    pub(crate) path: PathBuf,
+}
+
+/// What the directories above an entry captured.
+#[derive(Debug, Clone, Default)]
+struct Captured {
+    tenant: Option<String>,
+    bucket: Option<String>,
+}
+
+impl Captured {
+    /// These captures, plus what one more path component captured.
+    fn with(&self, more: &Captures<'_>) -> Captured {
+        Captured {
+            tenant: more
+                .tenant
+                .map(str::to_owned)
+                .or_else(|| self.tenant.clone()),
+            bucket: more
+                .bucket
+                .map(str::to_owned)
+                .or_else(|| self.bucket.clone()),
+        }
+    }
+}
+
+/// A directory being read, and what its path captured.
+struct Frame {
+    dir: PathBuf,
+    entries: fs::ReadDir,
+    captured: Captured,
+}
+
+/// What one directory entry is to the walk.
+enum Step {
+    /// A directory on the way to tenants' files: read it next.
+    Descend(PathBuf, Captured),
+    /// A tenant.
+    Found(Found),
+    /// Not part of the layout (or not what this walk looks for).
+    Skip,
+}
+
+/// Where an entry sits in the template.
+enum Level {
+    /// A directory above the tenants' files.
+    Dir,
+    /// The tenant's own directory, whose only file of interest has a known
+    /// name ([`Mode::Tenants`] only).
+    TenantDir,
+    /// The database files' level.
+    File,
+}
+
+/// The walk itself: an iterator of the tenants found, in file-system order.
+pub(crate) struct Walker {
+    layout: Layout,
+    mode: Mode,
+    stack: Vec<Frame>,
+    started: bool,
+}
+
+impl Walker {
+    pub(super) fn new(layout: Layout, mode: Mode) -> Self {
+        Walker {
+            layout,
+            mode,
+            stack: Vec::new(),
+            started: false,
+        }
+    }
+
+    fn open(&mut self, dir: PathBuf, captured: Captured) -> Result<()> {
+        match fs::read_dir(&dir) {
+            Ok(entries) => {
+                self.stack.push(Frame {
+                    dir,
+                    entries,
+                    captured,
+                });
+                Ok(())
+            }
+            // A directory removed under us (a tenant destroyed mid-walk) is not an error.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(self.error(dir, e)),
+        }
+    }
+
+    fn error(&self, dir: PathBuf, e: io::Error) -> Error {
+        Error::io(None, dir, self.mode.operation(), e)
+    }
+
+    /// Sorts one entry of the directory on top of the stack.
+    fn classify(&self, entry: &DirEntry) -> Step {
+        let Some(frame) = self.stack.last() else {
+            return Step::Skip;
+        };
+        let depth = self.stack.len() - 1;
+        let file_name = entry.file_name();
+        let Some(name) = file_name.to_str() else {
+            debug!(path = %entry.path().display(), "skipping non-UTF-8 entry");
+            return Step::Skip;
+        };
+        if let (Level::File, Mode::Siblings { owner, .. }) = (self.level(depth, false), self.mode) {
+            return self.sibling(frame, depth, entry, owner(name));
+        }
+        let template = self.layout.template();
+        let Some(captures) = template.match_component(depth, name, self.layout.bucket_width())
+        else {
+            return Step::Skip;
+        };
+        let captured = frame.captured.with(&captures);
+        // A captured name that is not a valid tenant (".tenanted", a temp
+        // file) is skipped before descending into it.
+        if captures.tenant.is_some()
+            && name::validate(captured.tenant.as_deref().unwrap_or("")).is_err()
+        {
+            debug!(path = %entry.path().display(), "skipping entry: not a tenant name");
+            return Step::Skip;
+        }
+        let Ok(file_type) = entry.file_type() else {
+            return Step::Skip;
+        };
+        match self.level(depth, captures.tenant.is_some()) {
+            Level::Dir if file_type.is_dir() => Step::Descend(entry.path(), captured),
+            Level::Dir => Step::Skip,
+            Level::TenantDir => self.tenant_dir(entry, file_type, depth, &captured),
+            Level::File => self.database_file(entry, file_type, &captured),
+        }
+    }
+
+    fn level(&self, depth: usize, tenant_here: bool) -> Level {
+        let levels = self.layout.template().depth();
+        if depth + 1 == levels {
+            Level::File
+        } else if tenant_here && depth + 2 == levels && matches!(self.mode, Mode::Tenants) {
+            Level::TenantDir
+        } else {
+            Level::Dir
+        }
+    }
+
+    /// The tenant's own directory: the file name is now fully known, so one
+    /// lstat replaces opening and reading the directory.
+    fn tenant_dir(
+        &self,
+        entry: &DirEntry,
+        file_type: FileType,
+        depth: usize,
+        captured: &Captured,
+    ) -> Step {
+        if !file_type.is_dir() {
+            return Step::Skip;
+        }
+        let Some(tenant) = self.tenant(captured) else {
+            debug!(path = %entry.path().display(), "skipping directory in the wrong bucket");
+            return Step::Skip;
+        };
+        let path = entry.path().join(self.layout.template().render_component(
+            depth + 1,
+            tenant.as_str(),
+            &self.layout.bucket_label(tenant.as_str()),
+        ));
+        match fs::symlink_metadata(&path) {
+            Ok(meta) if meta.is_file() => Step::Found(Found { tenant, path }),
+            _ => Step::Skip,
+        }
+    }
+
+    /// An entry at the database files' level.
+    fn database_file(&self, entry: &DirEntry, file_type: FileType, captured: &Captured) -> Step {
+        if !file_type.is_file() {
+            debug!(path = %entry.path().display(), "skipping entry: not a regular file");
+            return Step::Skip;
+        }
+        match self.tenant(captured) {
+            Some(tenant) => Step::Found(Found {
+                tenant,
+                path: entry.path(),
+            }),
+            None => {
+                debug!(path = %entry.path().display(), "skipping file in the wrong bucket");
+                Step::Skip
+            }
+        }
+    }
+
+    /// An entry beside the database files, which belongs to the database
+    /// named `owner` if that name is a tenant's database in this directory.
+    fn sibling(&self, frame: &Frame, depth: usize, entry: &DirEntry, owner: Option<&str>) -> Step {
+        let (Ok(_), Some(owner)) = (entry.file_type(), owner) else {
+            return Step::Skip;
+        };
+        let template = self.layout.template();
+        let Some(captures) = template.match_component(depth, owner, self.layout.bucket_width())
+        else {
+            return Step::Skip;
+        };
+        match self.tenant(&frame.captured.with(&captures)) {
+            Some(tenant) => Step::Found(Found {
+                tenant,
+                path: frame.dir.join(owner),
+            }),
+            None => Step::Skip,
+        }
+    }
+
+    fn tenant(&self, captured: &Captured) -> Option<TenantName> {
+        self.layout
+            .captured_tenant(captured.tenant.as_deref(), captured.bucket.as_deref())
+    }
+}
+
+impl Iterator for Walker {
+    type Item = Result<Found>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if !self.started {
+            self.started = true;
+            let root = self.layout.root().to_path_buf();
+            if let Err(e) = self.open(root, Captured::default()) {
+                return Some(Err(e));
+            }
+        }
+        loop {
+            let frame = self.stack.last_mut()?;
+            let entry = match frame.entries.next() {
+                None => {
+                    self.stack.pop();
+                    continue;
+                }
+                Some(Ok(entry)) => entry,
+                Some(Err(_)) if matches!(self.mode, Mode::Siblings { .. }) => continue,
+                Some(Err(e)) => {
+                    let dir = frame.dir.clone();
+                    return Some(Err(self.error(dir, e)));
+                }
+            };
+            match self.classify(&entry) {
+                Step::Descend(dir, captured) => {
+                    if let Err(e) = self.open(dir, captured) {
+                        return Some(Err(e));
+                    }
+                }
+                Step::Found(found) => return Some(Ok(found)),
+                Step::Skip => {}
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+    use std::path::Path;
+
+    use super::Mode;
+    use crate::paths::{RootConfig, bucket};
+
+    fn touch(path: &Path) {
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, b"").unwrap();
+    }
+
+    fn scratch_owner(name: &str) -> Option<&str> {
+        name.strip_prefix('.')?
+            .split_once(".tmp-")
+            .map(|(db, _)| db)
+    }
+
+    fn walk(root: &RootConfig, mode: Mode) -> Vec<(String, String)> {
+        let mut found: Vec<_> = root
+            .walk(mode)
+            .unwrap()
+            .map(|f| {
+                let f = f.unwrap();
+                let path = f.path.strip_prefix(root.root_dir()).unwrap();
+                (f.tenant.as_str().to_owned(), path.display().to_string())
+            })
+            .collect();
+        found.sort();
+        found
+    }
+
+    #[test]
+    fn tenants_and_siblings_invert_the_template_alike() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = RootConfig::new(dir.path()).buckets(16);
+        let acme = root.database_path("acme").unwrap();
+        touch(&acme);
+        touch(&acme.with_file_name(".main.sqlite3.tmp-1-1"));
+        let gone = root.database_path("gone").unwrap();
+        touch(&gone.with_file_name(".main.sqlite3.tmp-2-2"));
+        // The wrong bucket, a hidden directory, a name that is no tenant's.
+        let wrong = format!("{:x}", (bucket::bucket_of("acme", 16) + 1) % 16);
+        touch(&dir.path().join(wrong).join("acme/.main.sqlite3.tmp-3-3"));
+        touch(&dir.path().join(".tenanted/templates/.main.sqlite3.tmp-4-4"));
+        touch(&dir.path().join("0/-x/main.sqlite3"));
+
+        let acme_path = acme.strip_prefix(dir.path()).unwrap().display().to_string();
+        let gone_path = gone.strip_prefix(dir.path()).unwrap().display().to_string();
+        assert_eq!(
+            walk(&root, Mode::Tenants),
+            [("acme".to_owned(), acme_path.clone())]
+        );
+        let siblings = Mode::Siblings {
+            owner: scratch_owner,
+            operation: "testing",
+        };
+        assert_eq!(
+            walk(&root, siblings),
+            [
+                ("acme".to_owned(), acme_path),
+                ("gone".to_owned(), gone_path)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_tenant_in_the_file_name_is_found_at_the_last_level() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = RootConfig::new(dir.path()).template("db/%{tenant}-%{bucket}.sqlite3");
+        touch(&root.database_path("acme").unwrap());
+        touch(&dir.path().join("db/acme-00.sqlite3-wal"));
+        touch(&dir.path().join("db/.acme.sqlite3"));
+        let found = walk(&root, Mode::Tenants);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].0, "acme");
+    }
+}
