@@ -8,7 +8,7 @@ use rusqlite::Connection;
 
 use crate::error::Result;
 use crate::manager::TenantManager;
-use crate::migrations::Migrations;
+use crate::migrate::Migrations;
 use crate::paths::RootConfig;
 
 /// A hook run on every new pooled connection, after tenanted's PRAGMAs.

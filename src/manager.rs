@@ -14,24 +14,19 @@ use scheduled_thread_pool::{OnPoolDropBehavior, ScheduledThreadPool};
 use crate::builder::{ConnectionInit, TenantManagerBuilder};
 use crate::connection::TenantConnection;
 use crate::context;
-use crate::debris;
-use crate::error::{BoxError, Error, PendingMigrationError, Result};
-use crate::fleet::{self, MigrateOptions, MigrationReport, StatusReport};
-use crate::lifecycle;
-use crate::migrations::Migrations;
-use crate::migrator::{self, EXISTING, MigrationOutcome};
+use crate::error::{BoxError, Error, Result};
+use crate::migrate::{
+    self, MigrateOptions, MigrationOutcome, MigrationReport, Migrations, StatusReport,
+};
 use crate::name::TenantName;
-use crate::paths::RootConfig;
-use crate::paths::Tenants;
+use crate::paths::{RootConfig, Tenants};
 use crate::pool_cache::{PoolCache, PoolStats, TenantPool};
 use crate::reaper::Reaper;
-use crate::template_db;
+use crate::storage::{self, EXISTING};
 
 /// How long a new pool's first connection may take before the file is
 /// opened directly to find out what is wrong with it.
 const FIRST_CONNECT_PATIENCE: Duration = Duration::from_millis(500);
-
-type PooledSqlite = r2d2::PooledConnection<SqliteConnectionManager>;
 
 /// Gives every tenant its own SQLite database and hands out pooled
 /// connections to them.
@@ -246,13 +241,13 @@ impl TenantManager {
         self.create(name, Some(&mut run))
     }
 
-    fn create(&self, name: &str, seed: Option<lifecycle::Seed<'_>>) -> Result<()> {
+    fn create(&self, name: &str, seed: Option<storage::Seed<'_>>) -> Result<()> {
         let (tenant, path) = self.locate(name)?;
         let span = tracing::info_span!("create_tenant", tenant = %tenant);
         let _entered = span.enter();
         let template =
-            template_db::ensure_template(self.inner.root.root_dir(), &self.inner.migrations)?;
-        lifecycle::create(&tenant, &path, &template, seed)?;
+            migrate::ensure_template(self.inner.root.root_dir(), &self.inner.migrations)?;
+        storage::create(&tenant, &path, &template, seed)?;
         tracing::info!(tenant = %tenant, path = %path.display(), "created tenant");
         Ok(())
     }
@@ -314,7 +309,7 @@ impl TenantManager {
         }
         // Closes the pools' connections before their files go.
         drop(pools);
-        let result = lifecycle::destroy(&tenant, &path);
+        let result = storage::destroy(&tenant, &path);
         cache.end_destroy(&tenant, None);
         if result.is_ok() {
             tracing::info!(tenant = %tenant, path = %path.display(), "destroyed tenant");
@@ -381,7 +376,7 @@ impl TenantManager {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn remove_debris(&self) -> Result<usize> {
-        debris::sweep(&self.inner.root)
+        storage::sweep_debris(&self.inner.root)
     }
 
     // ----- connections -----------------------------------------------------
@@ -449,8 +444,8 @@ impl TenantManager {
                 // The connector thread could not open it quickly. Open it
                 // directly to say why (too many open files, not a database)
                 // instead of waiting out connection_timeout.
-                let mut conn = migrator::open_existing(&tenant, &path)?;
-                migrator::read_version(&tenant, &path, &conn)?;
+                let mut conn = storage::open_existing(&tenant, &path)?;
+                migrate::read_version(&tenant, &path, &conn)?;
                 setup_connection(&mut conn, self.inner.busy_timeout, self.inner.init.as_ref())
                     .map_err(|e| {
                         Error::sqlite(
@@ -468,7 +463,13 @@ impl TenantManager {
                 })?
             }
         };
-        let first = self.check_schema(&tenant, &path, first)?;
+        migrate::check_schema(
+            &self.inner.migrations,
+            self.inner.auto_migrate,
+            &tenant,
+            &path,
+            &first,
+        )?;
         let pool = Arc::new(TenantPool::new(
             tenant.clone(),
             path.clone(),
@@ -487,39 +488,6 @@ impl TenantManager {
             }
             Err(()) => Err(Error::TenantBeingDestroyed { tenant, path }),
         }
-    }
-
-    /// Compares the tenant's schema version with the migrations, on the
-    /// pool's first connection; migrates it if `auto_migrate` is on.
-    fn check_schema(
-        &self,
-        tenant: &TenantName,
-        path: &Path,
-        conn: PooledSqlite,
-    ) -> Result<PooledSqlite> {
-        // WAL is persistent in the file; setting it here, outside any
-        // transaction, covers databases not made by create_tenant.
-        conn.pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(()))
-            .map_err(|e| migrator::sqlite_error(tenant, path, "enabling WAL", e))?;
-        let version = migrator::read_version(tenant, path, &conn)?;
-        let migrations = &self.inner.migrations;
-        migrator::check_not_ahead(migrations, tenant, path, version)?;
-        let latest = migrations.latest_version();
-        if version < latest {
-            if !self.inner.auto_migrate {
-                return Err(PendingMigrationError {
-                    tenant: tenant.clone(),
-                    path: path.to_path_buf(),
-                    current_version: version,
-                    latest_version: latest,
-                    pending: migrations.names_between(version, latest),
-                }
-                .into());
-            }
-            migrator::migrate_to(migrations, tenant, path, latest)?;
-        }
-        tracing::debug!(tenant = %tenant, version, "schema checked");
-        Ok(conn)
     }
 
     fn build_pool(&self, path: &Path) -> r2d2::Pool<SqliteConnectionManager> {
@@ -709,7 +677,7 @@ impl TenantManager {
     /// ```
     pub fn migrate_tenant_to(&self, name: &str, version: usize) -> Result<MigrationOutcome> {
         let (tenant, path) = self.locate(name)?;
-        let outcome = migrator::migrate_to(&self.inner.migrations, &tenant, &path, version)?;
+        let outcome = migrate::migrate_to(&self.inner.migrations, &tenant, &path, version)?;
         if outcome.to < outcome.from {
             // Cached pools skip the schema check; make the next checkout
             // see that this tenant is now behind.
@@ -745,7 +713,7 @@ impl TenantManager {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn migrate_all(&self, options: &MigrateOptions) -> Result<MigrationReport> {
-        let report = fleet::migrate_all(&self.inner.root, &self.inner.migrations, options)?;
+        let report = migrate::migrate_all(&self.inner.root, &self.inner.migrations, options)?;
         // A tenant moved down must be re-checked when next opened.
         for t in report.tenants.iter().filter(|t| t.to < t.from) {
             drop(self.inner.cache.evict(t.tenant.as_str()));
@@ -773,7 +741,7 @@ impl TenantManager {
     /// ```
     pub fn migration_status(&self) -> Result<StatusReport> {
         let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
-        fleet::migration_status(&self.inner.root, &self.inner.migrations, jobs)
+        migrate::migration_status(&self.inner.root, &self.inner.migrations, jobs)
     }
 
     /// Undoes tenant `name`'s last `steps` migrations.
@@ -796,7 +764,7 @@ impl TenantManager {
     /// ```
     pub fn rollback_tenant(&self, name: &str, steps: usize) -> Result<MigrationOutcome> {
         let (tenant, path) = self.locate(name)?;
-        let version = migrator::peek_version(&tenant, &path)?;
+        let version = migrate::peek_version(&tenant, &path)?;
         self.migrate_tenant_to(name, version.saturating_sub(steps))
     }
 }

@@ -4,31 +4,40 @@
 //!
 //! It lives at `ROOT/.tenanted/templates/<fingerprint>.sqlite3`, keyed by
 //! the migrations' fingerprint, so changing a migration builds a new one.
-//! `tenants()` never lists it: hidden names are not tenant names.
+//! `tenants()` never lists it: hidden names are not tenant names. This
+//! layer builds and caches the file; the caller supplies the schema.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use rusqlite::Connection;
+
+use super::debris::remove_debris;
+use super::files::build_by_rename;
+use super::lock::FileLock;
+use super::siblings::lock_path;
 use crate::error::{Error, Result};
-use crate::lifecycle::{build_by_rename, lock_path, remove_debris};
-use crate::lock::FileLock;
-use crate::migrations::Migrations;
 
 /// The directory under the root where tenanted keeps its own files.
 pub const INTERNAL_DIR: &str = ".tenanted";
 
-/// The template file for `migrations` under `root`.
-pub(crate) fn template_path(root: &Path, migrations: &Migrations) -> PathBuf {
+/// The template file for the migrations whose fingerprint is `key`.
+fn template_path(root: &Path, key: u64) -> PathBuf {
     root.join(INTERNAL_DIR)
         .join("templates")
-        .join(format!("{:016x}.sqlite3", migrations.fingerprint()))
+        .join(format!("{key:016x}.sqlite3"))
 }
 
-/// Returns the template for `migrations`, building it first if needed.
-/// Several threads or processes may call this at once: one builds, the
-/// others wait for it and reuse its file.
-pub(crate) fn ensure_template(root: &Path, migrations: &Migrations) -> Result<PathBuf> {
-    let path = template_path(root, migrations);
+/// Returns the template database keyed `key` under `root`, building it
+/// first if needed: a new WAL database that `migrate` brings to the latest
+/// schema. Several threads or processes may call this at once: one builds,
+/// the others wait for it and reuse its file.
+pub(crate) fn ensure_template(
+    root: &Path,
+    key: u64,
+    migrate: impl FnOnce(&mut Connection, &Path) -> Result<()>,
+) -> Result<PathBuf> {
+    let path = template_path(root, key);
     if path.is_file() {
         return Ok(path);
     }
@@ -46,20 +55,7 @@ pub(crate) fn ensure_template(root: &Path, migrations: &Migrations) -> Result<Pa
         // WAL is a persistent property of the file: every copy starts in it.
         conn.pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(()))
             .map_err(|e| Error::sqlite(None, &path, "enabling WAL in the template", e))?;
-        if !migrations.is_empty() {
-            migrations.engine().to_latest(conn).map_err(|e| {
-                let migration = migrations.failing_migration(&e);
-                Error::BadMigrations {
-                    path: path.clone(),
-                    reason: format!(
-                        "building the template database failed{}: {}; fix the migration",
-                        migration.map(|m| format!(" in {m}")).unwrap_or_default(),
-                        crate::error::concise(&e)
-                    ),
-                }
-            })?;
-        }
-        Ok(())
+        migrate(conn, &path)
     })?;
     remove_stale_templates(&path);
     tracing::info!(path = %path.display(), "built template database");

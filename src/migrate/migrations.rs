@@ -107,40 +107,7 @@ impl Migrations {
     /// ```
     pub fn from_dir(dir: impl AsRef<Path>) -> Result<Self> {
         let dir = dir.as_ref();
-        let bad = |path: &Path, reason: String| Error::BadMigrations {
-            path: path.to_path_buf(),
-            reason,
-        };
-        let entries = fs::read_dir(dir).map_err(|e| {
-            bad(
-                dir,
-                format!(
-                    "cannot read the migrations directory ({e}); pass the right --migrations path"
-                ),
-            )
-        })?;
-        let mut found: Vec<(u32, String, PathBuf)> = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(|e| bad(dir, format!("cannot list it ({e})")))?;
-            let path = entry.path();
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with('.') {
-                continue;
-            }
-            let number = parse_number(&name).ok_or_else(|| {
-                bad(
-                    &path,
-                    "expected a directory named NNNN_name (for example 0001_create_items)".into(),
-                )
-            })?;
-            if !path.is_dir() {
-                return Err(bad(
-                    &path,
-                    "expected a directory holding up.sql and optionally down.sql".into(),
-                ));
-            }
-            found.push((number, name, path));
-        }
+        let mut found = list_migration_dirs(dir)?;
         if found.is_empty() {
             return Err(bad(dir, "no migrations found; add 0001_name/up.sql".into()));
         }
@@ -156,16 +123,7 @@ impl Migrations {
                     ),
                 ));
             }
-            let up_path = path.join("up.sql");
-            let up = fs::read_to_string(&up_path)
-                .map_err(|e| bad(&up_path, format!("cannot read up.sql ({e})")))?;
-            let down_path = path.join("down.sql");
-            let down = match fs::read_to_string(&down_path) {
-                Ok(sql) => Some(sql),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-                Err(e) => return Err(bad(&down_path, format!("cannot read down.sql ({e})"))),
-            };
-            list.push(Migration { name, up, down });
+            list.push(read_migration(name, &path)?);
         }
         Ok(Migrations::new(list))
     }
@@ -349,6 +307,61 @@ impl Migrations {
             .find(|m| m.up == *query || m.down.as_deref() == Some(query))
             .map(|m| m.name.clone())
     }
+}
+
+fn bad(path: &Path, reason: String) -> Error {
+    Error::BadMigrations {
+        path: path.to_path_buf(),
+        reason,
+    }
+}
+
+/// The migration directories in `dir` (hidden entries ignored), unsorted:
+/// number, name, path.
+fn list_migration_dirs(dir: &Path) -> Result<Vec<(u32, String, PathBuf)>> {
+    let entries = fs::read_dir(dir).map_err(|e| {
+        bad(
+            dir,
+            format!("cannot read the migrations directory ({e}); pass the right --migrations path"),
+        )
+    })?;
+    let mut found = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| bad(dir, format!("cannot list it ({e})")))?;
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') {
+            continue;
+        }
+        let number = parse_number(&name).ok_or_else(|| {
+            bad(
+                &path,
+                "expected a directory named NNNN_name (for example 0001_create_items)".into(),
+            )
+        })?;
+        if !path.is_dir() {
+            return Err(bad(
+                &path,
+                "expected a directory holding up.sql and optionally down.sql".into(),
+            ));
+        }
+        found.push((number, name, path));
+    }
+    Ok(found)
+}
+
+/// Reads `up.sql` and the optional `down.sql` of the migration at `path`.
+fn read_migration(name: String, path: &Path) -> Result<Migration> {
+    let up_path = path.join("up.sql");
+    let up = fs::read_to_string(&up_path)
+        .map_err(|e| bad(&up_path, format!("cannot read up.sql ({e})")))?;
+    let down_path = path.join("down.sql");
+    let down = match fs::read_to_string(&down_path) {
+        Ok(sql) => Some(sql),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(bad(&down_path, format!("cannot read down.sql ({e})"))),
+    };
+    Ok(Migration { name, up, down })
 }
 
 fn parse_number(name: &str) -> Option<u32> {

@@ -15,6 +15,10 @@ use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
 
+use super::siblings::lock_path;
+use crate::error::{Error, Result};
+use crate::name::TenantName;
+
 /// How many times `acquire` starts again after losing a race with a
 /// releaser that removed the file; each retry means another holder made
 /// progress, so this bound is never reached in practice.
@@ -32,14 +36,14 @@ impl FileLock {
     ///
     /// With `create_dirs`, missing parent directories are created; without,
     /// a missing parent gives `NotFound`.
-    pub(crate) fn acquire(path: &Path, create_dirs: bool) -> io::Result<FileLock> {
+    pub(super) fn acquire(path: &Path, create_dirs: bool) -> io::Result<FileLock> {
         Self::lock(path, create_dirs, true)?
             .ok_or_else(|| io::Error::other("a blocking lock cannot be busy"))
     }
 
     /// Takes the lock at `path` only if nobody holds it (`Ok(None)` if
     /// somebody does). Never creates directories.
-    pub(crate) fn try_acquire(path: &Path) -> io::Result<Option<FileLock>> {
+    pub(super) fn try_acquire(path: &Path) -> io::Result<Option<FileLock>> {
         Self::lock(path, false, false)
     }
 
@@ -110,6 +114,22 @@ impl Drop for FileLock {
         }
         drop(self.file.take());
     }
+}
+
+/// Takes the tenant's lock without creating directories: a tenant whose
+/// directory is gone does not exist.
+pub(crate) fn lock_tenant(tenant: &TenantName, path: &Path) -> Result<FileLock> {
+    let lock = lock_path(path);
+    FileLock::acquire(&lock, false).map_err(|e| {
+        if e.kind() == io::ErrorKind::NotFound {
+            Error::TenantDoesNotExist {
+                tenant: tenant.clone(),
+                path: path.to_path_buf(),
+            }
+        } else {
+            Error::io(Some(tenant), lock, "locking the tenant", e)
+        }
+    })
 }
 
 #[cfg(test)]

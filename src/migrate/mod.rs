@@ -1,0 +1,23 @@
+//! Tenants' schemas: the migrations, one tenant's migration, the schema
+//! gate at pool open, the template database's schema, and the parallel
+//! fleet engine with its options and reports.
+
+mod fleet;
+mod migrations;
+mod options;
+mod report;
+mod schema_gate;
+mod template_schema;
+mod tenant;
+mod version;
+
+pub use migrations::{Migration, Migrations};
+pub use options::{MigrateOptions, Progress};
+pub use report::{MigrationReport, StatusReport, TenantReport, TenantStatus};
+pub use tenant::MigrationOutcome;
+
+pub(crate) use fleet::{migrate_all, migration_status};
+pub(crate) use schema_gate::check_schema;
+pub(crate) use template_schema::ensure_template;
+pub(crate) use tenant::migrate_to;
+pub(crate) use version::{peek_version, read_version};

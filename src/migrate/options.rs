@@ -1,0 +1,140 @@
+//! [`MigrateOptions`]: how a fleet migration runs, and the [`Progress`]
+//! its callback is given.
+
+use std::fmt;
+
+use super::report::TenantReport;
+use crate::name::TenantName;
+
+type Callback<T> = Box<dyn Fn(&T) + Send + Sync>;
+
+/// How [`TenantManager::migrate_all`](crate::TenantManager::migrate_all)
+/// runs.
+///
+/// ```
+/// use tenanted::MigrateOptions;
+///
+/// let options = MigrateOptions::new()
+///     .jobs(4)
+///     .fail_fast(false)
+///     .on_progress(|p| eprintln!("{}/{} {}", p.done, p.total, p.tenant));
+/// ```
+pub struct MigrateOptions {
+    pub(super) jobs: usize,
+    pub(super) fail_fast: bool,
+    pub(super) only: Option<Vec<String>>,
+    pub(super) target: Option<usize>,
+    pub(super) progress: Option<Callback<Progress>>,
+    pub(super) before_each: Option<Callback<TenantName>>,
+    pub(super) after_each: Option<Callback<TenantReport>>,
+}
+
+impl Default for MigrateOptions {
+    fn default() -> Self {
+        MigrateOptions::new()
+    }
+}
+
+impl MigrateOptions {
+    /// Every tenant, to the latest version, one worker per core, continuing
+    /// past failures.
+    pub fn new() -> Self {
+        MigrateOptions {
+            jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            fail_fast: false,
+            only: None,
+            target: None,
+            progress: None,
+            before_each: None,
+            after_each: None,
+        }
+    }
+
+    /// Worker threads (at least 1). Each migrates one tenant at a time.
+    pub fn jobs(mut self, jobs: usize) -> Self {
+        self.jobs = jobs.max(1);
+        self
+    }
+
+    /// Stop starting tenants after the first failure (default: go on).
+    pub fn fail_fast(mut self, fail_fast: bool) -> Self {
+        self.fail_fast = fail_fast;
+        self
+    }
+
+    /// Migrate only these tenants (a canary rollout), in this order.
+    pub fn only<I, S>(mut self, tenants: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.only = Some(tenants.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Move every tenant to `version` (up or down) instead of the latest.
+    pub fn to_version(mut self, version: usize) -> Self {
+        self.target = Some(version);
+        self
+    }
+
+    /// Called after each tenant, from the worker thread that did it.
+    pub fn on_progress(mut self, f: impl Fn(&Progress) + Send + Sync + 'static) -> Self {
+        self.progress = Some(Box::new(f));
+        self
+    }
+
+    /// Called before each tenant is migrated.
+    pub fn before_each(mut self, f: impl Fn(&TenantName) + Send + Sync + 'static) -> Self {
+        self.before_each = Some(Box::new(f));
+        self
+    }
+
+    /// Called after each tenant with its result.
+    pub fn after_each(mut self, f: impl Fn(&TenantReport) + Send + Sync + 'static) -> Self {
+        self.after_each = Some(Box::new(f));
+        self
+    }
+}
+
+impl fmt::Debug for MigrateOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MigrateOptions")
+            .field("jobs", &self.jobs)
+            .field("fail_fast", &self.fail_fast)
+            .field("only", &self.only)
+            .field("target", &self.target)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a fleet migration is, given to the progress callback.
+///
+/// ```
+/// use std::sync::{Arc, atomic::{AtomicUsize, Ordering}};
+/// # let dir = tempfile::tempdir()?;
+/// # let manager = tenanted::TenantManager::builder(
+/// #     tenanted::RootConfig::new(dir.path()),
+/// #     tenanted::Migrations::new(vec![tenanted::Migration::new("a", "CREATE TABLE a (x);")]),
+/// # ).build()?;
+/// # manager.create_tenant("acme")?;
+/// let seen = Arc::new(AtomicUsize::new(0));
+/// let counter = Arc::clone(&seen);
+/// manager.migrate_all(&tenanted::MigrateOptions::new().on_progress(move |p| {
+///     assert_eq!(p.total, 1);
+///     counter.store(p.done, Ordering::SeqCst);
+/// }))?;
+/// assert_eq!(seen.load(Ordering::SeqCst), 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Progress {
+    /// Tenants finished so far, this one included.
+    pub done: usize,
+    /// Tenants in the run.
+    pub total: usize,
+    /// The tenant just finished.
+    pub tenant: TenantName,
+    /// Whether it succeeded.
+    pub ok: bool,
+}

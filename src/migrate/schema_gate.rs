@@ -1,0 +1,47 @@
+//! The schema check run once when a tenant's pool is opened, on the pool's
+//! first connection: WAL on, version read, and a tenant behind the code
+//! refused (or migrated, with `auto_migrate`), one ahead of it refused.
+
+use std::path::Path;
+
+use rusqlite::Connection;
+
+use super::migrations::Migrations;
+use super::tenant::{check_not_ahead, migrate_to};
+use super::version::read_version;
+use crate::error::{PendingMigrationError, Result};
+use crate::name::TenantName;
+use crate::storage::sqlite_error;
+
+/// Compares the tenant's schema version with the migrations, on `conn`;
+/// migrates it if `auto_migrate` is on.
+pub(crate) fn check_schema(
+    migrations: &Migrations,
+    auto_migrate: bool,
+    tenant: &TenantName,
+    path: &Path,
+    conn: &Connection,
+) -> Result<()> {
+    // WAL is persistent in the file; setting it here, outside any
+    // transaction, covers databases not made by create_tenant.
+    conn.pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(()))
+        .map_err(|e| sqlite_error(tenant, path, "enabling WAL", e))?;
+    let version = read_version(tenant, path, conn)?;
+    check_not_ahead(migrations, tenant, path, version)?;
+    let latest = migrations.latest_version();
+    if version < latest {
+        if !auto_migrate {
+            return Err(PendingMigrationError {
+                tenant: tenant.clone(),
+                path: path.to_path_buf(),
+                current_version: version,
+                latest_version: latest,
+                pending: migrations.names_between(version, latest),
+            }
+            .into());
+        }
+        migrate_to(migrations, tenant, path, latest)?;
+    }
+    tracing::debug!(tenant = %tenant, version, "schema checked");
+    Ok(())
+}

@@ -1,0 +1,36 @@
+//! The template database's schema: storage builds and caches the file,
+//! this layer brings it to the latest version once, so that creating a
+//! tenant copies a file instead of running every migration.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::Connection;
+
+use super::migrations::Migrations;
+use crate::error::{Error, Result, concise};
+use crate::storage;
+
+/// The template database for `migrations` under `root`, built first if
+/// needed (see `storage::ensure_template`).
+pub(crate) fn ensure_template(root: &Path, migrations: &Migrations) -> Result<PathBuf> {
+    storage::ensure_template(root, migrations.fingerprint(), |conn, path| {
+        migrate_template(migrations, conn, path)
+    })
+}
+
+fn migrate_template(migrations: &Migrations, conn: &mut Connection, path: &Path) -> Result<()> {
+    if migrations.is_empty() {
+        return Ok(());
+    }
+    migrations.engine().to_latest(conn).map_err(|e| {
+        let migration = migrations.failing_migration(&e);
+        Error::BadMigrations {
+            path: path.to_path_buf(),
+            reason: format!(
+                "building the template database failed{}: {}; fix the migration",
+                migration.map(|m| format!(" in {m}")).unwrap_or_default(),
+                concise(&e)
+            ),
+        }
+    })
+}

@@ -1,0 +1,186 @@
+//! Moving one tenant's schema between versions, safely against other
+//! threads and processes doing the same.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use rusqlite_migration::MigrationDefinitionError;
+
+use super::migrations::Migrations;
+use super::version::{peek_version, read_version};
+use crate::error::{Error, Result};
+use crate::name::TenantName;
+use crate::storage::{lock_tenant, open_existing};
+
+/// What one tenant's migration did.
+///
+/// ```
+/// use tenanted::{Migration, Migrations};
+/// # let dir = tempfile::tempdir()?;
+/// let two = Migrations::new(vec![
+///     Migration::new("a", "CREATE TABLE a (x);").down("DROP TABLE a;"),
+///     Migration::new("b", "CREATE TABLE b (x);").down("DROP TABLE b;"),
+/// ]);
+/// # let manager = tenanted::TenantManager::builder(tenanted::RootConfig::new(dir.path()), two).build()?;
+/// # manager.create_tenant("acme")?;
+/// let outcome = manager.rollback_tenant("acme", 2)?;
+/// assert_eq!((outcome.from, outcome.to), (2, 0));
+/// assert_eq!(outcome.applied, ["b", "a"]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationOutcome {
+    /// The tenant.
+    pub tenant: TenantName,
+    /// Its version before.
+    pub from: usize,
+    /// Its version after.
+    pub to: usize,
+    /// The migrations run, in order (for a rollback, the ones undone,
+    /// newest first). Empty when the tenant was already there.
+    pub applied: Vec<String>,
+    /// How long it took, lock wait included.
+    pub duration: Duration,
+}
+
+/// Brings `tenant` to `target` (up or down), holding the tenant's lock.
+///
+/// A tenant already at `target` returns at once without locking, so a
+/// fleet of up-to-date tenants costs one `PRAGMA user_version` each.
+pub(crate) fn migrate_to(
+    migrations: &Migrations,
+    tenant: &TenantName,
+    path: &Path,
+    target: usize,
+) -> Result<MigrationOutcome> {
+    let started = Instant::now();
+    let latest = migrations.latest_version();
+    if target > latest {
+        return Err(Error::VersionOutOfRange {
+            tenant: tenant.clone(),
+            requested: target,
+            latest,
+        });
+    }
+    // The unlocked read only spares up-to-date tenants the lock; if it
+    // fails (another process destroying the tenant under us can make SQLite
+    // report an I/O error), the read under the lock decides.
+    let before = peek_version(tenant, path);
+    if let Ok(version) = before
+        && version == target
+    {
+        return Ok(unchanged(tenant, version, started));
+    }
+    let _lock = lock_tenant(tenant, path)?;
+    migrate_locked(migrations, tenant, path, target, started)
+}
+
+/// The rest of [`migrate_to`], under the tenant's lock.
+fn migrate_locked(
+    migrations: &Migrations,
+    tenant: &TenantName,
+    path: &Path,
+    target: usize,
+    started: Instant,
+) -> Result<MigrationOutcome> {
+    // Open again under the lock: another process may have destroyed (or
+    // destroyed and re-created) the tenant, or migrated it, while we waited.
+    let mut conn = open_existing(tenant, path)?;
+    let from = read_version(tenant, path, &conn)?;
+    check_not_ahead(migrations, tenant, path, from)?;
+    if from == target {
+        return Ok(unchanged(tenant, from, started));
+    }
+    check_down_scripts(migrations, tenant, from, target)?;
+    let span = tracing::info_span!("migrate", tenant = %tenant, from, to = target);
+    let _entered = span.enter();
+    migrations
+        .engine()
+        .to_version(&mut conn, target)
+        .map_err(|e| migration_error(migrations, tenant, path, from, e))?;
+    tracing::info!(tenant = %tenant, from, to = target, "migrated");
+    Ok(MigrationOutcome {
+        tenant: tenant.clone(),
+        from,
+        to: target,
+        applied: migrations.names_between(from, target),
+        duration: started.elapsed(),
+    })
+}
+
+/// Moving down from `from` to `target` needs a down script for every
+/// migration undone.
+fn check_down_scripts(
+    migrations: &Migrations,
+    tenant: &TenantName,
+    from: usize,
+    target: usize,
+) -> Result<()> {
+    if target < from
+        && let Some(m) = (target + 1..=from)
+            .rev()
+            .filter_map(|v| migrations.get(v))
+            .find(|m| m.down_sql().is_none())
+    {
+        return Err(Error::MissingDownMigration {
+            tenant: tenant.clone(),
+            migration: m.name().to_owned(),
+        });
+    }
+    Ok(())
+}
+
+pub(super) fn check_not_ahead(
+    migrations: &Migrations,
+    tenant: &TenantName,
+    path: &Path,
+    version: usize,
+) -> Result<()> {
+    let latest = migrations.latest_version();
+    if version > latest {
+        return Err(Error::SchemaAheadOfCode {
+            tenant: tenant.clone(),
+            path: path.to_path_buf(),
+            current_version: version,
+            latest_version: latest,
+        });
+    }
+    Ok(())
+}
+
+fn unchanged(tenant: &TenantName, version: usize, started: Instant) -> MigrationOutcome {
+    MigrationOutcome {
+        tenant: tenant.clone(),
+        from: version,
+        to: version,
+        applied: Vec::new(),
+        duration: started.elapsed(),
+    }
+}
+
+fn migration_error(
+    migrations: &Migrations,
+    tenant: &TenantName,
+    path: &Path,
+    version: usize,
+    e: rusqlite_migration::Error,
+) -> Error {
+    let path: PathBuf = path.to_path_buf();
+    match e {
+        rusqlite_migration::Error::MigrationDefinition(
+            MigrationDefinitionError::DatabaseTooFarAhead,
+        ) => Error::SchemaAheadOfCode {
+            tenant: tenant.clone(),
+            path,
+            current_version: version,
+            latest_version: migrations.latest_version(),
+        },
+        e => Error::Migration {
+            tenant: tenant.clone(),
+            path,
+            migration: migrations.failing_migration(&e),
+            version,
+            source: Box::new(e),
+        },
+    }
+}

@@ -1,0 +1,124 @@
+//! Creating a tenant's file, atomically.
+//!
+//! Create builds the database in a hidden scratch file beside its final
+//! path (a copy of the template database), runs the seed, syncs it, and
+//! publishes it with `hard_link`, which fails rather than replace an
+//! existing file. It holds the tenant's lock, and cleans up whatever a
+//! crashed predecessor left.
+
+use std::fs::{self, File};
+use std::io;
+use std::path::Path;
+
+use rusqlite::Connection;
+
+use super::debris::remove_debris;
+use super::files::{remove_empty_parents, remove_with_sidecars, sync_dir};
+use super::lock::FileLock;
+use super::open::{EXISTING, open_error};
+use super::siblings::{lock_path, scratch_path};
+use crate::error::{BoxError, Error, Result};
+use crate::name::TenantName;
+
+/// A seed closure: runs on the new database, inside a transaction, before
+/// the tenant is published.
+pub(crate) type Seed<'a> = &'a mut dyn FnMut(&rusqlite::Transaction<'_>) -> Result<(), BoxError>;
+
+/// Creates tenant `tenant` at `path` from the template database file, then
+/// runs `seed`. Exactly one of several concurrent creators succeeds.
+pub(crate) fn create(
+    tenant: &TenantName,
+    path: &Path,
+    template: &Path,
+    seed: Option<Seed<'_>>,
+) -> Result<()> {
+    let lock_file = lock_path(path);
+    let lock = FileLock::acquire(&lock_file, true)
+        .map_err(|e| Error::io(Some(tenant), &lock_file, "locking the tenant", e))?;
+    let result = create_locked(tenant, path, template, seed);
+    let existed = matches!(result, Err(Error::TenantExists { .. }));
+    drop(lock);
+    if result.is_err() && !existed {
+        remove_empty_parents(path);
+    }
+    result
+}
+
+fn create_locked(
+    tenant: &TenantName,
+    path: &Path,
+    template: &Path,
+    seed: Option<Seed<'_>>,
+) -> Result<()> {
+    if path.exists() {
+        return Err(Error::TenantExists {
+            tenant: tenant.clone(),
+            path: path.to_path_buf(),
+        });
+    }
+    // We hold the lock and the tenant does not exist: anything left beside
+    // it is debris from a crashed create or destroy.
+    remove_debris(Some(tenant), path)?;
+
+    let scratch = scratch_path(path);
+    let built = build(tenant, path, &scratch, template, seed);
+    let published = built.and_then(|()| publish(tenant, &scratch, path));
+    remove_with_sidecars(&scratch);
+    published
+}
+
+fn build(
+    tenant: &TenantName,
+    path: &Path,
+    scratch: &Path,
+    template: &Path,
+    seed: Option<Seed<'_>>,
+) -> Result<()> {
+    fs::copy(template, scratch)
+        .map_err(|e| Error::io(Some(tenant), scratch, "copying the template database", e))?;
+    // Without a seed the copy is the tenant: no need to open it. (Its
+    // version is the template's, and every open checks it anyway.)
+    if let Some(seed) = seed {
+        let conn = Connection::open_with_flags(scratch, EXISTING)
+            .map_err(|e| open_error(tenant, scratch, e))?;
+        run_seed(tenant, path, &conn, seed)?;
+        conn.close().map_err(|(_, e)| {
+            Error::sqlite(Some(tenant), scratch, "closing the new database", e)
+        })?;
+    }
+    File::open(scratch)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| Error::io(Some(tenant), scratch, "syncing the new database", e))
+}
+
+fn run_seed(tenant: &TenantName, path: &Path, conn: &Connection, seed: Seed<'_>) -> Result<()> {
+    let tx = conn
+        .unchecked_transaction()
+        .map_err(|e| Error::sqlite(Some(tenant), path, "starting the seed transaction", e))?;
+    seed(&tx).map_err(|source| Error::Seed {
+        tenant: tenant.clone(),
+        path: path.to_path_buf(),
+        source,
+    })?;
+    tx.commit()
+        .map_err(|e| Error::sqlite(Some(tenant), path, "committing the seed", e))
+}
+
+fn publish(tenant: &TenantName, scratch: &Path, path: &Path) -> Result<()> {
+    match fs::hard_link(scratch, path) {
+        Ok(()) => {
+            sync_dir(path);
+            Ok(())
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(Error::TenantExists {
+            tenant: tenant.clone(),
+            path: path.to_path_buf(),
+        }),
+        Err(e) => Err(Error::io(
+            Some(tenant),
+            path,
+            "publishing the new database",
+            e,
+        )),
+    }
+}

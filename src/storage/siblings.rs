@@ -1,0 +1,116 @@
+//! The files tenanted keeps beside a database file, and how to tell whose
+//! they are. For a database `main.sqlite3`:
+//!
+//! - `.main.sqlite3.lock`: its lock file (see `lock.rs`);
+//! - `.main.sqlite3.tmp-PID-N`: a scratch database being built, published
+//!   by `hard_link` (create) or `rename` (the template database);
+//! - `.main.sqlite3.deleted-PID-N`: a tombstone, the database of a destroy
+//!   in progress;
+//! - `main.sqlite3-wal`, `-shm`, `-journal`: SQLite's own sidecars.
+//!
+//! Hidden names can never be tenants' (a tenant name starts with a letter
+//! or digit, and a path template may not start a component with `.`), so
+//! none of these is ever listed as a tenant.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+pub(super) use crate::paths::SQLITE_SIDECARS;
+
+/// Marks a scratch file: `.NAME.tmp-PID-N`.
+const SCRATCH: &str = ".tmp-";
+/// Marks a tombstone: `.NAME.deleted-PID-N`.
+const TOMBSTONE: &str = ".deleted-";
+/// Ends a lock file: `.NAME.lock`.
+const LOCK: &str = ".lock";
+
+/// The tenant's lock file: hidden, beside the database.
+pub(super) fn lock_path(db: &Path) -> PathBuf {
+    hidden_sibling(db, LOCK)
+}
+
+/// A fresh scratch file name beside `db`, unique within the machine.
+pub(super) fn scratch_path(db: &Path) -> PathBuf {
+    unique_sibling(db, SCRATCH)
+}
+
+/// A fresh tombstone name beside `db`, unique within the machine.
+pub(super) fn tombstone_path(db: &Path) -> PathBuf {
+    unique_sibling(db, TOMBSTONE)
+}
+
+fn unique_sibling(db: &Path, marker: &str) -> PathBuf {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    hidden_sibling(db, &format!("{marker}{}-{n}", std::process::id()))
+}
+
+fn hidden_sibling(db: &Path, suffix: &str) -> PathBuf {
+    let mut name = OsString::from(".");
+    name.push(db.file_name().unwrap_or_default());
+    name.push(suffix);
+    db.with_file_name(name)
+}
+
+/// Whether `name` is a scratch file or tombstone (or one of their SQLite
+/// sidecars) of the database file named `db_name`.
+pub(super) fn is_scratch_or_tombstone(name: &str, db_name: &str) -> bool {
+    name.strip_prefix('.')
+        .and_then(|hidden| hidden.strip_prefix(db_name))
+        .is_some_and(|rest| rest.starts_with(SCRATCH) || rest.starts_with(TOMBSTONE))
+}
+
+/// Whether `name` is one of SQLite's sidecars of the database file named
+/// `db_name`.
+pub(super) fn is_sidecar(name: &str, db_name: &str) -> bool {
+    SQLITE_SIDECARS
+        .iter()
+        .any(|s| name.strip_suffix(s) == Some(db_name))
+}
+
+/// The database file name a piece of debris belongs to: a scratch file,
+/// tombstone or lock file (`.main.sqlite3.tmp-…`, `.main.sqlite3.lock`) or
+/// a SQLite sidecar (`main.sqlite3-wal`).
+pub(super) fn debris_owner(file_name: &str) -> Option<&str> {
+    if let Some(hidden) = file_name.strip_prefix('.') {
+        for marker in [SCRATCH, TOMBSTONE] {
+            if let Some(at) = hidden.find(marker) {
+                return Some(&hidden[..at]);
+            }
+        }
+        return hidden.strip_suffix(LOCK);
+    }
+    SQLITE_SIDECARS
+        .iter()
+        .find_map(|s| file_name.strip_suffix(s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_owners_agree() {
+        let db = Path::new("/r/00/acme/main.sqlite3");
+        let lock = lock_path(db);
+        let scratch = scratch_path(db);
+        let tombstone = tombstone_path(db);
+        assert_eq!(lock, Path::new("/r/00/acme/.main.sqlite3.lock"));
+        for path in [&lock, &scratch, &tombstone] {
+            let name = path.file_name().unwrap().to_str().unwrap();
+            assert_eq!(debris_owner(name), Some("main.sqlite3"), "{name}");
+        }
+        for path in [&scratch, &tombstone] {
+            let name = path.file_name().unwrap().to_str().unwrap();
+            assert!(is_scratch_or_tombstone(name, "main.sqlite3"), "{name}");
+            assert!(!is_scratch_or_tombstone(name, "main.sqlite"), "{name}");
+        }
+        assert_ne!(scratch_path(db), scratch);
+        assert!(is_sidecar("main.sqlite3-wal", "main.sqlite3"));
+        assert!(!is_sidecar("main.sqlite3", "main.sqlite3"));
+        assert_eq!(debris_owner("main.sqlite3-shm"), Some("main.sqlite3"));
+        assert_eq!(debris_owner("main.sqlite3"), None);
+        assert_eq!(debris_owner("notes.txt"), None);
+    }
+}
