@@ -10,9 +10,7 @@ use crate::error::Result;
 use crate::manager::TenantManager;
 use crate::migrate::Migrations;
 use crate::paths::RootConfig;
-
-/// A hook run on every new pooled connection, after tenanted's PRAGMAs.
-pub type ConnectionInit = Arc<dyn Fn(&mut Connection) -> rusqlite::Result<()> + Send + Sync>;
+use crate::pool::ConnectionInit;
 
 /// Configures a [`TenantManager`]; made by [`TenantManager::builder`].
 ///

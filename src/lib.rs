@@ -1,20 +1,52 @@
-#![doc = include_str!("../README.md")]
+//! One SQLite database file per tenant, for synchronous Rust services:
+//! validated tenant names, bucketed paths, atomic create and destroy,
+//! LRU-capped r2d2 pools whose schema is checked when opened, and parallel
+//! fleet migrations.
+//!
+//! ```
+//! use tenanted::{Migration, Migrations, RootConfig, TenantManager};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let migrations = Migrations::new(vec![
+//!     Migration::new("create_notes", "CREATE TABLE notes (body TEXT NOT NULL);"),
+//! ]);
+//! let manager = TenantManager::builder(RootConfig::new(dir.path()), migrations).build()?;
+//!
+//! manager.create_tenant("acme")?;
+//! let conn = manager.connection("acme")?;
+//! conn.execute("INSERT INTO notes (body) VALUES ('hello')", [])?;
+//! assert_eq!(manager.tenants()?.count(), 1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Start with [`TenantManager`] (made by [`TenantManager::builder`]): it
+//! creates, lists, opens, migrates and destroys tenants. [`RootConfig`]
+//! says where their files live, [`Migrations`] what their schema is, and
+//! [`Error`] what went wrong and what to do about it.
+//!
+//! The [README] walks through the API in short, paths and buckets,
+//! connections and pools, fleet migrations, the command line, the
+//! guarantees and the tests that prove them, and what happens after a crash
+//! or with several processes. The [design document] describes the layers,
+//! the four main flows step by step, the on-disk format, the lock protocol
+//! and why a checkout and a destroy never miss each other.
+//!
+//! [README]: https://docs.rs/crate/tenanted/latest/source/README.md
+//! [design document]: https://docs.rs/crate/tenanted/latest/source/docs/design.md
+
 #![warn(missing_docs)]
 
 mod builder;
-mod connection;
 mod context;
 mod error;
 mod manager;
 mod migrate;
 mod name;
 mod paths;
-mod pool_cache;
-mod reaper;
+mod pool;
 mod storage;
 
-pub use builder::{ConnectionInit, TenantManagerBuilder};
-pub use connection::TenantConnection;
+pub use builder::TenantManagerBuilder;
 pub use context::current_tenant;
 pub use error::{BoxError, Error, PendingMigrationError, Result};
 pub use manager::TenantManager;
@@ -24,9 +56,14 @@ pub use migrate::{
 };
 pub use name::{MAX_TENANT_NAME_LEN, TenantName};
 pub use paths::{DEFAULT_BUCKETS, DEFAULT_TEMPLATE, RootConfig, Tenants, bucket_of};
-pub use pool_cache::PoolStats;
+pub use pool::{ConnectionInit, PoolStats, TenantConnection};
 pub use storage::INTERNAL_DIR;
 
 // Re-exported so users name the same versions tenanted links against.
 pub use r2d2;
 pub use rusqlite;
+
+/// The README's code blocks, run as doc-tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -1,18 +1,15 @@
-//! [`TenantManager`]: the engine that creates, opens, migrates and destroys
-//! tenants.
+//! [`TenantManager`]: the facade. Each method validates the name, then
+//! hands the work to the layer that does it: `paths` (where files are),
+//! `storage` (files on disk), `migrate` (schemas), `pool` (connections).
 
 use std::fmt;
-use std::num::NonZeroUsize;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::Transaction;
-use scheduled_thread_pool::{OnPoolDropBehavior, ScheduledThreadPool};
 
-use crate::builder::{ConnectionInit, TenantManagerBuilder};
-use crate::connection::TenantConnection;
+use crate::builder::TenantManagerBuilder;
 use crate::context;
 use crate::error::{BoxError, Error, Result};
 use crate::migrate::{
@@ -20,13 +17,11 @@ use crate::migrate::{
 };
 use crate::name::TenantName;
 use crate::paths::{RootConfig, Tenants};
-use crate::pool_cache::{PoolCache, PoolStats, TenantPool};
-use crate::reaper::Reaper;
-use crate::storage::{self, EXISTING};
-
-/// How long a new pool's first connection may take before the file is
-/// opened directly to find out what is wrong with it.
-const FIRST_CONNECT_PATIENCE: Duration = Duration::from_millis(500);
+use crate::pool::{
+    self, DestroyGuard, OpenConfig, PoolCache, PoolStats, Reaper, TenantConnection,
+    shared_connector,
+};
+use crate::storage;
 
 /// Gives every tenant its own SQLite database and hands out pooled
 /// connections to them.
@@ -59,13 +54,8 @@ struct Inner {
     root: RootConfig,
     migrations: Migrations,
     cache: Arc<PoolCache>,
-    connector: Arc<ScheduledThreadPool>,
-    init: Option<ConnectionInit>,
-    max_connections: u32,
-    connection_timeout: Duration,
-    busy_timeout: Duration,
+    open: OpenConfig,
     destroy_timeout: Duration,
-    auto_migrate: bool,
 }
 
 impl TenantManager {
@@ -91,35 +81,30 @@ impl TenantManager {
 
     pub(crate) fn from_builder(b: TenantManagerBuilder) -> Result<Self> {
         b.root.validate()?;
-        let max_pools = NonZeroUsize::new(b.max_pools).unwrap_or(NonZeroUsize::MIN);
-        let cache = Arc::new(PoolCache::new(max_pools));
-        let reaper = match b.idle_timeout {
-            Some(idle) => Some(Reaper::start(&cache, idle).map_err(|e| {
-                Error::io(None, b.root.root_dir(), "starting the idle-pool reaper", e)
-            })?),
-            None => None,
+        let cache = Arc::new(PoolCache::new(b.max_pools));
+        let reaper = b
+            .idle_timeout
+            .map(|idle| Reaper::start(&cache, idle))
+            .transpose()
+            .map_err(|e| Error::io(None, b.root.root_dir(), "starting the idle-pool reaper", e))?;
+        let open = OpenConfig {
+            max_connections: b.max_connections,
+            connection_timeout: b.connection_timeout,
+            busy_timeout: b.busy_timeout,
+            init: b.init,
+            auto_migrate: b.auto_migrate,
+            connector: shared_connector(b.connector_threads),
         };
-        let connector = Arc::new(
-            ScheduledThreadPool::builder()
-                .num_threads(b.connector_threads)
-                .thread_name_pattern("tenanted-connector-{}")
-                .on_drop_behavior(OnPoolDropBehavior::DiscardPendingScheduled)
-                .build(),
-        );
+        let inner = Inner {
+            _reaper: reaper,
+            root: b.root,
+            migrations: b.migrations,
+            cache,
+            open,
+            destroy_timeout: b.destroy_timeout,
+        };
         Ok(TenantManager {
-            inner: Arc::new(Inner {
-                _reaper: reaper,
-                root: b.root,
-                migrations: b.migrations,
-                cache,
-                connector,
-                init: b.init,
-                max_connections: b.max_connections,
-                connection_timeout: b.connection_timeout,
-                busy_timeout: b.busy_timeout,
-                destroy_timeout: b.destroy_timeout,
-                auto_migrate: b.auto_migrate,
-            }),
+            inner: Arc::new(inner),
         })
     }
 
@@ -276,45 +261,14 @@ impl TenantManager {
         let (tenant, path) = self.locate(name)?;
         let span = tracing::info_span!("destroy_tenant", tenant = %tenant);
         let _entered = span.enter();
-        let cache = &self.inner.cache;
-        let started = Instant::now();
-        // Another destroy of the same tenant: wait for it, then report
-        // what the files say.
-        let pools = loop {
-            match cache.begin_destroy(&tenant) {
-                Ok(pools) => break pools,
-                Err(()) if started.elapsed() < self.inner.destroy_timeout => {
-                    std::thread::sleep(Duration::from_millis(2));
-                }
-                Err(()) => {
-                    return Err(Error::TenantBusy {
-                        tenant,
-                        path,
-                        checked_out: 0,
-                        waited: started.elapsed(),
-                    });
-                }
-            }
-        };
-        let remaining = self.inner.destroy_timeout.saturating_sub(started.elapsed());
-        if let Some(checked_out) = PoolCache::wait_quiescent(&pools, remaining) {
-            cache.end_destroy(&tenant, Some(pools));
-            tracing::warn!(tenant = %tenant, checked_out, "destroy gave up: connections still checked out");
-            return Err(Error::TenantBusy {
-                tenant,
-                path,
-                checked_out,
-                waited: started.elapsed(),
-            });
-        }
-        // Closes the pools' connections before their files go.
-        drop(pools);
-        let result = storage::destroy(&tenant, &path);
-        cache.end_destroy(&tenant, None);
-        if result.is_ok() {
-            tracing::info!(tenant = %tenant, path = %path.display(), "destroyed tenant");
-        }
-        result
+        let inner = &self.inner;
+        let mut destroying =
+            DestroyGuard::begin(&inner.cache, &tenant, &path, inner.destroy_timeout)?;
+        destroying.drain()?;
+        storage::destroy(&tenant, &path)?;
+        drop(destroying);
+        tracing::info!(tenant = %tenant, path = %path.display(), "destroyed tenant");
+        Ok(())
     }
 
     /// Whether tenant `name` has a database file.
@@ -410,9 +364,8 @@ impl TenantManager {
     /// ```
     pub fn connection(&self, name: impl AsRef<str>) -> Result<TenantConnection> {
         let name = name.as_ref();
-        let cache = &self.inner.cache;
-        match cache.lookup(name) {
-            Some(pool) => pool.checkout(cache.now()),
+        match TenantConnection::cached(&self.inner.cache, name) {
+            Some(conn) => conn,
             None => self.connection_cold(name),
         }
     }
@@ -420,94 +373,8 @@ impl TenantManager {
     #[cold]
     fn connection_cold(&self, name: &str) -> Result<TenantConnection> {
         let (tenant, path) = self.locate(name)?;
-        let cache = &self.inner.cache;
-        if cache.is_destroying(tenant.as_str()) {
-            return Err(Error::TenantBeingDestroyed { tenant, path });
-        }
-        let span = tracing::debug_span!("open_tenant", tenant = %tenant);
-        let _entered = span.enter();
-        // A missing tenant fails here, at once, and nothing is created
-        // (pool connections open without SQLITE_OPEN_CREATE).
-        match std::fs::metadata(&path) {
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(Error::TenantDoesNotExist { tenant, path });
-            }
-            Err(e) => return Err(Error::io(Some(&tenant), &path, "opening the database", e)),
-        }
-        let pool = self.build_pool(&path);
-        // The schema check runs on the pool's first connection: one open of
-        // the file, not two.
-        let first = match pool.get_timeout(FIRST_CONNECT_PATIENCE) {
-            Ok(conn) => conn,
-            Err(_) => {
-                // The connector thread could not open it quickly. Open it
-                // directly to say why (too many open files, not a database)
-                // instead of waiting out connection_timeout.
-                let mut conn = storage::open_existing(&tenant, &path)?;
-                migrate::read_version(&tenant, &path, &conn)?;
-                setup_connection(&mut conn, self.inner.busy_timeout, self.inner.init.as_ref())
-                    .map_err(|e| {
-                        Error::sqlite(
-                            Some(&tenant),
-                            &path,
-                            "setting up a connection (busy_timeout, foreign_keys, the connection_init hook)",
-                            e,
-                        )
-                    })?;
-                drop(conn);
-                pool.get().map_err(|source| Error::Pool {
-                    tenant: tenant.clone(),
-                    path: path.clone(),
-                    source,
-                })?
-            }
-        };
-        migrate::check_schema(
-            &self.inner.migrations,
-            self.inner.auto_migrate,
-            &tenant,
-            &path,
-            &first,
-        )?;
-        let pool = Arc::new(TenantPool::new(
-            tenant.clone(),
-            path.clone(),
-            pool,
-            cache.now(),
-        ));
-        let (cached, retired) = cache.insert(Arc::clone(&pool));
-        // Evicted pools close here, outside the cache lock.
-        drop(retired);
-        match cached {
-            Ok(winner) if Arc::ptr_eq(&winner, &pool) => pool.adopt(first, cache.now()),
-            // Another thread cached this tenant first: use its pool.
-            Ok(winner) => {
-                drop(first);
-                winner.checkout(cache.now())
-            }
-            Err(()) => Err(Error::TenantBeingDestroyed { tenant, path }),
-        }
-    }
-
-    fn build_pool(&self, path: &Path) -> r2d2::Pool<SqliteConnectionManager> {
         let inner = &self.inner;
-        let busy_timeout = inner.busy_timeout;
-        let user_init = inner.init.clone();
-        let manager = SqliteConnectionManager::file(path)
-            .with_flags(EXISTING)
-            .with_init(move |conn| setup_connection(conn, busy_timeout, user_init.as_ref()));
-        // Lazily filled, no r2d2 reaper (we prune whole pools ourselves),
-        // no validation query on checkout, one shared connector pool.
-        r2d2::Pool::builder()
-            .max_size(inner.max_connections)
-            .min_idle(Some(0))
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .test_on_check_out(false)
-            .connection_timeout(inner.connection_timeout)
-            .thread_pool(Arc::clone(&inner.connector))
-            .build_unchecked(manager)
+        pool::open(&inner.cache, &inner.open, &inner.migrations, tenant, path)
     }
 
     /// Drops cached pools that had no checkout for `idle_for` and have no
@@ -524,8 +391,7 @@ impl TenantManager {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn prune_idle(&self, idle_for: Duration) -> usize {
-        let retired = self.inner.cache.prune_idle(idle_for);
-        retired.len()
+        self.inner.cache.prune_idle(idle_for)
     }
 
     /// The pool cache's counters.
@@ -681,7 +547,7 @@ impl TenantManager {
         if outcome.to < outcome.from {
             // Cached pools skip the schema check; make the next checkout
             // see that this tenant is now behind.
-            drop(self.inner.cache.evict(tenant.as_str()));
+            self.inner.cache.evict(tenant.as_str());
         }
         Ok(outcome)
     }
@@ -716,7 +582,7 @@ impl TenantManager {
         let report = migrate::migrate_all(&self.inner.root, &self.inner.migrations, options)?;
         // A tenant moved down must be re-checked when next opened.
         for t in report.tenants.iter().filter(|t| t.to < t.from) {
-            drop(self.inner.cache.evict(t.tenant.as_str()));
+            self.inner.cache.evict(t.tenant.as_str());
         }
         Ok(report)
     }
@@ -766,21 +632,6 @@ impl TenantManager {
         let (tenant, path) = self.locate(name)?;
         let version = migrate::peek_version(&tenant, &path)?;
         self.migrate_tenant_to(name, version.saturating_sub(steps))
-    }
-}
-
-/// What every new pooled connection runs: tenanted's PRAGMAs, then the
-/// user's hook. No I/O: these only set connection state.
-fn setup_connection(
-    conn: &mut rusqlite::Connection,
-    busy_timeout: Duration,
-    user_init: Option<&ConnectionInit>,
-) -> rusqlite::Result<()> {
-    conn.busy_timeout(busy_timeout)?;
-    conn.execute_batch("PRAGMA foreign_keys = ON;")?;
-    match user_init {
-        Some(init) => init(conn),
-        None => Ok(()),
     }
 }
 

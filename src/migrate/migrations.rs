@@ -196,7 +196,7 @@ impl Migrations {
     }
 
     /// Names of the migrations between two versions, in the order they run.
-    pub(crate) fn names_between(&self, from: usize, to: usize) -> Vec<String> {
+    pub(super) fn names_between(&self, from: usize, to: usize) -> Vec<String> {
         let names = |range: std::ops::Range<usize>| {
             self.list[range]
                 .iter()
@@ -284,7 +284,7 @@ impl Migrations {
     }
 
     /// The migrations as `rusqlite_migration` sees them.
-    pub(crate) fn engine(&self) -> rusqlite_migration::Migrations<'_> {
+    pub(super) fn engine(&self) -> rusqlite_migration::Migrations<'_> {
         rusqlite_migration::Migrations::new(
             self.list
                 .iter()
@@ -298,7 +298,7 @@ impl Migrations {
 
     /// The migration a `rusqlite_migration` error came from, when its
     /// failing script is one of ours.
-    pub(crate) fn failing_migration(&self, e: &rusqlite_migration::Error) -> Option<String> {
+    pub(super) fn failing_migration(&self, e: &rusqlite_migration::Error) -> Option<String> {
         let rusqlite_migration::Error::RusqliteError { query, .. } = e else {
             return None;
         };

@@ -5,7 +5,7 @@ use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::pool_cache::PoolCache;
+use super::cache::PoolCache;
 
 /// Stops and joins its thread when dropped (with the manager).
 pub(crate) struct Reaper {
@@ -25,9 +25,8 @@ impl Reaper {
             .spawn(move || {
                 while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(period) {
                     let Some(cache) = cache.upgrade() else { break };
-                    let retired = cache.prune_idle(idle_timeout);
+                    cache.prune_idle(idle_timeout);
                     drop(cache);
-                    drop(retired);
                 }
             })?;
         Ok(Reaper {

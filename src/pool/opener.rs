@@ -1,0 +1,199 @@
+//! The cold open: a tenant with no cached pool gets one, in named steps.
+//!
+//! 1. [`require_database`]: a missing file fails at once, creating nothing.
+//! 2. [`build_pool`]: a lazily filled r2d2 pool on the shared connector
+//!    threads, every connection set up by [`setup_connection`].
+//! 3. [`first_connection`]: the pool's first connection, within
+//!    [`FIRST_CONNECT_PATIENCE`]; past it, [`diagnose`] opens the file
+//!    directly to say what is wrong instead of waiting out
+//!    `connection_timeout`.
+//! 4. The schema gate (`migrate::check_schema`) on that connection.
+//! 5. [`cache_and_adopt`]: the pool goes into the cache, unless another
+//!    thread cached one first (then that one serves) or a destroy began.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use r2d2::PooledConnection;
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::Connection;
+use scheduled_thread_pool::{OnPoolDropBehavior, ScheduledThreadPool};
+
+use super::cache::{Inserted, PoolCache};
+use super::connection::TenantConnection;
+use super::tenant_pool::{Checkout, TenantPool};
+use crate::error::{Error, Result};
+use crate::migrate::{self, Migrations};
+use crate::name::TenantName;
+use crate::storage::{self, EXISTING};
+
+/// How long a new pool's first connection may take before the file is
+/// opened directly to find out what is wrong with it.
+const FIRST_CONNECT_PATIENCE: Duration = Duration::from_millis(500);
+
+type PooledSqlite = PooledConnection<SqliteConnectionManager>;
+
+/// A hook run on every new pooled connection, after tenanted's PRAGMAs.
+pub type ConnectionInit = Arc<dyn Fn(&mut Connection) -> rusqlite::Result<()> + Send + Sync>;
+
+/// How tenants' pools are built and checked: the builder's settings.
+pub(crate) struct OpenConfig {
+    /// Connections per tenant pool.
+    pub(crate) max_connections: u32,
+    /// How long a checkout waits on an exhausted pool.
+    pub(crate) connection_timeout: Duration,
+    /// SQLite's `busy_timeout` on every pooled connection.
+    pub(crate) busy_timeout: Duration,
+    /// The user's hook, run on every new pooled connection.
+    pub(crate) init: Option<ConnectionInit>,
+    /// Migrate a tenant found behind instead of refusing it.
+    pub(crate) auto_migrate: bool,
+    /// The threads every pool shares to open connections.
+    pub(crate) connector: Arc<ScheduledThreadPool>,
+}
+
+/// The connector threads every pool shares (r2d2 would otherwise start 3
+/// per pool). Scheduled jobs of dropped pools are discarded.
+pub(crate) fn shared_connector(threads: usize) -> Arc<ScheduledThreadPool> {
+    Arc::new(
+        ScheduledThreadPool::builder()
+            .num_threads(threads)
+            .thread_name_pattern("tenanted-connector-{}")
+            .on_drop_behavior(OnPoolDropBehavior::DiscardPendingScheduled)
+            .build(),
+    )
+}
+
+/// Opens `tenant`'s pool, caches it and checks a connection out of it.
+pub(crate) fn open(
+    cache: &PoolCache,
+    config: &OpenConfig,
+    migrations: &Migrations,
+    tenant: TenantName,
+    path: PathBuf,
+) -> Result<TenantConnection> {
+    if cache.is_destroying(tenant.as_str()) {
+        return Err(Error::TenantBeingDestroyed { tenant, path });
+    }
+    let span = tracing::debug_span!("open_tenant", tenant = %tenant);
+    let _entered = span.enter();
+    require_database(&tenant, &path)?;
+    let pool = build_pool(config, &path);
+    // The schema check runs on the pool's first connection: one open of
+    // the file, not two.
+    let first = first_connection(config, &pool, &tenant, &path)?;
+    migrate::check_schema(migrations, config.auto_migrate, &tenant, &path, &first)?;
+    let pool = Arc::new(TenantPool::new(tenant, path, pool, cache.now()));
+    cache_and_adopt(cache, pool, first).map(TenantConnection::new)
+}
+
+/// A missing tenant fails here, at once, and nothing is created (pool
+/// connections open without SQLITE_OPEN_CREATE).
+fn require_database(tenant: &TenantName, path: &Path) -> Result<()> {
+    match std::fs::metadata(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::TenantDoesNotExist {
+            tenant: tenant.clone(),
+            path: path.to_path_buf(),
+        }),
+        Err(e) => Err(Error::io(Some(tenant), path, "opening the database", e)),
+    }
+}
+
+/// The tenant's r2d2 pool, not yet connected.
+fn build_pool(config: &OpenConfig, path: &Path) -> r2d2::Pool<SqliteConnectionManager> {
+    let busy_timeout = config.busy_timeout;
+    let user_init = config.init.clone();
+    let manager = SqliteConnectionManager::file(path)
+        .with_flags(EXISTING)
+        .with_init(move |conn| setup_connection(conn, busy_timeout, user_init.as_ref()));
+    // Lazily filled, no r2d2 reaper (we prune whole pools ourselves),
+    // no validation query on checkout, one shared connector pool.
+    r2d2::Pool::builder()
+        .max_size(config.max_connections)
+        .min_idle(Some(0))
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .test_on_check_out(false)
+        .connection_timeout(config.connection_timeout)
+        .thread_pool(Arc::clone(&config.connector))
+        .build_unchecked(manager)
+}
+
+/// What every new pooled connection runs: tenanted's PRAGMAs, then the
+/// user's hook. No I/O: these only set connection state.
+fn setup_connection(
+    conn: &mut Connection,
+    busy_timeout: Duration,
+    user_init: Option<&ConnectionInit>,
+) -> rusqlite::Result<()> {
+    conn.busy_timeout(busy_timeout)?;
+    conn.execute_batch("PRAGMA foreign_keys = ON;")?;
+    match user_init {
+        Some(init) => init(conn),
+        None => Ok(()),
+    }
+}
+
+/// The pool's first connection, or why the file cannot give one.
+fn first_connection(
+    config: &OpenConfig,
+    pool: &r2d2::Pool<SqliteConnectionManager>,
+    tenant: &TenantName,
+    path: &Path,
+) -> Result<PooledSqlite> {
+    match pool.get_timeout(FIRST_CONNECT_PATIENCE) {
+        Ok(conn) => Ok(conn),
+        Err(_) => {
+            // The connector thread could not open it quickly. Open it
+            // directly to say why (too many open files, not a database)
+            // instead of waiting out connection_timeout.
+            diagnose(config, tenant, path)?;
+            pool.get().map_err(|source| Error::Pool {
+                tenant: tenant.clone(),
+                path: path.to_path_buf(),
+                source,
+            })
+        }
+    }
+}
+
+/// Opens the file directly and sets it up as a pooled connection would
+/// be, returning the first step's error.
+fn diagnose(config: &OpenConfig, tenant: &TenantName, path: &Path) -> Result<()> {
+    let mut conn = storage::open_existing(tenant, path)?;
+    migrate::read_version(tenant, path, &conn)?;
+    setup_connection(&mut conn, config.busy_timeout, config.init.as_ref()).map_err(|e| {
+        Error::sqlite(
+            Some(tenant),
+            path,
+            "setting up a connection (busy_timeout, foreign_keys, the connection_init hook)",
+            e,
+        )
+    })
+}
+
+/// Caches `pool` and checks `first` out of it, or out of the pool another
+/// thread cached first.
+fn cache_and_adopt(
+    cache: &PoolCache,
+    pool: Arc<TenantPool>,
+    first: PooledSqlite,
+) -> Result<Checkout> {
+    let (inserted, retired) = cache.insert(Arc::clone(&pool));
+    // Evicted pools close here, outside the cache lock.
+    drop(retired);
+    match inserted {
+        Inserted::Ours => pool.adopt(first, cache.now()),
+        // Another thread cached this tenant first: use its pool.
+        Inserted::Theirs(winner) => {
+            drop(first);
+            winner.checkout(cache.now())
+        }
+        Inserted::Destroying => Err(Error::TenantBeingDestroyed {
+            tenant: pool.name().clone(),
+            path: pool.path().to_path_buf(),
+        }),
+    }
+}
