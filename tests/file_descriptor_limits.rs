@@ -7,7 +7,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use common::*;
@@ -15,22 +14,7 @@ use tenanted::Error;
 
 /// Re-runs this binary's test `name` under `ulimit -n 128`.
 fn run_limited(name: &str, root: &Path) -> String {
-    let exe = std::env::current_exe().unwrap();
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(r#"ulimit -n 128 && exec "$0" --exact "$1" --nocapture --test-threads=1"#)
-        .arg(&exe)
-        .arg(name)
-        .env("TENANTED_FD_CHILD", root)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "child {name} failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
+    child::run(&mut child::command_after("ulimit -n 128", name, root))
 }
 
 fn fd_limit() -> usize {
@@ -48,14 +32,15 @@ fn fd_limit() -> usize {
 }
 
 #[test]
+#[ignore = "child process of two_thousand_tenants_with_128_descriptors"]
 fn child_many_tenants_small_cap() {
-    let Ok(root) = std::env::var("TENANTED_FD_CHILD") else {
+    let Some(root) = child::root() else {
         return;
     };
     if cfg!(target_os = "linux") {
         assert_eq!(fd_limit(), 128, "the limit was not applied");
     }
-    let m = builder(Path::new(&root)).max_pools(16).build().unwrap();
+    let m = builder(&root).max_pools(16).build().unwrap();
     for i in 0..2000 {
         m.create_tenant(&format!("t{i:04}")).unwrap();
     }
@@ -70,11 +55,12 @@ fn child_many_tenants_small_cap() {
 }
 
 #[test]
+#[ignore = "child process of a_cap_too_high_gives_too_many_open_files_and_recovers"]
 fn child_cap_far_too_high() {
-    let Ok(root) = std::env::var("TENANTED_FD_CHILD") else {
+    let Some(root) = child::root() else {
         return;
     };
-    let m = builder(Path::new(&root))
+    let m = builder(&root)
         .max_pools(1000)
         .connection_timeout(Duration::from_secs(5))
         .build()

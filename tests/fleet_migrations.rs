@@ -4,7 +4,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -384,14 +383,15 @@ fn unreadable_and_ahead_tenants_show_in_status() {
     );
 }
 
-/// Child half of `two_processes_migrating_at_once`: runs when the parent
-/// re-runs this test binary with TENANTED_FLEET_CHILD set.
+/// Child half of `two_processes_migrating_at_once_both_succeed`, which
+/// re-runs this test binary to run it.
 #[test]
+#[ignore = "child process of two_processes_migrating_at_once_both_succeed"]
 fn child_process_migrate_all() {
-    let Ok(root) = std::env::var("TENANTED_FLEET_CHILD") else {
+    let Some(root) = child::root() else {
         return;
     };
-    let report = full(Path::new(&root))
+    let report = full(&root)
         .migrate_all(&MigrateOptions::new().jobs(2))
         .unwrap();
     println!(
@@ -406,47 +406,17 @@ fn child_process_migrate_all() {
 fn two_processes_migrating_at_once_both_succeed() {
     let dir = tempfile::tempdir().unwrap();
     mixed_fleet(dir.path(), 120);
-    let exe = std::env::current_exe().unwrap();
-    let children: Vec<_> = (0..2)
-        .map(|_| {
-            Command::new(&exe)
-                .args([
-                    "--exact",
-                    "child_process_migrate_all",
-                    "--nocapture",
-                    "--test-threads=1",
-                ])
-                .env("TENANTED_FLEET_CHILD", dir.path())
-                .output_spawn()
-        })
+    let migrators: Vec<_> = (0..2)
+        .map(|_| child::spawn(&mut child::command("child_process_migrate_all", dir.path())))
         .collect();
-    for child in children {
-        let out = child.wait_with_output().unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "child failed:\n{stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+    for migrator in migrators {
+        let stdout = child::wait(migrator);
         assert!(
             stdout.contains("CHILD-REPORT failed=0 succeeded=120"),
             "{stdout}"
         );
     }
     assert!(full(dir.path()).migration_status().unwrap().all_current());
-}
-
-trait SpawnPiped {
-    fn output_spawn(&mut self) -> std::process::Child;
-}
-
-impl SpawnPiped for Command {
-    fn output_spawn(&mut self) -> std::process::Child {
-        self.stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap()
-    }
 }
 
 #[test]

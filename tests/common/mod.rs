@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod child;
+
 use std::path::{Path, PathBuf};
 
 use tenanted::{Migration, Migrations, RootConfig, TenantManager, TenantManagerBuilder};

@@ -1,0 +1,80 @@
+//! Re-running this test binary as a child process.
+//!
+//! A child entry point is an `#[ignore]`d test, so an ordinary `cargo test`
+//! lists it as ignored instead of counting it as a passing test. Its parent
+//! runs it alone (`--ignored --exact NAME`), passing the tenant root in
+//! [`ROOT_VAR`]; the child reads it with [`root`].
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+/// The environment variable that carries the root to a child.
+pub const ROOT_VAR: &str = "TENANTED_TEST_CHILD_ROOT";
+
+/// In a child entry point: the root its parent passed, or `None` when the
+/// test was not started by its parent (then it should return at once).
+pub fn root() -> Option<PathBuf> {
+    std::env::var_os(ROOT_VAR).map(PathBuf::from)
+}
+
+fn test_args(test: &str) -> [&str; 5] {
+    [
+        "--ignored",
+        "--exact",
+        test,
+        "--nocapture",
+        "--test-threads=1",
+    ]
+}
+
+fn this_test_binary() -> PathBuf {
+    std::env::current_exe().expect("the test binary's path")
+}
+
+/// The command that runs test `test` of this binary alone, in a child
+/// process, on `root`.
+pub fn command(test: &str, root: &Path) -> Command {
+    let mut command = Command::new(this_test_binary());
+    command.args(test_args(test)).env(ROOT_VAR, root);
+    command
+}
+
+/// The same, after `preamble` in `sh` (for example `ulimit -n 128`).
+pub fn command_after(preamble: &str, test: &str, root: &Path) -> Command {
+    let mut command = Command::new("sh");
+    command
+        .arg("-c")
+        .arg(format!(r#"{preamble} && exec "$0" "$@""#))
+        .arg(this_test_binary())
+        .args(test_args(test))
+        .env(ROOT_VAR, root);
+    command
+}
+
+/// Starts `command` with its output captured, for [`wait`].
+pub fn spawn(command: &mut Command) -> Child {
+    command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the child process starts")
+}
+
+/// Waits for a child started by [`spawn`]; panics with its output unless
+/// it succeeded, and returns its standard output.
+pub fn wait(child: Child) -> String {
+    let out = child.wait_with_output().expect("the child process ends");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "child failed ({}):\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// Runs `command` to the end: [`spawn`] then [`wait`].
+pub fn run(command: &mut Command) -> String {
+    wait(spawn(command))
+}
