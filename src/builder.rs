@@ -37,6 +37,7 @@ pub struct TenantManagerBuilder {
     pub(crate) busy_timeout: Duration,
     pub(crate) idle_timeout: Option<Duration>,
     pub(crate) destroy_timeout: Duration,
+    pub(crate) watch_interval: Duration,
     pub(crate) auto_migrate: bool,
     pub(crate) connector_threads: usize,
     pub(crate) init: Option<ConnectionInit>,
@@ -53,6 +54,7 @@ impl TenantManagerBuilder {
             busy_timeout: Duration::from_secs(5),
             idle_timeout: None,
             destroy_timeout: Duration::from_secs(5),
+            watch_interval: Duration::from_millis(500),
             auto_migrate: false,
             connector_threads: 2,
             init: None,
@@ -93,11 +95,36 @@ impl TenantManagerBuilder {
         self
     }
 
-    /// How long `destroy_tenant` waits for checked-out connections before
-    /// giving up with [`Error::TenantBusy`](crate::Error::TenantBusy)
-    /// (default 5 s).
+    /// How long `destroy_tenant` waits for the tenant to be let go of
+    /// (this process's checked-out connections, and every other process
+    /// that has it open) before giving up with
+    /// [`Error::TenantBusy`](crate::Error::TenantBusy) and leaving the
+    /// tenant intact (default 5 s). Keep it well above the other
+    /// processes' [`watch_interval`](Self::watch_interval).
     pub fn destroy_timeout(mut self, timeout: Duration) -> Self {
         self.destroy_timeout = timeout;
+        self
+    }
+
+    /// How often the manager's background thread checks its cached pools
+    /// against their files (default 500 ms, at least 1 ms). Within this
+    /// interval a pool notices that another process destroyed its tenant,
+    /// is destroying it, replaced it, or changed its schema version, and is
+    /// retired: the next [`connection`](crate::TenantManager::connection)
+    /// opens the tenant as it now is. The warm path never looks at files.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// let manager = tenanted::TenantManager::builder(
+    ///     tenanted::RootConfig::new(dir.path()),
+    ///     tenanted::Migrations::new(vec![]),
+    /// )
+    /// .watch_interval(std::time::Duration::from_millis(200))
+    /// .build()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn watch_interval(mut self, interval: Duration) -> Self {
+        self.watch_interval = interval.max(Duration::from_millis(1));
         self
     }
 
@@ -149,6 +176,7 @@ impl fmt::Debug for TenantManagerBuilder {
             .field("busy_timeout", &self.busy_timeout)
             .field("idle_timeout", &self.idle_timeout)
             .field("destroy_timeout", &self.destroy_timeout)
+            .field("watch_interval", &self.watch_interval)
             .field("auto_migrate", &self.auto_migrate)
             .field("connector_threads", &self.connector_threads)
             .finish_non_exhaustive()

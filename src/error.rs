@@ -6,7 +6,7 @@
 use std::error::Error as StdError;
 use std::fmt;
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::name::TenantName;
@@ -59,15 +59,20 @@ pub enum Error {
         path: PathBuf,
     },
 
-    /// `destroy_tenant` gave up waiting for checked-out connections; the tenant is intact.
-    #[error("tenant {tenant} is busy: {checked_out} connection(s) still checked out after {waited:?}; the tenant at {} was left intact, release its connections and retry", path.display())]
+    /// `destroy_tenant` gave up waiting for the tenant to be let go of,
+    /// by this process's checked-out connections or by another process that
+    /// has it open; the tenant is intact.
+    #[error("{}", busy_message(tenant, path, *checked_out, other_process.as_ref(), *waited))]
     TenantBusy {
         /// The tenant.
         tenant: TenantName,
         /// Its database file.
         path: PathBuf,
-        /// Connections still checked out when the wait ended.
+        /// This process's connections still checked out when the wait ended.
         checked_out: usize,
+        /// Another process that still had the database open, if that is
+        /// what the wait ended on.
+        other_process: Option<OtherProcess>,
         /// How long destroy waited.
         waited: Duration,
     },
@@ -317,6 +322,49 @@ impl Error {
 /// EMFILE (per process) or ENFILE (system wide): the same number on Linux and macOS.
 pub(crate) fn is_fd_exhaustion(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(23 | 24))
+}
+
+/// Another process that has a tenant's database open, as SQLite's locks
+/// on the file show it.
+///
+/// ```
+/// let other = tenanted::OtherProcess { pid: Some(4242) };
+/// assert_eq!(other.to_string(), "another process (pid 4242)");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OtherProcess {
+    /// Its process id, when the kernel reports one.
+    pub pid: Option<u32>,
+}
+
+impl fmt::Display for OtherProcess {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.pid {
+            Some(pid) => write!(f, "another process (pid {pid})"),
+            None => f.write_str("another process"),
+        }
+    }
+}
+
+fn busy_message(
+    tenant: &TenantName,
+    path: &Path,
+    checked_out: usize,
+    other: Option<&OtherProcess>,
+    waited: Duration,
+) -> String {
+    let holder = match other {
+        Some(other) => format!("it is still open in {other}"),
+        None => format!("{checked_out} connection(s) still checked out"),
+    };
+    let advice = match other {
+        Some(_) => "close it there (or stop that process) and retry",
+        None => "release its connections and retry",
+    };
+    format!(
+        "tenant {tenant} is busy: {holder} after {waited:?}; the tenant at {} was left intact, {advice}",
+        path.display()
+    )
 }
 
 /// A tenant's schema is behind the migrations this program knows.

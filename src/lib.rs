@@ -48,7 +48,7 @@ mod storage;
 
 pub use builder::TenantManagerBuilder;
 pub use context::current_tenant;
-pub use error::{BoxError, Error, PendingMigrationError, Result};
+pub use error::{BoxError, Error, OtherProcess, PendingMigrationError, Result};
 pub use manager::TenantManager;
 pub use migrate::{
     MigrateOptions, Migration, MigrationOutcome, MigrationReport, Migrations, Progress,

@@ -18,7 +18,7 @@ use crate::migrate::{
 use crate::name::TenantName;
 use crate::paths::{RootConfig, Tenants};
 use crate::pool::{
-    self, DestroyGuard, OpenConfig, PoolCache, PoolStats, Reaper, TenantConnection,
+    self, DestroyGuard, OpenConfig, PoolCache, PoolStats, TenantConnection, WatchSettings, Watcher,
     shared_connector,
 };
 use crate::storage;
@@ -49,8 +49,8 @@ pub struct TenantManager {
 }
 
 struct Inner {
-    // Dropped first: stops the reaper before the pools go.
-    _reaper: Option<Reaper>,
+    // Dropped first: stops the watcher before the pools go.
+    _watcher: Watcher,
     root: RootConfig,
     migrations: Migrations,
     cache: Arc<PoolCache>,
@@ -82,11 +82,13 @@ impl TenantManager {
     pub(crate) fn from_builder(b: TenantManagerBuilder) -> Result<Self> {
         b.root.validate()?;
         let cache = Arc::new(PoolCache::new(b.max_pools));
-        let reaper = b
-            .idle_timeout
-            .map(|idle| Reaper::start(&cache, idle))
-            .transpose()
-            .map_err(|e| Error::io(None, b.root.root_dir(), "starting the idle-pool reaper", e))?;
+        let watch = WatchSettings {
+            interval: b.watch_interval,
+            idle_timeout: b.idle_timeout,
+            latest_version: b.migrations.latest_version(),
+        };
+        let watcher = Watcher::start(&cache, watch)
+            .map_err(|e| Error::io(None, b.root.root_dir(), "starting the watcher thread", e))?;
         let open = OpenConfig {
             max_connections: b.max_connections,
             connection_timeout: b.connection_timeout,
@@ -96,7 +98,7 @@ impl TenantManager {
             connector: shared_connector(b.connector_threads),
         };
         let inner = Inner {
-            _reaper: reaper,
+            _watcher: watcher,
             root: b.root,
             migrations: b.migrations,
             cache,
@@ -232,7 +234,7 @@ impl TenantManager {
         let _entered = span.enter();
         let template =
             migrate::ensure_template(self.inner.root.root_dir(), &self.inner.migrations)?;
-        storage::create(&tenant, &path, &template, seed)?;
+        storage::create(&tenant, &path, &template, seed, self.inner.root.root_dir())?;
         tracing::info!(tenant = %tenant, path = %path.display(), "created tenant");
         Ok(())
     }
@@ -265,7 +267,7 @@ impl TenantManager {
         let mut destroying =
             DestroyGuard::begin(&inner.cache, &tenant, &path, inner.destroy_timeout)?;
         destroying.drain()?;
-        storage::destroy(&tenant, &path)?;
+        storage::destroy(&tenant, &path, inner.root.root_dir(), destroying.deadline())?;
         drop(destroying);
         tracing::info!(tenant = %tenant, path = %path.display(), "destroyed tenant");
         Ok(())

@@ -9,7 +9,7 @@ use rusqlite::{Connection, OpenFlags};
 
 use crate::error::Result;
 use crate::name::TenantName;
-use crate::storage::{open_existing, sqlite_error};
+use crate::storage::{open_for_reading, sqlite_error};
 
 /// The tenant's schema version.
 pub(crate) fn read_version(tenant: &TenantName, path: &Path, conn: &Connection) -> Result<usize> {
@@ -44,8 +44,8 @@ pub(crate) fn peek_version(tenant: &TenantName, path: &Path) -> Result<usize> {
             return Ok(version);
         }
     }
-    let conn = open_existing(tenant, path)?;
-    read_version(tenant, path, &conn)
+    let (_conn, version) = open_for_reading(tenant, path)?;
+    Ok(usize::try_from(version).unwrap_or(0))
 }
 
 /// `file:PATH?immutable=1`, with the characters URIs reserve escaped.

@@ -6,7 +6,7 @@
 //! (its connections hold it) and is remembered as *draining* so that
 //! `destroy_tenant` can wait for those connections too.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 use lru::LruCache;
 use parking_lot::Mutex;
 
+use super::flight::{Flight, FlightGuard};
+use super::pool_state::Admission;
 use super::stats::PoolStats;
 use super::tenant_pool::TenantPool;
 use crate::name::TenantName;
@@ -31,9 +33,23 @@ pub(super) enum Inserted {
     Destroying,
 }
 
+/// What a cold open of a tenant finds in the cache.
+pub(super) enum Opening<'a> {
+    /// A pool is cached (another thread opened it meanwhile).
+    Cached(Arc<TenantPool>),
+    /// Nobody is opening it: this thread opens it, the others wait.
+    Lead(FlightGuard<'a>),
+    /// Another thread is opening it: wait for it, then look again.
+    Follow(Arc<Flight>),
+    /// A destroy of it is in progress in this process.
+    Destroying,
+}
+
 struct CacheState {
     lru: LruCache<TenantName, Arc<TenantPool>>,
     destroying: HashSet<TenantName>,
+    /// Cold opens in progress, one per tenant (single flight).
+    flights: HashMap<TenantName, Arc<Flight>>,
     draining: Vec<Weak<TenantPool>>,
     hits: u64,
     misses: u64,
@@ -54,12 +70,17 @@ impl CacheState {
         name: &'a TenantName,
     ) -> impl Iterator<Item = Arc<TenantPool>> + 'a {
         let cached = self.lru.peek(name.as_str()).cloned();
-        cached.into_iter().chain(
-            self.draining
-                .iter()
-                .filter_map(Weak::upgrade)
-                .filter(move |p| p.name() == name),
-        )
+        let draining = self
+            .draining
+            .iter()
+            .filter_map(Weak::upgrade)
+            .filter(move |p| p.name() == name);
+        // A pool given back by a destroy that gave up can be both cached
+        // and remembered as draining: count it once.
+        let seen = cached.clone();
+        cached
+            .into_iter()
+            .chain(draining.filter(move |p| !seen.as_ref().is_some_and(|c| Arc::ptr_eq(c, p))))
     }
 }
 
@@ -77,6 +98,7 @@ impl PoolCache {
             state: Mutex::new(CacheState {
                 lru: LruCache::new(max_pools),
                 destroying: HashSet::new(),
+                flights: HashMap::new(),
                 draining: Vec::new(),
                 hits: 0,
                 misses: 0,
@@ -95,21 +117,83 @@ impl PoolCache {
     /// The warm path: one lock, one hash lookup, one reference count.
     pub(super) fn lookup(&self, name: &str) -> Option<Arc<TenantPool>> {
         let mut state = self.state.lock();
-        match state.lru.get(name) {
-            Some(pool) => {
-                let pool = Arc::clone(pool);
-                state.hits += 1;
-                Some(pool)
-            }
-            None => {
-                state.misses += 1;
-                None
-            }
+        let pool = Arc::clone(state.lru.get(name)?);
+        state.hits += 1;
+        Some(pool)
+    }
+
+    /// Starts a cold open of `tenant`: see [`Opening`].
+    pub(super) fn begin_open(&self, tenant: &TenantName) -> Opening<'_> {
+        let mut state = self.state.lock();
+        if state.destroying.contains(tenant.as_str()) {
+            return Opening::Destroying;
+        }
+        if let Some(pool) = state.lru.get(tenant.as_str()) {
+            let pool = Arc::clone(pool);
+            state.hits += 1;
+            return Opening::Cached(pool);
+        }
+        if let Some(flight) = state.flights.get(tenant.as_str()) {
+            return Opening::Follow(Arc::clone(flight));
+        }
+        let flight = Arc::new(Flight::default());
+        state.flights.insert(tenant.clone(), Arc::clone(&flight));
+        Opening::Lead(FlightGuard::new(self, tenant.clone(), flight))
+    }
+
+    /// Ends a cold open (from `FlightGuard::drop`).
+    pub(super) fn end_open(&self, tenant: &TenantName, flight: &Arc<Flight>) {
+        let mut state = self.state.lock();
+        if state
+            .flights
+            .get(tenant.as_str())
+            .is_some_and(|f| Arc::ptr_eq(f, flight))
+        {
+            state.flights.remove(tenant.as_str());
         }
     }
 
-    pub(super) fn is_destroying(&self, name: &str) -> bool {
-        self.state.lock().destroying.contains(name)
+    /// Takes `name`'s pool out of the cache if it is stale (a checkout
+    /// found it so); returns at once otherwise.
+    pub(super) fn evict_stale(&self, name: &str) {
+        let mut state = self.state.lock();
+        let stale = state
+            .lru
+            .peek(name)
+            .is_some_and(|p| p.state().admission() == Admission::Stale);
+        let pool = if stale { state.lru.pop(name) } else { None };
+        if let Some(pool) = &pool {
+            state.retire(std::slice::from_ref(pool));
+        }
+        drop(state);
+        drop(pool);
+    }
+
+    /// Marks `pool` stale and takes it out of the cache (if it is still the
+    /// cached one): its file is no longer the tenant's current one.
+    pub(super) fn retire_stale(&self, pool: &Arc<TenantPool>) {
+        pool.state().mark_stale();
+        let mut state = self.state.lock();
+        let cached = state
+            .lru
+            .peek(pool.name().as_str())
+            .is_some_and(|c| Arc::ptr_eq(c, pool));
+        let popped = if cached {
+            state.lru.pop(pool.name().as_str())
+        } else {
+            None
+        };
+        if let Some(popped) = &popped {
+            state.retire(std::slice::from_ref(popped));
+        }
+        drop(state);
+        drop(popped);
+    }
+
+    /// Every cached pool, for the watcher to look at unlocked.
+    pub(super) fn snapshot(&self) -> Vec<Arc<TenantPool>> {
+        let state = self.state.lock();
+        state.lru.iter().map(|(_, p)| Arc::clone(p)).collect()
     }
 
     /// Caches a freshly built pool, unless another thread cached one for
@@ -127,6 +211,7 @@ impl PoolCache {
             retired.push(pool);
             return (Inserted::Theirs(existing), retired);
         }
+        state.misses += 1;
         if let Some((_, evicted)) = state.lru.push(pool.name().clone(), pool) {
             state.evictions += 1;
             tracing::debug!(tenant = %evicted.name(), "evicted least recently used pool");
@@ -175,7 +260,10 @@ impl PoolCache {
     /// Starts destroying `name`: new checkouts of it fail from now on, and
     /// every live pool of it (cached or draining) is returned, closing.
     /// `None` if another destroy of it is in progress.
-    pub(super) fn begin_destroy(&self, name: &TenantName) -> Option<Retired> {
+    pub(super) fn begin_destroy(
+        &self,
+        name: &TenantName,
+    ) -> Option<(Retired, Option<Arc<Flight>>)> {
         let mut state = self.state.lock();
         if !state.destroying.insert(name.clone()) {
             return None;
@@ -183,9 +271,10 @@ impl PoolCache {
         let pools: Retired = state.live_pools(name).collect();
         state.lru.pop(name.as_str());
         for pool in &pools {
-            pool.close();
+            pool.state().begin_destroy();
         }
-        Some(pools)
+        let flight = state.flights.get(name.as_str()).cloned();
+        Some((pools, flight))
     }
 
     /// Ends a destroy. When it failed (`pools` given back), the tenant is
@@ -195,8 +284,10 @@ impl PoolCache {
         state.destroying.remove(name.as_str());
         let mut homeless = Vec::new();
         for pool in restore.into_iter().flatten() {
-            pool.reopen();
-            if !state.lru.contains(name.as_str()) && state.lru.len() < state.lru.cap().get() {
+            pool.state().end_destroy();
+            let open = pool.state().admission() == Admission::Open;
+            if open && !state.lru.contains(name.as_str()) && state.lru.len() < state.lru.cap().get()
+            {
                 state.lru.put(name.clone(), pool);
             } else {
                 homeless.push(pool);

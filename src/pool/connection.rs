@@ -8,7 +8,7 @@ use std::path::Path;
 use rusqlite::Connection;
 
 use super::cache::PoolCache;
-use super::tenant_pool::Checkout;
+use super::tenant_pool::{Checkout, Refused};
 use crate::error::Result;
 use crate::name::TenantName;
 
@@ -39,11 +39,20 @@ impl TenantConnection {
     }
 
     /// The warm path: a connection from `name`'s cached pool, or `None`
-    /// when no pool of it is cached. One short lock (the cache's), one hash
-    /// lookup, one reference count, then r2d2's checkout; no I/O.
+    /// when no usable pool of it is cached. One short lock (the cache's),
+    /// one hash lookup, one reference count, then r2d2's checkout; no I/O.
+    /// A pool found stale (its file changed under it, see `watcher.rs`)
+    /// is evicted and `None` sends the caller down the cold path.
     pub(crate) fn cached(cache: &PoolCache, name: &str) -> Option<Result<Self>> {
         let pool = cache.lookup(name)?;
-        Some(pool.checkout(cache.now()).map(TenantConnection::new))
+        match pool.checkout(cache.now()) {
+            Ok(checkout) => Some(Ok(TenantConnection::new(checkout))),
+            Err(Refused::Failed(e)) => Some(Err(e)),
+            Err(Refused::Stale) => {
+                cache.evict_stale(name);
+                None
+            }
+        }
     }
 
     /// The tenant this connection belongs to.

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::cache::{PoolCache, Retired};
+use super::flight::Flight;
 use super::tenant_pool::TenantPool;
 use crate::error::{Error, Result};
 use crate::name::TenantName;
@@ -29,6 +30,9 @@ pub(crate) struct DestroyGuard<'a> {
     timeout: Duration,
     /// The tenant's pools, closing; `None` once drained.
     pools: Option<Retired>,
+    /// A cold open of the tenant that was in progress when the destroy
+    /// began: its pool (and the connection it opened) must be gone too.
+    flight: Option<Arc<Flight>>,
 }
 
 impl<'a> DestroyGuard<'a> {
@@ -47,15 +51,16 @@ impl<'a> DestroyGuard<'a> {
         timeout: Duration,
     ) -> Result<Self> {
         let started = Instant::now();
-        let pools = loop {
-            if let Some(pools) = cache.begin_destroy(tenant) {
-                break pools;
+        let (pools, flight) = loop {
+            if let Some(taken) = cache.begin_destroy(tenant) {
+                break taken;
             }
             if started.elapsed() >= timeout {
                 return Err(Error::TenantBusy {
                     tenant: tenant.clone(),
                     path: path.to_path_buf(),
                     checked_out: 0,
+                    other_process: None,
                     waited: started.elapsed(),
                 });
             }
@@ -68,6 +73,7 @@ impl<'a> DestroyGuard<'a> {
             started,
             timeout,
             pools: Some(pools),
+            flight,
         })
     }
 
@@ -79,20 +85,38 @@ impl<'a> DestroyGuard<'a> {
     /// [`Error::TenantBusy`] if connections are still out when the wait
     /// ends; dropping the guard then gives the pools back.
     pub(crate) fn drain(&mut self) -> Result<()> {
+        let landed = self
+            .flight
+            .as_ref()
+            .is_none_or(|flight| flight.wait_until(self.deadline()));
         let remaining = self.timeout.saturating_sub(self.started.elapsed());
         let pools = self.pools.as_deref().unwrap_or_default();
-        if let Some(checked_out) = wait_quiescent(pools, remaining) {
+        let still_out = match wait_quiescent(pools, remaining) {
+            None if landed => None,
+            None => Some(0),
+            Some(out) => Some(out),
+        };
+        if let Some(checked_out) = still_out {
             tracing::warn!(tenant = %self.tenant, checked_out, "destroy gave up: connections still checked out");
             return Err(Error::TenantBusy {
                 tenant: self.tenant.clone(),
                 path: self.path.clone(),
                 checked_out,
+                other_process: None,
                 waited: self.started.elapsed(),
             });
         }
         // Closes the pools' connections before their files go.
         drop(self.pools.take());
         Ok(())
+    }
+}
+
+impl DestroyGuard<'_> {
+    /// When the whole destroy must be over: what is left of the timeout
+    /// after this process's drain goes to waiting for other processes.
+    pub(crate) fn deadline(&self) -> Instant {
+        self.started + self.timeout
     }
 }
 

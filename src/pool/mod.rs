@@ -1,13 +1,18 @@
 //! Pooled connections: one r2d2 pool per tenant in an LRU cache, the
-//! checkout count that destroys drain, the cold open, and idle pruning.
+//! checkout count that destroys drain, the cold open (single flight,
+//! connections pinned to their file), and the watcher that retires pools
+//! whose tenant another process changed.
 
 mod cache;
 mod connection;
 mod destroy_guard;
+mod flight;
 mod opener;
-mod reaper;
+mod pinned_manager;
+mod pool_state;
 mod stats;
 mod tenant_pool;
+mod watcher;
 
 pub use connection::TenantConnection;
 pub use opener::ConnectionInit;
@@ -16,4 +21,4 @@ pub use stats::PoolStats;
 pub(crate) use cache::PoolCache;
 pub(crate) use destroy_guard::DestroyGuard;
 pub(crate) use opener::{OpenConfig, open, shared_connector};
-pub(crate) use reaper::Reaper;
+pub(crate) use watcher::{WatchSettings, Watcher};

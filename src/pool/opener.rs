@@ -1,5 +1,7 @@
 //! The cold open: a tenant with no cached pool gets one, in named steps.
 //!
+//! 0. Single flight: one thread per tenant opens it (the lead), the others
+//!    wait for it and then use its pool (see `flight.rs`).
 //! 1. [`require_database`]: a missing file fails at once, creating nothing.
 //! 2. [`build_pool`]: a lazily filled r2d2 pool on the shared connector
 //!    threads, every connection set up by [`setup_connection`].
@@ -15,14 +17,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use r2d2::PooledConnection;
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::Connection;
 use scheduled_thread_pool::{OnPoolDropBehavior, ScheduledThreadPool};
 
-use super::cache::{Inserted, PoolCache};
+use super::cache::{Inserted, Opening, PoolCache};
 use super::connection::TenantConnection;
-use super::tenant_pool::{Checkout, TenantPool};
+use super::pinned_manager::PinnedManager;
+use super::pool_state::{Admission, PoolState};
+use super::tenant_pool::{Checkout, Pooled, Refused, TenantPool};
 use crate::error::{Error, Result};
 use crate::migrate::{self, Migrations};
 use crate::name::TenantName;
@@ -31,8 +34,6 @@ use crate::storage::{self, EXISTING};
 /// How long a new pool's first connection may take before the file is
 /// opened directly to find out what is wrong with it.
 const FIRST_CONNECT_PATIENCE: Duration = Duration::from_millis(500);
-
-type PooledSqlite = PooledConnection<SqliteConnectionManager>;
 
 /// A hook run on every new pooled connection, after tenanted's PRAGMAs.
 pub type ConnectionInit = Arc<dyn Fn(&mut Connection) -> rusqlite::Result<()> + Send + Sync>;
@@ -65,7 +66,12 @@ pub(crate) fn shared_connector(threads: usize) -> Arc<ScheduledThreadPool> {
     )
 }
 
+/// How many times a cold open starts again after finding that the file it
+/// opened was replaced meanwhile (each time, a create or destroy finished).
+const MAX_ATTEMPTS: usize = 3;
+
 /// Opens `tenant`'s pool, caches it and checks a connection out of it.
+/// One thread per tenant opens it; the others wait for that pool.
 pub(crate) fn open(
     cache: &PoolCache,
     config: &OpenConfig,
@@ -73,19 +79,59 @@ pub(crate) fn open(
     tenant: TenantName,
     path: PathBuf,
 ) -> Result<TenantConnection> {
-    if cache.is_destroying(tenant.as_str()) {
-        return Err(Error::TenantBeingDestroyed { tenant, path });
-    }
     let span = tracing::debug_span!("open_tenant", tenant = %tenant);
     let _entered = span.enter();
-    require_database(&tenant, &path)?;
-    let pool = build_pool(config, &path);
+    for _ in 0..MAX_ATTEMPTS {
+        let checkout = match cache.begin_open(&tenant) {
+            Opening::Destroying => return Err(Error::TenantBeingDestroyed { tenant, path }),
+            Opening::Follow(flight) => {
+                flight.wait();
+                continue;
+            }
+            Opening::Cached(pool) => pool.checkout(cache.now()),
+            Opening::Lead(flight) => {
+                let opened = open_as_lead(cache, config, migrations, &tenant, &path);
+                // The pool the lead built (if it lost) is gone by now.
+                drop(flight);
+                opened
+            }
+        };
+        match checkout {
+            Ok(checkout) => return Ok(TenantConnection::new(checkout)),
+            Err(Refused::Failed(e)) => return Err(e),
+            Err(Refused::Stale) => cache.evict_stale(tenant.as_str()),
+        }
+    }
+    Err(storage::missing_error(&tenant, &path))
+}
+
+/// The lead's cold open: build, connect, check the schema, cache.
+fn open_as_lead(
+    cache: &PoolCache,
+    config: &OpenConfig,
+    migrations: &Migrations,
+    tenant: &TenantName,
+    path: &Path,
+) -> Result<Checkout, Refused> {
+    require_database(tenant, path)?;
+    let state = Arc::new(PoolState::default());
+    let pool = build_pool(config, path, Arc::clone(&state));
     // The schema check runs on the pool's first connection: one open of
     // the file, not two.
-    let first = first_connection(config, &pool, &tenant, &path)?;
-    migrate::check_schema(migrations, config.auto_migrate, &tenant, &path, &first)?;
-    let pool = Arc::new(TenantPool::new(tenant, path, pool, cache.now()));
-    cache_and_adopt(cache, pool, first).map(TenantConnection::new)
+    let first = first_connection(config, &pool, tenant, path)?;
+    if state.admission() == Admission::Stale {
+        // The file changed while it was being opened: look again.
+        return Err(Refused::Stale);
+    }
+    migrate::check_schema(migrations, config.auto_migrate, tenant, path, &first)?;
+    let pool = Arc::new(TenantPool::new(
+        tenant.clone(),
+        path.to_path_buf(),
+        pool,
+        state,
+        cache.now(),
+    ));
+    cache_and_adopt(cache, pool, first)
 }
 
 /// A missing tenant fails here, at once, and nothing is created (pool
@@ -93,21 +139,25 @@ pub(crate) fn open(
 fn require_database(tenant: &TenantName, path: &Path) -> Result<()> {
     match std::fs::metadata(path) {
         Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::TenantDoesNotExist {
-            tenant: tenant.clone(),
-            path: path.to_path_buf(),
-        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(storage::missing_error(tenant, path))
+        }
         Err(e) => Err(Error::io(Some(tenant), path, "opening the database", e)),
     }
 }
 
 /// The tenant's r2d2 pool, not yet connected.
-fn build_pool(config: &OpenConfig, path: &Path) -> r2d2::Pool<SqliteConnectionManager> {
+fn build_pool(
+    config: &OpenConfig,
+    path: &Path,
+    state: Arc<PoolState>,
+) -> r2d2::Pool<PinnedManager> {
     let busy_timeout = config.busy_timeout;
     let user_init = config.init.clone();
-    let manager = SqliteConnectionManager::file(path)
+    let sqlite = SqliteConnectionManager::file(path)
         .with_flags(EXISTING)
         .with_init(move |conn| setup_connection(conn, busy_timeout, user_init.as_ref()));
+    let manager = PinnedManager::new(sqlite, path.to_path_buf(), state);
     // Lazily filled, no r2d2 reaper (we prune whole pools ourselves),
     // no validation query on checkout, one shared connector pool.
     r2d2::Pool::builder()
@@ -139,10 +189,10 @@ fn setup_connection(
 /// The pool's first connection, or why the file cannot give one.
 fn first_connection(
     config: &OpenConfig,
-    pool: &r2d2::Pool<SqliteConnectionManager>,
+    pool: &r2d2::Pool<PinnedManager>,
     tenant: &TenantName,
     path: &Path,
-) -> Result<PooledSqlite> {
+) -> Result<Pooled> {
     match pool.get_timeout(FIRST_CONNECT_PATIENCE) {
         Ok(conn) => Ok(conn),
         Err(_) => {
@@ -179,8 +229,8 @@ fn diagnose(config: &OpenConfig, tenant: &TenantName, path: &Path) -> Result<()>
 fn cache_and_adopt(
     cache: &PoolCache,
     pool: Arc<TenantPool>,
-    first: PooledSqlite,
-) -> Result<Checkout> {
+    first: Pooled,
+) -> Result<Checkout, Refused> {
     let (inserted, retired) = cache.insert(Arc::clone(&pool));
     // Evicted pools close here, outside the cache lock.
     drop(retired);
@@ -191,9 +241,9 @@ fn cache_and_adopt(
             drop(first);
             winner.checkout(cache.now())
         }
-        Inserted::Destroying => Err(Error::TenantBeingDestroyed {
+        Inserted::Destroying => Err(Refused::Failed(Error::TenantBeingDestroyed {
             tenant: pool.name().clone(),
             path: pool.path().to_path_buf(),
-        }),
+        })),
     }
 }

@@ -1,30 +1,61 @@
 //! One tenant's r2d2 pool, and the invariant that lets a destroy drain it.
 //!
-//! Every checkout is counted in `checked_out` *before* it looks at
-//! `closing`, and uncounted only after its connection has gone back to
-//! r2d2. A destroy sets `closing` first and then waits for the count to
-//! reach zero. Both sides use `SeqCst`, so one of them always sees the
-//! other: either the destroy sees the checkout and waits for it, or the
+//! Every checkout is counted in `checked_out` *before* it looks at the
+//! pool's state, and uncounted only after its connection has gone back to
+//! r2d2. A destroy marks the pool `DESTROYING` first and then waits for the
+//! count to reach zero. Both sides use `SeqCst`, so one of them always sees
+//! the other: either the destroy sees the checkout and waits for it, or the
 //! checkout sees the destroy and backs off.
+//!
+//! A pool is `STALE` once its file is known not to be the tenant's current
+//! one (another process destroyed, replaced or re-versioned it; see
+//! `watcher.rs` and `pinned_manager.rs`): checkouts refuse it and the
+//! caller opens the tenant afresh. The state is one atomic the warm path
+//! already reads, so noticing costs it nothing.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use r2d2::PooledConnection;
-use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::Connection;
 
+use super::pinned_manager::PinnedManager;
+use super::pool_state::{Admission, PoolState};
 use crate::error::{Error, Result};
 use crate::name::TenantName;
+
+/// A pooled connection before it is counted as a checkout.
+pub(super) type Pooled = PooledConnection<PinnedManager>;
+
+/// How long one wait on an exhausted pool lasts before the pool's state is
+/// looked at again (a connection being made may find the pool stale).
+const WAIT_SLICE: Duration = Duration::from_millis(100);
+
+/// Why a checkout got no connection.
+#[derive(Debug)]
+pub(super) enum Refused {
+    /// The pool's file is not the tenant's current one: open it afresh.
+    Stale,
+    /// Anything else, said to the caller.
+    Failed(Error),
+}
+
+impl From<Error> for Refused {
+    fn from(e: Error) -> Self {
+        Refused::Failed(e)
+    }
+}
 
 /// One tenant's r2d2 pool and what the cache knows about it.
 pub(super) struct TenantPool {
     name: TenantName,
     path: PathBuf,
-    pool: r2d2::Pool<SqliteConnectionManager>,
+    pool: r2d2::Pool<PinnedManager>,
+    state: Arc<PoolState>,
+    connection_timeout: Duration,
     checked_out: AtomicUsize,
-    closing: AtomicBool,
     /// Milliseconds since the cache's epoch at the last checkout.
     last_used: AtomicU64,
 }
@@ -33,15 +64,17 @@ impl TenantPool {
     pub(super) fn new(
         name: TenantName,
         path: PathBuf,
-        pool: r2d2::Pool<SqliteConnectionManager>,
+        pool: r2d2::Pool<PinnedManager>,
+        state: Arc<PoolState>,
         now: u64,
     ) -> Self {
         TenantPool {
             name,
             path,
+            connection_timeout: pool.connection_timeout(),
             pool,
+            state,
             checked_out: AtomicUsize::new(0),
-            closing: AtomicBool::new(false),
             last_used: AtomicU64::new(now),
         }
     }
@@ -54,57 +87,79 @@ impl TenantPool {
         &self.path
     }
 
-    /// Checks a connection out. Counting *before* looking at `closing`
+    pub(super) fn state(&self) -> &PoolState {
+        &self.state
+    }
+
+    /// Checks a connection out. Counting *before* looking at the state
     /// (both SeqCst) means a concurrent destroy either sees this checkout
     /// and waits for it, or this checkout sees the destroy and backs off.
-    pub(super) fn checkout(self: Arc<Self>, now: u64) -> Result<Checkout> {
+    pub(super) fn checkout(self: Arc<Self>, now: u64) -> Result<Checkout, Refused> {
         let guard = self.enter()?;
-        let pool = &guard.0;
-        let conn = pool.pool.get().map_err(|source| Error::Pool {
-            tenant: pool.name.clone(),
-            path: pool.path.clone(),
-            source,
-        })?;
-        pool.last_used.store(now, Ordering::Relaxed);
+        let conn = guard.0.get()?;
+        guard.0.last_used.store(now, Ordering::Relaxed);
         Ok(Checkout { conn, guard })
     }
 
     /// Takes in a connection got from this pool before it was cached (the
     /// one its schema was checked on), under the same rules as `checkout`.
-    pub(super) fn adopt(
-        self: Arc<Self>,
-        conn: PooledConnection<SqliteConnectionManager>,
-        now: u64,
-    ) -> Result<Checkout> {
+    pub(super) fn adopt(self: Arc<Self>, conn: Pooled, now: u64) -> Result<Checkout, Refused> {
         let guard = self.enter()?;
         guard.0.last_used.store(now, Ordering::Relaxed);
         Ok(Checkout { conn, guard })
     }
 
-    /// Counts a checkout, then backs off if the pool is closing (the guard
-    /// uncounts it).
-    fn enter(self: Arc<Self>) -> Result<CheckoutGuard> {
+    /// Counts a checkout, then backs off if the pool refuses checkouts
+    /// (the guard uncounts it).
+    fn enter(self: Arc<Self>) -> Result<CheckoutGuard, Refused> {
         self.checked_out.fetch_add(1, Ordering::SeqCst);
         let guard = CheckoutGuard(self);
-        let pool = &guard.0;
-        if pool.closing.load(Ordering::SeqCst) {
-            return Err(Error::TenantBeingDestroyed {
-                tenant: pool.name.clone(),
-                path: pool.path.clone(),
-            });
-        }
+        guard.0.admit()?;
         Ok(guard)
     }
 
-    /// Refuses new checkouts from now on; the destroy that calls this then
-    /// waits for [`quiescent`](Self::quiescent).
-    pub(super) fn close(&self) {
-        self.closing.store(true, Ordering::SeqCst);
+    fn admit(&self) -> Result<(), Refused> {
+        match self.state.admission() {
+            Admission::Open => Ok(()),
+            Admission::Stale => Err(Refused::Stale),
+            Admission::Destroying => Err(Refused::Failed(Error::TenantBeingDestroyed {
+                tenant: self.name.clone(),
+                path: self.path.clone(),
+            })),
+        }
     }
 
-    /// Lets checkouts in again, after a destroy that gave up.
-    pub(super) fn reopen(&self) {
-        self.closing.store(false, Ordering::SeqCst);
+    /// A connection from r2d2. With one idle this is r2d2's own checkout;
+    /// otherwise the wait is sliced so that a pool found stale while a
+    /// connection was being made stops waiting at once. The state is read
+    /// again after getting the connection: one made on a moved file marks
+    /// the pool stale before r2d2 hands it out.
+    fn get(&self) -> Result<Pooled, Refused> {
+        let started = Instant::now();
+        loop {
+            let slice = WAIT_SLICE.min(self.connection_timeout.saturating_sub(started.elapsed()));
+            match self.pool.get_timeout(slice) {
+                Ok(conn) => {
+                    self.admit()?;
+                    return Ok(conn);
+                }
+                Err(source) => {
+                    self.admit()?;
+                    if started.elapsed() >= self.connection_timeout {
+                        return Err(Refused::Failed(Error::Pool {
+                            tenant: self.name.clone(),
+                            path: self.path.clone(),
+                            source,
+                        }));
+                    }
+                }
+            }
+        }
+    }
+
+    /// An idle connection, if one is there now (for the watcher).
+    pub(super) fn try_idle(&self) -> Option<Pooled> {
+        self.pool.try_get()
     }
 
     pub(super) fn checked_out(&self) -> usize {
@@ -126,7 +181,7 @@ impl TenantPool {
 pub(super) struct Checkout {
     // Field order matters: the connection returns to r2d2 before the guard
     // lowers the checkout count that destroy_tenant waits on.
-    conn: PooledConnection<SqliteConnectionManager>,
+    conn: Pooled,
     guard: CheckoutGuard,
 }
 

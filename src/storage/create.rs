@@ -31,6 +31,7 @@ pub(crate) fn create(
     path: &Path,
     template: &Path,
     seed: Option<Seed<'_>>,
+    root: &Path,
 ) -> Result<()> {
     let lock_file = lock_path(path);
     let lock = FileLock::acquire(&lock_file, true)
@@ -39,7 +40,7 @@ pub(crate) fn create(
     let existed = matches!(result, Err(Error::TenantExists { .. }));
     drop(lock);
     if result.is_err() && !existed {
-        remove_empty_parents(path);
+        remove_empty_parents(path, root);
     }
     result
 }

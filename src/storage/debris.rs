@@ -10,9 +10,12 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use super::files::{remove_empty_parents, remove_quietly};
+use super::holders::{Holder, other_holder};
 use super::lock::FileLock;
-use super::siblings::{debris_owner, is_scratch_or_tombstone, is_sidecar, lock_path};
-use crate::error::{Error, Result};
+use super::siblings::{
+    debris_owner, fence_path, is_scratch_or_tombstone, is_sidecar, lock_path, sidecar_path,
+};
+use crate::error::{Error, OtherProcess, Result};
 use crate::name::TenantName;
 use crate::paths::{Found, Mode, RootConfig};
 
@@ -23,6 +26,10 @@ use crate::paths::{Found, Mode, RootConfig};
 pub(super) fn remove_debris(tenant: Option<&TenantName>, path: &Path) -> Result<usize> {
     let Some(dir) = path.parent() else {
         return Ok(0);
+    };
+    let fenced = match tenant {
+        Some(tenant) => finish_interrupted_destroy(tenant, path)?,
+        None => 0,
     };
     let db_exists = path.exists();
     let file_name = path.file_name().unwrap_or_default().to_string_lossy();
@@ -42,7 +49,32 @@ pub(super) fn remove_debris(tenant: Option<&TenantName>, path: &Path) -> Result<
             removed += 1;
         }
     }
-    Ok(removed)
+    Ok(removed + fenced)
+}
+
+/// A destroy that died while its tenant was fenced off left the database
+/// under its fence name: finish it, unless another process still has that
+/// file open (its sidecars are then in use too).
+fn finish_interrupted_destroy(tenant: &TenantName, path: &Path) -> Result<usize> {
+    let fenced = fence_path(path);
+    if !fenced.exists() {
+        return Ok(0);
+    }
+    let shm = sidecar_path(path, "-shm");
+    let holder = other_holder(&fenced, &shm)
+        .map_err(|e| Error::io(Some(tenant), &fenced, "reading the database's locks", e))?;
+    if let Some(Holder { pid }) = holder {
+        return Err(Error::TenantBusy {
+            tenant: tenant.clone(),
+            path: path.to_path_buf(),
+            checked_out: 0,
+            other_process: Some(OtherProcess { pid }),
+            waited: std::time::Duration::ZERO,
+        });
+    }
+    tracing::info!(file = %fenced.display(), "finishing a destroy that was interrupted");
+    remove_quietly(&fenced);
+    Ok(1)
 }
 
 /// Removes debris beside every tenant path under the root, skipping any
@@ -60,12 +92,12 @@ pub(crate) fn sweep_debris(root: &RootConfig) -> Result<usize> {
     }
     let mut removed = 0;
     for (db, tenant) in owners {
-        removed += sweep_tenant(&tenant, &db)?;
+        removed += sweep_tenant(&tenant, &db, root.root_dir())?;
     }
     Ok(removed)
 }
 
-fn sweep_tenant(tenant: &TenantName, db: &Path) -> Result<usize> {
+fn sweep_tenant(tenant: &TenantName, db: &Path, root: &Path) -> Result<usize> {
     let lock_file = lock_path(db);
     let had_lock_file = lock_file.exists();
     let lock = match FileLock::try_acquire(&lock_file) {
@@ -74,10 +106,15 @@ fn sweep_tenant(tenant: &TenantName, db: &Path) -> Result<usize> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
         Err(e) => return Err(Error::io(Some(tenant), lock_file, "locking the tenant", e)),
     };
-    let removed = remove_debris(Some(tenant), db)?;
+    let removed = match remove_debris(Some(tenant), db) {
+        Ok(removed) => removed,
+        // Still open elsewhere: its debris is not debris yet.
+        Err(Error::TenantBusy { .. }) => return Ok(0),
+        Err(e) => return Err(e),
+    };
     drop(lock);
     if !db.exists() {
-        remove_empty_parents(db);
+        remove_empty_parents(db, root);
     }
     Ok(removed + usize::from(had_lock_file))
 }

@@ -1,39 +1,43 @@
-//! Destroying a tenant's files.
+//! Destroying a tenant's files, coordinated with every process that may
+//! have it open.
 //!
-//! Destroy renames the database away first (to a hidden tombstone), so the
-//! tenant vanishes in one step, then removes the rest: the tombstone, the
-//! sidecars, the lock file and the directories left empty. It holds the
-//! tenant's lock; the caller has already drained the tenant's pools.
+//! Holding the tenant's lock, destroy fences the database off (renames it
+//! out of reach, see `fence.rs`), waits until no other process holds it
+//! open, and only then deletes it with its sidecars, then the lock file and
+//! the directories left empty (never the root). If another process still
+//! holds it when the deadline passes, the database is put back and the
+//! destroy fails with `TenantBusy`: no write another process was told had
+//! committed is ever deleted without the destroy reporting success, and no
+//! process commits to the old file after it does.
+//!
+//! The caller has already drained this process's own pools of the tenant.
 
-use std::fs;
 use std::path::Path;
+use std::time::Instant;
 
-use super::files::{remove_empty_parents, remove_with_sidecars, sync_dir};
+use super::fence::Fence;
+use super::files::remove_empty_parents;
 use super::lock::lock_tenant;
-use super::siblings::tombstone_path;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::name::TenantName;
 
-/// Removes tenant `tenant`'s files; the caller has drained its pools.
-pub(crate) fn destroy(tenant: &TenantName, path: &Path) -> Result<()> {
+/// Removes tenant `tenant`'s database `path` under `root`, waiting until
+/// `deadline` for other processes to let go of it.
+pub(crate) fn destroy(
+    tenant: &TenantName,
+    path: &Path,
+    root: &Path,
+    deadline: Instant,
+) -> Result<()> {
     let lock = lock_tenant(tenant, path)?;
-    if !path.exists() {
-        drop(lock);
-        remove_empty_parents(path);
-        return Err(Error::TenantDoesNotExist {
-            tenant: tenant.clone(),
-            path: path.to_path_buf(),
-        });
-    }
-    // One rename makes the tenant disappear; if we die after it, the rest
-    // is debris the next create (or cleanup) removes.
-    let tombstone = tombstone_path(path);
-    fs::rename(path, &tombstone)
-        .map_err(|e| Error::io(Some(tenant), path, "removing the database", e))?;
-    sync_dir(path);
-    remove_with_sidecars(path);
-    remove_with_sidecars(&tombstone);
+    let result = Fence::raise(tenant, path).and_then(|fence| {
+        fence.wait_released(deadline)?;
+        fence.demolish();
+        Ok(())
+    });
     drop(lock);
-    remove_empty_parents(path);
-    Ok(())
+    if !path.exists() {
+        remove_empty_parents(path, root);
+    }
+    result
 }

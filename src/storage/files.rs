@@ -34,9 +34,10 @@ pub(super) fn remove_quietly(path: &Path) {
 
 /// Removes the directories above `path` that are now empty, up to (not
 /// including) the first one that is not.
-pub(super) fn remove_empty_parents(path: &Path) {
+pub(super) fn remove_empty_parents(path: &Path, root: &Path) {
     let mut dir = path.parent();
-    while let Some(d) = dir {
+    // Never the root itself, nor anything above or beside it.
+    while let Some(d) = dir.filter(|d| d.starts_with(root) && *d != root) {
         if fs::remove_dir(d).is_err() {
             break;
         }

@@ -15,6 +15,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
 
+use super::file_id::FileId;
 use super::siblings::lock_path;
 use crate::error::{Error, Result};
 use crate::name::TenantName;
@@ -50,7 +51,13 @@ impl FileLock {
     fn lock(path: &Path, create_dirs: bool, blocking: bool) -> io::Result<Option<FileLock>> {
         for _ in 0..MAX_ATTEMPTS {
             if create_dirs && let Some(parent) = path.parent() {
-                fs::create_dir_all(parent)?;
+                match fs::create_dir_all(parent) {
+                    Ok(()) => {}
+                    // A destroy removed a directory create_dir_all had just
+                    // seen exist: start again.
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                    Err(e) => return Err(e),
+                }
             }
             let file = match OpenOptions::new()
                 .read(true)
@@ -73,7 +80,7 @@ impl FileLock {
                     Err(std::fs::TryLockError::Error(e)) => return Err(e),
                 }
             }
-            if still_at_path(&file, path)? {
+            if FileId::still_at(&file, path)? {
                 return Ok(Some(FileLock {
                     file: Some(file),
                     path: path.to_path_buf(),
@@ -85,22 +92,6 @@ impl FileLock {
             path.display()
         )))
     }
-}
-
-#[cfg(unix)]
-fn still_at_path(file: &File, path: &Path) -> io::Result<bool> {
-    use std::os::unix::fs::MetadataExt;
-    let held = file.metadata()?;
-    match fs::metadata(path) {
-        Ok(now) => Ok(held.dev() == now.dev() && held.ino() == now.ino()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(e),
-    }
-}
-
-#[cfg(not(unix))]
-fn still_at_path(_file: &File, path: &Path) -> io::Result<bool> {
-    Ok(path.exists())
 }
 
 impl Drop for FileLock {

@@ -4,9 +4,14 @@
 mod create;
 mod debris;
 mod destroy;
+mod fence;
+mod file_id;
 mod files;
+mod holders;
 mod lock;
 mod open;
+mod open_gate;
+mod pinned;
 mod siblings;
 mod template_database;
 
@@ -15,6 +20,8 @@ pub use template_database::INTERNAL_DIR;
 pub(crate) use create::{Seed, create};
 pub(crate) use debris::sweep_debris;
 pub(crate) use destroy::destroy;
+pub(crate) use file_id::FileId;
 pub(crate) use lock::lock_tenant;
-pub(crate) use open::{EXISTING, open_existing, sqlite_error};
+pub(crate) use open::{EXISTING, missing_error, open_existing, open_for_reading, sqlite_error};
+pub(crate) use pinned::{PinError, open_pinned};
 pub(crate) use template_database::ensure_template;

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
+use super::pinned::{PinError, disarm, open_pinned};
+use super::siblings::fence_path;
 use crate::error::{Error, Result, is_fd_exhaustion};
 use crate::name::TenantName;
 
@@ -22,27 +24,66 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Opens an existing tenant database directly (not through a pool).
 pub(crate) fn open_existing(tenant: &TenantName, path: &Path) -> Result<Connection> {
-    match Connection::open_with_flags(path, EXISTING) {
-        Ok(mut conn) => {
-            conn.busy_timeout(BUSY_TIMEOUT)
-                .map_err(|e| Error::sqlite(Some(tenant), path, "setting busy_timeout", e))?;
-            // Take the write lock when the migration transaction begins, so
-            // a reader never has to upgrade and deadlock.
-            conn.set_transaction_behavior(TransactionBehavior::Immediate);
-            Ok(conn)
-        }
-        Err(e) => Err(open_error(tenant, path, e)),
+    let open = || {
+        let mut conn = Connection::open_with_flags(path, EXISTING)?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        // Take the write lock when the migration transaction begins, so
+        // a reader never has to upgrade and deadlock.
+        conn.set_transaction_behavior(TransactionBehavior::Immediate);
+        Ok(conn)
+    };
+    let pinned = open_pinned(path, open).map_err(|e| pin_error(tenant, path, e))?;
+    match pinned.file {
+        Some(_) => Ok(pinned.conn),
+        None => Err(missing_error(tenant, path)),
     }
 }
 
-/// Explains why SQLite could not open `path`: missing tenant, too many
-/// open files, or SQLite's own error.
-pub(super) fn open_error(tenant: &TenantName, path: &Path, e: rusqlite::Error) -> Error {
-    match fs::metadata(path) {
-        Err(m) if m.kind() == io::ErrorKind::NotFound => Error::TenantDoesNotExist {
+/// Opens an existing tenant database to read it once, and reads its schema
+/// version. The connection never checkpoints on close: it may outlive the
+/// file it read (a destroy in this process cannot see it).
+pub(crate) fn open_for_reading(tenant: &TenantName, path: &Path) -> Result<(Connection, i64)> {
+    let open = || {
+        let conn = Connection::open_with_flags(path, EXISTING)?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        Ok(conn)
+    };
+    let pinned = open_pinned(path, open).map_err(|e| pin_error(tenant, path, e))?;
+    disarm(&pinned.conn);
+    match pinned.file {
+        Some(_) => Ok((pinned.conn, pinned.version)),
+        None => Err(missing_error(tenant, path)),
+    }
+}
+
+/// The error for a tenant whose database is not at `path`: being destroyed
+/// (fenced off by a destroy in some process) or gone.
+pub(crate) fn missing_error(tenant: &TenantName, path: &Path) -> Error {
+    let (tenant, path) = (tenant.clone(), path.to_path_buf());
+    if fence_path(&path).exists() {
+        Error::TenantBeingDestroyed { tenant, path }
+    } else {
+        Error::TenantDoesNotExist { tenant, path }
+    }
+}
+
+/// Says why a pinned open of `tenant`'s database failed.
+fn pin_error(tenant: &TenantName, path: &Path, e: PinError) -> Error {
+    match e {
+        PinError::Missing => missing_error(tenant, path),
+        PinError::TooManyOpenFiles => Error::TooManyOpenFiles {
             tenant: tenant.clone(),
             path: path.to_path_buf(),
         },
+        PinError::Gate(e) => Error::io(Some(tenant), path, "entering the tenant's directory", e),
+        PinError::Stat(e) => Error::io(Some(tenant), path, "looking at the database file", e),
+        PinError::Sqlite(e) => open_error(tenant, path, e),
+    }
+}
+
+pub(super) fn open_error(tenant: &TenantName, path: &Path, e: rusqlite::Error) -> Error {
+    match fs::metadata(path) {
+        Err(m) if m.kind() == io::ErrorKind::NotFound => missing_error(tenant, path),
         _ => sqlite_error(tenant, path, "opening the database", e),
     }
 }

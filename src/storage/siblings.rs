@@ -5,7 +5,9 @@
 //! - `.main.sqlite3.tmp-PID-N`: a scratch database being built, published
 //!   by `hard_link` (create) or `rename` (the template database);
 //! - `.main.sqlite3.deleted-PID-N`: a tombstone, the database of a destroy
-//!   in progress;
+//!   in progress (older releases);
+//! - `.main.sqlite3.destroying`: the fenced database of a destroy waiting
+//!   for other processes to let go (see `fence.rs`);
 //! - `main.sqlite3-wal`, `-shm`, `-journal`: SQLite's own sidecars.
 //!
 //! Hidden names can never be tenants' (a tenant name starts with a letter
@@ -24,6 +26,7 @@ const SCRATCH: &str = ".tmp-";
 const TOMBSTONE: &str = ".deleted-";
 /// Ends a lock file: `.NAME.lock`.
 const LOCK: &str = ".lock";
+const FENCE: &str = ".destroying";
 
 /// The tenant's lock file: hidden, beside the database.
 pub(super) fn lock_path(db: &Path) -> PathBuf {
@@ -35,9 +38,25 @@ pub(super) fn scratch_path(db: &Path) -> PathBuf {
     unique_sibling(db, SCRATCH)
 }
 
-/// A fresh tombstone name beside `db`, unique within the machine.
+/// A fresh tombstone name beside `db` (destroys of older releases made
+/// them; still recognised as debris).
+#[cfg(test)]
 pub(super) fn tombstone_path(db: &Path) -> PathBuf {
     unique_sibling(db, TOMBSTONE)
+}
+
+/// Where a destroy moves the database while other processes let go: one
+/// fixed name, since only the holder of the tenant's lock destroys it.
+pub(super) fn fence_path(db: &Path) -> PathBuf {
+    hidden_sibling(db, FENCE)
+}
+
+/// SQLite's sidecar `suffix` (`-wal`, `-shm`, `-journal`) of `db`: named
+/// after the database's path, whatever the database file is called now.
+pub(super) fn sidecar_path(db: &Path, suffix: &str) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
 }
 
 fn unique_sibling(db: &Path, marker: &str) -> PathBuf {
@@ -79,7 +98,9 @@ pub(super) fn debris_owner(file_name: &str) -> Option<&str> {
                 return Some(&hidden[..at]);
             }
         }
-        return hidden.strip_suffix(LOCK);
+        return hidden
+            .strip_suffix(LOCK)
+            .or_else(|| hidden.strip_suffix(FENCE));
     }
     SQLITE_SIDECARS
         .iter()
@@ -96,8 +117,14 @@ mod tests {
         let lock = lock_path(db);
         let scratch = scratch_path(db);
         let tombstone = tombstone_path(db);
+        let fence = fence_path(db);
         assert_eq!(lock, Path::new("/r/00/acme/.main.sqlite3.lock"));
-        for path in [&lock, &scratch, &tombstone] {
+        assert_eq!(fence, Path::new("/r/00/acme/.main.sqlite3.destroying"));
+        assert_eq!(
+            sidecar_path(db, "-shm"),
+            Path::new("/r/00/acme/main.sqlite3-shm")
+        );
+        for path in [&lock, &scratch, &tombstone, &fence] {
             let name = path.file_name().unwrap().to_str().unwrap();
             assert_eq!(debris_owner(name), Some("main.sqlite3"), "{name}");
         }

@@ -1,0 +1,62 @@
+//! Who else holds a tenant's database open, read from SQLite's own locks.
+//!
+//! In WAL mode every SQLite connection that has read the database keeps a
+//! read lock on the database file's shared-lock range and on byte 128 of
+//! the `-shm` file (the "DMS" byte) until it closes (`os_unix.c`:
+//! `unixLock` with `SHARED_FIRST`/`SHARED_SIZE`, `unixLockSharedMemory`).
+//! `fcntl(F_GETLK)` asks the kernel whether a write lock on those bytes
+//! would be refused, without taking anything, and names the holder's pid.
+//!
+//! POSIX locks belong to processes, so this never sees this process's own
+//! connections (tracked in memory instead), and closing the descriptor
+//! opened here drops every POSIX lock this process holds on the same file:
+//! callers probe only files this process has no SQLite connection to.
+
+use std::fs::File;
+use std::io;
+use std::path::Path;
+
+use rustix::process::{Flock, FlockOffsetType, FlockType, fcntl_getlk};
+
+/// SQLite's `PENDING_BYTE`; the shared range starts two bytes above it.
+const PENDING_BYTE: u64 = 0x4000_0000;
+const SHARED_FIRST: u64 = PENDING_BYTE + 2;
+const SHARED_SIZE: u64 = 510;
+/// `UNIX_SHM_DMS`: `(22 + SQLITE_SHM_NLOCK) * 4 + SQLITE_SHM_NLOCK`.
+const SHM_DMS: u64 = 128;
+
+/// Another process with the database open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Holder {
+    /// Its pid, when the kernel can tell (not for open-file-description locks).
+    pub(crate) pid: Option<u32>,
+}
+
+/// Whether a process other than this one has `db` open through SQLite;
+/// `shm` is the `-shm` file at the path SQLite derived from the database's
+/// original name.
+pub(crate) fn other_holder(db: &Path, shm: &Path) -> io::Result<Option<Holder>> {
+    if let Some(holder) = lock_holder(db, SHARED_FIRST, SHARED_SIZE)? {
+        return Ok(Some(holder));
+    }
+    lock_holder(shm, SHM_DMS, 1)
+}
+
+fn lock_holder(path: &Path, start: u64, length: u64) -> io::Result<Option<Holder>> {
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let wanted = Flock {
+        start,
+        length,
+        pid: None,
+        typ: FlockType::WriteLock,
+        offset_type: FlockOffsetType::Set,
+    };
+    let held = fcntl_getlk(&file, &wanted)?;
+    Ok(held.map(|lock| Holder {
+        pid: lock.pid.map(|p| p.as_raw_nonzero().get() as u32),
+    }))
+}

@@ -1,0 +1,148 @@
+//! Opening a tenant database *pinned* to the file it reached.
+//!
+//! Every SQLite open of a tenant goes through [`open_pinned`]: inside the
+//! directory's open gate it opens the path, runs the caller's setup, takes
+//! SQLite's shared lock with a first read (in WAL mode the lock stays until
+//! the connection closes, which is what lets a destroy in another process
+//! see it), and then looks at what the path names. A connection whose path
+//! no longer names the file it opened (the tenant was fenced, destroyed or
+//! replaced meanwhile) is *moved*: it must never be used, and it is told
+//! not to checkpoint on close, because a checkpoint on close deletes the
+//! `-wal` by name, which may by then belong to a new tenant.
+
+use std::io;
+use std::path::Path;
+
+use rusqlite::Connection;
+use rusqlite::config::DbConfig;
+
+use super::file_id::FileId;
+use super::open_gate::OpenGate;
+use crate::error::is_fd_exhaustion;
+
+/// What a pinned open found.
+#[derive(Debug)]
+pub(crate) struct Pinned {
+    /// The connection, holding SQLite's shared lock on the file.
+    pub(crate) conn: Connection,
+    /// The file the connection is on, or `None` if the path changed while
+    /// it was opened (it must then not be used).
+    pub(crate) file: Option<FileId>,
+    /// The schema version (`PRAGMA user_version`) read to take the lock.
+    pub(crate) version: i64,
+}
+
+impl Pinned {
+    /// Whether the connection is on `expected`; if not, it is disarmed so
+    /// its close cannot touch another file's sidecars.
+    pub(crate) fn is_on(&self, expected: FileId) -> bool {
+        let on = self.file == Some(expected);
+        if !on {
+            disarm(&self.conn);
+        }
+        on
+    }
+}
+
+/// Why a pinned open failed.
+#[derive(Debug)]
+pub(crate) enum PinError {
+    /// Nothing is at the path (or its directory is gone).
+    Missing,
+    /// The process (or the system) ran out of file descriptors.
+    TooManyOpenFiles,
+    /// The directory could not be entered.
+    Gate(io::Error),
+    /// SQLite could not open, set up or read the file.
+    Sqlite(rusqlite::Error),
+    /// The path could not be looked at after opening.
+    Stat(io::Error),
+}
+
+impl std::fmt::Display for PinError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PinError::Missing => f.write_str("the database file is not there"),
+            PinError::TooManyOpenFiles => f.write_str("too many open files"),
+            PinError::Gate(e) => write!(f, "cannot enter the database's directory: {e}"),
+            PinError::Sqlite(e) => write!(f, "{e}"),
+            PinError::Stat(e) => write!(f, "cannot look at the database file: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for PinError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            PinError::Missing | PinError::TooManyOpenFiles => None,
+            PinError::Gate(e) | PinError::Stat(e) => Some(e),
+            PinError::Sqlite(e) => Some(e),
+        }
+    }
+}
+
+/// Opens `path` with `open` (which opens and sets up a connection to it:
+/// `Connection::open_with_flags`, or r2d2_sqlite's manager), and pins the
+/// connection (see the module).
+pub(crate) fn open_pinned(
+    path: &Path,
+    open: impl FnOnce() -> rusqlite::Result<Connection>,
+) -> Result<Pinned, PinError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let gate = match OpenGate::enter(dir) {
+        Ok(gate) => gate,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(PinError::Missing),
+        Err(e) if is_fd_exhaustion(&e) => return Err(PinError::TooManyOpenFiles),
+        Err(e) => return Err(PinError::Gate(e)),
+    };
+    // Inside the gate the path can stop naming a file (a destroy's fence)
+    // but cannot come to name another one; the same file before the open
+    // and after the lock means the connection is on it.
+    let before = FileId::at(path)
+        .map_err(PinError::Stat)?
+        .ok_or(PinError::Missing)?;
+    let conn = open().map_err(|e| sqlite_failure(dir, e))?;
+    let version = match conn.query_row("PRAGMA user_version", [], |row| row.get::<_, i64>(0)) {
+        Ok(version) => version,
+        Err(e) => {
+            // Whatever it reached, it must not checkpoint it on close.
+            disarm(&conn);
+            return Err(sqlite_failure(dir, e));
+        }
+    };
+    let after = FileId::at(path).map_err(|e| {
+        disarm(&conn);
+        PinError::Stat(e)
+    })?;
+    drop(gate);
+    let file = (after == Some(before)).then_some(before);
+    if file.is_none() {
+        disarm(&conn);
+    }
+    Ok(Pinned {
+        conn,
+        file,
+        version,
+    })
+}
+
+/// SQLite says only "unable to open" when it runs out of descriptors (for
+/// the database, its WAL or its shared memory): while the gate's own
+/// descriptor is still held, opening the directory once more tells.
+/// (Never the database file itself: closing a second descriptor of it
+/// would drop this process's POSIX locks on it.)
+fn sqlite_failure(dir: &Path, e: rusqlite::Error) -> PinError {
+    let cannot_open = e.sqlite_error_code() == Some(rusqlite::ErrorCode::CannotOpen);
+    if cannot_open && matches!(std::fs::File::open(dir), Err(ref io) if is_fd_exhaustion(io)) {
+        return PinError::TooManyOpenFiles;
+    }
+    PinError::Sqlite(e)
+}
+
+/// Stops `conn` from checkpointing (and deleting the `-wal` by name) when
+/// it closes.
+pub(crate) fn disarm(conn: &Connection) {
+    if let Err(e) = conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true) {
+        tracing::warn!(error = %e, "could not turn off checkpoint-on-close");
+    }
+}
