@@ -1,8 +1,6 @@
 //! The `tenanted` command line: every subcommand, exit codes 0/1/2, and
 //! `--json` parsed back.
 
-#![cfg(feature = "cli")]
-
 mod common;
 
 use std::path::Path;
