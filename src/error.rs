@@ -169,6 +169,18 @@ pub enum Error {
         latest: usize,
     },
 
+    /// A rollback asked for more steps than the tenant has migrations
+    /// applied (at version 0: nothing to roll back). Nothing was changed.
+    #[error("{}", rollback_message(tenant, *steps, *applied))]
+    RollbackTooFar {
+        /// The tenant.
+        tenant: TenantName,
+        /// The steps asked for.
+        steps: usize,
+        /// The migrations the tenant has applied (its version).
+        applied: usize,
+    },
+
     /// The migration set itself is unusable (bad directory, gap in numbering, empty).
     #[error("bad migrations at {}: {reason}", path.display())]
     BadMigrations {
@@ -191,7 +203,7 @@ pub enum Error {
     },
 
     /// SQLite reported an error.
-    #[error("{operation} for tenant {} failed at {}: {source}", tenant_label(tenant), path.display())]
+    #[error("{}{operation} failed at {}: {source}", tenant_label(tenant), path.display())]
     Sqlite {
         /// The tenant, when one is involved.
         tenant: Option<TenantName>,
@@ -205,7 +217,7 @@ pub enum Error {
     },
 
     /// A file-system operation failed.
-    #[error("{operation} for tenant {} failed at {}: {source}", tenant_label(tenant), path.display())]
+    #[error("{}{operation} failed at {}: {source}", tenant_label(tenant), path.display())]
     Io {
         /// The tenant, when one is involved.
         tenant: Option<TenantName>,
@@ -245,8 +257,21 @@ pub(crate) fn concise(e: &rusqlite_migration::Error) -> String {
     }
 }
 
-fn tenant_label(tenant: &Option<TenantName>) -> &str {
-    tenant.as_ref().map_or("(none)", TenantName::as_str)
+/// `"tenant NAME: "`, or nothing when no tenant is involved.
+fn tenant_label(tenant: &Option<TenantName>) -> String {
+    tenant
+        .as_ref()
+        .map_or_else(String::new, |t| format!("tenant {t}: "))
+}
+
+fn rollback_message(tenant: &TenantName, steps: usize, applied: usize) -> String {
+    if applied == 0 {
+        format!("tenant {tenant} is at version 0: there is nothing to roll back")
+    } else {
+        format!(
+            "cannot roll tenant {tenant} back {steps} step(s): it has only {applied} migration(s) applied; ask for at most {applied}"
+        )
+    }
 }
 
 impl Error {
@@ -271,6 +296,7 @@ impl Error {
             | Error::Migration { tenant, .. }
             | Error::MissingDownMigration { tenant, .. }
             | Error::VersionOutOfRange { tenant, .. }
+            | Error::RollbackTooFar { tenant, .. }
             | Error::Seed { tenant, .. }
             | Error::Pool { tenant, .. } => Some(tenant),
             Error::PendingMigration(e) => Some(&e.tenant),

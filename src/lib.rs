@@ -51,8 +51,8 @@ pub use context::current_tenant;
 pub use error::{BoxError, Error, OtherProcess, PendingMigrationError, Result};
 pub use manager::TenantManager;
 pub use migrate::{
-    MigrateOptions, Migration, MigrationOutcome, MigrationReport, Migrations, Progress,
-    StatusReport, TenantReport, TenantStatus,
+    MigrateOptions, Migration, MigrationOutcome, MigrationReport, MigrationSummary, Migrations,
+    Progress, StatusReport, TenantReport, TenantStatus,
 };
 pub use name::{MAX_TENANT_NAME_LEN, TenantName};
 pub use paths::{DEFAULT_BUCKETS, DEFAULT_TEMPLATE, RootConfig, Tenants, bucket_of};

@@ -616,7 +616,9 @@ impl TenantManager {
     ///
     /// # Errors
     ///
-    /// As [`migrate_tenant_to`](Self::migrate_tenant_to).
+    /// [`Error::RollbackTooFar`] when `steps` is more than the tenant has
+    /// applied (nothing is changed); otherwise as
+    /// [`migrate_tenant_to`](Self::migrate_tenant_to).
     ///
     /// ```
     /// use tenanted::{Migration, Migrations};
@@ -628,12 +630,23 @@ impl TenantManager {
     /// #     tenanted::RootConfig::new(dir.path()), migrations).build()?;
     /// # manager.create_tenant("acme")?;
     /// assert_eq!(manager.rollback_tenant("acme", 1)?.to, 0);
+    /// assert!(matches!(
+    ///     manager.rollback_tenant("acme", 1),
+    ///     Err(tenanted::Error::RollbackTooFar { applied: 0, .. })
+    /// ));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn rollback_tenant(&self, name: &str, steps: usize) -> Result<MigrationOutcome> {
         let (tenant, path) = self.locate(name)?;
         let version = migrate::peek_version(&tenant, &path)?;
-        self.migrate_tenant_to(name, version.saturating_sub(steps))
+        let Some(target) = version.checked_sub(steps) else {
+            return Err(Error::RollbackTooFar {
+                tenant,
+                steps,
+                applied: version,
+            });
+        };
+        self.migrate_tenant_to(name, target)
     }
 }
 

@@ -179,7 +179,7 @@ fn status_check_migrate_and_rollback() {
         .success();
 
     tenanted(dir.path())
-        .args(["rollback", "acme", "--steps", "2"])
+        .args(["rollback", "acme", "--steps", "2", "--yes"])
         .assert()
         .success()
         .stdout(predicate::str::contains("from 4 to 2"));
@@ -234,16 +234,18 @@ fn schema_dump_matches_the_committed_schema() {
 #[test]
 fn a_bad_migrations_directory_is_reported() {
     let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("tenants")).unwrap();
     tenanted(dir.path())
-        .arg("list")
+        .arg("status")
         .assert()
         .code(1)
-        .stderr(predicate::str::contains("migrations"));
+        .stderr(predicate::str::contains("bad migrations at"));
 }
 
 #[test]
 fn cleanup_and_completions() {
     let dir = workspace(4);
+    std::fs::create_dir(dir.path().join("tenants")).unwrap();
     tenanted(dir.path())
         .arg("cleanup")
         .assert()
@@ -266,4 +268,395 @@ fn root_comes_from_the_environment() {
         .assert()
         .success();
     assert!(dir.path().join("env-root").exists());
+}
+
+// ----- issue 15: the CLI never reports false success -------------------------
+
+fn stderr_of(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn a_missing_root_fails_every_fleet_command_with_the_reason() {
+    let dir = workspace(4);
+    for args in [
+        &["status", "--check"][..],
+        &["status"],
+        &["migrate"],
+        &["list"],
+        &["cleanup"],
+        &["exists", "acme"],
+    ] {
+        tenanted(dir.path())
+            .args(args)
+            .assert()
+            .code(1)
+            .stderr(predicate::str::contains("does not exist; pass --root"));
+    }
+    let out = tenanted(dir.path())
+        .args(["status", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let error = json_of(&out.stdout)["error"].as_str().unwrap().to_owned();
+    assert!(error.contains("does not exist"), "{error}");
+}
+
+#[test]
+fn a_root_that_is_a_file_fails_with_the_reason() {
+    let dir = workspace(4);
+    std::fs::write(dir.path().join("tenants"), "not a directory").unwrap();
+    for args in [&["status"][..], &["migrate"], &["list", "--json"]] {
+        tenanted(dir.path())
+            .args(args)
+            .assert()
+            .code(1)
+            .stderr(predicate::str::contains("is not a directory"));
+    }
+}
+
+#[test]
+fn status_json_carries_listing_errors_and_exits_1() {
+    let dir = workspace(4);
+    tenanted(dir.path())
+        .args(["create", "acme"])
+        .assert()
+        .success();
+    // A bucket directory that cannot be listed.
+    let bucket = dir.path().join("tenants/ff");
+    std::fs::create_dir_all(bucket.join("inside")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&bucket, std::fs::Permissions::from_mode(0o000)).unwrap();
+    if std::fs::read_dir(&bucket).is_ok() {
+        // Running as root: permissions do not stop reading; nothing to test.
+        std::fs::set_permissions(&bucket, std::fs::Permissions::from_mode(0o755)).unwrap();
+        return;
+    }
+    let out = tenanted(dir.path())
+        .args(["status", "--json"])
+        .output()
+        .unwrap();
+    std::fs::set_permissions(&bucket, std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    let status = json_of(&out.stdout);
+    assert_eq!(status["totals"]["listing_errors"], 1);
+    assert!(status["listing_errors"][0].as_str().unwrap().contains("ff"));
+}
+
+#[test]
+fn commands_that_need_no_migrations_do_not_load_them() {
+    let dir = workspace(4);
+    tenanted(dir.path())
+        .args(["create", "acme", "globex"])
+        .assert()
+        .success();
+    std::fs::remove_dir_all(dir.path().join("migrations")).unwrap();
+    tenanted(dir.path()).arg("list").assert().success();
+    tenanted(dir.path())
+        .args(["exists", "acme"])
+        .assert()
+        .code(0);
+    tenanted(dir.path()).arg("cleanup").assert().success();
+    tenanted(dir.path())
+        .args(["destroy", "globex", "--yes"])
+        .assert()
+        .success();
+    tenanted(dir.path())
+        .arg("status")
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("bad migrations"));
+}
+
+#[test]
+fn rollback_needs_yes_off_a_terminal_and_refuses_too_many_steps() {
+    let dir = workspace(4);
+    tenanted(dir.path())
+        .args(["create", "acme"])
+        .assert()
+        .success();
+    tenanted(dir.path())
+        .args(["rollback", "acme"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--yes"));
+    tenanted(dir.path())
+        .args(["rollback", "acme", "--steps", "100", "--yes"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("only 4 migration(s) applied"));
+    tenanted(dir.path())
+        .args(["status", "--check"])
+        .assert()
+        .success();
+    tenanted(dir.path())
+        .args(["rollback", "acme", "--steps", "4", "--yes"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("from 4 to 0"));
+    tenanted(dir.path())
+        .args(["rollback", "acme", "--yes"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("nothing to roll back"));
+    tenanted(dir.path())
+        .args(["rollback", "acme", "--steps", "0", "--yes"])
+        .assert()
+        .code(2);
+}
+
+#[test]
+fn an_impossible_migrate_target_is_a_usage_error_before_any_tenant() {
+    let dir = workspace(2);
+    tenanted(dir.path())
+        .args(["create", "acme"])
+        .assert()
+        .success();
+    set_migrations(dir.path(), 4);
+    tenanted(dir.path())
+        .args(["migrate", "--to", "99"])
+        .assert()
+        .code(2)
+        .stderr(
+            predicate::str::contains("--to 99 is out of range")
+                .and(predicate::str::contains("0 to 4")),
+        );
+    let out = tenanted(dir.path())
+        .args(["status", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(json_of(&out.stdout)["tenants"][0]["version"], 2);
+}
+
+#[test]
+fn every_argument_is_validated_before_anything_is_done() {
+    let dir = workspace(4);
+    tenanted(dir.path())
+        .args(["create", "initech", "bad name", "ok2"])
+        .assert()
+        .code(2)
+        .stderr(
+            predicate::str::contains("\"bad name\"")
+                .and(predicate::str::contains("nothing was done")),
+        );
+    assert!(!dir.path().join("tenants").exists(), "nothing was created");
+    tenanted(dir.path())
+        .args(["create", "acme"])
+        .assert()
+        .success();
+    // The bad name is reported before --yes is asked for.
+    tenanted(dir.path())
+        .args(["destroy", "acme", "../etc"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("path separator"));
+    tenanted(dir.path())
+        .args(["migrate", "--tenant", "a/b"])
+        .assert()
+        .code(2);
+}
+
+#[test]
+fn off_a_terminal_there_is_no_colour_and_a_failure_is_printed_once() {
+    let dir = workspace(2);
+    tenanted(dir.path())
+        .args(["create", "acme", "beta"])
+        .assert()
+        .success();
+    let beta = tenanted::RootConfig::new(dir.path().join("tenants"))
+        .database_path("beta")
+        .unwrap();
+    rusqlite::Connection::open(beta)
+        .unwrap()
+        .execute_batch("CREATE TABLE changes (x);")
+        .unwrap();
+    set_migrations(dir.path(), 4);
+    let out = tenanted(dir.path()).arg("migrate").output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), stderr_of(&out));
+    let all = format!("{stdout}{stderr}");
+    assert!(!all.contains('\u{1b}'), "no ANSI escapes: {all:?}");
+    assert_eq!(all.matches("FAILED").count(), 1, "{all}");
+    assert_eq!(
+        all.matches("table changes already exists").count(),
+        1,
+        "{all}"
+    );
+}
+
+#[test]
+fn quiet_migrate_prints_only_failures_and_the_summary_and_json_works() {
+    let dir = workspace(2);
+    tenanted(dir.path())
+        .args(["create", "acme", "globex"])
+        .assert()
+        .success();
+    set_migrations(dir.path(), 3);
+    tenanted(dir.path())
+        .args(["-q", "migrate"])
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with(
+            "2/2 tenants migrated to version 3",
+        ))
+        .stdout(predicate::str::contains("✓").not());
+    set_migrations(dir.path(), 4);
+    let out = tenanted(dir.path())
+        .args(["migrate", "--json", "--tenant", "acme"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let report = json_of(&out.stdout);
+    assert_eq!(report["target_version"], 4);
+    assert_eq!(report["tenants"][0]["tenant"], "acme");
+    assert_eq!(
+        (
+            report["tenants"][0]["from"].clone(),
+            report["tenants"][0]["to"].clone()
+        ),
+        (3.into(), 4.into())
+    );
+    assert_eq!(
+        report["tenants"][0]["applied"],
+        serde_json::json!(["0004_add_item_position"])
+    );
+    assert_eq!(report["totals"]["migrated"], 1);
+    assert_eq!(report["cancelled"], false);
+}
+
+#[test]
+fn status_lists_only_tenants_that_are_not_current_unless_all() {
+    let dir = workspace(2);
+    tenanted(dir.path())
+        .args(["create", "acme", "globex"])
+        .assert()
+        .success();
+    set_migrations(dir.path(), 4);
+    tenanted(dir.path())
+        .args(["migrate", "--tenant", "acme"])
+        .assert()
+        .success();
+    tenanted(dir.path())
+        .arg("status")
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains("globex: ⚠ 2 pending")
+                .and(predicate::str::contains("acme").not())
+                .and(predicate::str::contains("1/2 tenants current")),
+        );
+    tenanted(dir.path())
+        .args(["status", "--all"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("acme: ✓ up to date"));
+}
+
+#[test]
+fn help_separates_global_options_and_describes_arguments() {
+    let dir = workspace(4);
+    let out = tenanted(dir.path())
+        .args(["rollback", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    let global = help.find("Global options").expect("a global section");
+    assert!(help.find("--steps").unwrap() < global, "{help}");
+    assert!(help.find("--root").unwrap() > global, "{help}");
+    assert!(help.contains("How many migrations to undo"), "{help}");
+    assert!(help.contains("Tenant name"), "{help}");
+}
+
+#[test]
+fn error_texts_give_cli_advice() {
+    let dir = workspace(4);
+    tenanted(dir.path())
+        .args(["create", "acme"])
+        .assert()
+        .success();
+    tenanted(dir.path())
+        .args(["create", "acme"])
+        .assert()
+        .code(1)
+        .stderr(
+            predicate::str::contains("pass --if-not-exists")
+                .and(predicate::str::contains("create_tenant_if_not_exists").not()),
+        );
+    tenanted(dir.path())
+        .args(["create", "--if-not-exists", "acme", "globex"])
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains("acme already exists")
+                .and(predicate::str::contains("created globex")),
+        );
+}
+
+#[test]
+fn the_tenant_can_come_from_tenanted_tenant() {
+    let dir = workspace(4);
+    tenanted(dir.path())
+        .args(["create", "acme"])
+        .assert()
+        .success();
+    tenanted(dir.path())
+        .env("TENANTED_TENANT", "acme")
+        .arg("exists")
+        .assert()
+        .code(0);
+    tenanted(dir.path())
+        .env("TENANTED_TENANT", "nobody")
+        .arg("exists")
+        .assert()
+        .code(1);
+}
+
+#[test]
+fn ctrl_c_stops_starting_tenants_prints_the_summary_and_exits_130() {
+    let dir = workspace(2);
+    let names: Vec<String> = (0..400).map(|i| format!("t{i:03}")).collect();
+    tenanted(dir.path())
+        .arg("create")
+        .args(&names)
+        .assert()
+        .success();
+    set_migrations(dir.path(), 4);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tenanted"))
+        .arg("--root")
+        .arg(dir.path().join("tenants"))
+        .arg("--migrations")
+        .arg(dir.path().join("migrations"))
+        .args(["migrate", "--jobs", "1"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut first).unwrap();
+    assert!(first.starts_with("✓ t000: 2 → 4"), "{first}");
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{rest}");
+    assert!(rest.contains("not started: cancelled"), "{rest}");
+    let out = tenanted(dir.path())
+        .args(["status", "--json"])
+        .output()
+        .unwrap();
+    let status = json_of(&out.stdout);
+    let pending = status["totals"]["pending_tenants"].as_u64().unwrap();
+    assert!(pending > 0, "the run stopped before the end");
+    assert_eq!(status["totals"]["unreadable"], 0, "no tenant half-migrated");
+    let leftovers = tenanted(dir.path()).arg("cleanup").output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&leftovers.stdout),
+        "removed 0 leftover file(s)\n",
+        "no lock file left behind"
+    );
 }

@@ -164,7 +164,7 @@ fn cli_rollback_beside_a_serving_process_gives_pending_migration_error() {
     let out = dir.path().join("server.out");
     let server = start_server(&root, &out);
 
-    let returned = tenanted(&root, &["rollback", "acme", "--steps", "1"]);
+    let returned = tenanted(&root, &["rollback", "acme", "--steps", "1", "--yes"]);
     let deadline = Instant::now() + Duration::from_secs(30);
     while !std::fs::read_to_string(&out).is_ok_and(|s| s.contains("PENDING ")) {
         assert!(

@@ -448,3 +448,33 @@ fn status_sees_a_version_still_in_the_wal() {
     let outcome = m.migrate_tenant_to("acme", 2).unwrap();
     assert_eq!((outcome.from, outcome.to, outcome.applied.len()), (2, 2, 0));
 }
+
+#[test]
+fn rolling_back_more_steps_than_applied_is_an_error_that_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = full(dir.path());
+    m.create_tenant("acme").unwrap();
+    let err = m.rollback_tenant("acme", 100).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::RollbackTooFar {
+                steps: 100,
+                applied: 4,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("only 4 migration(s) applied"),
+        "{err}"
+    );
+    assert!(
+        m.connection("acme").is_ok(),
+        "the tenant stays at version 4"
+    );
+    m.rollback_tenant("acme", 4).unwrap();
+    let err = m.rollback_tenant("acme", 1).unwrap_err();
+    assert!(err.to_string().contains("nothing to roll back"), "{err}");
+}

@@ -19,7 +19,7 @@ use crate::paths::RootConfig;
 fn parallel_map<T, R>(
     items: &[T],
     jobs: usize,
-    stop: &AtomicBool,
+    stop: &(dyn Fn() -> bool + Sync),
     work: impl Fn(&T) -> R + Sync,
 ) -> Vec<Option<R>>
 where
@@ -32,7 +32,7 @@ where
         for _ in 0..jobs.min(items.len()).max(1) {
             scope.spawn(|| {
                 loop {
-                    if stop.load(Ordering::SeqCst) {
+                    if stop() {
                         break;
                     }
                     let i = next.fetch_add(1, Ordering::SeqCst);
@@ -93,7 +93,8 @@ impl FleetRun<'_> {
             .and_then(|path| migrate_to(self.migrations, tenant, &path, self.target));
         let report = TenantReport::from_result(tenant.clone(), result, tenant_started);
         if let Some(e) = &report.error {
-            tracing::warn!(tenant = %tenant, error = %e, "tenant migration failed");
+            // The report carries the failure; callers print it once.
+            tracing::info!(tenant = %tenant, error = %e, "tenant migration failed");
             if options.fail_fast {
                 self.stop.store(true, Ordering::SeqCst);
             }
@@ -110,6 +111,15 @@ impl FleetRun<'_> {
             });
         }
         report
+    }
+
+    /// Whether `fail_fast` or the caller's cancel flag stops the run.
+    fn should_stop(&self) -> bool {
+        self.stop.load(Ordering::SeqCst) || self.cancelled()
+    }
+
+    fn cancelled(&self) -> bool {
+        (self.options.cancel.as_ref()).is_some_and(|c| c.load(Ordering::SeqCst))
     }
 }
 
@@ -139,9 +149,12 @@ pub(crate) fn migrate_all(
         done: AtomicUsize::new(0),
         stop: AtomicBool::new(false),
     };
-    let results = parallel_map(&tenants, options.jobs, &run.stop, |t| run.migrate_one(t));
+    let results = parallel_map(&tenants, options.jobs, &|| run.should_stop(), |t| {
+        run.migrate_one(t)
+    });
     let (reports, skipped) = split_skipped(tenants, results);
     let report = MigrationReport {
+        cancelled: run.cancelled() && !skipped.is_empty(),
         target_version: target,
         tenants: reports,
         skipped,
@@ -182,8 +195,7 @@ pub(crate) fn migration_status(
 ) -> Result<StatusReport, Error> {
     let (tenants, listing_errors) = collect_tenants(root, None)?;
     let latest = migrations.latest_version();
-    let never = AtomicBool::new(false);
-    let statuses = parallel_map(&tenants, jobs, &never, |tenant| {
+    let statuses = parallel_map(&tenants, jobs, &|| false, |tenant| {
         let version = root
             .path_of(tenant.as_str())
             .and_then(|path| peek_version(tenant, &path));

@@ -13,7 +13,7 @@ mod version;
 
 pub use migrations::{Migration, Migrations};
 pub use options::{MigrateOptions, Progress};
-pub use report::{MigrationReport, StatusReport, TenantReport, TenantStatus};
+pub use report::{MigrationReport, MigrationSummary, StatusReport, TenantReport, TenantStatus};
 pub use tenant::MigrationOutcome;
 
 pub(crate) use fleet::{migrate_all, migration_status};

@@ -2,6 +2,8 @@
 //! its callback is given.
 
 use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use super::report::TenantReport;
 use crate::name::TenantName;
@@ -27,6 +29,7 @@ pub struct MigrateOptions {
     pub(super) progress: Option<Callback<Progress>>,
     pub(super) before_each: Option<Callback<TenantName>>,
     pub(super) after_each: Option<Callback<TenantReport>>,
+    pub(super) cancel: Option<Arc<AtomicBool>>,
 }
 
 impl Default for MigrateOptions {
@@ -47,6 +50,7 @@ impl MigrateOptions {
             progress: None,
             before_each: None,
             after_each: None,
+            cancel: None,
         }
     }
 
@@ -93,6 +97,29 @@ impl MigrateOptions {
     /// Called after each tenant with its result.
     pub fn after_each(mut self, f: impl Fn(&TenantReport) + Send + Sync + 'static) -> Self {
         self.after_each = Some(Box::new(f));
+        self
+    }
+
+    /// Stop starting tenants once `flag` is set (for example from a Ctrl-C
+    /// handler): tenants already running finish their transaction, the
+    /// rest are reported as skipped and the report as cancelled.
+    ///
+    /// ```
+    /// use std::sync::{Arc, atomic::{AtomicBool, Ordering}};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let manager = tenanted::TenantManager::builder(
+    /// #     tenanted::RootConfig::new(dir.path()),
+    /// #     tenanted::Migrations::new(vec![tenanted::Migration::new("a", "CREATE TABLE a (x);")]),
+    /// # ).build()?;
+    /// # manager.create_tenant("acme")?;
+    /// let cancel = Arc::new(AtomicBool::new(true));
+    /// let report = manager.migrate_all(&tenanted::MigrateOptions::new().cancel_on(cancel))?;
+    /// assert!(report.cancelled && report.tenants.is_empty());
+    /// assert_eq!(report.skipped, ["acme"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn cancel_on(mut self, flag: Arc<AtomicBool>) -> Self {
+        self.cancel = Some(flag);
         self
     }
 }

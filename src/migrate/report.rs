@@ -108,8 +108,12 @@ pub struct MigrationReport {
     pub target_version: usize,
     /// One entry per tenant that was attempted.
     pub tenants: Vec<TenantReport>,
-    /// Tenants not attempted because `fail_fast` stopped the run.
+    /// Tenants not attempted because `fail_fast` or a cancel stopped the run.
     pub skipped: Vec<TenantName>,
+    /// Whether the caller's cancel flag
+    /// ([`MigrateOptions::cancel_on`](crate::MigrateOptions::cancel_on))
+    /// stopped the run before every tenant was started.
+    pub cancelled: bool,
     /// Directories that could not be listed.
     pub listing_errors: Vec<Error>,
     /// Wall-clock time of the whole run.
@@ -159,54 +163,99 @@ fn version_label(v: Option<usize>) -> String {
     v.map_or_else(|| "?".to_owned(), |v| v.to_string())
 }
 
+impl fmt::Display for TenantReport {
+    /// `✓ acme: 2 → 4 (names) in 1.2ms`, `✓ acme: already at version 4`
+    /// or `✗ acme: FAILED at version 2: why`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.error {
+            Some(e) => write!(
+                f,
+                "✗ {}: FAILED at version {}: {e}",
+                self.tenant,
+                version_label(self.to)
+            ),
+            None if self.changed() => write!(
+                f,
+                "✓ {}: {} → {} ({}) in {:.1?}",
+                self.tenant,
+                version_label(self.from),
+                version_label(self.to),
+                self.applied.join(", "),
+                self.duration
+            ),
+            None => write!(
+                f,
+                "✓ {}: already at version {}",
+                self.tenant,
+                version_label(self.to)
+            ),
+        }
+    }
+}
+
+/// The last line of a [`MigrationReport`], from
+/// [`MigrationReport::summary`].
+#[derive(Debug, Clone, Copy)]
+pub struct MigrationSummary<'a>(&'a MigrationReport);
+
+impl MigrationReport {
+    /// Its summary line alone (totals, failed tenant names, skipped,
+    /// duration), for callers that printed each tenant as it finished.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let manager = tenanted::TenantManager::builder(
+    /// #     tenanted::RootConfig::new(dir.path()), tenanted::Migrations::new(vec![])).build()?;
+    /// let report = manager.migrate_all(&tenanted::MigrateOptions::new())?;
+    /// assert!(report.summary().to_string().starts_with("0/0 tenants migrated"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn summary(&self) -> MigrationSummary<'_> {
+        MigrationSummary(self)
+    }
+}
+
+impl fmt::Display for MigrationSummary<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let r = self.0;
+        write!(
+            f,
+            "{}/{} tenants migrated to version {} ({} changed, {} already there)",
+            r.succeeded(),
+            r.tenants.len(),
+            r.target_version,
+            r.migrated(),
+            r.up_to_date()
+        )?;
+        if r.failed() > 0 {
+            let names: Vec<&str> = r.failures().map(|t| t.tenant.as_str()).collect();
+            write!(f, ", {} failed: {}", r.failed(), names.join(", "))?;
+        }
+        if !r.skipped.is_empty() {
+            let why = if r.cancelled {
+                "not started: cancelled"
+            } else {
+                "skipped after the first failure"
+            };
+            write!(f, ", {} {why}", r.skipped.len())?;
+        }
+        write!(f, " in {:.1?}", r.duration)
+    }
+}
+
 impl fmt::Display for MigrationReport {
     /// Lists migrated and failed tenants (up-to-date ones only as a count),
-    /// then a summary line.
+    /// then the summary line.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for t in &self.tenants {
-            match &t.error {
-                Some(e) => writeln!(
-                    f,
-                    "✗ {}: FAILED at version {}: {e}",
-                    t.tenant,
-                    version_label(t.to)
-                )?,
-                None if t.changed() => writeln!(
-                    f,
-                    "✓ {}: {} → {} ({}) in {:.1?}",
-                    t.tenant,
-                    version_label(t.from),
-                    version_label(t.to),
-                    t.applied.join(", "),
-                    t.duration
-                )?,
-                None => {}
+            if !t.succeeded() || t.changed() {
+                writeln!(f, "{t}")?;
             }
         }
         for e in &self.listing_errors {
             writeln!(f, "✗ {e}")?;
         }
-        write!(
-            f,
-            "{}/{} tenants migrated to version {} ({} changed, {} already there)",
-            self.succeeded(),
-            self.tenants.len(),
-            self.target_version,
-            self.migrated(),
-            self.up_to_date()
-        )?;
-        if self.failed() > 0 {
-            let names: Vec<&str> = self.failures().map(|t| t.tenant.as_str()).collect();
-            write!(f, ", {} failed: {}", self.failed(), names.join(", "))?;
-        }
-        if !self.skipped.is_empty() {
-            write!(
-                f,
-                ", {} skipped after the first failure",
-                self.skipped.len()
-            )?;
-        }
-        write!(f, " in {:.1?}", self.duration)
+        write!(f, "{}", self.summary())
     }
 }
 
@@ -313,10 +362,32 @@ impl StatusReport {
     }
 }
 
-impl fmt::Display for StatusReport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl StatusReport {
+    /// The report as text: with `all`, every tenant (as `Display`);
+    /// without, only the tenants that are not current, then the summary.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let manager = tenanted::TenantManager::builder(
+    /// #     tenanted::RootConfig::new(dir.path()), tenanted::Migrations::new(vec![])).build()?;
+    /// # manager.create_tenant("acme")?;
+    /// let status = manager.migration_status()?;
+    /// assert_eq!(status.to_text(false), "Overall: 1/1 tenants current, 0 migration(s) pending");
+    /// assert!(status.to_text(true).starts_with("▸ acme: ✓ up to date"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn to_text(&self, all: bool) -> String {
+        let mut text = String::new();
+        let _ = self.write_text(&mut text, all);
+        text
+    }
+
+    fn write_text(&self, f: &mut impl fmt::Write, all: bool) -> fmt::Result {
         let latest = self.latest_version;
         for t in &self.tenants {
+            if !all && t.is_current(latest) {
+                continue;
+            }
             match &t.version {
                 Err(e) => writeln!(f, "▸ {}: ✗ unreadable: {e}", t.tenant)?,
                 Ok(v) if *v > latest => writeln!(
@@ -357,5 +428,12 @@ impl fmt::Display for StatusReport {
             write!(f, ", {} unreadable", self.unreadable())?;
         }
         Ok(())
+    }
+}
+
+impl fmt::Display for StatusReport {
+    /// Every tenant, then the summary.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write_text(f, true)
     }
 }

@@ -1,0 +1,264 @@
+//! `migrate` and `status`: the whole fleet, with a progress bar on a
+//! terminal, Ctrl-C handling and `--json`.
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::{Value, json};
+use tenanted::{MigrateOptions, MigrationReport, StatusReport, TenantReport};
+
+use crate::Cli;
+use crate::support::{Failure, require_root, tenant_names};
+
+/// `tenanted migrate`.
+#[derive(clap::Args)]
+pub struct MigrateArgs {
+    /// Only this tenant (repeatable): a canary rollout.
+    #[arg(long = "tenant")]
+    tenants: Vec<String>,
+    /// Parallel workers (default: cores).
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// Target version instead of the latest (may be lower: a rollback).
+    #[arg(long)]
+    to: Option<usize>,
+    /// Stop starting tenants after the first failure.
+    #[arg(long)]
+    fail_fast: bool,
+    /// Print the report as JSON (no progress, no per-tenant lines).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `tenanted status`.
+#[derive(clap::Args)]
+pub struct StatusArgs {
+    /// Print the documented JSON report.
+    #[arg(long)]
+    pub json: bool,
+    /// Exit 1 if any tenant is not at the latest version.
+    #[arg(long)]
+    check: bool,
+    /// List every tenant, current ones included.
+    #[arg(long)]
+    all: bool,
+}
+
+/// Exit code of an interrupted run, as shells report SIGINT.
+const INTERRUPTED: u8 = 130;
+
+pub fn migrate(cli: &Cli, args: &MigrateArgs) -> Result<u8, Failure> {
+    let only = tenant_names(&args.tenants)?;
+    let migrations = cli.load_migrations()?;
+    let latest = migrations.latest_version();
+    if let Some(to) = args.to.filter(|to| *to > latest) {
+        return Err(Failure(
+            2,
+            format!(
+                "--to {to} is out of range: the migrations at {} go from 0 to {latest}; nothing was migrated",
+                cli.migrations.display()
+            ),
+        ));
+    }
+    require_root(&cli.root)?;
+    let manager = tenanted::TenantManager::builder(cli.root_config(), migrations).build()?;
+    let cancel = cancel_on_ctrl_c();
+    let printer = Arc::new(Printer::new(cli.quiet, args.json));
+    let mut options = MigrateOptions::new()
+        .fail_fast(args.fail_fast)
+        .cancel_on(Arc::clone(&cancel));
+    if let Some(jobs) = args.jobs {
+        options = options.jobs(jobs);
+    }
+    if let Some(to) = args.to {
+        options = options.to_version(to);
+    }
+    if !only.is_empty() {
+        options = options.only(only.iter().map(|t| t.as_str().to_owned()));
+    }
+    let (each, progress) = (Arc::clone(&printer), Arc::clone(&printer));
+    options = options
+        .after_each(move |report| each.tenant_done(report))
+        .on_progress(move |p| progress.progress(p.done, p.total, p.tenant.as_str()));
+    let report = manager.migrate_all(&options)?;
+    printer.finish(&report);
+    Ok(if report.cancelled {
+        INTERRUPTED
+    } else if report.is_success() {
+        0
+    } else {
+        1
+    })
+}
+
+/// The first Ctrl-C sets the flag (running tenants finish, no new one
+/// starts); a second one exits at once.
+fn cancel_on_ctrl_c() -> Arc<AtomicBool> {
+    let cancel = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&cancel);
+    let installed = ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            std::process::exit(i32::from(INTERRUPTED));
+        }
+        eprintln!(
+            "interrupted: letting running tenants finish, starting no more (Ctrl-C again to abort)"
+        );
+    });
+    if let Err(e) = installed {
+        tracing::warn!(error = %e, "cannot handle Ctrl-C; it will stop the run abruptly");
+    }
+    cancel
+}
+
+/// Where `migrate` writes: per-tenant lines as they finish (above the bar
+/// on a terminal), then the summary, or the JSON report.
+struct Printer {
+    bar: Option<ProgressBar>,
+    quiet: bool,
+    json: bool,
+}
+
+impl Printer {
+    fn new(quiet: bool, json: bool) -> Self {
+        let bar = (!quiet && !json && std::io::stderr().is_terminal()).then(|| {
+            let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+            let template = "{bar:40} {pos}/{len} {per_sec} ETA {eta} {msg}";
+            if let Ok(style) = ProgressStyle::with_template(template) {
+                bar.set_style(style);
+            }
+            bar
+        });
+        Printer { bar, quiet, json }
+    }
+
+    fn tenant_done(&self, report: &TenantReport) {
+        let failed = !report.succeeded();
+        if self.json || !(failed || report.changed()) || (self.quiet && !failed) {
+            return;
+        }
+        self.println(&report.to_string());
+    }
+
+    fn progress(&self, done: usize, total: usize, tenant: &str) {
+        if let Some(bar) = &self.bar {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+            bar.set_message(tenant.to_owned());
+        }
+    }
+
+    fn println(&self, line: &str) {
+        match &self.bar {
+            Some(bar) => bar.suspend(|| println!("{line}")),
+            None => println!("{line}"),
+        }
+    }
+
+    fn finish(&self, report: &MigrationReport) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+        if self.json {
+            println!("{}", migrate_json(report));
+            return;
+        }
+        for e in &report.listing_errors {
+            println!("✗ {e}");
+        }
+        println!("{}", report.summary());
+    }
+}
+
+/// `migrate --json`.
+fn migrate_json(report: &MigrationReport) -> Value {
+    let tenants: Vec<Value> = report
+        .tenants
+        .iter()
+        .map(|t| {
+            json!({
+                "tenant": t.tenant.as_str(),
+                "from": t.from,
+                "to": t.to,
+                "applied": t.applied,
+                "duration_ms": t.duration.as_secs_f64() * 1000.0,
+                "error": t.error.as_ref().map(|e| e.to_string()),
+            })
+        })
+        .collect();
+    let skipped: Vec<&str> = report.skipped.iter().map(|t| t.as_str()).collect();
+    json!({
+        "target_version": report.target_version,
+        "tenants": tenants,
+        "skipped": skipped,
+        "cancelled": report.cancelled,
+        "listing_errors": messages(&report.listing_errors),
+        "totals": {
+            "tenants": report.tenants.len(),
+            "succeeded": report.succeeded(),
+            "migrated": report.migrated(),
+            "up_to_date": report.up_to_date(),
+            "failed": report.failed(),
+            "skipped": report.skipped.len(),
+        },
+    })
+}
+
+fn messages(errors: &[tenanted::Error]) -> Vec<String> {
+    errors.iter().map(ToString::to_string).collect()
+}
+
+pub fn status(cli: &Cli, args: &StatusArgs) -> Result<u8, Failure> {
+    let migrations = cli.load_migrations()?;
+    require_root(&cli.root)?;
+    let manager = tenanted::TenantManager::builder(cli.root_config(), migrations).build()?;
+    let status = manager.migration_status()?;
+    if args.json {
+        println!("{}", status_json(&status));
+    } else {
+        println!("{}", status.to_text(args.all));
+    }
+    let incomplete = !status.listing_errors.is_empty() || status.unreadable() > 0;
+    Ok(u8::from(
+        incomplete || (args.check && !status.all_current()),
+    ))
+}
+
+/// The documented `status --json` format.
+fn status_json(status: &StatusReport) -> Value {
+    let latest = status.latest_version;
+    let tenants: Vec<_> = status
+        .tenants
+        .iter()
+        .map(|t| {
+            let state = match &t.version {
+                Err(_) => "unreadable",
+                Ok(v) if *v > latest => "ahead",
+                Ok(_) if t.pending.is_empty() => "current",
+                Ok(_) => "pending",
+            };
+            json!({
+                "tenant": t.tenant.as_str(),
+                "version": t.version.as_ref().ok(),
+                "pending": t.pending,
+                "state": state,
+                "error": t.version.as_ref().err().map(|e| e.to_string()),
+            })
+        })
+        .collect();
+    json!({
+        "latest_version": latest,
+        "tenants": tenants,
+        "listing_errors": messages(&status.listing_errors),
+        "totals": {
+            "tenants": status.tenants.len(),
+            "current": status.current(),
+            "pending_tenants": status.behind(),
+            "pending_migrations": status.pending_migrations(),
+            "ahead": status.ahead(),
+            "unreadable": status.unreadable(),
+            "listing_errors": status.listing_errors.len(),
+        },
+    })
+}

@@ -1,0 +1,273 @@
+//! `tenanted`: operate the tenants of a root directory from a shell.
+//!
+//! Exit codes: 0 ok, 1 something failed (or is pending, with
+//! `status --check`), 2 bad usage or a bad tenant name, 130 interrupted.
+
+mod fleet;
+mod support;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser, Subcommand};
+use tenanted::{DEFAULT_BUCKETS, DEFAULT_TEMPLATE, Migrations, RootConfig, TenantManager};
+
+use support::{Failure, confirm, require_root, tenant_names};
+
+const GLOBAL: &str = "Global options";
+
+#[derive(Parser)]
+#[command(
+    name = "tenanted",
+    version,
+    about = "One SQLite database per tenant: create, list, migrate, destroy."
+)]
+struct Cli {
+    /// Directory holding the tenant databases.
+    #[arg(long, global = true, env = "TENANTED_ROOT", default_value = "./storage/tenants", help_heading = GLOBAL)]
+    root: PathBuf,
+    /// Directory of migrations (NNNN_name/up.sql, down.sql); read only by
+    /// the commands that need them.
+    #[arg(long, global = true, env = "TENANTED_MIGRATIONS", default_value = "./schema/migrations", help_heading = GLOBAL)]
+    migrations: PathBuf,
+    /// Path template under the root.
+    #[arg(long, global = true, env = "TENANTED_TEMPLATE", default_value = DEFAULT_TEMPLATE, help_heading = GLOBAL)]
+    template: String,
+    /// Number of bucket directories.
+    #[arg(long, global = true, env = "TENANTED_BUCKETS", default_value_t = DEFAULT_BUCKETS, help_heading = GLOBAL)]
+    buckets: u32,
+    /// More logging (-v debug, -vv trace); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, help_heading = GLOBAL)]
+    verbose: u8,
+    /// Print only failures and summaries; log only errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose", help_heading = GLOBAL)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List the tenants on disk, sorted.
+    List {
+        /// Print {"tenants": [...]}.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create tenants at the latest schema.
+    Create {
+        /// Tenant names (all are checked before any is created).
+        #[arg(required = true)]
+        names: Vec<String>,
+        /// Accept tenants that already exist instead of failing.
+        #[arg(long)]
+        if_not_exists: bool,
+    },
+    /// Destroy tenants and all their data.
+    Destroy {
+        /// Tenant names (all are checked before anything is asked or done).
+        #[arg(required = true)]
+        names: Vec<String>,
+        /// Do not ask (required when not on a terminal).
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Exit 0 if the tenant exists, 1 if not.
+    Exists {
+        /// Tenant name.
+        #[arg(env = "TENANTED_TENANT")]
+        name: String,
+    },
+    /// Migrate every tenant (or --tenant ones) to the latest version or --to.
+    Migrate(fleet::MigrateArgs),
+    /// Every tenant's schema version: the summary and the tenants that are
+    /// not current (--all: every tenant).
+    Status(fleet::StatusArgs),
+    /// Undo a tenant's last migrations (runs down.sql: may drop data).
+    Rollback {
+        /// Tenant name.
+        #[arg(env = "TENANTED_TENANT")]
+        name: String,
+        /// How many migrations to undo (at most the number applied).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+        steps: u32,
+        /// Do not ask (required when not on a terminal).
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Schema commands.
+    Schema {
+        #[command(subcommand)]
+        command: SchemaCommand,
+    },
+    /// Remove what crashed processes left (scratch, tombstone, lock files).
+    Cleanup,
+    /// Print shell completions.
+    Completions {
+        /// The shell to print them for.
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Subcommand)]
+enum SchemaCommand {
+    /// Print the latest schema as SQL (what schema/schema.sql holds).
+    Dump,
+}
+
+impl Command {
+    /// Whether errors go to stdout as JSON too.
+    fn json(&self) -> bool {
+        match self {
+            Command::List { json } => *json,
+            Command::Migrate(args) => args.json,
+            Command::Status(args) => args.json,
+            _ => false,
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    support::init_logging(cli.verbose, cli.quiet);
+    let json = cli.command.json();
+    match run(&cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(failure) => failure.report(json),
+    }
+}
+
+impl Cli {
+    fn root_config(&self) -> RootConfig {
+        RootConfig::new(&self.root)
+            .template(&self.template)
+            .buckets(self.buckets)
+    }
+
+    fn load_migrations(&self) -> Result<Migrations, Failure> {
+        Ok(Migrations::from_dir(&self.migrations)?)
+    }
+
+    /// A manager with the migrations (for commands that create or migrate).
+    fn manager(&self) -> Result<TenantManager, Failure> {
+        Ok(TenantManager::builder(self.root_config(), self.load_migrations()?).build()?)
+    }
+
+    /// A manager for commands that never look at schemas.
+    fn schemaless_manager(&self) -> Result<TenantManager, Failure> {
+        Ok(TenantManager::builder(self.root_config(), Migrations::new(vec![])).build()?)
+    }
+}
+
+fn run(cli: &Cli) -> Result<u8, Failure> {
+    match &cli.command {
+        Command::List { json } => list(cli, *json),
+        Command::Create {
+            names,
+            if_not_exists,
+        } => create(cli, names, *if_not_exists),
+        Command::Destroy { names, yes } => destroy(cli, names, *yes),
+        Command::Exists { name } => {
+            let name = tenant_names(std::slice::from_ref(name))?;
+            require_root(&cli.root)?;
+            Ok(u8::from(
+                !cli.root_config().database_path(name[0].as_str())?.exists(),
+            ))
+        }
+        Command::Migrate(args) => fleet::migrate(cli, args),
+        Command::Status(args) => fleet::status(cli, args),
+        Command::Rollback { name, steps, yes } => rollback(cli, name, *steps, *yes),
+        Command::Schema {
+            command: SchemaCommand::Dump,
+        } => {
+            print!("{}", cli.load_migrations()?.schema_sql()?);
+            Ok(0)
+        }
+        Command::Cleanup => {
+            require_root(&cli.root)?;
+            let removed = cli.schemaless_manager()?.remove_debris()?;
+            println!("removed {removed} leftover file(s)");
+            Ok(0)
+        }
+        Command::Completions { shell } => {
+            let out = &mut std::io::stdout();
+            clap_complete::generate(*shell, &mut Cli::command(), "tenanted", out);
+            Ok(0)
+        }
+    }
+}
+
+fn list(cli: &Cli, json: bool) -> Result<u8, Failure> {
+    require_root(&cli.root)?;
+    let mut names = cli
+        .root_config()
+        .tenants()?
+        .collect::<Result<Vec<_>, _>>()?;
+    names.sort();
+    if json {
+        let names: Vec<&str> = names.iter().map(|t| t.as_str()).collect();
+        println!("{}", serde_json::json!({ "tenants": names }));
+    } else {
+        for name in names {
+            println!("{name}");
+        }
+    }
+    Ok(0)
+}
+
+fn create(cli: &Cli, names: &[String], if_not_exists: bool) -> Result<u8, Failure> {
+    let names = tenant_names(names)?;
+    let m = cli.manager()?;
+    support::each(&names, |name| {
+        let path = m.root().database_path(name)?;
+        let created = if if_not_exists {
+            m.create_tenant_if_not_exists(name)?
+        } else {
+            m.create_tenant(name)?;
+            true
+        };
+        match created {
+            true => println!("created {name} at {}", path.display()),
+            false => println!("{name} already exists at {}", path.display()),
+        }
+        Ok(())
+    })
+}
+
+fn destroy(cli: &Cli, names: &[String], yes: bool) -> Result<u8, Failure> {
+    let names = tenant_names(names)?;
+    require_root(&cli.root)?;
+    let m = cli.schemaless_manager()?;
+    let list: Vec<&str> = names.iter().map(|n| n.as_str()).collect();
+    confirm(
+        yes,
+        "destroy deletes data",
+        &format!("Destroy {} and all their data?", list.join(", ")),
+        "nothing destroyed",
+    )?;
+    support::each(&names, |name| {
+        m.destroy_tenant(name)?;
+        println!("destroyed {name}");
+        Ok(())
+    })
+}
+
+fn rollback(cli: &Cli, name: &str, steps: u32, yes: bool) -> Result<u8, Failure> {
+    let name = tenant_names(&[name.to_owned()])?.remove(0);
+    require_root(&cli.root)?;
+    let m = cli.manager()?;
+    confirm(
+        yes,
+        "rollback runs down migrations, which can drop data",
+        &format!("Roll {name} back {steps} migration(s)? Down migrations can drop data."),
+        "nothing rolled back",
+    )?;
+    let outcome = m.rollback_tenant(name.as_str(), steps as usize)?;
+    println!(
+        "rolled {name} back from {} to {} ({})",
+        outcome.from,
+        outcome.to,
+        outcome.applied.join(", ")
+    );
+    Ok(0)
+}
