@@ -416,12 +416,16 @@ impl TenantManager {
 
     /// Runs `f` with `name` as this thread's current tenant, so that
     /// [`current_connection`](Self::current_connection) and
-    /// [`current_tenant`](crate::current_tenant) see it. Nesting the same
-    /// tenant is fine; switching to another inside is refused.
+    /// [`current_tenant`](crate::current_tenant) see it, inside a `tracing`
+    /// span named `tenant` with a `tenant` field, so every log line `f`
+    /// emits names it. Nesting the same tenant is fine; switching to
+    /// another inside is refused. Returns `f`'s own result: its error type
+    /// only has to accept an [`Error`].
     ///
     /// # Errors
     ///
-    /// [`Error::BadTenantName`]; [`Error::TenantSwitchProhibited`].
+    /// [`Error::BadTenantName`]; [`Error::TenantSwitchProhibited`]
+    /// (converted into `E`); whatever `f` returns.
     ///
     /// ```
     /// # let dir = tempfile::tempdir()?;
@@ -431,15 +435,24 @@ impl TenantManager {
     /// let version = manager.with_tenant("acme", || -> Result<i64, Box<dyn std::error::Error>> {
     ///     let conn = manager.current_connection()?;
     ///     Ok(conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)
-    /// })??;
+    /// })?;
     /// assert_eq!(version, 0);
     /// assert!(tenanted::current_tenant().is_none());
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn with_tenant<T>(&self, name: impl AsRef<str>, f: impl FnOnce() -> T) -> Result<T> {
+    pub fn with_tenant<T, E>(
+        &self,
+        name: impl AsRef<str>,
+        f: impl FnOnce() -> Result<T, E>,
+    ) -> Result<T, E>
+    where
+        E: From<Error>,
+    {
         let tenant = TenantName::new(name.as_ref())?;
         let _guard = context::enter(&tenant)?;
-        Ok(f())
+        let span = tracing::info_span!("tenant", tenant = %tenant);
+        let _entered = span.enter();
+        f()
     }
 
     /// A connection to the thread's current tenant.
@@ -491,7 +504,7 @@ impl TenantManager {
     {
         for tenant in self.tenants()? {
             let tenant = tenant?;
-            self.with_tenant(&tenant, || f(&tenant))??;
+            self.with_tenant(&tenant, || f(&tenant))?;
         }
         Ok(())
     }
@@ -638,15 +651,12 @@ impl TenantManager {
     /// ```
     pub fn rollback_tenant(&self, name: &str, steps: usize) -> Result<MigrationOutcome> {
         let (tenant, path) = self.locate(name)?;
-        let version = migrate::peek_version(&tenant, &path)?;
-        let Some(target) = version.checked_sub(steps) else {
-            return Err(Error::RollbackTooFar {
-                tenant,
-                steps,
-                applied: version,
-            });
-        };
-        self.migrate_tenant_to(name, target)
+        let outcome = migrate::rollback(&self.inner.migrations, &tenant, &path, steps)?;
+        if outcome.to < outcome.from {
+            // As in migrate_tenant_to: the next checkout checks again.
+            self.inner.cache.evict(tenant.as_str());
+        }
+        Ok(outcome)
     }
 }
 

@@ -19,5 +19,5 @@ pub use tenant::MigrationOutcome;
 pub(crate) use fleet::{migrate_all, migration_status};
 pub(crate) use schema_gate::check_schema;
 pub(crate) use template_schema::ensure_template;
-pub(crate) use tenant::migrate_to;
-pub(crate) use version::{peek_version, read_version};
+pub(crate) use tenant::{migrate_to, rollback};
+pub(crate) use version::read_version;

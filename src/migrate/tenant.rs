@@ -72,15 +72,53 @@ pub(crate) fn migrate_to(
         return Ok(unchanged(tenant, version, started));
     }
     let _lock = lock_tenant(tenant, path)?;
-    migrate_locked(migrations, tenant, path, target, started)
+    migrate_locked(migrations, tenant, path, Target::Version(target), started)
 }
 
-/// The rest of [`migrate_to`], under the tenant's lock.
+/// Undoes `tenant`'s last `steps` migrations, counted from the version it
+/// has once its lock is held: two rollbacks of one step each undo two
+/// migrations, never more, whatever else runs at the same time.
+pub(crate) fn rollback(
+    migrations: &Migrations,
+    tenant: &TenantName,
+    path: &Path,
+    steps: usize,
+) -> Result<MigrationOutcome> {
+    let started = Instant::now();
+    let _lock = lock_tenant(tenant, path)?;
+    migrate_locked(migrations, tenant, path, Target::Down(steps), started)
+}
+
+/// Where a migration goes.
+#[derive(Debug, Clone, Copy)]
+enum Target {
+    /// That version.
+    Version(usize),
+    /// That many steps below the version read under the lock.
+    Down(usize),
+}
+
+impl Target {
+    fn resolve(self, tenant: &TenantName, from: usize) -> Result<usize> {
+        match self {
+            Target::Version(version) => Ok(version),
+            Target::Down(steps) => from
+                .checked_sub(steps)
+                .ok_or_else(|| Error::RollbackTooFar {
+                    tenant: tenant.clone(),
+                    steps,
+                    applied: from,
+                }),
+        }
+    }
+}
+
+/// The rest of [`migrate_to`] and [`rollback`], under the tenant's lock.
 fn migrate_locked(
     migrations: &Migrations,
     tenant: &TenantName,
     path: &Path,
-    target: usize,
+    target: Target,
     started: Instant,
 ) -> Result<MigrationOutcome> {
     // Open again under the lock: another process may have destroyed (or
@@ -88,6 +126,7 @@ fn migrate_locked(
     let mut conn = open_existing(tenant, path)?;
     let from = read_version(tenant, path, &conn)?;
     check_not_ahead(migrations, tenant, path, from)?;
+    let target = target.resolve(tenant, from)?;
     if from == target {
         return Ok(unchanged(tenant, from, started));
     }
