@@ -51,7 +51,7 @@ fn main() -> Result<(), Box<dyn Error>> {
             )?;
             println!("wrote     {name}: {items} item(s), {changes} change(s) in its own database");
             Ok(())
-        })??;
+        })?;
     }
 
     let mut names = manager.tenants()?.collect::<Result<Vec<_>, _>>()?;

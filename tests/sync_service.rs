@@ -105,15 +105,15 @@ fn the_service_routes_by_subdomain_and_path_and_maps_errors() {
 fn resolve_tenant_reads_paths_and_subdomains() {
     assert_eq!(
         app::resolve_tenant("/t/acme/items", None, "localhost"),
-        Some(("acme", "/items"))
+        Some(("acme".to_owned(), "/items"))
     );
     assert_eq!(
         app::resolve_tenant("/t/acme", None, "localhost"),
-        Some(("acme", "/"))
+        Some(("acme".to_owned(), "/"))
     );
     assert_eq!(
         app::resolve_tenant("/items", Some("acme.localhost:80"), "localhost"),
-        Some(("acme", "/items"))
+        Some(("acme".to_owned(), "/items"))
     );
     assert_eq!(
         app::resolve_tenant("/items", Some("localhost"), "localhost"),
@@ -122,5 +122,57 @@ fn resolve_tenant_reads_paths_and_subdomains() {
     assert_eq!(
         app::resolve_tenant("/items", Some("acme.example.com"), "localhost"),
         None
+    );
+}
+
+#[test]
+fn hosts_are_case_insensitive_and_query_strings_do_not_break_routing() {
+    assert_eq!(
+        app::resolve_tenant("/items?limit=1", Some("ACME.LocalHost:80"), "localhost"),
+        Some(("acme".to_owned(), "/items"))
+    );
+    assert_eq!(
+        app::resolve_tenant("/t/acme/items?limit=1", None, "localhost"),
+        Some(("acme".to_owned(), "/items"))
+    );
+    assert_eq!(
+        app::resolve_tenant("/t/acme?x=1", None, "localhost"),
+        Some(("acme".to_owned(), "/"))
+    );
+}
+
+#[test]
+fn error_bodies_name_the_tenant_but_no_server_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = TenantManager::builder(RootConfig::new(dir.path()), common::schema())
+        .build()
+        .unwrap();
+    manager.create_tenant("acme").unwrap();
+    let (s, v) = app::route(
+        &manager,
+        "localhost",
+        "GET",
+        "/t/acme/items?limit=1",
+        None,
+        "",
+    );
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = app::route(
+        &manager,
+        "localhost",
+        "GET",
+        "/items",
+        Some("Acme.LOCALHOST"),
+        "",
+    );
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = app::route(&manager, "localhost", "GET", "/t/nobody/items", None, "");
+    assert_eq!(s, 404);
+    let error = v["error"].as_str().unwrap();
+    assert!(error.contains("nobody"), "{error}");
+    let root = dir.path().to_str().unwrap();
+    assert!(
+        !error.contains(root) && !error.contains("sqlite3"),
+        "{error}"
     );
 }

@@ -15,9 +15,9 @@ fn with_tenant_sets_and_restores_the_current_tenant() {
     assert!(matches!(m.current_connection(), Err(Error::NoTenant)));
     let seen = m
         .with_tenant("acme", || {
-            let conn = m.current_connection().unwrap();
+            let conn = m.current_connection()?;
             assert_eq!(conn.tenant(), "acme");
-            current_tenant()
+            Ok::<_, Error>(current_tenant())
         })
         .unwrap();
     assert_eq!(seen.unwrap(), "acme");
@@ -29,14 +29,18 @@ fn nesting_the_same_tenant_is_allowed_switching_is_not() {
     let dir = tempfile::tempdir().unwrap();
     let m = manager(dir.path());
     m.with_tenant("acme", || {
-        m.with_tenant("acme", || assert_eq!(current_tenant().unwrap(), "acme"))
-            .unwrap();
+        m.with_tenant("acme", || {
+            assert_eq!(current_tenant().unwrap(), "acme");
+            Ok::<_, Error>(())
+        })
+        .unwrap();
         // The inner call must not clear the outer context.
         assert_eq!(current_tenant().unwrap(), "acme");
-        let err = m.with_tenant("globex", || ()).unwrap_err();
+        let err = m.with_tenant("globex", || Ok::<_, Error>(())).unwrap_err();
         assert!(matches!(err, Error::TenantSwitchProhibited { .. }), "{err}");
         assert!(err.to_string().contains("acme") && err.to_string().contains("globex"));
         assert_eq!(current_tenant().unwrap(), "acme");
+        Ok::<_, Error>(())
     })
     .unwrap();
     assert_eq!(current_tenant(), None);
@@ -50,10 +54,12 @@ fn the_context_is_per_thread_and_survives_a_panic() {
         std::thread::spawn(|| assert_eq!(current_tenant(), None))
             .join()
             .unwrap();
+        Ok::<_, Error>(())
     })
     .unwrap();
     let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        m.with_tenant("acme", || panic!("boom")).unwrap();
+        m.with_tenant("acme", || -> Result<(), Error> { panic!("boom") })
+            .unwrap();
     }));
     assert!(caught.is_err());
     assert_eq!(current_tenant(), None);
@@ -65,7 +71,10 @@ fn a_bad_name_is_rejected_before_running_the_closure() {
     let m = manager(dir.path());
     let mut ran = false;
     assert!(matches!(
-        m.with_tenant("../x", || ran = true),
+        m.with_tenant("../x", || {
+            ran = true;
+            Ok::<_, Error>(())
+        }),
         Err(Error::BadTenantName { .. })
     ));
     assert!(!ran);
@@ -88,4 +97,68 @@ fn with_each_tenant_visits_every_tenant_inside_its_context() {
     .unwrap();
     seen.sort();
     assert_eq!(seen, ["a", "b", "c"]);
+}
+
+/// Records the `tenant` field of every span named `tenant` that is created.
+struct SpanRecorder(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+struct TenantField<'a>(&'a mut Option<String>);
+
+impl tracing::field::Visit for TenantField<'_> {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "tenant" {
+            *self.0 = Some(format!("{value:?}"));
+        }
+    }
+}
+
+impl tracing::Subscriber for SpanRecorder {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, span: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        if span.metadata().name() == "tenant" {
+            let mut tenant = None;
+            span.record(&mut TenantField(&mut tenant));
+            self.0.lock().unwrap().extend(tenant);
+        }
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, _: &tracing::Event<'_>) {}
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+#[test]
+fn with_tenant_enters_a_span_naming_the_tenant_and_returns_the_closures_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = manager(dir.path());
+    m.create_tenant("acme").unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let recorder = SpanRecorder(std::sync::Arc::clone(&seen));
+    let answer = tracing::subscriber::with_default(recorder, || {
+        m.with_tenant("acme", || Ok::<_, Error>(42))
+    });
+    assert_eq!(answer.unwrap(), 42);
+    assert_eq!(*seen.lock().unwrap(), ["acme"]);
+
+    #[derive(Debug)]
+    enum AppError {
+        Tenancy(Error),
+        NotFound,
+    }
+    impl From<Error> for AppError {
+        fn from(e: Error) -> Self {
+            AppError::Tenancy(e)
+        }
+    }
+    let mine = m.with_tenant("acme", || Err::<(), _>(AppError::NotFound));
+    assert!(matches!(mine, Err(AppError::NotFound)));
+    let theirs = m.with_tenant("../x", || Ok::<_, AppError>(()));
+    assert!(matches!(
+        theirs,
+        Err(AppError::Tenancy(Error::BadTenantName { .. }))
+    ));
 }

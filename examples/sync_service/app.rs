@@ -68,21 +68,24 @@ fn handle(manager: &TenantManager, base_domain: &str, mut request: Request) {
 }
 
 /// The tenant named by a `/t/NAME/...` path or a `NAME.<base domain>` host,
-/// and the path left for the endpoint.
+/// and the path left for the endpoint. The query string is not part of the
+/// path; host names are case-insensitive, so a subdomain is lowercased.
 pub fn resolve_tenant<'a>(
     url: &'a str,
-    host: Option<&'a str>,
+    host: Option<&str>,
     base_domain: &str,
-) -> Option<(&'a str, &'a str)> {
-    if let Some(rest) = url.strip_prefix("/t/") {
+) -> Option<(String, &'a str)> {
+    let path = url.split_once('?').map_or(url, |(path, _query)| path);
+    if let Some(rest) = path.strip_prefix("/t/") {
         return Some(match rest.find('/') {
-            Some(slash) => (&rest[..slash], &rest[slash..]),
-            None => (rest, "/"),
+            Some(slash) => (rest[..slash].to_owned(), &rest[slash..]),
+            None => (rest.to_owned(), "/"),
         });
     }
-    let host = host?.split(':').next()?;
-    let tenant = host.strip_suffix(base_domain)?.strip_suffix('.')?;
-    Some((tenant, url))
+    let host = host?.split(':').next()?.to_ascii_lowercase();
+    let base = base_domain.to_ascii_lowercase();
+    let tenant = host.strip_suffix(base.as_str())?.strip_suffix('.')?;
+    Some((tenant.to_owned(), path))
 }
 
 /// Routes one request; returns the status and the JSON body.
@@ -94,7 +97,7 @@ pub fn route(
     host: Option<&str>,
     body: &str,
 ) -> (u16, Value) {
-    if url == "/health" {
+    if url.split_once('?').map_or(url, |(path, _)| path) == "/health" {
         return (200, json!({ "ok": true }));
     }
     let Some((tenant, path)) = resolve_tenant(url, host, base_domain) else {
@@ -103,23 +106,39 @@ pub fn route(
             json!({ "error": format!("no tenant in this request: use http://NAME.{base_domain}/... or /t/NAME/...") }),
         );
     };
-    let result = manager.with_tenant(tenant, || endpoint(manager, method, path, body));
-    match result.and_then(|r| r) {
+    match manager.with_tenant(&tenant, || endpoint(manager, method, path, body)) {
         Ok(ok) => ok,
         Err(e) => error_response(&e),
     }
 }
 
+/// The status and a client-safe message: the full error (file paths
+/// included) goes to the server's log only.
 fn error_response(e: &Error) -> (u16, Value) {
-    let status = match e {
-        Error::BadTenantName { .. } => 400,
-        Error::TenantDoesNotExist { .. } => 404,
-        Error::PendingMigration(_)
-        | Error::SchemaAheadOfCode { .. }
-        | Error::TenantBeingDestroyed { .. } => 503,
-        _ => 500,
+    eprintln!("request failed: {e}");
+    let tenant = e.tenant().map_or("", |t| t.as_str());
+    let (status, message) = match e {
+        Error::BadTenantName { .. } => (400, e.to_string()),
+        Error::TenantDoesNotExist { .. } => (404, format!("tenant {tenant} does not exist")),
+        Error::PendingMigration(_) => (
+            503,
+            format!(
+                "tenant {tenant} has pending migrations; run `tenanted migrate --tenant {tenant}`"
+            ),
+        ),
+        Error::SchemaAheadOfCode { .. } => (
+            503,
+            format!(
+                "tenant {tenant} has a newer schema than this service; deploy the newer service"
+            ),
+        ),
+        Error::TenantBeingDestroyed { .. } => (503, format!("tenant {tenant} is being destroyed")),
+        _ => (
+            500,
+            "internal error; the server log has the details".to_owned(),
+        ),
     };
-    (status, json!({ "error": e.to_string() }))
+    (status, json!({ "error": message }))
 }
 
 /// The endpoints, run inside `with_tenant`.
@@ -131,7 +150,13 @@ fn endpoint(
 ) -> Result<(u16, Value), Error> {
     let conn = manager.current_connection()?;
     let tenant = conn.tenant().to_string();
-    let sql_error = |e: rusqlite::Error| (500, json!({ "error": format!("tenant {tenant}: {e}") }));
+    let sql_error = |e: rusqlite::Error| {
+        eprintln!("tenant {tenant}: query failed: {e}");
+        (
+            500,
+            json!({ "error": "internal error; the server log has the details" }),
+        )
+    };
     let reply = match (method, path) {
         ("GET", "/items") => {
             let items = (|| {

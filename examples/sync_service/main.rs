@@ -4,12 +4,14 @@
 //!
 //! ```text
 //! cargo run --example sync_service            # listens on 127.0.0.1:8080
+//! cargo run --example sync_service -- --addr 0.0.0.0:9000 --root /srv/tenants
 //! curl -H 'Host: acme.localhost' localhost:8080/items
 //! curl -X POST -d '{"title":"buy milk"}' localhost:8080/t/acme/items
 //! ```
 //!
 //! Unknown tenant: 404. Bad name: 400. Pending migrations: 503 naming the
-//! command to run.
+//! command to run. Error bodies name the tenant, never a server path; the
+//! full error goes to stderr.
 
 mod app;
 
@@ -17,9 +19,37 @@ use std::error::Error;
 
 use tenanted::{Migrations, RootConfig, TenantManager};
 
+const USAGE: &str = "usage: sync_service [--addr HOST:PORT] [--root DIR]
+  --addr  where to listen (default 127.0.0.1:8080, env ADDR)
+  --root  the tenants' root directory (default storage/tenants, env TENANTED_ROOT)";
+
+/// `--addr` and `--root`, falling back to `ADDR` and `TENANTED_ROOT`.
+fn options() -> Result<(String, String), String> {
+    let mut addr = std::env::var("ADDR").unwrap_or_else(|_| "127.0.0.1:8080".to_owned());
+    let mut root = std::env::var("TENANTED_ROOT").unwrap_or_else(|_| "storage/tenants".to_owned());
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let slot = match flag.as_str() {
+            "--addr" => &mut addr,
+            "--root" => &mut root,
+            "-h" | "--help" => return Err(USAGE.to_owned()),
+            other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
+        };
+        *slot = args
+            .next()
+            .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
+    }
+    Ok((addr, root))
+}
+
 fn main() -> Result<(), Box<dyn Error + Send + Sync>> {
-    let addr = std::env::var("ADDR").unwrap_or_else(|_| "127.0.0.1:8080".to_owned());
-    let root = std::env::var("TENANTED_ROOT").unwrap_or_else(|_| "storage/tenants".to_owned());
+    let (addr, root) = match options() {
+        Ok(options) => options,
+        Err(message) => {
+            eprintln!("{message}");
+            std::process::exit(2);
+        }
+    };
     let migrations =
         Migrations::from_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/schema/migrations"))?;
     let manager = TenantManager::builder(RootConfig::new(root), migrations)
