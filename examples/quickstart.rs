@@ -5,7 +5,7 @@
 //! one. Safe to run again: it picks up what is already there.
 //!
 //! ```text
-//! cargo run --release --example quickstart
+//! cargo run --example quickstart
 //! ```
 
 use std::error::Error;
