@@ -13,7 +13,7 @@ use tenanted::{MigrateOptions, Migrations, RootConfig, TenantManager};
 fn main() -> Result<(), Box<dyn Error>> {
     let dir = "storage/fleet-demo";
     let _ = std::fs::remove_dir_all(dir);
-    let schema = Migrations::from_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/schema/migrations"))?;
+    let schema = tenanted::embed_migrations!("$CARGO_MANIFEST_DIR/schema/migrations")?;
 
     // Yesterday's code knew only the first two migrations.
     let yesterday = Migrations::new(schema.iter().take(2).cloned().collect());

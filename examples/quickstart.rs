@@ -10,12 +10,11 @@
 
 use std::error::Error;
 
-use tenanted::{Migrations, RootConfig, TenantManager};
+use tenanted::{RootConfig, TenantManager};
 
 fn main() -> Result<(), Box<dyn Error>> {
     let root = RootConfig::new("storage/tenants");
-    let migrations =
-        Migrations::from_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/schema/migrations"))?;
+    let migrations = tenanted::embed_migrations!("$CARGO_MANIFEST_DIR/schema/migrations")?;
     println!(
         "root {} ({} buckets), {} migrations",
         root.root_dir().display(),

@@ -59,6 +59,41 @@ pub use paths::{DEFAULT_BUCKETS, DEFAULT_TEMPLATE, RootConfig, Tenants, bucket_o
 pub use pool::{ConnectionInit, PoolStats, TenantConnection};
 pub use storage::INTERNAL_DIR;
 
+/// Migrations compiled into the binary from a directory laid out as for
+/// [`Migrations::from_dir`] (`NNNN_name/up.sql`, optional `down.sql`), so a
+/// shipped program does not read them from a build machine's path.
+/// Evaluates to `Result<Migrations>`, with the same checks and errors as
+/// `from_dir`.
+///
+/// The path is relative to the directory `cargo` runs the compiler in (the
+/// package's, or the workspace's); `$CARGO_MANIFEST_DIR` in it is replaced
+/// by the package's directory, which is the robust form. Editing a
+/// migration's SQL rebuilds the program; adding a migration directory
+/// needs a `touch` of the file using the macro (or `cargo clean -p`), as
+/// with any `include_dir!`.
+///
+/// ```
+/// let migrations = tenanted::embed_migrations!("$CARGO_MANIFEST_DIR/schema/migrations")?;
+/// let from_disk = tenanted::Migrations::from_dir(
+///     concat!(env!("CARGO_MANIFEST_DIR"), "/schema/migrations"),
+/// )?;
+/// assert_eq!(migrations, from_disk);
+/// # Ok::<(), tenanted::Error>(())
+/// ```
+#[macro_export]
+macro_rules! embed_migrations {
+    ($dir:tt) => {{
+        use $crate::__private::include_dir;
+        static DIR: include_dir::Dir<'static> = include_dir::include_dir!($dir);
+        $crate::Migrations::__from_embedded(&DIR)
+    }};
+}
+
+#[doc(hidden)]
+pub mod __private {
+    pub use include_dir;
+}
+
 // Re-exported so users name the same versions tenanted links against.
 pub use r2d2;
 pub use rusqlite;

@@ -17,7 +17,7 @@ mod app;
 
 use std::error::Error;
 
-use tenanted::{Migrations, RootConfig, TenantManager};
+use tenanted::{RootConfig, TenantManager};
 
 const USAGE: &str = "usage: sync_service [--addr HOST:PORT] [--root DIR]
   --addr  where to listen (default 127.0.0.1:8080, env ADDR)
@@ -50,8 +50,7 @@ fn main() -> Result<(), Box<dyn Error + Send + Sync>> {
             std::process::exit(2);
         }
     };
-    let migrations =
-        Migrations::from_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/schema/migrations"))?;
+    let migrations = tenanted::embed_migrations!("$CARGO_MANIFEST_DIR/schema/migrations")?;
     let manager = TenantManager::builder(RootConfig::new(root), migrations)
         .idle_timeout(Some(std::time::Duration::from_secs(300)))
         .build()?;

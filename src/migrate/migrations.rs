@@ -62,7 +62,7 @@ impl Migration {
 ///
 /// A tenant's version is SQLite's `user_version`, as in
 /// `rusqlite_migration`. Cloning is cheap (a reference count).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Migrations {
     list: Arc<[Migration]>,
     fingerprint: u64,
@@ -107,25 +107,49 @@ impl Migrations {
     /// ```
     pub fn from_dir(dir: impl AsRef<Path>) -> Result<Self> {
         let dir = dir.as_ref();
-        let mut found = list_migration_dirs(dir)?;
-        if found.is_empty() {
-            return Err(bad(dir, "no migrations found; add 0001_name/up.sql".into()));
+        let mut found = Vec::new();
+        for (number, name, path) in list_migration_dirs(dir)? {
+            let migration = read_migration(name, &path)?;
+            found.push((number, path, migration));
         }
-        found.sort();
-        let mut list = Vec::with_capacity(found.len());
-        for (index, (number, name, path)) in found.into_iter().enumerate() {
-            let expected = index as u32 + 1;
-            if number != expected {
-                return Err(bad(
-                    &path,
-                    format!(
-                        "expected migration number {expected:04} here (numbers start at 1, without gaps or duplicates), found {number:04}"
-                    ),
-                ));
+        assemble(dir, found)
+    }
+
+    /// The migrations [`embed_migrations!`](crate::embed_migrations)
+    /// compiled in; the same rules and errors as [`from_dir`](Self::from_dir).
+    #[doc(hidden)]
+    pub fn __from_embedded(dir: &include_dir::Dir<'_>) -> Result<Self> {
+        let mut found = Vec::new();
+        for entry in dir.entries() {
+            let path = entry.path();
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if name.starts_with('.') {
+                continue;
             }
-            list.push(read_migration(name, &path)?);
+            let number = parse_number(&name).ok_or_else(|| bad(path, NOT_NNNN.into()))?;
+            let Some(sub) = entry.as_dir() else {
+                return Err(bad(path, NOT_A_DIR.into()));
+            };
+            let sql = |file: &str| {
+                let file = sub
+                    .files()
+                    .find(|f| f.path().file_name() == Some(file.as_ref()))?;
+                Some(file.contents_utf8().map(str::to_owned).ok_or(file.path()))
+            };
+            let up = match sql("up.sql") {
+                Some(Ok(up)) => up,
+                Some(Err(file)) => return Err(bad(file, "up.sql is not UTF-8".into())),
+                None => return Err(bad(path, "cannot read up.sql (it is missing)".into())),
+            };
+            let down = sql("down.sql")
+                .transpose()
+                .map_err(|file| bad(file, "down.sql is not UTF-8".into()))?;
+            found.push((number, path.to_path_buf(), Migration { name, up, down }));
         }
-        Ok(Migrations::new(list))
+        assemble(dir.path(), found)
     }
 
     /// The version a fully migrated tenant has: the number of migrations.
@@ -309,6 +333,31 @@ impl Migrations {
     }
 }
 
+const NOT_NNNN: &str = "expected a directory named NNNN_name (for example 0001_create_items)";
+const NOT_A_DIR: &str = "expected a directory holding up.sql and optionally down.sql";
+
+/// Checks the numbering (from 1, no gaps or duplicates) and orders the list.
+fn assemble(dir: &Path, mut found: Vec<(u32, PathBuf, Migration)>) -> Result<Migrations> {
+    if found.is_empty() {
+        return Err(bad(dir, "no migrations found; add 0001_name/up.sql".into()));
+    }
+    found.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    let mut list = Vec::with_capacity(found.len());
+    for (index, (number, path, migration)) in found.into_iter().enumerate() {
+        let expected = index as u32 + 1;
+        if number != expected {
+            return Err(bad(
+                &path,
+                format!(
+                    "expected migration number {expected:04} here (numbers start at 1, without gaps or duplicates), found {number:04}"
+                ),
+            ));
+        }
+        list.push(migration);
+    }
+    Ok(Migrations::new(list))
+}
+
 fn bad(path: &Path, reason: String) -> Error {
     Error::BadMigrations {
         path: path.to_path_buf(),
@@ -333,17 +382,9 @@ fn list_migration_dirs(dir: &Path) -> Result<Vec<(u32, String, PathBuf)>> {
         if name.starts_with('.') {
             continue;
         }
-        let number = parse_number(&name).ok_or_else(|| {
-            bad(
-                &path,
-                "expected a directory named NNNN_name (for example 0001_create_items)".into(),
-            )
-        })?;
+        let number = parse_number(&name).ok_or_else(|| bad(&path, NOT_NNNN.into()))?;
         if !path.is_dir() {
-            return Err(bad(
-                &path,
-                "expected a directory holding up.sql and optionally down.sql".into(),
-            ));
+            return Err(bad(&path, NOT_A_DIR.into()));
         }
         found.push((number, name, path));
     }
