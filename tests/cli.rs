@@ -660,3 +660,123 @@ fn ctrl_c_stops_starting_tenants_prints_the_summary_and_exits_130() {
         "no lock file left behind"
     );
 }
+
+// ----- issue 15: features operators expect -----------------------------------
+
+#[test]
+fn migration_new_creates_the_next_numbered_up_and_down() {
+    let dir = workspace(2);
+    tenanted(dir.path())
+        .args(["migration", "new", "add_tags"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("0003_add_tags"));
+    let created = dir.path().join("migrations/0003_add_tags");
+    assert!(created.join("up.sql").is_file() && created.join("down.sql").is_file());
+    tenanted(dir.path())
+        .args(["migration", "new", "Bad Name"])
+        .assert()
+        .code(2);
+    let empty = tempfile::tempdir().unwrap();
+    tenanted(empty.path())
+        .args(["migration", "new", "first"])
+        .assert()
+        .success();
+    assert!(empty.path().join("migrations/0001_first/up.sql").is_file());
+}
+
+#[test]
+fn migrate_dry_run_shows_what_would_run_and_touches_nothing() {
+    let dir = workspace(2);
+    tenanted(dir.path())
+        .args(["create", "acme", "globex"])
+        .assert()
+        .success();
+    set_migrations(dir.path(), 4);
+    tenanted(dir.path())
+        .args(["migrate", "--dry-run"])
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains(
+                "acme: 2 → 4: would apply 0003_create_changes, 0004_add_item_position",
+            )
+            .and(predicate::str::contains("2/2 tenant(s) would change")),
+        );
+    tenanted(dir.path())
+        .args(["migrate", "--dry-run", "--to", "1", "--tenant", "acme", "--json"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(r#""migrations":["0002_create_items"]"#));
+    tenanted(dir.path())
+        .args(["status", "--check"])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("0/2 tenants current"));
+}
+
+#[test]
+fn redo_runs_the_last_migration_down_and_up() {
+    let dir = workspace(4);
+    tenanted(dir.path())
+        .args(["create", "acme"])
+        .assert()
+        .success();
+    tenanted(dir.path())
+        .args(["redo", "acme"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--yes"));
+    tenanted(dir.path())
+        .args(["redo", "acme", "--yes"])
+        .assert()
+        .success()
+        .stdout("redid acme's 0004_add_item_position: 4 → 3 → 4\n");
+}
+
+#[test]
+fn status_for_one_tenant() {
+    let dir = workspace(4);
+    tenanted(dir.path())
+        .args(["create", "acme", "globex"])
+        .assert()
+        .success();
+    tenanted(dir.path())
+        .args(["status", "--tenant", "acme"])
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains("acme: ✓ up to date")
+                .and(predicate::str::contains("globex").not())
+                .and(predicate::str::contains("1/1 tenants current")),
+        );
+    tenanted(dir.path())
+        .env("TENANTED_TENANT", "nobody")
+        .arg("status")
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("tenant nobody does not exist"));
+}
+
+#[test]
+fn prepare_creates_the_missing_and_migrates_the_rest() {
+    let dir = workspace(2);
+    tenanted(dir.path())
+        .args(["create", "acme"])
+        .assert()
+        .success();
+    set_migrations(dir.path(), 4);
+    tenanted(dir.path())
+        .args(["prepare", "acme", "globex"])
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains("created globex")
+                .and(predicate::str::contains("✓ acme: 2 → 4"))
+                .and(predicate::str::contains("1 created; 2/2 tenants migrated")),
+        );
+    tenanted(dir.path())
+        .args(["status", "--check"])
+        .assert()
+        .success();
+}

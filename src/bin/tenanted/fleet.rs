@@ -30,6 +30,9 @@ pub struct MigrateArgs {
     /// Print the report as JSON (no progress, no per-tenant lines).
     #[arg(long)]
     pub json: bool,
+    /// Show which migrations would run on which tenants; change nothing.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 /// `tenanted status`.
@@ -44,6 +47,9 @@ pub struct StatusArgs {
     /// List every tenant, current ones included.
     #[arg(long)]
     all: bool,
+    /// Only this tenant.
+    #[arg(long, env = "TENANTED_TENANT")]
+    tenant: Option<String>,
 }
 
 /// Exit code of an interrupted run, as shells report SIGINT.
@@ -64,6 +70,9 @@ pub fn migrate(cli: &Cli, args: &MigrateArgs) -> Result<u8, Failure> {
     }
     require_root(&cli.root)?;
     let manager = tenanted::TenantManager::builder(cli.root_config(), migrations).build()?;
+    if args.dry_run {
+        return dry_run(&manager, &only, args.to.unwrap_or(latest), args.json);
+    }
     let cancel = cancel_on_ctrl_c();
     let printer = Arc::new(Printer::new(cli.quiet, args.json));
     let mut options = MigrateOptions::new()
@@ -205,6 +214,58 @@ fn migrate_json(report: &MigrationReport) -> Value {
     })
 }
 
+/// `migrate --dry-run`: each tenant's version and what would run on it.
+fn dry_run(
+    manager: &tenanted::TenantManager,
+    only: &[tenanted::TenantName],
+    target: usize,
+    json: bool,
+) -> Result<u8, Failure> {
+    let status = manager.migration_status()?;
+    let names: Vec<&str> = manager.migrations().iter().map(|m| m.name()).collect();
+    let mut plan = Vec::new();
+    for t in &status.tenants {
+        if !only.is_empty() && !only.contains(&t.tenant) {
+            continue;
+        }
+        let (would, from) = match &t.version {
+            Ok(v) if *v < target => ("apply", Some(*v)),
+            Ok(v) if *v > target => ("undo", Some(*v)),
+            Ok(v) => ("none", Some(*v)),
+            Err(_) => ("unreadable", None),
+        };
+        let steps: Vec<&str> = match from {
+            Some(v) if v < target => names[v..target].to_vec(),
+            Some(v) if v > target => names
+                .get(target..v)
+                .map_or(vec![], |s| s.iter().rev().copied().collect()),
+            _ => Vec::new(),
+        };
+        if !json && would != "none" {
+            let from = from.map_or("?".to_owned(), |v| v.to_string());
+            println!(
+                "{}: {from} → {target}: would {would} {}",
+                t.tenant,
+                steps.join(", ")
+            );
+        }
+        plan.push(json!({ "tenant": t.tenant.as_str(), "from": from, "to": target, "would": would, "migrations": steps }));
+    }
+    if json {
+        println!(
+            "{}",
+            json!({ "dry_run": true, "target_version": target, "tenants": plan })
+        );
+    } else {
+        let changing = plan.iter().filter(|p| p["would"] != "none").count();
+        println!(
+            "dry run: {changing}/{} tenant(s) would change; nothing was touched",
+            plan.len()
+        );
+    }
+    Ok(u8::from(!status.listing_errors.is_empty()))
+}
+
 fn messages(errors: &[tenanted::Error]) -> Vec<String> {
     errors.iter().map(ToString::to_string).collect()
 }
@@ -213,11 +274,19 @@ pub fn status(cli: &Cli, args: &StatusArgs) -> Result<u8, Failure> {
     let migrations = cli.load_migrations()?;
     require_root(&cli.root)?;
     let manager = tenanted::TenantManager::builder(cli.root_config(), migrations).build()?;
-    let status = manager.migration_status()?;
+    let mut status = manager.migration_status()?;
+    if let Some(name) = &args.tenant {
+        let tenant = tenant_names(std::slice::from_ref(name))?.remove(0);
+        if !manager.tenant_exists(tenant.as_str())? {
+            let path = manager.root().database_path(tenant.as_str())?;
+            return Err(tenanted::Error::TenantDoesNotExist { tenant, path }.into());
+        }
+        status.tenants.retain(|t| t.tenant == tenant);
+    }
     if args.json {
         println!("{}", status_json(&status));
     } else {
-        println!("{}", status.to_text(args.all));
+        println!("{}", status.to_text(args.all || args.tenant.is_some()));
     }
     let incomplete = !status.listing_errors.is_empty() || status.unreadable() > 0;
     Ok(u8::from(

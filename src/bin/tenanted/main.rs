@@ -3,6 +3,7 @@
 //! Exit codes: 0 ok, 1 something failed (or is pending, with
 //! `status --check`), 2 bad usage or a bad tenant name, 130 interrupted.
 
+mod authoring;
 mod fleet;
 mod support;
 
@@ -95,6 +96,27 @@ enum Command {
         #[arg(long)]
         yes: bool,
     },
+    /// Undo the tenant's last migration and apply it again (runs its
+    /// down.sql: may drop data).
+    Redo {
+        /// Tenant name.
+        #[arg(env = "TENANTED_TENANT")]
+        name: String,
+        /// Do not ask (required when not on a terminal).
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Create the tenants of a list that are missing, migrate the others.
+    Prepare {
+        /// Tenant names.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Write migrations.
+    Migration {
+        #[command(subcommand)]
+        command: authoring::MigrationCommand,
+    },
     /// Schema commands.
     Schema {
         #[command(subcommand)]
@@ -177,6 +199,11 @@ fn run(cli: &Cli) -> Result<u8, Failure> {
         Command::Migrate(args) => fleet::migrate(cli, args),
         Command::Status(args) => fleet::status(cli, args),
         Command::Rollback { name, steps, yes } => rollback(cli, name, *steps, *yes),
+        Command::Redo { name, yes } => authoring::redo(cli, name, *yes),
+        Command::Prepare { names } => authoring::prepare(cli, names),
+        Command::Migration {
+            command: authoring::MigrationCommand::New { name },
+        } => authoring::migration_new(&cli.migrations, name),
         Command::Schema {
             command: SchemaCommand::Dump,
         } => {
