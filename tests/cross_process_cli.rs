@@ -6,9 +6,9 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use common::{child, schema};
 use tenanted::{Error, RootConfig, TenantManager};
@@ -23,17 +23,6 @@ fn server_manager(root: &Path) -> TenantManager {
         .unwrap()
 }
 
-fn now_ns() -> u128 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos()
-}
-
-fn stop_file(root: &Path) -> PathBuf {
-    root.with_extension("stop")
-}
-
 /// Runs the `tenanted` CLI on `root` (from the repository, so it finds
 /// the example schema); returns when it did, after asserting success.
 fn tenanted(root: &Path, args: &[&str]) -> u128 {
@@ -44,7 +33,7 @@ fn tenanted(root: &Path, args: &[&str]) -> u128 {
         .args(args)
         .output()
         .unwrap();
-    let returned = now_ns();
+    let returned = child::now_ns();
     assert!(
         out.status.success(),
         "tenanted {args:?} failed:\n{}{}",
@@ -66,9 +55,9 @@ fn child_server() {
     let m = server_manager(&root);
     let mut n = 0;
     println!("READY");
-    while !stop_file(&root).exists() {
+    while !child::stop_file(&root).exists() {
         n += 1;
-        let started = now_ns();
+        let started = child::now_ns();
         let result = m.connection("acme").map(|conn| {
             conn.execute(
                 "INSERT INTO users (email, name) VALUES (?1, 'x')",
@@ -89,27 +78,15 @@ fn child_server() {
 }
 
 fn start_server(root: &Path, out: &Path) -> Child {
-    let file = std::fs::File::create(out).unwrap();
-    let err = file.try_clone().unwrap();
-    let server = child::command("child_server", root)
-        .stdout(file)
-        .stderr(err)
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !std::fs::read_to_string(out).is_ok_and(|s| s.contains("OK ")) {
-        assert!(Instant::now() < deadline, "the server never wrote");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let server = child::spawn_logged("child_server", root, out);
+    child::wait_for_word(out, "OK");
     server
 }
 
 /// Stops the server; its events as (kind, started_ns).
-fn stop_server(root: &Path, mut server: Child, out: &Path) -> Vec<(String, u128)> {
-    std::fs::write(stop_file(root), "").unwrap();
-    let status = server.wait().unwrap();
-    let output = std::fs::read_to_string(out).unwrap();
-    assert!(status.success(), "server failed:\n{output}");
+fn stop_server(root: &Path, server: Child, out: &Path) -> Vec<(String, u128)> {
+    std::fs::write(child::stop_file(root), "").unwrap();
+    let output = child::wait_logged(server, out);
     let bad: Vec<&str> = output.lines().filter(|l| l.contains("BAD ")).collect();
     assert!(bad.is_empty(), "undocumented errors in the server: {bad:?}");
     output

@@ -9,8 +9,8 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::path::Path;
+use std::time::{Duration, Instant};
 
 use common::child;
 use tenanted::{Error, Migration, Migrations, RootConfig, TenantManager};
@@ -34,24 +34,12 @@ fn manager(root: &Path, destroy_timeout: Duration) -> TenantManager {
         .unwrap()
 }
 
-fn now_ns() -> u128 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos()
-}
-
 fn create_incarnation(m: &TenantManager, incarnation: i64) {
     m.create_tenant_with("acme", |tx| {
         tx.execute("INSERT INTO incarnation (id) VALUES (?1)", [incarnation])
             .map(drop)
     })
     .unwrap();
-}
-
-/// The file a child stops at (beside the root, not in it).
-fn stop_file(root: &Path) -> PathBuf {
-    root.with_extension("stop")
 }
 
 fn integrity(path: &Path) -> String {
@@ -72,11 +60,11 @@ fn child_writer() {
         return;
     };
     let m = manager(&root, Duration::from_secs(10));
-    let stop = stop_file(&root);
+    let stop = child::stop_file(&root);
     let mut seq: i64 = 0;
     while !stop.exists() {
         seq += 1;
-        let started = now_ns();
+        let started = child::now_ns();
         match m.connection("acme") {
             Ok(mut conn) => match write_once(&mut conn, seq, started) {
                 Ok(incarnation) => println!("ACK {seq} {incarnation} {started}"),
@@ -131,7 +119,7 @@ fn acknowledged_writes_survive_twenty_destroys_and_recreates_by_another_process(
     let m = manager(&root, Duration::from_secs(10));
     create_incarnation(&m, 1);
     let out = dir.path().join("child.out");
-    let server = spawn_to_file("child_writer", &root, &out);
+    let server = child::spawn_logged("child_writer", &root, &out);
     // incarnation -> when its destroy returned
     let mut destroyed: BTreeMap<i64, u128> = BTreeMap::new();
     let mut destroy_times = Vec::new();
@@ -140,13 +128,13 @@ fn acknowledged_writes_survive_twenty_destroys_and_recreates_by_another_process(
         let started = Instant::now();
         m.destroy_tenant("acme").unwrap();
         destroy_times.push(started.elapsed());
-        destroyed.insert(incarnation, now_ns());
+        destroyed.insert(incarnation, child::now_ns());
         create_incarnation(&m, incarnation + 1);
     }
     // Long past the watch interval: the server sees the last incarnation.
     std::thread::sleep(WATCH * 10);
-    std::fs::write(stop_file(&root), "").unwrap();
-    let acks = parse_acks(&wait_for_exit(server, &out));
+    std::fs::write(child::stop_file(&root), "").unwrap();
+    let acks = parse_acks(&child::wait_logged(server, &out));
 
     let path = m.root().database_path("acme").unwrap();
     let conn = rusqlite::Connection::open(&path).unwrap();
@@ -213,40 +201,6 @@ fn child_long_transaction() {
     println!("WROTE-AGAIN");
 }
 
-/// Waits for `line` in the child's output file.
-fn wait_for_line(out: &Path, line: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    // The test harness prints its own words on the same line.
-    while !std::fs::read_to_string(out).is_ok_and(|s| s.split_whitespace().any(|w| w == line)) {
-        let output = std::fs::read_to_string(out).unwrap_or_default();
-        assert!(
-            Instant::now() < deadline,
-            "the child never printed {line}:\n{output}"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// Starts child `test` with its output going to the file `out`: a pipe
-/// nobody reads until the end would block a chatty child mid-write.
-fn spawn_to_file(test: &str, root: &Path, out: &Path) -> std::process::Child {
-    let file = std::fs::File::create(out).unwrap();
-    let err = file.try_clone().unwrap();
-    child::command(test, root)
-        .stdout(file)
-        .stderr(err)
-        .spawn()
-        .unwrap()
-}
-
-/// Waits for a child started by [`spawn_to_file`]; its output.
-fn wait_for_exit(mut child: std::process::Child, out: &Path) -> String {
-    let status = child.wait().unwrap();
-    let output = std::fs::read_to_string(out).unwrap();
-    assert!(status.success(), "child failed ({status}):\n{output}");
-    output
-}
-
 #[test]
 fn a_long_transaction_in_another_process_makes_destroy_busy_and_leaves_the_tenant_intact() {
     let dir = tempfile::tempdir().unwrap();
@@ -254,8 +208,8 @@ fn a_long_transaction_in_another_process_makes_destroy_busy_and_leaves_the_tenan
     let m = manager(&root, Duration::from_millis(800));
     create_incarnation(&m, 1);
     let out = dir.path().join("child.out");
-    let server = spawn_to_file("child_long_transaction", &root, &out);
-    wait_for_line(&out, "READY");
+    let server = child::spawn_logged("child_long_transaction", &root, &out);
+    child::wait_for_word(&out, "READY");
 
     let err = m.destroy_tenant("acme").unwrap_err();
     match &err {
@@ -271,7 +225,7 @@ fn a_long_transaction_in_another_process_makes_destroy_busy_and_leaves_the_tenan
         "the tenant was not left intact"
     );
 
-    let log = wait_for_exit(server, &out);
+    let log = child::wait_logged(server, &out);
     assert!(log.contains("WROTE-AGAIN"), "{log}");
     let conn = m.connection("acme").unwrap();
     let rows: i64 = conn
@@ -298,7 +252,7 @@ fn child_idle_pool() {
         .execute("INSERT INTO log VALUES (1, 1, 0)", [])
         .unwrap();
     println!("READY");
-    while !stop_file(&root).exists() {
+    while !child::stop_file(&root).exists() {
         std::thread::sleep(Duration::from_millis(5));
     }
     match m.connection("acme") {
@@ -315,15 +269,15 @@ fn an_idle_pool_in_another_process_lets_go_and_destroy_succeeds() {
     let m = manager(&root, Duration::from_secs(20));
     create_incarnation(&m, 1);
     let out = dir.path().join("child.out");
-    let server = spawn_to_file("child_idle_pool", &root, &out);
-    wait_for_line(&out, "READY");
+    let server = child::spawn_logged("child_idle_pool", &root, &out);
+    child::wait_for_word(&out, "READY");
 
     let started = Instant::now();
     m.destroy_tenant("acme").unwrap();
     let took = started.elapsed();
     assert!(!m.tenant_exists("acme").unwrap());
-    std::fs::write(stop_file(&root), "").unwrap();
-    let log = wait_for_exit(server, &out);
+    std::fs::write(child::stop_file(&root), "").unwrap();
+    let log = child::wait_logged(server, &out);
     assert!(log.split_whitespace().any(|w| w == "GONE"), "{log}");
     println!(
         "destroy with an idle pool in another process took {took:?} (watch interval {WATCH:?})"

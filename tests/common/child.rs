@@ -78,3 +78,56 @@ pub fn wait(child: Child) -> String {
 pub fn run(command: &mut Command) -> String {
     wait(spawn(command))
 }
+
+/// Starts child `test` on `root` with its output (both streams) going to
+/// the file `out`: a long-running, chatty child must not block on a pipe
+/// nobody reads until the end.
+pub fn spawn_logged(test: &str, root: &Path, out: &Path) -> Child {
+    let file = std::fs::File::create(out).expect("the child's output file");
+    let err = file.try_clone().expect("a second handle on it");
+    command(test, root)
+        .stdout(file)
+        .stderr(err)
+        .spawn()
+        .expect("the child process starts")
+}
+
+/// Waits until the child writing `out` has printed `word` (the test
+/// harness may print its own words on the same line); panics with the
+/// output after a minute.
+pub fn wait_for_word(out: &Path, word: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let output = std::fs::read_to_string(out).unwrap_or_default();
+        if output.split_whitespace().any(|w| w == word) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the child never printed {word}:\n{output}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// Waits for a child started by [`spawn_logged`]; panics with its output
+/// unless it succeeded, and returns that output.
+pub fn wait_logged(mut child: Child, out: &Path) -> String {
+    let status = child.wait().expect("the child process ends");
+    let output = std::fs::read_to_string(out).unwrap_or_default();
+    assert!(status.success(), "child failed ({status}):\n{output}");
+    output
+}
+
+/// The file a long-running child stops at: beside its root, not in it.
+pub fn stop_file(root: &Path) -> PathBuf {
+    root.with_extension("stop")
+}
+
+/// Wall-clock nanoseconds, to order events across processes.
+pub fn now_ns() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("the clock is after 1970")
+        .as_nanos()
+}
