@@ -45,6 +45,8 @@ mod name;
 mod paths;
 mod pool;
 mod storage;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use builder::TenantManagerBuilder;
 pub use context::current_tenant;
