@@ -704,10 +704,20 @@ fn migrate_dry_run_shows_what_would_run_and_touches_nothing() {
             .and(predicate::str::contains("2/2 tenant(s) would change")),
         );
     tenanted(dir.path())
-        .args(["migrate", "--dry-run", "--to", "1", "--tenant", "acme", "--json"])
+        .args([
+            "migrate",
+            "--dry-run",
+            "--to",
+            "1",
+            "--tenant",
+            "acme",
+            "--json",
+        ])
         .assert()
         .success()
-        .stdout(predicate::str::contains(r#""migrations":["0002_create_items"]"#));
+        .stdout(predicate::str::contains(
+            r#""migrations":["0002_create_items"]"#,
+        ));
     tenanted(dir.path())
         .args(["status", "--check"])
         .assert()
