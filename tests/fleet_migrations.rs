@@ -149,7 +149,7 @@ fn a_sabotaged_tenant_fails_alone_and_keeps_its_version_and_data() {
     assert_eq!(failures[0].tenant, "beta");
     let err = failures[0].error.as_ref().unwrap();
     let msg = err.to_string();
-    assert!(matches!(err, Error::Migration { .. }), "{msg}");
+    assert!(matches!(**err, Error::Migration { .. }), "{msg}");
     assert!(
         msg.contains("beta")
             && msg.contains("0003_create_changes")
@@ -263,7 +263,7 @@ fn only_migrates_the_canary_subset() {
         (1, 4, 1)
     );
     assert!(matches!(
-        report.tenants[1].error,
+        report.tenants[1].error.as_deref(),
         Some(Error::TenantDoesNotExist { .. })
     ));
     assert!(matches!(

@@ -1,5 +1,6 @@
 //! The fleet engine: migrating and inspecting every tenant, in parallel.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
@@ -50,7 +51,7 @@ where
 fn collect_tenants(
     root: &RootConfig,
     only: Option<&[String]>,
-) -> Result<(Vec<TenantName>, Vec<Error>), Error> {
+) -> Result<(Vec<TenantName>, Vec<Arc<Error>>), Error> {
     let mut errors = Vec::new();
     let mut tenants = match only {
         Some(names) => names
@@ -59,7 +60,7 @@ fn collect_tenants(
             .collect::<Result<Vec<_>, _>>()?,
         None => root
             .tenants()?
-            .filter_map(|t| t.map_err(|e| errors.push(e)).ok())
+            .filter_map(|t| t.map_err(|e| errors.push(Arc::new(e))).ok())
             .collect(),
     };
     if only.is_none() {
@@ -198,7 +199,8 @@ pub(crate) fn migration_status(
     let statuses = parallel_map(&tenants, jobs, &|| false, |tenant| {
         let version = root
             .path_of(tenant.as_str())
-            .and_then(|path| peek_version(tenant, &path));
+            .and_then(|path| peek_version(tenant, &path))
+            .map_err(Arc::new);
         let pending = match &version {
             Ok(v) if *v < latest => migrations.names_between(*v, latest),
             _ => Vec::new(),

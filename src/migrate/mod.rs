@@ -7,6 +7,8 @@ mod migrations;
 mod options;
 mod report;
 mod schema_gate;
+#[cfg(feature = "serde")]
+mod serde_impls;
 mod template_schema;
 mod tenant;
 mod version;

@@ -155,6 +155,7 @@ impl fmt::Debug for MigrateOptions {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Progress {
     /// Tenants finished so far, this one included.
     pub done: usize,

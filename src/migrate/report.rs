@@ -3,6 +3,7 @@
 //! [`TenantStatus`] per tenant), with the text the CLI prints.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::tenant::MigrationOutcome;
@@ -24,7 +25,8 @@ use crate::name::TenantName;
 /// assert!(line.succeeded() && !line.changed());
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Debug)]
+#[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct TenantReport {
     /// The tenant.
     pub tenant: TenantName,
@@ -36,8 +38,8 @@ pub struct TenantReport {
     pub applied: Vec<String>,
     /// Time spent on it.
     pub duration: Duration,
-    /// Why it failed; `None` on success.
-    pub error: Option<Error>,
+    /// Why it failed; `None` on success. Shared, so a report can be cloned.
+    pub error: Option<Arc<Error>>,
 }
 
 impl TenantReport {
@@ -69,7 +71,7 @@ impl TenantReport {
                     to: version,
                     applied: Vec::new(),
                     duration: started.elapsed(),
-                    error: Some(e),
+                    error: Some(Arc::new(e)),
                 }
             }
         }
@@ -102,7 +104,8 @@ impl TenantReport {
 /// assert!(report.to_string().starts_with("1/1 tenants migrated to version 1"));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Debug)]
+#[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct MigrationReport {
     /// The version every tenant was asked to reach.
     pub target_version: usize,
@@ -115,7 +118,7 @@ pub struct MigrationReport {
     /// stopped the run before every tenant was started.
     pub cancelled: bool,
     /// Directories that could not be listed.
-    pub listing_errors: Vec<Error>,
+    pub listing_errors: Vec<Arc<Error>>,
     /// Wall-clock time of the whole run.
     pub duration: Duration,
 }
@@ -273,12 +276,13 @@ impl fmt::Display for MigrationReport {
 /// assert!(status.tenants[0].pending.is_empty());
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Debug)]
+#[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct TenantStatus {
     /// The tenant.
     pub tenant: TenantName,
     /// Its schema version, or why it could not be read.
-    pub version: Result<usize, Error>,
+    pub version: Result<usize, Arc<Error>>,
     /// Migrations not yet applied to it.
     pub pending: Vec<String>,
 }
@@ -311,14 +315,15 @@ impl TenantStatus {
 /// assert!(status.to_string().ends_with("Overall: 1/1 tenants current, 0 migration(s) pending"));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Debug)]
+#[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct StatusReport {
     /// The version the migrations reach.
     pub latest_version: usize,
     /// One entry per tenant, sorted by name.
     pub tenants: Vec<TenantStatus>,
     /// Directories that could not be listed.
-    pub listing_errors: Vec<Error>,
+    pub listing_errors: Vec<Arc<Error>>,
 }
 
 impl StatusReport {

@@ -1,0 +1,165 @@
+//! `Serialize` for the report types (the `serde` feature), in the format
+//! the CLI's `--json` documents: errors as their messages, durations in
+//! milliseconds, states and totals spelled out.
+
+use serde::{Serialize, Serializer};
+
+use super::report::{MigrationReport, StatusReport, TenantReport, TenantStatus};
+use crate::error::Error;
+use crate::name::TenantName;
+
+impl Serialize for TenantName {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+fn message(e: &Error) -> String {
+    e.to_string()
+}
+
+#[derive(Serialize)]
+struct TenantReportJson<'a> {
+    tenant: &'a TenantName,
+    from: Option<usize>,
+    to: Option<usize>,
+    applied: &'a [String],
+    duration_ms: f64,
+    error: Option<String>,
+}
+
+impl Serialize for TenantReport {
+    /// `{"tenant", "from", "to", "applied", "duration_ms", "error"}`.
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        TenantReportJson {
+            tenant: &self.tenant,
+            from: self.from,
+            to: self.to,
+            applied: &self.applied,
+            duration_ms: self.duration.as_secs_f64() * 1000.0,
+            error: self.error.as_deref().map(message),
+        }
+        .serialize(s)
+    }
+}
+
+#[derive(Serialize)]
+struct MigrationTotals {
+    tenants: usize,
+    succeeded: usize,
+    migrated: usize,
+    up_to_date: usize,
+    failed: usize,
+    skipped: usize,
+}
+
+#[derive(Serialize)]
+struct MigrationReportJson<'a> {
+    target_version: usize,
+    tenants: &'a [TenantReport],
+    skipped: &'a [TenantName],
+    cancelled: bool,
+    listing_errors: Vec<String>,
+    totals: MigrationTotals,
+}
+
+impl Serialize for MigrationReport {
+    /// The `migrate --json` format documented in the README.
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        MigrationReportJson {
+            target_version: self.target_version,
+            tenants: &self.tenants,
+            skipped: &self.skipped,
+            cancelled: self.cancelled,
+            listing_errors: self.listing_errors.iter().map(|e| message(e)).collect(),
+            totals: MigrationTotals {
+                tenants: self.tenants.len(),
+                succeeded: self.succeeded(),
+                migrated: self.migrated(),
+                up_to_date: self.up_to_date(),
+                failed: self.failed(),
+                skipped: self.skipped.len(),
+            },
+        }
+        .serialize(s)
+    }
+}
+
+#[derive(Serialize)]
+struct TenantStatusJson<'a> {
+    tenant: &'a TenantName,
+    version: Option<usize>,
+    pending: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    state: Option<&'static str>,
+    error: Option<String>,
+}
+
+impl<'a> TenantStatusJson<'a> {
+    fn new(t: &'a TenantStatus, latest: Option<usize>) -> Self {
+        let state = latest.map(|latest| match &t.version {
+            Err(_) => "unreadable",
+            Ok(v) if *v > latest => "ahead",
+            Ok(_) if t.pending.is_empty() => "current",
+            Ok(_) => "pending",
+        });
+        TenantStatusJson {
+            tenant: &t.tenant,
+            version: t.version.as_ref().ok().copied(),
+            pending: &t.pending,
+            state,
+            error: t.version.as_ref().err().map(|e| message(e)),
+        }
+    }
+}
+
+impl Serialize for TenantStatus {
+    /// `{"tenant", "version", "pending", "error"}` (the `state` needs the
+    /// latest version: [`StatusReport`] adds it).
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        TenantStatusJson::new(self, None).serialize(s)
+    }
+}
+
+#[derive(Serialize)]
+struct StatusTotals {
+    tenants: usize,
+    current: usize,
+    pending_tenants: usize,
+    pending_migrations: usize,
+    ahead: usize,
+    unreadable: usize,
+    listing_errors: usize,
+}
+
+#[derive(Serialize)]
+struct StatusReportJson<'a> {
+    latest_version: usize,
+    tenants: Vec<TenantStatusJson<'a>>,
+    listing_errors: Vec<String>,
+    totals: StatusTotals,
+}
+
+impl Serialize for StatusReport {
+    /// The `status --json` format documented in the README.
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let latest = self.latest_version;
+        StatusReportJson {
+            latest_version: latest,
+            tenants: (self.tenants.iter())
+                .map(|t| TenantStatusJson::new(t, Some(latest)))
+                .collect(),
+            listing_errors: self.listing_errors.iter().map(|e| message(e)).collect(),
+            totals: StatusTotals {
+                tenants: self.tenants.len(),
+                current: self.current(),
+                pending_tenants: self.behind(),
+                pending_migrations: self.pending_migrations(),
+                ahead: self.ahead(),
+                unreadable: self.unreadable(),
+                listing_errors: self.listing_errors.len(),
+            },
+        }
+        .serialize(s)
+    }
+}
