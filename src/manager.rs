@@ -234,7 +234,7 @@ impl TenantManager {
         let _entered = span.enter();
         let template =
             migrate::ensure_template(self.inner.root.root_dir(), &self.inner.migrations)?;
-        storage::create(&tenant, &path, &template, seed, self.inner.root.root_dir())?;
+        storage::create(&tenant, &path, template, seed, self.inner.root.root_dir())?;
         tracing::info!(tenant = %tenant, path = %path.display(), "created tenant");
         Ok(())
     }

@@ -154,3 +154,53 @@ fn committed_schema_sql_is_up_to_date() {
         schema_of(&m.root().database_path("acme").unwrap())
     );
 }
+
+/// A child: a "version" of the code running `TENANTED_TEST_MIGRATIONS` of
+/// the three migrations, creating 150 tenants of its own.
+#[test]
+#[ignore = "child process of two_versions_creating_at_once_never_fail"]
+fn child_version() {
+    let Some(root) = common::child::root() else {
+        return;
+    };
+    let count: usize = std::env::var("TENANTED_TEST_MIGRATIONS")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let migrations = Migrations::new(three_migrations()[..count].to_vec());
+    let m = TenantManager::builder(RootConfig::new(&root), migrations)
+        .build()
+        .unwrap();
+    for i in 0..150 {
+        m.create_tenant(&format!("v{count}-{i}")).unwrap();
+    }
+    println!("CREATED");
+}
+
+#[test]
+fn two_versions_creating_at_once_never_fail() {
+    let dir = tempfile::tempdir().unwrap();
+    // Each version's template build removes the other's template: a create
+    // must still never fail.
+    let children: Vec<_> = [2, 3]
+        .iter()
+        .map(|count| {
+            let mut command = common::child::command("child_version", dir.path());
+            command.env("TENANTED_TEST_MIGRATIONS", count.to_string());
+            common::child::spawn(&mut command)
+        })
+        .collect();
+    for child in children {
+        assert!(common::child::wait(child).contains("CREATED"));
+    }
+    let m = TenantManager::builder(
+        RootConfig::new(dir.path()),
+        Migrations::new(three_migrations()),
+    )
+    .build()
+    .unwrap();
+    assert_eq!(sorted_tenants(&m).len(), 300);
+    for (name, version) in [("v2-149", 2), ("v3-149", 3)] {
+        assert_eq!(schema_of(&m.root().database_path(name).unwrap()).1, version);
+    }
+}

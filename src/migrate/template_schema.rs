@@ -2,7 +2,7 @@
 //! this layer brings it to the latest version once, so that creating a
 //! tenant copies a file instead of running every migration.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use rusqlite::Connection;
 
@@ -12,7 +12,7 @@ use crate::storage;
 
 /// The template database for `migrations` under `root`, built first if
 /// needed (see `storage::ensure_template`).
-pub(crate) fn ensure_template(root: &Path, migrations: &Migrations) -> Result<PathBuf> {
+pub(crate) fn ensure_template(root: &Path, migrations: &Migrations) -> Result<storage::Template> {
     storage::ensure_template(root, migrations.fingerprint(), |conn, path| {
         migrate_template(migrations, conn, path)
     })

@@ -17,6 +17,7 @@ use super::files::{remove_empty_parents, remove_with_sidecars, sync_dir};
 use super::lock::FileLock;
 use super::open::{EXISTING, open_error};
 use super::siblings::{lock_path, scratch_path};
+use super::template_database::Template;
 use crate::error::{BoxError, Error, Result};
 use crate::name::TenantName;
 
@@ -29,7 +30,7 @@ pub(crate) type Seed<'a> = &'a mut dyn FnMut(&rusqlite::Transaction<'_>) -> Resu
 pub(crate) fn create(
     tenant: &TenantName,
     path: &Path,
-    template: &Path,
+    template: Template,
     seed: Option<Seed<'_>>,
     root: &Path,
 ) -> Result<()> {
@@ -48,7 +49,7 @@ pub(crate) fn create(
 fn create_locked(
     tenant: &TenantName,
     path: &Path,
-    template: &Path,
+    template: Template,
     seed: Option<Seed<'_>>,
 ) -> Result<()> {
     if path.exists() {
@@ -72,11 +73,10 @@ fn build(
     tenant: &TenantName,
     path: &Path,
     scratch: &Path,
-    template: &Path,
+    template: Template,
     seed: Option<Seed<'_>>,
 ) -> Result<()> {
-    fs::copy(template, scratch)
-        .map_err(|e| Error::io(Some(tenant), scratch, "copying the template database", e))?;
+    copy_template(tenant, scratch, template)?;
     // Without a seed the copy is the tenant: no need to open it. (Its
     // version is the template's, and every open checks it anyway.)
     if let Some(seed) = seed {
@@ -90,6 +90,23 @@ fn build(
     File::open(scratch)
         .and_then(|f| f.sync_all())
         .map_err(|e| Error::io(Some(tenant), scratch, "syncing the new database", e))
+}
+
+/// Copies the open template into a new scratch file. Reading the open
+/// file, not its path, a copy never fails because another version of the
+/// code removed the template meanwhile.
+fn copy_template(tenant: &TenantName, scratch: &Path, mut template: Template) -> Result<()> {
+    let mut copy = File::create_new(scratch)
+        .map_err(|e| Error::io(Some(tenant), scratch, "creating the new database", e))?;
+    io::copy(&mut template.file, &mut copy).map_err(|e| {
+        Error::io(
+            Some(tenant),
+            &template.path,
+            "copying the template database",
+            e,
+        )
+    })?;
+    Ok(())
 }
 
 fn run_seed(tenant: &TenantName, path: &Path, conn: &Connection, seed: Seed<'_>) -> Result<()> {

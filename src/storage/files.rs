@@ -60,7 +60,7 @@ pub(super) fn sync_dir(path: &Path) {
 pub(super) fn build_by_rename(
     path: &Path,
     init: impl FnOnce(&mut Connection) -> Result<()>,
-) -> Result<()> {
+) -> Result<File> {
     let scratch = scratch_path(path);
     let result = build_and_rename(&scratch, path, init);
     if result.is_err() {
@@ -73,7 +73,7 @@ fn build_and_rename(
     scratch: &Path,
     path: &Path,
     init: impl FnOnce(&mut Connection) -> Result<()>,
-) -> Result<()> {
+) -> Result<File> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
@@ -82,10 +82,12 @@ fn build_and_rename(
     init(&mut conn)?;
     conn.close()
         .map_err(|(_, e)| Error::sqlite(None, scratch, "closing the template database", e))?;
-    File::open(scratch)
-        .and_then(|f| f.sync_all())
-        .and_then(|()| fs::rename(scratch, path))
+    // Opened before the rename: the caller reads what it built even if
+    // another process removes the path right after.
+    let built = File::open(scratch)
+        .and_then(|f| f.sync_all().map(|()| f))
+        .and_then(|f| fs::rename(scratch, path).map(|()| f))
         .map_err(|e| Error::io(None, path, "publishing the template database", e))?;
     sync_dir(path);
-    Ok(())
+    Ok(built)
 }

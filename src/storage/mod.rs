@@ -24,4 +24,4 @@ pub(crate) use file_id::FileId;
 pub(crate) use lock::lock_tenant;
 pub(crate) use open::{EXISTING, missing_error, open_existing, open_for_reading, sqlite_error};
 pub(crate) use pinned::{PinError, open_pinned};
-pub(crate) use template_database::ensure_template;
+pub(crate) use template_database::{Template, ensure_template};

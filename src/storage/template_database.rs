@@ -7,7 +7,8 @@
 //! `tenants()` never lists it: hidden names are not tenant names. This
 //! layer builds and caches the file; the caller supplies the schema.
 
-use std::fs;
+use std::fs::{self, File};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use rusqlite::Connection;
@@ -28,42 +29,74 @@ fn template_path(root: &Path, key: u64) -> PathBuf {
         .join(format!("{key:016x}.sqlite3"))
 }
 
-/// Returns the template database keyed `key` under `root`, building it
-/// first if needed: a new WAL database that `migrate` brings to the latest
-/// schema. Several threads or processes may call this at once: one builds,
-/// the others wait for it and reuse its file.
+/// A template database, open: whatever removes its path meanwhile (a
+/// process running other migrations builds its own and removes the rest),
+/// the copy reads this file.
+#[derive(Debug)]
+pub(crate) struct Template {
+    pub(super) file: File,
+    pub(super) path: PathBuf,
+}
+
+/// Returns the template database keyed `key` under `root`, open, building
+/// it first if needed: a new WAL database that `migrate` brings to the
+/// latest schema. Several threads or processes may call this at once: one
+/// builds, the others wait for it and reuse its file.
 pub(crate) fn ensure_template(
     root: &Path,
     key: u64,
-    migrate: impl FnOnce(&mut Connection, &Path) -> Result<()>,
-) -> Result<PathBuf> {
+    migrate: impl Fn(&mut Connection, &Path) -> Result<()>,
+) -> Result<Template> {
     let path = template_path(root, key);
-    if path.is_file() {
-        return Ok(path);
+    if let Some(template) = open_template(&path)? {
+        return Ok(template);
     }
     let lock_file = lock_path(&path);
     let _lock = FileLock::acquire(&lock_file, true)
         .map_err(|e| Error::io(None, &lock_file, "locking the template database", e))?;
-    if path.is_file() {
-        return Ok(path);
+    match open_template(&path)? {
+        Some(template) => Ok(template),
+        None => build_template(&path, &migrate),
     }
-    // We hold the template lock: any scratch file beside it is a crashed build's.
-    remove_debris(None, &path)?;
-    let span = tracing::info_span!("build_template", path = %path.display());
-    let _entered = span.enter();
-    build_by_rename(&path, |conn| {
-        // WAL is a persistent property of the file: every copy starts in it.
-        conn.pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(()))
-            .map_err(|e| Error::sqlite(None, &path, "enabling WAL in the template", e))?;
-        migrate(conn, &path)
-    })?;
-    remove_stale_templates(&path);
-    tracing::info!(path = %path.display(), "built template database");
-    Ok(path)
 }
 
-/// Removes templates of other migration sets. A process still copying one
-/// keeps its open file; a process still using another set rebuilds its own.
+fn open_template(path: &Path) -> Result<Option<Template>> {
+    match File::open(path) {
+        Ok(file) => Ok(Some(Template {
+            file,
+            path: path.to_path_buf(),
+        })),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(None, path, "opening the template database", e)),
+    }
+}
+
+/// Builds the template at `path`; the caller holds its lock.
+fn build_template(
+    path: &Path,
+    migrate: &impl Fn(&mut Connection, &Path) -> Result<()>,
+) -> Result<Template> {
+    // We hold the template lock: any scratch file beside it is a crashed build's.
+    remove_debris(None, path)?;
+    let span = tracing::info_span!("build_template", path = %path.display());
+    let _entered = span.enter();
+    let file = build_by_rename(path, |conn| {
+        // WAL is a persistent property of the file: every copy starts in it.
+        conn.pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(()))
+            .map_err(|e| Error::sqlite(None, path, "enabling WAL in the template", e))?;
+        migrate(conn, path)
+    })?;
+    remove_stale_templates(path);
+    tracing::info!(path = %path.display(), "built template database");
+    Ok(Template {
+        file,
+        path: path.to_path_buf(),
+    })
+}
+
+/// Removes templates of other migration sets. A process copying one reads
+/// its open file, unharmed; a process still using another set (an old
+/// version during a deploy) rebuilds its own on its next create.
 fn remove_stale_templates(current: &Path) {
     let Some(dir) = current.parent() else { return };
     let Ok(entries) = fs::read_dir(dir) else {
