@@ -9,11 +9,12 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::files::{remove_empty_parents, remove_quietly};
+use super::files::{remove_dir_quietly, remove_empty_parents, remove_quietly};
 use super::holders::{Holder, other_holder};
 use super::lock::FileLock;
 use super::siblings::{
-    debris_owner, fence_path, is_scratch_or_tombstone, is_sidecar, lock_path, sidecar_path,
+    debris_owner, fence_path, is_scratch_or_tombstone, is_sidecar, litestream_dir, lock_path,
+    sidecar_path,
 };
 use crate::error::{Error, OtherProcess, Result};
 use crate::name::TenantName;
@@ -43,7 +44,11 @@ pub(super) fn remove_debris(tenant: Option<&TenantName>, path: &Path) -> Result<
         let name = entry.file_name();
         let name = name.to_string_lossy();
         let orphan_sidecar = !db_exists && is_sidecar(&name, &file_name);
-        if orphan_sidecar || is_scratch_or_tombstone(&name, &file_name) {
+        if !db_exists && entry.path() == litestream_dir(path) {
+            tracing::info!(dir = %entry.path().display(), "removing Litestream state of a destroyed database");
+            remove_dir_quietly(&entry.path());
+            removed += 1;
+        } else if orphan_sidecar || is_scratch_or_tombstone(&name, &file_name) {
             tracing::info!(file = %entry.path().display(), "removing debris of a crashed operation");
             remove_quietly(&entry.path());
             removed += 1;

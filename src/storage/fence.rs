@@ -17,10 +17,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::files::{remove_quietly, remove_with_sidecars, sync_dir};
+use super::files::{remove_dir_quietly, remove_quietly, remove_with_sidecars, sync_dir};
 use super::holders::{Holder, other_holder};
 use super::open_gate::barrier;
-use super::siblings::{fence_path, sidecar_path};
+use super::siblings::{fence_path, litestream_dir, sidecar_path};
 use crate::error::{Error, OtherProcess, Result};
 use crate::name::TenantName;
 
@@ -102,6 +102,10 @@ impl<'a> Fence<'a> {
         // carry the tenant's own name.
         remove_with_sidecars(self.path);
         remove_quietly(&self.fenced);
+        // Litestream's state for this database: it dropped the database
+        // when the file went away (it held it open until then, so the wait
+        // above covered it).
+        remove_dir_quietly(&litestream_dir(self.path));
         sync_dir(self.path);
     }
 

@@ -34,6 +34,16 @@ pub(super) fn remove_quietly(path: &Path) {
 
 /// Removes the directories above `path` that are now empty, up to (not
 /// including) the first one that is not.
+/// Removes the directory `path` and everything in it (symlinks inside are
+/// removed, never followed); a missing one is fine.
+pub(super) fn remove_dir_quietly(path: &Path) {
+    if let Err(e) = fs::remove_dir_all(path)
+        && e.kind() != io::ErrorKind::NotFound
+    {
+        tracing::warn!(dir = %path.display(), error = %e, "could not remove directory");
+    }
+}
+
 pub(super) fn remove_empty_parents(path: &Path, root: &Path) {
     let mut dir = path.parent();
     // Never the root itself, nor anything above or beside it.

@@ -8,7 +8,10 @@
 //!   in progress (older releases);
 //! - `.main.sqlite3.destroying`: the fenced database of a destroy waiting
 //!   for other processes to let go (see `fence.rs`);
-//! - `main.sqlite3-wal`, `-shm`, `-journal`: SQLite's own sidecars.
+//! - `main.sqlite3-wal`, `-shm`, `-journal`: SQLite's own sidecars;
+//! - `.main.sqlite3-litestream/`: Litestream's replication state for the
+//!   database, when Litestream replicates the root; it goes with the
+//!   tenant.
 //!
 //! Hidden names can never be tenants' (a tenant name starts with a letter
 //! or digit, and a path template may not start a component with `.`), so
@@ -27,6 +30,7 @@ const TOMBSTONE: &str = ".deleted-";
 /// Ends a lock file: `.NAME.lock`.
 const LOCK: &str = ".lock";
 const FENCE: &str = ".destroying";
+const LITESTREAM: &str = "-litestream";
 
 /// The tenant's lock file: hidden, beside the database.
 pub(super) fn lock_path(db: &Path) -> PathBuf {
@@ -51,6 +55,11 @@ pub(super) fn fence_path(db: &Path) -> PathBuf {
     hidden_sibling(db, FENCE)
 }
 
+/// The directory Litestream keeps beside a database it replicates.
+pub(super) fn litestream_dir(db: &Path) -> PathBuf {
+    hidden_sibling(db, LITESTREAM)
+}
+
 /// SQLite's sidecar `suffix` (`-wal`, `-shm`, `-journal`) of `db`: named
 /// after the database's path, whatever the database file is called now.
 pub(super) fn sidecar_path(db: &Path, suffix: &str) -> PathBuf {
@@ -62,7 +71,11 @@ pub(super) fn sidecar_path(db: &Path, suffix: &str) -> PathBuf {
 fn unique_sibling(db: &Path, marker: &str) -> PathBuf {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    hidden_sibling(db, &format!("{marker}{}-{n}", std::process::id()))
+    numbered_sibling(db, marker, std::process::id(), n)
+}
+
+fn numbered_sibling(db: &Path, marker: &str, pid: u32, n: u64) -> PathBuf {
+    hidden_sibling(db, &format!("{marker}{pid}-{n}"))
 }
 
 fn hidden_sibling(db: &Path, suffix: &str) -> PathBuf {
@@ -100,7 +113,8 @@ pub(super) fn debris_owner(file_name: &str) -> Option<&str> {
         }
         return hidden
             .strip_suffix(LOCK)
-            .or_else(|| hidden.strip_suffix(FENCE));
+            .or_else(|| hidden.strip_suffix(FENCE))
+            .or_else(|| hidden.strip_suffix(LITESTREAM));
     }
     SQLITE_SIDECARS
         .iter()
@@ -138,6 +152,36 @@ mod tests {
         assert!(!is_sidecar("main.sqlite3", "main.sqlite3"));
         assert_eq!(debris_owner("main.sqlite3-shm"), Some("main.sqlite3"));
         assert_eq!(debris_owner("main.sqlite3"), None);
+        assert_eq!(
+            litestream_dir(db),
+            Path::new("/r/00/acme/.main.sqlite3-litestream")
+        );
+        assert_eq!(
+            debris_owner(".main.sqlite3-litestream"),
+            Some("main.sqlite3")
+        );
         assert_eq!(debris_owner("notes.txt"), None);
+    }
+
+    /// `RootConfig::validate` counts on no file beside a database having a
+    /// name more than `LONGEST_SIBLING_EXTRA` bytes longer than its own.
+    #[test]
+    fn no_sibling_is_longer_than_the_template_check_allows() {
+        let db = Path::new("/r/main.sqlite3");
+        let longest_numbered = |marker| numbered_sibling(db, marker, u32::MAX, u64::MAX);
+        let mut names = vec![
+            lock_path(db),
+            fence_path(db),
+            longest_numbered(TOMBSTONE),
+        ];
+        for file in [db.to_path_buf(), longest_numbered(SCRATCH)] {
+            // SQLite's sidecars of the database and of a scratch file
+            // (seeded and template builds open it).
+            names.extend(SQLITE_SIDECARS.iter().map(|s| sidecar_path(&file, s)));
+            names.push(file);
+        }
+        let extra = |p: &PathBuf| p.file_name().unwrap().len() - "main.sqlite3".len();
+        let longest = names.iter().map(extra).max().unwrap();
+        assert_eq!(longest, crate::paths::LONGEST_SIBLING_EXTRA);
     }
 }
