@@ -164,6 +164,12 @@ fn cli_rollback_beside_a_serving_process_gives_pending_migration_error() {
             assert_eq!(kind, "PENDING", "a request after the refusal got {kind}");
         }
     }
+    let path = RootConfig::new(&root).database_path("acme").unwrap();
+    let check: String = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
     println!(
         "the server refused the rolled-back tenant {:?} after the CLI returned (watch interval {WATCH:?})",
         Duration::from_nanos(first_pending.saturating_sub(returned) as u64)
