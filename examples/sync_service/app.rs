@@ -141,6 +141,15 @@ fn error_response(e: &Error) -> (u16, Value) {
     (status, json!({ "error": message }))
 }
 
+/// A 500 whose details (SQLite's message) go to the log, not the client.
+fn internal_error(tenant: &str, e: rusqlite::Error) -> (u16, Value) {
+    eprintln!("tenant {tenant}: query failed: {e}");
+    (
+        500,
+        json!({ "error": "internal error; the server log has the details" }),
+    )
+}
+
 /// The endpoints, run inside `with_tenant`.
 fn endpoint(
     manager: &TenantManager,
@@ -150,13 +159,7 @@ fn endpoint(
 ) -> Result<(u16, Value), Error> {
     let conn = manager.current_connection()?;
     let tenant = conn.tenant().to_string();
-    let sql_error = |e: rusqlite::Error| {
-        eprintln!("tenant {tenant}: query failed: {e}");
-        (
-            500,
-            json!({ "error": "internal error; the server log has the details" }),
-        )
-    };
+    let sql_error = |e| internal_error(&tenant, e);
     let reply = match (method, path) {
         ("GET", "/items") => {
             let items = (|| {

@@ -199,42 +199,44 @@ fn dry_run(
         if !only.is_empty() && !only.contains(&t.tenant) {
             continue;
         }
-        let (would, from) = match &t.version {
-            Ok(v) if *v < target => ("apply", Some(*v)),
-            Ok(v) if *v > target => ("undo", Some(*v)),
-            Ok(v) => ("none", Some(*v)),
-            Err(_) => ("unreadable", None),
-        };
-        let steps: Vec<&str> = match from {
-            Some(v) if v < target => names[v..target].to_vec(),
-            Some(v) if v > target => names
-                .get(target..v)
-                .map_or(vec![], |s| s.iter().rev().copied().collect()),
-            _ => Vec::new(),
-        };
+        let from = t.version.as_ref().ok().copied();
+        let (would, steps) = planned(from, target, &names);
         if !json && would != "none" {
             let from = from.map_or("?".to_owned(), |v| v.to_string());
-            println!(
-                "{}: {from} → {target}: would {would} {}",
-                t.tenant,
-                steps.join(", ")
-            );
+            let steps = steps.join(", ");
+            println!("{}: {from} → {target}: would {would} {steps}", t.tenant);
         }
         plan.push(json!({ "tenant": t.tenant.as_str(), "from": from, "to": target, "would": would, "migrations": steps }));
     }
     if json {
-        println!(
-            "{}",
-            json!({ "dry_run": true, "target_version": target, "tenants": plan })
-        );
+        let report = json!({ "dry_run": true, "target_version": target, "tenants": plan });
+        println!("{report}");
     } else {
         let changing = plan.iter().filter(|p| p["would"] != "none").count();
-        println!(
-            "dry run: {changing}/{} tenant(s) would change; nothing was touched",
-            plan.len()
-        );
+        let total = plan.len();
+        println!("dry run: {changing}/{total} tenant(s) would change; nothing was touched");
     }
-    Ok(u8::from(!status.listing_errors.is_empty()))
+    Ok(u8::from(
+        !status.listing_errors.is_empty() || status.unreadable() > 0,
+    ))
+}
+
+/// What moving from `from` to `target` would do, and the migrations it
+/// would run (undone ones newest first).
+fn planned<'a>(
+    from: Option<usize>,
+    target: usize,
+    names: &[&'a str],
+) -> (&'static str, Vec<&'a str>) {
+    match from {
+        None => ("unreadable", Vec::new()),
+        Some(v) if v < target => ("apply", names.get(v..target).unwrap_or_default().to_vec()),
+        Some(v) if v > target => {
+            let undone = names.get(target..v).unwrap_or_default();
+            ("undo", undone.iter().rev().copied().collect())
+        }
+        Some(_) => ("none", Vec::new()),
+    }
 }
 
 pub fn status(cli: &Cli, args: &StatusArgs) -> Result<u8, Failure> {
