@@ -86,6 +86,31 @@ pub enum Error {
         path: PathBuf,
     },
 
+    /// The tenant's database file is there but is not a usable database
+    /// (empty, or not SQLite). tenanted reports it and never writes to it.
+    #[error("tenant {tenant} is damaged: its database file {} cannot be read as a database ({reason}); tenanted has left it untouched: restore it from a backup, or destroy it (destroy_tenant, `tenanted destroy {tenant}`) and create it again", path.display())]
+    DamagedTenant {
+        /// The tenant.
+        tenant: TenantName,
+        /// Its database file.
+        path: PathBuf,
+        /// What is wrong with the file.
+        reason: String,
+    },
+
+    /// Something that is not a database file (a directory, a symbolic
+    /// link) is where the tenant's database would be, so it cannot be
+    /// created there.
+    #[error("cannot create tenant {tenant}: {} is {found}, not a tenant database; tenanted did not make it and leaves it alone: move it out of the way and retry", path.display())]
+    NotATenantDatabase {
+        /// The tenant.
+        tenant: TenantName,
+        /// Where its database file would be.
+        path: PathBuf,
+        /// What is there instead ("a directory").
+        found: &'static str,
+    },
+
     /// The tenant's schema is behind the migrations.
     #[error(transparent)]
     PendingMigration(#[from] PendingMigrationError),
@@ -291,6 +316,8 @@ impl Error {
             | Error::TenantDoesNotExist { tenant, .. }
             | Error::TenantBusy { tenant, .. }
             | Error::TenantBeingDestroyed { tenant, .. }
+            | Error::DamagedTenant { tenant, .. }
+            | Error::NotATenantDatabase { tenant, .. }
             | Error::SchemaAheadOfCode { tenant, .. }
             | Error::TooManyOpenFiles { tenant, .. }
             | Error::Migration { tenant, .. }

@@ -273,11 +273,14 @@ impl TenantManager {
         Ok(())
     }
 
-    /// Whether tenant `name` has a database file.
+    /// Whether tenant `name` has a database file: a regular file at its
+    /// path, as [`tenants`](Self::tenants) lists them (a directory or a
+    /// symbolic link there is not a tenant).
     ///
     /// # Errors
     ///
-    /// [`Error::BadTenantName`] for an invalid name.
+    /// [`Error::BadTenantName`] for an invalid name; [`Error::Io`] when the
+    /// path cannot be looked at.
     ///
     /// ```
     /// # let dir = tempfile::tempdir()?;
@@ -287,8 +290,16 @@ impl TenantManager {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn tenant_exists(&self, name: &str) -> Result<bool> {
-        let (_, path) = self.locate(name)?;
-        Ok(path.is_file())
+        let (tenant, path) = self.locate(name)?;
+        match storage::occupant(&path) {
+            Ok(found) => Ok(matches!(found, storage::Occupant::Database(_))),
+            Err(e) => Err(Error::io(
+                Some(&tenant),
+                path,
+                "looking at the database file",
+                e,
+            )),
+        }
     }
 
     /// Streams the tenants on disk; see [`RootConfig::tenants`].

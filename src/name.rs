@@ -66,50 +66,69 @@ impl TenantName {
     }
 }
 
-/// Checks `name` against the allowlist without allocating.
+/// Checks `name` against the allowlist (allocating only to report a
+/// broken rule).
 pub(crate) fn validate(name: &str) -> Result<()> {
     match broken_rule(name) {
         None => Ok(()),
         Some(reason) => Err(Error::BadTenantName {
             name: name.to_owned(),
-            reason: reason.to_owned(),
+            reason,
         }),
     }
 }
 
-fn broken_rule(name: &str) -> Option<&'static str> {
+fn broken_rule(name: &str) -> Option<String> {
     let bytes = name.as_bytes();
-    let first = match bytes.first() {
-        None => return Some("the name is empty"),
-        Some(first) => *first,
+    let Some(first) = name.chars().next() else {
+        return Some("the name is empty".into());
     };
     if bytes.len() > MAX_TENANT_NAME_LEN {
-        return Some("the name is longer than 100 bytes");
+        return Some(format!(
+            "the name is longer than {MAX_TENANT_NAME_LEN} bytes ({} bytes)",
+            bytes.len()
+        ));
     }
-    if bytes.iter().any(|b| *b == b'/' || *b == b'\\') {
-        return Some("it contains a path separator ('/' or '\\')");
+    if let Some((at, c)) = name.char_indices().find(|(_, c)| matches!(c, '/' | '\\')) {
+        return Some(format!(
+            "it contains a path separator ('/' or '\\'): {} at byte offset {at}",
+            quoted(c)
+        ));
     }
     if name == "." || name == ".." {
-        return Some("'.' and '..' are not names");
+        return Some("'.' and '..' are not names".into());
     }
     if !first.is_ascii_alphanumeric() {
-        return Some("the first character must be an ASCII letter or digit");
+        return Some(format!(
+            "the first character must be an ASCII letter or digit, not {}",
+            quoted(first)
+        ));
     }
-    if let Some(bad) = bytes
-        .iter()
-        .find(|b| !(b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')))
-    {
-        return Some(match bad {
-            0 => "it contains a NUL byte",
-            b if b.is_ascii_control() => "it contains a control character",
-            b' ' => "it contains a space",
-            b'%' => "it contains '%'",
-            b'"' | b'\'' | b'`' => "it contains a quote",
-            b if !b.is_ascii() => "it contains a non-ASCII character",
-            _ => "it contains a character outside [A-Za-z0-9._-]",
-        });
-    }
-    None
+    let (at, bad) = name
+        .char_indices()
+        .find(|(_, c)| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))?;
+    Some(character_rule(bad, at))
+}
+
+/// The rule a character outside the allowlist breaks, naming the
+/// character and where it is.
+fn character_rule(bad: char, at: usize) -> String {
+    let what = match bad {
+        '\0' => "a NUL byte",
+        c if c.is_control() => "a control character",
+        ' ' => "a space",
+        '%' => "'%'",
+        '"' | '\'' | '`' => "a quote",
+        c if !c.is_ascii() => "a non-ASCII character",
+        _ => "a character outside [A-Za-z0-9._-]",
+    };
+    format!("it contains {what}: {} at byte offset {at}", quoted(bad))
+}
+
+/// A character in single quotes, escaped so that control characters and
+/// quotes stay visible in a one-line message.
+fn quoted(c: char) -> String {
+    format!("'{}'", c.escape_debug())
 }
 
 // Hash and compare like `str`, so an `LruCache<TenantName, _>` can be

@@ -64,6 +64,34 @@ fn rejects_everything_else_with_the_rule_broken() {
 }
 
 #[test]
+fn rejected_names_name_the_offending_character_and_where_it_is() {
+    let cases: &[(&str, &str)] = &[
+        ("a-b_c.d~9", "'~' at byte offset 7"),
+        ("a/b", "'/' at byte offset 1"),
+        ("ab\\c", "'\\\\' at byte offset 2"),
+        ("a b", "' ' at byte offset 1"),
+        ("ab%2e", "'%' at byte offset 2"),
+        ("a\"b", "'\\\"' at byte offset 1"),
+        ("abc'", "'\\'' at byte offset 3"),
+        ("a`b", "'`' at byte offset 1"),
+        ("a\0b", "'\\0' at byte offset 1"),
+        ("ab\nc", "'\\n' at byte offset 2"),
+        ("a\u{1b}", "'\\u{1b}' at byte offset 1"),
+        ("caf\u{e9}s", "'\u{e9}' at byte offset 3"),
+        ("a:b", "':' at byte offset 1"),
+        (".hidden", "not '.'"),
+        ("\u{fc}ber", "not '\u{fc}'"),
+    ];
+    for (name, expected) in cases {
+        let msg = TenantName::new(name).unwrap_err().to_string();
+        assert!(
+            msg.contains(expected),
+            "{name:?}: {msg:?} should contain {expected:?}"
+        );
+    }
+}
+
+#[test]
 fn error_message_says_what_to_do() {
     let msg = TenantName::new("a/b").unwrap_err().to_string();
     assert!(

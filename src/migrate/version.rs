@@ -9,7 +9,7 @@ use rusqlite::{Connection, OpenFlags};
 
 use crate::error::Result;
 use crate::name::TenantName;
-use crate::storage::{open_for_reading, sqlite_error};
+use crate::storage::{open_for_reading, require_database, sqlite_error};
 
 /// The tenant's schema version.
 pub(crate) fn read_version(tenant: &TenantName, path: &Path, conn: &Connection) -> Result<usize> {
@@ -28,6 +28,8 @@ pub(crate) fn read_version(tenant: &TenantName, path: &Path, conn: &Connection) 
 /// a live WAL gets a full open. A snapshot: a concurrent writer can change
 /// it the moment after.
 pub(crate) fn peek_version(tenant: &TenantName, path: &Path) -> Result<usize> {
+    // An empty file would read as version 0 through either open below.
+    require_database(tenant, path)?;
     let mut wal = path.as_os_str().to_owned();
     wal.push("-wal");
     let wal_is_empty = match fs::metadata(&wal) {
@@ -49,8 +51,15 @@ pub(crate) fn peek_version(tenant: &TenantName, path: &Path) -> Result<usize> {
 }
 
 /// `file:PATH?immutable=1`, with the characters URIs reserve escaped.
+/// An absolute path gets an empty authority (`file:///abs`), so a path
+/// starting with `//` is never read as a host name; a relative one
+/// (`file:rel`, even `file:file:rel`) is a relative file name to SQLite.
 fn immutable_uri(path: &Path) -> Option<String> {
-    let mut uri = String::from("file:");
+    let mut uri = String::from(if path.is_absolute() {
+        "file://"
+    } else {
+        "file:"
+    });
     for c in path.to_str()?.chars() {
         match c {
             '%' => uri.push_str("%25"),
@@ -72,7 +81,15 @@ mod tests {
     fn reserved_characters_are_escaped() {
         assert_eq!(
             immutable_uri(Path::new("/r/a%b?c#d/main.sqlite3")).as_deref(),
-            Some("file:/r/a%25b%3fc%23d/main.sqlite3?immutable=1")
+            Some("file:///r/a%25b%3fc%23d/main.sqlite3?immutable=1")
+        );
+        assert_eq!(
+            immutable_uri(Path::new("//r/main.sqlite3")).as_deref(),
+            Some("file:////r/main.sqlite3?immutable=1")
+        );
+        assert_eq!(
+            immutable_uri(Path::new("file:t/main.sqlite3")).as_deref(),
+            Some("file:file:t/main.sqlite3?immutable=1")
         );
     }
 }

@@ -14,5 +14,7 @@ pub use root::{DEFAULT_BUCKETS, DEFAULT_TEMPLATE, RootConfig};
 pub use tenants::Tenants;
 
 pub(crate) use bucket::Fnv1a;
+#[cfg(test)]
+pub(crate) use path_template::LONGEST_SIBLING_EXTRA;
 pub(crate) use path_template::SQLITE_SIDECARS;
 pub(crate) use walker::{Found, Mode};

@@ -1,6 +1,8 @@
 //! Path templates such as `%{bucket}/%{tenant}/main.sqlite3`: parsing,
 //! rendering a tenant's path, and matching directory entries back to names.
 
+use crate::name::MAX_TENANT_NAME_LEN;
+
 /// One piece of a path component.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Segment {
@@ -26,6 +28,17 @@ pub(super) struct Captures<'a> {
 /// file name could end in one would confuse sidecars with tenants.
 pub(crate) const SQLITE_SIDECARS: [&str; 3] = ["-wal", "-shm", "-journal"];
 
+/// The longest name a path component may have (`NAME_MAX` on Linux, macOS
+/// and the BSDs).
+pub(crate) const NAME_MAX: usize = 255;
+
+/// How many bytes the longest file tenanted (or SQLite) makes beside a
+/// database adds to the database's file name: a scratch file's journal,
+/// `.NAME.tmp-PID-N-journal`, with a 10-digit PID and a 20-digit counter.
+/// `storage/siblings.rs` names those files; a test there keeps the two in
+/// step.
+pub(crate) const LONGEST_SIBLING_EXTRA: usize = 45;
+
 impl PathTemplate {
     /// Parses and validates `template`; the error is a reason sentence.
     pub(super) fn parse(template: &str) -> Result<Self, String> {
@@ -45,6 +58,36 @@ impl PathTemplate {
         check_placeholders(&components)?;
         check_file_suffix(&components)?;
         Ok(PathTemplate { components })
+    }
+
+    /// Checks that the longest tenant name, with buckets `bucket_width`
+    /// digits wide, gives no path component over [`NAME_MAX`]: neither a
+    /// directory nor any file beside the database (lock, scratch, fence,
+    /// sidecars), which would let a tenant be created but not destroyed.
+    pub(super) fn check_lengths(&self, bucket_width: usize) -> Result<(), String> {
+        let last = self.components.len().saturating_sub(1);
+        for (index, segments) in self.components.iter().enumerate() {
+            let longest: usize = segments
+                .iter()
+                .map(|segment| match segment {
+                    Segment::Literal(text) => text.len(),
+                    Segment::Tenant => MAX_TENANT_NAME_LEN,
+                    Segment::Bucket => bucket_width,
+                })
+                .sum();
+            let extra = if index == last {
+                LONGEST_SIBLING_EXTRA
+            } else {
+                0
+            };
+            if longest + extra <= NAME_MAX {
+                continue;
+            }
+            let over = longest + extra - NAME_MAX;
+            let raw = self.render_component(index, "%{tenant}", "%{bucket}");
+            return Err(too_long(&raw, longest, index == last, over));
+        }
+        Ok(())
     }
 
     pub(super) fn depth(&self) -> usize {
@@ -102,6 +145,20 @@ impl PathTemplate {
             _ => return None,
         }
         Some(captures)
+    }
+}
+
+/// Says which component of a template is too long, and by how much.
+fn too_long(raw: &str, longest: usize, is_file: bool, over: usize) -> String {
+    let bytes = if over == 1 { "byte" } else { "bytes" };
+    if is_file {
+        format!(
+            "with a {MAX_TENANT_NAME_LEN}-byte tenant name the file name {raw:?} is {longest} bytes, and the hidden files tenanted keeps beside it (such as .NAME.tmp-PID-N-journal) add up to {LONGEST_SIBLING_EXTRA} more: {over} {bytes} over the limit of {NAME_MAX} bytes per path component; shorten it by at least {over} {bytes}"
+        )
+    } else {
+        format!(
+            "with a {MAX_TENANT_NAME_LEN}-byte tenant name the directory name {raw:?} is {longest} bytes: {over} {bytes} over the limit of {NAME_MAX} bytes per path component; shorten it by at least {over} {bytes}"
+        )
     }
 }
 

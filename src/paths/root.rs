@@ -5,6 +5,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::bucket;
 use super::layout::{self, Layout};
 use super::path_template::PathTemplate;
 use super::tenants::Tenants;
@@ -127,9 +128,15 @@ impl RootConfig {
 
     /// Checks the template and bucket count.
     ///
+    /// Besides the rules of [`template`](Self::template), no path component
+    /// may exceed 255 bytes (the file-system limit) for the longest tenant
+    /// name (100 bytes), counting the hidden files tenanted keeps beside a
+    /// database file, whose names are up to 45 bytes longer than its own.
+    ///
     /// # Errors
     ///
-    /// [`Error::BadTemplate`] saying what is wrong.
+    /// [`Error::BadTemplate`] saying what is wrong (for a name too long, by
+    /// how many bytes).
     ///
     /// ```
     /// let bad = tenanted::RootConfig::new("/srv/t").template("%{tenant}/../x.db");
@@ -143,9 +150,14 @@ impl RootConfig {
         if self.buckets == 0 {
             return Err(self.bad_template("the bucket count must be at least 1".into()));
         }
-        self.template
+        let template = self
+            .template
             .as_ref()
-            .map_err(|reason| self.bad_template(reason.clone()))
+            .map_err(|reason| self.bad_template(reason.clone()))?;
+        template
+            .check_lengths(bucket::width(self.buckets))
+            .map_err(|reason| self.bad_template(reason))?;
+        Ok(template)
     }
 
     fn bad_template(&self, reason: String) -> Error {
@@ -189,8 +201,10 @@ impl RootConfig {
     /// Walks the directories the template describes and yields each file
     /// that matches it. Files that do not match, tenants still being
     /// created, temporary and lock files, symbolic links and files in the
-    /// wrong bucket are skipped (and logged at debug level). A missing root
-    /// directory means no tenants.
+    /// wrong bucket are skipped (and logged at debug level); an entry whose
+    /// name is not a valid tenant name (put there by hand, say) is skipped
+    /// with a warning naming its path. A missing root directory means no
+    /// tenants.
     ///
     /// # Errors
     ///

@@ -12,7 +12,7 @@ use std::fs::{self, DirEntry, FileType};
 use std::io;
 use std::path::PathBuf;
 
-use tracing::debug;
+use tracing::{debug, warn};
 
 use super::layout::Layout;
 use super::path_template::Captures;
@@ -163,12 +163,12 @@ impl Walker {
             return Step::Skip;
         };
         let captured = frame.captured.with(&captures);
-        // A captured name that is not a valid tenant (".tenanted", a temp
-        // file) is skipped before descending into it.
+        // A captured name that is not a valid tenant is skipped before
+        // descending into it.
         if captures.tenant.is_some()
-            && name::validate(captured.tenant.as_deref().unwrap_or("")).is_err()
+            && let Err(e) = name::validate(captured.tenant.as_deref().unwrap_or(""))
         {
-            debug!(path = %entry.path().display(), "skipping entry: not a tenant name");
+            not_a_tenant_name(entry, name, &e);
             return Step::Skip;
         }
         let Ok(file_type) = entry.file_type() else {
@@ -261,6 +261,24 @@ impl Walker {
     fn tenant(&self, captured: &Captured) -> Option<TenantName> {
         self.layout
             .captured_tenant(captured.tenant.as_deref(), captured.bucket.as_deref())
+    }
+}
+
+/// Logs an entry skipped because the name it gives is not a valid tenant
+/// name. Hidden names are tenanted's own (`.tenanted`, scratch files,
+/// locks): expected, so only at debug. Anything else was put there by
+/// hand (a restore, a copy) and holds data no listing will show: warn.
+fn not_a_tenant_name(entry: &DirEntry, name: &str, e: &Error) {
+    let path = entry.path();
+    if name.starts_with('.') {
+        debug!(path = %path.display(), "skipping hidden entry: not a tenant name");
+    } else {
+        warn!(
+            path = %path.display(),
+            reason = %e,
+            "skipping {}: its name is not a valid tenant name, so it is not listed as a tenant; rename or move it",
+            path.display()
+        );
     }
 }
 

@@ -134,16 +134,10 @@ fn open_as_lead(
     cache_and_adopt(cache, pool, first)
 }
 
-/// A missing tenant fails here, at once, and nothing is created (pool
-/// connections open without SQLITE_OPEN_CREATE).
+/// A missing tenant (or an empty, damaged file) fails here, at once, and
+/// nothing is created (pool connections open without SQLITE_OPEN_CREATE).
 fn require_database(tenant: &TenantName, path: &Path) -> Result<()> {
-    match std::fs::metadata(path) {
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            Err(storage::missing_error(tenant, path))
-        }
-        Err(e) => Err(Error::io(Some(tenant), path, "opening the database", e)),
-    }
+    storage::require_database(tenant, path).map(drop)
 }
 
 /// The tenant's r2d2 pool, not yet connected.
@@ -154,7 +148,7 @@ fn build_pool(
 ) -> r2d2::Pool<PinnedManager> {
     let busy_timeout = config.busy_timeout;
     let user_init = config.init.clone();
-    let sqlite = SqliteConnectionManager::file(path)
+    let sqlite = SqliteConnectionManager::file(storage::literal_path(path))
         .with_flags(EXISTING)
         .with_init(move |conn| setup_connection(conn, busy_timeout, user_init.as_ref()));
     let manager = PinnedManager::new(sqlite, path.to_path_buf(), state);

@@ -12,10 +12,11 @@ use std::path::Path;
 
 use rusqlite::Connection;
 
+use super::database_file::{Occupant, occupant};
 use super::debris::remove_debris;
 use super::files::{remove_empty_parents, remove_with_sidecars, sync_dir};
 use super::lock::FileLock;
-use super::open::{EXISTING, open_error};
+use super::open::{EXISTING, literal_path, open_error};
 use super::siblings::{lock_path, scratch_path};
 use super::template_database::Template;
 use crate::error::{BoxError, Error, Result};
@@ -52,11 +53,24 @@ fn create_locked(
     template: Template,
     seed: Option<Seed<'_>>,
 ) -> Result<()> {
-    if path.exists() {
-        return Err(Error::TenantExists {
-            tenant: tenant.clone(),
-            path: path.to_path_buf(),
-        });
+    let found = occupant(path)
+        .map_err(|e| Error::io(Some(tenant), path, "looking at the database file", e))?;
+    match found {
+        Occupant::Nothing => {}
+        Occupant::Database(_) => {
+            return Err(Error::TenantExists {
+                tenant: tenant.clone(),
+                path: path.to_path_buf(),
+            });
+        }
+        // Not ours to remove, and no tenant: say what is in the way.
+        Occupant::Other(found) => {
+            return Err(Error::NotATenantDatabase {
+                tenant: tenant.clone(),
+                path: path.to_path_buf(),
+                found,
+            });
+        }
     }
     // We hold the lock and the tenant does not exist: anything left beside
     // it is debris from a crashed create or destroy.
@@ -80,7 +94,7 @@ fn build(
     // Without a seed the copy is the tenant: no need to open it. (Its
     // version is the template's, and every open checks it anyway.)
     if let Some(seed) = seed {
-        let conn = Connection::open_with_flags(scratch, EXISTING)
+        let conn = Connection::open_with_flags(literal_path(scratch), EXISTING)
             .map_err(|e| open_error(tenant, scratch, e))?;
         run_seed(tenant, path, &conn, seed)?;
         conn.close().map_err(|(_, e)| {

@@ -17,6 +17,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use super::database_file::{Occupant, occupant};
 use super::files::{remove_dir_quietly, remove_quietly, remove_with_sidecars, sync_dir};
 use super::holders::{Holder, other_holder};
 use super::open_gate::barrier;
@@ -46,6 +47,18 @@ impl<'a> Fence<'a> {
     /// [`Error::TenantDoesNotExist`] if there is no database at `path`.
     pub(super) fn raise(tenant: &'a TenantName, path: &'a Path) -> Result<Self> {
         let fenced = fence_path(path);
+        // Only a database file is ever moved: a directory or a symlink at
+        // the path is no tenant (and renaming it would leave it behind as
+        // a fence nothing removes). The caller's lock keeps tenanted's own
+        // files from changing between this look and the rename.
+        let found = occupant(path)
+            .map_err(|e| Error::io(Some(tenant), path, "looking at the database file", e))?;
+        if !matches!(found, Occupant::Database(_)) {
+            return Err(Error::TenantDoesNotExist {
+                tenant: tenant.clone(),
+                path: path.to_path_buf(),
+            });
+        }
         match fs::rename(path, &fenced) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

@@ -35,7 +35,7 @@ impl FileId {
     }
 
     #[cfg(unix)]
-    fn from_metadata(meta: &fs::Metadata) -> FileId {
+    pub(crate) fn from_metadata(meta: &fs::Metadata) -> FileId {
         use std::os::unix::fs::MetadataExt;
         FileId {
             dev: meta.dev(),

@@ -8,6 +8,7 @@ use std::path::Path;
 
 use rusqlite::{Connection, OpenFlags};
 
+use super::open::literal_path;
 use super::siblings::{SQLITE_SIDECARS, scratch_path};
 use crate::error::{Error, Result};
 
@@ -87,7 +88,7 @@ fn build_and_rename(
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let mut conn = Connection::open_with_flags(scratch, flags)
+    let mut conn = Connection::open_with_flags(literal_path(scratch), flags)
         .map_err(|e| Error::sqlite(None, scratch, "creating the template database", e))?;
     init(&mut conn)?;
     conn.close()

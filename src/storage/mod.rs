@@ -2,6 +2,7 @@
 //! of crashed operations, and the template database.
 
 mod create;
+mod database_file;
 mod debris;
 mod destroy;
 mod fence;
@@ -18,10 +19,13 @@ mod template_database;
 pub use template_database::INTERNAL_DIR;
 
 pub(crate) use create::{Seed, create};
+pub(crate) use database_file::{Occupant, occupant, require_database};
 pub(crate) use debris::sweep_debris;
 pub(crate) use destroy::destroy;
 pub(crate) use file_id::FileId;
 pub(crate) use lock::lock_tenant;
-pub(crate) use open::{EXISTING, missing_error, open_existing, open_for_reading, sqlite_error};
+pub(crate) use open::{
+    EXISTING, literal_path, missing_error, open_existing, open_for_reading, sqlite_error,
+};
 pub(crate) use pinned::{PinError, open_pinned};
 pub(crate) use template_database::{Template, ensure_template};

@@ -1,6 +1,7 @@
 //! Opening an existing tenant database directly (not through a pool), and
 //! saying precisely why an open failed.
 
+use std::borrow::Cow;
 use std::fs;
 use std::io;
 use std::path::Path;
@@ -8,16 +9,32 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
+use super::database_file::damaged;
 use super::pinned::{PinError, disarm, open_pinned};
 use super::siblings::fence_path;
 use crate::error::{Error, Result, is_fd_exhaustion};
 use crate::name::TenantName;
 
 /// Open flags for a tenant that must already exist: never `CREATE`, so a
-/// misspelt name cannot leave an empty database behind.
-pub(crate) const EXISTING: OpenFlags = OpenFlags::SQLITE_OPEN_READ_WRITE
-    .union(OpenFlags::SQLITE_OPEN_NO_MUTEX)
-    .union(OpenFlags::SQLITE_OPEN_URI);
+/// misspelt name cannot leave an empty database behind. No `URI`: a
+/// tenant's path is a file name, never a URI (see [`literal_path`]).
+pub(crate) const EXISTING: OpenFlags =
+    OpenFlags::SQLITE_OPEN_READ_WRITE.union(OpenFlags::SQLITE_OPEN_NO_MUTEX);
+
+/// `path` spelt so that SQLite reads it as a file name, whatever it holds.
+///
+/// SQLite takes a file name that starts with `file:` for a URI when URI
+/// names are on, and the bundled SQLite is built with them on for every
+/// open (`SQLITE_USE_URI`), flag or not: a root named `file:tenants` would
+/// open `tenants/...`. An absolute path starts with `/`; a relative one is
+/// given a leading `./`. Every path handed to SQLite goes through here.
+pub(crate) fn literal_path(path: &Path) -> Cow<'_, Path> {
+    if path.is_absolute() || path.starts_with(".") {
+        Cow::Borrowed(path)
+    } else {
+        Cow::Owned(Path::new(".").join(path))
+    }
+}
 
 /// How long a maintenance connection waits on another writer.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -25,7 +42,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Opens an existing tenant database directly (not through a pool).
 pub(crate) fn open_existing(tenant: &TenantName, path: &Path) -> Result<Connection> {
     let open = || {
-        let mut conn = Connection::open_with_flags(path, EXISTING)?;
+        let mut conn = Connection::open_with_flags(literal_path(path), EXISTING)?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
         // Take the write lock when the migration transaction begins, so
         // a reader never has to upgrade and deadlock.
@@ -44,7 +61,7 @@ pub(crate) fn open_existing(tenant: &TenantName, path: &Path) -> Result<Connecti
 /// file it read (a destroy in this process cannot see it).
 pub(crate) fn open_for_reading(tenant: &TenantName, path: &Path) -> Result<(Connection, i64)> {
     let open = || {
-        let conn = Connection::open_with_flags(path, EXISTING)?;
+        let conn = Connection::open_with_flags(literal_path(path), EXISTING)?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
         Ok(conn)
     };
@@ -78,6 +95,7 @@ fn pin_error(tenant: &TenantName, path: &Path, e: PinError) -> Error {
         PinError::Gate(e) => Error::io(Some(tenant), path, "entering the tenant's directory", e),
         PinError::Stat(e) => Error::io(Some(tenant), path, "looking at the database file", e),
         PinError::Sqlite(e) => open_error(tenant, path, e),
+        PinError::Damaged(reason) => damaged(tenant, path, reason),
     }
 }
 

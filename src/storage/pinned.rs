@@ -16,6 +16,7 @@ use std::path::Path;
 use rusqlite::Connection;
 use rusqlite::config::DbConfig;
 
+use super::database_file::{NOT_SQLITE, Occupant, damage, occupant};
 use super::file_id::FileId;
 use super::open_gate::OpenGate;
 use crate::error::is_fd_exhaustion;
@@ -57,6 +58,9 @@ pub(crate) enum PinError {
     Sqlite(rusqlite::Error),
     /// The path could not be looked at after opening.
     Stat(io::Error),
+    /// The file is there but is no database (the reason): see
+    /// `database_file.rs`.
+    Damaged(&'static str),
 }
 
 impl std::fmt::Display for PinError {
@@ -67,6 +71,7 @@ impl std::fmt::Display for PinError {
             PinError::Gate(e) => write!(f, "cannot enter the database's directory: {e}"),
             PinError::Sqlite(e) => write!(f, "{e}"),
             PinError::Stat(e) => write!(f, "cannot look at the database file: {e}"),
+            PinError::Damaged(reason) => f.write_str(reason),
         }
     }
 }
@@ -74,7 +79,7 @@ impl std::fmt::Display for PinError {
 impl std::error::Error for PinError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            PinError::Missing | PinError::TooManyOpenFiles => None,
+            PinError::Missing | PinError::TooManyOpenFiles | PinError::Damaged(_) => None,
             PinError::Gate(e) | PinError::Stat(e) => Some(e),
             PinError::Sqlite(e) => Some(e),
         }
@@ -98,9 +103,7 @@ pub(crate) fn open_pinned(
     // Inside the gate the path can stop naming a file (a destroy's fence)
     // but cannot come to name another one; the same file before the open
     // and after the lock means the connection is on it.
-    let before = FileId::at(path)
-        .map_err(PinError::Stat)?
-        .ok_or(PinError::Missing)?;
+    let before = database_before_open(path)?;
     let conn = open().map_err(|e| sqlite_failure(dir, e))?;
     let version = match conn.query_row("PRAGMA user_version", [], |row| row.get::<_, i64>(0)) {
         Ok(version) => version,
@@ -126,12 +129,29 @@ pub(crate) fn open_pinned(
     })
 }
 
+/// The file at `path` before it is opened: a regular file that is not
+/// visibly damaged, or why not. An empty file is refused here, since
+/// SQLite would open it as a new, empty database.
+fn database_before_open(path: &Path) -> Result<FileId, PinError> {
+    match occupant(path).map_err(PinError::Stat)? {
+        Occupant::Database(meta) => match damage(&meta) {
+            None => Ok(FileId::from_metadata(&meta)),
+            Some(reason) => Err(PinError::Damaged(reason)),
+        },
+        // A directory or a symlink at the path is no tenant's database.
+        Occupant::Nothing | Occupant::Other(_) => Err(PinError::Missing),
+    }
+}
+
 /// SQLite says only "unable to open" when it runs out of descriptors (for
 /// the database, its WAL or its shared memory): while the gate's own
 /// descriptor is still held, opening the directory once more tells.
 /// (Never the database file itself: closing a second descriptor of it
 /// would drop this process's POSIX locks on it.)
 fn sqlite_failure(dir: &Path, e: rusqlite::Error) -> PinError {
+    if e.sqlite_error_code() == Some(rusqlite::ErrorCode::NotADatabase) {
+        return PinError::Damaged(NOT_SQLITE);
+    }
     let cannot_open = e.sqlite_error_code() == Some(rusqlite::ErrorCode::CannotOpen);
     if cannot_open && matches!(std::fs::File::open(dir), Err(ref io) if is_fd_exhaustion(io)) {
         return PinError::TooManyOpenFiles;

@@ -172,6 +172,7 @@ mod tests {
         let mut names = vec![
             lock_path(db),
             fence_path(db),
+            litestream_dir(db),
             longest_numbered(TOMBSTONE),
         ];
         for file in [db.to_path_buf(), longest_numbered(SCRATCH)] {

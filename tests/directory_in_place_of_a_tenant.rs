@@ -1,0 +1,80 @@
+//! Something that is not a database file where a tenant's database would
+//! be (a directory, a symbolic link) is not a tenant, and every operation
+//! agrees: `tenant_exists` and `tenants()` say so, `connection` and
+//! `destroy_tenant` say the tenant does not exist, `create_tenant` says
+//! what is in the way, and nothing is renamed, removed or left behind.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use tenanted::{Error, TenantManager};
+
+fn assert_not_a_tenant(m: &TenantManager, root: &Path, path: &Path, found: &str) {
+    let before = common::tenant_files_under(root);
+    assert!(!m.tenant_exists("acme").unwrap());
+    assert_eq!(common::sorted_tenants(m), Vec::<String>::new());
+    for create in [
+        m.create_tenant("acme"),
+        m.create_tenant_if_not_exists("acme").map(drop),
+    ] {
+        match create {
+            Err(e @ Error::NotATenantDatabase { .. }) => {
+                let msg = e.to_string();
+                assert!(msg.contains(&path.display().to_string()), "{msg}");
+                assert!(msg.contains(found), "{msg} should say it is {found}");
+            }
+            other => panic!("create should refuse, got {other:?}"),
+        }
+    }
+    assert!(matches!(
+        m.connection("acme"),
+        Err(Error::TenantDoesNotExist { .. })
+    ));
+    match m.destroy_tenant("acme") {
+        Err(Error::TenantDoesNotExist { path: p, .. }) => assert_eq!(p, path),
+        other => panic!("destroy should say the tenant does not exist, got {other:?}"),
+    }
+    assert_eq!(
+        common::tenant_files_under(root),
+        before,
+        "nothing moved or left"
+    );
+    assert_eq!(m.remove_debris().unwrap(), 0);
+    assert_eq!(common::tenant_files_under(root), before);
+}
+
+fn acme_path(m: &TenantManager) -> PathBuf {
+    let path = m.root().database_path("acme").unwrap();
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    path
+}
+
+#[test]
+fn a_directory_where_the_database_should_be_is_not_a_tenant() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = common::manager(dir.path());
+    let path = acme_path(&m);
+    fs::create_dir(&path).unwrap();
+    fs::write(path.join("keep.txt"), b"not ours").unwrap();
+    assert_not_a_tenant(&m, dir.path(), &path, "a directory");
+    assert_eq!(fs::read(path.join("keep.txt")).unwrap(), b"not ours");
+}
+
+#[test]
+fn a_symbolic_link_where_the_database_should_be_is_not_a_tenant() {
+    let dir = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let elsewhere = common::manager(outside.path());
+    elsewhere.create_tenant("acme").unwrap();
+    let target = elsewhere.root().database_path("acme").unwrap();
+    let contents = fs::read(&target).unwrap();
+
+    let m = common::manager(dir.path());
+    let path = acme_path(&m);
+    std::os::unix::fs::symlink(&target, &path).unwrap();
+    assert_not_a_tenant(&m, dir.path(), &path, "a symbolic link");
+    assert_eq!(fs::read(&target).unwrap(), contents);
+    assert!(elsewhere.tenant_exists("acme").unwrap());
+}

@@ -1,0 +1,73 @@
+//! `stats().misses` counts `connection` calls that had to build a pool,
+//! as documented: never lookups of invalid or missing names, and one for
+//! a cold tenant that many threads ask for at once (single flight).
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier};
+
+use tenanted::Error;
+
+#[test]
+fn lookups_of_invalid_and_missing_names_are_not_misses() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = common::manager(dir.path());
+    for _ in 0..3 {
+        assert!(matches!(
+            m.connection("../etc"),
+            Err(Error::BadTenantName { .. })
+        ));
+        assert!(matches!(
+            m.connection("nobody"),
+            Err(Error::TenantDoesNotExist { .. })
+        ));
+    }
+    let stats = m.stats();
+    assert_eq!((stats.misses, stats.hits, stats.open_pools), (0, 0, 0));
+
+    m.create_tenant("acme").unwrap();
+    drop(m.connection("acme").unwrap());
+    drop(m.connection("acme").unwrap());
+    let stats = m.stats();
+    assert_eq!((stats.misses, stats.hits, stats.open_pools), (1, 1, 1));
+}
+
+#[test]
+fn threads_asking_for_one_cold_tenant_at_once_build_one_pool() {
+    const THREADS: usize = 8;
+    let dir = tempfile::tempdir().unwrap();
+    let opened = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&opened);
+    let m = common::builder(dir.path())
+        .max_connections(THREADS as u32)
+        .connection_init(move |_| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        })
+        .build()
+        .unwrap();
+    m.create_tenant("acme").unwrap();
+
+    let start = Barrier::new(THREADS);
+    let all_hold = Barrier::new(THREADS);
+    std::thread::scope(|s| {
+        for _ in 0..THREADS {
+            s.spawn(|| {
+                start.wait();
+                let conn = m.connection("acme").unwrap();
+                // Every thread holds a connection at once, so the pool
+                // opens exactly one per thread; a second pool built by a
+                // racing thread would open one more.
+                all_hold.wait();
+                let one: i64 = conn.query_row("SELECT 1", [], |r| r.get(0)).unwrap();
+                assert_eq!(one, 1);
+            });
+        }
+    });
+    let stats = m.stats();
+    assert_eq!(stats.misses, 1, "{stats:?}");
+    assert_eq!(stats.hits, THREADS as u64 - 1, "{stats:?}");
+    assert_eq!(stats.open_pools, 1);
+    assert_eq!(opened.load(Ordering::SeqCst), THREADS);
+}
