@@ -1,9 +1,11 @@
 //! Area 1 of BENCHMARKS.md. Warm checkout: `connection(t)` on a cached tenant + `SELECT 1`,
-//! against a bare r2d2 pool `get()` + `SELECT 1` on the same file.
+//! against a bare r2d2 pool `get()` + `SELECT 1` on the same file; and two threads on two
+//! cached tenants against two independent r2d2 pools.
 
 mod support;
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use r2d2_sqlite::SqliteConnectionManager;
@@ -58,5 +60,77 @@ fn warm_checkout(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, warm_checkout);
+/// The same file's r2d2 pool with tenanted's settings.
+fn tuned_pool(path: &std::path::Path) -> r2d2::Pool<SqliteConnectionManager> {
+    r2d2::Pool::builder()
+        .max_size(4)
+        .min_idle(Some(0))
+        .test_on_check_out(false)
+        .thread_pool(Arc::new(scheduled_thread_pool::ScheduledThreadPool::new(1)))
+        .build(SqliteConnectionManager::file(path))
+        .unwrap()
+}
+
+/// Runs `op` `iters` times on each of two threads; the wall time.
+fn on_two_threads(iters: u64, op: impl Fn(usize) + Sync) -> Duration {
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        for t in 0..2 {
+            let op = &op;
+            s.spawn(move || (0..iters).for_each(|_| op(t)));
+        }
+    });
+    started.elapsed()
+}
+
+fn two_threads_two_tenants(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    // The default max_pools (50) shards the cache in 8 by the names' FNV-1a
+    // hash, the same hash as the bucket: pick two names in different shards.
+    let names: Vec<String> = (0..).map(support::tenant).take(20).collect();
+    let first = &names[0];
+    let second = names
+        .iter()
+        .find(|n| tenanted::bucket_of(n, 8) != tenanted::bucket_of(first, 8))
+        .unwrap();
+    let m = support::builder(dir.path(), support::migrations(3))
+        .build()
+        .unwrap();
+    let tenants = [first.as_str(), second.as_str()];
+    let pools: Vec<_> = tenants
+        .iter()
+        .map(|t| {
+            m.create_tenant(t).unwrap();
+            drop(m.connection(t).unwrap());
+            tuned_pool(&m.root().database_path(t).unwrap())
+        })
+        .collect();
+    let select = |conn: &rusqlite::Connection| {
+        std::hint::black_box(
+            conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
+                .unwrap(),
+        );
+    };
+    let mut group = c.benchmark_group("two_threads_two_tenants");
+    group.bench_function("baseline: two independent r2d2 pools", |b| {
+        b.iter_custom(|iters| on_two_threads(iters, |t| select(&pools[t].get().unwrap())))
+    });
+    group.bench_function("tenanted: connection(t) on its own tenant", |b| {
+        b.iter_custom(|iters| on_two_threads(iters, |t| select(&m.connection(tenants[t]).unwrap())))
+    });
+    // The cache as it was before sharding: one lock for every checkout
+    // (a cache below 32 pools still is one exact LRU).
+    let one_lock = support::builder(dir.path(), support::migrations(3))
+        .max_pools(16)
+        .build()
+        .unwrap();
+    group.bench_function("tenanted, one cache lock (max_pools 16)", |b| {
+        b.iter_custom(|iters| {
+            on_two_threads(iters, |t| select(&one_lock.connection(tenants[t]).unwrap()))
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, warm_checkout, two_threads_two_tenants);
 criterion_main!(benches);

@@ -1,27 +1,37 @@
 //! The LRU of per-tenant r2d2 pools.
 //!
-//! One short `parking_lot::Mutex` guards the LRU and the counters. Files
-//! are never opened under it, and evicted pools are dropped after it is
-//! released. A pool evicted while connections are checked out stays alive
+//! A short `parking_lot::Mutex` guards each shard's LRU and counters. A
+//! cache of at least 32 pools is split into 8 shards by the FNV-1a hash of
+//! the tenant's name, each an LRU of an eighth of `max_pools`, so that the
+//! warm path of threads working on different tenants rarely shares a lock;
+//! the price is that eviction takes the least recently used pool *of the
+//! new pool's shard*, not of the whole cache (the total never exceeds
+//! `max_pools`). Smaller caches are one exact LRU. Files are never opened
+//! under a lock, and evicted pools are dropped after it is released. A pool evicted while connections are checked out stays alive
 //! (its connections hold it) and is remembered as *draining* so that
 //! `destroy_tenant` can wait for those connections too.
 
-use std::collections::{HashMap, HashSet};
 use std::num::NonZeroUsize;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use lru::LruCache;
 use parking_lot::Mutex;
 
 use super::flight::{Flight, FlightGuard};
 use super::pool_state::Admission;
+pub(super) use super::shard::Retired;
+use super::shard::Shard;
 use super::stats::PoolStats;
 use super::tenant_pool::TenantPool;
 use crate::name::TenantName;
+use crate::paths::Fnv1a;
 
-/// Pools leaving the cache, to be dropped once the lock is released.
-pub(super) type Retired = Vec<Arc<TenantPool>>;
+/// How many shards a large cache is split into, so that threads working on
+/// different tenants rarely take the same lock.
+const SHARDS: usize = 8;
+/// The fewest pools a shard may hold: below `SHARDS * MIN_SHARD` pools the
+/// cache is one exact LRU.
+const MIN_SHARD: usize = 4;
 
 /// Who won [`PoolCache::insert`].
 pub(super) enum Inserted {
@@ -45,68 +55,47 @@ pub(super) enum Opening<'a> {
     Destroying,
 }
 
-struct CacheState {
-    lru: LruCache<TenantName, Arc<TenantPool>>,
-    destroying: HashSet<TenantName>,
-    /// Cold opens in progress, one per tenant (single flight).
-    flights: HashMap<TenantName, Arc<Flight>>,
-    draining: Vec<Weak<TenantPool>>,
-    hits: u64,
-    misses: u64,
-    evictions: u64,
-    pruned: u64,
-}
-
-impl CacheState {
-    /// Remembers pools leaving the cache that may still be in use.
-    fn retire(&mut self, pools: &[Arc<TenantPool>]) {
-        self.draining.retain(|w| w.strong_count() > 0);
-        self.draining.extend(pools.iter().map(Arc::downgrade));
-    }
-
-    /// Every live pool of `name`: cached or draining.
-    fn live_pools<'a>(
-        &'a self,
-        name: &'a TenantName,
-    ) -> impl Iterator<Item = Arc<TenantPool>> + 'a {
-        let cached = self.lru.peek(name.as_str()).cloned();
-        let draining = self
-            .draining
-            .iter()
-            .filter_map(Weak::upgrade)
-            .filter(move |p| p.name() == name);
-        // A pool given back by a destroy that gave up can be both cached
-        // and remembered as draining: count it once.
-        let seen = cached.clone();
-        cached
-            .into_iter()
-            .chain(draining.filter(move |p| !seen.as_ref().is_some_and(|c| Arc::ptr_eq(c, p))))
-    }
-}
-
-/// The pools' LRU, its counters and the tenants being destroyed.
+/// The pools' LRU, its counters and the tenants being destroyed, in
+/// shards by tenant.
 pub(crate) struct PoolCache {
-    state: Mutex<CacheState>,
+    shards: Box<[Mutex<Shard>]>,
     epoch: Instant,
 }
 
 impl PoolCache {
-    /// An empty cache of at most `max_pools` pools (at least 1).
+    /// An empty cache of at most `max_pools` pools (at least 1), in
+    /// [`SHARDS`] shards when each gets at least [`MIN_SHARD`] pools.
     pub(crate) fn new(max_pools: usize) -> Self {
-        let max_pools = NonZeroUsize::new(max_pools).unwrap_or(NonZeroUsize::MIN);
+        let max_pools = max_pools.max(1);
+        let n = if max_pools >= SHARDS * MIN_SHARD {
+            SHARDS
+        } else {
+            1
+        };
+        // The shards' capacities add up to exactly max_pools.
+        let shards = (0..n)
+            .map(|i| {
+                let cap = max_pools / n + usize::from(i < max_pools % n);
+                Mutex::new(Shard::new(
+                    NonZeroUsize::new(cap).unwrap_or(NonZeroUsize::MIN),
+                ))
+            })
+            .collect();
         PoolCache {
-            state: Mutex::new(CacheState {
-                lru: LruCache::new(max_pools),
-                destroying: HashSet::new(),
-                flights: HashMap::new(),
-                draining: Vec::new(),
-                hits: 0,
-                misses: 0,
-                evictions: 0,
-                pruned: 0,
-            }),
+            shards,
             epoch: Instant::now(),
         }
+    }
+
+    /// The shard of tenant `name`: FNV-1a of its name (no hashing with one
+    /// shard).
+    fn shard(&self, name: &str) -> &Mutex<Shard> {
+        if self.shards.len() == 1 {
+            return &self.shards[0];
+        }
+        let mut hash = Fnv1a::new();
+        hash.write(name.as_bytes());
+        &self.shards[(hash.finish() % self.shards.len() as u64) as usize]
     }
 
     /// Milliseconds since the cache was made: the clock of `last_used`.
@@ -116,7 +105,7 @@ impl PoolCache {
 
     /// The warm path: one lock, one hash lookup, one reference count.
     pub(super) fn lookup(&self, name: &str) -> Option<Arc<TenantPool>> {
-        let mut state = self.state.lock();
+        let mut state = self.shard(name).lock();
         let pool = Arc::clone(state.lru.get(name)?);
         state.hits += 1;
         Some(pool)
@@ -124,7 +113,7 @@ impl PoolCache {
 
     /// Starts a cold open of `tenant`: see [`Opening`].
     pub(super) fn begin_open(&self, tenant: &TenantName) -> Opening<'_> {
-        let mut state = self.state.lock();
+        let mut state = self.shard(tenant.as_str()).lock();
         if state.destroying.contains(tenant.as_str()) {
             return Opening::Destroying;
         }
@@ -143,7 +132,7 @@ impl PoolCache {
 
     /// Ends a cold open (from `FlightGuard::drop`).
     pub(super) fn end_open(&self, tenant: &TenantName, flight: &Arc<Flight>) {
-        let mut state = self.state.lock();
+        let mut state = self.shard(tenant.as_str()).lock();
         if state
             .flights
             .get(tenant.as_str())
@@ -156,7 +145,7 @@ impl PoolCache {
     /// Takes `name`'s pool out of the cache if it is stale (a checkout
     /// found it so); returns at once otherwise.
     pub(super) fn evict_stale(&self, name: &str) {
-        let mut state = self.state.lock();
+        let mut state = self.shard(name).lock();
         let stale = state
             .lru
             .peek(name)
@@ -173,7 +162,7 @@ impl PoolCache {
     /// cached one): its file is no longer the tenant's current one.
     pub(super) fn retire_stale(&self, pool: &Arc<TenantPool>) {
         pool.state().mark_stale();
-        let mut state = self.state.lock();
+        let mut state = self.shard(pool.name().as_str()).lock();
         let cached = state
             .lru
             .peek(pool.name().as_str())
@@ -192,8 +181,12 @@ impl PoolCache {
 
     /// Every cached pool, for the watcher to look at unlocked.
     pub(super) fn snapshot(&self) -> Vec<Arc<TenantPool>> {
-        let state = self.state.lock();
-        state.lru.iter().map(|(_, p)| Arc::clone(p)).collect()
+        let mut pools = Vec::new();
+        for shard in &self.shards {
+            let shard = shard.lock();
+            pools.extend(shard.lru.iter().map(|(_, p)| Arc::clone(p)));
+        }
+        pools
     }
 
     /// Caches a freshly built pool, unless another thread cached one for
@@ -201,7 +194,7 @@ impl PoolCache {
     /// The caller drops `Retired` unlocked.
     pub(super) fn insert(&self, pool: Arc<TenantPool>) -> (Inserted, Retired) {
         let mut retired = Vec::new();
-        let mut state = self.state.lock();
+        let mut state = self.shard(pool.name().as_str()).lock();
         if state.destroying.contains(pool.name().as_str()) {
             retired.push(pool);
             return (Inserted::Destroying, retired);
@@ -223,7 +216,7 @@ impl PoolCache {
 
     /// Takes `name`'s pool out of the cache (it drains if in use).
     pub(crate) fn evict(&self, name: &str) {
-        let mut state = self.state.lock();
+        let mut state = self.shard(name).lock();
         let pool = state.lru.pop(name);
         if let Some(pool) = &pool {
             state.retire(std::slice::from_ref(pool));
@@ -237,24 +230,16 @@ impl PoolCache {
     /// returns how many.
     pub(crate) fn prune_idle(&self, idle_for: Duration) -> usize {
         let cutoff = self.now().saturating_sub(idle_for.as_millis() as u64);
-        let mut state = self.state.lock();
-        let idle: Vec<TenantName> = state
-            .lru
-            .iter()
-            .filter(|(_, p)| p.idle_since(cutoff))
-            .map(|(name, _)| name.clone())
-            .collect();
-        let retired: Retired = idle
-            .iter()
-            .filter_map(|name| state.lru.pop(name.as_str()))
-            .collect();
-        state.pruned += retired.len() as u64;
-        state.retire(&retired);
-        drop(state);
-        for pool in &retired {
-            tracing::debug!(tenant = %pool.name(), "pruned idle pool");
+        let mut pruned = 0;
+        for shard in &self.shards {
+            // Each shard's pools close here, after its lock is released.
+            let retired = shard.lock().prune(cutoff);
+            for pool in &retired {
+                tracing::debug!(tenant = %pool.name(), "pruned idle pool");
+            }
+            pruned += retired.len();
         }
-        retired.len()
+        pruned
     }
 
     /// Starts destroying `name`: new checkouts of it fail from now on, and
@@ -264,7 +249,7 @@ impl PoolCache {
         &self,
         name: &TenantName,
     ) -> Option<(Retired, Option<Arc<Flight>>)> {
-        let mut state = self.state.lock();
+        let mut state = self.shard(name.as_str()).lock();
         if !state.destroying.insert(name.clone()) {
             return None;
         }
@@ -280,7 +265,7 @@ impl PoolCache {
     /// Ends a destroy. When it failed (`pools` given back), the tenant is
     /// reopened for checkouts and its cached pool restored.
     pub(super) fn end_destroy(&self, name: &TenantName, restore: Option<Retired>) {
-        let mut state = self.state.lock();
+        let mut state = self.shard(name.as_str()).lock();
         state.destroying.remove(name.as_str());
         let mut homeless = Vec::new();
         for pool in restore.into_iter().flatten() {
@@ -300,36 +285,19 @@ impl PoolCache {
     }
 
     pub(crate) fn stats(&self) -> PoolStats {
-        let state = self.state.lock();
-        let cached = |p: &Arc<TenantPool>| {
-            state
-                .lru
-                .peek(p.name().as_str())
-                .is_some_and(|c| Arc::ptr_eq(c, p))
-        };
-        let draining: Vec<Arc<TenantPool>> = state
-            .draining
-            .iter()
-            .filter_map(Weak::upgrade)
-            .filter(|p| !cached(p))
-            .collect();
-        let checked_out = state
-            .lru
-            .iter()
-            .map(|(_, p)| p.checked_out())
-            .chain(draining.iter().map(|p| p.checked_out()))
-            .sum();
-        let stats = PoolStats {
-            open_pools: state.lru.len(),
-            draining_pools: draining.len(),
-            checked_out,
-            hits: state.hits,
-            misses: state.misses,
-            evictions: state.evictions,
-            pruned: state.pruned,
-        };
-        drop(state);
-        drop(draining);
-        stats
+        let mut total = PoolStats::default();
+        for shard in &self.shards {
+            let (stats, draining) = shard.lock().stats();
+            // The draining pools close here, outside the lock.
+            drop(draining);
+            total.open_pools += stats.open_pools;
+            total.draining_pools += stats.draining_pools;
+            total.checked_out += stats.checked_out;
+            total.hits += stats.hits;
+            total.misses += stats.misses;
+            total.evictions += stats.evictions;
+            total.pruned += stats.pruned;
+        }
+        total
     }
 }

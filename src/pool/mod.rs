@@ -10,6 +10,7 @@ mod flight;
 mod opener;
 mod pinned_manager;
 mod pool_state;
+mod shard;
 mod stats;
 mod tenant_pool;
 mod watcher;

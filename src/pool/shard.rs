@@ -1,0 +1,121 @@
+//! One shard of the pool cache: an LRU of pools, the tenants being
+//! destroyed, the cold opens in flight, the draining pools and the
+//! counters, all behind one mutex (see `cache.rs`).
+
+use std::collections::{HashMap, HashSet};
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Weak};
+
+use lru::LruCache;
+
+use super::flight::Flight;
+use super::stats::PoolStats;
+use super::tenant_pool::TenantPool;
+use crate::name::TenantName;
+
+/// Pools leaving the cache, to be dropped once the lock is released.
+pub(super) type Retired = Vec<Arc<TenantPool>>;
+
+pub(super) struct Shard {
+    pub(super) lru: LruCache<TenantName, Arc<TenantPool>>,
+    pub(super) destroying: HashSet<TenantName>,
+    /// Cold opens in progress, one per tenant (single flight).
+    pub(super) flights: HashMap<TenantName, Arc<Flight>>,
+    pub(super) draining: Vec<Weak<TenantPool>>,
+    pub(super) hits: u64,
+    pub(super) misses: u64,
+    pub(super) evictions: u64,
+    pub(super) pruned: u64,
+}
+
+impl Shard {
+    /// Remembers pools leaving the cache that may still be in use.
+    pub(super) fn retire(&mut self, pools: &[Arc<TenantPool>]) {
+        self.draining.retain(|w| w.strong_count() > 0);
+        self.draining.extend(pools.iter().map(Arc::downgrade));
+    }
+
+    /// Every live pool of `name`: cached or draining.
+    pub(super) fn live_pools<'a>(
+        &'a self,
+        name: &'a TenantName,
+    ) -> impl Iterator<Item = Arc<TenantPool>> + 'a {
+        let cached = self.lru.peek(name.as_str()).cloned();
+        let draining = self
+            .draining
+            .iter()
+            .filter_map(Weak::upgrade)
+            .filter(move |p| p.name() == name);
+        // A pool given back by a destroy that gave up can be both cached
+        // and remembered as draining: count it once.
+        let seen = cached.clone();
+        cached
+            .into_iter()
+            .chain(draining.filter(move |p| !seen.as_ref().is_some_and(|c| Arc::ptr_eq(c, p))))
+    }
+}
+
+impl Shard {
+    /// An empty shard of at most `cap` pools.
+    pub(super) fn new(cap: NonZeroUsize) -> Self {
+        Shard {
+            lru: LruCache::new(cap),
+            destroying: HashSet::new(),
+            flights: HashMap::new(),
+            draining: Vec::new(),
+            hits: 0,
+            misses: 0,
+            evictions: 0,
+            pruned: 0,
+        }
+    }
+
+    /// Takes out the pools with no checkout since `cutoff` and none out.
+    pub(super) fn prune(&mut self, cutoff: u64) -> Retired {
+        let idle: Vec<TenantName> = self
+            .lru
+            .iter()
+            .filter(|(_, p)| p.idle_since(cutoff))
+            .map(|(name, _)| name.clone())
+            .collect();
+        let retired: Retired = idle
+            .iter()
+            .filter_map(|name| self.lru.pop(name.as_str()))
+            .collect();
+        self.pruned += retired.len() as u64;
+        self.retire(&retired);
+        retired
+    }
+
+    /// This shard's counters; the draining pools it counts are returned
+    /// too, to be dropped after the lock is released.
+    pub(super) fn stats(&self) -> (PoolStats, Retired) {
+        let cached = |p: &Arc<TenantPool>| {
+            self.lru
+                .peek(p.name().as_str())
+                .is_some_and(|c| Arc::ptr_eq(c, p))
+        };
+        let draining: Retired = self
+            .draining
+            .iter()
+            .filter_map(Weak::upgrade)
+            .filter(|p| !cached(p))
+            .collect();
+        let checked_out = self
+            .lru
+            .iter()
+            .map(|(_, p)| p.checked_out())
+            .chain(draining.iter().map(|p| p.checked_out()))
+            .sum();
+        let stats = PoolStats {
+            open_pools: self.lru.len(),
+            draining_pools: draining.len(),
+            checked_out,
+            hits: self.hits,
+            misses: self.misses,
+            evictions: self.evictions,
+            pruned: self.pruned,
+        };
+        (stats, draining)
+    }
+}
