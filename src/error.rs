@@ -42,7 +42,7 @@ pub enum Error {
     },
 
     /// `create_tenant` found the tenant already on disk.
-    #[error("tenant {tenant} already exists at {}; use create_tenant_if_not_exists to accept an existing tenant", path.display())]
+    #[error("tenant {tenant} already exists at {}; use create_tenant_if_not_exists to accept an existing tenant, or restore with RestoreOptions::replace to overwrite it", path.display())]
     TenantExists {
         /// The tenant.
         tenant: TenantName,
@@ -109,6 +109,31 @@ pub enum Error {
         path: PathBuf,
         /// What is there instead ("a directory").
         found: &'static str,
+    },
+
+    /// A file given to `restore_tenant` is not a backup that can be
+    /// restored (missing, empty, not SQLite, failing `integrity_check`);
+    /// nothing was changed.
+    #[error("cannot restore tenant {tenant} from {}: {reason}; nothing was changed: restore from an intact backup made by backup_tenant (`tenanted backup`)", path.display())]
+    BadBackup {
+        /// The tenant that was to be restored.
+        tenant: TenantName,
+        /// The backup file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// A backup was to be written inside the tenant root, where it could
+    /// replace a tenant's database or be listed as a tenant.
+    #[error("{}cannot write a backup to {}: it is inside the tenant root {}; back up to a directory outside the root", tenant_label(tenant), path.display(), root.display())]
+    BackupInsideRoot {
+        /// The tenant being backed up, if one.
+        tenant: Option<TenantName>,
+        /// The backup file or directory asked for.
+        path: PathBuf,
+        /// The tenant root.
+        root: PathBuf,
     },
 
     /// The tenant's schema is behind the migrations.
@@ -318,6 +343,7 @@ impl Error {
             | Error::TenantBeingDestroyed { tenant, .. }
             | Error::DamagedTenant { tenant, .. }
             | Error::NotATenantDatabase { tenant, .. }
+            | Error::BadBackup { tenant, .. }
             | Error::SchemaAheadOfCode { tenant, .. }
             | Error::TooManyOpenFiles { tenant, .. }
             | Error::Migration { tenant, .. }
@@ -328,7 +354,9 @@ impl Error {
             | Error::Pool { tenant, .. } => Some(tenant),
             Error::PendingMigration(e) => Some(&e.tenant),
             Error::TenantSwitchProhibited { requested, .. } => Some(requested),
-            Error::Sqlite { tenant, .. } | Error::Io { tenant, .. } => tenant.as_ref(),
+            Error::Sqlite { tenant, .. }
+            | Error::Io { tenant, .. }
+            | Error::BackupInsideRoot { tenant, .. } => tenant.as_ref(),
             Error::BadTenantName { .. }
             | Error::BadTemplate { .. }
             | Error::NoTenant

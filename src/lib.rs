@@ -36,6 +36,7 @@
 
 #![warn(missing_docs)]
 
+mod backup;
 mod builder;
 mod context;
 mod error;
@@ -48,6 +49,9 @@ mod storage;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use backup::{
+    BackupOptions, BackupOutcome, BackupReport, RestoreOptions, RestoreOutcome, TenantBackup,
+};
 pub use builder::TenantManagerBuilder;
 pub use context::current_tenant;
 pub use error::{BoxError, Error, OtherProcess, PendingMigrationError, Result};

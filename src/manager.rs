@@ -3,12 +3,15 @@
 //! `storage` (files on disk), `migrate` (schemas), `pool` (connections).
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::Transaction;
 
+use crate::backup::{
+    self, BackupOptions, BackupOutcome, BackupReport, RestoreOptions, RestoreOutcome,
+};
 use crate::builder::TenantManagerBuilder;
 use crate::context;
 use crate::error::{BoxError, Error, Result};
@@ -21,7 +24,7 @@ use crate::pool::{
     self, DestroyGuard, OpenConfig, PoolCache, PoolStats, TenantConnection, WatchSettings, Watcher,
     shared_connector,
 };
-use crate::storage;
+use crate::storage::{self, Existing};
 
 /// Gives every tenant its own SQLite database and hands out pooled
 /// connections to them.
@@ -668,6 +671,194 @@ impl TenantManager {
             self.inner.cache.evict(tenant.as_str());
         }
         Ok(outcome)
+    }
+    // ----- backups and restore -------------------------------------------
+
+    /// Copies tenant `name` to the file `dest`: a consistent snapshot (the
+    /// database as of one commit) taken while other threads and processes
+    /// keep writing, with SQLite's online backup API. The copy is one
+    /// self-contained SQLite file (rollback journal mode: no `-wal`),
+    /// written to a hidden scratch file beside `dest`, synced, and renamed
+    /// into place: `dest` is the old file or the whole new one, never a
+    /// torn one. `dest`'s directory is created if needed; a file already at
+    /// `dest` is replaced.
+    ///
+    /// While the copy runs it holds a read snapshot of the tenant: writers
+    /// are not blocked, but a destroy (here or in another process) waits
+    /// for it, up to `destroy_timeout`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BadTenantName`]; [`Error::TenantDoesNotExist`] (or
+    /// `TenantBeingDestroyed`); [`Error::BackupInsideRoot`] when `dest` is
+    /// under the tenant root; an I/O or SQLite error naming the file. On
+    /// error nothing is left beside `dest` and a file at `dest` is intact.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let manager = tenanted::TenantManager::builder(
+    /// #     tenanted::RootConfig::new(dir.path().join("root")), tenanted::Migrations::new(vec![])).build()?;
+    /// manager.create_tenant("acme")?;
+    /// let outcome = manager.backup_tenant("acme", dir.path().join("backups/acme.sqlite3"))?;
+    /// assert!(outcome.path.is_file());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn backup_tenant(&self, name: &str, dest: impl AsRef<Path>) -> Result<BackupOutcome> {
+        let (tenant, _) = self.locate(name)?;
+        let dest = dest.as_ref();
+        let span = tracing::info_span!("backup_tenant", tenant = %tenant);
+        let _entered = span.enter();
+        backup::check_outside_root(Some(&tenant), self.inner.root.root_dir(), dest)?;
+        let outcome = backup::backup_one(&self.inner.root, &tenant, dest)?;
+        tracing::info!(tenant = %tenant, dest = %dest.display(), bytes = outcome.bytes, "backed up tenant");
+        Ok(outcome)
+    }
+
+    /// Copies every tenant (or `options.only`) into `dir`, laid out like
+    /// the root (same template and bucket count, with `dir` as the root),
+    /// so that `RootConfig::new(dir)` with the same layout lists them and a
+    /// restore finds each one. Each copy is a [`backup_tenant`](Self::backup_tenant);
+    /// `options.jobs` run at a time; a failed tenant is reported and the
+    /// run goes on. A tenant created during the run is in the backup whole
+    /// or not at all; one destroyed before its turn is reported as
+    /// [`gone`](crate::TenantBackup::gone), not as a failure.
+    ///
+    /// Use a new directory for each backup: a tenant destroyed since an
+    /// earlier backup into the same directory keeps its old copy there.
+    ///
+    /// # Errors
+    ///
+    /// Only for a bad `only` name, a `dir` inside the root
+    /// ([`Error::BackupInsideRoot`]) or a root that cannot be listed at
+    /// all; tenant failures are in the report.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let manager = tenanted::TenantManager::builder(
+    /// #     tenanted::RootConfig::new(dir.path().join("root")), tenanted::Migrations::new(vec![])).build()?;
+    /// manager.create_tenant("acme")?;
+    /// let report = manager.backup_all(dir.path().join("backup"), &tenanted::BackupOptions::new().jobs(2))?;
+    /// assert!(report.is_success());
+    /// println!("{report}");
+    /// let copies = tenanted::RootConfig::new(dir.path().join("backup"));
+    /// assert_eq!(copies.tenants()?.count(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn backup_all(
+        &self,
+        dir: impl AsRef<Path>,
+        options: &BackupOptions,
+    ) -> Result<BackupReport> {
+        backup::backup_all(&self.inner.root, dir.as_ref(), options)
+    }
+
+    /// Restores tenant `name` from the backup file `src`, which must not
+    /// exist yet; see [`restore_tenant_with`](Self::restore_tenant_with).
+    ///
+    /// # Errors
+    ///
+    /// As [`restore_tenant_with`](Self::restore_tenant_with); an existing
+    /// tenant is [`Error::TenantExists`].
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let manager = tenanted::TenantManager::builder(
+    /// #     tenanted::RootConfig::new(dir.path().join("root")), tenanted::Migrations::new(vec![])).build()?;
+    /// manager.create_tenant("acme")?;
+    /// let backup = dir.path().join("acme.sqlite3");
+    /// manager.backup_tenant("acme", &backup)?;
+    /// manager.destroy_tenant("acme")?;
+    /// let outcome = manager.restore_tenant("acme", &backup)?;
+    /// assert!(outcome.is_current());
+    /// assert!(matches!(manager.restore_tenant("acme", &backup), Err(tenanted::Error::TenantExists { .. })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn restore_tenant(&self, name: &str, src: impl AsRef<Path>) -> Result<RestoreOutcome> {
+        self.restore_tenant_with(name, src, &RestoreOptions::new())
+    }
+
+    /// Restores tenant `name` from the backup file `src`.
+    ///
+    /// The backup is checked before anything under the root is touched:
+    /// it must be a SQLite database that passes `PRAGMA integrity_check`,
+    /// at a schema version not ahead of the migrations (a version behind
+    /// is allowed: the outcome lists the migrations still
+    /// [`pending`](RestoreOutcome::pending), to run before the tenant can
+    /// be opened). Then it is published exactly like
+    /// [`create_tenant`](Self::create_tenant) publishes a tenant: copied to
+    /// a scratch file beside the tenant's path (in WAL mode, like every
+    /// tenant), synced, linked into place without replacing anything, the
+    /// directory synced.
+    ///
+    /// An existing tenant is replaced only with
+    /// [`RestoreOptions::replace`]: it is then destroyed first exactly as
+    /// [`destroy_tenant`](Self::destroy_tenant) does it (this process's
+    /// connections drained, other processes fenced out and waited for),
+    /// and the backup is published under the same tenant lock. Other
+    /// processes see the restored tenant within their `watch_interval`;
+    /// in between, their `connection` may briefly answer
+    /// `TenantBeingDestroyed` or `TenantDoesNotExist`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BadBackup`] (no such file, empty, not SQLite, failing
+    /// `integrity_check`); [`Error::SchemaAheadOfCode`] naming `src`;
+    /// [`Error::TenantExists`] without `replace`; [`Error::TenantBusy`] if
+    /// the tenant to replace is still held when `destroy_timeout` ends (it
+    /// is left intact). A failed restore leaves nothing behind.
+    ///
+    /// ```
+    /// use tenanted::RestoreOptions;
+    /// # let dir = tempfile::tempdir()?;
+    /// # let manager = tenanted::TenantManager::builder(
+    /// #     tenanted::RootConfig::new(dir.path().join("root")),
+    /// #     tenanted::Migrations::new(vec![tenanted::Migration::new("t", "CREATE TABLE t (x);")]),
+    /// # ).build()?;
+    /// manager.create_tenant("acme")?;
+    /// let backup = dir.path().join("acme.sqlite3");
+    /// manager.backup_tenant("acme", &backup)?;
+    /// manager.connection("acme")?.execute("INSERT INTO t (x) VALUES (1)", [])?;
+    /// let outcome = manager.restore_tenant_with("acme", &backup, &RestoreOptions::new().replace(true))?;
+    /// assert!(outcome.replaced);
+    /// let rows: i64 = manager.connection("acme")?.query_row("SELECT count(*) FROM t", [], |r| r.get(0))?;
+    /// assert_eq!(rows, 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn restore_tenant_with(
+        &self,
+        name: &str,
+        src: impl AsRef<Path>,
+        options: &RestoreOptions,
+    ) -> Result<RestoreOutcome> {
+        let started = Instant::now();
+        let (tenant, path) = self.locate(name)?;
+        let span = tracing::info_span!("restore_tenant", tenant = %tenant);
+        let _entered = span.enter();
+        let inner = &self.inner;
+        let latest = inner.migrations.latest_version();
+        let checked = storage::check_backup(&tenant, src.as_ref(), latest)?;
+        let root = inner.root.root_dir();
+        let restored = if options.replaces() {
+            // The destroy protocol of destroy_tenant, then the publish.
+            let mut destroying =
+                DestroyGuard::begin(&inner.cache, &tenant, &path, inner.destroy_timeout)?;
+            destroying.drain()?;
+            let deadline = destroying.deadline();
+            storage::restore(
+                &tenant,
+                &path,
+                checked,
+                root,
+                Existing::Replace { deadline },
+            )?
+        } else {
+            storage::restore(&tenant, &path, checked, root, Existing::Refuse)?
+        };
+        tracing::info!(tenant = %tenant, replaced = restored.replaced, "restored tenant");
+        let migrations = &inner.migrations;
+        Ok(RestoreOutcome::new(
+            tenant, path, restored, migrations, started,
+        ))
     }
 }
 

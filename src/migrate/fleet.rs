@@ -17,7 +17,8 @@ use crate::paths::RootConfig;
 
 /// Runs `work` over `items` on `jobs` scoped threads; results keep the
 /// input order. `stop` ends the run early (unstarted items give `None`).
-fn parallel_map<T, R>(
+/// `backup_all` runs on it too.
+pub(crate) fn parallel_map<T, R>(
     items: &[T],
     jobs: usize,
     stop: &(dyn Fn() -> bool + Sync),
@@ -48,7 +49,7 @@ where
 }
 
 /// Lists the tenants to work on, sorted, and the directories that failed.
-fn collect_tenants(
+pub(crate) fn collect_tenants(
     root: &RootConfig,
     only: Option<&[String]>,
 ) -> Result<(Vec<TenantName>, Vec<Arc<Error>>), Error> {

@@ -18,7 +18,7 @@ pub use options::{MigrateOptions, Progress};
 pub use report::{MigrationReport, MigrationSummary, StatusReport, TenantReport, TenantStatus};
 pub use tenant::MigrationOutcome;
 
-pub(crate) use fleet::{migrate_all, migration_status};
+pub(crate) use fleet::{collect_tenants, migrate_all, migration_status, parallel_map};
 pub(crate) use schema_gate::check_schema;
 pub(crate) use template_schema::ensure_template;
 pub(crate) use tenant::{migrate_to, rollback};

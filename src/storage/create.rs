@@ -136,7 +136,10 @@ fn run_seed(tenant: &TenantName, path: &Path, conn: &Connection, seed: Seed<'_>)
         .map_err(|e| Error::sqlite(Some(tenant), path, "committing the seed", e))
 }
 
-fn publish(tenant: &TenantName, scratch: &Path, path: &Path) -> Result<()> {
+/// Publishes the synced `scratch` as `tenant`'s database `path` without
+/// ever replacing a file there, and makes it durable. Restore publishes
+/// the same way.
+pub(super) fn publish(tenant: &TenantName, scratch: &Path, path: &Path) -> Result<()> {
     match fs::hard_link(scratch, path) {
         Ok(()) => {
             sync_dir(path);

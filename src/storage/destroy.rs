@@ -30,14 +30,20 @@ pub(crate) fn destroy(
     deadline: Instant,
 ) -> Result<()> {
     let lock = lock_tenant(tenant, path)?;
-    let result = Fence::raise(tenant, path).and_then(|fence| {
-        fence.wait_released(deadline)?;
-        fence.demolish();
-        Ok(())
-    });
+    let result = destroy_locked(tenant, path, deadline);
     drop(lock);
     if !path.exists() {
         remove_empty_parents(path, root);
     }
     result
+}
+
+/// The destroy itself, for a caller that holds the tenant's lock (a
+/// restore that replaces the tenant keeps holding it to publish the new
+/// database, so that no create can slip in between).
+pub(super) fn destroy_locked(tenant: &TenantName, path: &Path, deadline: Instant) -> Result<()> {
+    let fence = Fence::raise(tenant, path)?;
+    fence.wait_released(deadline)?;
+    fence.demolish();
+    Ok(())
 }

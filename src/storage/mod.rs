@@ -13,7 +13,9 @@ mod lock;
 mod open;
 mod open_gate;
 mod pinned;
+mod restore;
 mod siblings;
+mod snapshot;
 mod template_database;
 
 pub use template_database::INTERNAL_DIR;
@@ -28,4 +30,6 @@ pub(crate) use open::{
     EXISTING, literal_path, missing_error, open_existing, open_for_reading, sqlite_error,
 };
 pub(crate) use pinned::{PinError, open_pinned};
+pub(crate) use restore::{Existing, Restored, check_backup, restore};
+pub(crate) use snapshot::{Snapshot, snapshot};
 pub(crate) use template_database::{Template, ensure_template};

@@ -1,0 +1,116 @@
+//! `backup_all`: every tenant copied into a directory laid out like the
+//! root, in parallel, on the fleet engine's `parallel_map`.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use super::destination::check_outside_root;
+use super::options::BackupOptions;
+use super::report::{BackupOutcome, BackupReport, TenantBackup};
+use crate::error::{Error, Result};
+use crate::migrate::{Progress, collect_tenants, parallel_map};
+use crate::name::TenantName;
+use crate::paths::RootConfig;
+use crate::storage;
+
+/// One tenant's copy, timed; see [`TenantManager::backup_tenant`](crate::TenantManager::backup_tenant).
+pub(crate) fn backup_one(
+    root: &RootConfig,
+    tenant: &TenantName,
+    dest: &Path,
+) -> Result<BackupOutcome> {
+    let started = Instant::now();
+    let path = root.path_of(tenant.as_str())?;
+    let snapshot = storage::snapshot(tenant, &path, dest)?;
+    Ok(BackupOutcome::new(
+        tenant.clone(),
+        dest.to_path_buf(),
+        snapshot,
+        started,
+    ))
+}
+
+/// Copies every tenant (or `options.only`) of `root` into `dir`, laid out
+/// with `root`'s template and bucket count.
+pub(crate) fn backup_all(
+    root: &RootConfig,
+    dir: &Path,
+    options: &BackupOptions,
+) -> Result<BackupReport> {
+    let started = Instant::now();
+    check_outside_root(None, root.root_dir(), dir)?;
+    let layout = RootConfig::new(dir)
+        .template(root.template_str())
+        .buckets(root.bucket_count());
+    let (tenants, listing_errors) = collect_tenants(root, options.only.as_deref())?;
+    let span = tracing::info_span!("backup_all", tenants = tenants.len(), jobs = options.jobs);
+    let _entered = span.enter();
+    let done = AtomicUsize::new(0);
+    let cancelled = || (options.cancel.as_ref()).is_some_and(|c| c.load(Ordering::SeqCst));
+    let results = parallel_map(&tenants, options.jobs, &cancelled, |tenant| {
+        let line = copy_one(root, &layout, tenant);
+        if let Some(progress) = &options.progress {
+            progress(&Progress {
+                done: done.fetch_add(1, Ordering::SeqCst) + 1,
+                total: tenants.len(),
+                tenant: tenant.clone(),
+                ok: line.succeeded(),
+            });
+        }
+        line
+    });
+    let mut lines = Vec::with_capacity(tenants.len());
+    let mut skipped = Vec::new();
+    for (tenant, result) in tenants.into_iter().zip(results) {
+        match result {
+            Some(line) => lines.push(line),
+            None => skipped.push(tenant),
+        }
+    }
+    let report = BackupReport {
+        dir: dir.to_path_buf(),
+        tenants: lines,
+        cancelled: cancelled() && !skipped.is_empty(),
+        skipped,
+        listing_errors,
+        duration: started.elapsed(),
+    };
+    tracing::info!(
+        succeeded = report.succeeded(),
+        failed = report.failed(),
+        "backup finished"
+    );
+    Ok(report)
+}
+
+/// One tenant's line: its copy at its place in the backup's layout.
+fn copy_one(root: &RootConfig, layout: &RootConfig, tenant: &TenantName) -> TenantBackup {
+    let dest = match layout.path_of(tenant.as_str()) {
+        Ok(dest) => dest,
+        Err(e) => return failed(tenant, layout.root_dir().to_path_buf(), e),
+    };
+    match backup_one(root, tenant, &dest) {
+        Ok(outcome) => TenantBackup {
+            tenant: tenant.clone(),
+            path: dest,
+            outcome: Some(outcome),
+            error: None,
+        },
+        Err(e) => {
+            // The report carries the failure; callers print it once.
+            tracing::info!(tenant = %tenant, error = %e, "tenant backup failed");
+            failed(tenant, dest, e)
+        }
+    }
+}
+
+fn failed(tenant: &TenantName, path: std::path::PathBuf, e: Error) -> TenantBackup {
+    TenantBackup {
+        tenant: tenant.clone(),
+        path,
+        outcome: None,
+        error: Some(Arc::new(e)),
+    }
+}

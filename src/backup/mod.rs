@@ -1,0 +1,14 @@
+//! Backups and restore: one tenant copied out consistently while it is
+//! written to, every tenant into a directory laid out like the root, and
+//! a backup checked and published back as a tenant.
+
+mod destination;
+mod fleet;
+mod options;
+mod report;
+
+pub use options::{BackupOptions, RestoreOptions};
+pub use report::{BackupOutcome, BackupReport, RestoreOutcome, TenantBackup};
+
+pub(crate) use destination::check_outside_root;
+pub(crate) use fleet::{backup_all, backup_one};

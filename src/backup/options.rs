@@ -1,0 +1,122 @@
+//! [`BackupOptions`]: how `backup_all` runs; [`RestoreOptions`]: whether
+//! a restore may replace an existing tenant.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use crate::migrate::Progress;
+
+type Callback<T> = Box<dyn Fn(&T) + Send + Sync>;
+
+/// How [`TenantManager::backup_all`](crate::TenantManager::backup_all)
+/// runs.
+///
+/// ```
+/// use tenanted::BackupOptions;
+///
+/// let options = BackupOptions::new()
+///     .jobs(2)
+///     .only(["acme", "globex"])
+///     .on_progress(|p| eprintln!("{}/{} {}", p.done, p.total, p.tenant));
+/// ```
+pub struct BackupOptions {
+    pub(super) jobs: usize,
+    pub(super) only: Option<Vec<String>>,
+    pub(super) progress: Option<Callback<Progress>>,
+    pub(super) cancel: Option<Arc<AtomicBool>>,
+}
+
+impl Default for BackupOptions {
+    fn default() -> Self {
+        BackupOptions::new()
+    }
+}
+
+impl BackupOptions {
+    /// Every tenant, one worker per core, continuing past failures.
+    pub fn new() -> Self {
+        BackupOptions {
+            jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            only: None,
+            progress: None,
+            cancel: None,
+        }
+    }
+
+    /// Worker threads (at least 1). Each copies one tenant at a time.
+    pub fn jobs(mut self, jobs: usize) -> Self {
+        self.jobs = jobs.max(1);
+        self
+    }
+
+    /// Back up only these tenants, in this order.
+    pub fn only<I, S>(mut self, tenants: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.only = Some(tenants.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Called after each tenant, from the worker thread that copied it
+    /// (`ok` is false for a failure, and also for a tenant destroyed
+    /// before its turn).
+    pub fn on_progress(mut self, f: impl Fn(&Progress) + Send + Sync + 'static) -> Self {
+        self.progress = Some(Box::new(f));
+        self
+    }
+
+    /// Stop starting tenants once `flag` is set (for example from a Ctrl-C
+    /// handler): copies in progress finish, the rest are reported as
+    /// skipped and the report as cancelled.
+    pub fn cancel_on(mut self, flag: Arc<AtomicBool>) -> Self {
+        self.cancel = Some(flag);
+        self
+    }
+}
+
+impl fmt::Debug for BackupOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BackupOptions")
+            .field("jobs", &self.jobs)
+            .field("only", &self.only)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How [`TenantManager::restore_tenant_with`](crate::TenantManager::restore_tenant_with)
+/// treats an existing tenant.
+///
+/// ```
+/// let options = tenanted::RestoreOptions::new().replace(true);
+/// assert!(options.replaces());
+/// assert!(!tenanted::RestoreOptions::new().replaces());
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct RestoreOptions {
+    replace: bool,
+}
+
+impl RestoreOptions {
+    /// Never replace an existing tenant (restore fails with
+    /// [`Error::TenantExists`](crate::Error::TenantExists)).
+    pub fn new() -> Self {
+        RestoreOptions::default()
+    }
+
+    /// Replace an existing tenant: it is destroyed first, exactly as
+    /// [`destroy_tenant`](crate::TenantManager::destroy_tenant) does (this
+    /// process's connections drained, other processes waited for), then
+    /// the backup is published.
+    pub fn replace(mut self, replace: bool) -> Self {
+        self.replace = replace;
+        self
+    }
+
+    /// Whether an existing tenant is replaced.
+    pub fn replaces(&self) -> bool {
+        self.replace
+    }
+}

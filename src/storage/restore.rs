@@ -1,0 +1,225 @@
+//! Restoring a tenant from a backup file, atomically.
+//!
+//! The backup is checked before anything under the root is touched: it is
+//! a non-empty SQLite database, `PRAGMA integrity_check` says `ok`, and its
+//! `user_version` is not ahead of the code. The check and the copy read it
+//! in one read transaction, so what is copied is what was checked. Then,
+//! exactly like a create and holding the tenant's lock: the copy goes to a
+//! hidden scratch file beside the tenant's path (back in WAL mode, as every
+//! tenant is), is synced, and is published with `create`'s `hard_link`
+//! step, which never replaces a file. Replacing an existing tenant first
+//! destroys it with the destroy protocol (fence, wait for other processes,
+//! demolish), still under the same lock, so no create slips in between.
+
+use std::fs;
+use std::io;
+use std::path::Path;
+use std::time::Instant;
+
+use rusqlite::{Connection, OpenFlags};
+
+use super::create::publish;
+use super::database_file::{Occupant, occupant};
+use super::debris::remove_debris;
+use super::destroy::destroy_locked;
+use super::files::{remove_empty_parents, remove_with_sidecars};
+use super::lock::FileLock;
+use super::open::literal_path;
+use super::siblings::{lock_path, scratch_path};
+use super::snapshot::{Snapshot, copy_to};
+use crate::error::{Error, Result};
+use crate::name::TenantName;
+
+/// What to do when the tenant already exists.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Existing {
+    /// Fail with `TenantExists`.
+    Refuse,
+    /// Destroy it first, waiting until `deadline` for other processes to
+    /// let go (the caller has drained this process's pools).
+    Replace {
+        /// When the wait for other processes ends (`TenantBusy`).
+        deadline: Instant,
+    },
+}
+
+/// What a restore published.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Restored {
+    /// The restored database's schema version.
+    pub(crate) version: usize,
+    /// Its size in bytes.
+    pub(crate) bytes: u64,
+    /// Whether an existing tenant was replaced.
+    pub(crate) replaced: bool,
+}
+
+/// A backup file that passed the checks, held open in the read
+/// transaction the copy will use.
+#[derive(Debug)]
+pub(crate) struct CheckedBackup {
+    conn: Connection,
+    version: usize,
+}
+
+/// Opens and checks the backup file `src` for `tenant`: a non-empty SQLite
+/// database that passes `integrity_check`, not ahead of `latest` (the
+/// number of migrations). Touches nothing under the root.
+pub(crate) fn check_backup(
+    tenant: &TenantName,
+    src: &Path,
+    latest: usize,
+) -> Result<CheckedBackup> {
+    let conn = open_backup(tenant, src)?;
+    let version = check_open_backup(tenant, src, &conn, latest)?;
+    Ok(CheckedBackup { conn, version })
+}
+
+/// Restores `tenant` at `path` (under `root`) from `backup`.
+pub(crate) fn restore(
+    tenant: &TenantName,
+    path: &Path,
+    backup: CheckedBackup,
+    root: &Path,
+    existing: Existing,
+) -> Result<Restored> {
+    let lock_file = lock_path(path);
+    let lock = FileLock::acquire(&lock_file, true)
+        .map_err(|e| Error::io(Some(tenant), &lock_file, "locking the tenant", e))?;
+    let result = restore_locked(tenant, path, &backup.conn, existing);
+    let existed = matches!(result, Err(Error::TenantExists { .. }));
+    drop(lock);
+    if result.is_err() && !existed {
+        remove_empty_parents(path, root);
+    }
+    let (snapshot, replaced) = result?;
+    Ok(Restored {
+        version: backup.version,
+        bytes: snapshot.bytes,
+        replaced,
+    })
+}
+
+fn restore_locked(
+    tenant: &TenantName,
+    path: &Path,
+    source: &Connection,
+    existing: Existing,
+) -> Result<(Snapshot, bool)> {
+    let found = occupant(path)
+        .map_err(|e| Error::io(Some(tenant), path, "looking at the database file", e))?;
+    let replace = match (found, existing) {
+        (Occupant::Nothing, _) => {
+            // As in create: beside a tenant that does not exist, anything
+            // left is debris of a crashed create or destroy.
+            remove_debris(Some(tenant), path)?;
+            None
+        }
+        (Occupant::Database(_), Existing::Refuse) => {
+            return Err(Error::TenantExists {
+                tenant: tenant.clone(),
+                path: path.to_path_buf(),
+            });
+        }
+        (Occupant::Database(_), Existing::Replace { deadline }) => Some(deadline),
+        (Occupant::Other(found), _) => {
+            return Err(Error::NotATenantDatabase {
+                tenant: tenant.clone(),
+                path: path.to_path_buf(),
+                found,
+            });
+        }
+    };
+    let scratch = scratch_path(path);
+    let result = copy_to(tenant, source, &scratch, "WAL").and_then(|snapshot| {
+        if let Some(deadline) = replace {
+            destroy_locked(tenant, path, deadline)?;
+        }
+        publish(tenant, &scratch, path)?;
+        Ok((snapshot, replace.is_some()))
+    });
+    remove_with_sidecars(&scratch);
+    result
+}
+
+/// Opens the backup read-only and starts the read transaction that the
+/// check and the copy share.
+fn open_backup(tenant: &TenantName, src: &Path) -> Result<Connection> {
+    let meta = fs::metadata(src).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => bad_backup(tenant, src, "there is no such file"),
+        _ => Error::io(Some(tenant), src, "reading the backup file", e),
+    })?;
+    if !meta.is_file() {
+        return Err(bad_backup(tenant, src, "it is not a regular file"));
+    }
+    if meta.len() == 0 {
+        // SQLite would read an empty file as an empty database.
+        return Err(bad_backup(tenant, src, "the file is empty"));
+    }
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(literal_path(src), flags)
+        .map_err(|e| Error::sqlite(Some(tenant), src, "opening the backup file", e))?;
+    conn.execute_batch("BEGIN")
+        .map_err(|e| Error::sqlite(Some(tenant), src, "reading the backup file", e))?;
+    Ok(conn)
+}
+
+/// The backup's schema version, once it has passed `integrity_check` and
+/// is not ahead of `latest`.
+fn check_open_backup(
+    tenant: &TenantName,
+    src: &Path,
+    conn: &Connection,
+    latest: usize,
+) -> Result<usize> {
+    let not_sqlite = |e: rusqlite::Error| match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::NotADatabase) => {
+            bad_backup(tenant, src, "it is not a SQLite database")
+        }
+        Some(rusqlite::ErrorCode::DatabaseCorrupt) => {
+            bad_backup(tenant, src, &format!("it is corrupt ({e})"))
+        }
+        _ => Error::sqlite(Some(tenant), src, "checking the backup file", e),
+    };
+    let verdict = integrity_check(conn).map_err(not_sqlite)?;
+    if verdict != "ok" {
+        let reason = format!("PRAGMA integrity_check reports: {verdict}");
+        return Err(bad_backup(tenant, src, &reason));
+    }
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(not_sqlite)?;
+    let version = usize::try_from(version).map_err(|_| {
+        bad_backup(
+            tenant,
+            src,
+            &format!("its user_version ({version}) is negative"),
+        )
+    })?;
+    if version > latest {
+        return Err(Error::SchemaAheadOfCode {
+            tenant: tenant.clone(),
+            path: src.to_path_buf(),
+            current_version: version,
+            latest_version: latest,
+        });
+    }
+    Ok(version)
+}
+
+/// `ok`, or the first few problems `PRAGMA integrity_check` finds, on
+/// one line.
+fn integrity_check(conn: &Connection) -> rusqlite::Result<String> {
+    let mut stmt = conn.prepare("PRAGMA integrity_check(3)")?;
+    let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+    let lines = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(lines.join("; ").replace('\n', "; "))
+}
+
+fn bad_backup(tenant: &TenantName, src: &Path, reason: &str) -> Error {
+    Error::BadBackup {
+        tenant: tenant.clone(),
+        path: src.to_path_buf(),
+        reason: reason.to_owned(),
+    }
+}

@@ -1,0 +1,134 @@
+//! Copying a live tenant database to a self-contained file, consistently,
+//! while other threads and processes keep writing to it.
+//!
+//! The copy is made with SQLite's online backup API in one step: one read
+//! transaction on the source, so the copy is the database as of one commit
+//! (in WAL mode that read never blocks writers, and a single step is never
+//! restarted by their commits). The copy is written to a hidden scratch
+//! file beside the destination, switched to `journal_mode = DELETE` (one
+//! file, no `-wal`), synced, and renamed over the destination: a reader of
+//! the destination sees the old file or the whole new one, never a torn one.
+//!
+//! `benches/backup.rs` measures it against `VACUUM INTO` and a plain
+//! `fs::copy` + fsync of the same file.
+
+use std::fs::{self, File};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use rusqlite::backup::{Backup, StepResult};
+use rusqlite::{Connection, OpenFlags};
+
+use super::files::{remove_with_sidecars, sync_dir};
+use super::open::{literal_path, open_for_reading};
+use super::siblings::scratch_path;
+use crate::error::{Error, Result};
+use crate::name::TenantName;
+
+/// What a snapshot wrote.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Snapshot {
+    /// The copy's schema version (`user_version`), read from the copy.
+    pub(crate) version: i64,
+    /// The copy's size in bytes.
+    pub(crate) bytes: u64,
+}
+
+/// Flags for a new copy: created here, never a URI (see `literal_path`).
+const NEW_FILE: OpenFlags = OpenFlags::SQLITE_OPEN_READ_WRITE
+    .union(OpenFlags::SQLITE_OPEN_CREATE)
+    .union(OpenFlags::SQLITE_OPEN_NO_MUTEX);
+
+/// Copies `tenant`'s database at `path` to `dest` (creating `dest`'s
+/// directory if needed, replacing a file already at `dest` atomically).
+///
+/// The source is opened the way every one-off read of a tenant is (pinned,
+/// never checkpointing on close), so a destroy in another process waits for
+/// the copy to finish, and one in this process cannot be harmed by it.
+pub(crate) fn snapshot(tenant: &TenantName, path: &Path, dest: &Path) -> Result<Snapshot> {
+    let (source, _) = open_for_reading(tenant, path)?;
+    if let Some(dir) = dest.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::create_dir_all(dir)
+            .map_err(|e| Error::io(Some(tenant), dir, "creating the backup's directory", e))?;
+    }
+    let scratch = scratch_path(dest);
+    let result = copy_to(tenant, &source, &scratch, "DELETE").and_then(|snapshot| {
+        publish_by_rename(tenant, &scratch, dest)?;
+        Ok(snapshot)
+    });
+    if result.is_err() {
+        remove_with_sidecars(&scratch);
+    }
+    result
+}
+
+/// Copies `source` into the new file `scratch` and syncs it. The copy is
+/// left in `journal_mode` `mode`: `"DELETE"` for a backup (one
+/// self-contained file), `"WAL"` for a restored tenant (as every tenant
+/// is). Either way no `-wal` is left once it is closed.
+pub(super) fn copy_to(
+    tenant: &TenantName,
+    source: &Connection,
+    scratch: &Path,
+    mode: &'static str,
+) -> Result<Snapshot> {
+    let sqlite = |operation, e| Error::sqlite(Some(tenant), scratch, operation, e);
+    let mut copy = Connection::open_with_flags(literal_path(scratch), NEW_FILE)
+        .map_err(|e| sqlite("creating the copy", e))?;
+    copy_pages(source, &mut copy).map_err(|e| sqlite("copying the database", e))?;
+    // The copy carries the source's journal mode in its header; a backup
+    // must need nothing but its own file. (The pragma answers with the new
+    // mode; an error is all that matters.)
+    let pragma = format!("PRAGMA journal_mode = {mode}");
+    copy.query_row(&pragma, [], |r| r.get::<_, String>(0))
+        .map_err(|e| sqlite("setting the copy's journal mode", e))?;
+    let version = copy
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(|e| sqlite("reading the copy's version", e))?;
+    copy.close()
+        .map_err(|(_, e)| sqlite("closing the copy", e))?;
+    let bytes = sync_file(tenant, scratch)?;
+    Ok(Snapshot { version, bytes })
+}
+
+/// Copies every page of `source` into `copy` in one backup step, so in
+/// one read transaction: a consistent snapshot, which writers (in WAL
+/// mode) neither block nor restart. A step that finds the source busy or
+/// locked is retried, for at most [`BUSY_WAIT`].
+fn copy_pages(source: &Connection, copy: &mut Connection) -> rusqlite::Result<()> {
+    let backup = Backup::new(source, copy)?;
+    let deadline = Instant::now() + BUSY_WAIT;
+    loop {
+        match backup.step(-1)? {
+            StepResult::Done => return Ok(()),
+            // Not reached with -1 (everything in one step); retried anyway.
+            StepResult::More => {}
+            _ if Instant::now() >= deadline => {
+                return Err(rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+                    Some(format!("the database stayed busy for {BUSY_WAIT:?}")),
+                ));
+            }
+            _ => std::thread::sleep(Duration::from_millis(10)),
+        }
+    }
+}
+
+/// How long a copy waits for a source that is busy or locked.
+const BUSY_WAIT: Duration = Duration::from_secs(30);
+
+/// fsyncs the file at `path`; returns its size.
+pub(super) fn sync_file(tenant: &TenantName, path: &Path) -> Result<u64> {
+    File::open(path)
+        .and_then(|f| f.sync_all().and_then(|()| f.metadata()))
+        .map(|meta| meta.len())
+        .map_err(|e| Error::io(Some(tenant), path, "syncing the copy", e))
+}
+
+/// Renames the synced `scratch` over `dest` and syncs the directory.
+fn publish_by_rename(tenant: &TenantName, scratch: &Path, dest: &Path) -> Result<()> {
+    fs::rename(scratch, dest)
+        .map_err(|e| Error::io(Some(tenant), dest, "moving the backup into place", e))?;
+    sync_dir(dest);
+    Ok(())
+}
