@@ -75,7 +75,28 @@ fn immutable_uri(path: &Path) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::immutable_uri;
+    use rusqlite::{Connection, OpenFlags};
     use std::path::Path;
+
+    /// The URI opens the very file the path names, even when the path
+    /// holds `file:`, `?`, `#` and `%`.
+    #[test]
+    fn the_immutable_uri_opens_the_file_the_path_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let odd = dir.path().join("file:a%41?b=c#d");
+        std::fs::create_dir(&odd).unwrap();
+        let path = odd.join("main.sqlite3");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("PRAGMA user_version = 7;")
+            .unwrap();
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI;
+        let conn = Connection::open_with_flags(immutable_uri(&path).unwrap(), flags).unwrap();
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, 7);
+    }
 
     #[test]
     fn reserved_characters_are_escaped() {
