@@ -71,6 +71,20 @@ impl BackupOptions {
     /// Stop starting tenants once `flag` is set (for example from a Ctrl-C
     /// handler): copies in progress finish, the rest are reported as
     /// skipped and the report as cancelled.
+    ///
+    /// ```
+    /// use std::sync::{Arc, atomic::AtomicBool};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let manager = tenanted::TenantManager::builder(
+    /// #     tenanted::RootConfig::new(dir.path().join("root")), tenanted::Migrations::new(vec![])).build()?;
+    /// # manager.create_tenant("acme")?;
+    /// let cancel = Arc::new(AtomicBool::new(true));
+    /// let options = tenanted::BackupOptions::new().cancel_on(cancel);
+    /// let report = manager.backup_all(dir.path().join("backup"), &options)?;
+    /// assert!(report.cancelled && report.tenants.is_empty());
+    /// assert_eq!(report.skipped, ["acme"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn cancel_on(mut self, flag: Arc<AtomicBool>) -> Self {
         self.cancel = Some(flag);
         self
