@@ -513,3 +513,57 @@ fn backup_all_continues_past_failures_and_reports_tenants_destroyed_meanwhile() 
     let files = files_under(&copies);
     assert!(files.iter().all(|f| !f.contains(".tmp-")), "{files:?}");
 }
+
+#[test]
+fn tenants_created_and_destroyed_during_backup_all_are_in_it_whole_or_not_at_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = manager(&dir.path().join("root"));
+    let seeded = |name: &str| {
+        m.create_tenant_with(name, |tx| {
+            tx.execute("INSERT INTO notes (body) VALUES ('seed')", [])
+                .map(drop)
+        })
+        .unwrap();
+    };
+    for i in 0..30 {
+        seeded(&format!("old-{i:02}"));
+    }
+    let copies = dir.path().join("backup");
+    let report = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            for i in 0..30 {
+                seeded(&format!("new-{i:02}"));
+                m.destroy_tenant(&format!("old-{i:02}")).unwrap();
+            }
+        });
+        m.backup_all(&copies, &BackupOptions::new().jobs(2))
+            .unwrap()
+    });
+    assert_eq!(report.failed(), 0, "{report}");
+    let backup_root = RootConfig::new(&copies);
+    let copied: Vec<String> = backup_root
+        .tenants()
+        .unwrap()
+        .map(|t| t.unwrap().to_string())
+        .collect();
+    assert_eq!(copied.len(), report.succeeded(), "{report}");
+    for name in &copied {
+        let path = backup_root.database_path(name).unwrap();
+        assert_eq!(integrity(&path), "ok", "{name}");
+        let conn = open(&path);
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        let seeds: i64 = conn
+            .query_row("SELECT count(*) FROM notes WHERE body = 'seed'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!((version, seeds), (3, 1), "{name} is not whole");
+    }
+    let hidden: Vec<String> = files_under(&copies)
+        .into_iter()
+        .filter(|f| f.rsplit('/').next().is_some_and(|n| n.starts_with('.')))
+        .collect();
+    assert!(hidden.is_empty(), "scratch files left: {hidden:?}");
+}
