@@ -195,6 +195,12 @@ fn a_backup_inside_the_root_is_refused() {
     assert!(err.to_string().contains("outside the root"), "{err}");
     let err = m.backup_all(&root, &BackupOptions::new()).unwrap_err();
     assert!(matches!(err, Error::BackupInsideRoot { .. }), "{err}");
+    // Also through a symbolic link that leads into the root.
+    let link = dir.path().join("link");
+    std::os::unix::fs::symlink(&root, &link).unwrap();
+    let err = m.backup_tenant("acme", link.join("x/acme.sqlite3")).unwrap_err();
+    assert!(matches!(err, Error::BackupInsideRoot { .. }), "{err}");
+    assert!(!root.join("x").exists());
     assert!(!root.join("backups").exists());
 }
 
