@@ -39,6 +39,7 @@ pub struct TenantManagerBuilder {
     pub(crate) destroy_timeout: Duration,
     pub(crate) watch_interval: Duration,
     pub(crate) auto_migrate: bool,
+    pub(crate) accept_migration_changes: bool,
     pub(crate) connector_threads: usize,
     pub(crate) init: Option<ConnectionInit>,
 }
@@ -56,6 +57,7 @@ impl TenantManagerBuilder {
             destroy_timeout: Duration::from_secs(5),
             watch_interval: Duration::from_millis(500),
             auto_migrate: false,
+            accept_migration_changes: false,
             connector_threads: 2,
             init: None,
         }
@@ -140,6 +142,31 @@ impl TenantManagerBuilder {
         self
     }
 
+    /// Accept that some of this program's migrations differ from the ones
+    /// the root has applied (an edited comment, a rename), and record this
+    /// program's as applied (default `false`: building fails with
+    /// [`Error::MigrationChanged`](crate::Error::MigrationChanged)). Use it
+    /// once, for a change you have checked leaves every tenant's schema as
+    /// the new migration would make it.
+    ///
+    /// ```
+    /// use tenanted::{Migration, Migrations, RootConfig, TenantManager};
+    /// # let dir = tempfile::tempdir()?;
+    /// let v1 = Migrations::new(vec![Migration::new("0001_notes", "CREATE TABLE notes (x);")]);
+    /// TenantManager::builder(RootConfig::new(dir.path()), v1).build()?.create_tenant("acme")?;
+    /// // The same table, a comment added to the script:
+    /// let v2 = Migrations::new(vec![Migration::new("0001_notes", "CREATE TABLE notes (x); -- notes")]);
+    /// assert!(TenantManager::builder(RootConfig::new(dir.path()), v2.clone()).build().is_err());
+    /// TenantManager::builder(RootConfig::new(dir.path()), v2)
+    ///     .accept_migration_changes(true)
+    ///     .build()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn accept_migration_changes(mut self, accept: bool) -> Self {
+        self.accept_migration_changes = accept;
+        self
+    }
+
     /// Threads shared by every pool to open connections (default 2). r2d2
     /// would otherwise start 3 per pool.
     pub fn connector_threads(mut self, threads: usize) -> Self {
@@ -182,6 +209,7 @@ impl fmt::Debug for TenantManagerBuilder {
             .field("destroy_timeout", &self.destroy_timeout)
             .field("watch_interval", &self.watch_interval)
             .field("auto_migrate", &self.auto_migrate)
+            .field("accept_migration_changes", &self.accept_migration_changes)
             .field("connector_threads", &self.connector_threads)
             .finish_non_exhaustive()
     }

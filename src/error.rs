@@ -231,6 +231,38 @@ pub enum Error {
         applied: usize,
     },
 
+    /// The root was laid out with another template or bucket count than
+    /// this program's `RootConfig` (recorded in `.tenanted/layout` when the
+    /// root was first used). Nothing was read or created.
+    #[error("the root {} was laid out with the template `{recorded_template}` and {recorded_buckets} bucket(s), but this program uses `{template}` and {buckets}: its tenants would be looked for, and created, in the wrong places; open it with the recorded layout (at the CLI: --template '{recorded_template}' --buckets {recorded_buckets})", root.display())]
+    LayoutMismatch {
+        /// The root directory.
+        root: PathBuf,
+        /// The template the root records.
+        recorded_template: String,
+        /// The bucket count the root records.
+        recorded_buckets: String,
+        /// This program's template.
+        template: String,
+        /// This program's bucket count.
+        buckets: u32,
+    },
+
+    /// This program's migration at `version` is not the one the root
+    /// applied at that version (recorded in `.tenanted/migrations`): it was
+    /// edited, renamed or reordered after it ran.
+    #[error("migration {version} of this program is {code}, but the root {} applied {applied} at that version: the migration was edited, renamed or reordered after it ran, so tenants reported current may hold another schema; restore the original, or if the change is deliberate and safe, accept it with TenantManagerBuilder::accept_migration_changes(true) (at the CLI: --accept-migration-changes)", root.display())]
+    MigrationChanged {
+        /// The root directory.
+        root: PathBuf,
+        /// The migration's version (1 is the first).
+        version: usize,
+        /// The applied migration's name and checksum.
+        applied: String,
+        /// This program's migration's name and checksum.
+        code: String,
+    },
+
     /// The migration set itself is unusable (bad directory, gap in numbering, empty).
     #[error("bad migrations at {}: {reason}", path.display())]
     BadMigrations {
@@ -360,7 +392,9 @@ impl Error {
             Error::BadTenantName { .. }
             | Error::BadTemplate { .. }
             | Error::NoTenant
-            | Error::BadMigrations { .. } => None,
+            | Error::BadMigrations { .. }
+            | Error::LayoutMismatch { .. }
+            | Error::MigrationChanged { .. } => None,
         }
     }
 

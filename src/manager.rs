@@ -5,6 +5,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use rusqlite::Transaction;
@@ -59,6 +60,9 @@ struct Inner {
     cache: Arc<PoolCache>,
     open: OpenConfig,
     destroy_timeout: Duration,
+    accept_migration_changes: bool,
+    /// Whether the root has been described (see `migrate::describe_root`).
+    described: AtomicBool,
 }
 
 impl TenantManager {
@@ -84,6 +88,8 @@ impl TenantManager {
 
     pub(crate) fn from_builder(b: TenantManagerBuilder) -> Result<Self> {
         b.root.validate()?;
+        // Only a check: building a manager writes nothing.
+        migrate::describe_root(&b.root, &b.migrations, b.accept_migration_changes, false)?;
         let cache = Arc::new(PoolCache::new(b.max_pools));
         let watch = WatchSettings {
             interval: b.watch_interval,
@@ -107,6 +113,8 @@ impl TenantManager {
             cache,
             open,
             destroy_timeout: b.destroy_timeout,
+            accept_migration_changes: b.accept_migration_changes,
+            described: AtomicBool::new(false),
         };
         Ok(TenantManager {
             inner: Arc::new(inner),
@@ -137,6 +145,22 @@ impl TenantManager {
     /// ```
     pub fn migrations(&self) -> &Migrations {
         &self.inner.migrations
+    }
+
+    /// Checks the root's recorded layout and migration history against
+    /// this manager's; before a first write (`record`), records them where
+    /// the root has none yet.
+    fn describe_root(&self, record: bool) -> Result<()> {
+        let inner = &self.inner;
+        if record && inner.described.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let accept = inner.accept_migration_changes;
+        migrate::describe_root(&inner.root, &inner.migrations, accept, record)?;
+        if record {
+            inner.described.store(true, Ordering::Relaxed);
+        }
+        Ok(())
     }
 
     fn locate(&self, name: &str) -> Result<(TenantName, PathBuf)> {
@@ -237,6 +261,8 @@ impl TenantManager {
         let _entered = span.enter();
         let template =
             migrate::ensure_template(self.inner.root.root_dir(), &self.inner.migrations)?;
+        // A root made by this create describes itself now.
+        self.describe_root(true)?;
         storage::create(&tenant, &path, template, seed, self.inner.root.root_dir())?;
         tracing::info!(tenant = %tenant, path = %path.display(), "created tenant");
         Ok(())
@@ -572,6 +598,7 @@ impl TenantManager {
     /// ```
     pub fn migrate_tenant_to(&self, name: &str, version: usize) -> Result<MigrationOutcome> {
         let (tenant, path) = self.locate(name)?;
+        self.describe_root(true)?;
         let outcome = migrate::migrate_to(&self.inner.migrations, &tenant, &path, version)?;
         if outcome.to < outcome.from {
             // Cached pools skip the schema check; make the next checkout
@@ -608,6 +635,10 @@ impl TenantManager {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn migrate_all(&self, options: &MigrateOptions) -> Result<MigrationReport> {
+        // Checked on every run: another program may have changed the
+        // history since this manager recorded it.
+        self.describe_root(false)?;
+        self.describe_root(true)?;
         let report = migrate::migrate_all(&self.inner.root, &self.inner.migrations, options)?;
         // A tenant moved down must be re-checked when next opened.
         for t in report.tenants.iter().filter(|t| t.to < t.from) {
@@ -635,6 +666,7 @@ impl TenantManager {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn migration_status(&self) -> Result<StatusReport> {
+        self.describe_root(false)?;
         let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
         migrate::migration_status(&self.inner.root, &self.inner.migrations, jobs)
     }
@@ -665,6 +697,7 @@ impl TenantManager {
     /// ```
     pub fn rollback_tenant(&self, name: &str, steps: usize) -> Result<MigrationOutcome> {
         let (tenant, path) = self.locate(name)?;
+        self.describe_root(true)?;
         let outcome = migrate::rollback(&self.inner.migrations, &tenant, &path, steps)?;
         if outcome.to < outcome.from {
             // As in migrate_tenant_to: the next checkout checks again.

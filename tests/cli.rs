@@ -790,3 +790,49 @@ fn prepare_creates_the_missing_and_migrates_the_rest() {
         .assert()
         .success();
 }
+
+#[test]
+fn a_root_laid_out_otherwise_is_refused_not_listed_empty() {
+    let dir = workspace(4);
+    tenanted(dir.path())
+        .args(["create", "acme"])
+        .assert()
+        .success();
+    tenanted(dir.path())
+        .args(["--buckets", "16", "list"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("--buckets 256"));
+    tenanted(dir.path())
+        .args(["--buckets", "16", "create", "acme"])
+        .assert()
+        .failure();
+    // No second acme was made under the other layout.
+    let acmes = common::files_under(&dir.path().join("tenants"))
+        .into_iter()
+        .filter(|f| f.ends_with("acme/main.sqlite3"))
+        .count();
+    assert_eq!(acmes, 1);
+}
+
+#[test]
+fn an_edited_migration_is_refused_until_accepted_at_the_cli() {
+    let dir = workspace(4);
+    tenanted(dir.path())
+        .args(["create", "acme"])
+        .assert()
+        .success();
+    let up = dir.path().join("migrations/0004_add_item_position/up.sql");
+    let sql = std::fs::read_to_string(&up).unwrap();
+    std::fs::write(&up, format!("-- reviewed\n{sql}")).unwrap();
+    tenanted(dir.path())
+        .args(["status"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("--accept-migration-changes"));
+    tenanted(dir.path())
+        .args(["--accept-migration-changes", "create", "globex"])
+        .assert()
+        .success();
+    tenanted(dir.path()).args(["status"]).assert().success();
+}

@@ -3,6 +3,7 @@
 
 mod bucket;
 mod layout;
+mod layout_record;
 mod litestream;
 mod path_template;
 mod root;
@@ -10,6 +11,7 @@ mod tenants;
 mod walker;
 
 pub use bucket::bucket_of;
+pub use layout_record::INTERNAL_DIR;
 pub use root::{DEFAULT_BUCKETS, DEFAULT_TEMPLATE, RootConfig};
 pub use tenants::Tenants;
 

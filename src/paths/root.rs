@@ -225,9 +225,12 @@ impl RootConfig {
     ///
     /// # Errors
     ///
-    /// [`Error::BadTemplate`].
+    /// [`Error::BadTemplate`]; [`Error::LayoutMismatch`] if the root
+    /// records another layout.
     pub(crate) fn walk(&self, mode: Mode) -> Result<Walker> {
         let template = Arc::clone(self.parsed()?);
+        // Walking with another layout than the root's finds nothing.
+        self.check_recorded_layout()?;
         let layout = Layout::new(self.root.clone(), template, self.buckets);
         Ok(Walker::new(layout, mode))
     }

@@ -54,8 +54,17 @@ impl FileLock {
                 match fs::create_dir_all(parent) {
                     Ok(()) => {}
                     // A destroy removed a directory create_dir_all had just
-                    // seen exist: start again.
-                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                    // seen exist (AlreadyExists) or just made (NotFound, when
+                    // the parent went before the child was made): start
+                    // again.
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            io::ErrorKind::AlreadyExists | io::ErrorKind::NotFound
+                        ) =>
+                    {
+                        continue;
+                    }
                     Err(e) => return Err(e),
                 }
             }

@@ -13,12 +13,13 @@ mod lock;
 mod open;
 mod open_gate;
 mod pinned;
+mod root_record;
 mod restore;
 mod siblings;
 mod snapshot;
 mod template_database;
 
-pub use template_database::INTERNAL_DIR;
+pub use crate::paths::INTERNAL_DIR;
 
 pub(crate) use create::{Seed, create};
 pub(crate) use database_file::{Occupant, occupant, require_database};
@@ -30,6 +31,7 @@ pub(crate) use open::{
     EXISTING, literal_path, missing_error, open_existing, open_for_reading, sqlite_error,
 };
 pub(crate) use pinned::{PinError, open_pinned};
+pub(crate) use root_record::{read_record, record_once, update_record};
 pub(crate) use restore::{Existing, Restored, check_backup, restore};
 pub(crate) use snapshot::{Snapshot, snapshot};
 pub(crate) use template_database::{Template, ensure_template};

@@ -18,9 +18,8 @@ use super::files::build_by_rename;
 use super::lock::FileLock;
 use super::siblings::lock_path;
 use crate::error::{Error, Result};
+use crate::paths::INTERNAL_DIR;
 
-/// The directory under the root where tenanted keeps its own files.
-pub const INTERNAL_DIR: &str = ".tenanted";
 
 /// The template file for the migrations whose fingerprint is `key`.
 fn template_path(root: &Path, key: u64) -> PathBuf {

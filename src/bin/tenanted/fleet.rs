@@ -69,7 +69,7 @@ pub fn migrate(cli: &Cli, args: &MigrateArgs) -> Result<u8, Failure> {
         ));
     }
     require_root(&cli.root)?;
-    let manager = tenanted::TenantManager::builder(cli.root_config(), migrations).build()?;
+    let manager = cli.builder(migrations).build()?;
     if args.dry_run {
         return dry_run(&manager, &only, args.to.unwrap_or(latest), args.json);
     }
@@ -242,7 +242,7 @@ fn planned<'a>(
 pub fn status(cli: &Cli, args: &StatusArgs) -> Result<u8, Failure> {
     let migrations = cli.load_migrations()?;
     require_root(&cli.root)?;
-    let manager = tenanted::TenantManager::builder(cli.root_config(), migrations).build()?;
+    let manager = cli.builder(migrations).build()?;
     let mut status = manager.migration_status()?;
     if let Some(name) = &args.tenant {
         let tenant = tenant_names(std::slice::from_ref(name))?.remove(0);

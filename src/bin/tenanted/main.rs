@@ -43,6 +43,10 @@ struct Cli {
     /// Print only failures and summaries; log only errors.
     #[arg(short, long, global = true, conflicts_with = "verbose", help_heading = GLOBAL)]
     quiet: bool,
+    /// Accept migrations that differ from the ones the root applied (an
+    /// edited comment, a rename) and record these instead.
+    #[arg(long, global = true, help_heading = GLOBAL)]
+    accept_migration_changes: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -172,7 +176,13 @@ impl Cli {
 
     /// A manager with the migrations (for commands that create or migrate).
     fn manager(&self) -> Result<TenantManager, Failure> {
-        Ok(TenantManager::builder(self.root_config(), self.load_migrations()?).build()?)
+        Ok(self.builder(self.load_migrations()?).build()?)
+    }
+
+    /// A manager builder for this root with `migrations`.
+    fn builder(&self, migrations: Migrations) -> tenanted::TenantManagerBuilder {
+        TenantManager::builder(self.root_config(), migrations)
+            .accept_migration_changes(self.accept_migration_changes)
     }
 
     /// A manager for commands that never look at schemas.

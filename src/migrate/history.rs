@@ -1,0 +1,150 @@
+//! The root's migration history: `.tenanted/migrations` records, for every
+//! migration applied in the root, its version, a checksum of its scripts
+//! and its name (as sqlx and refinery keep checksums), so that a program
+//! whose migration N was edited, renamed or reordered after it ran fails
+//! clearly instead of calling a tenant "current" against other SQL.
+//!
+//! A manager opened on the root checks its migrations against the history
+//! and appends the ones it brings; a program with fewer migrations (an old
+//! version during a deploy) passes as long as its own agree.
+//! `accept_migration_changes` rewrites the history to the program's
+//! migrations, for a deliberate change.
+
+use std::path::Path;
+
+use super::migrations::{Migration, Migrations};
+use crate::error::{Error, Result};
+use crate::paths::{Fnv1a, INTERNAL_DIR, RootConfig};
+use crate::storage::{read_record, record_once, update_record};
+
+/// The history's file name in `.tenanted/`.
+const HISTORY: &str = "migrations";
+
+/// One migration as the history holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Entry {
+    version: usize,
+    checksum: String,
+    name: String,
+}
+
+impl Entry {
+    fn of(version: usize, migration: &Migration) -> Self {
+        let mut hash = Fnv1a::new();
+        hash.write(migration.up_sql().as_bytes());
+        hash.write(&[0xff]);
+        if let Some(down) = migration.down_sql() {
+            hash.write(down.as_bytes());
+        }
+        Entry {
+            version,
+            checksum: format!("{:016x}", hash.finish()),
+            name: migration.name().to_owned(),
+        }
+    }
+
+    fn parse(line: &str) -> Option<Self> {
+        let mut fields = line.splitn(3, ' ');
+        let version = fields.next()?.parse().ok()?;
+        let checksum = fields.next()?.to_owned();
+        let name = fields.next()?.to_owned();
+        Some(Entry {
+            version,
+            checksum,
+            name,
+        })
+    }
+
+    fn line(&self) -> String {
+        format!("{} {} {}\n", self.version, self.checksum, self.name)
+    }
+}
+
+/// Checks that the root agrees with this program: its layout (recorded by
+/// the first program that wrote to it) and its migration history. With
+/// `record`, before a first write, also records both where the root has
+/// none yet (a root made by an older release is described by its first
+/// write under this one). A root that does not exist yet is left alone.
+///
+/// # Errors
+///
+/// [`Error::LayoutMismatch`], [`Error::MigrationChanged`], I/O errors.
+pub(crate) fn describe_root(
+    root: &RootConfig,
+    migrations: &Migrations,
+    accept_changes: bool,
+    record: bool,
+) -> Result<()> {
+    root.check_recorded_layout()?;
+    let history = root.root_dir().join(INTERNAL_DIR).join(HISTORY);
+    if !record || !root.root_dir().is_dir() {
+        let recorded = read_record(&history)?;
+        let ours = entries(migrations);
+        return compare(root.root_dir(), recorded.as_deref(), &ours, accept_changes);
+    }
+    // Two programs recording at once: one writes, the other compares.
+    if record_once(&root.layout_record_path(), &root.layout_record())?.is_some() {
+        root.check_recorded_layout()?;
+    }
+    record_history(root.root_dir(), &history, migrations, accept_changes)
+}
+
+fn entries(migrations: &Migrations) -> Vec<Entry> {
+    migrations
+        .iter()
+        .enumerate()
+        .map(|(i, m)| Entry::of(i + 1, m))
+        .collect()
+}
+
+/// Whether the recorded history and `ours` agree where both have entries.
+fn compare(root: &Path, recorded: Option<&str>, ours: &[Entry], accept: bool) -> Result<()> {
+    let recorded: Vec<Entry> = recorded
+        .unwrap_or("")
+        .lines()
+        .filter_map(Entry::parse)
+        .collect();
+    match recorded.iter().zip(ours).find(|(had, has)| had != has) {
+        Some((had, has)) if !accept => Err(changed(root, had, has)),
+        _ => Ok(()),
+    }
+}
+
+/// Checks `migrations` against the history at `path`, then records the
+/// ones the history lacks (or, with `accept_changes`, rewrites it to
+/// `migrations`).
+fn record_history(
+    root: &Path,
+    path: &Path,
+    migrations: &Migrations,
+    accept_changes: bool,
+) -> Result<()> {
+    let ours = entries(migrations);
+    update_record(path, |current| {
+        let recorded: Vec<Entry> = current
+            .unwrap_or("")
+            .lines()
+            .filter_map(Entry::parse)
+            .collect();
+        if let Some((had, has)) = recorded.iter().zip(&ours).find(|(had, has)| had != has) {
+            if !accept_changes {
+                return Err(changed(root, had, has));
+            }
+            tracing::warn!(version = has.version, was = %had.name, now = %has.name, "accepting a changed migration");
+        } else if recorded.len() >= ours.len() {
+            return Ok(None);
+        }
+        // The program's migrations, then whatever newer ones the root has.
+        let tail = recorded.iter().skip(ours.len());
+        Ok(Some(ours.iter().chain(tail).map(Entry::line).collect()))
+    })
+}
+
+fn changed(root: &Path, had: &Entry, has: &Entry) -> Error {
+    Error::MigrationChanged {
+        root: root.to_path_buf(),
+        version: has.version,
+        applied: format!("{} (checksum {})", had.name, had.checksum),
+        code: format!("{} (checksum {})", has.name, has.checksum),
+    }
+}

@@ -1,0 +1,75 @@
+//! The root describes itself: `.tenanted/layout` records the template and
+//! bucket count the root was first used with, so that a program opened on
+//! it with another layout fails instead of listing nothing and creating a
+//! second, differently placed copy of a tenant.
+//!
+//! This layer only reads and compares the record; the first manager opened
+//! on the root writes it (`storage::record_layout`).
+
+use std::fs;
+use std::io;
+use std::path::PathBuf;
+
+use super::root::RootConfig;
+use crate::error::{Error, Result};
+
+/// The directory under the root where tenanted keeps its own files.
+pub const INTERNAL_DIR: &str = ".tenanted";
+
+/// The layout record's file name in [`INTERNAL_DIR`].
+const LAYOUT_RECORD: &str = "layout";
+
+impl RootConfig {
+    /// Where this root's layout is recorded.
+    pub(crate) fn layout_record_path(&self) -> PathBuf {
+        self.root_dir().join(INTERNAL_DIR).join(LAYOUT_RECORD)
+    }
+
+    /// This configuration's layout, as the record holds it.
+    pub(crate) fn layout_record(&self) -> String {
+        format!(
+            "template {}\nbuckets {}\n",
+            self.template_str(),
+            self.bucket_count()
+        )
+    }
+
+    /// Checks this configuration against the layout recorded in the root;
+    /// a root with no record (new, or made by an older release) passes.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::LayoutMismatch`] naming both layouts; an I/O error reading
+    /// the record.
+    pub(crate) fn check_recorded_layout(&self) -> Result<()> {
+        let path = self.layout_record_path();
+        match fs::read_to_string(&path) {
+            Ok(recorded) if recorded == self.layout_record() => Ok(()),
+            Ok(recorded) => Err(self.layout_mismatch(&recorded)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io(
+                None,
+                path,
+                "reading the root's recorded layout",
+                e,
+            )),
+        }
+    }
+
+    fn layout_mismatch(&self, recorded: &str) -> Error {
+        let field = |key: &str| {
+            recorded
+                .lines()
+                .find_map(|line| line.strip_prefix(key))
+                .unwrap_or("?")
+                .to_owned()
+        };
+        Error::LayoutMismatch {
+            root: self.root_dir().to_path_buf(),
+            recorded_template: field("template "),
+            recorded_buckets: field("buckets "),
+            template: self.template_str().to_owned(),
+            buckets: self.bucket_count(),
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! The root records its layout and the migrations applied in it
+//! (`.tenanted/layout`, `.tenanted/migrations`): a program opened with
+//! another layout, or with a migration edited, renamed or reordered after
+//! it ran, fails with an error naming both, instead of listing nothing,
+//! creating a second copy of a tenant, or calling a tenant current.
+
+mod common;
+
+use common::three_migrations;
+use tenanted::{Error, Migration, Migrations, RootConfig, TenantManager};
+
+fn build(root: RootConfig, migrations: Vec<Migration>) -> Result<TenantManager, Error> {
+    TenantManager::builder(root, Migrations::new(migrations)).build()
+}
+
+#[test]
+fn a_root_refuses_a_program_with_another_layout() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = build(RootConfig::new(dir.path()), three_migrations()).unwrap();
+    m.create_tenant("acme").unwrap();
+
+    let other = RootConfig::new(dir.path()).buckets(16);
+    let err = build(other.clone(), three_migrations()).unwrap_err();
+    assert!(matches!(err, Error::LayoutMismatch { .. }), "{err}");
+    let message = err.to_string();
+    assert!(
+        message.contains("256") && message.contains("16"),
+        "{message}"
+    );
+    assert!(message.contains("--buckets 256"), "{message}");
+    // Listing with the wrong layout fails too, instead of finding nothing.
+    assert!(matches!(other.tenants(), Err(Error::LayoutMismatch { .. })));
+    let other_template = RootConfig::new(dir.path()).template("%{tenant}.db");
+    assert!(matches!(
+        build(other_template, three_migrations()),
+        Err(Error::LayoutMismatch { .. })
+    ));
+}
+
+#[test]
+fn a_root_made_before_layouts_were_recorded_is_described_by_its_first_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = build(RootConfig::new(dir.path()), three_migrations()).unwrap();
+    m.create_tenant("acme").unwrap();
+    drop(m);
+    // As an older release left it: no description.
+    std::fs::remove_file(dir.path().join(".tenanted/layout")).unwrap();
+    std::fs::remove_file(dir.path().join(".tenanted/migrations")).unwrap();
+
+    let m = build(RootConfig::new(dir.path()), three_migrations()).unwrap();
+    assert_eq!(common::sorted_tenants(&m), ["acme"]);
+    assert!(
+        !dir.path().join(".tenanted/layout").exists(),
+        "a build wrote"
+    );
+    m.create_tenant("globex").unwrap();
+    let layout = std::fs::read_to_string(dir.path().join(".tenanted/layout")).unwrap();
+    assert_eq!(
+        layout,
+        "template %{bucket}/%{tenant}/main.sqlite3\nbuckets 256\n"
+    );
+    let history = std::fs::read_to_string(dir.path().join(".tenanted/migrations")).unwrap();
+    assert_eq!(history.lines().count(), 3, "{history}");
+    assert!(
+        history
+            .lines()
+            .next()
+            .unwrap()
+            .ends_with(" 0001_create_notes")
+    );
+}
+
+#[test]
+fn an_edited_migration_is_refused_until_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = || RootConfig::new(dir.path());
+    build(root(), three_migrations())
+        .unwrap()
+        .create_tenant("acme")
+        .unwrap();
+
+    let mut edited = three_migrations();
+    edited[1] = Migration::new(
+        "0002_add_tags",
+        "CREATE TABLE tags (note_id INTEGER NOT NULL, tag TEXT NOT NULL, weight INTEGER);",
+    )
+    .down("DROP TABLE tags;");
+    let err = build(root(), edited.clone()).unwrap_err();
+    match &err {
+        Error::MigrationChanged { version, .. } => assert_eq!(*version, 2),
+        other => panic!("expected MigrationChanged, got {other}"),
+    }
+    assert!(
+        err.to_string().contains("accept_migration_changes"),
+        "{err}"
+    );
+
+    // A rename is a change too.
+    let mut renamed = three_migrations();
+    renamed[2] = Migration::new("0003_tag_index", "CREATE INDEX tags_by_tag ON tags (tag);")
+        .down("DROP INDEX tags_by_tag;");
+    assert!(matches!(
+        build(root(), renamed),
+        Err(Error::MigrationChanged { version: 3, .. })
+    ));
+
+    // Accepted deliberately, then recorded: later programs with it pass,
+    // and the original is now the one refused.
+    let m = TenantManager::builder(root(), Migrations::new(edited.clone()))
+        .accept_migration_changes(true)
+        .build()
+        .unwrap();
+    m.create_tenant("globex").unwrap();
+    build(root(), edited).unwrap();
+    assert!(matches!(
+        build(root(), three_migrations()),
+        Err(Error::MigrationChanged { version: 2, .. })
+    ));
+}
+
+#[test]
+fn an_older_program_with_fewer_migrations_agrees() {
+    let dir = tempfile::tempdir().unwrap();
+    build(RootConfig::new(dir.path()), three_migrations())
+        .unwrap()
+        .create_tenant("acme")
+        .unwrap();
+    let older = build(
+        RootConfig::new(dir.path()),
+        three_migrations()[..2].to_vec(),
+    )
+    .unwrap();
+    older.create_tenant("globex").unwrap();
+    // Its create did not shorten the history.
+    let history = std::fs::read_to_string(dir.path().join(".tenanted/migrations")).unwrap();
+    assert_eq!(history.lines().count(), 3, "{history}");
+}
+
+#[test]
+fn status_and_migrate_all_check_the_history_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = build(RootConfig::new(dir.path()), three_migrations()).unwrap();
+    m.create_tenant("acme").unwrap();
+    // Another program records a changed migration 3 meanwhile.
+    let mut changed = three_migrations();
+    changed[2] = Migration::new("0003_index_tags", "CREATE INDEX by_tag ON tags (tag);");
+    TenantManager::builder(RootConfig::new(dir.path()), Migrations::new(changed))
+        .accept_migration_changes(true)
+        .build()
+        .unwrap()
+        .create_tenant("globex")
+        .unwrap();
+    assert!(matches!(
+        m.migration_status(),
+        Err(Error::MigrationChanged { version: 3, .. })
+    ));
+    assert!(matches!(
+        m.migrate_all(&tenanted::MigrateOptions::new()),
+        Err(Error::MigrationChanged { version: 3, .. })
+    ));
+}
