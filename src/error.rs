@@ -273,19 +273,19 @@ pub enum Error {
     },
 
     /// The seed closure given to `create_tenant_with` failed; nothing was created.
-    #[error("seeding tenant {tenant} failed: {source}; nothing was created at {}", path.display())]
+    #[error("seeding tenant {tenant} failed: {cause}; nothing was created at {}", path.display())]
     Seed {
         /// The tenant.
         tenant: TenantName,
         /// The database file that was not created.
         path: PathBuf,
-        /// The seed closure's error.
-        #[source]
-        source: BoxError,
+        /// The seed closure's error (its message is in this error's own;
+        /// `source()` does not repeat it).
+        cause: BoxError,
     },
 
     /// SQLite reported an error.
-    #[error("{}{operation} failed at {}: {source}", tenant_label(tenant), path.display())]
+    #[error("{}{operation} failed at {}: {cause}", tenant_label(tenant), path.display())]
     Sqlite {
         /// The tenant, when one is involved.
         tenant: Option<TenantName>,
@@ -293,13 +293,13 @@ pub enum Error {
         path: PathBuf,
         /// What was being done.
         operation: &'static str,
-        /// The cause.
-        #[source]
-        source: rusqlite::Error,
+        /// SQLite's error (its message is in this error's own; `source()`
+        /// does not repeat it).
+        cause: rusqlite::Error,
     },
 
     /// A file-system operation failed.
-    #[error("{}{operation} failed at {}: {source}", tenant_label(tenant), path.display())]
+    #[error("{}{operation} failed at {}: {cause}", tenant_label(tenant), path.display())]
     Io {
         /// The tenant, when one is involved.
         tenant: Option<TenantName>,
@@ -307,21 +307,21 @@ pub enum Error {
         path: PathBuf,
         /// What was being done.
         operation: &'static str,
-        /// The cause.
-        #[source]
-        source: io::Error,
+        /// The operating system's error (its message is in this error's
+        /// own; `source()` does not repeat it).
+        cause: io::Error,
     },
 
     /// The tenant's connection pool could not hand out a connection in time.
-    #[error("no connection for tenant {tenant} ({}) within the connection timeout: {source}; raise max_connections or connection_timeout, or release connections sooner", path.display())]
+    #[error("no connection for tenant {tenant} ({}) within the connection timeout: {cause}; raise max_connections or connection_timeout, or release connections sooner", path.display())]
     Pool {
         /// The tenant.
         tenant: TenantName,
         /// Its database file.
         path: PathBuf,
-        /// The cause.
-        #[source]
-        source: r2d2::Error,
+        /// r2d2's error (its message is in this error's own; `source()`
+        /// does not repeat it).
+        cause: r2d2::Error,
     },
 }
 
@@ -402,10 +402,10 @@ impl Error {
         tenant: Option<&TenantName>,
         path: impl Into<PathBuf>,
         operation: &'static str,
-        source: io::Error,
+        cause: io::Error,
     ) -> Self {
         let path = path.into();
-        match (tenant, is_fd_exhaustion(&source)) {
+        match (tenant, is_fd_exhaustion(&cause)) {
             (Some(tenant), true) => Error::TooManyOpenFiles {
                 tenant: tenant.clone(),
                 path,
@@ -414,7 +414,7 @@ impl Error {
                 tenant: tenant.cloned(),
                 path,
                 operation,
-                source,
+                cause,
             },
         }
     }
@@ -423,13 +423,13 @@ impl Error {
         tenant: Option<&TenantName>,
         path: impl Into<PathBuf>,
         operation: &'static str,
-        source: rusqlite::Error,
+        cause: rusqlite::Error,
     ) -> Self {
         Error::Sqlite {
             tenant: tenant.cloned(),
             path: path.into(),
             operation,
-            source,
+            cause,
         }
     }
 }
@@ -520,6 +520,43 @@ impl StdError for PendingMigrationError {}
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    /// Every message of an error and its sources, as a tool printing the
+    /// chain (anyhow's `{:#}`, eyre) shows it.
+    fn chain(e: &dyn StdError) -> String {
+        let mut text = e.to_string();
+        let mut next = e.source();
+        while let Some(cause) = next {
+            text.push_str(": ");
+            text.push_str(&cause.to_string());
+            next = cause.source();
+        }
+        text
+    }
+
+    #[test]
+    fn a_cause_is_said_once_even_when_the_chain_is_printed() {
+        let tenant = TenantName::new("acme").unwrap();
+        let io = Error::io(
+            Some(&tenant),
+            "/r/acme.db",
+            "opening",
+            io::Error::other("boom"),
+        );
+        let sqlite = Error::sqlite(
+            Some(&tenant),
+            "/r/acme.db",
+            "reading",
+            rusqlite::Error::InvalidQuery,
+        );
+        for e in [io, sqlite] {
+            let text = chain(&e);
+            assert_eq!(text, e.to_string(), "the cause is repeated: {text}");
+            assert!(text.starts_with("tenant acme: "), "{text}");
+        }
+    }
+
     #[test]
     fn results_stay_small_for_the_hot_path() {
         assert!(std::mem::size_of::<super::Error>() <= 128);

@@ -194,10 +194,10 @@ fn first_connection(
             // directly to say why (too many open files, not a database)
             // instead of waiting out connection_timeout.
             diagnose(config, tenant, path)?;
-            pool.get().map_err(|source| Error::Pool {
+            pool.get().map_err(|cause| Error::Pool {
                 tenant: tenant.clone(),
                 path: path.to_path_buf(),
-                source,
+                cause,
             })
         }
     }

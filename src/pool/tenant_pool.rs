@@ -143,13 +143,13 @@ impl TenantPool {
                     self.admit()?;
                     return Ok(conn);
                 }
-                Err(source) => {
+                Err(cause) => {
                     self.admit()?;
                     if started.elapsed() >= self.connection_timeout {
                         return Err(Refused::Failed(Error::Pool {
                             tenant: self.name.clone(),
                             path: self.path.clone(),
-                            source,
+                            cause,
                         }));
                     }
                 }

@@ -127,10 +127,10 @@ fn run_seed(tenant: &TenantName, path: &Path, conn: &Connection, seed: Seed<'_>)
     let tx = conn
         .unchecked_transaction()
         .map_err(|e| Error::sqlite(Some(tenant), path, "starting the seed transaction", e))?;
-    seed(&tx).map_err(|source| Error::Seed {
+    seed(&tx).map_err(|cause| Error::Seed {
         tenant: tenant.clone(),
         path: path.to_path_buf(),
-        source,
+        cause,
     })?;
     tx.commit()
         .map_err(|e| Error::sqlite(Some(tenant), path, "committing the seed", e))
