@@ -835,10 +835,11 @@ impl TenantManager {
     /// # Errors
     ///
     /// [`Error::BadBackup`] (no such file, empty, not SQLite, failing
-    /// `integrity_check`); [`Error::SchemaAheadOfCode`] naming `src`;
-    /// [`Error::TenantExists`] without `replace`; [`Error::TenantBusy`] if
-    /// the tenant to replace is still held when `destroy_timeout` ends (it
-    /// is left intact). A failed restore leaves nothing behind.
+    /// `integrity_check`, a file inside the tenant root);
+    /// [`Error::SchemaAheadOfCode`] naming `src`; [`Error::TenantExists`]
+    /// without `replace`; [`Error::TenantBusy`] if the tenant to replace is
+    /// still held when `destroy_timeout` ends (it is left intact). A failed
+    /// restore leaves nothing behind.
     ///
     /// ```
     /// use tenanted::RestoreOptions;
@@ -869,8 +870,9 @@ impl TenantManager {
         let _entered = span.enter();
         let inner = &self.inner;
         let latest = inner.migrations.latest_version();
-        let checked = storage::check_backup(&tenant, src.as_ref(), latest)?;
         let root = inner.root.root_dir();
+        backup::check_source(&tenant, root, src.as_ref())?;
+        let checked = storage::check_backup(&tenant, src.as_ref(), latest)?;
         let restored = if options.replaces() {
             // The destroy protocol of destroy_tenant, then the publish.
             let mut destroying =

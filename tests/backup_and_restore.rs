@@ -198,7 +198,9 @@ fn a_backup_inside_the_root_is_refused() {
     // Also through a symbolic link that leads into the root.
     let link = dir.path().join("link");
     std::os::unix::fs::symlink(&root, &link).unwrap();
-    let err = m.backup_tenant("acme", link.join("x/acme.sqlite3")).unwrap_err();
+    let err = m
+        .backup_tenant("acme", link.join("x/acme.sqlite3"))
+        .unwrap_err();
     assert!(matches!(err, Error::BackupInsideRoot { .. }), "{err}");
     assert!(!root.join("x").exists());
     assert!(!root.join("backups").exists());
@@ -324,7 +326,10 @@ fn restoring_a_file_that_is_no_good_backup_fails_and_leaves_nothing() {
     std::fs::write(&empty, "").unwrap();
     let corrupt = corrupt_copy(&m, dir.path());
     m.destroy_tenant("big").unwrap();
-    let cases: [(&str, PathBuf); 5] = [
+    m.create_tenant("live").unwrap();
+    let live = m.root().database_path("live").unwrap();
+    let cases: [(&str, PathBuf); 6] = [
+        ("a live tenant's file", live),
         ("not SQLite", text),
         ("empty", empty),
         ("corrupt", corrupt),

@@ -1,5 +1,6 @@
-//! Where a backup may go: never inside the tenant root, where a rename
-//! could replace a live tenant's database or a copy pose as a tenant.
+//! Where a backup may go, and come from: never inside the tenant root,
+//! where a rename could replace a live tenant's database, a copy pose as a
+//! tenant, or a restore read a live tenant's file unpinned.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -14,10 +15,9 @@ pub(crate) fn check_outside_root(
     root: &Path,
     dest: &Path,
 ) -> Result<()> {
-    let resolve =
-        |p: &Path| resolved(p).map_err(|e| Error::io(tenant, p, "resolving the backup's path", e));
-    let (root_real, dest_real) = (resolve(root)?, resolve(dest)?);
-    if dest_real.starts_with(&root_real) {
+    let inside = is_inside(root, dest)
+        .map_err(|e| Error::io(tenant, dest, "resolving the backup's path", e))?;
+    if inside {
         return Err(Error::BackupInsideRoot {
             tenant: tenant.cloned(),
             path: dest.to_path_buf(),
@@ -25,6 +25,30 @@ pub(crate) fn check_outside_root(
         });
     }
     Ok(())
+}
+
+/// Fails if the file to restore `tenant` from is inside the root: that
+/// would be a live tenant's file (or its debris), which tenanted only ever
+/// opens pinned; a copy made by `backup_tenant` is the way to clone one.
+pub(crate) fn check_source(tenant: &TenantName, root: &Path, src: &Path) -> Result<()> {
+    let inside = is_inside(root, src)
+        .map_err(|e| Error::io(Some(tenant), src, "resolving the backup's path", e))?;
+    if inside {
+        return Err(Error::BadBackup {
+            tenant: tenant.clone(),
+            path: src.to_path_buf(),
+            reason: format!(
+                "it is inside the tenant root {}; to copy a tenant, back it up with backup_tenant and restore from that file",
+                root.display()
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Whether `path` is `root` or inside it.
+fn is_inside(root: &Path, path: &Path) -> io::Result<bool> {
+    Ok(resolved(path)?.starts_with(resolved(root)?))
 }
 
 /// `path` made absolute with symbolic links resolved in its longest

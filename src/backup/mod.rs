@@ -10,5 +10,5 @@ mod report;
 pub use options::{BackupOptions, RestoreOptions};
 pub use report::{BackupOutcome, BackupReport, RestoreOutcome, TenantBackup};
 
-pub(crate) use destination::check_outside_root;
+pub(crate) use destination::{check_outside_root, check_source};
 pub(crate) use fleet::{backup_all, backup_one};
