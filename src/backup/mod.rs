@@ -6,6 +6,8 @@ mod destination;
 mod fleet;
 mod options;
 mod report;
+#[cfg(feature = "serde")]
+mod serde_impls;
 
 pub use options::{BackupOptions, RestoreOptions};
 pub use report::{BackupOutcome, BackupReport, RestoreOutcome, TenantBackup};
