@@ -48,7 +48,7 @@ const NEW_FILE: OpenFlags = OpenFlags::SQLITE_OPEN_READ_WRITE
 pub(crate) fn snapshot(tenant: &TenantName, path: &Path, dest: &Path) -> Result<Snapshot> {
     let (source, _) = open_for_reading(tenant, path)?;
     if let Some(dir) = dest.parent().filter(|d| !d.as_os_str().is_empty()) {
-        fs::create_dir_all(dir)
+        create_dirs_durably(dir)
             .map_err(|e| Error::io(Some(tenant), dir, "creating the backup's directory", e))?;
     }
     let scratch = scratch_path(dest);
@@ -60,6 +60,19 @@ pub(crate) fn snapshot(tenant: &TenantName, path: &Path, dest: &Path) -> Result<
         remove_with_sidecars(&scratch);
     }
     result
+}
+
+/// Creates `dir` and its missing parents, and syncs the directory above
+/// each one created, so that after a crash the backup is reachable by its
+/// path (the rename into `dir` is synced after the copy).
+fn create_dirs_durably(dir: &Path) -> std::io::Result<()> {
+    let missing: Vec<&Path> = dir.ancestors().take_while(|d| !d.exists()).collect();
+    fs::create_dir_all(dir)?;
+    // Top down: each new directory's entry in its parent.
+    for created in missing.iter().rev() {
+        sync_dir(created);
+    }
+    Ok(())
 }
 
 /// Copies `source` into the new file `scratch` and syncs it. The copy is
