@@ -873,6 +873,11 @@ impl TenantManager {
         let root = inner.root.root_dir();
         backup::check_source(&tenant, root, src.as_ref())?;
         let checked = storage::check_backup(&tenant, src.as_ref(), latest)?;
+        // As in create: a root made by this restore describes itself
+        // first (which needs the root directory).
+        std::fs::create_dir_all(root)
+            .map_err(|e| Error::io(Some(&tenant), root, "creating the tenant root", e))?;
+        self.describe_root(true)?;
         let restored = if options.replaces() {
             // The destroy protocol of destroy_tenant, then the publish.
             let mut destroying =

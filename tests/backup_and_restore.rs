@@ -473,12 +473,22 @@ fn backup_all_mirrors_the_root_layout_and_a_restore_finds_each_tenant() {
     listed.sort();
     assert_eq!(listed, names);
 
+    // The backup describes its layout, as a root does: read with another
+    // layout, it is refused instead of looking empty.
+    let err = RootConfig::new(&copies).tenants().err();
+    assert!(matches!(err, Some(Error::LayoutMismatch { .. })), "{err:?}");
+    let err = m.backup_all(&copies, &BackupOptions::new()).err();
+    assert!(err.is_none(), "the same layout again: {err:?}");
+
     let elsewhere = build(&dir.path().join("elsewhere"));
     for name in &listed {
         let src = backup_layout.database_path(name).unwrap();
         elsewhere.restore_tenant(name, src).unwrap();
         assert_eq!(note_bodies(&elsewhere, name), [format!("note of {name}")]);
     }
+    // A root made by restores describes itself, as one made by creates.
+    let err = RootConfig::new(dir.path().join("elsewhere")).tenants().err();
+    assert!(matches!(err, Some(Error::LayoutMismatch { .. })), "{err:?}");
 }
 
 #[test]
@@ -572,7 +582,7 @@ fn tenants_created_and_destroyed_during_backup_all_are_in_it_whole_or_not_at_all
             .unwrap();
         assert_eq!((version, seeds), (3, 1), "{name} is not whole");
     }
-    let hidden: Vec<String> = files_under(&copies)
+    let hidden: Vec<String> = tenant_files_under(&copies)
         .into_iter()
         .filter(|f| f.rsplit('/').next().is_some_and(|n| n.starts_with('.')))
         .collect();

@@ -45,6 +45,7 @@ pub(crate) fn backup_all(
         .template(root.template_str())
         .buckets(root.bucket_count());
     let (tenants, listing_errors) = collect_tenants(root, options.only.as_deref())?;
+    describe_backup_dir(&layout)?;
     let span = tracing::info_span!("backup_all", tenants = tenants.len(), jobs = options.jobs);
     let _entered = span.enter();
     let done = AtomicUsize::new(0);
@@ -83,6 +84,21 @@ pub(crate) fn backup_all(
         "backup finished"
     );
     Ok(report)
+}
+
+/// Records the layout in the backup directory, as a root describes itself
+/// (`.tenanted/layout`), so that a manager or a listing that reads it with
+/// another layout fails clearly instead of finding nothing; a directory
+/// already recorded with another layout is refused before anything is
+/// copied into it.
+fn describe_backup_dir(layout: &RootConfig) -> Result<()> {
+    layout.check_recorded_layout()?;
+    let record = layout.layout_record();
+    if storage::record_once(&layout.layout_record_path(), &record)?.is_some() {
+        // Another run recorded it first: it must agree too.
+        layout.check_recorded_layout()?;
+    }
+    Ok(())
 }
 
 /// One tenant's line: its copy at its place in the backup's layout.
