@@ -830,7 +830,10 @@ impl TenantManager {
     /// and the backup is published under the same tenant lock. Other
     /// processes see the restored tenant within their `watch_interval`;
     /// in between, their `connection` may briefly answer
-    /// `TenantBeingDestroyed` or `TenantDoesNotExist`.
+    /// `TenantBeingDestroyed` or `TenantDoesNotExist`. A crash of this
+    /// process after the old tenant is destroyed and before the backup is
+    /// published leaves no tenant (never a torn one): run the restore
+    /// again, the backup file is untouched.
     ///
     /// # Errors
     ///
