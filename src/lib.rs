@@ -1,7 +1,7 @@
 //! One SQLite database file per tenant, for synchronous Rust services:
 //! validated tenant names, bucketed paths, atomic create and destroy,
-//! LRU-capped r2d2 pools whose schema is checked when opened, and parallel
-//! fleet migrations.
+//! LRU-capped r2d2 pools whose schema is checked when opened, parallel
+//! fleet migrations, and consistent backups and checked restores.
 //!
 //! ```
 //! use tenanted::{Migration, Migrations, RootConfig, TenantManager};

@@ -135,7 +135,9 @@ impl fmt::Debug for MigrateOptions {
     }
 }
 
-/// Where a fleet migration is, given to the progress callback.
+/// Where a fleet run is (`migrate_all`, or `backup_all` through
+/// [`BackupOptions::on_progress`](crate::BackupOptions::on_progress)),
+/// given to the progress callback.
 ///
 /// ```
 /// use std::sync::{Arc, atomic::{AtomicUsize, Ordering}};
