@@ -836,3 +836,92 @@ fn an_edited_migration_is_refused_until_accepted_at_the_cli() {
         .success();
     tenanted(dir.path()).args(["status"]).assert().success();
 }
+
+#[test]
+fn backup_restore_and_replace_at_the_cli() {
+    let dir = workspace(4);
+    tenanted(dir.path())
+        .args(["create", "acme"])
+        .assert()
+        .success();
+    let root = dir.path().join("tenants");
+    let migrations = tenanted::Migrations::from_dir(dir.path().join("migrations")).unwrap();
+    let m = tenanted::TenantManager::builder(tenanted::RootConfig::new(&root), migrations)
+        .build()
+        .unwrap();
+    let add_user = |email: &str| {
+        m.connection("acme")
+            .unwrap()
+            .execute("INSERT INTO users (email, name) VALUES (?1, 'x')", [email])
+            .unwrap();
+    };
+    add_user("kept@example.com");
+    let backups = dir.path().join("backups");
+    let out = tenanted(dir.path())
+        .args(["backup", "--json", "--to"])
+        .arg(&backups)
+        .assert()
+        .success();
+    assert_eq!(
+        json_of(&out.get_output().stdout)["tenants"][0]["tenant"],
+        "acme"
+    );
+    let file = tenanted::RootConfig::new(&backups)
+        .database_path("acme")
+        .unwrap();
+    add_user("lost@example.com");
+
+    // Refused without --replace; --replace needs --yes off a terminal.
+    tenanted(dir.path())
+        .args(["restore", "acme", "--from"])
+        .arg(&file)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("already exists"));
+    tenanted(dir.path())
+        .args(["restore", "acme", "--replace", "--from"])
+        .arg(&file)
+        .assert()
+        .code(2);
+    tenanted(dir.path())
+        .args(["restore", "acme", "--replace", "--yes", "--from"])
+        .arg(&file)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("replaced acme"));
+    let emails: Vec<String> = m
+        .connection("acme")
+        .unwrap()
+        .prepare("SELECT email FROM users")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(emails, ["kept@example.com"]);
+}
+
+#[test]
+fn litestream_config_describes_the_roots_layout() {
+    let dir = workspace(4);
+    tenanted(dir.path())
+        .args(["create", "acme"])
+        .assert()
+        .success();
+    let out = tenanted(dir.path())
+        .args(["litestream-config", "--replica-url", "s3://backups/tenants"])
+        .assert()
+        .success();
+    let yaml = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+    assert!(yaml.contains("pattern: \"main.sqlite3\""), "{yaml}");
+    assert!(
+        yaml.contains("recursive: true") && yaml.contains("watch: true"),
+        "{yaml}"
+    );
+    assert!(yaml.contains("url: \"s3://backups/tenants\""), "{yaml}");
+    let root = dir.path().join("tenants");
+    assert!(
+        yaml.contains(&format!("dir: \"{}\"", root.display())),
+        "{yaml}"
+    );
+}

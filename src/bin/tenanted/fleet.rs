@@ -53,7 +53,7 @@ pub struct StatusArgs {
 }
 
 /// Exit code of an interrupted run, as shells report SIGINT.
-const INTERRUPTED: u8 = 130;
+pub const INTERRUPTED: u8 = 130;
 
 pub fn migrate(cli: &Cli, args: &MigrateArgs) -> Result<u8, Failure> {
     let only = tenant_names(&args.tenants)?;
@@ -104,7 +104,7 @@ pub fn migrate(cli: &Cli, args: &MigrateArgs) -> Result<u8, Failure> {
 
 /// The first Ctrl-C sets the flag (running tenants finish, no new one
 /// starts); a second one exits at once.
-fn cancel_on_ctrl_c() -> Arc<AtomicBool> {
+pub fn cancel_on_ctrl_c() -> Arc<AtomicBool> {
     let cancel = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&cancel);
     let installed = ctrlc::set_handler(move || {

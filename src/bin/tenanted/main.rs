@@ -5,6 +5,7 @@
 
 mod authoring;
 mod fleet;
+mod replication;
 mod support;
 
 use std::path::PathBuf;
@@ -128,6 +129,15 @@ enum Command {
     },
     /// Remove what crashed processes left (scratch, tombstone, lock files).
     Cleanup,
+    /// Back every tenant (or --tenant ones) up into a directory laid out
+    /// like the root: one consistent, self-contained file per tenant.
+    Backup(replication::BackupArgs),
+    /// Restore a tenant from a backup file (checked first; --replace to
+    /// overwrite an existing tenant).
+    Restore(replication::RestoreArgs),
+    /// Print (or --output) a Litestream configuration that replicates every
+    /// tenant of the root.
+    LitestreamConfig(replication::LitestreamArgs),
     /// Print shell completions.
     Completions {
         /// The shell to print them for.
@@ -148,6 +158,8 @@ impl Command {
             Command::List { json } => *json,
             Command::Migrate(args) => args.json,
             Command::Status(args) => args.json,
+            Command::Backup(args) => args.json,
+            Command::Restore(args) => args.json,
             _ => false,
         }
     }
@@ -208,6 +220,9 @@ fn run(cli: &Cli) -> Result<u8, Failure> {
         }
         Command::Migrate(args) => fleet::migrate(cli, args),
         Command::Status(args) => fleet::status(cli, args),
+        Command::Backup(args) => replication::backup(cli, args),
+        Command::Restore(args) => replication::restore(cli, args),
+        Command::LitestreamConfig(args) => replication::litestream_config(cli, args),
         Command::Rollback { name, steps, yes } => rollback(cli, name, *steps, *yes),
         Command::Redo { name, yes } => authoring::redo(cli, name, *yes),
         Command::Prepare { names } => authoring::prepare(cli, names),
