@@ -876,6 +876,7 @@ impl TenantManager {
         let root = inner.root.root_dir();
         backup::check_source(&tenant, root, src.as_ref())?;
         let checked = storage::check_backup(&tenant, src.as_ref(), latest)?;
+        migrate::check_backup_history(&tenant, src.as_ref(), root, &inner.migrations)?;
         // As in create: a root made by this restore describes itself
         // first (which needs the root directory).
         std::fs::create_dir_all(root)

@@ -159,3 +159,33 @@ fn status_and_migrate_all_check_the_history_again() {
         Err(Error::MigrationChanged { version: 3, .. })
     ));
 }
+
+#[test]
+fn a_backup_directory_carries_the_history_a_restore_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, backups) = (dir.path().join("a"), dir.path().join("backups"));
+    let m = build(RootConfig::new(&a), three_migrations()).unwrap();
+    m.create_tenant("acme").unwrap();
+    m.backup_all(&backups, &tenanted::BackupOptions::new())
+        .unwrap();
+    let file = RootConfig::new(&backups).database_path("acme").unwrap();
+    assert!(backups.join(".tenanted/migrations").is_file());
+
+    // A root whose migration 2 is another one: refused, nothing restored.
+    let mut edited = three_migrations();
+    edited[1] = Migration::new(
+        "0002_add_tags",
+        "CREATE TABLE tags (note_id INTEGER NOT NULL, tag TEXT NOT NULL, weight INTEGER);",
+    );
+    let other = build(RootConfig::new(dir.path().join("b")), edited).unwrap();
+    other.create_tenant("globex").unwrap();
+    let err = other.restore_tenant("acme", &file).unwrap_err();
+    assert!(matches!(err, Error::BadBackup { .. }), "{err}");
+    assert!(err.to_string().contains("0002_add_tags"), "{err}");
+    assert!(!other.tenant_exists("acme").unwrap());
+
+    // A root with the same migrations takes it.
+    let same = build(RootConfig::new(dir.path().join("c")), three_migrations()).unwrap();
+    same.restore_tenant("acme", &file).unwrap();
+    assert!(same.tenant_exists("acme").unwrap());
+}

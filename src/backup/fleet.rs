@@ -10,7 +10,7 @@ use super::destination::check_outside_root;
 use super::options::BackupOptions;
 use super::report::{BackupOutcome, BackupReport, TenantBackup};
 use crate::error::{Error, Result};
-use crate::migrate::{Progress, collect_tenants, parallel_map};
+use crate::migrate::{self, Progress, collect_tenants, parallel_map};
 use crate::name::TenantName;
 use crate::paths::RootConfig;
 use crate::storage;
@@ -46,6 +46,8 @@ pub(crate) fn backup_all(
         .buckets(root.bucket_count());
     let (tenants, listing_errors) = collect_tenants(root, options.only.as_deref())?;
     describe_backup_dir(&layout)?;
+    // A restore from this directory checks its tenants' migrations.
+    migrate::copy_history(root.root_dir(), dir)?;
     let span = tracing::info_span!("backup_all", tenants = tenants.len(), jobs = options.jobs);
     let _entered = span.enter();
     let done = AtomicUsize::new(0);

@@ -148,3 +148,69 @@ fn changed(root: &Path, had: &Entry, has: &Entry) -> Error {
         code: format!("{} (checksum {})", has.name, has.checksum),
     }
 }
+
+/// Copies the migration history of the root `root` into the backup
+/// directory `dir` (laid out like a root), so that a restore from it can
+/// check that its tenants were migrated with the same migrations. A root
+/// with no history yet gives the backup none.
+///
+/// # Errors
+///
+/// I/O errors.
+pub(crate) fn copy_history(root: &Path, dir: &Path) -> Result<()> {
+    let Some(history) = read_record(&root.join(INTERNAL_DIR).join(HISTORY))? else {
+        return Ok(());
+    };
+    update_record(&dir.join(INTERNAL_DIR).join(HISTORY), |current| {
+        Ok((current != Some(history.as_str())).then(|| history.clone()))
+    })
+}
+
+/// Checks the history a backup carries (the `.tenanted/migrations` of the
+/// backup directory `src` is in, if it is in one) against the root's (or,
+/// for a root with none yet, `migrations`): a tenant migrated with other
+/// migrations must not be restored as if it were on this schema. A lone
+/// backup file carries no history and passes.
+///
+/// # Errors
+///
+/// [`Error::BadBackup`] naming the first migration that differs.
+pub(crate) fn check_backup_history(
+    tenant: &crate::name::TenantName,
+    src: &Path,
+    root: &Path,
+    migrations: &Migrations,
+) -> Result<()> {
+    let Some(carried) = carried_history(src)? else {
+        return Ok(());
+    };
+    let ours = match read_record(&root.join(INTERNAL_DIR).join(HISTORY))? {
+        Some(text) => text.lines().filter_map(Entry::parse).collect(),
+        None => entries(migrations),
+    };
+    let carried: Vec<Entry> = carried.lines().filter_map(Entry::parse).collect();
+    match carried.iter().zip(&ours).find(|(had, has)| had != has) {
+        None => Ok(()),
+        Some((had, has)) => Err(Error::BadBackup {
+            tenant: tenant.clone(),
+            path: src.to_path_buf(),
+            reason: format!(
+                "its tenants were migrated with {} (checksum {}) as migration {}, but this root applied {} (checksum {})",
+                had.name, had.checksum, had.version, has.name, has.checksum
+            ),
+        }),
+    }
+}
+
+/// The history of the backup directory `src` is in: the nearest
+/// `.tenanted/migrations` in a directory above it that also has a layout
+/// record (so only a directory made by `backup_all` counts).
+fn carried_history(src: &Path) -> Result<Option<String>> {
+    for dir in src.ancestors().skip(1) {
+        let internal = dir.join(INTERNAL_DIR);
+        if internal.join("layout").is_file() {
+            return read_record(&internal.join(HISTORY));
+        }
+    }
+    Ok(None)
+}

@@ -20,7 +20,7 @@ pub use report::{MigrationReport, MigrationSummary, StatusReport, TenantReport, 
 pub use tenant::MigrationOutcome;
 
 pub(crate) use fleet::{collect_tenants, migrate_all, migration_status, parallel_map};
-pub(crate) use history::describe_root;
+pub(crate) use history::{check_backup_history, copy_history, describe_root};
 pub(crate) use schema_gate::check_schema;
 pub(crate) use template_schema::ensure_template;
 pub(crate) use tenant::{migrate_to, rollback};
