@@ -487,7 +487,9 @@ fn backup_all_mirrors_the_root_layout_and_a_restore_finds_each_tenant() {
         assert_eq!(note_bodies(&elsewhere, name), [format!("note of {name}")]);
     }
     // A root made by restores describes itself, as one made by creates.
-    let err = RootConfig::new(dir.path().join("elsewhere")).tenants().err();
+    let err = RootConfig::new(dir.path().join("elsewhere"))
+        .tenants()
+        .err();
     assert!(matches!(err, Some(Error::LayoutMismatch { .. })), "{err:?}");
 }
 

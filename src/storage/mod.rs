@@ -13,8 +13,8 @@ mod lock;
 mod open;
 mod open_gate;
 mod pinned;
-mod root_record;
 mod restore;
+mod root_record;
 mod siblings;
 mod snapshot;
 mod template_database;
@@ -31,7 +31,7 @@ pub(crate) use open::{
     EXISTING, literal_path, missing_error, open_existing, open_for_reading, sqlite_error,
 };
 pub(crate) use pinned::{PinError, open_pinned};
-pub(crate) use root_record::{read_record, record_once, update_record};
 pub(crate) use restore::{Existing, Restored, check_backup, restore};
+pub(crate) use root_record::{read_record, record_once, update_record};
 pub(crate) use snapshot::{Snapshot, snapshot};
 pub(crate) use template_database::{Template, ensure_template};

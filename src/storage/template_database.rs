@@ -20,7 +20,6 @@ use super::siblings::lock_path;
 use crate::error::{Error, Result};
 use crate::paths::INTERNAL_DIR;
 
-
 /// The template file for the migrations whose fingerprint is `key`.
 fn template_path(root: &Path, key: u64) -> PathBuf {
     root.join(INTERNAL_DIR)
