@@ -45,9 +45,7 @@ pub(crate) fn backup_all(
         .template(root.template_str())
         .buckets(root.bucket_count());
     let (tenants, listing_errors) = collect_tenants(root, options.only.as_deref())?;
-    describe_backup_dir(&layout)?;
-    // A restore from this directory checks its tenants' migrations.
-    migrate::copy_history(root.root_dir(), dir)?;
+    describe_backup_dir(root, &layout)?;
     let span = tracing::info_span!("backup_all", tenants = tenants.len(), jobs = options.jobs);
     let _entered = span.enter();
     let done = AtomicUsize::new(0);
@@ -92,15 +90,16 @@ pub(crate) fn backup_all(
 /// (`.tenanted/layout`), so that a manager or a listing that reads it with
 /// another layout fails clearly instead of finding nothing; a directory
 /// already recorded with another layout is refused before anything is
-/// copied into it.
-fn describe_backup_dir(layout: &RootConfig) -> Result<()> {
+/// copied into it. The root's migration history goes with it.
+fn describe_backup_dir(root: &RootConfig, layout: &RootConfig) -> Result<()> {
     layout.check_recorded_layout()?;
     let record = layout.layout_record();
     if storage::record_once(&layout.layout_record_path(), &record)?.is_some() {
         // Another run recorded it first: it must agree too.
         layout.check_recorded_layout()?;
     }
-    Ok(())
+    // A restore from this directory checks its tenants' migrations.
+    migrate::copy_history(root.root_dir(), layout.root_dir())
 }
 
 /// One tenant's line: its copy at its place in the backup's layout.

@@ -50,35 +50,8 @@ impl FileLock {
 
     fn lock(path: &Path, create_dirs: bool, blocking: bool) -> io::Result<Option<FileLock>> {
         for _ in 0..MAX_ATTEMPTS {
-            if create_dirs && let Some(parent) = path.parent() {
-                match fs::create_dir_all(parent) {
-                    Ok(()) => {}
-                    // A destroy removed a directory create_dir_all had just
-                    // seen exist (AlreadyExists) or just made (NotFound, when
-                    // the parent went before the child was made): start
-                    // again.
-                    Err(e)
-                        if matches!(
-                            e.kind(),
-                            io::ErrorKind::AlreadyExists | io::ErrorKind::NotFound
-                        ) =>
-                    {
-                        continue;
-                    }
-                    Err(e) => return Err(e),
-                }
-            }
-            let file = match OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(path)
-            {
-                Ok(file) => file,
-                // A releaser removed the (then empty) directory under us.
-                Err(e) if create_dirs && e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(e),
+            let Some(file) = open_lock_file(path, create_dirs)? else {
+                continue;
             };
             if blocking {
                 file.lock()?;
@@ -100,6 +73,41 @@ impl FileLock {
             "could not lock {} after {MAX_ATTEMPTS} attempts",
             path.display()
         )))
+    }
+}
+
+/// Opens (creating) the lock file at `path`, with its directories when
+/// `create_dirs`; `None` when a destroy removed a directory on the way and
+/// the caller should start again.
+fn open_lock_file(path: &Path, create_dirs: bool) -> io::Result<Option<File>> {
+    if create_dirs && let Some(parent) = path.parent() {
+        match fs::create_dir_all(parent) {
+            Ok(()) => {}
+            // A destroy removed a directory create_dir_all had just seen
+            // exist (AlreadyExists) or just made (NotFound, when the parent
+            // went before the child was made).
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::AlreadyExists | io::ErrorKind::NotFound
+                ) =>
+            {
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    match OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+    {
+        Ok(file) => Ok(Some(file)),
+        // A releaser removed the (then empty) directory under us.
+        Err(e) if create_dirs && e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
     }
 }
 
