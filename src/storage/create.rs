@@ -14,7 +14,7 @@ use rusqlite::Connection;
 
 use super::database_file::{Occupant, occupant};
 use super::debris::remove_debris;
-use super::files::{remove_empty_parents, remove_with_sidecars, sync_dir};
+use super::files::{remove_empty_parents, remove_with_sidecars, sync_dir, sync_new_dirs};
 use super::lock::FileLock;
 use super::open::{EXISTING, literal_path, open_error};
 use super::siblings::{lock_path, scratch_path};
@@ -35,11 +35,17 @@ pub(crate) fn create(
     seed: Option<Seed<'_>>,
     root: &Path,
 ) -> Result<()> {
+    // Directories the lock below makes must outlive a crash as well as
+    // the database in them.
+    let new_dirs = !path.parent().is_some_and(Path::is_dir);
     let lock_file = lock_path(path);
     let lock = FileLock::acquire(&lock_file, true)
         .map_err(|e| Error::io(Some(tenant), &lock_file, "locking the tenant", e))?;
     let result = create_locked(tenant, path, template, seed);
     let existed = matches!(result, Err(Error::TenantExists { .. }));
+    if result.is_ok() && new_dirs {
+        sync_new_dirs(path, root);
+    }
     drop(lock);
     if result.is_err() && !existed {
         remove_empty_parents(path, root);

@@ -58,6 +58,16 @@ pub(super) fn remove_empty_parents(path: &Path, root: &Path) {
 
 /// Makes a rename or link in `path`'s directory durable. Best effort: some
 /// file systems cannot sync directories.
+/// Makes the directories a create just made durable: each one's entry in
+/// its parent, up to and including the root's directory.
+pub(super) fn sync_new_dirs(path: &Path, root: &Path) {
+    let mut dir = path.parent();
+    while let Some(d) = dir.filter(|d| d.starts_with(root) && *d != root) {
+        sync_dir(d);
+        dir = d.parent();
+    }
+}
+
 pub(super) fn sync_dir(path: &Path) {
     if let Some(dir) = path.parent()
         && let Err(e) = File::open(dir).and_then(|d| d.sync_all())
