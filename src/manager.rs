@@ -635,10 +635,10 @@ impl TenantManager {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn migrate_all(&self, options: &MigrateOptions) -> Result<MigrationReport> {
-        // Checked on every run: another program may have changed the
-        // history since this manager recorded it.
-        self.describe_root(false)?;
-        self.describe_root(true)?;
+        // Checked on every run (another program may have changed the
+        // history since this manager recorded it); recorded on the first.
+        let recorded = self.inner.described.load(Ordering::Relaxed);
+        self.describe_root(!recorded)?;
         let report = migrate::migrate_all(&self.inner.root, &self.inner.migrations, options)?;
         // A tenant moved down must be re-checked when next opened.
         for t in report.tenants.iter().filter(|t| t.to < t.from) {

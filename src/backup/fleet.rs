@@ -10,7 +10,7 @@ use super::destination::check_outside_root;
 use super::options::BackupOptions;
 use super::report::{BackupOutcome, BackupReport, TenantBackup};
 use crate::error::{Error, Result};
-use crate::migrate::{self, Progress, collect_tenants, parallel_map};
+use crate::migrate::{self, Progress, collect_tenants, parallel_map, split_skipped};
 use crate::name::TenantName;
 use crate::paths::RootConfig;
 use crate::storage;
@@ -62,14 +62,7 @@ pub(crate) fn backup_all(
         }
         line
     });
-    let mut lines = Vec::with_capacity(tenants.len());
-    let mut skipped = Vec::new();
-    for (tenant, result) in tenants.into_iter().zip(results) {
-        match result {
-            Some(line) => lines.push(line),
-            None => skipped.push(tenant),
-        }
-    }
+    let (lines, skipped) = split_skipped(tenants, results);
     let report = BackupReport {
         dir: dir.to_path_buf(),
         tenants: lines,

@@ -171,12 +171,12 @@ pub(crate) fn migrate_all(
     Ok(report)
 }
 
-/// The reports of the tenants attempted, and the tenants `fail_fast`
-/// left unstarted.
-fn split_skipped(
+/// The results of the tenants attempted, and the tenants left unstarted
+/// (`fail_fast`, a cancel).
+pub(crate) fn split_skipped<R>(
     tenants: Vec<TenantName>,
-    results: Vec<Option<TenantReport>>,
-) -> (Vec<TenantReport>, Vec<TenantName>) {
+    results: Vec<Option<R>>,
+) -> (Vec<R>, Vec<TenantName>) {
     let mut reports = Vec::with_capacity(tenants.len());
     let mut skipped = Vec::new();
     for (tenant, result) in tenants.into_iter().zip(results) {

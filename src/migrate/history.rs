@@ -97,14 +97,23 @@ fn entries(migrations: &Migrations) -> Vec<Entry> {
         .collect()
 }
 
-/// Whether the recorded history and `ours` agree where both have entries.
-fn compare(root: &Path, recorded: Option<&str>, ours: &[Entry], accept: bool) -> Result<()> {
-    let recorded: Vec<Entry> = recorded
-        .unwrap_or("")
+/// A history file's entries (none for a missing file).
+fn parse(text: Option<&str>) -> Vec<Entry> {
+    text.unwrap_or("")
         .lines()
         .filter_map(Entry::parse)
-        .collect();
-    match recorded.iter().zip(ours).find(|(had, has)| had != has) {
+        .collect()
+}
+
+/// The first version at which two histories both have an entry and
+/// disagree: (the first's, the second's).
+fn first_difference<'a>(a: &'a [Entry], b: &'a [Entry]) -> Option<(&'a Entry, &'a Entry)> {
+    a.iter().zip(b).find(|(x, y)| x != y)
+}
+
+/// Whether the recorded history and `ours` agree where both have entries.
+fn compare(root: &Path, recorded: Option<&str>, ours: &[Entry], accept: bool) -> Result<()> {
+    match first_difference(&parse(recorded), ours) {
         Some((had, has)) if !accept => Err(changed(root, had, has)),
         _ => Ok(()),
     }
@@ -121,12 +130,8 @@ fn record_history(
 ) -> Result<()> {
     let ours = entries(migrations);
     update_record(path, |current| {
-        let recorded: Vec<Entry> = current
-            .unwrap_or("")
-            .lines()
-            .filter_map(Entry::parse)
-            .collect();
-        if let Some((had, has)) = recorded.iter().zip(&ours).find(|(had, has)| had != has) {
+        let recorded = parse(current);
+        if let Some((had, has)) = first_difference(&recorded, &ours) {
             if !accept_changes {
                 return Err(changed(root, had, has));
             }
@@ -185,11 +190,11 @@ pub(crate) fn check_backup_history(
         return Ok(());
     };
     let ours = match read_record(&root.join(INTERNAL_DIR).join(HISTORY))? {
-        Some(text) => text.lines().filter_map(Entry::parse).collect(),
+        Some(text) => parse(Some(&text)),
         None => entries(migrations),
     };
-    let carried: Vec<Entry> = carried.lines().filter_map(Entry::parse).collect();
-    match carried.iter().zip(&ours).find(|(had, has)| had != has) {
+    let carried = parse(Some(&carried));
+    match first_difference(&carried, &ours) {
         None => Ok(()),
         Some((had, has)) => Err(Error::BadBackup {
             tenant: tenant.clone(),

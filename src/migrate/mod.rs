@@ -19,7 +19,9 @@ pub use options::{MigrateOptions, Progress};
 pub use report::{MigrationReport, MigrationSummary, StatusReport, TenantReport, TenantStatus};
 pub use tenant::MigrationOutcome;
 
-pub(crate) use fleet::{collect_tenants, migrate_all, migration_status, parallel_map};
+pub(crate) use fleet::{
+    collect_tenants, migrate_all, migration_status, parallel_map, split_skipped,
+};
 pub(crate) use history::{check_backup_history, copy_history, describe_root};
 pub(crate) use schema_gate::check_schema;
 pub(crate) use template_schema::ensure_template;
