@@ -145,38 +145,30 @@ impl PoolCache {
     /// Takes `name`'s pool out of the cache if it is stale (a checkout
     /// found it so); returns at once otherwise.
     pub(super) fn evict_stale(&self, name: &str) {
-        let mut state = self.shard(name).lock();
-        let stale = state
-            .lru
-            .peek(name)
-            .is_some_and(|p| p.state().admission() == Admission::Stale);
-        let pool = if stale { state.lru.pop(name) } else { None };
-        if let Some(pool) = &pool {
-            state.retire(std::slice::from_ref(pool));
-        }
-        drop(state);
-        drop(pool);
+        self.evict_if(name, |p| p.state().admission() == Admission::Stale);
     }
 
     /// Marks `pool` stale and takes it out of the cache (if it is still the
     /// cached one): its file is no longer the tenant's current one.
     pub(super) fn retire_stale(&self, pool: &Arc<TenantPool>) {
         pool.state().mark_stale();
-        let mut state = self.shard(pool.name().as_str()).lock();
-        let cached = state
-            .lru
-            .peek(pool.name().as_str())
-            .is_some_and(|c| Arc::ptr_eq(c, pool));
-        let popped = if cached {
-            state.lru.pop(pool.name().as_str())
-        } else {
-            None
+        self.evict_if(pool.name().as_str(), |cached| Arc::ptr_eq(cached, pool));
+    }
+
+    /// Takes `name`'s cached pool out if `which` says so; it joins the
+    /// draining pools and is dropped (closing, unless connections are out)
+    /// after the lock is released.
+    fn evict_if(&self, name: &str, which: impl Fn(&Arc<TenantPool>) -> bool) {
+        let mut state = self.shard(name).lock();
+        let pool = match state.lru.peek(name) {
+            Some(cached) if which(cached) => state.lru.pop(name),
+            _ => None,
         };
-        if let Some(popped) = &popped {
-            state.retire(std::slice::from_ref(popped));
+        if let Some(pool) = &pool {
+            state.retire(std::slice::from_ref(pool));
         }
         drop(state);
-        drop(popped);
+        drop(pool);
     }
 
     /// Every cached pool, for the watcher to look at unlocked.
@@ -216,14 +208,7 @@ impl PoolCache {
 
     /// Takes `name`'s pool out of the cache (it drains if in use).
     pub(crate) fn evict(&self, name: &str) {
-        let mut state = self.shard(name).lock();
-        let pool = state.lru.pop(name);
-        if let Some(pool) = &pool {
-            state.retire(std::slice::from_ref(pool));
-        }
-        drop(state);
-        // Closes here, outside the lock, unless connections are out.
-        drop(pool);
+        self.evict_if(name, |_| true);
     }
 
     /// Drops pools with no checkout for `idle_for` and none checked out;
