@@ -105,6 +105,7 @@ impl TenantManager {
             init: b.init,
             auto_migrate: b.auto_migrate,
             connector: shared_connector(b.connector_threads),
+            root: b.root.root_dir().to_path_buf(),
         };
         let inner = Inner {
             _watcher: watcher,
@@ -320,14 +321,16 @@ impl TenantManager {
     /// ```
     pub fn tenant_exists(&self, name: &str) -> Result<bool> {
         let (tenant, path) = self.locate(name)?;
-        match storage::occupant(&path) {
+        match storage::occupant(self.inner.root.root_dir(), &path) {
             Ok(found) => Ok(matches!(found, storage::Occupant::Database(_))),
-            Err(e) => Err(Error::io(
-                Some(&tenant),
-                path,
-                "looking at the database file",
-                e,
-            )),
+            Err(e) => match Error::io(Some(&tenant), path, "looking at the database file", e) {
+                // Behind a link is no tenant, as `tenants()` agrees.
+                Error::NotADirectory { path, found, .. } => {
+                    tracing::warn!(tenant = %tenant, path = %path.display(), found, "no tenant behind a link or a file in the root");
+                    Ok(false)
+                }
+                e => Err(e),
+            },
         }
     }
 
@@ -599,7 +602,13 @@ impl TenantManager {
     pub fn migrate_tenant_to(&self, name: &str, version: usize) -> Result<MigrationOutcome> {
         let (tenant, path) = self.locate(name)?;
         self.describe_root(true)?;
-        let outcome = migrate::migrate_to(&self.inner.migrations, &tenant, &path, version)?;
+        let outcome = migrate::migrate_to(
+            &self.inner.migrations,
+            &tenant,
+            self.inner.root.root_dir(),
+            &path,
+            version,
+        )?;
         if outcome.to < outcome.from {
             // Cached pools skip the schema check; make the next checkout
             // see that this tenant is now behind.
@@ -698,7 +707,13 @@ impl TenantManager {
     pub fn rollback_tenant(&self, name: &str, steps: usize) -> Result<MigrationOutcome> {
         let (tenant, path) = self.locate(name)?;
         self.describe_root(true)?;
-        let outcome = migrate::rollback(&self.inner.migrations, &tenant, &path, steps)?;
+        let outcome = migrate::rollback(
+            &self.inner.migrations,
+            &tenant,
+            self.inner.root.root_dir(),
+            &path,
+            steps,
+        )?;
         if outcome.to < outcome.from {
             // As in migrate_tenant_to: the next checkout checks again.
             self.inner.cache.evict(tenant.as_str());

@@ -23,7 +23,7 @@ pub(crate) fn backup_one(
 ) -> Result<BackupOutcome> {
     let started = Instant::now();
     let path = root.path_of(tenant.as_str())?;
-    let snapshot = storage::snapshot(tenant, &path, dest)?;
+    let snapshot = storage::snapshot(tenant, root.root_dir(), &path, dest)?;
     Ok(BackupOutcome::new(
         tenant.clone(),
         dest.to_path_buf(),

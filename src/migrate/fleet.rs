@@ -89,10 +89,15 @@ impl FleetRun<'_> {
         if let Some(hook) = &options.before_each {
             hook(tenant);
         }
-        let result = self
-            .root
-            .path_of(tenant.as_str())
-            .and_then(|path| migrate_to(self.migrations, tenant, &path, self.target));
+        let result = self.root.path_of(tenant.as_str()).and_then(|path| {
+            migrate_to(
+                self.migrations,
+                tenant,
+                self.root.root_dir(),
+                &path,
+                self.target,
+            )
+        });
         let report = TenantReport::from_result(tenant.clone(), result, tenant_started);
         if let Some(e) = &report.error {
             // The report carries the failure; callers print it once.
@@ -200,7 +205,7 @@ pub(crate) fn migration_status(
     let statuses = parallel_map(&tenants, jobs, &|| false, |tenant| {
         let version = root
             .path_of(tenant.as_str())
-            .and_then(|path| peek_version(tenant, &path))
+            .and_then(|path| peek_version(tenant, root.root_dir(), &path))
             .map_err(Arc::new);
         let pending = match &version {
             Ok(v) if *v < latest => migrations.names_between(*v, latest),

@@ -50,6 +50,7 @@ pub struct MigrationOutcome {
 pub(crate) fn migrate_to(
     migrations: &Migrations,
     tenant: &TenantName,
+    root: &Path,
     path: &Path,
     target: usize,
 ) -> Result<MigrationOutcome> {
@@ -65,14 +66,21 @@ pub(crate) fn migrate_to(
     // The unlocked read only spares up-to-date tenants the lock; if it
     // fails (another process destroying the tenant under us can make SQLite
     // report an I/O error), the read under the lock decides.
-    let before = peek_version(tenant, path);
+    let before = peek_version(tenant, root, path);
     if let Ok(version) = before
         && version == target
     {
         return Ok(unchanged(tenant, version, started));
     }
-    let _lock = lock_tenant(tenant, path)?;
-    migrate_locked(migrations, tenant, path, Target::Version(target), started)
+    let _lock = lock_tenant(tenant, root, path)?;
+    migrate_locked(
+        migrations,
+        tenant,
+        root,
+        path,
+        Target::Version(target),
+        started,
+    )
 }
 
 /// Undoes `tenant`'s last `steps` migrations, counted from the version it
@@ -81,12 +89,13 @@ pub(crate) fn migrate_to(
 pub(crate) fn rollback(
     migrations: &Migrations,
     tenant: &TenantName,
+    root: &Path,
     path: &Path,
     steps: usize,
 ) -> Result<MigrationOutcome> {
     let started = Instant::now();
-    let _lock = lock_tenant(tenant, path)?;
-    migrate_locked(migrations, tenant, path, Target::Down(steps), started)
+    let _lock = lock_tenant(tenant, root, path)?;
+    migrate_locked(migrations, tenant, root, path, Target::Down(steps), started)
 }
 
 /// Where a migration goes.
@@ -117,13 +126,14 @@ impl Target {
 fn migrate_locked(
     migrations: &Migrations,
     tenant: &TenantName,
+    root: &Path,
     path: &Path,
     target: Target,
     started: Instant,
 ) -> Result<MigrationOutcome> {
     // Open again under the lock: another process may have destroyed (or
     // destroyed and re-created) the tenant, or migrated it, while we waited.
-    let mut conn = open_existing(tenant, path)?;
+    let mut conn = open_existing(tenant, root, path)?;
     let from = read_version(tenant, path, &conn)?;
     check_not_ahead(migrations, tenant, path, from)?;
     let target = target.resolve(tenant, from)?;

@@ -27,9 +27,9 @@ pub(crate) fn read_version(tenant: &TenantName, path: &Path, conn: &Connection) 
 /// which keeps this process's POSIX locks on the file intact. A tenant with
 /// a live WAL gets a full open. A snapshot: a concurrent writer can change
 /// it the moment after.
-pub(crate) fn peek_version(tenant: &TenantName, path: &Path) -> Result<usize> {
+pub(crate) fn peek_version(tenant: &TenantName, root: &Path, path: &Path) -> Result<usize> {
     // An empty file would read as version 0 through either open below.
-    require_database(tenant, path)?;
+    require_database(tenant, root, path)?;
     let mut wal = path.as_os_str().to_owned();
     wal.push("-wal");
     let wal_is_empty = match fs::metadata(&wal) {
@@ -46,7 +46,7 @@ pub(crate) fn peek_version(tenant: &TenantName, path: &Path) -> Result<usize> {
             return Ok(version);
         }
     }
-    let (_conn, version) = open_for_reading(tenant, path)?;
+    let (_conn, version) = open_for_reading(tenant, root, path)?;
     Ok(usize::try_from(version).unwrap_or(0))
 }
 

@@ -176,7 +176,7 @@ impl Walker {
         };
         match self.level(depth, captures.tenant.is_some()) {
             Level::Dir if file_type.is_dir() => Step::Descend(entry.path(), captured),
-            Level::Dir => Step::Skip,
+            Level::Dir => not_a_directory(entry, file_type),
             Level::TenantDir => self.tenant_dir(entry, file_type, depth, &captured),
             Level::File => self.database_file(entry, file_type, &captured),
         }
@@ -203,7 +203,7 @@ impl Walker {
         captured: &Captured,
     ) -> Step {
         if !file_type.is_dir() {
-            return Step::Skip;
+            return not_a_directory(entry, file_type);
         }
         let Some(tenant) = self.tenant(captured) else {
             debug!(path = %entry.path().display(), "skipping directory in the wrong bucket");
@@ -262,6 +262,24 @@ impl Walker {
         self.layout
             .captured_tenant(captured.tenant.as_deref(), captured.bucket.as_deref())
     }
+}
+
+/// Skips a link (or a file) where the layout has a directory: tenanted
+/// never follows one, since it could lead outside the root. Someone put
+/// it there, and it may stand for tenants no listing shows: warn.
+fn not_a_directory(entry: &DirEntry, file_type: FileType) -> Step {
+    let path = entry.path();
+    let what = if file_type.is_symlink() {
+        "a symbolic link"
+    } else {
+        "not a directory"
+    };
+    warn!(
+        path = %path.display(),
+        "skipping {}: it is {what} where the layout has a directory, and tenanted never follows links inside the root; move it out of the root",
+        path.display()
+    );
+    Step::Skip
 }
 
 /// Logs an entry skipped because the name it gives is not a valid tenant

@@ -5,6 +5,8 @@ mod create;
 mod database_file;
 mod debris;
 mod destroy;
+mod dir;
+mod faults;
 mod fence;
 mod file_id;
 mod files;
@@ -17,6 +19,7 @@ mod restore;
 mod root_record;
 mod siblings;
 mod snapshot;
+mod sys;
 mod template_database;
 
 pub use crate::paths::INTERNAL_DIR;
@@ -25,6 +28,8 @@ pub(crate) use create::{Seed, create};
 pub(crate) use database_file::{Occupant, occupant, require_database};
 pub(crate) use debris::sweep_debris;
 pub(crate) use destroy::destroy;
+#[cfg(feature = "testing")]
+pub use faults::{FaultPlan, Step, StepTaken};
 pub(crate) use file_id::FileId;
 pub(crate) use lock::lock_tenant;
 pub(crate) use open::{

@@ -40,7 +40,7 @@ pub(crate) fn literal_path(path: &Path) -> Cow<'_, Path> {
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Opens an existing tenant database directly (not through a pool).
-pub(crate) fn open_existing(tenant: &TenantName, path: &Path) -> Result<Connection> {
+pub(crate) fn open_existing(tenant: &TenantName, root: &Path, path: &Path) -> Result<Connection> {
     let open = || {
         let mut conn = Connection::open_with_flags(literal_path(path), EXISTING)?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
@@ -49,7 +49,7 @@ pub(crate) fn open_existing(tenant: &TenantName, path: &Path) -> Result<Connecti
         conn.set_transaction_behavior(TransactionBehavior::Immediate);
         Ok(conn)
     };
-    let pinned = open_pinned(path, open).map_err(|e| pin_error(tenant, path, e))?;
+    let pinned = open_pinned(root, path, open).map_err(|e| pin_error(tenant, path, e))?;
     match pinned.file {
         Some(_) => Ok(pinned.conn),
         None => Err(missing_error(tenant, path)),
@@ -59,13 +59,17 @@ pub(crate) fn open_existing(tenant: &TenantName, path: &Path) -> Result<Connecti
 /// Opens an existing tenant database to read it once, and reads its schema
 /// version. The connection never checkpoints on close: it may outlive the
 /// file it read (a destroy in this process cannot see it).
-pub(crate) fn open_for_reading(tenant: &TenantName, path: &Path) -> Result<(Connection, i64)> {
+pub(crate) fn open_for_reading(
+    tenant: &TenantName,
+    root: &Path,
+    path: &Path,
+) -> Result<(Connection, i64)> {
     let open = || {
         let conn = Connection::open_with_flags(literal_path(path), EXISTING)?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
         Ok(conn)
     };
-    let pinned = open_pinned(path, open).map_err(|e| pin_error(tenant, path, e))?;
+    let pinned = open_pinned(root, path, open).map_err(|e| pin_error(tenant, path, e))?;
     disarm(&pinned.conn);
     match pinned.file {
         Some(_) => Ok((pinned.conn, pinned.version)),

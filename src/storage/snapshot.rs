@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 use rusqlite::backup::{Backup, StepResult};
 use rusqlite::{Connection, OpenFlags};
 
-use super::files::{remove_with_sidecars, sync_dir};
 use super::open::{literal_path, open_for_reading};
+use super::siblings::SQLITE_SIDECARS;
 use super::siblings::scratch_path;
 use crate::error::{Error, Result};
 use crate::name::TenantName;
@@ -45,8 +45,13 @@ const NEW_FILE: OpenFlags = OpenFlags::SQLITE_OPEN_READ_WRITE
 /// The source is opened the way every one-off read of a tenant is (pinned,
 /// never checkpointing on close), so a destroy in another process waits for
 /// the copy to finish, and one in this process cannot be harmed by it.
-pub(crate) fn snapshot(tenant: &TenantName, path: &Path, dest: &Path) -> Result<Snapshot> {
-    let (source, _) = open_for_reading(tenant, path)?;
+pub(crate) fn snapshot(
+    tenant: &TenantName,
+    root: &Path,
+    path: &Path,
+    dest: &Path,
+) -> Result<Snapshot> {
+    let (source, _) = open_for_reading(tenant, root, path)?;
     if let Some(dir) = dest.parent().filter(|d| !d.as_os_str().is_empty()) {
         create_dirs_durably(dir)
             .map_err(|e| Error::io(Some(tenant), dir, "creating the backup's directory", e))?;
@@ -57,9 +62,33 @@ pub(crate) fn snapshot(tenant: &TenantName, path: &Path, dest: &Path) -> Result<
         Ok(snapshot)
     });
     if result.is_err() {
-        remove_with_sidecars(&scratch);
+        remove_copy(&scratch);
     }
     result
+}
+
+/// Removes a failed copy and its SQLite sidecars; the backup's directory
+/// is outside the root, so by path.
+fn remove_copy(scratch: &Path) {
+    for suffix in SQLITE_SIDECARS.iter().chain(&[""]) {
+        let mut file = scratch.as_os_str().to_owned();
+        file.push(suffix);
+        if let Err(e) = fs::remove_file(&file)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(file = %Path::new(&file).display(), error = %e, "could not remove a failed copy");
+        }
+    }
+}
+
+/// Makes a change in `path`'s directory durable. Best effort: some file
+/// systems cannot sync directories, and the backup itself is synced.
+fn sync_dir(path: &Path) {
+    if let Some(dir) = path.parent()
+        && let Err(e) = File::open(dir).and_then(|d| d.sync_all())
+    {
+        tracing::debug!(dir = %dir.display(), error = %e, "could not sync directory");
+    }
 }
 
 /// Creates `dir` and its missing parents, and syncs the directory above
