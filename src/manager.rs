@@ -261,7 +261,7 @@ impl TenantManager {
         let span = tracing::info_span!("create_tenant", tenant = %tenant);
         let _entered = span.enter();
         let template =
-            migrate::ensure_template(self.inner.root.root_dir(), &self.inner.migrations)?;
+            migrate::ensure_template(self.inner.root.root_dir(), &self.inner.migrations, &tenant)?;
         // A root made by this create describes itself now.
         self.describe_root(true)?;
         storage::create(&tenant, &path, template, seed, self.inner.root.root_dir())?;

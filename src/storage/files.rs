@@ -14,6 +14,7 @@ use super::open::literal_path;
 use super::siblings::{SQLITE_SIDECARS, scratch_path};
 use super::sys;
 use crate::error::{Error, Result};
+use crate::name::TenantName;
 
 /// Removes database `db` in `dir` and its SQLite sidecars.
 pub(super) fn remove_with_sidecars(dir: &Dir, db: &Path) {
@@ -86,10 +87,11 @@ pub(super) fn remove_empty_parents(root: &Path, dir: &Path) {
 pub(super) fn build_by_rename(
     dir: &Dir,
     name: &Path,
+    tenant: &TenantName,
     init: impl FnOnce(&mut Connection) -> Result<()>,
 ) -> Result<File> {
     let scratch = scratch_path(name);
-    let result = build_and_rename(dir, &scratch, name, init);
+    let result = build_and_rename(dir, &scratch, name, tenant, init);
     if result.is_err() {
         remove_with_sidecars(dir, &scratch);
     }
@@ -100,24 +102,27 @@ fn build_and_rename(
     dir: &Dir,
     scratch: &Path,
     name: &Path,
+    tenant: &TenantName,
     init: impl FnOnce(&mut Connection) -> Result<()>,
 ) -> Result<File> {
     let path = dir.join(name);
+    let tenant = Some(tenant);
     let scratch_file = dir.join(scratch);
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let mut conn = Connection::open_with_flags(literal_path(&scratch_file), flags)
-        .map_err(|e| Error::sqlite(None, &scratch_file, "creating the template database", e))?;
+        .map_err(|e| Error::sqlite(tenant, &scratch_file, "creating the template database", e))?;
     init(&mut conn)?;
-    conn.close()
-        .map_err(|(_, e)| Error::sqlite(None, &scratch_file, "closing the template database", e))?;
+    conn.close().map_err(|(_, e)| {
+        Error::sqlite(tenant, &scratch_file, "closing the template database", e)
+    })?;
     // Opened before the rename: the caller reads what it built even if
     // another process removes the path right after.
     let built = sys::open_file(dir.fd(), scratch)
         .and_then(|f| sys::sync(f.as_fd(), scratch).map(|()| f))
         .and_then(|f| sys::rename(dir.fd(), scratch, name).map(|()| f))
         .and_then(|f| dir.sync().map(|()| f))
-        .map_err(|e| Error::io(None, &path, "publishing the template database", e))?;
+        .map_err(|e| Error::io(tenant, &path, "publishing the template database", e))?;
     Ok(built)
 }

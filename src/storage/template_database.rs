@@ -20,6 +20,7 @@ use super::lock::{FileLock, split};
 use super::siblings::lock_path;
 use super::sys;
 use crate::error::{Error, Result};
+use crate::name::TenantName;
 use crate::paths::INTERNAL_DIR;
 
 /// The template file for the migrations whose fingerprint is `key`.
@@ -41,26 +42,28 @@ pub(crate) struct Template {
 /// Returns the template database keyed `key` under `root`, open, building
 /// it first if needed: a new WAL database that `migrate` brings to the
 /// latest schema. Several threads or processes may call this at once: one
-/// builds, the others wait for it and reuse its file.
+/// builds, the others wait for it and reuse its file. Errors name
+/// `tenant`, the tenant whose create needs it.
 pub(crate) fn ensure_template(
     root: &Path,
     key: u64,
+    tenant: &TenantName,
     migrate: impl Fn(&mut Connection, &Path) -> Result<()>,
 ) -> Result<Template> {
     let path = template_path(root, key);
-    if let Some(template) = open_template(root, &path)? {
+    if let Some(template) = open_template(root, &path, tenant)? {
         return Ok(template);
     }
     let lock_file = lock_path(&path);
     let lock = FileLock::acquire(root, &lock_file, true)
-        .map_err(|e| Error::io(None, &lock_file, "locking the template database", e))?;
-    match open_template(root, &path)? {
+        .map_err(|e| Error::io(Some(tenant), &lock_file, "locking the template database", e))?;
+    match open_template(root, &path, tenant)? {
         Some(template) => Ok(template),
-        None => build_template(lock.dir(), &path, &migrate),
+        None => build_template(lock.dir(), &path, tenant, &migrate),
     }
 }
 
-fn open_template(root: &Path, path: &Path) -> Result<Option<Template>> {
+fn open_template(root: &Path, path: &Path, tenant: &TenantName) -> Result<Option<Template>> {
     let opened = split(path).and_then(|(dir, name)| {
         let dir = Dir::open(root, dir)?;
         sys::open_file(dir.fd(), name)
@@ -71,7 +74,12 @@ fn open_template(root: &Path, path: &Path) -> Result<Option<Template>> {
             path: path.to_path_buf(),
         })),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::io(None, path, "opening the template database", e)),
+        Err(e) => Err(Error::io(
+            Some(tenant),
+            path,
+            "opening the template database",
+            e,
+        )),
     }
 }
 
@@ -79,6 +87,7 @@ fn open_template(root: &Path, path: &Path) -> Result<Option<Template>> {
 fn build_template(
     dir: &Dir,
     path: &Path,
+    tenant: &TenantName,
     migrate: &impl Fn(&mut Connection, &Path) -> Result<()>,
 ) -> Result<Template> {
     let name = super::siblings::name_of(path);
@@ -86,10 +95,10 @@ fn build_template(
     remove_debris(None, dir, name)?;
     let span = tracing::info_span!("build_template", path = %path.display());
     let _entered = span.enter();
-    let file = build_by_rename(dir, name, |conn| {
+    let file = build_by_rename(dir, name, tenant, |conn| {
         // WAL is a persistent property of the file: every copy starts in it.
         conn.pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(()))
-            .map_err(|e| Error::sqlite(None, path, "enabling WAL in the template", e))?;
+            .map_err(|e| Error::sqlite(Some(tenant), path, "enabling WAL in the template", e))?;
         migrate(conn, path)
     })?;
     remove_stale_templates(dir, name);
