@@ -192,6 +192,17 @@ pub enum Error {
         path: PathBuf,
     },
 
+    /// The tenant's database is on a read-only file system and SQLite
+    /// cannot open it there: a WAL-mode database needs its `-shm` file,
+    /// which a read-only root cannot hold unless it was left there.
+    #[error("cannot open tenant {tenant} at {}: the file system is read-only, and SQLite can only open a WAL-mode database there if its -shm file already exists; serve it from a writable root, or copy the root to one (cp -a) and serve the copy", path.display())]
+    ReadOnlyRoot {
+        /// The tenant.
+        tenant: TenantName,
+        /// Its database file.
+        path: PathBuf,
+    },
+
     /// A migration failed; the tenant's transaction was rolled back.
     #[error("migrating tenant {tenant} ({}) failed{}: {}; the tenant stays at version {version}, fix the migration and run migrate again", path.display(), migration.as_ref().map(|m| format!(" in {m}")).unwrap_or_default(), concise(source))]
     Migration {
@@ -421,6 +432,7 @@ impl Error {
             | Error::BadBackup { tenant, .. }
             | Error::SchemaAheadOfCode { tenant, .. }
             | Error::TooManyOpenFiles { tenant, .. }
+            | Error::ReadOnlyRoot { tenant, .. }
             | Error::Migration { tenant, .. }
             | Error::MissingDownMigration { tenant, .. }
             | Error::VersionOutOfRange { tenant, .. }

@@ -119,13 +119,26 @@ pub(crate) fn sqlite_error(
     operation: &'static str,
     e: rusqlite::Error,
 ) -> Error {
-    if e.sqlite_error_code() == Some(rusqlite::ErrorCode::CannotOpen) && fd_exhausted(path) {
+    let cannot_open = e.sqlite_error_code() == Some(rusqlite::ErrorCode::CannotOpen);
+    if cannot_open && fd_exhausted(path) {
         return Error::TooManyOpenFiles {
             tenant: tenant.clone(),
             path: path.to_path_buf(),
         };
     }
+    if cannot_open && on_read_only_file_system(path) {
+        return Error::ReadOnlyRoot {
+            tenant: tenant.clone(),
+            path: path.to_path_buf(),
+        };
+    }
     Error::sqlite(Some(tenant), path, operation, e)
+}
+
+/// Whether `path` is on a file system mounted read-only.
+fn on_read_only_file_system(path: &Path) -> bool {
+    rustix::fs::statvfs(path)
+        .is_ok_and(|fs| fs.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY))
 }
 
 /// Opening any directory needs a descriptor: if that fails with EMFILE or
