@@ -2,6 +2,7 @@
 //! hands the work to the layer that does it: `paths` (where files are),
 //! `storage` (files on disk), `migrate` (schemas), `pool` (connections).
 
+use std::collections::HashSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -25,7 +26,7 @@ use crate::pool::{
     self, DestroyGuard, OpenConfig, PoolCache, PoolStats, TenantConnection, WatchSettings, Watcher,
     shared_connector,
 };
-use crate::storage::{self, Existing};
+use crate::storage::{self, CreateReport, Existing};
 
 /// Gives every tenant its own SQLite database and hands out pooled
 /// connections to them.
@@ -267,6 +268,73 @@ impl TenantManager {
         storage::create(&tenant, &path, template, seed, self.inner.root.root_dir())?;
         tracing::info!(tenant = %tenant, path = %path.display(), "created tenant");
         Ok(())
+    }
+
+    /// Creates every tenant in `names` that does not exist yet, sharing the
+    /// cost of making them durable: onboarding or importing many tenants
+    /// at once runs several times faster than one `create_tenant` each.
+    ///
+    /// Each tenant is created exactly as [`create_tenant`](Self::create_tenant)
+    /// creates it (all or nothing, never seen half made, exactly one of
+    /// several concurrent creators wins), but the syncs of many tenants
+    /// are issued together (see `docs/design.md`). A name given twice is
+    /// created once. The report says, name by name, what happened.
+    ///
+    /// # Errors
+    ///
+    /// Only what stops the whole batch: the template database cannot be
+    /// built, or the root's description disagrees. A name that cannot be
+    /// created (invalid, blocked, a full disk) is in
+    /// [`CreateReport::failed`], and the others are still created.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let manager = tenanted::TenantManager::builder(
+    /// #     tenanted::RootConfig::new(dir.path()), tenanted::Migrations::new(vec![])).build()?;
+    /// manager.create_tenant("acme")?;
+    /// let report = manager.create_tenants(["acme", "globex", "initech", "bad/name"])?;
+    /// assert_eq!(report.created.len(), 2);
+    /// assert_eq!(report.existed[0].as_str(), "acme");
+    /// assert_eq!(report.failed[0].0, "bad/name");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn create_tenants<I>(&self, names: I) -> Result<CreateReport>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        let mut report = CreateReport::default();
+        let mut seen = HashSet::new();
+        let mut valid = Vec::new();
+        for name in names {
+            match self.locate(name.as_ref()) {
+                Ok((tenant, path)) if seen.insert(tenant.clone()) => valid.push((tenant, path)),
+                Ok(_) => {}
+                Err(e) => report.failed.push((name.as_ref().to_owned(), Arc::new(e))),
+            }
+        }
+        let Some((first, _)) = valid.first() else {
+            return Ok(report);
+        };
+        let root = self.inner.root.root_dir();
+        let mut template = migrate::ensure_template(root, &self.inner.migrations, first)?;
+        self.describe_root(true)?;
+        let results = storage::create_many(root, &mut template, &valid);
+        for ((tenant, _), result) in valid.into_iter().zip(results) {
+            match result {
+                Ok(()) => report.created.push(tenant),
+                Err(Error::TenantExists { .. }) => report.existed.push(tenant),
+                Err(e) => report
+                    .failed
+                    .push((tenant.as_str().to_owned(), Arc::new(e))),
+            }
+        }
+        tracing::info!(
+            created = report.created.len(),
+            failed = report.failed.len(),
+            "created tenants"
+        );
+        Ok(report)
     }
 
     /// Destroys tenant `name`: new checkouts fail at once, checked-out

@@ -7,7 +7,7 @@
 //! crashed predecessor left.
 
 use std::fs::File;
-use std::io;
+use std::io::{self, Seek, SeekFrom};
 use std::os::fd::AsFd;
 use std::path::Path;
 
@@ -35,7 +35,7 @@ pub(crate) type Seed<'a> = &'a mut dyn FnMut(&rusqlite::Transaction<'_>) -> Resu
 pub(crate) fn create(
     tenant: &TenantName,
     path: &Path,
-    template: Template,
+    mut template: Template,
     seed: Option<Seed<'_>>,
     root: &Path,
 ) -> Result<()> {
@@ -44,7 +44,7 @@ pub(crate) fn create(
     let lock_file = lock_path(path);
     let lock = FileLock::acquire(root, &lock_file, true)
         .map_err(|e| Error::io(Some(tenant), &lock_file, "locking the tenant", e))?;
-    let result = create_locked(tenant, lock.dir(), path, template, seed);
+    let result = create_locked(tenant, lock.dir(), path, &mut template, seed);
     let existed = matches!(result, Err(Error::TenantExists { .. }));
     drop(lock);
     if result.is_err()
@@ -60,9 +60,26 @@ fn create_locked(
     tenant: &TenantName,
     dir: &Dir,
     path: &Path,
-    template: Template,
+    template: &mut Template,
     seed: Option<Seed<'_>>,
 ) -> Result<()> {
+    clear_the_way(tenant, dir, path)?;
+    let scratch = scratch_path(name_of(path));
+    let built = build(tenant, dir, &scratch, path, template, seed);
+    let published = built.and_then(|()| publish(tenant, dir, &scratch, path));
+    remove_with_sidecars(dir, &scratch);
+    published
+}
+
+/// Checks that nothing is at `path` (in `dir`, whose lock the caller
+/// holds) and removes the debris a crashed create or destroy left beside
+/// it.
+///
+/// # Errors
+///
+/// [`Error::TenantExists`], or [`Error::NotATenantDatabase`] naming what
+/// is in the way.
+pub(super) fn clear_the_way(tenant: &TenantName, dir: &Dir, path: &Path) -> Result<()> {
     let name = name_of(path);
     let found = occupant_in(dir, name)
         .map_err(|e| Error::io(Some(tenant), path, "looking at the database file", e))?;
@@ -85,13 +102,7 @@ fn create_locked(
     }
     // We hold the lock and the tenant does not exist: anything left beside
     // it is debris from a crashed create or destroy.
-    remove_debris(Some(tenant), dir, name)?;
-
-    let scratch = scratch_path(name);
-    let built = build(tenant, dir, &scratch, path, template, seed);
-    let published = built.and_then(|()| publish(tenant, dir, &scratch, path));
-    remove_with_sidecars(dir, &scratch);
-    published
+    remove_debris(Some(tenant), dir, name).map(drop)
 }
 
 fn build(
@@ -99,7 +110,7 @@ fn build(
     dir: &Dir,
     scratch: &Path,
     path: &Path,
-    template: Template,
+    template: &mut Template,
     seed: Option<Seed<'_>>,
 ) -> Result<()> {
     let copy = copy_template(tenant, dir, scratch, template)?;
@@ -130,14 +141,14 @@ fn build(
     }
 }
 
-/// Copies the open template into a new scratch file, returned open.
-/// Reading the open file, not its path, a copy never fails because
-/// another version of the code removed the template meanwhile.
-fn copy_template(
+/// Copies the open template into a new scratch file, returned open (not
+/// yet synced). Reading the open file, not its path, a copy never fails
+/// because another version of the code removed the template meanwhile.
+pub(super) fn copy_template(
     tenant: &TenantName,
     dir: &Dir,
     scratch: &Path,
-    mut template: Template,
+    template: &mut Template,
 ) -> Result<File> {
     let mut copy = sys::create_new(dir.fd(), scratch).map_err(|e| {
         Error::io(
@@ -147,7 +158,11 @@ fn copy_template(
             e,
         )
     })?;
-    sys::copy(&mut template.file, &mut copy, scratch).map_err(|e| {
+    let copied = template
+        .file
+        .seek(SeekFrom::Start(0))
+        .and_then(|_| sys::copy(&mut template.file, &mut copy, scratch));
+    copied.map_err(|e| {
         Error::io(
             Some(tenant),
             &template.path,
@@ -186,10 +201,16 @@ fn run_seed(
 /// without ever replacing a file there, and makes it durable. Restore
 /// publishes the same way.
 pub(super) fn publish(tenant: &TenantName, dir: &Dir, scratch: &Path, path: &Path) -> Result<()> {
+    link(tenant, dir, scratch, path)?;
+    dir.sync()
+        .map_err(|e| Error::io(Some(tenant), path, "making the new database durable", e))
+}
+
+/// Links the synced `scratch` as `path`, never replacing a file there;
+/// the caller makes the link durable by syncing `dir`.
+pub(super) fn link(tenant: &TenantName, dir: &Dir, scratch: &Path, path: &Path) -> Result<()> {
     match sys::link(dir.fd(), scratch, name_of(path)) {
-        Ok(()) => dir
-            .sync()
-            .map_err(|e| Error::io(Some(tenant), path, "making the new database durable", e)),
+        Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(Error::TenantExists {
             tenant: tenant.clone(),
             path: path.to_path_buf(),

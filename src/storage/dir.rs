@@ -51,9 +51,28 @@ impl Dir {
     /// Opens `dir` as [`open`](Self::open) does, first making the
     /// directories that are missing, each made durable in its parent.
     pub(crate) fn make(root: &Path, dir: &Path) -> io::Result<Dir> {
+        Self::make_with(root, dir, None)
+    }
+
+    /// As [`make`](Self::make), but instead of syncing a parent that got a
+    /// new directory, adds its path to `unsynced`: a batch syncs each
+    /// parent once, after all its new entries.
+    pub(crate) fn make_deferred(
+        root: &Path,
+        dir: &Path,
+        unsynced: &mut Vec<PathBuf>,
+    ) -> io::Result<Dir> {
+        Self::make_with(root, dir, Some(unsynced))
+    }
+
+    fn make_with(
+        root: &Path,
+        dir: &Path,
+        mut unsynced: Option<&mut Vec<PathBuf>>,
+    ) -> io::Result<Dir> {
         let names = components(root, dir)?;
         for _ in 0..MAX_ATTEMPTS {
-            if let Some(made) = Self::try_make(root, &names)? {
+            if let Some(made) = Self::try_make(root, &names, unsynced.as_deref_mut())? {
                 return Ok(made);
             }
         }
@@ -64,7 +83,11 @@ impl Dir {
     }
 
     /// One attempt; `None` when a destroy removed a directory on the way.
-    fn try_make(root: &Path, names: &[&Path]) -> io::Result<Option<Dir>> {
+    fn try_make(
+        root: &Path,
+        names: &[&Path],
+        mut unsynced: Option<&mut Vec<PathBuf>>,
+    ) -> io::Result<Option<Dir>> {
         let mut here = match Dir::root(root) {
             Ok(here) => here,
             // The root itself is the operator's path, made as given.
@@ -84,7 +107,10 @@ impl Dir {
                 Err(e) => return Err(e),
             }
             match sys::make_dir(here.fd(), name) {
-                Ok(()) => here.sync()?,
+                Ok(()) => match unsynced.as_deref_mut() {
+                    Some(unsynced) => unsynced.push(here.path.clone()),
+                    None => here.sync()?,
+                },
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
                 // `here` itself was removed by a destroy: start again.
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),

@@ -37,8 +37,16 @@ pub(super) fn check(_step: Step, _name: &std::path::Path) -> std::io::Result<()>
     Ok(())
 }
 
+/// Whether this thread has a fault plan: work it would hand to other
+/// threads then runs on this one, so that every step is counted.
+#[cfg(not(feature = "testing"))]
+#[inline(always)]
+pub(super) fn plan_active() -> bool {
+    false
+}
+
 #[cfg(feature = "testing")]
-pub(super) use plan::check;
+pub(super) use plan::{check, plan_active};
 
 #[cfg(feature = "testing")]
 pub use plan::{FaultPlan, StepTaken};
@@ -118,6 +126,10 @@ mod plan {
         fn drop(&mut self) {
             ACTIVE.with(|a| a.borrow_mut().take());
         }
+    }
+
+    pub(in crate::storage) fn plan_active() -> bool {
+        ACTIVE.with(|a| a.borrow().is_some())
     }
 
     pub(in crate::storage) fn check(step: Step, name: &Path) -> io::Result<()> {

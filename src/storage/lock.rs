@@ -41,14 +41,27 @@ impl FileLock {
     /// With `make_dirs`, missing directories are made; without, a missing
     /// directory gives `NotFound`.
     pub(super) fn acquire(root: &Path, path: &Path, make_dirs: bool) -> io::Result<FileLock> {
-        Self::lock(root, path, make_dirs, true)?
+        let reach = if make_dirs { Reach::Make } else { Reach::Open };
+        Self::lock(root, path, reach, true)?
+            .ok_or_else(|| io::Error::other("a blocking lock cannot be busy"))
+    }
+
+    /// As [`acquire`](Self::acquire) making directories, but leaving the
+    /// parents that got a new directory to sync in `unsynced` (a batch of
+    /// creates syncs each once: see `Dir::make_deferred`).
+    pub(super) fn acquire_deferred(
+        root: &Path,
+        path: &Path,
+        unsynced: &mut Vec<PathBuf>,
+    ) -> io::Result<FileLock> {
+        Self::lock(root, path, Reach::MakeDeferred(unsynced), true)?
             .ok_or_else(|| io::Error::other("a blocking lock cannot be busy"))
     }
 
     /// Takes the lock file `path` only if nobody holds it (`Ok(None)` if
     /// somebody does). Never makes directories.
     pub(super) fn try_acquire(root: &Path, path: &Path) -> io::Result<Option<FileLock>> {
-        Self::lock(root, path, false, false)
+        Self::lock(root, path, Reach::Open, false)
     }
 
     /// The directory the lock file is in, where the locked operation works.
@@ -56,13 +69,19 @@ impl FileLock {
         &self.dir
     }
 
-    fn lock(root: &Path, path: &Path, make_dirs: bool, blocking: bool) -> io::Result<Option<Self>> {
+    fn lock(
+        root: &Path,
+        path: &Path,
+        mut reach: Reach<'_>,
+        blocking: bool,
+    ) -> io::Result<Option<Self>> {
         let (parent, name) = split(path)?;
+        let make_dirs = !matches!(reach, Reach::Open);
         for _ in 0..MAX_ATTEMPTS {
-            let dir = if make_dirs {
-                Dir::make(root, parent)?
-            } else {
-                Dir::open(root, parent)?
+            let dir = match &mut reach {
+                Reach::Open => Dir::open(root, parent)?,
+                Reach::Make => Dir::make(root, parent)?,
+                Reach::MakeDeferred(unsynced) => Dir::make_deferred(root, parent, unsynced)?,
             };
             let file = match sys::open_or_create(dir.fd(), name) {
                 Ok(file) => file,
@@ -87,6 +106,16 @@ impl FileLock {
             path.display()
         )))
     }
+}
+
+/// How a lock reaches its directory.
+enum Reach<'a> {
+    /// It must exist.
+    Open,
+    /// Made if missing, each new directory synced at once.
+    Make,
+    /// Made if missing, the parents to sync collected.
+    MakeDeferred(&'a mut Vec<PathBuf>),
 }
 
 /// A path's directory and file name.

@@ -2,6 +2,8 @@
 //! of crashed operations, and the template database.
 
 mod create;
+mod create_batch;
+mod create_report;
 mod database_file;
 mod debris;
 mod destroy;
@@ -25,6 +27,8 @@ mod template_database;
 pub use crate::paths::INTERNAL_DIR;
 
 pub(crate) use create::{Seed, create};
+pub(crate) use create_batch::create_many;
+pub use create_report::CreateReport;
 pub(crate) use database_file::{Occupant, occupant, require_database};
 pub(crate) use debris::sweep_debris;
 pub(crate) use destroy::destroy;

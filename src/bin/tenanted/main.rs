@@ -12,7 +12,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
-use tenanted::{DEFAULT_BUCKETS, DEFAULT_TEMPLATE, Migrations, RootConfig, TenantManager};
+use tenanted::{
+    DEFAULT_BUCKETS, DEFAULT_TEMPLATE, Error, Migrations, RootConfig, TenantManager, TenantName,
+};
 
 use support::{Failure, confirm, require_root, tenant_names};
 
@@ -270,20 +272,31 @@ fn list(cli: &Cli, json: bool) -> Result<u8, Failure> {
 fn create(cli: &Cli, names: &[String], if_not_exists: bool) -> Result<u8, Failure> {
     let names = tenant_names(names)?;
     let m = cli.manager()?;
-    support::each(&names, |name| {
-        let path = m.root().database_path(name)?;
-        let created = if if_not_exists {
-            m.create_tenant_if_not_exists(name)?
+    // One batch: many names share the cost of making them durable.
+    let report = m.create_tenants(&names)?;
+    let path = |t: &TenantName| m.root().database_path(t.as_str()).unwrap_or_default();
+    for tenant in &report.created {
+        println!("created {tenant} at {}", path(tenant).display());
+    }
+    let mut worst = 0;
+    for tenant in &report.existed {
+        if if_not_exists {
+            println!("{tenant} already exists at {}", path(tenant).display());
         } else {
-            m.create_tenant(name)?;
-            true
-        };
-        match created {
-            true => println!("created {name} at {}", path.display()),
-            false => println!("{name} already exists at {}", path.display()),
+            let exists = Error::TenantExists {
+                tenant: tenant.clone(),
+                path: path(tenant),
+            };
+            let Failure(code, message) = Failure::from(exists);
+            eprintln!("error: {message}");
+            worst = worst.max(code);
         }
-        Ok(())
-    })
+    }
+    for (_, e) in &report.failed {
+        eprintln!("error: {}", support::cli_message(e));
+        worst = worst.max(1);
+    }
+    Ok(worst)
 }
 
 fn destroy(cli: &Cli, names: &[String], yes: bool) -> Result<u8, Failure> {
