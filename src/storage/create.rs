@@ -17,7 +17,7 @@ use super::database_file::{Occupant, occupant_in};
 use super::debris::remove_debris;
 use super::dir::Dir;
 use super::file_id::FileId;
-use super::files::{remove_empty_parents, remove_with_sidecars};
+use super::files::{remove_empty_parents, remove_quietly, remove_with_sidecars};
 use super::lock::FileLock;
 use super::open::{EXISTING, literal_path, open_error};
 use super::siblings::{lock_path, name_of, scratch_path};
@@ -65,9 +65,14 @@ fn create_locked(
 ) -> Result<()> {
     clear_the_way(tenant, dir, path)?;
     let scratch = scratch_path(name_of(path));
+    // Only a seed opens the copy with SQLite, which can leave sidecars.
+    let seeded = seed.is_some();
     let built = build(tenant, dir, &scratch, path, template, seed);
     let published = built.and_then(|()| publish(tenant, dir, &scratch, path));
-    remove_with_sidecars(dir, &scratch);
+    match seeded {
+        true => remove_with_sidecars(dir, &scratch),
+        false => remove_quietly(dir, &scratch),
+    }
     published
 }
 

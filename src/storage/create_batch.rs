@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use super::create::{clear_the_way, copy_template, link};
 use super::dir::Dir;
 use super::faults;
-use super::files::{remove_empty_parents, remove_with_sidecars};
+use super::files::{remove_empty_parents, remove_quietly};
 use super::lock::FileLock;
 use super::siblings::{lock_path, name_of, scratch_path};
 use super::sys;
@@ -103,7 +103,7 @@ fn create_chunk(
     make_durable(root, &mut pending, unsynced);
     pending
         .into_iter()
-        .map(|p| p.map(|p| remove_with_sidecars(p.lock.dir(), &p.scratch)))
+        .map(|p| p.map(|p| remove_quietly(p.lock.dir(), &p.scratch)))
         .collect()
 }
 
@@ -122,7 +122,7 @@ fn prepare<'a>(
     clear_the_way(tenant, lock.dir(), path)?;
     let scratch = scratch_path(name_of(path));
     let copy = copy_template(tenant, lock.dir(), &scratch, template);
-    let copy = copy.inspect_err(|_| remove_with_sidecars(lock.dir(), &scratch))?;
+    let copy = copy.inspect_err(|_| remove_quietly(lock.dir(), &scratch))?;
     Ok(Pending {
         tenant,
         path,
@@ -165,7 +165,7 @@ fn settle(root: &Path, pending: &mut [Result<Pending<'_>>], results: Vec<Option<
     for (p, result) in pending.iter_mut().zip(results) {
         let Some(Err(e)) = result else { continue };
         if let Ok(failed) = std::mem::replace(p, Err(e)) {
-            remove_with_sidecars(failed.lock.dir(), &failed.scratch);
+            remove_quietly(failed.lock.dir(), &failed.scratch);
             let path = failed.path;
             drop(failed);
             if let Err(e) = p {
