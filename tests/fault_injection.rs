@@ -27,7 +27,7 @@ const FAULTS: [i32; 3] = [EIO, ENOSPC, EMFILE];
 struct Case {
     name: &'static str,
     prepare: fn(&TenantManager),
-    run: fn(&TenantManager) -> Result<(), Error>,
+    run: fn(&TenantManager) -> Result<(), String>,
     retry: fn(&TenantManager),
     check: fn(&TenantManager),
 }
@@ -75,6 +75,10 @@ fn debris(dir: &Path) -> Vec<String> {
         .collect()
 }
 
+fn say(e: Error) -> String {
+    e.to_string()
+}
+
 fn seed(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
     tx.execute("INSERT INTO notes (body) VALUES ('seeded')", [])
         .map(drop)
@@ -95,14 +99,29 @@ const CASES: &[Case] = &[
     Case {
         name: "create",
         prepare: |_| {},
-        run: |m| m.create_tenant("acme"),
+        run: |m| m.create_tenant("acme").map_err(say),
         retry: |m| m.create_tenant_if_not_exists("acme").map(drop).unwrap(),
+        check: |m| assert_eq!(version(m), 3),
+    },
+    Case {
+        name: "create_tenants",
+        prepare: |_| {},
+        run: |m| {
+            let report = m.create_tenants(["acme", "acme-2"]).map_err(say)?;
+            let failures: Vec<String> = report.failed.iter().map(|(_, e)| e.to_string()).collect();
+            if failures.is_empty() {
+                Ok(())
+            } else {
+                Err(failures.join("; "))
+            }
+        },
+        retry: |m| assert!(m.create_tenants(["acme", "acme-2"]).unwrap().is_success()),
         check: |m| assert_eq!(version(m), 3),
     },
     Case {
         name: "create with a seed",
         prepare: |_| {},
-        run: |m| m.create_tenant_with("acme", seed),
+        run: |m| m.create_tenant_with("acme", seed).map_err(say),
         retry: |m| {
             if !m.tenant_exists("acme").unwrap() {
                 m.create_tenant_with("acme", seed).unwrap();
@@ -113,7 +132,7 @@ const CASES: &[Case] = &[
     Case {
         name: "destroy",
         prepare: |m| m.create_tenant("acme").unwrap(),
-        run: |m| m.destroy_tenant("acme"),
+        run: |m| m.destroy_tenant("acme").map_err(say),
         retry: |m| match m.destroy_tenant("acme") {
             Ok(()) | Err(Error::TenantDoesNotExist { .. }) => {}
             Err(e) => panic!("retrying the destroy: {e}"),
@@ -126,14 +145,14 @@ const CASES: &[Case] = &[
             m.create_tenant("acme").unwrap();
             m.migrate_tenant_to("acme", 1).unwrap();
         },
-        run: |m| m.migrate_tenant("acme").map(drop),
+        run: |m| m.migrate_tenant("acme").map(drop).map_err(say),
         retry: |m| assert_eq!(m.migrate_tenant("acme").unwrap().to, 3),
         check: |m| assert!([1, 3].contains(&version(m)), "all or nothing"),
     },
     Case {
         name: "rollback",
         prepare: |m| m.create_tenant("acme").unwrap(),
-        run: |m| m.rollback_tenant("acme", 1).map(drop),
+        run: |m| m.rollback_tenant("acme", 1).map(drop).map_err(say),
         retry: |m| {
             if version(m) == 3 {
                 m.rollback_tenant("acme", 1).unwrap();
@@ -166,8 +185,7 @@ fn fail_one_step(case: &Case, n: usize, errno: i32, step: &StepTaken) {
     let failed = plan.steps().iter().any(|s| s.failed);
     drop(plan);
     assert!(failed, "{what}: the step was reached");
-    if let Err(e) = &result {
-        let msg = e.to_string();
+    if let Err(msg) = &result {
         assert!(
             msg.contains("acme"),
             "{what}: the error names the tenant: {msg}"
