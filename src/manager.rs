@@ -182,8 +182,14 @@ impl TenantManager {
     ///
     /// # Errors
     ///
-    /// [`Error::BadTenantName`], [`Error::TenantExists`], or an I/O or
-    /// SQLite error naming the file; on any error nothing is left behind.
+    /// [`Error::BadTenantName`], [`Error::TenantExists`],
+    /// [`Error::NotADirectory`], or an I/O or SQLite error naming the file.
+    /// On any error nothing is left behind, with one exception: when only
+    /// the last step fails (syncing the directory the new database was
+    /// published in, "making the new database durable"), the tenant exists
+    /// and works but a crash could still lose it;
+    /// [`create_tenant_if_not_exists`](Self::create_tenant_if_not_exists)
+    /// then succeeds.
     ///
     /// ```
     /// # let dir = tempfile::tempdir()?;
@@ -825,7 +831,7 @@ impl TenantManager {
         let span = tracing::info_span!("backup_tenant", tenant = %tenant);
         let _entered = span.enter();
         backup::check_outside_root(Some(&tenant), self.inner.root.root_dir(), dest)?;
-        let outcome = backup::backup_one(&self.inner.root, &tenant, dest)?;
+        let outcome = backup::backup_one(&self.inner.root, &tenant, dest, None)?;
         tracing::info!(tenant = %tenant, dest = %dest.display(), bytes = outcome.bytes, "backed up tenant");
         Ok(outcome)
     }

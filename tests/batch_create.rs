@@ -143,3 +143,25 @@ fn child_batch() {
     assert!(report.is_success(), "{report:?}");
     println!("CREATED {}", report.created.len());
 }
+
+#[test]
+fn a_batch_fits_a_low_descriptor_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    common::manager(dir.path()).create_tenant("warmup").unwrap();
+    let mut command = child::command_after("ulimit -n 128", "child_batch_under_ulimit", dir.path());
+    let out = child::run(&mut command);
+    assert!(out.contains("CREATED 100"), "{out}");
+}
+
+#[test]
+#[ignore = "child process of a_batch_fits_a_low_descriptor_limit"]
+fn child_batch_under_ulimit() {
+    let root = child::root().expect("run by its parent test");
+    let m = common::manager(&root);
+    let report = m.create_tenants(names(100)).unwrap();
+    assert!(report.is_success(), "{report:?}");
+    println!("CREATED {}", report.created.len());
+    for name in names(100) {
+        assert_whole(&m, &name);
+    }
+}

@@ -224,3 +224,63 @@ fn every_step_of_every_operation_can_fail_without_harm() {
     }
     assert!(total > 30, "only {total} faults injected");
 }
+
+/// A destroyed tenant's `-wal` left beside its path (a crash) that cannot
+/// be removed stops the next create of that name: replayed into the new
+/// database, it would hand it the old tenant's data.
+#[test]
+fn a_leftover_wal_that_cannot_be_removed_stops_the_create() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = common::manager(dir.path());
+    m.create_tenant("acme").unwrap();
+    let path = m.root().database_path("acme").unwrap();
+    let wal = dir.path().join("old.wal");
+    {
+        let conn = m.connection("acme").unwrap();
+        conn.execute("INSERT INTO notes (body) VALUES ('OLD TENANT DATA')", [])
+            .unwrap();
+        fs_copy_wal(&path, &wal);
+    }
+    m.destroy_tenant("acme").unwrap();
+    let leftover = {
+        let mut p = path.as_os_str().to_owned();
+        p.push("-wal");
+        std::path::PathBuf::from(p)
+    };
+    std::fs::create_dir_all(leftover.parent().unwrap()).unwrap();
+    std::fs::copy(&wal, &leftover).unwrap();
+    let steps = {
+        let plan = FaultPlan::record();
+        m.create_tenant("acme").unwrap();
+        plan.steps()
+    };
+    m.destroy_tenant("acme").unwrap();
+    std::fs::create_dir_all(leftover.parent().unwrap()).unwrap();
+    std::fs::copy(&wal, &leftover).unwrap();
+    let n = steps
+        .iter()
+        .position(|s| s.name.to_string_lossy().ends_with("main.sqlite3-wal"))
+        .expect("the create removes the leftover WAL")
+        + 1;
+    let plan = FaultPlan::fail_step(n, EIO);
+    let result = m.create_tenant("acme");
+    drop(plan);
+    let e = result.expect_err("the create stops");
+    assert!(e.to_string().contains("acme"), "{e}");
+    assert!(!m.tenant_exists("acme").unwrap());
+    m.create_tenant("acme").unwrap();
+    let rows: i64 = m
+        .connection("acme")
+        .unwrap()
+        .query_row("SELECT count(*) FROM notes", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows, 0, "the new tenant holds nothing of the old one");
+}
+
+/// Copies the live `-wal` of the database at `path` (a connection of this
+/// process holds it, so it has frames) to `to`.
+fn fs_copy_wal(path: &Path, to: &Path) {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    std::fs::copy(std::path::PathBuf::from(wal), to).unwrap();
+}

@@ -155,3 +155,47 @@ fn destroying_the_last_tenant_of_a_bare_root_keeps_the_root() {
     assert_eq!(m.remove_debris().unwrap(), 0);
     assert!(root.is_dir(), "the root stays after a sweep too");
 }
+
+#[test]
+fn a_link_planted_in_a_backup_directory_never_leads_a_copy_over_a_tenant() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = common::manager(&dir.path().join("root"));
+    for (name, note) in [("acme", "acme's"), ("globex", "globex's")] {
+        m.create_tenant(name).unwrap();
+        m.connection(name)
+            .unwrap()
+            .execute("INSERT INTO notes (body) VALUES (?1)", [note])
+            .unwrap();
+    }
+    let backups = dir.path().join("backups");
+    // backups/<acme's bucket>/acme -> the live globex's directory.
+    let acme = m.root().database_path("acme").unwrap();
+    let globex = m.root().database_path("globex").unwrap();
+    let rel = acme.strip_prefix(m.root().root_dir()).unwrap();
+    let planted = backups.join(rel.parent().unwrap());
+    fs::create_dir_all(planted.parent().unwrap()).unwrap();
+    symlink(globex.parent().unwrap(), &planted).unwrap();
+    let before = fs::read(&globex).unwrap();
+    let report = m
+        .backup_all(&backups, &tenanted::BackupOptions::new())
+        .unwrap();
+    let failed: Vec<_> = report
+        .tenants
+        .iter()
+        .filter(|t| t.error.is_some())
+        .collect();
+    assert_eq!(failed.len(), 1, "{report:?}");
+    let e = failed[0].error.as_ref().unwrap();
+    assert!(matches!(**e, Error::NotADirectory { .. }), "{e}");
+    assert_eq!(
+        fs::read(&globex).unwrap(),
+        before,
+        "globex's database untouched"
+    );
+    let note: String = m
+        .connection("globex")
+        .unwrap()
+        .query_row("SELECT body FROM notes", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(note, "globex's");
+}

@@ -126,7 +126,7 @@ fn build(
     }
     // The seed wrote through SQLite, by path: it must have written the
     // file made here, inside the root.
-    let on_copy = FileId::in_dir(dir, scratch).and_then(|id| Ok(id == Some(FileId::of(&copy)?)));
+    let on_copy = FileId::by_path_is(dir, scratch, &copy);
     let scratch_path = dir.join(scratch);
     match on_copy {
         Ok(true) => sys::sync(copy.as_fd(), scratch)

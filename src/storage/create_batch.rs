@@ -16,12 +16,14 @@
 //! of locks and descriptors.
 
 use std::fs::File;
+use std::io;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use super::create::{clear_the_way, copy_template, link};
 use super::dir::Dir;
 use super::faults;
+use super::file_id::FileId;
 use super::files::{remove_empty_parents, remove_quietly};
 use super::lock::FileLock;
 use super::siblings::{lock_path, name_of, scratch_path};
@@ -30,8 +32,8 @@ use super::template_database::Template;
 use crate::error::{Error, Result};
 use crate::name::TenantName;
 
-/// Tenants per chunk: each holds a lock file, its directory and its copy
-/// open, so about three descriptors.
+/// Tenants per chunk, at most: each holds a lock file, its directory and
+/// its copy open, so three descriptors (see [`chunk_size`]).
 const CHUNK: usize = 64;
 
 /// Threads that issue one chunk's syncs.
@@ -44,6 +46,8 @@ struct Pending<'a> {
     lock: FileLock,
     scratch: PathBuf,
     copy: File,
+    /// The directories this tenant's create made new entries in.
+    made: Vec<PathBuf>,
 }
 
 /// Creates each of `tenants` (name and database path, no duplicates) from
@@ -62,7 +66,7 @@ pub(crate) fn create_many(
     order.sort_by(|&a, &b| tenants[a].1.cmp(&tenants[b].1));
     let sorted: Vec<(TenantName, PathBuf)> = order.iter().map(|&i| tenants[i].clone()).collect();
     let results = sorted
-        .chunks(CHUNK)
+        .chunks(chunk_size())
         .flat_map(|chunk| create_chunk(root, template, chunk));
     let mut by_input: Vec<(usize, Result<()>)> = order.into_iter().zip(results).collect();
     by_input.sort_by_key(|(i, _)| *i);
@@ -75,16 +79,16 @@ fn create_chunk(
     tenants: &[(TenantName, PathBuf)],
 ) -> Vec<Result<()>> {
     let mut unsynced = Vec::new();
-    let mut pending: Vec<Result<Pending<'_>>> = tenants
-        .iter()
-        .map(|(tenant, path)| {
-            let prepared = prepare(root, template, tenant, path, &mut unsynced);
-            if let Err(e) = &prepared {
-                tidy_after(root, path, e);
-            }
-            prepared
-        })
-        .collect();
+    let mut pending: Vec<Result<Pending<'_>>> = Vec::with_capacity(tenants.len());
+    let mut held = Vec::with_capacity(tenants.len());
+    for (tenant, path) in tenants {
+        let prepared = prepare(root, template, tenant, path, &mut unsynced, &held);
+        match &prepared {
+            Ok(p) => held.extend(p.lock.id().ok()),
+            Err(e) => tidy_after(root, path, e),
+        }
+        pending.push(prepared);
+    }
     let synced = in_parallel(&pending, |p| {
         let scratch = || p.lock.dir().join(&p.scratch);
         sys::sync(p.copy.as_fd(), &p.scratch)
@@ -107,6 +111,14 @@ fn create_chunk(
         .collect()
 }
 
+/// Tenants per chunk: [`CHUNK`], or fewer when the descriptor limit is
+/// low (a chunk then uses at most a quarter of it), never none.
+fn chunk_size() -> usize {
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
+    let fit = limit.map_or(CHUNK, |n| usize::try_from(n / 12).unwrap_or(CHUNK));
+    fit.clamp(1, CHUNK)
+}
+
 /// A create's first steps for one tenant: lock (making its directories,
 /// their syncs left for later), check, copy.
 fn prepare<'a>(
@@ -115,10 +127,21 @@ fn prepare<'a>(
     tenant: &'a TenantName,
     path: &'a Path,
     unsynced: &mut Vec<PathBuf>,
+    held: &[FileId],
 ) -> Result<Pending<'a>> {
     let lock_file = lock_path(path);
-    let lock = FileLock::acquire_deferred(root, &lock_file, unsynced)
-        .map_err(|e| Error::io(Some(tenant), &lock_file, "locking the tenant", e))?;
+    let already = unsynced.len();
+    let lock = FileLock::acquire_deferred(root, &lock_file, unsynced, held).map_err(|e| {
+        match e.kind() {
+            // Another name of this batch is the same file.
+            io::ErrorKind::AlreadyExists => Error::TenantExists {
+                tenant: tenant.clone(),
+                path: path.to_path_buf(),
+            },
+            _ => Error::io(Some(tenant), &lock_file, "locking the tenant", e),
+        }
+    })?;
+    let made = unsynced.get(already..).unwrap_or_default().to_vec();
     clear_the_way(tenant, lock.dir(), path)?;
     let scratch = scratch_path(name_of(path));
     let copy = copy_template(tenant, lock.dir(), &scratch, template);
@@ -129,6 +152,7 @@ fn prepare<'a>(
         lock,
         scratch,
         copy,
+        made,
     })
 }
 
@@ -143,19 +167,36 @@ fn make_durable(root: &Path, pending: &mut [Result<Pending<'_>>], mut unsynced: 
     unsynced.sort();
     unsynced.dedup();
     let parents = in_parallel(&unsynced, |dir| Dir::open(root, dir).and_then(|d| d.sync()));
-    for (dir, result) in unsynced.iter().zip(parents) {
-        let Some(Err(e)) = result else { continue };
-        // Every tenant below a parent that could not be synced may lose
-        // its directory in a crash: not created, as far as we can tell.
-        for p in pending.iter_mut() {
-            if let Ok(ok) = p
-                && ok.path.starts_with(dir)
-            {
-                let cause = std::io::Error::new(e.kind(), e.to_string());
-                let operation = "making the new directory durable";
-                *p = Err(Error::io(Some(ok.tenant), dir, operation, cause));
-            }
-        }
+    let failed: Vec<(&PathBuf, io::Error)> = unsynced
+        .iter()
+        .zip(parents)
+        .filter_map(|(dir, result)| Some((dir, result?.err()?)))
+        .collect();
+    // A tenant whose new directory's entry could not be synced may lose
+    // it in a crash: its create is not confirmed.
+    let results = pending
+        .iter()
+        .map(|p| {
+            let p = p.as_ref().ok()?;
+            let (dir, e) = failed.iter().find(|(dir, _)| p.made.contains(dir))?;
+            let operation = "making the new directory durable";
+            Some(Err(Error::io(
+                Some(p.tenant),
+                *dir,
+                operation,
+                same_error(e),
+            )))
+        })
+        .collect();
+    settle(root, pending, results);
+}
+
+/// A copy of `e`, keeping its OS error number (which says, for one,
+/// "too many open files").
+fn same_error(e: &io::Error) -> io::Error {
+    match e.raw_os_error() {
+        Some(code) => io::Error::from_raw_os_error(code),
+        None => io::Error::new(e.kind(), e.to_string()),
     }
 }
 

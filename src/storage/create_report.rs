@@ -14,8 +14,11 @@ pub struct CreateReport {
     pub created: Vec<TenantName>,
     /// Names that were tenants already: left exactly as they were.
     pub existed: Vec<TenantName>,
-    /// Names that could not be created, as given, each with the reason;
-    /// nothing was left of them.
+    /// Names that could not be created, as given, each with the reason.
+    /// Nothing was left of them, except when only the last step failed
+    /// ("making the new database durable" or "making the new directory
+    /// durable"): that tenant exists and works, but a crash could still
+    /// lose it (see [`TenantManager::create_tenant`](crate::TenantManager::create_tenant)).
     pub failed: Vec<(String, Arc<Error>)>,
 }
 

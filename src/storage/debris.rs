@@ -16,6 +16,7 @@ use super::siblings::{
     debris_owner, fence_path, is_scratch_or_tombstone, is_sidecar, litestream_dir, lock_path,
     name_of, sidecar_path,
 };
+use super::sys;
 use crate::error::{Error, OtherProcess, Result};
 use crate::name::TenantName;
 use crate::paths::{Found, Mode, RootConfig};
@@ -29,7 +30,7 @@ pub(super) fn remove_debris(tenant: Option<&TenantName>, dir: &Dir, name: &Path)
         Some(tenant) => finish_interrupted_destroy(tenant, dir, name)?,
         None => 0,
     };
-    let db_exists = super::sys::stat(dir.fd(), name).is_ok();
+    let db_exists = exists(tenant, dir, name)?;
     let file_name = name.to_string_lossy();
     let litestream = litestream_dir(name);
     let entries = dir
@@ -43,7 +44,19 @@ pub(super) fn remove_debris(tenant: Option<&TenantName>, dir: &Dir, name: &Path)
             tracing::info!(dir = %dir.join(&entry).display(), "removing Litestream state of a destroyed database");
             remove_tree_quietly(dir, &entry);
             removed += 1;
-        } else if !is_dir && (orphan_sidecar || is_scratch_or_tombstone(&entry_name, &file_name)) {
+        } else if !is_dir && orphan_sidecar {
+            // A -wal or -journal left beside a database created later would
+            // be replayed into it: failing to remove one stops the caller.
+            tracing::info!(file = %dir.join(&entry).display(), "removing the sidecar of a destroyed database");
+            match sys::unlink(dir.fd(), &entry) {
+                Ok(()) => removed += 1,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    let operation = "removing the SQLite sidecar a destroyed database left";
+                    return Err(Error::io(tenant, dir.join(&entry), operation, e));
+                }
+            }
+        } else if !is_dir && is_scratch_or_tombstone(&entry_name, &file_name) {
             tracing::info!(file = %dir.join(&entry).display(), "removing debris of a crashed operation");
             remove_quietly(dir, &entry);
             removed += 1;
@@ -52,12 +65,27 @@ pub(super) fn remove_debris(tenant: Option<&TenantName>, dir: &Dir, name: &Path)
     Ok(removed + fenced)
 }
 
+/// Whether `name` is in `dir`; an error other than "not there" is an
+/// error (a database that cannot be looked at is not a missing one).
+fn exists(tenant: Option<&TenantName>, dir: &Dir, name: &Path) -> Result<bool> {
+    match sys::stat(dir.fd(), name) {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(Error::io(
+            tenant,
+            dir.join(name),
+            "looking at the database file",
+            e,
+        )),
+    }
+}
+
 /// A destroy that died while its tenant was fenced off left the database
 /// under its fence name: finish it, unless another process still has that
 /// file open (its sidecars are then in use too).
 fn finish_interrupted_destroy(tenant: &TenantName, dir: &Dir, name: &Path) -> Result<usize> {
     let fenced = fence_path(name);
-    if super::sys::stat(dir.fd(), &fenced).is_err() {
+    if !exists(Some(tenant), dir, &fenced)? {
         return Ok(0);
     }
     let shm = sidecar_path(name, "-shm");
@@ -118,7 +146,7 @@ fn sweep_tenant(tenant: &TenantName, db: &Path, root: &Path) -> Result<usize> {
         Err(Error::TenantBusy { .. }) => return Ok(0),
         Err(e) => return Err(e),
     };
-    let db_exists = super::sys::stat(lock.dir().fd(), name_of(db)).is_ok();
+    let db_exists = exists(Some(tenant), lock.dir(), name_of(db))?;
     drop(lock);
     if !db_exists && let Some(dir) = db.parent() {
         remove_empty_parents(root, dir);

@@ -53,7 +53,11 @@ pub(super) fn destroy_locked(
     deadline: Instant,
 ) -> Result<()> {
     let fence = Fence::raise(tenant, dir, path)?;
-    fence.wait_released(deadline)?;
+    if let Err(e) = fence.wait_released(deadline) {
+        // Said, not only logged: the tenant is intact only once it is back.
+        fence.put_back()?;
+        return Err(e);
+    }
     fence.demolish();
     Ok(())
 }

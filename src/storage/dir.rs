@@ -178,7 +178,7 @@ impl Dir {
     /// The names in this directory (without `.` and `..`), each with
     /// whether it is a directory (never following a link).
     pub(crate) fn entries(&self) -> io::Result<Vec<io::Result<(PathBuf, bool)>>> {
-        let listing = rustix::fs::Dir::read_from(self.fd())?;
+        let listing = sys::read_dir(self.fd(), &self.path)?;
         Ok(listing
             .filter_map(|entry| match entry {
                 Ok(entry) => {

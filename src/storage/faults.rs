@@ -13,6 +13,8 @@
 pub enum Step {
     /// Opening a file or directory.
     Open,
+    /// Looking at a file (`stat`), or reading a directory.
+    Stat,
     /// Creating a file.
     Create,
     /// Making a directory.

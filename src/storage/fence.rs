@@ -135,6 +135,22 @@ impl<'a> Fence<'a> {
         }
     }
 
+    /// Puts the database back at its path, the destroy abandoned.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] naming the fenced file, which holds the tenant's
+    /// intact database, and how to put it back by hand.
+    pub(super) fn put_back(mut self) -> Result<()> {
+        self.standing = false;
+        let back = sys::rename(self.dir.fd(), &self.fenced, name_of(self.path))
+            .and_then(|()| self.dir.sync());
+        back.map_err(|e| {
+            let operation = "putting the tenant back after its destroy stopped (its database is intact at this path: rename it to the tenant's database file before running remove_debris, which would finish the destroy)";
+            self.io_error(operation, &self.dir.join(&self.fenced), e)
+        })
+    }
+
     fn io_error(&self, operation: &'static str, path: &Path, e: std::io::Error) -> Error {
         Error::io(Some(self.tenant), path, operation, e)
     }

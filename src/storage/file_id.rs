@@ -46,6 +46,15 @@ impl FileId {
         }
     }
 
+    /// Whether SQLite, opening `name` in `dir` by its path, reached `file`:
+    /// the name in the directory held open and the whole path both name
+    /// it. A directory swapped for a link while SQLite had the path shows
+    /// as a difference (SQLite may have written there: the caller fails).
+    pub(crate) fn by_path_is(dir: &Dir, name: &Path, file: &File) -> io::Result<bool> {
+        let id = Some(Self::of(file)?);
+        Ok(Self::in_dir(dir, name)? == id && Self::at(&dir.join(name))? == id)
+    }
+
     /// The file `stat` describes.
     // `st_dev` and `st_ino` have other widths on other platforms.
     #[allow(clippy::unnecessary_cast)]

@@ -49,12 +49,17 @@ impl FileLock {
     /// As [`acquire`](Self::acquire) making directories, but leaving the
     /// parents that got a new directory to sync in `unsynced` (a batch of
     /// creates syncs each once: see `Dir::make_deferred`).
+    ///
+    /// A lock file that is one of `held` (locks this thread holds, found
+    /// under another name: a case-insensitive file system) gives
+    /// `AlreadyExists` instead of waiting for itself.
     pub(super) fn acquire_deferred(
         root: &Path,
         path: &Path,
         unsynced: &mut Vec<PathBuf>,
+        held: &[FileId],
     ) -> io::Result<FileLock> {
-        Self::lock(root, path, Reach::MakeDeferred(unsynced), true)?
+        Self::lock(root, path, Reach::MakeDeferred(unsynced, held), true)?
             .ok_or_else(|| io::Error::other("a blocking lock cannot be busy"))
     }
 
@@ -62,6 +67,14 @@ impl FileLock {
     /// somebody does). Never makes directories.
     pub(super) fn try_acquire(root: &Path, path: &Path) -> io::Result<Option<FileLock>> {
         Self::lock(root, path, Reach::Open, false)
+    }
+
+    /// Which file the lock is.
+    pub(super) fn id(&self) -> io::Result<FileId> {
+        match &self.file {
+            Some(file) => FileId::of(file),
+            None => Err(io::Error::other("a released lock")),
+        }
     }
 
     /// The directory the lock file is in, where the locked operation works.
@@ -81,7 +94,7 @@ impl FileLock {
             let dir = match &mut reach {
                 Reach::Open => Dir::open(root, parent)?,
                 Reach::Make => Dir::make(root, parent)?,
-                Reach::MakeDeferred(unsynced) => Dir::make_deferred(root, parent, unsynced)?,
+                Reach::MakeDeferred(unsynced, _) => Dir::make_deferred(root, parent, unsynced)?,
             };
             let file = match sys::open_or_create(dir.fd(), name) {
                 Ok(file) => file,
@@ -89,6 +102,13 @@ impl FileLock {
                 Err(e) if make_dirs && e.kind() == io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(e),
             };
+            if let Reach::MakeDeferred(_, held) = &reach
+                && held.contains(&FileId::of(&file)?)
+            {
+                let path = dir.join(name);
+                let why = format!("{} is already locked under another name", path.display());
+                return Err(io::Error::new(io::ErrorKind::AlreadyExists, why));
+            }
             if !sys::flock(&file, false, blocking, name)? {
                 return Ok(None);
             }
@@ -114,8 +134,9 @@ enum Reach<'a> {
     Open,
     /// Made if missing, each new directory synced at once.
     Make,
-    /// Made if missing, the parents to sync collected.
-    MakeDeferred(&'a mut Vec<PathBuf>),
+    /// Made if missing, the parents to sync collected; never one of the
+    /// locks held.
+    MakeDeferred(&'a mut Vec<PathBuf>, &'a [FileId]),
 }
 
 /// A path's directory and file name.

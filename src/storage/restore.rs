@@ -23,11 +23,13 @@ use super::database_file::{Occupant, occupant_in};
 use super::debris::remove_debris;
 use super::destroy::destroy_locked;
 use super::dir::Dir;
+use super::file_id::FileId;
 use super::files::{remove_empty_parents, remove_with_sidecars};
 use super::lock::FileLock;
 use super::open::literal_path;
 use super::siblings::{lock_path, name_of, scratch_path};
 use super::snapshot::{Snapshot, copy_to};
+use super::sys;
 use crate::error::{Error, Result};
 use crate::name::TenantName;
 
@@ -137,9 +139,31 @@ fn restore_locked(
         }
     };
     let scratch = scratch_path(name);
-    // SQLite writes the copy by path, in the directory reached without
-    // links (the lock's).
+    // SQLite writes the copy by path: into a file made here first, in the
+    // directory reached without links (the lock's), and checked after.
+    let made = sys::create_new(dir.fd(), &scratch)
+        .map_err(|e| Error::io(Some(tenant), dir.join(&scratch), "creating the copy", e))?;
     let result = copy_to(tenant, source, &dir.join(&scratch), "WAL").and_then(|snapshot| {
+        match FileId::by_path_is(dir, &scratch, &made) {
+            Ok(true) => {}
+            Ok(false) => {
+                let moved = std::io::Error::other("its directory was replaced during the copy");
+                return Err(Error::io(
+                    Some(tenant),
+                    dir.join(&scratch),
+                    "copying the backup",
+                    moved,
+                ));
+            }
+            Err(e) => {
+                return Err(Error::io(
+                    Some(tenant),
+                    dir.join(&scratch),
+                    "copying the backup",
+                    e,
+                ));
+            }
+        }
         if let Some(deadline) = replace {
             destroy_locked(tenant, dir, path, deadline)?;
         }

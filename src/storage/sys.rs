@@ -80,12 +80,20 @@ pub(super) fn create_new(dir: BorrowedFd<'_>, name: &Path) -> io::Result<File> {
 
 /// What `name` in `dir` is (`lstat`: a symlink is itself).
 pub(super) fn stat(dir: BorrowedFd<'_>, name: &Path) -> io::Result<Stat> {
+    faults::check(Step::Stat, name)?;
     Ok(rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)?)
 }
 
 /// What an open file is.
 pub(super) fn fstat(file: BorrowedFd<'_>) -> io::Result<Stat> {
+    faults::check(Step::Stat, Path::new(""))?;
     Ok(rustix::fs::fstat(file)?)
+}
+
+/// The entries of directory `dir`, from a description of their own.
+pub(super) fn read_dir(dir: BorrowedFd<'_>, name: &Path) -> io::Result<rustix::fs::Dir> {
+    faults::check(Step::Stat, name)?;
+    Ok(rustix::fs::Dir::read_from(dir)?)
 }
 
 /// Copies all of `from` into `to` (the template into a new tenant); the

@@ -216,9 +216,9 @@ fn run(cli: &Cli) -> Result<u8, Failure> {
         Command::Exists { name } => {
             let name = tenant_names(std::slice::from_ref(name))?;
             require_root(&cli.root)?;
-            Ok(u8::from(
-                !cli.root_config().database_path(name[0].as_str())?.exists(),
-            ))
+            // The library's answer: a link planted in the root is no tenant.
+            let exists = cli.schemaless_manager()?.tenant_exists(name[0].as_str())?;
+            Ok(u8::from(!exists))
         }
         Command::Migrate(args) => fleet::migrate(cli, args),
         Command::Status(args) => fleet::status(cli, args),
@@ -275,26 +275,28 @@ fn create(cli: &Cli, names: &[String], if_not_exists: bool) -> Result<u8, Failur
     // One batch: many names share the cost of making them durable.
     let report = m.create_tenants(&names)?;
     let path = |t: &TenantName| m.root().database_path(t.as_str()).unwrap_or_default();
-    for tenant in &report.created {
-        println!("created {tenant} at {}", path(tenant).display());
-    }
     let mut worst = 0;
-    for tenant in &report.existed {
-        if if_not_exists {
-            println!("{tenant} already exists at {}", path(tenant).display());
-        } else {
-            let exists = Error::TenantExists {
+    // Said in the order the names were given.
+    for tenant in &names {
+        let failure = if report.created.contains(tenant) {
+            println!("created {tenant} at {}", path(tenant).display());
+            continue;
+        } else if report.existed.contains(tenant) {
+            if if_not_exists {
+                println!("{tenant} already exists at {}", path(tenant).display());
+                continue;
+            }
+            Failure::from(Error::TenantExists {
                 tenant: tenant.clone(),
                 path: path(tenant),
-            };
-            let Failure(code, message) = Failure::from(exists);
-            eprintln!("error: {message}");
-            worst = worst.max(code);
-        }
-    }
-    for (_, e) in &report.failed {
-        eprintln!("error: {}", support::cli_message(e));
-        worst = worst.max(1);
+            })
+        } else {
+            let found = report.failed.iter().find(|(n, _)| n == tenant.as_str());
+            let Some((_, e)) = found else { continue };
+            Failure(support::exit_code(e), support::cli_message(e))
+        };
+        eprintln!("error: {}", failure.1);
+        worst = worst.max(failure.0);
     }
     Ok(worst)
 }
