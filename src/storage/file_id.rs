@@ -9,7 +9,7 @@ use super::dir::Dir;
 use super::sys;
 
 /// A file's identity on this machine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct FileId {
     dev: u64,
     ino: u64,
