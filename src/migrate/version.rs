@@ -11,7 +11,8 @@ use crate::error::Result;
 use crate::name::TenantName;
 use crate::paths::Found;
 use crate::storage::{
-    Header, Occupant, header_version, occupant, open_for_reading, require_database, sqlite_error,
+    Dir, Header, Occupant, header_version, occupant, open_for_reading, require_database,
+    sqlite_error,
 };
 
 /// The tenant's schema version.
@@ -26,7 +27,7 @@ pub(crate) fn read_version(tenant: &TenantName, path: &Path, conn: &Connection) 
 /// with [`peek_with_sqlite`]. A snapshot: a concurrent writer can change
 /// it the moment after.
 pub(crate) fn peek_version(tenant: &TenantName, root: &Path, path: &Path) -> Result<usize> {
-    match header_version(rustix::fs::CWD, path) {
+    match contained_header_version(root, path) {
         Header::Version(version) => Ok(version),
         Header::NotThere | Header::AskSqlite => peek_with_sqlite(tenant, root, path),
     }
@@ -41,7 +42,7 @@ pub(crate) fn peek_version(tenant: &TenantName, root: &Path, path: &Path) -> Res
 pub(crate) fn peek_found(found: &Found, root: &Path, walked: bool) -> Option<Result<usize>> {
     let header = match found.below() {
         Some((dir, name)) => header_version(dir, name),
-        None => header_version(rustix::fs::CWD, &found.path),
+        None => contained_header_version(root, &found.path),
     };
     let is_database = || matches!(occupant(root, &found.path), Ok(Occupant::Database(_)));
     match header {
@@ -51,6 +52,19 @@ pub(crate) fn peek_found(found: &Found, root: &Path, walked: bool) -> Option<Res
         Header::NotThere | Header::AskSqlite => {
             Some(peek_with_sqlite(&found.tenant, root, &found.path))
         }
+    }
+}
+
+/// [`header_version`] of the database at `path`, its directory reached
+/// from `root` without following a link (see `storage::Dir`); a link on
+/// the way leaves it to [`peek_with_sqlite`], which says what is there.
+fn contained_header_version(root: &Path, path: &Path) -> Header {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Header::AskSqlite;
+    };
+    match Dir::open(root, dir) {
+        Ok(dir) => header_version(dir.fd(), Path::new(name)),
+        Err(_) => Header::AskSqlite,
     }
 }
 

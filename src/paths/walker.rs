@@ -358,7 +358,8 @@ fn not_a_directory(entry: &DirEntry, file_type: FileType) -> Step {
 /// `ReadDir` that reads it by the same path. `None` if that fails: the
 /// caller then uses the path.
 fn open_dir(dir: &std::path::Path) -> Option<Arc<OwnedFd>> {
-    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    // Never through a link swapped in since the entry was read.
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW;
     rustix::fs::open(dir, flags, Permissions::empty())
         .ok()
         .map(Arc::new)

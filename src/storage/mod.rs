@@ -34,6 +34,7 @@ pub use create_report::CreateReport;
 pub(crate) use database_file::{Occupant, occupant, require_database};
 pub(crate) use debris::sweep_debris;
 pub(crate) use destroy::destroy;
+pub(crate) use dir::Dir;
 #[cfg(feature = "testing")]
 pub use faults::{FaultPlan, Step, StepTaken};
 pub(crate) use file_id::FileId;
