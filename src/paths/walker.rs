@@ -357,7 +357,7 @@ fn not_a_directory(entry: &DirEntry, file_type: FileType) -> Step {
 /// `dir` open for `*at` calls (read only, closed on exec), beside the
 /// `ReadDir` that reads it by the same path. `None` if that fails: the
 /// caller then uses the path.
-fn open_dir(dir: &std::path::Path) -> Option<Arc<OwnedFd>> {
+fn open_dir(dir: &Path) -> Option<Arc<OwnedFd>> {
     // Never through a link swapped in since the entry was read.
     let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW;
     rustix::fs::open(dir, flags, Permissions::empty())

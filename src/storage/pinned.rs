@@ -111,8 +111,8 @@ pub(crate) fn open_pinned(
     // (see `dir.rs`); SQLite opens by path, so the path must lead to that
     // same file both before the open and after the lock.
     let before = database_before_open(gate.dir(), name)?;
-    // Counted before SQLite opens it (see `open_files`); if the open fails,
-    // `conn` goes before `registration`, as it is declared after it.
+    // Counted before SQLite opens it (see `open_files`). On an early
+    // return `conn`, declared after it, is closed first.
     let registration = Registration::new(before);
     let conn = open().map_err(|e| sqlite_failure(dir, e))?;
     let version = match conn.query_row("PRAGMA user_version", [], |row| row.get::<_, i64>(0)) {
