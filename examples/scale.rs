@@ -4,7 +4,8 @@
 //! Run on demand (it is not run in CI, and takes minutes to an hour):
 //!
 //! ```text
-//! cargo run --release --example scale -- 10000 100000 [--dir PATH] [--keep] [--pending-max N] [--repeat R]
+//! cargo run --release --example scale -- 10000 100000 [--dir PATH] [--keep]
+//!     [--pending-max N] [--repeat R] [--schema default|small]
 //! ```
 //!
 //! Sizes are tenant counts (`100000`, `100_000`, `100k`, `1M`). For each
@@ -12,13 +13,17 @@
 //! the system temp directory):
 //!
 //! 1. **Build.** One real tenant is created with a [`TenantManager`] over
-//!    `schema/migrations` (4 migrations); its database file is then copied
+//!    `schema/migrations` (4 migrations, a 32 KB file), or with
+//!    `--schema small` three one-table migrations (a 12 KB file); its
+//!    database file is then copied
 //!    to every other tenant's `RootConfig::database_path` (parent
 //!    directories created, no fsync) on 2 threads, followed by one `sync`.
 //!    Same bytes and `user_version`: valid tenants. Before building, the
 //!    free space is checked (one tenant's file and directory times N, plus
 //!    the pending phase's pages, plus 5 GiB to spare); a size that does
-//!    not fit is skipped.
+//!    not fit is skipped. The file system is shared: whenever its free
+//!    space falls below 3 GiB (checked while building and between
+//!    phases) the run stops and removes its root.
 //! 2. **Warm**, after one untimed pass of `tenants()`, the header floor
 //!    and `migration_status()` (their times are printed: they are the
 //!    first reads after the build). Each line runs the floor then the
@@ -46,8 +51,9 @@
 //!    threads (after one untimed read of every file, so that the first run
 //!    does not pay the second's page-cache misses). Each of the four runs starts from a fleet exactly one
 //!    migration behind without a rollback in between: they apply, in
-//!    turn, `CREATE TABLE scale_probe_K (x)` for K = 5, 6, 7, 8 (floor 1
-//!    thread, `migrate_all` jobs 1, floor 2 threads, `migrate_all` jobs 2),
+//!    turn, `CREATE TABLE scale_probe_K (x)` for K = V+1 to V+4, V being
+//!    the schema's version (floor 1 thread, `migrate_all` jobs 1, floor 2
+//!    threads, `migrate_all` jobs 2),
 //!    the library through a manager whose migrations are the schema's plus
 //!    the probes up to K. At 1M tenants this phase alone takes hours on a
 //!    small machine (about 2 ms a tenant per run, mostly fsyncs); hence
@@ -61,16 +67,17 @@
 //!
 //! It prints a Markdown table per size and, at the end, how each line
 //! grows from one size to the next, as a time ratio per 10× tenants
-//! (10× is linear). The root is removed afterwards (on 2 threads, timed),
+//! (10× is linear). The root is removed afterwards (on 4 threads, timed),
 //! unless `--keep`. A run killed midway leaves `PATH/tenanted-scale-*`
-//! behind: remove it by hand. Disk: about 40 KB a tenant with this schema
-//! (about 40 GB for 1M), plus 16 KB a tenant for the pending phase.
+//! behind: remove it by hand. Disk, file and directory: 36 KB a tenant
+//! with the default schema (37 GB for 1M), 16 KB with `--schema small`
+//! (16 GB for 1M); the pending phase adds 16 KB a tenant.
 
 use std::error::Error;
 use std::fmt::Write as _;
 use std::fs::{self, File};
 use std::io::Write as _;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -87,6 +94,11 @@ const GIB: u64 = 1 << 30;
 /// Free space left over after the largest root this run builds.
 const SPARE: u64 = 5 * GIB;
 const BUILD_THREADS: usize = 2;
+/// Unlinking is I/O-bound (and slow on a file system mounted `discard`).
+const REMOVE_THREADS: usize = 4;
+/// A run stops (and removes its root) when the file system's free space
+/// falls below this, whoever uses it.
+const FLOOR_FREE: u64 = 3 * GIB;
 const BUCKETS: u32 = 256;
 /// Pages the pending phase adds to each tenant (four tables, and room).
 const PENDING_PAGES: u64 = 6;
@@ -97,10 +109,11 @@ struct Args {
     keep: bool,
     pending_max: usize,
     repeat: usize,
+    small_schema: bool,
 }
 
 fn usage() -> String {
-    "usage: scale N [N ...] [--dir PATH] [--keep] [--pending-max N] [--repeat R]".to_owned()
+    "usage: scale N [N ...] [--dir PATH] [--keep] [--pending-max N] [--repeat R] [--schema default|small]".to_owned()
 }
 
 fn parse_size(s: &str) -> Option<usize> {
@@ -120,6 +133,7 @@ fn parse_args() -> BoxResult<Args> {
         keep: false,
         pending_max: usize::MAX,
         repeat: 1,
+        small_schema: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -134,6 +148,11 @@ fn parse_args() -> BoxResult<Args> {
                 let r = it.next().ok_or_else(usage)?;
                 args.repeat = r.parse::<usize>().map_err(|_| usage())?.max(1);
             }
+            "--schema" => match it.next().as_deref() {
+                Some("default") => args.small_schema = false,
+                Some("small") => args.small_schema = true,
+                _ => return Err(usage().into()),
+            },
             "-h" | "--help" => {
                 println!("{}", usage());
                 std::process::exit(0);
@@ -400,13 +419,13 @@ fn with_probes(base: &Migrations, version: usize) -> Migrations {
     Migrations::new(list)
 }
 
-/// Removes the root, its bucket directories on 2 threads.
+/// Removes the root, its bucket directories on `REMOVE_THREADS` threads.
 fn remove_root(root: &Path) -> BoxResult<()> {
     let buckets: Vec<PathBuf> = (0..BUCKETS)
         .map(|b| root.join(format!("{b:02x}")))
         .filter(|p| p.exists())
         .collect();
-    par_try(&buckets, BUILD_THREADS, |dir| {
+    par_try(&buckets, REMOVE_THREADS, |dir| {
         fs::remove_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))
     })?;
     fs::remove_dir_all(root)?;
@@ -425,8 +444,47 @@ impl Drop for RootGuard {
     }
 }
 
-fn step(n: usize, what: &str) {
+/// Logs a phase; fails if the file system is nearly full.
+fn step(n: usize, parent: &Path, what: &str) -> BoxResult<()> {
     eprintln!("[N={}] {what} (load {})", thousands(n), load_average());
+    low_on_space(parent)
+}
+
+fn low_on_space(parent: &Path) -> BoxResult<()> {
+    let free = free_bytes(parent)?;
+    if free < FLOOR_FREE {
+        return Err(format!(
+            "stopped: only {:.1} GB free on the file system",
+            free as f64 / 1e9
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// A small schema: three migrations, three pages a tenant.
+fn small_schema() -> Migrations {
+    Migrations::new(vec![
+        Migration::new(
+            "0001_create_users",
+            "CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT NOT NULL, name TEXT NOT NULL);",
+        ),
+        Migration::new(
+            "0002_create_items",
+            "CREATE TABLE items (id INTEGER PRIMARY KEY, owner_id INTEGER, title TEXT NOT NULL);",
+        ),
+        Migration::new(
+            "0003_add_item_done",
+            "ALTER TABLE items ADD COLUMN done INTEGER NOT NULL DEFAULT 0;",
+        ),
+    ])
+}
+
+/// The disk space one tenant takes (its file and its directory), in bytes.
+fn tenant_blocks(path: &Path) -> BoxResult<u64> {
+    let file = fs::symlink_metadata(path)?.blocks();
+    let dir = fs::symlink_metadata(path.parent().ok_or("no parent")?)?.blocks();
+    Ok((file + dir) * 512)
 }
 
 fn run_size(n: usize, parent: &Path, args: &Args, cold_ok: &mut bool) -> BoxResult<SizeResult> {
@@ -435,14 +493,18 @@ fn run_size(n: usize, parent: &Path, args: &Args, cold_ok: &mut bool) -> BoxResu
     let mut lines = Vec::new();
     let root_dir = parent.join(format!("n{n}"));
     let root = RootConfig::new(&root_dir);
-    let base = tenanted::embed_migrations!("$CARGO_MANIFEST_DIR/schema/migrations")?;
+    let base = if args.small_schema {
+        small_schema()
+    } else {
+        tenanted::embed_migrations!("$CARGO_MANIFEST_DIR/schema/migrations")?
+    };
     let v0 = base.latest_version();
     let manager = TenantManager::builder(root.clone(), base.clone()).build()?;
     let status_threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let load_before = load_average();
 
     // 1. Build: one real tenant, then copies of its file.
-    step(n, "building");
+    step(n, parent, "building")?;
     let names: Vec<String> = (0..n).map(tenant_name).collect();
     let paths = names
         .iter()
@@ -472,7 +534,11 @@ fn run_size(n: usize, parent: &Path, args: &Args, cold_ok: &mut bool) -> BoxResu
         )
         .into());
     }
+    let built = AtomicUsize::new(0);
     par_try(&paths[1..], BUILD_THREADS, |path| {
+        if built.fetch_add(1, Ordering::Relaxed).is_multiple_of(4096) {
+            low_on_space(parent).map_err(|e| e.to_string())?;
+        }
         let fail = |e: std::io::Error| format!("{}: {e}", path.display());
         fs::create_dir_all(path.parent().expect("a tenant's file has a directory"))
             .map_err(fail)?;
@@ -484,9 +550,9 @@ fn run_size(n: usize, parent: &Path, args: &Args, cold_ok: &mut bool) -> BoxResu
     let started = Instant::now();
     rustix::fs::sync();
     let sync = started.elapsed();
-    let used = free_before.saturating_sub(free_bytes(parent)?);
+    let used = n as u64 * tenant_blocks(paths.last().expect("n >= 1"))?;
     notes.push(format!(
-        "build: 1 tenant created by `create_tenant`, {} copies of its {}-byte file on {BUILD_THREADS} threads in {}, then `sync` in {}; disk used {:.2} GB ({:.1} KB a tenant)",
+        "build: 1 tenant created by `create_tenant`, {} copies of its {}-byte file on {BUILD_THREADS} threads in {}, then `sync` in {}; the tenants take {:.2} GB on disk ({:.1} KB each, file and directory)",
         thousands(n - 1),
         thousands(bytes.len()),
         fmt_duration(build),
@@ -496,7 +562,7 @@ fn run_size(n: usize, parent: &Path, args: &Args, cold_ok: &mut bool) -> BoxResu
     ));
 
     // 2. Warm.
-    step(n, "warm-up pass");
+    step(n, parent, "warm-up pass")?;
     let mut warm = Vec::new();
     let started = Instant::now();
     count_tenants(&manager)?;
@@ -532,7 +598,7 @@ fn run_size(n: usize, parent: &Path, args: &Args, cold_ok: &mut bool) -> BoxResu
         };
         check(count == n, what, count, n)
     };
-    step(n, "listing");
+    step(n, parent, "listing")?;
     lines.push(
         Line::new(
             "listing: `tenants()` consumed",
@@ -558,7 +624,7 @@ fn run_size(n: usize, parent: &Path, args: &Args, cold_ok: &mut bool) -> BoxResu
             n,
         ),
     };
-    step(n, "status");
+    step(n, parent, "status")?;
     lines.push(
         Line::new(
             "`migration_status()`",
@@ -583,7 +649,7 @@ fn run_size(n: usize, parent: &Path, args: &Args, cold_ok: &mut bool) -> BoxResu
         ),
     };
     for jobs in [1, 2] {
-        step(n, &format!("no-op migrate_all jobs {jobs}"));
+        step(n, parent, &format!("no-op migrate_all jobs {jobs}"))?;
         let options = MigrateOptions::new().jobs(jobs);
         lines.push(
             Line::new(
@@ -602,7 +668,7 @@ fn run_size(n: usize, parent: &Path, args: &Args, cold_ok: &mut bool) -> BoxResu
 
     // 3. Cold: each run right after dropping the caches.
     if *cold_ok {
-        step(n, "cold listing and status");
+        step(n, parent, "cold listing and status")?;
         if drop_caches() {
             let dropped = || {
                 drop_caches();
@@ -650,7 +716,7 @@ fn run_size(n: usize, parent: &Path, args: &Args, cold_ok: &mut bool) -> BoxResu
         // Both sides write the whole schema page, the header and the
         // freelist: read every file once, so the first run does not pay
         // the reads for the second.
-        step(n, "reading every file before the pending phase");
+        step(n, parent, "reading every file before the pending phase")?;
         let started = Instant::now();
         par_try(&paths, status_threads, |path| {
             fs::read(path)
@@ -672,7 +738,11 @@ fn run_size(n: usize, parent: &Path, args: &Args, cold_ok: &mut bool) -> BoxResu
         };
         let mut version = v0;
         for jobs in [1, 2] {
-            step(n, &format!("pending: floor, then migrate_all, jobs {jobs}"));
+            step(
+                n,
+                parent,
+                &format!("pending: floor, then migrate_all, jobs {jobs}"),
+            )?;
             // The floor applies probe `floor_to`, the library the next one.
             let floor_to = version + 1;
             version += 2;
@@ -699,8 +769,8 @@ fn run_size(n: usize, parent: &Path, args: &Args, cold_ok: &mut bool) -> BoxResu
         }
         read_headers(&paths, status_threads, version as u32)?;
         notes.push(format!(
-            "pending: the fleet went from version {v0} to {version}, one `CREATE TABLE scale_probe_K (x)` per run; disk used at the end {:.2} GB",
-            free_before.saturating_sub(free_bytes(parent)?) as f64 / 1e9
+            "pending: the fleet went from version {v0} to {version}, one `CREATE TABLE scale_probe_K (x)` per run; the tenants take {:.2} GB on disk at the end",
+            (n as u64 * tenant_blocks(paths.last().expect("n >= 1"))?) as f64 / 1e9
         ));
     } else {
         notes.push(format!(
@@ -713,12 +783,12 @@ fn run_size(n: usize, parent: &Path, args: &Args, cold_ok: &mut bool) -> BoxResu
     if args.keep {
         notes.push(format!("kept: {}", root_dir.display()));
     } else {
-        step(n, "removing the root");
+        step(n, parent, "removing the root")?;
         let started = Instant::now();
         guard.0 = None;
         remove_root(&root_dir)?;
         notes.push(format!(
-            "removed the root in {} (2 threads)",
+            "removed the root in {} ({REMOVE_THREADS} threads)",
             fmt_duration(started.elapsed())
         ));
     }
