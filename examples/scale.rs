@@ -43,7 +43,8 @@
 //!    and status and their floors again, each right after `sync` and
 //!    `echo 3 > /proc/sys/vm/drop_caches`. Otherwise the output says
 //!    "cold: not measured (cannot drop caches)". Dropping caches is
-//!    machine-wide: it slows anything else running.
+//!    machine-wide: it slows anything else running. `--cold-max N` skips
+//!    this phase above N tenants.
 //! 4. **One pending migration** (sizes up to `--pending-max`, default
 //!    all): `migrate_all` with `jobs(1)` and `jobs(2)`, against a floor
 //!    that opens each file with plain rusqlite and runs the same SQL and
@@ -90,6 +91,9 @@ use tenanted::{
 
 type BoxResult<T> = Result<T, Box<dyn Error>>;
 
+/// When the program started, for the progress log.
+static STARTED: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+
 const GIB: u64 = 1 << 30;
 /// Free space left over after the largest root this run builds.
 const SPARE: u64 = 5 * GIB;
@@ -110,10 +114,11 @@ struct Args {
     pending_max: usize,
     repeat: usize,
     small_schema: bool,
+    cold_max: usize,
 }
 
 fn usage() -> String {
-    "usage: scale N [N ...] [--dir PATH] [--keep] [--pending-max N] [--repeat R] [--schema default|small]".to_owned()
+    "usage: scale N [N ...] [--dir PATH] [--keep] [--pending-max N] [--repeat R] [--schema default|small] [--cold-max N]".to_owned()
 }
 
 fn parse_size(s: &str) -> Option<usize> {
@@ -134,6 +139,7 @@ fn parse_args() -> BoxResult<Args> {
         pending_max: usize::MAX,
         repeat: 1,
         small_schema: false,
+        cold_max: usize::MAX,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -143,6 +149,10 @@ fn parse_args() -> BoxResult<Args> {
             "--pending-max" => {
                 let n = it.next().ok_or_else(usage)?;
                 args.pending_max = parse_size(&n).ok_or_else(usage)?;
+            }
+            "--cold-max" => {
+                let n = it.next().ok_or_else(usage)?;
+                args.cold_max = parse_size(&n).ok_or_else(usage)?;
             }
             "--repeat" => {
                 let r = it.next().ok_or_else(usage)?;
@@ -360,14 +370,26 @@ impl Line {
             prepare();
             let (sample, out) = measure(&mut floor)?;
             check(Ok(out))?;
+            log_sample("floor", &self.floor_what, &sample);
             self.floor.push(sample);
             prepare();
             let (sample, out) = measure(&mut lib)?;
             check(Err(out))?;
+            log_sample("tenanted", &self.what, &sample);
             self.lib.push(sample);
         }
         Ok(self)
     }
+}
+
+/// Each sample goes to stderr as soon as it is taken, so that an
+/// interrupted run keeps what it measured.
+fn log_sample(side: &str, what: &str, sample: &Sample) {
+    eprintln!(
+        "    {side}: {what}: {} (peak RSS +{} MB)",
+        fmt_duration(sample.time),
+        fmt_rss(sample.rss_mb)
+    );
 }
 
 /// The median time (the lower middle one for an even count) and the
@@ -446,7 +468,12 @@ impl Drop for RootGuard {
 
 /// Logs a phase; fails if the file system is nearly full.
 fn step(n: usize, parent: &Path, what: &str) -> BoxResult<()> {
-    eprintln!("[N={}] {what} (load {})", thousands(n), load_average());
+    eprintln!(
+        "[{}] [N={}] {what} (load {})",
+        fmt_duration(STARTED.get_or_init(Instant::now).elapsed()),
+        thousands(n),
+        load_average()
+    );
     low_on_space(parent)
 }
 
@@ -667,7 +694,12 @@ fn run_size(n: usize, parent: &Path, args: &Args, cold_ok: &mut bool) -> BoxResu
     }
 
     // 3. Cold: each run right after dropping the caches.
-    if *cold_ok {
+    if n > args.cold_max {
+        notes.push(format!(
+            "cold: not measured at this size (--cold-max {})",
+            thousands(args.cold_max)
+        ));
+    } else if *cold_ok {
         step(n, parent, "cold listing and status")?;
         if drop_caches() {
             let dropped = || {
@@ -707,7 +739,7 @@ fn run_size(n: usize, parent: &Path, args: &Args, cold_ok: &mut bool) -> BoxResu
             *cold_ok = false;
         }
     }
-    if !*cold_ok {
+    if n <= args.cold_max && !*cold_ok {
         notes.push("cold: not measured (cannot drop caches)".into());
     }
 
@@ -979,6 +1011,7 @@ fn growth_tables(results: &[SizeResult]) -> String {
 }
 
 fn main() -> BoxResult<()> {
+    STARTED.get_or_init(Instant::now);
     let args = parse_args()?;
     fs::create_dir_all(&args.dir)?;
     let parent = tempfile::Builder::new()
