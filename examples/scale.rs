@@ -57,8 +57,8 @@
 //!    threads, `migrate_all` jobs 2),
 //!    the library through a manager whose migrations are the schema's plus
 //!    the probes up to K. At 1M tenants this phase alone takes hours on a
-//!    small machine (about 2 ms a tenant per run, mostly fsyncs); hence
-//!    `--pending-max`.
+//!    small machine (2 to 6.6 ms a tenant per run on one thread on a
+//!    shared 2-vCPU VM, mostly fsyncs); hence `--pending-max`.
 //!
 //! Every measurement also reports the growth of the process's peak RSS
 //! (`5` written to `/proc/self/clear_refs` before, `VmHWM` read after,
@@ -72,7 +72,7 @@
 //! unless `--keep`. A run killed midway leaves `PATH/tenanted-scale-*`
 //! behind: remove it by hand. Disk, file and directory: 36 KB a tenant
 //! with the default schema (37 GB for 1M), 16 KB with `--schema small`
-//! (16 GB for 1M); the pending phase adds 16 KB a tenant.
+//! (16 GB for 1M); the pending phase adds about 20 KB a tenant.
 
 use std::error::Error;
 use std::fmt::Write as _;
