@@ -1,10 +1,18 @@
 //! Area 5 of BENCHMARKS.md. Fleet operations. `migrate_all` with one pending migration per tenant
 //! (jobs 1 and 2) beside a sequential loop of `rusqlite_migration`; and,
 //! over 10,000 up-to-date tenants, `migration_status` and a no-op
-//! `migrate_all` beside a sequential loop reading `user_version`.
+//! `migrate_all` beside a sequential loop reading `user_version`; and, over
+//! 2,000 up-to-date tenants, both beside the header-read floor (issue #13):
+//! a plain loop on as many threads that opens each file, reads its first
+//! 100 bytes and closes it. That group prints the ratios of interleaved
+//! medians before criterion's own runs.
 
 mod support;
 
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -13,6 +21,7 @@ use tenanted::{MigrateOptions, TenantManager};
 
 const PENDING_TENANTS: usize = 2_000;
 const CURRENT_TENANTS: usize = 10_000;
+const FLOOR_TENANTS: usize = 2_000;
 
 fn paths(m: &TenantManager) -> Vec<std::path::PathBuf> {
     let mut names: Vec<_> = m.tenants().unwrap().map(|t| t.unwrap()).collect();
@@ -115,5 +124,89 @@ fn up_to_date(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, pending, up_to_date);
+/// The floor: `threads` threads take the files in turn, each opened, its
+/// 100-byte header read and closed; returns the sum of the `user_version`s.
+fn header_floor(files: &[PathBuf], threads: usize) -> i64 {
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut sum = 0i64;
+                    let mut header = [0u8; 100];
+                    while let Some(file) = files.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        let f = File::open(file).unwrap();
+                        f.read_exact_at(&mut header, 0).unwrap();
+                        let v: [u8; 4] = header[60..64].try_into().unwrap();
+                        sum += i64::from(i32::from_be_bytes(v));
+                    }
+                    sum
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).sum()
+    })
+}
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+/// Interleaved rounds of the floor, `migration_status` and a no-op
+/// `migrate_all` (so a busy moment of the machine hits all three), and
+/// the ratios of their medians.
+fn print_floor_ratios(m: &TenantManager, files: &[PathBuf], threads: usize) {
+    let (mut floor, mut status, mut noop) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..15 {
+        let started = Instant::now();
+        assert_eq!(header_floor(files, threads), 4 * FLOOR_TENANTS as i64);
+        floor.push(started.elapsed());
+        let started = Instant::now();
+        assert!(m.migration_status().unwrap().all_current());
+        status.push(started.elapsed());
+        let started = Instant::now();
+        let report = m.migrate_all(&MigrateOptions::new().jobs(threads)).unwrap();
+        noop.push(started.elapsed());
+        assert_eq!(report.up_to_date(), FLOOR_TENANTS);
+    }
+    let (floor, status, noop) = (median(floor), median(status), median(noop));
+    let ratio = |d: Duration| d.as_secs_f64() / floor.as_secs_f64();
+    println!(
+        "{FLOOR_TENANTS} tenants, {threads} thread(s): floor {floor:.1?}, \
+         migration_status {status:.1?} ({:.2}x), no-op migrate_all {noop:.1?} ({:.2}x)",
+        ratio(status),
+        ratio(noop)
+    );
+}
+
+fn header_read_floor(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let m = support::builder(dir.path(), support::migrations(4))
+        .build()
+        .unwrap();
+    support::populate(&m, FLOOR_TENANTS);
+    let files = paths(&m);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    print_floor_ratios(&m, &files, threads);
+
+    let mut group = c.benchmark_group("2k_up_to_date_tenants_header_floor");
+    group.sample_size(20);
+    group.bench_function(
+        format!("floor: open + read 100 bytes + close, {threads} thread(s)"),
+        |b| b.iter(|| header_floor(&files, threads)),
+    );
+    group.bench_function("tenanted: migration_status", |b| {
+        b.iter(|| assert!(m.migration_status().unwrap().all_current()))
+    });
+    group.bench_function(format!("tenanted: no-op migrate_all jobs={threads}"), |b| {
+        b.iter(|| {
+            let report = m.migrate_all(&MigrateOptions::new().jobs(threads)).unwrap();
+            assert_eq!(report.up_to_date(), FLOOR_TENANTS)
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, pending, up_to_date, header_read_floor);
 criterion_main!(benches);
