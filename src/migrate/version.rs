@@ -9,7 +9,7 @@ use rusqlite::{Connection, OpenFlags};
 
 use crate::error::Result;
 use crate::name::TenantName;
-use crate::storage::{open_for_reading, require_database, sqlite_error};
+use crate::storage::{Header, header_version, open_for_reading, require_database, sqlite_error};
 
 /// The tenant's schema version.
 pub(crate) fn read_version(tenant: &TenantName, path: &Path, conn: &Connection) -> Result<usize> {
@@ -18,16 +18,27 @@ pub(crate) fn read_version(tenant: &TenantName, path: &Path, conn: &Connection) 
         .map(|v| usize::try_from(v).unwrap_or(0))
 }
 
-/// The tenant's schema version, read cheaply when the file alone tells it.
+/// The tenant's schema version, read cheaply when the file alone tells it:
+/// from the header with no SQLite open at all (`storage::header`), else
+/// with [`peek_with_sqlite`]. A snapshot: a concurrent writer can change
+/// it the moment after.
+pub(crate) fn peek_version(tenant: &TenantName, path: &Path) -> Result<usize> {
+    match header_version(rustix::fs::CWD, path) {
+        Header::Version(version) => Ok(version),
+        Header::NotThere | Header::AskSqlite => peek_with_sqlite(tenant, path),
+    }
+}
+
+/// The tenant's schema version, read with SQLite.
 ///
 /// With no WAL content, the `user_version` in the database header is the
 /// truth, and an `immutable` open reads it without opening `-wal` or
 /// `-shm`, taking locks, or checkpointing on close (several times cheaper
 /// than a full open of a WAL database). It still goes through SQLite's VFS,
 /// which keeps this process's POSIX locks on the file intact. A tenant with
-/// a live WAL gets a full open. A snapshot: a concurrent writer can change
-/// it the moment after.
-pub(crate) fn peek_version(tenant: &TenantName, path: &Path) -> Result<usize> {
+/// a live WAL gets a full open. Damaged and missing tenants get their
+/// errors here.
+pub(crate) fn peek_with_sqlite(tenant: &TenantName, path: &Path) -> Result<usize> {
     // An empty file would read as version 0 through either open below.
     require_database(tenant, path)?;
     let mut wal = path.as_os_str().to_owned();

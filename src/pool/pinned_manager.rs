@@ -12,12 +12,10 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use super::pool_state::PoolState;
+use crate::storage::{PinError, TrackedConnection, open_pinned};
 use r2d2::ManageConnection;
 use r2d2_sqlite::SqliteConnectionManager;
-use rusqlite::Connection;
-
-use super::pool_state::PoolState;
-use crate::storage::{PinError, open_pinned};
 
 /// Opens a tenant's connections for its r2d2 pool.
 pub(super) struct PinnedManager {
@@ -41,10 +39,12 @@ impl PinnedManager {
 }
 
 impl ManageConnection for PinnedManager {
-    type Connection = Connection;
+    // Counted in `storage::open_files` while open; the count costs nothing
+    // on checkout (the wrapper only derefs).
+    type Connection = TrackedConnection;
     type Error = PinError;
 
-    fn connect(&self) -> Result<Connection, PinError> {
+    fn connect(&self) -> Result<TrackedConnection, PinError> {
         let pinned = open_pinned(&self.path, || self.sqlite.connect())?;
         let current = match pinned.file {
             Some(file) => pinned.is_on(self.state.file_or(file)),
@@ -57,11 +57,11 @@ impl ManageConnection for PinnedManager {
         Ok(pinned.conn)
     }
 
-    fn is_valid(&self, conn: &mut Connection) -> Result<(), PinError> {
+    fn is_valid(&self, conn: &mut TrackedConnection) -> Result<(), PinError> {
         conn.execute_batch("").map_err(PinError::Sqlite)
     }
 
-    fn has_broken(&self, _conn: &mut Connection) -> bool {
+    fn has_broken(&self, _conn: &mut TrackedConnection) -> bool {
         false
     }
 }

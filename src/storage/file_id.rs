@@ -6,7 +6,7 @@ use std::io;
 use std::path::Path;
 
 /// A file's identity on this machine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct FileId {
     dev: u64,
     ino: u64,
@@ -40,6 +40,18 @@ impl FileId {
         FileId {
             dev: meta.dev(),
             ino: meta.ino(),
+        }
+    }
+}
+
+impl FileId {
+    /// The file a `stat` (from `rustix`) describes.
+    // The fields are narrower than `u64` on some platforms.
+    #[allow(clippy::unnecessary_cast)]
+    pub(crate) fn from_stat(stat: &rustix::fs::Stat) -> FileId {
+        FileId {
+            dev: stat.st_dev as u64,
+            ino: stat.st_ino as u64,
         }
     }
 }

@@ -8,9 +8,11 @@ mod destroy;
 mod fence;
 mod file_id;
 mod files;
+mod header;
 mod holders;
 mod lock;
 mod open;
+mod open_files;
 mod open_gate;
 mod pinned;
 mod restore;
@@ -26,10 +28,12 @@ pub(crate) use database_file::{Occupant, occupant, require_database};
 pub(crate) use debris::sweep_debris;
 pub(crate) use destroy::destroy;
 pub(crate) use file_id::FileId;
+pub(crate) use header::{Header, header_version};
 pub(crate) use lock::lock_tenant;
 pub(crate) use open::{
     EXISTING, literal_path, missing_error, open_existing, open_for_reading, sqlite_error,
 };
+pub(crate) use open_files::TrackedConnection;
 pub(crate) use pinned::{PinError, open_pinned};
 pub(crate) use restore::{Existing, Restored, check_backup, restore};
 pub(crate) use root_record::{read_record, record_once, update_record};

@@ -10,6 +10,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 use super::database_file::damaged;
+use super::open_files::TrackedConnection;
 use super::pinned::{PinError, disarm, open_pinned};
 use super::siblings::fence_path;
 use crate::error::{Error, Result, is_fd_exhaustion};
@@ -40,7 +41,7 @@ pub(crate) fn literal_path(path: &Path) -> Cow<'_, Path> {
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Opens an existing tenant database directly (not through a pool).
-pub(crate) fn open_existing(tenant: &TenantName, path: &Path) -> Result<Connection> {
+pub(crate) fn open_existing(tenant: &TenantName, path: &Path) -> Result<TrackedConnection> {
     let open = || {
         let mut conn = Connection::open_with_flags(literal_path(path), EXISTING)?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
@@ -59,7 +60,10 @@ pub(crate) fn open_existing(tenant: &TenantName, path: &Path) -> Result<Connecti
 /// Opens an existing tenant database to read it once, and reads its schema
 /// version. The connection never checkpoints on close: it may outlive the
 /// file it read (a destroy in this process cannot see it).
-pub(crate) fn open_for_reading(tenant: &TenantName, path: &Path) -> Result<(Connection, i64)> {
+pub(crate) fn open_for_reading(
+    tenant: &TenantName,
+    path: &Path,
+) -> Result<(TrackedConnection, i64)> {
     let open = || {
         let conn = Connection::open_with_flags(literal_path(path), EXISTING)?;
         conn.busy_timeout(BUSY_TIMEOUT)?;

@@ -18,6 +18,7 @@ use rusqlite::config::DbConfig;
 
 use super::database_file::{NOT_SQLITE, Occupant, damage, occupant};
 use super::file_id::FileId;
+use super::open_files::{Registration, TrackedConnection};
 use super::open_gate::OpenGate;
 use crate::error::is_fd_exhaustion;
 
@@ -25,7 +26,7 @@ use crate::error::is_fd_exhaustion;
 #[derive(Debug)]
 pub(crate) struct Pinned {
     /// The connection, holding SQLite's shared lock on the file.
-    pub(crate) conn: Connection,
+    pub(crate) conn: TrackedConnection,
     /// The file the connection is on, or `None` if the path changed while
     /// it was opened (it must then not be used).
     pub(crate) file: Option<FileId>,
@@ -104,6 +105,9 @@ pub(crate) fn open_pinned(
     // but cannot come to name another one; the same file before the open
     // and after the lock means the connection is on it.
     let before = database_before_open(path)?;
+    // Counted before SQLite opens it (see `open_files`); if the open fails,
+    // `conn` goes before `registration`, as it is declared after it.
+    let registration = Registration::new(before);
     let conn = open().map_err(|e| sqlite_failure(dir, e))?;
     let version = match conn.query_row("PRAGMA user_version", [], |row| row.get::<_, i64>(0)) {
         Ok(version) => version,
@@ -123,7 +127,7 @@ pub(crate) fn open_pinned(
         disarm(&conn);
     }
     Ok(Pinned {
-        conn,
+        conn: TrackedConnection::new(conn, registration),
         file,
         version,
     })
