@@ -40,9 +40,14 @@ fn header_version(path: &Path) -> i32 {
 }
 
 fn version_in_status(m: &TenantManager, tenant: &str) -> usize {
-    let status = m.migration_status().unwrap();
-    let row = status.tenants.iter().find(|t| t.tenant.as_str() == tenant);
-    *row.unwrap().version.as_ref().unwrap()
+    let mut version = None;
+    m.migration_status_each(|row| {
+        if row.tenant.as_str() == tenant {
+            version = row.version.as_ref().ok().copied();
+        }
+    })
+    .unwrap();
+    version.unwrap()
 }
 
 /// The child: applies the third migration to `acme` in one transaction,
@@ -96,6 +101,7 @@ fn a_version_still_in_another_process_s_wal_is_seen_with_or_without_this_process
     // Only the other process has it open.
     let status = m.migration_status().unwrap();
     assert_eq!((status.current(), status.behind()), (1, 1), "{status}");
+    assert_eq!(status.tenants[0].tenant.as_str(), "quiet");
     assert_eq!(version_in_status(&m, "acme"), 3);
 
     // This process holds it open too, through a pool.
@@ -111,9 +117,8 @@ fn a_version_still_in_another_process_s_wal_is_seen_with_or_without_this_process
     // Moving the fleet to 2 must see acme at 3, not the header's 2.
     let down = m.migrate_all(&MigrateOptions::new().to_version(2)).unwrap();
     assert!(down.is_success(), "{down}");
-    assert_eq!(down.migrated(), 1, "{down}");
-    let acme_line = down.tenants.iter().find(|t| t.tenant.as_str() == "acme");
-    assert_eq!(acme_line.unwrap().applied, ["0003_index_tags"]);
+    assert_eq!((down.migrated(), down.tenants.len()), (1, 1), "{down}");
+    assert_eq!(down.tenants[0].applied, ["0003_index_tags"]);
     assert_eq!(version_in_status(&m, "acme"), 2);
 
     drop(writer.stdin.take());
@@ -270,13 +275,9 @@ fn a_directory_or_a_symlink_in_place_of_a_database_is_still_no_tenant() {
     std::os::unix::fs::symlink(&real, &link).unwrap();
 
     let status = m.migration_status().unwrap();
-    assert_eq!((status.tenants.len(), status.current()), (1, 1), "{status}");
+    assert_eq!((status.total(), status.current()), (1, 1), "{status}");
     let report = m.migrate_all(&MigrateOptions::new()).unwrap();
-    assert_eq!(
-        (report.tenants.len(), report.up_to_date()),
-        (1, 1),
-        "{report}"
-    );
+    assert_eq!((report.total(), report.up_to_date()), (1, 1), "{report}");
     let named = m
         .migrate_all(&MigrateOptions::new().only(["folder", "link"]))
         .unwrap();

@@ -55,13 +55,16 @@ fn two_hundred_tenants_at_mixed_versions_all_reach_latest() {
     let m = full(dir.path());
     let latest = m.migrations().latest_version();
 
-    let before = m.migration_status().unwrap();
-    let current_before = before
-        .tenants
-        .iter()
-        .filter(|t| t.is_current(latest))
-        .count();
-    assert_eq!(before.tenants.len(), 200);
+    let mut current_before = 0;
+    let before = m
+        .migration_status_each(|t| current_before += usize::from(t.is_current(latest)))
+        .unwrap();
+    assert_eq!(before.total(), 200);
+    assert_eq!(
+        before.tenants.len(),
+        160,
+        "only the tenants behind are listed"
+    );
     assert_eq!(before.current(), current_before);
     assert_eq!(before.current(), 40);
     assert_eq!(before.behind(), 160);
@@ -195,7 +198,10 @@ fn fail_fast_stops_starting_tenants() {
     for i in 0..20 {
         old.create_tenant(&format!("t{i:02}")).unwrap();
     }
-    old.connection("t00")
+    // The run takes tenants in the order the walk finds them: sabotage
+    // the first one.
+    let first = old.tenants().unwrap().next().unwrap().unwrap();
+    old.connection(first.as_str())
         .unwrap()
         .execute_batch("CREATE TABLE changes (x);")
         .unwrap();
@@ -204,6 +210,7 @@ fn fail_fast_stops_starting_tenants() {
         .migrate_all(&MigrateOptions::new().jobs(1).fail_fast(true))
         .unwrap();
     assert_eq!(report.failed(), 1);
+    assert_eq!(report.tenants[0].tenant, first);
     assert_eq!(report.skipped.len(), 19, "{report}");
     assert!(!report.is_success());
 }
@@ -222,20 +229,23 @@ fn jobs_one_and_four_give_the_same_results() {
                 .unwrap()
                 .execute_batch("CREATE TABLE changes (x);")
                 .unwrap();
-            let report = m.migrate_all(&MigrateOptions::new().jobs(jobs)).unwrap();
-            report
-                .tenants
-                .iter()
-                .map(|t| {
-                    (
-                        t.tenant.to_string(),
-                        t.from,
-                        t.to,
-                        t.applied.clone(),
-                        t.error.is_some(),
-                    )
-                })
-                .collect()
+            // Every tenant's line, as `after_each` sees them.
+            let lines = Arc::new(Mutex::new(Vec::new()));
+            let seen = Arc::clone(&lines);
+            let options = MigrateOptions::new().jobs(jobs).after_each(move |t| {
+                seen.lock().unwrap().push((
+                    t.tenant.to_string(),
+                    t.from,
+                    t.to,
+                    t.applied.clone(),
+                    t.error.is_some(),
+                ))
+            });
+            let report = m.migrate_all(&options).unwrap();
+            assert_eq!(report.total(), 40);
+            let mut lines = std::mem::take(&mut *lines.lock().unwrap());
+            lines.sort();
+            lines
         })
         .collect();
     assert_eq!(results[0].len(), 40);

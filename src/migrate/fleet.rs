@@ -1,23 +1,30 @@
 //! The fleet engine: migrating and inspecting every tenant, in parallel.
+//!
+//! `migrate_all` and `migration_status` stream: their workers take tenants
+//! one at a time from the walk (or the caller's list), read each one's
+//! version from its header (`peek_found`), and fold the result into a
+//! report that keeps only the tenants that need attention. Memory does
+//! not grow with the number of tenants.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
 use super::migrations::Migrations;
 use super::options::{MigrateOptions, Progress};
 use super::report::{MigrationReport, StatusReport, TenantReport, TenantStatus};
-use super::tenant::migrate_to;
-use super::version::peek_version;
-use crate::error::Error;
+use super::tenant::migrate_from;
+use super::version::peek_found;
+use crate::error::{Error, Result};
 use crate::name::TenantName;
-use crate::paths::RootConfig;
+use crate::paths::{Found, Mode, RootConfig};
+use crate::storage::{Occupant, occupant};
 
 /// Runs `work` over `items` on `jobs` scoped threads; results keep the
 /// input order. `stop` ends the run early (unstarted items give `None`).
-/// `backup_all` runs on it too.
+/// `backup_all` runs on it.
 pub(crate) fn parallel_map<T, R>(
     items: &[T],
     jobs: usize,
@@ -48,11 +55,12 @@ where
     slots.into_inner()
 }
 
-/// Lists the tenants to work on, sorted, and the directories that failed.
+/// Lists the tenants to work on, sorted, and the directories that failed
+/// (for `backup_all`; the migration runs stream instead, see [`Feed`]).
 pub(crate) fn collect_tenants(
     root: &RootConfig,
     only: Option<&[String]>,
-) -> Result<(Vec<TenantName>, Vec<Arc<Error>>), Error> {
+) -> Result<(Vec<TenantName>, Vec<Arc<Error>>)> {
     let mut errors = Vec::new();
     let mut tenants = match only {
         Some(names) => names
@@ -70,33 +78,215 @@ pub(crate) fn collect_tenants(
     Ok((tenants, errors))
 }
 
+/// The tenants of a run, handed to its workers a batch at a time: the
+/// walk of the root ([`Mode::Candidates`]), or the caller's list in its
+/// order.
+pub(crate) struct Feed<'a> {
+    source: Mutex<Source<'a>>,
+    /// Tenants handed out but not started when the run stopped.
+    unstarted: Mutex<Vec<(usize, Found)>>,
+    /// Whether the tenants come from the walk (then a candidate whose
+    /// database is not there is skipped, and rows are sorted by name).
+    walked: bool,
+}
+
+struct Source<'a> {
+    tenants: Box<dyn Iterator<Item = Result<Found>> + Send + 'a>,
+    /// How many were handed out: each one's place in the run.
+    handed: usize,
+    listing_errors: Vec<Arc<Error>>,
+}
+
+/// The most tenants a worker takes at once. The walk runs under the
+/// feed's lock, and a worker that finds it taken sleeps and wakes again
+/// (two context switches, more than reading a header costs): batches of
+/// quick tenants make that rare.
+const BATCH: usize = 32;
+
+/// A tenant done in less than this is quick (a header read), and the next
+/// batch is twice as big; a slower one (a migration) makes the next batch
+/// one tenant, so that no worker sits on tenants another could start.
+const QUICK: Duration = Duration::from_micros(50);
+
+impl<'a> Feed<'a> {
+    /// The tenants `only` names (validated, with their paths), or else
+    /// every tenant on disk.
+    ///
+    /// # Errors
+    ///
+    /// A bad name in `only`, a bad template, a root that cannot be walked.
+    pub(crate) fn new(root: &'a RootConfig, only: Option<&[String]>) -> Result<Self> {
+        let tenants: Box<dyn Iterator<Item = Result<Found>> + Send> = match only {
+            Some(names) => {
+                let named = names.iter().map(|name| {
+                    let tenant = TenantName::new(name)?;
+                    let path = root.path_of(tenant.as_str())?;
+                    Ok(Found {
+                        tenant,
+                        path,
+                        below: None,
+                    })
+                });
+                Box::new(named.collect::<Result<Vec<_>>>()?.into_iter().map(Ok))
+            }
+            None => Box::new(root.walk(Mode::Candidates)?),
+        };
+        let source = Source {
+            tenants,
+            handed: 0,
+            listing_errors: Vec::new(),
+        };
+        Ok(Feed {
+            source: Mutex::new(source),
+            unstarted: Mutex::new(Vec::new()),
+            walked: only.is_none(),
+        })
+    }
+
+    /// Fills `batch` with up to `size` tenants and their places in the
+    /// run; a directory that cannot be listed is kept as a listing error.
+    fn fill(&self, batch: &mut Vec<(usize, Found)>, size: usize) {
+        let mut source = self.source.lock();
+        while batch.len() < size {
+            match source.tenants.next() {
+                None => break,
+                Some(Ok(found)) => {
+                    batch.push((source.handed, found));
+                    source.handed += 1;
+                }
+                Some(Err(e)) => source.listing_errors.push(Arc::new(e)),
+            }
+        }
+    }
+
+    /// Runs `work` on every tenant on `jobs` scoped threads, until the
+    /// tenants run out or `stop` says so.
+    fn run(
+        &self,
+        jobs: usize,
+        stop: &(dyn Fn() -> bool + Sync),
+        work: &(dyn Fn(usize, Found) + Sync),
+    ) {
+        std::thread::scope(|scope| {
+            for _ in 0..jobs.max(1) {
+                scope.spawn(|| {
+                    let (mut batch, mut size) = (Vec::with_capacity(BATCH), 1);
+                    while !stop() {
+                        self.fill(&mut batch, size);
+                        let (count, started) = (batch.len() as u32, Instant::now());
+                        if count == 0 {
+                            break;
+                        }
+                        for (place, found) in batch.drain(..) {
+                            if stop() {
+                                self.unstarted.lock().push((place, found));
+                            } else {
+                                work(place, found);
+                            }
+                        }
+                        let quick = started.elapsed() < QUICK * count;
+                        size = if quick { (size * 2).min(BATCH) } else { 1 };
+                    }
+                });
+            }
+        });
+    }
+
+    /// The tenants never started (after a stop), in report order, and the
+    /// listing errors.
+    fn finish(self) -> (Vec<TenantName>, Vec<Arc<Error>>) {
+        let walked = self.walked;
+        let mut rest = self.unstarted.into_inner();
+        let mut source = self.source.into_inner();
+        for next in source.tenants {
+            match next {
+                Ok(found) => {
+                    rest.push((source.handed, found));
+                    source.handed += 1;
+                }
+                Err(e) => source.listing_errors.push(Arc::new(e)),
+            }
+        }
+        // What `tenants()` would have listed.
+        rest.retain(|(_, found)| !walked || is_database(found));
+        let rest = rest.into_iter().map(|(place, found)| (place, found.tenant));
+        let skipped = in_report_order(rest.collect(), walked, |t| t);
+        (skipped, source.listing_errors)
+    }
+
+    /// How many tenants the run has, for progress: the caller's list, or
+    /// one more walk of the root (only a run that reports progress pays).
+    fn count(&self, root: &RootConfig, only: Option<&[String]>) -> Result<usize> {
+        match only {
+            Some(names) => Ok(names.len()),
+            None => Ok(root.tenants()?.filter(|t| t.is_ok()).count()),
+        }
+    }
+}
+
+fn is_database(found: &Found) -> bool {
+    matches!(occupant(&found.path), Ok(Occupant::Database(_)))
+}
+
+/// `rows` (each with its place in the run) sorted by tenant name when the
+/// run walked the root, else in the caller's order.
+fn in_report_order<T>(
+    mut rows: Vec<(usize, T)>,
+    walked: bool,
+    tenant: impl Fn(&T) -> &TenantName,
+) -> Vec<T> {
+    if walked {
+        rows.sort_by(|a, b| tenant(&a.1).cmp(tenant(&b.1)));
+    } else {
+        rows.sort_by_key(|row| row.0);
+    }
+    rows.into_iter().map(|(_, row)| row).collect()
+}
+
+/// A report being filled by a run's workers, and the rows it will list
+/// with their places in the run.
+struct Tally<R, T> {
+    report: R,
+    rows: Vec<(usize, T)>,
+}
+
 /// One `migrate_all` run, shared by its worker threads.
 struct FleetRun<'a> {
-    root: &'a RootConfig,
     migrations: &'a Migrations,
     options: &'a MigrateOptions,
     target: usize,
+    walked: bool,
     total: usize,
     done: AtomicUsize,
     stop: AtomicBool,
+    tally: Mutex<Tally<MigrationReport, TenantReport>>,
 }
 
 impl FleetRun<'_> {
-    /// Migrates one tenant, between its hooks, and reports progress.
-    fn migrate_one(&self, tenant: &TenantName) -> TenantReport {
+    /// Migrates one tenant, between its hooks, reports progress, and
+    /// counts it. A walked candidate that is no tenant is skipped.
+    fn migrate_one(&self, place: usize, found: Found) {
         let options = self.options;
-        let tenant_started = Instant::now();
+        let started = Instant::now();
+        let Some(before) = peek_found(&found, self.walked) else {
+            return;
+        };
+        let tenant = found.tenant;
         if let Some(hook) = &options.before_each {
-            hook(tenant);
+            hook(&tenant);
         }
-        let result = self
-            .root
-            .path_of(tenant.as_str())
-            .and_then(|path| migrate_to(self.migrations, tenant, &path, self.target));
-        let report = TenantReport::from_result(tenant.clone(), result, tenant_started);
+        let result = migrate_from(
+            self.migrations,
+            &tenant,
+            &found.path,
+            self.target,
+            before,
+            started,
+        );
+        let report = TenantReport::from_result(tenant, result, started);
         if let Some(e) = &report.error {
             // The report carries the failure; callers print it once.
-            tracing::info!(tenant = %tenant, error = %e, "tenant migration failed");
+            tracing::info!(tenant = %report.tenant, error = %e, "tenant migration failed");
             if options.fail_fast {
                 self.stop.store(true, Ordering::SeqCst);
             }
@@ -104,15 +294,24 @@ impl FleetRun<'_> {
         if let Some(hook) = &options.after_each {
             hook(&report);
         }
-        if let Some(progress) = &options.progress {
+        self.progress(&report);
+        let mut tally = self.tally.lock();
+        if tally.report.count(&report) {
+            tally.rows.push((place, report));
+        }
+    }
+
+    fn progress(&self, report: &TenantReport) {
+        if let Some(progress) = &self.options.progress {
+            let done = self.done.fetch_add(1, Ordering::SeqCst) + 1;
             progress(&Progress {
-                done: self.done.fetch_add(1, Ordering::SeqCst) + 1,
-                total: self.total,
-                tenant: tenant.clone(),
+                done,
+                // Tenants created since the count was taken are counted in.
+                total: self.total.max(done),
+                tenant: report.tenant.clone(),
                 ok: report.error.is_none(),
             });
         }
-        report
     }
 
     /// Whether `fail_fast` or the caller's cancel flag stops the run.
@@ -131,38 +330,39 @@ pub(crate) fn migrate_all(
     root: &RootConfig,
     migrations: &Migrations,
     options: &MigrateOptions,
-) -> Result<MigrationReport, Error> {
+) -> Result<MigrationReport> {
     let started = Instant::now();
     let target = options.target.unwrap_or(migrations.latest_version());
-    let (tenants, listing_errors) = collect_tenants(root, options.only.as_deref())?;
-    let span = tracing::info_span!(
-        "migrate_all",
-        tenants = tenants.len(),
-        target,
-        jobs = options.jobs
-    );
+    let only = options.only.as_deref();
+    let feed = Feed::new(root, only)?;
+    let total = match options.progress {
+        Some(_) => feed.count(root, only)?,
+        None => 0,
+    };
+    let span = tracing::info_span!("migrate_all", target, jobs = options.jobs);
     let _entered = span.enter();
     let run = FleetRun {
-        root,
         migrations,
         options,
         target,
-        total: tenants.len(),
+        walked: feed.walked,
+        total,
         done: AtomicUsize::new(0),
         stop: AtomicBool::new(false),
+        tally: Mutex::new(Tally {
+            report: MigrationReport::new(target),
+            rows: Vec::new(),
+        }),
     };
-    let results = parallel_map(&tenants, options.jobs, &|| run.should_stop(), |t| {
-        run.migrate_one(t)
+    feed.run(options.jobs, &|| run.should_stop(), &|place, found| {
+        run.migrate_one(place, found)
     });
-    let (reports, skipped) = split_skipped(tenants, results);
-    let report = MigrationReport {
-        cancelled: run.cancelled() && !skipped.is_empty(),
-        target_version: target,
-        tenants: reports,
-        skipped,
-        listing_errors,
-        duration: started.elapsed(),
-    };
+    let cancelled = run.cancelled();
+    let Tally { mut report, rows } = run.tally.into_inner();
+    report.tenants = in_report_order(rows, feed.walked, |t| &t.tenant);
+    (report.skipped, report.listing_errors) = feed.finish();
+    report.cancelled = cancelled && !report.skipped.is_empty();
+    report.duration = started.elapsed();
     tracing::info!(
         succeeded = report.succeeded(),
         failed = report.failed(),
@@ -189,32 +389,34 @@ pub(crate) fn split_skipped<R>(
 }
 
 /// Every tenant's schema version and pending migrations, read in parallel
-/// on `jobs` threads.
+/// on `jobs` threads; `each` (if any) is given every row, one at a time.
 pub(crate) fn migration_status(
     root: &RootConfig,
     migrations: &Migrations,
     jobs: usize,
-) -> Result<StatusReport, Error> {
-    let (tenants, listing_errors) = collect_tenants(root, None)?;
-    let latest = migrations.latest_version();
-    let statuses = parallel_map(&tenants, jobs, &|| false, |tenant| {
-        let version = root
-            .path_of(tenant.as_str())
-            .and_then(|path| peek_version(tenant, &path))
-            .map_err(Arc::new);
-        let pending = match &version {
-            Ok(v) if *v < latest => migrations.names_between(*v, latest),
-            _ => Vec::new(),
+    each: Option<&mut (dyn FnMut(&TenantStatus) + Send)>,
+) -> Result<StatusReport> {
+    let feed = Feed::new(root, None)?;
+    let each = each.map(Mutex::new);
+    let tally = Mutex::new(Tally {
+        report: StatusReport::new(migrations.latest_version()),
+        rows: Vec::new(),
+    });
+    feed.run(jobs, &|| false, &|place, found| {
+        let Some(version) = peek_found(&found, feed.walked) else {
+            return;
         };
-        TenantStatus {
-            tenant: tenant.clone(),
-            version,
-            pending,
+        let row = TenantStatus::new(found.tenant, version.map_err(Arc::new), migrations);
+        if let Some(each) = &each {
+            (each.lock())(&row);
+        }
+        let mut tally = tally.lock();
+        if tally.report.count(&row) {
+            tally.rows.push((place, row));
         }
     });
-    Ok(StatusReport {
-        latest_version: latest,
-        tenants: statuses.into_iter().flatten().collect(),
-        listing_errors,
-    })
+    let Tally { mut report, rows } = tally.into_inner();
+    report.tenants = in_report_order(rows, feed.walked, |t| &t.tenant);
+    report.listing_errors = feed.finish().1;
+    Ok(report)
 }

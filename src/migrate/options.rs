@@ -67,6 +67,8 @@ impl MigrateOptions {
     }
 
     /// Migrate only these tenants (a canary rollout), in this order.
+    /// Without it, tenants are taken in the order the walk of the root
+    /// finds them (bucket by bucket), not by name.
     pub fn only<I, S>(mut self, tenants: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -83,18 +85,26 @@ impl MigrateOptions {
     }
 
     /// Called after each tenant, from the worker thread that did it.
+    ///
+    /// [`Progress::total`] needs the number of tenants before the run
+    /// starts, so a run with a progress callback lists the root once more
+    /// first (the run itself streams the listing and never holds every
+    /// name).
     pub fn on_progress(mut self, f: impl Fn(&Progress) + Send + Sync + 'static) -> Self {
         self.progress = Some(Box::new(f));
         self
     }
 
-    /// Called before each tenant is migrated.
+    /// Called before each tenant is migrated (its version has been read:
+    /// a tenant is one once its database file is found).
     pub fn before_each(mut self, f: impl Fn(&TenantName) + Send + Sync + 'static) -> Self {
         self.before_each = Some(Box::new(f));
         self
     }
 
-    /// Called after each tenant with its result.
+    /// Called after each tenant with its result: every tenant's line,
+    /// where the [`MigrationReport`](crate::MigrationReport) lists only
+    /// the tenants that changed or failed.
     pub fn after_each(mut self, f: impl Fn(&TenantReport) + Send + Sync + 'static) -> Self {
         self.after_each = Some(Box::new(f));
         self
@@ -161,7 +171,8 @@ impl fmt::Debug for MigrateOptions {
 pub struct Progress {
     /// Tenants finished so far, this one included.
     pub done: usize,
-    /// Tenants in the run.
+    /// Tenants in the run, as counted when it started (never less than
+    /// `done`: a tenant created since is counted when it is reached).
     pub total: usize,
     /// The tenant just finished.
     pub tenant: TenantName,

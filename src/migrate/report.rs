@@ -1,28 +1,38 @@
 //! What a fleet migration did ([`MigrationReport`], one [`TenantReport`]
-//! per tenant) and where every tenant's schema is ([`StatusReport`], one
-//! [`TenantStatus`] per tenant), with the text the CLI prints.
+//! per tenant changed or failed) and where every tenant's schema is
+//! ([`StatusReport`], one [`TenantStatus`] per tenant not current), each
+//! with totals over every tenant, and the text the CLI prints.
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::migrations::Migrations;
 use super::tenant::MigrationOutcome;
 use crate::error::Error;
 use crate::name::TenantName;
 
-/// One tenant's line in a [`MigrationReport`].
+/// One tenant's line: in a [`MigrationReport`] (tenants that changed or
+/// failed), or given to
+/// [`MigrateOptions::after_each`](crate::MigrateOptions::after_each) (every
+/// tenant).
 ///
 /// ```
+/// use std::sync::{Arc, Mutex};
 /// # let dir = tempfile::tempdir()?;
 /// # let manager = tenanted::TenantManager::builder(
 /// #     tenanted::RootConfig::new(dir.path()),
 /// #     tenanted::Migrations::new(vec![tenanted::Migration::new("a", "CREATE TABLE a (x);")]),
 /// # ).build()?;
 /// # manager.create_tenant("acme")?;
-/// let report = manager.migrate_all(&tenanted::MigrateOptions::new())?;
-/// let line = &report.tenants[0];
+/// let lines = Arc::new(Mutex::new(Vec::new()));
+/// let seen = Arc::clone(&lines);
+/// let options = tenanted::MigrateOptions::new().after_each(move |line| seen.lock().unwrap().push(line.clone()));
+/// let report = manager.migrate_all(&options)?;
+/// let line = &lines.lock().unwrap()[0];
 /// assert_eq!((line.tenant.as_str(), line.from, line.to), ("acme", Some(1), Some(1)));
 /// assert!(line.succeeded() && !line.changed());
+/// assert!(report.tenants.is_empty(), "an up-to-date tenant is only counted");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone)]
@@ -89,7 +99,12 @@ impl TenantReport {
 }
 
 /// What [`TenantManager::migrate_all`](crate::TenantManager::migrate_all)
-/// did, tenant by tenant (sorted by name), with totals.
+/// did: the tenants that changed or failed, and totals over all of them.
+///
+/// Tenants already at the target are counted, not listed, so a report
+/// over a million up-to-date tenants stays small; a caller who wants a
+/// line for every tenant gets each one in
+/// [`MigrateOptions::after_each`](crate::MigrateOptions::after_each).
 ///
 /// ```
 /// # let dir = tempfile::tempdir()?;
@@ -100,7 +115,7 @@ impl TenantReport {
 /// # manager.create_tenant("acme")?;
 /// let report = manager.migrate_all(&tenanted::MigrateOptions::new())?;
 /// assert_eq!((report.succeeded(), report.migrated(), report.up_to_date(), report.failed()), (1, 0, 1, 0));
-/// assert!(report.is_success());
+/// assert!(report.is_success() && report.tenants.is_empty());
 /// assert!(report.to_string().starts_with("1/1 tenants migrated to version 1"));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -109,7 +124,10 @@ impl TenantReport {
 pub struct MigrationReport {
     /// The version every tenant was asked to reach.
     pub target_version: usize,
-    /// One entry per tenant that was attempted.
+    /// The tenants migrations ran on and the tenants that failed, sorted
+    /// by name (for [`MigrateOptions::only`](crate::MigrateOptions::only),
+    /// in the order given). Tenants already at the target are only
+    /// counted ([`up_to_date`](Self::up_to_date)).
     pub tenants: Vec<TenantReport>,
     /// Tenants not attempted because `fail_fast` or a cancel stopped the run.
     pub skipped: Vec<TenantName>,
@@ -121,33 +139,64 @@ pub struct MigrationReport {
     pub listing_errors: Vec<Arc<Error>>,
     /// Wall-clock time of the whole run.
     pub duration: Duration,
+    totals: MigrationTotals,
+}
+
+/// What a [`MigrationReport`] counts over every tenant attempted.
+#[derive(Debug, Clone, Copy, Default)]
+struct MigrationTotals {
+    tenants: usize,
+    succeeded: usize,
+    migrated: usize,
 }
 
 impl MigrationReport {
+    /// An empty report of a run to `target_version`.
+    pub(super) fn new(target_version: usize) -> Self {
+        MigrationReport {
+            target_version,
+            tenants: Vec::new(),
+            skipped: Vec::new(),
+            cancelled: false,
+            listing_errors: Vec::new(),
+            duration: Duration::ZERO,
+            totals: MigrationTotals::default(),
+        }
+    }
+
+    /// Counts `line`; whether the report should list it (it changed or
+    /// failed).
+    pub(super) fn count(&mut self, line: &TenantReport) -> bool {
+        let totals = &mut self.totals;
+        totals.tenants += 1;
+        totals.succeeded += usize::from(line.succeeded());
+        totals.migrated += usize::from(line.succeeded() && line.changed());
+        !line.succeeded() || line.changed()
+    }
+
+    /// Tenants attempted (listed or not).
+    pub fn total(&self) -> usize {
+        self.totals.tenants
+    }
+
     /// Tenants that succeeded (migrated or already there).
     pub fn succeeded(&self) -> usize {
-        self.tenants.iter().filter(|t| t.succeeded()).count()
+        self.totals.succeeded
     }
 
     /// Tenants on which migrations ran.
     pub fn migrated(&self) -> usize {
-        self.tenants
-            .iter()
-            .filter(|t| t.succeeded() && t.changed())
-            .count()
+        self.totals.migrated
     }
 
     /// Tenants already at the target.
     pub fn up_to_date(&self) -> usize {
-        self.tenants
-            .iter()
-            .filter(|t| t.succeeded() && !t.changed())
-            .count()
+        self.totals.succeeded - self.totals.migrated
     }
 
     /// Tenants that failed.
     pub fn failed(&self) -> usize {
-        self.tenants.len() - self.succeeded()
+        self.totals.tenants - self.totals.succeeded
     }
 
     /// The failed tenants' reports.
@@ -225,7 +274,7 @@ impl fmt::Display for MigrationSummary<'_> {
             f,
             "{}/{} tenants migrated to version {} ({} changed, {} already there)",
             r.succeeded(),
-            r.tenants.len(),
+            r.total(),
             r.target_version,
             r.migrated(),
             r.up_to_date()
@@ -251,9 +300,7 @@ impl fmt::Display for MigrationReport {
     /// then the summary line.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for t in &self.tenants {
-            if !t.succeeded() || t.changed() {
-                writeln!(f, "{t}")?;
-            }
+            writeln!(f, "{t}")?;
         }
         for e in &self.listing_errors {
             writeln!(f, "✗ {e}")?;
@@ -262,7 +309,9 @@ impl fmt::Display for MigrationReport {
     }
 }
 
-/// One tenant's line in a [`StatusReport`].
+/// One tenant's line in a [`StatusReport`], or one row handed to the
+/// callback of
+/// [`migration_status_each`](crate::TenantManager::migration_status_each).
 ///
 /// ```
 /// # let dir = tempfile::tempdir()?;
@@ -271,9 +320,11 @@ impl fmt::Display for MigrationReport {
 /// #     tenanted::Migrations::new(vec![tenanted::Migration::new("a", "CREATE TABLE a (x);")]),
 /// # ).build()?;
 /// # manager.create_tenant("acme")?;
-/// let status = manager.migration_status()?;
-/// assert!(status.tenants[0].is_current(status.latest_version));
-/// assert!(status.tenants[0].pending.is_empty());
+/// let mut rows = Vec::new();
+/// let status = manager.migration_status_each(|row| rows.push(row.clone()))?;
+/// assert!(rows[0].is_current(status.latest_version));
+/// assert!(rows[0].pending.is_empty());
+/// assert_eq!(rows[0].to_string(), "▸ acme: ✓ up to date (version 1)");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone)]
@@ -285,9 +336,30 @@ pub struct TenantStatus {
     pub version: Result<usize, Arc<Error>>,
     /// Migrations not yet applied to it.
     pub pending: Vec<String>,
+    /// The version the migrations reach (for `Display`).
+    latest: usize,
 }
 
 impl TenantStatus {
+    /// The line of `tenant`, whose version is `version`.
+    pub(super) fn new(
+        tenant: TenantName,
+        version: Result<usize, Arc<Error>>,
+        migrations: &Migrations,
+    ) -> Self {
+        let latest = migrations.latest_version();
+        let pending = match &version {
+            Ok(v) if *v < latest => migrations.names_between(*v, latest),
+            _ => Vec::new(),
+        };
+        TenantStatus {
+            tenant,
+            version,
+            pending,
+            latest,
+        }
+    }
+
     /// Whether it is at the latest version.
     pub fn is_current(&self, latest: usize) -> bool {
         matches!(self.version, Ok(v) if v == latest)
@@ -297,10 +369,55 @@ impl TenantStatus {
     pub fn is_ahead(&self, latest: usize) -> bool {
         matches!(self.version, Ok(v) if v > latest)
     }
+
+    /// `current`, `pending`, `ahead` or `unreadable`.
+    #[cfg(feature = "serde")]
+    pub(super) fn state(&self) -> &'static str {
+        match &self.version {
+            Err(_) => "unreadable",
+            Ok(v) if *v > self.latest => "ahead",
+            Ok(_) if self.pending.is_empty() => "current",
+            Ok(_) => "pending",
+        }
+    }
 }
 
-/// Every tenant's schema version, from
-/// [`TenantManager::migration_status`](crate::TenantManager::migration_status).
+impl fmt::Display for TenantStatus {
+    /// `▸ acme: ✓ up to date (version 4)`; a tenant behind also lists its
+    /// pending migrations, one per line.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (tenant, latest) = (&self.tenant, self.latest);
+        match &self.version {
+            Err(e) => write!(f, "▸ {tenant}: ✗ unreadable: {e}"),
+            Ok(v) if *v > latest => write!(
+                f,
+                "▸ {tenant}: ✗ at version {v}, ahead of the {latest} migrations this program knows"
+            ),
+            Ok(v) if self.pending.is_empty() => write!(f, "▸ {tenant}: ✓ up to date (version {v})"),
+            Ok(v) => {
+                let count = self.pending.len();
+                write!(
+                    f,
+                    "▸ {tenant}: ⚠ {count} pending migration(s) (at version {v})"
+                )?;
+                self.pending
+                    .iter()
+                    .try_for_each(|name| write!(f, "\n    - {name}"))
+            }
+        }
+    }
+}
+
+/// Where every tenant's schema is, from
+/// [`TenantManager::migration_status`](crate::TenantManager::migration_status):
+/// the tenants that are not current, and totals over all of them.
+///
+/// Current tenants are counted, not listed, so a report over a million
+/// tenants stays small.
+/// [`migration_status_each`](crate::TenantManager::migration_status_each)
+/// hands every row to a callback; a report over rows of your choosing
+/// (every one, or one tenant's) is [`collect`](Iterator::collect)ed from
+/// them.
 ///
 /// ```
 /// # let dir = tempfile::tempdir()?;
@@ -311,8 +428,8 @@ impl TenantStatus {
 /// # manager.create_tenant("acme")?;
 /// let status = manager.migration_status()?;
 /// assert_eq!((status.current(), status.behind(), status.ahead(), status.unreadable()), (1, 0, 0, 0));
-/// assert!(status.all_current());
-/// assert!(status.to_string().ends_with("Overall: 1/1 tenants current, 0 migration(s) pending"));
+/// assert!(status.all_current() && status.tenants.is_empty());
+/// assert_eq!(status.to_string(), "Overall: 1/1 tenants current, 0 migration(s) pending");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone)]
@@ -320,56 +437,120 @@ impl TenantStatus {
 pub struct StatusReport {
     /// The version the migrations reach.
     pub latest_version: usize,
-    /// One entry per tenant, sorted by name.
+    /// The tenants that are not current (behind, ahead of the code or
+    /// unreadable), sorted by name; in a report collected from rows, those
+    /// rows.
     pub tenants: Vec<TenantStatus>,
     /// Directories that could not be listed.
     pub listing_errors: Vec<Arc<Error>>,
+    totals: StatusTotals,
+}
+
+/// What a [`StatusReport`] counts over every tenant read.
+#[derive(Debug, Clone, Copy, Default)]
+struct StatusTotals {
+    tenants: usize,
+    current: usize,
+    behind: usize,
+    ahead: usize,
+    unreadable: usize,
+    pending_migrations: usize,
 }
 
 impl StatusReport {
+    /// An empty report against `latest_version`.
+    pub(super) fn new(latest_version: usize) -> Self {
+        StatusReport {
+            latest_version,
+            tenants: Vec::new(),
+            listing_errors: Vec::new(),
+            totals: StatusTotals::default(),
+        }
+    }
+
+    /// Counts `row`; whether the report should list it (it is not current).
+    pub(super) fn count(&mut self, row: &TenantStatus) -> bool {
+        let (totals, latest) = (&mut self.totals, self.latest_version);
+        let current = row.is_current(latest);
+        totals.tenants += 1;
+        totals.current += usize::from(current);
+        totals.behind += usize::from(!row.pending.is_empty());
+        totals.ahead += usize::from(row.is_ahead(latest));
+        totals.unreadable += usize::from(row.version.is_err());
+        totals.pending_migrations += row.pending.len();
+        !current
+    }
+
+    /// Tenants read (listed or not).
+    pub fn total(&self) -> usize {
+        self.totals.tenants
+    }
+
     /// Tenants at the latest version.
     pub fn current(&self) -> usize {
-        self.tenants
-            .iter()
-            .filter(|t| t.is_current(self.latest_version))
-            .count()
+        self.totals.current
     }
 
     /// Tenants with pending migrations.
     pub fn behind(&self) -> usize {
-        self.tenants
-            .iter()
-            .filter(|t| !t.pending.is_empty())
-            .count()
+        self.totals.behind
     }
 
     /// Tenants newer than the code.
     pub fn ahead(&self) -> usize {
-        self.tenants
-            .iter()
-            .filter(|t| t.is_ahead(self.latest_version))
-            .count()
+        self.totals.ahead
     }
 
     /// Tenants whose version could not be read.
     pub fn unreadable(&self) -> usize {
-        self.tenants.iter().filter(|t| t.version.is_err()).count()
+        self.totals.unreadable
     }
 
     /// Pending migrations summed over all tenants.
     pub fn pending_migrations(&self) -> usize {
-        self.tenants.iter().map(|t| t.pending.len()).sum()
+        self.totals.pending_migrations
     }
 
     /// Whether every tenant is at the latest version.
     pub fn all_current(&self) -> bool {
-        self.current() == self.tenants.len() && self.listing_errors.is_empty()
+        self.current() == self.total() && self.listing_errors.is_empty()
+    }
+}
+
+impl FromIterator<TenantStatus> for StatusReport {
+    /// A report listing every row given, in the order given (such as every
+    /// row from
+    /// [`migration_status_each`](crate::TenantManager::migration_status_each),
+    /// sorted), with totals over them. It has no listing errors: copy them
+    /// from the report the rows came from.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let manager = tenanted::TenantManager::builder(
+    /// #     tenanted::RootConfig::new(dir.path()), tenanted::Migrations::new(vec![])).build()?;
+    /// # manager.create_tenant("acme")?;
+    /// # manager.create_tenant("globex")?;
+    /// let mut rows = Vec::new();
+    /// manager.migration_status_each(|row| rows.push(row.clone()))?;
+    /// let acme: tenanted::StatusReport = rows.into_iter().filter(|r| r.tenant.as_str() == "acme").collect();
+    /// assert_eq!(acme.to_text(true), "▸ acme: ✓ up to date (version 0)\nOverall: 1/1 tenants current, 0 migration(s) pending");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    fn from_iter<I: IntoIterator<Item = TenantStatus>>(rows: I) -> Self {
+        let mut rows = rows.into_iter().peekable();
+        let latest = rows.peek().map_or(0, |row| row.latest);
+        let mut report = StatusReport::new(latest);
+        for row in rows {
+            report.count(&row);
+            report.tenants.push(row);
+        }
+        report
     }
 }
 
 impl StatusReport {
-    /// The report as text: with `all`, every tenant (as `Display`);
-    /// without, only the tenants that are not current, then the summary.
+    /// The report as text: the tenants it lists (with `all`, current ones
+    /// too; `migration_status` lists none of those), then the summary.
     ///
     /// ```
     /// # let dir = tempfile::tempdir()?;
@@ -378,7 +559,6 @@ impl StatusReport {
     /// # manager.create_tenant("acme")?;
     /// let status = manager.migration_status()?;
     /// assert_eq!(status.to_text(false), "Overall: 1/1 tenants current, 0 migration(s) pending");
-    /// assert!(status.to_text(true).starts_with("▸ acme: ✓ up to date"));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn to_text(&self, all: bool) -> String {
@@ -389,32 +569,8 @@ impl StatusReport {
 
     fn write_text(&self, f: &mut impl fmt::Write, all: bool) -> fmt::Result {
         let latest = self.latest_version;
-        for t in &self.tenants {
-            if !all && t.is_current(latest) {
-                continue;
-            }
-            match &t.version {
-                Err(e) => writeln!(f, "▸ {}: ✗ unreadable: {e}", t.tenant)?,
-                Ok(v) if *v > latest => writeln!(
-                    f,
-                    "▸ {}: ✗ at version {v}, ahead of the {latest} migrations this program knows",
-                    t.tenant
-                )?,
-                Ok(v) if t.pending.is_empty() => {
-                    writeln!(f, "▸ {}: ✓ up to date (version {v})", t.tenant)?
-                }
-                Ok(v) => {
-                    writeln!(
-                        f,
-                        "▸ {}: ⚠ {} pending migration(s) (at version {v})",
-                        t.tenant,
-                        t.pending.len()
-                    )?;
-                    for name in &t.pending {
-                        writeln!(f, "    - {name}")?;
-                    }
-                }
-            }
+        for t in self.tenants.iter().filter(|t| all || !t.is_current(latest)) {
+            writeln!(f, "{t}")?;
         }
         for e in &self.listing_errors {
             writeln!(f, "✗ {e}")?;
@@ -423,7 +579,7 @@ impl StatusReport {
             f,
             "Overall: {}/{} tenants current, {} migration(s) pending",
             self.current(),
-            self.tenants.len(),
+            self.total(),
             self.pending_migrations()
         )?;
         if self.ahead() > 0 {
@@ -437,7 +593,7 @@ impl StatusReport {
 }
 
 impl fmt::Display for StatusReport {
-    /// Every tenant, then the summary.
+    /// The tenants it lists, then the summary.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.write_text(f, true)
     }

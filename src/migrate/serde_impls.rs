@@ -73,7 +73,7 @@ impl Serialize for MigrationReport {
             cancelled: self.cancelled,
             listing_errors: self.listing_errors.iter().map(|e| message(e)).collect(),
             totals: MigrationTotals {
-                tenants: self.tenants.len(),
+                tenants: self.total(),
                 succeeded: self.succeeded(),
                 migrated: self.migrated(),
                 up_to_date: self.up_to_date(),
@@ -90,34 +90,26 @@ struct TenantStatusJson<'a> {
     tenant: &'a TenantName,
     version: Option<usize>,
     pending: &'a [String],
-    #[serde(skip_serializing_if = "Option::is_none")]
-    state: Option<&'static str>,
+    state: &'static str,
     error: Option<String>,
 }
 
 impl<'a> TenantStatusJson<'a> {
-    fn new(t: &'a TenantStatus, latest: Option<usize>) -> Self {
-        let state = latest.map(|latest| match &t.version {
-            Err(_) => "unreadable",
-            Ok(v) if *v > latest => "ahead",
-            Ok(_) if t.pending.is_empty() => "current",
-            Ok(_) => "pending",
-        });
+    fn new(t: &'a TenantStatus) -> Self {
         TenantStatusJson {
             tenant: &t.tenant,
             version: t.version.as_ref().ok().copied(),
             pending: &t.pending,
-            state,
+            state: t.state(),
             error: t.version.as_ref().err().map(|e| message(e)),
         }
     }
 }
 
 impl Serialize for TenantStatus {
-    /// `{"tenant", "version", "pending", "error"}` (the `state` needs the
-    /// latest version: [`StatusReport`] adds it).
+    /// `{"tenant", "version", "pending", "state", "error"}`.
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        TenantStatusJson::new(self, None).serialize(s)
+        TenantStatusJson::new(self).serialize(s)
     }
 }
 
@@ -143,15 +135,12 @@ struct StatusReportJson<'a> {
 impl Serialize for StatusReport {
     /// The `status --json` format documented in the README.
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let latest = self.latest_version;
         StatusReportJson {
-            latest_version: latest,
-            tenants: (self.tenants.iter())
-                .map(|t| TenantStatusJson::new(t, Some(latest)))
-                .collect(),
+            latest_version: self.latest_version,
+            tenants: self.tenants.iter().map(TenantStatusJson::new).collect(),
             listing_errors: self.listing_errors.iter().map(|e| message(e)).collect(),
             totals: StatusTotals {
-                tenants: self.tenants.len(),
+                tenants: self.total(),
                 current: self.current(),
                 pending_tenants: self.behind(),
                 pending_migrations: self.pending_migrations(),

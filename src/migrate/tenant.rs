@@ -46,7 +46,7 @@ pub struct MigrationOutcome {
 /// Brings `tenant` to `target` (up or down), holding the tenant's lock.
 ///
 /// A tenant already at `target` returns at once without locking, so a
-/// fleet of up-to-date tenants costs one `PRAGMA user_version` each.
+/// fleet of up-to-date tenants costs one header read each.
 pub(crate) fn migrate_to(
     migrations: &Migrations,
     tenant: &TenantName,
@@ -54,6 +54,20 @@ pub(crate) fn migrate_to(
     target: usize,
 ) -> Result<MigrationOutcome> {
     let started = Instant::now();
+    let before = peek_version(tenant, path);
+    migrate_from(migrations, tenant, path, target, before, started)
+}
+
+/// [`migrate_to`], given the version read without the lock (`before`)
+/// and when the work on the tenant started.
+pub(crate) fn migrate_from(
+    migrations: &Migrations,
+    tenant: &TenantName,
+    path: &Path,
+    target: usize,
+    before: Result<usize>,
+    started: Instant,
+) -> Result<MigrationOutcome> {
     let latest = migrations.latest_version();
     if target > latest {
         return Err(Error::VersionOutOfRange {
@@ -63,9 +77,8 @@ pub(crate) fn migrate_to(
         });
     }
     // The unlocked read only spares up-to-date tenants the lock; if it
-    // fails (another process destroying the tenant under us can make SQLite
-    // report an I/O error), the read under the lock decides.
-    let before = peek_version(tenant, path);
+    // failed (another process destroying the tenant under us can make
+    // SQLite report an I/O error), the read under the lock decides.
     if let Ok(version) = before
         && version == target
     {

@@ -9,7 +9,10 @@ use rusqlite::{Connection, OpenFlags};
 
 use crate::error::Result;
 use crate::name::TenantName;
-use crate::storage::{Header, header_version, open_for_reading, require_database, sqlite_error};
+use crate::paths::Found;
+use crate::storage::{
+    Header, Occupant, header_version, occupant, open_for_reading, require_database, sqlite_error,
+};
 
 /// The tenant's schema version.
 pub(crate) fn read_version(tenant: &TenantName, path: &Path, conn: &Connection) -> Result<usize> {
@@ -26,6 +29,26 @@ pub(crate) fn peek_version(tenant: &TenantName, path: &Path) -> Result<usize> {
     match header_version(rustix::fs::CWD, path) {
         Header::Version(version) => Ok(version),
         Header::NotThere | Header::AskSqlite => peek_with_sqlite(tenant, path),
+    }
+}
+
+/// The schema version of a tenant a fleet run visits, read like
+/// [`peek_version`] but through the directory the walk has open, if any.
+///
+/// `None` when `walked` (a walk found it without looking at the file) and
+/// no regular file is there: it is no tenant, and the run skips it as
+/// `tenants()` would have.
+pub(crate) fn peek_found(found: &Found, walked: bool) -> Option<Result<usize>> {
+    let header = match found.below() {
+        Some((dir, name)) => header_version(dir, name),
+        None => header_version(rustix::fs::CWD, &found.path),
+    };
+    let is_database = || matches!(occupant(&found.path), Ok(Occupant::Database(_)));
+    match header {
+        Header::Version(version) => Some(Ok(version)),
+        Header::NotThere if walked => None,
+        Header::AskSqlite if walked && !is_database() => None,
+        Header::NotThere | Header::AskSqlite => Some(peek_with_sqlite(&found.tenant, &found.path)),
     }
 }
 

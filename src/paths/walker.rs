@@ -7,10 +7,20 @@
 //! lying beside tenants' databases with it ([`Mode::Siblings`]). Both
 //! therefore invert the template, check names and check buckets the same
 //! way. It holds one open directory per template level, never every name.
+//! A fleet run walks with [`Mode::Candidates`]: each tenant comes with the
+//! directory it was found in, open, so that the run names its files
+//! relative to it (one path component to resolve instead of the whole
+//! path) and looks at the database itself instead of the walk.
 
+use std::ffi::OsStr;
 use std::fs::{self, DirEntry, FileType};
 use std::io;
-use std::path::PathBuf;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustix::fs::{Mode as Permissions, OFlags};
 
 use tracing::{debug, warn};
 
@@ -26,6 +36,11 @@ pub(crate) enum Mode {
     /// the file name is the next level: one `lstat` of that name says
     /// whether the tenant is there.
     Tenants,
+    /// Like `Tenants`, but the tenant's own directory is not looked into
+    /// either: the database may not be there (a create in progress), and
+    /// the caller, which opens it anyway, skips it then. Each one found
+    /// comes with the directory it was found in ([`Found::below`]).
+    Candidates,
     /// Files in the directories that hold tenants' databases which `owner`
     /// says belong to a database (it returns that database's file name),
     /// whether or not the database exists. Entries the directory cannot
@@ -39,7 +54,7 @@ pub(crate) enum Mode {
 impl Mode {
     fn operation(self) -> &'static str {
         match self {
-            Mode::Tenants => "listing tenants",
+            Mode::Tenants | Mode::Candidates => "listing tenants",
             Mode::Siblings { operation, .. } => operation,
         }
     }
@@ -52,6 +67,27 @@ impl Mode {
 pub(crate) struct Found {
     pub(crate) tenant: TenantName,
     pub(crate) path: PathBuf,
+    /// With [`Mode::Candidates`], when the directory could be opened.
+    pub(crate) below: Option<Below>,
+}
+
+/// The open directory a database was found below: the same directory as
+/// the start of [`Found::path`] (it was read by that path).
+#[derive(Debug)]
+pub(crate) struct Below {
+    dir: Arc<OwnedFd>,
+    /// Where the database's path below `dir` starts in [`Found::path`].
+    start: usize,
+}
+
+impl Found {
+    /// The directory the walk found the database in, and the database's
+    /// path below it; `None` without [`Mode::Candidates`].
+    pub(crate) fn below(&self) -> Option<(BorrowedFd<'_>, &Path)> {
+        let below = self.below.as_ref()?;
+        let bytes = self.path.as_os_str().as_bytes().get(below.start..)?;
+        Some((below.dir.as_fd(), Path::new(OsStr::from_bytes(bytes))))
+    }
 }
 
 /// What the directories above an entry captured.
@@ -82,6 +118,8 @@ struct Frame {
     dir: PathBuf,
     entries: fs::ReadDir,
     captured: Captured,
+    /// The same directory open for `*at` calls ([`Mode::Candidates`]).
+    fd: Option<Arc<OwnedFd>>,
 }
 
 /// What one directory entry is to the walk.
@@ -126,10 +164,14 @@ impl Walker {
     fn open(&mut self, dir: PathBuf, captured: Captured) -> Result<()> {
         match fs::read_dir(&dir) {
             Ok(entries) => {
+                let fd = matches!(self.mode, Mode::Candidates)
+                    .then(|| open_dir(&dir))
+                    .flatten();
                 self.stack.push(Frame {
                     dir,
                     entries,
                     captured,
+                    fd,
                 });
                 Ok(())
             }
@@ -177,8 +219,8 @@ impl Walker {
         match self.level(depth, captures.tenant.is_some()) {
             Level::Dir if file_type.is_dir() => Step::Descend(entry.path(), captured),
             Level::Dir => Step::Skip,
-            Level::TenantDir => self.tenant_dir(entry, file_type, depth, &captured),
-            Level::File => self.database_file(entry, file_type, &captured),
+            Level::TenantDir => self.tenant_dir(frame, entry, file_type, depth, &captured),
+            Level::File => self.database_file(frame, entry, file_type, &captured),
         }
     }
 
@@ -186,7 +228,10 @@ impl Walker {
         let levels = self.layout.template().depth();
         if depth + 1 == levels {
             Level::File
-        } else if tenant_here && depth + 2 == levels && matches!(self.mode, Mode::Tenants) {
+        } else if tenant_here
+            && depth + 2 == levels
+            && matches!(self.mode, Mode::Tenants | Mode::Candidates)
+        {
             Level::TenantDir
         } else {
             Level::Dir
@@ -194,9 +239,11 @@ impl Walker {
     }
 
     /// The tenant's own directory: the file name is now fully known, so one
-    /// lstat replaces opening and reading the directory.
+    /// lstat replaces opening and reading the directory (none for
+    /// [`Mode::Candidates`]).
     fn tenant_dir(
         &self,
+        frame: &Frame,
         entry: &DirEntry,
         file_type: FileType,
         depth: usize,
@@ -209,28 +256,52 @@ impl Walker {
             debug!(path = %entry.path().display(), "skipping directory in the wrong bucket");
             return Step::Skip;
         };
-        let path = entry.path().join(self.layout.template().render_component(
+        let file = self.layout.template().render_component(
             depth + 1,
             tenant.as_str(),
             &self.layout.bucket_label(tenant.as_str()),
-        ));
+        );
+        let path = entry.path().join(&file);
+        if matches!(self.mode, Mode::Candidates) {
+            // The tenant's directory and the file in it.
+            let below_len = entry.file_name().len() + 1 + file.len();
+            return Step::Found(Found {
+                below: below(frame, &path, below_len),
+                tenant,
+                path,
+            });
+        }
         match fs::symlink_metadata(&path) {
-            Ok(meta) if meta.is_file() => Step::Found(Found { tenant, path }),
+            Ok(meta) if meta.is_file() => Step::Found(Found {
+                tenant,
+                path,
+                below: None,
+            }),
             _ => Step::Skip,
         }
     }
 
     /// An entry at the database files' level.
-    fn database_file(&self, entry: &DirEntry, file_type: FileType, captured: &Captured) -> Step {
+    fn database_file(
+        &self,
+        frame: &Frame,
+        entry: &DirEntry,
+        file_type: FileType,
+        captured: &Captured,
+    ) -> Step {
         if !file_type.is_file() {
             debug!(path = %entry.path().display(), "skipping entry: not a regular file");
             return Step::Skip;
         }
         match self.tenant(captured) {
-            Some(tenant) => Step::Found(Found {
-                tenant,
-                path: entry.path(),
-            }),
+            Some(tenant) => {
+                let path = entry.path();
+                Step::Found(Found {
+                    below: below(frame, &path, entry.file_name().len()),
+                    tenant,
+                    path,
+                })
+            }
             None => {
                 debug!(path = %entry.path().display(), "skipping file in the wrong bucket");
                 Step::Skip
@@ -253,6 +324,7 @@ impl Walker {
             Some(tenant) => Step::Found(Found {
                 tenant,
                 path: frame.dir.join(owner),
+                below: None,
             }),
             None => Step::Skip,
         }
@@ -262,6 +334,26 @@ impl Walker {
         self.layout
             .captured_tenant(captured.tenant.as_deref(), captured.bucket.as_deref())
     }
+}
+
+/// `dir` open for `*at` calls (read only, closed on exec), beside the
+/// `ReadDir` that reads it by the same path. `None` if that fails: the
+/// caller then uses the path.
+fn open_dir(dir: &std::path::Path) -> Option<Arc<OwnedFd>> {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    rustix::fs::open(dir, flags, Permissions::empty())
+        .ok()
+        .map(Arc::new)
+}
+
+/// `frame`'s directory, if it is open, for the database at `path`, whose
+/// last `below_len` bytes name it below that directory.
+fn below(frame: &Frame, path: &Path, below_len: usize) -> Option<Below> {
+    let start = path.as_os_str().len().checked_sub(below_len)?;
+    frame.fd.as_ref().map(|dir| Below {
+        dir: Arc::clone(dir),
+        start,
+    })
 }
 
 /// Logs an entry skipped because the name it gives is not a valid tenant
@@ -397,5 +489,46 @@ mod tests {
         let found = walk(&root, Mode::Tenants);
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].0, "acme");
+    }
+
+    /// A candidate walk also gives the tenant whose directory holds no
+    /// database yet (the caller looks), and names each database relative
+    /// to the directory the walk read: the same file as its path.
+    #[test]
+    fn candidates_come_with_their_directory_and_are_not_looked_at() {
+        for template in [
+            "%{bucket}/%{tenant}/main.sqlite3",
+            "db/%{tenant}-%{bucket}.sqlite3",
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let root = RootConfig::new(dir.path()).template(template).buckets(16);
+            fs::create_dir_all(root.database_path("acme").unwrap()).unwrap();
+            fs::remove_dir(root.database_path("acme").unwrap()).unwrap();
+            let globex = root.database_path("globex").unwrap();
+            touch(&globex);
+            fs::write(&globex, b"globex").unwrap();
+            let mut found: Vec<_> = root
+                .walk(Mode::Candidates)
+                .unwrap()
+                .map(|f| f.unwrap())
+                .collect();
+            found.sort_by(|a, b| a.tenant.cmp(&b.tenant));
+            let names: Vec<_> = found.iter().map(|f| f.tenant.as_str()).collect();
+            let expected: &[&str] = if template.starts_with("db/") {
+                &["globex"]
+            } else {
+                &["acme", "globex"]
+            };
+            assert_eq!(names, expected, "{template}");
+            let globex_found = found.last().unwrap();
+            assert_eq!(globex_found.path, globex);
+            let (dir, name) = globex_found.below().unwrap();
+            assert!(name.is_relative() && globex.ends_with(name), "{template}");
+            let flags = rustix::fs::OFlags::RDONLY;
+            let fd = rustix::fs::openat(dir, name, flags, rustix::fs::Mode::empty()).unwrap();
+            let mut contents = [0u8; 6];
+            rustix::io::pread(&fd, &mut contents, 0).unwrap();
+            assert_eq!(&contents, b"globex", "{template}");
+        }
     }
 }

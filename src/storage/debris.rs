@@ -92,7 +92,7 @@ pub(crate) fn sweep_debris(root: &RootConfig) -> Result<usize> {
     })?;
     let mut owners: BTreeMap<PathBuf, TenantName> = BTreeMap::new();
     for found in walk {
-        let Found { tenant, path } = found?;
+        let Found { tenant, path, .. } = found?;
         owners.insert(path, tenant);
     }
     let mut removed = 0;

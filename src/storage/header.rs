@@ -26,8 +26,8 @@
 //!
 //! Anything else is [`Header::AskSqlite`]: the caller opens it with SQLite.
 
-use std::ffi::OsString;
 use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat, fstat, openat, statat};
@@ -91,23 +91,18 @@ pub(crate) fn header_version(dir: BorrowedFd<'_>, name: &Path) -> Header {
 
 /// Whether `name`'s `-wal` is absent or empty and it has no `-journal`.
 fn sidecars_at_rest(dir: BorrowedFd<'_>, name: &Path) -> bool {
-    let wal = statat(dir, with_suffix(name, "-wal"), AtFlags::SYMLINK_NOFOLLOW);
-    let wal_empty = match wal {
+    let name = name.as_os_str().as_bytes();
+    let mut sidecar = Vec::with_capacity(name.len() + "-journal".len());
+    sidecar.extend_from_slice(name);
+    sidecar.extend_from_slice(b"-wal");
+    let wal_empty = match statat(dir, sidecar.as_slice(), AtFlags::SYMLINK_NOFOLLOW) {
         Ok(stat) => stat.st_size == 0,
         Err(e) => e == Errno::NOENT,
     };
-    let journal = statat(
-        dir,
-        with_suffix(name, "-journal"),
-        AtFlags::SYMLINK_NOFOLLOW,
-    );
+    sidecar.truncate(name.len());
+    sidecar.extend_from_slice(b"-journal");
+    let journal = statat(dir, sidecar.as_slice(), AtFlags::SYMLINK_NOFOLLOW);
     wal_empty && matches!(journal, Err(Errno::NOENT))
-}
-
-fn with_suffix(name: &Path, suffix: &str) -> OsString {
-    let mut sidecar = name.as_os_str().to_owned();
-    sidecar.push(suffix);
-    sidecar
 }
 
 /// The version in the header of the file `fd` is open on, `stat` its

@@ -2,12 +2,14 @@
 //! terminal, Ctrl-C handling and `--json`.
 
 use std::io::IsTerminal;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{Value, json};
-use tenanted::{MigrateOptions, MigrationReport, StatusReport, TenantReport};
+use tenanted::{
+    MigrateOptions, MigrationReport, StatusReport, TenantManager, TenantReport, TenantStatus,
+};
 
 use crate::Cli;
 use crate::support::{Failure, require_root, tenant_names};
@@ -127,6 +129,9 @@ struct Printer {
     bar: Option<ProgressBar>,
     quiet: bool,
     json: bool,
+    /// With `--json`, every tenant's line: the report lists only the ones
+    /// that changed or failed, the documented JSON lists them all.
+    lines: Mutex<Vec<TenantReport>>,
 }
 
 impl Printer {
@@ -139,10 +144,20 @@ impl Printer {
             }
             bar
         });
-        Printer { bar, quiet, json }
+        Printer {
+            bar,
+            quiet,
+            json,
+            lines: Mutex::new(Vec::new()),
+        }
     }
 
     fn tenant_done(&self, report: &TenantReport) {
+        if self.json
+            && let Ok(mut lines) = self.lines.lock()
+        {
+            lines.push(report.clone());
+        }
         let failed = !report.succeeded();
         if self.json || !(failed || report.changed()) || (self.quiet && !failed) {
             return;
@@ -170,7 +185,10 @@ impl Printer {
             bar.finish_and_clear();
         }
         if self.json {
-            println!("{}", migrate_json(report));
+            let mut lines =
+                (self.lines.lock()).map_or_else(|_| Vec::new(), |mut l| std::mem::take(&mut *l));
+            lines.sort_by(|a, b| a.tenant.cmp(&b.tenant));
+            println!("{}", migrate_json(report, &lines));
             return;
         }
         for e in &report.listing_errors {
@@ -180,22 +198,37 @@ impl Printer {
     }
 }
 
-/// `migrate --json`: the report's own `Serialize` (the documented format).
-fn migrate_json(report: &MigrationReport) -> Value {
-    serde_json::to_value(report).unwrap_or_else(|e| json!({ "error": e.to_string() }))
+/// `migrate --json`: the report's own `Serialize` (the documented format),
+/// listing every tenant attempted (`lines`), up-to-date ones included.
+fn migrate_json(report: &MigrationReport, lines: &[TenantReport]) -> Value {
+    let mut value =
+        serde_json::to_value(report).unwrap_or_else(|e| json!({ "error": e.to_string() }));
+    if let (Some(tenants), Ok(lines)) = (value.get_mut("tenants"), serde_json::to_value(lines)) {
+        *tenants = lines;
+    }
+    value
+}
+
+/// Every tenant's status row, sorted by name, with the report (whose
+/// totals count every tenant). For the outputs that list every tenant.
+fn every_row(manager: &TenantManager) -> Result<(StatusReport, Vec<TenantStatus>), Failure> {
+    let mut rows = Vec::new();
+    let report = manager.migration_status_each(|row| rows.push(row.clone()))?;
+    rows.sort_by(|a, b| a.tenant.cmp(&b.tenant));
+    Ok((report, rows))
 }
 
 /// `migrate --dry-run`: each tenant's version and what would run on it.
 fn dry_run(
-    manager: &tenanted::TenantManager,
+    manager: &TenantManager,
     only: &[tenanted::TenantName],
     target: usize,
     json: bool,
 ) -> Result<u8, Failure> {
-    let status = manager.migration_status()?;
+    let (status, rows) = every_row(manager)?;
     let names: Vec<&str> = manager.migrations().iter().map(|m| m.name()).collect();
     let mut plan = Vec::new();
-    for t in &status.tenants {
+    for t in &rows {
         if !only.is_empty() && !only.contains(&t.tenant) {
             continue;
         }
@@ -243,15 +276,11 @@ pub fn status(cli: &Cli, args: &StatusArgs) -> Result<u8, Failure> {
     let migrations = cli.load_migrations()?;
     require_root(&cli.root)?;
     let manager = cli.builder(migrations).build()?;
-    let mut status = manager.migration_status()?;
-    if let Some(name) = &args.tenant {
-        let tenant = tenant_names(std::slice::from_ref(name))?.remove(0);
-        if !manager.tenant_exists(tenant.as_str())? {
-            let path = manager.root().database_path(tenant.as_str())?;
-            return Err(tenanted::Error::TenantDoesNotExist { tenant, path }.into());
-        }
-        status.tenants.retain(|t| t.tenant == tenant);
-    }
+    let status = if args.all || args.json || args.tenant.is_some() {
+        every_tenant_status(&manager, args.tenant.as_deref())?
+    } else {
+        manager.migration_status()?
+    };
     if args.json {
         println!("{}", status_json(&status));
     } else {
@@ -261,6 +290,32 @@ pub fn status(cli: &Cli, args: &StatusArgs) -> Result<u8, Failure> {
     Ok(u8::from(
         incomplete || (args.check && !status.all_current()),
     ))
+}
+
+/// A report listing every tenant (or only `tenant`), sorted by name.
+fn every_tenant_status(
+    manager: &TenantManager,
+    tenant: Option<&str>,
+) -> Result<StatusReport, Failure> {
+    let only = match tenant {
+        Some(name) => {
+            let tenant = tenant_names(&[name.to_owned()])?.remove(0);
+            if !manager.tenant_exists(tenant.as_str())? {
+                let path = manager.root().database_path(tenant.as_str())?;
+                return Err(tenanted::Error::TenantDoesNotExist { tenant, path }.into());
+            }
+            Some(tenant)
+        }
+        None => None,
+    };
+    let (fleet, rows) = every_row(manager)?;
+    let rows = rows
+        .into_iter()
+        .filter(|t| only.as_ref().is_none_or(|o| *o == t.tenant));
+    let mut status: StatusReport = rows.collect();
+    status.latest_version = fleet.latest_version;
+    status.listing_errors = fleet.listing_errors;
+    Ok(status)
 }
 
 /// The documented `status --json` format: the report's own `Serialize`.
