@@ -7,16 +7,25 @@
 //! the same file costs ~60 µs of CPU. The header is the truth only when
 //! nothing newer is elsewhere, so the answer is given only when:
 //!
-//! - there is no `-wal` with content (its frames may hold a newer page 1)
-//!   and no `-journal` (a hot journal would be rolled back by the next
-//!   SQLite open); both are looked at *before* the header is read, so the
-//!   answer is the database as of some moment during the call (a writer
-//!   can only append to a new WAL, which leaves the header as it was, or
-//!   checkpoint, which writes a committed page 1);
-//! - the header says WAL mode (bytes 18 and 19 are 2): in WAL mode a
+//! - there is no `-wal` with content (its frames may hold a newer page 1).
+//!   It is looked at *before* the header is read, so the answer is the
+//!   database as of some moment during the call: a writer can only append
+//!   to a new WAL, which leaves the header as it was, or checkpoint, which
+//!   writes a committed page 1;
+//! - the header says WAL mode (bytes 18 and 19 are 2). In WAL mode a
 //!   writer never changes the database file in place except by a
-//!   checkpoint of committed pages, so a torn or uncommitted page 1 cannot
-//!   be read (a rollback-journal writer changes it before committing);
+//!   checkpoint of committed pages, so no uncommitted page 1 is ever read.
+//!   A rollback-journal writer writes page 1 in place before its commit is
+//!   done, and a crash leaves a hot `-journal` that the next SQLite open
+//!   rolls back: such a database (bytes 18 and 19 are 1) goes to SQLite.
+//!   A `-journal` beside a WAL-mode header is not looked for: SQLite opens
+//!   the WAL of any header whose byte 19 is 2 (`lockBtree`), so the only
+//!   rollback-journal transaction such a file sees is the one that switches
+//!   its journal mode (`OP_JournalMode`: "this transaction always uses a
+//!   rollback journal"), and `sqlite3BtreeSetVersion` changes bytes 18
+//!   and 19 alone, never `user_version`. (A `-journal` left by
+//!   `journal_mode=PERSIST` would otherwise send a tenant to SQLite for
+//!   good, and looking for one costs as much as the `open`.)
 //! - it starts with `SQLite format 3\0`, its page size and payload
 //!   fractions are SQLite's, and the file holds at least one page, so a
 //!   damaged file is never given a version: SQLite judges it instead;
@@ -53,7 +62,7 @@ const MAGIC: &[u8; 16] = b"SQLite format 3\0";
 /// directory `dir` (or to the working directory with `rustix::fs::CWD`),
 /// if its header alone tells (see the module).
 pub(crate) fn header_version(dir: BorrowedFd<'_>, name: &Path) -> Header {
-    if !sidecars_at_rest(dir, name) {
+    if !wal_is_empty(dir, name) {
         return Header::AskSqlite;
     }
     // Most fleet runs happen in a process with no tenant open: then there
@@ -89,20 +98,16 @@ pub(crate) fn header_version(dir: BorrowedFd<'_>, name: &Path) -> Header {
     }
 }
 
-/// Whether `name`'s `-wal` is absent or empty and it has no `-journal`.
-fn sidecars_at_rest(dir: BorrowedFd<'_>, name: &Path) -> bool {
+/// Whether `name`'s `-wal` is absent or empty.
+fn wal_is_empty(dir: BorrowedFd<'_>, name: &Path) -> bool {
     let name = name.as_os_str().as_bytes();
-    let mut sidecar = Vec::with_capacity(name.len() + "-journal".len());
-    sidecar.extend_from_slice(name);
-    sidecar.extend_from_slice(b"-wal");
-    let wal_empty = match statat(dir, sidecar.as_slice(), AtFlags::SYMLINK_NOFOLLOW) {
+    let mut wal = Vec::with_capacity(name.len() + "-wal".len());
+    wal.extend_from_slice(name);
+    wal.extend_from_slice(b"-wal");
+    match statat(dir, wal.as_slice(), AtFlags::SYMLINK_NOFOLLOW) {
         Ok(stat) => stat.st_size == 0,
         Err(e) => e == Errno::NOENT,
-    };
-    sidecar.truncate(name.len());
-    sidecar.extend_from_slice(b"-journal");
-    let journal = statat(dir, sidecar.as_slice(), AtFlags::SYMLINK_NOFOLLOW);
-    wal_empty && matches!(journal, Err(Errno::NOENT))
+    }
 }
 
 /// The version in the header of the file `fd` is open on, `stat` its
@@ -177,11 +182,10 @@ mod tests {
         assert_eq!(header_version(CWD, &path), Header::AskSqlite);
         std::fs::remove_file(&path).unwrap();
         wal_database(&path, 3);
-        // A journal beside it, even empty, or a WAL with content.
-        let journal = dir.path().join("main.sqlite3-journal");
-        std::fs::write(&journal, b"").unwrap();
-        assert_eq!(header_version(CWD, &path), Header::AskSqlite);
-        std::fs::remove_file(&journal).unwrap();
+        // A WAL with content; a journal beside a WAL-mode header cannot
+        // change the version (see the module).
+        std::fs::write(dir.path().join("main.sqlite3-journal"), b"").unwrap();
+        assert_eq!(header_version(CWD, &path), Header::Version(3));
         std::fs::write(dir.path().join("main.sqlite3-wal"), b"x").unwrap();
         assert_eq!(header_version(CWD, &path), Header::AskSqlite);
     }
