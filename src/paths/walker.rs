@@ -339,7 +339,7 @@ impl Walker {
 /// `dir` open for `*at` calls (read only, closed on exec), beside the
 /// `ReadDir` that reads it by the same path. `None` if that fails: the
 /// caller then uses the path.
-fn open_dir(dir: &std::path::Path) -> Option<Arc<OwnedFd>> {
+fn open_dir(dir: &Path) -> Option<Arc<OwnedFd>> {
     let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
     rustix::fs::open(dir, flags, Permissions::empty())
         .ok()

@@ -12,10 +12,11 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::pool_state::PoolState;
-use crate::storage::{PinError, TrackedConnection, open_pinned};
 use r2d2::ManageConnection;
 use r2d2_sqlite::SqliteConnectionManager;
+
+use super::pool_state::PoolState;
+use crate::storage::{PinError, TrackedConnection, open_pinned};
 
 /// Opens a tenant's connections for its r2d2 pool.
 pub(super) struct PinnedManager {

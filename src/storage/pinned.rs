@@ -105,8 +105,8 @@ pub(crate) fn open_pinned(
     // but cannot come to name another one; the same file before the open
     // and after the lock means the connection is on it.
     let before = database_before_open(path)?;
-    // Counted before SQLite opens it (see `open_files`); if the open fails,
-    // `conn` goes before `registration`, as it is declared after it.
+    // Counted before SQLite opens it (see `open_files`). On an early
+    // return `conn`, declared after it, is closed first.
     let registration = Registration::new(before);
     let conn = open().map_err(|e| sqlite_failure(dir, e))?;
     let version = match conn.query_row("PRAGMA user_version", [], |row| row.get::<_, i64>(0)) {
