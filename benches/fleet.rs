@@ -5,7 +5,13 @@
 //! 2,000 up-to-date tenants, both beside the header-read floor (issue #13):
 //! a plain loop on as many threads that opens each file, reads its first
 //! 100 bytes and closes it. That group prints the ratios of interleaved
-//! medians before criterion's own runs.
+//! medians, and how much `migration_status` and a no-op `migrate_all`
+//! grow the resident set, before criterion's own runs.
+//!
+//! `TENANTED_BENCH_FLOOR_TENANTS=1000000` runs that group on a million
+//! tenants (about 12 GB of disk: each tenant after the first is a copy of
+//! its file), and `TENANTED_BENCH_FLOOR_ROOT=/some/dir` keeps that fleet
+//! there for the next run instead of a temporary directory.
 
 mod support;
 
@@ -22,6 +28,8 @@ use tenanted::{MigrateOptions, TenantManager};
 const PENDING_TENANTS: usize = 2_000;
 const CURRENT_TENANTS: usize = 10_000;
 const FLOOR_TENANTS: usize = 2_000;
+/// Past this many, the floor group's tenants are copies of the first.
+const CREATED_TENANTS: usize = 10_000;
 
 fn paths(m: &TenantManager) -> Vec<std::path::PathBuf> {
     let mut names: Vec<_> = m.tenants().unwrap().map(|t| t.unwrap()).collect();
@@ -157,10 +165,12 @@ fn median(mut samples: Vec<Duration>) -> Duration {
 /// `migrate_all` (so a busy moment of the machine hits all three), and
 /// the ratios of their medians.
 fn print_floor_ratios(m: &TenantManager, files: &[PathBuf], threads: usize) {
+    let tenants = files.len();
+    let rounds = if tenants > 100_000 { 5 } else { 15 };
     let (mut floor, mut status, mut noop) = (Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..15 {
+    for _ in 0..rounds {
         let started = Instant::now();
-        assert_eq!(header_floor(files, threads), 4 * FLOOR_TENANTS as i64);
+        assert_eq!(header_floor(files, threads), tenants as i64);
         floor.push(started.elapsed());
         let started = Instant::now();
         assert!(m.migration_status().unwrap().all_current());
@@ -168,30 +178,70 @@ fn print_floor_ratios(m: &TenantManager, files: &[PathBuf], threads: usize) {
         let started = Instant::now();
         let report = m.migrate_all(&MigrateOptions::new().jobs(threads)).unwrap();
         noop.push(started.elapsed());
-        assert_eq!(report.up_to_date(), FLOOR_TENANTS);
+        assert_eq!(report.up_to_date(), tenants);
     }
     let (floor, status, noop) = (median(floor), median(status), median(noop));
     let ratio = |d: Duration| d.as_secs_f64() / floor.as_secs_f64();
     println!(
-        "{FLOOR_TENANTS} tenants, {threads} thread(s): floor {floor:.1?}, \
+        "{tenants} tenants, {threads} thread(s): floor {floor:.1?}, \
          migration_status {status:.1?} ({:.2}x), no-op migrate_all {noop:.1?} ({:.2}x)",
         ratio(status),
         ratio(noop)
     );
 }
 
-fn header_read_floor(c: &mut Criterion) {
-    let dir = tempfile::tempdir().unwrap();
-    let m = support::builder(dir.path(), support::migrations(4))
+/// How much `run` grows the resident set at its peak, in kB, when the
+/// kernel lets the peak be reset (`/proc/self/clear_refs`).
+fn rss_growth_kb(run: impl FnOnce()) -> Option<usize> {
+    std::fs::write("/proc/self/clear_refs", "5").ok()?;
+    let before = support::status_kb("VmRSS");
+    run();
+    Some(support::status_kb("VmHWM").saturating_sub(before))
+}
+
+fn print_rss_growth(m: &TenantManager, tenants: usize) {
+    let status = rss_growth_kb(|| assert!(m.migration_status().unwrap().all_current()));
+    let noop = rss_growth_kb(|| {
+        let report = m.migrate_all(&MigrateOptions::new()).unwrap();
+        assert_eq!(report.up_to_date(), tenants);
+    });
+    if let (Some(status), Some(noop)) = (status, noop) {
+        println!(
+            "{tenants} tenants: RSS growth: migration_status +{status} kB, no-op migrate_all +{noop} kB"
+        );
+    }
+}
+
+/// The floor group's fleet: `FLOOR_TENANTS`, or as many as
+/// `TENANTED_BENCH_FLOOR_TENANTS` says, at version 1.
+fn floor_fleet(root: &std::path::Path) -> (TenantManager, Vec<PathBuf>) {
+    let tenants = std::env::var("TENANTED_BENCH_FLOOR_TENANTS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(FLOOR_TENANTS);
+    let m = support::builder(root, support::migrations(1))
         .build()
         .unwrap();
-    support::populate(&m, FLOOR_TENANTS);
+    support::populate(&m, tenants.min(CREATED_TENANTS));
+    if tenants > CREATED_TENANTS {
+        support::populate_by_copy(&m, tenants);
+    }
     let files = paths(&m);
+    assert_eq!(files.len(), tenants, "the fleet at {}", root.display());
+    (m, files)
+}
+
+fn header_read_floor(c: &mut Criterion) {
+    let temporary = tempfile::tempdir().unwrap();
+    let root = std::env::var_os("TENANTED_BENCH_FLOOR_ROOT")
+        .map_or_else(|| temporary.path().to_path_buf(), PathBuf::from);
+    let (m, files) = floor_fleet(&root);
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     print_floor_ratios(&m, &files, threads);
+    print_rss_growth(&m, files.len());
 
-    let mut group = c.benchmark_group("2k_up_to_date_tenants_header_floor");
-    group.sample_size(20);
+    let mut group = c.benchmark_group(format!("{}_up_to_date_tenants_header_floor", files.len()));
+    group.sample_size(if files.len() > 100_000 { 10 } else { 20 });
     group.bench_function(
         format!("floor: open + read 100 bytes + close, {threads} thread(s)"),
         |b| b.iter(|| header_floor(&files, threads)),
@@ -202,7 +252,7 @@ fn header_read_floor(c: &mut Criterion) {
     group.bench_function(format!("tenanted: no-op migrate_all jobs={threads}"), |b| {
         b.iter(|| {
             let report = m.migrate_all(&MigrateOptions::new().jobs(threads)).unwrap();
-            assert_eq!(report.up_to_date(), FLOOR_TENANTS)
+            assert_eq!(report.up_to_date(), files.len())
         })
     });
     group.finish();
