@@ -263,6 +263,23 @@ fn damaged_files_are_still_reported_damaged_by_fleet_runs() {
 }
 
 #[test]
+fn a_truncated_database_is_not_given_the_version_its_header_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = common::manager(dir.path());
+    m.create_tenant("acme").unwrap();
+    let whole = std::fs::read(m.root().database_path("acme").unwrap()).unwrap();
+    assert!(whole.len() > 4096);
+    plant(&m, "cut", &whole[..4096]);
+    assert_eq!(header_version(&m.root().database_path("cut").unwrap()), 3);
+
+    let status = m.migration_status().unwrap();
+    assert_eq!((status.current(), status.unreadable()), (1, 1), "{status}");
+    assert_eq!(status.tenants[0].tenant.as_str(), "cut");
+    let report = m.migrate_all(&MigrateOptions::new()).unwrap();
+    assert_eq!((report.up_to_date(), report.failed()), (1, 1), "{report}");
+}
+
+#[test]
 fn a_directory_or_a_symlink_in_place_of_a_database_is_still_no_tenant() {
     let dir = tempfile::tempdir().unwrap();
     let m = common::manager(dir.path());

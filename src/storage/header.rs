@@ -27,8 +27,9 @@
 //!   `journal_mode=PERSIST` would otherwise send a tenant to SQLite for
 //!   good, and looking for one costs as much as the `open`.)
 //! - it starts with `SQLite format 3\0`, its page size and payload
-//!   fractions are SQLite's, and the file holds at least one page, so a
-//!   damaged file is never given a version: SQLite judges it instead;
+//!   fractions are SQLite's, and the file holds at least one page and as
+//!   many as the header counts, so a damaged or truncated file is never
+//!   given a version: SQLite judges it instead;
 //! - no SQLite connection of this process is on the file: closing the
 //!   descriptor would drop that connection's locks (see `open_files`,
 //!   which also closes the descriptor here).
@@ -139,11 +140,25 @@ fn version_in(header: &[u8; 100], size: u64) -> Option<usize> {
     };
     let wal_mode = header[18] == 2 && header[19] == 2;
     let fractions = header[21..24] == [64, 32, 32];
-    if !wal_mode || !fractions || size < page_size {
+    if !wal_mode || !fractions || size < page_size || size < page_size * pages_in(header) {
         return None;
     }
     let version = i32::from_be_bytes([header[60], header[61], header[62], header[63]]);
     usize::try_from(version).ok()
+}
+
+/// The database's size in pages as its header says it, when the header's
+/// count is valid (its "version-valid-for" matches the change counter);
+/// SQLite calls a file shorter than that corrupt. 0 when not valid.
+fn pages_in(header: &[u8; 100]) -> u64 {
+    let field = |at: usize| {
+        u32::from_be_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]])
+    };
+    if field(24) == field(92) {
+        u64::from(field(28))
+    } else {
+        0
+    }
 }
 
 #[cfg(test)]
@@ -205,6 +220,12 @@ mod tests {
         header[60..64].copy_from_slice(&5i32.to_be_bytes());
         assert_eq!(version_in(&header, 4096), Some(5));
         assert_eq!(version_in(&header, 4095), None, "shorter than a page");
+        // A valid page count of 3 (the change counter matches
+        // version-valid-for): a shorter file is truncated.
+        header[24..32].copy_from_slice(&[0, 0, 0, 7, 0, 0, 0, 3]);
+        header[92..96].copy_from_slice(&[0, 0, 0, 7]);
+        assert_eq!(version_in(&header, 3 * 4096), Some(5));
+        assert_eq!(version_in(&header, 2 * 4096), None, "truncated");
         header[60..64].copy_from_slice(&(-1i32).to_be_bytes());
         assert_eq!(version_in(&header, 4096), None);
     }
