@@ -43,13 +43,18 @@ pub(crate) fn peek_found(found: &Found, walked: bool) -> Option<Result<usize>> {
         Some((dir, name)) => header_version(dir, name),
         None => header_version(rustix::fs::CWD, &found.path),
     };
-    let is_database = || matches!(occupant(&found.path), Ok(Occupant::Database(_)));
     match header {
         Header::Version(version) => Some(Ok(version)),
         Header::NotThere if walked => None,
-        Header::AskSqlite if walked && !is_database() => None,
+        Header::AskSqlite if walked && !is_database(found) => None,
         Header::NotThere | Header::AskSqlite => Some(peek_with_sqlite(&found.tenant, &found.path)),
     }
+}
+
+/// Whether a regular file is where `found`'s database should be (what
+/// `tenants()` checks before listing a tenant).
+pub(super) fn is_database(found: &Found) -> bool {
+    matches!(occupant(&found.path), Ok(Occupant::Database(_)))
 }
 
 /// The tenant's schema version, read with SQLite.
