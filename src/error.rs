@@ -111,6 +111,19 @@ pub enum Error {
         found: &'static str,
     },
 
+    /// An entry on the way from the root to a tenant's files is a symbolic
+    /// link or something else that is not a directory. tenanted never
+    /// follows one, since it could lead outside the root.
+    #[error("{}{} is {found}, not a directory; tenanted never follows links or passes through other entries inside the root, since they could lead outside it, so nothing was done: move it out of the root (or put the real directory in its place) and retry", tenant_label(tenant), path.display())]
+    NotADirectory {
+        /// The tenant whose files lie beyond it, if any.
+        tenant: Option<TenantName>,
+        /// The entry.
+        path: PathBuf,
+        /// What it is ("a symbolic link").
+        found: &'static str,
+    },
+
     /// A file given to `restore_tenant` is not a backup that can be
     /// restored (missing, empty, not SQLite, failing `integrity_check`);
     /// nothing was changed.
@@ -176,6 +189,17 @@ pub enum Error {
         /// The tenant.
         tenant: TenantName,
         /// The file being opened.
+        path: PathBuf,
+    },
+
+    /// The tenant's database is on a read-only file system and SQLite
+    /// cannot open it there: a WAL-mode database needs its `-shm` file,
+    /// which a read-only root cannot hold unless it was left there.
+    #[error("cannot open tenant {tenant} at {}: the file system is read-only, and SQLite can only open a WAL-mode database there if its -shm file already exists; serve it from a writable root, or copy the root to one (cp -a) and serve the copy", path.display())]
+    ReadOnlyRoot {
+        /// The tenant.
+        tenant: TenantName,
+        /// Its database file.
         path: PathBuf,
     },
 
@@ -340,6 +364,36 @@ pub(crate) fn concise(e: &rusqlite_migration::Error) -> String {
 }
 
 /// `"tenant NAME: "`, or nothing when no tenant is involved.
+/// What blocked the way to a directory beneath the root: an entry that is
+/// not one. Carried inside the `io::Error` of the step that met it (see
+/// `storage/dir.rs`) and turned into [`Error::NotADirectory`] by
+/// `Error::io`.
+#[derive(Debug)]
+pub(crate) struct Blocked {
+    /// The entry.
+    pub(crate) path: PathBuf,
+    /// What it is ("a symbolic link").
+    pub(crate) found: &'static str,
+}
+
+impl fmt::Display for Blocked {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} is {}, not a directory",
+            self.path.display(),
+            self.found
+        )
+    }
+}
+
+impl std::error::Error for Blocked {}
+
+/// The [`Blocked`] inside an I/O error, if that is what it is.
+pub(crate) fn blocked(e: &io::Error) -> Option<&Blocked> {
+    e.get_ref()?.downcast_ref::<Blocked>()
+}
+
 fn tenant_label(tenant: &Option<TenantName>) -> String {
     tenant
         .as_ref()
@@ -378,6 +432,7 @@ impl Error {
             | Error::BadBackup { tenant, .. }
             | Error::SchemaAheadOfCode { tenant, .. }
             | Error::TooManyOpenFiles { tenant, .. }
+            | Error::ReadOnlyRoot { tenant, .. }
             | Error::Migration { tenant, .. }
             | Error::MissingDownMigration { tenant, .. }
             | Error::VersionOutOfRange { tenant, .. }
@@ -388,7 +443,8 @@ impl Error {
             Error::TenantSwitchProhibited { requested, .. } => Some(requested),
             Error::Sqlite { tenant, .. }
             | Error::Io { tenant, .. }
-            | Error::BackupInsideRoot { tenant, .. } => tenant.as_ref(),
+            | Error::BackupInsideRoot { tenant, .. }
+            | Error::NotADirectory { tenant, .. } => tenant.as_ref(),
             Error::BadTenantName { .. }
             | Error::BadTemplate { .. }
             | Error::NoTenant
@@ -404,6 +460,15 @@ impl Error {
         operation: &'static str,
         cause: io::Error,
     ) -> Self {
+        // A link or a file on the way into the root is its own error,
+        // whichever step met it.
+        if let Some(Blocked { path, found }) = blocked(&cause) {
+            return Error::NotADirectory {
+                tenant: tenant.cloned(),
+                path: path.clone(),
+                found,
+            };
+        }
         let path = path.into();
         match (tenant, is_fd_exhaustion(&cause)) {
             (Some(tenant), true) => Error::TooManyOpenFiles {

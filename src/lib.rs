@@ -63,7 +63,7 @@ pub use migrate::{
 pub use name::{MAX_TENANT_NAME_LEN, TenantName};
 pub use paths::{DEFAULT_BUCKETS, DEFAULT_TEMPLATE, RootConfig, Tenants, bucket_of};
 pub use pool::{ConnectionInit, PoolStats, TenantConnection};
-pub use storage::INTERNAL_DIR;
+pub use storage::{CreateReport, INTERNAL_DIR};
 
 /// Migrations compiled into the binary from a directory laid out as for
 /// [`Migrations::from_dir`] (`NNNN_name/up.sql`, optional `down.sql`), so a

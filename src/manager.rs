@@ -2,6 +2,7 @@
 //! hands the work to the layer that does it: `paths` (where files are),
 //! `storage` (files on disk), `migrate` (schemas), `pool` (connections).
 
+use std::collections::HashSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -25,7 +26,7 @@ use crate::pool::{
     self, DestroyGuard, OpenConfig, PoolCache, PoolStats, TenantConnection, WatchSettings, Watcher,
     shared_connector,
 };
-use crate::storage::{self, Existing};
+use crate::storage::{self, CreateReport, Existing};
 
 /// Gives every tenant its own SQLite database and hands out pooled
 /// connections to them.
@@ -105,6 +106,7 @@ impl TenantManager {
             init: b.init,
             auto_migrate: b.auto_migrate,
             connector: shared_connector(b.connector_threads),
+            root: b.root.root_dir().to_path_buf(),
         };
         let inner = Inner {
             _watcher: watcher,
@@ -180,8 +182,14 @@ impl TenantManager {
     ///
     /// # Errors
     ///
-    /// [`Error::BadTenantName`], [`Error::TenantExists`], or an I/O or
-    /// SQLite error naming the file; on any error nothing is left behind.
+    /// [`Error::BadTenantName`], [`Error::TenantExists`],
+    /// [`Error::NotADirectory`], or an I/O or SQLite error naming the file.
+    /// On any error nothing is left behind, with one exception: when only
+    /// the last step fails (syncing the directory the new database was
+    /// published in, "making the new database durable"), the tenant exists
+    /// and works but a crash could still lose it;
+    /// [`create_tenant_if_not_exists`](Self::create_tenant_if_not_exists)
+    /// then succeeds.
     ///
     /// ```
     /// # let dir = tempfile::tempdir()?;
@@ -260,12 +268,79 @@ impl TenantManager {
         let span = tracing::info_span!("create_tenant", tenant = %tenant);
         let _entered = span.enter();
         let template =
-            migrate::ensure_template(self.inner.root.root_dir(), &self.inner.migrations)?;
+            migrate::ensure_template(self.inner.root.root_dir(), &self.inner.migrations, &tenant)?;
         // A root made by this create describes itself now.
         self.describe_root(true)?;
         storage::create(&tenant, &path, template, seed, self.inner.root.root_dir())?;
         tracing::info!(tenant = %tenant, path = %path.display(), "created tenant");
         Ok(())
+    }
+
+    /// Creates every tenant in `names` that does not exist yet, sharing the
+    /// cost of making them durable: onboarding or importing many tenants
+    /// at once runs several times faster than one `create_tenant` each.
+    ///
+    /// Each tenant is created exactly as [`create_tenant`](Self::create_tenant)
+    /// creates it (all or nothing, never seen half made, exactly one of
+    /// several concurrent creators wins), but the syncs of many tenants
+    /// are issued together (see `docs/design.md`). A name given twice is
+    /// created once. The report says, name by name, what happened.
+    ///
+    /// # Errors
+    ///
+    /// Only what stops the whole batch: the template database cannot be
+    /// built, or the root's description disagrees. A name that cannot be
+    /// created (invalid, blocked, a full disk) is in
+    /// [`CreateReport::failed`], and the others are still created.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let manager = tenanted::TenantManager::builder(
+    /// #     tenanted::RootConfig::new(dir.path()), tenanted::Migrations::new(vec![])).build()?;
+    /// manager.create_tenant("acme")?;
+    /// let report = manager.create_tenants(["acme", "globex", "initech", "bad/name"])?;
+    /// assert_eq!(report.created.len(), 2);
+    /// assert_eq!(report.existed[0].as_str(), "acme");
+    /// assert_eq!(report.failed[0].0, "bad/name");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn create_tenants<I>(&self, names: I) -> Result<CreateReport>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<str>,
+    {
+        let mut report = CreateReport::default();
+        let mut seen = HashSet::new();
+        let mut valid = Vec::new();
+        for name in names {
+            match self.locate(name.as_ref()) {
+                Ok((tenant, path)) if seen.insert(tenant.clone()) => valid.push((tenant, path)),
+                Ok(_) => {}
+                Err(e) => report.failed.push((name.as_ref().to_owned(), Arc::new(e))),
+            }
+        }
+        let Some((first, _)) = valid.first() else {
+            return Ok(report);
+        };
+        let root = self.inner.root.root_dir();
+        let mut template = migrate::ensure_template(root, &self.inner.migrations, first)?;
+        self.describe_root(true)?;
+        let results = storage::create_many(root, &mut template, &valid);
+        for ((tenant, _), result) in valid.into_iter().zip(results) {
+            match result {
+                Ok(()) => report.created.push(tenant),
+                Err(Error::TenantExists { .. }) => report.existed.push(tenant),
+                Err(e) => report
+                    .failed
+                    .push((tenant.as_str().to_owned(), Arc::new(e))),
+            }
+        }
+        tracing::info!(
+            created = report.created.len(),
+            failed = report.failed.len(),
+            "created tenants"
+        );
+        Ok(report)
     }
 
     /// Destroys tenant `name`: new checkouts fail at once, checked-out
@@ -320,14 +395,16 @@ impl TenantManager {
     /// ```
     pub fn tenant_exists(&self, name: &str) -> Result<bool> {
         let (tenant, path) = self.locate(name)?;
-        match storage::occupant(&path) {
+        match storage::occupant(self.inner.root.root_dir(), &path) {
             Ok(found) => Ok(matches!(found, storage::Occupant::Database(_))),
-            Err(e) => Err(Error::io(
-                Some(&tenant),
-                path,
-                "looking at the database file",
-                e,
-            )),
+            Err(e) => match Error::io(Some(&tenant), path, "looking at the database file", e) {
+                // Behind a link is no tenant, as `tenants()` agrees.
+                Error::NotADirectory { path, found, .. } => {
+                    tracing::warn!(tenant = %tenant, path = %path.display(), found, "no tenant behind a link or a file in the root");
+                    Ok(false)
+                }
+                e => Err(e),
+            },
         }
     }
 
@@ -599,7 +676,13 @@ impl TenantManager {
     pub fn migrate_tenant_to(&self, name: &str, version: usize) -> Result<MigrationOutcome> {
         let (tenant, path) = self.locate(name)?;
         self.describe_root(true)?;
-        let outcome = migrate::migrate_to(&self.inner.migrations, &tenant, &path, version)?;
+        let outcome = migrate::migrate_to(
+            &self.inner.migrations,
+            &tenant,
+            self.inner.root.root_dir(),
+            &path,
+            version,
+        )?;
         if outcome.to < outcome.from {
             // Cached pools skip the schema check; make the next checkout
             // see that this tenant is now behind.
@@ -742,7 +825,13 @@ impl TenantManager {
     pub fn rollback_tenant(&self, name: &str, steps: usize) -> Result<MigrationOutcome> {
         let (tenant, path) = self.locate(name)?;
         self.describe_root(true)?;
-        let outcome = migrate::rollback(&self.inner.migrations, &tenant, &path, steps)?;
+        let outcome = migrate::rollback(
+            &self.inner.migrations,
+            &tenant,
+            self.inner.root.root_dir(),
+            &path,
+            steps,
+        )?;
         if outcome.to < outcome.from {
             // As in migrate_tenant_to: the next checkout checks again.
             self.inner.cache.evict(tenant.as_str());
@@ -786,7 +875,7 @@ impl TenantManager {
         let span = tracing::info_span!("backup_tenant", tenant = %tenant);
         let _entered = span.enter();
         backup::check_outside_root(Some(&tenant), self.inner.root.root_dir(), dest)?;
-        let outcome = backup::backup_one(&self.inner.root, &tenant, dest)?;
+        let outcome = backup::backup_one(&self.inner.root, &tenant, dest, None)?;
         tracing::info!(tenant = %tenant, dest = %dest.display(), bytes = outcome.bytes, "backed up tenant");
         Ok(outcome)
     }

@@ -30,6 +30,23 @@ use crate::migrate::Migrations;
 use crate::name::TenantName;
 use crate::paths::RootConfig;
 
+/// Injected file-system faults: fail the Nth step an operation takes on
+/// this thread, to test what every failure leaves behind.
+///
+/// ```
+/// use tenanted::testing::faults::FaultPlan;
+///
+/// let plan = FaultPlan::record();          // count the steps, fail none
+/// // ... run an operation on this thread ...
+/// let steps = plan.steps().len();
+/// drop(plan);
+/// let _failing = FaultPlan::fail_step(1, 5); // EIO on the first step
+/// # let _ = steps;
+/// ```
+pub mod faults {
+    pub use crate::storage::{FaultPlan, Step, StepTaken};
+}
+
 /// The default tenant's name, as activerecord-tenanted's `test-tenant`.
 pub const DEFAULT_TENANT: &str = "test-tenant";
 

@@ -20,10 +20,11 @@ pub(crate) fn backup_one(
     root: &RootConfig,
     tenant: &TenantName,
     dest: &Path,
+    within: Option<&Path>,
 ) -> Result<BackupOutcome> {
     let started = Instant::now();
     let path = root.path_of(tenant.as_str())?;
-    let snapshot = storage::snapshot(tenant, &path, dest)?;
+    let snapshot = storage::snapshot(tenant, root.root_dir(), &path, dest, within)?;
     Ok(BackupOutcome::new(
         tenant.clone(),
         dest.to_path_buf(),
@@ -101,7 +102,7 @@ fn copy_one(root: &RootConfig, layout: &RootConfig, tenant: &TenantName) -> Tena
         Ok(dest) => dest,
         Err(e) => return failed(tenant, layout.root_dir().to_path_buf(), e),
     };
-    match backup_one(root, tenant, &dest) {
+    match backup_one(root, tenant, &dest, Some(layout.root_dir())) {
         Ok(outcome) => TenantBackup {
             tenant: tenant.clone(),
             path: dest,

@@ -6,6 +6,7 @@
 //! report that keeps only the tenants that need attention. Memory does
 //! not grow with the number of tenants.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -81,6 +82,8 @@ pub(crate) fn collect_tenants(
 /// walk of the root ([`Mode::Candidates`]), or the caller's list in its
 /// order.
 pub(crate) struct Feed<'a> {
+    /// The root directory, every tenant's path reached from it.
+    pub(crate) root: &'a Path,
     source: Mutex<Source<'a>>,
     /// Tenants handed out but not started when the run stopped.
     unstarted: Mutex<Vec<(usize, Found)>>,
@@ -138,6 +141,7 @@ impl<'a> Feed<'a> {
             listing_errors: Vec::new(),
         };
         Ok(Feed {
+            root: root.root_dir(),
             source: Mutex::new(source),
             unstarted: Mutex::new(Vec::new()),
             walked: only.is_none(),
@@ -197,7 +201,7 @@ impl<'a> Feed<'a> {
     /// The tenants never started (after a stop), in report order, and the
     /// listing errors.
     fn finish(self) -> (Vec<TenantName>, Vec<Arc<Error>>) {
-        let walked = self.walked;
+        let (walked, root) = (self.walked, self.root);
         let mut rest = self.unstarted.into_inner();
         let mut source = self.source.into_inner();
         for next in source.tenants {
@@ -210,7 +214,7 @@ impl<'a> Feed<'a> {
             }
         }
         // What `tenants()` would have listed.
-        rest.retain(|(_, found)| !walked || is_database(found));
+        rest.retain(|(_, found)| !walked || is_database(found, root));
         let rest = rest.into_iter().map(|(place, found)| (place, found.tenant));
         let skipped = in_report_order(rest.collect(), walked, |t| t);
         (skipped, source.listing_errors)
@@ -250,6 +254,7 @@ struct Tally<R, T> {
 
 /// One `migrate_all` run, shared by its worker threads.
 struct FleetRun<'a> {
+    root: &'a Path,
     migrations: &'a Migrations,
     options: &'a MigrateOptions,
     target: usize,
@@ -266,7 +271,7 @@ impl FleetRun<'_> {
     fn migrate_one(&self, place: usize, found: Found) {
         let options = self.options;
         let started = Instant::now();
-        let Some(before) = peek_found(&found, self.walked) else {
+        let Some(before) = peek_found(&found, self.root, self.walked) else {
             return;
         };
         let tenant = found.tenant;
@@ -276,6 +281,7 @@ impl FleetRun<'_> {
         let result = migrate_from(
             self.migrations,
             &tenant,
+            self.root,
             &found.path,
             self.target,
             before,
@@ -340,6 +346,7 @@ pub(crate) fn migrate_all(
     let span = tracing::info_span!("migrate_all", target, jobs = options.jobs);
     let _entered = span.enter();
     let run = FleetRun {
+        root: feed.root,
         migrations,
         options,
         target,
@@ -401,7 +408,7 @@ pub(crate) fn migration_status(
         rows: Vec::new(),
     });
     feed.run(jobs, &|| false, &|place, found| {
-        let Some(version) = peek_found(&found, feed.walked) else {
+        let Some(version) = peek_found(&found, feed.root, feed.walked) else {
             return;
         };
         let row = TenantStatus::new(found.tenant, version.map_err(Arc::new), migrations);

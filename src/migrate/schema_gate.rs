@@ -19,6 +19,7 @@ pub(crate) fn check_schema(
     migrations: &Migrations,
     auto_migrate: bool,
     tenant: &TenantName,
+    root: &Path,
     path: &Path,
     conn: &Connection,
 ) -> Result<()> {
@@ -40,7 +41,7 @@ pub(crate) fn check_schema(
             }
             .into());
         }
-        migrate_to(migrations, tenant, path, latest)?;
+        migrate_to(migrations, tenant, root, path, latest)?;
     }
     tracing::debug!(tenant = %tenant, version, "schema checked");
     Ok(())

@@ -8,12 +8,17 @@ use rusqlite::Connection;
 
 use super::migrations::Migrations;
 use crate::error::{Error, Result, concise};
+use crate::name::TenantName;
 use crate::storage;
 
 /// The template database for `migrations` under `root`, built first if
-/// needed (see `storage::ensure_template`).
-pub(crate) fn ensure_template(root: &Path, migrations: &Migrations) -> Result<storage::Template> {
-    storage::ensure_template(root, migrations.fingerprint(), |conn, path| {
+/// needed (see `storage::ensure_template`) for creating `tenant`.
+pub(crate) fn ensure_template(
+    root: &Path,
+    migrations: &Migrations,
+    tenant: &TenantName,
+) -> Result<storage::Template> {
+    storage::ensure_template(root, migrations.fingerprint(), tenant, |conn, path| {
         migrate_template(migrations, conn, path)
     })
 }

@@ -50,12 +50,13 @@ pub struct MigrationOutcome {
 pub(crate) fn migrate_to(
     migrations: &Migrations,
     tenant: &TenantName,
+    root: &Path,
     path: &Path,
     target: usize,
 ) -> Result<MigrationOutcome> {
     let started = Instant::now();
-    let before = peek_version(tenant, path);
-    migrate_from(migrations, tenant, path, target, before, started)
+    let before = peek_version(tenant, root, path);
+    migrate_from(migrations, tenant, root, path, target, before, started)
 }
 
 /// [`migrate_to`], given the version read without the lock (`before`)
@@ -63,6 +64,7 @@ pub(crate) fn migrate_to(
 pub(crate) fn migrate_from(
     migrations: &Migrations,
     tenant: &TenantName,
+    root: &Path,
     path: &Path,
     target: usize,
     before: Result<usize>,
@@ -84,8 +86,15 @@ pub(crate) fn migrate_from(
     {
         return Ok(unchanged(tenant, version, started));
     }
-    let _lock = lock_tenant(tenant, path)?;
-    migrate_locked(migrations, tenant, path, Target::Version(target), started)
+    let _lock = lock_tenant(tenant, root, path)?;
+    migrate_locked(
+        migrations,
+        tenant,
+        root,
+        path,
+        Target::Version(target),
+        started,
+    )
 }
 
 /// Undoes `tenant`'s last `steps` migrations, counted from the version it
@@ -94,12 +103,13 @@ pub(crate) fn migrate_from(
 pub(crate) fn rollback(
     migrations: &Migrations,
     tenant: &TenantName,
+    root: &Path,
     path: &Path,
     steps: usize,
 ) -> Result<MigrationOutcome> {
     let started = Instant::now();
-    let _lock = lock_tenant(tenant, path)?;
-    migrate_locked(migrations, tenant, path, Target::Down(steps), started)
+    let _lock = lock_tenant(tenant, root, path)?;
+    migrate_locked(migrations, tenant, root, path, Target::Down(steps), started)
 }
 
 /// Where a migration goes.
@@ -130,13 +140,14 @@ impl Target {
 fn migrate_locked(
     migrations: &Migrations,
     tenant: &TenantName,
+    root: &Path,
     path: &Path,
     target: Target,
     started: Instant,
 ) -> Result<MigrationOutcome> {
     // Open again under the lock: another process may have destroyed (or
     // destroyed and re-created) the tenant, or migrated it, while we waited.
-    let mut conn = open_existing(tenant, path)?;
+    let mut conn = open_existing(tenant, root, path)?;
     let from = read_version(tenant, path, &conn)?;
     check_not_ahead(migrations, tenant, path, from)?;
     let target = target.resolve(tenant, from)?;

@@ -11,7 +11,8 @@ use crate::error::Result;
 use crate::name::TenantName;
 use crate::paths::Found;
 use crate::storage::{
-    Header, Occupant, header_version, occupant, open_for_reading, require_database, sqlite_error,
+    Dir, Header, Occupant, header_version, occupant, open_for_reading, require_database,
+    sqlite_error,
 };
 
 /// The tenant's schema version.
@@ -25,10 +26,10 @@ pub(crate) fn read_version(tenant: &TenantName, path: &Path, conn: &Connection) 
 /// from the header with no SQLite open at all (`storage::header`), else
 /// with [`peek_with_sqlite`]. A snapshot: a concurrent writer can change
 /// it the moment after.
-pub(crate) fn peek_version(tenant: &TenantName, path: &Path) -> Result<usize> {
-    match header_version(rustix::fs::CWD, path) {
+pub(crate) fn peek_version(tenant: &TenantName, root: &Path, path: &Path) -> Result<usize> {
+    match contained_header_version(root, path) {
         Header::Version(version) => Ok(version),
-        Header::NotThere | Header::AskSqlite => peek_with_sqlite(tenant, path),
+        Header::NotThere | Header::AskSqlite => peek_with_sqlite(tenant, root, path),
     }
 }
 
@@ -38,23 +39,38 @@ pub(crate) fn peek_version(tenant: &TenantName, path: &Path) -> Result<usize> {
 /// `None` when `walked` (a walk found it without looking at the file) and
 /// no regular file is there: it is no tenant, and the run skips it as
 /// `tenants()` would have.
-pub(crate) fn peek_found(found: &Found, walked: bool) -> Option<Result<usize>> {
+pub(crate) fn peek_found(found: &Found, root: &Path, walked: bool) -> Option<Result<usize>> {
     let header = match found.below() {
         Some((dir, name)) => header_version(dir, name),
-        None => header_version(rustix::fs::CWD, &found.path),
+        None => contained_header_version(root, &found.path),
     };
     match header {
         Header::Version(version) => Some(Ok(version)),
         Header::NotThere if walked => None,
-        Header::AskSqlite if walked && !is_database(found) => None,
-        Header::NotThere | Header::AskSqlite => Some(peek_with_sqlite(&found.tenant, &found.path)),
+        Header::AskSqlite if walked && !is_database(found, root) => None,
+        Header::NotThere | Header::AskSqlite => {
+            Some(peek_with_sqlite(&found.tenant, root, &found.path))
+        }
+    }
+}
+
+/// [`header_version`] of the database at `path`, its directory reached
+/// from `root` without following a link (see `storage::Dir`); a link on
+/// the way leaves it to [`peek_with_sqlite`], which says what is there.
+fn contained_header_version(root: &Path, path: &Path) -> Header {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Header::AskSqlite;
+    };
+    match Dir::open(root, dir) {
+        Ok(dir) => header_version(dir.fd(), Path::new(name)),
+        Err(_) => Header::AskSqlite,
     }
 }
 
 /// Whether a regular file is where `found`'s database should be (what
 /// `tenants()` checks before listing a tenant).
-pub(super) fn is_database(found: &Found) -> bool {
-    matches!(occupant(&found.path), Ok(Occupant::Database(_)))
+pub(super) fn is_database(found: &Found, root: &Path) -> bool {
+    matches!(occupant(root, &found.path), Ok(Occupant::Database(_)))
 }
 
 /// The tenant's schema version, read with SQLite.
@@ -62,13 +78,13 @@ pub(super) fn is_database(found: &Found) -> bool {
 /// With no WAL content and no journal, the `user_version` in the
 /// database header is the truth, and an `immutable` open reads it without
 /// opening `-wal` or `-shm`, taking locks, or checkpointing on close
-/// (several times cheaper than a full open of a WAL database). It still goes through SQLite's VFS,
-/// which keeps this process's POSIX locks on the file intact. A tenant with
-/// a live WAL gets a full open. Damaged and missing tenants get their
-/// errors here.
-pub(crate) fn peek_with_sqlite(tenant: &TenantName, path: &Path) -> Result<usize> {
+/// (several times cheaper than a full open of a WAL database). It still
+/// goes through SQLite's VFS, which keeps this process's POSIX locks on
+/// the file intact. A tenant with a live WAL gets a full open. Damaged and
+/// missing tenants get their errors here.
+pub(crate) fn peek_with_sqlite(tenant: &TenantName, root: &Path, path: &Path) -> Result<usize> {
     // An empty file would read as version 0 through either open below.
-    require_database(tenant, path)?;
+    require_database(tenant, root, path)?;
     let sidecar = |suffix: &str| {
         let mut name = path.as_os_str().to_owned();
         name.push(suffix);
@@ -91,7 +107,7 @@ pub(crate) fn peek_with_sqlite(tenant: &TenantName, path: &Path) -> Result<usize
             return Ok(version);
         }
     }
-    let (_conn, version) = open_for_reading(tenant, path)?;
+    let (_conn, version) = open_for_reading(tenant, root, path)?;
     Ok(usize::try_from(version).unwrap_or(0))
 }
 

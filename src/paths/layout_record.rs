@@ -6,9 +6,8 @@
 //! This layer only reads and compares the record; the first manager opened
 //! on the root writes it (`storage::record_layout`).
 
-use std::fs;
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::root::RootConfig;
 use crate::error::{Error, Result};
@@ -43,10 +42,11 @@ impl RootConfig {
     /// the record.
     pub(crate) fn check_recorded_layout(&self) -> Result<()> {
         let path = self.layout_record_path();
-        match fs::read_to_string(&path) {
+        match read_contained(self.root_dir(), &path) {
             Ok(recorded) if recorded == self.layout_record() => Ok(()),
             Ok(recorded) => Err(self.layout_mismatch(&recorded)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(_) if let Some(blocked) = self.internal_dir_blocked() => Err(blocked),
             Err(e) => Err(Error::io(
                 None,
                 path,
@@ -54,6 +54,23 @@ impl RootConfig {
                 e,
             )),
         }
+    }
+
+    /// [`Error::NotADirectory`] if `.tenanted` is a link or a file.
+    fn internal_dir_blocked(&self) -> Option<Error> {
+        let internal = self.root_dir().join(INTERNAL_DIR);
+        let meta = std::fs::symlink_metadata(&internal).ok()?;
+        let found = match meta.file_type() {
+            t if t.is_dir() => return None,
+            t if t.is_symlink() => "a symbolic link",
+            t if t.is_file() => "a regular file",
+            _ => "a special file",
+        };
+        Some(Error::NotADirectory {
+            tenant: None,
+            path: internal,
+            found,
+        })
     }
 
     fn layout_mismatch(&self, recorded: &str) -> Error {
@@ -72,4 +89,24 @@ impl RootConfig {
             buckets: self.bucket_count(),
         }
     }
+}
+
+/// The record at `path` (`ROOT/.tenanted/NAME`), read without following a
+/// link at `.tenanted` or at the record itself (someone else may have put
+/// either there), and at most 64 KiB of it: a record is a few lines.
+fn read_contained(root: &Path, path: &Path) -> io::Result<String> {
+    use rustix::fs::{Mode, OFlags, open, openat};
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let dir = open(root, OFlags::DIRECTORY | flags, Mode::empty())?;
+    let internal = openat(&dir, INTERNAL_DIR, OFlags::DIRECTORY | flags, Mode::empty())?;
+    let name = path.file_name().unwrap_or_default();
+    let file = std::fs::File::from(openat(
+        &internal,
+        name,
+        flags | OFlags::NONBLOCK,
+        Mode::empty(),
+    )?);
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut std::io::Read::take(file, 64 * 1024), &mut text)?;
+    Ok(text)
 }

@@ -218,7 +218,7 @@ impl Walker {
         };
         match self.level(depth, captures.tenant.is_some()) {
             Level::Dir if file_type.is_dir() => Step::Descend(entry.path(), captured),
-            Level::Dir => Step::Skip,
+            Level::Dir => not_a_directory(entry, file_type),
             Level::TenantDir => self.tenant_dir(frame, entry, file_type, depth, &captured),
             Level::File => self.database_file(frame, entry, file_type, &captured),
         }
@@ -250,7 +250,7 @@ impl Walker {
         captured: &Captured,
     ) -> Step {
         if !file_type.is_dir() {
-            return Step::Skip;
+            return not_a_directory(entry, file_type);
         }
         let Some(tenant) = self.tenant(captured) else {
             debug!(path = %entry.path().display(), "skipping directory in the wrong bucket");
@@ -336,11 +336,30 @@ impl Walker {
     }
 }
 
+/// Skips a link (or a file) where the layout has a directory: tenanted
+/// never follows one, since it could lead outside the root. Someone put
+/// it there, and it may stand for tenants no listing shows: warn.
+fn not_a_directory(entry: &DirEntry, file_type: FileType) -> Step {
+    let path = entry.path();
+    let what = if file_type.is_symlink() {
+        "a symbolic link"
+    } else {
+        "not a directory"
+    };
+    warn!(
+        path = %path.display(),
+        "skipping {}: it is {what} where the layout has a directory, and tenanted never follows links inside the root; move it out of the root",
+        path.display()
+    );
+    Step::Skip
+}
+
 /// `dir` open for `*at` calls (read only, closed on exec), beside the
 /// `ReadDir` that reads it by the same path. `None` if that fails: the
 /// caller then uses the path.
 fn open_dir(dir: &Path) -> Option<Arc<OwnedFd>> {
-    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    // Never through a link swapped in since the entry was read.
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW;
     rustix::fs::open(dir, flags, Permissions::empty())
         .ok()
         .map(Arc::new)

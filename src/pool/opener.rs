@@ -52,6 +52,9 @@ pub(crate) struct OpenConfig {
     pub(crate) auto_migrate: bool,
     /// The threads every pool shares to open connections.
     pub(crate) connector: Arc<ScheduledThreadPool>,
+    /// The root, which every path of a tenant is reached from without
+    /// following links.
+    pub(crate) root: PathBuf,
 }
 
 /// The connector threads every pool shares (r2d2 would otherwise start 3
@@ -113,7 +116,7 @@ fn open_as_lead(
     tenant: &TenantName,
     path: &Path,
 ) -> Result<Checkout, Refused> {
-    require_database(tenant, path)?;
+    require_database(tenant, &config.root, path)?;
     let state = Arc::new(PoolState::default());
     let pool = build_pool(config, path, Arc::clone(&state));
     // The schema check runs on the pool's first connection: one open of
@@ -123,7 +126,14 @@ fn open_as_lead(
         // The file changed while it was being opened: look again.
         return Err(Refused::Stale);
     }
-    migrate::check_schema(migrations, config.auto_migrate, tenant, path, &first)?;
+    migrate::check_schema(
+        migrations,
+        config.auto_migrate,
+        tenant,
+        &config.root,
+        path,
+        &first,
+    )?;
     let pool = Arc::new(TenantPool::new(
         tenant.clone(),
         path.to_path_buf(),
@@ -136,8 +146,8 @@ fn open_as_lead(
 
 /// A missing tenant (or an empty, damaged file) fails here, at once, and
 /// nothing is created (pool connections open without SQLITE_OPEN_CREATE).
-fn require_database(tenant: &TenantName, path: &Path) -> Result<()> {
-    storage::require_database(tenant, path).map(drop)
+fn require_database(tenant: &TenantName, root: &Path, path: &Path) -> Result<()> {
+    storage::require_database(tenant, root, path).map(drop)
 }
 
 /// The tenant's r2d2 pool, not yet connected.
@@ -151,7 +161,7 @@ fn build_pool(
     let sqlite = SqliteConnectionManager::file(storage::literal_path(path))
         .with_flags(EXISTING)
         .with_init(move |conn| setup_connection(conn, busy_timeout, user_init.as_ref()));
-    let manager = PinnedManager::new(sqlite, path.to_path_buf(), state);
+    let manager = PinnedManager::new(sqlite, config.root.clone(), path.to_path_buf(), state);
     // Lazily filled, no r2d2 reaper (we prune whole pools ourselves),
     // no validation query on checkout, one shared connector pool.
     r2d2::Pool::builder()
@@ -206,7 +216,7 @@ fn first_connection(
 /// Opens the file directly and sets it up as a pooled connection would
 /// be, returning the first step's error.
 fn diagnose(config: &OpenConfig, tenant: &TenantName, path: &Path) -> Result<()> {
-    let mut conn = storage::open_existing(tenant, path)?;
+    let mut conn = storage::open_existing(tenant, &config.root, path)?;
     migrate::read_version(tenant, path, &conn)?;
     setup_connection(&mut conn, config.busy_timeout, config.init.as_ref()).map_err(|e| {
         Error::sqlite(

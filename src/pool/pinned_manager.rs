@@ -21,6 +21,7 @@ use crate::storage::{PinError, TrackedConnection, open_pinned};
 /// Opens a tenant's connections for its r2d2 pool.
 pub(super) struct PinnedManager {
     sqlite: SqliteConnectionManager,
+    root: PathBuf,
     path: PathBuf,
     state: Arc<PoolState>,
 }
@@ -28,11 +29,13 @@ pub(super) struct PinnedManager {
 impl PinnedManager {
     pub(super) fn new(
         sqlite: SqliteConnectionManager,
+        root: PathBuf,
         path: PathBuf,
         state: Arc<PoolState>,
     ) -> Self {
         PinnedManager {
             sqlite,
+            root,
             path,
             state,
         }
@@ -46,7 +49,7 @@ impl ManageConnection for PinnedManager {
     type Error = PinError;
 
     fn connect(&self) -> Result<TrackedConnection, PinError> {
-        let pinned = open_pinned(&self.path, || self.sqlite.connect())?;
+        let pinned = open_pinned(&self.root, &self.path, || self.sqlite.connect())?;
         let current = match pinned.file {
             Some(file) => pinned.is_on(self.state.file_or(file)),
             None => false,

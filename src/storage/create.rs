@@ -6,18 +6,22 @@
 //! existing file. It holds the tenant's lock, and cleans up whatever a
 //! crashed predecessor left.
 
-use std::fs::{self, File};
-use std::io;
+use std::fs::File;
+use std::io::{self, Seek, SeekFrom};
+use std::os::fd::AsFd;
 use std::path::Path;
 
 use rusqlite::Connection;
 
-use super::database_file::{Occupant, occupant};
+use super::database_file::{Occupant, occupant_in};
 use super::debris::remove_debris;
-use super::files::{remove_empty_parents, remove_with_sidecars, sync_dir, sync_new_dirs};
+use super::dir::Dir;
+use super::file_id::FileId;
+use super::files::{remove_empty_parents, remove_quietly, remove_with_sidecars};
 use super::lock::FileLock;
 use super::open::{EXISTING, literal_path, open_error};
-use super::siblings::{lock_path, scratch_path};
+use super::siblings::{lock_path, name_of, scratch_path};
+use super::sys;
 use super::template_database::Template;
 use crate::error::{BoxError, Error, Result};
 use crate::name::TenantName;
@@ -31,35 +35,58 @@ pub(crate) type Seed<'a> = &'a mut dyn FnMut(&rusqlite::Transaction<'_>) -> Resu
 pub(crate) fn create(
     tenant: &TenantName,
     path: &Path,
-    template: Template,
+    mut template: Template,
     seed: Option<Seed<'_>>,
     root: &Path,
 ) -> Result<()> {
-    // Directories the lock below makes must outlive a crash as well as
-    // the database in them.
-    let new_dirs = !path.parent().is_some_and(Path::is_dir);
+    // The lock makes the directories on the way, each durable in its
+    // parent, without following a link (see `dir.rs`).
     let lock_file = lock_path(path);
-    let lock = FileLock::acquire(&lock_file, true)
+    let lock = FileLock::acquire(root, &lock_file, true)
         .map_err(|e| Error::io(Some(tenant), &lock_file, "locking the tenant", e))?;
-    let result = create_locked(tenant, path, template, seed);
+    let result = create_locked(tenant, lock.dir(), path, &mut template, seed);
     let existed = matches!(result, Err(Error::TenantExists { .. }));
-    if result.is_ok() && new_dirs {
-        sync_new_dirs(path, root);
-    }
     drop(lock);
-    if result.is_err() && !existed {
-        remove_empty_parents(path, root);
+    if result.is_err()
+        && !existed
+        && let Some(dir) = path.parent()
+    {
+        remove_empty_parents(root, dir);
     }
     result
 }
 
 fn create_locked(
     tenant: &TenantName,
+    dir: &Dir,
     path: &Path,
-    template: Template,
+    template: &mut Template,
     seed: Option<Seed<'_>>,
 ) -> Result<()> {
-    let found = occupant(path)
+    clear_the_way(tenant, dir, path)?;
+    let scratch = scratch_path(name_of(path));
+    // Only a seed opens the copy with SQLite, which can leave sidecars.
+    let seeded = seed.is_some();
+    let built = build(tenant, dir, &scratch, path, template, seed);
+    let published = built.and_then(|()| publish(tenant, dir, &scratch, path));
+    match seeded {
+        true => remove_with_sidecars(dir, &scratch),
+        false => remove_quietly(dir, &scratch),
+    }
+    published
+}
+
+/// Checks that nothing is at `path` (in `dir`, whose lock the caller
+/// holds) and removes the debris a crashed create or destroy left beside
+/// it.
+///
+/// # Errors
+///
+/// [`Error::TenantExists`], or [`Error::NotATenantDatabase`] naming what
+/// is in the way.
+pub(super) fn clear_the_way(tenant: &TenantName, dir: &Dir, path: &Path) -> Result<()> {
+    let name = name_of(path);
+    let found = occupant_in(dir, name)
         .map_err(|e| Error::io(Some(tenant), path, "looking at the database file", e))?;
     match found {
         Occupant::Nothing => {}
@@ -80,45 +107,67 @@ fn create_locked(
     }
     // We hold the lock and the tenant does not exist: anything left beside
     // it is debris from a crashed create or destroy.
-    remove_debris(Some(tenant), path)?;
-
-    let scratch = scratch_path(path);
-    let built = build(tenant, path, &scratch, template, seed);
-    let published = built.and_then(|()| publish(tenant, &scratch, path));
-    remove_with_sidecars(&scratch);
-    published
+    remove_debris(Some(tenant), dir, name).map(drop)
 }
 
 fn build(
     tenant: &TenantName,
-    path: &Path,
+    dir: &Dir,
     scratch: &Path,
-    template: Template,
+    path: &Path,
+    template: &mut Template,
     seed: Option<Seed<'_>>,
 ) -> Result<()> {
-    copy_template(tenant, scratch, template)?;
+    let copy = copy_template(tenant, dir, scratch, template)?;
     // Without a seed the copy is the tenant: no need to open it. (Its
     // version is the template's, and every open checks it anyway.)
     if let Some(seed) = seed {
-        let conn = Connection::open_with_flags(literal_path(scratch), EXISTING)
-            .map_err(|e| open_error(tenant, scratch, e))?;
-        run_seed(tenant, path, &conn, seed)?;
-        conn.close().map_err(|(_, e)| {
-            Error::sqlite(Some(tenant), scratch, "closing the new database", e)
-        })?;
+        run_seed(tenant, dir, scratch, path, seed)?;
     }
-    File::open(scratch)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| Error::io(Some(tenant), scratch, "syncing the new database", e))
+    // The seed wrote through SQLite, by path: it must have written the
+    // file made here, inside the root.
+    let on_copy = FileId::by_path_is(dir, scratch, &copy);
+    let scratch_path = dir.join(scratch);
+    match on_copy {
+        Ok(true) => sys::sync(copy.as_fd(), scratch)
+            .map_err(|e| Error::io(Some(tenant), &scratch_path, "syncing the new database", e)),
+        Ok(false) => Err(Error::io(
+            Some(tenant),
+            &scratch_path,
+            "building the new database",
+            io::Error::other("the scratch file was replaced while it was being built"),
+        )),
+        Err(e) => Err(Error::io(
+            Some(tenant),
+            &scratch_path,
+            "looking at the new database",
+            e,
+        )),
+    }
 }
 
-/// Copies the open template into a new scratch file. Reading the open
-/// file, not its path, a copy never fails because another version of the
-/// code removed the template meanwhile.
-fn copy_template(tenant: &TenantName, scratch: &Path, mut template: Template) -> Result<()> {
-    let mut copy = File::create_new(scratch)
-        .map_err(|e| Error::io(Some(tenant), scratch, "creating the new database", e))?;
-    io::copy(&mut template.file, &mut copy).map_err(|e| {
+/// Copies the open template into a new scratch file, returned open (not
+/// yet synced). Reading the open file, not its path, a copy never fails
+/// because another version of the code removed the template meanwhile.
+pub(super) fn copy_template(
+    tenant: &TenantName,
+    dir: &Dir,
+    scratch: &Path,
+    template: &mut Template,
+) -> Result<File> {
+    let mut copy = sys::create_new(dir.fd(), scratch).map_err(|e| {
+        Error::io(
+            Some(tenant),
+            dir.join(scratch),
+            "creating the new database",
+            e,
+        )
+    })?;
+    let copied = template
+        .file
+        .seek(SeekFrom::Start(0))
+        .and_then(|_| sys::copy(&mut template.file, &mut copy, scratch));
+    copied.map_err(|e| {
         Error::io(
             Some(tenant),
             &template.path,
@@ -126,10 +175,19 @@ fn copy_template(tenant: &TenantName, scratch: &Path, mut template: Template) ->
             e,
         )
     })?;
-    Ok(())
+    Ok(copy)
 }
 
-fn run_seed(tenant: &TenantName, path: &Path, conn: &Connection, seed: Seed<'_>) -> Result<()> {
+fn run_seed(
+    tenant: &TenantName,
+    dir: &Dir,
+    scratch: &Path,
+    path: &Path,
+    seed: Seed<'_>,
+) -> Result<()> {
+    let scratch = dir.join(scratch);
+    let conn = Connection::open_with_flags(literal_path(&scratch), EXISTING)
+        .map_err(|e| open_error(tenant, &scratch, e))?;
     let tx = conn
         .unchecked_transaction()
         .map_err(|e| Error::sqlite(Some(tenant), path, "starting the seed transaction", e))?;
@@ -139,18 +197,25 @@ fn run_seed(tenant: &TenantName, path: &Path, conn: &Connection, seed: Seed<'_>)
         cause,
     })?;
     tx.commit()
-        .map_err(|e| Error::sqlite(Some(tenant), path, "committing the seed", e))
+        .map_err(|e| Error::sqlite(Some(tenant), path, "committing the seed", e))?;
+    conn.close()
+        .map_err(|(_, e)| Error::sqlite(Some(tenant), &scratch, "closing the new database", e))
 }
 
-/// Publishes the synced `scratch` as `tenant`'s database `path` without
-/// ever replacing a file there, and makes it durable. Restore publishes
-/// the same way.
-pub(super) fn publish(tenant: &TenantName, scratch: &Path, path: &Path) -> Result<()> {
-    match fs::hard_link(scratch, path) {
-        Ok(()) => {
-            sync_dir(path);
-            Ok(())
-        }
+/// Publishes the synced `scratch` (in `dir`) as `tenant`'s database `path`
+/// without ever replacing a file there, and makes it durable. Restore
+/// publishes the same way.
+pub(super) fn publish(tenant: &TenantName, dir: &Dir, scratch: &Path, path: &Path) -> Result<()> {
+    link(tenant, dir, scratch, path)?;
+    dir.sync()
+        .map_err(|e| Error::io(Some(tenant), path, "making the new database durable", e))
+}
+
+/// Links the synced `scratch` as `path`, never replacing a file there;
+/// the caller makes the link durable by syncing `dir`.
+pub(super) fn link(tenant: &TenantName, dir: &Dir, scratch: &Path, path: &Path) -> Result<()> {
+    match sys::link(dir.fd(), scratch, name_of(path)) {
+        Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(Error::TenantExists {
             tenant: tenant.clone(),
             path: path.to_path_buf(),

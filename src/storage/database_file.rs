@@ -8,30 +8,59 @@
 //! database is a *damaged* tenant: reported, never opened for writing,
 //! never "repaired" into an empty one.
 
-use std::fs::{self, FileType, Metadata};
 use std::io;
 use std::path::Path;
 
+use rustix::fs::{FileType, Stat};
+
+use super::dir::Dir;
+use super::file_id::FileId;
+use super::lock::split;
 use super::open::missing_error;
+use super::sys;
 use crate::error::{Error, Result};
 use crate::name::TenantName;
 
 /// What a tenant's database path names.
 #[derive(Debug)]
 pub(crate) enum Occupant {
-    /// Nothing (or a parent directory is missing).
+    /// Nothing (or a directory on the way is missing).
     Nothing,
     /// A regular file: the tenant's database, perhaps damaged (see [`damage`]).
-    Database(Metadata),
+    Database(DatabaseFacts),
     /// Something that is not a regular file, described ("a directory").
     Other(&'static str),
 }
 
-/// What `path` names, without following a symlink.
-pub(crate) fn occupant(path: &Path) -> io::Result<Occupant> {
-    match fs::symlink_metadata(path) {
-        Ok(meta) if meta.is_file() => Ok(Occupant::Database(meta)),
-        Ok(meta) => Ok(Occupant::Other(describe(meta.file_type()))),
+/// What one `lstat` says about a tenant's database file.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DatabaseFacts {
+    /// Which file it is.
+    pub(crate) id: FileId,
+    /// Its size in bytes.
+    pub(crate) len: u64,
+}
+
+/// What `path`, beneath `root`, names: never following a link, on the way
+/// (see `dir.rs`) or at the path itself.
+///
+/// # Errors
+///
+/// I/O errors; one carrying a `Blocked` when a link or a file stands on
+/// the way (`Error::io` makes it [`Error::NotADirectory`]).
+pub(crate) fn occupant(root: &Path, path: &Path) -> io::Result<Occupant> {
+    let (parent, name) = split(path)?;
+    match Dir::open(root, parent) {
+        Ok(dir) => occupant_in(&dir, name),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Occupant::Nothing),
+        Err(e) => Err(e),
+    }
+}
+
+/// What `name` in `dir` names, without following a link.
+pub(crate) fn occupant_in(dir: &Dir, name: &Path) -> io::Result<Occupant> {
+    match sys::stat(dir.fd(), name) {
+        Ok(stat) => Ok(classify(&stat)),
         Err(e)
             if matches!(
                 e.kind(),
@@ -44,23 +73,25 @@ pub(crate) fn occupant(path: &Path) -> io::Result<Occupant> {
     }
 }
 
-fn describe(file_type: FileType) -> &'static str {
-    if file_type.is_dir() {
-        "a directory"
-    } else if file_type.is_symlink() {
-        "a symbolic link"
-    } else {
-        "a special file (not a regular file)"
+fn classify(stat: &Stat) -> Occupant {
+    match FileType::from_raw_mode(stat.st_mode) {
+        FileType::RegularFile => Occupant::Database(DatabaseFacts {
+            id: FileId::from_stat(stat),
+            len: stat.st_size as u64,
+        }),
+        FileType::Directory => Occupant::Other("a directory"),
+        FileType::Symlink => Occupant::Other("a symbolic link"),
+        _ => Occupant::Other("a special file (not a regular file)"),
     }
 }
 
-/// Why the regular file `meta` describes cannot be a tenant's database,
+/// Why the regular file `facts` describes cannot be a tenant's database,
 /// if the metadata alone tells. tenanted publishes only complete copies
 /// of a template database, never an empty file, and SQLite would take an
 /// empty file for a new database at version 0 (a migration would then
 /// turn it into an empty, healthy-looking tenant: data loss hidden).
-pub(crate) fn damage(meta: &Metadata) -> Option<&'static str> {
-    (meta.len() == 0).then_some("the file is empty (0 bytes), so it holds no database")
+pub(crate) fn damage(facts: &DatabaseFacts) -> Option<&'static str> {
+    (facts.len == 0).then_some("the file is empty (0 bytes), so it holds no database")
 }
 
 /// The reason given for a file SQLite refuses as "not a database" (its
@@ -69,20 +100,25 @@ pub(crate) fn damage(meta: &Metadata) -> Option<&'static str> {
 /// opened on a file whose POSIX locks this process may hold.
 pub(crate) const NOT_SQLITE: &str = "it is not a SQLite database (SQLite: file is not a database)";
 
-/// The metadata of `tenant`'s database at `path`, or the error every
+/// What `tenant`'s database at `path` is, or the error every
 /// operation gives when it is not there or is damaged.
 ///
 /// # Errors
 ///
 /// [`Error::TenantDoesNotExist`] (or `TenantBeingDestroyed`) when no
 /// regular file is there, [`Error::DamagedTenant`] for an empty file,
-/// [`Error::Io`] when the path cannot be looked at.
-pub(crate) fn require_database(tenant: &TenantName, path: &Path) -> Result<Metadata> {
-    let found = occupant(path)
+/// [`Error::NotADirectory`] when a link stands on the way, [`Error::Io`]
+/// when the path cannot be looked at.
+pub(crate) fn require_database(
+    tenant: &TenantName,
+    root: &Path,
+    path: &Path,
+) -> Result<DatabaseFacts> {
+    let found = occupant(root, path)
         .map_err(|e| Error::io(Some(tenant), path, "looking at the database file", e))?;
     match found {
-        Occupant::Database(meta) => match damage(&meta) {
-            None => Ok(meta),
+        Occupant::Database(facts) => match damage(&facts) {
+            None => Ok(facts),
             Some(reason) => Err(damaged(tenant, path, reason)),
         },
         Occupant::Nothing | Occupant::Other(_) => Err(missing_error(tenant, path)),

@@ -15,9 +15,12 @@
 use std::path::Path;
 use std::time::Instant;
 
+use super::dir::Dir;
 use super::fence::Fence;
 use super::files::remove_empty_parents;
 use super::lock::lock_tenant;
+use super::siblings::name_of;
+use super::sys;
 use crate::error::Result;
 use crate::name::TenantName;
 
@@ -29,21 +32,32 @@ pub(crate) fn destroy(
     root: &Path,
     deadline: Instant,
 ) -> Result<()> {
-    let lock = lock_tenant(tenant, path)?;
-    let result = destroy_locked(tenant, path, deadline);
+    let lock = lock_tenant(tenant, root, path)?;
+    let result = destroy_locked(tenant, lock.dir(), path, deadline);
+    let gone = sys::stat(lock.dir().fd(), name_of(path)).is_err();
     drop(lock);
-    if !path.exists() {
-        remove_empty_parents(path, root);
+    if gone && let Some(dir) = path.parent() {
+        remove_empty_parents(root, dir);
     }
     result
 }
 
 /// The destroy itself, for a caller that holds the tenant's lock (a
 /// restore that replaces the tenant keeps holding it to publish the new
-/// database, so that no create can slip in between).
-pub(super) fn destroy_locked(tenant: &TenantName, path: &Path, deadline: Instant) -> Result<()> {
-    let fence = Fence::raise(tenant, path)?;
-    fence.wait_released(deadline)?;
+/// database, so that no create can slip in between). `dir` is the
+/// database's directory, from the lock.
+pub(super) fn destroy_locked(
+    tenant: &TenantName,
+    dir: &Dir,
+    path: &Path,
+    deadline: Instant,
+) -> Result<()> {
+    let fence = Fence::raise(tenant, dir, path)?;
+    if let Err(e) = fence.wait_released(deadline) {
+        // Said, not only logged: the tenant is intact only once it is back.
+        fence.put_back()?;
+        return Err(e);
+    }
     fence.demolish();
     Ok(())
 }

@@ -5,6 +5,9 @@ use std::fs::{self, File};
 use std::io;
 use std::path::Path;
 
+use super::dir::Dir;
+use super::sys;
+
 /// A file's identity on this machine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct FileId {
@@ -28,10 +31,38 @@ impl FileId {
         Ok(Self::from_metadata(&file.metadata()?))
     }
 
-    /// Whether `path` still names the file `file` is open on (the check a
-    /// lock holder makes after locking: see `lock.rs`).
-    pub(crate) fn still_at(file: &File, path: &Path) -> io::Result<bool> {
-        Ok(Self::at(path)? == Some(Self::of(file)?))
+    /// Whether `name` in `dir` still names the file `file` is open on (the
+    /// check a lock holder makes after locking: see `lock.rs`).
+    pub(crate) fn still_in(file: &File, dir: &Dir, name: &Path) -> io::Result<bool> {
+        Ok(Self::in_dir(dir, name)? == Some(Self::of(file)?))
+    }
+
+    /// The file `name` in `dir` names now (a symlink is itself), or `None`.
+    pub(crate) fn in_dir(dir: &Dir, name: &Path) -> io::Result<Option<FileId>> {
+        match sys::stat(dir.fd(), name) {
+            Ok(stat) => Ok(Some(Self::from_stat(&stat))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether SQLite, opening `name` in `dir` by its path, reached `file`:
+    /// the name in the directory held open and the whole path both name
+    /// it. A directory swapped for a link while SQLite had the path shows
+    /// as a difference (SQLite may have written there: the caller fails).
+    pub(crate) fn by_path_is(dir: &Dir, name: &Path, file: &File) -> io::Result<bool> {
+        let id = Some(Self::of(file)?);
+        Ok(Self::in_dir(dir, name)? == id && Self::at(&dir.join(name))? == id)
+    }
+
+    /// The file `stat` describes.
+    // `st_dev` and `st_ino` have other widths on other platforms.
+    #[allow(clippy::unnecessary_cast)]
+    pub(crate) fn from_stat(stat: &rustix::fs::Stat) -> FileId {
+        FileId {
+            dev: stat.st_dev as u64,
+            ino: stat.st_ino as u64,
+        }
     }
 
     #[cfg(unix)]
@@ -40,18 +71,6 @@ impl FileId {
         FileId {
             dev: meta.dev(),
             ino: meta.ino(),
-        }
-    }
-}
-
-impl FileId {
-    /// The file a `stat` (from `rustix`) describes.
-    // The fields are narrower than `u64` on some platforms.
-    #[allow(clippy::unnecessary_cast)]
-    pub(crate) fn from_stat(stat: &rustix::fs::Stat) -> FileId {
-        FileId {
-            dev: stat.st_dev as u64,
-            ino: stat.st_ino as u64,
         }
     }
 }

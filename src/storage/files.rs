@@ -1,114 +1,128 @@
-//! File-system steps every operation shares: making a rename or link
-//! durable, removing files quietly (a database with its sidecars, the
-//! directories left empty), and building a database by rename.
+//! File-system steps every operation shares, relative to an open [`Dir`]:
+//! removing files quietly (a database with its sidecars, a directory
+//! tree, the directories left empty), and building a database by rename.
 
-use std::fs::{self, File};
+use std::fs::File;
 use std::io;
+use std::os::fd::AsFd;
 use std::path::Path;
 
 use rusqlite::{Connection, OpenFlags};
 
+use super::dir::Dir;
 use super::open::literal_path;
 use super::siblings::{SQLITE_SIDECARS, scratch_path};
+use super::sys;
 use crate::error::{Error, Result};
+use crate::name::TenantName;
 
-/// Removes a database file and its SQLite sidecars.
-pub(super) fn remove_with_sidecars(db: &Path) {
+/// Removes database `db` in `dir` and its SQLite sidecars.
+pub(super) fn remove_with_sidecars(dir: &Dir, db: &Path) {
     // The -wal first: a database without its WAL is stale but consistent,
     // while a WAL without its database could be replayed into a new one.
     for suffix in SQLITE_SIDECARS {
         let mut sidecar = db.as_os_str().to_owned();
         sidecar.push(suffix);
-        remove_quietly(Path::new(&sidecar));
+        remove_quietly(dir, Path::new(&sidecar));
     }
-    remove_quietly(db);
+    remove_quietly(dir, db);
 }
 
-/// Removes a file; a missing one is fine, another failure is logged.
-pub(super) fn remove_quietly(path: &Path) {
-    if let Err(e) = fs::remove_file(path)
+/// Removes file `name` from `dir`; a missing one is fine, another
+/// failure is logged.
+pub(super) fn remove_quietly(dir: &Dir, name: &Path) {
+    if let Err(e) = sys::unlink(dir.fd(), name)
         && e.kind() != io::ErrorKind::NotFound
     {
-        tracing::warn!(file = %path.display(), error = %e, "could not remove file");
+        let file = dir.join(name);
+        tracing::warn!(file = %file.display(), error = %e, "could not remove file");
     }
 }
 
-/// Removes the directories above `path` that are now empty, up to (not
-/// including) the first one that is not.
-/// Removes the directory `path` and everything in it (symlinks inside are
-/// removed, never followed); a missing one is fine.
-pub(super) fn remove_dir_quietly(path: &Path) {
-    if let Err(e) = fs::remove_dir_all(path)
+/// Removes directory `name` in `dir` and everything in it (links inside
+/// are removed, never followed); a missing one is fine.
+pub(super) fn remove_tree_quietly(dir: &Dir, name: &Path) {
+    if let Err(e) = remove_tree(dir, name)
         && e.kind() != io::ErrorKind::NotFound
     {
+        let path = dir.join(name);
         tracing::warn!(dir = %path.display(), error = %e, "could not remove directory");
     }
 }
 
-pub(super) fn remove_empty_parents(path: &Path, root: &Path) {
-    let mut dir = path.parent();
-    // Never the root itself, nor anything above or beside it.
-    while let Some(d) = dir.filter(|d| d.starts_with(root) && *d != root) {
-        if fs::remove_dir(d).is_err() {
-            break;
+fn remove_tree(dir: &Dir, name: &Path) -> io::Result<()> {
+    let inner = dir.child(name)?;
+    for entry in inner.entries()? {
+        let (entry, is_dir) = entry?;
+        if is_dir {
+            remove_tree(&inner, &entry)?;
+        } else {
+            sys::unlink(inner.fd(), &entry)?;
         }
-        dir = d.parent();
+    }
+    sys::remove_dir(dir.fd(), name)
+}
+
+/// Removes the directories from `dir` up that are now empty, stopping at
+/// the first that is not, and never the root or anything above it.
+pub(super) fn remove_empty_parents(root: &Path, dir: &Path) {
+    let Ok(below) = dir.strip_prefix(root) else {
+        return;
+    };
+    let mut chain = below.to_path_buf();
+    while let (Some(parent), Some(name)) = (chain.parent(), chain.file_name()) {
+        let Ok(parent_dir) = Dir::open(root, &root.join(parent)) else {
+            return;
+        };
+        if sys::remove_dir(parent_dir.fd(), Path::new(name)).is_err() {
+            return;
+        }
+        chain = parent.to_path_buf();
     }
 }
 
-/// Makes a rename or link in `path`'s directory durable. Best effort: some
-/// file systems cannot sync directories.
-/// Makes the directories a create just made durable: each one's entry in
-/// its parent, up to and including the root's directory.
-pub(super) fn sync_new_dirs(path: &Path, root: &Path) {
-    let mut dir = path.parent();
-    while let Some(d) = dir.filter(|d| d.starts_with(root) && *d != root) {
-        sync_dir(d);
-        dir = d.parent();
-    }
-}
-
-pub(super) fn sync_dir(path: &Path) {
-    if let Some(dir) = path.parent()
-        && let Err(e) = File::open(dir).and_then(|d| d.sync_all())
-    {
-        tracing::debug!(dir = %dir.display(), error = %e, "could not sync directory");
-    }
-}
-
-/// Builds a database at `path` with `init`, in a scratch file published by
-/// rename: used for the template database, which only tenanted writes.
+/// Builds a database `name` in `dir` with `init`, in a scratch file
+/// published by rename: used for the template database, which only
+/// tenanted writes. Returns the built file, open.
 pub(super) fn build_by_rename(
-    path: &Path,
+    dir: &Dir,
+    name: &Path,
+    tenant: &TenantName,
     init: impl FnOnce(&mut Connection) -> Result<()>,
 ) -> Result<File> {
-    let scratch = scratch_path(path);
-    let result = build_and_rename(&scratch, path, init);
+    let scratch = scratch_path(name);
+    let result = build_and_rename(dir, &scratch, name, tenant, init);
     if result.is_err() {
-        remove_with_sidecars(&scratch);
+        remove_with_sidecars(dir, &scratch);
     }
     result
 }
 
 fn build_and_rename(
+    dir: &Dir,
     scratch: &Path,
-    path: &Path,
+    name: &Path,
+    tenant: &TenantName,
     init: impl FnOnce(&mut Connection) -> Result<()>,
 ) -> Result<File> {
+    let path = dir.join(name);
+    let tenant = Some(tenant);
+    let scratch_file = dir.join(scratch);
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let mut conn = Connection::open_with_flags(literal_path(scratch), flags)
-        .map_err(|e| Error::sqlite(None, scratch, "creating the template database", e))?;
+    let mut conn = Connection::open_with_flags(literal_path(&scratch_file), flags)
+        .map_err(|e| Error::sqlite(tenant, &scratch_file, "creating the template database", e))?;
     init(&mut conn)?;
-    conn.close()
-        .map_err(|(_, e)| Error::sqlite(None, scratch, "closing the template database", e))?;
+    conn.close().map_err(|(_, e)| {
+        Error::sqlite(tenant, &scratch_file, "closing the template database", e)
+    })?;
     // Opened before the rename: the caller reads what it built even if
     // another process removes the path right after.
-    let built = File::open(scratch)
-        .and_then(|f| f.sync_all().map(|()| f))
-        .and_then(|f| fs::rename(scratch, path).map(|()| f))
-        .map_err(|e| Error::io(None, path, "publishing the template database", e))?;
-    sync_dir(path);
+    let built = sys::open_file(dir.fd(), scratch)
+        .and_then(|f| sys::sync(f.as_fd(), scratch).map(|()| f))
+        .and_then(|f| sys::rename(dir.fd(), scratch, name).map(|()| f))
+        .and_then(|f| dir.sync().map(|()| f))
+        .map_err(|e| Error::io(tenant, &path, "publishing the template database", e))?;
     Ok(built)
 }

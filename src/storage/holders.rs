@@ -12,10 +12,11 @@
 //! opened here drops every POSIX lock this process holds on the same file:
 //! callers probe only files this process has no SQLite connection to.
 
-use std::fs::File;
 use std::io;
 use std::path::Path;
 
+use super::dir::Dir;
+use super::sys;
 use rustix::process::{Flock, FlockOffsetType, FlockType, fcntl_getlk};
 
 /// SQLite's `PENDING_BYTE`; the shared range starts two bytes above it.
@@ -32,18 +33,18 @@ pub(crate) struct Holder {
     pub(crate) pid: Option<u32>,
 }
 
-/// Whether a process other than this one has `db` open through SQLite;
-/// `shm` is the `-shm` file at the path SQLite derived from the database's
-/// original name.
-pub(crate) fn other_holder(db: &Path, shm: &Path) -> io::Result<Option<Holder>> {
-    if let Some(holder) = lock_holder(db, SHARED_FIRST, SHARED_SIZE)? {
+/// Whether a process other than this one has `db` (in `dir`) open through
+/// SQLite; `shm` is the `-shm` file named after the database's original
+/// name.
+pub(crate) fn other_holder(dir: &Dir, db: &Path, shm: &Path) -> io::Result<Option<Holder>> {
+    if let Some(holder) = lock_holder(dir, db, SHARED_FIRST, SHARED_SIZE)? {
         return Ok(Some(holder));
     }
-    lock_holder(shm, SHM_DMS, 1)
+    lock_holder(dir, shm, SHM_DMS, 1)
 }
 
-fn lock_holder(path: &Path, start: u64, length: u64) -> io::Result<Option<Holder>> {
-    let file = match File::open(path) {
+fn lock_holder(dir: &Dir, name: &Path, start: u64, length: u64) -> io::Result<Option<Holder>> {
+    let file = match sys::open_file(dir.fd(), name) {
         Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),

@@ -11,12 +11,14 @@
 //! unlocking, and every acquirer checks, once it holds the lock, that the
 //! path still names the file it locked; if not it starts again.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use super::dir::Dir;
 use super::file_id::FileId;
 use super::siblings::lock_path;
+use super::sys;
 use crate::error::{Error, Result};
 use crate::name::TenantName;
 
@@ -29,43 +31,93 @@ const MAX_ATTEMPTS: usize = 1000;
 #[derive(Debug)]
 pub(crate) struct FileLock {
     file: Option<File>,
-    path: PathBuf,
+    dir: Dir,
+    name: PathBuf,
 }
 
 impl FileLock {
-    /// Blocks until the lock at `path` is held.
+    /// Blocks until the lock file `path` (beneath `root`) is held.
     ///
-    /// With `create_dirs`, missing parent directories are created; without,
-    /// a missing parent gives `NotFound`.
-    pub(super) fn acquire(path: &Path, create_dirs: bool) -> io::Result<FileLock> {
-        Self::lock(path, create_dirs, true)?
+    /// With `make_dirs`, missing directories are made; without, a missing
+    /// directory gives `NotFound`.
+    pub(super) fn acquire(root: &Path, path: &Path, make_dirs: bool) -> io::Result<FileLock> {
+        let reach = if make_dirs { Reach::Make } else { Reach::Open };
+        Self::lock(root, path, reach, true)?
             .ok_or_else(|| io::Error::other("a blocking lock cannot be busy"))
     }
 
-    /// Takes the lock at `path` only if nobody holds it (`Ok(None)` if
-    /// somebody does). Never creates directories.
-    pub(super) fn try_acquire(path: &Path) -> io::Result<Option<FileLock>> {
-        Self::lock(path, false, false)
+    /// As [`acquire`](Self::acquire) making directories, but leaving the
+    /// parents that got a new directory to sync in `unsynced` (a batch of
+    /// creates syncs each once: see `Dir::make_deferred`).
+    ///
+    /// A lock file that is one of `held` (locks this thread holds, found
+    /// under another name: a case-insensitive file system) gives
+    /// `AlreadyExists` instead of waiting for itself.
+    pub(super) fn acquire_deferred(
+        root: &Path,
+        path: &Path,
+        unsynced: &mut Vec<PathBuf>,
+        held: &[FileId],
+    ) -> io::Result<FileLock> {
+        Self::lock(root, path, Reach::MakeDeferred(unsynced, held), true)?
+            .ok_or_else(|| io::Error::other("a blocking lock cannot be busy"))
     }
 
-    fn lock(path: &Path, create_dirs: bool, blocking: bool) -> io::Result<Option<FileLock>> {
+    /// Takes the lock file `path` only if nobody holds it (`Ok(None)` if
+    /// somebody does). Never makes directories.
+    pub(super) fn try_acquire(root: &Path, path: &Path) -> io::Result<Option<FileLock>> {
+        Self::lock(root, path, Reach::Open, false)
+    }
+
+    /// Which file the lock is.
+    pub(super) fn id(&self) -> io::Result<FileId> {
+        match &self.file {
+            Some(file) => FileId::of(file),
+            None => Err(io::Error::other("a released lock")),
+        }
+    }
+
+    /// The directory the lock file is in, where the locked operation works.
+    pub(super) fn dir(&self) -> &Dir {
+        &self.dir
+    }
+
+    fn lock(
+        root: &Path,
+        path: &Path,
+        mut reach: Reach<'_>,
+        blocking: bool,
+    ) -> io::Result<Option<Self>> {
+        let (parent, name) = split(path)?;
+        let make_dirs = !matches!(reach, Reach::Open);
         for _ in 0..MAX_ATTEMPTS {
-            let Some(file) = open_lock_file(path, create_dirs)? else {
-                continue;
+            let dir = match &mut reach {
+                Reach::Open => Dir::open(root, parent)?,
+                Reach::Make => Dir::make(root, parent)?,
+                Reach::MakeDeferred(unsynced, _) => Dir::make_deferred(root, parent, unsynced)?,
             };
-            if blocking {
-                file.lock()?;
-            } else {
-                match file.try_lock() {
-                    Ok(()) => {}
-                    Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
-                    Err(std::fs::TryLockError::Error(e)) => return Err(e),
-                }
+            let file = match sys::open_or_create(dir.fd(), name) {
+                Ok(file) => file,
+                // A releaser removed the (then empty) directory under us.
+                Err(e) if make_dirs && e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            if let Reach::MakeDeferred(_, held) = &reach
+                && held.contains(&FileId::of(&file)?)
+            {
+                let path = dir.join(name);
+                let why = format!("{} is already locked under another name", path.display());
+                return Err(io::Error::new(io::ErrorKind::AlreadyExists, why));
             }
-            if FileId::still_at(&file, path)? {
+            if !sys::flock(&file, false, blocking, name)? {
+                return Ok(None);
+            }
+            if FileId::still_in(&file, &dir, name)? {
+                let name = name.to_path_buf();
                 return Ok(Some(FileLock {
                     file: Some(file),
-                    path: path.to_path_buf(),
+                    dir,
+                    name,
                 }));
             }
         }
@@ -76,59 +128,51 @@ impl FileLock {
     }
 }
 
-/// Opens (creating) the lock file at `path`, with its directories when
-/// `create_dirs`; `None` when a destroy removed a directory on the way and
-/// the caller should start again.
-fn open_lock_file(path: &Path, create_dirs: bool) -> io::Result<Option<File>> {
-    if create_dirs && let Some(parent) = path.parent() {
-        match fs::create_dir_all(parent) {
-            Ok(()) => {}
-            // A destroy removed a directory create_dir_all had just seen
-            // exist (AlreadyExists) or just made (NotFound, when the parent
-            // went before the child was made).
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::AlreadyExists | io::ErrorKind::NotFound
-                ) =>
-            {
-                return Ok(None);
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    match OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)
-    {
-        Ok(file) => Ok(Some(file)),
-        // A releaser removed the (then empty) directory under us.
-        Err(e) if create_dirs && e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
+/// How a lock reaches its directory.
+enum Reach<'a> {
+    /// It must exist.
+    Open,
+    /// Made if missing, each new directory synced at once.
+    Make,
+    /// Made if missing, the parents to sync collected; never one of the
+    /// locks held.
+    MakeDeferred(&'a mut Vec<PathBuf>, &'a [FileId]),
+}
+
+/// A path's directory and file name.
+pub(super) fn split(path: &Path) -> io::Result<(&Path, &Path)> {
+    match (path.parent(), path.file_name()) {
+        (Some(parent), Some(name)) => Ok((parent, Path::new(name))),
+        _ => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} names no file", path.display()),
+        )),
     }
 }
 
 impl Drop for FileLock {
     fn drop(&mut self) {
         // Unlink first, unlock second (closing the file unlocks it).
-        #[cfg(unix)]
-        if let Err(e) = fs::remove_file(&self.path)
+        if let Err(e) = sys::unlink(self.dir.fd(), &self.name)
             && e.kind() != io::ErrorKind::NotFound
         {
-            tracing::warn!(path = %self.path.display(), error = %e, "could not remove lock file");
+            let path = self.dir.join(&self.name);
+            tracing::warn!(path = %path.display(), error = %e, "could not remove lock file");
         }
         drop(self.file.take());
     }
 }
 
-/// Takes the tenant's lock without creating directories: a tenant whose
+/// Takes the tenant's lock without making directories: a tenant whose
 /// directory is gone does not exist.
-pub(crate) fn lock_tenant(tenant: &TenantName, path: &Path) -> Result<FileLock> {
+///
+/// # Errors
+///
+/// [`Error::TenantDoesNotExist`] when its directory is missing,
+/// [`Error::NotADirectory`] when a link stands on the way.
+pub(crate) fn lock_tenant(tenant: &TenantName, root: &Path, path: &Path) -> Result<FileLock> {
     let lock = lock_path(path);
-    FileLock::acquire(&lock, false).map_err(|e| {
+    FileLock::acquire(root, &lock, false).map_err(|e| {
         if e.kind() == io::ErrorKind::NotFound {
             Error::TenantDoesNotExist {
                 tenant: tenant.clone(),
@@ -149,14 +193,15 @@ mod tests {
     #[test]
     fn excludes_threads_and_removes_its_file() {
         let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_path_buf();
         let path = dir.path().join("a/b/.x.lock");
         let inside = Arc::new(AtomicUsize::new(0));
         let threads: Vec<_> = (0..8)
             .map(|_| {
-                let (path, inside) = (path.clone(), Arc::clone(&inside));
+                let (root, path, inside) = (root.clone(), path.clone(), Arc::clone(&inside));
                 std::thread::spawn(move || {
                     for _ in 0..50 {
-                        let _lock = FileLock::acquire(&path, true).unwrap();
+                        let _lock = FileLock::acquire(&root, &path, true).unwrap();
                         assert_eq!(inside.fetch_add(1, Ordering::SeqCst), 0);
                         std::thread::yield_now();
                         inside.fetch_sub(1, Ordering::SeqCst);
@@ -173,7 +218,8 @@ mod tests {
     #[test]
     fn missing_directory_without_create_is_not_found() {
         let dir = tempfile::tempdir().unwrap();
-        let err = FileLock::acquire(&dir.path().join("nope/.x.lock"), false).unwrap_err();
+        let err =
+            FileLock::acquire(dir.path(), &dir.path().join("nope/.x.lock"), false).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::NotFound);
     }
 }

@@ -2,9 +2,13 @@
 //! of crashed operations, and the template database.
 
 mod create;
+mod create_batch;
+mod create_report;
 mod database_file;
 mod debris;
 mod destroy;
+mod dir;
+mod faults;
 mod fence;
 mod file_id;
 mod files;
@@ -19,14 +23,20 @@ mod restore;
 mod root_record;
 mod siblings;
 mod snapshot;
+mod sys;
 mod template_database;
 
 pub use crate::paths::INTERNAL_DIR;
 
 pub(crate) use create::{Seed, create};
+pub(crate) use create_batch::create_many;
+pub use create_report::CreateReport;
 pub(crate) use database_file::{Occupant, occupant, require_database};
 pub(crate) use debris::sweep_debris;
 pub(crate) use destroy::destroy;
+pub(crate) use dir::Dir;
+#[cfg(feature = "testing")]
+pub use faults::{FaultPlan, Step, StepTaken};
 pub(crate) use file_id::FileId;
 pub(crate) use header::{Header, header_version};
 pub(crate) use lock::lock_tenant;

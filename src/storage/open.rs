@@ -41,7 +41,11 @@ pub(crate) fn literal_path(path: &Path) -> Cow<'_, Path> {
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Opens an existing tenant database directly (not through a pool).
-pub(crate) fn open_existing(tenant: &TenantName, path: &Path) -> Result<TrackedConnection> {
+pub(crate) fn open_existing(
+    tenant: &TenantName,
+    root: &Path,
+    path: &Path,
+) -> Result<TrackedConnection> {
     let open = || {
         let mut conn = Connection::open_with_flags(literal_path(path), EXISTING)?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
@@ -50,7 +54,7 @@ pub(crate) fn open_existing(tenant: &TenantName, path: &Path) -> Result<TrackedC
         conn.set_transaction_behavior(TransactionBehavior::Immediate);
         Ok(conn)
     };
-    let pinned = open_pinned(path, open).map_err(|e| pin_error(tenant, path, e))?;
+    let pinned = open_pinned(root, path, open).map_err(|e| pin_error(tenant, path, e))?;
     match pinned.file {
         Some(_) => Ok(pinned.conn),
         None => Err(missing_error(tenant, path)),
@@ -62,6 +66,7 @@ pub(crate) fn open_existing(tenant: &TenantName, path: &Path) -> Result<TrackedC
 /// file it read (a destroy in this process cannot see it).
 pub(crate) fn open_for_reading(
     tenant: &TenantName,
+    root: &Path,
     path: &Path,
 ) -> Result<(TrackedConnection, i64)> {
     let open = || {
@@ -69,7 +74,7 @@ pub(crate) fn open_for_reading(
         conn.busy_timeout(BUSY_TIMEOUT)?;
         Ok(conn)
     };
-    let pinned = open_pinned(path, open).map_err(|e| pin_error(tenant, path, e))?;
+    let pinned = open_pinned(root, path, open).map_err(|e| pin_error(tenant, path, e))?;
     disarm(&pinned.conn);
     match pinned.file {
         Some(_) => Ok((pinned.conn, pinned.version)),
@@ -119,13 +124,26 @@ pub(crate) fn sqlite_error(
     operation: &'static str,
     e: rusqlite::Error,
 ) -> Error {
-    if e.sqlite_error_code() == Some(rusqlite::ErrorCode::CannotOpen) && fd_exhausted(path) {
+    let cannot_open = e.sqlite_error_code() == Some(rusqlite::ErrorCode::CannotOpen);
+    if cannot_open && fd_exhausted(path) {
         return Error::TooManyOpenFiles {
             tenant: tenant.clone(),
             path: path.to_path_buf(),
         };
     }
+    if cannot_open && on_read_only_file_system(path) {
+        return Error::ReadOnlyRoot {
+            tenant: tenant.clone(),
+            path: path.to_path_buf(),
+        };
+    }
     Error::sqlite(Some(tenant), path, operation, e)
+}
+
+/// Whether `path` is on a file system mounted read-only.
+fn on_read_only_file_system(path: &Path) -> bool {
+    rustix::fs::statvfs(path)
+        .is_ok_and(|fs| fs.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY))
 }
 
 /// Opening any directory needs a descriptor: if that fails with EMFILE or

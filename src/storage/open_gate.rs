@@ -15,16 +15,17 @@
 //! might have reached the old file has finished by then, and either holds
 //! the lock (and is seen) or knows it opened a moved file.
 
-use std::fs::File;
 use std::io;
 use std::path::Path;
 
+use super::dir::Dir;
 use super::file_id::FileId;
+use super::sys;
 
 /// A shared hold on a directory's open gate; released on drop.
 #[derive(Debug)]
 pub(crate) struct OpenGate {
-    _dir: File,
+    dir: Dir,
 }
 
 /// How many times `enter` starts again after the directory was replaced
@@ -32,19 +33,21 @@ pub(crate) struct OpenGate {
 const MAX_ATTEMPTS: usize = 100;
 
 impl OpenGate {
-    /// Holds the gate of `dir`, the directory a tenant database is in.
+    /// Holds the gate of `dir` (beneath `root`), the directory a tenant
+    /// database is in.
     ///
     /// # Errors
     ///
-    /// `NotFound` if `dir` does not exist (so neither does the tenant).
-    pub(crate) fn enter(dir: &Path) -> io::Result<OpenGate> {
+    /// `NotFound` if `dir` does not exist (so neither does the tenant); a
+    /// `Blocked` error if a link stands on the way (see `dir.rs`).
+    pub(crate) fn enter(root: &Path, dir: &Path) -> io::Result<OpenGate> {
         for _ in 0..MAX_ATTEMPTS {
-            let file = File::open(dir)?;
-            file.lock_shared()?;
+            let opened = Dir::open(root, dir)?;
+            sys::flock(&opened, true, true, dir)?;
             // A directory removed (and maybe made again) while we waited
             // is not the one a destroy will put its barrier on.
-            if FileId::still_at(&file, dir)? {
-                return Ok(OpenGate { _dir: file });
+            if FileId::at(dir)? == Some(FileId::from_stat(&sys::fstat(opened.fd())?)) {
+                return Ok(OpenGate { dir: opened });
             }
         }
         Err(io::Error::other(format!(
@@ -52,19 +55,21 @@ impl OpenGate {
             dir.display()
         )))
     }
+
+    /// The directory, held open (and contained: see `dir.rs`).
+    pub(crate) fn dir(&self) -> &Dir {
+        &self.dir
+    }
 }
 
 /// Waits until every open that started before now in `dir` has finished.
 ///
 /// # Errors
 ///
-/// I/O errors opening or locking `dir`; a missing `dir` has no opens.
-pub(crate) fn barrier(dir: &Path) -> io::Result<()> {
-    let file = match File::open(dir) {
-        Ok(file) => file,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e),
-    };
-    // Released when `file` closes.
-    file.lock()
+/// I/O errors opening or locking `dir`.
+pub(crate) fn barrier(dir: &Dir) -> io::Result<()> {
+    // A description of its own: `flock` belongs to open file descriptions,
+    // and the lock is released when this one closes.
+    let own = sys::open_dir(dir.fd(), Path::new("."))?;
+    sys::flock(&own, false, true, dir.path()).map(drop)
 }

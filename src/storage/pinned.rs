@@ -16,8 +16,10 @@ use std::path::Path;
 use rusqlite::Connection;
 use rusqlite::config::DbConfig;
 
-use super::database_file::{NOT_SQLITE, Occupant, damage, occupant};
+use super::database_file::{NOT_SQLITE, Occupant, damage, occupant_in};
+use super::dir::Dir;
 use super::file_id::FileId;
+use super::lock::split;
 use super::open_files::{Registration, TrackedConnection};
 use super::open_gate::OpenGate;
 use crate::error::is_fd_exhaustion;
@@ -87,15 +89,16 @@ impl std::error::Error for PinError {
     }
 }
 
-/// Opens `path` with `open` (which opens and sets up a connection to it:
-/// `Connection::open_with_flags`, or r2d2_sqlite's manager), and pins the
-/// connection (see the module).
+/// Opens `path` (beneath `root`) with `open` (which opens and sets up a
+/// connection to it: `Connection::open_with_flags`, or r2d2_sqlite's
+/// manager), and pins the connection (see the module).
 pub(crate) fn open_pinned(
+    root: &Path,
     path: &Path,
     open: impl FnOnce() -> rusqlite::Result<Connection>,
 ) -> Result<Pinned, PinError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let gate = match OpenGate::enter(dir) {
+    let (dir, name) = split(path).map_err(PinError::Stat)?;
+    let gate = match OpenGate::enter(root, dir) {
         Ok(gate) => gate,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(PinError::Missing),
         Err(e) if is_fd_exhaustion(&e) => return Err(PinError::TooManyOpenFiles),
@@ -103,8 +106,11 @@ pub(crate) fn open_pinned(
     };
     // Inside the gate the path can stop naming a file (a destroy's fence)
     // but cannot come to name another one; the same file before the open
-    // and after the lock means the connection is on it.
-    let before = database_before_open(path)?;
+    // and after the lock means the connection is on it. The file is looked
+    // at through the gate's directory, reached without following links
+    // (see `dir.rs`); SQLite opens by path, so the path must lead to that
+    // same file both before the open and after the lock.
+    let before = database_before_open(gate.dir(), name)?;
     // Counted before SQLite opens it (see `open_files`). On an early
     // return `conn`, declared after it, is closed first.
     let registration = Registration::new(before);
@@ -117,12 +123,14 @@ pub(crate) fn open_pinned(
             return Err(sqlite_failure(dir, e));
         }
     };
-    let after = FileId::at(path).map_err(|e| {
-        disarm(&conn);
-        PinError::Stat(e)
-    })?;
+    let after = FileId::in_dir(gate.dir(), name)
+        .and_then(|inside| Ok((inside, FileId::at(path)?)))
+        .map_err(|e| {
+            disarm(&conn);
+            PinError::Stat(e)
+        })?;
     drop(gate);
-    let file = (after == Some(before)).then_some(before);
+    let file = (after == (Some(before), Some(before))).then_some(before);
     if file.is_none() {
         disarm(&conn);
     }
@@ -133,13 +141,13 @@ pub(crate) fn open_pinned(
     })
 }
 
-/// The file at `path` before it is opened: a regular file that is not
+/// The file `name` in `dir` before it is opened: a regular file that is not
 /// visibly damaged, or why not. An empty file is refused here, since
 /// SQLite would open it as a new, empty database.
-fn database_before_open(path: &Path) -> Result<FileId, PinError> {
-    match occupant(path).map_err(PinError::Stat)? {
-        Occupant::Database(meta) => match damage(&meta) {
-            None => Ok(FileId::from_metadata(&meta)),
+fn database_before_open(dir: &Dir, name: &Path) -> Result<FileId, PinError> {
+    match occupant_in(dir, name).map_err(PinError::Stat)? {
+        Occupant::Database(facts) => match damage(&facts) {
+            None => Ok(facts.id),
             Some(reason) => Err(PinError::Damaged(reason)),
         },
         // A directory or a symlink at the path is no tenant's database.

@@ -19,14 +19,17 @@ use std::time::Instant;
 use rusqlite::{Connection, OpenFlags};
 
 use super::create::publish;
-use super::database_file::{Occupant, occupant};
+use super::database_file::{Occupant, occupant_in};
 use super::debris::remove_debris;
 use super::destroy::destroy_locked;
+use super::dir::Dir;
+use super::file_id::FileId;
 use super::files::{remove_empty_parents, remove_with_sidecars};
 use super::lock::FileLock;
 use super::open::literal_path;
-use super::siblings::{lock_path, scratch_path};
+use super::siblings::{lock_path, name_of, scratch_path};
 use super::snapshot::{Snapshot, copy_to};
+use super::sys;
 use crate::error::{Error, Result};
 use crate::name::TenantName;
 
@@ -84,13 +87,16 @@ pub(crate) fn restore(
     existing: Existing,
 ) -> Result<Restored> {
     let lock_file = lock_path(path);
-    let lock = FileLock::acquire(&lock_file, true)
+    let lock = FileLock::acquire(root, &lock_file, true)
         .map_err(|e| Error::io(Some(tenant), &lock_file, "locking the tenant", e))?;
-    let result = restore_locked(tenant, path, &backup.conn, existing);
+    let result = restore_locked(tenant, lock.dir(), path, &backup.conn, existing);
     let existed = matches!(result, Err(Error::TenantExists { .. }));
     drop(lock);
-    if result.is_err() && !existed {
-        remove_empty_parents(path, root);
+    if result.is_err()
+        && !existed
+        && let Some(dir) = path.parent()
+    {
+        remove_empty_parents(root, dir);
     }
     let (snapshot, replaced) = result?;
     Ok(Restored {
@@ -102,17 +108,19 @@ pub(crate) fn restore(
 
 fn restore_locked(
     tenant: &TenantName,
+    dir: &Dir,
     path: &Path,
     source: &Connection,
     existing: Existing,
 ) -> Result<(Snapshot, bool)> {
-    let found = occupant(path)
+    let name = name_of(path);
+    let found = occupant_in(dir, name)
         .map_err(|e| Error::io(Some(tenant), path, "looking at the database file", e))?;
     let replace = match (found, existing) {
         (Occupant::Nothing, _) => {
             // As in create: beside a tenant that does not exist, anything
             // left is debris of a crashed create or destroy.
-            remove_debris(Some(tenant), path)?;
+            remove_debris(Some(tenant), dir, name)?;
             None
         }
         (Occupant::Database(_), Existing::Refuse) => {
@@ -130,15 +138,39 @@ fn restore_locked(
             });
         }
     };
-    let scratch = scratch_path(path);
-    let result = copy_to(tenant, source, &scratch, "WAL").and_then(|snapshot| {
-        if let Some(deadline) = replace {
-            destroy_locked(tenant, path, deadline)?;
+    let scratch = scratch_path(name);
+    // SQLite writes the copy by path: into a file made here first, in the
+    // directory reached without links (the lock's), and checked after.
+    let made = sys::create_new(dir.fd(), &scratch)
+        .map_err(|e| Error::io(Some(tenant), dir.join(&scratch), "creating the copy", e))?;
+    let result = copy_to(tenant, source, &dir.join(&scratch), "WAL").and_then(|snapshot| {
+        match FileId::by_path_is(dir, &scratch, &made) {
+            Ok(true) => {}
+            Ok(false) => {
+                let moved = std::io::Error::other("its directory was replaced during the copy");
+                return Err(Error::io(
+                    Some(tenant),
+                    dir.join(&scratch),
+                    "copying the backup",
+                    moved,
+                ));
+            }
+            Err(e) => {
+                return Err(Error::io(
+                    Some(tenant),
+                    dir.join(&scratch),
+                    "copying the backup",
+                    e,
+                ));
+            }
         }
-        publish(tenant, &scratch, path)?;
+        if let Some(deadline) = replace {
+            destroy_locked(tenant, dir, path, deadline)?;
+        }
+        publish(tenant, dir, &scratch, path)?;
         Ok((snapshot, replace.is_some()))
     });
-    remove_with_sidecars(&scratch);
+    remove_with_sidecars(dir, &scratch);
     result
 }
 

@@ -5,13 +5,14 @@
 //! A read-only root cannot be recorded in; that is not an error (nothing
 //! can be created there either), only logged.
 
-use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io::{self, Read};
 use std::path::Path;
 
-use super::files::{remove_quietly, sync_dir};
-use super::lock::FileLock;
+use super::dir::Dir;
+use super::files::remove_quietly;
+use super::lock::{FileLock, split};
 use super::siblings::{lock_path, scratch_path};
+use super::sys;
 use crate::error::{Error, Result};
 
 /// Writes `text` to `path` unless a record is already there; returns the
@@ -21,16 +22,15 @@ use crate::error::{Error, Result};
 ///
 /// I/O errors other than a read-only root.
 pub(crate) fn record_once(path: &Path, text: &str) -> Result<Option<String>> {
-    let written = write_scratch(path, text).and_then(|scratch| {
-        let linked = fs::hard_link(&scratch, path);
-        remove_quietly(&scratch);
-        linked
+    let written = record_dir(path, true).and_then(|(dir, name)| {
+        let scratch = write_scratch(&dir, name, text)?;
+        let linked = sys::link(dir.fd(), &scratch, name);
+        remove_quietly(&dir, &scratch);
+        linked?;
+        dir.sync()
     });
     match written {
-        Ok(()) => {
-            sync_dir(path);
-            Ok(None)
-        }
+        Ok(()) => Ok(None),
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => read(path).map(Some),
         Err(e) if read_only(&e) => {
             tracing::info!(record = %path.display(), error = %e, "read-only root: not recorded");
@@ -46,7 +46,12 @@ pub(crate) fn record_once(path: &Path, text: &str) -> Result<Option<String>> {
 ///
 /// I/O errors other than a missing record.
 pub(crate) fn read_record(path: &Path) -> Result<Option<String>> {
-    match fs::read_to_string(path) {
+    let read = record_dir(path, false).and_then(|(dir, name)| {
+        let mut text = String::new();
+        sys::open_file(dir.fd(), name)?.read_to_string(&mut text)?;
+        Ok(text)
+    });
+    match read {
         Ok(text) => Ok(Some(text)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(Error::io(None, path, "reading the root's description", e)),
@@ -64,7 +69,7 @@ pub(crate) fn update_record(
     update: impl FnOnce(Option<&str>) -> Result<Option<String>>,
 ) -> Result<()> {
     let lock_file = lock_path(path);
-    let lock = match FileLock::acquire(&lock_file, true) {
+    let lock = match FileLock::acquire(root_of(path), &lock_file, true) {
         Ok(lock) => lock,
         Err(e) if read_only(&e) => {
             let current = read_record(path)?;
@@ -82,33 +87,53 @@ pub(crate) fn update_record(
     };
     let current = read_record(path)?;
     if let Some(text) = update(current.as_deref())? {
-        write_scratch(path, &text)
-            .and_then(|scratch| fs::rename(&scratch, path))
+        let (dir, name) = (lock.dir(), super::siblings::name_of(path));
+        write_scratch(dir, name, &text)
+            .and_then(|scratch| sys::rename(dir.fd(), &scratch, name))
+            .and_then(|()| dir.sync())
             .map_err(|e| Error::io(None, path, "recording the root's description", e))?;
-        sync_dir(path);
     }
     drop(lock);
     Ok(())
 }
 
 fn read(path: &Path) -> Result<String> {
-    fs::read_to_string(path).map_err(|e| Error::io(None, path, "reading the root's description", e))
+    read_record(path)?.ok_or_else(|| {
+        let gone = io::Error::from(io::ErrorKind::NotFound);
+        Error::io(None, path, "reading the root's description", gone)
+    })
 }
 
-/// A synced scratch file beside `path` holding `text`.
-fn write_scratch(path: &Path, text: &str) -> io::Result<std::path::PathBuf> {
-    if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir)?;
-    }
-    let scratch = scratch_path(path);
-    let written = File::create_new(&scratch).and_then(|mut file| {
-        file.write_all(text.as_bytes())?;
-        file.sync_all()
+/// The root a record at `ROOT/.tenanted/NAME` belongs to.
+fn root_of(path: &Path) -> &Path {
+    path.parent()
+        .and_then(Path::parent)
+        .unwrap_or(Path::new("."))
+}
+
+/// The record's directory (made if `make`), reached without following
+/// links, and the record's name in it.
+fn record_dir(path: &Path, make: bool) -> io::Result<(Dir, &Path)> {
+    let (parent, name) = split(path)?;
+    let dir = if make {
+        Dir::make(root_of(path), parent)?
+    } else {
+        Dir::open(root_of(path), parent)?
+    };
+    Ok((dir, name))
+}
+
+/// A synced scratch file beside `name` in `dir` holding `text`.
+fn write_scratch(dir: &Dir, name: &Path, text: &str) -> io::Result<std::path::PathBuf> {
+    let scratch = scratch_path(name);
+    let written = sys::create_new(dir.fd(), &scratch).and_then(|mut file| {
+        sys::write_all(&mut file, text.as_bytes(), &scratch)?;
+        sys::sync(std::os::fd::AsFd::as_fd(&file), &scratch)
     });
     match written {
         Ok(()) => Ok(scratch),
         Err(e) => {
-            remove_quietly(&scratch);
+            remove_quietly(dir, &scratch);
             Err(e)
         }
     }

@@ -32,6 +32,12 @@ const LOCK: &str = ".lock";
 const FENCE: &str = ".destroying";
 const LITESTREAM: &str = "-litestream";
 
+/// The last component of `path`: the name `*at` calls use in its
+/// directory.
+pub(super) fn name_of(path: &Path) -> &Path {
+    Path::new(path.file_name().unwrap_or_default())
+}
+
 /// The tenant's lock file: hidden, beside the database.
 pub(super) fn lock_path(db: &Path) -> PathBuf {
     hidden_sibling(db, LOCK)

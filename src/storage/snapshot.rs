@@ -19,9 +19,11 @@ use std::time::{Duration, Instant};
 use rusqlite::backup::{Backup, StepResult};
 use rusqlite::{Connection, OpenFlags};
 
-use super::files::{remove_with_sidecars, sync_dir};
+use super::dir::Dir;
+use super::files::remove_with_sidecars;
 use super::open::{literal_path, open_for_reading};
-use super::siblings::scratch_path;
+use super::siblings::{name_of, scratch_path};
+use super::sys;
 use crate::error::{Error, Result};
 use crate::name::TenantName;
 
@@ -42,24 +44,60 @@ const NEW_FILE: OpenFlags = OpenFlags::SQLITE_OPEN_READ_WRITE
 /// Copies `tenant`'s database at `path` to `dest` (creating `dest`'s
 /// directory if needed, replacing a file already at `dest` atomically).
 ///
+/// With `within`, `dest` is beneath that directory (a `backup_all`
+/// directory, laid out like the root) and is reached as a tenant's path is
+/// (see `dir.rs`): a link planted in the backup directory is refused, and
+/// never leads the copy over a file elsewhere (such as a live tenant).
+/// Without, `dest` is the caller's own path, links and all.
+///
 /// The source is opened the way every one-off read of a tenant is (pinned,
 /// never checkpointing on close), so a destroy in another process waits for
 /// the copy to finish, and one in this process cannot be harmed by it.
-pub(crate) fn snapshot(tenant: &TenantName, path: &Path, dest: &Path) -> Result<Snapshot> {
-    let (source, _) = open_for_reading(tenant, path)?;
-    if let Some(dir) = dest.parent().filter(|d| !d.as_os_str().is_empty()) {
-        create_dirs_durably(dir)
-            .map_err(|e| Error::io(Some(tenant), dir, "creating the backup's directory", e))?;
-    }
-    let scratch = scratch_path(dest);
-    let result = copy_to(tenant, &source, &scratch, "DELETE").and_then(|snapshot| {
-        publish_by_rename(tenant, &scratch, dest)?;
+pub(crate) fn snapshot(
+    tenant: &TenantName,
+    root: &Path,
+    path: &Path,
+    dest: &Path,
+    within: Option<&Path>,
+) -> Result<Snapshot> {
+    let (source, _) = open_for_reading(tenant, root, path)?;
+    let dir = destination_dir(dest, within)
+        .map_err(|e| Error::io(Some(tenant), dest, "creating the backup's directory", e))?;
+    let name = name_of(dest);
+    let scratch = scratch_path(name);
+    let result = copy_to(tenant, &source, &dir.join(&scratch), "DELETE").and_then(|snapshot| {
+        sys::rename(dir.fd(), &scratch, name)
+            .and_then(|()| dir.sync())
+            .map_err(|e| Error::io(Some(tenant), dest, "moving the backup into place", e))?;
         Ok(snapshot)
     });
     if result.is_err() {
-        remove_with_sidecars(&scratch);
+        remove_with_sidecars(&dir, &scratch);
     }
     result
+}
+
+/// The directory `dest` goes in, made if missing (see [`snapshot`]).
+fn destination_dir(dest: &Path, within: Option<&Path>) -> std::io::Result<Dir> {
+    let parent = dest.parent().filter(|d| !d.as_os_str().is_empty());
+    let parent = parent.unwrap_or(Path::new("."));
+    match within {
+        Some(base) => Dir::make(base, parent),
+        None => {
+            create_dirs_durably(parent)?;
+            Dir::open(parent, parent)
+        }
+    }
+}
+
+/// Makes a change in `path`'s directory durable. Best effort: some file
+/// systems cannot sync directories, and the backup itself is synced.
+fn sync_dir(path: &Path) {
+    if let Some(dir) = path.parent()
+        && let Err(e) = File::open(dir).and_then(|d| d.sync_all())
+    {
+        tracing::debug!(dir = %dir.display(), error = %e, "could not sync directory");
+    }
 }
 
 /// Creates `dir` and its missing parents, and syncs the directory above
@@ -141,12 +179,4 @@ pub(super) fn sync_file(tenant: &TenantName, path: &Path) -> Result<u64> {
         .and_then(|f| f.sync_all().and_then(|()| f.metadata()))
         .map(|meta| meta.len())
         .map_err(|e| Error::io(Some(tenant), path, "syncing the copy", e))
-}
-
-/// Renames the synced `scratch` over `dest` and syncs the directory.
-fn publish_by_rename(tenant: &TenantName, scratch: &Path, dest: &Path) -> Result<()> {
-    fs::rename(scratch, dest)
-        .map_err(|e| Error::io(Some(tenant), dest, "moving the backup into place", e))?;
-    sync_dir(dest);
-    Ok(())
 }

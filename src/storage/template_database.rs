@@ -7,17 +7,20 @@
 //! `tenants()` never lists it: hidden names are not tenant names. This
 //! layer builds and caches the file; the caller supplies the schema.
 
-use std::fs::{self, File};
+use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 
 use rusqlite::Connection;
 
 use super::debris::remove_debris;
-use super::files::build_by_rename;
-use super::lock::FileLock;
+use super::dir::Dir;
+use super::files::{build_by_rename, remove_quietly};
+use super::lock::{FileLock, split};
 use super::siblings::lock_path;
+use super::sys;
 use crate::error::{Error, Result};
+use crate::name::TenantName;
 use crate::paths::INTERNAL_DIR;
 
 /// The template file for the migrations whose fingerprint is `key`.
@@ -39,52 +42,66 @@ pub(crate) struct Template {
 /// Returns the template database keyed `key` under `root`, open, building
 /// it first if needed: a new WAL database that `migrate` brings to the
 /// latest schema. Several threads or processes may call this at once: one
-/// builds, the others wait for it and reuse its file.
+/// builds, the others wait for it and reuse its file. Errors name
+/// `tenant`, the tenant whose create needs it.
 pub(crate) fn ensure_template(
     root: &Path,
     key: u64,
+    tenant: &TenantName,
     migrate: impl Fn(&mut Connection, &Path) -> Result<()>,
 ) -> Result<Template> {
     let path = template_path(root, key);
-    if let Some(template) = open_template(&path)? {
+    if let Some(template) = open_template(root, &path, tenant)? {
         return Ok(template);
     }
     let lock_file = lock_path(&path);
-    let _lock = FileLock::acquire(&lock_file, true)
-        .map_err(|e| Error::io(None, &lock_file, "locking the template database", e))?;
-    match open_template(&path)? {
+    let lock = FileLock::acquire(root, &lock_file, true)
+        .map_err(|e| Error::io(Some(tenant), &lock_file, "locking the template database", e))?;
+    match open_template(root, &path, tenant)? {
         Some(template) => Ok(template),
-        None => build_template(&path, &migrate),
+        None => build_template(lock.dir(), &path, tenant, &migrate),
     }
 }
 
-fn open_template(path: &Path) -> Result<Option<Template>> {
-    match File::open(path) {
+fn open_template(root: &Path, path: &Path, tenant: &TenantName) -> Result<Option<Template>> {
+    let opened = split(path).and_then(|(dir, name)| {
+        let dir = Dir::open(root, dir)?;
+        sys::open_file(dir.fd(), name)
+    });
+    match opened {
         Ok(file) => Ok(Some(Template {
             file,
             path: path.to_path_buf(),
         })),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::io(None, path, "opening the template database", e)),
+        Err(e) => Err(Error::io(
+            Some(tenant),
+            path,
+            "opening the template database",
+            e,
+        )),
     }
 }
 
-/// Builds the template at `path`; the caller holds its lock.
+/// Builds the template at `path` in `dir`; the caller holds its lock.
 fn build_template(
+    dir: &Dir,
     path: &Path,
+    tenant: &TenantName,
     migrate: &impl Fn(&mut Connection, &Path) -> Result<()>,
 ) -> Result<Template> {
+    let name = super::siblings::name_of(path);
     // We hold the template lock: any scratch file beside it is a crashed build's.
-    remove_debris(None, path)?;
+    remove_debris(None, dir, name)?;
     let span = tracing::info_span!("build_template", path = %path.display());
     let _entered = span.enter();
-    let file = build_by_rename(path, |conn| {
+    let file = build_by_rename(dir, name, tenant, |conn| {
         // WAL is a persistent property of the file: every copy starts in it.
         conn.pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(()))
-            .map_err(|e| Error::sqlite(None, path, "enabling WAL in the template", e))?;
+            .map_err(|e| Error::sqlite(Some(tenant), path, "enabling WAL in the template", e))?;
         migrate(conn, path)
     })?;
-    remove_stale_templates(path);
+    remove_stale_templates(dir, name);
     tracing::info!(path = %path.display(), "built template database");
     Ok(Template {
         file,
@@ -95,17 +112,14 @@ fn build_template(
 /// Removes templates of other migration sets. A process copying one reads
 /// its open file, unharmed; a process still using another set (an old
 /// version during a deploy) rebuilds its own on its next create.
-fn remove_stale_templates(current: &Path) {
-    let Some(dir) = current.parent() else { return };
-    let Ok(entries) = fs::read_dir(dir) else {
+fn remove_stale_templates(dir: &Dir, current: &Path) {
+    let Ok(entries) = dir.entries() else {
         return;
     };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if !name.starts_with('.') && name.ends_with(".sqlite3") && path != current {
-            let _ = fs::remove_file(&path);
+    for (name, is_dir) in entries.into_iter().flatten() {
+        let text = name.to_string_lossy();
+        if !is_dir && !text.starts_with('.') && text.ends_with(".sqlite3") && name != current {
+            remove_quietly(dir, &name);
         }
     }
 }

@@ -12,7 +12,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
-use tenanted::{DEFAULT_BUCKETS, DEFAULT_TEMPLATE, Migrations, RootConfig, TenantManager};
+use tenanted::{
+    DEFAULT_BUCKETS, DEFAULT_TEMPLATE, Error, Migrations, RootConfig, TenantManager, TenantName,
+};
 
 use support::{Failure, confirm, require_root, tenant_names};
 
@@ -214,9 +216,9 @@ fn run(cli: &Cli) -> Result<u8, Failure> {
         Command::Exists { name } => {
             let name = tenant_names(std::slice::from_ref(name))?;
             require_root(&cli.root)?;
-            Ok(u8::from(
-                !cli.root_config().database_path(name[0].as_str())?.exists(),
-            ))
+            // The library's answer: a link planted in the root is no tenant.
+            let exists = cli.schemaless_manager()?.tenant_exists(name[0].as_str())?;
+            Ok(u8::from(!exists))
         }
         Command::Migrate(args) => fleet::migrate(cli, args),
         Command::Status(args) => fleet::status(cli, args),
@@ -270,20 +272,33 @@ fn list(cli: &Cli, json: bool) -> Result<u8, Failure> {
 fn create(cli: &Cli, names: &[String], if_not_exists: bool) -> Result<u8, Failure> {
     let names = tenant_names(names)?;
     let m = cli.manager()?;
-    support::each(&names, |name| {
-        let path = m.root().database_path(name)?;
-        let created = if if_not_exists {
-            m.create_tenant_if_not_exists(name)?
+    // One batch: many names share the cost of making them durable.
+    let report = m.create_tenants(&names)?;
+    let path = |t: &TenantName| m.root().database_path(t.as_str()).unwrap_or_default();
+    let mut worst = 0;
+    // Said in the order the names were given.
+    for tenant in &names {
+        let failure = if report.created.contains(tenant) {
+            println!("created {tenant} at {}", path(tenant).display());
+            continue;
+        } else if report.existed.contains(tenant) {
+            if if_not_exists {
+                println!("{tenant} already exists at {}", path(tenant).display());
+                continue;
+            }
+            Failure::from(Error::TenantExists {
+                tenant: tenant.clone(),
+                path: path(tenant),
+            })
         } else {
-            m.create_tenant(name)?;
-            true
+            let found = report.failed.iter().find(|(n, _)| n == tenant.as_str());
+            let Some((_, e)) = found else { continue };
+            Failure(support::exit_code(e), support::cli_message(e))
         };
-        match created {
-            true => println!("created {name} at {}", path.display()),
-            false => println!("{name} already exists at {}", path.display()),
-        }
-        Ok(())
-    })
+        eprintln!("error: {}", failure.1);
+        worst = worst.max(failure.0);
+    }
+    Ok(worst)
 }
 
 fn destroy(cli: &Cli, names: &[String], yes: bool) -> Result<u8, Failure> {

@@ -12,12 +12,16 @@ pub struct Failure(pub u8, pub String);
 
 impl From<Error> for Failure {
     fn from(e: Error) -> Self {
-        let code = if matches!(e, Error::BadTenantName { .. } | Error::BadTemplate { .. }) {
-            2
-        } else {
-            1
-        };
-        Failure(code, cli_message(&e))
+        Failure(exit_code(&e), cli_message(&e))
+    }
+}
+
+/// The exit code for `e`: 2 for bad input, 1 for anything else.
+pub fn exit_code(e: &Error) -> u8 {
+    if matches!(e, Error::BadTenantName { .. } | Error::BadTemplate { .. }) {
+        2
+    } else {
+        1
     }
 }
 

@@ -1,0 +1,156 @@
+//! Injected file-system faults, for tests that fail every step of an
+//! operation in turn (see `tests/fault_injection.rs`).
+//!
+//! A plan belongs to the thread that set it: tests run in parallel threads
+//! of one process, and each must fail only its own steps. tenanted's
+//! single-tenant operations run on the caller's thread, so a plan covers
+//! all of their steps. Without the `testing` feature, [`check`] is empty
+//! and inlined away.
+
+/// The kinds of file-system step the seam (`sys.rs`) takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(feature = "testing"), allow(dead_code))]
+pub enum Step {
+    /// Opening a file or directory.
+    Open,
+    /// Looking at a file (`stat`), or reading a directory.
+    Stat,
+    /// Creating a file.
+    Create,
+    /// Making a directory.
+    Mkdir,
+    /// Writing file contents.
+    Write,
+    /// `fsync` of a file or directory.
+    Sync,
+    /// A hard link (publishing a new database).
+    Link,
+    /// A rename.
+    Rename,
+    /// Removing a file or directory.
+    Unlink,
+    /// Taking a `flock`.
+    Lock,
+}
+
+#[cfg(not(feature = "testing"))]
+#[inline(always)]
+pub(super) fn check(_step: Step, _name: &std::path::Path) -> std::io::Result<()> {
+    Ok(())
+}
+
+/// Whether this thread has a fault plan: work it would hand to other
+/// threads then runs on this one, so that every step is counted.
+#[cfg(not(feature = "testing"))]
+#[inline(always)]
+pub(super) fn plan_active() -> bool {
+    false
+}
+
+#[cfg(feature = "testing")]
+pub(super) use plan::{check, plan_active};
+
+#[cfg(feature = "testing")]
+pub use plan::{FaultPlan, StepTaken};
+
+#[cfg(feature = "testing")]
+mod plan {
+    use std::cell::RefCell;
+    use std::io;
+    use std::path::{Path, PathBuf};
+
+    use super::Step;
+
+    /// One step the seam took while a [`FaultPlan`] was active.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct StepTaken {
+        /// What kind of step.
+        pub step: Step,
+        /// The name it acted on (relative to its directory).
+        pub name: PathBuf,
+        /// Whether this step was made to fail.
+        pub failed: bool,
+    }
+
+    #[derive(Debug, Default)]
+    struct Active {
+        fail_at: Option<(usize, i32)>,
+        taken: Vec<StepTaken>,
+    }
+
+    thread_local! {
+        static ACTIVE: RefCell<Option<Active>> = const { RefCell::new(None) };
+    }
+
+    /// Records (and optionally fails) the file-system steps this thread
+    /// takes until it is dropped.
+    #[derive(Debug)]
+    pub struct FaultPlan {
+        _not_send: std::marker::PhantomData<*const ()>,
+    }
+
+    impl FaultPlan {
+        /// Records every step, failing none.
+        pub fn record() -> FaultPlan {
+            Self::install(None)
+        }
+
+        /// Fails the `n`th step (counting from 1) with OS error `errno`
+        /// (`libc::EIO`, `ENOSPC`, `EMFILE`, ...), recording every step.
+        pub fn fail_step(n: usize, errno: i32) -> FaultPlan {
+            Self::install(Some((n, errno)))
+        }
+
+        fn install(fail_at: Option<(usize, i32)>) -> FaultPlan {
+            ACTIVE.with(|a| {
+                *a.borrow_mut() = Some(Active {
+                    fail_at,
+                    taken: Vec::new(),
+                });
+            });
+            FaultPlan {
+                _not_send: std::marker::PhantomData,
+            }
+        }
+
+        /// The steps taken so far.
+        pub fn steps(&self) -> Vec<StepTaken> {
+            ACTIVE.with(|a| {
+                a.borrow()
+                    .as_ref()
+                    .map(|a| a.taken.clone())
+                    .unwrap_or_default()
+            })
+        }
+    }
+
+    impl Drop for FaultPlan {
+        fn drop(&mut self) {
+            ACTIVE.with(|a| a.borrow_mut().take());
+        }
+    }
+
+    pub(in crate::storage) fn plan_active() -> bool {
+        ACTIVE.with(|a| a.borrow().is_some())
+    }
+
+    pub(in crate::storage) fn check(step: Step, name: &Path) -> io::Result<()> {
+        ACTIVE.with(|a| {
+            let mut active = a.borrow_mut();
+            let Some(active) = active.as_mut() else {
+                return Ok(());
+            };
+            let n = active.taken.len() + 1;
+            let fail = active.fail_at.filter(|&(at, _)| at == n);
+            active.taken.push(StepTaken {
+                step,
+                name: name.to_path_buf(),
+                failed: fail.is_some(),
+            });
+            match fail {
+                Some((_, errno)) => Err(io::Error::from_raw_os_error(errno)),
+                None => Ok(()),
+            }
+        })
+    }
+}

@@ -1,0 +1,291 @@
+//! Every file-system step of create, create-with-seed, destroy, migrate
+//! and rollback, failed in turn with EIO, ENOSPC and EMFILE (the way
+//! storage engines test their recovery paths). After each: the operation
+//! returned a clear error naming the tenant, or succeeded; no tenant is
+//! half made (a listed tenant passes `integrity_check` and holds what it
+//! should); a retry succeeds; and `remove_debris` leaves nothing of
+//! tenanted's own beside the tenants.
+//!
+//! The steps are those tenanted itself takes (`storage/sys.rs`): SQLite's
+//! reads and writes inside a transaction are SQLite's to make atomic.
+
+mod common;
+
+use std::path::Path;
+
+use tenanted::testing::faults::{FaultPlan, StepTaken};
+use tenanted::{Error, TenantManager};
+
+/// Linux's errno values.
+const EIO: i32 = 5;
+const EMFILE: i32 = 24;
+const ENOSPC: i32 = 28;
+const FAULTS: [i32; 3] = [EIO, ENOSPC, EMFILE];
+
+/// One operation under test: how to prepare a fresh root, run it on
+/// `acme`, retry it, and what a listed `acme` must hold afterwards.
+struct Case {
+    name: &'static str,
+    prepare: fn(&TenantManager),
+    run: fn(&TenantManager) -> Result<(), String>,
+    retry: fn(&TenantManager),
+    check: fn(&TenantManager),
+}
+
+fn fresh(dir: &Path, prepare: fn(&TenantManager)) -> TenantManager {
+    let m = common::manager(dir);
+    // Built outside the fault window: the template and the root's records.
+    m.create_tenant("warmup").unwrap();
+    prepare(&m);
+    m
+}
+
+fn version(m: &TenantManager) -> usize {
+    let mut acme = None;
+    m.migration_status_each(|row| {
+        if row.tenant.as_str() == "acme" {
+            acme = Some(row.version.clone());
+        }
+    })
+    .unwrap();
+    let acme = acme.expect("acme is listed");
+    acme.expect("acme's version reads")
+}
+
+/// Checked on a plain connection: a tenant left behind its migrations
+/// (a failed migrate) is refused by `connection`, rightly.
+fn integrity_ok(m: &TenantManager) {
+    let path = m.root().database_path("acme").unwrap();
+    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY;
+    let verdict: String = rusqlite::Connection::open_with_flags(path, flags)
+        .unwrap()
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(verdict, "ok");
+}
+
+fn listed(m: &TenantManager) -> bool {
+    common::sorted_tenants(m).contains(&"acme".to_owned())
+}
+
+/// What the root holds besides the tenants' databases and `.tenanted/`:
+/// after `remove_debris`, nothing.
+fn debris(dir: &Path) -> Vec<String> {
+    common::tenant_files_under(dir)
+        .into_iter()
+        .filter(|f| {
+            let name = Path::new(f).file_name().unwrap().to_string_lossy();
+            name.starts_with('.') || name.ends_with("-journal")
+        })
+        .collect()
+}
+
+fn say(e: Error) -> String {
+    e.to_string()
+}
+
+fn seed(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
+    tx.execute("INSERT INTO notes (body) VALUES ('seeded')", [])
+        .map(drop)
+}
+
+fn seeded_rows(m: &TenantManager) -> i64 {
+    m.connection("acme")
+        .unwrap()
+        .query_row(
+            "SELECT count(*) FROM notes WHERE body = 'seeded'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+}
+
+const CASES: &[Case] = &[
+    Case {
+        name: "create",
+        prepare: |_| {},
+        run: |m| m.create_tenant("acme").map_err(say),
+        retry: |m| m.create_tenant_if_not_exists("acme").map(drop).unwrap(),
+        check: |m| assert_eq!(version(m), 3),
+    },
+    Case {
+        name: "create_tenants",
+        prepare: |_| {},
+        run: |m| {
+            let report = m.create_tenants(["acme", "acme-2"]).map_err(say)?;
+            let failures: Vec<String> = report.failed.iter().map(|(_, e)| e.to_string()).collect();
+            if failures.is_empty() {
+                Ok(())
+            } else {
+                Err(failures.join("; "))
+            }
+        },
+        retry: |m| assert!(m.create_tenants(["acme", "acme-2"]).unwrap().is_success()),
+        check: |m| assert_eq!(version(m), 3),
+    },
+    Case {
+        name: "create with a seed",
+        prepare: |_| {},
+        run: |m| m.create_tenant_with("acme", seed).map_err(say),
+        retry: |m| {
+            if !m.tenant_exists("acme").unwrap() {
+                m.create_tenant_with("acme", seed).unwrap();
+            }
+        },
+        check: |m| assert_eq!(seeded_rows(m), 1, "a listed tenant holds its seed"),
+    },
+    Case {
+        name: "destroy",
+        prepare: |m| m.create_tenant("acme").unwrap(),
+        run: |m| m.destroy_tenant("acme").map_err(say),
+        retry: |m| match m.destroy_tenant("acme") {
+            Ok(()) | Err(Error::TenantDoesNotExist { .. }) => {}
+            Err(e) => panic!("retrying the destroy: {e}"),
+        },
+        check: |m| assert_eq!(version(m), 3),
+    },
+    Case {
+        name: "migrate",
+        prepare: |m| {
+            m.create_tenant("acme").unwrap();
+            m.migrate_tenant_to("acme", 1).unwrap();
+        },
+        run: |m| m.migrate_tenant("acme").map(drop).map_err(say),
+        retry: |m| assert_eq!(m.migrate_tenant("acme").unwrap().to, 3),
+        check: |m| assert!([1, 3].contains(&version(m)), "all or nothing"),
+    },
+    Case {
+        name: "rollback",
+        prepare: |m| m.create_tenant("acme").unwrap(),
+        run: |m| m.rollback_tenant("acme", 1).map(drop).map_err(say),
+        retry: |m| {
+            if version(m) == 3 {
+                m.rollback_tenant("acme", 1).unwrap();
+            }
+        },
+        check: |m| assert!([2, 3].contains(&version(m)), "all or nothing"),
+    },
+];
+
+/// The steps `case` takes when nothing fails.
+fn steps_of(case: &Case) -> Vec<StepTaken> {
+    let dir = tempfile::tempdir().unwrap();
+    let m = fresh(dir.path(), case.prepare);
+    let plan = FaultPlan::record();
+    (case.run)(&m).unwrap_or_else(|e| panic!("{}: {e}", case.name));
+    plan.steps()
+}
+
+fn fail_one_step(case: &Case, n: usize, errno: i32, step: &StepTaken) {
+    let what = format!(
+        "{}: step {n} ({:?} {}) failing with errno {errno}",
+        case.name,
+        step.step,
+        step.name.display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let m = fresh(dir.path(), case.prepare);
+    let plan = FaultPlan::fail_step(n, errno);
+    let result = (case.run)(&m);
+    let failed = plan.steps().iter().any(|s| s.failed);
+    drop(plan);
+    assert!(failed, "{what}: the step was reached");
+    if let Err(msg) = &result {
+        assert!(
+            msg.contains("acme"),
+            "{what}: the error names the tenant: {msg}"
+        );
+    }
+    if listed(&m) {
+        integrity_ok(&m);
+        (case.check)(&m);
+    }
+    (case.retry)(&m);
+    if listed(&m) {
+        integrity_ok(&m);
+        (case.check)(&m);
+    }
+    m.remove_debris().unwrap();
+    assert_eq!(
+        debris(dir.path()),
+        Vec::<String>::new(),
+        "{what}: debris left"
+    );
+}
+
+#[test]
+fn every_step_of_every_operation_can_fail_without_harm() {
+    let mut total = 0;
+    for case in CASES {
+        let steps = steps_of(case);
+        assert!(!steps.is_empty(), "{}: no steps recorded", case.name);
+        for (i, step) in steps.iter().enumerate() {
+            for errno in FAULTS {
+                fail_one_step(case, i + 1, errno, step);
+                total += 1;
+            }
+        }
+        eprintln!("{}: {} steps, each failed 3 ways", case.name, steps.len());
+    }
+    assert!(total > 30, "only {total} faults injected");
+}
+
+/// A destroyed tenant's `-wal` left beside its path (a crash) that cannot
+/// be removed stops the next create of that name: replayed into the new
+/// database, it would hand it the old tenant's data.
+#[test]
+fn a_leftover_wal_that_cannot_be_removed_stops_the_create() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = common::manager(dir.path());
+    m.create_tenant("acme").unwrap();
+    let path = m.root().database_path("acme").unwrap();
+    let wal = dir.path().join("old.wal");
+    {
+        let conn = m.connection("acme").unwrap();
+        conn.execute("INSERT INTO notes (body) VALUES ('OLD TENANT DATA')", [])
+            .unwrap();
+        fs_copy_wal(&path, &wal);
+    }
+    m.destroy_tenant("acme").unwrap();
+    let leftover = {
+        let mut p = path.as_os_str().to_owned();
+        p.push("-wal");
+        std::path::PathBuf::from(p)
+    };
+    std::fs::create_dir_all(leftover.parent().unwrap()).unwrap();
+    std::fs::copy(&wal, &leftover).unwrap();
+    let steps = {
+        let plan = FaultPlan::record();
+        m.create_tenant("acme").unwrap();
+        plan.steps()
+    };
+    m.destroy_tenant("acme").unwrap();
+    std::fs::create_dir_all(leftover.parent().unwrap()).unwrap();
+    std::fs::copy(&wal, &leftover).unwrap();
+    let n = steps
+        .iter()
+        .position(|s| s.name.to_string_lossy().ends_with("main.sqlite3-wal"))
+        .expect("the create removes the leftover WAL")
+        + 1;
+    let plan = FaultPlan::fail_step(n, EIO);
+    let result = m.create_tenant("acme");
+    drop(plan);
+    let e = result.expect_err("the create stops");
+    assert!(e.to_string().contains("acme"), "{e}");
+    assert!(!m.tenant_exists("acme").unwrap());
+    m.create_tenant("acme").unwrap();
+    let rows: i64 = m
+        .connection("acme")
+        .unwrap()
+        .query_row("SELECT count(*) FROM notes", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows, 0, "the new tenant holds nothing of the old one");
+}
+
+/// Copies the live `-wal` of the database at `path` (a connection of this
+/// process holds it, so it has frames) to `to`.
+fn fs_copy_wal(path: &Path, to: &Path) {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    std::fs::copy(std::path::PathBuf::from(wal), to).unwrap();
+}

@@ -1,0 +1,201 @@
+//! Containment: a symbolic link (or a plain file) planted in the root as a
+//! bucket, a tenant directory or `.tenanted/` never leads any operation
+//! outside the root. Every operation agrees the tenant behind it does not
+//! exist, the ones that would write or remove say what is in the way with
+//! `Error::NotADirectory` naming it, and the outside files stay exactly as
+//! they were, byte for byte.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+
+use tenanted::{Error, MigrateOptions, TenantManager};
+
+/// Every file under `dir` with its contents: any change outside shows.
+fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<_> = common::files_under(dir)
+        .into_iter()
+        .map(|name| {
+            let bytes = fs::read(dir.join(&name)).unwrap_or_default();
+            (name, bytes)
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// A real tenant database (from another root) placed outside as `acme`'s.
+fn outside_tenant(outside: &Path) -> PathBuf {
+    let donor = tempfile::tempdir().unwrap();
+    let m = common::manager(donor.path());
+    m.create_tenant("acme").unwrap();
+    m.connection("acme")
+        .unwrap()
+        .execute("CREATE TABLE secret (x)", [])
+        .unwrap();
+    let src = m.root().database_path("acme").unwrap();
+    drop(m);
+    let dest = outside.join("acme/main.sqlite3");
+    fs::create_dir_all(dest.parent().unwrap()).unwrap();
+    fs::copy(src, &dest).unwrap();
+    outside.to_path_buf()
+}
+
+fn assert_blocked(result: Result<impl std::fmt::Debug, Error>, link: &Path, what: &str) {
+    match result {
+        Err(e @ Error::NotADirectory { .. }) => {
+            let msg = e.to_string();
+            assert!(msg.contains(&link.display().to_string()), "{what}: {msg}");
+            assert!(msg.contains("move it out of the root"), "{what}: {msg}");
+        }
+        other => panic!(
+            "{what}: expected NotADirectory naming {}, got {other:?}",
+            link.display()
+        ),
+    }
+}
+
+/// Runs every operation on `acme`, whose way in passes `link`, and checks
+/// that none reached `outside`.
+fn assert_contained(m: &TenantManager, link: &Path, outside: &Path) {
+    let before = snapshot(outside);
+    assert!(!m.tenant_exists("acme").unwrap(), "tenant_exists");
+    assert_eq!(common::sorted_tenants(m), Vec::<String>::new(), "tenants()");
+    assert_blocked(m.create_tenant("acme"), link, "create_tenant");
+    assert_blocked(
+        m.create_tenant_if_not_exists("acme"),
+        link,
+        "create_if_not_exists",
+    );
+    assert_blocked(m.connection("acme").map(drop), link, "connection");
+    assert_blocked(m.destroy_tenant("acme"), link, "destroy_tenant");
+    assert_blocked(m.migrate_tenant("acme"), link, "migrate_tenant");
+    assert_blocked(m.rollback_tenant("acme", 1), link, "rollback_tenant");
+    let dest = tempfile::tempdir().unwrap();
+    assert_blocked(
+        m.backup_tenant("acme", dest.path().join("acme.sqlite3")),
+        link,
+        "backup_tenant",
+    );
+    m.remove_debris().unwrap();
+    let status = m.migration_status().unwrap();
+    assert_eq!(status.total(), 0, "migration_status: {status:?}");
+    let report = m.migrate_all(&MigrateOptions::new()).unwrap();
+    assert_eq!(report.total(), 0, "migrate_all: {report:?}");
+    assert_eq!(
+        snapshot(outside),
+        before,
+        "nothing outside the root changed"
+    );
+    assert!(link.exists(), "the planted entry is left where it is");
+}
+
+#[test]
+fn a_linked_bucket_leads_nowhere() {
+    let (dir, outside) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let m = common::manager(dir.path());
+    let outside = outside_tenant(outside.path());
+    let bucket = m.root().database_path("acme").unwrap();
+    let bucket = bucket.parent().unwrap().parent().unwrap();
+    symlink(&outside, bucket).unwrap();
+    assert_contained(&m, bucket, &outside);
+}
+
+#[test]
+fn a_linked_tenant_directory_leads_nowhere() {
+    let (dir, outside) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let m = common::manager(dir.path());
+    let outside = outside_tenant(outside.path());
+    let tenant_dir = m.root().database_path("acme").unwrap();
+    let tenant_dir = tenant_dir.parent().unwrap();
+    fs::create_dir_all(tenant_dir.parent().unwrap()).unwrap();
+    symlink(outside.join("acme"), tenant_dir).unwrap();
+    assert_contained(&m, tenant_dir, &outside);
+}
+
+#[test]
+fn a_file_in_place_of_a_bucket_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = common::manager(dir.path());
+    let bucket = m.root().database_path("acme").unwrap();
+    let bucket = bucket.parent().unwrap().parent().unwrap();
+    fs::write(bucket, b"not a directory").unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    assert_contained(&m, bucket, outside.path());
+    assert_eq!(fs::read(bucket).unwrap(), b"not a directory");
+}
+
+#[test]
+fn a_linked_internal_directory_gets_no_template() {
+    let (dir, outside) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let internal = dir.path().join(tenanted::INTERNAL_DIR);
+    symlink(outside.path(), &internal).unwrap();
+    let built = common::builder(dir.path()).build();
+    let result = built.and_then(|m| m.create_tenant("acme"));
+    assert_blocked(result, &internal, "create through a linked .tenanted");
+    assert!(
+        common::files_under(outside.path()).is_empty(),
+        "nothing written outside: {:?}",
+        common::files_under(outside.path())
+    );
+}
+
+#[test]
+fn destroying_the_last_tenant_of_a_bare_root_keeps_the_root() {
+    let parent = tempfile::tempdir().unwrap();
+    let root = parent.path().join("tenants");
+    fs::create_dir(&root).unwrap();
+    let m = common::manager(&root);
+    m.create_tenant("acme").unwrap();
+    fs::remove_dir_all(root.join(tenanted::INTERNAL_DIR)).unwrap();
+    m.destroy_tenant("acme").unwrap();
+    assert!(root.is_dir(), "the root stays");
+    assert_eq!(m.remove_debris().unwrap(), 0);
+    assert!(root.is_dir(), "the root stays after a sweep too");
+}
+
+#[test]
+fn a_link_planted_in_a_backup_directory_never_leads_a_copy_over_a_tenant() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = common::manager(&dir.path().join("root"));
+    for (name, note) in [("acme", "acme's"), ("globex", "globex's")] {
+        m.create_tenant(name).unwrap();
+        m.connection(name)
+            .unwrap()
+            .execute("INSERT INTO notes (body) VALUES (?1)", [note])
+            .unwrap();
+    }
+    let backups = dir.path().join("backups");
+    // backups/<acme's bucket>/acme -> the live globex's directory.
+    let acme = m.root().database_path("acme").unwrap();
+    let globex = m.root().database_path("globex").unwrap();
+    let rel = acme.strip_prefix(m.root().root_dir()).unwrap();
+    let planted = backups.join(rel.parent().unwrap());
+    fs::create_dir_all(planted.parent().unwrap()).unwrap();
+    symlink(globex.parent().unwrap(), &planted).unwrap();
+    let before = fs::read(&globex).unwrap();
+    let report = m
+        .backup_all(&backups, &tenanted::BackupOptions::new())
+        .unwrap();
+    let failed: Vec<_> = report
+        .tenants
+        .iter()
+        .filter(|t| t.error.is_some())
+        .collect();
+    assert_eq!(failed.len(), 1, "{report:?}");
+    let e = failed[0].error.as_ref().unwrap();
+    assert!(matches!(**e, Error::NotADirectory { .. }), "{e}");
+    assert_eq!(
+        fs::read(&globex).unwrap(),
+        before,
+        "globex's database untouched"
+    );
+    let note: String = m
+        .connection("globex")
+        .unwrap()
+        .query_row("SELECT body FROM notes", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(note, "globex's");
+}

@@ -1,0 +1,108 @@
+//! A root on a read-only file system (a read-only bind mount in a private
+//! mount namespace, so nothing leaks if the test dies): listing,
+//! `tenant_exists`, `migration_status` and a no-op `migrate_all` work;
+//! SQLite cannot open a WAL-mode database there without its `-shm` file,
+//! so `connection` says so (`ReadOnlyRoot`); every write is refused with an
+//! error that names the tenant, and nothing panics.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::child;
+use tenanted::MigrateOptions;
+
+/// The child's command, inside `unshare -m` with `root` remounted
+/// read-only; `None` where this machine does not allow mount namespaces.
+fn read_only_child(test: &str, root: &Path) -> Option<Command> {
+    let allowed = Command::new("unshare")
+        .args(["-m", "true"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !allowed {
+        return None;
+    }
+    let r = root.display();
+    let inner = child::command_after(
+        &format!("mount --bind '{r}' '{r}' && mount -o remount,bind,ro '{r}'"),
+        test,
+        root,
+    );
+    let mut command = Command::new("unshare");
+    command
+        .arg("-m")
+        .arg(inner.get_program())
+        .args(inner.get_args());
+    for (key, value) in inner.get_envs() {
+        if let Some(value) = value {
+            command.env(key, value);
+        }
+    }
+    Some(command)
+}
+
+#[test]
+fn a_read_only_root_lists_and_reports_and_refuses_the_rest_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = common::manager(dir.path());
+    for name in ["acme", "globex"] {
+        m.create_tenant(name).unwrap();
+        let conn = m.connection(name).unwrap();
+        conn.execute("INSERT INTO notes (body) VALUES ('kept')", [])
+            .unwrap();
+    }
+    // Closing every connection checkpoints and removes the -wal and -shm,
+    // as a root is left when its service stops.
+    drop(m);
+    let Some(mut command) = read_only_child("child_on_a_read_only_root", dir.path()) else {
+        eprintln!("skipped: this machine does not allow `unshare -m` (needs CAP_SYS_ADMIN)");
+        return;
+    };
+    let out = child::run(&mut command);
+    eprintln!("{out}");
+    assert!(out.contains("ALL REFUSED"), "{out}");
+}
+
+#[test]
+#[ignore = "child process of a_read_only_root_lists_and_reports_and_refuses_the_rest_by_name"]
+fn child_on_a_read_only_root() {
+    let root = child::root().expect("run by its parent test");
+    assert!(
+        std::fs::write(root.join("probe"), b"x").is_err(),
+        "the root is read-only"
+    );
+    let m = common::manager(&root);
+    assert_eq!(common::sorted_tenants(&m), ["acme", "globex"]);
+    assert!(m.tenant_exists("acme").unwrap());
+    let status = m.migration_status().unwrap();
+    assert_eq!((status.total(), status.current()), (2, 2));
+    let backups = tempfile::tempdir().unwrap();
+    let refusals = [
+        ("connection", m.connection("acme").map(drop), "acme"),
+        ("create", m.create_tenant("initech").map(drop), "initech"),
+        ("destroy", m.destroy_tenant("globex"), "globex"),
+        ("rollback", m.rollback_tenant("acme", 1).map(drop), "acme"),
+        (
+            "backup",
+            m.backup_tenant("acme", backups.path().join("acme.bak"))
+                .map(drop),
+            "acme",
+        ),
+    ];
+    for (what, result, tenant) in refusals {
+        let e = result.expect_err(what);
+        let msg = e.to_string();
+        println!("{what}: {msg}");
+        assert!(msg.contains(tenant), "{what} names the tenant: {msg}");
+    }
+    assert!(matches!(
+        m.connection("acme"),
+        Err(tenanted::Error::ReadOnlyRoot { .. })
+    ));
+    // Nothing to do is not an error.
+    let report = m.migrate_all(&MigrateOptions::new()).unwrap();
+    assert!(report.is_success(), "{report:?}");
+    assert_eq!(common::sorted_tenants(&m), ["acme", "globex"]);
+    println!("ALL REFUSED");
+}
