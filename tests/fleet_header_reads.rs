@@ -263,6 +263,23 @@ fn damaged_files_are_still_reported_damaged_by_fleet_runs() {
 }
 
 #[test]
+fn a_truncated_database_is_not_given_the_version_its_header_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = common::manager(dir.path());
+    m.create_tenant("acme").unwrap();
+    let whole = std::fs::read(m.root().database_path("acme").unwrap()).unwrap();
+    assert!(whole.len() > 4096);
+    plant(&m, "cut", &whole[..4096]);
+    assert_eq!(header_version(&m.root().database_path("cut").unwrap()), 3);
+
+    let status = m.migration_status().unwrap();
+    assert_eq!((status.current(), status.unreadable()), (1, 1), "{status}");
+    assert_eq!(status.tenants[0].tenant.as_str(), "cut");
+    let report = m.migrate_all(&MigrateOptions::new()).unwrap();
+    assert_eq!((report.up_to_date(), report.failed()), (1, 1), "{report}");
+}
+
+#[test]
 fn a_directory_or_a_symlink_in_place_of_a_database_is_still_no_tenant() {
     let dir = tempfile::tempdir().unwrap();
     let m = common::manager(dir.path());
@@ -286,4 +303,49 @@ fn a_directory_or_a_symlink_in_place_of_a_database_is_still_no_tenant() {
         assert!(matches!(e, Error::TenantDoesNotExist { .. }), "{e}");
     }
     assert_eq!(named.failed(), 2);
+}
+
+/// The state a crash in the middle of a rollback-journal commit leaves:
+/// the database file already holds the new page 1 (`user_version` 99) and
+/// a hot `-journal` beside it holds the old one (version 2). SQLite rolls
+/// the journal back on its next open, so 99 was never committed.
+fn crashed_mid_commit(path: &Path) {
+    let mut conn = rusqlite::Connection::open(path).unwrap();
+    conn.pragma_update(None, "journal_mode", "DELETE").unwrap();
+    // Without syncs the journal's header counts its pages by its size, so
+    // a copy taken mid-transaction plays back whole.
+    conn.pragma_update(None, "synchronous", "OFF").unwrap();
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .unwrap();
+    tx.pragma_update(None, "user_version", 99).unwrap();
+    let mut journal = path.as_os_str().to_owned();
+    journal.push("-journal");
+    let hot = std::fs::read(&journal).unwrap();
+    tx.commit().unwrap();
+    drop(conn);
+    std::fs::write(&journal, hot).unwrap();
+}
+
+#[test]
+fn a_version_a_hot_journal_rolls_back_is_never_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    at_version(dir.path(), 2).create_tenant("acme").unwrap();
+    let m = common::manager(dir.path());
+    let acme = m.root().database_path("acme").unwrap();
+    crashed_mid_commit(&acme);
+    assert_eq!(
+        header_version(&acme),
+        99,
+        "the file holds the rolled-back page"
+    );
+
+    let status = m.migration_status().unwrap();
+    assert_eq!(status.behind(), 1, "{status}");
+    assert_eq!(
+        status.tenants[0].version.as_ref().ok(),
+        Some(&2),
+        "{status}"
+    );
+    assert_eq!(header_version(&acme), 2, "SQLite rolled the journal back");
 }

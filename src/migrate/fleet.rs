@@ -17,11 +17,10 @@ use super::migrations::Migrations;
 use super::options::{MigrateOptions, Progress};
 use super::report::{MigrationReport, StatusReport, TenantReport, TenantStatus};
 use super::tenant::migrate_from;
-use super::version::peek_found;
+use super::version::{is_database, peek_found};
 use crate::error::{Error, Result};
 use crate::name::TenantName;
 use crate::paths::{Found, Mode, RootConfig};
-use crate::storage::{Occupant, occupant};
 
 /// Runs `work` over `items` on `jobs` scoped threads; results keep the
 /// input order. `stop` ends the run early (unstarted items give `None`).
@@ -91,6 +90,8 @@ pub(crate) struct Feed<'a> {
     /// Whether the tenants come from the walk (then a candidate whose
     /// database is not there is skipped, and rows are sorted by name).
     walked: bool,
+    /// How many tenants there are at most (no more workers are started).
+    most: usize,
 }
 
 struct Source<'a> {
@@ -144,6 +145,7 @@ impl<'a> Feed<'a> {
             source: Mutex::new(source),
             unstarted: Mutex::new(Vec::new()),
             walked: only.is_none(),
+            most: only.map_or(usize::MAX, <[String]>::len),
         })
     }
 
@@ -172,7 +174,7 @@ impl<'a> Feed<'a> {
         work: &(dyn Fn(usize, Found) + Sync),
     ) {
         std::thread::scope(|scope| {
-            for _ in 0..jobs.max(1) {
+            for _ in 0..jobs.min(self.most).max(1) {
                 scope.spawn(|| {
                     let (mut batch, mut size) = (Vec::with_capacity(BATCH), 1);
                     while !stop() {
@@ -217,19 +219,15 @@ impl<'a> Feed<'a> {
         let skipped = in_report_order(rest.collect(), walked, |t| t);
         (skipped, source.listing_errors)
     }
-
-    /// How many tenants the run has, for progress: the caller's list, or
-    /// one more walk of the root (only a run that reports progress pays).
-    fn count(&self, root: &RootConfig, only: Option<&[String]>) -> Result<usize> {
-        match only {
-            Some(names) => Ok(names.len()),
-            None => Ok(root.tenants()?.filter(|t| t.is_ok()).count()),
-        }
-    }
 }
 
-fn is_database(found: &Found, root: &Path) -> bool {
-    matches!(occupant(root, &found.path), Ok(Occupant::Database(_)))
+/// How many tenants a run has, for progress: the caller's list, or one
+/// more walk of the root (only a run that reports progress pays for it).
+fn fleet_size(root: &RootConfig, only: Option<&[String]>) -> Result<usize> {
+    match only {
+        Some(names) => Ok(names.len()),
+        None => Ok(root.tenants()?.filter(|t| t.is_ok()).count()),
+    }
 }
 
 /// `rows` (each with its place in the run) sorted by tenant name when the
@@ -342,7 +340,7 @@ pub(crate) fn migrate_all(
     let only = options.only.as_deref();
     let feed = Feed::new(root, only)?;
     let total = match options.progress {
-        Some(_) => feed.count(root, only)?,
+        Some(_) => fleet_size(root, only)?,
         None => 0,
     };
     let span = tracing::info_span!("migrate_all", target, jobs = options.jobs);

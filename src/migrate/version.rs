@@ -44,11 +44,10 @@ pub(crate) fn peek_found(found: &Found, root: &Path, walked: bool) -> Option<Res
         Some((dir, name)) => header_version(dir, name),
         None => contained_header_version(root, &found.path),
     };
-    let is_database = || matches!(occupant(root, &found.path), Ok(Occupant::Database(_)));
     match header {
         Header::Version(version) => Some(Ok(version)),
         Header::NotThere if walked => None,
-        Header::AskSqlite if walked && !is_database() => None,
+        Header::AskSqlite if walked && !is_database(found, root) => None,
         Header::NotThere | Header::AskSqlite => {
             Some(peek_with_sqlite(&found.tenant, root, &found.path))
         }
@@ -68,25 +67,37 @@ fn contained_header_version(root: &Path, path: &Path) -> Header {
     }
 }
 
+/// Whether a regular file is where `found`'s database should be (what
+/// `tenants()` checks before listing a tenant).
+pub(super) fn is_database(found: &Found, root: &Path) -> bool {
+    matches!(occupant(root, &found.path), Ok(Occupant::Database(_)))
+}
+
 /// The tenant's schema version, read with SQLite.
 ///
-/// With no WAL content, the `user_version` in the database header is the
-/// truth, and an `immutable` open reads it without opening `-wal` or
-/// `-shm`, taking locks, or checkpointing on close (several times cheaper
-/// than a full open of a WAL database). It still goes through SQLite's VFS,
-/// which keeps this process's POSIX locks on the file intact. A tenant with
-/// a live WAL gets a full open. Damaged and missing tenants get their
-/// errors here.
+/// With no WAL content and no journal, the `user_version` in the
+/// database header is the truth, and an `immutable` open reads it without
+/// opening `-wal` or `-shm`, taking locks, or checkpointing on close
+/// (several times cheaper than a full open of a WAL database). It still
+/// goes through SQLite's VFS, which keeps this process's POSIX locks on
+/// the file intact. A tenant with a live WAL gets a full open. Damaged and
+/// missing tenants get their errors here.
 pub(crate) fn peek_with_sqlite(tenant: &TenantName, root: &Path, path: &Path) -> Result<usize> {
     // An empty file would read as version 0 through either open below.
     require_database(tenant, root, path)?;
-    let mut wal = path.as_os_str().to_owned();
-    wal.push("-wal");
-    let wal_is_empty = match fs::metadata(&wal) {
+    let sidecar = |suffix: &str| {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        fs::symlink_metadata(name)
+    };
+    let wal_is_empty = match sidecar("-wal") {
         Ok(meta) => meta.len() == 0,
         Err(e) => e.kind() == io::ErrorKind::NotFound,
     };
-    if let (true, Some(uri)) = (wal_is_empty, immutable_uri(path)) {
+    // An immutable open never rolls a hot journal back: it would read the
+    // page 1 a crashed commit left in the file. A full open does.
+    let no_journal = matches!(sidecar("-journal"), Err(e) if e.kind() == io::ErrorKind::NotFound);
+    if let (true, true, Some(uri)) = (wal_is_empty, no_journal, immutable_uri(path)) {
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
             | OpenFlags::SQLITE_OPEN_NO_MUTEX
             | OpenFlags::SQLITE_OPEN_URI;

@@ -7,19 +7,29 @@
 //! the same file costs ~60 µs of CPU. The header is the truth only when
 //! nothing newer is elsewhere, so the answer is given only when:
 //!
-//! - there is no `-wal` with content (its frames may hold a newer page 1)
-//!   and no `-journal` (a hot journal would be rolled back by the next
-//!   SQLite open); both are looked at *before* the header is read, so the
-//!   answer is the database as of some moment during the call (a writer
-//!   can only append to a new WAL, which leaves the header as it was, or
-//!   checkpoint, which writes a committed page 1);
-//! - the header says WAL mode (bytes 18 and 19 are 2): in WAL mode a
+//! - there is no `-wal` with content (its frames may hold a newer page 1).
+//!   It is looked at *before* the header is read, so the answer is the
+//!   database as of some moment during the call: a writer can only append
+//!   to a new WAL, which leaves the header as it was, or checkpoint, which
+//!   writes a committed page 1;
+//! - the header says WAL mode (bytes 18 and 19 are 2). In WAL mode a
 //!   writer never changes the database file in place except by a
-//!   checkpoint of committed pages, so a torn or uncommitted page 1 cannot
-//!   be read (a rollback-journal writer changes it before committing);
+//!   checkpoint of committed pages, so no uncommitted page 1 is ever read.
+//!   A rollback-journal writer writes page 1 in place before its commit is
+//!   done, and a crash leaves a hot `-journal` that the next SQLite open
+//!   rolls back: such a database (bytes 18 and 19 are 1) goes to SQLite.
+//!   A `-journal` beside a WAL-mode header is not looked for: SQLite opens
+//!   the WAL of any header whose byte 19 is 2 (`lockBtree`), so the only
+//!   rollback-journal transaction such a file sees is the one that switches
+//!   its journal mode (`OP_JournalMode`: "this transaction always uses a
+//!   rollback journal"), and `sqlite3BtreeSetVersion` changes bytes 18
+//!   and 19 alone, never `user_version`. (A `-journal` left by
+//!   `journal_mode=PERSIST` would otherwise send a tenant to SQLite for
+//!   good, and looking for one costs as much as the `open`.)
 //! - it starts with `SQLite format 3\0`, its page size and payload
-//!   fractions are SQLite's, and the file holds at least one page, so a
-//!   damaged file is never given a version: SQLite judges it instead;
+//!   fractions are SQLite's, and the file holds at least one page and as
+//!   many as the header counts, so a damaged or truncated file is never
+//!   given a version: SQLite judges it instead;
 //! - no SQLite connection of this process is on the file: closing the
 //!   descriptor would drop that connection's locks (see `open_files`,
 //!   which also closes the descriptor here).
@@ -53,7 +63,7 @@ const MAGIC: &[u8; 16] = b"SQLite format 3\0";
 /// directory `dir` (or to the working directory with `rustix::fs::CWD`),
 /// if its header alone tells (see the module).
 pub(crate) fn header_version(dir: BorrowedFd<'_>, name: &Path) -> Header {
-    if !sidecars_at_rest(dir, name) {
+    if !wal_is_empty(dir, name) {
         return Header::AskSqlite;
     }
     // Most fleet runs happen in a process with no tenant open: then there
@@ -89,20 +99,16 @@ pub(crate) fn header_version(dir: BorrowedFd<'_>, name: &Path) -> Header {
     }
 }
 
-/// Whether `name`'s `-wal` is absent or empty and it has no `-journal`.
-fn sidecars_at_rest(dir: BorrowedFd<'_>, name: &Path) -> bool {
+/// Whether `name`'s `-wal` is absent or empty.
+fn wal_is_empty(dir: BorrowedFd<'_>, name: &Path) -> bool {
     let name = name.as_os_str().as_bytes();
-    let mut sidecar = Vec::with_capacity(name.len() + "-journal".len());
-    sidecar.extend_from_slice(name);
-    sidecar.extend_from_slice(b"-wal");
-    let wal_empty = match statat(dir, sidecar.as_slice(), AtFlags::SYMLINK_NOFOLLOW) {
+    let mut wal = Vec::with_capacity(name.len() + "-wal".len());
+    wal.extend_from_slice(name);
+    wal.extend_from_slice(b"-wal");
+    match statat(dir, wal.as_slice(), AtFlags::SYMLINK_NOFOLLOW) {
         Ok(stat) => stat.st_size == 0,
         Err(e) => e == Errno::NOENT,
-    };
-    sidecar.truncate(name.len());
-    sidecar.extend_from_slice(b"-journal");
-    let journal = statat(dir, sidecar.as_slice(), AtFlags::SYMLINK_NOFOLLOW);
-    wal_empty && matches!(journal, Err(Errno::NOENT))
+    }
 }
 
 /// The version in the header of the file `fd` is open on, `stat` its
@@ -134,11 +140,25 @@ fn version_in(header: &[u8; 100], size: u64) -> Option<usize> {
     };
     let wal_mode = header[18] == 2 && header[19] == 2;
     let fractions = header[21..24] == [64, 32, 32];
-    if !wal_mode || !fractions || size < page_size {
+    if !wal_mode || !fractions || size < page_size || size < page_size * pages_in(header) {
         return None;
     }
     let version = i32::from_be_bytes([header[60], header[61], header[62], header[63]]);
     usize::try_from(version).ok()
+}
+
+/// The database's size in pages as its header says it, when the header's
+/// count is valid (its "version-valid-for" matches the change counter);
+/// SQLite calls a file shorter than that corrupt. 0 when not valid.
+fn pages_in(header: &[u8; 100]) -> u64 {
+    let field = |at: usize| {
+        u32::from_be_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]])
+    };
+    if field(24) == field(92) {
+        u64::from(field(28))
+    } else {
+        0
+    }
 }
 
 #[cfg(test)]
@@ -177,11 +197,10 @@ mod tests {
         assert_eq!(header_version(CWD, &path), Header::AskSqlite);
         std::fs::remove_file(&path).unwrap();
         wal_database(&path, 3);
-        // A journal beside it, even empty, or a WAL with content.
-        let journal = dir.path().join("main.sqlite3-journal");
-        std::fs::write(&journal, b"").unwrap();
-        assert_eq!(header_version(CWD, &path), Header::AskSqlite);
-        std::fs::remove_file(&journal).unwrap();
+        // A WAL with content; a journal beside a WAL-mode header cannot
+        // change the version (see the module).
+        std::fs::write(dir.path().join("main.sqlite3-journal"), b"").unwrap();
+        assert_eq!(header_version(CWD, &path), Header::Version(3));
         std::fs::write(dir.path().join("main.sqlite3-wal"), b"x").unwrap();
         assert_eq!(header_version(CWD, &path), Header::AskSqlite);
     }
@@ -201,6 +220,12 @@ mod tests {
         header[60..64].copy_from_slice(&5i32.to_be_bytes());
         assert_eq!(version_in(&header, 4096), Some(5));
         assert_eq!(version_in(&header, 4095), None, "shorter than a page");
+        // A valid page count of 3 (the change counter matches
+        // version-valid-for): a shorter file is truncated.
+        header[24..32].copy_from_slice(&[0, 0, 0, 7, 0, 0, 0, 3]);
+        header[92..96].copy_from_slice(&[0, 0, 0, 7]);
+        assert_eq!(version_in(&header, 3 * 4096), Some(5));
+        assert_eq!(version_in(&header, 2 * 4096), None, "truncated");
         header[60..64].copy_from_slice(&(-1i32).to_be_bytes());
         assert_eq!(version_in(&header, 4096), None);
     }
