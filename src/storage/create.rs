@@ -39,21 +39,39 @@ pub(crate) fn create(
     seed: Option<Seed<'_>>,
     root: &Path,
 ) -> Result<()> {
-    // The lock makes the directories on the way, each durable in its
-    // parent, without following a link (see `dir.rs`).
+    under_new_lock(tenant, root, path, |dir| {
+        create_locked(tenant, dir, path, &mut template, seed)
+    })
+}
+
+/// Runs `work` holding `tenant`'s lock, the directories on the way made
+/// (each durable in its parent, never through a link: see `dir.rs`).
+/// Create and restore publish a new database this way.
+pub(super) fn under_new_lock<T>(
+    tenant: &TenantName,
+    root: &Path,
+    path: &Path,
+    work: impl FnOnce(&Dir) -> Result<T>,
+) -> Result<T> {
     let lock_file = lock_path(path);
     let lock = FileLock::acquire(root, &lock_file, true)
         .map_err(|e| Error::io(Some(tenant), &lock_file, "locking the tenant", e))?;
-    let result = create_locked(tenant, lock.dir(), path, &mut template, seed);
-    let existed = matches!(result, Err(Error::TenantExists { .. }));
+    let result = work(lock.dir());
     drop(lock);
-    if result.is_err()
-        && !existed
+    if let Err(e) = &result {
+        tidy_after_failure(root, path, e);
+    }
+    result
+}
+
+/// After a create failed (its lock released): the directories it made and
+/// left empty go, unless the tenant turned out to exist.
+pub(super) fn tidy_after_failure(root: &Path, path: &Path, e: &Error) {
+    if !matches!(e, Error::TenantExists { .. })
         && let Some(dir) = path.parent()
     {
         remove_empty_parents(root, dir);
     }
-    result
 }
 
 fn create_locked(

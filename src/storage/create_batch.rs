@@ -20,11 +20,11 @@ use std::io;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
-use super::create::{clear_the_way, copy_template, link};
+use super::create::{clear_the_way, copy_template, link, tidy_after_failure};
 use super::dir::Dir;
 use super::faults;
 use super::file_id::FileId;
-use super::files::{remove_empty_parents, remove_quietly};
+use super::files::remove_quietly;
 use super::lock::FileLock;
 use super::siblings::{lock_path, name_of, scratch_path};
 use super::sys;
@@ -85,7 +85,7 @@ fn create_chunk(
         let prepared = prepare(root, template, tenant, path, &mut unsynced, &held);
         match &prepared {
             Ok(p) => held.extend(p.lock.id().ok()),
-            Err(e) => tidy_after(root, path, e),
+            Err(e) => tidy_after_failure(root, path, e),
         }
         pending.push(prepared);
     }
@@ -210,20 +210,9 @@ fn settle(root: &Path, pending: &mut [Result<Pending<'_>>], results: Vec<Option<
             let path = failed.path;
             drop(failed);
             if let Err(e) = p {
-                tidy_after(root, path, e);
+                tidy_after_failure(root, path, e);
             }
         }
-    }
-}
-
-/// After a tenant failed (its lock released): the directories its create
-/// made and left empty go, as after a single create, unless the tenant
-/// turned out to exist.
-fn tidy_after(root: &Path, path: &Path, e: &Error) {
-    if !matches!(e, Error::TenantExists { .. })
-        && let Some(dir) = path.parent()
-    {
-        remove_empty_parents(root, dir);
     }
 }
 

@@ -18,16 +18,15 @@ use std::time::Instant;
 
 use rusqlite::{Connection, OpenFlags};
 
-use super::create::publish;
+use super::create::{publish, under_new_lock};
 use super::database_file::{Occupant, occupant_in};
 use super::debris::remove_debris;
 use super::destroy::destroy_locked;
 use super::dir::Dir;
 use super::file_id::FileId;
-use super::files::{remove_empty_parents, remove_with_sidecars};
-use super::lock::FileLock;
+use super::files::remove_with_sidecars;
 use super::open::literal_path;
-use super::siblings::{lock_path, name_of, scratch_path};
+use super::siblings::{name_of, scratch_path};
 use super::snapshot::{Snapshot, copy_to};
 use super::sys;
 use crate::error::{Error, Result};
@@ -86,19 +85,9 @@ pub(crate) fn restore(
     root: &Path,
     existing: Existing,
 ) -> Result<Restored> {
-    let lock_file = lock_path(path);
-    let lock = FileLock::acquire(root, &lock_file, true)
-        .map_err(|e| Error::io(Some(tenant), &lock_file, "locking the tenant", e))?;
-    let result = restore_locked(tenant, lock.dir(), path, &backup.conn, existing);
-    let existed = matches!(result, Err(Error::TenantExists { .. }));
-    drop(lock);
-    if result.is_err()
-        && !existed
-        && let Some(dir) = path.parent()
-    {
-        remove_empty_parents(root, dir);
-    }
-    let (snapshot, replaced) = result?;
+    let (snapshot, replaced) = under_new_lock(tenant, root, path, |dir| {
+        restore_locked(tenant, dir, path, &backup.conn, existing)
+    })?;
     Ok(Restored {
         version: backup.version,
         bytes: snapshot.bytes,
