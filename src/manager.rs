@@ -171,6 +171,16 @@ impl TenantManager {
         Ok((tenant, path))
     }
 
+    /// The tenant whose database is `path`, as the storage layer sees it.
+    fn tenant_path<'a>(&'a self, path: &'a Path) -> Result<storage::TenantPath<'a>> {
+        let root = &self.inner.root;
+        Ok(storage::TenantPath::new(
+            root.root_dir(),
+            path,
+            root.owns_directory()?,
+        ))
+    }
+
     // ----- create, destroy, list -------------------------------------------
 
     /// Creates tenant `name` at the latest schema.
@@ -271,7 +281,7 @@ impl TenantManager {
             migrate::ensure_template(self.inner.root.root_dir(), &self.inner.migrations, &tenant)?;
         // A root made by this create describes itself now.
         self.describe_root(true)?;
-        storage::create(&tenant, &path, template, seed, self.inner.root.root_dir())?;
+        storage::create(&tenant, self.tenant_path(&path)?, template, seed)?;
         tracing::info!(tenant = %tenant, path = %path.display(), "created tenant");
         Ok(())
     }
@@ -325,7 +335,8 @@ impl TenantManager {
         let root = self.inner.root.root_dir();
         let mut template = migrate::ensure_template(root, &self.inner.migrations, first)?;
         self.describe_root(true)?;
-        let results = storage::create_many(root, &mut template, &valid);
+        let owns_dir = self.inner.root.owns_directory()?;
+        let results = storage::create_many(root, owns_dir, &mut template, &valid);
         for ((tenant, _), result) in valid.into_iter().zip(results) {
             match result {
                 Ok(()) => report.created.push(tenant),
@@ -371,7 +382,7 @@ impl TenantManager {
         let mut destroying =
             DestroyGuard::begin(&inner.cache, &tenant, &path, inner.destroy_timeout)?;
         destroying.drain()?;
-        storage::destroy(&tenant, &path, inner.root.root_dir(), destroying.deadline())?;
+        storage::destroy(&tenant, self.tenant_path(&path)?, destroying.deadline())?;
         drop(destroying);
         tracing::info!(tenant = %tenant, path = %path.display(), "destroyed tenant");
         Ok(())
@@ -1021,15 +1032,10 @@ impl TenantManager {
                 DestroyGuard::begin(&inner.cache, &tenant, &path, inner.destroy_timeout)?;
             destroying.drain()?;
             let deadline = destroying.deadline();
-            storage::restore(
-                &tenant,
-                &path,
-                checked,
-                root,
-                Existing::Replace { deadline },
-            )?
+            let at = self.tenant_path(&path)?;
+            storage::restore(&tenant, at, checked, Existing::Replace { deadline })?
         } else {
-            storage::restore(&tenant, &path, checked, root, Existing::Refuse)?
+            storage::restore(&tenant, self.tenant_path(&path)?, checked, Existing::Refuse)?
         };
         tracing::info!(tenant = %tenant, replaced = restored.replaced, "restored tenant");
         let migrations = &inner.migrations;

@@ -96,16 +96,22 @@ fn tenants_skips_what_is_not_a_ready_tenant() {
     touch(&acme_dir.join("main.sqlite3-shm"));
     touch(&acme_dir.join(".main.sqlite3.lock"));
     touch(&acme_dir.join(".main.sqlite3.tmp-1-1"));
+    // A tenant being created: its directory is built under a hidden name
+    // beside where it goes, and published whole (see `storage/stage.rs`).
     let creating = root.database_path("creating").unwrap();
-    touch(&creating.with_file_name(".main.sqlite3.tmp-9-9"));
+    let staged = creating
+        .parent()
+        .unwrap()
+        .with_file_name(".creating.creating");
+    touch(&staged.join(".main.sqlite3.tmp-9-9"));
     // A file in the wrong bucket, a stray file, a non-hex bucket, a hidden dir.
     touch(&dir.path().join("00/acme/main.sqlite3"));
     touch(&dir.path().join("0f/acme/notes.txt"));
     touch(&dir.path().join("zz/evil/main.sqlite3"));
     touch(&dir.path().join(".tenanted/templates/abc.sqlite3"));
     touch(&dir.path().join("README"));
-    // A directory where the database file should be.
-    fs::create_dir_all(root.database_path("dirty").unwrap()).unwrap();
+    // (A tenant directory holding no database is listed: listings trust
+    // tenant directories; see tests/directory_in_place_of_a_tenant.rs.)
 
     let mut names: Vec<String> = root
         .tenants()

@@ -186,14 +186,14 @@ fn remove_debris_cleans_what_a_crash_leaves_and_skips_busy_tenants() {
     // gone: 2 scratch files, the lock file, 2 orphan sidecars; alive: the
     // tombstone and the lock file.
     assert_eq!(m.remove_debris().unwrap(), 7);
-    let busy_dir = m
-        .root()
-        .database_path("busy")
-        .unwrap()
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    let in_progress: Vec<_> = std::fs::read_dir(&busy_dir)
+    // The create builds busy's directory under a hidden name beside where
+    // it goes (see `storage/stage.rs`), and nobody listed it meanwhile.
+    let busy_db = m.root().database_path("busy").unwrap();
+    let busy_dir = busy_db.parent().unwrap();
+    assert!(!busy_dir.exists());
+    assert_eq!(sorted_tenants(&m), ["alive"]);
+    let staged = busy_dir.with_file_name(".busy.creating");
+    let in_progress: Vec<_> = std::fs::read_dir(&staged)
         .unwrap()
         .map(|e| e.unwrap().file_name())
         .collect();

@@ -56,16 +56,22 @@ fn a_file_name_whose_hidden_siblings_would_be_too_long_is_refused_by_how_much() 
 #[test]
 fn a_directory_name_too_long_for_the_longest_tenant_is_refused_by_how_much() {
     let dir = |n| format!("%{{bucket}}-%{{tenant}}-{}/main.sqlite3", "d".repeat(n));
-    // 2 hex digits + '-' + 100 + '-' + 151 = 255.
-    assert!(accepted(&dir(151), 256));
-    let over = reason(&dir(152), 256);
+    // The tenant's own directory has hidden siblings up to 12 bytes longer
+    // (`.NAME.destroying`): 2 hex digits + '-' + 100 + '-' + 139 + 12 = 255.
+    assert!(accepted(&dir(139), 256));
+    let over = reason(&dir(140), 256);
     assert!(
         over.contains("directory") && over.contains("1 byte over"),
         "{over}"
     );
+    assert!(over.contains(".NAME.destroying"), "{over}");
     // Wider buckets take their room: 65,536 buckets are 4 hex digits.
-    assert!(reason(&dir(151), 65_536).contains("2 bytes over"));
-    assert!(accepted(&dir(149), 65_536));
+    assert!(reason(&dir(139), 65_536).contains("2 bytes over"));
+    assert!(accepted(&dir(137), 65_536));
+    // A directory that is not the tenant's own has no hidden siblings.
+    let above = |n| format!("%{{bucket}}-{}/%{{tenant}}.db", "d".repeat(n));
+    assert!(accepted(&above(252), 256));
+    assert!(reason(&above(253), 256).contains("1 byte over"));
     // Every directory component is checked, not only the tenant's.
     let above = format!("{}/%{{tenant}}/main.sqlite3", "a".repeat(256));
     assert!(reason(&above, 1).contains("1 byte over"));

@@ -16,7 +16,7 @@ pub use root::{DEFAULT_BUCKETS, DEFAULT_TEMPLATE, RootConfig};
 pub use tenants::Tenants;
 
 pub(crate) use bucket::Fnv1a;
-#[cfg(test)]
-pub(crate) use path_template::LONGEST_SIBLING_EXTRA;
 pub(crate) use path_template::SQLITE_SIDECARS;
+#[cfg(test)]
+pub(crate) use path_template::{LONGEST_DIR_SIBLING_EXTRA, LONGEST_SIBLING_EXTRA};
 pub(crate) use walker::{Found, Mode};

@@ -39,6 +39,10 @@ pub(crate) const NAME_MAX: usize = 255;
 /// step.
 pub(crate) const LONGEST_SIBLING_EXTRA: usize = 45;
 
+/// The same for a tenant's own directory (`storage/tenant_path.rs`): its
+/// fence, `.NAME.destroying`, is the longest name beside it.
+pub(crate) const LONGEST_DIR_SIBLING_EXTRA: usize = 12;
+
 impl PathTemplate {
     /// Parses and validates `template`; the error is a reason sentence.
     pub(super) fn parse(template: &str) -> Result<Self, String> {
@@ -66,6 +70,9 @@ impl PathTemplate {
     /// sidecars), which would let a tenant be created but not destroyed.
     pub(super) fn check_lengths(&self, bucket_width: usize) -> Result<(), String> {
         let last = self.components.len().saturating_sub(1);
+        // A tenant's own directory has hidden siblings too (its lock, its
+        // staging and fence names).
+        let own_dir = self.owns_directory().then(|| last.saturating_sub(1));
         for (index, segments) in self.components.iter().enumerate() {
             let longest: usize = segments
                 .iter()
@@ -77,6 +84,8 @@ impl PathTemplate {
                 .sum();
             let extra = if index == last {
                 LONGEST_SIBLING_EXTRA
+            } else if Some(index) == own_dir {
+                LONGEST_DIR_SIBLING_EXTRA
             } else {
                 0
             };
@@ -85,13 +94,31 @@ impl PathTemplate {
             }
             let over = longest + extra - NAME_MAX;
             let raw = self.render_component(index, "%{tenant}", "%{bucket}");
-            return Err(too_long(&raw, longest, index == last, over));
+            let kind = match (index == last, extra) {
+                (true, _) => Component::File,
+                (false, 0) => Component::Dir,
+                (false, _) => Component::TenantDir,
+            };
+            return Err(too_long(&raw, longest, kind, over));
         }
         Ok(())
     }
 
     pub(super) fn depth(&self) -> usize {
         self.components.len()
+    }
+
+    /// Whether each tenant has a directory of its own holding its
+    /// database: the component above the file names the tenant (as in the
+    /// default `%{bucket}/%{tenant}/main.sqlite3`). Create then publishes
+    /// that whole directory, destroy fences it whole, and a listing trusts
+    /// its entry (see `storage/tenant_path.rs`).
+    pub(super) fn owns_directory(&self) -> bool {
+        let levels = self.components.len();
+        levels
+            .checked_sub(2)
+            .and_then(|above_file| self.components.get(above_file))
+            .is_some_and(|segments| segments.contains(&Segment::Tenant))
     }
 
     /// Renders the relative path of a tenant's database.
@@ -149,16 +176,28 @@ impl PathTemplate {
 }
 
 /// Says which component of a template is too long, and by how much.
-fn too_long(raw: &str, longest: usize, is_file: bool, over: usize) -> String {
+/// Which kind of path component is too long.
+enum Component {
+    File,
+    TenantDir,
+    Dir,
+}
+
+fn too_long(raw: &str, longest: usize, kind: Component, over: usize) -> String {
     let bytes = if over == 1 { "byte" } else { "bytes" };
-    if is_file {
-        format!(
-            "with a {MAX_TENANT_NAME_LEN}-byte tenant name the file name {raw:?} is {longest} bytes, and the hidden files tenanted keeps beside it (such as .NAME.tmp-PID-N-journal) add up to {LONGEST_SIBLING_EXTRA} more: {over} {bytes} over the limit of {NAME_MAX} bytes per path component; shorten it by at least {over} {bytes}"
-        )
-    } else {
-        format!(
-            "with a {MAX_TENANT_NAME_LEN}-byte tenant name the directory name {raw:?} is {longest} bytes: {over} {bytes} over the limit of {NAME_MAX} bytes per path component; shorten it by at least {over} {bytes}"
-        )
+    let limit = format!(
+        "{over} {bytes} over the limit of {NAME_MAX} bytes per path component; shorten it by at least {over} {bytes}"
+    );
+    match kind {
+        Component::File => format!(
+            "with a {MAX_TENANT_NAME_LEN}-byte tenant name the file name {raw:?} is {longest} bytes, and the hidden files tenanted keeps beside it (such as .NAME.tmp-PID-N-journal) add up to {LONGEST_SIBLING_EXTRA} more: {limit}"
+        ),
+        Component::TenantDir => format!(
+            "with a {MAX_TENANT_NAME_LEN}-byte tenant name the tenant's directory name {raw:?} is {longest} bytes, and the hidden entries tenanted keeps beside it (such as .NAME.destroying) add up to {LONGEST_DIR_SIBLING_EXTRA} more: {limit}"
+        ),
+        Component::Dir => format!(
+            "with a {MAX_TENANT_NAME_LEN}-byte tenant name the directory name {raw:?} is {longest} bytes: {limit}"
+        ),
     }
 }
 

@@ -196,6 +196,12 @@ impl RootConfig {
         ))
     }
 
+    /// Whether each tenant has a directory of its own (see
+    /// `PathTemplate::owns_directory`).
+    pub(crate) fn owns_directory(&self) -> Result<bool> {
+        self.parsed().map(|template| template.owns_directory())
+    }
+
     /// Streams the tenants on disk, in file-system order.
     ///
     /// Walks the directories the template describes and yields each file

@@ -32,19 +32,18 @@ use crate::name::{self, TenantName};
 /// What a walk looks for.
 #[derive(Clone, Copy)]
 pub(crate) enum Mode {
-    /// Tenants' database files. A tenant's own directory is not read when
-    /// the file name is the next level: one `lstat` of that name says
-    /// whether the tenant is there.
+    /// Tenants' database files. A tenant's own directory is a tenant: it
+    /// is not looked into (see [`Walker::tenant_dir`]).
     Tenants,
-    /// Like `Tenants`, but the tenant's own directory is not looked into
-    /// either: the database may not be there (a create in progress), and
-    /// the caller, which opens it anyway, skips it then. Each one found
-    /// comes with the directory it was found in ([`Found::below`]).
+    /// Like `Tenants`, each one found with the directory it was found in
+    /// ([`Found::below`]).
     Candidates,
-    /// Files in the directories that hold tenants' databases which `owner`
-    /// says belong to a database (it returns that database's file name),
-    /// whether or not the database exists. Entries the directory cannot
-    /// return are skipped; `operation` names the walk in errors.
+    /// Files in the directories that hold tenants' databases (and beside
+    /// tenants' own directories) which `owner` says belong to a database
+    /// (or tenant directory: it returns that name), whether or not the
+    /// database exists; and tenants' own directories without their
+    /// database. Entries the directory cannot return are skipped;
+    /// `operation` names the walk in errors.
     Siblings {
         owner: fn(&str) -> Option<&str>,
         operation: &'static str,
@@ -137,7 +136,7 @@ enum Level {
     /// A directory above the tenants' files.
     Dir,
     /// The tenant's own directory, whose only file of interest has a known
-    /// name ([`Mode::Tenants`] only).
+    /// name.
     TenantDir,
     /// The database files' level.
     File,
@@ -196,8 +195,13 @@ impl Walker {
             debug!(path = %entry.path().display(), "skipping non-UTF-8 entry");
             return Step::Skip;
         };
-        if let (Level::File, Mode::Siblings { owner, .. }) = (self.level(depth, false), self.mode) {
-            return self.sibling(frame, depth, entry, owner(name));
+        if let Mode::Siblings { owner, .. } = self.mode {
+            let beside_tenant_dirs = self.layout.template().owns_directory()
+                && depth + 2 == self.layout.template().depth()
+                && name.starts_with('.');
+            if beside_tenant_dirs || matches!(self.level(depth, false), Level::File) {
+                return self.sibling(frame, depth, entry, owner(name));
+            }
         }
         let template = self.layout.template();
         let Some(captures) = template.match_component(depth, name, self.layout.bucket_width())
@@ -228,19 +232,19 @@ impl Walker {
         let levels = self.layout.template().depth();
         if depth + 1 == levels {
             Level::File
-        } else if tenant_here
-            && depth + 2 == levels
-            && matches!(self.mode, Mode::Tenants | Mode::Candidates)
-        {
+        } else if tenant_here && depth + 2 == levels {
             Level::TenantDir
         } else {
             Level::Dir
         }
     }
 
-    /// The tenant's own directory: the file name is now fully known, so one
-    /// lstat replaces opening and reading the directory (none for
-    /// [`Mode::Candidates`]).
+    /// The tenant's own directory. A create publishes it whole, with its
+    /// database in it, and a destroy fences it whole (see
+    /// `storage/tenant_path.rs`): a listing trusts the entry and never
+    /// looks inside. The debris sweep looks: a directory without its
+    /// database was left by a crash (of an earlier release), and one with
+    /// it may hold debris beside the database.
     fn tenant_dir(
         &self,
         frame: &Frame,
@@ -262,22 +266,29 @@ impl Walker {
             &self.layout.bucket_label(tenant.as_str()),
         );
         let path = entry.path().join(&file);
-        if matches!(self.mode, Mode::Candidates) {
-            // The tenant's directory and the file in it.
-            let below_len = entry.file_name().len() + 1 + file.len();
-            return Step::Found(Found {
-                below: below(frame, &path, below_len),
-                tenant,
-                path,
-            });
-        }
-        match fs::symlink_metadata(&path) {
-            Ok(meta) if meta.is_file() => Step::Found(Found {
+        match self.mode {
+            Mode::Tenants => Step::Found(Found {
                 tenant,
                 path,
                 below: None,
             }),
-            _ => Step::Skip,
+            Mode::Candidates => {
+                // The tenant's directory and the file in it.
+                let below_len = entry.file_name().len() + 1 + file.len();
+                Step::Found(Found {
+                    below: below(frame, &path, below_len),
+                    tenant,
+                    path,
+                })
+            }
+            Mode::Siblings { .. } => match fs::symlink_metadata(&path) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Step::Found(Found {
+                    tenant,
+                    path,
+                    below: None,
+                }),
+                _ => Step::Descend(entry.path(), captured.clone()),
+            },
         }
     }
 
@@ -309,8 +320,9 @@ impl Walker {
         }
     }
 
-    /// An entry beside the database files, which belongs to the database
-    /// named `owner` if that name is a tenant's database in this directory.
+    /// An entry beside the database files (or beside the tenants' own
+    /// directories), which belongs to the database (or tenant directory)
+    /// named `owner` if that name is a tenant's in this directory.
     fn sibling(&self, frame: &Frame, depth: usize, entry: &DirEntry, owner: Option<&str>) -> Step {
         let (Ok(_), Some(owner)) = (entry.file_type(), owner) else {
             return Step::Skip;
@@ -320,14 +332,19 @@ impl Walker {
         else {
             return Step::Skip;
         };
-        match self.tenant(&frame.captured.with(&captures)) {
-            Some(tenant) => Step::Found(Found {
-                tenant,
-                path: frame.dir.join(owner),
-                below: None,
-            }),
-            None => Step::Skip,
+        let Some(tenant) = self.tenant(&frame.captured.with(&captures)) else {
+            return Step::Skip;
+        };
+        let mut path = frame.dir.join(owner);
+        if depth + 1 < template.depth() {
+            let bucket = self.layout.bucket_label(tenant.as_str());
+            path.push(template.render_component(depth + 1, tenant.as_str(), &bucket));
         }
+        Step::Found(Found {
+            tenant,
+            path,
+            below: None,
+        })
     }
 
     fn tenant(&self, captured: &Captured) -> Option<TenantName> {
@@ -445,9 +462,11 @@ mod tests {
     }
 
     fn scratch_owner(name: &str) -> Option<&str> {
-        name.strip_prefix('.')?
+        let hidden = name.strip_prefix('.')?;
+        hidden
             .split_once(".tmp-")
             .map(|(db, _)| db)
+            .or_else(|| hidden.strip_suffix(".creating"))
     }
 
     fn walk(root: &RootConfig, mode: Mode) -> Vec<(String, String)> {
@@ -471,13 +490,18 @@ mod tests {
         let acme = root.database_path("acme").unwrap();
         touch(&acme);
         touch(&acme.with_file_name(".main.sqlite3.tmp-1-1"));
+        // A create of "gone" in progress (or crashed): its directory is
+        // still hidden, being built beside where it goes.
         let gone = root.database_path("gone").unwrap();
-        touch(&gone.with_file_name(".main.sqlite3.tmp-2-2"));
+        let gone_dir = gone.parent().unwrap();
+        let staged = gone_dir.with_file_name(".gone.creating");
+        touch(&staged.join(".main.sqlite3.tmp-2-2"));
         // The wrong bucket, a hidden directory, a name that is no tenant's.
         let wrong = format!("{:x}", (bucket::bucket_of("acme", 16) + 1) % 16);
         touch(&dir.path().join(wrong).join("acme/.main.sqlite3.tmp-3-3"));
         touch(&dir.path().join(".tenanted/templates/.main.sqlite3.tmp-4-4"));
         touch(&dir.path().join("0/-x/main.sqlite3"));
+        assert!(!gone_dir.exists());
 
         let acme_path = acme.strip_prefix(dir.path()).unwrap().display().to_string();
         let gone_path = gone.strip_prefix(dir.path()).unwrap().display().to_string();
@@ -496,6 +520,33 @@ mod tests {
                 ("gone".to_owned(), gone_path)
             ]
         );
+    }
+
+    /// Tenanted publishes a tenant's directory whole, so a listing trusts
+    /// it without looking inside; a directory left without its database
+    /// (by a crash of an earlier release) is listed too, and the sibling
+    /// walk, which the debris sweep uses, finds it.
+    #[test]
+    fn a_tenant_directory_is_trusted_by_listings_and_looked_into_by_sweeps() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = RootConfig::new(dir.path()).buckets(16);
+        let acme = root.database_path("acme").unwrap();
+        touch(&acme);
+        let empty = root.database_path("empty").unwrap();
+        fs::create_dir_all(empty.parent().unwrap()).unwrap();
+        let rel = |p: &Path| p.strip_prefix(dir.path()).unwrap().display().to_string();
+        assert_eq!(
+            walk(&root, Mode::Tenants),
+            [
+                ("acme".to_owned(), rel(&acme)),
+                ("empty".to_owned(), rel(&empty))
+            ]
+        );
+        let siblings = Mode::Siblings {
+            owner: scratch_owner,
+            operation: "testing",
+        };
+        assert_eq!(walk(&root, siblings), [("empty".to_owned(), rel(&empty))]);
     }
 
     #[test]

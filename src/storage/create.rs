@@ -1,10 +1,9 @@
 //! Creating a tenant's file, atomically.
 //!
-//! Create builds the database in a hidden scratch file beside its final
-//! path (a copy of the template database), runs the seed, syncs it, and
-//! publishes it with `hard_link`, which fails rather than replace an
-//! existing file. It holds the tenant's lock, and cleans up whatever a
-//! crashed predecessor left.
+//! Holding the tenant's locks (see `tenant_path.rs`), create clears away
+//! what a crashed predecessor left, builds the database out of reach (a
+//! copy of the template database), runs the seed, syncs it, and publishes
+//! it in one step that never replaces anything (see `stage.rs`).
 
 use std::fs::File;
 use std::io::{self, Seek, SeekFrom};
@@ -14,15 +13,16 @@ use std::path::Path;
 use rusqlite::Connection;
 
 use super::database_file::{Occupant, occupant_in};
-use super::debris::remove_debris;
+use super::debris::{remove_debris, remove_entry_debris};
 use super::dir::Dir;
 use super::file_id::FileId;
-use super::files::{remove_empty_parents, remove_quietly, remove_with_sidecars};
-use super::lock::FileLock;
+use super::files::remove_empty_parents;
 use super::open::{EXISTING, literal_path, open_error};
-use super::siblings::{lock_path, name_of, scratch_path};
+use super::siblings::name_of;
+use super::stage::Stage;
 use super::sys;
 use super::template_database::Template;
+use super::tenant_path::{TenantLock, TenantPath};
 use crate::error::{BoxError, Error, Result};
 use crate::name::TenantName;
 
@@ -30,79 +30,67 @@ use crate::name::TenantName;
 /// the tenant is published.
 pub(crate) type Seed<'a> = &'a mut dyn FnMut(&rusqlite::Transaction<'_>) -> Result<(), BoxError>;
 
-/// Creates tenant `tenant` at `path` from the template database file, then
+/// Creates tenant `tenant` at `at` from the template database file, then
 /// runs `seed`. Exactly one of several concurrent creators succeeds.
 pub(crate) fn create(
     tenant: &TenantName,
-    path: &Path,
+    at: TenantPath<'_>,
     mut template: Template,
     seed: Option<Seed<'_>>,
-    root: &Path,
 ) -> Result<()> {
-    under_new_lock(tenant, root, path, |dir| {
-        create_locked(tenant, dir, path, &mut template, seed)
+    under_new_lock(tenant, at, |lock| {
+        clear_the_way(tenant, lock, at)?;
+        let mut stage = Stage::begin(tenant, lock, at, false)?;
+        build(tenant, &mut stage, at, &mut template, seed)?;
+        stage.publish(tenant, at)
     })
 }
 
-/// Runs `work` holding `tenant`'s lock, the directories on the way made
+/// Runs `work` holding `tenant`'s locks, the directories on the way made
 /// (each durable in its parent, never through a link: see `dir.rs`).
 /// Create and restore publish a new database this way.
 pub(super) fn under_new_lock<T>(
     tenant: &TenantName,
-    root: &Path,
-    path: &Path,
-    work: impl FnOnce(&Dir) -> Result<T>,
+    at: TenantPath<'_>,
+    work: impl FnOnce(&TenantLock) -> Result<T>,
 ) -> Result<T> {
-    let lock_file = lock_path(path);
-    let lock = FileLock::acquire(root, &lock_file, true)
-        .map_err(|e| Error::io(Some(tenant), &lock_file, "locking the tenant", e))?;
-    let result = work(lock.dir());
+    let lock = TenantLock::for_new(tenant, at)?;
+    let result = work(&lock);
     drop(lock);
     if let Err(e) = &result {
-        tidy_after_failure(root, path, e);
+        tidy_after_failure(at, e);
     }
     result
 }
 
-/// After a create failed (its lock released): the directories it made and
+/// After a create failed (its locks released): the directories it made and
 /// left empty go, unless the tenant turned out to exist.
-pub(super) fn tidy_after_failure(root: &Path, path: &Path, e: &Error) {
-    if !matches!(e, Error::TenantExists { .. })
-        && let Some(dir) = path.parent()
-    {
-        remove_empty_parents(root, dir);
+pub(super) fn tidy_after_failure(at: TenantPath<'_>, e: &Error) {
+    if !matches!(e, Error::TenantExists { .. }) {
+        remove_empty_parents(at.root(), at.db_dir());
     }
 }
 
-fn create_locked(
-    tenant: &TenantName,
-    dir: &Dir,
-    path: &Path,
-    template: &mut Template,
-    seed: Option<Seed<'_>>,
-) -> Result<()> {
-    clear_the_way(tenant, dir, path)?;
-    let scratch = scratch_path(name_of(path));
-    // Only a seed opens the copy with SQLite, which can leave sidecars.
-    let seeded = seed.is_some();
-    let built = build(tenant, dir, &scratch, path, template, seed);
-    let published = built.and_then(|()| publish(tenant, dir, &scratch, path));
-    match seeded {
-        true => remove_with_sidecars(dir, &scratch),
-        false => remove_quietly(dir, &scratch),
-    }
-    published
-}
-
-/// Checks that nothing is at `path` (in `dir`, whose lock the caller
-/// holds) and removes the debris a crashed create or destroy left beside
-/// it.
+/// Checks that `tenant` does not exist (the caller holds its locks) and
+/// removes the debris a crashed create or destroy left.
 ///
 /// # Errors
 ///
 /// [`Error::TenantExists`], or [`Error::NotATenantDatabase`] naming what
-/// is in the way.
-pub(super) fn clear_the_way(tenant: &TenantName, dir: &Dir, path: &Path) -> Result<()> {
+/// is in the way; [`Error::TenantBusy`] if a destroy that died left the
+/// tenant's directory fenced while another process still has it open.
+pub(super) fn clear_the_way(
+    tenant: &TenantName,
+    lock: &TenantLock,
+    at: TenantPath<'_>,
+) -> Result<()> {
+    if at.owns_dir() {
+        remove_entry_debris(tenant, lock, at)?;
+    }
+    let Some(dir) = lock.db_dir() else {
+        return Ok(());
+    };
+    let path = at.db();
     let name = name_of(path);
     let found = occupant_in(dir, name)
         .map_err(|e| Error::io(Some(tenant), path, "looking at the database file", e))?;
@@ -130,24 +118,24 @@ pub(super) fn clear_the_way(tenant: &TenantName, dir: &Dir, path: &Path) -> Resu
 
 fn build(
     tenant: &TenantName,
-    dir: &Dir,
-    scratch: &Path,
-    path: &Path,
+    stage: &mut Stage,
+    at: TenantPath<'_>,
     template: &mut Template,
     seed: Option<Seed<'_>>,
 ) -> Result<()> {
-    let copy = copy_template(tenant, dir, scratch, template)?;
+    let copy = copy_template(tenant, stage.dir(), stage.scratch(), template)?;
     // Without a seed the copy is the tenant: no need to open it. (Its
     // version is the template's, and every open checks it anyway.)
     if let Some(seed) = seed {
-        run_seed(tenant, dir, scratch, path, seed)?;
+        stage.opened_by_sqlite();
+        run_seed(tenant, &stage.scratch_path(), at.db(), seed)?;
     }
     // The seed wrote through SQLite, by path: it must have written the
     // file made here, inside the root.
-    let on_copy = FileId::by_path_is(dir, scratch, &copy);
-    let scratch_path = dir.join(scratch);
+    let on_copy = FileId::by_path_is(stage.dir(), stage.scratch(), &copy);
+    let scratch_path = stage.scratch_path();
     match on_copy {
-        Ok(true) => sys::sync(copy.as_fd(), scratch)
+        Ok(true) => sys::sync(copy.as_fd(), stage.scratch())
             .map_err(|e| Error::io(Some(tenant), &scratch_path, "syncing the new database", e)),
         Ok(false) => Err(Error::io(
             Some(tenant),
@@ -196,16 +184,9 @@ pub(super) fn copy_template(
     Ok(copy)
 }
 
-fn run_seed(
-    tenant: &TenantName,
-    dir: &Dir,
-    scratch: &Path,
-    path: &Path,
-    seed: Seed<'_>,
-) -> Result<()> {
-    let scratch = dir.join(scratch);
-    let conn = Connection::open_with_flags(literal_path(&scratch), EXISTING)
-        .map_err(|e| open_error(tenant, &scratch, e))?;
+fn run_seed(tenant: &TenantName, scratch: &Path, path: &Path, seed: Seed<'_>) -> Result<()> {
+    let conn = Connection::open_with_flags(literal_path(scratch), EXISTING)
+        .map_err(|e| open_error(tenant, scratch, e))?;
     let tx = conn
         .unchecked_transaction()
         .map_err(|e| Error::sqlite(Some(tenant), path, "starting the seed transaction", e))?;
@@ -217,20 +198,11 @@ fn run_seed(
     tx.commit()
         .map_err(|e| Error::sqlite(Some(tenant), path, "committing the seed", e))?;
     conn.close()
-        .map_err(|(_, e)| Error::sqlite(Some(tenant), &scratch, "closing the new database", e))
+        .map_err(|(_, e)| Error::sqlite(Some(tenant), scratch, "closing the new database", e))
 }
 
-/// Publishes the synced `scratch` (in `dir`) as `tenant`'s database `path`
-/// without ever replacing a file there, and makes it durable. Restore
-/// publishes the same way.
-pub(super) fn publish(tenant: &TenantName, dir: &Dir, scratch: &Path, path: &Path) -> Result<()> {
-    link(tenant, dir, scratch, path)?;
-    dir.sync()
-        .map_err(|e| Error::io(Some(tenant), path, "making the new database durable", e))
-}
-
-/// Links the synced `scratch` as `path`, never replacing a file there;
-/// the caller makes the link durable by syncing `dir`.
+/// Links the synced `scratch` (in `dir`) as `path`, never replacing a
+/// file there; the caller makes the link durable by syncing `dir`.
 pub(super) fn link(tenant: &TenantName, dir: &Dir, scratch: &Path, path: &Path) -> Result<()> {
     match sys::link(dir.fd(), scratch, name_of(path)) {
         Ok(()) => Ok(()),

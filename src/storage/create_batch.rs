@@ -1,57 +1,59 @@
 //! Creating many tenants at once, sharing the cost of durability.
 //!
 //! A single create makes its tenant durable with fsyncs issued one after
-//! another: the copy, then its directory once the copy is linked, and the
-//! bucket when the tenant's directory is new. A batch takes each tenant's
-//! steps exactly as a create does, under each tenant's lock, but issues
-//! each kind of sync for all its tenants together, from several threads:
-//! every copy, then (after every copy is linked) every directory that got
-//! an entry, once. Syncs issued together share the file system's journal
-//! commits, so a batch pays for a few commits where single creates pay for
-//! three per tenant.
+//! another: the copy, then its directory once the copy is published, and
+//! the bucket that got the tenant's new directory. A batch takes each
+//! tenant's steps exactly as a create does, under each tenant's locks, but
+//! issues each kind of sync for all its tenants together, from several
+//! threads: every copy, then (after every copy is published) every
+//! directory that got an entry, once. Syncs issued together share the file
+//! system's journal commits, so a batch pays for a few commits where
+//! single creates pay for three per tenant.
 //!
-//! Each tenant is still all or nothing: its copy is linked only once it
-//! is durable, and it is reported created only once the link is. The
-//! batch runs in chunks of [`CHUNK`] tenants, so it holds a bounded number
-//! of locks and descriptors.
+//! Each tenant is still all or nothing: its copy is published only once
+//! it is durable (see `stage.rs`), and it is reported created only once
+//! the publication is. The batch runs in chunks of [`CHUNK`] tenants, so
+//! it holds a bounded number of locks and descriptors.
 
 use std::fs::File;
 use std::io;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
-use super::create::{clear_the_way, copy_template, link, tidy_after_failure};
+use super::create::{clear_the_way, copy_template, tidy_after_failure};
 use super::dir::Dir;
 use super::faults;
 use super::file_id::FileId;
-use super::files::remove_quietly;
-use super::lock::FileLock;
-use super::siblings::{lock_path, name_of, scratch_path};
+use super::stage::Stage;
 use super::sys;
 use super::template_database::Template;
+use super::tenant_path::{TenantLock, TenantPath};
 use crate::error::{Error, Result};
 use crate::name::TenantName;
 
-/// Tenants per chunk, at most: each holds a lock file, its directory and
-/// its copy open, so three descriptors (see [`chunk_size`]).
+/// Tenants per chunk, at most: each holds up to six descriptors open (two
+/// lock files and their directories, the stage's directory, the copy; see
+/// [`chunk_size`]).
 const CHUNK: usize = 64;
 
 /// Threads that issue one chunk's syncs.
 const SYNC_THREADS: usize = 8;
 
-/// One tenant part way through a chunk.
+/// One tenant part way through a chunk. The stage is declared first: it
+/// is removed (if unpublished) before the locks go.
 struct Pending<'a> {
     tenant: &'a TenantName,
-    path: &'a Path,
-    lock: FileLock,
-    scratch: PathBuf,
+    at: TenantPath<'a>,
+    stage: Stage,
     copy: File,
+    lock: TenantLock,
     /// The directories this tenant's create made new entries in.
     made: Vec<PathBuf>,
 }
 
 /// Creates each of `tenants` (name and database path, no duplicates) from
-/// `template`; one result per tenant, in order.
+/// `template`; one result per tenant, in order. `owns_dir`: each tenant
+/// has a directory of its own (see `tenant_path.rs`).
 ///
 /// Tenants are taken in path order: a chunk holds all its locks at once,
 /// and locks taken in one global order never deadlock, whatever other
@@ -59,12 +61,19 @@ struct Pending<'a> {
 /// a bucket's tenants together, so a chunk syncs few buckets.
 pub(crate) fn create_many(
     root: &Path,
+    owns_dir: bool,
     template: &mut Template,
     tenants: &[(TenantName, PathBuf)],
 ) -> Vec<Result<()>> {
     let mut order: Vec<usize> = (0..tenants.len()).collect();
     order.sort_by(|&a, &b| tenants[a].1.cmp(&tenants[b].1));
-    let sorted: Vec<(TenantName, PathBuf)> = order.iter().map(|&i| tenants[i].clone()).collect();
+    let sorted: Vec<(TenantName, TenantPath<'_>)> = order
+        .iter()
+        .map(|&i| {
+            let (tenant, path) = &tenants[i];
+            (tenant.clone(), TenantPath::new(root, path, owns_dir))
+        })
+        .collect();
     let results = sorted
         .chunks(chunk_size())
         .flat_map(|chunk| create_chunk(root, template, chunk));
@@ -76,82 +85,75 @@ pub(crate) fn create_many(
 fn create_chunk(
     root: &Path,
     template: &mut Template,
-    tenants: &[(TenantName, PathBuf)],
+    tenants: &[(TenantName, TenantPath<'_>)],
 ) -> Vec<Result<()>> {
     let mut unsynced = Vec::new();
     let mut pending: Vec<Result<Pending<'_>>> = Vec::with_capacity(tenants.len());
     let mut held = Vec::with_capacity(tenants.len());
-    for (tenant, path) in tenants {
-        let prepared = prepare(root, template, tenant, path, &mut unsynced, &held);
+    for (tenant, at) in tenants {
+        let prepared = prepare(template, tenant, *at, &mut unsynced, &held);
         match &prepared {
             Ok(p) => held.extend(p.lock.id().ok()),
-            Err(e) => tidy_after_failure(root, path, e),
+            Err(e) => tidy_after_failure(*at, e),
         }
         pending.push(prepared);
     }
     let synced = in_parallel(&pending, |p| {
-        let scratch = || p.lock.dir().join(&p.scratch);
-        sys::sync(p.copy.as_fd(), &p.scratch)
-            .map_err(|e| Error::io(Some(p.tenant), scratch(), "syncing the new database", e))
+        sys::sync(p.copy.as_fd(), p.stage.scratch()).map_err(|e| {
+            let scratch = p.stage.scratch_path();
+            Error::io(Some(p.tenant), scratch, "syncing the new database", e)
+        })
     });
-    settle(root, &mut pending, synced);
-    let linked = pending
-        .iter()
+    settle(&mut pending, synced);
+    let published = pending
+        .iter_mut()
         .map(|p| {
-            p.as_ref()
-                .ok()
-                .map(|p| link(p.tenant, p.lock.dir(), &p.scratch, p.path))
+            let p = p.as_mut().ok()?;
+            let published = p.stage.publish_unsynced(p.tenant, p.at);
+            if published.is_ok()
+                && let Some(parent) = p.stage.parent_to_sync()
+            {
+                // The tenant's new directory is an entry of its parent.
+                unsynced.push(parent.path().to_path_buf());
+                p.made.push(parent.path().to_path_buf());
+            }
+            Some(published)
         })
         .collect();
-    settle(root, &mut pending, linked);
+    settle(&mut pending, published);
     make_durable(root, &mut pending, unsynced);
-    pending
-        .into_iter()
-        .map(|p| p.map(|p| remove_quietly(p.lock.dir(), &p.scratch)))
-        .collect()
+    pending.into_iter().map(|p| p.map(drop)).collect()
 }
 
 /// Tenants per chunk: [`CHUNK`], or fewer when the descriptor limit is
 /// low (a chunk then uses at most a quarter of it), never none.
 fn chunk_size() -> usize {
     let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
-    let fit = limit.map_or(CHUNK, |n| usize::try_from(n / 12).unwrap_or(CHUNK));
+    let fit = limit.map_or(CHUNK, |n| usize::try_from(n / 24).unwrap_or(CHUNK));
     fit.clamp(1, CHUNK)
 }
 
 /// A create's first steps for one tenant: lock (making its directories,
 /// their syncs left for later), check, copy.
 fn prepare<'a>(
-    root: &Path,
     template: &mut Template,
     tenant: &'a TenantName,
-    path: &'a Path,
+    at: TenantPath<'a>,
     unsynced: &mut Vec<PathBuf>,
     held: &[FileId],
 ) -> Result<Pending<'a>> {
-    let lock_file = lock_path(path);
     let already = unsynced.len();
-    let lock = FileLock::acquire_deferred(root, &lock_file, unsynced, held).map_err(|e| {
-        match e.kind() {
-            // Another name of this batch is the same file.
-            io::ErrorKind::AlreadyExists => Error::TenantExists {
-                tenant: tenant.clone(),
-                path: path.to_path_buf(),
-            },
-            _ => Error::io(Some(tenant), &lock_file, "locking the tenant", e),
-        }
-    })?;
+    let lock = TenantLock::for_new_deferred(tenant, at, unsynced, held)?;
     let made = unsynced.get(already..).unwrap_or_default().to_vec();
-    clear_the_way(tenant, lock.dir(), path)?;
-    let scratch = scratch_path(name_of(path));
-    let copy = copy_template(tenant, lock.dir(), &scratch, template);
-    let copy = copy.inspect_err(|_| remove_quietly(lock.dir(), &scratch))?;
+    clear_the_way(tenant, &lock, at)?;
+    let stage = Stage::begin(tenant, &lock, at, false)?;
+    let copy = copy_template(tenant, stage.dir(), stage.scratch(), template)?;
     Ok(Pending {
         tenant,
-        path,
-        lock,
-        scratch,
+        at,
+        stage,
         copy,
+        lock,
         made,
     })
 }
@@ -159,11 +161,8 @@ fn prepare<'a>(
 /// Syncs, once each and together, every tenant's directory (its link) and
 /// every parent that got a new directory.
 fn make_durable(root: &Path, pending: &mut [Result<Pending<'_>>], mut unsynced: Vec<PathBuf>) {
-    let synced = in_parallel(pending, |p| {
-        let durable = p.lock.dir().sync();
-        durable.map_err(|e| Error::io(Some(p.tenant), p.path, "making the new database durable", e))
-    });
-    settle(root, pending, synced);
+    let synced = in_parallel(pending, |p| p.stage.sync_dir(p.tenant, p.at));
+    settle(pending, synced);
     unsynced.sort();
     unsynced.dedup();
     let parents = in_parallel(&unsynced, |dir| Dir::open(root, dir).and_then(|d| d.sync()));
@@ -188,7 +187,7 @@ fn make_durable(root: &Path, pending: &mut [Result<Pending<'_>>], mut unsynced: 
             )))
         })
         .collect();
-    settle(root, pending, results);
+    settle(pending, results);
 }
 
 /// A copy of `e`, keeping its OS error number (which says, for one,
@@ -201,16 +200,15 @@ fn same_error(e: &io::Error) -> io::Error {
 }
 
 /// Replaces each pending tenant whose step failed by its error, removing
-/// its copy and releasing its lock.
-fn settle(root: &Path, pending: &mut [Result<Pending<'_>>], results: Vec<Option<Result<()>>>) {
+/// what it built and releasing its locks.
+fn settle(pending: &mut [Result<Pending<'_>>], results: Vec<Option<Result<()>>>) {
     for (p, result) in pending.iter_mut().zip(results) {
         let Some(Err(e)) = result else { continue };
         if let Ok(failed) = std::mem::replace(p, Err(e)) {
-            remove_quietly(failed.lock.dir(), &failed.scratch);
-            let path = failed.path;
+            let at = failed.at;
             drop(failed);
             if let Err(e) = p {
-                tidy_after_failure(root, path, e);
+                tidy_after_failure(at, e);
             }
         }
     }

@@ -1,5 +1,7 @@
 //! Sweeping up after crashed processes: scratch files, tombstones, lock
-//! files and orphaned SQLite sidecars, beside one database or fleet-wide.
+//! files and orphaned SQLite sidecars, beside one database or fleet-wide;
+//! and, beside a tenant's own directory, a half-built directory of a
+//! create and the fenced directory of a destroy.
 //!
 //! Each tenant's own debris is also removed by the next `create_tenant` of
 //! that name; the fleet-wide sweep is for tenants nobody creates again.
@@ -11,12 +13,12 @@ use std::path::{Path, PathBuf};
 use super::dir::Dir;
 use super::files::{remove_empty_parents, remove_quietly, remove_tree_quietly};
 use super::holders::{Holder, other_holder};
-use super::lock::FileLock;
 use super::siblings::{
     debris_owner, fence_path, is_scratch_or_tombstone, is_sidecar, litestream_dir, lock_path,
-    name_of, sidecar_path,
+    sidecar_path, staging_path,
 };
 use super::sys;
+use super::tenant_path::{TenantLock, TenantPath};
 use crate::error::{Error, OtherProcess, Result};
 use crate::name::TenantName;
 use crate::paths::{Found, Mode, RootConfig};
@@ -88,26 +90,84 @@ fn finish_interrupted_destroy(tenant: &TenantName, dir: &Dir, name: &Path) -> Re
     if !exists(Some(tenant), dir, &fenced)? {
         return Ok(0);
     }
+    unless_held(tenant, dir, &fenced, name)?;
+    tracing::info!(file = %dir.join(&fenced).display(), "finishing a destroy that was interrupted");
+    remove_quietly(dir, &fenced);
+    Ok(1)
+}
+
+/// `TenantBusy` if another process holds database `held` in `dir` open
+/// (`name` is the database's own name, which its `-shm` is named after).
+fn unless_held(tenant: &TenantName, dir: &Dir, held: &Path, name: &Path) -> Result<()> {
     let shm = sidecar_path(name, "-shm");
-    let holder = other_holder(dir, &fenced, &shm).map_err(|e| {
+    let holder = other_holder(dir, held, &shm).map_err(|e| {
         Error::io(
             Some(tenant),
-            dir.join(&fenced),
+            dir.join(held),
             "reading the database's locks",
             e,
         )
     })?;
-    if let Some(Holder { pid }) = holder {
-        return Err(Error::TenantBusy {
+    match holder {
+        Some(Holder { pid }) => Err(Error::TenantBusy {
             tenant: tenant.clone(),
             path: dir.join(name),
             checked_out: 0,
             other_process: Some(OtherProcess { pid }),
             waited: std::time::Duration::ZERO,
-        });
+        }),
+        None => Ok(()),
     }
-    tracing::info!(file = %dir.join(&fenced).display(), "finishing a destroy that was interrupted");
-    remove_quietly(dir, &fenced);
+}
+
+/// Beside a tenant's own directory (the caller holds its entry lock):
+/// removes the directory a crashed create was building, and finishes a
+/// destroy that died with the directory fenced (see
+/// [`finish_fenced_entry`]). Returns how many it removed.
+///
+/// # Errors
+///
+/// [`Error::TenantBusy`] for a fenced directory still in use.
+pub(super) fn remove_entry_debris(
+    tenant: &TenantName,
+    lock: &TenantLock,
+    at: TenantPath<'_>,
+) -> Result<usize> {
+    let parent = lock.parent();
+    let staged = staging_path(at.entry_name());
+    let mut removed = 0;
+    if exists(Some(tenant), parent, &staged)? {
+        tracing::info!(dir = %parent.join(&staged).display(), "removing a tenant directory a crashed create left half built");
+        remove_tree_quietly(parent, &staged);
+        removed += 1;
+    }
+    Ok(removed + finish_fenced_entry(tenant, lock, at)?)
+}
+
+/// Finishes a destroy that died with the tenant's directory fenced, unless
+/// another process still has its database open. Returns how many it
+/// removed (0 or 1).
+///
+/// # Errors
+///
+/// [`Error::TenantBusy`] for a fenced directory still in use.
+pub(super) fn finish_fenced_entry(
+    tenant: &TenantName,
+    lock: &TenantLock,
+    at: TenantPath<'_>,
+) -> Result<usize> {
+    let parent = lock.parent();
+    let fenced = fence_path(at.entry_name());
+    if !exists(Some(tenant), parent, &fenced)? {
+        return Ok(0);
+    }
+    let inside = parent.child(&fenced).map_err(|e| {
+        let path = parent.join(&fenced);
+        Error::io(Some(tenant), path, "looking at a fenced tenant", e)
+    })?;
+    unless_held(tenant, &inside, at.db_name(), at.db_name())?;
+    tracing::info!(dir = %inside.path().display(), "finishing a destroy that was interrupted");
+    remove_tree_quietly(parent, &fenced);
     Ok(1)
 }
 
@@ -115,6 +175,7 @@ fn finish_interrupted_destroy(tenant: &TenantName, dir: &Dir, name: &Path) -> Re
 /// tenant whose lock is held (an operation is in progress there). Returns
 /// how many files were removed, lock files included.
 pub(crate) fn sweep_debris(root: &RootConfig) -> Result<usize> {
+    let owns_dir = root.owns_directory()?;
     let walk = root.walk(Mode::Siblings {
         owner: debris_owner,
         operation: "sweeping debris",
@@ -126,30 +187,51 @@ pub(crate) fn sweep_debris(root: &RootConfig) -> Result<usize> {
     }
     let mut removed = 0;
     for (db, tenant) in owners {
-        removed += sweep_tenant(&tenant, &db, root.root_dir())?;
+        let at = TenantPath::new(root.root_dir(), &db, owns_dir);
+        removed += sweep_tenant(&tenant, at)?;
     }
     Ok(removed)
 }
 
-fn sweep_tenant(tenant: &TenantName, db: &Path, root: &Path) -> Result<usize> {
-    let lock_file = lock_path(db);
-    let had_lock_file = lock_file.exists();
-    let lock = match FileLock::try_acquire(root, &lock_file) {
+fn sweep_tenant(tenant: &TenantName, at: TenantPath<'_>) -> Result<usize> {
+    let mut lock_files = vec![lock_path(at.entry())];
+    if at.owns_dir() {
+        lock_files.push(lock_path(at.db()));
+    }
+    let had_lock_files = lock_files
+        .iter()
+        .filter(|file| std::fs::symlink_metadata(file).is_ok())
+        .count();
+    let lock = match TenantLock::try_for_sweep(at) {
         Ok(Some(lock)) => lock,
         Ok(None) => return Ok(0),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
-        Err(e) => return Err(Error::io(Some(tenant), lock_file, "locking the tenant", e)),
+        Err(e) => return Err(Error::io(Some(tenant), at.entry(), "locking the tenant", e)),
     };
-    let removed = match remove_debris(Some(tenant), lock.dir(), name_of(db)) {
+    let removed = match sweep_locked(tenant, &lock, at) {
         Ok(removed) => removed,
         // Still open elsewhere: its debris is not debris yet.
         Err(Error::TenantBusy { .. }) => return Ok(0),
         Err(e) => return Err(e),
     };
-    let db_exists = exists(Some(tenant), lock.dir(), name_of(db))?;
+    let db_exists = match lock.db_dir() {
+        Some(dir) => exists(Some(tenant), dir, at.db_name())?,
+        None => false,
+    };
     drop(lock);
-    if !db_exists && let Some(dir) = db.parent() {
-        remove_empty_parents(root, dir);
+    if !db_exists {
+        remove_empty_parents(at.root(), at.db_dir());
     }
-    Ok(removed + usize::from(had_lock_file))
+    Ok(removed + had_lock_files)
+}
+
+fn sweep_locked(tenant: &TenantName, lock: &TenantLock, at: TenantPath<'_>) -> Result<usize> {
+    let beside_entry = match at.owns_dir() {
+        true => remove_entry_debris(tenant, lock, at)?,
+        false => 0,
+    };
+    let beside_db = match lock.db_dir() {
+        Some(dir) => remove_debris(Some(tenant), dir, at.db_name())?,
+        None => 0,
+    };
+    Ok(beside_entry + beside_db)
 }

@@ -159,6 +159,15 @@ impl Dir {
         }
     }
 
+    /// The same directory, open a second time (one `dup`: no path is
+    /// resolved again).
+    pub(crate) fn duplicate(&self) -> io::Result<Dir> {
+        Ok(Dir {
+            fd: sys::duplicate(self.fd(), &self.path)?,
+            path: self.path.clone(),
+        })
+    }
+
     /// The directory's path, for messages and for SQLite (which opens by
     /// path).
     pub(crate) fn path(&self) -> &Path {

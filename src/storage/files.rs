@@ -63,6 +63,20 @@ fn remove_tree(dir: &Dir, name: &Path) -> io::Result<()> {
     sys::remove_dir(dir.fd(), name)
 }
 
+/// Renames `from` to `to` in `dir`, never replacing what is at `to`.
+///
+/// Where the file system cannot promise that (`EINVAL`), a plain rename:
+/// it still refuses a directory that is not empty, and the caller's lock
+/// keeps tenanted's own files away from `to`.
+pub(super) fn rename_no_replace(dir: &Dir, from: &Path, to: &Path) -> io::Result<()> {
+    match sys::rename_no_replace(dir.fd(), from, to) {
+        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => {
+            sys::rename(dir.fd(), from, to)
+        }
+        other => other,
+    }
+}
+
 /// Removes the directories from `dir` up that are now empty, stopping at
 /// the first that is not, and never the root or anything above it.
 pub(super) fn remove_empty_parents(root: &Path, dir: &Path) {
@@ -74,8 +88,11 @@ pub(super) fn remove_empty_parents(root: &Path, dir: &Path) {
         let Ok(parent_dir) = Dir::open(root, &root.join(parent)) else {
             return;
         };
-        if sys::remove_dir(parent_dir.fd(), Path::new(name)).is_err() {
-            return;
+        match sys::remove_dir(parent_dir.fd(), Path::new(name)) {
+            Ok(()) => {}
+            // Gone already (a destroyed tenant's directory): go on up.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(_) => return,
         }
         chain = parent.to_path_buf();
     }

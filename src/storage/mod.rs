@@ -23,8 +23,10 @@ mod restore;
 mod root_record;
 mod siblings;
 mod snapshot;
+mod stage;
 mod sys;
 mod template_database;
+mod tenant_path;
 
 pub use crate::paths::INTERNAL_DIR;
 
@@ -49,3 +51,4 @@ pub(crate) use restore::{Existing, Restored, check_backup, restore};
 pub(crate) use root_record::{read_record, record_once, update_record};
 pub(crate) use snapshot::{Snapshot, snapshot};
 pub(crate) use template_database::{Template, ensure_template};
+pub(crate) use tenant_path::TenantPath;

@@ -83,10 +83,12 @@ pub(crate) fn open_for_reading(
 }
 
 /// The error for a tenant whose database is not at `path`: being destroyed
-/// (fenced off by a destroy in some process) or gone.
+/// (fenced off by a destroy in some process: the database, or the
+/// tenant's own directory) or gone.
 pub(crate) fn missing_error(tenant: &TenantName, path: &Path) -> Error {
     let (tenant, path) = (tenant.clone(), path.to_path_buf());
-    if fence_path(&path).exists() {
+    let fenced_dir = path.parent().map(fence_path);
+    if fence_path(&path).exists() || fenced_dir.is_some_and(|fenced| fenced.exists()) {
         Error::TenantBeingDestroyed { tenant, path }
     } else {
         Error::TenantDoesNotExist { tenant, path }

@@ -4,12 +4,12 @@
 //! a non-empty SQLite database, `PRAGMA integrity_check` says `ok`, and its
 //! `user_version` is not ahead of the code. The check and the copy read it
 //! in one read transaction, so what is copied is what was checked. Then,
-//! exactly like a create and holding the tenant's lock: the copy goes to a
-//! hidden scratch file beside the tenant's path (back in WAL mode, as every
-//! tenant is), is synced, and is published with `create`'s `hard_link`
-//! step, which never replaces a file. Replacing an existing tenant first
-//! destroys it with the destroy protocol (fence, wait for other processes,
-//! demolish), still under the same lock, so no create slips in between.
+//! exactly like a create and holding the tenant's locks: the copy is built
+//! out of reach (back in WAL mode, as every tenant is), synced, and
+//! published in one step that never replaces anything (see `stage.rs`).
+//! Replacing an existing tenant first destroys it with the destroy
+//! protocol (fence, wait for other processes, demolish), still under the
+//! same locks, so no create slips in between.
 
 use std::fs;
 use std::io;
@@ -18,17 +18,14 @@ use std::time::Instant;
 
 use rusqlite::{Connection, OpenFlags};
 
-use super::create::{publish, under_new_lock};
-use super::database_file::{Occupant, occupant_in};
-use super::debris::remove_debris;
+use super::create::{clear_the_way, under_new_lock};
 use super::destroy::destroy_locked;
-use super::dir::Dir;
 use super::file_id::FileId;
-use super::files::remove_with_sidecars;
 use super::open::literal_path;
-use super::siblings::{name_of, scratch_path};
 use super::snapshot::{Snapshot, copy_to};
+use super::stage::Stage;
 use super::sys;
+use super::tenant_path::{TenantLock, TenantPath};
 use crate::error::{Error, Result};
 use crate::name::TenantName;
 
@@ -77,16 +74,15 @@ pub(crate) fn check_backup(
     Ok(CheckedBackup { conn, version })
 }
 
-/// Restores `tenant` at `path` (under `root`) from `backup`.
+/// Restores `tenant` at `at` from `backup`.
 pub(crate) fn restore(
     tenant: &TenantName,
-    path: &Path,
+    at: TenantPath<'_>,
     backup: CheckedBackup,
-    root: &Path,
     existing: Existing,
 ) -> Result<Restored> {
-    let (snapshot, replaced) = under_new_lock(tenant, root, path, |dir| {
-        restore_locked(tenant, dir, path, &backup.conn, existing)
+    let (snapshot, replaced) = under_new_lock(tenant, at, |lock| {
+        restore_locked(tenant, lock, at, &backup.conn, existing)
     })?;
     Ok(Restored {
         version: backup.version,
@@ -97,70 +93,38 @@ pub(crate) fn restore(
 
 fn restore_locked(
     tenant: &TenantName,
-    dir: &Dir,
-    path: &Path,
+    lock: &TenantLock,
+    at: TenantPath<'_>,
     source: &Connection,
     existing: Existing,
 ) -> Result<(Snapshot, bool)> {
-    let name = name_of(path);
-    let found = occupant_in(dir, name)
-        .map_err(|e| Error::io(Some(tenant), path, "looking at the database file", e))?;
-    let replace = match (found, existing) {
-        (Occupant::Nothing, _) => {
-            // As in create: beside a tenant that does not exist, anything
-            // left is debris of a crashed create or destroy.
-            remove_debris(Some(tenant), dir, name)?;
-            None
-        }
-        (Occupant::Database(_), Existing::Refuse) => {
-            return Err(Error::TenantExists {
-                tenant: tenant.clone(),
-                path: path.to_path_buf(),
-            });
-        }
-        (Occupant::Database(_), Existing::Replace { deadline }) => Some(deadline),
-        (Occupant::Other(found), _) => {
-            return Err(Error::NotATenantDatabase {
-                tenant: tenant.clone(),
-                path: path.to_path_buf(),
-                found,
-            });
-        }
+    // As in create: a tenant that exists stops a restore that does not
+    // replace it; beside one that does not, anything left is debris.
+    let replace = match (clear_the_way(tenant, lock, at), existing) {
+        (Ok(()), _) => None,
+        (Err(Error::TenantExists { .. }), Existing::Replace { deadline }) => Some(deadline),
+        (Err(e), _) => return Err(e),
     };
-    let scratch = scratch_path(name);
-    // SQLite writes the copy by path: into a file made here first, in the
-    // directory reached without links (the lock's), and checked after.
-    let made = sys::create_new(dir.fd(), &scratch)
-        .map_err(|e| Error::io(Some(tenant), dir.join(&scratch), "creating the copy", e))?;
-    let result = copy_to(tenant, source, &dir.join(&scratch), "WAL").and_then(|snapshot| {
-        match FileId::by_path_is(dir, &scratch, &made) {
-            Ok(true) => {}
-            Ok(false) => {
-                let moved = std::io::Error::other("its directory was replaced during the copy");
-                return Err(Error::io(
-                    Some(tenant),
-                    dir.join(&scratch),
-                    "copying the backup",
-                    moved,
-                ));
-            }
-            Err(e) => {
-                return Err(Error::io(
-                    Some(tenant),
-                    dir.join(&scratch),
-                    "copying the backup",
-                    e,
-                ));
-            }
+    let mut stage = Stage::begin(tenant, lock, at, replace.is_some())?;
+    stage.opened_by_sqlite();
+    let copying = |e| Error::io(Some(tenant), stage.scratch_path(), "copying the backup", e);
+    // SQLite writes the copy by path: into a file made here first, in a
+    // directory reached without links, and checked after.
+    let made = sys::create_new(stage.dir().fd(), stage.scratch()).map_err(copying)?;
+    let snapshot = copy_to(tenant, source, &stage.scratch_path(), "WAL")?;
+    match FileId::by_path_is(stage.dir(), stage.scratch(), &made) {
+        Ok(true) => {}
+        Ok(false) => {
+            let moved = io::Error::other("its directory was replaced during the copy");
+            return Err(copying(moved));
         }
-        if let Some(deadline) = replace {
-            destroy_locked(tenant, dir, path, deadline)?;
-        }
-        publish(tenant, dir, &scratch, path)?;
-        Ok((snapshot, replace.is_some()))
-    });
-    remove_with_sidecars(dir, &scratch);
-    result
+        Err(e) => return Err(copying(e)),
+    }
+    if let Some(deadline) = replace {
+        destroy_locked(tenant, lock, at, deadline)?;
+    }
+    stage.publish(tenant, at)?;
+    Ok((snapshot, replace.is_some()))
 }
 
 /// Opens the backup read-only and starts the read transaction that the

@@ -13,6 +13,16 @@
 //!   database, when Litestream replicates the root; it goes with the
 //!   tenant.
 //!
+//! When each tenant has a directory of its own (`acme/` in the default
+//! `%{bucket}/%{tenant}/main.sqlite3`), that directory is the tenant's
+//! *entry* (see `tenant_path.rs`) and has hidden siblings of its own, in
+//! its bucket:
+//!
+//! - `.acme.lock`: the entry lock, taken before the directory exists;
+//! - `.acme.creating/`: the directory a create or restore builds, published
+//!   by renaming it to `acme`;
+//! - `.acme.destroying/`: the fenced directory of a destroy.
+//!
 //! Hidden names can never be tenants' (a tenant name starts with a letter
 //! or digit, and a path template may not start a component with `.`), so
 //! none of these is ever listed as a tenant.
@@ -30,6 +40,8 @@ const TOMBSTONE: &str = ".deleted-";
 /// Ends a lock file: `.NAME.lock`.
 const LOCK: &str = ".lock";
 const FENCE: &str = ".destroying";
+/// Ends a tenant directory being built: `.NAME.creating`.
+const STAGING: &str = ".creating";
 const LITESTREAM: &str = "-litestream";
 
 /// The last component of `path`: the name `*at` calls use in its
@@ -38,9 +50,16 @@ pub(super) fn name_of(path: &Path) -> &Path {
     Path::new(path.file_name().unwrap_or_default())
 }
 
-/// The tenant's lock file: hidden, beside the database.
+/// The lock file of a database or of a tenant's directory: hidden,
+/// beside it.
 pub(super) fn lock_path(db: &Path) -> PathBuf {
     hidden_sibling(db, LOCK)
+}
+
+/// Where a tenant directory `entry` is built before it is published: one
+/// fixed name, since only the holder of the entry lock builds it.
+pub(super) fn staging_path(entry: &Path) -> PathBuf {
+    hidden_sibling(entry, STAGING)
 }
 
 /// A fresh scratch file name beside `db`, unique within the machine.
@@ -55,8 +74,9 @@ pub(super) fn tombstone_path(db: &Path) -> PathBuf {
     unique_sibling(db, TOMBSTONE)
 }
 
-/// Where a destroy moves the database while other processes let go: one
-/// fixed name, since only the holder of the tenant's lock destroys it.
+/// Where a destroy moves the database (or the tenant's directory) while
+/// other processes let go: one fixed name, since only the holder of the
+/// tenant's lock destroys it.
 pub(super) fn fence_path(db: &Path) -> PathBuf {
     hidden_sibling(db, FENCE)
 }
@@ -120,6 +140,7 @@ pub(super) fn debris_owner(file_name: &str) -> Option<&str> {
         return hidden
             .strip_suffix(LOCK)
             .or_else(|| hidden.strip_suffix(FENCE))
+            .or_else(|| hidden.strip_suffix(STAGING))
             .or_else(|| hidden.strip_suffix(LITESTREAM));
     }
     SQLITE_SIDECARS
@@ -167,6 +188,11 @@ mod tests {
             Some("main.sqlite3")
         );
         assert_eq!(debris_owner("notes.txt"), None);
+        let entry = Path::new("/r/00/acme");
+        assert_eq!(staging_path(entry), Path::new("/r/00/.acme.creating"));
+        for name in [".acme.lock", ".acme.creating", ".acme.destroying"] {
+            assert_eq!(debris_owner(name), Some("acme"), "{name}");
+        }
     }
 
     /// `RootConfig::validate` counts on no file beside a database having a
@@ -178,6 +204,7 @@ mod tests {
         let mut names = vec![
             lock_path(db),
             fence_path(db),
+            staging_path(db),
             litestream_dir(db),
             longest_numbered(TOMBSTONE),
         ];
@@ -190,5 +217,11 @@ mod tests {
         let extra = |p: &PathBuf| p.file_name().unwrap().len() - "main.sqlite3".len();
         let longest = names.iter().map(extra).max().unwrap();
         assert_eq!(longest, crate::paths::LONGEST_SIBLING_EXTRA);
+        // Beside a tenant's own directory.
+        let entry = Path::new("/r/acme");
+        let beside = [lock_path(entry), staging_path(entry), fence_path(entry)];
+        let extra = |p: &PathBuf| p.file_name().unwrap().len() - "acme".len();
+        let longest = beside.iter().map(extra).max().unwrap();
+        assert_eq!(longest, crate::paths::LONGEST_DIR_SIBLING_EXTRA);
     }
 }

@@ -31,6 +31,12 @@ pub(super) fn open_dir(dir: BorrowedFd<'_>, name: &Path) -> io::Result<OwnedFd> 
     Ok(rustix::fs::openat(dir, name, flags, Mode::empty())?)
 }
 
+/// A second descriptor of the same open directory or file.
+pub(super) fn duplicate(fd: BorrowedFd<'_>, name: &Path) -> io::Result<OwnedFd> {
+    faults::check(Step::Open, name)?;
+    Ok(rustix::io::fcntl_dupfd_cloexec(fd, 0)?)
+}
+
 /// Opens `path` as a directory, following links: the root itself, which
 /// is the operator's to place (a link to a data disk is fine).
 pub(super) fn open_root(path: &Path) -> io::Result<OwnedFd> {
@@ -127,8 +133,8 @@ pub(super) fn rename(dir: BorrowedFd<'_>, from: &Path, to: &Path) -> io::Result<
     Ok(rustix::fs::renameat(dir, from, dir, to)?)
 }
 
-/// Renames `from` to `to`, both in `dir`, failing if `to` exists.
-#[allow(dead_code)]
+/// Renames `from` to `to`, both in `dir`, failing if `to` exists
+/// (`EINVAL` where the file system cannot promise that).
 pub(super) fn rename_no_replace(dir: BorrowedFd<'_>, from: &Path, to: &Path) -> io::Result<()> {
     faults::check(Step::Rename, to)?;
     Ok(rustix::fs::renameat_with(

@@ -1,0 +1,232 @@
+//! Building a new tenant database out of reach, then publishing it in one
+//! step that never replaces anything. Create, the batch create and restore
+//! all publish this way.
+//!
+//! - When the tenant owns a directory (the default layout) that does not
+//!   exist yet, or that a restore is about to replace, the database is
+//!   built in a new hidden directory beside the tenant's
+//!   (`bucket/.acme.creating/`), under a scratch name. Publishing names it
+//!   and then renames the directory to the tenant's with
+//!   `RENAME_NOREPLACE`: the tenant's directory appears with a complete,
+//!   synced database in it, or not at all, so a listing can trust it.
+//! - Otherwise (a layout without tenant directories, or a tenant
+//!   directory an earlier release or a crash left without its database)
+//!   the database is built under a scratch name beside its path and
+//!   published with `link`, which never replaces a file.
+//!
+//! The database keeps its scratch name until the last moment because
+//! Litestream's directory watcher picks up any file matching its pattern
+//! (`main.sqlite3`), even in hidden directories: named just before the
+//! directory's rename, it is never seen half built.
+//!
+//! Why one sync of the directory, after both renames, is enough: journaling
+//! file systems commit metadata changes in order, so the directory's rename
+//! never reaches the disk before the rename inside it. Syncing the new
+//! directory then its parent makes both durable.
+//!
+//! A stage dropped before it is published removes what it built.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use super::create::link;
+use super::dir::Dir;
+use super::files::{remove_quietly, remove_tree_quietly, remove_with_sidecars, rename_no_replace};
+use super::siblings::{scratch_path, sidecar_path, staging_path};
+use super::sys;
+use super::tenant_path::{TenantLock, TenantPath};
+use crate::error::{Error, Result};
+use crate::name::TenantName;
+
+/// A new database being built, published on [`Stage::publish`].
+#[derive(Debug)]
+pub(super) struct Stage {
+    /// The directory the database is built in.
+    dir: Dir,
+    /// Its name there until it is published.
+    scratch: PathBuf,
+    how: How,
+    published: bool,
+    /// Whether SQLite opened the scratch file (it may leave sidecars).
+    opened: bool,
+}
+
+/// How a stage is published.
+#[derive(Debug)]
+enum How {
+    /// `link` beside the database's path.
+    Link,
+    /// Renamed into place with the tenant's new directory.
+    Rename {
+        /// The directory the tenant's directory goes in.
+        parent: Dir,
+        /// The hidden directory built.
+        staged: PathBuf,
+        /// The tenant directory's name.
+        entry: PathBuf,
+    },
+}
+
+impl Stage {
+    /// Starts building `tenant`'s database; the caller holds `lock` and
+    /// has cleared the way. `replacing`: a restore will destroy the
+    /// tenant first, so a tenant directory is built anew.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] naming the directory that could not be made or opened.
+    pub(super) fn begin(
+        tenant: &TenantName,
+        lock: &TenantLock,
+        at: TenantPath<'_>,
+        replacing: bool,
+    ) -> Result<Stage> {
+        let scratch = scratch_path(at.db_name());
+        let fail = |path: &Path, operation, e| Error::io(Some(tenant), path, operation, e);
+        let existing = lock.db_dir().filter(|_| !(replacing && at.owns_dir()));
+        if let Some(dir) = existing {
+            let dir = dir
+                .duplicate()
+                .map_err(|e| fail(dir.path(), "opening the tenant's directory", e))?;
+            return Ok(Stage::new(dir, scratch, How::Link));
+        }
+        let parent = lock.parent();
+        let parent = parent
+            .duplicate()
+            .map_err(|e| fail(parent.path(), "opening the tenant's parent directory", e))?;
+        let staged = staging_path(at.entry_name());
+        let making = "making the new tenant's directory";
+        sys::make_dir(parent.fd(), &staged).map_err(|e| fail(&parent.join(&staged), making, e))?;
+        let dir = match parent.child(&staged) {
+            Ok(dir) => dir,
+            Err(e) => {
+                remove_tree_quietly(&parent, &staged);
+                return Err(fail(&parent.join(&staged), making, e));
+            }
+        };
+        let entry = at.entry_name().to_path_buf();
+        let how = How::Rename {
+            parent,
+            staged,
+            entry,
+        };
+        Ok(Stage::new(dir, scratch, how))
+    }
+
+    fn new(dir: Dir, scratch: PathBuf, how: How) -> Stage {
+        Stage {
+            dir,
+            scratch,
+            how,
+            published: false,
+            opened: false,
+        }
+    }
+
+    /// The directory the database is built in.
+    pub(super) fn dir(&self) -> &Dir {
+        &self.dir
+    }
+
+    /// The database's name in [`dir`](Self::dir) while it is built.
+    pub(super) fn scratch(&self) -> &Path {
+        &self.scratch
+    }
+
+    /// The scratch file's path, for SQLite (which opens by path).
+    pub(super) fn scratch_path(&self) -> PathBuf {
+        self.dir.join(&self.scratch)
+    }
+
+    /// Notes that SQLite opened the scratch file: its sidecars go too.
+    pub(super) fn opened_by_sqlite(&mut self) {
+        self.opened = true;
+    }
+
+    /// Publishes the built (and synced) database and makes it durable.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TenantExists`] if something took the tenant's place
+    /// meanwhile (only an earlier release can: see `tenant_path.rs`);
+    /// [`Error::Io`] naming the step that failed.
+    pub(super) fn publish(mut self, tenant: &TenantName, at: TenantPath<'_>) -> Result<()> {
+        self.publish_unsynced(tenant, at)?;
+        self.sync_dir(tenant, at)?;
+        match self.parent_to_sync() {
+            Some(parent) => parent.sync().map_err(|e| {
+                Error::io(Some(tenant), at.entry(), "making the new tenant durable", e)
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Publishes the built database; [`sync_dir`](Self::sync_dir) and a
+    /// sync of [`parent_to_sync`](Self::parent_to_sync) make it durable.
+    pub(super) fn publish_unsynced(
+        &mut self,
+        tenant: &TenantName,
+        at: TenantPath<'_>,
+    ) -> Result<()> {
+        if self.opened {
+            // Left by SQLite after the seed closed cleanly: stale.
+            for suffix in ["-wal", "-shm", "-journal"] {
+                remove_quietly(&self.dir, &sidecar_path(&self.scratch, suffix));
+            }
+        }
+        match &self.how {
+            How::Link => link(tenant, &self.dir, &self.scratch, at.db())?,
+            How::Rename {
+                parent,
+                staged,
+                entry,
+            } => {
+                let named = sys::rename(self.dir.fd(), &self.scratch, at.db_name());
+                named.map_err(|e| {
+                    let path = self.dir.join(at.db_name());
+                    Error::io(Some(tenant), path, "naming the new database", e)
+                })?;
+                rename_no_replace(parent, staged, entry).map_err(|e| match e.kind() {
+                    io::ErrorKind::AlreadyExists | io::ErrorKind::DirectoryNotEmpty => {
+                        Error::TenantExists {
+                            tenant: tenant.clone(),
+                            path: at.db().to_path_buf(),
+                        }
+                    }
+                    _ => Error::io(Some(tenant), at.entry(), "publishing the new tenant", e),
+                })?;
+            }
+        }
+        self.published = true;
+        Ok(())
+    }
+
+    /// Syncs the directory the database is now in.
+    pub(super) fn sync_dir(&self, tenant: &TenantName, at: TenantPath<'_>) -> Result<()> {
+        self.dir
+            .sync()
+            .map_err(|e| Error::io(Some(tenant), at.db(), "making the new database durable", e))
+    }
+
+    /// The directory that got the tenant's new directory, when the stage
+    /// published one: it needs a sync too (a batch syncs each once).
+    pub(super) fn parent_to_sync(&self) -> Option<&Dir> {
+        match &self.how {
+            How::Link => None,
+            How::Rename { parent, .. } => Some(parent),
+        }
+    }
+}
+
+impl Drop for Stage {
+    fn drop(&mut self) {
+        match (&self.how, self.published) {
+            (How::Rename { parent, staged, .. }, false) => remove_tree_quietly(parent, staged),
+            (How::Rename { .. }, true) => {}
+            // Published or not, the scratch name goes (once linked, the
+            // database keeps its own).
+            (How::Link, _) if self.opened => remove_with_sidecars(&self.dir, &self.scratch),
+            (How::Link, _) => remove_quietly(&self.dir, &self.scratch),
+        }
+    }
+}

@@ -1,0 +1,237 @@
+//! Where a tenant is on disk, and the locks that keep operations on it
+//! apart.
+//!
+//! A tenant's *entry* is what makes it visible below the root. With the
+//! default layout (`%{bucket}/%{tenant}/main.sqlite3`) every tenant has a
+//! directory of its own, and that directory is the entry: create builds it
+//! whole under a hidden name and publishes it with one rename that never
+//! replaces anything (see `stage.rs`), and destroy fences it whole (see
+//! `fence.rs`). A visible tenant directory therefore always holds a ready
+//! tenant, and listing the tenants reads the bucket directories and
+//! nothing else. In a layout without such a directory
+//! (`db/%{tenant}.sqlite3`) the entry is the database file itself,
+//! published with `link`.
+//!
+//! Two locks, always taken in this order:
+//!
+//! 1. the *entry lock* (`bucket/.acme.lock`), only when the tenant owns a
+//!    directory, since it must exist before that directory does. Create,
+//!    restore, destroy and the debris sweep take it;
+//! 2. the *database lock* (`.main.sqlite3.lock` beside the database),
+//!    whenever the database's directory exists. Everything that changes
+//!    the tenant takes it; migrations and rollbacks take only this one.
+//!    It is also the only lock earlier releases take, so their processes,
+//!    still running beside this one during a deploy, stay excluded.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use super::dir::Dir;
+use super::file_id::FileId;
+use super::lock::FileLock;
+use super::siblings::{lock_path, name_of};
+use crate::error::{Error, Result};
+use crate::name::TenantName;
+
+/// A tenant's database file and the entry that holds it below the root.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TenantPath<'a> {
+    root: &'a Path,
+    db: &'a Path,
+    owns_dir: bool,
+}
+
+impl<'a> TenantPath<'a> {
+    /// The tenant whose database is `db`, beneath `root`; `owns_dir` says
+    /// whether the database's directory is the tenant's own (see
+    /// [`RootConfig::owns_directory`](crate::RootConfig)).
+    pub(crate) fn new(root: &'a Path, db: &'a Path, owns_dir: bool) -> Self {
+        let owns_dir = owns_dir && db.parent().is_some_and(|dir| dir != root);
+        TenantPath { root, db, owns_dir }
+    }
+
+    /// The root every path is reached from.
+    pub(crate) fn root(&self) -> &'a Path {
+        self.root
+    }
+
+    /// The database file.
+    pub(crate) fn db(&self) -> &'a Path {
+        self.db
+    }
+
+    /// Whether the tenant has a directory of its own.
+    pub(crate) fn owns_dir(&self) -> bool {
+        self.owns_dir
+    }
+
+    /// The database's directory.
+    pub(crate) fn db_dir(&self) -> &'a Path {
+        self.db.parent().unwrap_or(self.root)
+    }
+
+    /// The database's file name.
+    pub(super) fn db_name(&self) -> &'a Path {
+        name_of(self.db)
+    }
+
+    /// The entry: the tenant's directory, or its database file.
+    pub(crate) fn entry(&self) -> &'a Path {
+        if self.owns_dir {
+            self.db_dir()
+        } else {
+            self.db
+        }
+    }
+
+    /// The entry's name in its parent directory.
+    pub(super) fn entry_name(&self) -> &'a Path {
+        name_of(self.entry())
+    }
+}
+
+/// A tenant's locks (see the module documentation), released on drop,
+/// the database lock first.
+#[derive(Debug)]
+pub(crate) struct TenantLock {
+    /// With a tenant directory: the database lock in it, if it exists.
+    inner: Option<FileLock>,
+    /// The entry lock, or (without a tenant directory) the database lock.
+    outer: FileLock,
+    owns_dir: bool,
+}
+
+/// A lock that could not be taken, and its file.
+type Failed = (PathBuf, io::Error);
+
+impl TenantLock {
+    /// Locks a tenant about to be created or restored, making the
+    /// directories up to its entry's parent.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] naming the lock file (or [`Error::NotADirectory`] for
+    /// a link on the way).
+    pub(super) fn for_new(tenant: &TenantName, at: TenantPath<'_>) -> Result<TenantLock> {
+        Self::take(at, |lock| FileLock::acquire(at.root, lock, true))
+            .map_err(|(file, e)| lock_error(tenant, file, e))
+    }
+
+    /// As [`for_new`](Self::for_new), but the parents that got a new
+    /// directory are left in `unsynced`, and a lock that is one of `held`
+    /// gives `AlreadyExists` (see `FileLock::acquire_deferred`).
+    pub(super) fn for_new_deferred(
+        tenant: &TenantName,
+        at: TenantPath<'_>,
+        unsynced: &mut Vec<PathBuf>,
+        held: &[FileId],
+    ) -> Result<TenantLock> {
+        let taken = Self::take(at, |lock| {
+            FileLock::acquire_deferred(at.root, lock, unsynced, held)
+        });
+        taken.map_err(|(file, e)| match e.kind() {
+            // Another name of this batch is the same file.
+            io::ErrorKind::AlreadyExists => Error::TenantExists {
+                tenant: tenant.clone(),
+                path: at.db.to_path_buf(),
+            },
+            _ => lock_error(tenant, file, e),
+        })
+    }
+
+    /// Locks an existing tenant; makes no directory.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TenantDoesNotExist`] when its directory is missing.
+    pub(super) fn for_existing(tenant: &TenantName, at: TenantPath<'_>) -> Result<TenantLock> {
+        let missing = || Error::TenantDoesNotExist {
+            tenant: tenant.clone(),
+            path: at.db.to_path_buf(),
+        };
+        let lock = Self::take(at, |lock| FileLock::acquire(at.root, lock, false)).map_err(
+            |(file, e)| match e.kind() {
+                io::ErrorKind::NotFound => missing(),
+                _ => lock_error(tenant, file, e),
+            },
+        )?;
+        match lock.db_dir() {
+            Some(_) => Ok(lock),
+            None => Err(missing()),
+        }
+    }
+
+    /// Both locks if nobody holds either (`None` if somebody does, or if
+    /// the directories are gone). Makes no directory.
+    pub(super) fn try_for_sweep(at: TenantPath<'_>) -> io::Result<Option<TenantLock>> {
+        let outer = match FileLock::try_acquire(at.root, &lock_path(at.entry())) {
+            Ok(Some(lock)) => lock,
+            Ok(None) => return Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let inner = match at.owns_dir {
+            true => match FileLock::try_acquire(at.root, &lock_path(at.db)) {
+                Ok(Some(lock)) => Some(lock),
+                Ok(None) => return Ok(None),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+                Err(e) => return Err(e),
+            },
+            false => None,
+        };
+        Ok(Some(TenantLock {
+            inner,
+            outer,
+            owns_dir: at.owns_dir,
+        }))
+    }
+
+    fn take(
+        at: TenantPath<'_>,
+        first: impl FnOnce(&Path) -> io::Result<FileLock>,
+    ) -> std::result::Result<TenantLock, Failed> {
+        let file = lock_path(at.entry());
+        let outer = first(&file).map_err(|e| (file, e))?;
+        let inner = match at.owns_dir {
+            true => {
+                let file = lock_path(at.db);
+                match FileLock::acquire(at.root, &file, false) {
+                    Ok(lock) => Some(lock),
+                    // No tenant directory (yet): nothing to lock in it.
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+                    Err(e) => return Err((file, e)),
+                }
+            }
+            false => None,
+        };
+        Ok(TenantLock {
+            inner,
+            outer,
+            owns_dir: at.owns_dir,
+        })
+    }
+
+    /// The directory the entry is in: where a tenant's directory is
+    /// published and fenced (for a layout without one, the database's).
+    pub(super) fn parent(&self) -> &Dir {
+        self.outer.dir()
+    }
+
+    /// The database's directory, when it existed as the lock was taken.
+    pub(super) fn db_dir(&self) -> Option<&Dir> {
+        match self.owns_dir {
+            true => self.inner.as_ref().map(FileLock::dir),
+            false => Some(self.outer.dir()),
+        }
+    }
+
+    /// Which file the first lock is (a batch's check for one file under
+    /// two names).
+    pub(super) fn id(&self) -> io::Result<FileId> {
+        self.outer.id()
+    }
+}
+
+fn lock_error(tenant: &TenantName, file: PathBuf, e: io::Error) -> Error {
+    Error::io(Some(tenant), file, "locking the tenant", e)
+}
