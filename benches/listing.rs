@@ -1,10 +1,15 @@
 //! Area 6 of BENCHMARKS.md. `tenants()` over 100,000 tenants on disk against a flat `read_dir` of
 //! as many files, for the default layout (a directory per tenant) and a
-//! flat-per-bucket one (`%{bucket}/%{tenant}.sqlite3`).
+//! flat-per-bucket one (`%{bucket}/%{tenant}.sqlite3`); and, for the
+//! default layout, against its own floor: reading its bucket directories
+//! and nothing else (issue #13, goal 1), the ratio printed from medians
+//! of interleaved runs.
 
 mod support;
 
 use std::fs;
+use std::path::Path;
+use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use tenanted::RootConfig;
@@ -50,7 +55,48 @@ fn listing(c: &mut Criterion) {
         "tenanted: tenants(), default %{bucket}/%{tenant}/main.sqlite3",
         |b| b.iter(|| assert_eq!(per_tenant_dir.tenants().unwrap().count(), TENANTS)),
     );
+    group.bench_function("floor: read the default layout's bucket directories", |b| {
+        b.iter(|| assert_eq!(read_buckets(per_tenant_dir.root_dir()), TENANTS))
+    });
     group.finish();
+    print_floor_ratio(&per_tenant_dir);
+}
+
+/// The listing floor: every bucket directory read, entries counted, no
+/// other system call.
+fn read_buckets(root: &Path) -> usize {
+    fs::read_dir(root)
+        .unwrap()
+        .filter_map(|bucket| {
+            let bucket = bucket.unwrap();
+            let hidden = bucket.file_name().to_string_lossy().starts_with('.');
+            (!hidden).then(|| fs::read_dir(bucket.path()).unwrap().count())
+        })
+        .sum()
+}
+
+/// `tenants()` against the floor, 11 runs of each interleaved; the ratio
+/// of the medians.
+fn print_floor_ratio(root: &RootConfig) {
+    let time = |run: &dyn Fn()| {
+        let started = Instant::now();
+        run();
+        started.elapsed()
+    };
+    let (mut floor, mut listing): (Vec<Duration>, Vec<Duration>) = (Vec::new(), Vec::new());
+    for _ in 0..11 {
+        floor.push(time(&|| assert_eq!(read_buckets(root.root_dir()), TENANTS)));
+        listing.push(time(&|| {
+            assert_eq!(root.tenants().unwrap().count(), TENANTS)
+        }));
+    }
+    floor.sort();
+    listing.sort();
+    let (floor, listing) = (floor[5], listing[5]);
+    println!(
+        "list_100k_tenants: tenants() {listing:?} against the bucket-directory floor {floor:?}: {:.2}x",
+        listing.as_secs_f64() / floor.as_secs_f64()
+    );
 }
 
 criterion_group!(benches, listing);

@@ -55,8 +55,11 @@ impl Layout {
         bucket: Option<&str>,
     ) -> Option<TenantName> {
         let tenant = TenantName::new(tenant?).ok()?;
+        // The label is `bucket_width` lowercase hex digits (the template
+        // matched it): compare numbers, without formatting one.
+        let own = bucket::bucket_of(tenant.as_str(), self.buckets);
         match bucket {
-            Some(label) if label != self.bucket_label(tenant.as_str()) => None,
+            Some(label) if u32::from_str_radix(label, 16).ok() != Some(own) => None,
             _ => Some(tenant),
         }
     }

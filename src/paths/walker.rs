@@ -61,7 +61,8 @@ impl Mode {
 
 /// A tenant the walk found, and the path of its database file (for
 /// [`Mode::Siblings`], the database the sibling belongs to, which may not
-/// exist).
+/// exist; empty for a tenant directory found by [`Mode::Tenants`], whose
+/// callers want names only).
 #[derive(Debug)]
 pub(crate) struct Found {
     pub(crate) tenant: TenantName,
@@ -208,11 +209,10 @@ impl Walker {
         else {
             return Step::Skip;
         };
-        let captured = frame.captured.with(&captures);
         // A captured name that is not a valid tenant is skipped before
         // descending into it.
-        if captures.tenant.is_some()
-            && let Err(e) = name::validate(captured.tenant.as_deref().unwrap_or(""))
+        if let Some(tenant) = captures.tenant
+            && let Err(e) = name::validate(tenant)
         {
             not_a_tenant_name(entry, name, &e);
             return Step::Skip;
@@ -221,10 +221,12 @@ impl Walker {
             return Step::Skip;
         };
         match self.level(depth, captures.tenant.is_some()) {
-            Level::Dir if file_type.is_dir() => Step::Descend(entry.path(), captured),
+            Level::Dir if file_type.is_dir() => {
+                Step::Descend(entry.path(), frame.captured.with(&captures))
+            }
             Level::Dir => not_a_directory(entry, file_type),
-            Level::TenantDir => self.tenant_dir(frame, entry, file_type, depth, &captured),
-            Level::File => self.database_file(frame, entry, file_type, &captured),
+            Level::TenantDir => self.tenant_dir(frame, entry, file_type, depth, &captures),
+            Level::File => self.database_file(frame, entry, file_type, &captures),
         }
     }
 
@@ -251,15 +253,23 @@ impl Walker {
         entry: &DirEntry,
         file_type: FileType,
         depth: usize,
-        captured: &Captured,
+        captures: &Captures<'_>,
     ) -> Step {
         if !file_type.is_dir() {
             return not_a_directory(entry, file_type);
         }
-        let Some(tenant) = self.tenant(captured) else {
+        let Some(tenant) = self.tenant(&frame.captured, captures) else {
             debug!(path = %entry.path().display(), "skipping directory in the wrong bucket");
             return Step::Skip;
         };
+        if let Mode::Tenants = self.mode {
+            // Names only: no path to build.
+            return Step::Found(Found {
+                tenant,
+                path: PathBuf::new(),
+                below: None,
+            });
+        }
         let file = self.layout.template().render_component(
             depth + 1,
             tenant.as_str(),
@@ -267,11 +277,7 @@ impl Walker {
         );
         let path = entry.path().join(&file);
         match self.mode {
-            Mode::Tenants => Step::Found(Found {
-                tenant,
-                path,
-                below: None,
-            }),
+            Mode::Tenants => Step::Skip,
             Mode::Candidates => {
                 // The tenant's directory and the file in it.
                 let below_len = entry.file_name().len() + 1 + file.len();
@@ -287,7 +293,7 @@ impl Walker {
                     path,
                     below: None,
                 }),
-                _ => Step::Descend(entry.path(), captured.clone()),
+                _ => Step::Descend(entry.path(), frame.captured.with(captures)),
             },
         }
     }
@@ -298,13 +304,13 @@ impl Walker {
         frame: &Frame,
         entry: &DirEntry,
         file_type: FileType,
-        captured: &Captured,
+        captures: &Captures<'_>,
     ) -> Step {
         if !file_type.is_file() {
             debug!(path = %entry.path().display(), "skipping entry: not a regular file");
             return Step::Skip;
         }
-        match self.tenant(captured) {
+        match self.tenant(&frame.captured, captures) {
             Some(tenant) => {
                 let path = entry.path();
                 Step::Found(Found {
@@ -332,7 +338,7 @@ impl Walker {
         else {
             return Step::Skip;
         };
-        let Some(tenant) = self.tenant(&frame.captured.with(&captures)) else {
+        let Some(tenant) = self.tenant(&frame.captured, &captures) else {
             return Step::Skip;
         };
         let mut path = frame.dir.join(owner);
@@ -347,9 +353,12 @@ impl Walker {
         })
     }
 
-    fn tenant(&self, captured: &Captured) -> Option<TenantName> {
-        self.layout
-            .captured_tenant(captured.tenant.as_deref(), captured.bucket.as_deref())
+    /// The tenant the directories above (`above`) and this entry
+    /// (`here`) name, if valid and in its own bucket.
+    fn tenant(&self, above: &Captured, here: &Captures<'_>) -> Option<TenantName> {
+        let tenant = here.tenant.or(above.tenant.as_deref());
+        let bucket = here.bucket.or(above.bucket.as_deref());
+        self.layout.captured_tenant(tenant, bucket)
     }
 }
 
@@ -475,7 +484,8 @@ mod tests {
             .unwrap()
             .map(|f| {
                 let f = f.unwrap();
-                let path = f.path.strip_prefix(root.root_dir()).unwrap();
+                // (Empty for tenant directories found by `Mode::Tenants`.)
+                let path = f.path.strip_prefix(root.root_dir()).unwrap_or(&f.path);
                 (f.tenant.as_str().to_owned(), path.display().to_string())
             })
             .collect();
@@ -507,7 +517,7 @@ mod tests {
         let gone_path = gone.strip_prefix(dir.path()).unwrap().display().to_string();
         assert_eq!(
             walk(&root, Mode::Tenants),
-            [("acme".to_owned(), acme_path.clone())]
+            [("acme".to_owned(), String::new())]
         );
         let siblings = Mode::Siblings {
             owner: scratch_owner,
@@ -538,8 +548,8 @@ mod tests {
         assert_eq!(
             walk(&root, Mode::Tenants),
             [
-                ("acme".to_owned(), rel(&acme)),
-                ("empty".to_owned(), rel(&empty))
+                ("acme".to_owned(), String::new()),
+                ("empty".to_owned(), String::new())
             ]
         );
         let siblings = Mode::Siblings {
