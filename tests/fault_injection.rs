@@ -13,7 +13,7 @@ mod common;
 
 use std::path::Path;
 
-use tenanted::testing::faults::{FaultPlan, StepTaken};
+use tenanted::testing::faults::{FaultPlan, Step, StepTaken};
 use tenanted::{Error, TenantManager};
 
 /// Linux's errno values.
@@ -145,6 +145,22 @@ const CASES: &[Case] = &[
         check: |m| assert_eq!(version(m), 3),
     },
     Case {
+        name: "restore, replacing the tenant",
+        prepare: |m| {
+            m.create_tenant("acme").unwrap();
+            note(m, "in the backup");
+            m.backup_tenant("acme", backup_of(m)).unwrap();
+            note(m, "only in the old tenant");
+        },
+        run: |m| restore_replacing(m).map_err(say),
+        retry: |m| restore_replacing(m).unwrap(),
+        check: |m| {
+            let rows = notes(m);
+            let old = ["in the backup", "only in the old tenant"];
+            assert!(rows == ["in the backup"] || rows == old, "{rows:?}");
+        },
+    },
+    Case {
         name: "migrate",
         prepare: |m| {
             m.create_tenant("acme").unwrap();
@@ -166,6 +182,85 @@ const CASES: &[Case] = &[
         check: |m| assert!([2, 3].contains(&version(m)), "all or nothing"),
     },
 ];
+
+/// Where a test's backup of `acme` goes: beside its root, outside it.
+fn backup_of(m: &TenantManager) -> std::path::PathBuf {
+    m.root().root_dir().with_extension("backup.sqlite3")
+}
+
+fn restore_replacing(m: &TenantManager) -> tenanted::Result<()> {
+    let options = tenanted::RestoreOptions::new().replace(true);
+    m.restore_tenant_with("acme", backup_of(m), &options)
+        .map(drop)
+}
+
+fn note(m: &TenantManager, body: &str) {
+    m.connection("acme")
+        .unwrap()
+        .execute("INSERT INTO notes (body) VALUES (?1)", [body])
+        .unwrap();
+}
+
+fn notes(m: &TenantManager) -> Vec<String> {
+    m.connection("acme")
+        .unwrap()
+        .prepare("SELECT body FROM notes ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+/// A restore that replaces a tenant swaps the two directories in one
+/// step: when that step fails, the old tenant is back, whole, and the
+/// restored copy is gone.
+#[test]
+fn a_restore_whose_swap_fails_leaves_the_old_tenant() {
+    let case = CASES
+        .iter()
+        .find(|c| c.name.starts_with("restore"))
+        .unwrap();
+    let swap = steps_of(case)
+        .iter()
+        .position(|s| s.step == Step::Rename && s.name == Path::new("acme"))
+        .expect("the restore swaps the directories")
+        + 1;
+    let dir = tempfile::tempdir().unwrap();
+    let m = fresh(dir.path(), case.prepare);
+    let plan = FaultPlan::fail_step(swap, ENOSPC);
+    let result = restore_replacing(&m);
+    drop(plan);
+    assert!(result.is_err(), "{result:?}");
+    assert!(m.tenant_exists("acme").unwrap());
+    assert_eq!(notes(&m), ["in the backup", "only in the old tenant"]);
+    assert_eq!(debris(dir.path()), Vec::<String>::new());
+}
+
+/// A destroy that cannot remove the database says so, and leaves it
+/// fenced for `remove_debris` to finish.
+#[test]
+fn a_destroy_that_cannot_remove_the_database_says_so() {
+    let destroy = CASES.iter().find(|c| c.name == "destroy").unwrap();
+    let unlink = steps_of(destroy)
+        .iter()
+        .position(|s| s.step == Step::Unlink && s.name == Path::new(".main.sqlite3.destroying"))
+        .expect("the destroy removes the fenced database")
+        + 1;
+    let dir = tempfile::tempdir().unwrap();
+    let m = fresh(dir.path(), destroy.prepare);
+    let plan = FaultPlan::fail_step(unlink, EIO);
+    let result = m.destroy_tenant("acme");
+    drop(plan);
+    match result {
+        Err(e) => assert!(e.to_string().contains(".main.sqlite3.destroying"), "{e}"),
+        Ok(()) => panic!("the destroy said it succeeded"),
+    }
+    assert!(!m.tenant_exists("acme").unwrap());
+    assert!(m.remove_debris().unwrap() > 0);
+    assert_eq!(debris(dir.path()), Vec::<String>::new());
+    assert_eq!(common::sorted_tenants(&m), ["warmup"]);
+}
 
 /// The steps `case` takes when nothing fails.
 fn steps_of(case: &Case) -> Vec<StepTaken> {

@@ -5,8 +5,8 @@
 //! (`storage/tenant_path.rs`). These tests prove what that rests on:
 //!
 //! - a listing in another process never sees a tenant half made;
-//! - what a crash leaves is hidden, and `remove_debris` recognises it,
-//!   including the shapes earlier releases left;
+//! - what a crash leaves is recognised by the next create or
+//!   `remove_debris`, including the shapes earlier releases left;
 //! - a process of an earlier release, which locks only beside the
 //!   database, still excludes this release's creates and destroys (a
 //!   deploy runs both at once).
@@ -91,16 +91,20 @@ fn child_creates_in_a_batch() {
     }
 }
 
-/// A create or destroy killed midway leaves hidden entries beside the
-/// tenant's directory: nobody lists them, the next create of that name
-/// clears them, and `remove_debris` clears the rest. A tenant directory an
-/// earlier release left without its database is listed (directories are
-/// trusted) until `remove_debris` removes it.
+/// What a killed create or destroy leaves. A create killed while building
+/// leaves a hidden directory nobody lists, which the next create of that
+/// name clears. A destroy killed while it waited for other processes
+/// leaves the tenant's directory with the database fenced in it (as earlier
+/// releases did): listed, but `tenant_exists` says no and `connection`
+/// says it is being destroyed. One killed while removing the directory
+/// leaves it hidden. `remove_debris` clears all of them, and a tenant
+/// directory an earlier release left without its database, listed (tenant
+/// directories are trusted) until then.
 #[test]
-fn what_a_crash_leaves_is_hidden_and_recognised() {
+fn what_a_crash_leaves_is_recognised() {
     let dir = tempfile::tempdir().unwrap();
     let m = common::manager(dir.path());
-    for name in ["acme", "globex", "initech"] {
+    for name in ["acme", "globex", "hooli", "initech"] {
         m.create_tenant(name).unwrap();
     }
     let dir_of = |name: &str| {
@@ -108,16 +112,24 @@ fn what_a_crash_leaves_is_hidden_and_recognised() {
         db.parent().unwrap().to_path_buf()
     };
     let hidden = |name: &str, suffix: &str| dir_of(name).with_file_name(format!(".{name}{suffix}"));
-    // A create of "acme" killed while building, a destroy of "globex"
-    // killed while fenced, a stale entry lock of "initech".
     fs::rename(dir_of("acme"), hidden("acme", ".creating")).unwrap();
     fs::rename(dir_of("globex"), hidden("globex", ".destroying")).unwrap();
+    let hooli = dir_of("hooli");
+    fs::rename(
+        hooli.join("main.sqlite3"),
+        hooli.join(".main.sqlite3.destroying"),
+    )
+    .unwrap();
     File::create(hidden("initech", ".lock")).unwrap();
-    // An earlier release's create killed after making the directory.
     let legacy = dir_of("umbrella");
     fs::create_dir_all(&legacy).unwrap();
     File::create(legacy.join(".main.sqlite3.lock")).unwrap();
-    assert_eq!(common::sorted_tenants(&m), ["initech", "umbrella"]);
+    assert_eq!(common::sorted_tenants(&m), ["hooli", "initech", "umbrella"]);
+    assert!(!m.tenant_exists("hooli").unwrap());
+    assert!(matches!(
+        m.connection("hooli"),
+        Err(Error::TenantBeingDestroyed { .. })
+    ));
     assert!(!m.tenant_exists("umbrella").unwrap());
 
     m.create_tenant("acme").unwrap();
@@ -126,9 +138,11 @@ fn what_a_crash_leaves_is_hidden_and_recognised() {
         m.destroy_tenant("globex"),
         Err(Error::TenantDoesNotExist { .. })
     ));
-    // The fenced globex, initech's lock, umbrella's lock.
-    assert_eq!(m.remove_debris().unwrap(), 3);
+    // The hidden globex, hooli's fenced database, initech's lock,
+    // umbrella's lock.
+    assert_eq!(m.remove_debris().unwrap(), 4);
     assert!(!hidden("globex", ".destroying").exists());
+    assert!(!hooli.exists());
     assert!(!hidden("initech", ".lock").exists());
     assert!(!legacy.exists());
     assert_eq!(common::sorted_tenants(&m), ["acme", "initech"]);

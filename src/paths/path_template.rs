@@ -111,7 +111,7 @@ impl PathTemplate {
     /// Whether each tenant has a directory of its own holding its
     /// database: the component above the file names the tenant (as in the
     /// default `%{bucket}/%{tenant}/main.sqlite3`). Create then publishes
-    /// that whole directory, destroy fences it whole, and a listing trusts
+    /// that whole directory, destroy hides it first, and a listing trusts
     /// its entry (see `storage/tenant_path.rs`).
     pub(super) fn owns_directory(&self) -> bool {
         let levels = self.components.len();

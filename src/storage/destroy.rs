@@ -1,11 +1,11 @@
 //! Destroying a tenant's files, coordinated with every process that may
 //! have it open.
 //!
-//! Holding the tenant's locks, destroy fences the tenant off (renames its
-//! directory, or its database, out of reach: see `fence.rs`), waits until
-//! no other process holds it open, and only then deletes it with its
-//! sidecars, then the lock files and the directories left empty (never the
-//! root). If another process still holds it when the deadline passes, the
+//! Holding the tenant's locks, destroy fences the database off (renames it
+//! out of reach: see `fence.rs`), waits until no other process holds it
+//! open, and only then deletes it with its sidecars, then the tenant's
+//! directory (out of sight first), the lock files and the directories left
+//! empty (never the root). If another process still holds it when the deadline passes, the
 //! tenant is put back and the destroy fails with `TenantBusy`: no write
 //! another process was told had committed is ever deleted without the
 //! destroy reporting success, and no process commits to the old file after
@@ -28,8 +28,7 @@ use crate::name::TenantName;
 pub(crate) fn destroy(tenant: &TenantName, at: TenantPath<'_>, deadline: Instant) -> Result<()> {
     let lock = TenantLock::for_existing(tenant, at)?;
     let result = destroy_locked(tenant, &lock, at, deadline);
-    // The directory descriptor follows a fenced tenant directory: the
-    // database is gone only if the destroy went through.
+    // (A directory descriptor follows its directory out of sight.)
     let gone = lock
         .db_dir()
         .is_none_or(|dir| sys::stat(dir.fd(), at.db_name()).is_err());
@@ -59,6 +58,5 @@ pub(super) fn destroy_locked(
         fence.put_back()?;
         return Err(e);
     }
-    fence.demolish();
-    Ok(())
+    fence.demolish()
 }

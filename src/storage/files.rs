@@ -65,13 +65,17 @@ fn remove_tree(dir: &Dir, name: &Path) -> io::Result<()> {
 
 /// Renames `from` to `to` in `dir`, never replacing what is at `to`.
 ///
-/// Where the file system cannot promise that (`EINVAL`), a plain rename:
-/// it still refuses a directory that is not empty, and the caller's lock
-/// keeps tenanted's own files away from `to`.
+/// Where the file system cannot promise that (`EINVAL`): a look, then a
+/// plain rename. The caller's locks keep tenanted's own files (of this
+/// release and earlier ones) away from `to` in between.
 pub(super) fn rename_no_replace(dir: &Dir, from: &Path, to: &Path) -> io::Result<()> {
     match sys::rename_no_replace(dir.fd(), from, to) {
         Err(e) if e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => {
-            sys::rename(dir.fd(), from, to)
+            match sys::stat(dir.fd(), to) {
+                Ok(_) => Err(io::Error::from(io::ErrorKind::AlreadyExists)),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => sys::rename(dir.fd(), from, to),
+                Err(e) => Err(e),
+            }
         }
         other => other,
     }

@@ -19,11 +19,13 @@ use std::time::Instant;
 use rusqlite::{Connection, OpenFlags};
 
 use super::create::{clear_the_way, under_new_lock};
+use super::debris::finish_fenced_entry;
 use super::destroy::destroy_locked;
+use super::fence::Fence;
 use super::file_id::FileId;
 use super::open::literal_path;
 use super::snapshot::{Snapshot, copy_to};
-use super::stage::Stage;
+use super::stage::{Exchange, Stage};
 use super::sys;
 use super::tenant_path::{TenantLock, TenantPath};
 use crate::error::{Error, Result};
@@ -120,11 +122,49 @@ fn restore_locked(
         }
         Err(e) => return Err(copying(e)),
     }
-    if let Some(deadline) = replace {
-        destroy_locked(tenant, lock, at, deadline)?;
+    match replace {
+        Some(deadline) => replace_with(tenant, lock, at, stage, deadline)?,
+        None => stage.publish(tenant, at)?,
     }
-    stage.publish(tenant, at)?;
     Ok((snapshot, replace.is_some()))
+}
+
+/// Replaces the existing tenant with the staged copy, once no other
+/// process holds the old database.
+///
+/// A tenant with a directory of its own has the two directories swapped in
+/// one step: until then the old tenant is intact, and any failure puts it
+/// back and drops the copy. Otherwise (or where the file system cannot
+/// swap) the old tenant is destroyed first and the copy published after:
+/// a failure in between leaves neither.
+fn replace_with(
+    tenant: &TenantName,
+    lock: &TenantLock,
+    at: TenantPath<'_>,
+    stage: Stage,
+    deadline: Instant,
+) -> Result<()> {
+    if !at.owns_dir() {
+        destroy_locked(tenant, lock, at, deadline)?;
+        return stage.publish(tenant, at);
+    }
+    finish_fenced_entry(tenant, lock, at)?;
+    let fence = Fence::raise(tenant, lock, at)?;
+    if let Err(e) = fence.wait_released(deadline) {
+        fence.put_back()?;
+        return Err(e);
+    }
+    // Dropped on error: the old database is put back.
+    match stage.publish_exchanging(tenant, at)? {
+        Exchange::Swapped(durable) => {
+            fence.exchanged();
+            durable
+        }
+        Exchange::Unsupported(stage) => {
+            fence.demolish()?;
+            stage.publish(tenant, at)
+        }
+    }
 }
 
 /// Opens the backup read-only and starts the read transaction that the

@@ -21,7 +21,8 @@
 //! - `.acme.lock`: the entry lock, taken before the directory exists;
 //! - `.acme.creating/`: the directory a create or restore builds, published
 //!   by renaming it to `acme`;
-//! - `.acme.destroying/`: the fenced directory of a destroy.
+//! - `.acme.destroying/`: the directory of a destroy, out of sight while
+//!   it is removed.
 //!
 //! Hidden names can never be tenants' (a tenant name starts with a letter
 //! or digit, and a path template may not start a component with `.`), so
@@ -132,16 +133,20 @@ pub(super) fn is_sidecar(name: &str, db_name: &str) -> bool {
 /// a SQLite sidecar (`main.sqlite3-wal`).
 pub(super) fn debris_owner(file_name: &str) -> Option<&str> {
     if let Some(hidden) = file_name.strip_prefix('.') {
-        for marker in [SCRATCH, TOMBSTONE] {
-            if let Some(at) = hidden.find(marker) {
-                return Some(&hidden[..at]);
-            }
+        // Fixed suffixes first: a tenant's name may itself contain a
+        // scratch or tombstone marker (`x.tmp-1` is a valid name).
+        let fixed = [LOCK, FENCE, STAGING, LITESTREAM]
+            .iter()
+            .find_map(|suffix| hidden.strip_suffix(suffix));
+        if fixed.is_some() {
+            return fixed;
         }
-        return hidden
-            .strip_suffix(LOCK)
-            .or_else(|| hidden.strip_suffix(FENCE))
-            .or_else(|| hidden.strip_suffix(STAGING))
-            .or_else(|| hidden.strip_suffix(LITESTREAM));
+        // The marker that comes last: the owner's name may contain one too.
+        let at = [SCRATCH, TOMBSTONE]
+            .iter()
+            .filter_map(|marker| hidden.rfind(marker))
+            .max()?;
+        return Some(&hidden[..at]);
     }
     SQLITE_SIDECARS
         .iter()
@@ -193,6 +198,15 @@ mod tests {
         for name in [".acme.lock", ".acme.creating", ".acme.destroying"] {
             assert_eq!(debris_owner(name), Some("acme"), "{name}");
         }
+        // Owners whose names hold a marker themselves.
+        assert_eq!(debris_owner(".x.tmp-1.destroying"), Some("x.tmp-1"));
+        assert_eq!(debris_owner(".y.deleted-2.creating"), Some("y.deleted-2"));
+        assert_eq!(
+            debris_owner(".z.tmp-1.sqlite3.tmp-5-6"),
+            Some("z.tmp-1.sqlite3")
+        );
+        assert_eq!(debris_owner(".w.tmp-1.deleted-5-6"), Some("w.tmp-1"));
+        assert_eq!(debris_owner(".v.lock.lock"), Some("v.lock"));
     }
 
     /// `RootConfig::validate` counts on no file beside a database having a

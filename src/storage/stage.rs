@@ -47,8 +47,20 @@ pub(super) struct Stage {
     scratch: PathBuf,
     how: How,
     published: bool,
+    /// Whether the database has its own name in a staged directory.
+    named: bool,
     /// Whether SQLite opened the scratch file (it may leave sidecars).
     opened: bool,
+}
+
+/// What [`Stage::publish_exchanging`] did.
+#[derive(Debug)]
+pub(super) enum Exchange {
+    /// The directories were swapped; whether the result is durable.
+    Swapped(Result<()>),
+    /// Nothing was swapped (a stage published by link, or a file system
+    /// that cannot swap): the stage, to publish another way.
+    Unsupported(Stage),
 }
 
 /// How a stage is published.
@@ -119,6 +131,7 @@ impl Stage {
             scratch,
             how,
             published: false,
+            named: false,
             opened: false,
         }
     }
@@ -168,12 +181,7 @@ impl Stage {
         tenant: &TenantName,
         at: TenantPath<'_>,
     ) -> Result<()> {
-        if self.opened {
-            // Left by SQLite after the seed closed cleanly: stale.
-            for suffix in ["-wal", "-shm", "-journal"] {
-                remove_quietly(&self.dir, &sidecar_path(&self.scratch, suffix));
-            }
-        }
+        self.name_database(tenant, at)?;
         match &self.how {
             How::Link => link(tenant, &self.dir, &self.scratch, at.db())?,
             How::Rename {
@@ -181,11 +189,6 @@ impl Stage {
                 staged,
                 entry,
             } => {
-                let named = sys::rename(self.dir.fd(), &self.scratch, at.db_name());
-                named.map_err(|e| {
-                    let path = self.dir.join(at.db_name());
-                    Error::io(Some(tenant), path, "naming the new database", e)
-                })?;
                 rename_no_replace(parent, staged, entry).map_err(|e| match e.kind() {
                     io::ErrorKind::AlreadyExists | io::ErrorKind::DirectoryNotEmpty => {
                         Error::TenantExists {
@@ -198,6 +201,76 @@ impl Stage {
             }
         }
         self.published = true;
+        Ok(())
+    }
+
+    /// Publishes a staged directory in place of the tenant's existing one,
+    /// swapping the two in one step (`RENAME_EXCHANGE`), and removes the
+    /// old one, now under the staged name; then makes it durable. A
+    /// restore that replaces a tenant publishes this way, so that a
+    /// failure before the swap leaves the old tenant in place.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] for a failure before the swap (nothing changed).
+    pub(super) fn publish_exchanging(
+        mut self,
+        tenant: &TenantName,
+        at: TenantPath<'_>,
+    ) -> Result<Exchange> {
+        if matches!(self.how, How::Link) {
+            return Ok(Exchange::Unsupported(self));
+        }
+        self.name_database(tenant, at)?;
+        let How::Rename {
+            parent,
+            staged,
+            entry,
+        } = &self.how
+        else {
+            return Ok(Exchange::Unsupported(self));
+        };
+        match sys::rename_exchange(parent.fd(), staged, entry) {
+            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => {
+                return Ok(Exchange::Unsupported(self));
+            }
+            Err(e) => {
+                let operation = "publishing the restored tenant";
+                return Err(Error::io(Some(tenant), at.entry(), operation, e));
+            }
+            Ok(()) => {}
+        }
+        self.published = true;
+        remove_tree_quietly(parent, staged);
+        let durable = self.sync_dir(tenant, at).and_then(|()| {
+            let making = "making the new tenant durable";
+            parent
+                .sync()
+                .map_err(|e| Error::io(Some(tenant), at.entry(), making, e))
+        });
+        Ok(Exchange::Swapped(durable))
+    }
+
+    /// Gives the database its own name: in a staged directory, as the last
+    /// step before the directory is published (see the module
+    /// documentation); beside its path, it keeps its scratch name until
+    /// it is linked.
+    fn name_database(&mut self, tenant: &TenantName, at: TenantPath<'_>) -> Result<()> {
+        if self.opened {
+            // Left by SQLite after the seed closed cleanly: stale.
+            for suffix in ["-wal", "-shm", "-journal"] {
+                remove_quietly(&self.dir, &sidecar_path(&self.scratch, suffix));
+            }
+        }
+        if self.named || matches!(self.how, How::Link) {
+            return Ok(());
+        }
+        let named = sys::rename(self.dir.fd(), &self.scratch, at.db_name());
+        named.map_err(|e| {
+            let path = self.dir.join(at.db_name());
+            Error::io(Some(tenant), path, "naming the new database", e)
+        })?;
+        self.named = true;
         Ok(())
     }
 
