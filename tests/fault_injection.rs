@@ -212,23 +212,23 @@ fn notes(m: &TenantManager) -> Vec<String> {
         .unwrap()
 }
 
-/// A restore that replaces a tenant swaps the two directories in one
-/// step: when that step fails, the old tenant is back, whole, and the
-/// restored copy is gone.
+/// A restore that replaces a tenant fences the old one off, publishes the
+/// copy in its place, and only then removes the old one: when the publish
+/// fails, the old tenant is back, whole, and the restored copy is gone.
 #[test]
-fn a_restore_whose_swap_fails_leaves_the_old_tenant() {
+fn a_restore_whose_publish_fails_leaves_the_old_tenant() {
     let case = CASES
         .iter()
         .find(|c| c.name.starts_with("restore"))
         .unwrap();
-    let swap = steps_of(case)
+    let publish = steps_of(case)
         .iter()
         .position(|s| s.step == Step::Rename && s.name == Path::new("acme"))
-        .expect("the restore swaps the directories")
+        .expect("the restore publishes the tenant's directory")
         + 1;
     let dir = tempfile::tempdir().unwrap();
     let m = fresh(dir.path(), case.prepare);
-    let plan = FaultPlan::fail_step(swap, ENOSPC);
+    let plan = FaultPlan::fail_step(publish, ENOSPC);
     let result = restore_replacing(&m);
     drop(plan);
     assert!(result.is_err(), "{result:?}");

@@ -93,13 +93,14 @@ fn child_creates_in_a_batch() {
 
 /// What a killed create or destroy leaves. A create killed while building
 /// leaves a hidden directory nobody lists, which the next create of that
-/// name clears. A destroy killed while it waited for other processes
-/// leaves the tenant's directory with the database fenced in it (as earlier
-/// releases did): listed, but `tenant_exists` says no and `connection`
-/// says it is being destroyed. One killed while removing the directory
-/// leaves it hidden. `remove_debris` clears all of them, and a tenant
-/// directory an earlier release left without its database, listed (tenant
-/// directories are trusted) until then.
+/// name clears. A destroy killed after fencing the tenant off leaves its
+/// directory hidden, with the database fenced in it; the next create of
+/// that name or `remove_debris` finishes the destroy. An earlier release's
+/// destroy, killed while it waited, left the tenant's directory visible
+/// with the database fenced in it: listed, but `tenant_exists` says no and
+/// `connection` says it is being destroyed. `remove_debris` clears that
+/// too, and a tenant directory an earlier release left without its
+/// database, listed (tenant directories are trusted) until then.
 #[test]
 fn what_a_crash_leaves_is_recognised() {
     let dir = tempfile::tempdir().unwrap();
@@ -113,7 +114,13 @@ fn what_a_crash_leaves_is_recognised() {
     };
     let hidden = |name: &str, suffix: &str| dir_of(name).with_file_name(format!(".{name}{suffix}"));
     fs::rename(dir_of("acme"), hidden("acme", ".creating")).unwrap();
-    fs::rename(dir_of("globex"), hidden("globex", ".destroying")).unwrap();
+    let globex = dir_of("globex");
+    fs::rename(
+        globex.join("main.sqlite3"),
+        globex.join(".main.sqlite3.destroying"),
+    )
+    .unwrap();
+    fs::rename(&globex, hidden("globex", ".destroying")).unwrap();
     let hooli = dir_of("hooli");
     fs::rename(
         hooli.join("main.sqlite3"),
@@ -138,8 +145,8 @@ fn what_a_crash_leaves_is_recognised() {
         m.destroy_tenant("globex"),
         Err(Error::TenantDoesNotExist { .. })
     ));
-    // The hidden globex, hooli's fenced database, initech's lock,
-    // umbrella's lock.
+    // The hidden globex, hooli's fenced database (an earlier release's),
+    // initech's lock, umbrella's lock.
     assert_eq!(m.remove_debris().unwrap(), 4);
     assert!(!hidden("globex", ".destroying").exists());
     assert!(!hooli.exists());

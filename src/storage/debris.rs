@@ -121,49 +121,61 @@ fn unless_held(tenant: &TenantName, dir: &Dir, held: &Path, name: &Path) -> Resu
 }
 
 /// Beside a tenant's own directory (the caller holds its entry lock):
-/// removes the directory a crashed create was building, and the directory
-/// of a destroy that died while removing it. Neither is a tenant: a
-/// staged directory is published by rename, and a destroy moves a
-/// tenant's directory out of sight only once no process holds its
-/// database (see `fence.rs`), which nothing can open there. Returns how
-/// many it removed.
+/// removes the directory a crashed create was building (never a tenant:
+/// a staged directory is published by rename), and finishes a destroy
+/// that died with the tenant's directory out of sight (see
+/// [`finish_fenced_entry`]). Returns how many it removed.
 ///
 /// # Errors
 ///
-/// [`Error::Io`] when the bucket cannot be looked at.
+/// [`Error::TenantBusy`] for a fenced directory whose database another
+/// process still has open; [`Error::Io`] when the bucket cannot be looked
+/// at.
 pub(super) fn remove_entry_debris(
     tenant: &TenantName,
     lock: &TenantLock,
     at: TenantPath<'_>,
 ) -> Result<usize> {
+    let parent = lock.parent();
+    let staged = staging_path(at.entry_name());
     let mut removed = 0;
-    for hidden in [staging_path(at.entry_name()), fence_path(at.entry_name())] {
-        removed += remove_hidden_entry(tenant, lock, &hidden)?;
+    if exists(Some(tenant), parent, &staged)? {
+        tracing::info!(dir = %parent.join(&staged).display(), "removing a tenant directory a crashed create left half built");
+        remove_tree_quietly(parent, &staged);
+        removed += 1;
     }
-    Ok(removed)
+    Ok(removed + finish_fenced_entry(tenant, lock, at)?)
 }
 
-/// Removes the directory of a destroy that died while removing it, which
-/// would stand in the way of the next destroy's; 0 or 1.
+/// Finishes a destroy (or a restore's replace) that died with the
+/// tenant's directory out of sight (`.acme.destroying`), unless another
+/// process still has its database open; 0 or 1.
 ///
 /// # Errors
 ///
-/// [`Error::Io`] when the bucket cannot be looked at.
+/// [`Error::TenantBusy`] for a database still open elsewhere.
 pub(super) fn finish_fenced_entry(
     tenant: &TenantName,
     lock: &TenantLock,
     at: TenantPath<'_>,
 ) -> Result<usize> {
-    remove_hidden_entry(tenant, lock, &fence_path(at.entry_name()))
-}
-
-fn remove_hidden_entry(tenant: &TenantName, lock: &TenantLock, hidden: &Path) -> Result<usize> {
     let parent = lock.parent();
-    if !exists(Some(tenant), parent, hidden)? {
+    let fenced = fence_path(at.entry_name());
+    if !exists(Some(tenant), parent, &fenced)? {
         return Ok(0);
     }
-    tracing::info!(dir = %parent.join(hidden).display(), "removing a tenant directory a crashed create or destroy left behind");
-    remove_tree_quietly(parent, hidden);
+    let inside = parent.child(&fenced).map_err(|e| {
+        let path = parent.join(&fenced);
+        Error::io(Some(tenant), path, "looking at a fenced tenant", e)
+    })?;
+    // Killed between its two renames, or after both (see `fence.rs`).
+    for held in [at.db_name().to_path_buf(), fence_path(at.db_name())] {
+        if exists(Some(tenant), &inside, &held)? {
+            unless_held(tenant, &inside, &held, at.db_name())?;
+        }
+    }
+    tracing::info!(dir = %inside.path().display(), "finishing a destroy that was interrupted");
+    remove_tree_quietly(parent, &fenced);
     Ok(1)
 }
 

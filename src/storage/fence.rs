@@ -1,26 +1,22 @@
 //! Fencing a tenant off before its files go, so that no process — this one
 //! or another — commits a write to a database that is then deleted.
 //!
-//! 1. [`Fence::raise`] renames the database to a fixed hidden name beside
-//!    it, in its own directory. From then on no open by path reaches it,
-//!    serving processes notice the path is gone within their watch
-//!    interval and let go, and Litestream drops it (the hidden name matches
-//!    no Litestream pattern; earlier releases fence the same way).
-//! 2. [`Fence::wait_released`] passes the directory's open gate (opens that
-//!    raced the rename finish first), then polls SQLite's own locks until
+//! 1. [`Fence::raise`] moves a tenant's own directory out of sight
+//!    (`bucket/.acme.destroying`), then renames the database in it to a
+//!    fixed hidden name; without tenant directories, only the latter. From
+//!    then on no listing shows the tenant and no open by path reaches the
+//!    database, serving processes notice the path is gone within their
+//!    watch interval and let go, and Litestream drops it (the fence name
+//!    matches no Litestream pattern, so it never picks it up again).
+//! 2. [`Fence::wait_released`] passes the database directory's open gate
+//!    (opens that raced the renames finish first; the gate is the
+//!    directory's, and goes with it), then polls SQLite's own locks until
 //!    no other process holds the file open, up to a deadline.
-//! 3. [`Fence::demolish`] moves a tenant's own directory out of sight
-//!    (so that no listing ever shows it without its database), then
-//!    removes the sidecars and the fenced file for good, and the rest of
-//!    the directory.
-//!
-//! While the fence stands the tenant's directory stays where it is, with
-//! the database lock in it: a process of an earlier release, which locks
-//! only there, cannot make a new directory in its place meanwhile (and a
-//! listing still shows the tenant, whose destroy can still give up).
+//! 3. [`Fence::demolish`] removes the sidecars and the fenced file for
+//!    good, then the rest of a tenant's directory.
 //!
 //! A fence dropped before `demolish` (the wait timed out, or anything
-//! failed) renames the database back: the tenant is left intact.
+//! failed) puts the tenant back: the tenant is left intact.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -39,16 +35,18 @@ use crate::name::TenantName;
 /// How often the wait looks at the locks again.
 const POLL: Duration = Duration::from_millis(5);
 
-/// A tenant's database moved out of reach; put back on drop unless
-/// demolished.
+/// A tenant moved out of reach; put back on drop unless demolished.
 #[derive(Debug)]
 pub(super) struct Fence<'a> {
     tenant: &'a TenantName,
     at: TenantPath<'a>,
     /// The directory the tenant's entry is in.
     parent: &'a Dir,
-    /// The database's directory.
+    /// The database's directory (a tenant directory out of sight: its
+    /// descriptor follows it).
     dir: &'a Dir,
+    /// Where a tenant's own directory is, out of sight, in `parent`.
+    hidden: Option<PathBuf>,
     /// The fence name of the database, in `dir`.
     fenced: PathBuf,
     raised_at: Instant,
@@ -56,8 +54,7 @@ pub(super) struct Fence<'a> {
 }
 
 impl<'a> Fence<'a> {
-    /// Moves `tenant`'s database to its fence name. The caller holds the
-    /// tenant's locks.
+    /// Moves `tenant` out of reach. The caller holds the tenant's locks.
     ///
     /// # Errors
     ///
@@ -76,38 +73,43 @@ impl<'a> Fence<'a> {
         // Only a database file is ever moved: a directory or a symlink at
         // the path is no tenant (and renaming it would leave it behind as
         // a fence nothing removes). The locks keep tenanted's own files
-        // from changing between this look and the rename.
+        // from changing between this look and the renames.
         let found = occupant_in(dir, name)
             .map_err(|e| Error::io(Some(tenant), at.db(), "looking at the database file", e))?;
         if !matches!(found, Occupant::Database(_)) {
             return Err(missing());
         }
-        let fenced = fence_path(name);
-        match rename_no_replace(dir, name, &fenced) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(missing()),
-            Err(e) => {
-                return Err(Error::io(
-                    Some(tenant),
-                    at.db(),
-                    "fencing the tenant off",
-                    e,
-                ));
-            }
-        }
-        let fence = Fence {
+        let mut fence = Fence {
             tenant,
             at,
             parent: lock.parent(),
             dir,
-            fenced,
+            hidden: None,
+            fenced: fence_path(name),
             raised_at: Instant::now(),
-            standing: true,
+            standing: false,
         };
-        // Dropped on error: the rename is undone.
-        dir.sync()
-            .map_err(|e| fence.io_error("fencing the tenant off", dir.path(), e))?;
+        if at.owns_dir() {
+            let hidden = fence_path(at.entry_name());
+            rename_no_replace(fence.parent, at.entry_name(), &hidden)
+                .map_err(|e| fence.io_error("fencing the tenant off", at.entry(), e))?;
+            fence.hidden = Some(hidden);
+        }
+        // From here a drop puts back what moved.
+        fence.standing = true;
+        let fenced = sys::rename(dir.fd(), name, &fence.fenced);
+        fenced.map_err(|e| fence.io_error("fencing the tenant off", at.db(), e))?;
+        let synced = dir.sync().and_then(|()| fence.parent.sync());
+        synced.map_err(|e| fence.io_error("fencing the tenant off", fence.parent.path(), e))?;
         Ok(fence)
+    }
+
+    /// Where the fenced database is now, for messages.
+    fn fenced_path(&self) -> PathBuf {
+        match &self.hidden {
+            Some(hidden) => self.parent.join(hidden).join(&self.fenced),
+            None => self.dir.join(&self.fenced),
+        }
     }
 
     /// Waits until no other process holds the fenced database open.
@@ -117,13 +119,14 @@ impl<'a> Fence<'a> {
     /// [`Error::TenantBusy`] naming the process still holding it when
     /// `deadline` passes; I/O errors reading the locks.
     pub(super) fn wait_released(&self, deadline: Instant) -> Result<()> {
-        barrier(self.dir)
-            .map_err(|e| self.io_error("waiting for opens in progress", self.dir.path(), e))?;
+        barrier(self.dir).map_err(|e| {
+            let dir = self.fenced_path();
+            self.io_error("waiting for opens in progress", &dir, e)
+        })?;
         let shm = sidecar_path(self.at.db_name(), "-shm");
         loop {
             let holder = other_holder(self.dir, &self.fenced, &shm).map_err(|e| {
-                let fenced = self.dir.join(&self.fenced);
-                self.io_error("reading the database's locks", &fenced, e)
+                self.io_error("reading the database's locks", &self.fenced_path(), e)
             })?;
             let Some(Holder { pid }) = holder else {
                 return Ok(());
@@ -141,31 +144,15 @@ impl<'a> Fence<'a> {
         }
     }
 
-    /// Removes the fenced database and its sidecars, and a tenant's own
-    /// directory with them: moved out of sight first, so that no listing
-    /// ever shows it without its database. Nobody holds them.
+    /// Removes the fenced database and its sidecars, then the rest of a
+    /// tenant's own directory. Nobody holds them.
     ///
     /// # Errors
     ///
-    /// [`Error::Io`] when the directory cannot be moved out of sight (the
-    /// database is put back: the tenant is intact), or when the fenced
-    /// database cannot be removed (it is out of sight, and the next create
-    /// or `remove_debris` removes it).
+    /// [`Error::Io`] when the fenced database cannot be removed: the
+    /// tenant stays out of reach, and the next create or `remove_debris`
+    /// removes it.
     pub(super) fn demolish(mut self) -> Result<()> {
-        let mut fenced = self.dir.join(&self.fenced);
-        let mut hidden = None;
-        if self.at.owns_dir() {
-            let (entry, out_of_sight) = (self.at.entry_name(), fence_path(self.at.entry_name()));
-            // A leftover of a destroy that died here was removed before
-            // the fence went up (see `destroy.rs`). On error the drop
-            // puts the database back.
-            rename_no_replace(self.parent, entry, &out_of_sight).map_err(|e| {
-                let operation = "moving the destroyed tenant's directory out of sight";
-                self.io_error(operation, &self.parent.join(entry), e)
-            })?;
-            fenced = self.parent.join(&out_of_sight).join(&self.fenced);
-            hidden = Some(out_of_sight);
-        }
         self.standing = false;
         let name = self.at.db_name();
         // The WAL first (see `remove_with_sidecars`); the sidecars still
@@ -174,9 +161,10 @@ impl<'a> Fence<'a> {
         if let Err(e) = sys::unlink(self.dir.fd(), &self.fenced)
             && e.kind() != std::io::ErrorKind::NotFound
         {
-            return Err(self.io_error("removing the destroyed tenant's database", &fenced, e));
+            let operation = "removing the destroyed tenant's database";
+            return Err(self.io_error(operation, &self.fenced_path(), e));
         }
-        match &hidden {
+        match &self.hidden {
             // The rest of the directory: lock files, Litestream's state.
             Some(hidden) => remove_tree_quietly(self.parent, hidden),
             // Litestream's state for this database: it dropped the
@@ -190,27 +178,35 @@ impl<'a> Fence<'a> {
         Ok(())
     }
 
-    /// The tenant's old directory was exchanged for a restored one (see
-    /// `restore.rs`): the fenced database went with it.
-    pub(super) fn exchanged(mut self) {
-        self.standing = false;
-    }
-
-    /// Puts the database back at its path, the destroy abandoned.
+    /// Puts the tenant back, the destroy abandoned.
     ///
     /// # Errors
     ///
-    /// [`Error::Io`] naming the fenced file, which holds the tenant's
-    /// intact database, and how to put it back by hand.
+    /// [`Error::Io`] naming where the tenant's intact database is, and how
+    /// to put it back by hand.
     pub(super) fn put_back(mut self) -> Result<()> {
         self.standing = false;
-        let back = sys::rename(self.dir.fd(), &self.fenced, self.at.db_name());
-        back.map_err(|e| {
-            let operation = "putting the tenant back after its destroy stopped (its database is intact at this path: rename it to the tenant's database file before running remove_debris, create_tenant or destroy_tenant, which would finish the destroy)";
-            self.io_error(operation, &self.dir.join(&self.fenced), e)
-        })?;
-        if let Err(e) = self.dir.sync() {
-            tracing::warn!(dir = %self.dir.path().display(), error = %e, "a fenced tenant was put back, but its directory could not be synced");
+        self.move_back().map_err(|e| {
+            let operation = "putting the tenant back after its destroy stopped (its database is intact at this path: move it back to the tenant's database path, and its directory back to the tenant's, before running remove_debris, create_tenant or destroy_tenant, which would finish the destroy)";
+            self.io_error(operation, &self.fenced_path(), e)
+        })
+    }
+
+    /// The renames of `raise`, undone (the directory's last: it must not
+    /// reappear without its database).
+    fn move_back(&self) -> std::io::Result<()> {
+        match sys::rename(self.dir.fd(), &self.fenced, self.at.db_name()) {
+            // Never moved (the fence failed half way up).
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            other => other?,
+        }
+        if let Some(hidden) = &self.hidden {
+            rename_no_replace(self.parent, hidden, self.at.entry_name())?;
+        }
+        for dir in [self.dir, self.parent] {
+            if let Err(e) = dir.sync() {
+                tracing::warn!(dir = %dir.path().display(), error = %e, "a fenced tenant was put back, but its directory could not be synced");
+            }
         }
         Ok(())
     }
@@ -225,16 +221,14 @@ impl Drop for Fence<'_> {
         if !self.standing {
             return;
         }
-        // We hold the tenant's lock: nothing can have been created at
-        // `path` meanwhile.
-        let put_back = sys::rename(self.dir.fd(), &self.fenced, self.at.db_name())
-            .and_then(|()| self.dir.sync());
-        if let Err(e) = put_back {
+        // We hold the tenant's locks: nothing of this release can have
+        // taken the tenant's place meanwhile.
+        if let Err(e) = self.move_back() {
             tracing::error!(
                 tenant = %self.tenant,
-                fenced = %self.dir.join(&self.fenced).display(),
+                fenced = %self.fenced_path().display(),
                 error = %e,
-                "could not put a fenced tenant back; rename the file back to restore it"
+                "could not put a fenced tenant back; move it back by hand to restore it"
             );
         }
     }

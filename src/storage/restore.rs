@@ -25,7 +25,7 @@ use super::fence::Fence;
 use super::file_id::FileId;
 use super::open::literal_path;
 use super::snapshot::{Snapshot, copy_to};
-use super::stage::{Exchange, Stage};
+use super::stage::Stage;
 use super::sys;
 use super::tenant_path::{TenantLock, TenantPath};
 use crate::error::{Error, Result};
@@ -132,11 +132,12 @@ fn restore_locked(
 /// Replaces the existing tenant with the staged copy, once no other
 /// process holds the old database.
 ///
-/// A tenant with a directory of its own has the two directories swapped in
-/// one step: until then the old tenant is intact, and any failure puts it
-/// back and drops the copy. Otherwise (or where the file system cannot
-/// swap) the old tenant is destroyed first and the copy published after:
-/// a failure in between leaves neither.
+/// A tenant with a directory of its own is fenced off (its directory out
+/// of sight), the copy published in its place, and only then the old one
+/// removed: any failure up to the publication puts the old tenant back.
+/// Otherwise the old tenant is destroyed first and the copy published
+/// after (the copy's sidecars would be named like the old one's): a
+/// failure in between leaves neither.
 fn replace_with(
     tenant: &TenantName,
     lock: &TenantLock,
@@ -154,17 +155,9 @@ fn replace_with(
         fence.put_back()?;
         return Err(e);
     }
-    // Dropped on error: the old database is put back.
-    match stage.publish_exchanging(tenant, at)? {
-        Exchange::Swapped(durable) => {
-            fence.exchanged();
-            durable
-        }
-        Exchange::Unsupported(stage) => {
-            fence.demolish()?;
-            stage.publish(tenant, at)
-        }
-    }
+    // On error the fence is dropped: the old tenant is put back.
+    stage.publish(tenant, at)?;
+    fence.demolish()
 }
 
 /// Opens the backup read-only and starts the read transaction that the

@@ -53,16 +53,6 @@ pub(super) struct Stage {
     opened: bool,
 }
 
-/// What [`Stage::publish_exchanging`] did.
-#[derive(Debug)]
-pub(super) enum Exchange {
-    /// The directories were swapped; whether the result is durable.
-    Swapped(Result<()>),
-    /// Nothing was swapped (a stage published by link, or a file system
-    /// that cannot swap): the stage, to publish another way.
-    Unsupported(Stage),
-}
-
 /// How a stage is published.
 #[derive(Debug)]
 enum How {
@@ -202,53 +192,6 @@ impl Stage {
         }
         self.published = true;
         Ok(())
-    }
-
-    /// Publishes a staged directory in place of the tenant's existing one,
-    /// swapping the two in one step (`RENAME_EXCHANGE`), and removes the
-    /// old one, now under the staged name; then makes it durable. A
-    /// restore that replaces a tenant publishes this way, so that a
-    /// failure before the swap leaves the old tenant in place.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Io`] for a failure before the swap (nothing changed).
-    pub(super) fn publish_exchanging(
-        mut self,
-        tenant: &TenantName,
-        at: TenantPath<'_>,
-    ) -> Result<Exchange> {
-        if matches!(self.how, How::Link) {
-            return Ok(Exchange::Unsupported(self));
-        }
-        self.name_database(tenant, at)?;
-        let How::Rename {
-            parent,
-            staged,
-            entry,
-        } = &self.how
-        else {
-            return Ok(Exchange::Unsupported(self));
-        };
-        match sys::rename_exchange(parent.fd(), staged, entry) {
-            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => {
-                return Ok(Exchange::Unsupported(self));
-            }
-            Err(e) => {
-                let operation = "publishing the restored tenant";
-                return Err(Error::io(Some(tenant), at.entry(), operation, e));
-            }
-            Ok(()) => {}
-        }
-        self.published = true;
-        remove_tree_quietly(parent, staged);
-        let durable = self.sync_dir(tenant, at).and_then(|()| {
-            let making = "making the new tenant durable";
-            parent
-                .sync()
-                .map_err(|e| Error::io(Some(tenant), at.entry(), making, e))
-        });
-        Ok(Exchange::Swapped(durable))
     }
 
     /// Gives the database its own name: in a staged directory, as the last
