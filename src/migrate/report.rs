@@ -151,6 +151,14 @@ struct MigrationTotals {
 }
 
 impl MigrationReport {
+    /// Adds what `other` (a worker's share of the same run) counted.
+    pub(super) fn absorb(&mut self, other: &MigrationReport) {
+        let (totals, more) = (&mut self.totals, &other.totals);
+        totals.tenants += more.tenants;
+        totals.succeeded += more.succeeded;
+        totals.migrated += more.migrated;
+    }
+
     /// An empty report of a run to `target_version`.
     pub(super) fn new(target_version: usize) -> Self {
         MigrationReport {
@@ -479,6 +487,17 @@ impl StatusReport {
         totals.unreadable += usize::from(row.version.is_err());
         totals.pending_migrations += row.pending.len();
         !current
+    }
+
+    /// Adds what `other` (a worker's share of the same run) counted.
+    pub(super) fn absorb(&mut self, other: &StatusReport) {
+        let (totals, more) = (&mut self.totals, &other.totals);
+        totals.tenants += more.tenants;
+        totals.current += more.current;
+        totals.behind += more.behind;
+        totals.ahead += more.ahead;
+        totals.unreadable += more.unreadable;
+        totals.pending_migrations += more.pending_migrations;
     }
 
     /// Tenants read (listed or not).
