@@ -91,68 +91,79 @@ fn child_creates_in_a_batch() {
     }
 }
 
-/// What a killed create or destroy leaves. A create killed while building
-/// leaves a hidden directory nobody lists, which the next create of that
-/// name clears. A destroy killed after fencing the tenant off leaves its
-/// directory hidden, with the database fenced in it; the next create of
-/// that name or `remove_debris` finishes the destroy. An earlier release's
-/// destroy, killed while it waited, left the tenant's directory visible
-/// with the database fenced in it: listed, but `tenant_exists` says no and
-/// `connection` says it is being destroyed. `remove_debris` clears that
-/// too, and a tenant directory an earlier release left without its
-/// database, listed (tenant directories are trusted) until then.
+/// What a killed create or destroy leaves, and who clears it.
+///
+/// - A create killed while building leaves a hidden directory nobody
+///   lists, which the next create of that name clears.
+/// - A destroy marks its tenant (`.NAME.destroying` beside its directory)
+///   before it fences the database: killed after that, the tenant is not
+///   listed, `connection` says it is being destroyed, and `remove_debris`
+///   finishes the destroy. Killed between the mark and the fence, the
+///   tenant is intact: `remove_debris` only removes the mark.
+/// - An earlier release's destroy, killed while it waited, left the
+///   database fenced in a visible directory: listed (tenant directories
+///   are trusted), refused, and finished by `remove_debris`; so is a
+///   tenant directory an earlier release left without its database.
 #[test]
 fn what_a_crash_leaves_is_recognised() {
     let dir = tempfile::tempdir().unwrap();
     let m = common::manager(dir.path());
-    for name in ["acme", "globex", "hooli", "initech"] {
+    for name in ["acme", "globex", "hooli", "initech", "wayne"] {
         m.create_tenant(name).unwrap();
     }
+    m.connection("wayne")
+        .unwrap()
+        .execute("INSERT INTO notes (body) VALUES ('kept')", [])
+        .unwrap();
+    m.prune_idle(Duration::ZERO);
     let dir_of = |name: &str| {
         let db = m.root().database_path(name).unwrap();
         db.parent().unwrap().to_path_buf()
     };
-    let hidden = |name: &str, suffix: &str| dir_of(name).with_file_name(format!(".{name}{suffix}"));
-    fs::rename(dir_of("acme"), hidden("acme", ".creating")).unwrap();
-    let globex = dir_of("globex");
-    fs::rename(
-        globex.join("main.sqlite3"),
-        globex.join(".main.sqlite3.destroying"),
-    )
-    .unwrap();
-    fs::rename(&globex, hidden("globex", ".destroying")).unwrap();
-    let hooli = dir_of("hooli");
-    fs::rename(
-        hooli.join("main.sqlite3"),
-        hooli.join(".main.sqlite3.destroying"),
-    )
-    .unwrap();
-    File::create(hidden("initech", ".lock")).unwrap();
+    let beside = |name: &str, suffix: &str| dir_of(name).with_file_name(format!(".{name}{suffix}"));
+    let fence = |name: &str| {
+        let dir = dir_of(name);
+        fs::rename(
+            dir.join("main.sqlite3"),
+            dir.join(".main.sqlite3.destroying"),
+        )
+        .unwrap();
+    };
+    fs::rename(dir_of("acme"), beside("acme", ".creating")).unwrap();
+    File::create(beside("globex", ".destroying")).unwrap();
+    fence("globex");
+    fence("hooli");
+    File::create(beside("initech", ".lock")).unwrap();
+    File::create(beside("wayne", ".destroying")).unwrap();
     let legacy = dir_of("umbrella");
     fs::create_dir_all(&legacy).unwrap();
     File::create(legacy.join(".main.sqlite3.lock")).unwrap();
     assert_eq!(common::sorted_tenants(&m), ["hooli", "initech", "umbrella"]);
-    assert!(!m.tenant_exists("hooli").unwrap());
-    assert!(matches!(
-        m.connection("hooli"),
-        Err(Error::TenantBeingDestroyed { .. })
-    ));
+    for name in ["globex", "hooli"] {
+        assert!(!m.tenant_exists(name).unwrap(), "{name}");
+        assert!(
+            matches!(m.connection(name), Err(Error::TenantBeingDestroyed { .. })),
+            "{name}"
+        );
+    }
     assert!(!m.tenant_exists("umbrella").unwrap());
 
     m.create_tenant("acme").unwrap();
-    assert!(!hidden("acme", ".creating").exists());
-    assert!(matches!(
-        m.destroy_tenant("globex"),
-        Err(Error::TenantDoesNotExist { .. })
-    ));
-    // The hidden globex, hooli's fenced database (an earlier release's),
-    // initech's lock, umbrella's lock.
-    assert_eq!(m.remove_debris().unwrap(), 4);
-    assert!(!hidden("globex", ".destroying").exists());
-    assert!(!hooli.exists());
-    assert!(!hidden("initech", ".lock").exists());
+    assert!(!beside("acme", ".creating").exists());
+    // globex finished (its mark and directory), hooli's fenced database,
+    // initech's lock, wayne's mark, umbrella's lock.
+    assert_eq!(m.remove_debris().unwrap(), 5);
+    assert!(!beside("globex", ".destroying").exists() && !dir_of("globex").exists());
+    assert!(!dir_of("hooli").exists());
+    assert!(!beside("initech", ".lock").exists());
     assert!(!legacy.exists());
-    assert_eq!(common::sorted_tenants(&m), ["acme", "initech"]);
+    assert_eq!(common::sorted_tenants(&m), ["acme", "initech", "wayne"]);
+    let kept: String = m
+        .connection("wayne")
+        .unwrap()
+        .query_row("SELECT body FROM notes", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(kept, "kept");
     assert_eq!(m.remove_debris().unwrap(), 0);
     let files = common::tenant_files_under(dir.path());
     assert!(files.iter().all(|f| !f.contains("/.")), "{files:?}");

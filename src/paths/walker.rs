@@ -24,6 +24,7 @@ use rustix::fs::{Mode as Permissions, OFlags};
 
 use tracing::{debug, warn};
 
+use super::entries::Entries;
 use super::layout::Layout;
 use super::path_template::Captures;
 use crate::error::{Error, Result};
@@ -116,7 +117,7 @@ impl Captured {
 /// A directory being read, and what its path captured.
 struct Frame {
     dir: PathBuf,
-    entries: fs::ReadDir,
+    entries: Entries,
     captured: Captured,
     /// The same directory open for `*at` calls ([`Mode::Candidates`]).
     fd: Option<Arc<OwnedFd>>,
@@ -163,7 +164,19 @@ impl Walker {
 
     fn open(&mut self, dir: PathBuf, captured: Captured) -> Result<()> {
         match fs::read_dir(&dir) {
-            Ok(entries) => {
+            Ok(read) => {
+                // A bucket of tenants' own directories, for a walk that
+                // lists tenants: the marks of destroys first.
+                let levels = self.layout.template().depth();
+                let entries = match self.mode {
+                    Mode::Tenants | Mode::Candidates
+                        if self.layout.template().owns_directory()
+                            && self.stack.len() + 2 == levels =>
+                    {
+                        Entries::read_whole(read)
+                    }
+                    _ => Entries::Streamed(read),
+                };
                 let fd = matches!(self.mode, Mode::Candidates)
                     .then(|| open_dir(&dir))
                     .flatten();
@@ -262,6 +275,10 @@ impl Walker {
             debug!(path = %entry.path().display(), "skipping directory in the wrong bucket");
             return Step::Skip;
         };
+        if frame.entries.being_destroyed(entry) {
+            debug!(path = %entry.path().display(), "skipping a tenant being destroyed");
+            return Step::Skip;
+        }
         if let Mode::Tenants = self.mode {
             // Names only: no path to build.
             return Step::Found(Found {

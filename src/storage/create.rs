@@ -87,7 +87,7 @@ pub(super) fn clear_the_way(
     if at.owns_dir() {
         remove_entry_debris(tenant, lock, at)?;
     }
-    let Some(dir) = lock.db_dir() else {
+    let Some(dir) = lock.db_dir(at) else {
         return Ok(());
     };
     let path = at.db();

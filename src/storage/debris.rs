@@ -147,35 +147,55 @@ pub(super) fn remove_entry_debris(
     Ok(removed + finish_fenced_entry(tenant, lock, at)?)
 }
 
-/// Finishes a destroy (or a restore's replace) that died with the
-/// tenant's directory out of sight (`.acme.destroying`), unless another
-/// process still has its database open; 0 or 1.
+/// Finishes a destroy (or a restore's replace) that died with its marker
+/// beside the tenant's directory (`.acme.destroying`, see `fence.rs`):
+///
+/// - the database fenced in the directory: unless another process still
+///   has it open, the destroy is finished (the directory removed);
+/// - the database under its own name (the destroy died before fencing it,
+///   or after putting it back): the tenant is intact;
+/// - no database, or no directory: what is left goes.
+///
+/// Then the marker goes. Returns how many it removed (0 or 1).
 ///
 /// # Errors
 ///
-/// [`Error::TenantBusy`] for a database still open elsewhere.
+/// [`Error::TenantBusy`] for a fenced database still open elsewhere.
 pub(super) fn finish_fenced_entry(
     tenant: &TenantName,
     lock: &TenantLock,
     at: TenantPath<'_>,
 ) -> Result<usize> {
     let parent = lock.parent();
-    let fenced = fence_path(at.entry_name());
-    if !exists(Some(tenant), parent, &fenced)? {
+    let marker = fence_path(at.entry_name());
+    if !exists(Some(tenant), parent, &marker)? {
         return Ok(0);
     }
-    let inside = parent.child(&fenced).map_err(|e| {
-        let path = parent.join(&fenced);
-        Error::io(Some(tenant), path, "looking at a fenced tenant", e)
-    })?;
-    // Killed between its two renames, or after both (see `fence.rs`).
-    for held in [at.db_name().to_path_buf(), fence_path(at.db_name())] {
-        if exists(Some(tenant), &inside, &held)? {
-            unless_held(tenant, &inside, &held, at.db_name())?;
+    if let Some(dir) = lock.db_dir(at)
+        && !exists(Some(tenant), dir, at.db_name())?
+    {
+        let fenced = fence_path(at.db_name());
+        if exists(Some(tenant), dir, &fenced)? {
+            unless_held(tenant, dir, &fenced, at.db_name())?;
+        }
+        tracing::info!(dir = %dir.path().display(), "finishing a destroy that was interrupted");
+        remove_tree_quietly(parent, at.entry_name());
+        if exists(Some(tenant), parent, at.entry_name())? {
+            // Left behind: the marker keeps it out of listings.
+            return Ok(0);
         }
     }
-    tracing::info!(dir = %inside.path().display(), "finishing a destroy that was interrupted");
-    remove_tree_quietly(parent, &fenced);
+    match sys::unlink(parent.fd(), &marker) {
+        // A directory there is debris all the same.
+        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::ISDIR.raw_os_error()) => {
+            remove_tree_quietly(parent, &marker);
+        }
+        Err(e) if e.kind() != io::ErrorKind::NotFound => {
+            let operation = "removing the marker of an interrupted destroy";
+            return Err(Error::io(Some(tenant), parent.join(&marker), operation, e));
+        }
+        _ => {}
+    }
     Ok(1)
 }
 
@@ -221,7 +241,7 @@ fn sweep_tenant(tenant: &TenantName, at: TenantPath<'_>) -> Result<usize> {
         Err(Error::TenantBusy { .. }) => return Ok(0),
         Err(e) => return Err(e),
     };
-    let db_exists = match lock.db_dir() {
+    let db_exists = match lock.db_dir(at) {
         Some(dir) => exists(Some(tenant), dir, at.db_name())?,
         None => false,
     };
@@ -237,7 +257,7 @@ fn sweep_locked(tenant: &TenantName, lock: &TenantLock, at: TenantPath<'_>) -> R
         true => remove_entry_debris(tenant, lock, at)?,
         false => 0,
     };
-    let beside_db = match lock.db_dir() {
+    let beside_db = match lock.db_dir(at) {
         Some(dir) => remove_debris(Some(tenant), dir, at.db_name())?,
         None => 0,
     };

@@ -28,9 +28,8 @@ use crate::name::TenantName;
 pub(crate) fn destroy(tenant: &TenantName, at: TenantPath<'_>, deadline: Instant) -> Result<()> {
     let lock = TenantLock::for_existing(tenant, at)?;
     let result = destroy_locked(tenant, &lock, at, deadline);
-    // (A directory descriptor follows its directory out of sight.)
     let gone = lock
-        .db_dir()
+        .db_dir(at)
         .is_none_or(|dir| sys::stat(dir.fd(), at.db_name()).is_err());
     drop(lock);
     if gone {

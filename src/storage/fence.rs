@@ -1,29 +1,33 @@
 //! Fencing a tenant off before its files go, so that no process — this one
 //! or another — commits a write to a database that is then deleted.
 //!
-//! 1. [`Fence::raise`] moves a tenant's own directory out of sight
-//!    (`bucket/.acme.destroying`), then renames the database in it to a
-//!    fixed hidden name; without tenant directories, only the latter. From
-//!    then on no listing shows the tenant and no open by path reaches the
-//!    database, serving processes notice the path is gone within their
-//!    watch interval and let go, and Litestream drops it (the fence name
-//!    matches no Litestream pattern, so it never picks it up again).
-//! 2. [`Fence::wait_released`] passes the database directory's open gate
-//!    (opens that raced the renames finish first; the gate is the
-//!    directory's, and goes with it), then polls SQLite's own locks until
+//! 1. [`Fence::raise`], for a tenant with a directory of its own, first
+//!    creates the marker `bucket/.acme.destroying`: from then on no
+//!    listing shows the tenant (listings skip a tenant directory with a
+//!    marker beside it). Then it renames the database to a fixed hidden
+//!    name in its own directory, as earlier releases do: no open by path
+//!    reaches it, serving processes notice the path is gone within their
+//!    watch interval and let go, and Litestream drops it (its watch on the
+//!    directory reports the rename, and the fence name matches no
+//!    Litestream pattern).
+//! 2. [`Fence::wait_released`] passes the directory's open gate (opens that
+//!    raced the rename finish first), then polls SQLite's own locks until
 //!    no other process holds the file open, up to a deadline.
 //! 3. [`Fence::demolish`] removes the sidecars and the fenced file for
-//!    good, then the rest of a tenant's directory.
+//!    good, then the rest of the tenant's directory, then the marker.
 //!
-//! A fence dropped before `demolish` (the wait timed out, or anything
-//! failed) puts the tenant back: the tenant is left intact.
+//! The tenant's directory never moves: a process of an earlier release,
+//! which locks only inside it, stays excluded for the whole destroy. A
+//! fence dropped before `demolish` (the wait timed out, or anything
+//! failed) renames the database back, then removes the marker: the tenant
+//! is left intact, and listed again.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::database_file::{Occupant, occupant_in};
 use super::dir::Dir;
-use super::files::{remove_tree_quietly, remove_with_sidecars, rename_no_replace};
+use super::files::{remove_quietly, remove_tree_quietly, remove_with_sidecars};
 use super::holders::{Holder, other_holder};
 use super::open_gate::barrier;
 use super::siblings::{fence_path, litestream_dir, sidecar_path};
@@ -42,11 +46,10 @@ pub(super) struct Fence<'a> {
     at: TenantPath<'a>,
     /// The directory the tenant's entry is in.
     parent: &'a Dir,
-    /// The database's directory (a tenant directory out of sight: its
-    /// descriptor follows it).
+    /// The database's directory.
     dir: &'a Dir,
-    /// Where a tenant's own directory is, out of sight, in `parent`.
-    hidden: Option<PathBuf>,
+    /// The marker beside a tenant's own directory, in `parent`.
+    marker: Option<PathBuf>,
     /// The fence name of the database, in `dir`.
     fenced: PathBuf,
     raised_at: Instant,
@@ -54,7 +57,8 @@ pub(super) struct Fence<'a> {
 }
 
 impl<'a> Fence<'a> {
-    /// Moves `tenant` out of reach. The caller holds the tenant's locks.
+    /// Moves `tenant` out of reach. The caller holds the tenant's locks,
+    /// and has removed a marker a crashed destroy left (see `debris.rs`).
     ///
     /// # Errors
     ///
@@ -68,12 +72,12 @@ impl<'a> Fence<'a> {
             tenant: tenant.clone(),
             path: at.db().to_path_buf(),
         };
-        let dir = lock.db_dir().ok_or_else(missing)?;
+        let dir = lock.db_dir(at).ok_or_else(missing)?;
         let name = at.db_name();
         // Only a database file is ever moved: a directory or a symlink at
         // the path is no tenant (and renaming it would leave it behind as
         // a fence nothing removes). The locks keep tenanted's own files
-        // from changing between this look and the renames.
+        // from changing between this look and the rename.
         let found = occupant_in(dir, name)
             .map_err(|e| Error::io(Some(tenant), at.db(), "looking at the database file", e))?;
         if !matches!(found, Occupant::Database(_)) {
@@ -84,32 +88,26 @@ impl<'a> Fence<'a> {
             at,
             parent: lock.parent(),
             dir,
-            hidden: None,
+            marker: None,
             fenced: fence_path(name),
             raised_at: Instant::now(),
             standing: false,
         };
         if at.owns_dir() {
-            let hidden = fence_path(at.entry_name());
-            rename_no_replace(fence.parent, at.entry_name(), &hidden)
-                .map_err(|e| fence.io_error("fencing the tenant off", at.entry(), e))?;
-            fence.hidden = Some(hidden);
+            let marker = fence_path(at.entry_name());
+            let made = sys::create_new(fence.parent.fd(), &marker);
+            made.map_err(|e| {
+                fence.io_error("fencing the tenant off", &fence.parent.join(&marker), e)
+            })?;
+            fence.marker = Some(marker);
         }
-        // From here a drop puts back what moved.
+        // From here a drop puts back what changed.
         fence.standing = true;
         let fenced = sys::rename(dir.fd(), name, &fence.fenced);
         fenced.map_err(|e| fence.io_error("fencing the tenant off", at.db(), e))?;
         let synced = dir.sync().and_then(|()| fence.parent.sync());
         synced.map_err(|e| fence.io_error("fencing the tenant off", fence.parent.path(), e))?;
         Ok(fence)
-    }
-
-    /// Where the fenced database is now, for messages.
-    fn fenced_path(&self) -> PathBuf {
-        match &self.hidden {
-            Some(hidden) => self.parent.join(hidden).join(&self.fenced),
-            None => self.dir.join(&self.fenced),
-        }
     }
 
     /// Waits until no other process holds the fenced database open.
@@ -119,14 +117,13 @@ impl<'a> Fence<'a> {
     /// [`Error::TenantBusy`] naming the process still holding it when
     /// `deadline` passes; I/O errors reading the locks.
     pub(super) fn wait_released(&self, deadline: Instant) -> Result<()> {
-        barrier(self.dir).map_err(|e| {
-            let dir = self.fenced_path();
-            self.io_error("waiting for opens in progress", &dir, e)
-        })?;
+        barrier(self.dir)
+            .map_err(|e| self.io_error("waiting for opens in progress", self.dir.path(), e))?;
         let shm = sidecar_path(self.at.db_name(), "-shm");
         loop {
             let holder = other_holder(self.dir, &self.fenced, &shm).map_err(|e| {
-                self.io_error("reading the database's locks", &self.fenced_path(), e)
+                let fenced = self.dir.join(&self.fenced);
+                self.io_error("reading the database's locks", &fenced, e)
             })?;
             let Some(Holder { pid }) = holder else {
                 return Ok(());
@@ -145,7 +142,7 @@ impl<'a> Fence<'a> {
     }
 
     /// Removes the fenced database and its sidecars, then the rest of a
-    /// tenant's own directory. Nobody holds them.
+    /// tenant's own directory, then the marker. Nobody holds them.
     ///
     /// # Errors
     ///
@@ -161,12 +158,19 @@ impl<'a> Fence<'a> {
         if let Err(e) = sys::unlink(self.dir.fd(), &self.fenced)
             && e.kind() != std::io::ErrorKind::NotFound
         {
-            let operation = "removing the destroyed tenant's database";
-            return Err(self.io_error(operation, &self.fenced_path(), e));
+            let fenced = self.dir.join(&self.fenced);
+            return Err(self.io_error("removing the destroyed tenant's database", &fenced, e));
         }
-        match &self.hidden {
-            // The rest of the directory: lock files, Litestream's state.
-            Some(hidden) => remove_tree_quietly(self.parent, hidden),
+        match &self.marker {
+            // The rest of the directory (lock files, Litestream's state),
+            // then the marker, unless something was left: then the marker
+            // keeps it out of listings until `remove_debris`.
+            Some(marker) => {
+                remove_tree_quietly(self.parent, self.at.entry_name());
+                if !present(self.parent, self.at.entry_name()) {
+                    remove_quietly(self.parent, marker);
+                }
+            }
             // Litestream's state for this database: it dropped the
             // database when the file went away (it held it open until
             // then, so the wait above covered it).
@@ -178,34 +182,47 @@ impl<'a> Fence<'a> {
         Ok(())
     }
 
+    /// The tenant's old directory was swapped out for a restored one, and
+    /// is at `old` in the parent (see `restore.rs`): removes it and the
+    /// marker.
+    pub(super) fn swapped_out(mut self, old: &Path) {
+        self.standing = false;
+        remove_tree_quietly(self.parent, old);
+        if let Some(marker) = &self.marker {
+            remove_quietly(self.parent, marker);
+        }
+        if let Err(e) = self.parent.sync() {
+            tracing::warn!(dir = %self.parent.path().display(), error = %e, "could not sync the directory of a restored tenant");
+        }
+    }
+
     /// Puts the tenant back, the destroy abandoned.
     ///
     /// # Errors
     ///
-    /// [`Error::Io`] naming where the tenant's intact database is, and how
-    /// to put it back by hand.
+    /// [`Error::Io`] naming the fenced file, which holds the tenant's
+    /// intact database, and how to put it back by hand.
     pub(super) fn put_back(mut self) -> Result<()> {
         self.standing = false;
         self.move_back().map_err(|e| {
-            let operation = "putting the tenant back after its destroy stopped (its database is intact at this path: move it back to the tenant's database path, and its directory back to the tenant's, before running remove_debris, create_tenant or destroy_tenant, which would finish the destroy)";
-            self.io_error(operation, &self.fenced_path(), e)
+            let operation = "putting the tenant back after its destroy stopped (its database is intact at this path: rename it to the tenant's database file, and remove the tenant's .destroying marker beside its directory, before running remove_debris, create_tenant or destroy_tenant, which would finish the destroy)";
+            self.io_error(operation, &self.dir.join(&self.fenced), e)
         })
     }
 
-    /// The renames of `raise`, undone (the directory's last: it must not
-    /// reappear without its database).
+    /// `raise` undone: the database back, then the marker gone (so that
+    /// no listing shows the tenant without its database).
     fn move_back(&self) -> std::io::Result<()> {
         match sys::rename(self.dir.fd(), &self.fenced, self.at.db_name()) {
             // Never moved (the fence failed half way up).
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             other => other?,
         }
-        if let Some(hidden) = &self.hidden {
-            rename_no_replace(self.parent, hidden, self.at.entry_name())?;
-        }
-        for dir in [self.dir, self.parent] {
-            if let Err(e) = dir.sync() {
-                tracing::warn!(dir = %dir.path().display(), error = %e, "a fenced tenant was put back, but its directory could not be synced");
+        self.dir.sync()?;
+        if let Some(marker) = &self.marker {
+            sys::unlink(self.parent.fd(), marker)?;
+            if let Err(e) = self.parent.sync() {
+                tracing::warn!(dir = %self.parent.path().display(), error = %e, "a fenced tenant was put back, but its marker's removal could not be synced");
             }
         }
         Ok(())
@@ -214,6 +231,11 @@ impl<'a> Fence<'a> {
     fn io_error(&self, operation: &'static str, path: &Path, e: std::io::Error) -> Error {
         Error::io(Some(self.tenant), path, operation, e)
     }
+}
+
+/// Whether `name` is in `dir` (an error looking counts as there).
+fn present(dir: &Dir, name: &Path) -> bool {
+    !matches!(sys::stat(dir.fd(), name), Err(e) if e.kind() == std::io::ErrorKind::NotFound)
 }
 
 impl Drop for Fence<'_> {
@@ -226,7 +248,7 @@ impl Drop for Fence<'_> {
         if let Err(e) = self.move_back() {
             tracing::error!(
                 tenant = %self.tenant,
-                fenced = %self.fenced_path().display(),
+                fenced = %self.dir.join(&self.fenced).display(),
                 error = %e,
                 "could not put a fenced tenant back; move it back by hand to restore it"
             );

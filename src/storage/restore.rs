@@ -25,7 +25,7 @@ use super::fence::Fence;
 use super::file_id::FileId;
 use super::open::literal_path;
 use super::snapshot::{Snapshot, copy_to};
-use super::stage::Stage;
+use super::stage::{Stage, Swap};
 use super::sys;
 use super::tenant_path::{TenantLock, TenantPath};
 use crate::error::{Error, Result};
@@ -132,12 +132,12 @@ fn restore_locked(
 /// Replaces the existing tenant with the staged copy, once no other
 /// process holds the old database.
 ///
-/// A tenant with a directory of its own is fenced off (its directory out
-/// of sight), the copy published in its place, and only then the old one
-/// removed: any failure up to the publication puts the old tenant back.
-/// Otherwise the old tenant is destroyed first and the copy published
-/// after (the copy's sidecars would be named like the old one's): a
-/// failure in between leaves neither.
+/// A tenant with a directory of its own is fenced off, then its directory
+/// and the staged one are swapped in one step (`RENAME_EXCHANGE`), and
+/// only then is the old one removed: any failure up to the swap puts the
+/// old tenant back. Otherwise (or where the file system cannot swap) the
+/// old tenant is destroyed first and the copy published after: a failure
+/// in between leaves neither.
 fn replace_with(
     tenant: &TenantName,
     lock: &TenantLock,
@@ -156,8 +156,16 @@ fn replace_with(
         return Err(e);
     }
     // On error the fence is dropped: the old tenant is put back.
-    stage.publish(tenant, at)?;
-    fence.demolish()
+    match stage.publish_swapping(tenant, at)? {
+        Swap::Swapped { old, durable } => {
+            fence.swapped_out(&old);
+            durable
+        }
+        Swap::Unsupported(stage) => {
+            fence.demolish()?;
+            stage.publish(tenant, at)
+        }
+    }
 }
 
 /// Opens the backup read-only and starts the read transaction that the

@@ -21,8 +21,9 @@
 //! - `.acme.lock`: the entry lock, taken before the directory exists;
 //! - `.acme.creating/`: the directory a create or restore builds, published
 //!   by renaming it to `acme`;
-//! - `.acme.destroying/`: the directory of a destroy, out of sight while
-//!   it is removed.
+//! - `.acme.destroying`: a destroy's mark, made before it touches anything
+//!   else and removed last: listings skip a marked tenant (see
+//!   `fence.rs`).
 //!
 //! Hidden names can never be tenants' (a tenant name starts with a letter
 //! or digit, and a path template may not start a component with `.`), so
@@ -40,7 +41,7 @@ const SCRATCH: &str = ".tmp-";
 const TOMBSTONE: &str = ".deleted-";
 /// Ends a lock file: `.NAME.lock`.
 const LOCK: &str = ".lock";
-const FENCE: &str = ".destroying";
+const FENCE: &str = crate::paths::FENCE_SUFFIX;
 /// Ends a tenant directory being built: `.NAME.creating`.
 const STAGING: &str = ".creating";
 const LITESTREAM: &str = "-litestream";

@@ -53,6 +53,22 @@ pub(super) struct Stage {
     opened: bool,
 }
 
+/// What [`Stage::publish_swapping`] did.
+#[derive(Debug)]
+pub(super) enum Swap {
+    /// The directories were swapped: the old one is at `old` in the
+    /// tenant's parent; `durable` says whether the swap was synced.
+    Swapped {
+        /// The old directory's name now.
+        old: PathBuf,
+        /// Whether the swap is durable.
+        durable: Result<()>,
+    },
+    /// Nothing was swapped (a stage published by link, or a file system
+    /// that cannot swap): the stage, to publish another way.
+    Unsupported(Stage),
+}
+
 /// How a stage is published.
 #[derive(Debug)]
 enum How {
@@ -85,7 +101,7 @@ impl Stage {
     ) -> Result<Stage> {
         let scratch = scratch_path(at.db_name());
         let fail = |path: &Path, operation, e| Error::io(Some(tenant), path, operation, e);
-        let existing = lock.db_dir().filter(|_| !(replacing && at.owns_dir()));
+        let existing = lock.db_dir(at).filter(|_| !(replacing && at.owns_dir()));
         if let Some(dir) = existing {
             let dir = dir
                 .duplicate()
@@ -192,6 +208,55 @@ impl Stage {
         }
         self.published = true;
         Ok(())
+    }
+
+    /// Publishes a staged directory in place of the tenant's existing one,
+    /// swapping the two in one step (`RENAME_EXCHANGE`); the old one is
+    /// then under the staged name, for the caller to remove. A restore that
+    /// replaces a tenant publishes this way, so that a failure before the
+    /// swap leaves the old tenant in place.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] for a failure before the swap (nothing changed).
+    pub(super) fn publish_swapping(
+        mut self,
+        tenant: &TenantName,
+        at: TenantPath<'_>,
+    ) -> Result<Swap> {
+        if matches!(self.how, How::Link) {
+            return Ok(Swap::Unsupported(self));
+        }
+        self.name_database(tenant, at)?;
+        let How::Rename {
+            parent,
+            staged,
+            entry,
+        } = &self.how
+        else {
+            return Ok(Swap::Unsupported(self));
+        };
+        match sys::rename_exchange(parent.fd(), staged, entry) {
+            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => {
+                return Ok(Swap::Unsupported(self));
+            }
+            Err(e) => {
+                let operation = "publishing the restored tenant";
+                return Err(Error::io(Some(tenant), at.entry(), operation, e));
+            }
+            Ok(()) => {}
+        }
+        self.published = true;
+        let durable = self.sync_dir(tenant, at).and_then(|()| {
+            let making = "making the restored tenant durable";
+            parent
+                .sync()
+                .map_err(|e| Error::io(Some(tenant), at.entry(), making, e))
+        });
+        Ok(Swap::Swapped {
+            old: staged.clone(),
+            durable,
+        })
     }
 
     /// Gives the database its own name: in a staged directory, as the last

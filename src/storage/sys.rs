@@ -146,6 +146,19 @@ pub(super) fn rename_no_replace(dir: BorrowedFd<'_>, from: &Path, to: &Path) -> 
     )?)
 }
 
+/// Swaps `a` and `b`, both in `dir`, in one step (`EINVAL` where the
+/// file system cannot).
+pub(super) fn rename_exchange(dir: BorrowedFd<'_>, a: &Path, b: &Path) -> io::Result<()> {
+    faults::check(Step::Rename, b)?;
+    Ok(rustix::fs::renameat_with(
+        dir,
+        a,
+        dir,
+        b,
+        RenameFlags::EXCHANGE,
+    )?)
+}
+
 /// Removes file `name` from `dir`.
 pub(super) fn unlink(dir: BorrowedFd<'_>, name: &Path) -> io::Result<()> {
     faults::check(Step::Unlink, name)?;

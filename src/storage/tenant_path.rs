@@ -35,6 +35,7 @@ use super::dir::Dir;
 use super::file_id::FileId;
 use super::lock::FileLock;
 use super::siblings::{lock_path, name_of};
+use super::sys;
 use crate::error::{Error, Result};
 use crate::name::TenantName;
 
@@ -160,7 +161,7 @@ impl TenantLock {
                 _ => lock_error(tenant, file, e),
             },
         )?;
-        match lock.db_dir() {
+        match lock.db_dir(at) {
             Some(_) => Ok(lock),
             None => Err(missing()),
         }
@@ -222,12 +223,16 @@ impl TenantLock {
         self.outer.dir()
     }
 
-    /// The database's directory, when it existed as the lock was taken.
-    pub(super) fn db_dir(&self) -> Option<&Dir> {
-        match self.owns_dir {
-            true => self.inner.as_ref().map(FileLock::dir),
-            false => Some(self.outer.dir()),
+    /// The database's directory, if it exists: for a tenant's own
+    /// directory, one that existed as the lock was taken and still does (a
+    /// destroy, or the sweep, may have removed it since).
+    pub(super) fn db_dir(&self, at: TenantPath<'_>) -> Option<&Dir> {
+        if !self.owns_dir {
+            return Some(self.outer.dir());
         }
+        let dir = self.inner.as_ref().map(FileLock::dir)?;
+        let still = sys::stat(self.outer.dir().fd(), at.entry_name());
+        still.is_ok().then_some(dir)
     }
 
     /// Which file the first lock is (a batch's check for one file under
