@@ -48,7 +48,7 @@ impl Entries {
         match self {
             Entries::Read { destroying, .. } if !destroying.is_empty() => {
                 let name = entry.file_name();
-                destroying.iter().any(|marked| *marked == name)
+                destroying.contains(&name)
             }
             _ => false,
         }
