@@ -5,17 +5,16 @@
 //! default layout (`%{bucket}/%{tenant}/main.sqlite3`) every tenant has a
 //! directory of its own, and that directory is the entry: create builds it
 //! whole under a hidden name and publishes it with one rename that never
-//! replaces anything (see `stage.rs`), and destroy moves it out of sight
-//! before it removes anything (see `fence.rs`). A visible tenant directory
-//! therefore holds a ready tenant (or one a destroy is still waiting to
-//! remove, which it may yet put back), and listing the tenants reads the
-//! bucket directories and nothing else. Only a crash, or a process of an
-//! earlier release working in the same root, can leave a tenant directory
-//! without its database: listed until `remove_debris` clears it, while
-//! `tenant_exists` and `connection` say there is no such tenant. In a
-//! layout without such a directory
-//! (`db/%{tenant}.sqlite3`) the entry is the database file itself,
-//! published with `link`.
+//! replaces anything (see `stage.rs`), and destroy marks it
+//! (`.acme.destroying` beside it) before it touches anything else (see
+//! `fence.rs`). A visible, unmarked tenant directory therefore holds a
+//! ready tenant, and listing the tenants reads the bucket directories and
+//! nothing else. Only a process of an earlier release working in the same
+//! root (or its crash) can leave a tenant directory without its database:
+//! listed until `remove_debris` clears it, while `tenant_exists` and
+//! `connection` say there is no such tenant. In a layout without such a
+//! directory (`db/%{tenant}.sqlite3`) the entry is the database file
+//! itself, published with `link`.
 //!
 //! Two locks, always taken in this order:
 //!
