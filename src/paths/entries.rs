@@ -20,9 +20,9 @@ pub(crate) const FENCE_SUFFIX: &str = ".destroying";
 pub(super) enum Entries {
     /// As the directory returns them.
     Streamed(fs::ReadDir),
-    /// All of them, read before the first is returned.
+    /// All of them with their names, read before the first is returned.
     Read {
-        entries: vec::IntoIter<io::Result<DirEntry>>,
+        entries: vec::IntoIter<io::Result<(DirEntry, OsString)>>,
         /// The names marked as being destroyed (usually none).
         destroying: Vec<OsString>,
     },
@@ -31,10 +31,15 @@ pub(super) enum Entries {
 impl Entries {
     /// Every entry of `read` at once, the marked names noted.
     pub(super) fn read_whole(read: fs::ReadDir) -> Self {
-        let entries: Vec<io::Result<DirEntry>> = read.collect();
+        let named = |entry: DirEntry| {
+            let name = entry.file_name();
+            (entry, name)
+        };
+        let entries: Vec<io::Result<(DirEntry, OsString)>> =
+            read.map(|entry| entry.map(named)).collect();
         let destroying = entries
             .iter()
-            .filter_map(|entry| marked(&entry.as_ref().ok()?.file_name()))
+            .filter_map(|entry| marked(&entry.as_ref().ok()?.1))
             .collect();
         Entries::Read {
             entries: entries.into_iter(),
@@ -42,25 +47,27 @@ impl Entries {
         }
     }
 
-    /// Whether `entry` is marked as being destroyed (its name is only
-    /// looked at when something is).
-    pub(super) fn being_destroyed(&self, entry: &DirEntry) -> bool {
+    /// Whether the entry `name` is marked as being destroyed.
+    pub(super) fn being_destroyed(&self, name: &OsStr) -> bool {
         match self {
-            Entries::Read { destroying, .. } if !destroying.is_empty() => {
-                let name = entry.file_name();
-                destroying.contains(&name)
-            }
-            _ => false,
+            Entries::Read { destroying, .. } => destroying.iter().any(|marked| marked == name),
+            Entries::Streamed(_) => false,
         }
     }
 }
 
+/// Each entry comes with its name, read once.
 impl Iterator for Entries {
-    type Item = io::Result<DirEntry>;
+    type Item = io::Result<(DirEntry, OsString)>;
 
     fn next(&mut self) -> Option<Self::Item> {
         match self {
-            Entries::Streamed(read) => read.next(),
+            Entries::Streamed(read) => read.next().map(|entry| {
+                entry.map(|entry| {
+                    let name = entry.file_name();
+                    (entry, name)
+                })
+            }),
             Entries::Read { entries, .. } => entries.next(),
         }
     }

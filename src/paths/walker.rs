@@ -199,12 +199,11 @@ impl Walker {
     }
 
     /// Sorts one entry of the directory on top of the stack.
-    fn classify(&self, entry: &DirEntry) -> Step {
+    fn classify(&self, entry: &DirEntry, file_name: &OsStr) -> Step {
         let Some(frame) = self.stack.last() else {
             return Step::Skip;
         };
         let depth = self.stack.len() - 1;
-        let file_name = entry.file_name();
         let Some(name) = file_name.to_str() else {
             debug!(path = %entry.path().display(), "skipping non-UTF-8 entry");
             return Step::Skip;
@@ -238,7 +237,7 @@ impl Walker {
                 Step::Descend(entry.path(), frame.captured.with(&captures))
             }
             Level::Dir => not_a_directory(entry, file_type),
-            Level::TenantDir => self.tenant_dir(frame, entry, file_type, depth, &captures),
+            Level::TenantDir => self.tenant_dir(frame, (entry, name), file_type, depth, &captures),
             Level::File => self.database_file(frame, entry, file_type, &captures),
         }
     }
@@ -263,7 +262,7 @@ impl Walker {
     fn tenant_dir(
         &self,
         frame: &Frame,
-        entry: &DirEntry,
+        (entry, name): (&DirEntry, &str),
         file_type: FileType,
         depth: usize,
         captures: &Captures<'_>,
@@ -275,7 +274,7 @@ impl Walker {
             debug!(path = %entry.path().display(), "skipping directory in the wrong bucket");
             return Step::Skip;
         };
-        if frame.entries.being_destroyed(entry) {
+        if frame.entries.being_destroyed(OsStr::new(name)) {
             debug!(path = %entry.path().display(), "skipping a tenant being destroyed");
             return Step::Skip;
         }
@@ -297,7 +296,7 @@ impl Walker {
             Mode::Tenants => Step::Skip,
             Mode::Candidates => {
                 // The tenant's directory and the file in it.
-                let below_len = entry.file_name().len() + 1 + file.len();
+                let below_len = name.len() + 1 + file.len();
                 Step::Found(Found {
                     below: below(frame, &path, below_len),
                     tenant,
@@ -449,19 +448,19 @@ impl Iterator for Walker {
         }
         loop {
             let frame = self.stack.last_mut()?;
-            let entry = match frame.entries.next() {
+            let (entry, name) = match frame.entries.next() {
                 None => {
                     self.stack.pop();
                     continue;
                 }
-                Some(Ok(entry)) => entry,
+                Some(Ok(named)) => named,
                 Some(Err(_)) if matches!(self.mode, Mode::Siblings { .. }) => continue,
                 Some(Err(e)) => {
                     let dir = frame.dir.clone();
                     return Some(Err(self.error(dir, e)));
                 }
             };
-            match self.classify(&entry) {
+            match self.classify(&entry, &name) {
                 Step::Descend(dir, captured) => {
                     if let Err(e) = self.open(dir, captured) {
                         return Some(Err(e));
