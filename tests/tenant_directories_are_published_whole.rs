@@ -99,7 +99,11 @@ fn child_creates_in_a_batch() {
 ///   before it fences the database: killed after that, the tenant is not
 ///   listed, `connection` says it is being destroyed, and `remove_debris`
 ///   finishes the destroy. Killed between the mark and the fence, the
-///   tenant is intact: `remove_debris` only removes the mark.
+///   tenant is intact, and listed (a listing looks behind a mark):
+///   `remove_debris` only removes the mark.
+/// - A restore replacing a tenant, killed before its swap, leaves the old
+///   database fenced and its own mark: `remove_debris` puts the old
+///   tenant back and drops the half-restored copy.
 /// - An earlier release's destroy, killed while it waited, left the
 ///   database fenced in a visible directory: listed (tenant directories
 ///   are trusted), refused, and finished by `remove_debris`; so is a
@@ -108,13 +112,15 @@ fn child_creates_in_a_batch() {
 fn what_a_crash_leaves_is_recognised() {
     let dir = tempfile::tempdir().unwrap();
     let m = common::manager(dir.path());
-    for name in ["acme", "globex", "hooli", "initech", "wayne"] {
+    for name in ["acme", "globex", "hooli", "initech", "stark", "wayne"] {
         m.create_tenant(name).unwrap();
     }
-    m.connection("wayne")
-        .unwrap()
-        .execute("INSERT INTO notes (body) VALUES ('kept')", [])
-        .unwrap();
+    for name in ["stark", "wayne"] {
+        m.connection(name)
+            .unwrap()
+            .execute("INSERT INTO notes (body) VALUES ('kept')", [])
+            .unwrap();
+    }
     m.prune_idle(Duration::ZERO);
     let dir_of = |name: &str| {
         let db = m.root().database_path(name).unwrap();
@@ -135,10 +141,18 @@ fn what_a_crash_leaves_is_recognised() {
     fence("hooli");
     File::create(beside("initech", ".lock")).unwrap();
     File::create(beside("wayne", ".destroying")).unwrap();
+    File::create(beside("stark", ".restoring")).unwrap();
+    fence("stark");
+    let half_restored = beside("stark", ".creating");
+    fs::create_dir_all(&half_restored).unwrap();
+    File::create(half_restored.join("main.sqlite3")).unwrap();
     let legacy = dir_of("umbrella");
     fs::create_dir_all(&legacy).unwrap();
     File::create(legacy.join(".main.sqlite3.lock")).unwrap();
-    assert_eq!(common::sorted_tenants(&m), ["hooli", "initech", "umbrella"]);
+    assert_eq!(
+        common::sorted_tenants(&m),
+        ["hooli", "initech", "umbrella", "wayne"]
+    );
     for name in ["globex", "hooli"] {
         assert!(!m.tenant_exists(name).unwrap(), "{name}");
         assert!(
@@ -151,19 +165,25 @@ fn what_a_crash_leaves_is_recognised() {
     m.create_tenant("acme").unwrap();
     assert!(!beside("acme", ".creating").exists());
     // globex finished (its mark and directory), hooli's fenced database,
-    // initech's lock, wayne's mark, umbrella's lock.
-    assert_eq!(m.remove_debris().unwrap(), 5);
+    // initech's lock, wayne's mark, stark's half-restored copy and mark,
+    // umbrella's lock.
+    assert_eq!(m.remove_debris().unwrap(), 7);
     assert!(!beside("globex", ".destroying").exists() && !dir_of("globex").exists());
     assert!(!dir_of("hooli").exists());
     assert!(!beside("initech", ".lock").exists());
     assert!(!legacy.exists());
-    assert_eq!(common::sorted_tenants(&m), ["acme", "initech", "wayne"]);
-    let kept: String = m
-        .connection("wayne")
-        .unwrap()
-        .query_row("SELECT body FROM notes", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(kept, "kept");
+    assert_eq!(
+        common::sorted_tenants(&m),
+        ["acme", "initech", "stark", "wayne"]
+    );
+    for name in ["stark", "wayne"] {
+        let kept: String = m
+            .connection(name)
+            .unwrap()
+            .query_row("SELECT body FROM notes", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(kept, "kept", "{name}");
+    }
     assert_eq!(m.remove_debris().unwrap(), 0);
     let files = common::tenant_files_under(dir.path());
     assert!(files.iter().all(|f| !f.contains("/.")), "{files:?}");

@@ -16,6 +16,10 @@ use std::vec;
 /// `.NAME.destroying`.
 pub(crate) const FENCE_SUFFIX: &str = ".destroying";
 
+/// Ends the name of the mark of a restore replacing a tenant:
+/// `.NAME.restoring`.
+pub(crate) const RESTORE_SUFFIX: &str = ".restoring";
+
 /// A directory's entries.
 pub(super) enum Entries {
     /// As the directory returns them.
@@ -76,9 +80,10 @@ impl Iterator for Entries {
 /// The name `name` marks as being destroyed, if it is a mark.
 fn marked(name: &OsStr) -> Option<OsString> {
     let bytes = name.as_bytes();
-    let inner = bytes
-        .strip_prefix(b".")?
-        .strip_suffix(FENCE_SUFFIX.as_bytes())?;
+    let hidden = bytes.strip_prefix(b".")?;
+    let inner = [FENCE_SUFFIX, RESTORE_SUFFIX]
+        .iter()
+        .find_map(|suffix| hidden.strip_suffix(suffix.as_bytes()))?;
     (!inner.is_empty()).then(|| OsStr::from_bytes(inner).to_owned())
 }
 
@@ -96,5 +101,6 @@ mod tests {
         assert_eq!(marked(OsStr::new("acme.destroying")), None);
         assert_eq!(marked(OsStr::new(".destroying")), None);
         assert_eq!(marked(OsStr::new(".acme.lock")), None);
+        assert_eq!(marked(OsStr::new(".acme.restoring")), Some("acme".into()));
     }
 }

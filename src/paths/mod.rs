@@ -17,7 +17,7 @@ pub use root::{DEFAULT_BUCKETS, DEFAULT_TEMPLATE, RootConfig};
 pub use tenants::Tenants;
 
 pub(crate) use bucket::Fnv1a;
-pub(crate) use entries::FENCE_SUFFIX;
+pub(crate) use entries::{FENCE_SUFFIX, RESTORE_SUFFIX};
 pub(crate) use path_template::SQLITE_SIDECARS;
 #[cfg(test)]
 pub(crate) use path_template::{LONGEST_DIR_SIBLING_EXTRA, LONGEST_SIBLING_EXTRA};

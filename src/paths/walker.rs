@@ -274,11 +274,8 @@ impl Walker {
             debug!(path = %entry.path().display(), "skipping directory in the wrong bucket");
             return Step::Skip;
         };
-        if frame.entries.being_destroyed(OsStr::new(name)) {
-            debug!(path = %entry.path().display(), "skipping a tenant being destroyed");
-            return Step::Skip;
-        }
-        if let Mode::Tenants = self.mode {
+        let marked = frame.entries.being_destroyed(OsStr::new(name));
+        if let (Mode::Tenants, false) = (self.mode, marked) {
             // Names only: no path to build.
             return Step::Found(Found {
                 tenant,
@@ -292,8 +289,22 @@ impl Walker {
             &self.layout.bucket_label(tenant.as_str()),
         );
         let path = entry.path().join(&file);
+        // A mark is a hint to look (rare): a destroy (or a restore) fences
+        // the database right after marking, and puts it back before it
+        // unmarks; the tenant is there exactly when its database is.
+        if marked
+            && !matches!(self.mode, Mode::Siblings { .. })
+            && !fs::symlink_metadata(&path).is_ok_and(|meta| meta.is_file())
+        {
+            debug!(path = %entry.path().display(), "skipping a tenant being destroyed");
+            return Step::Skip;
+        }
         match self.mode {
-            Mode::Tenants => Step::Skip,
+            Mode::Tenants => Step::Found(Found {
+                tenant,
+                path: PathBuf::new(),
+                below: None,
+            }),
             Mode::Candidates => {
                 // The tenant's directory and the file in it.
                 let below_len = name.len() + 1 + file.len();

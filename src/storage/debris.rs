@@ -11,11 +11,11 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use super::dir::Dir;
-use super::files::{remove_empty_parents, remove_quietly, remove_tree_quietly};
+use super::files::{remove_empty_parents, remove_quietly, remove_tree_last, remove_tree_quietly};
 use super::holders::{Holder, other_holder};
 use super::siblings::{
     debris_owner, fence_path, is_scratch_or_tombstone, is_sidecar, litestream_dir, lock_path,
-    sidecar_path, staging_path,
+    restore_mark_path, sidecar_path, staging_path,
 };
 use super::sys;
 use super::tenant_path::{TenantLock, TenantPath};
@@ -147,8 +147,9 @@ pub(super) fn remove_entry_debris(
     Ok(removed + finish_fenced_entry(tenant, lock, at)?)
 }
 
-/// Finishes a destroy (or a restore's replace) that died with its marker
-/// beside the tenant's directory (`.acme.destroying`, see `fence.rs`):
+/// Deals with the mark of a destroy or restore that died beside the
+/// tenant's directory (see `fence.rs`). A restore's (`.acme.restoring`):
+/// see [`put_back_unswapped`]. A destroy's (`.acme.destroying`):
 ///
 /// - the database fenced in the directory: unless another process still
 ///   has it open, the destroy is finished (the directory removed);
@@ -156,12 +157,62 @@ pub(super) fn remove_entry_debris(
 ///   or after putting it back): the tenant is intact;
 /// - no database, or no directory: what is left goes.
 ///
-/// Then the marker goes. Returns how many it removed (0 or 1).
+/// Then the mark goes. Returns how many marks it removed.
 ///
 /// # Errors
 ///
 /// [`Error::TenantBusy`] for a fenced database still open elsewhere.
 pub(super) fn finish_fenced_entry(
+    tenant: &TenantName,
+    lock: &TenantLock,
+    at: TenantPath<'_>,
+) -> Result<usize> {
+    Ok(put_back_unswapped(tenant, lock, at)? + finish_marked_destroy(tenant, lock, at)?)
+}
+
+/// A restore replacing the tenant died with its mark beside the tenant's
+/// directory (`.acme.restoring`): if the old database is still fenced in
+/// it (the restore never swapped), it goes back; then the mark goes. The
+/// restored copy, in `.acme.creating`, is removed as any half-built
+/// directory is. Returns how many it removed (0 or 1).
+fn put_back_unswapped(tenant: &TenantName, lock: &TenantLock, at: TenantPath<'_>) -> Result<usize> {
+    let parent = lock.parent();
+    let marker = restore_mark_path(at.entry_name());
+    if !exists(Some(tenant), parent, &marker)? {
+        return Ok(0);
+    }
+    let fenced = fence_path(at.db_name());
+    if let Some(dir) = lock.db_dir(at)
+        && !exists(Some(tenant), dir, at.db_name())?
+        && exists(Some(tenant), dir, &fenced)?
+    {
+        tracing::info!(dir = %dir.path().display(), "putting back a tenant whose restore was interrupted");
+        sys::rename(dir.fd(), &fenced, at.db_name())
+            .and_then(|()| dir.sync())
+            .map_err(|e| {
+                let operation = "putting back a tenant whose restore was interrupted";
+                Error::io(Some(tenant), dir.join(&fenced), operation, e)
+            })?;
+    }
+    remove_mark(tenant, parent, &marker).map(|()| 1)
+}
+
+fn remove_mark(tenant: &TenantName, parent: &Dir, marker: &Path) -> Result<()> {
+    match sys::unlink(parent.fd(), marker) {
+        // A directory there is debris all the same.
+        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::ISDIR.raw_os_error()) => {
+            remove_tree_quietly(parent, marker);
+            Ok(())
+        }
+        Err(e) if e.kind() != io::ErrorKind::NotFound => {
+            let operation = "removing the mark of an interrupted destroy or restore";
+            Err(Error::io(Some(tenant), parent.join(marker), operation, e))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn finish_marked_destroy(
     tenant: &TenantName,
     lock: &TenantLock,
     at: TenantPath<'_>,
@@ -179,24 +230,13 @@ pub(super) fn finish_fenced_entry(
             unless_held(tenant, dir, &fenced, at.db_name())?;
         }
         tracing::info!(dir = %dir.path().display(), "finishing a destroy that was interrupted");
-        remove_tree_quietly(parent, at.entry_name());
+        remove_tree_last(parent, at.entry_name(), &lock_path(at.db_name()));
         if exists(Some(tenant), parent, at.entry_name())? {
             // Left behind: the marker keeps it out of listings.
             return Ok(0);
         }
     }
-    match sys::unlink(parent.fd(), &marker) {
-        // A directory there is debris all the same.
-        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::ISDIR.raw_os_error()) => {
-            remove_tree_quietly(parent, &marker);
-        }
-        Err(e) if e.kind() != io::ErrorKind::NotFound => {
-            let operation = "removing the marker of an interrupted destroy";
-            return Err(Error::io(Some(tenant), parent.join(&marker), operation, e));
-        }
-        _ => {}
-    }
-    Ok(1)
+    remove_mark(tenant, parent, &marker).map(|()| 1)
 }
 
 /// Removes debris beside every tenant path under the root, skipping any

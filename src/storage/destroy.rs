@@ -47,9 +47,10 @@ pub(super) fn destroy_locked(
     at: TenantPath<'_>,
     deadline: Instant,
 ) -> Result<()> {
-    if at.owns_dir() {
-        // A fence left by a destroy that died would be in the way.
-        finish_fenced_entry(tenant, lock, at)?;
+    // The mark of a destroy that died (or failed) here would be in the
+    // way; finishing it may finish this destroy too.
+    if at.owns_dir() && finish_fenced_entry(tenant, lock, at)? > 0 && lock.db_dir(at).is_none() {
+        return Ok(());
     }
     let fence = Fence::raise(tenant, lock, at)?;
     if let Err(e) = fence.wait_released(deadline) {

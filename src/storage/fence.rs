@@ -27,10 +27,10 @@ use std::time::{Duration, Instant};
 
 use super::database_file::{Occupant, occupant_in};
 use super::dir::Dir;
-use super::files::{remove_quietly, remove_tree_quietly, remove_with_sidecars};
+use super::files::{remove_quietly, remove_tree_last, remove_tree_quietly, remove_with_sidecars};
 use super::holders::{Holder, other_holder};
 use super::open_gate::barrier;
-use super::siblings::{fence_path, litestream_dir, sidecar_path};
+use super::siblings::{fence_path, litestream_dir, lock_path, restore_mark_path, sidecar_path};
 use super::sys;
 use super::tenant_path::{TenantLock, TenantPath};
 use crate::error::{Error, OtherProcess, Result};
@@ -68,6 +68,26 @@ impl<'a> Fence<'a> {
         lock: &'a TenantLock,
         at: TenantPath<'a>,
     ) -> Result<Self> {
+        Self::raise_marked(tenant, lock, at, fence_path(at.entry_name()))
+    }
+
+    /// As [`raise`](Self::raise), for a restore that replaces the tenant:
+    /// its mark says that a crash before the swap puts the old tenant back
+    /// (see `debris.rs`).
+    pub(super) fn raise_for_restore(
+        tenant: &'a TenantName,
+        lock: &'a TenantLock,
+        at: TenantPath<'a>,
+    ) -> Result<Self> {
+        Self::raise_marked(tenant, lock, at, restore_mark_path(at.entry_name()))
+    }
+
+    fn raise_marked(
+        tenant: &'a TenantName,
+        lock: &'a TenantLock,
+        at: TenantPath<'a>,
+        marker: PathBuf,
+    ) -> Result<Self> {
         let missing = || Error::TenantDoesNotExist {
             tenant: tenant.clone(),
             path: at.db().to_path_buf(),
@@ -94,7 +114,6 @@ impl<'a> Fence<'a> {
             standing: false,
         };
         if at.owns_dir() {
-            let marker = fence_path(at.entry_name());
             let made = sys::create_new(fence.parent.fd(), &marker);
             made.map_err(|e| {
                 fence.io_error("fencing the tenant off", &fence.parent.join(&marker), e)
@@ -166,7 +185,8 @@ impl<'a> Fence<'a> {
             // then the marker, unless something was left: then the marker
             // keeps it out of listings until `remove_debris`.
             Some(marker) => {
-                remove_tree_quietly(self.parent, self.at.entry_name());
+                let held = lock_path(self.at.db_name());
+                remove_tree_last(self.parent, self.at.entry_name(), &held);
                 if !present(self.parent, self.at.entry_name()) {
                     remove_quietly(self.parent, marker);
                 }
@@ -218,7 +238,9 @@ impl<'a> Fence<'a> {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             other => other?,
         }
-        self.dir.sync()?;
+        if let Err(e) = self.dir.sync() {
+            tracing::warn!(dir = %self.dir.path().display(), error = %e, "a fenced tenant was put back, but its directory could not be synced");
+        }
         if let Some(marker) = &self.marker {
             sys::unlink(self.parent.fd(), marker)?;
             if let Err(e) = self.parent.sync() {

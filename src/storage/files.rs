@@ -51,13 +51,36 @@ pub(super) fn remove_tree_quietly(dir: &Dir, name: &Path) {
 }
 
 fn remove_tree(dir: &Dir, name: &Path) -> io::Result<()> {
+    remove_tree_but(dir, name, None)
+}
+
+/// Removes directory `name` in `dir` and everything in it, `last` (a file
+/// in it) last of all: a destroy removes its tenant's directory with the
+/// lock file it holds in it, and another process must not find that file
+/// gone while there is still something to remove.
+pub(super) fn remove_tree_last(dir: &Dir, name: &Path, last: &Path) {
+    if let Err(e) = remove_tree_but(dir, name, Some(last))
+        && e.kind() != io::ErrorKind::NotFound
+    {
+        let path = dir.join(name);
+        tracing::warn!(dir = %path.display(), error = %e, "could not remove directory");
+    }
+}
+
+fn remove_tree_but(dir: &Dir, name: &Path, last: Option<&Path>) -> io::Result<()> {
     let inner = dir.child(name)?;
     for entry in inner.entries()? {
         let (entry, is_dir) = entry?;
         if is_dir {
             remove_tree(&inner, &entry)?;
-        } else {
+        } else if Some(entry.as_path()) != last {
             sys::unlink(inner.fd(), &entry)?;
+        }
+    }
+    if let Some(last) = last {
+        match sys::unlink(inner.fd(), last) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
         }
     }
     sys::remove_dir(dir.fd(), name)
@@ -70,15 +93,22 @@ fn remove_tree(dir: &Dir, name: &Path) -> io::Result<()> {
 /// release and earlier ones) away from `to` in between.
 pub(super) fn rename_no_replace(dir: &Dir, from: &Path, to: &Path) -> io::Result<()> {
     match sys::rename_no_replace(dir.fd(), from, to) {
-        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => {
-            match sys::stat(dir.fd(), to) {
-                Ok(_) => Err(io::Error::from(io::ErrorKind::AlreadyExists)),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => sys::rename(dir.fd(), from, to),
-                Err(e) => Err(e),
-            }
-        }
+        Err(e) if cannot_promise(&e) => match sys::stat(dir.fd(), to) {
+            Ok(_) => Err(io::Error::from(io::ErrorKind::AlreadyExists)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => sys::rename(dir.fd(), from, to),
+            Err(e) => Err(e),
+        },
         other => other,
     }
+}
+
+/// Whether a rename failed because the kernel or file system cannot do
+/// what its flags ask (`EINVAL`; `ENOSYS` from an old kernel or a
+/// sandbox).
+pub(super) fn cannot_promise(e: &io::Error) -> bool {
+    let code = e.raw_os_error();
+    code == Some(rustix::io::Errno::INVAL.raw_os_error())
+        || code == Some(rustix::io::Errno::NOSYS.raw_os_error())
 }
 
 /// Removes the directories from `dir` up that are now empty, stopping at

@@ -152,8 +152,15 @@ pub(super) fn split(path: &Path) -> io::Result<(&Path, &Path)> {
 
 impl Drop for FileLock {
     fn drop(&mut self) {
-        // Unlink first, unlock second (closing the file unlocks it).
-        if let Err(e) = sys::unlink(self.dir.fd(), &self.name)
+        // Unlink first, unlock second (closing the file unlocks it); only
+        // the file this lock holds, not one another process made since
+        // ours was removed with its directory (a destroy).
+        let ours = match &self.file {
+            Some(file) => FileId::still_in(file, &self.dir, &self.name).unwrap_or(true),
+            None => false,
+        };
+        if ours
+            && let Err(e) = sys::unlink(self.dir.fd(), &self.name)
             && e.kind() != io::ErrorKind::NotFound
         {
             let path = self.dir.join(&self.name);

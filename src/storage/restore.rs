@@ -150,7 +150,7 @@ fn replace_with(
         return stage.publish(tenant, at);
     }
     finish_fenced_entry(tenant, lock, at)?;
-    let fence = Fence::raise(tenant, lock, at)?;
+    let fence = Fence::raise_for_restore(tenant, lock, at)?;
     if let Err(e) = fence.wait_released(deadline) {
         fence.put_back()?;
         return Err(e);

@@ -22,8 +22,9 @@
 //! - `.acme.creating/`: the directory a create or restore builds, published
 //!   by renaming it to `acme`;
 //! - `.acme.destroying`: a destroy's mark, made before it touches anything
-//!   else and removed last: listings skip a marked tenant (see
-//!   `fence.rs`).
+//!   else and removed last: listings skip a marked tenant whose database
+//!   is not in place (see `fence.rs`);
+//! - `.acme.restoring`: the same for a restore that replaces the tenant.
 //!
 //! Hidden names can never be tenants' (a tenant name starts with a letter
 //! or digit, and a path template may not start a component with `.`), so
@@ -42,6 +43,8 @@ const TOMBSTONE: &str = ".deleted-";
 /// Ends a lock file: `.NAME.lock`.
 const LOCK: &str = ".lock";
 const FENCE: &str = crate::paths::FENCE_SUFFIX;
+/// Ends the mark of a restore replacing a tenant: `.NAME.restoring`.
+const RESTORING: &str = crate::paths::RESTORE_SUFFIX;
 /// Ends a tenant directory being built: `.NAME.creating`.
 const STAGING: &str = ".creating";
 const LITESTREAM: &str = "-litestream";
@@ -81,6 +84,12 @@ pub(super) fn tombstone_path(db: &Path) -> PathBuf {
 /// tenant's lock destroys it.
 pub(super) fn fence_path(db: &Path) -> PathBuf {
     hidden_sibling(db, FENCE)
+}
+
+/// The mark of a restore replacing the tenant whose directory is
+/// `entry`: the old tenant goes back if the restore dies before its swap.
+pub(super) fn restore_mark_path(entry: &Path) -> PathBuf {
+    hidden_sibling(entry, RESTORING)
 }
 
 /// The directory Litestream keeps beside a database it replicates.
@@ -136,7 +145,7 @@ pub(super) fn debris_owner(file_name: &str) -> Option<&str> {
     if let Some(hidden) = file_name.strip_prefix('.') {
         // Fixed suffixes first: a tenant's name may itself contain a
         // scratch or tombstone marker (`x.tmp-1` is a valid name).
-        let fixed = [LOCK, FENCE, STAGING, LITESTREAM]
+        let fixed = [LOCK, FENCE, RESTORING, STAGING, LITESTREAM]
             .iter()
             .find_map(|suffix| hidden.strip_suffix(suffix));
         if fixed.is_some() {
@@ -234,7 +243,12 @@ mod tests {
         assert_eq!(longest, crate::paths::LONGEST_SIBLING_EXTRA);
         // Beside a tenant's own directory.
         let entry = Path::new("/r/acme");
-        let beside = [lock_path(entry), staging_path(entry), fence_path(entry)];
+        let beside = [
+            lock_path(entry),
+            staging_path(entry),
+            fence_path(entry),
+            restore_mark_path(entry),
+        ];
         let extra = |p: &PathBuf| p.file_name().unwrap().len() - "acme".len();
         let longest = beside.iter().map(extra).max().unwrap();
         assert_eq!(longest, crate::paths::LONGEST_DIR_SIBLING_EXTRA);

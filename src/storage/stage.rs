@@ -31,7 +31,9 @@ use std::path::{Path, PathBuf};
 
 use super::create::link;
 use super::dir::Dir;
-use super::files::{remove_quietly, remove_tree_quietly, remove_with_sidecars, rename_no_replace};
+use super::files::{
+    cannot_promise, remove_quietly, remove_tree_quietly, remove_with_sidecars, rename_no_replace,
+};
 use super::siblings::{scratch_path, sidecar_path, staging_path};
 use super::sys;
 use super::tenant_path::{TenantLock, TenantPath};
@@ -237,7 +239,7 @@ impl Stage {
             return Ok(Swap::Unsupported(self));
         };
         match sys::rename_exchange(parent.fd(), staged, entry) {
-            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) => {
+            Err(e) if cannot_promise(&e) => {
                 return Ok(Swap::Unsupported(self));
             }
             Err(e) => {

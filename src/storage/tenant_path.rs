@@ -230,8 +230,18 @@ impl TenantLock {
             return Some(self.outer.dir());
         }
         let dir = self.inner.as_ref().map(FileLock::dir)?;
-        let still = sys::stat(self.outer.dir().fd(), at.entry_name());
-        still.is_ok().then_some(dir)
+        match sys::stat(self.outer.dir().fd(), at.entry_name()) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            // The name now names another directory (a restore swapped
+            // them): the locked one is gone from here.
+            Ok(now) => match sys::fstat(dir.fd()) {
+                Ok(locked) if FileId::from_stat(&locked) != FileId::from_stat(&now) => None,
+                _ => Some(dir),
+            },
+            // Cannot tell: the directory is taken to be there, and the
+            // next step on it reports the error.
+            Err(_) => Some(dir),
+        }
     }
 
     /// Which file the first lock is (a batch's check for one file under
