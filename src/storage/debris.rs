@@ -122,9 +122,9 @@ fn unless_held(tenant: &TenantName, dir: &Dir, held: &Path, name: &Path) -> Resu
 
 /// Beside a tenant's own directory (the caller holds its entry lock):
 /// removes the directory a crashed create was building (never a tenant:
-/// a staged directory is published by rename), and finishes a destroy
-/// that died with the tenant's directory out of sight (see
-/// [`finish_fenced_entry`]). Returns how many it removed.
+/// a staged directory is published by rename), and deals with the mark of
+/// a destroy or restore that died (see [`finish_fenced_entry`]). Returns
+/// how many it removed.
 ///
 /// # Errors
 ///

@@ -4,8 +4,8 @@
 //! Holding the tenant's locks, destroy fences the database off (renames it
 //! out of reach: see `fence.rs`), waits until no other process holds it
 //! open, and only then deletes it with its sidecars, then the tenant's
-//! directory (out of sight first), the lock files and the directories left
-//! empty (never the root). If another process still holds it when the deadline passes, the
+//! directory, the lock files and the directories left empty (never the
+//! root). If another process still holds it when the deadline passes, the
 //! tenant is put back and the destroy fails with `TenantBusy`: no write
 //! another process was told had committed is ever deleted without the
 //! destroy reporting success, and no process commits to the old file after
