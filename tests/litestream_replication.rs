@@ -56,6 +56,19 @@ fn start_replication(bin: &Path, config: &Path, log: &Path) -> Child {
         .unwrap()
 }
 
+/// Litestream replicating `m`'s root into `replica` (its config and log
+/// in `dir`), once it replicates the two tenants there: the process and
+/// its log.
+fn replicate(bin: &Path, dir: &Path, m: &TenantManager, replica: &Path) -> (Child, PathBuf) {
+    let config = dir.join("litestream.yml");
+    let url = format!("file://{}", replica.display());
+    std::fs::write(&config, m.root().litestream_config(&url).unwrap()).unwrap();
+    let log = dir.join("litestream.log");
+    let litestream = start_replication(bin, &config, &log);
+    wait_for_log(&log, "replicating to", 2);
+    (litestream, log)
+}
+
 /// Waits until Litestream's log has `n` lines containing `what`.
 fn wait_for_log(log: &Path, what: &str, n: usize) {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -152,12 +165,7 @@ fn litestream_replicates_every_tenant_and_restore_brings_them_back() {
     let m = manager(&root);
     m.create_tenant("acme").unwrap();
     m.create_tenant("globex").unwrap();
-    let config = dir.path().join("litestream.yml");
-    let url = format!("file://{}", replica.display());
-    std::fs::write(&config, m.root().litestream_config(&url).unwrap()).unwrap();
-    let log = dir.path().join("litestream.log");
-    let mut litestream = start_replication(&bin, &config, &log);
-    wait_for_log(&log, "replicating to", 2);
+    let (mut litestream, log) = replicate(&bin, dir.path(), &m, &replica);
 
     // A tenant created while Litestream runs is picked up too.
     m.create_tenant("initech").unwrap();
@@ -231,12 +239,7 @@ fn a_destroy_waiting_for_a_slow_process_is_not_held_up_by_litestream() {
     m.create_tenant("acme").unwrap();
     m.create_tenant("globex").unwrap();
     insert_users(&m, "globex", 5);
-    let config = dir.path().join("litestream.yml");
-    let url = format!("file://{}", replica.display());
-    std::fs::write(&config, m.root().litestream_config(&url).unwrap()).unwrap();
-    let log = dir.path().join("litestream.log");
-    let mut litestream = start_replication(&bin, &config, &log);
-    wait_for_log(&log, "replicating to", 2);
+    let (mut litestream, log) = replicate(&bin, dir.path(), &m, &replica);
     m.prune_idle(Duration::ZERO);
 
     let mut holder = common::child::spawn(&mut common::child::command(
