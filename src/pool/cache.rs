@@ -12,7 +12,7 @@
 //! `destroy_tenant` can wait for those connections too.
 
 use std::num::NonZeroUsize;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -171,12 +171,15 @@ impl PoolCache {
         drop(pool);
     }
 
-    /// Every cached pool, for the watcher to look at unlocked.
-    pub(super) fn snapshot(&self) -> Vec<Arc<TenantPool>> {
+    /// Every cached pool, for the watcher to look at unlocked. Weak: a
+    /// pool evicted while the watcher works through the list closes at
+    /// once, instead of keeping its connections (and descriptors) open
+    /// until the watcher is done, past the cache's bound.
+    pub(super) fn snapshot(&self) -> Vec<Weak<TenantPool>> {
         let mut pools = Vec::new();
         for shard in &self.shards {
             let shard = shard.lock();
-            pools.extend(shard.lru.iter().map(|(_, p)| Arc::clone(p)));
+            pools.extend(shard.lru.iter().map(|(_, p)| Arc::downgrade(p)));
         }
         pools
     }

@@ -82,6 +82,8 @@ fn run(cache: &Weak<PoolCache>, settings: WatchSettings, stopped: &mpsc::Receive
 /// Evicts every cached pool whose file or version changed.
 fn watch(cache: &PoolCache, latest_version: usize) {
     for pool in cache.snapshot() {
+        // Evicted meanwhile: closed already, nothing to look at.
+        let Some(pool) = pool.upgrade() else { continue };
         if let Some(change) = change_of(&pool, latest_version) {
             tracing::info!(tenant = %pool.name(), change, "tenant changed by another process; its pool is retired");
             cache.retire_stale(&pool);
