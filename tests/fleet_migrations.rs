@@ -215,6 +215,43 @@ fn fail_fast_stops_starting_tenants() {
     assert!(!report.is_success());
 }
 
+/// Workers walk buckets of their own; a run stopped part way (by a
+/// cancel, with buckets and tenants still in workers' hands) still
+/// accounts for every tenant exactly once: done, or skipped.
+#[test]
+fn a_cancelled_run_accounts_for_every_tenant_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = at_version(dir.path(), 2);
+    let mut all: Vec<String> = (0..80).map(|i| format!("t{i:02}")).collect();
+    for name in &all {
+        old.create_tenant(name).unwrap();
+    }
+    drop(old);
+    let cancel = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (flag, done) = (Arc::clone(&cancel), Arc::new(AtomicUsize::new(0)));
+    let options = MigrateOptions::new()
+        .jobs(3)
+        .cancel_on(Arc::clone(&cancel))
+        .after_each(move |_| {
+            if done.fetch_add(1, Ordering::SeqCst) + 1 == 10 {
+                flag.store(true, Ordering::SeqCst);
+            }
+        });
+    let report = full(dir.path()).migrate_all(&options).unwrap();
+    assert!(report.cancelled, "{report}");
+    let mut seen: Vec<String> = (report.tenants.iter().map(|t| t.tenant.to_string()))
+        .chain(report.skipped.iter().map(|t| t.to_string()))
+        .collect();
+    seen.sort();
+    all.sort();
+    assert_eq!(seen, all, "{report}");
+    assert!(
+        report.total() >= 10 && !report.skipped.is_empty(),
+        "{report}"
+    );
+    assert_eq!(report.total() + report.skipped.len(), 80, "{report}");
+}
+
 #[test]
 fn jobs_one_and_four_give_the_same_results() {
     type Line = (String, Option<usize>, Option<usize>, Vec<String>, bool);

@@ -1,26 +1,28 @@
 //! The fleet engine: migrating and inspecting every tenant, in parallel.
 //!
 //! `migrate_all` and `migration_status` stream: their workers take tenants
-//! one at a time from the walk (or the caller's list), read each one's
-//! version from its header (`peek_found`), and fold the result into a
-//! report that keeps only the tenants that need attention. Memory does
-//! not grow with the number of tenants.
+//! from the walk, each worker walking a bucket of its own at a time (or
+//! from the caller's list; see `feed.rs`), read each one's version from
+//! its header (`peek_found`), and fold the result into a report that
+//! keeps only the tenants that need attention. Memory does not grow with
+//! the number of tenants.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use parking_lot::Mutex;
 
+use super::feed::{Feed, in_report_order};
 use super::migrations::Migrations;
 use super::options::{MigrateOptions, Progress};
 use super::report::{MigrationReport, StatusReport, TenantReport, TenantStatus};
 use super::tenant::migrate_from;
-use super::version::{is_database, peek_found};
+use super::version::peek_found;
 use crate::error::{Error, Result};
 use crate::name::TenantName;
-use crate::paths::{Found, Mode, RootConfig};
+use crate::paths::{Found, RootConfig};
 
 /// Runs `work` over `items` on `jobs` scoped threads; results keep the
 /// input order. `stop` ends the run early (unstarted items give `None`).
@@ -78,156 +80,6 @@ pub(crate) fn collect_tenants(
     Ok((tenants, errors))
 }
 
-/// The tenants of a run, handed to its workers a batch at a time: the
-/// walk of the root ([`Mode::Candidates`]), or the caller's list in its
-/// order.
-pub(crate) struct Feed<'a> {
-    /// The root directory, every tenant's path reached from it.
-    pub(crate) root: &'a Path,
-    source: Mutex<Source<'a>>,
-    /// Tenants handed out but not started when the run stopped.
-    unstarted: Mutex<Vec<(usize, Found)>>,
-    /// Whether the tenants come from the walk (then a candidate whose
-    /// database is not there is skipped, and rows are sorted by name).
-    walked: bool,
-    /// How many tenants there are at most (no more workers are started).
-    most: usize,
-}
-
-struct Source<'a> {
-    tenants: Box<dyn Iterator<Item = Result<Found>> + Send + 'a>,
-    /// How many were handed out: each one's place in the run.
-    handed: usize,
-    listing_errors: Vec<Arc<Error>>,
-}
-
-/// The most tenants a worker takes at once. The walk runs under the
-/// feed's lock, and a worker that finds it taken sleeps and wakes again
-/// (two context switches, more than reading a header costs): batches of
-/// quick tenants make that rare.
-const BATCH: usize = 32;
-
-/// A tenant done in less than this is quick (a header read), and the next
-/// batch is twice as big; a slower one (a migration) makes the next batch
-/// one tenant, so that no worker sits on tenants another could start.
-const QUICK: Duration = Duration::from_micros(50);
-
-impl<'a> Feed<'a> {
-    /// The tenants `only` names (validated, with their paths), or else
-    /// every tenant on disk.
-    ///
-    /// # Errors
-    ///
-    /// A bad name in `only`, a bad template, a root that cannot be walked.
-    pub(crate) fn new(root: &'a RootConfig, only: Option<&[String]>) -> Result<Self> {
-        let tenants: Box<dyn Iterator<Item = Result<Found>> + Send> = match only {
-            Some(names) => {
-                let named = names.iter().map(|name| {
-                    let tenant = TenantName::new(name)?;
-                    let path = root.path_of(tenant.as_str())?;
-                    Ok(Found {
-                        tenant,
-                        path,
-                        below: None,
-                    })
-                });
-                Box::new(named.collect::<Result<Vec<_>>>()?.into_iter().map(Ok))
-            }
-            None => Box::new(root.walk(Mode::Candidates)?),
-        };
-        let source = Source {
-            tenants,
-            handed: 0,
-            listing_errors: Vec::new(),
-        };
-        Ok(Feed {
-            root: root.root_dir(),
-            source: Mutex::new(source),
-            unstarted: Mutex::new(Vec::new()),
-            walked: only.is_none(),
-            most: only.map_or(usize::MAX, <[String]>::len),
-        })
-    }
-
-    /// Fills `batch` with up to `size` tenants and their places in the
-    /// run; a directory that cannot be listed is kept as a listing error.
-    fn fill(&self, batch: &mut Vec<(usize, Found)>, size: usize) {
-        let mut source = self.source.lock();
-        while batch.len() < size {
-            match source.tenants.next() {
-                None => break,
-                Some(Ok(found)) => {
-                    batch.push((source.handed, found));
-                    source.handed += 1;
-                }
-                Some(Err(e)) => source.listing_errors.push(Arc::new(e)),
-            }
-        }
-    }
-
-    /// Runs `work` on every tenant on `jobs` scoped threads, until the
-    /// tenants run out or `stop` says so. Each worker has state of its own:
-    /// made by `start`, given to `work` with every tenant, handed to `done`
-    /// at the end. A fleet run of quick tenants keeps its tallies this way,
-    /// not behind one lock taken a million times.
-    fn run<S>(
-        &self,
-        jobs: usize,
-        stop: &(dyn Fn() -> bool + Sync),
-        start: &(dyn Fn() -> S + Sync),
-        work: &(dyn Fn(&mut S, usize, Found) + Sync),
-        done: &(dyn Fn(S) + Sync),
-    ) {
-        std::thread::scope(|scope| {
-            for _ in 0..jobs.min(self.most).max(1) {
-                scope.spawn(|| {
-                    let mut state = start();
-                    let (mut batch, mut size) = (Vec::with_capacity(BATCH), 1);
-                    while !stop() {
-                        self.fill(&mut batch, size);
-                        let (count, started) = (batch.len() as u32, Instant::now());
-                        if count == 0 {
-                            break;
-                        }
-                        for (place, found) in batch.drain(..) {
-                            if stop() {
-                                self.unstarted.lock().push((place, found));
-                            } else {
-                                work(&mut state, place, found);
-                            }
-                        }
-                        let quick = started.elapsed() < QUICK * count;
-                        size = if quick { (size * 2).min(BATCH) } else { 1 };
-                    }
-                    done(state);
-                });
-            }
-        });
-    }
-
-    /// The tenants never started (after a stop), in report order, and the
-    /// listing errors.
-    fn finish(self) -> (Vec<TenantName>, Vec<Arc<Error>>) {
-        let (walked, root) = (self.walked, self.root);
-        let mut rest = self.unstarted.into_inner();
-        let mut source = self.source.into_inner();
-        for next in source.tenants {
-            match next {
-                Ok(found) => {
-                    rest.push((source.handed, found));
-                    source.handed += 1;
-                }
-                Err(e) => source.listing_errors.push(Arc::new(e)),
-            }
-        }
-        // What `tenants()` would have listed.
-        rest.retain(|(_, found)| !walked || is_database(found, root));
-        let rest = rest.into_iter().map(|(place, found)| (place, found.tenant));
-        let skipped = in_report_order(rest.collect(), walked, |t| t);
-        (skipped, source.listing_errors)
-    }
-}
-
 /// How many tenants a run has, for progress: the caller's list, or one
 /// more walk of the root (only a run that reports progress pays for it).
 fn fleet_size(root: &RootConfig, only: Option<&[String]>) -> Result<usize> {
@@ -235,21 +87,6 @@ fn fleet_size(root: &RootConfig, only: Option<&[String]>) -> Result<usize> {
         Some(names) => Ok(names.len()),
         None => Ok(root.tenants()?.filter(|t| t.is_ok()).count()),
     }
-}
-
-/// `rows` (each with its place in the run) sorted by tenant name when the
-/// run walked the root, else in the caller's order.
-fn in_report_order<T>(
-    mut rows: Vec<(usize, T)>,
-    walked: bool,
-    tenant: impl Fn(&T) -> &TenantName,
-) -> Vec<T> {
-    if walked {
-        rows.sort_by(|a, b| tenant(&a.1).cmp(tenant(&b.1)));
-    } else {
-        rows.sort_by_key(|row| row.0);
-    }
-    rows.into_iter().map(|(_, row)| row).collect()
 }
 
 /// A report being filled by a run's workers, and the rows it will list

@@ -2,6 +2,7 @@
 //! gate at pool open, the template database's schema, and the parallel
 //! fleet engine with its options and reports.
 
+mod feed;
 mod fleet;
 mod history;
 mod migrations;

@@ -47,6 +47,12 @@ impl Layout {
         bucket::label(tenant, self.buckets)
     }
 
+    /// Appends component `index` of `tenant`'s path to `path`.
+    pub(super) fn push_component(&self, index: usize, tenant: &str, path: &mut PathBuf) {
+        let bucket = || self.bucket_label(tenant);
+        self.template.push_component(index, tenant, bucket, path);
+    }
+
     /// The tenant a walk captured, if its name is valid and its bucket is
     /// its own.
     pub(super) fn captured_tenant(

@@ -21,4 +21,4 @@ pub(crate) use entries::{FENCE_SUFFIX, RESTORE_SUFFIX};
 pub(crate) use path_template::SQLITE_SIDECARS;
 #[cfg(test)]
 pub(crate) use path_template::{LONGEST_DIR_SIBLING_EXTRA, LONGEST_SIBLING_EXTRA};
-pub(crate) use walker::{Found, Mode};
+pub(crate) use walker::{Found, Mode, Part, Walker};

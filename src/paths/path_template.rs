@@ -1,6 +1,8 @@
 //! Path templates such as `%{bucket}/%{tenant}/main.sqlite3`: parsing,
 //! rendering a tenant's path, and matching directory entries back to names.
 
+use std::path::PathBuf;
+
 use crate::name::MAX_TENANT_NAME_LEN;
 
 /// One piece of a path component.
@@ -140,6 +142,32 @@ impl PathTemplate {
             }
         }
         out
+    }
+
+    /// Appends component `index` to `path` as one more path component,
+    /// `bucket` asked for only if the component has one: a walk builds
+    /// each candidate's path with no allocation of its own.
+    pub(super) fn push_component(
+        &self,
+        index: usize,
+        tenant: &str,
+        bucket: impl FnOnce() -> String,
+        path: &mut PathBuf,
+    ) {
+        let segments = self.components.get(index).map_or(&[][..], Vec::as_slice);
+        let bucket = segments
+            .contains(&Segment::Bucket)
+            .then(bucket)
+            .unwrap_or_default();
+        let out = path.as_mut_os_string();
+        out.push("/");
+        for segment in segments {
+            match segment {
+                Segment::Literal(text) => out.push(text),
+                Segment::Tenant => out.push(tenant),
+                Segment::Bucket => out.push(&bucket),
+            }
+        }
     }
 
     /// Matches a directory entry's name against component `index`.

@@ -13,18 +13,19 @@
 //! path) and looks at the database itself instead of the walk.
 
 use std::ffi::OsStr;
-use std::fs::{self, DirEntry, FileType};
+use std::fs;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rustix::fs::{Mode as Permissions, OFlags};
+use rustix::fs::{FileType, Mode as Permissions, OFlags};
+use rustix::io::Errno;
 
 use tracing::{debug, warn};
 
-use super::entries::Entries;
+use super::entries::{Entries, Entry};
 use super::layout::Layout;
 use super::path_template::Captures;
 use crate::error::{Error, Result};
@@ -119,8 +120,6 @@ struct Frame {
     dir: PathBuf,
     entries: Entries,
     captured: Captured,
-    /// The same directory open for `*at` calls ([`Mode::Candidates`]).
-    fd: Option<Arc<OwnedFd>>,
 }
 
 /// What one directory entry is to the walk.
@@ -149,47 +148,130 @@ pub(crate) struct Walker {
     layout: Layout,
     mode: Mode,
     stack: Vec<Frame>,
-    started: bool,
+    /// The directory to read first, until it is opened.
+    start: Option<(PathBuf, Captured)>,
+    /// The template level of `stack[0]`: 0 for the root, more for a part
+    /// of a walk (see [`Walker::next_part`]).
+    base: usize,
+    /// The directory `start` is in (none for the root).
+    above: Option<Arc<OwnedFd>>,
+}
+
+/// A piece of a walk, for a walk shared by several threads: a directory
+/// below the root, for one thread to walk alone, or a tenant found at the
+/// top.
+pub(crate) enum Part {
+    /// A walk of one directory below the root (a bucket).
+    Subtree(Walker),
+    /// A tenant whose database is right in the root.
+    Found(Found),
 }
 
 impl Walker {
     pub(super) fn new(layout: Layout, mode: Mode) -> Self {
+        let root = layout.root().to_path_buf();
         Walker {
             layout,
             mode,
             stack: Vec::new(),
-            started: false,
+            start: Some((root, Captured::default())),
+            base: 0,
+            above: None,
         }
     }
 
+    /// The next part of a walk that has not descended anywhere: each
+    /// directory of the root as a walk of its own, each tenant in the root
+    /// as itself. Threads that share a fleet run take parts and walk them
+    /// apart, instead of each tenant through one lock. The rest of the
+    /// walk is still this iterator.
+    pub(crate) fn next_part(&mut self) -> Option<Result<Part>> {
+        loop {
+            match self.next_step()? {
+                Ok(Step::Descend(dir, captured)) => {
+                    return Some(Ok(Part::Subtree(Walker {
+                        layout: self.layout.clone(),
+                        mode: self.mode,
+                        stack: Vec::new(),
+                        start: Some((dir, captured)),
+                        base: self.base + self.stack.len(),
+                        above: self
+                            .stack
+                            .last()
+                            .map(|frame| Arc::clone(frame.entries.dir())),
+                    })));
+                }
+                Ok(Step::Found(found)) => return Some(Ok(Part::Found(found))),
+                Ok(Step::Skip) => {}
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
+
+    /// The next entry of the directory on top of the stack, sorted (the
+    /// start opened first): `None` when the stack is empty.
+    fn next_step(&mut self) -> Option<Result<Step>> {
+        if let Some((dir, captured)) = self.start.take()
+            && let Err(e) = self.open(dir, captured)
+        {
+            return Some(Err(e));
+        }
+        loop {
+            let frame = self.stack.last_mut()?;
+            let index = match frame.entries.advance() {
+                None => {
+                    self.stack.pop();
+                    continue;
+                }
+                Some(Ok(index)) => index,
+                Some(Err(_)) if matches!(self.mode, Mode::Siblings { .. }) => continue,
+                Some(Err(e)) => {
+                    let dir = frame.dir.clone();
+                    return Some(Err(self.error(dir, e)));
+                }
+            };
+            match self.classify(index) {
+                Step::Skip => {}
+                step => return Some(Ok(step)),
+            }
+        }
+    }
+
+    /// Starts reading `dir`: the root, or an entry of the directory on
+    /// top of the stack (or above the start), opened through it.
     fn open(&mut self, dir: PathBuf, captured: Captured) -> Result<()> {
-        match fs::read_dir(&dir) {
-            Ok(read) => {
-                // A bucket of tenants' own directories, for a walk that
-                // lists tenants: the marks of destroys first.
-                let levels = self.layout.template().depth();
-                let entries = match self.mode {
-                    Mode::Tenants | Mode::Candidates
-                        if self.layout.template().owns_directory()
-                            && self.stack.len() + 2 == levels =>
-                    {
-                        Entries::read_whole(read)
-                    }
-                    _ => Entries::Streamed(read),
-                };
-                let fd = matches!(self.mode, Mode::Candidates)
-                    .then(|| open_dir(&dir))
-                    .flatten();
+        let parent = (self.stack.last())
+            .map(|frame| Arc::clone(frame.entries.dir()))
+            .or_else(|| self.above.clone());
+        let opened = match &parent {
+            Some(parent) => open_below(parent.as_fd(), &dir),
+            None => open_root(&dir),
+        };
+        // A bucket of tenants' own directories, for a walk that lists
+        // tenants: the marks of destroys first.
+        let whole = matches!(self.mode, Mode::Tenants | Mode::Candidates)
+            && self.layout.template().owns_directory()
+            && self.base + self.stack.len() + 2 == self.layout.template().depth();
+        let entries = opened.and_then(|fd| match whole {
+            true => Entries::read_whole(Arc::new(fd)),
+            false => Ok(Entries::streamed(Arc::new(fd))),
+        });
+        match entries {
+            Ok(entries) => {
                 self.stack.push(Frame {
                     dir,
                     entries,
                     captured,
-                    fd,
                 });
                 Ok(())
             }
             // A directory removed under us (a tenant destroyed mid-walk) is not an error.
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            // Replaced by a link or a file since it was listed.
+            Err(e) if parent.is_some() && is_no_directory(&e) => {
+                warn!(path = %dir.display(), "skipping {}: it is no longer a directory, and tenanted never follows links inside the root", dir.display());
+                Ok(())
+            }
             Err(e) => Err(self.error(dir, e)),
         }
     }
@@ -198,13 +280,17 @@ impl Walker {
         Error::io(None, dir, self.mode.operation(), e)
     }
 
-    /// Sorts one entry of the directory on top of the stack.
-    fn classify(&self, entry: &DirEntry, file_name: &OsStr) -> Step {
+    /// Sorts entry `index` of the directory on top of the stack.
+    fn classify(&self, index: usize) -> Step {
         let Some(frame) = self.stack.last() else {
             return Step::Skip;
         };
-        let depth = self.stack.len() - 1;
-        let Some(name) = file_name.to_str() else {
+        let Some(entry) = frame.entries.get(index) else {
+            return Step::Skip;
+        };
+        let entry = &Named { frame, entry };
+        let depth = self.base + self.stack.len() - 1;
+        let Some(name) = entry.name().to_str() else {
             debug!(path = %entry.path().display(), "skipping non-UTF-8 entry");
             return Step::Skip;
         };
@@ -233,7 +319,7 @@ impl Walker {
             return Step::Skip;
         };
         match self.level(depth, captures.tenant.is_some()) {
-            Level::Dir if file_type.is_dir() => {
+            Level::Dir if file_type == FileType::Directory => {
                 Step::Descend(entry.path(), frame.captured.with(&captures))
             }
             Level::Dir => not_a_directory(entry, file_type),
@@ -262,12 +348,12 @@ impl Walker {
     fn tenant_dir(
         &self,
         frame: &Frame,
-        (entry, name): (&DirEntry, &str),
+        (entry, name): (&Named<'_>, &str),
         file_type: FileType,
         depth: usize,
         captures: &Captures<'_>,
     ) -> Step {
-        if !file_type.is_dir() {
+        if file_type != FileType::Directory {
             return not_a_directory(entry, file_type);
         }
         let Some(tenant) = self.tenant(&frame.captured, captures) else {
@@ -283,12 +369,12 @@ impl Walker {
                 below: None,
             });
         }
-        let file = self.layout.template().render_component(
-            depth + 1,
-            tenant.as_str(),
-            &self.layout.bucket_label(tenant.as_str()),
-        );
-        let path = entry.path().join(&file);
+        // The tenant's directory and the file in it, in one allocation.
+        let mut path = entry.path_with_room(LONGEST_FILE_NAME);
+        let file_start = path.as_os_str().len() + 1;
+        self.layout
+            .push_component(depth + 1, tenant.as_str(), &mut path);
+        let below_len = path.as_os_str().len() - file_start + name.len() + 1;
         // A mark is a hint to look (rare): a destroy (or a restore) fences
         // the database right after marking, and puts it back before it
         // unmarks; the tenant is there exactly when its database is.
@@ -305,15 +391,11 @@ impl Walker {
                 path: PathBuf::new(),
                 below: None,
             }),
-            Mode::Candidates => {
-                // The tenant's directory and the file in it.
-                let below_len = name.len() + 1 + file.len();
-                Step::Found(Found {
-                    below: below(frame, &path, below_len),
-                    tenant,
-                    path,
-                })
-            }
+            Mode::Candidates => Step::Found(Found {
+                below: below(frame, &path, below_len),
+                tenant,
+                path,
+            }),
             Mode::Siblings { .. } => match fs::symlink_metadata(&path) {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => Step::Found(Found {
                     tenant,
@@ -329,11 +411,11 @@ impl Walker {
     fn database_file(
         &self,
         frame: &Frame,
-        entry: &DirEntry,
+        entry: &Named<'_>,
         file_type: FileType,
         captures: &Captures<'_>,
     ) -> Step {
-        if !file_type.is_file() {
+        if file_type != FileType::RegularFile {
             debug!(path = %entry.path().display(), "skipping entry: not a regular file");
             return Step::Skip;
         }
@@ -341,7 +423,7 @@ impl Walker {
             Some(tenant) => {
                 let path = entry.path();
                 Step::Found(Found {
-                    below: below(frame, &path, entry.file_name().len()),
+                    below: below(frame, &path, entry.name().len()),
                     tenant,
                     path,
                 })
@@ -356,7 +438,7 @@ impl Walker {
     /// An entry beside the database files (or beside the tenants' own
     /// directories), which belongs to the database (or tenant directory)
     /// named `owner` if that name is a tenant's in this directory.
-    fn sibling(&self, frame: &Frame, depth: usize, entry: &DirEntry, owner: Option<&str>) -> Step {
+    fn sibling(&self, frame: &Frame, depth: usize, entry: &Named<'_>, owner: Option<&str>) -> Step {
         let (Ok(_), Some(owner)) = (entry.file_type(), owner) else {
             return Step::Skip;
         };
@@ -370,8 +452,8 @@ impl Walker {
         };
         let mut path = frame.dir.join(owner);
         if depth + 1 < template.depth() {
-            let bucket = self.layout.bucket_label(tenant.as_str());
-            path.push(template.render_component(depth + 1, tenant.as_str(), &bucket));
+            self.layout
+                .push_component(depth + 1, tenant.as_str(), &mut path);
         }
         Step::Found(Found {
             tenant,
@@ -392,9 +474,9 @@ impl Walker {
 /// Skips a link (or a file) where the layout has a directory: tenanted
 /// never follows one, since it could lead outside the root. Someone put
 /// it there, and it may stand for tenants no listing shows: warn.
-fn not_a_directory(entry: &DirEntry, file_type: FileType) -> Step {
+fn not_a_directory(entry: &Named<'_>, file_type: FileType) -> Step {
     let path = entry.path();
-    let what = if file_type.is_symlink() {
+    let what = if file_type == FileType::Symlink {
         "a symbolic link"
     } else {
         "not a directory"
@@ -407,23 +489,75 @@ fn not_a_directory(entry: &DirEntry, file_type: FileType) -> Step {
     Step::Skip
 }
 
-/// `dir` open for `*at` calls (read only, closed on exec), beside the
-/// `ReadDir` that reads it by the same path. `None` if that fails: the
-/// caller then uses the path.
-fn open_dir(dir: &Path) -> Option<Arc<OwnedFd>> {
-    // Never through a link swapped in since the entry was read.
-    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW;
-    rustix::fs::open(dir, flags, Permissions::empty())
-        .ok()
-        .map(Arc::new)
+/// The bytes a database file's name takes in a path at most, with its
+/// separator: room reserved when a candidate's path is built, so that it
+/// is built in one allocation.
+const LONGEST_FILE_NAME: usize = 64;
+
+/// An entry of the directory `frame` reads.
+struct Named<'a> {
+    frame: &'a Frame,
+    entry: Entry<'a>,
 }
 
-/// `frame`'s directory, if it is open, for the database at `path`, whose
-/// last `below_len` bytes name it below that directory.
+impl Named<'_> {
+    fn name(&self) -> &OsStr {
+        self.entry.name()
+    }
+
+    fn file_type(&self) -> io::Result<FileType> {
+        self.entry.file_type()
+    }
+
+    /// The entry's path (for messages, and for what a walk returns).
+    fn path(&self) -> PathBuf {
+        self.path_with_room(0)
+    }
+
+    /// The entry's path, with room for `more` bytes after it.
+    fn path_with_room(&self, more: usize) -> PathBuf {
+        let dir = self.frame.dir.as_os_str();
+        let mut path = PathBuf::with_capacity(dir.len() + 1 + self.name().len() + more);
+        path.push(dir);
+        path.push(self.name());
+        path
+    }
+}
+
+/// The root directory, open for reading. The root itself may be a link
+/// (the operator chose it); nothing below it is followed.
+fn open_root(root: &Path) -> io::Result<OwnedFd> {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    Ok(rustix::fs::open(root, flags, Permissions::empty())?)
+}
+
+/// The directory `dir` names, opened through `parent` (the directory it
+/// was listed in), never through a link: the kernel, not a check made
+/// earlier, keeps the walk inside the root.
+fn open_below(parent: BorrowedFd<'_>, dir: &Path) -> io::Result<OwnedFd> {
+    let name = dir.file_name().unwrap_or(dir.as_os_str());
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW;
+    Ok(rustix::fs::openat(
+        parent,
+        name,
+        flags,
+        Permissions::empty(),
+    )?)
+}
+
+/// Whether opening a directory failed because a link or a file is there.
+fn is_no_directory(e: &io::Error) -> bool {
+    let errno = e.raw_os_error().map(Errno::from_raw_os_error);
+    matches!(errno, Some(Errno::LOOP | Errno::NOTDIR))
+}
+
+/// `frame`'s directory, for the database at `path`, whose last
+/// `below_len` bytes name it below that directory (for
+/// [`Mode::Candidates`]).
 fn below(frame: &Frame, path: &Path, below_len: usize) -> Option<Below> {
     let start = path.as_os_str().len().checked_sub(below_len)?;
-    frame.fd.as_ref().map(|dir| Below {
-        dir: Arc::clone(dir),
+    Some(Below {
+        dir: Arc::clone(frame.entries.dir()),
         start,
     })
 }
@@ -432,7 +566,7 @@ fn below(frame: &Frame, path: &Path, below_len: usize) -> Option<Below> {
 /// name. Hidden names are tenanted's own (`.tenanted`, scratch files,
 /// locks): expected, so only at debug. Anything else was put there by
 /// hand (a restore, a copy) and holds data no listing will show: warn.
-fn not_a_tenant_name(entry: &DirEntry, name: &str, e: &Error) {
+fn not_a_tenant_name(entry: &Named<'_>, name: &str, e: &Error) {
     let path = entry.path();
     if name.starts_with('.') {
         debug!(path = %path.display(), "skipping hidden entry: not a tenant name");
@@ -450,35 +584,16 @@ impl Iterator for Walker {
     type Item = Result<Found>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if !self.started {
-            self.started = true;
-            let root = self.layout.root().to_path_buf();
-            if let Err(e) = self.open(root, Captured::default()) {
-                return Some(Err(e));
-            }
-        }
         loop {
-            let frame = self.stack.last_mut()?;
-            let (entry, name) = match frame.entries.next() {
-                None => {
-                    self.stack.pop();
-                    continue;
-                }
-                Some(Ok(named)) => named,
-                Some(Err(_)) if matches!(self.mode, Mode::Siblings { .. }) => continue,
-                Some(Err(e)) => {
-                    let dir = frame.dir.clone();
-                    return Some(Err(self.error(dir, e)));
-                }
-            };
-            match self.classify(&entry, &name) {
-                Step::Descend(dir, captured) => {
+            match self.next_step()? {
+                Ok(Step::Descend(dir, captured)) => {
                     if let Err(e) = self.open(dir, captured) {
                         return Some(Err(e));
                     }
                 }
-                Step::Found(found) => return Some(Ok(found)),
-                Step::Skip => {}
+                Ok(Step::Found(found)) => return Some(Ok(found)),
+                Ok(Step::Skip) => {}
+                Err(e) => return Some(Err(e)),
             }
         }
     }
@@ -596,6 +711,51 @@ mod tests {
         let found = walk(&root, Mode::Tenants);
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].0, "acme");
+    }
+
+    /// A walk taken in parts (as a fleet run's workers take it) finds
+    /// exactly what the walk finds in one piece, whatever the template.
+    #[test]
+    fn parts_of_a_walk_find_what_the_whole_walk_finds() {
+        use super::Part;
+        for template in [
+            "%{bucket}/%{tenant}/main.sqlite3",
+            "%{bucket}/%{tenant}.sqlite3",
+            "db/%{bucket}/x/%{tenant}.sqlite3",
+            "%{tenant}.sqlite3",
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let root = RootConfig::new(dir.path()).template(template).buckets(16);
+            for i in 0..40 {
+                touch(&root.database_path(&format!("t{i:02}")).unwrap());
+            }
+            let whole = walk(&root, Mode::Candidates);
+            assert_eq!(whole.len(), 40, "{template}");
+            let mut top = root.walk(Mode::Candidates).unwrap();
+            let mut parts = Vec::new();
+            while let Some(part) = top.next_part() {
+                match part.unwrap() {
+                    Part::Found(found) => parts.push(found),
+                    Part::Subtree(walker) => parts.extend(walker.map(|f| f.unwrap())),
+                }
+            }
+            let mut found: Vec<_> = parts
+                .iter()
+                .map(|f| {
+                    let path = f.path.strip_prefix(root.root_dir()).unwrap();
+                    (f.tenant.as_str().to_owned(), path.display().to_string())
+                })
+                .collect();
+            found.sort();
+            assert_eq!(found, whole, "{template}");
+            // The same files, through the directory each part read.
+            for f in &parts {
+                let (dir, name) = f.below().unwrap();
+                let stat = rustix::fs::statat(dir, name, rustix::fs::AtFlags::empty()).unwrap();
+                let by_path = fs::metadata(&f.path).unwrap();
+                assert_eq!(stat.st_ino, std::os::unix::fs::MetadataExt::ino(&by_path));
+            }
+        }
     }
 
     /// A candidate walk also gives the tenant whose directory holds no

@@ -101,15 +101,25 @@ pub(crate) fn header_version(dir: BorrowedFd<'_>, name: &Path) -> Header {
 
 /// Whether `name`'s `-wal` is absent or empty.
 fn wal_is_empty(dir: BorrowedFd<'_>, name: &Path) -> bool {
+    let wal_stat = |wal: &[u8]| statat(dir, wal, AtFlags::SYMLINK_NOFOLLOW);
     let name = name.as_os_str().as_bytes();
-    let mut wal = Vec::with_capacity(name.len() + "-wal".len());
-    wal.extend_from_slice(name);
-    wal.extend_from_slice(b"-wal");
-    match statat(dir, wal.as_slice(), AtFlags::SYMLINK_NOFOLLOW) {
+    // Named on the stack: a fleet run asks this of every tenant.
+    let mut short = [0u8; 128];
+    let stat = match short.get_mut(..name.len() + WAL.len()) {
+        Some(wal) => {
+            wal[..name.len()].copy_from_slice(name);
+            wal[name.len()..].copy_from_slice(WAL);
+            wal_stat(wal)
+        }
+        None => wal_stat(&[name, WAL].concat()),
+    };
+    match stat {
         Ok(stat) => stat.st_size == 0,
         Err(e) => e == Errno::NOENT,
     }
 }
+
+const WAL: &[u8] = b"-wal";
 
 /// The version in the header of the file `fd` is open on, `stat` its
 /// metadata.

@@ -1,0 +1,245 @@
+//! The tenants of a fleet run, handed to its workers.
+//!
+//! A run over the whole root splits its walk: each worker takes one
+//! directory below the root (a bucket) at a time and walks it alone, so
+//! that the walk, with its `getdents` and its name checks, runs on every
+//! worker instead of one at a time through a lock. A run over a list
+//! hands the list out in order.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+use std::vec;
+
+use parking_lot::Mutex;
+
+use super::version::is_database;
+use crate::error::{Error, Result};
+use crate::name::TenantName;
+use crate::paths::{Found, Mode, Part, RootConfig, Walker};
+
+/// The tenants of a run: the walk of the root ([`Mode::Candidates`]), or
+/// the caller's list in its order.
+pub(crate) struct Feed<'a> {
+    /// The root directory, every tenant's path reached from it.
+    pub(crate) root: &'a Path,
+    source: Mutex<Source>,
+    /// Tenants handed out but not started when the run stopped.
+    unstarted: Mutex<Vec<(usize, Found)>>,
+    /// Whether the tenants come from the walk (then a candidate whose
+    /// database is not there is skipped, and rows are sorted by name).
+    pub(crate) walked: bool,
+    /// How many tenants there are at most (no more workers are started).
+    most: usize,
+    /// How many were handed out: each one's place in the run.
+    handed: AtomicUsize,
+}
+
+/// Where tenants come from.
+enum Tenants {
+    Listed(vec::IntoIter<Found>),
+    Walked(Walker),
+}
+
+struct Source {
+    tenants: Tenants,
+    listing_errors: Vec<Arc<Error>>,
+}
+
+/// What a worker takes from the shared source.
+enum Piece {
+    /// A tenant, with its place in the run.
+    Tenant(usize, Found),
+    /// A part of the walk, for this worker alone.
+    Walk(Walker),
+}
+
+/// The most tenants a worker takes at once: a worker that finds the
+/// source's lock taken sleeps and wakes again (two context switches, more
+/// than reading a header costs), so quick tenants come in batches.
+const BATCH: usize = 32;
+
+/// A tenant done in less than this is quick (a header read), and the next
+/// batch is twice as big; a slower one (a migration) makes the next batch
+/// one tenant, so that no worker sits on tenants another could start.
+const QUICK: Duration = Duration::from_micros(50);
+
+impl<'a> Feed<'a> {
+    /// The tenants `only` names (validated, with their paths), or else
+    /// every tenant on disk.
+    ///
+    /// # Errors
+    ///
+    /// A bad name in `only`, a bad template, a root that cannot be walked.
+    pub(crate) fn new(root: &'a RootConfig, only: Option<&[String]>) -> Result<Self> {
+        let tenants = match only {
+            Some(names) => {
+                let named = names.iter().map(|name| {
+                    let tenant = TenantName::new(name)?;
+                    let path = root.path_of(tenant.as_str())?;
+                    Ok(Found {
+                        tenant,
+                        path,
+                        below: None,
+                    })
+                });
+                Tenants::Listed(named.collect::<Result<Vec<_>>>()?.into_iter())
+            }
+            None => Tenants::Walked(root.walk(Mode::Candidates)?),
+        };
+        let source = Source {
+            tenants,
+            listing_errors: Vec::new(),
+        };
+        Ok(Feed {
+            root: root.root_dir(),
+            source: Mutex::new(source),
+            unstarted: Mutex::new(Vec::new()),
+            walked: only.is_none(),
+            most: only.map_or(usize::MAX, <[String]>::len),
+            handed: AtomicUsize::new(0),
+        })
+    }
+
+    /// Runs `work` on every tenant on `jobs` scoped threads, until the
+    /// tenants run out or `stop` says so. Each worker has state of its own:
+    /// made by `start`, given to `work` with every tenant, handed to `done`
+    /// at the end. A fleet run of quick tenants keeps its tallies this way,
+    /// not behind one lock taken a million times.
+    pub(crate) fn run<S>(
+        &self,
+        jobs: usize,
+        stop: &(dyn Fn() -> bool + Sync),
+        start: &(dyn Fn() -> S + Sync),
+        work: &(dyn Fn(&mut S, usize, Found) + Sync),
+        done: &(dyn Fn(S) + Sync),
+    ) {
+        std::thread::scope(|scope| {
+            for _ in 0..jobs.min(self.most).max(1) {
+                scope.spawn(|| {
+                    let mut state = start();
+                    let (mut batch, mut size) = (Vec::with_capacity(BATCH), 1);
+                    let mut part = None;
+                    while !stop() {
+                        self.fill(&mut batch, size, &mut part);
+                        let (count, started) = (batch.len() as u32, Instant::now());
+                        if count == 0 {
+                            break;
+                        }
+                        for (place, found) in batch.drain(..) {
+                            if stop() {
+                                self.unstarted.lock().push((place, found));
+                            } else {
+                                work(&mut state, place, found);
+                            }
+                        }
+                        let quick = started.elapsed() < QUICK * count;
+                        size = if quick { (size * 2).min(BATCH) } else { 1 };
+                    }
+                    if let Some(rest) = part {
+                        self.set_aside(rest);
+                    }
+                    done(state);
+                });
+            }
+        });
+    }
+
+    /// Fills `batch` with up to `size` tenants and their places in the
+    /// run: from `part`, the worker's own part of the walk, then from the
+    /// shared source. A directory that cannot be listed is kept as a
+    /// listing error.
+    fn fill(&self, batch: &mut Vec<(usize, Found)>, size: usize, part: &mut Option<Walker>) {
+        while batch.len() < size {
+            if let Some(walker) = part {
+                match walker.next() {
+                    Some(Ok(found)) => batch.push((self.place(), found)),
+                    Some(Err(e)) => self.source.lock().listing_errors.push(Arc::new(e)),
+                    None => *part = None,
+                }
+                continue;
+            }
+            let mut source = self.source.lock();
+            match source.next_piece(&self.handed) {
+                None => break,
+                Some(Ok(Piece::Tenant(place, found))) => batch.push((place, found)),
+                Some(Ok(Piece::Walk(walker))) => *part = Some(walker),
+                Some(Err(e)) => source.listing_errors.push(Arc::new(e)),
+            }
+        }
+    }
+
+    fn place(&self) -> usize {
+        self.handed.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Keeps the rest of a part of the walk that a stopped worker never
+    /// started, for the report.
+    fn set_aside(&self, rest: Walker) {
+        for next in rest {
+            match next {
+                Ok(found) => self.unstarted.lock().push((self.place(), found)),
+                Err(e) => self.source.lock().listing_errors.push(Arc::new(e)),
+            }
+        }
+    }
+
+    /// The tenants never started (after a stop), in report order, and the
+    /// listing errors.
+    pub(crate) fn finish(self) -> (Vec<TenantName>, Vec<Arc<Error>>) {
+        let (walked, root, handed) = (self.walked, self.root, self.handed);
+        let mut rest = self.unstarted.into_inner();
+        let mut source = self.source.into_inner();
+        let tenants: Box<dyn Iterator<Item = Result<Found>>> = match source.tenants {
+            Tenants::Listed(listed) => Box::new(listed.map(Ok)),
+            Tenants::Walked(walker) => Box::new(walker),
+        };
+        for next in tenants {
+            match next {
+                Ok(found) => rest.push((handed.fetch_add(1, Ordering::Relaxed), found)),
+                Err(e) => source.listing_errors.push(Arc::new(e)),
+            }
+        }
+        // What `tenants()` would have listed.
+        rest.retain(|(_, found)| !walked || is_database(found, root));
+        let rest = rest.into_iter().map(|(place, found)| (place, found.tenant));
+        let skipped = in_report_order(rest.collect(), walked, |t| t);
+        (skipped, source.listing_errors)
+    }
+}
+
+impl Source {
+    /// The next tenant of a list (its place taken from `handed` under the
+    /// lock, so that places follow the list), or the next part of the walk.
+    fn next_piece(&mut self, handed: &AtomicUsize) -> Option<Result<Piece>> {
+        match &mut self.tenants {
+            Tenants::Listed(listed) => {
+                let found = listed.next()?;
+                Some(Ok(Piece::Tenant(
+                    handed.fetch_add(1, Ordering::Relaxed),
+                    found,
+                )))
+            }
+            Tenants::Walked(walker) => Some(walker.next_part()?.map(|part| match part {
+                Part::Subtree(walker) => Piece::Walk(walker),
+                Part::Found(found) => Piece::Tenant(handed.fetch_add(1, Ordering::Relaxed), found),
+            })),
+        }
+    }
+}
+
+/// `rows` (each with its place in the run) sorted by tenant name when the
+/// run walked the root, else in the caller's order.
+pub(crate) fn in_report_order<T>(
+    mut rows: Vec<(usize, T)>,
+    walked: bool,
+    tenant: impl Fn(&T) -> &TenantName,
+) -> Vec<T> {
+    if walked {
+        rows.sort_by(|a, b| tenant(&a.1).cmp(tenant(&b.1)));
+    } else {
+        rows.sort_by_key(|row| row.0);
+    }
+    rows.into_iter().map(|(_, row)| row).collect()
+}
