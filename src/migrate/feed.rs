@@ -171,7 +171,7 @@ impl<'a> Feed<'a> {
     }
 
     fn place(&self) -> usize {
-        self.handed.fetch_add(1, Ordering::Relaxed)
+        next_place(&self.handed)
     }
 
     /// Keeps the rest of a part of the walk that a stopped worker never
@@ -197,7 +197,7 @@ impl<'a> Feed<'a> {
         };
         for next in tenants {
             match next {
-                Ok(found) => rest.push((handed.fetch_add(1, Ordering::Relaxed), found)),
+                Ok(found) => rest.push((next_place(&handed), found)),
                 Err(e) => source.listing_errors.push(Arc::new(e)),
             }
         }
@@ -216,17 +216,20 @@ impl Source {
         match &mut self.tenants {
             Tenants::Listed(listed) => {
                 let found = listed.next()?;
-                Some(Ok(Piece::Tenant(
-                    handed.fetch_add(1, Ordering::Relaxed),
-                    found,
-                )))
+                Some(Ok(Piece::Tenant(next_place(handed), found)))
             }
             Tenants::Walked(walker) => Some(walker.next_part()?.map(|part| match part {
                 Part::Subtree(walker) => Piece::Walk(walker),
-                Part::Found(found) => Piece::Tenant(handed.fetch_add(1, Ordering::Relaxed), found),
+                Part::Found(found) => Piece::Tenant(next_place(handed), found),
             })),
         }
     }
+}
+
+/// The next place in the run (unique; in list order when taken under the
+/// source's lock).
+fn next_place(handed: &AtomicUsize) -> usize {
+    handed.fetch_add(1, Ordering::Relaxed)
 }
 
 /// `rows` (each with its place in the run) sorted by tenant name when the
