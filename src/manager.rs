@@ -107,6 +107,7 @@ impl TenantManager {
             auto_migrate: b.auto_migrate,
             connector: shared_connector(b.connector_threads),
             root: b.root.root_dir().to_path_buf(),
+            owns_dir: b.root.owns_directory()?,
         };
         let inner = Inner {
             _watcher: watcher,
@@ -690,8 +691,7 @@ impl TenantManager {
         let outcome = migrate::migrate_to(
             &self.inner.migrations,
             &tenant,
-            self.inner.root.root_dir(),
-            &path,
+            self.tenant_path(&path)?,
             version,
         )?;
         if outcome.to < outcome.from {
@@ -839,8 +839,7 @@ impl TenantManager {
         let outcome = migrate::rollback(
             &self.inner.migrations,
             &tenant,
-            self.inner.root.root_dir(),
-            &path,
+            self.tenant_path(&path)?,
             steps,
         )?;
         if outcome.to < outcome.from {

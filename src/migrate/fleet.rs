@@ -23,6 +23,7 @@ use super::version::peek_found;
 use crate::error::{Error, Result};
 use crate::name::TenantName;
 use crate::paths::{Found, RootConfig};
+use crate::storage::TenantPath;
 
 /// Runs `work` over `items` on `jobs` scoped threads; results keep the
 /// input order. `stop` ends the run early (unstarted items give `None`).
@@ -99,6 +100,7 @@ struct Tally<R, T> {
 /// One `migrate_all` run, shared by its worker threads.
 struct FleetRun<'a> {
     root: &'a Path,
+    owns_dir: bool,
     migrations: &'a Migrations,
     options: &'a MigrateOptions,
     target: usize,
@@ -131,8 +133,7 @@ impl FleetRun<'_> {
         let result = migrate_from(
             self.migrations,
             &tenant,
-            self.root,
-            &found.path,
+            TenantPath::new(self.root, &found.path, self.owns_dir),
             self.target,
             before,
             started,
@@ -196,6 +197,7 @@ pub(crate) fn migrate_all(
     let _entered = span.enter();
     let run = FleetRun {
         root: feed.root,
+        owns_dir: root.owns_directory()?,
         migrations,
         options,
         target,

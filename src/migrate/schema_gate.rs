@@ -2,8 +2,6 @@
 //! first connection: WAL on, version read, and a tenant behind the code
 //! refused (or migrated, with `auto_migrate`), one ahead of it refused.
 
-use std::path::Path;
-
 use rusqlite::Connection;
 
 use super::migrations::Migrations;
@@ -11,7 +9,7 @@ use super::tenant::{check_not_ahead, migrate_to};
 use super::version::read_version;
 use crate::error::{PendingMigrationError, Result};
 use crate::name::TenantName;
-use crate::storage::sqlite_error;
+use crate::storage::{TenantPath, sqlite_error};
 
 /// Compares the tenant's schema version with the migrations, on `conn`;
 /// migrates it if `auto_migrate` is on.
@@ -19,10 +17,10 @@ pub(crate) fn check_schema(
     migrations: &Migrations,
     auto_migrate: bool,
     tenant: &TenantName,
-    root: &Path,
-    path: &Path,
+    at: TenantPath<'_>,
     conn: &Connection,
 ) -> Result<()> {
+    let path = at.db();
     // WAL is persistent in the file; setting it here, outside any
     // transaction, covers databases not made by create_tenant.
     conn.pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(()))
@@ -41,7 +39,7 @@ pub(crate) fn check_schema(
             }
             .into());
         }
-        migrate_to(migrations, tenant, root, path, latest)?;
+        migrate_to(migrations, tenant, at, latest)?;
     }
     tracing::debug!(tenant = %tenant, version, "schema checked");
     Ok(())

@@ -10,7 +10,7 @@ use super::migrations::Migrations;
 use super::version::{peek_version, read_version};
 use crate::error::{Error, Result};
 use crate::name::TenantName;
-use crate::storage::{lock_tenant, open_existing};
+use crate::storage::{TenantPath, lock_tenant, open_existing};
 
 /// What one tenant's migration did.
 ///
@@ -50,13 +50,12 @@ pub struct MigrationOutcome {
 pub(crate) fn migrate_to(
     migrations: &Migrations,
     tenant: &TenantName,
-    root: &Path,
-    path: &Path,
+    at: TenantPath<'_>,
     target: usize,
 ) -> Result<MigrationOutcome> {
     let started = Instant::now();
-    let before = peek_version(tenant, root, path);
-    migrate_from(migrations, tenant, root, path, target, before, started)
+    let before = peek_version(tenant, at.root(), at.db());
+    migrate_from(migrations, tenant, at, target, before, started)
 }
 
 /// [`migrate_to`], given the version read without the lock (`before`)
@@ -64,8 +63,7 @@ pub(crate) fn migrate_to(
 pub(crate) fn migrate_from(
     migrations: &Migrations,
     tenant: &TenantName,
-    root: &Path,
-    path: &Path,
+    at: TenantPath<'_>,
     target: usize,
     before: Result<usize>,
     started: Instant,
@@ -86,15 +84,8 @@ pub(crate) fn migrate_from(
     {
         return Ok(unchanged(tenant, version, started));
     }
-    let _lock = lock_tenant(tenant, root, path)?;
-    migrate_locked(
-        migrations,
-        tenant,
-        root,
-        path,
-        Target::Version(target),
-        started,
-    )
+    let _lock = lock_tenant(tenant, at)?;
+    migrate_locked(migrations, tenant, at, Target::Version(target), started)
 }
 
 /// Undoes `tenant`'s last `steps` migrations, counted from the version it
@@ -103,13 +94,12 @@ pub(crate) fn migrate_from(
 pub(crate) fn rollback(
     migrations: &Migrations,
     tenant: &TenantName,
-    root: &Path,
-    path: &Path,
+    at: TenantPath<'_>,
     steps: usize,
 ) -> Result<MigrationOutcome> {
     let started = Instant::now();
-    let _lock = lock_tenant(tenant, root, path)?;
-    migrate_locked(migrations, tenant, root, path, Target::Down(steps), started)
+    let _lock = lock_tenant(tenant, at)?;
+    migrate_locked(migrations, tenant, at, Target::Down(steps), started)
 }
 
 /// Where a migration goes.
@@ -140,11 +130,11 @@ impl Target {
 fn migrate_locked(
     migrations: &Migrations,
     tenant: &TenantName,
-    root: &Path,
-    path: &Path,
+    at: TenantPath<'_>,
     target: Target,
     started: Instant,
 ) -> Result<MigrationOutcome> {
+    let (root, path) = (at.root(), at.db());
     // Open again under the lock: another process may have destroyed (or
     // destroyed and re-created) the tenant, or migrated it, while we waited.
     let mut conn = open_existing(tenant, root, path)?;

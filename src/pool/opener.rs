@@ -29,7 +29,7 @@ use super::tenant_pool::{Checkout, Pooled, Refused, TenantPool};
 use crate::error::{Error, Result};
 use crate::migrate::{self, Migrations};
 use crate::name::TenantName;
-use crate::storage::{self, EXISTING};
+use crate::storage::{self, EXISTING, TenantPath};
 
 /// How long a new pool's first connection may take before the file is
 /// opened directly to find out what is wrong with it.
@@ -55,6 +55,9 @@ pub(crate) struct OpenConfig {
     /// The root, which every path of a tenant is reached from without
     /// following links.
     pub(crate) root: PathBuf,
+    /// Whether each tenant has a directory of its own (the layout's; see
+    /// `storage::TenantPath`).
+    pub(crate) owns_dir: bool,
 }
 
 /// The connector threads every pool shares (r2d2 would otherwise start 3
@@ -130,8 +133,7 @@ fn open_as_lead(
         migrations,
         config.auto_migrate,
         tenant,
-        &config.root,
-        path,
+        TenantPath::new(&config.root, path, config.owns_dir),
         &first,
     )?;
     let pool = Arc::new(TenantPool::new(

@@ -17,10 +17,7 @@ use std::path::{Path, PathBuf};
 
 use super::dir::Dir;
 use super::file_id::FileId;
-use super::siblings::lock_path;
 use super::sys;
-use crate::error::{Error, Result};
-use crate::name::TenantName;
 
 /// How many times `acquire` starts again after losing a race with a
 /// releaser that removed the file; each retry means another holder made
@@ -168,27 +165,6 @@ impl Drop for FileLock {
         }
         drop(self.file.take());
     }
-}
-
-/// Takes the tenant's lock without making directories: a tenant whose
-/// directory is gone does not exist.
-///
-/// # Errors
-///
-/// [`Error::TenantDoesNotExist`] when its directory is missing,
-/// [`Error::NotADirectory`] when a link stands on the way.
-pub(crate) fn lock_tenant(tenant: &TenantName, root: &Path, path: &Path) -> Result<FileLock> {
-    let lock = lock_path(path);
-    FileLock::acquire(root, &lock, false).map_err(|e| {
-        if e.kind() == io::ErrorKind::NotFound {
-            Error::TenantDoesNotExist {
-                tenant: tenant.clone(),
-                path: path.to_path_buf(),
-            }
-        } else {
-            Error::io(Some(tenant), lock, "locking the tenant", e)
-        }
-    })
 }
 
 #[cfg(test)]

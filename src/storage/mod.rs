@@ -41,7 +41,6 @@ pub(crate) use dir::Dir;
 pub use faults::{FaultPlan, Step, StepTaken};
 pub(crate) use file_id::FileId;
 pub(crate) use header::{Header, header_version};
-pub(crate) use lock::lock_tenant;
 pub(crate) use open::{
     EXISTING, literal_path, missing_error, open_existing, open_for_reading, sqlite_error,
 };
@@ -51,4 +50,4 @@ pub(crate) use restore::{Existing, Restored, check_backup, restore};
 pub(crate) use root_record::{read_record, record_once, update_record};
 pub(crate) use snapshot::{Snapshot, snapshot};
 pub(crate) use template_database::{Template, ensure_template};
-pub(crate) use tenant_path::TenantPath;
+pub(crate) use tenant_path::{TenantPath, lock_tenant};

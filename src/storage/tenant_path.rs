@@ -23,9 +23,16 @@
 //!    restore, destroy and the debris sweep take it;
 //! 2. the *database lock* (`.main.sqlite3.lock` beside the database),
 //!    whenever the database's directory exists. Everything that changes
-//!    the tenant takes it; migrations and rollbacks take only this one.
-//!    It is also the only lock earlier releases take, so their processes,
-//!    still running beside this one during a deploy, stay excluded.
+//!    the tenant takes it. It is also the only lock earlier releases
+//!    take, so their processes, still running beside this one during a
+//!    deploy, stay excluded.
+//!
+//! Migrations and rollbacks take both, as destroy does ([`lock_tenant`]).
+//! The database lock alone is not enough against a destroy: the destroy
+//! removes that lock's file with the rest of the tenant's directory while
+//! it still holds the entry lock and has the marker to remove, so a
+//! process taking the database lock then would get a fresh file at once
+//! and find a tenant half destroyed.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -249,6 +256,18 @@ impl TenantLock {
     pub(super) fn id(&self) -> io::Result<FileId> {
         self.outer.id()
     }
+}
+
+/// Takes an existing tenant's locks (both, in order; see the module) for
+/// a change to it, such as a migration. Makes no directory.
+///
+/// # Errors
+///
+/// [`Error::TenantDoesNotExist`] when its directory is missing (a destroy
+/// that held the locks has finished), [`Error::NotADirectory`] when a
+/// link stands on the way, [`Error::Io`] naming the lock file otherwise.
+pub(crate) fn lock_tenant(tenant: &TenantName, at: TenantPath<'_>) -> Result<TenantLock> {
+    TenantLock::for_existing(tenant, at)
 }
 
 fn lock_error(tenant: &TenantName, file: PathBuf, e: io::Error) -> Error {
