@@ -27,4 +27,3 @@ pub(crate) use history::{check_backup_history, copy_history, describe_root};
 pub(crate) use schema_gate::check_schema;
 pub(crate) use template_schema::ensure_template;
 pub(crate) use tenant::{migrate_to, rollback};
-pub(crate) use version::read_version;

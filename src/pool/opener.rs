@@ -2,15 +2,14 @@
 //!
 //! 0. Single flight: one thread per tenant opens it (the lead), the others
 //!    wait for it and then use its pool (see `flight.rs`).
-//! 1. [`require_database`]: a missing file fails at once, creating nothing.
-//! 2. [`build_pool`]: a lazily filled r2d2 pool on the shared connector
-//!    threads, every connection set up by [`setup_connection`].
-//! 3. [`first_connection`]: the pool's first connection, within
-//!    [`FIRST_CONNECT_PATIENCE`]; past it, [`diagnose`] opens the file
-//!    directly to say what is wrong instead of waiting out
-//!    `connection_timeout`.
-//! 4. The schema gate (`migrate::check_schema`) on that connection.
-//! 5. [`cache_and_adopt`]: the pool goes into the cache, unless another
+//! 1. The pool's first connection, opened by the lead itself through the
+//!    pool's [`connection_manager`]: a missing or damaged file fails at
+//!    once, creating nothing, and says why. It becomes the pool's
+//!    resident connection (see `resident.rs`).
+//! 2. The schema gate (`migrate::check_schema`) on that connection.
+//! 3. [`build_pool`]: a lazily filled r2d2 pool on the shared connector
+//!    threads, for the connections beyond the first.
+//! 4. [`cache_and_adopt`]: the pool goes into the cache, unless another
 //!    thread cached one first (then that one serves) or a destroy began.
 
 use std::path::{Path, PathBuf};
@@ -23,17 +22,15 @@ use scheduled_thread_pool::{OnPoolDropBehavior, ScheduledThreadPool};
 
 use super::cache::{Inserted, Opening, PoolCache};
 use super::connection::TenantConnection;
-use super::pinned_manager::PinnedManager;
+use super::lease::Lease;
+use super::pinned_manager::{ConnectErrors, PinnedManager};
 use super::pool_state::{Admission, PoolState};
-use super::tenant_pool::{Checkout, Pooled, Refused, TenantPool};
+use super::resident::{Resident, ResidentLease};
+use super::tenant_pool::{Checkout, Refused, TenantPool};
 use crate::error::{Error, Result};
 use crate::migrate::{self, Migrations};
 use crate::name::TenantName;
 use crate::storage::{self, EXISTING, TenantPath};
-
-/// How long a new pool's first connection may take before the file is
-/// opened directly to find out what is wrong with it.
-const FIRST_CONNECT_PATIENCE: Duration = Duration::from_millis(500);
 
 /// A hook run on every new pooled connection, after tenanted's PRAGMAs.
 pub type ConnectionInit = Arc<dyn Fn(&mut Connection) -> rusqlite::Result<()> + Send + Sync>;
@@ -111,7 +108,7 @@ pub(crate) fn open(
     Err(storage::missing_error(&tenant, &path))
 }
 
-/// The lead's cold open: build, connect, check the schema, cache.
+/// The lead's cold open: connect, check the schema, build, cache.
 fn open_as_lead(
     cache: &PoolCache,
     config: &OpenConfig,
@@ -119,12 +116,17 @@ fn open_as_lead(
     tenant: &TenantName,
     path: &Path,
 ) -> Result<Checkout, Refused> {
-    require_database(tenant, &config.root, path)?;
     let state = Arc::new(PoolState::default());
-    let pool = build_pool(config, path, Arc::clone(&state));
-    // The schema check runs on the pool's first connection: one open of
-    // the file, not two.
-    let first = first_connection(config, &pool, tenant, path)?;
+    let resident = Resident::new(config.max_connections);
+    let manager = connection_manager(config, path, Arc::clone(&state), Arc::clone(&resident));
+    // Opened here, on the caller's thread, not on r2d2's connector: that
+    // would cost two cross-thread wake-ups (see `resident.rs`). A missing
+    // tenant (or an empty, damaged file) fails at once, creating nothing:
+    // connections open without SQLITE_OPEN_CREATE.
+    let first = manager
+        .open_connection()
+        .map_err(|e| e.into_error(tenant, path))?;
+    let first = ResidentLease::first(first, &resident);
     if state.admission() == Admission::Stale {
         // The file changed while it was being opened: look again.
         return Err(Refused::Stale);
@@ -134,36 +136,45 @@ fn open_as_lead(
         config.auto_migrate,
         tenant,
         TenantPath::new(&config.root, path, config.owns_dir),
-        &first,
+        first.connection(),
     )?;
     let pool = Arc::new(TenantPool::new(
         tenant.clone(),
         path.to_path_buf(),
-        pool,
+        build_pool(config, manager),
         state,
+        resident,
         cache.now(),
     ));
-    cache_and_adopt(cache, pool, first)
+    cache_and_adopt(cache, pool, Lease::Resident(first))
 }
 
-/// A missing tenant (or an empty, damaged file) fails here, at once, and
-/// nothing is created (pool connections open without SQLITE_OPEN_CREATE).
-fn require_database(tenant: &TenantName, root: &Path, path: &Path) -> Result<()> {
-    storage::require_database(tenant, root, path).map(drop)
-}
-
-/// The tenant's r2d2 pool, not yet connected.
-fn build_pool(
+/// What opens the tenant's connections: its file, without following
+/// links, set up by [`setup_connection`].
+fn connection_manager(
     config: &OpenConfig,
     path: &Path,
     state: Arc<PoolState>,
-) -> r2d2::Pool<PinnedManager> {
+    resident: Arc<Resident>,
+) -> PinnedManager {
     let busy_timeout = config.busy_timeout;
     let user_init = config.init.clone();
-    let sqlite = SqliteConnectionManager::file(storage::literal_path(path))
-        .with_flags(EXISTING)
-        .with_init(move |conn| setup_connection(conn, busy_timeout, user_init.as_ref()));
-    let manager = PinnedManager::new(sqlite, config.root.clone(), path.to_path_buf(), state);
+    let sqlite = SqliteConnectionManager::file(storage::literal_path(path)).with_flags(EXISTING);
+    let setup = Box::new(move |conn: &mut Connection| {
+        setup_connection(conn, busy_timeout, user_init.as_ref())
+    });
+    PinnedManager::new(
+        sqlite,
+        setup,
+        config.root.clone(),
+        path.to_path_buf(),
+        state,
+        resident,
+    )
+}
+
+/// The tenant's r2d2 pool: lazily filled beside the resident connection.
+fn build_pool(config: &OpenConfig, manager: PinnedManager) -> r2d2::Pool<PinnedManager> {
     // Lazily filled, no r2d2 reaper (we prune whole pools ourselves),
     // no validation query on checkout, one shared connector pool.
     r2d2::Pool::builder()
@@ -174,6 +185,7 @@ fn build_pool(
         .test_on_check_out(false)
         .connection_timeout(config.connection_timeout)
         .thread_pool(Arc::clone(&config.connector))
+        .error_handler(Box::new(ConnectErrors))
         .build_unchecked(manager)
 }
 
@@ -192,50 +204,12 @@ fn setup_connection(
     }
 }
 
-/// The pool's first connection, or why the file cannot give one.
-fn first_connection(
-    config: &OpenConfig,
-    pool: &r2d2::Pool<PinnedManager>,
-    tenant: &TenantName,
-    path: &Path,
-) -> Result<Pooled> {
-    match pool.get_timeout(FIRST_CONNECT_PATIENCE) {
-        Ok(conn) => Ok(conn),
-        Err(_) => {
-            // The connector thread could not open it quickly. Open it
-            // directly to say why (too many open files, not a database)
-            // instead of waiting out connection_timeout.
-            diagnose(config, tenant, path)?;
-            pool.get().map_err(|cause| Error::Pool {
-                tenant: tenant.clone(),
-                path: path.to_path_buf(),
-                cause,
-            })
-        }
-    }
-}
-
-/// Opens the file directly and sets it up as a pooled connection would
-/// be, returning the first step's error.
-fn diagnose(config: &OpenConfig, tenant: &TenantName, path: &Path) -> Result<()> {
-    let mut conn = storage::open_existing(tenant, &config.root, path)?;
-    migrate::read_version(tenant, path, &conn)?;
-    setup_connection(&mut conn, config.busy_timeout, config.init.as_ref()).map_err(|e| {
-        Error::sqlite(
-            Some(tenant),
-            path,
-            "setting up a connection (busy_timeout, foreign_keys, the connection_init hook)",
-            e,
-        )
-    })
-}
-
 /// Caches `pool` and checks `first` out of it, or out of the pool another
 /// thread cached first.
 fn cache_and_adopt(
     cache: &PoolCache,
     pool: Arc<TenantPool>,
-    first: Pooled,
+    first: Lease,
 ) -> Result<Checkout, Refused> {
     let (inserted, retired) = cache.insert(Arc::clone(&pool));
     // Evicted pools close here, outside the cache lock.

@@ -3,53 +3,152 @@
 //! holds SQLite's lock from its first moment (which lets a destroy in
 //! another process see it) and is known to be on the pool's file.
 //!
+//! The pool's first connection is opened with the same code on the thread
+//! that asked for the tenant ([`PinnedManager::open_connection`]); r2d2's own
+//! requests ask the pool's resident state first whether they may open one
+//! (see `resident.rs`).
+//!
 //! A connection that reached another file (the tenant was destroyed or
 //! replaced while it was being opened) is still returned, disarmed, so that
 //! r2d2 does not retry for `connection_timeout`; the pool is marked stale
 //! at the same moment, and every checkout refuses a stale pool after
 //! getting its connection, so such a connection is never handed out.
 
-use std::path::PathBuf;
+use std::fmt;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use r2d2::ManageConnection;
 use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::Connection;
 
 use super::pool_state::PoolState;
-use crate::storage::{PinError, TrackedConnection, open_pinned};
+use super::resident::{Claim, Resident};
+use crate::error::Error;
+use crate::name::TenantName;
+use crate::storage::{self, PinError, TrackedConnection, open_pinned};
+
+/// A new connection's set-up: tenanted's PRAGMAs, then the user's hook.
+pub(super) type Setup = Box<dyn Fn(&mut Connection) -> rusqlite::Result<()> + Send + Sync>;
+
+/// Why a connection could not be opened.
+#[derive(Debug)]
+pub(super) enum OpenFailure {
+    /// Opening the file failed.
+    Pin(PinError),
+    /// It opened, but its set-up failed (a PRAGMA or the user's hook).
+    Setup(rusqlite::Error),
+}
+
+impl OpenFailure {
+    /// The error `tenant`'s caller sees.
+    pub(super) fn into_error(self, tenant: &TenantName, path: &Path) -> Error {
+        match self {
+            OpenFailure::Pin(e) => storage::pin_error(tenant, path, e),
+            OpenFailure::Setup(e) => Error::sqlite(
+                Some(tenant),
+                path,
+                "setting up a connection (busy_timeout, foreign_keys, the connection_init hook)",
+                e,
+            ),
+        }
+    }
+}
+
+/// Why r2d2 got no new connection.
+#[derive(Debug)]
+pub(super) enum ConnectError {
+    /// Opening one failed.
+    Open(OpenFailure),
+    /// The pool has all its connections; r2d2 asks again later.
+    Full(u32),
+}
+
+impl fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConnectError::Open(OpenFailure::Pin(e)) => e.fmt(f),
+            ConnectError::Open(OpenFailure::Setup(e)) => {
+                write!(f, "setting up the connection failed: {e}")
+            }
+            ConnectError::Full(max) => write!(
+                f,
+                "all {max} connections of the pool are open and in use (raise max_connections, or hold connections for less time)"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ConnectError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ConnectError::Open(OpenFailure::Pin(e)) => Some(e),
+            ConnectError::Open(OpenFailure::Setup(e)) => Some(e),
+            ConnectError::Full(_) => None,
+        }
+    }
+}
+
+/// r2d2's error handler for a tenant pool: a full pool is no error.
+#[derive(Debug)]
+pub(super) struct ConnectErrors;
+
+impl r2d2::HandleError<ConnectError> for ConnectErrors {
+    fn handle_error(&self, error: ConnectError) {
+        if !matches!(error, ConnectError::Full(_)) {
+            tracing::warn!(error = %error, "could not open a pooled connection");
+        }
+    }
+}
 
 /// Opens a tenant's connections for its r2d2 pool.
 pub(super) struct PinnedManager {
     sqlite: SqliteConnectionManager,
+    setup: Setup,
     root: PathBuf,
     path: PathBuf,
     state: Arc<PoolState>,
+    resident: Arc<Resident>,
 }
 
 impl PinnedManager {
     pub(super) fn new(
         sqlite: SqliteConnectionManager,
+        setup: Setup,
         root: PathBuf,
         path: PathBuf,
         state: Arc<PoolState>,
+        resident: Arc<Resident>,
     ) -> Self {
         PinnedManager {
             sqlite,
+            setup,
             root,
             path,
             state,
+            resident,
         }
     }
-}
 
-impl ManageConnection for PinnedManager {
-    // Counted in `storage::open_files` while open; the count costs nothing
-    // on checkout (the wrapper only derefs).
-    type Connection = TrackedConnection;
-    type Error = PinError;
-
-    fn connect(&self) -> Result<TrackedConnection, PinError> {
-        let pinned = open_pinned(&self.root, &self.path, || self.sqlite.connect())?;
+    /// Opens one connection on the calling thread: the pool's first one
+    /// (the lead's), or one r2d2 asked for. A connection that reached
+    /// another file marks the pool stale and comes back disarmed.
+    ///
+    /// # Errors
+    ///
+    /// Why the file could not be opened.
+    pub(super) fn open_connection(&self) -> Result<TrackedConnection, OpenFailure> {
+        let mut set_up = true;
+        let opened = open_pinned(&self.root, &self.path, || {
+            let mut conn = self.sqlite.connect()?;
+            (self.setup)(&mut conn).inspect_err(|_| set_up = false)?;
+            Ok(conn)
+        });
+        let pinned = match opened {
+            Ok(pinned) => pinned,
+            Err(PinError::Sqlite(e)) if !set_up => return Err(OpenFailure::Setup(e)),
+            Err(e) => return Err(OpenFailure::Pin(e)),
+        };
         let current = match pinned.file {
             Some(file) => pinned.is_on(self.state.file_or(file)),
             None => false,
@@ -60,9 +159,29 @@ impl ManageConnection for PinnedManager {
         }
         Ok(pinned.conn)
     }
+}
 
-    fn is_valid(&self, conn: &mut TrackedConnection) -> Result<(), PinError> {
-        conn.execute_batch("").map_err(PinError::Sqlite)
+impl ManageConnection for PinnedManager {
+    // Counted in `storage::open_files` while open; the count costs nothing
+    // on checkout (the wrapper only derefs).
+    type Connection = TrackedConnection;
+    type Error = ConnectError;
+
+    fn connect(&self) -> Result<TrackedConnection, ConnectError> {
+        match self.resident.claim() {
+            Claim::Absorb(conn) => Ok(conn),
+            Claim::Full => Err(ConnectError::Full(self.resident.max())),
+            Claim::Open(permit) => {
+                let conn = self.open_connection().map_err(ConnectError::Open)?;
+                permit.keep();
+                Ok(conn)
+            }
+        }
+    }
+
+    fn is_valid(&self, conn: &mut TrackedConnection) -> Result<(), ConnectError> {
+        conn.execute_batch("")
+            .map_err(|e| ConnectError::Open(OpenFailure::Pin(PinError::Sqlite(e))))
     }
 
     fn has_broken(&self, _conn: &mut TrackedConnection) -> bool {

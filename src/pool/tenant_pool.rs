@@ -18,20 +18,21 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use r2d2::PooledConnection;
 use rusqlite::Connection;
 
+use super::lease::Lease;
 use super::pinned_manager::PinnedManager;
 use super::pool_state::{Admission, PoolState};
+use super::resident::Resident;
 use crate::error::{Error, Result};
 use crate::name::TenantName;
-
-/// A pooled connection before it is counted as a checkout.
-pub(super) type Pooled = PooledConnection<PinnedManager>;
 
 /// How long one wait on an exhausted pool lasts before the pool's state is
 /// looked at again (a connection being made may find the pool stale).
 const WAIT_SLICE: Duration = Duration::from_millis(100);
+/// The same while the pool's resident connection is outside r2d2: coming
+/// back, it wakes nobody waiting in r2d2, so waiters look for it this often.
+const RESIDENT_SLICE: Duration = Duration::from_millis(2);
 
 /// Why a checkout got no connection.
 #[derive(Debug)]
@@ -54,6 +55,7 @@ pub(super) struct TenantPool {
     path: PathBuf,
     pool: r2d2::Pool<PinnedManager>,
     state: Arc<PoolState>,
+    resident: Arc<Resident>,
     connection_timeout: Duration,
     checked_out: AtomicUsize,
     /// Milliseconds since the cache's epoch at the last checkout.
@@ -66,6 +68,7 @@ impl TenantPool {
         path: PathBuf,
         pool: r2d2::Pool<PinnedManager>,
         state: Arc<PoolState>,
+        resident: Arc<Resident>,
         now: u64,
     ) -> Self {
         TenantPool {
@@ -74,6 +77,7 @@ impl TenantPool {
             connection_timeout: pool.connection_timeout(),
             pool,
             state,
+            resident,
             checked_out: AtomicUsize::new(0),
             last_used: AtomicU64::new(now),
         }
@@ -103,7 +107,7 @@ impl TenantPool {
 
     /// Takes in a connection got from this pool before it was cached (the
     /// one its schema was checked on), under the same rules as `checkout`.
-    pub(super) fn adopt(self: Arc<Self>, conn: Pooled, now: u64) -> Result<Checkout, Refused> {
+    pub(super) fn adopt(self: Arc<Self>, conn: Lease, now: u64) -> Result<Checkout, Refused> {
         let guard = self.enter()?;
         guard.0.last_used.store(now, Ordering::Relaxed);
         Ok(Checkout { conn, guard })
@@ -129,19 +133,29 @@ impl TenantPool {
         }
     }
 
-    /// A connection from r2d2. With one idle this is r2d2's own checkout;
+    /// A connection: the resident one if it is parked (see `resident.rs`),
+    /// else one from r2d2. With one idle this is r2d2's own checkout;
     /// otherwise the wait is sliced so that a pool found stale while a
     /// connection was being made stops waiting at once. The state is read
     /// again after getting the connection: one made on a moved file marks
     /// the pool stale before r2d2 hands it out.
-    fn get(&self) -> Result<Pooled, Refused> {
+    fn get(&self) -> Result<Lease, Refused> {
         let started = Instant::now();
         loop {
-            let slice = WAIT_SLICE.min(self.connection_timeout.saturating_sub(started.elapsed()));
+            if let Some(resident) = self.resident.take() {
+                self.admit()?;
+                return Ok(Lease::Resident(resident));
+            }
+            let wait = if self.resident.absorbed() {
+                WAIT_SLICE
+            } else {
+                RESIDENT_SLICE
+            };
+            let slice = wait.min(self.connection_timeout.saturating_sub(started.elapsed()));
             match self.pool.get_timeout(slice) {
                 Ok(conn) => {
                     self.admit()?;
-                    return Ok(conn);
+                    return Ok(Lease::Pooled(conn));
                 }
                 Err(cause) => {
                     self.admit()?;
@@ -158,8 +172,11 @@ impl TenantPool {
     }
 
     /// An idle connection, if one is there now (for the watcher).
-    pub(super) fn try_idle(&self) -> Option<Pooled> {
-        self.pool.try_get()
+    pub(super) fn try_idle(&self) -> Option<Lease> {
+        match self.resident.take() {
+            Some(resident) => Some(Lease::Resident(resident)),
+            None => self.pool.try_get().map(Lease::Pooled),
+        }
     }
 
     pub(super) fn checked_out(&self) -> usize {
@@ -181,7 +198,7 @@ impl TenantPool {
 pub(super) struct Checkout {
     // Field order matters: the connection returns to r2d2 before the guard
     // lowers the checkout count that destroy_tenant waits on.
-    conn: Pooled,
+    conn: Lease,
     guard: CheckoutGuard,
 }
 
@@ -191,11 +208,11 @@ impl Checkout {
     }
 
     pub(super) fn connection(&self) -> &Connection {
-        &self.conn
+        self.conn.connection()
     }
 
     pub(super) fn connection_mut(&mut self) -> &mut Connection {
-        &mut self.conn
+        self.conn.connection_mut()
     }
 }
 

@@ -104,6 +104,7 @@ fn change_of(pool: &TenantPool, latest_version: usize) -> Option<&'static str> {
     // in use and is looked at again next time.
     let conn = pool.try_idle()?;
     let version: i64 = conn
+        .connection()
         .query_row("PRAGMA user_version", [], |row| row.get(0))
         .ok()?;
     (usize::try_from(version).ok() != Some(latest_version)).then_some("its schema version changed")

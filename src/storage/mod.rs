@@ -42,7 +42,7 @@ pub use faults::{FaultPlan, Step, StepTaken};
 pub(crate) use file_id::FileId;
 pub(crate) use header::{Header, header_version};
 pub(crate) use open::{
-    EXISTING, literal_path, missing_error, open_existing, open_for_reading, sqlite_error,
+    EXISTING, literal_path, missing_error, open_existing, open_for_reading, pin_error, sqlite_error,
 };
 pub(crate) use open_files::TrackedConnection;
 pub(crate) use pinned::{PinError, open_pinned};

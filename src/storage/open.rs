@@ -96,7 +96,7 @@ pub(crate) fn missing_error(tenant: &TenantName, path: &Path) -> Error {
 }
 
 /// Says why a pinned open of `tenant`'s database failed.
-fn pin_error(tenant: &TenantName, path: &Path, e: PinError) -> Error {
+pub(crate) fn pin_error(tenant: &TenantName, path: &Path, e: PinError) -> Error {
     match e {
         PinError::Missing => missing_error(tenant, path),
         PinError::TooManyOpenFiles => Error::TooManyOpenFiles {
