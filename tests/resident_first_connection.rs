@@ -115,3 +115,32 @@ fn a_pool_never_opens_more_than_max_connections() {
         assert!(most <= max, "{most} held at once for max {max}");
     }
 }
+
+#[test]
+fn a_wait_for_a_connection_that_cannot_be_opened_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let opened = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&opened);
+    // The first connection opens; every later one fails in the hook.
+    let m = builder(dir.path())
+        .max_connections(2)
+        .connection_timeout(Duration::from_millis(300))
+        .connection_init(move |conn| match count.fetch_add(1, Ordering::SeqCst) {
+            0 => Ok(()),
+            _ => conn.execute_batch("PRAGMA this is not sql;"),
+        })
+        .build()
+        .unwrap();
+    m.create_tenant("acme").unwrap();
+    let held = m.connection("acme").unwrap();
+    let err = m.connection("acme").unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        matches!(err, tenanted::Error::Pool { .. })
+            && msg.contains("acme")
+            && msg.contains("syntax error"),
+        "{msg}"
+    );
+    drop(held);
+    assert!(m.connection("acme").is_ok());
+}

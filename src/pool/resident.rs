@@ -17,6 +17,12 @@
 //! pending, so it too stays within its own `max_size`). A request that
 //! finds the resident connection parked takes it into r2d2 (*absorbed*):
 //! from then on r2d2 alone counts and hands out the pool's connections.
+//!
+//! When the pool is dropped, [`Resident::close`] closes a parked resident
+//! connection there and then, and refuses r2d2 from then on: a connector
+//! job in flight keeps r2d2's shared state (and so this) alive a moment
+//! longer, and a destroy that drained the pool must not find the file
+//! still open.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -33,6 +39,8 @@ struct Slot {
     /// Connections open: the resident one and those opened for r2d2
     /// while it was resident.
     open: u32,
+    /// The pool was dropped: nothing more is opened or handed out.
+    closed: bool,
 }
 
 /// The resident connection of one pool, shared by the pool (which hands
@@ -40,9 +48,9 @@ struct Slot {
 #[derive(Debug)]
 pub(super) struct Resident {
     slot: Mutex<Slot>,
-    /// Set once the connection went into r2d2 (or never came back): the
+    /// Set once the connection went into r2d2 or the pool closed: the
     /// warm path then skips the slot's lock.
-    absorbed: AtomicBool,
+    settled: AtomicBool,
     max: u32,
 }
 
@@ -64,8 +72,9 @@ impl Resident {
             slot: Mutex::new(Slot {
                 parked: None,
                 open: 1,
+                closed: false,
             }),
-            absorbed: AtomicBool::new(false),
+            settled: AtomicBool::new(false),
             max: max_connections.max(1),
         })
     }
@@ -73,7 +82,7 @@ impl Resident {
     /// The resident connection, if it is parked here. No I/O: one
     /// uncontended lock while it is resident, one load once absorbed.
     pub(super) fn take(self: &Arc<Self>) -> Option<ResidentLease> {
-        if self.absorbed.load(Ordering::Acquire) {
+        if self.settled.load(Ordering::Acquire) {
             return None;
         }
         let conn = self.slot.lock().parked.take()?;
@@ -88,20 +97,23 @@ impl Resident {
         self.max
     }
 
-    /// Whether the resident connection is in r2d2 now.
-    pub(super) fn absorbed(&self) -> bool {
-        self.absorbed.load(Ordering::Acquire)
+    /// Whether the resident connection is still outside r2d2.
+    pub(super) fn outside(&self) -> bool {
+        !self.settled.load(Ordering::Acquire)
     }
 
     /// What r2d2's connector may do now: see [`Claim`].
     pub(super) fn claim(self: &Arc<Self>) -> Claim {
-        if self.absorbed.load(Ordering::Acquire) {
+        let mut slot = self.slot.lock();
+        if slot.closed {
+            return Claim::Full;
+        }
+        if self.settled.load(Ordering::Acquire) {
             // r2d2 counts every connection now.
             return Claim::Open(Permit(None));
         }
-        let mut slot = self.slot.lock();
         if let Some(conn) = slot.parked.take() {
-            self.absorbed.store(true, Ordering::Release);
+            self.settled.store(true, Ordering::Release);
             return Claim::Absorb(conn);
         }
         if slot.open >= self.max {
@@ -111,8 +123,28 @@ impl Resident {
         Claim::Open(Permit(Some(Arc::clone(self))))
     }
 
+    /// The pool is gone: closes the parked connection now (outside the
+    /// lock) and refuses r2d2 from now on.
+    pub(super) fn close(&self) {
+        let parked = {
+            let mut slot = self.slot.lock();
+            slot.closed = true;
+            slot.parked.take()
+        };
+        self.settled.store(true, Ordering::Release);
+        drop(parked);
+    }
+
     fn park(&self, conn: TrackedConnection) {
-        self.slot.lock().parked = Some(conn);
+        let mut slot = self.slot.lock();
+        if slot.closed {
+            // Cannot happen while the pool lives (a lease holds it); close
+            // the connection rather than keep it.
+            drop(slot);
+            drop(conn);
+        } else {
+            slot.parked = Some(conn);
+        }
     }
 }
 
@@ -166,5 +198,76 @@ impl Drop for ResidentLease {
         if let Some(conn) = self.conn.take() {
             self.home.park(conn);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::name::TenantName;
+
+    /// A connection to a fresh WAL database in `dir`.
+    fn connection(dir: &std::path::Path) -> TrackedConnection {
+        let path = dir.join("t.sqlite3");
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+        drop(conn);
+        let tenant = TenantName::new("t").unwrap();
+        crate::storage::open_existing(&tenant, dir, &path).unwrap()
+    }
+
+    fn claims(resident: &Arc<Resident>) -> &'static str {
+        match resident.claim() {
+            Claim::Absorb(_) => "absorb",
+            Claim::Open(permit) => {
+                permit.keep();
+                "open"
+            }
+            Claim::Full => "full",
+        }
+    }
+
+    #[test]
+    fn opens_are_counted_until_the_resident_connection_is_absorbed() {
+        let dir = tempfile::tempdir().unwrap();
+        let resident = Resident::new(2);
+        let lease = ResidentLease::first(connection(dir.path()), &resident);
+        // Lent: one more may be opened, then the pool is full.
+        assert_eq!(claims(&resident), "open");
+        assert_eq!(claims(&resident), "full");
+        assert!(resident.take().is_none());
+        // Parked: a checkout takes it, and it parks again when dropped.
+        drop(lease);
+        let lease = resident.take().unwrap();
+        assert_eq!(claims(&resident), "full");
+        drop(lease);
+        // r2d2 takes it in; from then on r2d2 counts alone.
+        assert_eq!(claims(&resident), "absorb");
+        assert!(!resident.outside());
+        assert!(resident.take().is_none());
+        assert_eq!(claims(&resident), "open");
+    }
+
+    #[test]
+    fn a_failed_open_gives_its_place_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let resident = Resident::new(2);
+        let _lease = ResidentLease::first(connection(dir.path()), &resident);
+        match resident.claim() {
+            Claim::Open(permit) => drop(permit),
+            _ => panic!("the pool has room for one more"),
+        }
+        assert_eq!(claims(&resident), "open");
+    }
+
+    #[test]
+    fn a_closed_pool_keeps_nothing_and_opens_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let resident = Resident::new(2);
+        drop(ResidentLease::first(connection(dir.path()), &resident));
+        resident.close();
+        assert!(resident.take().is_none());
+        assert!(resident.slot.lock().parked.is_none());
+        assert_eq!(claims(&resident), "full");
     }
 }

@@ -141,15 +141,18 @@ impl TenantPool {
     /// the pool stale before r2d2 hands it out.
     fn get(&self) -> Result<Lease, Refused> {
         let started = Instant::now();
+        // r2d2 gives the last connect error to one timed-out wait only:
+        // keep it for the caller's error.
+        let mut said: Option<r2d2::Error> = None;
         loop {
             if let Some(resident) = self.resident.take() {
                 self.admit()?;
                 return Ok(Lease::Resident(resident));
             }
-            let wait = if self.resident.absorbed() {
-                WAIT_SLICE
-            } else {
+            let wait = if self.resident.outside() {
                 RESIDENT_SLICE
+            } else {
+                WAIT_SLICE
             };
             let slice = wait.min(self.connection_timeout.saturating_sub(started.elapsed()));
             match self.pool.get_timeout(slice) {
@@ -159,7 +162,12 @@ impl TenantPool {
                 }
                 Err(cause) => {
                     self.admit()?;
-                    if started.elapsed() >= self.connection_timeout {
+                    if says_why(&cause) || said.is_none() {
+                        said = Some(cause);
+                    }
+                    if started.elapsed() >= self.connection_timeout
+                        && let Some(cause) = said.take()
+                    {
                         return Err(Refused::Failed(Error::Pool {
                             tenant: self.name.clone(),
                             path: self.path.clone(),
@@ -191,6 +199,19 @@ impl TenantPool {
     /// No checkout in flight and nobody else holds this pool.
     pub(super) fn quiescent(self: &Arc<Self>) -> bool {
         self.checked_out() == 0 && Arc::strong_count(self) == 1
+    }
+}
+
+/// Whether r2d2's timeout error carries the connect error that caused it
+/// (r2d2 shows it only in its message).
+fn says_why(e: &r2d2::Error) -> bool {
+    e.to_string().contains(": ")
+}
+
+impl Drop for TenantPool {
+    fn drop(&mut self) {
+        // Before r2d2's pool: see `Resident::close`.
+        self.resident.close();
     }
 }
 
