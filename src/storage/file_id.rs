@@ -16,6 +16,12 @@ pub(crate) struct FileId {
 }
 
 impl FileId {
+    /// A number that differs between files, for spreading them over
+    /// shards: the inode number, mixed with the device's.
+    pub(crate) fn spread(&self) -> u64 {
+        self.ino ^ self.dev.rotate_left(32)
+    }
+
     /// The file `path` names now (`lstat`: a symlink is itself), or `None`
     /// if nothing is there.
     pub(crate) fn at(path: &Path) -> io::Result<Option<FileId>> {

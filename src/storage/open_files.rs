@@ -31,7 +31,6 @@
 //! [`open_pinned`]: super::pinned::open_pinned
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
 use std::ops::{Deref, DerefMut};
 use std::os::fd::OwnedFd;
 use std::sync::LazyLock;
@@ -62,9 +61,11 @@ static TABLE: LazyLock<[Shard; SHARDS]> = LazyLock::new(Default::default);
 /// file up when this process has no tenant open at all.
 static CONNECTIONS: AtomicUsize = AtomicUsize::new(0);
 
+/// By inode number: files made one after another have consecutive ones,
+/// which fall in different shards. (A fleet run asks this per tenant, so
+/// no SipHash here.)
 fn shard(file: FileId) -> &'static Shard {
-    let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(file);
-    &TABLE[(hash % SHARDS as u64) as usize]
+    &TABLE[(file.spread() % SHARDS as u64) as usize]
 }
 
 /// One SQLite connection counted on a file; uncounted on drop.
