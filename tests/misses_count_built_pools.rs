@@ -4,8 +4,8 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Barrier};
+use std::sync::Barrier;
+use std::sync::atomic::Ordering;
 
 use tenanted::Error;
 
@@ -37,16 +37,9 @@ fn lookups_of_invalid_and_missing_names_are_not_misses() {
 fn threads_asking_for_one_cold_tenant_at_once_build_one_pool() {
     const THREADS: usize = 8;
     let dir = tempfile::tempdir().unwrap();
-    let opened = Arc::new(AtomicUsize::new(0));
-    let counter = Arc::clone(&opened);
-    let m = common::builder(dir.path())
-        .max_connections(THREADS as u32)
-        .connection_init(move |_| {
-            counter.fetch_add(1, Ordering::SeqCst);
-            Ok(())
-        })
-        .build()
-        .unwrap();
+    let (builder, opened) =
+        common::counting_opens(common::builder(dir.path()).max_connections(THREADS as u32));
+    let m = builder.build().unwrap();
     m.create_tenant("acme").unwrap();
 
     let start = Barrier::new(THREADS);

@@ -34,15 +34,8 @@ fn the_first_connection_is_opened_by_the_thread_that_asks() {
 #[test]
 fn a_tenant_used_by_one_thread_at_a_time_opens_one_connection() {
     let dir = tempfile::tempdir().unwrap();
-    let opened = Arc::new(AtomicUsize::new(0));
-    let count = Arc::clone(&opened);
-    let m = builder(dir.path())
-        .connection_init(move |_| {
-            count.fetch_add(1, Ordering::SeqCst);
-            Ok(())
-        })
-        .build()
-        .unwrap();
+    let (builder, opened) = counting_opens(builder(dir.path()));
+    let m = builder.build().unwrap();
     m.create_tenant("acme").unwrap();
     for i in 0..50 {
         let conn = m.connection("acme").unwrap();
@@ -64,16 +57,8 @@ fn a_tenant_used_by_one_thread_at_a_time_opens_one_connection() {
 /// how many connections were opened and the most held at once.
 fn crowd(max_connections: u32, threads: usize) -> (usize, usize) {
     let dir = tempfile::tempdir().unwrap();
-    let opened = Arc::new(AtomicUsize::new(0));
-    let count = Arc::clone(&opened);
-    let m = builder(dir.path())
-        .max_connections(max_connections)
-        .connection_init(move |_| {
-            count.fetch_add(1, Ordering::SeqCst);
-            Ok(())
-        })
-        .build()
-        .unwrap();
+    let (builder, opened) = counting_opens(builder(dir.path()).max_connections(max_connections));
+    let m = builder.build().unwrap();
     m.create_tenant("acme").unwrap();
     let (held, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let barrier = Arc::new(Barrier::new(threads));

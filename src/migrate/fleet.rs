@@ -104,8 +104,6 @@ struct FleetRun<'a> {
     migrations: &'a Migrations,
     options: &'a MigrateOptions,
     target: usize,
-    /// `target` is a version the migrations reach.
-    target_in_range: bool,
     walked: bool,
     total: usize,
     done: AtomicUsize,
@@ -132,19 +130,9 @@ impl FleetRun<'_> {
         if let Some(hook) = &options.before_each {
             hook(&tenant);
         }
-        let report = match before {
-            // Already there, as most of a fleet is: what `migrate_from`
-            // answers, without its bookkeeping (a run pays this per tenant).
-            Ok(version) if version == self.target && self.target_in_range => {
-                TenantReport::unchanged(tenant, version, started)
-            }
-            before => {
-                let at = TenantPath::new(self.root, &found.path, self.owns_dir);
-                let result =
-                    migrate_from(self.migrations, &tenant, at, self.target, before, started);
-                TenantReport::from_result(tenant, result, started)
-            }
-        };
+        let at = TenantPath::new(self.root, &found.path, self.owns_dir);
+        let result = migrate_from(self.migrations, &tenant, at, self.target, before, started);
+        let report = TenantReport::from_result(tenant, result, started);
         if let Some(e) = &report.error {
             // The report carries the failure; callers print it once.
             tracing::info!(tenant = %report.tenant, error = %e, "tenant migration failed");
@@ -207,7 +195,6 @@ pub(crate) fn migrate_all(
         migrations,
         options,
         target,
-        target_in_range: target <= migrations.latest_version(),
         walked: feed.walked,
         total,
         done: AtomicUsize::new(0),

@@ -53,18 +53,6 @@ pub struct TenantReport {
 }
 
 impl TenantReport {
-    /// A tenant found at the version asked for: nothing done.
-    pub(super) fn unchanged(tenant: TenantName, version: usize, started: Instant) -> Self {
-        TenantReport {
-            tenant,
-            from: Some(version),
-            to: Some(version),
-            applied: Vec::new(),
-            duration: started.elapsed(),
-            error: None,
-        }
-    }
-
     pub(super) fn from_result(
         tenant: TenantName,
         result: Result<MigrationOutcome, Error>,

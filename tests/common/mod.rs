@@ -4,6 +4,8 @@
 pub mod child;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tenanted::{Migration, Migrations, RootConfig, TenantManager, TenantManagerBuilder};
 
@@ -40,6 +42,18 @@ pub fn builder(root: &Path) -> TenantManagerBuilder {
 
 pub fn manager(root: &Path) -> TenantManager {
     builder(root).build().expect("manager builds")
+}
+
+/// `builder` with a `connection_init` hook that counts the connections
+/// opened, and the count.
+pub fn counting_opens(builder: TenantManagerBuilder) -> (TenantManagerBuilder, Arc<AtomicUsize>) {
+    let opened = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&opened);
+    let builder = builder.connection_init(move |_| {
+        count.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    });
+    (builder, opened)
 }
 
 /// Every file under `dir`, relative, sorted (hidden ones included).
