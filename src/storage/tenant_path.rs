@@ -58,7 +58,9 @@ impl<'a> TenantPath<'a> {
     /// whether the database's directory is the tenant's own (see
     /// [`RootConfig::owns_directory`](crate::RootConfig)).
     pub(crate) fn new(root: &'a Path, db: &'a Path, owns_dir: bool) -> Self {
-        let owns_dir = owns_dir && db.parent().is_some_and(|dir| dir != root);
+        // Only a template that gives every tenant a directory says so;
+        // `owns_dir()` checks the path itself when asked (a fleet run makes
+        // one of these per tenant, and asks only of those it locks).
         TenantPath { root, db, owns_dir }
     }
 
@@ -74,7 +76,7 @@ impl<'a> TenantPath<'a> {
 
     /// Whether the tenant has a directory of its own.
     pub(crate) fn owns_dir(&self) -> bool {
-        self.owns_dir
+        self.owns_dir && self.db.parent().is_some_and(|dir| dir != self.root)
     }
 
     /// The database's directory.
@@ -89,7 +91,7 @@ impl<'a> TenantPath<'a> {
 
     /// The entry: the tenant's directory, or its database file.
     pub(crate) fn entry(&self) -> &'a Path {
-        if self.owns_dir {
+        if self.owns_dir() {
             self.db_dir()
         } else {
             self.db
@@ -182,7 +184,7 @@ impl TenantLock {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e),
         };
-        let inner = match at.owns_dir {
+        let inner = match at.owns_dir() {
             true => match FileLock::try_acquire(at.root, &lock_path(at.db)) {
                 Ok(Some(lock)) => Some(lock),
                 Ok(None) => return Ok(None),
@@ -194,7 +196,7 @@ impl TenantLock {
         Ok(Some(TenantLock {
             inner,
             outer,
-            owns_dir: at.owns_dir,
+            owns_dir: at.owns_dir(),
         }))
     }
 
@@ -204,7 +206,7 @@ impl TenantLock {
     ) -> std::result::Result<TenantLock, Failed> {
         let file = lock_path(at.entry());
         let outer = first(&file).map_err(|e| (file, e))?;
-        let inner = match at.owns_dir {
+        let inner = match at.owns_dir() {
             true => {
                 let file = lock_path(at.db);
                 match FileLock::acquire(at.root, &file, false) {
@@ -219,7 +221,7 @@ impl TenantLock {
         Ok(TenantLock {
             inner,
             outer,
-            owns_dir: at.owns_dir,
+            owns_dir: at.owns_dir(),
         })
     }
 
