@@ -31,9 +31,12 @@ const FLOOR_TENANTS: usize = 2_000;
 /// Past this many, the floor group's tenants are copies of the first.
 const CREATED_TENANTS: usize = 10_000;
 
+/// The tenants' database files in the order a walk meets them, which is
+/// the order a fleet run visits them (not sorted: names made one after
+/// another sort in creation order, whose neighbouring inodes give a loop
+/// an advantage no walk has; see BENCHMARKS.md, "The floor's order").
 fn paths(m: &TenantManager) -> Vec<std::path::PathBuf> {
-    let mut names: Vec<_> = m.tenants().unwrap().map(|t| t.unwrap()).collect();
-    names.sort();
+    let names: Vec<_> = m.tenants().unwrap().map(|t| t.unwrap()).collect();
     names
         .iter()
         .map(|t| m.root().database_path(t.as_str()).unwrap())

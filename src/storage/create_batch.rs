@@ -13,7 +13,10 @@
 //! Each tenant is still all or nothing: its copy is published only once
 //! it is durable (see `stage.rs`), and it is reported created only once
 //! the publication is. The batch runs in chunks of [`CHUNK`] tenants, so
-//! it holds a bounded number of locks and descriptors.
+//! it holds a bounded number of locks and descriptors, and two chunks at
+//! a time: one chunk's syncs and publication (mostly waiting for the
+//! disk) run beside the next chunk's locks and copies (mostly work for
+//! the CPU).
 
 use std::fs::File;
 use std::io;
@@ -74,19 +77,70 @@ pub(crate) fn create_many(
             (tenant.clone(), TenantPath::new(root, path, owns_dir))
         })
         .collect();
-    let results = sorted
-        .chunks(chunk_size())
-        .flat_map(|chunk| create_chunk(root, template, chunk));
+    let chunks = sorted.chunks(chunk_size());
+    let results = if faults::plan_active() {
+        // A test's fault plan belongs to its thread (see `faults.rs`):
+        // every step of every chunk stays on it.
+        chunks
+            .flat_map(|chunk| finish_chunk(root, prepare_chunk(template, chunk)))
+            .collect()
+    } else {
+        pipelined(root, template, chunks)
+    };
     let mut by_input: Vec<(usize, Result<()>)> = order.into_iter().zip(results).collect();
     by_input.sort_by_key(|(i, _)| *i);
     by_input.into_iter().map(|(_, result)| result).collect()
 }
 
-fn create_chunk(
+/// The chunks, two at a time: while a second thread syncs and publishes
+/// one chunk (mostly waiting for the disk), the calling thread prepares
+/// the next (locks, directories, copies: mostly work for the CPU). Every
+/// lock is still taken by the calling thread, in path order; the other
+/// thread only releases the locks of the chunk it finishes. A lock the
+/// next chunk needs that the finishing chunk holds (two names of one
+/// file, on a file system that ignores case) is waited for, and the
+/// finishing thread waits for nothing the calling thread holds.
+fn pipelined<'a>(
     root: &Path,
     template: &mut Template,
-    tenants: &[(TenantName, TenantPath<'_>)],
+    chunks: impl Iterator<Item = &'a [(TenantName, TenantPath<'a>)]>,
 ) -> Vec<Result<()>> {
+    std::thread::scope(|scope| {
+        let mut results = Vec::new();
+        let mut finishing = None;
+        for chunk in chunks {
+            let prepared = prepare_chunk(template, chunk);
+            if let Some(previous) = finishing.take() {
+                results.extend(joined(previous));
+            }
+            finishing = Some(scope.spawn(move || finish_chunk(root, prepared)));
+        }
+        if let Some(last) = finishing {
+            results.extend(joined(last));
+        }
+        results
+    })
+}
+
+fn joined<T>(handle: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    handle
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+}
+
+/// One chunk's tenants with their copies made and not yet synced, and the
+/// directories their creates added entries to.
+struct Prepared<'a> {
+    pending: Vec<Result<Pending<'a>>>,
+    unsynced: Vec<PathBuf>,
+}
+
+/// Locks each tenant of the chunk (in order), checks it, copies the
+/// template for it.
+fn prepare_chunk<'a>(
+    template: &mut Template,
+    tenants: &'a [(TenantName, TenantPath<'a>)],
+) -> Prepared<'a> {
     let mut unsynced = Vec::new();
     let mut pending: Vec<Result<Pending<'_>>> = Vec::with_capacity(tenants.len());
     let mut held = Vec::with_capacity(tenants.len());
@@ -98,6 +152,16 @@ fn create_chunk(
         }
         pending.push(prepared);
     }
+    Prepared { pending, unsynced }
+}
+
+/// Makes a prepared chunk's copies durable, publishes them, and makes the
+/// publications durable; one result per tenant, in order.
+fn finish_chunk(root: &Path, prepared: Prepared<'_>) -> Vec<Result<()>> {
+    let Prepared {
+        mut pending,
+        mut unsynced,
+    } = prepared;
     let synced = in_parallel(&pending, |p| {
         sys::sync(p.copy.as_fd(), p.stage.scratch()).map_err(|e| {
             let scratch = p.stage.scratch_path();
@@ -126,7 +190,8 @@ fn create_chunk(
 }
 
 /// Tenants per chunk: [`CHUNK`], or fewer when the descriptor limit is
-/// low (a chunk then uses at most a quarter of it), never none.
+/// low (a chunk then uses at most a quarter of it, the two chunks in
+/// flight half), never none.
 fn chunk_size() -> usize {
     let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
     let fit = limit.map_or(CHUNK, |n| usize::try_from(n / 24).unwrap_or(CHUNK));
