@@ -384,3 +384,19 @@ fn fs_copy_wal(path: &Path, to: &Path) {
     wal.push("-wal");
     std::fs::copy(std::path::PathBuf::from(wal), to).unwrap();
 }
+
+/// A batch's syncs run on other threads in normal use; under a fault plan
+/// they run on the plan's thread, so that the sweep above fails each of
+/// them too: two copies, two tenant directories, and their bucket(s).
+#[test]
+fn a_batch_takes_its_syncs_where_the_fault_plan_can_fail_them() {
+    let case = CASES
+        .iter()
+        .find(|c| c.name == "create_tenants")
+        .expect("the create_tenants case");
+    let syncs = steps_of(case)
+        .iter()
+        .filter(|s| s.step == Step::Sync)
+        .count();
+    assert!(syncs >= 5, "{syncs} syncs recorded for a batch of two");
+}

@@ -288,13 +288,12 @@ fn in_parallel<T: Sync, E: Send>(
     items: &[impl AsOk<T> + Sync],
     step: impl Fn(&T) -> std::result::Result<(), E> + Sync,
 ) -> Vec<Option<std::result::Result<(), E>>> {
-    // A test's fault plan belongs to its thread (see `faults.rs`).
-    let threads = if faults::plan_active() {
-        1
-    } else {
-        SYNC_THREADS
-    };
-    let per_thread = items.len().div_ceil(threads).max(1);
+    // A test's fault plan belongs to its thread (see `faults.rs`): with
+    // one, every step runs on this thread, where the plan can fail it.
+    if faults::plan_active() {
+        return items.iter().map(|i| i.as_ok().map(&step)).collect();
+    }
+    let per_thread = items.len().div_ceil(SYNC_THREADS).max(1);
     std::thread::scope(|scope| {
         let handles: Vec<_> = items
             .chunks(per_thread)
