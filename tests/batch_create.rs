@@ -74,6 +74,27 @@ fn a_batch_creates_each_tenant_whole_and_reports_each_name() {
     assert_no_debris(dir.path());
 }
 
+/// Tenants that exist already, spread over every chunk of the batch: each
+/// is refused while it is being prepared, beside the chunk before it
+/// being synced and published on another thread, and the rest are made.
+#[test]
+fn refusals_in_every_chunk_leave_the_others_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = common::manager(dir.path());
+    let existing: Vec<String> = names(300).into_iter().step_by(7).collect();
+    m.create_tenants(&existing).unwrap();
+    let report = m.create_tenants(names(300)).unwrap();
+    let existed: Vec<String> = report.existed.iter().map(|t| t.to_string()).collect();
+    assert_eq!(existed, existing);
+    assert_eq!(report.created.len(), 300 - existing.len());
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    assert_eq!(common::sorted_tenants(&m), names(300));
+    for name in names(300) {
+        assert_whole(&m, &name);
+    }
+    assert_no_debris(dir.path());
+}
+
 #[test]
 fn batches_racing_in_threads_create_each_tenant_once() {
     let dir = tempfile::tempdir().unwrap();

@@ -21,6 +21,7 @@
 use std::fs::File;
 use std::io;
 use std::os::fd::AsFd;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use super::create::{clear_the_way, copy_template, tidy_after_failure};
@@ -61,10 +62,11 @@ struct Pending<'a> {
 /// `template`; one result per tenant, in order. `owns_dir`: each tenant
 /// has a directory of its own (see `tenant_path.rs`).
 ///
-/// Tenants are taken in path order: a chunk holds all its locks at once,
-/// and locks taken in one global order never deadlock, whatever other
-/// batches (in this process or another) are taking. Path order also puts
-/// a bucket's tenants together, so a chunk syncs few buckets.
+/// Tenants are taken in path order ([`lock_order`]): a chunk holds all
+/// its locks at once, and locks taken in one global order never deadlock,
+/// whatever other batches (in this process or another) are taking. Path
+/// order also puts a bucket's tenants together, so a chunk syncs few
+/// buckets.
 pub(crate) fn create_many(
     root: &Path,
     owns_dir: bool,
@@ -72,7 +74,7 @@ pub(crate) fn create_many(
     tenants: &[(TenantName, PathBuf)],
 ) -> Vec<Result<()>> {
     let mut order: Vec<usize> = (0..tenants.len()).collect();
-    order.sort_by(|&a, &b| tenants[a].1.cmp(&tenants[b].1));
+    order.sort_by(|&a, &b| lock_order(&tenants[a].1, &tenants[b].1));
     let sorted: Vec<(TenantName, TenantPath<'_>)> = order
         .iter()
         .map(|&i| {
@@ -90,9 +92,23 @@ pub(crate) fn create_many(
     } else {
         pipelined(root, template, chunks)
     };
+    debug_assert_eq!(results.len(), order.len(), "one result per tenant");
     let mut by_input: Vec<(usize, Result<()>)> = order.into_iter().zip(results).collect();
     by_input.sort_by_key(|(i, _)| *i);
     by_input.into_iter().map(|(_, result)| result).collect()
+}
+
+/// The order every batch takes its tenants' locks in: by path with ASCII
+/// case folded, then by path. On a file system that ignores case, two
+/// names of one file (`Acme`, `acme`) are then next to each other and
+/// every other file is before or after both, in every process; ordered by
+/// bytes alone, one batch could hold `Acme` and wait for `b` while
+/// another holds `B` and waits for `acme`. (Tenant names are ASCII.)
+fn lock_order(a: &Path, b: &Path) -> std::cmp::Ordering {
+    let (a_bytes, b_bytes) = (a.as_os_str().as_bytes(), b.as_os_str().as_bytes());
+    let folded_a = a_bytes.iter().map(u8::to_ascii_lowercase);
+    let folded_b = b_bytes.iter().map(u8::to_ascii_lowercase);
+    folded_a.cmp(folded_b).then_with(|| a.cmp(b))
 }
 
 /// The chunks, two at a time: while a second thread syncs and publishes
@@ -193,11 +209,11 @@ fn finish_chunk(root: &Path, prepared: Prepared<'_>) -> Vec<Result<()>> {
 }
 
 /// Tenants per chunk: [`CHUNK`], or fewer when the descriptor limit is
-/// low (a chunk then uses at most a quarter of it, the two chunks in
-/// flight half), never none.
+/// low (the two chunks in flight then use at most a quarter of it, each at
+/// most six descriptors a tenant), never none.
 fn chunk_size() -> usize {
     let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
-    let fit = limit.map_or(CHUNK, |n| usize::try_from(n / 24).unwrap_or(CHUNK));
+    let fit = limit.map_or(CHUNK, |n| usize::try_from(n / 48).unwrap_or(CHUNK));
     fit.clamp(1, CHUNK)
 }
 
@@ -329,5 +345,33 @@ impl<T, E> AsOk<T> for std::result::Result<T, E> {
 impl AsOk<PathBuf> for PathBuf {
     fn as_ok(&self) -> Option<&PathBuf> {
         Some(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lock_order;
+    use std::path::{Path, PathBuf};
+
+    /// Names of one file on a file system that ignores case come next to
+    /// each other, so every batch meets each file at the same point of
+    /// its order: one taking `Acme` then `b` and one taking `B` then
+    /// `acme` both take the acme file first.
+    #[test]
+    fn names_of_one_file_are_next_to_each_other_in_lock_order() {
+        let sorted = |names: &[&str]| {
+            let mut paths: Vec<PathBuf> = names.iter().map(|n| Path::new("db").join(n)).collect();
+            paths.sort_by(|a, b| lock_order(a, b));
+            paths
+                .iter()
+                .map(|p| p.file_name().unwrap().to_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            sorted(&["b", "acme", "c", "B", "Acme"]),
+            ["Acme", "acme", "B", "b", "c"]
+        );
+        assert_eq!(sorted(&["Acme", "b"]), ["Acme", "b"]);
+        assert_eq!(sorted(&["B", "acme"]), ["acme", "B"]);
     }
 }
