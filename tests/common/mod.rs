@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod child;
+pub mod litestream;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

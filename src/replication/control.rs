@@ -1,0 +1,365 @@
+//! A client for Litestream's control socket (Litestream 0.5.17 or later).
+//!
+//! Litestream serves HTTP on a Unix socket when its configuration has
+//! `socket: {enabled: true, path: ...}`: `POST /register`, `POST
+//! /unregister`, `POST /sync`, `GET /list`, `GET /info` and `GET /txid`,
+//! each answering JSON (see `server.go` in its repository). Requests go as
+//! HTTP/1.0, one connection each, so the answer always ends where the
+//! connection does (Go never chunks a 1.0 answer); nothing here needs an
+//! HTTP library.
+
+use std::io::{self, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use serde_json::{Value, json};
+
+use crate::error::{Error, Result};
+
+/// How long a request that does not wait for the replica may take.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Slack beyond Litestream's own timeout before this side gives up.
+const SLACK: Duration = Duration::from_secs(5);
+
+/// One Litestream process's control socket.
+#[derive(Debug, Clone)]
+pub struct ControlSocket {
+    path: PathBuf,
+    timeout: Duration,
+}
+
+/// What `register` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Registered {
+    /// Litestream now replicates the database.
+    New,
+    /// Litestream already had the database (by path), with whatever
+    /// replica it was registered with first.
+    AlreadyRegistered,
+}
+
+/// What `unregister` did: Litestream closed the database (after a last
+/// sync of what it had) and no longer holds it open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unregistered {
+    /// Whether Litestream had the database (false: nothing to do).
+    pub was_registered: bool,
+    /// The last transaction Litestream had written locally (0 if none).
+    pub txid: u64,
+}
+
+/// What `sync` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Synced {
+    /// False when there was nothing new since the last sync.
+    pub changed: bool,
+    /// The database's transaction after the sync.
+    pub txid: u64,
+    /// The replica's transaction (meaningful when waited for).
+    pub replicated_txid: u64,
+}
+
+/// One database Litestream has, from `list`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registration {
+    /// The database's path as Litestream has it.
+    pub path: PathBuf,
+    /// `replicating`, `open` or `stopped`.
+    pub status: String,
+    /// When its replica last took a sync, if ever.
+    pub last_sync_at: Option<SystemTime>,
+}
+
+/// `info`: the Litestream process behind the socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LitestreamInfo {
+    /// Its version string.
+    pub version: String,
+    /// Its process id.
+    pub pid: u32,
+    /// Seconds since it started.
+    pub uptime_seconds: u64,
+    /// How many databases it has.
+    pub database_count: usize,
+}
+
+impl ControlSocket {
+    /// A client for the socket at `path` (nothing is connected yet).
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        ControlSocket {
+            path: path.into(),
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+
+    /// How long a request that does not wait for the replica may take
+    /// (default 10 s).
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The socket's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Has Litestream replicate the database at `db` (an absolute path) to
+    /// `replica_url` (`file:///DIR`, `s3://BUCKET/PATH?endpoint=...`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::LitestreamNotRunning`] when nothing listens on the socket;
+    /// [`Error::Litestream`] when Litestream refuses (a bad URL, say).
+    pub fn register(&self, db: &Path, replica_url: &str) -> Result<Registered> {
+        let body = json!({ "path": path_str(db), "replica_url": replica_url });
+        let answer = self.request("POST", "/register", Some(body), self.timeout)?;
+        Ok(match answer["status"].as_str() {
+            Some("already_registered") => Registered::AlreadyRegistered,
+            _ => Registered::New,
+        })
+    }
+
+    /// Has Litestream sync what it has of `db` and close it, within
+    /// `timeout` (whole seconds, at least one).
+    ///
+    /// # Errors
+    ///
+    /// As [`ControlSocket::register`].
+    pub fn unregister(&self, db: &Path, timeout: Duration) -> Result<Unregistered> {
+        let secs = whole_seconds(timeout);
+        let body = json!({ "path": path_str(db), "timeout": secs });
+        let answer = self.request("POST", "/unregister", Some(body), timeout + SLACK)?;
+        Ok(Unregistered {
+            was_registered: answer["status"].as_str() == Some("unregistered"),
+            txid: answer["txid"].as_u64().unwrap_or(0),
+        })
+    }
+
+    /// Syncs `db` now; with `wait`, returns only once the replica has it
+    /// (`litestream sync -wait`), within `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// As [`ControlSocket::register`]; [`Error::Litestream`] with status
+    /// 404 when Litestream does not have the database.
+    pub fn sync(&self, db: &Path, wait: bool, timeout: Duration) -> Result<Synced> {
+        let body = json!({ "path": path_str(db), "wait": wait, "timeout": whole_seconds(timeout) });
+        let answer = self.request("POST", "/sync", Some(body), timeout + SLACK)?;
+        Ok(Synced {
+            changed: answer["status"].as_str() != Some("no_change"),
+            txid: answer["txid"].as_u64().unwrap_or(0),
+            replicated_txid: answer["replicated_txid"].as_u64().unwrap_or(0),
+        })
+    }
+
+    /// Every database Litestream has.
+    ///
+    /// # Errors
+    ///
+    /// As [`ControlSocket::register`].
+    pub fn list(&self) -> Result<Vec<Registration>> {
+        let answer = self.request("GET", "/list", None, self.timeout)?;
+        let databases = answer["databases"].as_array().cloned().unwrap_or_default();
+        Ok(databases
+            .iter()
+            .map(|db| Registration {
+                path: PathBuf::from(db["path"].as_str().unwrap_or_default()),
+                status: db["status"].as_str().unwrap_or_default().to_owned(),
+                last_sync_at: db["last_sync_at"].as_str().and_then(parse_rfc3339),
+            })
+            .collect())
+    }
+
+    /// The Litestream process behind the socket.
+    ///
+    /// # Errors
+    ///
+    /// As [`ControlSocket::register`].
+    pub fn info(&self) -> Result<LitestreamInfo> {
+        let answer = self.request("GET", "/info", None, self.timeout)?;
+        Ok(LitestreamInfo {
+            version: answer["version"].as_str().unwrap_or_default().to_owned(),
+            pid: answer["pid"]
+                .as_u64()
+                .and_then(|p| u32::try_from(p).ok())
+                .unwrap_or(0),
+            uptime_seconds: answer["uptime_seconds"].as_u64().unwrap_or(0),
+            database_count: answer["database_count"]
+                .as_u64()
+                .and_then(|n| usize::try_from(n).ok())
+                .unwrap_or(0),
+        })
+    }
+
+    /// Whether anything answers on the socket.
+    pub fn is_running(&self) -> bool {
+        self.info().is_ok()
+    }
+
+    /// Sends one request and returns the answer's JSON, or the error it
+    /// carries.
+    fn request(
+        &self,
+        method: &str,
+        target: &str,
+        body: Option<Value>,
+        timeout: Duration,
+    ) -> Result<Value> {
+        let exchange = || -> io::Result<(u16, Vec<u8>)> {
+            let mut stream = UnixStream::connect(&self.path)?;
+            stream.set_read_timeout(Some(timeout))?;
+            stream.set_write_timeout(Some(timeout))?;
+            let body = body.as_ref().map(Value::to_string).unwrap_or_default();
+            let head = format!(
+                "{method} {target} HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            );
+            stream.write_all(head.as_bytes())?;
+            stream.write_all(body.as_bytes())?;
+            let mut answer = Vec::new();
+            stream.read_to_end(&mut answer)?;
+            parse_response(&answer)
+        };
+        let (status, body) = exchange().map_err(|e| self.transport_error(target, e))?;
+        let value: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        if status == 200 {
+            return Ok(value);
+        }
+        let message = value["error"]
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| String::from_utf8_lossy(&body).trim().to_owned());
+        Err(Error::Litestream {
+            socket: self.path.clone(),
+            request: target.trim_start_matches('/').to_owned(),
+            status,
+            message,
+        })
+    }
+
+    fn transport_error(&self, target: &str, cause: io::Error) -> Error {
+        match cause.kind() {
+            io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => {
+                Error::LitestreamNotRunning {
+                    socket: self.path.clone(),
+                }
+            }
+            _ => Error::Litestream {
+                socket: self.path.clone(),
+                request: target.trim_start_matches('/').to_owned(),
+                status: 0,
+                message: cause.to_string(),
+            },
+        }
+    }
+}
+
+/// Splits an HTTP answer into its status code and body.
+fn parse_response(answer: &[u8]) -> io::Result<(u16, Vec<u8>)> {
+    let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidData, what.to_owned());
+    let end = answer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| bad("an answer without a header"))?;
+    let head = std::str::from_utf8(&answer[..end]).map_err(|_| bad("a header that is not text"))?;
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| bad("an answer without a status"))?;
+    Ok((status, answer[end + 4..].to_vec()))
+}
+
+fn path_str(path: &Path) -> String {
+    path.to_string_lossy().into_owned()
+}
+
+fn whole_seconds(timeout: Duration) -> u64 {
+    timeout.as_secs().max(1)
+}
+
+/// Parses the RFC 3339 times Go writes (`2026-12-05T05:10:11.123456789Z`,
+/// or with an offset such as `+01:00`).
+pub(crate) fn parse_rfc3339(text: &str) -> Option<SystemTime> {
+    let (date, rest) = text.split_once('T')?;
+    let mut ymd = date.splitn(3, '-').map(|p| p.parse::<i64>().ok());
+    let (y, m, d) = (ymd.next()??, ymd.next()??, ymd.next()??);
+    let zone_at = rest.find(['Z', 'z', '+', '-'])?;
+    let (clock, zone) = rest.split_at(zone_at);
+    let (hms, fraction) = clock.split_once('.').unwrap_or((clock, ""));
+    let mut parts = hms.splitn(3, ':').map(|p| p.parse::<i64>().ok());
+    let (hh, mm, ss) = (parts.next()??, parts.next()??, parts.next()??);
+    let nanos = format!("{fraction:0<9}").get(..9)?.parse::<u32>().ok()?;
+    let offset = match zone {
+        "Z" | "z" => 0,
+        _ => {
+            let sign = if zone.starts_with('-') { -1 } else { 1 };
+            let (oh, om) = zone[1..].split_once(':')?;
+            sign * (oh.parse::<i64>().ok()? * 3600 + om.parse::<i64>().ok()? * 60)
+        }
+    };
+    let secs = days_from_civil(y, m, d) * 86_400 + hh * 3600 + mm * 60 + ss - offset;
+    let secs = u64::try_from(secs).ok()?;
+    Some(SystemTime::UNIX_EPOCH + Duration::new(secs, nanos))
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
+/// algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_times_parse() {
+        let epoch = SystemTime::UNIX_EPOCH;
+        let at = |s| parse_rfc3339(s).unwrap().duration_since(epoch).unwrap();
+        assert_eq!(at("1970-01-01T00:00:00Z"), Duration::ZERO);
+        assert_eq!(
+            at("2026-12-05T05:10:11.5Z"),
+            Duration::new(1_796_447_411, 500_000_000)
+        );
+        assert_eq!(
+            at("2026-12-05T06:10:11.5+01:00"),
+            at("2026-12-05T05:10:11.5Z")
+        );
+        assert_eq!(
+            at("2000-03-01T00:00:00-00:30"),
+            Duration::from_secs(951_870_600)
+        );
+        assert!(parse_rfc3339("yesterday").is_none());
+    }
+
+    #[test]
+    fn answers_split_into_status_and_body() {
+        let (status, body) =
+            parse_response(b"HTTP/1.0 404 Not Found\r\nContent-Type: x\r\n\r\n{\"error\":\"no\"}")
+                .unwrap();
+        assert_eq!(status, 404);
+        assert_eq!(body, b"{\"error\":\"no\"}");
+        assert!(parse_response(b"garbage").is_err());
+    }
+
+    #[test]
+    fn nothing_listening_is_not_running() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = ControlSocket::new(dir.path().join("none.sock"));
+        assert!(matches!(
+            socket.list(),
+            Err(Error::LitestreamNotRunning { .. })
+        ));
+        assert!(!socket.is_running());
+    }
+}
