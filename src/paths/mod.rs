@@ -7,12 +7,14 @@ mod layout;
 mod layout_record;
 mod litestream;
 mod path_template;
+mod replica_target;
 mod root;
 mod tenants;
 mod walker;
 
 pub use bucket::bucket_of;
 pub use layout_record::INTERNAL_DIR;
+pub use replica_target::ReplicaTarget;
 pub use root::{DEFAULT_BUCKETS, DEFAULT_TEMPLATE, RootConfig};
 pub use tenants::Tenants;
 

@@ -12,11 +12,7 @@ pub fn binary() -> Option<PathBuf> {
     if let Some(path) = std::env::var_os("TENANTED_LITESTREAM") {
         return Some(PathBuf::from(path));
     }
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join("litestream"))
-            .find(|candidate| candidate.is_file())
-    });
+    let found = on_path("litestream");
     if found.is_none() {
         assert!(
             std::env::var_os("TENANTED_REQUIRE_LITESTREAM").is_none(),
@@ -125,4 +121,62 @@ pub fn rows_in(path: &Path, table: &str) -> Vec<String> {
         .unwrap()
         .map(Result::unwrap)
         .collect()
+}
+
+/// `name` in a directory of `PATH`.
+pub fn on_path(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(name))
+            .find(|candidate| candidate.is_file())
+    })
+}
+
+/// A `litestream` command with the environment it needs here: these
+/// machines export `AWS_CA_BUNDLE`, with which Litestream's S3 client
+/// fails ("unable to add custom RootCAs").
+pub fn command(bin: &Path) -> Command {
+    let mut command = Command::new(bin);
+    command.env_remove("AWS_CA_BUNDLE").stdin(Stdio::null());
+    command
+}
+
+/// `litestream replicate -config CONFIG`, its output in `log`.
+pub fn replicate(bin: &Path, config: &Path, log: &Path) -> Child {
+    let log = std::fs::File::create(log).unwrap();
+    command(bin)
+        .args(["replicate", "-config"])
+        .arg(config)
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap()
+}
+
+/// Waits until Litestream's log has `n` lines containing `what`.
+pub fn wait_for_log(log: &Path, what: &str, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if text.matches(what).count() >= n {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "litestream never logged {what} x{n}:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Ends `child` with SIGKILL (as a lost machine would) and reaps it.
+pub fn kill_hard(child: &mut Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Ends `child` with SIGTERM and reaps it.
+pub fn stop(child: &mut Child) {
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    let _ = child.wait();
 }

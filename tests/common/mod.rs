@@ -3,6 +3,7 @@
 
 pub mod child;
 pub mod litestream;
+pub mod object_store;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
