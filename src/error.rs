@@ -387,7 +387,7 @@ pub(crate) fn concise(e: &rusqlite_migration::Error) -> String {
 /// `"tenant NAME: "`, or nothing when no tenant is involved.
 /// What blocked the way to a directory beneath the root: an entry that is
 /// not one. Carried inside the `io::Error` of the step that met it (see
-/// `storage/dir.rs`) and turned into [`Error::NotADirectory`] by
+/// `fs/dir.rs`) and turned into [`Error::NotADirectory`] by
 /// `Error::io`.
 #[derive(Debug)]
 pub(crate) struct Blocked {

@@ -40,6 +40,7 @@ mod backup;
 mod builder;
 mod context;
 mod error;
+mod fs;
 mod manager;
 mod migrate;
 mod name;

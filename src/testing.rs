@@ -44,7 +44,7 @@ use crate::paths::RootConfig;
 /// # let _ = steps;
 /// ```
 pub mod faults {
-    pub use crate::storage::{FaultPlan, Step, StepTaken};
+    pub use crate::fs::{FaultPlan, Step, StepTaken};
 }
 
 /// The default tenant's name, as activerecord-tenanted's `test-tenant`.

@@ -97,7 +97,7 @@ fn tenants_skips_what_is_not_a_ready_tenant() {
     touch(&acme_dir.join(".main.sqlite3.lock"));
     touch(&acme_dir.join(".main.sqlite3.tmp-1-1"));
     // A tenant being created: its directory is built under a hidden name
-    // beside where it goes, and published whole (see `storage/stage.rs`).
+    // beside where it goes, and published whole (see `storage/lifecycle/stage.rs`).
     let creating = root.database_path("creating").unwrap();
     let staged = creating
         .parent()

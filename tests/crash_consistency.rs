@@ -187,7 +187,7 @@ fn remove_debris_cleans_what_a_crash_leaves_and_skips_busy_tenants() {
     // tombstone and the lock file.
     assert_eq!(m.remove_debris().unwrap(), 7);
     // The create builds busy's directory under a hidden name beside where
-    // it goes (see `storage/stage.rs`), and nobody listed it meanwhile.
+    // it goes (see `storage/lifecycle/stage.rs`), and nobody listed it meanwhile.
     let busy_db = m.root().database_path("busy").unwrap();
     let busy_dir = busy_db.parent().unwrap();
     assert!(!busy_dir.exists());

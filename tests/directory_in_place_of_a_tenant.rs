@@ -6,7 +6,7 @@
 //!
 //! `tenants()` does not look: tenanted publishes a tenant's directory
 //! whole, with its database in it, so a listing trusts the directory
-//! entry (see `storage/tenant_path.rs`), and lists a directory someone
+//! entry (see `storage/coordination/tenant_path.rs`), and lists a directory someone
 //! filled by hand.
 
 mod common;

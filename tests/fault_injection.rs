@@ -6,7 +6,7 @@
 //! should); a retry succeeds; and `remove_debris` leaves nothing of
 //! tenanted's own beside the tenants.
 //!
-//! The steps are those tenanted itself takes (`storage/sys.rs`): SQLite's
+//! The steps are those tenanted itself takes (`fs/sys.rs`): SQLite's
 //! reads and writes inside a transaction are SQLite's to make atomic.
 
 mod common;

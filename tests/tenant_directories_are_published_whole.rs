@@ -2,7 +2,7 @@
 //! tenanted publishes it whole: built under a hidden name, renamed into
 //! place with its database in it, fenced whole by a destroy. So a listing
 //! trusts the directory entry and never looks inside
-//! (`storage/tenant_path.rs`). These tests prove what that rests on:
+//! (`storage/coordination/tenant_path.rs`). These tests prove what that rests on:
 //!
 //! - a listing in another process never sees a tenant half made;
 //! - what a crash leaves is recognised by the next create or

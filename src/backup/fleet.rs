@@ -88,7 +88,7 @@ pub(crate) fn backup_all(
 fn describe_backup_dir(root: &RootConfig, layout: &RootConfig) -> Result<()> {
     layout.check_recorded_layout()?;
     let record = layout.layout_record();
-    if storage::record_once(&layout.layout_record_path(), &record)?.is_some() {
+    if crate::fs::record_once(&layout.layout_record_path(), &record)?.is_some() {
         // Another run recorded it first: it must agree too.
         layout.check_recorded_layout()?;
     }

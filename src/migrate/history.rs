@@ -14,8 +14,8 @@ use std::path::Path;
 
 use super::migrations::{Migration, Migrations};
 use crate::error::{Error, Result};
+use crate::fs::{read_record, record_once, update_record};
 use crate::paths::{Fnv1a, INTERNAL_DIR, RootConfig};
-use crate::storage::{read_record, record_once, update_record};
 
 /// The history's file name in `.tenanted/`.
 const HISTORY: &str = "migrations";

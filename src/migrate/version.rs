@@ -8,11 +8,11 @@ use std::path::Path;
 use rusqlite::{Connection, OpenFlags};
 
 use crate::error::Result;
+use crate::fs::Dir;
 use crate::name::TenantName;
 use crate::paths::Found;
 use crate::storage::{
-    Dir, Header, Occupant, header_version, occupant, open_for_reading, require_database,
-    sqlite_error,
+    Header, Occupant, header_version, occupant, open_for_reading, require_database, sqlite_error,
 };
 
 /// The tenant's schema version.
@@ -55,7 +55,7 @@ pub(crate) fn peek_found(found: &Found, root: &Path, walked: bool) -> Option<Res
 }
 
 /// [`header_version`] of the database at `path`, its directory reached
-/// from `root` without following a link (see `storage::Dir`); a link on
+/// from `root` without following a link (see `fs::Dir`); a link on
 /// the way leaves it to [`peek_with_sqlite`], which says what is there.
 fn contained_header_version(root: &Path, path: &Path) -> Header {
     let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {

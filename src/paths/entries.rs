@@ -7,7 +7,7 @@
 //! whole first, so that the tenants being destroyed are known before their
 //! directories come. A destroy marks its tenant with `.NAME.destroying`
 //! beside the tenant's directory before it touches anything else, and
-//! removes the mark last (see `storage/fence.rs`): a listing looks behind
+//! removes the mark last (see `storage/lifecycle/fence.rs`): a listing looks behind
 //! a mark, so it never shows a tenant half destroyed.
 
 use std::ffi::{OsStr, OsString};

@@ -37,11 +37,11 @@ pub(crate) const NAME_MAX: usize = 255;
 /// How many bytes the longest file tenanted (or SQLite) makes beside a
 /// database adds to the database's file name: a scratch file's journal,
 /// `.NAME.tmp-PID-N-journal`, with a 10-digit PID and a 20-digit counter.
-/// `storage/siblings.rs` names those files; a test there keeps the two in
+/// `fs/siblings.rs` names those files; a test there keeps the two in
 /// step.
 pub(crate) const LONGEST_SIBLING_EXTRA: usize = 45;
 
-/// The same for a tenant's own directory (`storage/tenant_path.rs`): its
+/// The same for a tenant's own directory (`storage/coordination/tenant_path.rs`): its
 /// fence, `.NAME.destroying`, is the longest name beside it.
 pub(crate) const LONGEST_DIR_SIBLING_EXTRA: usize = 12;
 
@@ -114,7 +114,7 @@ impl PathTemplate {
     /// database: the component above the file names the tenant (as in the
     /// default `%{bucket}/%{tenant}/main.sqlite3`). Create then publishes
     /// that whole directory, destroy hides it first, and a listing trusts
-    /// its entry (see `storage/tenant_path.rs`).
+    /// its entry (see `storage/coordination/tenant_path.rs`).
     pub(super) fn owns_directory(&self) -> bool {
         let levels = self.components.len();
         levels

@@ -341,7 +341,7 @@ impl Walker {
 
     /// The tenant's own directory. A create publishes it whole, with its
     /// database in it, and a destroy hides it before removing it (see
-    /// `storage/tenant_path.rs`): a listing trusts the entry and never
+    /// `storage/coordination/tenant_path.rs`): a listing trusts the entry and never
     /// looks inside. The debris sweep looks: a directory without its
     /// database was left by a crash (of an earlier release), and one with
     /// it may hold debris beside the database.

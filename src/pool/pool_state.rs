@@ -4,7 +4,7 @@
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU8, Ordering};
 
-use crate::storage::FileId;
+use crate::fs::FileId;
 
 /// Checkouts allowed.
 const OPEN: u8 = 0;

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use super::cache::PoolCache;
 use super::tenant_pool::TenantPool;
-use crate::storage::FileId;
+use crate::fs::FileId;
 
 /// What the watcher does, and how often.
 #[derive(Debug, Clone, Copy)]

@@ -24,16 +24,16 @@ use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use super::create::{clear_the_way, copy_template, tidy_after_failure};
-use super::dir::Dir;
-use super::faults;
-use super::file_id::FileId;
-use super::stage::Stage;
-use super::sys;
-use super::template_database::Template;
-use super::tenant_path::{TenantLock, TenantPath};
 use crate::error::{Error, Result};
+use crate::fs::dir::Dir;
+use crate::fs::faults;
+use crate::fs::file_id::FileId;
+use crate::fs::sys;
 use crate::name::TenantName;
+use crate::storage::coordination::tenant_path::{TenantLock, TenantPath};
+use crate::storage::lifecycle::create::{clear_the_way, copy_template, tidy_after_failure};
+use crate::storage::lifecycle::stage::Stage;
+use crate::storage::lifecycle::template_database::Template;
 
 /// Tenants per chunk, at most: each holds up to six descriptors open (two
 /// lock files and their directories, the stage's directory, the copy; see

@@ -13,15 +13,15 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::Connection;
 
-use super::debris::remove_debris;
-use super::dir::Dir;
-use super::files::{build_by_rename, remove_quietly};
-use super::lock::{FileLock, split};
-use super::siblings::lock_path;
-use super::sys;
 use crate::error::{Error, Result};
+use crate::fs::dir::Dir;
+use crate::fs::files::{build_by_rename, remove_quietly};
+use crate::fs::lock::{FileLock, split};
+use crate::fs::siblings::lock_path;
+use crate::fs::sys;
 use crate::name::TenantName;
 use crate::paths::INTERNAL_DIR;
+use crate::storage::lifecycle::debris::remove_debris;
 
 /// The template file for the migrations whose fingerprint is `key`.
 fn template_path(root: &Path, key: u64) -> PathBuf {
@@ -35,8 +35,8 @@ fn template_path(root: &Path, key: u64) -> PathBuf {
 /// the copy reads this file.
 #[derive(Debug)]
 pub(crate) struct Template {
-    pub(super) file: File,
-    pub(super) path: PathBuf,
+    pub(in crate::storage) file: File,
+    pub(in crate::storage) path: PathBuf,
 }
 
 /// Returns the template database keyed `key` under `root`, open, building
@@ -90,7 +90,7 @@ fn build_template(
     tenant: &TenantName,
     migrate: &impl Fn(&mut Connection, &Path) -> Result<()>,
 ) -> Result<Template> {
-    let name = super::siblings::name_of(path);
+    let name = crate::fs::siblings::name_of(path);
     // We hold the template lock: any scratch file beside it is a crashed build's.
     remove_debris(None, dir, name)?;
     let span = tracing::info_span!("build_template", path = %path.display());

@@ -8,12 +8,12 @@
 use std::io::{self, Read};
 use std::path::Path;
 
-use super::dir::Dir;
-use super::files::remove_quietly;
-use super::lock::{FileLock, split};
-use super::siblings::{lock_path, scratch_path};
-use super::sys;
 use crate::error::{Error, Result};
+use crate::fs::dir::Dir;
+use crate::fs::files::remove_quietly;
+use crate::fs::lock::{FileLock, split};
+use crate::fs::siblings::{lock_path, scratch_path};
+use crate::fs::sys;
 
 /// Writes `text` to `path` unless a record is already there; returns the
 /// record that was there, if any.
@@ -87,7 +87,7 @@ pub(crate) fn update_record(
     };
     let current = read_record(path)?;
     if let Some(text) = update(current.as_deref())? {
-        let (dir, name) = (lock.dir(), super::siblings::name_of(path));
+        let (dir, name) = (lock.dir(), crate::fs::siblings::name_of(path));
         write_scratch(dir, name, &text)
             .and_then(|scratch| sys::rename(dir.fd(), &scratch, name))
             .and_then(|()| dir.sync())

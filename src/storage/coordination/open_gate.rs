@@ -18,9 +18,9 @@
 use std::io;
 use std::path::Path;
 
-use super::dir::Dir;
-use super::file_id::FileId;
-use super::sys;
+use crate::fs::dir::Dir;
+use crate::fs::file_id::FileId;
+use crate::fs::sys;
 
 /// A shared hold on a directory's open gate; released on drop.
 #[derive(Debug)]

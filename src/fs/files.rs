@@ -9,15 +9,15 @@ use std::path::Path;
 
 use rusqlite::{Connection, OpenFlags};
 
-use super::dir::Dir;
-use super::open::literal_path;
-use super::siblings::{SQLITE_SIDECARS, scratch_path};
-use super::sys;
 use crate::error::{Error, Result};
+use crate::fs::dir::Dir;
+use crate::fs::siblings::{SQLITE_SIDECARS, scratch_path};
+use crate::fs::sys;
 use crate::name::TenantName;
+use crate::storage::literal_path;
 
 /// Removes database `db` in `dir` and its SQLite sidecars.
-pub(super) fn remove_with_sidecars(dir: &Dir, db: &Path) {
+pub(crate) fn remove_with_sidecars(dir: &Dir, db: &Path) {
     // The -wal first: a database without its WAL is stale but consistent,
     // while a WAL without its database could be replayed into a new one.
     for suffix in SQLITE_SIDECARS {
@@ -30,7 +30,7 @@ pub(super) fn remove_with_sidecars(dir: &Dir, db: &Path) {
 
 /// Removes file `name` from `dir`; a missing one is fine, another
 /// failure is logged.
-pub(super) fn remove_quietly(dir: &Dir, name: &Path) {
+pub(crate) fn remove_quietly(dir: &Dir, name: &Path) {
     if let Err(e) = sys::unlink(dir.fd(), name)
         && e.kind() != io::ErrorKind::NotFound
     {
@@ -41,7 +41,7 @@ pub(super) fn remove_quietly(dir: &Dir, name: &Path) {
 
 /// Removes directory `name` in `dir` and everything in it (links inside
 /// are removed, never followed); a missing one is fine.
-pub(super) fn remove_tree_quietly(dir: &Dir, name: &Path) {
+pub(crate) fn remove_tree_quietly(dir: &Dir, name: &Path) {
     if let Err(e) = remove_tree(dir, name)
         && e.kind() != io::ErrorKind::NotFound
     {
@@ -58,7 +58,7 @@ fn remove_tree(dir: &Dir, name: &Path) -> io::Result<()> {
 /// in it) last of all: a destroy removes its tenant's directory with the
 /// lock file it holds in it, and another process must not find that file
 /// gone while there is still something to remove.
-pub(super) fn remove_tree_last(dir: &Dir, name: &Path, last: &Path) {
+pub(crate) fn remove_tree_last(dir: &Dir, name: &Path, last: &Path) {
     if let Err(e) = remove_tree_but(dir, name, Some(last))
         && e.kind() != io::ErrorKind::NotFound
     {
@@ -91,7 +91,7 @@ fn remove_tree_but(dir: &Dir, name: &Path, last: Option<&Path>) -> io::Result<()
 /// Where the file system cannot promise that (`EINVAL`): a look, then a
 /// plain rename. The caller's locks keep tenanted's own files (of this
 /// release and earlier ones) away from `to` in between.
-pub(super) fn rename_no_replace(dir: &Dir, from: &Path, to: &Path) -> io::Result<()> {
+pub(crate) fn rename_no_replace(dir: &Dir, from: &Path, to: &Path) -> io::Result<()> {
     match sys::rename_no_replace(dir.fd(), from, to) {
         Err(e) if cannot_promise(&e) => match sys::stat(dir.fd(), to) {
             Ok(_) => Err(io::Error::from(io::ErrorKind::AlreadyExists)),
@@ -105,7 +105,7 @@ pub(super) fn rename_no_replace(dir: &Dir, from: &Path, to: &Path) -> io::Result
 /// Whether a rename failed because the kernel or file system cannot do
 /// what its flags ask (`EINVAL`; `ENOSYS` from an old kernel or a
 /// sandbox).
-pub(super) fn cannot_promise(e: &io::Error) -> bool {
+pub(crate) fn cannot_promise(e: &io::Error) -> bool {
     let code = e.raw_os_error();
     code == Some(rustix::io::Errno::INVAL.raw_os_error())
         || code == Some(rustix::io::Errno::NOSYS.raw_os_error())
@@ -113,7 +113,7 @@ pub(super) fn cannot_promise(e: &io::Error) -> bool {
 
 /// Removes the directories from `dir` up that are now empty, stopping at
 /// the first that is not, and never the root or anything above it.
-pub(super) fn remove_empty_parents(root: &Path, dir: &Path) {
+pub(crate) fn remove_empty_parents(root: &Path, dir: &Path) {
     let Ok(below) = dir.strip_prefix(root) else {
         return;
     };
@@ -135,7 +135,7 @@ pub(super) fn remove_empty_parents(root: &Path, dir: &Path) {
 /// Builds a database `name` in `dir` with `init`, in a scratch file
 /// published by rename: used for the template database, which only
 /// tenanted writes. Returns the built file, open.
-pub(super) fn build_by_rename(
+pub(crate) fn build_by_rename(
     dir: &Dir,
     name: &Path,
     tenant: &TenantName,

@@ -5,8 +5,8 @@ use std::fs::{self, File};
 use std::io;
 use std::path::Path;
 
-use super::dir::Dir;
-use super::sys;
+use crate::fs::dir::Dir;
+use crate::fs::sys;
 
 /// A file's identity on this machine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

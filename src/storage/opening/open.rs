@@ -9,12 +9,12 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
-use super::database_file::damaged;
-use super::open_files::TrackedConnection;
-use super::pinned::{PinError, disarm, open_pinned};
-use super::siblings::fence_path;
 use crate::error::{Error, Result, is_fd_exhaustion};
+use crate::fs::siblings::fence_path;
 use crate::name::TenantName;
+use crate::storage::opening::database_file::damaged;
+use crate::storage::opening::open_files::TrackedConnection;
+use crate::storage::opening::pinned::{PinError, disarm, open_pinned};
 
 /// Open flags for a tenant that must already exist: never `CREATE`, so a
 /// misspelt name cannot leave an empty database behind. No `URI`: a
@@ -110,7 +110,11 @@ pub(crate) fn pin_error(tenant: &TenantName, path: &Path, e: PinError) -> Error 
     }
 }
 
-pub(super) fn open_error(tenant: &TenantName, path: &Path, e: rusqlite::Error) -> Error {
+pub(in crate::storage) fn open_error(
+    tenant: &TenantName,
+    path: &Path,
+    e: rusqlite::Error,
+) -> Error {
     match fs::metadata(path) {
         Err(m) if m.kind() == io::ErrorKind::NotFound => missing_error(tenant, path),
         _ => sqlite_error(tenant, path, "opening the database", e),

@@ -15,13 +15,13 @@
 
 use std::time::Instant;
 
-use super::debris::finish_fenced_entry;
-use super::fence::Fence;
-use super::files::remove_empty_parents;
-use super::sys;
-use super::tenant_path::{TenantLock, TenantPath};
 use crate::error::Result;
+use crate::fs::files::remove_empty_parents;
+use crate::fs::sys;
 use crate::name::TenantName;
+use crate::storage::coordination::tenant_path::{TenantLock, TenantPath};
+use crate::storage::lifecycle::debris::finish_fenced_entry;
+use crate::storage::lifecycle::fence::Fence;
 
 /// Removes tenant `tenant` at `at`, waiting until `deadline` for other
 /// processes to let go of it.
@@ -41,7 +41,7 @@ pub(crate) fn destroy(tenant: &TenantName, at: TenantPath<'_>, deadline: Instant
 /// The destroy itself, for a caller that holds the tenant's locks (a
 /// restore that replaces the tenant keeps holding them to publish the new
 /// database, so that no create can slip in between).
-pub(super) fn destroy_locked(
+pub(in crate::storage) fn destroy_locked(
     tenant: &TenantName,
     lock: &TenantLock,
     at: TenantPath<'_>,

@@ -16,13 +16,13 @@ use std::path::Path;
 use rusqlite::Connection;
 use rusqlite::config::DbConfig;
 
-use super::database_file::{NOT_SQLITE, Occupant, damage, occupant_in};
-use super::dir::Dir;
-use super::file_id::FileId;
-use super::lock::split;
-use super::open_files::{Registration, TrackedConnection};
-use super::open_gate::OpenGate;
 use crate::error::is_fd_exhaustion;
+use crate::fs::dir::Dir;
+use crate::fs::file_id::FileId;
+use crate::fs::lock::split;
+use crate::storage::coordination::open_gate::OpenGate;
+use crate::storage::opening::database_file::{NOT_SQLITE, Occupant, damage, occupant_in};
+use crate::storage::opening::open_files::{Registration, TrackedConnection};
 
 /// What a pinned open found.
 #[derive(Debug)]

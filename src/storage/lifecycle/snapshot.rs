@@ -19,13 +19,13 @@ use std::time::{Duration, Instant};
 use rusqlite::backup::{Backup, StepResult};
 use rusqlite::{Connection, OpenFlags};
 
-use super::dir::Dir;
-use super::files::remove_with_sidecars;
-use super::open::{literal_path, open_for_reading};
-use super::siblings::{name_of, scratch_path};
-use super::sys;
 use crate::error::{Error, Result};
+use crate::fs::dir::Dir;
+use crate::fs::files::remove_with_sidecars;
+use crate::fs::siblings::{name_of, scratch_path};
+use crate::fs::sys;
 use crate::name::TenantName;
+use crate::storage::opening::open::{literal_path, open_for_reading};
 
 /// What a snapshot wrote.
 #[derive(Debug, Clone, Copy)]
@@ -117,7 +117,7 @@ fn create_dirs_durably(dir: &Path) -> std::io::Result<()> {
 /// left in `journal_mode` `mode`: `"DELETE"` for a backup (one
 /// self-contained file), `"WAL"` for a restored tenant (as every tenant
 /// is). Either way no `-wal` is left once it is closed.
-pub(super) fn copy_to(
+pub(in crate::storage) fn copy_to(
     tenant: &TenantName,
     source: &Connection,
     scratch: &Path,
@@ -174,7 +174,7 @@ fn copy_pages(source: &Connection, copy: &mut Connection) -> rusqlite::Result<()
 const BUSY_WAIT: Duration = Duration::from_secs(30);
 
 /// fsyncs the file at `path`; returns its size.
-pub(super) fn sync_file(tenant: &TenantName, path: &Path) -> Result<u64> {
+pub(in crate::storage) fn sync_file(tenant: &TenantName, path: &Path) -> Result<u64> {
     File::open(path)
         .and_then(|f| f.sync_all().and_then(|()| f.metadata()))
         .map(|meta| meta.len())

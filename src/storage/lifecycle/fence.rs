@@ -25,23 +25,25 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::database_file::{Occupant, occupant_in};
-use super::dir::Dir;
-use super::files::{remove_quietly, remove_tree_last, remove_tree_quietly, remove_with_sidecars};
-use super::holders::{Holder, other_holder};
-use super::open_gate::barrier;
-use super::siblings::{fence_path, litestream_dir, lock_path, restore_mark_path, sidecar_path};
-use super::sys;
-use super::tenant_path::{TenantLock, TenantPath};
 use crate::error::{Error, OtherProcess, Result};
+use crate::fs::dir::Dir;
+use crate::fs::files::{
+    remove_quietly, remove_tree_last, remove_tree_quietly, remove_with_sidecars,
+};
+use crate::fs::siblings::{fence_path, litestream_dir, lock_path, restore_mark_path, sidecar_path};
+use crate::fs::sys;
 use crate::name::TenantName;
+use crate::storage::coordination::holders::{Holder, other_holder};
+use crate::storage::coordination::open_gate::barrier;
+use crate::storage::coordination::tenant_path::{TenantLock, TenantPath};
+use crate::storage::opening::database_file::{Occupant, occupant_in};
 
 /// How often the wait looks at the locks again.
 const POLL: Duration = Duration::from_millis(5);
 
 /// A tenant moved out of reach; put back on drop unless demolished.
 #[derive(Debug)]
-pub(super) struct Fence<'a> {
+pub(in crate::storage) struct Fence<'a> {
     tenant: &'a TenantName,
     at: TenantPath<'a>,
     /// The directory the tenant's entry is in.
@@ -63,7 +65,7 @@ impl<'a> Fence<'a> {
     /// # Errors
     ///
     /// [`Error::TenantDoesNotExist`] if there is no database.
-    pub(super) fn raise(
+    pub(in crate::storage) fn raise(
         tenant: &'a TenantName,
         lock: &'a TenantLock,
         at: TenantPath<'a>,
@@ -74,7 +76,7 @@ impl<'a> Fence<'a> {
     /// As [`raise`](Self::raise), for a restore that replaces the tenant:
     /// its mark says that a crash before the swap puts the old tenant back
     /// (see `debris.rs`).
-    pub(super) fn raise_for_restore(
+    pub(in crate::storage) fn raise_for_restore(
         tenant: &'a TenantName,
         lock: &'a TenantLock,
         at: TenantPath<'a>,
@@ -135,7 +137,7 @@ impl<'a> Fence<'a> {
     ///
     /// [`Error::TenantBusy`] naming the process still holding it when
     /// `deadline` passes; I/O errors reading the locks.
-    pub(super) fn wait_released(&self, deadline: Instant) -> Result<()> {
+    pub(in crate::storage) fn wait_released(&self, deadline: Instant) -> Result<()> {
         barrier(self.dir)
             .map_err(|e| self.io_error("waiting for opens in progress", self.dir.path(), e))?;
         let shm = sidecar_path(self.at.db_name(), "-shm");
@@ -168,7 +170,7 @@ impl<'a> Fence<'a> {
     /// [`Error::Io`] when the fenced database cannot be removed: the
     /// tenant stays out of reach, and the next create or `remove_debris`
     /// removes it.
-    pub(super) fn demolish(mut self) -> Result<()> {
+    pub(in crate::storage) fn demolish(mut self) -> Result<()> {
         self.standing = false;
         let name = self.at.db_name();
         // The WAL first (see `remove_with_sidecars`); the sidecars still
@@ -205,7 +207,7 @@ impl<'a> Fence<'a> {
     /// The tenant's old directory was swapped out for a restored one, and
     /// is at `old` in the parent (see `restore.rs`): removes it and the
     /// marker.
-    pub(super) fn swapped_out(mut self, old: &Path) {
+    pub(in crate::storage) fn swapped_out(mut self, old: &Path) {
         self.standing = false;
         remove_tree_quietly(self.parent, old);
         if let Some(marker) = &self.marker {
@@ -222,7 +224,7 @@ impl<'a> Fence<'a> {
     ///
     /// [`Error::Io`] naming the fenced file, which holds the tenant's
     /// intact database, and how to put it back by hand.
-    pub(super) fn put_back(mut self) -> Result<()> {
+    pub(in crate::storage) fn put_back(mut self) -> Result<()> {
         self.standing = false;
         self.move_back().map_err(|e| {
             let operation = "putting the tenant back after its destroy stopped (its database is intact at this path: rename it to the tenant's database file, and remove the tenant's .destroying marker beside its directory, before running remove_debris, create_tenant or destroy_tenant, which would finish the destroy)";

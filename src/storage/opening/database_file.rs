@@ -13,13 +13,13 @@ use std::path::Path;
 
 use rustix::fs::{FileType, Stat};
 
-use super::dir::Dir;
-use super::file_id::FileId;
-use super::lock::split;
-use super::open::missing_error;
-use super::sys;
 use crate::error::{Error, Result};
+use crate::fs::dir::Dir;
+use crate::fs::file_id::FileId;
+use crate::fs::lock::split;
+use crate::fs::sys;
 use crate::name::TenantName;
+use crate::storage::opening::open::missing_error;
 
 /// What a tenant's database path names.
 #[derive(Debug)]

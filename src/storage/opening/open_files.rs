@@ -28,7 +28,7 @@
 //! directly, outside tenanted, is not counted: such a program must not run
 //! fleet reads in the same process while it holds one.
 //!
-//! [`open_pinned`]: super::pinned::open_pinned
+//! [`open_pinned`]: crate::storage::opening::pinned::open_pinned
 
 use std::collections::HashMap;
 use std::ops::{Deref, DerefMut};
@@ -39,7 +39,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use parking_lot::Mutex;
 use rusqlite::Connection;
 
-use super::file_id::FileId;
+use crate::fs::file_id::FileId;
 
 /// The table, split by inode so that threads reading different files do
 /// not wait for each other's `close`.

@@ -34,7 +34,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-pub(super) use crate::paths::SQLITE_SIDECARS;
+pub(crate) use crate::paths::SQLITE_SIDECARS;
 
 /// Marks a scratch file: `.NAME.tmp-PID-N`.
 const SCRATCH: &str = ".tmp-";
@@ -51,55 +51,55 @@ const LITESTREAM: &str = "-litestream";
 
 /// The last component of `path`: the name `*at` calls use in its
 /// directory.
-pub(super) fn name_of(path: &Path) -> &Path {
+pub(crate) fn name_of(path: &Path) -> &Path {
     Path::new(path.file_name().unwrap_or_default())
 }
 
 /// The lock file of a database or of a tenant's directory: hidden,
 /// beside it.
-pub(super) fn lock_path(db: &Path) -> PathBuf {
+pub(crate) fn lock_path(db: &Path) -> PathBuf {
     hidden_sibling(db, LOCK)
 }
 
 /// Where a tenant directory `entry` is built before it is published: one
 /// fixed name, since only the holder of the entry lock builds it.
-pub(super) fn staging_path(entry: &Path) -> PathBuf {
+pub(crate) fn staging_path(entry: &Path) -> PathBuf {
     hidden_sibling(entry, STAGING)
 }
 
 /// A fresh scratch file name beside `db`, unique within the machine.
-pub(super) fn scratch_path(db: &Path) -> PathBuf {
+pub(crate) fn scratch_path(db: &Path) -> PathBuf {
     unique_sibling(db, SCRATCH)
 }
 
 /// A fresh tombstone name beside `db` (destroys of older releases made
 /// them; still recognised as debris).
 #[cfg(test)]
-pub(super) fn tombstone_path(db: &Path) -> PathBuf {
+pub(crate) fn tombstone_path(db: &Path) -> PathBuf {
     unique_sibling(db, TOMBSTONE)
 }
 
 /// Where a destroy moves the database (or the tenant's directory) while
 /// other processes let go: one fixed name, since only the holder of the
 /// tenant's lock destroys it.
-pub(super) fn fence_path(db: &Path) -> PathBuf {
+pub(crate) fn fence_path(db: &Path) -> PathBuf {
     hidden_sibling(db, FENCE)
 }
 
 /// The mark of a restore replacing the tenant whose directory is
 /// `entry`: the old tenant goes back if the restore dies before its swap.
-pub(super) fn restore_mark_path(entry: &Path) -> PathBuf {
+pub(crate) fn restore_mark_path(entry: &Path) -> PathBuf {
     hidden_sibling(entry, RESTORING)
 }
 
 /// The directory Litestream keeps beside a database it replicates.
-pub(super) fn litestream_dir(db: &Path) -> PathBuf {
+pub(crate) fn litestream_dir(db: &Path) -> PathBuf {
     hidden_sibling(db, LITESTREAM)
 }
 
 /// SQLite's sidecar `suffix` (`-wal`, `-shm`, `-journal`) of `db`: named
 /// after the database's path, whatever the database file is called now.
-pub(super) fn sidecar_path(db: &Path, suffix: &str) -> PathBuf {
+pub(crate) fn sidecar_path(db: &Path, suffix: &str) -> PathBuf {
     let mut name = db.as_os_str().to_owned();
     name.push(suffix);
     PathBuf::from(name)
@@ -124,7 +124,7 @@ fn hidden_sibling(db: &Path, suffix: &str) -> PathBuf {
 
 /// Whether `name` is a scratch file or tombstone (or one of their SQLite
 /// sidecars) of the database file named `db_name`.
-pub(super) fn is_scratch_or_tombstone(name: &str, db_name: &str) -> bool {
+pub(crate) fn is_scratch_or_tombstone(name: &str, db_name: &str) -> bool {
     name.strip_prefix('.')
         .and_then(|hidden| hidden.strip_prefix(db_name))
         .is_some_and(|rest| rest.starts_with(SCRATCH) || rest.starts_with(TOMBSTONE))
@@ -132,7 +132,7 @@ pub(super) fn is_scratch_or_tombstone(name: &str, db_name: &str) -> bool {
 
 /// Whether `name` is one of SQLite's sidecars of the database file named
 /// `db_name`.
-pub(super) fn is_sidecar(name: &str, db_name: &str) -> bool {
+pub(crate) fn is_sidecar(name: &str, db_name: &str) -> bool {
     SQLITE_SIDECARS
         .iter()
         .any(|s| name.strip_suffix(s) == Some(db_name))
@@ -141,7 +141,7 @@ pub(super) fn is_sidecar(name: &str, db_name: &str) -> bool {
 /// The database file name a piece of debris belongs to: a scratch file,
 /// tombstone or lock file (`.main.sqlite3.tmp-…`, `.main.sqlite3.lock`) or
 /// a SQLite sidecar (`main.sqlite3-wal`).
-pub(super) fn debris_owner(file_name: &str) -> Option<&str> {
+pub(crate) fn debris_owner(file_name: &str) -> Option<&str> {
     if let Some(hidden) = file_name.strip_prefix('.') {
         // Fixed suffixes first: a tenant's name may itself contain a
         // scratch or tombstone marker (`x.tmp-1` is a valid name).

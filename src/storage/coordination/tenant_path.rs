@@ -37,12 +37,12 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::dir::Dir;
-use super::file_id::FileId;
-use super::lock::FileLock;
-use super::siblings::{lock_path, name_of};
-use super::sys;
 use crate::error::{Error, Result};
+use crate::fs::dir::Dir;
+use crate::fs::file_id::FileId;
+use crate::fs::lock::FileLock;
+use crate::fs::siblings::{lock_path, name_of};
+use crate::fs::sys;
 use crate::name::TenantName;
 
 /// A tenant's database file and the entry that holds it below the root.
@@ -85,7 +85,7 @@ impl<'a> TenantPath<'a> {
     }
 
     /// The database's file name.
-    pub(super) fn db_name(&self) -> &'a Path {
+    pub(in crate::storage) fn db_name(&self) -> &'a Path {
         name_of(self.db)
     }
 
@@ -99,7 +99,7 @@ impl<'a> TenantPath<'a> {
     }
 
     /// The entry's name in its parent directory.
-    pub(super) fn entry_name(&self) -> &'a Path {
+    pub(in crate::storage) fn entry_name(&self) -> &'a Path {
         name_of(self.entry())
     }
 }
@@ -126,7 +126,10 @@ impl TenantLock {
     ///
     /// [`Error::Io`] naming the lock file (or [`Error::NotADirectory`] for
     /// a link on the way).
-    pub(super) fn for_new(tenant: &TenantName, at: TenantPath<'_>) -> Result<TenantLock> {
+    pub(in crate::storage) fn for_new(
+        tenant: &TenantName,
+        at: TenantPath<'_>,
+    ) -> Result<TenantLock> {
         Self::take(at, |lock| FileLock::acquire(at.root, lock, true))
             .map_err(|(file, e)| lock_error(tenant, file, e))
     }
@@ -134,7 +137,7 @@ impl TenantLock {
     /// As [`for_new`](Self::for_new), but the parents that got a new
     /// directory are left in `unsynced`, and a lock that is one of `held`
     /// gives `AlreadyExists` (see `FileLock::acquire_deferred`).
-    pub(super) fn for_new_deferred(
+    pub(in crate::storage) fn for_new_deferred(
         tenant: &TenantName,
         at: TenantPath<'_>,
         unsynced: &mut Vec<PathBuf>,
@@ -158,7 +161,10 @@ impl TenantLock {
     /// # Errors
     ///
     /// [`Error::TenantDoesNotExist`] when its directory is missing.
-    pub(super) fn for_existing(tenant: &TenantName, at: TenantPath<'_>) -> Result<TenantLock> {
+    pub(in crate::storage) fn for_existing(
+        tenant: &TenantName,
+        at: TenantPath<'_>,
+    ) -> Result<TenantLock> {
         let missing = || Error::TenantDoesNotExist {
             tenant: tenant.clone(),
             path: at.db.to_path_buf(),
@@ -177,7 +183,7 @@ impl TenantLock {
 
     /// Both locks if nobody holds either (`None` if somebody does, or if
     /// the directories are gone). Makes no directory.
-    pub(super) fn try_for_sweep(at: TenantPath<'_>) -> io::Result<Option<TenantLock>> {
+    pub(in crate::storage) fn try_for_sweep(at: TenantPath<'_>) -> io::Result<Option<TenantLock>> {
         let outer = match FileLock::try_acquire(at.root, &lock_path(at.entry())) {
             Ok(Some(lock)) => lock,
             Ok(None) => return Ok(None),
@@ -227,14 +233,14 @@ impl TenantLock {
 
     /// The directory the entry is in: where a tenant's directory is
     /// published and fenced (for a layout without one, the database's).
-    pub(super) fn parent(&self) -> &Dir {
+    pub(in crate::storage) fn parent(&self) -> &Dir {
         self.outer.dir()
     }
 
     /// The database's directory, if it exists: for a tenant's own
     /// directory, one that existed as the lock was taken and still does (a
     /// destroy, or the sweep, may have removed it since).
-    pub(super) fn db_dir(&self, at: TenantPath<'_>) -> Option<&Dir> {
+    pub(in crate::storage) fn db_dir(&self, at: TenantPath<'_>) -> Option<&Dir> {
         if !self.owns_dir {
             return Some(self.outer.dir());
         }
@@ -255,7 +261,7 @@ impl TenantLock {
 
     /// Which file the first lock is (a batch's check for one file under
     /// two names).
-    pub(super) fn id(&self) -> io::Result<FileId> {
+    pub(in crate::storage) fn id(&self) -> io::Result<FileId> {
         self.outer.id()
     }
 }

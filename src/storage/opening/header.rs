@@ -43,8 +43,8 @@ use std::path::Path;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat, fstat, openat, statat};
 use rustix::io::{Errno, pread};
 
-use super::file_id::FileId;
-use super::open_files;
+use crate::fs::file_id::FileId;
+use crate::storage::opening::open_files;
 
 /// What the header read found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

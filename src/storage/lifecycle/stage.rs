@@ -29,20 +29,20 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::create::link;
-use super::dir::Dir;
-use super::files::{
+use crate::error::{Error, Result};
+use crate::fs::dir::Dir;
+use crate::fs::files::{
     cannot_promise, remove_quietly, remove_tree_quietly, remove_with_sidecars, rename_no_replace,
 };
-use super::siblings::{scratch_path, sidecar_path, staging_path};
-use super::sys;
-use super::tenant_path::{TenantLock, TenantPath};
-use crate::error::{Error, Result};
+use crate::fs::siblings::{scratch_path, sidecar_path, staging_path};
+use crate::fs::sys;
 use crate::name::TenantName;
+use crate::storage::coordination::tenant_path::{TenantLock, TenantPath};
+use crate::storage::lifecycle::create::link;
 
 /// A new database being built, published on [`Stage::publish`].
 #[derive(Debug)]
-pub(super) struct Stage {
+pub(in crate::storage) struct Stage {
     /// The directory the database is built in.
     dir: Dir,
     /// Its name there until it is published.
@@ -57,7 +57,7 @@ pub(super) struct Stage {
 
 /// What [`Stage::publish_swapping`] did.
 #[derive(Debug)]
-pub(super) enum Swap {
+pub(in crate::storage) enum Swap {
     /// The directories were swapped: the old one is at `old` in the
     /// tenant's parent; `durable` says whether the swap was synced.
     Swapped {
@@ -95,7 +95,7 @@ impl Stage {
     /// # Errors
     ///
     /// [`Error::Io`] naming the directory that could not be made or opened.
-    pub(super) fn begin(
+    pub(in crate::storage) fn begin(
         tenant: &TenantName,
         lock: &TenantLock,
         at: TenantPath<'_>,
@@ -145,22 +145,22 @@ impl Stage {
     }
 
     /// The directory the database is built in.
-    pub(super) fn dir(&self) -> &Dir {
+    pub(in crate::storage) fn dir(&self) -> &Dir {
         &self.dir
     }
 
     /// The database's name in [`dir`](Self::dir) while it is built.
-    pub(super) fn scratch(&self) -> &Path {
+    pub(in crate::storage) fn scratch(&self) -> &Path {
         &self.scratch
     }
 
     /// The scratch file's path, for SQLite (which opens by path).
-    pub(super) fn scratch_path(&self) -> PathBuf {
+    pub(in crate::storage) fn scratch_path(&self) -> PathBuf {
         self.dir.join(&self.scratch)
     }
 
     /// Notes that SQLite opened the scratch file: its sidecars go too.
-    pub(super) fn opened_by_sqlite(&mut self) {
+    pub(in crate::storage) fn opened_by_sqlite(&mut self) {
         self.opened = true;
     }
 
@@ -171,7 +171,11 @@ impl Stage {
     /// [`Error::TenantExists`] if something took the tenant's place
     /// meanwhile (only an earlier release can: see `tenant_path.rs`);
     /// [`Error::Io`] naming the step that failed.
-    pub(super) fn publish(mut self, tenant: &TenantName, at: TenantPath<'_>) -> Result<()> {
+    pub(in crate::storage) fn publish(
+        mut self,
+        tenant: &TenantName,
+        at: TenantPath<'_>,
+    ) -> Result<()> {
         self.publish_unsynced(tenant, at)?;
         self.sync_dir(tenant, at)?;
         match self.parent_to_sync() {
@@ -184,7 +188,7 @@ impl Stage {
 
     /// Publishes the built database; [`sync_dir`](Self::sync_dir) and a
     /// sync of [`parent_to_sync`](Self::parent_to_sync) make it durable.
-    pub(super) fn publish_unsynced(
+    pub(in crate::storage) fn publish_unsynced(
         &mut self,
         tenant: &TenantName,
         at: TenantPath<'_>,
@@ -221,7 +225,7 @@ impl Stage {
     /// # Errors
     ///
     /// [`Error::Io`] for a failure before the swap (nothing changed).
-    pub(super) fn publish_swapping(
+    pub(in crate::storage) fn publish_swapping(
         mut self,
         tenant: &TenantName,
         at: TenantPath<'_>,
@@ -285,7 +289,11 @@ impl Stage {
     }
 
     /// Syncs the directory the database is now in.
-    pub(super) fn sync_dir(&self, tenant: &TenantName, at: TenantPath<'_>) -> Result<()> {
+    pub(in crate::storage) fn sync_dir(
+        &self,
+        tenant: &TenantName,
+        at: TenantPath<'_>,
+    ) -> Result<()> {
         self.dir
             .sync()
             .map_err(|e| Error::io(Some(tenant), at.db(), "making the new database durable", e))
@@ -293,7 +301,7 @@ impl Stage {
 
     /// The directory that got the tenant's new directory, when the stage
     /// published one: it needs a sync too (a batch syncs each once).
-    pub(super) fn parent_to_sync(&self) -> Option<&Dir> {
+    pub(in crate::storage) fn parent_to_sync(&self) -> Option<&Dir> {
         match &self.how {
             How::Link => None,
             How::Rename { parent, .. } => Some(parent),

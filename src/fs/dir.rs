@@ -19,8 +19,8 @@ use std::path::{Component, Path, PathBuf};
 
 use rustix::fs::FileType;
 
-use super::sys;
 pub(crate) use crate::error::Blocked;
+use crate::fs::sys;
 
 /// An open directory at or beneath the root.
 #[derive(Debug)]

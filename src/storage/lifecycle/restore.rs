@@ -18,18 +18,18 @@ use std::time::Instant;
 
 use rusqlite::{Connection, OpenFlags};
 
-use super::create::{clear_the_way, under_new_lock};
-use super::debris::finish_fenced_entry;
-use super::destroy::destroy_locked;
-use super::fence::Fence;
-use super::file_id::FileId;
-use super::open::literal_path;
-use super::snapshot::{Snapshot, copy_to};
-use super::stage::{Stage, Swap};
-use super::sys;
-use super::tenant_path::{TenantLock, TenantPath};
 use crate::error::{Error, Result};
+use crate::fs::file_id::FileId;
+use crate::fs::sys;
 use crate::name::TenantName;
+use crate::storage::coordination::tenant_path::{TenantLock, TenantPath};
+use crate::storage::lifecycle::create::{clear_the_way, under_new_lock};
+use crate::storage::lifecycle::debris::finish_fenced_entry;
+use crate::storage::lifecycle::destroy::destroy_locked;
+use crate::storage::lifecycle::fence::Fence;
+use crate::storage::lifecycle::snapshot::{Snapshot, copy_to};
+use crate::storage::lifecycle::stage::{Stage, Swap};
+use crate::storage::opening::open::literal_path;
 
 /// What to do when the tenant already exists.
 #[derive(Debug, Clone, Copy)]

@@ -17,7 +17,7 @@ use std::path::Path;
 
 use rustix::fs::{AtFlags, FlockOperation, Mode, OFlags, RenameFlags, Stat};
 
-use super::faults::{self, Step};
+use crate::fs::faults::{self, Step};
 
 /// Permissions of new directories and files, before the umask.
 const DIR_MODE: u32 = 0o755;
@@ -25,28 +25,28 @@ const FILE_MODE: u32 = 0o644;
 
 /// Opens directory `name` in `dir`; a symbolic link or another non-directory
 /// gives `ELOOP` or `ENOTDIR`.
-pub(super) fn open_dir(dir: BorrowedFd<'_>, name: &Path) -> io::Result<OwnedFd> {
+pub(crate) fn open_dir(dir: BorrowedFd<'_>, name: &Path) -> io::Result<OwnedFd> {
     faults::check(Step::Open, name)?;
     let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     Ok(rustix::fs::openat(dir, name, flags, Mode::empty())?)
 }
 
 /// A second descriptor of the same open directory or file.
-pub(super) fn duplicate(fd: BorrowedFd<'_>, name: &Path) -> io::Result<OwnedFd> {
+pub(crate) fn duplicate(fd: BorrowedFd<'_>, name: &Path) -> io::Result<OwnedFd> {
     faults::check(Step::Open, name)?;
     Ok(rustix::io::fcntl_dupfd_cloexec(fd, 0)?)
 }
 
 /// Opens `path` as a directory, following links: the root itself, which
 /// is the operator's to place (a link to a data disk is fine).
-pub(super) fn open_root(path: &Path) -> io::Result<OwnedFd> {
+pub(crate) fn open_root(path: &Path) -> io::Result<OwnedFd> {
     faults::check(Step::Open, path)?;
     let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
     Ok(rustix::fs::open(path, flags, Mode::empty())?)
 }
 
 /// Makes directory `name` in `dir`.
-pub(super) fn make_dir(dir: BorrowedFd<'_>, name: &Path) -> io::Result<()> {
+pub(crate) fn make_dir(dir: BorrowedFd<'_>, name: &Path) -> io::Result<()> {
     faults::check(Step::Mkdir, name)?;
     Ok(rustix::fs::mkdirat(
         dir,
@@ -56,7 +56,7 @@ pub(super) fn make_dir(dir: BorrowedFd<'_>, name: &Path) -> io::Result<()> {
 }
 
 /// Opens the existing regular file `name` in `dir`, read-only.
-pub(super) fn open_file(dir: BorrowedFd<'_>, name: &Path) -> io::Result<File> {
+pub(crate) fn open_file(dir: BorrowedFd<'_>, name: &Path) -> io::Result<File> {
     faults::check(Step::Open, name)?;
     let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     Ok(File::from(rustix::fs::openat(
@@ -69,7 +69,7 @@ pub(super) fn open_file(dir: BorrowedFd<'_>, name: &Path) -> io::Result<File> {
 
 /// Opens file `name` in `dir` for reading and writing, creating it if
 /// missing (a lock file).
-pub(super) fn open_or_create(dir: BorrowedFd<'_>, name: &Path) -> io::Result<File> {
+pub(crate) fn open_or_create(dir: BorrowedFd<'_>, name: &Path) -> io::Result<File> {
     faults::check(Step::Create, name)?;
     let flags = OFlags::RDWR | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     let mode = Mode::from_raw_mode(FILE_MODE);
@@ -77,7 +77,7 @@ pub(super) fn open_or_create(dir: BorrowedFd<'_>, name: &Path) -> io::Result<Fil
 }
 
 /// Creates file `name` in `dir`, failing if anything is there.
-pub(super) fn create_new(dir: BorrowedFd<'_>, name: &Path) -> io::Result<File> {
+pub(crate) fn create_new(dir: BorrowedFd<'_>, name: &Path) -> io::Result<File> {
     faults::check(Step::Create, name)?;
     let flags = OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     let mode = Mode::from_raw_mode(FILE_MODE);
@@ -85,57 +85,57 @@ pub(super) fn create_new(dir: BorrowedFd<'_>, name: &Path) -> io::Result<File> {
 }
 
 /// What `name` in `dir` is (`lstat`: a symlink is itself).
-pub(super) fn stat(dir: BorrowedFd<'_>, name: &Path) -> io::Result<Stat> {
+pub(crate) fn stat(dir: BorrowedFd<'_>, name: &Path) -> io::Result<Stat> {
     faults::check(Step::Stat, name)?;
     Ok(rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)?)
 }
 
 /// What an open file is.
-pub(super) fn fstat(file: BorrowedFd<'_>) -> io::Result<Stat> {
+pub(crate) fn fstat(file: BorrowedFd<'_>) -> io::Result<Stat> {
     faults::check(Step::Stat, Path::new(""))?;
     Ok(rustix::fs::fstat(file)?)
 }
 
 /// The entries of directory `dir`, from a description of their own.
-pub(super) fn read_dir(dir: BorrowedFd<'_>, name: &Path) -> io::Result<rustix::fs::Dir> {
+pub(crate) fn read_dir(dir: BorrowedFd<'_>, name: &Path) -> io::Result<rustix::fs::Dir> {
     faults::check(Step::Stat, name)?;
     Ok(rustix::fs::Dir::read_from(dir)?)
 }
 
 /// Copies all of `from` into `to` (the template into a new tenant); the
 /// kernel copies file to file where it can.
-pub(super) fn copy(from: &mut File, to: &mut File, name: &Path) -> io::Result<u64> {
+pub(crate) fn copy(from: &mut File, to: &mut File, name: &Path) -> io::Result<u64> {
     faults::check(Step::Write, name)?;
     io::copy(from, to)
 }
 
 /// Writes all of `bytes` to `file`.
-pub(super) fn write_all(file: &mut File, bytes: &[u8], name: &Path) -> io::Result<()> {
+pub(crate) fn write_all(file: &mut File, bytes: &[u8], name: &Path) -> io::Result<()> {
     faults::check(Step::Write, name)?;
     io::Write::write_all(file, bytes)
 }
 
 /// Flushes `file` (a file or a directory) to stable storage.
-pub(super) fn sync(file: BorrowedFd<'_>, name: &Path) -> io::Result<()> {
+pub(crate) fn sync(file: BorrowedFd<'_>, name: &Path) -> io::Result<()> {
     faults::check(Step::Sync, name)?;
     Ok(rustix::fs::fsync(file)?)
 }
 
 /// Links `from` as `to`, both in `dir`; fails if `to` exists.
-pub(super) fn link(dir: BorrowedFd<'_>, from: &Path, to: &Path) -> io::Result<()> {
+pub(crate) fn link(dir: BorrowedFd<'_>, from: &Path, to: &Path) -> io::Result<()> {
     faults::check(Step::Link, to)?;
     Ok(rustix::fs::linkat(dir, from, dir, to, AtFlags::empty())?)
 }
 
 /// Renames `from` to `to`, both in `dir`, replacing `to`.
-pub(super) fn rename(dir: BorrowedFd<'_>, from: &Path, to: &Path) -> io::Result<()> {
+pub(crate) fn rename(dir: BorrowedFd<'_>, from: &Path, to: &Path) -> io::Result<()> {
     faults::check(Step::Rename, to)?;
     Ok(rustix::fs::renameat(dir, from, dir, to)?)
 }
 
 /// Renames `from` to `to`, both in `dir`, failing if `to` exists
 /// (`EINVAL` where the file system cannot promise that).
-pub(super) fn rename_no_replace(dir: BorrowedFd<'_>, from: &Path, to: &Path) -> io::Result<()> {
+pub(crate) fn rename_no_replace(dir: BorrowedFd<'_>, from: &Path, to: &Path) -> io::Result<()> {
     faults::check(Step::Rename, to)?;
     Ok(rustix::fs::renameat_with(
         dir,
@@ -148,7 +148,7 @@ pub(super) fn rename_no_replace(dir: BorrowedFd<'_>, from: &Path, to: &Path) -> 
 
 /// Swaps `a` and `b`, both in `dir`, in one step (`EINVAL` where the
 /// file system cannot).
-pub(super) fn rename_exchange(dir: BorrowedFd<'_>, a: &Path, b: &Path) -> io::Result<()> {
+pub(crate) fn rename_exchange(dir: BorrowedFd<'_>, a: &Path, b: &Path) -> io::Result<()> {
     faults::check(Step::Rename, b)?;
     Ok(rustix::fs::renameat_with(
         dir,
@@ -160,20 +160,20 @@ pub(super) fn rename_exchange(dir: BorrowedFd<'_>, a: &Path, b: &Path) -> io::Re
 }
 
 /// Removes file `name` from `dir`.
-pub(super) fn unlink(dir: BorrowedFd<'_>, name: &Path) -> io::Result<()> {
+pub(crate) fn unlink(dir: BorrowedFd<'_>, name: &Path) -> io::Result<()> {
     faults::check(Step::Unlink, name)?;
     Ok(rustix::fs::unlinkat(dir, name, AtFlags::empty())?)
 }
 
 /// Removes the empty directory `name` from `dir`.
-pub(super) fn remove_dir(dir: BorrowedFd<'_>, name: &Path) -> io::Result<()> {
+pub(crate) fn remove_dir(dir: BorrowedFd<'_>, name: &Path) -> io::Result<()> {
     faults::check(Step::Unlink, name)?;
     Ok(rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR)?)
 }
 
 /// Takes (or, with `blocking` false, tries to take) a `flock` on `file`:
 /// `Ok(false)` when another holds it.
-pub(super) fn flock(
+pub(crate) fn flock(
     file: &impl AsFd,
     shared: bool,
     blocking: bool,

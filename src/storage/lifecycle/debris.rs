@@ -10,24 +10,30 @@ use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::dir::Dir;
-use super::files::{remove_empty_parents, remove_quietly, remove_tree_last, remove_tree_quietly};
-use super::holders::{Holder, other_holder};
-use super::siblings::{
+use crate::error::{Error, OtherProcess, Result};
+use crate::fs::dir::Dir;
+use crate::fs::files::{
+    remove_empty_parents, remove_quietly, remove_tree_last, remove_tree_quietly,
+};
+use crate::fs::siblings::{
     debris_owner, fence_path, is_scratch_or_tombstone, is_sidecar, litestream_dir, lock_path,
     restore_mark_path, sidecar_path, staging_path,
 };
-use super::sys;
-use super::tenant_path::{TenantLock, TenantPath};
-use crate::error::{Error, OtherProcess, Result};
+use crate::fs::sys;
 use crate::name::TenantName;
 use crate::paths::{Found, Mode, RootConfig};
+use crate::storage::coordination::holders::{Holder, other_holder};
+use crate::storage::coordination::tenant_path::{TenantLock, TenantPath};
 
 /// Removes temporary files, tombstones and orphaned SQLite sidecars left
 /// beside database `name` in `dir` (a tenant's database, or the template)
 /// by a crashed operation. The caller holds the database's lock. Returns
 /// how many files it removed.
-pub(super) fn remove_debris(tenant: Option<&TenantName>, dir: &Dir, name: &Path) -> Result<usize> {
+pub(in crate::storage) fn remove_debris(
+    tenant: Option<&TenantName>,
+    dir: &Dir,
+    name: &Path,
+) -> Result<usize> {
     let fenced = match tenant {
         Some(tenant) => finish_interrupted_destroy(tenant, dir, name)?,
         None => 0,
@@ -131,7 +137,7 @@ fn unless_held(tenant: &TenantName, dir: &Dir, held: &Path, name: &Path) -> Resu
 /// [`Error::TenantBusy`] for a fenced directory whose database another
 /// process still has open; [`Error::Io`] when the bucket cannot be looked
 /// at.
-pub(super) fn remove_entry_debris(
+pub(in crate::storage) fn remove_entry_debris(
     tenant: &TenantName,
     lock: &TenantLock,
     at: TenantPath<'_>,
@@ -162,7 +168,7 @@ pub(super) fn remove_entry_debris(
 /// # Errors
 ///
 /// [`Error::TenantBusy`] for a fenced database still open elsewhere.
-pub(super) fn finish_fenced_entry(
+pub(in crate::storage) fn finish_fenced_entry(
     tenant: &TenantName,
     lock: &TenantLock,
     at: TenantPath<'_>,

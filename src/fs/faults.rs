@@ -35,7 +35,7 @@ pub enum Step {
 
 #[cfg(not(feature = "testing"))]
 #[inline(always)]
-pub(super) fn check(_step: Step, _name: &std::path::Path) -> std::io::Result<()> {
+pub(crate) fn check(_step: Step, _name: &std::path::Path) -> std::io::Result<()> {
     Ok(())
 }
 
@@ -43,12 +43,12 @@ pub(super) fn check(_step: Step, _name: &std::path::Path) -> std::io::Result<()>
 /// threads then runs on this one, so that every step is counted.
 #[cfg(not(feature = "testing"))]
 #[inline(always)]
-pub(super) fn plan_active() -> bool {
+pub(crate) fn plan_active() -> bool {
     false
 }
 
 #[cfg(feature = "testing")]
-pub(super) use plan::{check, plan_active};
+pub(crate) use plan::{check, plan_active};
 
 #[cfg(feature = "testing")]
 pub use plan::{FaultPlan, StepTaken};
@@ -130,11 +130,11 @@ mod plan {
         }
     }
 
-    pub(in crate::storage) fn plan_active() -> bool {
+    pub(crate) fn plan_active() -> bool {
         ACTIVE.with(|a| a.borrow().is_some())
     }
 
-    pub(in crate::storage) fn check(step: Step, name: &Path) -> io::Result<()> {
+    pub(crate) fn check(step: Step, name: &Path) -> io::Result<()> {
         ACTIVE.with(|a| {
             let mut active = a.borrow_mut();
             let Some(active) = active.as_mut() else {

@@ -12,19 +12,19 @@ use std::path::Path;
 
 use rusqlite::Connection;
 
-use super::database_file::{Occupant, occupant_in};
-use super::debris::{remove_debris, remove_entry_debris};
-use super::dir::Dir;
-use super::file_id::FileId;
-use super::files::remove_empty_parents;
-use super::open::{EXISTING, literal_path, open_error};
-use super::siblings::name_of;
-use super::stage::Stage;
-use super::sys;
-use super::template_database::Template;
-use super::tenant_path::{TenantLock, TenantPath};
 use crate::error::{BoxError, Error, Result};
+use crate::fs::dir::Dir;
+use crate::fs::file_id::FileId;
+use crate::fs::files::remove_empty_parents;
+use crate::fs::siblings::name_of;
+use crate::fs::sys;
 use crate::name::TenantName;
+use crate::storage::coordination::tenant_path::{TenantLock, TenantPath};
+use crate::storage::lifecycle::debris::{remove_debris, remove_entry_debris};
+use crate::storage::lifecycle::stage::Stage;
+use crate::storage::lifecycle::template_database::Template;
+use crate::storage::opening::database_file::{Occupant, occupant_in};
+use crate::storage::opening::open::{EXISTING, literal_path, open_error};
 
 /// A seed closure: runs on the new database, inside a transaction, before
 /// the tenant is published.
@@ -49,7 +49,7 @@ pub(crate) fn create(
 /// Runs `work` holding `tenant`'s locks, the directories on the way made
 /// (each durable in its parent, never through a link: see `dir.rs`).
 /// Create and restore publish a new database this way.
-pub(super) fn under_new_lock<T>(
+pub(in crate::storage) fn under_new_lock<T>(
     tenant: &TenantName,
     at: TenantPath<'_>,
     work: impl FnOnce(&TenantLock) -> Result<T>,
@@ -65,7 +65,7 @@ pub(super) fn under_new_lock<T>(
 
 /// After a create failed (its locks released): the directories it made and
 /// left empty go, unless the tenant turned out to exist.
-pub(super) fn tidy_after_failure(at: TenantPath<'_>, e: &Error) {
+pub(in crate::storage) fn tidy_after_failure(at: TenantPath<'_>, e: &Error) {
     if !matches!(e, Error::TenantExists { .. }) {
         remove_empty_parents(at.root(), at.db_dir());
     }
@@ -79,7 +79,7 @@ pub(super) fn tidy_after_failure(at: TenantPath<'_>, e: &Error) {
 /// [`Error::TenantExists`], or [`Error::NotATenantDatabase`] naming what
 /// is in the way; [`Error::TenantBusy`] if a destroy that died left the
 /// tenant's directory fenced while another process still has it open.
-pub(super) fn clear_the_way(
+pub(in crate::storage) fn clear_the_way(
     tenant: &TenantName,
     lock: &TenantLock,
     at: TenantPath<'_>,
@@ -155,7 +155,7 @@ fn build(
 /// Copies the open template into a new scratch file, returned open (not
 /// yet synced). Reading the open file, not its path, a copy never fails
 /// because another version of the code removed the template meanwhile.
-pub(super) fn copy_template(
+pub(in crate::storage) fn copy_template(
     tenant: &TenantName,
     dir: &Dir,
     scratch: &Path,
@@ -203,7 +203,12 @@ fn run_seed(tenant: &TenantName, scratch: &Path, path: &Path, seed: Seed<'_>) ->
 
 /// Links the synced `scratch` (in `dir`) as `path`, never replacing a
 /// file there; the caller makes the link durable by syncing `dir`.
-pub(super) fn link(tenant: &TenantName, dir: &Dir, scratch: &Path, path: &Path) -> Result<()> {
+pub(in crate::storage) fn link(
+    tenant: &TenantName,
+    dir: &Dir,
+    scratch: &Path,
+    path: &Path,
+) -> Result<()> {
     match sys::link(dir.fd(), scratch, name_of(path)) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(Error::TenantExists {

@@ -15,8 +15,8 @@
 use std::io;
 use std::path::Path;
 
-use super::dir::Dir;
-use super::sys;
+use crate::fs::dir::Dir;
+use crate::fs::sys;
 use rustix::process::{Flock, FlockOffsetType, FlockType, fcntl_getlk};
 
 /// SQLite's `PENDING_BYTE`; the shared range starts two bytes above it.

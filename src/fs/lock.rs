@@ -15,9 +15,9 @@ use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::dir::Dir;
-use super::file_id::FileId;
-use super::sys;
+use crate::fs::dir::Dir;
+use crate::fs::file_id::FileId;
+use crate::fs::sys;
 
 /// How many times `acquire` starts again after losing a race with a
 /// releaser that removed the file; each retry means another holder made
@@ -37,7 +37,7 @@ impl FileLock {
     ///
     /// With `make_dirs`, missing directories are made; without, a missing
     /// directory gives `NotFound`.
-    pub(super) fn acquire(root: &Path, path: &Path, make_dirs: bool) -> io::Result<FileLock> {
+    pub(crate) fn acquire(root: &Path, path: &Path, make_dirs: bool) -> io::Result<FileLock> {
         let reach = if make_dirs { Reach::Make } else { Reach::Open };
         Self::lock(root, path, reach, true)?
             .ok_or_else(|| io::Error::other("a blocking lock cannot be busy"))
@@ -50,7 +50,7 @@ impl FileLock {
     /// A lock file that is one of `held` (locks this thread holds, found
     /// under another name: a case-insensitive file system) gives
     /// `AlreadyExists` instead of waiting for itself.
-    pub(super) fn acquire_deferred(
+    pub(crate) fn acquire_deferred(
         root: &Path,
         path: &Path,
         unsynced: &mut Vec<PathBuf>,
@@ -62,12 +62,12 @@ impl FileLock {
 
     /// Takes the lock file `path` only if nobody holds it (`Ok(None)` if
     /// somebody does). Never makes directories.
-    pub(super) fn try_acquire(root: &Path, path: &Path) -> io::Result<Option<FileLock>> {
+    pub(crate) fn try_acquire(root: &Path, path: &Path) -> io::Result<Option<FileLock>> {
         Self::lock(root, path, Reach::Open, false)
     }
 
     /// Which file the lock is.
-    pub(super) fn id(&self) -> io::Result<FileId> {
+    pub(crate) fn id(&self) -> io::Result<FileId> {
         match &self.file {
             Some(file) => FileId::of(file),
             None => Err(io::Error::other("a released lock")),
@@ -75,7 +75,7 @@ impl FileLock {
     }
 
     /// The directory the lock file is in, where the locked operation works.
-    pub(super) fn dir(&self) -> &Dir {
+    pub(crate) fn dir(&self) -> &Dir {
         &self.dir
     }
 
@@ -137,7 +137,7 @@ enum Reach<'a> {
 }
 
 /// A path's directory and file name.
-pub(super) fn split(path: &Path) -> io::Result<(&Path, &Path)> {
+pub(crate) fn split(path: &Path) -> io::Result<(&Path, &Path)> {
     match (path.parent(), path.file_name()) {
         (Some(parent), Some(name)) => Ok((parent, Path::new(name))),
         _ => Err(io::Error::new(

@@ -1,0 +1,20 @@
+//! The file system, and nothing above it: the one seam every system call
+//! goes through (`sys`), the fault plan tests drive it with, directories
+//! reached without following links, file identity, advisory file locks, the
+//! names of the files kept beside a database, and the small record files
+//! written once.
+
+pub(crate) mod dir;
+pub(crate) mod faults;
+pub(crate) mod file_id;
+pub(crate) mod files;
+pub(crate) mod lock;
+pub(crate) mod record;
+pub(crate) mod siblings;
+pub(crate) mod sys;
+
+pub(crate) use dir::Dir;
+#[cfg(feature = "testing")]
+pub use faults::{FaultPlan, Step, StepTaken};
+pub(crate) use file_id::FileId;
+pub(crate) use record::{read_record, record_once, update_record};
