@@ -243,6 +243,22 @@ pub enum Error {
         latest: usize,
     },
 
+    /// A fleet run with
+    /// [`MigrateOptions::allow_down(false)`](crate::MigrateOptions::allow_down)
+    /// met a tenant above its target: reaching the target would run down
+    /// migrations, which nobody confirmed. Nothing was done to the tenant.
+    #[error(
+        "tenant {tenant} is at version {version}, above the target {target}: reaching it runs down migrations, which can drop data, and going down was not allowed; nothing was done to it: allow it with MigrateOptions::allow_down(true)"
+    )]
+    DownNotAllowed {
+        /// The tenant.
+        tenant: TenantName,
+        /// Its version (read under its lock).
+        version: usize,
+        /// The run's target.
+        target: usize,
+    },
+
     /// A rollback asked for more steps than the tenant has migrations
     /// applied (at version 0: nothing to roll back). Nothing was changed.
     #[error("{}", rollback_message(tenant, *steps, *applied))]
@@ -458,6 +474,7 @@ impl Error {
             | Error::MissingDownMigration { tenant, .. }
             | Error::VersionOutOfRange { tenant, .. }
             | Error::RollbackTooFar { tenant, .. }
+            | Error::DownNotAllowed { tenant, .. }
             | Error::Seed { tenant, .. }
             | Error::Pool { tenant, .. } => Some(tenant),
             Error::PendingMigration(e) => Some(&e.tenant),

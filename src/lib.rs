@@ -59,8 +59,8 @@ pub use context::current_tenant;
 pub use error::{BoxError, Error, OtherProcess, PendingMigrationError, Result};
 pub use manager::TenantManager;
 pub use migrate::{
-    MigrateOptions, Migration, MigrationOutcome, MigrationReport, MigrationSummary, Migrations,
-    Progress, StatusReport, TenantReport, TenantStatus,
+    MigrateOptions, Migration, MigrationOutcome, MigrationPlan, MigrationReport, MigrationSummary,
+    Migrations, PlannedTenant, Progress, StatusReport, TenantReport, TenantStatus,
 };
 pub use name::{MAX_TENANT_NAME_LEN, TenantName};
 pub use paths::{DEFAULT_BUCKETS, DEFAULT_TEMPLATE, ReplicaTarget, RootConfig, Tenants, bucket_of};

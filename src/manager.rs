@@ -18,7 +18,8 @@ use crate::builder::TenantManagerBuilder;
 use crate::context;
 use crate::error::{BoxError, Error, Result};
 use crate::migrate::{
-    self, MigrateOptions, MigrationOutcome, MigrationReport, Migrations, StatusReport, TenantStatus,
+    self, MigrateOptions, MigrationOutcome, MigrationPlan, MigrationReport, Migrations,
+    StatusReport, TenantStatus,
 };
 use crate::name::TenantName;
 use crate::paths::{RootConfig, Tenants};
@@ -801,6 +802,57 @@ impl TenantManager {
         mut each: impl FnMut(&TenantStatus) + Send,
     ) -> Result<StatusReport> {
         self.status(Some(&mut each))
+    }
+
+    /// What [`migrate_all`](Self::migrate_all) with `options` would do
+    /// (its target and `only`; the other options do not change the plan),
+    /// without doing it: every tenant of the run, its version and the
+    /// migrations that would run on it, up or down. Reads each tenant's
+    /// version as [`migration_status`](Self::migration_status) does, and
+    /// holds a line per tenant (a million tenants: tens of megabytes).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BadTenantName`] for a bad `only` name; otherwise as
+    /// [`migration_status`](Self::migration_status). A tenant of `only`
+    /// that does not exist is in the plan with its error, and so is every
+    /// tenant for a target past the latest version
+    /// ([`Error::VersionOutOfRange`], as `migrate_all` would report).
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let manager = tenanted::TenantManager::builder(
+    /// #     tenanted::RootConfig::new(dir.path()),
+    /// #     tenanted::Migrations::new(vec![tenanted::Migration::new("a", "CREATE TABLE a (x);")]),
+    /// # ).build()?;
+    /// manager.create_tenant("acme")?;
+    /// let options = tenanted::MigrateOptions::new().only(["acme", "nobody"]);
+    /// let plan = manager.migration_plan(&options)?;
+    /// assert_eq!((plan.unchanged(), plan.unreadable()), (1, 1));
+    /// assert!(plan.to_string().contains("nobody: unreadable: tenant nobody does not exist"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn migration_plan(&self, options: &MigrateOptions) -> Result<MigrationPlan> {
+        let migrations = &self.inner.migrations;
+        let latest = migrations.latest_version();
+        let target = options.target().unwrap_or(latest);
+        let only = match options.only_names() {
+            Some(names) => Some(
+                names
+                    .iter()
+                    .map(|n| TenantName::new(n))
+                    .collect::<Result<Vec<_>>>()?,
+            ),
+            None => None,
+        };
+        let mut rows = Vec::new();
+        let status = self.status(Some(&mut |row: &TenantStatus| rows.push(row.clone())))?;
+        let missing = |tenant: &TenantName| Error::TenantDoesNotExist {
+            tenant: tenant.clone(),
+            path: self.inner.root.path_of(tenant.as_str()).unwrap_or_default(),
+        };
+        let plan = MigrationPlan::new(target, migrations, rows, status, only.as_deref(), missing);
+        Ok(plan)
     }
 
     fn status(&self, each: Option<&mut (dyn FnMut(&TenantStatus) + Send)>) -> Result<StatusReport> {

@@ -171,6 +171,11 @@ fn status_check_migrate_and_rollback() {
     tenanted(dir.path())
         .args(["migrate", "--to", "3"])
         .assert()
+        .code(2)
+        .stderr(predicate::str::contains("takes 1 tenant(s) down"));
+    tenanted(dir.path())
+        .args(["migrate", "--to", "3", "--yes"])
+        .assert()
         .success();
     tenanted(dir.path()).args(["migrate"]).assert().success();
     tenanted(dir.path())
@@ -650,6 +655,10 @@ fn ctrl_c_stops_starting_tenants_prints_the_summary_and_exits_130() {
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(130), "{rest}");
     assert!(rest.contains("not started: cancelled"), "{rest}");
+    assert!(
+        rest.contains(" of 400 tenants migrated"),
+        "the summary counts the whole run, not only the tenants started: {rest}"
+    );
     let out = tenanted(dir.path())
         .args(["status", "--json"])
         .output()
@@ -945,4 +954,224 @@ fn litestream_config_describes_the_roots_layout() {
     ] {
         assert!(yaml.contains(line), "{line} missing:\n{yaml}");
     }
+}
+
+// ----- issue 26: operator safety and the first hour --------------------------
+
+/// Each tenant's version, as `status --json` reads it.
+fn versions(dir: &Path) -> Vec<(String, u64)> {
+    let out = tenanted(dir).args(["status", "--json"]).output().unwrap();
+    let status = json_of(&out.stdout);
+    let rows = status["tenants"].as_array().unwrap();
+    let row = |t: &Value| {
+        (
+            t["tenant"].as_str().unwrap().to_owned(),
+            t["version"].as_u64().unwrap(),
+        )
+    };
+    rows.iter().map(row).collect()
+}
+
+#[test]
+fn migrating_below_the_current_version_asks_and_dry_run_shows_who_goes_down() {
+    let dir = workspace(4);
+    tenanted(dir.path())
+        .args(["create", "acme", "globex"])
+        .assert()
+        .success();
+    tenanted(dir.path())
+        .args(["migrate", "--to", "0"])
+        .assert()
+        .code(2)
+        .stderr(
+            predicate::str::contains(
+                "migrate --to 0 takes 2 tenant(s) down (8 down migration(s) in all)",
+            )
+            .and(predicate::str::contains("pass --yes")),
+        );
+    assert_eq!(
+        versions(dir.path()),
+        [("acme".into(), 4), ("globex".into(), 4)],
+        "nothing ran"
+    );
+    tenanted(dir.path())
+        .args(["migrate", "--to", "2", "--dry-run"])
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains(
+                "acme: 4 → 2: would undo 0004_add_item_position, 0003_create_changes (2 steps down)",
+            )
+            .and(predicate::str::contains("2 down by 4 step(s)")),
+        );
+    let out = tenanted(dir.path())
+        .args(["migrate", "--to", "2", "--dry-run", "--json"])
+        .output()
+        .unwrap();
+    let plan = json_of(&out.stdout);
+    assert_eq!(plan["totals"]["down"], 2);
+    assert_eq!(plan["totals"]["steps_down"], 4);
+    assert_eq!(plan["tenants"][1]["would"], "undo");
+    tenanted(dir.path())
+        .args(["migrate", "--to", "2", "--yes"])
+        .assert()
+        .success();
+    assert_eq!(
+        versions(dir.path()),
+        [("acme".into(), 2), ("globex".into(), 2)]
+    );
+    // Nothing goes down: nothing to confirm.
+    tenanted(dir.path())
+        .args(["migrate", "--to", "3"])
+        .assert()
+        .success();
+}
+
+#[test]
+fn tenanted_tenant_scopes_migrate_and_backup_and_every_help_shows_it() {
+    let dir = workspace(2);
+    tenanted(dir.path())
+        .args(["create", "acme", "globex"])
+        .assert()
+        .success();
+    set_migrations(dir.path(), 4);
+    tenanted(dir.path())
+        .env("TENANTED_TENANT", "acme")
+        .args(["migrate", "--dry-run"])
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains("acme: 2 → 4").and(predicate::str::contains("globex").not()),
+        );
+    tenanted(dir.path())
+        .env("TENANTED_TENANT", "acme")
+        .arg("migrate")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("1/1 tenants migrated"));
+    assert_eq!(
+        versions(dir.path()),
+        [("acme".into(), 4), ("globex".into(), 2)]
+    );
+    // A canary the Rails way cannot roll back the fleet.
+    tenanted(dir.path())
+        .env("TENANTED_TENANT", "acme")
+        .args(["migrate", "--to", "1"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("takes 1 tenant(s) down"));
+    let backups = dir.path().join("backups");
+    tenanted(dir.path())
+        .env("TENANTED_TENANT", "globex")
+        .args(["backup", "--to"])
+        .arg(&backups)
+        .assert()
+        .success();
+    let copies = tenanted::RootConfig::new(&backups).tenants().unwrap();
+    let names: Vec<String> = copies.map(|t| t.unwrap().as_str().to_owned()).collect();
+    assert_eq!(names, ["globex"]);
+    for command in [
+        "create", "destroy", "exists", "migrate", "status", "rollback", "redo", "prepare",
+        "backup", "restore",
+    ] {
+        tenanted(dir.path())
+            .args([command, "--help"])
+            .assert()
+            .success()
+            .stdout(predicate::str::contains("[env: TENANTED_TENANT="));
+    }
+}
+
+/// A workspace at version 2 with `good` tenants and `bad` ones on which
+/// migration 3 fails (a table it creates is there already).
+fn fleet_with_bad_tenants(good: &[&str], bad: &[&str]) -> tempfile::TempDir {
+    let dir = workspace(2);
+    tenanted(dir.path())
+        .arg("create")
+        .args(good)
+        .args(bad)
+        .assert()
+        .success();
+    let root = tenanted::RootConfig::new(dir.path().join("tenants"));
+    for name in bad {
+        rusqlite::Connection::open(root.database_path(name).unwrap())
+            .unwrap()
+            .execute_batch("CREATE TABLE changes (x);")
+            .unwrap();
+    }
+    set_migrations(dir.path(), 4);
+    dir
+}
+
+#[test]
+fn a_failed_canary_stops_the_rollout_before_the_fleet() {
+    let dir = fleet_with_bad_tenants(&["a1", "a2", "a3"], &["bad"]);
+    tenanted(dir.path())
+        .args(["migrate", "--canary", "bad", "--canary", "a1"])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("canary: 1/2 tenants migrated"))
+        .stderr(predicate::str::contains(
+            "a canary failed: the rest of the fleet was not started",
+        ));
+    let at: Vec<u64> = versions(dir.path()).into_iter().map(|(_, v)| v).collect();
+    assert_eq!(at, [4, 2, 2, 2], "only the good canary a1 moved");
+    // Canaries that pass: then the fleet.
+    let out = tenanted(dir.path())
+        .args(["migrate", "--sample", "2", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "bad still fails in the fleet stage"
+    );
+    let report = json_of(&out.stdout);
+    if report["stopped_at_canary"] == true {
+        // The sample took bad: nothing beyond the canaries ran.
+        assert_eq!(report["totals"]["tenants"], 2);
+    } else {
+        assert_eq!(report["canary"]["totals"]["tenants"], 2);
+        assert_eq!(report["totals"]["failed"], 1);
+    }
+}
+
+#[test]
+fn max_failures_stops_the_run_and_says_how_much_ran() {
+    let dir = fleet_with_bad_tenants(&["good"], &["b1", "b2", "b3", "b4"]);
+    tenanted(dir.path())
+        .args([
+            "migrate",
+            "--canary",
+            "good",
+            "--max-failures",
+            "2",
+            "--jobs",
+            "1",
+        ])
+        .assert()
+        .code(1)
+        .stdout(
+            predicate::str::contains("canary: 1/1 tenants migrated")
+                // Taken in walk order: `good` (already there) may come
+                // before the failures or be among the unstarted.
+                .and(predicate::str::contains(
+                    " of 5 tenants migrated to version 4",
+                ))
+                .and(predicate::str::contains("2 failed"))
+                .and(predicate::str::contains(
+                    "not started: stopped after 2 failures",
+                )),
+        );
+    let out = tenanted(dir.path())
+        .args(["migrate", "--max-failures", "1", "--jobs", "1", "--json"])
+        .output()
+        .unwrap();
+    let report = json_of(&out.stdout);
+    assert_eq!(report["stopped_by_failures"], true);
+    assert_eq!(report["totals"]["failed"], 1);
+    tenanted(dir.path())
+        .args(["migrate", "--max-failures", "0"])
+        .assert()
+        .code(2);
 }

@@ -30,9 +30,28 @@ fn reports_serialize_to_the_documented_format_and_clone() {
         })
     );
 
+    let plan = m.migration_plan(&MigrateOptions::new()).unwrap();
+    assert_eq!(
+        serde_json::to_value(&plan).unwrap(),
+        json!({
+            "dry_run": true,
+            "target_version": 3,
+            "tenants": [{"tenant": "acme", "from": 2, "to": 3, "would": "apply",
+                         "migrations": ["0003_index_tags"], "error": null}],
+            "listing_errors": [],
+            "totals": {"tenants": 1, "up": 1, "down": 0, "unchanged": 0, "unreadable": 0,
+                       "migrations_up": 1, "steps_down": 0},
+        })
+    );
+
     let report = m.migrate_all(&MigrateOptions::new()).unwrap().clone();
     let mut value = serde_json::to_value(&report).unwrap();
     assert!(value["tenants"][0]["duration_ms"].as_f64().unwrap() >= 0.0);
+    // Milliseconds to the microsecond: at most three decimals, never
+    // the 0.0029349999999999997 of a float product.
+    let text = value["tenants"][0]["duration_ms"].to_string();
+    let decimals = text.split_once('.').map_or(0, |(_, d)| d.len());
+    assert!(decimals <= 3, "duration_ms is {text}");
     value["tenants"][0]["duration_ms"] = json!(0);
     assert_eq!(
         value,
@@ -42,6 +61,7 @@ fn reports_serialize_to_the_documented_format_and_clone() {
                          "duration_ms": 0, "error": null}],
             "skipped": [],
             "cancelled": false,
+            "stopped_by_failures": false,
             "listing_errors": [],
             "totals": {"tenants": 1, "succeeded": 1, "migrated": 1, "up_to_date": 0,
                        "failed": 0, "skipped": 0},

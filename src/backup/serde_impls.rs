@@ -7,6 +7,7 @@ use std::path::Path;
 use serde::{Serialize, Serializer};
 
 use super::report::{BackupOutcome, BackupReport, RestoreOutcome, TenantBackup};
+use crate::migrate::serde_impls::millis;
 use crate::name::TenantName;
 
 fn path(p: &Path) -> String {
@@ -30,7 +31,7 @@ impl Serialize for BackupOutcome {
             path: path(&self.path),
             version: self.version,
             bytes: self.bytes,
-            duration_ms: self.duration.as_secs_f64() * 1000.0,
+            duration_ms: millis(self.duration),
         }
         .serialize(s)
     }
@@ -63,7 +64,7 @@ impl Serialize for TenantBackup {
             state,
             version: outcome.map(|o| o.version),
             bytes: outcome.map(|o| o.bytes),
-            duration_ms: outcome.map(|o| o.duration.as_secs_f64() * 1000.0),
+            duration_ms: outcome.map(|o| millis(o.duration)),
             error: self.error.as_deref().map(ToString::to_string),
         }
         .serialize(s)
@@ -101,7 +102,7 @@ impl Serialize for BackupReport {
             skipped: &self.skipped,
             cancelled: self.cancelled,
             listing_errors: self.listing_errors.iter().map(|e| e.to_string()).collect(),
-            duration_ms: self.duration.as_secs_f64() * 1000.0,
+            duration_ms: millis(self.duration),
             totals: BackupTotals {
                 tenants: self.tenants.len(),
                 succeeded: self.succeeded(),
@@ -139,7 +140,7 @@ impl Serialize for RestoreOutcome {
             pending: &self.pending,
             replaced: self.replaced,
             bytes: self.bytes,
-            duration_ms: self.duration.as_secs_f64() * 1000.0,
+            duration_ms: millis(self.duration),
         }
         .serialize(s)
     }

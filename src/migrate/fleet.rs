@@ -107,6 +107,7 @@ struct FleetRun<'a> {
     walked: bool,
     total: usize,
     done: AtomicUsize,
+    failures: AtomicUsize,
     stop: AtomicBool,
     tally: Mutex<Tally<MigrationReport, TenantReport>>,
 }
@@ -131,12 +132,14 @@ impl FleetRun<'_> {
             hook(&tenant);
         }
         let at = TenantPath::new(self.root, &found.path, self.owns_dir);
-        let result = migrate_from(self.migrations, &tenant, at, self.target, before, started);
+        let target = (self.target, options.allow_down);
+        let result = migrate_from(self.migrations, &tenant, at, target, before, started);
         let report = TenantReport::from_result(tenant, result, started);
         if let Some(e) = &report.error {
             // The report carries the failure; callers print it once.
             tracing::info!(tenant = %report.tenant, error = %e, "tenant migration failed");
-            if options.fail_fast {
+            let failures = self.failures.fetch_add(1, Ordering::SeqCst) + 1;
+            if options.max_failures.is_some_and(|limit| failures >= limit) {
                 self.stop.store(true, Ordering::SeqCst);
             }
         }
@@ -162,7 +165,8 @@ impl FleetRun<'_> {
         }
     }
 
-    /// Whether `fail_fast` or the caller's cancel flag stops the run.
+    /// Whether the failure limit (`max_failures`, `fail_fast`) or the
+    /// caller's cancel flag stops the run.
     fn should_stop(&self) -> bool {
         self.stop.load(Ordering::SeqCst) || self.cancelled()
     }
@@ -198,6 +202,7 @@ pub(crate) fn migrate_all(
         walked: feed.walked,
         total,
         done: AtomicUsize::new(0),
+        failures: AtomicUsize::new(0),
         stop: AtomicBool::new(false),
         tally: Mutex::new(Tally {
             report: MigrationReport::new(target),
@@ -216,10 +221,12 @@ pub(crate) fn migrate_all(
     };
     feed.run(options.jobs, &|| run.should_stop(), &start, &work, &done);
     let cancelled = run.cancelled();
+    let limit_reached = run.stop.load(Ordering::SeqCst);
     let Tally { mut report, rows } = run.tally.into_inner();
     report.tenants = in_report_order(rows, feed.walked, |t| &t.tenant);
     (report.skipped, report.listing_errors) = feed.finish();
     report.cancelled = cancelled && !report.skipped.is_empty();
+    report.stopped_by_failures = limit_reached && !report.cancelled && !report.skipped.is_empty();
     report.duration = started.elapsed();
     tracing::info!(
         succeeded = report.succeeded(),
@@ -230,7 +237,7 @@ pub(crate) fn migrate_all(
 }
 
 /// The results of the tenants attempted, and the tenants left unstarted
-/// (`fail_fast`, a cancel).
+/// (`max_failures`, a cancel).
 pub(crate) fn split_skipped<R>(
     tenants: Vec<TenantName>,
     results: Vec<Option<R>>,

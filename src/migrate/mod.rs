@@ -7,16 +7,18 @@ mod fleet;
 mod history;
 mod migrations;
 mod options;
+mod plan;
 mod report;
 mod schema_gate;
 #[cfg(feature = "serde")]
-mod serde_impls;
+pub(crate) mod serde_impls;
 mod template_schema;
 mod tenant;
 mod version;
 
 pub use migrations::{Migration, Migrations};
 pub use options::{MigrateOptions, Progress};
+pub use plan::{MigrationPlan, PlannedTenant};
 pub use report::{MigrationReport, MigrationSummary, StatusReport, TenantReport, TenantStatus};
 pub use tenant::MigrationOutcome;
 

@@ -23,7 +23,8 @@ type Callback<T> = Box<dyn Fn(&T) + Send + Sync>;
 /// ```
 pub struct MigrateOptions {
     pub(super) jobs: usize,
-    pub(super) fail_fast: bool,
+    pub(super) max_failures: Option<usize>,
+    pub(super) allow_down: bool,
     pub(super) only: Option<Vec<String>>,
     pub(super) target: Option<usize>,
     pub(super) progress: Option<Callback<Progress>>,
@@ -44,7 +45,8 @@ impl MigrateOptions {
     pub fn new() -> Self {
         MigrateOptions {
             jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            fail_fast: false,
+            max_failures: None,
+            allow_down: true,
             only: None,
             target: None,
             progress: None,
@@ -61,8 +63,69 @@ impl MigrateOptions {
     }
 
     /// Stop starting tenants after the first failure (default: go on).
+    /// The same as [`max_failures(1)`](Self::max_failures); `false` removes
+    /// any limit.
     pub fn fail_fast(mut self, fail_fast: bool) -> Self {
-        self.fail_fast = fail_fast;
+        self.max_failures = fail_fast.then_some(1);
+        self
+    }
+
+    /// Stop starting tenants once `failures` tenants have failed (at least
+    /// 1): the tenants already running finish, the rest are reported as
+    /// [`skipped`](crate::MigrationReport::skipped) and the report says
+    /// the limit stopped it
+    /// ([`stopped_by_failures`](crate::MigrationReport::stopped_by_failures)).
+    /// A staged rollout: a bad migration stops after a few tenants
+    /// instead of failing on all of them.
+    ///
+    /// ```
+    /// use tenanted::{Migration, MigrateOptions, Migrations};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let root = tenanted::RootConfig::new(dir.path());
+    /// let good = Migrations::new(vec![Migration::new("a", "CREATE TABLE a (x);")]);
+    /// let manager = tenanted::TenantManager::builder(root.clone(), good).build()?;
+    /// for name in ["t1", "t2", "t3", "t4"] {
+    ///     manager.create_tenant(name)?;
+    /// }
+    /// let bad = Migrations::new(vec![
+    ///     Migration::new("a", "CREATE TABLE a (x);"),
+    ///     Migration::new("b", "CREATE TABLE a (x);"), // fails: a exists
+    /// ]);
+    /// let manager = tenanted::TenantManager::builder(root, bad).build()?;
+    /// let report = manager.migrate_all(&MigrateOptions::new().jobs(1).max_failures(2))?;
+    /// assert_eq!((report.failed(), report.skipped.len()), (2, 2));
+    /// assert!(report.stopped_by_failures && !report.is_success());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn max_failures(mut self, failures: usize) -> Self {
+        self.max_failures = Some(failures.max(1));
+        self
+    }
+
+    /// Whether a tenant above the target version may be taken down to it
+    /// (default: `true`). Down migrations can drop data: a caller that
+    /// asked its user to confirm a rollback for the tenants it saw above
+    /// the target passes `false` when there were none, so that a tenant
+    /// migrated up by someone else in the meantime is left alone and
+    /// reported failed with [`Error::DownNotAllowed`](crate::Error::DownNotAllowed)
+    /// instead of rolled back unconfirmed.
+    ///
+    /// ```
+    /// use tenanted::{Migration, MigrateOptions, Migrations};
+    /// # let dir = tempfile::tempdir()?;
+    /// let two = Migrations::new(vec![
+    ///     Migration::new("a", "CREATE TABLE a (x);").down("DROP TABLE a;"),
+    ///     Migration::new("b", "CREATE TABLE b (x);").down("DROP TABLE b;"),
+    /// ]);
+    /// let manager = tenanted::TenantManager::builder(tenanted::RootConfig::new(dir.path()), two).build()?;
+    /// manager.create_tenant("acme")?;
+    /// let report = manager.migrate_all(&MigrateOptions::new().to_version(0).allow_down(false))?;
+    /// assert!(matches!(report.tenants[0].error.as_deref(), Some(tenanted::Error::DownNotAllowed { .. })));
+    /// assert_eq!(manager.migration_status()?.current(), 1, "acme is still at version 2");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn allow_down(mut self, allow: bool) -> Self {
+        self.allow_down = allow;
         self
     }
 
@@ -134,11 +197,24 @@ impl MigrateOptions {
     }
 }
 
+impl MigrateOptions {
+    /// The target version, when not the latest.
+    pub(crate) fn target(&self) -> Option<usize> {
+        self.target
+    }
+
+    /// The tenants of `only`, when set.
+    pub(crate) fn only_names(&self) -> Option<&[String]> {
+        self.only.as_deref()
+    }
+}
+
 impl fmt::Debug for MigrateOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MigrateOptions")
             .field("jobs", &self.jobs)
-            .field("fail_fast", &self.fail_fast)
+            .field("max_failures", &self.max_failures)
+            .field("allow_down", &self.allow_down)
             .field("only", &self.only)
             .field("target", &self.target)
             .finish_non_exhaustive()

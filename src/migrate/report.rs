@@ -129,12 +129,18 @@ pub struct MigrationReport {
     /// in the order given). Tenants already at the target are only
     /// counted ([`up_to_date`](Self::up_to_date)).
     pub tenants: Vec<TenantReport>,
-    /// Tenants not attempted because `fail_fast` or a cancel stopped the run.
+    /// Tenants not attempted because the failure limit
+    /// ([`MigrateOptions::max_failures`](crate::MigrateOptions::max_failures),
+    /// `fail_fast`) or a cancel stopped the run.
     pub skipped: Vec<TenantName>,
     /// Whether the caller's cancel flag
     /// ([`MigrateOptions::cancel_on`](crate::MigrateOptions::cancel_on))
     /// stopped the run before every tenant was started.
     pub cancelled: bool,
+    /// Whether the failure limit
+    /// ([`MigrateOptions::max_failures`](crate::MigrateOptions::max_failures))
+    /// stopped the run before every tenant was started.
+    pub stopped_by_failures: bool,
     /// Directories that could not be listed.
     pub listing_errors: Vec<Arc<Error>>,
     /// Wall-clock time of the whole run.
@@ -166,6 +172,7 @@ impl MigrationReport {
             tenants: Vec::new(),
             skipped: Vec::new(),
             cancelled: false,
+            stopped_by_failures: false,
             listing_errors: Vec::new(),
             duration: Duration::ZERO,
             totals: MigrationTotals::default(),
@@ -276,31 +283,50 @@ impl MigrationReport {
 }
 
 impl fmt::Display for MigrationSummary<'_> {
+    /// `3/3 tenants migrated ...` for a run that reached every tenant;
+    /// `124 of 2,003 tenants migrated ..., 1,879 not started: cancelled`
+    /// for one that stopped early, so that it never reads as done.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let r = self.0;
+        let (ok, whole) = (r.succeeded(), r.total() + r.skipped.len());
+        match r.skipped.is_empty() {
+            true => write!(f, "{}/{}", grouped(ok), grouped(whole))?,
+            false => write!(f, "{} of {}", grouped(ok), grouped(whole))?,
+        }
         write!(
             f,
-            "{}/{} tenants migrated to version {} ({} changed, {} already there)",
-            r.succeeded(),
-            r.total(),
+            " tenants migrated to version {} ({} changed, {} already there)",
             r.target_version,
-            r.migrated(),
-            r.up_to_date()
+            grouped(r.migrated()),
+            grouped(r.up_to_date())
         )?;
         if r.failed() > 0 {
             let names: Vec<&str> = r.failures().map(|t| t.tenant.as_str()).collect();
-            write!(f, ", {} failed: {}", r.failed(), names.join(", "))?;
+            write!(f, ", {} failed: {}", grouped(r.failed()), names.join(", "))?;
         }
         if !r.skipped.is_empty() {
-            let why = if r.cancelled {
-                "not started: cancelled"
-            } else {
-                "skipped after the first failure"
+            let why = match (r.cancelled, r.failed()) {
+                (true, _) => "cancelled".to_owned(),
+                (false, 1) => "stopped after the first failure".to_owned(),
+                (false, n) => format!("stopped after {} failures", grouped(n)),
             };
-            write!(f, ", {} {why}", r.skipped.len())?;
+            write!(f, ", {} not started: {why}", grouped(r.skipped.len()))?;
         }
         write!(f, " in {:.1?}", r.duration)
     }
+}
+
+/// `n` with its thousands grouped by commas: `2,003`.
+pub(crate) fn grouped(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 impl fmt::Display for MigrationReport {

@@ -4,6 +4,7 @@
 
 use serde::{Serialize, Serializer};
 
+use super::plan::{MigrationPlan, PlannedTenant};
 use super::report::{MigrationReport, StatusReport, TenantReport, TenantStatus};
 use crate::error::Error;
 use crate::name::TenantName;
@@ -16,6 +17,14 @@ impl Serialize for TenantName {
 
 fn message(e: &Error) -> String {
     e.to_string()
+}
+
+/// A duration in milliseconds, to the microsecond: `0.003`, never the
+/// `0.0029349999999999997` a float product gives.
+pub(crate) fn millis(d: std::time::Duration) -> f64 {
+    // Exact below 2^53 microseconds (285 years); ryu prints the shortest
+    // decimal that reads back as the same float.
+    d.as_micros() as f64 / 1000.0
 }
 
 #[derive(Serialize)]
@@ -36,7 +45,7 @@ impl Serialize for TenantReport {
             from: self.from,
             to: self.to,
             applied: &self.applied,
-            duration_ms: self.duration.as_secs_f64() * 1000.0,
+            duration_ms: millis(self.duration),
             error: self.error.as_deref().map(message),
         }
         .serialize(s)
@@ -59,6 +68,7 @@ struct MigrationReportJson<'a> {
     tenants: &'a [TenantReport],
     skipped: &'a [TenantName],
     cancelled: bool,
+    stopped_by_failures: bool,
     listing_errors: Vec<String>,
     totals: MigrationTotals,
 }
@@ -71,6 +81,7 @@ impl Serialize for MigrationReport {
             tenants: &self.tenants,
             skipped: &self.skipped,
             cancelled: self.cancelled,
+            stopped_by_failures: self.stopped_by_failures,
             listing_errors: self.listing_errors.iter().map(|e| message(e)).collect(),
             totals: MigrationTotals {
                 tenants: self.total(),
@@ -147,6 +158,73 @@ impl Serialize for StatusReport {
                 ahead: self.ahead(),
                 unreadable: self.unreadable(),
                 listing_errors: self.listing_errors.len(),
+            },
+        }
+        .serialize(s)
+    }
+}
+
+#[derive(Serialize)]
+struct PlannedTenantJson<'a> {
+    tenant: &'a TenantName,
+    from: Option<usize>,
+    to: usize,
+    would: &'static str,
+    migrations: &'a [String],
+    error: Option<String>,
+}
+
+impl Serialize for PlannedTenant {
+    /// `{"tenant", "from", "to", "would", "migrations", "error"}`.
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        PlannedTenantJson {
+            tenant: &self.tenant,
+            from: self.from,
+            to: self.to,
+            would: self.action(),
+            migrations: &self.migrations,
+            error: self.error.as_deref().map(message),
+        }
+        .serialize(s)
+    }
+}
+
+#[derive(Serialize)]
+struct PlanTotals {
+    tenants: usize,
+    up: usize,
+    down: usize,
+    unchanged: usize,
+    unreadable: usize,
+    migrations_up: usize,
+    steps_down: usize,
+}
+
+#[derive(Serialize)]
+struct MigrationPlanJson<'a> {
+    dry_run: bool,
+    target_version: usize,
+    tenants: &'a [PlannedTenant],
+    listing_errors: Vec<String>,
+    totals: PlanTotals,
+}
+
+impl Serialize for MigrationPlan {
+    /// The `migrate --dry-run --json` format documented in the README.
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        MigrationPlanJson {
+            dry_run: true,
+            target_version: self.target_version,
+            tenants: &self.tenants,
+            listing_errors: self.listing_errors.iter().map(|e| message(e)).collect(),
+            totals: PlanTotals {
+                tenants: self.tenants.len(),
+                up: self.going_up(),
+                down: self.going_down(),
+                unchanged: self.unchanged(),
+                unreadable: self.unreadable(),
+                migrations_up: self.steps_up(),
+                steps_down: self.steps_down(),
             },
         }
         .serialize(s)

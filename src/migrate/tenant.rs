@@ -55,16 +55,17 @@ pub(crate) fn migrate_to(
 ) -> Result<MigrationOutcome> {
     let started = Instant::now();
     let before = peek_version(tenant, at.root(), at.db());
-    migrate_from(migrations, tenant, at, target, before, started)
+    migrate_from(migrations, tenant, at, (target, true), before, started)
 }
 
 /// [`migrate_to`], given the version read without the lock (`before`)
-/// and when the work on the tenant started.
+/// and when the work on the tenant started. `(target, allow_down)`: with
+/// `allow_down` false, a tenant above `target` is refused, not rolled back.
 pub(crate) fn migrate_from(
     migrations: &Migrations,
     tenant: &TenantName,
     at: TenantPath<'_>,
-    target: usize,
+    (target, allow_down): (usize, bool),
     before: Result<usize>,
     started: Instant,
 ) -> Result<MigrationOutcome> {
@@ -85,7 +86,11 @@ pub(crate) fn migrate_from(
         return Ok(unchanged(tenant, version, started));
     }
     let _lock = lock_tenant(tenant, at)?;
-    migrate_locked(migrations, tenant, at, Target::Version(target), started)
+    let target = match allow_down {
+        true => Target::Version(target),
+        false => Target::NotDown(target),
+    };
+    migrate_locked(migrations, tenant, at, target, started)
 }
 
 /// Undoes `tenant`'s last `steps` migrations, counted from the version it
@@ -107,6 +112,9 @@ pub(crate) fn rollback(
 enum Target {
     /// That version.
     Version(usize),
+    /// That version, unless the tenant is above it (going down was not
+    /// confirmed).
+    NotDown(usize),
     /// That many steps below the version read under the lock.
     Down(usize),
 }
@@ -115,6 +123,12 @@ impl Target {
     fn resolve(self, tenant: &TenantName, from: usize) -> Result<usize> {
         match self {
             Target::Version(version) => Ok(version),
+            Target::NotDown(version) if from > version => Err(Error::DownNotAllowed {
+                tenant: tenant.clone(),
+                version: from,
+                target: version,
+            }),
+            Target::NotDown(version) => Ok(version),
             Target::Down(steps) => from
                 .checked_sub(steps)
                 .ok_or_else(|| Error::RollbackTooFar {

@@ -5,34 +5,51 @@ use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use serde_json::{Value, json};
 use tenanted::{
-    MigrateOptions, MigrationReport, StatusReport, TenantManager, TenantReport, TenantStatus,
+    MigrateOptions, MigrationPlan, MigrationReport, StatusReport, TenantManager, TenantName,
+    TenantReport, TenantStatus,
 };
 
 use crate::Cli;
-use crate::support::{Failure, require_root, tenant_names};
+use crate::support::{Failure, confirm, require_root, tenant_names};
 
 /// `tenanted migrate`.
 #[derive(clap::Args)]
 pub struct MigrateArgs {
-    /// Only this tenant (repeatable): a canary rollout.
-    #[arg(long = "tenant")]
+    /// Only this tenant (repeatable; default: every tenant).
+    #[arg(long = "tenant", value_name = "NAME", env = "TENANTED_TENANT")]
     tenants: Vec<String>,
-    /// Parallel workers (default: cores).
-    #[arg(long)]
-    jobs: Option<usize>,
-    /// Target version instead of the latest (may be lower: a rollback).
+    /// Parallel workers (at least 1; default: cores).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    jobs: Option<u16>,
+    /// Target version instead of the latest (may be lower: a rollback,
+    /// which asks first).
     #[arg(long)]
     to: Option<usize>,
-    /// Stop starting tenants after the first failure.
-    #[arg(long)]
+    /// Stop starting tenants after the first failure (--max-failures 1).
+    #[arg(long, conflicts_with = "max_failures")]
     fail_fast: bool,
+    /// Stop starting tenants once N tenants have failed.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    max_failures: Option<u32>,
+    /// Migrate this tenant first, alone (repeatable): if any canary fails,
+    /// no other tenant is started.
+    #[arg(long = "canary", value_name = "NAME")]
+    canaries: Vec<String>,
+    /// Migrate N tenants spread over the fleet first, as canaries.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    sample: Option<u32>,
+    /// Do not ask before taking tenants down (required off a terminal
+    /// when a tenant would go down).
+    #[arg(long)]
+    yes: bool,
     /// Print the report as JSON (no progress, no per-tenant lines).
     #[arg(long)]
     pub json: bool,
-    /// Show which migrations would run on which tenants; change nothing.
+    /// Show which migrations would run on which tenants, up or down;
+    /// change nothing.
     #[arg(long)]
     dry_run: bool,
 }
@@ -49,9 +66,9 @@ pub struct StatusArgs {
     /// List every tenant, current ones included.
     #[arg(long)]
     all: bool,
-    /// Only this tenant.
-    #[arg(long, env = "TENANTED_TENANT")]
-    tenant: Option<String>,
+    /// Only this tenant (repeatable).
+    #[arg(long = "tenant", value_name = "NAME", env = "TENANTED_TENANT")]
+    tenants: Vec<String>,
 }
 
 /// Exit code of an interrupted run, as shells report SIGINT.
@@ -59,6 +76,7 @@ pub const INTERRUPTED: u8 = 130;
 
 pub fn migrate(cli: &Cli, args: &MigrateArgs) -> Result<u8, Failure> {
     let only = tenant_names(&args.tenants)?;
+    let named_canaries = tenant_names(&args.canaries)?;
     let migrations = cli.load_migrations()?;
     let latest = migrations.latest_version();
     if let Some(to) = args.to.filter(|to| *to > latest) {
@@ -72,36 +90,190 @@ pub fn migrate(cli: &Cli, args: &MigrateArgs) -> Result<u8, Failure> {
     }
     require_root(&cli.root)?;
     let manager = cli.builder(migrations).build()?;
+    let target = args.to.unwrap_or(latest);
+    let scope = |o: MigrateOptions| match only.is_empty() {
+        true => o,
+        false => o.only(only.iter().map(|t| t.as_str().to_owned())),
+    };
     if args.dry_run {
-        return dry_run(&manager, &only, args.to.unwrap_or(latest), args.json);
+        let plan = manager.migration_plan(&scope(MigrateOptions::new().to_version(target)))?;
+        return Ok(print_plan(&plan, args.json));
     }
+    let allow_down = target < latest
+        && confirm_down(
+            &manager,
+            scope(MigrateOptions::new().to_version(target)),
+            args.yes,
+        )?;
+    let canaries = canaries(cli, &only, named_canaries, args.sample)?;
     let cancel = cancel_on_ctrl_c();
-    let printer = Arc::new(Printer::new(cli.quiet, args.json));
-    let mut options = MigrateOptions::new()
-        .fail_fast(args.fail_fast)
-        .cancel_on(Arc::clone(&cancel));
-    if let Some(jobs) = args.jobs {
-        options = options.jobs(jobs);
+    let options = |names: Option<&[TenantName]>| {
+        let mut o = MigrateOptions::new()
+            .to_version(target)
+            .allow_down(allow_down)
+            .cancel_on(Arc::clone(&cancel));
+        if let Some(jobs) = args.jobs {
+            o = o.jobs(usize::from(jobs));
+        }
+        if let Some(limit) = args.max_failures.or(args.fail_fast.then_some(1)) {
+            o = o.max_failures(limit as usize);
+        }
+        match names {
+            Some(names) => o.only(names.iter().map(|t| t.as_str().to_owned())),
+            None => scope(o),
+        }
+    };
+    let mut canary_report = None;
+    if !canaries.is_empty() {
+        let report = run_stage(
+            cli,
+            &manager,
+            options(Some(&canaries)),
+            args.json,
+            "canary: ",
+        )?;
+        if !report.0.is_success() {
+            return Ok(canary_failed(&report.0, report.1, args.json));
+        }
+        canary_report = Some(report);
     }
-    if let Some(to) = args.to {
-        options = options.to_version(to);
+    let report = run_stage(cli, &manager, options(None), args.json, "")?;
+    if args.json {
+        println!("{}", with_canary(report.1, canary_report.map(|r| r.1)));
     }
-    if !only.is_empty() {
-        options = options.only(only.iter().map(|t| t.as_str().to_owned()));
-    }
-    let (each, progress) = (Arc::clone(&printer), Arc::clone(&printer));
-    options = options
-        .after_each(move |report| each.tenant_done(report))
-        .on_progress(move |p| progress.progress(p.done, p.total, p.tenant.as_str()));
-    let report = manager.migrate_all(&options)?;
-    printer.finish(&report);
-    Ok(if report.cancelled {
+    Ok(exit_code(&report.0))
+}
+
+/// The exit code of a run: 130 when cancelled, 1 when anything failed.
+fn exit_code(report: &MigrationReport) -> u8 {
+    if report.cancelled {
         INTERRUPTED
     } else if report.is_success() {
         0
     } else {
         1
-    })
+    }
+}
+
+/// Before a run to a version below the latest: the tenants it would take
+/// down are listed and must be confirmed (on a terminal, or with
+/// `--yes`). Whether the run may take tenants down: not when none would,
+/// so that one migrated up meanwhile is refused, not rolled back.
+fn confirm_down(
+    manager: &TenantManager,
+    options: MigrateOptions,
+    yes: bool,
+) -> Result<bool, Failure> {
+    let plan = manager.migration_plan(&options)?;
+    let down: Vec<_> = plan.tenants.iter().filter(|t| t.goes_down()).collect();
+    if down.is_empty() {
+        return Ok(yes);
+    }
+    let mut lines: Vec<String> = down.iter().take(10).map(|t| format!("  {t}")).collect();
+    if down.len() > 10 {
+        lines.push(format!(
+            "  ... and {} more (see --dry-run)",
+            down.len() - 10
+        ));
+    }
+    let (tenants, steps) = (plan.going_down(), plan.steps_down());
+    confirm(
+        yes,
+        &format!(
+            "migrate --to {} takes {tenants} tenant(s) down ({steps} down migration(s) in all), which can drop data",
+            plan.target_version
+        ),
+        &format!(
+            "{}\nTake {tenants} tenant(s) down to version {}? Down migrations can drop data.",
+            lines.join("\n"),
+            plan.target_version
+        ),
+        "nothing was migrated",
+    )?;
+    Ok(true)
+}
+
+/// The canaries of a run: the named ones, then `sample` more spread over
+/// the run's tenants (sorted by name, evenly spaced, so a rerun picks the
+/// same ones).
+fn canaries(
+    cli: &Cli,
+    only: &[TenantName],
+    mut named: Vec<TenantName>,
+    sample: Option<u32>,
+) -> Result<Vec<TenantName>, Failure> {
+    let Some(sample) = sample else {
+        return Ok(named);
+    };
+    let mut pool: Vec<TenantName> = match only.is_empty() {
+        true => cli
+            .root_config()
+            .tenants()?
+            .filter_map(Result::ok)
+            .collect(),
+        false => only.to_vec(),
+    };
+    pool.sort();
+    pool.retain(|t| !named.contains(t));
+    let n = (sample as usize).min(pool.len());
+    named.extend((0..n).map(|i| pool[i * pool.len() / n].clone()));
+    Ok(named)
+}
+
+/// Runs one stage (the canaries, or the fleet) with its own printer.
+fn run_stage(
+    cli: &Cli,
+    manager: &TenantManager,
+    options: MigrateOptions,
+    json: bool,
+    label: &'static str,
+) -> Result<(MigrationReport, Value), Failure> {
+    let printer = Arc::new(Printer::new(cli.quiet, json, label));
+    let (each, progress) = (Arc::clone(&printer), Arc::clone(&printer));
+    let options = options
+        .after_each(move |report| each.tenant_done(report))
+        .on_progress(move |p| progress.progress(p.done, p.total, p.tenant.as_str()));
+    let report = manager.migrate_all(&options)?;
+    let value = printer.finish(&report);
+    Ok((report, value))
+}
+
+/// A canary failed: the fleet was not started.
+fn canary_failed(report: &MigrationReport, mut value: Value, json: bool) -> u8 {
+    let code = exit_code(report);
+    let why = if code == INTERRUPTED {
+        "interrupted"
+    } else {
+        "a canary failed"
+    };
+    eprintln!("error: {why}: the rest of the fleet was not started");
+    if json {
+        value["stopped_at_canary"] = json!(true);
+        println!("{value}");
+    }
+    code.max(1)
+}
+
+/// The fleet stage's JSON, with the canary stage's under `"canary"`.
+fn with_canary(mut fleet: Value, canary: Option<Value>) -> Value {
+    if let Some(canary) = canary {
+        fleet["canary"] = canary;
+    }
+    fleet
+}
+
+/// `migrate --dry-run`: the plan, as text or JSON; 1 when a tenant's
+/// version could not be read.
+fn print_plan(plan: &MigrationPlan, json: bool) -> u8 {
+    match json {
+        true => println!("{}", to_json(plan)),
+        false => println!("{plan}"),
+    }
+    u8::from(!plan.is_complete())
+}
+
+fn to_json(value: &impl serde::Serialize) -> Value {
+    serde_json::to_value(value).unwrap_or_else(|e| json!({ "error": e.to_string() }))
 }
 
 /// The first Ctrl-C sets the flag (running tenants finish, no new one
@@ -129,25 +301,21 @@ struct Printer {
     bar: Option<ProgressBar>,
     quiet: bool,
     json: bool,
+    /// Put before the summary: `canary: ` for the canary stage.
+    label: &'static str,
     /// With `--json`, every tenant's line: the report lists only the ones
     /// that changed or failed, the documented JSON lists them all.
     lines: Mutex<Vec<TenantReport>>,
 }
 
 impl Printer {
-    fn new(quiet: bool, json: bool) -> Self {
-        let bar = (!quiet && !json && std::io::stderr().is_terminal()).then(|| {
-            let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-            let template = "{bar:40} {pos}/{len} {per_sec} ETA {eta} {msg}";
-            if let Ok(style) = ProgressStyle::with_template(template) {
-                bar.set_style(style);
-            }
-            bar
-        });
+    fn new(quiet: bool, json: bool, label: &'static str) -> Self {
+        let bar = progress_bar(quiet || json);
         Printer {
             bar,
             quiet,
             json,
+            label,
             lines: Mutex::new(Vec::new()),
         }
     }
@@ -180,7 +348,9 @@ impl Printer {
         }
     }
 
-    fn finish(&self, report: &MigrationReport) {
+    /// Ends the bar and prints the summary; the JSON report (for `--json`,
+    /// printed by the caller once every stage has run).
+    fn finish(&self, report: &MigrationReport) -> Value {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
@@ -188,13 +358,40 @@ impl Printer {
             let mut lines =
                 (self.lines.lock()).map_or_else(|_| Vec::new(), |mut l| std::mem::take(&mut *l));
             lines.sort_by(|a, b| a.tenant.cmp(&b.tenant));
-            println!("{}", migrate_json(report, &lines));
-            return;
+            return migrate_json(report, &lines);
         }
         for e in &report.listing_errors {
             println!("✗ {e}");
         }
-        println!("{}", report.summary());
+        println!("{}{}", self.label, report.summary());
+        Value::Null
+    }
+}
+
+/// A bar on a terminal (unless `quiet`): done/total, a whole-number rate,
+/// the time left and the tenant just finished.
+pub fn progress_bar(quiet: bool) -> Option<ProgressBar> {
+    (!quiet && std::io::stderr().is_terminal()).then(|| {
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+        let template = "{bar:40} {pos}/{len} {rate} ETA {eta} {msg}";
+        if let Ok(style) = ProgressStyle::with_template(template) {
+            bar.set_style(style.with_key(
+                "rate",
+                |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+                    let _ = write!(w, "{}", rate(state.per_sec()));
+                },
+            ));
+        }
+        bar
+    })
+}
+
+/// Tenants per second as a person reads it: `12/s`, `0.4/s`.
+pub fn rate(per_sec: f64) -> String {
+    match per_sec {
+        r if !r.is_finite() => "-/s".to_owned(),
+        r if r < 10.0 => format!("{r:.1}/s"),
+        r => format!("{r:.0}/s"),
     }
 }
 
@@ -218,73 +415,21 @@ fn every_row(manager: &TenantManager) -> Result<(StatusReport, Vec<TenantStatus>
     Ok((report, rows))
 }
 
-/// `migrate --dry-run`: each tenant's version and what would run on it.
-fn dry_run(
-    manager: &TenantManager,
-    only: &[tenanted::TenantName],
-    target: usize,
-    json: bool,
-) -> Result<u8, Failure> {
-    let (status, rows) = every_row(manager)?;
-    let names: Vec<&str> = manager.migrations().iter().map(|m| m.name()).collect();
-    let mut plan = Vec::new();
-    for t in &rows {
-        if !only.is_empty() && !only.contains(&t.tenant) {
-            continue;
-        }
-        let from = t.version.as_ref().ok().copied();
-        let (would, steps) = planned(from, target, &names);
-        if !json && would != "none" {
-            let from = from.map_or("?".to_owned(), |v| v.to_string());
-            let steps = steps.join(", ");
-            println!("{}: {from} → {target}: would {would} {steps}", t.tenant);
-        }
-        plan.push(json!({ "tenant": t.tenant.as_str(), "from": from, "to": target, "would": would, "migrations": steps }));
-    }
-    if json {
-        let report = json!({ "dry_run": true, "target_version": target, "tenants": plan });
-        println!("{report}");
-    } else {
-        let changing = plan.iter().filter(|p| p["would"] != "none").count();
-        let total = plan.len();
-        println!("dry run: {changing}/{total} tenant(s) would change; nothing was touched");
-    }
-    Ok(u8::from(
-        !status.listing_errors.is_empty() || status.unreadable() > 0,
-    ))
-}
-
-/// What moving from `from` to `target` would do, and the migrations it
-/// would run (undone ones newest first).
-fn planned<'a>(
-    from: Option<usize>,
-    target: usize,
-    names: &[&'a str],
-) -> (&'static str, Vec<&'a str>) {
-    match from {
-        None => ("unreadable", Vec::new()),
-        Some(v) if v < target => ("apply", names.get(v..target).unwrap_or_default().to_vec()),
-        Some(v) if v > target => {
-            let undone = names.get(target..v).unwrap_or_default();
-            ("undo", undone.iter().rev().copied().collect())
-        }
-        Some(_) => ("none", Vec::new()),
-    }
-}
-
 pub fn status(cli: &Cli, args: &StatusArgs) -> Result<u8, Failure> {
+    let only = tenant_names(&args.tenants)?;
     let migrations = cli.load_migrations()?;
     require_root(&cli.root)?;
     let manager = cli.builder(migrations).build()?;
-    let status = if args.all || args.json || args.tenant.is_some() {
-        every_tenant_status(&manager, args.tenant.as_deref())?
+    let listed = args.all || !only.is_empty();
+    let status = if listed || args.json {
+        every_tenant_status(&manager, &only)?
     } else {
         manager.migration_status()?
     };
     if args.json {
-        println!("{}", status_json(&status));
+        println!("{}", to_json(&status));
     } else {
-        println!("{}", status.to_text(args.all || args.tenant.is_some()));
+        println!("{}", status.to_text(listed));
     }
     let incomplete = !status.listing_errors.is_empty() || status.unreadable() > 0;
     Ok(u8::from(
@@ -292,33 +437,28 @@ pub fn status(cli: &Cli, args: &StatusArgs) -> Result<u8, Failure> {
     ))
 }
 
-/// A report listing every tenant (or only `tenant`), sorted by name.
+/// A report listing every tenant (or only those of `only`, in that
+/// order), sorted by name.
 fn every_tenant_status(
     manager: &TenantManager,
-    tenant: Option<&str>,
+    only: &[TenantName],
 ) -> Result<StatusReport, Failure> {
-    let only = match tenant {
-        Some(name) => {
-            let tenant = tenant_names(&[name.to_owned()])?.remove(0);
-            if !manager.tenant_exists(tenant.as_str())? {
-                let path = manager.root().database_path(tenant.as_str())?;
-                return Err(tenanted::Error::TenantDoesNotExist { tenant, path }.into());
-            }
-            Some(tenant)
+    for tenant in only {
+        if !manager.tenant_exists(tenant.as_str())? {
+            let path = manager.root().database_path(tenant.as_str())?;
+            let tenant = tenant.clone();
+            return Err(tenanted::Error::TenantDoesNotExist { tenant, path }.into());
         }
-        None => None,
-    };
+    }
     let (fleet, rows) = every_row(manager)?;
-    let rows = rows
-        .into_iter()
-        .filter(|t| only.as_ref().is_none_or(|o| *o == t.tenant));
-    let mut status: StatusReport = rows.collect();
+    let mut status: StatusReport = match only.is_empty() {
+        true => rows.into_iter().collect(),
+        false => only
+            .iter()
+            .filter_map(|name| rows.iter().find(|t| t.tenant == *name).cloned())
+            .collect(),
+    };
     status.latest_version = fleet.latest_version;
     status.listing_errors = fleet.listing_errors;
     Ok(status)
-}
-
-/// The documented `status --json` format: the report's own `Serialize`.
-fn status_json(status: &StatusReport) -> Value {
-    serde_json::to_value(status).unwrap_or_else(|e| json!({ "error": e.to_string() }))
 }

@@ -65,7 +65,7 @@ enum Command {
     /// Create tenants at the latest schema.
     Create {
         /// Tenant names (all are checked before any is created).
-        #[arg(required = true)]
+        #[arg(required = true, env = "TENANTED_TENANT")]
         names: Vec<String>,
         /// Accept tenants that already exist instead of failing.
         #[arg(long)]
@@ -74,7 +74,7 @@ enum Command {
     /// Destroy tenants and all their data.
     Destroy {
         /// Tenant names (all are checked before anything is asked or done).
-        #[arg(required = true)]
+        #[arg(required = true, env = "TENANTED_TENANT")]
         names: Vec<String>,
         /// Do not ask (required when not on a terminal).
         #[arg(long)]
@@ -116,7 +116,7 @@ enum Command {
     /// Create the tenants of a list that are missing, migrate the others.
     Prepare {
         /// Tenant names.
-        #[arg(required = true)]
+        #[arg(required = true, env = "TENANTED_TENANT")]
         names: Vec<String>,
     },
     /// Write migrations.

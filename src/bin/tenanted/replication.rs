@@ -1,29 +1,27 @@
 //! `tenanted backup`, `restore` and `litestream-config`: tenants beyond
 //! one machine.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tenanted::{BackupOptions, ReplicaTarget, RestoreOptions, RestoreOutcome};
 
 use crate::Cli;
-use crate::fleet::{INTERRUPTED, cancel_on_ctrl_c};
+use crate::fleet::{INTERRUPTED, cancel_on_ctrl_c, progress_bar};
 use crate::support::{Failure, confirm, require_root, tenant_names};
 
 /// `tenanted backup`.
 #[derive(clap::Args)]
 pub struct BackupArgs {
     /// Back up only this tenant (repeat for several; default: every one).
-    #[arg(long = "tenant", value_name = "NAME")]
+    #[arg(long = "tenant", value_name = "NAME", env = "TENANTED_TENANT")]
     tenants: Vec<String>,
     /// The directory to write to, laid out like the root (not inside it).
     #[arg(long, value_name = "DIR")]
     to: PathBuf,
-    /// Parallel workers (default: cores).
-    #[arg(long)]
-    jobs: Option<usize>,
+    /// Parallel workers (at least 1; default: cores).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    jobs: Option<u16>,
     /// Print the report as JSON (no progress bar).
     #[arg(long)]
     pub json: bool,
@@ -100,7 +98,7 @@ pub fn backup(cli: &Cli, args: &BackupArgs) -> Result<u8, Failure> {
     let cancel = cancel_on_ctrl_c();
     let mut options = BackupOptions::new().cancel_on(Arc::clone(&cancel));
     if let Some(jobs) = args.jobs {
-        options = options.jobs(jobs);
+        options = options.jobs(usize::from(jobs));
     }
     if !only.is_empty() {
         options = options.only(only.iter().map(|t| t.as_str().to_owned()));
@@ -197,19 +195,6 @@ pub fn litestream_config(cli: &Cli, args: &LitestreamArgs) -> Result<u8, Failure
         }
     }
     Ok(0)
-}
-
-/// A bar on a terminal, unless quiet.
-fn progress_bar(quiet: bool) -> Option<ProgressBar> {
-    (!quiet && std::io::stderr().is_terminal()).then(|| {
-        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-        if let Ok(style) =
-            ProgressStyle::with_template("{bar:40} {pos}/{len} {per_sec} ETA {eta} {msg}")
-        {
-            bar.set_style(style);
-        }
-        bar
-    })
 }
 
 fn json(value: &impl serde::Serialize) -> serde_json::Value {
