@@ -384,6 +384,20 @@ pub enum Error {
         /// Litestream's message.
         message: String,
     },
+
+    /// A tenant's replica could not be erased (or moved aside) in the
+    /// replica store.
+    #[error(
+        "{operation} failed at {url}: {cause}; the erase stays queued in the root, and `tenanted erase-replicas` (or TenantManager::erase_destroyed_replicas) tries again"
+    )]
+    Replica {
+        /// The replica's URL.
+        url: String,
+        /// What was being done.
+        operation: &'static str,
+        /// Why it failed.
+        cause: String,
+    },
 }
 
 /// SQLite's own message, without the whole migration script that
@@ -490,7 +504,8 @@ impl Error {
             | Error::LayoutMismatch { .. }
             | Error::MigrationChanged { .. }
             | Error::LitestreamNotRunning { .. }
-            | Error::Litestream { .. } => None,
+            | Error::Litestream { .. }
+            | Error::Replica { .. } => None,
         }
     }
 

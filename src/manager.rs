@@ -27,6 +27,7 @@ use crate::pool::{
     self, DestroyGuard, OpenConfig, PoolCache, PoolStats, TenantConnection, WatchSettings, Watcher,
     shared_connector,
 };
+use crate::replication::Replication;
 use crate::storage::{self, CreateReport, Existing};
 
 /// Gives every tenant its own SQLite database and hands out pooled
@@ -63,6 +64,8 @@ struct Inner {
     open: OpenConfig,
     destroy_timeout: Duration,
     accept_migration_changes: bool,
+    /// The replication recorded in the root, if any.
+    replication: Option<Replication>,
     /// Whether the root has been described (see `migrate::describe_root`).
     described: AtomicBool,
 }
@@ -110,6 +113,7 @@ impl TenantManager {
             root: b.root.root_dir().to_path_buf(),
             owns_dir: b.root.owns_directory()?,
         };
+        let replication = Replication::of_root(&b.root)?;
         let inner = Inner {
             _watcher: watcher,
             root: b.root,
@@ -118,6 +122,7 @@ impl TenantManager {
             open,
             destroy_timeout: b.destroy_timeout,
             accept_migration_changes: b.accept_migration_changes,
+            replication,
             described: AtomicBool::new(false),
         };
         Ok(TenantManager {
@@ -384,7 +389,16 @@ impl TenantManager {
         let mut destroying =
             DestroyGuard::begin(&inner.cache, &tenant, &path, inner.destroy_timeout)?;
         destroying.drain()?;
-        storage::destroy(&tenant, self.tenant_path(&path)?, destroying.deadline())?;
+        let deadline = destroying.deadline();
+        self.erasing_replica(
+            &tenant,
+            &path,
+            |let_go| {
+                let waiting = storage::Waiting { deadline, let_go };
+                storage::destroy(&tenant, self.tenant_path(&path)?, waiting)
+            },
+            |()| true,
+        )?;
         drop(destroying);
         tracing::info!(tenant = %tenant, path = %path.display(), "destroyed tenant");
         Ok(())
@@ -1084,7 +1098,15 @@ impl TenantManager {
             destroying.drain()?;
             let deadline = destroying.deadline();
             let at = self.tenant_path(&path)?;
-            storage::restore(&tenant, at, checked, Existing::Replace { deadline })?
+            self.erasing_replica(
+                &tenant,
+                &path,
+                |let_go| {
+                    let waiting = storage::Waiting { deadline, let_go };
+                    storage::restore(&tenant, at, checked, Existing::Replace { waiting })
+                },
+                |restored| restored.replaced,
+            )?
         } else {
             storage::restore(&tenant, self.tenant_path(&path)?, checked, Existing::Refuse)?
         };
@@ -1093,6 +1115,63 @@ impl TenantManager {
         Ok(RestoreOutcome::new(
             tenant, path, restored, migrations, started,
         ))
+    }
+}
+
+impl TenantManager {
+    /// Runs `op`, which may remove `tenant`'s database at `path` (a
+    /// destroy, or a restore replacing it), under the root's replication:
+    /// an erase intent is recorded first, Litestream is told to let go
+    /// once the tenant is fenced off, and once `gone` says the old
+    /// database went, its replica is erased (see `replication::lifecycle`).
+    fn erasing_replica<T>(
+        &self,
+        tenant: &TenantName,
+        path: &Path,
+        op: impl FnOnce(&dyn storage::LetGo) -> Result<T>,
+        gone: impl FnOnce(&T) -> bool,
+    ) -> Result<T> {
+        let Some(replication) = &self.inner.replication else {
+            return op(&storage::Nobody);
+        };
+        let intent = replication.intend_erase(tenant, path)?;
+        match op(&replication.release(tenant)) {
+            Ok(done) if gone(&done) => {
+                intent.finish()?;
+                Ok(done)
+            }
+            Ok(done) => {
+                intent.abandon();
+                Ok(done)
+            }
+            Err(e) => {
+                intent.abandon();
+                Err(e)
+            }
+        }
+    }
+
+    /// The replication settings recorded in the root
+    /// ([`ReplicationSettings::record`](crate::replication::ReplicationSettings::record)),
+    /// as this manager read them when it was built.
+    pub fn replication(&self) -> Option<&crate::replication::ReplicationSettings> {
+        self.inner.replication.as_ref().map(Replication::settings)
+    }
+
+    /// Erases the replicas of destroyed tenants that are still kept: the
+    /// graveyard's entries (all of them, whatever their retention), and
+    /// the erases of destroys whose process died before erasing. Returns
+    /// how many replicas were erased. Nothing to do without replication.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Replica`] when the replica store refuses; what was not
+    /// erased stays queued.
+    pub fn erase_destroyed_replicas(&self) -> Result<usize> {
+        match &self.inner.replication {
+            Some(replication) => replication.finish_erases(true),
+            None => Ok(0),
+        }
     }
 }
 

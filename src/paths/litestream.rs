@@ -81,7 +81,7 @@ impl RootConfig {
 }
 
 /// A double-quoted YAML scalar.
-fn yaml_string(value: &Path) -> String {
+pub(crate) fn yaml_string(value: &Path) -> String {
     let mut out = String::from("\"");
     for c in value.to_string_lossy().chars() {
         match c {

@@ -6,6 +6,7 @@ mod entries;
 mod layout;
 mod layout_record;
 mod litestream;
+pub(crate) use litestream::yaml_string;
 mod path_template;
 mod replica_target;
 mod root;

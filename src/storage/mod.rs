@@ -10,12 +10,13 @@ mod opening;
 
 pub use crate::paths::INTERNAL_DIR;
 
-pub(crate) use coordination::tenant_path::{TenantPath, lock_tenant};
+pub(crate) use coordination::tenant_path::{TenantPath, lock_tenant, try_lock_tenant};
 pub(crate) use lifecycle::create::{Seed, create};
 pub(crate) use lifecycle::create_batch::create_many;
 pub use lifecycle::create_report::CreateReport;
 pub(crate) use lifecycle::debris::sweep_debris;
 pub(crate) use lifecycle::destroy::destroy;
+pub(crate) use lifecycle::fence::{LetGo, Nobody, Waiting, marked};
 pub(crate) use lifecycle::restore::{Existing, Restored, check_backup, restore};
 pub(crate) use lifecycle::snapshot::{Snapshot, snapshot};
 pub(crate) use lifecycle::template_database::{Template, ensure_template};

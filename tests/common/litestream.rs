@@ -180,3 +180,49 @@ pub fn stop(child: &mut Child) {
     let _ = Command::new("kill").arg(child.id().to_string()).status();
     let _ = child.wait();
 }
+
+/// Everything a database holds, as text: its schema and every row of its
+/// own tables (not Litestream's), sorted, after an integrity check.
+pub fn content(path: &Path) -> Vec<String> {
+    let conn =
+        rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok", "{}", path.display());
+    let mut out = vec![format!(
+        "user_version {}",
+        conn.query_row::<i64, _, _>("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap()
+    )];
+    let mut tables = conn
+        .prepare("SELECT name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' AND name NOT LIKE '_litestream%' ORDER BY name")
+        .unwrap();
+    let schema: Vec<(String, Option<String>, bool)> = tables
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, false)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    for (name, sql, _) in schema {
+        out.push(format!("{name}: {}", sql.clone().unwrap_or_default()));
+        if !sql.unwrap_or_default().starts_with("CREATE TABLE") {
+            continue;
+        }
+        let mut rows = conn.prepare(&format!("SELECT * FROM \"{name}\"")).unwrap();
+        let columns = rows.column_count();
+        let mut all: Vec<String> = rows
+            .query_map([], |r| {
+                let values: Vec<String> = (0..columns)
+                    .map(|i| format!("{:?}", r.get_ref(i).unwrap()))
+                    .collect();
+                Ok(format!("{name} {}", values.join(",")))
+            })
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        all.sort();
+        out.extend(all);
+    }
+    out
+}

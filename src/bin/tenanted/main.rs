@@ -5,6 +5,7 @@
 
 mod authoring;
 mod fleet;
+mod replicate;
 mod replication;
 mod support;
 
@@ -140,6 +141,12 @@ enum Command {
     /// Print (or --output) a Litestream configuration that replicates every
     /// tenant of the root.
     LitestreamConfig(replication::LitestreamArgs),
+    /// Replicate the root with Litestream: run its processes and register
+    /// the tenants being written (see the README's "Beyond one machine").
+    Replicate(replicate::ReplicateArgs),
+    /// Erase now the replicas of destroyed tenants kept for the retention
+    /// (and those a crashed destroy left).
+    EraseReplicas,
     /// Print shell completions.
     Completions {
         /// The shell to print them for.
@@ -225,6 +232,8 @@ fn run(cli: &Cli) -> Result<u8, Failure> {
         Command::Backup(args) => replication::backup(cli, args),
         Command::Restore(args) => replication::restore(cli, args),
         Command::LitestreamConfig(args) => replication::litestream_config(cli, args),
+        Command::Replicate(args) => replicate::replicate(cli, args),
+        Command::EraseReplicas => replicate::erase_replicas(cli),
         Command::Rollback { name, steps, yes } => rollback(cli, name, *steps, *yes),
         Command::Redo { name, yes } => authoring::redo(cli, name, *yes),
         Command::Prepare { names } => authoring::prepare(cli, names),

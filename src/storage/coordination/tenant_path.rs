@@ -278,6 +278,17 @@ pub(crate) fn lock_tenant(tenant: &TenantName, at: TenantPath<'_>) -> Result<Ten
     TenantLock::for_existing(tenant, at)
 }
 
+/// Takes an existing tenant's locks only if nobody holds them (`None` if
+/// somebody does, or if its directory is gone); makes no directory.
+///
+/// # Errors
+///
+/// An I/O error taking a lock.
+pub(crate) fn try_lock_tenant(at: TenantPath<'_>) -> io::Result<Option<TenantLock>> {
+    let lock = TenantLock::try_for_sweep(at)?;
+    Ok(lock.filter(|lock| lock.db_dir(at).is_some()))
+}
+
 fn lock_error(tenant: &TenantName, file: PathBuf, e: io::Error) -> Error {
     Error::io(Some(tenant), file, "locking the tenant", e)
 }

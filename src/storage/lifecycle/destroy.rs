@@ -13,21 +13,19 @@
 //!
 //! The caller has already drained this process's own pools of the tenant.
 
-use std::time::Instant;
-
 use crate::error::Result;
 use crate::fs::files::remove_empty_parents;
 use crate::fs::sys;
 use crate::name::TenantName;
 use crate::storage::coordination::tenant_path::{TenantLock, TenantPath};
 use crate::storage::lifecycle::debris::finish_fenced_entry;
-use crate::storage::lifecycle::fence::Fence;
+use crate::storage::lifecycle::fence::{Fence, Waiting};
 
-/// Removes tenant `tenant` at `at`, waiting until `deadline` for other
+/// Removes tenant `tenant` at `at`, waiting as `waiting` says for other
 /// processes to let go of it.
-pub(crate) fn destroy(tenant: &TenantName, at: TenantPath<'_>, deadline: Instant) -> Result<()> {
+pub(crate) fn destroy(tenant: &TenantName, at: TenantPath<'_>, waiting: Waiting<'_>) -> Result<()> {
     let lock = TenantLock::for_existing(tenant, at)?;
-    let result = destroy_locked(tenant, &lock, at, deadline);
+    let result = destroy_locked(tenant, &lock, at, waiting);
     let gone = lock
         .db_dir(at)
         .is_none_or(|dir| sys::stat(dir.fd(), at.db_name()).is_err());
@@ -45,7 +43,7 @@ pub(in crate::storage) fn destroy_locked(
     tenant: &TenantName,
     lock: &TenantLock,
     at: TenantPath<'_>,
-    deadline: Instant,
+    waiting: Waiting<'_>,
 ) -> Result<()> {
     // The mark of a destroy that died (or failed) here would be in the
     // way; finishing it may finish this destroy too.
@@ -53,7 +51,7 @@ pub(in crate::storage) fn destroy_locked(
         return Ok(());
     }
     let fence = Fence::raise(tenant, lock, at)?;
-    if let Err(e) = fence.wait_released(deadline) {
+    if let Err(e) = fence.wait_released(waiting) {
         // Said, not only logged: the tenant is intact only once it is back.
         fence.put_back()?;
         return Err(e);

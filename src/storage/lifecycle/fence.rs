@@ -41,6 +41,52 @@ use crate::storage::opening::database_file::{Occupant, occupant_in};
 /// How often the wait looks at the locks again.
 const POLL: Duration = Duration::from_millis(5);
 
+/// A process that holds tenants open on purpose and lets go of one when
+/// told (Litestream, told through its control socket): told once the
+/// tenant is fenced off, before the wait for other processes, which it
+/// would otherwise outlast.
+pub(crate) trait LetGo {
+    /// Tells it to let go of the database at `db` (its path before the
+    /// fence); errors are its own to log, the wait that follows is the
+    /// judge.
+    fn let_go(&self, db: &Path);
+}
+
+/// Nobody to tell.
+pub(crate) struct Nobody;
+
+impl LetGo for Nobody {
+    fn let_go(&self, _db: &Path) {}
+}
+
+/// Whether a destroy, or a restore replacing the tenant, has left its
+/// marks at `at` (it is running, or died and awaits `remove_debris`):
+/// until they are gone, whether the tenant stays is not decided.
+pub(crate) fn marked(at: TenantPath<'_>) -> bool {
+    let parent = at.entry().parent().unwrap_or(at.root());
+    let there = |p: PathBuf| p.symlink_metadata().is_ok();
+    there(at.db_dir().join(fence_path(at.db_name())))
+        || there(parent.join(fence_path(at.entry_name())))
+        || there(parent.join(restore_mark_path(at.entry_name())))
+}
+
+/// How long a fence waits for other processes, and whom it tells first.
+#[derive(Clone, Copy)]
+pub(crate) struct Waiting<'a> {
+    /// When the wait ends (`TenantBusy`).
+    pub(crate) deadline: Instant,
+    /// Told to let go before the wait.
+    pub(crate) let_go: &'a dyn LetGo,
+}
+
+impl std::fmt::Debug for Waiting<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Waiting")
+            .field("deadline", &self.deadline)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A tenant moved out of reach; put back on drop unless demolished.
 #[derive(Debug)]
 pub(in crate::storage) struct Fence<'a> {
@@ -137,7 +183,9 @@ impl<'a> Fence<'a> {
     ///
     /// [`Error::TenantBusy`] naming the process still holding it when
     /// `deadline` passes; I/O errors reading the locks.
-    pub(in crate::storage) fn wait_released(&self, deadline: Instant) -> Result<()> {
+    pub(in crate::storage) fn wait_released(&self, waiting: Waiting<'_>) -> Result<()> {
+        let deadline = waiting.deadline;
+        waiting.let_go.let_go(self.at.db());
         barrier(self.dir)
             .map_err(|e| self.io_error("waiting for opens in progress", self.dir.path(), e))?;
         let shm = sidecar_path(self.at.db_name(), "-shm");

@@ -14,7 +14,6 @@
 use std::fs;
 use std::io;
 use std::path::Path;
-use std::time::Instant;
 
 use rusqlite::{Connection, OpenFlags};
 
@@ -26,21 +25,21 @@ use crate::storage::coordination::tenant_path::{TenantLock, TenantPath};
 use crate::storage::lifecycle::create::{clear_the_way, under_new_lock};
 use crate::storage::lifecycle::debris::finish_fenced_entry;
 use crate::storage::lifecycle::destroy::destroy_locked;
-use crate::storage::lifecycle::fence::Fence;
+use crate::storage::lifecycle::fence::{Fence, Waiting};
 use crate::storage::lifecycle::snapshot::{Snapshot, copy_to};
 use crate::storage::lifecycle::stage::{Stage, Swap};
 use crate::storage::opening::open::literal_path;
 
 /// What to do when the tenant already exists.
 #[derive(Debug, Clone, Copy)]
-pub(crate) enum Existing {
+pub(crate) enum Existing<'a> {
     /// Fail with `TenantExists`.
     Refuse,
-    /// Destroy it first, waiting until `deadline` for other processes to
+    /// Destroy it first, waiting as `waiting` says for other processes to
     /// let go (the caller has drained this process's pools).
     Replace {
-        /// When the wait for other processes ends (`TenantBusy`).
-        deadline: Instant,
+        /// The wait for other processes.
+        waiting: Waiting<'a>,
     },
 }
 
@@ -81,7 +80,7 @@ pub(crate) fn restore(
     tenant: &TenantName,
     at: TenantPath<'_>,
     backup: CheckedBackup,
-    existing: Existing,
+    existing: Existing<'_>,
 ) -> Result<Restored> {
     let (snapshot, replaced) = under_new_lock(tenant, at, |lock| {
         restore_locked(tenant, lock, at, &backup.conn, existing)
@@ -98,13 +97,13 @@ fn restore_locked(
     lock: &TenantLock,
     at: TenantPath<'_>,
     source: &Connection,
-    existing: Existing,
+    existing: Existing<'_>,
 ) -> Result<(Snapshot, bool)> {
     // As in create: a tenant that exists stops a restore that does not
     // replace it; beside one that does not, anything left is debris.
     let replace = match (clear_the_way(tenant, lock, at), existing) {
         (Ok(()), _) => None,
-        (Err(Error::TenantExists { .. }), Existing::Replace { deadline }) => Some(deadline),
+        (Err(Error::TenantExists { .. }), Existing::Replace { waiting }) => Some(waiting),
         (Err(e), _) => return Err(e),
     };
     let mut stage = Stage::begin(tenant, lock, at, replace.is_some())?;
@@ -123,7 +122,7 @@ fn restore_locked(
         Err(e) => return Err(copying(e)),
     }
     match replace {
-        Some(deadline) => replace_with(tenant, lock, at, stage, deadline)?,
+        Some(waiting) => replace_with(tenant, lock, at, stage, waiting)?,
         None => stage.publish(tenant, at)?,
     }
     Ok((snapshot, replace.is_some()))
@@ -143,15 +142,15 @@ fn replace_with(
     lock: &TenantLock,
     at: TenantPath<'_>,
     stage: Stage,
-    deadline: Instant,
+    waiting: Waiting<'_>,
 ) -> Result<()> {
     if !at.owns_dir() {
-        destroy_locked(tenant, lock, at, deadline)?;
+        destroy_locked(tenant, lock, at, waiting)?;
         return stage.publish(tenant, at);
     }
     finish_fenced_entry(tenant, lock, at)?;
     let fence = Fence::raise_for_restore(tenant, lock, at)?;
-    if let Err(e) = fence.wait_released(deadline) {
+    if let Err(e) = fence.wait_released(waiting) {
         fence.put_back()?;
         return Err(e);
     }

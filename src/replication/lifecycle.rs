@@ -1,0 +1,281 @@
+//! What a destroy, or a restore that replaces a tenant, does about the
+//! tenant's replica, in any process on the root:
+//!
+//! 1. Before it starts, it records an erase intent in the root
+//!    (`.tenanted/replication.d/erase/NAME.INODE.N`) and holds a lock on
+//!    it: `tenanted replicate` registers no tenant with an intent pending,
+//!    and finishes the intent of a process that died (its lock is gone).
+//! 2. Once the tenant is fenced off, it tells the tenant's Litestream to
+//!    let go (`unregister`: a last sync, then the database is closed), so
+//!    that the wait for other processes does not wait for Litestream.
+//! 3. Once the old database is gone, it erases the tenant's replica (or
+//!    moves it to the graveyard, with a retention), then drops the intent.
+
+use std::fs::{self, File};
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use super::control::ControlSocket;
+use super::settings::{ReplicationSettings, state_dir};
+use super::store::ReplicaStore;
+use crate::error::{Error, Result};
+use crate::name::TenantName;
+use crate::paths::RootConfig;
+use crate::storage::{LetGo, TenantPath, marked};
+
+/// How long Litestream gets for its last sync when told to let go.
+const LET_GO_TIMEOUT: Duration = Duration::from_secs(30);
+/// The erase intents' directory in `replication.d`.
+const INTENTS: &str = "erase";
+
+/// A root's replication, as a manager on it follows it.
+#[derive(Debug, Clone)]
+pub(crate) struct Replication {
+    settings: ReplicationSettings,
+    root: RootConfig,
+    /// The root, absolute: Litestream knows databases by absolute path.
+    absolute_root: PathBuf,
+}
+
+/// Tells one tenant's Litestream to let go of it.
+pub(crate) struct Release<'a> {
+    replication: &'a Replication,
+    tenant: &'a TenantName,
+}
+
+impl LetGo for Release<'_> {
+    fn let_go(&self, db: &Path) {
+        let socket = self.replication.socket_of(self.tenant);
+        let db = self.replication.absolute(db);
+        match socket.unregister(&db, LET_GO_TIMEOUT) {
+            Ok(_) | Err(Error::LitestreamNotRunning { .. }) => {}
+            Err(e) => {
+                tracing::warn!(tenant = %self.tenant, error = %e, "Litestream did not let go of the tenant")
+            }
+        }
+    }
+}
+
+/// A pending erase, held by the process doing the destroy.
+#[derive(Debug)]
+pub(crate) struct EraseIntent<'a> {
+    replication: &'a Replication,
+    tenant: TenantName,
+    path: PathBuf,
+    /// Holds the intent's lock.
+    _held: File,
+}
+
+impl Replication {
+    /// The replication recorded in `root`, if any.
+    pub(crate) fn of_root(root: &RootConfig) -> Result<Option<Replication>> {
+        let Some(settings) = ReplicationSettings::recorded(root)? else {
+            return Ok(None);
+        };
+        let absolute_root = std::path::absolute(root.root_dir())
+            .map_err(|e| Error::io(None, root.root_dir(), "making the root path absolute", e))?;
+        Ok(Some(Replication {
+            settings,
+            root: root.clone(),
+            absolute_root,
+        }))
+    }
+
+    /// The root.
+    pub(crate) fn root(&self) -> &RootConfig {
+        &self.root
+    }
+
+    /// The settings followed.
+    pub(crate) fn settings(&self) -> &ReplicationSettings {
+        &self.settings
+    }
+
+    /// Who to tell to let go of `tenant`.
+    pub(crate) fn release<'a>(&'a self, tenant: &'a TenantName) -> Release<'a> {
+        Release {
+            replication: self,
+            tenant,
+        }
+    }
+
+    /// The control socket of `tenant`'s Litestream.
+    pub(crate) fn socket_of(&self, tenant: &TenantName) -> ControlSocket {
+        let shard = self.settings.shard_of(tenant);
+        ControlSocket::new(ReplicationSettings::socket_path(&self.root, shard))
+    }
+
+    /// `db` made absolute against the root.
+    pub(crate) fn absolute(&self, db: &Path) -> PathBuf {
+        match db.strip_prefix(self.root.root_dir()) {
+            Ok(relative) => self.absolute_root.join(relative),
+            Err(_) => self.absolute_root.join(db),
+        }
+    }
+
+    /// The replica URL of `tenant`.
+    pub(crate) fn replica_url_of(&self, tenant: &TenantName) -> Result<String> {
+        Ok(self.settings.replica_url_of(&self.relative(tenant)?))
+    }
+
+    fn relative(&self, tenant: &TenantName) -> Result<PathBuf> {
+        let db = self.root.database_path(tenant.as_str())?;
+        Ok(db
+            .strip_prefix(self.root.root_dir())
+            .unwrap_or(&db)
+            .to_path_buf())
+    }
+
+    /// Records that `tenant`'s current database (at `db`) is about to go.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] writing or locking the intent.
+    pub(crate) fn intend_erase(&self, tenant: &TenantName, db: &Path) -> Result<EraseIntent<'_>> {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let inode = fs::metadata(db).map(|m| m.ino()).unwrap_or(0);
+        let dir = intents_dir(&self.root);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let path = dir.join(format!("{tenant}.{inode}.{}-{n}", std::process::id()));
+        let made = fs::create_dir_all(&dir)
+            .and_then(|()| File::create_new(&path))
+            .and_then(|file| file.sync_all().and_then(|()| file.lock()).map(|()| file));
+        let held = made.map_err(|e| {
+            Error::io(
+                Some(tenant),
+                &path,
+                "recording the erase of the tenant's replica",
+                e,
+            )
+        })?;
+        Ok(EraseIntent {
+            replication: self,
+            tenant: tenant.clone(),
+            path,
+            _held: held,
+        })
+    }
+
+    /// Erases (or moves aside) `tenant`'s replica, as the settings say.
+    fn erase(&self, tenant: &TenantName) -> Result<()> {
+        let store = ReplicaStore::of(self.settings.replica_url())?;
+        let relative = self.relative(tenant)?;
+        match self.settings.retention_period() {
+            Duration::ZERO => store.erase(&relative),
+            keep => store.bury(&relative, keep, nonce()),
+        }
+    }
+
+    /// Finishes the erase intents whose process is gone and whose tenant
+    /// is gone (or is another incarnation now), and erases the graveyard's
+    /// due entries (all of them with `all`). Returns how many replicas
+    /// were erased or moved aside.
+    ///
+    /// # Errors
+    ///
+    /// The first error met; the rest is tried again next time.
+    pub(crate) fn finish_erases(&self, all: bool) -> Result<usize> {
+        let mut done = 0;
+        for (intent, tenant, inode) in list_intents(&self.root)? {
+            let Ok(file) = File::open(&intent) else {
+                continue;
+            };
+            // Held: its destroy is still running.
+            if file.try_lock().is_err() {
+                continue;
+            }
+            let db = self.root.database_path(tenant.as_str())?;
+            let at = TenantPath::new(self.root.root_dir(), &db, self.root.owns_directory()?);
+            if marked(at) {
+                continue;
+            }
+            let live = fs::metadata(&db).map(|m| m.ino()).ok();
+            if live != Some(inode) {
+                self.erase(&tenant)?;
+                done += 1;
+            }
+            let _ = fs::remove_file(&intent);
+        }
+        let store = ReplicaStore::of(self.settings.replica_url())?;
+        done += store.erase_due(SystemTime::now(), all)?;
+        Ok(done)
+    }
+
+    /// Whether an erase intent of `tenant` is pending.
+    pub(crate) fn erase_pending(&self, tenant: &TenantName) -> bool {
+        list_intents(&self.root)
+            .map(|all| all.iter().any(|(_, t, _)| t == tenant))
+            .unwrap_or(true)
+    }
+}
+
+impl EraseIntent<'_> {
+    /// The old database is gone: erase its replica, then the intent.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Replica`]: the intent stays, for a later try.
+    pub(crate) fn finish(self) -> Result<()> {
+        self.replication.erase(&self.tenant)?;
+        let _ = fs::remove_file(&self.path);
+        Ok(())
+    }
+
+    /// The operation failed. If the database it names is still there,
+    /// the intent goes; if not (it failed after the old database went),
+    /// the intent stays for `finish_erases`.
+    pub(crate) fn abandon(self) {
+        let named = list_inode(&self.path);
+        let db = self.replication.root.database_path(self.tenant.as_str());
+        let live = db
+            .ok()
+            .and_then(|db| fs::metadata(db).ok())
+            .map(|m| m.ino());
+        if named.is_some() && named == live {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// The inode an intent's file name records.
+fn list_inode(intent: &Path) -> Option<u64> {
+    let name = intent.file_name()?.to_string_lossy().into_owned();
+    name.rsplit('.').nth(1)?.parse().ok()
+}
+
+fn intents_dir(root: &RootConfig) -> PathBuf {
+    state_dir(root).join(INTENTS)
+}
+
+/// Every intent: its file, tenant and the inode of the database it erases.
+fn list_intents(root: &RootConfig) -> Result<Vec<(PathBuf, TenantName, u64)>> {
+    let dir = intents_dir(root);
+    let entries = match fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::io(None, dir, "listing erase intents", e)),
+    };
+    let mut intents = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let mut parts = name.rsplitn(3, '.');
+        let (_, inode, tenant) = (parts.next(), parts.next(), parts.next());
+        let parsed = inode
+            .and_then(|i| i.parse().ok())
+            .zip(tenant.and_then(|t| TenantName::new(t).ok()));
+        if let Some((inode, tenant)) = parsed {
+            intents.push((entry.path(), tenant, inode));
+        }
+    }
+    Ok(intents)
+}
+
+fn nonce() -> u64 {
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    now.as_nanos() as u64 ^ (u64::from(std::process::id()) << 32)
+}

@@ -1,0 +1,200 @@
+//! A root's replication settings, recorded in the root itself
+//! (`.tenanted/replication`), so that every process on the root — the
+//! service's, the CLI's, `tenanted replicate` — replicates, releases and
+//! erases tenants alike.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::fs::{read_record, update_record};
+use crate::name::TenantName;
+use crate::paths::{INTERNAL_DIR, RootConfig, bucket_of};
+
+/// The record's file name in `.tenanted/`.
+const RECORD: &str = "replication";
+/// Where `tenanted replicate` keeps its Litestream processes' sockets,
+/// configurations and erase intents, under `.tenanted/`.
+pub(crate) const STATE_DIR: &str = "replication.d";
+/// The longest path a Unix socket can have (Linux: 108 bytes with NUL).
+const MAX_SOCKET_PATH: usize = 107;
+
+/// Where a root's tenants are replicated, how long a destroyed tenant's
+/// replica is kept, and how many Litestream processes share the root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicationSettings {
+    replica_url: String,
+    retention: Duration,
+    shards: usize,
+}
+
+impl ReplicationSettings {
+    /// Replicate every tenant to `replica_url` (`file:///DIR`, or
+    /// `s3://BUCKET/PATH`), each under its path in the root; a destroyed
+    /// tenant's replica is erased when the destroy returns; one Litestream
+    /// process.
+    pub fn new(replica_url: impl Into<String>) -> Self {
+        ReplicationSettings {
+            replica_url: replica_url.into().trim_end_matches('/').to_owned(),
+            retention: Duration::ZERO,
+            shards: 1,
+        }
+    }
+
+    /// Keep a destroyed (or replaced) tenant's replica this long (whole
+    /// seconds) before erasing it: moved out of the tenant's place at once,
+    /// so that a tenant created again under the name starts a history of
+    /// its own, and erased by `tenanted replicate` once due (or at once by
+    /// [`erase_destroyed_replicas`](crate::TenantManager::erase_destroyed_replicas)).
+    #[must_use]
+    pub fn retention(mut self, retention: Duration) -> Self {
+        self.retention = Duration::from_secs(retention.as_secs());
+        self
+    }
+
+    /// How many Litestream processes `tenanted replicate` runs, each with
+    /// the tenants whose name hashes to it (at least one).
+    #[must_use]
+    pub fn shards(mut self, shards: usize) -> Self {
+        self.shards = shards.max(1);
+        self
+    }
+
+    /// The replica URL tenants go under.
+    pub fn replica_url(&self) -> &str {
+        &self.replica_url
+    }
+
+    /// How long a destroyed tenant's replica is kept.
+    pub fn retention_period(&self) -> Duration {
+        self.retention
+    }
+
+    /// How many Litestream processes share the root.
+    pub fn shard_count(&self) -> usize {
+        self.shards
+    }
+
+    /// Which Litestream process replicates `tenant`.
+    pub fn shard_of(&self, tenant: &TenantName) -> usize {
+        let shards = u32::try_from(self.shards).unwrap_or(u32::MAX);
+        bucket_of(tenant.as_str(), shards) as usize
+    }
+
+    /// The replica URL of the database at `relative` (its path under the
+    /// root): the one to give `litestream restore`.
+    pub fn replica_url_of(&self, relative: &Path) -> String {
+        let mut url = self.replica_url.clone();
+        for part in relative.components() {
+            url.push('/');
+            url.push_str(&part.as_os_str().to_string_lossy());
+        }
+        url
+    }
+
+    /// The control socket of Litestream process `shard` for `root`.
+    pub fn socket_path(root: &RootConfig, shard: usize) -> PathBuf {
+        state_dir(root).join(format!("litestream-{shard}.sock"))
+    }
+
+    /// Checks that every socket path fits a Unix socket.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] naming the socket when its path is too long.
+    pub(crate) fn check_sockets(&self, root: &RootConfig) -> Result<()> {
+        let last = Self::socket_path(root, self.shards.saturating_sub(1));
+        if last.as_os_str().len() <= MAX_SOCKET_PATH {
+            return Ok(());
+        }
+        let why = format!(
+            "a control socket's path may be at most {MAX_SOCKET_PATH} bytes; use a root with a shorter path"
+        );
+        Err(Error::io(
+            None,
+            last,
+            "placing Litestream's control socket",
+            std::io::Error::other(why),
+        ))
+    }
+
+    /// Records these settings in `root` (replacing any recorded before):
+    /// from then on every manager and CLI on the root follows them.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] writing the record.
+    pub fn record(&self, root: &RootConfig) -> Result<()> {
+        let text = self.to_record();
+        update_record(&record_path(root), |old| {
+            Ok((old != Some(text.as_str())).then(|| text.clone()))
+        })
+    }
+
+    /// The settings recorded in `root`, if any.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] reading the record, or naming it when it is damaged.
+    pub fn recorded(root: &RootConfig) -> Result<Option<ReplicationSettings>> {
+        let path = record_path(root);
+        match read_record(&path)? {
+            None => Ok(None),
+            Some(text) => Self::from_record(&text).map(Some).ok_or_else(|| {
+                let why = std::io::Error::other("not a replication record tenanted wrote; record the settings again (`tenanted replicate --replica-url URL`)");
+                Error::io(None, path, "reading the root's replication settings", why)
+            }),
+        }
+    }
+
+    fn to_record(&self) -> String {
+        format!(
+            "replica_url {}\nretention_seconds {}\nshards {}\n",
+            self.replica_url,
+            self.retention.as_secs(),
+            self.shards
+        )
+    }
+
+    fn from_record(text: &str) -> Option<ReplicationSettings> {
+        let field = |key: &str| {
+            text.lines()
+                .find_map(|line| line.strip_prefix(key)?.strip_prefix(' '))
+        };
+        Some(ReplicationSettings {
+            replica_url: field("replica_url")?.to_owned(),
+            retention: Duration::from_secs(field("retention_seconds")?.parse().ok()?),
+            shards: field("shards")?.parse::<usize>().ok()?.max(1),
+        })
+    }
+}
+
+fn record_path(root: &RootConfig) -> PathBuf {
+    root.root_dir().join(INTERNAL_DIR).join(RECORD)
+}
+
+/// `tenanted replicate`'s own directory in the root.
+pub(crate) fn state_dir(root: &RootConfig) -> PathBuf {
+    root.root_dir().join(INTERNAL_DIR).join(STATE_DIR)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_reads_back_as_written() {
+        let settings = ReplicationSettings::new("file:///r/")
+            .retention(Duration::from_millis(90_500))
+            .shards(3);
+        assert_eq!(settings.replica_url(), "file:///r");
+        assert_eq!(settings.retention_period(), Duration::from_secs(90));
+        let back = ReplicationSettings::from_record(&settings.to_record()).unwrap();
+        assert_eq!(back, settings);
+        assert!(ReplicationSettings::from_record("replica_url x\n").is_none());
+        assert_eq!(
+            settings.replica_url_of(Path::new("ab/acme/main.sqlite3")),
+            "file:///r/ab/acme/main.sqlite3"
+        );
+    }
+}

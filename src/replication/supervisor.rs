@@ -1,0 +1,519 @@
+//! `tenanted replicate`: Litestream for a whole root, within bounds.
+//!
+//! Litestream keeps every database it replicates open and polls it every
+//! second (about 6 descriptors and 370 KB each, and one process falls
+//! over near 10,000 databases), so replicating every tenant of a large
+//! root at once is out of reach. The supervisor replicates only the
+//! tenants being written:
+//!
+//! - It runs `shards` Litestream processes with no databases of their
+//!   own, only their control sockets (`.tenanted/replication.d/`), and
+//!   starts again one that exits.
+//! - Every `scan_interval` it looks at each tenant's database and WAL
+//!   (inode, size, modification time). A tenant that changed since its
+//!   replica was last complete is registered with its Litestream (under
+//!   the tenant's locks, so never in the middle of a destroy or restore,
+//!   and never while an erase of its replica is pending).
+//! - A registered tenant unchanged for `idle_after` is synced with
+//!   `sync -wait` (the replica has all of it) and unregistered.
+//! - At most `max_per_process` tenants are registered per process; beyond
+//!   that, tenants wait their turn, written ones first.
+//!
+//! An acknowledged write thus reaches the replica within about
+//! `scan_interval` plus Litestream's one-second sync and the upload (the
+//! RPO), whichever process on the root wrote it: registration follows
+//! the files, not the processes, so processes may come, go or be killed.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::{self, File};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use super::control::ControlSocket;
+use super::lifecycle::Replication;
+use super::settings::{ReplicationSettings, state_dir};
+use crate::error::{Error, Result};
+use crate::name::TenantName;
+use crate::paths::RootConfig;
+use crate::storage::{TenantPath, try_lock_tenant};
+
+/// How `tenanted replicate` runs.
+#[derive(Debug, Clone)]
+pub struct ReplicateOptions {
+    litestream: PathBuf,
+    scan_interval: Duration,
+    idle_after: Duration,
+    max_per_process: usize,
+}
+
+impl Default for ReplicateOptions {
+    fn default() -> Self {
+        ReplicateOptions {
+            litestream: PathBuf::from("litestream"),
+            scan_interval: Duration::from_secs(1),
+            idle_after: Duration::from_secs(10),
+            max_per_process: 2000,
+        }
+    }
+}
+
+impl ReplicateOptions {
+    /// Defaults: `litestream` from the PATH, a scan every second, idle
+    /// after 10 s, at most 2,000 tenants per Litestream process.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The Litestream binary (0.5.17 or later).
+    #[must_use]
+    pub fn litestream(mut self, binary: impl Into<PathBuf>) -> Self {
+        self.litestream = binary.into();
+        self
+    }
+
+    /// How often the tenants are looked at (the RPO's main part).
+    #[must_use]
+    pub fn scan_interval(mut self, every: Duration) -> Self {
+        self.scan_interval = every;
+        self
+    }
+
+    /// How long a tenant stays registered after its last write.
+    #[must_use]
+    pub fn idle_after(mut self, idle: Duration) -> Self {
+        self.idle_after = idle;
+        self
+    }
+
+    /// At most this many tenants registered per Litestream process.
+    #[must_use]
+    pub fn max_per_process(mut self, max: usize) -> Self {
+        self.max_per_process = max.max(1);
+        self
+    }
+}
+
+/// What one scan saw and did.
+#[derive(Debug, Clone, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+pub struct ScanReport {
+    /// Tenants on disk.
+    pub tenants: usize,
+    /// Tenants registered with Litestream after the scan.
+    pub registered: usize,
+    /// Registered in this scan.
+    pub added: usize,
+    /// Synced and unregistered in this scan.
+    pub retired: usize,
+    /// Changed tenants waiting for room in their process.
+    pub waiting: usize,
+    /// Destroyed tenants' replicas erased in this scan.
+    pub erased: usize,
+    /// Litestream processes started again in this scan.
+    pub restarted: usize,
+    /// The scan's duration.
+    pub took: Duration,
+    /// The Litestream processes' ids.
+    pub pids: Vec<u32>,
+}
+
+/// A tenant's files as last seen: any write changes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Signature {
+    inode: u64,
+    db: (u64, i64, i64),
+    wal: Option<(u64, i64, i64)>,
+}
+
+fn signature(db: &Path) -> Option<Signature> {
+    let meta = fs::metadata(db).ok()?;
+    let mut wal_path = db.as_os_str().to_owned();
+    wal_path.push("-wal");
+    let stamp = |m: &fs::Metadata| (m.len(), m.mtime(), m.mtime_nsec());
+    Some(Signature {
+        inode: meta.ino(),
+        db: stamp(&meta),
+        wal: fs::metadata(PathBuf::from(wal_path))
+            .ok()
+            .map(|m| stamp(&m)),
+    })
+}
+
+/// A registered tenant.
+struct Active {
+    signature: Signature,
+    changed_at: Instant,
+}
+
+/// One Litestream process.
+struct Shard {
+    socket: ControlSocket,
+    config: PathBuf,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+/// The supervisor of one root.
+pub struct Replicator {
+    replication: Replication,
+    options: ReplicateOptions,
+    shards: Vec<Shard>,
+    active: HashMap<TenantName, Active>,
+    /// Each tenant's files when its replica was last complete.
+    quiet: HashMap<TenantName, Signature>,
+    _lock: File,
+}
+
+impl Replicator {
+    /// Takes over replication of `root` (whose settings must be recorded:
+    /// [`ReplicationSettings::record`]) and starts its Litestream
+    /// processes.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Replica`] when the root has no replication settings or
+    /// another `tenanted replicate` runs on it; [`Error::Io`] for a socket
+    /// path too long, or when Litestream cannot be started.
+    pub fn start(root: &RootConfig, options: ReplicateOptions) -> Result<Replicator> {
+        let replication = Replication::of_root(root)?.ok_or_else(|| Error::Replica {
+            url: String::new(),
+            operation: "starting replication",
+            cause: format!("the root {} has no replication settings; record them first (`tenanted replicate --replica-url URL`)", root.root_dir().display()),
+        })?;
+        replication.settings().check_sockets(root)?;
+        let dir = state_dir(root);
+        let lock_path = dir.join("replicate.lock");
+        let lock = fs::create_dir_all(&dir)
+            .and_then(|()| {
+                File::options()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(&lock_path)
+            })
+            .map_err(|e| Error::io(None, &lock_path, "locking the root for replication", e))?;
+        if lock.try_lock().is_err() {
+            return Err(Error::Replica {
+                url: replication.settings().replica_url().to_owned(),
+                operation: "starting replication",
+                cause: format!(
+                    "another `tenanted replicate` already replicates the root {} (it holds {})",
+                    root.root_dir().display(),
+                    lock_path.display()
+                ),
+            });
+        }
+        let shards = (0..replication.settings().shard_count())
+            .map(|i| Shard {
+                socket: ControlSocket::new(ReplicationSettings::socket_path(root, i)),
+                config: dir.join(format!("litestream-{i}.yml")),
+                log: dir.join(format!("litestream-{i}.log")),
+                child: None,
+            })
+            .collect();
+        let mut replicator = Replicator {
+            replication,
+            options,
+            shards,
+            active: HashMap::new(),
+            quiet: HashMap::new(),
+            _lock: lock,
+        };
+        for i in 0..replicator.shards.len() {
+            replicator.spawn(i)?;
+        }
+        Ok(replicator)
+    }
+
+    /// Scans until `stop` is set, calling `report` after every scan; then
+    /// syncs and lets go of every registered tenant and stops Litestream.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when a Litestream process cannot be started again.
+    pub fn run(mut self, stop: &AtomicBool, mut report: impl FnMut(&ScanReport)) -> Result<()> {
+        while !stop.load(Ordering::SeqCst) {
+            let started = Instant::now();
+            let scan = self.scan()?;
+            report(&scan);
+            let rest = self.options.scan_interval.saturating_sub(started.elapsed());
+            let until = Instant::now() + rest;
+            while Instant::now() < until && !stop.load(Ordering::SeqCst) {
+                std::thread::sleep(rest.min(Duration::from_millis(50)));
+            }
+        }
+        self.shutdown();
+        Ok(())
+    }
+
+    /// Writes shard `i`'s configuration and starts its Litestream, waiting
+    /// until its socket answers.
+    fn spawn(&mut self, i: usize) -> Result<()> {
+        let shard = &mut self.shards[i];
+        let yaml = format!(
+            "# Written by tenanted replicate: tenants are registered through the socket.\nsocket:\n  enabled: true\n  path: {}\ndbs: []\n",
+            crate::paths::yaml_string(shard.socket.path())
+        );
+        let io = |what, path: &Path, e| Error::io(None, path, what, e);
+        fs::write(&shard.config, yaml)
+            .map_err(|e| io("writing Litestream's configuration", &shard.config, e))?;
+        let log = File::options().create(true).append(true).open(&shard.log);
+        let log = log.map_err(|e| io("opening Litestream's log", &shard.log, e))?;
+        let err = log
+            .try_clone()
+            .map_err(|e| io("opening Litestream's log", &shard.log, e))?;
+        let child = Command::new(&self.options.litestream)
+            .args(["replicate", "-no-expand-env", "-config"])
+            .arg(&shard.config)
+            .env_remove("AWS_CA_BUNDLE")
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(err)
+            .spawn()
+            .map_err(|e| io("starting Litestream", &self.options.litestream, e))?;
+        shard.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !shard.socket.is_running() {
+            let exited = shard
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten());
+            if exited.is_some() || Instant::now() > deadline {
+                let why = std::io::Error::other(format!(
+                    "it exited or never listened; see its log {}",
+                    shard.log.display()
+                ));
+                return Err(io("starting Litestream", &self.options.litestream, why));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    }
+
+    /// Starts again the Litestream processes that exited; how many.
+    fn respawn_exited(&mut self) -> Result<usize> {
+        let mut restarted = 0;
+        for i in 0..self.shards.len() {
+            let exited = self.shards[i]
+                .child
+                .as_mut()
+                .is_none_or(|c| c.try_wait().ok().flatten().is_some());
+            if exited {
+                tracing::warn!(shard = i, log = %self.shards[i].log.display(), "Litestream exited; starting it again");
+                self.spawn(i)?;
+                restarted += 1;
+            }
+        }
+        Ok(restarted)
+    }
+}
+
+/// What a scan found to do.
+#[derive(Default)]
+struct Plan {
+    /// Changed since their replica was complete, written ones first.
+    register: Vec<(TenantName, PathBuf, Signature)>,
+    /// Registered and idle.
+    retire: Vec<(TenantName, PathBuf)>,
+    /// Registered, gone from the root.
+    vanished: Vec<TenantName>,
+}
+
+impl Replicator {
+    /// One scan: see the module documentation.
+    fn scan(&mut self) -> Result<ScanReport> {
+        let started = Instant::now();
+        let mut report = ScanReport {
+            restarted: self.respawn_exited()?,
+            ..ScanReport::default()
+        };
+        report.erased = self.replication.finish_erases(false).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "could not erase destroyed tenants' replicas; trying again next scan");
+            0
+        });
+        self.forget_unlisted();
+        let plan = self.plan(&mut report)?;
+        for tenant in &plan.vanished {
+            self.active.remove(tenant);
+            self.quiet.remove(tenant);
+        }
+        report.retired = self.retire(plan.retire);
+        let (added, waiting) = self.register(plan.register);
+        report.added = added;
+        report.waiting = waiting;
+        report.registered = self.active.len();
+        report.pids = self
+            .shards
+            .iter()
+            .filter_map(|s| s.child.as_ref().map(Child::id))
+            .collect();
+        report.took = started.elapsed();
+        Ok(report)
+    }
+
+    /// Drops the tenants Litestream no longer has (it was restarted, or a
+    /// destroy told it to let go): they are registered again if they
+    /// changed.
+    fn forget_unlisted(&mut self) {
+        let mut listed = HashSet::new();
+        for shard in &self.shards {
+            match shard.socket.list() {
+                Ok(dbs) => listed.extend(dbs.into_iter().map(|db| db.path)),
+                // Unknown: keep what we believe until it answers.
+                Err(_) => return,
+            }
+        }
+        let replication = &self.replication;
+        let root = replication_root(replication);
+        self.active.retain(|tenant, _| {
+            root.database_path(tenant.as_str())
+                .is_ok_and(|db| listed.contains(&replication.absolute(&db)))
+        });
+    }
+
+    fn plan(&mut self, report: &mut ScanReport) -> Result<Plan> {
+        let now = Instant::now();
+        let root = replication_root(&self.replication).clone();
+        let mut plan = Plan::default();
+        let (mut written, mut unseen) = (Vec::new(), Vec::new());
+        let mut seen = HashSet::with_capacity(self.quiet.len());
+        for tenant in root.tenants()? {
+            let Ok(tenant) = tenant else { continue };
+            report.tenants += 1;
+            let db = root.database_path(tenant.as_str())?;
+            let Some(signature) = signature(&db) else {
+                continue;
+            };
+            if let Some(active) = self.active.get_mut(&tenant) {
+                if active.signature != signature {
+                    active.signature = signature;
+                    active.changed_at = now;
+                } else if now.duration_since(active.changed_at) >= self.options.idle_after {
+                    plan.retire.push((tenant.clone(), db));
+                }
+            } else {
+                match self.quiet.get(&tenant) {
+                    Some(quiet) if *quiet == signature => {}
+                    Some(_) => written.push((tenant.clone(), db, signature)),
+                    None => unseen.push((tenant.clone(), db, signature)),
+                }
+            }
+            seen.insert(tenant);
+        }
+        plan.vanished = self
+            .quiet
+            .keys()
+            .chain(self.active.keys())
+            .filter(|t| !seen.contains(*t))
+            .cloned()
+            .collect();
+        written.append(&mut unseen);
+        plan.register = written;
+        Ok(plan)
+    }
+
+    /// Syncs each idle tenant to its replica and lets go of it; how many.
+    fn retire(&mut self, idle: Vec<(TenantName, PathBuf)>) -> usize {
+        let wait = Duration::from_secs(30);
+        let mut retired = 0;
+        for (tenant, db) in idle {
+            let socket = &self.shards[self.replication.settings().shard_of(&tenant)].socket;
+            let absolute = self.replication.absolute(&db);
+            let synced = socket.sync(&absolute, true, wait);
+            let still = signature(&db);
+            let unchanged = self.active.get(&tenant).map(|a| a.signature) == still;
+            if synced.is_err() || !unchanged {
+                continue;
+            }
+            if socket.unregister(&absolute, wait).is_ok() {
+                self.active.remove(&tenant);
+                if let Some(after) = signature(&db) {
+                    self.quiet.insert(tenant, after);
+                }
+                retired += 1;
+            }
+        }
+        retired
+    }
+
+    /// Registers changed tenants while their process has room: how many
+    /// were registered, and how many wait.
+    fn register(&mut self, changed: Vec<(TenantName, PathBuf, Signature)>) -> (usize, usize) {
+        let settings = self.replication.settings().clone();
+        let mut load = vec![0; self.shards.len()];
+        for tenant in self.active.keys() {
+            load[settings.shard_of(tenant)] += 1;
+        }
+        let root = replication_root(&self.replication).clone();
+        let owns_dir = root.owns_directory().unwrap_or(true);
+        let (mut added, mut waiting) = (0, 0);
+        for (tenant, db, signature) in changed {
+            let shard = settings.shard_of(&tenant);
+            if load[shard] >= self.options.max_per_process {
+                waiting += 1;
+                continue;
+            }
+            if self.replication.erase_pending(&tenant) {
+                waiting += 1;
+                continue;
+            }
+            let at = TenantPath::new(root.root_dir(), &db, owns_dir);
+            // Under the tenant's locks: no destroy or restore halfway.
+            let Ok(Some(_lock)) = try_lock_tenant(at) else {
+                waiting += 1;
+                continue;
+            };
+            if signature_inode(&db) != Some(signature.inode) {
+                continue;
+            }
+            let Ok(url) = self.replication.replica_url_of(&tenant) else {
+                continue;
+            };
+            let absolute = self.replication.absolute(&db);
+            match self.shards[shard].socket.register(&absolute, &url) {
+                Ok(_) => {
+                    load[shard] += 1;
+                    added += 1;
+                    let active = Active {
+                        signature,
+                        changed_at: Instant::now(),
+                    };
+                    self.active.insert(tenant, active);
+                }
+                Err(e) => {
+                    tracing::warn!(tenant = %tenant, error = %e, "Litestream did not register the tenant")
+                }
+            }
+        }
+        (added, waiting)
+    }
+
+    /// Syncs every registered tenant, lets go of it, and stops Litestream.
+    fn shutdown(&mut self) {
+        let wait = Duration::from_secs(30);
+        let root = replication_root(&self.replication).clone();
+        for tenant in self.active.keys() {
+            let socket = &self.shards[self.replication.settings().shard_of(tenant)].socket;
+            if let Ok(db) = root.database_path(tenant.as_str()) {
+                let _ = socket.unregister(&self.replication.absolute(&db), wait);
+            }
+        }
+        for shard in &mut self.shards {
+            if let Some(mut child) = shard.child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
+fn signature_inode(db: &Path) -> Option<u64> {
+    fs::metadata(db).ok().map(|m| m.ino())
+}
+
+fn replication_root(replication: &Replication) -> &RootConfig {
+    replication.root()
+}

@@ -1,0 +1,347 @@
+//! Replication stays right through every lifecycle operation, in this
+//! process and from the CLI in another, with `tenanted replicate` (the
+//! real Litestream) running the whole time and never restarted: after
+//! each operation a `litestream restore` of the tenant's replica holds
+//! exactly what the live tenant holds; a destroyed tenant's replica is
+//! gone when the destroy returns; a tenant created again under its name
+//! starts a history of its own (no point-in-time restore yields the old
+//! incarnation's rows); with a retention, the destroyed replica is moved
+//! aside at once and erased by `tenanted erase-replicas`.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::litestream::{binary, content, restore};
+use common::{files_under, schema, schema_dir};
+use tenanted::replication::{ControlSocket, ReplicationSettings};
+use tenanted::{RestoreOptions, RootConfig, TenantManager};
+
+struct Setup {
+    bin: PathBuf,
+    dir: tempfile::TempDir,
+    root: PathBuf,
+    replica: PathBuf,
+    settings: ReplicationSettings,
+}
+
+impl Setup {
+    fn new(retention: Duration) -> Option<Setup> {
+        let bin = binary()?;
+        let dir = tempfile::tempdir().unwrap();
+        let (root, replica) = (dir.path().join("root"), dir.path().join("replica"));
+        std::fs::create_dir_all(&root).unwrap();
+        let url = format!("file://{}", replica.display());
+        let settings = ReplicationSettings::new(url).retention(retention);
+        settings.record(&RootConfig::new(&root)).unwrap();
+        Some(Setup {
+            bin,
+            dir,
+            root,
+            replica,
+            settings,
+        })
+    }
+
+    fn manager(&self) -> TenantManager {
+        TenantManager::builder(RootConfig::new(&self.root), schema())
+            .watch_interval(Duration::from_millis(100))
+            .destroy_timeout(Duration::from_secs(20))
+            .build()
+            .unwrap()
+    }
+
+    fn cli(&self) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tenanted"));
+        command
+            .arg("--root")
+            .arg(&self.root)
+            .arg("--migrations")
+            .arg(schema_dir())
+            .env("TENANTED_LITESTREAM", &self.bin)
+            .stdin(Stdio::null());
+        command
+    }
+
+    fn run_cli(&self, args: &[&str]) {
+        let out = self.cli().args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "tenanted {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// `tenanted replicate`, quick to notice and to let go.
+    fn replicate(&self) -> Supervisor {
+        let log = std::fs::File::create(self.dir.path().join("replicate.log")).unwrap();
+        let child = self
+            .cli()
+            .args([
+                "replicate",
+                "--scan-interval",
+                "100",
+                "--idle-after",
+                "1",
+                "--json",
+            ])
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let socket = ControlSocket::new(ReplicationSettings::socket_path(
+            &RootConfig::new(&self.root),
+            0,
+        ));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !socket.is_running() {
+            assert!(
+                Instant::now() < deadline,
+                "tenanted replicate never started Litestream"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Supervisor(child)
+    }
+
+    fn relative(&self, tenant: &str) -> PathBuf {
+        let db = RootConfig::new(&self.root).database_path(tenant).unwrap();
+        db.strip_prefix(&self.root).unwrap().to_path_buf()
+    }
+
+    fn url(&self, tenant: &str) -> String {
+        self.settings.replica_url_of(&self.relative(tenant))
+    }
+
+    /// Waits until a restore of `tenant`'s replica holds what the live
+    /// tenant holds.
+    fn converges(&self, tenant: &str) {
+        let live = RootConfig::new(&self.root).database_path(tenant).unwrap();
+        let scratch = self
+            .dir
+            .path()
+            .join("scratch")
+            .join(format!("{tenant}.sqlite3"));
+        let deadline = Instant::now() + Duration::from_secs(40);
+        loop {
+            let _ = std::fs::remove_file(&scratch);
+            let want = content(&live);
+            let last = match restore(&self.bin, &self.url(tenant), &scratch, None) {
+                Ok(()) if content(&scratch) == want => return,
+                Ok(()) => format!("restored {:?}\nlive {want:?}", content(&scratch)),
+                Err(e) => e,
+            };
+            assert!(
+                Instant::now() < deadline,
+                "{tenant}'s replica never converged: {last}\n{}",
+                self.said()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// No restore of `tenant`'s replica, at any point in time, finds data.
+    fn nothing_restorable(&self, tenant: &str) {
+        let place = self.replica.join(self.relative(tenant));
+        assert!(
+            !place.exists(),
+            "{tenant}'s replica stays: {:?}",
+            files_under(&place)
+        );
+        let scratch = self
+            .dir
+            .path()
+            .join("scratch")
+            .join(format!("{tenant}-gone.sqlite3"));
+        let _ = std::fs::remove_file(&scratch);
+        let restored = restore(&self.bin, &self.url(tenant), &scratch, None);
+        assert!(
+            restored.is_err(),
+            "a restore of destroyed {tenant} succeeded"
+        );
+    }
+
+    fn said(&self) -> String {
+        let dir = self.root.join(".tenanted/replication.d");
+        let litestream = std::fs::read_to_string(dir.join("litestream-0.log")).unwrap_or_default();
+        let tail: Vec<&str> = litestream.lines().rev().take(30).collect();
+        format!(
+            "litestream (last lines, newest first):\n{}",
+            tail.join("\n")
+        )
+    }
+}
+
+struct Supervisor(Child);
+
+impl Drop for Supervisor {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg(self.0.id().to_string()).status();
+        let _ = self.0.wait();
+    }
+}
+
+fn write_users(m: &TenantManager, tenant: &str, from: usize, n: usize) {
+    let conn = m.connection(tenant).unwrap();
+    for i in from..from + n {
+        conn.execute(
+            "INSERT INTO users (email, name) VALUES (?1, ?2)",
+            (format!("{tenant}-{i}@example.com"), tenant),
+        )
+        .unwrap();
+    }
+}
+
+#[test]
+fn every_lifecycle_operation_keeps_the_replica_right() {
+    let Some(s) = Setup::new(Duration::ZERO) else {
+        return;
+    };
+    let m = s.manager();
+    m.create_tenant("before").unwrap();
+    write_users(&m, "before", 0, 5);
+    let _replicate = s.replicate();
+    s.converges("before");
+
+    // Create, create with a seed, create_tenants.
+    m.create_tenant("acme").unwrap();
+    write_users(&m, "acme", 0, 30);
+    m.create_tenant_with("seeded", |conn| {
+        conn.execute(
+            "INSERT INTO users (email, name) VALUES ('seed@example.com', 'seed')",
+            [],
+        )?;
+        Ok::<(), rusqlite::Error>(())
+    })
+    .unwrap();
+    m.create_tenants(["b1", "b2", "b3"]).unwrap();
+    write_users(&m, "b2", 0, 3);
+    for t in ["acme", "seeded", "b1", "b2", "b3"] {
+        s.converges(t);
+    }
+
+    // Destroy: the replica is gone when the destroy returns; re-create.
+    m.destroy_tenant("b2").unwrap();
+    s.nothing_restorable("b2");
+    m.create_tenant("b2").unwrap();
+    write_users(&m, "b2", 100, 2);
+    s.converges("b2");
+
+    // Restore (new tenant), then restore replacing one (the failing case
+    // of the issue): 9 rows replace 30, then 5 more are written.
+    let backup = s.dir.path().join("acme-backup.sqlite3");
+    let small = s.dir.path().join("small.sqlite3");
+    m.create_tenant("small").unwrap();
+    write_users(&m, "small", 500, 9);
+    m.backup_tenant("small", &small).unwrap();
+    m.backup_tenant("acme", &backup).unwrap();
+    m.restore_tenant("restored", &backup).unwrap();
+    s.converges("restored");
+    m.restore_tenant_with("acme", &small, &RestoreOptions::new().replace(true))
+        .unwrap();
+    write_users(&m, "acme", 1000, 5);
+    s.converges("acme");
+    assert_eq!(
+        content(&m.root().database_path("acme").unwrap())
+            .iter()
+            .filter(|r| r.starts_with("users "))
+            .count(),
+        14
+    );
+    write_users(&m, "acme", 2000, 1);
+    s.converges("acme");
+
+    // Rollback and migrate.
+    m.rollback_tenant("seeded", 2).unwrap();
+    s.converges("seeded");
+    m.migrate_tenant("seeded").unwrap();
+    s.converges("seeded");
+
+    // From the CLI, in other processes.
+    s.run_cli(&["create", "cli1"]);
+    s.converges("cli1");
+    s.run_cli(&["destroy", "b1", "--yes"]);
+    s.nothing_restorable("b1");
+    s.run_cli(&[
+        "restore",
+        "b3",
+        "--from",
+        backup.to_str().unwrap(),
+        "--replace",
+        "--yes",
+    ]);
+    s.converges("b3");
+    s.run_cli(&["rollback", "b3", "--yes"]);
+    s.converges("b3");
+    write_users(&m, "before", 5, 1);
+    s.converges("before");
+    println!("{}", s.said());
+}
+
+/// The issue's measured case: a tenant re-created under a destroyed one's
+/// name. With one replica history per name, a point-in-time restore of a
+/// moment before the new incarnation's first sync brought back the
+/// destroyed tenant's rows; here the old history is gone, so no restore
+/// at any moment finds them.
+#[test]
+fn a_recreated_tenant_starts_a_history_of_its_own() {
+    let Some(s) = Setup::new(Duration::ZERO) else {
+        return;
+    };
+    let m = s.manager();
+    let _replicate = s.replicate();
+    m.create_tenant("acme").unwrap();
+    write_users(&m, "acme", 0, 20);
+    s.converges("acme");
+    let old_rows_at = chrono_now();
+    m.destroy_tenant("acme").unwrap();
+    s.nothing_restorable("acme");
+    m.create_tenant("acme").unwrap();
+    write_users(&m, "acme", 900, 2);
+    s.converges("acme");
+    // Every moment since before the first incarnation was written.
+    for at in [old_rows_at.clone(), chrono_now()] {
+        let scratch = s.dir.path().join("scratch/pit.sqlite3");
+        let _ = std::fs::remove_file(&scratch);
+        if restore(&s.bin, &s.url("acme"), &scratch, Some(&at)).is_ok() {
+            let rows = content(&scratch);
+            assert!(
+                rows.iter().all(|r| !r.contains("acme-1@")),
+                "a restore at {at} brought back the destroyed incarnation: {rows:?}"
+            );
+        }
+    }
+}
+
+/// With a retention, a destroyed tenant's replica leaves the tenant's
+/// place at once (nothing restorable there, a new incarnation starts
+/// fresh) and is kept in the graveyard until `tenanted erase-replicas`.
+#[test]
+fn retention_keeps_a_destroyed_replica_aside_until_erased() {
+    let Some(s) = Setup::new(Duration::from_secs(3600)) else {
+        return;
+    };
+    let m = s.manager();
+    let _replicate = s.replicate();
+    m.create_tenant("acme").unwrap();
+    write_users(&m, "acme", 0, 4);
+    s.converges("acme");
+    s.run_cli(&["destroy", "acme", "--yes"]);
+    s.nothing_restorable("acme");
+    let yard = s.replica.join(tenanted::replication::GRAVEYARD);
+    let kept = files_under(&yard);
+    assert!(kept.iter().any(|f| f.ends_with(".ltx")), "{kept:?}");
+    s.run_cli(&["erase-replicas"]);
+    assert!(files_under(&yard).is_empty(), "{:?}", files_under(&yard));
+}
+
+/// Now as `litestream restore -timestamp` takes it (RFC 3339, UTC).
+fn chrono_now() -> String {
+    let out = Command::new("date")
+        .args(["-u", "+%Y-%m-%dT%H:%M:%S.%NZ"])
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
