@@ -1,6 +1,8 @@
 //! Area 1 of BENCHMARKS.md. Warm checkout: `connection(t)` on a cached tenant + `SELECT 1`,
-//! against a bare r2d2 pool `get()` + `SELECT 1` on the same file; and two threads on two
-//! cached tenants against two independent r2d2 pools.
+//! against a bare r2d2 pool `get()` + `SELECT 1` on the same file; two threads on two
+//! cached tenants against two independent r2d2 pools; and a hot set of exactly
+//! `max_pools` tenants in turn against as many r2d2 pools (every one must stay cached).
+//! Each comparison also prints the median of per-round ratios from interleaved rounds.
 
 mod support;
 
@@ -58,6 +60,22 @@ fn warm_checkout(c: &mut Criterion) {
         })
     });
     group.finish();
+
+    let select = |conn: &rusqlite::Connection| {
+        std::hint::black_box(
+            conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
+                .unwrap(),
+        );
+    };
+    let (floor, ours, ratio) = support::interleaved(
+        31,
+        || support::per_call(20_000, || select(&tuned.get().unwrap())),
+        || support::per_call(20_000, || select(&m.connection("acme").unwrap())),
+    );
+    println!(
+        "warm checkout, 1 thread: tenanted {ours:?} vs r2d2 (same settings) {floor:?}: {ratio:.2}x (median of 31 interleaved rounds; load {})",
+        support::load()
+    );
 }
 
 /// The same file's r2d2 pool with tenanted's settings.
@@ -85,8 +103,8 @@ fn on_two_threads(iters: u64, op: impl Fn(usize) + Sync) -> Duration {
 
 fn two_threads_two_tenants(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
-    // The default max_pools (50) shards the cache in 8 by the names' FNV-1a
-    // hash, the same hash as the bucket: pick two names in different shards.
+    // The cache's lookups are in 8 shards by the names' FNV-1a hash, the
+    // same hash as the bucket: pick two names in different shards.
     let names: Vec<String> = (0..).map(support::tenant).take(20).collect();
     let first = &names[0];
     let second = names
@@ -118,19 +136,88 @@ fn two_threads_two_tenants(c: &mut Criterion) {
     group.bench_function("tenanted: connection(t) on its own tenant", |b| {
         b.iter_custom(|iters| on_two_threads(iters, |t| select(&m.connection(tenants[t]).unwrap())))
     });
-    // The cache as it was before sharding: one lock for every checkout
-    // (a cache below 32 pools still is one exact LRU).
-    let one_lock = support::builder(dir.path(), support::migrations(3))
-        .max_pools(16)
+    group.finish();
+
+    let (floor, ours, ratio) = support::interleaved(
+        31,
+        || on_two_threads(10_000, |t| select(&pools[t].get().unwrap())) / 10_000,
+        || on_two_threads(10_000, |t| select(&m.connection(tenants[t]).unwrap())) / 10_000,
+    );
+    println!(
+        "warm checkout, 2 threads on 2 tenants: tenanted {ours:?} vs two r2d2 pools {floor:?} (wall time per checkout pair): {ratio:.2}x (median of 31 interleaved rounds; load {})",
+        support::load()
+    );
+}
+
+/// `max_pools` hot tenants used in turn: with an exact LRU every one stays
+/// cached (no misses after the first round); against as many r2d2 pools.
+fn hot_set_of_max_pools(c: &mut Criterion) {
+    const HOT: usize = 50;
+    let dir = tempfile::tempdir().unwrap();
+    let m = support::builder(dir.path(), support::migrations(3))
+        .max_pools(HOT)
         .build()
         .unwrap();
-    group.bench_function("tenanted, one cache lock (max_pools 16)", |b| {
-        b.iter_custom(|iters| {
-            on_two_threads(iters, |t| select(&one_lock.connection(tenants[t]).unwrap()))
+    support::populate(&m, HOT);
+    let pools: Vec<_> = (0..HOT)
+        .map(|i| tuned_pool(&m.root().database_path(&support::tenant(i)).unwrap()))
+        .collect();
+    let names: Vec<String> = (0..HOT).map(support::tenant).collect();
+    for name in &names {
+        drop(m.connection(name).unwrap());
+    }
+    let before = m.stats();
+    let select = |conn: &rusqlite::Connection| {
+        std::hint::black_box(
+            conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
+                .unwrap(),
+        );
+    };
+    let mut group = c.benchmark_group("hot_set_of_max_pools_50");
+    let mut i = 0;
+    group.bench_function("baseline: 50 r2d2 pools in turn", |b| {
+        b.iter(|| {
+            i = (i + 1) % HOT;
+            select(&pools[i].get().unwrap())
+        })
+    });
+    group.bench_function("tenanted max_pools(50): 50 tenants in turn", |b| {
+        b.iter(|| {
+            i = (i + 1) % HOT;
+            select(&m.connection(&names[i]).unwrap())
         })
     });
     group.finish();
+    let (mut a, mut b) = (0, 0);
+    let (floor, ours, ratio) = support::interleaved(
+        21,
+        || {
+            support::per_call(5_000, || {
+                a = (a + 1) % HOT;
+                select(&pools[a].get().unwrap())
+            })
+        },
+        || {
+            support::per_call(5_000, || {
+                b = (b + 1) % HOT;
+                select(&m.connection(&names[b]).unwrap())
+            })
+        },
+    );
+    let after = m.stats();
+    println!(
+        "50 tenants in turn under max_pools(50): tenanted {ours:?} vs 50 r2d2 pools {floor:?}: {ratio:.2}x; {} misses and {} evictions after the first round, {} pools cached (load {})",
+        after.misses - before.misses,
+        after.evictions - before.evictions,
+        after.open_pools,
+        support::load()
+    );
 }
 
-criterion_group!(benches, warm_checkout, two_threads_two_tenants);
+criterion_group!(
+    benches,
+    warm_checkout,
+    two_threads_two_tenants,
+    hot_set_of_max_pools
+);
 criterion_main!(benches);

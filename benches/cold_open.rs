@@ -9,7 +9,7 @@
 mod support;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use rusqlite::{Connection, OpenFlags};
@@ -56,14 +56,14 @@ fn cold_open(c: &mut Criterion) {
     // Interleaved rounds of both, for the ratio on a noisy machine.
     let (mut floor, mut ours) = (Vec::new(), Vec::new());
     for _ in 0..21 {
-        floor.push(per_call(200, || {
+        floor.push(support::per_call(200, || {
             open_with_pragmas(&alone);
         }));
-        ours.push(per_call(200, || {
+        ours.push(support::per_call(200, || {
             cold();
         }));
     }
-    let (floor, ours) = (median(floor), median(ours));
+    let (floor, ours) = (support::median(floor), support::median(ours));
     println!(
         "cold connection(): {ours:?} vs floor {floor:?} (open + PRAGMAs + user_version): {:.2}x",
         ours.as_secs_f64() / floor.as_secs_f64()
@@ -87,20 +87,6 @@ fn open_with_pragmas(path: &Path) -> i64 {
         .unwrap();
     conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
         .unwrap()
-}
-
-/// Mean time of one call of `f` over `n` calls.
-fn per_call(n: u32, mut f: impl FnMut()) -> Duration {
-    let started = Instant::now();
-    for _ in 0..n {
-        f();
-    }
-    started.elapsed() / n
-}
-
-fn median(mut times: Vec<Duration>) -> Duration {
-    times.sort();
-    times[times.len() / 2]
 }
 
 criterion_group!(benches, cold_open);

@@ -63,12 +63,11 @@ impl TenantManagerBuilder {
         }
     }
 
-    /// The most tenant pools kept open at once (default 50, at least 1);
-    /// the least recently used is evicted to make room. From 32 pools up
-    /// the cache is split into 8 shards by tenant name, so that threads
-    /// working on different tenants do not share a lock; eviction then
-    /// takes the least recently used pool of the new pool's shard (an
-    /// eighth of the cache), and the total still never exceeds `max_pools`.
+    /// The most tenant pools kept open at once (default 50, at least 1):
+    /// `max_pools(n)` holds `n` tenants, and when one more is opened the
+    /// least recently used pool of the whole cache is evicted (an exact
+    /// LRU). The count of cached pools never exceeds `max_pools`; an
+    /// evicted pool closes once its checked-out connections come back.
     pub fn max_pools(mut self, max_pools: usize) -> Self {
         self.max_pools = max_pools.max(1);
         self

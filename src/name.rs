@@ -153,7 +153,7 @@ fn quoted(c: char) -> String {
     format!("'{}'", c.escape_debug())
 }
 
-// Hash and compare like `str`, so an `LruCache<TenantName, _>` can be
+// Hash and compare like `str`, so a `HashMap<TenantName, _>` can be
 // looked up with a borrowed `&str` without allocating.
 impl Hash for TenantName {
     fn hash<H: Hasher>(&self, state: &mut H) {

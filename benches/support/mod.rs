@@ -105,3 +105,45 @@ impl Rng {
         ((n as f64).powf(u) as usize).saturating_sub(1).min(n - 1)
     }
 }
+
+/// Mean time of one call of `f` over `n` calls.
+pub fn per_call(n: u32, mut f: impl FnMut()) -> std::time::Duration {
+    let started = std::time::Instant::now();
+    for _ in 0..n {
+        f();
+    }
+    started.elapsed() / n
+}
+
+/// The median of `times`.
+pub fn median<T: PartialOrd + Copy>(mut times: Vec<T>) -> T {
+    times.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    times[times.len() / 2]
+}
+
+/// Interleaved rounds of a floor and a contender, `per_round` timings of
+/// each per round (each the time of one call): the median of the floor,
+/// the contender, and of the per-round ratios (contender ÷ floor), which a
+/// noisy machine moves least.
+pub fn interleaved(
+    rounds: usize,
+    mut floor: impl FnMut() -> std::time::Duration,
+    mut ours: impl FnMut() -> std::time::Duration,
+) -> (std::time::Duration, std::time::Duration, f64) {
+    let (mut f, mut o, mut r) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let (a, b) = (floor(), ours());
+        f.push(a);
+        o.push(b);
+        r.push(b.as_secs_f64() / a.as_secs_f64());
+    }
+    (median(f), median(o), median(r))
+}
+
+/// The machine's load average over the last minute (for the report line).
+pub fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_default()
+}

@@ -1,17 +1,25 @@
-//! The LRU of per-tenant r2d2 pools.
+//! The cache of per-tenant r2d2 pools: at most `max_pools`, and the one
+//! evicted to make room is the least recently used of the whole cache.
 //!
-//! A short `parking_lot::Mutex` guards each shard's LRU and counters. A
-//! cache of at least 32 pools is split into 8 shards by the FNV-1a hash of
-//! the tenant's name, each an LRU of an eighth of `max_pools`, so that the
-//! warm path of threads working on different tenants rarely shares a lock;
-//! the price is that eviction takes the least recently used pool *of the
-//! new pool's shard*, not of the whole cache (the total never exceeds
-//! `max_pools`). Smaller caches are one exact LRU. Files are never opened
-//! under a lock, and evicted pools are dropped after it is released. A pool evicted while connections are checked out stays alive
-//! (its connections hold it) and is remembered as *draining* so that
-//! `destroy_tenant` can wait for those connections too.
+//! Lookups are sharded: 8 shards by the FNV-1a hash of the tenant's name,
+//! each a map behind a short `parking_lot::Mutex`, so that the warm path of
+//! threads working on different tenants rarely shares a lock. The warm path
+//! does not reorder anything: it stamps the pool with the time of use. The
+//! global order lives in [`Recency`], consulted only by a cold open that
+//! needs room (see `recency.rs`): eviction is exact LRU over every pool,
+//! not per shard.
+//!
+//! The cap is kept with slots: an insert first takes a slot (evicting the
+//! least recently used pool while none is free), then puts its pool in its
+//! shard; a pool leaves its shard before its slot is given back. So the
+//! pools cached never exceed `max_pools`, at any instant. Files are never
+//! opened under a lock, no two locks are held at once except the order's
+//! with one shard's (in that order), and evicted pools are dropped after
+//! every lock is released. A pool evicted while connections are checked out
+//! stays alive (its connections hold it) and is remembered as *draining* so
+//! that `destroy_tenant` can wait for those connections too.
 
-use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -19,6 +27,7 @@ use parking_lot::Mutex;
 
 use super::flight::{Flight, FlightGuard};
 use super::pool_state::Admission;
+use super::recency::Recency;
 pub(super) use super::shard::Retired;
 use super::shard::Shard;
 use super::stats::PoolStats;
@@ -26,12 +35,9 @@ use super::tenant_pool::TenantPool;
 use crate::name::TenantName;
 use crate::paths::Fnv1a;
 
-/// How many shards a large cache is split into, so that threads working on
+/// How many shards the lookups are split into, so that threads working on
 /// different tenants rarely take the same lock.
 const SHARDS: usize = 8;
-/// The fewest pools a shard may hold: below `SHARDS * MIN_SHARD` pools the
-/// cache is one exact LRU.
-const MIN_SHARD: usize = 4;
 
 /// Who won [`PoolCache::insert`].
 pub(super) enum Inserted {
@@ -59,54 +65,49 @@ pub(super) enum Opening<'a> {
 /// shards by tenant.
 pub(crate) struct PoolCache {
     shards: Box<[Mutex<Shard>]>,
+    /// Which pool was used least recently, over every shard.
+    recency: Mutex<Recency>,
+    max_pools: usize,
+    /// Slots taken: pools cached plus inserts about to cache one. Never
+    /// above `max_pools`.
+    slots: AtomicUsize,
+    /// Pools cached (in a shard's map): never above `slots`.
+    cached: AtomicUsize,
     epoch: Instant,
 }
 
 impl PoolCache {
-    /// An empty cache of at most `max_pools` pools (at least 1), in
-    /// [`SHARDS`] shards when each gets at least [`MIN_SHARD`] pools.
+    /// An empty cache of at most `max_pools` pools (at least 1).
     pub(crate) fn new(max_pools: usize) -> Self {
         let max_pools = max_pools.max(1);
-        let n = if max_pools >= SHARDS * MIN_SHARD {
-            SHARDS
-        } else {
-            1
-        };
-        // The shards' capacities add up to exactly max_pools.
-        let shards = (0..n)
-            .map(|i| {
-                let cap = max_pools / n + usize::from(i < max_pools % n);
-                Mutex::new(Shard::new(
-                    NonZeroUsize::new(cap).unwrap_or(NonZeroUsize::MIN),
-                ))
-            })
-            .collect();
         PoolCache {
-            shards,
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::new())).collect(),
+            recency: Mutex::new(Recency::new(max_pools)),
+            max_pools,
+            slots: AtomicUsize::new(0),
+            cached: AtomicUsize::new(0),
             epoch: Instant::now(),
         }
     }
 
-    /// The shard of tenant `name`: FNV-1a of its name (no hashing with one
-    /// shard).
+    /// The shard of tenant `name`: FNV-1a of its name.
     fn shard(&self, name: &str) -> &Mutex<Shard> {
-        if self.shards.len() == 1 {
-            return &self.shards[0];
-        }
         let mut hash = Fnv1a::new();
         hash.write(name.as_bytes());
         &self.shards[(hash.finish() % self.shards.len() as u64) as usize]
     }
 
-    /// Milliseconds since the cache was made: the clock of `last_used`.
+    /// Nanoseconds since the cache was made: the clock of `last_used`,
+    /// fine enough that two checkouts one after the other get different
+    /// stamps, which the recency order needs to be exact.
     pub(super) fn now(&self) -> u64 {
-        self.epoch.elapsed().as_millis() as u64
+        u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
 
     /// The warm path: one lock, one hash lookup, one reference count.
     pub(super) fn lookup(&self, name: &str) -> Option<Arc<TenantPool>> {
         let mut state = self.shard(name).lock();
-        let pool = Arc::clone(state.lru.get(name)?);
+        let pool = Arc::clone(state.pools.get(name)?);
         state.hits += 1;
         Some(pool)
     }
@@ -117,7 +118,7 @@ impl PoolCache {
         if state.destroying.contains(tenant.as_str()) {
             return Opening::Destroying;
         }
-        if let Some(pool) = state.lru.get(tenant.as_str()) {
+        if let Some(pool) = state.pools.get(tenant.as_str()) {
             let pool = Arc::clone(pool);
             state.hits += 1;
             return Opening::Cached(pool);
@@ -160,12 +161,13 @@ impl PoolCache {
     /// after the lock is released.
     fn evict_if(&self, name: &str, which: impl Fn(&Arc<TenantPool>) -> bool) {
         let mut state = self.shard(name).lock();
-        let pool = match state.lru.peek(name) {
-            Some(cached) if which(cached) => state.lru.pop(name),
+        let pool = match state.pools.get(name) {
+            Some(cached) if which(cached) => state.pools.remove(name),
             _ => None,
         };
         if let Some(pool) = &pool {
             state.retire(std::slice::from_ref(pool));
+            self.left(1);
         }
         drop(state);
         drop(pool);
@@ -179,34 +181,121 @@ impl PoolCache {
         let mut pools = Vec::new();
         for shard in &self.shards {
             let shard = shard.lock();
-            pools.extend(shard.lru.iter().map(|(_, p)| Arc::downgrade(p)));
+            pools.extend(shard.pools.values().map(Arc::downgrade));
         }
         pools
     }
 
     /// Caches a freshly built pool, unless another thread cached one for
     /// the same tenant first or the tenant is being destroyed; says which.
-    /// The caller drops `Retired` unlocked.
+    /// Room is made first, by evicting the least recently used pool of the
+    /// whole cache if every slot is taken. The caller drops `Retired`
+    /// unlocked.
     pub(super) fn insert(&self, pool: Arc<TenantPool>) -> (Inserted, Retired) {
         let mut retired = Vec::new();
-        let mut state = self.shard(pool.name().as_str()).lock();
-        if state.destroying.contains(pool.name().as_str()) {
-            retired.push(pool);
-            return (Inserted::Destroying, retired);
+        if let Some(lost) = self.lost(&pool, &mut retired) {
+            return (lost, retired);
         }
-        if let Some(existing) = state.lru.get(pool.name().as_str()) {
-            let existing = Arc::clone(existing);
-            retired.push(pool);
-            return (Inserted::Theirs(existing), retired);
+        self.take_slot(&mut retired);
+        let mut state = self.shard(pool.name().as_str()).lock();
+        if let Some(lost) = lost_to(&state, &pool, &mut retired) {
+            drop(state);
+            self.slots.fetch_sub(1, Ordering::SeqCst);
+            return (lost, retired);
         }
         state.misses += 1;
-        if let Some((_, evicted)) = state.lru.push(pool.name().clone(), pool) {
-            state.evictions += 1;
-            tracing::debug!(tenant = %evicted.name(), "evicted least recently used pool");
-            retired.push(evicted);
-            state.retire(&retired);
-        }
+        state.pools.insert(pool.name().clone(), Arc::clone(&pool));
+        self.cached.fetch_add(1, Ordering::SeqCst);
+        drop(state);
+        self.record(&pool);
         (Inserted::Ours, retired)
+    }
+
+    /// Whether `pool` has no place in the cache before room is made for
+    /// it (a pool of its tenant is cached, or it is being destroyed).
+    fn lost(&self, pool: &Arc<TenantPool>, retired: &mut Retired) -> Option<Inserted> {
+        lost_to(&self.shard(pool.name().as_str()).lock(), pool, retired)
+    }
+
+    /// Takes a slot, evicting least recently used pools until one is
+    /// free. Another insert may hold the last slots with its pool not in
+    /// its shard yet (nothing to evict): that lasts a few instructions,
+    /// so this yields and looks again.
+    fn take_slot(&self, retired: &mut Retired) {
+        loop {
+            let taken = self
+                .slots
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                    (n < self.max_pools).then_some(n + 1)
+                });
+            if taken.is_ok() {
+                return;
+            }
+            match self.evict_oldest() {
+                Some(pool) => retired.push(pool),
+                None => std::thread::yield_now(),
+            }
+        }
+    }
+
+    /// A pool left its shard: its slot is free again.
+    fn left(&self, n: usize) {
+        self.cached.fetch_sub(n, Ordering::SeqCst);
+        self.slots.fetch_sub(n, Ordering::SeqCst);
+    }
+
+    /// Puts `pool` in the recency order; rebuilds the order from the
+    /// shards when it holds too many stale entries.
+    fn record(&self, pool: &Arc<TenantPool>) {
+        let mut recency = self.recency.lock();
+        if recency.record(pool) {
+            self.rebuild(&mut recency);
+        }
+    }
+
+    /// The recency order made again from every cached pool.
+    fn rebuild(&self, recency: &mut Recency) {
+        let mut pools = Vec::with_capacity(self.cached.load(Ordering::SeqCst));
+        for shard in &self.shards {
+            pools.extend(shard.lock().pools.values().cloned());
+        }
+        recency.rebuild(pools);
+    }
+
+    /// Evicts the least recently used pool of the whole cache, if any is
+    /// cached; returns it, to be dropped unlocked.
+    fn evict_oldest(&self) -> Option<Arc<TenantPool>> {
+        let mut rebuilt = false;
+        loop {
+            let mut recency = self.recency.lock();
+            let Some((pool, stamp)) = recency.oldest() else {
+                if rebuilt {
+                    return None;
+                }
+                // Pools cached but not in the order (re-cached by a
+                // destroy that gave up): make it whole and look again.
+                self.rebuild(&mut recency);
+                rebuilt = true;
+                continue;
+            };
+            let mut state = self.shard(pool.name().as_str()).lock();
+            if !state.caches(&pool) {
+                // Gone from the cache since its entry was made.
+                continue;
+            }
+            if pool.last_used() != stamp {
+                // Used in the instant since: back into the order.
+                drop(state);
+                recency.record(&pool);
+                continue;
+            }
+            state.pools.remove(pool.name().as_str());
+            state.evictions += 1;
+            state.retire(std::slice::from_ref(&pool));
+            self.left(1);
+            tracing::debug!(tenant = %pool.name(), "evicted least recently used pool");
+            return Some(pool);
+        }
     }
 
     /// Takes `name`'s pool out of the cache (it drains if in use).
@@ -217,11 +306,13 @@ impl PoolCache {
     /// Drops pools with no checkout for `idle_for` and none checked out;
     /// returns how many.
     pub(crate) fn prune_idle(&self, idle_for: Duration) -> usize {
-        let cutoff = self.now().saturating_sub(idle_for.as_millis() as u64);
+        let idle_for = u64::try_from(idle_for.as_nanos()).unwrap_or(u64::MAX);
+        let cutoff = self.now().saturating_sub(idle_for);
         let mut pruned = 0;
         for shard in &self.shards {
             // Each shard's pools close here, after its lock is released.
             let retired = shard.lock().prune(cutoff);
+            self.left(retired.len());
             for pool in &retired {
                 tracing::debug!(tenant = %pool.name(), "pruned idle pool");
             }
@@ -242,7 +333,9 @@ impl PoolCache {
             return None;
         }
         let pools: Retired = state.live_pools(name).collect();
-        state.lru.pop(name.as_str());
+        if state.pools.remove(name.as_str()).is_some() {
+            self.left(1);
+        }
         for pool in &pools {
             pool.state().begin_destroy();
         }
@@ -251,34 +344,53 @@ impl PoolCache {
     }
 
     /// Ends a destroy. When it failed (`pools` given back), the tenant is
-    /// reopened for checkouts and its cached pool restored.
+    /// reopened for checkouts and its cached pool restored if a slot is
+    /// free (it is not worth an eviction).
     pub(super) fn end_destroy(&self, name: &TenantName, restore: Option<Retired>) {
         let mut state = self.shard(name.as_str()).lock();
         state.destroying.remove(name.as_str());
         let mut homeless = Vec::new();
+        let mut cached = None;
         for pool in restore.into_iter().flatten() {
             pool.state().end_destroy();
             let open = pool.state().admission() == Admission::Open;
-            if open && !state.lru.contains(name.as_str()) && state.lru.len() < state.lru.cap().get()
-            {
-                state.lru.put(name.clone(), pool);
+            if open && !state.pools.contains_key(name.as_str()) && self.free_slot() {
+                state.pools.insert(name.clone(), Arc::clone(&pool));
+                self.cached.fetch_add(1, Ordering::SeqCst);
+                cached = Some(pool);
             } else {
                 homeless.push(pool);
             }
         }
         // Pools not cached again may still have connections out.
         state.retire(&homeless);
-        // Unlock before `homeless` drops (it was declared after `state`).
+        // Unlock before `homeless` drops, and before the order is locked.
         drop(state);
+        if let Some(pool) = cached {
+            self.record(&pool);
+        }
+    }
+
+    /// Takes a slot if one is free, without evicting.
+    fn free_slot(&self) -> bool {
+        self.slots
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < self.max_pools).then_some(n + 1)
+            })
+            .is_ok()
     }
 
     pub(crate) fn stats(&self) -> PoolStats {
-        let mut total = PoolStats::default();
+        // One read, not a sum over the shards read one after another
+        // (which a concurrent eviction and insert could push past the cap).
+        let mut total = PoolStats {
+            open_pools: self.cached.load(Ordering::SeqCst),
+            ..PoolStats::default()
+        };
         for shard in &self.shards {
             let (stats, draining) = shard.lock().stats();
             // The draining pools close here, outside the lock.
             drop(draining);
-            total.open_pools += stats.open_pools;
             total.draining_pools += stats.draining_pools;
             total.checked_out += stats.checked_out;
             total.hits += stats.hits;
@@ -288,4 +400,18 @@ impl PoolCache {
         }
         total
     }
+}
+
+/// Whether `pool` has lost its place in `state`'s shard: a pool of its
+/// tenant is cached (that one serves), or the tenant is being destroyed.
+/// The lost pool goes to `retired`.
+fn lost_to(state: &Shard, pool: &Arc<TenantPool>, retired: &mut Retired) -> Option<Inserted> {
+    let name = pool.name().as_str();
+    let lost = if state.destroying.contains(name) {
+        Inserted::Destroying
+    } else {
+        Inserted::Theirs(Arc::clone(state.pools.get(name)?))
+    };
+    retired.push(Arc::clone(pool));
+    Some(lost)
 }

@@ -11,6 +11,7 @@ mod lease;
 mod opener;
 mod pinned_manager;
 mod pool_state;
+mod recency;
 mod resident;
 mod shard;
 mod stats;

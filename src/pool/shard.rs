@@ -1,12 +1,12 @@
-//! One shard of the pool cache: an LRU of pools, the tenants being
-//! destroyed, the cold opens in flight, the draining pools and the
-//! counters, all behind one mutex (see `cache.rs`).
+//! One shard of the pool cache: its tenants' cached pools, the tenants
+//! being destroyed, the cold opens in flight, the draining pools and the
+//! counters, all behind one mutex (see `cache.rs`). Which pool to evict is
+//! decided over the whole cache (`recency.rs`), not per shard.
 
-use std::collections::{HashMap, HashSet};
-use std::num::NonZeroUsize;
+use std::collections::HashSet;
 use std::sync::{Arc, Weak};
 
-use lru::LruCache;
+use hashbrown::HashMap;
 
 use super::flight::Flight;
 use super::stats::PoolStats;
@@ -17,7 +17,8 @@ use crate::name::TenantName;
 pub(super) type Retired = Vec<Arc<TenantPool>>;
 
 pub(super) struct Shard {
-    pub(super) lru: LruCache<TenantName, Arc<TenantPool>>,
+    /// The cached pools of this shard's tenants.
+    pub(super) pools: HashMap<TenantName, Arc<TenantPool>>,
     pub(super) destroying: HashSet<TenantName>,
     /// Cold opens in progress, one per tenant (single flight).
     pub(super) flights: HashMap<TenantName, Arc<Flight>>,
@@ -35,12 +36,19 @@ impl Shard {
         self.draining.extend(pools.iter().map(Arc::downgrade));
     }
 
+    /// Whether `pool` is the cached pool of its tenant.
+    pub(super) fn caches(&self, pool: &Arc<TenantPool>) -> bool {
+        self.pools
+            .get(pool.name().as_str())
+            .is_some_and(|c| Arc::ptr_eq(c, pool))
+    }
+
     /// Every live pool of `name`: cached or draining.
     pub(super) fn live_pools<'a>(
         &'a self,
         name: &'a TenantName,
     ) -> impl Iterator<Item = Arc<TenantPool>> + 'a {
-        let cached = self.lru.peek(name.as_str()).cloned();
+        let cached = self.pools.get(name.as_str()).cloned();
         let draining = self
             .draining
             .iter()
@@ -56,10 +64,10 @@ impl Shard {
 }
 
 impl Shard {
-    /// An empty shard of at most `cap` pools.
-    pub(super) fn new(cap: NonZeroUsize) -> Self {
+    /// An empty shard.
+    pub(super) fn new() -> Self {
         Shard {
-            lru: LruCache::new(cap),
+            pools: HashMap::new(),
             destroying: HashSet::new(),
             flights: HashMap::new(),
             draining: Vec::new(),
@@ -72,15 +80,10 @@ impl Shard {
 
     /// Takes out the pools with no checkout since `cutoff` and none out.
     pub(super) fn prune(&mut self, cutoff: u64) -> Retired {
-        let idle: Vec<TenantName> = self
-            .lru
-            .iter()
-            .filter(|(_, p)| p.idle_since(cutoff))
-            .map(|(name, _)| name.clone())
-            .collect();
-        let retired: Retired = idle
-            .iter()
-            .filter_map(|name| self.lru.pop(name.as_str()))
+        let retired: Retired = self
+            .pools
+            .extract_if(|_, p| p.idle_since(cutoff))
+            .map(|(_, p)| p)
             .collect();
         self.pruned += retired.len() as u64;
         self.retire(&retired);
@@ -90,25 +93,20 @@ impl Shard {
     /// This shard's counters; the draining pools it counts are returned
     /// too, to be dropped after the lock is released.
     pub(super) fn stats(&self) -> (PoolStats, Retired) {
-        let cached = |p: &Arc<TenantPool>| {
-            self.lru
-                .peek(p.name().as_str())
-                .is_some_and(|c| Arc::ptr_eq(c, p))
-        };
         let draining: Retired = self
             .draining
             .iter()
             .filter_map(Weak::upgrade)
-            .filter(|p| !cached(p))
+            .filter(|p| !self.caches(p))
             .collect();
         let checked_out = self
-            .lru
-            .iter()
-            .map(|(_, p)| p.checked_out())
+            .pools
+            .values()
+            .map(|p| p.checked_out())
             .chain(draining.iter().map(|p| p.checked_out()))
             .sum();
         let stats = PoolStats {
-            open_pools: self.lru.len(),
+            open_pools: self.pools.len(),
             draining_pools: draining.len(),
             checked_out,
             hits: self.hits,

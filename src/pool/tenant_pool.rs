@@ -58,7 +58,8 @@ pub(super) struct TenantPool {
     resident: Arc<Resident>,
     connection_timeout: Duration,
     checked_out: AtomicUsize,
-    /// Milliseconds since the cache's epoch at the last checkout.
+    /// Nanoseconds since the cache's epoch at the last checkout (see
+    /// `recency.rs`).
     last_used: AtomicU64,
 }
 
@@ -185,6 +186,11 @@ impl TenantPool {
             Some(resident) => Some(Lease::Resident(resident)),
             None => self.pool.try_get().map(Lease::Pooled),
         }
+    }
+
+    /// When the pool was last checked out from, on the cache's clock.
+    pub(super) fn last_used(&self) -> u64 {
+        self.last_used.load(Ordering::Relaxed)
     }
 
     pub(super) fn checked_out(&self) -> usize {
