@@ -398,6 +398,23 @@ pub enum Error {
         /// Why it failed.
         cause: String,
     },
+
+    /// Reading a replica failed: listing its tenants, or `litestream
+    /// restore` of one of them.
+    #[error(
+        "{}{operation} from the replica {url} failed: {reason}",
+        tenant_label(tenant)
+    )]
+    ReplicaRead {
+        /// The tenant, when one was being restored.
+        tenant: Option<TenantName>,
+        /// The replica URL.
+        url: String,
+        /// What was being done.
+        operation: String,
+        /// Why it failed, in the words of Litestream or the store.
+        reason: String,
+    },
 }
 
 /// SQLite's own message, without the whole migration script that
@@ -496,6 +513,7 @@ impl Error {
             Error::Sqlite { tenant, .. }
             | Error::Io { tenant, .. }
             | Error::BackupInsideRoot { tenant, .. }
+            | Error::ReplicaRead { tenant, .. }
             | Error::NotADirectory { tenant, .. } => tenant.as_ref(),
             Error::BadTenantName { .. }
             | Error::BadTemplate { .. }

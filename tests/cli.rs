@@ -1175,3 +1175,83 @@ fn max_failures_stops_the_run_and_says_how_much_ran() {
         .assert()
         .code(2);
 }
+
+/// `tenanted rebuild`: the root's tenants back from a Litestream replica
+/// into a fresh root, with `--json`; run again, nothing is restored twice;
+/// a bad `--at` is refused with the form it wants.
+#[test]
+fn rebuild_brings_a_root_back_from_its_replica() {
+    let Some(bin) = common::litestream::binary() else {
+        return;
+    };
+    let dir = workspace(4);
+    tenanted(dir.path())
+        .args(["create", "acme", "globex"])
+        .assert()
+        .success();
+    let replica = format!("file://{}", dir.path().join("replica").display());
+    let config = dir.path().join("litestream.yml");
+    tenanted(dir.path())
+        .args(["litestream-config", "--replica-url", &replica, "--output"])
+        .arg(&config)
+        .assert()
+        .success();
+    let log = dir.path().join("litestream.log");
+    let mut replicating = common::litestream::replicate(&bin, &config, &log);
+    common::litestream::wait_for_log(&log, "replicating to", 2);
+    // Each tenant's first sync (its snapshot) is in the replica.
+    let root = tenanted::RootConfig::new(dir.path().join("tenants"));
+    let synced = |t: &str| {
+        let db = root.database_path(t).unwrap();
+        let relative = db.strip_prefix(root.root_dir()).unwrap();
+        dir.path()
+            .join("replica")
+            .join(relative)
+            .join("ltx/0")
+            .is_dir()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !(synced("acme") && synced("globex")) {
+        assert!(std::time::Instant::now() < deadline, "never synced");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    common::litestream::stop(&mut replicating);
+
+    let fresh = dir.path().join("fresh");
+    let rebuild = || {
+        let mut cmd = Command::cargo_bin("tenanted").unwrap();
+        cmd.arg("--root").arg(&fresh);
+        cmd.arg("--migrations").arg(dir.path().join("migrations"));
+        cmd.args(["rebuild", "--replica-url", &replica, "--json"])
+            .arg("--litestream")
+            .arg(&bin);
+        cmd
+    };
+    let out = rebuild().assert().success();
+    let report: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(report["restored"], 2, "{report}");
+    assert_eq!(report["tenants"][0]["state"], "restored", "{report}");
+    let out = rebuild().assert().success();
+    let report: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(
+        (
+            report["restored"].as_u64(),
+            report["already_present"].as_u64()
+        ),
+        (Some(0), Some(2)),
+        "{report}"
+    );
+    Command::cargo_bin("tenanted")
+        .unwrap()
+        .arg("--root")
+        .arg(&fresh)
+        .arg("list")
+        .assert()
+        .success()
+        .stdout("acme\nglobex\n");
+    tenanted(dir.path())
+        .args(["rebuild", "--replica-url", &replica, "--at", "yesterday"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("2026-12-05T05:00:00Z"));
+}

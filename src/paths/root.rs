@@ -196,6 +196,26 @@ impl RootConfig {
         ))
     }
 
+    /// The tenant whose database is at `relative` (a `/`-separated path
+    /// relative to the root), if that is exactly where this root keeps
+    /// that tenant: a replica's paths turned back into names.
+    pub(crate) fn tenant_at(&self, relative: &str) -> Option<crate::name::TenantName> {
+        let template = self.parsed().ok()?;
+        let parts: Vec<&str> = relative.split('/').collect();
+        if parts.len() != template.depth() {
+            return None;
+        }
+        let width = bucket::width(self.buckets);
+        let mut tenant = None;
+        for (index, part) in parts.iter().enumerate() {
+            let captures = template.match_component(index, part, width)?;
+            tenant = captures.tenant.or(tenant);
+        }
+        let tenant = crate::name::TenantName::new(tenant?).ok()?;
+        let label = bucket::label(tenant.as_str(), self.buckets);
+        (template.render(tenant.as_str(), &label) == relative).then_some(tenant)
+    }
+
     /// Whether each tenant has a directory of its own (see
     /// `PathTemplate::owns_directory`).
     pub(crate) fn owns_directory(&self) -> Result<bool> {

@@ -1,15 +1,29 @@
 //! Replication with Litestream: its control socket, a root's replication
 //! settings, what each lifecycle operation does about a tenant's replica,
-//! and `tenanted replicate`, which runs Litestream for a whole root.
+//! `tenanted replicate`, which runs Litestream for a whole root, and a
+//! root rebuilt from its replica on a fresh machine.
 
 mod control;
 mod lifecycle;
+mod listing;
+mod rebuild;
+mod rebuild_options;
+mod rebuild_report;
+mod restore_command;
+#[cfg(feature = "s3")]
+mod s3;
+#[cfg(feature = "serde")]
+mod serde_impls;
 mod settings;
 mod store;
 mod supervisor;
+mod timestamp;
 
 pub use control::{ControlSocket, LitestreamInfo, Registered, Registration, Synced, Unregistered};
 pub(crate) use lifecycle::Replication;
+pub use rebuild_options::RebuildOptions;
+pub use rebuild_report::{RebuildOutcome, RebuildReport, TenantRebuild};
 pub use settings::ReplicationSettings;
 pub use store::GRAVEYARD;
 pub use supervisor::{ReplicateOptions, Replicator, ScanReport};
+pub use timestamp::parse_timestamp;

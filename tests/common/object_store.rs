@@ -20,7 +20,7 @@ pub const SECRET_KEY: &str = "tenanted-test-secret";
 
 /// A running SeaweedFS serving S3; stopped (SIGKILL) when dropped.
 pub struct ObjectStore {
-    child: Child,
+    child: Option<Child>,
     /// `http://127.0.0.1:PORT`.
     pub endpoint: String,
     /// The bucket it created.
@@ -31,8 +31,10 @@ pub struct ObjectStore {
 
 impl Drop for ObjectStore {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
@@ -49,6 +51,17 @@ impl ObjectStore {
             .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
             .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
             .env_remove("AWS_CA_BUNDLE")
+    }
+}
+
+/// A store another process started (a test's parent), at `endpoint`
+/// with `bucket`; not stopped when dropped.
+pub fn attach(endpoint: String, bucket: String) -> ObjectStore {
+    ObjectStore {
+        child: None,
+        endpoint,
+        bucket,
+        log: PathBuf::new(),
     }
 }
 
@@ -78,7 +91,7 @@ pub fn start(bin: &Path, dir: &Path, bucket: &str) -> ObjectStore {
         let (mut child, endpoint) = spawn(bin, &dir.join("data"), bucket, &log);
         if wait_until_serving(&mut child, &endpoint, &log) {
             return ObjectStore {
-                child,
+                child: Some(child),
                 endpoint,
                 bucket: bucket.to_owned(),
                 log,

@@ -5,6 +5,7 @@
 
 mod authoring;
 mod fleet;
+mod rebuild;
 mod replicate;
 mod replication;
 mod support;
@@ -147,6 +148,10 @@ enum Command {
     /// Erase now the replicas of destroyed tenants kept for the retention
     /// (and those a crashed destroy left).
     EraseReplicas,
+    /// Rebuild the root (or --tenant ones) from its Litestream replica:
+    /// a lost machine's tenants on a fresh one, checked and published
+    /// like a restore; run it again to finish an interrupted rebuild.
+    Rebuild(rebuild::RebuildArgs),
     /// Print shell completions.
     Completions {
         /// The shell to print them for.
@@ -169,6 +174,7 @@ impl Command {
             Command::Status(args) => args.json,
             Command::Backup(args) => args.json,
             Command::Restore(args) => args.json,
+            Command::Rebuild(args) => args.json,
             _ => false,
         }
     }
@@ -234,6 +240,7 @@ fn run(cli: &Cli) -> Result<u8, Failure> {
         Command::LitestreamConfig(args) => replication::litestream_config(cli, args),
         Command::Replicate(args) => replicate::replicate(cli, args),
         Command::EraseReplicas => replicate::erase_replicas(cli),
+        Command::Rebuild(args) => rebuild::rebuild(cli, args),
         Command::Rollback { name, steps, yes } => rollback(cli, name, *steps, *yes),
         Command::Redo { name, yes } => authoring::redo(cli, name, *yes),
         Command::Prepare { names } => authoring::prepare(cli, names),

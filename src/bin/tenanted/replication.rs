@@ -197,6 +197,6 @@ pub fn litestream_config(cli: &Cli, args: &LitestreamArgs) -> Result<u8, Failure
     Ok(0)
 }
 
-fn json(value: &impl serde::Serialize) -> serde_json::Value {
+pub fn json(value: &impl serde::Serialize) -> serde_json::Value {
     serde_json::to_value(value).unwrap_or_else(|e| serde_json::json!({ "error": e.to_string() }))
 }

@@ -1,0 +1,93 @@
+//! `tenanted rebuild`: a root rebuilt from its Litestream replica.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use tenanted::replication::RebuildOptions;
+
+use crate::Cli;
+use crate::fleet::{INTERRUPTED, cancel_on_ctrl_c, progress_bar};
+use crate::replication::{ReplicaArgs, json};
+use crate::support::{Failure, tenant_names};
+
+/// `tenanted rebuild`.
+#[derive(clap::Args)]
+pub struct RebuildArgs {
+    #[command(flatten)]
+    replica: ReplicaArgs,
+    /// Rebuild only this tenant (repeat for several; default: every tenant
+    /// the replica holds).
+    #[arg(long = "tenant", value_name = "NAME")]
+    tenants: Vec<String>,
+    /// Each tenant as it was at this time (RFC 3339, UTC:
+    /// 2026-12-05T05:00:00Z).
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    at: Option<SystemTime>,
+    /// Tenants restored at a time (default: 4 per core).
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// Where tenants are restored before they are checked and published
+    /// (outside the root; default: in the temporary directory).
+    #[arg(long, value_name = "DIR")]
+    staging: Option<PathBuf>,
+    /// The litestream binary (default: litestream on the PATH).
+    #[arg(long, value_name = "FILE")]
+    litestream: Option<PathBuf>,
+    /// Print the report as JSON (no progress bar).
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn rebuild(cli: &Cli, args: &RebuildArgs) -> Result<u8, Failure> {
+    let only = tenant_names(&args.tenants)?;
+    let manager = cli.manager()?;
+    let cancel = cancel_on_ctrl_c();
+    let mut options = RebuildOptions::new(args.replica.target()).cancel_on(Arc::clone(&cancel));
+    if !only.is_empty() {
+        options = options.only(only.iter().map(|t| t.as_str().to_owned()));
+    }
+    if let Some(at) = args.at {
+        options = options.at(at);
+    }
+    if let Some(jobs) = args.jobs {
+        options = options.jobs(jobs);
+    }
+    if let Some(dir) = &args.staging {
+        options = options.staging(dir);
+    }
+    if let Some(bin) = &args.litestream {
+        options = options.litestream(bin);
+    }
+    let bar = progress_bar(cli.quiet || args.json);
+    if let Some(bar) = &bar {
+        let bar = bar.clone();
+        options = options.on_progress(move |p| {
+            bar.set_length(p.total as u64);
+            bar.set_position(p.done as u64);
+            bar.set_message(p.tenant.as_str().to_owned());
+        });
+    }
+    let report = manager.rebuild_from_replica(&options)?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    if args.json {
+        println!("{}", json(&report));
+    } else {
+        println!("{report}");
+    }
+    Ok(if report.cancelled {
+        INTERRUPTED
+    } else if report.is_success() {
+        0
+    } else {
+        1
+    })
+}
+
+/// A `--at` value.
+fn parse_time(text: &str) -> Result<SystemTime, String> {
+    tenanted::replication::parse_timestamp(text)
+        .ok_or_else(|| format!("{text:?} is not a UTC time such as 2026-12-05T05:00:00Z"))
+}

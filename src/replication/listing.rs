@@ -1,0 +1,155 @@
+//! Which tenants a replica holds, read from the replica alone (the root
+//! it came from may be gone with its machine).
+//!
+//! Litestream writes a database's replica as LTX files at
+//! `<replica>/<relative path>/<level>/<min>-<max>.ltx`, the level four
+//! hex digits. Every such file names a database's relative path; the
+//! root's template turns that back into a tenant name (a path that is not
+//! one of the root's tenant paths is ignored, as `tenants()` ignores odd
+//! files), and the graveyard of destroyed tenants' replicas kept for the
+//! retention (see `store.rs`) is skipped. A `file://` replica is walked;
+//! an `s3://` one is listed (with the `s3` feature).
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io;
+use std::path::Path;
+
+use super::store::GRAVEYARD;
+use crate::error::{Error, Result};
+use crate::name::TenantName;
+use crate::paths::{ReplicaTarget, RootConfig};
+
+/// The tenants the replica holds, by name, with each one's path relative
+/// to the root (sorted by name).
+pub(crate) fn replicated_tenants(
+    root: &RootConfig,
+    target: &ReplicaTarget,
+) -> Result<BTreeMap<TenantName, String>> {
+    let keys = match scheme(target.url()).as_deref() {
+        Some("file") => file_keys(target)?,
+        #[cfg(feature = "s3")]
+        Some("s3") => super::s3::list_keys(target)?,
+        _ => return Err(unlistable(target)),
+    };
+    let mut tenants = BTreeMap::new();
+    for key in &keys {
+        // Replicas of destroyed tenants kept for the retention.
+        if key.starts_with(GRAVEYARD) {
+            continue;
+        }
+        let Some(relative) = database_of_key(key) else {
+            continue;
+        };
+        if let Some(tenant) = root.tenant_at(relative) {
+            tenants.entry(tenant).or_insert_with(|| relative.to_owned());
+        }
+    }
+    Ok(tenants)
+}
+
+/// The URL's scheme, lowercase.
+pub(crate) fn scheme(url: &str) -> Option<String> {
+    url.split_once("://")
+        .map(|(scheme, _)| scheme.to_ascii_lowercase())
+}
+
+/// The database's relative path in an LTX file's key, relative to the
+/// replica's URL: `<relative>/<level>/<name>.ltx` in an object store (the
+/// level four hex digits), `<relative>/ltx/<level>/<name>.ltx` in a
+/// directory (the level in decimal).
+pub(crate) fn database_of_key(key: &str) -> Option<&str> {
+    let (rest, file) = key.rsplit_once('/')?;
+    let (above, level) = rest.rsplit_once('/')?;
+    if !file.ends_with(".ltx") || level.is_empty() {
+        return None;
+    }
+    let relative = if level.len() == 4 && level.bytes().all(|b| b.is_ascii_hexdigit()) {
+        above
+    } else if level.bytes().all(|b| b.is_ascii_digit()) {
+        above.strip_suffix("/ltx")?
+    } else {
+        return None;
+    };
+    (!relative.is_empty()).then_some(relative)
+}
+
+fn unlistable(target: &ReplicaTarget) -> Error {
+    let supported = if cfg!(feature = "s3") {
+        "file:// and s3:// replicas"
+    } else {
+        "file:// replicas (s3:// needs the `s3` feature)"
+    };
+    Error::ReplicaRead {
+        tenant: None,
+        url: target.url().to_owned(),
+        operation: "listing the tenants".to_owned(),
+        reason: format!(
+            "only {supported} can be listed; name the tenants to rebuild (RebuildOptions::only, `tenanted rebuild --tenant NAME`)"
+        ),
+    }
+}
+
+/// Every file under a `file://` replica, as `/`-separated paths relative
+/// to it. Symbolic links are not followed.
+fn file_keys(target: &ReplicaTarget) -> Result<Vec<String>> {
+    let dir = Path::new(target.url().split_once("://").map_or("", |(_, p)| p));
+    let failed = |e: io::Error| Error::ReplicaRead {
+        tenant: None,
+        url: target.url().to_owned(),
+        operation: "listing the tenants".to_owned(),
+        reason: e.to_string(),
+    };
+    let mut keys = Vec::new();
+    let mut pending = vec![String::new()];
+    while let Some(relative) = pending.pop() {
+        for entry in fs::read_dir(dir.join(&relative)).map_err(failed)? {
+            let entry = entry.map_err(failed)?;
+            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            let path = match relative.is_empty() {
+                true => name,
+                false => format!("{relative}/{name}"),
+            };
+            let kind = entry.file_type().map_err(failed)?;
+            if kind.is_dir() {
+                pending.push(path);
+            } else if kind.is_file() {
+                keys.push(path);
+            }
+        }
+    }
+    Ok(keys)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ltx_keys_name_their_database() {
+        let key = "3f/acme/main.sqlite3/0000/0000000000000001-0000000000000001.ltx";
+        assert_eq!(database_of_key(key), Some("3f/acme/main.sqlite3"));
+        assert_eq!(
+            database_of_key("acme/main.sqlite3/0009/x.ltx"),
+            Some("acme/main.sqlite3")
+        );
+        assert_eq!(database_of_key("acme/main.sqlite3/l0/x.ltx"), None);
+        assert_eq!(database_of_key("acme/main.sqlite3/0000/x.tmp"), None);
+        assert_eq!(database_of_key("0000/x.ltx"), None);
+        let file = "3f/acme/main.sqlite3/ltx/0/0000000000000001-0000000000000001.ltx";
+        assert_eq!(database_of_key(file), Some("3f/acme/main.sqlite3"));
+        assert_eq!(
+            database_of_key("a/main.sqlite3/ltx/12/x.ltx"),
+            Some("a/main.sqlite3")
+        );
+        assert_eq!(database_of_key("a/main.sqlite3/other/1/x.ltx"), None);
+    }
+
+    #[test]
+    fn schemes() {
+        assert_eq!(scheme("S3://b/p").as_deref(), Some("s3"));
+        assert_eq!(scheme("/no/scheme"), None);
+    }
+}

@@ -1,0 +1,257 @@
+//! Rebuilding a root from its replica: a lost machine's tenants, on a
+//! fresh one.
+//!
+//! Litestream restores one database at a time, so the rebuild runs `jobs`
+//! `litestream restore` processes at once, each into a staging file
+//! outside the root; every staged tenant is then published by
+//! [`TenantManager::restore_tenant_with`], the same checks (`PRAGMA
+//! integrity_check`, a schema not ahead of the code, a migration history
+//! that matches the root's) and the same atomic publication as any
+//! restore. A tenant already in the root is left alone, so a rebuild that
+//! was interrupted finishes when run again.
+
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use super::listing::replicated_tenants;
+use super::rebuild_options::RebuildOptions;
+use super::rebuild_report::{RebuildOutcome, RebuildReport, TenantRebuild};
+use super::restore_command::{Restored, check_binary, restore_one};
+use crate::backup::RestoreOptions;
+use crate::error::{Error, Result};
+use crate::manager::TenantManager;
+use crate::migrate::{Progress, parallel_map, split_skipped};
+use crate::name::TenantName;
+use crate::paths::Fnv1a;
+
+impl TenantManager {
+    /// Rebuilds this manager's root from its Litestream replica: every
+    /// tenant the replica holds (or [`RebuildOptions::only`]), as of its
+    /// latest sync or [`RebuildOptions::at`] a point in time, `jobs` at a
+    /// time, with progress.
+    ///
+    /// Each tenant is restored with `litestream restore` into a staging
+    /// file outside the root, then published exactly as
+    /// [`restore_tenant`](Self::restore_tenant) publishes a backup: it
+    /// must pass `PRAGMA integrity_check`, not be ahead of the code, and
+    /// have a migration history that matches the root's; it appears whole
+    /// or not at all. A tenant already in the root is left alone
+    /// ([`RebuildOutcome::AlreadyPresent`]), so a rebuild that was
+    /// interrupted (killed, or [cancelled](RebuildOptions::cancel_on))
+    /// finishes when run again. A failed tenant is reported and the run
+    /// goes on.
+    ///
+    /// Tenants are found by listing the replica (`file://` and, with the
+    /// `s3` feature, `s3://` replicas; a tenant's replica is the URL
+    /// followed by its path relative to the root, as
+    /// [`RootConfig::litestream_config`](crate::RootConfig::litestream_config)
+    /// sets up), so the manager must use the root's template and bucket
+    /// count. Named tenants need no listing.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ReplicaRead`] if the replica cannot be listed or `litestream`
+    /// cannot be run; [`Error::BadTenantName`] for a bad `only` name; an
+    /// I/O error for the staging directory (or [`Error::BackupInsideRoot`]
+    /// if it is inside the root). Tenant failures are in the report.
+    ///
+    /// ```no_run
+    /// use tenanted::ReplicaTarget;
+    /// use tenanted::replication::RebuildOptions;
+    /// # let manager = tenanted::TenantManager::builder(
+    /// #     tenanted::RootConfig::new("/var/lib/app/tenants"), tenanted::Migrations::new(vec![])).build()?;
+    /// let replica = ReplicaTarget::new("s3://backups/tenants");
+    /// let report = manager.rebuild_from_replica(&RebuildOptions::new(replica).jobs(16))?;
+    /// println!("{report}");
+    /// assert!(report.is_success());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn rebuild_from_replica(&self, options: &RebuildOptions) -> Result<RebuildReport> {
+        let started = Instant::now();
+        let span = tracing::info_span!("rebuild_from_replica", replica = options.target.url());
+        let _entered = span.enter();
+        check_binary(options)?;
+        let tenants = self.tenants_to_rebuild(options)?;
+        let staging = Staging::take(self, options)?;
+        let done = AtomicUsize::new(0);
+        let cancelled = || (options.cancel.as_ref()).is_some_and(|c| c.load(Ordering::SeqCst));
+        let names: Vec<TenantName> = tenants.iter().map(|(t, _)| t.clone()).collect();
+        let results = parallel_map(&tenants, options.jobs, &cancelled, |(tenant, relative)| {
+            let line = self.rebuild_one(options, &staging, tenant, relative);
+            if let Some(progress) = &options.progress {
+                progress(&Progress {
+                    done: done.fetch_add(1, Ordering::SeqCst) + 1,
+                    total: tenants.len(),
+                    tenant: tenant.clone(),
+                    ok: !line.failed(),
+                });
+            }
+            line
+        });
+        let (lines, skipped) = split_skipped(names, results);
+        let report = RebuildReport {
+            replica: options.target.url().to_owned(),
+            at: options.at,
+            tenants: lines,
+            cancelled: !skipped.is_empty(),
+            skipped,
+            duration: started.elapsed(),
+        };
+        tracing::info!(
+            restored = report.restored(),
+            failed = report.failed(),
+            "rebuild finished"
+        );
+        Ok(report)
+    }
+
+    /// The tenants to rebuild, with their paths relative to the root.
+    fn tenants_to_rebuild(&self, options: &RebuildOptions) -> Result<Vec<(TenantName, String)>> {
+        let root = self.root();
+        let Some(only) = &options.only else {
+            return Ok(replicated_tenants(root, &options.target)?
+                .into_iter()
+                .collect());
+        };
+        let mut named = Vec::with_capacity(only.len());
+        for name in only {
+            let tenant = TenantName::new(name)?;
+            let path = root.path_of(tenant.as_str())?;
+            let relative = path.strip_prefix(root.root_dir()).unwrap_or(&path);
+            let relative = relative.to_string_lossy().replace('\\', "/");
+            named.push((tenant, relative));
+        }
+        Ok(named)
+    }
+
+    /// One tenant: skipped if present, else restored, staged, published.
+    fn rebuild_one(
+        &self,
+        options: &RebuildOptions,
+        staging: &Staging,
+        tenant: &TenantName,
+        relative: &str,
+    ) -> TenantRebuild {
+        let started = Instant::now();
+        let outcome = match self.tenant_exists(tenant.as_str()) {
+            Ok(true) => RebuildOutcome::AlreadyPresent,
+            Ok(false) => self.restore_staged(options, staging, tenant, relative),
+            Err(e) => RebuildOutcome::Failed(Arc::new(e)),
+        };
+        if let RebuildOutcome::Failed(e) = &outcome {
+            tracing::warn!(tenant = %tenant, error = %e, "rebuilding tenant failed");
+        }
+        TenantRebuild {
+            tenant: tenant.clone(),
+            outcome,
+            duration: started.elapsed(),
+        }
+    }
+
+    fn restore_staged(
+        &self,
+        options: &RebuildOptions,
+        staging: &Staging,
+        tenant: &TenantName,
+        relative: &str,
+    ) -> RebuildOutcome {
+        let staged = staging.file_for(tenant);
+        let outcome = match restore_one(options, tenant, relative, &staged) {
+            Ok(Restored::Nothing) => RebuildOutcome::NotInReplica,
+            Ok(Restored::Staged) => self.publish(tenant, &staged),
+            Err(e) => RebuildOutcome::Failed(Arc::new(e)),
+        };
+        staging.clear(&staged);
+        outcome
+    }
+
+    /// Publishes the staged copy with the library's restore.
+    fn publish(&self, tenant: &TenantName, staged: &Path) -> RebuildOutcome {
+        match self.restore_tenant_with(tenant.as_str(), staged, &RestoreOptions::new()) {
+            Ok(restored) => RebuildOutcome::Restored {
+                version: restored.version,
+                bytes: restored.bytes,
+                pending: restored.pending,
+            },
+            // Published meanwhile by another rebuild or a create.
+            Err(Error::TenantExists { .. }) => RebuildOutcome::AlreadyPresent,
+            Err(e) => RebuildOutcome::Failed(Arc::new(e)),
+        }
+    }
+}
+
+/// The staging directory, held with a lock for the run: two rebuilds of
+/// one root never share it.
+pub(super) struct Staging {
+    dir: PathBuf,
+    _lock: File,
+    /// Distinguishes this run's files from an interrupted run's.
+    run: String,
+}
+
+impl Staging {
+    fn take(manager: &TenantManager, options: &RebuildOptions) -> Result<Self> {
+        let root = manager.root().root_dir();
+        let dir = match &options.staging {
+            Some(dir) => dir.clone(),
+            None => default_staging(root),
+        };
+        crate::backup::check_outside_root(None, root, &dir)?;
+        let io = |what: &'static str, path: &Path, e| Error::io(None, path, what, e);
+        fs::create_dir_all(&dir).map_err(|e| io("creating the staging directory", &dir, e))?;
+        let lock_path = dir.join(".lock");
+        let lock = File::create(&lock_path)
+            .map_err(|e| io("locking the staging directory", &lock_path, e))?;
+        lock.try_lock().map_err(|_| Error::ReplicaRead {
+            tenant: None,
+            url: options.target.url().to_owned(),
+            operation: "staging the rebuild".to_owned(),
+            reason: format!(
+                "another rebuild is using the staging directory {}; wait for it, or give this one its own (RebuildOptions::staging, --staging)",
+                dir.display()
+            ),
+        })?;
+        // Files an interrupted run left are ours (the lock says no one
+        // else is here): a restart begins clean.
+        if let Ok(entries) = fs::read_dir(&dir) {
+            for entry in entries.flatten() {
+                if entry.file_name() != ".lock" {
+                    let _ = fs::remove_file(entry.path());
+                }
+            }
+        }
+        let run = format!("{}", std::process::id());
+        Ok(Staging {
+            dir,
+            _lock: lock,
+            run,
+        })
+    }
+
+    fn file_for(&self, tenant: &TenantName) -> PathBuf {
+        self.dir.join(format!("{tenant}.{}.sqlite3", self.run))
+    }
+
+    /// Removes a staged copy and anything SQLite or Litestream made
+    /// beside it.
+    fn clear(&self, staged: &Path) {
+        let _ = fs::remove_file(staged);
+        for suffix in ["-wal", "-shm", "-journal", ".tmp"] {
+            let mut side = staged.as_os_str().to_owned();
+            side.push(suffix);
+            let _ = fs::remove_file(PathBuf::from(side));
+        }
+    }
+}
+
+/// A directory of the system's temporary directory named after the root
+/// (its absolute path's hash): each root has its own.
+fn default_staging(root: &Path) -> PathBuf {
+    let absolute = std::path::absolute(root).unwrap_or_else(|_| root.to_path_buf());
+    let mut hash = Fnv1a::new();
+    hash.write(absolute.as_os_str().as_encoded_bytes());
+    std::env::temp_dir().join(format!("tenanted-rebuild-{:016x}", hash.finish()))
+}

