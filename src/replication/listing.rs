@@ -14,11 +14,21 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io;
 use std::path::Path;
+use std::time::SystemTime;
 
 use super::store::GRAVEYARD;
 use crate::error::{Error, Result};
 use crate::name::TenantName;
 use crate::paths::{ReplicaTarget, RootConfig};
+
+/// What the replica holds of one tenant.
+#[derive(Debug, Clone)]
+pub(crate) struct ReplicaEntry {
+    /// The tenant's path relative to the root (and to the replica URL).
+    pub(crate) relative: String,
+    /// When its newest LTX file was written, if the store says.
+    pub(crate) updated: Option<SystemTime>,
+}
 
 /// The tenants the replica holds, by name, with each one's path relative
 /// to the root (sorted by name).
@@ -26,14 +36,23 @@ pub(crate) fn replicated_tenants(
     root: &RootConfig,
     target: &ReplicaTarget,
 ) -> Result<BTreeMap<TenantName, String>> {
+    let entries = replica_entries(root, target)?;
+    Ok(entries.into_iter().map(|(t, e)| (t, e.relative)).collect())
+}
+
+/// The tenants the replica holds, with when each was last written to.
+pub(crate) fn replica_entries(
+    root: &RootConfig,
+    target: &ReplicaTarget,
+) -> Result<BTreeMap<TenantName, ReplicaEntry>> {
     let keys = match scheme(target.url()).as_deref() {
         Some("file") => file_keys(target)?,
         #[cfg(feature = "s3")]
         Some("s3") => super::s3::list_keys(target)?,
         _ => return Err(unlistable(target)),
     };
-    let mut tenants = BTreeMap::new();
-    for key in &keys {
+    let mut tenants: BTreeMap<TenantName, ReplicaEntry> = BTreeMap::new();
+    for (key, modified) in &keys {
         // Replicas of destroyed tenants kept for the retention.
         if key.starts_with(GRAVEYARD) {
             continue;
@@ -41,9 +60,14 @@ pub(crate) fn replicated_tenants(
         let Some(relative) = database_of_key(key) else {
             continue;
         };
-        if let Some(tenant) = root.tenant_at(relative) {
-            tenants.entry(tenant).or_insert_with(|| relative.to_owned());
-        }
+        let Some(tenant) = root.tenant_at(relative) else {
+            continue;
+        };
+        let entry = tenants.entry(tenant).or_insert_with(|| ReplicaEntry {
+            relative: relative.to_owned(),
+            updated: None,
+        });
+        entry.updated = entry.updated.max(*modified);
     }
     Ok(tenants)
 }
@@ -91,8 +115,8 @@ fn unlistable(target: &ReplicaTarget) -> Error {
 }
 
 /// Every file under a `file://` replica, as `/`-separated paths relative
-/// to it. Symbolic links are not followed.
-fn file_keys(target: &ReplicaTarget) -> Result<Vec<String>> {
+/// to it, with its modification time. Symbolic links are not followed.
+fn file_keys(target: &ReplicaTarget) -> Result<Vec<(String, Option<SystemTime>)>> {
     let dir = Path::new(target.url().split_once("://").map_or("", |(_, p)| p));
     let failed = |e: io::Error| Error::ReplicaRead {
         tenant: None,
@@ -116,7 +140,8 @@ fn file_keys(target: &ReplicaTarget) -> Result<Vec<String>> {
             if kind.is_dir() {
                 pending.push(path);
             } else if kind.is_file() {
-                keys.push(path);
+                let modified = entry.metadata().and_then(|m| m.modified()).ok();
+                keys.push((path, modified));
             }
         }
     }

@@ -15,6 +15,7 @@ mod s3;
 #[cfg(feature = "serde")]
 mod serde_impls;
 mod settings;
+mod status;
 mod store;
 mod supervisor;
 mod timestamp;
@@ -24,6 +25,7 @@ pub(crate) use lifecycle::Replication;
 pub use rebuild_options::RebuildOptions;
 pub use rebuild_report::{RebuildOutcome, RebuildReport, TenantRebuild};
 pub use settings::ReplicationSettings;
+pub use status::{ReplicaState, ReplicationStatus, TenantReplication};
 pub use store::GRAVEYARD;
 pub use supervisor::{ReplicateOptions, Replicator, ScanReport};
 pub use timestamp::parse_timestamp;

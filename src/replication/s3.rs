@@ -3,19 +3,21 @@
 //! `AWS_SECRET_ACCESS_KEY` (and `AWS_SESSION_TOKEN`) variables, as
 //! Litestream signs its own.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use rusty_s3::actions::ListObjectsV2;
 use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
 
+use super::timestamp::parse_timestamp;
 use crate::error::{Error, Result};
 use crate::paths::ReplicaTarget;
 
 /// How long a signed listing request stays valid.
 const SIGNED_FOR: Duration = Duration::from_secs(300);
 
-/// Every key under the replica's prefix, relative to it.
-pub(crate) fn list_keys(target: &ReplicaTarget) -> Result<Vec<String>> {
+/// Every key under the replica's prefix, relative to it, with its last
+/// modification.
+pub(crate) fn list_keys(target: &ReplicaTarget) -> Result<Vec<(String, Option<SystemTime>)>> {
     let failed = |reason: String| Error::ReplicaRead {
         tenant: None,
         url: target.url().to_owned(),
@@ -39,11 +41,11 @@ pub(crate) fn list_keys(target: &ReplicaTarget) -> Result<Vec<String>> {
         let body = get(&agent, url.as_str()).map_err(failed)?;
         let page = ListObjectsV2::parse_response(&body)
             .map_err(|e| failed(format!("its answer is not a listing ({e})")))?;
-        keys.extend(
-            page.contents
-                .into_iter()
-                .filter_map(|object| object.key.strip_prefix(prefix.as_str()).map(str::to_owned)),
-        );
+        keys.extend(page.contents.into_iter().filter_map(|object| {
+            let key = object.key.strip_prefix(prefix.as_str())?.to_owned();
+            let modified = object.last_modified.as_deref().and_then(parse_timestamp);
+            Some((key, modified))
+        }));
         match page.next_continuation_token {
             Some(next) => token = Some(next),
             None => return Ok(keys),

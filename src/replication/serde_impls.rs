@@ -5,6 +5,7 @@
 use serde::{Serialize, Serializer};
 
 use super::rebuild_report::{RebuildOutcome, RebuildReport, TenantRebuild};
+use super::status::{ReplicationStatus, TenantReplication};
 use super::timestamp::rfc3339;
 use crate::name::TenantName;
 
@@ -86,6 +87,78 @@ impl Serialize for RebuildReport {
             failed: self.failed(),
             behind: self.behind(),
             duration_ms: self.duration.as_secs_f64() * 1000.0,
+        }
+        .serialize(s)
+    }
+}
+
+#[derive(Serialize)]
+struct TenantReplicationJson<'a> {
+    tenant: &'a TenantName,
+    state: String,
+    last_sync: Option<String>,
+    last_write: Option<String>,
+    lag_ms: f64,
+    reason: Option<&'a str>,
+}
+
+impl Serialize for TenantReplication {
+    /// `{"tenant", "state" ("replicating", "idle", "behind" or "not
+    /// replicated"), "last_sync", "last_write" (RFC 3339), "lag_ms",
+    /// "reason"}`.
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        TenantReplicationJson {
+            tenant: &self.tenant,
+            state: self.state.to_string(),
+            last_sync: self.last_sync.map(rfc3339),
+            last_write: self.last_write.map(rfc3339),
+            lag_ms: self.lag.as_secs_f64() * 1000.0,
+            reason: self.reason.as_deref(),
+        }
+        .serialize(s)
+    }
+}
+
+#[derive(Serialize)]
+struct ProcessJson {
+    socket: String,
+    databases: usize,
+}
+
+#[derive(Serialize)]
+struct ReplicationStatusJson<'a> {
+    replica: &'a str,
+    processes: Vec<ProcessJson>,
+    tenants: &'a [TenantReplication],
+    replicating: usize,
+    idle: usize,
+    behind: usize,
+    not_replicated: usize,
+    max_lag_ms: f64,
+}
+
+impl Serialize for ReplicationStatus {
+    /// `{"replica", "processes": [{"socket", "databases"}], "tenants",
+    /// "replicating", "idle", "behind", "not_replicated", "max_lag_ms"}`.
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use super::status::ReplicaState as State;
+        let processes = self
+            .processes
+            .iter()
+            .map(|(socket, databases)| ProcessJson {
+                socket: socket.display().to_string(),
+                databases: *databases,
+            })
+            .collect();
+        ReplicationStatusJson {
+            replica: &self.replica,
+            processes,
+            tenants: &self.tenants,
+            replicating: self.count(State::Replicating),
+            idle: self.count(State::Idle),
+            behind: self.count(State::Behind),
+            not_replicated: self.count(State::NotReplicated),
+            max_lag_ms: self.max_lag().as_secs_f64() * 1000.0,
         }
         .serialize(s)
     }

@@ -6,6 +6,7 @@
 mod authoring;
 mod fleet;
 mod rebuild;
+mod replica_status;
 mod replicate;
 mod replication;
 mod support;
@@ -152,6 +153,9 @@ enum Command {
     /// a lost machine's tenants on a fresh one, checked and published
     /// like a restore; run it again to finish an interrupted rebuild.
     Rebuild(rebuild::RebuildArgs),
+    /// Which tenants are replicated, each one's last sync and lag, which
+    /// are not and why (exit 1 if any is at risk or Litestream is down).
+    ReplicationStatus(replica_status::ReplicationStatusArgs),
     /// Print shell completions.
     Completions {
         /// The shell to print them for.
@@ -175,6 +179,7 @@ impl Command {
             Command::Backup(args) => args.json,
             Command::Restore(args) => args.json,
             Command::Rebuild(args) => args.json,
+            Command::ReplicationStatus(args) => args.json,
             _ => false,
         }
     }
@@ -241,6 +246,7 @@ fn run(cli: &Cli) -> Result<u8, Failure> {
         Command::Replicate(args) => replicate::replicate(cli, args),
         Command::EraseReplicas => replicate::erase_replicas(cli),
         Command::Rebuild(args) => rebuild::rebuild(cli, args),
+        Command::ReplicationStatus(args) => replica_status::replication_status(cli, args),
         Command::Rollback { name, steps, yes } => rollback(cli, name, *steps, *yes),
         Command::Redo { name, yes } => authoring::redo(cli, name, *yes),
         Command::Prepare { names } => authoring::prepare(cli, names),

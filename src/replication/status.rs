@@ -1,0 +1,337 @@
+//! What replication looks like from outside, for operators: which tenants
+//! are replicated, each one's last sync and lag, which are not and why.
+//!
+//! Three sources, none of them the supervisor's memory (it may be another
+//! process, or dead): each Litestream process's `list` on its control
+//! socket (tenants registered now, their last sync), the replica itself
+//! (when each tenant's newest LTX file was written), and the tenants'
+//! own files (when each was last written: its database or WAL).
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use super::control::ControlSocket;
+use super::listing::{ReplicaEntry, replica_entries};
+use super::settings::ReplicationSettings;
+use crate::error::{Error, Result};
+use crate::manager::TenantManager;
+use crate::name::TenantName;
+use crate::paths::{ReplicaTarget, RootConfig};
+
+/// Changes this close after the replica's last write are taken as the
+/// replica's own (Litestream writes its bookkeeping into the database
+/// when it syncs and when it lets go).
+const SLACK: Duration = Duration::from_secs(2);
+
+/// Where one tenant's replication stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ReplicaState {
+    /// Registered with Litestream, which streams its changes.
+    Replicating,
+    /// Not registered (unchanged for a while, so let go of), and its
+    /// replica has every change.
+    Idle,
+    /// Changed after its replica's last write and not registered: at
+    /// risk until the next scan of `tenanted replicate` registers it.
+    Behind,
+    /// Nothing of it in the replica.
+    NotReplicated,
+}
+
+/// One tenant's line in a [`ReplicationStatus`].
+#[derive(Debug, Clone)]
+pub struct TenantReplication {
+    /// The tenant.
+    pub tenant: TenantName,
+    /// Where its replication stands.
+    pub state: ReplicaState,
+    /// When its replica last took a sync (Litestream's word while it is
+    /// registered, else the newest file of its replica).
+    pub last_sync: Option<SystemTime>,
+    /// When its database or WAL was last written.
+    pub last_write: Option<SystemTime>,
+    /// How old its oldest change not known to be in the replica can be
+    /// (zero when the replica has everything).
+    pub lag: Duration,
+    /// Why it is not replicated, in an operator's words.
+    pub reason: Option<String>,
+}
+
+/// What [`TenantManager::replication_status`] found.
+#[derive(Debug, Clone)]
+pub struct ReplicationStatus {
+    /// The replica URL.
+    pub replica: String,
+    /// The Litestream processes (one per shard), each with its number of
+    /// registered databases.
+    pub processes: Vec<(PathBuf, usize)>,
+    /// Every tenant on disk, by name.
+    pub tenants: Vec<TenantReplication>,
+}
+
+impl ReplicationStatus {
+    /// Tenants in `state`.
+    pub fn count(&self, state: ReplicaState) -> usize {
+        self.tenants.iter().filter(|t| t.state == state).count()
+    }
+
+    /// The largest lag of any tenant.
+    pub fn max_lag(&self) -> Duration {
+        self.tenants.iter().map(|t| t.lag).max().unwrap_or_default()
+    }
+
+    /// Whether every tenant's replica has every change (none behind, none
+    /// unreplicated).
+    pub fn all_replicated(&self) -> bool {
+        self.count(ReplicaState::Behind) + self.count(ReplicaState::NotReplicated) == 0
+    }
+}
+
+impl TenantManager {
+    /// Which tenants are replicated, each one's last sync and lag, and
+    /// which are not and why; see [`ReplicationStatus`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ReplicaRead`] when the root has no replication configured
+    /// (`tenanted replicate --replica-url URL` configures it) or its
+    /// replica cannot be listed; [`Error::LitestreamNotRunning`] naming
+    /// the socket when replication is configured but a Litestream
+    /// process does not answer (start `tenanted replicate`).
+    pub fn replication_status(&self) -> Result<ReplicationStatus> {
+        let root = self.root();
+        let settings = ReplicationSettings::recorded(root)?.ok_or_else(|| not_configured(root))?;
+        let mut processes = Vec::with_capacity(settings.shard_count());
+        let mut registered = HashMap::new();
+        for shard in 0..settings.shard_count() {
+            let socket = ReplicationSettings::socket_path(root, shard);
+            let list = ControlSocket::new(&socket).list()?;
+            processes.push((socket, list.len()));
+            for db in list {
+                registered.insert(absolute(&db.path), (db.status, db.last_sync_at));
+            }
+        }
+        let target = ReplicaTarget::new(settings.replica_url());
+        let replica = match replica_entries(root, &target) {
+            Ok(replica) => replica,
+            // A directory replica before its first sync.
+            Err(_) if missing_directory(&target) => BTreeMap::new(),
+            Err(e) => return Err(e),
+        };
+        let now = SystemTime::now();
+        let mut tenants = Vec::new();
+        for tenant in root.tenants()? {
+            let tenant = tenant?;
+            let path = absolute(&root.path_of(tenant.as_str())?);
+            let line = judge(tenant, &path, registered.get(&path), &replica, now);
+            tenants.push(line);
+        }
+        tenants.sort_by(|a, b| a.tenant.cmp(&b.tenant));
+        Ok(ReplicationStatus {
+            replica: settings.replica_url().to_owned(),
+            processes,
+            tenants,
+        })
+    }
+}
+
+type Listed = (String, Option<SystemTime>);
+
+/// One tenant's state from what Litestream, the replica and its files say.
+fn judge(
+    tenant: TenantName,
+    db: &Path,
+    listed: Option<&Listed>,
+    replica: &BTreeMap<TenantName, ReplicaEntry>,
+    now: SystemTime,
+) -> TenantReplication {
+    let last_write = last_write(db);
+    let mut line = TenantReplication {
+        tenant,
+        state: ReplicaState::NotReplicated,
+        last_sync: None,
+        last_write,
+        lag: Duration::ZERO,
+        reason: None,
+    };
+    let since = |t: SystemTime| now.duration_since(t).unwrap_or_default();
+    let changed_after = |sync: SystemTime| last_write.is_some_and(|w| w > sync + SLACK);
+    match listed {
+        Some((status, sync)) if status == "replicating" => {
+            line.state = ReplicaState::Replicating;
+            line.last_sync = *sync;
+            line.lag = match sync {
+                Some(sync) if changed_after(*sync) => since(*sync),
+                Some(_) => Duration::ZERO,
+                None => last_write.map(since).unwrap_or_default(),
+            };
+        }
+        Some((status, _)) => {
+            line.reason = Some(format!(
+                "Litestream has it registered but {status}, not replicating; restart `tenanted replicate`"
+            ));
+        }
+        None => match replica.get(&line.tenant).and_then(|e| e.updated) {
+            Some(sync) if changed_after(sync) => {
+                line.state = ReplicaState::Behind;
+                line.last_sync = Some(sync);
+                line.lag = since(sync);
+                line.reason = Some("changed since its replica's last sync and not registered with Litestream: `tenanted replicate` registers it at its next scan (is it running?)".to_owned());
+            }
+            Some(sync) => {
+                line.state = ReplicaState::Idle;
+                line.last_sync = Some(sync);
+            }
+            None => {
+                line.lag = last_write.map(since).unwrap_or_default();
+                line.reason = Some("nothing of it is in the replica yet: `tenanted replicate` registers it at its next scan (is it running?)".to_owned());
+            }
+        },
+    }
+    line
+}
+
+/// When the database or its WAL was last written.
+fn last_write(db: &Path) -> Option<SystemTime> {
+    let mut wal = db.as_os_str().to_owned();
+    wal.push("-wal");
+    [db, Path::new(&wal)]
+        .iter()
+        .filter_map(|p| p.metadata().and_then(|m| m.modified()).ok())
+        .max()
+}
+
+/// `path` absolute, links resolved where it exists (Litestream lists the
+/// paths it was given; tenanted registers absolute ones).
+fn absolute(path: &Path) -> PathBuf {
+    path.canonicalize()
+        .or_else(|_| std::path::absolute(path))
+        .unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// Whether `target` is a `file://` replica whose directory does not
+/// exist.
+fn missing_directory(target: &ReplicaTarget) -> bool {
+    target
+        .url()
+        .strip_prefix("file://")
+        .is_some_and(|dir| !Path::new(dir).exists())
+}
+
+fn not_configured(root: &RootConfig) -> Error {
+    Error::ReplicaRead {
+        tenant: None,
+        url: String::new(),
+        operation: "reading the replication status".to_owned(),
+        reason: format!(
+            "the root {} has no replication configured; configure and start it with `tenanted replicate --replica-url URL`",
+            root.root_dir().display()
+        ),
+    }
+}
+
+impl fmt::Display for ReplicaState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ReplicaState::Replicating => "replicating",
+            ReplicaState::Idle => "idle",
+            ReplicaState::Behind => "behind",
+            ReplicaState::NotReplicated => "not replicated",
+        })
+    }
+}
+
+impl fmt::Display for ReplicationStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for t in &self.tenants {
+            let sync = t.last_sync.map_or_else(
+                || "never".to_owned(),
+                |s| {
+                    format!(
+                        "{:.1} s ago",
+                        SystemTime::now()
+                            .duration_since(s)
+                            .unwrap_or_default()
+                            .as_secs_f64()
+                    )
+                },
+            );
+            write!(
+                f,
+                "{:<24} {:<15} last sync {sync}, lag {:.1} s",
+                t.tenant.as_str(),
+                t.state.to_string(),
+                t.lag.as_secs_f64()
+            )?;
+            match &t.reason {
+                Some(reason) => writeln!(f, ": {reason}")?,
+                None => writeln!(f)?,
+            }
+        }
+        write!(
+            f,
+            "{} tenants to {} by {} Litestream process(es): {} replicating, {} idle (replica complete), {} behind, {} not replicated; largest lag {:.1} s",
+            self.tenants.len(),
+            self.replica,
+            self.processes.len(),
+            self.count(ReplicaState::Replicating),
+            self.count(ReplicaState::Idle),
+            self.count(ReplicaState::Behind),
+            self.count(ReplicaState::NotReplicated),
+            self.max_lag().as_secs_f64()
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(updated: SystemTime) -> BTreeMap<TenantName, ReplicaEntry> {
+        let tenant = TenantName::new("acme").unwrap();
+        let relative = "x/acme/main.sqlite3".to_owned();
+        let entry = ReplicaEntry {
+            relative,
+            updated: Some(updated),
+        };
+        BTreeMap::from([(tenant, entry)])
+    }
+
+    #[test]
+    fn states_from_litestream_the_replica_and_the_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("main.sqlite3");
+        std::fs::write(&db, b"x").unwrap();
+        let written = last_write(&db).unwrap();
+        let acme = || TenantName::new("acme").unwrap();
+        let now = written + Duration::from_secs(30);
+        let long_ago = written - Duration::from_secs(60);
+        // Not registered, replica older than the last write: behind.
+        let line = judge(acme(), &db, None, &entry(long_ago), now);
+        assert_eq!(line.state, ReplicaState::Behind);
+        assert_eq!(line.lag, Duration::from_secs(90));
+        // Not registered, replica newer: idle.
+        let line = judge(acme(), &db, None, &entry(written), now);
+        assert_eq!((line.state, line.lag), (ReplicaState::Idle, Duration::ZERO));
+        // Nothing in the replica: not replicated, with a reason.
+        let line = judge(acme(), &db, None, &BTreeMap::new(), now);
+        assert_eq!(line.state, ReplicaState::NotReplicated);
+        assert!(
+            line.reason
+                .is_some_and(|r| r.contains("tenanted replicate"))
+        );
+        // Registered and streaming; registered but stopped.
+        let listed = ("replicating".to_owned(), Some(written));
+        let line = judge(acme(), &db, Some(&listed), &BTreeMap::new(), now);
+        assert_eq!(
+            (line.state, line.lag),
+            (ReplicaState::Replicating, Duration::ZERO)
+        );
+        let listed = ("stopped".to_owned(), None);
+        let line = judge(acme(), &db, Some(&listed), &BTreeMap::new(), now);
+        assert_eq!(line.state, ReplicaState::NotReplicated);
+    }
+}

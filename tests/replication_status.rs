@@ -1,0 +1,169 @@
+//! Operators can see replication: `replication_status` and `tenanted
+//! replication-status --json` say which tenants are replicated (being
+//! streamed, or idle with a complete replica), each one's last sync and
+//! lag, and fail with a clear error when replication is configured but
+//! Litestream is not running, or not configured at all. With the real
+//! Litestream under `tenanted replicate`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use common::{litestream, schema, schema_dir};
+use serde_json::Value;
+use tenanted::replication::{ControlSocket, ReplicaState, ReplicationSettings};
+use tenanted::{Error, RootConfig, TenantManager};
+
+fn manager(root: &Path) -> TenantManager {
+    TenantManager::builder(RootConfig::new(root), schema())
+        .build()
+        .unwrap()
+}
+
+fn cli(bin: &Path, root: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tenanted"));
+    command
+        .arg("--root")
+        .arg(root)
+        .arg("--migrations")
+        .arg(schema_dir())
+        .env("TENANTED_LITESTREAM", bin)
+        .env_remove("AWS_CA_BUNDLE")
+        .stdin(Stdio::null());
+    command
+}
+
+/// `tenanted replicate`, quick to notice and to let go; killed on drop.
+struct Supervisor(Child);
+
+impl Drop for Supervisor {
+    fn drop(&mut self) {
+        litestream::stop(&mut self.0);
+    }
+}
+
+fn supervise(bin: &Path, root: &Path, log: &Path) -> Supervisor {
+    let log = std::fs::File::create(log).unwrap();
+    let child = cli(bin, root)
+        .args(["replicate", "--scan-interval", "100", "--idle-after", "1"])
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let socket = ReplicationSettings::socket_path(&RootConfig::new(root), 0);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !ControlSocket::new(&socket).is_running() {
+        assert!(
+            Instant::now() < deadline,
+            "tenanted replicate never started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Supervisor(child)
+}
+
+fn status_json(bin: &Path, root: &Path) -> (Option<i32>, Value) {
+    let out = cli(bin, root)
+        .args(["replication-status", "--json"])
+        .output()
+        .unwrap();
+    let json = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    (out.status.code(), json)
+}
+
+#[test]
+fn operators_see_which_tenants_are_replicated_and_a_clear_error_without_litestream() {
+    let Some(bin) = litestream::binary() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let m = manager(&root);
+    m.create_tenant("busy").unwrap();
+    m.create_tenant("quiet").unwrap();
+
+    // Not configured: said, with what to run.
+    let err = m.replication_status().unwrap_err().to_string();
+    assert!(
+        err.contains("no replication configured") && err.contains("tenanted replicate"),
+        "{err}"
+    );
+
+    let replica: PathBuf = dir.path().join("replica");
+    ReplicationSettings::new(format!("file://{}", replica.display()))
+        .record(&RootConfig::new(&root))
+        .unwrap();
+    // Configured, but no Litestream: a clear error, at the CLI too.
+    let err = m.replication_status().unwrap_err();
+    assert!(matches!(err, Error::LitestreamNotRunning { .. }), "{err}");
+    let (code, json) = status_json(&bin, &root);
+    assert_eq!(code, Some(1), "{json}");
+    let said = json["error"].as_str().unwrap_or_default();
+    assert!(
+        said.contains("Litestream is not running") && said.contains("tenanted replicate"),
+        "{json}"
+    );
+
+    let _supervisor = supervise(&bin, &root, &dir.path().join("replicate.log"));
+    let writing = Arc::new(AtomicBool::new(true));
+    let writer = {
+        let (writing, root) = (Arc::clone(&writing), root.clone());
+        std::thread::spawn(move || {
+            let m = manager(&root);
+            let mut i = 0;
+            while writing.load(Ordering::SeqCst) {
+                let conn = m.connection("busy").unwrap();
+                conn.execute(
+                    "INSERT INTO users (email, name) VALUES (?1, 'b')",
+                    [format!("{i}@b")],
+                )
+                .unwrap();
+                i += 1;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+    };
+    // `busy` is streamed with a small lag; `quiet`, unchanged, was
+    // replicated once and let go of: idle with a complete replica.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        let status = m.replication_status().unwrap();
+        let state = |t: &str| {
+            status
+                .tenants
+                .iter()
+                .find(|l| l.tenant.as_str() == t)
+                .map(|l| l.state)
+        };
+        if state("busy") == Some(ReplicaState::Replicating)
+            && state("quiet") == Some(ReplicaState::Idle)
+        {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "never converged:\n{status}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    println!("{status}");
+    let busy = &status.tenants[0];
+    assert!(busy.last_sync.is_some(), "{status}");
+    assert!(busy.lag < Duration::from_secs(5), "{status}");
+    assert!(status.tenants[1].last_sync.is_some(), "{status}");
+    assert_eq!(status.processes.len(), 1);
+
+    let (code, json) = status_json(&bin, &root);
+    let states: Vec<&str> = json["tenants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states[1], "idle", "{json}");
+    assert!(code.is_some(), "{json}");
+    assert!(json["max_lag_ms"].as_f64().is_some(), "{json}");
+    writing.store(false, Ordering::SeqCst);
+    writer.join().unwrap();
+}
