@@ -10,7 +10,7 @@
 
 mod common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -344,4 +344,72 @@ fn chrono_now() -> String {
         .output()
         .unwrap();
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// Service processes come and go, one is killed with SIGKILL in the
+/// middle of its writes, and the supervisor itself is killed and started
+/// again (its orphaned Litestream is stopped, not left replicating beside
+/// the new one): every tenant's replica still converges to the live
+/// tenant, with no Litestream restarted by hand.
+#[test]
+fn processes_come_and_go_and_are_killed() {
+    let Some(s) = Setup::new(Duration::ZERO) else {
+        return;
+    };
+    let m = s.manager();
+    m.create_tenants(["w1", "w2"]).unwrap();
+    let mut replicate = s.replicate();
+    let writer = |tenant: &str| {
+        let mut command = common::child::command("child_writes_for_a_while", &s.root);
+        command.env("TENANTED_TEST_WRITE_TENANT", tenant);
+        common::child::spawn(&mut command)
+    };
+    let (mut a, mut b) = (writer("w1"), writer("w2"));
+    std::thread::sleep(Duration::from_millis(1500));
+    let _ = a.kill();
+    let _ = a.wait();
+    s.converges("w1");
+    let _ = b.wait();
+    s.converges("w2");
+
+    // The supervisor dies; its Litestream is orphaned. A new supervisor
+    // stops the orphan and carries on.
+    let orphan =
+        std::fs::read_to_string(s.root.join(".tenanted/replication.d/litestream-0.pid")).unwrap();
+    let _ = Command::new("kill")
+        .args(["-9", &replicate.0.id().to_string()])
+        .status();
+    let _ = replicate.0.wait();
+    write_users(&m, "w2", 5000, 3);
+    let _again = s.replicate();
+    let gone = Instant::now() + Duration::from_secs(10);
+    while Path::new(&format!("/proc/{}", orphan.trim())).exists() {
+        assert!(
+            Instant::now() < gone,
+            "the orphaned Litestream {orphan} still runs"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(replicate);
+    s.converges("w2");
+    let mut c = writer("w1");
+    let _ = c.wait();
+    s.converges("w1");
+}
+
+#[test]
+#[ignore = "child process of processes_come_and_go_and_are_killed"]
+fn child_writes_for_a_while() {
+    let Some(root) = common::child::root() else {
+        return;
+    };
+    let tenant = std::env::var("TENANTED_TEST_WRITE_TENANT").unwrap();
+    let m = TenantManager::builder(RootConfig::new(&root), schema())
+        .build()
+        .unwrap();
+    let pid = std::process::id();
+    for i in 0..150 {
+        write_users(&m, &tenant, pid as usize * 1000 + i, 1);
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

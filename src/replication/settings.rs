@@ -83,11 +83,22 @@ impl ReplicationSettings {
 
     /// The replica URL of the database at `relative` (its path under the
     /// root): the one to give `litestream restore`.
+    ///
+    /// A query (`s3://bucket/path?endpoint=http://host:8333`, how
+    /// Litestream takes an S3-compatible store's endpoint) stays at the end.
     pub fn replica_url_of(&self, relative: &Path) -> String {
-        let mut url = self.replica_url.clone();
+        let (base, query) = match self.replica_url.split_once('?') {
+            Some((base, query)) => (base.trim_end_matches('/'), Some(query)),
+            None => (self.replica_url.as_str(), None),
+        };
+        let mut url = base.to_owned();
         for part in relative.components() {
             url.push('/');
             url.push_str(&part.as_os_str().to_string_lossy());
+        }
+        if let Some(query) = query {
+            url.push('?');
+            url.push_str(query);
         }
         url
     }
@@ -195,6 +206,11 @@ mod tests {
         assert_eq!(
             settings.replica_url_of(Path::new("ab/acme/main.sqlite3")),
             "file:///r/ab/acme/main.sqlite3"
+        );
+        let s3 = ReplicationSettings::new("s3://b/t/?endpoint=http://h:8333");
+        assert_eq!(
+            s3.replica_url_of(Path::new("ab/acme/main.sqlite3")),
+            "s3://b/t/ab/acme/main.sqlite3?endpoint=http://h:8333"
         );
     }
 }

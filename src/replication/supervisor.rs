@@ -142,10 +142,18 @@ fn signature(db: &Path) -> Option<Signature> {
     })
 }
 
+/// How many idle tenants are synced and let go at once.
+const RETIRING_THREADS: usize = 8;
+/// How often the quiet signatures are saved, at most.
+const SAVE_EVERY: Duration = Duration::from_secs(5);
+
 /// A registered tenant.
 struct Active {
     signature: Signature,
     changed_at: Instant,
+    /// Registered on first sight (never written since): let go as soon
+    /// as its replica is complete, not after `idle_after`.
+    first_look: bool,
 }
 
 /// One Litestream process.
@@ -164,6 +172,8 @@ pub struct Replicator {
     active: HashMap<TenantName, Active>,
     /// Each tenant's files when its replica was last complete.
     quiet: HashMap<TenantName, Signature>,
+    quiet_dirty: bool,
+    saved_at: Instant,
     _lock: File,
 }
 
@@ -219,7 +229,9 @@ impl Replicator {
             options,
             shards,
             active: HashMap::new(),
-            quiet: HashMap::new(),
+            quiet: load_quiet(&dir.join(QUIET)),
+            quiet_dirty: false,
+            saved_at: Instant::now(),
             _lock: lock,
         };
         for i in 0..replicator.shards.len() {
@@ -253,6 +265,7 @@ impl Replicator {
     /// until its socket answers.
     fn spawn(&mut self, i: usize) -> Result<()> {
         let shard = &mut self.shards[i];
+        stop_stale(&shard.config);
         let yaml = format!(
             "# Written by tenanted replicate: tenants are registered through the socket.\nsocket:\n  enabled: true\n  path: {}\ndbs: []\n",
             crate::paths::yaml_string(shard.socket.path())
@@ -274,6 +287,9 @@ impl Replicator {
             .stderr(err)
             .spawn()
             .map_err(|e| io("starting Litestream", &self.options.litestream, e))?;
+        // Recorded so that a supervisor started after this one was
+        // killed can stop it (see `stop_stale`).
+        let _ = fs::write(pid_path(&shard.config), child.id().to_string());
         shard.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(30);
         while !shard.socket.is_running() {
@@ -315,7 +331,7 @@ impl Replicator {
 #[derive(Default)]
 struct Plan {
     /// Changed since their replica was complete, written ones first.
-    register: Vec<(TenantName, PathBuf, Signature)>,
+    register: Vec<(TenantName, PathBuf, Signature, bool)>,
     /// Registered and idle.
     retire: Vec<(TenantName, PathBuf)>,
     /// Registered, gone from the root.
@@ -340,6 +356,7 @@ impl Replicator {
             self.active.remove(tenant);
             self.quiet.remove(tenant);
         }
+        self.quiet_dirty |= !plan.vanished.is_empty();
         report.retired = self.retire(plan.retire);
         let (added, waiting) = self.register(plan.register);
         report.added = added;
@@ -350,6 +367,9 @@ impl Replicator {
             .iter()
             .filter_map(|s| s.child.as_ref().map(Child::id))
             .collect();
+        if self.quiet_dirty && self.saved_at.elapsed() >= SAVE_EVERY {
+            self.save_quiet();
+        }
         report.took = started.elapsed();
         Ok(report)
     }
@@ -391,14 +411,17 @@ impl Replicator {
                 if active.signature != signature {
                     active.signature = signature;
                     active.changed_at = now;
-                } else if now.duration_since(active.changed_at) >= self.options.idle_after {
+                    active.first_look = false;
+                } else if active.first_look
+                    || now.duration_since(active.changed_at) >= self.options.idle_after
+                {
                     plan.retire.push((tenant.clone(), db));
                 }
             } else {
                 match self.quiet.get(&tenant) {
                     Some(quiet) if *quiet == signature => {}
-                    Some(_) => written.push((tenant.clone(), db, signature)),
-                    None => unseen.push((tenant.clone(), db, signature)),
+                    Some(_) => written.push((tenant.clone(), db, signature, false)),
+                    None => unseen.push((tenant.clone(), db, signature, true)),
                 }
             }
             seen.insert(tenant);
@@ -415,33 +438,59 @@ impl Replicator {
         Ok(plan)
     }
 
-    /// Syncs each idle tenant to its replica and lets go of it; how many.
+    /// Syncs each idle tenant to its replica and lets go of it, several
+    /// at a time (each waits for its upload); how many.
     fn retire(&mut self, idle: Vec<(TenantName, PathBuf)>) -> usize {
-        let wait = Duration::from_secs(30);
-        let mut retired = 0;
-        for (tenant, db) in idle {
-            let socket = &self.shards[self.replication.settings().shard_of(&tenant)].socket;
-            let absolute = self.replication.absolute(&db);
-            let synced = socket.sync(&absolute, true, wait);
-            let still = signature(&db);
-            let unchanged = self.active.get(&tenant).map(|a| a.signature) == still;
-            if synced.is_err() || !unchanged {
-                continue;
-            }
-            if socket.unregister(&absolute, wait).is_ok() {
-                self.active.remove(&tenant);
-                if let Some(after) = signature(&db) {
-                    self.quiet.insert(tenant, after);
-                }
-                retired += 1;
+        let chunk = idle.len().div_ceil(RETIRING_THREADS).max(1);
+        let this = &*self;
+        let done: Vec<(TenantName, Option<Signature>)> = std::thread::scope(|scope| {
+            let workers: Vec<_> = idle
+                .chunks(chunk)
+                .map(|part| {
+                    scope.spawn(move || {
+                        part.iter()
+                            .filter_map(|(t, db)| this.retire_one(t, db))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|w| w.join().unwrap_or_default())
+                .collect()
+        });
+        for (tenant, after) in &done {
+            self.active.remove(tenant);
+            if let Some(after) = after {
+                self.quiet.insert(tenant.clone(), *after);
             }
         }
-        retired
+        self.quiet_dirty |= !done.is_empty();
+        done.len()
+    }
+
+    /// Syncs `tenant` with `sync -wait` and, if nothing was written
+    /// meanwhile, lets go of it: its files as they are now.
+    fn retire_one(
+        &self,
+        tenant: &TenantName,
+        db: &Path,
+    ) -> Option<(TenantName, Option<Signature>)> {
+        let wait = Duration::from_secs(30);
+        let socket = &self.shards[self.replication.settings().shard_of(tenant)].socket;
+        let absolute = self.replication.absolute(db);
+        socket.sync(&absolute, true, wait).ok()?;
+        let unchanged = self.active.get(tenant).map(|a| a.signature) == signature(db);
+        if !unchanged {
+            return None;
+        }
+        socket.unregister(&absolute, wait).ok()?;
+        Some((tenant.clone(), signature(db)))
     }
 
     /// Registers changed tenants while their process has room: how many
     /// were registered, and how many wait.
-    fn register(&mut self, changed: Vec<(TenantName, PathBuf, Signature)>) -> (usize, usize) {
+    fn register(&mut self, changed: Vec<(TenantName, PathBuf, Signature, bool)>) -> (usize, usize) {
         let settings = self.replication.settings().clone();
         let mut load = vec![0; self.shards.len()];
         for tenant in self.active.keys() {
@@ -450,7 +499,7 @@ impl Replicator {
         let root = replication_root(&self.replication).clone();
         let owns_dir = root.owns_directory().unwrap_or(true);
         let (mut added, mut waiting) = (0, 0);
-        for (tenant, db, signature) in changed {
+        for (tenant, db, signature, first_look) in changed {
             let shard = settings.shard_of(&tenant);
             if load[shard] >= self.options.max_per_process {
                 waiting += 1;
@@ -480,6 +529,7 @@ impl Replicator {
                     let active = Active {
                         signature,
                         changed_at: Instant::now(),
+                        first_look,
                     };
                     self.active.insert(tenant, active);
                 }
@@ -501,6 +551,7 @@ impl Replicator {
                 let _ = socket.unregister(&self.replication.absolute(&db), wait);
             }
         }
+        self.save_quiet();
         for shard in &mut self.shards {
             if let Some(mut child) = shard.child.take() {
                 let _ = child.kill();
@@ -516,4 +567,88 @@ fn signature_inode(db: &Path) -> Option<u64> {
 
 fn replication_root(replication: &Replication) -> &RootConfig {
     replication.root()
+}
+
+/// The file in `replication.d` that keeps each idle tenant's files as
+/// they were when its replica was complete, so that a restarted
+/// supervisor registers only the tenants written since.
+const QUIET: &str = "quiet";
+
+impl Replicator {
+    /// Saves the quiet signatures (a scratch file renamed over the old).
+    fn save_quiet(&mut self) {
+        let dir = state_dir(replication_root(&self.replication));
+        let mut text = String::with_capacity(self.quiet.len() * 80);
+        for (tenant, sig) in &self.quiet {
+            let (size, secs, nanos) = sig.db;
+            let wal = sig
+                .wal
+                .map_or("-".to_owned(), |(a, b, c)| format!("{a} {b} {c}"));
+            text.push_str(&format!(
+                "{tenant} {} {size} {secs} {nanos} {wal}\n",
+                sig.inode
+            ));
+        }
+        let scratch = dir.join(format!("{QUIET}.tmp"));
+        let saved = fs::write(&scratch, text).and_then(|()| fs::rename(&scratch, dir.join(QUIET)));
+        match saved {
+            Ok(()) => self.quiet_dirty = false,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not save which tenants' replicas are complete")
+            }
+        }
+        self.saved_at = Instant::now();
+    }
+}
+
+/// The quiet signatures saved by an earlier run (none if unreadable: then
+/// every tenant is looked at once).
+fn load_quiet(path: &Path) -> HashMap<TenantName, Signature> {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    text.lines().filter_map(parse_quiet).collect()
+}
+
+fn parse_quiet(line: &str) -> Option<(TenantName, Signature)> {
+    let mut f = line.split(' ');
+    let tenant = TenantName::new(f.next()?).ok()?;
+    let mut num = || f.next()?.parse::<i64>().ok();
+    let inode = u64::try_from(num()?).ok()?;
+    let db = (u64::try_from(num()?).ok()?, num()?, num()?);
+    let wal = match (num(), num(), num()) {
+        (Some(a), Some(b), Some(c)) => Some((u64::try_from(a).ok()?, b, c)),
+        _ => None,
+    };
+    Some((tenant, Signature { inode, db, wal }))
+}
+
+/// Where the pid of the Litestream running `config` is recorded.
+fn pid_path(config: &Path) -> PathBuf {
+    config.with_extension("pid")
+}
+
+/// Stops a Litestream a killed supervisor left running with `config`:
+/// it would go on replicating the tenants it had, beside the new one.
+/// Only a process whose command line names `config` is stopped.
+fn stop_stale(config: &Path) {
+    let Some(pid) = fs::read_to_string(pid_path(config))
+        .ok()
+        .and_then(|p| p.trim().parse::<i32>().ok())
+        .and_then(rustix::process::Pid::from_raw)
+    else {
+        return;
+    };
+    let cmdline = fs::read(format!("/proc/{}/cmdline", pid.as_raw_nonzero())).unwrap_or_default();
+    let ours = String::from_utf8_lossy(&cmdline).contains(&*config.to_string_lossy());
+    if !ours {
+        return;
+    }
+    tracing::warn!(
+        pid = pid.as_raw_nonzero(),
+        "stopping a Litestream left by a supervisor that was killed"
+    );
+    let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while rustix::process::test_kill_process(pid).is_ok() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
