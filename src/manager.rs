@@ -1088,7 +1088,7 @@ impl TenantManager {
         migrate::check_backup_history(&tenant, src.as_ref(), root, &inner.migrations)?;
         // As in create: a root made by this restore describes itself
         // first (which needs the root directory).
-        std::fs::create_dir_all(root)
+        crate::fs::sys::make_dir_all(root)
             .map_err(|e| Error::io(Some(&tenant), root, "creating the tenant root", e))?;
         self.describe_root(true)?;
         let restored = if options.replaces() {

@@ -197,7 +197,7 @@ pub fn shared(migrations: impl FnOnce() -> Migrations) -> Result<&'static TestRo
 
 /// Removes `tenanted-test-PID-*` directories whose process is gone.
 fn remove_stale_roots() {
-    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+    let Ok(entries) = crate::fs::sys::read_dir_path(&std::env::temp_dir()) else {
         return;
     };
     for entry in entries.flatten() {
@@ -213,7 +213,7 @@ fn remove_stale_roots() {
                 rustix::process::test_kill_process(pid) == Err(rustix::io::Errno::SRCH)
             });
         if gone {
-            let _ = std::fs::remove_dir_all(entry.path());
+            let _ = crate::fs::sys::remove_tree(&entry.path());
         }
     }
 }

@@ -5,6 +5,9 @@
 //! half made (a listed tenant passes `integrity_check` and holds what it
 //! should); a retry succeeds; and `remove_debris` leaves nothing of
 //! tenanted's own beside the tenants.
+//! The same for the fleet reads: every step of a listing (the walk's
+//! directory opens and reads) and of a status read (the walk, then each
+//! tenant's header), failed in turn.
 //!
 //! The steps are those tenanted itself takes (`fs/sys.rs`): SQLite's
 //! reads and writes inside a transaction are SQLite's to make atomic.
@@ -399,4 +402,126 @@ fn a_batch_takes_its_syncs_where_the_fault_plan_can_fail_them() {
         .filter(|s| s.step == Step::Sync)
         .count();
     assert!(syncs >= 5, "{syncs} syncs recorded for a batch of two");
+}
+
+/// The tenants the fleet reads below find (`fresh` makes `warmup`).
+const FLEET: [&str; 3] = ["acme", "globex", "warmup"];
+
+/// A root holding [`FLEET`], both at the latest version.
+fn fleet(dir: &Path) -> TenantManager {
+    fresh(dir, |m| {
+        FLEET[..2].iter().for_each(|t| m.create_tenant(t).unwrap())
+    })
+}
+
+/// A listing of the fleet: the walk's directory opens and reads.
+fn list(m: &TenantManager) -> tenanted::Result<Vec<String>> {
+    let mut names = m
+        .tenants()?
+        .map(|t| t.map(|t| t.to_string()))
+        .collect::<Result<Vec<_>, _>>()?;
+    names.sort();
+    Ok(names)
+}
+
+/// A status read of the fleet: the walk, then each tenant's header.
+/// Checks what it says is true: it fails naming where, or gives never a
+/// wrong version, an unreadable row
+/// names its tenant, and a tenant is left out only beside a listing error.
+fn status_is_true(m: &TenantManager, what: &str) {
+    let report = match m.migration_status() {
+        Ok(report) => report,
+        Err(e) => {
+            let root = m.root().root_dir().display().to_string();
+            return assert!(e.to_string().contains(&root), "{what}: names where: {e}");
+        }
+    };
+    assert_eq!(
+        (report.behind(), report.ahead()),
+        (0, 0),
+        "{what}: {report}"
+    );
+    for row in &report.tenants {
+        let e = row
+            .version
+            .as_ref()
+            .expect_err("only unreadable rows are listed");
+        assert!(e.to_string().contains(row.tenant.as_str()), "{what}: {e}");
+    }
+    if report.listing_errors.is_empty() {
+        assert_eq!(
+            report.current() + report.unreadable(),
+            FLEET.len(),
+            "{what}: {report}"
+        );
+    }
+}
+
+/// Every step of a listing and of a status read (the walker's opens and
+/// directory reads, the header reads), failed in turn: a listing fails
+/// or is right, a status read says nothing untrue, and the next ones,
+/// with no fault, are right.
+#[test]
+fn every_step_of_a_listing_and_a_status_read_can_fail_without_harm() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = fleet(dir.path());
+    let record = |run: &dyn Fn()| {
+        let plan = FaultPlan::record();
+        run();
+        plan.steps()
+    };
+    let listing = record(&|| assert_eq!(list(&m).unwrap(), FLEET));
+    let status = record(&|| assert!(m.migration_status().unwrap().all_current()));
+    assert!(listing.iter().any(|s| s.step == Step::Open), "{listing:?}");
+    assert!(
+        status.iter().any(|s| s.step == Step::Read),
+        "the headers are read: {status:?}"
+    );
+    for (n, step) in listing.iter().enumerate() {
+        for errno in FAULTS {
+            let what = format!(
+                "listing: step {} ({:?} {}) failing with errno {errno}",
+                n + 1,
+                step.step,
+                step.name.display()
+            );
+            let plan = FaultPlan::fail_step(n + 1, errno);
+            let result = list(&m);
+            assert!(
+                plan.steps().iter().any(|s| s.failed),
+                "{what}: the step was reached"
+            );
+            drop(plan);
+            if let Ok(names) = result {
+                assert_eq!(names, FLEET, "{what}");
+            }
+            assert_eq!(list(&m).unwrap(), FLEET, "{what}: the next listing");
+        }
+    }
+    for (n, step) in status.iter().enumerate() {
+        for errno in FAULTS {
+            let what = format!(
+                "status: step {} ({:?} {}) failing with errno {errno}",
+                n + 1,
+                step.step,
+                step.name.display()
+            );
+            let plan = FaultPlan::fail_step(n + 1, errno);
+            status_is_true(&m, &what);
+            assert!(
+                plan.steps().iter().any(|s| s.failed),
+                "{what}: the step was reached"
+            );
+            drop(plan);
+            assert!(
+                m.migration_status().unwrap().all_current(),
+                "{what}: the next read"
+            );
+        }
+    }
+    eprintln!(
+        "listing: {} steps, status: {} steps, each failed 3 ways",
+        listing.len(),
+        status.len()
+    );
 }

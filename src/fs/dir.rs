@@ -14,12 +14,14 @@
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
+
+use std::sync::Arc;
 
 use rustix::fs::FileType;
 
 pub(crate) use crate::error::Blocked;
+use crate::fs::entries::Entries;
 use crate::fs::sys;
 
 /// An open directory at or beneath the root.
@@ -92,7 +94,7 @@ impl Dir {
             Ok(here) => here,
             // The root itself is the operator's path, made as given.
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                std::fs::create_dir_all(root)?;
+                sys::make_dir_all(root)?;
                 return Ok(None);
             }
             Err(e) => return Err(e),
@@ -187,18 +189,19 @@ impl Dir {
     /// The names in this directory (without `.` and `..`), each with
     /// whether it is a directory (never following a link).
     pub(crate) fn entries(&self) -> io::Result<Vec<io::Result<(PathBuf, bool)>>> {
-        let listing = sys::read_dir(self.fd(), &self.path)?;
-        Ok(listing
-            .filter_map(|entry| match entry {
-                Ok(entry) => {
-                    let name = std::ffi::OsStr::from_bytes(entry.file_name().to_bytes());
-                    let skip = name == "." || name == "..";
-                    let is_dir = entry.file_type() == FileType::Directory;
-                    (!skip).then(|| Ok((PathBuf::from(name), is_dir)))
-                }
-                Err(e) => Some(Err(e.into())),
-            })
-            .collect())
+        // The walk's reader, on an open description of its own: reading
+        // moves a description's offset, which `self`'s must keep.
+        let own = Arc::new(sys::open_dir(self.fd(), Path::new("."))?);
+        let mut entries = Entries::streamed(own);
+        let mut listed = Vec::new();
+        while let Some(next) = entries.advance() {
+            listed.push(next.and_then(|index| {
+                let entry = entries.get(index).ok_or(io::ErrorKind::NotFound)?;
+                let is_dir = entry.listed_type() == FileType::Directory;
+                Ok((PathBuf::from(entry.name()), is_dir))
+            }));
+        }
+        Ok(listed)
     }
 
     /// Makes the entries added to or removed from this directory durable.

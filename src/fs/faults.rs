@@ -15,6 +15,8 @@ pub enum Step {
     Open,
     /// Looking at a file (`stat`), or reading a directory.
     Stat,
+    /// Reading file contents (a database's header, a migration's SQL).
+    Read,
     /// Creating a file.
     Create,
     /// Making a directory.

@@ -25,7 +25,7 @@ impl FileId {
     /// The file `path` names now (`lstat`: a symlink is itself), or `None`
     /// if nothing is there.
     pub(crate) fn at(path: &Path) -> io::Result<Option<FileId>> {
-        match fs::symlink_metadata(path) {
+        match sys::symlink_metadata(path) {
             Ok(meta) => Ok(Some(Self::from_metadata(&meta))),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),

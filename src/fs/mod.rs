@@ -5,6 +5,7 @@
 //! written once.
 
 pub(crate) mod dir;
+pub(crate) mod entries;
 pub(crate) mod faults;
 pub(crate) mod file_id;
 pub(crate) mod files;

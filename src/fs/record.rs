@@ -5,7 +5,8 @@
 //! A read-only root cannot be recorded in; that is not an error (nothing
 //! can be created there either), only logged.
 
-use std::io::{self, Read};
+use std::io;
+use std::os::fd::AsFd;
 use std::path::Path;
 
 use crate::error::{Error, Result};
@@ -14,6 +15,18 @@ use crate::fs::files::remove_quietly;
 use crate::fs::lock::{FileLock, split};
 use crate::fs::siblings::{lock_path, scratch_path};
 use crate::fs::sys;
+
+/// The record at `path` (`ROOT/INTERNAL/NAME`), read without following a
+/// link at the root, at `internal` or at the record itself (someone else
+/// may have put any there), and at most 64 KiB of it: a record is a few
+/// lines.
+pub(crate) fn read_contained(root: &Path, internal: &Path, path: &Path) -> io::Result<String> {
+    let dir = sys::open_dir(rustix::fs::CWD, root)?;
+    let internal = sys::open_dir(dir.as_fd(), internal)?;
+    let name = Path::new(path.file_name().unwrap_or_default());
+    let file = std::fs::File::from(sys::open_any(internal.as_fd(), name)?);
+    sys::read_text(file, 64 * 1024, name)
+}
 
 /// Writes `text` to `path` unless a record is already there; returns the
 /// record that was there, if any.
@@ -46,11 +59,8 @@ pub(crate) fn record_once(path: &Path, text: &str) -> Result<Option<String>> {
 ///
 /// I/O errors other than a missing record.
 pub(crate) fn read_record(path: &Path) -> Result<Option<String>> {
-    let read = record_dir(path, false).and_then(|(dir, name)| {
-        let mut text = String::new();
-        sys::open_file(dir.fd(), name)?.read_to_string(&mut text)?;
-        Ok(text)
-    });
+    let read = record_dir(path, false)
+        .and_then(|(dir, name)| sys::read_text(sys::open_file(dir.fd(), name)?, u64::MAX, name));
     match read {
         Ok(text) => Ok(Some(text)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),

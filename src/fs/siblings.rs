@@ -34,7 +34,28 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-pub(crate) use crate::paths::SQLITE_SIDECARS;
+/// Sidecar suffixes SQLite puts next to a database file. A template whose
+/// file name could end in one would confuse sidecars with tenants.
+pub(crate) const SQLITE_SIDECARS: [&str; 3] = ["-wal", "-shm", "-journal"];
+
+/// How many bytes the longest file tenanted (or SQLite) makes beside a
+/// database adds to the database's file name: a scratch file's journal,
+/// `.NAME.tmp-PID-N-journal`, with a 10-digit PID and a 20-digit counter.
+/// A test below keeps it in step with the names made here; the path
+/// template refuses file names too long for it.
+pub(crate) const LONGEST_SIBLING_EXTRA: usize = 45;
+
+/// The same for a tenant's own directory: its fence, `.NAME.destroying`,
+/// is the longest name beside it.
+pub(crate) const LONGEST_DIR_SIBLING_EXTRA: usize = 12;
+
+/// Ends the name of a destroy's mark (and of a fenced database):
+/// `.NAME.destroying`.
+pub(crate) const FENCE_SUFFIX: &str = ".destroying";
+
+/// Ends the name of the mark of a restore replacing a tenant:
+/// `.NAME.restoring`.
+pub(crate) const RESTORE_SUFFIX: &str = ".restoring";
 
 /// Marks a scratch file: `.NAME.tmp-PID-N`.
 const SCRATCH: &str = ".tmp-";
@@ -42,9 +63,9 @@ const SCRATCH: &str = ".tmp-";
 const TOMBSTONE: &str = ".deleted-";
 /// Ends a lock file: `.NAME.lock`.
 const LOCK: &str = ".lock";
-const FENCE: &str = crate::paths::FENCE_SUFFIX;
+const FENCE: &str = FENCE_SUFFIX;
 /// Ends the mark of a restore replacing a tenant: `.NAME.restoring`.
-const RESTORING: &str = crate::paths::RESTORE_SUFFIX;
+const RESTORING: &str = RESTORE_SUFFIX;
 /// Ends a tenant directory being built: `.NAME.creating`.
 const STAGING: &str = ".creating";
 const LITESTREAM: &str = "-litestream";
@@ -240,7 +261,7 @@ mod tests {
         }
         let extra = |p: &PathBuf| p.file_name().unwrap().len() - "main.sqlite3".len();
         let longest = names.iter().map(extra).max().unwrap();
-        assert_eq!(longest, crate::paths::LONGEST_SIBLING_EXTRA);
+        assert_eq!(longest, LONGEST_SIBLING_EXTRA);
         // Beside a tenant's own directory.
         let entry = Path::new("/r/acme");
         let beside = [
@@ -251,6 +272,6 @@ mod tests {
         ];
         let extra = |p: &PathBuf| p.file_name().unwrap().len() - "acme".len();
         let longest = beside.iter().map(extra).max().unwrap();
-        assert_eq!(longest, crate::paths::LONGEST_DIR_SIBLING_EXTRA);
+        assert_eq!(longest, LONGEST_DIR_SIBLING_EXTRA);
     }
 }

@@ -9,13 +9,18 @@
 //!
 //! SQLite's own reads and writes do not pass here: SQLite opens tenants by
 //! path, and its transactions are what make its writes atomic.
+//!
+//! The last functions take whole paths: the paths an operator chose (the
+//! root, a backup file, a migrations directory), where following a link is
+//! right, and the few looks at a path made only to word an error.
 
-use std::fs::File;
+use std::fs::{self, File, Metadata};
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
-use rustix::fs::{AtFlags, FlockOperation, Mode, OFlags, RenameFlags, Stat};
+use rustix::fs::{AtFlags, FlockOperation, Mode, OFlags, RawDir, RenameFlags, Stat};
+use rustix::process::{Flock, FlockOffsetType, FlockType};
 
 use crate::fs::faults::{self, Step};
 
@@ -67,6 +72,14 @@ pub(crate) fn open_file(dir: BorrowedFd<'_>, name: &Path) -> io::Result<File> {
     )?))
 }
 
+/// Opens `name` in `dir` read-only without waiting on a FIFO put there
+/// (a database's header read: whatever is there is looked at first).
+pub(crate) fn open_any(dir: BorrowedFd<'_>, name: &Path) -> io::Result<OwnedFd> {
+    faults::check(Step::Open, name)?;
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
+    Ok(rustix::fs::openat(dir, name, flags, Mode::empty())?)
+}
+
 /// Opens file `name` in `dir` for reading and writing, creating it if
 /// missing (a lock file).
 pub(crate) fn open_or_create(dir: BorrowedFd<'_>, name: &Path) -> io::Result<File> {
@@ -96,10 +109,34 @@ pub(crate) fn fstat(file: BorrowedFd<'_>) -> io::Result<Stat> {
     Ok(rustix::fs::fstat(file)?)
 }
 
-/// The entries of directory `dir`, from a description of their own.
-pub(crate) fn read_dir(dir: BorrowedFd<'_>, name: &Path) -> io::Result<rustix::fs::Dir> {
+/// A reader of the entries of the directory `dir` (named `name`) into
+/// `buffer`: one `getdents` per buffer filled.
+pub(crate) fn read_entries<'a>(
+    dir: BorrowedFd<'a>,
+    buffer: &'a mut Vec<u8>,
+    name: &Path,
+) -> io::Result<RawDir<'a, BorrowedFd<'a>>> {
     faults::check(Step::Stat, name)?;
-    Ok(rustix::fs::Dir::read_from(dir)?)
+    Ok(RawDir::new(dir, buffer.spare_capacity_mut()))
+}
+
+/// At most `limit` bytes of `file` (named `name`), as text.
+pub(crate) fn read_text(file: File, limit: u64, name: &Path) -> io::Result<String> {
+    faults::check(Step::Read, name)?;
+    let mut text = String::new();
+    io::Read::read_to_string(&mut io::Read::take(file, limit), &mut text)?;
+    Ok(text)
+}
+
+/// Reads into `buf` from `file` at `offset`; returns how many bytes came.
+pub(crate) fn read_at(
+    file: BorrowedFd<'_>,
+    buf: &mut [u8],
+    offset: u64,
+    name: &Path,
+) -> io::Result<usize> {
+    faults::check(Step::Read, name)?;
+    Ok(rustix::io::pread(file, buf, offset)?)
 }
 
 /// Copies all of `from` into `to` (the template into a new tenant); the
@@ -191,4 +228,88 @@ pub(crate) fn flock(
         Err(rustix::io::Errno::WOULDBLOCK) if !blocking => Ok(false),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Whether another process holds a POSIX record lock that would block a
+/// write lock on `length` bytes at `start` of `file` (SQLite's locks):
+/// `Some` with the holder's process id if the kernel says it.
+pub(crate) fn lock_holder(
+    file: &impl AsFd,
+    start: u64,
+    length: u64,
+    name: &Path,
+) -> io::Result<Option<Option<u32>>> {
+    faults::check(Step::Lock, name)?;
+    let wanted = Flock {
+        start,
+        length,
+        pid: None,
+        typ: FlockType::WriteLock,
+        offset_type: FlockOffsetType::Set,
+    };
+    let held = rustix::process::fcntl_getlk(file, &wanted)?;
+    Ok(held.map(|lock| lock.pid.map(|p| p.as_raw_nonzero().get().unsigned_abs())))
+}
+
+/// What `path` names, not following a link at its end (`lstat`).
+pub(crate) fn symlink_metadata(path: &Path) -> io::Result<Metadata> {
+    faults::check(Step::Stat, path)?;
+    fs::symlink_metadata(path)
+}
+
+/// What `path` names, following links (a backup file the operator names).
+pub(crate) fn metadata(path: &Path) -> io::Result<Metadata> {
+    faults::check(Step::Stat, path)?;
+    fs::metadata(path)
+}
+
+/// Opens `path` read-only, following links.
+pub(crate) fn open_path(path: &Path) -> io::Result<File> {
+    faults::check(Step::Open, path)?;
+    File::open(path)
+}
+
+/// Makes directory `path` and its missing parents, following links: the
+/// root, or a backup's directory, as the operator gave them.
+pub(crate) fn make_dir_all(path: &Path) -> io::Result<()> {
+    faults::check(Step::Mkdir, path)?;
+    fs::create_dir_all(path)
+}
+
+/// Whether `path` is on a file system mounted read-only (`false` when
+/// that cannot be told).
+pub(crate) fn on_read_only_mount(path: &Path) -> bool {
+    faults::check(Step::Stat, path).is_ok()
+        && rustix::fs::statvfs(path)
+            .is_ok_and(|fs| fs.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY))
+}
+
+/// The entries of directory `path` (a migrations directory), following links.
+pub(crate) fn read_dir_path(path: &Path) -> io::Result<fs::ReadDir> {
+    faults::check(Step::Stat, path)?;
+    fs::read_dir(path)
+}
+
+/// The whole of the text file `path` (a migration's SQL).
+pub(crate) fn read_to_string(path: &Path) -> io::Result<String> {
+    faults::check(Step::Read, path)?;
+    fs::read_to_string(path)
+}
+
+/// Whether anything is at `path` (following links; `false` when that
+/// cannot be told).
+pub(crate) fn exists(path: &Path) -> bool {
+    metadata(path).is_ok()
+}
+
+/// Whether `path` is a directory (following links).
+pub(crate) fn is_dir(path: &Path) -> bool {
+    metadata(path).is_ok_and(|meta| meta.is_dir())
+}
+
+/// Removes directory `path` and everything in it (a test's scratch root).
+#[cfg(feature = "testing")]
+pub(crate) fn remove_tree(path: &Path) -> io::Result<()> {
+    faults::check(Step::Unlink, path)?;
+    fs::remove_dir_all(path)
 }

@@ -16,6 +16,7 @@ use parking_lot::Mutex;
 
 use super::version::is_database;
 use crate::error::{Error, Result};
+use crate::fs::faults;
 use crate::name::TenantName;
 use crate::paths::{Found, Mode, Part, RootConfig, Walker};
 
@@ -115,35 +116,49 @@ impl<'a> Feed<'a> {
         work: &(dyn Fn(&mut S, usize, Found) + Sync),
         done: &(dyn Fn(S) + Sync),
     ) {
+        // Under a test's fault plan (thread-local) the one worker runs on
+        // this thread, so that the plan sees every step of the run.
+        if faults::plan_active() {
+            return self.worker(stop, start, work, done);
+        }
         std::thread::scope(|scope| {
             for _ in 0..jobs.min(self.most).max(1) {
-                scope.spawn(|| {
-                    let mut state = start();
-                    let (mut batch, mut size) = (Vec::with_capacity(BATCH), 1);
-                    let mut part = None;
-                    while !stop() {
-                        self.fill(&mut batch, size, &mut part);
-                        let (count, started) = (batch.len() as u32, Instant::now());
-                        if count == 0 {
-                            break;
-                        }
-                        for (place, found) in batch.drain(..) {
-                            if stop() {
-                                self.unstarted.lock().push((place, found));
-                            } else {
-                                work(&mut state, place, found);
-                            }
-                        }
-                        let quick = started.elapsed() < QUICK * count;
-                        size = if quick { (size * 2).min(BATCH) } else { 1 };
-                    }
-                    if let Some(rest) = part {
-                        self.set_aside(rest);
-                    }
-                    done(state);
-                });
+                scope.spawn(|| self.worker(stop, start, work, done));
             }
         });
+    }
+
+    /// One worker: takes tenants until there are none or `stop` says so.
+    fn worker<S>(
+        &self,
+        stop: &(dyn Fn() -> bool + Sync),
+        start: &(dyn Fn() -> S + Sync),
+        work: &(dyn Fn(&mut S, usize, Found) + Sync),
+        done: &(dyn Fn(S) + Sync),
+    ) {
+        let mut state = start();
+        let (mut batch, mut size) = (Vec::with_capacity(BATCH), 1);
+        let mut part = None;
+        while !stop() {
+            self.fill(&mut batch, size, &mut part);
+            let (count, started) = (batch.len() as u32, Instant::now());
+            if count == 0 {
+                break;
+            }
+            for (place, found) in batch.drain(..) {
+                if stop() {
+                    self.unstarted.lock().push((place, found));
+                } else {
+                    work(&mut state, place, found);
+                }
+            }
+            let quick = started.elapsed() < QUICK * count;
+            size = if quick { (size * 2).min(BATCH) } else { 1 };
+        }
+        if let Some(rest) = part {
+            self.set_aside(rest);
+        }
+        done(state);
     }
 
     /// Fills `batch` with up to `size` tenants and their places in the

@@ -77,7 +77,7 @@ pub(crate) fn describe_root(
 ) -> Result<()> {
     root.check_recorded_layout()?;
     let history = root.root_dir().join(INTERNAL_DIR).join(HISTORY);
-    if !record || !root.root_dir().is_dir() {
+    if !record || !crate::fs::sys::is_dir(root.root_dir()) {
         let recorded = read_record(&history)?;
         let ours = entries(migrations);
         return compare(root.root_dir(), recorded.as_deref(), &ours, accept_changes);
@@ -213,7 +213,7 @@ pub(crate) fn check_backup_history(
 fn carried_history(src: &Path) -> Result<Option<String>> {
     for dir in src.ancestors().skip(1) {
         let internal = dir.join(INTERNAL_DIR);
-        if internal.join("layout").is_file() {
+        if crate::fs::sys::metadata(&internal.join("layout")).is_ok_and(|m| m.is_file()) {
             return read_record(&internal.join(HISTORY));
         }
     }

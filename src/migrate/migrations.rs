@@ -1,6 +1,6 @@
 //! The schema's migrations: defined in code or read from a directory.
 
-use std::fs;
+use crate::fs::sys;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -368,7 +368,7 @@ fn bad(path: &Path, reason: String) -> Error {
 /// The migration directories in `dir` (hidden entries ignored), unsorted:
 /// number, name, path.
 fn list_migration_dirs(dir: &Path) -> Result<Vec<(u32, String, PathBuf)>> {
-    let entries = fs::read_dir(dir).map_err(|e| {
+    let entries = sys::read_dir_path(dir).map_err(|e| {
         bad(
             dir,
             format!("cannot read the migrations directory ({e}); pass the right --migrations path"),
@@ -383,7 +383,7 @@ fn list_migration_dirs(dir: &Path) -> Result<Vec<(u32, String, PathBuf)>> {
             continue;
         }
         let number = parse_number(&name).ok_or_else(|| bad(&path, NOT_NNNN.into()))?;
-        if !path.is_dir() {
+        if !sys::is_dir(&path) {
             return Err(bad(&path, NOT_A_DIR.into()));
         }
         found.push((number, name, path));
@@ -394,10 +394,10 @@ fn list_migration_dirs(dir: &Path) -> Result<Vec<(u32, String, PathBuf)>> {
 /// Reads `up.sql` and the optional `down.sql` of the migration at `path`.
 fn read_migration(name: String, path: &Path) -> Result<Migration> {
     let up_path = path.join("up.sql");
-    let up = fs::read_to_string(&up_path)
+    let up = sys::read_to_string(&up_path)
         .map_err(|e| bad(&up_path, format!("cannot read up.sql ({e})")))?;
     let down_path = path.join("down.sql");
-    let down = match fs::read_to_string(&down_path) {
+    let down = match sys::read_to_string(&down_path) {
         Ok(sql) => Some(sql),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(bad(&down_path, format!("cannot read down.sql ({e})"))),

@@ -1,7 +1,6 @@
 //! Reading a tenant's schema version: SQLite's `user_version`, as in
 //! `rusqlite_migration`.
 
-use std::fs;
 use std::io;
 use std::path::Path;
 
@@ -88,7 +87,7 @@ pub(crate) fn peek_with_sqlite(tenant: &TenantName, root: &Path, path: &Path) ->
     let sidecar = |suffix: &str| {
         let mut name = path.as_os_str().to_owned();
         name.push(suffix);
-        fs::symlink_metadata(name)
+        crate::fs::sys::symlink_metadata(Path::new(&name))
     };
     let wal_is_empty = match sidecar("-wal") {
         Ok(meta) => meta.len() == 0,

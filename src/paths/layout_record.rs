@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use super::root::RootConfig;
 use crate::error::{Error, Result};
+use crate::fs::record::read_contained;
 
 /// The directory under the root where tenanted keeps its own files.
 pub const INTERNAL_DIR: &str = ".tenanted";
@@ -42,7 +43,7 @@ impl RootConfig {
     /// the record.
     pub(crate) fn check_recorded_layout(&self) -> Result<()> {
         let path = self.layout_record_path();
-        match read_contained(self.root_dir(), &path) {
+        match read_contained(self.root_dir(), Path::new(INTERNAL_DIR), &path) {
             Ok(recorded) if recorded == self.layout_record() => Ok(()),
             Ok(recorded) => Err(self.layout_mismatch(&recorded)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
@@ -59,7 +60,7 @@ impl RootConfig {
     /// [`Error::NotADirectory`] if `.tenanted` is a link or a file.
     fn internal_dir_blocked(&self) -> Option<Error> {
         let internal = self.root_dir().join(INTERNAL_DIR);
-        let meta = std::fs::symlink_metadata(&internal).ok()?;
+        let meta = crate::fs::sys::symlink_metadata(&internal).ok()?;
         let found = match meta.file_type() {
             t if t.is_dir() => return None,
             t if t.is_symlink() => "a symbolic link",
@@ -89,24 +90,4 @@ impl RootConfig {
             buckets: self.bucket_count(),
         }
     }
-}
-
-/// The record at `path` (`ROOT/.tenanted/NAME`), read without following a
-/// link at `.tenanted` or at the record itself (someone else may have put
-/// either there), and at most 64 KiB of it: a record is a few lines.
-fn read_contained(root: &Path, path: &Path) -> io::Result<String> {
-    use rustix::fs::{Mode, OFlags, open, openat};
-    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    let dir = open(root, OFlags::DIRECTORY | flags, Mode::empty())?;
-    let internal = openat(&dir, INTERNAL_DIR, OFlags::DIRECTORY | flags, Mode::empty())?;
-    let name = path.file_name().unwrap_or_default();
-    let file = std::fs::File::from(openat(
-        &internal,
-        name,
-        flags | OFlags::NONBLOCK,
-        Mode::empty(),
-    )?);
-    let mut text = String::new();
-    std::io::Read::read_to_string(&mut std::io::Read::take(file, 64 * 1024), &mut text)?;
-    Ok(text)
 }

@@ -2,7 +2,6 @@
 //! hash, and the one walk that inverts them.
 
 mod bucket;
-mod entries;
 mod layout;
 mod layout_record;
 mod litestream;
@@ -20,8 +19,4 @@ pub use root::{DEFAULT_BUCKETS, DEFAULT_TEMPLATE, RootConfig};
 pub use tenants::Tenants;
 
 pub(crate) use bucket::Fnv1a;
-pub(crate) use entries::{FENCE_SUFFIX, RESTORE_SUFFIX};
-pub(crate) use path_template::SQLITE_SIDECARS;
-#[cfg(test)]
-pub(crate) use path_template::{LONGEST_DIR_SIBLING_EXTRA, LONGEST_SIBLING_EXTRA};
 pub(crate) use walker::{Found, Mode, Part, Walker};

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use crate::fs::siblings::{LONGEST_DIR_SIBLING_EXTRA, LONGEST_SIBLING_EXTRA, SQLITE_SIDECARS};
 use crate::name::MAX_TENANT_NAME_LEN;
 
 /// One piece of a path component.
@@ -26,24 +27,9 @@ pub(super) struct Captures<'a> {
     pub(super) bucket: Option<&'a str>,
 }
 
-/// Sidecar suffixes SQLite puts next to a database file. A template whose
-/// file name could end in one would confuse sidecars with tenants.
-pub(crate) const SQLITE_SIDECARS: [&str; 3] = ["-wal", "-shm", "-journal"];
-
 /// The longest name a path component may have (`NAME_MAX` on Linux, macOS
 /// and the BSDs).
 pub(crate) const NAME_MAX: usize = 255;
-
-/// How many bytes the longest file tenanted (or SQLite) makes beside a
-/// database adds to the database's file name: a scratch file's journal,
-/// `.NAME.tmp-PID-N-journal`, with a 10-digit PID and a 20-digit counter.
-/// `fs/siblings.rs` names those files; a test there keeps the two in
-/// step.
-pub(crate) const LONGEST_SIBLING_EXTRA: usize = 45;
-
-/// The same for a tenant's own directory (`storage/coordination/tenant_path.rs`): its
-/// fence, `.NAME.destroying`, is the longest name beside it.
-pub(crate) const LONGEST_DIR_SIBLING_EXTRA: usize = 12;
 
 impl PathTemplate {
     /// Parses and validates `template`; the error is a reason sentence.

@@ -13,22 +13,22 @@
 //! path) and looks at the database itself instead of the walk.
 
 use std::ffi::OsStr;
-use std::fs;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rustix::fs::{FileType, Mode as Permissions, OFlags};
+use rustix::fs::FileType;
 use rustix::io::Errno;
 
 use tracing::{debug, warn};
 
-use super::entries::{Entries, Entry};
 use super::layout::Layout;
 use super::path_template::Captures;
 use crate::error::{Error, Result};
+use crate::fs::entries::{Entries, Entry};
+use crate::fs::sys;
 use crate::name::{self, TenantName};
 
 /// What a walk looks for.
@@ -245,7 +245,7 @@ impl Walker {
             .or_else(|| self.above.clone());
         let opened = match &parent {
             Some(parent) => open_below(parent.as_fd(), &dir),
-            None => open_root(&dir),
+            None => sys::open_root(&dir),
         };
         // A bucket of tenants' own directories, for a walk that lists
         // tenants: the marks of destroys first.
@@ -380,7 +380,7 @@ impl Walker {
         // unmarks; the tenant is there exactly when its database is.
         if marked
             && !matches!(self.mode, Mode::Siblings { .. })
-            && !fs::symlink_metadata(&path).is_ok_and(|meta| meta.is_file())
+            && !stat_below(frame, &path, below_len).is_ok_and(|t| t == FileType::RegularFile)
         {
             debug!(path = %entry.path().display(), "skipping a tenant being destroyed");
             return Step::Skip;
@@ -396,7 +396,7 @@ impl Walker {
                 tenant,
                 path,
             }),
-            Mode::Siblings { .. } => match fs::symlink_metadata(&path) {
+            Mode::Siblings { .. } => match stat_below(frame, &path, below_len) {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => Step::Found(Found {
                     tenant,
                     path,
@@ -524,25 +524,23 @@ impl Named<'_> {
     }
 }
 
-/// The root directory, open for reading. The root itself may be a link
-/// (the operator chose it); nothing below it is followed.
-fn open_root(root: &Path) -> io::Result<OwnedFd> {
-    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
-    Ok(rustix::fs::open(root, flags, Permissions::empty())?)
-}
-
 /// The directory `dir` names, opened through `parent` (the directory it
 /// was listed in), never through a link: the kernel, not a check made
 /// earlier, keeps the walk inside the root.
 fn open_below(parent: BorrowedFd<'_>, dir: &Path) -> io::Result<OwnedFd> {
     let name = dir.file_name().unwrap_or(dir.as_os_str());
-    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW;
-    Ok(rustix::fs::openat(
-        parent,
-        name,
-        flags,
-        Permissions::empty(),
-    )?)
+    sys::open_dir(parent, Path::new(name))
+}
+
+/// What the file at `path` is (never following a link at its end), looked
+/// at through `frame`'s open directory, below which its last `below_len`
+/// bytes name it.
+fn stat_below(frame: &Frame, path: &Path, below_len: usize) -> io::Result<FileType> {
+    let bytes = path.as_os_str().as_bytes();
+    let start = (bytes.len().checked_sub(below_len)).ok_or(io::ErrorKind::InvalidInput)?;
+    let name = Path::new(OsStr::from_bytes(&bytes[start..]));
+    let stat = sys::stat(frame.entries.dir().as_fd(), name)?;
+    Ok(FileType::from_raw_mode(stat.st_mode))
 }
 
 /// Whether opening a directory failed because a link or a file is there.

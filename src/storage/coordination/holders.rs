@@ -17,7 +17,6 @@ use std::path::Path;
 
 use crate::fs::dir::Dir;
 use crate::fs::sys;
-use rustix::process::{Flock, FlockOffsetType, FlockType, fcntl_getlk};
 
 /// SQLite's `PENDING_BYTE`; the shared range starts two bytes above it.
 const PENDING_BYTE: u64 = 0x4000_0000;
@@ -49,15 +48,6 @@ fn lock_holder(dir: &Dir, name: &Path, start: u64, length: u64) -> io::Result<Op
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
-    let wanted = Flock {
-        start,
-        length,
-        pid: None,
-        typ: FlockType::WriteLock,
-        offset_type: FlockOffsetType::Set,
-    };
-    let held = fcntl_getlk(&file, &wanted)?;
-    Ok(held.map(|lock| Holder {
-        pid: lock.pid.map(|p| p.as_raw_nonzero().get() as u32),
-    }))
+    let held = sys::lock_holder(&file, start, length, name)?;
+    Ok(held.map(|pid| Holder { pid }))
 }

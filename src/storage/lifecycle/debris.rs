@@ -274,7 +274,7 @@ fn sweep_tenant(tenant: &TenantName, at: TenantPath<'_>) -> Result<usize> {
     }
     let had_lock_files = lock_files
         .iter()
-        .filter(|file| std::fs::symlink_metadata(file).is_ok())
+        .filter(|file| sys::symlink_metadata(file).is_ok())
         .count();
     let lock = match TenantLock::try_for_sweep(at) {
         Ok(Some(lock)) => lock,

@@ -11,7 +11,6 @@
 //! protocol (fence, wait for other processes, demolish), still under the
 //! same locks, so no create slips in between.
 
-use std::fs;
 use std::io;
 use std::path::Path;
 
@@ -170,7 +169,7 @@ fn replace_with(
 /// Opens the backup read-only and starts the read transaction that the
 /// check and the copy share.
 fn open_backup(tenant: &TenantName, src: &Path) -> Result<Connection> {
-    let meta = fs::metadata(src).map_err(|e| match e.kind() {
+    let meta = sys::metadata(src).map_err(|e| match e.kind() {
         io::ErrorKind::NotFound => bad_backup(tenant, src, "there is no such file"),
         _ => Error::io(Some(tenant), src, "reading the backup file", e),
     })?;

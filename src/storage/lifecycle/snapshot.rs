@@ -12,7 +12,7 @@
 //! `benches/backup.rs` measures it against `VACUUM INTO` and a plain
 //! `fs::copy` + fsync of the same file.
 
-use std::fs::{self, File};
+use std::os::fd::AsFd;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -94,7 +94,7 @@ fn destination_dir(dest: &Path, within: Option<&Path>) -> std::io::Result<Dir> {
 /// systems cannot sync directories, and the backup itself is synced.
 fn sync_dir(path: &Path) {
     if let Some(dir) = path.parent()
-        && let Err(e) = File::open(dir).and_then(|d| d.sync_all())
+        && let Err(e) = sys::open_path(dir).and_then(|d| sys::sync(d.as_fd(), dir))
     {
         tracing::debug!(dir = %dir.display(), error = %e, "could not sync directory");
     }
@@ -104,8 +104,8 @@ fn sync_dir(path: &Path) {
 /// each one created, so that after a crash the backup is reachable by its
 /// path (the rename into `dir` is synced after the copy).
 fn create_dirs_durably(dir: &Path) -> std::io::Result<()> {
-    let missing: Vec<&Path> = dir.ancestors().take_while(|d| !d.exists()).collect();
-    fs::create_dir_all(dir)?;
+    let missing: Vec<&Path> = dir.ancestors().take_while(|d| !sys::exists(d)).collect();
+    sys::make_dir_all(dir)?;
     // Top down: each new directory's entry in its parent.
     for created in missing.iter().rev() {
         sync_dir(created);
@@ -175,8 +175,8 @@ const BUSY_WAIT: Duration = Duration::from_secs(30);
 
 /// fsyncs the file at `path`; returns its size.
 pub(in crate::storage) fn sync_file(tenant: &TenantName, path: &Path) -> Result<u64> {
-    File::open(path)
-        .and_then(|f| f.sync_all().and_then(|()| f.metadata()))
-        .map(|meta| meta.len())
+    sys::open_path(path)
+        .and_then(|f| sys::sync(f.as_fd(), path).and_then(|()| sys::fstat(f.as_fd())))
+        .map(|stat| u64::try_from(stat.st_size).unwrap_or(0))
         .map_err(|e| Error::io(Some(tenant), path, "syncing the copy", e))
 }

@@ -36,14 +36,17 @@
 //!
 //! Anything else is [`Header::AskSqlite`]: the caller opens it with SQLite.
 
+use std::ffi::OsStr;
+use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat, fstat, openat, statat};
-use rustix::io::{Errno, pread};
+use rustix::fs::{FileType, Stat};
+use rustix::io::Errno;
 
 use crate::fs::file_id::FileId;
+use crate::fs::sys;
 use crate::storage::opening::open_files;
 
 /// What the header read found.
@@ -71,21 +74,20 @@ pub(crate) fn header_version(dir: BorrowedFd<'_>, name: &Path) -> Header {
     // is on is left to SQLite without opening it at all, so that its
     // descriptor need not be kept open until that connection closes.
     if open_files::any_open()
-        && let Ok(stat) = statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)
+        && let Ok(stat) = sys::stat(dir, name)
         && open_files::is_open(FileId::from_stat(&stat))
     {
         return Header::AskSqlite;
     }
     // Never follow a symbolic link; never wait on a FIFO put there.
-    let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW | OFlags::NONBLOCK;
-    let fd = match openat(dir, name, flags, Mode::empty()) {
+    let fd = match sys::open_any(dir, name) {
         Ok(fd) => fd,
-        Err(Errno::NOENT | Errno::LOOP | Errno::NOTDIR) => return Header::NotThere,
+        Err(e) if not_there(&e) => return Header::NotThere,
         Err(_) => return Header::AskSqlite,
     };
-    match fstat(&fd) {
+    match sys::fstat(fd.as_fd()) {
         Ok(stat) => {
-            let header = read(fd.as_fd(), &stat);
+            let header = read(fd.as_fd(), &stat, name);
             open_files::close_outside_sqlite(fd, FileId::from_stat(&stat));
             header
         }
@@ -99,9 +101,15 @@ pub(crate) fn header_version(dir: BorrowedFd<'_>, name: &Path) -> Header {
     }
 }
 
+/// Whether an open failed because no file is there, or a link is.
+fn not_there(e: &io::Error) -> bool {
+    let errno = e.raw_os_error().map(Errno::from_raw_os_error);
+    matches!(errno, Some(Errno::NOENT | Errno::LOOP | Errno::NOTDIR))
+}
+
 /// Whether `name`'s `-wal` is absent or empty.
 fn wal_is_empty(dir: BorrowedFd<'_>, name: &Path) -> bool {
-    let wal_stat = |wal: &[u8]| statat(dir, wal, AtFlags::SYMLINK_NOFOLLOW);
+    let wal_stat = |wal: &[u8]| sys::stat(dir, Path::new(OsStr::from_bytes(wal)));
     let name = name.as_os_str().as_bytes();
     // Named on the stack: a fleet run asks this of every tenant.
     let mut short = [0u8; 128];
@@ -115,20 +123,20 @@ fn wal_is_empty(dir: BorrowedFd<'_>, name: &Path) -> bool {
     };
     match stat {
         Ok(stat) => stat.st_size == 0,
-        Err(e) => e == Errno::NOENT,
+        Err(e) => e.kind() == io::ErrorKind::NotFound,
     }
 }
 
 const WAL: &[u8] = b"-wal";
 
-/// The version in the header of the file `fd` is open on, `stat` its
-/// metadata.
-fn read(fd: BorrowedFd<'_>, stat: &Stat) -> Header {
+/// The version in the header of the file `fd` is open on (`name`), `stat`
+/// its metadata.
+fn read(fd: BorrowedFd<'_>, stat: &Stat, name: &Path) -> Header {
     if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
         return Header::NotThere;
     }
     let mut header = [0u8; 100];
-    match pread(fd, &mut header, 0) {
+    match sys::read_at(fd, &mut header, 0, name) {
         Ok(100) => {}
         // Empty or short: damaged, SQLite says how.
         _ => return Header::AskSqlite,

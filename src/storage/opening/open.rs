@@ -2,7 +2,6 @@
 //! saying precisely why an open failed.
 
 use std::borrow::Cow;
-use std::fs;
 use std::io;
 use std::path::Path;
 use std::time::Duration;
@@ -11,6 +10,7 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 use crate::error::{Error, Result, is_fd_exhaustion};
 use crate::fs::siblings::fence_path;
+use crate::fs::sys;
 use crate::name::TenantName;
 use crate::storage::opening::database_file::damaged;
 use crate::storage::opening::open_files::TrackedConnection;
@@ -88,7 +88,7 @@ pub(crate) fn open_for_reading(
 pub(crate) fn missing_error(tenant: &TenantName, path: &Path) -> Error {
     let (tenant, path) = (tenant.clone(), path.to_path_buf());
     let fenced_dir = path.parent().map(fence_path);
-    if fence_path(&path).exists() || fenced_dir.is_some_and(|fenced| fenced.exists()) {
+    if sys::exists(&fence_path(&path)) || fenced_dir.is_some_and(|fenced| sys::exists(&fenced)) {
         Error::TenantBeingDestroyed { tenant, path }
     } else {
         Error::TenantDoesNotExist { tenant, path }
@@ -115,7 +115,7 @@ pub(in crate::storage) fn open_error(
     path: &Path,
     e: rusqlite::Error,
 ) -> Error {
-    match fs::metadata(path) {
+    match sys::metadata(path) {
         Err(m) if m.kind() == io::ErrorKind::NotFound => missing_error(tenant, path),
         _ => sqlite_error(tenant, path, "opening the database", e),
     }
@@ -148,8 +148,7 @@ pub(crate) fn sqlite_error(
 
 /// Whether `path` is on a file system mounted read-only.
 fn on_read_only_file_system(path: &Path) -> bool {
-    rustix::fs::statvfs(path)
-        .is_ok_and(|fs| fs.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY))
+    sys::on_read_only_mount(path)
 }
 
 /// Opening any directory needs a descriptor: if that fails with EMFILE or
@@ -157,5 +156,5 @@ fn on_read_only_file_system(path: &Path) -> bool {
 /// itself: closing a second descriptor would drop SQLite's POSIX locks.)
 fn fd_exhausted(path: &Path) -> bool {
     let dir = path.parent().unwrap_or(Path::new("."));
-    matches!(fs::File::open(dir), Err(ref e) if is_fd_exhaustion(e))
+    matches!(sys::open_path(dir), Err(ref e) if is_fd_exhaustion(e))
 }

@@ -165,7 +165,8 @@ fn sqlite_failure(dir: &Path, e: rusqlite::Error) -> PinError {
         return PinError::Damaged(NOT_SQLITE);
     }
     let cannot_open = e.sqlite_error_code() == Some(rusqlite::ErrorCode::CannotOpen);
-    if cannot_open && matches!(std::fs::File::open(dir), Err(ref io) if is_fd_exhaustion(io)) {
+    if cannot_open && matches!(crate::fs::sys::open_path(dir), Err(ref io) if is_fd_exhaustion(io))
+    {
         return PinError::TooManyOpenFiles;
     }
     PinError::Sqlite(e)

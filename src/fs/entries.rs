@@ -14,17 +14,13 @@ use std::ffi::{OsStr, OsString};
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 use std::sync::Arc;
 
-use rustix::fs::{AtFlags, FileType, RawDir, statat};
+use rustix::fs::FileType;
 
-/// Ends the name of a destroy's mark (and of a fenced database):
-/// `.NAME.destroying`.
-pub(crate) const FENCE_SUFFIX: &str = ".destroying";
-
-/// Ends the name of the mark of a restore replacing a tenant:
-/// `.NAME.restoring`.
-pub(crate) const RESTORE_SUFFIX: &str = ".restoring";
+use crate::fs::siblings::{FENCE_SUFFIX, RESTORE_SUFFIX};
+use crate::fs::sys;
 
 /// Bytes one `getdents` call may fill: a few hundred entries.
 const BATCH_BYTES: usize = 32 * 1024;
@@ -39,7 +35,7 @@ struct Item {
 }
 
 /// The entries of one open directory.
-pub(super) struct Entries {
+pub(crate) struct Entries {
     dir: Arc<OwnedFd>,
     /// What `getdents` fills, reused for every batch.
     buffer: Vec<u8>,
@@ -56,7 +52,7 @@ pub(super) struct Entries {
 }
 
 /// An entry of [`Entries`]: its name and what it is.
-pub(super) struct Entry<'a> {
+pub(crate) struct Entry<'a> {
     dir: BorrowedFd<'a>,
     name: &'a OsStr,
     kind: FileType,
@@ -64,24 +60,30 @@ pub(super) struct Entry<'a> {
 
 impl Entry<'_> {
     /// The entry's name.
-    pub(super) fn name(&self) -> &OsStr {
+    pub(crate) fn name(&self) -> &OsStr {
         self.name
+    }
+
+    /// What the directory listing says the entry is
+    /// ([`FileType::Unknown`] on file systems that do not say).
+    pub(crate) fn listed_type(&self) -> FileType {
+        self.kind
     }
 
     /// What the entry is, never following a link: from the directory
     /// listing, or, where the file system does not say, from a `stat`.
-    pub(super) fn file_type(&self) -> io::Result<FileType> {
+    pub(crate) fn file_type(&self) -> io::Result<FileType> {
         if self.kind != FileType::Unknown {
             return Ok(self.kind);
         }
-        let stat = statat(self.dir, self.name, AtFlags::SYMLINK_NOFOLLOW)?;
+        let stat = sys::stat(self.dir, Path::new(self.name))?;
         Ok(FileType::from_raw_mode(stat.st_mode))
     }
 }
 
 impl Entries {
     /// The entries of the directory open as `dir`, streamed.
-    pub(super) fn streamed(dir: Arc<OwnedFd>) -> Self {
+    pub(crate) fn streamed(dir: Arc<OwnedFd>) -> Self {
         Entries {
             dir,
             buffer: Vec::with_capacity(BATCH_BYTES),
@@ -99,7 +101,7 @@ impl Entries {
     /// # Errors
     ///
     /// The directory cannot be read.
-    pub(super) fn read_whole(dir: Arc<OwnedFd>) -> io::Result<Self> {
+    pub(crate) fn read_whole(dir: Arc<OwnedFd>) -> io::Result<Self> {
         let mut entries = Entries::streamed(dir);
         while !entries.ended {
             entries.read_batch()?;
@@ -111,12 +113,12 @@ impl Entries {
     }
 
     /// The directory, open.
-    pub(super) fn dir(&self) -> &Arc<OwnedFd> {
+    pub(crate) fn dir(&self) -> &Arc<OwnedFd> {
         &self.dir
     }
 
     /// Whether the entry `name` is marked as being destroyed.
-    pub(super) fn being_destroyed(&self, name: &OsStr) -> bool {
+    pub(crate) fn being_destroyed(&self, name: &OsStr) -> bool {
         self.destroying.iter().any(|marked| marked == name)
     }
 
@@ -126,7 +128,7 @@ impl Entries {
     /// # Errors
     ///
     /// The directory cannot be read further (it then ends).
-    pub(super) fn advance(&mut self) -> Option<io::Result<usize>> {
+    pub(crate) fn advance(&mut self) -> Option<io::Result<usize>> {
         while self.next == self.items.len() {
             if self.ended {
                 return None;
@@ -144,7 +146,7 @@ impl Entries {
     }
 
     /// The entry [`Entries::advance`] returned `index` for.
-    pub(super) fn get(&self, index: usize) -> Option<Entry<'_>> {
+    pub(crate) fn get(&self, index: usize) -> Option<Entry<'_>> {
         let item = self.items.get(index)?;
         Some(Entry {
             dir: self.dir.as_fd(),
@@ -157,7 +159,7 @@ impl Entries {
     /// A batch is taken whole: a `RawDir` dropped with entries still in
     /// its buffer would lose them.
     fn read_batch(&mut self) -> io::Result<()> {
-        let mut raw = RawDir::new(self.dir.as_fd(), self.buffer.spare_capacity_mut());
+        let mut raw = sys::read_entries(self.dir.as_fd(), &mut self.buffer, Path::new(""))?;
         loop {
             match raw.next() {
                 None => {
