@@ -35,11 +35,13 @@
 //! [design document]: https://docs.rs/crate/tenanted/latest/source/docs/design.md
 
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod backup;
 mod builder;
 mod context;
 mod error;
+mod fleet;
 mod fs;
 mod manager;
 mod migrate;
@@ -57,10 +59,11 @@ pub use backup::{
 pub use builder::TenantManagerBuilder;
 pub use context::current_tenant;
 pub use error::{BoxError, Error, OtherProcess, PendingMigrationError, Result};
+pub use fleet::Progress;
 pub use manager::TenantManager;
 pub use migrate::{
     MigrateOptions, Migration, MigrationOutcome, MigrationPlan, MigrationReport, MigrationSummary,
-    Migrations, PlannedTenant, Progress, StatusReport, TenantReport, TenantStatus,
+    Migrations, PlannedTenant, StatusReport, TenantReport, TenantStatus,
 };
 pub use name::{MAX_TENANT_NAME_LEN, TenantName};
 pub use paths::{DEFAULT_BUCKETS, DEFAULT_TEMPLATE, ReplicaTarget, RootConfig, Tenants, bucket_of};

@@ -1,21 +1,20 @@
 //! `backup_all`: every tenant copied into a directory laid out like the
-//! root, in parallel, on the fleet engine's `parallel_map`.
+//! root, in parallel, on the fleet engine (`crate::fleet`).
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use super::destination::check_outside_root;
 use super::options::BackupOptions;
 use super::report::{BackupOutcome, BackupReport, TenantBackup};
 use crate::error::{Error, Result};
-use crate::migrate::{self, Progress, collect_tenants, parallel_map, split_skipped};
+use crate::fleet::{Line, Lines, Run};
+use crate::migrate;
 use crate::name::TenantName;
 use crate::paths::RootConfig;
 use crate::storage;
 
-/// One tenant's copy, timed; see [`TenantManager::backup_tenant`](crate::TenantManager::backup_tenant).
 pub(crate) fn backup_one(
     root: &RootConfig,
     tenant: &TenantName,
@@ -33,44 +32,37 @@ pub(crate) fn backup_one(
     ))
 }
 
-/// Copies every tenant (or `options.only`) of `root` into `dir`, laid out
-/// with `root`'s template and bucket count.
+impl Line for TenantBackup {
+    fn tenant(&self) -> &TenantName {
+        &self.tenant
+    }
+}
+
 pub(crate) fn backup_all(
     root: &RootConfig,
     dir: &Path,
     options: &BackupOptions,
 ) -> Result<BackupReport> {
-    let started = Instant::now();
     check_outside_root(None, root.root_dir(), dir)?;
     let layout = RootConfig::new(dir)
         .template(root.template_str())
         .buckets(root.bucket_count());
-    let (tenants, listing_errors) = collect_tenants(root, options.only.as_deref())?;
+    let run = Run::in_order(root, &options.fleet)?;
     describe_backup_dir(root, &layout)?;
-    let span = tracing::info_span!("backup_all", tenants = tenants.len(), jobs = options.jobs);
+    let span = tracing::info_span!("backup_all", jobs = options.fleet.jobs);
     let _entered = span.enter();
-    let done = AtomicUsize::new(0);
-    let cancelled = || (options.cancel.as_ref()).is_some_and(|c| c.load(Ordering::SeqCst));
-    let results = parallel_map(&tenants, options.jobs, &cancelled, |tenant| {
-        let line = copy_one(root, &layout, tenant);
-        if let Some(progress) = &options.progress {
-            progress(&Progress {
-                done: done.fetch_add(1, Ordering::SeqCst) + 1,
-                total: tenants.len(),
-                tenant: tenant.clone(),
-                ok: line.succeeded(),
-            });
-        }
-        line
+    let ran = run.each(Lines::new, |run, found| {
+        let line = copy_one(root, &layout, &found.tenant);
+        run.progress(&line.tenant, line.succeeded());
+        Some(line)
     });
-    let (lines, skipped) = split_skipped(tenants, results);
     let report = BackupReport {
         dir: dir.to_path_buf(),
-        tenants: lines,
-        cancelled: cancelled() && !skipped.is_empty(),
-        skipped,
-        listing_errors,
-        duration: started.elapsed(),
+        tenants: ran.rows,
+        skipped: ran.skipped,
+        cancelled: ran.cancelled,
+        listing_errors: ran.listing_errors,
+        duration: ran.duration,
     };
     tracing::info!(
         succeeded = report.succeeded(),
@@ -79,12 +71,6 @@ pub(crate) fn backup_all(
     );
     Ok(report)
 }
-
-/// Records the layout in the backup directory, as a root describes itself
-/// (`.tenanted/layout`), so that a manager or a listing that reads it with
-/// another layout fails clearly instead of finding nothing; a directory
-/// already recorded with another layout is refused before anything is
-/// copied into it. The root's migration history goes with it.
 fn describe_backup_dir(root: &RootConfig, layout: &RootConfig) -> Result<()> {
     layout.check_recorded_layout()?;
     let record = layout.layout_record();

@@ -5,9 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use crate::migrate::Progress;
-
-type Callback<T> = Box<dyn Fn(&T) + Send + Sync>;
+use crate::fleet::{FleetOptions, Progress};
 
 /// How [`TenantManager::backup_all`](crate::TenantManager::backup_all)
 /// runs.
@@ -21,10 +19,7 @@ type Callback<T> = Box<dyn Fn(&T) + Send + Sync>;
 ///     .on_progress(|p| eprintln!("{}/{} {}", p.done, p.total, p.tenant));
 /// ```
 pub struct BackupOptions {
-    pub(super) jobs: usize,
-    pub(super) only: Option<Vec<String>>,
-    pub(super) progress: Option<Callback<Progress>>,
-    pub(super) cancel: Option<Arc<AtomicBool>>,
+    pub(super) fleet: FleetOptions,
 }
 
 impl Default for BackupOptions {
@@ -37,16 +32,13 @@ impl BackupOptions {
     /// Every tenant, one worker per core, continuing past failures.
     pub fn new() -> Self {
         BackupOptions {
-            jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            only: None,
-            progress: None,
-            cancel: None,
+            fleet: FleetOptions::new(),
         }
     }
 
     /// Worker threads (at least 1). Each copies one tenant at a time.
     pub fn jobs(mut self, jobs: usize) -> Self {
-        self.jobs = jobs.max(1);
+        self.fleet.set_jobs(jobs);
         self
     }
 
@@ -56,7 +48,7 @@ impl BackupOptions {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.only = Some(tenants.into_iter().map(Into::into).collect());
+        self.fleet.set_only(tenants);
         self
     }
 
@@ -64,7 +56,7 @@ impl BackupOptions {
     /// (`ok` is false for a failure, and also for a tenant destroyed
     /// before its turn).
     pub fn on_progress(mut self, f: impl Fn(&Progress) + Send + Sync + 'static) -> Self {
-        self.progress = Some(Box::new(f));
+        self.fleet.progress = Some(Box::new(f));
         self
     }
 
@@ -86,7 +78,7 @@ impl BackupOptions {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn cancel_on(mut self, flag: Arc<AtomicBool>) -> Self {
-        self.cancel = Some(flag);
+        self.fleet.cancel = Some(flag);
         self
     }
 }
@@ -94,8 +86,8 @@ impl BackupOptions {
 impl fmt::Debug for BackupOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BackupOptions")
-            .field("jobs", &self.jobs)
-            .field("only", &self.only)
+            .field("jobs", &self.fleet.jobs)
+            .field("only", &self.fleet.only)
             .finish_non_exhaustive()
     }
 }

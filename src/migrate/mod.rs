@@ -1,8 +1,8 @@
 //! Tenants' schemas: the migrations, one tenant's migration, the schema
-//! gate at pool open, the template database's schema, and the parallel
-//! fleet engine with its options and reports.
+//! gate at pool open, the template database's schema, the root's
+//! migration history, and `migrate_all` and `migration_status` (on the
+//! fleet engine, `crate::fleet`) with their options and reports.
 
-mod feed;
 mod fleet;
 mod history;
 mod migrations;
@@ -17,14 +17,12 @@ mod tenant;
 mod version;
 
 pub use migrations::{Migration, Migrations};
-pub use options::{MigrateOptions, Progress};
+pub use options::MigrateOptions;
 pub use plan::{MigrationPlan, PlannedTenant};
 pub use report::{MigrationReport, MigrationSummary, StatusReport, TenantReport, TenantStatus};
 pub use tenant::MigrationOutcome;
 
-pub(crate) use fleet::{
-    collect_tenants, migrate_all, migration_status, parallel_map, split_skipped,
-};
+pub(crate) use fleet::{migrate_all, migration_status};
 pub(crate) use history::{check_backup_history, copy_history, describe_root};
 pub(crate) use schema_gate::check_schema;
 pub(crate) use template_schema::ensure_template;

@@ -1,14 +1,14 @@
-//! [`MigrateOptions`]: how a fleet migration runs, and the [`Progress`]
-//! its callback is given.
+//! [`MigrateOptions`]: how a fleet migration runs; the options every fleet
+//! run shares (jobs, which tenants, progress, cancel) are the fleet's own
+//! ([`FleetOptions`]), embedded.
 
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use super::report::TenantReport;
+use crate::fleet::{Callback, FleetOptions, Progress};
 use crate::name::TenantName;
-
-type Callback<T> = Box<dyn Fn(&T) + Send + Sync>;
 
 /// How [`TenantManager::migrate_all`](crate::TenantManager::migrate_all)
 /// runs.
@@ -22,15 +22,12 @@ type Callback<T> = Box<dyn Fn(&T) + Send + Sync>;
 ///     .on_progress(|p| eprintln!("{}/{} {}", p.done, p.total, p.tenant));
 /// ```
 pub struct MigrateOptions {
-    pub(super) jobs: usize,
+    pub(super) fleet: FleetOptions,
     pub(super) max_failures: Option<usize>,
     pub(super) allow_down: bool,
-    pub(super) only: Option<Vec<String>>,
     pub(super) target: Option<usize>,
-    pub(super) progress: Option<Callback<Progress>>,
     pub(super) before_each: Option<Callback<TenantName>>,
     pub(super) after_each: Option<Callback<TenantReport>>,
-    pub(super) cancel: Option<Arc<AtomicBool>>,
 }
 
 impl Default for MigrateOptions {
@@ -44,21 +41,18 @@ impl MigrateOptions {
     /// past failures.
     pub fn new() -> Self {
         MigrateOptions {
-            jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            fleet: FleetOptions::new(),
             max_failures: None,
             allow_down: true,
-            only: None,
             target: None,
-            progress: None,
             before_each: None,
             after_each: None,
-            cancel: None,
         }
     }
 
     /// Worker threads (at least 1). Each migrates one tenant at a time.
     pub fn jobs(mut self, jobs: usize) -> Self {
-        self.jobs = jobs.max(1);
+        self.fleet.set_jobs(jobs);
         self
     }
 
@@ -137,7 +131,7 @@ impl MigrateOptions {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.only = Some(tenants.into_iter().map(Into::into).collect());
+        self.fleet.set_only(tenants);
         self
     }
 
@@ -154,7 +148,7 @@ impl MigrateOptions {
     /// first (the run itself streams the listing and never holds every
     /// name).
     pub fn on_progress(mut self, f: impl Fn(&Progress) + Send + Sync + 'static) -> Self {
-        self.progress = Some(Box::new(f));
+        self.fleet.progress = Some(Box::new(f));
         self
     }
 
@@ -192,7 +186,7 @@ impl MigrateOptions {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn cancel_on(mut self, flag: Arc<AtomicBool>) -> Self {
-        self.cancel = Some(flag);
+        self.fleet.cancel = Some(flag);
         self
     }
 }
@@ -205,53 +199,18 @@ impl MigrateOptions {
 
     /// The tenants of `only`, when set.
     pub(crate) fn only_names(&self) -> Option<&[String]> {
-        self.only.as_deref()
+        self.fleet.only.as_deref()
     }
 }
 
 impl fmt::Debug for MigrateOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MigrateOptions")
-            .field("jobs", &self.jobs)
+            .field("jobs", &self.fleet.jobs)
             .field("max_failures", &self.max_failures)
             .field("allow_down", &self.allow_down)
-            .field("only", &self.only)
+            .field("only", &self.fleet.only)
             .field("target", &self.target)
             .finish_non_exhaustive()
     }
-}
-
-/// Where a fleet run is (`migrate_all`, or `backup_all` through
-/// [`BackupOptions::on_progress`](crate::BackupOptions::on_progress)),
-/// given to the progress callback.
-///
-/// ```
-/// use std::sync::{Arc, atomic::{AtomicUsize, Ordering}};
-/// # let dir = tempfile::tempdir()?;
-/// # let manager = tenanted::TenantManager::builder(
-/// #     tenanted::RootConfig::new(dir.path()),
-/// #     tenanted::Migrations::new(vec![tenanted::Migration::new("a", "CREATE TABLE a (x);")]),
-/// # ).build()?;
-/// # manager.create_tenant("acme")?;
-/// let seen = Arc::new(AtomicUsize::new(0));
-/// let counter = Arc::clone(&seen);
-/// manager.migrate_all(&tenanted::MigrateOptions::new().on_progress(move |p| {
-///     assert_eq!(p.total, 1);
-///     counter.store(p.done, Ordering::SeqCst);
-/// }))?;
-/// assert_eq!(seen.load(Ordering::SeqCst), 1);
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct Progress {
-    /// Tenants finished so far, this one included.
-    pub done: usize,
-    /// Tenants in the run, as counted when it started (never less than
-    /// `done`: a tenant created since is counted when it is reached).
-    pub total: usize,
-    /// The tenant just finished.
-    pub tenant: TenantName,
-    /// Whether it succeeded.
-    pub ok: bool,
 }

@@ -7,12 +7,11 @@ use std::path::Path;
 use rusqlite::{Connection, OpenFlags};
 
 use crate::error::Result;
+use crate::fleet::is_database;
 use crate::fs::Dir;
 use crate::name::TenantName;
 use crate::paths::Found;
-use crate::storage::{
-    Header, Occupant, header_version, occupant, open_for_reading, require_database, sqlite_error,
-};
+use crate::storage::{Header, header_version, open_for_reading, require_database, sqlite_error};
 
 /// The tenant's schema version.
 pub(crate) fn read_version(tenant: &TenantName, path: &Path, conn: &Connection) -> Result<usize> {
@@ -64,12 +63,6 @@ fn contained_header_version(root: &Path, path: &Path) -> Header {
         Ok(dir) => header_version(dir.fd(), Path::new(name)),
         Err(_) => Header::AskSqlite,
     }
-}
-
-/// Whether a regular file is where `found`'s database should be (what
-/// `tenants()` checks before listing a tenant).
-pub(super) fn is_database(found: &Found, root: &Path) -> bool {
-    matches!(occupant(root, &found.path), Ok(Occupant::Database(_)))
 }
 
 /// The tenant's schema version, read with SQLite.

@@ -83,6 +83,15 @@ pub(crate) struct Below {
 }
 
 impl Found {
+    /// A tenant a caller names, at `path`, with no open directory.
+    pub(crate) fn listed(tenant: TenantName, path: PathBuf) -> Self {
+        Found {
+            tenant,
+            path,
+            below: None,
+        }
+    }
+
     /// The directory the walk found the database in, and the database's
     /// path below it; `None` without [`Mode::Candidates`].
     pub(crate) fn below(&self) -> Option<(BorrowedFd<'_>, &Path)> {

@@ -13,7 +13,6 @@
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use super::listing::replicated_tenants;
@@ -22,10 +21,10 @@ use super::rebuild_report::{RebuildOutcome, RebuildReport, TenantRebuild};
 use super::restore_command::{Restored, check_binary, restore_one};
 use crate::backup::RestoreOptions;
 use crate::error::{Error, Result};
+use crate::fleet::{Line, Lines, Run};
 use crate::manager::TenantManager;
-use crate::migrate::{Progress, parallel_map, split_skipped};
 use crate::name::TenantName;
-use crate::paths::Fnv1a;
+use crate::paths::{Fnv1a, Found};
 
 impl TenantManager {
     /// Rebuilds this manager's root from its Litestream replica: every
@@ -76,28 +75,23 @@ impl TenantManager {
         check_binary(options)?;
         let tenants = self.tenants_to_rebuild(options)?;
         let staging = Staging::take(self, options)?;
-        let done = AtomicUsize::new(0);
-        let cancelled = || (options.cancel.as_ref()).is_some_and(|c| c.load(Ordering::SeqCst));
-        let names: Vec<TenantName> = tenants.iter().map(|(t, _)| t.clone()).collect();
-        let results = parallel_map(&tenants, options.jobs, &cancelled, |(tenant, relative)| {
-            let line = self.rebuild_one(options, &staging, tenant, relative);
-            if let Some(progress) = &options.progress {
-                progress(&Progress {
-                    done: done.fetch_add(1, Ordering::SeqCst) + 1,
-                    total: tenants.len(),
-                    tenant: tenant.clone(),
-                    ok: !line.failed(),
-                });
-            }
-            line
+        // Each tenant's path is its replica's, relative to the root.
+        let list = (tenants.into_iter())
+            .map(|(tenant, relative)| Found::listed(tenant, PathBuf::from(relative)))
+            .collect();
+        let run = Run::over(self.root().root_dir(), list, &options.fleet);
+        let ran = run.each(Lines::new, |run, found| {
+            let relative = found.path.to_string_lossy();
+            let line = self.rebuild_one(options, &staging, &found.tenant, &relative);
+            run.progress(&found.tenant, !line.failed());
+            Some(line)
         });
-        let (lines, skipped) = split_skipped(names, results);
         let report = RebuildReport {
             replica: options.target.url().to_owned(),
             at: options.at,
-            tenants: lines,
-            cancelled: !skipped.is_empty(),
-            skipped,
+            tenants: ran.rows,
+            cancelled: ran.cancelled,
+            skipped: ran.skipped,
             duration: started.elapsed(),
         };
         tracing::info!(
@@ -111,7 +105,7 @@ impl TenantManager {
     /// The tenants to rebuild, with their paths relative to the root.
     fn tenants_to_rebuild(&self, options: &RebuildOptions) -> Result<Vec<(TenantName, String)>> {
         let root = self.root();
-        let Some(only) = &options.only else {
+        let Some(only) = &options.fleet.only else {
             return Ok(replicated_tenants(root, &options.target)?
                 .into_iter()
                 .collect());
@@ -254,4 +248,10 @@ fn default_staging(root: &Path) -> PathBuf {
     let mut hash = Fnv1a::new();
     hash.write(absolute.as_os_str().as_encoded_bytes());
     std::env::temp_dir().join(format!("tenanted-rebuild-{:016x}", hash.finish()))
+}
+
+impl Line for TenantRebuild {
+    fn tenant(&self) -> &TenantName {
+        &self.tenant
+    }
 }

@@ -8,10 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::SystemTime;
 
-use crate::migrate::Progress;
+use crate::fleet::{FleetOptions, Progress};
 use crate::paths::ReplicaTarget;
-
-type Callback<T> = Box<dyn Fn(&T) + Send + Sync>;
 
 /// How [`TenantManager::rebuild_from_replica`](crate::TenantManager::rebuild_from_replica)
 /// runs.
@@ -27,14 +25,11 @@ type Callback<T> = Box<dyn Fn(&T) + Send + Sync>;
 /// ```
 pub struct RebuildOptions {
     pub(super) target: ReplicaTarget,
-    pub(super) only: Option<Vec<String>>,
     pub(super) at: Option<SystemTime>,
-    pub(super) jobs: usize,
+    pub(super) fleet: FleetOptions,
     pub(super) litestream: PathBuf,
     pub(super) env_remove: Vec<OsString>,
     pub(super) staging: Option<PathBuf>,
-    pub(super) progress: Option<Callback<Progress>>,
-    pub(super) cancel: Option<Arc<AtomicBool>>,
 }
 
 impl RebuildOptions {
@@ -43,16 +38,15 @@ impl RebuildOptions {
     /// restore`), with `litestream` from the `PATH`.
     pub fn new(target: ReplicaTarget) -> Self {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let mut fleet = FleetOptions::new();
+        fleet.set_jobs(cores * 4);
         RebuildOptions {
             target,
-            only: None,
             at: None,
-            jobs: cores * 4,
+            fleet,
             litestream: PathBuf::from("litestream"),
             env_remove: Vec::new(),
             staging: None,
-            progress: None,
-            cancel: None,
         }
     }
 
@@ -63,7 +57,7 @@ impl RebuildOptions {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.only = Some(tenants.into_iter().map(Into::into).collect());
+        self.fleet.set_only(tenants);
         self
     }
 
@@ -77,7 +71,7 @@ impl RebuildOptions {
 
     /// Tenants restored at a time (at least 1).
     pub fn jobs(mut self, jobs: usize) -> Self {
-        self.jobs = jobs.max(1);
+        self.fleet.set_jobs(jobs);
         self
     }
 
@@ -107,7 +101,7 @@ impl RebuildOptions {
 
     /// Called after each tenant, from the worker that restored it.
     pub fn on_progress(mut self, f: impl Fn(&Progress) + Send + Sync + 'static) -> Self {
-        self.progress = Some(Box::new(f));
+        self.fleet.progress = Some(Box::new(f));
         self
     }
 
@@ -115,7 +109,7 @@ impl RebuildOptions {
     /// finish, the rest are reported as skipped. Run the rebuild again to
     /// finish it: tenants already published are kept.
     pub fn cancel_on(mut self, flag: Arc<AtomicBool>) -> Self {
-        self.cancel = Some(flag);
+        self.fleet.cancel = Some(flag);
         self
     }
 }
@@ -124,9 +118,9 @@ impl fmt::Debug for RebuildOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RebuildOptions")
             .field("target", &self.target)
-            .field("only", &self.only)
+            .field("only", &self.fleet.only)
             .field("at", &self.at)
-            .field("jobs", &self.jobs)
+            .field("jobs", &self.fleet.jobs)
             .field("litestream", &self.litestream)
             .finish_non_exhaustive()
     }

@@ -3,6 +3,8 @@
 //! Exit codes: 0 ok, 1 something failed (or is pending, with
 //! `status --check`), 2 bad usage or a bad tenant name, 130 interrupted.
 
+#![forbid(unsafe_code)]
+
 mod authoring;
 mod fleet;
 mod rebuild;

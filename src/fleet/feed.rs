@@ -14,11 +14,11 @@ use std::vec;
 
 use parking_lot::Mutex;
 
-use super::version::is_database;
 use crate::error::{Error, Result};
 use crate::fs::faults;
 use crate::name::TenantName;
 use crate::paths::{Found, Mode, Part, RootConfig, Walker};
+use crate::storage::{Occupant, occupant};
 
 /// The tenants of a run: the walk of the root ([`Mode::Candidates`]), or
 /// the caller's list in its order.
@@ -74,33 +74,42 @@ impl<'a> Feed<'a> {
     ///
     /// A bad name in `only`, a bad template, a root that cannot be walked.
     pub(crate) fn new(root: &'a RootConfig, only: Option<&[String]>) -> Result<Self> {
-        let tenants = match only {
-            Some(names) => {
-                let named = names.iter().map(|name| {
-                    let tenant = TenantName::new(name)?;
-                    let path = root.path_of(tenant.as_str())?;
-                    Ok(Found {
-                        tenant,
-                        path,
-                        below: None,
-                    })
-                });
-                Tenants::Listed(named.collect::<Result<Vec<_>>>()?.into_iter())
-            }
-            None => Tenants::Walked(root.walk(Mode::Candidates)?),
+        let Some(names) = only else {
+            let walk = Tenants::Walked(root.walk(Mode::Candidates)?);
+            return Ok(Feed::of(root.root_dir(), walk, usize::MAX));
         };
+        let named = names.iter().map(|name| {
+            let tenant = TenantName::new(name)?;
+            let path = root.path_of(tenant.as_str())?;
+            Ok(Found::listed(tenant, path))
+        });
+        let named = named.collect::<Result<_>>()?;
+        Ok(Feed::listed(root.root_dir(), named, Vec::new()))
+    }
+
+    /// The caller's `list`, in its order (each `path` whatever the run's
+    /// work needs), and the errors met listing it.
+    pub(crate) fn listed(root: &'a Path, list: Vec<Found>, errors: Vec<Arc<Error>>) -> Self {
+        let most = list.len();
+        let mut feed = Feed::of(root, Tenants::Listed(list.into_iter()), most);
+        feed.source.get_mut().listing_errors = errors;
+        feed
+    }
+
+    fn of(root: &'a Path, tenants: Tenants, most: usize) -> Self {
+        let walked = matches!(tenants, Tenants::Walked(_));
         let source = Source {
             tenants,
             listing_errors: Vec::new(),
         };
-        Ok(Feed {
-            root: root.root_dir(),
+        Feed {
+            root,
             source: Mutex::new(source),
             unstarted: Mutex::new(Vec::new()),
-            walked: only.is_none(),
-            most: only.map_or(usize::MAX, <[String]>::len),
+            walked,
+            most,
             handed: AtomicUsize::new(0),
-        })
+        }
     }
 
     /// Runs `work` on every tenant on `jobs` scoped threads, until the
@@ -260,4 +269,10 @@ pub(crate) fn in_report_order<T>(
         rows.sort_by_key(|row| row.0);
     }
     rows.into_iter().map(|(_, row)| row).collect()
+}
+
+/// Whether a regular file is where `found`'s database should be (what
+/// `tenants()` checks before listing a tenant).
+pub(crate) fn is_database(found: &Found, root: &Path) -> bool {
+    matches!(occupant(root, &found.path), Ok(Occupant::Database(_)))
 }

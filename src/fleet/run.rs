@@ -1,0 +1,230 @@
+//! One fleet run: the [`Feed`] hands tenants to the workers, each worker
+//! keeps a tally of its own ([`Tally`]), and the run reports progress,
+//! stops on the caller's cancel flag (or when the operation asks), and
+//! puts the rows in report order at the end.
+
+use std::marker::PhantomData;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+use super::feed::{Feed, in_report_order};
+use super::options::{FleetOptions, Progress};
+use crate::error::{Error, Result};
+use crate::name::TenantName;
+use crate::paths::{Found, RootConfig};
+
+/// One tenant's row in a fleet report.
+pub(crate) trait Line: Send {
+    /// The tenant it is about.
+    fn tenant(&self) -> &TenantName;
+}
+
+/// What a fleet operation counts as its workers go: its totals, and which
+/// rows its report lists.
+pub(crate) trait Tally: Send {
+    /// One tenant's row.
+    type Row: Line;
+
+    /// Counts `row`; whether the report lists it.
+    fn count(&mut self, row: &Self::Row) -> bool;
+
+    /// Adds another worker's totals.
+    fn absorb(&mut self, other: &Self);
+}
+
+/// The tally of a run whose report lists every tenant's row and counts
+/// nothing beside (a backup, a rebuild).
+pub(crate) struct Lines<R>(PhantomData<R>);
+
+impl<R> Lines<R> {
+    pub(crate) fn new() -> Self {
+        Lines(PhantomData)
+    }
+}
+
+impl<R: Line> Tally for Lines<R> {
+    type Row = R;
+
+    fn count(&mut self, _: &R) -> bool {
+        true
+    }
+
+    fn absorb(&mut self, _: &Self) {}
+}
+
+/// A run in progress, shared by its workers.
+pub(crate) struct Run<'a> {
+    feed: Feed<'a>,
+    options: &'a FleetOptions,
+    /// Tenants in the run, counted before it starts (only for progress).
+    total: usize,
+    done: AtomicUsize,
+    stop: AtomicBool,
+}
+
+impl Run<'_> {
+    /// The root directory, every tenant's path reached from it.
+    pub(crate) fn root(&self) -> &Path {
+        self.feed.root
+    }
+
+    /// Whether the tenants come from the walk (not the caller's list).
+    pub(crate) fn walked(&self) -> bool {
+        self.feed.walked
+    }
+
+    /// Tells the progress callback that `tenant` is done.
+    pub(crate) fn progress(&self, tenant: &TenantName, ok: bool) {
+        if let Some(progress) = &self.options.progress {
+            let done = self.done.fetch_add(1, Ordering::SeqCst) + 1;
+            progress(&Progress {
+                done,
+                // Tenants created since the count was taken are counted in.
+                total: self.total.max(done),
+                tenant: tenant.clone(),
+                ok,
+            });
+        }
+    }
+
+    /// Starts no more tenants (`fail_fast`).
+    pub(crate) fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+
+    fn should_stop(&self) -> bool {
+        self.stop.load(Ordering::SeqCst) || self.options.cancelled()
+    }
+}
+
+/// What a finished run found: the operation's tally, the rows it lists in
+/// report order, and what every fleet report says besides.
+pub(crate) struct Finished<T: Tally> {
+    pub(crate) tally: T,
+    pub(crate) rows: Vec<T::Row>,
+    /// Tenants not started (a cancel, `fail_fast`).
+    pub(crate) skipped: Vec<TenantName>,
+    /// Whether the caller's cancel flag stopped the run.
+    pub(crate) cancelled: bool,
+    /// Whether the operation stopped the run ([`Run::stop`]) before every
+    /// tenant was started, and no cancel did.
+    pub(crate) stopped: bool,
+    /// Directories of the root that could not be read.
+    pub(crate) listing_errors: Vec<Arc<Error>>,
+    pub(crate) duration: Duration,
+}
+
+impl<'a> Run<'a> {
+    /// A run over every tenant of `root` (or `options.only`): the names
+    /// checked, the walk started, and, for progress, the tenants counted.
+    ///
+    /// # Errors
+    ///
+    /// A bad name in `only`, a bad template, a root that cannot be walked.
+    pub(crate) fn new(root: &'a RootConfig, options: &'a FleetOptions) -> Result<Self> {
+        let only = options.only.as_deref();
+        let feed = Feed::new(root, only)?;
+        let total = match options.progress {
+            Some(_) => fleet_size(root, only)?,
+            None => 0,
+        };
+        Ok(Run::of(feed, options, total))
+    }
+
+    /// As [`Run::new`], but the root's tenants are listed whole first and
+    /// taken in name order (as `options.only` is taken in its order): for
+    /// an operation whose report lists every tenant anyway, and whose
+    /// callers see the tenants go by in order (`backup_all`).
+    ///
+    /// # Errors
+    ///
+    /// As [`Run::new`].
+    pub(crate) fn in_order(root: &'a RootConfig, options: &'a FleetOptions) -> Result<Self> {
+        if options.only.is_some() {
+            return Run::new(root, options);
+        }
+        let (mut list, mut errors) = (Vec::new(), Vec::new());
+        for tenant in root.tenants()? {
+            match tenant.and_then(|t| Ok(Found::listed(t.clone(), root.path_of(t.as_str())?))) {
+                Ok(found) => list.push(found),
+                Err(e) => errors.push(Arc::new(e)),
+            }
+        }
+        list.sort_by(|a, b| a.tenant.cmp(&b.tenant));
+        let total = list.len();
+        Ok(Run::of(Feed::listed(root.root_dir(), list, errors), options, total))
+    }
+
+    /// A run over the caller's `list` (tenants that are not the root's,
+    /// such as a replica's), in its order; `root` is what
+    /// [`Run::root`] gives the work.
+    pub(crate) fn over(root: &'a Path, list: Vec<Found>, options: &'a FleetOptions) -> Self {
+        let total = list.len();
+        Run::of(Feed::listed(root, list, Vec::new()), options, total)
+    }
+
+    fn of(feed: Feed<'a>, options: &'a FleetOptions, total: usize) -> Self {
+        Run {
+            feed,
+            options,
+            total,
+            done: AtomicUsize::new(0),
+            stop: AtomicBool::new(false),
+        }
+    }
+
+    /// Runs `work` on every tenant on `options.jobs` threads, each worker
+    /// tallying into a `T` of its own made by `new`; `work` returns the
+    /// tenant's row, or `None` for a walked candidate that is no tenant.
+    pub(crate) fn each<T: Tally>(
+        self,
+        new: impl Fn() -> T + Sync,
+        work: impl Fn(&Run<'_>, Found) -> Option<T::Row> + Sync,
+    ) -> Finished<T> {
+        let started = Instant::now();
+        let all = Mutex::new((new(), Vec::new()));
+        let start = || (new(), Vec::new());
+        let step = |(tally, rows): &mut (T, Vec<(usize, T::Row)>), place, found| {
+            if let Some(row) = work(&self, found)
+                && tally.count(&row)
+            {
+                rows.push((place, row));
+            }
+        };
+        let done = |(tally, rows): (T, Vec<(usize, T::Row)>)| {
+            let mut all = all.lock();
+            all.0.absorb(&tally);
+            all.1.extend(rows);
+        };
+        let jobs = self.options.jobs;
+        self.feed
+            .run(jobs, &|| self.should_stop(), &start, &step, &done);
+        let (tally, rows) = all.into_inner();
+        let rows = in_report_order(rows, self.feed.walked, Line::tenant);
+        let cancelled = self.options.cancelled();
+        let stopped = self.stop.load(Ordering::SeqCst);
+        let (skipped, listing_errors) = self.feed.finish();
+        Finished {
+            tally,
+            rows,
+            cancelled: cancelled && !skipped.is_empty(),
+            stopped: stopped && !cancelled && !skipped.is_empty(),
+            skipped,
+            listing_errors,
+            duration: started.elapsed(),
+        }
+    }
+}
+
+/// How many tenants a run has, for progress: the caller's list, or one
+/// more walk of the root (only a run that reports progress pays for it).
+fn fleet_size(root: &RootConfig, only: Option<&[String]>) -> Result<usize> {
+    match only {
+        Some(names) => Ok(names.len()),
+        None => Ok(root.tenants()?.filter(|t| t.is_ok()).count()),
+    }
+}
