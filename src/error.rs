@@ -288,6 +288,20 @@ pub enum Error {
         buckets: u32,
     },
 
+    /// The root is in an on-disk format newer than this program knows
+    /// (recorded in `.tenanted/layout` by a newer release of tenanted),
+    /// whose files or locks this program could get wrong beside it.
+    /// Nothing was read or created.
+    #[error("the root {} is in on-disk format {found}, written by a newer release of tenanted; this program knows format {known} and could break the newer release's rules working beside it: run this root with the newer release (upgrade this program)", root.display())]
+    RootFormatTooNew {
+        /// The root directory.
+        root: PathBuf,
+        /// The format the root records.
+        found: String,
+        /// The newest format this program knows.
+        known: u32,
+    },
+
     /// This program's migration at `version` is not the one the root
     /// applied at that version (recorded in `.tenanted/migrations`): it was
     /// edited, renamed or reordered after it ran.
@@ -520,6 +534,7 @@ impl Error {
             | Error::NoTenant
             | Error::BadMigrations { .. }
             | Error::LayoutMismatch { .. }
+            | Error::RootFormatTooNew { .. }
             | Error::MigrationChanged { .. }
             | Error::LitestreamNotRunning { .. }
             | Error::Litestream { .. }

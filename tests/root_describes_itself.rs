@@ -38,12 +38,12 @@ fn a_root_refuses_a_program_with_another_layout() {
 }
 
 #[test]
-fn a_root_made_before_layouts_were_recorded_is_described_by_its_first_write() {
+fn a_root_whose_description_was_lost_is_described_by_its_first_write() {
     let dir = tempfile::tempdir().unwrap();
     let m = build(RootConfig::new(dir.path()), three_migrations()).unwrap();
     m.create_tenant("acme").unwrap();
     drop(m);
-    // As an older release left it: no description.
+    // Its description removed by hand: no description.
     std::fs::remove_file(dir.path().join(".tenanted/layout")).unwrap();
     std::fs::remove_file(dir.path().join(".tenanted/migrations")).unwrap();
 
@@ -57,7 +57,7 @@ fn a_root_made_before_layouts_were_recorded_is_described_by_its_first_write() {
     let layout = std::fs::read_to_string(dir.path().join(".tenanted/layout")).unwrap();
     assert_eq!(
         layout,
-        "template %{bucket}/%{tenant}/main.sqlite3\nbuckets 256\n"
+        "format 1\ntemplate %{bucket}/%{tenant}/main.sqlite3\nbuckets 256\n"
     );
     let history = std::fs::read_to_string(dir.path().join(".tenanted/migrations")).unwrap();
     assert_eq!(history.lines().count(), 3, "{history}");
@@ -188,4 +188,43 @@ fn a_backup_directory_carries_the_history_a_restore_checks() {
     let same = build(RootConfig::new(dir.path().join("c")), three_migrations()).unwrap();
     same.restore_tenant("acme", &file).unwrap();
     assert!(same.tenant_exists("acme").unwrap());
+}
+
+/// A root written by a newer release (a higher format in its description)
+/// is refused before anything is read or created, by the builder and by a
+/// listing, saying which formats and what to do; a root in this release's format opens as before.
+#[test]
+fn a_root_in_a_newer_format_is_refused_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = build(RootConfig::new(dir.path()), three_migrations()).unwrap();
+    m.create_tenant("acme").unwrap();
+    drop(m);
+    let record = dir.path().join(".tenanted/layout");
+    let ours = std::fs::read_to_string(&record).unwrap();
+    assert!(ours.starts_with("format 1\n"), "{ours}");
+    std::fs::write(&record, ours.replace("format 1\n", "format 2\n")).unwrap();
+
+    let err = build(RootConfig::new(dir.path()), three_migrations()).unwrap_err();
+    assert!(
+        matches!(err, Error::RootFormatTooNew { known: 1, .. }),
+        "{err}"
+    );
+    let message = err.to_string();
+    assert!(
+        message.contains("format 2") && message.contains("format 1"),
+        "{message}"
+    );
+    assert!(
+        message.contains("newer release") && message.contains("upgrade"),
+        "{message}"
+    );
+    assert!(matches!(
+        RootConfig::new(dir.path()).tenants(),
+        Err(Error::RootFormatTooNew { .. })
+    ));
+    assert!(!dir.path().join(".tenanted/migrations.tmp").exists());
+
+    std::fs::write(&record, &ours).unwrap();
+    let m = build(RootConfig::new(dir.path()), three_migrations()).unwrap();
+    assert_eq!(common::sorted_tenants(&m), ["acme"]);
 }

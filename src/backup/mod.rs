@@ -2,8 +2,8 @@
 //! written to, every tenant into a directory laid out like the root, and
 //! a backup checked and published back as a tenant.
 
+mod backup_all;
 mod destination;
-mod fleet;
 mod options;
 mod report;
 #[cfg(feature = "serde")]
@@ -12,5 +12,5 @@ mod serde_impls;
 pub use options::{BackupOptions, RestoreOptions};
 pub use report::{BackupOutcome, BackupReport, RestoreOutcome, TenantBackup};
 
+pub(crate) use backup_all::{backup_all, backup_one};
 pub(crate) use destination::{check_outside_root, check_source};
-pub(crate) use fleet::{backup_all, backup_one};

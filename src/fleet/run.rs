@@ -156,7 +156,11 @@ impl<'a> Run<'a> {
         }
         list.sort_by(|a, b| a.tenant.cmp(&b.tenant));
         let total = list.len();
-        Ok(Run::of(Feed::listed(root.root_dir(), list, errors), options, total))
+        Ok(Run::of(
+            Feed::listed(root.root_dir(), list, errors),
+            options,
+            total,
+        ))
     }
 
     /// A run over the caller's `list` (tenants that are not the root's,

@@ -3,8 +3,8 @@
 //! migration history, and `migrate_all` and `migration_status` (on the
 //! fleet engine, `crate::fleet`) with their options and reports.
 
-mod fleet;
 mod history;
+mod migrate_all;
 mod migrations;
 mod options;
 mod plan;
@@ -22,8 +22,8 @@ pub use plan::{MigrationPlan, PlannedTenant};
 pub use report::{MigrationReport, MigrationSummary, StatusReport, TenantReport, TenantStatus};
 pub use tenant::MigrationOutcome;
 
-pub(crate) use fleet::{migrate_all, migration_status};
 pub(crate) use history::{check_backup_history, copy_history, describe_root};
+pub(crate) use migrate_all::{migrate_all, migration_status};
 pub(crate) use schema_gate::check_schema;
 pub(crate) use template_schema::ensure_template;
 pub(crate) use tenant::{migrate_to, rollback};

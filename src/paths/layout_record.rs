@@ -1,10 +1,13 @@
-//! The root describes itself: `.tenanted/layout` records the template and
-//! bucket count the root was first used with, so that a program opened on
-//! it with another layout fails instead of listing nothing and creating a
-//! second, differently placed copy of a tenant.
+//! The root describes itself: `.tenanted/layout` records the on-disk
+//! format the root is in and the template and bucket count it was first
+//! used with, so that a program opened on it with another layout fails
+//! instead of listing nothing and creating a second, differently placed
+//! copy of a tenant, and a program older than the root's format (one that
+//! does not know its lock protocol) refuses it instead of working beside
+//! a newer one.
 //!
-//! This layer only reads and compares the record; the first manager opened
-//! on the root writes it (`storage::record_layout`).
+//! This layer only reads and compares the record; the first write of a
+//! manager opened on the root records it (`migrate::describe_root`).
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -19,6 +22,11 @@ pub const INTERNAL_DIR: &str = ".tenanted";
 /// The layout record's file name in [`INTERNAL_DIR`].
 const LAYOUT_RECORD: &str = "layout";
 
+/// The on-disk format this release writes and knows (see "On-disk format"
+/// in `docs/design.md`): a release that changes the files, their names or
+/// the lock protocol raises it, and older programs then refuse the root.
+pub(crate) const FORMAT: u32 = 1;
+
 impl RootConfig {
     /// Where this root's layout is recorded.
     pub(crate) fn layout_record_path(&self) -> PathBuf {
@@ -28,24 +36,27 @@ impl RootConfig {
     /// This configuration's layout, as the record holds it.
     pub(crate) fn layout_record(&self) -> String {
         format!(
-            "template {}\nbuckets {}\n",
+            "format {FORMAT}\ntemplate {}\nbuckets {}\n",
             self.template_str(),
             self.bucket_count()
         )
     }
 
     /// Checks this configuration against the layout recorded in the root;
-    /// a root with no record (new, or made by an older release) passes.
+    /// a root with no record (new: nothing written yet) passes.
     ///
     /// # Errors
     ///
-    /// [`Error::LayoutMismatch`] naming both layouts; an I/O error reading
-    /// the record.
+    /// [`Error::RootFormatTooNew`] for a root in a format newer than
+    /// [`FORMAT`]; [`Error::LayoutMismatch`] naming both layouts; an I/O
+    /// error reading the record.
     pub(crate) fn check_recorded_layout(&self) -> Result<()> {
         let path = self.layout_record_path();
         match read_contained(self.root_dir(), Path::new(INTERNAL_DIR), &path) {
             Ok(recorded) if recorded == self.layout_record() => Ok(()),
-            Ok(recorded) => Err(self.layout_mismatch(&recorded)),
+            Ok(recorded) => Err(self
+                .format_too_new(&recorded)
+                .unwrap_or_else(|| self.layout_mismatch(&recorded))),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(_) if let Some(blocked) = self.internal_dir_blocked() => Err(blocked),
             Err(e) => Err(Error::io(
@@ -71,6 +82,20 @@ impl RootConfig {
             tenant: None,
             path: internal,
             found,
+        })
+    }
+
+    /// [`Error::RootFormatTooNew`] if `recorded` says a format newer than
+    /// this release's.
+    fn format_too_new(&self, recorded: &str) -> Option<Error> {
+        let found = recorded
+            .lines()
+            .find_map(|line| line.strip_prefix("format "))?;
+        let newer = found.parse::<u32>().map_or(true, |found| found > FORMAT);
+        newer.then(|| Error::RootFormatTooNew {
+            root: self.root_dir().to_path_buf(),
+            found: found.to_owned(),
+            known: FORMAT,
         })
     }
 

@@ -6,11 +6,11 @@
 #![forbid(unsafe_code)]
 
 mod authoring;
-mod fleet;
+mod backup;
+mod migrate;
 mod rebuild;
 mod replica_status;
 mod replicate;
-mod replication;
 mod support;
 
 use std::path::PathBuf;
@@ -92,10 +92,10 @@ enum Command {
         name: String,
     },
     /// Migrate every tenant (or --tenant ones) to the latest version or --to.
-    Migrate(fleet::MigrateArgs),
+    Migrate(migrate::MigrateArgs),
     /// Every tenant's schema version: the summary and the tenants that are
     /// not current (--all: every tenant).
-    Status(fleet::StatusArgs),
+    Status(migrate::StatusArgs),
     /// Undo a tenant's last migrations (runs down.sql: may drop data).
     Rollback {
         /// Tenant name.
@@ -138,13 +138,13 @@ enum Command {
     Cleanup,
     /// Back every tenant (or --tenant ones) up into a directory laid out
     /// like the root: one consistent, self-contained file per tenant.
-    Backup(replication::BackupArgs),
+    Backup(backup::BackupArgs),
     /// Restore a tenant from a backup file (checked first; --replace to
     /// overwrite an existing tenant).
-    Restore(replication::RestoreArgs),
+    Restore(backup::RestoreArgs),
     /// Print (or --output) a Litestream configuration that replicates every
     /// tenant of the root.
-    LitestreamConfig(replication::LitestreamArgs),
+    LitestreamConfig(backup::LitestreamArgs),
     /// Replicate the root with Litestream: run its processes and register
     /// the tenants being written (see the README's "Beyond one machine").
     Replicate(replicate::ReplicateArgs),
@@ -240,11 +240,11 @@ fn run(cli: &Cli) -> Result<u8, Failure> {
             let exists = cli.schemaless_manager()?.tenant_exists(name[0].as_str())?;
             Ok(u8::from(!exists))
         }
-        Command::Migrate(args) => fleet::migrate(cli, args),
-        Command::Status(args) => fleet::status(cli, args),
-        Command::Backup(args) => replication::backup(cli, args),
-        Command::Restore(args) => replication::restore(cli, args),
-        Command::LitestreamConfig(args) => replication::litestream_config(cli, args),
+        Command::Migrate(args) => migrate::migrate(cli, args),
+        Command::Status(args) => migrate::status(cli, args),
+        Command::Backup(args) => backup::backup(cli, args),
+        Command::Restore(args) => backup::restore(cli, args),
+        Command::LitestreamConfig(args) => backup::litestream_config(cli, args),
         Command::Replicate(args) => replicate::replicate(cli, args),
         Command::EraseReplicas => replicate::erase_replicas(cli),
         Command::Rebuild(args) => rebuild::rebuild(cli, args),

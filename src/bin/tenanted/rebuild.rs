@@ -7,8 +7,8 @@ use std::time::SystemTime;
 use tenanted::replication::RebuildOptions;
 
 use crate::Cli;
-use crate::fleet::{INTERRUPTED, cancel_on_ctrl_c, progress_bar};
-use crate::replication::{ReplicaArgs, json};
+use crate::backup::{ReplicaArgs, json};
+use crate::migrate::{INTERRUPTED, cancel_on_ctrl_c, progress_bar};
 use crate::support::{Failure, tenant_names};
 
 /// `tenanted rebuild`.

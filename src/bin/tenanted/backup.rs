@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tenanted::{BackupOptions, ReplicaTarget, RestoreOptions, RestoreOutcome};
 
 use crate::Cli;
-use crate::fleet::{INTERRUPTED, cancel_on_ctrl_c, progress_bar};
+use crate::migrate::{INTERRUPTED, cancel_on_ctrl_c, progress_bar};
 use crate::support::{Failure, confirm, require_root, tenant_names};
 
 /// `tenanted backup`.
