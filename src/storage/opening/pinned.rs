@@ -114,31 +114,53 @@ pub(crate) fn open_pinned(
     // Counted before SQLite opens it (see `open_files`). On an early
     // return `conn`, declared after it, is closed first.
     let registration = Registration::new(before);
+    // Until it is known to be on `before`, whatever the connection reached
+    // must not be checkpointed on close: every exit disarms it.
     let conn = open().map_err(|e| sqlite_failure(dir, e))?;
-    let version = match conn.query_row("PRAGMA user_version", [], |row| row.get::<_, i64>(0)) {
-        Ok(version) => version,
-        Err(e) => {
-            // Whatever it reached, it must not checkpoint it on close.
-            disarm(&conn);
-            return Err(sqlite_failure(dir, e));
-        }
-    };
+    let unproven = Unproven::new(&conn);
+    let version = (conn.query_row("PRAGMA user_version", [], |row| row.get::<_, i64>(0)))
+        .map_err(|e| sqlite_failure(dir, e))?;
     let after = FileId::in_dir(gate.dir(), name)
         .and_then(|inside| Ok((inside, FileId::at(path)?)))
-        .map_err(|e| {
-            disarm(&conn);
-            PinError::Stat(e)
-        })?;
+        .map_err(PinError::Stat)?;
     drop(gate);
     let file = (after == (Some(before), Some(before))).then_some(before);
-    if file.is_none() {
-        disarm(&conn);
-    }
+    unproven.settle(file.is_some());
     Ok(Pinned {
         conn: TrackedConnection::new(conn, registration),
         file,
         version,
     })
+}
+
+/// A connection not yet known to be on the file it was meant to reach: it
+/// is disarmed ([`disarm`]) when this guard goes, unless settled as on its
+/// file, so that no exit of an open forgets to.
+struct Unproven<'a> {
+    conn: &'a Connection,
+    on_its_file: bool,
+}
+
+impl<'a> Unproven<'a> {
+    fn new(conn: &'a Connection) -> Self {
+        Unproven {
+            conn,
+            on_its_file: false,
+        }
+    }
+
+    /// The connection is (`true`) or is not on its file: disarmed if not.
+    fn settle(mut self, on_its_file: bool) {
+        self.on_its_file = on_its_file;
+    }
+}
+
+impl Drop for Unproven<'_> {
+    fn drop(&mut self) {
+        if !self.on_its_file {
+            disarm(self.conn);
+        }
+    }
 }
 
 /// The file `name` in `dir` before it is opened: a regular file that is not
