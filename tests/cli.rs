@@ -20,6 +20,32 @@ fn tenanted(dir: &Path) -> Command {
     cmd
 }
 
+/// `tenanted` with `args` on `dir`'s root, run by a user whom file
+/// permissions stop: this test's own, or, when it runs as root (as CI
+/// does, where permissions stop nothing), `nobody` through `setpriv`
+/// (with `dir` opened to it for reading).
+fn unprivileged(dir: &Path, args: &[&str]) -> std::process::Output {
+    let bin = assert_cmd::cargo::cargo_bin("tenanted");
+    let mut cmd = if rustix::process::geteuid().is_root() {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut setpriv = std::process::Command::new("setpriv");
+        setpriv.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"]);
+        setpriv.arg(bin);
+        setpriv
+    } else {
+        std::process::Command::new(bin)
+    };
+    cmd.env_remove("RUST_LOG")
+        .arg("--root")
+        .arg(dir.join("tenants"))
+        .arg("--migrations")
+        .arg(dir.join("migrations"))
+        .args(args);
+    cmd.output()
+        .expect("setpriv (util-linux) or the binary runs")
+}
+
 /// A temp dir with the example schema cut to its first `n` migrations.
 fn workspace(n: usize) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -332,15 +358,7 @@ fn status_json_carries_listing_errors_and_exits_1() {
     std::fs::create_dir_all(bucket.join("inside")).unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&bucket, std::fs::Permissions::from_mode(0o000)).unwrap();
-    if std::fs::read_dir(&bucket).is_ok() {
-        // Running as root: permissions do not stop reading; nothing to test.
-        std::fs::set_permissions(&bucket, std::fs::Permissions::from_mode(0o755)).unwrap();
-        return;
-    }
-    let out = tenanted(dir.path())
-        .args(["status", "--json"])
-        .output()
-        .unwrap();
+    let out = unprivileged(dir.path(), &["status", "--json"]);
     std::fs::set_permissions(&bucket, std::fs::Permissions::from_mode(0o755)).unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
     let status = json_of(&out.stdout);
