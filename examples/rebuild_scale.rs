@@ -79,7 +79,10 @@ fn run(bin: &Path, dir: &Path, n: usize, jobs: usize) -> Result<(), Error> {
     let scratch = dir.join("scratch");
     std::fs::create_dir_all(&scratch)?;
     let floor_restore = parallel(n, jobs, |i| {
-        let url = format!("file://{}", replica.join(relative(&layout, &names[i])?).display());
+        let url = format!(
+            "file://{}",
+            replica.join(relative(&layout, &names[i])?).display()
+        );
         let out = scratch.join(format!("{i}.sqlite3"));
         let status = Command::new(bin)
             .args(["restore", "-o"])
@@ -101,7 +104,8 @@ fn run(bin: &Path, dir: &Path, n: usize, jobs: usize) -> Result<(), Error> {
         Ok(())
     })?;
 
-    let fresh = TenantManager::builder(RootConfig::new(dir.join("fresh")), migrations()?).build()?;
+    let fresh =
+        TenantManager::builder(RootConfig::new(dir.join("fresh")), migrations()?).build()?;
     let options = RebuildOptions::new(ReplicaTarget::new(format!("file://{}", replica.display())))
         .litestream(bin)
         .staging(dir.join("staging"))
@@ -167,7 +171,9 @@ fn seed_replica(bin: &Path, dir: &Path, replica: &Path) -> Result<PathBuf, Error
         std::thread::sleep(Duration::from_millis(100));
     }
     std::thread::sleep(Duration::from_secs(2));
-    let _ = Command::new("kill").arg(litestream.id().to_string()).status();
+    let _ = Command::new("kill")
+        .arg(litestream.id().to_string())
+        .status();
     litestream.wait()?;
     Ok(rel)
 }
