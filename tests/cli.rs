@@ -1242,7 +1242,9 @@ fn rebuild_brings_a_root_back_from_its_replica() {
         cmd.arg("--migrations").arg(dir.path().join("migrations"));
         cmd.args(["rebuild", "--replica-url", &replica, "--json"])
             .arg("--litestream")
-            .arg(&bin);
+            .arg(&bin)
+            .arg("--staging")
+            .arg(dir.path().join("staging"));
         cmd
     };
     let out = rebuild().assert().success();

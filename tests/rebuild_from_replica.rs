@@ -70,9 +70,10 @@ impl Replica {
     /// The options a rebuild of this replica needs (an S3 rebuild's
     /// listing reads the keys from this process's environment: see
     /// `a_lost_machine_is_rebuilt_from_a_real_s3_store`).
-    fn options(&self, bin: &Path) -> RebuildOptions {
+    fn options(&self, bin: &Path, dir: &Path) -> RebuildOptions {
         RebuildOptions::new(self.target())
             .litestream(bin)
+            .staging(dir.join("staging"))
             .env_remove("AWS_CA_BUNDLE")
             .jobs(4)
     }
@@ -262,7 +263,9 @@ fn lose_the_machine_and_rebuild(
 
     let fresh = manager(&dir.join("fresh-machine"));
     let started = Instant::now();
-    let report = fresh.rebuild_from_replica(&replica.options(bin)).unwrap();
+    let report = fresh
+        .rebuild_from_replica(&replica.options(bin, dir))
+        .unwrap();
     let took = started.elapsed();
     assert!(report.is_success(), "{report}");
     assert_eq!(report.restored(), TENANTS, "{report}");
@@ -448,7 +451,10 @@ fn wait_until_replicated(
         loop {
             let probe = manager(&dir.join(format!("probe-{t}")));
             let staging = dir.join("probe-staging");
-            let options = replica.options(bin).only([t.as_str()]).staging(&staging);
+            let options = replica
+                .options(bin, dir)
+                .only([t.as_str()])
+                .staging(&staging);
             let report = probe.rebuild_from_replica(&options).unwrap();
             if report.restored() == 1 && users(&probe, t) == users(m, t) {
                 break;
@@ -475,7 +481,7 @@ fn an_interrupted_rebuild_finishes_when_run_again() {
     let cancel = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&cancel);
     let first = replica
-        .options(&bin)
+        .options(&bin, dir.path())
         .jobs(1)
         .cancel_on(Arc::clone(&cancel))
         .on_progress(move |p| {
@@ -493,7 +499,9 @@ fn an_interrupted_rebuild_finishes_when_run_again() {
     );
     assert_eq!(fresh.tenants().unwrap().count(), 3);
 
-    let again = fresh.rebuild_from_replica(&replica.options(&bin)).unwrap();
+    let again = fresh
+        .rebuild_from_replica(&replica.options(&bin, dir.path()))
+        .unwrap();
     assert!(again.is_success(), "{again}");
     assert_eq!(
         (again.restored(), again.already_present()),
@@ -537,13 +545,15 @@ fn a_rebuild_to_a_point_in_time() {
     litestream::stop(&mut replicating);
 
     let latest = manager(&dir.path().join("latest"));
-    let report = latest.rebuild_from_replica(&replica.options(&bin)).unwrap();
+    let report = latest
+        .rebuild_from_replica(&replica.options(&bin, dir.path()))
+        .unwrap();
     assert_eq!(report.restored(), 3, "{report}");
     assert_eq!((users(&latest, "acme"), users(&latest, "later")), (10, 2));
 
     let past = manager(&dir.path().join("past"));
     let report = past
-        .rebuild_from_replica(&replica.options(&bin).at(then))
+        .rebuild_from_replica(&replica.options(&bin, dir.path()).at(then))
         .unwrap();
     assert!(report.is_success(), "{report}");
     assert_eq!(users(&past, "acme"), 5, "{report}");
