@@ -51,7 +51,7 @@ pub enum Error {
     },
 
     /// The tenant has no database file.
-    #[error("tenant {tenant} does not exist (no database at {}); create it with create_tenant or `tenanted create {tenant}`", path.display())]
+    #[error("tenant {tenant} does not exist (no database at {}); create it with create_tenant", path.display())]
     TenantDoesNotExist {
         /// The tenant.
         tenant: TenantName,
@@ -88,7 +88,7 @@ pub enum Error {
 
     /// The tenant's database file is there but is not a usable database
     /// (empty, or not SQLite). tenanted reports it and never writes to it.
-    #[error("tenant {tenant} is damaged: its database file {} cannot be read as a database ({reason}); tenanted has left it untouched: restore it from a backup, or destroy it (destroy_tenant, `tenanted destroy {tenant}`) and create it again", path.display())]
+    #[error("tenant {tenant} is damaged: its database file {} cannot be read as a database ({reason}); tenanted has left it untouched: restore it from a backup (restore_tenant_with and RestoreOptions::replace), or destroy it (destroy_tenant) and create it again", path.display())]
     DamagedTenant {
         /// The tenant.
         tenant: TenantName,
@@ -127,7 +127,7 @@ pub enum Error {
     /// A file given to `restore_tenant` is not a backup that can be
     /// restored (missing, empty, not SQLite, failing `integrity_check`);
     /// nothing was changed.
-    #[error("cannot restore tenant {tenant} from {}: {reason}; nothing was changed: restore from an intact backup made by backup_tenant (`tenanted backup`)", path.display())]
+    #[error("cannot restore tenant {tenant} from {}: {reason}; nothing was changed: restore from an intact backup made by backup_tenant or backup_all", path.display())]
     BadBackup {
         /// The tenant that was to be restored.
         tenant: TenantName,
@@ -274,7 +274,7 @@ pub enum Error {
     /// The root was laid out with another template or bucket count than
     /// this program's `RootConfig` (recorded in `.tenanted/layout` when the
     /// root was first used). Nothing was read or created.
-    #[error("the root {} was laid out with the template `{recorded_template}` and {recorded_buckets} bucket(s), but this program uses `{template}` and {buckets}: its tenants would be looked for, and created, in the wrong places; open it with the recorded layout (at the CLI: --template '{recorded_template}' --buckets {recorded_buckets})", root.display())]
+    #[error("the root {} was laid out with the template `{recorded_template}` and {recorded_buckets} bucket(s), but this program uses `{template}` and {buckets}: its tenants would be looked for, and created, in the wrong places; open it with the recorded layout: RootConfig::template(\"{recorded_template}\") and buckets({recorded_buckets})", root.display())]
     LayoutMismatch {
         /// The root directory.
         root: PathBuf,
@@ -305,7 +305,7 @@ pub enum Error {
     /// This program's migration at `version` is not the one the root
     /// applied at that version (recorded in `.tenanted/migrations`): it was
     /// edited, renamed or reordered after it ran.
-    #[error("migration {version} of this program is {code}, but the root {} applied {applied} at that version: the migration was edited, renamed or reordered after it ran, so tenants reported current may hold another schema; restore the original, or if the change is deliberate and safe, accept it with TenantManagerBuilder::accept_migration_changes(true) (at the CLI: --accept-migration-changes)", root.display())]
+    #[error("migration {version} of this program is {code}, but the root {} applied {applied} at that version: {}; restore the original, or if the change is deliberate and safe, accept it with TenantManagerBuilder::accept_migration_changes(true)", root.display(), MIGRATION_CHANGED)]
     MigrationChanged {
         /// The root directory.
         root: PathBuf,
@@ -347,6 +347,36 @@ pub enum Error {
         path: PathBuf,
         /// What was being done.
         operation: &'static str,
+        /// SQLite's error (its message is in this error's own; `source()`
+        /// does not repeat it).
+        cause: rusqlite::Error,
+    },
+
+    /// A `rusqlite` call in the caller's own code failed, and `?` turned
+    /// its error into this one (`From<rusqlite::Error>`), so that a
+    /// closure given to [`with_tenant`](crate::TenantManager::with_tenant)
+    /// can `?` rusqlite errors and tenanted errors alike. The tenant is the
+    /// thread's current one when the error was converted, if any.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let manager = tenanted::TenantManager::builder(
+    /// #     tenanted::RootConfig::new(dir.path()), tenanted::Migrations::new(vec![])).build()?;
+    /// # manager.create_tenant("acme")?;
+    /// let result = manager.with_tenant("acme", || -> Result<(), tenanted::Error> {
+    ///     let conn = manager.current_connection()?;       // a tenanted::Error
+    ///     conn.execute("INSERT INTO nowhere VALUES (1)", [])?; // a rusqlite::Error
+    ///     Ok(())
+    /// });
+    /// let err = result.unwrap_err();
+    /// assert!(matches!(err, tenanted::Error::Query { .. }));
+    /// assert!(err.to_string().starts_with("tenant acme: a query failed: no such table: nowhere"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[error("{}a query failed: {cause}", tenant_label(tenant))]
+    Query {
+        /// The thread's current tenant when the error was converted.
+        tenant: Option<TenantName>,
         /// SQLite's error (its message is in this error's own; `source()`
         /// does not repeat it).
         cause: rusqlite::Error,
@@ -430,6 +460,21 @@ pub enum Error {
         reason: String,
     },
 }
+
+impl From<rusqlite::Error> for Error {
+    /// [`Error::Query`], naming the thread's current tenant (inside
+    /// [`with_tenant`](crate::TenantManager::with_tenant)).
+    fn from(cause: rusqlite::Error) -> Self {
+        Error::Query {
+            tenant: crate::context::current_tenant(),
+            cause,
+        }
+    }
+}
+
+/// What a [`Error::MigrationChanged`] means, said the same way by the
+/// library and the CLI.
+const MIGRATION_CHANGED: &str = "its up.sql was edited, it was renamed, or another migration was inserted before it (a branch merged with an older timestamp: give that one a name after the last migration applied) after it ran, so tenants reported current may hold another schema (a changed down.sql does not count: it is not what was applied)";
 
 /// SQLite's own message, without the whole migration script that
 /// `rusqlite_migration` and `rusqlite` put around it (still available
@@ -525,6 +570,7 @@ impl Error {
             Error::PendingMigration(e) => Some(&e.tenant),
             Error::TenantSwitchProhibited { requested, .. } => Some(requested),
             Error::Sqlite { tenant, .. }
+            | Error::Query { tenant, .. }
             | Error::Io { tenant, .. }
             | Error::BackupInsideRoot { tenant, .. }
             | Error::ReplicaRead { tenant, .. }
@@ -658,7 +704,7 @@ impl fmt::Display for PendingMigrationError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "tenant {} has {} pending migration(s) (at version {} of {}: {}); run `tenanted migrate --tenant {}` or TenantManager::migrate_tenant before opening it",
+            "tenant {} has {} pending migration(s) (at version {} of {}: {}); migrate it (TenantManager::migrate_tenant(\"{}\"), or migrate_all) before opening it",
             self.tenant,
             self.pending.len(),
             self.current_version,

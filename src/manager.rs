@@ -870,7 +870,9 @@ impl TenantManager {
     }
 
     fn status(&self, each: Option<&mut (dyn FnMut(&TenantStatus) + Send)>) -> Result<StatusReport> {
-        self.describe_root(false)?;
+        // Accepting changed migrations records them, whichever call checks
+        // them first (building a manager writes nothing).
+        self.describe_root(self.inner.accept_migration_changes)?;
         let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
         migrate::migration_status(&self.inner.root, &self.inner.migrations, jobs, each)
     }

@@ -64,6 +64,22 @@ impl TenantName {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The name as a string: the same as [`as_str`](Self::as_str), so
+    /// that a test's [`TestRoot::default_tenant`] and its per-test
+    /// [`TestTenant`]s read alike (`.name()`).
+    ///
+    /// [`TestRoot::default_tenant`]: https://docs.rs/tenanted/latest/tenanted/testing/struct.TestRoot.html#method.default_tenant
+    /// [`TestTenant`]: https://docs.rs/tenanted/latest/tenanted/testing/struct.TestTenant.html
+    ///
+    /// ```
+    /// # use tenanted::TenantName;
+    /// assert_eq!(TenantName::new("acme")?.name(), "acme");
+    /// # Ok::<(), tenanted::Error>(())
+    /// ```
+    pub fn name(&self) -> &str {
+        &self.0
+    }
 }
 
 /// Checks `name` against the allowlist (allocating only to report a

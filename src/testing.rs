@@ -13,7 +13,7 @@
 //! let conn = root.manager().connection(tenant.name())?;
 //! conn.execute("INSERT INTO items (title) VALUES ('x')", [])?;
 //! # drop(conn);
-//! assert!(root.default_tenant()?.as_str() == "test-tenant");
+//! assert_eq!(root.default_tenant()?.name(), "test-tenant"); // as tenant.name()
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
@@ -162,6 +162,11 @@ impl TestTenant<'_> {
     pub fn name(&self) -> &str {
         self.name.as_str()
     }
+
+    /// Its name, as [`TenantName::as_str`].
+    pub fn as_str(&self) -> &str {
+        self.name.as_str()
+    }
 }
 
 impl Drop for TestTenant<'_> {
@@ -172,9 +177,43 @@ impl Drop for TestTenant<'_> {
     }
 }
 
+/// What [`shared`]'s closure may return: [`Migrations`], or a
+/// `Result<Migrations>` as [`embed_migrations!`](crate::embed_migrations)
+/// and [`Migrations::from_dir`] give.
+pub trait IntoMigrations {
+    /// The migrations, or why there are none.
+    ///
+    /// # Errors
+    ///
+    /// The `Result`'s own error.
+    fn into_migrations(self) -> Result<Migrations>;
+}
+
+impl IntoMigrations for Migrations {
+    fn into_migrations(self) -> Result<Migrations> {
+        Ok(self)
+    }
+}
+
+impl IntoMigrations for Result<Migrations> {
+    fn into_migrations(self) -> Result<Migrations> {
+        self
+    }
+}
+
 /// One root for the whole test binary, made on first call with
 /// `migrations()`, its default tenant already created; later calls return
-/// the same root (their closure is not run).
+/// the same root (their closure is not run). The closure returns
+/// [`Migrations`] or a `Result` of them:
+///
+/// ```
+/// let root = tenanted::testing::shared(|| {
+///     tenanted::embed_migrations!("$CARGO_MANIFEST_DIR/schema/migrations")
+/// })?;
+/// let conn = root.manager().connection(root.default_tenant()?.name())?;
+/// # drop(conn);
+/// # Ok::<(), tenanted::Error>(())
+/// ```
 ///
 /// A `static` is never dropped, so this root outlives the test binary: each
 /// first call removes the roots that earlier test processes, no longer
@@ -182,14 +221,15 @@ impl Drop for TestTenant<'_> {
 ///
 /// # Errors
 ///
-/// As [`TestRoot::new`] and [`TestRoot::default_tenant`], on the first call.
-pub fn shared(migrations: impl FnOnce() -> Migrations) -> Result<&'static TestRoot> {
+/// As [`TestRoot::new`] and [`TestRoot::default_tenant`], on the first
+/// call, and the closure's own error.
+pub fn shared<M: IntoMigrations>(migrations: impl FnOnce() -> M) -> Result<&'static TestRoot> {
     static SHARED: OnceLock<TestRoot> = OnceLock::new();
     if let Some(root) = SHARED.get() {
         return Ok(root);
     }
     remove_stale_roots();
-    let root = TestRoot::new(migrations())?;
+    let root = TestRoot::new(migrations().into_migrations()?)?;
     root.default_tenant()?;
     // A racing first call may have won; its root is the one kept.
     Ok(SHARED.get_or_init(|| root))

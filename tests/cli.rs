@@ -46,10 +46,13 @@ fn unprivileged(dir: &Path, args: &[&str]) -> std::process::Output {
         .expect("setpriv (util-linux) or the binary runs")
 }
 
-/// A temp dir with the example schema cut to its first `n` migrations.
+/// A temp dir with the example schema cut to its first `n` migrations and
+/// an empty root, `tenants` (what `tenanted init` makes; no other command
+/// creates a root).
 fn workspace(n: usize) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     set_migrations(dir.path(), n);
+    std::fs::create_dir(dir.path().join("tenants")).unwrap();
     dir
 }
 
@@ -269,14 +272,13 @@ fn a_bad_migrations_directory_is_reported() {
     tenanted(dir.path())
         .arg("status")
         .assert()
-        .code(1)
+        .code(2)
         .stderr(predicate::str::contains("bad migrations at"));
 }
 
 #[test]
 fn cleanup_and_completions() {
     let dir = workspace(4);
-    std::fs::create_dir(dir.path().join("tenants")).unwrap();
     tenanted(dir.path())
         .arg("cleanup")
         .assert()
@@ -292,12 +294,14 @@ fn cleanup_and_completions() {
 #[test]
 fn root_comes_from_the_environment() {
     let dir = workspace(4);
-    let mut cmd = Command::cargo_bin("tenanted").unwrap();
-    cmd.env("TENANTED_ROOT", dir.path().join("env-root"))
-        .env("TENANTED_MIGRATIONS", dir.path().join("migrations"))
-        .args(["create", "acme"])
-        .assert()
-        .success();
+    for args in [&["init"][..], &["create", "acme"]] {
+        let mut cmd = Command::cargo_bin("tenanted").unwrap();
+        cmd.env("TENANTED_ROOT", dir.path().join("env-root"))
+            .env("TENANTED_MIGRATIONS", dir.path().join("migrations"))
+            .args(args)
+            .assert()
+            .success();
+    }
     assert!(dir.path().join("env-root").exists());
 }
 
@@ -310,6 +314,7 @@ fn stderr_of(out: &std::process::Output) -> String {
 #[test]
 fn a_missing_root_fails_every_fleet_command_with_the_reason() {
     let dir = workspace(4);
+    std::fs::remove_dir(dir.path().join("tenants")).unwrap();
     for args in [
         &["status", "--check"][..],
         &["status"],
@@ -336,6 +341,7 @@ fn a_missing_root_fails_every_fleet_command_with_the_reason() {
 #[test]
 fn a_root_that_is_a_file_fails_with_the_reason() {
     let dir = workspace(4);
+    std::fs::remove_dir(dir.path().join("tenants")).unwrap();
     std::fs::write(dir.path().join("tenants"), "not a directory").unwrap();
     for args in [&["status"][..], &["migrate"], &["list", "--json"]] {
         tenanted(dir.path())
@@ -387,7 +393,7 @@ fn commands_that_need_no_migrations_do_not_load_them() {
     tenanted(dir.path())
         .arg("status")
         .assert()
-        .code(1)
+        .code(2)
         .stderr(predicate::str::contains("bad migrations"));
 }
 
@@ -406,7 +412,7 @@ fn rollback_needs_yes_off_a_terminal_and_refuses_too_many_steps() {
     tenanted(dir.path())
         .args(["rollback", "acme", "--steps", "100", "--yes"])
         .assert()
-        .code(1)
+        .code(2)
         .stderr(predicate::str::contains("only 4 migration(s) applied"));
     tenanted(dir.path())
         .args(["status", "--check"])
@@ -420,7 +426,7 @@ fn rollback_needs_yes_off_a_terminal_and_refuses_too_many_steps() {
     tenanted(dir.path())
         .args(["rollback", "acme", "--yes"])
         .assert()
-        .code(1)
+        .code(2)
         .stderr(predicate::str::contains("nothing to roll back"));
     tenanted(dir.path())
         .args(["rollback", "acme", "--steps", "0", "--yes"])
@@ -462,7 +468,10 @@ fn every_argument_is_validated_before_anything_is_done() {
             predicate::str::contains("\"bad name\"")
                 .and(predicate::str::contains("nothing was done")),
         );
-    assert!(!dir.path().join("tenants").exists(), "nothing was created");
+    let made = std::fs::read_dir(dir.path().join("tenants"))
+        .unwrap()
+        .count();
+    assert_eq!(made, 0, "nothing was created, not even the root's records");
     tenanted(dir.path())
         .args(["create", "acme"])
         .assert()
@@ -1192,6 +1201,438 @@ fn max_failures_stops_the_run_and_says_how_much_ran() {
         .args(["migrate", "--max-failures", "0"])
         .assert()
         .code(2);
+}
+
+#[test]
+fn an_edited_down_script_blocks_nothing_and_accepting_records_on_every_command() {
+    let dir = workspace(4);
+    tenanted(dir.path())
+        .args(["create", "acme"])
+        .assert()
+        .success();
+    // A down script is not what was applied: editing it changes nothing.
+    let down = dir.path().join("migrations/0002_create_items/down.sql");
+    let sql = std::fs::read_to_string(&down).unwrap();
+    std::fs::write(&down, format!("-- reviewed: drops the table\n{sql}")).unwrap();
+    tenanted(dir.path()).arg("status").assert().success();
+    tenanted(dir.path()).arg("migrate").assert().success();
+    // An edited up script is a change; accepting it at `status` records it
+    // as it does at `migrate`: the next plain run passes.
+    let up = dir.path().join("migrations/0004_add_item_position/up.sql");
+    let sql = std::fs::read_to_string(&up).unwrap();
+    std::fs::write(&up, format!("-- reviewed\n{sql}")).unwrap();
+    tenanted(dir.path()).arg("status").assert().code(1).stderr(
+        predicate::str::contains("its up.sql was edited")
+            .and(predicate::str::contains("--accept-migration-changes"))
+            .and(predicate::str::contains("TenantManagerBuilder").not()),
+    );
+    tenanted(dir.path())
+        .args(["--accept-migration-changes", "status"])
+        .assert()
+        .success();
+    tenanted(dir.path()).arg("status").assert().success();
+    // Where it could record nothing, it is refused, not ignored.
+    tenanted(dir.path())
+        .args(["--accept-migration-changes", "list"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("does not read them"));
+}
+
+/// Writes a migration directory `name` with `up` (and a down script).
+fn add_migration(dir: &Path, name: &str, up: &str) {
+    let target = dir.join("migrations").join(name);
+    std::fs::create_dir_all(&target).unwrap();
+    std::fs::write(target.join("up.sql"), up).unwrap();
+    std::fs::write(target.join("down.sql"), "SELECT 1;").unwrap();
+}
+
+#[test]
+fn timestamped_migrations_run_in_order_and_stray_files_are_skipped_with_a_warning() {
+    let dir = workspace(2);
+    std::fs::write(dir.path().join("migrations/README.md"), "# our migrations").unwrap();
+    std::fs::create_dir(dir.path().join("migrations/notes")).unwrap();
+    tenanted(dir.path())
+        .args(["create", "acme"])
+        .assert()
+        .success()
+        .stderr(
+            predicate::str::contains("README.md").and(predicate::str::contains("not a migration")),
+        );
+    add_migration(
+        dir.path(),
+        "20261205120000_add_tags",
+        "CREATE TABLE tags (x);",
+    );
+    tenanted(dir.path())
+        .arg("migrate")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "acme: 2 → 3 (20261205120000_add_tags)",
+        ));
+    // `migration new` follows the folder's style: the last is timestamped.
+    let out = tenanted(dir.path())
+        .args(["migration", "new", "add_colour"])
+        .output()
+        .unwrap();
+    let created = String::from_utf8_lossy(&out.stdout).into_owned();
+    let name = created
+        .split('/')
+        .next_back()
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_owned();
+    let (digits, rest) = name.split_once('_').unwrap();
+    assert_eq!((digits.len(), rest), (14, "add_colour"), "{created}");
+    assert!(digits > "20261205120000", "{created}");
+    std::fs::remove_dir_all(dir.path().join("migrations").join(&name)).unwrap();
+    // A branch brings an older timestamp after a newer one ran: refused,
+    // saying how to fix it, never run out of order.
+    add_migration(
+        dir.path(),
+        "20261201090000_add_notes",
+        "CREATE TABLE notes (x);",
+    );
+    tenanted(dir.path()).arg("migrate").assert().code(1).stderr(
+        predicate::str::contains("migration 3 in --migrations is 20261201090000_add_notes")
+            .and(predicate::str::contains("inserted before it")),
+    );
+    std::fs::remove_dir_all(dir.path().join("migrations/20261201090000_add_notes")).unwrap();
+    // Two migrations with one timestamp (two branches, one second).
+    add_migration(
+        dir.path(),
+        "20261205120000_add_labels",
+        "CREATE TABLE labels (x);",
+    );
+    tenanted(dir.path())
+        .arg("status")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("has the number of"));
+}
+
+#[test]
+fn migration_new_can_start_a_folder_with_timestamps() {
+    let dir = tempfile::tempdir().unwrap();
+    tenanted(dir.path())
+        .args(["migration", "new", "first", "--timestamp"])
+        .assert()
+        .success();
+    let names: Vec<String> = std::fs::read_dir(dir.path().join("migrations"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 1);
+    assert!(
+        names[0].ends_with("_first") && names[0].len() == 14 + "_first".len(),
+        "{names:?}"
+    );
+    let migrations = tenanted::Migrations::from_dir(dir.path().join("migrations")).unwrap();
+    assert_eq!(migrations.latest_version(), 1);
+}
+
+#[test]
+fn restore_onto_an_existing_tenant_names_the_flags_restore_has() {
+    let dir = workspace(4);
+    tenanted(dir.path())
+        .args(["create", "acme"])
+        .assert()
+        .success();
+    let backups = dir.path().join("backups");
+    tenanted(dir.path())
+        .args(["backup", "--to"])
+        .arg(&backups)
+        .assert()
+        .success();
+    let file = tenanted::RootConfig::new(&backups)
+        .database_path("acme")
+        .unwrap();
+    tenanted(dir.path())
+        .args(["restore", "acme", "--from"])
+        .arg(&file)
+        .assert()
+        .code(1)
+        .stderr(
+            predicate::str::contains("pass --replace (and --yes off a terminal)")
+                .and(predicate::str::contains("--if-not-exists").not()),
+        );
+}
+
+#[test]
+fn no_command_but_init_creates_a_root() {
+    let dir = tempfile::tempdir().unwrap();
+    set_migrations(dir.path(), 4);
+    let root = dir.path().join("tenants");
+    for args in [&["create", "acme"][..], &["prepare", "acme"]] {
+        tenanted(dir.path())
+            .args(args)
+            .assert()
+            .code(1)
+            .stderr(predicate::str::contains("tenanted init"));
+        assert!(!root.exists(), "{args:?} made no root");
+    }
+    tenanted(dir.path())
+        .arg("init")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("created the root"));
+    assert!(root.join(tenanted::INTERNAL_DIR).join("layout").is_file());
+    tenanted(dir.path())
+        .arg("init")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("the root is ready"));
+    tenanted(dir.path())
+        .args(["create", "acme"])
+        .assert()
+        .success();
+    // init on a root laid out otherwise is refused, as any command is.
+    tenanted(dir.path())
+        .args(["--buckets", "16", "init"])
+        .assert()
+        .code(2);
+}
+
+#[test]
+fn exit_codes_follow_one_rule() {
+    let dir = workspace(4);
+    tenanted(dir.path())
+        .args(["create", "acme"])
+        .assert()
+        .success();
+    // 2: cannot be done as asked; nothing done.
+    for args in [
+        &["migrate", "--jobs", "0"][..],
+        &[
+            "backup",
+            "--jobs",
+            "0",
+            "--to",
+            "/tmp/never-made-by-tenanted",
+        ],
+        &["migrate", "--to", "9"],
+        &["rollback", "acme", "--steps", "99", "--yes"],
+        &["rollback", "acme", "--yes", "--steps", "0"],
+        &["create", "bad name"],
+        &["--buckets", "16", "status"],
+        &["destroy", "acme"],
+    ] {
+        tenanted(dir.path()).args(args).assert().code(2);
+    }
+    assert!(!Path::new("/tmp/never-made-by-tenanted").exists());
+    std::fs::write(dir.path().join("migrations/0009_gap"), "").unwrap();
+    tenanted(dir.path())
+        .arg("status")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("bad migrations"));
+    std::fs::remove_file(dir.path().join("migrations/0009_gap")).unwrap();
+    // 1: the command ran and something failed.
+    tenanted(dir.path())
+        .args(["destroy", "nobody", "--yes"])
+        .assert()
+        .code(1);
+    std::fs::remove_dir_all(dir.path().join("tenants")).unwrap();
+    tenanted(dir.path()).arg("list").assert().code(1);
+}
+
+#[test]
+fn create_destroy_and_prepare_speak_json() {
+    let dir = workspace(4);
+    let out = tenanted(dir.path())
+        .args(["create", "acme", "globex", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let created = json_of(&out.stdout);
+    assert_eq!(
+        created["totals"],
+        serde_json::json!({ "created": 2, "existed": 0, "failed": 0 })
+    );
+    assert_eq!(created["tenants"][0]["tenant"], "acme");
+    assert_eq!(created["tenants"][0]["result"], "created");
+    let out = tenanted(dir.path())
+        .args(["create", "acme", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let again = json_of(&out.stdout);
+    assert_eq!(again["tenants"][0]["result"], "failed");
+    assert!(
+        again["tenants"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("--if-not-exists")
+    );
+    let out = tenanted(dir.path())
+        .args(["prepare", "acme", "initech", "--json"])
+        .output()
+        .unwrap();
+    let prepared = json_of(&out.stdout);
+    assert_eq!(prepared["created"], serde_json::json!(["initech"]));
+    assert_eq!(prepared["migration"]["totals"]["tenants"], 2);
+    let out = tenanted(dir.path())
+        .args(["destroy", "globex", "nobody", "--yes", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let destroyed = json_of(&out.stdout);
+    assert_eq!(
+        destroyed["totals"],
+        serde_json::json!({ "destroyed": 1, "failed": 1 })
+    );
+    assert_eq!(destroyed["tenants"][1]["result"], "failed");
+}
+
+/// The runs `backup --into` made under `dir`, sorted.
+fn runs(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn backups_rotate_and_never_prune_the_only_good_copy_of_a_tenant() {
+    let dir = workspace(4);
+    tenanted(dir.path())
+        .args(["create", "acme", "globex"])
+        .assert()
+        .success();
+    let to = dir.path().join("once");
+    tenanted(dir.path())
+        .args(["backup", "--to"])
+        .arg(&to)
+        .assert()
+        .success();
+    tenanted(dir.path())
+        .args(["backup", "--to"])
+        .arg(&to)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "exists already: a backup never overwrites one",
+        ));
+
+    let into = dir.path().join("backups");
+    // Three old runs, as earlier days left them: the oldest holds the only
+    // copy of a tenant since destroyed.
+    for (stamp, tenants) in [
+        ("20200101T000000Z", &["acme", "globex", "gone"][..]),
+        ("20200102T000000Z", &["acme", "globex"]),
+        ("20200103T000000Z", &["acme"]),
+    ] {
+        let run = into.join(stamp);
+        tenanted(dir.path())
+            .args(["create"])
+            .args(tenants.iter().filter(|t| **t == "gone"))
+            .arg("--if-not-exists")
+            .arg("acme")
+            .assert()
+            .success();
+        let mut backup = tenanted(dir.path());
+        backup.args(["backup", "--to"]).arg(&run);
+        for t in tenants {
+            backup.args(["--tenant", t]);
+        }
+        backup.assert().success();
+        if tenants.contains(&"gone") {
+            tenanted(dir.path())
+                .args(["destroy", "gone", "--yes"])
+                .assert()
+                .success();
+        }
+    }
+    let out = tenanted(dir.path())
+        .args(["backup", "--into"])
+        .arg(&into)
+        .args(["--keep", "2", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let report = json_of(&out.stdout);
+    let kept = &report["pruned"]["kept"];
+    assert_eq!(
+        kept[0]["only_copy_of"],
+        serde_json::json!(["gone"]),
+        "{report}"
+    );
+    let left = runs(&into);
+    assert_eq!(left.len(), 3, "{left:?}");
+    assert_eq!(left[0], "20200101T000000Z", "the only copy of gone is kept");
+    assert_eq!(
+        left[1], "20200103T000000Z",
+        "the newest old run is kept (--keep 2)"
+    );
+    assert!(left[2].as_str() > "2026", "this run: {left:?}");
+    assert_eq!(report["pruned"]["removed"].as_array().unwrap().len(), 1);
+    // --keep-days keeps the young; nothing here is younger than a day but
+    // this run, which is always kept.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    tenanted(dir.path())
+        .args(["backup", "--into"])
+        .arg(&into)
+        .args(["--keep-days", "1"])
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains("kept")
+                .and(predicate::str::contains("only good copy of gone")),
+        );
+    let left = runs(&into);
+    assert_eq!(left.len(), 3, "the two runs of today and gone's: {left:?}");
+    assert_eq!(left[0], "20200101T000000Z");
+    tenanted(dir.path())
+        .args(["backup", "--to"])
+        .arg(dir.path().join("x"))
+        .args(["--keep", "1"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("rotate the runs of --into"));
+    assert!(!dir.path().join("x").exists());
+}
+
+#[test]
+fn a_tenant_in_the_wrong_bucket_is_warned_about_by_every_walk_and_status_takes_several() {
+    let dir = workspace(4);
+    tenanted(dir.path())
+        .args(["create", "acme", "globex", "initech"])
+        .assert()
+        .success();
+    let root = dir.path().join("tenants");
+    let bucket = |t: &str| format!("{:02x}", tenanted::bucket_of(t, 256));
+    std::fs::rename(
+        root.join(bucket("globex")).join("globex"),
+        root.join(bucket("acme")).join("globex"),
+    )
+    .unwrap();
+    let warned = predicate::str::contains(format!(
+        "tenant globex belongs in bucket {}",
+        bucket("globex")
+    ));
+    for args in [&["list"][..], &["status"], &["migrate"], &["cleanup"]] {
+        tenanted(dir.path())
+            .args(args)
+            .assert()
+            .success()
+            .stderr(warned.clone());
+    }
+    // status --tenant is repeatable, as migrate --tenant is.
+    tenanted(dir.path())
+        .args(["status", "--tenant", "initech", "--tenant", "acme"])
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains("initech")
+                .and(predicate::str::contains("acme"))
+                .and(predicate::str::contains("globex").not()),
+        );
 }
 
 /// `tenanted rebuild`: the root's tenants back from a Litestream replica

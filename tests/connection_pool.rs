@@ -31,7 +31,7 @@ fn a_tenant_behind_gives_pending_migration_error_until_migrated() {
     assert_eq!(pending.tenant, "acme");
     let msg = err.to_string();
     assert!(
-        msg.contains("acme") && msg.contains("tenanted migrate --tenant acme"),
+        msg.contains("acme") && msg.contains("TenantManager::migrate_tenant(\"acme\")"),
         "{msg}"
     );
     assert_eq!(

@@ -104,3 +104,30 @@ fn tenanteds_own_directory_at_the_tenant_level_is_not_warned_about() {
         "{warnings:?}"
     );
 }
+
+#[test]
+fn a_tenant_moved_into_a_wrong_bucket_is_warned_about_naming_its_own_bucket() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = common::manager(dir.path());
+    m.create_tenant("acme").unwrap();
+    m.create_tenant("globex").unwrap();
+    // globex's directory moved by hand into acme's bucket.
+    let acme_bucket = format!("{:02x}", tenanted::bucket_of("acme", 256));
+    let globex_bucket = format!("{:02x}", tenanted::bucket_of("globex", 256));
+    assert_ne!(acme_bucket, globex_bucket);
+    let moved = dir.path().join(&acme_bucket).join("globex");
+    fs::rename(dir.path().join(&globex_bucket).join("globex"), &moved).unwrap();
+
+    let capture = Capture::default();
+    assert_eq!(listed_with(&m, &capture), ["acme"]);
+    let warnings = capture.warnings();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains(&moved.display().to_string())
+            && warnings[0].contains(&format!("belongs in bucket {globex_bucket}")),
+        "{warnings:?}"
+    );
+    // status, migrate and cleanup walk on worker threads: tests/cli.rs
+    // (`a_tenant_in_the_wrong_bucket_is_warned_about_by_every_walk...`)
+    // reads their warnings on the CLI's stderr.
+}

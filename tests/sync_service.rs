@@ -93,9 +93,24 @@ fn the_service_routes_by_subdomain_and_path_and_maps_errors() {
         "{v}"
     );
     let (s, _) = request(addr, "GET", "/items", "localhost", "");
-    assert_eq!(s, 404);
+    assert_eq!(s, 400, "a request naming no tenant is a bad request");
     let (s, _) = request(addr, "POST", "/t/acme/items", "localhost", "not json");
     assert_eq!(s, 400);
+    for empty in [r#"{"title":""}"#, r#"{"title":"   "}"#] {
+        let (s, v) = request(addr, "POST", "/t/acme/items", "localhost", empty);
+        assert_eq!(s, 400, "{v}");
+        assert!(v["error"].as_str().unwrap().contains("empty"), "{v}");
+    }
+    // The path form ignores case as the host form does.
+    let (s, v) = request(addr, "GET", "/t/ACME/items", "localhost", "");
+    assert_eq!(
+        (s, v["items"].as_array().map(Vec::len)),
+        (200, Some(2)),
+        "{v}"
+    );
+    let (s, v) = request(addr, "DELETE", "/items", "acme.localhost", "");
+    assert_eq!(s, 405, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("GET, POST"), "{v}");
     let (s, _) = request(addr, "GET", "/health", "localhost", "");
     assert_eq!(s, 200);
     running.stop();
@@ -126,7 +141,40 @@ fn resolve_tenant_reads_paths_and_subdomains() {
 }
 
 #[test]
+fn a_refused_request_is_not_logged_but_a_server_fault_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = TenantManager::builder(RootConfig::new(dir.path()), common::schema())
+        .build()
+        .unwrap();
+    manager.create_tenant("acme").unwrap();
+    // Asked for during a destroy, or never made: the client's answer only.
+    let (s, v, log) = app::route_logged(&manager, "localhost", "GET", "/t/nobody/items", None, "");
+    assert_eq!((s, log), (404, None), "{v}");
+    let (s, _, log) = app::route_logged(&manager, "localhost", "GET", "/items", None, "");
+    assert_eq!((s, log), (400, None));
+    // A fault of the server (its table gone): logged in full, hidden from
+    // the client.
+    manager
+        .connection("acme")
+        .unwrap()
+        .execute_batch("DROP TABLE items;")
+        .unwrap();
+    let (s, v, log) = app::route_logged(&manager, "localhost", "GET", "/t/acme/items", None, "");
+    assert_eq!(s, 500, "{v}");
+    let log = log.expect("a 500 is logged");
+    assert!(
+        log.contains("tenant acme") && log.contains("no such table: items"),
+        "{log}"
+    );
+    assert!(!v["error"].as_str().unwrap().contains("items"), "{v}");
+}
+
+#[test]
 fn hosts_are_case_insensitive_and_query_strings_do_not_break_routing() {
+    assert_eq!(
+        app::resolve_tenant("/t/ACME/Items", None, "localhost"),
+        Some(("acme".to_owned(), "/Items"))
+    );
     assert_eq!(
         app::resolve_tenant("/items?limit=1", Some("ACME.LocalHost:80"), "localhost"),
         Some(("acme".to_owned(), "/items"))
@@ -148,7 +196,7 @@ fn error_bodies_name_the_tenant_but_no_server_path() {
         .build()
         .unwrap();
     manager.create_tenant("acme").unwrap();
-    let (s, v) = app::route(
+    let (s, v, _) = app::route_logged(
         &manager,
         "localhost",
         "GET",
@@ -157,7 +205,7 @@ fn error_bodies_name_the_tenant_but_no_server_path() {
         "",
     );
     assert_eq!(s, 200, "{v}");
-    let (s, v) = app::route(
+    let (s, v, _) = app::route_logged(
         &manager,
         "localhost",
         "GET",
@@ -166,7 +214,7 @@ fn error_bodies_name_the_tenant_but_no_server_path() {
         "",
     );
     assert_eq!(s, 200, "{v}");
-    let (s, v) = app::route(&manager, "localhost", "GET", "/t/nobody/items", None, "");
+    let (s, v, _) = app::route_logged(&manager, "localhost", "GET", "/t/nobody/items", None, "");
     assert_eq!(s, 404);
     let error = v["error"].as_str().unwrap();
     assert!(error.contains("nobody"), "{error}");

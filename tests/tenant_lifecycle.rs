@@ -256,11 +256,14 @@ fn migrations_from_dir_reports_bad_directories() {
     assert!(err.to_string().contains("0002_c/up.sql"), "{err}");
 
     std::fs::write(dir.path().join("0002_c/up.sql"), "CREATE TABLE c (x);").unwrap();
-    std::fs::write(dir.path().join("notes.txt"), "").unwrap();
+    // A numbered entry that is not a directory looks like a migration
+    // meant to run: an error. Anything else is skipped (with a warning).
+    std::fs::write(dir.path().join("0003_c.sql"), "").unwrap();
     let err = Migrations::from_dir(dir.path()).unwrap_err();
-    assert!(err.to_string().contains("notes.txt"), "{err}");
+    assert!(err.to_string().contains("0003_c.sql"), "{err}");
+    std::fs::remove_file(dir.path().join("0003_c.sql")).unwrap();
 
-    std::fs::remove_file(dir.path().join("notes.txt")).unwrap();
+    std::fs::write(dir.path().join("notes.txt"), "").unwrap();
     let m = Migrations::from_dir(dir.path()).unwrap();
     assert_eq!(
         m.iter().map(|m| m.name()).collect::<Vec<_>>(),

@@ -51,7 +51,7 @@ fn handle(manager: &TenantManager, base_domain: &str, mut request: Request) {
         .iter()
         .find(|h| h.field.equiv("Host"))
         .map(|h| h.value.as_str().to_owned());
-    let (status, value) = route(
+    let (status, value, log) = route_logged(
         manager,
         base_domain,
         request.method().as_str(),
@@ -59,17 +59,30 @@ fn handle(manager: &TenantManager, base_domain: &str, mut request: Request) {
         host.as_deref(),
         &body,
     );
-    let response = Response::from_string(value.to_string())
+    if let Some(line) = log {
+        eprintln!("{line}");
+    }
+    let mut response = Response::from_string(value.to_string())
         .with_status_code(status)
         .with_header(
             Header::from_bytes("Content-Type", "application/json").expect("a valid header"),
         );
+    if status == 405 {
+        // RFC 9110: a 405 says which methods the resource has.
+        response =
+            response.with_header(Header::from_bytes("Allow", ALLOWED).expect("a valid header"));
+    }
     let _ = request.respond(response);
 }
 
+/// The methods `/items` answers.
+pub const ALLOWED: &str = "GET, POST";
+
 /// The tenant named by a `/t/NAME/...` path or a `NAME.<base domain>` host,
 /// and the path left for the endpoint. The query string is not part of the
-/// path; host names are case-insensitive, so a subdomain is lowercased.
+/// path. Host names are case-insensitive, so a subdomain is lowercased, and
+/// so is a name in the path: `/t/ACME/items` and `ACME.localhost` are both
+/// acme.
 pub fn resolve_tenant<'a>(
     url: &'a str,
     host: Option<&str>,
@@ -78,8 +91,8 @@ pub fn resolve_tenant<'a>(
     let path = url.split_once('?').map_or(url, |(path, _query)| path);
     if let Some(rest) = path.strip_prefix("/t/") {
         return Some(match rest.find('/') {
-            Some(slash) => (rest[..slash].to_owned(), &rest[slash..]),
-            None => (rest.to_owned(), "/"),
+            Some(slash) => (rest[..slash].to_ascii_lowercase(), &rest[slash..]),
+            None => (rest.to_ascii_lowercase(), "/"),
         });
     }
     let host = host?.split(':').next()?.to_ascii_lowercase();
@@ -88,34 +101,35 @@ pub fn resolve_tenant<'a>(
     Some((tenant.to_owned(), path))
 }
 
-/// Routes one request; returns the status and the JSON body.
-pub fn route(
+/// Routes one request; returns the status, the JSON body and the line the
+/// server logs for it, if any.
+pub fn route_logged(
     manager: &TenantManager,
     base_domain: &str,
     method: &str,
     url: &str,
     host: Option<&str>,
     body: &str,
-) -> (u16, Value) {
+) -> (u16, Value, Option<String>) {
     if url.split_once('?').map_or(url, |(path, _)| path) == "/health" {
-        return (200, json!({ "ok": true }));
+        return (200, json!({ "ok": true }), None);
     }
     let Some((tenant, path)) = resolve_tenant(url, host, base_domain) else {
-        return (
-            404,
-            json!({ "error": format!("no tenant in this request: use http://NAME.{base_domain}/... or /t/NAME/...") }),
-        );
+        let error =
+            format!("no tenant in this request: use http://NAME.{base_domain}/... or /t/NAME/...");
+        return (400, json!({ "error": error }), None);
     };
     match manager.with_tenant(&tenant, || endpoint(manager, method, path, body)) {
-        Ok(ok) => ok,
+        Ok((status, value)) => (status, value, None),
         Err(e) => error_response(&e),
     }
 }
 
-/// The status and a client-safe message: the full error (file paths
-/// included) goes to the server's log only.
-fn error_response(e: &Error) -> (u16, Value) {
-    eprintln!("request failed: {e}");
+/// The status and a client-safe message. Only a server fault (500) is
+/// logged in full (file paths and SQLite's message go to the log, never to
+/// the client); a tenant that is not there, or going away, is the
+/// client's answer, not the operator's problem, and is not logged.
+fn error_response(e: &Error) -> (u16, Value, Option<String>) {
     let tenant = e.tenant().map_or("", |t| t.as_str());
     let (status, message) = match e {
         Error::BadTenantName { .. } => (400, e.to_string()),
@@ -133,24 +147,20 @@ fn error_response(e: &Error) -> (u16, Value) {
             ),
         ),
         Error::TenantBeingDestroyed { .. } => (503, format!("tenant {tenant} is being destroyed")),
-        _ => (
-            500,
-            "internal error; the server log has the details".to_owned(),
-        ),
+        _ => {
+            let message = "internal error; the server log has the details";
+            return (
+                500,
+                json!({ "error": message }),
+                Some(format!("request failed: {e}")),
+            );
+        }
     };
-    (status, json!({ "error": message }))
+    (status, json!({ "error": message }), None)
 }
 
-/// A 500 whose details (SQLite's message) go to the log, not the client.
-fn internal_error(tenant: &str, e: rusqlite::Error) -> (u16, Value) {
-    eprintln!("tenant {tenant}: query failed: {e}");
-    (
-        500,
-        json!({ "error": "internal error; the server log has the details" }),
-    )
-}
-
-/// The endpoints, run inside `with_tenant`.
+/// The endpoints, run inside `with_tenant`: `?` takes tenanted's errors
+/// and rusqlite's alike (a query's error becomes `Error::Query`, a 500).
 fn endpoint(
     manager: &TenantManager,
     method: &str,
@@ -159,42 +169,45 @@ fn endpoint(
 ) -> Result<(u16, Value), Error> {
     let conn = manager.current_connection()?;
     let tenant = conn.tenant().to_string();
-    let sql_error = |e| internal_error(&tenant, e);
     let reply = match (method, path) {
         ("GET", "/items") => {
-            let items = (|| {
-                let mut stmt =
-                    conn.prepare("SELECT id, title, done FROM items ORDER BY position, id")?;
-                let rows = stmt.query_map([], |r| {
-                    Ok(json!({ "id": r.get::<_, i64>(0)?, "title": r.get::<_, String>(1)?, "done": r.get::<_, bool>(2)? }))
-                })?;
-                rows.collect::<rusqlite::Result<Vec<_>>>()
-            })();
-            match items {
-                Ok(items) => (200, json!({ "tenant": tenant, "items": items })),
-                Err(e) => sql_error(e),
-            }
+            let mut stmt =
+                conn.prepare("SELECT id, title, done FROM items ORDER BY position, id")?;
+            let rows = stmt.query_map([], |r| {
+                Ok(json!({ "id": r.get::<_, i64>(0)?, "title": r.get::<_, String>(1)?, "done": r.get::<_, bool>(2)? }))
+            })?;
+            let items = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+            (200, json!({ "tenant": tenant, "items": items }))
         }
-        ("POST", "/items") => match serde_json::from_str::<Value>(body)
-            .ok()
-            .and_then(|v| v["title"].as_str().map(str::to_owned))
-        {
-            None => (
-                400,
-                json!({ "error": "send a JSON body like {\"title\": \"buy milk\"}" }),
-            ),
-            Some(title) => match conn.execute("INSERT INTO items (title) VALUES (?1)", [&title]) {
-                Ok(_) => (
-                    201,
-                    json!({ "tenant": tenant, "id": conn.last_insert_rowid(), "title": title }),
-                ),
-                Err(e) => sql_error(e),
-            },
+        ("POST", "/items") => match title(body) {
+            Err(why) => (400, json!({ "error": why })),
+            Ok(title) => {
+                conn.execute("INSERT INTO items (title) VALUES (?1)", [&title])?;
+                let id = conn.last_insert_rowid();
+                (201, json!({ "tenant": tenant, "id": id, "title": title }))
+            }
         },
+        (_, "/items") => (
+            405,
+            json!({ "error": format!("{method} is not allowed on /items; use {ALLOWED}") }),
+        ),
         _ => (
             404,
             json!({ "error": format!("no endpoint {method} {path}; try GET or POST /items") }),
         ),
     };
     Ok(reply)
+}
+
+/// The title of a new item: a JSON body's non-empty `title`.
+fn title(body: &str) -> Result<String, &'static str> {
+    let value: Value = serde_json::from_str(body)
+        .map_err(|_| "send a JSON body like {\"title\": \"buy milk\"}")?;
+    let title = value["title"]
+        .as_str()
+        .ok_or("send a JSON body like {\"title\": \"buy milk\"}")?;
+    if title.trim().is_empty() {
+        return Err("the title is empty; send a title with some text in it");
+    }
+    Ok(title.to_owned())
 }

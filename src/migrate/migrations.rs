@@ -88,15 +88,25 @@ impl Migrations {
         }
     }
 
-    /// Reads migrations from `dir`: one directory per migration, named
-    /// `NNNN_name` and numbered from 1 without gaps, each holding `up.sql`
-    /// and optionally `down.sql`. Hidden entries are ignored.
+    /// Reads migrations from `dir`: one directory per migration, each
+    /// holding `up.sql` and optionally `down.sql`, named either
+    /// `NNNN_name` (numbered from 1 without gaps) or
+    /// `YYYYMMDDHHMMSS_name` (a UTC timestamp, the default of sqlx, diesel
+    /// and Rails: two branches adding one each do not collide). Both may
+    /// be mixed (a folder that moved to timestamps keeps its numbered
+    /// migrations, which come first). Migrations run in the order of
+    /// their numbers; a tenant's version is how many have run.
+    ///
+    /// Hidden entries are ignored; any other entry whose name does not
+    /// start with digits and `_` (a `README.md`, a `notes/` directory) is
+    /// skipped with a warning (a `tracing` event).
     ///
     /// # Errors
     ///
     /// [`Error::BadMigrations`] naming the file or directory: a missing or
-    /// unreadable directory or `up.sql`, a name not of the form
-    /// `NNNN_name`, a gap or duplicate in the numbering, or no migrations.
+    /// unreadable directory or `up.sql`, a numbered entry that is not a
+    /// directory, a gap or duplicate among numbered migrations, two
+    /// migrations with one timestamp, or no migrations.
     ///
     /// ```
     /// let migrations = tenanted::Migrations::from_dir(
@@ -126,10 +136,9 @@ impl Migrations {
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            if name.starts_with('.') {
+            let Some(number) = migration_number(&name, path) else {
                 continue;
-            }
-            let number = parse_number(&name).ok_or_else(|| bad(path, NOT_NNNN.into()))?;
+            };
             let Some(sub) = entry.as_dir() else {
                 return Err(bad(path, NOT_A_DIR.into()));
             };
@@ -333,29 +342,71 @@ impl Migrations {
     }
 }
 
-const NOT_NNNN: &str = "expected a directory named NNNN_name (for example 0001_create_items)";
 const NOT_A_DIR: &str = "expected a directory holding up.sql and optionally down.sql";
 
-/// Checks the numbering (from 1, no gaps or duplicates) and orders the list.
-fn assemble(dir: &Path, mut found: Vec<(u32, PathBuf, Migration)>) -> Result<Migrations> {
+/// The digits of a timestamped migration's name: `YYYYMMDDHHMMSS`.
+const TIMESTAMP_DIGITS: usize = 14;
+
+/// Checks the numbering (numbered ones from 1 without gaps, no number
+/// twice) and orders the list by number.
+fn assemble(dir: &Path, mut found: Vec<(u64, PathBuf, Migration)>) -> Result<Migrations> {
     if found.is_empty() {
-        return Err(bad(dir, "no migrations found; add 0001_name/up.sql".into()));
+        return Err(bad(
+            dir,
+            "no migrations found; add 0001_name/up.sql (or YYYYMMDDHHMMSS_name/up.sql)".into(),
+        ));
     }
     found.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
     let mut list = Vec::with_capacity(found.len());
-    for (index, (number, path, migration)) in found.into_iter().enumerate() {
-        let expected = index as u32 + 1;
-        if number != expected {
+    let mut previous: Option<(u64, &Path)> = None;
+    for (index, (number, path, migration)) in found.iter().enumerate() {
+        if let Some((last, other)) = previous
+            && last == *number
+        {
             return Err(bad(
-                &path,
+                path,
                 format!(
-                    "expected migration number {expected:04} here (numbers start at 1, without gaps or duplicates), found {number:04}"
+                    "{} has the number of {} too; give one of them the next free number (or a newer timestamp)",
+                    migration.name,
+                    other.display()
                 ),
             ));
         }
-        list.push(migration);
+        let expected = index as u64 + 1;
+        if !is_timestamp(&migration.name) && *number != expected {
+            return Err(bad(
+                path,
+                format!(
+                    "expected migration number {expected:04} here (numbered migrations start at 1, without gaps), found {number:04}"
+                ),
+            ));
+        }
+        previous = Some((*number, path));
+        list.push(migration.clone());
     }
     Ok(Migrations::new(list))
+}
+
+/// Whether a migration's name starts with a `YYYYMMDDHHMMSS_` timestamp.
+fn is_timestamp(name: &str) -> bool {
+    name.split_once('_')
+        .is_some_and(|(digits, _)| digits.len() == TIMESTAMP_DIGITS)
+}
+
+/// The number of the migration named `name` (at `path`), or `None`, with
+/// a warning, for an entry that is no migration (hidden ones silently).
+fn migration_number(name: &str, path: &Path) -> Option<u64> {
+    if name.starts_with('.') {
+        return None;
+    }
+    let number = parse_number(name);
+    if number.is_none() {
+        tracing::warn!(
+            path = %path.display(),
+            "not a migration (its name does not start with NNNN_ or YYYYMMDDHHMMSS_): skipped"
+        );
+    }
+    number
 }
 
 fn bad(path: &Path, reason: String) -> Error {
@@ -365,9 +416,9 @@ fn bad(path: &Path, reason: String) -> Error {
     }
 }
 
-/// The migration directories in `dir` (hidden entries ignored), unsorted:
+/// The migration directories in `dir` (other entries skipped), unsorted:
 /// number, name, path.
-fn list_migration_dirs(dir: &Path) -> Result<Vec<(u32, String, PathBuf)>> {
+fn list_migration_dirs(dir: &Path) -> Result<Vec<(u64, String, PathBuf)>> {
     let entries = sys::read_dir_path(dir).map_err(|e| {
         bad(
             dir,
@@ -379,10 +430,9 @@ fn list_migration_dirs(dir: &Path) -> Result<Vec<(u32, String, PathBuf)>> {
         let entry = entry.map_err(|e| bad(dir, format!("cannot list it ({e})")))?;
         let path = entry.path();
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') {
+        let Some(number) = migration_number(&name, &path) else {
             continue;
-        }
-        let number = parse_number(&name).ok_or_else(|| bad(&path, NOT_NNNN.into()))?;
+        };
         if !sys::is_dir(&path) {
             return Err(bad(&path, NOT_A_DIR.into()));
         }
@@ -405,9 +455,14 @@ fn read_migration(name: String, path: &Path) -> Result<Migration> {
     Ok(Migration { name, up, down })
 }
 
-fn parse_number(name: &str) -> Option<u32> {
+/// `NNNN` of `NNNN_name`: 1 to 14 digits, then `_` and a name.
+fn parse_number(name: &str) -> Option<u64> {
     let (digits, rest) = name.split_once('_')?;
-    if digits.is_empty() || rest.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+    let digit_count = 1..=TIMESTAMP_DIGITS;
+    if !digit_count.contains(&digits.len())
+        || rest.is_empty()
+        || !digits.bytes().all(|b| b.is_ascii_digit())
+    {
         return None;
     }
     digits.parse().ok()

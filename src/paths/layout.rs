@@ -71,6 +71,20 @@ impl Layout {
     }
 }
 
+impl Layout {
+    /// For a captured name that is a valid tenant name in a bucket not its
+    /// own (moved there by hand): the tenant and its own bucket's label.
+    pub(super) fn misplaced(
+        &self,
+        tenant: Option<&str>,
+        bucket: Option<&str>,
+    ) -> Option<(TenantName, String)> {
+        let tenant = TenantName::new(tenant?).ok()?;
+        let label = bucket::label(tenant.as_str(), self.buckets);
+        (bucket? != label).then_some((tenant, label))
+    }
+}
+
 /// The database file of an already validated tenant name.
 pub(super) fn database_path(
     root: &Path,

@@ -366,7 +366,7 @@ impl Walker {
             return not_a_directory(entry, file_type);
         }
         let Some(tenant) = self.tenant(&frame.captured, captures) else {
-            debug!(path = %entry.path().display(), "skipping directory in the wrong bucket");
+            self.skip_misplaced(&entry.path(), &frame.captured, captures);
             return Step::Skip;
         };
         let marked = frame.entries.being_destroyed(OsStr::new(name));
@@ -438,7 +438,7 @@ impl Walker {
                 })
             }
             None => {
-                debug!(path = %entry.path().display(), "skipping file in the wrong bucket");
+                self.skip_misplaced(&entry.path(), &frame.captured, captures);
                 Step::Skip
             }
         }
@@ -477,6 +477,25 @@ impl Walker {
         let tenant = here.tenant.or(above.tenant.as_deref());
         let bucket = here.bucket.or(above.bucket.as_deref());
         self.layout.captured_tenant(tenant, bucket)
+    }
+
+    /// An entry that is no tenant of this root: a tenant's name in a
+    /// bucket not its own (put there by hand) is invisible to every
+    /// listing, status, migration, backup and cleanup, so it is warned
+    /// about; anything else is skipped quietly.
+    fn skip_misplaced(&self, path: &Path, above: &Captured, here: &Captures<'_>) {
+        let tenant = here.tenant.or(above.tenant.as_deref());
+        let bucket = here.bucket.or(above.bucket.as_deref());
+        match self.layout.misplaced(tenant, bucket) {
+            Some((tenant, own)) => warn!(
+                path = %path.display(),
+                "skipping {}: tenant {tenant} belongs in bucket {own}, not here, so no listing, status, migrate, backup or cleanup sees it; move it to its bucket (or out of the root)",
+                path.display()
+            ),
+            None => {
+                debug!(path = %path.display(), "skipping an entry that is no tenant of this root")
+            }
+        }
     }
 }
 

@@ -2,23 +2,32 @@
 //! last one again, and bringing a list of tenants into being.
 
 use std::path::Path;
+use std::time::SystemTime;
 
 use tenanted::{MigrateOptions, TenantName};
 
 use crate::Cli;
-use crate::support::{Failure, confirm, require_root, tenant_names};
+use crate::support::{Failure, confirm, require_root, tenant_names, utc_timestamp};
+
+/// The digits of a timestamped migration's name: `YYYYMMDDHHMMSS`.
+const TIMESTAMP_DIGITS: usize = 14;
 
 /// `tenanted migration ...`.
 #[derive(clap::Subcommand)]
 pub enum MigrationCommand {
-    /// Create the next numbered migration: NNNN_NAME/up.sql and down.sql.
+    /// Create the next migration, NNNN_NAME/ or YYYYMMDDHHMMSS_NAME/ (in
+    /// the style of the folder's last one), with up.sql and down.sql.
     New {
         /// Migration name: lowercase letters, digits and '_' (for example add_tags).
         name: String,
+        /// Name it with the UTC time (YYYYMMDDHHMMSS_NAME) even in a folder
+        /// of numbered migrations or an empty one.
+        #[arg(long)]
+        timestamp: bool,
     },
 }
 
-pub fn migration_new(dir: &Path, name: &str) -> Result<u8, Failure> {
+pub fn migration_new(dir: &Path, name: &str, timestamp: bool) -> Result<u8, Failure> {
     let valid = !name.is_empty()
         && name
             .bytes()
@@ -31,33 +40,43 @@ pub fn migration_new(dir: &Path, name: &str) -> Result<u8, Failure> {
             ),
         ));
     }
-    let next = last_number(dir)? + 1;
-    let target = dir.join(format!("{next:04}_{name}"));
+    let (last, timestamped) = last_number(dir)?;
+    let prefix = if timestamp || timestamped {
+        // A clock behind the last migration still gives a later name.
+        format!("{}", utc_timestamp(SystemTime::now()).max(last + 1))
+    } else {
+        format!("{:04}", last + 1)
+    };
+    let full = format!("{prefix}_{name}");
+    let target = dir.join(&full);
     let io = |e: std::io::Error| Failure(1, format!("cannot create {}: {e}", target.display()));
     std::fs::create_dir_all(&target).map_err(io)?;
-    let header = |what: &str| format!("-- {next:04}_{name}: {what}\n");
+    let header = |what: &str| format!("-- {full}: {what}\n");
     std::fs::write(target.join("up.sql"), header("the change")).map_err(io)?;
     std::fs::write(target.join("down.sql"), header("undoes up.sql")).map_err(io)?;
     println!("created {} (up.sql, down.sql)", target.display());
     Ok(0)
 }
 
-/// The highest `NNNN` among `dir`'s `NNNN_name` entries; 0 when there is
-/// none or `dir` does not exist yet.
-fn last_number(dir: &Path) -> Result<u32, Failure> {
+/// The highest number among `dir`'s `NNNN_name` entries (0 when there is
+/// none or `dir` does not exist yet), and whether that last one is a
+/// `YYYYMMDDHHMMSS` timestamp.
+fn last_number(dir: &Path) -> Result<(u64, bool), Failure> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((0, false)),
         Err(e) => return Err(Failure(1, format!("cannot read {}: {e}", dir.display()))),
     };
-    let mut last = 0;
+    let mut last = (0, false);
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if let Some(n) = name
-            .split_once('_')
-            .and_then(|(digits, _)| digits.parse::<u32>().ok())
+        let Some((digits, _)) = name.split_once('_') else {
+            continue;
+        };
+        if let Ok(n) = digits.parse::<u64>()
+            && digits.bytes().all(|b| b.is_ascii_digit())
         {
-            last = last.max(n);
+            last = last.max((n, digits.len() == TIMESTAMP_DIGITS));
         }
     }
     Ok(last)
@@ -89,26 +108,36 @@ pub fn redo(cli: &Cli, name: &str, yes: bool) -> Result<u8, Failure> {
 }
 
 /// `tenanted prepare NAMES...`: creates the missing tenants (at the latest
-/// schema), migrates the others.
-pub fn prepare(cli: &Cli, names: &[String]) -> Result<u8, Failure> {
+/// schema), migrates the others. With `json`: `{"created": [...],
+/// "migration": <the migrate --json report>}`.
+pub fn prepare(cli: &Cli, names: &[String], json: bool) -> Result<u8, Failure> {
     let names: Vec<TenantName> = tenant_names(names)?;
+    require_root(&cli.root)?;
     let m = cli.manager()?;
-    let mut created = 0;
+    let mut created = Vec::new();
     for name in &names {
         if m.create_tenant_if_not_exists(name.as_str())? {
-            println!("created {name}");
-            created += 1;
+            if !json {
+                println!("created {name}");
+            }
+            created.push(name.as_str());
         }
     }
     let only = names.iter().map(|t| t.as_str().to_owned());
     let report = m.migrate_all(&MigrateOptions::new().only(only))?;
-    for t in report
-        .tenants
-        .iter()
-        .filter(|t| !t.succeeded() || t.changed())
-    {
-        println!("{t}");
+    if json {
+        let migration = serde_json::to_value(&report)
+            .unwrap_or_else(|e| serde_json::json!({ "error": e.to_string() }));
+        println!(
+            "{}",
+            serde_json::json!({ "created": created, "migration": migration })
+        );
+    } else {
+        let changed = report.tenants.iter();
+        for t in changed.filter(|t| !t.succeeded() || t.changed()) {
+            println!("{t}");
+        }
+        println!("{} created; {}", created.len(), report.summary());
     }
-    println!("{created} created; {}", report.summary());
     Ok(if report.is_success() { 0 } else { 1 })
 }

@@ -4,10 +4,11 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use tenanted::{BackupOptions, ReplicaTarget, RestoreOptions, RestoreOutcome};
+use tenanted::{BackupOptions, Error, ReplicaTarget, RestoreOptions, RestoreOutcome};
 
 use crate::Cli;
 use crate::migrate::{INTERRUPTED, cancel_on_ctrl_c, progress_bar};
+use crate::rotation;
 use crate::support::{Failure, confirm, require_root, tenant_names};
 
 /// `tenanted backup`.
@@ -16,9 +17,27 @@ pub struct BackupArgs {
     /// Back up only this tenant (repeat for several; default: every one).
     #[arg(long = "tenant", value_name = "NAME", env = "TENANTED_TENANT")]
     tenants: Vec<String>,
-    /// The directory to write to, laid out like the root (not inside it).
+    /// A new directory to write to, laid out like the root (not inside
+    /// it); an existing one is refused.
+    #[arg(
+        long,
+        value_name = "DIR",
+        required_unless_present = "into",
+        conflicts_with = "into"
+    )]
+    to: Option<PathBuf>,
+    /// Write to a new timestamped directory DIR/YYYYMMDDTHHMMSSZ (UTC)
+    /// per run; with --keep/--keep-days, prune older runs.
     #[arg(long, value_name = "DIR")]
-    to: PathBuf,
+    into: Option<PathBuf>,
+    /// With --into: keep the newest N runs (and any run holding a
+    /// tenant's only good copy).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    keep: Option<u32>,
+    /// With --into: keep the runs younger than D days (and any run holding
+    /// a tenant's only good copy).
+    #[arg(long, value_name = "D")]
+    keep_days: Option<u64>,
     /// Parallel workers (at least 1; default: cores).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     jobs: Option<u16>,
@@ -95,6 +114,53 @@ pub fn backup(cli: &Cli, args: &BackupArgs) -> Result<u8, Failure> {
     let only = tenant_names(&args.tenants)?;
     require_root(&cli.root)?;
     let manager = cli.schemaless_manager()?;
+    if args.into.is_none() && (args.keep.is_some() || args.keep_days.is_some()) {
+        let why = "--keep and --keep-days rotate the runs of --into DIR (one timestamped directory per run); --to writes one directory and prunes nothing";
+        return Err(Failure(2, why.to_owned()));
+    }
+    let dir = match (&args.to, &args.into) {
+        (Some(to), _) => {
+            rotation::new_dir(to)?;
+            to.clone()
+        }
+        (None, Some(into)) => rotation::new_run(into)?,
+        (None, None) => return Err(Failure(2, "pass --to DIR or --into DIR".to_owned())),
+    };
+    let report = match run_backup(cli, &manager, &dir, &only, args) {
+        Ok(report) => report,
+        Err(failure) => {
+            // Nothing was written: the new directory goes too.
+            let _ = std::fs::remove_dir(&dir);
+            return Err(failure);
+        }
+    };
+    let retention = rotation::Retention {
+        keep: args.keep.map(|k| k as usize),
+        keep_days: args.keep_days,
+    };
+    let rotating = retention.keep.is_some() || retention.keep_days.is_some();
+    let pruned = match (&args.into, rotating && !report.cancelled) {
+        (Some(parent), true) => Some(rotation::prune(cli, parent, &dir, retention)?),
+        _ => None,
+    };
+    print_backup(&report, pruned.as_ref(), args.json);
+    Ok(if report.cancelled {
+        INTERRUPTED
+    } else if report.is_success() {
+        0
+    } else {
+        1
+    })
+}
+
+/// `backup_all` into `dir`, with a bar on a terminal and Ctrl-C handled.
+fn run_backup(
+    cli: &Cli,
+    manager: &tenanted::TenantManager,
+    dir: &std::path::Path,
+    only: &[tenanted::TenantName],
+    args: &BackupArgs,
+) -> Result<tenanted::BackupReport, Failure> {
     let cancel = cancel_on_ctrl_c();
     let mut options = BackupOptions::new().cancel_on(Arc::clone(&cancel));
     if let Some(jobs) = args.jobs {
@@ -112,22 +178,41 @@ pub fn backup(cli: &Cli, args: &BackupArgs) -> Result<u8, Failure> {
             bar.set_message(p.tenant.as_str().to_owned());
         });
     }
-    let report = manager.backup_all(&args.to, &options)?;
+    let report = manager.backup_all(dir, &options)?;
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    if args.json {
-        println!("{}", json(&report));
-    } else {
-        println!("{report}");
+    Ok(report)
+}
+
+/// The backup report (every failure gathered at the end), then what the
+/// prune removed and kept.
+fn print_backup(report: &tenanted::BackupReport, pruned: Option<&rotation::Pruned>, as_json: bool) {
+    let path = |p: &std::path::Path| p.display().to_string();
+    if as_json {
+        let mut value = json(report);
+        if let Some(pruned) = pruned {
+            let removed: Vec<String> = pruned.removed.iter().map(|p| path(p)).collect();
+            let kept: Vec<serde_json::Value> = (pruned.kept_for.iter())
+                .map(|(dir, tenants)| serde_json::json!({ "dir": path(dir), "only_copy_of": tenants }))
+                .collect();
+            value["pruned"] = serde_json::json!({ "removed": removed, "kept": kept });
+        }
+        println!("{value}");
+        return;
     }
-    Ok(if report.cancelled {
-        INTERRUPTED
-    } else if report.is_success() {
-        0
-    } else {
-        1
-    })
+    println!("{report}");
+    let Some(pruned) = pruned else { return };
+    for dir in &pruned.removed {
+        println!("pruned {}", dir.display());
+    }
+    for (dir, tenants) in &pruned.kept_for {
+        println!(
+            "kept {}: it holds the only good copy of {}",
+            dir.display(),
+            tenants.join(", ")
+        );
+    }
 }
 
 pub fn restore(cli: &Cli, args: &RestoreArgs) -> Result<u8, Failure> {
@@ -143,9 +228,21 @@ pub fn restore(cli: &Cli, args: &RestoreArgs) -> Result<u8, Failure> {
             "nothing was restored",
         )?;
     }
+    require_root(&cli.root)?;
     let manager = cli.manager()?;
     let options = RestoreOptions::new().replace(args.replace);
-    let outcome = manager.restore_tenant_with(tenant.as_str(), &args.from, &options)?;
+    let outcome = manager
+        .restore_tenant_with(tenant.as_str(), &args.from, &options)
+        .map_err(|e| match e {
+            Error::TenantExists { tenant, path } => Failure(
+                1,
+                format!(
+                    "tenant {tenant} already exists at {}; pass --replace (and --yes off a terminal) to overwrite it with the backup: its current data is lost",
+                    path.display()
+                ),
+            ),
+            e => Failure::from(e),
+        })?;
     if args.json {
         println!("{}", json(&outcome));
     } else {

@@ -1,7 +1,15 @@
 //! `tenanted`: operate the tenants of a root directory from a shell.
 //!
-//! Exit codes: 0 ok, 1 something failed (or is pending, with
-//! `status --check`), 2 bad usage or a bad tenant name, 130 interrupted.
+//! Exit codes, one rule for every command (README, "Exit codes"):
+//! - 0: done.
+//! - 1: the command ran and something failed (a tenant, the disk, a
+//!   missing root, a changed migration), or is pending (`status --check`),
+//!   or a question was answered no.
+//! - 2: the command cannot be done as asked, and nothing was done: a bad
+//!   argument (`--jobs 0`), tenant name, version (`--to`), step count
+//!   (`--steps`) or migrations folder, a layout other than the root's, or
+//!   `--yes` missing off a terminal.
+//! - 130: interrupted (Ctrl-C).
 
 #![forbid(unsafe_code)]
 
@@ -11,15 +19,15 @@ mod migrate;
 mod rebuild;
 mod replica_status;
 mod replicate;
+mod rotation;
 mod support;
+mod tenants;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
-use tenanted::{
-    DEFAULT_BUCKETS, DEFAULT_TEMPLATE, Error, Migrations, RootConfig, TenantManager, TenantName,
-};
+use tenanted::{DEFAULT_BUCKETS, DEFAULT_TEMPLATE, Migrations, RootConfig, TenantManager};
 
 use support::{Failure, confirm, require_root, tenant_names};
 
@@ -52,7 +60,8 @@ struct Cli {
     #[arg(short, long, global = true, conflicts_with = "verbose", help_heading = GLOBAL)]
     quiet: bool,
     /// Accept migrations that differ from the ones the root applied (an
-    /// edited comment, a rename) and record these instead.
+    /// edited up.sql, a rename) and record these instead, on any command
+    /// that reads the migrations (the others refuse it).
     #[arg(long, global = true, help_heading = GLOBAL)]
     accept_migration_changes: bool,
     #[command(subcommand)]
@@ -61,6 +70,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Create the root directory of a new fleet and record its layout
+    /// (no other command creates a root).
+    Init,
     /// List the tenants on disk, sorted.
     List {
         /// Print {"tenants": [...]}.
@@ -68,23 +80,9 @@ enum Command {
         json: bool,
     },
     /// Create tenants at the latest schema.
-    Create {
-        /// Tenant names (all are checked before any is created).
-        #[arg(required = true, env = "TENANTED_TENANT")]
-        names: Vec<String>,
-        /// Accept tenants that already exist instead of failing.
-        #[arg(long)]
-        if_not_exists: bool,
-    },
+    Create(tenants::CreateArgs),
     /// Destroy tenants and all their data.
-    Destroy {
-        /// Tenant names (all are checked before anything is asked or done).
-        #[arg(required = true, env = "TENANTED_TENANT")]
-        names: Vec<String>,
-        /// Do not ask (required when not on a terminal).
-        #[arg(long)]
-        yes: bool,
-    },
+    Destroy(tenants::DestroyArgs),
     /// Exit 0 if the tenant exists, 1 if not.
     Exists {
         /// Tenant name.
@@ -123,6 +121,9 @@ enum Command {
         /// Tenant names.
         #[arg(required = true, env = "TENANTED_TENANT")]
         names: Vec<String>,
+        /// Print what was created and the migration report as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Write migrations.
     Migration {
@@ -172,10 +173,30 @@ enum SchemaCommand {
 }
 
 impl Command {
+    /// Whether the command reads the migrations (and so checks, and with
+    /// --accept-migration-changes records, the root's history).
+    fn reads_migrations(&self) -> bool {
+        !matches!(
+            self,
+            Command::List { .. }
+                | Command::Destroy(_)
+                | Command::Exists { .. }
+                | Command::Cleanup
+                | Command::Backup(_)
+                | Command::LitestreamConfig(_)
+                | Command::Completions { .. }
+                | Command::Migration { .. }
+                | Command::Schema { .. }
+        )
+    }
+
     /// Whether errors go to stdout as JSON too.
     fn json(&self) -> bool {
         match self {
             Command::List { json } => *json,
+            Command::Create(args) => args.json,
+            Command::Destroy(args) => args.json,
+            Command::Prepare { json, .. } => *json,
             Command::Migrate(args) => args.json,
             Command::Status(args) => args.json,
             Command::Backup(args) => args.json,
@@ -191,6 +212,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     support::init_logging(cli.verbose, cli.quiet);
     let json = cli.command.json();
+    if cli.accept_migration_changes && !cli.command.reads_migrations() {
+        let why = "--accept-migration-changes records the migrations where a command reads them (init, create, migrate, status, rollback, redo, prepare, restore); this command does not read them, so nothing was done";
+        return Failure(support::USAGE, why.to_owned()).report(json);
+    }
     match run(&cli) {
         Ok(code) => ExitCode::from(code),
         Err(failure) => failure.report(json),
@@ -227,12 +252,10 @@ impl Cli {
 
 fn run(cli: &Cli) -> Result<u8, Failure> {
     match &cli.command {
-        Command::List { json } => list(cli, *json),
-        Command::Create {
-            names,
-            if_not_exists,
-        } => create(cli, names, *if_not_exists),
-        Command::Destroy { names, yes } => destroy(cli, names, *yes),
+        Command::Init => tenants::init(cli),
+        Command::List { json } => tenants::list(cli, *json),
+        Command::Create(args) => tenants::create(cli, args),
+        Command::Destroy(args) => tenants::destroy(cli, args),
         Command::Exists { name } => {
             let name = tenant_names(std::slice::from_ref(name))?;
             require_root(&cli.root)?;
@@ -251,10 +274,10 @@ fn run(cli: &Cli) -> Result<u8, Failure> {
         Command::ReplicationStatus(args) => replica_status::replication_status(cli, args),
         Command::Rollback { name, steps, yes } => rollback(cli, name, *steps, *yes),
         Command::Redo { name, yes } => authoring::redo(cli, name, *yes),
-        Command::Prepare { names } => authoring::prepare(cli, names),
+        Command::Prepare { names, json } => authoring::prepare(cli, names, *json),
         Command::Migration {
-            command: authoring::MigrationCommand::New { name },
-        } => authoring::migration_new(&cli.migrations, name),
+            command: authoring::MigrationCommand::New { name, timestamp },
+        } => authoring::migration_new(&cli.migrations, name, *timestamp),
         Command::Schema {
             command: SchemaCommand::Dump,
         } => {
@@ -273,74 +296,6 @@ fn run(cli: &Cli) -> Result<u8, Failure> {
             Ok(0)
         }
     }
-}
-
-fn list(cli: &Cli, json: bool) -> Result<u8, Failure> {
-    require_root(&cli.root)?;
-    let mut names = cli
-        .root_config()
-        .tenants()?
-        .collect::<Result<Vec<_>, _>>()?;
-    names.sort();
-    if json {
-        let names: Vec<&str> = names.iter().map(|t| t.as_str()).collect();
-        println!("{}", serde_json::json!({ "tenants": names }));
-    } else {
-        for name in names {
-            println!("{name}");
-        }
-    }
-    Ok(0)
-}
-
-fn create(cli: &Cli, names: &[String], if_not_exists: bool) -> Result<u8, Failure> {
-    let names = tenant_names(names)?;
-    let m = cli.manager()?;
-    // One batch: many names share the cost of making them durable.
-    let report = m.create_tenants(&names)?;
-    let path = |t: &TenantName| m.root().database_path(t.as_str()).unwrap_or_default();
-    let mut worst = 0;
-    // Said in the order the names were given.
-    for tenant in &names {
-        let failure = if report.created.contains(tenant) {
-            println!("created {tenant} at {}", path(tenant).display());
-            continue;
-        } else if report.existed.contains(tenant) {
-            if if_not_exists {
-                println!("{tenant} already exists at {}", path(tenant).display());
-                continue;
-            }
-            Failure::from(Error::TenantExists {
-                tenant: tenant.clone(),
-                path: path(tenant),
-            })
-        } else {
-            let found = report.failed.iter().find(|(n, _)| n == tenant.as_str());
-            let Some((_, e)) = found else { continue };
-            Failure(support::exit_code(e), support::cli_message(e))
-        };
-        eprintln!("error: {}", failure.1);
-        worst = worst.max(failure.0);
-    }
-    Ok(worst)
-}
-
-fn destroy(cli: &Cli, names: &[String], yes: bool) -> Result<u8, Failure> {
-    let names = tenant_names(names)?;
-    require_root(&cli.root)?;
-    let m = cli.schemaless_manager()?;
-    let list: Vec<&str> = names.iter().map(|n| n.as_str()).collect();
-    confirm(
-        yes,
-        "destroy deletes data",
-        &format!("Destroy {} and all their data?", list.join(", ")),
-        "nothing destroyed",
-    )?;
-    support::each(&names, |name| {
-        m.destroy_tenant(name)?;
-        println!("destroyed {name}");
-        Ok(())
-    })
 }
 
 fn rollback(cli: &Cli, name: &str, steps: u32, yes: bool) -> Result<u8, Failure> {

@@ -462,3 +462,16 @@ fn every_tenant_status(
     status.listing_errors = fleet.listing_errors;
     Ok(status)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::rate;
+
+    #[test]
+    fn the_bars_rate_reads_as_a_person_says_it() {
+        assert_eq!(rate(11.9974), "12/s");
+        assert_eq!(rate(1234.4), "1234/s");
+        assert_eq!(rate(0.42), "0.4/s");
+        assert_eq!(rate(f64::INFINITY), "-/s");
+    }
+}

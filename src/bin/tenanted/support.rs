@@ -4,6 +4,7 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use tenanted::{Error, TenantName};
 
@@ -16,14 +17,24 @@ impl From<Error> for Failure {
     }
 }
 
-/// The exit code for `e`: 2 for bad input, 1 for anything else.
+/// The exit code for `e`, by the one rule (see main.rs): 2 when the
+/// command cannot be done as asked (a bad name, template, version, step
+/// count or migrations folder, a layout other than the root's), 1 for
+/// anything that went wrong doing it.
 pub fn exit_code(e: &Error) -> u8 {
-    if matches!(e, Error::BadTenantName { .. } | Error::BadTemplate { .. }) {
-        2
-    } else {
-        1
+    match e {
+        Error::BadTenantName { .. }
+        | Error::BadTemplate { .. }
+        | Error::BadMigrations { .. }
+        | Error::VersionOutOfRange { .. }
+        | Error::RollbackTooFar { .. }
+        | Error::LayoutMismatch { .. } => USAGE,
+        _ => 1,
     }
 }
+
+/// The exit code of a command that cannot be done as asked.
+pub const USAGE: u8 = 2;
 
 impl Failure {
     /// Prints the failure on stderr (and as `{"error": ...}` on stdout for
@@ -38,8 +49,9 @@ impl Failure {
     }
 }
 
-/// The library's message, with the CLI's own advice where it has a flag
-/// for it.
+/// The error in the CLI's words: the library's messages advise API calls
+/// (`create_tenant_if_not_exists`, `accept_migration_changes(true)`);
+/// here every piece of advice is a command or a flag.
 pub fn cli_message(e: &Error) -> String {
     match e {
         Error::TenantExists { tenant, path } => format!(
@@ -50,8 +62,77 @@ pub fn cli_message(e: &Error) -> String {
             "tenant {tenant} does not exist (no database at {}); create it with `tenanted create {tenant}`",
             path.display()
         ),
-        other => other.to_string(),
+        Error::DamagedTenant {
+            tenant,
+            path,
+            reason,
+        } => format!(
+            "tenant {tenant} is damaged: its database file {} cannot be read as a database ({reason}); tenanted has left it untouched: restore it from a backup (`tenanted restore {tenant} --from FILE --replace --yes`), or destroy it (`tenanted destroy {tenant} --yes`) and create it again",
+            path.display()
+        ),
+        Error::BadBackup {
+            tenant,
+            path,
+            reason,
+        } => format!(
+            "cannot restore tenant {tenant} from {}: {reason}; nothing was changed: restore from an intact backup made by `tenanted backup`",
+            path.display()
+        ),
+        Error::PendingMigration(p) => format!(
+            "tenant {} has {} pending migration(s) (at version {} of {}: {}); run `tenanted migrate --tenant {}`",
+            p.tenant,
+            p.pending.len(),
+            p.current_version,
+            p.latest_version,
+            p.pending.join(", "),
+            p.tenant
+        ),
+        other => cli_message_of_root(other).unwrap_or_else(|| other.to_string()),
     }
+}
+
+/// [`cli_message`] for the errors about the root and its migrations.
+fn cli_message_of_root(e: &Error) -> Option<String> {
+    Some(match e {
+        Error::LayoutMismatch {
+            root,
+            recorded_template,
+            recorded_buckets,
+            template,
+            buckets,
+        } => format!(
+            "the root {} was laid out with the template `{recorded_template}` and {recorded_buckets} bucket(s), but this command uses `{template}` and {buckets}: its tenants would be looked for, and created, in the wrong places; pass --template '{recorded_template}' --buckets {recorded_buckets} (or set TENANTED_TEMPLATE and TENANTED_BUCKETS)",
+            root.display()
+        ),
+        Error::MigrationChanged {
+            root,
+            version,
+            applied,
+            code,
+        } => format!(
+            "migration {version} in --migrations is {code}, but the root {} applied {applied} at that version: its up.sql was edited, it was renamed, or another migration was inserted before it after it ran (a changed down.sql does not count); restore the original, give an inserted migration a name after the last one applied, or if the change is deliberate and safe, run once with --accept-migration-changes",
+            root.display()
+        ),
+        Error::RollbackTooFar {
+            tenant,
+            steps,
+            applied,
+        } if *applied > 0 => format!(
+            "cannot roll tenant {tenant} back {steps} step(s): it has only {applied} migration(s) applied; pass --steps {applied} or fewer"
+        ),
+        Error::DownNotAllowed {
+            tenant,
+            version,
+            target,
+        } => format!(
+            "tenant {tenant} reached version {version}, above the target {target}, after the run was confirmed: nothing was done to it; run `tenanted migrate --to {target}` again to see it and confirm"
+        ),
+        Error::TooManyOpenFiles { tenant, path } => format!(
+            "too many open files while opening tenant {tenant} at {}; pass a smaller --jobs, or raise the file-descriptor limit (ulimit -n)",
+            path.display()
+        ),
+        _ => return None,
+    })
 }
 
 /// Every name checked before anything is done: all bad ones are reported
@@ -88,7 +169,7 @@ pub fn require_root(root: &Path) -> Result<(), Failure> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Failure(
             1,
             format!(
-                "root {} does not exist; pass --root DIR (or TENANTED_ROOT), or create the first tenant with `tenanted create NAME`",
+                "root {} does not exist; pass --root DIR (or TENANTED_ROOT) naming an existing root, or create a new one with `tenanted init` (nothing creates one otherwise)",
                 root.display()
             ),
         )),
@@ -97,23 +178,6 @@ pub fn require_root(root: &Path) -> Result<(), Failure> {
             format!("cannot read root {}: {e}", root.display()),
         )),
     }
-}
-
-/// Runs `f` for every name, going on past failures; the exit code is the
-/// worst one seen.
-pub fn each(
-    names: &[TenantName],
-    mut f: impl FnMut(&str) -> Result<(), Error>,
-) -> Result<u8, Failure> {
-    let mut worst = 0;
-    for name in names {
-        if let Err(e) = f(name.as_str()) {
-            let Failure(code, message) = Failure::from(e);
-            eprintln!("error: {message}");
-            worst = worst.max(code);
-        }
-    }
-    Ok(worst)
 }
 
 /// Asks `question` on a terminal; off one, `--yes` is required.
@@ -153,4 +217,28 @@ pub fn init_logging(verbose: u8, quiet: bool) {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
+}
+
+/// `time` in UTC as the number YYYYMMDDHHMMSS.
+pub fn utc_timestamp(time: SystemTime) -> u64 {
+    let secs = time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    let (year, month, day) = civil_from_days(days);
+    let clock = (rest / 3600) * 10_000 + (rest % 3600 / 60) * 100 + rest % 60;
+    ((year * 100 + month) * 100 + day) * 1_000_000 + clock
+}
+
+/// The proleptic Gregorian date of `days` since 1970-01-01 (Howard
+/// Hinnant's `civil_from_days`, for days on or after the epoch).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    (year, month, day)
 }

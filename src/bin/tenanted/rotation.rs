@@ -1,0 +1,224 @@
+//! `backup --into DIR --keep N --keep-days D`: one timestamped backup
+//! directory per run under DIR, and a prune of older runs that never
+//! removes the only good copy of a tenant.
+//!
+//! A run is `DIR/YYYYMMDDTHHMMSSZ/` (UTC), made with `create_dir`, so two
+//! runs never share one; a good copy of a tenant is its file in a run
+//! (`backup_all` writes each one whole, by rename). Runs are pruned only
+//! if they are neither among the newest `keep` nor younger than
+//! `keep_days`, and still hold no tenant's only good copy. A pruned run is
+//! first renamed to a hidden name (atomic), then removed: a crash in
+//! between leaves a hidden directory, never a half-removed run that would
+//! count as holding copies.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use crate::Cli;
+use crate::support::{Failure, USAGE, utc_timestamp};
+
+/// How many runs to keep.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    /// Keep the newest `keep` runs.
+    pub keep: Option<usize>,
+    /// Keep the runs younger than this many days.
+    pub keep_days: Option<u64>,
+}
+
+/// What a prune did.
+#[derive(Debug, Default)]
+pub struct Pruned {
+    /// Runs removed.
+    pub removed: Vec<PathBuf>,
+    /// Runs kept although retention let them go, with the tenants whose
+    /// only good copy they hold.
+    pub kept_for: Vec<(PathBuf, Vec<String>)>,
+}
+
+/// A run's directory name for `time`: `20261205T052600Z`.
+fn run_name(time: SystemTime) -> String {
+    let stamp = utc_timestamp(time);
+    format!("{:08}T{:06}Z", stamp / 1_000_000, stamp % 1_000_000)
+}
+
+/// The time stamp (YYYYMMDDHHMMSS) of a run's directory name.
+fn run_stamp(name: &str) -> Option<u64> {
+    let digits = name.strip_suffix('Z')?;
+    let (date, time) = digits.split_once('T')?;
+    let valid = date.len() == 8 && time.len() == 6;
+    let all_digits = (date.bytes().chain(time.bytes())).all(|b| b.is_ascii_digit());
+    (valid && all_digits)
+        .then(|| date.parse::<u64>().ok().zip(time.parse::<u64>().ok()))?
+        .map(|(d, t)| d * 1_000_000 + t)
+}
+
+/// Makes this run's directory under `parent`: a new one, never an
+/// existing one (a second run in the same second waits for the next).
+pub fn new_run(parent: &Path) -> Result<PathBuf, Failure> {
+    let io = |e: std::io::Error| Failure(1, format!("cannot create {}: {e}", parent.display()));
+    std::fs::create_dir_all(parent).map_err(io)?;
+    for _ in 0..5 {
+        let dir = parent.join(run_name(SystemTime::now()));
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            Err(e) => return Err(io(e)),
+        }
+    }
+    Err(Failure(
+        1,
+        format!(
+            "cannot make a new run directory in {}: every name was taken",
+            parent.display()
+        ),
+    ))
+}
+
+/// Makes `dir` for `backup --to`: it must not exist (the kernel says so,
+/// atomically), so a backup never overwrites another.
+pub fn new_dir(dir: &Path) -> Result<(), Failure> {
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| Failure(1, format!("cannot create {}: {e}", parent.display())))?;
+    }
+    match std::fs::create_dir(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(Failure(
+            USAGE,
+            format!(
+                "{} exists already: a backup never overwrites one; pass a new directory to --to, or --into {} for a timestamped directory per run (with --keep/--keep-days to rotate them)",
+                dir.display(),
+                dir.parent().unwrap_or(dir).display()
+            ),
+        )),
+        Err(e) => Err(Failure(1, format!("cannot create {}: {e}", dir.display()))),
+    }
+}
+
+/// The runs under `parent`, newest first: (stamp, path).
+fn runs(parent: &Path) -> Result<Vec<(u64, PathBuf)>, Failure> {
+    let entries = std::fs::read_dir(parent)
+        .map_err(|e| Failure(1, format!("cannot read {}: {e}", parent.display())))?;
+    let mut runs: Vec<(u64, PathBuf)> = entries
+        .flatten()
+        .filter_map(|e| {
+            let stamp = run_stamp(&e.file_name().to_string_lossy())?;
+            // Only directories `backup_all` made (it records their layout).
+            let made = e
+                .path()
+                .join(tenanted::INTERNAL_DIR)
+                .join("layout")
+                .is_file();
+            made.then(|| (stamp, e.path()))
+        })
+        .collect();
+    runs.sort_by(|a, b| b.cmp(a));
+    Ok(runs)
+}
+
+/// The tenants with a copy in the run `dir`.
+fn copies(cli: &Cli, dir: &Path) -> Result<HashSet<String>, Failure> {
+    let layout = tenanted::RootConfig::new(dir)
+        .template(&cli.template)
+        .buckets(cli.buckets);
+    let names = layout.tenants()?.filter_map(Result::ok);
+    Ok(names.map(|t| t.as_str().to_owned()).collect())
+}
+
+/// Removes the runs under `parent` that `retention` lets go, except those
+/// holding a tenant's only good copy. `current` (this run) is always kept.
+pub fn prune(
+    cli: &Cli,
+    parent: &Path,
+    current: &Path,
+    retention: Retention,
+) -> Result<Pruned, Failure> {
+    remove_interrupted_prunes(parent);
+    let now = utc_timestamp(SystemTime::now());
+    let days = retention.keep_days.map(|d| Duration::from_secs(d * 86_400));
+    let oldest_kept = days
+        .and_then(|d| SystemTime::now().checked_sub(d))
+        .map(utc_timestamp);
+    let mut kept = Vec::new();
+    let mut candidates = Vec::new();
+    for (i, (stamp, dir)) in runs(parent)?.into_iter().enumerate() {
+        let by_count = retention.keep.is_some_and(|k| i < k);
+        let by_age = oldest_kept.is_some_and(|oldest| stamp >= oldest && stamp <= now);
+        if dir == current || by_count || by_age {
+            kept.push(dir);
+        } else {
+            candidates.push(dir);
+        }
+    }
+    let mut covered = HashSet::new();
+    for dir in &kept {
+        covered.extend(copies(cli, dir)?);
+    }
+    let mut pruned = Pruned::default();
+    // Newest first: a tenant's newest copy among the candidates is the
+    // one kept for it.
+    for dir in candidates {
+        let only: Vec<String> = copies(cli, &dir)?
+            .into_iter()
+            .filter(|t| !covered.contains(t))
+            .collect();
+        if only.is_empty() {
+            remove_run(&dir)?;
+            pruned.removed.push(dir);
+        } else {
+            covered.extend(only.iter().cloned());
+            let mut only = only;
+            only.sort();
+            pruned.kept_for.push((dir, only));
+        }
+    }
+    Ok(pruned)
+}
+
+/// Finishes removing the runs an interrupted prune had renamed.
+fn remove_interrupted_prunes(parent: &Path) {
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().starts_with(".pruning-") {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// Renames the run to a hidden name, then removes it.
+fn remove_run(dir: &Path) -> Result<(), Failure> {
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let hidden = dir.with_file_name(format!(".pruning-{name}"));
+    let io = |e: std::io::Error| {
+        Failure(
+            1,
+            format!("cannot remove the old backup {}: {e}", dir.display()),
+        )
+    };
+    std::fs::rename(dir, &hidden).map_err(io)?;
+    std::fs::remove_dir_all(&hidden).map_err(io)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_names_read_back_and_order_by_time() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_764_912_360);
+        let name = run_name(t);
+        assert_eq!(name, "20251205T052600Z");
+        assert_eq!(run_stamp(&name), Some(20_251_205_052_600));
+        assert_eq!(run_stamp("20251205T0526Z"), None);
+        assert_eq!(run_stamp("notes"), None);
+    }
+}
