@@ -7,10 +7,7 @@
 //!
 //! A `down.sql` is not part of what was applied: it is what a rollback
 //! will run, and a rollback runs the down script of the program doing it.
-//! Editing one (a fix, a comment) changes nothing recorded. Histories
-//! written before this rule hold a checksum of both scripts; such an entry
-//! still agrees while both are unchanged, and is rewritten to the up-only
-//! checksum the next time the root is recorded.
+//! Editing one (a fix, a comment) changes nothing recorded.
 //!
 //! A manager opened on the root checks its migrations against the history
 //! and appends the ones it brings; a program with fewer migrations (an old
@@ -34,37 +31,19 @@ struct Entry {
     version: usize,
     checksum: String,
     name: String,
-    /// For a program's migration: the checksum an older release recorded
-    /// (up and down scripts), which still agrees.
-    legacy: Option<String>,
 }
 
 impl Entry {
+    /// The entry of `migration`: its checksum covers what was applied,
+    /// the up script alone.
     fn of(version: usize, migration: &Migration) -> Self {
-        let checksum = |down: Option<&str>| {
-            let mut hash = Fnv1a::new();
-            hash.write(migration.up_sql().as_bytes());
-            if let Some(down) = down {
-                hash.write(&[0xff]);
-                hash.write(down.as_bytes());
-            }
-            format!("{:016x}", hash.finish())
-        };
+        let mut hash = Fnv1a::new();
+        hash.write(migration.up_sql().as_bytes());
         Entry {
             version,
-            checksum: format!("up:{}", checksum(None)),
+            checksum: format!("{:016x}", hash.finish()),
             name: migration.name().to_owned(),
-            legacy: Some(checksum(Some(migration.down_sql().unwrap_or("")))),
         }
-    }
-
-    /// Whether the recorded entry `self` and `ours` are one migration:
-    /// same version, name and up script.
-    fn agrees(&self, ours: &Entry) -> bool {
-        let same_sql = self.checksum == ours.checksum
-            || ours.legacy.as_ref() == Some(&self.checksum)
-            || self.legacy.as_ref() == Some(&ours.checksum);
-        self.version == ours.version && self.name == ours.name && same_sql
     }
 
     fn parse(line: &str) -> Option<Self> {
@@ -76,7 +55,6 @@ impl Entry {
             version,
             checksum,
             name,
-            legacy: None,
         })
     }
 
@@ -133,7 +111,7 @@ fn parse(text: Option<&str>) -> Vec<Entry> {
 /// The first version at which two histories both have an entry and
 /// disagree: (the first's, the second's).
 fn first_difference<'a>(a: &'a [Entry], b: &'a [Entry]) -> Option<(&'a Entry, &'a Entry)> {
-    a.iter().zip(b).find(|(x, y)| !x.agrees(y))
+    a.iter().zip(b).find(|(x, y)| x != y)
 }
 
 /// Whether the recorded history and `ours` agree where both have entries.
@@ -161,22 +139,13 @@ fn record_history(
                 return Err(changed(root, had, has));
             }
             tracing::warn!(version = has.version, was = %had.name, now = %has.name, "accepting a changed migration");
-        } else if recorded.len() >= ours.len() && !has_legacy(&recorded, &ours) {
+        } else if recorded.len() >= ours.len() {
             return Ok(None);
         }
         // The program's migrations, then whatever newer ones the root has.
         let tail = recorded.iter().skip(ours.len());
         Ok(Some(ours.iter().chain(tail).map(Entry::line).collect()))
     })
-}
-
-/// Whether a recorded entry that agrees with ours holds an older
-/// release's checksum (of both scripts), to be rewritten.
-fn has_legacy(recorded: &[Entry], ours: &[Entry]) -> bool {
-    recorded
-        .iter()
-        .zip(ours)
-        .any(|(r, o)| r.checksum != o.checksum)
 }
 
 fn changed(root: &Path, had: &Entry, has: &Entry) -> Error {
@@ -228,14 +197,8 @@ pub(crate) fn check_backup_history(
         None => entries(migrations),
     };
     let carried = parse(Some(&carried));
-    // Two recorded histories may hold checksums of two releases: one
-    // that agrees with this program's migrations (which agree with the
-    // root's, checked when the manager was built) agrees too.
-    let program = entries(migrations);
-    let agrees_with_program = first_difference(&carried, &program).is_none();
     match first_difference(&carried, &ours) {
         None => Ok(()),
-        Some(_) if agrees_with_program => Ok(()),
         Some((had, has)) => Err(Error::BadBackup {
             tenant: tenant.clone(),
             path: src.to_path_buf(),
@@ -270,33 +233,15 @@ mod tests {
 
     #[test]
     fn a_changed_down_script_agrees_and_a_changed_up_script_does_not() {
-        let recorded = Entry::parse(
-            ours("CREATE TABLE a (x);", "DROP TABLE a;")
-                .line()
-                .trim_end(),
-        )
-        .unwrap();
-        assert!(recorded.agrees(&ours("CREATE TABLE a (x);", "-- fixed\nDROP TABLE a;")));
-        assert!(!recorded.agrees(&ours("CREATE TABLE a (x); -- edited", "DROP TABLE a;")));
-    }
-
-    #[test]
-    fn an_older_releases_checksum_of_both_scripts_agrees_until_rewritten() {
-        let now = ours("CREATE TABLE a (x);", "DROP TABLE a;");
-        let legacy_line = format!("1 {} 0001_a", now.legacy.clone().unwrap());
-        let legacy = Entry::parse(&legacy_line).unwrap();
-        assert!(legacy.agrees(&now), "unchanged scripts agree");
-        assert!(has_legacy(
-            std::slice::from_ref(&legacy),
-            std::slice::from_ref(&now)
-        ));
-        let edited_down = ours("CREATE TABLE a (x);", "-- fixed\nDROP TABLE a;");
-        assert!(
-            !legacy.agrees(&edited_down),
-            "an old line cannot tell which script changed: the next record rewrites it first"
+        let line = ours("CREATE TABLE a (x);", "DROP TABLE a;").line();
+        let recorded = Entry::parse(line.trim_end()).unwrap();
+        assert_eq!(
+            recorded,
+            ours("CREATE TABLE a (x);", "-- fixed\nDROP TABLE a;")
         );
-        let rewritten = Entry::parse(now.line().trim_end()).unwrap();
-        assert!(!has_legacy(std::slice::from_ref(&rewritten), &[now]));
-        assert!(rewritten.agrees(&edited_down));
+        assert_ne!(
+            recorded,
+            ours("CREATE TABLE a (x); -- edited", "DROP TABLE a;")
+        );
     }
 }
