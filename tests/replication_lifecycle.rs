@@ -413,3 +413,81 @@ fn child_writes_for_a_while() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// The same erasure against a real S3 store (SeaweedFS): `tenanted
+/// replicate` replicates a tenant there, and once `tenanted destroy`
+/// returns nothing of it is left to restore.
+#[cfg(feature = "s3")]
+#[test]
+fn a_destroyed_tenants_replica_is_erased_from_s3() {
+    let (Some(bin), Some(weed)) = (binary(), common::object_store::binary()) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let store = common::object_store::start(&weed, &dir.path().join("weed"), "replicas");
+    let root = dir.path().join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    let url = format!(
+        "{}?endpoint={}&forcePathStyle=true",
+        store.url("tenants"),
+        store.endpoint
+    );
+    let settings = ReplicationSettings::new(&url);
+    settings.record(&RootConfig::new(&root)).unwrap();
+    let cli = |args: &[&str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tenanted"));
+        command
+            .arg("--root")
+            .arg(&root)
+            .arg("--migrations")
+            .arg(schema_dir())
+            .args(args);
+        command
+            .env("TENANTED_LITESTREAM", &bin)
+            .stdin(Stdio::null());
+        store.credentials(&mut command);
+        command
+    };
+    let log = std::fs::File::create(dir.path().join("replicate.log")).unwrap();
+    let supervisor = cli(&["replicate", "--scan-interval", "100", "--idle-after", "1"])
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let _supervisor = Supervisor(supervisor);
+    let m = TenantManager::builder(RootConfig::new(&root), schema())
+        .build()
+        .unwrap();
+    m.create_tenant("acme").unwrap();
+    write_users(&m, "acme", 0, 7);
+    let db = m.root().database_path("acme").unwrap();
+    let tenant_url = settings.replica_url_of(db.strip_prefix(&root).unwrap());
+    let restore_acme = |into: &Path| {
+        let mut command = Command::new(&bin);
+        command.args(["restore", "-o"]).arg(into).arg(&tenant_url);
+        store.credentials(&mut command);
+        command.output().unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let into = dir
+            .path()
+            .join(format!("try-{}.sqlite3", deadline.elapsed().as_nanos()));
+        if restore_acme(&into).status.success() && content(&into) == content(&db) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "acme never reached S3");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let out = cli(&["destroy", "acme", "--yes"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let after = restore_acme(&dir.path().join("after.sqlite3"));
+    assert!(
+        !after.status.success(),
+        "a restore of destroyed acme from S3 succeeded"
+    );
+}

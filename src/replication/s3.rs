@@ -5,7 +5,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use rusty_s3::actions::ListObjectsV2;
+use rusty_s3::actions::{DeleteObject, ListObjectsV2};
 use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
 
 use super::timestamp::parse_timestamp;
@@ -103,4 +103,39 @@ fn bucket_and_prefix(target: &ReplicaTarget) -> std::result::Result<(Bucket, Str
         false => format!("{path}/"),
     };
     Ok((bucket, prefix))
+}
+
+/// Deletes every object under the target's prefix (a destroyed tenant's
+/// replica); how many.
+///
+/// # Errors
+///
+/// [`Error::ReplicaRead`] when the store refuses the listing or a delete.
+pub(crate) fn delete_all(target: &ReplicaTarget) -> Result<usize> {
+    let failed = |reason: String| Error::ReplicaRead {
+        tenant: None,
+        url: target.url().to_owned(),
+        operation: "erasing a destroyed tenant's replica".to_owned(),
+        reason,
+    };
+    let (bucket, prefix) = bucket_and_prefix(target).map_err(failed)?;
+    let credentials = Credentials::from_env();
+    let agent = ureq::Agent::new_with_defaults();
+    let keys = list_keys(target)?;
+    for (key, _) in &keys {
+        let key = format!("{prefix}{key}");
+        let url = DeleteObject::new(&bucket, credentials.as_ref(), &key).sign(SIGNED_FOR);
+        let answer = agent
+            .delete(url.as_str())
+            .config()
+            .http_status_as_error(false)
+            .build()
+            .call()
+            .map_err(|e| failed(e.to_string()))?;
+        let status = answer.status();
+        if !status.is_success() && status.as_u16() != 404 {
+            return Err(failed(format!("HTTP {status} deleting {key}")));
+        }
+    }
+    Ok(keys.len())
 }

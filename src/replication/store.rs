@@ -2,9 +2,10 @@
 //! of the tenant's place into a graveyard (`.tenanted-erase/` beside the
 //! tenants, a name no tenant can have) and erased when due.
 //!
-//! Local-directory replicas (`file://`) are handled here. Other stores
-//! are refused with an error that says so, rather than promising an
-//! erasure that does not happen.
+//! Local-directory replicas (`file://`) and, with the `s3` feature, S3
+//! (`s3://`, erased at once; a retention there is refused) are handled
+//! here. Other stores are refused with an error that says so, rather
+//! than promising an erasure that does not happen.
 
 use std::fs;
 use std::io;
@@ -21,6 +22,9 @@ pub const GRAVEYARD: &str = ".tenanted-erase";
 pub(crate) enum ReplicaStore {
     /// A local directory.
     Dir(PathBuf),
+    /// An S3 bucket and prefix (the `s3` feature): erased at once only.
+    #[cfg(feature = "s3")]
+    S3(String),
 }
 
 impl ReplicaStore {
@@ -30,19 +34,26 @@ impl ReplicaStore {
     ///
     /// [`Error::Replica`] for a store tenanted cannot erase in.
     pub(crate) fn of(url: &str) -> Result<ReplicaStore> {
+        #[cfg(feature = "s3")]
+        if url.starts_with("s3://") {
+            return Ok(ReplicaStore::S3(url.to_owned()));
+        }
         match url.strip_prefix("file://") {
             Some(path) if path.starts_with('/') => Ok(ReplicaStore::Dir(PathBuf::from(path))),
             _ => Err(Error::Replica {
                 url: url.to_owned(),
                 operation: "erasing a destroyed tenant's replica",
-                cause: "tenanted erases replicas in local directories (file:///DIR) only; erase it in the store by hand, or replicate to a local directory".to_owned(),
+                cause: "tenanted erases replicas in local directories (file:///DIR) and, built with the `s3` feature, in S3 (s3://BUCKET/PATH); erase it in the store by hand".to_owned(),
             }),
         }
     }
 
     /// Erases everything of the database at `relative`.
     pub(crate) fn erase(&self, relative: &Path) -> Result<()> {
-        let ReplicaStore::Dir(base) = self;
+        let base = match self.local() {
+            Ok(base) => base,
+            Err(url) => return erase_in_s3(url, relative),
+        };
         let place = base.join(relative);
         remove_tree(&place).map_err(|e| self.error("erasing a tenant's replica", &place, e))?;
         remove_empty_parents(base, &place);
@@ -52,7 +63,16 @@ impl ReplicaStore {
     /// Moves the replica of the database at `relative` into the
     /// graveyard, to be erased `after` from now.
     pub(crate) fn bury(&self, relative: &Path, after: Duration, nonce: u64) -> Result<()> {
-        let ReplicaStore::Dir(base) = self;
+        let base = match self.local() {
+            Ok(base) => base,
+            Err(url) => {
+                return Err(Error::Replica {
+                    url: url.to_owned(),
+                    operation: "moving a destroyed tenant's replica aside",
+                    cause: "a retention is kept in local-directory replicas only; with S3 record a retention of 0 (erased when the destroy returns) and keep older copies with the bucket's own versioning or lifecycle rules".to_owned(),
+                });
+            }
+        };
         let place = base.join(relative);
         let due = (SystemTime::now() + after)
             .duration_since(SystemTime::UNIX_EPOCH)
@@ -80,7 +100,10 @@ impl ReplicaStore {
     /// Erases the graveyard's entries that are due by `now` (all of them
     /// with `all`); returns how many.
     pub(crate) fn erase_due(&self, now: SystemTime, all: bool) -> Result<usize> {
-        let ReplicaStore::Dir(base) = self;
+        let Ok(base) = self.local() else {
+            // Nothing is ever moved aside in S3.
+            return Ok(0);
+        };
         let yard = base.join(GRAVEYARD);
         let entries = match fs::read_dir(&yard) {
             Ok(entries) => entries,
@@ -111,6 +134,15 @@ impl ReplicaStore {
         Ok(erased)
     }
 
+    /// The local directory, or the S3 URL.
+    fn local(&self) -> std::result::Result<&PathBuf, &str> {
+        match self {
+            ReplicaStore::Dir(base) => Ok(base),
+            #[cfg(feature = "s3")]
+            ReplicaStore::S3(url) => Err(url),
+        }
+    }
+
     fn error(&self, operation: &'static str, path: &Path, cause: io::Error) -> Error {
         Error::Replica {
             url: format!("file://{}", path.display()),
@@ -118,6 +150,40 @@ impl ReplicaStore {
             cause: cause.to_string(),
         }
     }
+}
+
+/// Deletes every object of the replica at `relative` under `url`.
+#[cfg(feature = "s3")]
+fn erase_in_s3(url: &str, relative: &Path) -> Result<()> {
+    super::s3::delete_all(&s3_target(url, relative)).map(drop)
+}
+
+/// Never called: without the `s3` feature no store is in S3.
+#[cfg(not(feature = "s3"))]
+fn erase_in_s3(url: &str, _relative: &Path) -> Result<()> {
+    ReplicaStore::of(url).map(drop)
+}
+
+/// The S3 target of the replica at `relative` under `url`, the query's
+/// endpoint, region and addressing style taken as Litestream takes them.
+#[cfg(feature = "s3")]
+fn s3_target(url: &str, relative: &Path) -> crate::paths::ReplicaTarget {
+    let (base, query) = url.split_once('?').unwrap_or((url, ""));
+    let mut place = base.trim_end_matches('/').to_owned();
+    for part in relative.components() {
+        place.push('/');
+        place.push_str(&part.as_os_str().to_string_lossy());
+    }
+    let mut target = crate::paths::ReplicaTarget::new(place);
+    for (key, value) in query.split('&').filter_map(|kv| kv.split_once('=')) {
+        target = match key {
+            "endpoint" => target.endpoint(value),
+            "region" => target.region(value),
+            "forcePathStyle" | "force-path-style" => target.force_path_style(value == "true"),
+            _ => target,
+        };
+    }
+    target
 }
 
 fn remove_tree(path: &Path) -> io::Result<()> {
@@ -171,6 +237,10 @@ mod tests {
                 .next()
                 .is_none()
         );
-        assert!(ReplicaStore::of("s3://bucket/x").is_err());
+        assert!(ReplicaStore::of("gs://bucket/x").is_err());
+        assert_eq!(
+            ReplicaStore::of("s3://bucket/x").is_ok(),
+            cfg!(feature = "s3")
+        );
     }
 }
