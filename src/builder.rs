@@ -38,6 +38,7 @@ pub struct TenantManagerBuilder {
     pub(crate) idle_timeout: Option<Duration>,
     pub(crate) destroy_timeout: Duration,
     pub(crate) watch_interval: Duration,
+    pub(crate) sweep_interval: Duration,
     pub(crate) auto_migrate: bool,
     pub(crate) accept_migration_changes: bool,
     pub(crate) connector_threads: usize,
@@ -56,6 +57,7 @@ impl TenantManagerBuilder {
             idle_timeout: None,
             destroy_timeout: Duration::from_secs(5),
             watch_interval: Duration::from_millis(500),
+            sweep_interval: Duration::from_secs(60),
             auto_migrate: false,
             accept_migration_changes: false,
             connector_threads: 2,
@@ -111,12 +113,14 @@ impl TenantManagerBuilder {
         self
     }
 
-    /// How often the manager's background thread checks its cached pools
-    /// against their files (default 500 ms, at least 1 ms). Within this
-    /// interval a pool notices that another process destroyed its tenant,
-    /// is destroying it, replaced it, or changed its schema version, and is
+    /// How often the manager's background thread reads the root's change
+    /// log (default 500 ms, at least 1 ms). Within this interval a pool
+    /// notices that another tenanted process destroyed its tenant, is
+    /// destroying it, replaced it, or changed its schema version, and is
     /// retired: the next [`connection`](crate::TenantManager::connection)
     /// opens the tenant as it now is. The warm path never looks at files.
+    /// Changes made by other programs are found within
+    /// [`sweep_interval`](Self::sweep_interval).
     ///
     /// ```
     /// # let dir = tempfile::tempdir()?;
@@ -130,6 +134,34 @@ impl TenantManagerBuilder {
     /// ```
     pub fn watch_interval(mut self, interval: Duration) -> Self {
         self.watch_interval = interval.max(Duration::from_millis(1));
+        self
+    }
+
+    /// How long a change made *behind tenanted's back* to a cached tenant
+    /// may go unnoticed (default 60 s, at least `watch_interval`).
+    ///
+    /// Destroys, restores, migrations and rollbacks by tenanted, in any
+    /// process, announce themselves in the root's change log, and the
+    /// watcher reads it every [`watch_interval`](Self::watch_interval): it
+    /// looks only at the tenants announced, so an idle process costs the
+    /// same with 10 or 10,000 cached pools. Another program changing a
+    /// database (the `sqlite3` shell setting `user_version`, a file moved
+    /// by hand) announces nothing; the watcher finds that by sweeping
+    /// every cached pool once per `sweep_interval`, a slice each pass, at
+    /// about 10 µs a pool.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// let manager = tenanted::TenantManager::builder(
+    ///     tenanted::RootConfig::new(dir.path()),
+    ///     tenanted::Migrations::new(vec![]),
+    /// )
+    /// .sweep_interval(std::time::Duration::from_secs(10))
+    /// .build()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn sweep_interval(mut self, interval: Duration) -> Self {
+        self.sweep_interval = interval;
         self
     }
 
@@ -207,6 +239,7 @@ impl fmt::Debug for TenantManagerBuilder {
             .field("idle_timeout", &self.idle_timeout)
             .field("destroy_timeout", &self.destroy_timeout)
             .field("watch_interval", &self.watch_interval)
+            .field("sweep_interval", &self.sweep_interval)
             .field("auto_migrate", &self.auto_migrate)
             .field("accept_migration_changes", &self.accept_migration_changes)
             .field("connector_threads", &self.connector_threads)

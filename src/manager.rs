@@ -98,8 +98,10 @@ impl TenantManager {
         let cache = Arc::new(PoolCache::new(b.max_pools));
         let watch = WatchSettings {
             interval: b.watch_interval,
+            sweep_interval: b.sweep_interval,
             idle_timeout: b.idle_timeout,
             latest_version: b.migrations.latest_version(),
+            root: b.root.root_dir().to_path_buf(),
         };
         let watcher = Watcher::start(&cache, watch)
             .map_err(|e| Error::io(None, b.root.root_dir(), "starting the watcher thread", e))?;

@@ -161,10 +161,11 @@ fn migrate_locked(
     check_down_scripts(migrations, tenant, from, target)?;
     let span = tracing::info_span!("migrate", tenant = %tenant, from, to = target);
     let _entered = span.enter();
-    migrations
-        .engine()
-        .to_version(&mut conn, target)
-        .map_err(|e| migration_error(migrations, tenant, path, from, e))?;
+    let migrated = migrations.engine().to_version(&mut conn, target);
+    // Even a failed run may have committed some steps: other processes'
+    // watchers look at the version either way.
+    crate::storage::announce(root, tenant);
+    migrated.map_err(|e| migration_error(migrations, tenant, path, from, e))?;
     tracing::info!(tenant = %tenant, from, to = target, "migrated");
     Ok(MigrationOutcome {
         tenant: tenant.clone(),

@@ -112,6 +112,16 @@ impl PoolCache {
         Some(pool)
     }
 
+    /// `name`'s cached pool, for the watcher: not counted as a hit.
+    pub(super) fn peek(&self, name: &str) -> Option<Arc<TenantPool>> {
+        self.shard(name).lock().pools.get(name).cloned()
+    }
+
+    /// Whether a cold open of `name` is in flight.
+    pub(super) fn opening(&self, name: &str) -> bool {
+        self.shard(name).lock().flights.contains_key(name)
+    }
+
     /// Starts a cold open of `tenant`: see [`Opening`].
     pub(super) fn begin_open(&self, tenant: &TenantName) -> Opening<'_> {
         let mut state = self.shard(tenant.as_str()).lock();

@@ -1,17 +1,31 @@
 //! One background thread per manager: it notices what other processes did
 //! to cached tenants, and prunes idle pools.
 //!
-//! Every `watch_interval` it looks at each cached pool, off the warm path:
-//! if the tenant's path no longer names the pool's file (another process
-//! destroyed it, is destroying it, or replaced it by destroy + create or a
-//! restore), or the tenant's schema version is no longer the one the pool
-//! was checked at (another process rolled it back or migrated it), the pool
-//! is marked stale and evicted. Checkouts refuse a stale pool at once and
-//! open the tenant afresh; connections already out finish and close when
-//! they come back, which releases the file for the other process.
+//! A cached pool is stale when the tenant's path no longer names the
+//! pool's file (another process destroyed it, is destroying it, or
+//! replaced it by destroy + create or a restore), or when the tenant's
+//! schema version is no longer the one the pool was checked at (another
+//! process rolled it back or migrated it). A stale pool is marked and
+//! evicted: checkouts refuse it at once and open the tenant afresh;
+//! connections already out finish and close when they come back, which
+//! releases the file for the other process.
+//!
+//! Looking at a pool costs a `stat` and a query (about 10 µs), so the
+//! watcher does not look at every pool every time. Every tenanted
+//! operation that can make a pool stale announces its tenant in the root's
+//! change log (`storage/coordination/changes.rs`). Every `watch_interval`
+//! the watcher reads what was announced since its last look (one `fstat`
+//! and one header read when nothing was) and looks at those tenants' pools
+//! only; when the log cannot say what it missed, at every pool once.
+//! Changes nobody announced (another program changing `user_version`, a
+//! file moved by hand) are found by the sweep, which looks at every cached
+//! pool once per `sweep_interval`, a slice each pass. A pool that cannot
+//! be looked at now (its connections all busy) is looked at next pass.
 //!
 //! Holds the cache weakly, and is stopped and joined when the manager drops.
 
+use std::collections::HashSet;
+use std::path::PathBuf;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
@@ -20,16 +34,22 @@ use std::time::{Duration, Instant};
 use super::cache::PoolCache;
 use super::tenant_pool::TenantPool;
 use crate::fs::FileId;
+use crate::name::TenantName;
+use crate::storage::{ChangeLog, News};
 
 /// What the watcher does, and how often.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct WatchSettings {
-    /// How often cached pools are checked against their files.
+    /// How often the change log is read and announced tenants looked at.
     pub(crate) interval: Duration,
+    /// How long one sweep over every cached pool takes (see the module).
+    pub(crate) sweep_interval: Duration,
     /// Prune pools idle this long, if set.
     pub(crate) idle_timeout: Option<Duration>,
     /// The schema version every cached pool was checked at.
     pub(crate) latest_version: usize,
+    /// The root, whose change log is read.
+    pub(crate) root: PathBuf,
 }
 
 /// Stops and joins its thread when dropped (with the manager).
@@ -49,7 +69,7 @@ impl Watcher {
         let (stop, stopped) = mpsc::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("tenanted-watcher".into())
-            .spawn(move || run(&cache, settings, &stopped))?;
+            .spawn(move || run(&cache, &settings, &stopped))?;
         Ok(Watcher {
             stop: Some(stop),
             thread: Some(thread),
@@ -57,12 +77,15 @@ impl Watcher {
     }
 }
 
-fn run(cache: &Weak<PoolCache>, settings: WatchSettings, stopped: &mpsc::Receiver<()>) {
+fn run(cache: &Weak<PoolCache>, settings: &WatchSettings, stopped: &mpsc::Receiver<()>) {
     let prune_period = settings
         .idle_timeout
         .map(|idle| (idle / 4).clamp(Duration::from_millis(10), Duration::from_secs(5)));
     let tick = prune_period.map_or(settings.interval, |p| p.min(settings.interval));
     let (mut next_watch, mut next_prune) = (Instant::now(), Instant::now());
+    // Opened before any pool is cached: what it already holds is older
+    // than every pool this manager will open.
+    let mut watch = Watch::new(settings);
     while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(tick) {
         let Some(cache) = cache.upgrade() else { break };
         let now = Instant::now();
@@ -73,41 +96,140 @@ fn run(cache: &Weak<PoolCache>, settings: WatchSettings, stopped: &mpsc::Receive
             next_prune = now + period;
         }
         if now >= next_watch {
-            watch(&cache, settings.latest_version);
+            watch.pass(&cache);
             next_watch = now + settings.interval;
         }
     }
 }
 
-/// Evicts every cached pool whose file or version changed.
-fn watch(cache: &PoolCache, latest_version: usize) {
-    for pool in cache.snapshot() {
-        // Evicted meanwhile: closed already, nothing to look at.
-        let Some(pool) = pool.upgrade() else { continue };
-        if let Some(change) = change_of(&pool, latest_version) {
-            tracing::info!(tenant = %pool.name(), change, "tenant changed by another process; its pool is retired");
-            cache.retire_stale(&pool);
+/// The watcher's memory between passes.
+struct Watch<'a> {
+    settings: &'a WatchSettings,
+    log: ChangeLog,
+    /// Tenants announced whose pools could not be looked at yet.
+    pending: HashSet<TenantName>,
+    /// The sweep's list of pools, and how far it has got.
+    sweep: Vec<Weak<TenantPool>>,
+    swept: usize,
+    sweep_began: Option<Instant>,
+}
+
+impl<'a> Watch<'a> {
+    fn new(settings: &'a WatchSettings) -> Self {
+        Watch {
+            settings,
+            log: ChangeLog::open(&settings.root),
+            pending: HashSet::new(),
+            sweep: Vec::new(),
+            swept: 0,
+            // The first sweep begins at the first pass.
+            sweep_began: None,
         }
+    }
+
+    /// One pass: the announced tenants, then the sweep's slice.
+    fn pass(&mut self, cache: &PoolCache) {
+        match self.log.news(&self.settings.root) {
+            News::Nothing => {}
+            News::Tenants(tenants) => self.pending.extend(tenants),
+            News::Anything => {
+                for pool in cache.snapshot() {
+                    self.look_weak(cache, &pool);
+                }
+            }
+        }
+        let pending = std::mem::take(&mut self.pending);
+        for tenant in pending {
+            self.look_at_tenant(cache, tenant);
+        }
+        self.sweep_slice(cache);
+    }
+
+    /// Looks at `tenant`'s cached pool; keeps the tenant for the next pass
+    /// if it cannot tell yet (busy pool, or a cold open in flight that may
+    /// cache a pool of the file just changed).
+    fn look_at_tenant(&mut self, cache: &PoolCache, tenant: TenantName) {
+        let again = match cache.peek(tenant.as_str()) {
+            Some(pool) => look(cache, &pool, self.settings.latest_version) == Look::Unknown,
+            None => cache.opening(tenant.as_str()),
+        };
+        if again {
+            self.pending.insert(tenant);
+        }
+    }
+
+    fn look_weak(&mut self, cache: &PoolCache, pool: &Weak<TenantPool>) {
+        // Evicted meanwhile: closed already, nothing to look at.
+        let Some(pool) = pool.upgrade() else { return };
+        if look(cache, &pool, self.settings.latest_version) == Look::Unknown {
+            self.pending.insert(pool.name().clone());
+        }
+    }
+
+    /// The next slice of the sweep: the pools cached when the sweep began
+    /// are looked at evenly over `sweep_interval`, so that each is looked
+    /// at once per sweep whatever their number.
+    fn sweep_slice(&mut self, cache: &PoolCache) {
+        let sweep = self.settings.sweep_interval.max(self.settings.interval);
+        let mut elapsed = self.sweep_began.map_or(sweep, |t| t.elapsed());
+        if self.swept >= self.sweep.len() && elapsed >= sweep {
+            self.sweep = cache.snapshot();
+            (self.swept, self.sweep_began, elapsed) = (0, Some(Instant::now()), Duration::ZERO);
+        }
+        // How many of the list are due by now (all of them at the end).
+        let share = (elapsed + self.settings.interval).as_secs_f64() / sweep.as_secs_f64();
+        let due = ((self.sweep.len() as f64 * share).ceil() as usize).min(self.sweep.len());
+        let list = std::mem::take(&mut self.sweep);
+        for pool in list.get(self.swept..due).unwrap_or_default() {
+            self.look_weak(cache, pool);
+        }
+        self.sweep = list;
+        self.swept = self.swept.max(due);
     }
 }
 
-/// What changed under `pool`, if anything.
-fn change_of(pool: &TenantPool, latest_version: usize) -> Option<&'static str> {
+/// What looking at a pool found.
+#[derive(Debug, PartialEq, Eq)]
+enum Look {
+    /// Still the tenant's current file and version.
+    Same,
+    /// Stale: retired.
+    Retired,
+    /// Cannot tell now.
+    Unknown,
+}
+
+/// Looks at `pool`; retires it if its tenant changed.
+fn look(cache: &PoolCache, pool: &Arc<TenantPool>, latest_version: usize) -> Look {
+    match change_of(pool, latest_version) {
+        Ok(None) => Look::Same,
+        Ok(Some(change)) => {
+            tracing::info!(tenant = %pool.name(), change, "tenant changed by another process; its pool is retired");
+            cache.retire_stale(pool);
+            Look::Retired
+        }
+        Err(()) => Look::Unknown,
+    }
+}
+
+/// What changed under `pool`, if anything; `Err` if it cannot be told now.
+fn change_of(pool: &TenantPool, latest_version: usize) -> Result<Option<&'static str>, ()> {
     match FileId::at(pool.path()) {
-        Ok(None) => return Some("its database is gone or being destroyed"),
-        Ok(now) if now != pool.state().file() => return Some("its database was replaced"),
+        Ok(None) => return Ok(Some("its database is gone or being destroyed")),
+        Ok(now) if now != pool.state().file() => return Ok(Some("its database was replaced")),
         Ok(_) => {}
-        // Cannot tell: leave it; a checkout will report what is wrong.
-        Err(_) => return None,
+        // Cannot tell: a checkout will report what is wrong.
+        Err(_) => return Err(()),
     }
     // An idle connection reads the version; if all are busy, the pool is
-    // in use and is looked at again next time.
-    let conn = pool.try_idle()?;
+    // in use and is looked at again next pass.
+    let conn = pool.try_idle().ok_or(())?;
     let version: i64 = conn
         .connection()
         .query_row("PRAGMA user_version", [], |row| row.get(0))
-        .ok()?;
-    (usize::try_from(version).ok() != Some(latest_version)).then_some("its schema version changed")
+        .map_err(drop)?;
+    let same = usize::try_from(version).ok() == Some(latest_version);
+    Ok((!same).then_some("its schema version changed"))
 }
 
 impl Drop for Watcher {

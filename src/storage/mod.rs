@@ -10,6 +10,7 @@ mod opening;
 
 pub use crate::paths::INTERNAL_DIR;
 
+pub(crate) use coordination::changes::{ChangeLog, News, announce};
 pub(crate) use coordination::tenant_path::{TenantPath, lock_tenant, try_lock_tenant};
 pub(crate) use lifecycle::create::{Seed, create};
 pub(crate) use lifecycle::create_batch::create_many;

@@ -33,6 +33,7 @@ use crate::fs::files::{
 use crate::fs::siblings::{fence_path, litestream_dir, lock_path, restore_mark_path, sidecar_path};
 use crate::fs::sys;
 use crate::name::TenantName;
+use crate::storage::coordination::changes::announce;
 use crate::storage::coordination::holders::{Holder, other_holder};
 use crate::storage::coordination::open_gate::barrier;
 use crate::storage::coordination::tenant_path::{TenantLock, TenantPath};
@@ -174,6 +175,9 @@ impl<'a> Fence<'a> {
         fenced.map_err(|e| fence.io_error("fencing the tenant off", at.db(), e))?;
         let synced = dir.sync().and_then(|()| fence.parent.sync());
         synced.map_err(|e| fence.io_error("fencing the tenant off", fence.parent.path(), e))?;
+        // Other processes' watchers retire their pools of it now, so that
+        // the wait for them to let go is short.
+        announce(at.root(), tenant);
         Ok(fence)
     }
 
