@@ -1,4 +1,4 @@
-//! Area 9 of BENCHMARKS.md. An idle server: the CPU a process with many
+//! Area 10 of BENCHMARKS.md. An idle server: the CPU a process with many
 //! cached pools and no traffic spends, as a share of one core, at 1,000,
 //! 5,000 and as many pools as the descriptor limit allows (about three
 //! descriptors a pool). Nothing but the manager's watcher thread runs while

@@ -23,7 +23,10 @@
 //! say, and what other programs do behind tenanted's back (the `sqlite3`
 //! shell setting `user_version`, a file moved by hand), the watcher's slow
 //! sweep finds (see `pool/watcher.rs`). The log is not synced: only live
-//! processes read it, and they read the page cache.
+//! processes read it, and they read the page cache. For the same reason
+//! its system calls are not steps of `fs/sys.rs`'s fault plans: an
+//! announcement is not part of what the operation promises, and a fault
+//! injected there would change nothing a test could see.
 
 use std::fs::File;
 use std::io::{self, Write};
