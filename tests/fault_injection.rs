@@ -457,6 +457,29 @@ fn status_is_true(m: &TenantManager, what: &str) {
     }
 }
 
+/// Fails each of `steps` in turn, each way, around `run` (given what is
+/// failing, for its messages), checks the step was reached, then runs
+/// `next` with no fault.
+fn fail_each(what: &str, steps: &[StepTaken], run: &dyn Fn(&str), next: &dyn Fn(&str)) {
+    for (n, step) in steps.iter().enumerate() {
+        for errno in FAULTS {
+            let (kind, name) = (step.step, step.name.display());
+            let what = format!(
+                "{what}: step {} ({kind:?} {name}) failing with errno {errno}",
+                n + 1
+            );
+            let plan = FaultPlan::fail_step(n + 1, errno);
+            run(&what);
+            assert!(
+                plan.steps().iter().any(|s| s.failed),
+                "{what}: the step was reached"
+            );
+            drop(plan);
+            next(&what);
+        }
+    }
+}
+
 /// Every step of a listing and of a status read (the walker's opens and
 /// directory reads, the header reads), failed in turn: a listing fails
 /// or is right, a status read says nothing untrue, and the next ones,
@@ -477,48 +500,29 @@ fn every_step_of_a_listing_and_a_status_read_can_fail_without_harm() {
         status.iter().any(|s| s.step == Step::Read),
         "the headers are read: {status:?}"
     );
-    for (n, step) in listing.iter().enumerate() {
-        for errno in FAULTS {
-            let what = format!(
-                "listing: step {} ({:?} {}) failing with errno {errno}",
-                n + 1,
-                step.step,
-                step.name.display()
-            );
-            let plan = FaultPlan::fail_step(n + 1, errno);
-            let result = list(&m);
-            assert!(
-                plan.steps().iter().any(|s| s.failed),
-                "{what}: the step was reached"
-            );
-            drop(plan);
-            if let Ok(names) = result {
+    let listed = |what: &str| assert_eq!(list(&m).unwrap(), FLEET, "{what}: the next listing");
+    fail_each(
+        "listing",
+        &listing,
+        &|what| {
+            if let Ok(names) = list(&m) {
                 assert_eq!(names, FLEET, "{what}");
             }
-            assert_eq!(list(&m).unwrap(), FLEET, "{what}: the next listing");
-        }
-    }
-    for (n, step) in status.iter().enumerate() {
-        for errno in FAULTS {
-            let what = format!(
-                "status: step {} ({:?} {}) failing with errno {errno}",
-                n + 1,
-                step.step,
-                step.name.display()
-            );
-            let plan = FaultPlan::fail_step(n + 1, errno);
-            status_is_true(&m, &what);
-            assert!(
-                plan.steps().iter().any(|s| s.failed),
-                "{what}: the step was reached"
-            );
-            drop(plan);
-            assert!(
-                m.migration_status().unwrap().all_current(),
-                "{what}: the next read"
-            );
-        }
-    }
+        },
+        &listed,
+    );
+    let current = |what: &str| {
+        assert!(
+            m.migration_status().unwrap().all_current(),
+            "{what}: the next read"
+        )
+    };
+    fail_each(
+        "status",
+        &status,
+        &|what| status_is_true(&m, what),
+        &current,
+    );
     eprintln!(
         "listing: {} steps, status: {} steps, each failed 3 ways",
         listing.len(),
