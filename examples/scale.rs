@@ -548,146 +548,436 @@ fn tenant_blocks(path: &Path) -> BoxResult<u64> {
 
 fn run_size(n: usize, parent: &Path, args: &Args, cold_ok: &mut bool) -> BoxResult<SizeResult> {
     let wall = Instant::now();
-    let mut notes = Vec::new();
-    let mut lines = Vec::new();
-    let root_dir = parent.join(format!("n{n}"));
-    let root = RootConfig::new(&root_dir);
-    let base = if args.small_schema {
-        small_schema()
-    } else {
-        tenanted::embed_migrations!("$CARGO_MANIFEST_DIR/schema/migrations")?
-    };
-    let v0 = base.latest_version();
-    let manager = TenantManager::builder(root.clone(), base.clone()).build()?;
-    let status_threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let load_before = load_average();
+    let (mut run, guard) = SizeRun::build(n, parent, args)?;
+    run.warm_up()?;
+    run.warm_lines()?;
+    run.cold_lines(cold_ok)?;
+    run.pending_lines()?;
+    run.finish(guard, wall, &load_before)
+}
 
-    // 1. Build: one real tenant, then copies of its file.
-    step(n, parent, "building")?;
-    let names: Vec<String> = (0..n).map(tenant_name).collect();
-    let paths = names
-        .iter()
-        .map(|t| root.database_path(t))
-        .collect::<Result<Vec<_>, _>>()?;
-    let started = Instant::now();
-    manager.create_tenant(&names[0])?;
-    let mut guard = RootGuard((!args.keep).then(|| root_dir.clone()));
-    let mut wal = paths[0].as_os_str().to_owned();
-    wal.push("-wal");
-    if fs::metadata(&wal).is_ok_and(|m| m.len() > 0) {
-        return Err("the first tenant has WAL content: its file alone is not the tenant".into());
+/// One size's run: its root and manager, its tenants' paths (in creation
+/// order and in the order listing gives), and the lines and notes so far.
+struct SizeRun<'a> {
+    n: usize,
+    parent: &'a Path,
+    args: &'a Args,
+    root_dir: PathBuf,
+    root: RootConfig,
+    base: Migrations,
+    v0: usize,
+    manager: TenantManager,
+    status_threads: usize,
+    paths: Vec<PathBuf>,
+    listed_paths: Vec<PathBuf>,
+    lines: Vec<Line>,
+    notes: Vec<String>,
+}
+
+impl<'a> SizeRun<'a> {
+    /// Phase 1, the build: one real tenant, then copies of its file; the
+    /// guard removes the root if the run fails.
+    fn build(n: usize, parent: &'a Path, args: &'a Args) -> BoxResult<(Self, RootGuard)> {
+        let root_dir = parent.join(format!("n{n}"));
+        let root = RootConfig::new(&root_dir);
+        let base = if args.small_schema {
+            small_schema()
+        } else {
+            tenanted::embed_migrations!("$CARGO_MANIFEST_DIR/schema/migrations")?
+        };
+        let manager = TenantManager::builder(root.clone(), base.clone()).build()?;
+        step(n, parent, "building")?;
+        let names: Vec<String> = (0..n).map(tenant_name).collect();
+        let paths = names
+            .iter()
+            .map(|t| root.database_path(t))
+            .collect::<Result<Vec<_>, _>>()?;
+        let started = Instant::now();
+        manager.create_tenant(&names[0])?;
+        let guard = RootGuard((!args.keep).then(|| root_dir.clone()));
+        let mut run = SizeRun {
+            n,
+            parent,
+            args,
+            root_dir,
+            root,
+            v0: base.latest_version(),
+            base,
+            manager,
+            status_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            paths,
+            listed_paths: Vec::new(),
+            lines: Vec::new(),
+            notes: Vec::new(),
+        };
+        run.copy_first_tenant(started)?;
+        // The floors visit the files in the order listing the buckets gives,
+        // which is the order the library visits them. Not in creation order:
+        // files made one after another have neighbouring inodes, and at 1M a
+        // loop in that order runs 20-25% faster than in any other (see
+        // BENCHMARKS.md). One line below shows that floor too.
+        run.listed_paths = list_paths(&run.root_dir)?;
+        let listed = run.listed_paths.len();
+        check(listed == n, "listed database files", listed, n)?;
+        Ok((run, guard))
     }
-    let bytes = fs::read(&paths[0])?;
-    let page = 4096u64;
-    let per_tenant = (bytes.len() as u64).div_ceil(page) * page + page;
-    let pending = n <= args.pending_max;
-    let need = n as u64 * (per_tenant + if pending { PENDING_PAGES * page } else { 0 });
-    let free_before = free_bytes(parent)?;
-    if free_before < need + SPARE {
-        return Err(format!(
-            "{} tenants need about {:.1} GB and {:.0} GB to spare; {:.1} GB free",
-            thousands(n),
-            need as f64 / 1e9,
-            SPARE as f64 / 1e9,
-            free_before as f64 / 1e9
-        )
-        .into());
-    }
-    let built = AtomicUsize::new(0);
-    par_try(&paths[1..], BUILD_THREADS, |path| {
-        if built.fetch_add(1, Ordering::Relaxed).is_multiple_of(4096) {
-            low_on_space(parent).map_err(|e| e.to_string())?;
+
+    /// Copies the first tenant's file to every other tenant's path.
+    /// Copies the first tenant's file to every other tenant's path (the
+    /// build's clock started at `started`, before the first tenant).
+    fn copy_first_tenant(&mut self, started: Instant) -> BoxResult<()> {
+        let (n, parent, args, paths) = (self.n, self.parent, self.args, &self.paths);
+        let mut wal = paths[0].as_os_str().to_owned();
+        wal.push("-wal");
+        if fs::metadata(&wal).is_ok_and(|m| m.len() > 0) {
+            return Err(
+                "the first tenant has WAL content: its file alone is not the tenant".into(),
+            );
         }
-        let fail = |e: std::io::Error| format!("{}: {e}", path.display());
-        fs::create_dir_all(path.parent().expect("a tenant's file has a directory"))
-            .map_err(fail)?;
-        File::create_new(path)
-            .and_then(|mut f| f.write_all(&bytes))
-            .map_err(fail)
-    })?;
-    let build = started.elapsed();
-    let started = Instant::now();
-    rustix::fs::sync();
-    let sync = started.elapsed();
-    let used = n as u64 * tenant_blocks(paths.last().expect("n >= 1"))?;
-    notes.push(format!(
-        "build: 1 tenant created by `create_tenant`, {} copies of its {}-byte file on {BUILD_THREADS} threads in {}, then `sync` in {}; the tenants take {:.2} GB on disk ({:.1} KB each, file and directory)",
-        thousands(n - 1),
-        thousands(bytes.len()),
-        fmt_duration(build),
-        fmt_duration(sync),
-        used as f64 / 1e9,
-        used as f64 / n as f64 / 1e3,
-    ));
-
-    // The floors visit the files in the order listing the buckets gives,
-    // which is the order the library visits them. Not in creation order:
-    // files made one after another have neighbouring inodes, and at 1M a
-    // loop in that order runs 20-25% faster than in any other (see
-    // BENCHMARKS.md). One line below shows that floor too.
-    let listed_paths = list_paths(&root_dir)?;
-    check(
-        listed_paths.len() == n,
-        "listed database files",
-        listed_paths.len(),
-        n,
-    )?;
-
-    // 2. Warm.
-    step(n, parent, "warm-up pass")?;
-    let mut warm = Vec::new();
-    let started = Instant::now();
-    count_tenants(&manager)?;
-    warm.push(format!("`tenants()` {}", fmt_duration(started.elapsed())));
-    let started = Instant::now();
-    read_headers(&listed_paths, status_threads, v0 as u32)?;
-    warm.push(format!("header read {}", fmt_duration(started.elapsed())));
-    let started = Instant::now();
-    manager.migration_status()?;
-    warm.push(format!(
-        "`migration_status()` {}",
-        fmt_duration(started.elapsed())
-    ));
-    notes.push(format!(
-        "warm-up, untimed for the table, right after the build: {}",
-        warm.join(", ")
-    ));
-    if args.repeat > 1 {
-        notes.push(format!(
-            "warm lines: {} interleaved runs each (floor, tenanted, floor, ...), median shown, (min–max) beside it, largest RSS growth",
-            args.repeat
+        let bytes = fs::read(&paths[0])?;
+        let page = 4096u64;
+        let per_tenant = (bytes.len() as u64).div_ceil(page) * page + page;
+        let pending = n <= args.pending_max;
+        let need = n as u64 * (per_tenant + if pending { PENDING_PAGES * page } else { 0 });
+        let free_before = free_bytes(parent)?;
+        if free_before < need + SPARE {
+            return Err(format!(
+                "{} tenants need about {:.1} GB and {:.0} GB to spare; {:.1} GB free",
+                thousands(n),
+                need as f64 / 1e9,
+                SPARE as f64 / 1e9,
+                free_before as f64 / 1e9
+            )
+            .into());
+        }
+        let built = AtomicUsize::new(0);
+        par_try(&paths[1..], BUILD_THREADS, |path| {
+            if built.fetch_add(1, Ordering::Relaxed).is_multiple_of(4096) {
+                low_on_space(parent).map_err(|e| e.to_string())?;
+            }
+            let fail = |e: std::io::Error| format!("{}: {e}", path.display());
+            fs::create_dir_all(path.parent().expect("a tenant's file has a directory"))
+                .map_err(fail)?;
+            File::create_new(path)
+                .and_then(|mut f| f.write_all(&bytes))
+                .map_err(fail)
+        })?;
+        let build = started.elapsed();
+        let started = Instant::now();
+        rustix::fs::sync();
+        let sync = started.elapsed();
+        let used = n as u64 * tenant_blocks(paths.last().expect("n >= 1"))?;
+        self.notes.push(format!(
+            "build: 1 tenant created by `create_tenant`, {} copies of its {}-byte file on {BUILD_THREADS} threads in {}, then `sync` in {}; the tenants take {:.2} GB on disk ({:.1} KB each, file and directory)",
+            thousands(n - 1),
+            thousands(bytes.len()),
+            fmt_duration(build),
+            fmt_duration(sync),
+            used as f64 / 1e9,
+            used as f64 / n as f64 / 1e3,
         ));
+        Ok(())
     }
-    notes.push(format!(
-        "`migration_status` uses `available_parallelism()` = {status_threads} threads; so does its floor"
-    ));
 
-    let repeat = args.repeat;
-    let listed = |r: Result<usize, usize>| {
+    /// Phase 2, warm: one untimed pass of each read, and notes on method.
+    fn warm_up(&mut self) -> BoxResult<()> {
+        let (n, parent, manager) = (self.n, self.parent, &self.manager);
+        let (status_threads, v0) = (self.status_threads, self.v0);
+        step(n, parent, "warm-up pass")?;
+        let mut warm = Vec::new();
+        let started = Instant::now();
+        count_tenants(manager)?;
+        warm.push(format!("`tenants()` {}", fmt_duration(started.elapsed())));
+        let started = Instant::now();
+        read_headers(&self.listed_paths, status_threads, v0 as u32)?;
+        warm.push(format!("header read {}", fmt_duration(started.elapsed())));
+        let started = Instant::now();
+        manager.migration_status()?;
+        warm.push(format!(
+            "`migration_status()` {}",
+            fmt_duration(started.elapsed())
+        ));
+        self.notes.push(format!(
+            "warm-up, untimed for the table, right after the build: {}",
+            warm.join(", ")
+        ));
+        if self.args.repeat > 1 {
+            self.notes.push(format!(
+                "warm lines: {} interleaved runs each (floor, tenanted, floor, ...), median shown, (min–max) beside it, largest RSS growth",
+                self.args.repeat
+            ));
+        }
+        self.notes.push(format!(
+            "`migration_status` uses `available_parallelism()` = {status_threads} threads; so does its floor"
+        ));
+        Ok(())
+    }
+
+    /// The warm lines: listing, status, and a no-op `migrate_all`.
+    fn warm_lines(&mut self) -> BoxResult<()> {
+        let (n, parent, repeat) = (self.n, self.parent, self.args.repeat);
+        let (status_threads, v0) = (self.status_threads, self.v0);
+        let (manager, root_dir) = (&self.manager, &self.root_dir);
+        let all = &self.listed_paths[..];
+        let headers = |threads: usize| move || Ok(read_headers(all, threads, v0 as u32)?);
+        step(n, parent, "listing")?;
+        self.lines.push(
+            Line::new(
+                "listing: `tenants()` consumed",
+                "`read_dir` of the 256 buckets",
+            )
+            .run(
+                repeat,
+                || {},
+                || list_buckets(root_dir),
+                || count_tenants(manager),
+                listed_ok(n),
+            )?,
+        );
+        step(n, parent, "status")?;
+        self.lines.push(
+            Line::new(
+                "`migration_status()`",
+                format!("header read, {status_threads} threads"),
+            )
+            .run(
+                repeat,
+                || {},
+                headers(status_threads),
+                || Ok(manager.migration_status()?),
+                status_ok(n),
+            )?,
+        );
+
+        self.lines.push(
+            Line::new(
+                "`migration_status()`, against the creation-order floor",
+                format!("header read in creation order, {status_threads} threads"),
+            )
+            .run(
+                repeat,
+                || {},
+                || Ok(read_headers(&self.paths, status_threads, v0 as u32)?),
+                || Ok(manager.migration_status()?),
+                status_ok(n),
+            )?,
+        );
+
+        let noop_ok = |r: Result<(), MigrationReport>| match r {
+            Ok(()) => Ok(()),
+            Err(report) => check(
+                report.is_success() && report.up_to_date() == n,
+                "up-to-date tenants",
+                report.up_to_date(),
+                n,
+            ),
+        };
+        for jobs in [1, 2] {
+            step(n, parent, &format!("no-op migrate_all jobs {jobs}"))?;
+            let options = MigrateOptions::new().jobs(jobs);
+            self.lines.push(
+                Line::new(
+                    format!("no-op `migrate_all`, jobs {jobs}"),
+                    format!("header read, {jobs} thread{}", plural(jobs)),
+                )
+                .run(
+                    repeat,
+                    || {},
+                    headers(jobs),
+                    || Ok(manager.migrate_all(&options)?),
+                    noop_ok,
+                )?,
+            );
+        }
+        Ok(())
+    }
+
+    /// Phase 3, cold: each run right after dropping the caches.
+    fn cold_lines(&mut self, cold_ok: &mut bool) -> BoxResult<()> {
+        let (n, parent, args) = (self.n, self.parent, self.args);
+        let (status_threads, v0) = (self.status_threads, self.v0);
+        let (manager, root_dir) = (&self.manager, &self.root_dir);
+        let all = &self.listed_paths[..];
+        let headers = |threads: usize| move || Ok(read_headers(all, threads, v0 as u32)?);
+        if n > args.cold_max {
+            self.notes.push(format!(
+                "cold: not measured at this size (--cold-max {})",
+                thousands(args.cold_max)
+            ));
+        } else if *cold_ok {
+            step(n, parent, "cold listing and status")?;
+            if drop_caches() {
+                let dropped = || {
+                    drop_caches();
+                };
+                self.lines.push(
+                    Line::new(
+                        "cold listing: `tenants()` consumed",
+                        "cold `read_dir` of the 256 buckets",
+                    )
+                    .run(
+                        1,
+                        dropped,
+                        || list_buckets(root_dir),
+                        || count_tenants(manager),
+                        listed_ok(n),
+                    )?,
+                );
+                self.lines.push(
+                    Line::new(
+                        "cold `migration_status()`",
+                        format!("cold header read, {status_threads} threads"),
+                    )
+                    .run(
+                        1,
+                        dropped,
+                        headers(status_threads),
+                        || Ok(manager.migration_status()?),
+                        status_ok(n),
+                    )?,
+                );
+                self.notes.push(
+                    "cold: each cold line ran right after `sync; echo 3 > /proc/sys/vm/drop_caches` (outside its clock)"
+                        .into(),
+                );
+            } else {
+                *cold_ok = false;
+            }
+        }
+        if n <= args.cold_max && !*cold_ok {
+            self.notes
+                .push("cold: not measured (cannot drop caches)".into());
+        }
+        Ok(())
+    }
+
+    /// Phase 4: one pending migration, twice (jobs 1 and 2), beside its
+    /// floor.
+    fn pending_lines(&mut self) -> BoxResult<()> {
+        let (n, parent, args, v0) = (self.n, self.parent, self.args, self.v0);
+        let (status_threads, root, base) = (self.status_threads, &self.root, &self.base);
+        let (paths, listed_paths) = (&self.paths, &self.listed_paths);
+        let pending = n <= args.pending_max;
+        if pending {
+            // Both sides write the whole schema page, the header and the
+            // freelist: read every file once, so the first run does not pay
+            // the reads for the second.
+            step(n, parent, "reading every file before the pending phase")?;
+            let started = Instant::now();
+            par_try(listed_paths, status_threads, |path| {
+                fs::read(path)
+                    .map(drop)
+                    .map_err(|e| format!("{}: {e}", path.display()))
+            })?;
+            self.notes.push(format!(
+                "pending: every file read once before this phase, {}",
+                fmt_duration(started.elapsed())
+            ));
+            let migrated_ok = |r: Result<(), MigrationReport>| match r {
+                Ok(()) => Ok(()),
+                Err(report) => check(
+                    report.is_success() && report.migrated() == n,
+                    "migrated tenants",
+                    report.migrated(),
+                    n,
+                ),
+            };
+            let mut version = v0;
+            for jobs in [1, 2] {
+                step(
+                    n,
+                    parent,
+                    &format!("pending: floor, then migrate_all, jobs {jobs}"),
+                )?;
+                // The floor applies probe `floor_to`, the library the next one.
+                let floor_to = version + 1;
+                version += 2;
+                let sql = probe(floor_to).up_sql().to_owned();
+                let newer =
+                    TenantManager::builder(root.clone(), with_probes(base, version)).build()?;
+                let options = MigrateOptions::new().jobs(jobs);
+                self.lines.push(
+                    Line::new(
+                        format!("`migrate_all`, 1 pending, jobs {jobs}"),
+                        format!(
+                            "rusqlite: SQL + `user_version` in one transaction, {jobs} thread{}",
+                            plural(jobs)
+                        ),
+                    )
+                    .run(
+                        1,
+                        || {},
+                        || Ok(apply_plain(listed_paths, jobs, &sql, floor_to)?),
+                        || Ok(newer.migrate_all(&options)?),
+                        migrated_ok,
+                    )?,
+                );
+            }
+            read_headers(listed_paths, status_threads, version as u32)?;
+            self.notes.push(format!(
+                "pending: the fleet went from version {v0} to {version}, one `CREATE TABLE scale_probe_K (x)` per run; the tenants take {:.2} GB on disk at the end",
+                (n as u64 * tenant_blocks(paths.last().expect("n >= 1"))?) as f64 / 1e9
+            ));
+        } else {
+            self.notes.push(format!(
+                "pending: not measured at this size (--pending-max {})",
+                thousands(args.pending_max)
+            ));
+        }
+        Ok(())
+    }
+
+    /// The end of a size: the manager dropped, the root removed (or kept),
+    /// the wall time noted.
+    fn finish(
+        mut self,
+        mut guard: RootGuard,
+        wall: Instant,
+        load_before: &str,
+    ) -> BoxResult<SizeResult> {
+        let (n, parent, root_dir) = (self.n, self.parent, self.root_dir.clone());
+        drop(self.manager);
+        if self.args.keep {
+            self.notes.push(format!("kept: {}", root_dir.display()));
+        } else {
+            step(n, parent, "removing the root")?;
+            let started = Instant::now();
+            guard.0 = None;
+            remove_root(&root_dir)?;
+            self.notes.push(format!(
+                "removed the root in {} ({REMOVE_THREADS} threads)",
+                fmt_duration(started.elapsed())
+            ));
+        }
+        self.notes.push(format!(
+            "wall time for this size: {}; load average before {load_before}, after {}",
+            fmt_duration(wall.elapsed()),
+            load_average()
+        ));
+        Ok(SizeResult {
+            n,
+            lines: self.lines,
+            notes: self.notes,
+        })
+    }
+}
+
+/// Checks a listing found all `n` tenants (the floor's count, or the
+/// library's).
+fn listed_ok(n: usize) -> impl Fn(Result<usize, usize>) -> BoxResult<()> {
+    move |r| {
         let (what, count) = match r {
             Ok(c) => ("bucket entries", c),
             Err(c) => ("tenants()", c),
         };
         check(count == n, what, count, n)
-    };
-    step(n, parent, "listing")?;
-    lines.push(
-        Line::new(
-            "listing: `tenants()` consumed",
-            "`read_dir` of the 256 buckets",
-        )
-        .run(
-            repeat,
-            || {},
-            || list_buckets(&root_dir),
-            || count_tenants(&manager),
-            listed,
-        )?,
-    );
+    }
+}
 
-    let all = &listed_paths[..];
-    let headers = |threads: usize| move || Ok(read_headers(all, threads, v0 as u32)?);
-    let status_ok = |r: Result<(), StatusReport>| match r {
+/// Checks a status read found all `n` tenants current.
+fn status_ok(n: usize) -> impl Fn(Result<(), StatusReport>) -> BoxResult<()> {
+    move |r| match r {
         Ok(()) => Ok(()),
         Err(report) => check(
             report.current() == n,
@@ -695,200 +985,7 @@ fn run_size(n: usize, parent: &Path, args: &Args, cold_ok: &mut bool) -> BoxResu
             report.current(),
             n,
         ),
-    };
-    step(n, parent, "status")?;
-    lines.push(
-        Line::new(
-            "`migration_status()`",
-            format!("header read, {status_threads} threads"),
-        )
-        .run(
-            repeat,
-            || {},
-            headers(status_threads),
-            || Ok(manager.migration_status()?),
-            status_ok,
-        )?,
-    );
-
-    lines.push(
-        Line::new(
-            "`migration_status()`, against the creation-order floor",
-            format!("header read in creation order, {status_threads} threads"),
-        )
-        .run(
-            repeat,
-            || {},
-            || Ok(read_headers(&paths, status_threads, v0 as u32)?),
-            || Ok(manager.migration_status()?),
-            status_ok,
-        )?,
-    );
-
-    let noop_ok = |r: Result<(), MigrationReport>| match r {
-        Ok(()) => Ok(()),
-        Err(report) => check(
-            report.is_success() && report.up_to_date() == n,
-            "up-to-date tenants",
-            report.up_to_date(),
-            n,
-        ),
-    };
-    for jobs in [1, 2] {
-        step(n, parent, &format!("no-op migrate_all jobs {jobs}"))?;
-        let options = MigrateOptions::new().jobs(jobs);
-        lines.push(
-            Line::new(
-                format!("no-op `migrate_all`, jobs {jobs}"),
-                format!("header read, {jobs} thread{}", plural(jobs)),
-            )
-            .run(
-                repeat,
-                || {},
-                headers(jobs),
-                || Ok(manager.migrate_all(&options)?),
-                noop_ok,
-            )?,
-        );
     }
-
-    // 3. Cold: each run right after dropping the caches.
-    if n > args.cold_max {
-        notes.push(format!(
-            "cold: not measured at this size (--cold-max {})",
-            thousands(args.cold_max)
-        ));
-    } else if *cold_ok {
-        step(n, parent, "cold listing and status")?;
-        if drop_caches() {
-            let dropped = || {
-                drop_caches();
-            };
-            lines.push(
-                Line::new(
-                    "cold listing: `tenants()` consumed",
-                    "cold `read_dir` of the 256 buckets",
-                )
-                .run(
-                    1,
-                    dropped,
-                    || list_buckets(&root_dir),
-                    || count_tenants(&manager),
-                    listed,
-                )?,
-            );
-            lines.push(
-                Line::new(
-                    "cold `migration_status()`",
-                    format!("cold header read, {status_threads} threads"),
-                )
-                .run(
-                    1,
-                    dropped,
-                    headers(status_threads),
-                    || Ok(manager.migration_status()?),
-                    status_ok,
-                )?,
-            );
-            notes.push(
-                "cold: each cold line ran right after `sync; echo 3 > /proc/sys/vm/drop_caches` (outside its clock)"
-                    .into(),
-            );
-        } else {
-            *cold_ok = false;
-        }
-    }
-    if n <= args.cold_max && !*cold_ok {
-        notes.push("cold: not measured (cannot drop caches)".into());
-    }
-
-    // 4. One pending migration.
-    if pending {
-        // Both sides write the whole schema page, the header and the
-        // freelist: read every file once, so the first run does not pay
-        // the reads for the second.
-        step(n, parent, "reading every file before the pending phase")?;
-        let started = Instant::now();
-        par_try(&listed_paths, status_threads, |path| {
-            fs::read(path)
-                .map(drop)
-                .map_err(|e| format!("{}: {e}", path.display()))
-        })?;
-        notes.push(format!(
-            "pending: every file read once before this phase, {}",
-            fmt_duration(started.elapsed())
-        ));
-        let migrated_ok = |r: Result<(), MigrationReport>| match r {
-            Ok(()) => Ok(()),
-            Err(report) => check(
-                report.is_success() && report.migrated() == n,
-                "migrated tenants",
-                report.migrated(),
-                n,
-            ),
-        };
-        let mut version = v0;
-        for jobs in [1, 2] {
-            step(
-                n,
-                parent,
-                &format!("pending: floor, then migrate_all, jobs {jobs}"),
-            )?;
-            // The floor applies probe `floor_to`, the library the next one.
-            let floor_to = version + 1;
-            version += 2;
-            let sql = probe(floor_to).up_sql().to_owned();
-            let newer =
-                TenantManager::builder(root.clone(), with_probes(&base, version)).build()?;
-            let options = MigrateOptions::new().jobs(jobs);
-            lines.push(
-                Line::new(
-                    format!("`migrate_all`, 1 pending, jobs {jobs}"),
-                    format!(
-                        "rusqlite: SQL + `user_version` in one transaction, {jobs} thread{}",
-                        plural(jobs)
-                    ),
-                )
-                .run(
-                    1,
-                    || {},
-                    || Ok(apply_plain(&listed_paths, jobs, &sql, floor_to)?),
-                    || Ok(newer.migrate_all(&options)?),
-                    migrated_ok,
-                )?,
-            );
-        }
-        read_headers(&listed_paths, status_threads, version as u32)?;
-        notes.push(format!(
-            "pending: the fleet went from version {v0} to {version}, one `CREATE TABLE scale_probe_K (x)` per run; the tenants take {:.2} GB on disk at the end",
-            (n as u64 * tenant_blocks(paths.last().expect("n >= 1"))?) as f64 / 1e9
-        ));
-    } else {
-        notes.push(format!(
-            "pending: not measured at this size (--pending-max {})",
-            thousands(args.pending_max)
-        ));
-    }
-
-    drop(manager);
-    if args.keep {
-        notes.push(format!("kept: {}", root_dir.display()));
-    } else {
-        step(n, parent, "removing the root")?;
-        let started = Instant::now();
-        guard.0 = None;
-        remove_root(&root_dir)?;
-        notes.push(format!(
-            "removed the root in {} ({REMOVE_THREADS} threads)",
-            fmt_duration(started.elapsed())
-        ));
-    }
-    notes.push(format!(
-        "wall time for this size: {}; load average before {load_before}, after {}",
-        fmt_duration(wall.elapsed()),
-        load_average()
-    ));
-    Ok(SizeResult { n, lines, notes })
 }
 
 fn count_tenants(manager: &TenantManager) -> BoxResult<usize> {

@@ -2,6 +2,7 @@
 //! removing files quietly (a database with its sidecars, a directory
 //! tree, the directories left empty), and building a database by rename.
 
+use std::borrow::Cow;
 use std::fs::File;
 use std::io;
 use std::os::fd::AsFd;
@@ -14,7 +15,6 @@ use crate::fs::dir::Dir;
 use crate::fs::siblings::{SQLITE_SIDECARS, scratch_path};
 use crate::fs::sys;
 use crate::name::TenantName;
-use crate::storage::literal_path;
 
 /// Removes database `db` in `dir` and its SQLite sidecars.
 pub(crate) fn remove_with_sidecars(dir: &Dir, db: &Path) {
@@ -176,4 +176,19 @@ fn build_and_rename(
         .and_then(|f| dir.sync().map(|()| f))
         .map_err(|e| Error::io(tenant, &path, "publishing the template database", e))?;
     Ok(built)
+}
+
+/// `path` spelt so that SQLite reads it as a file name, whatever it holds.
+///
+/// SQLite takes a file name that starts with `file:` for a URI when URI
+/// names are on, and the bundled SQLite is built with them on for every
+/// open (`SQLITE_USE_URI`), flag or not: a root named `file:tenants` would
+/// open `tenants/...`. An absolute path starts with `/`; a relative one is
+/// given a leading `./`. Every path handed to SQLite goes through here.
+pub(crate) fn literal_path(path: &Path) -> Cow<'_, Path> {
+    if path.is_absolute() || path.starts_with(".") {
+        Cow::Borrowed(path)
+    } else {
+        Cow::Owned(Path::new(".").join(path))
+    }
 }

@@ -159,7 +159,8 @@ fn connection_manager(
 ) -> PinnedManager {
     let busy_timeout = config.busy_timeout;
     let user_init = config.init.clone();
-    let sqlite = SqliteConnectionManager::file(storage::literal_path(path)).with_flags(EXISTING);
+    let sqlite =
+        SqliteConnectionManager::file(crate::fs::files::literal_path(path)).with_flags(EXISTING);
     let setup = Box::new(move |conn: &mut Connection| {
         setup_connection(conn, busy_timeout, user_init.as_ref())
     });

@@ -24,7 +24,7 @@ pub(crate) use lifecycle::template_database::{Template, ensure_template};
 pub(crate) use opening::database_file::{Occupant, occupant, require_database};
 pub(crate) use opening::header::{Header, header_version};
 pub(crate) use opening::open::{
-    EXISTING, literal_path, missing_error, open_existing, open_for_reading, pin_error, sqlite_error,
+    EXISTING, missing_error, open_existing, open_for_reading, pin_error, sqlite_error,
 };
 pub(crate) use opening::open_files::TrackedConnection;
 pub(crate) use opening::pinned::{PinError, open_pinned};

@@ -15,6 +15,7 @@ use rusqlite::Connection;
 use crate::error::{BoxError, Error, Result};
 use crate::fs::dir::Dir;
 use crate::fs::file_id::FileId;
+use crate::fs::files::literal_path;
 use crate::fs::files::remove_empty_parents;
 use crate::fs::siblings::name_of;
 use crate::fs::sys;
@@ -24,7 +25,7 @@ use crate::storage::lifecycle::debris::{remove_debris, remove_entry_debris};
 use crate::storage::lifecycle::stage::Stage;
 use crate::storage::lifecycle::template_database::Template;
 use crate::storage::opening::database_file::{Occupant, occupant_in};
-use crate::storage::opening::open::{EXISTING, literal_path, open_error};
+use crate::storage::opening::open::{EXISTING, open_error};
 
 /// A seed closure: runs on the new database, inside a transaction, before
 /// the tenant is published.

@@ -18,6 +18,7 @@ use rusqlite::{Connection, OpenFlags};
 
 use crate::error::{Error, Result};
 use crate::fs::file_id::FileId;
+use crate::fs::files::literal_path;
 use crate::fs::sys;
 use crate::name::TenantName;
 use crate::storage::coordination::tenant_path::{TenantLock, TenantPath};
@@ -27,7 +28,6 @@ use crate::storage::lifecycle::destroy::destroy_locked;
 use crate::storage::lifecycle::fence::{Fence, Waiting};
 use crate::storage::lifecycle::snapshot::{Snapshot, copy_to};
 use crate::storage::lifecycle::stage::{Stage, Swap};
-use crate::storage::opening::open::literal_path;
 
 /// What to do when the tenant already exists.
 #[derive(Debug, Clone, Copy)]

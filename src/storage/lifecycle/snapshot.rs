@@ -21,11 +21,12 @@ use rusqlite::{Connection, OpenFlags};
 
 use crate::error::{Error, Result};
 use crate::fs::dir::Dir;
+use crate::fs::files::literal_path;
 use crate::fs::files::remove_with_sidecars;
 use crate::fs::siblings::{name_of, scratch_path};
 use crate::fs::sys;
 use crate::name::TenantName;
-use crate::storage::opening::open::{literal_path, open_for_reading};
+use crate::storage::opening::open::open_for_reading;
 
 /// What a snapshot wrote.
 #[derive(Debug, Clone, Copy)]

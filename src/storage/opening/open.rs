@@ -1,7 +1,6 @@
 //! Opening an existing tenant database directly (not through a pool), and
 //! saying precisely why an open failed.
 
-use std::borrow::Cow;
 use std::io;
 use std::path::Path;
 use std::time::Duration;
@@ -9,6 +8,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 use crate::error::{Error, Result, is_fd_exhaustion};
+use crate::fs::files::literal_path;
 use crate::fs::siblings::fence_path;
 use crate::fs::sys;
 use crate::name::TenantName;
@@ -18,24 +18,9 @@ use crate::storage::opening::pinned::{PinError, disarm, open_pinned};
 
 /// Open flags for a tenant that must already exist: never `CREATE`, so a
 /// misspelt name cannot leave an empty database behind. No `URI`: a
-/// tenant's path is a file name, never a URI (see [`literal_path`]).
+/// tenant's path is a file name, never a URI (see `fs::files::literal_path`).
 pub(crate) const EXISTING: OpenFlags =
     OpenFlags::SQLITE_OPEN_READ_WRITE.union(OpenFlags::SQLITE_OPEN_NO_MUTEX);
-
-/// `path` spelt so that SQLite reads it as a file name, whatever it holds.
-///
-/// SQLite takes a file name that starts with `file:` for a URI when URI
-/// names are on, and the bundled SQLite is built with them on for every
-/// open (`SQLITE_USE_URI`), flag or not: a root named `file:tenants` would
-/// open `tenants/...`. An absolute path starts with `/`; a relative one is
-/// given a leading `./`. Every path handed to SQLite goes through here.
-pub(crate) fn literal_path(path: &Path) -> Cow<'_, Path> {
-    if path.is_absolute() || path.starts_with(".") {
-        Cow::Borrowed(path)
-    } else {
-        Cow::Owned(Path::new(".").join(path))
-    }
-}
 
 /// How long a maintenance connection waits on another writer.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
