@@ -201,26 +201,3 @@ fn run_seed(tenant: &TenantName, scratch: &Path, path: &Path, seed: Seed<'_>) ->
     conn.close()
         .map_err(|(_, e)| Error::sqlite(Some(tenant), scratch, "closing the new database", e))
 }
-
-/// Links the synced `scratch` (in `dir`) as `path`, never replacing a
-/// file there; the caller makes the link durable by syncing `dir`.
-pub(in crate::storage) fn link(
-    tenant: &TenantName,
-    dir: &Dir,
-    scratch: &Path,
-    path: &Path,
-) -> Result<()> {
-    match sys::link(dir.fd(), scratch, name_of(path)) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(Error::TenantExists {
-            tenant: tenant.clone(),
-            path: path.to_path_buf(),
-        }),
-        Err(e) => Err(Error::io(
-            Some(tenant),
-            path,
-            "publishing the new database",
-            e,
-        )),
-    }
-}

@@ -34,11 +34,10 @@ use crate::fs::dir::Dir;
 use crate::fs::files::{
     cannot_promise, remove_quietly, remove_tree_quietly, remove_with_sidecars, rename_no_replace,
 };
-use crate::fs::siblings::{scratch_path, sidecar_path, staging_path};
+use crate::fs::siblings::{name_of, scratch_path, sidecar_path, staging_path};
 use crate::fs::sys;
 use crate::name::TenantName;
 use crate::storage::coordination::tenant_path::{TenantLock, TenantPath};
-use crate::storage::lifecycle::create::link;
 
 /// A new database being built, published on [`Stage::publish`].
 #[derive(Debug)]
@@ -319,5 +318,23 @@ impl Drop for Stage {
             (How::Link, _) if self.opened => remove_with_sidecars(&self.dir, &self.scratch),
             (How::Link, _) => remove_quietly(&self.dir, &self.scratch),
         }
+    }
+}
+
+/// Links the synced `scratch` (in `dir`) as `path`, never replacing a
+/// file there; the caller makes the link durable by syncing `dir`.
+fn link(tenant: &TenantName, dir: &Dir, scratch: &Path, path: &Path) -> Result<()> {
+    match sys::link(dir.fd(), scratch, name_of(path)) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(Error::TenantExists {
+            tenant: tenant.clone(),
+            path: path.to_path_buf(),
+        }),
+        Err(e) => Err(Error::io(
+            Some(tenant),
+            path,
+            "publishing the new database",
+            e,
+        )),
     }
 }
