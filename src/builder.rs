@@ -43,6 +43,7 @@ pub struct TenantManagerBuilder {
     pub(crate) accept_migration_changes: bool,
     pub(crate) connector_threads: usize,
     pub(crate) init: Option<ConnectionInit>,
+    pub(crate) default_max_size: Option<u64>,
 }
 
 impl TenantManagerBuilder {
@@ -62,6 +63,7 @@ impl TenantManagerBuilder {
             accept_migration_changes: false,
             connector_threads: 2,
             init: None,
+            default_max_size: None,
         }
     }
 
@@ -215,13 +217,47 @@ impl TenantManagerBuilder {
         self
     }
 
+    /// The size limit, in bytes, of every tenant without one of its own
+    /// (default `None`: unlimited). A tenant's own limit
+    /// ([`TenantManager::set_tenant_max_size`]) is recorded in the root and
+    /// seen by every process; this default is this manager's, so give
+    /// every process of a root the same one.
+    ///
+    /// SQLite enforces it (`PRAGMA max_page_count`, set on every pooled
+    /// connection): a write that needs more pages fails with `SQLITE_FULL`,
+    /// which [`TenantConnection::diagnose`](crate::TenantConnection::diagnose)
+    /// turns into [`Error::QuotaExceeded`](crate::Error::QuotaExceeded).
+    /// Reads, deletes and writes that fit in pages freed by deletes keep
+    /// working at the limit. Migrations, creates and restores are not held
+    /// to it (they run on connections of their own): a migration that
+    /// grows a tenant past its limit succeeds, and the tenant is then over
+    /// it (it can shrink, not grow).
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// let manager = tenanted::TenantManager::builder(
+    ///     tenanted::RootConfig::new(dir.path()),
+    ///     tenanted::Migrations::new(vec![]),
+    /// )
+    /// .default_max_size(Some(100 << 20))
+    /// .build()?;
+    /// manager.create_tenant("acme")?;
+    /// assert_eq!(manager.tenant_limits("acme")?.max_size, Some(100 << 20));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn default_max_size(mut self, bytes: Option<u64>) -> Self {
+        self.default_max_size = bytes;
+        self
+    }
+
     /// Builds the manager. Opens no database: pools are made on first use.
     ///
     /// # Errors
     ///
     /// [`Error::BadTemplate`](crate::Error::BadTemplate) for an unusable
-    /// [`RootConfig`]; [`Error::Io`](crate::Error::Io) if a thread cannot
-    /// be started.
+    /// [`RootConfig`]; [`Error::BadLimitsRecord`](crate::Error::BadLimitsRecord)
+    /// if the root's limits record is damaged; [`Error::Io`](crate::Error::Io)
+    /// if a thread cannot be started.
     pub fn build(self) -> Result<TenantManager> {
         TenantManager::from_builder(self)
     }
@@ -243,6 +279,7 @@ impl fmt::Debug for TenantManagerBuilder {
             .field("auto_migrate", &self.auto_migrate)
             .field("accept_migration_changes", &self.accept_migration_changes)
             .field("connector_threads", &self.connector_threads)
+            .field("default_max_size", &self.default_max_size)
             .finish_non_exhaustive()
     }
 }

@@ -396,6 +396,62 @@ pub enum Error {
         cause: io::Error,
     },
 
+    /// A write needed more room than the tenant's size limit leaves
+    /// (SQLite's `SQLITE_FULL` under `PRAGMA max_page_count`); the
+    /// statement (in a transaction, the transaction) was rolled back.
+    /// Reads, deletes and writes that fit in freed pages still work.
+    #[error("tenant {tenant} is at its size limit: the write needs more than the {limit} bytes allowed, and its database ({}) holds {size} bytes; nothing was written: delete data (freed pages are reused) or raise the limit (set_tenant_max_size, `tenanted limit set {tenant} SIZE`)", path.display())]
+    QuotaExceeded {
+        /// The tenant.
+        tenant: TenantName,
+        /// Its database file.
+        path: PathBuf,
+        /// Its size limit in bytes.
+        limit: u64,
+        /// Its database's size in bytes (page count times page size).
+        size: u64,
+    },
+
+    /// The file system holding a tenant's database is full (SQLite's
+    /// `SQLITE_FULL` with room left under any size limit).
+    #[error("{}the file system mounted at {} is full ({available} bytes left) writing {}; nothing was written: free space on it, or move the root to a larger one", tenant_label(tenant), file_system.display(), path.display())]
+    DiskFull {
+        /// The tenant, when one is involved.
+        tenant: Option<TenantName>,
+        /// The file being written.
+        path: PathBuf,
+        /// Where the full file system is mounted.
+        file_system: PathBuf,
+        /// Bytes left on it when the error was looked at.
+        available: u64,
+    },
+
+    /// The tenant is suspended: blocked (no connection is handed out), or
+    /// read-only (a write was refused).
+    #[error(
+        "tenant {tenant} is suspended ({mode}): {reason}; resume it with resume_tenant (`tenanted resume {tenant}`) when that is settled"
+    )]
+    TenantSuspended {
+        /// The tenant.
+        tenant: TenantName,
+        /// How it is suspended.
+        mode: crate::limits::SuspendMode,
+        /// The reason given when it was suspended.
+        reason: String,
+    },
+
+    /// The root's limits record (`.tenanted/limits`) cannot be read; it
+    /// was left as it is.
+    #[error("the limits record {} cannot be read (line {line}: {reason}); tenanted changed nothing: restore it from a backup of the root, or fix the line (each is NAME, TAB, bytes or - or unlimited, TAB, - or read-only or blocked, TAB, reason)", path.display())]
+    BadLimitsRecord {
+        /// The record.
+        path: PathBuf,
+        /// The line at fault (1 is the first).
+        line: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
+
     /// The tenant's connection pool could not hand out a connection in time.
     #[error("no connection for tenant {tenant} ({}) within the connection timeout: {cause}; raise max_connections or connection_timeout, or release connections sooner", path.display())]
     Pool {
@@ -566,6 +622,8 @@ impl Error {
             | Error::RollbackTooFar { tenant, .. }
             | Error::DownNotAllowed { tenant, .. }
             | Error::Seed { tenant, .. }
+            | Error::QuotaExceeded { tenant, .. }
+            | Error::TenantSuspended { tenant, .. }
             | Error::Pool { tenant, .. } => Some(tenant),
             Error::PendingMigration(e) => Some(&e.tenant),
             Error::TenantSwitchProhibited { requested, .. } => Some(requested),
@@ -574,6 +632,7 @@ impl Error {
             | Error::Io { tenant, .. }
             | Error::BackupInsideRoot { tenant, .. }
             | Error::ReplicaRead { tenant, .. }
+            | Error::DiskFull { tenant, .. }
             | Error::NotADirectory { tenant, .. } => tenant.as_ref(),
             Error::BadTenantName { .. }
             | Error::BadTemplate { .. }
@@ -584,7 +643,8 @@ impl Error {
             | Error::MigrationChanged { .. }
             | Error::LitestreamNotRunning { .. }
             | Error::Litestream { .. }
-            | Error::Replica { .. } => None,
+            | Error::Replica { .. }
+            | Error::BadLimitsRecord { .. } => None,
         }
     }
 

@@ -43,6 +43,7 @@ mod context;
 mod error;
 mod fleet;
 mod fs;
+mod limits;
 mod manager;
 mod migrate;
 mod name;
@@ -50,6 +51,7 @@ mod paths;
 mod pool;
 pub mod replication;
 mod storage;
+mod tenant_limits;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -60,6 +62,7 @@ pub use builder::TenantManagerBuilder;
 pub use context::current_tenant;
 pub use error::{BoxError, Error, OtherProcess, PendingMigrationError, Result};
 pub use fleet::Progress;
+pub use limits::{SuspendMode, Suspension, TenantLimits};
 pub use manager::TenantManager;
 pub use migrate::{
     MigrateOptions, Migration, MigrationOutcome, MigrationPlan, MigrationReport, MigrationSummary,

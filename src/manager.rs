@@ -17,6 +17,7 @@ use crate::backup::{
 use crate::builder::TenantManagerBuilder;
 use crate::context;
 use crate::error::{BoxError, Error, Result};
+use crate::limits::Limits;
 use crate::migrate::{
     self, MigrateOptions, MigrationOutcome, MigrationPlan, MigrationReport, Migrations,
     StatusReport, TenantStatus,
@@ -62,6 +63,8 @@ struct Inner {
     migrations: Migrations,
     cache: Arc<PoolCache>,
     open: OpenConfig,
+    /// Every tenant's size limit and suspension (shared with `open`).
+    limits: Arc<Limits>,
     destroy_timeout: Duration,
     accept_migration_changes: bool,
     /// The replication recorded in the root, if any.
@@ -96,6 +99,7 @@ impl TenantManager {
         // Only a check: building a manager writes nothing.
         migrate::describe_root(&b.root, &b.migrations, b.accept_migration_changes, false)?;
         let cache = Arc::new(PoolCache::new(b.max_pools));
+        let limits = Arc::new(Limits::load(b.root.root_dir(), b.default_max_size)?);
         let watch = WatchSettings {
             interval: b.watch_interval,
             sweep_interval: b.sweep_interval,
@@ -103,7 +107,7 @@ impl TenantManager {
             latest_version: b.migrations.latest_version(),
             root: b.root.root_dir().to_path_buf(),
         };
-        let watcher = Watcher::start(&cache, watch)
+        let watcher = Watcher::start(&cache, watch, Arc::clone(&limits))
             .map_err(|e| Error::io(None, b.root.root_dir(), "starting the watcher thread", e))?;
         let open = OpenConfig {
             max_connections: b.max_connections,
@@ -114,6 +118,7 @@ impl TenantManager {
             connector: shared_connector(b.connector_threads),
             root: b.root.root_dir().to_path_buf(),
             owns_dir: b.root.owns_directory()?,
+            limits: Arc::clone(&limits),
         };
         let replication = Replication::of_root(&b.root)?;
         let inner = Inner {
@@ -122,6 +127,7 @@ impl TenantManager {
             migrations: b.migrations,
             cache,
             open,
+            limits,
             destroy_timeout: b.destroy_timeout,
             accept_migration_changes: b.accept_migration_changes,
             replication,
@@ -174,7 +180,17 @@ impl TenantManager {
         Ok(())
     }
 
-    fn locate(&self, name: &str) -> Result<(TenantName, PathBuf)> {
+    /// The root's limits record, as this process sees it.
+    pub(crate) fn limits(&self) -> &Limits {
+        &self.inner.limits
+    }
+
+    /// The pool cache.
+    pub(crate) fn cache(&self) -> &PoolCache {
+        &self.inner.cache
+    }
+
+    pub(crate) fn locate(&self, name: &str) -> Result<(TenantName, PathBuf)> {
         let tenant = TenantName::new(name)?;
         let path = self.inner.root.path_of(tenant.as_str())?;
         Ok((tenant, path))
@@ -402,6 +418,11 @@ impl TenantManager {
             |()| true,
         )?;
         drop(destroying);
+        // Its limits and suspension go with it: a tenant created again
+        // under the name starts afresh.
+        if let Err(e) = inner.limits.forget(&tenant) {
+            tracing::warn!(tenant = %tenant, error = %e, "destroyed, but its limits are still recorded");
+        }
         tracing::info!(tenant = %tenant, path = %path.display(), "destroyed tenant");
         Ok(())
     }

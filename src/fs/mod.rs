@@ -18,4 +18,4 @@ pub(crate) use dir::Dir;
 #[cfg(feature = "testing")]
 pub use faults::{FaultPlan, Step, StepTaken};
 pub(crate) use file_id::FileId;
-pub(crate) use record::{read_record, record_once, update_record};
+pub(crate) use record::{read_record, record_once, rewrite_record, update_record};

@@ -95,6 +95,33 @@ pub(crate) fn update_record(
             ));
         }
     };
+    rewrite_locked(&lock, path, update)
+}
+
+/// As [`update_record`], but a root that cannot be written is an error:
+/// for records whose change the caller must not lose silently (a tenant's
+/// limits).
+///
+/// # Errors
+///
+/// `update`'s error, or any I/O error.
+pub(crate) fn rewrite_record(
+    path: &Path,
+    update: impl FnOnce(Option<&str>) -> Result<Option<String>>,
+) -> Result<()> {
+    let lock_file = lock_path(path);
+    let lock = FileLock::acquire(root_of(path), &lock_file, true)
+        .map_err(|e| Error::io(None, lock_file, "locking the record", e))?;
+    rewrite_locked(&lock, path, update)
+}
+
+/// Under `lock`: `update` what is at `path`, by rename of a synced scratch
+/// file; unlocked (unlink, then unlock) on return.
+fn rewrite_locked(
+    lock: &FileLock,
+    path: &Path,
+    update: impl FnOnce(Option<&str>) -> Result<Option<String>>,
+) -> Result<()> {
     let current = read_record(path)?;
     if let Some(text) = update(current.as_deref())? {
         let (dir, name) = (lock.dir(), crate::fs::siblings::name_of(path));
@@ -103,7 +130,6 @@ pub(crate) fn update_record(
             .and_then(|()| dir.sync())
             .map_err(|e| Error::io(None, path, "recording the root's description", e))?;
     }
-    drop(lock);
     Ok(())
 }
 

@@ -9,7 +9,8 @@ use rusqlite::Connection;
 
 use super::cache::PoolCache;
 use super::tenant_pool::{Checkout, Refused};
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::limits;
 use crate::name::TenantName;
 
 /// A connection checked out of a tenant's pool; derefs to
@@ -64,6 +65,43 @@ impl TenantConnection {
     pub fn path(&self) -> &Path {
         self.checkout.pool().path()
     }
+
+    /// Says what an error of a statement on this connection means for the
+    /// tenant, in tenanted's words:
+    ///
+    /// - a write over the tenant's size limit (SQLite's `SQLITE_FULL`
+    ///   under `PRAGMA max_page_count`) is [`Error::QuotaExceeded`],
+    ///   naming the tenant, the limit and its size;
+    /// - a full file system (also `SQLITE_FULL`) is [`Error::DiskFull`],
+    ///   naming the file system; the two are told apart by which room is
+    ///   smaller: what the limit leaves, or what the file system has;
+    /// - a write refused on a tenant suspended read-only
+    ///   (`SQLITE_READONLY`) is [`Error::TenantSuspended`] with the reason;
+    /// - anything else is [`Error::Sqlite`] naming the tenant.
+    ///
+    /// Call it on the connection the statement ran on, right after it
+    /// failed (it reads the database's size).
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let manager = tenanted::TenantManager::builder(
+    /// #     tenanted::RootConfig::new(dir.path()),
+    /// #     tenanted::Migrations::new(vec![tenanted::Migration::new("t", "CREATE TABLE t (x);")]),
+    /// # ).build()?;
+    /// manager.create_tenant("acme")?;
+    /// manager.set_tenant_max_size("acme", Some(64 * 1024))?;
+    /// let conn = manager.connection("acme")?;
+    /// let err = conn
+    ///     .execute("INSERT INTO t (x) VALUES (zeroblob(1000000))", [])
+    ///     .map_err(|e| conn.diagnose(e))
+    ///     .unwrap_err();
+    /// assert!(matches!(err, tenanted::Error::QuotaExceeded { limit: 65536, .. }));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn diagnose(&self, e: rusqlite::Error) -> Error {
+        let pool = self.checkout.pool();
+        limits::diagnose(self, pool.name(), pool.path(), pool.policy(), e)
+    }
 }
 
 impl Deref for TenantConnection {
@@ -86,5 +124,14 @@ impl fmt::Debug for TenantConnection {
             .field("tenant", self.tenant())
             .field("path", &self.path())
             .finish()
+    }
+}
+
+/// Retires `name`'s cached pool, if any, because its limits changed: new
+/// checkouts open it afresh under the new ones; connections already out
+/// finish their work and close when they come back.
+pub(crate) fn retire_tenant(cache: &PoolCache, name: &str) {
+    if let Some(pool) = cache.lookup(name) {
+        cache.retire_stale(&pool);
     }
 }

@@ -19,6 +19,7 @@ mod tenant_pool;
 mod watcher;
 
 pub use connection::TenantConnection;
+pub(crate) use connection::retire_tenant;
 pub use opener::ConnectionInit;
 pub use stats::PoolStats;
 

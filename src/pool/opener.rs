@@ -17,17 +17,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use r2d2_sqlite::SqliteConnectionManager;
-use rusqlite::Connection;
+use rusqlite::{Connection, OpenFlags};
 use scheduled_thread_pool::{OnPoolDropBehavior, ScheduledThreadPool};
 
 use super::cache::{Inserted, Opening, PoolCache};
 use super::connection::TenantConnection;
 use super::lease::Lease;
-use super::pinned_manager::{ConnectErrors, PinnedManager};
+use super::pinned_manager::{ConnectErrors, PinnedManager, Target};
 use super::pool_state::{Admission, PoolState};
 use super::resident::{Resident, ResidentLease};
 use super::tenant_pool::{Checkout, Refused, TenantPool};
 use crate::error::{Error, Result};
+use crate::limits::{Limits, Policy};
 use crate::migrate::{self, Migrations};
 use crate::name::TenantName;
 use crate::storage::{self, EXISTING, TenantPath};
@@ -55,6 +56,8 @@ pub(crate) struct OpenConfig {
     /// Whether each tenant has a directory of its own (the layout's; see
     /// `storage::TenantPath`).
     pub(crate) owns_dir: bool,
+    /// Every tenant's size limit and suspension.
+    pub(crate) limits: Arc<Limits>,
 }
 
 /// The connector threads every pool shares (r2d2 would otherwise start 3
@@ -84,6 +87,14 @@ pub(crate) fn open(
 ) -> Result<TenantConnection> {
     let span = tracing::debug_span!("open_tenant", tenant = %tenant);
     let _entered = span.enter();
+    // A blocked tenant gets no pool (the watcher retires a cached one).
+    if let Some(s) = config.limits.policy(tenant.as_str()).blocked() {
+        return Err(Error::TenantSuspended {
+            tenant,
+            mode: s.mode,
+            reason: s.reason.clone(),
+        });
+    }
     for _ in 0..MAX_ATTEMPTS {
         let checkout = match cache.begin_open(&tenant) {
             Opening::Destroying => return Err(Error::TenantBeingDestroyed { tenant, path }),
@@ -118,7 +129,13 @@ fn open_as_lead(
 ) -> Result<Checkout, Refused> {
     let state = Arc::new(PoolState::default());
     let resident = Resident::new(config.max_connections);
-    let manager = connection_manager(config, path, Arc::clone(&state), Arc::clone(&resident));
+    let policy = config.limits.policy(tenant.as_str());
+    let target = Target {
+        root: config.root.clone(),
+        path: path.to_path_buf(),
+        policy: policy.clone(),
+    };
+    let manager = connection_manager(config, target, Arc::clone(&state), Arc::clone(&resident));
     // Opened here, on the caller's thread, not on r2d2's connector: that
     // would cost two cross-thread wake-ups (see `resident.rs`). A missing
     // tenant (or an empty, damaged file) fails at once, creating nothing:
@@ -144,34 +161,41 @@ fn open_as_lead(
         build_pool(config, manager),
         state,
         resident,
+        policy,
         cache.now(),
     ));
     cache_and_adopt(cache, pool, Lease::Resident(first))
 }
 
 /// What opens the tenant's connections: its file, without following
-/// links, set up by [`setup_connection`].
+/// links, set up by [`setup_connection`], read-only if the tenant is
+/// suspended so.
 fn connection_manager(
     config: &OpenConfig,
-    path: &Path,
+    target: Target,
     state: Arc<PoolState>,
     resident: Arc<Resident>,
 ) -> PinnedManager {
     let busy_timeout = config.busy_timeout;
     let user_init = config.init.clone();
-    let sqlite =
-        SqliteConnectionManager::file(crate::fs::files::literal_path(path)).with_flags(EXISTING);
+    let sqlite = SqliteConnectionManager::file(crate::fs::files::literal_path(&target.path))
+        .with_flags(open_flags(&target.policy));
     let setup = Box::new(move |conn: &mut Connection| {
         setup_connection(conn, busy_timeout, user_init.as_ref())
     });
-    PinnedManager::new(
-        sqlite,
-        setup,
-        config.root.clone(),
-        path.to_path_buf(),
-        state,
-        resident,
-    )
+    PinnedManager::new(sqlite, setup, target, state, resident)
+}
+
+/// The flags a tenant's connections open with: a tenant suspended
+/// read-only has its file opened read-only, which no `PRAGMA` undoes.
+fn open_flags(policy: &Policy) -> OpenFlags {
+    if policy.read_only() {
+        EXISTING
+            .difference(OpenFlags::SQLITE_OPEN_READ_WRITE)
+            .union(OpenFlags::SQLITE_OPEN_READ_ONLY)
+    } else {
+        EXISTING
+    }
 }
 
 /// The tenant's r2d2 pool: lazily filled beside the resident connection.

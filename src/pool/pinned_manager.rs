@@ -25,6 +25,7 @@ use rusqlite::Connection;
 use super::pool_state::PoolState;
 use super::resident::{Claim, Resident};
 use crate::error::Error;
+use crate::limits::{self, Policy};
 use crate::name::TenantName;
 use crate::storage::{self, PinError, TrackedConnection, open_pinned};
 
@@ -109,24 +110,33 @@ pub(super) struct PinnedManager {
     path: PathBuf,
     state: Arc<PoolState>,
     resident: Arc<Resident>,
+    /// The tenant's limits, applied to every connection once it is pinned.
+    policy: Policy,
+}
+
+/// Where a pool's connections open and what they are held to.
+pub(super) struct Target {
+    pub(super) root: PathBuf,
+    pub(super) path: PathBuf,
+    pub(super) policy: Policy,
 }
 
 impl PinnedManager {
     pub(super) fn new(
         sqlite: SqliteConnectionManager,
         setup: Setup,
-        root: PathBuf,
-        path: PathBuf,
+        target: Target,
         state: Arc<PoolState>,
         resident: Arc<Resident>,
     ) -> Self {
         PinnedManager {
             sqlite,
             setup,
-            root,
-            path,
+            root: target.root,
+            path: target.path,
             state,
             resident,
+            policy: target.policy,
         }
     }
 
@@ -156,7 +166,11 @@ impl PinnedManager {
         if !current {
             tracing::debug!(path = %self.path.display(), "tenant file changed while connecting");
             self.state.mark_stale();
+            return Ok(pinned.conn);
         }
+        // After the pin, not in `setup`: setting the limit reads the
+        // database, and the first read is the pin's.
+        limits::apply(&pinned.conn, &self.policy).map_err(OpenFailure::Setup)?;
         Ok(pinned.conn)
     }
 }

@@ -25,6 +25,7 @@ use super::pinned_manager::PinnedManager;
 use super::pool_state::{Admission, PoolState};
 use super::resident::Resident;
 use crate::error::{Error, Result};
+use crate::limits::Policy;
 use crate::name::TenantName;
 
 /// How long one wait on an exhausted pool lasts before the pool's state is
@@ -56,6 +57,8 @@ pub(super) struct TenantPool {
     pool: r2d2::Pool<PinnedManager>,
     state: Arc<PoolState>,
     resident: Arc<Resident>,
+    /// The size limit and suspension its connections were opened with.
+    policy: Policy,
     connection_timeout: Duration,
     checked_out: AtomicUsize,
     /// Nanoseconds since the cache's epoch at the last checkout (see
@@ -70,6 +73,7 @@ impl TenantPool {
         pool: r2d2::Pool<PinnedManager>,
         state: Arc<PoolState>,
         resident: Arc<Resident>,
+        policy: Policy,
         now: u64,
     ) -> Self {
         TenantPool {
@@ -79,6 +83,7 @@ impl TenantPool {
             pool,
             state,
             resident,
+            policy,
             checked_out: AtomicUsize::new(0),
             last_used: AtomicU64::new(now),
         }
@@ -94,6 +99,10 @@ impl TenantPool {
 
     pub(super) fn state(&self) -> &PoolState {
         &self.state
+    }
+
+    pub(super) fn policy(&self) -> &Policy {
+        &self.policy
     }
 
     /// Checks a connection out. Counting *before* looking at the state

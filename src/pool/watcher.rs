@@ -22,6 +22,10 @@
 //! pool once per `sweep_interval`, a slice each pass. A pool that cannot
 //! be looked at now (its connections all busy) is looked at next pass.
 //!
+//! It also reads the root's limits record again when it changed, and
+//! retires a pool whose size limit or suspension is no longer the
+//! recorded one, so that every connection is reopened under the new one.
+//!
 //! Holds the cache weakly, and is stopped and joined when the manager drops.
 
 use std::collections::HashSet;
@@ -34,6 +38,7 @@ use std::time::{Duration, Instant};
 use super::cache::PoolCache;
 use super::tenant_pool::TenantPool;
 use crate::fs::FileId;
+use crate::limits::Limits;
 use crate::name::TenantName;
 use crate::storage::{ChangeLog, News};
 
@@ -64,12 +69,16 @@ impl Watcher {
     /// # Errors
     ///
     /// If the thread cannot be spawned.
-    pub(crate) fn start(cache: &Arc<PoolCache>, settings: WatchSettings) -> std::io::Result<Self> {
+    pub(crate) fn start(
+        cache: &Arc<PoolCache>,
+        settings: WatchSettings,
+        limits: Arc<Limits>,
+    ) -> std::io::Result<Self> {
         let cache: Weak<PoolCache> = Arc::downgrade(cache);
         let (stop, stopped) = mpsc::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("tenanted-watcher".into())
-            .spawn(move || run(&cache, &settings, &stopped))?;
+            .spawn(move || run(&cache, &settings, &limits, &stopped))?;
         Ok(Watcher {
             stop: Some(stop),
             thread: Some(thread),
@@ -77,7 +86,12 @@ impl Watcher {
     }
 }
 
-fn run(cache: &Weak<PoolCache>, settings: &WatchSettings, stopped: &mpsc::Receiver<()>) {
+fn run(
+    cache: &Weak<PoolCache>,
+    settings: &WatchSettings,
+    limits: &Limits,
+    stopped: &mpsc::Receiver<()>,
+) {
     let prune_period = settings
         .idle_timeout
         .map(|idle| (idle / 4).clamp(Duration::from_millis(10), Duration::from_secs(5)));
@@ -96,8 +110,24 @@ fn run(cache: &Weak<PoolCache>, settings: &WatchSettings, stopped: &mpsc::Receiv
             next_prune = now + period;
         }
         if now >= next_watch {
+            // Limits are this process's copy: checked every pass, no I/O
+            // beyond the record's stat.
+            limits.refresh();
+            retire_changed_limits(&cache, limits);
             watch.pass(&cache);
             next_watch = now + settings.interval;
+        }
+    }
+}
+
+/// Retires every cached pool whose size limit or suspension is no longer
+/// the recorded one, so that its connections are reopened under it.
+fn retire_changed_limits(cache: &PoolCache, limits: &Limits) {
+    for pool in cache.snapshot() {
+        let Some(pool) = pool.upgrade() else { continue };
+        if limits.policy(pool.name().as_str()) != *pool.policy() {
+            tracing::info!(tenant = %pool.name(), "its size limit or suspension changed; its pool is retired");
+            cache.retire_stale(&pool);
         }
     }
 }

@@ -15,6 +15,7 @@
 
 mod authoring;
 mod backup;
+mod limits;
 mod migrate;
 mod rebuild;
 mod replica_status;
@@ -159,6 +160,19 @@ enum Command {
     /// Which tenants are replicated, each one's last sync and lag, which
     /// are not and why (exit 1 if any is at risk or Litestream is down).
     ReplicationStatus(replica_status::ReplicationStatusArgs),
+    /// Set, show or clear a tenant's size limit.
+    Limit {
+        #[command(subcommand)]
+        command: limits::LimitCommand,
+    },
+    /// Suspend a tenant: --read-only serves it read-only, --blocked
+    /// refuses it; --reason is shown to callers.
+    Suspend(limits::SuspendArgs),
+    /// Lift a tenant's suspension.
+    Resume {
+        /// Tenant name.
+        name: String,
+    },
     /// Print shell completions.
     Completions {
         /// The shell to print them for.
@@ -203,6 +217,9 @@ impl Command {
             Command::Restore(args) => args.json,
             Command::Rebuild(args) => args.json,
             Command::ReplicationStatus(args) => args.json,
+            Command::Limit {
+                command: limits::LimitCommand::Show { json, .. },
+            } => *json,
             _ => false,
         }
     }
@@ -290,6 +307,9 @@ fn run(cli: &Cli) -> Result<u8, Failure> {
             println!("removed {removed} leftover file(s)");
             Ok(0)
         }
+        Command::Limit { command } => limits::limit(cli, command),
+        Command::Suspend(args) => limits::suspend(cli, args),
+        Command::Resume { name } => limits::resume(cli, name),
         Command::Completions { shell } => {
             let out = &mut std::io::stdout();
             clap_complete::generate(*shell, &mut Cli::command(), "tenanted", out);

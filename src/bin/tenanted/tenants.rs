@@ -78,12 +78,22 @@ pub fn list(cli: &Cli, json: bool) -> Result<u8, Failure> {
         .tenants()?
         .collect::<Result<Vec<_>, _>>()?;
     names.sort();
+    let mut suspended = super::limits::suspended(cli)?;
     if json {
+        suspended.retain(|name, _| names.binary_search_by(|t| t.as_str().cmp(name)).is_ok());
         let names: Vec<&str> = names.iter().map(|t| t.as_str()).collect();
-        println!("{}", json!({ "tenants": names }));
+        let mut value = json!({ "tenants": names });
+        // Only when there is one, so the plain shape stays as it was.
+        if !suspended.is_empty() {
+            value["suspended"] = json!(suspended);
+        }
+        println!("{value}");
     } else {
         for name in names {
-            println!("{name}");
+            match suspended.get(name.as_str()) {
+                Some(s) => println!("{name}  (suspended, {}: {})", s.mode, s.reason),
+                None => println!("{name}"),
+            }
         }
     }
     Ok(0)

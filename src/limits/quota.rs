@@ -1,0 +1,117 @@
+//! Size limits enforced by SQLite itself, and what a failed write means.
+//!
+//! `PRAGMA max_page_count` is a setting of one connection (a new
+//! connection reads SQLite's default again), so [`apply`] runs on every
+//! connection a pool opens; a pool whose limit changes is reopened (see
+//! `pool/watcher.rs`). Going over it fails with `SQLITE_FULL`, the code of
+//! a full disk too: [`diagnose`] tells them apart.
+
+use std::path::Path;
+
+use rusqlite::{Connection, ErrorCode};
+
+use super::disk::FileSystem;
+use super::policy::{Policy, SuspendMode};
+use crate::error::Error;
+use crate::name::TenantName;
+
+/// Holds `conn` to `policy`'s size limit: the most pages of the
+/// database's page size that fit in it (at least one). SQLite keeps a
+/// limit below the current size at the current page count: the tenant
+/// cannot grow, and pages freed by deletes are reused.
+///
+/// # Errors
+///
+/// SQLite's, reading the page size or setting the limit.
+pub(crate) fn apply(conn: &Connection, policy: &Policy) -> rusqlite::Result<()> {
+    let Some(max_size) = policy.max_size else {
+        return Ok(());
+    };
+    let page_size = pragma(conn, "page_size")?.max(1);
+    let pages = (max_size / page_size).max(1);
+    conn.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))
+}
+
+/// The database's size in bytes as `conn` sees it (page count times page
+/// size), or 0 if it cannot be read.
+fn size_of(conn: &Connection) -> u64 {
+    let size = pragma(conn, "page_count").and_then(|n| Ok(n * pragma(conn, "page_size")?));
+    size.unwrap_or(0)
+}
+
+fn pragma(conn: &Connection, name: &str) -> rusqlite::Result<u64> {
+    let value: i64 = conn.query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))?;
+    Ok(u64::try_from(value).unwrap_or(0))
+}
+
+/// The error a statement on `tenant`'s connection `conn` failed with, said
+/// in tenanted's words:
+///
+/// - `SQLITE_FULL` with a size limit whose room left is smaller than the
+///   room left on the file system: [`Error::QuotaExceeded`] (SQLite checks
+///   the limit as it allocates pages, before anything is written, so the
+///   smaller room is the one that ran out);
+/// - any other `SQLITE_FULL`: [`Error::DiskFull`], naming the file system;
+/// - `SQLITE_READONLY` on a tenant suspended read-only:
+///   [`Error::TenantSuspended`];
+/// - anything else: [`Error::Sqlite`] naming the tenant.
+pub(crate) fn diagnose(
+    conn: &Connection,
+    tenant: &TenantName,
+    path: &Path,
+    policy: &Policy,
+    e: rusqlite::Error,
+) -> Error {
+    match e.sqlite_error_code() {
+        Some(ErrorCode::DiskFull) => full(conn, tenant, path, policy, e),
+        Some(ErrorCode::ReadOnly) => match &policy.suspension {
+            Some(s) if s.mode == SuspendMode::ReadOnly => Error::TenantSuspended {
+                tenant: tenant.clone(),
+                mode: s.mode,
+                reason: s.reason.clone(),
+            },
+            _ => statement_error(tenant, path, e),
+        },
+        _ => statement_error(tenant, path, e),
+    }
+}
+
+fn full(
+    conn: &Connection,
+    tenant: &TenantName,
+    path: &Path,
+    policy: &Policy,
+    e: rusqlite::Error,
+) -> Error {
+    let size = size_of(conn);
+    let file_system = FileSystem::of(path);
+    if let Some(limit) = policy.max_size {
+        let room = limit.saturating_sub(size);
+        if file_system.as_ref().is_none_or(|fs| room < fs.available) {
+            return Error::QuotaExceeded {
+                tenant: tenant.clone(),
+                path: path.to_path_buf(),
+                limit,
+                size,
+            };
+        }
+    }
+    match file_system {
+        Some(fs) => Error::DiskFull {
+            tenant: Some(tenant.clone()),
+            path: path.to_path_buf(),
+            file_system: fs.mount,
+            available: fs.available,
+        },
+        None => statement_error(tenant, path, e),
+    }
+}
+
+fn statement_error(tenant: &TenantName, path: &Path, e: rusqlite::Error) -> Error {
+    Error::sqlite(
+        Some(tenant),
+        path,
+        "a statement on the tenant's connection",
+        e,
+    )
+}

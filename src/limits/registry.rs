@@ -1,0 +1,233 @@
+//! [`Limits`]: this process's view of `.tenanted/limits`, the one record of
+//! every tenant's size-limit override and suspension in a root.
+//!
+//! Why one record in `.tenanted/` and not something in each database: a
+//! limit and a suspension are the operator's decisions about a tenant, not
+//! the tenant's data. Kept outside the database they can be set on a
+//! tenant at its limit or read-only (which could not write them), a
+//! restore of old data does not undo a later suspension or plan change,
+//! and a suspension cannot be lifted by whoever holds a connection. Every
+//! process notices a change with one `stat` of the record per
+//! `watch_interval` (and one read when it changed), however many tenants
+//! the root holds. The record is rewritten whole (by rename, under its
+//! lock), so its size grows with the tenants that have an override or a
+//! suspension, never with the fleet.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+
+use super::policy::{Policy, TenantLimits};
+use super::record::{self, Entries, Entry, Override};
+use crate::error::{Error, Result};
+use crate::fs;
+use crate::name::TenantName;
+use crate::paths::INTERNAL_DIR;
+
+/// The record's name in `.tenanted/`.
+const RECORD: &str = "limits";
+
+/// What a `stat` of the record says: a rewrite by rename changes the inode
+/// and the change time (an inode number alone may be reused).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+struct View {
+    /// The record's stamp when `entries` was read (`None`: read again at
+    /// the next refresh).
+    stamp: Option<Stamp>,
+    entries: Arc<Entries>,
+}
+
+/// This process's copy of the root's limits record, and the manager's
+/// default size limit.
+pub(crate) struct Limits {
+    path: PathBuf,
+    default_max_size: Option<u64>,
+    view: RwLock<View>,
+}
+
+impl Limits {
+    /// Reads the record of `root` (none yet: no overrides).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BadLimitsRecord`] for a record that cannot be read as one;
+    /// an I/O error reading it.
+    pub(crate) fn load(root: &Path, default_max_size: Option<u64>) -> Result<Self> {
+        let path = root.join(INTERNAL_DIR).join(RECORD);
+        let limits = Limits {
+            path,
+            default_max_size,
+            view: RwLock::new(View {
+                stamp: None,
+                entries: Arc::default(),
+            }),
+        };
+        let stamp = limits.stamp();
+        let entries = limits.read()?;
+        *limits.view.write() = View {
+            stamp,
+            entries: Arc::new(entries),
+        };
+        Ok(limits)
+    }
+
+    /// What `name`'s pools apply now (no I/O: this process's copy).
+    pub(crate) fn policy(&self, name: &str) -> Policy {
+        let view = self.view.read();
+        self.policy_of(view.entries.get(name))
+    }
+
+    fn policy_of(&self, entry: Option<&Entry>) -> Policy {
+        let Some(entry) = entry else {
+            return Policy {
+                max_size: self.default_max_size,
+                suspension: None,
+            };
+        };
+        let max_size = match entry.max_size {
+            Override::Default => self.default_max_size,
+            Override::Unlimited => None,
+            Override::Bytes(bytes) => Some(bytes),
+        };
+        Policy {
+            max_size,
+            suspension: entry.suspension.clone(),
+        }
+    }
+
+    /// `name`'s limits as the public API reports them.
+    pub(crate) fn limits_of(&self, name: &str) -> TenantLimits {
+        let view = self.view.read();
+        let entry = view.entries.get(name);
+        let policy = self.policy_of(entry);
+        TenantLimits {
+            max_size: policy.max_size,
+            overridden: entry.is_some_and(|e| e.max_size != Override::Default),
+            suspension: policy.suspension,
+        }
+    }
+
+    /// The names of every tenant in the record.
+    pub(crate) fn names(&self) -> Vec<TenantName> {
+        self.view.read().entries.keys().cloned().collect()
+    }
+
+    /// Reads the record again if it changed since it was last read (one
+    /// `stat` otherwise). A record that cannot be read keeps the last good
+    /// copy, logged.
+    pub(crate) fn refresh(&self) {
+        let stamp = self.stamp();
+        {
+            let view = self.view.read();
+            if view.stamp.is_some() && view.stamp == stamp {
+                return;
+            }
+        }
+        match self.read() {
+            Ok(entries) => {
+                *self.view.write() = View {
+                    stamp,
+                    entries: Arc::new(entries),
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the limits record; keeping the last one read")
+            }
+        }
+    }
+
+    /// Changes `tenant`'s entry with `change`, in the record (under its
+    /// lock, so that no other process's change is lost) and in this
+    /// process's copy.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BadLimitsRecord`], or an I/O error writing the record (a
+    /// read-only root included).
+    pub(crate) fn change(
+        &self,
+        tenant: &TenantName,
+        change: impl FnOnce(&mut Entry),
+    ) -> Result<()> {
+        let mut installed = None;
+        fs::rewrite_record(&self.path, |text| {
+            let mut entries = self.parse(text.unwrap_or_default())?;
+            let mut entry = entries.remove(tenant.as_str()).unwrap_or_default();
+            change(&mut entry);
+            if !entry.is_empty() {
+                entries.insert(tenant.clone(), entry);
+            }
+            let text = record::format(&entries);
+            installed = Some(entries);
+            Ok(Some(text))
+        })?;
+        if let Some(entries) = installed {
+            // Read again at the next refresh: another process may write
+            // right after this one.
+            *self.view.write() = View {
+                stamp: None,
+                entries: Arc::new(entries),
+            };
+        }
+        Ok(())
+    }
+
+    /// Drops `tenant`'s entry (it was destroyed); nothing is written when
+    /// it has none.
+    ///
+    /// # Errors
+    ///
+    /// As [`change`](Self::change).
+    pub(crate) fn forget(&self, tenant: &TenantName) -> Result<()> {
+        self.refresh();
+        if !self.view.read().entries.contains_key(tenant.as_str()) {
+            return Ok(());
+        }
+        self.change(tenant, |entry| *entry = Entry::default())
+    }
+
+    fn stamp(&self) -> Option<Stamp> {
+        let meta = std::fs::symlink_metadata(&self.path).ok()?;
+        Some(Stamp {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.size(),
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+            ctime: (meta.ctime(), meta.ctime_nsec()),
+        })
+    }
+
+    fn read(&self) -> Result<Entries> {
+        match fs::read_record(&self.path)? {
+            Some(text) => self.parse(&text),
+            None => Ok(Entries::new()),
+        }
+    }
+
+    fn parse(&self, text: &str) -> Result<Entries> {
+        record::parse(text).map_err(|(line, reason)| Error::BadLimitsRecord {
+            path: self.path.clone(),
+            line,
+            reason,
+        })
+    }
+}
+
+impl std::fmt::Debug for Limits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Limits")
+            .field("path", &self.path)
+            .field("default_max_size", &self.default_max_size)
+            .finish_non_exhaustive()
+    }
+}
