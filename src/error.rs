@@ -452,6 +452,39 @@ pub enum Error {
         reason: String,
     },
 
+    /// The closure given to `interact` panicked; its connection went back
+    /// to the pool with any open transaction rolled back.
+    #[error(
+        "the closure run for tenant {tenant} by interact panicked: {message}; any transaction it had open was rolled back"
+    )]
+    ClosurePanicked {
+        /// The tenant.
+        tenant: TenantName,
+        /// The panic's message.
+        message: String,
+    },
+
+    /// The closure given to `interact` returned with a transaction still
+    /// open; it was rolled back (a pooled connection never goes back
+    /// inside one), and what the closure returned was dropped.
+    #[error(
+        "the closure run for tenant {tenant} by interact returned with a transaction open; it was rolled back: commit or roll back inside the closure"
+    )]
+    TransactionLeftOpen {
+        /// The tenant.
+        tenant: TenantName,
+    },
+
+    /// `interact` could not run its closure: no Tokio runtime, or one
+    /// shutting down. Nothing was checked out.
+    #[error("interact for tenant {tenant} did not run: {reason}")]
+    InteractAborted {
+        /// The tenant.
+        tenant: TenantName,
+        /// Why.
+        reason: &'static str,
+    },
+
     /// The tenant's connection pool could not hand out a connection in time.
     #[error("no connection for tenant {tenant} ({}) within the connection timeout: {cause}; raise max_connections or connection_timeout, or release connections sooner", path.display())]
     Pool {
@@ -624,6 +657,9 @@ impl Error {
             | Error::Seed { tenant, .. }
             | Error::QuotaExceeded { tenant, .. }
             | Error::TenantSuspended { tenant, .. }
+            | Error::ClosurePanicked { tenant, .. }
+            | Error::TransactionLeftOpen { tenant }
+            | Error::InteractAborted { tenant, .. }
             | Error::Pool { tenant, .. } => Some(tenant),
             Error::PendingMigration(e) => Some(&e.tenant),
             Error::TenantSwitchProhibited { requested, .. } => Some(requested),

@@ -43,6 +43,8 @@ mod context;
 mod error;
 mod fleet;
 mod fs;
+#[cfg(feature = "tokio")]
+mod interact;
 mod limits;
 mod manager;
 mod migrate;

@@ -1,118 +1,23 @@
-//! The example sync service, driven over real HTTP on a loopback port.
+//! The example sync service, driven over real HTTP on a loopback port
+//! (the requests and answers of `tests/common/service.rs`, which the async
+//! service must give too).
 
 #[path = "../examples/sync_service/app.rs"]
 #[allow(dead_code)]
 mod app;
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
-
-use serde_json::Value;
-use tenanted::{Migrations, RootConfig, TenantManager};
-
-fn request(addr: SocketAddr, method: &str, path: &str, host: &str, body: &str) -> (u16, Value) {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let json = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b)
-        .unwrap_or("");
-    (status, serde_json::from_str(json).unwrap_or(Value::Null))
-}
+use common::service;
+use tenanted::{RootConfig, TenantManager};
 
 #[test]
 fn the_service_routes_by_subdomain_and_path_and_maps_errors() {
     let dir = tempfile::tempdir().unwrap();
-    let schema = common::schema();
-    let old: Vec<_> = schema.iter().take(2).cloned().collect();
-    TenantManager::builder(RootConfig::new(dir.path()), Migrations::new(old))
-        .build()
-        .unwrap()
-        .create_tenant("stale")
-        .unwrap();
-    let manager = TenantManager::builder(RootConfig::new(dir.path()), schema)
-        .build()
-        .unwrap();
-    manager.create_tenant("acme").unwrap();
-    manager.create_tenant("globex").unwrap();
-
+    let manager = service::prepare(dir.path());
     let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
     let addr = server.server_addr().to_ip().unwrap();
     let running = app::serve(server, manager, "localhost", 2);
-
-    let (s, v) = request(
-        addr,
-        "POST",
-        "/items",
-        "acme.localhost:1234",
-        r#"{"title":"buy milk"}"#,
-    );
-    assert_eq!((s, v["tenant"].as_str()), (201, Some("acme")), "{v}");
-    let (s, _) = request(
-        addr,
-        "POST",
-        "/t/acme/items",
-        "localhost",
-        r#"{"title":"walk dog"}"#,
-    );
-    assert_eq!(s, 201);
-    let (s, v) = request(addr, "GET", "/t/acme/items", "localhost", "");
-    assert_eq!(s, 200);
-    let titles: Vec<&str> = v["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["title"].as_str().unwrap())
-        .collect();
-    assert_eq!(titles, ["buy milk", "walk dog"]);
-    // Tenants are isolated.
-    let (s, v) = request(addr, "GET", "/items", "globex.localhost", "");
-    assert_eq!((s, v["items"].as_array().map(Vec::len)), (200, Some(0)));
-
-    let (s, v) = request(addr, "GET", "/items", "nobody.localhost", "");
-    assert_eq!(s, 404);
-    assert!(v["error"].as_str().unwrap().contains("nobody"), "{v}");
-    let (s, v) = request(addr, "GET", "/t/a%2e%2e/items", "localhost", "");
-    assert_eq!(s, 400, "{v}");
-    let (s, v) = request(addr, "GET", "/items", "stale.localhost", "");
-    assert_eq!(s, 503);
-    assert!(
-        v["error"]
-            .as_str()
-            .unwrap()
-            .contains("tenanted migrate --tenant stale"),
-        "{v}"
-    );
-    let (s, _) = request(addr, "GET", "/items", "localhost", "");
-    assert_eq!(s, 400, "a request naming no tenant is a bad request");
-    let (s, _) = request(addr, "POST", "/t/acme/items", "localhost", "not json");
-    assert_eq!(s, 400);
-    for empty in [r#"{"title":""}"#, r#"{"title":"   "}"#] {
-        let (s, v) = request(addr, "POST", "/t/acme/items", "localhost", empty);
-        assert_eq!(s, 400, "{v}");
-        assert!(v["error"].as_str().unwrap().contains("empty"), "{v}");
-    }
-    // The path form ignores case as the host form does.
-    let (s, v) = request(addr, "GET", "/t/ACME/items", "localhost", "");
-    assert_eq!(
-        (s, v["items"].as_array().map(Vec::len)),
-        (200, Some(2)),
-        "{v}"
-    );
-    let (s, v) = request(addr, "DELETE", "/items", "acme.localhost", "");
-    assert_eq!(s, 405, "{v}");
-    assert!(v["error"].as_str().unwrap().contains("GET, POST"), "{v}");
-    let (s, _) = request(addr, "GET", "/health", "localhost", "");
-    assert_eq!(s, 200);
+    service::exercise(addr);
     running.stop();
 }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use serde_json::{Value, json};
-use tenanted::{Error, TenantManager};
+use tenanted::{Error, TenantConnection, TenantManager};
 use tiny_http::{Header, Request, Response, Server};
 
 /// A running service: its worker threads share one listening socket.
@@ -129,7 +129,7 @@ pub fn route_logged(
 /// logged in full (file paths and SQLite's message go to the log, never to
 /// the client); a tenant that is not there, or going away, is the
 /// client's answer, not the operator's problem, and is not logged.
-fn error_response(e: &Error) -> (u16, Value, Option<String>) {
+pub fn error_response(e: &Error) -> (u16, Value, Option<String>) {
     let tenant = e.tenant().map_or("", |t| t.as_str());
     let (status, message) = match e {
         Error::BadTenantName { .. } => (400, e.to_string()),
@@ -147,6 +147,10 @@ fn error_response(e: &Error) -> (u16, Value, Option<String>) {
             ),
         ),
         Error::TenantBeingDestroyed { .. } => (503, format!("tenant {tenant} is being destroyed")),
+        Error::TenantSuspended { mode, reason, .. } => (
+            403,
+            format!("tenant {tenant} is suspended ({mode}): {reason}"),
+        ),
         _ => {
             let message = "internal error; the server log has the details";
             return (
@@ -167,7 +171,17 @@ fn endpoint(
     path: &str,
     body: &str,
 ) -> Result<(u16, Value), Error> {
-    let conn = manager.current_connection()?;
+    endpoint_on(&manager.current_connection()?, method, path, body)
+}
+
+/// The endpoints on the tenant's connection (the async service runs them
+/// through `TenantManager::interact`).
+pub fn endpoint_on(
+    conn: &TenantConnection,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> Result<(u16, Value), Error> {
     let tenant = conn.tenant().to_string();
     let reply = match (method, path) {
         ("GET", "/items") => {

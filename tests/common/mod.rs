@@ -4,6 +4,7 @@
 pub mod child;
 pub mod litestream;
 pub mod object_store;
+pub mod service;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

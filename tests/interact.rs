@@ -1,0 +1,223 @@
+//! `TenantManager::interact` (the `tokio` feature): a closure on a pooled
+//! connection run on Tokio's blocking threads, over the same pools as
+//! `connection`; cancellation never leaks a connection or leaves a
+//! transaction open; panics come back as errors; the runtime's own
+//! threads never wait on SQLite.
+
+mod common;
+
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use tenanted::{Error, SuspendMode, TenantManager};
+use tokio::runtime::Runtime;
+
+fn manager(root: &std::path::Path) -> TenantManager {
+    let m = common::builder(root).max_connections(1).build().unwrap();
+    m.create_tenant("acme").unwrap();
+    m
+}
+
+fn runtime(blocking_threads: usize) -> Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .max_blocking_threads(blocking_threads)
+        .enable_time()
+        .build()
+        .unwrap()
+}
+
+fn notes(m: &TenantManager) -> i64 {
+    m.connection("acme")
+        .unwrap()
+        .query_row("SELECT count(*) FROM notes", [], |r| r.get(0))
+        .unwrap()
+}
+
+/// Waits (on this thread) until the pools have no connection out.
+fn until_returned(m: &TenantManager) {
+    let started = Instant::now();
+    while m.stats().checked_out != 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "a connection never came back"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[test]
+fn interact_runs_on_the_same_pools_and_passes_connection_errors_through() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = manager(dir.path());
+    let rt = runtime(4);
+    let written = rt.block_on(m.interact("acme", |conn| {
+        conn.execute("INSERT INTO notes (body) VALUES ('async')", [])
+    }));
+    assert_eq!(written.unwrap().unwrap(), 1);
+    assert_eq!(notes(&m), 1);
+    let stats = m.stats();
+    assert_eq!(
+        (stats.open_pools, stats.misses, stats.checked_out),
+        (1, 1, 0)
+    );
+    let missing = rt.block_on(m.interact("nobody", |_| ()));
+    assert!(matches!(missing, Err(Error::TenantDoesNotExist { .. })));
+    let bad = rt.block_on(m.interact("../etc", |_| ()));
+    assert!(matches!(bad, Err(Error::BadTenantName { .. })));
+    m.suspend_tenant("acme", SuspendMode::Blocked, "audit")
+        .unwrap();
+    let refused = rt.block_on(m.interact("acme", |_| ()));
+    assert!(matches!(refused, Err(Error::TenantSuspended { .. })));
+}
+
+#[test]
+fn a_panic_is_an_error_and_its_transaction_is_rolled_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = manager(dir.path());
+    let rt = runtime(4);
+    let panicked = rt.block_on(m.interact("acme", |conn| {
+        conn.execute_batch("BEGIN; INSERT INTO notes (body) VALUES ('lost');")
+            .unwrap();
+        panic!("boom in the closure");
+    }));
+    match panicked {
+        Err(Error::ClosurePanicked { tenant, message }) => {
+            assert_eq!(
+                (tenant.as_str(), message.as_str()),
+                ("acme", "boom in the closure")
+            );
+        }
+        other => panic!("expected ClosurePanicked, got {other:?}"),
+    }
+    assert_eq!(m.stats().checked_out, 0);
+    // The one pooled connection is back, clean: no transaction, no row.
+    assert_eq!(notes(&m), 0);
+    let left_open = rt.block_on(m.interact("acme", |conn| {
+        conn.execute_batch("BEGIN; INSERT INTO notes (body) VALUES ('lost');")
+    }));
+    assert!(matches!(left_open, Err(Error::TransactionLeftOpen { .. })));
+    assert_eq!(notes(&m), 0);
+    assert!(m.connection("acme").unwrap().is_autocommit());
+}
+
+#[test]
+fn a_future_dropped_before_its_closure_starts_never_checks_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = manager(dir.path());
+    // One blocking thread, held by a first closure until released.
+    let rt = runtime(1);
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let (started, has_started) = std::sync::mpsc::channel::<()>();
+    let first = {
+        let m = m.clone();
+        rt.spawn(async move {
+            m.interact("acme", move |_| {
+                started.send(()).unwrap();
+                released.recv().unwrap();
+            })
+            .await
+        })
+    };
+    rt.block_on(async {
+        while has_started.try_recv().is_err() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    });
+    let ran = Arc::new(AtomicBool::new(false));
+    {
+        let ran = Arc::clone(&ran);
+        let mut second = pin!(m.interact("acme", move |_| ran.store(true, Ordering::SeqCst)));
+        // Polled once (inside the runtime), so its closure is queued
+        // behind the first; then dropped, as a timeout or a client going
+        // away would.
+        let _inside = rt.enter();
+        let waker = Waker::noop();
+        assert!(
+            second
+                .as_mut()
+                .poll(&mut Context::from_waker(waker))
+                .is_pending()
+        );
+    }
+    release.send(()).unwrap();
+    rt.block_on(first).unwrap().unwrap();
+    rt.block_on(async { tokio::time::sleep(Duration::from_millis(50)).await });
+    assert!(!ran.load(Ordering::SeqCst), "the dropped closure ran");
+    until_returned(&m);
+}
+
+#[test]
+fn a_future_dropped_while_its_closure_runs_returns_the_connection_clean() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = manager(dir.path());
+    let rt = runtime(2);
+    let finished = Arc::new(AtomicBool::new(false));
+    let done = Arc::clone(&finished);
+    let slow = m.interact("acme", move |conn| {
+        conn.execute_batch("BEGIN; INSERT INTO notes (body) VALUES ('kept');")?;
+        std::thread::sleep(Duration::from_millis(200));
+        conn.execute_batch("COMMIT")?;
+        done.store(true, Ordering::SeqCst);
+        Ok::<_, rusqlite::Error>(())
+    });
+    let timed_out =
+        rt.block_on(async { tokio::time::timeout(Duration::from_millis(20), slow).await });
+    assert!(timed_out.is_err(), "the timeout fired first");
+    // The closure runs to its end; its connection (the pool's only one)
+    // comes back with no transaction open, and its commit stands.
+    until_returned(&m);
+    assert!(finished.load(Ordering::SeqCst));
+    let clean = rt.block_on(m.interact("acme", |conn| conn.is_autocommit()));
+    assert!(clean.unwrap());
+    assert_eq!(notes(&m), 1);
+}
+
+#[test]
+fn the_runtime_thread_keeps_running_while_a_closure_waits_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = manager(dir.path());
+    let rt = runtime(2);
+    let ticks = Arc::new(AtomicUsize::new(0));
+    let seen = rt.block_on(async {
+        let counter = Arc::clone(&ticks);
+        let ticker = tokio::spawn(async move {
+            loop {
+                counter.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        });
+        let during = Arc::clone(&ticks);
+        let seen = m
+            .interact("acme", move |_conn| {
+                let before = during.load(Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(200));
+                during.load(Ordering::SeqCst) - before
+            })
+            .await
+            .unwrap();
+        ticker.abort();
+        seen
+    });
+    // One runtime thread, and it ticked while the closure slept.
+    assert!(seen > 0, "the runtime was blocked");
+}
+
+#[test]
+fn outside_a_runtime_interact_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = manager(dir.path());
+    let mut future = pin!(m.interact("acme", |_| ()));
+    match future
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    {
+        Poll::Ready(Err(Error::InteractAborted { reason, .. })) => {
+            assert!(reason.contains("no Tokio runtime"), "{reason}");
+        }
+        other => panic!("expected InteractAborted, got {other:?}"),
+    }
+}
