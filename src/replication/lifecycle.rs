@@ -139,11 +139,9 @@ impl Replication {
         let inode = fs::metadata(db).map(|m| m.ino()).unwrap_or(0);
         let dir = intents_dir(&self.root);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let path = dir.join(format!("{tenant}.{inode}.{}-{n}", std::process::id()));
-        let made = fs::create_dir_all(&dir)
-            .and_then(|()| File::create_new(&path))
-            .and_then(|file| file.sync_all().and_then(|()| file.lock()).map(|()| file));
-        let held = made.map_err(|e| {
+        let pid = std::process::id();
+        let path = dir.join(format!("{tenant}.{inode}.{pid}-{n}"));
+        let held = publish_locked(&dir, &format!(".tmp-{pid}-{n}"), &path).map_err(|e| {
             Error::io(
                 Some(tenant),
                 &path,
@@ -240,6 +238,29 @@ impl EraseIntent<'_> {
     }
 }
 
+/// Makes the intent `path`, locked before any pass can see it: it is made
+/// under `temporary` (a name `list_intents` ignores), locked, made durable,
+/// then renamed to `path` (the lock follows the file), and the directory
+/// made durable. Made under its own name, a pass could lock it between
+/// the create and our lock, find the tenant still there, and drop it.
+fn publish_locked(dir: &Path, temporary: &str, path: &Path) -> io::Result<File> {
+    fs::create_dir_all(dir)?;
+    let temporary = dir.join(temporary);
+    let file = File::create_new(&temporary)?;
+    let published = file
+        .lock()
+        .and_then(|()| file.sync_all())
+        .and_then(|()| fs::rename(&temporary, path))
+        .and_then(|()| File::open(dir)?.sync_all());
+    match published {
+        Ok(()) => Ok(file),
+        Err(e) => {
+            let _ = fs::remove_file(&temporary);
+            Err(e)
+        }
+    }
+}
+
 /// The inode an intent's file name records.
 fn list_inode(intent: &Path) -> Option<u64> {
     let name = intent.file_name()?.to_string_lossy().into_owned();
@@ -261,6 +282,10 @@ fn list_intents(root: &RootConfig) -> Result<Vec<(PathBuf, TenantName, u64)>> {
     let mut intents = Vec::new();
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
+        // An intent being published (see `publish_locked`).
+        if name.starts_with('.') {
+            continue;
+        }
         let mut parts = name.rsplitn(3, '.');
         let (_, inode, tenant) = (parts.next(), parts.next(), parts.next());
         let parsed = inode
@@ -278,4 +303,55 @@ fn nonce() -> u64 {
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default();
     now.as_nanos() as u64 ^ (u64::from(std::process::id()) << 32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A root replicating to a `file://` replica, with `acme`'s database
+    /// (plain bytes: the intents never open it) and a replica of it.
+    fn setup(dir: &Path) -> (Replication, TenantName, PathBuf, PathBuf) {
+        let root = RootConfig::new(dir.join("root"));
+        let replica = dir.join("replica");
+        fs::create_dir_all(root.root_dir()).unwrap();
+        ReplicationSettings::new(format!("file://{}", replica.display()))
+            .record(&root)
+            .unwrap();
+        let replication = Replication::of_root(&root).unwrap().unwrap();
+        let acme = TenantName::new("acme").unwrap();
+        let db = root.database_path("acme").unwrap();
+        fs::create_dir_all(db.parent().unwrap()).unwrap();
+        fs::write(&db, b"old").unwrap();
+        let kept = replica.join(replication.relative(&acme).unwrap());
+        fs::create_dir_all(&kept).unwrap();
+        fs::write(kept.join("0000000001.ltx"), b"old rows").unwrap();
+        (replication, acme, db, kept)
+    }
+
+    #[test]
+    fn an_intent_is_never_visible_unlocked() {
+        let dir = tempfile::tempdir().unwrap();
+        let (replication, acme, db, _) = setup(dir.path());
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            // The supervisor's pass, as often as it can: it drops any
+            // intent it can lock whose tenant is still the one named.
+            s.spawn(|| {
+                while !stop.load(Ordering::Relaxed) {
+                    let _ = replication.finish_erases(false);
+                }
+            });
+            for round in 0..300 {
+                let intent = replication.intend_erase(&acme, &db).unwrap();
+                let there = intent.path.exists();
+                intent.abandon();
+                if !there {
+                    stop.store(true, Ordering::Relaxed);
+                    panic!("round {round}: a held intent was dropped by another pass");
+                }
+            }
+            stop.store(true, Ordering::Relaxed);
+        });
+    }
 }
