@@ -284,6 +284,14 @@ pub(crate) fn on_read_only_mount(path: &Path) -> bool {
             .is_ok_and(|fs| fs.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY))
 }
 
+/// Bytes an unprivileged writer can still use on the file system holding
+/// `path` (`statvfs`).
+pub(crate) fn available_bytes(path: &Path) -> io::Result<u64> {
+    faults::check(Step::Stat, path)?;
+    let fs = rustix::fs::statvfs(path)?;
+    Ok(fs.f_bavail.saturating_mul(fs.f_frsize))
+}
+
 /// The entries of directory `path` (a migrations directory), following links.
 pub(crate) fn read_dir_path(path: &Path) -> io::Result<fs::ReadDir> {
     faults::check(Step::Stat, path)?;

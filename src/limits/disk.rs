@@ -5,6 +5,8 @@
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+use crate::fs::sys;
+
 /// A file system, as a full-disk error names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct FileSystem {
@@ -19,11 +21,14 @@ impl FileSystem {
     /// The file system holding `path` (a file or directory), or `None` if
     /// it cannot be looked at.
     pub(crate) fn of(path: &Path) -> Option<FileSystem> {
-        let dir = if path.is_dir() { path } else { path.parent()? };
-        let stat = rustix::fs::statvfs(dir).ok()?;
+        let dir = if sys::is_dir(path) {
+            path
+        } else {
+            path.parent()?
+        };
         Some(FileSystem {
+            available: sys::available_bytes(dir).ok()?,
             mount: mount_point(dir),
-            available: stat.f_bavail.saturating_mul(stat.f_frsize),
         })
     }
 }
@@ -34,12 +39,12 @@ fn mount_point(dir: &Path) -> PathBuf {
     let Ok(dir) = std::path::absolute(dir) else {
         return dir.to_path_buf();
     };
-    let Ok(dev) = std::fs::metadata(&dir).map(|m| m.dev()) else {
+    let Ok(dev) = sys::metadata(&dir).map(|m| m.dev()) else {
         return dir;
     };
     let mut mount = dir.as_path();
     while let Some(parent) = mount.parent() {
-        match std::fs::metadata(parent) {
+        match sys::metadata(parent) {
             Ok(meta) if meta.dev() == dev => mount = parent,
             _ => break,
         }

@@ -197,7 +197,7 @@ impl Limits {
     }
 
     fn stamp(&self) -> Option<Stamp> {
-        let meta = std::fs::symlink_metadata(&self.path).ok()?;
+        let meta = fs::sys::symlink_metadata(&self.path).ok()?;
         Some(Stamp {
             dev: meta.dev(),
             ino: meta.ino(),
