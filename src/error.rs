@@ -521,9 +521,12 @@ pub enum Error {
     /// A tenant's replica could not be erased (or moved aside) in the
     /// replica store.
     #[error(
-        "{operation} failed at {url}: {cause}; the erase stays queued in the root, and `tenanted erase-replicas` (or TenantManager::erase_destroyed_replicas) tries again"
+        "{}{operation} failed at {url}: {cause}; the erase stays queued in the root, and `tenanted erase-replicas` (or TenantManager::erase_destroyed_replicas) tries again",
+        tenant_label(tenant)
     )]
     Replica {
+        /// The tenant whose replica it was, when one was being erased.
+        tenant: Option<TenantName>,
         /// The replica's URL.
         url: String,
         /// What was being done.

@@ -388,7 +388,11 @@ impl TenantManager {
     ///
     /// [`Error::TenantDoesNotExist`]; [`Error::TenantBusy`] if connections
     /// are still out when the wait ends (the tenant is then left intact and
-    /// usable).
+    /// usable); [`Error::Io`] recording the erase of its replica, before
+    /// anything is done (with replication). A replica that cannot be
+    /// erased once the tenant is gone is not an error of the destroy: it
+    /// is logged, and the erase stays queued
+    /// ([`erase_destroyed_replicas`](Self::erase_destroyed_replicas)).
     ///
     /// ```
     /// # let dir = tempfile::tempdir()?;
@@ -1162,7 +1166,12 @@ impl TenantManager {
         let intent = replication.intend_erase(tenant, path)?;
         match op(&replication.release(tenant)) {
             Ok(done) if gone(&done) => {
-                intent.finish()?;
+                // The operation happened: its caller must hear so. The
+                // intent stays queued for `tenanted replicate` and
+                // `erase_destroyed_replicas`, which try again.
+                if let Err(e) = intent.finish() {
+                    tracing::warn!(%tenant, error = %e, "the tenant's old database is gone, but its replica was not erased yet; the erase stays queued");
+                }
                 Ok(done)
             }
             Ok(done) => {

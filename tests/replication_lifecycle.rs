@@ -491,3 +491,33 @@ fn a_destroyed_tenants_replica_is_erased_from_s3() {
         "a restore of destroyed acme from S3 succeeded"
     );
 }
+
+/// A destroy that happened returns Ok even when the replica cannot be
+/// erased afterwards (the caller must not retry it, or think the tenant is
+/// still there); the erase stays queued and a later pass finishes it.
+/// Needs no Litestream: none running is "nothing to let go of".
+#[test]
+fn a_destroy_whose_replica_cannot_be_erased_still_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let (root, replica) = (dir.path().join("root"), dir.path().join("replica"));
+    std::fs::create_dir_all(&root).unwrap();
+    let url = format!("file://{}", replica.display());
+    ReplicationSettings::new(url)
+        .record(&RootConfig::new(&root))
+        .unwrap();
+    let manager = TenantManager::builder(RootConfig::new(&root), schema())
+        .build()
+        .unwrap();
+    manager.create_tenant("acme").unwrap();
+    // The replica store is a file: nothing can be erased in it.
+    std::fs::write(&replica, b"not a directory").unwrap();
+    manager.destroy_tenant("acme").unwrap();
+    assert!(!manager.tenant_exists("acme").unwrap());
+    let e = manager.erase_destroyed_replicas().unwrap_err();
+    assert!(e.to_string().contains("tenant acme"), "{e}");
+    // Once the store is right, the queued erase is finished.
+    std::fs::remove_file(&replica).unwrap();
+    std::fs::create_dir_all(&replica).unwrap();
+    assert_eq!(manager.erase_destroyed_replicas().unwrap(), 1);
+    assert_eq!(manager.erase_destroyed_replicas().unwrap(), 0);
+}

@@ -162,10 +162,35 @@ impl Replication {
     fn erase(&self, tenant: &TenantName) -> Result<()> {
         let store = ReplicaStore::of(self.settings.replica_url())?;
         let relative = self.relative(tenant)?;
-        match self.settings.retention_period() {
+        let erased = match self.settings.retention_period() {
             Duration::ZERO => store.erase(&relative),
             keep => store.bury(&relative, keep, nonce()),
-        }
+        };
+        erased.map_err(|e| match e {
+            Error::Replica {
+                tenant: None,
+                url,
+                operation,
+                cause,
+            } => Error::Replica {
+                tenant: Some(tenant.clone()),
+                url,
+                operation,
+                cause,
+            },
+            Error::ReplicaRead {
+                tenant: None,
+                url,
+                operation,
+                reason,
+            } => Error::ReplicaRead {
+                tenant: Some(tenant.clone()),
+                url,
+                operation,
+                reason,
+            },
+            other => other,
+        })
     }
 
     /// Finishes the erase intents whose process is gone and whose tenant
@@ -175,9 +200,12 @@ impl Replication {
     ///
     /// # Errors
     ///
-    /// The first error met; the rest is tried again next time.
+    /// The first error met, once every intent and the graveyard were
+    /// tried (the others are logged): one replica that cannot be erased
+    /// does not hold back the rest. What failed is tried again next time.
     pub(crate) fn finish_erases(&self, all: bool) -> Result<usize> {
         let mut done = 0;
+        let mut failed = Failures::default();
         for (intent, tenant, named) in list_intents(&self.root)? {
             let Ok(file) = File::open(&intent) else {
                 continue;
@@ -192,14 +220,21 @@ impl Replication {
                 continue;
             }
             if incarnation(&db).as_ref() != Some(&named) {
-                self.erase(&tenant)?;
+                if let Err(e) = self.erase(&tenant) {
+                    failed.add(e);
+                    continue;
+                }
                 done += 1;
             }
             let _ = fs::remove_file(&intent);
         }
-        let store = ReplicaStore::of(self.settings.replica_url())?;
-        done += store.erase_due(SystemTime::now(), all)?;
-        Ok(done)
+        let due = ReplicaStore::of(self.settings.replica_url())
+            .and_then(|store| store.erase_due(SystemTime::now(), all));
+        match due {
+            Ok(erased) => done += erased,
+            Err(e) => failed.add(e),
+        }
+        failed.into_result(done)
     }
 
     /// Whether an erase intent of `tenant` is pending.
@@ -232,6 +267,26 @@ impl EraseIntent<'_> {
         if named.is_some() && named == live {
             let _ = fs::remove_file(&self.path);
         }
+    }
+}
+
+/// The errors of one pass over the intents: the first is returned, the
+/// others logged.
+#[derive(Default)]
+struct Failures(Option<Error>);
+
+impl Failures {
+    fn add(&mut self, e: Error) {
+        match &self.0 {
+            None => self.0 = Some(e),
+            Some(_) => {
+                tracing::warn!(error = %e, "a destroyed tenant's replica was not erased; it is tried again next time")
+            }
+        }
+    }
+
+    fn into_result(self, done: usize) -> Result<usize> {
+        self.0.map_or(Ok(done), Err)
     }
 }
 
@@ -403,5 +458,39 @@ mod tests {
             }
         }
         eprintln!("SKIPPED in part: this file system never reused the inode");
+    }
+
+    #[test]
+    fn one_replica_that_cannot_be_erased_holds_back_no_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let (replication, acme, db, kept) = setup(dir.path());
+        let beta = TenantName::new("beta").unwrap();
+        let beta_db = replication.root.database_path("beta").unwrap();
+        fs::create_dir_all(beta_db.parent().unwrap()).unwrap();
+        fs::write(&beta_db, b"beta").unwrap();
+        let beta_kept = dir
+            .path()
+            .join("replica")
+            .join(replication.relative(&beta).unwrap());
+        fs::create_dir_all(&beta_kept).unwrap();
+        // acme's replica cannot be erased: a file stands where its
+        // directory's parent should be.
+        fs::remove_dir_all(kept.parent().unwrap()).unwrap();
+        fs::write(kept.parent().unwrap(), b"in the way").unwrap();
+        // Both destroys die once their database is gone.
+        for (tenant, db) in [(&acme, &db), (&beta, &beta_db)] {
+            let intent = replication.intend_erase(tenant, db).unwrap();
+            fs::remove_file(db).unwrap();
+            drop(intent);
+        }
+        let e = replication.finish_erases(true).unwrap_err();
+        assert!(e.to_string().contains("tenant acme"), "{e}");
+        assert!(!beta_kept.exists(), "beta's erase was held back by acme's");
+        // acme's intent stays queued; once the store is right it is erased.
+        assert!(replication.erase_pending(&acme));
+        assert!(!replication.erase_pending(&beta));
+        fs::remove_file(kept.parent().unwrap()).unwrap();
+        assert_eq!(replication.finish_erases(true).unwrap(), 1);
+        assert!(!replication.erase_pending(&acme));
     }
 }

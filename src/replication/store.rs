@@ -41,6 +41,7 @@ impl ReplicaStore {
         match url.strip_prefix("file://") {
             Some(path) if path.starts_with('/') => Ok(ReplicaStore::Dir(PathBuf::from(path))),
             _ => Err(Error::Replica {
+            tenant: None,
                 url: url.to_owned(),
                 operation: "erasing a destroyed tenant's replica",
                 cause: "tenanted erases replicas in local directories (file:///DIR) and, built with the `s3` feature, in S3 (s3://BUCKET/PATH); erase it in the store by hand".to_owned(),
@@ -67,6 +68,7 @@ impl ReplicaStore {
             Ok(base) => base,
             Err(url) => {
                 return Err(Error::Replica {
+            tenant: None,
                     url: url.to_owned(),
                     operation: "moving a destroyed tenant's replica aside",
                     cause: "a retention is kept in local-directory replicas only; with S3 record a retention of 0 (erased when the destroy returns) and keep older copies with the bucket's own versioning or lifecycle rules".to_owned(),
@@ -145,6 +147,7 @@ impl ReplicaStore {
 
     fn error(&self, operation: &'static str, path: &Path, cause: io::Error) -> Error {
         Error::Replica {
+            tenant: None,
             url: format!("file://{}", path.display()),
             operation,
             cause: cause.to_string(),

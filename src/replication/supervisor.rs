@@ -189,6 +189,7 @@ impl Replicator {
     /// path too long, or when Litestream cannot be started.
     pub fn start(root: &RootConfig, options: ReplicateOptions) -> Result<Replicator> {
         let replication = Replication::of_root(root)?.ok_or_else(|| Error::Replica {
+            tenant: None,
             url: String::new(),
             operation: "starting replication",
             cause: format!("the root {} has no replication settings; record them first (`tenanted replicate --replica-url URL`)", root.root_dir().display()),
@@ -207,6 +208,7 @@ impl Replicator {
             .map_err(|e| Error::io(None, &lock_path, "locking the root for replication", e))?;
         if lock.try_lock().is_err() {
             return Err(Error::Replica {
+                tenant: None,
                 url: replication.settings().replica_url().to_owned(),
                 operation: "starting replication",
                 cause: format!(
