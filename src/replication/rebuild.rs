@@ -10,7 +10,8 @@
 //! restore. A tenant already in the root is left alone, so a rebuild that
 //! was interrupted finishes when run again.
 
-use std::fs::{self, File};
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -24,7 +25,7 @@ use crate::error::{Error, Result};
 use crate::fleet::{Line, Lines, Run};
 use crate::manager::TenantManager;
 use crate::name::TenantName;
-use crate::paths::{Fnv1a, Found};
+use crate::paths::Found;
 
 impl TenantManager {
     /// Rebuilds this manager's root from its Litestream replica: every
@@ -177,60 +178,48 @@ impl TenantManager {
     }
 }
 
-/// The staging directory, held with a lock for the run: two rebuilds of
-/// one root never share it.
+/// This run's private staging directory: a fresh directory with a random
+/// name (created exclusively, mode 0700, so no other user can plant or
+/// read anything in it) inside the given or default parent. Only this
+/// directory and the files in it are ever removed; the parent is never
+/// swept, since tenanted did not create what is in it. Resumption needs
+/// no staging: tenants already in the root are kept.
 pub(super) struct Staging {
-    dir: PathBuf,
-    _lock: File,
-    /// Distinguishes this run's files from an interrupted run's.
-    run: String,
+    dir: tempfile::TempDir,
 }
 
 impl Staging {
     fn take(manager: &TenantManager, options: &RebuildOptions) -> Result<Self> {
         let root = manager.root().root_dir();
-        let dir = match &options.staging {
+        let parent = match &options.staging {
             Some(dir) => dir.clone(),
-            None => default_staging(root),
+            None => std::env::temp_dir(),
         };
-        crate::backup::check_outside_root(None, root, &dir)?;
-        let io = |what: &'static str, path: &Path, e| Error::io(None, path, what, e);
-        fs::create_dir_all(&dir).map_err(|e| io("creating the staging directory", &dir, e))?;
-        let lock_path = dir.join(".lock");
-        let lock = File::create(&lock_path)
-            .map_err(|e| io("locking the staging directory", &lock_path, e))?;
-        lock.try_lock().map_err(|_| Error::ReplicaRead {
-            tenant: None,
-            url: options.target.url().to_owned(),
-            operation: "staging the rebuild".to_owned(),
-            reason: format!(
-                "another rebuild is using the staging directory {}; wait for it, or give this one its own (RebuildOptions::staging, --staging)",
-                dir.display()
-            ),
-        })?;
-        // Files an interrupted run left are ours (the lock says no one
-        // else is here): a restart begins clean.
-        if let Ok(entries) = fs::read_dir(&dir) {
-            for entry in entries.flatten() {
-                if entry.file_name() != ".lock" {
-                    let _ = fs::remove_file(entry.path());
-                }
-            }
-        }
-        let run = format!("{}", std::process::id());
-        Ok(Staging {
-            dir,
-            _lock: lock,
-            run,
-        })
+        crate::backup::check_outside_root(None, root, &parent)?;
+        let io = |e| {
+            Error::io(
+                None,
+                &parent,
+                "creating the rebuild's staging directory in",
+                e,
+            )
+        };
+        fs::create_dir_all(&parent).map_err(io)?;
+        let dir = tempfile::Builder::new()
+            .prefix("tenanted-rebuild-")
+            .rand_bytes(12)
+            .permissions(fs::Permissions::from_mode(0o700))
+            .tempdir_in(&parent)
+            .map_err(io)?;
+        Ok(Staging { dir })
     }
 
     fn file_for(&self, tenant: &TenantName) -> PathBuf {
-        self.dir.join(format!("{tenant}.{}.sqlite3", self.run))
+        self.dir.path().join(format!("{tenant}.sqlite3"))
     }
 
     /// Removes a staged copy and anything SQLite or Litestream made
-    /// beside it.
+    /// beside it (the directory itself goes when the run ends).
     fn clear(&self, staged: &Path) {
         let _ = fs::remove_file(staged);
         for suffix in ["-wal", "-shm", "-journal", ".tmp"] {
@@ -239,15 +228,6 @@ impl Staging {
             let _ = fs::remove_file(PathBuf::from(side));
         }
     }
-}
-
-/// A directory of the system's temporary directory named after the root
-/// (its absolute path's hash): each root has its own.
-fn default_staging(root: &Path) -> PathBuf {
-    let absolute = std::path::absolute(root).unwrap_or_else(|_| root.to_path_buf());
-    let mut hash = Fnv1a::new();
-    hash.write(absolute.as_os_str().as_encoded_bytes());
-    std::env::temp_dir().join(format!("tenanted-rebuild-{:016x}", hash.finish()))
 }
 
 impl Line for TenantRebuild {

@@ -90,10 +90,13 @@ impl RebuildOptions {
         self
     }
 
-    /// Where each tenant is restored before it is checked and published
-    /// (default: a directory of the system's temporary directory named
-    /// after the root). Must be outside the root; holds at most `jobs`
-    /// tenants at a time.
+    /// The directory in which the rebuild makes its own private staging
+    /// directory (a new `tenanted-rebuild-*` with a random name, mode
+    /// 0700), where each tenant is restored before it is checked and
+    /// published (default: the system's temporary directory). Must be
+    /// outside the root. Nothing already in `dir` is touched: only the
+    /// run's own directory is removed, when the run ends; it holds at most
+    /// `jobs` tenants at a time.
     pub fn staging(mut self, dir: impl Into<PathBuf>) -> Self {
         self.staging = Some(dir.into());
         self

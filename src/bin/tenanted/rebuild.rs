@@ -27,8 +27,10 @@ pub struct RebuildArgs {
     /// Tenants restored at a time (default: 4 per core).
     #[arg(long)]
     jobs: Option<usize>,
-    /// Where tenants are restored before they are checked and published
-    /// (outside the root; default: in the temporary directory).
+    /// The directory in which the rebuild makes its own private staging
+    /// directory, where tenants are restored before they are checked and
+    /// published (outside the root; default: the temporary directory).
+    /// Nothing already in it is touched.
     #[arg(long, value_name = "DIR")]
     staging: Option<PathBuf>,
     /// The litestream binary (default: litestream on the PATH).
