@@ -148,21 +148,23 @@ fn operators_see_which_tenants_are_replicated_and_a_clear_error_without_litestre
         std::thread::sleep(Duration::from_millis(200));
     };
     println!("{status}");
-    let busy = &status.tenants[0];
-    assert!(busy.last_sync.is_some(), "{status}");
-    assert!(busy.lag < Duration::from_secs(5), "{status}");
-    assert!(status.tenants[1].last_sync.is_some(), "{status}");
+    // By name, not by sort order; the lag is printed above, not asserted
+    // (a timing figure on a loaded machine).
+    let line = |t: &str| status.tenants.iter().find(|l| l.tenant.as_str() == t);
+    assert!(line("busy").unwrap().last_sync.is_some(), "{status}");
+    assert!(line("quiet").unwrap().last_sync.is_some(), "{status}");
     assert_eq!(status.processes.len(), 1);
 
     let (code, json) = status_json(&bin, &root);
-    let states: Vec<&str> = json["tenants"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["state"].as_str().unwrap())
-        .collect();
-    assert_eq!(states[1], "idle", "{json}");
-    assert!(code.is_some(), "{json}");
+    let state = |name: &str| {
+        let tenants = json["tenants"].as_array().unwrap();
+        let line = tenants.iter().find(|t| t["tenant"] == name);
+        line.and_then(|t| t["state"].as_str()).map(str::to_owned)
+    };
+    assert_eq!(state("quiet").as_deref(), Some("idle"), "{json}");
+    assert_eq!(state("busy").as_deref(), Some("replicating"), "{json}");
+    // Nothing at risk: exit 0.
+    assert_eq!(code, Some(0), "{json}");
     assert!(json["max_lag_ms"].as_f64().is_some(), "{json}");
     writing.store(false, Ordering::SeqCst);
     writer.join().unwrap();
