@@ -521,3 +521,33 @@ fn a_destroy_whose_replica_cannot_be_erased_still_succeeds() {
     assert_eq!(manager.erase_destroyed_replicas().unwrap(), 1);
     assert_eq!(manager.erase_destroyed_replicas().unwrap(), 0);
 }
+
+/// A Litestream that never answers its control socket (a last sync to a
+/// stalled store) does not hold a destroy past its destroy_timeout: the
+/// let-go shares the destroy's deadline (it had 35 s of its own).
+#[test]
+fn a_stalled_litestream_does_not_outlast_the_destroy_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    let config = RootConfig::new(&root);
+    let url = format!("file://{}", dir.path().join("replica").display());
+    ReplicationSettings::new(url).record(&config).unwrap();
+    let socket = ReplicationSettings::socket_path(&config, 0);
+    std::fs::create_dir_all(socket.parent().unwrap()).unwrap();
+    let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    // Accepts, reads nothing, answers nothing, until the test ends.
+    let stalled = std::thread::spawn(move || listener.accept().map(|(s, _)| s));
+    let manager = TenantManager::builder(config, schema())
+        .destroy_timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    manager.create_tenant("acme").unwrap();
+    let started = Instant::now();
+    manager.destroy_tenant("acme").unwrap();
+    let took = started.elapsed();
+    assert!(!manager.tenant_exists("acme").unwrap());
+    // Generous against load; the fixed wait it replaces was 35 s.
+    assert!(took < Duration::from_secs(20), "the destroy took {took:?}");
+    drop(stalled.join().unwrap());
+}

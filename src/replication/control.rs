@@ -129,9 +129,24 @@ impl ControlSocket {
     ///
     /// As [`ControlSocket::register`].
     pub fn unregister(&self, db: &Path, timeout: Duration) -> Result<Unregistered> {
-        let secs = whole_seconds(timeout);
-        let body = json!({ "path": path_str(db), "timeout": secs });
-        let answer = self.request("POST", "/unregister", Some(body), timeout + SLACK)?;
+        self.unregister_with(db, timeout, timeout + SLACK)
+    }
+
+    /// As [`ControlSocket::unregister`], all of it (Litestream's last sync
+    /// and the exchange) within `budget`, with no slack added: for a wait
+    /// that has a deadline of its own (a destroy's).
+    pub(crate) fn unregister_within(&self, db: &Path, budget: Duration) -> Result<Unregistered> {
+        self.unregister_with(db, budget, budget)
+    }
+
+    fn unregister_with(
+        &self,
+        db: &Path,
+        sync: Duration,
+        exchange: Duration,
+    ) -> Result<Unregistered> {
+        let body = json!({ "path": path_str(db), "timeout": whole_seconds(sync) });
+        let answer = self.request("POST", "/unregister", Some(body), exchange)?;
         Ok(Unregistered {
             was_registered: answer["status"].as_str() == Some("unregistered"),
             txid: answer["txid"].as_u64().unwrap_or(0),

@@ -16,7 +16,7 @@ use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use super::control::ControlSocket;
 use super::settings::{ReplicationSettings, state_dir};
@@ -27,8 +27,6 @@ use crate::name::TenantName;
 use crate::paths::RootConfig;
 use crate::storage::{LetGo, TenantPath, marked};
 
-/// How long Litestream gets for its last sync when told to let go.
-const LET_GO_TIMEOUT: Duration = Duration::from_secs(30);
 /// The erase intents' directory in `replication.d`.
 const INTENTS: &str = "erase";
 
@@ -48,10 +46,16 @@ pub(crate) struct Release<'a> {
 }
 
 impl LetGo for Release<'_> {
-    fn let_go(&self, db: &Path) {
+    fn let_go(&self, db: &Path, deadline: Instant) {
         let socket = self.replication.socket_of(self.tenant);
         let db = self.replication.absolute(db);
-        match socket.unregister(&db, LET_GO_TIMEOUT) {
+        // The operation's deadline bounds Litestream's last sync too: a
+        // slow store must not hold a destroy past its destroy_timeout.
+        let budget = deadline.saturating_duration_since(Instant::now());
+        if budget.is_zero() {
+            return;
+        }
+        match socket.unregister_within(&db, budget) {
             Ok(_) | Err(Error::LitestreamNotRunning { .. }) => {}
             Err(e) => {
                 tracing::warn!(tenant = %self.tenant, error = %e, "Litestream did not let go of the tenant")

@@ -48,16 +48,16 @@ const POLL: Duration = Duration::from_millis(5);
 /// would otherwise outlast.
 pub(crate) trait LetGo {
     /// Tells it to let go of the database at `db` (its path before the
-    /// fence); errors are its own to log, the wait that follows is the
-    /// judge.
-    fn let_go(&self, db: &Path);
+    /// fence), giving it until `deadline` (the operation's own); errors
+    /// are its own to log, the wait that follows is the judge.
+    fn let_go(&self, db: &Path, deadline: Instant);
 }
 
 /// Nobody to tell.
 pub(crate) struct Nobody;
 
 impl LetGo for Nobody {
-    fn let_go(&self, _db: &Path) {}
+    fn let_go(&self, _db: &Path, _deadline: Instant) {}
 }
 
 /// Whether a destroy, or a restore replacing the tenant, has left its
@@ -189,7 +189,7 @@ impl<'a> Fence<'a> {
     /// `deadline` passes; I/O errors reading the locks.
     pub(in crate::storage) fn wait_released(&self, waiting: Waiting<'_>) -> Result<()> {
         let deadline = waiting.deadline;
-        waiting.let_go.let_go(self.at.db());
+        waiting.let_go.let_go(self.at.db(), deadline);
         barrier(self.dir)
             .map_err(|e| self.io_error("waiting for opens in progress", self.dir.path(), e))?;
         let shm = sidecar_path(self.at.db_name(), "-shm");
