@@ -26,6 +26,9 @@ fn interact(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
+    // deadpool's connections are dropped through the runtime: keep it
+    // entered until they are (the end of this function).
+    let _inside = rt.enter();
     let deadpool = deadpool_sqlite::Config::new(&path)
         .create_pool(deadpool_sqlite::Runtime::Tokio1)
         .unwrap();
