@@ -41,6 +41,37 @@ impl ReplicaTarget {
         }
     }
 
+    /// The target a URL in Litestream's query form names: what
+    /// [`tenant_url`](Self::tenant_url) writes and what
+    /// [`ReplicationSettings`](crate::replication::ReplicationSettings)
+    /// records (`s3://bucket/path?endpoint=...&forcePathStyle=true&region=...`).
+    /// The query's values are percent-decoded into the endpoint, path
+    /// style and region; the rest of the URL is the replica's place.
+    /// Unknown query keys are ignored.
+    ///
+    /// ```
+    /// let target = tenanted::ReplicaTarget::parse(
+    ///     "s3://b/p?endpoint=http%3A%2F%2F127.0.0.1%3A8333&forcePathStyle=true",
+    /// );
+    /// assert_eq!(target.url(), "s3://b/p");
+    /// assert_eq!(target.endpoint_url(), Some("http://127.0.0.1:8333"));
+    /// assert!(target.path_style());
+    /// ```
+    pub fn parse(url: &str) -> Self {
+        let (base, query) = url.split_once('?').unwrap_or((url, ""));
+        let mut target = ReplicaTarget::new(base);
+        for (key, value) in query.split('&').filter_map(|kv| kv.split_once('=')) {
+            let value = query_unescape(value);
+            target = match key {
+                "endpoint" => target.endpoint(value),
+                "region" => target.region(value),
+                "forcePathStyle" | "force-path-style" => target.force_path_style(value == "true"),
+                _ => target,
+            };
+        }
+        target
+    }
+
     /// The S3 endpoint of a store that is not AWS (for example
     /// `http://127.0.0.1:8333`).
     pub fn endpoint(mut self, endpoint: impl Into<String>) -> Self {
@@ -134,6 +165,34 @@ fn query_escape(value: &str) -> String {
     out
 }
 
+/// Decodes `%XX` escapes (and `+` as a space, as forms do); a malformed
+/// escape is kept as written.
+fn query_unescape(value: &str) -> String {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
+        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (b'+', _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,5 +206,30 @@ mod tests {
         );
         let s3 = ReplicaTarget::new("s3://b/p").region("eu-west-1");
         assert_eq!(s3.tenant_url("x.db"), "s3://b/p/x.db?region=eu-west-1");
+    }
+
+    /// One model of a replica location: the query form (as recorded by
+    /// the settings, raw or percent-encoded) parses back into the fields
+    /// (review R11: status listed AWS with `p?endpoint=...` as the prefix).
+    #[test]
+    fn parse_reads_the_query_form_back() {
+        let raw = ReplicaTarget::parse("s3://b/p?endpoint=http://h:8333&forcePathStyle=true");
+        assert_eq!(raw.url(), "s3://b/p");
+        assert_eq!(raw.endpoint_url(), Some("http://h:8333"));
+        assert!(raw.path_style());
+        let written = ReplicaTarget::new("s3://b/p/")
+            .endpoint("http://127.0.0.1:8333")
+            .region("eu west")
+            .force_path_style(true);
+        let url = written.tenant_url("");
+        let back = ReplicaTarget::parse(&url);
+        assert_eq!(back.url(), "s3://b/p");
+        assert_eq!(
+            (back.endpoint_url(), back.region_name(), back.path_style()),
+            (Some("http://127.0.0.1:8333"), Some("eu west"), true)
+        );
+        let plain = ReplicaTarget::parse("file:///var/r");
+        assert_eq!(plain, ReplicaTarget::new("file:///var/r"));
+        assert_eq!(query_unescape("a%2x%41+b"), "a%2xA b");
     }
 }

@@ -114,7 +114,10 @@ impl TenantManager {
                 registered.insert(absolute(&db.path), (db.status, db.last_sync_at));
             }
         }
-        let target = ReplicaTarget::new(settings.replica_url());
+        // The recorded URL carries an S3-compatible store's endpoint,
+        // path style and region in its query: read them into the target
+        // the listing uses, not into the prefix.
+        let target = ReplicaTarget::parse(settings.replica_url());
         let replica = match replica_entries(root, &target) {
             Ok(replica) => replica,
             // A directory replica before its first sync.
