@@ -551,3 +551,62 @@ fn a_stalled_litestream_does_not_outlast_the_destroy_timeout() {
     assert!(took < Duration::from_secs(20), "the destroy took {took:?}");
     drop(stalled.join().unwrap());
 }
+
+/// The supervisor outlives a failing scan (its Litestream exits and cannot
+/// be started again for a while): it logs, backs off and carries on, and
+/// starts Litestream again once it can. Dropped, it stops its Litestream.
+#[test]
+fn the_supervisor_survives_a_failing_scan_and_stops_litestream_when_dropped() {
+    let Some(setup) = Setup::new(Duration::ZERO) else {
+        return;
+    };
+    let config = RootConfig::new(&setup.root);
+    // A copy of Litestream the test can take away and give back.
+    let bin = setup.dir.path().join("litestream");
+    std::fs::copy(&setup.bin, &bin).unwrap();
+    let options = tenanted::replication::ReplicateOptions::new()
+        .litestream(&bin)
+        .scan_interval(Duration::from_millis(100));
+    let replicator = tenanted::replication::Replicator::start(&config, options).unwrap();
+    let socket = ControlSocket::new(ReplicationSettings::socket_path(&config, 0));
+    let pid_file = ReplicationSettings::socket_path(&config, 0).with_extension("pid");
+    let pid = || std::fs::read_to_string(&pid_file).unwrap();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let running = s.spawn(|| replicator.run(&stop, |_| {}));
+        // Litestream dies and cannot be started again: scans fail.
+        std::fs::rename(&bin, bin.with_extension("away")).unwrap();
+        let first = pid();
+        Command::new("kill")
+            .args(["-9", first.trim()])
+            .status()
+            .unwrap();
+        std::thread::sleep(Duration::from_secs(2));
+        assert!(
+            !running.is_finished(),
+            "the supervisor ended on a failing scan"
+        );
+        std::fs::rename(bin.with_extension("away"), &bin).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !(socket.is_running() && pid() != first) {
+            assert!(
+                Instant::now() < deadline,
+                "Litestream was not started again"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        running.join().unwrap().unwrap();
+    });
+    // Dropped without run: its Litestream goes with it.
+    let options = tenanted::replication::ReplicateOptions::new().litestream(&bin);
+    let replicator = tenanted::replication::Replicator::start(&config, options).unwrap();
+    let live = pid();
+    assert!(Path::new(&format!("/proc/{}", live.trim())).exists());
+    drop(replicator);
+    assert!(
+        !socket.is_running(),
+        "a dropped supervisor left Litestream running"
+    );
+    assert!(!Path::new(&format!("/proc/{}", live.trim())).exists());
+}

@@ -244,16 +244,30 @@ impl Replicator {
 
     /// Scans until `stop` is set, calling `report` after every scan; then
     /// syncs and lets go of every registered tenant and stops Litestream.
+    /// A scan that fails (a Litestream that cannot be started again, the
+    /// root unreadable for a moment) is logged and tried again, backing
+    /// off up to 30 s: the supervisor stops only when told.
     ///
     /// # Errors
     ///
-    /// [`Error::Io`] when a Litestream process cannot be started again.
+    /// None today; the `Result` is kept for errors of the shutdown.
     pub fn run(mut self, stop: &AtomicBool, mut report: impl FnMut(&ScanReport)) -> Result<()> {
+        let mut failures = 0u32;
         while !stop.load(Ordering::SeqCst) {
             let started = Instant::now();
-            let scan = self.scan()?;
-            report(&scan);
-            let rest = self.options.scan_interval.saturating_sub(started.elapsed());
+            let mut pause = self.options.scan_interval;
+            match self.scan() {
+                Ok(scan) => {
+                    failures = 0;
+                    report(&scan);
+                }
+                Err(e) => {
+                    failures = failures.saturating_add(1);
+                    pause = backoff(pause, failures);
+                    tracing::warn!(error = %e, failures, retry_in = ?pause, "a replication scan failed; trying again");
+                }
+            }
+            let rest = pause.saturating_sub(started.elapsed());
             let until = Instant::now() + rest;
             while Instant::now() < until && !stop.load(Ordering::SeqCst) {
                 std::thread::sleep(rest.min(Duration::from_millis(50)));
@@ -554,12 +568,36 @@ impl Replicator {
             }
         }
         self.save_quiet();
+        self.stop_children();
+    }
+
+    /// Kills and reaps the Litestream processes still running.
+    fn stop_children(&mut self) {
         for shard in &mut self.shards {
             if let Some(mut child) = shard.child.take() {
                 let _ = child.kill();
                 let _ = child.wait();
             }
         }
+    }
+}
+
+/// The longest pause between two failing scans.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// The pause after `failures` failed scans in a row: the scan interval,
+/// doubled with each failure, at most [`MAX_BACKOFF`].
+fn backoff(interval: Duration, failures: u32) -> Duration {
+    let doubled = interval.saturating_mul(1u32 << failures.min(16));
+    doubled.min(MAX_BACKOFF).max(interval)
+}
+
+impl Drop for Replicator {
+    /// Stops the Litestream processes still running (a supervisor dropped
+    /// without `run` reaching its shutdown), so none is left holding the
+    /// tenants' databases.
+    fn drop(&mut self) {
+        self.stop_children();
     }
 }
 
