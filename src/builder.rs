@@ -37,6 +37,7 @@ pub struct TenantManagerBuilder {
     pub(crate) busy_timeout: Duration,
     pub(crate) idle_timeout: Option<Duration>,
     pub(crate) destroy_timeout: Duration,
+    pub(crate) lock_timeout: Duration,
     pub(crate) watch_interval: Duration,
     pub(crate) sweep_interval: Duration,
     pub(crate) auto_migrate: bool,
@@ -57,6 +58,7 @@ impl TenantManagerBuilder {
             busy_timeout: Duration::from_secs(5),
             idle_timeout: None,
             destroy_timeout: Duration::from_secs(5),
+            lock_timeout: Duration::from_secs(30),
             watch_interval: Duration::from_millis(500),
             sweep_interval: Duration::from_secs(60),
             auto_migrate: false,
@@ -104,14 +106,44 @@ impl TenantManagerBuilder {
         self
     }
 
-    /// How long `destroy_tenant` waits for the tenant to be let go of
-    /// (this process's checked-out connections, and every other process
-    /// that has it open) before giving up with
-    /// [`Error::TenantBusy`](crate::Error::TenantBusy) and leaving the
-    /// tenant intact (default 5 s). Keep it well above the other
-    /// processes' [`watch_interval`](Self::watch_interval).
+    /// How long `destroy_tenant` (and a restore that replaces a tenant)
+    /// waits for the tenant to be let go of, measured from the call: this
+    /// process's checked-out connections, every other process that has it
+    /// open, and another process's create, destroy, migration or restore
+    /// of it in progress. Then it gives up with
+    /// [`Error::TenantBusy`](crate::Error::TenantBusy), saying what it
+    /// waited for, and leaves the tenant intact (default 5 s). Keep it
+    /// well above the other processes'
+    /// [`watch_interval`](Self::watch_interval).
     pub fn destroy_timeout(mut self, timeout: Duration) -> Self {
         self.destroy_timeout = timeout;
+        self
+    }
+
+    /// How long a create, restore (without replacing), migration or
+    /// rollback of a tenant waits, measured from the call (for
+    /// `migrate_all` and `create_tenants`, from when the run reaches the
+    /// tenant), for another process or thread working on the same tenant:
+    /// its create (a slow seed), destroy, migration or restore, or the
+    /// template database being built (default 30 s). Then it gives up with
+    /// [`Error::TenantBusy`](crate::Error::TenantBusy), saying what held
+    /// the tenant, for how long it waited, and the holder's pid where the
+    /// kernel tells; nothing is changed. The wait is a non-blocking try
+    /// repeated with short sleeps (1 ms doubling to 20 ms), so a holder
+    /// that is stopped or stuck never holds this call longer.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// let manager = tenanted::TenantManager::builder(
+    ///     tenanted::RootConfig::new(dir.path()),
+    ///     tenanted::Migrations::new(vec![]),
+    /// )
+    /// .lock_timeout(std::time::Duration::from_secs(2))
+    /// .build()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn lock_timeout(mut self, timeout: Duration) -> Self {
+        self.lock_timeout = timeout;
         self
     }
 
@@ -256,8 +288,13 @@ impl TenantManagerBuilder {
     ///
     /// [`Error::BadTemplate`](crate::Error::BadTemplate) for an unusable
     /// [`RootConfig`]; [`Error::BadLimitsRecord`](crate::Error::BadLimitsRecord)
-    /// if the root's limits record is damaged; [`Error::Io`](crate::Error::Io)
-    /// if a thread cannot be started.
+    /// if the root's limits record is damaged; [`Error::NotADirectory`](crate::Error::NotADirectory)
+    /// naming the root when it is a file (or its `.tenanted` a link or a
+    /// file); [`Error::LayoutMismatch`](crate::Error::LayoutMismatch) and
+    /// [`Error::MigrationChanged`](crate::Error::MigrationChanged) when the
+    /// root describes itself otherwise; [`Error::Io`](crate::Error::Io) if
+    /// the root's description cannot be read or a thread cannot be
+    /// started.
     pub fn build(self) -> Result<TenantManager> {
         TenantManager::from_builder(self)
     }
@@ -274,6 +311,7 @@ impl fmt::Debug for TenantManagerBuilder {
             .field("busy_timeout", &self.busy_timeout)
             .field("idle_timeout", &self.idle_timeout)
             .field("destroy_timeout", &self.destroy_timeout)
+            .field("lock_timeout", &self.lock_timeout)
             .field("watch_interval", &self.watch_interval)
             .field("sweep_interval", &self.sweep_interval)
             .field("auto_migrate", &self.auto_migrate)

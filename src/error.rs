@@ -4,11 +4,11 @@
 //! and its message says what to do next.
 
 use std::error::Error as StdError;
-use std::fmt;
-use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use std::{fmt, io};
 
+use crate::busy::{Busy, WaitedFor, advice, busy, holder_phrase};
 use crate::name::TenantName;
 
 /// A `Result` whose error is [`Error`].
@@ -59,21 +59,28 @@ pub enum Error {
         path: PathBuf,
     },
 
-    /// `destroy_tenant` gave up waiting for the tenant to be let go of,
-    /// by this process's checked-out connections or by another process that
-    /// has it open; the tenant is intact.
-    #[error("{}", busy_message(tenant, path, *checked_out, other_process.as_ref(), *waited))]
+    /// An operation gave up waiting for the tenant to be let go of: by
+    /// this process's checked-out connections, by another process that
+    /// has it open, or by another process's (or thread's) create,
+    /// destroy, migration or restore of it, once the operation's own
+    /// timeout had passed (`destroy_timeout` for a destroy or a restore
+    /// that replaces, `lock_timeout` for the others). Nothing was changed:
+    /// the tenant is as it was.
+    #[error("{}", busy_message(tenant, path, *waited_for, *checked_out, other_process.as_ref(), *waited))]
     TenantBusy {
         /// The tenant.
         tenant: TenantName,
         /// Its database file.
         path: PathBuf,
+        /// What held the tenant when the wait ended.
+        waited_for: WaitedFor,
         /// This process's connections still checked out when the wait ended.
         checked_out: usize,
-        /// Another process that still had the database open, if that is
-        /// what the wait ended on.
+        /// The other process that held the tenant, if another process did
+        /// (its pid where the kernel tells: `/proc/locks` for a lock file,
+        /// `F_GETLK` for SQLite's locks on the database).
         other_process: Option<OtherProcess>,
-        /// How long destroy waited.
+        /// How long the operation waited, measured from its call.
         waited: Duration,
     },
 
@@ -608,6 +615,46 @@ impl fmt::Display for Blocked {
 
 impl std::error::Error for Blocked {}
 
+/// A tenant's lock file that could not be taken, as the cause of an I/O
+/// error that names the tenant's database: the database is what the
+/// reader knows, the lock file is the step that failed.
+#[derive(Debug)]
+pub(crate) struct LockStep {
+    /// The lock file.
+    pub(crate) file: PathBuf,
+    /// Why it could not be taken.
+    pub(crate) cause: io::Error,
+}
+
+impl LockStep {
+    /// This failure as an I/O error of the same kind. A link on the way
+    /// and descriptor exhaustion stay as they are: they are errors of
+    /// their own (see [`Error::io`]).
+    pub(crate) fn into_io(self) -> io::Error {
+        if blocked(&self.cause).is_some() || is_fd_exhaustion(&self.cause) {
+            return self.cause;
+        }
+        io::Error::new(self.cause.kind(), self)
+    }
+}
+
+impl fmt::Display for LockStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "its lock file {} could not be taken: {}",
+            self.file.display(),
+            self.cause
+        )
+    }
+}
+
+impl std::error::Error for LockStep {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.cause)
+    }
+}
+
 /// The [`Blocked`] inside an I/O error, if that is what it is.
 pub(crate) fn blocked(e: &io::Error) -> Option<&Blocked> {
     e.get_ref()?.downcast_ref::<Blocked>()
@@ -694,7 +741,10 @@ impl Error {
         cause: io::Error,
     ) -> Self {
         // A link or a file on the way into the root is its own error,
-        // whichever step met it.
+        // whichever step met it; so is a wait that reached its deadline.
+        if let (Some(tenant), Some(wait)) = (tenant, busy(&cause)) {
+            return Error::busy(tenant, path, wait);
+        }
         if let Some(Blocked { path, found }) = blocked(&cause) {
             return Error::NotADirectory {
                 tenant: tenant.cloned(),
@@ -714,6 +764,18 @@ impl Error {
                 operation,
                 cause,
             },
+        }
+    }
+
+    /// `TenantBusy` for `tenant` (whose database is `path`) after `wait`.
+    pub(crate) fn busy(tenant: &TenantName, path: impl Into<PathBuf>, wait: Busy) -> Self {
+        Error::TenantBusy {
+            tenant: tenant.clone(),
+            path: path.into(),
+            waited_for: wait.waited_for,
+            checked_out: 0,
+            other_process: wait.other_process,
+            waited: wait.waited,
         }
     }
 
@@ -762,21 +824,16 @@ impl fmt::Display for OtherProcess {
 fn busy_message(
     tenant: &TenantName,
     path: &Path,
+    waited_for: WaitedFor,
     checked_out: usize,
     other: Option<&OtherProcess>,
     waited: Duration,
 ) -> String {
-    let holder = match other {
-        Some(other) => format!("it is still open in {other}"),
-        None => format!("{checked_out} connection(s) still checked out"),
-    };
-    let advice = match other {
-        Some(_) => "close it there (or stop that process) and retry",
-        None => "release its connections and retry",
-    };
+    let holder = holder_phrase(waited_for, checked_out, other);
     format!(
-        "tenant {tenant} is busy: {holder} after {waited:?}; the tenant at {} was left intact, {advice}",
-        path.display()
+        "tenant {tenant} is busy: {holder} after {waited:?} of waiting; nothing was changed, the tenant at {} was left intact: {}",
+        path.display(),
+        advice(waited_for)
     )
 }
 

@@ -39,6 +39,7 @@
 
 mod backup;
 mod builder;
+mod busy;
 mod context;
 mod error;
 mod fleet;
@@ -61,6 +62,7 @@ pub use backup::{
     BackupOptions, BackupOutcome, BackupReport, RestoreOptions, RestoreOutcome, TenantBackup,
 };
 pub use builder::TenantManagerBuilder;
+pub use busy::WaitedFor;
 pub use context::current_tenant;
 pub use error::{BoxError, Error, OtherProcess, PendingMigrationError, Result};
 pub use fleet::Progress;

@@ -17,6 +17,7 @@ use crate::backup::{
 use crate::builder::TenantManagerBuilder;
 use crate::context;
 use crate::error::{BoxError, Error, Result};
+use crate::fs::Patience;
 use crate::limits::Limits;
 use crate::migrate::{
     self, MigrateOptions, MigrationOutcome, MigrationPlan, MigrationReport, Migrations,
@@ -30,6 +31,9 @@ use crate::pool::{
 };
 use crate::replication::Replication;
 use crate::storage::{self, CreateReport, Existing};
+
+/// The facade's step before a tenant's first write: the root described.
+type RecordFirst<'a> = dyn Fn(&Patience) -> Result<()> + Sync + 'a;
 
 /// Gives every tenant its own SQLite database and hands out pooled
 /// connections to them.
@@ -66,6 +70,7 @@ struct Inner {
     /// Every tenant's size limit and suspension (shared with `open`).
     limits: Arc<Limits>,
     destroy_timeout: Duration,
+    lock_timeout: Duration,
     accept_migration_changes: bool,
     /// The replication recorded in the root, if any.
     replication: Option<Replication>,
@@ -97,7 +102,7 @@ impl TenantManager {
     pub(crate) fn from_builder(b: TenantManagerBuilder) -> Result<Self> {
         b.root.validate()?;
         // Only a check: building a manager writes nothing.
-        migrate::describe_root(&b.root, &b.migrations, b.accept_migration_changes, false)?;
+        migrate::describe_root(&b.root, &b.migrations, b.accept_migration_changes, None)?;
         let cache = Arc::new(PoolCache::new(b.max_pools));
         let limits = Arc::new(Limits::load(b.root.root_dir(), b.default_max_size)?);
         let watch = WatchSettings {
@@ -115,6 +120,7 @@ impl TenantManager {
             busy_timeout: b.busy_timeout,
             init: b.init,
             auto_migrate: b.auto_migrate,
+            lock_timeout: b.lock_timeout,
             connector: shared_connector(b.connector_threads),
             root: b.root.root_dir().to_path_buf(),
             owns_dir: b.root.owns_directory()?,
@@ -129,6 +135,7 @@ impl TenantManager {
             open,
             limits,
             destroy_timeout: b.destroy_timeout,
+            lock_timeout: b.lock_timeout,
             accept_migration_changes: b.accept_migration_changes,
             replication,
             described: AtomicBool::new(false),
@@ -165,19 +172,52 @@ impl TenantManager {
     }
 
     /// Checks the root's recorded layout and migration history against
-    /// this manager's; before a first write (`record`), records them where
-    /// the root has none yet.
-    fn describe_root(&self, record: bool) -> Result<()> {
+    /// this manager's; just before a first write to a tenant (`record`:
+    /// how long another recording process is waited for), records what
+    /// the root lacks.
+    fn describe_root(&self, record: Option<&Patience>) -> Result<()> {
         let inner = &self.inner;
-        if record && inner.described.load(Ordering::Relaxed) {
+        if record.is_some() && inner.described.load(Ordering::Relaxed) {
             return Ok(());
         }
         let accept = inner.accept_migration_changes;
         migrate::describe_root(&inner.root, &inner.migrations, accept, record)?;
-        if record {
+        if record.is_some() {
             inner.described.store(true, Ordering::Relaxed);
         }
         Ok(())
+    }
+
+    /// Checks the root's description before a call that may write, unless
+    /// this manager has already checked and recorded it.
+    fn check_root(&self) -> Result<()> {
+        match self.inner.described.load(Ordering::Relaxed) {
+            true => Ok(()),
+            false => self.describe_root(None),
+        }
+    }
+
+    /// What a migration of one tenant waits for and does before it
+    /// writes: `lock_timeout`, and the root described.
+    fn prelude<'a>(&'a self, describe: &'a RecordFirst<'a>) -> migrate::Prelude<'a> {
+        migrate::Prelude {
+            wait: self.inner.lock_timeout,
+            first_write: describe,
+        }
+    }
+
+    /// `TenantExists` now if `tenant` is already there: a create (or a
+    /// restore that does not replace) refused this way writes nothing,
+    /// not even the template or the root's description. The decision
+    /// that counts is still taken under the tenant's lock.
+    fn refuse_existing(&self, tenant: &TenantName, path: &Path) -> Result<()> {
+        match storage::occupant(self.inner.root.root_dir(), path) {
+            Ok(storage::Occupant::Database(_)) => Err(Error::TenantExists {
+                tenant: tenant.clone(),
+                path: path.to_path_buf(),
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// The root's limits record, as this process sees it.
@@ -299,14 +339,17 @@ impl TenantManager {
     }
 
     fn create(&self, name: &str, seed: Option<storage::Seed<'_>>) -> Result<()> {
+        let patience = Patience::new(self.inner.lock_timeout);
         let (tenant, path) = self.locate(name)?;
         let span = tracing::info_span!("create_tenant", tenant = %tenant);
         let _entered = span.enter();
+        self.refuse_existing(&tenant, &path)?;
+        let root = self.inner.root.root_dir();
         let template =
-            migrate::ensure_template(self.inner.root.root_dir(), &self.inner.migrations, &tenant)?;
+            migrate::ensure_template(root, &self.inner.migrations, (&tenant, &path), &patience)?;
         // A root made by this create describes itself now.
-        self.describe_root(true)?;
-        storage::create(&tenant, self.tenant_path(&path)?, template, seed)?;
+        self.describe_root(Some(&patience))?;
+        storage::create(&tenant, self.tenant_path(&path)?, template, seed, &patience)?;
         tracing::info!(tenant = %tenant, path = %path.display(), "created tenant");
         Ok(())
     }
@@ -354,14 +397,18 @@ impl TenantManager {
                 Err(e) => report.failed.push((name.as_ref().to_owned(), Arc::new(e))),
             }
         }
-        let Some((first, _)) = valid.first() else {
+        let Some((first, first_path)) = valid.first() else {
             return Ok(report);
         };
+        let wait = self.inner.lock_timeout;
+        let patience = Patience::new(wait);
         let root = self.inner.root.root_dir();
-        let mut template = migrate::ensure_template(root, &self.inner.migrations, first)?;
-        self.describe_root(true)?;
+        let migrations = &self.inner.migrations;
+        let mut template =
+            migrate::ensure_template(root, migrations, (first, first_path), &patience)?;
+        self.describe_root(Some(&patience))?;
         let owns_dir = self.inner.root.owns_directory()?;
-        let results = storage::create_many(root, owns_dir, &mut template, &valid);
+        let results = storage::create_many(root, owns_dir, &mut template, &valid, wait);
         for ((tenant, _), result) in valid.into_iter().zip(results) {
             match result {
                 Ok(()) => report.created.push(tenant),
@@ -411,12 +458,12 @@ impl TenantManager {
         let mut destroying =
             DestroyGuard::begin(&inner.cache, &tenant, &path, inner.destroy_timeout)?;
         destroying.drain()?;
-        let deadline = destroying.deadline();
+        let patience = destroying.patience();
         self.erasing_replica(
             &tenant,
             &path,
             |let_go| {
-                let waiting = storage::Waiting { deadline, let_go };
+                let waiting = storage::Waiting { patience, let_go };
                 storage::destroy(&tenant, self.tenant_path(&path)?, waiting)
             },
             |()| true,
@@ -729,13 +776,11 @@ impl TenantManager {
     /// ```
     pub fn migrate_tenant_to(&self, name: &str, version: usize) -> Result<MigrationOutcome> {
         let (tenant, path) = self.locate(name)?;
-        self.describe_root(true)?;
-        let outcome = migrate::migrate_to(
-            &self.inner.migrations,
-            &tenant,
-            self.tenant_path(&path)?,
-            version,
-        )?;
+        self.check_root()?;
+        let describe = |patience: &Patience| self.describe_root(Some(patience));
+        let at = self.tenant_path(&path)?;
+        let prelude = self.prelude(&describe);
+        let outcome = migrate::migrate_to(&self.inner.migrations, &tenant, at, version, prelude)?;
         if outcome.to < outcome.from {
             // Cached pools skip the schema check; make the next checkout
             // see that this tenant is now behind.
@@ -778,9 +823,13 @@ impl TenantManager {
     pub fn migrate_all(&self, options: &MigrateOptions) -> Result<MigrationReport> {
         // Checked on every run (another program may have changed the
         // history since this manager recorded it); recorded on the first.
-        let recorded = self.inner.described.load(Ordering::Relaxed);
-        self.describe_root(!recorded)?;
-        let report = migrate::migrate_all(&self.inner.root, &self.inner.migrations, options)?;
+        // Checked on every run; recorded before the first tenant is
+        // written to (a run that writes nothing records nothing).
+        self.describe_root(None)?;
+        let describe = |patience: &Patience| self.describe_root(Some(patience));
+        let prelude = self.prelude(&describe);
+        let inner = &self.inner;
+        let report = migrate::migrate_all(&inner.root, &inner.migrations, options, prelude)?;
         // A tenant moved down must be re-checked when next opened.
         for t in report.tenants.iter().filter(|t| t.to < t.from) {
             self.inner.cache.evict(t.tenant.as_str());
@@ -899,7 +948,9 @@ impl TenantManager {
     fn status(&self, each: Option<&mut (dyn FnMut(&TenantStatus) + Send)>) -> Result<StatusReport> {
         // Accepting changed migrations records them, whichever call checks
         // them first (building a manager writes nothing).
-        self.describe_root(self.inner.accept_migration_changes)?;
+        let accept = self.inner.accept_migration_changes;
+        let record = accept.then(|| Patience::new(self.inner.lock_timeout));
+        self.describe_root(record.as_ref())?;
         let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
         migrate::migration_status(&self.inner.root, &self.inner.migrations, jobs, each)
     }
@@ -930,13 +981,11 @@ impl TenantManager {
     /// ```
     pub fn rollback_tenant(&self, name: &str, steps: usize) -> Result<MigrationOutcome> {
         let (tenant, path) = self.locate(name)?;
-        self.describe_root(true)?;
-        let outcome = migrate::rollback(
-            &self.inner.migrations,
-            &tenant,
-            self.tenant_path(&path)?,
-            steps,
-        )?;
+        self.check_root()?;
+        let describe = |patience: &Patience| self.describe_root(Some(patience));
+        let at = self.tenant_path(&path)?;
+        let prelude = self.prelude(&describe);
+        let outcome = migrate::rollback(&self.inner.migrations, &tenant, at, steps, prelude)?;
         if outcome.to < outcome.from {
             // As in migrate_tenant_to: the next checkout checks again.
             self.inner.cache.evict(tenant.as_str());
@@ -1115,29 +1164,41 @@ impl TenantManager {
         backup::check_source(&tenant, root, src.as_ref())?;
         let checked = storage::check_backup(&tenant, src.as_ref(), latest)?;
         migrate::check_backup_history(&tenant, src.as_ref(), root, &inner.migrations)?;
+        self.check_root()?;
+        if !options.replaces() {
+            self.refuse_existing(&tenant, &path)?;
+        }
         // As in create: a root made by this restore describes itself
         // first (which needs the root directory).
         crate::fs::sys::make_dir_all(root)
             .map_err(|e| Error::io(Some(&tenant), root, "creating the tenant root", e))?;
-        self.describe_root(true)?;
+        let at = self.tenant_path(&path)?;
         let restored = if options.replaces() {
             // The destroy protocol of destroy_tenant, then the publish.
             let mut destroying =
                 DestroyGuard::begin(&inner.cache, &tenant, &path, inner.destroy_timeout)?;
+            let patience = destroying.patience();
+            self.describe_root(Some(&patience))?;
             destroying.drain()?;
-            let deadline = destroying.deadline();
-            let at = self.tenant_path(&path)?;
             self.erasing_replica(
                 &tenant,
                 &path,
                 |let_go| {
-                    let waiting = storage::Waiting { deadline, let_go };
-                    storage::restore(&tenant, at, checked, Existing::Replace { waiting })
+                    let waiting = storage::Waiting { patience, let_go };
+                    storage::restore(
+                        &tenant,
+                        at,
+                        checked,
+                        Existing::Replace { waiting },
+                        &patience,
+                    )
                 },
                 |restored| restored.replaced,
             )?
         } else {
-            storage::restore(&tenant, self.tenant_path(&path)?, checked, Existing::Refuse)?
+            let patience = Patience::since(started, inner.lock_timeout);
+            self.describe_root(Some(&patience))?;
+            storage::restore(&tenant, at, checked, Existing::Refuse, &patience)?
         };
         tracing::info!(tenant = %tenant, replaced = restored.replaced, "restored tenant");
         let migrations = &inner.migrations;

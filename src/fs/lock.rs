@@ -13,11 +13,15 @@
 
 use std::fs::File;
 use std::io;
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
+use crate::busy::{Busy, WaitedFor};
+use crate::error::OtherProcess;
 use crate::fs::dir::Dir;
 use crate::fs::file_id::FileId;
-use crate::fs::sys;
+use crate::fs::flock_holders::flock_holder;
+use crate::fs::{Patience, sys};
 
 /// How many times `acquire` starts again after losing a race with a
 /// releaser that removed the file; each retry means another holder made
@@ -33,14 +37,24 @@ pub(crate) struct FileLock {
 }
 
 impl FileLock {
-    /// Blocks until the lock file `path` (beneath `root`) is held.
+    /// Takes the lock file `path` (beneath `root`) for `doing`, waiting
+    /// for its holder until `patience` runs out (a non-blocking attempt
+    /// repeated with short sleeps: see `patience.rs`).
     ///
     /// With `make_dirs`, missing directories are made; without, a missing
-    /// directory gives `NotFound`.
-    pub(crate) fn acquire(root: &Path, path: &Path, make_dirs: bool) -> io::Result<FileLock> {
+    /// directory gives `NotFound`. A holder still there at the deadline
+    /// gives a `TimedOut` error carrying a [`Busy`](crate::busy::Busy):
+    /// what the holder wrote it was doing, and its pid.
+    pub(crate) fn acquire(
+        root: &Path,
+        path: &Path,
+        make_dirs: bool,
+        patience: &Patience,
+        doing: WaitedFor,
+    ) -> io::Result<FileLock> {
         let reach = if make_dirs { Reach::Make } else { Reach::Open };
-        Self::lock(root, path, reach, true)?
-            .ok_or_else(|| io::Error::other("a blocking lock cannot be busy"))
+        Self::lock(root, path, reach, Some(patience), doing)?
+            .ok_or_else(|| io::Error::other("a lock waited for cannot be busy"))
     }
 
     /// As [`acquire`](Self::acquire) making directories, but leaving the
@@ -55,15 +69,21 @@ impl FileLock {
         path: &Path,
         unsynced: &mut Vec<PathBuf>,
         held: &[FileId],
+        patience: &Patience,
     ) -> io::Result<FileLock> {
-        Self::lock(root, path, Reach::MakeDeferred(unsynced, held), true)?
-            .ok_or_else(|| io::Error::other("a blocking lock cannot be busy"))
+        let reach = Reach::MakeDeferred(unsynced, held);
+        Self::lock(root, path, reach, Some(patience), WaitedFor::Create)?
+            .ok_or_else(|| io::Error::other("a lock waited for cannot be busy"))
     }
 
     /// Takes the lock file `path` only if nobody holds it (`Ok(None)` if
     /// somebody does). Never makes directories.
-    pub(crate) fn try_acquire(root: &Path, path: &Path) -> io::Result<Option<FileLock>> {
-        Self::lock(root, path, Reach::Open, false)
+    pub(crate) fn try_acquire(
+        root: &Path,
+        path: &Path,
+        doing: WaitedFor,
+    ) -> io::Result<Option<FileLock>> {
+        Self::lock(root, path, Reach::Open, None, doing)
     }
 
     /// Which file the lock is.
@@ -83,7 +103,8 @@ impl FileLock {
         root: &Path,
         path: &Path,
         mut reach: Reach<'_>,
-        blocking: bool,
+        patience: Option<&Patience>,
+        doing: WaitedFor,
     ) -> io::Result<Option<Self>> {
         let (parent, name) = split(path)?;
         let make_dirs = !matches!(reach, Reach::Open);
@@ -106,10 +127,13 @@ impl FileLock {
                 let why = format!("{} is already locked under another name", path.display());
                 return Err(io::Error::new(io::ErrorKind::AlreadyExists, why));
             }
-            if !sys::flock(&file, false, blocking, name)? {
+            if !take(&file, name, patience)? {
                 return Ok(None);
             }
             if FileId::still_in(&file, &dir, name)? {
+                // Said for whoever gives up waiting on it (best effort:
+                // a full disk must not stop the operation).
+                sys::describe_lock(&file, doing.keyword(), name);
                 let name = name.to_path_buf();
                 return Ok(Some(FileLock {
                     file: Some(file),
@@ -122,6 +146,27 @@ impl FileLock {
             "could not lock {} after {MAX_ATTEMPTS} attempts",
             path.display()
         )))
+    }
+}
+
+/// Takes the `flock` on `file`: once without `patience` (`false` if
+/// held), else until its deadline (then a `Busy` error naming what its
+/// holder said it was doing).
+fn take(file: &File, name: &Path, patience: Option<&Patience>) -> io::Result<bool> {
+    let Some(patience) = patience else {
+        return sys::flock(file, false, false, name);
+    };
+    let taken = patience.retry(|| Ok(sys::flock(file, false, false, name)?.then_some(())))?;
+    match taken {
+        Some(()) => Ok(true),
+        None => Err(Busy {
+            waited_for: WaitedFor::from_keyword(&sys::lock_description(file, name)),
+            other_process: Some(OtherProcess {
+                pid: flock_holder(file.as_fd()),
+            }),
+            waited: patience.waited(),
+        }
+        .into_io()),
     }
 }
 
@@ -184,7 +229,10 @@ mod tests {
                 let (root, path, inside) = (root.clone(), path.clone(), Arc::clone(&inside));
                 std::thread::spawn(move || {
                     for _ in 0..50 {
-                        let _lock = FileLock::acquire(&root, &path, true).unwrap();
+                        let patience = Patience::new(std::time::Duration::from_secs(60));
+                        let doing = WaitedFor::Create;
+                        let _lock =
+                            FileLock::acquire(&root, &path, true, &patience, doing).unwrap();
                         assert_eq!(inside.fetch_add(1, Ordering::SeqCst), 0);
                         std::thread::yield_now();
                         inside.fetch_sub(1, Ordering::SeqCst);
@@ -201,8 +249,31 @@ mod tests {
     #[test]
     fn missing_directory_without_create_is_not_found() {
         let dir = tempfile::tempdir().unwrap();
-        let err =
-            FileLock::acquire(dir.path(), &dir.path().join("nope/.x.lock"), false).unwrap_err();
+        let patience = Patience::new(std::time::Duration::from_secs(1));
+        let path = dir.path().join("nope/.x.lock");
+        let err = FileLock::acquire(dir.path(), &path, false, &patience, WaitedFor::Migration)
+            .unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn a_held_lock_is_waited_for_until_the_deadline_then_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".x.lock");
+        let long = Patience::new(std::time::Duration::from_secs(60));
+        let held = FileLock::acquire(dir.path(), &path, true, &long, WaitedFor::Destroy).unwrap();
+        let short = Patience::new(std::time::Duration::from_millis(50));
+        let err =
+            FileLock::acquire(dir.path(), &path, true, &short, WaitedFor::Create).unwrap_err();
+        let busy = crate::busy::busy(&err).expect("a Busy error");
+        assert_eq!(busy.waited_for, WaitedFor::Destroy);
+        assert!(busy.waited >= std::time::Duration::from_millis(50));
+        if Path::new("/proc/locks").exists() {
+            let me = Some(std::process::id());
+            assert_eq!(busy.other_process, Some(OtherProcess { pid: me }));
+        }
+        drop(held);
+        let again = FileLock::acquire(dir.path(), &path, true, &short, WaitedFor::Create);
+        assert!(again.is_ok());
     }
 }

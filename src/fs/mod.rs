@@ -9,7 +9,9 @@ pub(crate) mod entries;
 pub(crate) mod faults;
 pub(crate) mod file_id;
 pub(crate) mod files;
+pub(crate) mod flock_holders;
 pub(crate) mod lock;
+pub(crate) mod patience;
 pub(crate) mod record;
 pub(crate) mod siblings;
 pub(crate) mod sys;
@@ -18,4 +20,5 @@ pub(crate) use dir::Dir;
 #[cfg(feature = "testing")]
 pub use faults::{FaultPlan, Step, StepTaken};
 pub(crate) use file_id::FileId;
+pub(crate) use patience::Patience;
 pub(crate) use record::{read_record, record_once, rewrite_record, update_record};

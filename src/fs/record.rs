@@ -9,12 +9,18 @@ use std::io;
 use std::os::fd::AsFd;
 use std::path::Path;
 
+use crate::busy::WaitedFor;
 use crate::error::{Error, Result};
 use crate::fs::dir::Dir;
 use crate::fs::files::remove_quietly;
 use crate::fs::lock::{FileLock, split};
 use crate::fs::siblings::{lock_path, scratch_path};
-use crate::fs::sys;
+use crate::fs::{Patience, sys};
+
+/// How long a record written outside any tenant's operation (a backup
+/// directory's history, the replication settings) waits for another
+/// process writing it.
+pub(crate) const RECORD_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The record at `path` (`ROOT/INTERNAL/NAME`), read without following a
 /// link at the root, at `internal` or at the record itself (someone else
@@ -29,12 +35,17 @@ pub(crate) fn read_contained(root: &Path, internal: &Path, path: &Path) -> io::R
 }
 
 /// Writes `text` to `path` unless a record is already there; returns the
-/// record that was there, if any.
+/// record that was there, if any. The record is looked for first: one
+/// already there is never written again (a full disk does not stop a
+/// root that describes itself).
 ///
 /// # Errors
 ///
 /// I/O errors other than a read-only root.
 pub(crate) fn record_once(path: &Path, text: &str) -> Result<Option<String>> {
+    if let Some(there) = read_record(path)? {
+        return Ok(Some(there));
+    }
     let written = record_dir(path, true).and_then(|(dir, name)| {
         let scratch = write_scratch(&dir, name, text)?;
         let linked = sys::link(dir.fd(), &scratch, name);
@@ -68,18 +79,22 @@ pub(crate) fn read_record(path: &Path) -> Result<Option<String>> {
     }
 }
 
-/// Rewrites the record at `path` under its lock: `update` gets what is
-/// there and returns what should be (`None`: leave it as it is).
+/// Rewrites the record at `path` under its lock (waited for until
+/// `patience` runs out): `update` gets what is there and returns what
+/// should be (`None`: leave it as it is).
 ///
 /// # Errors
 ///
-/// `update`'s error, or I/O errors other than a read-only root.
+/// `update`'s error, or I/O errors other than a read-only root (a lock
+/// held past the deadline is `TimedOut`, saying by whom).
 pub(crate) fn update_record(
     path: &Path,
+    patience: &Patience,
     update: impl FnOnce(Option<&str>) -> Result<Option<String>>,
 ) -> Result<()> {
     let lock_file = lock_path(path);
-    let lock = match FileLock::acquire(root_of(path), &lock_file, true) {
+    let doing = WaitedFor::RootRecord;
+    let lock = match FileLock::acquire(root_of(path), &lock_file, true, patience, doing) {
         Ok(lock) => lock,
         Err(e) if read_only(&e) => {
             let current = read_record(path)?;
@@ -110,7 +125,11 @@ pub(crate) fn rewrite_record(
     update: impl FnOnce(Option<&str>) -> Result<Option<String>>,
 ) -> Result<()> {
     let lock_file = lock_path(path);
-    let lock = FileLock::acquire(root_of(path), &lock_file, true)
+    // A tenant's limits are changed by an operator's call, outside any
+    // tenant operation's deadline.
+    let patience = Patience::new(RECORD_WAIT);
+    let doing = WaitedFor::RootRecord;
+    let lock = FileLock::acquire(root_of(path), &lock_file, true, &patience, doing)
         .map_err(|e| Error::io(None, lock_file, "locking the record", e))?;
     rewrite_locked(&lock, path, update)
 }

@@ -152,6 +152,31 @@ pub(crate) fn write_all(file: &mut File, bytes: &[u8], name: &Path) -> io::Resul
     io::Write::write_all(file, bytes)
 }
 
+/// Writes what a lock's holder is doing (`word`) at the start of its lock
+/// file, for a waiter that gives up to read. Best effort: a full disk or
+/// an injected fault leaves the file empty, which reads as "an
+/// operation".
+pub(crate) fn describe_lock(file: &File, word: &str, name: &Path) {
+    use std::os::unix::fs::FileExt;
+    if faults::check(Step::Write, name).is_ok() {
+        let line = format!("{word}\n");
+        let _ = file.write_all_at(line.as_bytes(), 0);
+    }
+}
+
+/// The first line of a lock file (what its holder said it is doing), or
+/// nothing if it cannot be read.
+pub(crate) fn lock_description(file: &File, name: &Path) -> String {
+    use std::os::unix::fs::FileExt;
+    let mut buf = [0u8; 64];
+    if faults::check(Step::Stat, name).is_err() {
+        return String::new();
+    }
+    let read = file.read_at(&mut buf, 0).unwrap_or(0);
+    let text = String::from_utf8_lossy(&buf[..read]);
+    text.lines().next().unwrap_or("").to_owned()
+}
+
 /// Flushes `file` (a file or a directory) to stable storage.
 pub(crate) fn sync(file: BorrowedFd<'_>, name: &Path) -> io::Result<()> {
     faults::check(Step::Sync, name)?;

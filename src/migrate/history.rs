@@ -19,7 +19,7 @@ use std::path::Path;
 
 use super::migrations::{Migration, Migrations};
 use crate::error::{Error, Result};
-use crate::fs::{read_record, record_once, update_record};
+use crate::fs::{Patience, read_record, record_once, update_record};
 use crate::paths::{Fnv1a, INTERNAL_DIR, RootConfig};
 
 /// The history's file name in `.tenanted/`.
@@ -65,9 +65,12 @@ impl Entry {
 
 /// Checks that the root agrees with this program: its layout (recorded by
 /// the first program that wrote to it) and its migration history. With
-/// `record`, before a first write, also records both where the root has
-/// none yet (a root made by an older release is described by its first
-/// write under this one). A root that does not exist yet is left alone.
+/// `record` (given just before a first write to a tenant), also records
+/// what the root lacks (a root made by an older release is described by
+/// its first write under this one), waiting for another process
+/// recording at the same time until its patience runs out. Records are
+/// read first and only what is missing is written: a described root
+/// needs no free space. A root that does not exist yet is left alone.
 ///
 /// # Errors
 ///
@@ -76,20 +79,31 @@ pub(crate) fn describe_root(
     root: &RootConfig,
     migrations: &Migrations,
     accept_changes: bool,
-    record: bool,
+    record: Option<&Patience>,
 ) -> Result<()> {
-    root.check_recorded_layout()?;
+    let layout = root.check_recorded_layout()?;
     let history = root.root_dir().join(INTERNAL_DIR).join(HISTORY);
-    if !record || !crate::fs::sys::is_dir(root.root_dir()) {
-        let recorded = read_record(&history)?;
-        let ours = entries(migrations);
-        return compare(root.root_dir(), recorded.as_deref(), &ours, accept_changes);
-    }
+    let ours = entries(migrations);
+    let recorded = read_record(&history)?;
+    compare(root.root_dir(), recorded.as_deref(), &ours, accept_changes)?;
+    let Some(patience) = record.filter(|_| crate::fs::sys::is_dir(root.root_dir())) else {
+        return Ok(());
+    };
     // Two programs recording at once: one writes, the other compares.
-    if record_once(&root.layout_record_path(), &root.layout_record())?.is_some() {
+    if !layout && record_once(&root.layout_record_path(), &root.layout_record())?.is_some() {
         root.check_recorded_layout()?;
     }
-    record_history(root.root_dir(), &history, migrations, accept_changes)
+    if needs_recording(recorded.as_deref(), &ours, accept_changes) {
+        record_history(root.root_dir(), &history, &ours, (accept_changes, patience))?;
+    }
+    Ok(())
+}
+
+/// Whether the history `recorded` lacks (or, accepting changes, differs
+/// from) `ours`.
+fn needs_recording(recorded: Option<&str>, ours: &[Entry], accept_changes: bool) -> bool {
+    let recorded = parse(recorded);
+    recorded.len() < ours.len() || (accept_changes && first_difference(&recorded, ours).is_some())
 }
 
 fn entries(migrations: &Migrations) -> Vec<Entry> {
@@ -122,19 +136,18 @@ fn compare(root: &Path, recorded: Option<&str>, ours: &[Entry], accept: bool) ->
     }
 }
 
-/// Checks `migrations` against the history at `path`, then records the
-/// ones the history lacks (or, with `accept_changes`, rewrites it to
-/// `migrations`).
+/// Checks `ours` against the history at `path`, then records the ones
+/// the history lacks (or, with `accept_changes`, rewrites it to `ours`),
+/// under the record's lock.
 fn record_history(
     root: &Path,
     path: &Path,
-    migrations: &Migrations,
-    accept_changes: bool,
+    ours: &[Entry],
+    (accept_changes, patience): (bool, &Patience),
 ) -> Result<()> {
-    let ours = entries(migrations);
-    update_record(path, |current| {
+    update_record(path, patience, |current| {
         let recorded = parse(current);
-        if let Some((had, has)) = first_difference(&recorded, &ours) {
+        if let Some((had, has)) = first_difference(&recorded, ours) {
             if !accept_changes {
                 return Err(changed(root, had, has));
             }
@@ -169,9 +182,12 @@ pub(crate) fn copy_history(root: &Path, dir: &Path) -> Result<()> {
     let Some(history) = read_record(&root.join(INTERNAL_DIR).join(HISTORY))? else {
         return Ok(());
     };
-    update_record(&dir.join(INTERNAL_DIR).join(HISTORY), |current| {
-        Ok((current != Some(history.as_str())).then(|| history.clone()))
-    })
+    let patience = Patience::new(crate::fs::record::RECORD_WAIT);
+    update_record(
+        &dir.join(INTERNAL_DIR).join(HISTORY),
+        &patience,
+        |current| Ok((current != Some(history.as_str())).then(|| history.clone())),
+    )
 }
 
 /// Checks the history a backup carries (the `.tenanted/migrations` of the

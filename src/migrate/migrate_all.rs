@@ -13,7 +13,7 @@ use parking_lot::Mutex;
 use super::migrations::Migrations;
 use super::options::MigrateOptions;
 use super::report::{MigrationReport, StatusReport, TenantReport, TenantStatus};
-use super::tenant::migrate_from;
+use super::tenant::{Prelude, migrate_from};
 use super::version::peek_found;
 use crate::error::Result;
 use crate::fleet::{FleetOptions, Line, Run, Tally};
@@ -61,6 +61,7 @@ impl Line for TenantStatus {
 struct Migrating<'a> {
     migrations: &'a Migrations,
     options: &'a MigrateOptions,
+    prelude: Prelude<'a>,
     target: usize,
     owns_dir: bool,
     failures: AtomicUsize,
@@ -78,8 +79,8 @@ impl Migrating<'_> {
             hook(&tenant);
         }
         let at = TenantPath::new(run.root(), &found.path, self.owns_dir);
-        let target = (self.target, options.allow_down);
-        let result = migrate_from(self.migrations, &tenant, at, target, before, started);
+        let to = (self.target, options.allow_down, before);
+        let result = migrate_from(self.migrations, &tenant, at, to, started, self.prelude);
         let report = TenantReport::from_result(tenant, result, started);
         if let Some(e) = &report.error {
             // The report carries the failure; callers print it once.
@@ -103,6 +104,7 @@ pub(crate) fn migrate_all(
     root: &RootConfig,
     migrations: &Migrations,
     options: &MigrateOptions,
+    prelude: Prelude<'_>,
 ) -> Result<MigrationReport> {
     let target = options.target.unwrap_or(migrations.latest_version());
     let run = Run::new(root, &options.fleet)?;
@@ -111,6 +113,7 @@ pub(crate) fn migrate_all(
     let migrating = Migrating {
         migrations,
         options,
+        prelude,
         target,
         owns_dir: root.owns_directory()?,
         failures: AtomicUsize::new(0),

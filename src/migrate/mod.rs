@@ -26,4 +26,4 @@ pub(crate) use history::{check_backup_history, copy_history, describe_root};
 pub(crate) use migrate_all::{migrate_all, migration_status};
 pub(crate) use schema_gate::check_schema;
 pub(crate) use template_schema::ensure_template;
-pub(crate) use tenant::{migrate_to, rollback};
+pub(crate) use tenant::{Prelude, migrate_to, rollback};

@@ -2,20 +2,23 @@
 //! first connection: WAL on, version read, and a tenant behind the code
 //! refused (or migrated, with `auto_migrate`), one ahead of it refused.
 
+use std::time::Duration;
+
 use rusqlite::Connection;
 
 use super::migrations::Migrations;
-use super::tenant::{check_not_ahead, migrate_to};
+use super::tenant::{Prelude, check_not_ahead, migrate_to};
 use super::version::read_version;
 use crate::error::{PendingMigrationError, Result};
 use crate::name::TenantName;
 use crate::storage::{TenantPath, sqlite_error};
 
 /// Compares the tenant's schema version with the migrations, on `conn`;
-/// migrates it if `auto_migrate` is on.
+/// migrates it if `auto_migrate` is on (`Some`: how long its lock is
+/// waited for).
 pub(crate) fn check_schema(
     migrations: &Migrations,
-    auto_migrate: bool,
+    auto_migrate: Option<Duration>,
     tenant: &TenantName,
     at: TenantPath<'_>,
     conn: &Connection,
@@ -29,7 +32,7 @@ pub(crate) fn check_schema(
     check_not_ahead(migrations, tenant, path, version)?;
     let latest = migrations.latest_version();
     if version < latest {
-        if !auto_migrate {
+        let Some(wait) = auto_migrate else {
             return Err(PendingMigrationError {
                 tenant: tenant.clone(),
                 path: path.to_path_buf(),
@@ -38,8 +41,13 @@ pub(crate) fn check_schema(
                 pending: migrations.names_between(version, latest),
             }
             .into());
-        }
-        migrate_to(migrations, tenant, at, latest)?;
+        };
+        // A pool's migration records nothing about the root (as before).
+        let prelude = Prelude {
+            wait,
+            first_write: &|_| Ok(()),
+        };
+        migrate_to(migrations, tenant, at, latest, prelude)?;
     }
     tracing::debug!(tenant = %tenant, version, "schema checked");
     Ok(())

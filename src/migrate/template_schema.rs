@@ -12,13 +12,16 @@ use crate::name::TenantName;
 use crate::storage;
 
 /// The template database for `migrations` under `root`, built first if
-/// needed (see `storage::ensure_template`) for creating `tenant`.
+/// needed (see `storage::ensure_template`) for creating `tenant` at `db`,
+/// waiting for another process's build until `patience` runs out.
 pub(crate) fn ensure_template(
     root: &Path,
     migrations: &Migrations,
-    tenant: &TenantName,
+    at: (&TenantName, &Path),
+    patience: &crate::fs::Patience,
 ) -> Result<storage::Template> {
-    storage::ensure_template(root, migrations.fingerprint(), tenant, |conn, path| {
+    let key = migrations.fingerprint();
+    storage::ensure_template(root, key, at, patience, |conn, path| {
         migrate_template(migrations, conn, path)
     })
 }

@@ -8,7 +8,9 @@ use rusqlite_migration::MigrationDefinitionError;
 
 use super::migrations::Migrations;
 use super::version::{peek_version, read_version};
+use crate::busy::WaitedFor;
 use crate::error::{Error, Result};
+use crate::fs::Patience;
 use crate::name::TenantName;
 use crate::storage::{TenantPath, lock_tenant, open_existing};
 
@@ -43,6 +45,18 @@ pub struct MigrationOutcome {
     pub duration: Duration,
 }
 
+/// How a migration waits for others, and what it does before it writes.
+#[derive(Clone, Copy)]
+pub(crate) struct Prelude<'a> {
+    /// How long the tenant's lock is waited for, from the start of the
+    /// work on the tenant (`lock_timeout`).
+    pub(crate) wait: Duration,
+    /// Run under the tenant's lock just before the first write (the
+    /// facade records the root's description there): a migration that is
+    /// refused, or has nothing to do, writes nothing.
+    pub(crate) first_write: &'a (dyn Fn(&Patience) -> Result<()> + Sync),
+}
+
 /// Brings `tenant` to `target` (up or down), holding the tenant's lock.
 ///
 /// A tenant already at `target` returns at once without locking, so a
@@ -52,10 +66,18 @@ pub(crate) fn migrate_to(
     tenant: &TenantName,
     at: TenantPath<'_>,
     target: usize,
+    prelude: Prelude<'_>,
 ) -> Result<MigrationOutcome> {
     let started = Instant::now();
     let before = peek_version(tenant, at.root(), at.db());
-    migrate_from(migrations, tenant, at, (target, true), before, started)
+    migrate_from(
+        migrations,
+        tenant,
+        at,
+        (target, true, before),
+        started,
+        prelude,
+    )
 }
 
 /// [`migrate_to`], given the version read without the lock (`before`)
@@ -65,9 +87,9 @@ pub(crate) fn migrate_from(
     migrations: &Migrations,
     tenant: &TenantName,
     at: TenantPath<'_>,
-    (target, allow_down): (usize, bool),
-    before: Result<usize>,
+    (target, allow_down, before): (usize, bool, Result<usize>),
     started: Instant,
+    prelude: Prelude<'_>,
 ) -> Result<MigrationOutcome> {
     let latest = migrations.latest_version();
     if target > latest {
@@ -85,12 +107,13 @@ pub(crate) fn migrate_from(
     {
         return Ok(unchanged(tenant, version, started));
     }
-    let _lock = lock_tenant(tenant, at)?;
+    let patience = Patience::since(started, prelude.wait);
+    let _lock = lock_tenant(tenant, at, &patience, WaitedFor::Migration)?;
     let target = match allow_down {
         true => Target::Version(target),
         false => Target::NotDown(target),
     };
-    migrate_locked(migrations, tenant, at, target, started)
+    migrate_locked(migrations, tenant, at, target, (&patience, prelude))
 }
 
 /// Undoes `tenant`'s last `steps` migrations, counted from the version it
@@ -101,10 +124,12 @@ pub(crate) fn rollback(
     tenant: &TenantName,
     at: TenantPath<'_>,
     steps: usize,
+    prelude: Prelude<'_>,
 ) -> Result<MigrationOutcome> {
-    let started = Instant::now();
-    let _lock = lock_tenant(tenant, at)?;
-    migrate_locked(migrations, tenant, at, Target::Down(steps), started)
+    let patience = Patience::new(prelude.wait);
+    let _lock = lock_tenant(tenant, at, &patience, WaitedFor::Migration)?;
+    let target = Target::Down(steps);
+    migrate_locked(migrations, tenant, at, target, (&patience, prelude))
 }
 
 /// Where a migration goes.
@@ -146,12 +171,13 @@ fn migrate_locked(
     tenant: &TenantName,
     at: TenantPath<'_>,
     target: Target,
-    started: Instant,
+    (patience, prelude): (&Patience, Prelude<'_>),
 ) -> Result<MigrationOutcome> {
+    let started = patience.started();
     let (root, path) = (at.root(), at.db());
     // Open again under the lock: another process may have destroyed (or
     // destroyed and re-created) the tenant, or migrated it, while we waited.
-    let mut conn = open_existing(tenant, root, path)?;
+    let mut conn = open_existing(tenant, root, path, patience)?;
     let from = read_version(tenant, path, &conn)?;
     check_not_ahead(migrations, tenant, path, from)?;
     let target = target.resolve(tenant, from)?;
@@ -159,6 +185,7 @@ fn migrate_locked(
         return Ok(unchanged(tenant, from, started));
     }
     check_down_scripts(migrations, tenant, from, target)?;
+    (prelude.first_write)(patience)?;
     let span = tracing::info_span!("migrate", tenant = %tenant, from, to = target);
     let _entered = span.enter();
     let migrated = migrations.engine().to_version(&mut conn, target);

@@ -43,21 +43,24 @@ impl RootConfig {
     }
 
     /// Checks this configuration against the layout recorded in the root;
-    /// a root with no record (new: nothing written yet) passes.
+    /// a root with no record (new: nothing written yet) passes. Returns
+    /// whether a record is there (and agrees).
     ///
     /// # Errors
     ///
     /// [`Error::RootFormatTooNew`] for a root in a format newer than
-    /// [`FORMAT`]; [`Error::LayoutMismatch`] naming both layouts; an I/O
-    /// error reading the record.
-    pub(crate) fn check_recorded_layout(&self) -> Result<()> {
+    /// [`FORMAT`]; [`Error::LayoutMismatch`] naming both layouts;
+    /// [`Error::NotADirectory`] when the root or its `.tenanted` is not a
+    /// directory; an I/O error reading the record.
+    pub(crate) fn check_recorded_layout(&self) -> Result<bool> {
         let path = self.layout_record_path();
         match read_contained(self.root_dir(), Path::new(INTERNAL_DIR), &path) {
-            Ok(recorded) if recorded == self.layout_record() => Ok(()),
+            Ok(recorded) if recorded == self.layout_record() => Ok(true),
             Ok(recorded) => Err(self
                 .format_too_new(&recorded)
                 .unwrap_or_else(|| self.layout_mismatch(&recorded))),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(_) if let Some(blocked) = self.root_blocked() => Err(blocked),
             Err(_) if let Some(blocked) = self.internal_dir_blocked() => Err(blocked),
             Err(e) => Err(Error::io(
                 None,
@@ -68,16 +71,24 @@ impl RootConfig {
         }
     }
 
+    /// [`Error::NotADirectory`] if the root itself (a link to a
+    /// directory is fine: the operator placed it) is a file.
+    fn root_blocked(&self) -> Option<Error> {
+        let root = self.root_dir();
+        let meta = crate::fs::sys::metadata(root).ok()?;
+        let found = not_a_directory(meta.file_type())?;
+        Some(Error::NotADirectory {
+            tenant: None,
+            path: root.to_path_buf(),
+            found,
+        })
+    }
+
     /// [`Error::NotADirectory`] if `.tenanted` is a link or a file.
     fn internal_dir_blocked(&self) -> Option<Error> {
         let internal = self.root_dir().join(INTERNAL_DIR);
         let meta = crate::fs::sys::symlink_metadata(&internal).ok()?;
-        let found = match meta.file_type() {
-            t if t.is_dir() => return None,
-            t if t.is_symlink() => "a symbolic link",
-            t if t.is_file() => "a regular file",
-            _ => "a special file",
-        };
+        let found = not_a_directory(meta.file_type())?;
         Some(Error::NotADirectory {
             tenant: None,
             path: internal,
@@ -115,4 +126,14 @@ impl RootConfig {
             buckets: self.bucket_count(),
         }
     }
+}
+
+/// What a file type that is not a directory is, in words.
+fn not_a_directory(t: std::fs::FileType) -> Option<&'static str> {
+    Some(match t {
+        t if t.is_dir() => return None,
+        t if t.is_symlink() => "a symbolic link",
+        t if t.is_file() => "a regular file",
+        _ => "a special file",
+    })
 }

@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 use super::cache::{PoolCache, Retired};
 use super::flight::Flight;
 use super::tenant_pool::TenantPool;
+use crate::busy::WaitedFor;
 use crate::error::{Error, Result};
+use crate::fs::Patience;
 use crate::name::TenantName;
 
 /// How often a destroy looks again at what it waits for.
@@ -59,6 +61,7 @@ impl<'a> DestroyGuard<'a> {
                 return Err(Error::TenantBusy {
                     tenant: tenant.clone(),
                     path: path.to_path_buf(),
+                    waited_for: WaitedFor::DestroyInThisProcess,
                     checked_out: 0,
                     other_process: None,
                     waited: started.elapsed(),
@@ -101,6 +104,7 @@ impl<'a> DestroyGuard<'a> {
             return Err(Error::TenantBusy {
                 tenant: self.tenant.clone(),
                 path: self.path.clone(),
+                waited_for: WaitedFor::CheckedOutConnections,
                 checked_out,
                 other_process: None,
                 waited: self.started.elapsed(),
@@ -116,7 +120,13 @@ impl DestroyGuard<'_> {
     /// When the whole destroy must be over: what is left of the timeout
     /// after this process's drain goes to waiting for other processes.
     pub(crate) fn deadline(&self) -> Instant {
-        self.started + self.timeout
+        self.patience().deadline()
+    }
+
+    /// The destroy's wait for other processes: `destroy_timeout` from
+    /// the call, whatever this process's drain took of it.
+    pub(crate) fn patience(&self) -> Patience {
+        Patience::since(self.started, self.timeout)
     }
 }
 

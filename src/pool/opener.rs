@@ -48,6 +48,8 @@ pub(crate) struct OpenConfig {
     pub(crate) init: Option<ConnectionInit>,
     /// Migrate a tenant found behind instead of refusing it.
     pub(crate) auto_migrate: bool,
+    /// How long such a migration waits for the tenant's lock.
+    pub(crate) lock_timeout: Duration,
     /// The threads every pool shares to open connections.
     pub(crate) connector: Arc<ScheduledThreadPool>,
     /// The root, which every path of a tenant is reached from without
@@ -150,7 +152,7 @@ fn open_as_lead(
     }
     migrate::check_schema(
         migrations,
-        config.auto_migrate,
+        config.auto_migrate.then_some(config.lock_timeout),
         tenant,
         TenantPath::new(&config.root, path, config.owns_dir),
         first.connection(),
@@ -183,7 +185,13 @@ fn connection_manager(
     let setup = Box::new(move |conn: &mut Connection| {
         setup_connection(conn, busy_timeout, user_init.as_ref())
     });
-    PinnedManager::new(sqlite, setup, target, state, resident)
+    PinnedManager::new(
+        sqlite,
+        (setup, config.connection_timeout),
+        target,
+        state,
+        resident,
+    )
 }
 
 /// The flags a tenant's connections open with: a tenant suspended

@@ -17,6 +17,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use r2d2::ManageConnection;
 use r2d2_sqlite::SqliteConnectionManager;
@@ -25,6 +26,7 @@ use rusqlite::Connection;
 use super::pool_state::PoolState;
 use super::resident::{Claim, Resident};
 use crate::error::Error;
+use crate::fs::Patience;
 use crate::limits::{self, Policy};
 use crate::name::TenantName;
 use crate::storage::{self, PinError, TrackedConnection, open_pinned};
@@ -106,6 +108,9 @@ impl r2d2::HandleError<ConnectError> for ConnectErrors {
 pub(super) struct PinnedManager {
     sqlite: SqliteConnectionManager,
     setup: Setup,
+    /// How long an open waits at the tenant's open gate for a destroy in
+    /// another process to pass it (`connection_timeout`).
+    gate_wait: Duration,
     root: PathBuf,
     path: PathBuf,
     state: Arc<PoolState>,
@@ -124,7 +129,7 @@ pub(super) struct Target {
 impl PinnedManager {
     pub(super) fn new(
         sqlite: SqliteConnectionManager,
-        setup: Setup,
+        (setup, gate_wait): (Setup, Duration),
         target: Target,
         state: Arc<PoolState>,
         resident: Arc<Resident>,
@@ -132,6 +137,7 @@ impl PinnedManager {
         PinnedManager {
             sqlite,
             setup,
+            gate_wait,
             root: target.root,
             path: target.path,
             state,
@@ -149,7 +155,8 @@ impl PinnedManager {
     /// Why the file could not be opened.
     pub(super) fn open_connection(&self) -> Result<TrackedConnection, OpenFailure> {
         let mut set_up = true;
-        let opened = open_pinned(&self.root, &self.path, || {
+        let patience = Patience::new(self.gate_wait);
+        let opened = open_pinned(&self.root, &self.path, &patience, || {
             let mut conn = self.sqlite.connect()?;
             (self.setup)(&mut conn).inspect_err(|_| set_up = false)?;
             Ok(conn)

@@ -213,7 +213,8 @@ mod tests {
         conn.pragma_update(None, "journal_mode", "WAL").unwrap();
         drop(conn);
         let tenant = TenantName::new("t").unwrap();
-        crate::storage::open_existing(&tenant, dir, &path).unwrap()
+        let patience = crate::fs::Patience::new(std::time::Duration::from_secs(30));
+        crate::storage::open_existing(&tenant, dir, &path, &patience).unwrap()
     }
 
     fn claims(resident: &Arc<Resident>) -> &'static str {

@@ -137,7 +137,8 @@ impl ReplicationSettings {
     /// [`Error::Io`] writing the record.
     pub fn record(&self, root: &RootConfig) -> Result<()> {
         let text = self.to_record();
-        update_record(&record_path(root), |old| {
+        let patience = crate::fs::Patience::new(crate::fs::record::RECORD_WAIT);
+        update_record(&record_path(root), &patience, |old| {
             Ok((old != Some(text.as_str())).then(|| text.clone()))
         })
     }

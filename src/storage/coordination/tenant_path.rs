@@ -37,12 +37,13 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Result};
+use crate::busy::{WaitedFor, busy};
+use crate::error::{Error, LockStep, Result};
 use crate::fs::dir::Dir;
 use crate::fs::file_id::FileId;
 use crate::fs::lock::FileLock;
 use crate::fs::siblings::{lock_path, name_of};
-use crate::fs::sys;
+use crate::fs::{Patience, sys};
 use crate::name::TenantName;
 
 /// A tenant's database file and the entry that holds it below the root.
@@ -126,12 +127,17 @@ impl TenantLock {
     ///
     /// [`Error::Io`] naming the lock file (or [`Error::NotADirectory`] for
     /// a link on the way).
+    /// [`Error::TenantBusy`] if another holds them past `patience`.
     pub(in crate::storage) fn for_new(
         tenant: &TenantName,
         at: TenantPath<'_>,
+        patience: &Patience,
+        doing: WaitedFor,
     ) -> Result<TenantLock> {
-        Self::take(at, |lock| FileLock::acquire(at.root, lock, true))
-            .map_err(|(file, e)| lock_error(tenant, file, e))
+        Self::take(at, patience, doing, |lock| {
+            FileLock::acquire(at.root, lock, true, patience, doing)
+        })
+        .map_err(|(file, e)| lock_error(tenant, at, file, e))
     }
 
     /// As [`for_new`](Self::for_new), but the parents that got a new
@@ -142,9 +148,10 @@ impl TenantLock {
         at: TenantPath<'_>,
         unsynced: &mut Vec<PathBuf>,
         held: &[FileId],
+        patience: &Patience,
     ) -> Result<TenantLock> {
-        let taken = Self::take(at, |lock| {
-            FileLock::acquire_deferred(at.root, lock, unsynced, held)
+        let taken = Self::take(at, patience, WaitedFor::Create, |lock| {
+            FileLock::acquire_deferred(at.root, lock, unsynced, held, patience)
         });
         taken.map_err(|(file, e)| match e.kind() {
             // Another name of this batch is the same file.
@@ -152,29 +159,33 @@ impl TenantLock {
                 tenant: tenant.clone(),
                 path: at.db.to_path_buf(),
             },
-            _ => lock_error(tenant, file, e),
+            _ => lock_error(tenant, at, file, e),
         })
     }
 
-    /// Locks an existing tenant; makes no directory.
+    /// Locks an existing tenant for `doing`; makes no directory.
     ///
     /// # Errors
     ///
-    /// [`Error::TenantDoesNotExist`] when its directory is missing.
+    /// [`Error::TenantDoesNotExist`] when its directory is missing;
+    /// [`Error::TenantBusy`] if another holds the locks past `patience`.
     pub(in crate::storage) fn for_existing(
         tenant: &TenantName,
         at: TenantPath<'_>,
+        patience: &Patience,
+        doing: WaitedFor,
     ) -> Result<TenantLock> {
         let missing = || Error::TenantDoesNotExist {
             tenant: tenant.clone(),
             path: at.db.to_path_buf(),
         };
-        let lock = Self::take(at, |lock| FileLock::acquire(at.root, lock, false)).map_err(
-            |(file, e)| match e.kind() {
-                io::ErrorKind::NotFound => missing(),
-                _ => lock_error(tenant, file, e),
-            },
-        )?;
+        let taken = Self::take(at, patience, doing, |lock| {
+            FileLock::acquire(at.root, lock, false, patience, doing)
+        });
+        let lock = taken.map_err(|(file, e)| match e.kind() {
+            io::ErrorKind::NotFound => missing(),
+            _ => lock_error(tenant, at, file, e),
+        })?;
         match lock.db_dir(at) {
             Some(_) => Ok(lock),
             None => Err(missing()),
@@ -184,14 +195,15 @@ impl TenantLock {
     /// Both locks if nobody holds either (`None` if somebody does, or if
     /// the directories are gone). Makes no directory.
     pub(in crate::storage) fn try_for_sweep(at: TenantPath<'_>) -> io::Result<Option<TenantLock>> {
-        let outer = match FileLock::try_acquire(at.root, &lock_path(at.entry())) {
+        let outer = match FileLock::try_acquire(at.root, &lock_path(at.entry()), WaitedFor::Cleanup)
+        {
             Ok(Some(lock)) => lock,
             Ok(None) => return Ok(None),
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e),
         };
         let inner = match at.owns_dir() {
-            true => match FileLock::try_acquire(at.root, &lock_path(at.db)) {
+            true => match FileLock::try_acquire(at.root, &lock_path(at.db), WaitedFor::Cleanup) {
                 Ok(Some(lock)) => Some(lock),
                 Ok(None) => return Ok(None),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => None,
@@ -208,6 +220,8 @@ impl TenantLock {
 
     fn take(
         at: TenantPath<'_>,
+        patience: &Patience,
+        doing: WaitedFor,
         first: impl FnOnce(&Path) -> io::Result<FileLock>,
     ) -> std::result::Result<TenantLock, Failed> {
         let file = lock_path(at.entry());
@@ -215,7 +229,7 @@ impl TenantLock {
         let inner = match at.owns_dir() {
             true => {
                 let file = lock_path(at.db);
-                match FileLock::acquire(at.root, &file, false) {
+                match FileLock::acquire(at.root, &file, false, patience, doing) {
                     Ok(lock) => Some(lock),
                     // No tenant directory (yet): nothing to lock in it.
                     Err(e) if e.kind() == io::ErrorKind::NotFound => None,
@@ -267,15 +281,23 @@ impl TenantLock {
 }
 
 /// Takes an existing tenant's locks (both, in order; see the module) for
-/// a change to it, such as a migration. Makes no directory.
+/// a change to it, such as a migration (`doing`), waiting for another
+/// holder until `patience` runs out. Makes no directory.
 ///
 /// # Errors
 ///
 /// [`Error::TenantDoesNotExist`] when its directory is missing (a destroy
 /// that held the locks has finished), [`Error::NotADirectory`] when a
-/// link stands on the way, [`Error::Io`] naming the lock file otherwise.
-pub(crate) fn lock_tenant(tenant: &TenantName, at: TenantPath<'_>) -> Result<TenantLock> {
-    TenantLock::for_existing(tenant, at)
+/// link stands on the way, [`Error::TenantBusy`] when another holds them
+/// past the deadline, [`Error::Io`] naming the database and the lock file
+/// otherwise.
+pub(crate) fn lock_tenant(
+    tenant: &TenantName,
+    at: TenantPath<'_>,
+    patience: &Patience,
+    doing: WaitedFor,
+) -> Result<TenantLock> {
+    TenantLock::for_existing(tenant, at, patience, doing)
 }
 
 /// Takes an existing tenant's locks only if nobody holds them (`None` if
@@ -289,6 +311,13 @@ pub(crate) fn try_lock_tenant(at: TenantPath<'_>) -> io::Result<Option<TenantLoc
     Ok(lock.filter(|lock| lock.db_dir(at).is_some()))
 }
 
-fn lock_error(tenant: &TenantName, file: PathBuf, e: io::Error) -> Error {
-    Error::io(Some(tenant), file, "locking the tenant", e)
+/// A lock that could not be taken: `TenantBusy` naming the database for a
+/// wait that ran out; otherwise an I/O error naming the database, with
+/// the lock file as the step that failed (a read-only root).
+fn lock_error(tenant: &TenantName, at: TenantPath<'_>, file: PathBuf, e: io::Error) -> Error {
+    if let Some(wait) = busy(&e) {
+        return Error::busy(tenant, at.db, wait);
+    }
+    let step = LockStep { file, cause: e };
+    Error::io(Some(tenant), at.db, "locking the tenant", step.into_io())
 }

@@ -12,13 +12,14 @@ use std::path::Path;
 
 use rusqlite::Connection;
 
+use crate::busy::WaitedFor;
 use crate::error::{BoxError, Error, Result};
 use crate::fs::dir::Dir;
 use crate::fs::file_id::FileId;
 use crate::fs::files::literal_path;
 use crate::fs::files::remove_empty_parents;
 use crate::fs::siblings::name_of;
-use crate::fs::sys;
+use crate::fs::{Patience, sys};
 use crate::name::TenantName;
 use crate::storage::coordination::tenant_path::{TenantLock, TenantPath};
 use crate::storage::lifecycle::debris::{remove_debris, remove_entry_debris};
@@ -38,8 +39,9 @@ pub(crate) fn create(
     at: TenantPath<'_>,
     mut template: Template,
     seed: Option<Seed<'_>>,
+    patience: &Patience,
 ) -> Result<()> {
-    under_new_lock(tenant, at, |lock| {
+    under_new_lock(tenant, at, patience, WaitedFor::Create, |lock| {
         clear_the_way(tenant, lock, at)?;
         let mut stage = Stage::begin(tenant, lock, at, false)?;
         build(tenant, &mut stage, at, &mut template, seed)?;
@@ -48,14 +50,17 @@ pub(crate) fn create(
 }
 
 /// Runs `work` holding `tenant`'s locks, the directories on the way made
-/// (each durable in its parent, never through a link: see `dir.rs`).
-/// Create and restore publish a new database this way.
+/// (each durable in its parent, never through a link: see `dir.rs`),
+/// waiting for another holder until `patience` runs out. Create and
+/// restore (`doing`) publish a new database this way.
 pub(in crate::storage) fn under_new_lock<T>(
     tenant: &TenantName,
     at: TenantPath<'_>,
+    patience: &Patience,
+    doing: WaitedFor,
     work: impl FnOnce(&TenantLock) -> Result<T>,
 ) -> Result<T> {
-    let lock = TenantLock::for_new(tenant, at)?;
+    let lock = TenantLock::for_new(tenant, at, patience, doing)?;
     let result = work(&lock);
     drop(lock);
     if let Err(e) = &result {

@@ -23,12 +23,12 @@ use std::io;
 use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::fs::dir::Dir;
-use crate::fs::faults;
 use crate::fs::file_id::FileId;
-use crate::fs::sys;
+use crate::fs::{Patience, faults, sys};
 use crate::name::TenantName;
 use crate::storage::coordination::tenant_path::{TenantLock, TenantPath};
 use crate::storage::lifecycle::create::{clear_the_way, copy_template, tidy_after_failure};
@@ -72,6 +72,7 @@ pub(crate) fn create_many(
     owns_dir: bool,
     template: &mut Template,
     tenants: &[(TenantName, PathBuf)],
+    wait: Duration,
 ) -> Vec<Result<()>> {
     let mut order: Vec<usize> = (0..tenants.len()).collect();
     order.sort_by(|&a, &b| lock_order(&tenants[a].1, &tenants[b].1));
@@ -87,10 +88,10 @@ pub(crate) fn create_many(
         // A test's fault plan belongs to its thread (see `faults.rs`):
         // every step of every chunk stays on it.
         chunks
-            .flat_map(|chunk| finish_chunk(root, prepare_chunk(template, chunk)))
+            .flat_map(|chunk| finish_chunk(root, prepare_chunk(template, chunk, wait)))
             .collect()
     } else {
-        pipelined(root, template, chunks)
+        pipelined(root, template, chunks, wait)
     };
     debug_assert_eq!(results.len(), order.len(), "one result per tenant");
     let mut by_input: Vec<(usize, Result<()>)> = order.into_iter().zip(results).collect();
@@ -123,12 +124,13 @@ fn pipelined<'a>(
     root: &Path,
     template: &mut Template,
     chunks: impl Iterator<Item = &'a [(TenantName, TenantPath<'a>)]>,
+    wait: Duration,
 ) -> Vec<Result<()>> {
     std::thread::scope(|scope| {
         let mut results = Vec::new();
         let mut finishing = None;
         for chunk in chunks {
-            let prepared = prepare_chunk(template, chunk);
+            let prepared = prepare_chunk(template, chunk, wait);
             if let Some(previous) = finishing.take() {
                 results.extend(joined(previous));
             }
@@ -159,12 +161,14 @@ struct Prepared<'a> {
 fn prepare_chunk<'a>(
     template: &mut Template,
     tenants: &'a [(TenantName, TenantPath<'a>)],
+    wait: Duration,
 ) -> Prepared<'a> {
     let mut unsynced = Vec::new();
     let mut pending: Vec<Result<Pending<'_>>> = Vec::with_capacity(tenants.len());
     let mut held = Vec::with_capacity(tenants.len());
     for (tenant, at) in tenants {
-        let prepared = prepare(template, tenant, *at, &mut unsynced, &held);
+        let patience = Patience::new(wait);
+        let prepared = prepare(template, (tenant, *at), &mut unsynced, &held, &patience);
         match &prepared {
             Ok(p) => held.extend(p.lock.id().ok()),
             Err(e) => tidy_after_failure(*at, e),
@@ -221,13 +225,13 @@ fn chunk_size() -> usize {
 /// their syncs left for later), check, copy.
 fn prepare<'a>(
     template: &mut Template,
-    tenant: &'a TenantName,
-    at: TenantPath<'a>,
+    (tenant, at): (&'a TenantName, TenantPath<'a>),
     unsynced: &mut Vec<PathBuf>,
     held: &[FileId],
+    patience: &Patience,
 ) -> Result<Pending<'a>> {
     let already = unsynced.len();
-    let lock = TenantLock::for_new_deferred(tenant, at, unsynced, held)?;
+    let lock = TenantLock::for_new_deferred(tenant, at, unsynced, held, patience)?;
     let made = unsynced.get(already..).unwrap_or_default().to_vec();
     clear_the_way(tenant, &lock, at)?;
     let stage = Stage::begin(tenant, &lock, at, false)?;

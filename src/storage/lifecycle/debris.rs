@@ -118,6 +118,7 @@ fn unless_held(tenant: &TenantName, dir: &Dir, held: &Path, name: &Path) -> Resu
         Some(Holder { pid }) => Err(Error::TenantBusy {
             tenant: tenant.clone(),
             path: dir.join(name),
+            waited_for: crate::busy::WaitedFor::OpenConnection,
             checked_out: 0,
             other_process: Some(OtherProcess { pid }),
             waited: std::time::Duration::ZERO,

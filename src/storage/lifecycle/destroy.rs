@@ -13,6 +13,7 @@
 //!
 //! The caller has already drained this process's own pools of the tenant.
 
+use crate::busy::WaitedFor;
 use crate::error::Result;
 use crate::fs::files::remove_empty_parents;
 use crate::fs::sys;
@@ -22,9 +23,9 @@ use crate::storage::lifecycle::debris::finish_fenced_entry;
 use crate::storage::lifecycle::fence::{Fence, Waiting};
 
 /// Removes tenant `tenant` at `at`, waiting as `waiting` says for other
-/// processes to let go of it.
+/// processes (their operations on it, their connections to it) to let go.
 pub(crate) fn destroy(tenant: &TenantName, at: TenantPath<'_>, waiting: Waiting<'_>) -> Result<()> {
-    let lock = TenantLock::for_existing(tenant, at)?;
+    let lock = TenantLock::for_existing(tenant, at, &waiting.patience, WaitedFor::Destroy)?;
     let result = destroy_locked(tenant, &lock, at, waiting);
     let gone = lock
         .db_dir(at)

@@ -23,24 +23,22 @@
 //! is left intact, and listed again.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use crate::busy::{Busy, WaitedFor, busy};
 use crate::error::{Error, OtherProcess, Result};
 use crate::fs::dir::Dir;
 use crate::fs::files::{
     remove_quietly, remove_tree_last, remove_tree_quietly, remove_with_sidecars,
 };
 use crate::fs::siblings::{fence_path, litestream_dir, lock_path, restore_mark_path, sidecar_path};
-use crate::fs::sys;
+use crate::fs::{Patience, sys};
 use crate::name::TenantName;
 use crate::storage::coordination::changes::announce;
 use crate::storage::coordination::holders::{Holder, other_holder};
 use crate::storage::coordination::open_gate::barrier;
 use crate::storage::coordination::tenant_path::{TenantLock, TenantPath};
 use crate::storage::opening::database_file::{Occupant, occupant_in};
-
-/// How often the wait looks at the locks again.
-const POLL: Duration = Duration::from_millis(5);
 
 /// A process that holds tenants open on purpose and lets go of one when
 /// told (Litestream, told through its control socket): told once the
@@ -74,8 +72,8 @@ pub(crate) fn marked(at: TenantPath<'_>) -> bool {
 /// How long a fence waits for other processes, and whom it tells first.
 #[derive(Clone, Copy)]
 pub(crate) struct Waiting<'a> {
-    /// When the wait ends (`TenantBusy`).
-    pub(crate) deadline: Instant,
+    /// How long to wait, from the operation's call (`TenantBusy` then).
+    pub(crate) patience: Patience,
     /// Told to let go before the wait.
     pub(crate) let_go: &'a dyn LetGo,
 }
@@ -83,7 +81,7 @@ pub(crate) struct Waiting<'a> {
 impl std::fmt::Debug for Waiting<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Waiting")
-            .field("deadline", &self.deadline)
+            .field("deadline", &self.patience.deadline())
             .finish_non_exhaustive()
     }
 }
@@ -101,7 +99,6 @@ pub(in crate::storage) struct Fence<'a> {
     marker: Option<PathBuf>,
     /// The fence name of the database, in `dir`.
     fenced: PathBuf,
-    raised_at: Instant,
     standing: bool,
 }
 
@@ -159,7 +156,6 @@ impl<'a> Fence<'a> {
             dir,
             marker: None,
             fenced: fence_path(name),
-            raised_at: Instant::now(),
             standing: false,
         };
         if at.owns_dir() {
@@ -181,36 +177,41 @@ impl<'a> Fence<'a> {
         Ok(fence)
     }
 
-    /// Waits until no other process holds the fenced database open.
+    /// Waits until no other process holds the fenced database open, or
+    /// `patience` runs out.
     ///
     /// # Errors
     ///
-    /// [`Error::TenantBusy`] naming the process still holding it when
-    /// `deadline` passes; I/O errors reading the locks.
+    /// [`Error::TenantBusy`] naming the process still opening or holding
+    /// it when the deadline passes; I/O errors reading the locks.
     pub(in crate::storage) fn wait_released(&self, waiting: Waiting<'_>) -> Result<()> {
-        let deadline = waiting.deadline;
-        waiting.let_go.let_go(self.at.db(), deadline);
-        barrier(self.dir)
-            .map_err(|e| self.io_error("waiting for opens in progress", self.dir.path(), e))?;
+        let patience = &waiting.patience;
+        waiting.let_go.let_go(self.at.db(), patience.deadline());
+        barrier(self.dir, patience).map_err(|e| match busy(&e) {
+            Some(wait) => Error::busy(self.tenant, self.at.db(), wait),
+            None => self.io_error("waiting for opens in progress", self.dir.path(), e),
+        })?;
         let shm = sidecar_path(self.at.db_name(), "-shm");
-        loop {
-            let holder = other_holder(self.dir, &self.fenced, &shm).map_err(|e| {
-                let fenced = self.dir.join(&self.fenced);
-                self.io_error("reading the database's locks", &fenced, e)
-            })?;
-            let Some(Holder { pid }) = holder else {
-                return Ok(());
-            };
-            if Instant::now() >= deadline {
-                return Err(Error::TenantBusy {
-                    tenant: self.tenant.clone(),
-                    path: self.at.db().to_path_buf(),
-                    checked_out: 0,
+        let mut last = None;
+        let released = patience.retry(|| {
+            last = other_holder(self.dir, &self.fenced, &shm)?;
+            Ok(last.is_none().then_some(()))
+        });
+        let released = released.map_err(|e| {
+            let fenced = self.dir.join(&self.fenced);
+            self.io_error("reading the database's locks", &fenced, e)
+        })?;
+        match (released, last) {
+            (Some(()), _) | (None, None) => Ok(()),
+            (None, Some(Holder { pid })) => Err(Error::busy(
+                self.tenant,
+                self.at.db(),
+                Busy {
+                    waited_for: WaitedFor::OpenConnection,
                     other_process: Some(OtherProcess { pid }),
-                    waited: self.raised_at.elapsed(),
-                });
-            }
-            std::thread::sleep(POLL);
+                    waited: patience.waited(),
+                },
+            )),
         }
     }
 

@@ -16,10 +16,11 @@ use std::path::Path;
 
 use rusqlite::{Connection, OpenFlags};
 
+use crate::busy::WaitedFor;
 use crate::error::{Error, Result};
 use crate::fs::file_id::FileId;
 use crate::fs::files::literal_path;
-use crate::fs::sys;
+use crate::fs::{Patience, sys};
 use crate::name::TenantName;
 use crate::storage::coordination::tenant_path::{TenantLock, TenantPath};
 use crate::storage::lifecycle::create::{clear_the_way, under_new_lock};
@@ -80,8 +81,9 @@ pub(crate) fn restore(
     at: TenantPath<'_>,
     backup: CheckedBackup,
     existing: Existing<'_>,
+    patience: &Patience,
 ) -> Result<Restored> {
-    let (snapshot, replaced) = under_new_lock(tenant, at, |lock| {
+    let (snapshot, replaced) = under_new_lock(tenant, at, patience, WaitedFor::Restore, |lock| {
         restore_locked(tenant, lock, at, &backup.conn, existing)
     })?;
     Ok(Restored {

@@ -13,12 +13,13 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::Connection;
 
+use crate::busy::{WaitedFor, busy};
 use crate::error::{Error, Result};
 use crate::fs::dir::Dir;
 use crate::fs::files::{build_by_rename, remove_quietly};
 use crate::fs::lock::{FileLock, split};
 use crate::fs::siblings::lock_path;
-use crate::fs::sys;
+use crate::fs::{Patience, sys};
 use crate::name::TenantName;
 use crate::paths::INTERNAL_DIR;
 use crate::storage::lifecycle::debris::remove_debris;
@@ -42,12 +43,14 @@ pub(crate) struct Template {
 /// Returns the template database keyed `key` under `root`, open, building
 /// it first if needed: a new WAL database that `migrate` brings to the
 /// latest schema. Several threads or processes may call this at once: one
-/// builds, the others wait for it and reuse its file. Errors name
-/// `tenant`, the tenant whose create needs it.
+/// builds, the others wait for it (until `patience` runs out: then
+/// `TenantBusy` naming `db`, the database of `tenant`, whose create needs
+/// the template) and reuse its file. Errors name `tenant`.
 pub(crate) fn ensure_template(
     root: &Path,
     key: u64,
-    tenant: &TenantName,
+    (tenant, db): (&TenantName, &Path),
+    patience: &Patience,
     migrate: impl Fn(&mut Connection, &Path) -> Result<()>,
 ) -> Result<Template> {
     let path = template_path(root, key);
@@ -55,8 +58,11 @@ pub(crate) fn ensure_template(
         return Ok(template);
     }
     let lock_file = lock_path(&path);
-    let lock = FileLock::acquire(root, &lock_file, true)
-        .map_err(|e| Error::io(Some(tenant), &lock_file, "locking the template database", e))?;
+    let lock = FileLock::acquire(root, &lock_file, true, patience, WaitedFor::TemplateBuild)
+        .map_err(|e| match busy(&e) {
+            Some(wait) => Error::busy(tenant, db, wait),
+            None => Error::io(Some(tenant), &lock_file, "locking the template database", e),
+        })?;
     match open_template(root, &path, tenant)? {
         Some(template) => Ok(template),
         None => build_template(lock.dir(), &path, tenant, &migrate),

@@ -8,6 +8,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 use crate::error::{Error, Result, is_fd_exhaustion};
+use crate::fs::Patience;
 use crate::fs::files::literal_path;
 use crate::fs::siblings::fence_path;
 use crate::fs::sys;
@@ -25,11 +26,17 @@ pub(crate) const EXISTING: OpenFlags =
 /// How long a maintenance connection waits on another writer.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Opens an existing tenant database directly (not through a pool).
+/// How long a one-off read waits at the tenant's open gate for a destroy
+/// in another process to pass it, as it waits for SQLite's locks.
+const READ_GATE_WAIT: Duration = BUSY_TIMEOUT;
+
+/// Opens an existing tenant database directly (not through a pool),
+/// waiting at its open gate until `patience` runs out.
 pub(crate) fn open_existing(
     tenant: &TenantName,
     root: &Path,
     path: &Path,
+    patience: &Patience,
 ) -> Result<TrackedConnection> {
     let open = || {
         let mut conn = Connection::open_with_flags(literal_path(path), EXISTING)?;
@@ -39,7 +46,7 @@ pub(crate) fn open_existing(
         conn.set_transaction_behavior(TransactionBehavior::Immediate);
         Ok(conn)
     };
-    let pinned = open_pinned(root, path, open).map_err(|e| pin_error(tenant, path, e))?;
+    let pinned = open_pinned(root, path, patience, open).map_err(|e| pin_error(tenant, path, e))?;
     match pinned.file {
         Some(_) => Ok(pinned.conn),
         None => Err(missing_error(tenant, path)),
@@ -59,7 +66,9 @@ pub(crate) fn open_for_reading(
         conn.busy_timeout(BUSY_TIMEOUT)?;
         Ok(conn)
     };
-    let pinned = open_pinned(root, path, open).map_err(|e| pin_error(tenant, path, e))?;
+    let patience = Patience::new(READ_GATE_WAIT);
+    let pinned =
+        open_pinned(root, path, &patience, open).map_err(|e| pin_error(tenant, path, e))?;
     disarm(&pinned.conn);
     match pinned.file {
         Some(_) => Ok((pinned.conn, pinned.version)),

@@ -17,6 +17,7 @@ use rusqlite::Connection;
 use rusqlite::config::DbConfig;
 
 use crate::error::is_fd_exhaustion;
+use crate::fs::Patience;
 use crate::fs::dir::Dir;
 use crate::fs::file_id::FileId;
 use crate::fs::lock::split;
@@ -95,10 +96,11 @@ impl std::error::Error for PinError {
 pub(crate) fn open_pinned(
     root: &Path,
     path: &Path,
+    patience: &Patience,
     open: impl FnOnce() -> rusqlite::Result<Connection>,
 ) -> Result<Pinned, PinError> {
     let (dir, name) = split(path).map_err(PinError::Stat)?;
-    let gate = match OpenGate::enter(root, dir) {
+    let gate = match OpenGate::enter(root, dir, patience) {
         Ok(gate) => gate,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(PinError::Missing),
         Err(e) if is_fd_exhaustion(&e) => return Err(PinError::TooManyOpenFiles),

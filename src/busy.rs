@@ -1,0 +1,229 @@
+//! What a bounded wait on another party waited for, when it gave up.
+//!
+//! Every wait tenanted makes on another process (a tenant's lock, the
+//! open gate, a destroy's fence) is a non-blocking attempt repeated with
+//! short sleeps until the operation's own deadline (see
+//! `storage/patience.rs`). When the deadline passes, the wait ends in
+//! [`Error::TenantBusy`](crate::Error::TenantBusy), which carries a
+//! [`WaitedFor`] saying what held the tenant.
+
+use std::time::Duration;
+use std::{fmt, io};
+
+use crate::error::OtherProcess;
+
+/// What an operation that ended in
+/// [`Error::TenantBusy`](crate::Error::TenantBusy) was waiting for.
+///
+/// ```
+/// assert_eq!(tenanted::WaitedFor::Migration.to_string(), "migration");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum WaitedFor {
+    /// Connections of this process, checked out of the tenant's pool.
+    CheckedOutConnections,
+    /// Another destroy of the same tenant in this process.
+    DestroyInThisProcess,
+    /// A connection to the tenant that another process has open.
+    OpenConnection,
+    /// A connection to the tenant that another process was opening (a
+    /// destroy waits for opens already on their way to the old file).
+    Opening,
+    /// Another create of the tenant.
+    Create,
+    /// Another destroy of the tenant.
+    Destroy,
+    /// A migration or rollback of the tenant.
+    Migration,
+    /// A restore of the tenant.
+    Restore,
+    /// A debris sweep (`remove_debris`, `tenanted cleanup`).
+    Cleanup,
+    /// A build of the template database new tenants are copied from.
+    TemplateBuild,
+    /// The root's description (`.tenanted/`) being recorded.
+    RootRecord,
+    /// An operation that did not say what it is (a process of an earlier
+    /// release holding the tenant's lock).
+    Operation,
+}
+
+impl WaitedFor {
+    /// The word a lock's holder writes into its lock file, read back by a
+    /// waiter that gives up.
+    pub(crate) fn keyword(self) -> &'static str {
+        match self {
+            WaitedFor::CheckedOutConnections => "checked-out-connections",
+            WaitedFor::DestroyInThisProcess => "destroy-in-this-process",
+            WaitedFor::OpenConnection => "open-connection",
+            WaitedFor::Opening => "opening",
+            WaitedFor::Create => "create",
+            WaitedFor::Destroy => "destroy",
+            WaitedFor::Migration => "migration",
+            WaitedFor::Restore => "restore",
+            WaitedFor::Cleanup => "cleanup",
+            WaitedFor::TemplateBuild => "template-build",
+            WaitedFor::RootRecord => "root-record",
+            WaitedFor::Operation => "operation",
+        }
+    }
+
+    /// The holder's word read back from its lock file (`Operation` for
+    /// anything else: an empty file of an earlier release).
+    pub(crate) fn from_keyword(word: &str) -> WaitedFor {
+        const ALL: [WaitedFor; 12] = [
+            WaitedFor::CheckedOutConnections,
+            WaitedFor::DestroyInThisProcess,
+            WaitedFor::OpenConnection,
+            WaitedFor::Opening,
+            WaitedFor::Create,
+            WaitedFor::Destroy,
+            WaitedFor::Migration,
+            WaitedFor::Restore,
+            WaitedFor::Cleanup,
+            WaitedFor::TemplateBuild,
+            WaitedFor::RootRecord,
+            WaitedFor::Operation,
+        ];
+        let word = word.trim();
+        ALL.into_iter()
+            .find(|w| w.keyword() == word)
+            .unwrap_or(WaitedFor::Operation)
+    }
+}
+
+impl fmt::Display for WaitedFor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            WaitedFor::CheckedOutConnections => "checked-out connections",
+            WaitedFor::DestroyInThisProcess => "destroy in this process",
+            WaitedFor::OpenConnection => "open connection",
+            WaitedFor::Opening => "open in progress",
+            WaitedFor::Create => "create",
+            WaitedFor::Destroy => "destroy",
+            WaitedFor::Migration => "migration",
+            WaitedFor::Restore => "restore",
+            WaitedFor::Cleanup => "debris cleanup",
+            WaitedFor::TemplateBuild => "template database build",
+            WaitedFor::RootRecord => "recording of the root's description",
+            WaitedFor::Operation => "operation",
+        })
+    }
+}
+
+/// A wait on another party that reached its deadline, carried inside an
+/// `io::Error` (kind `TimedOut`) from the storage layer up to the code
+/// that names the tenant and turns it into `TenantBusy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Busy {
+    /// What held the tenant.
+    pub(crate) waited_for: WaitedFor,
+    /// The holder, when the kernel names it.
+    pub(crate) other_process: Option<OtherProcess>,
+    /// How long the operation had waited, from its call.
+    pub(crate) waited: Duration,
+}
+
+impl Busy {
+    /// This wait as an I/O error.
+    pub(crate) fn into_io(self) -> io::Error {
+        io::Error::new(io::ErrorKind::TimedOut, self)
+    }
+}
+
+impl fmt::Display for Busy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&holder_phrase(
+            self.waited_for,
+            0,
+            self.other_process.as_ref(),
+        ))?;
+        write!(f, " after {:?}", self.waited)
+    }
+}
+
+impl std::error::Error for Busy {}
+
+/// The [`Busy`] inside an I/O error, if that is what it is.
+pub(crate) fn busy(e: &io::Error) -> Option<Busy> {
+    e.get_ref()?.downcast_ref::<Busy>().copied()
+}
+
+/// Who had the tenant and doing what, in words ("another process
+/// (pid 42) was still running its destroy of it").
+pub(crate) fn holder_phrase(
+    waited_for: WaitedFor,
+    checked_out: usize,
+    other: Option<&OtherProcess>,
+) -> String {
+    let who = match other {
+        // flock excludes open file descriptions: a thread of this process
+        // can hold what another thread of it waits for.
+        Some(o) if o.pid == Some(std::process::id()) => "another thread of this process".to_owned(),
+        Some(o) => o.to_string(),
+        None => "another process".to_owned(),
+    };
+    match waited_for {
+        WaitedFor::CheckedOutConnections => {
+            format!("{checked_out} connection(s) of this process were still checked out")
+        }
+        WaitedFor::DestroyInThisProcess => {
+            "another destroy of it in this process was still running".to_owned()
+        }
+        WaitedFor::OpenConnection => format!("it was still open in {who}"),
+        WaitedFor::Opening => format!("{who} was still opening it"),
+        WaitedFor::Operation => format!("{who} still held its lock"),
+        doing => format!("{who} was still running its {doing} of it"),
+    }
+}
+
+/// What to do about it.
+pub(crate) fn advice(waited_for: WaitedFor) -> &'static str {
+    match waited_for {
+        WaitedFor::CheckedOutConnections => "release its connections and retry",
+        WaitedFor::DestroyInThisProcess => "retry once that destroy has finished",
+        WaitedFor::OpenConnection | WaitedFor::Opening => {
+            "close it there (or stop that process) and retry"
+        }
+        _ => "retry once it has finished (or stop that process if it is stuck)",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keywords_read_back_as_written() {
+        for w in [
+            WaitedFor::Create,
+            WaitedFor::Destroy,
+            WaitedFor::Migration,
+            WaitedFor::Restore,
+            WaitedFor::Cleanup,
+            WaitedFor::TemplateBuild,
+            WaitedFor::RootRecord,
+        ] {
+            assert_eq!(WaitedFor::from_keyword(w.keyword()), w);
+        }
+        assert_eq!(WaitedFor::from_keyword(""), WaitedFor::Operation);
+        assert_eq!(WaitedFor::from_keyword("garbage"), WaitedFor::Operation);
+    }
+
+    #[test]
+    fn a_busy_io_error_carries_the_wait() {
+        let wait = Busy {
+            waited_for: WaitedFor::Destroy,
+            other_process: Some(OtherProcess { pid: Some(7) }),
+            waited: Duration::from_millis(1500),
+        };
+        let e = wait.into_io();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+        assert_eq!(busy(&e), Some(wait));
+        assert!(
+            e.to_string()
+                .contains("(pid 7) was still running its destroy")
+        );
+    }
+}
