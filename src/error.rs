@@ -105,6 +105,23 @@ pub enum Error {
         reason: String,
     },
 
+    /// The tenant's own directory is there, so [`tenants`](crate::TenantManager::tenants)
+    /// lists it, but it holds no database: a directory made by hand in a
+    /// bucket, one an earlier release's create left half made, or one
+    /// whose database was moved away. Every operation on the tenant says
+    /// so; tenanted changes nothing in it.
+    #[error("tenant {tenant} is damaged: its directory {} is there, so it is listed, but holds no database file {} ({found} there); nothing was changed: run remove_debris (`tenanted cleanup`) to remove the directory if nothing else is in it, create_tenant to make the tenant again in it, or move the directory out of the root", dir.display(), path.display())]
+    MissingDatabase {
+        /// The tenant.
+        tenant: TenantName,
+        /// Its directory.
+        dir: PathBuf,
+        /// Where its database file should be.
+        path: PathBuf,
+        /// What is there instead ("nothing", "a directory").
+        found: &'static str,
+    },
+
     /// Something that is not a database file (a directory, a symbolic
     /// link) is where the tenant's database would be, so it cannot be
     /// created there.
@@ -694,6 +711,7 @@ impl Error {
             | Error::TenantBusy { tenant, .. }
             | Error::TenantBeingDestroyed { tenant, .. }
             | Error::DamagedTenant { tenant, .. }
+            | Error::MissingDatabase { tenant, .. }
             | Error::NotATenantDatabase { tenant, .. }
             | Error::BadBackup { tenant, .. }
             | Error::SchemaAheadOfCode { tenant, .. }

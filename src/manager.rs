@@ -433,9 +433,15 @@ impl TenantManager {
     ///
     /// # Errors
     ///
-    /// [`Error::TenantDoesNotExist`]; [`Error::TenantBusy`] if connections
-    /// are still out when the wait ends (the tenant is then left intact and
-    /// usable); [`Error::Io`] recording the erase of its replica, before
+    /// [`Error::TenantDoesNotExist`]; [`Error::MissingDatabase`] for a
+    /// listed tenant directory without its database (left for
+    /// [`remove_debris`](Self::remove_debris)); [`Error::TenantBusy`] when
+    /// `destroy_timeout`, from the call, ends before this process's
+    /// checked-out connections come back, another process lets go of the
+    /// tenant, or another process's (or thread's) create, destroy,
+    /// migration or restore of it finishes: it says which, for how long it
+    /// waited and the other process's pid, and the tenant is left intact
+    /// and usable; [`Error::Io`] recording the erase of its replica, before
     /// anything is done (with replication). A replica that cannot be
     /// erased once the tenant is gone is not an error of the destroy: it
     /// is logged, and the erase stays queued
@@ -454,6 +460,11 @@ impl TenantManager {
         let (tenant, path) = self.locate(name)?;
         let span = tracing::info_span!("destroy_tenant", tenant = %tenant);
         let _entered = span.enter();
+        // Listed without its database: reported, and left for
+        // remove_debris (which knows whether anything in it is someone's).
+        if let Some(damaged) = storage::incomplete(&tenant, self.tenant_path(&path)?) {
+            return Err(damaged);
+        }
         let inner = &self.inner;
         let mut destroying =
             DestroyGuard::begin(&inner.cache, &tenant, &path, inner.destroy_timeout)?;
@@ -479,13 +490,16 @@ impl TenantManager {
     }
 
     /// Whether tenant `name` has a database file: a regular file at its
-    /// path, as [`tenants`](Self::tenants) lists them (a directory or a
-    /// symbolic link there is not a tenant).
+    /// path, as [`tenants`](Self::tenants) lists them (a symbolic link
+    /// there, or one on the way, is not a tenant).
     ///
     /// # Errors
     ///
-    /// [`Error::BadTenantName`] for an invalid name; [`Error::Io`] when the
-    /// path cannot be looked at.
+    /// [`Error::BadTenantName`] for an invalid name;
+    /// [`Error::MissingDatabase`] when the tenant's own directory is there
+    /// (so [`tenants`](Self::tenants) lists it) without its database, as
+    /// every other operation on it says; [`Error::Io`] when the path
+    /// cannot be looked at.
     ///
     /// ```
     /// # let dir = tempfile::tempdir()?;
@@ -497,7 +511,12 @@ impl TenantManager {
     pub fn tenant_exists(&self, name: &str) -> Result<bool> {
         let (tenant, path) = self.locate(name)?;
         match storage::occupant(self.inner.root.root_dir(), &path) {
-            Ok(found) => Ok(matches!(found, storage::Occupant::Database(_))),
+            Ok(storage::Occupant::Database(_)) => Ok(true),
+            // Listed (its directory is there) but without its database.
+            Ok(_) => match storage::incomplete(&tenant, self.tenant_path(&path)?) {
+                Some(damaged) => Err(damaged),
+                None => Ok(false),
+            },
             Err(e) => match Error::io(Some(&tenant), path, "looking at the database file", e) {
                 // Behind a link is no tenant, as `tenants()` agrees.
                 Error::NotADirectory { path, found, .. } => {
@@ -594,7 +613,21 @@ impl TenantManager {
     fn connection_cold(&self, name: &str) -> Result<TenantConnection> {
         let (tenant, path) = self.locate(name)?;
         let inner = &self.inner;
-        pool::open(&inner.cache, &inner.open, &inner.migrations, tenant, path)
+        let (who, at) = (tenant.clone(), path.clone());
+        pool::open(&inner.cache, &inner.open, &inner.migrations, who, at)
+            .map_err(|e| self.diagnosed(&tenant, &path, e))
+    }
+
+    /// A tenant found missing whose own directory is there (so it is
+    /// listed): `MissingDatabase` instead, so that every answer about it
+    /// agrees with [`tenants`](Self::tenants).
+    fn diagnosed(&self, tenant: &TenantName, path: &Path, e: Error) -> Error {
+        match (&e, self.tenant_path(path)) {
+            (Error::TenantDoesNotExist { .. }, Ok(at)) => {
+                storage::incomplete(tenant, at).unwrap_or(e)
+            }
+            _ => e,
+        }
     }
 
     /// Drops cached pools that had no checkout for `idle_for` and have no
@@ -780,7 +813,8 @@ impl TenantManager {
         let describe = |patience: &Patience| self.describe_root(Some(patience));
         let at = self.tenant_path(&path)?;
         let prelude = self.prelude(&describe);
-        let outcome = migrate::migrate_to(&self.inner.migrations, &tenant, at, version, prelude)?;
+        let outcome = migrate::migrate_to(&self.inner.migrations, &tenant, at, version, prelude)
+            .map_err(|e| self.diagnosed(&tenant, &path, e))?;
         if outcome.to < outcome.from {
             // Cached pools skip the schema check; make the next checkout
             // see that this tenant is now behind.
@@ -985,7 +1019,8 @@ impl TenantManager {
         let describe = |patience: &Patience| self.describe_root(Some(patience));
         let at = self.tenant_path(&path)?;
         let prelude = self.prelude(&describe);
-        let outcome = migrate::rollback(&self.inner.migrations, &tenant, at, steps, prelude)?;
+        let outcome = migrate::rollback(&self.inner.migrations, &tenant, at, steps, prelude)
+            .map_err(|e| self.diagnosed(&tenant, &path, e))?;
         if outcome.to < outcome.from {
             // As in migrate_tenant_to: the next checkout checks again.
             self.inner.cache.evict(tenant.as_str());

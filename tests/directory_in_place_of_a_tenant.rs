@@ -1,13 +1,13 @@
 //! Something that is not a database file where a tenant's database would
-//! be (a directory, a symbolic link) is not a tenant, and every operation
-//! that looks agrees: `tenant_exists` says so, `connection` and
-//! `destroy_tenant` say the tenant does not exist, `create_tenant` says
-//! what is in the way, and nothing is renamed, removed or left behind.
-//!
-//! `tenants()` does not look: tenanted publishes a tenant's directory
-//! whole, with its database in it, so a listing trusts the directory
-//! entry (see `storage/coordination/tenant_path.rs`), and lists a directory someone
-//! filled by hand.
+//! be (a directory, a symbolic link) is no database, and every operation
+//! agrees with the listing about it: `tenants()` does not look (tenanted
+//! publishes a tenant's directory whole, with its database in it, so a
+//! listing trusts the directory entry: see
+//! `storage/coordination/tenant_path.rs`) and lists it, so
+//! `tenant_exists`, `connection` and `destroy_tenant` report a damaged
+//! tenant (`MissingDatabase`, saying what is there instead),
+//! `create_tenant` says what is in the way, and nothing is renamed,
+//! removed or left behind.
 
 mod common;
 
@@ -18,7 +18,16 @@ use tenanted::{Error, TenantManager};
 
 fn assert_not_a_tenant(m: &TenantManager, root: &Path, path: &Path, found: &str) {
     let before = common::tenant_files_under(root);
-    assert!(!m.tenant_exists("acme").unwrap());
+    let damaged = |result: tenanted::Result<()>, what: &str| match result {
+        Err(Error::MissingDatabase {
+            path: p, found: f, ..
+        }) => {
+            assert_eq!(p, path, "{what}");
+            assert_eq!(f, found, "{what}");
+        }
+        other => panic!("{what} should report a damaged tenant, got {other:?}"),
+    };
+    damaged(m.tenant_exists("acme").map(drop), "tenant_exists");
     assert_eq!(common::sorted_tenants(m), ["acme"]);
     for create in [
         m.create_tenant("acme"),
@@ -33,14 +42,8 @@ fn assert_not_a_tenant(m: &TenantManager, root: &Path, path: &Path, found: &str)
             other => panic!("create should refuse, got {other:?}"),
         }
     }
-    assert!(matches!(
-        m.connection("acme"),
-        Err(Error::TenantDoesNotExist { .. })
-    ));
-    match m.destroy_tenant("acme") {
-        Err(Error::TenantDoesNotExist { path: p, .. }) => assert_eq!(p, path),
-        other => panic!("destroy should say the tenant does not exist, got {other:?}"),
-    }
+    damaged(m.connection("acme").map(drop), "connection");
+    damaged(m.destroy_tenant("acme"), "destroy");
     assert_eq!(
         common::tenant_files_under(root),
         before,

@@ -106,6 +106,17 @@ fn child_on_a_read_only_root() {
         m.connection("acme"),
         Err(tenanted::Error::ReadOnlyRoot { .. })
     ));
+    // A migration names the tenant's database, and its lock file as the
+    // step that failed.
+    let db = m.root().database_path("acme").unwrap();
+    for (what, result) in [
+        ("rollback", m.rollback_tenant("acme", 1).map(drop)),
+        ("migrate", m.migrate_tenant_to("acme", 1).map(drop)),
+    ] {
+        let msg = result.expect_err(what).to_string();
+        assert!(msg.contains(&db.display().to_string()), "{what}: {msg}");
+        assert!(msg.contains(".acme.lock"), "{what}: {msg}");
+    }
     // Nothing to do is not an error.
     let report = m.migrate_all(&MigrateOptions::new()).unwrap();
     assert!(report.is_success(), "{report:?}");

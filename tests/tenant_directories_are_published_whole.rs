@@ -107,7 +107,8 @@ fn child_creates_in_a_batch() {
 /// - An earlier release's destroy, killed while it waited, left the
 ///   database fenced in a visible directory: listed (tenant directories
 ///   are trusted), refused, and finished by `remove_debris`; so is a
-///   tenant directory an earlier release left without its database.
+///   tenant directory an earlier release left without its database
+///   (listed, and reported as `MissingDatabase` until then).
 #[test]
 fn what_a_crash_leaves_is_recognised() {
     let dir = tempfile::tempdir().unwrap();
@@ -160,7 +161,11 @@ fn what_a_crash_leaves_is_recognised() {
             "{name}"
         );
     }
-    assert!(!m.tenant_exists("umbrella").unwrap());
+    // Listed without its database: every answer says so.
+    assert!(matches!(
+        m.tenant_exists("umbrella"),
+        Err(Error::MissingDatabase { .. })
+    ));
 
     m.create_tenant("acme").unwrap();
     assert!(!beside("acme", ".creating").exists());

@@ -21,15 +21,22 @@ use crate::fs::sys;
 /// if the kernel lists one (another than this process where it can).
 pub(crate) fn flock_holder(fd: BorrowedFd<'_>) -> Option<u32> {
     let stat = sys::fstat(fd).ok()?;
-    let locks = std::fs::read_to_string("/proc/locks").ok()?;
     let dev = stat.st_dev;
     let wanted = (
         u64::from(rustix::fs::major(dev)),
         u64::from(rustix::fs::minor(dev)),
         stat.st_ino,
     );
-    holders_of(&locks, wanted)
+    // The kernel writes the list a page at a time and other locks come
+    // and go meanwhile, so one reading can miss a line: read it again.
+    (0..READINGS).find_map(|_| {
+        let locks = std::fs::read_to_string("/proc/locks").ok()?;
+        holders_of(&locks, wanted)
+    })
 }
+
+/// How many times `/proc/locks` is read before no holder is named.
+const READINGS: usize = 5;
 
 /// The holder of a `flock` on `(major, minor, inode)` in the text of
 /// `/proc/locks`: another process first, then this one. A device that

@@ -15,7 +15,7 @@ use super::options::MigrateOptions;
 use super::report::{MigrationReport, StatusReport, TenantReport, TenantStatus};
 use super::tenant::{Prelude, migrate_from};
 use super::version::peek_found;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::fleet::{FleetOptions, Line, Run, Tally};
 use crate::name::TenantName;
 use crate::paths::{Found, RootConfig};
@@ -73,14 +73,20 @@ impl Migrating<'_> {
     fn tenant(&self, run: &Run<'_>, found: Found) -> Option<TenantReport> {
         let options = self.options;
         let started = Instant::now();
-        let before = peek_found(&found, run.root(), run.walked())?;
+        let before = peek_found(&found, run.root(), (run.walked(), self.owns_dir))?;
         let tenant = found.tenant;
         if let Some(hook) = &options.before_each {
             hook(&tenant);
         }
         let at = TenantPath::new(run.root(), &found.path, self.owns_dir);
-        let to = (self.target, options.allow_down, before);
-        let result = migrate_from(self.migrations, &tenant, at, to, started, self.prelude);
+        let result = match before {
+            // Listed without its database: nothing to lock or migrate.
+            Err(damaged @ Error::MissingDatabase { .. }) => Err(damaged),
+            before => {
+                let to = (self.target, options.allow_down, before);
+                migrate_from(self.migrations, &tenant, at, to, started, self.prelude)
+            }
+        };
         let report = TenantReport::from_result(tenant, result, started);
         if let Some(e) = &report.error {
             // The report carries the failure; callers print it once.
@@ -143,10 +149,11 @@ pub(crate) fn migration_status(
 ) -> Result<StatusReport> {
     let each = each.map(Mutex::new);
     let latest = migrations.latest_version();
+    let owns_dir = root.owns_directory()?;
     let mut options = FleetOptions::new();
     options.set_jobs(jobs);
     let row = |run: &Run<'_>, found: Found| {
-        let version = peek_found(&found, run.root(), run.walked())?;
+        let version = peek_found(&found, run.root(), (run.walked(), owns_dir))?;
         let row = TenantStatus::new(found.tenant, version.map_err(Arc::new), migrations);
         if let Some(each) = &each {
             (each.lock())(&row);

@@ -6,12 +6,15 @@ use std::path::Path;
 
 use rusqlite::{Connection, OpenFlags};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::fleet::is_database;
 use crate::fs::Dir;
 use crate::name::TenantName;
 use crate::paths::Found;
-use crate::storage::{Header, header_version, open_for_reading, require_database, sqlite_error};
+use crate::storage::{
+    Header, TenantPath, header_version, incomplete, open_for_reading, require_database,
+    sqlite_error,
+};
 
 /// The tenant's schema version.
 pub(crate) fn read_version(tenant: &TenantName, path: &Path, conn: &Connection) -> Result<usize> {
@@ -35,19 +38,31 @@ pub(crate) fn peek_version(tenant: &TenantName, root: &Path, path: &Path) -> Res
 /// [`peek_version`] but through the directory the walk has open, if any.
 ///
 /// `None` when `walked` (a walk found it without looking at the file) and
-/// no regular file is there: it is no tenant, and the run skips it as
-/// `tenants()` would have.
-pub(crate) fn peek_found(found: &Found, root: &Path, walked: bool) -> Option<Result<usize>> {
+/// no regular file is there, unless the tenant's own directory is (then
+/// the listing shows it, and so does the run: `MissingDatabase`); it is
+/// otherwise no tenant (a destroy took it meanwhile), and the run skips
+/// it as `tenants()` would have. `owns_dir`: the layout gives each tenant
+/// a directory of its own.
+pub(crate) fn peek_found(
+    found: &Found,
+    root: &Path,
+    (walked, owns_dir): (bool, bool),
+) -> Option<Result<usize>> {
     let header = match found.below() {
         Some((dir, name)) => header_version(dir, name),
         None => contained_header_version(root, &found.path),
     };
+    let incomplete = || incomplete(&found.tenant, TenantPath::new(root, &found.path, owns_dir));
     match header {
         Header::Version(version) => Some(Ok(version)),
-        Header::NotThere if walked => None,
-        Header::AskSqlite if walked && !is_database(found, root) => None,
+        Header::NotThere if walked => incomplete().map(Err),
+        Header::AskSqlite if walked && !is_database(found, root) => incomplete().map(Err),
         Header::NotThere | Header::AskSqlite => {
-            Some(peek_with_sqlite(&found.tenant, root, &found.path))
+            let peeked = peek_with_sqlite(&found.tenant, root, &found.path);
+            Some(peeked.map_err(|e| match e {
+                Error::TenantDoesNotExist { .. } => incomplete().unwrap_or(e),
+                e => e,
+            }))
         }
     }
 }

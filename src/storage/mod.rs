@@ -18,6 +18,7 @@ pub use lifecycle::create_report::CreateReport;
 pub(crate) use lifecycle::debris::sweep_debris;
 pub(crate) use lifecycle::destroy::destroy;
 pub(crate) use lifecycle::fence::{LetGo, Nobody, Waiting, marked};
+pub(crate) use lifecycle::incomplete::incomplete;
 pub(crate) use lifecycle::restore::{Existing, Restored, check_backup, restore};
 pub(crate) use lifecycle::snapshot::{Snapshot, snapshot};
 pub(crate) use lifecycle::template_database::{Template, ensure_template};

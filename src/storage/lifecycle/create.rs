@@ -179,15 +179,28 @@ pub(in crate::storage) fn copy_template(
         .file
         .seek(SeekFrom::Start(0))
         .and_then(|_| sys::copy(&mut template.file, &mut copy, scratch));
-    copied.map_err(|e| {
-        Error::io(
+    copied.map_err(|e| match out_of_space(&e) {
+        // The new database could not be written: name it, not the
+        // template it was copied from.
+        true => Error::io(
+            Some(tenant),
+            dir.join(scratch),
+            "writing the new database (a copy of the template database)",
+            e,
+        ),
+        false => Error::io(
             Some(tenant),
             &template.path,
             "copying the template database",
             e,
-        )
+        ),
     })?;
     Ok(copy)
+}
+
+/// ENOSPC, EDQUOT or EFBIG (Linux's numbers): a write that found no room.
+fn out_of_space(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(28 | 122 | 27))
 }
 
 fn run_seed(tenant: &TenantName, scratch: &Path, path: &Path, seed: Seed<'_>) -> Result<()> {

@@ -8,6 +8,7 @@ pub(in crate::storage) mod create_report;
 pub(in crate::storage) mod debris;
 pub(in crate::storage) mod destroy;
 pub(in crate::storage) mod fence;
+pub(in crate::storage) mod incomplete;
 pub(in crate::storage) mod restore;
 pub(in crate::storage) mod snapshot;
 pub(in crate::storage) mod stage;

@@ -1,0 +1,125 @@
+//! `tenants()` lists every tenant directory without looking inside (which
+//! keeps a listing at the cost of reading the bucket directories), and
+//! every other answer agrees with it: a directory made by hand in a
+//! bucket, or one holding only a file of the user's, is listed, and
+//! `tenant_exists`, `connection`, `migrate_tenant`, `destroy_tenant`,
+//! `migration_status` and `migrate_all` all report it as a damaged tenant
+//! (`MissingDatabase`, naming the directory and the missing database).
+//! `remove_debris` removes such a directory when nothing of anyone's is in
+//! it, and leaves one holding someone's file; `create_tenant` makes the
+//! tenant again in it.
+
+mod common;
+
+use std::fs;
+use std::path::PathBuf;
+
+use tenanted::{Error, MigrateOptions, TenantManager};
+
+/// Makes `name`'s directory by hand, holding `files`; returns it.
+fn hand_made(m: &TenantManager, name: &str, files: &[&str]) -> PathBuf {
+    let db = m.root().database_path(name).unwrap();
+    let dir = db.parent().unwrap().to_path_buf();
+    fs::create_dir_all(&dir).unwrap();
+    for file in files {
+        fs::write(dir.join(file), b"the user's").unwrap();
+    }
+    dir
+}
+
+fn is_missing(result: tenanted::Result<()>, dir: &std::path::Path) -> bool {
+    match result {
+        Err(e @ Error::MissingDatabase { .. }) => {
+            let msg = e.to_string();
+            assert!(msg.contains(&dir.display().to_string()), "{msg}");
+            assert!(msg.contains("main.sqlite3"), "{msg}");
+            true
+        }
+        other => panic!("expected MissingDatabase, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_listed_directory_without_a_database_is_one_damaged_tenant_everywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = common::manager(dir.path());
+    m.create_tenant("acme").unwrap();
+    let stray = hand_made(&m, "stray", &[]);
+    let kept = hand_made(&m, "kept", &["main.sqlite3.bak"]);
+    assert_eq!(common::sorted_tenants(&m), ["acme", "kept", "stray"]);
+
+    for (name, at) in [("stray", &stray), ("kept", &kept)] {
+        assert!(is_missing(m.tenant_exists(name).map(drop), at), "{name}");
+        assert!(is_missing(m.connection(name).map(drop), at), "{name}");
+        assert!(is_missing(m.migrate_tenant(name).map(drop), at), "{name}");
+        assert!(
+            is_missing(m.rollback_tenant(name, 1).map(drop), at),
+            "{name}"
+        );
+        assert!(is_missing(m.destroy_tenant(name), at), "{name}");
+    }
+    // One stray directory does not hide what is wrong in a loop.
+    let looped = m.with_each_tenant(|t| m.connection(t.as_str()).map(drop));
+    assert!(matches!(looped, Err(Error::MissingDatabase { .. })));
+
+    let status = m.migration_status().unwrap();
+    assert_eq!(status.total(), 3, "{status}");
+    let failed: Vec<_> = status
+        .tenants
+        .iter()
+        .filter(
+            |row| matches!(&row.version, Err(e) if matches!(**e, Error::MissingDatabase { .. })),
+        )
+        .map(|row| row.tenant.to_string())
+        .collect();
+    assert_eq!(failed.len(), 2, "{status}");
+    let report = m.migrate_all(&MigrateOptions::new()).unwrap();
+    assert_eq!(report.failed(), 2, "{report}");
+    for line in report.tenants.iter().filter(|t| t.error.is_some()) {
+        assert!(
+            matches!(line.error.as_deref(), Some(Error::MissingDatabase { .. })),
+            "{report}"
+        );
+    }
+    let only = m
+        .migrate_all(&MigrateOptions::new().only(["stray"]))
+        .unwrap();
+    assert_eq!(only.failed(), 1, "{only}");
+
+    // Nothing of anyone's in `stray`: removed. `kept` holds the user's
+    // file: left as it is, and still reported.
+    m.remove_debris().unwrap();
+    assert!(!stray.exists());
+    assert!(kept.join("main.sqlite3.bak").exists());
+    assert_eq!(common::sorted_tenants(&m), ["acme", "kept"]);
+    assert!(!m.tenant_exists("stray").unwrap());
+    assert!(is_missing(m.tenant_exists("kept").map(drop), &kept));
+
+    // Made again in place, beside the user's file.
+    m.create_tenant("kept").unwrap();
+    assert!(m.tenant_exists("kept").unwrap());
+    m.connection("kept").unwrap();
+    assert_eq!(
+        fs::read(kept.join("main.sqlite3.bak")).unwrap(),
+        b"the user's"
+    );
+    assert!(m.migration_status().unwrap().all_current());
+}
+
+#[test]
+fn a_directory_being_destroyed_is_not_reported_damaged() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = common::manager(dir.path());
+    m.create_tenant("acme").unwrap();
+    let db = m.root().database_path("acme").unwrap();
+    let tenant_dir = db.parent().unwrap();
+    // A destroy's mark and fence, as one that died waiting leaves them.
+    fs::File::create(tenant_dir.with_file_name(".acme.destroying")).unwrap();
+    fs::rename(&db, tenant_dir.join(".main.sqlite3.destroying")).unwrap();
+    assert!(!m.tenant_exists("acme").unwrap());
+    assert!(matches!(
+        m.connection("acme").map(drop),
+        Err(Error::TenantBeingDestroyed { .. })
+    ));
+    assert!(common::sorted_tenants(&m).is_empty());
+}
