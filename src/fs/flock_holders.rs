@@ -30,7 +30,7 @@ pub(crate) fn flock_holder(fd: BorrowedFd<'_>) -> Option<u32> {
     // The kernel writes the list a page at a time and other locks come
     // and go meanwhile, so one reading can miss a line: read it again.
     (0..READINGS).find_map(|_| {
-        let locks = std::fs::read_to_string("/proc/locks").ok()?;
+        let locks = sys::proc_locks()?;
         holders_of(&locks, wanted)
     })
 }

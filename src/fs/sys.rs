@@ -152,6 +152,13 @@ pub(crate) fn write_all(file: &mut File, bytes: &[u8], name: &Path) -> io::Resul
     io::Write::write_all(file, bytes)
 }
 
+/// The kernel's list of file locks (`/proc/locks`), read when a wait on
+/// a lock file gives up, to name its holder; `None` where there is none.
+pub(crate) fn proc_locks() -> Option<String> {
+    faults::check(Step::Stat, Path::new("/proc/locks")).ok()?;
+    std::fs::read_to_string("/proc/locks").ok()
+}
+
 /// Writes what a lock's holder is doing (`word`) at the start of its lock
 /// file, for a waiter that gives up to read. Best effort: a full disk or
 /// an injected fault leaves the file empty, which reads as "an

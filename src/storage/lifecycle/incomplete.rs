@@ -13,6 +13,7 @@
 
 use crate::error::Error;
 use crate::fs::dir::Dir;
+use crate::fs::sys;
 use crate::name::TenantName;
 use crate::storage::coordination::tenant_path::TenantPath;
 use crate::storage::lifecycle::fence::marked;
@@ -34,6 +35,11 @@ pub(crate) fn incomplete(tenant: &TenantName, at: TenantPath<'_>) -> Option<Erro
         Occupant::Other(what) => what,
     };
     if marked(at) {
+        return None;
+    }
+    // A destroy that finished meanwhile removed the directory, then its
+    // mark: the tenant was on its way out, not damaged.
+    if sys::fstat(dir.fd()).map_or(true, |st| st.st_nlink == 0) {
         return None;
     }
     Some(Error::MissingDatabase {
