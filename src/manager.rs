@@ -188,6 +188,33 @@ impl TenantManager {
         Ok(())
     }
 
+    /// Records the root's description now (its layout, and the migrations
+    /// this manager brings, where the root lacks them), creating the root
+    /// directory if needed: what `tenanted init` does. Every first write to
+    /// a tenant records it anyway; a call that is refused never does.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::LayoutMismatch`] or [`Error::MigrationChanged`] when the
+    /// root describes itself otherwise; [`Error::Io`] if the root cannot
+    /// be made or the records written (or another process held their lock
+    /// past `lock_timeout`).
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let manager = tenanted::TenantManager::builder(
+    /// #     tenanted::RootConfig::new(dir.path().join("root")), tenanted::Migrations::new(vec![])).build()?;
+    /// manager.record_root()?;
+    /// assert!(dir.path().join("root/.tenanted/layout").is_file());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn record_root(&self) -> Result<()> {
+        let root = self.inner.root.root_dir();
+        crate::fs::sys::make_dir_all(root)
+            .map_err(|e| Error::io(None, root, "creating the tenant root", e))?;
+        self.describe_root(Some(&Patience::new(self.inner.lock_timeout)))
+    }
+
     /// Checks the root's description before a call that may write, unless
     /// this manager has already checked and recorded it.
     fn check_root(&self) -> Result<()> {

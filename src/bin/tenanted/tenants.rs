@@ -53,8 +53,8 @@ pub fn init(cli: &Cli) -> Result<u8, Failure> {
             format!("cannot create the root {}: {e}", cli.root.display()),
         )
     })?;
-    // A fleet run over no tenants records the layout and the history,
-    // as any first write does.
+    // The layout and the history, as any first write records them.
+    manager.record_root()?;
     let report = manager.migrate_all(&MigrateOptions::new())?;
     let what = if existed {
         "the root is ready"
