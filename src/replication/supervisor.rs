@@ -477,16 +477,24 @@ impl Replicator {
         });
         for (tenant, after) in &done {
             self.active.remove(tenant);
-            if let Some(after) = after {
-                self.quiet.insert(tenant.clone(), *after);
-            }
+            match after {
+                Some(after) => self.quiet.insert(tenant.clone(), *after),
+                // Written as it was let go: no saved signature, so the
+                // next scan registers it again.
+                None => self.quiet.remove(tenant),
+            };
         }
         self.quiet_dirty |= !done.is_empty();
         done.len()
     }
 
     /// Syncs `tenant` with `sync -wait` and, if nothing was written
-    /// meanwhile, lets go of it: its files as they are now.
+    /// meanwhile, lets go of it. Its files' signature is the one taken
+    /// before the let-go, and only if they are still so after it: a write
+    /// landing between Litestream's last sync and a look taken after
+    /// would otherwise pass for replicated, and the tenant never be
+    /// registered again until written once more. `None` for the
+    /// signature: look again next scan.
     fn retire_one(
         &self,
         tenant: &TenantName,
@@ -496,12 +504,14 @@ impl Replicator {
         let socket = &self.shards[self.replication.settings().shard_of(tenant)].socket;
         let absolute = self.replication.absolute(db);
         socket.sync(&absolute, true, wait).ok()?;
-        let unchanged = self.active.get(tenant).map(|a| a.signature) == signature(db);
+        let before = signature(db);
+        let unchanged = self.active.get(tenant).map(|a| a.signature) == before;
         if !unchanged {
             return None;
         }
         socket.unregister(&absolute, wait).ok()?;
-        Some((tenant.clone(), signature(db)))
+        let complete = signature(db) == before;
+        Some((tenant.clone(), before.filter(|_| complete)))
     }
 
     /// Registers changed tenants while their process has room: how many
