@@ -724,3 +724,34 @@ fn fnv1a(path: &Path) -> u64 {
     }
     hash
 }
+
+/// A `litestream restore` that hangs (a stalled store) is killed at
+/// `litestream_timeout` and its tenant reported failed, instead of
+/// holding its worker for ever. A stand-in `litestream` that answers
+/// `version` and then sleeps.
+#[test]
+fn a_hung_litestream_restore_is_killed_at_its_deadline() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let fake = dir.path().join("litestream");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\ncase \"$1\" in version) echo v0.5.17;; *) exec sleep 600;; esac\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let m = manager(&dir.path().join("root"));
+    let replica = ReplicaTarget::new(format!("file://{}", dir.path().join("r").display()));
+    let options = RebuildOptions::new(replica)
+        .litestream(&fake)
+        .staging(dir.path().join("staging"))
+        .only(["acme"])
+        .litestream_timeout(Duration::from_secs(1));
+    let started = Instant::now();
+    let report = m.rebuild_from_replica(&options).unwrap();
+    let took = started.elapsed();
+    assert_eq!(report.failed(), 1, "{report}");
+    assert!(report.to_string().contains("killed"), "{report}");
+    assert!(took < Duration::from_secs(60), "took {took:?}");
+    println!("hung restore killed after {took:?}");
+}

@@ -6,7 +6,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use crate::fleet::{FleetOptions, Progress};
 use crate::paths::ReplicaTarget;
@@ -30,6 +30,7 @@ pub struct RebuildOptions {
     pub(super) litestream: PathBuf,
     pub(super) env_remove: Vec<OsString>,
     pub(super) staging: Option<PathBuf>,
+    pub(super) litestream_timeout: Duration,
 }
 
 impl RebuildOptions {
@@ -47,6 +48,7 @@ impl RebuildOptions {
             litestream: PathBuf::from("litestream"),
             env_remove: Vec::new(),
             staging: None,
+            litestream_timeout: Duration::from_secs(30 * 60),
         }
     }
 
@@ -99,6 +101,16 @@ impl RebuildOptions {
     /// `jobs` tenants at a time.
     pub fn staging(mut self, dir: impl Into<PathBuf>) -> Self {
         self.staging = Some(dir.into());
+        self
+    }
+
+    /// The longest one `litestream` run (a tenant's restore, or reading
+    /// its replica's history) may take before it is killed and the tenant
+    /// reported failed (default: 30 minutes). A restore that hangs (a
+    /// stalled store) then gives its worker back instead of holding it
+    /// for ever.
+    pub fn litestream_timeout(mut self, limit: Duration) -> Self {
+        self.litestream_timeout = limit;
         self
     }
 

@@ -1,9 +1,9 @@
 //! Running `litestream restore` for one tenant.
 
+use std::io::{self, Read};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use super::rebuild_options::RebuildOptions;
 use super::timestamp::{parse_timestamp, rfc3339};
@@ -22,7 +22,7 @@ pub(super) enum Restored {
 /// Fails with a clear error if `litestream` cannot be run at all, before
 /// any tenant is tried.
 pub(super) fn check_binary(options: &RebuildOptions) -> Result<()> {
-    let out = command(options).arg("version").output();
+    let out = output_within(command(options).arg("version"), options.litestream_timeout);
     match out {
         Ok(out) if out.status.success() => Ok(()),
         Ok(out) => Err(cannot_run(options, &said(&out))),
@@ -57,10 +57,8 @@ pub(super) fn restore_one(
         if let Some(at) = at {
             command.arg("-timestamp").arg(rfc3339(at));
         }
-        command
-            .arg(&url)
-            .output()
-            .map_err(|e| failed(e.to_string()))
+        command.arg(&url);
+        output_within(&mut command, options.litestream_timeout).map_err(|e| failed(e.to_string()))
     };
     let mut out = restore(options.at)?;
     if let Some(at) = options.at.filter(|_| outside_the_replica(&out)) {
@@ -94,10 +92,9 @@ fn first_sync(
     options: &RebuildOptions,
     url: &str,
 ) -> std::result::Result<Option<SystemTime>, String> {
-    let out = command(options)
-        .args(["ltx", "-level", "all", "-json", url])
-        .output()
-        .map_err(|e| e.to_string())?;
+    let mut command = command(options);
+    command.args(["ltx", "-level", "all", "-json", url]);
+    let out = output_within(&mut command, options.litestream_timeout).map_err(|e| e.to_string())?;
     if !out.status.success() {
         return Err(said(&out));
     }
@@ -109,6 +106,58 @@ fn first_sync(
         .filter_map(parse_timestamp)
         .min())
 }
+
+/// Runs `command` to the end like [`Command::output`], but kills it
+/// (SIGKILL) and fails once it has run for `limit`: a hung Litestream
+/// (a stalled store) must not hold a job slot for ever.
+fn output_within(command: &mut Command, limit: Duration) -> io::Result<Output> {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    // Drained on threads of their own, so a chatty child never blocks on
+    // a full pipe while this one waits.
+    let stdout = drain(child.stdout.take());
+    let stderr = drain(child.stderr.take());
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "still running after {limit:?}, killed (RebuildOptions::litestream_timeout)"
+                ),
+            ));
+        }
+        std::thread::sleep(POLL);
+    };
+    let (stdout, stderr) = (stdout.join(), stderr.join());
+    Ok(Output {
+        status,
+        stdout: stdout.unwrap_or_default(),
+        stderr: stderr.unwrap_or_default(),
+    })
+}
+
+/// Reads `pipe` to its end on a thread of its own.
+fn drain<R: Read + Send + 'static>(pipe: Option<R>) -> std::thread::JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        if let Some(mut pipe) = pipe {
+            let _ = pipe.read_to_end(&mut bytes);
+        }
+        bytes
+    })
+}
+
+/// How often a running `litestream` is checked on: small next to a
+/// restore (0.2 s and more per tenant).
+const POLL: Duration = Duration::from_millis(10);
 
 fn command(options: &RebuildOptions) -> Command {
     let mut command = Command::new(&options.litestream);

@@ -26,7 +26,7 @@ pub(crate) fn list_keys(target: &ReplicaTarget) -> Result<Vec<(String, Option<Sy
     };
     let (bucket, prefix) = bucket_and_prefix(target).map_err(failed)?;
     let credentials = Credentials::from_env();
-    let agent = ureq::Agent::new_with_defaults();
+    let agent = agent();
     let mut keys = Vec::new();
     let mut token: Option<String> = None;
     loop {
@@ -54,6 +54,19 @@ pub(crate) fn list_keys(target: &ReplicaTarget) -> Result<Vec<(String, Option<Sy
 }
 
 /// The body of a GET, or what went wrong in the store's words.
+/// Longest any one request may take, connect to last byte: a store that
+/// accepts and then stalls fails the listing or erase instead of hanging
+/// it (and a rebuild, a status or a destroy with it) forever.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// An HTTP agent whose every request ends within [`REQUEST_TIMEOUT`].
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .timeout_global(Some(REQUEST_TIMEOUT))
+        .build()
+        .into()
+}
+
 fn get(agent: &ureq::Agent, url: &str) -> std::result::Result<String, String> {
     let mut answer = agent
         .get(url)
@@ -120,7 +133,7 @@ pub(crate) fn delete_all(target: &ReplicaTarget) -> Result<usize> {
     };
     let (bucket, prefix) = bucket_and_prefix(target).map_err(failed)?;
     let credentials = Credentials::from_env();
-    let agent = ureq::Agent::new_with_defaults();
+    let agent = agent();
     let keys = list_keys(target)?;
     for (key, _) in &keys {
         let key = format!("{prefix}{key}");
