@@ -329,7 +329,9 @@ fn child_replicator() {
         return;
     };
     let bin = litestream::binary().unwrap();
-    let options = tenanted::replication::ReplicateOptions::new().litestream(bin);
+    let options = tenanted::replication::ReplicateOptions::new()
+        .litestream(bin)
+        .env_remove("AWS_CA_BUNDLE");
     let replicator =
         tenanted::replication::Replicator::start(&RootConfig::new(&root), options).unwrap();
     replicator.run(&AtomicBool::new(false), |_| {}).unwrap();

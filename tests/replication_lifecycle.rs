@@ -610,3 +610,34 @@ fn the_supervisor_survives_a_failing_scan_and_stops_litestream_when_dropped() {
     );
     assert!(!Path::new(&format!("/proc/{}", live.trim())).exists());
 }
+
+/// Litestream gets the supervisor's environment (a private CA bundle for
+/// an S3 endpoint included) unless told to go without a variable.
+#[test]
+fn litestream_keeps_the_environment_unless_told_otherwise() {
+    let Some(setup) = Setup::new(Duration::ZERO) else {
+        return;
+    };
+    let config = RootConfig::new(&setup.root);
+    let pid_file = ReplicationSettings::socket_path(&config, 0).with_extension("pid");
+    let has = |options, name: &str| {
+        let replicator = tenanted::replication::Replicator::start(&config, options).unwrap();
+        let pid = std::fs::read_to_string(&pid_file).unwrap();
+        let environ = std::fs::read(format!("/proc/{}/environ", pid.trim())).unwrap();
+        drop(replicator);
+        let set = format!("{name}=");
+        environ
+            .split(|b| *b == 0)
+            .any(|v| v.starts_with(set.as_bytes()))
+    };
+    let options = || tenanted::replication::ReplicateOptions::new().litestream(&setup.bin);
+    assert!(
+        has(options(), "PATH"),
+        "Litestream lost a variable by default"
+    );
+    assert!(!has(options().env_remove("PATH"), "PATH"));
+    // Where this machine names a CA bundle, Litestream gets it too.
+    if std::env::var_os("AWS_CA_BUNDLE").is_some() {
+        assert!(has(options(), "AWS_CA_BUNDLE"), "AWS_CA_BUNDLE was dropped");
+    }
+}

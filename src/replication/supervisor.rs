@@ -47,6 +47,7 @@ pub struct ReplicateOptions {
     scan_interval: Duration,
     idle_after: Duration,
     max_per_process: usize,
+    env_remove: Vec<std::ffi::OsString>,
 }
 
 impl Default for ReplicateOptions {
@@ -56,6 +57,7 @@ impl Default for ReplicateOptions {
             scan_interval: Duration::from_secs(1),
             idle_after: Duration::from_secs(10),
             max_per_process: 2000,
+            env_remove: Vec::new(),
         }
     }
 }
@@ -85,6 +87,17 @@ impl ReplicateOptions {
     #[must_use]
     pub fn idle_after(mut self, idle: Duration) -> Self {
         self.idle_after = idle;
+        self
+    }
+
+    /// Runs Litestream without the environment variable `name` (for
+    /// example `AWS_CA_BUNDLE` on machines where it names a bundle
+    /// Litestream's S3 client rejects: "unable to add custom RootCAs").
+    /// By default Litestream gets this process's whole environment, a
+    /// private CA for an S3 endpoint included.
+    #[must_use]
+    pub fn env_remove(mut self, name: impl Into<std::ffi::OsString>) -> Self {
+        self.env_remove.push(name.into());
         self
     }
 
@@ -294,10 +307,13 @@ impl Replicator {
         let err = log
             .try_clone()
             .map_err(|e| io("opening Litestream's log", &shard.log, e))?;
-        let child = Command::new(&self.options.litestream)
+        let mut command = Command::new(&self.options.litestream);
+        for name in &self.options.env_remove {
+            command.env_remove(name);
+        }
+        let child = command
             .args(["replicate", "-no-expand-env", "-config"])
             .arg(&shard.config)
-            .env_remove("AWS_CA_BUNDLE")
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(err)
