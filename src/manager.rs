@@ -1135,11 +1135,11 @@ impl TenantManager {
     }
 
     /// Restores tenant `name` from the backup file `src`, which must not
-    /// exist yet; see [`restore_tenant_with`](Self::restore_tenant_with).
+    /// exist yet; see [`restore_tenant_opts`](Self::restore_tenant_opts).
     ///
     /// # Errors
     ///
-    /// As [`restore_tenant_with`](Self::restore_tenant_with); an existing
+    /// As [`restore_tenant_opts`](Self::restore_tenant_opts); an existing
     /// tenant is [`Error::TenantExists`].
     ///
     /// ```
@@ -1156,10 +1156,14 @@ impl TenantManager {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn restore_tenant(&self, name: &str, src: impl AsRef<Path>) -> Result<RestoreOutcome> {
-        self.restore_tenant_with(name, src, &RestoreOptions::new())
+        self.restore_tenant_opts(name, src, &RestoreOptions::new())
     }
 
-    /// Restores tenant `name` from the backup file `src`.
+    /// Restores tenant `name` from the backup file `src`, as `options` say.
+    ///
+    /// (Names: a method ending in `_with` takes a closure, as
+    /// [`create_tenant_with`](Self::create_tenant_with) does, like std's
+    /// `resize_with`; one ending in `_opts` takes an options value.)
     ///
     /// The backup is checked before anything under the root is touched:
     /// it must be a SQLite database that passes `PRAGMA integrity_check`,
@@ -1204,13 +1208,13 @@ impl TenantManager {
     /// let backup = dir.path().join("acme.sqlite3");
     /// manager.backup_tenant("acme", &backup)?;
     /// manager.connection("acme")?.execute("INSERT INTO t (x) VALUES (1)", [])?;
-    /// let outcome = manager.restore_tenant_with("acme", &backup, &RestoreOptions::new().replace(true))?;
+    /// let outcome = manager.restore_tenant_opts("acme", &backup, &RestoreOptions::new().replace(true))?;
     /// assert!(outcome.replaced);
     /// let rows: i64 = manager.connection("acme")?.query_row("SELECT count(*) FROM t", [], |r| r.get(0))?;
     /// assert_eq!(rows, 0);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn restore_tenant_with(
+    pub fn restore_tenant_opts(
         &self,
         name: &str,
         src: impl AsRef<Path>,

@@ -249,7 +249,7 @@ fn restore_refuses_an_existing_tenant_without_replace_and_leaves_it_alone() {
     assert_eq!(tenant_files_under(&root), before);
 
     let replace = RestoreOptions::new().replace(true);
-    let outcome = m.restore_tenant_with("acme", &backup, &replace).unwrap();
+    let outcome = m.restore_tenant_opts("acme", &backup, &replace).unwrap();
     assert!(outcome.replaced);
     assert!(note_bodies(&m, "acme").is_empty());
 }
@@ -408,7 +408,7 @@ fn a_restore_with_replace_while_another_process_serves_the_tenant_is_seen_there(
     child::wait_for_word(&out, "original");
 
     let replace = RestoreOptions::new().replace(true);
-    let outcome = m.restore_tenant_with("acme", &backup, &replace).unwrap();
+    let outcome = m.restore_tenant_opts("acme", &backup, &replace).unwrap();
     assert!(outcome.replaced);
     child::wait_for_word(&out, "restored");
     std::fs::write(child::stop_file(&root), "").unwrap();

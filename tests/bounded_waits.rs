@@ -191,7 +191,7 @@ fn a_stopped_destroy_holds_nobody_past_their_timeouts() {
     assert_busy("migrate", || other.migrate_tenant_to("acme", 1), busy, pid);
     assert_busy("rollback", || other.rollback_tenant("acme", 1), busy, pid);
     let replacing = tenanted::RestoreOptions::new().replace(true);
-    let restore = || other.restore_tenant_with("acme", &backup, &replacing);
+    let restore = || other.restore_tenant_opts("acme", &backup, &replacing);
     assert_busy("restore --replace", restore, busy, pid);
     // A checkout is never made to wait.
     let started = Instant::now();

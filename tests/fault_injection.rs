@@ -193,7 +193,7 @@ fn backup_of(m: &TenantManager) -> std::path::PathBuf {
 
 fn restore_replacing(m: &TenantManager) -> tenanted::Result<()> {
     let options = tenanted::RestoreOptions::new().replace(true);
-    m.restore_tenant_with("acme", backup_of(m), &options)
+    m.restore_tenant_opts("acme", backup_of(m), &options)
         .map(drop)
 }
 

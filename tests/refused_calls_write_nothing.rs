@@ -120,7 +120,7 @@ fn a_described_root_is_only_read_by_a_fresh_managers_first_calls() {
             let file = backup.path().join("acme.bak");
             m.backup_tenant("acme", &file).unwrap();
             let replace = RestoreOptions::new().replace(true);
-            drop(m.restore_tenant_with("acme", &file, &replace).unwrap());
+            drop(m.restore_tenant_opts("acme", &file, &replace).unwrap());
         }),
     ];
     for (what, call) in calls {

@@ -239,7 +239,7 @@ fn every_lifecycle_operation_keeps_the_replica_right() {
     m.backup_tenant("acme", &backup).unwrap();
     m.restore_tenant("restored", &backup).unwrap();
     s.converges("restored");
-    m.restore_tenant_with("acme", &small, &RestoreOptions::new().replace(true))
+    m.restore_tenant_opts("acme", &small, &RestoreOptions::new().replace(true))
         .unwrap();
     write_users(&m, "acme", 1000, 5);
     s.converges("acme");

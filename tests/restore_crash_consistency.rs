@@ -34,7 +34,7 @@ fn child_restorer() {
     let replace = RestoreOptions::new().replace(true);
     for round in 0.. {
         let letter = ["a", "b"][round % 2];
-        let _ = m.restore_tenant_with("acme", backup_path(&root, letter), &replace);
+        let _ = m.restore_tenant_opts("acme", backup_path(&root, letter), &replace);
         let _ = m.restore_tenant("other", backup_path(&root, letter));
         let _ = m.destroy_tenant("other");
     }
@@ -130,7 +130,7 @@ fn a_restore_killed_at_random_points_never_leaves_a_half_made_tenant() {
         // A replace killed between its destroy and its publish leaves no
         // `acme`: running the restore again brings it back.
         let replace = RestoreOptions::new().replace(true);
-        m.restore_tenant_with("acme", backup_path(&root, "b"), &replace)
+        m.restore_tenant_opts("acme", backup_path(&root, "b"), &replace)
             .unwrap_or_else(|e| panic!("round {round}: restore after the crash failed: {e}"));
         assert_eq!(whole_backup(&m.root().database_path("acme").unwrap()), "b");
     }

@@ -115,7 +115,7 @@ fn operators_still_migrate_back_up_restore_and_destroy_a_suspended_tenant() {
     let backup = dir.path().join("acme.sqlite3");
     m.backup_tenant("acme", &backup).unwrap();
     // A restore replaces the data, not the operator's decision.
-    m.restore_tenant_with("acme", &backup, &RestoreOptions::new().replace(true))
+    m.restore_tenant_opts("acme", &backup, &RestoreOptions::new().replace(true))
         .unwrap();
     assert!(suspended(m.connection("acme").map(drop)).is_some());
     // A destroy takes the suspension with it.

@@ -266,7 +266,7 @@ fn a_restore_over_a_tenant_replaces_its_directory_whole() {
         .unwrap();
     let options = tenanted::RestoreOptions::new().replace(true);
     assert!(
-        m.restore_tenant_with("acme", &backup, &options)
+        m.restore_tenant_opts("acme", &backup, &options)
             .unwrap()
             .replaced
     );

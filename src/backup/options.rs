@@ -92,7 +92,7 @@ impl fmt::Debug for BackupOptions {
     }
 }
 
-/// How [`TenantManager::restore_tenant_with`](crate::TenantManager::restore_tenant_with)
+/// How [`TenantManager::restore_tenant_opts`](crate::TenantManager::restore_tenant_opts)
 /// treats an existing tenant.
 ///
 /// ```

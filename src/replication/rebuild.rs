@@ -4,7 +4,7 @@
 //! Litestream restores one database at a time, so the rebuild runs `jobs`
 //! `litestream restore` processes at once, each into a staging file
 //! outside the root; every staged tenant is then published by
-//! [`TenantManager::restore_tenant_with`], the same checks (`PRAGMA
+//! [`TenantManager::restore_tenant_opts`], the same checks (`PRAGMA
 //! integrity_check`, a schema not ahead of the code, a migration history
 //! that matches the root's) and the same atomic publication as any
 //! restore. A tenant already in the root is left alone, so a rebuild that
@@ -165,7 +165,7 @@ impl TenantManager {
 
     /// Publishes the staged copy with the library's restore.
     fn publish(&self, tenant: &TenantName, staged: &Path) -> RebuildOutcome {
-        match self.restore_tenant_with(tenant.as_str(), staged, &RestoreOptions::new()) {
+        match self.restore_tenant_opts(tenant.as_str(), staged, &RestoreOptions::new()) {
             Ok(restored) => RebuildOutcome::Restored {
                 version: restored.version,
                 bytes: restored.bytes,

@@ -232,7 +232,7 @@ pub fn restore(cli: &Cli, args: &RestoreArgs) -> Result<u8, Failure> {
     let manager = cli.manager()?;
     let options = RestoreOptions::new().replace(args.replace);
     let outcome = manager
-        .restore_tenant_with(tenant.as_str(), &args.from, &options)
+        .restore_tenant_opts(tenant.as_str(), &args.from, &options)
         .map_err(|e| match e {
             Error::TenantExists { tenant, path } => Failure(
                 1,
