@@ -15,6 +15,7 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::{Value, json};
 
+use super::timestamp::parse_timestamp;
 use crate::error::{Error, Result};
 
 /// How long a request that does not wait for the replica may take.
@@ -183,7 +184,7 @@ impl ControlSocket {
             .map(|db| Registration {
                 path: PathBuf::from(db["path"].as_str().unwrap_or_default()),
                 status: db["status"].as_str().unwrap_or_default().to_owned(),
-                last_sync_at: db["last_sync_at"].as_str().and_then(parse_rfc3339),
+                last_sync_at: db["last_sync_at"].as_str().and_then(parse_timestamp),
             })
             .collect())
     }
@@ -296,66 +297,9 @@ fn whole_seconds(timeout: Duration) -> u64 {
     timeout.as_secs().max(1)
 }
 
-/// Parses the RFC 3339 times Go writes (`2026-12-05T05:10:11.123456789Z`,
-/// or with an offset such as `+01:00`).
-pub(crate) fn parse_rfc3339(text: &str) -> Option<SystemTime> {
-    let (date, rest) = text.split_once('T')?;
-    let mut ymd = date.splitn(3, '-').map(|p| p.parse::<i64>().ok());
-    let (y, m, d) = (ymd.next()??, ymd.next()??, ymd.next()??);
-    let zone_at = rest.find(['Z', 'z', '+', '-'])?;
-    let (clock, zone) = rest.split_at(zone_at);
-    let (hms, fraction) = clock.split_once('.').unwrap_or((clock, ""));
-    let mut parts = hms.splitn(3, ':').map(|p| p.parse::<i64>().ok());
-    let (hh, mm, ss) = (parts.next()??, parts.next()??, parts.next()??);
-    let nanos = format!("{fraction:0<9}").get(..9)?.parse::<u32>().ok()?;
-    let offset = match zone {
-        "Z" | "z" => 0,
-        _ => {
-            let sign = if zone.starts_with('-') { -1 } else { 1 };
-            let (oh, om) = zone[1..].split_once(':')?;
-            sign * (oh.parse::<i64>().ok()? * 3600 + om.parse::<i64>().ok()? * 60)
-        }
-    };
-    let secs = days_from_civil(y, m, d) * 86_400 + hh * 3600 + mm * 60 + ss - offset;
-    let secs = u64::try_from(secs).ok()?;
-    Some(SystemTime::UNIX_EPOCH + Duration::new(secs, nanos))
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
-/// algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn go_times_parse() {
-        let epoch = SystemTime::UNIX_EPOCH;
-        let at = |s| parse_rfc3339(s).unwrap().duration_since(epoch).unwrap();
-        assert_eq!(at("1970-01-01T00:00:00Z"), Duration::ZERO);
-        assert_eq!(
-            at("2026-12-05T05:10:11.5Z"),
-            Duration::new(1_796_447_411, 500_000_000)
-        );
-        assert_eq!(
-            at("2026-12-05T06:10:11.5+01:00"),
-            at("2026-12-05T05:10:11.5Z")
-        );
-        assert_eq!(
-            at("2000-03-01T00:00:00-00:30"),
-            Duration::from_secs(951_870_600)
-        );
-        assert!(parse_rfc3339("yesterday").is_none());
-    }
 
     #[test]
     fn answers_split_into_status_and_body() {

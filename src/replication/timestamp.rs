@@ -131,6 +131,29 @@ mod tests {
         }
     }
 
+    /// The times Litestream's control socket writes (Go's RFC 3339: nine
+    /// fraction digits or fewer, `Z` or an offset) read as the rebuild's
+    /// `--at` does: one parser for both.
+    #[test]
+    fn go_times_parse() {
+        let epoch = SystemTime::UNIX_EPOCH;
+        let at = |s| parse_timestamp(s).unwrap().duration_since(epoch).unwrap();
+        assert_eq!(
+            at("2026-12-05T05:10:11.123456789Z"),
+            Duration::new(1_796_447_411, 123_456_789)
+        );
+        assert_eq!(
+            at("2026-12-05T06:10:11.5+01:00"),
+            at("2026-12-05T05:10:11.5Z")
+        );
+        assert_eq!(
+            at("2000-03-01T00:00:00-00:30"),
+            Duration::from_secs(951_870_600)
+        );
+        // Go's zero time, which Litestream writes for a database never synced.
+        assert_eq!(parse_timestamp("0001-01-01T00:00:00Z"), None);
+    }
+
     #[test]
     fn timestamps_in_rfc3339() {
         let at = |s: u64| SystemTime::UNIX_EPOCH + Duration::from_secs(s);
