@@ -30,6 +30,7 @@ use super::pool_state::Admission;
 use super::recency::Recency;
 pub(super) use super::shard::Retired;
 use super::shard::Shard;
+use super::slot_gate::SlotGate;
 use super::stats::PoolStats;
 use super::tenant_pool::TenantPool;
 use crate::name::TenantName;
@@ -73,6 +74,11 @@ pub(crate) struct PoolCache {
     slots: AtomicUsize,
     /// Pools cached (in a shard's map): never above `slots`.
     cached: AtomicUsize,
+    /// Where an insert that finds no slot and nothing to evict sleeps.
+    gate: SlotGate,
+    /// How many times `take_slot` looked at the slots (tests count them).
+    #[cfg(test)]
+    looks: AtomicUsize,
     epoch: Instant,
 }
 
@@ -86,6 +92,9 @@ impl PoolCache {
             max_pools,
             slots: AtomicUsize::new(0),
             cached: AtomicUsize::new(0),
+            gate: SlotGate::default(),
+            #[cfg(test)]
+            looks: AtomicUsize::new(0),
             epoch: Instant::now(),
         }
     }
@@ -210,7 +219,7 @@ impl PoolCache {
         let mut state = self.shard(pool.name().as_str()).lock();
         if let Some(lost) = lost_to(&state, &pool, &mut retired) {
             drop(state);
-            self.slots.fetch_sub(1, Ordering::SeqCst);
+            self.give_back_slot();
             return (lost, retired);
         }
         state.misses += 1;
@@ -218,6 +227,8 @@ impl PoolCache {
         self.cached.fetch_add(1, Ordering::SeqCst);
         drop(state);
         self.record(&pool);
+        // Evictable now: an insert waiting for room can take it.
+        self.gate.changed();
         (Inserted::Ours, retired)
     }
 
@@ -228,11 +239,14 @@ impl PoolCache {
     }
 
     /// Takes a slot, evicting least recently used pools until one is
-    /// free. Another insert may hold the last slots with its pool not in
-    /// its shard yet (nothing to evict): that lasts a few instructions,
-    /// so this yields and looks again.
+    /// free. Other inserts may hold the last slots with their pools not
+    /// in their shards yet (nothing to evict): this sleeps until one of
+    /// them caches its pool or gives its slot back (see `slot_gate.rs`).
     fn take_slot(&self, retired: &mut Retired) {
+        let mut waiting = self.gate.enter();
         loop {
+            #[cfg(test)]
+            self.looks.fetch_add(1, Ordering::SeqCst);
             let taken = self
                 .slots
                 .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
@@ -243,15 +257,22 @@ impl PoolCache {
             }
             match self.evict_oldest() {
                 Some(pool) => retired.push(pool),
-                None => std::thread::yield_now(),
+                None => waiting.wait(),
             }
         }
+    }
+
+    /// An insert that took a slot caches nothing after all.
+    fn give_back_slot(&self) {
+        self.slots.fetch_sub(1, Ordering::SeqCst);
+        self.gate.changed();
     }
 
     /// A pool left its shard: its slot is free again.
     fn left(&self, n: usize) {
         self.cached.fetch_sub(n, Ordering::SeqCst);
         self.slots.fetch_sub(n, Ordering::SeqCst);
+        self.gate.changed();
     }
 
     /// Puts `pool` in the recency order; rebuilds the order from the
@@ -424,4 +445,37 @@ fn lost_to(state: &Shard, pool: &Arc<TenantPool>, retired: &mut Retired) -> Opti
     };
     retired.push(Arc::clone(pool));
     Some(lost)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// With every slot held by inserts whose pools are not cached yet, an
+    /// insert needing room sleeps until a slot comes back: it looks at
+    /// the slots once, not over and over (review R18: it spun on
+    /// `yield_now`, thousands of looks a millisecond).
+    #[test]
+    fn an_insert_without_room_sleeps_until_a_slot_comes_back() {
+        let cache = PoolCache::new(1);
+        assert!(cache.free_slot(), "another insert in flight holds the slot");
+        let looks = std::thread::scope(|scope| {
+            let waiter = scope.spawn(|| cache.take_slot(&mut Vec::new()));
+            // Whatever the pause, a sleeping waiter has looked once.
+            while cache.looks.load(Ordering::SeqCst) == 0 {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+            let looks = cache.looks.load(Ordering::SeqCst);
+            let finished = waiter.is_finished();
+            // Given back before asserting: a spinning waiter then ends.
+            cache.give_back_slot();
+            waiter.join().unwrap();
+            assert!(!finished, "it took a slot no one gave back");
+            looks
+        });
+        assert_eq!(looks, 1, "it looked {looks} times: it spun");
+        assert_eq!(cache.slots.load(Ordering::SeqCst), 1);
+        assert_eq!(cache.looks.load(Ordering::SeqCst), 2);
+    }
 }

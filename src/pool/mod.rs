@@ -14,6 +14,7 @@ mod pool_state;
 mod recency;
 mod resident;
 mod shard;
+mod slot_gate;
 mod stats;
 mod tenant_pool;
 mod watcher;
