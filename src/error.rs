@@ -326,6 +326,19 @@ pub enum Error {
         known: u32,
     },
 
+    /// The root's layout record (`.tenanted/layout`) is not one tenanted
+    /// wrote: a line it always has (`format`, `template` or `buckets`) is
+    /// missing or unreadable. Nothing was read or created.
+    #[error("the root's layout record {} is damaged ({reason}); tenanted read nothing else from the root and changed nothing: restore the file from a backup of the root, or write it again as the three lines `format {format}`, `template TEMPLATE` and `buckets N` with the template and bucket count the root's tenants were created with", path.display())]
+    BadLayoutRecord {
+        /// The record.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+        /// The format this program writes.
+        format: u32,
+    },
+
     /// This program's migration at `version` is not the one the root
     /// applied at that version (recorded in `.tenanted/migrations`): it was
     /// edited, renamed or reordered after it ran.
@@ -744,6 +757,7 @@ impl Error {
             | Error::BadMigrations { .. }
             | Error::LayoutMismatch { .. }
             | Error::RootFormatTooNew { .. }
+            | Error::BadLayoutRecord { .. }
             | Error::MigrationChanged { .. }
             | Error::LitestreamNotRunning { .. }
             | Error::Litestream { .. }

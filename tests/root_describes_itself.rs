@@ -228,3 +228,45 @@ fn a_root_in_a_newer_format_is_refused_with_a_clear_error() {
     let m = build(RootConfig::new(dir.path()), three_migrations()).unwrap();
     assert_eq!(common::sorted_tenants(&m), ["acme"]);
 }
+
+/// A layout record without its format line (cut by hand, or half copied)
+/// is named as a damaged record with what to do, by the builder and by a
+/// listing, instead of a layout mismatch between two identical layouts
+/// (review R20); put back whole, the root opens as before.
+#[test]
+fn a_layout_record_without_its_format_line_is_named_as_damaged() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = build(RootConfig::new(dir.path()), three_migrations()).unwrap();
+    m.create_tenant("acme").unwrap();
+    drop(m);
+    let record = dir.path().join(".tenanted/layout");
+    let ours = std::fs::read_to_string(&record).unwrap();
+    let cut = ours.replace("format 1\n", "");
+    for (damaged, why) in [
+        (cut.as_str(), "no `format N` line"),
+        ("format x\ntemplate t\nbuckets 1\n", "not a number"),
+        ("format 1\nbuckets 1\n", "`template` or `buckets`"),
+    ] {
+        std::fs::write(&record, damaged).unwrap();
+        let err = build(RootConfig::new(dir.path()), three_migrations()).unwrap_err();
+        let Error::BadLayoutRecord { path, reason, .. } = &err else {
+            panic!("{damaged:?}: {err}");
+        };
+        assert_eq!(path, &record);
+        assert!(reason.contains(why), "{reason}");
+        let message = err.to_string();
+        assert!(
+            message.contains(&record.display().to_string())
+                && message.contains("restore the file from a backup")
+                && message.contains("`format 1`"),
+            "{message}"
+        );
+        assert!(matches!(
+            RootConfig::new(dir.path()).tenants(),
+            Err(Error::BadLayoutRecord { .. })
+        ));
+    }
+    std::fs::write(&record, &ours).unwrap();
+    let m = build(RootConfig::new(dir.path()), three_migrations()).unwrap();
+    assert_eq!(common::sorted_tenants(&m), ["acme"]);
+}

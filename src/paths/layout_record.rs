@@ -50,15 +50,14 @@ impl RootConfig {
     ///
     /// [`Error::RootFormatTooNew`] for a root in a format newer than
     /// [`FORMAT`]; [`Error::LayoutMismatch`] naming both layouts;
-    /// [`Error::NotADirectory`] when the root or its `.tenanted` is not a
-    /// directory; an I/O error reading the record.
+    /// [`Error::BadLayoutRecord`] for a record missing a line it always
+    /// has; [`Error::NotADirectory`] when the root or its `.tenanted` is
+    /// not a directory; an I/O error reading the record.
     pub(crate) fn check_recorded_layout(&self) -> Result<bool> {
         let path = self.layout_record_path();
         match read_contained(self.root_dir(), Path::new(INTERNAL_DIR), &path) {
             Ok(recorded) if recorded == self.layout_record() => Ok(true),
-            Ok(recorded) => Err(self
-                .format_too_new(&recorded)
-                .unwrap_or_else(|| self.layout_mismatch(&recorded))),
+            Ok(recorded) => Err(self.disagreement(&recorded)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
             Err(_) if let Some(blocked) = self.root_blocked() => Err(blocked),
             Err(_) if let Some(blocked) = self.internal_dir_blocked() => Err(blocked),
@@ -96,18 +95,42 @@ impl RootConfig {
         })
     }
 
-    /// [`Error::RootFormatTooNew`] if `recorded` says a format newer than
-    /// this release's.
-    fn format_too_new(&self, recorded: &str) -> Option<Error> {
-        let found = recorded
-            .lines()
-            .find_map(|line| line.strip_prefix("format "))?;
-        let newer = found.parse::<u32>().map_or(true, |found| found > FORMAT);
-        newer.then(|| Error::RootFormatTooNew {
-            root: self.root_dir().to_path_buf(),
-            found: found.to_owned(),
-            known: FORMAT,
-        })
+    /// Why `recorded`, which is not this configuration's record, is
+    /// refused: a damaged record (read before the format, so that a record
+    /// without its format line is not taken for another layout), a newer
+    /// format, or another layout.
+    fn disagreement(&self, recorded: &str) -> Error {
+        let field = |key: &str| {
+            recorded
+                .lines()
+                .find_map(|line| line.strip_prefix(key)?.strip_prefix(' '))
+        };
+        let damaged = |reason: String| Error::BadLayoutRecord {
+            path: self.layout_record_path(),
+            reason,
+            format: FORMAT,
+        };
+        let Some(found) = field("format") else {
+            return damaged("it has no `format N` line".to_owned());
+        };
+        match found.trim().parse::<u32>() {
+            Err(_) => return damaged(format!("its format `{found}` is not a number")),
+            Ok(found) if found > FORMAT => {
+                return Error::RootFormatTooNew {
+                    root: self.root_dir().to_path_buf(),
+                    found: found.to_string(),
+                    known: FORMAT,
+                };
+            }
+            Ok(_) => {}
+        }
+        let (Some(template), Some(buckets)) = (field("template"), field("buckets")) else {
+            return damaged("it lacks its `template` or `buckets` line".to_owned());
+        };
+        if template == self.template_str() && buckets == self.bucket_count().to_string() {
+            return damaged("it has lines tenanted does not write".to_owned());
+        }
+        self.layout_mismatch(recorded)
     }
 
     fn layout_mismatch(&self, recorded: &str) -> Error {
