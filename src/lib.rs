@@ -55,6 +55,7 @@ mod pool;
 pub mod replication;
 mod storage;
 mod tenant_limits;
+mod tenant_usage;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -66,7 +67,9 @@ pub use busy::WaitedFor;
 pub use context::current_tenant;
 pub use error::{BoxError, Error, OtherProcess, PendingMigrationError, Result};
 pub use fleet::Progress;
-pub use limits::{SuspendMode, Suspension, TenantLimits};
+pub use limits::{
+    NEAR_LIMIT, SuspendMode, Suspension, TenantLimits, TenantUsage, UsageOrder, UsageReport,
+};
 pub use manager::TenantManager;
 pub use migrate::{
     MigrateOptions, Migration, MigrationOutcome, MigrationPlan, MigrationReport, MigrationSummary,

@@ -132,3 +132,112 @@ fn suspend_and_resume_at_the_command_line_hold_in_a_serving_process_and_list_sho
         .assert()
         .code(2);
 }
+
+/// `tenanted usage` and `status`, run as processes of their own against a
+/// root this process serves (its pools open, a write of its in a `-wal`).
+#[test]
+fn usage_streams_every_tenant_or_sorts_the_top_and_status_flags_limits_and_suspensions() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = serving(dir.path());
+    for name in ["acme", "globex", "initech"] {
+        m.create_tenant(name).unwrap();
+    }
+    let conn = m.connection("initech").unwrap();
+    conn.execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (zeroblob(100000));")
+        .unwrap();
+    tenanted(dir.path())
+        .args(["limit", "set", "acme", "4K"])
+        .assert()
+        .success();
+    tenanted(dir.path())
+        .args(["suspend", "globex", "--blocked", "--reason", "unpaid"])
+        .assert()
+        .success();
+    let out = tenanted(dir.path())
+        .args(["usage", "--json"])
+        .assert()
+        .success();
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.get_output().stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 4, "three tenants and the summary: {lines:?}");
+    let summary = &lines[3]["summary"];
+    assert_eq!(
+        (&summary["tenants"], &summary["suspended"]),
+        (&3.into(), &1.into())
+    );
+    assert_eq!(summary["over_limit"], 1, "{summary}");
+    let row = |name: &str| lines.iter().find(|l| l["tenant"] == name).unwrap();
+    assert_eq!(row("acme")["max_size"], 4096);
+    assert_eq!(row("acme")["over_limit"], true);
+    assert!(row("acme")["page_count"].as_u64().unwrap() > 0);
+    assert!(
+        row("initech")["wal_bytes"].as_u64().unwrap() > 100_000,
+        "the serving process's write"
+    );
+    assert_eq!(row("globex")["suspension"]["reason"], "unpaid");
+    let out = tenanted(dir.path())
+        .args(["usage", "--sort", "limit", "--top", "5", "--json"])
+        .assert()
+        .success();
+    let report: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let top: Vec<&Value> = report["top"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| &r["tenant"])
+        .collect();
+    assert_eq!(top, ["acme"], "only acme has a limit");
+    tenanted(dir.path())
+        .args(["usage", "--sort", "size", "--top", "1"])
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with("initech  "))
+        .stdout(predicate::str::contains("3 tenant(s)"));
+    tenanted(dir.path())
+        .arg("usage")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("suspended (blocked): unpaid"));
+    // status: a default limit every tenant is over, from the command line.
+    let status = |args: &[&str]| {
+        let out = tenanted(dir.path())
+            .arg("--migrations")
+            .arg(common::schema_dir())
+            .args(args)
+            .assert()
+            .success();
+        String::from_utf8_lossy(&out.get_output().stdout).into_owned()
+    };
+    let text = status(&["--default-max-size", "4K", "status"]);
+    for name in ["acme", "globex", "initech"] {
+        let flagged = format!("at or over its size limit: {name}  ");
+        assert!(text.contains(&flagged), "{name}: {text}");
+    }
+    assert!(
+        text.contains("suspended: globex (blocked: unpaid)"),
+        "{text}"
+    );
+    let json: Value = serde_json::from_str(&status(&["status", "--json"])).unwrap();
+    assert_eq!(json["near_limit"][0]["tenant"], "acme", "{json}");
+    assert_eq!(
+        (&json["near_limit_count"], &json["over_limit_count"]),
+        (&1.into(), &1.into())
+    );
+    assert_eq!(json["suspended"]["globex"], "blocked: unpaid");
+    drop(conn);
+    tenanted(dir.path())
+        .args(["resume", "globex"])
+        .assert()
+        .success();
+    tenanted(dir.path())
+        .args(["limit", "clear", "acme"])
+        .assert()
+        .success();
+    let json: Value = serde_json::from_str(&status(&["status", "--json"])).unwrap();
+    assert!(
+        json.get("near_limit").is_none() && json.get("suspended").is_none(),
+        "{json}"
+    );
+}

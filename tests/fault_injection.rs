@@ -17,7 +17,7 @@ mod common;
 use std::path::Path;
 
 use tenanted::testing::faults::{FaultPlan, Step, StepTaken};
-use tenanted::{Error, TenantManager};
+use tenanted::{Error, TenantManager, TenantUsage, UsageOrder};
 
 /// Linux's errno values.
 const EIO: i32 = 5;
@@ -533,4 +533,57 @@ fn every_step_of_a_listing_and_a_status_read_can_fail_without_harm() {
         listing.len(),
         status.len()
     );
+}
+
+/// A usage report of the fleet: what it says is true (a failed row
+/// names its tenant, no row is wrong, a tenant is left out only beside a
+/// listing error), or it fails naming the root.
+fn usage_is_true(m: &TenantManager, whole: &[TenantUsage], what: &str) {
+    let report = match m.usage(UsageOrder::Largest, FLEET.len()) {
+        Ok(report) => report,
+        Err(e) => {
+            let root = m.root().root_dir().display().to_string();
+            return assert!(e.to_string().contains(&root), "{what}: names where: {e}");
+        }
+    };
+    for row in &report.top {
+        assert!(whole.contains(row), "{what}: {row:?} is not {whole:?}");
+    }
+    for (tenant, e) in &report.failed {
+        assert!(e.to_string().contains(tenant.as_str()), "{what}: {e}");
+    }
+    if report.listing_errors.is_empty() {
+        let counted = report.tenants + report.failed.len();
+        assert_eq!(counted, FLEET.len(), "{what}: {report:?}");
+    }
+}
+
+/// Every step of a usage report (the walk, each tenant's `-wal` stat and
+/// header read), failed in turn: it says nothing untrue, and the next one
+/// with no fault is whole.
+#[test]
+fn every_step_of_a_usage_report_can_fail_without_harm() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = fleet(dir.path());
+    let whole = |what: &str| {
+        let report = m.usage(UsageOrder::Largest, FLEET.len()).unwrap();
+        assert_eq!(report.top.len(), FLEET.len(), "{what}: {report:?}");
+        report.top
+    };
+    let plan = FaultPlan::record();
+    let rows = whole("recording");
+    let steps = plan.steps();
+    drop(plan);
+    assert!(
+        steps.iter().any(|s| s.step == Step::Read),
+        "the headers are read: {steps:?}"
+    );
+    let next = |what: &str| assert_eq!(whole(what), rows, "{what}: the next report");
+    fail_each(
+        "usage",
+        &steps,
+        &|what| usage_is_true(&m, &rows, what),
+        &next,
+    );
+    eprintln!("usage: {} steps, each failed 3 ways", steps.len());
 }

@@ -29,3 +29,4 @@ pub(crate) use opening::open::{
 };
 pub(crate) use opening::open_files::TrackedConnection;
 pub(crate) use opening::pinned::{PinError, open_pinned};
+pub(crate) use opening::usage::{FileUsage, Usage, database_usage};

@@ -129,6 +129,15 @@ pub fn show_size(bytes: Option<u64>) -> String {
     format!("{bytes} bytes")
 }
 
+/// `--default-max-size`: a size (not `unlimited`: leave the option out).
+pub fn parse_size_arg(text: &str) -> Result<u64, String> {
+    match parse_size(text) {
+        Ok(Some(bytes)) => Ok(bytes),
+        Ok(None) => Err("leave the option out for no default limit".into()),
+        Err(Failure(_, message)) => Err(message),
+    }
+}
+
 /// `1048576`, `64K`, `500M`, `2G` (powers of 1024) or `unlimited`.
 fn parse_size(text: &str) -> Result<Option<u64>, Failure> {
     if text.eq_ignore_ascii_case("unlimited") {

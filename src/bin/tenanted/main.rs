@@ -23,6 +23,7 @@ mod replicate;
 mod rotation;
 mod support;
 mod tenants;
+mod usage;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -65,6 +66,11 @@ struct Cli {
     /// that reads the migrations (the others refuse it).
     #[arg(long, global = true, help_heading = GLOBAL)]
     accept_migration_changes: bool,
+    /// The size limit of every tenant without one of its own (64K, 500M,
+    /// 2G), as the service's `default_max_size` sets it: `status`, `usage`
+    /// and `limit show` measure tenants against it.
+    #[arg(long, global = true, env = "TENANTED_DEFAULT_MAX_SIZE", value_parser = limits::parse_size_arg, help_heading = GLOBAL)]
+    default_max_size: Option<u64>,
     #[command(subcommand)]
     command: Command,
 }
@@ -173,6 +179,10 @@ enum Command {
         /// Tenant name.
         name: String,
     },
+    /// Every tenant's use of the disk as it is read: database and WAL
+    /// size, pages, free pages, last write, size limit, suspension
+    /// (--sort: only the top ones, in an order).
+    Usage(usage::UsageArgs),
     /// Print shell completions.
     Completions {
         /// The shell to print them for.
@@ -201,6 +211,7 @@ impl Command {
                 | Command::Completions { .. }
                 | Command::Migration { .. }
                 | Command::Schema { .. }
+                | Command::Usage(_)
         )
     }
 
@@ -217,6 +228,7 @@ impl Command {
             Command::Restore(args) => args.json,
             Command::Rebuild(args) => args.json,
             Command::ReplicationStatus(args) => args.json,
+            Command::Usage(args) => args.json,
             Command::Limit {
                 command: limits::LimitCommand::Show { json, .. },
             } => *json,
@@ -259,11 +271,13 @@ impl Cli {
     fn builder(&self, migrations: Migrations) -> tenanted::TenantManagerBuilder {
         TenantManager::builder(self.root_config(), migrations)
             .accept_migration_changes(self.accept_migration_changes)
+            .default_max_size(self.default_max_size)
     }
 
     /// A manager for commands that never look at schemas.
     fn schemaless_manager(&self) -> Result<TenantManager, Failure> {
-        Ok(TenantManager::builder(self.root_config(), Migrations::new(vec![])).build()?)
+        let builder = TenantManager::builder(self.root_config(), Migrations::new(vec![]));
+        Ok(builder.default_max_size(self.default_max_size).build()?)
     }
 }
 
@@ -310,6 +324,7 @@ fn run(cli: &Cli) -> Result<u8, Failure> {
         Command::Limit { command } => limits::limit(cli, command),
         Command::Suspend(args) => limits::suspend(cli, args),
         Command::Resume { name } => limits::resume(cli, name),
+        Command::Usage(args) => usage::usage(cli, args),
         Command::Completions { shell } => {
             let out = &mut std::io::stdout();
             clap_complete::generate(*shell, &mut Cli::command(), "tenanted", out);

@@ -426,10 +426,14 @@ pub fn status(cli: &Cli, args: &StatusArgs) -> Result<u8, Failure> {
     } else {
         manager.migration_status()?
     };
+    let flags = super::usage::status_flags(&manager, cli.default_max_size.is_some())?;
     if args.json {
-        println!("{}", to_json(&status));
+        let mut value = to_json(&status);
+        flags.add_json(&mut value);
+        println!("{value}");
     } else {
         println!("{}", status.to_text(listed));
+        flags.print();
     }
     let incomplete = !status.listing_errors.is_empty() || status.unreadable() > 0;
     Ok(u8::from(

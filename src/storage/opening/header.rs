@@ -148,14 +148,7 @@ fn read(fd: BorrowedFd<'_>, stat: &Stat, name: &Path) -> Header {
 /// The `user_version` in `header`, if it is a valid WAL-mode database
 /// header of a file of `size` bytes (SQLite's checks in `lockBtree`).
 fn version_in(header: &[u8; 100], size: u64) -> Option<usize> {
-    if header[..16] != MAGIC[..] {
-        return None;
-    }
-    let page_size = match u16::from_be_bytes([header[16], header[17]]) {
-        1 => 65_536,
-        n if n >= 512 && n.is_power_of_two() => u64::from(n),
-        _ => return None,
-    };
+    let page_size = page_size_in(header)?;
     let wal_mode = header[18] == 2 && header[19] == 2;
     let fractions = header[21..24] == [64, 32, 32];
     if !wal_mode || !fractions || size < page_size || size < page_size * pages_in(header) {
@@ -165,18 +158,33 @@ fn version_in(header: &[u8; 100], size: u64) -> Option<usize> {
     usize::try_from(version).ok()
 }
 
+/// The page size of a SQLite database header (`None`: not one, or a page
+/// size SQLite would refuse).
+pub(in crate::storage) fn page_size_in(header: &[u8; 100]) -> Option<u64> {
+    if header[..16] != MAGIC[..] {
+        return None;
+    }
+    match u16::from_be_bytes([header[16], header[17]]) {
+        1 => Some(65_536),
+        n if n >= 512 && n.is_power_of_two() => Some(u64::from(n)),
+        _ => None,
+    }
+}
+
 /// The database's size in pages as its header says it, when the header's
 /// count is valid (its "version-valid-for" matches the change counter);
 /// SQLite calls a file shorter than that corrupt. 0 when not valid.
-fn pages_in(header: &[u8; 100]) -> u64 {
-    let field = |at: usize| {
-        u32::from_be_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]])
-    };
-    if field(24) == field(92) {
-        u64::from(field(28))
+pub(in crate::storage) fn pages_in(header: &[u8; 100]) -> u64 {
+    if field_in(header, 24) == field_in(header, 92) {
+        u64::from(field_in(header, 28))
     } else {
         0
     }
+}
+
+/// The big-endian `u32` of the header at byte `at`.
+pub(in crate::storage) fn field_in(header: &[u8; 100], at: usize) -> u32 {
+    u32::from_be_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]])
 }
 
 #[cfg(test)]

@@ -32,7 +32,7 @@
 
 use std::collections::HashMap;
 use std::ops::{Deref, DerefMut};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::LazyLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -121,6 +121,17 @@ pub(crate) fn close_outside_sqlite(fd: OwnedFd, file: FileId) {
     }
 }
 
+/// Runs `read` on a descriptor of `file` already parked here, if one is:
+/// a reader outside SQLite of a file a connection is on (the usage report)
+/// reads through it instead of opening, and then parking, one more, so a
+/// process with pools open parks at most one descriptor per file however
+/// often it reads them. `None` when no descriptor is parked.
+pub(crate) fn with_parked<T>(file: FileId, read: impl FnOnce(BorrowedFd<'_>) -> T) -> Option<T> {
+    let table = shard(file).lock();
+    let fd = table.get(&file)?.parked.first()?;
+    Some(read(fd.as_fd()))
+}
+
 /// A SQLite connection to a tenant database, counted while it is open.
 ///
 /// The connection is declared first, so it is closed (and SQLite has
@@ -160,7 +171,7 @@ mod tests {
     use std::os::fd::{AsRawFd, OwnedFd};
     use std::path::{Path, PathBuf};
 
-    use super::{FileId, Registration, close_outside_sqlite, is_open};
+    use super::{FileId, Registration, close_outside_sqlite, is_open, with_parked};
 
     /// What descriptor `fd` of this process is open on, if anything.
     fn target(fd: i32) -> Option<PathBuf> {
@@ -185,6 +196,7 @@ mod tests {
         assert!(!is_open(id));
         close_outside_sqlite(fd, id);
         assert_ne!(target(raw), Some(path.clone()), "closed at once");
+        assert_eq!(with_parked(id, |_| ()), None, "nothing parked");
 
         let first = Registration::new(id);
         let second = Registration::new(id);
@@ -192,6 +204,8 @@ mod tests {
         assert!(is_open(id));
         close_outside_sqlite(fd, id);
         assert_eq!(target(raw), Some(path.clone()), "parked");
+        let parked = with_parked(id, |fd| target(fd.as_raw_fd()));
+        assert_eq!(parked, Some(Some(path.clone())), "read through");
         drop(first);
         assert_eq!(target(raw), Some(path.clone()), "still parked");
         drop(second);

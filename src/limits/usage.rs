@@ -1,0 +1,104 @@
+//! The fleet usage run: every tenant's database and `-wal` size, pages,
+//! free pages, last write, size limit and suspension, read from its files
+//! without SQLite (`storage::database_usage`: the calls of a header read)
+//! on the fleet engine (`fleet::Run`). It streams: every row goes to the
+//! caller's callback as it is read, and each worker keeps only its best
+//! rows (`usage_report::UsageTally`), so memory does not grow with the
+//! fleet.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use super::registry::Limits;
+use super::usage_report::{TenantUsage, UsageLine, UsageOrder, UsageReport, UsageTally};
+use crate::error::{Error, Result};
+use crate::fleet::{FleetOptions, Run};
+use crate::fs::Dir;
+use crate::name::TenantName;
+use crate::paths::{Found, RootConfig};
+use crate::storage::{self, FileUsage, TenantPath, Usage};
+
+/// Reads every tenant's usage on `jobs` threads, the record of limits
+/// looked at first; `each` (if any) gets every row, one call at a time.
+pub(crate) fn usage(
+    root: &RootConfig,
+    limits: &Limits,
+    (order, top): (UsageOrder, usize),
+    jobs: usize,
+    each: Option<&mut (dyn FnMut(&TenantUsage) + Send)>,
+) -> Result<UsageReport> {
+    limits.refresh();
+    let owns_dir = root.owns_directory()?;
+    let each = each.map(Mutex::new);
+    let mut options = FleetOptions::new();
+    options.set_jobs(jobs);
+    let work = |run: &Run<'_>, found: Found| {
+        let line = match read(run.root(), &found) {
+            Usage::Found(files) => UsageLine::Read(row(found.tenant, files, limits)),
+            // A candidate of the walk whose database is not there: no
+            // tenant, or a directory without its database (as listings say).
+            Usage::NotThere => {
+                let at = TenantPath::new(run.root(), &found.path, owns_dir);
+                let e = storage::incomplete(&found.tenant, at)?;
+                UsageLine::Failed(found.tenant, Arc::new(e))
+            }
+            Usage::Damaged(reason) => {
+                let (tenant, path) = (found.tenant.clone(), found.path);
+                let reason = reason.to_owned();
+                let e = Error::DamagedTenant {
+                    tenant,
+                    path,
+                    reason,
+                };
+                UsageLine::Failed(found.tenant, Arc::new(e))
+            }
+            Usage::Unreadable(step, e) => {
+                let e = Error::io(Some(&found.tenant), found.path, step, e);
+                UsageLine::Failed(found.tenant, Arc::new(e))
+            }
+        };
+        if let (Some(each), UsageLine::Read(row)) = (&each, &line) {
+            (each.lock())(row);
+        }
+        Some(line)
+    };
+    let ran = Run::new(root, &options)?.each(|| UsageTally::new(order, top), work);
+    let mut report = ran.tally.report;
+    report.failed.sort_by(|a, b| a.0.cmp(&b.0));
+    report.listing_errors = ran.listing_errors;
+    report.duration = ran.duration;
+    Ok(report)
+}
+
+/// A tenant's row: its files' usage and its limits.
+fn row(tenant: TenantName, files: FileUsage, limits: &Limits) -> TenantUsage {
+    let policy = limits.policy(tenant.as_str());
+    TenantUsage {
+        tenant,
+        database_bytes: files.database_bytes,
+        wal_bytes: files.wal_bytes,
+        page_size: files.page_size,
+        page_count: files.page_count,
+        free_pages: files.free_pages,
+        last_write: files.last_write,
+        max_size: policy.max_size,
+        suspension: policy.suspension,
+    }
+}
+
+/// The usage of `found`'s database, through the directory the walk has
+/// open, else reached from the root without following links.
+fn read(root: &Path, found: &Found) -> Usage {
+    if let Some((dir, name)) = found.below() {
+        return storage::database_usage(dir, name);
+    }
+    let (Some(parent), Some(name)) = (found.path.parent(), found.path.file_name()) else {
+        return Usage::NotThere;
+    };
+    match Dir::open(root, parent) {
+        Ok(dir) => storage::database_usage(dir.fd(), Path::new(name)),
+        Err(e) => Usage::Unreadable("opening its directory", e),
+    }
+}
