@@ -45,6 +45,8 @@ pub struct TenantManagerBuilder {
     pub(crate) connector_threads: usize,
     pub(crate) init: Option<ConnectionInit>,
     pub(crate) default_max_size: Option<u64>,
+    #[cfg(feature = "encryption")]
+    pub(crate) key_provider: Option<std::sync::Arc<dyn crate::crypt::KeyProvider>>,
 }
 
 impl TenantManagerBuilder {
@@ -66,7 +68,39 @@ impl TenantManagerBuilder {
             connector_threads: 2,
             init: None,
             default_max_size: None,
+            #[cfg(feature = "encryption")]
+            key_provider: None,
         }
+    }
+
+    /// Encrypts every tenant created from now on with a key of its own,
+    /// kept by `provider` (the `encryption` feature): [`RootKeyStore`]
+    /// keeps them in the root, wrapped by a [`MasterKey`]. Every
+    /// connection tenanted opens on an encrypted tenant (pools, migrations,
+    /// the fleet, backups, restores) is keyed first; a backup stays
+    /// encrypted with the tenant's key; [`destroy_tenant`] destroys the key,
+    /// so no copy made earlier can be read again. Tenants created without
+    /// encryption stay plaintext and keep working. Every manager and
+    /// process on the root must be given the same provider.
+    ///
+    /// [`RootKeyStore`]: crate::RootKeyStore
+    /// [`MasterKey`]: crate::MasterKey
+    /// [`destroy_tenant`]: crate::TenantManager::destroy_tenant
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// use tenanted::{MasterKey, Migrations, RootConfig, RootKeyStore, TenantManager};
+    /// let master = MasterKey::generate()?; // or MasterKey::from_env()?
+    /// let manager = TenantManager::builder(RootConfig::new(dir.path()), Migrations::new(vec![]))
+    ///     .encryption(RootKeyStore::new(dir.path(), master))
+    ///     .build()?;
+    /// manager.create_tenant("acme")?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "encryption")]
+    pub fn encryption(mut self, provider: impl crate::crypt::KeyProvider) -> Self {
+        self.key_provider = Some(std::sync::Arc::new(provider));
+        self
     }
 
     /// The most tenant pools kept open at once (default 50, at least 1):
@@ -296,6 +330,8 @@ impl TenantManagerBuilder {
     /// the root's description cannot be read or a thread cannot be
     /// started.
     pub fn build(self) -> Result<TenantManager> {
+        #[cfg(feature = "encryption")]
+        crate::crypt::register_for(self.root.root_dir(), self.key_provider.as_ref())?;
         TenantManager::from_builder(self)
     }
 }

@@ -161,6 +161,18 @@ pub enum Error {
         reason: String,
     },
 
+    /// A tenant's encryption key (or the master key that wraps it) could
+    /// not be made, read or used (the `encryption` feature).
+    #[error("{}encryption key {}: {reason}", tenant_label(tenant), path.display())]
+    Encryption {
+        /// The tenant whose key it is, if one.
+        tenant: Option<TenantName>,
+        /// The key file (or where the master key was looked for).
+        path: PathBuf,
+        /// What went wrong, and what to do.
+        reason: String,
+    },
+
     /// A backup was to be written inside the tenant root, where it could
     /// replace a tenant's database or be listed as a tenant.
     #[error("{}cannot write a backup to {}: it is inside the tenant root {}; back up to a directory outside the root", tenant_label(tenant), path.display(), root.display())]
@@ -748,6 +760,7 @@ impl Error {
             | Error::Query { tenant, .. }
             | Error::Io { tenant, .. }
             | Error::BackupInsideRoot { tenant, .. }
+            | Error::Encryption { tenant, .. }
             | Error::ReplicaRead { tenant, .. }
             | Error::DiskFull { tenant, .. }
             | Error::NotADirectory { tenant, .. } => tenant.as_ref(),

@@ -41,6 +41,7 @@ mod backup;
 mod builder;
 mod busy;
 mod context;
+mod crypt;
 mod error;
 mod fleet;
 mod fs;
@@ -65,6 +66,8 @@ pub use backup::{
 pub use builder::TenantManagerBuilder;
 pub use busy::WaitedFor;
 pub use context::current_tenant;
+#[cfg(feature = "encryption")]
+pub use crypt::{KeyProvider, MasterKey, RootKeyStore, TenantKey};
 pub use error::{BoxError, Error, OtherProcess, PendingMigrationError, Result};
 pub use fleet::Progress;
 pub use limits::{

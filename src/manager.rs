@@ -16,6 +16,7 @@ use crate::backup::{
 };
 use crate::builder::TenantManagerBuilder;
 use crate::context;
+use crate::crypt;
 use crate::error::{BoxError, Error, Result};
 use crate::fs::Patience;
 use crate::limits::Limits;
@@ -507,6 +508,10 @@ impl TenantManager {
             |()| true,
         )?;
         drop(destroying);
+        // Its key goes, durably, before this returns: every copy of its
+        // files made before (backups, replicas, a stolen disk) stays
+        // unreadable for good.
+        crypt::destroyed_key(&tenant, inner.root.root_dir())?;
         // Its limits and suspension go with it: a tenant created again
         // under the name starts afresh.
         if let Err(e) = inner.limits.forget(&tenant) {
@@ -1228,7 +1233,11 @@ impl TenantManager {
         let latest = inner.migrations.latest_version();
         let root = inner.root.root_dir();
         backup::check_source(&tenant, root, src.as_ref())?;
-        let checked = storage::check_backup(&tenant, src.as_ref(), latest)?;
+        // An encrypted tenant's backup opens with the key its root keeps
+        // for the tenant: none for a destroyed tenant, whose backups stay
+        // unreadable.
+        let key = crypt::tenant_key(&tenant, root)?;
+        let checked = storage::check_backup(&tenant, src.as_ref(), (latest, key))?;
         migrate::check_backup_history(&tenant, src.as_ref(), root, &inner.migrations)?;
         self.check_root()?;
         if !options.replaces() {

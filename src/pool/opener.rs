@@ -27,6 +27,7 @@ use super::pinned_manager::{ConnectErrors, PinnedManager, Target};
 use super::pool_state::{Admission, PoolState};
 use super::resident::{Resident, ResidentLease};
 use super::tenant_pool::{Checkout, Refused, TenantPool};
+use crate::crypt::{self, TenantKey};
 use crate::error::{Error, Result};
 use crate::limits::{Limits, Policy};
 use crate::migrate::{self, Migrations};
@@ -137,7 +138,13 @@ fn open_as_lead(
         path: path.to_path_buf(),
         policy: policy.clone(),
     };
-    let manager = connection_manager(config, target, Arc::clone(&state), Arc::clone(&resident));
+    let key = crypt::tenant_key(tenant, &config.root).map_err(Refused::Failed)?;
+    let manager = connection_manager(
+        config,
+        (target, key),
+        Arc::clone(&state),
+        Arc::clone(&resident),
+    );
     // Opened here, on the caller's thread, not on r2d2's connector: that
     // would cost two cross-thread wake-ups (see `resident.rs`). A missing
     // tenant (or an empty, damaged file) fails at once, creating nothing:
@@ -170,11 +177,11 @@ fn open_as_lead(
 }
 
 /// What opens the tenant's connections: its file, without following
-/// links, set up by [`setup_connection`], read-only if the tenant is
-/// suspended so.
+/// links, keyed with `key` (an encrypted tenant's), set up by
+/// [`setup_connection`], read-only if the tenant is suspended so.
 fn connection_manager(
     config: &OpenConfig,
-    target: Target,
+    (target, key): (Target, Option<TenantKey>),
     state: Arc<PoolState>,
     resident: Arc<Resident>,
 ) -> PinnedManager {
@@ -183,6 +190,8 @@ fn connection_manager(
     let sqlite = SqliteConnectionManager::file(crate::fs::files::literal_path(&target.path))
         .with_flags(open_flags(&target.policy));
     let setup = Box::new(move |conn: &mut Connection| {
+        // The key first: nothing may read the file before it.
+        crypt::apply(conn, key.as_ref())?;
         setup_connection(conn, busy_timeout, user_init.as_ref())
     });
     PinnedManager::new(

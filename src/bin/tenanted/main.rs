@@ -269,15 +269,32 @@ impl Cli {
 
     /// A manager builder for this root with `migrations`.
     fn builder(&self, migrations: Migrations) -> tenanted::TenantManagerBuilder {
-        TenantManager::builder(self.root_config(), migrations)
+        let builder = TenantManager::builder(self.root_config(), migrations)
             .accept_migration_changes(self.accept_migration_changes)
-            .default_max_size(self.default_max_size)
+            .default_max_size(self.default_max_size);
+        self.keys(builder)
     }
 
     /// A manager for commands that never look at schemas.
     fn schemaless_manager(&self) -> Result<TenantManager, Failure> {
         let builder = TenantManager::builder(self.root_config(), Migrations::new(vec![]));
-        Ok(builder.default_max_size(self.default_max_size).build()?)
+        Ok(self.keys(builder.default_max_size(self.default_max_size)).build()?)
+    }
+
+    /// With the `encryption` feature and a master key in the environment
+    /// (`TENANTED_MASTER_KEY` or `TENANTED_MASTER_KEY_FILE`), the root's
+    /// tenant keys: new tenants are encrypted, encrypted ones open.
+    #[cfg(feature = "encryption")]
+    fn keys(&self, builder: tenanted::TenantManagerBuilder) -> tenanted::TenantManagerBuilder {
+        match tenanted::MasterKey::from_env() {
+            Ok(master) => builder.encryption(tenanted::RootKeyStore::new(&self.root, master)),
+            Err(_) => builder,
+        }
+    }
+
+    #[cfg(not(feature = "encryption"))]
+    fn keys(&self, builder: tenanted::TenantManagerBuilder) -> tenanted::TenantManagerBuilder {
+        builder
     }
 }
 

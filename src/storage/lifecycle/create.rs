@@ -13,6 +13,7 @@ use std::path::Path;
 use rusqlite::Connection;
 
 use crate::busy::WaitedFor;
+use crate::crypt::{self, TenantKey};
 use crate::error::{BoxError, Error, Result};
 use crate::fs::dir::Dir;
 use crate::fs::file_id::FileId;
@@ -23,6 +24,7 @@ use crate::fs::{Patience, sys};
 use crate::name::TenantName;
 use crate::storage::coordination::tenant_path::{TenantLock, TenantPath};
 use crate::storage::lifecycle::debris::{remove_debris, remove_entry_debris};
+use crate::storage::lifecycle::encrypted_copy::encrypted_copy;
 use crate::storage::lifecycle::stage::Stage;
 use crate::storage::lifecycle::template_database::Template;
 use crate::storage::opening::database_file::{Occupant, occupant_in};
@@ -129,12 +131,12 @@ fn build(
     template: &mut Template,
     seed: Option<Seed<'_>>,
 ) -> Result<()> {
-    let copy = copy_template(tenant, stage.dir(), stage.scratch(), template)?;
+    let (copy, key) = new_database(tenant, at, stage, template)?;
     // Without a seed the copy is the tenant: no need to open it. (Its
     // version is the template's, and every open checks it anyway.)
     if let Some(seed) = seed {
         stage.opened_by_sqlite();
-        run_seed(tenant, &stage.scratch_path(), at.db(), seed)?;
+        run_seed(tenant, &stage.scratch_path(), at.db(), seed, key.as_ref())?;
     }
     // The seed wrote through SQLite, by path: it must have written the
     // file made here, inside the root.
@@ -156,6 +158,33 @@ fn build(
             e,
         )),
     }
+}
+
+/// The new database in `stage`'s scratch file, returned open (not yet
+/// synced), with its key: a copy of the template, or, when the root has a
+/// key provider, an encrypted export of it under a new key for this
+/// incarnation (forgotten again if the export fails).
+pub(in crate::storage) fn new_database(
+    tenant: &TenantName,
+    at: TenantPath<'_>,
+    stage: &mut Stage,
+    template: &mut Template,
+) -> Result<(File, Option<TenantKey>)> {
+    let key = crypt::created_key(tenant, at.root())?;
+    let made = match &key {
+        Some(key) => {
+            stage.opened_by_sqlite();
+            encrypted_copy(tenant, stage.dir(), stage.scratch(), template, key)
+        }
+        None => copy_template(tenant, stage.dir(), stage.scratch(), template),
+    };
+    if made.is_err()
+        && key.is_some()
+        && let Err(e) = crypt::destroyed_key(tenant, at.root())
+    {
+        tracing::warn!(tenant = %tenant, error = %e, "a create failed; the key made for it stays until the next create");
+    }
+    Ok((made?, key))
 }
 
 /// Copies the open template into a new scratch file, returned open (not
@@ -203,9 +232,16 @@ fn out_of_space(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(28 | 122 | 27))
 }
 
-fn run_seed(tenant: &TenantName, scratch: &Path, path: &Path, seed: Seed<'_>) -> Result<()> {
+fn run_seed(
+    tenant: &TenantName,
+    scratch: &Path,
+    path: &Path,
+    seed: Seed<'_>,
+    key: Option<&TenantKey>,
+) -> Result<()> {
     let conn = Connection::open_with_flags(literal_path(scratch), EXISTING)
         .map_err(|e| open_error(tenant, scratch, e))?;
+    crypt::apply(&conn, key).map_err(|e| open_error(tenant, scratch, e))?;
     let tx = conn
         .unchecked_transaction()
         .map_err(|e| Error::sqlite(Some(tenant), path, "starting the seed transaction", e))?;

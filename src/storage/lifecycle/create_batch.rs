@@ -31,7 +31,7 @@ use crate::fs::file_id::FileId;
 use crate::fs::{Patience, faults, sys};
 use crate::name::TenantName;
 use crate::storage::coordination::tenant_path::{TenantLock, TenantPath};
-use crate::storage::lifecycle::create::{clear_the_way, copy_template, tidy_after_failure};
+use crate::storage::lifecycle::create::{clear_the_way, new_database, tidy_after_failure};
 use crate::storage::lifecycle::stage::Stage;
 use crate::storage::lifecycle::template_database::Template;
 
@@ -234,8 +234,8 @@ fn prepare<'a>(
     let lock = TenantLock::for_new_deferred(tenant, at, unsynced, held, patience)?;
     let made = unsynced.get(already..).unwrap_or_default().to_vec();
     clear_the_way(tenant, &lock, at)?;
-    let stage = Stage::begin(tenant, &lock, at, false)?;
-    let copy = copy_template(tenant, stage.dir(), stage.scratch(), template)?;
+    let mut stage = Stage::begin(tenant, &lock, at, false)?;
+    let (copy, _key) = new_database(tenant, at, &mut stage, template)?;
     Ok(Pending {
         tenant,
         at,

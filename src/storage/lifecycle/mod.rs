@@ -7,6 +7,7 @@ pub(in crate::storage) mod create_batch;
 pub(in crate::storage) mod create_report;
 pub(in crate::storage) mod debris;
 pub(in crate::storage) mod destroy;
+pub(in crate::storage) mod encrypted_copy;
 pub(in crate::storage) mod fence;
 pub(in crate::storage) mod incomplete;
 pub(in crate::storage) mod restore;

@@ -17,6 +17,7 @@ use std::path::Path;
 use rusqlite::{Connection, OpenFlags};
 
 use crate::busy::WaitedFor;
+use crate::crypt::{self, TenantKey};
 use crate::error::{Error, Result};
 use crate::fs::file_id::FileId;
 use crate::fs::files::literal_path;
@@ -60,6 +61,8 @@ pub(crate) struct Restored {
 pub(crate) struct CheckedBackup {
     conn: Connection,
     version: usize,
+    /// The key the backup is open with (the tenant's, when encrypted).
+    key: Option<TenantKey>,
 }
 
 /// Opens and checks the backup file `src` for `tenant`: a non-empty SQLite
@@ -68,11 +71,11 @@ pub(crate) struct CheckedBackup {
 pub(crate) fn check_backup(
     tenant: &TenantName,
     src: &Path,
-    latest: usize,
+    (latest, key): (usize, Option<TenantKey>),
 ) -> Result<CheckedBackup> {
-    let conn = open_backup(tenant, src)?;
+    let conn = open_backup(tenant, src, key.as_ref())?;
     let version = check_open_backup(tenant, src, &conn, latest)?;
-    Ok(CheckedBackup { conn, version })
+    Ok(CheckedBackup { conn, version, key })
 }
 
 /// Restores `tenant` at `at` from `backup`.
@@ -84,7 +87,8 @@ pub(crate) fn restore(
     patience: &Patience,
 ) -> Result<Restored> {
     let (snapshot, replaced) = under_new_lock(tenant, at, patience, WaitedFor::Restore, |lock| {
-        restore_locked(tenant, lock, at, &backup.conn, existing)
+        let source = (&backup.conn, backup.key.as_ref());
+        restore_locked(tenant, lock, at, source, existing)
     })?;
     Ok(Restored {
         version: backup.version,
@@ -97,7 +101,7 @@ fn restore_locked(
     tenant: &TenantName,
     lock: &TenantLock,
     at: TenantPath<'_>,
-    source: &Connection,
+    (source, key): (&Connection, Option<&TenantKey>),
     existing: Existing<'_>,
 ) -> Result<(Snapshot, bool)> {
     // As in create: a tenant that exists stops a restore that does not
@@ -113,7 +117,7 @@ fn restore_locked(
     // SQLite writes the copy by path: into a file made here first, in a
     // directory reached without links, and checked after.
     let made = sys::create_new(stage.dir().fd(), stage.scratch()).map_err(copying)?;
-    let snapshot = copy_to(tenant, source, &stage.scratch_path(), "WAL")?;
+    let snapshot = copy_to(tenant, source, &stage.scratch_path(), ("WAL", key))?;
     match FileId::by_path_is(stage.dir(), stage.scratch(), &made) {
         Ok(true) => {}
         Ok(false) => {
@@ -170,7 +174,7 @@ fn replace_with(
 
 /// Opens the backup read-only and starts the read transaction that the
 /// check and the copy share.
-fn open_backup(tenant: &TenantName, src: &Path) -> Result<Connection> {
+fn open_backup(tenant: &TenantName, src: &Path, key: Option<&TenantKey>) -> Result<Connection> {
     let meta = sys::metadata(src).map_err(|e| match e.kind() {
         io::ErrorKind::NotFound => bad_backup(tenant, src, "there is no such file"),
         _ => Error::io(Some(tenant), src, "reading the backup file", e),
@@ -185,6 +189,8 @@ fn open_backup(tenant: &TenantName, src: &Path) -> Result<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(literal_path(src), flags)
         .map_err(|e| Error::sqlite(Some(tenant), src, "opening the backup file", e))?;
+    crypt::apply(&conn, key)
+        .map_err(|e| Error::sqlite(Some(tenant), src, "keying the backup file", e))?;
     conn.execute_batch("BEGIN")
         .map_err(|e| Error::sqlite(Some(tenant), src, "reading the backup file", e))?;
     Ok(conn)

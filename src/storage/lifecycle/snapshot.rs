@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use rusqlite::backup::{Backup, StepResult};
 use rusqlite::{Connection, OpenFlags};
 
+use crate::crypt::{self, TenantKey};
 use crate::error::{Error, Result};
 use crate::fs::dir::Dir;
 use crate::fs::files::literal_path;
@@ -62,11 +63,19 @@ pub(crate) fn snapshot(
     within: Option<&Path>,
 ) -> Result<Snapshot> {
     let (source, _) = open_for_reading(tenant, root, path)?;
+    // An encrypted tenant's backup is encrypted with the same key.
+    let key = crypt::tenant_key(tenant, root)?;
     let dir = destination_dir(dest, within)
         .map_err(|e| Error::io(Some(tenant), dest, "creating the backup's directory", e))?;
     let name = name_of(dest);
     let scratch = scratch_path(name);
-    let result = copy_to(tenant, &source, &dir.join(&scratch), "DELETE").and_then(|snapshot| {
+    let result = copy_to(
+        tenant,
+        &source,
+        &dir.join(&scratch),
+        ("DELETE", key.as_ref()),
+    )
+    .and_then(|snapshot| {
         sys::rename(dir.fd(), &scratch, name)
             .and_then(|()| dir.sync())
             .map_err(|e| Error::io(Some(tenant), dest, "moving the backup into place", e))?;
@@ -117,16 +126,20 @@ fn create_dirs_durably(dir: &Path) -> std::io::Result<()> {
 /// Copies `source` into the new file `scratch` and syncs it. The copy is
 /// left in `journal_mode` `mode`: `"DELETE"` for a backup (one
 /// self-contained file), `"WAL"` for a restored tenant (as every tenant
-/// is). Either way no `-wal` is left once it is closed.
+/// is). Either way no `-wal` is left once it is closed. With a `key` (an
+/// encrypted tenant's, which the source is open with) the copy is
+/// encrypted with it: SQLCipher copies pages only between databases keyed
+/// alike.
 pub(in crate::storage) fn copy_to(
     tenant: &TenantName,
     source: &Connection,
     scratch: &Path,
-    mode: &'static str,
+    (mode, key): (&'static str, Option<&TenantKey>),
 ) -> Result<Snapshot> {
     let sqlite = |operation, e| Error::sqlite(Some(tenant), scratch, operation, e);
     let mut copy = Connection::open_with_flags(literal_path(scratch), NEW_FILE)
         .map_err(|e| sqlite("creating the copy", e))?;
+    crypt::apply(&copy, key).map_err(|e| sqlite("keying the copy", e))?;
     // Nobody else sees the scratch file until it is complete and synced
     // (below, once): SQLite's own journal and syncs would only slow the
     // copy down.

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
+use crate::crypt;
 use crate::error::{Error, Result, is_fd_exhaustion};
 use crate::fs::Patience;
 use crate::fs::files::literal_path;
@@ -38,8 +39,10 @@ pub(crate) fn open_existing(
     path: &Path,
     patience: &Patience,
 ) -> Result<TrackedConnection> {
+    let key = crypt::tenant_key(tenant, root)?;
     let open = || {
         let mut conn = Connection::open_with_flags(literal_path(path), EXISTING)?;
+        crypt::apply(&conn, key.as_ref())?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
         // Take the write lock when the migration transaction begins, so
         // a reader never has to upgrade and deadlock.
@@ -61,8 +64,10 @@ pub(crate) fn open_for_reading(
     root: &Path,
     path: &Path,
 ) -> Result<(TrackedConnection, i64)> {
+    let key = crypt::tenant_key(tenant, root)?;
     let open = || {
         let conn = Connection::open_with_flags(literal_path(path), EXISTING)?;
+        crypt::apply(&conn, key.as_ref())?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
         Ok(conn)
     };

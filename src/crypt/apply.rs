@@ -1,0 +1,69 @@
+//! The calls the storage layers make: a tenant's key for an open, a new
+//! key for a create, its destruction for a destroy, and keying a
+//! connection.
+
+use std::path::Path;
+
+use rusqlite::Connection;
+
+use super::TenantKey;
+use super::keyring::provider;
+use crate::error::{Error, Result};
+use crate::name::TenantName;
+
+/// The key of `tenant` (beneath `root`), if its root has a key provider
+/// and the provider keeps one: `None` for a plaintext tenant.
+///
+/// # Errors
+///
+/// The provider's, when a kept key cannot be read.
+pub(crate) fn tenant_key(tenant: &TenantName, root: &Path) -> Result<Option<TenantKey>> {
+    match provider(root) {
+        Some(provider) => provider.key(tenant),
+        None => Ok(None),
+    }
+}
+
+/// A new key for a new incarnation of `tenant`, if its root has a key
+/// provider (the caller holds the tenant's lock and knows it is absent).
+///
+/// # Errors
+///
+/// The provider's, when the key cannot be made or stored.
+pub(crate) fn created_key(tenant: &TenantName, root: &Path) -> Result<Option<TenantKey>> {
+    match provider(root) {
+        Some(provider) => provider.create_key(tenant).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Destroys `tenant`'s key, if its root has a key provider (its files are
+/// gone by now).
+///
+/// # Errors
+///
+/// [`Error::Encryption`] saying the files are gone but the key is not,
+/// with the provider's error.
+pub(crate) fn destroyed_key(tenant: &TenantName, root: &Path) -> Result<()> {
+    let Some(provider) = provider(root) else {
+        return Ok(());
+    };
+    provider.destroy_key(tenant).map_err(|e| Error::Encryption {
+        tenant: Some(tenant.clone()),
+        path: root.to_path_buf(),
+        reason: format!("the tenant's files are destroyed but its key is not ({e}); until the key is removed, copies made before the destroy can still be read: remove it by hand, or create the tenant again and destroy it, which replaces it"),
+    })
+}
+
+/// Keys `conn` with `key`: run first, before anything reads the file.
+///
+/// # Errors
+///
+/// SQLite's, if the statements fail (a wrong key shows only at the first
+/// read, as "file is not a database").
+pub(crate) fn apply(conn: &Connection, key: Option<&TenantKey>) -> rusqlite::Result<()> {
+    match key {
+        Some(key) => conn.execute_batch(&key.pragmas()),
+        None => Ok(()),
+    }
+}

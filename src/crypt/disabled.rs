@@ -1,0 +1,40 @@
+//! Without the `encryption` feature no tenant has a key: every call here
+//! is a no-op the compiler removes.
+
+use std::path::Path;
+
+use rusqlite::Connection;
+
+use crate::error::Result;
+use crate::name::TenantName;
+
+/// No key can exist without the feature.
+#[derive(Debug)]
+pub(crate) enum TenantKey {}
+
+/// No tenant has a key.
+#[allow(clippy::unnecessary_wraps)]
+pub(crate) fn tenant_key(_tenant: &TenantName, _root: &Path) -> Result<Option<TenantKey>> {
+    Ok(None)
+}
+
+/// No tenant is given a key.
+#[allow(clippy::unnecessary_wraps)]
+pub(crate) fn created_key(_tenant: &TenantName, _root: &Path) -> Result<Option<TenantKey>> {
+    Ok(None)
+}
+
+/// Nothing to destroy.
+#[allow(clippy::unnecessary_wraps)]
+pub(crate) fn destroyed_key(_tenant: &TenantName, _root: &Path) -> Result<()> {
+    Ok(())
+}
+
+/// Nothing to apply.
+#[allow(clippy::unnecessary_wraps)]
+pub(crate) fn apply(_conn: &Connection, key: Option<&TenantKey>) -> rusqlite::Result<()> {
+    match key {
+        None => Ok(()),
+        Some(never) => match *never {},
+    }
+}
