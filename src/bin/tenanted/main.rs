@@ -278,7 +278,9 @@ impl Cli {
     /// A manager for commands that never look at schemas.
     fn schemaless_manager(&self) -> Result<TenantManager, Failure> {
         let builder = TenantManager::builder(self.root_config(), Migrations::new(vec![]));
-        Ok(self.keys(builder.default_max_size(self.default_max_size)).build()?)
+        Ok(self
+            .keys(builder.default_max_size(self.default_max_size))
+            .build()?)
     }
 
     /// With the `encryption` feature and a master key in the environment
