@@ -8,7 +8,11 @@
 //! medians, and how much `migration_status` and a no-op `migrate_all`
 //! grow the resident set, before criterion's own runs.
 //!
-//! `TENANTED_BENCH_FLOOR_TENANTS=1000000` runs that group on a million
+//! The fleet usage report (issue #27: `usage_each` with every row to a
+//! callback, and `usage` keeping the 20 largest) is measured the same way
+//! beside the same floor, with how much each grows the resident set.
+//!
+//! `TENANTED_BENCH_FLOOR_TENANTS=1000000` runs those groups on a million
 //! tenants (about 12 GB of disk: each tenant after the first is a copy of
 //! its file), and `TENANTED_BENCH_FLOOR_ROOT=/some/dir` keeps that fleet
 //! there for the next run instead of a temporary directory.
@@ -23,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use rusqlite::{Connection, OpenFlags};
-use tenanted::{MigrateOptions, TenantManager};
+use tenanted::{MigrateOptions, TenantManager, UsageOrder};
 
 const PENDING_TENANTS: usize = 2_000;
 const CURRENT_TENANTS: usize = 10_000;
@@ -261,5 +265,75 @@ fn header_read_floor(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, pending, up_to_date, header_read_floor);
+/// Interleaved rounds of the floor, `usage_each` (every row to a
+/// callback) and `usage` keeping the top 20, the ratios of their medians,
+/// and how much each grows the resident set (flat: no row is kept).
+fn print_usage_ratios(m: &TenantManager, files: &[PathBuf], threads: usize) {
+    let tenants = files.len();
+    let each = || {
+        let mut bytes = 0u64;
+        let report = m.usage_each(UsageOrder::Largest, 0, |row| bytes += row.database_bytes);
+        assert_eq!(report.unwrap().tenants, tenants);
+        assert!(bytes > 0);
+    };
+    let top = || assert_eq!(m.usage(UsageOrder::Largest, 20).unwrap().top.len(), 20);
+    let rounds = if tenants > 100_000 { 5 } else { 15 };
+    let (mut floor, mut streamed, mut ranked) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let started = Instant::now();
+        assert_eq!(header_floor(files, threads), tenants as i64);
+        floor.push(started.elapsed());
+        let started = Instant::now();
+        each();
+        streamed.push(started.elapsed());
+        let started = Instant::now();
+        top();
+        ranked.push(started.elapsed());
+    }
+    let (floor, streamed, ranked) = (median(floor), median(streamed), median(ranked));
+    let ratio = |d: Duration| d.as_secs_f64() / floor.as_secs_f64();
+    println!(
+        "{tenants} tenants, {threads} thread(s): floor {floor:.1?}, usage_each {streamed:.1?} ({:.2}x), \
+         usage top 20 {ranked:.1?} ({:.2}x)",
+        ratio(streamed),
+        ratio(ranked)
+    );
+    if let (Some(grew_each), Some(grew_top)) = (rss_growth_kb(each), rss_growth_kb(top)) {
+        println!(
+            "{tenants} tenants: RSS growth: usage_each +{grew_each} kB, usage top 20 +{grew_top} kB"
+        );
+    }
+}
+
+/// The fleet usage report beside the header-read floor, on the floor
+/// group's fleet.
+fn usage_report(c: &mut Criterion) {
+    let temporary = tempfile::tempdir().unwrap();
+    let root = std::env::var_os("TENANTED_BENCH_FLOOR_ROOT")
+        .map_or_else(|| temporary.path().to_path_buf(), PathBuf::from);
+    let (m, files) = floor_fleet(&root);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    print_usage_ratios(&m, &files, threads);
+    let mut group = c.benchmark_group(format!("{}_tenants_usage_report", files.len()));
+    group.sample_size(if files.len() > 100_000 { 10 } else { 20 });
+    group.bench_function(
+        format!("floor: open + read 100 bytes + close, {threads} thread(s)"),
+        |b| b.iter(|| header_floor(&files, threads)),
+    );
+    group.bench_function("tenanted: usage_each", |b| {
+        b.iter(|| m.usage_each(UsageOrder::Largest, 0, |_| {}).unwrap())
+    });
+    group.bench_function("tenanted: usage, top 20 largest", |b| {
+        b.iter(|| m.usage(UsageOrder::Largest, 20).unwrap())
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    pending,
+    up_to_date,
+    header_read_floor,
+    usage_report
+);
 criterion_main!(benches);
