@@ -208,3 +208,45 @@ fn a_process_with_a_pool_open_parks_one_descriptor_however_often_it_reads() {
     assert_eq!(descriptors_on(&db), before + 1);
     drop(conn);
 }
+
+/// An encrypted tenant (SQLCipher, its first 64 header bytes plaintext):
+/// the report reads its pages and free pages from them, as SQLite counts
+/// them with the key, without the key.
+#[cfg(feature = "encryption")]
+#[test]
+fn an_encrypted_tenant_is_read_from_its_plaintext_header() {
+    use tenanted::{MasterKey, RootKeyStore};
+    let dir = tempfile::tempdir().unwrap();
+    let master = MasterKey::generate().unwrap();
+    let m = common::builder(dir.path())
+        .encryption(RootKeyStore::new(dir.path(), master))
+        .build()
+        .unwrap();
+    m.create_tenant("secret").unwrap();
+    let conn = m.connection("secret").unwrap();
+    for _ in 0..20 {
+        conn.execute(
+            "INSERT INTO notes (body) VALUES (hex(randomblob(2000)))",
+            [],
+        )
+        .unwrap();
+    }
+    conn.execute("DELETE FROM notes WHERE id % 2 = 0", [])
+        .unwrap();
+    drop(conn);
+    checkpoint(&m, "secret");
+    let report = m.usage(UsageOrder::Largest, 1).unwrap();
+    assert!(report.failed.is_empty(), "{:?}", report.failed);
+    let row = &report.top[0];
+    assert_eq!(
+        row.page_count,
+        pragma(&m, "secret", "page_count"),
+        "{row:?}"
+    );
+    assert_eq!(
+        row.free_pages,
+        pragma(&m, "secret", "freelist_count"),
+        "{row:?}"
+    );
+    assert!(row.free_pages > 0, "{row:?}");
+}
