@@ -70,7 +70,7 @@ impl WaitedFor {
     }
 
     /// The holder's word read back from its lock file (`Operation` for
-    /// anything else: an empty file of an earlier release).
+    /// anything else: an empty file, whose holder could not write it).
     pub(crate) fn from_keyword(word: &str) -> WaitedFor {
         const ALL: [WaitedFor; 12] = [
             WaitedFor::CheckedOutConnections,

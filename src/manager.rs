@@ -580,7 +580,7 @@ impl TenantManager {
     }
 
     /// Removes what crashed processes left under the root: scratch files of
-    /// interrupted creates, tombstones of interrupted destroys, stale lock
+    /// interrupted creates, fenced databases of interrupted destroys, stale lock
     /// files and SQLite sidecars whose database is gone. Tenants with an
     /// operation in progress (their lock held) are skipped. Returns how
     /// many files were removed.

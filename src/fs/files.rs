@@ -51,36 +51,13 @@ pub(crate) fn remove_tree_quietly(dir: &Dir, name: &Path) {
 }
 
 fn remove_tree(dir: &Dir, name: &Path) -> io::Result<()> {
-    remove_tree_but(dir, name, None)
-}
-
-/// Removes directory `name` in `dir` and everything in it, `last` (a file
-/// in it) last of all: a destroy removes its tenant's directory with the
-/// lock file it holds in it, and another process must not find that file
-/// gone while there is still something to remove.
-pub(crate) fn remove_tree_last(dir: &Dir, name: &Path, last: &Path) {
-    if let Err(e) = remove_tree_but(dir, name, Some(last))
-        && e.kind() != io::ErrorKind::NotFound
-    {
-        let path = dir.join(name);
-        tracing::warn!(dir = %path.display(), error = %e, "could not remove directory");
-    }
-}
-
-fn remove_tree_but(dir: &Dir, name: &Path, last: Option<&Path>) -> io::Result<()> {
     let inner = dir.child(name)?;
     for entry in inner.entries()? {
         let (entry, is_dir) = entry?;
         if is_dir {
             remove_tree(&inner, &entry)?;
-        } else if Some(entry.as_path()) != last {
+        } else {
             sys::unlink(inner.fd(), &entry)?;
-        }
-    }
-    if let Some(last) = last {
-        match sys::unlink(inner.fd(), last) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-            _ => {}
         }
     }
     sys::remove_dir(dir.fd(), name)

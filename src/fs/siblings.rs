@@ -4,8 +4,6 @@
 //! - `.main.sqlite3.lock`: its lock file (see `lock.rs`);
 //! - `.main.sqlite3.tmp-PID-N`: a scratch database being built, published
 //!   by `hard_link` (create) or `rename` (the template database);
-//! - `.main.sqlite3.deleted-PID-N`: a tombstone, the database of a destroy
-//!   in progress (older releases);
 //! - `.main.sqlite3.destroying`: the fenced database of a destroy waiting
 //!   for other processes to let go (see `fence.rs`);
 //! - `main.sqlite3-wal`, `-shm`, `-journal`: SQLite's own sidecars;
@@ -59,8 +57,6 @@ pub(crate) const RESTORE_SUFFIX: &str = ".restoring";
 
 /// Marks a scratch file: `.NAME.tmp-PID-N`.
 const SCRATCH: &str = ".tmp-";
-/// Marks a tombstone: `.NAME.deleted-PID-N`.
-const TOMBSTONE: &str = ".deleted-";
 /// Ends a lock file: `.NAME.lock`.
 const LOCK: &str = ".lock";
 const FENCE: &str = FENCE_SUFFIX;
@@ -91,13 +87,6 @@ pub(crate) fn staging_path(entry: &Path) -> PathBuf {
 /// A fresh scratch file name beside `db`, unique within the machine.
 pub(crate) fn scratch_path(db: &Path) -> PathBuf {
     unique_sibling(db, SCRATCH)
-}
-
-/// A fresh tombstone name beside `db` (destroys of older releases made
-/// them; still recognised as debris).
-#[cfg(test)]
-pub(crate) fn tombstone_path(db: &Path) -> PathBuf {
-    unique_sibling(db, TOMBSTONE)
 }
 
 /// Where a destroy moves the database (or the tenant's directory) while
@@ -143,12 +132,12 @@ fn hidden_sibling(db: &Path, suffix: &str) -> PathBuf {
     db.with_file_name(name)
 }
 
-/// Whether `name` is a scratch file or tombstone (or one of their SQLite
-/// sidecars) of the database file named `db_name`.
-pub(crate) fn is_scratch_or_tombstone(name: &str, db_name: &str) -> bool {
+/// Whether `name` is a scratch file (or one of its SQLite sidecars) of
+/// the database file named `db_name`.
+pub(crate) fn is_scratch(name: &str, db_name: &str) -> bool {
     name.strip_prefix('.')
         .and_then(|hidden| hidden.strip_prefix(db_name))
-        .is_some_and(|rest| rest.starts_with(SCRATCH) || rest.starts_with(TOMBSTONE))
+        .is_some_and(|rest| rest.starts_with(SCRATCH))
 }
 
 /// Whether `name` is one of SQLite's sidecars of the database file named
@@ -159,24 +148,21 @@ pub(crate) fn is_sidecar(name: &str, db_name: &str) -> bool {
         .any(|s| name.strip_suffix(s) == Some(db_name))
 }
 
-/// The database file name a piece of debris belongs to: a scratch file,
-/// tombstone or lock file (`.main.sqlite3.tmp-…`, `.main.sqlite3.lock`) or
+/// The database file name a piece of debris belongs to: a scratch file
+/// or lock file (`.main.sqlite3.tmp-…`, `.main.sqlite3.lock`) or
 /// a SQLite sidecar (`main.sqlite3-wal`).
 pub(crate) fn debris_owner(file_name: &str) -> Option<&str> {
     if let Some(hidden) = file_name.strip_prefix('.') {
         // Fixed suffixes first: a tenant's name may itself contain a
-        // scratch or tombstone marker (`x.tmp-1` is a valid name).
+        // scratch marker (`x.tmp-1` is a valid name).
         let fixed = [LOCK, FENCE, RESTORING, STAGING, LITESTREAM]
             .iter()
             .find_map(|suffix| hidden.strip_suffix(suffix));
         if fixed.is_some() {
             return fixed;
         }
-        // The marker that comes last: the owner's name may contain one too.
-        let at = [SCRATCH, TOMBSTONE]
-            .iter()
-            .filter_map(|marker| hidden.rfind(marker))
-            .max()?;
+        // The last marker: the owner's name may contain one too.
+        let at = hidden.rfind(SCRATCH)?;
         return Some(&hidden[..at]);
     }
     SQLITE_SIDECARS
@@ -193,7 +179,6 @@ mod tests {
         let db = Path::new("/r/00/acme/main.sqlite3");
         let lock = lock_path(db);
         let scratch = scratch_path(db);
-        let tombstone = tombstone_path(db);
         let fence = fence_path(db);
         assert_eq!(lock, Path::new("/r/00/acme/.main.sqlite3.lock"));
         assert_eq!(fence, Path::new("/r/00/acme/.main.sqlite3.destroying"));
@@ -201,15 +186,13 @@ mod tests {
             sidecar_path(db, "-shm"),
             Path::new("/r/00/acme/main.sqlite3-shm")
         );
-        for path in [&lock, &scratch, &tombstone, &fence] {
+        for path in [&lock, &scratch, &fence] {
             let name = path.file_name().unwrap().to_str().unwrap();
             assert_eq!(debris_owner(name), Some("main.sqlite3"), "{name}");
         }
-        for path in [&scratch, &tombstone] {
-            let name = path.file_name().unwrap().to_str().unwrap();
-            assert!(is_scratch_or_tombstone(name, "main.sqlite3"), "{name}");
-            assert!(!is_scratch_or_tombstone(name, "main.sqlite"), "{name}");
-        }
+        let name = scratch.file_name().unwrap().to_str().unwrap();
+        assert!(is_scratch(name, "main.sqlite3"), "{name}");
+        assert!(!is_scratch(name, "main.sqlite"), "{name}");
         assert_ne!(scratch_path(db), scratch);
         assert!(is_sidecar("main.sqlite3-wal", "main.sqlite3"));
         assert!(!is_sidecar("main.sqlite3", "main.sqlite3"));
@@ -231,12 +214,11 @@ mod tests {
         }
         // Owners whose names hold a marker themselves.
         assert_eq!(debris_owner(".x.tmp-1.destroying"), Some("x.tmp-1"));
-        assert_eq!(debris_owner(".y.deleted-2.creating"), Some("y.deleted-2"));
+        assert_eq!(debris_owner(".y.tmp-2.creating"), Some("y.tmp-2"));
         assert_eq!(
             debris_owner(".z.tmp-1.sqlite3.tmp-5-6"),
             Some("z.tmp-1.sqlite3")
         );
-        assert_eq!(debris_owner(".w.tmp-1.deleted-5-6"), Some("w.tmp-1"));
         assert_eq!(debris_owner(".v.lock.lock"), Some("v.lock"));
     }
 
@@ -251,7 +233,6 @@ mod tests {
             fence_path(db),
             staging_path(db),
             litestream_dir(db),
-            longest_numbered(TOMBSTONE),
         ];
         for file in [db.to_path_buf(), longest_numbered(SCRATCH)] {
             // SQLite's sidecars of the database and of a scratch file

@@ -66,8 +66,8 @@ impl Entry {
 /// Checks that the root agrees with this program: its layout (recorded by
 /// the first program that wrote to it) and its migration history. With
 /// `record` (given just before a first write to a tenant), also records
-/// what the root lacks (a root made by an older release is described by
-/// its first write under this one), waiting for another process
+/// what the root lacks (a root whose tenants were made by hand, or by
+/// copying files in, is described by its first write), waiting for another process
 /// recording at the same time until its patience runs out. Records are
 /// read first and only what is missing is written: a described root
 /// needs no free space. A root that does not exist yet is left alone.

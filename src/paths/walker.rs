@@ -352,7 +352,7 @@ impl Walker {
     /// database in it, and a destroy hides it before removing it (see
     /// `storage/coordination/tenant_path.rs`): a listing trusts the entry and never
     /// looks inside. The debris sweep looks: a directory without its
-    /// database was left by a crash (of an earlier release), and one with
+    /// database was made by hand or had it moved away, and one with
     /// it may hold debris beside the database.
     fn tenant_dir(
         &self,
@@ -702,7 +702,7 @@ mod tests {
 
     /// Tenanted publishes a tenant's directory whole, so a listing trusts
     /// it without looking inside; a directory left without its database
-    /// (by a crash of an earlier release) is listed too, and the sibling
+    /// (made by hand) is listed too, and the sibling
     /// walk, which the debris sweep uses, finds it.
     #[test]
     fn a_tenant_directory_is_trusted_by_listings_and_looked_into_by_sweeps() {

@@ -142,7 +142,7 @@ enum Command {
         #[command(subcommand)]
         command: SchemaCommand,
     },
-    /// Remove what crashed processes left (scratch, tombstone, lock files).
+    /// Remove what crashed processes left (scratch, fenced and lock files).
     Cleanup,
     /// Back every tenant (or --tenant ones) up into a directory laid out
     /// like the root: one consistent, self-contained file per tenant.

@@ -1,4 +1,4 @@
-//! Where a tenant is on disk, and the locks that keep operations on it
+//! Where a tenant is on disk, and the lock that keeps operations on it
 //! apart.
 //!
 //! A tenant's *entry* is what makes it visible below the root. With the
@@ -9,30 +9,20 @@
 //! (`.acme.destroying` beside it) before it touches anything else (see
 //! `fence.rs`). A visible, unmarked tenant directory therefore holds a
 //! ready tenant, and listing the tenants reads the bucket directories and
-//! nothing else. Only a process of an earlier release working in the same
-//! root (or its crash) can leave a tenant directory without its database:
-//! listed until `remove_debris` clears it, while `tenant_exists` and
-//! `connection` say there is no such tenant. In a layout without such a
-//! directory (`db/%{tenant}.sqlite3`) the entry is the database file
-//! itself, published with `link`.
+//! nothing else. A tenant directory without its database (made by hand,
+//! or its database moved away) is listed until `remove_debris` clears it,
+//! and every other answer calls it damaged (see `incomplete.rs`). In a
+//! layout without such a directory (`db/%{tenant}.sqlite3`) the entry is
+//! the database file itself, published with `link`.
 //!
-//! Two locks, always taken in this order:
-//!
-//! 1. the *entry lock* (`bucket/.acme.lock`), only when the tenant owns a
-//!    directory, since it must exist before that directory does. Create,
-//!    restore, destroy and the debris sweep take it;
-//! 2. the *database lock* (`.main.sqlite3.lock` beside the database),
-//!    whenever the database's directory exists. Everything that changes
-//!    the tenant takes it. It is also the only lock earlier releases
-//!    take, so their processes, still running beside this one during a
-//!    deploy, stay excluded.
-//!
-//! Migrations and rollbacks take both, as destroy does ([`lock_tenant`]).
-//! The database lock alone is not enough against a destroy: the destroy
-//! removes that lock's file with the rest of the tenant's directory while
-//! it still holds the entry lock and has the marker to remove, so a
-//! process taking the database lock then would get a fresh file at once
-//! and find a tenant half destroyed.
+//! One lock, the *entry lock*, beside the entry: `bucket/.acme.lock` for
+//! a tenant directory (it must exist before the directory does),
+//! `db/.acme.sqlite3.lock` for a database file. Everything that changes
+//! the tenant takes it: create, restore, destroy, migrations, rollbacks
+//! and the debris sweep ([`lock_tenant`]). A lock inside the tenant's
+//! directory would not do: a destroy removes that directory while it
+//! still has the marker beside it to remove, so a process locking inside
+//! would get a fresh file at once and find a tenant half destroyed.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -105,13 +95,13 @@ impl<'a> TenantPath<'a> {
     }
 }
 
-/// A tenant's locks (see the module documentation), released on drop,
-/// the database lock first.
+/// A tenant's entry lock (see the module documentation), released on
+/// drop, with the tenant's directory as it was when the lock was taken.
 #[derive(Debug)]
 pub(crate) struct TenantLock {
-    /// With a tenant directory: the database lock in it, if it exists.
-    inner: Option<FileLock>,
-    /// The entry lock, or (without a tenant directory) the database lock.
+    /// With a tenant directory: that directory, if it existed.
+    own_dir: Option<Dir>,
+    /// The entry lock.
     outer: FileLock,
     owns_dir: bool,
 }
@@ -127,14 +117,14 @@ impl TenantLock {
     ///
     /// [`Error::Io`] naming the lock file (or [`Error::NotADirectory`] for
     /// a link on the way).
-    /// [`Error::TenantBusy`] if another holds them past `patience`.
+    /// [`Error::TenantBusy`] if another holds it past `patience`.
     pub(in crate::storage) fn for_new(
         tenant: &TenantName,
         at: TenantPath<'_>,
         patience: &Patience,
         doing: WaitedFor,
     ) -> Result<TenantLock> {
-        Self::take(at, patience, doing, |lock| {
+        Self::take(at, |lock| {
             FileLock::acquire(at.root, lock, true, patience, doing)
         })
         .map_err(|(file, e)| lock_error(tenant, at, file, e))
@@ -150,7 +140,7 @@ impl TenantLock {
         held: &[FileId],
         patience: &Patience,
     ) -> Result<TenantLock> {
-        let taken = Self::take(at, patience, WaitedFor::Create, |lock| {
+        let taken = Self::take(at, |lock| {
             FileLock::acquire_deferred(at.root, lock, unsynced, held, patience)
         });
         taken.map_err(|(file, e)| match e.kind() {
@@ -168,7 +158,7 @@ impl TenantLock {
     /// # Errors
     ///
     /// [`Error::TenantDoesNotExist`] when its directory is missing;
-    /// [`Error::TenantBusy`] if another holds the locks past `patience`.
+    /// [`Error::TenantBusy`] if another holds the lock past `patience`.
     pub(in crate::storage) fn for_existing(
         tenant: &TenantName,
         at: TenantPath<'_>,
@@ -179,7 +169,7 @@ impl TenantLock {
             tenant: tenant.clone(),
             path: at.db.to_path_buf(),
         };
-        let taken = Self::take(at, patience, doing, |lock| {
+        let taken = Self::take(at, |lock| {
             FileLock::acquire(at.root, lock, false, patience, doing)
         });
         let lock = taken.map_err(|(file, e)| match e.kind() {
@@ -192,8 +182,8 @@ impl TenantLock {
         }
     }
 
-    /// Both locks if nobody holds either (`None` if somebody does, or if
-    /// the directories are gone). Makes no directory.
+    /// The lock if nobody holds it (`None` if somebody does, or if the
+    /// directories are gone). Makes no directory.
     pub(in crate::storage) fn try_for_sweep(at: TenantPath<'_>) -> io::Result<Option<TenantLock>> {
         let outer = match FileLock::try_acquire(at.root, &lock_path(at.entry()), WaitedFor::Cleanup)
         {
@@ -202,44 +192,31 @@ impl TenantLock {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e),
         };
-        let inner = match at.owns_dir() {
-            true => match FileLock::try_acquire(at.root, &lock_path(at.db), WaitedFor::Cleanup) {
-                Ok(Some(lock)) => Some(lock),
-                Ok(None) => return Ok(None),
+        Self::with_own_dir(outer, at).map(Some)
+    }
+
+    fn take(
+        at: TenantPath<'_>,
+        lock: impl FnOnce(&Path) -> io::Result<FileLock>,
+    ) -> std::result::Result<TenantLock, Failed> {
+        let file = lock_path(at.entry());
+        let outer = lock(&file).map_err(|e| (file, e))?;
+        Self::with_own_dir(outer, at).map_err(|e| (at.entry().to_path_buf(), e))
+    }
+
+    /// The lock `outer`, with the tenant's directory opened under it.
+    fn with_own_dir(outer: FileLock, at: TenantPath<'_>) -> io::Result<TenantLock> {
+        let own_dir = match at.owns_dir() {
+            true => match outer.dir().child(at.entry_name()) {
+                Ok(dir) => Some(dir),
+                // No tenant directory (yet).
                 Err(e) if e.kind() == io::ErrorKind::NotFound => None,
                 Err(e) => return Err(e),
             },
             false => None,
         };
-        Ok(Some(TenantLock {
-            inner,
-            outer,
-            owns_dir: at.owns_dir(),
-        }))
-    }
-
-    fn take(
-        at: TenantPath<'_>,
-        patience: &Patience,
-        doing: WaitedFor,
-        first: impl FnOnce(&Path) -> io::Result<FileLock>,
-    ) -> std::result::Result<TenantLock, Failed> {
-        let file = lock_path(at.entry());
-        let outer = first(&file).map_err(|e| (file, e))?;
-        let inner = match at.owns_dir() {
-            true => {
-                let file = lock_path(at.db);
-                match FileLock::acquire(at.root, &file, false, patience, doing) {
-                    Ok(lock) => Some(lock),
-                    // No tenant directory (yet): nothing to lock in it.
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-                    Err(e) => return Err((file, e)),
-                }
-            }
-            false => None,
-        };
         Ok(TenantLock {
-            inner,
+            own_dir,
             outer,
             owns_dir: at.owns_dir(),
         })
@@ -258,7 +235,7 @@ impl TenantLock {
         if !self.owns_dir {
             return Some(self.outer.dir());
         }
-        let dir = self.inner.as_ref().map(FileLock::dir)?;
+        let dir = self.own_dir.as_ref()?;
         match sys::stat(self.outer.dir().fd(), at.entry_name()) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => None,
             // The name now names another directory (a restore swapped
@@ -280,15 +257,14 @@ impl TenantLock {
     }
 }
 
-/// Takes an existing tenant's locks (both, in order; see the module) for
-/// a change to it, such as a migration (`doing`), waiting for another
+/// Takes an existing tenant's lock (see the module) for a change to it, such as a migration (`doing`), waiting for another
 /// holder until `patience` runs out. Makes no directory.
 ///
 /// # Errors
 ///
 /// [`Error::TenantDoesNotExist`] when its directory is missing (a destroy
-/// that held the locks has finished), [`Error::NotADirectory`] when a
-/// link stands on the way, [`Error::TenantBusy`] when another holds them
+/// that held the lock has finished), [`Error::NotADirectory`] when a
+/// link stands on the way, [`Error::TenantBusy`] when another holds it
 /// past the deadline, [`Error::Io`] naming the database and the lock file
 /// otherwise.
 pub(crate) fn lock_tenant(
@@ -300,7 +276,7 @@ pub(crate) fn lock_tenant(
     TenantLock::for_existing(tenant, at, patience, doing)
 }
 
-/// Takes an existing tenant's locks only if nobody holds them (`None` if
+/// Takes an existing tenant's lock only if nobody holds it (`None` if
 /// somebody does, or if its directory is gone); makes no directory.
 ///
 /// # Errors

@@ -1,5 +1,4 @@
-//! Sweeping up after crashed processes: scratch files, tombstones, lock
-//! files and orphaned SQLite sidecars, beside one database or fleet-wide;
+//! Sweeping up after crashed processes: scratch files, lock files and orphaned SQLite sidecars, beside one database or fleet-wide;
 //! and, beside a tenant's own directory, a half-built directory of a
 //! create and the fenced directory of a destroy.
 //!
@@ -12,12 +11,10 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, OtherProcess, Result};
 use crate::fs::dir::Dir;
-use crate::fs::files::{
-    remove_empty_parents, remove_quietly, remove_tree_last, remove_tree_quietly,
-};
+use crate::fs::files::{remove_empty_parents, remove_quietly, remove_tree_quietly};
 use crate::fs::siblings::{
-    debris_owner, fence_path, is_scratch_or_tombstone, is_sidecar, litestream_dir, lock_path,
-    restore_mark_path, sidecar_path, staging_path,
+    debris_owner, fence_path, is_scratch, is_sidecar, litestream_dir, lock_path, restore_mark_path,
+    sidecar_path, staging_path,
 };
 use crate::fs::sys;
 use crate::name::TenantName;
@@ -25,7 +22,7 @@ use crate::paths::{Found, Mode, RootConfig};
 use crate::storage::coordination::holders::{Holder, other_holder};
 use crate::storage::coordination::tenant_path::{TenantLock, TenantPath};
 
-/// Removes temporary files, tombstones and orphaned SQLite sidecars left
+/// Removes scratch files, a fenced database and orphaned SQLite sidecars left
 /// beside database `name` in `dir` (a tenant's database, or the template)
 /// by a crashed operation. The caller holds the database's lock. Returns
 /// how many files it removed.
@@ -64,7 +61,7 @@ pub(in crate::storage) fn remove_debris(
                     return Err(Error::io(tenant, dir.join(&entry), operation, e));
                 }
             }
-        } else if !is_dir && is_scratch_or_tombstone(&entry_name, &file_name) {
+        } else if !is_dir && is_scratch(&entry_name, &file_name) {
             tracing::info!(file = %dir.join(&entry).display(), "removing debris of a crashed operation");
             remove_quietly(dir, &entry);
             removed += 1;
@@ -237,7 +234,7 @@ fn finish_marked_destroy(
             unless_held(tenant, dir, &fenced, at.db_name())?;
         }
         tracing::info!(dir = %dir.path().display(), "finishing a destroy that was interrupted");
-        remove_tree_last(parent, at.entry_name(), &lock_path(at.db_name()));
+        remove_tree_quietly(parent, at.entry_name());
         if exists(Some(tenant), parent, at.entry_name())? {
             // Left behind: the marker keeps it out of listings.
             return Ok(0);
@@ -269,14 +266,7 @@ pub(crate) fn sweep_debris(root: &RootConfig) -> Result<usize> {
 }
 
 fn sweep_tenant(tenant: &TenantName, at: TenantPath<'_>) -> Result<usize> {
-    let mut lock_files = vec![lock_path(at.entry())];
-    if at.owns_dir() {
-        lock_files.push(lock_path(at.db()));
-    }
-    let had_lock_files = lock_files
-        .iter()
-        .filter(|file| sys::symlink_metadata(file).is_ok())
-        .count();
+    let had_lock_file = usize::from(sys::symlink_metadata(&lock_path(at.entry())).is_ok());
     let lock = match TenantLock::try_for_sweep(at) {
         Ok(Some(lock)) => lock,
         Ok(None) => return Ok(0),
@@ -296,7 +286,7 @@ fn sweep_tenant(tenant: &TenantName, at: TenantPath<'_>) -> Result<usize> {
     if !db_exists {
         remove_empty_parents(at.root(), at.db_dir());
     }
-    Ok(removed + had_lock_files)
+    Ok(removed + had_lock_file)
 }
 
 fn sweep_locked(tenant: &TenantName, lock: &TenantLock, at: TenantPath<'_>) -> Result<usize> {

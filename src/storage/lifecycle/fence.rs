@@ -5,8 +5,7 @@
 //!    creates the marker `bucket/.acme.destroying`: from then on no
 //!    listing shows the tenant (listings skip a tenant directory with a
 //!    marker beside it). Then it renames the database to a fixed hidden
-//!    name in its own directory, as earlier releases do: no open by path
-//!    reaches it, serving processes notice the path is gone within their
+//!    name in its own directory: no open by path reaches it, serving processes notice the path is gone within their
 //!    watch interval and let go, and Litestream drops it (its watch on the
 //!    directory reports the rename, and the fence name matches no
 //!    Litestream pattern).
@@ -16,9 +15,7 @@
 //! 3. [`Fence::demolish`] removes the sidecars and the fenced file for
 //!    good, then the rest of the tenant's directory, then the marker.
 //!
-//! The tenant's directory never moves: a process of an earlier release,
-//! which locks only inside it, stays excluded for the whole destroy. A
-//! fence dropped before `demolish` (the wait timed out, or anything
+//! A fence dropped before `demolish` (the wait timed out, or anything
 //! failed) renames the database back, then removes the marker: the tenant
 //! is left intact, and listed again.
 
@@ -28,10 +25,8 @@ use std::time::Instant;
 use crate::busy::{Busy, WaitedFor, busy};
 use crate::error::{Error, OtherProcess, Result};
 use crate::fs::dir::Dir;
-use crate::fs::files::{
-    remove_quietly, remove_tree_last, remove_tree_quietly, remove_with_sidecars,
-};
-use crate::fs::siblings::{fence_path, litestream_dir, lock_path, restore_mark_path, sidecar_path};
+use crate::fs::files::{remove_quietly, remove_tree_quietly, remove_with_sidecars};
+use crate::fs::siblings::{fence_path, litestream_dir, restore_mark_path, sidecar_path};
 use crate::fs::{Patience, sys};
 use crate::name::TenantName;
 use crate::storage::coordination::changes::announce;
@@ -236,12 +231,11 @@ impl<'a> Fence<'a> {
             return Err(self.io_error("removing the destroyed tenant's database", &fenced, e));
         }
         match &self.marker {
-            // The rest of the directory (lock files, Litestream's state),
+            // The rest of the directory (Litestream's state, anything),
             // then the marker, unless something was left: then the marker
             // keeps it out of listings until `remove_debris`.
             Some(marker) => {
-                let held = lock_path(self.at.db_name());
-                remove_tree_last(self.parent, self.at.entry_name(), &held);
+                remove_tree_quietly(self.parent, self.at.entry_name());
                 if !present(self.parent, self.at.entry_name()) {
                     remove_quietly(self.parent, marker);
                 }

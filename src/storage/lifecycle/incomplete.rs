@@ -3,8 +3,7 @@
 //! A listing trusts a tenant's own directory without looking inside (see
 //! `paths/walker.rs`): create publishes the directory whole, so for this
 //! release a directory is a tenant. A directory made by hand in a bucket,
-//! one an earlier release's create left half made, or one whose database
-//! was moved away by hand, is listed all the same. Every other answer
+//! or one whose database was moved away by hand, is listed all the same. Every other answer
 //! about such a tenant agrees with the listing: it is there, and damaged
 //! (`Error::MissingDatabase`, naming the directory and what is missing),
 //! unless a destroy or a restore has marked it (then it is on its way out

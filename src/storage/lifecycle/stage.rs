@@ -10,7 +10,7 @@
 //!   `RENAME_NOREPLACE`: the tenant's directory appears with a complete,
 //!   synced database in it, or not at all, so a listing can trust it.
 //! - Otherwise (a layout without tenant directories, or a tenant
-//!   directory an earlier release or a crash left without its database)
+//!   directory left without its database, by hand or by moving it away)
 //!   the database is built under a scratch name beside its path and
 //!   published with `link`, which never replaces a file.
 //!
@@ -168,7 +168,8 @@ impl Stage {
     /// # Errors
     ///
     /// [`Error::TenantExists`] if something took the tenant's place
-    /// meanwhile (only an earlier release can: see `tenant_path.rs`);
+    /// meanwhile (only something outside tenanted can, such as a
+    /// directory made by hand: tenanted builds it under the entry lock);
     /// [`Error::Io`] naming the step that failed.
     pub(in crate::storage) fn publish(
         mut self,
