@@ -5,6 +5,7 @@
 
 use std::error::Error as StdError;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 use std::{fmt, io};
 
@@ -534,15 +535,15 @@ pub enum Error {
     },
 
     /// The tenant's connection pool could not hand out a connection in time.
-    #[error("no connection for tenant {tenant} ({}) within the connection timeout: {cause}; raise max_connections or connection_timeout, or release connections sooner", path.display())]
+    #[error("no connection for tenant {tenant} ({}) within the connection timeout: {cause}", path.display())]
     Pool {
         /// The tenant.
         tenant: TenantName,
         /// Its database file.
         path: PathBuf,
-        /// r2d2's error (its message is in this error's own; `source()`
-        /// does not repeat it).
-        cause: r2d2::Error,
+        /// Why (its message is in this error's own; `source()` does not
+        /// repeat it).
+        cause: NoConnection,
     },
 
     /// Replication is configured, but no Litestream answers on its
@@ -861,6 +862,41 @@ impl fmt::Display for OtherProcess {
         match self.pid {
             Some(pid) => write!(f, "another process (pid {pid})"),
             None => f.write_str("another process"),
+        }
+    }
+}
+
+/// Why a tenant's pool handed out no connection within
+/// `connection_timeout` ([`Error::Pool`]).
+///
+/// ```
+/// let cause = tenanted::NoConnection::AllInUse { max_connections: 4 };
+/// assert!(cause.to_string().starts_with("all 4 connections"));
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum NoConnection {
+    /// Every connection the pool may open is open and checked out.
+    AllInUse {
+        /// The pool's `max_connections`.
+        max_connections: u32,
+    },
+    /// A new connection was needed, and opening it failed: the last
+    /// failure during the wait.
+    OpenFailed(Arc<dyn StdError + Send + Sync>),
+}
+
+impl fmt::Display for NoConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NoConnection::AllInUse { max_connections } => write!(
+                f,
+                "all {max_connections} connections of its pool are open and in use; raise max_connections or connection_timeout, or release connections sooner"
+            ),
+            NoConnection::OpenFailed(e) => write!(
+                f,
+                "opening a new connection failed: {e}; fix what the error names, then retry"
+            ),
         }
     }
 }

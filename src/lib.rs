@@ -68,7 +68,7 @@ pub use busy::WaitedFor;
 pub use context::current_tenant;
 #[cfg(feature = "encryption")]
 pub use crypt::{KeyProvider, MasterKey, RootKeyStore, TenantKey};
-pub use error::{BoxError, Error, OtherProcess, PendingMigrationError, Result};
+pub use error::{BoxError, Error, NoConnection, OtherProcess, PendingMigrationError, Result};
 pub use fleet::Progress;
 pub use limits::{
     NEAR_LIMIT, SuspendMode, Suspension, TenantLimits, TenantUsage, UsageOrder, UsageReport,

@@ -4,6 +4,7 @@
 //! whose tenant another process changed.
 
 mod cache;
+mod connect_errors;
 mod connection;
 mod destroy_guard;
 mod flight;

@@ -21,12 +21,13 @@ use rusqlite::{Connection, OpenFlags};
 use scheduled_thread_pool::{OnPoolDropBehavior, ScheduledThreadPool};
 
 use super::cache::{Inserted, Opening, PoolCache};
+use super::connect_errors::{ConnectErrors, LastConnectError};
 use super::connection::TenantConnection;
 use super::lease::Lease;
-use super::pinned_manager::{ConnectErrors, PinnedManager, Target};
+use super::pinned_manager::{PinnedManager, Target};
 use super::pool_state::{Admission, PoolState};
 use super::resident::{Resident, ResidentLease};
-use super::tenant_pool::{Checkout, Refused, TenantPool};
+use super::tenant_pool::{Checkout, Refused, Shared, TenantPool};
 use crate::crypt::{self, TenantKey};
 use crate::error::{Error, Result};
 use crate::limits::{Limits, Policy};
@@ -164,12 +165,18 @@ fn open_as_lead(
         TenantPath::new(&config.root, path, config.owns_dir),
         first.connection(),
     )?;
+    let last_error = Arc::new(LastConnectError::default());
+    let pool = build_pool(config, manager, Arc::clone(&last_error));
+    let shared = Shared {
+        state,
+        resident,
+        last_error,
+    };
     let pool = Arc::new(TenantPool::new(
         tenant.clone(),
         path.to_path_buf(),
-        build_pool(config, manager),
-        state,
-        resident,
+        pool,
+        shared,
         policy,
         cache.now(),
     ));
@@ -216,7 +223,11 @@ fn open_flags(policy: &Policy) -> OpenFlags {
 }
 
 /// The tenant's r2d2 pool: lazily filled beside the resident connection.
-fn build_pool(config: &OpenConfig, manager: PinnedManager) -> r2d2::Pool<PinnedManager> {
+fn build_pool(
+    config: &OpenConfig,
+    manager: PinnedManager,
+    last_error: Arc<LastConnectError>,
+) -> r2d2::Pool<PinnedManager> {
     // Lazily filled, no r2d2 reaper (we prune whole pools ourselves),
     // no validation query on checkout, one shared connector pool.
     r2d2::Pool::builder()
@@ -227,7 +238,7 @@ fn build_pool(config: &OpenConfig, manager: PinnedManager) -> r2d2::Pool<PinnedM
         .test_on_check_out(false)
         .connection_timeout(config.connection_timeout)
         .thread_pool(Arc::clone(&config.connector))
-        .error_handler(Box::new(ConnectErrors))
+        .error_handler(Box::new(ConnectErrors(last_error)))
         .build_unchecked(manager)
 }
 

@@ -92,18 +92,6 @@ impl std::error::Error for ConnectError {
     }
 }
 
-/// r2d2's error handler for a tenant pool: a full pool is no error.
-#[derive(Debug)]
-pub(super) struct ConnectErrors;
-
-impl r2d2::HandleError<ConnectError> for ConnectErrors {
-    fn handle_error(&self, error: ConnectError) {
-        if !matches!(error, ConnectError::Full(_)) {
-            tracing::warn!(error = %error, "could not open a pooled connection");
-        }
-    }
-}
-
 /// Opens a tenant's connections for its r2d2 pool.
 pub(super) struct PinnedManager {
     sqlite: SqliteConnectionManager,

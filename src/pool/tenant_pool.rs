@@ -20,11 +20,12 @@ use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
+use super::connect_errors::LastConnectError;
 use super::lease::Lease;
 use super::pinned_manager::PinnedManager;
 use super::pool_state::{Admission, PoolState};
 use super::resident::Resident;
-use crate::error::{Error, Result};
+use crate::error::{Error, NoConnection, Result};
 use crate::limits::Policy;
 use crate::name::TenantName;
 
@@ -50,6 +51,14 @@ impl From<Error> for Refused {
     }
 }
 
+/// What a pool shares with its connection manager and r2d2's error
+/// handler.
+pub(super) struct Shared {
+    pub(super) state: Arc<PoolState>,
+    pub(super) resident: Arc<Resident>,
+    pub(super) last_error: Arc<LastConnectError>,
+}
+
 /// One tenant's r2d2 pool and what the cache knows about it.
 pub(super) struct TenantPool {
     name: TenantName,
@@ -57,6 +66,7 @@ pub(super) struct TenantPool {
     pool: r2d2::Pool<PinnedManager>,
     state: Arc<PoolState>,
     resident: Arc<Resident>,
+    last_error: Arc<LastConnectError>,
     /// The size limit and suspension its connections were opened with.
     policy: Policy,
     connection_timeout: Duration,
@@ -71,8 +81,7 @@ impl TenantPool {
         name: TenantName,
         path: PathBuf,
         pool: r2d2::Pool<PinnedManager>,
-        state: Arc<PoolState>,
-        resident: Arc<Resident>,
+        shared: Shared,
         policy: Policy,
         now: u64,
     ) -> Self {
@@ -81,8 +90,9 @@ impl TenantPool {
             path,
             connection_timeout: pool.connection_timeout(),
             pool,
-            state,
-            resident,
+            state: shared.state,
+            resident: shared.resident,
+            last_error: shared.last_error,
             policy,
             checked_out: AtomicUsize::new(0),
             last_used: AtomicU64::new(now),
@@ -151,9 +161,6 @@ impl TenantPool {
     /// the pool stale before r2d2 hands it out.
     fn get(&self) -> Result<Lease, Refused> {
         let started = Instant::now();
-        // r2d2 gives the last connect error to one timed-out wait only:
-        // keep it for the caller's error.
-        let mut said: Option<r2d2::Error> = None;
         loop {
             if let Some(resident) = self.resident.take() {
                 self.admit()?;
@@ -170,22 +177,29 @@ impl TenantPool {
                     self.admit()?;
                     return Ok(Lease::Pooled(conn));
                 }
-                Err(cause) => {
+                Err(_timed_out) => {
                     self.admit()?;
-                    if says_why(&cause) || said.is_none() {
-                        said = Some(cause);
-                    }
-                    if started.elapsed() >= self.connection_timeout
-                        && let Some(cause) = said.take()
-                    {
+                    if started.elapsed() >= self.connection_timeout {
                         return Err(Refused::Failed(Error::Pool {
                             tenant: self.name.clone(),
                             path: self.path.clone(),
-                            cause,
+                            cause: self.why_none(started),
                         }));
                     }
                 }
             }
+        }
+    }
+
+    /// Why a wait that began at `started` got no connection: the last
+    /// open that failed meanwhile, or else a pool whose connections are
+    /// all in use.
+    fn why_none(&self, started: Instant) -> NoConnection {
+        match self.last_error.since(started) {
+            Some(e) => NoConnection::OpenFailed(e),
+            None => NoConnection::AllInUse {
+                max_connections: self.pool.max_size(),
+            },
         }
     }
 
@@ -215,12 +229,6 @@ impl TenantPool {
     pub(super) fn quiescent(self: &Arc<Self>) -> bool {
         self.checked_out() == 0 && Arc::strong_count(self) == 1
     }
-}
-
-/// Whether r2d2's timeout error carries the connect error that caused it
-/// (r2d2 shows it only in its message).
-fn says_why(e: &r2d2::Error) -> bool {
-    e.to_string().contains(": ")
 }
 
 impl Drop for TenantPool {
