@@ -1,5 +1,6 @@
-//! `migration new`, `redo` and `prepare`: writing migrations, trying the
-//! last one again, and bringing a list of tenants into being.
+//! `migration new`, `redo`, `rollback` and `prepare`: writing migrations,
+//! trying the last one again, undoing migrations on one tenant, and
+//! bringing a list of tenants into being.
 
 use std::path::Path;
 use std::time::SystemTime;
@@ -140,4 +141,26 @@ pub fn prepare(cli: &Cli, names: &[String], json: bool) -> Result<u8, Failure> {
         println!("{} created; {}", created.len(), report.summary());
     }
     Ok(if report.is_success() { 0 } else { 1 })
+}
+
+/// `tenanted rollback`: runs `steps` down migrations on one tenant, after
+/// asking.
+pub fn rollback(cli: &Cli, name: &str, steps: u32, yes: bool) -> Result<u8, Failure> {
+    let name = tenant_names(&[name.to_owned()])?.remove(0);
+    require_root(&cli.root)?;
+    let m = cli.manager()?;
+    confirm(
+        yes,
+        "rollback runs down migrations, which can drop data",
+        &format!("Roll {name} back {steps} migration(s)? Down migrations can drop data."),
+        "nothing rolled back",
+    )?;
+    let outcome = m.rollback_tenant(name.as_str(), steps as usize)?;
+    println!(
+        "rolled {name} back from {} to {} ({})",
+        outcome.from,
+        outcome.to,
+        outcome.applied.join(", ")
+    );
+    Ok(0)
 }

@@ -16,6 +16,7 @@
 mod authoring;
 mod backup;
 mod limits;
+mod litestream_config;
 mod migrate;
 mod rebuild;
 mod replica_status;
@@ -31,7 +32,7 @@ use std::process::ExitCode;
 use clap::{CommandFactory, Parser, Subcommand};
 use tenanted::{DEFAULT_BUCKETS, DEFAULT_TEMPLATE, Migrations, RootConfig, TenantManager};
 
-use support::{Failure, confirm, require_root, tenant_names};
+use support::{Failure, require_root, tenant_names};
 
 const GLOBAL: &str = "Global options";
 
@@ -152,7 +153,7 @@ enum Command {
     Restore(backup::RestoreArgs),
     /// Print (or --output) a Litestream configuration that replicates every
     /// tenant of the root.
-    LitestreamConfig(backup::LitestreamArgs),
+    LitestreamConfig(litestream_config::LitestreamArgs),
     /// Replicate the root with Litestream: run its processes and register
     /// the tenants being written (see the README's "Beyond one machine").
     Replicate(replicate::ReplicateArgs),
@@ -317,12 +318,12 @@ fn run(cli: &Cli) -> Result<u8, Failure> {
         Command::Status(args) => migrate::status(cli, args),
         Command::Backup(args) => backup::backup(cli, args),
         Command::Restore(args) => backup::restore(cli, args),
-        Command::LitestreamConfig(args) => backup::litestream_config(cli, args),
+        Command::LitestreamConfig(args) => litestream_config::litestream_config(cli, args),
         Command::Replicate(args) => replicate::replicate(cli, args),
         Command::EraseReplicas => replicate::erase_replicas(cli),
         Command::Rebuild(args) => rebuild::rebuild(cli, args),
         Command::ReplicationStatus(args) => replica_status::replication_status(cli, args),
-        Command::Rollback { name, steps, yes } => rollback(cli, name, *steps, *yes),
+        Command::Rollback { name, steps, yes } => authoring::rollback(cli, name, *steps, *yes),
         Command::Redo { name, yes } => authoring::redo(cli, name, *yes),
         Command::Prepare { names, json } => authoring::prepare(cli, names, *json),
         Command::Migration {
@@ -350,24 +351,4 @@ fn run(cli: &Cli) -> Result<u8, Failure> {
             Ok(0)
         }
     }
-}
-
-fn rollback(cli: &Cli, name: &str, steps: u32, yes: bool) -> Result<u8, Failure> {
-    let name = tenant_names(&[name.to_owned()])?.remove(0);
-    require_root(&cli.root)?;
-    let m = cli.manager()?;
-    confirm(
-        yes,
-        "rollback runs down migrations, which can drop data",
-        &format!("Roll {name} back {steps} migration(s)? Down migrations can drop data."),
-        "nothing rolled back",
-    )?;
-    let outcome = m.rollback_tenant(name.as_str(), steps as usize)?;
-    println!(
-        "rolled {name} back from {} to {} ({})",
-        outcome.from,
-        outcome.to,
-        outcome.applied.join(", ")
-    );
-    Ok(0)
 }

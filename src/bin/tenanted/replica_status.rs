@@ -2,7 +2,7 @@
 //! sync and lag, which are not and why.
 
 use crate::Cli;
-use crate::backup::json;
+use crate::support::json;
 use crate::support::{Failure, require_root};
 
 /// `tenanted replication-status`.

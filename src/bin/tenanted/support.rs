@@ -242,3 +242,8 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
     let year = yoe + era * 400 + u64::from(month <= 2);
     (year, month, day)
 }
+
+/// `value` as JSON, or an object saying why it could not be.
+pub fn json(value: &impl serde::Serialize) -> serde_json::Value {
+    serde_json::to_value(value).unwrap_or_else(|e| serde_json::json!({ "error": e.to_string() }))
+}

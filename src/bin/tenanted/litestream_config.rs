@@ -1,0 +1,75 @@
+//! `tenanted litestream-config`: the Litestream configuration that
+//! replicates the root, and the flags every replication command uses to
+//! say where the replica is.
+
+use std::path::PathBuf;
+
+use tenanted::ReplicaTarget;
+
+use crate::Cli;
+use crate::support::Failure;
+
+/// Where the replica is: its URL and what an S3-compatible store needs.
+#[derive(clap::Args)]
+pub struct ReplicaArgs {
+    /// Where Litestream replicates to: s3://BUCKET/PATH, file:///DIR, ...
+    #[arg(long, value_name = "URL")]
+    replica_url: String,
+    /// The S3 endpoint of a store that is not AWS (SeaweedFS, MinIO, ...),
+    /// for example http://127.0.0.1:8333.
+    #[arg(long, value_name = "URL")]
+    endpoint: Option<String>,
+    /// Address S3 objects as ENDPOINT/BUCKET/KEY (most S3-compatible
+    /// stores need it).
+    #[arg(long)]
+    force_path_style: bool,
+    /// The S3 region.
+    #[arg(long)]
+    region: Option<String>,
+}
+
+impl ReplicaArgs {
+    /// The replica these flags describe.
+    pub fn target(&self) -> ReplicaTarget {
+        let mut target =
+            ReplicaTarget::new(self.replica_url.as_str()).force_path_style(self.force_path_style);
+        if let Some(endpoint) = &self.endpoint {
+            target = target.endpoint(endpoint.as_str());
+        }
+        if let Some(region) = &self.region {
+            target = target.region(region.as_str());
+        }
+        target
+    }
+}
+
+/// `tenanted litestream-config`.
+#[derive(clap::Args)]
+pub struct LitestreamArgs {
+    #[command(flatten)]
+    replica: ReplicaArgs,
+    /// Write the configuration to FILE instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    output: Option<PathBuf>,
+}
+
+/// `tenanted litestream-config`: prints the configuration, or writes it
+/// to `--output`.
+pub fn litestream_config(cli: &Cli, args: &LitestreamArgs) -> Result<u8, Failure> {
+    let yaml = cli
+        .root_config()
+        .litestream_config_for(&args.replica.target())?;
+    match &args.output {
+        None => print!("{yaml}"),
+        Some(path) => {
+            std::fs::write(path, yaml)
+                .map_err(|e| Failure(1, format!("cannot write {}: {e}", path.display())))?;
+            eprintln!(
+                "wrote {}; run: litestream replicate -config {}",
+                path.display(),
+                path.display()
+            );
+        }
+    }
+    Ok(0)
+}
