@@ -71,9 +71,7 @@ impl TestRoot {
     /// [`Error::Io`] if the directory cannot be made; as
     /// [`TenantManagerBuilder::build`](crate::TenantManagerBuilder::build).
     pub fn new(migrations: Migrations) -> Result<Self> {
-        let dir = tempfile::Builder::new()
-            .prefix(&format!("{PREFIX}{}-", std::process::id()))
-            .tempdir()
+        let dir = crate::fs::sys::make_temp_dir(&format!("{PREFIX}{}-", std::process::id()))
             .map_err(|e| Error::io(None, std::env::temp_dir(), "creating a test root", e))?;
         let manager = TenantManager::builder(RootConfig::new(dir.path()), migrations).build()?;
         Ok(TestRoot {

@@ -6,6 +6,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::fs::sys;
 use crate::name::TenantName;
 
 /// Fails if `dest` is `root` or inside it, following symbolic links in
@@ -58,7 +59,7 @@ fn resolved(path: &Path) -> io::Result<PathBuf> {
     let mut existing = absolute.as_path();
     let mut rest = Vec::new();
     loop {
-        match existing.canonicalize() {
+        match sys::canonicalize(existing) {
             Ok(real) => return Ok(rest.iter().rev().fold(real, |p, c| p.join(c))),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),

@@ -89,6 +89,21 @@ pub(crate) fn open_or_create(dir: BorrowedFd<'_>, name: &Path) -> io::Result<Fil
     Ok(File::from(rustix::fs::openat(dir, name, flags, mode)?))
 }
 
+/// Opens file `name` in `dir` for appending (every write lands at its
+/// end, in one piece), creating it if missing (the root's change log).
+pub(crate) fn open_append(dir: BorrowedFd<'_>, name: &Path) -> io::Result<File> {
+    faults::check(Step::Create, name)?;
+    let flags = OFlags::RDWR | OFlags::APPEND | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let mode = Mode::from_raw_mode(FILE_MODE);
+    Ok(File::from(rustix::fs::openat(dir, name, flags, mode)?))
+}
+
+/// Empties `file`.
+pub(crate) fn truncate(file: &File, name: &Path) -> io::Result<()> {
+    faults::check(Step::Write, name)?;
+    file.set_len(0)
+}
+
 /// Creates file `name` in `dir`, failing if anything is there.
 pub(crate) fn create_new(dir: BorrowedFd<'_>, name: &Path) -> io::Result<File> {
     faults::check(Step::Create, name)?;
@@ -139,10 +154,11 @@ pub(crate) fn read_at(
     Ok(rustix::io::pread(file, buf, offset)?)
 }
 
-/// Copies all of `from` into `to` (the template into a new tenant); the
-/// kernel copies file to file where it can.
+/// Copies all of `from`, from its start, into `to` (the template into a
+/// new tenant); the kernel copies file to file where it can.
 pub(crate) fn copy(from: &mut File, to: &mut File, name: &Path) -> io::Result<u64> {
     faults::check(Step::Write, name)?;
+    io::Seek::rewind(from)?;
     io::copy(from, to)
 }
 
@@ -262,6 +278,12 @@ pub(crate) fn flock(
     }
 }
 
+/// Lets go of this descriptor's `flock` on `file`.
+pub(crate) fn unlock(file: &impl AsFd, name: &Path) -> io::Result<()> {
+    faults::check(Step::Lock, name)?;
+    Ok(rustix::fs::flock(file, FlockOperation::Unlock)?)
+}
+
 /// Whether another process holds a POSIX record lock that would block a
 /// write lock on `length` bytes at `start` of `file` (SQLite's locks):
 /// `Some` with the holder's process id if the kernel says it.
@@ -293,6 +315,13 @@ pub(crate) fn symlink_metadata(path: &Path) -> io::Result<Metadata> {
 pub(crate) fn metadata(path: &Path) -> io::Result<Metadata> {
     faults::check(Step::Stat, path)?;
     fs::metadata(path)
+}
+
+/// The absolute path `path` names, every link on the way resolved (where
+/// a backup would land, to compare with the root).
+pub(crate) fn canonicalize(path: &Path) -> io::Result<std::path::PathBuf> {
+    faults::check(Step::Stat, path)?;
+    fs::canonicalize(path)
 }
 
 /// Opens `path` read-only, following links.
@@ -345,6 +374,15 @@ pub(crate) fn exists(path: &Path) -> bool {
 /// Whether `path` is a directory (following links).
 pub(crate) fn is_dir(path: &Path) -> bool {
     metadata(path).is_ok_and(|meta| meta.is_dir())
+}
+
+/// Makes a new directory under the system's temporary directory, its name
+/// starting with `prefix` (a test's scratch root); removed with all it
+/// holds when the value is dropped.
+#[cfg(feature = "testing")]
+pub(crate) fn make_temp_dir(prefix: &str) -> io::Result<tempfile::TempDir> {
+    faults::check(Step::Mkdir, Path::new(prefix))?;
+    tempfile::Builder::new().prefix(prefix).tempdir()
 }
 
 /// Removes directory `path` and everything in it (a test's scratch root).

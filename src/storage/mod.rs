@@ -1,6 +1,7 @@
 //! Tenant files on disk, in three rooms: `coordination` (where a tenant is,
 //! its locks, the open gate, who else holds it open), `opening` (pinned
-//! opens, header reads, open-file accounting, what is at a database path)
+//! opens, header reads, open-file accounting, what is at a database path,
+//! why an open failed)
 //! and `lifecycle` (create, stage, fence and destroy, snapshot and restore,
 //! debris of crashed operations, the template database).
 
@@ -22,11 +23,10 @@ pub(crate) use lifecycle::incomplete::incomplete;
 pub(crate) use lifecycle::restore::{Existing, Restored, check_backup, restore};
 pub(crate) use lifecycle::snapshot::{Snapshot, snapshot};
 pub(crate) use lifecycle::template_database::{Template, ensure_template};
-pub(crate) use opening::database_file::{Occupant, occupant, require_database};
+pub(crate) use opening::database_file::{Occupant, occupant};
 pub(crate) use opening::header::{Header, header_version};
-pub(crate) use opening::open::{
-    EXISTING, missing_error, open_existing, open_for_reading, pin_error, sqlite_error,
-};
+pub(crate) use opening::open::{EXISTING, open_existing, open_for_reading};
+pub(crate) use opening::open_error::{missing_error, pin_error, require_database, sqlite_error};
 pub(crate) use opening::open_files::TrackedConnection;
 pub(crate) use opening::pinned::{PinError, open_pinned};
 pub(crate) use opening::usage::{FileUsage, Usage, database_usage};

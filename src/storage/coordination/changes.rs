@@ -23,25 +23,27 @@
 //! say, and what other programs do behind tenanted's back (the `sqlite3`
 //! shell setting `user_version`, a file moved by hand), the watcher's slow
 //! sweep finds (see `pool/watcher.rs`). The log is not synced: only live
-//! processes read it, and they read the page cache. For the same reason
-//! its system calls are not steps of `fs/sys.rs`'s fault plans: an
-//! announcement is not part of what the operation promises, and a fault
-//! injected there would change nothing a test could see.
+//! processes read it, and they read the page cache. Its system calls go
+//! through `fs/sys.rs` like every other; a fault injected in an
+//! announcement leaves the operation's outcome as it was.
 
 use std::fs::File;
-use std::io::{self, Write};
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::io;
+use std::os::fd::AsFd;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use rustix::fs::{FlockOperation, Mode, OFlags};
-
 use crate::fs::dir::Dir;
+use crate::fs::sys;
 use crate::name::TenantName;
 use crate::paths::INTERNAL_DIR;
 
 /// The log's file name in `.tenanted/`.
 const LOG: &str = "changes";
+/// The same, as the seam takes it.
+fn log_name() -> &'static Path {
+    Path::new(LOG)
+}
 /// Past this many bytes the next writer empties the log.
 const LIMIT: u64 = 1 << 20;
 /// The longest an announcement waits for the log's lock.
@@ -61,25 +63,19 @@ pub(crate) fn announce(root: &Path, tenant: &TenantName) {
 
 fn append(root: &Path, tenant: &TenantName) -> io::Result<()> {
     let dir = Dir::make(root, &root.join(INTERNAL_DIR))?;
-    let flags = OFlags::RDWR | OFlags::APPEND | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    let mut log = File::from(rustix::fs::openat(
-        dir.fd(),
-        LOG,
-        flags,
-        Mode::from_raw_mode(0o644),
-    )?);
-    lock(&log, FlockOperation::NonBlockingLockShared)?;
-    if log.metadata()?.len() == 0 {
+    let mut log = sys::open_append(dir.fd(), log_name())?;
+    lock(&log, true)?;
+    if len(&log)? == 0 {
         // New (or emptied by a writer that died half way): give it a header.
         rewrite(&mut log, 0)?;
-        lock(&log, FlockOperation::NonBlockingLockShared)?;
+        lock(&log, true)?;
     }
     let mut line = Vec::with_capacity(tenant.as_str().len() + 1);
     line.extend_from_slice(tenant.as_str().as_bytes());
     line.push(b'\n');
     // One write with O_APPEND: lines from several processes never mix.
-    log.write_all(&line)?;
-    if log.metadata()?.len() > LIMIT {
+    sys::write_all(&mut log, &line, log_name())?;
+    if len(&log)? > LIMIT {
         let epoch = read_header(&log)?.unwrap_or(0);
         rewrite(&mut log, epoch.wrapping_add(1))?;
     }
@@ -89,14 +85,19 @@ fn append(root: &Path, tenant: &TenantName) -> io::Result<()> {
 /// Empties the log under its exclusive lock and writes a header with
 /// `epoch`, unless another writer did so meanwhile; then unlocks it.
 fn rewrite(log: &mut File, epoch: u64) -> io::Result<()> {
-    lock(log, FlockOperation::NonBlockingLockExclusive)?;
-    let len = log.metadata()?.len();
+    lock(log, false)?;
+    let len = len(log)?;
     // Another writer emptied it first (len 0 handled as new).
     if len == 0 || len > LIMIT {
-        log.set_len(0)?;
-        log.write_all(&header(epoch))?;
+        sys::truncate(log, log_name())?;
+        sys::write_all(log, &header(epoch), log_name())?;
     }
-    lock(log, FlockOperation::Unlock)
+    sys::unlock(log, log_name())
+}
+
+/// The log's length in bytes.
+fn len(log: &File) -> io::Result<u64> {
+    Ok(sys::fstat(log.as_fd())?.st_size as u64)
 }
 
 fn header(epoch: u64) -> Vec<u8> {
@@ -109,7 +110,7 @@ fn header(epoch: u64) -> Vec<u8> {
 /// rewritten).
 fn read_header(log: &File) -> io::Result<Option<u64>> {
     let mut buf = [0u8; HEADER_LEN];
-    let n = log.read_at(&mut buf, 0)?;
+    let n = sys::read_at(log.as_fd(), &mut buf, 0, log_name())?;
     if n < HEADER_LEN || !buf.starts_with(MAGIC) || buf[HEADER_LEN - 1] != b'\n' {
         return Ok(None);
     }
@@ -117,17 +118,18 @@ fn read_header(log: &File) -> io::Result<Option<u64>> {
     Ok(digits.and_then(|d| u64::from_str_radix(d, 16).ok()))
 }
 
-/// Tries `operation` on `log` until it succeeds or [`LOCK_WAIT`] passes.
-fn lock(log: &File, operation: FlockOperation) -> io::Result<()> {
+/// Takes a shared (or exclusive) `flock` on `log`, trying until it is
+/// taken or [`LOCK_WAIT`] passes.
+fn lock(log: &File, shared: bool) -> io::Result<()> {
     let started = Instant::now();
     loop {
-        match rustix::fs::flock(log, operation) {
-            Ok(()) => return Ok(()),
-            Err(rustix::io::Errno::WOULDBLOCK) if started.elapsed() < LOCK_WAIT => {
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            Err(e) => return Err(e.into()),
+        if sys::flock(log, shared, false, log_name())? {
+            return Ok(());
         }
+        if started.elapsed() >= LOCK_WAIT {
+            return Err(io::Error::from(io::ErrorKind::WouldBlock));
+        }
+        std::thread::sleep(Duration::from_millis(1));
     }
 }
 
@@ -162,7 +164,7 @@ impl ChangeLog {
         };
         if let Some(file) = &log.log {
             log.epoch = read_header(file).ok().flatten();
-            log.read_to = file.metadata().map_or(0, |m| m.len());
+            log.read_to = len(file).unwrap_or(0);
         }
         log
     }
@@ -198,15 +200,15 @@ impl ChangeLog {
         let Some(file) = &self.log else {
             return Ok(News::Anything);
         };
-        let meta = file.metadata()?;
-        if meta.nlink() == 0 {
+        let meta = sys::fstat(file.as_fd())?;
+        if meta.st_nlink == 0 {
             // Removed or replaced under us: writers append to a new file.
             return Err(io::Error::new(
                 io::ErrorKind::NotFound,
                 "change log replaced",
             ));
         }
-        let len = meta.len();
+        let len = meta.st_size as u64;
         let epoch = read_header(file)?;
         if self.epoch.is_none() && epoch.is_some() && self.read_to == 0 {
             // First look at a log made after this reader started.
@@ -222,7 +224,7 @@ impl ChangeLog {
             return Ok(News::Nothing);
         }
         let mut fresh = vec![0; usize::try_from(len - self.read_to).unwrap_or(0)];
-        let n = file.read_at(&mut fresh, self.read_to)?;
+        let n = sys::read_at(file.as_fd(), &mut fresh, self.read_to, log_name())?;
         fresh.truncate(n);
         // A line still being written is read next time.
         let Some(end) = fresh.iter().rposition(|&b| b == b'\n') else {
@@ -235,9 +237,7 @@ impl ChangeLog {
 
 fn open_log(root: &Path) -> Option<File> {
     let dir = Dir::open(root, &root.join(INTERNAL_DIR)).ok()?;
-    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    let fd = rustix::fs::openat(dir.fd(), LOG, flags, Mode::empty()).ok()?;
-    Some(File::from(fd))
+    sys::open_file(dir.fd(), log_name()).ok()
 }
 
 /// The tenants named in `lines`; a line that is no tenant's name means
@@ -257,6 +257,7 @@ fn parse(lines: &[u8]) -> News {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
 
     fn name(s: &str) -> TenantName {
         TenantName::new(s).unwrap()

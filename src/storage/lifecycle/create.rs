@@ -6,7 +6,7 @@
 //! it in one step that never replaces anything (see `stage.rs`).
 
 use std::fs::File;
-use std::io::{self, Seek, SeekFrom};
+use std::io;
 use std::os::fd::AsFd;
 use std::path::Path;
 
@@ -28,7 +28,8 @@ use crate::storage::lifecycle::encrypted_copy::encrypted_copy;
 use crate::storage::lifecycle::stage::Stage;
 use crate::storage::lifecycle::template_database::Template;
 use crate::storage::opening::database_file::{Occupant, occupant_in};
-use crate::storage::opening::open::{EXISTING, open_error};
+use crate::storage::opening::open::EXISTING;
+use crate::storage::opening::open_error::open_error;
 
 /// A seed closure: runs on the new database, inside a transaction, before
 /// the tenant is published.
@@ -204,10 +205,7 @@ pub(in crate::storage) fn copy_template(
             e,
         )
     })?;
-    let copied = template
-        .file
-        .seek(SeekFrom::Start(0))
-        .and_then(|_| sys::copy(&mut template.file, &mut copy, scratch));
+    let copied = sys::copy(&mut template.file, &mut copy, scratch);
     copied.map_err(|e| match out_of_space(&e) {
         // The new database could not be written: name it, not the
         // template it was copied from.

@@ -58,7 +58,7 @@ impl LetGo for Nobody {
 /// until they are gone, whether the tenant stays is not decided.
 pub(crate) fn marked(at: TenantPath<'_>) -> bool {
     let parent = at.entry().parent().unwrap_or(at.root());
-    let there = |p: PathBuf| p.symlink_metadata().is_ok();
+    let there = |p: PathBuf| sys::symlink_metadata(&p).is_ok();
     there(at.db_dir().join(fence_path(at.db_name())))
         || there(parent.join(fence_path(at.entry_name())))
         || there(parent.join(restore_mark_path(at.entry_name())))

@@ -13,13 +13,10 @@ use std::path::Path;
 
 use rustix::fs::{FileType, Stat};
 
-use crate::error::{Error, Result};
 use crate::fs::dir::Dir;
 use crate::fs::file_id::FileId;
 use crate::fs::lock::split;
 use crate::fs::sys;
-use crate::name::TenantName;
-use crate::storage::opening::open::missing_error;
 
 /// What a tenant's database path names.
 #[derive(Debug)]
@@ -99,37 +96,3 @@ pub(crate) fn damage(facts: &DatabaseFacts) -> Option<&'static str> {
 /// SQLite's own check on the first read, so no second descriptor is ever
 /// opened on a file whose POSIX locks this process may hold.
 pub(crate) const NOT_SQLITE: &str = "it is not a SQLite database (SQLite: file is not a database)";
-
-/// What `tenant`'s database at `path` is, or the error every
-/// operation gives when it is not there or is damaged.
-///
-/// # Errors
-///
-/// [`Error::TenantDoesNotExist`] (or `TenantBeingDestroyed`) when no
-/// regular file is there, [`Error::DamagedTenant`] for an empty file,
-/// [`Error::NotADirectory`] when a link stands on the way, [`Error::Io`]
-/// when the path cannot be looked at.
-pub(crate) fn require_database(
-    tenant: &TenantName,
-    root: &Path,
-    path: &Path,
-) -> Result<DatabaseFacts> {
-    let found = occupant(root, path)
-        .map_err(|e| Error::io(Some(tenant), path, "looking at the database file", e))?;
-    match found {
-        Occupant::Database(facts) => match damage(&facts) {
-            None => Ok(facts),
-            Some(reason) => Err(damaged(tenant, path, reason)),
-        },
-        Occupant::Nothing | Occupant::Other(_) => Err(missing_error(tenant, path)),
-    }
-}
-
-/// [`Error::DamagedTenant`].
-pub(crate) fn damaged(tenant: &TenantName, path: &Path, reason: &str) -> Error {
-    Error::DamagedTenant {
-        tenant: tenant.clone(),
-        path: path.to_path_buf(),
-        reason: reason.to_owned(),
-    }
-}
