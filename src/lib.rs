@@ -54,6 +54,7 @@ mod name;
 mod paths;
 mod pool;
 pub mod replication;
+mod root_description;
 mod storage;
 mod tenant_limits;
 mod tenant_usage;
@@ -81,7 +82,8 @@ pub use migrate::{
 pub use name::{MAX_TENANT_NAME_LEN, TenantName};
 pub use paths::{DEFAULT_BUCKETS, DEFAULT_TEMPLATE, ReplicaTarget, RootConfig, Tenants, bucket_of};
 pub use pool::{ConnectionInit, PoolStats, TenantConnection};
-pub use storage::{CreateReport, INTERNAL_DIR};
+pub use root_description::INTERNAL_DIR;
+pub use storage::CreateReport;
 
 /// Migrations compiled into the binary from a directory laid out as for
 /// [`Migrations::from_dir`] (`NNNN_name/up.sql`, optional `down.sql`), so a

@@ -6,7 +6,6 @@ use std::collections::HashSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use rusqlite::Transaction;
@@ -31,6 +30,7 @@ use crate::pool::{
     shared_connector,
 };
 use crate::replication::Replication;
+use crate::root_description::{self, RootDescription};
 use crate::storage::{self, CreateReport, Existing};
 
 /// The facade's step before a tenant's first write: the root described.
@@ -75,8 +75,9 @@ struct Inner {
     accept_migration_changes: bool,
     /// The replication recorded in the root, if any.
     replication: Option<Replication>,
-    /// Whether the root has been described (see `migrate::describe_root`).
-    described: AtomicBool,
+    /// The root's description, checked and recorded (see
+    /// `root_description/description.rs`).
+    description: RootDescription,
 }
 
 impl TenantManager {
@@ -103,7 +104,10 @@ impl TenantManager {
     pub(crate) fn from_builder(b: TenantManagerBuilder) -> Result<Self> {
         b.root.validate()?;
         // Only a check: building a manager writes nothing.
-        migrate::describe_root(&b.root, &b.migrations, b.accept_migration_changes, None)?;
+        let history = b.migrations.history();
+        let description =
+            RootDescription::new(b.root.layout_record(), history, b.accept_migration_changes);
+        description.check()?;
         let cache = Arc::new(PoolCache::new(b.max_pools));
         let limits = Arc::new(Limits::load(b.root.root_dir(), b.default_max_size)?);
         let watch = WatchSettings {
@@ -139,7 +143,7 @@ impl TenantManager {
             lock_timeout: b.lock_timeout,
             accept_migration_changes: b.accept_migration_changes,
             replication,
-            described: AtomicBool::new(false),
+            description,
         };
         Ok(TenantManager {
             inner: Arc::new(inner),
@@ -177,16 +181,10 @@ impl TenantManager {
     /// how long another recording process is waited for), records what
     /// the root lacks.
     fn describe_root(&self, record: Option<&Patience>) -> Result<()> {
-        let inner = &self.inner;
-        if record.is_some() && inner.described.load(Ordering::Relaxed) {
-            return Ok(());
+        match record {
+            Some(patience) => self.inner.description.record_before_write(patience),
+            None => self.inner.description.check(),
         }
-        let accept = inner.accept_migration_changes;
-        migrate::describe_root(&inner.root, &inner.migrations, accept, record)?;
-        if record.is_some() {
-            inner.described.store(true, Ordering::Relaxed);
-        }
-        Ok(())
     }
 
     /// Records the root's description now (its layout, and the migrations
@@ -210,19 +208,14 @@ impl TenantManager {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn record_root(&self) -> Result<()> {
-        let root = self.inner.root.root_dir();
-        crate::fs::sys::make_dir_all(root)
-            .map_err(|e| Error::io(None, root, "creating the tenant root", e))?;
-        self.describe_root(Some(&Patience::new(self.inner.lock_timeout)))
+        let patience = Patience::new(self.inner.lock_timeout);
+        self.inner.description.record_now(&patience)
     }
 
     /// Checks the root's description before a call that may write, unless
     /// this manager has already checked and recorded it.
     fn check_root(&self) -> Result<()> {
-        match self.inner.described.load(Ordering::Relaxed) {
-            true => Ok(()),
-            false => self.describe_root(None),
-        }
+        self.inner.description.check_unless_described()
     }
 
     /// What a migration of one tenant waits for and does before it
@@ -1238,7 +1231,8 @@ impl TenantManager {
         // unreadable.
         let key = crypt::tenant_key(&tenant, root)?;
         let checked = storage::check_backup(&tenant, src.as_ref(), (latest, key))?;
-        migrate::check_backup_history(&tenant, src.as_ref(), root, &inner.migrations)?;
+        let ours = inner.description.history();
+        root_description::check_backup_history(&tenant, src.as_ref(), root, ours)?;
         self.check_root()?;
         if !options.replaces() {
             self.refuse_existing(&tenant, &path)?;

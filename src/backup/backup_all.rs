@@ -10,9 +10,9 @@ use super::options::BackupOptions;
 use super::report::{BackupOutcome, BackupReport, TenantBackup};
 use crate::error::{Error, Result};
 use crate::fleet::{Line, Lines, Run};
-use crate::migrate;
 use crate::name::TenantName;
 use crate::paths::RootConfig;
+use crate::root_description;
 use crate::storage;
 
 pub(crate) fn backup_one(
@@ -72,14 +72,12 @@ pub(crate) fn backup_all(
     Ok(report)
 }
 fn describe_backup_dir(root: &RootConfig, layout: &RootConfig) -> Result<()> {
-    layout.check_recorded_layout()?;
     let record = layout.layout_record();
-    if crate::fs::record_once(&layout.layout_record_path(), &record)?.is_some() {
-        // Another run recorded it first: it must agree too.
-        layout.check_recorded_layout()?;
-    }
+    // Another run may have recorded it first: it must agree too.
+    record.check()?;
+    record.record()?;
     // A restore from this directory checks its tenants' migrations.
-    migrate::copy_history(root.root_dir(), layout.root_dir())
+    root_description::copy_history(root.root_dir(), layout.root_dir())
 }
 
 /// One tenant's line: its copy at its place in the backup's layout.

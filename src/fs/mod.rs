@@ -21,4 +21,4 @@ pub(crate) use dir::Dir;
 pub use faults::{FaultPlan, Step, StepTaken};
 pub(crate) use file_id::FileId;
 pub(crate) use patience::Patience;
-pub(crate) use record::{read_record, record_once, rewrite_record, update_record};
+pub(crate) use record::{read_record, rewrite_record, update_record};

@@ -8,6 +8,7 @@ use rusqlite_migration::M;
 
 use crate::error::{Error, Result};
 use crate::paths::Fnv1a;
+use crate::root_description::HistoryEntry;
 
 /// One schema change: an `up` script and an optional `down` script.
 ///
@@ -159,6 +160,16 @@ impl Migrations {
             found.push((number, path.to_path_buf(), Migration { name, up, down }));
         }
         assemble(dir.path(), found)
+    }
+
+    /// These migrations as the root's history records them: each one's
+    /// checksum covers what is applied, the up script alone (a changed
+    /// `down.sql` changes nothing recorded).
+    pub(crate) fn history(&self) -> Vec<HistoryEntry> {
+        self.iter()
+            .enumerate()
+            .map(|(i, m)| history_entry(i + 1, m))
+            .collect()
     }
 
     /// The version a fully migrated tenant has: the number of migrations.
@@ -478,4 +489,34 @@ fn fingerprint(list: &[Migration]) -> u64 {
         }
     }
     hash.finish()
+}
+
+/// Migration `migration`, the `version`th, as the history holds it.
+fn history_entry(version: usize, migration: &Migration) -> HistoryEntry {
+    let mut hash = Fnv1a::new();
+    hash.write(migration.up_sql().as_bytes());
+    HistoryEntry::new(version, format!("{:016x}", hash.finish()), migration.name())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ours(up: &str, down: &str) -> HistoryEntry {
+        history_entry(1, &Migration::new("0001_a", up).down(down))
+    }
+
+    #[test]
+    fn a_changed_down_script_agrees_and_a_changed_up_script_does_not() {
+        let line = ours("CREATE TABLE a (x);", "DROP TABLE a;").line();
+        let recorded = HistoryEntry::parse(line.trim_end()).unwrap();
+        assert_eq!(
+            recorded,
+            ours("CREATE TABLE a (x);", "-- fixed\nDROP TABLE a;")
+        );
+        assert_ne!(
+            recorded,
+            ours("CREATE TABLE a (x); -- edited", "DROP TABLE a;")
+        );
+    }
 }

@@ -1,9 +1,9 @@
 //! Tenants' schemas: the migrations, one tenant's migration, the schema
-//! gate at pool open, the template database's schema, the root's
-//! migration history, and `migrate_all` and `migration_status` (on the
+//! gate at pool open, the template database's schema, the entries of the
+//! root's migration history (`crate::root_description` keeps it), and
+//! `migrate_all` and `migration_status` (on the
 //! fleet engine, `crate::fleet`) with their options and reports.
 
-mod history;
 mod migrate_all;
 mod migrations;
 mod options;
@@ -22,7 +22,6 @@ pub use plan::{MigrationPlan, PlannedTenant};
 pub use report::{MigrationReport, MigrationSummary, StatusReport, TenantReport, TenantStatus};
 pub use tenant::MigrationOutcome;
 
-pub(crate) use history::{check_backup_history, copy_history, describe_root};
 pub(crate) use migrate_all::{migrate_all, migration_status};
 pub(crate) use schema_gate::check_schema;
 pub(crate) use template_schema::ensure_template;

@@ -24,7 +24,7 @@ pub(crate) fn read_version(tenant: &TenantName, path: &Path, conn: &Connection) 
 }
 
 /// The tenant's schema version, read cheaply when the file alone tells it:
-/// from the header with no SQLite open at all (`storage::header`), else
+/// from the header with no SQLite open at all (`storage::header_version`), else
 /// with [`peek_with_sqlite`]. A snapshot: a concurrent writer can change
 /// it the moment after.
 pub(crate) fn peek_version(tenant: &TenantName, root: &Path, path: &Path) -> Result<usize> {

@@ -3,7 +3,6 @@
 
 mod bucket;
 mod layout;
-mod layout_record;
 mod litestream;
 pub(crate) use litestream::yaml_string;
 mod path_template;
@@ -12,8 +11,8 @@ mod root;
 mod tenants;
 mod walker;
 
+pub use crate::root_description::INTERNAL_DIR;
 pub use bucket::bucket_of;
-pub use layout_record::INTERNAL_DIR;
 pub use replica_target::ReplicaTarget;
 pub use root::{DEFAULT_BUCKETS, DEFAULT_TEMPLATE, RootConfig};
 pub use tenants::Tenants;

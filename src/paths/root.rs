@@ -12,6 +12,7 @@ use super::tenants::Tenants;
 use super::walker::{Mode, Walker};
 use crate::error::{Error, Result};
 use crate::name;
+use crate::root_description::LayoutRecord;
 
 /// The template used when none is given.
 pub const DEFAULT_TEMPLATE: &str = "%{bucket}/%{tenant}/main.sqlite3";
@@ -245,6 +246,22 @@ impl RootConfig {
     /// ```
     pub fn tenants(&self) -> Result<Tenants> {
         self.walk(Mode::Tenants).map(Tenants::new)
+    }
+
+    /// This configuration's layout, as the root records it.
+    pub(crate) fn layout_record(&self) -> LayoutRecord {
+        LayoutRecord::new(self.root_dir(), self.template_str(), self.bucket_count())
+    }
+
+    /// Checks this configuration against the layout recorded in the root
+    /// (see `root_description/layout_record.rs`); returns whether a record
+    /// is there.
+    ///
+    /// # Errors
+    ///
+    /// As `LayoutRecord::check`.
+    pub(crate) fn check_recorded_layout(&self) -> Result<bool> {
+        self.layout_record().check()
     }
 
     /// A walk of the root (see [`Walker`]).

@@ -9,8 +9,6 @@ mod coordination;
 mod lifecycle;
 mod opening;
 
-pub use crate::paths::INTERNAL_DIR;
-
 pub(crate) use coordination::changes::{ChangeLog, News, announce};
 pub(crate) use coordination::tenant_path::{TenantPath, lock_tenant, try_lock_tenant};
 pub(crate) use lifecycle::create::{Seed, create};

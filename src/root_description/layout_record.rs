@@ -1,23 +1,20 @@
-//! The root describes itself: `.tenanted/layout` records the on-disk
-//! format the root is in and the template and bucket count it was first
-//! used with, so that a program opened on it with another layout fails
-//! instead of listing nothing and creating a second, differently placed
-//! copy of a tenant, and a program older than the root's format (one that
-//! does not know its lock protocol) refuses it instead of working beside
-//! a newer one.
+//! `.tenanted/layout`: the on-disk format the root is in and the template
+//! and bucket count it was first used with, so that a program opened on it
+//! with another layout fails instead of listing nothing and creating a
+//! second, differently placed copy of a tenant, and a program older than
+//! the root's format (one that does not know its lock protocol) refuses it
+//! instead of working beside a newer one.
 //!
-//! This layer only reads and compares the record; the first write of a
-//! manager opened on the root records it (`migrate::describe_root`).
+//! Every walk of the root checks it (`paths`); the first write of a
+//! manager records it (see `description.rs`), and so does a backup run in
+//! the directory it writes.
 
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::root::RootConfig;
+use super::internal_dir::INTERNAL_DIR;
 use crate::error::{Error, Result};
-use crate::fs::record::read_contained;
-
-/// The directory under the root where tenanted keeps its own files.
-pub const INTERNAL_DIR: &str = ".tenanted";
+use crate::fs::record::{read_contained, record_once};
 
 /// The layout record's file name in [`INTERNAL_DIR`].
 const LAYOUT_RECORD: &str = "layout";
@@ -27,24 +24,45 @@ const LAYOUT_RECORD: &str = "layout";
 /// the lock protocol raises it, and older programs then refuse the root.
 pub(crate) const FORMAT: u32 = 1;
 
-impl RootConfig {
-    /// Where this root's layout is recorded.
-    pub(crate) fn layout_record_path(&self) -> PathBuf {
-        self.root_dir().join(INTERNAL_DIR).join(LAYOUT_RECORD)
+/// A root's layout as a program would record it.
+#[derive(Debug, Clone)]
+pub(crate) struct LayoutRecord {
+    root: PathBuf,
+    template: String,
+    buckets: u32,
+}
+
+impl LayoutRecord {
+    /// The layout `template` with `buckets` buckets, of the root `root`.
+    pub(crate) fn new(root: &Path, template: &str, buckets: u32) -> Self {
+        LayoutRecord {
+            root: root.to_path_buf(),
+            template: template.to_owned(),
+            buckets,
+        }
     }
 
-    /// This configuration's layout, as the record holds it.
-    pub(crate) fn layout_record(&self) -> String {
+    /// The root it describes.
+    pub(crate) fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where the layout is recorded.
+    pub(crate) fn path(&self) -> PathBuf {
+        self.root.join(INTERNAL_DIR).join(LAYOUT_RECORD)
+    }
+
+    /// The layout, as the record holds it.
+    pub(crate) fn text(&self) -> String {
         format!(
             "format {FORMAT}\ntemplate {}\nbuckets {}\n",
-            self.template_str(),
-            self.bucket_count()
+            self.template, self.buckets
         )
     }
 
-    /// Checks this configuration against the layout recorded in the root;
-    /// a root with no record (new: nothing written yet) passes. Returns
-    /// whether a record is there (and agrees).
+    /// Checks this layout against the one recorded in the root; a root
+    /// with no record (new: nothing written yet) passes. Returns whether a
+    /// record is there (and agrees).
     ///
     /// # Errors
     ///
@@ -53,10 +71,10 @@ impl RootConfig {
     /// [`Error::BadLayoutRecord`] for a record missing a line it always
     /// has; [`Error::NotADirectory`] when the root or its `.tenanted` is
     /// not a directory; an I/O error reading the record.
-    pub(crate) fn check_recorded_layout(&self) -> Result<bool> {
-        let path = self.layout_record_path();
-        match read_contained(self.root_dir(), Path::new(INTERNAL_DIR), &path) {
-            Ok(recorded) if recorded == self.layout_record() => Ok(true),
+    pub(crate) fn check(&self) -> Result<bool> {
+        let path = self.path();
+        match read_contained(&self.root, Path::new(INTERNAL_DIR), &path) {
+            Ok(recorded) if recorded == self.text() => Ok(true),
             Ok(recorded) => Err(self.disagreement(&recorded)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
             Err(_) if let Some(blocked) = self.root_blocked() => Err(blocked),
@@ -70,22 +88,35 @@ impl RootConfig {
         }
     }
 
+    /// Records this layout unless a record is there; one that another
+    /// process wrote first must agree.
+    ///
+    /// # Errors
+    ///
+    /// As [`check`](Self::check); I/O errors writing the record (not for
+    /// a read-only root: see `fs/record.rs`).
+    pub(crate) fn record(&self) -> Result<()> {
+        if record_once(&self.path(), &self.text())?.is_some() {
+            self.check()?;
+        }
+        Ok(())
+    }
+
     /// [`Error::NotADirectory`] if the root itself (a link to a
     /// directory is fine: the operator placed it) is a file.
     fn root_blocked(&self) -> Option<Error> {
-        let root = self.root_dir();
-        let meta = crate::fs::sys::metadata(root).ok()?;
+        let meta = crate::fs::sys::metadata(&self.root).ok()?;
         let found = not_a_directory(meta.file_type())?;
         Some(Error::NotADirectory {
             tenant: None,
-            path: root.to_path_buf(),
+            path: self.root.clone(),
             found,
         })
     }
 
     /// [`Error::NotADirectory`] if `.tenanted` is a link or a file.
     fn internal_dir_blocked(&self) -> Option<Error> {
-        let internal = self.root_dir().join(INTERNAL_DIR);
+        let internal = self.root.join(INTERNAL_DIR);
         let meta = crate::fs::sys::symlink_metadata(&internal).ok()?;
         let found = not_a_directory(meta.file_type())?;
         Some(Error::NotADirectory {
@@ -95,10 +126,10 @@ impl RootConfig {
         })
     }
 
-    /// Why `recorded`, which is not this configuration's record, is
-    /// refused: a damaged record (read before the format, so that a record
-    /// without its format line is not taken for another layout), a newer
-    /// format, or another layout.
+    /// Why `recorded`, which is not this layout's record, is refused: a
+    /// damaged record (read before the format, so that a record without
+    /// its format line is not taken for another layout), a newer format,
+    /// or another layout.
     fn disagreement(&self, recorded: &str) -> Error {
         let field = |key: &str| {
             recorded
@@ -106,7 +137,7 @@ impl RootConfig {
                 .find_map(|line| line.strip_prefix(key)?.strip_prefix(' '))
         };
         let damaged = |reason: String| Error::BadLayoutRecord {
-            path: self.layout_record_path(),
+            path: self.path(),
             reason,
             format: FORMAT,
         };
@@ -117,7 +148,7 @@ impl RootConfig {
             Err(_) => return damaged(format!("its format `{found}` is not a number")),
             Ok(found) if found > FORMAT => {
                 return Error::RootFormatTooNew {
-                    root: self.root_dir().to_path_buf(),
+                    root: self.root.clone(),
                     found: found.to_string(),
                     known: FORMAT,
                 };
@@ -127,7 +158,7 @@ impl RootConfig {
         let (Some(template), Some(buckets)) = (field("template"), field("buckets")) else {
             return damaged("it lacks its `template` or `buckets` line".to_owned());
         };
-        if template == self.template_str() && buckets == self.bucket_count().to_string() {
+        if template == self.template && buckets == self.buckets.to_string() {
             return damaged("it has lines tenanted does not write".to_owned());
         }
         self.layout_mismatch(recorded)
@@ -142,11 +173,11 @@ impl RootConfig {
                 .to_owned()
         };
         Error::LayoutMismatch {
-            root: self.root_dir().to_path_buf(),
+            root: self.root.clone(),
             recorded_template: field("template "),
             recorded_buckets: field("buckets "),
-            template: self.template_str().to_owned(),
-            buckets: self.bucket_count(),
+            template: self.template.clone(),
+            buckets: self.buckets,
         }
     }
 }

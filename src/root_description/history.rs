@@ -1,0 +1,154 @@
+//! `.tenanted/migrations`: for every migration applied in the root, its
+//! version, a checksum of what was applied (its `up.sql`) and its name (as
+//! sqlx and refinery checksum what was applied), so that a program whose
+//! migration N was edited, renamed or reordered after it ran fails clearly
+//! instead of calling a tenant "current" against other SQL.
+//!
+//! A `down.sql` is not part of what was applied: it is what a rollback
+//! will run, and a rollback runs the down script of the program doing it.
+//! Editing one (a fix, a comment) changes nothing recorded.
+//!
+//! A program checks its migrations against the history and appends the
+//! ones it brings; a program with fewer migrations (an old version during
+//! a deploy) passes as long as its own agree. `accept_migration_changes`
+//! rewrites the history to the program's migrations, for a deliberate
+//! change. The entries of a program's migrations are made by `migrate`
+//! (`Migrations::history`).
+
+use std::path::{Path, PathBuf};
+
+use super::internal_dir::INTERNAL_DIR;
+use crate::error::{Error, Result};
+use crate::fs::{Patience, read_record, update_record};
+
+/// The history's file name in `.tenanted/`.
+const HISTORY: &str = "migrations";
+
+/// Where the history of the root (or backup directory) `root` is.
+pub(super) fn history_path(root: &Path) -> PathBuf {
+    root.join(INTERNAL_DIR).join(HISTORY)
+}
+
+/// One migration as the history holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct HistoryEntry {
+    pub(super) version: usize,
+    pub(super) checksum: String,
+    pub(super) name: String,
+}
+
+impl HistoryEntry {
+    /// Migration `name`, the `version`th, whose applied SQL has
+    /// `checksum`.
+    pub(crate) fn new(version: usize, checksum: String, name: &str) -> Self {
+        HistoryEntry {
+            version,
+            checksum,
+            name: name.to_owned(),
+        }
+    }
+
+    /// The entry a history line holds.
+    pub(crate) fn parse(line: &str) -> Option<Self> {
+        let mut fields = line.splitn(3, ' ');
+        let version = fields.next()?.parse().ok()?;
+        let checksum = fields.next()?.to_owned();
+        let name = fields.next()?.to_owned();
+        Some(HistoryEntry {
+            version,
+            checksum,
+            name,
+        })
+    }
+
+    /// The entry as a history line.
+    pub(crate) fn line(&self) -> String {
+        format!("{} {} {}\n", self.version, self.checksum, self.name)
+    }
+}
+
+/// A history file's entries (none for a missing file).
+pub(super) fn parse(text: Option<&str>) -> Vec<HistoryEntry> {
+    text.unwrap_or("")
+        .lines()
+        .filter_map(HistoryEntry::parse)
+        .collect()
+}
+
+/// The first version at which two histories both have an entry and
+/// disagree: (the first's, the second's).
+pub(super) fn first_difference<'a>(
+    a: &'a [HistoryEntry],
+    b: &'a [HistoryEntry],
+) -> Option<(&'a HistoryEntry, &'a HistoryEntry)> {
+    a.iter().zip(b).find(|(x, y)| x != y)
+}
+
+/// Reads the root's history and checks `ours` against it where both have
+/// entries (unless `accept` changes); returns what was recorded.
+///
+/// # Errors
+///
+/// [`Error::MigrationChanged`]; I/O errors reading the record.
+pub(super) fn check_history(
+    root: &Path,
+    ours: &[HistoryEntry],
+    accept: bool,
+) -> Result<Option<String>> {
+    let recorded = read_record(&history_path(root))?;
+    match first_difference(&parse(recorded.as_deref()), ours) {
+        Some((had, has)) if !accept => Err(changed(root, had, has)),
+        _ => Ok(recorded),
+    }
+}
+
+/// Whether the history `recorded` lacks (or, accepting changes, differs
+/// from) `ours`.
+pub(super) fn needs_recording(
+    recorded: Option<&str>,
+    ours: &[HistoryEntry],
+    accept_changes: bool,
+) -> bool {
+    let recorded = parse(recorded);
+    recorded.len() < ours.len() || (accept_changes && first_difference(&recorded, ours).is_some())
+}
+
+/// Checks `ours` against the root's history again, then records the ones
+/// it lacks (or, with `accept_changes`, rewrites it to `ours`), under the
+/// record's lock.
+///
+/// # Errors
+///
+/// [`Error::MigrationChanged`]; I/O errors, or another process holding
+/// the record's lock past `patience`.
+pub(super) fn record_history(
+    root: &Path,
+    ours: &[HistoryEntry],
+    (accept_changes, patience): (bool, &Patience),
+) -> Result<()> {
+    update_record(&history_path(root), patience, |current| {
+        let recorded = parse(current);
+        if let Some((had, has)) = first_difference(&recorded, ours) {
+            if !accept_changes {
+                return Err(changed(root, had, has));
+            }
+            tracing::warn!(version = has.version, was = %had.name, now = %has.name, "accepting a changed migration");
+        } else if recorded.len() >= ours.len() {
+            return Ok(None);
+        }
+        // The program's migrations, then whatever newer ones the root has.
+        let tail = recorded.iter().skip(ours.len());
+        Ok(Some(
+            ours.iter().chain(tail).map(HistoryEntry::line).collect(),
+        ))
+    })
+}
+
+fn changed(root: &Path, had: &HistoryEntry, has: &HistoryEntry) -> Error {
+    Error::MigrationChanged {
+        root: root.to_path_buf(),
+        version: has.version,
+        applied: format!("{} (checksum {})", had.name, had.checksum),
+        code: format!("{} (checksum {})", has.name, has.checksum),
+    }
+}
