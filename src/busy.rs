@@ -3,7 +3,7 @@
 //! Every wait tenanted makes on another process (a tenant's lock, the
 //! open gate, a destroy's fence) is a non-blocking attempt repeated with
 //! short sleeps until the operation's own deadline (see
-//! `storage/patience.rs`). When the deadline passes, the wait ends in
+//! `fs/patience.rs`). When the deadline passes, the wait ends in
 //! [`Error::TenantBusy`](crate::Error::TenantBusy), which carries a
 //! [`WaitedFor`] saying what held the tenant.
 

@@ -171,7 +171,7 @@ impl PinnedManager {
 }
 
 impl ManageConnection for PinnedManager {
-    // Counted in `storage::open_files` while open; the count costs nothing
+    // Counted in `storage/opening/open_files.rs` while open; the count costs nothing
     // on checkout (the wrapper only derefs).
     type Connection = TrackedConnection;
     type Error = ConnectError;
