@@ -1,23 +1,25 @@
 //! The cache of per-tenant r2d2 pools: at most `max_pools`, and the one
 //! evicted to make room is the least recently used of the whole cache.
 //!
-//! Lookups are sharded: 8 shards by the FNV-1a hash of the tenant's name,
-//! each a map behind a short `parking_lot::Mutex`, so that the warm path of
-//! threads working on different tenants rarely shares a lock. The warm path
-//! does not reorder anything: it stamps the pool with the time of use. The
-//! global order lives in [`Recency`], consulted only by a cold open that
-//! needs room (see `recency.rs`): eviction is exact LRU over every pool,
-//! not per shard.
+//! The cache is 8 shards by the FNV-1a hash of the tenant's name, each an
+//! `lru::LruCache` behind a short `parking_lot::Mutex`, so that the warm
+//! path of threads working on different tenants rarely shares a lock. A
+//! warm checkout moves its pool to the front of its shard's LRU (under the
+//! lock it takes for the lookup anyway) and stamps the pool with the time
+//! of use. So each shard's least recently used pool is its tail, and the
+//! least recently used pool of the whole cache is the tail with the
+//! oldest stamp: a cold open that needs room looks at the 8 tails
+//! (`evict_oldest`). Eviction is exact LRU over every pool, not per shard.
 //!
 //! The cap is kept with slots: an insert first takes a slot (evicting the
 //! least recently used pool while none is free), then puts its pool in its
 //! shard; a pool leaves its shard before its slot is given back. So the
 //! pools cached never exceed `max_pools`, at any instant. Files are never
-//! opened under a lock, no two locks are held at once except the order's
-//! with one shard's (in that order), and evicted pools are dropped after
-//! every lock is released. A pool evicted while connections are checked out
-//! stays alive (its connections hold it) and is remembered as *draining* so
-//! that `destroy_tenant` can wait for those connections too.
+//! opened under a lock, no two locks are held at once, and evicted pools
+//! are dropped after every lock is released. A pool evicted while
+//! connections are checked out stays alive (its connections hold it) and
+//! is remembered as *draining* so that `destroy_tenant` can wait for those
+//! connections too.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
@@ -27,7 +29,6 @@ use parking_lot::Mutex;
 
 use super::flight::{Flight, FlightGuard};
 use super::pool_state::Admission;
-use super::recency::Recency;
 pub(super) use super::shard::Retired;
 use super::shard::Shard;
 use super::slot_gate::SlotGate;
@@ -66,8 +67,6 @@ pub(super) enum Opening<'a> {
 /// shards by tenant.
 pub(crate) struct PoolCache {
     shards: Box<[Mutex<Shard>]>,
-    /// Which pool was used least recently, over every shard.
-    recency: Mutex<Recency>,
     max_pools: usize,
     /// Slots taken: pools cached plus inserts about to cache one. Never
     /// above `max_pools`.
@@ -88,7 +87,6 @@ impl PoolCache {
         let max_pools = max_pools.max(1);
         PoolCache {
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::new())).collect(),
-            recency: Mutex::new(Recency::new(max_pools)),
             max_pools,
             slots: AtomicUsize::new(0),
             cached: AtomicUsize::new(0),
@@ -108,12 +106,13 @@ impl PoolCache {
 
     /// Nanoseconds since the cache was made: the clock of `last_used`,
     /// fine enough that two checkouts one after the other get different
-    /// stamps, which the recency order needs to be exact.
+    /// stamps, which comparing the shards' tails needs to be exact.
     pub(super) fn now(&self) -> u64 {
         u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
 
-    /// The warm path: one lock, one hash lookup, one reference count.
+    /// The warm path: one lock, one hash lookup that moves the pool to the
+    /// front of its shard's LRU, one reference count.
     pub(super) fn lookup(&self, name: &str) -> Option<Arc<TenantPool>> {
         let mut state = self.shard(name).lock();
         let pool = Arc::clone(state.pools.get(name)?);
@@ -123,7 +122,7 @@ impl PoolCache {
 
     /// `name`'s cached pool, for the watcher: not counted as a hit.
     pub(super) fn peek(&self, name: &str) -> Option<Arc<TenantPool>> {
-        self.shard(name).lock().pools.get(name).cloned()
+        self.shard(name).lock().pools.peek(name).cloned()
     }
 
     /// Whether a cold open of `name` is in flight.
@@ -180,8 +179,8 @@ impl PoolCache {
     /// after the lock is released.
     fn evict_if(&self, name: &str, which: impl Fn(&Arc<TenantPool>) -> bool) {
         let mut state = self.shard(name).lock();
-        let pool = match state.pools.get(name) {
-            Some(cached) if which(cached) => state.pools.remove(name),
+        let pool = match state.pools.peek(name) {
+            Some(cached) if which(cached) => state.pools.pop(name),
             _ => None,
         };
         if let Some(pool) = &pool {
@@ -200,7 +199,7 @@ impl PoolCache {
         let mut pools = Vec::new();
         for shard in &self.shards {
             let shard = shard.lock();
-            pools.extend(shard.pools.values().map(Arc::downgrade));
+            pools.extend(shard.pools.iter().map(|(_, p)| Arc::downgrade(p)));
         }
         pools
     }
@@ -223,10 +222,9 @@ impl PoolCache {
             return (lost, retired);
         }
         state.misses += 1;
-        state.pools.insert(pool.name().clone(), Arc::clone(&pool));
+        state.pools.put(pool.name().clone(), Arc::clone(&pool));
         self.cached.fetch_add(1, Ordering::SeqCst);
         drop(state);
-        self.record(&pool);
         // Evictable now: an insert waiting for room can take it.
         self.gate.changed();
         (Inserted::Ours, retired)
@@ -275,58 +273,41 @@ impl PoolCache {
         self.gate.changed();
     }
 
-    /// Puts `pool` in the recency order; rebuilds the order from the
-    /// shards when it holds too many stale entries.
-    fn record(&self, pool: &Arc<TenantPool>) {
-        let mut recency = self.recency.lock();
-        if recency.record(pool) {
-            self.rebuild(&mut recency);
-        }
-    }
-
-    /// The recency order made again from every cached pool.
-    fn rebuild(&self, recency: &mut Recency) {
-        let mut pools = Vec::with_capacity(self.cached.load(Ordering::SeqCst));
-        for shard in &self.shards {
-            pools.extend(shard.lock().pools.values().cloned());
-        }
-        recency.rebuild(pools);
-    }
-
     /// Evicts the least recently used pool of the whole cache, if any is
     /// cached; returns it, to be dropped unlocked.
     fn evict_oldest(&self) -> Option<Arc<TenantPool>> {
-        let mut rebuilt = false;
         loop {
-            let mut recency = self.recency.lock();
-            let Some((pool, stamp)) = recency.oldest() else {
-                if rebuilt {
-                    return None;
-                }
-                // Pools cached but not in the order (re-cached by a
-                // destroy that gave up): make it whole and look again.
-                self.rebuild(&mut recency);
-                rebuilt = true;
+            let (index, victim) = self.oldest_tail()?;
+            let mut state = self.shards[index].lock();
+            // Checked out or evicted in the instant since: look again.
+            let still = state.oldest().is_some_and(|(p, _)| Arc::ptr_eq(p, &victim));
+            if !still {
+                continue;
+            }
+            state.pools.pop_lru();
+            state.evictions += 1;
+            state.retire(std::slice::from_ref(&victim));
+            self.left(1);
+            tracing::debug!(tenant = %victim.name(), "evicted least recently used pool");
+            return Some(victim);
+        }
+    }
+
+    /// The shard whose least recently used pool has the oldest stamp, and
+    /// that pool: the least recently used of the whole cache. The shards
+    /// are looked at one at a time (never two locks at once).
+    fn oldest_tail(&self) -> Option<(usize, Arc<TenantPool>)> {
+        let mut oldest: Option<(usize, Arc<TenantPool>, u64)> = None;
+        for (index, shard) in self.shards.iter().enumerate() {
+            let state = shard.lock();
+            let Some((pool, stamp)) = state.oldest() else {
                 continue;
             };
-            let mut state = self.shard(pool.name().as_str()).lock();
-            if !state.caches(&pool) {
-                // Gone from the cache since its entry was made.
-                continue;
+            if oldest.as_ref().is_none_or(|(_, _, best)| stamp < *best) {
+                oldest = Some((index, Arc::clone(pool), stamp));
             }
-            if pool.last_used() != stamp {
-                // Used in the instant since: back into the order.
-                drop(state);
-                recency.record(&pool);
-                continue;
-            }
-            state.pools.remove(pool.name().as_str());
-            state.evictions += 1;
-            state.retire(std::slice::from_ref(&pool));
-            self.left(1);
-            tracing::debug!(tenant = %pool.name(), "evicted least recently used pool");
-            return Some(pool);
         }
+        oldest.map(|(index, pool, _)| (index, pool))
     }
 
     /// Takes `name`'s pool out of the cache (it drains if in use).
@@ -364,7 +345,7 @@ impl PoolCache {
             return None;
         }
         let pools: Retired = state.live_pools(name).collect();
-        if state.pools.remove(name.as_str()).is_some() {
+        if state.pools.pop(name.as_str()).is_some() {
             self.left(1);
         }
         for pool in &pools {
@@ -381,25 +362,23 @@ impl PoolCache {
         let mut state = self.shard(name.as_str()).lock();
         state.destroying.remove(name.as_str());
         let mut homeless = Vec::new();
-        let mut cached = None;
         for pool in restore.into_iter().flatten() {
             pool.state().end_destroy();
             let open = pool.state().admission() == Admission::Open;
-            if open && !state.pools.contains_key(name.as_str()) && self.free_slot() {
-                state.pools.insert(name.clone(), Arc::clone(&pool));
+            if open && !state.pools.contains(name.as_str()) && self.free_slot() {
+                // Its last use is from before the destroy: it goes back
+                // behind the pools used since, at the shard's tail.
+                state.pools.put(name.clone(), pool);
+                state.pools.demote(name.as_str());
                 self.cached.fetch_add(1, Ordering::SeqCst);
-                cached = Some(pool);
             } else {
                 homeless.push(pool);
             }
         }
         // Pools not cached again may still have connections out.
         state.retire(&homeless);
-        // Unlock before `homeless` drops, and before the order is locked.
+        // Unlock before `homeless` drops.
         drop(state);
-        if let Some(pool) = cached {
-            self.record(&pool);
-        }
     }
 
     /// Takes a slot if one is free, without evicting.
@@ -441,7 +420,7 @@ fn lost_to(state: &Shard, pool: &Arc<TenantPool>, retired: &mut Retired) -> Opti
     let lost = if state.destroying.contains(name) {
         Inserted::Destroying
     } else {
-        Inserted::Theirs(Arc::clone(state.pools.get(name)?))
+        Inserted::Theirs(Arc::clone(state.pools.peek(name)?))
     };
     retired.push(Arc::clone(pool));
     Some(lost)

@@ -12,7 +12,6 @@ mod lease;
 mod opener;
 mod pinned_manager;
 mod pool_state;
-mod recency;
 mod resident;
 mod shard;
 mod slot_gate;

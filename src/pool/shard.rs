@@ -1,12 +1,14 @@
-//! One shard of the pool cache: its tenants' cached pools, the tenants
-//! being destroyed, the cold opens in flight, the draining pools and the
-//! counters, all behind one mutex (see `cache.rs`). Which pool to evict is
-//! decided over the whole cache (`recency.rs`), not per shard.
+//! One shard of the pool cache: its tenants' cached pools in an LRU, the
+//! tenants being destroyed, the cold opens in flight, the draining pools
+//! and the counters, all behind one mutex (see `cache.rs`). Which pool to
+//! evict is decided over the whole cache (`PoolCache::evict_oldest`), not
+//! per shard.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Weak};
 
 use hashbrown::HashMap;
+use lru::LruCache;
 
 use super::flight::Flight;
 use super::stats::PoolStats;
@@ -17,8 +19,11 @@ use crate::name::TenantName;
 pub(super) type Retired = Vec<Arc<TenantPool>>;
 
 pub(super) struct Shard {
-    /// The cached pools of this shard's tenants.
-    pub(super) pools: HashMap<TenantName, Arc<TenantPool>>,
+    /// The cached pools of this shard's tenants, the most recently checked
+    /// out first: a warm checkout moves its pool to the front under the
+    /// lock it takes anyway. Unbounded: the cap is the cache's, over every
+    /// shard.
+    pub(super) pools: LruCache<TenantName, Arc<TenantPool>>,
     pub(super) destroying: HashSet<TenantName>,
     /// Cold opens in progress, one per tenant (single flight).
     pub(super) flights: HashMap<TenantName, Arc<Flight>>,
@@ -39,7 +44,7 @@ impl Shard {
     /// Whether `pool` is the cached pool of its tenant.
     pub(super) fn caches(&self, pool: &Arc<TenantPool>) -> bool {
         self.pools
-            .get(pool.name().as_str())
+            .peek(pool.name().as_str())
             .is_some_and(|c| Arc::ptr_eq(c, pool))
     }
 
@@ -48,7 +53,7 @@ impl Shard {
         &'a self,
         name: &'a TenantName,
     ) -> impl Iterator<Item = Arc<TenantPool>> + 'a {
-        let cached = self.pools.get(name.as_str()).cloned();
+        let cached = self.pools.peek(name.as_str()).cloned();
         let draining = self
             .draining
             .iter()
@@ -67,7 +72,7 @@ impl Shard {
     /// An empty shard.
     pub(super) fn new() -> Self {
         Shard {
-            pools: HashMap::new(),
+            pools: LruCache::unbounded(),
             destroying: HashSet::new(),
             flights: HashMap::new(),
             draining: Vec::new(),
@@ -78,13 +83,20 @@ impl Shard {
         }
     }
 
+    /// The least recently used pool of this shard and its last use.
+    pub(super) fn oldest(&self) -> Option<(&Arc<TenantPool>, u64)> {
+        self.pools.peek_lru().map(|(_, p)| (p, p.last_used()))
+    }
+
     /// Takes out the pools with no checkout since `cutoff` and none out.
     pub(super) fn prune(&mut self, cutoff: u64) -> Retired {
-        let retired: Retired = self
+        let idle: Vec<TenantName> = self
             .pools
-            .extract_if(|_, p| p.idle_since(cutoff))
-            .map(|(_, p)| p)
+            .iter()
+            .filter(|(_, p)| p.idle_since(cutoff))
+            .map(|(name, _)| name.clone())
             .collect();
+        let retired: Retired = idle.iter().filter_map(|n| self.pools.pop(n)).collect();
         self.pruned += retired.len() as u64;
         self.retire(&retired);
         retired
@@ -101,8 +113,8 @@ impl Shard {
             .collect();
         let checked_out = self
             .pools
-            .values()
-            .map(|p| p.checked_out())
+            .iter()
+            .map(|(_, p)| p.checked_out())
             .chain(draining.iter().map(|p| p.checked_out()))
             .sum();
         let stats = PoolStats {

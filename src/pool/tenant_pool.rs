@@ -72,7 +72,7 @@ pub(super) struct TenantPool {
     connection_timeout: Duration,
     checked_out: AtomicUsize,
     /// Nanoseconds since the cache's epoch at the last checkout (see
-    /// `recency.rs`).
+    /// `cache.rs`).
     last_used: AtomicU64,
 }
 
