@@ -9,7 +9,7 @@ mod support;
 
 use std::fs;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use tenanted::RootConfig;
@@ -75,27 +75,23 @@ fn read_buckets(root: &Path) -> usize {
         .sum()
 }
 
-/// `tenants()` against the floor, 11 runs of each interleaved; the ratio
-/// of the medians.
+/// `tenants()` against the floor in 11 interleaved rounds: the medians,
+/// and the median of the per-round ratios (what a shared machine moves
+/// least).
 fn print_floor_ratio(root: &RootConfig) {
     let time = |run: &dyn Fn()| {
         let started = Instant::now();
         run();
         started.elapsed()
     };
-    let (mut floor, mut listing): (Vec<Duration>, Vec<Duration>) = (Vec::new(), Vec::new());
-    for _ in 0..11 {
-        floor.push(time(&|| assert_eq!(read_buckets(root.root_dir()), TENANTS)));
-        listing.push(time(&|| {
-            assert_eq!(root.tenants().unwrap().count(), TENANTS)
-        }));
-    }
-    floor.sort();
-    listing.sort();
-    let (floor, listing) = (floor[5], listing[5]);
+    let (floor, listing, ratio) = support::interleaved(
+        11,
+        || time(&|| assert_eq!(read_buckets(root.root_dir()), TENANTS)),
+        || time(&|| assert_eq!(root.tenants().unwrap().count(), TENANTS)),
+    );
     println!(
-        "list_100k_tenants: tenants() {listing:?} against the bucket-directory floor {floor:?}: {:.2}x",
-        listing.as_secs_f64() / floor.as_secs_f64()
+        "list_100k_tenants: tenants() {listing:?} against the bucket-directory floor {floor:?}: {ratio:.2}x (median of 11 interleaved rounds; load {})",
+        support::load()
     );
 }
 

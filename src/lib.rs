@@ -62,7 +62,8 @@ mod tenant_usage;
 pub mod testing;
 
 pub use backup::{
-    BackupOptions, BackupOutcome, BackupReport, RestoreOptions, RestoreOutcome, TenantBackup,
+    BackupCounts, BackupOptions, BackupOutcome, BackupReport, RestoreOptions, RestoreOutcome,
+    TenantBackup,
 };
 pub use builder::TenantManagerBuilder;
 pub use busy::WaitedFor;
@@ -70,14 +71,14 @@ pub use context::current_tenant;
 #[cfg(feature = "encryption")]
 pub use crypt::{KeyProvider, MasterKey, RootKeyStore, TenantKey};
 pub use error::{BoxError, Error, NoConnection, OtherProcess, PendingMigrationError, Result};
-pub use fleet::Progress;
+pub use fleet::{FleetCounts, FleetReport, FleetSummary, KEPT_FAILURES, Progress};
 pub use limits::{
     NEAR_LIMIT, SuspendMode, Suspension, TenantLimits, TenantUsage, UsageOrder, UsageReport,
 };
 pub use manager::TenantManager;
 pub use migrate::{
-    MigrateOptions, Migration, MigrationOutcome, MigrationPlan, MigrationReport, MigrationSummary,
-    Migrations, PlannedTenant, StatusReport, TenantReport, TenantStatus,
+    MigrateOptions, Migration, MigrationCounts, MigrationOutcome, MigrationPlan, MigrationReport,
+    MigrationSummary, Migrations, PlannedTenant, StatusReport, TenantReport, TenantStatus,
 };
 pub use name::{MAX_TENANT_NAME_LEN, TenantName};
 pub use paths::{DEFAULT_BUCKETS, DEFAULT_TEMPLATE, ReplicaTarget, RootConfig, Tenants, bucket_of};

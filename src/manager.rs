@@ -857,9 +857,10 @@ impl TenantManager {
     /// tenant costs one read of its database header: no SQLite open, no
     /// lock.
     ///
-    /// The report lists the tenants that changed or failed and counts the
-    /// rest, so its size does not grow with the fleet; `after_each` sees
-    /// every tenant's line.
+    /// The report counts every tenant and keeps the lines of those that
+    /// failed (at most [`KEPT_FAILURES`](crate::KEPT_FAILURES)), so its
+    /// size does not grow with the fleet; `after_each` sees every tenant's
+    /// line as it happens.
     ///
     /// Safe to run from several processes at once: each tenant is migrated
     /// once, the other runs see it already there.
@@ -888,12 +889,15 @@ impl TenantManager {
         let describe = |patience: &Patience| self.describe_root(Some(patience));
         let prelude = self.prelude(&describe);
         let inner = &self.inner;
-        let report = migrate::migrate_all(&inner.root, &inner.migrations, options, prelude)?;
         // A tenant moved down must be re-checked when next opened.
-        for t in report.tenants.iter().filter(|t| t.to < t.from) {
-            self.inner.cache.evict(t.tenant.as_str());
-        }
-        Ok(report)
+        let moved_down = |tenant: &TenantName| inner.cache.evict(tenant.as_str());
+        migrate::migrate_all(
+            &inner.root,
+            &inner.migrations,
+            options,
+            prelude,
+            &moved_down,
+        )
     }
 
     /// Every tenant's schema version and pending migrations, read in
@@ -1089,7 +1093,7 @@ impl TenantManager {
         let span = tracing::info_span!("backup_tenant", tenant = %tenant);
         let _entered = span.enter();
         backup::check_outside_root(Some(&tenant), self.inner.root.root_dir(), dest)?;
-        let outcome = backup::backup_one(&self.inner.root, &tenant, dest, None)?;
+        let outcome = backup::backup_one(&self.inner.root, &tenant, dest)?;
         tracing::info!(tenant = %tenant, dest = %dest.display(), bytes = outcome.bytes, "backed up tenant");
         Ok(outcome)
     }

@@ -444,19 +444,28 @@ fn backup_all_mirrors_the_root_layout_and_a_restore_finds_each_tenant() {
     let copies = dir.path().join("backup");
     let seen = Arc::new(Mutex::new(Vec::new()));
     let progress = Arc::clone(&seen);
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let each = Arc::clone(&lines);
     let options = BackupOptions::new()
         .jobs(2)
-        .on_progress(move |p| progress.lock().unwrap().push((p.done, p.total, p.ok)));
+        .on_progress(move |p| progress.lock().unwrap().push((p.done, p.total, p.ok)))
+        .after_each(move |line| each.lock().unwrap().push(line.clone()));
     let report = m.backup_all(&copies, &options).unwrap();
     assert!(report.is_success(), "{report}");
     assert_eq!(report.succeeded(), names.len());
+    assert!(
+        report.failures.is_empty(),
+        "a tenant copied is only counted"
+    );
+    let lines = lines.lock().unwrap().clone();
+    assert_eq!(lines.len(), names.len());
     let mut progress = seen.lock().unwrap().clone();
     progress.sort();
     let expected: Vec<_> = (1..=names.len()).map(|d| (d, names.len(), true)).collect();
     assert_eq!(progress, expected);
 
     let backup_layout = layout(&copies);
-    for line in &report.tenants {
+    for line in &lines {
         let rel = |p: &Path, base: &Path| p.strip_prefix(base).unwrap().to_path_buf();
         let original = m.root().database_path(line.tenant.as_str()).unwrap();
         assert_eq!(rel(&line.path, &copies), rel(&original, &root));
@@ -519,7 +528,7 @@ fn backup_all_continues_past_failures_and_reports_tenants_destroyed_meanwhile() 
         (2, 1, 1)
     );
     assert!(!report.is_success());
-    let failed: Vec<&str> = report.failures().map(|t| t.tenant.as_str()).collect();
+    let failed: Vec<&str> = report.failures.iter().map(|t| t.tenant.as_str()).collect();
     assert_eq!(failed, ["b-damaged"]);
     let text = report.to_string();
     assert!(text.contains("b-damaged"), "{text}");

@@ -352,7 +352,7 @@ fn a_stopped_migration_holds_nobody_past_their_timeouts() {
     let started = Instant::now();
     let report = other.migrate_all(&MigrateOptions::new()).unwrap();
     assert!(started.elapsed() < TIMEOUT + MARGIN, "migrate_all hung");
-    let failed = report.tenants.iter().find_map(|t| t.error.clone());
+    let failed = report.failures.iter().find_map(|t| t.error.clone());
     assert!(
         matches!(
             failed.as_deref(),

@@ -103,7 +103,11 @@ fn migrate_all_reports_damaged_tenants_as_failures_and_never_writes_them() {
     let report = d.m.migrate_all(&MigrateOptions::default()).unwrap();
     assert_eq!((report.migrated(), report.failed()), (1, 2), "{report:?}");
     for (tenant, path, contents) in &d.files {
-        let failure = report.failures().find(|r| r.tenant == *tenant).unwrap();
+        let failure = report
+            .failures
+            .iter()
+            .find(|r| r.tenant == *tenant)
+            .unwrap();
         assert_damaged(failure.error.as_ref().unwrap(), tenant, path);
         assert_damaged(&d.m.migrate_tenant(tenant).unwrap_err(), tenant, path);
         assert_untouched(path, contents);

@@ -179,11 +179,7 @@ fn a_link_planted_in_a_backup_directory_never_leads_a_copy_over_a_tenant() {
     let report = m
         .backup_all(&backups, &tenanted::BackupOptions::new())
         .unwrap();
-    let failed: Vec<_> = report
-        .tenants
-        .iter()
-        .filter(|t| t.error.is_some())
-        .collect();
+    let failed: Vec<_> = report.failures.iter().collect();
     assert_eq!(failed.len(), 1, "{report:?}");
     let e = failed[0].error.as_ref().unwrap();
     assert!(matches!(**e, Error::NotADirectory { .. }), "{e}");

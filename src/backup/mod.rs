@@ -10,7 +10,7 @@ mod report;
 mod serde_impls;
 
 pub use options::{BackupOptions, RestoreOptions};
-pub use report::{BackupOutcome, BackupReport, RestoreOutcome, TenantBackup};
+pub use report::{BackupCounts, BackupOutcome, BackupReport, RestoreOutcome, TenantBackup};
 
 pub(crate) use backup_all::{backup_all, backup_one};
 pub(crate) use destination::{check_outside_root, check_source};

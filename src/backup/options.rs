@@ -5,7 +5,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use crate::fleet::{FleetOptions, Progress};
+use super::report::TenantBackup;
+use crate::fleet::{Callback, FleetOptions, Progress};
 
 /// How [`TenantManager::backup_all`](crate::TenantManager::backup_all)
 /// runs.
@@ -20,6 +21,7 @@ use crate::fleet::{FleetOptions, Progress};
 /// ```
 pub struct BackupOptions {
     pub(super) fleet: FleetOptions,
+    pub(super) after_each: Option<Callback<TenantBackup>>,
 }
 
 impl Default for BackupOptions {
@@ -33,6 +35,7 @@ impl BackupOptions {
     pub fn new() -> Self {
         BackupOptions {
             fleet: FleetOptions::new(),
+            after_each: None,
         }
     }
 
@@ -60,6 +63,30 @@ impl BackupOptions {
         self
     }
 
+    /// Called with every tenant's line as it finishes, from the worker
+    /// thread that copied it: the copy written and synced (its directory
+    /// entry is made durable with every other at the end of the run), a
+    /// failure, or a tenant gone. The report keeps only the failures.
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let manager = tenanted::TenantManager::builder(
+    /// #     tenanted::RootConfig::new(dir.path().join("root")), tenanted::Migrations::new(vec![])).build()?;
+    /// # manager.create_tenant("acme")?;
+    /// let lines = Arc::new(Mutex::new(Vec::new()));
+    /// let seen = Arc::clone(&lines);
+    /// let options = tenanted::BackupOptions::new().after_each(move |line| seen.lock().unwrap().push(line.clone()));
+    /// let report = manager.backup_all(dir.path().join("backup"), &options)?;
+    /// assert!(lines.lock().unwrap()[0].succeeded());
+    /// assert!(report.failures.is_empty(), "a tenant copied is only counted");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn after_each(mut self, f: impl Fn(&TenantBackup) + Send + Sync + 'static) -> Self {
+        self.after_each = Some(Box::new(f));
+        self
+    }
+
     /// Stop starting tenants once `flag` is set (for example from a Ctrl-C
     /// handler): copies in progress finish, the rest are reported as
     /// skipped and the report as cancelled.
@@ -73,7 +100,7 @@ impl BackupOptions {
     /// let cancel = Arc::new(AtomicBool::new(true));
     /// let options = tenanted::BackupOptions::new().cancel_on(cancel);
     /// let report = manager.backup_all(dir.path().join("backup"), &options)?;
-    /// assert!(report.cancelled && report.tenants.is_empty());
+    /// assert!(report.cancelled && report.total() == 0);
     /// assert_eq!(report.skipped, ["acme"]);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```

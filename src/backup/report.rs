@@ -1,13 +1,15 @@
 //! What a backup or restore did: [`BackupOutcome`] (one tenant),
-//! [`BackupReport`] (the fleet, one [`TenantBackup`] per tenant) and
-//! [`RestoreOutcome`], with the text the CLI prints.
+//! [`BackupReport`] (the fleet report over [`BackupCounts`], keeping the
+//! [`TenantBackup`] of each tenant that failed) and [`RestoreOutcome`],
+//! with the text the CLI prints.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::Error;
+use crate::fleet::{FleetCounts, FleetReport, grouped};
 use crate::migrate::Migrations;
 use crate::name::TenantName;
 use crate::storage::{Restored, Snapshot};
@@ -58,7 +60,9 @@ impl BackupOutcome {
     }
 }
 
-/// One tenant's line in a [`BackupReport`].
+/// One tenant's line: in a [`BackupReport`] (tenants that failed), or
+/// given to [`BackupOptions::after_each`](crate::BackupOptions::after_each)
+/// (every tenant).
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct TenantBackup {
@@ -88,8 +92,34 @@ impl TenantBackup {
     }
 }
 
+impl fmt::Display for TenantBackup {
+    /// `✓ acme: 4096 bytes at version 3 in 1.2ms`, `✗ acme: why` or
+    /// `- acme: gone (destroyed during the run)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.outcome, &self.error) {
+            (Some(o), None) => write!(
+                f,
+                "✓ {}: {} bytes at version {} in {:.1?}",
+                self.tenant, o.bytes, o.version, o.duration
+            ),
+            _ if self.gone() => write!(f, "- {}: gone (destroyed during the run)", self.tenant),
+            (_, error) => {
+                let error = error.as_deref().map(ToString::to_string);
+                write!(f, "✗ {}: {}", self.tenant, error.unwrap_or_default())
+            }
+        }
+    }
+}
+
 /// What [`TenantManager::backup_all`](crate::TenantManager::backup_all)
-/// did, tenant by tenant (sorted by name), with totals.
+/// did: totals over every tenant, the failed tenants' lines, and what
+/// every fleet run reports ([`FleetReport`]).
+///
+/// The report keeps no line for a tenant copied or gone, so it stays the
+/// same size over a million tenants; a caller who wants every tenant's
+/// line gets each one in
+/// [`BackupOptions::after_each`](crate::BackupOptions::after_each) as it
+/// happens.
 ///
 /// ```
 /// # let dir = tempfile::tempdir()?;
@@ -98,94 +128,111 @@ impl TenantBackup {
 /// # manager.create_tenant("acme")?;
 /// let report = manager.backup_all(dir.path().join("backup"), &tenanted::BackupOptions::new())?;
 /// assert_eq!((report.succeeded(), report.failed(), report.gone()), (1, 0, 0));
-/// assert!(report.is_success());
+/// assert!(report.is_success() && report.bytes() > 0);
 /// assert!(report.to_string().starts_with("1/1 tenants backed up"));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+pub type BackupReport = FleetReport<BackupCounts>;
+
+/// What a [`BackupReport`] counts over every tenant attempted, and the
+/// directory the copies went to.
 #[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct BackupReport {
-    /// The backup directory (a root with the same layout).
-    pub dir: PathBuf,
-    /// One entry per tenant that was attempted.
-    pub tenants: Vec<TenantBackup>,
-    /// Tenants not attempted because a cancel stopped the run.
-    pub skipped: Vec<TenantName>,
-    /// Whether the caller's cancel flag stopped the run early.
-    pub cancelled: bool,
-    /// Directories of the root that could not be listed.
-    pub listing_errors: Vec<Arc<Error>>,
-    /// Wall-clock time of the whole run.
-    pub duration: Duration,
+pub struct BackupCounts {
+    dir: PathBuf,
+    tenants: usize,
+    succeeded: usize,
+    gone: usize,
+    bytes: u64,
 }
 
-impl BackupReport {
-    /// Tenants copied.
-    pub fn succeeded(&self) -> usize {
-        self.tenants.iter().filter(|t| t.succeeded()).count()
+impl BackupCounts {
+    /// Nothing counted yet, in a backup into `dir`.
+    pub(super) fn new(dir: PathBuf) -> Self {
+        BackupCounts {
+            dir,
+            tenants: 0,
+            succeeded: 0,
+            gone: 0,
+            bytes: 0,
+        }
+    }
+}
+
+impl FleetCounts for BackupCounts {
+    type Line = TenantBackup;
+
+    fn tenant(line: &TenantBackup) -> &TenantName {
+        &line.tenant
+    }
+
+    fn count(&mut self, line: &TenantBackup) -> bool {
+        self.tenants += 1;
+        self.succeeded += usize::from(line.succeeded());
+        self.gone += usize::from(line.gone());
+        self.bytes += line.outcome.as_ref().map_or(0, |o| o.bytes);
+        !line.succeeded() && !line.gone()
+    }
+
+    fn absorb(&mut self, other: &Self) {
+        self.tenants += other.tenants;
+        self.succeeded += other.succeeded;
+        self.gone += other.gone;
+        self.bytes += other.bytes;
+    }
+
+    fn total(&self) -> usize {
+        self.tenants
+    }
+
+    fn succeeded(&self) -> usize {
+        self.succeeded
+    }
+
+    /// Tenants gone during the run are neither copied nor failed.
+    fn failed(&self) -> usize {
+        self.tenants - self.succeeded - self.gone
+    }
+
+    fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "tenants backed up to {} ({} bytes",
+            self.dir.display(),
+            self.bytes
+        )?;
+        if self.gone > 0 {
+            write!(f, ", {} gone: destroyed during the run", grouped(self.gone))?;
+        }
+        write!(f, ")")
+    }
+
+    #[cfg(feature = "serde")]
+    fn serialize_head<M: serde::ser::SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("dir", &self.dir.display().to_string())
+    }
+
+    #[cfg(feature = "serde")]
+    fn serialize_totals<M: serde::ser::SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("gone", &self.gone)?;
+        map.serialize_entry("bytes", &self.bytes)
+    }
+}
+
+impl FleetReport<BackupCounts> {
+    /// The backup directory (a root with the same layout).
+    pub fn dir(&self) -> &Path {
+        &self.counts.dir
     }
 
     /// Tenants destroyed during the run before their turn (not in the
     /// backup, not failures).
     pub fn gone(&self) -> usize {
-        self.tenants.iter().filter(|t| t.gone()).count()
-    }
-
-    /// Tenants that failed.
-    pub fn failed(&self) -> usize {
-        self.tenants.len() - self.succeeded() - self.gone()
-    }
-
-    /// The failed tenants' lines.
-    pub fn failures(&self) -> impl Iterator<Item = &TenantBackup> {
-        self.tenants.iter().filter(|t| !t.succeeded() && !t.gone())
+        self.counts.gone
     }
 
     /// Bytes written.
     pub fn bytes(&self) -> u64 {
-        let outcomes = self.tenants.iter().filter_map(|t| t.outcome.as_ref());
-        outcomes.map(|o| o.bytes).sum()
-    }
-
-    /// Whether every listed tenant still there was copied, nothing was
-    /// skipped and every directory could be listed.
-    pub fn is_success(&self) -> bool {
-        self.failed() == 0 && self.skipped.is_empty() && self.listing_errors.is_empty()
-    }
-}
-
-impl fmt::Display for BackupReport {
-    /// One line per failure, then
-    /// `3/4 tenants backed up to DIR (1234 bytes) in 1.2s; 1 failed, 1 gone`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for t in self.failures() {
-            let error = t.error.as_deref().map(ToString::to_string);
-            writeln!(f, "✗ {}: {}", t.tenant, error.unwrap_or_default())?;
-        }
-        for e in &self.listing_errors {
-            writeln!(f, "✗ listing: {e}")?;
-        }
-        write!(
-            f,
-            "{}/{} tenants backed up to {} ({} bytes) in {:.1?}",
-            self.succeeded(),
-            self.tenants.len() + self.skipped.len(),
-            self.dir.display(),
-            self.bytes(),
-            self.duration
-        )?;
-        let notes = [
-            (self.failed(), "failed"),
-            (self.gone(), "gone (destroyed during the run)"),
-            (self.skipped.len(), "skipped"),
-        ];
-        let notes: Vec<String> = (notes.iter().filter(|(n, _)| *n > 0))
-            .map(|(n, what)| format!("{n} {what}"))
-            .collect();
-        if !notes.is_empty() {
-            write!(f, "; {}", notes.join(", "))?;
-        }
-        Ok(())
+        self.counts.bytes
     }
 }
 

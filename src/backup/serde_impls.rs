@@ -6,8 +6,8 @@ use std::path::Path;
 
 use serde::{Serialize, Serializer};
 
-use super::report::{BackupOutcome, BackupReport, RestoreOutcome, TenantBackup};
-use crate::migrate::serde_impls::millis;
+use super::report::{BackupOutcome, RestoreOutcome, TenantBackup};
+use crate::fleet::millis;
 use crate::name::TenantName;
 
 fn path(p: &Path) -> String {
@@ -72,51 +72,6 @@ impl Serialize for TenantBackup {
 }
 
 #[derive(Serialize)]
-struct BackupTotals {
-    tenants: usize,
-    succeeded: usize,
-    failed: usize,
-    gone: usize,
-    skipped: usize,
-    bytes: u64,
-}
-
-#[derive(Serialize)]
-struct BackupReportJson<'a> {
-    dir: String,
-    tenants: &'a [TenantBackup],
-    skipped: &'a [TenantName],
-    cancelled: bool,
-    listing_errors: Vec<String>,
-    duration_ms: f64,
-    totals: BackupTotals,
-}
-
-impl Serialize for BackupReport {
-    /// `{"dir", "tenants", "skipped", "cancelled", "listing_errors",
-    /// "duration_ms", "totals"}`.
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        BackupReportJson {
-            dir: path(&self.dir),
-            tenants: &self.tenants,
-            skipped: &self.skipped,
-            cancelled: self.cancelled,
-            listing_errors: self.listing_errors.iter().map(|e| e.to_string()).collect(),
-            duration_ms: millis(self.duration),
-            totals: BackupTotals {
-                tenants: self.tenants.len(),
-                succeeded: self.succeeded(),
-                failed: self.failed(),
-                gone: self.gone(),
-                skipped: self.skipped.len(),
-                bytes: self.bytes(),
-            },
-        }
-        .serialize(s)
-    }
-}
-
-#[derive(Serialize)]
 struct RestoreOutcomeJson<'a> {
     tenant: &'a TenantName,
     path: String,
@@ -152,7 +107,9 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::backup::report::{BackupCounts, BackupReport};
     use crate::error::Error;
+    use crate::fleet::{Counting, FleetCounts, Kept, Tally};
 
     fn name(s: &str) -> TenantName {
         TenantName::new(s).unwrap()
@@ -181,32 +138,52 @@ mod tests {
                 path: "/r/gone.sqlite3".into(),
             })),
         };
+        let mut failed = gone.clone();
+        failed.tenant = name("failed");
+        failed.error = Some(Arc::new(Error::BadBackup {
+            tenant: name("failed"),
+            path: "/b/failed.sqlite3".into(),
+            reason: "broken".into(),
+        }));
+        let mut counts = Counting::new(BackupCounts::new("/b".into()));
+        let kept: Vec<bool> = [&ok, &gone, &failed]
+            .iter()
+            .map(|line| counts.count(&Kept::<BackupCounts>((*line).clone())))
+            .collect();
+        assert_eq!(kept, [false, false, true], "only the failure is kept");
+        assert_eq!(serde_json::to_value(&gone).unwrap()["state"], "gone");
+        assert_eq!(serde_json::to_value(&ok).unwrap()["version"], 3);
+        let mut totals = BackupCounts::new("/b".into());
+        for line in [&ok, &gone, &failed] {
+            totals.count(line);
+        }
         let report = BackupReport {
-            dir: "/b".into(),
-            tenants: vec![ok, gone],
+            counts: totals,
+            failures: vec![failed],
             skipped: vec![],
             cancelled: false,
+            stopped_by_failures: false,
             listing_errors: vec![],
             duration: Duration::from_millis(5),
         };
         let json = serde_json::to_value(&report).unwrap();
-        assert_eq!(json["tenants"][0]["state"], "ok");
-        assert_eq!(json["tenants"][0]["version"], 3);
-        assert_eq!(json["tenants"][1]["state"], "gone");
-        assert!(
-            json["tenants"][1]["error"]
-                .as_str()
-                .unwrap()
-                .contains("gone")
-        );
+        assert_eq!(json["dir"], "/b");
+        assert_eq!(json["tenants"][0]["state"], "failed");
+        assert_eq!(json["duration_ms"], 5.0);
         let totals = &json["totals"];
         assert_eq!(
-            (totals["succeeded"].as_u64(), totals["gone"].as_u64()),
-            (Some(1), Some(1))
+            (totals["tenants"].as_u64(), totals["succeeded"].as_u64()),
+            (Some(3), Some(1))
         );
         assert_eq!(
-            (totals["failed"].as_u64(), totals["bytes"].as_u64()),
-            (Some(0), Some(4096))
+            (totals["gone"].as_u64(), totals["failed"].as_u64()),
+            (Some(1), Some(1))
+        );
+        assert_eq!(totals["bytes"].as_u64(), Some(4096));
+        assert!(
+            report
+                .to_string()
+                .contains("1/3 tenants backed up to /b (4096 bytes, 1 gone")
         );
     }
 }

@@ -168,6 +168,13 @@ pub(crate) fn write_all(file: &mut File, bytes: &[u8], name: &Path) -> io::Resul
     io::Write::write_all(file, bytes)
 }
 
+/// Writes all of `bytes` to `file` at `offset`.
+pub(crate) fn write_at(file: &File, bytes: &[u8], offset: u64, name: &Path) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    faults::check(Step::Write, name)?;
+    file.write_all_at(bytes, offset)
+}
+
 /// The kernel's list of file locks (`/proc/locks`), read when a wait on
 /// a lock file gives up, to name its holder; `None` where there is none.
 pub(crate) fn proc_locks() -> Option<String> {
@@ -204,6 +211,14 @@ pub(crate) fn lock_description(file: &File, name: &Path) -> String {
 pub(crate) fn sync(file: BorrowedFd<'_>, name: &Path) -> io::Result<()> {
     faults::check(Step::Sync, name)?;
     Ok(rustix::fs::fsync(file)?)
+}
+
+/// Flushes the whole file system `dir` is on (`syncfs`): every file and
+/// directory written on it, in one journal commit. Errors met writing any
+/// of them back since `dir` was opened are reported (Linux 5.8 and later).
+pub(crate) fn sync_file_system(dir: BorrowedFd<'_>, name: &Path) -> io::Result<()> {
+    faults::check(Step::Sync, name)?;
+    Ok(rustix::fs::syncfs(dir)?)
 }
 
 /// Links `from` as `to`, both in `dir`; fails if `to` exists.

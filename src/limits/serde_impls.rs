@@ -11,7 +11,7 @@ use serde::{Serialize, Serializer};
 use super::policy::Suspension;
 use super::usage_report::{TenantUsage, UsageOrder, UsageReport};
 use crate::error::Error;
-use crate::migrate::serde_impls::millis;
+use crate::fleet::millis;
 use crate::name::TenantName;
 
 fn unix_seconds(time: Option<SystemTime>) -> Option<f64> {

@@ -12,26 +12,14 @@ use parking_lot::Mutex;
 
 use super::migrations::Migrations;
 use super::options::MigrateOptions;
-use super::report::{MigrationReport, StatusReport, TenantReport, TenantStatus};
+use super::report::{MigrationCounts, MigrationReport, StatusReport, TenantReport, TenantStatus};
 use super::tenant::{Prelude, migrate_from};
 use super::version::peek_found;
 use crate::error::{Error, Result};
-use crate::fleet::{FleetOptions, Line, Run, Tally};
+use crate::fleet::{Counting, FleetOptions, FleetReport, Kept, Line, Run, Tally};
 use crate::name::TenantName;
 use crate::paths::{Found, RootConfig};
 use crate::storage::TenantPath;
-
-impl Tally for MigrationReport {
-    type Row = TenantReport;
-
-    fn count(&mut self, row: &TenantReport) -> bool {
-        MigrationReport::count(self, row)
-    }
-
-    fn absorb(&mut self, other: &Self) {
-        MigrationReport::absorb(self, other);
-    }
-}
 
 impl Tally for StatusReport {
     type Row = TenantStatus;
@@ -42,12 +30,6 @@ impl Tally for StatusReport {
 
     fn absorb(&mut self, other: &Self) {
         StatusReport::absorb(self, other);
-    }
-}
-
-impl Line for TenantReport {
-    fn tenant(&self) -> &TenantName {
-        &self.tenant
     }
 }
 
@@ -65,6 +47,8 @@ struct Migrating<'a> {
     target: usize,
     owns_dir: bool,
     failures: AtomicUsize,
+    /// Told of every tenant taken down (its pools must check it again).
+    moved_down: &'a (dyn Fn(&TenantName) + Sync),
 }
 
 impl Migrating<'_> {
@@ -96,6 +80,9 @@ impl Migrating<'_> {
                 run.stop();
             }
         }
+        if report.to < report.from {
+            (self.moved_down)(&report.tenant);
+        }
         if let Some(hook) = &options.after_each {
             hook(&report);
         }
@@ -111,6 +98,7 @@ pub(crate) fn migrate_all(
     migrations: &Migrations,
     options: &MigrateOptions,
     prelude: Prelude<'_>,
+    moved_down: &(dyn Fn(&TenantName) + Sync),
 ) -> Result<MigrationReport> {
     let target = options.target.unwrap_or(migrations.latest_version());
     let run = Run::new(root, &options.fleet)?;
@@ -123,14 +111,11 @@ pub(crate) fn migrate_all(
         target,
         owns_dir: root.owns_directory()?,
         failures: AtomicUsize::new(0),
+        moved_down,
     };
-    let new = || MigrationReport::new(target);
-    let ran = run.each(new, |run, found| migrating.tenant(run, found));
-    let mut report = ran.tally;
-    report.tenants = ran.rows;
-    (report.skipped, report.listing_errors) = (ran.skipped, ran.listing_errors);
-    (report.cancelled, report.stopped_by_failures) = (ran.cancelled, ran.stopped);
-    report.duration = ran.duration;
+    let new = || Counting::new(MigrationCounts::new(target));
+    let ran = run.each(new, |run, found| migrating.tenant(run, found).map(Kept));
+    let report = FleetReport::from_run(ran);
     tracing::info!(
         succeeded = report.succeeded(),
         failed = report.failed(),

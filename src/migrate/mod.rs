@@ -19,7 +19,9 @@ mod version;
 pub use migrations::{Migration, Migrations};
 pub use options::MigrateOptions;
 pub use plan::{MigrationPlan, PlannedTenant};
-pub use report::{MigrationReport, MigrationSummary, StatusReport, TenantReport, TenantStatus};
+pub use report::{
+    MigrationCounts, MigrationReport, MigrationSummary, StatusReport, TenantReport, TenantStatus,
+};
 pub use tenant::MigrationOutcome;
 
 pub(crate) use migrate_all::{migrate_all, migration_status};

@@ -114,7 +114,7 @@ impl MigrateOptions {
     /// let manager = tenanted::TenantManager::builder(tenanted::RootConfig::new(dir.path()), two).build()?;
     /// manager.create_tenant("acme")?;
     /// let report = manager.migrate_all(&MigrateOptions::new().to_version(0).allow_down(false))?;
-    /// assert!(matches!(report.tenants[0].error.as_deref(), Some(tenanted::Error::DownNotAllowed { .. })));
+    /// assert!(matches!(report.failures[0].error.as_deref(), Some(tenanted::Error::DownNotAllowed { .. })));
     /// assert_eq!(manager.migration_status()?.current(), 1, "acme is still at version 2");
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -181,7 +181,7 @@ impl MigrateOptions {
     /// # manager.create_tenant("acme")?;
     /// let cancel = Arc::new(AtomicBool::new(true));
     /// let report = manager.migrate_all(&tenanted::MigrateOptions::new().cancel_on(cancel))?;
-    /// assert!(report.cancelled && report.tenants.is_empty());
+    /// assert!(report.cancelled && report.total() == 0);
     /// assert_eq!(report.skipped, ["acme"]);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```

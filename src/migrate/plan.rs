@@ -6,8 +6,9 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::migrations::Migrations;
-use super::report::{StatusReport, TenantStatus, grouped};
+use super::report::{StatusReport, TenantStatus};
 use crate::error::Error;
+use crate::fleet::grouped;
 use crate::name::TenantName;
 
 /// What [`TenantManager::migration_plan`](crate::TenantManager::migration_plan)

@@ -1,5 +1,6 @@
-//! What a fleet migration did ([`MigrationReport`], one [`TenantReport`]
-//! per tenant changed or failed) and where every tenant's schema is
+//! What a fleet migration did ([`MigrationReport`]: the fleet report over
+//! [`MigrationCounts`], keeping the [`TenantReport`] of each tenant that
+//! failed) and where every tenant's schema is
 //! ([`StatusReport`], one [`TenantStatus`] per tenant not current), each
 //! with totals over every tenant, and the text the CLI prints.
 
@@ -10,10 +11,11 @@ use std::time::{Duration, Instant};
 use super::migrations::Migrations;
 use super::tenant::MigrationOutcome;
 use crate::error::Error;
+use crate::fleet::{FleetCounts, FleetReport, FleetSummary, grouped};
 use crate::name::TenantName;
 
-/// One tenant's line: in a [`MigrationReport`] (tenants that changed or
-/// failed), or given to
+/// One tenant's line: in a [`MigrationReport`] (tenants that failed), or
+/// given to
 /// [`MigrateOptions::after_each`](crate::MigrateOptions::after_each) (every
 /// tenant).
 ///
@@ -32,7 +34,7 @@ use crate::name::TenantName;
 /// let line = &lines.lock().unwrap()[0];
 /// assert_eq!((line.tenant.as_str(), line.from, line.to), ("acme", Some(1), Some(1)));
 /// assert!(line.succeeded() && !line.changed());
-/// assert!(report.tenants.is_empty(), "an up-to-date tenant is only counted");
+/// assert!(report.failures.is_empty(), "a tenant that succeeded is only counted");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone)]
@@ -99,12 +101,14 @@ impl TenantReport {
 }
 
 /// What [`TenantManager::migrate_all`](crate::TenantManager::migrate_all)
-/// did: the tenants that changed or failed, and totals over all of them.
+/// did: totals over every tenant, the failed tenants' lines, and what
+/// every fleet run reports ([`FleetReport`]).
 ///
-/// Tenants already at the target are counted, not listed, so a report
-/// over a million up-to-date tenants stays small; a caller who wants a
-/// line for every tenant gets each one in
-/// [`MigrateOptions::after_each`](crate::MigrateOptions::after_each).
+/// The report keeps no line for a tenant that succeeded (migrated or
+/// already at the target), so it stays the same size over a million
+/// tenants; a caller who wants every tenant's line gets each one in
+/// [`MigrateOptions::after_each`](crate::MigrateOptions::after_each) as it
+/// happens.
 ///
 /// ```
 /// # let dir = tempfile::tempdir()?;
@@ -115,114 +119,107 @@ impl TenantReport {
 /// # manager.create_tenant("acme")?;
 /// let report = manager.migrate_all(&tenanted::MigrateOptions::new())?;
 /// assert_eq!((report.succeeded(), report.migrated(), report.up_to_date(), report.failed()), (1, 0, 1, 0));
-/// assert!(report.is_success() && report.tenants.is_empty());
+/// assert!(report.is_success() && report.failures.is_empty());
+/// assert_eq!(report.target_version(), 1);
 /// assert!(report.to_string().starts_with("1/1 tenants migrated to version 1"));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct MigrationReport {
-    /// The version every tenant was asked to reach.
-    pub target_version: usize,
-    /// The tenants migrations ran on and the tenants that failed, sorted
-    /// by name (for [`MigrateOptions::only`](crate::MigrateOptions::only),
-    /// in the order given). Tenants already at the target are only
-    /// counted ([`up_to_date`](Self::up_to_date)).
-    pub tenants: Vec<TenantReport>,
-    /// Tenants not attempted because the failure limit
-    /// ([`MigrateOptions::max_failures`](crate::MigrateOptions::max_failures),
-    /// `fail_fast`) or a cancel stopped the run.
-    pub skipped: Vec<TenantName>,
-    /// Whether the caller's cancel flag
-    /// ([`MigrateOptions::cancel_on`](crate::MigrateOptions::cancel_on))
-    /// stopped the run before every tenant was started.
-    pub cancelled: bool,
-    /// Whether the failure limit
-    /// ([`MigrateOptions::max_failures`](crate::MigrateOptions::max_failures))
-    /// stopped the run before every tenant was started.
-    pub stopped_by_failures: bool,
-    /// Directories that could not be listed.
-    pub listing_errors: Vec<Arc<Error>>,
-    /// Wall-clock time of the whole run.
-    pub duration: Duration,
-    totals: MigrationTotals,
-}
+pub type MigrationReport = FleetReport<MigrationCounts>;
 
-/// What a [`MigrationReport`] counts over every tenant attempted.
-#[derive(Debug, Clone, Copy, Default)]
-struct MigrationTotals {
+/// The last line of a [`MigrationReport`], from
+/// [`summary`](FleetReport::summary).
+pub type MigrationSummary<'a> = FleetSummary<'a, MigrationCounts>;
+
+/// What a [`MigrationReport`] counts over every tenant attempted, and the
+/// version they were asked to reach.
+#[derive(Debug, Clone, Copy)]
+pub struct MigrationCounts {
+    target_version: usize,
     tenants: usize,
     succeeded: usize,
     migrated: usize,
 }
 
-impl MigrationReport {
-    /// Adds what `other` (a worker's share of the same run) counted.
-    pub(super) fn absorb(&mut self, other: &MigrationReport) {
-        let (totals, more) = (&mut self.totals, &other.totals);
-        totals.tenants += more.tenants;
-        totals.succeeded += more.succeeded;
-        totals.migrated += more.migrated;
-    }
-
-    /// An empty report of a run to `target_version`.
-    pub(super) fn new(target_version: usize) -> Self {
-        MigrationReport {
+impl MigrationCounts {
+    /// Nothing counted yet, in a run to `target_version`.
+    pub(crate) fn new(target_version: usize) -> Self {
+        MigrationCounts {
             target_version,
-            tenants: Vec::new(),
-            skipped: Vec::new(),
-            cancelled: false,
-            stopped_by_failures: false,
-            listing_errors: Vec::new(),
-            duration: Duration::ZERO,
-            totals: MigrationTotals::default(),
+            tenants: 0,
+            succeeded: 0,
+            migrated: 0,
         }
     }
+}
 
-    /// Counts `line`; whether the report should list it (it changed or
-    /// failed).
-    pub(super) fn count(&mut self, line: &TenantReport) -> bool {
-        let totals = &mut self.totals;
-        totals.tenants += 1;
-        totals.succeeded += usize::from(line.succeeded());
-        totals.migrated += usize::from(line.succeeded() && line.changed());
-        !line.succeeded() || line.changed()
+impl FleetCounts for MigrationCounts {
+    type Line = TenantReport;
+
+    fn tenant(line: &TenantReport) -> &TenantName {
+        &line.tenant
     }
 
-    /// Tenants attempted (listed or not).
-    pub fn total(&self) -> usize {
-        self.totals.tenants
+    fn count(&mut self, line: &TenantReport) -> bool {
+        self.tenants += 1;
+        self.succeeded += usize::from(line.succeeded());
+        self.migrated += usize::from(line.succeeded() && line.changed());
+        !line.succeeded()
     }
 
-    /// Tenants that succeeded (migrated or already there).
-    pub fn succeeded(&self) -> usize {
-        self.totals.succeeded
+    fn absorb(&mut self, other: &Self) {
+        self.tenants += other.tenants;
+        self.succeeded += other.succeeded;
+        self.migrated += other.migrated;
+    }
+
+    fn total(&self) -> usize {
+        self.tenants
+    }
+
+    fn succeeded(&self) -> usize {
+        self.succeeded
+    }
+
+    fn failed(&self) -> usize {
+        self.tenants - self.succeeded
+    }
+
+    fn describe(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "tenants migrated to version {} ({} changed, {} already there)",
+            self.target_version,
+            grouped(self.migrated),
+            grouped(self.succeeded - self.migrated)
+        )
+    }
+
+    #[cfg(feature = "serde")]
+    fn serialize_head<M: serde::ser::SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("target_version", &self.target_version)
+    }
+
+    #[cfg(feature = "serde")]
+    fn serialize_totals<M: serde::ser::SerializeMap>(&self, map: &mut M) -> Result<(), M::Error> {
+        map.serialize_entry("migrated", &self.migrated)?;
+        map.serialize_entry("up_to_date", &(self.succeeded - self.migrated))
+    }
+}
+
+impl FleetReport<MigrationCounts> {
+    /// The version every tenant was asked to reach.
+    pub fn target_version(&self) -> usize {
+        self.counts.target_version
     }
 
     /// Tenants on which migrations ran.
     pub fn migrated(&self) -> usize {
-        self.totals.migrated
+        self.counts.migrated
     }
 
     /// Tenants already at the target.
     pub fn up_to_date(&self) -> usize {
-        self.totals.succeeded - self.totals.migrated
-    }
-
-    /// Tenants that failed.
-    pub fn failed(&self) -> usize {
-        self.totals.tenants - self.totals.succeeded
-    }
-
-    /// The failed tenants' reports.
-    pub fn failures(&self) -> impl Iterator<Item = &TenantReport> {
-        self.tenants.iter().filter(|t| !t.succeeded())
-    }
-
-    /// Whether everything succeeded, nothing was skipped and every
-    /// directory could be listed.
-    pub fn is_success(&self) -> bool {
-        self.failed() == 0 && self.skipped.is_empty() && self.listing_errors.is_empty()
+        self.counts.succeeded - self.counts.migrated
     }
 }
 
@@ -257,89 +254,6 @@ impl fmt::Display for TenantReport {
                 version_label(self.to)
             ),
         }
-    }
-}
-
-/// The last line of a [`MigrationReport`], from
-/// [`MigrationReport::summary`].
-#[derive(Debug, Clone, Copy)]
-pub struct MigrationSummary<'a>(&'a MigrationReport);
-
-impl MigrationReport {
-    /// Its summary line alone (totals, failed tenant names, skipped,
-    /// duration), for callers that printed each tenant as it finished.
-    ///
-    /// ```
-    /// # let dir = tempfile::tempdir()?;
-    /// # let manager = tenanted::TenantManager::builder(
-    /// #     tenanted::RootConfig::new(dir.path()), tenanted::Migrations::new(vec![])).build()?;
-    /// let report = manager.migrate_all(&tenanted::MigrateOptions::new())?;
-    /// assert!(report.summary().to_string().starts_with("0/0 tenants migrated"));
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn summary(&self) -> MigrationSummary<'_> {
-        MigrationSummary(self)
-    }
-}
-
-impl fmt::Display for MigrationSummary<'_> {
-    /// `3/3 tenants migrated ...` for a run that reached every tenant;
-    /// `124 of 2,003 tenants migrated ..., 1,879 not started: cancelled`
-    /// for one that stopped early, so that it never reads as done.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let r = self.0;
-        let (ok, whole) = (r.succeeded(), r.total() + r.skipped.len());
-        match r.skipped.is_empty() {
-            true => write!(f, "{}/{}", grouped(ok), grouped(whole))?,
-            false => write!(f, "{} of {}", grouped(ok), grouped(whole))?,
-        }
-        write!(
-            f,
-            " tenants migrated to version {} ({} changed, {} already there)",
-            r.target_version,
-            grouped(r.migrated()),
-            grouped(r.up_to_date())
-        )?;
-        if r.failed() > 0 {
-            let names: Vec<&str> = r.failures().map(|t| t.tenant.as_str()).collect();
-            write!(f, ", {} failed: {}", grouped(r.failed()), names.join(", "))?;
-        }
-        if !r.skipped.is_empty() {
-            let why = match (r.cancelled, r.failed()) {
-                (true, _) => "cancelled".to_owned(),
-                (false, 1) => "stopped after the first failure".to_owned(),
-                (false, n) => format!("stopped after {} failures", grouped(n)),
-            };
-            write!(f, ", {} not started: {why}", grouped(r.skipped.len()))?;
-        }
-        write!(f, " in {:.1?}", r.duration)
-    }
-}
-
-/// `n` with its thousands grouped by commas: `2,003`.
-pub(crate) fn grouped(n: usize) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-impl fmt::Display for MigrationReport {
-    /// Lists migrated and failed tenants (up-to-date ones only as a count),
-    /// then the summary line.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for t in &self.tenants {
-            writeln!(f, "{t}")?;
-        }
-        for e in &self.listing_errors {
-            writeln!(f, "✗ {e}")?;
-        }
-        write!(f, "{}", self.summary())
     }
 }
 

@@ -5,8 +5,9 @@
 use serde::{Serialize, Serializer};
 
 use super::plan::{MigrationPlan, PlannedTenant};
-use super::report::{MigrationReport, StatusReport, TenantReport, TenantStatus};
+use super::report::{StatusReport, TenantReport, TenantStatus};
 use crate::error::Error;
+use crate::fleet::millis;
 use crate::name::TenantName;
 
 impl Serialize for TenantName {
@@ -17,14 +18,6 @@ impl Serialize for TenantName {
 
 fn message(e: &Error) -> String {
     e.to_string()
-}
-
-/// A duration in milliseconds, to the microsecond: `0.003`, never the
-/// `0.0029349999999999997` a float product gives.
-pub(crate) fn millis(d: std::time::Duration) -> f64 {
-    // Exact below 2^53 microseconds (285 years); ryu prints the shortest
-    // decimal that reads back as the same float.
-    d.as_micros() as f64 / 1000.0
 }
 
 #[derive(Serialize)]
@@ -47,50 +40,6 @@ impl Serialize for TenantReport {
             applied: &self.applied,
             duration_ms: millis(self.duration),
             error: self.error.as_deref().map(message),
-        }
-        .serialize(s)
-    }
-}
-
-#[derive(Serialize)]
-struct MigrationTotals {
-    tenants: usize,
-    succeeded: usize,
-    migrated: usize,
-    up_to_date: usize,
-    failed: usize,
-    skipped: usize,
-}
-
-#[derive(Serialize)]
-struct MigrationReportJson<'a> {
-    target_version: usize,
-    tenants: &'a [TenantReport],
-    skipped: &'a [TenantName],
-    cancelled: bool,
-    stopped_by_failures: bool,
-    listing_errors: Vec<String>,
-    totals: MigrationTotals,
-}
-
-impl Serialize for MigrationReport {
-    /// The `migrate --json` format documented in the README.
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        MigrationReportJson {
-            target_version: self.target_version,
-            tenants: &self.tenants,
-            skipped: &self.skipped,
-            cancelled: self.cancelled,
-            stopped_by_failures: self.stopped_by_failures,
-            listing_errors: self.listing_errors.iter().map(|e| message(e)).collect(),
-            totals: MigrationTotals {
-                tenants: self.total(),
-                succeeded: self.succeeded(),
-                migrated: self.migrated(),
-                up_to_date: self.up_to_date(),
-                failed: self.failed(),
-                skipped: self.skipped.len(),
-            },
         }
         .serialize(s)
     }

@@ -19,7 +19,7 @@ pub(crate) use lifecycle::destroy::destroy;
 pub(crate) use lifecycle::fence::{LetGo, Nobody, Waiting, marked};
 pub(crate) use lifecycle::incomplete::incomplete;
 pub(crate) use lifecycle::restore::{Existing, Restored, check_backup, restore};
-pub(crate) use lifecycle::snapshot::{Snapshot, snapshot};
+pub(crate) use lifecycle::snapshot::{DirSyncs, Snapshot, snapshot};
 pub(crate) use lifecycle::template_database::{Template, ensure_template};
 pub(crate) use opening::database_file::{Occupant, occupant};
 pub(crate) use opening::header::{Header, header_version};

@@ -96,3 +96,23 @@ pub fn sorted_tenants(m: &TenantManager) -> Vec<String> {
     names.sort();
     names
 }
+
+/// `migrate_all` with `options`, and the lines of the tenants it changed
+/// (migrations ran) or failed, sorted by name: the report keeps only the
+/// failures, `after_each` sees every line.
+pub fn migrate_all_changed(
+    m: &TenantManager,
+    options: tenanted::MigrateOptions,
+) -> (tenanted::MigrationReport, Vec<tenanted::TenantReport>) {
+    let lines = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = Arc::clone(&lines);
+    let options = options.after_each(move |line| {
+        if line.changed() || !line.succeeded() {
+            kept.lock().unwrap().push(line.clone());
+        }
+    });
+    let report = m.migrate_all(&options).unwrap();
+    let mut lines = std::mem::take(&mut *lines.lock().unwrap());
+    lines.sort_by(|a, b| a.tenant.cmp(&b.tenant));
+    (report, lines)
+}

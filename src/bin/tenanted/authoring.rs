@@ -3,9 +3,10 @@
 //! bringing a list of tenants into being.
 
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use tenanted::{MigrateOptions, TenantName};
+use tenanted::{MigrateOptions, TenantName, TenantReport};
 
 use crate::Cli;
 use crate::support::{Failure, confirm, require_root, tenant_names, utc_timestamp};
@@ -125,19 +126,33 @@ pub fn prepare(cli: &Cli, names: &[String], json: bool) -> Result<u8, Failure> {
         }
     }
     let only = names.iter().map(|t| t.as_str().to_owned());
-    let report = m.migrate_all(&MigrateOptions::new().only(only))?;
+    // Each tenant migrated or failed is printed as it finishes (the report
+    // keeps only the failures); with `json`, every line is kept for the
+    // documented migrate --json format, which lists every tenant.
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let kept = Arc::clone(&lines);
+    let options = MigrateOptions::new().only(only).after_each(move |t| {
+        if json && let Ok(mut kept) = kept.lock() {
+            kept.push(t.clone());
+        } else if !json && (!t.succeeded() || t.changed()) {
+            println!("{t}");
+        }
+    });
+    let report = m.migrate_all(&options)?;
     if json {
-        let migration = serde_json::to_value(&report)
+        let mut migration = serde_json::to_value(&report)
             .unwrap_or_else(|e| serde_json::json!({ "error": e.to_string() }));
+        let lines = lines
+            .lock()
+            .map_or_else(|_| Vec::new(), |mut l| std::mem::take(&mut *l));
+        if let Ok(lines) = serde_json::to_value(in_order(lines, &names)) {
+            migration["tenants"] = lines;
+        }
         println!(
             "{}",
             serde_json::json!({ "created": created, "migration": migration })
         );
     } else {
-        let changed = report.tenants.iter();
-        for t in changed.filter(|t| !t.succeeded() || t.changed()) {
-            println!("{t}");
-        }
         println!("{} created; {}", created.len(), report.summary());
     }
     Ok(if report.is_success() { 0 } else { 1 })
@@ -163,4 +178,11 @@ pub fn rollback(cli: &Cli, name: &str, steps: u32, yes: bool) -> Result<u8, Fail
         outcome.applied.join(", ")
     );
     Ok(0)
+}
+
+/// `lines` in the order of `names` (a run over a list reports in its
+/// order).
+fn in_order(mut lines: Vec<TenantReport>, names: &[TenantName]) -> Vec<TenantReport> {
+    lines.sort_by_key(|l| names.iter().position(|n| *n == l.tenant));
+    lines
 }

@@ -2,9 +2,9 @@
 //! back from them.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use tenanted::{BackupOptions, Error, RestoreOptions, RestoreOutcome};
+use tenanted::{BackupOptions, Error, RestoreOptions, RestoreOutcome, TenantBackup};
 
 use crate::Cli;
 use crate::migrate::{INTERRUPTED, cancel_on_ctrl_c, progress_bar};
@@ -82,8 +82,8 @@ pub fn backup(cli: &Cli, args: &BackupArgs) -> Result<u8, Failure> {
         (None, Some(into)) => rotation::new_run(into)?,
         (None, None) => return Err(Failure(2, "pass --to DIR or --into DIR".to_owned())),
     };
-    let report = match run_backup(cli, &manager, &dir, &only, args) {
-        Ok(report) => report,
+    let (report, lines) = match run_backup(cli, &manager, &dir, &only, args) {
+        Ok(ran) => ran,
         Err(failure) => {
             // Nothing was written: the new directory goes too.
             let _ = std::fs::remove_dir(&dir);
@@ -99,7 +99,7 @@ pub fn backup(cli: &Cli, args: &BackupArgs) -> Result<u8, Failure> {
         (Some(parent), true) => Some(rotation::prune(cli, parent, &dir, retention)?),
         _ => None,
     };
-    print_backup(&report, pruned.as_ref(), args.json);
+    print_backup(&report, pruned.as_ref(), args.json.then_some(&lines));
     Ok(if report.cancelled {
         INTERRUPTED
     } else if report.is_success() {
@@ -109,16 +109,27 @@ pub fn backup(cli: &Cli, args: &BackupArgs) -> Result<u8, Failure> {
     })
 }
 
-/// `backup_all` into `dir`, with a bar on a terminal and Ctrl-C handled.
+/// `backup_all` into `dir`, with a bar on a terminal and Ctrl-C handled;
+/// with `--json`, every tenant's line too (sorted by name, or in the order
+/// given), which the documented JSON lists.
 fn run_backup(
     cli: &Cli,
     manager: &tenanted::TenantManager,
     dir: &std::path::Path,
     only: &[tenanted::TenantName],
     args: &BackupArgs,
-) -> Result<tenanted::BackupReport, Failure> {
+) -> Result<(tenanted::BackupReport, Vec<TenantBackup>), Failure> {
     let cancel = cancel_on_ctrl_c();
+    let lines = Arc::new(Mutex::new(Vec::new()));
     let mut options = BackupOptions::new().cancel_on(Arc::clone(&cancel));
+    if args.json {
+        let lines = Arc::clone(&lines);
+        options = options.after_each(move |line| {
+            if let Ok(mut lines) = lines.lock() {
+                lines.push(line.clone());
+            }
+        });
+    }
     if let Some(jobs) = args.jobs {
         options = options.jobs(usize::from(jobs));
     }
@@ -138,15 +149,26 @@ fn run_backup(
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    Ok(report)
+    let mut lines = (lines.lock()).map_or_else(|_| Vec::new(), |mut l| std::mem::take(&mut *l));
+    match only.is_empty() {
+        true => lines.sort_by(|a, b| a.tenant.cmp(&b.tenant)),
+        false => lines.sort_by_key(|l| only.iter().position(|t| *t == l.tenant)),
+    }
+    Ok((report, lines))
 }
 
 /// The backup report (every failure gathered at the end), then what the
-/// prune removed and kept.
-fn print_backup(report: &tenanted::BackupReport, pruned: Option<&rotation::Pruned>, as_json: bool) {
+/// prune removed and kept; as JSON (`lines`: every tenant's, listed under
+/// `tenants`) or text.
+fn print_backup(
+    report: &tenanted::BackupReport,
+    pruned: Option<&rotation::Pruned>,
+    lines: Option<&Vec<TenantBackup>>,
+) {
     let path = |p: &std::path::Path| p.display().to_string();
-    if as_json {
+    if let Some(lines) = lines {
         let mut value = json(report);
+        value["tenants"] = json(lines);
         if let Some(pruned) = pruned {
             let removed: Vec<String> = pruned.removed.iter().map(|p| path(p)).collect();
             let kept: Vec<serde_json::Value> = (pruned.kept_for.iter())

@@ -9,6 +9,7 @@ pub(in crate::storage) mod debris;
 pub(in crate::storage) mod destroy;
 pub(in crate::storage) mod encrypted_copy;
 pub(in crate::storage) mod fence;
+pub(in crate::storage) mod file_copy;
 pub(in crate::storage) mod incomplete;
 pub(in crate::storage) mod restore;
 pub(in crate::storage) mod snapshot;

@@ -1,16 +1,22 @@
 //! Copying a live tenant database to a self-contained file, consistently,
 //! while other threads and processes keep writing to it.
 //!
-//! The copy is made with SQLite's online backup API in one step: one read
-//! transaction on the source, so the copy is the database as of one commit
-//! (in WAL mode that read never blocks writers, and a single step is never
-//! restarted by their commits). The copy is written to a hidden scratch
-//! file beside the destination, switched to `journal_mode = DELETE` (one
-//! file, no `-wal`), synced, and renamed over the destination: a reader of
-//! the destination sees the old file or the whole new one, never a torn one.
+//! The database's files are copied under one read transaction on the
+//! source (`file_copy.rs` says why that is the database as of one commit;
+//! in WAL mode that read never blocks writers), into a hidden scratch file
+//! beside the destination, left in rollback mode (`journal_mode =
+//! DELETE`: one file, no `-wal`), synced, and renamed over the
+//! destination: a reader of the destination sees the old file or the
+//! whole new one, never a torn one. The rename is made durable at once
+//! (`backup_tenant`) or, for many snapshots, by the caller
+//! ([`DirSyncs`]).
 //!
-//! `benches/backup.rs` measures it against `VACUUM INTO` and a plain
-//! `fs::copy` + fsync of the same file.
+//! `benches/backup_floor.rs` measures it against a plain `fs::copy` +
+//! fsync of the same file; `benches/backup.rs` against `VACUUM INTO` and
+//! SQLite's online backup API, which it used until issue #29 (2.3× the
+//! plain copy, in its page-by-page reads and writes). `copy_to` below
+//! still copies through that API for a restore, which must leave the
+//! tenant in WAL mode.
 
 use std::os::fd::AsFd;
 use std::path::Path;
@@ -27,15 +33,19 @@ use crate::fs::files::remove_with_sidecars;
 use crate::fs::siblings::{name_of, scratch_path};
 use crate::fs::sys;
 use crate::name::TenantName;
+pub(crate) use crate::storage::lifecycle::file_copy::Snapshot;
+use crate::storage::lifecycle::file_copy::copy_files;
+use crate::storage::lifecycle::file_copy::sync_file;
 use crate::storage::opening::open::open_for_reading;
 
-/// What a snapshot wrote.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Snapshot {
-    /// The copy's schema version (`user_version`), read from the copy.
-    pub(crate) version: i64,
-    /// The copy's size in bytes.
-    pub(crate) bytes: u64,
+/// When the directories a snapshot changes are synced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DirSyncs {
+    /// Before the snapshot returns (`backup_tenant`).
+    Now,
+    /// By the caller, once for many snapshots (`backup_all` syncs the
+    /// backup's file system at the end of its run).
+    AtTheEnd,
 }
 
 /// Flags for a new copy: created here, never a URI (see `literal_path`).
@@ -61,23 +71,23 @@ pub(crate) fn snapshot(
     path: &Path,
     dest: &Path,
     within: Option<&Path>,
+    dirs: DirSyncs,
 ) -> Result<Snapshot> {
     let (source, _) = open_for_reading(tenant, root, path)?;
     // An encrypted tenant's backup is encrypted with the same key.
     let key = crypt::tenant_key(tenant, root)?;
-    let dir = destination_dir(dest, within)
+    let dir = destination_dir(dest, within, dirs)
         .map_err(|e| Error::io(Some(tenant), dest, "creating the backup's directory", e))?;
     let name = name_of(dest);
     let scratch = scratch_path(name);
-    let result = copy_to(
-        tenant,
-        &source,
-        &dir.join(&scratch),
-        ("DELETE", key.as_ref()),
-    )
-    .and_then(|snapshot| {
+    let files = (root, path);
+    let copied = copy_files(tenant, (&source, key.as_ref()), files, &dir, &scratch);
+    let result = copied.and_then(|snapshot| {
         sys::rename(dir.fd(), &scratch, name)
-            .and_then(|()| dir.sync())
+            .and_then(|()| match dirs {
+                DirSyncs::Now => dir.sync(),
+                DirSyncs::AtTheEnd => Ok(()),
+            })
             .map_err(|e| Error::io(Some(tenant), dest, "moving the backup into place", e))?;
         Ok(snapshot)
     });
@@ -87,11 +97,16 @@ pub(crate) fn snapshot(
     result
 }
 
-/// The directory `dest` goes in, made if missing (see [`snapshot`]).
-fn destination_dir(dest: &Path, within: Option<&Path>) -> std::io::Result<Dir> {
+/// The directory `dest` goes in, made if missing (see [`snapshot`]); the
+/// directories above new ones synced unless `dirs` leaves that to the
+/// caller.
+fn destination_dir(dest: &Path, within: Option<&Path>, dirs: DirSyncs) -> std::io::Result<Dir> {
     let parent = dest.parent().filter(|d| !d.as_os_str().is_empty());
     let parent = parent.unwrap_or(Path::new("."));
     match within {
+        Some(base) if dirs == DirSyncs::AtTheEnd => {
+            Dir::make_deferred(base, parent, &mut Vec::new())
+        }
         Some(base) => Dir::make(base, parent),
         None => {
             create_dirs_durably(parent)?;
@@ -186,11 +201,3 @@ fn copy_pages(source: &Connection, copy: &mut Connection) -> rusqlite::Result<()
 
 /// How long a copy waits for a source that is busy or locked.
 const BUSY_WAIT: Duration = Duration::from_secs(30);
-
-/// fsyncs the file at `path`; returns its size.
-pub(in crate::storage) fn sync_file(tenant: &TenantName, path: &Path) -> Result<u64> {
-    sys::open_path(path)
-        .and_then(|f| sys::sync(f.as_fd(), path).and_then(|()| sys::fstat(f.as_fd())))
-        .map(|stat| u64::try_from(stat.st_size).unwrap_or(0))
-        .map_err(|e| Error::io(Some(tenant), path, "syncing the copy", e))
-}

@@ -1,0 +1,194 @@
+//! Area 8 of BENCHMARKS.md, against the floors of issue #29 item 3, in
+//! interleaved rounds (the median of the per-round ratios, which a shared
+//! machine moves least):
+//!
+//! - `backup_tenant` of a 10 MB tenant while another thread writes to it,
+//!   against `fs::copy` (what `cp` does: `copy_file_range`) + fsync of its
+//!   database file (no consistent copy while it is written: the floor,
+//!   not an alternative);
+//! - `backup_all` of N small tenants (5 migrations, 45 KB each) with
+//!   `jobs(1)` and `jobs(2)`, against a plain loop on one thread that walks
+//!   the root (`read_dir` of the root, each bucket, each tenant
+//!   directory), makes the same directories in the destination, copies
+//!   each database file and fsyncs it (one fsync a tenant, no directory
+//!   syncs).
+//!
+//! `cargo bench --bench backup_floor` (`BACKUP_TENANTS` sets N, default
+//! 10,000; `BACKUP_ROUNDS` the rounds, default 5; `BACKUP_ONLY=tenant` or
+//! `=all` one part).
+
+mod support;
+
+use std::fs::{self, File};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use tenanted::{BackupOptions, Migration, Migrations, TenantManager};
+
+fn env_or(name: &str, default: usize) -> usize {
+    (std::env::var(name).ok())
+        .and_then(|s| s.replace('_', "").parse().ok())
+        .unwrap_or(default)
+}
+
+fn timed(f: impl FnOnce()) -> Duration {
+    let started = Instant::now();
+    f();
+    started.elapsed()
+}
+
+fn sync(path: &Path) {
+    File::open(path).unwrap().sync_all().unwrap();
+}
+
+/// Writes small rows to `big` until `stop`, a few hundred a second.
+fn writer(m: &TenantManager, stop: &AtomicBool) {
+    while !stop.load(Ordering::Relaxed) {
+        let conn = m.connection("big").unwrap();
+        conn.execute("INSERT INTO log (at) VALUES (datetime('now'))", [])
+            .unwrap();
+        drop(conn);
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+fn one_tenant(dir: &Path, rounds: usize) {
+    let migrations = Migrations::new(vec![Migration::new(
+        "0001_blobs",
+        "CREATE TABLE blobs (id INTEGER PRIMARY KEY, data BLOB NOT NULL);
+         CREATE TABLE log (id INTEGER PRIMARY KEY, at TEXT NOT NULL);",
+    )]);
+    let m = support::builder(&dir.join("root"), migrations)
+        .build()
+        .unwrap();
+    m.create_tenant("big").unwrap();
+    m.connection("big")
+        .unwrap()
+        .execute_batch(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000)
+             INSERT INTO blobs (data) SELECT randomblob(4096) FROM n;",
+        )
+        .unwrap();
+    let source = m.root().database_path("big").unwrap();
+    let out = dir.join("out");
+    fs::create_dir_all(&out).unwrap();
+    let stop = AtomicBool::new(false);
+    let (floor, ours, ratio) = std::thread::scope(|scope| {
+        scope.spawn(|| writer(&m, &stop));
+        let to = out.join("copy");
+        let result = support::interleaved(
+            rounds * 4,
+            || {
+                let t = timed(|| {
+                    fs::copy(&source, &to).unwrap();
+                    sync(&to);
+                });
+                fs::remove_file(&to).unwrap();
+                t
+            },
+            || {
+                let t = timed(|| {
+                    m.backup_tenant("big", &to).unwrap();
+                });
+                fs::remove_file(&to).unwrap();
+                t
+            },
+        );
+        stop.store(true, Ordering::Relaxed);
+        result
+    });
+    let mb = fs::metadata(&source).unwrap().len() as f64 / 1e6;
+    println!(
+        "backup_tenant, {mb:.1} MB, a thread writing: tenanted {ours:.1?} vs fs::copy + fsync {floor:.1?}: {ratio:.2}x (median of {} interleaved rounds; load {})",
+        rounds * 4,
+        support::load()
+    );
+}
+
+/// The floor: walk `root`, make the same directories under `to`, copy
+/// each database file and fsync it. Returns the files copied.
+fn plain_loop(root: &Path, to: &Path) -> usize {
+    let mut copied = 0;
+    for bucket in fs::read_dir(root).unwrap() {
+        let bucket = bucket.unwrap();
+        if !bucket.file_type().unwrap().is_dir() {
+            continue;
+        }
+        for tenant in fs::read_dir(bucket.path()).unwrap() {
+            let tenant = tenant.unwrap();
+            let file = tenant.path().join("main.sqlite3");
+            if !tenant.file_type().unwrap().is_dir() || !file.exists() {
+                continue;
+            }
+            let dest = to.join(bucket.file_name()).join(tenant.file_name());
+            fs::create_dir_all(&dest).unwrap();
+            let dest = dest.join("main.sqlite3");
+            fs::copy(&file, &dest).unwrap();
+            sync(&dest);
+            copied += 1;
+        }
+    }
+    copied
+}
+
+fn all_tenants(dir: &Path, tenants: usize, rounds: usize) {
+    let root = dir.join("fleet");
+    let m = support::builder(&root, support::migrations(5))
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    support::populate(&m, tenants);
+    eprintln!("{tenants} tenants made in {:.1?}", started.elapsed());
+    let mut n = 0;
+    let mut fresh = || {
+        n += 1;
+        dir.join(format!("backup-{n}"))
+    };
+    let mut ratios = [Vec::new(), Vec::new(), Vec::new()];
+    let mut times = [Vec::new(), Vec::new(), Vec::new()];
+    for _ in 0..rounds {
+        let to = fresh();
+        let floor = timed(|| assert_eq!(plain_loop(&root, &to), tenants));
+        fs::remove_dir_all(&to).unwrap();
+        let mut round = vec![floor];
+        for jobs in [1, 2] {
+            let to = fresh();
+            let options = BackupOptions::new().jobs(jobs);
+            round.push(timed(|| {
+                assert!(m.backup_all(&to, &options).unwrap().is_success());
+            }));
+            fs::remove_dir_all(&to).unwrap();
+        }
+        let (j1, j2) = (round[1].as_secs_f64(), round[2].as_secs_f64());
+        ratios[0].push(j1 / floor.as_secs_f64());
+        ratios[1].push(j2 / floor.as_secs_f64());
+        ratios[2].push(j1 / j2);
+        for (kept, t) in times.iter_mut().zip(round) {
+            kept.push(t);
+        }
+        eprintln!("round: {:.2?} / {j1:.2}s / {j2:.2}s", floor);
+    }
+    let [floor, j1, j2] = times.map(support::median);
+    let [r1, r2, speedup] = ratios.map(support::median);
+    println!(
+        "backup_all, {tenants} tenants: plain loop {floor:.2?}; jobs 1 {j1:.2?} ({r1:.2}x); jobs 2 {j2:.2?} ({r2:.2}x); jobs 2 is {speedup:.2}x faster than jobs 1 (medians of {rounds} interleaved rounds; load {})",
+        support::load()
+    );
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let rounds = env_or("BACKUP_ROUNDS", 5);
+    let only = std::env::var("BACKUP_ONLY").unwrap_or_default();
+    // On the disk the crate is built on, not a tmpfs: fsyncs are real.
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    if only != "all" {
+        one_tenant(dir.path(), rounds);
+    }
+    if only != "tenant" {
+        all_tenants(dir.path(), env_or("BACKUP_TENANTS", 10_000), rounds);
+    }
+}

@@ -1,0 +1,197 @@
+//! A consistent copy of a live tenant database made by copying its files
+//! (the kernel's `copy_file_range`, as `cp` does), not page by page
+//! through SQLite: the backup's fast path (issue #29: the online backup
+//! API cost 2.3× a plain copy of a 9 MB tenant, in its per-page reads and
+//! writes).
+//!
+//! Why the copy is the database as of one commit: the files are copied
+//! while the source connection holds one read transaction (in WAL mode,
+//! it never blocks writers), and
+//!
+//! - if the `-wal` then holds no frame (at most its 32-byte header), the
+//!   read uses the database file alone, and SQLite lets no checkpoint
+//!   write into that file while such a reader lasts (the checkpointer
+//!   needs read lock 0 exclusively): the file is stable and whole. The
+//!   copy is that file, its header switched from WAL to rollback mode
+//!   (bytes 18 and 19, what `PRAGMA journal_mode = DELETE` writes);
+//! - otherwise the read's frames stay in the `-wal` (a writer may not
+//!   restart the log under a reader of its frames), so the `-wal` is
+//!   copied too, after the database file. A checkpoint may write pages
+//!   into the database file while it is copied, but only pages whose
+//!   frames the copied `-wal` holds; frames appended meanwhile are later
+//!   commits, and a torn last one fails its checksum. SQLite opens the
+//!   copy, recovers its `-wal` (every complete commit in it) and folds it
+//!   into the file (`journal_mode = DELETE`).
+
+use std::fs::File;
+use std::io;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OpenFlags};
+
+use crate::crypt::{self, TenantKey};
+use crate::error::{Error, Result};
+use crate::fs::dir::Dir;
+use crate::fs::files::literal_path;
+use crate::fs::lock::split;
+use crate::fs::sys;
+use crate::name::TenantName;
+
+/// What a snapshot wrote.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Snapshot {
+    /// The copy's schema version (`user_version`), read from the copy.
+    pub(crate) version: i64,
+    /// The copy's size in bytes.
+    pub(crate) bytes: u64,
+}
+
+/// A `-wal` this long or shorter holds no frame: its header is 32 bytes.
+const WAL_HEADER: u64 = 32;
+
+/// Flags for opening the copy: never a URI (see `literal_path`).
+const COPY: OpenFlags = OpenFlags::SQLITE_OPEN_READ_WRITE.union(OpenFlags::SQLITE_OPEN_NO_MUTEX);
+
+/// Copies `tenant`'s database at `path` (below `root`), open on `source`
+/// (with `key`, an encrypted tenant's), into the new file `scratch` in
+/// `dir`, and syncs it: a self-contained database in rollback mode, as of
+/// one commit (see the module's comment), encrypted as the source is.
+pub(in crate::storage) fn copy_files(
+    tenant: &TenantName,
+    (source, key): (&Connection, Option<&TenantKey>),
+    (root, path): (&Path, &Path),
+    dir: &Dir,
+    scratch: &Path,
+) -> Result<Snapshot> {
+    let read = |e| Error::sqlite(Some(tenant), path, "starting the backup's read", e);
+    // One read transaction for the whole copy, taken by reading.
+    let snapshot = source.unchecked_transaction().map_err(read)?;
+    snapshot
+        .query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(()))
+        .map_err(read)?;
+    let (from, name) =
+        split(path).map_err(|e| io_error(tenant, path, "finding the database", e))?;
+    let from =
+        Dir::open(root, from).map_err(|e| io_error(tenant, path, "opening its directory", e))?;
+    let mut main = sys::open_file(from.fd(), name)
+        .map_err(|e| io_error(tenant, path, "opening the database file", e))?;
+    let wal_name = sidecar(name, "-wal");
+    let wal = open_wal(&from, &wal_name).map_err(|e| {
+        io_error(
+            tenant,
+            &from.join(&wal_name),
+            "opening the database's WAL",
+            e,
+        )
+    })?;
+    let copy = copy_file(tenant, &mut main, dir, scratch)?;
+    let with_wal = match wal {
+        Some(mut wal) => {
+            copy_file(tenant, &mut wal, dir, &sidecar(scratch, "-wal"))?;
+            true
+        }
+        None => false,
+    };
+    drop(snapshot);
+    let path = dir.join(scratch);
+    // An encrypted copy's header is SQLCipher's to change.
+    if with_wal || key.is_some() {
+        drop(copy);
+        let version = fold_wal(tenant, &path, key)?;
+        return Ok(Snapshot {
+            version,
+            bytes: sync_file(tenant, &path)?,
+        });
+    }
+    let version = to_rollback_mode(tenant, &copy, &path)?;
+    let synced = sys::sync(copy.as_fd(), scratch).and_then(|()| sys::fstat(copy.as_fd()));
+    let stat = synced.map_err(|e| io_error(tenant, &path, "syncing the copy", e))?;
+    let bytes = u64::try_from(stat.st_size).unwrap_or(0);
+    Ok(Snapshot { version, bytes })
+}
+
+/// `name` with `suffix`: its `-wal`.
+fn sidecar(name: &Path, suffix: &str) -> PathBuf {
+    let mut sidecar = name.as_os_str().to_owned();
+    sidecar.push(suffix);
+    PathBuf::from(sidecar)
+}
+
+/// The database's `-wal`, if it holds any frame.
+fn open_wal(dir: &Dir, name: &Path) -> io::Result<Option<File>> {
+    let wal = match sys::open_file(dir.fd(), name) {
+        Ok(wal) => wal,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let len = sys::fstat(wal.as_fd())?.st_size;
+    Ok((u64::try_from(len).unwrap_or(0) > WAL_HEADER).then_some(wal))
+}
+
+/// Copies all of `from` into the new file `name` in `dir`; the copy, open
+/// for reading and writing.
+fn copy_file(tenant: &TenantName, from: &mut File, dir: &Dir, name: &Path) -> Result<File> {
+    let to = dir.join(name);
+    let mut copy = sys::create_new(dir.fd(), name)
+        .map_err(|e| io_error(tenant, &to, "creating the copy", e))?;
+    sys::copy(from, &mut copy, name).map_err(|e| io_error(tenant, &to, "writing the copy", e))?;
+    Ok(copy)
+}
+
+/// Opens the copy (with `key`) and its `-wal` if any (SQLite recovers
+/// the commits in it), and leaves it in rollback mode, the `-wal` folded
+/// into the file; the copy's `user_version`.
+fn fold_wal(tenant: &TenantName, copy: &Path, key: Option<&TenantKey>) -> Result<i64> {
+    let sqlite = |operation, e| Error::sqlite(Some(tenant), copy, operation, e);
+    let conn = Connection::open_with_flags(literal_path(copy), COPY)
+        .map_err(|e| sqlite("opening the copy", e))?;
+    crypt::apply(&conn, key).map_err(|e| sqlite("keying the copy", e))?;
+    // The copy is synced once, whole, by the caller.
+    conn.execute_batch("PRAGMA synchronous = OFF;")
+        .map_err(|e| sqlite("setting up the copy", e))?;
+    conn.query_row("PRAGMA journal_mode = DELETE", [], |r| {
+        r.get::<_, String>(0)
+    })
+    .map_err(|e| sqlite("setting the copy's journal mode", e))?;
+    let version = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(|e| sqlite("reading the copy's version", e))?;
+    conn.close()
+        .map_err(|(_, e)| sqlite("closing the copy", e))?;
+    Ok(version)
+}
+
+/// Switches the copy's header from WAL to rollback mode, as `PRAGMA
+/// journal_mode = DELETE` would (bytes 18 and 19, the file format's read
+/// and write versions, from 2 to 1); the copy's `user_version` (bytes 60
+/// to 63).
+fn to_rollback_mode(tenant: &TenantName, copy: &File, path: &Path) -> Result<i64> {
+    let fail = |e| io_error(tenant, path, "switching the copy to rollback mode", e);
+    let mut header = [0u8; 100];
+    let read = sys::read_at(copy.as_fd(), &mut header, 0, path).map_err(fail)?;
+    if read < header.len() || !header.starts_with(b"SQLite format 3\0") {
+        return Err(fail(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "the copy has no SQLite header: the tenant's database file is not a database",
+        )));
+    }
+    if header[18..20] == [2, 2] {
+        sys::write_at(copy, &[1, 1], 18, path).map_err(fail)?;
+    }
+    Ok(i64::from(i32::from_be_bytes([
+        header[60], header[61], header[62], header[63],
+    ])))
+}
+
+fn io_error(tenant: &TenantName, path: &Path, operation: &'static str, e: io::Error) -> Error {
+    Error::io(Some(tenant), path, operation, e)
+}
+
+/// fsyncs the file at `path`; returns its size.
+pub(in crate::storage) fn sync_file(tenant: &TenantName, path: &Path) -> Result<u64> {
+    sys::open_path(path)
+        .and_then(|f| sys::sync(f.as_fd(), path).and_then(|()| sys::fstat(f.as_fd())))
+        .map(|stat| u64::try_from(stat.st_size).unwrap_or(0))
+        .map_err(|e| Error::io(Some(tenant), path, "syncing the copy", e))
+}
