@@ -501,10 +501,6 @@ impl TenantManager {
             |()| true,
         )?;
         drop(destroying);
-        // Its key goes, durably, before this returns: every copy of its
-        // files made before (backups, replicas, a stolen disk) stays
-        // unreadable for good.
-        crypt::destroyed_key(&tenant, inner.root.root_dir())?;
         // Its limits and suspension go with it: a tenant created again
         // under the name starts afresh.
         if let Err(e) = inner.limits.forget(&tenant) {

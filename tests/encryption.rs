@@ -357,3 +357,77 @@ fn the_cli_encrypts_with_the_master_key_from_the_environment_and_refuses_without
         .success();
     assert!(!key_file.exists(), "the destroy destroyed the key");
 }
+
+/// A provider (a user's own, as for a KMS) whose destroy fails while
+/// `refuse` is set.
+struct Flaky {
+    inner: RootKeyStore,
+    refuse: std::sync::atomic::AtomicBool,
+}
+
+impl KeyProvider for Flaky {
+    fn create_key(&self, tenant: &TenantName) -> tenanted::Result<TenantKey> {
+        self.inner.create_key(tenant)
+    }
+
+    fn key(&self, tenant: &TenantName) -> tenanted::Result<Option<TenantKey>> {
+        self.inner.key(tenant)
+    }
+
+    fn destroy_key(&self, tenant: &TenantName) -> tenanted::Result<()> {
+        if self.refuse.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(Error::Encryption {
+                tenant: Some(tenant.clone()),
+                path: "kms://keys/acme".into(),
+                reason: "the key service is unreachable".to_string(),
+            });
+        }
+        self.inner.destroy_key(tenant)
+    }
+}
+
+#[test]
+fn a_key_that_cannot_be_destroyed_fails_the_destroy_and_leaves_the_tenant_whole() {
+    let root = tempfile::tempdir().unwrap();
+    let master = MasterKey::generate().unwrap();
+    let provider = std::sync::Arc::new(Flaky {
+        inner: RootKeyStore::new(root.path(), master),
+        refuse: std::sync::atomic::AtomicBool::new(true),
+    });
+    struct Shared(std::sync::Arc<Flaky>);
+    impl KeyProvider for Shared {
+        fn create_key(&self, t: &TenantName) -> tenanted::Result<TenantKey> {
+            self.0.create_key(t)
+        }
+        fn key(&self, t: &TenantName) -> tenanted::Result<Option<TenantKey>> {
+            self.0.key(t)
+        }
+        fn destroy_key(&self, t: &TenantName) -> tenanted::Result<()> {
+            self.0.destroy_key(t)
+        }
+    }
+    let manager = TenantManager::builder(RootConfig::new(root.path()), migrations(1))
+        .encryption(Shared(std::sync::Arc::clone(&provider)))
+        .build()
+        .unwrap();
+    seed_canary(&manager, "acme");
+    let failed = manager.destroy_tenant("acme");
+    assert!(
+        matches!(failed, Err(Error::Encryption { .. })),
+        "{failed:?}"
+    );
+    // The key went first or not at all: the tenant is whole and usable.
+    let conn = manager.connection("acme").unwrap();
+    let body: String = conn
+        .query_row("SELECT body FROM notes", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(body, CANARY);
+    drop(conn);
+    provider
+        .refuse
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    manager.destroy_tenant("acme").unwrap();
+    assert!(!manager.tenant_exists("acme").unwrap());
+    let acme = TenantName::new("acme").unwrap();
+    assert_eq!(provider.inner.key(&acme).unwrap(), None);
+}

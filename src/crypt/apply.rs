@@ -37,13 +37,12 @@ pub(crate) fn created_key(tenant: &TenantName, root: &Path) -> Result<Option<Ten
     }
 }
 
-/// Destroys `tenant`'s key, if its root has a key provider (its files are
-/// gone by now).
+/// Destroys `tenant`'s key, if its root has a key provider (a destroy
+/// calls it once no process holds the tenant, before its files go).
 ///
 /// # Errors
 ///
-/// [`Error::Encryption`] saying the files are gone but the key is not,
-/// with the provider's error.
+/// [`Error::Encryption`] with the provider's error, saying what to do.
 pub(crate) fn destroyed_key(tenant: &TenantName, root: &Path) -> Result<()> {
     let Some(provider) = provider(root) else {
         return Ok(());
@@ -51,7 +50,7 @@ pub(crate) fn destroyed_key(tenant: &TenantName, root: &Path) -> Result<()> {
     provider.destroy_key(tenant).map_err(|e| Error::Encryption {
         tenant: Some(tenant.clone()),
         path: root.to_path_buf(),
-        reason: format!("the tenant's files are destroyed but its key is not ({e}); until the key is removed, copies made before the destroy can still be read: remove it by hand, or create the tenant again and destroy it, which replaces it"),
+        reason: format!("its key could not be destroyed ({e}); until it is, copies of the tenant made before can still be read: fix the cause and destroy the tenant again"),
     })
 }
 

@@ -14,6 +14,7 @@
 //! The caller has already drained this process's own pools of the tenant.
 
 use crate::busy::WaitedFor;
+use crate::crypt;
 use crate::error::Result;
 use crate::fs::files::remove_empty_parents;
 use crate::fs::sys;
@@ -26,7 +27,10 @@ use crate::storage::lifecycle::fence::{Fence, Waiting};
 /// processes (their operations on it, their connections to it) to let go.
 pub(crate) fn destroy(tenant: &TenantName, at: TenantPath<'_>, waiting: Waiting<'_>) -> Result<()> {
     let lock = TenantLock::for_existing(tenant, at, &waiting.patience, WaitedFor::Destroy)?;
-    let result = destroy_locked(tenant, &lock, at, waiting);
+    let result = destroy_locked(tenant, &lock, at, (waiting, false)).and_then(|()| {
+        // Also after a destroy that died and was finished just now.
+        crypt::destroyed_key(tenant, at.root())
+    });
     let gone = lock
         .db_dir(at)
         .is_none_or(|dir| sys::stat(dir.fd(), at.db_name()).is_err());
@@ -39,12 +43,13 @@ pub(crate) fn destroy(tenant: &TenantName, at: TenantPath<'_>, waiting: Waiting<
 
 /// The destroy itself, for a caller that holds the tenant's locks (a
 /// restore that replaces the tenant keeps holding them to publish the new
-/// database, so that no create can slip in between).
+/// database, so that no create can slip in between: `replacing`, which
+/// keeps an encrypted tenant's key).
 pub(in crate::storage) fn destroy_locked(
     tenant: &TenantName,
     lock: &TenantLock,
     at: TenantPath<'_>,
-    waiting: Waiting<'_>,
+    (waiting, replacing): (Waiting<'_>, bool),
 ) -> Result<()> {
     // The mark of a destroy that died (or failed) here would be in the
     // way; finishing it may finish this destroy too.
@@ -54,6 +59,16 @@ pub(in crate::storage) fn destroy_locked(
     let fence = Fence::raise(tenant, lock, at)?;
     if let Err(e) = fence.wait_released(waiting) {
         // Said, not only logged: the tenant is intact only once it is back.
+        fence.put_back()?;
+        return Err(e);
+    }
+    // Nobody holds it and it will not be put back: an encrypted tenant's
+    // key goes first, so that a crash from here on leaves only files that
+    // can never be read again. (A replacing restore keeps the key: the
+    // backup it publishes is encrypted with it.)
+    if !replacing && let Err(e) = crypt::destroyed_key(tenant, at.root()) {
+        // The destroy fails whole: the tenant is back, and a retry can
+        // destroy both.
         fence.put_back()?;
         return Err(e);
     }

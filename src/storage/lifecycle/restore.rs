@@ -150,7 +150,7 @@ fn replace_with(
     waiting: Waiting<'_>,
 ) -> Result<()> {
     if !at.owns_dir() {
-        destroy_locked(tenant, lock, at, waiting)?;
+        destroy_locked(tenant, lock, at, (waiting, true))?;
         return stage.publish(tenant, at);
     }
     finish_fenced_entry(tenant, lock, at)?;
