@@ -11,10 +11,11 @@
 //!   the root (`read_dir` of the root, each bucket, each tenant
 //!   directory), makes the same directories in the destination, copies
 //!   each database file and fsyncs it (one fsync a tenant, no directory
-//!   syncs).
+//!   syncs). Each backup is removed and the file system flushed (`sync`)
+//!   before the next timed run.
 //!
 //! `cargo bench --bench backup_floor` (`BACKUP_TENANTS` sets N, default
-//! 10,000; `BACKUP_ROUNDS` the rounds, default 5; `BACKUP_ONLY=tenant` or
+//! 10,000; `BACKUP_ROUNDS` the rounds, default 3; `BACKUP_ONLY=tenant` or
 //! `=all` one part).
 
 mod support;
@@ -40,6 +41,14 @@ fn timed(f: impl FnOnce()) -> Duration {
 
 fn sync(path: &Path) {
     File::open(path).unwrap().sync_all().unwrap();
+}
+
+/// Removes a finished backup and flushes the file system (`sync`), so
+/// that the next timed run does not pay for this one's writes and
+/// deletions in its first fsyncs.
+fn discard(dir: &Path) {
+    fs::remove_dir_all(dir).unwrap();
+    std::process::Command::new("sync").status().unwrap();
 }
 
 /// Writes small rows to `big` until `stop`, a few hundred a second.
@@ -78,7 +87,7 @@ fn one_tenant(dir: &Path, rounds: usize) {
         scope.spawn(|| writer(&m, &stop));
         let to = out.join("copy");
         let result = support::interleaved(
-            rounds * 4,
+            rounds * 7,
             || {
                 let t = timed(|| {
                     fs::copy(&source, &to).unwrap();
@@ -101,7 +110,7 @@ fn one_tenant(dir: &Path, rounds: usize) {
     let mb = fs::metadata(&source).unwrap().len() as f64 / 1e6;
     println!(
         "backup_tenant, {mb:.1} MB, a thread writing: tenanted {ours:.1?} vs fs::copy + fsync {floor:.1?}: {ratio:.2}x (median of {} interleaved rounds; load {})",
-        rounds * 4,
+        rounds * 7,
         support::load()
     );
 }
@@ -139,6 +148,7 @@ fn all_tenants(dir: &Path, tenants: usize, rounds: usize) {
         .unwrap();
     let started = Instant::now();
     support::populate(&m, tenants);
+    std::process::Command::new("sync").status().unwrap();
     eprintln!("{tenants} tenants made in {:.1?}", started.elapsed());
     let mut n = 0;
     let mut fresh = || {
@@ -150,7 +160,7 @@ fn all_tenants(dir: &Path, tenants: usize, rounds: usize) {
     for _ in 0..rounds {
         let to = fresh();
         let floor = timed(|| assert_eq!(plain_loop(&root, &to), tenants));
-        fs::remove_dir_all(&to).unwrap();
+        discard(&to);
         let mut round = vec![floor];
         for jobs in [1, 2] {
             let to = fresh();
@@ -158,7 +168,7 @@ fn all_tenants(dir: &Path, tenants: usize, rounds: usize) {
             round.push(timed(|| {
                 assert!(m.backup_all(&to, &options).unwrap().is_success());
             }));
-            fs::remove_dir_all(&to).unwrap();
+            discard(&to);
         }
         let (j1, j2) = (round[1].as_secs_f64(), round[2].as_secs_f64());
         ratios[0].push(j1 / floor.as_secs_f64());
@@ -181,7 +191,7 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    let rounds = env_or("BACKUP_ROUNDS", 5);
+    let rounds = env_or("BACKUP_ROUNDS", 3);
     let only = std::env::var("BACKUP_ONLY").unwrap_or_default();
     // On the disk the crate is built on, not a tmpfs: fsyncs are real.
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();

@@ -162,6 +162,20 @@ pub(crate) fn copy(from: &mut File, to: &mut File, name: &Path) -> io::Result<u6
     io::copy(from, to)
 }
 
+/// Copies the first `len` bytes of `from`, from its start, into `to` (a
+/// database file and its `-wal` into a backup), file to file in the
+/// kernel (`copy_file_range`) where it can.
+pub(crate) fn copy_prefix(
+    from: &mut File,
+    to: &mut File,
+    len: u64,
+    name: &Path,
+) -> io::Result<u64> {
+    faults::check(Step::Write, name)?;
+    io::Seek::rewind(from)?;
+    io::copy(&mut io::Read::take(from, len), to)
+}
+
 /// Writes all of `bytes` to `file`.
 pub(crate) fn write_all(file: &mut File, bytes: &[u8], name: &Path) -> io::Result<()> {
     faults::check(Step::Write, name)?;

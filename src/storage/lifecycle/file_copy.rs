@@ -70,29 +70,7 @@ pub(in crate::storage) fn copy_files(
     snapshot
         .query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(()))
         .map_err(read)?;
-    let (from, name) =
-        split(path).map_err(|e| io_error(tenant, path, "finding the database", e))?;
-    let from =
-        Dir::open(root, from).map_err(|e| io_error(tenant, path, "opening its directory", e))?;
-    let mut main = sys::open_file(from.fd(), name)
-        .map_err(|e| io_error(tenant, path, "opening the database file", e))?;
-    let wal_name = sidecar(name, "-wal");
-    let wal = open_wal(&from, &wal_name).map_err(|e| {
-        io_error(
-            tenant,
-            &from.join(&wal_name),
-            "opening the database's WAL",
-            e,
-        )
-    })?;
-    let copy = copy_file(tenant, &mut main, dir, scratch)?;
-    let with_wal = match wal {
-        Some(mut wal) => {
-            copy_file(tenant, &mut wal, dir, &sidecar(scratch, "-wal"))?;
-            true
-        }
-        None => false,
-    };
+    let (copy, with_wal) = copy_under_read(tenant, (root, path), dir, scratch)?;
     drop(snapshot);
     let path = dir.join(scratch);
     // An encrypted copy's header is SQLCipher's to change.
@@ -111,6 +89,39 @@ pub(in crate::storage) fn copy_files(
     Ok(Snapshot { version, bytes })
 }
 
+/// Copies the database file at `path` to `scratch` in `dir`, then the
+/// frames of its `-wal` if it holds any (to `scratch`'s `-wal`), while
+/// the caller holds a read transaction; the copy of the database file,
+/// and whether a `-wal` was copied.
+fn copy_under_read(
+    tenant: &TenantName,
+    (root, path): (&Path, &Path),
+    dir: &Dir,
+    scratch: &Path,
+) -> Result<(File, bool)> {
+    let (from, name) =
+        split(path).map_err(|e| io_error(tenant, path, "finding the database", e))?;
+    let from =
+        Dir::open(root, from).map_err(|e| io_error(tenant, path, "opening its directory", e))?;
+    let mut main = sys::open_file(from.fd(), name)
+        .map_err(|e| io_error(tenant, path, "opening the database file", e))?;
+    let wal_name = sidecar(name, "-wal");
+    let wal = open_wal(&from, &wal_name).map_err(|e| {
+        io_error(
+            tenant,
+            &from.join(&wal_name),
+            "reading the database's WAL",
+            e,
+        )
+    })?;
+    let copy = copy_file(tenant, (&mut main, u64::MAX), dir, scratch)?;
+    let Some((mut wal, len)) = wal else {
+        return Ok((copy, false));
+    };
+    copy_file(tenant, (&mut wal, len), dir, &sidecar(scratch, "-wal"))?;
+    Ok((copy, true))
+}
+
 /// `name` with `suffix`: its `-wal`.
 fn sidecar(name: &Path, suffix: &str) -> PathBuf {
     let mut sidecar = name.as_os_str().to_owned();
@@ -118,24 +129,71 @@ fn sidecar(name: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(sidecar)
 }
 
-/// The database's `-wal`, if it holds any frame.
-fn open_wal(dir: &Dir, name: &Path) -> io::Result<Option<File>> {
+/// The database's `-wal` and how much of it to copy, if it holds any
+/// frame of its current generation: its header and those frames. The
+/// frames after them are left over from before the log last restarted
+/// (their salts are an earlier header's), and SQLite ignores them.
+fn open_wal(dir: &Dir, name: &Path) -> io::Result<Option<(File, u64)>> {
     let wal = match sys::open_file(dir.fd(), name) {
         Ok(wal) => wal,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
-    let len = sys::fstat(wal.as_fd())?.st_size;
-    Ok((u64::try_from(len).unwrap_or(0) > WAL_HEADER).then_some(wal))
+    let len = u64::try_from(sys::fstat(wal.as_fd())?.st_size).unwrap_or(0);
+    if len <= WAL_HEADER {
+        return Ok(None);
+    }
+    let frames = current_frames(&wal, len, name)?;
+    Ok(frames.map(|end| (wal, end)))
 }
 
-/// Copies all of `from` into the new file `name` in `dir`; the copy, open
-/// for reading and writing.
-fn copy_file(tenant: &TenantName, from: &mut File, dir: &Dir, name: &Path) -> Result<File> {
+/// Where the current generation's frames end in a `-wal` of `len` bytes
+/// (`None` if it has none; `Some(len)` if the header cannot be read as
+/// one, for SQLite to judge). The frames whose salts match the header's
+/// are a prefix (a restart writes from the first frame on), found by
+/// bisection: a few reads, not one per frame. A frame being appended
+/// meanwhile is after the caller's read and may fall either side.
+fn current_frames(wal: &File, len: u64, name: &Path) -> io::Result<Option<u64>> {
+    let mut header = [0u8; 32];
+    sys::read_at(wal.as_fd(), &mut header, 0, name)?;
+    let page = u64::from(u32::from_be_bytes([
+        header[8], header[9], header[10], header[11],
+    ]));
+    if !(512..=65536).contains(&page) || !page.is_power_of_two() {
+        return Ok(Some(len));
+    }
+    let frame = 24 + page;
+    let matches = |i: u64| -> io::Result<bool> {
+        let mut head = [0u8; 24];
+        let read = sys::read_at(wal.as_fd(), &mut head, WAL_HEADER + i * frame, name)?;
+        Ok(read == head.len() && head[8..16] == header[16..24])
+    };
+    // `lo` frames are known to match, frames from `hi` on not to.
+    let (mut lo, mut hi) = (0, (len - WAL_HEADER) / frame);
+    while lo < hi {
+        let mid = lo + (hi - lo).div_ceil(2);
+        match matches(mid - 1)? {
+            true => lo = mid,
+            false => hi = mid - 1,
+        }
+    }
+    Ok((lo > 0).then_some(WAL_HEADER + lo * frame))
+}
+
+/// Copies the first `len` bytes of `from` (all of it for `u64::MAX`)
+/// into the new file `name` in `dir`; the copy, open for reading and
+/// writing.
+fn copy_file(
+    tenant: &TenantName,
+    (from, len): (&mut File, u64),
+    dir: &Dir,
+    name: &Path,
+) -> Result<File> {
     let to = dir.join(name);
     let mut copy = sys::create_new(dir.fd(), name)
         .map_err(|e| io_error(tenant, &to, "creating the copy", e))?;
-    sys::copy(from, &mut copy, name).map_err(|e| io_error(tenant, &to, "writing the copy", e))?;
+    sys::copy_prefix(from, &mut copy, len, name)
+        .map_err(|e| io_error(tenant, &to, "writing the copy", e))?;
     Ok(copy)
 }
 
