@@ -431,3 +431,26 @@ fn a_key_that_cannot_be_destroyed_fails_the_destroy_and_leaves_the_tenant_whole(
     let acme = TenantName::new("acme").unwrap();
     assert_eq!(provider.inner.key(&acme).unwrap(), None);
 }
+
+#[test]
+fn a_key_of_another_incarnation_is_named_as_such() {
+    let root = tempfile::tempdir().unwrap();
+    let master = MasterKey::generate().unwrap();
+    let manager = manager(root.path(), &master, 1);
+    seed_canary(&manager, "acme");
+    let store = RootKeyStore::new(root.path(), master.clone());
+    let key_file = store.key_path(&TenantName::new("acme").unwrap());
+    let old_key = std::fs::read(&key_file).unwrap();
+    manager.destroy_tenant("acme").unwrap();
+    manager.create_tenant("acme").unwrap();
+    // The keys directory put back from an older backup of it.
+    std::fs::write(&key_file, old_key).unwrap();
+    drop(manager);
+    let manager = self::manager(root.path(), &master, 1);
+    match manager.connection("acme") {
+        Err(Error::DamagedTenant { reason, .. }) => {
+            assert!(reason.contains("another incarnation"), "{reason}");
+        }
+        other => panic!("expected DamagedTenant, got {other:?}"),
+    }
+}

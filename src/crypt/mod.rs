@@ -31,4 +31,6 @@ pub use master_key::MasterKey;
 #[cfg(feature = "encryption")]
 pub use root_keys::RootKeyStore;
 #[cfg(feature = "encryption")]
+pub(crate) use tenant_key::KEY_REFUSED;
+#[cfg(feature = "encryption")]
 pub use tenant_key::TenantKey;

@@ -6,6 +6,9 @@ use std::fmt;
 
 use zeroize::Zeroizing;
 
+/// Why an encrypted tenant's file did not open with the key kept for it.
+pub(crate) const KEY_REFUSED: &str = "the key kept for the tenant does not open it (SQLCipher: out of memory, its answer to a wrong key): its key file belongs to another incarnation of the tenant (a keys directory restored from an older backup?) or was replaced; put back the key file it was made with";
+
 /// How many bytes of the database header SQLCipher leaves in plaintext.
 ///
 /// 64 keeps bytes 0..64 readable without the key: the magic string, the

@@ -188,6 +188,13 @@ fn sqlite_failure(dir: &Path, e: rusqlite::Error) -> PinError {
     if e.sqlite_error_code() == Some(rusqlite::ErrorCode::NotADatabase) {
         return PinError::Damaged(NOT_SQLITE);
     }
+    // SQLCipher, with a plaintext header, answers a key that does not
+    // open page 1 with SQLITE_NOMEM, which a real allocation failure at
+    // open all but never is.
+    #[cfg(feature = "encryption")]
+    if e.sqlite_error_code() == Some(rusqlite::ErrorCode::OutOfMemory) {
+        return PinError::Damaged(crate::crypt::KEY_REFUSED);
+    }
     let cannot_open = e.sqlite_error_code() == Some(rusqlite::ErrorCode::CannotOpen);
     if cannot_open && matches!(crate::fs::sys::open_path(dir), Err(ref io) if is_fd_exhaustion(io))
     {
