@@ -454,3 +454,31 @@ fn a_key_of_another_incarnation_is_named_as_such() {
         other => panic!("expected DamagedTenant, got {other:?}"),
     }
 }
+
+#[test]
+fn the_cli_makes_and_rotates_the_master_key() {
+    let root = tempfile::tempdir().unwrap();
+    let secrets = tempfile::tempdir().unwrap();
+    let made = cli(root.path())
+        .args(["master-key", "new"])
+        .assert()
+        .success();
+    let old = String::from_utf8(made.get_output().stdout.clone()).unwrap();
+    let old = MasterKey::from_hex(&old).unwrap();
+    seed_canary(&manager(root.path(), &old, 1), "acme");
+    let new = MasterKey::generate().unwrap();
+    let new_file = secrets.path().join("new.key");
+    std::fs::write(&new_file, new.to_hex().as_bytes()).unwrap();
+    cli(root.path())
+        .env(MasterKey::ENV, old.to_hex().as_str())
+        .args(["master-key", "rotate", "--new-key-file"])
+        .arg(&new_file)
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("re-wrapped 1 tenant key"));
+    let acme = TenantName::new("acme").unwrap();
+    assert!(RootKeyStore::new(root.path(), old).key(&acme).is_err());
+    let key = RootKeyStore::new(root.path(), new).key(&acme).unwrap();
+    let db = RootConfig::new(root.path()).database_path("acme").unwrap();
+    assert_eq!(canaries(&db, key.as_ref()).unwrap(), 1);
+}

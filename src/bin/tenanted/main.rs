@@ -17,6 +17,8 @@ mod authoring;
 mod backup;
 mod limits;
 mod litestream_config;
+#[cfg(feature = "encryption")]
+mod master_key;
 mod migrate;
 mod rebuild;
 mod replica_status;
@@ -184,6 +186,12 @@ enum Command {
     /// size, pages, free pages, last write, size limit, suspension
     /// (--sort: only the top ones, in an order).
     Usage(usage::UsageArgs),
+    /// Make a master key, or rotate the root's (encrypted tenants).
+    #[cfg(feature = "encryption")]
+    MasterKey {
+        #[command(subcommand)]
+        command: master_key::MasterKeyCommand,
+    },
     /// Print shell completions.
     Completions {
         /// The shell to print them for.
@@ -213,7 +221,18 @@ impl Command {
                 | Command::Migration { .. }
                 | Command::Schema { .. }
                 | Command::Usage(_)
-        )
+        ) && !self.handles_keys()
+    }
+
+    /// Whether the command is `master-key` (which reads no migrations).
+    #[cfg(feature = "encryption")]
+    fn handles_keys(&self) -> bool {
+        matches!(self, Command::MasterKey { .. })
+    }
+
+    #[cfg(not(feature = "encryption"))]
+    fn handles_keys(&self) -> bool {
+        false
     }
 
     /// Whether errors go to stdout as JSON too.
@@ -345,6 +364,8 @@ fn run(cli: &Cli) -> Result<u8, Failure> {
         Command::Suspend(args) => limits::suspend(cli, args),
         Command::Resume { name } => limits::resume(cli, name),
         Command::Usage(args) => usage::usage(cli, args),
+        #[cfg(feature = "encryption")]
+        Command::MasterKey { command } => master_key::master_key(cli, command),
         Command::Completions { shell } => {
             let out = &mut std::io::stdout();
             clap_complete::generate(*shell, &mut Cli::command(), "tenanted", out);
