@@ -1,78 +1,151 @@
-//! Area 2 of BENCHMARKS.md. Cold open: `connection(t)` on a tenant not in the cache (file check,
-//! schema check, pool build, first connection), against
-//! `Connection::open_with_flags` + `PRAGMA user_version`. With
-//! `max_pools(1)` and two tenants, every call evicts (and closes) the other
-//! pool, as the baseline closes its connection. The floor adds the PRAGMAs
-//! a pool's first connection runs; the ratio against it is printed from
-//! interleaved rounds.
+//! Area 2 of BENCHMARKS.md. Cold open: `connection(t)` on a tenant not in
+//! the cache, against the floor of issue #29: open the file read-write
+//! without create, the PRAGMAs a pool's first connection runs
+//! (`busy_timeout`, `foreign_keys`, `journal_mode`), read `user_version`,
+//! close.
+//!
+//! Both sides do the same file work on the same kind of file, in the same
+//! process: tenanted goes through `TENANTS` tenants in turn under
+//! `max_pools(1)`, so every call opens one tenant's file (creating its
+//! `-wal` and `-shm`) and closes the one evicted (a checkpoint, and the
+//! `-wal` deleted); the floor goes through `TENANTS` other tenants' files
+//! in the same layout, each opened alone and closed after. (The bench
+//! before #29 flipped between two tenants and opened one floor file again
+//! and again; see BENCHMARKS.md for what that left out.)
+//!
+//! Criterion's medians come from separate phases; the ratio reported is
+//! the median of per-round ratios, each round calling the two sides in
+//! turn one call at a time, in wall time and in the thread's CPU time
+//! (which a loaded machine stretches less). `COLD_OPEN_DIR` puts the root elsewhere than
+//! the temporary directory (a `tmpfs` leaves out the file system's inode
+//! allocation, which on a shared machine swings with what other processes
+//! create and delete there).
 
 mod support;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use rusqlite::{Connection, OpenFlags};
+use tenanted::TenantManager;
+
+/// Tenants each side goes through in turn.
+const TENANTS: usize = 100;
+/// Interleaved rounds, and calls of each side per round.
+const ROUNDS: usize = 31;
+const PER_ROUND: u32 = 100;
 
 fn cold_open(c: &mut Criterion) {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = match std::env::var("COLD_OPEN_DIR") {
+        Ok(at) => tempfile::tempdir_in(at).unwrap(),
+        Err(_) => tempfile::tempdir().unwrap(),
+    };
     let m = support::builder(dir.path(), support::migrations(3))
         .max_pools(1)
         .build()
         .unwrap();
-    m.create_tenant("a").unwrap();
-    m.create_tenant("b").unwrap();
-    let path = m.root().database_path("a").unwrap();
-    // The floor's own file: open and closed alone each time, as the cold
-    // path's file is (a file some other connection holds open skips the
-    // WAL set-up and the checkpoint on close).
-    m.create_tenant("c").unwrap();
-    let alone = m.root().database_path("c").unwrap();
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    for i in 0..2 * TENANTS {
+        m.create_tenant(&support::tenant(i)).unwrap();
+    }
+    let ours = Cold::new(&m);
+    let floor = Floor::new(&m);
 
+    if let Ok(only) = std::env::var("COLD_OPEN_ONLY") {
+        // For a profiler: one side alone.
+        let count: usize = std::env::var("COLD_OPEN_COUNT")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(4000);
+        for _ in 0..count {
+            if only == "floor" {
+                floor.next();
+            } else {
+                ours.next();
+            }
+        }
+        return;
+    }
     let mut group = c.benchmark_group("cold_open");
-    group.bench_function("baseline: open_with_flags + PRAGMA user_version", |b| {
-        b.iter(|| {
-            let conn = Connection::open_with_flags(&path, flags).unwrap();
-            conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
-                .unwrap()
-        })
+    group.bench_function("floor: open + PRAGMAs + user_version, close", |b| {
+        b.iter(|| floor.next())
     });
-    group.bench_function("floor: open + tenanted's PRAGMAs + user_version", |b| {
-        b.iter(|| open_with_pragmas(&alone))
-    });
-    let mut flip = false;
-    let mut cold = || {
-        flip = !flip;
-        let conn = m.connection(if flip { "a" } else { "b" }).unwrap();
-        conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
-            .unwrap()
-    };
-    group.bench_function("tenanted: connection(t) uncached + SELECT 1", |b| {
-        b.iter(&mut cold)
+    group.bench_function("tenanted: connection(t) uncached, evicting", |b| {
+        b.iter(|| ours.next())
     });
     group.finish();
 
-    // Interleaved rounds of both, for the ratio on a noisy machine.
-    let (mut floor, mut ours) = (Vec::new(), Vec::new());
-    for _ in 0..21 {
-        floor.push(support::per_call(200, || {
-            open_with_pragmas(&alone);
-        }));
-        ours.push(support::per_call(200, || {
-            cold();
-        }));
-    }
-    let (floor, ours) = (support::median(floor), support::median(ours));
+    let (fl, ou, wall, cpu) = support::paired(
+        ROUNDS,
+        PER_ROUND,
+        || {
+            floor.next();
+        },
+        || ours.next(),
+    );
     println!(
-        "cold connection(): {ours:?} vs floor {floor:?} (open + PRAGMAs + user_version): {:.2}x",
-        ours.as_secs_f64() / floor.as_secs_f64()
+        "cold connection() over {TENANTS} tenants, max_pools(1): {:?} (CPU {:?}) vs floor {:?} (CPU {:?}): \
+         {wall:.2}x wall, {cpu:.2}x CPU (medians of {ROUNDS} per-round ratios, calls alternating; load {})",
+        ou.wall,
+        ou.cpu,
+        fl.wall,
+        fl.cpu,
+        support::load()
     );
     let stats = m.stats();
     assert!(
         stats.hits < stats.misses / 100,
         "the cold bench must miss: {stats:?}"
     );
+}
+
+/// tenanted's side: tenants `0..TENANTS` in turn.
+struct Cold<'a> {
+    m: &'a TenantManager,
+    names: Vec<String>,
+    next: std::cell::Cell<usize>,
+}
+
+impl<'a> Cold<'a> {
+    fn new(m: &'a TenantManager) -> Self {
+        let names = (0..TENANTS).map(support::tenant).collect();
+        Cold {
+            m,
+            names,
+            next: Default::default(),
+        }
+    }
+
+    fn next(&self) {
+        let i = (self.next.get() + 1) % TENANTS;
+        self.next.set(i);
+        drop(self.m.connection(&self.names[i]).unwrap());
+    }
+}
+
+/// The floor's side: the files of tenants `TENANTS..2 * TENANTS` in turn,
+/// which tenanted never opens here.
+struct Floor {
+    paths: Vec<PathBuf>,
+    next: std::cell::Cell<usize>,
+}
+
+impl Floor {
+    fn new(m: &TenantManager) -> Self {
+        let paths = (TENANTS..2 * TENANTS)
+            .map(|i| m.root().database_path(&support::tenant(i)).unwrap())
+            .collect();
+        Floor {
+            paths,
+            next: Default::default(),
+        }
+    }
+
+    fn next(&self) -> i64 {
+        let i = (self.next.get() + 1) % TENANTS;
+        self.next.set(i);
+        open_with_pragmas(&self.paths[i])
+    }
 }
 
 /// What a pool's first connection does, as plain rusqlite: open, the

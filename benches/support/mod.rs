@@ -147,3 +147,74 @@ pub fn load() -> String {
         .and_then(|s| s.split_whitespace().next().map(str::to_owned))
         .unwrap_or_default()
 }
+
+/// CPU time the calling thread has used: unlike the wall clock, not
+/// stretched by time spent waiting for a CPU on a loaded machine.
+pub fn thread_cpu() -> std::time::Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    std::time::Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+}
+
+/// Wall and CPU time of one call of `f`.
+pub fn timed(f: impl FnOnce()) -> (std::time::Duration, std::time::Duration) {
+    let (cpu, wall) = (thread_cpu(), std::time::Instant::now());
+    f();
+    (wall.elapsed(), thread_cpu() - cpu)
+}
+
+/// Calls of a floor and a contender, alternating one by one (which goes
+/// first alternates too), so that both meet the same machine at the same
+/// moments: `rounds` rounds of `per_round` pairs. Returns the medians over
+/// rounds of the mean wall and CPU time of a call, floor then contender,
+/// and the medians of the per-round ratios (contender ÷ floor), wall then
+/// CPU.
+pub fn paired(
+    rounds: usize,
+    per_round: u32,
+    mut floor: impl FnMut(),
+    mut ours: impl FnMut(),
+) -> (Times, Times, f64, f64) {
+    let (mut fs, mut os, mut wall, mut cpu) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let (mut f, mut o) = (Times::default(), Times::default());
+        for i in 0..per_round {
+            if i % 2 == 0 {
+                f.add(timed(&mut floor));
+                o.add(timed(&mut ours));
+            } else {
+                o.add(timed(&mut ours));
+                f.add(timed(&mut floor));
+            }
+        }
+        wall.push(o.wall.as_secs_f64() / f.wall.as_secs_f64());
+        cpu.push(o.cpu.as_secs_f64() / f.cpu.as_secs_f64());
+        fs.push(f.per(per_round));
+        os.push(o.per(per_round));
+    }
+    let med = |v: &[Times]| Times {
+        wall: median(v.iter().map(|t| t.wall).collect()),
+        cpu: median(v.iter().map(|t| t.cpu).collect()),
+    };
+    (med(&fs), med(&os), median(wall), median(cpu))
+}
+
+/// Wall and CPU time.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Times {
+    pub wall: std::time::Duration,
+    pub cpu: std::time::Duration,
+}
+
+impl Times {
+    fn add(&mut self, (wall, cpu): (std::time::Duration, std::time::Duration)) {
+        self.wall += wall;
+        self.cpu += cpu;
+    }
+
+    fn per(self, n: u32) -> Times {
+        Times {
+            wall: self.wall / n,
+            cpu: self.cpu / n,
+        }
+    }
+}

@@ -11,6 +11,12 @@
 //! non-directory, and every later step is relative to the descriptor, so
 //! nothing swapped in after the open can redirect it. The root itself may
 //! be a link: where it lives is the operator's choice.
+//!
+//! On Linux, [`Dir::open`] first asks for the whole way in one `openat2`
+//! call that refuses any link and any `..` on it (`RESOLVE_BENEATH |
+//! RESOLVE_NO_SYMLINKS`): a tenant's cold open then costs one open
+//! instead of one per level. When the kernel refuses (or cannot), the walk
+//! one component at a time runs, and says what stands in the way.
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -44,6 +50,14 @@ impl Dir {
     /// [`Blocked`] when one is a link or not a directory.
     pub(crate) fn open(root: &Path, dir: &Path) -> io::Result<Dir> {
         let mut here = Dir::root(root)?;
+        // One call where the kernel can refuse links itself (a tenant's
+        // cold open takes this path: one open instead of one a level).
+        if let Some(below) = plain_below(root, dir)
+            && let Some(fd) = sys::open_dir_beneath(here.fd(), below)
+        {
+            let path = here.path.join(below);
+            return Ok(Dir { fd, path });
+        }
         for name in components(root, dir)? {
             here = here.child(name)?;
         }
@@ -226,6 +240,17 @@ const ENOTSUP: i32 = rustix::io::Errno::NOTSUP.raw_os_error();
 
 /// The names from `root` down to `dir`: plain names only, so the walk can
 /// never climb out.
+/// `dir` below `root` when it is one or more plain names (no `.`, `..` or
+/// root on the way): what [`sys::open_dir_beneath`] may open in one call.
+fn plain_below<'a>(root: &Path, dir: &'a Path) -> Option<&'a Path> {
+    let below = dir.strip_prefix(root).ok()?;
+    let mut names = below.components().peekable();
+    names.peek()?;
+    names
+        .all(|c| matches!(c, Component::Normal(_)))
+        .then_some(below)
+}
+
 fn components<'a>(root: &Path, dir: &'a Path) -> io::Result<Vec<&'a Path>> {
     let below = dir.strip_prefix(root).map_err(|_| {
         io::Error::new(
@@ -276,6 +301,30 @@ mod tests {
         );
         Dir::make(root.path(), &dir).unwrap();
         assert_eq!(Dir::open(root.path(), &dir).unwrap().path(), dir);
+    }
+
+    #[test]
+    fn open_refuses_a_link_at_any_level_and_names_it() {
+        // Dir::open reaches a directory in one call where it can (openat2):
+        // a link anywhere on the way is refused all the same, and named.
+        let root = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(outside.path().join("acme")).unwrap();
+        std::fs::create_dir(root.path().join("cd")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), root.path().join("ab")).unwrap();
+        std::os::unix::fs::symlink(outside.path().join("acme"), root.path().join("cd/acme"))
+            .unwrap();
+        // A link that stays inside the root is refused too.
+        std::fs::create_dir_all(root.path().join("gh/acme")).unwrap();
+        std::os::unix::fs::symlink("gh", root.path().join("ef")).unwrap();
+        for (dir, link) in [("ab/acme", "ab"), ("cd/acme", "cd/acme"), ("ef/acme", "ef")] {
+            let err = Dir::open(root.path(), &root.path().join(dir)).unwrap_err();
+            let blocked = blocked(&err).expect("blocked");
+            assert_eq!(blocked.path, root.path().join(link));
+            assert_eq!(blocked.found, "a symbolic link");
+        }
+        let err = Dir::open(root.path(), &root.path().join("cd/../ab")).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
     }
 
     #[test]

@@ -36,6 +36,32 @@ pub(crate) fn open_dir(dir: BorrowedFd<'_>, name: &Path) -> io::Result<OwnedFd> 
     Ok(rustix::fs::openat(dir, name, flags, Mode::empty())?)
 }
 
+/// Opens directory `below` (relative, of one or more names) beneath `dir`
+/// in one call, refusing a link or a `..` anywhere on the way: Linux's
+/// `openat2` with `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS`. `None` if it
+/// did not (not Linux, an older kernel, any error, or a test's fault plan
+/// counting steps): the caller then walks the names one by one, which also
+/// says precisely what is wrong.
+pub(crate) fn open_dir_beneath(dir: BorrowedFd<'_>, below: &Path) -> Option<OwnedFd> {
+    if faults::plan_active() {
+        return None;
+    }
+    open_beneath(dir, below)
+}
+
+#[cfg(target_os = "linux")]
+fn open_beneath(dir: BorrowedFd<'_>, below: &Path) -> Option<OwnedFd> {
+    use rustix::fs::ResolveFlags;
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let resolve = ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS;
+    rustix::fs::openat2(dir, below, flags, Mode::empty(), resolve).ok()
+}
+
+#[cfg(not(target_os = "linux"))]
+fn open_beneath(_dir: BorrowedFd<'_>, _below: &Path) -> Option<OwnedFd> {
+    None
+}
+
 /// A second descriptor of the same open directory or file.
 pub(crate) fn duplicate(fd: BorrowedFd<'_>, name: &Path) -> io::Result<OwnedFd> {
     faults::check(Step::Open, name)?;

@@ -8,27 +8,28 @@ use rusqlite::Connection;
 
 use super::migrations::Migrations;
 use super::tenant::{Prelude, check_not_ahead, migrate_to};
-use super::version::read_version;
 use crate::error::{PendingMigrationError, Result};
 use crate::name::TenantName;
 use crate::storage::{TenantPath, sqlite_error};
 
-/// Compares the tenant's schema version with the migrations, on `conn`;
-/// migrates it if `auto_migrate` is on (`Some`: how long its lock is
-/// waited for).
+/// Compares the tenant's schema version (`found`: `user_version`, read on
+/// `conn` when it took its lock) with the migrations; migrates it if
+/// `auto_migrate` is on (`Some`: how long its lock is waited for).
 pub(crate) fn check_schema(
     migrations: &Migrations,
     auto_migrate: Option<Duration>,
     tenant: &TenantName,
     at: TenantPath<'_>,
-    conn: &Connection,
+    (conn, found): (&Connection, i64),
 ) -> Result<()> {
     let path = at.db();
     // WAL is persistent in the file; setting it here, outside any
     // transaction, covers databases not made by create_tenant.
     conn.pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(()))
         .map_err(|e| sqlite_error(tenant, path, "enabling WAL", e))?;
-    let version = read_version(tenant, path, conn)?;
+    // Not read again: a migration by another process can land just after
+    // any read, and the watcher notices it (see `pool/watcher.rs`).
+    let version = usize::try_from(found).unwrap_or(0);
     check_not_ahead(migrations, tenant, path, version)?;
     let latest = migrations.latest_version();
     if version < latest {

@@ -150,7 +150,7 @@ fn open_as_lead(
     // would cost two cross-thread wake-ups (see `resident.rs`). A missing
     // tenant (or an empty, damaged file) fails at once, creating nothing:
     // connections open without SQLITE_OPEN_CREATE.
-    let first = manager
+    let (first, version) = manager
         .open_connection()
         .map_err(|e| e.into_error(tenant, path))?;
     let first = ResidentLease::first(first, &resident);
@@ -163,7 +163,7 @@ fn open_as_lead(
         config.auto_migrate.then_some(config.lock_timeout),
         tenant,
         TenantPath::new(&config.root, path, config.owns_dir),
-        first.connection(),
+        (first.connection(), version),
     )?;
     let last_error = Arc::new(LastConnectError::default());
     let pool = build_pool(config, manager, Arc::clone(&last_error));

@@ -135,13 +135,14 @@ impl PinnedManager {
     }
 
     /// Opens one connection on the calling thread: the pool's first one
-    /// (the lead's), or one r2d2 asked for. A connection that reached
-    /// another file marks the pool stale and comes back disarmed.
+    /// (the lead's), or one r2d2 asked for; with the schema version read
+    /// when it took its lock. A connection that reached another file marks
+    /// the pool stale and comes back disarmed.
     ///
     /// # Errors
     ///
     /// Why the file could not be opened.
-    pub(super) fn open_connection(&self) -> Result<TrackedConnection, OpenFailure> {
+    pub(super) fn open_connection(&self) -> Result<(TrackedConnection, i64), OpenFailure> {
         let mut set_up = true;
         let patience = Patience::new(self.gate_wait);
         let opened = open_pinned(&self.root, &self.path, &patience, || {
@@ -161,12 +162,12 @@ impl PinnedManager {
         if !current {
             tracing::debug!(path = %self.path.display(), "tenant file changed while connecting");
             self.state.mark_stale();
-            return Ok(pinned.conn);
+            return Ok((pinned.conn, pinned.version));
         }
         // After the pin, not in `setup`: setting the limit reads the
         // database, and the first read is the pin's.
         limits::apply(&pinned.conn, &self.policy).map_err(OpenFailure::Setup)?;
-        Ok(pinned.conn)
+        Ok((pinned.conn, pinned.version))
     }
 }
 
@@ -181,7 +182,7 @@ impl ManageConnection for PinnedManager {
             Claim::Absorb(conn) => Ok(conn),
             Claim::Full => Err(ConnectError::Full(self.resident.max())),
             Claim::Open(permit) => {
-                let conn = self.open_connection().map_err(ConnectError::Open)?;
+                let (conn, _) = self.open_connection().map_err(ConnectError::Open)?;
                 permit.keep();
                 Ok(conn)
             }
