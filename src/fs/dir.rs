@@ -175,6 +175,29 @@ impl Dir {
         }
     }
 
+    /// The directory holding `below` (a relative path: plain names only)
+    /// beneath this one (this one itself for a bare name), each directory on the way opened without
+    /// following a link, and `below`'s last name in it.
+    ///
+    /// # Errors
+    ///
+    /// As [`child`](Self::child); `InvalidInput` for a path that is
+    /// empty or climbs (`..`, `/`).
+    pub(crate) fn parent_of(self, below: &Path) -> io::Result<(Dir, &Path)> {
+        let names = components(Path::new(""), below)?;
+        let Some((last, way)) = names.split_last() else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "an empty path names no file",
+            ));
+        };
+        let mut here = self;
+        for name in way {
+            here = here.child(name)?;
+        }
+        Ok((here, last))
+    }
+
     /// The same directory, open a second time (one `dup`: no path is
     /// resolved again).
     pub(crate) fn duplicate(&self) -> io::Result<Dir> {

@@ -50,7 +50,9 @@ pub(crate) fn remove_tree_quietly(dir: &Dir, name: &Path) {
     }
 }
 
-fn remove_tree(dir: &Dir, name: &Path) -> io::Result<()> {
+/// Removes directory `name` in `dir` and everything in it (links inside
+/// are removed, never followed).
+pub(crate) fn remove_tree(dir: &Dir, name: &Path) -> io::Result<()> {
     let inner = dir.child(name)?;
     for entry in inner.entries()? {
         let (entry, is_dir) = entry?;
@@ -61,6 +63,28 @@ fn remove_tree(dir: &Dir, name: &Path) -> io::Result<()> {
         }
     }
     sys::remove_dir(dir.fd(), name)
+}
+
+/// Replaces file `name` in `dir` with one holding `bytes`: written to a
+/// fresh scratch file (created exclusively, never through a link) and
+/// renamed over `name`, so whatever was at `name` (a link planted there
+/// included) is replaced, never written through. Not synced: for files
+/// that are made again when lost (a configuration, a pid, a cache).
+pub(crate) fn replace_file(dir: &Dir, name: &Path, bytes: &[u8]) -> io::Result<()> {
+    let scratch = scratch_path(name);
+    let written = sys::create_new(dir.fd(), &scratch)
+        .and_then(|mut file| sys::write_all(&mut file, bytes, &scratch))
+        .and_then(|()| sys::rename(dir.fd(), &scratch, name));
+    if written.is_err() {
+        remove_quietly(dir, &scratch);
+    }
+    written
+}
+
+/// The text of file `name` in `dir` (never through a link), at most
+/// `limit` bytes.
+pub(crate) fn read_file(dir: &Dir, name: &Path, limit: u64) -> io::Result<String> {
+    sys::read_text(sys::open_file(dir.fd(), name)?, limit, name)
 }
 
 /// Renames `from` to `to` in `dir`, never replacing what is at `to`.

@@ -144,6 +144,20 @@ pub(crate) fn stat(dir: BorrowedFd<'_>, name: &Path) -> io::Result<Stat> {
     Ok(rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)?)
 }
 
+/// When `name` in `dir` was made (`statx` birth time, in nanoseconds
+/// since the epoch; never following a link at `name`): `None` where the
+/// file system keeps no birth time.
+pub(crate) fn birth_time(dir: BorrowedFd<'_>, name: &Path) -> io::Result<Option<u128>> {
+    use rustix::fs::{StatxFlags, statx};
+    faults::check(Step::Stat, name)?;
+    let x = statx(dir, name, AtFlags::SYMLINK_NOFOLLOW, StatxFlags::BTIME)?;
+    if !StatxFlags::from_bits_retain(x.stx_mask).contains(StatxFlags::BTIME) {
+        return Ok(None);
+    }
+    let secs = u128::try_from(x.stx_btime.tv_sec).unwrap_or(0);
+    Ok(Some(secs * 1_000_000_000 + u128::from(x.stx_btime.tv_nsec)))
+}
+
 /// What an open file is.
 pub(crate) fn fstat(file: BorrowedFd<'_>) -> io::Result<Stat> {
     faults::check(Step::Stat, Path::new(""))?;
@@ -222,6 +236,13 @@ pub(crate) fn proc_locks() -> Option<String> {
     std::fs::read_to_string("/proc/locks").ok()
 }
 
+/// A file the kernel serves (`/proc/PID/cmdline`), whole; `None` where it
+/// cannot be read.
+pub(crate) fn kernel_file(path: &Path) -> Option<Vec<u8>> {
+    faults::check(Step::Read, path).ok()?;
+    std::fs::read(path).ok()
+}
+
 /// Writes what a lock's holder is doing (`word`) at the start of its lock
 /// file, for a waiter that gives up to read. Best effort: a full disk or
 /// an injected fault leaves the file empty, which reads as "an
@@ -271,6 +292,17 @@ pub(crate) fn link(dir: BorrowedFd<'_>, from: &Path, to: &Path) -> io::Result<()
 pub(crate) fn rename(dir: BorrowedFd<'_>, from: &Path, to: &Path) -> io::Result<()> {
     faults::check(Step::Rename, to)?;
     Ok(rustix::fs::renameat(dir, from, dir, to)?)
+}
+
+/// Renames `from` in `from_dir` to `to` in `to_dir`, replacing `to`.
+pub(crate) fn rename_between(
+    from_dir: BorrowedFd<'_>,
+    from: &Path,
+    to_dir: BorrowedFd<'_>,
+    to: &Path,
+) -> io::Result<()> {
+    faults::check(Step::Rename, to)?;
+    Ok(rustix::fs::renameat(from_dir, from, to_dir, to)?)
 }
 
 /// Renames `from` to `to`, both in `dir`, failing if `to` exists

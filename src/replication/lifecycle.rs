@@ -11,9 +11,8 @@
 //! 3. Once the old database is gone, it erases the tenant's replica (or
 //!    moves it to the graveyard, with a retention), then drops the intent.
 
-use std::fs::{self, File};
+use std::fs::File;
 use std::io;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
@@ -21,8 +20,10 @@ use std::time::{Duration, Instant, SystemTime};
 use super::control::ControlSocket;
 use super::settings::{ReplicationSettings, state_dir};
 use super::store::ReplicaStore;
+use super::tenant_files::TenantFiles;
 use crate::error::{Error, Result};
-use crate::fs::sys;
+use crate::fs::files::remove_quietly;
+use crate::fs::{Dir, sys};
 use crate::name::TenantName;
 use crate::paths::RootConfig;
 use crate::storage::{LetGo, TenantPath, marked};
@@ -70,6 +71,8 @@ pub(crate) struct EraseIntent<'a> {
     replication: &'a Replication,
     tenant: TenantName,
     path: PathBuf,
+    /// The intents' directory, open.
+    dir: Dir,
     /// Holds the intent's lock.
     _held: File,
 }
@@ -141,12 +144,18 @@ impl Replication {
     /// [`Error::Io`] writing or locking the intent.
     pub(crate) fn intend_erase(&self, tenant: &TenantName, db: &Path) -> Result<EraseIntent<'_>> {
         static NEXT: AtomicU64 = AtomicU64::new(0);
-        let incarnation = incarnation(db).unwrap_or_else(|| "0-0".to_owned());
+        let incarnation = incarnation(&self.root, db).unwrap_or_else(|| "0-0".to_owned());
         let dir = intents_dir(&self.root);
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let pid = std::process::id();
-        let path = dir.join(format!("{tenant}.{incarnation}.{pid}-{n}"));
-        let held = publish_locked(&dir, &format!(".tmp-{pid}-{n}"), &path).map_err(|e| {
+        let name = PathBuf::from(format!("{tenant}.{incarnation}.{pid}-{n}"));
+        let path = dir.join(&name);
+        let temporary = PathBuf::from(format!(".tmp-{pid}-{n}"));
+        let published = Dir::make(self.root.root_dir(), &dir).and_then(|dir| {
+            let held = publish_locked(&dir, &temporary, &name)?;
+            Ok((dir, held))
+        });
+        let (dir, held) = published.map_err(|e| {
             Error::io(
                 Some(tenant),
                 &path,
@@ -158,6 +167,7 @@ impl Replication {
             replication: self,
             tenant: tenant.clone(),
             path,
+            dir,
             _held: held,
         })
     }
@@ -208,30 +218,11 @@ impl Replication {
     /// tried (the others are logged): one replica that cannot be erased
     /// does not hold back the rest. What failed is tried again next time.
     pub(crate) fn finish_erases(&self, all: bool) -> Result<usize> {
-        let mut done = 0;
         let mut failed = Failures::default();
-        for (intent, tenant, named) in list_intents(&self.root)? {
-            let Ok(file) = File::open(&intent) else {
-                continue;
-            };
-            // Held: its destroy is still running.
-            if file.try_lock().is_err() {
-                continue;
-            }
-            let db = self.root.database_path(tenant.as_str())?;
-            let at = TenantPath::new(self.root.root_dir(), &db, self.root.owns_directory()?);
-            if marked(at) {
-                continue;
-            }
-            if incarnation(&db).as_ref() != Some(&named) {
-                if let Err(e) = self.erase(&tenant) {
-                    failed.add(e);
-                    continue;
-                }
-                done += 1;
-            }
-            let _ = fs::remove_file(&intent);
-        }
+        let mut done = match list_intents(&self.root)? {
+            (Some(dir), intents) => self.finish_intents(&dir, intents, &mut failed)?,
+            (None, _) => 0,
+        };
         let due = ReplicaStore::of(self.settings.replica_url())
             .and_then(|store| store.erase_due(SystemTime::now(), all));
         match due {
@@ -241,10 +232,45 @@ impl Replication {
         failed.into_result(done)
     }
 
+    /// Finishes the intents in `dir` whose process is gone (see
+    /// [`finish_erases`](Self::finish_erases)); how many replicas were
+    /// erased. Failures go to `failed`.
+    fn finish_intents(
+        &self,
+        dir: &Dir,
+        intents: Vec<(PathBuf, TenantName, String)>,
+        failed: &mut Failures,
+    ) -> Result<usize> {
+        let mut done = 0;
+        for (intent, tenant, named) in intents {
+            let Ok(file) = sys::open_file(dir.fd(), &intent) else {
+                continue;
+            };
+            // Held: its destroy is still running.
+            if !sys::flock(&file, false, false, &intent).unwrap_or(false) {
+                continue;
+            }
+            let db = self.root.database_path(tenant.as_str())?;
+            let at = TenantPath::new(self.root.root_dir(), &db, self.root.owns_directory()?);
+            if marked(at) {
+                continue;
+            }
+            if incarnation(&self.root, &db).as_ref() != Some(&named) {
+                if let Err(e) = self.erase(&tenant) {
+                    failed.add(e);
+                    continue;
+                }
+                done += 1;
+            }
+            remove_quietly(dir, &intent);
+        }
+        Ok(done)
+    }
+
     /// Whether an erase intent of `tenant` is pending.
     pub(crate) fn erase_pending(&self, tenant: &TenantName) -> bool {
         list_intents(&self.root)
-            .map(|all| all.iter().any(|(_, t, _)| t == tenant))
+            .map(|(_, all)| all.iter().any(|(_, t, _)| t == tenant))
             .unwrap_or(true)
     }
 }
@@ -257,7 +283,7 @@ impl EraseIntent<'_> {
     /// [`Error::Replica`]: the intent stays, for a later try.
     pub(crate) fn finish(self) -> Result<()> {
         self.replication.erase(&self.tenant)?;
-        let _ = fs::remove_file(&self.path);
+        remove_quietly(&self.dir, crate::fs::siblings::name_of(&self.path));
         Ok(())
     }
 
@@ -266,10 +292,11 @@ impl EraseIntent<'_> {
     /// the intent stays for `finish_erases`.
     pub(crate) fn abandon(self) {
         let named = named_incarnation(&self.path);
-        let db = self.replication.root.database_path(self.tenant.as_str());
-        let live = db.ok().and_then(|db| incarnation(&db));
+        let root = &self.replication.root;
+        let db = root.database_path(self.tenant.as_str());
+        let live = db.ok().and_then(|db| incarnation(root, &db));
         if named.is_some() && named == live {
-            let _ = fs::remove_file(&self.path);
+            remove_quietly(&self.dir, crate::fs::siblings::name_of(&self.path));
         }
     }
 }
@@ -294,24 +321,22 @@ impl Failures {
     }
 }
 
-/// Makes the intent `path`, locked before any pass can see it: it is made
-/// under `temporary` (a name `list_intents` ignores), locked, made durable,
-/// then renamed to `path` (the lock follows the file), and the directory
-/// made durable. Made under its own name, a pass could lock it between
-/// the create and our lock, find the tenant still there, and drop it.
-fn publish_locked(dir: &Path, temporary: &str, path: &Path) -> io::Result<File> {
-    fs::create_dir_all(dir)?;
-    let temporary = dir.join(temporary);
-    let file = File::create_new(&temporary)?;
-    let published = file
-        .lock()
-        .and_then(|()| file.sync_all())
-        .and_then(|()| fs::rename(&temporary, path))
-        .and_then(|()| File::open(dir)?.sync_all());
+/// Makes the intent `name` in `dir`, locked before any pass can see it:
+/// it is made under `temporary` (a name `list_intents` ignores), locked,
+/// made durable, then renamed to `name` (the lock follows the file), and
+/// the directory made durable. Made under its own name, a pass could lock
+/// it between the create and our lock, find the tenant still there, and
+/// drop it.
+fn publish_locked(dir: &Dir, temporary: &Path, name: &Path) -> io::Result<File> {
+    let file = sys::create_new(dir.fd(), temporary)?;
+    let published = sys::flock(&file, false, true, temporary)
+        .and_then(|_| sys::sync(std::os::fd::AsFd::as_fd(&file), temporary))
+        .and_then(|()| sys::rename(dir.fd(), temporary, name))
+        .and_then(|()| dir.sync());
     match published {
         Ok(()) => Ok(file),
         Err(e) => {
-            let _ = fs::remove_file(&temporary);
+            remove_quietly(dir, temporary);
             Err(e)
         }
     }
@@ -323,15 +348,9 @@ fn publish_locked(dir: &Path, temporary: &str, path: &Path) -> io::Result<File> 
 /// the next file made, so a tenant re-created after a destroy died before
 /// erasing would pass for the destroyed one and its replica be kept. A
 /// file system without birth times records 0 for it (the inode alone).
-/// `None` when nothing (or a link) is at `db`.
-fn incarnation(db: &Path) -> Option<String> {
-    let meta = sys::symlink_metadata(db).ok().filter(|m| m.is_file())?;
-    let born = meta
-        .created()
-        .ok()
-        .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_nanos());
-    Some(format!("{}-{born}", meta.ino()))
+/// `None` when no regular file is at `db`, or a link is on the way to it.
+fn incarnation(root: &RootConfig, db: &Path) -> Option<String> {
+    TenantFiles::open(root.root_dir(), db).ok()?.incarnation()
 }
 
 /// The incarnation an intent's file name records.
@@ -344,18 +363,24 @@ fn intents_dir(root: &RootConfig) -> PathBuf {
     state_dir(root).join(INTENTS)
 }
 
-/// Every intent: its file, tenant and the incarnation of the database it
-/// erases.
-fn list_intents(root: &RootConfig) -> Result<Vec<(PathBuf, TenantName, String)>> {
+/// The intents' directory (`None` when there is none yet) and every
+/// intent in it: its file name, tenant and the incarnation of the
+/// database it erases.
+type Intents = (Option<Dir>, Vec<(PathBuf, TenantName, String)>);
+
+fn list_intents(root: &RootConfig) -> Result<Intents> {
     let dir = intents_dir(root);
-    let entries = match fs::read_dir(&dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+    let open = match Dir::open(root.root_dir(), &dir) {
+        Ok(open) => open,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((None, Vec::new())),
         Err(e) => return Err(Error::io(None, dir, "listing erase intents", e)),
     };
+    let entries = open
+        .entries()
+        .map_err(|e| Error::io(None, &dir, "listing erase intents", e))?;
     let mut intents = Vec::new();
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
+    for (entry, _) in entries.into_iter().flatten() {
+        let name = entry.to_string_lossy().into_owned();
         // An intent being published (see `publish_locked`).
         if name.starts_with('.') {
             continue;
@@ -366,10 +391,10 @@ fn list_intents(root: &RootConfig) -> Result<Vec<(PathBuf, TenantName, String)>>
             .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit() || b == b'-'))
             .zip(tenant.and_then(|t| TenantName::new(t).ok()));
         if let Some((named, tenant)) = parsed {
-            intents.push((entry.path(), tenant, named.to_owned()));
+            intents.push((entry, tenant, named.to_owned()));
         }
     }
-    Ok(intents)
+    Ok((Some(open), intents))
 }
 
 fn nonce() -> u64 {
@@ -381,6 +406,9 @@ fn nonce() -> u64 {
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
+    use std::os::unix::fs::MetadataExt;
+
     use super::*;
 
     /// A root replicating to a `file://` replica, with `acme`'s database

@@ -11,13 +11,15 @@
 //! an `s3://` one is listed (with the `s3` feature).
 
 use std::collections::BTreeMap;
-use std::fs;
 use std::io;
 use std::path::Path;
 use std::time::SystemTime;
 
 use super::store::GRAVEYARD;
+use rustix::fs::FileType;
+
 use crate::error::{Error, Result};
+use crate::fs::{Dir, sys};
 use crate::name::TenantName;
 use crate::paths::{ReplicaTarget, RootConfig};
 
@@ -115,7 +117,9 @@ fn unlistable(target: &ReplicaTarget) -> Error {
 }
 
 /// Every file under a `file://` replica, as `/`-separated paths relative
-/// to it, with its modification time. Symbolic links are not followed.
+/// to it, with its modification time. Each directory is opened without
+/// following a link, and links are not listed: a link planted in the
+/// replica never makes a tenant of what it points at.
 fn file_keys(target: &ReplicaTarget) -> Result<Vec<(String, Option<SystemTime>)>> {
     let dir = Path::new(target.url().split_once("://").map_or("", |(_, p)| p));
     let failed = |e: io::Error| Error::ReplicaRead {
@@ -125,27 +129,49 @@ fn file_keys(target: &ReplicaTarget) -> Result<Vec<(String, Option<SystemTime>)>
         reason: e.to_string(),
     };
     let mut keys = Vec::new();
-    let mut pending = vec![String::new()];
-    while let Some(relative) = pending.pop() {
-        for entry in fs::read_dir(dir.join(&relative)).map_err(failed)? {
-            let entry = entry.map_err(failed)?;
-            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+    let mut pending = vec![(Dir::open(dir, dir).map_err(failed)?, String::new())];
+    while let Some((here, relative)) = pending.pop() {
+        for entry in here.entries().map_err(failed)? {
+            let (name, is_dir) = entry.map_err(failed)?;
+            let Some(name) = name.to_str() else {
                 continue;
             };
             let path = match relative.is_empty() {
-                true => name,
+                true => name.to_owned(),
                 false => format!("{relative}/{name}"),
             };
-            let kind = entry.file_type().map_err(failed)?;
-            if kind.is_dir() {
-                pending.push(path);
-            } else if kind.is_file() {
-                let modified = entry.metadata().and_then(|m| m.modified()).ok();
+            if is_dir {
+                match here.child(Path::new(name)) {
+                    Ok(child) => pending.push((child, path)),
+                    // Gone, or swapped for a link, since it was listed.
+                    Err(e) if gone_or_link(&e) => {}
+                    Err(e) => return Err(failed(e)),
+                }
+            } else if let Some(modified) = regular_file_modified(&here, Path::new(name)) {
                 keys.push((path, modified));
             }
         }
     }
     Ok(keys)
+}
+
+fn gone_or_link(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+    )
+}
+
+/// `Some` with when `name` in `dir` was modified (if the system says)
+/// when it is a regular file; `None` for a link or anything else.
+fn regular_file_modified(dir: &Dir, name: &Path) -> Option<Option<SystemTime>> {
+    let stat = sys::stat(dir.fd(), name).ok()?;
+    if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
+        return None;
+    }
+    let secs = u64::try_from(stat.st_mtime).ok();
+    let nanos = u32::try_from(stat.st_mtime_nsec).unwrap_or(0);
+    Some(secs.map(|s| SystemTime::UNIX_EPOCH + std::time::Duration::new(s, nanos)))
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ mod settings;
 mod status;
 mod store;
 mod supervisor;
+mod tenant_files;
 mod timestamp;
 
 pub use control::{ControlSocket, LitestreamInfo, Registered, Registration, Synced, Unregistered};

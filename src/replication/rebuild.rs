@@ -23,6 +23,9 @@ use super::restore_command::{Restored, check_binary, restore_one};
 use crate::backup::RestoreOptions;
 use crate::error::{Error, Result};
 use crate::fleet::{Line, Lines, Run};
+use crate::fs::files::remove_quietly;
+use crate::fs::siblings::sidecar_path;
+use crate::fs::{Dir, sys};
 use crate::manager::TenantManager;
 use crate::name::TenantName;
 use crate::paths::Found;
@@ -186,6 +189,8 @@ impl TenantManager {
 /// no staging: tenants already in the root are kept.
 pub(super) struct Staging {
     dir: tempfile::TempDir,
+    /// The same directory, open: what is staged is removed relative to it.
+    open: Dir,
 }
 
 impl Staging {
@@ -204,14 +209,15 @@ impl Staging {
                 e,
             )
         };
-        fs::create_dir_all(&parent).map_err(io)?;
+        sys::make_dir_all(&parent).map_err(io)?;
         let dir = tempfile::Builder::new()
             .prefix("tenanted-rebuild-")
             .rand_bytes(12)
             .permissions(fs::Permissions::from_mode(0o700))
             .tempdir_in(&parent)
             .map_err(io)?;
-        Ok(Staging { dir })
+        let open = Dir::open(dir.path(), dir.path()).map_err(io)?;
+        Ok(Staging { dir, open })
     }
 
     fn file_for(&self, tenant: &TenantName) -> PathBuf {
@@ -221,11 +227,10 @@ impl Staging {
     /// Removes a staged copy and anything SQLite or Litestream made
     /// beside it (the directory itself goes when the run ends).
     fn clear(&self, staged: &Path) {
-        let _ = fs::remove_file(staged);
+        let name = crate::fs::siblings::name_of(staged);
+        remove_quietly(&self.open, name);
         for suffix in ["-wal", "-shm", "-journal", ".tmp"] {
-            let mut side = staged.as_os_str().to_owned();
-            side.push(suffix);
-            let _ = fs::remove_file(PathBuf::from(side));
+            remove_quietly(&self.open, &sidecar_path(name, suffix));
         }
     }
 }

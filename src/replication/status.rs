@@ -15,6 +15,7 @@ use std::time::{Duration, SystemTime};
 use super::control::ControlSocket;
 use super::listing::{ReplicaEntry, replica_entries};
 use super::settings::ReplicationSettings;
+use super::tenant_files::TenantFiles;
 use crate::error::{Error, Result};
 use crate::manager::TenantManager;
 use crate::name::TenantName;
@@ -126,11 +127,16 @@ impl TenantManager {
         };
         let now = SystemTime::now();
         let mut tenants = Vec::new();
+        // The root's own path resolved once (where it lives is the
+        // operator's choice); nothing beneath it is followed.
+        let resolved = absolute(root.root_dir());
         for tenant in root.tenants()? {
             let tenant = tenant?;
-            let path = absolute(&root.path_of(tenant.as_str())?);
-            let line = judge(tenant, &path, registered.get(&path), &replica, now);
-            tenants.push(line);
+            let db = root.path_of(tenant.as_str())?;
+            let relative = db.strip_prefix(root.root_dir()).unwrap_or(&db);
+            let last = last_write(root.root_dir(), &db);
+            let listed = registered.get(&resolved.join(relative));
+            tenants.push(judge(tenant, last, listed, &replica, now));
         }
         tenants.sort_by(|a, b| a.tenant.cmp(&b.tenant));
         Ok(ReplicationStatus {
@@ -146,12 +152,11 @@ type Listed = (String, Option<SystemTime>);
 /// One tenant's state from what Litestream, the replica and its files say.
 fn judge(
     tenant: TenantName,
-    db: &Path,
+    last_write: Option<SystemTime>,
     listed: Option<&Listed>,
     replica: &BTreeMap<TenantName, ReplicaEntry>,
     now: SystemTime,
 ) -> TenantReplication {
-    let last_write = last_write(db);
     let mut line = TenantReplication {
         tenant,
         state: ReplicaState::NotReplicated,
@@ -197,14 +202,11 @@ fn judge(
     line
 }
 
-/// When the database or its WAL was last written.
-fn last_write(db: &Path) -> Option<SystemTime> {
-    let mut wal = db.as_os_str().to_owned();
-    wal.push("-wal");
-    [db, Path::new(&wal)]
-        .iter()
-        .filter_map(|p| p.metadata().and_then(|m| m.modified()).ok())
-        .max()
+/// When the database or its WAL was last written, looked at without
+/// following a link (a link in place of a tenant's files has no writes
+/// of its own to report).
+fn last_write(root: &Path, db: &Path) -> Option<SystemTime> {
+    TenantFiles::open(root, db).ok()?.last_write()
 }
 
 /// `path` absolute, links resolved where it exists (Litestream lists the
@@ -308,19 +310,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("main.sqlite3");
         std::fs::write(&db, b"x").unwrap();
-        let written = last_write(&db).unwrap();
+        let written = last_write(dir.path(), &db).unwrap();
+        let w = Some(written);
         let acme = || TenantName::new("acme").unwrap();
         let now = written + Duration::from_secs(30);
         let long_ago = written - Duration::from_secs(60);
         // Not registered, replica older than the last write: behind.
-        let line = judge(acme(), &db, None, &entry(long_ago), now);
+        let line = judge(acme(), w, None, &entry(long_ago), now);
         assert_eq!(line.state, ReplicaState::Behind);
         assert_eq!(line.lag, Duration::from_secs(90));
         // Not registered, replica newer: idle.
-        let line = judge(acme(), &db, None, &entry(written), now);
+        let line = judge(acme(), w, None, &entry(written), now);
         assert_eq!((line.state, line.lag), (ReplicaState::Idle, Duration::ZERO));
         // Nothing in the replica: not replicated, with a reason.
-        let line = judge(acme(), &db, None, &BTreeMap::new(), now);
+        let line = judge(acme(), w, None, &BTreeMap::new(), now);
         assert_eq!(line.state, ReplicaState::NotReplicated);
         assert!(
             line.reason
@@ -328,13 +331,13 @@ mod tests {
         );
         // Registered and streaming; registered but stopped.
         let listed = ("replicating".to_owned(), Some(written));
-        let line = judge(acme(), &db, Some(&listed), &BTreeMap::new(), now);
+        let line = judge(acme(), w, Some(&listed), &BTreeMap::new(), now);
         assert_eq!(
             (line.state, line.lag),
             (ReplicaState::Replicating, Duration::ZERO)
         );
         let listed = ("stopped".to_owned(), None);
-        let line = judge(acme(), &db, Some(&listed), &BTreeMap::new(), now);
+        let line = judge(acme(), w, Some(&listed), &BTreeMap::new(), now);
         assert_eq!(line.state, ReplicaState::NotReplicated);
     }
 }

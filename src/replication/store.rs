@@ -7,12 +7,13 @@
 //! here. Other stores are refused with an error that says so, rather
 //! than promising an erasure that does not happen.
 
-use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use crate::error::{Error, Result};
+use crate::fs::files::{remove_empty_parents, remove_tree};
+use crate::fs::{Dir, sys};
 
 /// The graveyard's name under the replica URL.
 pub const GRAVEYARD: &str = ".tenanted-erase";
@@ -56,8 +57,11 @@ impl ReplicaStore {
             Err(url) => return erase_in_s3(url, relative),
         };
         let place = base.join(relative);
-        remove_tree(&place).map_err(|e| self.error("erasing a tenant's replica", &place, e))?;
-        remove_empty_parents(base, &place);
+        erase_place(base, relative)
+            .map_err(|e| self.error("erasing a tenant's replica", &place, e))?;
+        if let Some(parent) = place.parent() {
+            remove_empty_parents(base, parent);
+        }
         Ok(())
     }
 
@@ -80,21 +84,16 @@ impl ReplicaStore {
             .duration_since(SystemTime::UNIX_EPOCH)
             .unwrap_or_default()
             .as_secs();
-        let grave = base.join(GRAVEYARD).join(format!("{due:012}-{nonce:016x}"));
-        let into = grave.join(relative);
-        let moved = into
-            .parent()
-            .map_or(Ok(()), fs::create_dir_all)
-            .and_then(|()| fs::rename(&place, &into));
+        let grave = PathBuf::from(GRAVEYARD).join(format!("{due:012}-{nonce:016x}"));
+        let moved = bury_place(base, relative, &grave);
         match moved {
             Ok(()) => {
-                remove_empty_parents(base, &place);
+                if let Some(parent) = place.parent() {
+                    remove_empty_parents(base, parent);
+                }
                 Ok(())
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                let _ = fs::remove_dir_all(&grave);
-                Ok(())
-            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(self.error("moving a destroyed tenant's replica aside", &place, e)),
         }
     }
@@ -107,28 +106,28 @@ impl ReplicaStore {
             return Ok(0);
         };
         let yard = base.join(GRAVEYARD);
-        let entries = match fs::read_dir(&yard) {
-            Ok(entries) => entries,
+        let listing = "listing destroyed tenants' replicas";
+        let open = match Dir::open(base, &yard) {
+            Ok(open) => open,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
-            Err(e) => return Err(self.error("listing destroyed tenants' replicas", &yard, e)),
+            Err(e) => return Err(self.error(listing, &yard, e)),
         };
+        let entries = open.entries().map_err(|e| self.error(listing, &yard, e))?;
         let now = now
             .duration_since(SystemTime::UNIX_EPOCH)
             .unwrap_or_default()
             .as_secs();
         let mut erased = 0;
         for entry in entries {
-            let entry =
-                entry.map_err(|e| self.error("listing destroyed tenants' replicas", &yard, e))?;
-            let name = entry.file_name();
+            let (name, _) = entry.map_err(|e| self.error(listing, &yard, e))?;
             let due = name
                 .to_string_lossy()
                 .split('-')
                 .next()
                 .and_then(|d| d.parse::<u64>().ok());
             if all || due.is_some_and(|due| due <= now) {
-                let grave = entry.path();
-                remove_tree(&grave)
+                let grave = yard.join(&name);
+                remove_entry(&open, &name)
                     .map_err(|e| self.error("erasing a destroyed tenant's replica", &grave, e))?;
                 erased += 1;
             }
@@ -189,26 +188,50 @@ fn s3_target(url: &str, relative: &Path) -> crate::paths::ReplicaTarget {
     target
 }
 
-fn remove_tree(path: &Path) -> io::Result<()> {
-    match fs::remove_dir_all(path) {
+/// Removes what is at `relative` beneath `base` (a directory and all in
+/// it, or a file or link in its place), every directory on the way opened
+/// without following a link: a link planted in the store as a bucket or
+/// tenant directory is an error naming it (the replica may have been
+/// written through it, elsewhere: the operator must look), never a way
+/// to delete what it points at. Nothing there is fine.
+fn erase_place(base: &Path, relative: &Path) -> io::Result<()> {
+    let found = Dir::open(base, base).and_then(|dir| dir.parent_of(relative));
+    match found {
+        Ok((parent, name)) => remove_entry(&parent, name),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Moves what is at `relative` beneath `base` to `grave/relative` (both
+/// reached as [`erase_place`] reaches them); `NotFound` when nothing is
+/// there.
+fn bury_place(base: &Path, relative: &Path, grave: &Path) -> io::Result<()> {
+    let (from, name) = Dir::open(base, base)?.parent_of(relative)?;
+    sys::stat(from.fd(), name)?;
+    let into = base.join(grave).join(relative);
+    let into_dir = Dir::make(base, into.parent().unwrap_or(base))?;
+    sys::rename_between(from.fd(), name, into_dir.fd(), name)?;
+    into_dir.sync()
+}
+
+/// Removes `name` in `dir`: a directory with all in it, or a file or
+/// link (never followed); missing is fine.
+fn remove_entry(dir: &Dir, name: &Path) -> io::Result<()> {
+    let removed = match remove_tree(dir, name) {
+        Err(e) if e.kind() == io::ErrorKind::NotADirectory => sys::unlink(dir.fd(), name),
+        other => other,
+    };
+    match removed {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         other => other,
     }
 }
 
-/// Removes the directories above `place` left empty, up to `base`.
-fn remove_empty_parents(base: &Path, place: &Path) {
-    let mut dir = place.parent();
-    while let Some(d) = dir {
-        if d == base || !d.starts_with(base) || fs::remove_dir(d).is_err() {
-            return;
-        }
-        dir = d.parent();
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use std::fs;
+
     use super::*;
 
     #[test]

@@ -25,8 +25,7 @@
 //! the files, not the processes, so processes may come, go or be killed.
 
 use std::collections::{HashMap, HashSet};
-use std::fs::{self, File};
-use std::os::unix::fs::MetadataExt;
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -35,9 +34,12 @@ use std::time::{Duration, Instant};
 use super::control::ControlSocket;
 use super::lifecycle::Replication;
 use super::settings::{ReplicationSettings, state_dir};
+use super::tenant_files::{Signature, TenantFiles, signature_at};
 use crate::error::{Error, Result};
+use crate::fs::files::{read_file, replace_file};
+use crate::fs::{Dir, sys};
 use crate::name::TenantName;
-use crate::paths::RootConfig;
+use crate::paths::{Mode, RootConfig};
 use crate::storage::{TenantPath, try_lock_tenant};
 
 /// How `tenanted replicate` runs.
@@ -133,26 +135,10 @@ pub struct ScanReport {
     pub pids: Vec<u32>,
 }
 
-/// A tenant's files as last seen: any write changes it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Signature {
-    inode: u64,
-    db: (u64, i64, i64),
-    wal: Option<(u64, i64, i64)>,
-}
-
-fn signature(db: &Path) -> Option<Signature> {
-    let meta = fs::metadata(db).ok()?;
-    let mut wal_path = db.as_os_str().to_owned();
-    wal_path.push("-wal");
-    let stamp = |m: &fs::Metadata| (m.len(), m.mtime(), m.mtime_nsec());
-    Some(Signature {
-        inode: meta.ino(),
-        db: stamp(&meta),
-        wal: fs::metadata(PathBuf::from(wal_path))
-            .ok()
-            .map(|m| stamp(&m)),
-    })
+/// `db`'s signature, its directory reached from the root without
+/// following a link (see `tenant_files.rs`).
+fn signature(root: &Path, db: &Path) -> Option<Signature> {
+    TenantFiles::open(root, db).ok()?.signature()
 }
 
 /// How many idle tenants are synced and let go at once.
@@ -187,6 +173,10 @@ pub struct Replicator {
     quiet: HashMap<TenantName, Signature>,
     quiet_dirty: bool,
     saved_at: Instant,
+    /// `replication.d`, reached without following a link: the
+    /// configurations, logs, pids and quiet signatures are made in it,
+    /// never written through a link planted in their place.
+    state: Dir,
     _lock: File,
 }
 
@@ -210,16 +200,9 @@ impl Replicator {
         replication.settings().check_sockets(root)?;
         let dir = state_dir(root);
         let lock_path = dir.join("replicate.lock");
-        let lock = fs::create_dir_all(&dir)
-            .and_then(|()| {
-                File::options()
-                    .create(true)
-                    .truncate(false)
-                    .write(true)
-                    .open(&lock_path)
-            })
+        let (state, lock) = lock_state_dir(root, &dir)
             .map_err(|e| Error::io(None, &lock_path, "locking the root for replication", e))?;
-        if lock.try_lock().is_err() {
+        let Some(lock) = lock else {
             return Err(Error::Replica {
                 tenant: None,
                 url: replication.settings().replica_url().to_owned(),
@@ -230,7 +213,7 @@ impl Replicator {
                     lock_path.display()
                 ),
             });
-        }
+        };
         let shards = (0..replication.settings().shard_count())
             .map(|i| Shard {
                 socket: ControlSocket::new(ReplicationSettings::socket_path(root, i)),
@@ -244,9 +227,10 @@ impl Replicator {
             options,
             shards,
             active: HashMap::new(),
-            quiet: load_quiet(&dir.join(QUIET)),
+            quiet: load_quiet(&state),
             quiet_dirty: false,
             saved_at: Instant::now(),
+            state,
             _lock: lock,
         };
         for i in 0..replicator.shards.len() {
@@ -294,15 +278,15 @@ impl Replicator {
     /// until its socket answers.
     fn spawn(&mut self, i: usize) -> Result<()> {
         let shard = &mut self.shards[i];
-        stop_stale(&shard.config);
+        stop_stale(&self.state, &shard.config);
         let yaml = format!(
             "# Written by tenanted replicate: tenants are registered through the socket.\nsocket:\n  enabled: true\n  path: {}\ndbs: []\n",
             crate::paths::yaml_string(shard.socket.path())
         );
         let io = |what, path: &Path, e| Error::io(None, path, what, e);
-        fs::write(&shard.config, yaml)
+        replace_file(&self.state, name_of(&shard.config), yaml.as_bytes())
             .map_err(|e| io("writing Litestream's configuration", &shard.config, e))?;
-        let log = File::options().create(true).append(true).open(&shard.log);
+        let log = open_unlinked(&self.state, name_of(&shard.log), sys::open_append);
         let log = log.map_err(|e| io("opening Litestream's log", &shard.log, e))?;
         let err = log
             .try_clone()
@@ -321,7 +305,12 @@ impl Replicator {
             .map_err(|e| io("starting Litestream", &self.options.litestream, e))?;
         // Recorded so that a supervisor started after this one was
         // killed can stop it (see `stop_stale`).
-        let _ = fs::write(pid_path(&shard.config), child.id().to_string());
+        let pid = pid_path(&shard.config);
+        let _ = replace_file(
+            &self.state,
+            name_of(&pid),
+            child.id().to_string().as_bytes(),
+        );
         shard.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(30);
         while !shard.socket.is_running() {
@@ -432,11 +421,17 @@ impl Replicator {
         let mut plan = Plan::default();
         let (mut written, mut unseen) = (Vec::new(), Vec::new());
         let mut seen = HashSet::with_capacity(self.quiet.len());
-        for tenant in root.tenants()? {
-            let Ok(tenant) = tenant else { continue };
+        for found in root.walk(Mode::Candidates)? {
+            let Ok(found) = found else { continue };
             report.tenants += 1;
-            let db = root.database_path(tenant.as_str())?;
-            let Some(signature) = signature(&db) else {
+            // Through the directory the walk has open; a link in place of
+            // the database or a sidecar has none (see `tenant_files.rs`).
+            let signature = match found.below() {
+                Some((dir, name)) => signature_at(dir, name),
+                None => signature(root.root_dir(), &found.path),
+            };
+            let (tenant, db) = (found.tenant, found.path);
+            let Some(signature) = signature else {
                 continue;
             };
             if let Some(active) = self.active.get_mut(&tenant) {
@@ -520,13 +515,14 @@ impl Replicator {
         let socket = &self.shards[self.replication.settings().shard_of(tenant)].socket;
         let absolute = self.replication.absolute(db);
         socket.sync(&absolute, true, wait).ok()?;
-        let before = signature(db);
+        let root = self.replication.root().root_dir();
+        let before = signature(root, db);
         let unchanged = self.active.get(tenant).map(|a| a.signature) == before;
         if !unchanged {
             return None;
         }
         socket.unregister(&absolute, wait).ok()?;
-        let complete = signature(db) == before;
+        let complete = signature(root, db) == before;
         Some((tenant.clone(), before.filter(|_| complete)))
     }
 
@@ -557,7 +553,11 @@ impl Replicator {
                 waiting += 1;
                 continue;
             };
-            if signature_inode(&db) != Some(signature.inode) {
+            // Looked at again under the locks, every directory on the way
+            // opened without following a link: a link in place of the
+            // database, its directory or its bucket is never registered.
+            let files = TenantFiles::open(root.root_dir(), &db).ok();
+            if files.and_then(|f| f.database()).map(|db| db.st_ino) != Some(signature.inode) {
                 continue;
             }
             let Ok(url) = self.replication.replica_url_of(&tenant) else {
@@ -627,10 +627,6 @@ impl Drop for Replicator {
     }
 }
 
-fn signature_inode(db: &Path) -> Option<u64> {
-    fs::metadata(db).ok().map(|m| m.ino())
-}
-
 fn replication_root(replication: &Replication) -> &RootConfig {
     replication.root()
 }
@@ -643,7 +639,6 @@ const QUIET: &str = "quiet";
 impl Replicator {
     /// Saves the quiet signatures (a scratch file renamed over the old).
     fn save_quiet(&mut self) {
-        let dir = state_dir(replication_root(&self.replication));
         let mut text = String::with_capacity(self.quiet.len() * 80);
         for (tenant, sig) in &self.quiet {
             let (size, secs, nanos) = sig.db;
@@ -655,8 +650,7 @@ impl Replicator {
                 sig.inode
             ));
         }
-        let scratch = dir.join(format!("{QUIET}.tmp"));
-        let saved = fs::write(&scratch, text).and_then(|()| fs::rename(&scratch, dir.join(QUIET)));
+        let saved = replace_file(&self.state, Path::new(QUIET), text.as_bytes());
         match saved {
             Ok(()) => self.quiet_dirty = false,
             Err(e) => {
@@ -669,8 +663,8 @@ impl Replicator {
 
 /// The quiet signatures saved by an earlier run (none if unreadable: then
 /// every tenant is looked at once).
-fn load_quiet(path: &Path) -> HashMap<TenantName, Signature> {
-    let text = fs::read_to_string(path).unwrap_or_default();
+fn load_quiet(state: &Dir) -> HashMap<TenantName, Signature> {
+    let text = read_file(state, Path::new(QUIET), u64::MAX).unwrap_or_default();
     text.lines().filter_map(parse_quiet).collect()
 }
 
@@ -695,15 +689,16 @@ fn pid_path(config: &Path) -> PathBuf {
 /// Stops a Litestream a killed supervisor left running with `config`:
 /// it would go on replicating the tenants it had, beside the new one.
 /// Only a process whose command line names `config` is stopped.
-fn stop_stale(config: &Path) {
-    let Some(pid) = fs::read_to_string(pid_path(config))
+fn stop_stale(state: &Dir, config: &Path) {
+    let Some(pid) = read_file(state, name_of(&pid_path(config)), 64)
         .ok()
         .and_then(|p| p.trim().parse::<i32>().ok())
         .and_then(rustix::process::Pid::from_raw)
     else {
         return;
     };
-    let cmdline = fs::read(format!("/proc/{}/cmdline", pid.as_raw_nonzero())).unwrap_or_default();
+    let proc = PathBuf::from(format!("/proc/{}/cmdline", pid.as_raw_nonzero()));
+    let cmdline = sys::kernel_file(&proc).unwrap_or_default();
     let ours = String::from_utf8_lossy(&cmdline).contains(&*config.to_string_lossy());
     if !ours {
         return;
@@ -717,4 +712,39 @@ fn stop_stale(config: &Path) {
     while rustix::process::test_kill_process(pid).is_ok() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// `replication.d` in `root`, made if missing and reached without
+/// following a link, and its `replicate.lock` taken (`None`: another
+/// supervisor holds it).
+fn lock_state_dir(root: &RootConfig, dir: &Path) -> std::io::Result<(Dir, Option<File>)> {
+    let state = Dir::make(root.root_dir(), dir)?;
+    let name = Path::new("replicate.lock");
+    let lock = open_unlinked(&state, name, sys::open_or_create)?;
+    let held = sys::flock(&lock, false, false, name)?;
+    Ok((state, held.then_some(lock)))
+}
+
+/// `open` of `name` in `state` (which opens without following a link).
+/// A link planted in its place is removed (never followed) and the file
+/// opened anew: no file of the supervisor's is ever a link.
+fn open_unlinked(
+    state: &Dir,
+    name: &Path,
+    open: impl Fn(std::os::fd::BorrowedFd<'_>, &Path) -> std::io::Result<File>,
+) -> std::io::Result<File> {
+    match open(state.fd(), name) {
+        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => {
+            let path = state.join(name);
+            tracing::warn!(file = %path.display(), "a link stood in place of a file of tenanted replicate; it was removed");
+            sys::unlink(state.fd(), name)?;
+            open(state.fd(), name)
+        }
+        other => other,
+    }
+}
+
+/// The file name of a path in `replication.d`.
+fn name_of(path: &Path) -> &Path {
+    crate::fs::siblings::name_of(path)
 }
