@@ -29,7 +29,7 @@ use crate::pool::{
     self, DestroyGuard, OpenConfig, PoolCache, PoolStats, TenantConnection, WatchSettings, Watcher,
     shared_connector,
 };
-use crate::replication::Replication;
+use crate::replication::Followed;
 use crate::root_description::{self, RootDescription};
 use crate::storage::{self, CreateReport, Existing};
 
@@ -73,8 +73,8 @@ struct Inner {
     destroy_timeout: Duration,
     lock_timeout: Duration,
     accept_migration_changes: bool,
-    /// The replication recorded in the root, if any.
-    replication: Option<Replication>,
+    /// The replication recorded in the root, followed as it changes.
+    replication: Followed,
     /// The root's description, checked and recorded (see
     /// `root_description/description.rs`).
     description: RootDescription,
@@ -131,7 +131,7 @@ impl TenantManager {
             owns_dir: b.root.owns_directory()?,
             limits: Arc::clone(&limits),
         };
-        let replication = Replication::of_root(&b.root)?;
+        let replication = Followed::new(&b.root)?;
         let inner = Inner {
             _watcher: watcher,
             root: b.root,
@@ -1290,7 +1290,9 @@ impl TenantManager {
         op: impl FnOnce(&dyn storage::LetGo) -> Result<T>,
         gone: impl FnOnce(&T) -> bool,
     ) -> Result<T> {
-        let Some(replication) = &self.inner.replication else {
+        // The settings recorded now, not at build: an operator may have
+        // configured or changed replication since (see `followed.rs`).
+        let Some(replication) = self.inner.replication.current()? else {
             return op(&storage::Nobody);
         };
         let intent = replication.intend_erase(tenant, path)?;
@@ -1315,11 +1317,18 @@ impl TenantManager {
         }
     }
 
-    /// The replication settings recorded in the root
-    /// ([`ReplicationSettings::record`](crate::replication::ReplicationSettings::record)),
-    /// as this manager read them when it was built.
-    pub fn replication(&self) -> Option<&crate::replication::ReplicationSettings> {
-        self.inner.replication.as_ref().map(Replication::settings)
+    /// The replication settings recorded in the root now
+    /// ([`ReplicationSettings::record`](crate::replication::ReplicationSettings::record)):
+    /// a change recorded by another process (the operator's `tenanted
+    /// replicate --replica-url`) is followed from the next call, by this and
+    /// by every destroy and replacing restore.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] looking at or reading the record, naming it.
+    pub fn replication(&self) -> Result<Option<crate::replication::ReplicationSettings>> {
+        let current = self.inner.replication.current()?;
+        Ok(current.map(|r| r.settings().clone()))
     }
 
     /// Erases the replicas of destroyed tenants that are still kept: the
@@ -1332,7 +1341,7 @@ impl TenantManager {
     /// [`Error::Replica`] when the replica store refuses; what was not
     /// erased stays queued.
     pub fn erase_destroyed_replicas(&self) -> Result<usize> {
-        match &self.inner.replication {
+        match self.inner.replication.current()? {
             Some(replication) => replication.finish_erases(true),
             None => Ok(0),
         }

@@ -4,6 +4,7 @@
 //! root rebuilt from its replica on a fresh machine.
 
 mod control;
+mod followed;
 mod lifecycle;
 mod listing;
 mod rebuild;
@@ -22,7 +23,7 @@ mod tenant_files;
 mod timestamp;
 
 pub use control::{ControlSocket, LitestreamInfo, Registered, Registration, Synced, Unregistered};
-pub(crate) use lifecycle::Replication;
+pub(crate) use followed::Followed;
 pub use rebuild_options::RebuildOptions;
 pub use rebuild_report::{RebuildOutcome, RebuildReport, TenantRebuild};
 pub use settings::ReplicationSettings;

@@ -181,7 +181,8 @@ impl ReplicationSettings {
     }
 }
 
-fn record_path(root: &RootConfig) -> PathBuf {
+/// Where `root` records its replication settings.
+pub(crate) fn record_path(root: &RootConfig) -> PathBuf {
     root.root_dir().join(INTERNAL_DIR).join(RECORD)
 }
 

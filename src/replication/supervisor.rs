@@ -32,6 +32,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use super::control::ControlSocket;
+use super::followed::Followed;
 use super::lifecycle::Replication;
 use super::settings::{ReplicationSettings, state_dir};
 use super::tenant_files::{Signature, TenantFiles, signature_at};
@@ -166,6 +167,9 @@ struct Shard {
 /// The supervisor of one root.
 pub struct Replicator {
     replication: Replication,
+    /// The root's record, looked at each scan: a change recorded while
+    /// this runs is followed (see `follow_settings`).
+    followed: Followed,
     options: ReplicateOptions,
     shards: Vec<Shard>,
     active: HashMap<TenantName, Active>,
@@ -191,7 +195,8 @@ impl Replicator {
     /// another `tenanted replicate` runs on it; [`Error::Io`] for a socket
     /// path too long, or when Litestream cannot be started.
     pub fn start(root: &RootConfig, options: ReplicateOptions) -> Result<Replicator> {
-        let replication = Replication::of_root(root)?.ok_or_else(|| Error::Replica {
+        let followed = Followed::new(root)?;
+        let replication = followed.current()?.ok_or_else(|| Error::Replica {
             tenant: None,
             url: String::new(),
             operation: "starting replication",
@@ -214,16 +219,10 @@ impl Replicator {
                 ),
             });
         };
-        let shards = (0..replication.settings().shard_count())
-            .map(|i| Shard {
-                socket: ControlSocket::new(ReplicationSettings::socket_path(root, i)),
-                config: dir.join(format!("litestream-{i}.yml")),
-                log: dir.join(format!("litestream-{i}.log")),
-                child: None,
-            })
-            .collect();
+        let shards = shards_of(root, replication.settings());
         let mut replicator = Replicator {
-            replication,
+            replication: Replication::clone(&replication),
+            followed,
             options,
             shards,
             active: HashMap::new(),
@@ -363,6 +362,7 @@ impl Replicator {
     /// One scan: see the module documentation.
     fn scan(&mut self) -> Result<ScanReport> {
         let started = Instant::now();
+        self.follow_settings()?;
         let mut report = ScanReport {
             restarted: self.respawn_exited()?,
             ..ScanReport::default()
@@ -585,6 +585,13 @@ impl Replicator {
 
     /// Syncs every registered tenant, lets go of it, and stops Litestream.
     fn shutdown(&mut self) {
+        self.let_go_of_all();
+        self.save_quiet();
+        self.stop_children();
+    }
+
+    /// Syncs every registered tenant to its replica and lets go of it.
+    fn let_go_of_all(&mut self) {
         let wait = Duration::from_secs(30);
         let root = replication_root(&self.replication).clone();
         for tenant in self.active.keys() {
@@ -593,8 +600,66 @@ impl Replicator {
                 let _ = socket.unregister(&self.replication.absolute(&db), wait);
             }
         }
-        self.save_quiet();
-        self.stop_children();
+        self.active.clear();
+    }
+
+    /// Follows the settings recorded now. A new retention is taken as it
+    /// is; a new replica URL or shard count lets go of every tenant (each
+    /// synced to the old replica first), stops the Litestream processes
+    /// and starts them for the new settings; with a new URL every tenant
+    /// is registered again (its replica there starts now).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Replica`] when the settings were removed from the root:
+    /// every tenant is let go of and Litestream stopped, and each scan
+    /// fails so (logged, retried with the scans' back-off) until settings
+    /// are recorded again. Errors reading the record or starting
+    /// Litestream.
+    fn follow_settings(&mut self) -> Result<()> {
+        let root = replication_root(&self.replication).clone();
+        let Some(now) = self.followed.current()? else {
+            self.let_go_of_all();
+            self.stop_children();
+            return Err(Error::Replica {
+                tenant: None,
+                url: self.replication.settings().replica_url().to_owned(),
+                operation: "following the root's replication settings",
+                cause: format!(
+                    "the root {} no longer records replication settings; nothing is replicated until they are recorded again (`tenanted replicate --replica-url URL`)",
+                    root.root_dir().display()
+                ),
+            });
+        };
+        let (old, new) = (self.replication.settings(), now.settings());
+        if old == new {
+            return Ok(());
+        }
+        let moved = old.replica_url() != new.replica_url();
+        let repoint = moved || old.shard_count() != new.shard_count();
+        tracing::warn!(
+            from = old.replica_url(),
+            to = new.replica_url(),
+            shards = new.shard_count(),
+            "the root's replication settings changed; following them"
+        );
+        if repoint {
+            new.check_sockets(&root)?;
+            self.let_go_of_all();
+            self.stop_children();
+        }
+        if moved {
+            self.quiet.clear();
+            self.quiet_dirty = true;
+        }
+        self.replication = Replication::clone(&now);
+        if repoint {
+            self.shards = shards_of(&root, new);
+            for i in 0..self.shards.len() {
+                self.spawn(i)?;
+            }
+        }
+        Ok(())
     }
 
     /// Kills and reaps the Litestream processes still running.
@@ -742,6 +807,19 @@ fn open_unlinked(
         }
         other => other,
     }
+}
+
+/// One Litestream process per shard of `settings`, none started yet.
+fn shards_of(root: &RootConfig, settings: &ReplicationSettings) -> Vec<Shard> {
+    let dir = state_dir(root);
+    (0..settings.shard_count())
+        .map(|i| Shard {
+            socket: ControlSocket::new(ReplicationSettings::socket_path(root, i)),
+            config: dir.join(format!("litestream-{i}.yml")),
+            log: dir.join(format!("litestream-{i}.log")),
+            child: None,
+        })
+        .collect()
 }
 
 /// The file name of a path in `replication.d`.
