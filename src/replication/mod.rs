@@ -11,6 +11,7 @@ mod rebuild;
 mod rebuild_options;
 mod rebuild_report;
 mod restore_command;
+mod retiring;
 #[cfg(feature = "s3")]
 mod s3;
 #[cfg(feature = "serde")]

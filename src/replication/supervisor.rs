@@ -15,7 +15,10 @@
 //!   the tenant's locks, so never in the middle of a destroy or restore,
 //!   and never while an erase of its replica is pending).
 //! - A registered tenant unchanged for `idle_after` is synced with
-//!   `sync -wait` (the replica has all of it) and unregistered.
+//!   `sync -wait` (the replica has all of it) and unregistered, on
+//!   threads of their own (`retiring.rs`): a scan registers the written
+//!   tenants first and never waits for an upload, so a backlog of idle
+//!   tenants, or a store that stalls, does not hold written ones back.
 //! - At most `max_per_process` tenants are registered per process; beyond
 //!   that, tenants wait their turn, written ones first.
 //!
@@ -34,6 +37,7 @@ use std::time::{Duration, Instant};
 use super::control::ControlSocket;
 use super::followed::Followed;
 use super::lifecycle::Replication;
+use super::retiring::{Retired, Retirement, Retiring};
 use super::settings::{ReplicationSettings, state_dir};
 use super::tenant_files::{Signature, TenantFiles, signature_at};
 use crate::error::{Error, Result};
@@ -142,8 +146,6 @@ fn signature(root: &Path, db: &Path) -> Option<Signature> {
     TenantFiles::open(root, db).ok()?.signature()
 }
 
-/// How many idle tenants are synced and let go at once.
-const RETIRING_THREADS: usize = 8;
 /// How often the quiet signatures are saved, at most.
 const SAVE_EVERY: Duration = Duration::from_secs(5);
 
@@ -181,6 +183,8 @@ pub struct Replicator {
     /// configurations, logs, pids and quiet signatures are made in it,
     /// never written through a link planted in their place.
     state: Dir,
+    /// Idle tenants being let go of, on threads of their own.
+    retiring: Retiring,
     _lock: File,
 }
 
@@ -230,6 +234,7 @@ impl Replicator {
             quiet_dirty: false,
             saved_at: Instant::now(),
             state,
+            retiring: Retiring::new(),
             _lock: lock,
         };
         for i in 0..replicator.shards.len() {
@@ -371,6 +376,7 @@ impl Replicator {
             tracing::warn!(error = %e, "could not erase destroyed tenants' replicas; trying again next scan");
             0
         });
+        report.retired = self.collect_retired();
         self.forget_unlisted();
         let plan = self.plan(&mut report)?;
         for tenant in &plan.vanished {
@@ -378,10 +384,12 @@ impl Replicator {
             self.quiet.remove(tenant);
         }
         self.quiet_dirty |= !plan.vanished.is_empty();
-        report.retired = self.retire(plan.retire);
+        // Written tenants first: registering them is quick, and is what
+        // the RPO waits on; the idle ones are let go of on other threads.
         let (added, waiting) = self.register(plan.register);
         report.added = added;
         report.waiting = waiting;
+        self.submit_retirements(plan.retire);
         report.registered = self.active.len();
         report.pids = self
             .shards
@@ -439,8 +447,9 @@ impl Replicator {
                     active.signature = signature;
                     active.changed_at = now;
                     active.first_look = false;
-                } else if active.first_look
-                    || now.duration_since(active.changed_at) >= self.options.idle_after
+                } else if (active.first_look
+                    || now.duration_since(active.changed_at) >= self.options.idle_after)
+                    && !self.retiring.busy(&tenant)
                 {
                     plan.retire.push((tenant.clone(), db));
                 }
@@ -465,65 +474,46 @@ impl Replicator {
         Ok(plan)
     }
 
-    /// Syncs each idle tenant to its replica and lets go of it, several
-    /// at a time (each waits for its upload); how many.
-    fn retire(&mut self, idle: Vec<(TenantName, PathBuf)>) -> usize {
-        let chunk = idle.len().div_ceil(RETIRING_THREADS).max(1);
-        let this = &*self;
-        let done: Vec<(TenantName, Option<Signature>)> = std::thread::scope(|scope| {
-            let workers: Vec<_> = idle
-                .chunks(chunk)
-                .map(|part| {
-                    scope.spawn(move || {
-                        part.iter()
-                            .filter_map(|(t, db)| this.retire_one(t, db))
-                            .collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            workers
-                .into_iter()
-                .flat_map(|w| w.join().unwrap_or_default())
-                .collect()
-        });
-        for (tenant, after) in &done {
-            self.active.remove(tenant);
+    /// Takes in what the retirement threads let go of since the last
+    /// scan; how many.
+    fn collect_retired(&mut self) -> usize {
+        let mut let_go = 0;
+        for (tenant, retired) in self.retiring.finished() {
+            let Retired::LetGo(after) = retired else {
+                continue;
+            };
+            self.active.remove(&tenant);
             match after {
-                Some(after) => self.quiet.insert(tenant.clone(), *after),
+                Some(after) => self.quiet.insert(tenant, after),
                 // Written as it was let go: no saved signature, so the
                 // next scan registers it again.
-                None => self.quiet.remove(tenant),
+                None => self.quiet.remove(&tenant),
             };
+            let_go += 1;
         }
-        self.quiet_dirty |= !done.is_empty();
-        done.len()
+        self.quiet_dirty |= let_go > 0;
+        let_go
     }
 
-    /// Syncs `tenant` with `sync -wait` and, if nothing was written
-    /// meanwhile, lets go of it. Its files' signature is the one taken
-    /// before the let-go, and only if they are still so after it: a write
-    /// landing between Litestream's last sync and a look taken after
-    /// would otherwise pass for replicated, and the tenant never be
-    /// registered again until written once more. `None` for the
-    /// signature: look again next scan.
-    fn retire_one(
-        &self,
-        tenant: &TenantName,
-        db: &Path,
-    ) -> Option<(TenantName, Option<Signature>)> {
-        let wait = Duration::from_secs(30);
-        let socket = &self.shards[self.replication.settings().shard_of(tenant)].socket;
-        let absolute = self.replication.absolute(db);
-        socket.sync(&absolute, true, wait).ok()?;
-        let root = self.replication.root().root_dir();
-        let before = signature(root, db);
-        let unchanged = self.active.get(tenant).map(|a| a.signature) == before;
-        if !unchanged {
-            return None;
+    /// Hands the idle tenants to the retirement threads (see
+    /// `retiring.rs`): the scan does not wait for their uploads.
+    fn submit_retirements(&mut self, idle: Vec<(TenantName, PathBuf)>) {
+        let root = self.replication.root().root_dir().to_path_buf();
+        for (tenant, db) in idle {
+            let Some(seen) = self.active.get(&tenant).map(|a| a.signature) else {
+                continue;
+            };
+            let shard = self.replication.settings().shard_of(&tenant);
+            let retirement = Retirement {
+                absolute: self.replication.absolute(&db),
+                socket: self.shards[shard].socket.clone(),
+                root: root.clone(),
+                tenant,
+                db,
+                seen,
+            };
+            self.retiring.submit(retirement);
         }
-        socket.unregister(&absolute, wait).ok()?;
-        let complete = signature(root, db) == before;
-        Some((tenant.clone(), before.filter(|_| complete)))
     }
 
     /// Registers changed tenants while their process has room: how many
@@ -585,6 +575,8 @@ impl Replicator {
 
     /// Syncs every registered tenant, lets go of it, and stops Litestream.
     fn shutdown(&mut self) {
+        self.retiring.stop();
+        self.collect_retired();
         self.let_go_of_all();
         self.save_quiet();
         self.stop_children();
@@ -645,6 +637,10 @@ impl Replicator {
         );
         if repoint {
             new.check_sockets(&root)?;
+            // Retirements under way finish against the old replica first.
+            self.retiring.stop();
+            self.collect_retired();
+            self.retiring = Retiring::new();
             self.let_go_of_all();
             self.stop_children();
         }
