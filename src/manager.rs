@@ -1292,7 +1292,8 @@ impl TenantManager {
     ) -> Result<T> {
         // The settings recorded now, not at build: an operator may have
         // configured or changed replication since (see `followed.rs`).
-        let Some(replication) = self.inner.replication.current()? else {
+        let current = self.inner.replication.current();
+        let Some(replication) = current.map_err(|e| naming(tenant, e))? else {
             return op(&storage::Nobody);
         };
         let intent = replication.intend_erase(tenant, path)?;
@@ -1355,5 +1356,33 @@ impl fmt::Debug for TenantManager {
             .field("migrations", &self.inner.migrations.len())
             .field("stats", &self.stats())
             .finish()
+    }
+}
+
+/// `e`, naming `tenant` if it names none (a root-wide step taken for the
+/// tenant's operation: the replication record looked at for a destroy).
+fn naming(tenant: &TenantName, e: Error) -> Error {
+    match e {
+        Error::Io {
+            tenant: None,
+            path,
+            operation,
+            cause,
+        } => Error::Io {
+            tenant: Some(tenant.clone()),
+            path,
+            operation,
+            cause,
+        },
+        Error::NotADirectory {
+            tenant: None,
+            path,
+            found,
+        } => Error::NotADirectory {
+            tenant: Some(tenant.clone()),
+            path,
+            found,
+        },
+        e => e,
     }
 }
