@@ -169,3 +169,62 @@ fn operators_see_which_tenants_are_replicated_and_a_clear_error_without_litestre
     writing.store(false, Ordering::SeqCst);
     writer.join().unwrap();
 }
+
+/// `replication-status` on an S3-compatible store (SeaweedFS): the
+/// endpoint and path style recorded in the URL's query reach the listing
+/// (review R11: before, it listed AWS with `p?endpoint=...` as the prefix,
+/// and failed).
+#[test]
+fn status_lists_an_s3_compatible_store_named_by_the_recorded_query() {
+    let (Some(bin), Some(weed)) = (litestream::binary(), common::object_store::binary()) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let store = common::object_store::start(&weed, &dir.path().join("s3"), "status-test");
+    let root = dir.path().join("root");
+    let m = manager(&root);
+    m.create_tenant("acme").unwrap();
+    let url = format!(
+        "{}?endpoint={}&forcePathStyle=true",
+        store.url("fleet"),
+        store.endpoint
+    );
+    ReplicationSettings::new(url)
+        .record(&RootConfig::new(&root))
+        .unwrap();
+    let log = std::fs::File::create(dir.path().join("replicate.log")).unwrap();
+    let mut command = cli(&bin, &root);
+    store.credentials(&mut command);
+    let child = command
+        .args(["replicate", "--scan-interval", "100", "--idle-after", "1"])
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let _supervisor = Supervisor(child);
+    m.connection("acme")
+        .unwrap()
+        .execute("INSERT INTO users (email, name) VALUES ('a@x', 'a')", [])
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut command = cli(&bin, &root);
+        store.credentials(&mut command);
+        let out = command
+            .args(["replication-status", "--json"])
+            .output()
+            .unwrap();
+        let json: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        let state = json["tenants"][0]["state"].as_str().map(str::to_owned);
+        if out.status.code() == Some(0) && state.as_deref() == Some("idle") {
+            break;
+        }
+        let log = std::fs::read_to_string(dir.path().join("replicate.log")).unwrap_or_default();
+        assert!(
+            Instant::now() < deadline,
+            "never idle with a complete replica: {json}\n{}\n{log}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
