@@ -11,13 +11,32 @@
 //!
 //! The steps are those tenanted itself takes (`fs/sys.rs`): SQLite's
 //! reads and writes inside a transaction are SQLite's to make atomic.
+//!
+//! The tests of this file run one at a time ([`alone`]): a fault plan
+//! counts the steps of its own thread, but which steps a header read
+//! takes depends on the whole process (it first looks whether any
+//! connection of the process is on the file, as POSIX locks belong to
+//! the process). A test opening connections beside a sweep that recorded
+//! its steps with none open would shift the sweep's steps, so that the
+//! step it means to fail is never reached.
 
 mod common;
 
 use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
 
 use tenanted::testing::faults::{FaultPlan, Step, StepTaken};
 use tenanted::{Error, TenantManager, TenantUsage, UsageOrder};
+
+/// Held for a whole test: the tests of this file run one at a time
+/// (see the module's note). A test that failed leaves it poisoned; the
+/// next one goes on.
+fn alone() -> MutexGuard<'static, ()> {
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+    ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 /// Linux's errno values.
 const EIO: i32 = 5;
@@ -220,6 +239,7 @@ fn notes(m: &TenantManager) -> Vec<String> {
 /// fails, the old tenant is back, whole, and the restored copy is gone.
 #[test]
 fn a_restore_whose_publish_fails_leaves_the_old_tenant() {
+    let _alone = alone();
     let case = CASES
         .iter()
         .find(|c| c.name.starts_with("restore"))
@@ -244,6 +264,7 @@ fn a_restore_whose_publish_fails_leaves_the_old_tenant() {
 /// fenced for `remove_debris` to finish.
 #[test]
 fn a_destroy_that_cannot_remove_the_database_says_so() {
+    let _alone = alone();
     let destroy = CASES.iter().find(|c| c.name == "destroy").unwrap();
     let unlink = steps_of(destroy)
         .iter()
@@ -313,6 +334,7 @@ fn fail_one_step(case: &Case, n: usize, errno: i32, step: &StepTaken) {
 
 #[test]
 fn every_step_of_every_operation_can_fail_without_harm() {
+    let _alone = alone();
     let mut total = 0;
     for case in CASES {
         let steps = steps_of(case);
@@ -333,6 +355,7 @@ fn every_step_of_every_operation_can_fail_without_harm() {
 /// database, it would hand it the old tenant's data.
 #[test]
 fn a_leftover_wal_that_cannot_be_removed_stops_the_create() {
+    let _alone = alone();
     let dir = tempfile::tempdir().unwrap();
     let m = common::manager(dir.path());
     m.create_tenant("acme").unwrap();
@@ -398,6 +421,7 @@ fn fs_copy_wal(path: &Path, to: &Path) {
 /// them too: two copies, two tenant directories, and their bucket(s).
 #[test]
 fn a_batch_takes_its_syncs_where_the_fault_plan_can_fail_them() {
+    let _alone = alone();
     let case = CASES
         .iter()
         .find(|c| c.name == "create_tenants")
@@ -491,6 +515,7 @@ fn fail_each(what: &str, steps: &[StepTaken], run: &dyn Fn(&str), next: &dyn Fn(
 /// with no fault, are right.
 #[test]
 fn every_step_of_a_listing_and_a_status_read_can_fail_without_harm() {
+    let _alone = alone();
     let dir = tempfile::tempdir().unwrap();
     let m = fleet(dir.path());
     let record = |run: &dyn Fn()| {
@@ -563,6 +588,7 @@ fn usage_is_true(m: &TenantManager, whole: &[TenantUsage], what: &str) {
 /// with no fault is whole.
 #[test]
 fn every_step_of_a_usage_report_can_fail_without_harm() {
+    let _alone = alone();
     let dir = tempfile::tempdir().unwrap();
     let m = fleet(dir.path());
     let whole = |what: &str| {
