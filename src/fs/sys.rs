@@ -472,6 +472,20 @@ pub(crate) fn make_temp_dir(prefix: &str) -> io::Result<tempfile::TempDir> {
     tempfile::Builder::new().prefix(prefix).tempdir()
 }
 
+/// Makes a new directory in `parent`, its name `prefix` and 12 random
+/// characters, made exclusively with mode 0700 (a rebuild's private
+/// staging directory: nobody else can have planted or can read it);
+/// removed with all it holds when the value is dropped.
+pub(crate) fn make_private_dir_in(parent: &Path, prefix: &str) -> io::Result<tempfile::TempDir> {
+    use std::os::unix::fs::PermissionsExt;
+    faults::check(Step::Mkdir, parent)?;
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .rand_bytes(12)
+        .permissions(fs::Permissions::from_mode(0o700))
+        .tempdir_in(parent)
+}
+
 /// Removes directory `path` and everything in it (a test's scratch root).
 #[cfg(feature = "testing")]
 pub(crate) fn remove_tree(path: &Path) -> io::Result<()> {

@@ -10,8 +10,6 @@
 //! restore. A tenant already in the root is left alone, so a rebuild that
 //! was interrupted finishes when run again.
 
-use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -210,12 +208,7 @@ impl Staging {
             )
         };
         sys::make_dir_all(&parent).map_err(io)?;
-        let dir = tempfile::Builder::new()
-            .prefix("tenanted-rebuild-")
-            .rand_bytes(12)
-            .permissions(fs::Permissions::from_mode(0o700))
-            .tempdir_in(&parent)
-            .map_err(io)?;
+        let dir = sys::make_private_dir_in(&parent, "tenanted-rebuild-").map_err(io)?;
         let open = Dir::open(dir.path(), dir.path()).map_err(io)?;
         Ok(Staging { dir, open })
     }

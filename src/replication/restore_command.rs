@@ -72,7 +72,7 @@ pub(super) fn restore_one(
     }
     // With -if-replica-exists, "no matching backups" succeeds and writes
     // nothing.
-    match staged.exists() {
+    match crate::fs::sys::exists(staged) {
         true => Ok(Restored::Staged),
         false => Ok(Restored::Nothing),
     }

@@ -212,7 +212,7 @@ fn last_write(root: &Path, db: &Path) -> Option<SystemTime> {
 /// `path` absolute, links resolved where it exists (Litestream lists the
 /// paths it was given; tenanted registers absolute ones).
 fn absolute(path: &Path) -> PathBuf {
-    path.canonicalize()
+    crate::fs::sys::canonicalize(path)
         .or_else(|_| std::path::absolute(path))
         .unwrap_or_else(|_| path.to_path_buf())
 }
@@ -223,7 +223,7 @@ fn missing_directory(target: &ReplicaTarget) -> bool {
     target
         .url()
         .strip_prefix("file://")
-        .is_some_and(|dir| !Path::new(dir).exists())
+        .is_some_and(|dir| !crate::fs::sys::exists(Path::new(dir)))
 }
 
 fn not_configured(root: &RootConfig) -> Error {
