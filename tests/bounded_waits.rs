@@ -18,7 +18,7 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use common::child;
-use rustix::process::{Pid, Signal, kill_process};
+use rustix::process::{Pid, Signal, WaitOptions, kill_process, waitpid};
 use tenanted::{
     Error, MigrateOptions, Migration, Migrations, RootConfig, TenantManager, WaitedFor,
 };
@@ -38,12 +38,28 @@ struct Stopped {
 }
 
 impl Stopped {
+    /// SIGSTOP, and waits until the kernel reports the child stopped (a
+    /// signal is delivered asynchronously: without the wait, the child
+    /// may still take a step while the test looks at what it holds).
     fn stop(child: Child, out: &Path) -> Self {
-        kill_process(Pid::from_child(&child), Signal::STOP).expect("SIGSTOP");
+        let pid = Pid::from_child(&child);
+        kill_process(pid, Signal::STOP).expect("SIGSTOP");
+        let reported = waitpid(Some(pid), WaitOptions::UNTRACED).expect("waitpid");
+        assert!(
+            reported.is_some_and(|(_, status)| status.stopped()),
+            "the child did not stop: {reported:?}"
+        );
         Stopped {
             child: Some(child),
             out: out.to_path_buf(),
         }
+    }
+
+    /// SIGCONT, the child left running.
+    fn cont(mut self) -> Child {
+        let child = self.child.take().expect("the child");
+        kill_process(Pid::from_child(&child), Signal::CONT).expect("SIGCONT");
+        child
     }
 
     fn pid(&self) -> u32 {
@@ -144,6 +160,35 @@ fn wait_until(what: &str, ready: impl Fn() -> bool) {
     }
 }
 
+/// Stops `destroyer` once its destroy is waiting for this process: the
+/// database `db` fenced off (renamed out of its path), and its directory's
+/// open gate not held. The destroy's mark (`.acme.destroying`) is made
+/// *before* the rename, so a child stopped just after the mark appeared
+/// still had its database at its path: a create then rightly answered
+/// `TenantExists` at once (the tenant was still there, as for a create
+/// that came just before the destroy) and a checkout opened it. And the
+/// gate is held exclusively for the instant the destroy passes it, when
+/// a checkout would wait for it. Either way the child is let run on a
+/// little and stopped again; no time is assumed.
+fn stop_once_fenced(destroyer: Child, out: &Path, db: &Path) -> Stopped {
+    let name = db.file_name().unwrap().to_str().unwrap();
+    let fenced = db.with_file_name(format!(".{name}.destroying"));
+    let mut destroyer = destroyer;
+    for _ in 0..1000 {
+        wait_until("the fenced database", || fenced.exists());
+        let stopped = Stopped::stop(destroyer, out);
+        let gate = std::fs::File::open(db.parent().unwrap()).unwrap();
+        let gate_free = gate.try_lock_shared().is_ok();
+        drop(gate);
+        if gate_free && !db.exists() {
+            return stopped;
+        }
+        destroyer = stopped.cont();
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    panic!("the destroy was never stopped waiting for this process");
+}
+
 /// The entry lock file of `tenant` (its holder writes what it does).
 fn entry_lock(m: &TenantManager, tenant: &str) -> PathBuf {
     let db = m.root().database_path(tenant).unwrap();
@@ -177,9 +222,7 @@ fn a_stopped_destroy_holds_nobody_past_their_timeouts() {
         .unwrap();
     let out = dir.path().join("destroyer.out");
     let destroyer = child::spawn_logged("child_destroys_acme", &root, &out);
-    let mark = entry_lock(&m, "acme").with_file_name(".acme.destroying");
-    wait_until("the destroy's mark", || mark.exists());
-    let stopped = Stopped::stop(destroyer, &out);
+    let stopped = stop_once_fenced(destroyer, &out, &m.root().database_path("acme").unwrap());
     let pid = stopped.pid();
     drop(conn);
     m.prune_idle(Duration::ZERO);
