@@ -151,7 +151,9 @@ fn work(
 /// the let-go, and only if they are still so after it: a write landing
 /// between Litestream's last sync and a look taken after would otherwise
 /// pass for replicated, and the tenant never be registered again until
-/// written once more.
+/// written once more. The checkpoint Litestream's close makes as it lets
+/// go writes no new content and leaves the signature as it was (see
+/// [`Signature`]'s equality): a quiet tenant is let go of for good.
 fn retire(r: &Retirement) -> Retired {
     let wait = Duration::from_secs(30);
     let look = || TenantFiles::open(&r.root, &r.db).ok()?.signature();

@@ -30,13 +30,34 @@ pub(crate) struct TenantFiles {
     name: std::path::PathBuf,
 }
 
-/// A tenant's files as last seen: any write changes it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A tenant's files as last seen: any write changes it, a checkpoint
+/// without a write does not (see the `PartialEq`).
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct Signature {
     pub(crate) inode: u64,
     pub(crate) db: (u64, i64, i64),
     pub(crate) wal: Option<(u64, i64, i64)>,
 }
+
+/// Two signatures are equal when the database is the same file and its
+/// WAL has the same size and modification time; the database's own stamp
+/// counts only when there is no WAL. In WAL mode every write lands in the
+/// WAL (appended, or written from its start when it restarts), and the
+/// main file changes only by checkpoints, which copy into it what the WAL
+/// already holds. Litestream keeps the WAL when it lets go of a database
+/// (0.5.17 sets persistent WAL), and the last connection's close copies
+/// the WAL's frames into the main file again each time: had the main
+/// file's stamp counted, every let-go would look like a write, and an
+/// idle tenant be registered again forever.
+impl PartialEq for Signature {
+    fn eq(&self, other: &Self) -> bool {
+        self.inode == other.inode
+            && self.wal == other.wal
+            && (self.wal.is_some() || self.db == other.db)
+    }
+}
+
+impl Eq for Signature {}
 
 /// SQLite's files beside a database that Litestream reads by path.
 const SIDECARS: [&str; 2] = ["-wal", "-shm"];
@@ -89,11 +110,15 @@ impl TenantFiles {
         Some(format!("{}-{born}", db.st_ino))
     }
 
-    /// When the database or its WAL was last written.
+    /// When the database was last written: its WAL's modification time
+    /// when it has a WAL (where every write lands; the main file's time
+    /// is that of its last checkpoint, which copies what the WAL already
+    /// holds, such as the one Litestream's close makes as it lets go),
+    /// else the main file's.
     pub(crate) fn last_write(&self) -> Option<SystemTime> {
         let db = self.database()?;
         let wal = sys::stat(self.dir.fd(), &self.sidecar("-wal")).ok();
-        [Some(db), wal].iter().flatten().map(modified).max()
+        Some(modified(wal.as_ref().unwrap_or(&db)))
     }
 
     fn sidecar(&self, suffix: &str) -> std::path::PathBuf {
@@ -146,4 +171,33 @@ fn modified(stat: &Stat) -> SystemTime {
     let secs = u64::try_from(stat.st_mtime).unwrap_or(0);
     let nanos = u32::try_from(stat.st_mtime_nsec).unwrap_or(0);
     SystemTime::UNIX_EPOCH + Duration::new(secs, nanos)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn signature(db: (u64, i64, i64), wal: Option<(u64, i64, i64)>) -> Signature {
+        Signature { inode: 7, db, wal }
+    }
+
+    #[test]
+    fn a_checkpoint_is_no_write_and_a_write_to_the_wal_is_one() {
+        let wal = Some((16_512, 100, 5));
+        let before = signature((32_768, 100, 1), wal);
+        // The close's checkpoint copies the WAL into the main file again.
+        assert_eq!(before, signature((40_960, 101, 9), wal));
+        // A write during the let-go: the WAL grows, or is written anew.
+        assert_ne!(before, signature((32_768, 100, 1), Some((20_632, 101, 2))));
+        assert_ne!(before, signature((32_768, 100, 1), Some((16_512, 101, 2))));
+        // The WAL checkpointed and removed: looked at again.
+        assert_ne!(before, signature((40_960, 101, 9), None));
+        // Without a WAL the main file is where writes land.
+        assert_ne!(
+            signature((32_768, 100, 1), None),
+            signature((32_768, 101, 1), None)
+        );
+        let other = Signature { inode: 8, ..before };
+        assert_ne!(before, other);
+    }
 }
