@@ -7,40 +7,8 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
-
 use common::child;
 use tenanted::MigrateOptions;
-
-/// The child's command, inside `unshare -m` with `root` remounted
-/// read-only; `None` where this machine does not allow mount namespaces.
-fn read_only_child(test: &str, root: &Path) -> Option<Command> {
-    let allowed = Command::new("unshare")
-        .args(["-m", "true"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !allowed {
-        return None;
-    }
-    let r = root.display();
-    let inner = child::command_after(
-        &format!("mount --bind '{r}' '{r}' && mount -o remount,bind,ro '{r}'"),
-        test,
-        root,
-    );
-    let mut command = Command::new("unshare");
-    command
-        .arg("-m")
-        .arg(inner.get_program())
-        .args(inner.get_args());
-    for (key, value) in inner.get_envs() {
-        if let Some(value) = value {
-            command.env(key, value);
-        }
-    }
-    Some(command)
-}
 
 #[test]
 fn a_read_only_root_lists_and_reports_and_refuses_the_rest_by_name() {
@@ -55,14 +23,14 @@ fn a_read_only_root_lists_and_reports_and_refuses_the_rest_by_name() {
     // Closing every connection checkpoints and removes the -wal and -shm,
     // as a root is left when its service stops.
     drop(m);
-    let Some(mut command) = read_only_child("child_on_a_read_only_root", dir.path()) else {
-        // CI (.ci/run) sets TENANTED_REQUIRE_UNSHARE: there the test must run.
-        let why = "this machine does not allow `unshare -m` (needs CAP_SYS_ADMIN)";
-        assert!(
-            std::env::var_os("TENANTED_REQUIRE_UNSHARE").is_none(),
-            "{why}"
-        );
-        eprintln!("SKIPPED a_read_only_root_lists_and_reports_and_refuses_the_rest_by_name: {why}");
+    // The root remounted read-only in the child's own mount namespace.
+    let r = dir.path().display();
+    let Some(mut command) = child::in_mount_namespace(
+        &format!("mount --bind '{r}' '{r}' && mount -o remount,bind,ro '{r}'"),
+        "child_on_a_read_only_root",
+        dir.path(),
+        "a_read_only_root_lists_and_reports_and_refuses_the_rest_by_name",
+    ) else {
         return;
     };
     let out = child::run(&mut command);

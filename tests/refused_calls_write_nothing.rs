@@ -9,7 +9,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 use common::child;
 use tenanted::testing::faults::{FaultPlan, Step};
@@ -160,46 +159,17 @@ fn a_root_that_is_a_regular_file_is_refused_by_name() {
 
 // ----- a full disk ---------------------------------------------------------
 
-/// `test` run as a child inside `unshare -m`, with a 4 MiB tmpfs mounted
-/// on `root`; `None` where this machine does not allow mount namespaces.
-fn on_a_small_tmpfs(test: &str, root: &Path) -> Option<Command> {
-    let allowed = Command::new("unshare")
-        .args(["-m", "true"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !allowed {
-        return None;
-    }
-    let r = root.display();
-    let inner = child::command_after(
-        &format!("mount -t tmpfs -o size=4m tmpfs '{r}'"),
-        test,
-        root,
-    );
-    let mut command = Command::new("unshare");
-    command
-        .arg("-m")
-        .arg(inner.get_program())
-        .args(inner.get_args());
-    for (key, value) in inner.get_envs() {
-        if let Some(value) = value {
-            command.env(key, value);
-        }
-    }
-    Some(command)
-}
-
 #[test]
 fn a_full_disk_does_not_block_a_described_root() {
     let dir = tempfile::tempdir().unwrap();
-    let Some(mut command) = on_a_small_tmpfs("child_on_a_full_disk", dir.path()) else {
-        // CI (.ci/run) sets TENANTED_REQUIRE_UNSHARE: there the test must run.
-        let why = "this machine does not allow `unshare -m` (needs CAP_SYS_ADMIN)";
-        assert!(
-            std::env::var_os("TENANTED_REQUIRE_UNSHARE").is_none(),
-            "{why}"
-        );
-        eprintln!("SKIPPED a_full_disk_does_not_block_a_described_root: {why}");
+    // A 4 MiB tmpfs on the root, in the child's own mount namespace.
+    let r = dir.path().display();
+    let Some(mut command) = child::in_mount_namespace(
+        &format!("mount -t tmpfs -o size=4m tmpfs '{r}'"),
+        "child_on_a_full_disk",
+        dir.path(),
+        "a_full_disk_does_not_block_a_described_root",
+    ) else {
         return;
     };
     let out = child::run(&mut command);

@@ -8,7 +8,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::child;
@@ -307,32 +306,17 @@ fn child_on_a_tiny_file_system() {
 
 #[test]
 fn a_full_file_system_is_disk_full_naming_it() {
-    let allowed = Command::new("unshare")
-        .args(["-m", "true"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !allowed {
-        eprintln!("skipped: this machine does not allow `unshare -m` (needs CAP_SYS_ADMIN)");
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
     std::fs::create_dir(&root).unwrap();
     let r = root.display();
-    let inner = child::command_after(
+    let Some(mut command) = child::in_mount_namespace(
         &format!("mount -t tmpfs -o size=1m tmpfs '{r}'"),
         "child_on_a_tiny_file_system",
         &root,
-    );
-    let mut command = Command::new("unshare");
-    command
-        .arg("-m")
-        .arg(inner.get_program())
-        .args(inner.get_args());
-    for (key, value) in inner.get_envs() {
-        if let Some(value) = value {
-            command.env(key, value);
-        }
-    }
+        "a_full_file_system_is_disk_full_naming_it",
+    ) else {
+        return;
+    };
     assert!(child::run(&mut command).contains("FULL"));
 }

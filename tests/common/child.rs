@@ -51,6 +51,39 @@ pub fn command_after(preamble: &str, test: &str, root: &Path) -> Command {
     command
 }
 
+/// The child running `test` inside its own mount namespace (`unshare
+/// -m`), after `mounts` (shell commands) ran there; `None`, with the
+/// skip printed for `who`, where this machine does not allow mount
+/// namespaces. CI (`.ci/run`) sets `TENANTED_REQUIRE_UNSHARE`: there the
+/// test must run, and a refusal fails it.
+pub fn in_mount_namespace(mounts: &str, test: &str, root: &Path, who: &str) -> Option<Command> {
+    let allowed = Command::new("unshare")
+        .args(["-m", "true"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !allowed {
+        let why = "this machine does not allow `unshare -m` (needs CAP_SYS_ADMIN)";
+        assert!(
+            std::env::var_os("TENANTED_REQUIRE_UNSHARE").is_none(),
+            "{why}"
+        );
+        eprintln!("SKIPPED {who}: {why}");
+        return None;
+    }
+    let inner = command_after(mounts, test, root);
+    let mut command = Command::new("unshare");
+    command
+        .arg("-m")
+        .arg(inner.get_program())
+        .args(inner.get_args());
+    for (key, value) in inner.get_envs() {
+        if let Some(value) = value {
+            command.env(key, value);
+        }
+    }
+    Some(command)
+}
+
 /// Starts `command` with its output captured, for [`wait`].
 pub fn spawn(command: &mut Command) -> Child {
     command
