@@ -74,9 +74,13 @@ mod plan {
         pub failed: bool,
     }
 
-    #[derive(Debug, Default)]
+    /// What to run before a step, and which.
+    type Interruption = (usize, Box<dyn FnOnce()>);
+
+    #[derive(Default)]
     struct Active {
         fail_at: Option<(usize, i32)>,
+        interrupt: Option<Interruption>,
         taken: Vec<StepTaken>,
     }
 
@@ -94,19 +98,29 @@ mod plan {
     impl FaultPlan {
         /// Records every step, failing none.
         pub fn record() -> FaultPlan {
-            Self::install(None)
+            Self::install(None, None)
         }
 
         /// Fails the `n`th step (counting from 1) with OS error `errno`
         /// (`libc::EIO`, `ENOSPC`, `EMFILE`, ...), recording every step.
         pub fn fail_step(n: usize, errno: i32) -> FaultPlan {
-            Self::install(Some((n, errno)))
+            Self::install(Some((n, errno)), None)
         }
 
-        fn install(fail_at: Option<(usize, i32)>) -> FaultPlan {
+        /// Runs `action` just before the `n`th step (counting from 1),
+        /// failing none and recording every step: another party acting in
+        /// the middle of an operation (a destroy while a backup copies).
+        /// The plan is set aside while `action` runs, so its own steps are
+        /// neither counted nor failed.
+        pub fn interrupt_step(n: usize, action: impl FnOnce() + 'static) -> FaultPlan {
+            Self::install(None, Some((n, Box::new(action))))
+        }
+
+        fn install(fail_at: Option<(usize, i32)>, interrupt: Option<Interruption>) -> FaultPlan {
             ACTIVE.with(|a| {
                 *a.borrow_mut() = Some(Active {
                     fail_at,
+                    interrupt,
                     taken: Vec::new(),
                 });
             });
@@ -137,6 +151,7 @@ mod plan {
     }
 
     pub(crate) fn check(step: Step, name: &Path) -> io::Result<()> {
+        run_interruption();
         ACTIVE.with(|a| {
             let mut active = a.borrow_mut();
             let Some(active) = active.as_mut() else {
@@ -154,5 +169,25 @@ mod plan {
                 None => Ok(()),
             }
         })
+    }
+
+    /// Runs the plan's interruption if the next step is its step, with the
+    /// plan set aside meanwhile (see [`FaultPlan::interrupt_step`]).
+    fn run_interruption() {
+        let due = |a: &Active| matches!(a.interrupt, Some((at, _)) if at == a.taken.len() + 1);
+        let set_aside = ACTIVE.with(|a| {
+            let mut active = a.borrow_mut();
+            match active.as_ref().is_some_and(due) {
+                true => active.take(),
+                false => None,
+            }
+        });
+        let Some(mut active) = set_aside else {
+            return;
+        };
+        if let Some((_, action)) = active.interrupt.take() {
+            action();
+        }
+        ACTIVE.with(|a| *a.borrow_mut() = Some(active));
     }
 }

@@ -114,8 +114,8 @@ pub(crate) fn peek_with_sqlite(tenant: &TenantName, root: &Path, path: &Path) ->
             return Ok(version);
         }
     }
-    let (_conn, version) = open_for_reading(tenant, root, path)?;
-    Ok(usize::try_from(version).unwrap_or(0))
+    let read = open_for_reading(tenant, root, path)?;
+    Ok(usize::try_from(read.version).unwrap_or(0))
 }
 
 /// `file:PATH?immutable=1`, with the characters URIs reserve escaped.

@@ -33,6 +33,7 @@ use rusqlite::{Connection, OpenFlags};
 use crate::crypt::{self, TenantKey};
 use crate::error::{Error, Result};
 use crate::fs::dir::Dir;
+use crate::fs::file_id::FileId;
 use crate::fs::files::literal_path;
 use crate::fs::lock::split;
 use crate::fs::sys;
@@ -53,30 +54,56 @@ const WAL_HEADER: u64 = 32;
 /// Flags for opening the copy: never a URI (see `literal_path`).
 const COPY: OpenFlags = OpenFlags::SQLITE_OPEN_READ_WRITE.union(OpenFlags::SQLITE_OPEN_NO_MUTEX);
 
-/// Copies `tenant`'s database at `path` (below `root`), open on `source`
-/// (with `key`, an encrypted tenant's), into the new file `scratch` in
-/// `dir`, and syncs it: a self-contained database in rollback mode, as of
-/// one commit (see the module's comment), encrypted as the source is.
+/// The database a copy is made of: the connection holding the read, the
+/// file that connection is on, and an encrypted tenant's key.
+pub(in crate::storage) struct Source<'a> {
+    pub(in crate::storage) conn: &'a Connection,
+    pub(in crate::storage) file: FileId,
+    pub(in crate::storage) key: Option<&'a TenantKey>,
+}
+
+/// Why a copy was not made.
+#[derive(Debug)]
+pub(in crate::storage) enum CopyFailure {
+    /// The tenant's path stopped naming the file the read is on before
+    /// the copy was done (a destroy, or a restore that replaced it): what
+    /// was copied may mix two files, or miss the frames of a `-wal`
+    /// already removed. The caller throws the copy away.
+    Moved,
+    /// Anything else, said for the user.
+    Failed(Error),
+}
+
+impl From<Error> for CopyFailure {
+    fn from(e: Error) -> Self {
+        CopyFailure::Failed(e)
+    }
+}
+
+/// Copies `tenant`'s database at `path` (below `root`), read on `source`,
+/// into the new file `scratch` in `dir`, and syncs it: a self-contained
+/// database in rollback mode, as of one commit (see the module's comment),
+/// encrypted as the source is.
 pub(in crate::storage) fn copy_files(
     tenant: &TenantName,
-    (source, key): (&Connection, Option<&TenantKey>),
+    source: &Source<'_>,
     (root, path): (&Path, &Path),
     dir: &Dir,
     scratch: &Path,
-) -> Result<Snapshot> {
+) -> Result<Snapshot, CopyFailure> {
     let read = |e| Error::sqlite(Some(tenant), path, "starting the backup's read", e);
     // One read transaction for the whole copy, taken by reading.
-    let snapshot = source.unchecked_transaction().map_err(read)?;
+    let snapshot = source.conn.unchecked_transaction().map_err(read)?;
     snapshot
         .query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(()))
         .map_err(read)?;
-    let (copy, with_wal) = copy_under_read(tenant, (root, path), dir, scratch)?;
+    let (copy, with_wal) = copy_under_read(tenant, (root, path), source.file, dir, scratch)?;
     drop(snapshot);
     let path = dir.join(scratch);
     // An encrypted copy's header is SQLCipher's to change.
-    if with_wal || key.is_some() {
+    if with_wal || source.key.is_some() {
         drop(copy);
-        let version = fold_wal(tenant, &path, key)?;
+        let version = fold_wal(tenant, &path, source.key)?;
         return Ok(Snapshot {
             version,
             bytes: sync_file(tenant, &path)?,
@@ -91,20 +118,35 @@ pub(in crate::storage) fn copy_files(
 
 /// Copies the database file at `path` to `scratch` in `dir`, then the
 /// frames of its `-wal` if it holds any (to `scratch`'s `-wal`), while
-/// the caller holds a read transaction; the copy of the database file,
-/// and whether a `-wal` was copied.
+/// the caller holds a read transaction on `file`; the copy of the database
+/// file, and whether a `-wal` was copied.
+///
+/// Both are copied from the directory that holds `file`, and `path` must
+/// still name `file` once they are: a destroy fences the tenant (its path
+/// stops naming the file) before it removes a `-wal`, and an inode is not
+/// reused while the read holds it open, so the `-wal` copied is `file`'s,
+/// whole.
 fn copy_under_read(
     tenant: &TenantName,
     (root, path): (&Path, &Path),
+    file: FileId,
     dir: &Dir,
     scratch: &Path,
-) -> Result<(File, bool)> {
+) -> Result<(File, bool), CopyFailure> {
     let (from, name) =
         split(path).map_err(|e| io_error(tenant, path, "finding the database", e))?;
-    let from =
-        Dir::open(root, from).map_err(|e| io_error(tenant, path, "opening its directory", e))?;
-    let mut main = sys::open_file(from.fd(), name)
-        .map_err(|e| io_error(tenant, path, "opening the database file", e))?;
+    let from = match Dir::open(root, from) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(CopyFailure::Moved),
+        opened => opened.map_err(|e| io_error(tenant, path, "opening its directory", e))?,
+    };
+    let mut main = match sys::open_file(from.fd(), name) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(CopyFailure::Moved),
+        opened => opened.map_err(|e| io_error(tenant, path, "opening the database file", e))?,
+    };
+    let is_file = |f: &File| FileId::of(f).map(|id| id == file);
+    if !is_file(&main).map_err(|e| io_error(tenant, path, "looking at the database file", e))? {
+        return Err(CopyFailure::Moved);
+    }
     let wal_name = sidecar(name, "-wal");
     let wal = open_wal(&from, &wal_name).map_err(|e| {
         io_error(
@@ -115,11 +157,18 @@ fn copy_under_read(
         )
     })?;
     let copy = copy_file(tenant, (&mut main, u64::MAX), dir, scratch)?;
-    let Some((mut wal, len)) = wal else {
-        return Ok((copy, false));
+    let with_wal = match wal {
+        Some((mut wal, len)) => {
+            copy_file(tenant, (&mut wal, len), dir, &sidecar(scratch, "-wal"))?;
+            true
+        }
+        None => false,
     };
-    copy_file(tenant, (&mut wal, len), dir, &sidecar(scratch, "-wal"))?;
-    Ok((copy, true))
+    let still = FileId::in_dir(&from, name).and_then(|inside| Ok((inside, FileId::at(path)?)));
+    match still.map_err(|e| io_error(tenant, path, "looking at the database file", e))? {
+        (Some(inside), Some(at)) if inside == file && at == file => Ok((copy, with_wal)),
+        _ => Err(CopyFailure::Moved),
+    }
 }
 
 /// `name` with `suffix`: its `-wal`.

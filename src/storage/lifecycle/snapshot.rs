@@ -28,15 +28,17 @@ use rusqlite::{Connection, OpenFlags};
 use crate::crypt::{self, TenantKey};
 use crate::error::{Error, Result};
 use crate::fs::dir::Dir;
+use crate::fs::file_id::FileId;
 use crate::fs::files::literal_path;
 use crate::fs::files::remove_with_sidecars;
 use crate::fs::siblings::{name_of, scratch_path};
 use crate::fs::sys;
 use crate::name::TenantName;
 pub(crate) use crate::storage::lifecycle::file_copy::Snapshot;
-use crate::storage::lifecycle::file_copy::copy_files;
 use crate::storage::lifecycle::file_copy::sync_file;
+use crate::storage::lifecycle::file_copy::{CopyFailure, Source, copy_files};
 use crate::storage::opening::open::open_for_reading;
+use crate::storage::opening::open_error::missing_error;
 
 /// When the directories a snapshot changes are synced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +55,12 @@ const NEW_FILE: OpenFlags = OpenFlags::SQLITE_OPEN_READ_WRITE
     .union(OpenFlags::SQLITE_OPEN_CREATE)
     .union(OpenFlags::SQLITE_OPEN_NO_MUTEX);
 
+/// How many times a snapshot starts again when the tenant was replaced
+/// while it was copied (a restore with replace in another process): each
+/// attempt reads the new file. A tenant replaced this often in a row is
+/// left for the user to back up again.
+const ATTEMPTS: usize = 3;
+
 /// Copies `tenant`'s database at `path` to `dest` (creating `dest`'s
 /// directory if needed, replacing a file already at `dest` atomically).
 ///
@@ -64,7 +72,10 @@ const NEW_FILE: OpenFlags = OpenFlags::SQLITE_OPEN_READ_WRITE
 ///
 /// The source is opened the way every one-off read of a tenant is (pinned,
 /// never checkpointing on close), so a destroy in another process waits for
-/// the copy to finish, and one in this process cannot be harmed by it.
+/// the copy to finish, and one in this process cannot be harmed by it: a
+/// tenant destroyed during its copy fails as gone
+/// (`TenantDoesNotExist` or `TenantBeingDestroyed`), and nothing of it is
+/// left at `dest`.
 pub(crate) fn snapshot(
     tenant: &TenantName,
     root: &Path,
@@ -73,15 +84,58 @@ pub(crate) fn snapshot(
     within: Option<&Path>,
     dirs: DirSyncs,
 ) -> Result<Snapshot> {
-    let (source, _) = open_for_reading(tenant, root, path)?;
     // An encrypted tenant's backup is encrypted with the same key.
     let key = crypt::tenant_key(tenant, root)?;
-    let dir = destination_dir(dest, within, dirs)
-        .map_err(|e| Error::io(Some(tenant), dest, "creating the backup's directory", e))?;
+    let mut made = None;
+    for _ in 0..ATTEMPTS {
+        let read = open_for_reading(tenant, root, path)?;
+        // Made once the tenant is found: a failed open leaves nothing.
+        let dir = match made {
+            Some(ref dir) => dir,
+            None => made.insert(destination_dir(dest, within, dirs).map_err(|e| {
+                Error::io(Some(tenant), dest, "creating the backup's directory", e)
+            })?),
+        };
+        let source = Source {
+            conn: &read.conn,
+            file: read.file,
+            key: key.as_ref(),
+        };
+        let failure = match copy_into_place(tenant, &source, (root, path), (dir, dest), dirs) {
+            Err(CopyFailure::Moved) if FileId::at(path).ok().flatten().is_some() => continue,
+            Err(CopyFailure::Moved) => missing_error(tenant, path),
+            Err(CopyFailure::Failed(e)) => e,
+            Ok(snapshot) => return Ok(snapshot),
+        };
+        if let Some(base) = within {
+            remove_if_empty(base, dest);
+        }
+        return Err(failure);
+    }
+    let replaced = std::io::Error::other(format!(
+        "the tenant's database was replaced while it was copied, {ATTEMPTS} times in a row; back up again"
+    ));
+    Err(Error::io(
+        Some(tenant),
+        path,
+        "copying the database",
+        replaced,
+    ))
+}
+
+/// One attempt of [`snapshot`]: the copy made in a scratch file beside
+/// `dest` in `dir`, renamed over `dest`; the scratch file removed if it
+/// failed.
+fn copy_into_place(
+    tenant: &TenantName,
+    source: &Source<'_>,
+    files: (&Path, &Path),
+    (dir, dest): (&Dir, &Path),
+    dirs: DirSyncs,
+) -> Result<Snapshot, CopyFailure> {
     let name = name_of(dest);
     let scratch = scratch_path(name);
-    let files = (root, path);
-    let copied = copy_files(tenant, (&source, key.as_ref()), files, &dir, &scratch);
+    let copied = copy_files(tenant, source, files, dir, &scratch);
     let result = copied.and_then(|snapshot| {
         sys::rename(dir.fd(), &scratch, name)
             .and_then(|()| match dirs {
@@ -92,9 +146,28 @@ pub(crate) fn snapshot(
         Ok(snapshot)
     });
     if result.is_err() {
-        remove_with_sidecars(&dir, &scratch);
+        remove_with_sidecars(dir, &scratch);
     }
     result
+}
+
+/// Removes `dest`'s directory beneath `base` if the failed copy left it
+/// empty, so that a backup directory holds no tenant directory without
+/// its database (a listing of it would show one). Only that directory:
+/// the ones above it may be shared with other tenants' copies.
+fn remove_if_empty(base: &Path, dest: &Path) {
+    let Some(dir) = dest.parent() else {
+        return;
+    };
+    let (Some(above), Some(name)) = (dir.parent(), dir.file_name()) else {
+        return;
+    };
+    if above.starts_with(base)
+        && let Ok(above) = Dir::open(base, above)
+    {
+        // Not empty (an earlier backup's file): it stays.
+        let _ = sys::remove_dir(above.fd(), Path::new(name));
+    }
 }
 
 /// The directory `dest` goes in, made if missing (see [`snapshot`]); the

@@ -9,6 +9,7 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use crate::crypt;
 use crate::error::Result;
 use crate::fs::Patience;
+use crate::fs::file_id::FileId;
 use crate::fs::files::literal_path;
 use crate::name::TenantName;
 use crate::storage::opening::open_error::{missing_error, pin_error};
@@ -53,6 +54,17 @@ pub(crate) fn open_existing(
     }
 }
 
+/// A one-off read's connection, pinned to the file it is on.
+pub(crate) struct OneOffRead {
+    /// The connection; it never checkpoints on close.
+    pub(crate) conn: TrackedConnection,
+    /// The schema version (`PRAGMA user_version`).
+    pub(crate) version: i64,
+    /// The file the connection is on: a copy made from the tenant's path
+    /// checks that it copied this one (see `file_copy.rs`).
+    pub(crate) file: FileId,
+}
+
 /// Opens an existing tenant database to read it once, and reads its schema
 /// version. The connection never checkpoints on close: it may outlive the
 /// file it read (a destroy in this process cannot see it).
@@ -60,7 +72,7 @@ pub(crate) fn open_for_reading(
     tenant: &TenantName,
     root: &Path,
     path: &Path,
-) -> Result<(TrackedConnection, i64)> {
+) -> Result<OneOffRead> {
     let key = crypt::tenant_key(tenant, root)?;
     let open = || {
         let conn = Connection::open_with_flags(literal_path(path), EXISTING)?;
@@ -73,7 +85,11 @@ pub(crate) fn open_for_reading(
         open_pinned(root, path, &patience, open).map_err(|e| pin_error(tenant, path, e))?;
     disarm(&pinned.conn);
     match pinned.file {
-        Some(_) => Ok((pinned.conn, pinned.version)),
+        Some(file) => Ok(OneOffRead {
+            conn: pinned.conn,
+            version: pinned.version,
+            file,
+        }),
         None => Err(missing_error(tenant, path)),
     }
 }
