@@ -482,3 +482,53 @@ fn the_cli_makes_and_rotates_the_master_key() {
     let db = RootConfig::new(root.path()).database_path("acme").unwrap();
     assert_eq!(canaries(&db, key.as_ref()).unwrap(), 1);
 }
+
+#[test]
+fn a_missing_key_file_is_named_as_such_by_every_operation() {
+    let root = tempfile::tempdir().unwrap();
+    let master = MasterKey::generate().unwrap();
+    let manager = manager(root.path(), &master, 1);
+    seed_canary(&manager, "acme");
+    let store = RootKeyStore::new(root.path(), master.clone());
+    let key_file = store.key_path(&TenantName::new("acme").unwrap());
+    drop(manager);
+    // The keys directory lost (not backed up with the databases).
+    let kept = std::fs::read(&key_file).unwrap();
+    std::fs::remove_file(&key_file).unwrap();
+    // A release with one more migration: the migrate must open the file.
+    let manager = self::manager(root.path(), &master, 2);
+    let elsewhere = tempfile::tempdir().unwrap();
+    let backup = elsewhere.path().join("acme.backup");
+    let attempts = [
+        ("connection", manager.connection("acme").map(drop)),
+        ("backup", manager.backup_tenant("acme", &backup).map(drop)),
+        ("migrate", manager.migrate_tenant("acme").map(drop)),
+    ];
+    for (operation, result) in attempts {
+        match result {
+            Err(error @ Error::Encryption { .. }) => {
+                let text = error.to_string();
+                assert!(text.starts_with("tenant acme: "), "{operation}: {text}");
+                assert!(
+                    text.contains(&key_file.display().to_string()),
+                    "{operation}: {text}"
+                );
+                assert!(text.contains("no key is kept"), "{operation}: {text}");
+                assert!(
+                    text.contains("main.sqlite3 is encrypted"),
+                    "{operation}: {text}"
+                );
+            }
+            other => panic!("{operation}: expected Error::Encryption, got {other:?}"),
+        }
+    }
+    assert!(!backup.exists(), "a backup was written without the key");
+    // The key put back, the tenant opens again, rows intact.
+    std::fs::write(&key_file, kept).unwrap();
+    manager.migrate_tenant("acme").unwrap();
+    let conn = manager.connection("acme").unwrap();
+    let rows: i64 = conn
+        .query_row("SELECT count(*) FROM notes", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows, 1);
+}

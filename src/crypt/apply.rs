@@ -2,7 +2,7 @@
 //! key for a create, its destruction for a destroy, and keying a
 //! connection.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rusqlite::Connection;
 
@@ -21,6 +21,50 @@ pub(crate) fn tenant_key(tenant: &TenantName, root: &Path) -> Result<Option<Tena
     match provider(root) {
         Some(provider) => provider.key(tenant),
         None => Ok(None),
+    }
+}
+
+/// The key an open of `tenant`'s database at `path` uses, as
+/// [`tenant_key`]; when the root's provider keeps none, `encrypted` (a
+/// look at the file's header) tells whether the file is encrypted anyway:
+/// its key is then missing, said as such rather than as the damage
+/// SQLite would report for a file read without its key.
+///
+/// # Errors
+///
+/// The provider's; [`Error::Encryption`] naming where the key should be
+/// when an encrypted file has none.
+pub(crate) fn opening_key(
+    tenant: &TenantName,
+    (root, path): (&Path, &Path),
+    encrypted: impl FnOnce() -> bool,
+) -> Result<Option<TenantKey>> {
+    let Some(provider) = provider(root) else {
+        return Ok(None);
+    };
+    match provider.key(tenant)? {
+        None if encrypted() => Err(missing_key(tenant, path, provider.key_location(tenant))),
+        key => Ok(key),
+    }
+}
+
+/// [`Error::Encryption`] for an encrypted tenant whose key its provider
+/// does not keep.
+fn missing_key(tenant: &TenantName, path: &Path, location: Option<PathBuf>) -> Error {
+    let reason = match location {
+        Some(_) => format!(
+            "no key is kept here, and the tenant's database {} is encrypted: put the root's keys directory back from its backup and give the master key it was made with (the README's \"Backing the keys up\"); without its key the tenant cannot be read",
+            path.display()
+        ),
+        None => format!(
+            "the key provider keeps no key for the tenant, and its database {} is encrypted: put the tenant's key back in the provider; without it the tenant cannot be read",
+            path.display()
+        ),
+    };
+    Error::Encryption {
+        tenant: Some(tenant.clone()),
+        path: location.unwrap_or_else(|| path.to_path_buf()),
+        reason,
     }
 }
 

@@ -4,6 +4,8 @@
 //!
 //! [`RootKeyStore`]: crate::RootKeyStore
 
+use std::path::PathBuf;
+
 use crate::error::Result;
 use crate::name::TenantName;
 
@@ -45,4 +47,12 @@ pub trait KeyProvider: Send + Sync + 'static {
     ///
     /// Why the key could not be destroyed.
     fn destroy_key(&self, tenant: &TenantName) -> Result<()>;
+
+    /// Where `tenant`'s key is kept, for an error to name when an
+    /// encrypted tenant's key is not there (a keys directory not put back
+    /// after a rebuild). `None`, the default, when it is no path (a KMS).
+    fn key_location(&self, tenant: &TenantName) -> Option<PathBuf> {
+        let _ = tenant;
+        None
+    }
 }

@@ -19,9 +19,9 @@ mod root_keys;
 mod tenant_key;
 
 #[cfg(feature = "encryption")]
-pub(crate) use apply::{apply, created_key, destroyed_key, tenant_key};
+pub(crate) use apply::{apply, created_key, destroyed_key, opening_key, tenant_key};
 #[cfg(not(feature = "encryption"))]
-pub(crate) use disabled::{TenantKey, apply, created_key, destroyed_key, tenant_key};
+pub(crate) use disabled::{TenantKey, apply, created_key, destroyed_key, opening_key, tenant_key};
 #[cfg(feature = "encryption")]
 pub use key_provider::KeyProvider;
 #[cfg(feature = "encryption")]

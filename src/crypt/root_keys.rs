@@ -183,6 +183,10 @@ impl KeyProvider for RootKeyStore {
             None => Ok(()),
         }
     }
+
+    fn key_location(&self, tenant: &TenantName) -> Option<PathBuf> {
+        Some(self.key_path(tenant))
+    }
 }
 
 impl fmt::Debug for RootKeyStore {

@@ -139,7 +139,7 @@ fn open_as_lead(
         path: path.to_path_buf(),
         policy: policy.clone(),
     };
-    let key = crypt::tenant_key(tenant, &config.root).map_err(Refused::Failed)?;
+    let key = storage::opening_key(tenant, &config.root, path).map_err(Refused::Failed)?;
     let manager = connection_manager(
         config,
         (target, key),

@@ -26,5 +26,6 @@ pub(crate) use opening::header::{Header, header_version};
 pub(crate) use opening::open::{EXISTING, open_existing, open_for_reading};
 pub(crate) use opening::open_error::{missing_error, pin_error, require_database, sqlite_error};
 pub(crate) use opening::open_files::TrackedConnection;
+pub(crate) use opening::opening_key::opening_key;
 pub(crate) use opening::pinned::{PinError, open_pinned};
 pub(crate) use opening::usage::{FileUsage, Usage, database_usage};

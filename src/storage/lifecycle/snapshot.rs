@@ -39,6 +39,7 @@ use crate::storage::lifecycle::file_copy::sync_file;
 use crate::storage::lifecycle::file_copy::{CopyFailure, Source, copy_files};
 use crate::storage::opening::open::open_for_reading;
 use crate::storage::opening::open_error::missing_error;
+use crate::storage::opening::opening_key::opening_key;
 
 /// When the directories a snapshot changes are synced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,7 +86,7 @@ pub(crate) fn snapshot(
     dirs: DirSyncs,
 ) -> Result<Snapshot> {
     // An encrypted tenant's backup is encrypted with the same key.
-    let key = crypt::tenant_key(tenant, root)?;
+    let key = opening_key(tenant, root, path)?;
     let mut made = None;
     for _ in 0..ATTEMPTS {
         let read = open_for_reading(tenant, root, path)?;

@@ -101,6 +101,24 @@ pub(crate) fn header_version(dir: BorrowedFd<'_>, name: &Path) -> Header {
     }
 }
 
+/// The 100-byte header of the regular file `name` in `dir`, read outside
+/// SQLite as [`header_version`] reads it (its descriptor closed only if no
+/// connection of this process is on the file); `None` if it cannot be
+/// read whole. Used on an error path: a tenant whose key is missing.
+pub(in crate::storage) fn header_bytes(dir: BorrowedFd<'_>, name: &Path) -> Option<[u8; 100]> {
+    let fd = sys::open_any(dir, name).ok()?;
+    let Ok(stat) = sys::fstat(fd.as_fd()) else {
+        // As in `header_version`: which file it is cannot be told.
+        std::mem::forget(fd);
+        return None;
+    };
+    let mut header = [0u8; 100];
+    let regular = FileType::from_raw_mode(stat.st_mode) == FileType::RegularFile;
+    let read = regular.then(|| sys::read_at(fd.as_fd(), &mut header, 0, name));
+    open_files::close_outside_sqlite(fd, FileId::from_stat(&stat));
+    matches!(read, Some(Ok(100))).then_some(header)
+}
+
 /// Whether an open failed because no file is there, or a link is.
 fn not_there(e: &io::Error) -> bool {
     let errno = e.raw_os_error().map(Errno::from_raw_os_error);

@@ -7,5 +7,6 @@ pub(in crate::storage) mod header;
 pub(in crate::storage) mod open;
 pub(in crate::storage) mod open_error;
 pub(in crate::storage) mod open_files;
+pub(in crate::storage) mod opening_key;
 pub(in crate::storage) mod pinned;
 pub(in crate::storage) mod usage;

@@ -14,6 +14,7 @@ use crate::fs::files::literal_path;
 use crate::name::TenantName;
 use crate::storage::opening::open_error::{missing_error, pin_error};
 use crate::storage::opening::open_files::TrackedConnection;
+use crate::storage::opening::opening_key::opening_key;
 use crate::storage::opening::pinned::{disarm, open_pinned};
 
 /// Open flags for a tenant that must already exist: never `CREATE`, so a
@@ -37,7 +38,7 @@ pub(crate) fn open_existing(
     path: &Path,
     patience: &Patience,
 ) -> Result<TrackedConnection> {
-    let key = crypt::tenant_key(tenant, root)?;
+    let key = opening_key(tenant, root, path)?;
     let open = || {
         let mut conn = Connection::open_with_flags(literal_path(path), EXISTING)?;
         crypt::apply(&conn, key.as_ref())?;
@@ -73,7 +74,7 @@ pub(crate) fn open_for_reading(
     root: &Path,
     path: &Path,
 ) -> Result<OneOffRead> {
-    let key = crypt::tenant_key(tenant, root)?;
+    let key = opening_key(tenant, root, path)?;
     let open = || {
         let conn = Connection::open_with_flags(literal_path(path), EXISTING)?;
         crypt::apply(&conn, key.as_ref())?;
