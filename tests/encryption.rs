@@ -532,3 +532,42 @@ fn a_missing_key_file_is_named_as_such_by_every_operation() {
         .unwrap();
     assert_eq!(rows, 1);
 }
+
+#[test]
+fn a_root_of_encrypted_tenants_refuses_litestream_replication_saying_why() {
+    let root = tempfile::tempdir().unwrap();
+    let master = MasterKey::generate().unwrap();
+    let hex = master.to_hex();
+    cli(root.path())
+        .env(MasterKey::ENV, hex.as_str())
+        .args(["create", "acme"])
+        .assert()
+        .success();
+    let replica = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", replica.path().display());
+    let commands: [&[&str]; 2] = [
+        &["litestream-config", "--replica-url", &url],
+        &["replicate", "--replica-url", &url],
+    ];
+    for args in commands {
+        let refused = cli(root.path())
+            .env(MasterKey::ENV, hex.as_str())
+            .args(args)
+            .assert()
+            .failure();
+        let said = String::from_utf8_lossy(&refused.get_output().stderr).into_owned();
+        assert!(
+            said.contains("Litestream cannot replicate"),
+            "{args:?}: {said}"
+        );
+        assert!(said.contains("tenanted backup --into"), "{args:?}: {said}");
+    }
+    // Nothing recorded: no process on the root follows replication.
+    assert!(!root.path().join(".tenanted/replication").exists());
+    let recorded =
+        tenanted::replication::ReplicationSettings::new(url).record(&RootConfig::new(root.path()));
+    assert!(
+        matches!(recorded, Err(Error::Encryption { .. })),
+        "{recorded:?}"
+    );
+}

@@ -17,7 +17,7 @@ use parking_lot::RwLock;
 use super::KeyProvider;
 use crate::error::{Error, Result};
 use crate::fs::sys;
-use crate::paths::INTERNAL_DIR;
+use crate::root_description::keys_dir;
 
 static PROVIDERS: RwLock<Vec<(PathBuf, Arc<dyn KeyProvider>)>> = RwLock::new(Vec::new());
 
@@ -42,7 +42,7 @@ pub(crate) fn register_for(root: &Path, provider: Option<&Arc<dyn KeyProvider>>)
         register(root, Arc::clone(provider));
         return Ok(());
     }
-    let keys = root.join(INTERNAL_DIR).join("keys");
+    let keys = keys_dir(root);
     if self::provider(root).is_none() && sys::exists(&keys) {
         return Err(Error::Encryption {
             tenant: None,

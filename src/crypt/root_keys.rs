@@ -21,7 +21,6 @@ use crate::fs::dir::Dir;
 use crate::fs::siblings::scratch_path;
 use crate::fs::sys;
 use crate::name::TenantName;
-use crate::paths::INTERNAL_DIR;
 
 /// The first bytes of every key file (its format's version).
 const MAGIC: &[u8; 16] = b"tenanted-key-v1\n";
@@ -50,7 +49,7 @@ impl RootKeyStore {
     /// The directory the key files are in: `ROOT/.tenanted/keys`.
     #[must_use]
     pub fn keys_dir(&self) -> PathBuf {
-        self.root.join(INTERNAL_DIR).join("keys")
+        crate::root_description::keys_dir(&self.root)
     }
 
     /// The file that holds `tenant`'s key.

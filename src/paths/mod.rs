@@ -4,7 +4,7 @@
 mod bucket;
 mod layout;
 mod litestream;
-pub(crate) use litestream::yaml_string;
+pub(crate) use litestream::{refuse_encrypted, yaml_string};
 mod path_template;
 mod replica_target;
 mod root;

@@ -134,8 +134,10 @@ impl ReplicationSettings {
     ///
     /// # Errors
     ///
-    /// [`Error::Io`] writing the record.
+    /// [`Error::Io`] writing the record; [`Error::Encryption`] for a root
+    /// that keeps encrypted tenants, which Litestream cannot replicate.
     pub fn record(&self, root: &RootConfig) -> Result<()> {
+        crate::paths::refuse_encrypted(root.root_dir())?;
         let text = self.to_record();
         let patience = crate::fs::Patience::new(crate::fs::record::RECORD_WAIT);
         update_record(&record_path(root), &patience, |old| {

@@ -197,8 +197,12 @@ impl Replicator {
     ///
     /// [`Error::Replica`] when the root has no replication settings or
     /// another `tenanted replicate` runs on it; [`Error::Io`] for a socket
-    /// path too long, or when Litestream cannot be started.
+    /// path too long, or when Litestream cannot be started;
+    /// [`Error::Encryption`] for a root that keeps encrypted tenants,
+    /// which Litestream cannot replicate.
     pub fn start(root: &RootConfig, options: ReplicateOptions) -> Result<Replicator> {
+        // Settings recorded before the root kept encrypted tenants.
+        crate::paths::refuse_encrypted(root.root_dir())?;
         let followed = Followed::new(root)?;
         let replication = followed.current()?.ok_or_else(|| Error::Replica {
             tenant: None,

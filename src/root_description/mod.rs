@@ -16,4 +16,5 @@ pub(crate) use backup_history::{check_backup_history, copy_history};
 pub(crate) use description::RootDescription;
 pub(crate) use history::HistoryEntry;
 pub use internal_dir::INTERNAL_DIR;
+pub(crate) use internal_dir::keys_dir;
 pub(crate) use layout_record::LayoutRecord;
