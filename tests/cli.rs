@@ -1239,6 +1239,41 @@ fn an_edited_down_script_blocks_nothing_and_accepting_records_on_every_command()
         .stderr(predicate::str::contains("does not read them"));
 }
 
+#[test]
+fn limit_suspend_and_resume_refuse_the_accept_flag_and_change_nothing() {
+    let dir = workspace(2);
+    tenanted(dir.path())
+        .args(["create", "acme"])
+        .assert()
+        .success();
+    tenanted(dir.path())
+        .args(["suspend", "acme", "--read-only", "--reason", "audit"])
+        .assert()
+        .success();
+    // None of them reads the migrations: the flag could record nothing,
+    // so it is refused as on `list`, and the command is not run.
+    for args in [
+        &["limit", "set", "acme", "64K"][..],
+        &["limit", "show", "acme"],
+        &["limit", "clear", "acme"],
+        &["suspend", "acme", "--blocked", "--reason", "unpaid"],
+        &["resume", "acme"],
+    ] {
+        tenanted(dir.path())
+            .arg("--accept-migration-changes")
+            .args(args)
+            .assert()
+            .code(2)
+            .stdout("")
+            .stderr(predicate::str::contains("does not read them"));
+    }
+    tenanted(dir.path())
+        .args(["limit", "show", "acme"])
+        .assert()
+        .success()
+        .stdout("acme: size limit unlimited (default), suspended (read-only): audit\n");
+}
+
 /// Writes a migration directory `name` with `up` (and a down script).
 fn add_migration(dir: &Path, name: &str, up: &str) {
     let target = dir.join("migrations").join(name);

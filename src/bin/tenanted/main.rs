@@ -221,6 +221,9 @@ impl Command {
                 | Command::Migration { .. }
                 | Command::Schema { .. }
                 | Command::Usage(_)
+                | Command::Limit { .. }
+                | Command::Suspend(_)
+                | Command::Resume { .. }
         ) && !self.handles_keys()
     }
 
