@@ -15,8 +15,8 @@
 //! epoch (or a log shorter than where it stopped) cannot know what it
 //! missed and looks at every cached pool once. Appends take a shared
 //! `flock` on the log and emptying an exclusive one, so no line lands in
-//! the middle of a rewrite; both are tried for at most [`LOCK_WAIT`], never
-//! waited for without a bound.
+//! the middle of a rewrite; both are tried for at most [`LOCK_WAIT`] with
+//! the seam's `Patience`, never waited for without a bound.
 //!
 //! Announcing is best effort: an operation never fails because its
 //! announcement could not be written (it is logged). What the log does not
@@ -31,8 +31,9 @@ use std::fs::File;
 use std::io;
 use std::os::fd::AsFd;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use crate::fs::Patience;
 use crate::fs::dir::Dir;
 use crate::fs::sys;
 use crate::name::TenantName;
@@ -118,19 +119,13 @@ fn read_header(log: &File) -> io::Result<Option<u64>> {
     Ok(digits.and_then(|d| u64::from_str_radix(d, 16).ok()))
 }
 
-/// Takes a shared (or exclusive) `flock` on `log`, trying until it is
+/// Takes a shared (or exclusive) `flock` on `log`, trying with the
+/// seam's bounded wait (pauses doubling from 1 ms to 20 ms) until it is
 /// taken or [`LOCK_WAIT`] passes.
 fn lock(log: &File, shared: bool) -> io::Result<()> {
-    let started = Instant::now();
-    loop {
-        if sys::flock(log, shared, false, log_name())? {
-            return Ok(());
-        }
-        if started.elapsed() >= LOCK_WAIT {
-            return Err(io::Error::from(io::ErrorKind::WouldBlock));
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    let taken = Patience::new(LOCK_WAIT)
+        .retry(|| Ok(sys::flock(log, shared, false, log_name())?.then_some(())))?;
+    taken.ok_or_else(|| io::Error::from(io::ErrorKind::WouldBlock))
 }
 
 /// What a reader learnt from the log since its last look.
@@ -337,6 +332,24 @@ mod tests {
         let mut log = ChangeLog::open(root);
         std::fs::remove_file(root.join(INTERNAL_DIR).join(LOG)).unwrap();
         assert_eq!(log.news(root), News::Anything);
+        announce(root, &name("acme"));
+        assert_eq!(log.news(root), News::Tenants(vec![name("acme")]));
+    }
+
+    /// A writer holding the log's exclusive lock (stopped mid-rewrite)
+    /// holds an announcement back only until [`LOCK_WAIT`]: it gives up
+    /// and writes nothing; once the lock is let go, the next is written.
+    #[test]
+    fn an_announcement_gives_up_on_a_log_held_by_another_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        announce(root, &name("first"));
+        let mut log = ChangeLog::open(root);
+        let holder = open_log(root).unwrap();
+        assert!(sys::flock(&holder, false, false, log_name()).unwrap());
+        let held = append(root, &name("held"));
+        assert_eq!(held.unwrap_err().kind(), io::ErrorKind::WouldBlock);
+        sys::unlock(&holder, log_name()).unwrap();
         announce(root, &name("acme"));
         assert_eq!(log.news(root), News::Tenants(vec![name("acme")]));
     }
