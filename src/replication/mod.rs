@@ -31,4 +31,4 @@ pub use settings::ReplicationSettings;
 pub use status::{ReplicaState, ReplicationStatus, TenantReplication};
 pub use store::GRAVEYARD;
 pub use supervisor::{ReplicateOptions, Replicator, ScanReport};
-pub use timestamp::parse_timestamp;
+pub use timestamp::{format_timestamp, parse_timestamp};

@@ -6,7 +6,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::rebuild_options::RebuildOptions;
-use super::timestamp::{parse_timestamp, rfc3339};
+use super::timestamp::{format_timestamp, parse_timestamp};
 use crate::error::{Error, Result};
 use crate::name::TenantName;
 
@@ -55,7 +55,7 @@ pub(super) fn restore_one(
             .args(["restore", "-if-replica-exists", "-o"])
             .arg(staged);
         if let Some(at) = at {
-            command.arg("-timestamp").arg(rfc3339(at));
+            command.arg("-timestamp").arg(format_timestamp(at));
         }
         command.arg(&url);
         output_within(&mut command, options.litestream_timeout).map_err(|e| failed(e.to_string()))

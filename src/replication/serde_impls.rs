@@ -6,7 +6,7 @@ use serde::{Serialize, Serializer};
 
 use super::rebuild_report::{RebuildOutcome, RebuildReport, TenantRebuild};
 use super::status::{ReplicationStatus, TenantReplication};
-use super::timestamp::rfc3339;
+use super::timestamp::format_timestamp;
 use crate::name::TenantName;
 
 #[derive(Serialize)]
@@ -77,7 +77,7 @@ impl Serialize for RebuildReport {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         RebuildReportJson {
             replica: &self.replica,
-            at: self.at.map(rfc3339),
+            at: self.at.map(format_timestamp),
             tenants: &self.tenants,
             skipped: &self.skipped,
             cancelled: self.cancelled,
@@ -110,8 +110,8 @@ impl Serialize for TenantReplication {
         TenantReplicationJson {
             tenant: &self.tenant,
             state: self.state.to_string(),
-            last_sync: self.last_sync.map(rfc3339),
-            last_write: self.last_write.map(rfc3339),
+            last_sync: self.last_sync.map(format_timestamp),
+            last_write: self.last_write.map(format_timestamp),
             lag_ms: self.lag.as_secs_f64() * 1000.0,
             reason: self.reason.as_deref(),
         }

@@ -2,8 +2,19 @@
 
 use std::time::{Duration, SystemTime};
 
-/// Litestream's `-timestamp` form of `time` (RFC 3339, UTC).
-pub(crate) fn rfc3339(time: SystemTime) -> String {
+/// `time` in RFC 3339, UTC, to the nanosecond: the form Litestream's
+/// `-timestamp` takes, the `--json` reports print and [`parse_timestamp`]
+/// reads. A time before 1970 is given as the epoch.
+///
+/// ```
+/// use std::time::{Duration, SystemTime};
+/// use tenanted::replication::{format_timestamp, parse_timestamp};
+///
+/// let t = SystemTime::UNIX_EPOCH + Duration::from_millis(951_782_400_250);
+/// assert_eq!(format_timestamp(t), "2000-02-29T00:00:00.250000000Z");
+/// assert_eq!(parse_timestamp(&format_timestamp(t)), Some(t));
+/// ```
+pub fn format_timestamp(time: SystemTime) -> String {
     let since = time
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default();
@@ -118,7 +129,7 @@ mod tests {
         );
         let t = at(1_796_448_123, 250_000_000);
         assert_eq!(parse_timestamp("2026-12-05T05:22:03.25Z"), Some(t));
-        assert_eq!(parse_timestamp(&rfc3339(t)), Some(t));
+        assert_eq!(parse_timestamp(&format_timestamp(t)), Some(t));
         assert_eq!(parse_timestamp("2026-12-05T00:22:03.25-05:00"), Some(t));
         for bad in [
             "2026-12-05",
@@ -155,11 +166,14 @@ mod tests {
     }
 
     #[test]
-    fn timestamps_in_rfc3339() {
+    fn timestamps_in_format_timestamp() {
         let at = |s: u64| SystemTime::UNIX_EPOCH + Duration::from_secs(s);
-        assert_eq!(rfc3339(at(0)), "1970-01-01T00:00:00.000000000Z");
-        assert_eq!(rfc3339(at(951_782_400)), "2000-02-29T00:00:00.000000000Z");
+        assert_eq!(format_timestamp(at(0)), "1970-01-01T00:00:00.000000000Z");
+        assert_eq!(
+            format_timestamp(at(951_782_400)),
+            "2000-02-29T00:00:00.000000000Z"
+        );
         let t = at(1_796_448_123) + Duration::from_millis(250);
-        assert_eq!(rfc3339(t), "2026-12-05T05:22:03.250000000Z");
+        assert_eq!(format_timestamp(t), "2026-12-05T05:22:03.250000000Z");
     }
 }

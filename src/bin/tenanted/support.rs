@@ -4,8 +4,9 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 use std::process::ExitCode;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
+use tenanted::replication::format_timestamp;
 use tenanted::{Error, TenantName};
 
 /// A failure with its exit code.
@@ -219,28 +220,12 @@ pub fn init_logging(verbose: u8, quiet: bool) {
         .init();
 }
 
-/// `time` in UTC as the number YYYYMMDDHHMMSS.
+/// `time` in UTC as the number YYYYMMDDHHMMSS: the digits of the
+/// library's RFC 3339 form up to its seconds.
 pub fn utc_timestamp(time: SystemTime) -> u64 {
-    let secs = time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let (days, rest) = (secs / 86_400, secs % 86_400);
-    let (year, month, day) = civil_from_days(days);
-    let clock = (rest / 3600) * 10_000 + (rest % 3600 / 60) * 100 + rest % 60;
-    ((year * 100 + month) * 100 + day) * 1_000_000 + clock
-}
-
-/// The proleptic Gregorian date of `days` since 1970-01-01 (Howard
-/// Hinnant's `civil_from_days`, for days on or after the epoch).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z % 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    (year, month, day)
+    let text = format_timestamp(time);
+    let seconds = text.split_once('.').map_or(text.as_str(), |(s, _)| s);
+    (seconds.bytes().filter(u8::is_ascii_digit)).fold(0, |n, d| n * 10 + u64::from(d - b'0'))
 }
 
 /// `value` as JSON, or an object saying why it could not be.
