@@ -38,6 +38,8 @@ pub enum WaitedFor {
     Migration,
     /// A restore of the tenant.
     Restore,
+    /// A re-key of the tenant (the `encryption` feature).
+    Rekey,
     /// A debris sweep (`remove_debris`, `tenanted cleanup`).
     Cleanup,
     /// A build of the template database new tenants are copied from.
@@ -62,6 +64,7 @@ impl WaitedFor {
             WaitedFor::Destroy => "destroy",
             WaitedFor::Migration => "migration",
             WaitedFor::Restore => "restore",
+            WaitedFor::Rekey => "rekey",
             WaitedFor::Cleanup => "cleanup",
             WaitedFor::TemplateBuild => "template-build",
             WaitedFor::RootRecord => "root-record",
@@ -72,7 +75,7 @@ impl WaitedFor {
     /// The holder's word read back from its lock file (`Operation` for
     /// anything else: an empty file, whose holder could not write it).
     pub(crate) fn from_keyword(word: &str) -> WaitedFor {
-        const ALL: [WaitedFor; 12] = [
+        const ALL: [WaitedFor; 13] = [
             WaitedFor::CheckedOutConnections,
             WaitedFor::DestroyInThisProcess,
             WaitedFor::OpenConnection,
@@ -81,6 +84,7 @@ impl WaitedFor {
             WaitedFor::Destroy,
             WaitedFor::Migration,
             WaitedFor::Restore,
+            WaitedFor::Rekey,
             WaitedFor::Cleanup,
             WaitedFor::TemplateBuild,
             WaitedFor::RootRecord,
@@ -104,6 +108,7 @@ impl fmt::Display for WaitedFor {
             WaitedFor::Destroy => "destroy",
             WaitedFor::Migration => "migration",
             WaitedFor::Restore => "restore",
+            WaitedFor::Rekey => "re-key",
             WaitedFor::Cleanup => "debris cleanup",
             WaitedFor::TemplateBuild => "template database build",
             WaitedFor::RootRecord => "recording of the root's description",
@@ -201,6 +206,7 @@ mod tests {
             WaitedFor::Destroy,
             WaitedFor::Migration,
             WaitedFor::Restore,
+            WaitedFor::Rekey,
             WaitedFor::Cleanup,
             WaitedFor::TemplateBuild,
             WaitedFor::RootRecord,

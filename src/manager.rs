@@ -1278,6 +1278,61 @@ impl TenantManager {
 }
 
 impl TenantManager {
+    /// Re-keys `name` (the `encryption` feature): its database encrypted
+    /// again under a new random key, swapped in while other processes
+    /// serve it, and the old key destroyed. A plaintext tenant (created
+    /// before encryption was turned on, or restored from a plaintext
+    /// backup) is encrypted by it.
+    ///
+    /// Use it when a tenant's key may have leaked. Like a destroy, it
+    /// makes every copy encrypted with the old key unreadable with what
+    /// tenanted keeps: backups taken before cannot be restored afterwards
+    /// (take a new backup after the re-key).
+    ///
+    /// This process's connections to the tenant are drained first, as for
+    /// a destroy (its `destroy_timeout`); other processes let go and open
+    /// the new file as for a restore with replace, trying the new key when
+    /// the old one is refused, so they keep serving the tenant. A crash at
+    /// any point leaves the tenant readable: the next re-key finishes or
+    /// undoes the interrupted one. Needs a provider that can stage keys
+    /// ([`KeyProvider::stage_key`](crate::KeyProvider::stage_key);
+    /// [`RootKeyStore`](crate::RootKeyStore) can).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Encryption`] without a key provider, or when the provider
+    /// cannot stage or commit a key; [`Error::TenantDoesNotExist`];
+    /// [`Error::TenantBusy`] if the tenant is still held when
+    /// `destroy_timeout` ends (it is left as it was); `Error::Encryption`
+    /// too for a root whose template gives tenants no directory of their
+    /// own (a re-key swaps the tenant's directory).
+    #[cfg(feature = "encryption")]
+    pub fn rekey_tenant(&self, name: &str) -> Result<()> {
+        let (tenant, path) = self.locate(name)?;
+        let span = tracing::info_span!("rekey_tenant", tenant = %tenant);
+        let _entered = span.enter();
+        let inner = &self.inner;
+        let at = self.tenant_path(&path)?;
+        let mut draining =
+            DestroyGuard::begin(&inner.cache, &tenant, &path, inner.destroy_timeout)?;
+        let patience = draining.patience();
+        self.describe_root(Some(&patience))?;
+        draining.drain()?;
+        let rekeyed = self.erasing_replica(
+            &tenant,
+            &path,
+            |let_go| {
+                let waiting = storage::Waiting { patience, let_go };
+                storage::rekey(&tenant, at, waiting, &patience)
+            },
+            |_| true,
+        )?;
+        tracing::info!(tenant = %tenant, version = rekeyed.version, bytes = rekeyed.bytes, was_plaintext = rekeyed.was_plaintext, "re-keyed tenant");
+        Ok(())
+    }
+}
+
+impl TenantManager {
     /// Runs `op`, which may remove `tenant`'s database at `path` (a
     /// destroy, or a restore replacing it), under the root's replication:
     /// an erase intent is recorded first, Litestream is told to let go

@@ -571,3 +571,285 @@ fn a_root_of_encrypted_tenants_refuses_litestream_replication_saying_why() {
         "{recorded:?}"
     );
 }
+
+/// The key files of the root's keys directory, by name.
+fn key_files(store: &RootKeyStore) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(store.keys_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
+fn notes(manager: &TenantManager, name: &str) -> i64 {
+    manager
+        .connection(name)
+        .unwrap()
+        .query_row("SELECT count(*) FROM notes", [], |r| r.get(0))
+        .unwrap()
+}
+
+#[test]
+fn a_rekey_changes_the_key_keeps_the_rows_and_retires_earlier_backups() {
+    let root = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let master = MasterKey::generate().unwrap();
+    let manager = manager(root.path(), &master, 1);
+    seed_canary(&manager, "acme");
+    let before = out.path().join("before.sqlite3");
+    manager.backup_tenant("acme", &before).unwrap();
+    let store = RootKeyStore::new(root.path(), master.clone());
+    let acme = TenantName::new("acme").unwrap();
+    let old = store.key(&acme).unwrap().unwrap();
+
+    manager.rekey_tenant("acme").unwrap();
+
+    let new = store.key(&acme).unwrap().unwrap();
+    assert_ne!(old, new, "a new key");
+    assert_eq!(
+        key_files(&store),
+        ["acme.key"],
+        "no staged or retired key left"
+    );
+    let db = manager.root().database_path("acme").unwrap();
+    assert_eq!(canaries(&db, Some(&new)).unwrap(), 1);
+    assert!(
+        canaries(&db, Some(&old)).is_err(),
+        "the old key opens nothing"
+    );
+    assert!(!holds(&db, CANARY) && !holds(&sidecar(&db, "-wal"), CANARY));
+    assert_eq!(notes(&manager, "acme"), 1);
+    // The backup taken before is under the old key, which is gone.
+    assert!(manager.restore_tenant("acme2", &before).is_err());
+    let after = out.path().join("after.sqlite3");
+    manager.backup_tenant("acme", &after).unwrap();
+    manager.restore_tenant("acme3", &after).err();
+    assert_eq!(canaries(&after, Some(&new)).unwrap(), 1);
+}
+
+#[test]
+fn a_rekey_encrypts_a_plaintext_tenant() {
+    let root = tempfile::tempdir().unwrap();
+    let plain = TenantManager::builder(RootConfig::new(root.path()), migrations(1))
+        .build()
+        .unwrap();
+    seed_canary(&plain, "acme");
+    drop(plain);
+    let db = RootConfig::new(root.path()).database_path("acme").unwrap();
+    assert_eq!(canaries(&db, None).unwrap(), 1, "plaintext before");
+    let master = MasterKey::generate().unwrap();
+    let manager = manager(root.path(), &master, 1);
+    manager.rekey_tenant("acme").unwrap();
+    assert!(
+        canaries(&db, None).is_err(),
+        "no longer readable without a key"
+    );
+    assert!(!holds(&db, CANARY));
+    let key = RootKeyStore::new(root.path(), master)
+        .key(&TenantName::new("acme").unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!(canaries(&db, Some(&key)).unwrap(), 1);
+    assert_eq!(notes(&manager, "acme"), 1);
+}
+
+#[test]
+fn a_rekey_interrupted_after_its_swap_leaves_the_tenant_readable_and_the_next_finishes_it() {
+    use tenanted::testing::faults::{FaultPlan, Step};
+    let root = tempfile::tempdir().unwrap();
+    let master = MasterKey::generate().unwrap();
+    let manager = manager(root.path(), &master, 1);
+    seed_canary(&manager, "acme");
+    let store = RootKeyStore::new(root.path(), master.clone());
+    let acme = TenantName::new("acme").unwrap();
+    // The step that makes the staged key current, from a recorded re-key
+    // (the second: the first takes steps once for good).
+    manager.rekey_tenant("acme").unwrap();
+    let plan = FaultPlan::record();
+    manager.rekey_tenant("acme").unwrap();
+    let steps = plan.steps();
+    drop(plan);
+    let commit = steps
+        .iter()
+        .rposition(|s| s.step == Step::Rename && s.name.to_string_lossy() == "acme.key")
+        .expect("the commit renames the staged key")
+        + 1;
+    let before = store.key(&acme).unwrap().unwrap();
+
+    let plan = FaultPlan::fail_step(commit, 5);
+    let failed = manager.rekey_tenant("acme");
+    let taken = plan.steps();
+    drop(plan);
+    let failed_step = taken.iter().find(|s| s.failed);
+    assert!(
+        failed_step
+            .is_some_and(|s| s.step == Step::Rename && s.name.to_string_lossy() == "acme.key"),
+        "{failed_step:?} of {} steps, {} recorded before: {:?}",
+        taken.len(),
+        steps.len(),
+        &taken[commit.saturating_sub(5)..(commit + 3).min(taken.len())]
+    );
+    let error = failed.expect_err("the commit failed");
+    assert!(
+        error.to_string().contains("run the re-key again"),
+        "{error}"
+    );
+    // The database is under the staged key; the current one is the old.
+    assert_eq!(store.key(&acme).unwrap().unwrap(), before);
+    let staged = store.staged_key(&acme).unwrap().expect("a staged key");
+    let db = manager.root().database_path("acme").unwrap();
+    assert_eq!(canaries(&db, Some(&staged)).unwrap(), 1);
+    // Every open finds the key that opens it: this manager, and a new
+    // one (as another process would be).
+    assert_eq!(notes(&manager, "acme"), 1);
+    let other = self::manager(root.path(), &master, 1);
+    assert_eq!(notes(&other, "acme"), 1);
+    let backup = tempfile::tempdir().unwrap();
+    other
+        .backup_tenant("acme", backup.path().join("b.sqlite3"))
+        .unwrap();
+
+    // The next re-key commits the staged key, then re-keys.
+    manager.rekey_tenant("acme").unwrap();
+    assert_eq!(key_files(&store), ["acme.key"]);
+    let now = store.key(&acme).unwrap().unwrap();
+    assert!(now != before && now != staged);
+    assert_eq!(canaries(&db, Some(&now)).unwrap(), 1);
+    assert_eq!(notes(&other, "acme"), 1);
+}
+
+#[test]
+fn a_rekey_without_a_key_provider_is_refused() {
+    let root = tempfile::tempdir().unwrap();
+    let plain = TenantManager::builder(RootConfig::new(root.path()), migrations(1))
+        .build()
+        .unwrap();
+    seed_canary(&plain, "acme");
+    match plain.rekey_tenant("acme") {
+        Err(Error::Encryption { reason, .. }) => {
+            assert!(reason.contains("key provider"), "{reason}")
+        }
+        other => panic!("expected Error::Encryption, got {other:?}"),
+    }
+    assert_eq!(notes(&plain, "acme"), 1);
+}
+
+#[test]
+#[ignore = "a child process of another_process_serves_a_tenant_through_its_rekeys"]
+fn child_writes_until_stopped() {
+    let Some(root) = child::root() else { return };
+    let master = MasterKey::from_env().unwrap();
+    let manager = TenantManager::builder(RootConfig::new(&root), migrations(1))
+        .encryption(RootKeyStore::new(&root, master))
+        .watch_interval(std::time::Duration::from_millis(50))
+        .build()
+        .unwrap();
+    let (mut written, mut transient, mut key_errors) = (0u64, 0u64, Vec::new());
+    let stop = child::stop_file(&root);
+    while !stop.exists() {
+        let wrote = manager.connection("acme").and_then(|conn| {
+            conn.execute("INSERT INTO notes (body) VALUES ('child')", [])
+                .map_err(|e| Error::Query {
+                    tenant: Some(TenantName::new("acme").unwrap()),
+                    cause: e,
+                })
+        });
+        match wrote {
+            Ok(_) => written += 1,
+            Err(e @ (Error::Encryption { .. } | Error::DamagedTenant { .. })) => {
+                key_errors.push(e.to_string());
+            }
+            // Fenced off or busy while the file is swapped: asked again.
+            Err(_) => transient += 1,
+        }
+        if written == 1 {
+            println!("READY");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    println!(
+        "WROTE {written} TRANSIENT {transient} KEYERRORS {}",
+        key_errors.len()
+    );
+    for e in key_errors {
+        println!("KEYERROR {e}");
+    }
+}
+
+#[test]
+fn another_process_serves_a_tenant_through_its_rekeys() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let master = MasterKey::generate().unwrap();
+    let manager = manager(&root, &master, 1);
+    seed_canary(&manager, "acme");
+    let out = dir.path().join("child.out");
+    let file = std::fs::File::create(&out).unwrap();
+    let mut command = child::command("child_writes_until_stopped", &root);
+    command
+        .env(MasterKey::ENV, master.to_hex().as_str())
+        .stdout(file.try_clone().unwrap())
+        .stderr(file);
+    let writer = command.spawn().unwrap();
+    child::wait_for_word(&out, "READY");
+    for _ in 0..3 {
+        manager.rekey_tenant("acme").unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    std::fs::write(child::stop_file(&root), b"").unwrap();
+    let said = child::wait_logged(writer, &out);
+    assert!(said.contains("KEYERRORS 0"), "{said}");
+    let written: i64 = said
+        .split_whitespace()
+        .skip_while(|w| *w != "WROTE")
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{said}"));
+    // Every write the child saw succeed is in the re-keyed tenant.
+    assert_eq!(notes(&manager, "acme"), 1 + written, "{said}");
+    assert_eq!(key_files(&RootKeyStore::new(&root, master)), ["acme.key"]);
+}
+
+#[test]
+fn the_cli_rekeys_only_when_confirmed() {
+    let root = tempfile::tempdir().unwrap();
+    let master = MasterKey::generate().unwrap();
+    let hex = master.to_hex();
+    cli(root.path())
+        .env(MasterKey::ENV, hex.as_str())
+        .args(["create", "acme"])
+        .assert()
+        .success();
+    let store = RootKeyStore::new(root.path(), master.clone());
+    let acme = TenantName::new("acme").unwrap();
+    let before = store.key(&acme).unwrap().unwrap();
+    let refused = cli(root.path())
+        .env(MasterKey::ENV, hex.as_str())
+        .args(["rekey", "acme"])
+        .assert()
+        .code(2);
+    let said = String::from_utf8_lossy(&refused.get_output().stderr).into_owned();
+    assert!(said.contains("--yes"), "{said}");
+    assert_eq!(
+        store.key(&acme).unwrap().unwrap(),
+        before,
+        "nothing re-keyed"
+    );
+    let done = cli(root.path())
+        .env(MasterKey::ENV, hex.as_str())
+        .args(["rekey", "acme", "--yes"])
+        .assert()
+        .success();
+    assert!(String::from_utf8_lossy(&done.get_output().stdout).contains("re-keyed acme"));
+    let after = store.key(&acme).unwrap().unwrap();
+    assert_ne!(after, before);
+    let db = RootConfig::new(root.path()).database_path("acme").unwrap();
+    let tables = |key: &TenantKey| -> rusqlite::Result<i64> {
+        let conn = Connection::open_with_flags(&db, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        conn.execute_batch(&key_pragmas(key))?;
+        conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))
+    };
+    assert!(tables(&after).unwrap() > 0);
+    assert!(tables(&before).is_err());
+}

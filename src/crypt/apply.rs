@@ -68,6 +68,48 @@ fn missing_key(tenant: &TenantName, path: &Path, location: Option<PathBuf>) -> E
     }
 }
 
+/// The keys to try when `tried` (the key an open used) did not open
+/// `tenant`'s file: a key staged by a re-key under way or interrupted
+/// after it swapped the database, and the current key if it changed
+/// meanwhile (a re-key committed). Empty without a provider.
+///
+/// # Errors
+///
+/// The provider's, when a kept key cannot be read.
+pub(crate) fn other_keys(
+    tenant: &TenantName,
+    root: &Path,
+    tried: Option<&TenantKey>,
+) -> Result<Vec<TenantKey>> {
+    let Some(provider) = provider(root) else {
+        return Ok(Vec::new());
+    };
+    let mut others: Vec<TenantKey> = Vec::with_capacity(2);
+    for key in [provider.staged_key(tenant)?, provider.key(tenant)?] {
+        match key {
+            Some(key) if Some(&key) != tried && !others.contains(&key) => others.push(key),
+            _ => {}
+        }
+    }
+    Ok(others)
+}
+
+/// The key provider of `root`, for a re-key.
+///
+/// # Errors
+///
+/// [`Error::Encryption`] when the root has none.
+pub(crate) fn rekeying_provider(
+    tenant: &TenantName,
+    root: &Path,
+) -> Result<std::sync::Arc<dyn super::KeyProvider>> {
+    provider(root).ok_or_else(|| Error::Encryption {
+        tenant: Some(tenant.clone()),
+        path: root.to_path_buf(),
+        reason: "the manager has no key provider: build it with .encryption(RootKeyStore::new(root, master)) (the CLI: set TENANTED_MASTER_KEY) to re-key or encrypt a tenant".to_string(),
+    })
+}
+
 /// A new key for a new incarnation of `tenant`, if its root has a key
 /// provider (the caller holds the tenant's lock and knows it is absent).
 ///

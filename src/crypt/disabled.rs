@@ -9,7 +9,7 @@ use crate::error::Result;
 use crate::name::TenantName;
 
 /// No key can exist without the feature.
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum TenantKey {}
 
 /// No tenant has a key.
@@ -26,6 +26,16 @@ pub(crate) fn opening_key(
     _encrypted: impl FnOnce() -> bool,
 ) -> Result<Option<TenantKey>> {
     Ok(None)
+}
+
+/// No other key to try.
+#[allow(clippy::unnecessary_wraps)]
+pub(crate) fn other_keys(
+    _tenant: &TenantName,
+    _root: &Path,
+    _tried: Option<&TenantKey>,
+) -> Result<Vec<TenantKey>> {
+    Ok(Vec::new())
 }
 
 /// No tenant is given a key.

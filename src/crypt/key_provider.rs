@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::name::TenantName;
 
 use super::TenantKey;
@@ -41,12 +41,67 @@ pub trait KeyProvider: Send + Sync + 'static {
     fn key(&self, tenant: &TenantName) -> Result<Option<TenantKey>>;
 
     /// Destroys `tenant`'s key, durably before it returns; `Ok` when no
-    /// key is kept.
+    /// key is kept. A staged key (see [`stage_key`](Self::stage_key)) is
+    /// destroyed too.
     ///
     /// # Errors
     ///
     /// Why the key could not be destroyed.
     fn destroy_key(&self, tenant: &TenantName) -> Result<()>;
+
+    /// Makes and keeps a new random key for `tenant` beside its current
+    /// one, durably before it returns (replacing a staged key kept
+    /// before): the first step of a re-key
+    /// ([`TenantManager::rekey_tenant`](crate::TenantManager::rekey_tenant)).
+    /// Until it is committed or discarded, tenanted opens the tenant with
+    /// whichever of the two keys opens it, so a re-key interrupted at any
+    /// point leaves the tenant readable.
+    ///
+    /// # Errors
+    ///
+    /// Why the key could not be made or stored. The default refuses: a
+    /// provider that cannot keep two keys for a tenant cannot re-key it.
+    fn stage_key(&self, tenant: &TenantName) -> Result<TenantKey> {
+        Err(Error::Encryption {
+            tenant: Some(tenant.clone()),
+            path: PathBuf::new(),
+            reason: "this key provider cannot re-key a tenant: it does not implement KeyProvider::stage_key, staged_key, commit_staged_key and discard_staged_key".to_string(),
+        })
+    }
+
+    /// The key staged for `tenant` by [`stage_key`](Self::stage_key) and
+    /// neither committed nor discarded yet, if any.
+    ///
+    /// # Errors
+    ///
+    /// Why a staged key that is kept could not be read.
+    fn staged_key(&self, tenant: &TenantName) -> Result<Option<TenantKey>> {
+        let _ = tenant;
+        Ok(None)
+    }
+
+    /// Makes the staged key `tenant`'s current key and destroys the one it
+    /// replaces, durably before it returns (the tenant's database is now
+    /// encrypted with the staged key). `Ok` when no key is staged.
+    ///
+    /// # Errors
+    ///
+    /// Why the keys could not be swapped; both are then still kept.
+    fn commit_staged_key(&self, tenant: &TenantName) -> Result<()> {
+        let _ = tenant;
+        Ok(())
+    }
+
+    /// Destroys the key staged for `tenant` (a re-key that did not swap
+    /// the database), durably; `Ok` when none is staged.
+    ///
+    /// # Errors
+    ///
+    /// Why the staged key could not be destroyed.
+    fn discard_staged_key(&self, tenant: &TenantName) -> Result<()> {
+        let _ = tenant;
+        Ok(())
+    }
 
     /// Where `tenant`'s key is kept, for an error to name when an
     /// encrypted tenant's key is not there (a keys directory not put back

@@ -19,9 +19,13 @@ mod root_keys;
 mod tenant_key;
 
 #[cfg(feature = "encryption")]
-pub(crate) use apply::{apply, created_key, destroyed_key, opening_key, tenant_key};
+pub(crate) use apply::{
+    apply, created_key, destroyed_key, opening_key, other_keys, rekeying_provider, tenant_key,
+};
 #[cfg(not(feature = "encryption"))]
-pub(crate) use disabled::{TenantKey, apply, created_key, destroyed_key, opening_key, tenant_key};
+pub(crate) use disabled::{
+    TenantKey, apply, created_key, destroyed_key, opening_key, other_keys, tenant_key,
+};
 #[cfg(feature = "encryption")]
 pub use key_provider::KeyProvider;
 #[cfg(feature = "encryption")]

@@ -18,6 +18,7 @@ use super::master_key::WRAPPED_LEN;
 use super::{KeyProvider, MasterKey, TenantKey};
 use crate::error::{Error, Result};
 use crate::fs::dir::Dir;
+use crate::fs::file_id::FileId;
 use crate::fs::siblings::scratch_path;
 use crate::fs::sys;
 use crate::name::TenantName;
@@ -80,14 +81,14 @@ impl RootKeyStore {
         for entry in entries {
             let (name, _) =
                 entry.map_err(|e| Error::io(None, dir.path(), "listing the keys", e))?;
-            let Some(tenant) = tenant_of(&name) else {
+            let Some((tenant, _)) = tenant_of(&name) else {
                 continue;
             };
             let key = self
-                .read(&dir, &tenant)?
+                .read_file(&dir, &tenant, &name)?
                 .ok_or_else(|| vanished(&tenant, &dir, &name))?;
             let store = RootKeyStore::new(self.root.clone(), new_master.clone());
-            store.write(&dir, &tenant, &key)?;
+            store.write_file(&dir, &tenant, &name, &key)?;
             count += 1;
         }
         Ok(count)
@@ -113,15 +114,19 @@ impl RootKeyStore {
     }
 
     fn read(&self, dir: &Dir, tenant: &TenantName) -> Result<Option<TenantKey>> {
-        let name = file_name(tenant);
-        let path = dir.join(&name);
-        let file = match sys::open_file(dir.fd(), &name) {
+        self.read_file(dir, tenant, &file_name(tenant))
+    }
+
+    /// The key in the file `name` (`tenant`'s current or staged one).
+    fn read_file(&self, dir: &Dir, tenant: &TenantName, name: &Path) -> Result<Option<TenantKey>> {
+        let path = dir.join(name);
+        let file = match sys::open_file(dir.fd(), name) {
             Ok(file) => file,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(Error::io(Some(tenant), path, "opening the tenant's key", e)),
         };
         let mut bytes = zeroize::Zeroizing::new([0u8; FILE_LEN + 1]);
-        let read = sys::read_at(file.as_fd(), bytes.as_mut(), 0, &name)
+        let read = sys::read_at(file.as_fd(), bytes.as_mut(), 0, name)
             .map_err(|e| Error::io(Some(tenant), &path, "reading the tenant's key", e))?;
         let wrapped = (bytes.get(..read))
             .filter(|b| b.len() == FILE_LEN)
@@ -135,15 +140,25 @@ impl RootKeyStore {
     }
 
     fn write(&self, dir: &Dir, tenant: &TenantName, key: &TenantKey) -> Result<()> {
-        let name = file_name(tenant);
-        let path = dir.join(&name);
+        self.write_file(dir, tenant, &file_name(tenant), key)
+    }
+
+    /// Writes `key` into the file `name`, replacing it atomically.
+    fn write_file(
+        &self,
+        dir: &Dir,
+        tenant: &TenantName,
+        name: &Path,
+        key: &TenantKey,
+    ) -> Result<()> {
+        let path = dir.join(name);
         let io_error = |e| Error::io(Some(tenant), &path, "storing the tenant's key", e);
         let wrapped = self.master.wrap(tenant.as_str(), key, &path)?;
-        let scratch = scratch_path(&name);
+        let scratch = scratch_path(name);
         let written = sys::create_new(dir.fd(), &scratch).and_then(|mut file| {
             sys::write_all(&mut file, &[&MAGIC[..], &wrapped].concat(), &scratch)?;
             sys::sync(file.as_fd(), &scratch)?;
-            sys::rename(dir.fd(), &scratch, &name)?;
+            sys::rename(dir.fd(), &scratch, name)?;
             dir.sync()
         });
         if written.is_err() {
@@ -163,7 +178,7 @@ impl KeyProvider for RootKeyStore {
         if let Some(dir) = self.dir(tenant, true)? {
             // A key of an earlier incarnation is overwritten first, so
             // that its bytes do not stay on the disk under a free block.
-            destroy_in(&dir, tenant)?;
+            destroy_all(&dir, tenant)?;
             self.write(&dir, tenant, &key)?;
         }
         Ok(key)
@@ -178,7 +193,41 @@ impl KeyProvider for RootKeyStore {
 
     fn destroy_key(&self, tenant: &TenantName) -> Result<()> {
         match self.dir(tenant, false)? {
-            Some(dir) => destroy_in(&dir, tenant),
+            Some(dir) => destroy_all(&dir, tenant),
+            None => Ok(()),
+        }
+    }
+
+    fn stage_key(&self, tenant: &TenantName) -> Result<TenantKey> {
+        let key = TenantKey::generate().map_err(|e| Error::Encryption {
+            tenant: Some(tenant.clone()),
+            path: self.keys_dir().join(staged_name(tenant)),
+            reason: format!("no randomness for a new key ({e}); retry the re-key"),
+        })?;
+        if let Some(dir) = self.dir(tenant, true)? {
+            destroy_in(&dir, tenant, &staged_name(tenant))?;
+            self.write_file(&dir, tenant, &staged_name(tenant), &key)?;
+        }
+        Ok(key)
+    }
+
+    fn staged_key(&self, tenant: &TenantName) -> Result<Option<TenantKey>> {
+        match self.dir(tenant, false)? {
+            Some(dir) => self.read_file(&dir, tenant, &staged_name(tenant)),
+            None => Ok(None),
+        }
+    }
+
+    fn commit_staged_key(&self, tenant: &TenantName) -> Result<()> {
+        match self.dir(tenant, false)? {
+            Some(dir) => commit_in(&dir, tenant),
+            None => Ok(()),
+        }
+    }
+
+    fn discard_staged_key(&self, tenant: &TenantName) -> Result<()> {
+        match self.dir(tenant, false)? {
+            Some(dir) => destroy_in(&dir, tenant, &staged_name(tenant)),
             None => Ok(()),
         }
     }
@@ -196,17 +245,75 @@ impl fmt::Debug for RootKeyStore {
     }
 }
 
-/// Overwrites `tenant`'s key file with zeros, syncs it, removes it and
-/// syncs the directory: once this returns, no crash brings the key back.
-fn destroy_in(dir: &Dir, tenant: &TenantName) -> Result<()> {
-    let name = file_name(tenant);
-    let path = dir.join(&name);
-    let destroyed = sys::open_file(dir.fd(), &name)
-        .and_then(|_| sys::open_or_create(dir.fd(), &name))
+/// Destroys every key file of `tenant`: its current key, a staged one and
+/// one a crashed commit left retired.
+fn destroy_all(dir: &Dir, tenant: &TenantName) -> Result<()> {
+    destroy_in(dir, tenant, &staged_name(tenant))?;
+    forget_retired(dir, tenant)?;
+    destroy_in(dir, tenant, &file_name(tenant))
+}
+
+/// Makes the staged key current: the current file is first linked under
+/// a retired name, the staged file renamed over it (one step: a reader
+/// finds one whole key file or the other), the directory synced, and only
+/// then the retired one destroyed. A crash leaves the staged key current,
+/// or both kept, never neither.
+fn commit_in(dir: &Dir, tenant: &TenantName) -> Result<()> {
+    let (current, staged, retired) = (file_name(tenant), staged_name(tenant), retired_name(tenant));
+    let path = dir.join(&staged);
+    if !sys::exists(&path) {
+        return Ok(());
+    }
+    forget_retired(dir, tenant)?;
+    let swapped = match sys::link(dir.fd(), &current, &retired) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+    .and_then(|()| sys::rename(dir.fd(), &staged, &current))
+    .and_then(|()| dir.sync());
+    swapped.map_err(|e| Error::io(Some(tenant), path, "making the staged key current", e))?;
+    destroy_in(dir, tenant, &retired)
+}
+
+/// Removes a retired key file a crashed commit left. Still a second name
+/// of the current key (the crash came before the rename), it is only
+/// unlinked: zeroing it would zero the current key.
+fn forget_retired(dir: &Dir, tenant: &TenantName) -> Result<()> {
+    let (current, retired) = (file_name(tenant), retired_name(tenant));
+    let same = FileId::in_dir(dir, &retired)
+        .and_then(|r| Ok(r.is_some() && r == FileId::in_dir(dir, &current)?));
+    match same {
+        Ok(true) => match sys::unlink(dir.fd(), &retired) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(Error::io(
+                Some(tenant),
+                dir.join(&retired),
+                "removing a retired key",
+                e,
+            )),
+            _ => Ok(()),
+        },
+        Ok(false) => destroy_in(dir, tenant, &retired),
+        Err(e) => Err(Error::io(
+            Some(tenant),
+            dir.join(&retired),
+            "looking at a retired key",
+            e,
+        )),
+    }
+}
+
+/// Overwrites `tenant`'s key file `name` with zeros, syncs it, removes it
+/// and syncs the directory: once this returns, no crash brings the key
+/// back.
+fn destroy_in(dir: &Dir, tenant: &TenantName, name: &Path) -> Result<()> {
+    let path = dir.join(name);
+    let destroyed = sys::open_file(dir.fd(), name)
+        .and_then(|_| sys::open_or_create(dir.fd(), name))
         .and_then(|mut file| {
-            sys::write_all(&mut file, &[0u8; FILE_LEN], &name)?;
-            sys::sync(file.as_fd(), &name)?;
-            sys::unlink(dir.fd(), &name)?;
+            sys::write_all(&mut file, &[0u8; FILE_LEN], name)?;
+            sys::sync(file.as_fd(), name)?;
+            sys::unlink(dir.fd(), name)?;
             dir.sync()
         });
     match destroyed {
@@ -222,13 +329,33 @@ fn destroy_in(dir: &Dir, tenant: &TenantName) -> Result<()> {
 }
 
 fn file_name(tenant: &TenantName) -> PathBuf {
-    PathBuf::from(format!("{tenant}.key"))
+    PathBuf::from(format!("{tenant}{CURRENT}"))
 }
 
-/// The tenant a key file's name is for (scratch files and others: none).
-fn tenant_of(name: &Path) -> Option<TenantName> {
-    let stem = name.to_str()?.strip_suffix(".key")?;
-    TenantName::new(stem).ok()
+/// A key staged by a re-key: no tenant's current key file ends so.
+fn staged_name(tenant: &TenantName) -> PathBuf {
+    PathBuf::from(format!("{tenant}{STAGED}"))
+}
+
+/// The key a commit replaces, until it is destroyed.
+fn retired_name(tenant: &TenantName) -> PathBuf {
+    PathBuf::from(format!("{tenant}{RETIRED}"))
+}
+
+const CURRENT: &str = ".key";
+const STAGED: &str = ".next-key";
+const RETIRED: &str = ".retired-key";
+
+/// The tenant a key file's name is for, and whether the key is staged
+/// (scratch files and others: none). A retired key is not re-wrapped: it
+/// is destroyed by the next commit or destroy of its tenant.
+fn tenant_of(name: &Path) -> Option<(TenantName, bool)> {
+    let name = name.to_str()?;
+    let (stem, staged) = match name.strip_suffix(CURRENT) {
+        Some(stem) => (stem, false),
+        None => (name.strip_suffix(STAGED)?, true),
+    };
+    TenantName::new(stem).ok().map(|t| (t, staged))
 }
 
 fn vanished(tenant: &TenantName, dir: &Dir, name: &Path) -> Error {

@@ -61,11 +61,7 @@ impl TenantKey {
     /// The statements that key a connection: the raw key with its salt,
     /// and the plaintext header. Run first, before anything reads the file.
     pub(crate) fn pragmas(&self) -> Zeroizing<String> {
-        let mut hex = Zeroizing::new(String::with_capacity(2 * TenantKey::LEN));
-        for byte in self.bytes.iter() {
-            hex.push(char::from(HEX[usize::from(byte >> 4)]));
-            hex.push(char::from(HEX[usize::from(byte & 0x0f)]));
-        }
+        let hex = self.hex();
         // SQLCipher logs a failed decryption to stderr by default; tenanted
         // reports it as an error instead (the level is process-wide).
         Zeroizing::new(format!(
@@ -73,6 +69,22 @@ impl TenantKey {
              PRAGMA cipher_plaintext_header_size = {PLAINTEXT_HEADER};",
             hex.as_str()
         ))
+    }
+
+    /// The statement that re-encrypts a database open with another key
+    /// under this one (SQLCipher's `PRAGMA rekey`, the raw key with its
+    /// salt: measured to work with the plaintext header).
+    pub(crate) fn rekey_pragma(&self) -> Zeroizing<String> {
+        Zeroizing::new(format!("PRAGMA rekey = \"x'{}'\";", self.hex().as_str()))
+    }
+
+    fn hex(&self) -> Zeroizing<String> {
+        let mut hex = Zeroizing::new(String::with_capacity(2 * TenantKey::LEN));
+        for byte in self.bytes.iter() {
+            hex.push(char::from(HEX[usize::from(byte >> 4)]));
+            hex.push(char::from(HEX[usize::from(byte & 0x0f)]));
+        }
+        hex
     }
 }
 

@@ -24,7 +24,7 @@ use super::cache::{Inserted, Opening, PoolCache};
 use super::connect_errors::{ConnectErrors, LastConnectError};
 use super::connection::TenantConnection;
 use super::lease::Lease;
-use super::pinned_manager::{PinnedManager, Target};
+use super::pinned_manager::{OpenFailure, PinnedManager, Target};
 use super::pool_state::{Admission, PoolState};
 use super::resident::{Resident, ResidentLease};
 use super::tenant_pool::{Checkout, Refused, Shared, TenantPool};
@@ -139,20 +139,23 @@ fn open_as_lead(
         path: path.to_path_buf(),
         policy: policy.clone(),
     };
-    let key = storage::opening_key(tenant, &config.root, path).map_err(Refused::Failed)?;
-    let manager = connection_manager(
-        config,
-        (target, key),
-        Arc::clone(&state),
-        Arc::clone(&resident),
-    );
     // Opened here, on the caller's thread, not on r2d2's connector: that
     // would cost two cross-thread wake-ups (see `resident.rs`). A missing
     // tenant (or an empty, damaged file) fails at once, creating nothing:
-    // connections open without SQLITE_OPEN_CREATE.
-    let (first, version) = manager
-        .open_connection()
-        .map_err(|e| e.into_error(tenant, path))?;
+    // connections open without SQLITE_OPEN_CREATE. The pool keeps the key
+    // its first connection opened with (see `storage::with_tenant_key`).
+    let opened = storage::with_tenant_key(
+        tenant,
+        (&config.root, path),
+        |key| {
+            let keyed = (target.clone(), key.cloned());
+            let manager = connection_manager(config, keyed, &state, &resident);
+            manager.open_connection().map(|first| (manager, first))
+        },
+        OpenFailure::key_refused,
+    );
+    let opened = opened.map_err(Refused::Failed)?;
+    let ((manager, (first, version)), _) = opened.map_err(|e| e.into_error(tenant, path))?;
     let first = ResidentLease::first(first, &resident);
     if state.admission() == Admission::Stale {
         // The file changed while it was being opened: look again.
@@ -189,8 +192,8 @@ fn open_as_lead(
 fn connection_manager(
     config: &OpenConfig,
     (target, key): (Target, Option<TenantKey>),
-    state: Arc<PoolState>,
-    resident: Arc<Resident>,
+    state: &Arc<PoolState>,
+    resident: &Arc<Resident>,
 ) -> PinnedManager {
     let busy_timeout = config.busy_timeout;
     let user_init = config.init.clone();
@@ -205,8 +208,8 @@ fn connection_manager(
         sqlite,
         (setup, config.connection_timeout),
         target,
-        state,
-        resident,
+        Arc::clone(state),
+        Arc::clone(resident),
     )
 }
 

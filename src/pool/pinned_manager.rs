@@ -44,6 +44,11 @@ pub(super) enum OpenFailure {
 }
 
 impl OpenFailure {
+    /// Whether the file refused the key (see `PinError::key_refused`).
+    pub(super) fn key_refused(&self) -> bool {
+        matches!(self, OpenFailure::Pin(e) if e.key_refused())
+    }
+
     /// The error `tenant`'s caller sees.
     pub(super) fn into_error(self, tenant: &TenantName, path: &Path) -> Error {
         match self {
@@ -108,6 +113,7 @@ pub(super) struct PinnedManager {
 }
 
 /// Where a pool's connections open and what they are held to.
+#[derive(Clone)]
 pub(super) struct Target {
     pub(super) root: PathBuf,
     pub(super) path: PathBuf,

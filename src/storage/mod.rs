@@ -18,6 +18,8 @@ pub(crate) use lifecycle::debris::sweep_debris;
 pub(crate) use lifecycle::destroy::destroy;
 pub(crate) use lifecycle::fence::{LetGo, Nobody, Waiting, marked};
 pub(crate) use lifecycle::incomplete::incomplete;
+#[cfg(feature = "encryption")]
+pub(crate) use lifecycle::rekey::rekey;
 pub(crate) use lifecycle::restore::{Existing, Restored, check_backup, restore};
 pub(crate) use lifecycle::snapshot::{DirSyncs, Snapshot, snapshot};
 pub(crate) use lifecycle::template_database::{Template, ensure_template};
@@ -26,6 +28,6 @@ pub(crate) use opening::header::{Header, header_version};
 pub(crate) use opening::open::{EXISTING, open_existing, open_for_reading};
 pub(crate) use opening::open_error::{missing_error, pin_error, require_database, sqlite_error};
 pub(crate) use opening::open_files::TrackedConnection;
-pub(crate) use opening::opening_key::opening_key;
+pub(crate) use opening::opening_key::with_tenant_key;
 pub(crate) use opening::pinned::{PinError, open_pinned};
 pub(crate) use opening::usage::{FileUsage, Usage, database_usage};

@@ -21,6 +21,8 @@ mod litestream_config;
 mod master_key;
 mod migrate;
 mod rebuild;
+#[cfg(feature = "encryption")]
+mod rekey;
 mod replica_status;
 mod replicate;
 mod rotation;
@@ -186,6 +188,11 @@ enum Command {
     /// size, pages, free pages, last write, size limit, suspension
     /// (--sort: only the top ones, in an order).
     Usage(usage::UsageArgs),
+    /// Encrypt tenants again under new keys (or encrypt plaintext ones)
+    /// while other processes serve them; the old keys are destroyed, so
+    /// earlier backups can no longer be restored.
+    #[cfg(feature = "encryption")]
+    Rekey(rekey::RekeyArgs),
     /// Make a master key, or rotate the root's (encrypted tenants).
     #[cfg(feature = "encryption")]
     MasterKey {
@@ -367,6 +374,8 @@ fn run(cli: &Cli) -> Result<u8, Failure> {
         Command::Suspend(args) => limits::suspend(cli, args),
         Command::Resume { name } => limits::resume(cli, name),
         Command::Usage(args) => usage::usage(cli, args),
+        #[cfg(feature = "encryption")]
+        Command::Rekey(args) => rekey::rekey(cli, args),
         #[cfg(feature = "encryption")]
         Command::MasterKey { command } => master_key::master_key(cli, command),
         Command::Completions { shell } => {

@@ -46,7 +46,14 @@ pub(in crate::storage) fn encrypted_copy(
     Ok(file)
 }
 
-fn export(path: &Path, template: &Path, key: &TenantKey) -> rusqlite::Result<()> {
+/// Writes the plaintext database `template` (the template database, or a
+/// plaintext tenant's copy being encrypted) into the existing empty file
+/// `path`, encrypted with `key`, in WAL mode.
+pub(in crate::storage) fn export(
+    path: &Path,
+    template: &Path,
+    key: &TenantKey,
+) -> rusqlite::Result<()> {
     let conn = Connection::open_with_flags(literal_path(path), EXISTING)?;
     crypt::apply(&conn, Some(key))?;
     // Nobody else sees the scratch file until it is complete and synced

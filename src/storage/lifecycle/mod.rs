@@ -11,6 +11,8 @@ pub(in crate::storage) mod encrypted_copy;
 pub(in crate::storage) mod fence;
 pub(in crate::storage) mod file_copy;
 pub(in crate::storage) mod incomplete;
+#[cfg(feature = "encryption")]
+pub(in crate::storage) mod rekey;
 pub(in crate::storage) mod restore;
 pub(in crate::storage) mod snapshot;
 pub(in crate::storage) mod stage;

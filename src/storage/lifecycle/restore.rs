@@ -65,6 +65,14 @@ pub(crate) struct CheckedBackup {
     key: Option<TenantKey>,
 }
 
+impl CheckedBackup {
+    /// The connection holding the checked read, and the key it is open
+    /// with: what a restore copies from.
+    fn source(&self) -> (&Connection, Option<&TenantKey>) {
+        (&self.conn, self.key.as_ref())
+    }
+}
+
 /// Opens and checks the backup file `src` for `tenant`: a non-empty SQLite
 /// database that passes `integrity_check`, not ahead of `latest` (the
 /// number of migrations). Touches nothing under the root.
@@ -87,8 +95,7 @@ pub(crate) fn restore(
     patience: &Patience,
 ) -> Result<Restored> {
     let (snapshot, replaced) = under_new_lock(tenant, at, patience, WaitedFor::Restore, |lock| {
-        let source = (&backup.conn, backup.key.as_ref());
-        restore_locked(tenant, lock, at, source, existing)
+        restore_locked(tenant, lock, at, backup.source(), existing)
     })?;
     Ok(Restored {
         version: backup.version,

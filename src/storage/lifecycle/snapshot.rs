@@ -39,7 +39,6 @@ use crate::storage::lifecycle::file_copy::sync_file;
 use crate::storage::lifecycle::file_copy::{CopyFailure, Source, copy_files};
 use crate::storage::opening::open::open_for_reading;
 use crate::storage::opening::open_error::missing_error;
-use crate::storage::opening::opening_key::opening_key;
 
 /// When the directories a snapshot changes are synced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,8 +84,6 @@ pub(crate) fn snapshot(
     within: Option<&Path>,
     dirs: DirSyncs,
 ) -> Result<Snapshot> {
-    // An encrypted tenant's backup is encrypted with the same key.
-    let key = opening_key(tenant, root, path)?;
     let mut made = None;
     for _ in 0..ATTEMPTS {
         let read = open_for_reading(tenant, root, path)?;
@@ -97,10 +94,11 @@ pub(crate) fn snapshot(
                 Error::io(Some(tenant), dest, "creating the backup's directory", e)
             })?),
         };
+        // An encrypted tenant's backup is encrypted with the same key.
         let source = Source {
             conn: &read.conn,
             file: read.file,
-            key: key.as_ref(),
+            key: read.key.as_ref(),
         };
         let failure = match copy_into_place(tenant, &source, (root, path), (dir, dest), dirs) {
             Err(CopyFailure::Moved) if FileId::at(path).ok().flatten().is_some() => continue,

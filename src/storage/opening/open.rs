@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
-use crate::crypt;
+use crate::crypt::{self, TenantKey};
 use crate::error::Result;
 use crate::fs::Patience;
 use crate::fs::file_id::FileId;
@@ -14,8 +14,8 @@ use crate::fs::files::literal_path;
 use crate::name::TenantName;
 use crate::storage::opening::open_error::{missing_error, pin_error};
 use crate::storage::opening::open_files::TrackedConnection;
-use crate::storage::opening::opening_key::opening_key;
-use crate::storage::opening::pinned::{disarm, open_pinned};
+use crate::storage::opening::opening_key::with_tenant_key;
+use crate::storage::opening::pinned::{PinError, Pinned, disarm, open_pinned};
 
 /// Open flags for a tenant that must already exist: never `CREATE`, so a
 /// misspelt name cannot leave an empty database behind. No `URI`: a
@@ -38,17 +38,11 @@ pub(crate) fn open_existing(
     path: &Path,
     patience: &Patience,
 ) -> Result<TrackedConnection> {
-    let key = opening_key(tenant, root, path)?;
-    let open = || {
-        let mut conn = Connection::open_with_flags(literal_path(path), EXISTING)?;
-        crypt::apply(&conn, key.as_ref())?;
-        conn.busy_timeout(BUSY_TIMEOUT)?;
+    let (pinned, _) = open_keyed(tenant, (root, path), patience, |conn| {
         // Take the write lock when the migration transaction begins, so
         // a reader never has to upgrade and deadlock.
         conn.set_transaction_behavior(TransactionBehavior::Immediate);
-        Ok(conn)
-    };
-    let pinned = open_pinned(root, path, patience, open).map_err(|e| pin_error(tenant, path, e))?;
+    })?;
     match pinned.file {
         Some(_) => Ok(pinned.conn),
         None => Err(missing_error(tenant, path)),
@@ -64,6 +58,8 @@ pub(crate) struct OneOffRead {
     /// The file the connection is on: a copy made from the tenant's path
     /// checks that it copied this one (see `file_copy.rs`).
     pub(crate) file: FileId,
+    /// The key the file opened with (an encrypted tenant's).
+    pub(crate) key: Option<TenantKey>,
 }
 
 /// Opens an existing tenant database to read it once, and reads its schema
@@ -74,23 +70,43 @@ pub(crate) fn open_for_reading(
     root: &Path,
     path: &Path,
 ) -> Result<OneOffRead> {
-    let key = opening_key(tenant, root, path)?;
-    let open = || {
-        let conn = Connection::open_with_flags(literal_path(path), EXISTING)?;
-        crypt::apply(&conn, key.as_ref())?;
-        conn.busy_timeout(BUSY_TIMEOUT)?;
-        Ok(conn)
-    };
     let patience = Patience::new(READ_GATE_WAIT);
-    let pinned =
-        open_pinned(root, path, &patience, open).map_err(|e| pin_error(tenant, path, e))?;
+    let (pinned, key) = open_keyed(tenant, (root, path), &patience, |_| {})?;
     disarm(&pinned.conn);
     match pinned.file {
         Some(file) => Ok(OneOffRead {
             conn: pinned.conn,
             version: pinned.version,
             file,
+            key,
         }),
         None => Err(missing_error(tenant, path)),
     }
+}
+
+/// A pinned open of `tenant`'s database at `path` (beneath `root`), keyed
+/// with whichever of the tenant's keys opens it (see `with_tenant_key`),
+/// set up by `setup`; the key it opened with.
+fn open_keyed(
+    tenant: &TenantName,
+    (root, path): (&Path, &Path),
+    patience: &Patience,
+    setup: impl Fn(&mut Connection),
+) -> Result<(Pinned, Option<TenantKey>)> {
+    let opened = with_tenant_key(
+        tenant,
+        (root, path),
+        |key| {
+            let open = || {
+                let mut conn = Connection::open_with_flags(literal_path(path), EXISTING)?;
+                crypt::apply(&conn, key)?;
+                conn.busy_timeout(BUSY_TIMEOUT)?;
+                setup(&mut conn);
+                Ok(conn)
+            };
+            open_pinned(root, path, patience, open)
+        },
+        PinError::key_refused,
+    )?;
+    opened.map_err(|e| pin_error(tenant, path, e))
 }

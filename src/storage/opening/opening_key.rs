@@ -28,6 +28,40 @@ pub(crate) fn opening_key(
     crypt::opening_key(tenant, (root, path), || looks_encrypted(root, path))
 }
 
+/// Runs `open` (an open of `tenant`'s database at `path`, beneath `root`)
+/// with the tenant's key, and, if the file refuses it (`refused` says so
+/// of `open`'s error), once with each other key the provider keeps: a
+/// key staged by a re-key that swapped the database and has not
+/// committed the key yet (under way in another process, or interrupted
+/// by a crash), or a current key committed since the first was read.
+/// `open`'s last result; the key it used goes with a success.
+///
+/// The common open reads one key and opens once: other keys are read
+/// only after a refusal.
+///
+/// # Errors
+///
+/// The key provider's (the outer result); `open`'s (the inner one).
+pub(crate) fn with_tenant_key<T, E>(
+    tenant: &TenantName,
+    (root, path): (&Path, &Path),
+    mut open: impl FnMut(Option<&TenantKey>) -> std::result::Result<T, E>,
+    refused: impl Fn(&E) -> bool,
+) -> Result<std::result::Result<(T, Option<TenantKey>), E>> {
+    let key = opening_key(tenant, root, path)?;
+    let first = match open(key.as_ref()) {
+        Err(e) if refused(&e) => e,
+        opened => return Ok(opened.map(|t| (t, key))),
+    };
+    for other in crypt::other_keys(tenant, root, key.as_ref())? {
+        match open(Some(&other)) {
+            Err(e) if refused(&e) => {}
+            opened => return Ok(opened.map(|t| (t, Some(other)))),
+        }
+    }
+    Ok(Err(first))
+}
+
 /// Whether the database at `path` looks encrypted: a SQLite header (kept
 /// in plaintext, see `crypt`) whose pages reserve bytes at their end
 /// (byte 20), where SQLCipher keeps each page's IV and HMAC; SQLite

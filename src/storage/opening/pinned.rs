@@ -67,6 +67,18 @@ pub(crate) enum PinError {
     Damaged(&'static str),
 }
 
+impl PinError {
+    /// Whether the file refused the key the open used (an encrypted
+    /// tenant's key of another incarnation, or one a re-key replaced).
+    pub(crate) fn key_refused(&self) -> bool {
+        #[cfg(feature = "encryption")]
+        if let PinError::Damaged(reason) = self {
+            return *reason == crate::crypt::KEY_REFUSED;
+        }
+        false
+    }
+}
+
 impl std::fmt::Display for PinError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

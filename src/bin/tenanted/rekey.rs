@@ -1,0 +1,46 @@
+//! `tenanted rekey`: encrypt tenants again under new keys, or encrypt
+//! plaintext ones (the `encryption` feature), while other processes serve
+//! them. The old keys are destroyed: backups taken before can no longer
+//! be restored, so the command asks first.
+
+use clap::Args;
+
+use super::Cli;
+use super::support::{Failure, confirm, require_root, tenant_names};
+
+#[derive(Args)]
+pub struct RekeyArgs {
+    /// Tenant names (all are checked before anything is asked or done).
+    #[arg(required = true, env = "TENANTED_TENANT")]
+    names: Vec<String>,
+    /// Do not ask (required when not on a terminal).
+    #[arg(long)]
+    yes: bool,
+}
+
+pub fn rekey(cli: &Cli, args: &RekeyArgs) -> Result<u8, Failure> {
+    let names = tenant_names(&args.names)?;
+    require_root(&cli.root)?;
+    let manager = cli.manager()?;
+    let list: Vec<&str> = names.iter().map(|n| n.as_str()).collect();
+    confirm(
+        args.yes,
+        "rekey makes every earlier backup of these tenants unreadable",
+        &format!(
+            "Re-key {}? Backups taken before can no longer be restored.",
+            list.join(", ")
+        ),
+        "nothing re-keyed",
+    )?;
+    let mut failed = 0;
+    for name in &names {
+        match manager.rekey_tenant(name.as_str()) {
+            Ok(()) => println!("re-keyed {name}"),
+            Err(e) => {
+                failed += 1;
+                eprintln!("error: {}", Failure::from(e).1);
+            }
+        }
+    }
+    Ok(u8::from(failed > 0))
+}
