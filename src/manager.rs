@@ -570,7 +570,9 @@ impl TenantManager {
 
     /// Removes what crashed processes left under the root: scratch files of
     /// interrupted creates, fenced databases of interrupted destroys, stale lock
-    /// files and SQLite sidecars whose database is gone. Tenants with an
+    /// files and SQLite sidecars whose database is gone, and (the
+    /// `encryption` feature) the staged key of an interrupted re-key, made
+    /// current or destroyed by which key opens the tenant. Tenants with an
     /// operation in progress (their lock held) are skipped. Returns how
     /// many files were removed.
     ///
@@ -590,7 +592,12 @@ impl TenantManager {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn remove_debris(&self) -> Result<usize> {
-        storage::sweep_debris(&self.inner.root)
+        let removed = storage::sweep_debris(&self.inner.root)?;
+        // Re-keys a crash interrupted: their staged keys committed or
+        // discarded (the `encryption` feature).
+        #[cfg(feature = "encryption")]
+        let removed = removed + storage::settle_interrupted(&self.inner.root)?;
+        Ok(removed)
     }
 
     // ----- connections -----------------------------------------------------

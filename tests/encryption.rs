@@ -624,8 +624,12 @@ fn a_rekey_changes_the_key_keeps_the_rows_and_retires_earlier_backups() {
     assert!(manager.restore_tenant("acme2", &before).is_err());
     let after = out.path().join("after.sqlite3");
     manager.backup_tenant("acme", &after).unwrap();
-    manager.restore_tenant("acme3", &after).err();
     assert_eq!(canaries(&after, Some(&new)).unwrap(), 1);
+    let replace = RestoreOptions::new().replace(true);
+    manager
+        .restore_tenant_opts("acme", &after, &replace)
+        .unwrap();
+    assert_eq!(notes(&manager, "acme"), 1);
 }
 
 #[test]
@@ -655,7 +659,7 @@ fn a_rekey_encrypts_a_plaintext_tenant() {
 }
 
 #[test]
-fn a_rekey_interrupted_after_its_swap_leaves_the_tenant_readable_and_the_next_finishes_it() {
+fn a_rekey_interrupted_after_its_swap_leaves_the_tenant_readable_and_cleanup_finishes_it() {
     use tenanted::testing::faults::{FaultPlan, Step};
     let root = tempfile::tempdir().unwrap();
     let master = MasterKey::generate().unwrap();
@@ -710,7 +714,12 @@ fn a_rekey_interrupted_after_its_swap_leaves_the_tenant_readable_and_the_next_fi
         .backup_tenant("acme", backup.path().join("b.sqlite3"))
         .unwrap();
 
-    // The next re-key commits the staged key, then re-keys.
+    // A debris sweep settles it: the key that opens the tenant is current.
+    assert!(other.remove_debris().unwrap() >= 1);
+    assert_eq!(key_files(&store), ["acme.key"]);
+    assert_eq!(store.key(&acme).unwrap().unwrap(), staged);
+    assert_eq!(notes(&other, "acme"), 1);
+    // And the next re-key goes on from there.
     manager.rekey_tenant("acme").unwrap();
     assert_eq!(key_files(&store), ["acme.key"]);
     let now = store.key(&acme).unwrap().unwrap();
@@ -852,4 +861,56 @@ fn the_cli_rekeys_only_when_confirmed() {
     };
     assert!(tables(&after).unwrap() > 0);
     assert!(tables(&before).is_err());
+}
+
+#[test]
+fn a_rekey_that_fails_before_its_swap_leaves_the_tenant_and_its_key_as_they_were() {
+    use tenanted::testing::faults::{FaultPlan, Step};
+    let root = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let master = MasterKey::generate().unwrap();
+    let manager = manager(root.path(), &master, 1);
+    seed_canary(&manager, "acme");
+    manager.rekey_tenant("acme").unwrap();
+    let plan = FaultPlan::record();
+    manager.rekey_tenant("acme").unwrap();
+    let steps = plan.steps();
+    drop(plan);
+    // The step that creates the re-keyed copy in the staged directory.
+    let copy = steps
+        .iter()
+        .position(|s| {
+            s.step == Step::Create && s.name.to_string_lossy().starts_with(".main.sqlite3.tmp-")
+        })
+        .expect("the re-key creates its copy")
+        + 1;
+    let backup = out.path().join("acme.sqlite3");
+    manager.backup_tenant("acme", &backup).unwrap();
+    let store = RootKeyStore::new(root.path(), master.clone());
+    let acme = TenantName::new("acme").unwrap();
+    let before = store.key(&acme).unwrap().unwrap();
+
+    let plan = FaultPlan::fail_step(copy, 28);
+    let failed = manager.rekey_tenant("acme");
+    drop(plan);
+    let error = failed.expect_err("the copy could not be created");
+    assert!(error.to_string().contains("acme"), "{error}");
+    assert_eq!(
+        store.key(&acme).unwrap().unwrap(),
+        before,
+        "the key is kept"
+    );
+    assert_eq!(key_files(&store), ["acme.key"], "the staged key is gone");
+    assert_eq!(notes(&manager, "acme"), 1);
+    // The backup taken before still restores: its key was never retired.
+    let replace = RestoreOptions::new().replace(true);
+    manager
+        .restore_tenant_opts("acme", &backup, &replace)
+        .unwrap();
+    assert_eq!(notes(&manager, "acme"), 1);
+    let leftovers: Vec<String> = common::files_under(root.path())
+        .into_iter()
+        .filter(|f| f.contains(".tmp-") || f.contains(".staging") || f.contains("restoring"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
 }

@@ -94,6 +94,11 @@ pub(crate) fn other_keys(
     Ok(others)
 }
 
+/// The key provider of `root`, if it has one.
+pub(crate) fn key_provider(root: &Path) -> Option<std::sync::Arc<dyn super::KeyProvider>> {
+    provider(root)
+}
+
 /// The key provider of `root`, for a re-key.
 ///
 /// # Errors

@@ -92,6 +92,16 @@ pub trait KeyProvider: Send + Sync + 'static {
         Ok(())
     }
 
+    /// The tenants with a staged key: re-keys under way, or interrupted
+    /// (`remove_debris` settles those). The default: none.
+    ///
+    /// # Errors
+    ///
+    /// Why the staged keys could not be listed.
+    fn staged_tenants(&self) -> Result<Vec<TenantName>> {
+        Ok(Vec::new())
+    }
+
     /// Destroys the key staged for `tenant` (a re-key that did not swap
     /// the database), durably; `Ok` when none is staged.
     ///

@@ -20,7 +20,8 @@ mod tenant_key;
 
 #[cfg(feature = "encryption")]
 pub(crate) use apply::{
-    apply, created_key, destroyed_key, opening_key, other_keys, rekeying_provider, tenant_key,
+    apply, created_key, destroyed_key, key_provider, opening_key, other_keys, rekeying_provider,
+    tenant_key,
 };
 #[cfg(not(feature = "encryption"))]
 pub(crate) use disabled::{

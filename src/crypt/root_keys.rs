@@ -225,6 +225,23 @@ impl KeyProvider for RootKeyStore {
         }
     }
 
+    fn staged_tenants(&self) -> Result<Vec<TenantName>> {
+        let dir = match Dir::open(&self.root, &self.keys_dir()) {
+            Ok(dir) => dir,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io(None, self.keys_dir(), "opening the keys", e)),
+        };
+        let listing = |e| Error::io(None, self.keys_dir(), "listing the keys", e);
+        let mut staged = Vec::new();
+        for entry in dir.entries().map_err(listing)? {
+            let (name, _) = entry.map_err(listing)?;
+            if let Some((tenant, true)) = tenant_of(&name) {
+                staged.push(tenant);
+            }
+        }
+        Ok(staged)
+    }
+
     fn discard_staged_key(&self, tenant: &TenantName) -> Result<()> {
         match self.dir(tenant, false)? {
             Some(dir) => destroy_in(&dir, tenant, &staged_name(tenant)),

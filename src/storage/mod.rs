@@ -19,7 +19,7 @@ pub(crate) use lifecycle::destroy::destroy;
 pub(crate) use lifecycle::fence::{LetGo, Nobody, Waiting, marked};
 pub(crate) use lifecycle::incomplete::incomplete;
 #[cfg(feature = "encryption")]
-pub(crate) use lifecycle::rekey::rekey;
+pub(crate) use lifecycle::rekey::{rekey, settle_interrupted};
 pub(crate) use lifecycle::restore::{Existing, Restored, check_backup, restore};
 pub(crate) use lifecycle::snapshot::{DirSyncs, Snapshot, snapshot};
 pub(crate) use lifecycle::template_database::{Template, ensure_template};

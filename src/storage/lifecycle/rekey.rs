@@ -46,7 +46,10 @@ use crate::fs::files::remove_with_sidecars;
 use crate::fs::siblings::scratch_path;
 use crate::fs::sys;
 use crate::name::TenantName;
-use crate::storage::coordination::tenant_path::{TenantLock, TenantPath, lock_tenant};
+use crate::paths::RootConfig;
+use crate::storage::coordination::tenant_path::{
+    TenantLock, TenantPath, lock_tenant, try_lock_tenant,
+};
 use crate::storage::lifecycle::debris::finish_fenced_entry;
 use crate::storage::lifecycle::encrypted_copy::export;
 use crate::storage::lifecycle::fence::{Fence, Waiting};
@@ -201,6 +204,38 @@ fn rekey_file(path: &Path, old: &TenantKey, new: &TenantKey) -> rusqlite::Result
     conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
     conn.close().map_err(|(_, e)| e)
 }
+
+/// Settles every interrupted re-key under `root` (for `remove_debris`):
+/// each tenant with a staged key whose lock is free. A tenant that is
+/// busy, or gone (its staged key then goes with its next create or
+/// destroy), is skipped. The number of staged keys settled.
+///
+/// # Errors
+///
+/// The provider's, listing or settling; [`Error::DamagedTenant`] when
+/// neither key opens a tenant.
+pub(crate) fn settle_interrupted(root: &RootConfig) -> Result<usize> {
+    let Some(provider) = crypt::key_provider(root.root_dir()) else {
+        return Ok(0);
+    };
+    let owns_dir = root.owns_directory()?;
+    let patience = Patience::new(SETTLE_WAIT);
+    let mut settled = 0;
+    for tenant in provider.staged_tenants()? {
+        let db = root.path_of(tenant.as_str())?;
+        let at = TenantPath::new(root.root_dir(), &db, owns_dir);
+        let locked = try_lock_tenant(at)
+            .map_err(|e| Error::io(Some(&tenant), at.entry(), "locking the tenant", e))?;
+        if let Some(_lock) = locked {
+            settle(&tenant, at, &*provider, &patience)?;
+            settled += 1;
+        }
+    }
+    Ok(settled)
+}
+
+/// How long settling waits at a tenant's open gate.
+const SETTLE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Settles a re-key that stopped between staging its key and committing
 /// it: the staged key is committed if the database opens with it and not
