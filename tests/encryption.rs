@@ -914,3 +914,40 @@ fn a_rekey_that_fails_before_its_swap_leaves_the_tenant_and_its_key_as_they_were
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+#[test]
+fn a_backup_that_no_kept_key_opens_is_refused_saying_why() {
+    let root = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let master = MasterKey::generate().unwrap();
+    let manager = manager(root.path(), &master, 1);
+    seed_canary(&manager, "acme");
+    let backup = out.path().join("acme.sqlite3");
+    manager.backup_tenant("acme", &backup).unwrap();
+    let reason = |result: tenanted::Result<tenanted::RestoreOutcome>| match result {
+        Err(Error::BadBackup { reason, .. }) => reason,
+        other => panic!("expected BadBackup, got {other:?}"),
+    };
+    // Under another name: no key is kept for it.
+    let other = reason(manager.restore_tenant("globex", &backup));
+    assert!(other.contains("no key is kept for this tenant"), "{other}");
+    // After a destroy and a create: another incarnation's key.
+    manager.destroy_tenant("acme").unwrap();
+    manager.create_tenant("acme").unwrap();
+    let replace = RestoreOptions::new().replace(true);
+    let again = reason(manager.restore_tenant_opts("acme", &backup, &replace));
+    assert!(again.contains("does not open it"), "{again}");
+    // A plaintext backup over an encrypted tenant.
+    let plain_root = tempfile::tempdir().unwrap();
+    let plain = TenantManager::builder(RootConfig::new(plain_root.path()), migrations(1))
+        .build()
+        .unwrap();
+    seed_canary(&plain, "acme");
+    let plain_backup = out.path().join("plain.sqlite3");
+    plain.backup_tenant("acme", &plain_backup).unwrap();
+    let plaintext = reason(manager.restore_tenant_opts("acme", &plain_backup, &replace));
+    assert!(plaintext.contains("plaintext backup"), "{plaintext}");
+    // Each left the tenant as it was.
+    assert_eq!(notes(&manager, "acme"), 0);
+    assert!(!manager.tenant_exists("globex").unwrap());
+}

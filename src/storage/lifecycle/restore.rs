@@ -12,6 +12,7 @@
 //! same locks, so no create slips in between.
 
 use std::io;
+use std::os::fd::AsFd;
 use std::path::Path;
 
 use rusqlite::{Connection, OpenFlags};
@@ -81,8 +82,21 @@ pub(crate) fn check_backup(
     src: &Path,
     (latest, key): (usize, Option<TenantKey>),
 ) -> Result<CheckedBackup> {
+    match (key.is_some(), encrypted_file(src)) {
+        (false, Some(true)) => return Err(bad_backup(tenant, src, NO_KEY_FOR_BACKUP)),
+        (true, Some(false)) => return Err(bad_backup(tenant, src, PLAINTEXT_FOR_ENCRYPTED)),
+        _ => {}
+    }
     let conn = open_backup(tenant, src, key.as_ref())?;
-    let version = check_open_backup(tenant, src, &conn, latest)?;
+    let version = check_open_backup(tenant, src, &conn, latest).map_err(|e| match e {
+        // SQLCipher cannot tell a key that does not open a file from a
+        // damaged one: its HMAC fails either way.
+        Error::Sqlite { .. } if key.is_some() => bad_backup(tenant, src, WRONG_KEY_FOR_BACKUP),
+        Error::BadBackup { ref reason, .. } if key.is_some() && !reason.starts_with("PRAGMA") => {
+            bad_backup(tenant, src, WRONG_KEY_FOR_BACKUP)
+        }
+        other => other,
+    })?;
     Ok(CheckedBackup { conn, version, key })
 }
 
@@ -253,6 +267,27 @@ fn integrity_check(conn: &Connection) -> rusqlite::Result<String> {
     let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
     let lines = rows.collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(lines.join("; ").replace('\n', "; "))
+}
+
+/// Why an encrypted backup cannot be restored under a name with no key.
+const NO_KEY_FOR_BACKUP: &str = "it is encrypted (it reserves bytes on every page, as SQLCipher does for its IV and HMAC), and no key is kept for this tenant: an encrypted backup is restored under the name of the tenant it was taken from, while that tenant's key is kept (a destroyed tenant's backups stay unreadable, by design)";
+
+/// Why an encrypted backup does not open with the tenant's key.
+const WRONG_KEY_FOR_BACKUP: &str = "the key kept for this tenant does not open it: it was taken from another tenant, or from an earlier incarnation of this one (destroyed or re-keyed since, which retires its backups), or it is damaged";
+
+/// Why a plaintext backup cannot replace an encrypted tenant.
+const PLAINTEXT_FOR_ENCRYPTED: &str = "it is a plaintext backup, and the tenant it would replace is encrypted; restore it under a new name (it stays plaintext there until `rekey_tenant` encrypts it), or destroy the tenant first";
+
+/// Whether the file at `src` is an encrypted database (`Some(true)`: a
+/// SQLite header, kept plaintext by SQLCipher, with bytes reserved at the
+/// end of every page for its IV and HMAC, header byte 20; SQLite reserves
+/// none), a plaintext one (`Some(false)`), or neither (`None`). Read
+/// before SQLite opens the file, so no lock of this process is at stake.
+fn encrypted_file(src: &Path) -> Option<bool> {
+    let mut header = [0u8; 100];
+    let read = sys::open_path(src).and_then(|f| sys::read_at(f.as_fd(), &mut header, 0, src));
+    let sqlite = matches!(read, Ok(100)) && header.starts_with(b"SQLite format 3\0");
+    sqlite.then_some(header[20] > 0)
 }
 
 fn bad_backup(tenant: &TenantName, src: &Path, reason: &str) -> Error {
