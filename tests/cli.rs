@@ -1274,6 +1274,32 @@ fn limit_suspend_and_resume_refuse_the_accept_flag_and_change_nothing() {
         .stdout("acme: size limit unlimited (default), suspended (read-only): audit\n");
 }
 
+#[test]
+fn the_replication_commands_refuse_the_accept_flag_and_do_nothing() {
+    let dir = workspace(2);
+    tenanted(dir.path())
+        .args(["create", "acme"])
+        .assert()
+        .success();
+    let replica = dir.path().join("replica");
+    let url = format!("file://{}", replica.display());
+    for args in [
+        &["replicate", "--replica-url", url.as_str()][..],
+        &["erase-replicas"],
+        &["replication-status"],
+    ] {
+        tenanted(dir.path())
+            .arg("--accept-migration-changes")
+            .args(args)
+            .assert()
+            .code(2)
+            .stdout("")
+            .stderr(predicate::str::contains("does not read them"));
+    }
+    // Nothing recorded, nothing replicated.
+    assert!(!replica.exists());
+}
+
 /// Writes a migration directory `name` with `up` (and a down script).
 fn add_migration(dir: &Path, name: &str, up: &str) {
     let target = dir.join("migrations").join(name);

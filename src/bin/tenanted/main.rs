@@ -231,6 +231,9 @@ impl Command {
                 | Command::Limit { .. }
                 | Command::Suspend(_)
                 | Command::Resume { .. }
+                | Command::Replicate(_)
+                | Command::EraseReplicas
+                | Command::ReplicationStatus(_)
         ) && !self.handles_keys()
     }
 
@@ -272,7 +275,7 @@ fn main() -> ExitCode {
     support::init_logging(cli.verbose, cli.quiet);
     let json = cli.command.json();
     if cli.accept_migration_changes && !cli.command.reads_migrations() {
-        let why = "--accept-migration-changes records the migrations where a command reads them (init, create, migrate, status, rollback, redo, prepare, restore); this command does not read them, so nothing was done";
+        let why = "--accept-migration-changes records the migrations where a command reads them (init, create, migrate, status, rollback, redo, prepare, restore, rebuild, rekey); this command does not read them, so nothing was done";
         return Failure(support::USAGE, why.to_owned()).report(json);
     }
     match run(&cli) {
