@@ -33,7 +33,7 @@ use crate::error::{Error, Result};
 use crate::limits::{Limits, Policy};
 use crate::migrate::{self, Migrations};
 use crate::name::TenantName;
-use crate::storage::{self, EXISTING, TenantPath};
+use crate::storage::{self, EXISTING, TenantPath, TrackedConnection};
 
 /// A hook run on every new pooled connection, after tenanted's PRAGMAs.
 pub type ConnectionInit = Arc<dyn Fn(&mut Connection) -> rusqlite::Result<()> + Send + Sync>;
@@ -139,23 +139,7 @@ fn open_as_lead(
         path: path.to_path_buf(),
         policy: policy.clone(),
     };
-    // Opened here, on the caller's thread, not on r2d2's connector: that
-    // would cost two cross-thread wake-ups (see `resident.rs`). A missing
-    // tenant (or an empty, damaged file) fails at once, creating nothing:
-    // connections open without SQLITE_OPEN_CREATE. The pool keeps the key
-    // its first connection opened with (see `storage::with_tenant_key`).
-    let opened = storage::with_tenant_key(
-        tenant,
-        (&config.root, path),
-        |key| {
-            let keyed = (target.clone(), key.cloned());
-            let manager = connection_manager(config, keyed, &state, &resident);
-            manager.open_connection().map(|first| (manager, first))
-        },
-        OpenFailure::key_refused,
-    );
-    let opened = opened.map_err(Refused::Failed)?;
-    let ((manager, (first, version)), _) = opened.map_err(|e| e.into_error(tenant, path))?;
+    let (manager, (first, version)) = open_first(config, target, (&state, &resident), tenant)?;
     let first = ResidentLease::first(first, &resident);
     if state.admission() == Admission::Stale {
         // The file changed while it was being opened: look again.
@@ -184,6 +168,36 @@ fn open_as_lead(
         cache.now(),
     ));
     cache_and_adopt(cache, pool, Lease::Resident(first))
+}
+
+/// The pool's connection manager and its first connection, with the
+/// tenant's schema version.
+///
+/// Opened here, on the caller's thread, not on r2d2's connector: that
+/// would cost two cross-thread wake-ups (see `resident.rs`). A missing
+/// tenant (or an empty, damaged file) fails at once, creating nothing:
+/// connections open without SQLITE_OPEN_CREATE. The pool keeps the key its
+/// first connection opened with (see `storage::with_tenant_key`).
+fn open_first(
+    config: &OpenConfig,
+    target: Target,
+    (state, resident): (&Arc<PoolState>, &Arc<Resident>),
+    tenant: &TenantName,
+) -> Result<(PinnedManager, (TrackedConnection, i64)), Refused> {
+    let path = target.path.clone();
+    let opened = storage::with_tenant_key(
+        tenant,
+        (&config.root, &path),
+        |key| {
+            let keyed = (target.clone(), key.cloned());
+            let manager = connection_manager(config, keyed, state, resident);
+            manager.open_connection().map(|first| (manager, first))
+        },
+        OpenFailure::key_refused,
+    );
+    let opened = opened.map_err(Refused::Failed)?;
+    let (opened, _) = opened.map_err(|e| e.into_error(tenant, &path))?;
+    Ok(opened)
 }
 
 /// What opens the tenant's connections: its file, without following
