@@ -1312,10 +1312,13 @@ impl TenantManager {
     /// [`Error::TenantBusy`] if the tenant is still held when
     /// `destroy_timeout` ends (it is left as it was); `Error::Encryption`
     /// too for a root whose template gives tenants no directory of their
-    /// own (a re-key swaps the tenant's directory).
+    /// own (a re-key swaps the tenant's directory), or that Litestream
+    /// replicates (it cannot read encrypted tenants).
     #[cfg(feature = "encryption")]
     pub fn rekey_tenant(&self, name: &str) -> Result<()> {
         let (tenant, path) = self.locate(name)?;
+        // Replication may have been recorded since the build.
+        crate::builder::refuse_replicated(&self.inner.root)?;
         let span = tracing::info_span!("rekey_tenant", tenant = %tenant);
         let _entered = span.enter();
         let inner = &self.inner;

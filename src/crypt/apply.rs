@@ -30,22 +30,25 @@ pub(crate) fn tenant_key(tenant: &TenantName, root: &Path) -> Result<Option<Tena
 /// its key is then missing, said as such rather than as the damage
 /// SQLite would report for a file read without its key.
 ///
+/// The inner `Err` is that missing key, for the caller to report if no
+/// other key the provider keeps (a staged one) opens the file either.
+///
 /// # Errors
 ///
-/// The provider's; [`Error::Encryption`] naming where the key should be
-/// when an encrypted file has none.
+/// The provider's (outer); [`Error::Encryption`] naming where the key
+/// should be when an encrypted file has none (inner).
 pub(crate) fn opening_key(
     tenant: &TenantName,
     (root, path): (&Path, &Path),
     encrypted: impl FnOnce() -> bool,
-) -> Result<Option<TenantKey>> {
+) -> Result<std::result::Result<Option<TenantKey>, Error>> {
     let Some(provider) = provider(root) else {
-        return Ok(None);
+        return Ok(Ok(None));
     };
-    match provider.key(tenant)? {
+    Ok(match provider.key(tenant)? {
         None if encrypted() => Err(missing_key(tenant, path, provider.key_location(tenant))),
         key => Ok(key),
-    }
+    })
 }
 
 /// [`Error::Encryption`] for an encrypted tenant whose key its provider
@@ -92,6 +95,21 @@ pub(crate) fn other_keys(
         }
     }
     Ok(others)
+}
+
+/// Whether `key` (the key a copy of `tenant` was made under) is still
+/// one the provider keeps for it, current or staged: a copy under a key
+/// a re-key has retired could never be restored. `true` for no key.
+///
+/// # Errors
+///
+/// The provider's, when a kept key cannot be read.
+pub(crate) fn key_kept(tenant: &TenantName, root: &Path, key: Option<&TenantKey>) -> Result<bool> {
+    let (Some(key), Some(provider)) = (key, provider(root)) else {
+        return Ok(true);
+    };
+    Ok(provider.key(tenant)?.as_ref() == Some(key)
+        || provider.staged_key(tenant)?.as_ref() == Some(key))
 }
 
 /// The key provider of `root`, if it has one.

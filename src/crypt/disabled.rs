@@ -24,8 +24,8 @@ pub(crate) fn opening_key(
     _tenant: &TenantName,
     _files: (&Path, &Path),
     _encrypted: impl FnOnce() -> bool,
-) -> Result<Option<TenantKey>> {
-    Ok(None)
+) -> Result<std::result::Result<Option<TenantKey>, crate::error::Error>> {
+    Ok(Ok(None))
 }
 
 /// No other key to try.
@@ -36,6 +36,16 @@ pub(crate) fn other_keys(
     _tried: Option<&TenantKey>,
 ) -> Result<Vec<TenantKey>> {
     Ok(Vec::new())
+}
+
+/// Every copy is plaintext: its key is always "kept".
+#[allow(clippy::unnecessary_wraps)]
+pub(crate) fn key_kept(
+    _tenant: &TenantName,
+    _root: &Path,
+    _key: Option<&TenantKey>,
+) -> Result<bool> {
+    Ok(true)
 }
 
 /// No tenant is given a key.

@@ -12,6 +12,8 @@ mod key_provider;
 #[cfg(feature = "encryption")]
 mod keyring;
 #[cfg(feature = "encryption")]
+mod keys_lock;
+#[cfg(feature = "encryption")]
 mod master_key;
 #[cfg(feature = "encryption")]
 mod root_keys;
@@ -20,12 +22,12 @@ mod tenant_key;
 
 #[cfg(feature = "encryption")]
 pub(crate) use apply::{
-    apply, created_key, destroyed_key, key_provider, opening_key, other_keys, rekeying_provider,
-    tenant_key,
+    apply, created_key, destroyed_key, key_kept, key_provider, opening_key, other_keys,
+    rekeying_provider, tenant_key,
 };
 #[cfg(not(feature = "encryption"))]
 pub(crate) use disabled::{
-    TenantKey, apply, created_key, destroyed_key, opening_key, other_keys, tenant_key,
+    TenantKey, apply, created_key, destroyed_key, key_kept, opening_key, other_keys, tenant_key,
 };
 #[cfg(feature = "encryption")]
 pub use key_provider::KeyProvider;

@@ -14,12 +14,12 @@ use std::io;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
+use super::keys_lock::KeysLock;
 use super::master_key::WRAPPED_LEN;
 use super::{KeyProvider, MasterKey, TenantKey};
 use crate::error::{Error, Result};
 use crate::fs::dir::Dir;
 use crate::fs::file_id::FileId;
-use crate::fs::siblings::scratch_path;
 use crate::fs::sys;
 use crate::name::TenantName;
 
@@ -62,8 +62,13 @@ impl RootKeyStore {
     /// Re-wraps every tenant key with `new_master` (rotating the master
     /// key: no database is touched), and returns how many. Each file is
     /// replaced atomically, so a crash leaves every key readable with one
-    /// of the two master keys; running it again with both finishes it. Run
-    /// it while no process creates or destroys tenants in the root.
+    /// of the two master keys; running it again with both finishes it.
+    /// Each file is read and written back holding the keys directory's
+    /// lock, which every create, destroy and re-key takes to change a key,
+    /// so none of them loses a key to a rotation. A process still given the
+    /// old master key cannot read the keys re-wrapped (nor can the new key
+    /// read keys such a process makes meanwhile): rotate while no process
+    /// creates or re-keys tenants, then give every process the new key.
     ///
     /// # Errors
     ///
@@ -84,11 +89,19 @@ impl RootKeyStore {
             let Some((tenant, _)) = tenant_of(&name) else {
                 continue;
             };
-            let key = self
-                .read_file(&dir, &tenant, &name)?
-                .ok_or_else(|| vanished(&tenant, &dir, &name))?;
+            // Read and written back under the lock every change of a key
+            // takes: a re-key committing in between would otherwise have
+            // its new key overwritten with the old one.
+            let handle = dir
+                .duplicate()
+                .map_err(|e| Error::io(None, dir.path(), "opening the keys", e))?;
+            let keys = KeysLock::take(handle, Some(&tenant))?;
+            // Gone since the listing: destroyed, or committed by a re-key.
+            let Some(key) = self.read_file(keys.dir(), &tenant, &name)? else {
+                continue;
+            };
             let store = RootKeyStore::new(self.root.clone(), new_master.clone());
-            store.write_file(&dir, &tenant, &name, &key)?;
+            store.write_file(keys.dir(), &tenant, &name, &key)?;
             count += 1;
         }
         Ok(count)
@@ -111,6 +124,14 @@ impl RootKeyStore {
                 e,
             )),
         }
+    }
+
+    /// The keys directory, locked for a change of `tenant`'s keys (see
+    /// `keys_lock.rs`); made first with `make`.
+    fn locked(&self, tenant: &TenantName, make: bool) -> Result<Option<KeysLock>> {
+        (self.dir(tenant, make)?)
+            .map(|dir| KeysLock::take(dir, Some(tenant)))
+            .transpose()
     }
 
     fn read(&self, dir: &Dir, tenant: &TenantName) -> Result<Option<TenantKey>> {
@@ -154,7 +175,11 @@ impl RootKeyStore {
         let path = dir.join(name);
         let io_error = |e| Error::io(Some(tenant), &path, "storing the tenant's key", e);
         let wrapped = self.master.wrap(tenant.as_str(), key, &path)?;
-        let scratch = scratch_path(name);
+        // One scratch name per key file, which a destroy also destroys: the
+        // writer holds the keys directory's lock, and a crash that leaves
+        // the scratch file (a wrapped key) must not outlive the tenant.
+        let scratch = scratch_name(name);
+        destroy_in(dir, tenant, &scratch)?;
         let written = sys::create_new(dir.fd(), &scratch).and_then(|mut file| {
             sys::write_all(&mut file, &[&MAGIC[..], &wrapped].concat(), &scratch)?;
             sys::sync(file.as_fd(), &scratch)?;
@@ -175,11 +200,11 @@ impl KeyProvider for RootKeyStore {
             path: self.key_path(tenant),
             reason: format!("no randomness for a new key ({e}); retry the create"),
         })?;
-        if let Some(dir) = self.dir(tenant, true)? {
+        if let Some(keys) = self.locked(tenant, true)? {
             // A key of an earlier incarnation is overwritten first, so
             // that its bytes do not stay on the disk under a free block.
-            destroy_all(&dir, tenant)?;
-            self.write(&dir, tenant, &key)?;
+            destroy_all(keys.dir(), tenant)?;
+            self.write(keys.dir(), tenant, &key)?;
         }
         Ok(key)
     }
@@ -192,8 +217,8 @@ impl KeyProvider for RootKeyStore {
     }
 
     fn destroy_key(&self, tenant: &TenantName) -> Result<()> {
-        match self.dir(tenant, false)? {
-            Some(dir) => destroy_all(&dir, tenant),
+        match self.locked(tenant, false)? {
+            Some(keys) => destroy_all(keys.dir(), tenant),
             None => Ok(()),
         }
     }
@@ -204,9 +229,9 @@ impl KeyProvider for RootKeyStore {
             path: self.keys_dir().join(staged_name(tenant)),
             reason: format!("no randomness for a new key ({e}); retry the re-key"),
         })?;
-        if let Some(dir) = self.dir(tenant, true)? {
-            destroy_in(&dir, tenant, &staged_name(tenant))?;
-            self.write_file(&dir, tenant, &staged_name(tenant), &key)?;
+        if let Some(keys) = self.locked(tenant, true)? {
+            destroy_in(keys.dir(), tenant, &staged_name(tenant))?;
+            self.write_file(keys.dir(), tenant, &staged_name(tenant), &key)?;
         }
         Ok(key)
     }
@@ -219,8 +244,8 @@ impl KeyProvider for RootKeyStore {
     }
 
     fn commit_staged_key(&self, tenant: &TenantName) -> Result<()> {
-        match self.dir(tenant, false)? {
-            Some(dir) => commit_in(&dir, tenant),
+        match self.locked(tenant, false)? {
+            Some(keys) => commit_in(keys.dir(), tenant),
             None => Ok(()),
         }
     }
@@ -243,8 +268,8 @@ impl KeyProvider for RootKeyStore {
     }
 
     fn discard_staged_key(&self, tenant: &TenantName) -> Result<()> {
-        match self.dir(tenant, false)? {
-            Some(dir) => destroy_in(&dir, tenant, &staged_name(tenant)),
+        match self.locked(tenant, false)? {
+            Some(keys) => destroy_in(keys.dir(), tenant, &staged_name(tenant)),
             None => Ok(()),
         }
     }
@@ -265,6 +290,9 @@ impl fmt::Debug for RootKeyStore {
 /// Destroys every key file of `tenant`: its current key, a staged one and
 /// one a crashed commit left retired.
 fn destroy_all(dir: &Dir, tenant: &TenantName) -> Result<()> {
+    for name in [file_name(tenant), staged_name(tenant)] {
+        destroy_in(dir, tenant, &scratch_name(&name))?;
+    }
     destroy_in(dir, tenant, &staged_name(tenant))?;
     forget_retired(dir, tenant)?;
     destroy_in(dir, tenant, &file_name(tenant))
@@ -349,6 +377,14 @@ fn file_name(tenant: &TenantName) -> PathBuf {
     PathBuf::from(format!("{tenant}{CURRENT}"))
 }
 
+/// The scratch name a key file is written under before its rename.
+fn scratch_name(name: &Path) -> PathBuf {
+    let mut scratch = std::ffi::OsString::from(".");
+    scratch.push(name);
+    scratch.push(".tmp");
+    PathBuf::from(scratch)
+}
+
 /// A key staged by a re-key: no tenant's current key file ends so.
 fn staged_name(tenant: &TenantName) -> PathBuf {
     PathBuf::from(format!("{tenant}{STAGED}"))
@@ -373,12 +409,4 @@ fn tenant_of(name: &Path) -> Option<(TenantName, bool)> {
         None => (name.strip_suffix(STAGED)?, true),
     };
     TenantName::new(stem).ok().map(|t| (t, staged))
-}
-
-fn vanished(tenant: &TenantName, dir: &Dir, name: &Path) -> Error {
-    Error::Encryption {
-        tenant: Some(tenant.clone()),
-        path: dir.join(name),
-        reason: "the key file went away while the keys were re-wrapped (a destroy meanwhile); run rewrap again once no process creates or destroys tenants".to_string(),
-    }
 }

@@ -253,16 +253,19 @@ impl<'a> Fence<'a> {
 
     /// The tenant's old directory was swapped out for a restored one, and
     /// is at `old` in the parent (see `restore.rs`): removes it and the
-    /// marker.
-    pub(in crate::storage) fn swapped_out(mut self, old: &Path) {
+    /// marker. Whether the old directory is gone (a leftover is removed by
+    /// the next operation on the tenant, or `remove_debris`).
+    pub(in crate::storage) fn swapped_out(mut self, old: &Path) -> bool {
         self.standing = false;
         remove_tree_quietly(self.parent, old);
+        let gone = !present(self.parent, old);
         if let Some(marker) = &self.marker {
             remove_quietly(self.parent, marker);
         }
         if let Err(e) = self.parent.sync() {
             tracing::warn!(dir = %self.parent.path().display(), error = %e, "could not sync the directory of a restored tenant");
         }
+        gone
     }
 
     /// Puts the tenant back, the destroy abandoned.

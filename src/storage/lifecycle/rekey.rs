@@ -32,7 +32,7 @@
 //! through it, and a crash there leaves it readable; the next re-key (or
 //! [`settle`]) commits the staged key.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rusqlite::Connection;
 
@@ -50,7 +50,7 @@ use crate::paths::RootConfig;
 use crate::storage::coordination::tenant_path::{
     TenantLock, TenantPath, lock_tenant, try_lock_tenant,
 };
-use crate::storage::lifecycle::debris::finish_fenced_entry;
+use crate::storage::lifecycle::debris::{finish_fenced_entry, remove_entry_debris};
 use crate::storage::lifecycle::encrypted_copy::export;
 use crate::storage::lifecycle::fence::{Fence, Waiting};
 use crate::storage::lifecycle::file_copy::sync_file;
@@ -58,10 +58,11 @@ use crate::storage::lifecycle::snapshot::copy_to;
 use crate::storage::lifecycle::stage::{Stage, Swap};
 use crate::storage::opening::open::{EXISTING, open_existing};
 use crate::storage::opening::open_error::pin_error;
+use crate::storage::opening::opening_key::looks_encrypted;
 use crate::storage::opening::pinned::{disarm, open_pinned};
 
 /// What a re-key did.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct Rekeyed {
     /// The tenant's schema version.
     pub(crate) version: i64,
@@ -69,6 +70,8 @@ pub(crate) struct Rekeyed {
     pub(crate) bytes: u64,
     /// Whether the tenant was plaintext before (now encrypted).
     pub(crate) was_plaintext: bool,
+    /// The old directory, if it could not be removed after the swap.
+    pub(crate) old_left: Option<PathBuf>,
 }
 
 /// Re-keys `tenant` at `at` (see the module); `waiting` says how long
@@ -88,6 +91,9 @@ pub(crate) fn rekey(
         });
     }
     let lock = lock_tenant(tenant, at, patience, WaitedFor::Rekey)?;
+    // What a re-key (or a restore) that crashed left: its fence put back,
+    // its half-built directory removed.
+    remove_entry_debris(tenant, &lock, at)?;
     settle(tenant, at, &*provider, patience)?;
     let old = provider.key(tenant)?;
     let new = provider.stage_key(tenant)?;
@@ -96,7 +102,10 @@ pub(crate) fn rekey(
             provider
                 .commit_staged_key(tenant)
                 .map_err(|e| unfinished(tenant, at.root(), e))?;
-            Ok(rekeyed)
+            match (&rekeyed.old_left, rekeyed.was_plaintext) {
+                (Some(left), true) => Err(plaintext_left(tenant, left)),
+                _ => Ok(rekeyed),
+            }
         }
         Err(e) => {
             // Whichever key the database is under stays; the other goes.
@@ -130,10 +139,11 @@ fn swap_in_rekeyed(
     }
     // On an error from here the fence is dropped: the old tenant is put
     // back, whole.
-    let rekeyed = reencrypted_copy(tenant, &held, &stage, keys)?;
+    let mut rekeyed = reencrypted_copy(tenant, &held, &stage, keys)?;
     match stage.publish_swapping(tenant, at)? {
         Swap::Swapped { old, durable } => {
-            fence.swapped_out(&old);
+            let path = lock.parent().join(&old);
+            rekeyed.old_left = (!fence.swapped_out(&old)).then_some(path);
             durable?;
             Ok(rekeyed)
         }
@@ -192,6 +202,7 @@ fn reencrypted_copy(
         version: snapshot.version,
         bytes: sync_file(tenant, &path)?,
         was_plaintext: old.is_none(),
+        old_left: None,
     })
 }
 
@@ -268,13 +279,18 @@ pub(crate) fn settle(
     })
 }
 
-/// Whether `key` opens `tenant`'s database (`false`: refused).
+/// Whether `key` opens `tenant`'s database (`false`: refused). No key
+/// never opens an encrypted file (SQLite would read its plaintext header
+/// and fail only later, at a page it cannot decrypt).
 fn opens_with(
     tenant: &TenantName,
     at: TenantPath<'_>,
     key: Option<&TenantKey>,
     patience: &Patience,
 ) -> Result<bool> {
+    if key.is_none() && looks_encrypted(at.root(), at.db()) {
+        return Ok(false);
+    }
     let open = || {
         let conn = Connection::open_with_flags(literal_path(at.db()), EXISTING)?;
         crypt::apply(&conn, key)?;
@@ -284,6 +300,16 @@ fn opens_with(
         Ok(_) => Ok(true),
         Err(e) if e.key_refused() => Ok(false),
         Err(e) => Err(pin_error(tenant, at.db(), e)),
+    }
+}
+
+/// A plaintext tenant encrypted, whose old plaintext directory could not
+/// be removed: the re-key is done, but the data is still readable there.
+fn plaintext_left(tenant: &TenantName, left: &Path) -> Error {
+    Error::Encryption {
+        tenant: Some(tenant.clone()),
+        path: left.to_path_buf(),
+        reason: "the tenant is encrypted now, but its old plaintext copy in this directory could not be removed: remove it (rm -r), or run remove_debris; until then its rows are readable there".to_string(),
     }
 }
 

@@ -64,6 +64,8 @@ pub(crate) struct CheckedBackup {
     version: usize,
     /// The key the backup is open with (the tenant's, when encrypted).
     key: Option<TenantKey>,
+    /// The backup file.
+    src: std::path::PathBuf,
 }
 
 impl CheckedBackup {
@@ -97,7 +99,12 @@ pub(crate) fn check_backup(
         }
         other => other,
     })?;
-    Ok(CheckedBackup { conn, version, key })
+    Ok(CheckedBackup {
+        conn,
+        version,
+        key,
+        src: src.to_path_buf(),
+    })
 }
 
 /// Restores `tenant` at `at` from `backup`.
@@ -109,6 +116,12 @@ pub(crate) fn restore(
     patience: &Patience,
 ) -> Result<Restored> {
     let (snapshot, replaced) = under_new_lock(tenant, at, patience, WaitedFor::Restore, |lock| {
+        // The key was read before the lock: a re-key, or a destroy and a
+        // create, may have replaced it since, and a backup under a key
+        // no longer kept would be published unreadable.
+        if crypt::tenant_key(tenant, at.root())? != backup.key {
+            return Err(bad_backup(tenant, &backup.src, KEY_CHANGED));
+        }
         restore_locked(tenant, lock, at, backup.source(), existing)
     })?;
     Ok(Restored {
@@ -183,7 +196,8 @@ fn replace_with(
     // On error the fence is dropped: the old tenant is put back.
     match stage.publish_swapping(tenant, at)? {
         Swap::Swapped { old, durable } => {
-            fence.swapped_out(&old);
+            // A leftover old directory goes with the next operation.
+            let _ = fence.swapped_out(&old);
             durable
         }
         Swap::Unsupported(stage) => {
@@ -274,6 +288,9 @@ const NO_KEY_FOR_BACKUP: &str = "it is encrypted (it reserves bytes on every pag
 
 /// Why an encrypted backup does not open with the tenant's key.
 const WRONG_KEY_FOR_BACKUP: &str = "the key kept for this tenant does not open it: it was taken from another tenant, or from an earlier incarnation of this one (destroyed or re-keyed since, which retires its backups), or it is damaged";
+
+/// Why a backup checked with the tenant's key is not restored after all.
+const KEY_CHANGED: &str = "the tenant's key changed while the backup was checked (a re-key, or a destroy and a create, in another process): the backup is under a key no longer kept and would be unreadable; nothing was restored";
 
 /// Why a plaintext backup cannot replace an encrypted tenant.
 const PLAINTEXT_FOR_ENCRYPTED: &str = "it is a plaintext backup, and the tenant it would replace is encrypted; restore it under a new name (it stays plaintext there until `rekey_tenant` encrypts it), or destroy the tenant first";

@@ -147,7 +147,14 @@ fn copy_into_place(
     if result.is_err() {
         remove_with_sidecars(dir, &scratch);
     }
-    result
+    // A re-key that committed before the copy was in place leaves it under
+    // a key no longer kept, which no restore could use: copy the re-keyed
+    // file over it. (One committed after this look finds a backup taken
+    // before it, which it retires, as it retires every earlier backup.)
+    match result {
+        Ok(_) if !crypt::key_kept(tenant, files.0, source.key)? => Err(CopyFailure::Moved),
+        result => result,
+    }
 }
 
 /// Removes `dest`'s directory beneath `base` if the failed copy left it

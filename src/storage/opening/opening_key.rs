@@ -12,22 +12,6 @@ use crate::fs::lock::split;
 use crate::name::TenantName;
 use crate::storage::opening::header::{header_bytes, page_size_in};
 
-/// The key to open `tenant`'s database at `path` (beneath `root`) with:
-/// `None` for a plaintext tenant.
-///
-/// # Errors
-///
-/// The key provider's; [`Error::Encryption`](crate::Error::Encryption)
-/// naming the missing key when the file is encrypted and the provider
-/// keeps no key for it.
-pub(crate) fn opening_key(
-    tenant: &TenantName,
-    root: &Path,
-    path: &Path,
-) -> Result<Option<TenantKey>> {
-    crypt::opening_key(tenant, (root, path), || looks_encrypted(root, path))
-}
-
 /// Runs `open` (an open of `tenant`'s database at `path`, beneath `root`)
 /// with the tenant's key, and, if the file refuses it (`refused` says so
 /// of `open`'s error), once with each other key the provider keeps: a
@@ -36,22 +20,31 @@ pub(crate) fn opening_key(
 /// by a crash), or a current key committed since the first was read.
 /// `open`'s last result; the key it used goes with a success.
 ///
+/// An encrypted file for which the provider keeps no current key (a
+/// plaintext tenant whose re-key stopped before its commit, or a lost
+/// keys directory) is tried with the other keys only; if none opens it,
+/// the key is missing.
+///
 /// The common open reads one key and opens once: other keys are read
 /// only after a refusal.
 ///
 /// # Errors
 ///
-/// The key provider's (the outer result); `open`'s (the inner one).
+/// The key provider's, or the missing key (the outer result); `open`'s
+/// (the inner one).
 pub(crate) fn with_tenant_key<T, E>(
     tenant: &TenantName,
     (root, path): (&Path, &Path),
     mut open: impl FnMut(Option<&TenantKey>) -> std::result::Result<T, E>,
     refused: impl Fn(&E) -> bool,
 ) -> Result<std::result::Result<(T, Option<TenantKey>), E>> {
-    let key = opening_key(tenant, root, path)?;
-    let first = match open(key.as_ref()) {
-        Err(e) if refused(&e) => e,
-        opened => return Ok(opened.map(|t| (t, key))),
+    let first = crypt::opening_key(tenant, (root, path), || looks_encrypted(root, path))?;
+    let (key, refusal, missing) = match first {
+        Ok(key) => match open(key.as_ref()) {
+            Err(e) if refused(&e) => (key, Some(e), None),
+            opened => return Ok(opened.map(|t| (t, key))),
+        },
+        Err(missing) => (None, None, Some(missing)),
     };
     for other in crypt::other_keys(tenant, root, key.as_ref())? {
         match open(Some(&other)) {
@@ -59,7 +52,15 @@ pub(crate) fn with_tenant_key<T, E>(
             opened => return Ok(opened.map(|t| (t, Some(other)))),
         }
     }
-    Ok(Err(first))
+    match (refusal, missing) {
+        (Some(refusal), _) => Ok(Err(refusal)),
+        (None, Some(missing)) => Err(missing),
+        (None, None) => Err(crate::error::Error::Encryption {
+            tenant: Some(tenant.clone()),
+            path: path.to_path_buf(),
+            reason: "no key opened the tenant's database".to_string(),
+        }),
+    }
 }
 
 /// Whether the database at `path` looks encrypted: a SQLite header (kept
@@ -68,7 +69,7 @@ pub(crate) fn with_tenant_key<T, E>(
 /// itself reserves none. Looked at only when a key provider keeps no key
 /// for the tenant, so a plaintext tenant of a root without encryption
 /// never pays for it.
-fn looks_encrypted(root: &Path, path: &Path) -> bool {
+pub(in crate::storage) fn looks_encrypted(root: &Path, path: &Path) -> bool {
     let Ok((dir, name)) = split(path) else {
         return false;
     };
