@@ -40,6 +40,9 @@ pub enum WaitedFor {
     Restore,
     /// A re-key of the tenant (the `encryption` feature).
     Rekey,
+    /// A change of a key in the root's keys directory (a create, destroy
+    /// or re-key of an encrypted tenant, or a master-key rotation).
+    KeyChange,
     /// A debris sweep (`remove_debris`, `tenanted cleanup`).
     Cleanup,
     /// A build of the template database new tenants are copied from.
@@ -65,6 +68,7 @@ impl WaitedFor {
             WaitedFor::Migration => "migration",
             WaitedFor::Restore => "restore",
             WaitedFor::Rekey => "rekey",
+            WaitedFor::KeyChange => "key-change",
             WaitedFor::Cleanup => "cleanup",
             WaitedFor::TemplateBuild => "template-build",
             WaitedFor::RootRecord => "root-record",
@@ -75,7 +79,7 @@ impl WaitedFor {
     /// The holder's word read back from its lock file (`Operation` for
     /// anything else: an empty file, whose holder could not write it).
     pub(crate) fn from_keyword(word: &str) -> WaitedFor {
-        const ALL: [WaitedFor; 13] = [
+        const ALL: [WaitedFor; 14] = [
             WaitedFor::CheckedOutConnections,
             WaitedFor::DestroyInThisProcess,
             WaitedFor::OpenConnection,
@@ -85,6 +89,7 @@ impl WaitedFor {
             WaitedFor::Migration,
             WaitedFor::Restore,
             WaitedFor::Rekey,
+            WaitedFor::KeyChange,
             WaitedFor::Cleanup,
             WaitedFor::TemplateBuild,
             WaitedFor::RootRecord,
@@ -109,6 +114,7 @@ impl fmt::Display for WaitedFor {
             WaitedFor::Migration => "migration",
             WaitedFor::Restore => "restore",
             WaitedFor::Rekey => "re-key",
+            WaitedFor::KeyChange => "change of the root's keys",
             WaitedFor::Cleanup => "debris cleanup",
             WaitedFor::TemplateBuild => "template database build",
             WaitedFor::RootRecord => "recording of the root's description",
@@ -179,6 +185,7 @@ pub(crate) fn holder_phrase(
         WaitedFor::OpenConnection => format!("it was still open in {who}"),
         WaitedFor::Opening => format!("{who} was still opening it"),
         WaitedFor::Operation => format!("{who} still held its lock"),
+        WaitedFor::KeyChange => format!("{who} still held the root's keys directory"),
         doing => format!("{who} was still running its {doing} of it"),
     }
 }
@@ -207,6 +214,7 @@ mod tests {
             WaitedFor::Migration,
             WaitedFor::Restore,
             WaitedFor::Rekey,
+            WaitedFor::KeyChange,
             WaitedFor::Cleanup,
             WaitedFor::TemplateBuild,
             WaitedFor::RootRecord,

@@ -15,7 +15,6 @@ use crate::backup::{
 };
 use crate::builder::TenantManagerBuilder;
 use crate::context;
-use crate::crypt;
 use crate::error::{BoxError, Error, Result};
 use crate::fs::Patience;
 use crate::limits::Limits;
@@ -1236,8 +1235,7 @@ impl TenantManager {
         // An encrypted tenant's backup opens with the key its root keeps
         // for the tenant: none for a destroyed tenant, whose backups stay
         // unreadable.
-        let key = crypt::tenant_key(&tenant, root)?;
-        let checked = storage::check_backup(&tenant, src.as_ref(), (latest, key))?;
+        let checked = storage::check_backup(&tenant, (root, src.as_ref()), latest)?;
         let ours = inner.description.history();
         root_description::check_backup_history(&tenant, src.as_ref(), root, ours)?;
         self.check_root()?;

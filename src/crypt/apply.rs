@@ -156,10 +156,14 @@ pub(crate) fn destroyed_key(tenant: &TenantName, root: &Path) -> Result<()> {
     let Some(provider) = provider(root) else {
         return Ok(());
     };
-    provider.destroy_key(tenant).map_err(|e| Error::Encryption {
-        tenant: Some(tenant.clone()),
-        path: root.to_path_buf(),
-        reason: format!("its key could not be destroyed ({e}); until it is, copies of the tenant made before can still be read: fix the cause and destroy the tenant again"),
+    provider.destroy_key(tenant).map_err(|e| match e {
+        // A wait that ran out: said as such, the tenant intact.
+        busy @ Error::TenantBusy { .. } => busy,
+        e => Error::Encryption {
+            tenant: Some(tenant.clone()),
+            path: root.to_path_buf(),
+            reason: format!("its key could not be destroyed ({e}); until it is, copies of the tenant made before can still be read: fix the cause and destroy the tenant again"),
+        },
     })
 }
 

@@ -8,12 +8,14 @@
 //! rename. A `flock` on the directory, on a description of its own, so
 //! that threads of one process exclude each other as processes do.
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 use std::time::Duration;
 
-use crate::error::{Error, Result};
+use crate::busy::{Busy, WaitedFor};
+use crate::error::{Error, OtherProcess, Result};
 use crate::fs::dir::Dir;
+use crate::fs::flock_holders::flock_holder;
 use crate::fs::{Patience, sys};
 use crate::name::TenantName;
 
@@ -28,28 +30,47 @@ pub(super) struct KeysLock {
 }
 
 impl KeysLock {
-    /// Takes the lock of the keys directory `dir`, on behalf of `tenant`.
+    /// Takes the lock of the keys directory `dir`, on behalf of `tenant`,
+    /// waiting until the operation's deadline (the thread's current
+    /// patience, see `Patience::scoped`), or `KEYS_WAIT` for a rotation.
     ///
     /// # Errors
     ///
-    /// [`Error::Encryption`] when another holds it past the wait;
+    /// [`Error::TenantBusy`] naming the holder when it holds the lock past
+    /// the wait ([`Error::Encryption`] for a rotation's step);
     /// [`Error::Io`] when it cannot be taken.
     pub(super) fn take(dir: Dir, tenant: Option<&TenantName>) -> Result<KeysLock> {
         let io = |e| Error::io(tenant, dir.path(), "locking the keys directory", e);
         let held = sys::open_dir(dir.fd(), Path::new(".")).map_err(io)?;
-        let taken = Patience::new(KEYS_WAIT)
+        let patience = Patience::current_or(KEYS_WAIT);
+        let taken = patience
             .retry(|| Ok(sys::flock(&held, false, false, Path::new("."))?.then_some(())))
             .map_err(io)?;
-        match taken {
-            Some(()) => Ok(KeysLock { dir, _held: held }),
-            None => Err(Error::Encryption {
-                tenant: tenant.cloned(),
+        if taken.is_some() {
+            return Ok(KeysLock { dir, _held: held });
+        }
+        let holder = OtherProcess {
+            pid: flock_holder(held.as_fd()),
+        };
+        Err(match tenant {
+            Some(tenant) => Error::busy(
+                tenant,
+                dir.path(),
+                Busy {
+                    waited_for: WaitedFor::KeyChange,
+                    other_process: Some(holder),
+                    waited: patience.waited(),
+                },
+            ),
+            None => Error::Encryption {
+                tenant: None,
                 path: dir.path().to_path_buf(),
                 reason: format!(
-                    "another process held the keys directory for {KEYS_WAIT:?} (a master-key rotation, or a stuck process: see who holds it with `fuser` or /proc/locks); retry once it is done"
+                    "the keys directory stayed locked by {holder} for {:?} (a key being changed, or a stuck process); retry once it is done",
+                    patience.waited()
                 ),
-            }),
-        }
+            },
+        })
     }
 
     /// The keys directory.

@@ -96,11 +96,18 @@ impl RootKeyStore {
                 .duplicate()
                 .map_err(|e| Error::io(None, dir.path(), "opening the keys", e))?;
             let keys = KeysLock::take(handle, Some(&tenant))?;
-            // Gone since the listing: destroyed, or committed by a re-key.
-            let Some(key) = self.read_file(keys.dir(), &tenant, &name)? else {
-                continue;
-            };
             let store = RootKeyStore::new(self.root.clone(), new_master.clone());
+            let key = match self.read_file(keys.dir(), &tenant, &name) {
+                Ok(Some(key)) => key,
+                // Gone since the listing: destroyed, or committed by a re-key.
+                Ok(None) => continue,
+                // Re-wrapped already by a rotation that stopped half way:
+                // running it again finishes it.
+                Err(_) if matches!(store.read_file(keys.dir(), &tenant, &name), Ok(Some(_))) => {
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             store.write_file(keys.dir(), &tenant, &name, &key)?;
             count += 1;
         }

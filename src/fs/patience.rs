@@ -24,7 +24,59 @@ pub(crate) struct Patience {
     deadline: Instant,
 }
 
+thread_local! {
+    /// The patience of the operation this thread is in, if one set it
+    /// (see [`Patience::scoped`]).
+    static CURRENT: std::cell::Cell<Option<Patience>> = const { std::cell::Cell::new(None) };
+}
+
+/// The thread's current patience while it lives (see [`Patience::scoped`]).
+#[derive(Debug)]
+pub(crate) struct Scoped {
+    /// Whether this guard set it (the outermost one does; it clears it).
+    set: bool,
+    /// Tied to the thread whose current patience it set.
+    _here: std::marker::PhantomData<*const ()>,
+}
+
+impl Drop for Scoped {
+    fn drop(&mut self) {
+        if self.set {
+            CURRENT.with(|c| c.set(None));
+        }
+    }
+}
+
 impl Patience {
+    /// Makes this the thread's current patience until the guard drops,
+    /// unless an outer operation set one: waits deep beneath an operation
+    /// that are given no patience of their own (a key provider's lock of
+    /// the keys directory) then end with the operation's deadline.
+    pub(crate) fn scoped(&self) -> Scoped {
+        let set = CURRENT.with(|c| match c.get() {
+            Some(_) => false,
+            None => {
+                c.set(Some(*self));
+                true
+            }
+        });
+        Scoped {
+            set,
+            _here: std::marker::PhantomData,
+        }
+    }
+
+    /// The thread's current patience (see [`scoped`](Self::scoped)), or a
+    /// wait of `timeout` from now.
+    // Its one caller, the keys directory's lock, is the `encryption`
+    // feature's.
+    #[cfg_attr(not(feature = "encryption"), allow(dead_code))]
+    pub(crate) fn current_or(timeout: Duration) -> Patience {
+        CURRENT
+            .with(|c| c.get())
+            .unwrap_or_else(|| Patience::new(timeout))
+    }
+
     /// A wait of at most `timeout` from now.
     pub(crate) fn new(timeout: Duration) -> Self {
         Self::since(Instant::now(), timeout)

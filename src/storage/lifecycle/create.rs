@@ -63,6 +63,8 @@ pub(in crate::storage) fn under_new_lock<T>(
     doing: WaitedFor,
     work: impl FnOnce(&TenantLock) -> Result<T>,
 ) -> Result<T> {
+    // A key made or destroyed beneath waits no longer than the operation.
+    let _patience = patience.scoped();
     let lock = TenantLock::for_new(tenant, at, patience, doing)?;
     let result = work(&lock);
     drop(lock);

@@ -26,6 +26,8 @@ use crate::storage::lifecycle::fence::{Fence, Waiting};
 /// Removes tenant `tenant` at `at`, waiting as `waiting` says for other
 /// processes (their operations on it, their connections to it) to let go.
 pub(crate) fn destroy(tenant: &TenantName, at: TenantPath<'_>, waiting: Waiting<'_>) -> Result<()> {
+    // Its key's destruction waits no longer than the destroy.
+    let _patience = waiting.patience.scoped();
     let lock = TenantLock::for_existing(tenant, at, &waiting.patience, WaitedFor::Destroy)?;
     let result = destroy_locked(tenant, &lock, at, (waiting, false)).and_then(|()| {
         // Also after a destroy that died and was finished just now.

@@ -90,6 +90,8 @@ pub(crate) fn rekey(
             reason: "re-keying swaps the tenant's directory, and this root's template gives tenants no directory of their own (use one such as %{bucket}/%{tenant}/main.sqlite3)".to_string(),
         });
     }
+    // The keys' changes beneath wait no longer than the re-key.
+    let _patience = patience.scoped();
     let lock = lock_tenant(tenant, at, patience, WaitedFor::Rekey)?;
     // What a re-key (or a restore) that crashed left: its fence put back,
     // its half-built directory removed.
@@ -231,15 +233,23 @@ pub(crate) fn settle_interrupted(root: &RootConfig) -> Result<usize> {
     };
     let owns_dir = root.owns_directory()?;
     let patience = Patience::new(SETTLE_WAIT);
+    let _patience = patience.scoped();
     let mut settled = 0;
     for tenant in provider.staged_tenants()? {
         let db = root.path_of(tenant.as_str())?;
         let at = TenantPath::new(root.root_dir(), &db, owns_dir);
         let locked = try_lock_tenant(at)
             .map_err(|e| Error::io(Some(&tenant), at.entry(), "locking the tenant", e))?;
-        if let Some(_lock) = locked {
-            settle(&tenant, at, &*provider, &patience)?;
-            settled += 1;
+        let Some(_lock) = locked else {
+            continue;
+        };
+        // One tenant that cannot be settled (a damaged file) must not stop
+        // the sweep for the others; it says so itself when opened.
+        match settle(&tenant, at, &*provider, &patience) {
+            Ok(changed) => settled += usize::from(changed),
+            Err(e) => {
+                tracing::warn!(tenant = %tenant, error = %e, "could not settle an interrupted re-key")
+            }
         }
     }
     Ok(settled)
@@ -261,16 +271,19 @@ pub(crate) fn settle(
     at: TenantPath<'_>,
     provider: &dyn KeyProvider,
     patience: &Patience,
-) -> Result<()> {
+) -> Result<bool> {
     let Some(staged) = provider.staged_key(tenant)? else {
-        return Ok(());
+        return Ok(false);
     };
     let current = provider.key(tenant)?;
     if opens_with(tenant, at, current.as_ref(), patience)? {
-        return provider.discard_staged_key(tenant);
+        return provider.discard_staged_key(tenant).map(|()| true);
     }
     if opens_with(tenant, at, Some(&staged), patience)? {
-        return (provider.commit_staged_key(tenant)).map_err(|e| unfinished(tenant, at.root(), e));
+        let committed = provider.commit_staged_key(tenant);
+        return committed
+            .map(|()| true)
+            .map_err(|e| unfinished(tenant, at.root(), e));
     }
     Err(Error::DamagedTenant {
         tenant: tenant.clone(),

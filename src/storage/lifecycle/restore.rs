@@ -76,27 +76,52 @@ impl CheckedBackup {
     }
 }
 
-/// Opens and checks the backup file `src` for `tenant`: a non-empty SQLite
-/// database that passes `integrity_check`, not ahead of `latest` (the
-/// number of migrations). Touches nothing under the root.
+/// Opens and checks the backup file `src` for `tenant` (beneath `root`):
+/// a non-empty SQLite database that passes `integrity_check`, not ahead
+/// of `latest` (the number of migrations). An encrypted backup opens with
+/// the tenant's key, or with the key a re-key staged (a backup taken
+/// while a re-key was unsettled). Touches nothing under the root.
 pub(crate) fn check_backup(
     tenant: &TenantName,
-    src: &Path,
-    (latest, key): (usize, Option<TenantKey>),
+    (root, src): (&Path, &Path),
+    latest: usize,
 ) -> Result<CheckedBackup> {
-    match (key.is_some(), encrypted_file(src)) {
-        (false, Some(true)) => return Err(bad_backup(tenant, src, NO_KEY_FOR_BACKUP)),
-        (true, Some(false)) => return Err(bad_backup(tenant, src, PLAINTEXT_FOR_ENCRYPTED)),
-        _ => {}
+    let key = crypt::tenant_key(tenant, root)?;
+    let first = check_with(tenant, src, latest, key.clone());
+    let Err(refused @ Error::BadBackup { .. }) = first else {
+        return first;
+    };
+    for other in crypt::other_keys(tenant, root, key.as_ref())? {
+        if let Ok(checked) = check_with(tenant, src, latest, Some(other)) {
+            return Ok(checked);
+        }
+    }
+    Err(refused)
+}
+
+/// [`check_backup`] with one key (or none).
+fn check_with(
+    tenant: &TenantName,
+    src: &Path,
+    latest: usize,
+    key: Option<TenantKey>,
+) -> Result<CheckedBackup> {
+    // Only with a key: a plaintext file never has SQLCipher's reserved
+    // bytes, while some plaintext files (cksumvfs) reserve bytes too.
+    if key.is_some() && encrypted_file(src) == Some(false) {
+        return Err(bad_backup(tenant, src, PLAINTEXT_FOR_ENCRYPTED));
     }
     let conn = open_backup(tenant, src, key.as_ref())?;
     let version = check_open_backup(tenant, src, &conn, latest).map_err(|e| match e {
         // SQLCipher cannot tell a key that does not open a file from a
         // damaged one: its HMAC fails either way.
         Error::Sqlite { .. } if key.is_some() => bad_backup(tenant, src, WRONG_KEY_FOR_BACKUP),
-        Error::BadBackup { ref reason, .. } if key.is_some() && !reason.starts_with("PRAGMA") => {
-            bad_backup(tenant, src, WRONG_KEY_FOR_BACKUP)
-        }
+        Error::BadBackup { ref reason, .. } if !reason.starts_with("PRAGMA") => match &key {
+            Some(_) => bad_backup(tenant, src, WRONG_KEY_FOR_BACKUP),
+            // Said only once the file failed: it then reads as encrypted.
+            None if encrypted_file(src) == Some(true) => bad_backup(tenant, src, NO_KEY_FOR_BACKUP),
+            None => e,
+        },
         other => other,
     })?;
     Ok(CheckedBackup {
@@ -116,13 +141,7 @@ pub(crate) fn restore(
     patience: &Patience,
 ) -> Result<Restored> {
     let (snapshot, replaced) = under_new_lock(tenant, at, patience, WaitedFor::Restore, |lock| {
-        // The key was read before the lock: a re-key, or a destroy and a
-        // create, may have replaced it since, and a backup under a key
-        // no longer kept would be published unreadable.
-        if crypt::tenant_key(tenant, at.root())? != backup.key {
-            return Err(bad_backup(tenant, &backup.src, KEY_CHANGED));
-        }
-        restore_locked(tenant, lock, at, backup.source(), existing)
+        restore_locked(tenant, lock, at, &backup, existing)
     })?;
     Ok(Restored {
         version: backup.version,
@@ -135,7 +154,7 @@ fn restore_locked(
     tenant: &TenantName,
     lock: &TenantLock,
     at: TenantPath<'_>,
-    (source, key): (&Connection, Option<&TenantKey>),
+    backup: &CheckedBackup,
     existing: Existing<'_>,
 ) -> Result<(Snapshot, bool)> {
     // As in create: a tenant that exists stops a restore that does not
@@ -145,6 +164,13 @@ fn restore_locked(
         (Err(Error::TenantExists { .. }), Existing::Replace { waiting }) => Some(waiting),
         (Err(e), _) => return Err(e),
     };
+    // The key was read before the lock: a re-key, or a destroy and a
+    // create, may have replaced it since, and a backup under a key no
+    // longer kept would be published unreadable.
+    if !crypt::key_kept(tenant, at.root(), backup.key.as_ref())? {
+        return Err(bad_backup(tenant, &backup.src, KEY_CHANGED));
+    }
+    let (source, key) = backup.source();
     let mut stage = Stage::begin(tenant, lock, at, replace.is_some())?;
     stage.opened_by_sqlite();
     let copying = |e| Error::io(Some(tenant), stage.scratch_path(), "copying the backup", e);
@@ -290,7 +316,7 @@ const NO_KEY_FOR_BACKUP: &str = "it is encrypted (it reserves bytes on every pag
 const WRONG_KEY_FOR_BACKUP: &str = "the key kept for this tenant does not open it: it was taken from another tenant, or from an earlier incarnation of this one (destroyed or re-keyed since, which retires its backups), or it is damaged";
 
 /// Why a backup checked with the tenant's key is not restored after all.
-const KEY_CHANGED: &str = "the tenant's key changed while the backup was checked (a re-key, or a destroy and a create, in another process): the backup is under a key no longer kept and would be unreadable; nothing was restored";
+const KEY_CHANGED: &str = "the tenant's key changed while the backup was checked (a re-key, or a destroy and a create, in another process): the backup is under a key no longer kept and would be unreadable";
 
 /// Why a plaintext backup cannot replace an encrypted tenant.
 const PLAINTEXT_FOR_ENCRYPTED: &str = "it is a plaintext backup, and the tenant it would replace is encrypted; restore it under a new name (it stays plaintext there until `rekey_tenant` encrypts it), or destroy the tenant first";
