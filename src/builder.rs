@@ -334,32 +334,12 @@ impl TenantManagerBuilder {
     pub fn build(self) -> Result<TenantManager> {
         #[cfg(feature = "encryption")]
         if self.key_provider.is_some() {
-            refuse_replicated(&self.root)?;
+            crate::replication::refuse_encryption(&self.root)?;
         }
         #[cfg(feature = "encryption")]
         crate::crypt::register_for(self.root.root_dir(), self.key_provider.as_ref())?;
         TenantManager::from_builder(self)
     }
-}
-
-/// Refuses encryption on a root that Litestream replicates: Litestream
-/// cannot read an encrypted tenant (see `paths::refuse_encrypted`), so it
-/// would stop replicating every tenant created or re-keyed from then on.
-///
-/// # Errors
-///
-/// [`Error::Encryption`](crate::Error::Encryption) when replication
-/// settings are recorded; an I/O error reading them.
-#[cfg(feature = "encryption")]
-pub(crate) fn refuse_replicated(root: &RootConfig) -> Result<()> {
-    if crate::replication::ReplicationSettings::recorded(root)?.is_none() {
-        return Ok(());
-    }
-    Err(crate::Error::Encryption {
-        tenant: None,
-        path: root.root_dir().to_path_buf(),
-        reason: "this root is replicated with Litestream, which cannot read encrypted tenants: encrypting tenants here would stop their replication; keep it plaintext, or stop replicating it first (remove .tenanted/replication) and keep encrypted tenants beyond one disk with backups".to_string(),
-    })
 }
 
 impl fmt::Debug for TenantManagerBuilder {

@@ -28,6 +28,8 @@ pub(crate) use followed::Followed;
 pub use rebuild_options::RebuildOptions;
 pub use rebuild_report::{RebuildOutcome, RebuildReport, TenantRebuild};
 pub use settings::ReplicationSettings;
+#[cfg(feature = "encryption")]
+pub(crate) use settings::refuse_encryption;
 pub use status::{ReplicaState, ReplicationStatus, TenantReplication};
 pub use store::GRAVEYARD;
 pub use supervisor::{ReplicateOptions, Replicator, ScanReport};

@@ -193,6 +193,26 @@ pub(crate) fn state_dir(root: &RootConfig) -> PathBuf {
     root.root_dir().join(INTERNAL_DIR).join(STATE_DIR)
 }
 
+/// Refuses encryption on a root that Litestream replicates: Litestream
+/// cannot read an encrypted tenant (see `paths::refuse_encrypted`), so it
+/// would stop replicating every tenant created or re-keyed from then on.
+///
+/// # Errors
+///
+/// [`Error::Encryption`] when replication
+/// settings are recorded; an I/O error reading them.
+#[cfg(feature = "encryption")]
+pub(crate) fn refuse_encryption(root: &RootConfig) -> Result<()> {
+    if ReplicationSettings::recorded(root)?.is_none() {
+        return Ok(());
+    }
+    Err(Error::Encryption {
+        tenant: None,
+        path: root.root_dir().to_path_buf(),
+        reason: "this root is replicated with Litestream, which cannot read encrypted tenants: encrypting tenants here would stop their replication; keep it plaintext, or stop replicating it first (remove .tenanted/replication) and keep encrypted tenants beyond one disk with backups".to_string(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -31,6 +31,7 @@ use crate::storage::lifecycle::destroy::destroy_locked;
 use crate::storage::lifecycle::fence::{Fence, Waiting};
 use crate::storage::lifecycle::snapshot::{Snapshot, copy_to};
 use crate::storage::lifecycle::stage::{Stage, Swap};
+use crate::storage::opening::header::reserves_bytes;
 
 /// What to do when the tenant already exists.
 #[derive(Debug, Clone, Copy)]
@@ -329,8 +330,9 @@ const PLAINTEXT_FOR_ENCRYPTED: &str = "it is a plaintext backup, and the tenant 
 fn encrypted_file(src: &Path) -> Option<bool> {
     let mut header = [0u8; 100];
     let read = sys::open_path(src).and_then(|f| sys::read_at(f.as_fd(), &mut header, 0, src));
-    let sqlite = matches!(read, Ok(100)) && header.starts_with(b"SQLite format 3\0");
-    sqlite.then_some(header[20] > 0)
+    matches!(read, Ok(100))
+        .then(|| reserves_bytes(&header))
+        .flatten()
 }
 
 fn bad_backup(tenant: &TenantName, src: &Path, reason: &str) -> Error {

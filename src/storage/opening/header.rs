@@ -189,6 +189,14 @@ pub(in crate::storage) fn page_size_in(header: &[u8; 100]) -> Option<u64> {
     }
 }
 
+/// Whether a SQLite header's pages reserve bytes at their end (byte 20):
+/// SQLCipher keeps each page's IV and HMAC there, SQLite itself none, so
+/// an encrypted file (its first 64 bytes kept plaintext) shows it.
+/// `None` when `header` is no SQLite header.
+pub(in crate::storage) fn reserves_bytes(header: &[u8; 100]) -> Option<bool> {
+    page_size_in(header).map(|_| header[20] > 0)
+}
+
 /// The database's size in pages as its header says it, when the header's
 /// count is valid (its "version-valid-for" matches the change counter);
 /// SQLite calls a file shorter than that corrupt. 0 when not valid.

@@ -10,7 +10,7 @@ use crate::error::Result;
 use crate::fs::dir::Dir;
 use crate::fs::lock::split;
 use crate::name::TenantName;
-use crate::storage::opening::header::{header_bytes, page_size_in};
+use crate::storage::opening::header::{header_bytes, reserves_bytes};
 
 /// Runs `open` (an open of `tenant`'s database at `path`, beneath `root`)
 /// with the tenant's key, and, if the file refuses it (`refused` says so
@@ -39,12 +39,14 @@ pub(crate) fn with_tenant_key<T, E>(
     refused: impl Fn(&E) -> bool,
 ) -> Result<std::result::Result<(T, Option<TenantKey>), E>> {
     let first = crypt::opening_key(tenant, (root, path), || looks_encrypted(root, path))?;
-    let (key, refusal, missing) = match first {
+    // What is said if no other key opens it: the refusal, or the key
+    // found missing.
+    let (key, unopened) = match first {
         Ok(key) => match open(key.as_ref()) {
-            Err(e) if refused(&e) => (key, Some(e), None),
+            Err(e) if refused(&e) => (key, Ok(e)),
             opened => return Ok(opened.map(|t| (t, key))),
         },
-        Err(missing) => (None, None, Some(missing)),
+        Err(missing) => (None, Err(missing)),
     };
     for other in crypt::other_keys(tenant, root, key.as_ref())? {
         match open(Some(&other)) {
@@ -52,15 +54,7 @@ pub(crate) fn with_tenant_key<T, E>(
             opened => return Ok(opened.map(|t| (t, Some(other)))),
         }
     }
-    match (refusal, missing) {
-        (Some(refusal), _) => Ok(Err(refusal)),
-        (None, Some(missing)) => Err(missing),
-        (None, None) => Err(crate::error::Error::Encryption {
-            tenant: Some(tenant.clone()),
-            path: path.to_path_buf(),
-            reason: "no key opened the tenant's database".to_string(),
-        }),
-    }
+    unopened.map(Err)
 }
 
 /// Whether the database at `path` looks encrypted: a SQLite header (kept
@@ -76,5 +70,5 @@ pub(in crate::storage) fn looks_encrypted(root: &Path, path: &Path) -> bool {
     let Ok(dir) = Dir::open(root, dir) else {
         return false;
     };
-    header_bytes(dir.fd(), name).is_some_and(|h| page_size_in(&h).is_some() && h[20] > 0)
+    header_bytes(dir.fd(), name).and_then(|h| reserves_bytes(&h)) == Some(true)
 }
