@@ -658,6 +658,35 @@ fn a_rekey_encrypts_a_plaintext_tenant() {
     assert_eq!(notes(&manager, "acme"), 1);
 }
 
+/// The steps a re-key of `name` by `manager` takes through the seam.
+fn rekey_steps(manager: &TenantManager, name: &str) -> Vec<tenanted::testing::faults::StepTaken> {
+    let plan = tenanted::testing::faults::FaultPlan::record();
+    manager.rekey_tenant(name).unwrap();
+    plan.steps()
+}
+
+/// The last of `steps` (counting from 1) that is a `kind` step on `file`.
+fn last_step(
+    steps: &[tenanted::testing::faults::StepTaken],
+    kind: tenanted::testing::faults::Step,
+    file: &str,
+) -> usize {
+    let at = steps
+        .iter()
+        .rposition(|s| s.step == kind && s.name.to_string_lossy() == file);
+    at.unwrap_or_else(|| panic!("no {kind:?} of {file} among the steps")) + 1
+}
+
+/// A root whose tenant `acme` (a canary row) was made without encryption.
+fn plaintext_tenant_root() -> tempfile::TempDir {
+    let root = tempfile::tempdir().unwrap();
+    let plain = TenantManager::builder(RootConfig::new(root.path()), migrations(1))
+        .build()
+        .unwrap();
+    seed_canary(&plain, "acme");
+    root
+}
+
 #[test]
 fn a_rekey_interrupted_after_its_swap_leaves_the_tenant_readable_and_cleanup_finishes_it() {
     use tenanted::testing::faults::{FaultPlan, Step};
@@ -670,15 +699,7 @@ fn a_rekey_interrupted_after_its_swap_leaves_the_tenant_readable_and_cleanup_fin
     // The step that makes the staged key current, from a recorded re-key
     // (the second: the first takes steps once for good).
     manager.rekey_tenant("acme").unwrap();
-    let plan = FaultPlan::record();
-    manager.rekey_tenant("acme").unwrap();
-    let steps = plan.steps();
-    drop(plan);
-    let commit = steps
-        .iter()
-        .rposition(|s| s.step == Step::Rename && s.name.to_string_lossy() == "acme.key")
-        .expect("the commit renames the staged key")
-        + 1;
+    let commit = last_step(&rekey_steps(&manager, "acme"), Step::Rename, "acme.key");
     let before = store.key(&acme).unwrap().unwrap();
 
     let plan = FaultPlan::fail_step(commit, 5);
@@ -689,9 +710,8 @@ fn a_rekey_interrupted_after_its_swap_leaves_the_tenant_readable_and_cleanup_fin
     assert!(
         failed_step
             .is_some_and(|s| s.step == Step::Rename && s.name.to_string_lossy() == "acme.key"),
-        "{failed_step:?} of {} steps, {} recorded before: {:?}",
+        "{failed_step:?} of {} steps: {:?}",
         taken.len(),
-        steps.len(),
         &taken[commit.saturating_sub(5)..(commit + 3).min(taken.len())]
     );
     let error = failed.expect_err("the commit failed");
@@ -872,10 +892,7 @@ fn a_rekey_that_fails_before_its_swap_leaves_the_tenant_and_its_key_as_they_were
     let manager = manager(root.path(), &master, 1);
     seed_canary(&manager, "acme");
     manager.rekey_tenant("acme").unwrap();
-    let plan = FaultPlan::record();
-    manager.rekey_tenant("acme").unwrap();
-    let steps = plan.steps();
-    drop(plan);
+    let steps = rekey_steps(&manager, "acme");
     // The step that creates the re-keyed copy in the staged directory.
     let copy = steps
         .iter()
@@ -952,11 +969,10 @@ fn a_backup_that_no_kept_key_opens_is_refused_saying_why() {
     assert!(!manager.tenant_exists("globex").unwrap());
 }
 
-/// a plaintext tenant's re-key interrupted between its swap and
-/// its commit. The database is then encrypted under the staged key while
-/// the provider keeps no current key; every open must still find the
-/// staged key (the module doc of rekey.rs promises it), and the next
-/// re-key must finish the job.
+/// A plaintext tenant's re-key interrupted between its swap and its
+/// commit (the state made by hand): the database is under the staged key
+/// and no current key is kept, and every open still finds the staged key,
+/// and the next re-key finishes the job.
 #[test]
 fn a_plaintext_rekey_interrupted_after_its_swap_leaves_the_tenant_readable() {
     let root = tempfile::tempdir().unwrap();
@@ -1001,33 +1017,17 @@ fn a_plaintext_rekey_interrupted_after_its_swap_leaves_the_tenant_readable() {
     );
 }
 
-/// the same state reached for real, by failing the commit's
-/// rename with a fault plan (step index taken from a recorded re-key of
-/// the same plaintext tenant in another root).
+/// The same state reached for real, by failing the commit's rename with a
+/// fault plan (its step taken from a recorded re-key of the same plaintext
+/// tenant in another root).
 #[test]
 fn a_plaintext_rekey_whose_commit_fails_leaves_the_tenant_readable() {
     use tenanted::testing::faults::{FaultPlan, Step};
     let master = MasterKey::generate().unwrap();
-    let plaintext_root = || {
-        let root = tempfile::tempdir().unwrap();
-        let plain = TenantManager::builder(RootConfig::new(root.path()), migrations(1))
-            .build()
-            .unwrap();
-        seed_canary(&plain, "acme");
-        root
-    };
-    let rehearsal = plaintext_root();
+    let rehearsal = plaintext_tenant_root();
     let rehearsing = manager(rehearsal.path(), &master, 1);
-    let plan = FaultPlan::record();
-    rehearsing.rekey_tenant("acme").unwrap();
-    let steps = plan.steps();
-    drop(plan);
-    let commit = steps
-        .iter()
-        .rposition(|s| s.step == Step::Rename && s.name.to_string_lossy() == "acme.key")
-        .expect("the commit renames the staged key")
-        + 1;
-    let root = plaintext_root();
+    let commit = last_step(&rekey_steps(&rehearsing, "acme"), Step::Rename, "acme.key");
+    let root = plaintext_tenant_root();
     let manager = manager(root.path(), &master, 1);
     let plan = FaultPlan::fail_step(commit, 5);
     let failed = manager.rekey_tenant("acme");
@@ -1067,13 +1067,12 @@ fn child_rekeys_and_crashes() {
     println!("DONE");
 }
 
-/// a re-key killed before each of the steps it takes through the
+/// A re-key killed before each of the steps it takes through the
 /// seam; after each, another process reads every row (or, killed while
 /// the tenant was fenced off, finds it being replaced), and the next
-/// re-key, with no debris sweep, puts it right, leaving one key file. `plaintext`: the tenant starts
-/// plaintext.
+/// re-key, with no debris sweep, puts it right, leaving one key file.
+/// `plaintext`: the tenant starts plaintext.
 fn crash_sweep(plaintext: bool) {
-    use tenanted::testing::faults::FaultPlan;
     let master = MasterKey::generate().unwrap();
     let fresh = || {
         let dir = tempfile::tempdir().unwrap();
@@ -1087,11 +1086,7 @@ fn crash_sweep(plaintext: bool) {
         (dir, root)
     };
     let (_rehearsal, root) = fresh();
-    let rehearsing = manager(&root, &master, 1);
-    let plan = FaultPlan::record();
-    rehearsing.rekey_tenant("acme").unwrap();
-    let steps = plan.steps();
-    drop(plan);
+    let steps = rekey_steps(&manager(&root, &master, 1), "acme");
     let mut failures = Vec::new();
     for n in 1..=steps.len() + 1 {
         let (_dir, root) = fresh();
@@ -1161,9 +1156,10 @@ fn a_plaintext_tenants_rekey_crashed_at_any_step_leaves_it_readable() {
     crash_sweep(true);
 }
 
-/// a master-key rotation (`rewrap`) that reads `acme.key`, then a
-/// re-key of `acme` (by any process, in between), then the rotation writes
-/// what it read: the re-keyed database's key is gone, the old key is back.
+/// A re-key beside a master-key rotation (`rewrap`), started as the
+/// rotation writes `acme`'s key: the re-key waits for the keys directory,
+/// and no key is lost (before the keys lock, the rotation wrote the old
+/// key back over the re-key's new one).
 #[test]
 fn a_rekey_during_a_master_key_rotation_loses_no_key() {
     use tenanted::testing::faults::{FaultPlan, Step};
@@ -1227,9 +1223,9 @@ fn a_rekey_during_a_master_key_rotation_loses_no_key() {
     assert!(read, "after the rotation, no master key opens acme");
 }
 
-/// a backup during which a re-key runs (at each step the backup
-/// takes through the seam): a backup reported made must be restorable
-/// with the keys kept afterwards, and hold every row.
+/// A backup during which a re-key runs (at each step the backup takes
+/// through the seam): a backup reported made is restorable with the keys
+/// kept afterwards, and holds every row.
 #[test]
 fn a_backup_that_a_rekey_interrupts_is_restorable_or_fails() {
     use tenanted::testing::faults::FaultPlan;
@@ -1283,9 +1279,9 @@ fn a_backup_that_a_rekey_interrupts_is_restorable_or_fails() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
-/// a restore with replace during which a re-key of the same
-/// tenant runs (at each step the restore takes through the seam): the
-/// tenant must stay readable whatever the restore's outcome.
+/// A restore with replace during which a re-key of the same tenant runs
+/// (at each step the restore takes through the seam): the tenant stays
+/// readable whatever the restore's outcome.
 #[test]
 fn a_restore_that_a_rekey_interrupts_leaves_the_tenant_readable() {
     use tenanted::testing::faults::FaultPlan;
@@ -1335,11 +1331,10 @@ fn a_restore_that_a_rekey_interrupts_leaves_the_tenant_readable() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
-/// a root whose replication is recorded (plaintext tenants, which
-/// Litestream replicates) must not get an encrypted tenant, which
-/// Litestream cannot replicate (e96e12d's measurement), without being told:
-/// a re-key that encrypts a plaintext tenant there is refused, or the
-/// recorded replication no longer holds.
+/// A root whose replication is recorded (plaintext tenants, which
+/// Litestream replicates) gets no encrypted tenant, which Litestream
+/// cannot replicate: a manager with a key provider is refused there, and
+/// one built before the recording refuses to re-key.
 #[test]
 fn a_replicated_roots_plaintext_tenant_is_not_silently_encrypted() {
     let root = tempfile::tempdir().unwrap();
@@ -1370,7 +1365,7 @@ fn a_replicated_roots_plaintext_tenant_is_not_silently_encrypted() {
     );
 }
 
-/// a re-key whose `n`th step fails (EIO), for every step: the
+/// A re-key whose `n`th step fails (EIO), for every step: the
 /// tenant stays readable with its row, and the next re-key succeeds and
 /// leaves one key file, without a debris sweep.
 #[test]
@@ -1384,10 +1379,7 @@ fn a_rekey_failing_at_any_step_leaves_the_tenant_readable() {
         (dir, m)
     };
     let (_rehearsal, m) = fresh();
-    let plan = FaultPlan::record();
-    m.rekey_tenant("acme").unwrap();
-    let steps = plan.steps();
-    drop(plan);
+    let steps = rekey_steps(&m, "acme");
     let mut failures = Vec::new();
     for n in 1..=steps.len() {
         let (dir, m) = fresh();
@@ -1428,35 +1420,17 @@ fn files_holding(dir: &Path, needle: &str) -> Vec<std::path::PathBuf> {
     found
 }
 
-/// encrypting a plaintext tenant reports success while its
-/// plaintext database stays in the root, when removing the swapped-out
-/// directory fails (here: the unlink of the old, fenced database).
+/// Encrypting a plaintext tenant when removing its old, swapped-out
+/// database fails: the re-key says so, and no plaintext is left unreported.
 #[test]
 fn a_rekey_reported_done_leaves_no_plaintext_copy_in_the_root() {
     use tenanted::testing::faults::{FaultPlan, Step};
     let master = MasterKey::generate().unwrap();
-    let plaintext_root = || {
-        let root = tempfile::tempdir().unwrap();
-        let plain = TenantManager::builder(RootConfig::new(root.path()), migrations(1))
-            .build()
-            .unwrap();
-        seed_canary(&plain, "acme");
-        root
-    };
-    let rehearsal = plaintext_root();
+    let rehearsal = plaintext_tenant_root();
     let rehearsing = manager(rehearsal.path(), &master, 1);
-    let plan = FaultPlan::record();
-    rehearsing.rekey_tenant("acme").unwrap();
-    let steps = plan.steps();
-    drop(plan);
-    let unlink = steps
-        .iter()
-        .rposition(|s| {
-            s.step == Step::Unlink && s.name.to_string_lossy() == ".main.sqlite3.destroying"
-        })
-        .expect("the old database is unlinked")
-        + 1;
-    let root = plaintext_root();
+    let steps = rekey_steps(&rehearsing, "acme");
+    let unlink = last_step(&steps, Step::Unlink, ".main.sqlite3.destroying");
+    let root = plaintext_tenant_root();
     let manager = manager(root.path(), &master, 1);
     let plan = FaultPlan::fail_step(unlink, 5);
     let rekeyed = manager.rekey_tenant("acme");
@@ -1468,8 +1442,11 @@ fn a_rekey_reported_done_leaves_no_plaintext_copy_in_the_root() {
     );
 }
 
-/// The second review's probes, kept as tests.
-mod second_review {
+/// Re-keys and key changes against other parties: a process stopped while
+/// holding the keys directory, an unsettled re-key and the backups or
+/// sweeps that meet it, a restore racing a create, a rotation stopped half
+/// way.
+mod against_others {
     use super::*;
     use tenanted::Migrations as M;
     use tenanted::testing::faults::{FaultPlan, Step};
@@ -1486,31 +1463,20 @@ mod second_review {
     }
 
     /// Leaves `name` re-keyed but its staged key not committed (the
-    /// commit's rename failed), as `tests/encryption.rs` does.
+    /// commit's rename failed).
     fn interrupt_after_swap(manager: &TenantManager, name: &str) {
         manager.rekey_tenant(name).unwrap();
-        let plan = FaultPlan::record();
-        manager.rekey_tenant(name).unwrap();
-        let steps = plan.steps();
-        drop(plan);
-        let key = format!("{name}.key");
-        let commit = steps
-            .iter()
-            .rposition(|s| s.step == Step::Rename && s.name.to_string_lossy() == key)
-            .unwrap()
-            + 1;
+        let steps = super::rekey_steps(manager, name);
+        let commit = super::last_step(&steps, Step::Rename, &format!("{name}.key"));
         let plan = FaultPlan::fail_step(commit, 5);
         let failed = manager.rekey_tenant(name);
         drop(plan);
         assert!(failed.is_err());
     }
 
-    /// A backup made while a re-key is interrupted between swap and
-    /// commit is under the staged key, which `key_kept` counts as kept
-    /// (the backup is reported made). Restoring it (the tenant's own,
-    /// live key) is refused as "from an earlier incarnation ... re-keyed
-    /// since, which retires its backups": `check_backup` tries only the
-    /// current key.
+    /// A backup made while a re-key is interrupted between swap and commit
+    /// is under the staged key, and restores: the restore tries the staged
+    /// key too (it tried only the current one).
     #[test]
     fn a_backup_taken_while_a_rekey_is_unsettled_restores() {
         let root = tempfile::tempdir().unwrap();
@@ -1535,10 +1501,8 @@ mod second_review {
         assert!(restored.is_ok(), "{}", restored.unwrap_err());
     }
 
-    /// `remove_debris` settles every staged key; one tenant that cannot
-    /// be settled (its database damaged) fails the whole sweep, every
-    /// time, and the tenants listed after it stay unsettled. Before
-    /// df9a05d remove_debris did not fail on a damaged tenant.
+    /// One tenant whose staged key cannot be settled (its database
+    /// damaged) does not fail `remove_debris`, which settles the others.
     #[test]
     fn one_damaged_tenant_does_not_fail_every_debris_sweep() {
         let root = tempfile::tempdir().unwrap();
@@ -1606,12 +1570,11 @@ mod second_review {
         drop(plan);
     }
 
-    /// tests/bounded_waits.rs: "every wait on another process is bounded
-    /// by the operation's own timeout, measured from the call" and ends in
-    /// `TenantBusy` naming the holder. A process stopped while it holds
-    /// the keys directory's flock (6a2ecd2) makes every create and destroy
-    /// of *every* tenant of the root wait KEYS_WAIT (30 s), whatever
-    /// their lock_timeout / destroy_timeout (here 1.5 s).
+    /// A process stopped while it holds the keys directory's lock holds a
+    /// create and a destroy of other tenants no longer than their own
+    /// timeouts (here 1.5 s; the lock's fixed wait was 30 s), and both end
+    /// in `TenantBusy` naming it, as every wait on another process does
+    /// (`tests/bounded_waits.rs`).
     #[test]
     fn a_process_stopped_holding_the_keys_lock_does_not_outlast_the_timeouts() {
         use super::child;
@@ -1622,7 +1585,8 @@ mod second_review {
         let root = dir.path().join("root");
         std::fs::create_dir(&root).unwrap();
         let out = dir.path().join("child.out");
-        let mut cmd_child = child::command("second_review::child_stops_while_writing_a_key", &root);
+        let mut cmd_child =
+            child::command("against_others::child_stops_while_writing_a_key", &root);
         let log = std::fs::File::create(&out).unwrap();
         let mut holder = cmd_child
             .env("TENANTED_MASTER_KEY", master_hex())
@@ -1671,11 +1635,8 @@ mod second_review {
     }
 
     /// A restore (refusing an existing tenant) of a plaintext backup into a
-    /// free name, racing a create of that name in another manager: the
-    /// tenant now exists, so the restore must fail with `TenantExists`
-    /// (what `Existing::Refuse` says). 6a2ecd2's key re-check runs first
-    /// and reports the backup "under a key no longer kept and would be
-    /// unreadable", which is false for a plaintext backup.
+    /// free name, racing a create of that name in another manager, fails
+    /// with `TenantExists`, not with the key check that follows it.
     #[test]
     fn a_restore_racing_a_create_says_the_tenant_exists() {
         let root = tempfile::tempdir().unwrap();
@@ -1713,11 +1674,9 @@ mod second_review {
         assert!(matches!(error, Error::TenantExists { .. }), "{error}");
     }
 
-    /// RootKeyStore::rewrap's doc: "a crash leaves every key readable with
-    /// one of the two master keys; running it again with both finishes
-    /// it". A rotation that stopped after its first file (here: the
-    /// second file's rename failed) cannot be finished: run again, it
-    /// reads the first file with the old key only, and fails on it.
+    /// A rotation stopped after its first file (the second file's rename
+    /// failed) is finished by running it again: files the new master key
+    /// already opens are skipped.
     #[test]
     fn a_rotation_stopped_half_way_is_finished_by_running_it_again() {
         let root = tempfile::tempdir().unwrap();
