@@ -9,6 +9,13 @@
 //! beside the tenant's directory before it touches anything else, and
 //! removes the mark last (see `storage/lifecycle/fence.rs`): a listing looks behind
 //! a mark, so it never shows a tenant half destroyed.
+//!
+//! What is read at once (a bucket read whole, or one batch) is handed out
+//! in inode order, not in the directory's own (hash) order. Files made one
+//! after another get neighbouring inodes, and a fleet run opens each
+//! tenant's file: in inode order it meets the inode table, and the kernel's
+//! copies of it, one stretch after another (issue #29 item 5, measured in
+//! `BENCHMARKS.md`, "Inode order").
 
 use std::ffi::{OsStr, OsString};
 use std::io;
@@ -32,6 +39,9 @@ struct Item {
     /// As `getdents` gave it; [`FileType::Unknown`] on file systems that
     /// do not say.
     kind: FileType,
+    /// Its inode number, as `getdents` gave it: the order it is handed out
+    /// in (see [`Entries::advance`]).
+    inode: u64,
 }
 
 /// The entries of one open directory.
@@ -106,6 +116,7 @@ impl Entries {
         while !entries.ended {
             entries.read_batch()?;
         }
+        entries.in_inode_order();
         entries.destroying = (entries.items.iter())
             .filter_map(|item| marked(OsStr::from_bytes(&entries.names[item.start..item.end])))
             .collect();
@@ -140,6 +151,7 @@ impl Entries {
             if let Err(e) = self.read_batch() {
                 return Some(Err(e));
             }
+            self.in_inode_order();
         }
         self.next += 1;
         Some(Ok(self.next - 1))
@@ -153,6 +165,11 @@ impl Entries {
             name: OsStr::from_bytes(self.names.get(item.start..item.end)?),
             kind: item.kind,
         })
+    }
+
+    /// Puts the entries read (and not yet handed out) in inode order.
+    fn in_inode_order(&mut self) {
+        self.items[self.next..].sort_unstable_by_key(|item| item.inode);
     }
 
     /// Appends one `getdents` batch of entries (`.` and `..` left out).
@@ -176,7 +193,13 @@ impl Entries {
                         let start = self.names.len();
                         self.names.extend_from_slice(name);
                         let (end, kind) = (self.names.len(), entry.file_type());
-                        self.items.push(Item { start, end, kind });
+                        let inode = entry.ino();
+                        self.items.push(Item {
+                            start,
+                            end,
+                            kind,
+                            inode,
+                        });
                     }
                 }
             }
@@ -252,6 +275,32 @@ mod tests {
         assert_eq!(names(Entries::streamed(open(dir.path()))), expected);
         let whole = Entries::read_whole(open(dir.path())).unwrap();
         assert_eq!(names(whole), expected);
+    }
+
+    /// A directory read whole hands its entries out by inode number, not
+    /// in the directory's own order (hash order on ext4, newest first on
+    /// a tmpfs), and a streamed one each batch so.
+    #[test]
+    fn entries_come_in_inode_order() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..300 {
+            std::fs::write(dir.path().join(format!("t{i:04}")), b"").unwrap();
+        }
+        let inodes = |mut entries: Entries| {
+            let mut out = Vec::new();
+            while let Some(index) = entries.advance() {
+                let name = entries.get(index.unwrap()).unwrap().name().to_owned();
+                out.push(std::fs::metadata(dir.path().join(name)).unwrap().ino());
+            }
+            out
+        };
+        let whole = inodes(Entries::read_whole(open(dir.path())).unwrap());
+        assert_eq!(whole.len(), 300);
+        assert!(whole.is_sorted(), "{whole:?}");
+        // 300 short names fit one batch.
+        let streamed = inodes(Entries::streamed(open(dir.path())));
+        assert_eq!(streamed, whole);
     }
 
     #[test]
