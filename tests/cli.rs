@@ -666,8 +666,9 @@ fn ctrl_c_stops_starting_tenants_prints_the_summary_and_exits_130() {
     let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
     let mut first = String::new();
     std::io::BufRead::read_line(&mut stdout, &mut first).unwrap();
-    // Tenants are taken in the order the walk finds them (bucket by
-    // bucket), not by name: any tenant's line says the run has started.
+    // Tenants are taken in the order the files sit on disk (a few buckets
+    // at a time, by inode), not by name: any tenant's line says the run
+    // has started.
     assert!(
         first.starts_with("✓ t") && first.contains(": 2 → 4"),
         "{first}"

@@ -204,20 +204,21 @@ fn fail_fast_stops_starting_tenants() {
     for i in 0..20 {
         old.create_tenant(&format!("t{i:02}")).unwrap();
     }
-    // The run takes tenants in the order the walk finds them: sabotage
-    // the first one.
-    let first = old.tenants().unwrap().next().unwrap().unwrap();
-    old.connection(first.as_str())
-        .unwrap()
-        .execute_batch("CREATE TABLE changes (x);")
-        .unwrap();
+    // Every tenant would fail (the run's order is the file system's, not
+    // the listing's): the first one taken stops the run.
+    for i in 0..20 {
+        old.connection(format!("t{i:02}"))
+            .unwrap()
+            .execute_batch("CREATE TABLE changes (x);")
+            .unwrap();
+    }
     drop(old);
     let report = full(dir.path())
         .migrate_all(&MigrateOptions::new().jobs(1).fail_fast(true))
         .unwrap();
-    assert_eq!(report.failed(), 1);
-    assert_eq!(report.failures[0].tenant, first);
+    assert_eq!(report.failed(), 1, "{report}");
     assert_eq!(report.skipped.len(), 19, "{report}");
+    assert!(!report.skipped.contains(&report.failures[0].tenant));
     assert!(!report.is_success());
 }
 
@@ -533,4 +534,44 @@ fn rolling_back_more_steps_than_applied_is_an_error_that_changes_nothing() {
     m.rollback_tenant("acme", 4).unwrap();
     let err = m.rollback_tenant("acme", 1).unwrap_err();
     assert!(err.to_string().contains("nothing to roll back"), "{err}");
+}
+
+/// A run takes tenants in the order their files sit on disk: each worker
+/// walks a window of buckets (here all 8 of them) and takes their tenants
+/// by the inode number of each tenant's directory, not in name or
+/// directory order.
+#[test]
+fn a_worker_takes_its_buckets_tenants_in_inode_order() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let list = |n| schema().iter().take(n).cloned().collect::<Vec<_>>();
+    let build = |n| {
+        TenantManager::builder(
+            RootConfig::new(dir.path()).buckets(8),
+            Migrations::new(list(n)),
+        )
+        .build()
+        .unwrap()
+    };
+    let old = build(2);
+    for i in 0..60 {
+        old.create_tenant(&format!("t{i:02}")).unwrap();
+    }
+    drop(old);
+    let m = build(schema().latest_version());
+    let taken = Arc::new(Mutex::new(Vec::new()));
+    let each = Arc::clone(&taken);
+    let options = MigrateOptions::new().jobs(1).after_each(move |line| {
+        each.lock().unwrap().push(line.tenant.to_string());
+    });
+    assert!(m.migrate_all(&options).unwrap().is_success());
+    let taken = taken.lock().unwrap().clone();
+    assert_eq!(taken.len(), 60);
+    let inodes: Vec<u64> = (taken.iter())
+        .map(|t| {
+            let db = m.root().database_path(t).unwrap();
+            std::fs::metadata(db.parent().unwrap()).unwrap().ino()
+        })
+        .collect();
+    assert!(inodes.is_sorted(), "{taken:?}: {inodes:?}");
 }

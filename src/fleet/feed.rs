@@ -1,9 +1,9 @@
 //! The tenants of a fleet run, handed to its workers.
 //!
-//! A run over the whole root splits its walk: each worker takes one
-//! directory below the root (a bucket) at a time and walks it alone, so
-//! that the walk, with its `getdents` and its name checks, runs on every
-//! worker instead of one at a time through a lock. A run over a list
+//! A run over the whole root splits its walk: each worker takes a few
+//! directories below the root (buckets) at a time and walks them alone
+//! (`window.rs`), so that the walk, with its `getdents` and its name
+//! checks, runs on every worker instead of one at a time through a lock. A run over a list
 //! hands the list out in order.
 
 use std::path::Path;
@@ -14,6 +14,7 @@ use std::vec;
 
 use parking_lot::Mutex;
 
+use super::window::Window;
 use crate::error::{Error, Result};
 use crate::fs::faults;
 use crate::name::TenantName;
@@ -147,9 +148,9 @@ impl<'a> Feed<'a> {
     ) {
         let mut state = start();
         let (mut batch, mut size) = (Vec::with_capacity(BATCH), 1);
-        let mut part = None;
+        let (mut window, mut more) = (Window::new(), true);
         while !stop() {
-            self.fill(&mut batch, size, &mut part);
+            self.fill(&mut batch, size, &mut window, &mut more);
             let (count, started) = (batch.len() as u32, Instant::now());
             if count == 0 {
                 break;
@@ -164,47 +165,66 @@ impl<'a> Feed<'a> {
             let quick = started.elapsed() < QUICK * count;
             size = if quick { (size * 2).min(BATCH) } else { 1 };
         }
-        if let Some(rest) = part {
-            self.set_aside(rest);
-        }
+        self.set_aside(window);
         done(state);
     }
 
     /// Fills `batch` with up to `size` tenants and their places in the
-    /// run: from `part`, the worker's own part of the walk, then from the
-    /// shared source. A directory that cannot be listed is kept as a
-    /// listing error.
-    fn fill(&self, batch: &mut Vec<(usize, Found)>, size: usize, part: &mut Option<Walker>) {
+    /// run: from the worker's `window` on the walk, topped up from the
+    /// shared source while it has `more`. A directory that cannot be
+    /// listed is kept as a listing error.
+    fn fill(
+        &self,
+        batch: &mut Vec<(usize, Found)>,
+        size: usize,
+        window: &mut Window,
+        more: &mut bool,
+    ) {
         while batch.len() < size {
-            if let Some(walker) = part {
-                match walker.next() {
-                    Some(Ok(found)) => batch.push((self.place(), found)),
-                    Some(Err(e)) => self.source.lock().listing_errors.push(Arc::new(e)),
-                    None => *part = None,
-                }
-                continue;
+            if *more {
+                *more = self.top_up(batch, size, window);
             }
-            let mut source = self.source.lock();
-            match source.next_piece(&self.handed) {
-                None => break,
-                Some(Ok(Piece::Tenant(place, found))) => batch.push((place, found)),
-                Some(Ok(Piece::Walk(walker))) => *part = Some(walker),
-                Some(Err(e)) => source.listing_errors.push(Arc::new(e)),
+            match window.next(&mut |e| self.listing_error(e)) {
+                Some(found) => batch.push((self.place(), found)),
+                None if !*more => break,
+                // `batch` was filled by tenants that come whole.
+                None => {}
             }
         }
+    }
+
+    /// Takes parts of the walk into `window` until it is full, and the
+    /// tenants that come whole (a list's, one right in the root) into
+    /// `batch` until it has `size`; `false` once the source has no more.
+    /// A part is read outside the source's lock.
+    fn top_up(&self, batch: &mut Vec<(usize, Found)>, size: usize, window: &mut Window) -> bool {
+        while !window.is_full() && batch.len() < size {
+            let piece = self.source.lock().next_piece(&self.handed);
+            match piece {
+                None => return false,
+                Some(Ok(Piece::Tenant(place, found))) => batch.push((place, found)),
+                Some(Ok(Piece::Walk(part))) => window.add(part, &mut |e| self.listing_error(e)),
+                Some(Err(e)) => self.listing_error(e),
+            }
+        }
+        true
+    }
+
+    fn listing_error(&self, e: Error) {
+        self.source.lock().listing_errors.push(Arc::new(e));
     }
 
     fn place(&self) -> usize {
         next_place(&self.handed)
     }
 
-    /// Keeps the rest of a part of the walk that a stopped worker never
+    /// Keeps the rest of the parts of the walk that a stopped worker never
     /// started, for the report.
-    fn set_aside(&self, rest: Walker) {
-        for next in rest {
+    fn set_aside(&self, rest: Window) {
+        for next in rest.rest() {
             match next {
                 Ok(found) => self.unstarted.lock().push((self.place(), found)),
-                Err(e) => self.source.lock().listing_errors.push(Arc::new(e)),
+                Err(e) => self.listing_error(e),
             }
         }
     }

@@ -2,7 +2,7 @@
 //! (`migrate_all`, `migration_status`, `backup_all`): the feed that hands
 //! tenants to worker threads as the walk finds them (`feed`), the options
 //! every run takes (`options`), the run itself with its progress, cancel
-//! and per-worker tallies (`run`), and the report every operation's
+//! and per-worker tallies (`run`), the window each worker walks (`window`), and the report every operation's
 //! counts and lines plug into (`report`, its JSON in `serde_impls`).
 
 mod feed;
@@ -11,6 +11,7 @@ mod report;
 mod run;
 #[cfg(feature = "serde")]
 mod serde_impls;
+mod window;
 
 pub use options::Progress;
 pub use report::{FleetCounts, FleetReport, FleetSummary, KEPT_FAILURES};

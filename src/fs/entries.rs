@@ -66,12 +66,18 @@ pub(crate) struct Entry<'a> {
     dir: BorrowedFd<'a>,
     name: &'a OsStr,
     kind: FileType,
+    inode: u64,
 }
 
 impl Entry<'_> {
     /// The entry's name.
     pub(crate) fn name(&self) -> &OsStr {
         self.name
+    }
+
+    /// The entry's inode number, as the directory listing gives it.
+    pub(crate) fn inode(&self) -> u64 {
+        self.inode
     }
 
     /// What the directory listing says the entry is
@@ -164,6 +170,7 @@ impl Entries {
             dir: self.dir.as_fd(),
             name: OsStr::from_bytes(self.names.get(item.start..item.end)?),
             kind: item.kind,
+            inode: item.inode,
         })
     }
 

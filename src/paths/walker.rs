@@ -80,6 +80,10 @@ pub(crate) struct Below {
     dir: Arc<OwnedFd>,
     /// Where the database's path below `dir` starts in [`Found::path`].
     start: usize,
+    /// The inode number of the entry it was found by (the tenant's
+    /// directory, or the database file): where it sits on disk, near the
+    /// files made just before and after it.
+    inode: u64,
 }
 
 impl Found {
@@ -98,6 +102,12 @@ impl Found {
         let below = self.below.as_ref()?;
         let bytes = self.path.as_os_str().as_bytes().get(below.start..)?;
         Some((below.dir.as_fd(), Path::new(OsStr::from_bytes(bytes))))
+    }
+
+    /// The inode number of the entry the walk found it by; `None` without
+    /// [`Mode::Candidates`].
+    pub(crate) fn inode(&self) -> Option<u64> {
+        self.below.as_ref().map(|below| below.inode)
     }
 }
 
@@ -401,7 +411,7 @@ impl Walker {
                 below: None,
             }),
             Mode::Candidates => Step::Found(Found {
-                below: below(frame, &path, below_len),
+                below: below((frame, entry), &path, below_len),
                 tenant,
                 path,
             }),
@@ -432,7 +442,7 @@ impl Walker {
             Some(tenant) => {
                 let path = entry.path();
                 Step::Found(Found {
-                    below: below(frame, &path, entry.name().len()),
+                    below: below((frame, entry), &path, entry.name().len()),
                     tenant,
                     path,
                 })
@@ -577,14 +587,15 @@ fn is_no_directory(e: &io::Error) -> bool {
     matches!(errno, Some(Errno::LOOP | Errno::NOTDIR))
 }
 
-/// `frame`'s directory, for the database at `path`, whose last
+/// `frame`'s directory (which listed `entry`), for the database at `path`, whose last
 /// `below_len` bytes name it below that directory (for
 /// [`Mode::Candidates`]).
-fn below(frame: &Frame, path: &Path, below_len: usize) -> Option<Below> {
+fn below((frame, entry): (&Frame, &Named<'_>), path: &Path, below_len: usize) -> Option<Below> {
     let start = path.as_os_str().len().checked_sub(below_len)?;
     Some(Below {
         dir: Arc::clone(frame.entries.dir()),
         start,
+        inode: entry.entry.inode(),
     })
 }
 

@@ -1,0 +1,72 @@
+//! A worker's window on the walk: a few parts of it (buckets) walked at
+//! once, their tenants handed out merged by inode number.
+//!
+//! A bucket's entries already come in inode order (`fs/entries.rs`), but
+//! tenants made one after another land in different buckets, so one
+//! bucket's tenants sit far apart on disk and in the kernel's caches.
+//! Merging several buckets by inode visits the files closer to the order
+//! they were made in (issue #29 item 5, `BENCHMARKS.md`, "Inode order").
+//! The window is bounded ([`PARTS`] buckets, each read whole), so memory
+//! stays flat at any number of tenants.
+
+use crate::error::{Error, Result};
+use crate::paths::{Found, Walker};
+
+/// How many parts of the walk a worker reads at once. More is closer to
+/// creation order, but a worker that still holds parts when the others
+/// have run out walks them alone.
+pub(crate) const PARTS: usize = 8;
+
+/// The parts a worker is walking, each with the next tenant it found.
+pub(crate) struct Window {
+    heads: Vec<(Found, Walker)>,
+}
+
+impl Window {
+    pub(crate) fn new() -> Self {
+        Window {
+            heads: Vec::with_capacity(PARTS),
+        }
+    }
+
+    /// Whether it holds as many parts as it may.
+    pub(crate) fn is_full(&self) -> bool {
+        self.heads.len() >= PARTS
+    }
+
+    /// Starts walking `part`; what cannot be listed goes to `failed`.
+    pub(crate) fn add(&mut self, mut part: Walker, failed: &mut dyn FnMut(Error)) {
+        if let Some(found) = first(&mut part, failed) {
+            self.heads.push((found, part));
+        }
+    }
+
+    /// The tenant with the lowest inode number among the parts' next ones;
+    /// `None` when every part is walked.
+    pub(crate) fn next(&mut self, failed: &mut dyn FnMut(Error)) -> Option<Found> {
+        let (lowest, _) = (self.heads.iter().enumerate())
+            .min_by_key(|(_, (found, _))| found.inode().unwrap_or(0))?;
+        let (found, part) = &mut self.heads[lowest];
+        let taken = match first(part, failed) {
+            Some(next) => std::mem::replace(found, next),
+            None => self.heads.swap_remove(lowest).0,
+        };
+        Some(taken)
+    }
+
+    /// Every tenant still in the window (a stopped worker's), and the
+    /// errors met listing them.
+    pub(crate) fn rest(self) -> impl Iterator<Item = Result<Found>> {
+        (self.heads.into_iter()).flat_map(|(found, part)| std::iter::once(Ok(found)).chain(part))
+    }
+}
+
+/// The next tenant `part` finds, its listing errors given to `failed`.
+fn first(part: &mut Walker, failed: &mut dyn FnMut(Error)) -> Option<Found> {
+    loop {
+        match part.next()? {
+            Ok(found) => return Some(found),
+            Err(e) => failed(e),
+        }
+    }
+}
