@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! cargo run --release --example scale -- 10000 100000 [--dir PATH] [--keep]
-//!     [--pending-max N] [--repeat R] [--schema default|small]
+//!     [--pending-max N] [--pending-memory] [--repeat R] [--schema default|small]
 //! ```
 //!
 //! Sizes are tenant counts (`100000`, `100_000`, `100k`, `1M`). For each
@@ -69,7 +69,9 @@
 //!    the library through a manager whose migrations are the schema's plus
 //!    the probes up to K. At 1M tenants this phase alone takes hours on a
 //!    small machine (2 to 6.6 ms a tenant per run on one thread on a
-//!    shared 2-vCPU VM, mostly fsyncs); hence `--pending-max`.
+//!    shared 2-vCPU VM, mostly fsyncs); hence `--pending-max`, and
+//!    `--pending-memory`, which runs the library's `migrate_all` once
+//!    (jobs 2, no floor) for its time and peak RSS alone (#29 item 4).
 //!
 //! Every measurement also reports the growth of the process's peak RSS
 //! (`5` written to `/proc/self/clear_refs` before, `VmHWM` read after,
@@ -123,13 +125,17 @@ struct Args {
     dir: PathBuf,
     keep: bool,
     pending_max: usize,
+    /// The pending phase runs the library's `migrate_all` once (jobs 2)
+    /// and no floor: for its memory at sizes where the four runs take
+    /// hours.
+    pending_memory: bool,
     repeat: usize,
     small_schema: bool,
     cold_max: usize,
 }
 
 fn usage() -> String {
-    "usage: scale N [N ...] [--dir PATH] [--keep] [--pending-max N] [--repeat R] [--schema default|small] [--cold-max N]".to_owned()
+    "usage: scale N [N ...] [--dir PATH] [--keep] [--pending-max N] [--pending-memory] [--repeat R] [--schema default|small] [--cold-max N]".to_owned()
 }
 
 fn parse_size(s: &str) -> Option<usize> {
@@ -151,12 +157,14 @@ fn parse_args() -> BoxResult<Args> {
         repeat: 1,
         small_schema: false,
         cold_max: usize::MAX,
+        pending_memory: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--dir" => args.dir = PathBuf::from(it.next().ok_or_else(usage)?),
             "--keep" => args.keep = true,
+            "--pending-memory" => args.pending_memory = true,
             "--pending-max" => {
                 let n = it.next().ok_or_else(usage)?;
                 args.pending_max = parse_size(&n).ok_or_else(usage)?;
@@ -903,7 +911,25 @@ impl<'a> SizeRun<'a> {
                 ),
             };
             let mut version = v0;
-            for jobs in [1, 2] {
+            if args.pending_memory {
+                version += 1;
+                let newer =
+                    TenantManager::builder(root.clone(), with_probes(base, version)).build()?;
+                step(
+                    n,
+                    parent,
+                    "pending: migrate_all, jobs 2, no floor (--pending-memory)",
+                )?;
+                let options = MigrateOptions::new().jobs(2);
+                let (sample, report) = measure(|| Ok(newer.migrate_all(&options)?))?;
+                migrated_ok(Err(report))?;
+                self.notes.push(format!(
+                    "pending (--pending-memory): `migrate_all`, 1 pending, jobs 2, no floor: {}, peak RSS {}",
+                    fmt_duration(sample.time),
+                    sample.rss_mb.map_or("not measured".into(), |mb| format!("+{mb:.1} MB")),
+                ));
+            }
+            for jobs in [1, 2].into_iter().filter(|_| !args.pending_memory) {
                 step(
                     n,
                     parent,

@@ -4,6 +4,7 @@
 
 mod backup_all;
 mod destination;
+mod file_systems;
 mod options;
 mod report;
 #[cfg(feature = "serde")]

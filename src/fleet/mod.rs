@@ -19,6 +19,6 @@ pub use report::{FleetCounts, FleetReport, FleetSummary, KEPT_FAILURES};
 pub(crate) use feed::is_database;
 pub(crate) use options::{Callback, FleetOptions};
 pub(crate) use report::{Counting, Kept, grouped};
-pub(crate) use run::{Line, Lines, Run, Tally};
+pub(crate) use run::{Begun, Line, Lines, Run, Tally};
 #[cfg(feature = "serde")]
 pub(crate) use serde_impls::millis;

@@ -193,21 +193,65 @@ impl<'a> Run<'a> {
         let all = Mutex::new((new(), Vec::new()));
         let start = || (new(), Vec::new());
         let step = |(tally, rows): &mut (T, Vec<(usize, T::Row)>), place, found| {
-            if let Some(row) = work(&self, found)
-                && tally.count(&row)
-            {
-                rows.push((place, row));
+            if let Some(row) = work(&self, found) {
+                keep(tally, rows, (place, row));
             }
         };
-        let done = |(tally, rows): (T, Vec<(usize, T::Row)>)| {
-            let mut all = all.lock();
-            all.0.absorb(&tally);
-            all.1.extend(rows);
+        let done = |(tally, rows): (T, Vec<(usize, T::Row)>)| absorb(&all, tally, rows);
+        let jobs = self.options.jobs;
+        self.feed
+            .run(jobs, &|| self.should_stop(), &start, &step, &done);
+        self.finished(started, all.into_inner())
+    }
+
+    /// As [`Run::each`], for work done in two steps: `begin` starts a
+    /// tenant's work and gives it back unfinished ([`Begun::Unfinished`])
+    /// or its row at once; `finish` ends up to `window` unfinished ones
+    /// together (a backup syncs their copies at once), each keeping its
+    /// place in the run, and gives their rows. A worker finishes what it
+    /// holds before it stops, so every tenant begun has its row.
+    pub(crate) fn each_windowed<T: Tally, U: Send>(
+        self,
+        new: impl Fn() -> T + Sync,
+        window: usize,
+        begin: impl Fn(&Run<'_>, Found) -> Option<Begun<U, T::Row>> + Sync,
+        finish: impl Fn(&Run<'_>, Vec<(usize, U)>) -> Vec<(usize, T::Row)> + Sync,
+    ) -> Finished<T> {
+        type Worker<T, U> = (T, Vec<(usize, <T as Tally>::Row)>, Vec<(usize, U)>);
+        let started = Instant::now();
+        let all = Mutex::new((new(), Vec::new()));
+        let flush = |(tally, rows, held): &mut Worker<T, U>| {
+            for row in finish(&self, std::mem::take(held)) {
+                keep(tally, rows, row);
+            }
+        };
+        let start = || (new(), Vec::new(), Vec::with_capacity(window));
+        let step = |worker: &mut Worker<T, U>, place, found| match begin(&self, found) {
+            None => {}
+            Some(Begun::Done(row)) => keep(&mut worker.0, &mut worker.1, (place, row)),
+            Some(Begun::Unfinished(work)) => {
+                worker.2.push((place, work));
+                if worker.2.len() >= window {
+                    flush(worker);
+                }
+            }
+        };
+        let done = |mut worker: Worker<T, U>| {
+            flush(&mut worker);
+            absorb(&all, worker.0, worker.1);
         };
         let jobs = self.options.jobs;
         self.feed
             .run(jobs, &|| self.should_stop(), &start, &step, &done);
-        let (tally, rows) = all.into_inner();
+        self.finished(started, all.into_inner())
+    }
+
+    /// The run's report, once every worker is done.
+    fn finished<T: Tally>(
+        self,
+        started: Instant,
+        (tally, rows): (T, Vec<(usize, T::Row)>),
+    ) -> Finished<T> {
         let rows = in_report_order(rows, self.feed.walked, Line::tenant);
         let cancelled = self.options.cancelled();
         let stopped = self.stop.load(Ordering::SeqCst);
@@ -222,6 +266,31 @@ impl<'a> Run<'a> {
             duration: started.elapsed(),
         }
     }
+}
+
+/// What [`Run::each_windowed`]'s first step made of a tenant.
+pub(crate) enum Begun<U, R> {
+    /// Its row, at once (it failed, or needs no second step).
+    Done(R),
+    /// Work for the second step.
+    Unfinished(U),
+}
+
+/// Counts `row` into a worker's tally, and keeps it if the report lists it.
+fn keep<T: Tally>(tally: &mut T, rows: &mut Vec<(usize, T::Row)>, (place, row): (usize, T::Row)) {
+    if tally.count(&row) {
+        rows.push((place, row));
+    }
+}
+
+/// A tally and the rows it keeps, each with its place in the run.
+type Gathered<T> = (T, Vec<(usize, <T as Tally>::Row)>);
+
+/// Adds a finished worker's tally and rows to the run's.
+fn absorb<T: Tally>(all: &Mutex<Gathered<T>>, tally: T, rows: Vec<(usize, T::Row)>) {
+    let mut all = all.lock();
+    all.0.absorb(&tally);
+    all.1.extend(rows);
 }
 
 /// How many tenants a run has, for progress: the caller's list, or one

@@ -81,9 +81,10 @@ impl From<Error> for CopyFailure {
 }
 
 /// Copies `tenant`'s database at `path` (below `root`), read on `source`,
-/// into the new file `scratch` in `dir`, and syncs it: a self-contained
-/// database in rollback mode, as of one commit (see the module's comment),
-/// encrypted as the source is.
+/// into the new file `scratch` in `dir`: a self-contained database in
+/// rollback mode, as of one commit (see the module's comment), encrypted
+/// as the source is. The copy is not synced: the caller syncs it, alone
+/// or with others (`backup_all`), before it renames it into place.
 pub(in crate::storage) fn copy_files(
     tenant: &TenantName,
     source: &Source<'_>,
@@ -101,19 +102,27 @@ pub(in crate::storage) fn copy_files(
     drop(snapshot);
     let path = dir.join(scratch);
     // An encrypted copy's header is SQLCipher's to change.
-    if with_wal || source.key.is_some() {
+    let version = if with_wal || source.key.is_some() {
         drop(copy);
-        let version = fold_wal(tenant, &path, source.key)?;
-        return Ok(Snapshot {
-            version,
-            bytes: sync_file(tenant, &path)?,
-        });
-    }
-    let version = to_rollback_mode(tenant, &copy, &path)?;
-    let synced = sys::sync(copy.as_fd(), scratch).and_then(|()| sys::fstat(copy.as_fd()));
-    let stat = synced.map_err(|e| io_error(tenant, &path, "syncing the copy", e))?;
+        fold_wal(tenant, &path, source.key)?
+    } else {
+        to_rollback_mode(tenant, &copy, &path)?
+    };
+    let stat = sys::stat(dir.fd(), scratch)
+        .map_err(|e| io_error(tenant, &path, "looking at the copy", e))?;
     let bytes = u64::try_from(stat.st_size).unwrap_or(0);
     Ok(Snapshot { version, bytes })
+}
+
+/// fsyncs the copy `scratch` in `dir`.
+///
+/// # Errors
+///
+/// The sync failed: the copy cannot be trusted to be on disk.
+pub(in crate::storage) fn sync_copy(tenant: &TenantName, dir: &Dir, scratch: &Path) -> Result<()> {
+    sys::open_file(dir.fd(), scratch)
+        .and_then(|f| sys::sync(f.as_fd(), scratch))
+        .map_err(|e| io_error(tenant, &dir.join(scratch), "syncing the copy", e))
 }
 
 /// Copies the database file at `path` to `scratch` in `dir`, then the

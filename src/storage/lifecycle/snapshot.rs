@@ -7,9 +7,10 @@
 //! beside the destination, left in rollback mode (`journal_mode =
 //! DELETE`: one file, no `-wal`), synced, and renamed over the
 //! destination: a reader of the destination sees the old file or the
-//! whole new one, never a torn one. The rename is made durable at once
-//! (`backup_tenant`) or, for many snapshots, by the caller
-//! ([`DirSyncs`]).
+//! whole new one, never a torn one, and never a file not yet on disk.
+//! `backup_tenant` syncs the copy and its directory at once
+//! ([`snapshot`]); `backup_all` syncs many copies with one `syncfs` of
+//! their file system, then renames each into place ([`Unplaced`]).
 //!
 //! `benches/backup_floor.rs` measures it against a plain `fs::copy` +
 //! fsync of the same file; `benches/backup.rs` against `VACUUM INTO` and
@@ -19,7 +20,7 @@
 //! tenant in WAL mode.
 
 use std::os::fd::AsFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use rusqlite::backup::{Backup, StepResult};
@@ -35,20 +36,10 @@ use crate::fs::siblings::{name_of, scratch_path};
 use crate::fs::sys;
 use crate::name::TenantName;
 pub(crate) use crate::storage::lifecycle::file_copy::Snapshot;
-use crate::storage::lifecycle::file_copy::sync_file;
 use crate::storage::lifecycle::file_copy::{CopyFailure, Source, copy_files};
+use crate::storage::lifecycle::file_copy::{sync_copy, sync_file};
 use crate::storage::opening::open::open_for_reading;
 use crate::storage::opening::open_error::missing_error;
-
-/// When the directories a snapshot changes are synced.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum DirSyncs {
-    /// Before the snapshot returns (`backup_tenant`).
-    Now,
-    /// By the caller, once for many snapshots (`backup_all` syncs the
-    /// backup's file system at the end of its run).
-    AtTheEnd,
-}
 
 /// Flags for a new copy: created here, never a URI (see `literal_path`).
 const NEW_FILE: OpenFlags = OpenFlags::SQLITE_OPEN_READ_WRITE
@@ -56,13 +47,15 @@ const NEW_FILE: OpenFlags = OpenFlags::SQLITE_OPEN_READ_WRITE
     .union(OpenFlags::SQLITE_OPEN_NO_MUTEX);
 
 /// How many times a snapshot starts again when the tenant was replaced
-/// while it was copied (a restore with replace in another process): each
-/// attempt reads the new file. A tenant replaced this often in a row is
-/// left for the user to back up again.
+/// while it was copied (a restore with replace in another process), or
+/// re-keyed before its copy was in place: each attempt reads the new file.
+/// A tenant replaced this often in a row is left for the user to back up
+/// again.
 const ATTEMPTS: usize = 3;
 
 /// Copies `tenant`'s database at `path` to `dest` (creating `dest`'s
-/// directory if needed, replacing a file already at `dest` atomically).
+/// directory if needed, replacing a file already at `dest` atomically),
+/// synced, its directory entries too, before it returns.
 ///
 /// With `within`, `dest` is beneath that directory (a `backup_all`
 /// directory, laid out like the root) and is reached as a tenant's path is
@@ -78,21 +71,159 @@ const ATTEMPTS: usize = 3;
 /// left at `dest`.
 pub(crate) fn snapshot(
     tenant: &TenantName,
-    root: &Path,
-    path: &Path,
+    (root, path): (&Path, &Path),
     dest: &Path,
     within: Option<&Path>,
-    dirs: DirSyncs,
 ) -> Result<Snapshot> {
+    for _ in 0..ATTEMPTS {
+        let copy = copy_beside(tenant, (root, path), dest, within, Syncs::Now)?;
+        sync_copy(tenant, &copy.dir, copy.scratch())?;
+        match copy.put_in_place(Syncs::Now) {
+            Err(CopyFailure::Moved) => continue,
+            Err(CopyFailure::Failed(e)) => return Err(e),
+            Ok(snapshot) => return Ok(snapshot),
+        }
+    }
+    Err(replaced(tenant, path))
+}
+
+/// Copies `tenant`'s database at `path` into a scratch file beside `dest`
+/// (beneath `within`, as [`snapshot`] does), neither synced nor in place:
+/// for a caller that syncs many copies at once (one `syncfs` of their
+/// file system) and then puts each in place
+/// ([`Unplaced::put_in_place_or_again`]).
+///
+/// # Errors
+///
+/// As [`snapshot`].
+pub(crate) fn snapshot_unplaced(
+    tenant: &TenantName,
+    (root, path): (&Path, &Path),
+    dest: &Path,
+    within: &Path,
+) -> Result<Unplaced> {
+    copy_beside(tenant, (root, path), dest, Some(within), Syncs::ByCaller)
+}
+
+/// Who syncs the directories a copy makes and changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Syncs {
+    /// The snapshot itself, before it returns (`backup_tenant`).
+    Now,
+    /// The caller, once for many copies (`backup_all` syncs the backup's
+    /// file system).
+    ByCaller,
+}
+
+/// A copy of a tenant in its scratch file beside its destination, not yet
+/// in place; removed if dropped before it is put in place.
+pub(crate) struct Unplaced {
+    tenant: TenantName,
+    root: PathBuf,
+    path: PathBuf,
+    dest: PathBuf,
+    within: Option<PathBuf>,
+    dir: Dir,
+    /// `None` once renamed into place.
+    scratch: Option<PathBuf>,
+    snapshot: Snapshot,
+    key: Option<TenantKey>,
+}
+
+impl Unplaced {
+    fn scratch(&self) -> &Path {
+        self.scratch.as_deref().unwrap_or(Path::new(""))
+    }
+
+    /// The directory the copy is in (to sync its file system).
+    pub(crate) fn dir(&self) -> &Dir {
+        &self.dir
+    }
+
+    /// Renames the copy over its destination, which the caller has made
+    /// durable (synced it, or its file system); the directory entry is
+    /// synced now or by the caller, as `syncs` says. A copy made under a
+    /// key the tenant no longer keeps (re-keyed meanwhile) is made again.
+    ///
+    /// # Errors
+    ///
+    /// The rename failed, or a copy made again failed.
+    pub(crate) fn put_in_place_or_again(self) -> Result<Snapshot> {
+        let (tenant, root, path) = (self.tenant.clone(), self.root.clone(), self.path.clone());
+        let (dest, within) = (self.dest.clone(), self.within.clone());
+        match self.put_in_place(Syncs::ByCaller) {
+            Ok(snapshot) => Ok(snapshot),
+            Err(CopyFailure::Failed(e)) => Err(e),
+            Err(CopyFailure::Moved) => snapshot(&tenant, (&root, &path), &dest, within.as_deref()),
+        }
+    }
+
+    fn put_in_place(mut self, syncs: Syncs) -> Result<Snapshot, CopyFailure> {
+        let scratch = self.scratch.take().unwrap_or_default();
+        let moved =
+            sys::rename(self.dir.fd(), &scratch, name_of(&self.dest)).and_then(|()| match syncs {
+                Syncs::Now => self.dir.sync(),
+                Syncs::ByCaller => Ok(()),
+            });
+        if let Err(e) = moved {
+            self.scratch = Some(scratch);
+            let e = Error::io(
+                Some(&self.tenant),
+                &self.dest,
+                "moving the backup into place",
+                e,
+            );
+            return Err(CopyFailure::Failed(e));
+        }
+        // A re-key that committed before the copy was in place leaves it
+        // under a key no longer kept, which no restore could use: copy the
+        // re-keyed file over it. (One committed after this look finds a
+        // backup taken before it, which it retires, as it retires every
+        // earlier backup.)
+        match crypt::key_kept(&self.tenant, &self.root, self.key.as_ref())? {
+            true => Ok(self.snapshot),
+            false => Err(CopyFailure::Moved),
+        }
+    }
+}
+
+impl Drop for Unplaced {
+    fn drop(&mut self) {
+        if let Some(scratch) = self.scratch.take() {
+            remove_with_sidecars(&self.dir, &scratch);
+            if let Some(base) = &self.within {
+                remove_if_empty(base, &self.dest);
+            }
+        }
+    }
+}
+
+/// The error of a tenant replaced [`ATTEMPTS`] times while it was copied.
+fn replaced(tenant: &TenantName, path: &Path) -> Error {
+    let replaced = std::io::Error::other(format!(
+        "the tenant's database was replaced while it was copied, {ATTEMPTS} times in a row; back up again"
+    ));
+    Error::io(Some(tenant), path, "copying the database", replaced)
+}
+
+/// Copies the database into a scratch file beside `dest`, unsynced, under
+/// one read (see [`snapshot`]); starts again if the tenant was replaced
+/// meanwhile.
+fn copy_beside(
+    tenant: &TenantName,
+    (root, path): (&Path, &Path),
+    dest: &Path,
+    within: Option<&Path>,
+    syncs: Syncs,
+) -> Result<Unplaced> {
     let mut made = None;
     for _ in 0..ATTEMPTS {
         let read = open_for_reading(tenant, root, path)?;
         // Made once the tenant is found: a failed open leaves nothing.
-        let dir = match made {
-            Some(ref dir) => dir,
-            None => made.insert(destination_dir(dest, within, dirs).map_err(|e| {
-                Error::io(Some(tenant), dest, "creating the backup's directory", e)
-            })?),
+        let dir = match made.take() {
+            Some(dir) => dir,
+            None => destination_dir(dest, within, syncs)
+                .map_err(|e| Error::io(Some(tenant), dest, "creating the backup's directory", e))?,
         };
         // An encrypted tenant's backup is encrypted with the same key.
         let source = Source {
@@ -100,61 +231,38 @@ pub(crate) fn snapshot(
             file: read.file,
             key: read.key.as_ref(),
         };
-        let failure = match copy_into_place(tenant, &source, (root, path), (dir, dest), dirs) {
-            Err(CopyFailure::Moved) if FileId::at(path).ok().flatten().is_some() => continue,
-            Err(CopyFailure::Moved) => missing_error(tenant, path),
-            Err(CopyFailure::Failed(e)) => e,
-            Ok(snapshot) => return Ok(snapshot),
+        let scratch = scratch_path(name_of(dest));
+        let failure = match copy_files(tenant, &source, (root, path), &dir, &scratch) {
+            Ok(snapshot) => {
+                return Ok(Unplaced {
+                    tenant: tenant.clone(),
+                    root: root.to_path_buf(),
+                    path: path.to_path_buf(),
+                    dest: dest.to_path_buf(),
+                    within: within.map(Path::to_path_buf),
+                    dir,
+                    scratch: Some(scratch),
+                    snapshot,
+                    key: read.key.clone(),
+                });
+            }
+            Err(failure) => failure,
+        };
+        remove_with_sidecars(&dir, &scratch);
+        let failure = match failure {
+            CopyFailure::Moved if FileId::at(path).ok().flatten().is_some() => {
+                made = Some(dir);
+                continue;
+            }
+            CopyFailure::Moved => missing_error(tenant, path),
+            CopyFailure::Failed(e) => e,
         };
         if let Some(base) = within {
             remove_if_empty(base, dest);
         }
         return Err(failure);
     }
-    let replaced = std::io::Error::other(format!(
-        "the tenant's database was replaced while it was copied, {ATTEMPTS} times in a row; back up again"
-    ));
-    Err(Error::io(
-        Some(tenant),
-        path,
-        "copying the database",
-        replaced,
-    ))
-}
-
-/// One attempt of [`snapshot`]: the copy made in a scratch file beside
-/// `dest` in `dir`, renamed over `dest`; the scratch file removed if it
-/// failed.
-fn copy_into_place(
-    tenant: &TenantName,
-    source: &Source<'_>,
-    files: (&Path, &Path),
-    (dir, dest): (&Dir, &Path),
-    dirs: DirSyncs,
-) -> Result<Snapshot, CopyFailure> {
-    let name = name_of(dest);
-    let scratch = scratch_path(name);
-    let copied = copy_files(tenant, source, files, dir, &scratch);
-    let result = copied.and_then(|snapshot| {
-        sys::rename(dir.fd(), &scratch, name)
-            .and_then(|()| match dirs {
-                DirSyncs::Now => dir.sync(),
-                DirSyncs::AtTheEnd => Ok(()),
-            })
-            .map_err(|e| Error::io(Some(tenant), dest, "moving the backup into place", e))?;
-        Ok(snapshot)
-    });
-    if result.is_err() {
-        remove_with_sidecars(dir, &scratch);
-    }
-    // A re-key that committed before the copy was in place leaves it under
-    // a key no longer kept, which no restore could use: copy the re-keyed
-    // file over it. (One committed after this look finds a backup taken
-    // before it, which it retires, as it retires every earlier backup.)
-    match result {
-        Ok(_) if !crypt::key_kept(tenant, files.0, source.key)? => Err(CopyFailure::Moved),
-        result => result,
-    }
+    Err(replaced(tenant, path))
 }
 
 /// Removes `dest`'s directory beneath `base` if the failed copy left it
@@ -179,13 +287,11 @@ fn remove_if_empty(base: &Path, dest: &Path) {
 /// The directory `dest` goes in, made if missing (see [`snapshot`]); the
 /// directories above new ones synced unless `dirs` leaves that to the
 /// caller.
-fn destination_dir(dest: &Path, within: Option<&Path>, dirs: DirSyncs) -> std::io::Result<Dir> {
+fn destination_dir(dest: &Path, within: Option<&Path>, syncs: Syncs) -> std::io::Result<Dir> {
     let parent = dest.parent().filter(|d| !d.as_os_str().is_empty());
     let parent = parent.unwrap_or(Path::new("."));
     match within {
-        Some(base) if dirs == DirSyncs::AtTheEnd => {
-            Dir::make_deferred(base, parent, &mut Vec::new())
-        }
+        Some(base) if syncs == Syncs::ByCaller => Dir::make_deferred(base, parent, &mut Vec::new()),
         Some(base) => Dir::make(base, parent),
         None => {
             create_dirs_durably(parent)?;
