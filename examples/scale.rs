@@ -70,8 +70,9 @@
 //!    the probes up to K. At 1M tenants this phase alone takes hours on a
 //!    small machine (2 to 6.6 ms a tenant per run on one thread on a
 //!    shared 2-vCPU VM, mostly fsyncs); hence `--pending-max`, and
-//!    `--pending-memory`, which runs the library's `migrate_all` once
-//!    (jobs 2, no floor) for its time and peak RSS alone (#29 item 4).
+//!    `--pending-memory`, which runs the library's `migration_status` and
+//!    `migrate_all` (jobs 2) once each over the fleet a migration behind,
+//!    no floor, for their time and peak RSS alone (#29 item 4).
 //!
 //! Every measurement also reports the growth of the process's peak RSS
 //! (`5` written to `/proc/self/clear_refs` before, `VmHWM` read after,
@@ -915,6 +916,20 @@ impl<'a> SizeRun<'a> {
                 version += 1;
                 let newer =
                     TenantManager::builder(root.clone(), with_probes(base, version)).build()?;
+                step(
+                    n,
+                    parent,
+                    "pending: migration_status of a fleet a migration behind",
+                )?;
+                let (sample, status) = measure(|| Ok(newer.migration_status()?))?;
+                check(status.behind() == n, "tenants behind", status.behind(), n)?;
+                self.notes.push(format!(
+                    "pending (--pending-memory): `migration_status()` with every tenant a migration behind: {}, peak RSS {}, {} tenants listed in the report",
+                    fmt_duration(sample.time),
+                    sample.rss_mb.map_or("not measured".into(), |mb| format!("+{mb:.1} MB")),
+                    status.tenants.len(),
+                ));
+                drop(status);
                 step(
                     n,
                     parent,

@@ -575,3 +575,29 @@ fn a_worker_takes_its_buckets_tenants_in_inode_order() {
         .collect();
     assert!(inodes.is_sorted(), "{taken:?}: {inodes:?}");
 }
+
+/// A status of more tenants a migration behind than a report keeps lists
+/// the first `KEPT_FAILURES` by name and counts every one; the text says
+/// how many more there are, and `migration_status_each` still sees all.
+#[test]
+fn a_status_lists_at_most_a_thousand_tenants_behind_and_counts_them_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let count = tenanted::KEPT_FAILURES + 20;
+    let names: Vec<String> = (0..count).map(|i| format!("t{i:04}")).collect();
+    let created = at_version(dir.path(), 2).create_tenants(&names).unwrap();
+    assert!(created.failed.is_empty());
+    let m = full(dir.path());
+    let status = m.migration_status().unwrap();
+    assert_eq!((status.total(), status.behind()), (count, count));
+    assert_eq!(status.tenants.len(), tenanted::KEPT_FAILURES);
+    assert_eq!(status.not_listed(), 20);
+    assert!(status.tenants.is_sorted_by(|a, b| a.tenant < b.tenant));
+    let text = status.to_string();
+    assert!(
+        text.contains("… and 20 more tenant(s) not current"),
+        "{text}"
+    );
+    let mut seen = 0;
+    m.migration_status_each(|_| seen += 1).unwrap();
+    assert_eq!(seen, count);
+}

@@ -26,7 +26,7 @@ fn reports_serialize_to_the_documented_format_and_clone() {
                          "state": "pending", "error": null}],
             "listing_errors": [],
             "totals": {"tenants": 1, "current": 0, "pending_tenants": 1, "pending_migrations": 1,
-                       "ahead": 0, "unreadable": 0, "listing_errors": 0},
+                       "ahead": 0, "unreadable": 0, "not_listed": 0, "listing_errors": 0},
         })
     );
 

@@ -16,7 +16,7 @@ use super::report::{MigrationCounts, MigrationReport, StatusReport, TenantReport
 use super::tenant::{Prelude, migrate_from};
 use super::version::peek_found;
 use crate::error::{Error, Result};
-use crate::fleet::{Counting, FleetOptions, FleetReport, Kept, Line, Run, Tally};
+use crate::fleet::{Counting, FleetOptions, FleetReport, KEPT_FAILURES, Kept, Line, Run, Tally};
 use crate::name::TenantName;
 use crate::paths::{Found, RootConfig};
 use crate::storage::TenantPath;
@@ -25,7 +25,11 @@ impl Tally for StatusReport {
     type Row = TenantStatus;
 
     fn count(&mut self, row: &TenantStatus) -> bool {
-        StatusReport::count(self, row)
+        // Each worker keeps at most the report's share: a run over a fleet
+        // a migration behind never holds a row per tenant.
+        let keep = StatusReport::count(self, row) && self.kept < KEPT_FAILURES;
+        self.kept += usize::from(keep);
+        keep
     }
 
     fn absorb(&mut self, other: &Self) {
@@ -148,6 +152,7 @@ pub(crate) fn migration_status(
     let ran = Run::new(root, &options)?.each(|| StatusReport::new(latest), row);
     let mut report = ran.tally;
     report.tenants = ran.rows;
+    report.tenants.truncate(KEPT_FAILURES);
     report.listing_errors = ran.listing_errors;
     Ok(report)
 }

@@ -386,12 +386,17 @@ pub struct StatusReport {
     /// The version the migrations reach.
     pub latest_version: usize,
     /// The tenants that are not current (behind, ahead of the code or
-    /// unreadable), sorted by name; in a report collected from rows, those
-    /// rows.
+    /// unreadable), sorted by name: from
+    /// [`migration_status`](crate::TenantManager::migration_status), at
+    /// most [`KEPT_FAILURES`](crate::KEPT_FAILURES) of them (the totals
+    /// count every one; [`not_listed`](Self::not_listed) says how many
+    /// more there are); in a report collected from rows, those rows.
     pub tenants: Vec<TenantStatus>,
     /// Directories that could not be listed.
     pub listing_errors: Vec<Arc<Error>>,
     totals: StatusTotals,
+    /// Rows a fleet run's worker has kept for `tenants` (see `Tally`).
+    pub(super) kept: usize,
 }
 
 /// What a [`StatusReport`] counts over every tenant read.
@@ -413,6 +418,7 @@ impl StatusReport {
             tenants: Vec::new(),
             listing_errors: Vec::new(),
             totals: StatusTotals::default(),
+            kept: 0,
         }
     }
 
@@ -468,6 +474,22 @@ impl StatusReport {
     /// Pending migrations summed over all tenants.
     pub fn pending_migrations(&self) -> usize {
         self.totals.pending_migrations
+    }
+
+    /// Tenants not current that [`tenants`](Self::tenants) does not list:
+    /// past the [`KEPT_FAILURES`](crate::KEPT_FAILURES) a report keeps, so
+    /// that a report over a million tenants a migration behind stays
+    /// small.
+    /// [`migration_status_each`](crate::TenantManager::migration_status_each)
+    /// hands every row to a callback.
+    pub fn not_listed(&self) -> usize {
+        let not_current = self.total() - self.current();
+        not_current.saturating_sub(
+            self.tenants
+                .iter()
+                .filter(|t| !t.is_current(self.latest_version))
+                .count(),
+        )
     }
 
     /// Whether every tenant is at the latest version.
@@ -530,6 +552,14 @@ impl StatusReport {
         let latest = self.latest_version;
         for t in self.tenants.iter().filter(|t| all || !t.is_current(latest)) {
             writeln!(f, "{t}")?;
+        }
+        let more = self.not_listed();
+        if more > 0 {
+            writeln!(
+                f,
+                "▸ … and {more} more tenant(s) not current, not listed (a report keeps {}; `tenanted status --all` or `migration_status_each` lists every one)",
+                crate::KEPT_FAILURES
+            )?;
         }
         for e in &self.listing_errors {
             writeln!(f, "✗ {e}")?;

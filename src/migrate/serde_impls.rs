@@ -81,6 +81,7 @@ struct StatusTotals {
     pending_migrations: usize,
     ahead: usize,
     unreadable: usize,
+    not_listed: usize,
     listing_errors: usize,
 }
 
@@ -106,6 +107,7 @@ impl Serialize for StatusReport {
                 pending_migrations: self.pending_migrations(),
                 ahead: self.ahead(),
                 unreadable: self.unreadable(),
+                not_listed: self.not_listed(),
                 listing_errors: self.listing_errors.len(),
             },
         }
