@@ -1571,10 +1571,10 @@ mod against_others {
     }
 
     /// A process stopped while it holds the keys directory's lock holds a
-    /// create and a destroy of other tenants no longer than their own
-    /// timeouts (here 1.5 s; the lock's fixed wait was 30 s), and both end
-    /// in `TenantBusy` naming it, as every wait on another process does
-    /// (`tests/bounded_waits.rs`).
+    /// create, a destroy and a batch create of other tenants no longer
+    /// than their own timeouts (here 1.5 s a tenant; the lock's fixed wait
+    /// was 30 s), and each ends in `TenantBusy` naming it, as every wait on
+    /// another process does (`tests/bounded_waits.rs`).
     #[test]
     fn a_process_stopped_holding_the_keys_lock_does_not_outlast_the_timeouts() {
         use super::child;
@@ -1609,6 +1609,10 @@ mod against_others {
         let started = Instant::now();
         let destroyed = impatient.destroy_tenant("a1");
         let destroy_took = started.elapsed();
+        // A batch makes each tenant's key within that tenant's timeout too.
+        let started = Instant::now();
+        let batch = impatient.create_tenants(["b1", "b2"]).unwrap();
+        let batch_took = started.elapsed();
         holder.kill().unwrap();
         holder.wait().unwrap();
         eprintln!("create: {create_took:?} {created:?}");
@@ -1621,7 +1625,22 @@ mod against_others {
             destroy_took < TIMEOUT + MARGIN,
             "destroy waited {destroy_took:?}: {destroyed:?}"
         );
+        assert!(
+            batch_took < 2 * TIMEOUT + MARGIN,
+            "the batch waited {batch_took:?}: {batch:?}"
+        );
+        assert_eq!(batch.failed.len(), 2, "{batch:?}");
         // Both say what they waited for, and who held it.
+        for (_, e) in &batch.failed {
+            match &**e {
+                Error::TenantBusy {
+                    waited_for: tenanted::WaitedFor::KeyChange,
+                    other_process: Some(holder),
+                    ..
+                } => assert_eq!(holder.pid, Some(holder_pid)),
+                other => panic!("expected TenantBusy on the keys, got {other:?}"),
+            }
+        }
         for result in [created.map(drop), destroyed] {
             match result {
                 Err(Error::TenantBusy {

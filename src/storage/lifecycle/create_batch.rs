@@ -168,6 +168,9 @@ fn prepare_chunk<'a>(
     let mut held = Vec::with_capacity(tenants.len());
     for (tenant, at) in tenants {
         let patience = Patience::new(wait);
+        // Every wait of this tenant's create ends at its deadline: the
+        // keys directory's lock too, when its key is made.
+        let _scoped = patience.scoped();
         let prepared = prepare(template, (tenant, *at), &mut unsynced, &held, &patience);
         match &prepared {
             Ok(p) => held.extend(p.lock.id().ok()),
