@@ -36,6 +36,9 @@ pub(crate) struct Feed<'a> {
     most: usize,
     /// How many were handed out: each one's place in the run.
     handed: AtomicUsize,
+    /// About how many parts the walk has (the root's buckets), for the
+    /// size of each worker's window.
+    parts: usize,
 }
 
 /// Where tenants come from.
@@ -77,7 +80,9 @@ impl<'a> Feed<'a> {
     pub(crate) fn new(root: &'a RootConfig, only: Option<&[String]>) -> Result<Self> {
         let Some(names) = only else {
             let walk = Tenants::Walked(root.walk(Mode::Candidates)?);
-            return Ok(Feed::of(root.root_dir(), walk, usize::MAX));
+            let mut feed = Feed::of(root.root_dir(), walk, usize::MAX);
+            feed.parts = usize::try_from(root.bucket_count()).unwrap_or(usize::MAX);
+            return Ok(feed);
         };
         let named = names.iter().map(|name| {
             let tenant = TenantName::new(name)?;
@@ -110,6 +115,7 @@ impl<'a> Feed<'a> {
             walked,
             most,
             handed: AtomicUsize::new(0),
+            parts: usize::MAX,
         }
     }
 
@@ -129,18 +135,22 @@ impl<'a> Feed<'a> {
         // Under a test's fault plan (thread-local) the one worker runs on
         // this thread, so that the plan sees every step of the run.
         if faults::plan_active() {
-            return self.worker(stop, start, work, done);
+            return self.worker(Window::new(self.parts, 1), stop, start, work, done);
         }
+        let workers = jobs.min(self.most).max(1);
         std::thread::scope(|scope| {
-            for _ in 0..jobs.min(self.most).max(1) {
-                scope.spawn(|| self.worker(stop, start, work, done));
+            for _ in 0..workers {
+                let window = Window::new(self.parts, workers);
+                scope.spawn(|| self.worker(window, stop, start, work, done));
             }
         });
     }
 
-    /// One worker: takes tenants until there are none or `stop` says so.
+    /// One worker: takes tenants (through its `window` on the walk) until
+    /// there are none or `stop` says so.
     fn worker<S>(
         &self,
+        mut window: Window,
         stop: &(dyn Fn() -> bool + Sync),
         start: &(dyn Fn() -> S + Sync),
         work: &(dyn Fn(&mut S, usize, Found) + Sync),
@@ -148,7 +158,7 @@ impl<'a> Feed<'a> {
     ) {
         let mut state = start();
         let (mut batch, mut size) = (Vec::with_capacity(BATCH), 1);
-        let (mut window, mut more) = (Window::new(), true);
+        let mut more = true;
         while !stop() {
             self.fill(&mut batch, size, &mut window, &mut more);
             let (count, started) = (batch.len() as u32, Instant::now());
@@ -181,7 +191,9 @@ impl<'a> Feed<'a> {
         more: &mut bool,
     ) {
         while batch.len() < size {
-            if *more {
+            // A window is taken whole and walked out before the next: its
+            // tenants come as one stretch of inode order.
+            if *more && window.is_empty() {
                 *more = self.top_up(batch, size, window);
             }
             match window.next(&mut |e| self.listing_error(e)) {

@@ -6,32 +6,46 @@
 //! bucket's tenants sit far apart on disk and in the kernel's caches.
 //! Merging several buckets by inode visits the files closer to the order
 //! they were made in (issue #29 item 5, `BENCHMARKS.md`, "Inode order").
-//! The window is bounded ([`PARTS`] buckets, each read whole), so memory
-//! stays flat at any number of tenants.
+//! A worker takes a window's buckets together and walks them out before
+//! it takes the next ones, so each window is one stretch of inode order.
+//! The window is bounded ([`PARTS`] buckets, each read whole, and no more
+//! than half a worker's share of the root's buckets), so memory stays flat
+//! at any number of tenants and every worker has buckets to walk.
 
 use crate::error::{Error, Result};
 use crate::paths::{Found, Walker};
 
-/// How many parts of the walk a worker reads at once. More is closer to
-/// creation order, but a worker that still holds parts when the others
-/// have run out walks them alone.
-pub(crate) const PARTS: usize = 8;
+/// How many parts of the walk a worker reads at once, at most. More is
+/// closer to creation order (64 measured no better than 8), but a worker
+/// that still holds parts when the others have run out walks them alone.
+const PARTS: usize = 8;
 
 /// The parts a worker is walking, each with the next tenant it found.
 pub(crate) struct Window {
     heads: Vec<(Found, Walker)>,
+    parts: usize,
 }
 
 impl Window {
-    pub(crate) fn new() -> Self {
+    /// A window for one of `jobs` workers on a walk of about `parts` parts
+    /// (the root's buckets): at most [`PARTS`], and at most half of a
+    /// worker's share, so that every worker finds parts to take.
+    pub(crate) fn new(parts: usize, jobs: usize) -> Self {
+        let parts = (parts / (2 * jobs.max(1))).clamp(1, PARTS);
         Window {
-            heads: Vec::with_capacity(PARTS),
+            heads: Vec::with_capacity(parts),
+            parts,
         }
+    }
+
+    /// Whether every part it held is walked.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.heads.is_empty()
     }
 
     /// Whether it holds as many parts as it may.
     pub(crate) fn is_full(&self) -> bool {
-        self.heads.len() >= PARTS
+        self.heads.len() >= self.parts
     }
 
     /// Starts walking `part`; what cannot be listed goes to `failed`.
@@ -68,5 +82,21 @@ fn first(part: &mut Walker, failed: &mut dyn FnMut(Error)) -> Option<Found> {
             Ok(found) => return Some(found),
             Err(e) => failed(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_window_takes_at_most_half_a_workers_share() {
+        let size = |parts, jobs| Window::new(parts, jobs).parts;
+        assert_eq!(size(256, 2), PARTS);
+        assert_eq!(size(256, 32), 4);
+        assert_eq!(size(16, 4), 2);
+        assert_eq!(size(16, 1), PARTS);
+        assert_eq!(size(1, 8), 1);
+        assert_eq!(size(usize::MAX, 0), PARTS);
     }
 }
