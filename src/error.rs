@@ -220,7 +220,7 @@ pub enum Error {
     },
 
     /// The process ran out of file descriptors.
-    #[error("too many open files while opening tenant {tenant} at {}; lower max_pools or max_connections, or raise the file-descriptor limit (ulimit -n)", path.display())]
+    #[error("too many open files while opening tenant {tenant} at {}; lower max_pools or max_connections (or a fleet run's jobs), or raise the file-descriptor limit (ulimit -n)", path.display())]
     TooManyOpenFiles {
         /// The tenant.
         tenant: TenantName,

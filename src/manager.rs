@@ -1103,10 +1103,18 @@ impl TenantManager {
     /// Copies every tenant (or `options.only`) into `dir`, laid out like
     /// the root (same template and bucket count, with `dir` as the root),
     /// so that `RootConfig::new(dir)` with the same layout lists them and a
-    /// restore finds each one. Each copy is a [`backup_tenant`](Self::backup_tenant);
-    /// `options.jobs` run at a time; a failed tenant is reported and the
-    /// run goes on. A tenant created during the run is in the backup whole
-    /// or not at all; one destroyed before its turn is reported as
+    /// restore finds each one. Each copy is read as
+    /// [`backup_tenant`](Self::backup_tenant) reads it, into a staging
+    /// directory of the run's own (`dir/.tenanted/staging-*`); a window of
+    /// up to 32 copies per worker is made durable with one `syncfs` of
+    /// the backup's file system (Linux 5.8 or later reports its write
+    /// errors), then each copy is moved into place and its line reported.
+    /// The run's last directory entries are made durable before it
+    /// returns: a line reported during the run is a copy on disk, and the
+    /// returned report is the whole backup on disk. `options.jobs` run at
+    /// a time; a failed tenant is reported and the run goes on. A tenant
+    /// created during the run is in the backup whole or not at all; one
+    /// destroyed before its turn is reported as
     /// [`gone`](crate::TenantBackup::gone), not as a failure.
     ///
     /// Use a new directory for each backup: a tenant destroyed since an
@@ -1114,9 +1122,12 @@ impl TenantManager {
     ///
     /// # Errors
     ///
-    /// Only for a bad `only` name, a `dir` inside the root
-    /// ([`Error::BackupInsideRoot`]) or a root that cannot be listed at
-    /// all; tenant failures are in the report.
+    /// A bad `only` name, a `dir` inside the root
+    /// ([`Error::BackupInsideRoot`]), a root that cannot be listed at all,
+    /// a `dir` recorded with another layout ([`Error::LayoutMismatch`]),
+    /// a staging directory that cannot be made, or a last `syncfs` that
+    /// fails (then no copy of the run can be trusted to be there after a
+    /// crash); tenant failures are in the report.
     ///
     /// ```
     /// # let dir = tempfile::tempdir()?;

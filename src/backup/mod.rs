@@ -4,11 +4,11 @@
 
 mod backup_all;
 mod destination;
-mod file_systems;
 mod options;
 mod report;
 #[cfg(feature = "serde")]
 mod serde_impls;
+mod staging;
 
 pub use options::{BackupOptions, RestoreOptions};
 pub use report::{BackupCounts, BackupOutcome, BackupReport, RestoreOutcome, TenantBackup};

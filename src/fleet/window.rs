@@ -8,9 +8,11 @@
 //! they were made in (issue #29 item 5, `BENCHMARKS.md`, "Inode order").
 //! A worker takes a window's buckets together and walks them out before
 //! it takes the next ones, so each window is one stretch of inode order.
-//! The window is bounded ([`PARTS`] buckets, each read whole, and no more
-//! than half a worker's share of the root's buckets), so memory stays flat
-//! at any number of tenants and every worker has buckets to walk.
+//! The window is bounded ([`PARTS`] buckets, and no more than half a
+//! worker's share of the root's buckets), so every worker has buckets to
+//! walk, and a worker holds at most its window's names (a bucket of tenant
+//! directories is read whole: about 1 MB for 8 buckets at a million
+//! tenants in 256).
 
 use crate::error::{Error, Result};
 use crate::paths::{Found, Walker};

@@ -9,8 +9,9 @@
 //! destination: a reader of the destination sees the old file or the
 //! whole new one, never a torn one, and never a file not yet on disk.
 //! `backup_tenant` syncs the copy and its directory at once
-//! ([`snapshot`]); `backup_all` syncs many copies with one `syncfs` of
-//! their file system, then renames each into place ([`Unplaced`]).
+//! ([`snapshot`]); `backup_all` makes its copies in a staging directory of
+//! its own, syncs many with one `syncfs` of their file system, then moves
+//! each into place ([`Staged`]).
 //!
 //! `benches/backup_floor.rs` measures it against a plain `fs::copy` +
 //! fsync of the same file; `benches/backup.rs` against `VACUUM INTO` and
@@ -38,7 +39,7 @@ use crate::name::TenantName;
 pub(crate) use crate::storage::lifecycle::file_copy::Snapshot;
 use crate::storage::lifecycle::file_copy::{CopyFailure, Source, copy_files};
 use crate::storage::lifecycle::file_copy::{sync_copy, sync_file};
-use crate::storage::opening::open::open_for_reading;
+use crate::storage::opening::open::{OneOffRead, open_for_reading};
 use crate::storage::opening::open_error::missing_error;
 
 /// Flags for a new copy: created here, never a URI (see `literal_path`).
@@ -52,6 +53,17 @@ const NEW_FILE: OpenFlags = OpenFlags::SQLITE_OPEN_READ_WRITE
 /// A tenant replaced this often in a row is left for the user to back up
 /// again.
 const ATTEMPTS: usize = 3;
+
+/// A backup directory laid out like the root, that copies go beneath.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Within<'a> {
+    /// The backup directory.
+    pub(crate) base: &'a Path,
+    /// Whether each tenant has a directory of its own there (then a
+    /// failed copy removes the one it left empty; otherwise the directory
+    /// is a bucket other copies share, and stays).
+    pub(crate) owns_dir: bool,
+}
 
 /// Copies `tenant`'s database at `path` to `dest` (creating `dest`'s
 /// directory if needed, replacing a file already at `dest` atomically),
@@ -73,128 +85,174 @@ pub(crate) fn snapshot(
     tenant: &TenantName,
     (root, path): (&Path, &Path),
     dest: &Path,
-    within: Option<&Path>,
+    within: Option<Within<'_>>,
 ) -> Result<Snapshot> {
-    for _ in 0..ATTEMPTS {
-        let copy = copy_beside(tenant, (root, path), dest, within, Syncs::Now)?;
-        sync_copy(tenant, &copy.dir, copy.scratch())?;
-        match copy.put_in_place(Syncs::Now) {
-            Err(CopyFailure::Moved) => continue,
-            Err(CopyFailure::Failed(e)) => return Err(e),
-            Ok(snapshot) => return Ok(snapshot),
-        }
-    }
-    Err(replaced(tenant, path))
-}
-
-/// Copies `tenant`'s database at `path` into a scratch file beside `dest`
-/// (beneath `within`, as [`snapshot`] does), neither synced nor in place:
-/// for a caller that syncs many copies at once (one `syncfs` of their
-/// file system) and then puts each in place
-/// ([`Unplaced::put_in_place_or_again`]).
-///
-/// # Errors
-///
-/// As [`snapshot`].
-pub(crate) fn snapshot_unplaced(
-    tenant: &TenantName,
-    (root, path): (&Path, &Path),
-    dest: &Path,
-    within: &Path,
-) -> Result<Unplaced> {
-    copy_beside(tenant, (root, path), dest, Some(within), Syncs::ByCaller)
-}
-
-/// Who syncs the directories a copy makes and changes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Syncs {
-    /// The snapshot itself, before it returns (`backup_tenant`).
-    Now,
-    /// The caller, once for many copies (`backup_all` syncs the backup's
-    /// file system).
-    ByCaller,
-}
-
-/// A copy of a tenant in its scratch file beside its destination, not yet
-/// in place; removed if dropped before it is put in place.
-pub(crate) struct Unplaced {
-    tenant: TenantName,
-    root: PathBuf,
-    path: PathBuf,
-    dest: PathBuf,
-    within: Option<PathBuf>,
-    dir: Dir,
-    /// `None` once renamed into place.
-    scratch: Option<PathBuf>,
-    snapshot: Snapshot,
-    key: Option<TenantKey>,
-}
-
-impl Unplaced {
-    fn scratch(&self) -> &Path {
-        self.scratch.as_deref().unwrap_or(Path::new(""))
-    }
-
-    /// The directory the copy is in (to sync its file system).
-    pub(crate) fn dir(&self) -> &Dir {
-        &self.dir
-    }
-
-    /// Renames the copy over its destination, which the caller has made
-    /// durable (synced it, or its file system); the directory entry is
-    /// synced now or by the caller, as `syncs` says. A copy made under a
-    /// key the tenant no longer keeps (re-keyed meanwhile) is made again.
-    ///
-    /// # Errors
-    ///
-    /// The rename failed, or a copy made again failed.
-    pub(crate) fn put_in_place_or_again(self) -> Result<Snapshot> {
-        let (tenant, root, path) = (self.tenant.clone(), self.root.clone(), self.path.clone());
-        let (dest, within) = (self.dest.clone(), self.within.clone());
-        match self.put_in_place(Syncs::ByCaller) {
-            Ok(snapshot) => Ok(snapshot),
-            Err(CopyFailure::Failed(e)) => Err(e),
-            Err(CopyFailure::Moved) => snapshot(&tenant, (&root, &path), &dest, within.as_deref()),
-        }
-    }
-
-    fn put_in_place(mut self, syncs: Syncs) -> Result<Snapshot, CopyFailure> {
-        let scratch = self.scratch.take().unwrap_or_default();
-        let moved =
-            sys::rename(self.dir.fd(), &scratch, name_of(&self.dest)).and_then(|()| match syncs {
-                Syncs::Now => self.dir.sync(),
-                Syncs::ByCaller => Ok(()),
+    let mut made = None;
+    let result = attempts(tenant, path, || {
+        let read = open_for_reading(tenant, root, path)?;
+        // Made once the tenant is found: a failed open leaves nothing.
+        let dir = match made {
+            Some(ref dir) => dir,
+            None => made.insert(destination_dir(dest, within.map(|w| w.base)).map_err(|e| {
+                Error::io(Some(tenant), dest, "creating the backup's directory", e)
+            })?),
+        };
+        let source = source_of(&read);
+        let scratch = scratch_path(name_of(dest));
+        let placed =
+            copy_files(tenant, &source, (root, path), dir, &scratch).and_then(|snapshot| {
+                sync_copy(tenant, dir, &scratch)?;
+                sys::rename(dir.fd(), &scratch, name_of(dest))
+                    .and_then(|()| dir.sync())
+                    .map_err(|e| {
+                        Error::io(Some(tenant), dest, "moving the backup into place", e)
+                    })?;
+                Ok(snapshot)
             });
-        if let Err(e) = moved {
-            self.scratch = Some(scratch);
-            let e = Error::io(
-                Some(&self.tenant),
-                &self.dest,
-                "moving the backup into place",
-                e,
-            );
-            return Err(CopyFailure::Failed(e));
+        if placed.is_err() {
+            remove_with_sidecars(dir, &scratch);
         }
         // A re-key that committed before the copy was in place leaves it
         // under a key no longer kept, which no restore could use: copy the
         // re-keyed file over it. (One committed after this look finds a
         // backup taken before it, which it retires, as it retires every
         // earlier backup.)
-        match crypt::key_kept(&self.tenant, &self.root, self.key.as_ref())? {
-            true => Ok(self.snapshot),
-            false => Err(CopyFailure::Moved),
+        match placed {
+            Ok(_) if !crypt::key_kept(tenant, root, source.key)? => Err(CopyFailure::Moved),
+            placed => placed,
         }
+    });
+    if result.is_err()
+        && let Some(within) = within
+    {
+        remove_if_empty(within, dest);
+    }
+    result
+}
+
+/// Copies `tenant`'s database at `path` into a new file in `staging` (a
+/// `backup_all` run's own directory), not synced: the run syncs a window
+/// of copies at once (one `syncfs`), then puts each in place
+/// ([`Staged::place`]). Read and checked as [`snapshot`] reads and checks.
+///
+/// # Errors
+///
+/// As [`snapshot`]; nothing of the copy is left in `staging`.
+pub(crate) fn snapshot_staged(
+    tenant: &TenantName,
+    (root, path): (&Path, &Path),
+    staging: &Dir,
+) -> Result<Staged> {
+    attempts(tenant, path, || {
+        let read = open_for_reading(tenant, root, path)?;
+        let source = source_of(&read);
+        let scratch = scratch_path(Path::new("main.sqlite3"));
+        match copy_files(tenant, &source, (root, path), staging, &scratch) {
+            Ok(snapshot) => Ok(Staged {
+                tenant: tenant.clone(),
+                root: root.to_path_buf(),
+                path: path.to_path_buf(),
+                scratch,
+                snapshot,
+                key: read.key.clone(),
+            }),
+            Err(failure) => {
+                remove_with_sidecars(staging, &scratch);
+                Err(failure)
+            }
+        }
+    })
+}
+
+/// Runs `attempt` until it succeeds, fails, or has found the tenant
+/// replaced [`ATTEMPTS`] times; a tenant gone meanwhile is said so.
+fn attempts<T>(
+    tenant: &TenantName,
+    path: &Path,
+    mut attempt: impl FnMut() -> Result<T, CopyFailure>,
+) -> Result<T> {
+    for _ in 0..ATTEMPTS {
+        match attempt() {
+            Ok(done) => return Ok(done),
+            Err(CopyFailure::Moved) if FileId::at(path).ok().flatten().is_some() => {}
+            Err(CopyFailure::Moved) => return Err(missing_error(tenant, path)),
+            Err(CopyFailure::Failed(e)) => return Err(e),
+        }
+    }
+    Err(replaced(tenant, path))
+}
+
+fn source_of(read: &OneOffRead) -> Source<'_> {
+    // An encrypted tenant's backup is encrypted with the same key.
+    Source {
+        conn: &read.conn,
+        file: read.file,
+        key: read.key.as_ref(),
     }
 }
 
-impl Drop for Unplaced {
-    fn drop(&mut self) {
-        if let Some(scratch) = self.scratch.take() {
-            remove_with_sidecars(&self.dir, &scratch);
-            if let Some(base) = &self.within {
-                remove_if_empty(base, &self.dest);
-            }
+/// A tenant's copy in a `backup_all` run's staging directory, waiting for
+/// its window's sync to be put in place.
+pub(crate) struct Staged {
+    tenant: TenantName,
+    root: PathBuf,
+    path: PathBuf,
+    /// Its name in the staging directory.
+    scratch: PathBuf,
+    snapshot: Snapshot,
+    key: Option<TenantKey>,
+}
+
+impl Staged {
+    /// Moves the copy from `staging` (synced by the caller: its file
+    /// system) to `dest` beneath `within`, making `dest`'s directory (its
+    /// entry synced by the caller too). A copy made under a key the tenant
+    /// no longer keeps (re-keyed, or destroyed with its key, meanwhile) is
+    /// not put in place: the tenant is copied again, as [`snapshot`]
+    /// copies it.
+    ///
+    /// # Errors
+    ///
+    /// The directory or the rename failed, or a copy made again failed;
+    /// nothing of this copy is left, in `staging` or at `dest`.
+    pub(crate) fn place(self, staging: &Dir, dest: &Path, within: Within<'_>) -> Result<Snapshot> {
+        let tenant = &self.tenant;
+        if !crypt::key_kept(tenant, &self.root, self.key.as_ref())
+            .inspect_err(|_| self.discard(staging))?
+        {
+            self.discard(staging);
+            return snapshot(tenant, (&self.root, &self.path), dest, Some(within));
         }
+        let parent = dest.parent().unwrap_or(within.base);
+        let moved = Dir::make_deferred(within.base, parent, &mut Vec::new()).and_then(|dir| {
+            sys::rename_between(staging.fd(), &self.scratch, dir.fd(), name_of(dest))
+        });
+        if let Err(e) = moved {
+            self.discard(staging);
+            remove_if_empty(within, dest);
+            return Err(Error::io(
+                Some(tenant),
+                dest,
+                "moving the backup into place",
+                e,
+            ));
+        }
+        // As in `snapshot`: a re-key between the look above and the rename.
+        if crypt::key_kept(tenant, &self.root, self.key.as_ref())? {
+            return Ok(self.snapshot);
+        }
+        snapshot(tenant, (&self.root, &self.path), dest, Some(within)).inspect_err(|_| {
+            // The copy in place is under a key no longer kept: no backup.
+            if let Ok(dir) = Dir::open(within.base, parent) {
+                remove_with_sidecars(&dir, name_of(dest));
+            }
+            remove_if_empty(within, dest);
+        })
+    }
+
+    /// Removes the copy from `staging`.
+    pub(crate) fn discard(&self, staging: &Dir) {
+        remove_with_sidecars(staging, &self.scratch);
     }
 }
 
@@ -206,92 +264,32 @@ fn replaced(tenant: &TenantName, path: &Path) -> Error {
     Error::io(Some(tenant), path, "copying the database", replaced)
 }
 
-/// Copies the database into a scratch file beside `dest`, unsynced, under
-/// one read (see [`snapshot`]); starts again if the tenant was replaced
-/// meanwhile.
-fn copy_beside(
-    tenant: &TenantName,
-    (root, path): (&Path, &Path),
-    dest: &Path,
-    within: Option<&Path>,
-    syncs: Syncs,
-) -> Result<Unplaced> {
-    let mut made = None;
-    for _ in 0..ATTEMPTS {
-        let read = open_for_reading(tenant, root, path)?;
-        // Made once the tenant is found: a failed open leaves nothing.
-        let dir = match made.take() {
-            Some(dir) => dir,
-            None => destination_dir(dest, within, syncs)
-                .map_err(|e| Error::io(Some(tenant), dest, "creating the backup's directory", e))?,
-        };
-        // An encrypted tenant's backup is encrypted with the same key.
-        let source = Source {
-            conn: &read.conn,
-            file: read.file,
-            key: read.key.as_ref(),
-        };
-        let scratch = scratch_path(name_of(dest));
-        let failure = match copy_files(tenant, &source, (root, path), &dir, &scratch) {
-            Ok(snapshot) => {
-                return Ok(Unplaced {
-                    tenant: tenant.clone(),
-                    root: root.to_path_buf(),
-                    path: path.to_path_buf(),
-                    dest: dest.to_path_buf(),
-                    within: within.map(Path::to_path_buf),
-                    dir,
-                    scratch: Some(scratch),
-                    snapshot,
-                    key: read.key.clone(),
-                });
-            }
-            Err(failure) => failure,
-        };
-        remove_with_sidecars(&dir, &scratch);
-        let failure = match failure {
-            CopyFailure::Moved if FileId::at(path).ok().flatten().is_some() => {
-                made = Some(dir);
-                continue;
-            }
-            CopyFailure::Moved => missing_error(tenant, path),
-            CopyFailure::Failed(e) => e,
-        };
-        if let Some(base) = within {
-            remove_if_empty(base, dest);
-        }
-        return Err(failure);
-    }
-    Err(replaced(tenant, path))
-}
-
-/// Removes `dest`'s directory beneath `base` if the failed copy left it
+/// Removes `dest`'s directory beneath `within` if the failed copy left it
 /// empty, so that a backup directory holds no tenant directory without
-/// its database (a listing of it would show one). Only that directory:
-/// the ones above it may be shared with other tenants' copies.
-fn remove_if_empty(base: &Path, dest: &Path) {
-    let Some(dir) = dest.parent() else {
+/// its database (a listing of it would show one). Only a tenant's own
+/// directory: the ones above it (and a bucket of a layout without one)
+/// may be shared with other tenants' copies.
+fn remove_if_empty(within: Within<'_>, dest: &Path) {
+    let Some(dir) = dest.parent().filter(|_| within.owns_dir) else {
         return;
     };
     let (Some(above), Some(name)) = (dir.parent(), dir.file_name()) else {
         return;
     };
-    if above.starts_with(base)
-        && let Ok(above) = Dir::open(base, above)
+    if above.starts_with(within.base)
+        && let Ok(above) = Dir::open(within.base, above)
     {
         // Not empty (an earlier backup's file): it stays.
         let _ = sys::remove_dir(above.fd(), Path::new(name));
     }
 }
 
-/// The directory `dest` goes in, made if missing (see [`snapshot`]); the
-/// directories above new ones synced unless `dirs` leaves that to the
-/// caller.
-fn destination_dir(dest: &Path, within: Option<&Path>, syncs: Syncs) -> std::io::Result<Dir> {
+/// The directory `dest` goes in, made if missing (see [`snapshot`]), the
+/// directories above new ones synced.
+fn destination_dir(dest: &Path, within: Option<&Path>) -> std::io::Result<Dir> {
     let parent = dest.parent().filter(|d| !d.as_os_str().is_empty());
     let parent = parent.unwrap_or(Path::new("."));
     match within {
-        Some(base) if syncs == Syncs::ByCaller => Dir::make_deferred(base, parent, &mut Vec::new()),
         Some(base) => Dir::make(base, parent),
         None => {
             create_dirs_durably(parent)?;
