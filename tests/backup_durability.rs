@@ -15,7 +15,9 @@
 mod common;
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
 
 use common::{child, manager};
 use tenanted::testing::faults::{FaultPlan, Step, StepTaken};
@@ -346,4 +348,90 @@ fn an_encrypted_tenant_destroyed_while_its_copy_waits_is_not_in_the_backup() {
         "a copy under a destroyed key is in the backup"
     );
     assert_eq!(report.succeeded(), 3, "{report}");
+}
+
+fn staging_lock(s: &StepTaken) -> bool {
+    s.step == Step::Lock && s.name.to_str().is_some_and(|n| n.starts_with("staging-"))
+}
+
+/// Two runs into one directory: run B's sweep of stale staging
+/// directories finds run A's just made and not yet locked. B holds the
+/// lock until the directory is gone, so A fails to lock it and makes
+/// another, and loses no tenant (when B let go of the lock before
+/// removing it, A locked it, B removed it, and 39 of A's 40 tenants
+/// failed with ENOENT).
+#[test]
+fn a_run_sweeping_stale_staging_never_removes_a_live_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let m = manager(&root);
+    for i in 0..40 {
+        m.create_tenant(&format!("t{i:02}")).unwrap();
+    }
+    let plan = FaultPlan::record();
+    m.backup_all(dir.path().join("r1"), &BackupOptions::new())
+        .unwrap();
+    let steps = plan.steps();
+    drop(plan);
+    let k_a = steps.iter().position(staging_lock).unwrap() + 1;
+    std::fs::create_dir(dir.path().join("r1/.tenanted/staging-1-0")).unwrap();
+    let plan = FaultPlan::record();
+    m.backup_all(dir.path().join("r1"), &BackupOptions::new())
+        .unwrap();
+    let steps = plan.steps();
+    drop(plan);
+    let k_b = steps
+        .iter()
+        .position(|s| staging_lock(s) && s.name == Path::new("staging-1-0"))
+        .unwrap()
+        + 2;
+    eprintln!("k_a {k_a} k_b {k_b} next {:?}", steps[k_b - 1]);
+
+    let backup = dir.path().join("backup");
+    let (a_made_tx, a_made_rx) = mpsc::channel::<()>();
+    let (b_checked_tx, b_checked_rx) = mpsc::channel::<()>();
+    let (a_hook_tx, a_hook_rx) = mpsc::channel::<()>();
+    let m = &m;
+    let b_dest = &backup;
+    std::thread::scope(|s| {
+        let b = s.spawn(move || {
+            a_made_rx.recv().unwrap();
+            let plan = FaultPlan::interrupt_step(k_b, move || {
+                b_checked_tx.send(()).unwrap();
+                a_hook_rx.recv_timeout(Duration::from_secs(60)).unwrap();
+            });
+            let r = m.backup_all(b_dest, &BackupOptions::new());
+            drop(plan);
+            r
+        });
+        let fired = AtomicBool::new(false);
+        let hook_tx = Mutex::new(a_hook_tx);
+        let opts = BackupOptions::new().after_each(move |_| {
+            if !fired.swap(true, Ordering::SeqCst) {
+                hook_tx.lock().unwrap().send(()).unwrap();
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        });
+        let plan = FaultPlan::interrupt_step(k_a, move || {
+            a_made_tx.send(()).unwrap();
+            b_checked_rx.recv_timeout(Duration::from_secs(60)).unwrap();
+        });
+        let report_a = m.backup_all(&backup, &opts).unwrap();
+        drop(plan);
+        let report_b = b.join().unwrap().unwrap();
+        eprintln!(
+            "B: {} ok {} failed",
+            report_b.succeeded(),
+            report_b.failed()
+        );
+        eprintln!(
+            "A: {} ok {} failed",
+            report_a.succeeded(),
+            report_a.failed()
+        );
+        for line in report_a.failures.iter().take(3) {
+            eprintln!("  {}", line.error.as_ref().unwrap());
+        }
+        assert_eq!(report_a.failed(), 0, "A lost tenants to B's sweep");
+    });
 }

@@ -91,14 +91,17 @@ pub(crate) fn backup_all(
     };
     let span = tracing::info_span!("backup_all", jobs = options.fleet.jobs);
     let _entered = span.enter();
+    // Opened before the first copy: its last sync reports every write
+    // error of the run (see `Staging::open_for_sync`).
+    let whole_run = open_for_sync(&backup.layout)?;
     let new = || Counting::new(BackupCounts::new(dir.to_path_buf()));
     let ran = run.each_windowed(
         new,
-        WINDOW,
+        (WINDOW, || backup.staging.open_for_sync()),
         |run, found| Some(backup.begin(run, &found.tenant)),
-        |run, copies| backup.finish(run, copies),
+        |run, synced_through, copies| backup.finish(run, synced_through, copies),
     );
-    sync_entries(&backup.layout)?;
+    sync_entries(&backup.layout, &whole_run)?;
     let report = FleetReport::from_run(ran);
     tracing::info!(
         succeeded = report.succeeded(),
@@ -148,14 +151,17 @@ impl Backup<'_> {
         }
     }
 
-    /// Syncs a window of copies, then puts each in place: their lines.
+    /// Syncs a window of copies, through the staging directory opened
+    /// before the window's first copy, then puts each in place: their
+    /// lines.
     fn finish(
         &self,
         run: &Run<'_>,
+        synced_through: io::Result<Dir>,
         copies: Vec<(usize, Copying)>,
     ) -> Vec<(usize, Kept<BackupCounts>)> {
         let staging = self.staging.dir();
-        let synced = sys::sync_file_system(staging.fd(), staging.path());
+        let synced = synced_through.and_then(|d| sys::sync_file_system(d.fd(), d.path()));
         let put = |c: Copying| match &synced {
             Ok(()) => match c.copy.place(staging, &c.dest, self.within()) {
                 Ok(snapshot) => {
@@ -204,18 +210,25 @@ fn same(e: &io::Error) -> io::Error {
     }
 }
 
+/// The backup directory, opened for the run's last sync.
+fn open_for_sync(layout: &RootConfig) -> Result<Dir> {
+    let dir = layout.root_dir();
+    Dir::open(dir, dir).map_err(|e| Error::io(None, dir, "opening the backup directory", e))
+}
+
 /// Makes every directory entry the run made in the backup directory
-/// durable: one `syncfs` of its file system (see the module's comment).
+/// durable: one `syncfs` of its file system (see the module's comment),
+/// through `whole_run`, opened before the run's first copy.
 ///
 /// # Errors
 ///
-/// The sync failed: no copy of this run can be trusted to be there after
-/// a crash, so the run fails as a whole.
-fn sync_entries(layout: &RootConfig) -> Result<()> {
+/// The sync failed, or a write anywhere on the file system failed during
+/// the run: no copy of this run can be trusted to be there after a crash,
+/// so the run fails as a whole.
+fn sync_entries(layout: &RootConfig, whole_run: &Dir) -> Result<()> {
     let dir = layout.root_dir();
-    Dir::open(dir, dir)
-        .and_then(|d| sys::sync_file_system(d.fd(), dir))
-        .map_err(|e| Error::io(None, dir, "making the backup's directories durable (syncfs); back up again into a new directory", e))
+    sys::sync_file_system(whole_run.fd(), dir)
+        .map_err(|e| Error::io(None, dir, "making the backup durable (syncfs; a write failed during the run, or this sync did); back up again into a new directory", e))
 }
 
 fn describe_backup_dir(root: &RootConfig, layout: &RootConfig) -> Result<()> {

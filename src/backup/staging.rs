@@ -79,6 +79,18 @@ impl Staging {
     pub(crate) fn dir(&self) -> &Dir {
         &self.dir
     }
+
+    /// The directory opened anew, for a `syncfs` that must report every
+    /// write error on its file system from now on: Linux reports one to
+    /// each open file once, so a descriptor another worker's sync has
+    /// already been told through would say nothing.
+    ///
+    /// # Errors
+    ///
+    /// The directory cannot be opened.
+    pub(crate) fn open_for_sync(&self) -> io::Result<Dir> {
+        self.parent.child(&self.name)
+    }
 }
 
 impl Drop for Staging {
@@ -93,15 +105,18 @@ fn clear_stale(parent: &Dir) {
         return;
     };
     for (name, is_dir) in entries.into_iter().flatten() {
-        let stale = is_dir
-            && name.to_str().is_some_and(|n| n.starts_with(PREFIX))
-            && parent
-                .child(&name)
-                .and_then(|dir| sys::flock(&dir.fd(), false, false, &name))
-                .unwrap_or(false);
-        if stale {
+        if !is_dir || !name.to_str().is_some_and(|n| n.starts_with(PREFIX)) {
+            continue;
+        }
+        let Ok(dir) = parent.child(&name) else {
+            continue;
+        };
+        // Held until the directory is gone: a run that made it and locks
+        // it meanwhile fails to, or finds it gone, and makes another.
+        if sys::flock(&dir.fd(), false, false, &name).unwrap_or(false) {
             tracing::info!(dir = %parent.join(&name).display(), "removing the copies a killed backup run left");
             remove_tree_quietly(parent, &name);
         }
+        drop(dir);
     }
 }

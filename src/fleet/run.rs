@@ -208,37 +208,54 @@ impl<'a> Run<'a> {
     /// tenant's work and gives it back unfinished ([`Begun::Unfinished`])
     /// or its row at once; `finish` ends up to `window` unfinished ones
     /// together (a backup syncs their copies at once), each keeping its
-    /// place in the run, and gives their rows. A worker finishes what it
-    /// holds before it stops, so every tenant begun has its row.
-    pub(crate) fn each_windowed<T: Tally, U: Send>(
+    /// place in the run, and gives their rows. `open` makes what a window
+    /// shares, before its first tenant is begun (a backup's descriptor to
+    /// sync through, which must predate the window's writes), and
+    /// `finish` is given it. A worker finishes what it holds before it
+    /// stops, so every tenant begun has its row.
+    pub(crate) fn each_windowed<T: Tally, W: Send, U: Send>(
         self,
         new: impl Fn() -> T + Sync,
-        window: usize,
+        (window, open): (usize, impl Fn() -> W + Sync),
         begin: impl Fn(&Run<'_>, Found) -> Option<Begun<U, T::Row>> + Sync,
-        finish: impl Fn(&Run<'_>, Vec<(usize, U)>) -> Vec<(usize, T::Row)> + Sync,
+        finish: impl Fn(&Run<'_>, W, Vec<(usize, U)>) -> Vec<(usize, T::Row)> + Sync,
     ) -> Finished<T> {
-        type Worker<T, U> = (T, Vec<(usize, <T as Tally>::Row)>, Vec<(usize, U)>);
         let started = Instant::now();
         let all = Mutex::new((new(), Vec::new()));
-        let flush = |(tally, rows, held): &mut Worker<T, U>| {
-            for row in finish(&self, std::mem::take(held)) {
-                keep(tally, rows, row);
+        let flush = |worker: &mut Windowed<T, W, U>| {
+            if worker.held.is_empty() {
+                return;
             }
-        };
-        let start = || (new(), Vec::new(), Vec::with_capacity(window));
-        let step = |worker: &mut Worker<T, U>, place, found| match begin(&self, found) {
-            None => {}
-            Some(Begun::Done(row)) => keep(&mut worker.0, &mut worker.1, (place, row)),
-            Some(Begun::Unfinished(work)) => {
-                worker.2.push((place, work));
-                if worker.2.len() >= window {
-                    flush(worker);
+            if let Some(shared) = worker.shared.take() {
+                for row in finish(&self, shared, std::mem::take(&mut worker.held)) {
+                    keep(&mut worker.tally, &mut worker.rows, row);
                 }
             }
         };
-        let done = |mut worker: Worker<T, U>| {
+        let start = || Windowed {
+            tally: new(),
+            rows: Vec::new(),
+            held: Vec::with_capacity(window),
+            shared: None,
+        };
+        let step = |worker: &mut Windowed<T, W, U>, place, found| {
+            if worker.shared.is_none() {
+                worker.shared = Some(open());
+            }
+            match begin(&self, found) {
+                None => {}
+                Some(Begun::Done(row)) => keep(&mut worker.tally, &mut worker.rows, (place, row)),
+                Some(Begun::Unfinished(work)) => {
+                    worker.held.push((place, work));
+                    if worker.held.len() >= window {
+                        flush(worker);
+                    }
+                }
+            }
+        };
+        let done = |mut worker: Windowed<T, W, U>| {
             flush(&mut worker);
-            absorb(&all, worker.0, worker.1);
+            absorb(&all, worker.tally, worker.rows);
         };
         let jobs = self.options.jobs;
         self.feed
@@ -266,6 +283,15 @@ impl<'a> Run<'a> {
             duration: started.elapsed(),
         }
     }
+}
+
+/// A worker of [`Run::each_windowed`]: its tally and rows, the tenants
+/// begun and not finished, and what their window shares.
+struct Windowed<T: Tally, W, U> {
+    tally: T,
+    rows: Vec<(usize, T::Row)>,
+    held: Vec<(usize, U)>,
+    shared: Option<W>,
 }
 
 /// What [`Run::each_windowed`]'s first step made of a tenant.

@@ -276,7 +276,10 @@ pub(crate) fn sync(file: BorrowedFd<'_>, name: &Path) -> io::Result<()> {
 
 /// Flushes the whole file system `dir` is on (`syncfs`): every file and
 /// directory written on it, in one journal commit. Errors met writing any
-/// of them back since `dir` was opened are reported (Linux 5.8 and later).
+/// of them back are reported (Linux 5.8 and later) once to each open
+/// file, those since it was opened: a descriptor through which another
+/// sync was already told says nothing more, so open one anew for each
+/// sync that must hear of them.
 pub(crate) fn sync_file_system(dir: BorrowedFd<'_>, name: &Path) -> io::Result<()> {
     faults::check(Step::Sync, name)?;
     Ok(rustix::fs::syncfs(dir)?)

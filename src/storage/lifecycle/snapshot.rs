@@ -224,30 +224,40 @@ impl Staged {
             return snapshot(tenant, (&self.root, &self.path), dest, Some(within));
         }
         let parent = dest.parent().unwrap_or(within.base);
-        let moved = Dir::make_deferred(within.base, parent, &mut Vec::new()).and_then(|dir| {
-            sys::rename_between(staging.fd(), &self.scratch, dir.fd(), name_of(dest))
-        });
+        let move_in = || {
+            Dir::make_deferred(within.base, parent, &mut Vec::new()).and_then(|dir| {
+                sys::rename_between(staging.fd(), &self.scratch, dir.fd(), name_of(dest))
+            })
+        };
+        // A failed copy of the same tenant by another run into this
+        // directory may have removed the directory just made: once more.
+        let moved = match move_in() {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => move_in(),
+            moved => moved,
+        };
         if let Err(e) = moved {
             self.discard(staging);
             remove_if_empty(within, dest);
-            return Err(Error::io(
-                Some(tenant),
-                dest,
-                "moving the backup into place",
-                e,
-            ));
+            let operation = "moving the backup into place from the run's staging directory";
+            return Err(Error::io(Some(tenant), dest, operation, e));
         }
-        // As in `snapshot`: a re-key between the look above and the rename.
-        if crypt::key_kept(tenant, &self.root, self.key.as_ref())? {
-            return Ok(self.snapshot);
-        }
-        snapshot(tenant, (&self.root, &self.path), dest, Some(within)).inspect_err(|_| {
-            // The copy in place is under a key no longer kept: no backup.
+        // The copy in place under a key no longer kept is no backup.
+        let unplace = || {
             if let Ok(dir) = Dir::open(within.base, parent) {
                 remove_with_sidecars(&dir, name_of(dest));
             }
             remove_if_empty(within, dest);
-        })
+        };
+        // As in `snapshot`: a re-key between the look above and the rename.
+        match crypt::key_kept(tenant, &self.root, self.key.as_ref()) {
+            Ok(true) => Ok(self.snapshot),
+            Ok(false) => snapshot(tenant, (&self.root, &self.path), dest, Some(within))
+                .inspect_err(|_| unplace()),
+            Err(e) => {
+                unplace();
+                Err(e)
+            }
+        }
     }
 
     /// Removes the copy from `staging`.
