@@ -16,7 +16,7 @@ mod common;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Mutex, mpsc};
 use std::time::Duration;
 
 use common::{child, manager};
@@ -301,6 +301,7 @@ fn a_copy_retried_and_failed_leaves_no_empty_tenant_directory() {
 #[cfg(feature = "encryption")]
 #[test]
 fn an_encrypted_tenant_destroyed_while_its_copy_waits_is_not_in_the_backup() {
+    use std::sync::Arc;
     use tenanted::{MasterKey, RootKeyStore};
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
