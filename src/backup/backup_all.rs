@@ -26,7 +26,7 @@ use crate::fleet::{Begun, Counting, FleetReport, Kept, Run};
 use crate::fs::dir::Dir;
 use crate::fs::sys;
 use crate::name::TenantName;
-use crate::paths::RootConfig;
+use crate::paths::{INTERNAL_DIR, RootConfig};
 use crate::root_description;
 use crate::storage::{self, Staged, Within};
 
@@ -71,12 +71,11 @@ pub(crate) fn backup_all(
         .buckets(root.bucket_count());
     let run = Run::in_order(root, &options.fleet)?;
     describe_backup_dir(root, &layout)?;
-    let record = layout.layout_record().path();
-    let records = record.parent().unwrap_or(dir).to_path_buf();
-    let staging = Staging::new(dir, &records).map_err(|e| {
+    let staging = Staging::new(dir).map_err(|e| {
+        let records = dir.join(INTERNAL_DIR);
         Error::io(
             None,
-            &records,
+            records,
             "making the backup run's staging directory",
             e,
         )

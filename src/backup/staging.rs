@@ -18,6 +18,7 @@ use crate::fs::dir::Dir;
 use crate::fs::file_id::FileId;
 use crate::fs::files::remove_tree_quietly;
 use crate::fs::sys;
+use crate::paths::INTERNAL_DIR;
 
 const PREFIX: &str = "staging-";
 
@@ -34,14 +35,14 @@ pub(crate) struct Staging {
 }
 
 impl Staging {
-    /// Makes and locks a staging directory in `records` (the backup's
-    /// `.tenanted/`), first removing the ones no run holds.
+    /// Makes and locks a staging directory in the backup directory
+    /// `backup`'s `.tenanted/`, first removing the ones no run holds.
     ///
     /// # Errors
     ///
     /// The directory cannot be made, opened or locked.
-    pub(crate) fn new(backup: &Path, records: &Path) -> io::Result<Staging> {
-        let parent = Dir::open(backup, records)?;
+    pub(crate) fn new(backup: &Path) -> io::Result<Staging> {
+        let parent = Dir::open(backup, &backup.join(INTERNAL_DIR))?;
         clear_stale(&parent);
         for _ in 0..ATTEMPTS {
             if let Some(staging) = Self::take(&parent)? {

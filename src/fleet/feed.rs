@@ -3,8 +3,8 @@
 //! A run over the whole root splits its walk: each worker takes a few
 //! directories below the root (buckets) at a time and walks them alone
 //! (`window.rs`), so that the walk, with its `getdents` and its name
-//! checks, runs on every worker instead of one at a time through a lock. A run over a list
-//! hands the list out in order.
+//! checks, runs on every worker instead of one at a time through a lock.
+//! A run over a list hands the list out in order.
 
 use std::path::Path;
 use std::sync::Arc;

@@ -220,16 +220,34 @@ pub(crate) fn grouped(n: usize) -> String {
     out
 }
 
+/// How many lines a worker has kept for its report: at most
+/// [`KEPT_FAILURES`], so that a run never holds more than jobs ×
+/// `KEPT_FAILURES` lines however many tenants it lists.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct LineBudget(usize);
+
+impl LineBudget {
+    /// Whether a line the report would list (`wanted`) is kept.
+    pub(crate) fn keeps(&mut self, wanted: bool) -> bool {
+        let keep = wanted && self.0 < KEPT_FAILURES;
+        self.0 += usize::from(keep);
+        keep
+    }
+}
+
 /// A worker's tally for a [`FleetReport`]: the operation's counts, and
-/// whether it has kept its share of failed lines.
+/// the failed lines it has kept.
 pub(crate) struct Counting<C> {
     counts: C,
-    kept: usize,
+    kept: LineBudget,
 }
 
 impl<C: FleetCounts> Counting<C> {
     pub(crate) fn new(counts: C) -> Self {
-        Counting { counts, kept: 0 }
+        Counting {
+            counts,
+            kept: LineBudget::default(),
+        }
     }
 }
 
@@ -246,11 +264,8 @@ impl<C: FleetCounts> Tally for Counting<C> {
     type Row = Kept<C>;
 
     fn count(&mut self, row: &Kept<C>) -> bool {
-        // Each worker keeps at most the report's share: the run never
-        // holds more than jobs × KEPT_FAILURES lines.
-        let keep = self.counts.count(&row.0) && self.kept < KEPT_FAILURES;
-        self.kept += usize::from(keep);
-        keep
+        let wanted = self.counts.count(&row.0);
+        self.kept.keeps(wanted)
     }
 
     fn absorb(&mut self, other: &Self) {

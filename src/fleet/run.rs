@@ -223,11 +223,10 @@ impl<'a> Run<'a> {
         let started = Instant::now();
         let all = Mutex::new((new(), Vec::new()));
         let flush = |worker: &mut Windowed<T, W, U>| {
-            if worker.held.is_empty() {
-                return;
-            }
-            if let Some(shared) = worker.shared.take() {
-                for row in finish(&self, shared, std::mem::take(&mut worker.held)) {
+            if let Some((shared, held)) = worker.window.take()
+                && !held.is_empty()
+            {
+                for row in finish(&self, shared, held) {
                     keep(&mut worker.tally, &mut worker.rows, row);
                 }
             }
@@ -235,19 +234,18 @@ impl<'a> Run<'a> {
         let start = || Windowed {
             tally: new(),
             rows: Vec::new(),
-            held: Vec::with_capacity(window),
-            shared: None,
+            window: None,
         };
         let step = |worker: &mut Windowed<T, W, U>, place, found| {
-            if worker.shared.is_none() {
-                worker.shared = Some(open());
-            }
+            // Opened before the window's first tenant is begun.
+            let (_, held) =
+                (worker.window).get_or_insert_with(|| (open(), Vec::with_capacity(window)));
             match begin(&self, found) {
                 None => {}
                 Some(Begun::Done(row)) => keep(&mut worker.tally, &mut worker.rows, (place, row)),
                 Some(Begun::Unfinished(work)) => {
-                    worker.held.push((place, work));
-                    if worker.held.len() >= window {
+                    held.push((place, work));
+                    if held.len() >= window {
                         flush(worker);
                     }
                 }
@@ -285,13 +283,13 @@ impl<'a> Run<'a> {
     }
 }
 
-/// A worker of [`Run::each_windowed`]: its tally and rows, the tenants
-/// begun and not finished, and what their window shares.
+/// A worker of [`Run::each_windowed`]: its tally and rows, and its open
+/// window: what the window shares, with the tenants begun in it and not
+/// finished.
 struct Windowed<T: Tally, W, U> {
     tally: T,
     rows: Vec<(usize, T::Row)>,
-    held: Vec<(usize, U)>,
-    shared: Option<W>,
+    window: Option<(W, Vec<(usize, U)>)>,
 }
 
 /// What [`Run::each_windowed`]'s first step made of a tenant.

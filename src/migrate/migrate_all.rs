@@ -25,11 +25,10 @@ impl Tally for StatusReport {
     type Row = TenantStatus;
 
     fn count(&mut self, row: &TenantStatus) -> bool {
-        // Each worker keeps at most the report's share: a run over a fleet
-        // a migration behind never holds a row per tenant.
-        let keep = StatusReport::count(self, row) && self.kept < KEPT_FAILURES;
-        self.kept += usize::from(keep);
-        keep
+        // A run over a fleet a migration behind never holds a row per
+        // tenant.
+        let wanted = StatusReport::count(self, row);
+        self.kept.keeps(wanted)
     }
 
     fn absorb(&mut self, other: &Self) {

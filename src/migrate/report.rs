@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use super::migrations::Migrations;
 use super::tenant::MigrationOutcome;
 use crate::error::Error;
-use crate::fleet::{FleetCounts, FleetReport, FleetSummary, grouped};
+use crate::fleet::{FleetCounts, FleetReport, FleetSummary, LineBudget, grouped};
 use crate::name::TenantName;
 
 /// One tenant's line: in a [`MigrationReport`] (tenants that failed), or
@@ -396,7 +396,7 @@ pub struct StatusReport {
     pub listing_errors: Vec<Arc<Error>>,
     totals: StatusTotals,
     /// Rows a fleet run's worker has kept for `tenants` (see `Tally`).
-    pub(super) kept: usize,
+    pub(super) kept: LineBudget,
 }
 
 /// What a [`StatusReport`] counts over every tenant read.
@@ -418,7 +418,7 @@ impl StatusReport {
             tenants: Vec::new(),
             listing_errors: Vec::new(),
             totals: StatusTotals::default(),
-            kept: 0,
+            kept: LineBudget::default(),
         }
     }
 

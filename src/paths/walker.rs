@@ -587,8 +587,8 @@ fn is_no_directory(e: &io::Error) -> bool {
     matches!(errno, Some(Errno::LOOP | Errno::NOTDIR))
 }
 
-/// `frame`'s directory (which listed `entry`), for the database at `path`, whose last
-/// `below_len` bytes name it below that directory (for
+/// `frame`'s directory (which listed `entry`), for the database at
+/// `path`, whose last `below_len` bytes name it below that directory (for
 /// [`Mode::Candidates`]).
 fn below((frame, entry): (&Frame, &Named<'_>), path: &Path, below_len: usize) -> Option<Below> {
     let start = path.as_os_str().len().checked_sub(below_len)?;
