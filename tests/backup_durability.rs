@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, mpsc};
 use std::time::Duration;
 
-use common::{child, manager};
+use common::{child, manager, tenant_with_rows_in_its_wal};
 use tenanted::testing::faults::{FaultPlan, Step, StepTaken};
 use tenanted::{BackupOptions, RestoreOptions, RootConfig, TenantManager};
 
@@ -46,13 +46,18 @@ fn name_starts(step: &StepTaken, prefix: &str) -> bool {
     (step.name.to_str()).is_some_and(|name| name.starts_with(prefix))
 }
 
-/// The steps of one `backup_all` of the fleet into `dest`, from the first
-/// copy on (the run's records come before), and the report.
-fn recorded_backup(m: &TenantManager, dest: &Path) -> (Vec<StepTaken>, tenanted::BackupReport) {
+/// The steps of one `backup_all` of the fleet into `dest`, recorded (a
+/// rehearsal, for a step to act at in the next run), and its report.
+fn recorded(m: &TenantManager, dest: &Path) -> (Vec<StepTaken>, tenanted::BackupReport) {
     let plan = FaultPlan::record();
     let report = m.backup_all(dest, &BackupOptions::new()).unwrap();
-    let steps = plan.steps();
-    drop(plan);
+    (plan.steps(), report)
+}
+
+/// As [`recorded`], from the first copy on (the run's records come
+/// before).
+fn recorded_backup(m: &TenantManager, dest: &Path) -> (Vec<StepTaken>, tenanted::BackupReport) {
+    let (steps, report) = recorded(m, dest);
     let first = steps.iter().position(is_scratch_copy).unwrap();
     (steps[first..].to_vec(), report)
 }
@@ -114,11 +119,7 @@ fn a_window_whose_sync_fails_puts_none_of_its_copies_in_place() {
     let m = fleet(&dir.path().join("root"));
     // Where the first window's sync comes, from a run into another
     // directory (the same steps: one worker, tenants in name order).
-    let plan = FaultPlan::record();
-    m.backup_all(dir.path().join("rehearsal"), &BackupOptions::new())
-        .unwrap();
-    let steps = plan.steps();
-    drop(plan);
+    let (steps, _) = recorded(&m, &dir.path().join("rehearsal"));
     let first_copy = steps.iter().position(is_scratch_copy).unwrap();
     let sync = first_copy
         + steps[first_copy..]
@@ -252,22 +253,13 @@ fn a_copy_retried_and_failed_leaves_no_empty_tenant_directory() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
     let m = manager(&root);
-    m.create_tenant("acme").unwrap();
-    let conn = m.connection("acme").unwrap();
-    for i in 0..50 {
-        conn.execute("INSERT INTO notes (body) VALUES (?1)", [format!("row {i}")])
-            .unwrap();
-    }
+    tenant_with_rows_in_its_wal(&m, "acme", 50);
     let smaller = dir.path().join("smaller.sqlite3");
     m.create_tenant("small").unwrap();
     m.backup_tenant("small", &smaller).unwrap();
     m.destroy_tenant("small").unwrap();
     // Where the copy opens acme's -wal, from a rehearsal.
-    let plan = FaultPlan::record();
-    m.backup_all(dir.path().join("rehearsal"), &BackupOptions::new())
-        .unwrap();
-    let steps = plan.steps();
-    drop(plan);
+    let (steps, _) = recorded(&m, &dir.path().join("rehearsal"));
     let wal = |s: &StepTaken| {
         s.step == Step::Open && s.name.file_name().is_some_and(|n| n == "main.sqlite3-wal")
     };
@@ -317,11 +309,7 @@ fn an_encrypted_tenant_destroyed_while_its_copy_waits_is_not_in_the_backup() {
         m.create_tenant(&format!("a{i}")).unwrap();
     }
     // The second copy's creation, from a rehearsal: a0's copy waits.
-    let plan = FaultPlan::record();
-    m.backup_all(dir.path().join("rehearsal"), &BackupOptions::new())
-        .unwrap();
-    let steps = plan.steps();
-    drop(plan);
+    let (steps, _) = recorded(&m, &dir.path().join("rehearsal"));
     let second = (0..steps.len())
         .filter(|&i| is_scratch_copy(&steps[i]))
         .nth(1)
@@ -369,18 +357,10 @@ fn a_run_sweeping_stale_staging_never_removes_a_live_runs() {
     for i in 0..40 {
         m.create_tenant(&format!("t{i:02}")).unwrap();
     }
-    let plan = FaultPlan::record();
-    m.backup_all(dir.path().join("r1"), &BackupOptions::new())
-        .unwrap();
-    let steps = plan.steps();
-    drop(plan);
+    let (steps, _) = recorded(&m, &dir.path().join("r1"));
     let k_a = steps.iter().position(staging_lock).unwrap() + 1;
     std::fs::create_dir(dir.path().join("r1/.tenanted/staging-1-0")).unwrap();
-    let plan = FaultPlan::record();
-    m.backup_all(dir.path().join("r1"), &BackupOptions::new())
-        .unwrap();
-    let steps = plan.steps();
-    drop(plan);
+    let (steps, _) = recorded(&m, &dir.path().join("r1"));
     let k_b = steps
         .iter()
         .position(|s| staging_lock(s) && s.name == Path::new("staging-1-0"))

@@ -14,29 +14,9 @@ mod common;
 
 use std::path::Path;
 
-use common::manager;
+use common::{manager, tenant_with_rows_in_its_wal};
 use tenanted::testing::faults::{FaultPlan, Step};
 use tenanted::{Error, RestoreOptions, TenantManager};
-
-/// A tenant with `rows` notes whose last commits are in its `-wal` (the
-/// pool keeps a connection open, so nothing checkpoints them away).
-fn tenant_with_rows_in_its_wal(m: &TenantManager, name: &str, rows: usize) {
-    m.create_tenant(name).unwrap();
-    let conn = m.connection(name).unwrap();
-    for i in 0..rows {
-        conn.execute("INSERT INTO notes (body) VALUES (?1)", [format!("row {i}")])
-            .unwrap();
-    }
-    let wal = m
-        .root()
-        .database_path(name)
-        .unwrap()
-        .with_file_name("main.sqlite3-wal");
-    assert!(
-        std::fs::metadata(&wal).unwrap().len() > 32,
-        "no frames in {wal:?}"
-    );
-}
 
 /// The step (counting from 1) at which a backup of `name` to `dest` first
 /// opens the tenant's file called `file`, from a recorded run.

@@ -116,3 +116,23 @@ pub fn migrate_all_changed(
     lines.sort_by(|a, b| a.tenant.cmp(&b.tenant));
     (report, lines)
 }
+
+/// A tenant with `rows` notes whose last commits are in its `-wal` (the
+/// pool keeps a connection open, so nothing checkpoints them away).
+pub fn tenant_with_rows_in_its_wal(m: &TenantManager, name: &str, rows: usize) {
+    m.create_tenant(name).unwrap();
+    let conn = m.connection(name).unwrap();
+    for i in 0..rows {
+        conn.execute("INSERT INTO notes (body) VALUES (?1)", [format!("row {i}")])
+            .unwrap();
+    }
+    let wal = m
+        .root()
+        .database_path(name)
+        .unwrap()
+        .with_file_name("main.sqlite3-wal");
+    assert!(
+        std::fs::metadata(&wal).unwrap().len() > 32,
+        "no frames in {wal:?}"
+    );
+}
