@@ -614,11 +614,9 @@ impl TenantManager {
     /// (never an empty file created, never a pool timeout);
     /// [`Error::PendingMigration`] if the tenant's schema is behind (unless
     /// `auto_migrate`); [`Error::SchemaAheadOfCode`];
-    /// [`Error::TooManyOpenFiles`]; [`Error::TenantBeingDestroyed`] while
-    /// a destroy, a replacing restore or a re-key has the tenant fenced off
-    /// (one whose process died is finished here instead: the tenant then
-    /// does not exist, or is back); [`Error::Pool`] if the tenant's pool
-    /// stays exhausted for `connection_timeout`.
+    /// [`Error::TooManyOpenFiles`]; [`Error::TenantBeingDestroyed`];
+    /// [`Error::Pool`] if the tenant's pool stays exhausted for
+    /// `connection_timeout`.
     ///
     /// ```
     /// # let dir = tempfile::tempdir()?;

@@ -66,13 +66,6 @@ impl Stopped {
         self.child.as_ref().expect("the child").id()
     }
 
-    /// SIGKILL: the child dies in the middle of its operation.
-    fn kill(mut self) {
-        let mut child = self.child.take().expect("the child");
-        child.kill().expect("SIGKILL");
-        child.wait().expect("the killed child");
-    }
-
     /// SIGCONT, then waits for the child to finish its operation.
     fn resume(mut self) -> String {
         let child = self.child.take().expect("the child");
@@ -269,85 +262,6 @@ fn a_stopped_destroy_holds_nobody_past_their_timeouts() {
         .query_row("SELECT count(*) FROM notes", [], |r| r.get(0))
         .unwrap();
     assert_eq!(rows, 0);
-}
-
-// ----- a destroy or a replacing restore killed while fenced -----------------
-
-/// Holds `acme` open with one row written, starts `child_test` (which
-/// fences it off and waits for this process), and kills it once it is
-/// fenced. Returns the manager of a process that never had `acme` open.
-fn kill_once_fenced(root: &Path, out: &Path, child_test: &str) -> TenantManager {
-    let m = common::manager(root);
-    let conn = m.connection("acme").unwrap();
-    conn.execute("INSERT INTO notes (body) VALUES ('kept')", [])
-        .unwrap();
-    let victim = child::spawn_logged(child_test, root, out);
-    stop_once_fenced(victim, out, &m.root().database_path("acme").unwrap()).kill();
-    drop(conn);
-    m.prune_idle(Duration::ZERO);
-    impatient(root, common::three_migrations())
-}
-
-/// A destroy killed after fencing the tenant off holds no lock: the next
-/// checkout, in a process that knew nothing of it, finishes the destroy
-/// at once instead of answering "being destroyed" until a debris sweep.
-#[test]
-fn a_killed_destroy_is_finished_by_the_next_connection() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("root");
-    common::manager(&root).create_tenant("acme").unwrap();
-    let other = kill_once_fenced(&root, &dir.path().join("out"), "child_destroys_acme");
-    assert!(!other.tenant_exists("acme").unwrap());
-    let started = Instant::now();
-    let refused = other.connection("acme").map(drop);
-    assert!(started.elapsed() < MARGIN);
-    assert!(
-        matches!(refused, Err(Error::TenantDoesNotExist { .. })),
-        "{refused:?}"
-    );
-    let left = common::tenant_files_under(&root);
-    assert!(left.is_empty(), "{left:?}");
-    other.create_tenant("acme").unwrap();
-    assert_eq!(other.remove_debris().unwrap(), 0);
-}
-
-/// A restore replacing a tenant, killed after fencing the old database
-/// off and before its swap: the next checkout puts the old tenant back,
-/// with its rows.
-#[test]
-fn a_killed_replacing_restore_is_undone_by_the_next_connection() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("root");
-    let m = common::manager(&root);
-    m.create_tenant("acme").unwrap();
-    m.backup_tenant("acme", root.with_file_name("acme.bak"))
-        .unwrap();
-    drop(m);
-    let other = kill_once_fenced(&root, &dir.path().join("out"), "child_restores_acme");
-    let rows: i64 = other
-        .connection("acme")
-        .unwrap()
-        .query_row("SELECT count(*) FROM notes WHERE body = 'kept'", [], |r| {
-            r.get(0)
-        })
-        .unwrap();
-    assert_eq!(rows, 1, "the old tenant is back, with its row");
-    assert_eq!(common::sorted_tenants(&other), ["acme"]);
-    integrity_ok(&other, "acme");
-}
-
-#[test]
-#[ignore = "child process of a_killed_replacing_restore_is_undone_by_the_next_connection"]
-fn child_restores_acme() {
-    let Some(root) = child::root() else { return };
-    let m = common::builder(&root)
-        .destroy_timeout(Duration::from_secs(300))
-        .build()
-        .unwrap();
-    let replacing = tenanted::RestoreOptions::new().replace(true);
-    m.restore_tenant_opts("acme", root.with_file_name("acme.bak"), &replacing)
-        .unwrap();
-    println!("RESTORED");
 }
 
 #[test]

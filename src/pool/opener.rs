@@ -111,7 +111,7 @@ pub(crate) fn open(
                 let opened = open_as_lead(cache, config, migrations, &tenant, &path);
                 // The pool the lead built (if it lost) is gone by now.
                 drop(flight);
-                opened.or_else(|refused| finish_crashed_fence(config, &tenant, &path, refused))
+                opened
             }
         };
         match checkout {
@@ -121,31 +121,6 @@ pub(crate) fn open(
         }
     }
     Err(storage::missing_error(&tenant, &path))
-}
-
-/// A cold open found `tenant` fenced off on disk (`refused` says "being
-/// destroyed"): if the process that fenced it died, what it left is
-/// finished here and the open is tried again ([`Refused::Stale`]); a
-/// destroy, restore or re-key still running keeps its answer. Any other
-/// refusal is passed on.
-fn finish_crashed_fence(
-    config: &OpenConfig,
-    tenant: &TenantName,
-    path: &Path,
-    refused: Refused,
-) -> Result<Checkout, Refused> {
-    if !matches!(refused, Refused::Failed(Error::TenantBeingDestroyed { .. })) {
-        return Err(refused);
-    }
-    let at = TenantPath::new(&config.root, path, config.owns_dir);
-    match storage::finish_crashed_fence(tenant, at) {
-        Ok(true) => {
-            tracing::info!(tenant = %tenant, path = %path.display(), "finished what a crashed destroy, restore or re-key left fencing the tenant off");
-            Err(Refused::Stale)
-        }
-        Ok(false) => Err(refused),
-        Err(e) => Err(Refused::Failed(e)),
-    }
 }
 
 /// The lead's cold open: connect, check the schema, build, cache.

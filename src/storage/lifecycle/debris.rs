@@ -267,38 +267,15 @@ pub(crate) fn sweep_debris(root: &RootConfig) -> Result<usize> {
 
 fn sweep_tenant(tenant: &TenantName, at: TenantPath<'_>) -> Result<usize> {
     let had_lock_file = usize::from(sys::symlink_metadata(&lock_path(at.entry())).is_ok());
-    Ok(sweep_if_free(tenant, at)?.map_or(0, |removed| removed + had_lock_file))
-}
-
-/// Finishes what a destroy, a replacing restore or a re-key left when it
-/// died with `tenant` fenced off (see [`finish_fenced_entry`]), so that
-/// the tenant does not answer "being destroyed" for want of a sweep. Only
-/// if no process holds the tenant's lock: the operation that fenced it is
-/// gone (a lock dies with its process). Returns whether it changed
-/// anything; `false` when the lock is held (the operation is alive) or the
-/// fenced database is still open elsewhere.
-///
-/// # Errors
-///
-/// The tenant's lock or its directory cannot be opened, or what is left
-/// cannot be removed (a read-only root).
-pub(crate) fn finish_crashed_fence(tenant: &TenantName, at: TenantPath<'_>) -> Result<bool> {
-    Ok(sweep_if_free(tenant, at)?.is_some_and(|removed| removed > 0))
-}
-
-/// Sweeps `tenant`'s debris under its lock, if nobody holds it, then the
-/// directories a gone tenant left empty: how many files went; `None` if
-/// the lock is held, or if the fenced database is still open elsewhere
-/// (its debris is not debris yet).
-fn sweep_if_free(tenant: &TenantName, at: TenantPath<'_>) -> Result<Option<usize>> {
     let lock = match TenantLock::try_for_sweep(at) {
         Ok(Some(lock)) => lock,
-        Ok(None) => return Ok(None),
+        Ok(None) => return Ok(0),
         Err(e) => return Err(Error::io(Some(tenant), at.entry(), "locking the tenant", e)),
     };
     let removed = match sweep_locked(tenant, &lock, at) {
         Ok(removed) => removed,
-        Err(Error::TenantBusy { .. }) => return Ok(None),
+        // Still open elsewhere: its debris is not debris yet.
+        Err(Error::TenantBusy { .. }) => return Ok(0),
         Err(e) => return Err(e),
     };
     let db_exists = match lock.db_dir(at) {
@@ -309,7 +286,7 @@ fn sweep_if_free(tenant: &TenantName, at: TenantPath<'_>) -> Result<Option<usize
     if !db_exists {
         remove_empty_parents(at.root(), at.db_dir());
     }
-    Ok(Some(removed))
+    Ok(removed + had_lock_file)
 }
 
 fn sweep_locked(tenant: &TenantName, lock: &TenantLock, at: TenantPath<'_>) -> Result<usize> {
