@@ -134,13 +134,15 @@ impl<'a> Feed<'a> {
     ) {
         // Under a test's fault plan (thread-local) the one worker runs on
         // this thread, so that the plan sees every step of the run.
+        let open = AtomicUsize::new(0);
         if faults::plan_active() {
-            return self.worker(Window::new(self.parts, 1), stop, start, work, done);
+            let window = Window::new(self.parts, 1, &open);
+            return self.worker(window, stop, start, work, done);
         }
         let workers = jobs.min(self.most).max(1);
         std::thread::scope(|scope| {
             for _ in 0..workers {
-                let window = Window::new(self.parts, workers);
+                let window = Window::new(self.parts, workers, &open);
                 scope.spawn(|| self.worker(window, stop, start, work, done));
             }
         });
@@ -150,7 +152,7 @@ impl<'a> Feed<'a> {
     /// there are none or `stop` says so.
     fn worker<S>(
         &self,
-        mut window: Window,
+        mut window: Window<'_>,
         stop: &(dyn Fn() -> bool + Sync),
         start: &(dyn Fn() -> S + Sync),
         work: &(dyn Fn(&mut S, usize, Found) + Sync),
@@ -187,19 +189,37 @@ impl<'a> Feed<'a> {
         &self,
         batch: &mut Vec<(usize, Found)>,
         size: usize,
-        window: &mut Window,
+        window: &mut Window<'_>,
         more: &mut bool,
     ) {
+        // Whether `batch` holds tenants of a window: each holds its part's
+        // directory open until it is done.
+        let mut walked = false;
         while batch.len() < size {
+            if batch.is_empty() {
+                window.retry(&mut |e| self.listing_error(e));
+            }
             // A window is taken whole and walked out before the next: its
-            // tenants come as one stretch of inode order.
+            // tenants come as one stretch of inode order. A batch takes
+            // one window's tenants at most, so that a worker holds no more
+            // directories open than its window has parts, however few
+            // tenants each part has.
             if *more && window.is_empty() {
+                if walked {
+                    break;
+                }
                 *more = self.top_up(batch, size, window);
             }
             match window.next(&mut |e| self.listing_error(e)) {
-                Some(found) => batch.push((self.place(), found)),
-                None if !*more => break,
-                // `batch` was filled by tenants that come whole.
+                Some(found) => {
+                    walked = true;
+                    batch.push((self.place(), found));
+                }
+                // The batch's tenants hold directories open: done first.
+                None if window.is_waiting() && !batch.is_empty() => break,
+                None if !*more && window.is_empty() => break,
+                // `batch` was filled by tenants that come whole, or a part
+                // waits for descriptors.
                 None => {}
             }
         }
@@ -209,7 +229,12 @@ impl<'a> Feed<'a> {
     /// tenants that come whole (a list's, one right in the root) into
     /// `batch` until it has `size`; `false` once the source has no more.
     /// A part is read outside the source's lock.
-    fn top_up(&self, batch: &mut Vec<(usize, Found)>, size: usize, window: &mut Window) -> bool {
+    fn top_up(
+        &self,
+        batch: &mut Vec<(usize, Found)>,
+        size: usize,
+        window: &mut Window<'_>,
+    ) -> bool {
         while !window.is_full() && batch.len() < size {
             let piece = self.source.lock().next_piece(&self.handed);
             match piece {
@@ -232,7 +257,7 @@ impl<'a> Feed<'a> {
 
     /// Keeps the rest of the parts of the walk that a stopped worker never
     /// started, for the report.
-    fn set_aside(&self, rest: Window) {
+    fn set_aside(&self, rest: Window<'_>) {
         for next in rest.rest() {
             match next {
                 Ok(found) => self.unstarted.lock().push((self.place(), found)),
@@ -258,7 +283,7 @@ impl<'a> Feed<'a> {
             }
         }
         // What `tenants()` would have listed.
-        rest.retain(|(_, found)| !walked || is_database(found, root));
+        rest.retain(|(_, found)| !walked || may_be_database(found, root));
         let rest = rest.into_iter().map(|(place, found)| (place, found.tenant));
         let skipped = in_report_order(rest.collect(), walked, |t| t);
         (skipped, source.listing_errors)
@@ -303,8 +328,14 @@ pub(crate) fn in_report_order<T>(
     rows.into_iter().map(|(_, row)| row).collect()
 }
 
-/// Whether a regular file is where `found`'s database should be (what
-/// `tenants()` checks before listing a tenant).
-pub(crate) fn is_database(found: &Found, root: &Path) -> bool {
-    matches!(occupant(root, &found.path), Ok(Occupant::Database(_)))
+/// Whether a regular file is, or may be, where `found`'s database should
+/// be (what `tenants()` checks before listing a tenant). `true` when it
+/// cannot be looked at (out of descriptors, say): a run that skipped such
+/// a tenant would drop it without a word, whereas reading it reports why
+/// it cannot be.
+pub(crate) fn may_be_database(found: &Found, root: &Path) -> bool {
+    !matches!(
+        occupant(root, &found.path),
+        Ok(Occupant::Nothing | Occupant::Other(_))
+    )
 }

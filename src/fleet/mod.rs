@@ -17,7 +17,7 @@ mod window;
 pub use options::Progress;
 pub use report::{FleetCounts, FleetReport, FleetSummary, KEPT_FAILURES};
 
-pub(crate) use feed::is_database;
+pub(crate) use feed::may_be_database;
 pub(crate) use options::{Callback, FleetOptions};
 pub(crate) use report::{Counting, Kept, LineBudget, grouped};
 pub(crate) use run::{Begun, Line, Lines, Run, Tally};

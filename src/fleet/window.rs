@@ -14,6 +14,18 @@
 //! directories is read whole: about 1 MB for 8 buckets at a million
 //! tenants in 256).
 
+//!
+//! Every part in a window holds a directory open, and descriptors are the
+//! whole process's: the parts all workers hold at once are kept to a
+//! sixteenth of the descriptor limit, and a part that cannot be opened
+//! for want of descriptors waits in its window until a part there is
+//! walked out and closed (or, in an empty window, until the other
+//! workers' parts are), instead of becoming a listing error that would
+//! drop its tenants from the run.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
 use crate::error::{Error, Result};
 use crate::paths::{Found, Walker};
 
@@ -22,50 +34,115 @@ use crate::paths::{Found, Walker};
 /// that still holds parts when the others have run out walks them alone.
 const PARTS: usize = 8;
 
+/// The share of the descriptor limit the windows of a run hold at most.
+const DESCRIPTOR_SHARE: u64 = 16;
+
+/// How long a worker with an empty window waits before trying a part
+/// again that it could not open for want of descriptors.
+const RETRY_PAUSE: Duration = Duration::from_millis(2);
+
 /// The parts a worker is walking, each with the next tenant it found.
-pub(crate) struct Window {
+pub(crate) struct Window<'a> {
     heads: Vec<(Found, Walker)>,
     parts: usize,
+    /// A part that could not be opened for want of descriptors, tried
+    /// again when one of `heads` is walked out.
+    waiting: Option<Walker>,
+    /// The parts every worker of the run holds open.
+    open: &'a AtomicUsize,
 }
 
-impl Window {
+impl<'a> Window<'a> {
     /// A window for one of `jobs` workers on a walk of about `parts` parts
-    /// (the root's buckets): at most [`PARTS`], and at most half of a
-    /// worker's share, so that every worker finds parts to take.
-    pub(crate) fn new(parts: usize, jobs: usize) -> Self {
-        let parts = (parts / (2 * jobs.max(1))).clamp(1, PARTS);
+    /// (the root's buckets): at most [`PARTS`], at most half of a
+    /// worker's share, so that every worker finds parts to take, and at
+    /// most its share of the descriptors the run may hold. `open` counts
+    /// the parts all workers hold.
+    pub(crate) fn new(parts: usize, jobs: usize, open: &'a AtomicUsize) -> Self {
         Window {
-            heads: Vec::with_capacity(parts),
-            parts,
+            heads: Vec::with_capacity(PARTS),
+            parts: window_size(parts, jobs, descriptor_limit()),
+            waiting: None,
+            open,
         }
     }
 
     /// Whether every part it held is walked.
     pub(crate) fn is_empty(&self) -> bool {
-        self.heads.is_empty()
+        self.heads.is_empty() && self.waiting.is_none()
     }
 
     /// Whether it holds as many parts as it may.
     pub(crate) fn is_full(&self) -> bool {
-        self.heads.len() >= self.parts
+        self.heads.len() >= self.parts || self.waiting.is_some()
     }
 
-    /// Starts walking `part`; what cannot be listed goes to `failed`.
+    /// Starts walking `part`; what cannot be listed goes to `failed`. A
+    /// part that cannot be opened for want of descriptors waits
+    /// ([`Window::retry`]).
     pub(crate) fn add(&mut self, mut part: Walker, failed: &mut dyn FnMut(Error)) {
+        match part.open_start() {
+            Ok(()) => {}
+            Err(_) if part.unstarted() => {
+                self.waiting = Some(part);
+                return;
+            }
+            Err(e) => return failed(e),
+        }
         if let Some(found) = first(&mut part, failed) {
+            self.open.fetch_add(1, Ordering::AcqRel);
             self.heads.push((found, part));
         }
     }
 
+    /// Whether a part waits for descriptors.
+    pub(crate) fn is_waiting(&self) -> bool {
+        self.waiting.is_some()
+    }
+
+    /// Tries the waiting part again. Call it with no tenant of the
+    /// worker's in hand (they hold their parts' directories open). If it
+    /// still cannot be opened and the window has no other part: while
+    /// other workers hold parts, it pauses (theirs will close); when none
+    /// do, descriptors are short for reasons outside the run, and the
+    /// error goes to `failed`.
+    pub(crate) fn retry(&mut self, failed: &mut dyn FnMut(Error)) {
+        let Some(part) = self.waiting.take() else {
+            return;
+        };
+        self.add(part, failed);
+        if !self.heads.is_empty() || self.waiting.is_none() {
+            return;
+        }
+        if self.open.load(Ordering::Acquire) > 0 {
+            std::thread::sleep(RETRY_PAUSE);
+        } else if let Some(mut part) = self.waiting.take() {
+            // Walking it reports why it cannot be opened (or walks it, if
+            // it can be now).
+            while let Some(next) = part.next() {
+                match next {
+                    Ok(found) => {
+                        self.open.fetch_add(1, Ordering::AcqRel);
+                        return self.heads.push((found, part));
+                    }
+                    Err(e) => failed(e),
+                }
+            }
+        }
+    }
+
     /// The tenant with the lowest inode number among the parts' next ones;
-    /// `None` when every part is walked.
+    /// `None` when every part is walked (or only a waiting part is left).
     pub(crate) fn next(&mut self, failed: &mut dyn FnMut(Error)) -> Option<Found> {
         let (lowest, _) = (self.heads.iter().enumerate())
             .min_by_key(|(_, (found, _))| found.inode().unwrap_or(0))?;
         let (found, part) = &mut self.heads[lowest];
         let taken = match first(part, failed) {
             Some(next) => std::mem::replace(found, next),
-            None => self.heads.swap_remove(lowest).0,
+            None => {
+                self.open.fetch_sub(1, Ordering::AcqRel);
+                self.heads.swap_remove(lowest).0
+            }
         };
         Some(taken)
     }
@@ -73,8 +150,27 @@ impl Window {
     /// Every tenant still in the window (a stopped worker's), and the
     /// errors met listing them.
     pub(crate) fn rest(self) -> impl Iterator<Item = Result<Found>> {
-        (self.heads.into_iter()).flat_map(|(found, part)| std::iter::once(Ok(found)).chain(part))
+        self.open.fetch_sub(self.heads.len(), Ordering::AcqRel);
+        let waiting = self.waiting.into_iter().flatten();
+        (self.heads.into_iter())
+            .flat_map(|(found, part)| std::iter::once(Ok(found)).chain(part))
+            .chain(waiting)
     }
+}
+
+/// The parts one of `jobs` workers holds at once, on a walk of `parts`
+/// parts, in a process allowed `limit` descriptors.
+fn window_size(parts: usize, jobs: usize, limit: u64) -> usize {
+    let jobs = jobs.max(1);
+    let descriptors = usize::try_from(limit / DESCRIPTOR_SHARE).unwrap_or(usize::MAX) / jobs;
+    (parts / (2 * jobs)).min(descriptors).clamp(1, PARTS)
+}
+
+/// The process's soft limit on open descriptors (a generous guess if it
+/// cannot be read or is unlimited).
+fn descriptor_limit() -> u64 {
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
+    limit.unwrap_or(u64::MAX)
 }
 
 /// The next tenant `part` finds, its listing errors given to `failed`.
@@ -93,12 +189,21 @@ mod tests {
 
     #[test]
     fn a_window_takes_at_most_half_a_workers_share() {
-        let size = |parts, jobs| Window::new(parts, jobs).parts;
+        let size = |parts, jobs| window_size(parts, jobs, 1 << 20);
         assert_eq!(size(256, 2), PARTS);
         assert_eq!(size(256, 32), 4);
         assert_eq!(size(16, 4), 2);
         assert_eq!(size(16, 1), PARTS);
         assert_eq!(size(1, 8), 1);
         assert_eq!(size(usize::MAX, 0), PARTS);
+    }
+
+    #[test]
+    fn the_windows_hold_a_sixteenth_of_the_descriptors() {
+        assert_eq!(window_size(256, 16, 128), 1);
+        assert_eq!(window_size(256, 2, 128), 4);
+        assert_eq!(window_size(256, 1, 1024), PARTS);
+        assert_eq!(window_size(256, 4, 16), 1, "never less than one part");
+        assert_eq!(window_size(256, 2, u64::MAX), PARTS);
     }
 }

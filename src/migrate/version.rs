@@ -7,7 +7,7 @@ use std::path::Path;
 use rusqlite::{Connection, OpenFlags};
 
 use crate::error::{Error, Result};
-use crate::fleet::is_database;
+use crate::fleet::may_be_database;
 use crate::fs::Dir;
 use crate::name::TenantName;
 use crate::paths::Found;
@@ -56,7 +56,7 @@ pub(crate) fn peek_found(
     match header {
         Header::Version(version) => Some(Ok(version)),
         Header::NotThere if walked => incomplete().map(Err),
-        Header::AskSqlite if walked && !is_database(found, root) => incomplete().map(Err),
+        Header::AskSqlite if walked && !may_be_database(found, root) => incomplete().map(Err),
         Header::NotThere | Header::AskSqlite => {
             let peeked = peek_with_sqlite(&found.tenant, root, &found.path);
             Some(peeked.map_err(|e| match e {

@@ -26,7 +26,7 @@ use tracing::{debug, warn};
 
 use super::layout::Layout;
 use super::path_template::Captures;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, is_fd_exhaustion};
 use crate::fs::entries::{Entries, Entry};
 use crate::fs::sys;
 use crate::name::{self, TenantName};
@@ -230,9 +230,9 @@ impl Walker {
     /// The next entry of the directory on top of the stack, sorted (the
     /// start opened first): `None` when the stack is empty.
     fn next_step(&mut self) -> Option<Result<Step>> {
-        if let Some((dir, captured)) = self.start.take()
-            && let Err(e) = self.open(dir, captured)
-        {
+        if let Err(e) = self.open_start() {
+            // An iterator that failed to start ends: it is not retried.
+            self.start = None;
             return Some(Err(e));
         }
         loop {
@@ -254,6 +254,34 @@ impl Walker {
                 step => return Some(Ok(step)),
             }
         }
+    }
+
+    /// Opens the directory this walk starts in (a part's bucket) if it is
+    /// not open yet. When that fails for want of descriptors (EMFILE,
+    /// ENFILE) the walk stays unstarted ([`Walker::unstarted`]), so that a
+    /// fleet worker holding other directories open can hand it back and
+    /// try it again once it has closed them.
+    ///
+    /// # Errors
+    ///
+    /// The directory cannot be opened or read.
+    pub(crate) fn open_start(&mut self) -> Result<()> {
+        let Some((dir, captured)) = self.start.take() else {
+            return Ok(());
+        };
+        let again = (dir.clone(), captured.clone());
+        let opened = self.open(dir, captured);
+        if let Err(Error::Io { cause, .. }) = &opened
+            && is_fd_exhaustion(cause)
+        {
+            self.start = Some(again);
+        }
+        opened
+    }
+
+    /// Whether the directory this walk starts in is still to be opened.
+    pub(crate) fn unstarted(&self) -> bool {
+        self.start.is_some()
     }
 
     /// Starts reading `dir`: the root, or an entry of the directory on
