@@ -157,3 +157,33 @@ fn a_fleet_run_holds_no_more_directories_than_its_windows_have_parts() {
         "{most} descriptors more at once"
     );
 }
+
+/// A tenant the header alone cannot tell about (its `-wal` has frames) is
+/// looked at before SQLite reads it; when looking fails for want of
+/// descriptors, it is read all the same (or reported), never skipped as
+/// if no database were there: it once vanished from the counts.
+#[test]
+fn a_tenant_that_cannot_be_looked_at_never_vanishes_from_a_run() {
+    let _alone = alone();
+    let dir = tempfile::tempdir().unwrap();
+    let m = common::manager(dir.path());
+    common::tenant_with_rows_in_its_wal(&m, "acme", 3);
+    let steps = {
+        let plan = FaultPlan::record();
+        assert!(m.migration_status().unwrap().all_current());
+        plan.steps()
+    };
+    let opens = (steps.iter().enumerate()).filter(|(_, s)| s.step == Step::Open);
+    for (n, step) in opens.map(|(n, s)| (n + 1, s)) {
+        let plan = FaultPlan::fail_step(n, EMFILE);
+        let status = m.migration_status();
+        assert!(plan.steps()[n - 1].failed, "step {n} was not failed");
+        // The run itself failing (the root's layout unread) says so.
+        let Ok(status) = status else { continue };
+        assert!(
+            status.total() == 1 || !status.listing_errors.is_empty(),
+            "opening {:?} failed: the tenant vanished without a word: {status}",
+            step.name
+        );
+    }
+}
