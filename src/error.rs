@@ -85,8 +85,10 @@ pub enum Error {
         waited: Duration,
     },
 
-    /// A checkout raced with `destroy_tenant` for the same tenant.
-    #[error("tenant {tenant} is being destroyed; its database at {} accepts no new connections", path.display())]
+    /// A checkout raced with `destroy_tenant` for the same tenant (or a
+    /// restore with replace, or a re-key, which fence the tenant off the
+    /// same way), or met what one of those left when its process died.
+    #[error("tenant {tenant} is being destroyed (or replaced by a restore, or re-keyed); its database at {} accepts no new connections until that ends. If no such operation is running, one was interrupted: remove_debris (`tenanted cleanup`) finishes it, or puts the tenant back", path.display())]
     TenantBeingDestroyed {
         /// The tenant.
         tenant: TenantName,
