@@ -117,9 +117,13 @@ fn a_directory_being_destroyed_is_not_reported_damaged() {
     fs::File::create(tenant_dir.with_file_name(".acme.destroying")).unwrap();
     fs::rename(&db, tenant_dir.join(".main.sqlite3.destroying")).unwrap();
     assert!(!m.tenant_exists("acme").unwrap());
-    assert!(matches!(
-        m.connection("acme").map(drop),
-        Err(Error::TenantBeingDestroyed { .. })
-    ));
+    let refused = m.connection("acme").map(drop);
+    assert!(matches!(refused, Err(Error::TenantBeingDestroyed { .. })));
+    // Nobody is destroying it: the answer says how to finish it.
+    let said = refused.unwrap_err().to_string();
+    assert!(
+        said.contains("remove_debris") && said.contains("acme"),
+        "{said}"
+    );
     assert!(common::sorted_tenants(&m).is_empty());
 }
