@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::fs::faults;
 use crate::name::TenantName;
 use crate::paths::{Found, Mode, Part, RootConfig, Walker};
-use crate::storage::{Occupant, occupant};
+use crate::storage::{Occupant, TenantPath, incomplete, occupant};
 
 /// The tenants of a run: the walk of the root ([`Mode::Candidates`]), or
 /// the caller's list in its order.
@@ -39,6 +39,9 @@ pub(crate) struct Feed<'a> {
     /// About how many parts the walk has (the root's buckets), for the
     /// size of each worker's window.
     parts: usize,
+    /// Whether the layout gives each tenant a directory of its own (a
+    /// walked tenant's directory is listed even without its database).
+    owns_dir: bool,
 }
 
 /// Where tenants come from.
@@ -82,6 +85,7 @@ impl<'a> Feed<'a> {
             let walk = Tenants::Walked(root.walk(Mode::Candidates)?);
             let mut feed = Feed::of(root.root_dir(), walk, usize::MAX);
             feed.parts = usize::try_from(root.bucket_count()).unwrap_or(usize::MAX);
+            feed.owns_dir = root.owns_directory()?;
             return Ok(feed);
         };
         let named = names.iter().map(|name| {
@@ -116,6 +120,7 @@ impl<'a> Feed<'a> {
             most,
             handed: AtomicUsize::new(0),
             parts: usize::MAX,
+            owns_dir: false,
         }
     }
 
@@ -269,7 +274,7 @@ impl<'a> Feed<'a> {
     /// The tenants never started (after a stop), in report order, and the
     /// listing errors.
     pub(crate) fn finish(self) -> (Vec<TenantName>, Vec<Arc<Error>>) {
-        let (walked, root, handed) = (self.walked, self.root, self.handed);
+        let (walked, root, handed, owns_dir) = (self.walked, self.root, self.handed, self.owns_dir);
         let mut rest = self.unstarted.into_inner();
         let mut source = self.source.into_inner();
         let tenants: Box<dyn Iterator<Item = Result<Found>>> = match source.tenants {
@@ -282,8 +287,16 @@ impl<'a> Feed<'a> {
                 Err(e) => source.listing_errors.push(Arc::new(e)),
             }
         }
-        // What `tenants()` would have listed.
-        rest.retain(|(_, found)| !walked || may_be_database(found, root));
+        // What `tenants()` would have listed: a database (or what cannot
+        // be told apart from one), or the tenant's own directory without
+        // one.
+        rest.retain(|(_, found)| {
+            let listed = || {
+                let at = TenantPath::new(root, &found.path, owns_dir);
+                may_be_database(found, root) || incomplete(&found.tenant, at).is_some()
+            };
+            !walked || listed()
+        });
         let rest = rest.into_iter().map(|(place, found)| (place, found.tenant));
         let skipped = in_report_order(rest.collect(), walked, |t| t);
         (skipped, source.listing_errors)

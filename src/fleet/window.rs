@@ -149,12 +149,21 @@ impl<'a> Window<'a> {
 
     /// Every tenant still in the window (a stopped worker's), and the
     /// errors met listing them.
-    pub(crate) fn rest(self) -> impl Iterator<Item = Result<Found>> {
-        self.open.fetch_sub(self.heads.len(), Ordering::AcqRel);
-        let waiting = self.waiting.into_iter().flatten();
-        (self.heads.into_iter())
+    pub(crate) fn rest(mut self) -> impl Iterator<Item = Result<Found>> {
+        let heads = std::mem::take(&mut self.heads);
+        self.open.fetch_sub(heads.len(), Ordering::AcqRel);
+        let waiting = self.waiting.take().into_iter().flatten();
+        (heads.into_iter())
             .flat_map(|(found, part)| std::iter::once(Ok(found)).chain(part))
             .chain(waiting)
+    }
+}
+
+impl Drop for Window<'_> {
+    /// A worker that unwinds (a panicking callback) still gives its parts
+    /// back to the count, so that no other worker waits for them to close.
+    fn drop(&mut self) {
+        self.open.fetch_sub(self.heads.len(), Ordering::AcqRel);
     }
 }
 
@@ -196,6 +205,47 @@ mod tests {
         assert_eq!(size(16, 1), PARTS);
         assert_eq!(size(1, 8), 1);
         assert_eq!(size(usize::MAX, 0), PARTS);
+    }
+
+    /// A worker that panics with parts in its window takes them off the
+    /// run's count: another worker waiting for descriptors would
+    /// otherwise wait for them for ever (found by an outside review).
+    #[test]
+    fn a_window_dropped_by_a_panic_is_taken_off_the_count() {
+        use crate::paths::{Mode, Part, RootConfig};
+        let dir = tempfile::tempdir().unwrap();
+        let root = RootConfig::new(dir.path()).buckets(16);
+        for i in 0..20 {
+            let path = root.database_path(&format!("t{i:02}")).unwrap();
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, b"x").unwrap();
+        }
+        let mut top = root.walk(Mode::Candidates).unwrap();
+        let mut parts = Vec::new();
+        while let Some(part) = top.next_part() {
+            if let Ok(Part::Subtree(walker)) = part {
+                parts.push(walker);
+            }
+        }
+        let open = AtomicUsize::new(0);
+        let panicked = std::thread::scope(|scope| {
+            let worker = scope.spawn(|| {
+                let mut window = Window::new(16, 2, &open);
+                for part in parts.drain(..2) {
+                    window.add(part, &mut |e| panic!("{e}"));
+                }
+                assert_eq!(open.load(Ordering::SeqCst), 2);
+                panic!("the work panics");
+            });
+            worker.join().is_err()
+        });
+        assert!(panicked);
+        assert_eq!(open.load(Ordering::SeqCst), 0);
+        let mut window = Window::new(16, 2, &open);
+        window.add(parts.remove(0), &mut |e| panic!("{e}"));
+        let rest = window.rest().count();
+        assert!(rest > 0);
+        assert_eq!(open.load(Ordering::SeqCst), 0, "rest() and drop count once");
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! or back, and the usual answers apply). `remove_debris` removes the
 //! directory once nothing of anyone's is left in it.
 
-use crate::error::Error;
+use crate::error::{Error, is_fd_exhaustion};
 use crate::fs::dir::Dir;
 use crate::fs::sys;
 use crate::name::TenantName;
@@ -21,14 +21,28 @@ use crate::storage::opening::database_file::{Occupant, occupant_in};
 /// `Error::MissingDatabase` if `tenant`'s own directory is there, unmarked,
 /// and holds no database file; `None` otherwise (no directory of its own
 /// in this layout, no directory, a database in place, a destroy or a
-/// restore in progress, or the directory cannot be looked at).
+/// restore in progress, or the directory cannot be looked at). Out of
+/// descriptors it cannot tell, and says so (`TooManyOpenFiles`): a fleet
+/// run that took that for "no tenant" would drop the tenant without a
+/// word.
 pub(crate) fn incomplete(tenant: &TenantName, at: TenantPath<'_>) -> Option<Error> {
     if !at.owns_dir() {
         return None;
     }
+    let cannot_tell = |path: &std::path::Path, e: std::io::Error| {
+        let operation = "looking into the tenant's directory";
+        is_fd_exhaustion(&e).then(|| Error::io(Some(tenant), path, operation, e))
+    };
     // Reached as every tenant path is: no link followed on the way.
-    let dir = Dir::open(at.root(), at.db_dir()).ok()?;
-    let found = match occupant_in(&dir, at.db_name()).ok()? {
+    let dir = match Dir::open(at.root(), at.db_dir()) {
+        Ok(dir) => dir,
+        Err(e) => return cannot_tell(at.db_dir(), e),
+    };
+    let occupant = match occupant_in(&dir, at.db_name()) {
+        Ok(occupant) => occupant,
+        Err(e) => return cannot_tell(at.db(), e),
+    };
+    let found = match occupant {
         Occupant::Database(_) => return None,
         Occupant::Nothing => "nothing",
         Occupant::Other(what) => what,
