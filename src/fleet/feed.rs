@@ -287,16 +287,7 @@ impl<'a> Feed<'a> {
                 Err(e) => source.listing_errors.push(Arc::new(e)),
             }
         }
-        // What `tenants()` would have listed: a database (or what cannot
-        // be told apart from one), or the tenant's own directory without
-        // one.
-        rest.retain(|(_, found)| {
-            let listed = || {
-                let at = TenantPath::new(root, &found.path, owns_dir);
-                may_be_database(found, root) || incomplete(&found.tenant, at).is_some()
-            };
-            !walked || listed()
-        });
+        rest.retain(|(_, found)| !walked || is_listed(found, root, owns_dir));
         let rest = rest.into_iter().map(|(place, found)| (place, found.tenant));
         let skipped = in_report_order(rest.collect(), walked, |t| t);
         (skipped, source.listing_errors)
@@ -339,6 +330,13 @@ pub(crate) fn in_report_order<T>(
         rows.sort_by_key(|row| row.0);
     }
     rows.into_iter().map(|(_, row)| row).collect()
+}
+
+/// Whether `tenants()` would list `found`: a database (or what cannot be
+/// told apart from one), or the tenant's own directory without one.
+fn is_listed(found: &Found, root: &Path, owns_dir: bool) -> bool {
+    let at = TenantPath::new(root, &found.path, owns_dir);
+    may_be_database(found, root) || incomplete(&found.tenant, at).is_some()
 }
 
 /// Whether a regular file is, or may be, where `found`'s database should

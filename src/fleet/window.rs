@@ -13,7 +13,6 @@
 //! walk, and a worker holds at most its window's names (a bucket of tenant
 //! directories is read whole: about 1 MB for 8 buckets at a million
 //! tenants in 256).
-
 //!
 //! Every part in a window holds a directory open, and descriptors are the
 //! whole process's: the parts all workers hold at once are kept to a
@@ -27,6 +26,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::fs::sys;
 use crate::paths::{Found, Walker};
 
 /// How many parts of the walk a worker reads at once, at most. More is
@@ -61,7 +61,7 @@ impl<'a> Window<'a> {
     pub(crate) fn new(parts: usize, jobs: usize, open: &'a AtomicUsize) -> Self {
         Window {
             heads: Vec::with_capacity(PARTS),
-            parts: window_size(parts, jobs, descriptor_limit()),
+            parts: window_size(parts, jobs, sys::descriptor_limit().unwrap_or(u64::MAX)),
             waiting: None,
             open,
         }
@@ -90,9 +90,14 @@ impl<'a> Window<'a> {
             Err(e) => return failed(e),
         }
         if let Some(found) = first(&mut part, failed) {
-            self.open.fetch_add(1, Ordering::AcqRel);
-            self.heads.push((found, part));
+            self.hold(found, part);
         }
+    }
+
+    /// Holds `part`, open, with the next tenant it found.
+    fn hold(&mut self, found: Found, part: Walker) {
+        self.open.fetch_add(1, Ordering::AcqRel);
+        self.heads.push((found, part));
     }
 
     /// Whether a part waits for descriptors.
@@ -116,18 +121,12 @@ impl<'a> Window<'a> {
         }
         if self.open.load(Ordering::Acquire) > 0 {
             std::thread::sleep(RETRY_PAUSE);
-        } else if let Some(mut part) = self.waiting.take() {
+        } else if let Some(mut part) = self.waiting.take()
             // Walking it reports why it cannot be opened (or walks it, if
             // it can be now).
-            while let Some(next) = part.next() {
-                match next {
-                    Ok(found) => {
-                        self.open.fetch_add(1, Ordering::AcqRel);
-                        return self.heads.push((found, part));
-                    }
-                    Err(e) => failed(e),
-                }
-            }
+            && let Some(found) = first(&mut part, failed)
+        {
+            self.hold(found, part);
         }
     }
 
@@ -173,13 +172,6 @@ fn window_size(parts: usize, jobs: usize, limit: u64) -> usize {
     let jobs = jobs.max(1);
     let descriptors = usize::try_from(limit / DESCRIPTOR_SHARE).unwrap_or(usize::MAX) / jobs;
     (parts / (2 * jobs)).min(descriptors).clamp(1, PARTS)
-}
-
-/// The process's soft limit on open descriptors (a generous guess if it
-/// cannot be read or is unlimited).
-fn descriptor_limit() -> u64 {
-    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
-    limit.unwrap_or(u64::MAX)
 }
 
 /// The next tenant `part` finds, its listing errors given to `failed`.

@@ -229,6 +229,11 @@ pub(crate) fn write_at(file: &File, bytes: &[u8], offset: u64, name: &Path) -> i
     file.write_all_at(bytes, offset)
 }
 
+/// The process's soft limit on open descriptors; `None` when unlimited.
+pub(crate) fn descriptor_limit() -> Option<u64> {
+    rustix::process::getrlimit(rustix::process::Resource::Nofile).current
+}
+
 /// The kernel's list of file locks (`/proc/locks`), read when a wait on
 /// a lock file gives up, to name its holder; `None` where there is none.
 pub(crate) fn proc_locks() -> Option<String> {

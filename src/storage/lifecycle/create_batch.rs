@@ -219,8 +219,7 @@ fn finish_chunk(root: &Path, prepared: Prepared<'_>) -> Vec<Result<()>> {
 /// low (the two chunks in flight then use at most a quarter of it, each at
 /// most six descriptors a tenant), never none.
 fn chunk_size() -> usize {
-    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile).current;
-    let fit = limit.map_or(CHUNK, |n| usize::try_from(n / 48).unwrap_or(CHUNK));
+    let fit = sys::descriptor_limit().map_or(CHUNK, |n| usize::try_from(n / 48).unwrap_or(CHUNK));
     fit.clamp(1, CHUNK)
 }
 
