@@ -1199,9 +1199,13 @@ impl TenantManager {
     /// processes see the restored tenant within their `watch_interval`;
     /// in between, their `connection` may briefly answer
     /// `TenantBeingDestroyed` or `TenantDoesNotExist`. A crash of this
-    /// process after the old tenant is destroyed and before the backup is
-    /// published leaves no tenant (never a torn one): run the restore
-    /// again, the backup file is untouched.
+    /// process before the backup is in place leaves the old tenant fenced
+    /// off under a mark: [`remove_debris`](Self::remove_debris), or the
+    /// next create, restore or destroy of the tenant, puts it back whole.
+    /// (Only where the file system cannot swap directories is the old
+    /// tenant destroyed before the backup is published; a crash in between
+    /// leaves no tenant, never a torn one: run the restore again, the
+    /// backup file is untouched.)
     ///
     /// # Errors
     ///

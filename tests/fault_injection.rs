@@ -48,6 +48,8 @@ const FAULTS: [i32; 3] = [EIO, ENOSPC, EMFILE];
 /// `acme`, retry it, and what a listed `acme` must hold afterwards.
 struct Case {
     name: &'static str,
+    /// The root's path template (`None`: the default layout).
+    template: Option<&'static str>,
     prepare: fn(&TenantManager),
     run: fn(&TenantManager) -> Result<(), String>,
     retry: fn(&TenantManager),
@@ -55,7 +57,20 @@ struct Case {
 }
 
 fn fresh(dir: &Path, prepare: fn(&TenantManager)) -> TenantManager {
-    let m = common::manager(dir);
+    fresh_in(dir, None, prepare)
+}
+
+/// [`fresh`] with the path template `template`.
+fn fresh_in(dir: &Path, template: Option<&str>, prepare: fn(&TenantManager)) -> TenantManager {
+    let m = match template {
+        Some(template) => TenantManager::builder(
+            tenanted::RootConfig::new(dir).template(template),
+            tenanted::Migrations::new(common::three_migrations()),
+        )
+        .build()
+        .unwrap(),
+        None => common::manager(dir),
+    };
     // Built outside the fault window: the template and the root's records.
     m.create_tenant("warmup").unwrap();
     prepare(&m);
@@ -125,6 +140,7 @@ fn seeded_rows(m: &TenantManager) -> i64 {
 const CASES: &[Case] = &[
     Case {
         name: "create",
+        template: None,
         prepare: |_| {},
         run: |m| m.create_tenant("acme").map_err(say),
         retry: |m| m.create_tenant_if_not_exists("acme").map(drop).unwrap(),
@@ -132,6 +148,7 @@ const CASES: &[Case] = &[
     },
     Case {
         name: "create_tenants",
+        template: None,
         prepare: |_| {},
         run: |m| {
             let report = m.create_tenants(["acme", "acme-2"]).map_err(say)?;
@@ -147,6 +164,7 @@ const CASES: &[Case] = &[
     },
     Case {
         name: "create with a seed",
+        template: None,
         prepare: |_| {},
         run: |m| m.create_tenant_with("acme", seed).map_err(say),
         retry: |m| {
@@ -158,6 +176,7 @@ const CASES: &[Case] = &[
     },
     Case {
         name: "destroy",
+        template: None,
         prepare: |m| m.create_tenant("acme").unwrap(),
         run: |m| m.destroy_tenant("acme").map_err(say),
         retry: |m| match m.destroy_tenant("acme") {
@@ -168,6 +187,24 @@ const CASES: &[Case] = &[
     },
     Case {
         name: "restore, replacing the tenant",
+        template: None,
+        prepare: |m| {
+            m.create_tenant("acme").unwrap();
+            note(m, "in the backup");
+            m.backup_tenant("acme", backup_of(m)).unwrap();
+            note(m, "only in the old tenant");
+        },
+        run: |m| restore_replacing(m).map_err(say),
+        retry: |m| restore_replacing(m).unwrap(),
+        check: |m| {
+            let rows = notes(m);
+            let old = ["in the backup", "only in the old tenant"];
+            assert!(rows == ["in the backup"] || rows == old, "{rows:?}");
+        },
+    },
+    Case {
+        name: "restore, replacing a tenant without a directory of its own",
+        template: Some("%{bucket}/%{tenant}.sqlite3"),
         prepare: |m| {
             m.create_tenant("acme").unwrap();
             note(m, "in the backup");
@@ -184,6 +221,7 @@ const CASES: &[Case] = &[
     },
     Case {
         name: "migrate",
+        template: None,
         prepare: |m| {
             m.create_tenant("acme").unwrap();
             m.migrate_tenant_to("acme", 1).unwrap();
@@ -194,6 +232,7 @@ const CASES: &[Case] = &[
     },
     Case {
         name: "rollback",
+        template: None,
         prepare: |m| m.create_tenant("acme").unwrap(),
         run: |m| m.rollback_tenant("acme", 1).map(drop).map_err(say),
         retry: |m| {
@@ -250,7 +289,7 @@ fn a_restore_whose_publish_fails_leaves_the_old_tenant() {
         .expect("the restore publishes the tenant's directory")
         + 1;
     let dir = tempfile::tempdir().unwrap();
-    let m = fresh(dir.path(), case.prepare);
+    let m = fresh_in(dir.path(), case.template, case.prepare);
     let plan = FaultPlan::fail_step(publish, ENOSPC);
     let result = restore_replacing(&m);
     drop(plan);
@@ -289,7 +328,7 @@ fn a_destroy_that_cannot_remove_the_database_says_so() {
 /// The steps `case` takes when nothing fails.
 fn steps_of(case: &Case) -> Vec<StepTaken> {
     let dir = tempfile::tempdir().unwrap();
-    let m = fresh(dir.path(), case.prepare);
+    let m = fresh_in(dir.path(), case.template, case.prepare);
     let plan = FaultPlan::record();
     (case.run)(&m).unwrap_or_else(|e| panic!("{}: {e}", case.name));
     plan.steps()
@@ -303,7 +342,7 @@ fn fail_one_step(case: &Case, n: usize, errno: i32, step: &StepTaken) {
         step.name.display()
     );
     let dir = tempfile::tempdir().unwrap();
-    let m = fresh(dir.path(), case.prepare);
+    let m = fresh_in(dir.path(), case.template, case.prepare);
     let plan = FaultPlan::fail_step(n, errno);
     let result = (case.run)(&m);
     let failed = plan.steps().iter().any(|s| s.failed);

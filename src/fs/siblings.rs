@@ -5,7 +5,10 @@
 //! - `.main.sqlite3.tmp-PID-N`: a scratch database being built, published
 //!   by `hard_link` (create) or `rename` (the template database);
 //! - `.main.sqlite3.destroying`: the fenced database of a destroy waiting
-//!   for other processes to let go (see `fence.rs`);
+//!   for other processes to let go (see `fence.rs`), and its `-wal` and
+//!   `-journal` when a restore replacing it in place set them aside;
+//! - `.main.sqlite3.restoring`: the mark of a restore replacing the
+//!   database in place, when it has no directory of its own;
 //! - `main.sqlite3-wal`, `-shm`, `-journal`: SQLite's own sidecars;
 //! - `.main.sqlite3-litestream/`: Litestream's replication state for the
 //!   database, when Litestream replicates the root; it goes with the
@@ -153,6 +156,13 @@ pub(crate) fn is_sidecar(name: &str, db_name: &str) -> bool {
 /// a SQLite sidecar (`main.sqlite3-wal`).
 pub(crate) fn debris_owner(file_name: &str) -> Option<&str> {
     if let Some(hidden) = file_name.strip_prefix('.') {
+        // A fenced database's sidecars, set aside by a replace in place.
+        let fenced_sidecar = SQLITE_SIDECARS
+            .iter()
+            .find_map(|s| hidden.strip_suffix(s)?.strip_suffix(FENCE));
+        if fenced_sidecar.is_some() {
+            return fenced_sidecar;
+        }
         // Fixed suffixes first: a tenant's name may itself contain a
         // scratch marker (`x.tmp-1` is a valid name).
         let fixed = [LOCK, FENCE, RESTORING, STAGING, LITESTREAM]
@@ -186,7 +196,8 @@ mod tests {
             sidecar_path(db, "-shm"),
             Path::new("/r/00/acme/main.sqlite3-shm")
         );
-        for path in [&lock, &scratch, &fence] {
+        let fenced_wal = sidecar_path(&fence, "-wal");
+        for path in [&lock, &scratch, &fence, &fenced_wal] {
             let name = path.file_name().unwrap().to_str().unwrap();
             assert_eq!(debris_owner(name), Some("main.sqlite3"), "{name}");
         }

@@ -23,7 +23,9 @@ use crate::fs::siblings::name_of;
 use crate::fs::{Patience, sys};
 use crate::name::TenantName;
 use crate::storage::coordination::tenant_path::{TenantLock, TenantPath};
-use crate::storage::lifecycle::debris::{remove_debris, remove_entry_debris};
+use crate::storage::lifecycle::debris::{
+    finish_replace_in_place, remove_debris, remove_entry_debris,
+};
 use crate::storage::lifecycle::encrypted_copy::encrypted_copy;
 use crate::storage::lifecycle::stage::Stage;
 use crate::storage::lifecycle::template_database::Template;
@@ -97,6 +99,8 @@ pub(in crate::storage) fn clear_the_way(
 ) -> Result<()> {
     if at.owns_dir() {
         remove_entry_debris(tenant, lock, at)?;
+    } else {
+        finish_replace_in_place(tenant, lock, at)?;
     }
     let Some(dir) = lock.db_dir(at) else {
         return Ok(());

@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, OtherProcess, Result};
 use crate::fs::dir::Dir;
-use crate::fs::files::{remove_empty_parents, remove_quietly, remove_tree_quietly};
+use crate::fs::files::{
+    remove_empty_parents, remove_quietly, remove_tree_quietly, remove_with_sidecars,
+};
 use crate::fs::siblings::{
     debris_owner, fence_path, is_scratch, is_sidecar, litestream_dir, lock_path, restore_mark_path,
     sidecar_path, staging_path,
@@ -21,6 +23,7 @@ use crate::name::TenantName;
 use crate::paths::{Found, Mode, RootConfig};
 use crate::storage::coordination::holders::{Holder, other_holder};
 use crate::storage::coordination::tenant_path::{TenantLock, TenantPath};
+use crate::storage::lifecycle::fence::unfence;
 
 /// Removes scratch files, a fenced database and orphaned SQLite sidecars left
 /// beside database `name` in `dir` (a tenant's database, or the template)
@@ -95,8 +98,49 @@ fn finish_interrupted_destroy(tenant: &TenantName, dir: &Dir, name: &Path) -> Re
     }
     unless_held(tenant, dir, &fenced, name)?;
     tracing::info!(file = %dir.join(&fenced).display(), "finishing a destroy that was interrupted");
-    remove_quietly(dir, &fenced);
+    // With the sidecars a replace in place set aside with it.
+    remove_with_sidecars(dir, &fenced);
     Ok(1)
+}
+
+/// Beside a tenant with no directory of its own (a flat layout): a
+/// restore replacing it in place that died left its mark
+/// (`.acme.sqlite3.restoring`, see `fence.rs`). Before its copy was in
+/// place, the old database, still fenced, goes back with the sidecars set
+/// aside with it; after, the old database goes. Then the mark goes.
+/// Returns how many marks it removed (0 or 1).
+///
+/// # Errors
+///
+/// [`Error::Io`] when the tenant's directory cannot be looked at or the
+/// old database cannot be put back (its path is named).
+pub(in crate::storage) fn finish_replace_in_place(
+    tenant: &TenantName,
+    lock: &TenantLock,
+    at: TenantPath<'_>,
+) -> Result<usize> {
+    let (Some(dir), false) = (lock.db_dir(at), at.owns_dir()) else {
+        return Ok(0);
+    };
+    let (name, marker) = (at.db_name(), restore_mark_path(at.db_name()));
+    if !exists(Some(tenant), dir, &marker)? {
+        return Ok(0);
+    }
+    let fenced = fence_path(name);
+    if exists(Some(tenant), dir, &fenced)? {
+        if exists(Some(tenant), dir, name)? {
+            // The copy was published; nobody could reach the old one since.
+            tracing::info!(file = %dir.join(&fenced).display(), "removing the database a restore replaced");
+            remove_with_sidecars(dir, &fenced);
+        } else {
+            tracing::info!(file = %dir.join(name).display(), "putting back a tenant whose restore was interrupted");
+            unfence(dir, name).and_then(|()| dir.sync()).map_err(|e| {
+                let operation = "putting back a tenant whose restore was interrupted";
+                Error::io(Some(tenant), dir.join(&fenced), operation, e)
+            })?;
+        }
+    }
+    remove_mark(tenant, dir, &marker).map(|()| 1)
 }
 
 /// `TenantBusy` if another process holds database `held` in `dir` open
@@ -292,7 +336,7 @@ fn sweep_tenant(tenant: &TenantName, at: TenantPath<'_>) -> Result<usize> {
 fn sweep_locked(tenant: &TenantName, lock: &TenantLock, at: TenantPath<'_>) -> Result<usize> {
     let beside_entry = match at.owns_dir() {
         true => remove_entry_debris(tenant, lock, at)?,
-        false => 0,
+        false => finish_replace_in_place(tenant, lock, at)?,
     };
     let beside_db = match lock.db_dir(at) {
         Some(dir) => remove_debris(Some(tenant), dir, at.db_name())?,

@@ -20,7 +20,7 @@ use crate::fs::files::remove_empty_parents;
 use crate::fs::sys;
 use crate::name::TenantName;
 use crate::storage::coordination::tenant_path::{TenantLock, TenantPath};
-use crate::storage::lifecycle::debris::finish_fenced_entry;
+use crate::storage::lifecycle::debris::{finish_fenced_entry, finish_replace_in_place};
 use crate::storage::lifecycle::fence::{Fence, Waiting};
 
 /// Removes tenant `tenant` at `at`, waiting as `waiting` says for other
@@ -58,6 +58,8 @@ pub(in crate::storage) fn destroy_locked(
     if at.owns_dir() && finish_fenced_entry(tenant, lock, at)? > 0 && lock.db_dir(at).is_none() {
         return Ok(());
     }
+    // A replace in place that died puts the old tenant back first.
+    finish_replace_in_place(tenant, lock, at)?;
     let fence = Fence::raise(tenant, lock, at)?;
     if let Err(e) = fence.wait_released(waiting) {
         // Said, not only logged: the tenant is intact only once it is back.

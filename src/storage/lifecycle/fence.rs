@@ -18,6 +18,13 @@
 //! A fence dropped before `demolish` (the wait timed out, or anything
 //! failed) renames the database back, then removes the marker: the tenant
 //! is left intact, and listed again.
+//!
+//! A restore replacing a tenant that has no directory of its own (a flat
+//! layout) marks it too (`bucket/.acme.sqlite3.restoring`), and once
+//! nobody holds the fenced file sets its `-wal` aside under the fence's
+//! name ([`Fence::set_sidecars_aside`]), so that the copy published under
+//! the tenant's name never replays it; a crash before the copy is in
+//! place puts the old tenant back whole (see `debris.rs`).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -25,7 +32,9 @@ use std::time::Instant;
 use crate::busy::{Busy, WaitedFor, busy};
 use crate::error::{Error, OtherProcess, Result};
 use crate::fs::dir::Dir;
-use crate::fs::files::{remove_quietly, remove_tree_quietly, remove_with_sidecars};
+use crate::fs::files::{
+    remove_quietly, remove_tree_quietly, remove_with_sidecars, rename_no_replace,
+};
 use crate::fs::siblings::{fence_path, litestream_dir, restore_mark_path, sidecar_path};
 use crate::fs::{Patience, sys};
 use crate::name::TenantName;
@@ -109,25 +118,27 @@ impl<'a> Fence<'a> {
         lock: &'a TenantLock,
         at: TenantPath<'a>,
     ) -> Result<Self> {
-        Self::raise_marked(tenant, lock, at, fence_path(at.entry_name()))
+        let marker = at.owns_dir().then(|| fence_path(at.entry_name()));
+        Self::raise_marked(tenant, lock, at, marker)
     }
 
     /// As [`raise`](Self::raise), for a restore that replaces the tenant:
-    /// its mark says that a crash before the swap puts the old tenant back
-    /// (see `debris.rs`).
+    /// its mark, made in every layout, says that a crash before the new
+    /// copy is in place puts the old tenant back (see `debris.rs`).
     pub(in crate::storage) fn raise_for_restore(
         tenant: &'a TenantName,
         lock: &'a TenantLock,
         at: TenantPath<'a>,
     ) -> Result<Self> {
-        Self::raise_marked(tenant, lock, at, restore_mark_path(at.entry_name()))
+        let marker = Some(restore_mark_path(at.entry_name()));
+        Self::raise_marked(tenant, lock, at, marker)
     }
 
     fn raise_marked(
         tenant: &'a TenantName,
         lock: &'a TenantLock,
         at: TenantPath<'a>,
-        marker: PathBuf,
+        marker: Option<PathBuf>,
     ) -> Result<Self> {
         let missing = || Error::TenantDoesNotExist {
             tenant: tenant.clone(),
@@ -153,7 +164,7 @@ impl<'a> Fence<'a> {
             fenced: fence_path(name),
             standing: false,
         };
-        if at.owns_dir() {
+        if let Some(marker) = marker {
             let made = sys::create_new(fence.parent.fd(), &marker);
             made.map_err(|e| {
                 fence.io_error("fencing the tenant off", &fence.parent.join(&marker), e)
@@ -230,7 +241,7 @@ impl<'a> Fence<'a> {
             let fenced = self.dir.join(&self.fenced);
             return Err(self.io_error("removing the destroyed tenant's database", &fenced, e));
         }
-        match &self.marker {
+        match self.marker.as_ref().filter(|_| self.at.owns_dir()) {
             // The rest of the directory (Litestream's state, anything),
             // then the marker, unless something was left: then the marker
             // keeps it out of listings until `remove_debris`.
@@ -268,6 +279,60 @@ impl<'a> Fence<'a> {
         gone
     }
 
+    /// For a restore replacing a tenant in place (no directory of its
+    /// own), once nobody holds the fenced database: its `-wal` and
+    /// `-journal` are renamed to the fence's (they belong to the old
+    /// database, and a copy published under the tenant's name would
+    /// replay them), its `-shm` and Litestream's state for it removed.
+    /// A put-back renames them back.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] when one cannot be moved; the fence, dropped, puts
+    /// the tenant back.
+    pub(in crate::storage) fn set_sidecars_aside(&self) -> Result<()> {
+        let name = self.at.db_name();
+        for suffix in SET_ASIDE {
+            let (own, aside) = (
+                sidecar_path(name, suffix),
+                sidecar_path(&self.fenced, suffix),
+            );
+            match sys::rename(self.dir.fd(), &own, &aside) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                other => other.map_err(|e| {
+                    self.io_error(
+                        "setting the replaced database's sidecars aside",
+                        &self.dir.join(&own),
+                        e,
+                    )
+                })?,
+            }
+        }
+        remove_quietly(self.dir, &sidecar_path(name, "-shm"));
+        remove_tree_quietly(self.dir, &litestream_dir(name));
+        self.dir.sync().map_err(|e| {
+            self.io_error(
+                "setting the replaced database's sidecars aside",
+                self.dir.path(),
+                e,
+            )
+        })
+    }
+
+    /// The copy replacing the tenant in place is published: the old
+    /// database (fenced, with its sidecars set aside) and the mark go. What
+    /// cannot be removed is logged; `remove_debris` removes it later.
+    pub(in crate::storage) fn replaced(mut self) {
+        self.standing = false;
+        remove_with_sidecars(self.dir, &self.fenced);
+        if let Some(marker) = &self.marker {
+            remove_quietly(self.parent, marker);
+        }
+        if let Err(e) = self.parent.sync() {
+            tracing::warn!(dir = %self.parent.path().display(), error = %e, "could not sync the directory of a restored tenant");
+        }
+    }
+
     /// Puts the tenant back, the destroy abandoned.
     ///
     /// # Errors
@@ -285,11 +350,7 @@ impl<'a> Fence<'a> {
     /// `raise` undone: the database back, then the marker gone (so that
     /// no listing shows the tenant without its database).
     fn move_back(&self) -> std::io::Result<()> {
-        match sys::rename(self.dir.fd(), &self.fenced, self.at.db_name()) {
-            // Never moved (the fence failed half way up).
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            other => other?,
-        }
+        unfence(self.dir, self.at.db_name())?;
         if let Err(e) = self.dir.sync() {
             tracing::warn!(dir = %self.dir.path().display(), error = %e, "a fenced tenant was put back, but its directory could not be synced");
         }
@@ -305,6 +366,35 @@ impl<'a> Fence<'a> {
     fn io_error(&self, operation: &'static str, path: &Path, e: std::io::Error) -> Error {
         Error::io(Some(self.tenant), path, operation, e)
     }
+}
+
+/// The sidecars a replace in place sets aside with the old database (the
+/// `-shm` is SQLite's to rebuild from the `-wal`).
+const SET_ASIDE: [&str; 2] = ["-wal", "-journal"];
+
+/// Renames the fenced database `name` in `dir`, and the sidecars set
+/// aside with it, back to their own names; never over a database already
+/// at `name` (`AlreadyExists`). A fenced file that is not there was never
+/// moved (a fence that failed half way up), or was put back already.
+///
+/// # Errors
+///
+/// The renames' errors.
+pub(in crate::storage) fn unfence(dir: &Dir, name: &Path) -> std::io::Result<()> {
+    let fenced = fence_path(name);
+    let not_there = |r: std::io::Result<()>| match r {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    };
+    // The sidecars first: a database back without its -wal would open
+    // without the commits in it.
+    if sys::stat(dir.fd(), &fenced).is_ok() {
+        for suffix in SET_ASIDE {
+            let (aside, own) = (sidecar_path(&fenced, suffix), sidecar_path(name, suffix));
+            not_there(sys::rename(dir.fd(), &aside, &own))?;
+        }
+    }
+    not_there(rename_no_replace(dir, &fenced, name))
 }
 
 /// Whether `name` is in `dir` (an error looking counts as there).

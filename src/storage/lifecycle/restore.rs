@@ -27,7 +27,6 @@ use crate::name::TenantName;
 use crate::storage::coordination::tenant_path::{TenantLock, TenantPath};
 use crate::storage::lifecycle::create::{clear_the_way, under_new_lock};
 use crate::storage::lifecycle::debris::finish_fenced_entry;
-use crate::storage::lifecycle::destroy::destroy_locked;
 use crate::storage::lifecycle::fence::{Fence, Waiting};
 use crate::storage::lifecycle::snapshot::{Snapshot, copy_to};
 use crate::storage::lifecycle::stage::{Stage, Swap};
@@ -200,9 +199,9 @@ fn restore_locked(
 /// A tenant with a directory of its own is fenced off, then its directory
 /// and the staged one are swapped in one step (`RENAME_EXCHANGE`), and
 /// only then is the old one removed: any failure up to the swap puts the
-/// old tenant back. Otherwise (or where the file system cannot swap) the
-/// old tenant is destroyed first and the copy published after: a failure
-/// in between leaves neither.
+/// old tenant back. Where the file system cannot swap, the old tenant is
+/// destroyed first and the copy published after: a failure in between
+/// leaves neither. A tenant without a directory: see [`replace_in_place`].
 fn replace_with(
     tenant: &TenantName,
     lock: &TenantLock,
@@ -211,8 +210,7 @@ fn replace_with(
     waiting: Waiting<'_>,
 ) -> Result<()> {
     if !at.owns_dir() {
-        destroy_locked(tenant, lock, at, (waiting, true))?;
-        return stage.publish(tenant, at);
+        return replace_in_place(tenant, lock, at, stage, waiting);
     }
     finish_fenced_entry(tenant, lock, at)?;
     let fence = Fence::raise_for_restore(tenant, lock, at)?;
@@ -232,6 +230,37 @@ fn replace_with(
             stage.publish(tenant, at)
         }
     }
+}
+
+/// Replaces a tenant that has no directory of its own (a flat layout):
+/// its database is fenced off under a restore's mark, its sidecars set
+/// aside once nobody holds it, the copy published under its name, and
+/// only then the old database removed. Any failure before the copy is in
+/// place puts the old tenant back, and so does `remove_debris` after a
+/// crash (see `debris.rs`): the tenant is the old one or the new one.
+fn replace_in_place(
+    tenant: &TenantName,
+    lock: &TenantLock,
+    at: TenantPath<'_>,
+    stage: Stage,
+    waiting: Waiting<'_>,
+) -> Result<()> {
+    let fence = Fence::raise_for_restore(tenant, lock, at)?;
+    if let Err(e) = fence.wait_released(waiting) {
+        fence.put_back()?;
+        return Err(e);
+    }
+    // On error from here the fence is dropped: the old tenant is put back.
+    fence.set_sidecars_aside()?;
+    let published = stage.publish(tenant, at);
+    let in_place = lock
+        .db_dir(at)
+        .is_some_and(|dir| sys::stat(dir.fd(), at.db_name()).is_ok());
+    // Even when its sync failed, a copy in place is the tenant now.
+    if published.is_ok() || in_place {
+        fence.replaced();
+    }
+    published
 }
 
 /// Opens the backup read-only and starts the read transaction that the
