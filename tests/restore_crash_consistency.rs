@@ -127,8 +127,8 @@ fn a_restore_killed_at_random_points_never_leaves_a_half_made_tenant() {
                 "round {round}: {letter}"
             );
         }
-        // A replace killed between its destroy and its publish leaves no
-        // `acme`: running the restore again brings it back.
+        // A replace killed before its copy was in place leaves the old
+        // `acme` fenced off: the next restore puts it back, then replaces it.
         let replace = RestoreOptions::new().replace(true);
         m.restore_tenant_opts("acme", backup_path(&root, "b"), &replace)
             .unwrap_or_else(|e| panic!("round {round}: restore after the crash failed: {e}"));
