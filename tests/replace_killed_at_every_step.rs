@@ -4,7 +4,10 @@
 //! never a tenant that is half of each. `remove_debris` then settles what
 //! the dead process left, for the default layout (a directory per tenant,
 //! swapped whole) and for a flat one (`%{bucket}/%{tenant}.sqlite3`, the
-//! database file replaced in place).
+//! database file replaced in place). So does a replace that fails at each
+//! step. In every round a dead fence's `-wal` (another database's) lies
+//! where a replace in place sets the old `-wal` aside: it must never be
+//! put back as the tenant's.
 
 mod common;
 
@@ -12,6 +15,9 @@ use std::path::{Path, PathBuf};
 
 use common::*;
 use tenanted::testing::faults::FaultPlan;
+
+/// Linux's EIO.
+const EIO: i32 = 5;
 use tenanted::{RestoreOptions, RootConfig, TenantManager};
 
 const FLAT: &str = "%{bucket}/%{tenant}.sqlite3";
@@ -113,6 +119,28 @@ fn acme_letter(m: &TenantManager, what: &str) -> String {
     letter
 }
 
+/// A `-wal` of another database (backup `b` with a note `c`), whose
+/// frames, replayed into `acme`, would show.
+fn foreign_wal(dir: &Path, root: &Path) -> Vec<u8> {
+    let db = dir.join("foreign.sqlite3");
+    std::fs::copy(backup_path(root, "b"), &db).unwrap();
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0;")
+        .unwrap();
+    conn.execute("INSERT INTO notes (body) VALUES ('c')", [])
+        .unwrap();
+    let mut wal = db.into_os_string();
+    wal.push("-wal");
+    std::fs::read(wal).unwrap()
+}
+
+/// Lays `wal` where a dead fence of `acme` would have left its `-wal`.
+fn plant_dead_fence_wal(m: &TenantManager, wal: &[u8]) {
+    let db = m.root().database_path("acme").unwrap();
+    let name = db.file_name().unwrap().to_str().unwrap();
+    std::fs::write(db.with_file_name(format!(".{name}.destroying-wal")), wal).unwrap();
+}
+
 /// Hidden files a replace makes while it runs.
 fn debris(root: &Path) -> Vec<String> {
     tenant_files_under(root)
@@ -130,6 +158,7 @@ fn killed_at_every_step(template: Option<&str>) {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
     make_backups(dir.path(), &root);
+    let foreign = foreign_wal(dir.path(), &root);
     let m = manager_with(&root, template);
     m.restore_tenant("acme", backup_path(&root, "a")).unwrap();
     let rehearsal = FaultPlan::record();
@@ -156,12 +185,12 @@ fn killed_at_every_step(template: Option<&str>) {
             .into_iter()
             .filter(|f| f.ends_with("-wal"));
         assert_eq!(wal.count(), 1, "the writer left its commit in the -wal");
+        plant_dead_fence_wal(&m, &foreign);
         let out = child("child_replace_and_die", step);
         let what = format!("killed at step {step} of {steps} ({template:?})");
         let m = manager_with(&root, template);
         m.remove_debris()
             .unwrap_or_else(|e| panic!("{what}: remove_debris: {e}"));
-        assert_eq!(debris(&root), Vec::<String>::new(), "{what}");
         let listed: Vec<String> = m
             .tenants()
             .unwrap()
@@ -173,6 +202,7 @@ fn killed_at_every_step(template: Option<&str>) {
             "b" => new += 1,
             other => panic!("{what}: {other}"),
         }
+        assert_eq!(debris(&root), Vec::<String>::new(), "{what}");
         if out.contains("finished") {
             assert_eq!(acme_letter(&m, &what), "b", "{what}: finished");
             break;
@@ -180,6 +210,53 @@ fn killed_at_every_step(template: Option<&str>) {
     }
     eprintln!("{template:?}: {steps} steps; old tenant left {old} times, new {new}");
     assert!(old > 0 && new > 0, "the kills landed on one side only");
+}
+
+/// The same with the replace failing (EIO) at each step in turn, in this
+/// process: the fence, dropped, puts the old tenant back.
+fn failed_at_every_step(template: Option<&str>) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    make_backups(dir.path(), &root);
+    let foreign = foreign_wal(dir.path(), &root);
+    manager_with(&root, template)
+        .restore_tenant("acme", backup_path(&root, "a"))
+        .unwrap();
+    for step in 1.. {
+        assert!(step <= 200, "the replace never finished");
+        let m = manager_with(&root, template);
+        replace(&m, &root, "a").unwrap();
+        let mut writer = child::command("child_write_and_die", &root);
+        if let Some(template) = template {
+            writer.env(TEMPLATE_VAR, template);
+        }
+        child::run(&mut writer);
+        plant_dead_fence_wal(&m, &foreign);
+        let plan = FaultPlan::fail_step(step, EIO);
+        let result = replace(&m, &root, "b");
+        let failed = plan.steps().iter().any(|s| s.failed);
+        drop(plan);
+        let what = format!("failing at step {step} ({template:?}): {result:?}");
+        let letter = acme_letter(&m, &what);
+        m.remove_debris()
+            .unwrap_or_else(|e| panic!("{what}: remove_debris: {e}"));
+        assert_eq!(acme_letter(&m, &what), letter, "{what}: remove_debris");
+        assert_eq!(debris(&root), Vec::<String>::new(), "{what}");
+        if !failed {
+            assert_eq!(letter, "b", "{what}: finished");
+            return;
+        }
+    }
+}
+
+#[test]
+fn a_replacing_restore_failing_at_any_step_leaves_one_whole_tenant() {
+    failed_at_every_step(None);
+}
+
+#[test]
+fn a_replacing_restore_failing_at_any_step_leaves_one_whole_tenant_flat() {
+    failed_at_every_step(Some(FLAT));
 }
 
 #[test]

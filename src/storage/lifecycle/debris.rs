@@ -40,6 +40,7 @@ pub(in crate::storage) fn remove_debris(
     };
     let db_exists = exists(tenant, dir, name)?;
     let file_name = name.to_string_lossy();
+    let fence = fence_path(name).to_string_lossy().into_owned();
     let litestream = litestream_dir(name);
     let entries = dir
         .entries()
@@ -64,7 +65,11 @@ pub(in crate::storage) fn remove_debris(
                     return Err(Error::io(tenant, dir.join(&entry), operation, e));
                 }
             }
-        } else if !is_dir && is_scratch(&entry_name, &file_name) {
+        } else if !is_dir
+            && (is_scratch(&entry_name, &file_name) || is_sidecar(&entry_name, &fence))
+        {
+            // A dead fence's sidecars, left without it (its database went
+            // first, or never came: `finish_interrupted_destroy` above).
             tracing::info!(file = %dir.join(&entry).display(), "removing debris of a crashed operation");
             remove_quietly(dir, &entry);
             removed += 1;
@@ -134,10 +139,12 @@ pub(in crate::storage) fn finish_replace_in_place(
             remove_with_sidecars(dir, &fenced);
         } else {
             tracing::info!(file = %dir.join(name).display(), "putting back a tenant whose restore was interrupted");
-            unfence(dir, name).and_then(|()| dir.sync()).map_err(|e| {
-                let operation = "putting back a tenant whose restore was interrupted";
-                Error::io(Some(tenant), dir.join(&fenced), operation, e)
-            })?;
+            unfence(dir, name, true)
+                .and_then(|()| dir.sync())
+                .map_err(|e| {
+                    let operation = "putting back a tenant whose restore was interrupted";
+                    Error::io(Some(tenant), dir.join(&fenced), operation, e)
+                })?;
         }
     }
     remove_mark(tenant, dir, &marker).map(|()| 1)

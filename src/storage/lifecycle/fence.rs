@@ -35,7 +35,9 @@ use crate::fs::dir::Dir;
 use crate::fs::files::{
     remove_quietly, remove_tree_quietly, remove_with_sidecars, rename_no_replace,
 };
-use crate::fs::siblings::{fence_path, litestream_dir, restore_mark_path, sidecar_path};
+use crate::fs::siblings::{
+    SQLITE_SIDECARS, fence_path, litestream_dir, restore_mark_path, sidecar_path,
+};
 use crate::fs::{Patience, sys};
 use crate::name::TenantName;
 use crate::storage::coordination::changes::announce;
@@ -104,6 +106,9 @@ pub(in crate::storage) struct Fence<'a> {
     /// The fence name of the database, in `dir`.
     fenced: PathBuf,
     standing: bool,
+    /// Whether [`set_sidecars_aside`](Self::set_sidecars_aside) ran: only
+    /// then do sidecars go back with the database.
+    sidecars_aside: bool,
 }
 
 impl<'a> Fence<'a> {
@@ -163,6 +168,7 @@ impl<'a> Fence<'a> {
             marker: None,
             fenced: fence_path(name),
             standing: false,
+            sidecars_aside: false,
         };
         if let Some(marker) = marker {
             let made = sys::create_new(fence.parent.fd(), &marker);
@@ -173,6 +179,18 @@ impl<'a> Fence<'a> {
         }
         // From here a drop puts back what changed.
         fence.standing = true;
+        // Sidecars under the fence's name are a dead fence's leftovers:
+        // gone before this one stands, so that any found beside it later
+        // were set aside by it (see `unfence`).
+        for suffix in SQLITE_SIDECARS {
+            let stale = sidecar_path(&fence.fenced, suffix);
+            match sys::unlink(dir.fd(), &stale) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(fence.io_error("fencing the tenant off", &dir.join(&stale), e));
+                }
+                _ => {}
+            }
+        }
         let fenced = sys::rename(dir.fd(), name, &fence.fenced);
         fenced.map_err(|e| fence.io_error("fencing the tenant off", at.db(), e))?;
         let synced = dir.sync().and_then(|()| fence.parent.sync());
@@ -290,7 +308,8 @@ impl<'a> Fence<'a> {
     ///
     /// [`Error::Io`] when one cannot be moved; the fence, dropped, puts
     /// the tenant back.
-    pub(in crate::storage) fn set_sidecars_aside(&self) -> Result<()> {
+    pub(in crate::storage) fn set_sidecars_aside(&mut self) -> Result<()> {
+        self.sidecars_aside = true;
         let name = self.at.db_name();
         for suffix in SET_ASIDE {
             let (own, aside) = (
@@ -350,7 +369,7 @@ impl<'a> Fence<'a> {
     /// `raise` undone: the database back, then the marker gone (so that
     /// no listing shows the tenant without its database).
     fn move_back(&self) -> std::io::Result<()> {
-        unfence(self.dir, self.at.db_name())?;
+        unfence(self.dir, self.at.db_name(), self.sidecars_aside)?;
         if let Err(e) = self.dir.sync() {
             tracing::warn!(dir = %self.dir.path().display(), error = %e, "a fenced tenant was put back, but its directory could not be synced");
         }
@@ -372,29 +391,45 @@ impl<'a> Fence<'a> {
 /// `-shm` is SQLite's to rebuild from the `-wal`).
 const SET_ASIDE: [&str; 2] = ["-wal", "-journal"];
 
-/// Renames the fenced database `name` in `dir`, and the sidecars set
-/// aside with it, back to their own names; never over a database already
-/// at `name` (`AlreadyExists`). A fenced file that is not there was never
-/// moved (a fence that failed half way up), or was put back already.
+/// Renames the fenced database `name` in `dir` back to its own name, and,
+/// with `sidecars`, the sidecars set aside with it (a fence removes any
+/// under its name before it stands, so those beside it are its own).
+/// Nothing moves while a database is at `name` (`AlreadyExists`: a copy
+/// replacing it is in place), and a sidecar never replaces one there. A
+/// fenced file that is not there was never moved (a fence that failed
+/// half way up), or was put back already.
 ///
 /// # Errors
 ///
 /// The renames' errors.
-pub(in crate::storage) fn unfence(dir: &Dir, name: &Path) -> std::io::Result<()> {
+pub(in crate::storage) fn unfence(dir: &Dir, name: &Path, sidecars: bool) -> std::io::Result<()> {
     let fenced = fence_path(name);
-    let not_there = |r: std::io::Result<()>| match r {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        other => other,
-    };
+    let not_found = |e: &std::io::Error| e.kind() == std::io::ErrorKind::NotFound;
+    match sys::stat(dir.fd(), &fenced) {
+        Err(e) if not_found(&e) => return Ok(()),
+        other => drop(other?),
+    }
+    // The caller holds the tenant's lock: nothing else puts a database at
+    // `name` between this look and the renames.
+    match sys::stat(dir.fd(), name) {
+        Ok(_) => return Err(std::io::ErrorKind::AlreadyExists.into()),
+        Err(e) if not_found(&e) => {}
+        Err(e) => return Err(e),
+    }
     // The sidecars first: a database back without its -wal would open
     // without the commits in it.
-    if sys::stat(dir.fd(), &fenced).is_ok() {
-        for suffix in SET_ASIDE {
-            let (aside, own) = (sidecar_path(&fenced, suffix), sidecar_path(name, suffix));
-            not_there(sys::rename(dir.fd(), &aside, &own))?;
+    for suffix in SET_ASIDE.iter().filter(|_| sidecars) {
+        let (aside, own) = (sidecar_path(&fenced, suffix), sidecar_path(name, suffix));
+        match rename_no_replace(dir, &aside, &own) {
+            Err(e) if not_found(&e) => {}
+            // Not set aside by the fence: the sweep removes it.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                tracing::warn!(file = %dir.join(&aside).display(), "a sidecar set aside with a fenced database was not put back: one is in its place");
+            }
+            other => other?,
         }
     }
-    not_there(rename_no_replace(dir, &fenced, name))
+    rename_no_replace(dir, &fenced, name)
 }
 
 /// Whether `name` is in `dir` (an error looking counts as there).

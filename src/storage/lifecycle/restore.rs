@@ -245,7 +245,7 @@ fn replace_in_place(
     stage: Stage,
     waiting: Waiting<'_>,
 ) -> Result<()> {
-    let fence = Fence::raise_for_restore(tenant, lock, at)?;
+    let mut fence = Fence::raise_for_restore(tenant, lock, at)?;
     if let Err(e) = fence.wait_released(waiting) {
         fence.put_back()?;
         return Err(e);
