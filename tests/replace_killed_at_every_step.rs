@@ -268,3 +268,33 @@ fn a_replacing_restore_killed_at_any_step_leaves_one_whole_tenant() {
 fn a_replacing_restore_killed_at_any_step_leaves_one_whole_tenant_flat() {
     killed_at_every_step(Some(FLAT));
 }
+
+/// A directory planted where a dead fence's `-wal` would lie (with a file
+/// in it) is swept by `remove_debris`, and stops neither a replace nor a
+/// destroy, in either layout.
+#[test]
+fn a_directory_planted_at_the_fences_wal_name_stops_nothing() {
+    for template in [None, Some(FLAT)] {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        make_backups(dir.path(), &root);
+        let m = manager_with(&root, template);
+        m.restore_tenant("acme", backup_path(&root, "a")).unwrap();
+        let db = m.root().database_path("acme").unwrap();
+        let name = db.file_name().unwrap().to_str().unwrap().to_owned();
+        let plant = || {
+            let planted = db.with_file_name(format!(".{name}.destroying-wal"));
+            std::fs::create_dir_all(&planted).unwrap();
+            std::fs::write(planted.join("inside"), b"x").unwrap();
+        };
+        plant();
+        m.remove_debris().unwrap();
+        assert_eq!(debris(&root), Vec::<String>::new(), "{template:?}");
+        plant();
+        replace(&m, &root, "b").unwrap();
+        assert_eq!(acme_letter(&m, "replaced"), "b", "{template:?}");
+        plant();
+        m.destroy_tenant("acme").unwrap();
+        assert_eq!(m.tenants().unwrap().count(), 0, "{template:?}");
+    }
+}

@@ -65,11 +65,16 @@ pub(in crate::storage) fn remove_debris(
                     return Err(Error::io(tenant, dir.join(&entry), operation, e));
                 }
             }
-        } else if !is_dir
-            && (is_scratch(&entry_name, &file_name) || is_sidecar(&entry_name, &fence))
-        {
+        } else if is_sidecar(&entry_name, &fence) {
             // A dead fence's sidecars, left without it (its database went
-            // first, or never came: `finish_interrupted_destroy` above).
+            // first: `finish_interrupted_destroy` above), or planted.
+            tracing::info!(file = %dir.join(&entry).display(), "removing the sidecar of a destroyed database");
+            match is_dir {
+                true => remove_tree_quietly(dir, &entry),
+                false => remove_quietly(dir, &entry),
+            }
+            removed += 1;
+        } else if !is_dir && is_scratch(&entry_name, &file_name) {
             tracing::info!(file = %dir.join(&entry).display(), "removing debris of a crashed operation");
             remove_quietly(dir, &entry);
             removed += 1;

@@ -33,7 +33,7 @@ use crate::busy::{Busy, WaitedFor, busy};
 use crate::error::{Error, OtherProcess, Result};
 use crate::fs::dir::Dir;
 use crate::fs::files::{
-    remove_quietly, remove_tree_quietly, remove_with_sidecars, rename_no_replace,
+    remove_quietly, remove_tree, remove_tree_quietly, remove_with_sidecars, rename_no_replace,
 };
 use crate::fs::siblings::{
     SQLITE_SIDECARS, fence_path, litestream_dir, restore_mark_path, sidecar_path,
@@ -106,6 +106,9 @@ pub(in crate::storage) struct Fence<'a> {
     /// The fence name of the database, in `dir`.
     fenced: PathBuf,
     standing: bool,
+    /// Whether the database was renamed to the fence name: only then is
+    /// it renamed back.
+    moved: bool,
     /// Whether [`set_sidecars_aside`](Self::set_sidecars_aside) ran: only
     /// then do sidecars go back with the database.
     sidecars_aside: bool,
@@ -160,14 +163,22 @@ impl<'a> Fence<'a> {
         if !matches!(found, Occupant::Database(_)) {
             return Err(missing());
         }
+        let fenced = fence_path(name);
+        // Sidecars under the fence's name are a dead fence's leftovers:
+        // gone before this one stands, so that any found beside it later
+        // were set aside by it (see `unfence`).
+        clear_dead_sidecars(dir, &fenced).map_err(|(stale, e)| {
+            Error::io(Some(tenant), dir.join(&stale), "fencing the tenant off", e)
+        })?;
         let mut fence = Fence {
             tenant,
             at,
             parent: lock.parent(),
             dir,
             marker: None,
-            fenced: fence_path(name),
+            fenced,
             standing: false,
+            moved: false,
             sidecars_aside: false,
         };
         if let Some(marker) = marker {
@@ -179,20 +190,9 @@ impl<'a> Fence<'a> {
         }
         // From here a drop puts back what changed.
         fence.standing = true;
-        // Sidecars under the fence's name are a dead fence's leftovers:
-        // gone before this one stands, so that any found beside it later
-        // were set aside by it (see `unfence`).
-        for suffix in SQLITE_SIDECARS {
-            let stale = sidecar_path(&fence.fenced, suffix);
-            match sys::unlink(dir.fd(), &stale) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(fence.io_error("fencing the tenant off", &dir.join(&stale), e));
-                }
-                _ => {}
-            }
-        }
         let fenced = sys::rename(dir.fd(), name, &fence.fenced);
         fenced.map_err(|e| fence.io_error("fencing the tenant off", at.db(), e))?;
+        fence.moved = true;
         let synced = dir.sync().and_then(|()| fence.parent.sync());
         synced.map_err(|e| fence.io_error("fencing the tenant off", fence.parent.path(), e))?;
         // Other processes' watchers retire their pools of it now, so that
@@ -369,7 +369,9 @@ impl<'a> Fence<'a> {
     /// `raise` undone: the database back, then the marker gone (so that
     /// no listing shows the tenant without its database).
     fn move_back(&self) -> std::io::Result<()> {
-        unfence(self.dir, self.at.db_name(), self.sidecars_aside)?;
+        if self.moved {
+            unfence(self.dir, self.at.db_name(), self.sidecars_aside)?;
+        }
         if let Err(e) = self.dir.sync() {
             tracing::warn!(dir = %self.dir.path().display(), error = %e, "a fenced tenant was put back, but its directory could not be synced");
         }
@@ -430,6 +432,29 @@ pub(in crate::storage) fn unfence(dir: &Dir, name: &Path, sidecars: bool) -> std
         }
     }
     rename_no_replace(dir, &fenced, name)
+}
+
+/// Removes the sidecars (`-wal`, `-shm`, `-journal`) under the fence name
+/// `fenced` in `dir`: what a dead fence left, a directory planted there
+/// included. The error names the one that stays.
+fn clear_dead_sidecars(
+    dir: &Dir,
+    fenced: &Path,
+) -> std::result::Result<(), (PathBuf, std::io::Error)> {
+    for suffix in SQLITE_SIDECARS {
+        let stale = sidecar_path(fenced, suffix);
+        let removed = match sys::unlink(dir.fd(), &stale) {
+            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::ISDIR.raw_os_error()) => {
+                remove_tree(dir, &stale)
+            }
+            other => other,
+        };
+        match removed {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err((stale, e)),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Whether `name` is in `dir` (an error looking counts as there).
