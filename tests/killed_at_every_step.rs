@@ -1,0 +1,412 @@
+//! Lifecycle operations stopped at each of their file-system steps in
+//! turn: killed (a child process that exits on the spot, running no
+//! destructor, as after SIGKILL) and failed (EIO, in this process). What
+//! is left is the tenant as it was before the operation or as it is after
+//! it, whole: never neither, never half of each. `remove_debris` then
+//! sweeps the rest and changes neither. For the default layout (a
+//! directory per tenant) and a flat one (`%{bucket}/%{tenant}.sqlite3`).
+//!
+//! - A restore replacing the tenant, and a destroy: the tenant holds a
+//!   commit in its `-wal`, and a dead fence's `-wal` (another database's)
+//!   lies where a replace in place sets the old `-wal` aside. It must never
+//!   be put back as the tenant's.
+//! - A create.
+//! - A migration of a tenant one version behind.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::*;
+use tenanted::testing::faults::FaultPlan;
+use tenanted::{Error, Migrations, RestoreOptions, RootConfig, TenantManager};
+
+/// Linux's EIO.
+const EIO: i32 = 5;
+const FLAT: &str = "%{bucket}/%{tenant}.sqlite3";
+const OP_VAR: &str = "TENANTED_TEST_OPERATION";
+const STEP_VAR: &str = "TENANTED_TEST_KILL_AT_STEP";
+const TEMPLATE_VAR: &str = "TENANTED_TEST_TEMPLATE";
+
+/// The operation under test, on tenant `acme`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Replace,
+    Destroy,
+    Create,
+    Migrate,
+}
+
+/// Where an operation left `acme`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Left {
+    Before,
+    After,
+}
+
+impl Op {
+    const ALL: [Op; 4] = [Op::Replace, Op::Destroy, Op::Create, Op::Migrate];
+
+    fn from_env() -> Op {
+        let name = std::env::var(OP_VAR).unwrap();
+        *Op::ALL.iter().find(|op| format!("{op:?}") == name).unwrap()
+    }
+
+    fn run(self, m: &TenantManager, root: &Path) -> tenanted::Result<()> {
+        match self {
+            Op::Replace => replace(m, root, "b"),
+            Op::Destroy => m.destroy_tenant("acme"),
+            Op::Create => m.create_tenant("acme"),
+            Op::Migrate => m.migrate_tenant("acme").map(drop),
+        }
+    }
+
+    /// Puts `acme` in the state the operation starts from.
+    fn prepare(self, run: &Run) {
+        let m = run.manager(3);
+        match self {
+            Op::Replace | Op::Destroy => {
+                replace(&m, &run.root, "a").unwrap();
+                run.child("child_write_and_die", self, 0);
+                plant_dead_fence_wal(&m, &run.foreign);
+            }
+            Op::Create => gone(&m),
+            Op::Migrate => {
+                gone(&m);
+                let behind = run.manager(2);
+                behind.create_tenant_with("acme", seed("a")).unwrap();
+            }
+        }
+    }
+
+    /// Where the operation left `acme`, checking that it is whole.
+    fn left(self, run: &Run, what: &str) -> Left {
+        let m = run.manager(3);
+        let listed: Vec<String> = (m.tenants().unwrap())
+            .map(|t| t.unwrap().to_string())
+            .collect();
+        let Some((version, notes)) = (listed == ["acme"]).then(|| read_acme(&m, what)) else {
+            assert_eq!(listed, Vec::<String>::new(), "{what}");
+            return match self {
+                Op::Destroy => Left::After,
+                Op::Create => Left::Before,
+                Op::Replace | Op::Migrate => panic!("{what}: the tenant is gone"),
+            };
+        };
+        let (before, after): (&[&str], &[&str]) = match self {
+            Op::Replace => (&["a", "a", "a"], &["b", "b"]),
+            Op::Destroy => (&["a", "a", "a"], &[]),
+            Op::Create => (&[], &[]),
+            Op::Migrate => (&["a", "a"], &["a", "a"]),
+        };
+        let (before_version, after_version) = match self {
+            Op::Migrate => (2, 3),
+            _ => (3, 3),
+        };
+        match (version, notes.as_slice()) {
+            (v, n) if self != Op::Create && v == before_version && n == before => Left::Before,
+            (v, n) if self != Op::Destroy && v == after_version && n == after => Left::After,
+            other => panic!("{what}: acme is neither before nor after: {other:?}"),
+        }
+    }
+}
+
+/// One layout's root, its backups, and the foreign `-wal`.
+struct Run {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    template: Option<&'static str>,
+    foreign: Vec<u8>,
+}
+
+impl Run {
+    fn new(template: Option<&'static str>) -> Run {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        make_backups(dir.path(), &root);
+        let foreign = foreign_wal(dir.path(), &root);
+        Run {
+            _dir: dir,
+            root,
+            template,
+            foreign,
+        }
+    }
+
+    /// A manager of the root with the first `migrations` migrations.
+    fn manager(&self, migrations: usize) -> TenantManager {
+        manager_with(&self.root, self.template, migrations)
+    }
+
+    /// Runs child `test` for `op`, stopping it at `step` (0: never).
+    fn child(&self, test: &str, op: Op, step: usize) -> String {
+        let mut child = child::command(test, &self.root);
+        child.env(OP_VAR, format!("{op:?}"));
+        child.env(STEP_VAR, step.to_string());
+        if let Some(template) = self.template {
+            child.env(TEMPLATE_VAR, template);
+        }
+        child::run(&mut child)
+    }
+
+    /// `remove_debris`, which must leave nothing of the operation's
+    /// beside `acme`; where it left `acme`.
+    fn sweep(&self, op: Op, what: &str) -> Left {
+        let m = self.manager(3);
+        m.remove_debris()
+            .unwrap_or_else(|e| panic!("{what}: remove_debris: {e}"));
+        let left = op.left(self, what);
+        assert_eq!(debris(&self.root), Vec::<String>::new(), "{what}");
+        left
+    }
+}
+
+fn manager_with(root: &Path, template: Option<&str>, migrations: usize) -> TenantManager {
+    let config = match template {
+        Some(template) => RootConfig::new(root).template(template),
+        None => RootConfig::new(root),
+    };
+    let mut all = three_migrations();
+    all.truncate(migrations);
+    TenantManager::builder(config, Migrations::new(all))
+        .build()
+        .unwrap()
+}
+
+fn backup_path(root: &Path, letter: &str) -> PathBuf {
+    root.with_file_name(format!("backup-{letter}.sqlite3"))
+}
+
+fn replace(m: &TenantManager, root: &Path, letter: &str) -> tenanted::Result<()> {
+    let opts = RestoreOptions::new().replace(true);
+    m.restore_tenant_opts("acme", backup_path(root, letter), &opts)
+        .map(drop)
+}
+
+/// `acme` destroyed if it exists, and its debris swept.
+fn gone(m: &TenantManager) {
+    match m.destroy_tenant("acme") {
+        Ok(()) | Err(Error::TenantDoesNotExist { .. }) => {}
+        Err(e) => panic!("{e}"),
+    }
+    m.remove_debris().unwrap();
+}
+
+/// A seed of two notes whose body is `letter`.
+fn seed(letter: &str) -> impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<()> + '_ {
+    move |tx| {
+        let sql = "INSERT INTO notes (body) SELECT ?1 FROM (SELECT 1 UNION ALL SELECT 2)";
+        tx.execute(sql, [letter]).map(drop)
+    }
+}
+
+/// The victim: runs the operation `OP_VAR` names, exiting on the spot
+/// (no destructor runs, as after SIGKILL) at the step `STEP_VAR` names.
+#[test]
+#[ignore = "child process of the tests below"]
+fn child_op_and_die() {
+    let Some(root) = child::root() else {
+        return;
+    };
+    let step: usize = std::env::var(STEP_VAR).unwrap().parse().unwrap();
+    let template = std::env::var(TEMPLATE_VAR).ok();
+    let m = manager_with(&root, template.as_deref(), 3);
+    let plan = FaultPlan::interrupt_step(step, || std::process::exit(0));
+    Op::from_env().run(&m, &root).unwrap();
+    drop(plan);
+    println!("finished");
+}
+
+/// Commits one more note to `acme` and exits on the spot: the commit is
+/// left in the `-wal` (no checkpoint on close), as after a crash.
+#[test]
+#[ignore = "child process of the tests below"]
+fn child_write_and_die() {
+    let Some(root) = child::root() else {
+        return;
+    };
+    let template = std::env::var(TEMPLATE_VAR).ok();
+    let m = manager_with(&root, template.as_deref(), 3);
+    let conn = m.connection("acme").unwrap();
+    conn.execute("INSERT INTO notes (body) VALUES ('a')", [])
+        .unwrap();
+    std::process::exit(0);
+}
+
+/// Backups `a` and `b` of a tenant with notes whose body is the letter.
+fn make_backups(dir: &Path, root: &Path) {
+    for letter in ["a", "b"] {
+        let m = manager(&dir.join(format!("source-{letter}")));
+        m.create_tenant_with("t", seed(letter)).unwrap();
+        m.backup_tenant("t", backup_path(root, letter)).unwrap();
+    }
+}
+
+/// `acme`'s schema version and notes (sorted), once it passes
+/// `integrity_check`: read with plain SQLite, as a tenant behind its
+/// schema does not open through the manager.
+fn read_acme(m: &TenantManager, what: &str) -> (i64, Vec<String>) {
+    let db = m.root().database_path("acme").unwrap();
+    let conn = rusqlite::Connection::open(&db)
+        .unwrap_or_else(|e| panic!("{what}: acme does not open: {e}"));
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok", "{what}");
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    let mut stmt = conn
+        .prepare("SELECT body FROM notes ORDER BY body")
+        .unwrap();
+    let notes = stmt.query_map([], |r| r.get(0)).unwrap();
+    (version, notes.map(Result::unwrap).collect())
+}
+
+/// A `-wal` of another database (backup `b` with a note `c`), whose
+/// frames, replayed into `acme`, would show.
+fn foreign_wal(dir: &Path, root: &Path) -> Vec<u8> {
+    let db = dir.join("foreign.sqlite3");
+    std::fs::copy(backup_path(root, "b"), &db).unwrap();
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0;")
+        .unwrap();
+    conn.execute("INSERT INTO notes (body) VALUES ('c')", [])
+        .unwrap();
+    let mut wal = db.into_os_string();
+    wal.push("-wal");
+    std::fs::read(wal).unwrap()
+}
+
+/// Lays `wal` where a dead fence of `acme` would have left its `-wal`.
+fn plant_dead_fence_wal(m: &TenantManager, wal: &[u8]) {
+    let db = m.root().database_path("acme").unwrap();
+    let name = db.file_name().unwrap().to_str().unwrap();
+    std::fs::write(db.with_file_name(format!(".{name}.destroying-wal")), wal).unwrap();
+}
+
+/// Hidden files an operation makes while it runs.
+fn debris(root: &Path) -> Vec<String> {
+    tenant_files_under(root)
+        .into_iter()
+        .filter(|f| {
+            f.contains(".tmp-")
+                || f.contains(".destroying")
+                || f.contains(".restoring")
+                || f.contains(".creating")
+        })
+        .collect()
+}
+
+/// The operation killed at each step in turn, until one runs to its end.
+fn killed_at_every_step(op: Op, template: Option<&'static str>) {
+    let run = Run::new(template);
+    let mut seen = [0, 0];
+    for step in 1.. {
+        assert!(step <= 300, "{op:?} never finished");
+        op.prepare(&run);
+        let out = run.child("child_op_and_die", op, step);
+        // A killed replace leaves the old tenant fenced off, for
+        // `remove_debris` (or the tenant's next operation) to put back.
+        let what = format!("{op:?} killed at step {step} ({template:?})");
+        let left = run.sweep(op, &what);
+        seen[left as usize] += 1;
+        if out.contains("finished") {
+            assert_eq!(left, Left::After, "{what}: finished");
+            break;
+        }
+    }
+    eprintln!(
+        "{op:?} ({template:?}): left as before {} times, as after {}",
+        seen[0], seen[1]
+    );
+    assert!(
+        seen[0] > 0 && seen[1] > 0,
+        "the kills landed on one side only"
+    );
+}
+
+/// The operation failing (EIO) at each step in turn, in this process.
+fn failed_at_every_step(op: Op, template: Option<&'static str>) {
+    let run = Run::new(template);
+    for step in 1.. {
+        assert!(step <= 300, "{op:?} never finished");
+        op.prepare(&run);
+        let m = run.manager(3);
+        let plan = FaultPlan::fail_step(step, EIO);
+        let result = op.run(&m, &run.root);
+        let failed = plan.steps().iter().any(|s| s.failed);
+        drop(plan);
+        drop(m);
+        let what = format!("{op:?} failing at step {step} ({template:?}): {result:?}");
+        let left = op.left(&run, &what);
+        if result.is_ok() {
+            assert_eq!(left, Left::After, "{what}: reported done");
+        }
+        assert_eq!(run.sweep(op, &what), left, "{what}: remove_debris moved it");
+        if !failed {
+            return;
+        }
+    }
+}
+
+#[test]
+fn a_replacing_restore_stopped_at_any_step_leaves_one_whole_tenant() {
+    for template in [None, Some(FLAT)] {
+        killed_at_every_step(Op::Replace, template);
+        failed_at_every_step(Op::Replace, template);
+    }
+}
+
+#[test]
+fn a_destroy_stopped_at_any_step_leaves_the_tenant_whole_or_gone() {
+    for template in [None, Some(FLAT)] {
+        killed_at_every_step(Op::Destroy, template);
+        failed_at_every_step(Op::Destroy, template);
+    }
+}
+
+#[test]
+fn a_create_stopped_at_any_step_leaves_a_whole_tenant_or_none() {
+    for template in [None, Some(FLAT)] {
+        killed_at_every_step(Op::Create, template);
+        failed_at_every_step(Op::Create, template);
+    }
+}
+
+#[test]
+fn a_migration_stopped_at_any_step_leaves_either_version_whole() {
+    for template in [None, Some(FLAT)] {
+        killed_at_every_step(Op::Migrate, template);
+        failed_at_every_step(Op::Migrate, template);
+    }
+}
+
+/// A directory planted where a dead fence's `-wal` would lie (with a file
+/// in it) is swept by `remove_debris`, and stops neither a replace nor a
+/// destroy, in either layout.
+#[test]
+fn a_directory_planted_at_the_fences_wal_name_stops_nothing() {
+    for template in [None, Some(FLAT)] {
+        let run = Run::new(template);
+        let m = run.manager(3);
+        m.restore_tenant("acme", backup_path(&run.root, "a"))
+            .unwrap();
+        let db = m.root().database_path("acme").unwrap();
+        let name = db.file_name().unwrap().to_str().unwrap().to_owned();
+        let plant = || {
+            let planted = db.with_file_name(format!(".{name}.destroying-wal"));
+            std::fs::create_dir_all(&planted).unwrap();
+            std::fs::write(planted.join("inside"), b"x").unwrap();
+        };
+        plant();
+        m.remove_debris().unwrap();
+        assert_eq!(debris(&run.root), Vec::<String>::new(), "{template:?}");
+        plant();
+        replace(&m, &run.root, "b").unwrap();
+        assert_eq!(read_acme(&m, "replaced").1, ["b", "b"], "{template:?}");
+        plant();
+        m.destroy_tenant("acme").unwrap();
+        assert_eq!(m.tenants().unwrap().count(), 0, "{template:?}");
+    }
+}
