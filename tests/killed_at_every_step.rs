@@ -10,7 +10,7 @@
 //!   commit in its `-wal`, and a dead fence's `-wal` (another database's)
 //!   lies where a replace in place sets the old `-wal` aside. It must never
 //!   be put back as the tenant's.
-//! - A create.
+//! - A create, alone and in a batch (`create_tenants`, with `globex`).
 //! - A migration of a tenant one version behind.
 
 mod common;
@@ -34,6 +34,7 @@ enum Op {
     Replace,
     Destroy,
     Create,
+    CreateBatch,
     Migrate,
 }
 
@@ -45,20 +46,36 @@ enum Left {
 }
 
 impl Op {
-    const ALL: [Op; 4] = [Op::Replace, Op::Destroy, Op::Create, Op::Migrate];
+    fn creates(self) -> bool {
+        matches!(self, Op::Create | Op::CreateBatch)
+    }
+
+    const ALL: [Op; 5] = [
+        Op::Replace,
+        Op::Destroy,
+        Op::Create,
+        Op::CreateBatch,
+        Op::Migrate,
+    ];
 
     fn from_env() -> Op {
         let name = std::env::var(OP_VAR).unwrap();
         *Op::ALL.iter().find(|op| format!("{op:?}") == name).unwrap()
     }
 
-    fn run(self, m: &TenantManager, root: &Path) -> tenanted::Result<()> {
-        match self {
+    /// Runs the operation; the error as it reads.
+    fn run(self, m: &TenantManager, root: &Path) -> Result<(), String> {
+        let done = match self {
             Op::Replace => replace(m, root, "b"),
             Op::Destroy => m.destroy_tenant("acme"),
             Op::Create => m.create_tenant("acme"),
+            Op::CreateBatch => match m.create_tenants(["acme", "globex"]) {
+                Ok(report) if !report.is_success() => return Err(format!("{report:?}")),
+                other => other.map(drop),
+            },
             Op::Migrate => m.migrate_tenant("acme").map(drop),
-        }
+        };
+        done.map_err(|e| e.to_string())
     }
 
     /// Puts `acme` in the state the operation starts from.
@@ -70,9 +87,13 @@ impl Op {
                 run.child("child_write_and_die", self, 0);
                 plant_dead_fence_wal(&m, &run.foreign);
             }
-            Op::Create => gone(&m),
+            Op::Create => gone(&m, "acme"),
+            Op::CreateBatch => {
+                gone(&m, "acme");
+                gone(&m, "globex");
+            }
             Op::Migrate => {
-                gone(&m);
+                gone(&m, "acme");
                 let behind = run.manager(2);
                 behind.create_tenant_with("acme", seed("a")).unwrap();
             }
@@ -82,21 +103,26 @@ impl Op {
     /// Where the operation left `acme`, checking that it is whole.
     fn left(self, run: &Run, what: &str) -> Left {
         let m = run.manager(3);
-        let listed: Vec<String> = (m.tenants().unwrap())
+        let mut listed: Vec<String> = (m.tenants().unwrap())
             .map(|t| t.unwrap().to_string())
             .collect();
+        // The batch's other tenant, when there, is whole and new too.
+        if listed.iter().any(|t| t == "globex") {
+            assert_eq!(read_tenant(&m, "globex", what), (3, vec![]), "{what}");
+        }
+        listed.retain(|t| t == "acme");
         let Some((version, notes)) = (listed == ["acme"]).then(|| read_acme(&m, what)) else {
             assert_eq!(listed, Vec::<String>::new(), "{what}");
             return match self {
                 Op::Destroy => Left::After,
-                Op::Create => Left::Before,
+                Op::Create | Op::CreateBatch => Left::Before,
                 Op::Replace | Op::Migrate => panic!("{what}: the tenant is gone"),
             };
         };
         let (before, after): (&[&str], &[&str]) = match self {
             Op::Replace => (&["a", "a", "a"], &["b", "b"]),
             Op::Destroy => (&["a", "a", "a"], &[]),
-            Op::Create => (&[], &[]),
+            Op::Create | Op::CreateBatch => (&[], &[]),
             Op::Migrate => (&["a", "a"], &["a", "a"]),
         };
         let (before_version, after_version) = match self {
@@ -104,7 +130,7 @@ impl Op {
             _ => (3, 3),
         };
         match (version, notes.as_slice()) {
-            (v, n) if self != Op::Create && v == before_version && n == before => Left::Before,
+            (v, n) if !self.creates() && v == before_version && n == before => Left::Before,
             (v, n) if self != Op::Destroy && v == after_version && n == after => Left::After,
             other => panic!("{what}: acme is neither before nor after: {other:?}"),
         }
@@ -183,9 +209,9 @@ fn replace(m: &TenantManager, root: &Path, letter: &str) -> tenanted::Result<()>
         .map(drop)
 }
 
-/// `acme` destroyed if it exists, and its debris swept.
-fn gone(m: &TenantManager) {
-    match m.destroy_tenant("acme") {
+/// `tenant` destroyed if it exists, and the debris swept.
+fn gone(m: &TenantManager, tenant: &str) {
+    match m.destroy_tenant(tenant) {
         Ok(()) | Err(Error::TenantDoesNotExist { .. }) => {}
         Err(e) => panic!("{e}"),
     }
@@ -246,7 +272,12 @@ fn make_backups(dir: &Path, root: &Path) {
 /// `integrity_check`: read with plain SQLite, as a tenant behind its
 /// schema does not open through the manager.
 fn read_acme(m: &TenantManager, what: &str) -> (i64, Vec<String>) {
-    let db = m.root().database_path("acme").unwrap();
+    read_tenant(m, "acme", what)
+}
+
+/// [`read_acme`] for any tenant.
+fn read_tenant(m: &TenantManager, tenant: &str, what: &str) -> (i64, Vec<String>) {
+    let db = m.root().database_path(tenant).unwrap();
     let conn = rusqlite::Connection::open(&db)
         .unwrap_or_else(|e| panic!("{what}: acme does not open: {e}"));
     let check: String = conn
@@ -371,6 +402,14 @@ fn a_create_stopped_at_any_step_leaves_a_whole_tenant_or_none() {
     for template in [None, Some(FLAT)] {
         killed_at_every_step(Op::Create, template);
         failed_at_every_step(Op::Create, template);
+    }
+}
+
+#[test]
+fn a_batch_create_stopped_at_any_step_leaves_whole_tenants_or_none() {
+    for template in [None, Some(FLAT)] {
+        killed_at_every_step(Op::CreateBatch, template);
+        failed_at_every_step(Op::CreateBatch, template);
     }
 }
 
