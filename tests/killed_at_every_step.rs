@@ -449,3 +449,123 @@ fn a_directory_planted_at_the_fences_wal_name_stops_nothing() {
         assert_eq!(m.tenants().unwrap().count(), 0, "{template:?}");
     }
 }
+
+/// A re-key (the `encryption` feature; default layout only: a re-key
+/// swaps the tenant's directory) stopped at every step leaves the tenant
+/// readable through the manager, with every note, the one in its `-wal`
+/// included, under whichever key it ended with.
+#[cfg(feature = "encryption")]
+mod rekey {
+    use super::*;
+    use tenanted::{MasterKey, RootKeyStore};
+
+    const MASTER_VAR: &str = "TENANTED_TEST_MASTER_KEY";
+
+    fn encrypted(root: &Path, master: &MasterKey) -> TenantManager {
+        TenantManager::builder(RootConfig::new(root), Migrations::new(three_migrations()))
+            .encryption(RootKeyStore::new(root, master.clone()))
+            .build()
+            .unwrap()
+    }
+
+    fn child_manager() -> Option<(PathBuf, TenantManager)> {
+        let root = child::root()?;
+        let master = MasterKey::from_hex(&std::env::var(MASTER_VAR).unwrap()).unwrap();
+        let m = encrypted(&root, &master);
+        Some((root, m))
+    }
+
+    #[test]
+    #[ignore = "child process of a_rekey_stopped_at_any_step_leaves_the_tenant_whole"]
+    fn child_rekey_and_die() {
+        let Some((_, m)) = child_manager() else {
+            return;
+        };
+        let step: usize = std::env::var(STEP_VAR).unwrap().parse().unwrap();
+        let plan = FaultPlan::interrupt_step(step, || std::process::exit(0));
+        m.rekey_tenant("acme").unwrap();
+        drop(plan);
+        println!("finished");
+    }
+
+    #[test]
+    #[ignore = "child process of a_rekey_stopped_at_any_step_leaves_the_tenant_whole"]
+    fn child_write_encrypted_and_die() {
+        let Some((_, m)) = child_manager() else {
+            return;
+        };
+        let conn = m.connection("acme").unwrap();
+        conn.execute("INSERT INTO notes (body) VALUES ('a')", [])
+            .unwrap();
+        std::process::exit(0);
+    }
+
+    /// How many notes `acme` holds, read through the manager, once it
+    /// passes `integrity_check` and every note is `a`.
+    fn notes(m: &TenantManager, what: &str) -> i64 {
+        let conn = m
+            .connection("acme")
+            .unwrap_or_else(|e| panic!("{what}: acme does not open: {e}"));
+        let check: String = conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(check, "ok", "{what}");
+        let sql = "SELECT count(*), count(*) FILTER (WHERE body <> 'a') FROM notes";
+        let (all, others): (i64, i64) = conn
+            .query_row(sql, [], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap();
+        assert_eq!(others, 0, "{what}");
+        all
+    }
+
+    #[test]
+    fn a_rekey_stopped_at_any_step_leaves_the_tenant_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        let master = MasterKey::generate().unwrap();
+        encrypted(&root, &master)
+            .create_tenant_with("acme", seed("a"))
+            .unwrap();
+        let child = |test: &str, step: usize| {
+            let mut child = child::command(test, &root);
+            child.env(STEP_VAR, step.to_string());
+            child.env(MASTER_VAR, master.to_hex().as_str());
+            child::run(&mut child)
+        };
+        let mut expected = 2;
+        let mut finished = (false, false);
+        for step in 1.. {
+            assert!(step <= 300, "the re-key never finished");
+            // Killed at `step`, with a commit waiting in the -wal.
+            child("rekey::child_write_encrypted_and_die", 0);
+            expected += 1;
+            let out = child("rekey::child_rekey_and_die", step);
+            let what = format!("re-key killed at step {step}");
+            let m = encrypted(&root, &master);
+            m.remove_debris()
+                .unwrap_or_else(|e| panic!("{what}: remove_debris: {e}"));
+            assert_eq!(notes(&m, &what), expected, "{what}");
+            assert_eq!(debris(&root), Vec::<String>::new(), "{what}");
+            finished.0 |= out.contains("finished");
+            // Failing at `step`, in this process.
+            drop(m);
+            child("rekey::child_write_encrypted_and_die", 0);
+            expected += 1;
+            let m = encrypted(&root, &master);
+            let plan = FaultPlan::fail_step(step, EIO);
+            let result = m.rekey_tenant("acme");
+            finished.1 |= !plan.steps().iter().any(|s| s.failed);
+            drop(plan);
+            let what = format!("re-key failing at step {step}: {result:?}");
+            assert_eq!(notes(&m, &what), expected, "{what}");
+            m.remove_debris()
+                .unwrap_or_else(|e| panic!("{what}: remove_debris: {e}"));
+            assert_eq!(notes(&m, &what), expected, "{what}");
+            assert_eq!(debris(&root), Vec::<String>::new(), "{what}");
+            if finished == (true, true) {
+                eprintln!("re-key: stopped at each of its {step} steps");
+                break;
+            }
+        }
+    }
+}
