@@ -1201,11 +1201,9 @@ impl TenantManager {
     /// `TenantBeingDestroyed` or `TenantDoesNotExist`. A crash of this
     /// process before the backup is in place leaves the old tenant fenced
     /// off under a mark: [`remove_debris`](Self::remove_debris), or the
-    /// next create, restore or destroy of the tenant, puts it back whole.
-    /// (Only where the file system cannot swap directories is the old
-    /// tenant destroyed before the backup is published; a crash in between
-    /// leaves no tenant, never a torn one: run the restore again, the
-    /// backup file is untouched.)
+    /// next create, restore or destroy of the tenant, puts it back whole,
+    /// the commits in its `-wal` included; run the restore again, the
+    /// backup file is untouched.
     ///
     /// # Errors
     ///

@@ -285,7 +285,7 @@ fn a_restore_whose_publish_fails_leaves_the_old_tenant() {
         .unwrap();
     let publish = steps_of(case)
         .iter()
-        .position(|s| s.step == Step::Rename && s.name == Path::new("acme"))
+        .position(|s| s.step == Step::Swap && s.name == Path::new("acme"))
         .expect("the restore publishes the tenant's directory")
         + 1;
     let dir = tempfile::tempdir().unwrap();

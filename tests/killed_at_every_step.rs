@@ -6,7 +6,8 @@
 //! sweeps the rest and changes neither. For the default layout (a
 //! directory per tenant) and a flat one (`%{bucket}/%{tenant}.sqlite3`).
 //!
-//! - A restore replacing the tenant, and a destroy: the tenant holds a
+//! - A restore replacing the tenant (also where the file system cannot
+//!   swap two directories: `EINVAL` from `RENAME_EXCHANGE`), and a destroy: the tenant holds a
 //!   commit in its `-wal`, and a dead fence's `-wal` (another database's)
 //!   lies where a replace in place sets the old `-wal` aside. It must never
 //!   be put back as the tenant's.
@@ -18,11 +19,12 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::*;
-use tenanted::testing::faults::FaultPlan;
+use tenanted::testing::faults::{FaultPlan, Step};
 use tenanted::{Error, Migrations, RestoreOptions, RootConfig, TenantManager};
 
-/// Linux's EIO.
+/// Linux's EIO and EINVAL.
 const EIO: i32 = 5;
+const EINVAL: i32 = 22;
 const FLAT: &str = "%{bucket}/%{tenant}.sqlite3";
 const OP_VAR: &str = "TENANTED_TEST_OPERATION";
 const STEP_VAR: &str = "TENANTED_TEST_KILL_AT_STEP";
@@ -32,6 +34,8 @@ const TEMPLATE_VAR: &str = "TENANTED_TEST_TEMPLATE";
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Op {
     Replace,
+    /// A replace on a file system without `RENAME_EXCHANGE`.
+    ReplaceWithoutSwap,
     Destroy,
     Create,
     CreateBatch,
@@ -50,8 +54,18 @@ impl Op {
         matches!(self, Op::Create | Op::CreateBatch)
     }
 
-    const ALL: [Op; 5] = [
+    /// `plan`, on the file system the operation runs on: one that
+    /// cannot swap two directories for [`Op::ReplaceWithoutSwap`].
+    fn on_its_file_system(self, plan: FaultPlan) -> FaultPlan {
+        match self {
+            Op::ReplaceWithoutSwap => plan.fail_every(Step::Swap, EINVAL),
+            _ => plan,
+        }
+    }
+
+    const ALL: [Op; 6] = [
         Op::Replace,
+        Op::ReplaceWithoutSwap,
         Op::Destroy,
         Op::Create,
         Op::CreateBatch,
@@ -66,7 +80,7 @@ impl Op {
     /// Runs the operation; the error as it reads.
     fn run(self, m: &TenantManager, root: &Path) -> Result<(), String> {
         let done = match self {
-            Op::Replace => replace(m, root, "b"),
+            Op::Replace | Op::ReplaceWithoutSwap => replace(m, root, "b"),
             Op::Destroy => m.destroy_tenant("acme"),
             Op::Create => m.create_tenant("acme"),
             Op::CreateBatch => match m.create_tenants(["acme", "globex"]) {
@@ -82,7 +96,7 @@ impl Op {
     fn prepare(self, run: &Run) {
         let m = run.manager(3);
         match self {
-            Op::Replace | Op::Destroy => {
+            Op::Replace | Op::ReplaceWithoutSwap | Op::Destroy => {
                 replace(&m, &run.root, "a").unwrap();
                 run.child("child_write_and_die", self, 0);
                 plant_dead_fence_wal(&m, &run.foreign);
@@ -116,11 +130,13 @@ impl Op {
             return match self {
                 Op::Destroy => Left::After,
                 Op::Create | Op::CreateBatch => Left::Before,
-                Op::Replace | Op::Migrate => panic!("{what}: the tenant is gone"),
+                Op::Replace | Op::ReplaceWithoutSwap | Op::Migrate => {
+                    panic!("{what}: the tenant is gone")
+                }
             };
         };
         let (before, after): (&[&str], &[&str]) = match self {
-            Op::Replace => (&["a", "a", "a"], &["b", "b"]),
+            Op::Replace | Op::ReplaceWithoutSwap => (&["a", "a", "a"], &["b", "b"]),
             Op::Destroy => (&["a", "a", "a"], &[]),
             Op::Create | Op::CreateBatch => (&[], &[]),
             Op::Migrate => (&["a", "a"], &["a", "a"]),
@@ -237,8 +253,9 @@ fn child_op_and_die() {
     let step: usize = std::env::var(STEP_VAR).unwrap().parse().unwrap();
     let template = std::env::var(TEMPLATE_VAR).ok();
     let m = manager_with(&root, template.as_deref(), 3);
-    let plan = FaultPlan::interrupt_step(step, || std::process::exit(0));
-    Op::from_env().run(&m, &root).unwrap();
+    let op = Op::from_env();
+    let plan = op.on_its_file_system(FaultPlan::interrupt_step(step, || std::process::exit(0)));
+    op.run(&m, &root).unwrap();
     drop(plan);
     println!("finished");
 }
@@ -364,9 +381,9 @@ fn failed_at_every_step(op: Op, template: Option<&'static str>) {
         assert!(step <= 300, "{op:?} never finished");
         op.prepare(&run);
         let m = run.manager(3);
-        let plan = FaultPlan::fail_step(step, EIO);
+        let plan = op.on_its_file_system(FaultPlan::fail_step(step, EIO));
         let result = op.run(&m, &run.root);
-        let failed = plan.steps().iter().any(|s| s.failed);
+        let failed = plan.steps().get(step - 1).is_some_and(|s| s.failed);
         drop(plan);
         drop(m);
         let what = format!("{op:?} failing at step {step} ({template:?}): {result:?}");
@@ -387,6 +404,14 @@ fn a_replacing_restore_stopped_at_any_step_leaves_one_whole_tenant() {
         killed_at_every_step(Op::Replace, template);
         failed_at_every_step(Op::Replace, template);
     }
+}
+
+/// Where the file system cannot swap the two directories, the replace
+/// falls back to another way, which must hold as well.
+#[test]
+fn a_replace_where_directories_cannot_be_swapped_stopped_at_any_step_leaves_one_whole_tenant() {
+    killed_at_every_step(Op::ReplaceWithoutSwap, None);
+    failed_at_every_step(Op::ReplaceWithoutSwap, None);
 }
 
 #[test]

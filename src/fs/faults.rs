@@ -29,6 +29,8 @@ pub enum Step {
     Link,
     /// A rename.
     Rename,
+    /// Two names swapped in one step (`RENAME_EXCHANGE`).
+    Swap,
     /// Removing a file or directory.
     Unlink,
     /// Taking a `flock`.
@@ -80,6 +82,8 @@ mod plan {
     #[derive(Default)]
     struct Active {
         fail_at: Option<(usize, i32)>,
+        /// Kinds of step that always fail, each with its OS error.
+        fail_every: Vec<(Step, i32)>,
         interrupt: Option<Interruption>,
         taken: Vec<StepTaken>,
     }
@@ -120,6 +124,7 @@ mod plan {
             ACTIVE.with(|a| {
                 *a.borrow_mut() = Some(Active {
                     fail_at,
+                    fail_every: Vec::new(),
                     interrupt,
                     taken: Vec::new(),
                 });
@@ -127,6 +132,19 @@ mod plan {
             FaultPlan {
                 _not_send: std::marker::PhantomData,
             }
+        }
+
+        /// Fails every step of kind `step` as well, with OS error
+        /// `errno`: a file system that cannot do it (`EINVAL` for
+        /// [`Step::Swap`]). The step at the plan's own number fails with
+        /// the plan's error.
+        pub fn fail_every(self, step: Step, errno: i32) -> FaultPlan {
+            ACTIVE.with(|a| {
+                if let Some(active) = a.borrow_mut().as_mut() {
+                    active.fail_every.push((step, errno));
+                }
+            });
+            self
         }
 
         /// The steps taken so far.
@@ -158,7 +176,10 @@ mod plan {
                 return Ok(());
             };
             let n = active.taken.len() + 1;
-            let fail = active.fail_at.filter(|&(at, _)| at == n);
+            let fail = active.fail_at.filter(|&(at, _)| at == n).or_else(|| {
+                let every = active.fail_every.iter().find(|&&(kind, _)| kind == step);
+                every.map(|&(_, errno)| (n, errno))
+            });
             active.taken.push(StepTaken {
                 step,
                 name: name.to_path_buf(),

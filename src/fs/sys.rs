@@ -292,8 +292,25 @@ pub(crate) fn sync_file_system(dir: BorrowedFd<'_>, name: &Path) -> io::Result<(
 
 /// Links `from` as `to`, both in `dir`; fails if `to` exists.
 pub(crate) fn link(dir: BorrowedFd<'_>, from: &Path, to: &Path) -> io::Result<()> {
+    link_between(dir, from, dir, to)
+}
+
+/// Links `from` in `from_dir` as `to` in `to_dir` (one file system);
+/// fails if `to` exists.
+pub(crate) fn link_between(
+    from_dir: BorrowedFd<'_>,
+    from: &Path,
+    to_dir: BorrowedFd<'_>,
+    to: &Path,
+) -> io::Result<()> {
     faults::check(Step::Link, to)?;
-    Ok(rustix::fs::linkat(dir, from, dir, to, AtFlags::empty())?)
+    Ok(rustix::fs::linkat(
+        from_dir,
+        from,
+        to_dir,
+        to,
+        AtFlags::empty(),
+    )?)
 }
 
 /// Renames `from` to `to`, both in `dir`, replacing `to`.
@@ -329,7 +346,7 @@ pub(crate) fn rename_no_replace(dir: BorrowedFd<'_>, from: &Path, to: &Path) -> 
 /// Swaps `a` and `b`, both in `dir`, in one step (`EINVAL` where the
 /// file system cannot).
 pub(crate) fn rename_exchange(dir: BorrowedFd<'_>, a: &Path, b: &Path) -> io::Result<()> {
-    faults::check(Step::Rename, b)?;
+    faults::check(Step::Swap, b)?;
     Ok(rustix::fs::renameat_with(
         dir,
         a,

@@ -247,7 +247,8 @@ fn put_back_unswapped(tenant: &TenantName, lock: &TenantLock, at: TenantPath<'_>
         && exists(Some(tenant), dir, &fenced)?
     {
         tracing::info!(dir = %dir.path().display(), "putting back a tenant whose restore was interrupted");
-        sys::rename(dir.fd(), &fenced, at.db_name())
+        // With the sidecars a replace in place set aside (see `fence.rs`).
+        unfence(dir, at.db_name(), true)
             .and_then(|()| dir.sync())
             .map_err(|e| {
                 let operation = "putting back a tenant whose restore was interrupted";

@@ -199,9 +199,9 @@ fn restore_locked(
 /// A tenant with a directory of its own is fenced off, then its directory
 /// and the staged one are swapped in one step (`RENAME_EXCHANGE`), and
 /// only then is the old one removed: any failure up to the swap puts the
-/// old tenant back. Where the file system cannot swap, the old tenant is
-/// destroyed first and the copy published after: a failure in between
-/// leaves neither. A tenant without a directory: see [`replace_in_place`].
+/// old tenant back. Where the file system cannot swap, the database is
+/// replaced in place inside the tenant's directory, as for a tenant
+/// without one (see [`replace_in_place`]).
 fn replace_with(
     tenant: &TenantName,
     lock: &TenantLock,
@@ -213,7 +213,7 @@ fn replace_with(
         return replace_in_place(tenant, lock, at, stage, waiting);
     }
     finish_fenced_entry(tenant, lock, at)?;
-    let fence = Fence::raise_for_restore(tenant, lock, at)?;
+    let mut fence = Fence::raise_for_restore(tenant, lock, at)?;
     if let Err(e) = fence.wait_released(waiting) {
         fence.put_back()?;
         return Err(e);
@@ -225,11 +225,36 @@ fn replace_with(
             let _ = fence.swapped_out(&old);
             durable
         }
+        // The database replaced in place, inside the tenant's directory.
         Swap::Unsupported(stage) => {
-            fence.demolish()?;
-            stage.publish(tenant, at)
+            let dir = lock.db_dir(at).ok_or_else(|| Error::TenantDoesNotExist {
+                tenant: tenant.clone(),
+                path: at.db().to_path_buf(),
+            })?;
+            fence.set_sidecars_aside()?;
+            let published = stage.publish_into(tenant, at, dir);
+            finish_in_place(fence, lock, at, published)
         }
     }
+}
+
+/// After a copy was published in place of a fenced database: even when
+/// publishing failed after the copy was linked (its sync), a copy in place
+/// is the tenant now, and the old database goes; otherwise the fence,
+/// dropped, puts the old one back.
+fn finish_in_place(
+    fence: Fence<'_>,
+    lock: &TenantLock,
+    at: TenantPath<'_>,
+    published: Result<()>,
+) -> Result<()> {
+    let in_place = lock
+        .db_dir(at)
+        .is_some_and(|dir| sys::stat(dir.fd(), at.db_name()).is_ok());
+    if published.is_ok() || in_place {
+        fence.replaced();
+    }
+    published
 }
 
 /// Replaces a tenant that has no directory of its own (a flat layout):
@@ -253,14 +278,7 @@ fn replace_in_place(
     // On error from here the fence is dropped: the old tenant is put back.
     fence.set_sidecars_aside()?;
     let published = stage.publish(tenant, at);
-    let in_place = lock
-        .db_dir(at)
-        .is_some_and(|dir| sys::stat(dir.fd(), at.db_name()).is_ok());
-    // Even when its sync failed, a copy in place is the tenant now.
-    if published.is_ok() || in_place {
-        fence.replaced();
-    }
-    published
+    finish_in_place(fence, lock, at, published)
 }
 
 /// Opens the backup read-only and starts the read transaction that the

@@ -265,6 +265,55 @@ impl Stage {
         })
     }
 
+    /// Where the file system cannot swap directories
+    /// ([`Swap::Unsupported`]): links the staged database into the
+    /// tenant's existing directory `into` under its own name (never over
+    /// a file there) and syncs that directory. The staged directory goes
+    /// when the stage is dropped.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TenantExists`] if a database is in the way; [`Error::Io`]
+    /// naming the step that failed.
+    pub(in crate::storage) fn publish_into(
+        mut self,
+        tenant: &TenantName,
+        at: TenantPath<'_>,
+        into: &Dir,
+    ) -> Result<()> {
+        self.name_database(tenant, at)?;
+        let from = if self.named {
+            at.db_name()
+        } else {
+            &self.scratch
+        };
+        match sys::link_between(self.dir.fd(), from, into.fd(), at.db_name()) {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                return Err(Error::TenantExists {
+                    tenant: tenant.clone(),
+                    path: at.db().to_path_buf(),
+                });
+            }
+            Err(e) => {
+                return Err(Error::io(
+                    Some(tenant),
+                    at.db(),
+                    "publishing the restored tenant",
+                    e,
+                ));
+            }
+            Ok(()) => {}
+        }
+        into.sync().map_err(|e| {
+            Error::io(
+                Some(tenant),
+                at.db(),
+                "making the restored tenant durable",
+                e,
+            )
+        })
+    }
+
     /// Gives the database its own name: in a staged directory, as the last
     /// step before the directory is published (see the module
     /// documentation); beside its path, it keeps its scratch name until
