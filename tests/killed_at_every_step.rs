@@ -295,8 +295,10 @@ fn read_acme(m: &TenantManager, what: &str) -> (i64, Vec<String>) {
 /// [`read_acme`] for any tenant.
 fn read_tenant(m: &TenantManager, tenant: &str, what: &str) -> (i64, Vec<String>) {
     let db = m.root().database_path(tenant).unwrap();
-    let conn = rusqlite::Connection::open(&db)
-        .unwrap_or_else(|e| panic!("{what}: acme does not open: {e}"));
+    // Never created here: a tenant that is gone must say so.
+    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE;
+    let conn = rusqlite::Connection::open_with_flags(&db, flags)
+        .unwrap_or_else(|e| panic!("{what}: {tenant} does not open: {e}"));
     let check: String = conn
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
         .unwrap();
@@ -593,4 +595,49 @@ mod rekey {
             }
         }
     }
+}
+
+/// In a flat directory, tenant `a.sqlite3.tmp-1`'s files begin with
+/// tenant `a`'s file name and `.tmp-`, as `a`'s scratch files do. A create
+/// of `a` in the middle of a replace of the other (its database fenced,
+/// its `-wal` set aside) leaves them alone: the replace, failing at its
+/// link, puts the old tenant back whole.
+#[test]
+fn a_tenant_named_like_anothers_scratch_file_keeps_its_files() {
+    const VICTIM: &str = "a.sqlite3.tmp-1";
+    let template = "%{tenant}.sqlite3";
+    let setup = || {
+        let run = Run::new(Some(template));
+        let m = run.manager(3);
+        let opts = RestoreOptions::new().replace(true);
+        m.restore_tenant_opts(VICTIM, backup_path(&run.root, "a"), &opts)
+            .unwrap();
+        (run, m)
+    };
+    let replace_victim = |m: &TenantManager, run: &Run| {
+        let opts = RestoreOptions::new().replace(true);
+        m.restore_tenant_opts(VICTIM, backup_path(&run.root, "b"), &opts)
+            .map(drop)
+    };
+    let (rehearsal_run, rehearsal) = setup();
+    let plan = FaultPlan::record();
+    replace_victim(&rehearsal, &rehearsal_run).unwrap();
+    let steps = plan.steps();
+    drop(plan);
+    let link = 1 + steps.iter().position(|s| s.step == Step::Link).unwrap();
+    let (run, m) = setup();
+    let other = run.manager(3);
+    let plan = FaultPlan::interrupt_step(link, move || other.create_tenant("a").unwrap())
+        .fail_every(Step::Link, EIO);
+    let replaced = replace_victim(&m, &run);
+    drop(plan);
+    assert!(replaced.is_err(), "the link was made to fail");
+    assert_eq!(
+        read_tenant(&m, VICTIM, "after the failed replace").1,
+        ["a", "a"],
+        "{replaced:?}"
+    );
+    assert_eq!(sorted_tenants(&m), ["a", VICTIM]);
+    m.remove_debris().unwrap();
+    assert_eq!(read_tenant(&m, VICTIM, "after remove_debris").1, ["a", "a"]);
 }

@@ -138,9 +138,25 @@ fn hidden_sibling(db: &Path, suffix: &str) -> PathBuf {
 /// Whether `name` is a scratch file (or one of its SQLite sidecars) of
 /// the database file named `db_name`.
 pub(crate) fn is_scratch(name: &str, db_name: &str) -> bool {
-    name.strip_prefix('.')
+    let numbers = name
+        .strip_prefix('.')
         .and_then(|hidden| hidden.strip_prefix(db_name))
-        .is_some_and(|rest| rest.starts_with(SCRATCH))
+        .and_then(|rest| rest.strip_prefix(SCRATCH));
+    // `PID-N` exactly, or a sidecar of it: another tenant's name may
+    // start with this one's file name and `.tmp-` (tenant `a` and tenant
+    // `a.sqlite3.tmp-1` share a flat directory), and its files are no
+    // scratch of this one.
+    let Some(numbers) = numbers else {
+        return false;
+    };
+    let numbers = SQLITE_SIDECARS
+        .iter()
+        .find_map(|s| numbers.strip_suffix(s))
+        .unwrap_or(numbers);
+    let all_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    numbers
+        .split_once('-')
+        .is_some_and(|(pid, n)| all_digits(pid) && all_digits(n))
 }
 
 /// Whether `name` is one of SQLite's sidecars of the database file named
@@ -203,6 +219,22 @@ mod tests {
         }
         let name = scratch.file_name().unwrap().to_str().unwrap();
         assert!(is_scratch(name, "main.sqlite3"), "{name}");
+        let journal = format!("{name}-journal");
+        assert!(is_scratch(&journal, "main.sqlite3"), "{journal}");
+        // Another tenant's files, in a flat directory shared with tenant
+        // `a.sqlite3.tmp-1`, are never tenant `a`'s scratch.
+        for other in [
+            ".a.sqlite3.tmp-1.sqlite3.destroying",
+            ".a.sqlite3.tmp-1.sqlite3.lock",
+            ".a.sqlite3.tmp-1.sqlite3.tmp-5-6",
+            ".a.sqlite3.tmp-1-2.sqlite3.lock",
+            ".a.sqlite3.tmp-",
+            ".a.sqlite3.tmp-1-",
+            ".a.sqlite3.tmp--2",
+        ] {
+            assert!(!is_scratch(other, "a.sqlite3"), "{other}");
+        }
+        assert!(is_scratch(".a.sqlite3.tmp-12-34-wal", "a.sqlite3"));
         assert!(!is_scratch(name, "main.sqlite"), "{name}");
         assert_ne!(scratch_path(db), scratch);
         assert!(is_sidecar("main.sqlite3-wal", "main.sqlite3"));
