@@ -171,6 +171,56 @@ fn litestream_replicates_every_tenant_and_restore_brings_them_back() {
     );
 }
 
+/// In a flat layout the written configuration is recursive with a
+/// pattern such as `[^.]*.sqlite3`: Litestream replicates the tenants and
+/// never tenanted's template database (hidden, in `.tenanted/templates`),
+/// which it would otherwise change (its tables, WAL mode), so that every
+/// tenant created after would carry Litestream's tables.
+#[test]
+fn litestream_in_a_flat_layout_leaves_the_template_database_alone() {
+    let Some(bin) = litestream::binary() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (root, replica) = (dir.path().join("root"), dir.path().join("replica"));
+    let config = RootConfig::new(&root).template("%{bucket}/%{tenant}.sqlite3");
+    let m = TenantManager::builder(config, schema()).build().unwrap();
+    m.create_tenant("acme").unwrap();
+    m.create_tenant("globex").unwrap();
+    let templates = root.join(".tenanted/templates");
+    let listing = || {
+        let mut names: Vec<String> = std::fs::read_dir(&templates)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let before = listing();
+    let (mut litestream, log) = replicate(&bin, dir.path(), &m, &replica);
+    m.create_tenant("initech").unwrap();
+    litestream::wait_for_log(&log, "added database to replication", 1);
+    litestream::stop(&mut litestream);
+    let said = std::fs::read_to_string(&log).unwrap();
+    assert!(!said.contains(".tenanted"), "{said}");
+    assert_eq!(listing(), before, "Litestream touched the template");
+    m.create_tenant("later").unwrap();
+    let conn = rusqlite::Connection::open(m.root().database_path("later").unwrap()).unwrap();
+    let foreign: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name LIKE '_litestream%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(foreign, 0, "a new tenant carries Litestream's tables");
+    let replicated = common::files_under(&replica);
+    assert!(
+        replicated.iter().all(|f| !f.contains(".tenanted")),
+        "{replicated:?}"
+    );
+}
+
 /// A destroy that has to wait for a slow process (here a child holding the
 /// tenant open for two seconds) while Litestream replicates the root: the
 /// fenced database matches no Litestream pattern, so Litestream lets go of

@@ -4,8 +4,14 @@
 //! (`dir`, `pattern`, `recursive`, `watch`), picking up tenants created
 //! while it runs and dropping a database whose file disappears (a destroy
 //! waits for it to let go, like for any process). The pattern is the
-//! template's file name with its placeholders as `*`, so tenanted's hidden
-//! siblings and SQLite's sidecars never match.
+//! template's file name with its placeholders as `*`, so SQLite's sidecars
+//! never match; a leading placeholder is `[^.]*` (tenant names never start
+//! with a dot), so no hidden file matches either: neither tenanted's
+//! siblings of a tenant nor its template database
+//! (`.tenanted/templates/.<fingerprint>.sqlite3`), which Litestream, given
+//! a recursive pattern such as `*.sqlite3`, would otherwise replicate and
+//! change (Go's `filepath.Match`, which Litestream uses on each base name,
+//! lets `*` match a leading dot).
 
 use std::path::Path;
 
@@ -71,6 +77,10 @@ impl RootConfig {
         let pattern = file_name
             .replace("%{tenant}", "*")
             .replace("%{bucket}", "*");
+        let pattern = match pattern.strip_prefix('*') {
+            Some(rest) => format!("[^.]*{rest}"),
+            None => pattern,
+        };
         let recursive = template.contains('/');
         Ok(format!(
             "# Written by tenanted: every tenant database of the root.\n\
@@ -117,4 +127,32 @@ pub(crate) fn yaml_string(value: &Path) -> String {
     }
     out.push('"');
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::paths::RootConfig;
+
+    fn pattern(template: &str) -> String {
+        let yaml = RootConfig::new("/srv/t")
+            .template(template)
+            .litestream_config("file:///r")
+            .unwrap();
+        let line = yaml.lines().find(|l| l.contains("pattern:")).unwrap();
+        line.trim().to_owned()
+    }
+
+    #[test]
+    fn a_leading_placeholder_never_matches_a_hidden_file() {
+        assert_eq!(
+            pattern("%{bucket}/%{tenant}/main.sqlite3"),
+            "pattern: \"main.sqlite3\""
+        );
+        assert_eq!(
+            pattern("%{bucket}/%{tenant}.sqlite3"),
+            "pattern: \"[^.]*.sqlite3\""
+        );
+        assert_eq!(pattern("db/t-%{tenant}.db"), "pattern: \"t-*.db\"");
+        assert_eq!(pattern("%{tenant}-%{bucket}.db"), "pattern: \"[^.]*-*.db\"");
+    }
 }

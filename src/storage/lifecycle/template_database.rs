@@ -2,10 +2,15 @@
 //! copied by `create_tenant` so that creation cost does not grow with the
 //! number of migrations.
 //!
-//! It lives at `ROOT/.tenanted/templates/<fingerprint>.sqlite3`, keyed by
+//! It lives at `ROOT/.tenanted/templates/.<fingerprint>.sqlite3`, keyed by
 //! the migrations' fingerprint, so changing a migration builds a new one.
-//! `tenants()` never lists it: hidden names are not tenant names. This
-//! layer builds and caches the file; the caller supplies the schema.
+//! `tenants()` never lists it: hidden names are not tenant names. Its own
+//! name is hidden too, because Litestream's directory mode matches file
+//! names anywhere under the root (a flat layout's pattern is
+//! `[^.]*.sqlite3`, see `paths/litestream.rs`): replicated, the template
+//! would be changed by Litestream (its tables, WAL mode), and every tenant
+//! copied from it would carry them. This layer builds and caches the
+//! file; the caller supplies the schema.
 
 use std::fs::File;
 use std::io;
@@ -16,9 +21,9 @@ use rusqlite::Connection;
 use crate::busy::{WaitedFor, busy};
 use crate::error::{Error, Result};
 use crate::fs::dir::Dir;
-use crate::fs::files::{build_by_rename, remove_quietly};
+use crate::fs::files::{build_by_rename, remove_tree_quietly, remove_with_sidecars};
 use crate::fs::lock::{FileLock, split};
-use crate::fs::siblings::lock_path;
+use crate::fs::siblings::{litestream_dir, lock_path};
 use crate::fs::{Patience, sys};
 use crate::name::TenantName;
 use crate::paths::INTERNAL_DIR;
@@ -28,7 +33,15 @@ use crate::storage::lifecycle::debris::remove_debris;
 fn template_path(root: &Path, key: u64) -> PathBuf {
     root.join(INTERNAL_DIR)
         .join("templates")
-        .join(format!("{key:016x}.sqlite3"))
+        .join(format!(".{key:016x}.sqlite3"))
+}
+
+/// Whether `name` is a template's file name, of this release (hidden) or
+/// an earlier one (`<fingerprint>.sqlite3`).
+fn is_template(name: &str) -> bool {
+    let hex = name.strip_prefix('.').unwrap_or(name);
+    hex.strip_suffix(".sqlite3")
+        .is_some_and(|key| key.len() == 16 && key.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// A template database, open: whatever removes its path meanwhile (a
@@ -115,17 +128,39 @@ fn build_template(
     })
 }
 
-/// Removes templates of other migration sets. A process copying one reads
-/// its open file, unharmed; a process still using another set (an old
-/// version during a deploy) rebuilds its own on its next create.
+/// Removes templates of other migration sets (or of an earlier release,
+/// which named them unhidden), with their sidecars and any Litestream
+/// state. A process copying one reads its open file, unharmed; a process
+/// still using another set (an old version during a deploy) rebuilds its
+/// own on its next create.
 fn remove_stale_templates(dir: &Dir, current: &Path) {
     let Ok(entries) = dir.entries() else {
         return;
     };
     for (name, is_dir) in entries.into_iter().flatten() {
-        let text = name.to_string_lossy();
-        if !is_dir && !text.starts_with('.') && text.ends_with(".sqlite3") && name != current {
-            remove_quietly(dir, &name);
+        if !is_dir && is_template(&name.to_string_lossy()) && name != current {
+            remove_with_sidecars(dir, &name);
+            remove_tree_quietly(dir, &litestream_dir(&name));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_template;
+
+    #[test]
+    fn templates_of_this_release_and_earlier_ones_are_recognised() {
+        assert!(is_template(".00112233aabbccdd.sqlite3"));
+        assert!(is_template("00112233aabbccdd.sqlite3"));
+        for other in [
+            "..00112233aabbccdd.sqlite3.lock",
+            "..00112233aabbccdd.sqlite3.tmp-1-2",
+            ".00112233aabbccdd.sqlite3-wal",
+            "acme.sqlite3",
+            ".0011.sqlite3",
+        ] {
+            assert!(!is_template(other), "{other}");
         }
     }
 }
