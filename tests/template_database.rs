@@ -204,3 +204,39 @@ fn two_versions_creating_at_once_never_fail() {
         assert_eq!(schema_of(&m.root().database_path(name).unwrap()).1, version);
     }
 }
+
+/// The template is hidden (Litestream's patterns never match it). An
+/// earlier release named it unhidden: a template of other migrations under
+/// that name is removed when a new one is built, while one of the same
+/// migrations is kept for that release's processes, which may still run
+/// beside this one during a deploy.
+#[test]
+fn an_earlier_releases_template_goes_only_with_its_migrations() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = manager(dir.path());
+    m.create_tenant("a").unwrap();
+    let templates = dir.path().join(".tenanted/templates");
+    let names = || {
+        let mut names: Vec<String> = std::fs::read_dir(&templates)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let hidden = names().pop().unwrap();
+    assert!(
+        hidden.starts_with('.') && hidden.ends_with(".sqlite3"),
+        "{hidden}"
+    );
+    let same = hidden.trim_start_matches('.').to_owned();
+    let other = "0123456789abcdef.sqlite3".to_owned();
+    for planted in [&same, &other] {
+        std::fs::copy(templates.join(&hidden), templates.join(planted)).unwrap();
+    }
+    std::fs::remove_file(templates.join(&hidden)).unwrap();
+    m.create_tenant("b").unwrap();
+    let mut expected = vec![hidden, same];
+    expected.sort();
+    assert_eq!(names(), expected);
+}

@@ -128,17 +128,24 @@ fn build_template(
     })
 }
 
-/// Removes templates of other migration sets (or of an earlier release,
-/// which named them unhidden), with their sidecars and any Litestream
-/// state. A process copying one reads its open file, unharmed; a process
-/// still using another set (an old version during a deploy) rebuilds its
-/// own on its next create.
+/// Removes templates of other migration sets, with their sidecars and any
+/// Litestream state. A process copying one reads its open file, unharmed;
+/// a process still using another set (an old version during a deploy)
+/// rebuilds its own on its next create. An earlier release's name for
+/// this same set (unhidden) is kept: processes of that release, running
+/// beside this one during a deploy, still use it, and some of their
+/// creates (encrypted ones) attach it by path. It goes with the next
+/// change of migrations.
 fn remove_stale_templates(dir: &Dir, current: &Path) {
     let Ok(entries) = dir.entries() else {
         return;
     };
+    let current = current.to_string_lossy();
+    let earlier_name = current.strip_prefix('.').unwrap_or(&current);
     for (name, is_dir) in entries.into_iter().flatten() {
-        if !is_dir && is_template(&name.to_string_lossy()) && name != current {
+        let text = name.to_string_lossy();
+        let stale = is_template(&text) && text != current && text != earlier_name;
+        if !is_dir && stale {
             remove_with_sidecars(dir, &name);
             remove_tree_quietly(dir, &litestream_dir(&name));
         }
