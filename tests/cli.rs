@@ -857,6 +857,49 @@ fn a_root_laid_out_otherwise_is_refused_not_listed_empty() {
     assert_eq!(acmes, 1);
 }
 
+/// A root made with another layout is opened with it when no
+/// `--template` or `--buckets` is given: the CLI reads the layout the root
+/// records. One given otherwise is still refused.
+#[test]
+fn commands_without_a_layout_use_the_roots_recorded_one() {
+    let dir = workspace(4);
+    let flat = [
+        "--template",
+        "%{bucket}/%{tenant}.sqlite3",
+        "--buckets",
+        "16",
+    ];
+    tenanted(dir.path())
+        .args(flat)
+        .args(["create", "acme", "globex"])
+        .assert()
+        .success();
+    tenanted(dir.path())
+        .arg("list")
+        .assert()
+        .success()
+        .stdout("acme\nglobex\n");
+    tenanted(dir.path())
+        .args(["create", "initech"])
+        .assert()
+        .success();
+    assert!(
+        common::files_under(&dir.path().join("tenants"))
+            .iter()
+            .any(|f| f.ends_with("/initech.sqlite3")),
+        "initech was made in the recorded layout"
+    );
+    tenanted(dir.path())
+        .args(["status", "--check"])
+        .assert()
+        .success();
+    tenanted(dir.path())
+        .args(["--buckets", "8", "list"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("--buckets 16"));
+}
+
 #[test]
 fn an_edited_migration_is_refused_until_accepted_at_the_cli() {
     let dir = workspace(4);

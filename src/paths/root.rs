@@ -248,6 +248,44 @@ impl RootConfig {
         self.walk(Mode::Tenants).map(Tenants::new)
     }
 
+    /// The root at `root_dir` with the layout recorded in it (its template
+    /// and bucket count, written before its first write), or the default
+    /// layout for a root with no record yet: for a tool that opens a root
+    /// someone else made, such as the CLI when no `--template` is given.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BadLayoutRecord`] for a damaged record;
+    /// [`Error::RootFormatTooNew`] for a root of a newer release;
+    /// [`Error::NotADirectory`] when the root or its `.tenanted` is not a
+    /// directory; an I/O error reading the record.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// let flat = tenanted::RootConfig::new(dir.path()).template("%{bucket}/%{tenant}.sqlite3");
+    /// tenanted::TenantManager::builder(flat, tenanted::Migrations::new(vec![]))
+    ///     .build()?
+    ///     .create_tenant("acme")?;
+    /// let found = tenanted::RootConfig::recorded(dir.path())?;
+    /// assert_eq!(found.template_str(), "%{bucket}/%{tenant}.sqlite3");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn recorded(root_dir: impl Into<PathBuf>) -> Result<RootConfig> {
+        let root_dir = root_dir.into();
+        let Some((template, buckets)) = LayoutRecord::recorded(&root_dir)? else {
+            return Ok(RootConfig::new(root_dir));
+        };
+        let config = RootConfig::new(&root_dir).template(&template);
+        let config = match buckets.parse() {
+            Ok(buckets) => config.buckets(buckets),
+            Err(_) => config,
+        };
+        // The record read back as this layout's own, or the error that
+        // says why it is not (damaged, of a newer format).
+        config.check_recorded_layout()?;
+        Ok(config)
+    }
+
     /// This configuration's layout, as the root records it.
     pub(crate) fn layout_record(&self) -> LayoutRecord {
         LayoutRecord::new(self.root_dir(), self.template_str(), self.bucket_count())

@@ -88,6 +88,32 @@ impl LayoutRecord {
         }
     }
 
+    /// The template and bucket count recorded in `root`, as written
+    /// (`None`: no record yet, a root nothing was written to). A line that
+    /// is missing comes back empty: [`check`](Self::check) of the layout
+    /// made of them says what is wrong with the record.
+    ///
+    /// # Errors
+    ///
+    /// As [`check`](Self::check), when the record cannot be read.
+    pub(crate) fn recorded(root: &Path) -> Result<Option<(String, String)>> {
+        let probe = LayoutRecord::new(root, "", 0);
+        match read_contained(root, Path::new(INTERNAL_DIR), &probe.path()) {
+            Ok(text) => {
+                let field = |key: &str| {
+                    (text.lines())
+                        .find_map(|line| line.strip_prefix(key)?.strip_prefix(' '))
+                        .unwrap_or_default()
+                        .to_owned()
+                };
+                Ok(Some((field("template"), field("buckets"))))
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            // Says why, as every other reader of the record does.
+            Err(_) => probe.check().map(|_| None),
+        }
+    }
+
     /// Records this layout unless a record is there; one that another
     /// process wrote first must agree.
     ///

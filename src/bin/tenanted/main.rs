@@ -34,7 +34,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
-use tenanted::{DEFAULT_BUCKETS, DEFAULT_TEMPLATE, Migrations, RootConfig, TenantManager};
+use tenanted::{Migrations, RootConfig, TenantManager};
 
 use support::{Failure, require_root, tenant_names};
 
@@ -54,12 +54,14 @@ struct Cli {
     /// the commands that need them.
     #[arg(long, global = true, env = "TENANTED_MIGRATIONS", default_value = "./schema/migrations", help_heading = GLOBAL)]
     migrations: PathBuf,
-    /// Path template under the root.
-    #[arg(long, global = true, env = "TENANTED_TEMPLATE", default_value = DEFAULT_TEMPLATE, help_heading = GLOBAL)]
-    template: String,
-    /// Number of bucket directories.
-    #[arg(long, global = true, env = "TENANTED_BUCKETS", default_value_t = DEFAULT_BUCKETS, help_heading = GLOBAL)]
-    buckets: u32,
+    /// Path template under the root [default: the one the root records,
+    /// else %{bucket}/%{tenant}/main.sqlite3].
+    #[arg(long, global = true, env = "TENANTED_TEMPLATE", help_heading = GLOBAL)]
+    template: Option<String>,
+    /// Number of bucket directories [default: the count the root records,
+    /// else 256].
+    #[arg(long, global = true, env = "TENANTED_BUCKETS", help_heading = GLOBAL)]
+    buckets: Option<u32>,
     /// More logging (-v debug, -vv trace); RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count, help_heading = GLOBAL)]
     verbose: u8,
@@ -285,10 +287,22 @@ fn main() -> ExitCode {
 }
 
 impl Cli {
+    /// The root with `--template` and `--buckets`; what is not given is
+    /// the root's recorded layout (the default one for a new root, or for
+    /// one whose record cannot be read: opening it then says why).
     fn root_config(&self) -> RootConfig {
-        RootConfig::new(&self.root)
-            .template(&self.template)
-            .buckets(self.buckets)
+        let base = match (&self.template, self.buckets) {
+            (Some(_), Some(_)) => RootConfig::new(&self.root),
+            _ => RootConfig::recorded(&self.root).unwrap_or_else(|_| RootConfig::new(&self.root)),
+        };
+        let base = match &self.template {
+            Some(template) => base.template(template),
+            None => base,
+        };
+        match self.buckets {
+            Some(buckets) => base.buckets(buckets),
+            None => base,
+        }
     }
 
     fn load_migrations(&self) -> Result<Migrations, Failure> {

@@ -122,9 +122,10 @@ fn runs(parent: &Path) -> Result<Vec<(u64, PathBuf)>, Failure> {
 
 /// The tenants with a copy in the run `dir`.
 fn copies(cli: &Cli, dir: &Path) -> Result<HashSet<String>, Failure> {
+    let root = cli.root_config();
     let layout = tenanted::RootConfig::new(dir)
-        .template(&cli.template)
-        .buckets(cli.buckets);
+        .template(root.template_str())
+        .buckets(root.bucket_count());
     let names = layout.tenants()?.filter_map(Result::ok);
     Ok(names.map(|t| t.as_str().to_owned()).collect())
 }

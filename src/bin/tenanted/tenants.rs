@@ -61,11 +61,12 @@ pub fn init(cli: &Cli) -> Result<u8, Failure> {
     } else {
         "created the root"
     };
+    let layout = cli.root_config();
     println!(
         "{what} at {} (template {}, {} buckets; {} tenant(s))",
         cli.root.display(),
-        cli.template,
-        cli.buckets,
+        layout.template_str(),
+        layout.bucket_count(),
         report.total()
     );
     Ok(0)
