@@ -196,12 +196,15 @@ fn restore_locked(
 /// Replaces the existing tenant with the staged copy, once no other
 /// process holds the old database.
 ///
-/// A tenant with a directory of its own is fenced off, then its directory
-/// and the staged one are swapped in one step (`RENAME_EXCHANGE`), and
-/// only then is the old one removed: any failure up to the swap puts the
-/// old tenant back. Where the file system cannot swap, the database is
-/// replaced in place inside the tenant's directory, as for a tenant
-/// without one (see [`replace_in_place`]).
+/// The tenant is fenced off under a restore's mark. A tenant with a
+/// directory of its own then has it swapped with the staged one in one
+/// step (`RENAME_EXCHANGE`), and only then is the old one removed. A
+/// tenant without one (a flat layout), or one where the file system cannot
+/// swap, has its database replaced in place: its sidecars set aside, the
+/// copy linked in under its name, and only then the old database removed.
+/// Any failure before the copy is in place puts the old tenant back, and
+/// so does `remove_debris` after a crash (see `fence.rs`, `debris.rs`):
+/// the tenant is the old one or the new one.
 fn replace_with(
     tenant: &TenantName,
     lock: &TenantLock,
@@ -209,23 +212,21 @@ fn replace_with(
     stage: Stage,
     waiting: Waiting<'_>,
 ) -> Result<()> {
-    if !at.owns_dir() {
-        return replace_in_place(tenant, lock, at, stage, waiting);
+    if at.owns_dir() {
+        finish_fenced_entry(tenant, lock, at)?;
     }
-    finish_fenced_entry(tenant, lock, at)?;
     let mut fence = Fence::raise_for_restore(tenant, lock, at)?;
     if let Err(e) = fence.wait_released(waiting) {
         fence.put_back()?;
         return Err(e);
     }
-    // On error the fence is dropped: the old tenant is put back.
+    // On error from here the fence is dropped: the old tenant is put back.
     match stage.publish_swapping(tenant, at)? {
         Swap::Swapped { old, durable } => {
             // A leftover old directory goes with the next operation.
             let _ = fence.swapped_out(&old);
             durable
         }
-        // The database replaced in place, inside the tenant's directory.
         Swap::Unsupported(stage) => {
             let dir = lock.db_dir(at).ok_or_else(|| Error::TenantDoesNotExist {
                 tenant: tenant.clone(),
@@ -233,52 +234,13 @@ fn replace_with(
             })?;
             fence.set_sidecars_aside()?;
             let published = stage.publish_into(tenant, at, dir);
-            finish_in_place(fence, lock, at, published)
+            // Even when its sync failed, a copy in place is the tenant now.
+            if published.is_ok() || sys::stat(dir.fd(), at.db_name()).is_ok() {
+                fence.replaced();
+            }
+            published
         }
     }
-}
-
-/// After a copy was published in place of a fenced database: even when
-/// publishing failed after the copy was linked (its sync), a copy in place
-/// is the tenant now, and the old database goes; otherwise the fence,
-/// dropped, puts the old one back.
-fn finish_in_place(
-    fence: Fence<'_>,
-    lock: &TenantLock,
-    at: TenantPath<'_>,
-    published: Result<()>,
-) -> Result<()> {
-    let in_place = lock
-        .db_dir(at)
-        .is_some_and(|dir| sys::stat(dir.fd(), at.db_name()).is_ok());
-    if published.is_ok() || in_place {
-        fence.replaced();
-    }
-    published
-}
-
-/// Replaces a tenant that has no directory of its own (a flat layout):
-/// its database is fenced off under a restore's mark, its sidecars set
-/// aside once nobody holds it, the copy published under its name, and
-/// only then the old database removed. Any failure before the copy is in
-/// place puts the old tenant back, and so does `remove_debris` after a
-/// crash (see `debris.rs`): the tenant is the old one or the new one.
-fn replace_in_place(
-    tenant: &TenantName,
-    lock: &TenantLock,
-    at: TenantPath<'_>,
-    stage: Stage,
-    waiting: Waiting<'_>,
-) -> Result<()> {
-    let mut fence = Fence::raise_for_restore(tenant, lock, at)?;
-    if let Err(e) = fence.wait_released(waiting) {
-        fence.put_back()?;
-        return Err(e);
-    }
-    // On error from here the fence is dropped: the old tenant is put back.
-    fence.set_sidecars_aside()?;
-    let published = stage.publish(tenant, at);
-    finish_in_place(fence, lock, at, published)
 }
 
 /// Opens the backup read-only and starts the read transaction that the

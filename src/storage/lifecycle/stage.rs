@@ -195,7 +195,7 @@ impl Stage {
     ) -> Result<()> {
         self.name_database(tenant, at)?;
         match &self.how {
-            How::Link => link(tenant, &self.dir, &self.scratch, at.db())?,
+            How::Link => link(tenant, (&self.dir, &self.scratch), &self.dir, at.db())?,
             How::Rename {
                 parent,
                 staged,
@@ -265,11 +265,12 @@ impl Stage {
         })
     }
 
-    /// Where the file system cannot swap directories
-    /// ([`Swap::Unsupported`]): links the staged database into the
-    /// tenant's existing directory `into` under its own name (never over
-    /// a file there) and syncs that directory. The staged directory goes
-    /// when the stage is dropped.
+    /// For a stage that cannot swap ([`Swap::Unsupported`]: a tenant
+    /// without a directory of its own, or a file system that cannot swap
+    /// directories): links the database into the directory `into` the
+    /// tenant's database is in, under its own name (never over a file
+    /// there), and syncs that directory. The scratch name, or the staged
+    /// directory, goes when the stage is dropped.
     ///
     /// # Errors
     ///
@@ -287,23 +288,7 @@ impl Stage {
         } else {
             &self.scratch
         };
-        match sys::link_between(self.dir.fd(), from, into.fd(), at.db_name()) {
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                return Err(Error::TenantExists {
-                    tenant: tenant.clone(),
-                    path: at.db().to_path_buf(),
-                });
-            }
-            Err(e) => {
-                return Err(Error::io(
-                    Some(tenant),
-                    at.db(),
-                    "publishing the restored tenant",
-                    e,
-                ));
-            }
-            Ok(()) => {}
-        }
+        link(tenant, (&self.dir, from), into, at.db())?;
         into.sync().map_err(|e| {
             Error::io(
                 Some(tenant),
@@ -371,10 +356,11 @@ impl Drop for Stage {
     }
 }
 
-/// Links the synced `scratch` (in `dir`) as `path`, never replacing a
-/// file there; the caller makes the link durable by syncing `dir`.
-fn link(tenant: &TenantName, dir: &Dir, scratch: &Path, path: &Path) -> Result<()> {
-    match sys::link(dir.fd(), scratch, name_of(path)) {
+/// Links the synced `from` (a name in its directory) as `path`, which is
+/// in `into`, never replacing a file there; the caller makes the link
+/// durable by syncing `into`.
+fn link(tenant: &TenantName, from: (&Dir, &Path), into: &Dir, path: &Path) -> Result<()> {
+    match sys::link_between(from.0.fd(), from.1, into.fd(), name_of(path)) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(Error::TenantExists {
             tenant: tenant.clone(),
