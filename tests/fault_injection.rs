@@ -137,6 +137,25 @@ fn seeded_rows(m: &TenantManager) -> i64 {
         .unwrap()
 }
 
+/// A restore replacing `acme`, in the default layout.
+const REPLACING: Case = Case {
+    name: "restore, replacing the tenant",
+    template: None,
+    prepare: |m| {
+        m.create_tenant("acme").unwrap();
+        note(m, "in the backup");
+        m.backup_tenant("acme", backup_of(m)).unwrap();
+        note(m, "only in the old tenant");
+    },
+    run: |m| restore_replacing(m).map_err(say),
+    retry: |m| restore_replacing(m).unwrap(),
+    check: |m| {
+        let rows = notes(m);
+        let old = ["in the backup", "only in the old tenant"];
+        assert!(rows == ["in the backup"] || rows == old, "{rows:?}");
+    },
+};
+
 const CASES: &[Case] = &[
     Case {
         name: "create",
@@ -185,39 +204,11 @@ const CASES: &[Case] = &[
         },
         check: |m| assert_eq!(version(m), 3),
     },
-    Case {
-        name: "restore, replacing the tenant",
-        template: None,
-        prepare: |m| {
-            m.create_tenant("acme").unwrap();
-            note(m, "in the backup");
-            m.backup_tenant("acme", backup_of(m)).unwrap();
-            note(m, "only in the old tenant");
-        },
-        run: |m| restore_replacing(m).map_err(say),
-        retry: |m| restore_replacing(m).unwrap(),
-        check: |m| {
-            let rows = notes(m);
-            let old = ["in the backup", "only in the old tenant"];
-            assert!(rows == ["in the backup"] || rows == old, "{rows:?}");
-        },
-    },
+    REPLACING,
     Case {
         name: "restore, replacing a tenant without a directory of its own",
         template: Some("%{bucket}/%{tenant}.sqlite3"),
-        prepare: |m| {
-            m.create_tenant("acme").unwrap();
-            note(m, "in the backup");
-            m.backup_tenant("acme", backup_of(m)).unwrap();
-            note(m, "only in the old tenant");
-        },
-        run: |m| restore_replacing(m).map_err(say),
-        retry: |m| restore_replacing(m).unwrap(),
-        check: |m| {
-            let rows = notes(m);
-            let old = ["in the backup", "only in the old tenant"];
-            assert!(rows == ["in the backup"] || rows == old, "{rows:?}");
-        },
+        ..REPLACING
     },
     Case {
         name: "migrate",

@@ -400,52 +400,44 @@ fn failed_at_every_step(op: Op, template: Option<&'static str>) {
     }
 }
 
+/// `op` killed, then failed, at every step, in each of `templates`.
+fn stopped_at_every_step(op: Op, templates: &[Option<&'static str>]) {
+    for &template in templates {
+        killed_at_every_step(op, template);
+        failed_at_every_step(op, template);
+    }
+}
+
 #[test]
 fn a_replacing_restore_stopped_at_any_step_leaves_one_whole_tenant() {
-    for template in [None, Some(FLAT)] {
-        killed_at_every_step(Op::Replace, template);
-        failed_at_every_step(Op::Replace, template);
-    }
+    stopped_at_every_step(Op::Replace, &[None, Some(FLAT)]);
 }
 
 /// Where the file system cannot swap the two directories, the replace
 /// falls back to another way, which must hold as well.
 #[test]
 fn a_replace_where_directories_cannot_be_swapped_stopped_at_any_step_leaves_one_whole_tenant() {
-    killed_at_every_step(Op::ReplaceWithoutSwap, None);
-    failed_at_every_step(Op::ReplaceWithoutSwap, None);
+    stopped_at_every_step(Op::ReplaceWithoutSwap, &[None]);
 }
 
 #[test]
 fn a_destroy_stopped_at_any_step_leaves_the_tenant_whole_or_gone() {
-    for template in [None, Some(FLAT)] {
-        killed_at_every_step(Op::Destroy, template);
-        failed_at_every_step(Op::Destroy, template);
-    }
+    stopped_at_every_step(Op::Destroy, &[None, Some(FLAT)]);
 }
 
 #[test]
 fn a_create_stopped_at_any_step_leaves_a_whole_tenant_or_none() {
-    for template in [None, Some(FLAT)] {
-        killed_at_every_step(Op::Create, template);
-        failed_at_every_step(Op::Create, template);
-    }
+    stopped_at_every_step(Op::Create, &[None, Some(FLAT)]);
 }
 
 #[test]
 fn a_batch_create_stopped_at_any_step_leaves_whole_tenants_or_none() {
-    for template in [None, Some(FLAT)] {
-        killed_at_every_step(Op::CreateBatch, template);
-        failed_at_every_step(Op::CreateBatch, template);
-    }
+    stopped_at_every_step(Op::CreateBatch, &[None, Some(FLAT)]);
 }
 
 #[test]
 fn a_migration_stopped_at_any_step_leaves_either_version_whole() {
-    for template in [None, Some(FLAT)] {
-        killed_at_every_step(Op::Migrate, template);
-        failed_at_every_step(Op::Migrate, template);
-    }
+    stopped_at_every_step(Op::Migrate, &[None, Some(FLAT)]);
 }
 
 /// A directory planted where a dead fence's `-wal` would lie (with a file

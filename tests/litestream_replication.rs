@@ -188,14 +188,7 @@ fn litestream_in_a_flat_layout_leaves_the_template_database_alone() {
     m.create_tenant("acme").unwrap();
     m.create_tenant("globex").unwrap();
     let templates = root.join(".tenanted/templates");
-    let listing = || {
-        let mut names: Vec<String> = std::fs::read_dir(&templates)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        names
-    };
+    let listing = || common::files_under(&templates);
     let before = listing();
     let (mut litestream, log) = replicate(&bin, dir.path(), &m, &replica);
     m.create_tenant("initech").unwrap();

@@ -216,14 +216,7 @@ fn an_earlier_releases_template_goes_only_with_its_migrations() {
     let m = manager(dir.path());
     m.create_tenant("a").unwrap();
     let templates = dir.path().join(".tenanted/templates");
-    let names = || {
-        let mut names: Vec<String> = std::fs::read_dir(&templates)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        names
-    };
+    let names = || common::files_under(&templates);
     let hidden = names().pop().unwrap();
     assert!(
         hidden.starts_with('.') && hidden.ends_with(".sqlite3"),
