@@ -3,7 +3,8 @@
 //! destructor, as after SIGKILL) and failed (EIO, in this process). What
 //! is left is the tenant as it was before the operation or as it is after
 //! it, whole: never neither, never half of each. `remove_debris` then
-//! sweeps the rest and changes neither. For the default layout (a
+//! sweeps the rest and changes neither; so does a checkout of the tenant,
+//! which must never be refused for what a dead operation left. For the default layout (a
 //! directory per tenant) and a flat one (`%{bucket}/%{tenant}.sqlite3`).
 //!
 //! - A restore replacing the tenant (also where the file system cannot
@@ -191,6 +192,20 @@ impl Run {
         child::run(&mut child)
     }
 
+    /// A checkout of `acme`, before any `remove_debris`: never refused as
+    /// being destroyed (it finishes what the killed operation left);
+    /// where it left `acme`.
+    fn check_out(&self, op: Op, what: &str) -> Left {
+        let m = self.manager(3);
+        match m.connection("acme") {
+            Ok(conn) => drop(conn),
+            Err(Error::TenantDoesNotExist { .. } | Error::PendingMigration(_)) => {}
+            Err(e) => panic!("{what}: checkout: {e}"),
+        }
+        drop(m);
+        op.left(self, what)
+    }
+
     /// `remove_debris`, which must leave nothing of the operation's
     /// beside `acme`; where it left `acme`.
     fn sweep(&self, op: Op, what: &str) -> Left {
@@ -357,9 +372,21 @@ fn killed_at_every_step(op: Op, template: Option<&'static str>) {
         op.prepare(&run);
         let out = run.child("child_op_and_die", op, step);
         // A killed replace leaves the old tenant fenced off, for
-        // `remove_debris` (or the tenant's next operation) to put back.
+        // `remove_debris`, the tenant's next operation or its next
+        // checkout to put back: every other step, a checkout comes first.
         let what = format!("{op:?} killed at step {step} ({template:?})");
-        let left = run.sweep(op, &what);
+        let left = match step % 2 {
+            0 => {
+                let found = run.check_out(op, &what);
+                let swept = run.sweep(op, &what);
+                assert_eq!(
+                    swept, found,
+                    "{what}: remove_debris moved what a checkout found"
+                );
+                found
+            }
+            _ => run.sweep(op, &what),
+        };
         seen[left as usize] += 1;
         if out.contains("finished") {
             assert_eq!(left, Left::After, "{what}: finished");
@@ -561,6 +588,10 @@ mod rekey {
             let out = child("rekey::child_rekey_and_die", step);
             let what = format!("re-key killed at step {step}");
             let m = encrypted(&root, &master);
+            if step % 2 == 0 {
+                // A checkout first, which finishes what the re-key left.
+                assert_eq!(notes(&m, &what), expected, "{what}: checkout");
+            }
             m.remove_debris()
                 .unwrap_or_else(|e| panic!("{what}: remove_debris: {e}"));
             assert_eq!(notes(&m, &what), expected, "{what}");

@@ -99,6 +99,7 @@ pub(crate) fn open(
             reason: s.reason.clone(),
         });
     }
+    let mut finished_interrupted = false;
     for _ in 0..MAX_ATTEMPTS {
         let checkout = match cache.begin_open(&tenant) {
             Opening::Destroying => return Err(Error::TenantBeingDestroyed { tenant, path }),
@@ -116,11 +117,33 @@ pub(crate) fn open(
         };
         match checkout {
             Ok(checkout) => return Ok(TenantConnection::new(checkout)),
+            Err(Refused::Failed(e @ Error::TenantBeingDestroyed { .. })) => {
+                if finished_interrupted || !finish_interrupted(config, &tenant, &path) {
+                    return Err(e);
+                }
+                finished_interrupted = true;
+            }
             Err(Refused::Failed(e)) => return Err(e),
             Err(Refused::Stale) => cache.evict_stale(tenant.as_str()),
         }
     }
     Err(storage::missing_error(&tenant, &path))
+}
+
+/// After a cold open found `tenant` fenced off on disk: finishes what a
+/// destroy or restore that died left (`storage::finish_interrupted`; it
+/// never waits, and leaves a running operation alone). Whether the open
+/// should be tried again.
+fn finish_interrupted(config: &OpenConfig, tenant: &TenantName, path: &Path) -> bool {
+    let at = TenantPath::new(&config.root, path, config.owns_dir);
+    match storage::finish_interrupted(tenant, at) {
+        Ok(removed) => removed,
+        Err(e) => {
+            // The checkout's own error says what to do (`remove_debris`).
+            tracing::warn!(tenant = %tenant, error = %e, "could not finish an interrupted destroy or restore of a tenant a checkout found fenced off");
+            false
+        }
+    }
 }
 
 /// The lead's cold open: connect, check the schema, build, cache.

@@ -14,7 +14,7 @@ pub(crate) use coordination::tenant_path::{TenantPath, lock_tenant, try_lock_ten
 pub(crate) use lifecycle::create::{Seed, create};
 pub(crate) use lifecycle::create_batch::create_many;
 pub use lifecycle::create_report::CreateReport;
-pub(crate) use lifecycle::debris::sweep_debris;
+pub(crate) use lifecycle::debris::{finish_interrupted, sweep_debris};
 pub(crate) use lifecycle::destroy::destroy;
 pub(crate) use lifecycle::fence::{LetGo, Nobody, Waiting, marked};
 pub(crate) use lifecycle::incomplete::incomplete;

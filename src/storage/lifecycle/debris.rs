@@ -322,6 +322,21 @@ pub(crate) fn sweep_debris(root: &RootConfig) -> Result<usize> {
     Ok(removed)
 }
 
+/// Finishes, or undoes, what a destroy, restore or create of `tenant` that
+/// died left (all that [`sweep_debris`] does for the tenant), for a
+/// checkout that found the tenant fenced off: one interrupted operation
+/// must not keep a tenant from every checkout until an operator runs
+/// `remove_debris`. Never waits: nothing is done while any process holds
+/// the tenant's lock (the operation is still running, or stopped) or has
+/// the fenced database open. Returns whether it removed anything.
+///
+/// # Errors
+///
+/// [`Error::Io`] when the tenant's files cannot be looked at or put back.
+pub(crate) fn finish_interrupted(tenant: &TenantName, at: TenantPath<'_>) -> Result<bool> {
+    sweep_tenant(tenant, at).map(|removed| removed > 0)
+}
+
 fn sweep_tenant(tenant: &TenantName, at: TenantPath<'_>) -> Result<usize> {
     let had_lock_file = usize::from(sys::symlink_metadata(&lock_path(at.entry())).is_ok());
     let lock = match TenantLock::try_for_sweep(at) {
