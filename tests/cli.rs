@@ -643,6 +643,73 @@ fn the_tenant_can_come_from_tenanted_tenant() {
         .code(1);
 }
 
+/// Ctrl-C during a destroy that waits for another process (its tenant
+/// fenced off) lets that destroy finish, destroys no other tenant, and
+/// exits 130; nothing is left fenced.
+#[test]
+fn ctrl_c_during_a_destroy_finishes_the_tenant_in_hand_and_starts_no_other() {
+    let dir = workspace(2);
+    tenanted(dir.path())
+        .args(["create", "acme", "globex"])
+        .assert()
+        .success();
+    let root = dir.path().join("tenants");
+    let db = tenanted::RootConfig::new(&root)
+        .database_path("acme")
+        .unwrap();
+    // This process holds acme open: the destroy fences it and waits.
+    let holder = rusqlite::Connection::open(&db).unwrap();
+    holder
+        .query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tenanted"))
+        .arg("--root")
+        .arg(&root)
+        .args(["destroy", "acme", "globex", "--yes"])
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let fence = db.with_file_name(".main.sqlite3.destroying");
+    let waited = std::time::Instant::now();
+    while !fence.exists() {
+        assert!(
+            waited.elapsed() < std::time::Duration::from_secs(60),
+            "never fenced"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    // Let go only once the command has said it was interrupted.
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut said = String::new();
+    std::io::BufRead::read_line(&mut stderr, &mut said).unwrap();
+    assert!(
+        said.starts_with("interrupted: finishing the tenant in hand"),
+        "{said}"
+    );
+    drop(holder);
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(130), "{stdout}");
+    assert!(stdout.contains("destroyed acme"), "{stdout}");
+    assert!(stdout.contains("not started globex"), "{stdout}");
+    tenanted(dir.path())
+        .arg("list")
+        .assert()
+        .success()
+        .stdout("globex\n");
+    let files = common::tenant_files_under(&root);
+    assert!(files.iter().all(|f| !f.contains("/.")), "{files:?}");
+}
+
 #[test]
 fn ctrl_c_stops_starting_tenants_prints_the_summary_and_exits_130() {
     let dir = workspace(2);

@@ -7,7 +7,10 @@ use std::sync::{Arc, Mutex};
 use tenanted::{BackupOptions, Error, RestoreOptions, RestoreOutcome, TenantBackup};
 
 use crate::Cli;
-use crate::migrate::{INTERRUPTED, cancel_on_ctrl_c, progress_bar};
+use crate::interrupt::{
+    INTERRUPTED, cancel_on_ctrl_c, finish_the_tenant_in_hand_on_ctrl_c, was_interrupted,
+};
+use crate::migrate::progress_bar;
 use crate::rotation;
 use crate::support::{Failure, confirm, json, require_root, tenant_names};
 
@@ -209,6 +212,7 @@ pub fn restore(cli: &Cli, args: &RestoreArgs) -> Result<u8, Failure> {
     require_root(&cli.root)?;
     let manager = cli.manager()?;
     let options = RestoreOptions::new().replace(args.replace);
+    let interrupted = finish_the_tenant_in_hand_on_ctrl_c();
     let outcome = manager
         .restore_tenant_opts(tenant.as_str(), &args.from, &options)
         .map_err(|e| match e {
@@ -226,7 +230,10 @@ pub fn restore(cli: &Cli, args: &RestoreArgs) -> Result<u8, Failure> {
     } else {
         println!("{}", restored_line(&outcome, &args.from));
     }
-    Ok(0)
+    Ok(match was_interrupted(&interrupted) {
+        true => INTERRUPTED,
+        false => 0,
+    })
 }
 
 fn restored_line(outcome: &RestoreOutcome, from: &std::path::Path) -> String {

@@ -15,6 +15,7 @@
 
 mod authoring;
 mod backup;
+mod interrupt;
 mod limits;
 mod litestream_config;
 #[cfg(feature = "encryption")]

@@ -2,7 +2,6 @@
 //! terminal, Ctrl-C handling and `--json`.
 
 use std::io::IsTerminal;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
@@ -13,6 +12,7 @@ use tenanted::{
 };
 
 use crate::Cli;
+use crate::interrupt::{INTERRUPTED, cancel_on_ctrl_c};
 use crate::support::{Failure, confirm, require_root, tenant_names};
 
 /// `tenanted migrate`.
@@ -70,9 +70,6 @@ pub struct StatusArgs {
     #[arg(long = "tenant", value_name = "NAME", env = "TENANTED_TENANT")]
     tenants: Vec<String>,
 }
-
-/// Exit code of an interrupted run, as shells report SIGINT.
-pub const INTERRUPTED: u8 = 130;
 
 pub fn migrate(cli: &Cli, args: &MigrateArgs) -> Result<u8, Failure> {
     let only = tenant_names(&args.tenants)?;
@@ -274,25 +271,6 @@ fn print_plan(plan: &MigrationPlan, json: bool) -> u8 {
 
 fn to_json(value: &impl serde::Serialize) -> Value {
     serde_json::to_value(value).unwrap_or_else(|e| json!({ "error": e.to_string() }))
-}
-
-/// The first Ctrl-C sets the flag (running tenants finish, no new one
-/// starts); a second one exits at once.
-pub fn cancel_on_ctrl_c() -> Arc<AtomicBool> {
-    let cancel = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&cancel);
-    let installed = ctrlc::set_handler(move || {
-        if flag.swap(true, Ordering::SeqCst) {
-            std::process::exit(i32::from(INTERRUPTED));
-        }
-        eprintln!(
-            "interrupted: letting running tenants finish, starting no more (Ctrl-C again to abort)"
-        );
-    });
-    if let Err(e) = installed {
-        tracing::warn!(error = %e, "cannot handle Ctrl-C; it will stop the run abruptly");
-    }
-    cancel
 }
 
 /// Where `migrate` writes: per-tenant lines as they finish (above the bar

@@ -7,8 +7,9 @@ use std::time::SystemTime;
 use tenanted::replication::RebuildOptions;
 
 use crate::Cli;
+use crate::interrupt::{INTERRUPTED, cancel_on_ctrl_c};
 use crate::litestream_config::ReplicaArgs;
-use crate::migrate::{INTERRUPTED, cancel_on_ctrl_c, progress_bar};
+use crate::migrate::progress_bar;
 use crate::support::json;
 use crate::support::{Failure, tenant_names};
 

@@ -6,6 +6,7 @@
 use clap::Args;
 
 use super::Cli;
+use super::interrupt::{INTERRUPTED, finish_the_tenant_in_hand_on_ctrl_c, was_interrupted};
 use super::support::{Failure, confirm, require_root, tenant_names};
 
 #[derive(Args)]
@@ -32,8 +33,13 @@ pub fn rekey(cli: &Cli, args: &RekeyArgs) -> Result<u8, Failure> {
         ),
         "nothing re-keyed",
     )?;
+    let interrupted = finish_the_tenant_in_hand_on_ctrl_c();
     let mut failed = 0;
     for name in &names {
+        if was_interrupted(&interrupted) {
+            eprintln!("not started {name}: interrupted");
+            continue;
+        }
         match manager.rekey_tenant(name.as_str()) {
             Ok(()) => println!("re-keyed {name}"),
             Err(e) => {
@@ -42,5 +48,8 @@ pub fn rekey(cli: &Cli, args: &RekeyArgs) -> Result<u8, Failure> {
             }
         }
     }
-    Ok(u8::from(failed > 0))
+    Ok(match was_interrupted(&interrupted) {
+        true => INTERRUPTED,
+        false => u8::from(failed > 0),
+    })
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tenanted::replication::{ReplicateOptions, ReplicationSettings, Replicator};
 
 use crate::Cli;
-use crate::migrate::cancel_on_ctrl_c;
+use crate::interrupt::cancel_on_ctrl_c;
 use crate::support::{Failure, require_root};
 
 /// `tenanted replicate`.

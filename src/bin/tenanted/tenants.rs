@@ -5,6 +5,7 @@ use serde_json::{Value, json};
 use tenanted::{Error, MigrateOptions, TenantName};
 
 use crate::Cli;
+use crate::interrupt::{INTERRUPTED, finish_the_tenant_in_hand_on_ctrl_c, was_interrupted};
 use crate::support::{Failure, cli_message, confirm, exit_code, require_root, tenant_names};
 
 /// `tenanted create`.
@@ -165,6 +166,8 @@ pub fn create(cli: &Cli, args: &CreateArgs) -> Result<u8, Failure> {
     require_root(&cli.root)?;
     let m = cli.manager()?;
     // One batch: many names share the cost of making them durable.
+    // A batch stopped half way leaves hidden debris: it finishes first.
+    let interrupted = finish_the_tenant_in_hand_on_ctrl_c();
     let created = m.create_tenants(&names)?;
     let path = |t: &TenantName| m.root().database_path(t.as_str()).unwrap_or_default();
     // Said in the order the names were given.
@@ -193,11 +196,12 @@ pub fn create(cli: &Cli, args: &CreateArgs) -> Result<u8, Failure> {
         }
     };
     let outcomes: Vec<Outcome> = names.iter().map(|t| say(outcome(t), args.json)).collect();
-    Ok(report(
-        &outcomes,
-        &["created", "existed", "failed"],
-        args.json,
-    ))
+    let code = report(&outcomes, &["created", "existed", "failed"], args.json);
+    Ok(if was_interrupted(&interrupted) {
+        INTERRUPTED
+    } else {
+        code
+    })
 }
 
 pub fn destroy(cli: &Cli, args: &DestroyArgs) -> Result<u8, Failure> {
@@ -224,6 +228,30 @@ pub fn destroy(cli: &Cli, args: &DestroyArgs) -> Result<u8, Failure> {
             error,
         }
     };
-    let outcomes: Vec<Outcome> = names.iter().map(|t| say(outcome(t), args.json)).collect();
-    Ok(report(&outcomes, &["destroyed", "failed"], args.json))
+    let interrupted = finish_the_tenant_in_hand_on_ctrl_c();
+    let outcomes: Vec<Outcome> = names
+        .iter()
+        .map(|t| match was_interrupted(&interrupted) {
+            false => say(outcome(t), args.json),
+            true => say(not_started(t), args.json),
+        })
+        .collect();
+    // "not started" is counted only when a Ctrl-C made some.
+    let interrupted = was_interrupted(&interrupted);
+    let results: &[&str] = match interrupted {
+        true => &["destroyed", "failed", "not started"],
+        false => &["destroyed", "failed"],
+    };
+    let code = report(&outcomes, results, args.json);
+    Ok(if interrupted { INTERRUPTED } else { code })
+}
+
+/// A tenant a Ctrl-C kept the command from starting on.
+fn not_started(tenant: &TenantName) -> Outcome {
+    Outcome {
+        tenant: tenant.clone(),
+        result: "not started",
+        path: None,
+        error: None,
+    }
 }
