@@ -4,7 +4,8 @@
 //! is left is the tenant as it was before the operation or as it is after
 //! it, whole: never neither, never half of each. `remove_debris` then
 //! sweeps the rest and changes neither; so does a checkout of the tenant,
-//! which must never be refused for what a dead operation left. For the default layout (a
+//! which must never be refused for what a dead operation left (but a
+//! destroy's fenced database, which it leaves to `remove_debris`). For the default layout (a
 //! directory per tenant) and a flat one (`%{bucket}/%{tenant}.sqlite3`).
 //!
 //! - A restore replacing the tenant (also where the file system cannot
@@ -193,13 +194,15 @@ impl Run {
     }
 
     /// A checkout of `acme`, before any `remove_debris`: never refused as
-    /// being destroyed (it finishes what the killed operation left);
-    /// where it left `acme`.
+    /// being destroyed (it finishes what the killed operation left),
+    /// except after a destroy whose database is still fenced, which only
+    /// `remove_debris` finishes; where it left `acme`.
     fn check_out(&self, op: Op, what: &str) -> Left {
         let m = self.manager(3);
         match m.connection("acme") {
             Ok(conn) => drop(conn),
             Err(Error::TenantDoesNotExist { .. } | Error::PendingMigration(_)) => {}
+            Err(Error::TenantBeingDestroyed { .. }) if op == Op::Destroy => {}
             Err(e) => panic!("{what}: checkout: {e}"),
         }
         drop(m);

@@ -94,8 +94,8 @@ fn child_creates_in_a_batch() {
 ///   lists, which the next create of that name clears.
 /// - A destroy marks its tenant (`.NAME.destroying` beside its directory)
 ///   before it fences the database: killed after that, the tenant is not
-///   listed, `migrate_tenant` says it is being destroyed, and
-///   `remove_debris` (or a checkout) finishes the destroy. Killed between the mark and the fence, the
+///   listed, `connection` says it is being destroyed, and `remove_debris`
+///   finishes the destroy. Killed between the mark and the fence, the
 ///   tenant is intact, and listed (a listing looks behind a mark):
 ///   `remove_debris` only removes the mark.
 /// - A restore replacing a tenant, killed before its swap, leaves the old
@@ -144,9 +144,8 @@ fn what_a_crash_leaves_is_recognised() {
     fs::create_dir_all(&by_hand).unwrap();
     assert_eq!(common::sorted_tenants(&m), ["initech", "umbrella", "wayne"]);
     assert!(!m.tenant_exists("globex").unwrap());
-    // (A checkout would finish the destroy: `tests/listing_agrees.rs`.)
     assert!(matches!(
-        m.migrate_tenant("globex"),
+        m.connection("globex"),
         Err(Error::TenantBeingDestroyed { .. })
     ));
     // Listed without its database: every answer says so.

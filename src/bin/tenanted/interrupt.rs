@@ -21,7 +21,7 @@ pub fn cancel_on_ctrl_c() -> Arc<AtomicBool> {
 /// tenant fenced off until something finishes it.
 pub fn finish_the_tenant_in_hand_on_ctrl_c() -> Arc<AtomicBool> {
     on_ctrl_c(
-        "interrupted: finishing the tenant in hand, starting no other (Ctrl-C again to abort: the tenant may then stay fenced off until its next checkout or `tenanted cleanup`)",
+        "interrupted: finishing the tenant in hand, starting no other (Ctrl-C again to abort: the tenant may then stay fenced off until `tenanted cleanup`, or after a restore or re-key its next checkout)",
     )
 }
 

@@ -317,33 +317,50 @@ pub(crate) fn sweep_debris(root: &RootConfig) -> Result<usize> {
     let mut removed = 0;
     for (db, tenant) in owners {
         let at = TenantPath::new(root.root_dir(), &db, owns_dir);
-        removed += sweep_tenant(&tenant, at)?;
+        removed += sweep_tenant(&tenant, at, Destroys::Finish)?;
     }
     Ok(removed)
 }
 
-/// Finishes, or undoes, what a destroy, restore or create of `tenant` that
-/// died left (all that [`sweep_debris`] does for the tenant), for a
-/// checkout that found the tenant fenced off: one interrupted operation
-/// must not keep a tenant from every checkout until an operator runs
-/// `remove_debris`. Never waits: nothing is done while any process holds
-/// the tenant's lock (the operation is still running, or stopped) or has
-/// the fenced database open. Returns whether it removed anything.
+/// Finishes, or undoes, what a restore replacing `tenant`, a re-key or a
+/// create that died left (all that [`sweep_debris`] does for the
+/// tenant), for a checkout that found the tenant fenced off: one
+/// interrupted operation must not keep a tenant from every checkout until
+/// an operator runs `remove_debris`. Never waits: nothing is done while
+/// any process holds the tenant's lock (the operation is still running,
+/// or stopped) or has the fenced database open. A destroy's fenced
+/// database is left alone ([`Destroys::Leave`]). Returns whether it
+/// removed anything.
 ///
 /// # Errors
 ///
 /// [`Error::Io`] when the tenant's files cannot be looked at or put back.
 pub(crate) fn finish_interrupted(tenant: &TenantName, at: TenantPath<'_>) -> Result<bool> {
-    sweep_tenant(tenant, at).map(|removed| removed > 0)
+    sweep_tenant(tenant, at, Destroys::Leave).map(|removed| removed > 0)
 }
 
-fn sweep_tenant(tenant: &TenantName, at: TenantPath<'_>) -> Result<usize> {
+/// What a sweep does with a destroy that died with its database fenced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Destroys {
+    /// Finishes it (`remove_debris`: the operator's call).
+    Finish,
+    /// Leaves the tenant as it is. A destroy whose put-back failed told
+    /// its caller the database is intact under its fence name and how to
+    /// put it back by hand; a checkout must not finish that destroy
+    /// behind the operator's back.
+    Leave,
+}
+
+fn sweep_tenant(tenant: &TenantName, at: TenantPath<'_>, destroys: Destroys) -> Result<usize> {
     let had_lock_file = usize::from(sys::symlink_metadata(&lock_path(at.entry())).is_ok());
     let lock = match TenantLock::try_for_sweep(at) {
         Ok(Some(lock)) => lock,
         Ok(None) => return Ok(0),
         Err(e) => return Err(Error::io(Some(tenant), at.entry(), "locking the tenant", e)),
     };
+    if destroys == Destroys::Leave && destroy_fenced(tenant, &lock, at)? {
+        return Ok(0);
+    }
     let removed = match sweep_locked(tenant, &lock, at) {
         Ok(removed) => removed,
         // Still open elsewhere: its debris is not debris yet.
@@ -359,6 +376,23 @@ fn sweep_tenant(tenant: &TenantName, at: TenantPath<'_>) -> Result<usize> {
         remove_empty_parents(at.root(), at.db_dir());
     }
     Ok(removed + had_lock_file)
+}
+
+/// Whether a destroy's fenced database is beside the tenant's: a fenced
+/// database with no restore's mark (a restore or re-key marks the tenant
+/// before it fences it, and keeps the mark until it is done).
+fn destroy_fenced(tenant: &TenantName, lock: &TenantLock, at: TenantPath<'_>) -> Result<bool> {
+    let Some(dir) = lock.db_dir(at) else {
+        return Ok(false);
+    };
+    if !exists(Some(tenant), dir, &fence_path(at.db_name()))? {
+        return Ok(false);
+    }
+    let (marked_in, mark) = match at.owns_dir() {
+        true => (lock.parent(), restore_mark_path(at.entry_name())),
+        false => (dir, restore_mark_path(at.db_name())),
+    };
+    Ok(!exists(Some(tenant), marked_in, &mark)?)
 }
 
 fn sweep_locked(tenant: &TenantName, lock: &TenantLock, at: TenantPath<'_>) -> Result<usize> {
