@@ -99,7 +99,6 @@ pub(crate) fn open(
             reason: s.reason.clone(),
         });
     }
-    let mut finished_interrupted = false;
     for _ in 0..MAX_ATTEMPTS {
         let checkout = match cache.begin_open(&tenant) {
             Opening::Destroying => return Err(Error::TenantBeingDestroyed { tenant, path }),
@@ -109,7 +108,11 @@ pub(crate) fn open(
             }
             Opening::Cached(pool) => pool.checkout(cache.now()),
             Opening::Lead(flight) => {
-                let opened = open_as_lead(cache, config, migrations, &tenant, &path);
+                // This process's other callers for the tenant wait for the
+                // flight, and so for what a dead operation left to be
+                // finished: then they find the pool.
+                let open = || open_as_lead(cache, config, migrations, &tenant, &path);
+                let opened = lead_open(open, config, &tenant, &path);
                 // The pool the lead built (if it lost) is gone by now.
                 drop(flight);
                 opened
@@ -117,12 +120,6 @@ pub(crate) fn open(
         };
         match checkout {
             Ok(checkout) => return Ok(TenantConnection::new(checkout)),
-            Err(Refused::Failed(e @ Error::TenantBeingDestroyed { .. })) => {
-                if finished_interrupted || !finish_interrupted(config, &tenant, &path) {
-                    return Err(e);
-                }
-                finished_interrupted = true;
-            }
             Err(Refused::Failed(e)) => return Err(e),
             Err(Refused::Stale) => cache.evict_stale(tenant.as_str()),
         }
@@ -130,8 +127,41 @@ pub(crate) fn open(
     Err(storage::missing_error(&tenant, &path))
 }
 
+/// The lead's cold open, again when what kept the tenant away is gone:
+/// - fenced off on disk by an operation that died, which is finished or
+///   undone first (see [`finish_interrupted`]);
+/// - missing, but there a moment later (put back by whoever finished such
+///   an operation, or published): `Stale`, so the caller looks again
+///   instead of saying that an existing tenant does not exist.
+fn lead_open(
+    open: impl Fn() -> Result<Checkout, Refused>,
+    config: &OpenConfig,
+    tenant: &TenantName,
+    path: &Path,
+) -> Result<Checkout, Refused> {
+    match open() {
+        Err(Refused::Failed(Error::TenantBeingDestroyed { .. }))
+            if finish_interrupted(config, tenant, path) =>
+        {
+            open()
+        }
+        Err(Refused::Failed(Error::TenantDoesNotExist { .. })) if reappeared(config, path) => {
+            Err(Refused::Stale)
+        }
+        opened => opened,
+    }
+}
+
+/// Whether a database is at `path` now.
+fn reappeared(config: &OpenConfig, path: &Path) -> bool {
+    matches!(
+        storage::occupant(&config.root, path),
+        Ok(storage::Occupant::Database(_))
+    )
+}
+
 /// After a cold open found `tenant` fenced off on disk: finishes what a
-/// destroy or restore that died left (`storage::finish_interrupted`; it
+/// restore or re-key that died left (`storage::finish_interrupted`; it
 /// never waits, and leaves a running operation alone). Whether the open
 /// should be tried again.
 fn finish_interrupted(config: &OpenConfig, tenant: &TenantName, path: &Path) -> bool {
@@ -140,7 +170,7 @@ fn finish_interrupted(config: &OpenConfig, tenant: &TenantName, path: &Path) -> 
         Ok(removed) => removed,
         Err(e) => {
             // The checkout's own error says what to do (`remove_debris`).
-            tracing::warn!(tenant = %tenant, error = %e, "could not finish an interrupted destroy or restore of a tenant a checkout found fenced off");
+            tracing::warn!(tenant = %tenant, error = %e, "could not finish an interrupted restore or re-key of a tenant a checkout found fenced off");
             false
         }
     }

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, OtherProcess, Result};
 use crate::fs::dir::Dir;
+use crate::fs::file_id::FileId;
 use crate::fs::files::{
     remove_empty_parents, remove_quietly, remove_tree_quietly, remove_with_sidecars,
 };
@@ -24,6 +25,7 @@ use crate::paths::{Found, Mode, RootConfig};
 use crate::storage::coordination::holders::{Holder, other_holder};
 use crate::storage::coordination::tenant_path::{TenantLock, TenantPath};
 use crate::storage::lifecycle::fence::unfence;
+use crate::storage::opening::open_files;
 
 /// Removes scratch files, a fenced database and orphaned SQLite sidecars left
 /// beside database `name` in `dir` (a tenant's database, or the template)
@@ -317,7 +319,7 @@ pub(crate) fn sweep_debris(root: &RootConfig) -> Result<usize> {
     let mut removed = 0;
     for (db, tenant) in owners {
         let at = TenantPath::new(root.root_dir(), &db, owns_dir);
-        removed += sweep_tenant(&tenant, at, Destroys::Finish)?;
+        removed += sweep_tenant(&tenant, at, SweptBy::Operator)?;
     }
     Ok(removed)
 }
@@ -328,37 +330,43 @@ pub(crate) fn sweep_debris(root: &RootConfig) -> Result<usize> {
 /// interrupted operation must not keep a tenant from every checkout until
 /// an operator runs `remove_debris`. Never waits: nothing is done while
 /// any process holds the tenant's lock (the operation is still running,
-/// or stopped) or has the fenced database open. A destroy's fenced
-/// database is left alone ([`Destroys::Leave`]). Returns whether it
-/// removed anything.
+/// or stopped) or has the fenced database open, and some things are left
+/// to `remove_debris` ([`SweptBy::Checkout`]). Returns whether it removed
+/// anything.
 ///
 /// # Errors
 ///
 /// [`Error::Io`] when the tenant's files cannot be looked at or put back.
 pub(crate) fn finish_interrupted(tenant: &TenantName, at: TenantPath<'_>) -> Result<bool> {
-    sweep_tenant(tenant, at, Destroys::Leave).map(|removed| removed > 0)
+    sweep_tenant(tenant, at, SweptBy::Checkout).map(|removed| removed > 0)
 }
 
-/// What a sweep does with a destroy that died with its database fenced.
+/// Who sweeps a tenant, which decides what is left alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Destroys {
-    /// Finishes it (`remove_debris`: the operator's call).
-    Finish,
-    /// Leaves the tenant as it is. A destroy whose put-back failed told
-    /// its caller the database is intact under its fence name and how to
-    /// put it back by hand; a checkout must not finish that destroy
-    /// behind the operator's back.
-    Leave,
+enum SweptBy {
+    /// `remove_debris`, the operator's call: a destroy that died is
+    /// finished.
+    Operator,
+    /// A checkout that found the tenant fenced off. It leaves alone:
+    /// - a destroy's fenced database: a destroy whose put-back failed told
+    ///   its caller the database is intact under its fence name and how to
+    ///   put it back by hand, and a checkout must not finish that destroy
+    ///   behind the operator's back;
+    /// - a fenced database this process has open: who else holds a file
+    ///   is asked with `F_GETLK`, which never reports the asking process's
+    ///   own locks, and closing the descriptor it asks through would drop
+    ///   them (see `holders.rs`).
+    Checkout,
 }
 
-fn sweep_tenant(tenant: &TenantName, at: TenantPath<'_>, destroys: Destroys) -> Result<usize> {
+fn sweep_tenant(tenant: &TenantName, at: TenantPath<'_>, by: SweptBy) -> Result<usize> {
     let had_lock_file = usize::from(sys::symlink_metadata(&lock_path(at.entry())).is_ok());
     let lock = match TenantLock::try_for_sweep(at) {
         Ok(Some(lock)) => lock,
         Ok(None) => return Ok(0),
         Err(e) => return Err(Error::io(Some(tenant), at.entry(), "locking the tenant", e)),
     };
-    if destroys == Destroys::Leave && destroy_fenced(tenant, &lock, at)? {
+    if by == SweptBy::Checkout && left_to_the_operator(tenant, &lock, at)? {
         return Ok(0);
     }
     let removed = match sweep_locked(tenant, &lock, at) {
@@ -378,15 +386,30 @@ fn sweep_tenant(tenant: &TenantName, at: TenantPath<'_>, destroys: Destroys) -> 
     Ok(removed + had_lock_file)
 }
 
-/// Whether a destroy's fenced database is beside the tenant's: a fenced
-/// database with no restore's mark (a restore or re-key marks the tenant
-/// before it fences it, and keeps the mark until it is done).
-fn destroy_fenced(tenant: &TenantName, lock: &TenantLock, at: TenantPath<'_>) -> Result<bool> {
+/// Whether a fenced database beside the tenant's is one a checkout leaves
+/// alone (see [`SweptBy::Checkout`]): a destroy's (a fenced database with
+/// no restore's mark: a restore or re-key marks the tenant before it
+/// fences it, and keeps the mark until it is done), or one a connection of
+/// this process is on.
+fn left_to_the_operator(
+    tenant: &TenantName,
+    lock: &TenantLock,
+    at: TenantPath<'_>,
+) -> Result<bool> {
     let Some(dir) = lock.db_dir(at) else {
         return Ok(false);
     };
-    if !exists(Some(tenant), dir, &fence_path(at.db_name()))? {
-        return Ok(false);
+    let fenced = fence_path(at.db_name());
+    let stat = match sys::stat(dir.fd(), &fenced) {
+        Ok(stat) => stat,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => {
+            let operation = "looking at the fenced database file";
+            return Err(Error::io(Some(tenant), dir.join(&fenced), operation, e));
+        }
+    };
+    if open_files::is_open(FileId::from_stat(&stat)) {
+        return Ok(true);
     }
     let (marked_in, mark) = match at.owns_dir() {
         true => (lock.parent(), restore_mark_path(at.entry_name())),
