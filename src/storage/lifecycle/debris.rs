@@ -145,16 +145,23 @@ pub(in crate::storage) fn finish_replace_in_place(
             tracing::info!(file = %dir.join(&fenced).display(), "removing the database a restore replaced");
             remove_with_sidecars(dir, &fenced);
         } else {
-            tracing::info!(file = %dir.join(name).display(), "putting back a tenant whose restore was interrupted");
-            unfence(dir, name, true)
-                .and_then(|()| dir.sync())
-                .map_err(|e| {
-                    let operation = "putting back a tenant whose restore was interrupted";
-                    Error::io(Some(tenant), dir.join(&fenced), operation, e)
-                })?;
+            put_back_restored(tenant, dir, name)?;
         }
     }
     remove_mark(tenant, dir, &marker).map(|()| 1)
+}
+
+/// Puts back the database `name` in `dir` that a restore replacing the
+/// tenant fenced before it died, with the sidecars a replace in place set
+/// aside with it (see `fence.rs`), durably.
+fn put_back_restored(tenant: &TenantName, dir: &Dir, name: &Path) -> Result<()> {
+    tracing::info!(file = %dir.join(name).display(), "putting back a tenant whose restore was interrupted");
+    unfence(dir, name, true)
+        .and_then(|()| dir.sync())
+        .map_err(|e| {
+            let operation = "putting back a tenant whose restore was interrupted";
+            Error::io(Some(tenant), dir.join(&fence_path(name)), operation, e)
+        })
 }
 
 /// `TenantBusy` if another process holds database `held` in `dir` open
@@ -248,14 +255,7 @@ fn put_back_unswapped(tenant: &TenantName, lock: &TenantLock, at: TenantPath<'_>
         && !exists(Some(tenant), dir, at.db_name())?
         && exists(Some(tenant), dir, &fenced)?
     {
-        tracing::info!(dir = %dir.path().display(), "putting back a tenant whose restore was interrupted");
-        // With the sidecars a replace in place set aside (see `fence.rs`).
-        unfence(dir, at.db_name(), true)
-            .and_then(|()| dir.sync())
-            .map_err(|e| {
-                let operation = "putting back a tenant whose restore was interrupted";
-                Error::io(Some(tenant), dir.join(&fenced), operation, e)
-            })?;
+        put_back_restored(tenant, dir, at.db_name())?;
     }
     remove_mark(tenant, parent, &marker).map(|()| 1)
 }
