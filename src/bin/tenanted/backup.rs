@@ -8,7 +8,7 @@ use tenanted::{BackupOptions, Error, RestoreOptions, RestoreOutcome, TenantBacku
 
 use crate::Cli;
 use crate::interrupt::{
-    INTERRUPTED, cancel_on_ctrl_c, finish_the_tenant_in_hand_on_ctrl_c, was_interrupted,
+    INTERRUPTED, cancel_on_ctrl_c, finish_the_tenant_in_hand_on_ctrl_c, unless_interrupted,
 };
 use crate::migrate::progress_bar;
 use crate::rotation;
@@ -230,10 +230,7 @@ pub fn restore(cli: &Cli, args: &RestoreArgs) -> Result<u8, Failure> {
     } else {
         println!("{}", restored_line(&outcome, &args.from));
     }
-    Ok(match was_interrupted(&interrupted) {
-        true => INTERRUPTED,
-        false => 0,
-    })
+    Ok(unless_interrupted(&interrupted, 0))
 }
 
 fn restored_line(outcome: &RestoreOutcome, from: &std::path::Path) -> String {

@@ -30,6 +30,15 @@ pub fn was_interrupted(flag: &AtomicBool) -> bool {
     flag.load(Ordering::SeqCst)
 }
 
+/// The exit code of a command that would exit `code`: [`INTERRUPTED`]
+/// once Ctrl-C was pressed.
+pub fn unless_interrupted(flag: &AtomicBool, code: u8) -> u8 {
+    match was_interrupted(flag) {
+        true => INTERRUPTED,
+        false => code,
+    }
+}
+
 fn on_ctrl_c(said: &'static str) -> Arc<AtomicBool> {
     let cancel = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&cancel);

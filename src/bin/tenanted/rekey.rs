@@ -6,7 +6,7 @@
 use clap::Args;
 
 use super::Cli;
-use super::interrupt::{INTERRUPTED, finish_the_tenant_in_hand_on_ctrl_c, was_interrupted};
+use super::interrupt::{finish_the_tenant_in_hand_on_ctrl_c, unless_interrupted, was_interrupted};
 use super::support::{Failure, confirm, require_root, tenant_names};
 
 #[derive(Args)]
@@ -48,8 +48,5 @@ pub fn rekey(cli: &Cli, args: &RekeyArgs) -> Result<u8, Failure> {
             }
         }
     }
-    Ok(match was_interrupted(&interrupted) {
-        true => INTERRUPTED,
-        false => u8::from(failed > 0),
-    })
+    Ok(unless_interrupted(&interrupted, u8::from(failed > 0)))
 }

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 use tenanted::{Error, MigrateOptions, TenantName};
 
 use crate::Cli;
-use crate::interrupt::{INTERRUPTED, finish_the_tenant_in_hand_on_ctrl_c, was_interrupted};
+use crate::interrupt::{finish_the_tenant_in_hand_on_ctrl_c, unless_interrupted, was_interrupted};
 use crate::support::{Failure, cli_message, confirm, exit_code, require_root, tenant_names};
 
 /// `tenanted create`.
@@ -197,11 +197,7 @@ pub fn create(cli: &Cli, args: &CreateArgs) -> Result<u8, Failure> {
     };
     let outcomes: Vec<Outcome> = names.iter().map(|t| say(outcome(t), args.json)).collect();
     let code = report(&outcomes, &["created", "existed", "failed"], args.json);
-    Ok(if was_interrupted(&interrupted) {
-        INTERRUPTED
-    } else {
-        code
-    })
+    Ok(unless_interrupted(&interrupted, code))
 }
 
 pub fn destroy(cli: &Cli, args: &DestroyArgs) -> Result<u8, Failure> {
@@ -237,13 +233,12 @@ pub fn destroy(cli: &Cli, args: &DestroyArgs) -> Result<u8, Failure> {
         })
         .collect();
     // "not started" is counted only when a Ctrl-C made some.
-    let interrupted = was_interrupted(&interrupted);
-    let results: &[&str] = match interrupted {
+    let results: &[&str] = match was_interrupted(&interrupted) {
         true => &["destroyed", "failed", "not started"],
         false => &["destroyed", "failed"],
     };
     let code = report(&outcomes, results, args.json);
-    Ok(if interrupted { INTERRUPTED } else { code })
+    Ok(unless_interrupted(&interrupted, code))
 }
 
 /// A tenant a Ctrl-C kept the command from starting on.
