@@ -141,6 +141,36 @@ fn two_threads_opening_one_tenant_end_with_one_pool() {
     assert_eq!(m.stats().open_pools, 1);
 }
 
+/// Threads waiting on one another's failed cold opens each get the
+/// tenant's own answer, however many failed opens they wait behind: a
+/// wait is no attempt of their own, and never ends in "does not exist"
+/// for a tenant that is there.
+#[test]
+fn threads_behind_failed_cold_opens_all_hear_the_tenant_is_pending() {
+    let dir = tempfile::tempdir().unwrap();
+    manager_with(dir.path(), 1).create_tenant("acme").unwrap();
+    let m = manager_with(dir.path(), 3);
+    for _ in 0..20 {
+        let barrier = Arc::new(Barrier::new(16));
+        let threads: Vec<_> = (0..16)
+            .map(|_| {
+                let (m, barrier) = (m.clone(), Arc::clone(&barrier));
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    match m.connection("acme") {
+                        Err(Error::PendingMigration(_)) => Ok(()),
+                        Err(e) => Err(e.to_string()),
+                        Ok(_) => Err("checked out a pending tenant".to_owned()),
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            assert_eq!(t.join().unwrap(), Ok(()));
+        }
+    }
+}
+
 #[test]
 fn sixteen_threads_over_500_tenants_stay_within_max_pools() {
     let dir = tempfile::tempdir().unwrap();

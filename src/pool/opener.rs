@@ -78,6 +78,9 @@ pub(crate) fn shared_connector(threads: usize) -> Arc<ScheduledThreadPool> {
 
 /// How many times a cold open starts again after finding that the file it
 /// opened was replaced meanwhile (each time, a create or destroy finished).
+/// Waiting for another thread's open is not an attempt: the caller looks
+/// again afterwards, and gets the tenant's own answer however many failed
+/// opens it waited behind.
 const MAX_ATTEMPTS: usize = 3;
 
 /// Opens `tenant`'s pool, caches it and checks a connection out of it.
@@ -99,10 +102,13 @@ pub(crate) fn open(
             reason: s.reason.clone(),
         });
     }
-    for _ in 0..MAX_ATTEMPTS {
+    let mut attempts = 0;
+    while attempts < MAX_ATTEMPTS {
         let checkout = match cache.begin_open(&tenant) {
             Opening::Destroying => return Err(Error::TenantBeingDestroyed { tenant, path }),
             Opening::Follow(flight) => {
+                // Bounded: each flight ends with its lead's own answer, and
+                // a failed lead leaves (its followers lead in turn).
                 flight.wait();
                 continue;
             }
@@ -123,6 +129,7 @@ pub(crate) fn open(
             Err(Refused::Failed(e)) => return Err(e),
             Err(Refused::Stale) => cache.evict_stale(tenant.as_str()),
         }
+        attempts += 1;
     }
     Err(storage::missing_error(&tenant, &path))
 }
