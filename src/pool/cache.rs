@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use super::flight::{Flight, FlightGuard};
+use super::flight::Flight;
 use super::pool_state::Admission;
 pub(super) use super::shard::Retired;
 use super::shard::Shard;
@@ -61,6 +61,21 @@ pub(super) enum Opening<'a> {
     Follow(Arc<Flight>),
     /// A destroy of it is in progress in this process.
     Destroying,
+}
+
+/// The lead's hold on a flight: dropped after the lead's pool (declare it
+/// first), it ends the flight in the cache and wakes the waiters.
+pub(crate) struct FlightGuard<'a> {
+    cache: &'a PoolCache,
+    tenant: TenantName,
+    flight: Arc<Flight>,
+}
+
+impl Drop for FlightGuard<'_> {
+    fn drop(&mut self) {
+        self.cache.end_open(&self.tenant, &self.flight);
+        self.flight.land();
+    }
 }
 
 /// The pools' LRU, its counters and the tenants being destroyed, in
@@ -146,11 +161,15 @@ impl PoolCache {
         }
         let flight = Arc::new(Flight::default());
         state.flights.insert(tenant.clone(), Arc::clone(&flight));
-        Opening::Lead(FlightGuard::new(self, tenant.clone(), flight))
+        Opening::Lead(FlightGuard {
+            cache: self,
+            tenant: tenant.clone(),
+            flight,
+        })
     }
 
     /// Ends a cold open (from `FlightGuard::drop`).
-    pub(super) fn end_open(&self, tenant: &TenantName, flight: &Arc<Flight>) {
+    fn end_open(&self, tenant: &TenantName, flight: &Arc<Flight>) {
         let mut state = self.shard(tenant.as_str()).lock();
         if state
             .flights

@@ -3,14 +3,11 @@
 //! wait for that, then find its pool in the cache. No lock is held while
 //! the lead does I/O, and a destroy waits for a flight of its tenant to
 //! land, so a pool being opened can never outlive the file it opened.
+//! The lead's hold on its flight is the cache's (`cache::FlightGuard`).
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use parking_lot::{Condvar, Mutex};
-
-use super::cache::PoolCache;
-use crate::name::TenantName;
 
 /// One cold open in progress.
 #[derive(Debug, Default)]
@@ -44,33 +41,9 @@ impl Flight {
         true
     }
 
-    fn land(&self) {
+    /// Ends the flight and wakes the waiters (see `cache::FlightGuard`).
+    pub(super) fn land(&self) {
         *self.landed.lock() = true;
         self.on_landing.notify_all();
-    }
-}
-
-/// The lead's hold on a flight: dropped after the lead's pool (declare it
-/// first), it ends the flight and wakes the waiters.
-pub(crate) struct FlightGuard<'a> {
-    cache: &'a PoolCache,
-    tenant: TenantName,
-    flight: Arc<Flight>,
-}
-
-impl<'a> FlightGuard<'a> {
-    pub(super) fn new(cache: &'a PoolCache, tenant: TenantName, flight: Arc<Flight>) -> Self {
-        FlightGuard {
-            cache,
-            tenant,
-            flight,
-        }
-    }
-}
-
-impl Drop for FlightGuard<'_> {
-    fn drop(&mut self) {
-        self.cache.end_open(&self.tenant, &self.flight);
-        self.flight.land();
     }
 }
