@@ -1107,8 +1107,10 @@ impl TenantManager {
     /// [`backup_tenant`](Self::backup_tenant) reads it, into a staging
     /// directory of the run's own (`dir/.tenanted/staging-*`); a window of
     /// up to 32 copies per worker is made durable with one `syncfs` of
-    /// the backup's file system (Linux 5.8 or later reports its write
-    /// errors), then each copy is moved into place and its line reported.
+    /// the backup's file system, then each copy is moved into place and
+    /// its line reported. (Before Linux 5.8, whose `syncfs` does not
+    /// report a failed write, each copy is synced by itself, as
+    /// `backup_tenant` syncs it, and moved into place at once.)
     /// The run's last directory entries are made durable before it
     /// returns: a line reported during the run is a copy on disk, and the
     /// returned report is the whole backup on disk. `options.jobs` run at

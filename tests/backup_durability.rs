@@ -9,6 +9,10 @@
 //! tenant directory where a listing of the backup would find them, and
 //! the run holds one open directory however many copies wait.
 //!
+//! Before Linux 5.8, whose `syncfs` reports no failed write, each copy is
+//! fsynced by itself instead (tested here under a plan that makes
+//! `syncfs` silent; the window tests expect a kernel of 5.8 or later).
+//!
 //! The steps are those of the file-system seam, recorded by a fault plan
 //! (under which the run's one worker runs on the test's thread).
 
@@ -151,6 +155,86 @@ fn a_window_whose_sync_fails_puts_none_of_its_copies_in_place() {
         .unwrap()
         .count();
     assert_eq!(listed, TENANTS - 32);
+}
+
+/// Before Linux 5.8 `syncfs` reports no failed write: there every copy
+/// is fsynced by itself before it is moved into place, and its directory
+/// after.
+#[test]
+fn where_syncfs_says_nothing_every_copy_is_fsynced_before_it_is_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = fleet(&dir.path().join("root"));
+    let plan = FaultPlan::record().syncfs_says_nothing();
+    let report = m
+        .backup_all(dir.path().join("backup"), &BackupOptions::new())
+        .unwrap();
+    let steps = plan.steps();
+    drop(plan);
+    assert_eq!(report.succeeded(), TENANTS, "{report}");
+    let renames: Vec<usize> = (0..steps.len())
+        .filter(|&i| is_put_in_place(&steps[i]))
+        .collect();
+    assert_eq!(renames.len(), TENANTS);
+    let mut made = 0;
+    for (copy, &placed) in renames.iter().enumerate() {
+        let scratch = (made..placed)
+            .find(|&i| is_scratch_copy(&steps[i]))
+            .unwrap();
+        let own_sync = |s: &StepTaken| s.step == Step::Sync && s.name == steps[scratch].name;
+        assert!(
+            steps[scratch..placed].iter().any(own_sync),
+            "copy {copy} was put in place without its own fsync: {steps:#?}"
+        );
+        assert_eq!(
+            steps[placed + 1].step,
+            Step::Sync,
+            "copy {copy}: its directory"
+        );
+        made = placed;
+    }
+}
+
+/// There, a copy whose fsync fails is no backup: its tenant's line says
+/// so, and nothing of it is left; the other tenants are backed up.
+#[test]
+fn where_syncfs_says_nothing_a_copy_whose_fsync_fails_is_not_put_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = fleet(&dir.path().join("root"));
+    let rehearsal = FaultPlan::record().syncfs_says_nothing();
+    m.backup_all(dir.path().join("rehearsal"), &BackupOptions::new())
+        .unwrap();
+    let steps = rehearsal.steps();
+    drop(rehearsal);
+    // The fsync of the fifth copy.
+    let fifth = (0..steps.len())
+        .filter(|&i| is_scratch_copy(&steps[i]))
+        .nth(4)
+        .unwrap();
+    let own_sync = (fifth..steps.len())
+        .find(|&i| steps[i].step == Step::Sync && steps[i].name == steps[fifth].name)
+        .unwrap();
+
+    let backup = dir.path().join("backup");
+    let plan = FaultPlan::fail_step(own_sync + 1, EIO).syncfs_says_nothing();
+    let report = m.backup_all(&backup, &BackupOptions::new()).unwrap();
+    drop(plan);
+    assert_eq!(report.failed(), 1, "{report}");
+    assert_eq!(report.succeeded(), TENANTS - 1, "{report}");
+    let line = &report.failures[0];
+    assert_eq!(line.tenant.as_str(), "t04");
+    let message = line.error.as_ref().unwrap().to_string();
+    assert!(
+        message.contains("t04") && message.contains("syncing the copy"),
+        "{message}"
+    );
+    assert!(
+        !line.path.exists(),
+        "{:?} was put in place unsynced",
+        line.path
+    );
+    assert_eq!(hidden_files(&backup), Vec::<String>::new());
+    let listed = tenanted::RootConfig::new(&backup).tenants().unwrap();
+    assert_eq!(listed.count(), TENANTS - 1);
 }
 
 /// What `backup_all` of `root` into `root/../backup` did, as one line.

@@ -11,6 +11,11 @@
 //! directories, the renames) are made durable by the next window's sync
 //! or, at the end of the run, by one more, before the run returns its
 //! report.
+//!
+//! Before Linux 5.8, `syncfs` flushes but does not report a write that
+//! failed, so a run there would call a copy that never reached the disk
+//! a backup: there each copy is synced by itself (`fsync`, which does
+//! report it) and moved into place, as `backup_tenant` does.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -94,12 +99,18 @@ pub(crate) fn backup_all(
     // error of the run (see `Staging::open_for_sync`).
     let whole_run = open_for_sync(&backup.layout)?;
     let new = || Counting::new(BackupCounts::new(dir.to_path_buf()));
-    let ran = run.each_windowed(
-        new,
-        (WINDOW, || backup.staging.open_for_sync()),
-        |run, found| Some(backup.begin(run, &found.tenant)),
-        |run, synced_through, copies| backup.finish(run, synced_through, copies),
-    );
+    let ran = match sys::syncfs_reports_errors() {
+        true => run.each_windowed(
+            new,
+            (WINDOW, || backup.staging.open_for_sync()),
+            |run, found| Some(backup.begin(run, &found.tenant)),
+            |run, synced_through, copies| backup.finish(run, synced_through, copies),
+        ),
+        // Its `syncfs` would not say that a copy failed to reach the disk.
+        false => run.each(new, |run, found| {
+            Some(backup.copy_synced(run, &found.tenant))
+        }),
+    };
     sync_entries(&backup.layout, &whole_run)?;
     let report = FleetReport::from_run(ran);
     tracing::info!(
@@ -130,11 +141,9 @@ impl Backup<'_> {
     /// be copied has its line at once.
     fn begin(&self, run: &Run<'_>, tenant: &TenantName) -> Begun<Copying, Kept<BackupCounts>> {
         let started = Instant::now();
-        let dest = match self.layout.path_of(tenant.as_str()) {
+        let dest = match self.destination(tenant) {
             Ok(dest) => dest,
-            Err(e) => {
-                return Begun::Done(self.line(run, failed(tenant, self.layout.root_dir(), e)));
-            }
+            Err(line) => return Begun::Done(self.line(run, line)),
         };
         let copied = (self.root.path_of(tenant.as_str())).and_then(|path| {
             storage::snapshot_staged(tenant, (self.root.root_dir(), &path), self.staging.dir())
@@ -150,6 +159,32 @@ impl Backup<'_> {
         }
     }
 
+    /// Copies `tenant` into its place and syncs it there at once (as
+    /// `backup_tenant` does): the run on a kernel whose `syncfs` reports
+    /// no write error (see `sys::syncfs_reports_errors`).
+    fn copy_synced(&self, run: &Run<'_>, tenant: &TenantName) -> Kept<BackupCounts> {
+        let started = Instant::now();
+        let dest = match self.destination(tenant) {
+            Ok(dest) => dest,
+            Err(line) => return self.line(run, line),
+        };
+        let copied = (self.root.path_of(tenant.as_str())).and_then(|path| {
+            let source = (self.root.root_dir(), path.as_path());
+            storage::snapshot(tenant, source, &dest, Some(self.within()))
+        });
+        let line = match copied {
+            Ok(snapshot) => succeeded(tenant, dest, snapshot, started),
+            Err(e) => failed(tenant, &dest, e),
+        };
+        self.line(run, line)
+    }
+
+    /// Where `tenant`'s copy goes, or its failed line.
+    fn destination(&self, tenant: &TenantName) -> Result<PathBuf, TenantBackup> {
+        (self.layout.path_of(tenant.as_str()))
+            .map_err(|e| failed(tenant, self.layout.root_dir(), e))
+    }
+
     /// Syncs a window of copies, through the staging directory opened
     /// before the window's first copy, then puts each in place: their
     /// lines.
@@ -163,16 +198,7 @@ impl Backup<'_> {
         let synced = synced_through.and_then(|d| sys::sync_file_system(d.fd(), d.path()));
         let put = |c: Copying| match &synced {
             Ok(()) => match c.copy.place(staging, &c.dest, self.within()) {
-                Ok(snapshot) => {
-                    let outcome =
-                        BackupOutcome::new(c.tenant.clone(), c.dest.clone(), snapshot, c.started);
-                    TenantBackup {
-                        tenant: c.tenant,
-                        path: c.dest,
-                        outcome: Some(outcome),
-                        error: None,
-                    }
-                }
+                Ok(snapshot) => succeeded(&c.tenant, c.dest, snapshot, c.started),
                 Err(e) => failed(&c.tenant, &c.dest, e),
             },
             Err(e) => {
@@ -237,6 +263,20 @@ fn describe_backup_dir(root: &RootConfig, layout: &RootConfig) -> Result<()> {
     record.record()?;
     // A restore from this directory checks its tenants' migrations.
     root_description::copy_history(root.root_dir(), layout.root_dir())
+}
+
+fn succeeded(
+    tenant: &TenantName,
+    dest: PathBuf,
+    snapshot: storage::Snapshot,
+    started: Instant,
+) -> TenantBackup {
+    TenantBackup {
+        tenant: tenant.clone(),
+        path: dest.clone(),
+        outcome: Some(BackupOutcome::new(tenant.clone(), dest, snapshot, started)),
+        error: None,
+    }
 }
 
 fn failed(tenant: &TenantName, path: &Path, e: Error) -> TenantBackup {

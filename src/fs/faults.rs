@@ -51,8 +51,16 @@ pub(crate) fn plan_active() -> bool {
     false
 }
 
+/// Whether this thread's plan makes `syncfs` report no write errors, as
+/// on Linux before 5.8 (see [`FaultPlan::syncfs_says_nothing`]).
+#[cfg(not(feature = "testing"))]
+#[inline(always)]
+pub(crate) fn syncfs_silenced() -> bool {
+    false
+}
+
 #[cfg(feature = "testing")]
-pub(crate) use plan::{check, plan_active};
+pub(crate) use plan::{check, plan_active, syncfs_silenced};
 
 #[cfg(feature = "testing")]
 pub use plan::{FaultPlan, StepTaken};
@@ -86,6 +94,8 @@ mod plan {
         fail_every: Vec<(Step, i32)>,
         interrupt: Option<Interruption>,
         taken: Vec<StepTaken>,
+        /// `syncfs` as on Linux before 5.8: no write error reported.
+        silent_syncfs: bool,
     }
 
     thread_local! {
@@ -127,6 +137,7 @@ mod plan {
                     fail_every: Vec::new(),
                     interrupt,
                     taken: Vec::new(),
+                    silent_syncfs: false,
                 });
             });
             FaultPlan {
@@ -142,6 +153,18 @@ mod plan {
             ACTIVE.with(|a| {
                 if let Some(active) = a.borrow_mut().as_mut() {
                     active.fail_every.push((step, errno));
+                }
+            });
+            self
+        }
+
+        /// Runs as on Linux before 5.8, whose `syncfs` reports no write
+        /// error (only a sync's own failure): what relies on `syncfs` to
+        /// hear of one (`backup_all`) must sync each file itself.
+        pub fn syncfs_says_nothing(self) -> FaultPlan {
+            ACTIVE.with(|a| {
+                if let Some(active) = a.borrow_mut().as_mut() {
+                    active.silent_syncfs = true;
                 }
             });
             self
@@ -166,6 +189,10 @@ mod plan {
 
     pub(crate) fn plan_active() -> bool {
         ACTIVE.with(|a| a.borrow().is_some())
+    }
+
+    pub(crate) fn syncfs_silenced() -> bool {
+        ACTIVE.with(|a| a.borrow().as_ref().is_some_and(|a| a.silent_syncfs))
     }
 
     pub(crate) fn check(step: Step, name: &Path) -> io::Result<()> {

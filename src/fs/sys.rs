@@ -290,6 +290,34 @@ pub(crate) fn sync_file_system(dir: BorrowedFd<'_>, name: &Path) -> io::Result<(
     Ok(rustix::fs::syncfs(dir)?)
 }
 
+/// Whether [`sync_file_system`] reports the write errors met since its
+/// descriptor was opened: Linux 5.8 and later. Before, `syncfs` flushes
+/// but reports only its own failure, so a caller that must hear of a
+/// failed write syncs each file (`fsync` reports them).
+pub(crate) fn syncfs_reports_errors() -> bool {
+    static REPORTS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    !faults::syncfs_silenced() && *REPORTS.get_or_init(|| kernel_at_least((5, 8)))
+}
+
+/// Whether the running kernel's release (`uname -r`) is `at_least`.
+fn kernel_at_least(at_least: (u32, u32)) -> bool {
+    let uname = rustix::system::uname();
+    release_at_least(&uname.release().to_string_lossy(), at_least)
+}
+
+/// Whether kernel release `release` (`5.4.0-150-generic`) is `at_least`;
+/// one that cannot be read is taken as too old (syncing each file is
+/// always safe).
+fn release_at_least(release: &str, at_least: (u32, u32)) -> bool {
+    let mut numbers = release
+        .split(|c: char| !c.is_ascii_digit())
+        .map(str::parse::<u32>);
+    match (numbers.next(), numbers.next()) {
+        (Some(Ok(major)), Some(Ok(minor))) => (major, minor) >= at_least,
+        _ => false,
+    }
+}
+
 /// Links `from` as `to`, both in `dir`; fails if `to` exists.
 pub(crate) fn link(dir: BorrowedFd<'_>, from: &Path, to: &Path) -> io::Result<()> {
     link_between(dir, from, dir, to)
@@ -516,4 +544,23 @@ pub(crate) fn make_private_dir_in(parent: &Path, prefix: &str) -> io::Result<tem
 pub(crate) fn remove_tree(path: &Path) -> io::Result<()> {
     faults::check(Step::Unlink, path)?;
     fs::remove_dir_all(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::release_at_least;
+
+    #[test]
+    fn kernel_releases_are_compared_by_major_then_minor() {
+        let since_5_8 = |release| release_at_least(release, (5, 8));
+        assert!(since_5_8("5.8.0"));
+        assert!(since_5_8("5.15.0-91-generic"));
+        assert!(since_5_8("6.1.0-18-amd64"));
+        assert!(since_5_8("6.18.44-fc-v1252"));
+        assert!(!since_5_8("5.4.0-150-generic"));
+        assert!(!since_5_8("4.18.0-553.el8_10.x86_64"));
+        assert!(!since_5_8("4.19.0"));
+        assert!(!since_5_8(""));
+        assert!(!since_5_8("unknown"));
+    }
 }
