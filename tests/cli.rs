@@ -158,6 +158,59 @@ fn destroy_needs_yes_off_a_terminal_and_names_missing_tenants() {
         .stderr(predicate::str::contains("tenant acme does not exist"));
 }
 
+/// `tenanted ARGS | head -c 16`: the output goes into a pipe that holds
+/// 4 KiB, and its reader goes away after 16 bytes.
+fn into_a_pipe_closed_early(dir: &Path, args: &[&str]) -> std::process::Output {
+    use std::io::Read;
+    let (reader, writer) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
+    rustix::pipe::fcntl_setpipe_size(&writer, 4096).unwrap();
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("tenanted"))
+        .env_remove("RUST_LOG")
+        .arg("--root")
+        .arg(dir.join("tenants"))
+        .arg("--migrations")
+        .arg(dir.join("migrations"))
+        .args(args)
+        .stdout(std::process::Stdio::from(writer))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 16];
+    std::fs::File::from(reader).read_exact(&mut first).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// A reader that stops early (`| head`) ends the printing, not the
+/// command: no panic on the closed pipe, and the command's own exit code.
+#[test]
+fn a_reader_gone_early_ends_the_printing_not_the_command() {
+    let dir = workspace(2);
+    let names: Vec<String> = (0..2000).map(|i| format!("t{i:05}")).collect();
+    let create: Vec<&str> = std::iter::once("create")
+        .chain(names.iter().map(String::as_str))
+        .collect();
+    let lists: [&[&str]; 5] = [
+        &create,
+        &["list"],
+        &["list", "--json"],
+        &["status", "--all"],
+        &["status", "--json"],
+    ];
+    for args in lists {
+        let out = into_a_pipe_closed_early(dir.path(), args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+    // Every tenant was created, though most of `create`'s lines went
+    // unread.
+    let listed = tenanted(dir.path()).args(["list"]).output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&listed.stdout).lines().count(),
+        2000
+    );
+}
+
 #[test]
 fn status_check_migrate_and_rollback() {
     let dir = workspace(2);

@@ -548,7 +548,13 @@ impl StatusReport {
         text
     }
 
-    fn write_text(&self, f: &mut impl fmt::Write, all: bool) -> fmt::Result {
+    /// Writes [`to_text`](Self::to_text)'s text into `f` line by line,
+    /// never held whole (a report listing a million tenants).
+    ///
+    /// # Errors
+    ///
+    /// `f`'s own error, and the writing stops.
+    pub fn write_text(&self, f: &mut impl fmt::Write, all: bool) -> fmt::Result {
         let latest = self.latest_version;
         for t in self.tenants.iter().filter(|t| all || !t.is_current(latest)) {
             writeln!(f, "{t}")?;

@@ -88,7 +88,9 @@ struct StatusTotals {
 #[derive(Serialize)]
 struct StatusReportJson<'a> {
     latest_version: usize,
-    tenants: Vec<TenantStatusJson<'a>>,
+    // Each row serialized as it is written, never all at once: a report
+    // of a million tenants.
+    tenants: &'a [TenantStatus],
     listing_errors: Vec<String>,
     totals: StatusTotals,
 }
@@ -98,7 +100,7 @@ impl Serialize for StatusReport {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         StatusReportJson {
             latest_version: self.latest_version,
-            tenants: self.tenants.iter().map(TenantStatusJson::new).collect(),
+            tenants: &self.tenants,
             listing_errors: self.listing_errors.iter().map(|e| message(e)).collect(),
             totals: StatusTotals {
                 tenants: self.total(),

@@ -9,6 +9,7 @@ use std::time::SystemTime;
 use tenanted::{MigrateOptions, TenantName, TenantReport};
 
 use crate::Cli;
+use crate::output::outln;
 use crate::support::{Failure, confirm, require_root, tenant_names, utc_timestamp};
 
 /// The digits of a timestamped migration's name: `YYYYMMDDHHMMSS`.
@@ -56,7 +57,7 @@ pub fn migration_new(dir: &Path, name: &str, timestamp: bool) -> Result<u8, Fail
     let header = |what: &str| format!("-- {full}: {what}\n");
     std::fs::write(target.join("up.sql"), header("the change")).map_err(io)?;
     std::fs::write(target.join("down.sql"), header("undoes up.sql")).map_err(io)?;
-    println!("created {} (up.sql, down.sql)", target.display());
+    outln!("created {} (up.sql, down.sql)", target.display());
     Ok(0)
 }
 
@@ -99,7 +100,7 @@ pub fn redo(cli: &Cli, name: &str, yes: bool) -> Result<u8, Failure> {
     )?;
     let down = m.rollback_tenant(tenant.as_str(), 1)?;
     let up = m.migrate_tenant_to(tenant.as_str(), down.from)?;
-    println!(
+    outln!(
         "redid {tenant}'s {}: {} → {} → {}",
         up.applied.join(", "),
         down.from,
@@ -120,7 +121,7 @@ pub fn prepare(cli: &Cli, names: &[String], json: bool) -> Result<u8, Failure> {
     for name in &names {
         if m.create_tenant_if_not_exists(name.as_str())? {
             if !json {
-                println!("created {name}");
+                outln!("created {name}");
             }
             created.push(name.as_str());
         }
@@ -135,7 +136,7 @@ pub fn prepare(cli: &Cli, names: &[String], json: bool) -> Result<u8, Failure> {
         if json && let Ok(mut kept) = kept.lock() {
             kept.push(t.clone());
         } else if !json && (!t.succeeded() || t.changed()) {
-            println!("{t}");
+            outln!("{t}");
         }
     });
     let report = m.migrate_all(&options)?;
@@ -148,12 +149,12 @@ pub fn prepare(cli: &Cli, names: &[String], json: bool) -> Result<u8, Failure> {
         if let Ok(lines) = serde_json::to_value(in_order(lines, &names)) {
             migration["tenants"] = lines;
         }
-        println!(
+        outln!(
             "{}",
             serde_json::json!({ "created": created, "migration": migration })
         );
     } else {
-        println!("{} created; {}", created.len(), report.summary());
+        outln!("{} created; {}", created.len(), report.summary());
     }
     Ok(if report.is_success() { 0 } else { 1 })
 }
@@ -171,7 +172,7 @@ pub fn rollback(cli: &Cli, name: &str, steps: u32, yes: bool) -> Result<u8, Fail
         "nothing rolled back",
     )?;
     let outcome = m.rollback_tenant(name.as_str(), steps as usize)?;
-    println!(
+    outln!(
         "rolled {name} back from {} to {} ({})",
         outcome.from,
         outcome.to,

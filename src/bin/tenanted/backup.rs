@@ -11,6 +11,7 @@ use crate::interrupt::{
     INTERRUPTED, cancel_on_ctrl_c, finish_the_tenant_in_hand_on_ctrl_c, unless_interrupted,
 };
 use crate::migrate::progress_bar;
+use crate::output::outln;
 use crate::rotation;
 use crate::support::{Failure, confirm, json, require_root, tenant_names};
 
@@ -179,16 +180,16 @@ fn print_backup(
                 .collect();
             value["pruned"] = serde_json::json!({ "removed": removed, "kept": kept });
         }
-        println!("{value}");
+        outln!("{value}");
         return;
     }
-    println!("{report}");
+    outln!("{report}");
     let Some(pruned) = pruned else { return };
     for dir in &pruned.removed {
-        println!("pruned {}", dir.display());
+        outln!("pruned {}", dir.display());
     }
     for (dir, tenants) in &pruned.kept_for {
-        println!(
+        outln!(
             "kept {}: it holds the only good copy of {}",
             dir.display(),
             tenants.join(", ")
@@ -226,9 +227,9 @@ pub fn restore(cli: &Cli, args: &RestoreArgs) -> Result<u8, Failure> {
             e => Failure::from(e),
         })?;
     if args.json {
-        println!("{}", json(&outcome));
+        outln!("{}", json(&outcome));
     } else {
-        println!("{}", restored_line(&outcome, &args.from));
+        outln!("{}", restored_line(&outcome, &args.from));
     }
     Ok(unless_interrupted(&interrupted, 0))
 }

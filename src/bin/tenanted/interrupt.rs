@@ -1,6 +1,7 @@
 //! Ctrl-C (and SIGTERM, SIGHUP): the first lets the work in hand finish
 //! and starts no more; a second exits at once.
 
+use crate::output::errln;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -46,7 +47,7 @@ fn on_ctrl_c(said: &'static str) -> Arc<AtomicBool> {
         if flag.swap(true, Ordering::SeqCst) {
             std::process::exit(i32::from(INTERRUPTED));
         }
-        eprintln!("{said}");
+        errln!("{said}");
     });
     if let Err(e) = installed {
         tracing::warn!(error = %e, "cannot handle Ctrl-C; it will stop the run abruptly");

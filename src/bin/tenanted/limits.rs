@@ -6,6 +6,7 @@ use tenanted::{SuspendMode, TenantLimits, TenantManager, TenantName};
 
 use super::Cli;
 use super::support::{Failure, require_root, tenant_names};
+use crate::output::outln;
 
 /// `tenanted limit ...`.
 #[derive(Subcommand)]
@@ -66,21 +67,21 @@ pub fn limit(cli: &Cli, command: &LimitCommand) -> Result<u8, Failure> {
             let tenant = one_name(name)?;
             let bytes = parse_size(size)?;
             m.set_tenant_max_size(tenant.as_str(), bytes)?;
-            println!("{tenant}: size limit {}", show_size(bytes));
+            outln!("{tenant}: size limit {}", show_size(bytes));
         }
         LimitCommand::Clear { name } => {
             let tenant = one_name(name)?;
             m.clear_tenant_max_size(tenant.as_str())?;
-            println!("{tenant}: own size limit cleared (the default applies)");
+            outln!("{tenant}: own size limit cleared (the default applies)");
         }
         LimitCommand::Show { name, json } => {
             let tenant = one_name(name)?;
             let limits = m.tenant_limits(tenant.as_str())?;
             if *json {
                 let value = serde_json::json!({ "tenant": tenant.as_str(), "limits": limits });
-                println!("{value}");
+                outln!("{value}");
             } else {
-                println!("{tenant}: {}", describe(&limits));
+                outln!("{tenant}: {}", describe(&limits));
             }
         }
     }
@@ -95,14 +96,14 @@ pub fn suspend(cli: &Cli, args: &SuspendArgs) -> Result<u8, Failure> {
         SuspendMode::ReadOnly
     };
     manager(cli)?.suspend_tenant(tenant.as_str(), mode, &args.reason)?;
-    println!("suspended {tenant} ({mode}): {}", args.reason);
+    outln!("suspended {tenant} ({mode}): {}", args.reason);
     Ok(0)
 }
 
 pub fn resume(cli: &Cli, name: &str) -> Result<u8, Failure> {
     let tenant = one_name(name)?;
     manager(cli)?.resume_tenant(tenant.as_str())?;
-    println!("resumed {tenant}");
+    outln!("resumed {tenant}");
     Ok(0)
 }
 

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use tenanted::ReplicaTarget;
 
 use crate::Cli;
+use crate::output::{errln, out};
 use crate::support::Failure;
 
 /// Where the replica is: its URL and what an S3-compatible store needs.
@@ -60,11 +61,11 @@ pub fn litestream_config(cli: &Cli, args: &LitestreamArgs) -> Result<u8, Failure
         .root_config()
         .litestream_config_for(&args.replica.target())?;
     match &args.output {
-        None => print!("{yaml}"),
+        None => out!("{yaml}"),
         Some(path) => {
             std::fs::write(path, yaml)
                 .map_err(|e| Failure(1, format!("cannot write {}: {e}", path.display())))?;
-            eprintln!(
+            errln!(
                 "wrote {}; run: litestream replicate -config {}",
                 path.display(),
                 path.display()

@@ -21,6 +21,7 @@ mod litestream_config;
 #[cfg(feature = "encryption")]
 mod master_key;
 mod migrate;
+mod output;
 mod rebuild;
 #[cfg(feature = "encryption")]
 mod rekey;
@@ -37,6 +38,7 @@ use std::process::ExitCode;
 use clap::{CommandFactory, Parser, Subcommand};
 use tenanted::{Migrations, RootConfig, TenantManager};
 
+use crate::output::{out, outln};
 use support::{Failure, require_root, tenant_names};
 
 const GLOBAL: &str = "Global options";
@@ -379,13 +381,13 @@ fn run(cli: &Cli) -> Result<u8, Failure> {
         Command::Schema {
             command: SchemaCommand::Dump,
         } => {
-            print!("{}", cli.load_migrations()?.schema_sql()?);
+            out!("{}", cli.load_migrations()?.schema_sql()?);
             Ok(0)
         }
         Command::Cleanup => {
             require_root(&cli.root)?;
             let removed = cli.schemaless_manager()?.remove_debris()?;
-            println!("removed {removed} leftover file(s)");
+            outln!("removed {removed} leftover file(s)");
             Ok(0)
         }
         Command::Limit { command } => limits::limit(cli, command),

@@ -10,6 +10,7 @@ use tenanted::{MasterKey, RootKeyStore};
 
 use super::Cli;
 use super::support::{Failure, require_root};
+use crate::output::outln;
 
 #[derive(Subcommand)]
 pub enum MasterKeyCommand {
@@ -29,7 +30,7 @@ pub enum MasterKeyCommand {
 pub fn master_key(cli: &Cli, command: &MasterKeyCommand) -> Result<u8, Failure> {
     match command {
         MasterKeyCommand::New => {
-            println!("{}", MasterKey::generate()?.to_hex().as_str());
+            outln!("{}", MasterKey::generate()?.to_hex().as_str());
             Ok(0)
         }
         MasterKeyCommand::Rotate { new_key_file } => {
@@ -37,7 +38,7 @@ pub fn master_key(cli: &Cli, command: &MasterKeyCommand) -> Result<u8, Failure> 
             let current = MasterKey::from_env()?;
             let new = MasterKey::from_file(new_key_file)?;
             let count = RootKeyStore::new(&cli.root, current).rewrap(&new)?;
-            println!("re-wrapped {count} tenant key(s) with the new master key");
+            outln!("re-wrapped {count} tenant key(s) with the new master key");
             Ok(0)
         }
     }

@@ -1,7 +1,7 @@
 //! `migrate` and `status`: the whole fleet, with a progress bar on a
 //! terminal, Ctrl-C handling and `--json`.
 
-use std::io::IsTerminal;
+use std::io::{BufWriter, IsTerminal, Write};
 use std::sync::{Arc, Mutex};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
@@ -13,7 +13,9 @@ use tenanted::{
 
 use crate::Cli;
 use crate::interrupt::{INTERRUPTED, cancel_on_ctrl_c};
+use crate::output::{errln, outln};
 use crate::support::{Failure, confirm, require_root, tenant_names};
+use crate::usage::{FlagsJson, StatusFlags};
 
 /// `tenanted migrate`.
 #[derive(clap::Args)]
@@ -136,7 +138,7 @@ pub fn migrate(cli: &Cli, args: &MigrateArgs) -> Result<u8, Failure> {
     }
     let report = run_stage(cli, &manager, options(None), args.json, "")?;
     if args.json {
-        println!("{}", with_canary(report.1, canary_report.map(|r| r.1)));
+        outln!("{}", with_canary(report.1, canary_report.map(|r| r.1)));
     }
     Ok(exit_code(&report.0))
 }
@@ -243,10 +245,10 @@ fn canary_failed(report: &MigrationReport, mut value: Value, json: bool) -> u8 {
     } else {
         "a canary failed"
     };
-    eprintln!("error: {why}: the rest of the fleet was not started");
+    errln!("error: {why}: the rest of the fleet was not started");
     if json {
         value["stopped_at_canary"] = json!(true);
-        println!("{value}");
+        outln!("{value}");
     }
     code.max(1)
 }
@@ -263,8 +265,8 @@ fn with_canary(mut fleet: Value, canary: Option<Value>) -> Value {
 /// version could not be read.
 fn print_plan(plan: &MigrationPlan, json: bool) -> u8 {
     match json {
-        true => println!("{}", to_json(plan)),
-        false => println!("{plan}"),
+        true => outln!("{}", to_json(plan)),
+        false => outln!("{plan}"),
     }
     u8::from(!plan.is_complete())
 }
@@ -321,8 +323,8 @@ impl Printer {
 
     fn println(&self, line: &str) {
         match &self.bar {
-            Some(bar) => bar.suspend(|| println!("{line}")),
-            None => println!("{line}"),
+            Some(bar) => bar.suspend(|| outln!("{line}")),
+            None => outln!("{line}"),
         }
     }
 
@@ -339,9 +341,9 @@ impl Printer {
             return migrate_json(report, &lines);
         }
         for e in &report.listing_errors {
-            println!("✗ {e}");
+            outln!("✗ {e}");
         }
-        println!("{}{}", self.label, report.summary());
+        outln!("{}{}", self.label, report.summary());
         Value::Null
     }
 }
@@ -406,17 +408,58 @@ pub fn status(cli: &Cli, args: &StatusArgs) -> Result<u8, Failure> {
     };
     let flags = super::usage::status_flags(&manager, cli.default_max_size.is_some())?;
     if args.json {
-        let mut value = to_json(&status);
-        flags.add_json(&mut value);
-        println!("{value}");
+        print_status_json(&status, &flags);
     } else {
-        println!("{}", status.to_text(listed));
+        print_status_text(&status, listed);
         flags.print();
     }
     let incomplete = !status.listing_errors.is_empty() || status.unreadable() > 0;
     Ok(u8::from(
         incomplete || (args.check && !status.all_current()),
     ))
+}
+
+/// `status --json`: the report's own `Serialize` (the documented format)
+/// and the flags, written row by row as they are serialized, never held
+/// whole (a million tenants' rows as JSON values took over a gigabyte).
+/// A closed stdout (`| head`) ends the printing, not the command.
+fn print_status_json(status: &StatusReport, flags: &StatusFlags) {
+    #[derive(serde::Serialize)]
+    struct StatusJson<'a> {
+        #[serde(flatten)]
+        status: &'a StatusReport,
+        #[serde(flatten)]
+        flags: FlagsJson<'a>,
+    }
+    let json = StatusJson {
+        status,
+        flags: flags.json(),
+    };
+    let mut out = BufWriter::new(std::io::stdout().lock());
+    let written = serde_json::to_writer(&mut out, &json).map_err(std::io::Error::from);
+    let _ = written
+        .and_then(|()| writeln!(out))
+        .and_then(|()| out.flush());
+}
+
+/// `status` as text, line by line (see [`print_status_json`]).
+fn print_status_text(status: &StatusReport, all: bool) {
+    let mut out = WriteText(BufWriter::new(std::io::stdout().lock()));
+    let written = status.write_text(&mut out, all);
+    let _ = written.map_err(|_| ()).and_then(|()| {
+        let out = &mut out.0;
+        writeln!(out).and_then(|()| out.flush()).map_err(|_| ())
+    });
+}
+
+/// Text written to an `io::Write`, for a report that writes it as
+/// `fmt::Write`.
+struct WriteText<W: Write>(W);
+
+impl<W: Write> std::fmt::Write for WriteText<W> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0.write_all(s.as_bytes()).map_err(|_| std::fmt::Error)
+    }
 }
 
 /// A report listing every tenant (or only those of `only`, in that

@@ -10,6 +10,7 @@ use crate::Cli;
 use crate::interrupt::{INTERRUPTED, cancel_on_ctrl_c};
 use crate::litestream_config::ReplicaArgs;
 use crate::migrate::progress_bar;
+use crate::output::outln;
 use crate::support::json;
 use crate::support::{Failure, tenant_names};
 
@@ -77,9 +78,9 @@ pub fn rebuild(cli: &Cli, args: &RebuildArgs) -> Result<u8, Failure> {
         bar.finish_and_clear();
     }
     if args.json {
-        println!("{}", json(&report));
+        outln!("{}", json(&report));
     } else {
-        println!("{report}");
+        outln!("{report}");
     }
     Ok(if report.cancelled {
         INTERRUPTED

@@ -8,6 +8,7 @@ use clap::Args;
 use super::Cli;
 use super::interrupt::{finish_the_tenant_in_hand_on_ctrl_c, unless_interrupted, was_interrupted};
 use super::support::{Failure, confirm, require_root, tenant_names};
+use crate::output::{errln, outln};
 
 #[derive(Args)]
 pub struct RekeyArgs {
@@ -37,14 +38,14 @@ pub fn rekey(cli: &Cli, args: &RekeyArgs) -> Result<u8, Failure> {
     let mut failed = 0;
     for name in &names {
         if was_interrupted(&interrupted) {
-            eprintln!("not started {name}: interrupted");
+            errln!("not started {name}: interrupted");
             continue;
         }
         match manager.rekey_tenant(name.as_str()) {
-            Ok(()) => println!("re-keyed {name}"),
+            Ok(()) => outln!("re-keyed {name}"),
             Err(e) => {
                 failed += 1;
-                eprintln!("error: {}", Failure::from(e).1);
+                errln!("error: {}", Failure::from(e).1);
             }
         }
     }

@@ -2,6 +2,7 @@
 //! sync and lag, which are not and why.
 
 use crate::Cli;
+use crate::output::outln;
 use crate::support::json;
 use crate::support::{Failure, require_root};
 
@@ -19,9 +20,9 @@ pub fn replication_status(cli: &Cli, args: &ReplicationStatusArgs) -> Result<u8,
     require_root(&cli.root)?;
     let status = cli.schemaless_manager()?.replication_status()?;
     if args.json {
-        println!("{}", json(&status));
+        outln!("{}", json(&status));
     } else {
-        println!("{status}");
+        outln!("{status}");
     }
     Ok(if status.all_replicated() { 0 } else { 1 })
 }

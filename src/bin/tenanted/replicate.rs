@@ -8,6 +8,7 @@ use tenanted::replication::{ReplicateOptions, ReplicationSettings, Replicator};
 
 use crate::Cli;
 use crate::interrupt::cancel_on_ctrl_c;
+use crate::output::{errln, outln};
 use crate::support::{Failure, require_root};
 
 /// `tenanted replicate`.
@@ -58,7 +59,7 @@ pub fn replicate(cli: &Cli, args: &ReplicateArgs) -> Result<u8, Failure> {
         .idle_after(Duration::from_secs(args.idle_after))
         .max_per_process(args.max_per_process);
     let replicator = Replicator::start(&root, options)?;
-    eprintln!(
+    errln!(
         "replicating {}; Ctrl-C (or SIGTERM) lets go of every tenant and stops",
         cli.root.display()
     );
@@ -66,7 +67,7 @@ pub fn replicate(cli: &Cli, args: &ReplicateArgs) -> Result<u8, Failure> {
     let json = args.json;
     replicator.run(&stop, |scan| {
         if json {
-            println!("{}", serde_json::to_string(scan).unwrap_or_default());
+            outln!("{}", serde_json::to_string(scan).unwrap_or_default());
         } else {
             tracing::debug!(?scan, "scan");
         }
@@ -77,6 +78,6 @@ pub fn replicate(cli: &Cli, args: &ReplicateArgs) -> Result<u8, Failure> {
 pub fn erase_replicas(cli: &Cli) -> Result<u8, Failure> {
     require_root(&cli.root)?;
     let erased = cli.schemaless_manager()?.erase_destroyed_replicas()?;
-    println!("erased {erased} destroyed tenant replica(s)");
+    outln!("erased {erased} destroyed tenant replica(s)");
     Ok(0)
 }

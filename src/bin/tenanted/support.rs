@@ -6,6 +6,7 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::SystemTime;
 
+use crate::output::{err, errln, outln};
 use tenanted::replication::format_timestamp;
 use tenanted::{Error, TenantName};
 
@@ -42,9 +43,9 @@ impl Failure {
     /// `--json`) and gives the exit code.
     pub fn report(self, json: bool) -> ExitCode {
         let Failure(code, message) = self;
-        eprintln!("error: {message}");
+        errln!("error: {message}");
         if json {
-            println!("{}", serde_json::json!({ "error": message }));
+            outln!("{}", serde_json::json!({ "error": message }));
         }
         ExitCode::from(code)
     }
@@ -192,7 +193,7 @@ pub fn confirm(yes: bool, why: &str, question: &str, declined: &str) -> Result<(
             format!("{why}: pass --yes to confirm when not on a terminal"),
         ));
     }
-    eprint!("{question} [y/N] ");
+    err!("{question} [y/N] ");
     let _ = std::io::stderr().flush();
     let mut answer = String::new();
     let _ = std::io::stdin().lock().read_line(&mut answer);

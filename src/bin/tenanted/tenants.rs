@@ -6,6 +6,7 @@ use tenanted::{Error, MigrateOptions, TenantName};
 
 use crate::Cli;
 use crate::interrupt::{finish_the_tenant_in_hand_on_ctrl_c, unless_interrupted, was_interrupted};
+use crate::output::{errln, outln};
 use crate::support::{Failure, cli_message, confirm, exit_code, require_root, tenant_names};
 
 /// `tenanted create`.
@@ -63,7 +64,7 @@ pub fn init(cli: &Cli) -> Result<u8, Failure> {
         "created the root"
     };
     let layout = cli.root_config();
-    println!(
+    outln!(
         "{what} at {} (template {}, {} buckets; {} tenant(s))",
         cli.root.display(),
         layout.template_str(),
@@ -89,12 +90,12 @@ pub fn list(cli: &Cli, json: bool) -> Result<u8, Failure> {
         if !suspended.is_empty() {
             value["suspended"] = json!(suspended);
         }
-        println!("{value}");
+        outln!("{value}");
     } else {
         for name in names {
             match suspended.get(name.as_str()) {
-                Some(s) => println!("{name}  (suspended, {}: {})", s.mode, s.reason),
-                None => println!("{name}"),
+                Some(s) => outln!("{name}  (suspended, {}: {})", s.mode, s.reason),
+                None => outln!("{name}"),
             }
         }
     }
@@ -125,8 +126,8 @@ impl Outcome {
 /// stderr.
 fn say(o: Outcome, json: bool) -> Outcome {
     match &o.error {
-        Some(Failure(_, message)) => eprintln!("error: {message}"),
-        None if !json => println!("{}", line(&o)),
+        Some(Failure(_, message)) => errln!("error: {message}"),
+        None if !json => outln!("{}", line(&o)),
         None => {}
     }
     o
@@ -141,7 +142,7 @@ fn report(outcomes: &[Outcome], results: &[&str], json: bool) -> u8 {
             let n = outcomes.iter().filter(|o| o.result == *result).count();
             totals.insert((*result).to_owned(), json!(n));
         }
-        println!("{}", json!({ "tenants": tenants, "totals": totals }));
+        outln!("{}", json!({ "tenants": tenants, "totals": totals }));
     }
     let worst = outcomes
         .iter()

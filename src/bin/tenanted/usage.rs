@@ -2,6 +2,7 @@
 //! rows in an order), and what `status` adds about size limits and
 //! suspensions.
 
+use std::collections::BTreeMap;
 use std::io::{BufWriter, Write};
 use std::time::SystemTime;
 
@@ -12,6 +13,7 @@ use tenanted::{TenantManager, TenantUsage, UsageOrder, UsageReport};
 use super::Cli;
 use super::limits::show_size;
 use super::support::{Failure, require_root};
+use crate::output::{errln, outln};
 
 /// `tenanted usage`.
 #[derive(Args)]
@@ -47,13 +49,13 @@ pub fn usage(cli: &Cli, args: &UsageArgs) -> Result<u8, Failure> {
         None => every_row(&m, args.json)?,
     };
     if !args.json {
-        println!("{}", summary(&report));
+        outln!("{}", summary(&report));
     }
     for (_, e) in &report.failed {
-        eprintln!("error: {e}");
+        errln!("error: {e}");
     }
     for e in &report.listing_errors {
-        eprintln!("error: {e}");
+        errln!("error: {e}");
     }
     let incomplete = !report.failed.is_empty() || !report.listing_errors.is_empty();
     Ok(u8::from(incomplete))
@@ -68,9 +70,9 @@ fn top(m: &TenantManager, sort: SortBy, args: &UsageArgs) -> Result<UsageReport,
     };
     let report = m.usage(order, args.top as usize)?;
     if args.json {
-        println!("{}", to_json(&report));
+        outln!("{}", to_json(&report));
     } else {
-        report.top.iter().for_each(|row| println!("{}", line(row)));
+        report.top.iter().for_each(|row| outln!("{}", line(row)));
     }
     Ok(report)
 }
@@ -206,35 +208,52 @@ impl StatusFlags {
             } else {
                 "near"
             };
-            println!("{word} its size limit: {}", line(row));
+            outln!("{word} its size limit: {}", line(row));
         }
         if let Some(report) = &self.near
             && report.near_limit > STATUS_ROWS
         {
             let (near, over) = (report.near_limit, report.over_limit);
-            println!(
+            outln!(
                 "{near} tenant(s) near their size limit ({over} at or over it); see tenanted usage --sort limit --top N"
             );
         }
         for (name, how) in &self.suspended {
-            println!("suspended: {name} ({how})");
+            outln!("suspended: {name} ({how})");
         }
     }
 
     /// The keys added to `status --json`, only those with something in
     /// them (the report's shape is unchanged otherwise).
-    pub fn add_json(&self, value: &mut Value) {
+    pub fn json(&self) -> FlagsJson<'_> {
         let near: Vec<&TenantUsage> = self.near_rows().collect();
-        if let (Some(report), false) = (&self.near, near.is_empty()) {
-            value["near_limit"] = to_json(&near);
-            value["near_limit_count"] = json!(report.near_limit);
-            value["over_limit_count"] = json!(report.over_limit);
-        }
-        if !self.suspended.is_empty() {
-            let map: serde_json::Map<String, Value> = (self.suspended.iter())
-                .map(|(name, how)| (name.clone(), json!(how)))
-                .collect();
-            value["suspended"] = Value::Object(map);
+        let (near_limit, counts) = match (&self.near, near.is_empty()) {
+            (Some(report), false) => (Some(near), Some(report)),
+            _ => (None, None),
+        };
+        let suspended = (!self.suspended.is_empty()).then(|| {
+            (self.suspended.iter())
+                .map(|(name, how)| (name.as_str(), how.as_str()))
+                .collect()
+        });
+        FlagsJson {
+            near_limit,
+            near_limit_count: counts.map(|r| r.near_limit),
+            over_limit_count: counts.map(|r| r.over_limit),
+            suspended,
         }
     }
+}
+
+/// What [`StatusFlags::json`] adds to `status --json`.
+#[derive(serde::Serialize)]
+pub struct FlagsJson<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    near_limit: Option<Vec<&'a TenantUsage>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    near_limit_count: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    over_limit_count: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    suspended: Option<BTreeMap<&'a str, &'a str>>,
 }

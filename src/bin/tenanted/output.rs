@@ -1,0 +1,66 @@
+//! Printing that never panics. `println!` panics when its reader has gone
+//! (`tenanted list | head -1`: a closed pipe), which would abandon the
+//! command half-way and print a panic to an operator. Here a reader gone
+//! ends the printing, not the command: what is left to print is dropped,
+//! the command finishes its work and exits with its own code.
+
+use std::fmt;
+use std::io::{self, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Whether stdout's reader has gone.
+static STDOUT_GONE: AtomicBool = AtomicBool::new(false);
+/// Whether stderr's reader has gone.
+static STDERR_GONE: AtomicBool = AtomicBool::new(false);
+
+/// Writes `text` to stdout, unless its reader has gone.
+pub fn to_stdout(text: fmt::Arguments<'_>) {
+    write_unless_gone(&mut io::stdout().lock(), &STDOUT_GONE, text);
+}
+
+/// Writes `text` to stderr, unless its reader has gone.
+pub fn to_stderr(text: fmt::Arguments<'_>) {
+    write_unless_gone(&mut io::stderr().lock(), &STDERR_GONE, text);
+}
+
+fn write_unless_gone(out: &mut impl Write, gone: &AtomicBool, text: fmt::Arguments<'_>) {
+    if gone.load(Ordering::Relaxed) {
+        return;
+    }
+    if out.write_fmt(text).and_then(|()| out.flush()).is_err() {
+        gone.store(true, Ordering::Relaxed);
+    }
+}
+
+/// `println!` that never panics (see the module's comment).
+macro_rules! outln {
+    () => {
+        $crate::output::to_stdout(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::output::to_stdout(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `print!` that never panics.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::output::to_stdout(format_args!($($arg)*))
+    };
+}
+
+/// `eprintln!` that never panics.
+macro_rules! errln {
+    ($($arg:tt)*) => {
+        $crate::output::to_stderr(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `eprint!` that never panics.
+macro_rules! err {
+    ($($arg:tt)*) => {
+        $crate::output::to_stderr(format_args!($($arg)*))
+    };
+}
+
+pub(crate) use {err, errln, out, outln};
