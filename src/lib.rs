@@ -71,6 +71,8 @@ pub use context::current_tenant;
 #[cfg(feature = "encryption")]
 pub use crypt::{KeyProvider, MasterKey, RootKeyStore, TenantKey};
 pub use error::{BoxError, Error, NoConnection, OtherProcess, PendingMigrationError, Result};
+#[cfg(feature = "serde")]
+pub use fleet::ReportWithLines;
 pub use fleet::{FleetCounts, FleetReport, FleetSummary, KEPT_FAILURES, Progress};
 pub use limits::{
     NEAR_LIMIT, SuspendMode, Suspension, TenantLimits, TenantUsage, UsageOrder, UsageReport,

@@ -22,4 +22,6 @@ pub(crate) use options::{Callback, FleetOptions};
 pub(crate) use report::{Counting, Kept, LineBudget, grouped};
 pub(crate) use run::{Begun, Line, Lines, Run, Tally};
 #[cfg(feature = "serde")]
+pub use serde_impls::ReportWithLines;
+#[cfg(feature = "serde")]
 pub(crate) use serde_impls::millis;

@@ -22,16 +22,49 @@ where
     C::Line: Serialize,
 {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.with_lines(&self.failures).serialize(s)
+    }
+}
+
+impl<C: FleetCounts> FleetReport<C> {
+    /// The report's JSON (as its own `Serialize`) with `lines` in
+    /// `tenants` instead of the failures it keeps: every tenant's line,
+    /// as `after_each` gave them (what the CLI's `migrate --json`
+    /// prints). Each line is serialized as it is written, never all at
+    /// once.
+    pub fn with_lines<'a>(&'a self, lines: &'a [C::Line]) -> ReportWithLines<'a, C> {
+        ReportWithLines {
+            report: self,
+            lines,
+        }
+    }
+}
+
+/// A [`FleetReport`]'s JSON with the lines given
+/// ([`FleetReport::with_lines`]).
+#[derive(Debug)]
+pub struct ReportWithLines<'a, C: FleetCounts> {
+    report: &'a FleetReport<C>,
+    lines: &'a [C::Line],
+}
+
+impl<C> Serialize for ReportWithLines<'_, C>
+where
+    C: FleetCounts,
+    C::Line: Serialize,
+{
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let r = self.report;
         let mut map = s.serialize_map(None)?;
-        self.counts.serialize_head(&mut map)?;
-        map.serialize_entry("tenants", &self.failures)?;
-        map.serialize_entry("skipped", &self.skipped)?;
-        map.serialize_entry("cancelled", &self.cancelled)?;
-        map.serialize_entry("stopped_by_failures", &self.stopped_by_failures)?;
-        let errors: Vec<String> = self.listing_errors.iter().map(|e| e.to_string()).collect();
+        r.counts.serialize_head(&mut map)?;
+        map.serialize_entry("tenants", self.lines)?;
+        map.serialize_entry("skipped", &r.skipped)?;
+        map.serialize_entry("cancelled", &r.cancelled)?;
+        map.serialize_entry("stopped_by_failures", &r.stopped_by_failures)?;
+        let errors: Vec<String> = r.listing_errors.iter().map(|e| e.to_string()).collect();
         map.serialize_entry("listing_errors", &errors)?;
-        map.serialize_entry("duration_ms", &millis(self.duration))?;
-        map.serialize_entry("totals", &Totals(self))?;
+        map.serialize_entry("duration_ms", &millis(r.duration))?;
+        map.serialize_entry("totals", &Totals(r))?;
         map.end()
     }
 }

@@ -4,14 +4,17 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use tenanted::{BackupOptions, Error, RestoreOptions, RestoreOutcome, TenantBackup};
+use tenanted::{
+    BackupCounts, BackupOptions, Error, ReportWithLines, RestoreOptions, RestoreOutcome,
+    TenantBackup,
+};
 
 use crate::Cli;
 use crate::interrupt::{
     INTERRUPTED, cancel_on_ctrl_c, finish_the_tenant_in_hand_on_ctrl_c, unless_interrupted,
 };
 use crate::migrate::progress_bar;
-use crate::output::outln;
+use crate::output::{json_to_stdout, outln};
 use crate::rotation;
 use crate::support::{Failure, confirm, json, require_root, tenant_names};
 
@@ -169,18 +172,11 @@ fn print_backup(
     pruned: Option<&rotation::Pruned>,
     lines: Option<&Vec<TenantBackup>>,
 ) {
-    let path = |p: &std::path::Path| p.display().to_string();
     if let Some(lines) = lines {
-        let mut value = json(report);
-        value["tenants"] = json(lines);
-        if let Some(pruned) = pruned {
-            let removed: Vec<String> = pruned.removed.iter().map(|p| path(p)).collect();
-            let kept: Vec<serde_json::Value> = (pruned.kept_for.iter())
-                .map(|(dir, tenants)| serde_json::json!({ "dir": path(dir), "only_copy_of": tenants }))
-                .collect();
-            value["pruned"] = serde_json::json!({ "removed": removed, "kept": kept });
-        }
-        outln!("{value}");
+        json_to_stdout(&BackupJson {
+            report: report.with_lines(lines),
+            pruned: pruned.map(PrunedJson::new),
+        });
         return;
     }
     outln!("{report}");
@@ -194,6 +190,47 @@ fn print_backup(
             dir.display(),
             tenants.join(", ")
         );
+    }
+}
+
+/// `backup --json`: the report listing every tenant's line, and what the
+/// prune removed and kept. Written as it is serialized.
+#[derive(serde::Serialize)]
+struct BackupJson<'a> {
+    #[serde(flatten)]
+    report: ReportWithLines<'a, BackupCounts>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pruned: Option<PrunedJson<'a>>,
+}
+
+/// `{"removed": [dir, ...], "kept": [{"dir", "only_copy_of"}, ...]}`.
+#[derive(serde::Serialize)]
+struct PrunedJson<'a> {
+    removed: Vec<String>,
+    kept: Vec<KeptJson<'a>>,
+}
+
+#[derive(serde::Serialize)]
+struct KeptJson<'a> {
+    dir: String,
+    only_copy_of: &'a [String],
+}
+
+impl<'a> PrunedJson<'a> {
+    fn new(pruned: &'a rotation::Pruned) -> Self {
+        PrunedJson {
+            removed: pruned
+                .removed
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect(),
+            kept: (pruned.kept_for.iter())
+                .map(|(dir, tenants)| KeptJson {
+                    dir: dir.display().to_string(),
+                    only_copy_of: tenants,
+                })
+                .collect(),
+        }
     }
 }
 

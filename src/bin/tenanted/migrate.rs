@@ -5,15 +5,14 @@ use std::io::{BufWriter, IsTerminal, Write};
 use std::sync::{Arc, Mutex};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
-use serde_json::{Value, json};
 use tenanted::{
-    MigrateOptions, MigrationPlan, MigrationReport, StatusReport, TenantManager, TenantName,
-    TenantReport, TenantStatus,
+    MigrateOptions, MigrationCounts, MigrationPlan, MigrationReport, ReportWithLines, StatusReport,
+    TenantManager, TenantName, TenantReport, TenantStatus,
 };
 
 use crate::Cli;
 use crate::interrupt::{INTERRUPTED, cancel_on_ctrl_c};
-use crate::output::{errln, outln};
+use crate::output::{errln, json_to_stdout, outln};
 use crate::support::{Failure, confirm, require_root, tenant_names};
 use crate::usage::{FlagsJson, StatusFlags};
 
@@ -132,13 +131,18 @@ pub fn migrate(cli: &Cli, args: &MigrateArgs) -> Result<u8, Failure> {
             "canary: ",
         )?;
         if !report.0.is_success() {
-            return Ok(canary_failed(&report.0, report.1, args.json));
+            return Ok(canary_failed(&report.0, &report.1, args.json));
         }
         canary_report = Some(report);
     }
     let report = run_stage(cli, &manager, options(None), args.json, "")?;
     if args.json {
-        outln!("{}", with_canary(report.1, canary_report.map(|r| r.1)));
+        let canary = canary_report.as_ref().map(|(r, lines)| r.with_lines(lines));
+        json_to_stdout(&StageJson {
+            stage: report.0.with_lines(&report.1),
+            canary,
+            stopped_at_canary: None,
+        });
     }
     Ok(exit_code(&report.0))
 }
@@ -219,26 +223,41 @@ fn canaries(
     Ok(named)
 }
 
-/// Runs one stage (the canaries, or the fleet) with its own printer.
+/// `migrate --json`: a stage's report listing every tenant it attempted
+/// (the report's own `tenants` holds only the failures), with the canary
+/// stage's under `"canary"`, or `"stopped_at_canary"` when a canary
+/// failed.
+#[derive(serde::Serialize)]
+struct StageJson<'a> {
+    #[serde(flatten)]
+    stage: ReportWithLines<'a, MigrationCounts>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    canary: Option<ReportWithLines<'a, MigrationCounts>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stopped_at_canary: Option<bool>,
+}
+
+/// Runs one stage (the canaries, or the fleet) with its own printer: its
+/// report, and with `json` every tenant's line, sorted by name.
 fn run_stage(
     cli: &Cli,
     manager: &TenantManager,
     options: MigrateOptions,
     json: bool,
     label: &'static str,
-) -> Result<(MigrationReport, Value), Failure> {
+) -> Result<(MigrationReport, Vec<TenantReport>), Failure> {
     let printer = Arc::new(Printer::new(cli.quiet, json, label));
     let (each, progress) = (Arc::clone(&printer), Arc::clone(&printer));
     let options = options
         .after_each(move |report| each.tenant_done(report))
         .on_progress(move |p| progress.progress(p.done, p.total, p.tenant.as_str()));
     let report = manager.migrate_all(&options)?;
-    let value = printer.finish(&report);
-    Ok((report, value))
+    let lines = printer.finish(&report);
+    Ok((report, lines))
 }
 
 /// A canary failed: the fleet was not started.
-fn canary_failed(report: &MigrationReport, mut value: Value, json: bool) -> u8 {
+fn canary_failed(report: &MigrationReport, lines: &[TenantReport], json: bool) -> u8 {
     let code = exit_code(report);
     let why = if code == INTERRUPTED {
         "interrupted"
@@ -247,32 +266,23 @@ fn canary_failed(report: &MigrationReport, mut value: Value, json: bool) -> u8 {
     };
     errln!("error: {why}: the rest of the fleet was not started");
     if json {
-        value["stopped_at_canary"] = json!(true);
-        outln!("{value}");
+        json_to_stdout(&StageJson {
+            stage: report.with_lines(lines),
+            canary: None,
+            stopped_at_canary: Some(true),
+        });
     }
     code.max(1)
-}
-
-/// The fleet stage's JSON, with the canary stage's under `"canary"`.
-fn with_canary(mut fleet: Value, canary: Option<Value>) -> Value {
-    if let Some(canary) = canary {
-        fleet["canary"] = canary;
-    }
-    fleet
 }
 
 /// `migrate --dry-run`: the plan, as text or JSON; 1 when a tenant's
 /// version could not be read.
 fn print_plan(plan: &MigrationPlan, json: bool) -> u8 {
     match json {
-        true => outln!("{}", to_json(plan)),
+        true => json_to_stdout(plan),
         false => outln!("{plan}"),
     }
     u8::from(!plan.is_complete())
-}
-
-fn to_json(value: &impl serde::Serialize) -> Value {
-    serde_json::to_value(value).unwrap_or_else(|e| json!({ "error": e.to_string() }))
 }
 
 /// Where `migrate` writes: per-tenant lines as they finish (above the bar
@@ -328,9 +338,10 @@ impl Printer {
         }
     }
 
-    /// Ends the bar and prints the summary; the JSON report (for `--json`,
-    /// printed by the caller once every stage has run).
-    fn finish(&self, report: &MigrationReport) -> Value {
+    /// Ends the bar and prints the summary; with `--json`, every tenant's
+    /// line instead, sorted by name (the JSON report is printed by the
+    /// caller once every stage has run).
+    fn finish(&self, report: &MigrationReport) -> Vec<TenantReport> {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
@@ -338,13 +349,13 @@ impl Printer {
             let mut lines =
                 (self.lines.lock()).map_or_else(|_| Vec::new(), |mut l| std::mem::take(&mut *l));
             lines.sort_by(|a, b| a.tenant.cmp(&b.tenant));
-            return migrate_json(report, &lines);
+            return lines;
         }
         for e in &report.listing_errors {
             outln!("✗ {e}");
         }
         outln!("{}{}", self.label, report.summary());
-        Value::Null
+        Vec::new()
     }
 }
 
@@ -373,17 +384,6 @@ pub fn rate(per_sec: f64) -> String {
         r if r < 10.0 => format!("{r:.1}/s"),
         r => format!("{r:.0}/s"),
     }
-}
-
-/// `migrate --json`: the report's own `Serialize` (the documented format),
-/// listing every tenant attempted (`lines`), up-to-date ones included.
-fn migrate_json(report: &MigrationReport, lines: &[TenantReport]) -> Value {
-    let mut value =
-        serde_json::to_value(report).unwrap_or_else(|e| json!({ "error": e.to_string() }));
-    if let (Some(tenants), Ok(lines)) = (value.get_mut("tenants"), serde_json::to_value(lines)) {
-        *tenants = lines;
-    }
-    value
 }
 
 /// Every tenant's status row, sorted by name, with the report (whose
@@ -422,7 +422,6 @@ pub fn status(cli: &Cli, args: &StatusArgs) -> Result<u8, Failure> {
 /// `status --json`: the report's own `Serialize` (the documented format)
 /// and the flags, written row by row as they are serialized, never held
 /// whole (a million tenants' rows as JSON values took over a gigabyte).
-/// A closed stdout (`| head`) ends the printing, not the command.
 fn print_status_json(status: &StatusReport, flags: &StatusFlags) {
     #[derive(serde::Serialize)]
     struct StatusJson<'a> {
@@ -431,15 +430,10 @@ fn print_status_json(status: &StatusReport, flags: &StatusFlags) {
         #[serde(flatten)]
         flags: FlagsJson<'a>,
     }
-    let json = StatusJson {
+    json_to_stdout(&StatusJson {
         status,
         flags: flags.json(),
-    };
-    let mut out = BufWriter::new(std::io::stdout().lock());
-    let written = serde_json::to_writer(&mut out, &json).map_err(std::io::Error::from);
-    let _ = written
-        .and_then(|()| writeln!(out))
-        .and_then(|()| out.flush());
+    });
 }
 
 /// `status` as text, line by line (see [`print_status_json`]).

@@ -23,6 +23,24 @@ pub fn to_stderr(text: fmt::Arguments<'_>) {
     write_unless_gone(&mut io::stderr().lock(), &STDERR_GONE, text);
 }
 
+/// Writes `value` as one line of JSON to stdout, as it is serialized
+/// (never built whole first: a report of a million tenants), unless
+/// stdout's reader has gone.
+pub fn json_to_stdout(value: &impl serde::Serialize) {
+    if STDOUT_GONE.load(Ordering::Relaxed) {
+        return;
+    }
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    let written = serde_json::to_writer(&mut out, value).map_err(io::Error::from);
+    if written
+        .and_then(|()| writeln!(out))
+        .and_then(|()| out.flush())
+        .is_err()
+    {
+        STDOUT_GONE.store(true, Ordering::Relaxed);
+    }
+}
+
 fn write_unless_gone(out: &mut impl Write, gone: &AtomicBool, text: fmt::Arguments<'_>) {
     if gone.load(Ordering::Relaxed) {
         return;
