@@ -171,6 +171,57 @@ fn threads_behind_failed_cold_opens_all_hear_the_tenant_is_pending() {
     }
 }
 
+/// After a failed cold open, the threads that waited for it open the
+/// tenant together, each for its own answer: not one after another, the
+/// last waiting as many opens as there are threads. Each hook call after
+/// the first waits (up to 5 s) for another to run beside it: in turn,
+/// none would, and the test would fail.
+#[test]
+fn threads_behind_a_failed_cold_open_open_together_not_in_turn() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let (calls, inside, most) = (
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicUsize::new(0)),
+    );
+    let hook = {
+        let (calls, inside, most) = (calls.clone(), inside.clone(), most.clone());
+        move |c: &mut rusqlite::Connection| {
+            let first = calls.fetch_add(1, Ordering::SeqCst) == 0;
+            let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
+            most.fetch_max(now, Ordering::SeqCst);
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while !first && most.load(Ordering::SeqCst) < 2 && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            inside.fetch_sub(1, Ordering::SeqCst);
+            c.execute_batch("PRAGMA this is not sql;")
+        }
+    };
+    let m = builder(dir.path()).connection_init(hook).build().unwrap();
+    m.create_tenant("acme").unwrap();
+    let barrier = Arc::new(Barrier::new(4));
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let (m, barrier) = (m.clone(), Arc::clone(&barrier));
+            std::thread::spawn(move || {
+                barrier.wait();
+                m.connection("acme").map(drop).unwrap_err().to_string()
+            })
+        })
+        .collect();
+    for t in threads {
+        let message = t.join().unwrap();
+        assert!(message.contains("connection_init"), "{message}");
+    }
+    assert!(
+        most.load(Ordering::SeqCst) >= 2,
+        "the hook never ran twice at once: {} calls",
+        calls.load(Ordering::SeqCst)
+    );
+}
+
 #[test]
 fn sixteen_threads_over_500_tenants_stay_within_max_pools() {
     let dir = tempfile::tempdir().unwrap();

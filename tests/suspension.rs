@@ -179,3 +179,47 @@ fn a_suspension_in_another_process_holds_here() {
     in_child(dir.path(), "resume");
     until("resumed", || write(&m, "acme").is_ok());
 }
+
+/// A tenant blocked while its first pool is being opened, in this
+/// process: the open in flight serves no connection of it, and nor does
+/// any checkout after `suspend_tenant` returns (the watcher is not waited
+/// for: its interval here is an hour).
+#[test]
+fn a_tenant_blocked_while_its_pool_opens_is_not_served() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Barrier};
+    let dir = tempfile::tempdir().unwrap();
+    let (opening, go) = (Arc::new(Barrier::new(2)), Arc::new(Barrier::new(2)));
+    let first = Arc::new(AtomicBool::new(true));
+    let hook = {
+        let (opening, go, first) = (opening.clone(), go.clone(), first.clone());
+        move |_: &mut rusqlite::Connection| {
+            if first.swap(false, Ordering::SeqCst) {
+                opening.wait();
+                go.wait();
+            }
+            Ok(())
+        }
+    };
+    let m = common::builder(dir.path())
+        .watch_interval(Duration::from_secs(3600))
+        .connection_init(hook)
+        .build()
+        .unwrap();
+    m.create_tenant("acme").unwrap();
+    let checkout = {
+        let m = m.clone();
+        std::thread::spawn(move || m.connection("acme").map(drop))
+    };
+    opening.wait();
+    m.suspend_tenant("acme", SuspendMode::Blocked, "unpaid")
+        .unwrap();
+    go.wait();
+    let during = checkout.join().unwrap();
+    assert_eq!(
+        suspended(during),
+        Some((SuspendMode::Blocked, "unpaid".into()))
+    );
+    assert!(suspended(m.connection("acme").map(drop)).is_some());
+    assert_eq!(m.stats().open_pools, 0);
+}

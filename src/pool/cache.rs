@@ -63,18 +63,29 @@ pub(super) enum Opening<'a> {
     Destroying,
 }
 
-/// The lead's hold on a flight: dropped after the lead's pool (declare it
-/// first), it ends the flight in the cache and wakes the waiters.
+/// A lead's hold on a flight: dropped after the lead's pool (declare it
+/// first), it ends the lead's part of the flight in the cache, and the
+/// last lead's wakes the waiters.
 pub(crate) struct FlightGuard<'a> {
     cache: &'a PoolCache,
     tenant: TenantName,
     flight: Arc<Flight>,
+    failed: bool,
+}
+
+impl FlightGuard<'_> {
+    /// The lead's open failed: its followers open the tenant together
+    /// (see `flight.rs`).
+    pub(super) fn failed(&mut self) {
+        self.failed = true;
+    }
 }
 
 impl Drop for FlightGuard<'_> {
     fn drop(&mut self) {
-        self.cache.end_open(&self.tenant, &self.flight);
-        self.flight.land();
+        if self.cache.end_open(&self.tenant, &self.flight, self.failed) {
+            self.flight.wake();
+        }
     }
 }
 
@@ -145,8 +156,10 @@ impl PoolCache {
         self.shard(name).lock().flights.contains_key(name)
     }
 
-    /// Starts a cold open of `tenant`: see [`Opening`].
-    pub(super) fn begin_open(&self, tenant: &TenantName) -> Opening<'_> {
+    /// Starts a cold open of `tenant`: see [`Opening`]. `together`, for a
+    /// caller whose lead failed: it joins (or starts) a round of opens
+    /// instead of following one more (see `flight.rs`).
+    pub(super) fn begin_open(&self, tenant: &TenantName, together: bool) -> Opening<'_> {
         let mut state = self.shard(tenant.as_str()).lock();
         if state.destroying.contains(tenant.as_str()) {
             return Opening::Destroying;
@@ -156,28 +169,32 @@ impl PoolCache {
             state.hits += 1;
             return Opening::Cached(pool);
         }
-        if let Some(flight) = state.flights.get(tenant.as_str()) {
-            return Opening::Follow(Arc::clone(flight));
-        }
-        let flight = Arc::new(Flight::default());
-        state.flights.insert(tenant.clone(), Arc::clone(&flight));
+        let flight = match state.flights.get(tenant.as_str()) {
+            Some(flight) if together && flight.join() => Arc::clone(flight),
+            Some(flight) => return Opening::Follow(Arc::clone(flight)),
+            None => {
+                let flight = Arc::new(Flight::new(together));
+                state.flights.insert(tenant.clone(), Arc::clone(&flight));
+                flight
+            }
+        };
         Opening::Lead(FlightGuard {
             cache: self,
             tenant: tenant.clone(),
             flight,
+            failed: false,
         })
     }
 
-    /// Ends a cold open (from `FlightGuard::drop`).
-    fn end_open(&self, tenant: &TenantName, flight: &Arc<Flight>) {
+    /// Ends a lead's part of a cold open (from `FlightGuard::drop`);
+    /// whether the flight landed (its last lead).
+    fn end_open(&self, tenant: &TenantName, flight: &Arc<Flight>, failed: bool) -> bool {
         let mut state = self.shard(tenant.as_str()).lock();
-        if state
-            .flights
-            .get(tenant.as_str())
-            .is_some_and(|f| Arc::ptr_eq(f, flight))
-        {
+        let landed = flight.leave(failed);
+        if landed && (state.flights.get(tenant.as_str())).is_some_and(|f| Arc::ptr_eq(f, flight)) {
             state.flights.remove(tenant.as_str());
         }
+        landed
     }
 
     /// Takes `name`'s pool out of the cache if it is stale (a checkout

@@ -4,46 +4,95 @@
 //! the lead does I/O, and a destroy waits for a flight of its tenant to
 //! land, so a pool being opened can never outlive the file it opened.
 //! The lead's hold on its flight is the cache's (`cache::FlightGuard`).
+//!
+//! A flight whose lead failed (a pending tenant, a failing hook, a lock
+//! held by a stopped process) frees its followers to open the tenant
+//! *together*: they join one flight as leads of their own, each gets its
+//! own answer, and none waits behind more than the lead it followed and
+//! the round it joined. Following each other in turn, the k-th would wait
+//! k opens, each as long as the first.
 
 use std::time::Instant;
 
 use parking_lot::{Condvar, Mutex};
 
-/// One cold open in progress.
-#[derive(Debug, Default)]
+/// One cold open in progress (or a round of them, see the module's
+/// comment).
+#[derive(Debug)]
 pub(crate) struct Flight {
-    landed: Mutex<bool>,
+    state: Mutex<State>,
     on_landing: Condvar,
+    /// Whether threads may join it as leads (a round after a failure).
+    together: bool,
+}
+
+#[derive(Debug)]
+struct State {
+    /// Leads still opening.
+    leads: usize,
+    landed: bool,
+    /// Whether a lead failed (and none cached a pool: then the followers
+    /// find it).
+    failed: bool,
 }
 
 impl Flight {
-    /// Waits until the open has ended, however it ended.
-    pub(super) fn wait(&self) {
-        let mut landed = self.landed.lock();
-        while !*landed {
-            self.on_landing.wait(&mut landed);
+    /// A flight with its one lead; `together`, one others may join.
+    pub(super) fn new(together: bool) -> Flight {
+        Flight {
+            state: Mutex::new(State {
+                leads: 1,
+                landed: false,
+                failed: false,
+            }),
+            on_landing: Condvar::new(),
+            together,
         }
+    }
+
+    /// Joins this flight as one more lead, if it takes them and has not
+    /// landed. The caller holds the lock of the shard the flight is in.
+    pub(super) fn join(&self) -> bool {
+        let mut state = self.state.lock();
+        let joined = self.together && !state.landed;
+        state.leads += usize::from(joined);
+        joined
+    }
+
+    /// Waits until the open has ended, however it ended; whether it failed.
+    pub(super) fn wait(&self) -> bool {
+        let mut state = self.state.lock();
+        while !state.landed {
+            self.on_landing.wait(&mut state);
+        }
+        state.failed
     }
 
     /// Waits until the open has ended or `deadline` passes; whether it
     /// ended.
     pub(super) fn wait_until(&self, deadline: Instant) -> bool {
-        let mut landed = self.landed.lock();
-        while !*landed {
-            if self
-                .on_landing
-                .wait_until(&mut landed, deadline)
-                .timed_out()
-            {
-                return *landed;
+        let mut state = self.state.lock();
+        while !state.landed {
+            if self.on_landing.wait_until(&mut state, deadline).timed_out() {
+                return state.landed;
             }
         }
         true
     }
 
-    /// Ends the flight and wakes the waiters (see `cache::FlightGuard`).
-    pub(super) fn land(&self) {
-        *self.landed.lock() = true;
+    /// One lead is done (`failed`, or not); whether it was the last, which
+    /// lands the flight. Called under the lock of the flight's shard, so
+    /// that it leaves the shard as it lands.
+    pub(super) fn leave(&self, failed: bool) -> bool {
+        let mut state = self.state.lock();
+        state.leads -= 1;
+        state.failed |= failed;
+        state.landed = state.leads == 0;
+        state.landed
+    }
+
+    /// Wakes the waiters of a landed flight (see `cache::FlightGuard`).
+    pub(super) fn wake(&self) {
         self.on_landing.notify_all();
     }
 }

@@ -30,7 +30,7 @@ use super::resident::{Resident, ResidentLease};
 use super::tenant_pool::{Checkout, Refused, Shared, TenantPool};
 use crate::crypt::{self, TenantKey};
 use crate::error::{Error, Result};
-use crate::limits::{Limits, Policy};
+use crate::limits::{Limits, Policy, Suspension};
 use crate::migrate::{self, Migrations};
 use crate::name::TenantName;
 use crate::storage::{self, EXISTING, TenantPath, TrackedConnection};
@@ -96,29 +96,29 @@ pub(crate) fn open(
     let _entered = span.enter();
     // A blocked tenant gets no pool (the watcher retires a cached one).
     if let Some(s) = config.limits.policy(tenant.as_str()).blocked() {
-        return Err(Error::TenantSuspended {
-            tenant,
-            mode: s.mode,
-            reason: s.reason.clone(),
-        });
+        return Err(suspended(&tenant, s));
     }
-    let mut attempts = 0;
+    let (mut attempts, mut together) = (0, false);
     while attempts < MAX_ATTEMPTS {
-        let checkout = match cache.begin_open(&tenant) {
+        let checkout = match cache.begin_open(&tenant, together) {
             Opening::Destroying => return Err(Error::TenantBeingDestroyed { tenant, path }),
             Opening::Follow(flight) => {
-                // Bounded: each flight ends with its lead's own answer, and
-                // a failed lead leaves (its followers lead in turn).
-                flight.wait();
+                // Bounded: a flight ends with its leads' own answers, and
+                // after a failed one its followers open together (see
+                // `flight.rs`), each for its own answer.
+                together = flight.wait();
                 continue;
             }
             Opening::Cached(pool) => pool.checkout(cache.now()),
-            Opening::Lead(flight) => {
+            Opening::Lead(mut flight) => {
                 // This process's other callers for the tenant wait for the
                 // flight, and so for what a dead operation left to be
                 // finished: then they find the pool.
                 let open = || open_as_lead(cache, config, migrations, &tenant, &path);
                 let opened = lead_open(open, config, &tenant, &path);
+                if matches!(opened, Err(Refused::Failed(_))) {
+                    flight.failed();
+                }
                 // The pool the lead built (if it lost) is gone by now.
                 drop(flight);
                 opened
@@ -193,7 +193,12 @@ fn open_as_lead(
 ) -> Result<Checkout, Refused> {
     let state = Arc::new(PoolState::default());
     let resident = Resident::new(config.max_connections);
+    // Read again here, by the lead: a caller that passed `open`'s look
+    // may have waited behind other opens while the tenant was blocked.
     let policy = config.limits.policy(tenant.as_str());
+    if let Some(s) = policy.blocked() {
+        return Err(Refused::Failed(suspended(tenant, s)));
+    }
     let target = Target {
         root: config.root.clone(),
         path: path.to_path_buf(),
@@ -227,7 +232,25 @@ fn open_as_lead(
         policy,
         cache.now(),
     ));
-    cache_and_adopt(cache, pool, Lease::Resident(first))
+    let checkout = cache_and_adopt(cache, Arc::clone(&pool), Lease::Resident(first))?;
+    // Limits changed while the pool was opened (`suspend_tenant` retires
+    // the pools it finds cached, and this one was not yet): it is retired
+    // now, and the caller looks again, under the new ones.
+    if config.limits.policy(tenant.as_str()) != *pool.policy() {
+        drop(checkout);
+        cache.retire_stale(&pool);
+        return Err(Refused::Stale);
+    }
+    Ok(checkout)
+}
+
+/// [`Error::TenantSuspended`], for a tenant blocked as `s` says.
+fn suspended(tenant: &TenantName, s: &Suspension) -> Error {
+    Error::TenantSuspended {
+        tenant: tenant.clone(),
+        mode: s.mode,
+        reason: s.reason.clone(),
+    }
 }
 
 /// The pool's connection manager and its first connection, with the
