@@ -131,7 +131,12 @@ pub(crate) fn open(
         }
         attempts += 1;
     }
-    Err(storage::missing_error(&tenant, &path))
+    // The file was replaced under every attempt: an operation on the
+    // tenant keeps replacing it (it exists, or may).
+    match look_again(config, &path) {
+        Again::Nothing => Err(Error::TenantDoesNotExist { tenant, path }),
+        Again::Database | Again::Fenced => Err(Error::TenantBeingDestroyed { tenant, path }),
+    }
 }
 
 /// The lead's cold open, again when what kept the tenant away is gone:
@@ -146,25 +151,53 @@ fn lead_open(
     tenant: &TenantName,
     path: &Path,
 ) -> Result<Checkout, Refused> {
-    match open() {
+    let opened = match open() {
         Err(Refused::Failed(Error::TenantBeingDestroyed { .. }))
             if finish_interrupted(config, tenant, path) =>
         {
             open()
         }
-        Err(Refused::Failed(Error::TenantDoesNotExist { .. })) if reappeared(config, path) => {
-            Err(Refused::Stale)
+        opened => opened,
+    };
+    match opened {
+        Err(Refused::Failed(Error::TenantDoesNotExist { tenant, path })) => {
+            match look_again(config, &path) {
+                Again::Database => Err(Refused::Stale),
+                Again::Fenced => Err(Refused::Failed(Error::TenantBeingDestroyed {
+                    tenant,
+                    path,
+                })),
+                Again::Nothing => Err(Refused::Failed(Error::TenantDoesNotExist { tenant, path })),
+            }
         }
         opened => opened,
     }
 }
 
-/// Whether a database is at `path` now.
-fn reappeared(config: &OpenConfig, path: &Path) -> bool {
-    matches!(
+/// What a second look at a tenant found missing finds.
+enum Again {
+    /// A database is at its path now: open it.
+    Database,
+    /// It is fenced off, or marked, by an operation (the first look fell
+    /// between one restore's swap and the next one's fence).
+    Fenced,
+    /// Neither: it does not exist.
+    Nothing,
+}
+
+/// Looks again at a tenant whose open found nothing at `path`: two looks
+/// (the open's, then the fence's) may straddle an operation's steps.
+fn look_again(config: &OpenConfig, path: &Path) -> Again {
+    if matches!(
         storage::occupant(&config.root, path),
         Ok(storage::Occupant::Database(_))
-    )
+    ) {
+        return Again::Database;
+    }
+    match storage::marked(TenantPath::new(&config.root, path, config.owns_dir)) {
+        true => Again::Fenced,
+        false => Again::Nothing,
+    }
 }
 
 /// After a cold open found `tenant` fenced off on disk: finishes what a

@@ -319,7 +319,8 @@ pub(crate) fn sweep_debris(root: &RootConfig) -> Result<usize> {
     let mut removed = 0;
     for (db, tenant) in owners {
         let at = TenantPath::new(root.root_dir(), &db, owns_dir);
-        removed += sweep_tenant(&tenant, at, SweptBy::Operator)?;
+        let swept = sweep_tenant(&tenant, at, SweptBy::Operator)?;
+        removed += swept.debris + swept.lock_file;
     }
     Ok(removed)
 }
@@ -338,7 +339,16 @@ pub(crate) fn sweep_debris(root: &RootConfig) -> Result<usize> {
 ///
 /// [`Error::Io`] when the tenant's files cannot be looked at or put back.
 pub(crate) fn finish_interrupted(tenant: &TenantName, at: TenantPath<'_>) -> Result<bool> {
-    sweep_tenant(tenant, at, SweptBy::Checkout).map(|removed| removed > 0)
+    sweep_tenant(tenant, at, SweptBy::Checkout).map(|swept| swept.debris > 0)
+}
+
+/// What [`sweep_tenant`] removed.
+struct Swept {
+    /// Files an interrupted operation left (a fenced database put back
+    /// counts as one).
+    debris: usize,
+    /// The tenant's lock file (1 or 0).
+    lock_file: usize,
 }
 
 /// Who sweeps a tenant, which decides what is left alone.
@@ -359,20 +369,24 @@ enum SweptBy {
     Checkout,
 }
 
-fn sweep_tenant(tenant: &TenantName, at: TenantPath<'_>, by: SweptBy) -> Result<usize> {
-    let had_lock_file = usize::from(sys::symlink_metadata(&lock_path(at.entry())).is_ok());
+fn sweep_tenant(tenant: &TenantName, at: TenantPath<'_>, by: SweptBy) -> Result<Swept> {
+    let lock_file = usize::from(sys::symlink_metadata(&lock_path(at.entry())).is_ok());
+    let nothing = Swept {
+        debris: 0,
+        lock_file: 0,
+    };
     let lock = match TenantLock::try_for_sweep(at) {
         Ok(Some(lock)) => lock,
-        Ok(None) => return Ok(0),
+        Ok(None) => return Ok(nothing),
         Err(e) => return Err(Error::io(Some(tenant), at.entry(), "locking the tenant", e)),
     };
     if by == SweptBy::Checkout && left_to_the_operator(tenant, &lock, at)? {
-        return Ok(0);
+        return Ok(nothing);
     }
-    let removed = match sweep_locked(tenant, &lock, at) {
+    let debris = match sweep_locked(tenant, &lock, at) {
         Ok(removed) => removed,
         // Still open elsewhere: its debris is not debris yet.
-        Err(Error::TenantBusy { .. }) => return Ok(0),
+        Err(Error::TenantBusy { .. }) => return Ok(nothing),
         Err(e) => return Err(e),
     };
     let db_exists = match lock.db_dir(at) {
@@ -383,7 +397,7 @@ fn sweep_tenant(tenant: &TenantName, at: TenantPath<'_>, by: SweptBy) -> Result<
     if !db_exists {
         remove_empty_parents(at.root(), at.db_dir());
     }
-    Ok(removed + had_lock_file)
+    Ok(Swept { debris, lock_file })
 }
 
 /// Whether a fenced database beside the tenant's is one a checkout leaves

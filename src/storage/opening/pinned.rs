@@ -52,7 +52,8 @@ impl Pinned {
 /// Why a pinned open failed.
 #[derive(Debug)]
 pub(crate) enum PinError {
-    /// Nothing is at the path (or its directory is gone).
+    /// Nothing is at the path (or its directory is gone), or the file
+    /// SQLite failed on is no longer there.
     Missing,
     /// The process (or the system) ran out of file descriptors.
     TooManyOpenFiles,
@@ -130,10 +131,18 @@ pub(crate) fn open_pinned(
     let registration = Registration::new(before);
     // Until it is known to be on `before`, whatever the connection reached
     // must not be checkpointed on close: every exit disarms it.
-    let conn = open().map_err(|e| sqlite_failure(dir, e))?;
+    // SQLite failing on a file replaced under it (a restore swapping the
+    // tenant: `SQLITE_IOERR_FSTAT`, `CANTOPEN`) says nothing of the
+    // tenant's own file: that is a file gone from the path.
+    let failed = |e: rusqlite::Error| match FileId::in_dir(gate.dir(), name) {
+        Ok(Some(now)) if now != before => PinError::Missing,
+        Ok(None) => PinError::Missing,
+        _ => sqlite_failure(dir, e),
+    };
+    let conn = open().map_err(failed)?;
     let unproven = Unproven::new(&conn);
-    let version = (conn.query_row("PRAGMA user_version", [], |row| row.get::<_, i64>(0)))
-        .map_err(|e| sqlite_failure(dir, e))?;
+    let version =
+        (conn.query_row("PRAGMA user_version", [], |row| row.get::<_, i64>(0))).map_err(failed)?;
     let after = FileId::in_dir(gate.dir(), name)
         .and_then(|inside| Ok((inside, FileId::at(path)?)))
         .map_err(PinError::Stat)?;
