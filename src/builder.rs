@@ -275,6 +275,13 @@ impl TenantManagerBuilder {
 
     /// Runs `init` on every new pooled connection, after tenanted's own
     /// PRAGMAs (`busy_timeout`, `foreign_keys = ON`).
+    ///
+    /// `init` is given the connection being made: use it. Asking
+    /// [`TenantManager::connection`] for the same tenant from inside `init`
+    /// would wait for the very connection `init` is making, so that call
+    /// gets [`Error::AskedFromItsOwnHook`](crate::Error::AskedFromItsOwnHook)
+    /// (unless a connection of the tenant is idle). Other tenants may be
+    /// asked for.
     pub fn connection_init<F>(mut self, init: F) -> Self
     where
         F: Fn(&mut Connection) -> rusqlite::Result<()> + Send + Sync + 'static,

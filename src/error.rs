@@ -526,6 +526,21 @@ pub enum Error {
         tenant: TenantName,
     },
 
+    /// A connection to a tenant was asked for from inside the making of
+    /// one of its own connections: from a `connection_init` hook. The
+    /// connection being made waits for the hook, so the call would wait
+    /// for itself: it is refused when the tenant's pool is not open yet or
+    /// has no connection idle (one idle is served).
+    #[error(
+        "a connection to tenant {tenant} was asked for from inside the connection_init hook of one of its own connections ({}); that call would wait for the connection the hook is making: use the connection the hook was given instead", path.display()
+    )]
+    AskedFromItsOwnHook {
+        /// The tenant.
+        tenant: TenantName,
+        /// Its database file.
+        path: PathBuf,
+    },
+
     /// `interact` could not run its closure: no Tokio runtime, or one
     /// shutting down. Nothing was checked out.
     #[error("interact for tenant {tenant} did not run: {reason}")]
@@ -737,6 +752,7 @@ impl Error {
             | Error::TenantDoesNotExist { tenant, .. }
             | Error::TenantBusy { tenant, .. }
             | Error::TenantBeingDestroyed { tenant, .. }
+            | Error::AskedFromItsOwnHook { tenant, .. }
             | Error::DamagedTenant { tenant, .. }
             | Error::MissingDatabase { tenant, .. }
             | Error::NotATenantDatabase { tenant, .. }

@@ -436,3 +436,71 @@ fn a_failing_connection_init_hook_is_reported_without_waiting_out_the_pool() {
     );
     assert_eq!(m.stats().open_pools, 0);
 }
+
+#[test]
+fn a_connection_init_hook_asking_for_its_own_tenant_is_refused_not_deadlocked() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager: Arc<std::sync::OnceLock<TenantManager>> = Arc::default();
+    let inner: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+    let (hook_manager, hook_answers) = (Arc::clone(&manager), Arc::clone(&inner));
+    let m = builder(dir.path())
+        // Long enough that a wait sat out would fail the test below.
+        .connection_timeout(Duration::from_secs(600))
+        .connection_init(move |conn| {
+            let making_acme = conn.path().is_some_and(|p| p.contains("/acme/"));
+            if let (Some(m), true) = (hook_manager.get(), making_acme) {
+                // A hook of "acme" asks for "acme" (what it should use is
+                // the connection it was given), and for another tenant.
+                let own = m.connection("acme").err().map(|e| e.to_string());
+                let other = m.connection("globex").map(|_| "ok".to_string());
+                let mut answers = hook_answers.lock().unwrap();
+                answers.push(own.unwrap_or_else(|| "served".into()));
+                answers.push(other.unwrap_or_else(|e| e.to_string()));
+            }
+            Ok(())
+        })
+        .build()
+        .unwrap();
+    m.create_tenant("acme").unwrap();
+    m.create_tenant("globex").unwrap();
+    assert!(manager.set(m.clone()).is_ok());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let opener = m.clone();
+    std::thread::spawn(move || {
+        // The cold open (the hook runs on this thread, the flight's lead),
+        // then a second connection while the first is held: r2d2 makes it
+        // on a connector thread, where the hook runs again.
+        let first = opener.connection("acme");
+        let second = match &first {
+            Ok(_) => opener.connection("acme").map(|_| ()),
+            Err(_) => Ok(()),
+        };
+        let outcome = (first.map(|_| ()), second);
+        tx.send(outcome.0.err().map(|e| e.to_string())).unwrap();
+        tx.send(outcome.1.err().map(|e| e.to_string())).unwrap();
+    });
+    for _ in ["the cold open", "the second connection"] {
+        let refused = rx
+            .recv_timeout(Duration::from_secs(120))
+            .expect("a hook asking for its own tenant waited for itself");
+        assert_eq!(refused, None);
+    }
+    // Each hook's two answers, in the order hooks finished. The lead's
+    // hook finished first; of the connector threads' hooks, the first to
+    // finish found nothing idle (the first connection was held). Later
+    // ones may find an idle connection, made meanwhile, and be served.
+    let answers = inner.lock().unwrap().clone();
+    let refused = |a: &str| {
+        a.contains("tenant acme")
+            && a.contains("connection_init")
+            && a.contains("acme/main.sqlite3")
+    };
+    let (own, other): (Vec<_>, Vec<_>) = answers.chunks(2).map(|p| (&p[0], &p[1])).unzip();
+    assert!(own.len() >= 2 && refused(own[0]), "{answers:?}");
+    assert!(
+        own.iter().all(|a| refused(a) || *a == "served"),
+        "{answers:?}"
+    );
+    assert!(own[1..].iter().any(|a| refused(a)), "{answers:?}");
+    assert!(other.iter().all(|a| *a == "ok"), "{answers:?}");
+}

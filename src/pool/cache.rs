@@ -59,6 +59,9 @@ pub(super) enum Opening<'a> {
     Lead(FlightGuard<'a>),
     /// Another thread is opening it: wait for it, then look again.
     Follow(Arc<Flight>),
+    /// This thread is opening it, and asks again from within that open
+    /// (a `connection_init` hook): waiting would be for itself.
+    Reentered,
     /// A destroy of it is in progress in this process.
     Destroying,
 }
@@ -170,6 +173,7 @@ impl PoolCache {
             return Opening::Cached(pool);
         }
         let flight = match state.flights.get(tenant.as_str()) {
+            Some(flight) if flight.led_here() => return Opening::Reentered,
             Some(flight) if together && flight.join() => Arc::clone(flight),
             Some(flight) => return Opening::Follow(Arc::clone(flight)),
             None => {

@@ -11,7 +11,12 @@
 //! own answer, and none waits behind more than the lead it followed and
 //! the round it joined. Following each other in turn, the k-th would wait
 //! k opens, each as long as the first.
+//!
+//! A flight knows the threads leading it: one of them asking for the
+//! tenant again (from a `connection_init` hook, within its own open) would
+//! wait for itself, and is refused instead.
 
+use std::thread::{self, ThreadId};
 use std::time::Instant;
 
 use parking_lot::{Condvar, Mutex};
@@ -28,8 +33,8 @@ pub(crate) struct Flight {
 
 #[derive(Debug)]
 struct State {
-    /// Leads still opening.
-    leads: usize,
+    /// The threads of the leads still opening.
+    leads: Vec<ThreadId>,
     landed: bool,
     /// Whether a lead failed (and none cached a pool: then the followers
     /// find it).
@@ -37,11 +42,12 @@ struct State {
 }
 
 impl Flight {
-    /// A flight with its one lead; `together`, one others may join.
+    /// A flight led by the calling thread; `together`, one others may
+    /// join.
     pub(super) fn new(together: bool) -> Flight {
         Flight {
             state: Mutex::new(State {
-                leads: 1,
+                leads: vec![thread::current().id()],
                 landed: false,
                 failed: false,
             }),
@@ -50,13 +56,22 @@ impl Flight {
         }
     }
 
-    /// Joins this flight as one more lead, if it takes them and has not
-    /// landed. The caller holds the lock of the shard the flight is in.
+    /// Joins this flight as one more lead (the calling thread), if it
+    /// takes them and has not landed. The caller holds the lock of the
+    /// shard the flight is in.
     pub(super) fn join(&self) -> bool {
         let mut state = self.state.lock();
         let joined = self.together && !state.landed;
-        state.leads += usize::from(joined);
+        if joined {
+            state.leads.push(thread::current().id());
+        }
         joined
+    }
+
+    /// Whether the calling thread is one of this flight's leads.
+    pub(super) fn led_here(&self) -> bool {
+        let here = thread::current().id();
+        self.state.lock().leads.contains(&here)
     }
 
     /// Waits until the open has ended, however it ended; whether it failed.
@@ -80,14 +95,20 @@ impl Flight {
         true
     }
 
-    /// One lead is done (`failed`, or not); whether it was the last, which
-    /// lands the flight. Called under the lock of the flight's shard, so
-    /// that it leaves the shard as it lands.
+    /// The calling thread's lead is done (`failed`, or not); whether it
+    /// was the last, which lands the flight. Called under the lock of the
+    /// flight's shard, so that it leaves the shard as it lands.
     pub(super) fn leave(&self, failed: bool) -> bool {
+        let here = thread::current().id();
         let mut state = self.state.lock();
-        state.leads -= 1;
+        // The guard ending a lead is dropped on its thread; were it not,
+        // one lead still ends, so the flight lands all the same.
+        let at = state.leads.iter().position(|lead| *lead == here);
+        if let Some(at) = at.or(state.leads.len().checked_sub(1)) {
+            state.leads.swap_remove(at);
+        }
         state.failed |= failed;
-        state.landed = state.leads == 0;
+        state.landed = state.leads.is_empty();
         state.landed
     }
 

@@ -13,6 +13,7 @@ mod opener;
 mod pinned_manager;
 mod pool_state;
 mod resident;
+mod setting_up;
 mod shard;
 mod slot_gate;
 mod stats;

@@ -102,6 +102,7 @@ pub(crate) fn open(
     while attempts < MAX_ATTEMPTS {
         let checkout = match cache.begin_open(&tenant, together) {
             Opening::Destroying => return Err(Error::TenantBeingDestroyed { tenant, path }),
+            Opening::Reentered => return Err(Error::AskedFromItsOwnHook { tenant, path }),
             Opening::Follow(flight) => {
                 // Bounded: a flight ends with its leads' own answers, and
                 // after a failed one its followers open together (see

@@ -25,6 +25,7 @@ use rusqlite::Connection;
 
 use super::pool_state::PoolState;
 use super::resident::{Claim, Resident};
+use super::setting_up::SettingUp;
 use crate::error::Error;
 use crate::fs::Patience;
 use crate::limits::{self, Policy};
@@ -153,6 +154,7 @@ impl PinnedManager {
         let patience = Patience::new(self.gate_wait);
         let opened = open_pinned(&self.root, &self.path, &patience, || {
             let mut conn = self.sqlite.connect()?;
+            let _making = SettingUp::enter(&self.state);
             (self.setup)(&mut conn).inspect_err(|_| set_up = false)?;
             Ok(conn)
         });

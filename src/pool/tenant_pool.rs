@@ -25,6 +25,7 @@ use super::lease::Lease;
 use super::pinned_manager::PinnedManager;
 use super::pool_state::{Admission, PoolState};
 use super::resident::Resident;
+use super::setting_up;
 use crate::error::{Error, NoConnection, Result};
 use crate::limits::Policy;
 use crate::name::TenantName;
@@ -179,6 +180,12 @@ impl TenantPool {
                 }
                 Err(_timed_out) => {
                     self.admit()?;
+                    if setting_up::making_for(&self.state) {
+                        return Err(Refused::Failed(Error::AskedFromItsOwnHook {
+                            tenant: self.name.clone(),
+                            path: self.path.clone(),
+                        }));
+                    }
                     if started.elapsed() >= self.connection_timeout {
                         return Err(Refused::Failed(Error::Pool {
                             tenant: self.name.clone(),
