@@ -120,7 +120,11 @@ impl TenantManagerBuilder {
     }
 
     /// How long `connection` waits when a tenant's pool is exhausted
-    /// (default 30 s).
+    /// (default 30 s), and for another thread that is opening the tenant
+    /// (then the error's cause is
+    /// [`NoConnection::StillOpening`](crate::NoConnection::StillOpening)):
+    /// raise it if first opens can be slow (`auto_migrate` of a large
+    /// tenant).
     pub fn connection_timeout(mut self, timeout: Duration) -> Self {
         self.connection_timeout = timeout;
         self

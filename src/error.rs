@@ -902,6 +902,12 @@ pub enum NoConnection {
     /// A new connection was needed, and opening it failed: the last
     /// failure during the wait.
     OpenFailed(Arc<dyn StdError + Send + Sync>),
+    /// The tenant had no pool yet, and another thread opening it had not
+    /// finished when the wait ended.
+    StillOpening {
+        /// How long this caller waited for that thread.
+        waited: Duration,
+    },
 }
 
 impl fmt::Display for NoConnection {
@@ -914,6 +920,10 @@ impl fmt::Display for NoConnection {
             NoConnection::OpenFailed(e) => write!(
                 f,
                 "opening a new connection failed: {e}; fix what the error names, then retry"
+            ),
+            NoConnection::StillOpening { waited } => write!(
+                f,
+                "another thread has been opening the tenant for {waited:.1?} and has not finished: a connection_init hook is slow, or waits for another tenant whose own hook waits for this one (break that cycle); if first opens are slow (auto_migrate of a large tenant), raise connection_timeout"
             ),
         }
     }

@@ -504,3 +504,52 @@ fn a_connection_init_hook_asking_for_its_own_tenant_is_refused_not_deadlocked() 
     assert!(own[1..].iter().any(|a| refused(a)), "{answers:?}");
     assert!(other.iter().all(|a| *a == "ok"), "{answers:?}");
 }
+
+#[test]
+fn hooks_waiting_on_each_other_across_threads_end_within_the_connection_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager: Arc<std::sync::OnceLock<TenantManager>> = Arc::default();
+    let inner: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+    let (hook_manager, hook_answers) = (Arc::clone(&manager), Arc::clone(&inner));
+    let m = builder(dir.path())
+        .connection_timeout(Duration::from_secs(2))
+        .connection_init(move |conn| {
+            let path = conn.path().unwrap_or_default().to_string();
+            let Some(m) = hook_manager.get().cloned() else {
+                return Ok(());
+            };
+            // a's hook waits for a thread that opens b; b's hook asks for
+            // a, whose open is a's hook's: a cycle across two threads.
+            if path.contains("/a/") {
+                let b = std::thread::spawn(move || m.connection("b").map(drop));
+                assert!(b.join().unwrap().is_ok());
+            } else if path.contains("/b/") {
+                let answer = m.connection("a").map(drop);
+                let answer = answer.map_or_else(|e| e.to_string(), |()| "served".into());
+                hook_answers.lock().unwrap().push(answer);
+            }
+            Ok(())
+        })
+        .build()
+        .unwrap();
+    m.create_tenant("a").unwrap();
+    m.create_tenant("b").unwrap();
+    assert!(manager.set(m.clone()).is_ok());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let opener = m.clone();
+    std::thread::spawn(move || {
+        tx.send(opener.connection("a").map(drop).map_err(|e| e.to_string()))
+    });
+    let outcome = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("hooks waiting on each other waited without a bound");
+    assert_eq!(outcome, Ok(()));
+    let answers = inner.lock().unwrap().clone();
+    let gave_up = &answers[0];
+    assert!(
+        gave_up.contains("tenant a ")
+            && gave_up.contains("has not finished")
+            && gave_up.contains("connection_timeout"),
+        "{answers:?}"
+    );
+}

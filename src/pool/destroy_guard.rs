@@ -91,7 +91,7 @@ impl<'a> DestroyGuard<'a> {
         let landed = self
             .flight
             .as_ref()
-            .is_none_or(|flight| flight.wait_until(self.deadline()));
+            .is_none_or(|flight| flight.wait_until(self.deadline()).is_some());
         let remaining = self.timeout.saturating_sub(self.started.elapsed());
         let pools = self.pools.as_deref().unwrap_or_default();
         let still_out = match wait_quiescent(pools, remaining) {

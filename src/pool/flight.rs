@@ -74,25 +74,16 @@ impl Flight {
         self.state.lock().leads.contains(&here)
     }
 
-    /// Waits until the open has ended, however it ended; whether it failed.
-    pub(super) fn wait(&self) -> bool {
-        let mut state = self.state.lock();
-        while !state.landed {
-            self.on_landing.wait(&mut state);
-        }
-        state.failed
-    }
-
-    /// Waits until the open has ended or `deadline` passes; whether it
-    /// ended.
-    pub(super) fn wait_until(&self, deadline: Instant) -> bool {
+    /// Waits until the open has ended or `deadline` passes: how it ended
+    /// (`Some(failed)`), or `None` if it had not by then.
+    pub(super) fn wait_until(&self, deadline: Instant) -> Option<bool> {
         let mut state = self.state.lock();
         while !state.landed {
             if self.on_landing.wait_until(&mut state, deadline).timed_out() {
-                return state.landed;
+                return state.landed.then_some(state.failed);
             }
         }
-        true
+        Some(state.failed)
     }
 
     /// The calling thread's lead is done (`failed`, or not); whether it

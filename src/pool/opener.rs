@@ -14,7 +14,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, OpenFlags};
@@ -29,7 +29,7 @@ use super::pool_state::{Admission, PoolState};
 use super::resident::{Resident, ResidentLease};
 use super::tenant_pool::{Checkout, Refused, Shared, TenantPool};
 use crate::crypt::{self, TenantKey};
-use crate::error::{Error, Result};
+use crate::error::{Error, NoConnection, Result};
 use crate::limits::{Limits, Policy, Suspension};
 use crate::migrate::{self, Migrations};
 use crate::name::TenantName;
@@ -99,15 +99,21 @@ pub(crate) fn open(
         return Err(suspended(&tenant, s));
     }
     let (mut attempts, mut together) = (0, false);
+    let mut following = Following::default();
     while attempts < MAX_ATTEMPTS {
         let checkout = match cache.begin_open(&tenant, together) {
             Opening::Destroying => return Err(Error::TenantBeingDestroyed { tenant, path }),
             Opening::Reentered => return Err(Error::AskedFromItsOwnHook { tenant, path }),
             Opening::Follow(flight) => {
-                // Bounded: a flight ends with its leads' own answers, and
-                // after a failed one its followers open together (see
-                // `flight.rs`), each for its own answer.
-                together = flight.wait();
+                // A flight ends with its leads' own answers, and after a
+                // failed one its followers open together (see
+                // `flight.rs`). A lead held up by user code (hooks waiting
+                // on each other across threads) is waited for no longer
+                // than a checkout waits for a connection.
+                match flight.wait_until(following.deadline(config)) {
+                    Some(failed) => together = failed,
+                    None => return Err(following.gave_up(tenant, path)),
+                }
                 continue;
             }
             Opening::Cached(pool) => pool.checkout(cache.now()),
@@ -137,6 +143,30 @@ pub(crate) fn open(
     match look_again(config, &path) {
         Again::Nothing => Err(Error::TenantDoesNotExist { tenant, path }),
         Again::Database | Again::Fenced => Err(Error::TenantBeingDestroyed { tenant, path }),
+    }
+}
+
+/// How long a caller has waited for other threads' opens of its tenant.
+#[derive(Default)]
+struct Following {
+    started: Option<Instant>,
+}
+
+impl Following {
+    /// When the caller stops waiting: `connection_timeout` after it first
+    /// waited.
+    fn deadline(&mut self, config: &OpenConfig) -> Instant {
+        *self.started.get_or_insert_with(Instant::now) + config.connection_timeout
+    }
+
+    /// The error of a caller that waited until its deadline.
+    fn gave_up(&self, tenant: TenantName, path: PathBuf) -> Error {
+        let waited = self.started.map(|s| s.elapsed()).unwrap_or_default();
+        Error::Pool {
+            tenant,
+            path,
+            cause: NoConnection::StillOpening { waited },
+        }
     }
 }
 
