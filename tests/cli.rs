@@ -1940,4 +1940,19 @@ fn rebuild_brings_a_root_back_from_its_replica() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains("2026-12-05T05:00:00Z"));
+    // A replica URL with a typo in its path holds nothing: said, exit 1.
+    let typo = format!("file://{}", dir.path().join("replica-typo").display());
+    std::fs::create_dir_all(dir.path().join("replica-typo")).unwrap();
+    let elsewhere = dir.path().join("elsewhere");
+    Command::cargo_bin("tenanted")
+        .unwrap()
+        .arg("--root")
+        .arg(&elsewhere)
+        .arg("--migrations")
+        .arg(dir.path().join("migrations"))
+        .args(["rebuild", "--replica-url", &typo, "--litestream"])
+        .arg(&bin)
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("the replica holds no tenant"));
 }

@@ -621,6 +621,70 @@ fn clear_errors_for_a_missing_litestream_and_an_unlistable_replica() {
         err.contains("listing the tenants") && err.contains("none"),
         "{err}"
     );
+    // A replica that holds nothing (a mistyped path, most likely): the
+    // report says so, in words that point at the URL.
+    std::fs::create_dir_all(dir.path().join("empty")).unwrap();
+    let empty = ReplicaTarget::new(format!("file://{}", dir.path().join("empty").display()));
+    let report = m
+        .rebuild_from_replica(&RebuildOptions::new(empty).litestream(&bin))
+        .unwrap();
+    assert!(report.found_nothing(), "{report}");
+    assert!(
+        report.to_string().contains("the replica holds no tenant")
+            && report.to_string().contains("check its URL"),
+        "{report}"
+    );
+}
+
+/// A replica whose latest state Litestream cannot give back (here, its
+/// newest LTX file damaged by hand; a Litestream killed while writing
+/// can leave one so): the tenant fails, nothing of it is published, and
+/// the error says to try an earlier point in time.
+#[test]
+fn a_replica_that_cannot_be_restored_points_to_an_earlier_time() {
+    let Some(bin) = litestream::binary() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let replica = replicated_root(&bin, dir.path(), 1);
+    let mut ltx: Vec<PathBuf> = walk(&dir.path().join("replica"))
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "ltx"))
+        .collect();
+    assert!(!ltx.is_empty(), "no LTX file in the replica");
+    ltx.sort_by_key(|p| std::fs::metadata(p).unwrap().len());
+    for file in &ltx {
+        let mut bytes = std::fs::read(file).unwrap();
+        let middle = bytes.len() / 2;
+        for b in &mut bytes[middle..] {
+            *b ^= 0x5a;
+        }
+        std::fs::write(file, bytes).unwrap();
+    }
+    let fresh = manager(&dir.path().join("fresh"));
+    let report = fresh
+        .rebuild_from_replica(&replica.options(&bin, dir.path()))
+        .unwrap();
+    assert_eq!(report.failed(), 1, "{report}");
+    let text = report.to_string();
+    assert!(
+        text.contains(&tenant(0)) && text.contains("try an earlier point in time"),
+        "{text}"
+    );
+    assert!(!fresh.tenant_exists(&tenant(0)).unwrap());
+}
+
+/// Every file below `dir`.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        match path.is_dir() {
+            true => files.extend(walk(&path)),
+            false => files.push(path),
+        }
+    }
+    files
 }
 
 /// `staging` names a parent the rebuild makes its own private directory

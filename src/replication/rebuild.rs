@@ -17,7 +17,7 @@ use std::time::Instant;
 use super::listing::replicated_tenants;
 use super::rebuild_options::RebuildOptions;
 use super::rebuild_report::{RebuildOutcome, RebuildReport, TenantRebuild};
-use super::restore_command::{Restored, check_binary, restore_one};
+use super::restore_command::{Restored, check_binary, damaged_replica, restore_one};
 use crate::backup::RestoreOptions;
 use crate::error::{Error, Result};
 use crate::fleet::{Line, Lines, Run};
@@ -157,7 +157,7 @@ impl TenantManager {
         let staged = staging.file_for(tenant);
         let outcome = match restore_one(options, tenant, relative, &staged) {
             Ok(Restored::Nothing) => RebuildOutcome::NotInReplica,
-            Ok(Restored::Staged) => self.publish(tenant, &staged),
+            Ok(Restored::Staged) => self.publish(options, tenant, relative, &staged),
             Err(e) => RebuildOutcome::Failed(Arc::new(e)),
         };
         staging.clear(&staged);
@@ -165,7 +165,13 @@ impl TenantManager {
     }
 
     /// Publishes the staged copy with the library's restore.
-    fn publish(&self, tenant: &TenantName, staged: &Path) -> RebuildOutcome {
+    fn publish(
+        &self,
+        options: &RebuildOptions,
+        tenant: &TenantName,
+        relative: &str,
+        staged: &Path,
+    ) -> RebuildOutcome {
         match self.restore_tenant_opts(tenant.as_str(), staged, &RestoreOptions::new()) {
             Ok(restored) => RebuildOutcome::Restored {
                 version: restored.version,
@@ -174,6 +180,17 @@ impl TenantManager {
             },
             // Published meanwhile by another rebuild or a create.
             Err(Error::TenantExists { .. }) => RebuildOutcome::AlreadyPresent,
+            // What Litestream restored is not a sound database: the copy
+            // was checked, not a backup file of the user's.
+            Err(Error::BadBackup { reason, .. }) => {
+                let read = Error::ReplicaRead {
+                    tenant: Some(tenant.clone()),
+                    url: options.target.tenant_url(relative),
+                    operation: "checking the copy restored".to_owned(),
+                    reason,
+                };
+                RebuildOutcome::Failed(Arc::new(damaged_replica(read, options)))
+            }
             Err(e) => RebuildOutcome::Failed(Arc::new(e)),
         }
     }

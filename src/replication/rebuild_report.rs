@@ -101,6 +101,13 @@ impl RebuildReport {
         self.count(|o| matches!(o, RebuildOutcome::Restored { pending, .. } if !pending.is_empty()))
     }
 
+    /// Whether the replica held no tenant at all: most likely the wrong
+    /// URL (bucket or path) or endpoint, since a replica that tenants were
+    /// ever replicated to holds them.
+    pub fn found_nothing(&self) -> bool {
+        self.tenants.is_empty() && self.skipped.is_empty()
+    }
+
     /// No failure, nothing skipped.
     pub fn is_success(&self) -> bool {
         self.failed() == 0 && self.skipped.is_empty()
@@ -132,6 +139,12 @@ impl fmt::Display for RebuildReport {
         )?;
         if self.behind() > 0 {
             write!(f, "; {} behind the code: run migrate", self.behind())?;
+        }
+        if self.found_nothing() {
+            write!(
+                f,
+                "; the replica holds no tenant: if tenants were replicated there, check its URL (bucket and path) and endpoint"
+            )?;
         }
         if self.cancelled {
             write!(

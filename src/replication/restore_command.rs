@@ -68,13 +68,41 @@ pub(super) fn restore_one(
         }
     }
     if !out.status.success() {
-        return Err(failed(said(&out)));
+        return Err(damaged_replica(failed(said(&out)), options));
     }
     // With -if-replica-exists, "no matching backups" succeeds and writes
     // nothing.
     match crate::fs::sys::exists(staged) {
         true => Ok(Restored::Staged),
         false => Ok(Restored::Nothing),
+    }
+}
+
+/// `e` (a replica that could not be restored, or whose copy is not sound)
+/// with what to try next: Litestream can leave a replica whose latest
+/// state does not restore after it was killed mid-write (its issue
+/// #1164), and an earlier point in time often does.
+pub(super) fn damaged_replica(e: Error, options: &RebuildOptions) -> Error {
+    let Error::ReplicaRead {
+        tenant,
+        url,
+        operation,
+        reason,
+    } = e
+    else {
+        return e;
+    };
+    let when = match options.at {
+        Some(_) => "another point in time",
+        None => "an earlier point in time",
+    };
+    Error::ReplicaRead {
+        tenant,
+        url,
+        operation,
+        reason: format!(
+            "{reason}; the replica cannot give this state back (Litestream can leave a replica so after it was killed while writing): try {when} (RebuildOptions::at, `tenanted rebuild --at TIME --tenant NAME`), or restore the tenant from a backup"
+        ),
     }
 }
 

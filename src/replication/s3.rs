@@ -18,10 +18,19 @@ const SIGNED_FOR: Duration = Duration::from_secs(300);
 /// Every key under the replica's prefix, relative to it, with its last
 /// modification.
 pub(crate) fn list_keys(target: &ReplicaTarget) -> Result<Vec<(String, Option<SystemTime>)>> {
+    list_keys_for(target, "listing the tenants")
+}
+
+/// [`list_keys`], for `operation` (what the caller's error says was
+/// being done).
+fn list_keys_for(
+    target: &ReplicaTarget,
+    operation: &str,
+) -> Result<Vec<(String, Option<SystemTime>)>> {
     let failed = |reason: String| Error::ReplicaRead {
         tenant: None,
         url: target.url().to_owned(),
-        operation: "listing the tenants".to_owned(),
+        operation: operation.to_owned(),
         reason,
     };
     let (bucket, prefix) = bucket_and_prefix(target).map_err(failed)?;
@@ -38,7 +47,7 @@ pub(crate) fn list_keys(target: &ReplicaTarget) -> Result<Vec<(String, Option<Sy
             action.with_continuation_token(token.as_str());
         }
         let url = action.sign(SIGNED_FOR);
-        let body = get(&agent, url.as_str()).map_err(failed)?;
+        let body = get(&agent, url.as_str()).map_err(|e| failed(e.explain(&bucket)))?;
         let page = ListObjectsV2::parse_response(&body)
             .map_err(|e| failed(format!("its answer is not a listing ({e})")))?;
         keys.extend(page.contents.into_iter().filter_map(|object| {
@@ -67,23 +76,68 @@ fn agent() -> ureq::Agent {
         .into()
 }
 
-fn get(agent: &ureq::Agent, url: &str) -> std::result::Result<String, String> {
+/// Why a request to the store failed.
+#[derive(Debug)]
+enum Refusal {
+    /// No answer: the store could not be reached, or stalled.
+    Unreached(String),
+    /// An HTTP status other than success, with the body of the answer.
+    Status(u16, String),
+}
+
+impl Refusal {
+    /// What went wrong, in the store's words, and what to do about it:
+    /// the S3 error code and message rather than the raw XML.
+    fn explain(&self, bucket: &Bucket) -> String {
+        let (name, endpoint) = (bucket.name(), bucket.base_url().as_str());
+        match self {
+            Refusal::Unreached(e) => format!(
+                "the store at {endpoint} did not answer ({e}): check that it runs and that the replica's endpoint is right"
+            ),
+            Refusal::Status(status, body) => {
+                let code = xml_field(body, "Code").unwrap_or_default();
+                let said = match xml_field(body, "Message") {
+                    Some(message) => format!("HTTP {status} {code}: {message}"),
+                    None => format!("HTTP {status} {code}").trim_end().to_owned(),
+                };
+                let hint = match (*status, code) {
+                    (404, "NoSuchBucket") => format!(
+                        "the bucket {name} does not exist at {endpoint}: check the URL's bucket and the endpoint, or create the bucket"
+                    ),
+                    (403, _) | (401, _) => "the store refused the credentials: check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN) in this process's environment, and that they may use the bucket".to_owned(),
+                    (status, _) if status >= 500 => "the store failed: retry once it is healthy".to_owned(),
+                    _ => format!("check the URL (bucket {name}) and the endpoint {endpoint}"),
+                };
+                format!("{said}; {hint}")
+            }
+        }
+    }
+}
+
+/// The text of the first `<field>` element of an S3 error document.
+fn xml_field<'a>(body: &'a str, field: &str) -> Option<&'a str> {
+    let open = format!("<{field}>");
+    let start = body.find(&open)? + open.len();
+    let end = start + body[start..].find("</")?;
+    Some(body[start..end].trim()).filter(|text| !text.is_empty())
+}
+
+fn get(agent: &ureq::Agent, url: &str) -> std::result::Result<String, Refusal> {
     let mut answer = agent
         .get(url)
         .config()
         .http_status_as_error(false)
         .build()
         .call()
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| Refusal::Unreached(e.to_string()))?;
     let status = answer.status();
     let body = answer
         .body_mut()
         .read_to_string()
-        .map_err(|e| e.to_string())?;
-    if status.is_success() {
-        Ok(body)
-    } else {
-        Err(format!("HTTP {status}: {}", body.trim()))
+        .map_err(|e| Refusal::Unreached(e.to_string()))?;
+    match status.is_success() {
+        true => Ok(body),
+        false => Err(Refusal::Status(status.as_u16(), body)),
     }
 }
 
@@ -134,7 +188,7 @@ pub(crate) fn delete_all(target: &ReplicaTarget) -> Result<usize> {
     let (bucket, prefix) = bucket_and_prefix(target).map_err(failed)?;
     let credentials = Credentials::from_env();
     let agent = agent();
-    let keys = list_keys(target)?;
+    let keys = list_keys_for(target, "erasing a destroyed tenant's replica")?;
     for (key, _) in &keys {
         let key = format!("{prefix}{key}");
         let url = DeleteObject::new(&bucket, credentials.as_ref(), &key).sign(SIGNED_FOR);
@@ -144,11 +198,49 @@ pub(crate) fn delete_all(target: &ReplicaTarget) -> Result<usize> {
             .http_status_as_error(false)
             .build()
             .call()
-            .map_err(|e| failed(e.to_string()))?;
-        let status = answer.status();
-        if !status.is_success() && status.as_u16() != 404 {
-            return Err(failed(format!("HTTP {status} deleting {key}")));
+            .map_err(|e| failed(Refusal::Unreached(e.to_string()).explain(&bucket)))?;
+        let status = answer.status().as_u16();
+        if !(200..300).contains(&status) && status != 404 {
+            let refusal = Refusal::Status(
+                status,
+                answer.into_body().read_to_string().unwrap_or_default(),
+            );
+            return Err(failed(format!(
+                "deleting {key}: {}",
+                refusal.explain(&bucket)
+            )));
         }
     }
     Ok(keys.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bucket() -> Bucket {
+        let target = ReplicaTarget::new("s3://tbucket/r4").endpoint("http://127.0.0.1:18333");
+        bucket_and_prefix(&target).unwrap().0
+    }
+
+    #[test]
+    fn a_refusal_says_what_the_store_said_and_what_to_do() {
+        let missing = "<?xml version=\"1.0\"?><Error><Code>NoSuchBucket</Code><Message>The specified bucket does not exist</Message><BucketName>tbucket</BucketName></Error>";
+        let said = Refusal::Status(404, missing.into()).explain(&bucket());
+        assert!(said.starts_with("HTTP 404 NoSuchBucket: The specified bucket does not exist; the bucket tbucket does not exist at http://127.0.0.1:18333"), "{said}");
+        assert!(!said.contains("<?xml"), "{said}");
+        let denied = "<Error><Code>InvalidAccessKeyId</Code><Message>no such key</Message></Error>";
+        let said = Refusal::Status(403, denied.into()).explain(&bucket());
+        assert!(
+            said.contains("AWS_ACCESS_KEY_ID") && said.contains("InvalidAccessKeyId"),
+            "{said}"
+        );
+        let said = Refusal::Status(502, String::new()).explain(&bucket());
+        assert!(said.starts_with("HTTP 502; the store failed"), "{said}");
+        let said = Refusal::Unreached("Connection refused".into()).explain(&bucket());
+        assert!(
+            said.contains("127.0.0.1:18333") && said.contains("Connection refused"),
+            "{said}"
+        );
+    }
 }

@@ -10,7 +10,7 @@ use crate::Cli;
 use crate::interrupt::{INTERRUPTED, cancel_on_ctrl_c};
 use crate::litestream_config::ReplicaArgs;
 use crate::migrate::progress_bar;
-use crate::output::outln;
+use crate::output::{errln, outln};
 use crate::support::json;
 use crate::support::{Failure, tenant_names};
 
@@ -79,12 +79,20 @@ pub fn rebuild(cli: &Cli, args: &RebuildArgs) -> Result<u8, Failure> {
     }
     if args.json {
         outln!("{}", json(&report));
+        if report.found_nothing() {
+            errln!(
+                "the replica {} holds no tenant: if tenants were replicated there, check its URL (bucket and path) and --endpoint",
+                report.replica
+            );
+        }
     } else {
         outln!("{report}");
     }
+    // Nothing to rebuild is a failure: a root is rebuilt because it had
+    // tenants, so an empty replica is most likely the wrong one.
     Ok(if report.cancelled {
         INTERRUPTED
-    } else if report.is_success() {
+    } else if report.is_success() && !report.found_nothing() {
         0
     } else {
         1
