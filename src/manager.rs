@@ -1375,8 +1375,18 @@ impl TenantManager {
             return op(&storage::Nobody);
         };
         let intent = replication.intend_erase(tenant, path)?;
-        match op(&replication.release(tenant)) {
-            Ok(done) if gone(&done) => {
+        let release = replication.release(tenant);
+        let done = op(&release).map(|done| {
+            let went = gone(&done);
+            (done, went)
+        });
+        match done {
+            // Litestream may still have uploads of the old database on
+            // their way: erased now, the replica could get them after.
+            // The intent stays queued for `tenanted replicate` and
+            // `erase_destroyed_replicas`, which erase once they settled.
+            Ok((done, true)) if release.unclean() => Ok(done),
+            Ok((done, true)) => {
                 // The operation happened: its caller must hear so. The
                 // intent stays queued for `tenanted replicate` and
                 // `erase_destroyed_replicas`, which try again.
@@ -1385,7 +1395,7 @@ impl TenantManager {
                 }
                 Ok(done)
             }
-            Ok(done) => {
+            Ok((done, false)) => {
                 intent.abandon();
                 Ok(done)
             }

@@ -14,7 +14,7 @@
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::control::ControlSocket;
@@ -22,7 +22,7 @@ use super::settings::{ReplicationSettings, state_dir};
 use super::store::ReplicaStore;
 use super::tenant_files::TenantFiles;
 use crate::error::{Error, Result};
-use crate::fs::files::remove_quietly;
+use crate::fs::files::{remove_quietly, replace_file};
 use crate::fs::{Dir, sys};
 use crate::name::TenantName;
 use crate::paths::RootConfig;
@@ -30,6 +30,19 @@ use crate::storage::{LetGo, TenantPath, marked};
 
 /// The erase intents' directory in `replication.d`.
 const INTENTS: &str = "erase";
+
+/// The directory in `replication.d` of the marks of tenants whose
+/// Litestream did not let go cleanly (see [`Replication::mark_unclean`]).
+const UNCLEAN: &str = "unclean";
+
+/// How long an erase finished after its destroy waits before it erases
+/// again what landed meanwhile (see [`Replication::settle`]): uploads a
+/// store took in before it stalled are stored within moments of its
+/// coming back.
+#[cfg(not(test))]
+const SETTLE: Duration = Duration::from_secs(5);
+#[cfg(test)]
+const SETTLE: Duration = Duration::from_millis(300);
 
 /// A root's replication, as a manager on it follows it.
 #[derive(Debug, Clone)]
@@ -44,6 +57,19 @@ pub(crate) struct Replication {
 pub(crate) struct Release<'a> {
     replication: &'a Replication,
     tenant: &'a TenantName,
+    /// Whether Litestream was told and did not say it let go cleanly (its
+    /// last sync failed, or it did not answer in time).
+    unclean: AtomicBool,
+}
+
+impl Release<'_> {
+    /// Whether Litestream did not let go cleanly: uploads of the old
+    /// database it had sent may still land in the store, after any erase
+    /// made now. The erase is then left to [`Replication::finish_erases`],
+    /// which erases and looks again once such uploads have settled.
+    pub(crate) fn unclean(&self) -> bool {
+        self.unclean.load(Ordering::SeqCst)
+    }
 }
 
 impl LetGo for Release<'_> {
@@ -53,13 +79,17 @@ impl LetGo for Release<'_> {
         // The operation's deadline bounds Litestream's last sync too: a
         // slow store must not hold a destroy past its destroy_timeout.
         let budget = deadline.saturating_duration_since(Instant::now());
-        if budget.is_zero() {
-            return;
-        }
-        match socket.unregister_within(&db, budget) {
-            Ok(_) | Err(Error::LitestreamNotRunning { .. }) => {}
+        let answer = match budget.is_zero() {
+            true => Err(None),
+            false => socket.unregister_within(&db, budget).map_err(Some),
+        };
+        match answer {
+            Ok(_) | Err(Some(Error::LitestreamNotRunning { .. })) => {}
             Err(e) => {
-                tracing::warn!(tenant = %self.tenant, error = %e, "Litestream did not let go of the tenant")
+                self.unclean.store(true, Ordering::SeqCst);
+                self.replication.mark_unclean(self.tenant);
+                let error = e.map_or("no time left to ask".to_owned(), |e| e.to_string());
+                tracing::warn!(tenant = %self.tenant, %error, "Litestream did not let go of the tenant cleanly; its replica is erased once its last uploads have settled")
             }
         }
     }
@@ -107,6 +137,7 @@ impl Replication {
         Release {
             replication: self,
             tenant,
+            unclean: AtomicBool::new(false),
         }
     }
 
@@ -172,11 +203,12 @@ impl Replication {
         })
     }
 
-    /// Erases (or moves aside) `tenant`'s replica, as the settings say.
-    fn erase(&self, tenant: &TenantName) -> Result<()> {
+    /// Erases `tenant`'s replica, or moves it aside to be erased after
+    /// `retention`.
+    fn erase(&self, tenant: &TenantName, retention: Duration) -> Result<()> {
         let store = ReplicaStore::of(self.settings.replica_url())?;
         let relative = self.relative(tenant)?;
-        let erased = match self.settings.retention_period() {
+        let erased = match retention {
             Duration::ZERO => store.erase(&relative),
             keep => store.bury(&relative, keep, nonce()),
         };
@@ -241,7 +273,7 @@ impl Replication {
         intents: Vec<(PathBuf, TenantName, String)>,
         failed: &mut Failures,
     ) -> Result<usize> {
-        let mut done = 0;
+        let mut settling = Vec::new();
         for (intent, tenant, named) in intents {
             let Ok(file) = sys::open_file(dir.fd(), &intent) else {
                 continue;
@@ -255,16 +287,78 @@ impl Replication {
             if marked(at) {
                 continue;
             }
-            if incarnation(&self.root, &db).as_ref() != Some(&named) {
-                if let Err(e) = self.erase(&tenant) {
-                    failed.add(e);
-                    continue;
-                }
-                done += 1;
+            if incarnation(&self.root, &db).as_ref() == Some(&named) {
+                remove_quietly(dir, &intent);
+                continue;
             }
-            remove_quietly(dir, &intent);
+            match self.erase(&tenant, self.settings.retention_period()) {
+                // Held (`file`) until it settled.
+                Ok(()) => settling.push((file, intent, tenant)),
+                Err(e) => failed.add(e),
+            }
         }
-        Ok(done)
+        Ok(self.settle(dir, settling, failed))
+    }
+
+    /// Erases again, once they had time to land, what uploads sent before
+    /// the erase left in the erased replicas, then drops their intents;
+    /// how many were erased. An intent is finished here when its destroy
+    /// could not erase (the store was down, or Litestream did not let go
+    /// cleanly): then Litestream may have sent uploads that the store
+    /// takes in after the erase (seen with a stalled store: they came back
+    /// and the tenant created again under the name continued from them,
+    /// its replica broken). The intent is dropped, and a tenant of the
+    /// name registered, only after the second erase.
+    fn settle(
+        &self,
+        dir: &Dir,
+        settling: Vec<(File, PathBuf, TenantName)>,
+        failed: &mut Failures,
+    ) -> usize {
+        if settling.is_empty() {
+            return 0;
+        }
+        std::thread::sleep(SETTLE);
+        let mut done = 0;
+        for (_held, intent, tenant) in settling {
+            match self.erase(&tenant, Duration::ZERO) {
+                Ok(()) => {
+                    remove_quietly(dir, &intent);
+                    done += 1;
+                }
+                Err(e) => failed.add(e),
+            }
+        }
+        done
+    }
+
+    /// Records that `tenant`'s Litestream did not let go of its database
+    /// cleanly, for `tenanted replicate` (another process, perhaps) to
+    /// start that Litestream afresh before it registers the name again.
+    /// Failing to record is logged: the destroy goes on.
+    pub(crate) fn mark_unclean(&self, tenant: &TenantName) {
+        let dir = state_dir(&self.root).join(UNCLEAN);
+        let marked = Dir::make(self.root.root_dir(), &dir)
+            .and_then(|dir| replace_file(&dir, Path::new(tenant.as_str()), b""));
+        if let Err(e) = marked {
+            tracing::warn!(%tenant, error = %e, dir = %dir.display(), "could not record that Litestream did not let go of the tenant cleanly");
+        }
+    }
+
+    /// Whether `tenant` is marked by [`mark_unclean`](Self::mark_unclean).
+    pub(crate) fn let_go_uncleanly(&self, tenant: &TenantName) -> bool {
+        let dir = state_dir(&self.root).join(UNCLEAN);
+        Dir::open(self.root.root_dir(), &dir)
+            .and_then(|dir| sys::stat(dir.fd(), Path::new(tenant.as_str())))
+            .is_ok()
+    }
+
+    /// Drops `tenant`'s mark (its Litestream was started afresh).
+    pub(crate) fn forget_unclean(&self, tenant: &TenantName) {
+        let dir = state_dir(&self.root).join(UNCLEAN);
+        if let Ok(dir) = Dir::open(self.root.root_dir(), &dir) {
+            remove_quietly(&dir, Path::new(tenant.as_str()));
+        }
     }
 
     /// Whether an erase intent of `tenant` is pending.
@@ -282,7 +376,8 @@ impl EraseIntent<'_> {
     ///
     /// [`Error::Replica`]: the intent stays, for a later try.
     pub(crate) fn finish(self) -> Result<()> {
-        self.replication.erase(&self.tenant)?;
+        let retention = self.replication.settings.retention_period();
+        self.replication.erase(&self.tenant, retention)?;
         remove_quietly(&self.dir, crate::fs::siblings::name_of(&self.path));
         Ok(())
     }
@@ -490,6 +585,37 @@ mod tests {
             }
         }
         eprintln!("SKIPPED in part: this file system never reused the inode");
+    }
+
+    #[test]
+    fn uploads_landing_after_an_erase_are_erased_before_its_intent_goes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (replication, acme, db, kept) = setup(dir.path());
+        // A destroy that could not erase (the store stalled): its intent
+        // is left for a later pass.
+        let intent = replication.intend_erase(&acme, &db).unwrap();
+        fs::remove_file(&db).unwrap();
+        drop(intent);
+        // An upload Litestream sent before it let go, taken in by the store
+        // just after the erase.
+        let late = std::thread::spawn({
+            let kept = kept.clone();
+            move || {
+                let deadline = std::time::Instant::now() + Duration::from_secs(10);
+                while kept.exists() && std::time::Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                fs::create_dir_all(&kept).unwrap();
+                fs::write(kept.join("0000000004.ltx"), b"old rows, late").unwrap();
+            }
+        });
+        assert_eq!(replication.finish_erases(false).unwrap(), 1);
+        late.join().unwrap();
+        assert!(
+            !kept.join("0000000004.ltx").exists(),
+            "an upload that landed after the erase is kept"
+        );
+        assert!(!replication.erase_pending(&acme));
     }
 
     #[test]

@@ -388,6 +388,7 @@ impl Replicator {
             self.quiet.remove(tenant);
         }
         self.quiet_dirty |= !plan.vanished.is_empty();
+        self.restart_unclean(&plan.register)?;
         // Written tenants first: registering them is quick, and is what
         // the RPO waits on; the idle ones are let go of on other threads.
         let (added, waiting) = self.register(plan.register);
@@ -577,6 +578,65 @@ impl Replicator {
         (added, waiting)
     }
 
+    /// Starts afresh the Litestream of each tenant about to be registered
+    /// again whose earlier database that Litestream did not let go of
+    /// cleanly (its last sync failed against a stalled store; the destroy
+    /// or replace marked it, see `lifecycle::Release`). Such a process
+    /// keeps state of the old database that breaks the replica of the
+    /// tenant made again under the name: seen, that replica failed
+    /// `integrity_check` from some transaction on, 3 runs of 3; with a
+    /// fresh process, 0 of 1. Rare, and each restart lets go of that
+    /// process's other tenants, registered again at the next scan.
+    ///
+    /// # Errors
+    ///
+    /// Starting Litestream again failed.
+    fn restart_unclean(
+        &mut self,
+        changed: &[(TenantName, PathBuf, Signature, bool)],
+    ) -> Result<()> {
+        let settings = self.replication.settings().clone();
+        let unclean: Vec<&TenantName> = (changed.iter().map(|(tenant, ..)| tenant))
+            .filter(|t| self.replication.let_go_uncleanly(t) && !self.replication.erase_pending(t))
+            .collect();
+        let shards: HashSet<usize> = unclean.iter().map(|t| settings.shard_of(t)).collect();
+        for shard in shards {
+            tracing::info!(
+                shard,
+                "starting Litestream afresh: it did not let go cleanly of a database whose tenant is registered again"
+            );
+            self.let_go_of_shard(shard);
+            if let Some(mut child) = self.shards[shard].child.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            self.spawn(shard)?;
+        }
+        for tenant in unclean {
+            self.replication.forget_unclean(tenant);
+        }
+        Ok(())
+    }
+
+    /// Syncs every tenant registered with shard `shard` and lets go of it
+    /// (registered again at the next scan).
+    fn let_go_of_shard(&mut self, shard: usize) {
+        let wait = Duration::from_secs(30);
+        let root = replication_root(&self.replication).clone();
+        let settings = self.replication.settings().clone();
+        let tenants: Vec<TenantName> = (self.active.keys())
+            .filter(|t| settings.shard_of(t) == shard)
+            .cloned()
+            .collect();
+        for tenant in tenants {
+            if let Ok(db) = root.database_path(tenant.as_str()) {
+                let socket = &self.shards[shard].socket;
+                let _ = socket.unregister(&self.replication.absolute(&db), wait);
+            }
+            self.active.remove(&tenant);
+        }
+    }
+
     /// Syncs every registered tenant, lets go of it, and stops Litestream.
     fn shutdown(&mut self) {
         self.retiring.stop();
@@ -588,13 +648,8 @@ impl Replicator {
 
     /// Syncs every registered tenant to its replica and lets go of it.
     fn let_go_of_all(&mut self) {
-        let wait = Duration::from_secs(30);
-        let root = replication_root(&self.replication).clone();
-        for tenant in self.active.keys() {
-            let socket = &self.shards[self.replication.settings().shard_of(tenant)].socket;
-            if let Ok(db) = root.database_path(tenant.as_str()) {
-                let _ = socket.unregister(&self.replication.absolute(&db), wait);
-            }
+        for shard in 0..self.shards.len() {
+            self.let_go_of_shard(shard);
         }
         self.active.clear();
     }

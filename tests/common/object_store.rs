@@ -39,6 +39,18 @@ impl Drop for ObjectStore {
 }
 
 impl ObjectStore {
+    /// Stops (`SIGSTOP`) or resumes (`SIGCONT`) the store: a stalled
+    /// store, whose connections stay open and answer nothing.
+    pub fn signal(&self, signal: &str) {
+        let child = self.child.as_ref().expect("a store this test started");
+        let sent = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(sent.success(), "kill -{signal} the store");
+    }
+
     /// `s3://BUCKET/PREFIX`.
     pub fn url(&self, prefix: &str) -> String {
         format!("s3://{}/{}", self.bucket, prefix)
