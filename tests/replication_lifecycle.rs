@@ -639,6 +639,9 @@ fn a_tenant_made_again_after_a_destroy_during_a_stalled_store_has_a_sound_replic
         "transactions {bad:?} of {} do not restore whole",
         txids.len()
     );
+    // Because the Litestream that could not let go was started afresh.
+    let said = std::fs::read_to_string(dir.path().join("replicate.log")).unwrap();
+    assert!(said.contains("starting Litestream afresh"), "{said}");
 }
 
 /// Whether the database at `path` passes `integrity_check`.

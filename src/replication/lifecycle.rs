@@ -42,7 +42,7 @@ const UNCLEAN: &str = "unclean";
 #[cfg(not(test))]
 const SETTLE: Duration = Duration::from_secs(5);
 #[cfg(test)]
-const SETTLE: Duration = Duration::from_millis(300);
+const SETTLE: Duration = Duration::from_secs(1);
 
 /// A root's replication, as a manager on it follows it.
 #[derive(Debug, Clone)]
@@ -358,6 +358,17 @@ impl Replication {
         let dir = state_dir(&self.root).join(UNCLEAN);
         if let Ok(dir) = Dir::open(self.root.root_dir(), &dir) {
             remove_quietly(&dir, Path::new(tenant.as_str()));
+        }
+    }
+
+    /// Drops every mark: the Litestream processes are starting afresh.
+    pub(crate) fn forget_every_unclean(&self) {
+        let dir = state_dir(&self.root).join(UNCLEAN);
+        let Ok(open) = Dir::open(self.root.root_dir(), &dir) else {
+            return;
+        };
+        for (name, _) in open.entries().into_iter().flatten().flatten() {
+            remove_quietly(&open, &name);
         }
     }
 

@@ -241,6 +241,8 @@ impl Replicator {
             retiring: Retiring::new(),
             _lock: lock,
         };
+        // Fresh processes: no state of any earlier database.
+        replicator.replication.forget_every_unclean();
         for i in 0..replicator.shards.len() {
             replicator.spawn(i)?;
         }
@@ -538,7 +540,10 @@ impl Replicator {
                 waiting += 1;
                 continue;
             }
-            if self.replication.erase_pending(&tenant) {
+            // Still marked: its erase was finished (by another process)
+            // after `restart_unclean` looked; restarted next scan.
+            if self.replication.erase_pending(&tenant) || self.replication.let_go_uncleanly(&tenant)
+            {
                 waiting += 1;
                 continue;
             }
@@ -601,15 +606,21 @@ impl Replicator {
             .collect();
         let shards: HashSet<usize> = unclean.iter().map(|t| settings.shard_of(t)).collect();
         for shard in shards {
-            tracing::info!(
+            let tenants: Vec<&str> = (unclean.iter())
+                .filter(|t| settings.shard_of(t) == shard)
+                .map(|t| t.as_str())
+                .collect();
+            tracing::warn!(
                 shard,
-                "starting Litestream afresh: it did not let go cleanly of a database whose tenant is registered again"
+                ?tenants,
+                "starting Litestream afresh: it did not let go cleanly of these tenants' earlier databases"
             );
-            self.let_go_of_shard(shard);
-            if let Some(mut child) = self.shards[shard].child.take() {
-                let _ = child.kill();
-                let _ = child.wait();
-            }
+            // Bounded as a whole: a store still slow must not hold the
+            // scan (and every written tenant's registration) for a wait
+            // per tenant; those not let go of in time are stopped with
+            // the process, and registered again at the next scan.
+            self.let_go_of_shard(shard, Some(RESTART_LET_GO));
+            self.stop_child(shard);
             self.spawn(shard)?;
         }
         for tenant in unclean {
@@ -619,9 +630,11 @@ impl Replicator {
     }
 
     /// Syncs every tenant registered with shard `shard` and lets go of it
-    /// (registered again at the next scan).
-    fn let_go_of_shard(&mut self, shard: usize) {
-        let wait = Duration::from_secs(30);
+    /// (registered again at the next scan): each waited for up to 30 s,
+    /// and all of them for at most `within` if given.
+    fn let_go_of_shard(&mut self, shard: usize, within: Option<Duration>) {
+        let each = Duration::from_secs(30);
+        let deadline = within.map(|within| Instant::now() + within);
         let root = replication_root(&self.replication).clone();
         let settings = self.replication.settings().clone();
         let tenants: Vec<TenantName> = (self.active.keys())
@@ -629,11 +642,19 @@ impl Replicator {
             .cloned()
             .collect();
         for tenant in tenants {
-            if let Ok(db) = root.database_path(tenant.as_str()) {
-                let socket = &self.shards[shard].socket;
-                let _ = socket.unregister(&self.replication.absolute(&db), wait);
-            }
             self.active.remove(&tenant);
+            let left = deadline.map_or(each, |d| d.saturating_duration_since(Instant::now()));
+            let Ok(db) = root.database_path(tenant.as_str()) else {
+                continue;
+            };
+            if left.is_zero() {
+                continue;
+            }
+            let socket = &self.shards[shard].socket;
+            let db = self.replication.absolute(&db);
+            if let Err(e) = socket.unregister(&db, left.min(each)) {
+                tracing::warn!(%tenant, error = %e, "Litestream did not let go of the tenant; its replica continues from its last sync");
+            }
         }
     }
 
@@ -649,7 +670,7 @@ impl Replicator {
     /// Syncs every registered tenant to its replica and lets go of it.
     fn let_go_of_all(&mut self) {
         for shard in 0..self.shards.len() {
-            self.let_go_of_shard(shard);
+            self.let_go_of_shard(shard, None);
         }
         self.active.clear();
     }
@@ -710,6 +731,7 @@ impl Replicator {
         self.replication = Replication::clone(&now);
         if repoint {
             self.shards = shards_of(&root, new);
+            self.replication.forget_every_unclean();
             for i in 0..self.shards.len() {
                 self.spawn(i)?;
             }
@@ -719,14 +741,23 @@ impl Replicator {
 
     /// Kills and reaps the Litestream processes still running.
     fn stop_children(&mut self) {
-        for shard in &mut self.shards {
-            if let Some(mut child) = shard.child.take() {
-                let _ = child.kill();
-                let _ = child.wait();
-            }
+        for shard in 0..self.shards.len() {
+            self.stop_child(shard);
+        }
+    }
+
+    /// Kills and reaps shard `shard`'s Litestream, if it runs.
+    fn stop_child(&mut self, shard: usize) {
+        if let Some(mut child) = self.shards[shard].child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
         }
     }
 }
+
+/// The longest a restart of a Litestream process waits for it to let go
+/// of its tenants (see `restart_unclean`).
+const RESTART_LET_GO: Duration = Duration::from_secs(30);
 
 /// The longest pause between two failing scans.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
