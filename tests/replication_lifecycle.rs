@@ -414,40 +414,68 @@ fn child_writes_for_a_while() {
     }
 }
 
+/// A root replicated to a real S3 store (SeaweedFS, started for it).
+#[cfg(feature = "s3")]
+struct S3Root {
+    bin: PathBuf,
+    store: common::object_store::ObjectStore,
+    root: PathBuf,
+    settings: ReplicationSettings,
+    dir: tempfile::TempDir,
+}
+
+#[cfg(feature = "s3")]
+impl S3Root {
+    /// `None` (the test skips) where Litestream or SeaweedFS is missing.
+    fn new() -> Option<S3Root> {
+        let (bin, weed) = (binary()?, common::object_store::binary()?);
+        let dir = tempfile::tempdir().unwrap();
+        let store = common::object_store::start(&weed, &dir.path().join("weed"), "replicas");
+        let root = dir.path().join("root");
+        std::fs::create_dir_all(&root).unwrap();
+        let url = format!(
+            "{}?endpoint={}&forcePathStyle=true",
+            store.url("tenants"),
+            store.endpoint
+        );
+        let settings = ReplicationSettings::new(&url);
+        settings.record(&RootConfig::new(&root)).unwrap();
+        Some(S3Root {
+            bin,
+            store,
+            root,
+            settings,
+            dir,
+        })
+    }
+
+    /// `tenanted ARGS` on the root, with the store's keys.
+    fn cli(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tenanted"));
+        command
+            .arg("--root")
+            .arg(&self.root)
+            .arg("--migrations")
+            .arg(schema_dir())
+            .args(args)
+            .env("TENANTED_LITESTREAM", &self.bin)
+            .stdin(Stdio::null());
+        self.store.credentials(&mut command);
+        command
+    }
+}
+
 /// The same erasure against a real S3 store (SeaweedFS): `tenanted
 /// replicate` replicates a tenant there, and once `tenanted destroy`
 /// returns nothing of it is left to restore.
 #[cfg(feature = "s3")]
 #[test]
 fn a_destroyed_tenants_replica_is_erased_from_s3() {
-    let (Some(bin), Some(weed)) = (binary(), common::object_store::binary()) else {
+    let Some(s3) = S3Root::new() else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let store = common::object_store::start(&weed, &dir.path().join("weed"), "replicas");
-    let root = dir.path().join("root");
-    std::fs::create_dir_all(&root).unwrap();
-    let url = format!(
-        "{}?endpoint={}&forcePathStyle=true",
-        store.url("tenants"),
-        store.endpoint
-    );
-    let settings = ReplicationSettings::new(&url);
-    settings.record(&RootConfig::new(&root)).unwrap();
-    let cli = |args: &[&str]| {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_tenanted"));
-        command
-            .arg("--root")
-            .arg(&root)
-            .arg("--migrations")
-            .arg(schema_dir())
-            .args(args);
-        command
-            .env("TENANTED_LITESTREAM", &bin)
-            .stdin(Stdio::null());
-        store.credentials(&mut command);
-        command
-    };
+    let (bin, dir, store, root, settings) = (&s3.bin, &s3.dir, &s3.store, &s3.root, &s3.settings);
+    let cli = |args: &[&str]| s3.cli(args);
     let log = std::fs::File::create(dir.path().join("replicate.log")).unwrap();
     let supervisor = cli(&["replicate", "--scan-interval", "100", "--idle-after", "1"])
         .stdout(log.try_clone().unwrap())
@@ -455,15 +483,15 @@ fn a_destroyed_tenants_replica_is_erased_from_s3() {
         .spawn()
         .unwrap();
     let _supervisor = Supervisor(supervisor);
-    let m = TenantManager::builder(RootConfig::new(&root), schema())
+    let m = TenantManager::builder(RootConfig::new(root), schema())
         .build()
         .unwrap();
     m.create_tenant("acme").unwrap();
     write_users(&m, "acme", 0, 7);
     let db = m.root().database_path("acme").unwrap();
-    let tenant_url = settings.replica_url_of(db.strip_prefix(&root).unwrap());
+    let tenant_url = settings.replica_url_of(db.strip_prefix(root).unwrap());
     let restore_acme = |into: &Path| {
-        let mut command = Command::new(&bin);
+        let mut command = Command::new(bin);
         command.args(["restore", "-o"]).arg(into).arg(&tenant_url);
         store.credentials(&mut command);
         command.output().unwrap()
@@ -501,36 +529,14 @@ fn a_destroyed_tenants_replica_is_erased_from_s3() {
 /// `integrity_check` from some transaction on (3 runs of 3; also when the
 /// store took in the old database's last uploads after the erase, the new
 /// replica continued the old one's transactions and could not be restored).
+#[cfg(feature = "s3")]
 #[test]
 fn a_tenant_made_again_after_a_destroy_during_a_stalled_store_has_a_sound_replica() {
-    let (Some(bin), Some(weed)) = (binary(), common::object_store::binary()) else {
+    let Some(s3) = S3Root::new() else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let store = common::object_store::start(&weed, &dir.path().join("weed"), "replicas");
-    let root = dir.path().join("root");
-    std::fs::create_dir_all(&root).unwrap();
-    let url = format!(
-        "{}?endpoint={}&forcePathStyle=true",
-        store.url("t"),
-        store.endpoint
-    );
-    let settings = ReplicationSettings::new(&url);
-    settings.record(&RootConfig::new(&root)).unwrap();
-    let cli = |args: &[&str]| {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_tenanted"));
-        command
-            .arg("--root")
-            .arg(&root)
-            .arg("--migrations")
-            .arg(schema_dir());
-        command
-            .args(args)
-            .env("TENANTED_LITESTREAM", &bin)
-            .stdin(Stdio::null());
-        store.credentials(&mut command);
-        command
-    };
+    let (bin, dir, store, root, settings) = (&s3.bin, &s3.dir, &s3.store, &s3.root, &s3.settings);
+    let cli = |args: &[&str]| s3.cli(args);
     let run = |args: &[&str]| {
         let out = cli(args).output().unwrap();
         let said = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -545,7 +551,7 @@ fn a_tenant_made_again_after_a_destroy_during_a_stalled_store_has_a_sound_replic
         .unwrap();
     let _supervisor = Supervisor(supervisor);
     // A service writes to acme every 20 ms, through every step below.
-    let m = TenantManager::builder(RootConfig::new(&root), schema())
+    let m = TenantManager::builder(RootConfig::new(root), schema())
         .watch_interval(Duration::from_millis(100))
         .build()
         .unwrap();
@@ -568,9 +574,9 @@ fn a_tenant_made_again_after_a_destroy_during_a_stalled_store_has_a_sound_replic
         }
     });
     let db = m.root().database_path("acme").unwrap();
-    let tenant_url = settings.replica_url_of(db.strip_prefix(&root).unwrap());
+    let tenant_url = settings.replica_url_of(db.strip_prefix(root).unwrap());
     let litestream = |args: &[&str]| {
-        let mut command = Command::new(&bin);
+        let mut command = Command::new(bin);
         command.args(args).arg(&tenant_url).stdin(Stdio::null());
         store.credentials(&mut command);
         command.output().unwrap()
@@ -645,6 +651,7 @@ fn a_tenant_made_again_after_a_destroy_during_a_stalled_store_has_a_sound_replic
 }
 
 /// Whether the database at `path` passes `integrity_check`.
+#[cfg(feature = "s3")]
 fn sound(path: &Path) -> bool {
     let conn = rusqlite::Connection::open(path).unwrap();
     let said: rusqlite::Result<String> = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0));
