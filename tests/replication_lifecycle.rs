@@ -658,6 +658,59 @@ fn sound(path: &Path) -> bool {
     said.is_ok_and(|s| s == "ok")
 }
 
+/// `tenanted replicate` on a store that refuses (a bucket that does not
+/// exist, keys it does not take) stops at once saying so, in the store's
+/// words and with what to check; before, it ran on quietly ("registered
+/// 3") while every sync failed in Litestream's own log.
+#[cfg(feature = "s3")]
+#[test]
+fn replicate_refuses_to_start_on_a_store_that_refuses() {
+    let Some(s3) = S3Root::new() else {
+        return;
+    };
+    let url = format!(
+        "s3://no-such-bucket/tenants?endpoint={}&forcePathStyle=true",
+        s3.store.endpoint
+    );
+    ReplicationSettings::new(&url)
+        .record(&RootConfig::new(&s3.root))
+        .unwrap();
+    let said = refused(s3.cli(&["replicate"]));
+    assert!(
+        said.contains("NoSuchBucket") && said.contains("no-such-bucket does not exist at"),
+        "{said}"
+    );
+    s3.settings.record(&RootConfig::new(&s3.root)).unwrap();
+    let mut wrong_keys = s3.cli(&["replicate"]);
+    wrong_keys.env("AWS_SECRET_ACCESS_KEY", "not-the-key");
+    let said = refused(wrong_keys);
+    assert!(said.contains("refused the credentials"), "{said}");
+}
+
+/// What `command` said on stderr, once it exited unsuccessfully within
+/// 60 s (killed and failed if it still runs: it did not refuse).
+#[cfg(feature = "s3")]
+fn refused(mut command: Command) -> String {
+    let mut child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("still running after 60 s: it did not refuse the store");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = child.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "{said}");
+    said
+}
+
 /// A destroy that happened returns Ok even when the replica cannot be
 /// erased afterwards (the caller must not retry it, or think the tenant is
 /// still there); the erase stays queued and a later pass finishes it.

@@ -62,6 +62,41 @@ fn list_keys_for(
     }
 }
 
+/// Asks the store for one key under the target's prefix: whether it
+/// knows the bucket and takes the keys. A replica may be empty; a store
+/// that does not answer (or fails, 5xx) is only logged: it may be back
+/// soon, and Litestream retries.
+///
+/// # Errors
+///
+/// [`Error::ReplicaRead`] when the store refuses (4xx), with what it said
+/// and what to check.
+pub(crate) fn check(target: &ReplicaTarget) -> Result<()> {
+    let failed = |reason: String| Error::ReplicaRead {
+        tenant: None,
+        url: target.url().to_owned(),
+        operation: "checking the replica store".to_owned(),
+        reason,
+    };
+    let (bucket, prefix) = bucket_and_prefix(target).map_err(failed)?;
+    let credentials = Credentials::from_env();
+    let mut action = ListObjectsV2::new(&bucket, credentials.as_ref());
+    action.with_max_keys(1);
+    if !prefix.is_empty() {
+        action.with_prefix(prefix.as_str());
+    }
+    let url = action.sign(SIGNED_FOR);
+    match get(&agent(), url.as_str()) {
+        Ok(_) => Ok(()),
+        Err(refusal @ Refusal::Status(400..=499, _)) => Err(failed(refusal.explain(&bucket))),
+        Err(other) => {
+            let said = other.explain(&bucket);
+            tracing::warn!(url = target.url(), error = %said, "the replica store does not answer now");
+            Ok(())
+        }
+    }
+}
+
 /// The body of a GET, or what went wrong in the store's words.
 /// Longest any one request may take, connect to last byte: a store that
 /// accepts and then stalls fails the listing or erase instead of hanging

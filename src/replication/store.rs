@@ -50,6 +50,20 @@ impl ReplicaStore {
         }
     }
 
+    /// Whether the store can be used: an S3 store answers, knows the
+    /// bucket and takes the keys (a local directory is made by Litestream
+    /// when it first writes).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ReplicaRead`] naming what the store said and what to check.
+    pub(crate) fn check(&self) -> Result<()> {
+        match self.local() {
+            Ok(_) => Ok(()),
+            Err(url) => check_s3(url),
+        }
+    }
+
     /// Erases everything of the database at `relative`.
     pub(crate) fn erase(&self, relative: &Path) -> Result<()> {
         let base = match self.local() {
@@ -158,6 +172,18 @@ impl ReplicaStore {
 #[cfg(feature = "s3")]
 fn erase_in_s3(url: &str, relative: &Path) -> Result<()> {
     super::s3::delete_all(&s3_target(url, relative)).map(drop)
+}
+
+/// Checks the S3 store of `url` (see [`ReplicaStore::check`]).
+#[cfg(feature = "s3")]
+fn check_s3(url: &str) -> Result<()> {
+    super::s3::check(&s3_target(url, Path::new("")))
+}
+
+/// Never called: without the `s3` feature no store is in S3.
+#[cfg(not(feature = "s3"))]
+fn check_s3(_url: &str) -> Result<()> {
+    Ok(())
 }
 
 /// Never called: without the `s3` feature no store is in S3.

@@ -39,6 +39,7 @@ use super::followed::Followed;
 use super::lifecycle::Replication;
 use super::retiring::{Retired, Retirement, Retiring};
 use super::settings::{ReplicationSettings, state_dir};
+use super::store::ReplicaStore;
 use super::tenant_files::{Signature, TenantFiles, signature_at};
 use crate::error::{Error, Result};
 use crate::fs::files::{read_file, replace_file};
@@ -199,7 +200,8 @@ impl Replicator {
     /// another `tenanted replicate` runs on it; [`Error::Io`] for a socket
     /// path too long, or when Litestream cannot be started;
     /// [`Error::Encryption`] for a root that keeps encrypted tenants,
-    /// which Litestream cannot replicate.
+    /// which Litestream cannot replicate; [`Error::ReplicaRead`] when an
+    /// S3 store refuses (no such bucket, keys it does not take).
     pub fn start(root: &RootConfig, options: ReplicateOptions) -> Result<Replicator> {
         // Settings recorded before the root kept encrypted tenants.
         crate::paths::refuse_encrypted(root.root_dir())?;
@@ -211,6 +213,11 @@ impl Replicator {
             cause: format!("the root {} has no replication settings; record them first (`tenanted replicate --replica-url URL`)", root.root_dir().display()),
         })?;
         replication.settings().check_sockets(root)?;
+        // A store that refuses (no such bucket, wrong keys) is said now,
+        // not found later in Litestream's log with every sync failing.
+        if let Ok(store) = ReplicaStore::of(replication.settings().replica_url()) {
+            store.check()?;
+        }
         let dir = state_dir(root);
         let lock_path = dir.join("replicate.lock");
         let (state, lock) = lock_state_dir(root, &dir)
