@@ -449,6 +449,17 @@ impl S3Root {
         })
     }
 
+    /// `tenanted replicate ARGS`, logging to `replicate.log`.
+    fn replicate(&self, args: &[&str]) -> Supervisor {
+        let log = std::fs::File::create(self.dir.path().join("replicate.log")).unwrap();
+        let child = (self.cli(&[&["replicate"], args].concat()))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        Supervisor(child)
+    }
+
     /// `tenanted ARGS` on the root, with the store's keys.
     fn cli(&self, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_tenanted"));
@@ -476,13 +487,7 @@ fn a_destroyed_tenants_replica_is_erased_from_s3() {
     };
     let (bin, dir, store, root, settings) = (&s3.bin, &s3.dir, &s3.store, &s3.root, &s3.settings);
     let cli = |args: &[&str]| s3.cli(args);
-    let log = std::fs::File::create(dir.path().join("replicate.log")).unwrap();
-    let supervisor = cli(&["replicate", "--scan-interval", "100", "--idle-after", "1"])
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let _supervisor = Supervisor(supervisor);
+    let _supervisor = s3.replicate(&["--scan-interval", "100", "--idle-after", "1"]);
     let m = TenantManager::builder(RootConfig::new(root), schema())
         .build()
         .unwrap();
@@ -543,13 +548,7 @@ fn a_tenant_made_again_after_a_destroy_during_a_stalled_store_has_a_sound_replic
         assert!(out.status.success(), "tenanted {args:?}: {said}");
     };
     run(&["create", "acme"]);
-    let log = std::fs::File::create(dir.path().join("replicate.log")).unwrap();
-    let supervisor = cli(&["replicate", "--scan-interval", "200"])
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let _supervisor = Supervisor(supervisor);
+    let _supervisor = s3.replicate(&["--scan-interval", "200"]);
     // A service writes to acme every 20 ms, through every step below.
     let m = TenantManager::builder(RootConfig::new(root), schema())
         .watch_interval(Duration::from_millis(100))

@@ -11,6 +11,7 @@
 //! 3. Once the old database is gone, it erases the tenant's replica (or
 //!    moves it to the graveyard, with a retention), then drops the intent.
 
+use std::collections::HashSet;
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -345,12 +346,17 @@ impl Replication {
         }
     }
 
-    /// Whether `tenant` is marked by [`mark_unclean`](Self::mark_unclean).
-    pub(crate) fn let_go_uncleanly(&self, tenant: &TenantName) -> bool {
+    /// The tenants marked by [`mark_unclean`](Self::mark_unclean): one
+    /// listing, for a whole scan.
+    pub(crate) fn let_go_uncleanly(&self) -> HashSet<TenantName> {
         let dir = state_dir(&self.root).join(UNCLEAN);
-        Dir::open(self.root.root_dir(), &dir)
-            .and_then(|dir| sys::stat(dir.fd(), Path::new(tenant.as_str())))
-            .is_ok()
+        let Ok(open) = Dir::open(self.root.root_dir(), &dir) else {
+            return HashSet::new();
+        };
+        let names = open.entries().into_iter().flatten().flatten();
+        names
+            .filter_map(|(name, _)| TenantName::new(name.to_str()?).ok())
+            .collect()
     }
 
     /// Drops `tenant`'s mark (its Litestream was started afresh).

@@ -27,26 +27,20 @@ fn list_keys_for(
     target: &ReplicaTarget,
     operation: &str,
 ) -> Result<Vec<(String, Option<SystemTime>)>> {
-    let failed = |reason: String| Error::ReplicaRead {
-        tenant: None,
-        url: target.url().to_owned(),
-        operation: operation.to_owned(),
-        reason,
-    };
-    let (bucket, prefix) = bucket_and_prefix(target).map_err(failed)?;
+    let failed = failure(target, operation);
+    let (bucket, prefix) = bucket_and_prefix(target).map_err(&failed)?;
     let credentials = Credentials::from_env();
     let agent = agent();
     let mut keys = Vec::new();
     let mut token: Option<String> = None;
     loop {
-        let mut action = ListObjectsV2::new(&bucket, credentials.as_ref());
-        if !prefix.is_empty() {
-            action.with_prefix(prefix.as_str());
-        }
-        if let Some(token) = &token {
-            action.with_continuation_token(token.as_str());
-        }
-        let url = action.sign(SIGNED_FOR);
+        let url = listing(
+            &bucket,
+            credentials.as_ref(),
+            &prefix,
+            token.as_deref(),
+            None,
+        );
         let body = get(&agent, url.as_str()).map_err(|e| failed(e.explain(&bucket)))?;
         let page = ListObjectsV2::parse_response(&body)
             .map_err(|e| failed(format!("its answer is not a listing ({e})")))?;
@@ -62,6 +56,38 @@ fn list_keys_for(
     }
 }
 
+/// How a failure of `operation` on `target` is reported, given why.
+fn failure<'a>(target: &'a ReplicaTarget, operation: &'a str) -> impl Fn(String) -> Error + 'a {
+    move |reason| Error::ReplicaRead {
+        tenant: None,
+        url: target.url().to_owned(),
+        operation: operation.to_owned(),
+        reason,
+    }
+}
+
+/// The signed URL of one page of the keys under `prefix` (from `token`,
+/// at most `max_keys` if given).
+fn listing(
+    bucket: &Bucket,
+    credentials: Option<&Credentials>,
+    prefix: &str,
+    token: Option<&str>,
+    max_keys: Option<usize>,
+) -> url::Url {
+    let mut action = ListObjectsV2::new(bucket, credentials);
+    if !prefix.is_empty() {
+        action.with_prefix(prefix);
+    }
+    if let Some(token) = token {
+        action.with_continuation_token(token);
+    }
+    if let Some(max_keys) = max_keys {
+        action.with_max_keys(max_keys);
+    }
+    action.sign(SIGNED_FOR)
+}
+
 /// Asks the store for one key under the target's prefix: whether it
 /// knows the bucket and takes the keys. A replica may be empty; a store
 /// that does not answer (or fails, 5xx) is only logged: it may be back
@@ -72,20 +98,10 @@ fn list_keys_for(
 /// [`Error::ReplicaRead`] when the store refuses (4xx), with what it said
 /// and what to check.
 pub(crate) fn check(target: &ReplicaTarget) -> Result<()> {
-    let failed = |reason: String| Error::ReplicaRead {
-        tenant: None,
-        url: target.url().to_owned(),
-        operation: "checking the replica store".to_owned(),
-        reason,
-    };
-    let (bucket, prefix) = bucket_and_prefix(target).map_err(failed)?;
+    let failed = failure(target, "checking the replica store");
+    let (bucket, prefix) = bucket_and_prefix(target).map_err(&failed)?;
     let credentials = Credentials::from_env();
-    let mut action = ListObjectsV2::new(&bucket, credentials.as_ref());
-    action.with_max_keys(1);
-    if !prefix.is_empty() {
-        action.with_prefix(prefix.as_str());
-    }
-    let url = action.sign(SIGNED_FOR);
+    let url = listing(&bucket, credentials.as_ref(), &prefix, None, Some(1));
     match get(&agent(), url.as_str()) {
         Ok(_) => Ok(()),
         Err(refusal @ Refusal::Status(400..=499, _)) => Err(failed(refusal.explain(&bucket))),
@@ -214,16 +230,12 @@ fn bucket_and_prefix(target: &ReplicaTarget) -> std::result::Result<(Bucket, Str
 ///
 /// [`Error::ReplicaRead`] when the store refuses the listing or a delete.
 pub(crate) fn delete_all(target: &ReplicaTarget) -> Result<usize> {
-    let failed = |reason: String| Error::ReplicaRead {
-        tenant: None,
-        url: target.url().to_owned(),
-        operation: "erasing a destroyed tenant's replica".to_owned(),
-        reason,
-    };
-    let (bucket, prefix) = bucket_and_prefix(target).map_err(failed)?;
+    const ERASING: &str = "erasing a destroyed tenant's replica";
+    let failed = failure(target, ERASING);
+    let (bucket, prefix) = bucket_and_prefix(target).map_err(&failed)?;
     let credentials = Credentials::from_env();
     let agent = agent();
-    let keys = list_keys_for(target, "erasing a destroyed tenant's replica")?;
+    let keys = list_keys_for(target, ERASING)?;
     for (key, _) in &keys {
         let key = format!("{prefix}{key}");
         let url = DeleteObject::new(&bucket, credentials.as_ref(), &key).sign(SIGNED_FOR);

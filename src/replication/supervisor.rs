@@ -397,10 +397,11 @@ impl Replicator {
             self.quiet.remove(tenant);
         }
         self.quiet_dirty |= !plan.vanished.is_empty();
-        self.restart_unclean(&plan.register)?;
+        let mut unclean = self.replication.let_go_uncleanly();
+        self.restart_unclean(&plan.register, &mut unclean)?;
         // Written tenants first: registering them is quick, and is what
         // the RPO waits on; the idle ones are let go of on other threads.
-        let (added, waiting) = self.register(plan.register);
+        let (added, waiting) = self.register(plan.register, &unclean);
         report.added = added;
         report.waiting = waiting;
         self.submit_retirements(plan.retire);
@@ -531,8 +532,13 @@ impl Replicator {
     }
 
     /// Registers changed tenants while their process has room: how many
-    /// were registered, and how many wait.
-    fn register(&mut self, changed: Vec<(TenantName, PathBuf, Signature, bool)>) -> (usize, usize) {
+    /// were registered, and how many wait (as do those still `unclean`,
+    /// see `restart_unclean`, and those with an erase pending).
+    fn register(
+        &mut self,
+        changed: Vec<(TenantName, PathBuf, Signature, bool)>,
+        unclean: &HashSet<TenantName>,
+    ) -> (usize, usize) {
         let settings = self.replication.settings().clone();
         let mut load = vec![0; self.shards.len()];
         for tenant in self.active.keys() {
@@ -549,8 +555,7 @@ impl Replicator {
             }
             // Still marked: its erase was finished (by another process)
             // after `restart_unclean` looked; restarted next scan.
-            if self.replication.erase_pending(&tenant) || self.replication.let_go_uncleanly(&tenant)
-            {
+            if unclean.contains(&tenant) || self.replication.erase_pending(&tenant) {
                 waiting += 1;
                 continue;
             }
@@ -597,8 +602,10 @@ impl Replicator {
     /// keeps state of the old database that breaks the replica of the
     /// tenant made again under the name: seen, that replica failed
     /// `integrity_check` from some transaction on, 3 runs of 3; with a
-    /// fresh process, 0 of 1. Rare, and each restart lets go of that
-    /// process's other tenants, registered again at the next scan.
+    /// fresh process, in none of 3. Rare, and each restart lets go of
+    /// that process's other tenants, registered again at the next scan.
+    /// The ones restarted leave `marked`; `register` skips those still in
+    /// it.
     ///
     /// # Errors
     ///
@@ -606,10 +613,11 @@ impl Replicator {
     fn restart_unclean(
         &mut self,
         changed: &[(TenantName, PathBuf, Signature, bool)],
+        marked: &mut HashSet<TenantName>,
     ) -> Result<()> {
         let settings = self.replication.settings().clone();
         let unclean: Vec<&TenantName> = (changed.iter().map(|(tenant, ..)| tenant))
-            .filter(|t| self.replication.let_go_uncleanly(t) && !self.replication.erase_pending(t))
+            .filter(|t| marked.contains(*t) && !self.replication.erase_pending(t))
             .collect();
         let shards: HashSet<usize> = unclean.iter().map(|t| settings.shard_of(t)).collect();
         for shard in shards {
@@ -632,6 +640,7 @@ impl Replicator {
         }
         for tenant in unclean {
             self.replication.forget_unclean(tenant);
+            marked.remove(tenant);
         }
         Ok(())
     }
