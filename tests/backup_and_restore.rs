@@ -183,6 +183,105 @@ fn a_backup_is_one_self_contained_file_that_replaces_an_older_one_whole() {
     assert_eq!(files_under(&dir.path().join("out")), ["acme.sqlite3"]);
 }
 
+// ----- what a backup leaves beside the tenant --------------------------------
+
+/// The `-shm` beside `tenant`'s database, if any, and its `-wal`'s length.
+fn sidecars_left(m: &TenantManager, tenant: &str) -> (bool, u64) {
+    let db = m.root().database_path(tenant).unwrap();
+    let wal = std::fs::metadata(sidecar(&db, "-wal")).map_or(0, |m| m.len());
+    (sidecar(&db, "-shm").exists(), wal)
+}
+
+#[test]
+fn a_backup_of_a_tenant_nobody_has_open_leaves_no_shared_memory_file_beside_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    {
+        let m = manager(&root);
+        for tenant in ["acme", "globex"] {
+            m.create_tenant(tenant).unwrap();
+            add_note(&m, tenant, tenant);
+        }
+        // Dropped: its pools' last connections remove their sidecars.
+    }
+    let m = manager(&root);
+    assert_eq!(sidecars_left(&m, "acme"), (false, 0));
+    let one = dir.path().join("acme.sqlite3");
+    m.backup_tenant("acme", &one).unwrap();
+    let all = m
+        .backup_all(dir.path().join("all"), &BackupOptions::new())
+        .unwrap();
+    assert!(all.is_success(), "{all:?}");
+    // Before, each read left a 32 KiB `-shm` and an empty `-wal` there.
+    for tenant in ["acme", "globex"] {
+        assert_eq!(sidecars_left(&m, tenant), (false, 0), "{tenant}");
+    }
+    let rows: String = open(&one)
+        .query_row("SELECT body FROM notes", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows, "acme");
+    assert_eq!(integrity(&one), "ok");
+}
+
+#[test]
+fn a_tenant_a_connection_of_this_process_reads_is_backed_up_beside_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = manager(&dir.path().join("root"));
+    m.create_tenant("acme").unwrap();
+    add_note(&m, "acme", "first");
+    // A read in progress, through the pool and outside it: the backup's
+    // exclusive read cannot be had, and the backup reads beside them.
+    let pooled = m.connection("acme").unwrap();
+    pooled.execute_batch("BEGIN; SELECT * FROM notes;").unwrap();
+    let path = m.root().database_path("acme").unwrap();
+    let direct = rusqlite::Connection::open(&path).unwrap();
+    direct.execute_batch("BEGIN; SELECT * FROM notes;").unwrap();
+    let dest = dir.path().join("acme.sqlite3");
+    m.backup_tenant("acme", &dest).unwrap();
+    let bodies: String = open(&dest)
+        .query_row("SELECT group_concat(body) FROM notes", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(bodies, "first");
+    pooled.execute_batch("COMMIT").unwrap();
+    direct.execute_batch("COMMIT").unwrap();
+}
+
+#[test]
+fn first_opens_during_backups_of_a_small_idle_tenant_wait_instead_of_failing() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    {
+        let m = manager(&root);
+        m.create_tenant("acme").unwrap();
+        add_note(&m, "acme", "first");
+    }
+    let m = manager(&root);
+    let path = m.root().database_path("acme").unwrap();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        // Each open is a first one: nothing else keeps the file open.
+        let opener = scope.spawn(|| {
+            let mut opened = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let conn = rusqlite::Connection::open(&path).unwrap();
+                conn.busy_timeout(Duration::from_secs(5)).unwrap();
+                let n: i64 = conn
+                    .query_row("SELECT count(*) FROM notes", [], |r| r.get(0))
+                    .unwrap();
+                assert_eq!(n, 1);
+                opened += 1;
+            }
+            opened
+        });
+        for i in 0..200 {
+            m.backup_tenant("acme", dir.path().join(format!("b{}", i % 2)))
+                .unwrap();
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert!(opener.join().unwrap() > 0);
+    });
+}
+
 #[test]
 fn a_backup_inside_the_root_is_refused() {
     let dir = tempfile::tempdir().unwrap();

@@ -6,7 +6,8 @@
 //!
 //! Why the copy is the database as of one commit: the files are copied
 //! while the source connection holds one read transaction (in WAL mode,
-//! it never blocks writers), and
+//! it never blocks writers; a small tenant no connection is on may be
+//! read under an exclusive lock instead, see `open_for_copy`), and
 //!
 //! - if the `-wal` then holds no frame (at most its 32-byte header), the
 //!   read uses the database file alone, and SQLite lets no checkpoint

@@ -39,7 +39,7 @@ use crate::name::TenantName;
 pub(crate) use crate::storage::lifecycle::file_copy::Snapshot;
 use crate::storage::lifecycle::file_copy::{CopyFailure, Source, copy_files};
 use crate::storage::lifecycle::file_copy::{sync_copy, sync_file};
-use crate::storage::opening::open::{OneOffRead, open_for_reading};
+use crate::storage::opening::open::{OneOffRead, open_for_copy};
 use crate::storage::opening::open_error::missing_error;
 
 /// Flags for a new copy: created here, never a URI (see `literal_path`).
@@ -89,7 +89,7 @@ pub(crate) fn snapshot(
 ) -> Result<Snapshot> {
     let mut made = None;
     let result = attempts(tenant, path, || {
-        let read = open_for_reading(tenant, root, path)?;
+        let read = open_for_copy(tenant, root, path)?;
         // Made once the tenant is found: a failed open leaves nothing.
         let dir = match made {
             Some(ref dir) => dir,
@@ -97,18 +97,19 @@ pub(crate) fn snapshot(
                 Error::io(Some(tenant), dest, "creating the backup's directory", e)
             })?),
         };
-        let source = source_of(&read);
+        let key = read.key.clone();
         let scratch = scratch_path(name_of(dest));
-        let placed =
-            copy_files(tenant, &source, (root, path), dir, &scratch).and_then(|snapshot| {
-                sync_copy(tenant, dir, &scratch)?;
-                sys::rename(dir.fd(), &scratch, name_of(dest))
-                    .and_then(|()| dir.sync())
-                    .map_err(|e| {
-                        Error::io(Some(tenant), dest, "moving the backup into place", e)
-                    })?;
-                Ok(snapshot)
-            });
+        let copied = copy_files(tenant, &source_of(&read), (root, path), dir, &scratch);
+        // The copy is whole: the read's lock goes before the syncs, since
+        // it may keep every other connection out (see `open_for_copy`).
+        drop(read);
+        let placed = copied.and_then(|snapshot| {
+            sync_copy(tenant, dir, &scratch)?;
+            sys::rename(dir.fd(), &scratch, name_of(dest))
+                .and_then(|()| dir.sync())
+                .map_err(|e| Error::io(Some(tenant), dest, "moving the backup into place", e))?;
+            Ok(snapshot)
+        });
         if placed.is_err() {
             remove_with_sidecars(dir, &scratch);
         }
@@ -118,7 +119,7 @@ pub(crate) fn snapshot(
         // backup taken before it, which it retires, as it retires every
         // earlier backup.)
         match placed {
-            Ok(_) if !crypt::key_kept(tenant, root, source.key)? => Err(CopyFailure::Moved),
+            Ok(_) if !crypt::key_kept(tenant, root, key.as_ref())? => Err(CopyFailure::Moved),
             placed => placed,
         }
     });
@@ -144,7 +145,7 @@ pub(crate) fn snapshot_staged(
     staging: &Dir,
 ) -> Result<Staged> {
     attempts(tenant, path, || {
-        let read = open_for_reading(tenant, root, path)?;
+        let read = open_for_copy(tenant, root, path)?;
         let source = source_of(&read);
         let scratch = scratch_path(Path::new("main.sqlite3"));
         match copy_files(tenant, &source, (root, path), staging, &scratch) {

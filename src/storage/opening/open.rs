@@ -1,16 +1,18 @@
 //! Opening an existing tenant database directly (not through a pool);
 //! why an open failed is said in `open_error.rs`.
 
+use std::io;
 use std::path::Path;
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 use crate::crypt::{self, TenantKey};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::fs::Patience;
 use crate::fs::file_id::FileId;
 use crate::fs::files::literal_path;
+use crate::fs::sys;
 use crate::name::TenantName;
 use crate::storage::opening::open_error::{missing_error, pin_error};
 use crate::storage::opening::open_files::TrackedConnection;
@@ -42,6 +44,7 @@ pub(crate) fn open_existing(
         // Take the write lock when the migration transaction begins, so
         // a reader never has to upgrade and deadlock.
         conn.set_transaction_behavior(TransactionBehavior::Immediate);
+        Ok(())
     })?;
     match pinned.file {
         Some(_) => Ok(pinned.conn),
@@ -70,8 +73,74 @@ pub(crate) fn open_for_reading(
     root: &Path,
     path: &Path,
 ) -> Result<OneOffRead> {
+    one_off(tenant, (root, path), |_| Ok(()))
+}
+
+/// Opens an existing tenant database to copy it (a backup), as
+/// [`open_for_reading`] does, but a quiet, small tenant that no connection
+/// is on is read in SQLite's exclusive locking mode.
+///
+/// Why: a WAL read makes the `-wal` and the 32 KiB `-shm` beside a tenant
+/// no connection had open, and, never checkpointing on close, leaves both
+/// there (a backup of a million idle tenants left 32 GB of them). The next
+/// read of a `-shm` left so truncates it under SQLite's process-wide VFS
+/// mutex, which serialised `backup_all`'s workers on file systems that
+/// free blocks synchronously. In exclusive mode SQLite keeps the WAL index
+/// in the heap and never opens the `-shm`: the read leaves at most an empty
+/// `-wal`. Its lock keeps every other connection out while it lasts, so it
+/// is taken only when none is on the file (it is not waited for: any other
+/// connection makes it busy at once), and only for a file small enough
+/// that a first open by the application waits no longer than the copy of
+/// [`ALONE_AT_MOST`] bytes (within its busy timeout).
+pub(crate) fn open_for_copy(tenant: &TenantName, root: &Path, path: &Path) -> Result<OneOffRead> {
+    if quiet_and_small(path) {
+        let alone = one_off(tenant, (root, path), |conn| {
+            conn.busy_timeout(Duration::ZERO)?;
+            conn.pragma_update(None, "locking_mode", "EXCLUSIVE")
+        });
+        match alone {
+            Err(Error::Sqlite { cause, .. }) if is_busy(&cause) => {}
+            read => return read,
+        }
+    }
+    open_for_reading(tenant, root, path)
+}
+
+/// The largest database file [`open_for_copy`] reads under an exclusive
+/// lock: copied from the page cache in well under a millisecond.
+pub(crate) const ALONE_AT_MOST: u64 = 1 << 20;
+
+/// Whether the database at `path` is at most [`ALONE_AT_MOST`] bytes and
+/// its `-wal` holds no frame (a heuristic: the lock decides).
+fn quiet_and_small(path: &Path) -> bool {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    let small = sys::symlink_metadata(path).is_ok_and(|m| m.len() <= ALONE_AT_MOST);
+    small
+        && match sys::symlink_metadata(Path::new(&wal)) {
+            Ok(m) => m.len() <= WAL_HEADER,
+            Err(e) => e.kind() == io::ErrorKind::NotFound,
+        }
+}
+
+/// A `-wal` this long or shorter holds no frame: its header is 32 bytes.
+const WAL_HEADER: u64 = 32;
+
+/// Whether SQLite said another connection holds the lock.
+fn is_busy(e: &rusqlite::Error) -> bool {
+    use rusqlite::ErrorCode::{DatabaseBusy, DatabaseLocked};
+    matches!(e.sqlite_error_code(), Some(DatabaseBusy | DatabaseLocked))
+}
+
+/// [`open_for_reading`], each connection set up by `setup` before its
+/// first read.
+fn one_off(
+    tenant: &TenantName,
+    (root, path): (&Path, &Path),
+    setup: impl Fn(&mut Connection) -> rusqlite::Result<()>,
+) -> Result<OneOffRead> {
     let patience = Patience::new(READ_GATE_WAIT);
-    let (pinned, key) = open_keyed(tenant, (root, path), &patience, |_| {})?;
+    let (pinned, key) = open_keyed(tenant, (root, path), &patience, setup)?;
     disarm(&pinned.conn);
     match pinned.file {
         Some(file) => Ok(OneOffRead {
@@ -91,7 +160,7 @@ fn open_keyed(
     tenant: &TenantName,
     (root, path): (&Path, &Path),
     patience: &Patience,
-    setup: impl Fn(&mut Connection),
+    setup: impl Fn(&mut Connection) -> rusqlite::Result<()>,
 ) -> Result<(Pinned, Option<TenantKey>)> {
     let opened = with_tenant_key(
         tenant,
@@ -101,7 +170,7 @@ fn open_keyed(
                 let mut conn = Connection::open_with_flags(literal_path(path), EXISTING)?;
                 crypt::apply(&conn, key)?;
                 conn.busy_timeout(BUSY_TIMEOUT)?;
-                setup(&mut conn);
+                setup(&mut conn)?;
                 Ok(conn)
             };
             open_pinned(root, path, patience, open)
