@@ -279,6 +279,16 @@ pub(crate) fn sync(file: BorrowedFd<'_>, name: &Path) -> io::Result<()> {
     Ok(rustix::fs::fsync(file)?)
 }
 
+/// Starts writing `file`'s dirty pages back without waiting for them
+/// (`posix_fadvise(POSIX_FADV_DONTNEED)`, which on Linux starts the
+/// writeback from the caller's thread): a later sync then waits for less,
+/// and writers on several threads submit their writes in parallel. Only a
+/// hint: what makes the file durable is still a sync.
+pub(crate) fn start_writeback(file: BorrowedFd<'_>) {
+    // A failure only means the sync does all the work.
+    let _ = rustix::fs::fadvise(file, 0, None, rustix::fs::Advice::DontNeed);
+}
+
 /// Flushes the whole file system `dir` is on (`syncfs`): every file and
 /// directory written on it, in one journal commit. Errors met writing any
 /// of them back are reported (Linux 5.8 and later) once to each open

@@ -107,7 +107,11 @@ pub(in crate::storage) fn copy_files(
         drop(copy);
         fold_wal(tenant, &path, source.key)?
     } else {
-        to_rollback_mode(tenant, &copy, &path)?
+        let version = to_rollback_mode(tenant, &copy, &path)?;
+        // Its writes go out while the next tenants are copied (and each
+        // worker's from its own thread), not all in the window's sync.
+        sys::start_writeback(copy.as_fd());
+        version
     };
     let stat = sys::stat(dir.fd(), scratch)
         .map_err(|e| io_error(tenant, &path, "looking at the copy", e))?;

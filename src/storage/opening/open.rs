@@ -82,7 +82,7 @@ pub(crate) fn open_for_reading(
 ///
 /// Why: a WAL read makes the `-wal` and the 32 KiB `-shm` beside a tenant
 /// no connection had open, and, never checkpointing on close, leaves both
-/// there (a backup of a million idle tenants left 32 GB of them). The next
+/// there (32 GB would stay beside a million idle tenants). The next
 /// read of a `-shm` left so truncates it under SQLite's process-wide VFS
 /// mutex, which serialised `backup_all`'s workers on file systems that
 /// free blocks synchronously. In exclusive mode SQLite keeps the WAL index
@@ -108,7 +108,7 @@ pub(crate) fn open_for_copy(tenant: &TenantName, root: &Path, path: &Path) -> Re
 
 /// The largest database file [`open_for_copy`] reads under an exclusive
 /// lock: copied from the page cache in well under a millisecond.
-pub(crate) const ALONE_AT_MOST: u64 = 1 << 20;
+const ALONE_AT_MOST: u64 = 1 << 20;
 
 /// Whether the database at `path` is at most [`ALONE_AT_MOST`] bytes and
 /// its `-wal` holds no frame (a heuristic: the lock decides).
