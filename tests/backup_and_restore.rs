@@ -226,9 +226,15 @@ fn a_backup_of_a_tenant_nobody_has_open_leaves_no_shared_memory_file_beside_it()
 #[test]
 fn a_tenant_a_connection_of_this_process_reads_is_backed_up_beside_it() {
     let dir = tempfile::tempdir().unwrap();
-    let m = manager(&dir.path().join("root"));
-    m.create_tenant("acme").unwrap();
-    add_note(&m, "acme", "first");
+    let root = dir.path().join("root");
+    {
+        let m = manager(&root);
+        m.create_tenant("acme").unwrap();
+        add_note(&m, "acme", "first");
+    }
+    // No frame in the `-wal` (the last connection folded them in): the
+    // backup tries its exclusive read first.
+    let m = manager(&root);
     // A read in progress, through the pool and outside it: the backup's
     // exclusive read cannot be had, and the backup reads beside them.
     let pooled = m.connection("acme").unwrap();
@@ -244,6 +250,59 @@ fn a_tenant_a_connection_of_this_process_reads_is_backed_up_beside_it() {
     assert_eq!(bodies, "first");
     pooled.execute_batch("COMMIT").unwrap();
     direct.execute_batch("COMMIT").unwrap();
+}
+
+/// Whether this process holds a POSIX lock (SQLite's) on the file at
+/// `path`, as `/proc/locks` says: `N: POSIX ADVISORY READ PID MAJ:MIN:INODE ...`.
+fn holds_a_lock_on(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let inode = std::fs::metadata(path).unwrap().ino().to_string();
+    let pid = std::process::id().to_string();
+    let locks = std::fs::read_to_string("/proc/locks").unwrap();
+    locks.lines().any(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        fields.get(1) == Some(&"POSIX")
+            && fields.get(4) == Some(&pid.as_str())
+            && fields.get(5).and_then(|f| f.rsplit(':').next()) == Some(inode.as_str())
+    })
+}
+
+/// This process's descriptors open on the file at `path`.
+fn descriptors_on(path: &Path) -> usize {
+    let fds = std::fs::read_dir("/proc/self/fd").unwrap();
+    fds.filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+        .filter(|target| target == path)
+        .count()
+}
+
+#[test]
+fn a_backup_leaves_the_sqlite_locks_of_this_processs_connections_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = manager(&dir.path().join("root"));
+    m.create_tenant("acme").unwrap();
+    add_note(&m, "acme", "first");
+    let path = std::fs::canonicalize(m.root().database_path("acme").unwrap()).unwrap();
+    // An idle connection in WAL mode keeps its shared lock until it
+    // closes: it is what tells another process's last connection not to
+    // checkpoint and delete the `-wal` and `-shm` under it.
+    let held = m.connection("acme").unwrap();
+    assert!(holds_a_lock_on(&path));
+    m.backup_tenant("acme", dir.path().join("one.sqlite3"))
+        .unwrap();
+    // Before, the copy's own descriptor of the file was closed, and with
+    // it every lock this process held on the file.
+    assert!(holds_a_lock_on(&path), "backup_tenant dropped them");
+    let all = m.backup_all(dir.path().join("all"), &BackupOptions::new());
+    assert!(all.unwrap().is_success());
+    assert!(holds_a_lock_on(&path), "backup_all dropped them");
+    // The descriptor kept open for them is used again, not one more each.
+    let after_two = descriptors_on(&path);
+    for i in 0..5 {
+        m.backup_tenant("acme", dir.path().join(format!("again-{i}.sqlite3")))
+            .unwrap();
+    }
+    assert_eq!(descriptors_on(&path), after_two);
+    drop(held);
 }
 
 #[test]

@@ -39,6 +39,7 @@ use crate::fs::files::literal_path;
 use crate::fs::lock::split;
 use crate::fs::sys;
 use crate::name::TenantName;
+use crate::storage::opening::open_files::OutsideSqlite;
 
 /// What a snapshot wrote.
 #[derive(Debug, Clone, Copy)]
@@ -153,14 +154,20 @@ fn copy_under_read(
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(CopyFailure::Moved),
         opened => opened.map_err(|e| io_error(tenant, path, "opening its directory", e))?,
     };
-    let mut main = match sys::open_file(from.fd(), name) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(CopyFailure::Moved),
-        opened => opened.map_err(|e| io_error(tenant, path, "opening the database file", e))?,
+    // Never closed outright: that would drop this process's SQLite locks
+    // on the file, the read's and its pools' (see `open_files`).
+    let looking = |e| io_error(tenant, path, "looking at the database file", e);
+    let mut main = match OutsideSqlite::take_parked(file) {
+        Some(parked) => parked,
+        None => match sys::open_file(from.fd(), name) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(CopyFailure::Moved),
+            Err(e) => return Err(io_error(tenant, path, "opening the database file", e).into()),
+            Ok(opened) => OutsideSqlite::opened(opened).map_err(looking)?,
+        },
     };
-    let is_file = |f: &File| FileId::of(f).map(|id| id == file);
-    if !is_file(&main).map_err(|e| io_error(tenant, path, "looking at the database file", e))? {
+    let (true, Some(main)) = (main.id() == file, main.file()) else {
         return Err(CopyFailure::Moved);
-    }
+    };
     let wal_name = sidecar(name, "-wal");
     let wal = open_wal(&from, &wal_name).map_err(|e| {
         io_error(
@@ -170,7 +177,7 @@ fn copy_under_read(
             e,
         )
     })?;
-    let copy = copy_file(tenant, (&mut main, u64::MAX), dir, scratch)?;
+    let copy = copy_file(tenant, (main, u64::MAX), dir, scratch)?;
     let with_wal = match wal {
         Some((mut wal, len)) => {
             copy_file(tenant, (&mut wal, len), dir, &sidecar(scratch, "-wal"))?;

@@ -31,6 +31,8 @@
 //! [`open_pinned`]: crate::storage::opening::pinned::open_pinned
 
 use std::collections::HashMap;
+use std::fs::File;
+use std::io;
 use std::ops::{Deref, DerefMut};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::LazyLock;
@@ -118,6 +120,70 @@ pub(crate) fn close_outside_sqlite(fd: OwnedFd, file: FileId) {
     match table.get_mut(&file) {
         Some(entry) => entry.parked.push(fd),
         None => drop(fd),
+    }
+}
+
+/// A database file opened outside SQLite and held for a while (a backup
+/// copying it): its descriptor goes to [`close_outside_sqlite`] however
+/// the holder exits (an error, a panic, a file found replaced), so that no
+/// exit drops this process's SQLite locks on it. A descriptor already
+/// parked on the file is taken and handed back instead of opening one
+/// more, so that a process with connections on the file parks at most one
+/// however often it copies it.
+#[derive(Debug)]
+pub(crate) struct OutsideSqlite {
+    /// Taken only by `drop`.
+    file: Option<File>,
+    id: FileId,
+}
+
+impl OutsideSqlite {
+    /// A descriptor of `file` parked here, taken for the holder's use.
+    pub(crate) fn take_parked(file: FileId) -> Option<OutsideSqlite> {
+        let fd = shard(file).lock().get_mut(&file)?.parked.pop()?;
+        Some(OutsideSqlite {
+            file: Some(File::from(fd)),
+            id: file,
+        })
+    }
+
+    /// A descriptor just opened, to be held.
+    ///
+    /// # Errors
+    ///
+    /// `fstat` failed: which file it is cannot be told, so neither can
+    /// whether closing it would drop a connection's locks, and it is kept
+    /// open (as `header_version` keeps one).
+    pub(crate) fn opened(file: File) -> io::Result<OutsideSqlite> {
+        match FileId::of(&file) {
+            Ok(id) => Ok(OutsideSqlite {
+                file: Some(file),
+                id,
+            }),
+            Err(e) => {
+                std::mem::forget(file);
+                Err(e)
+            }
+        }
+    }
+
+    /// Which file the descriptor is of.
+    pub(crate) fn id(&self) -> FileId {
+        self.id
+    }
+
+    /// The file, to read (or seek: the holder has it alone); `None` only
+    /// once dropped.
+    pub(crate) fn file(&mut self) -> Option<&mut File> {
+        self.file.as_mut()
+    }
+}
+
+impl Drop for OutsideSqlite {
+    fn drop(&mut self) {
+        if let Some(file) = self.file.take() {
+            close_outside_sqlite(OwnedFd::from(file), self.id);
+        }
     }
 }
 
