@@ -192,19 +192,27 @@ fn sidecars_left(m: &TenantManager, tenant: &str) -> (bool, u64) {
     (sidecar(&db, "-shm").exists(), wal)
 }
 
-#[test]
-fn a_backup_of_a_tenant_nobody_has_open_leaves_no_shared_memory_file_beside_it() {
+/// `tenants`, each with one note (its name), in a manager that has not
+/// opened them: the manager that wrote them is gone, and its last
+/// connection to each folded the `-wal`'s frames into the file and
+/// removed its sidecars.
+fn idle(tenants: &[&str]) -> (tempfile::TempDir, TenantManager) {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
     {
         let m = manager(&root);
-        for tenant in ["acme", "globex"] {
+        for tenant in tenants {
             m.create_tenant(tenant).unwrap();
             add_note(&m, tenant, tenant);
         }
-        // Dropped: its pools' last connections remove their sidecars.
     }
     let m = manager(&root);
+    (dir, m)
+}
+
+#[test]
+fn a_backup_of_a_tenant_nobody_has_open_leaves_no_shared_memory_file_beside_it() {
+    let (dir, m) = idle(&["acme", "globex"]);
     assert_eq!(sidecars_left(&m, "acme"), (false, 0));
     let one = dir.path().join("acme.sqlite3");
     m.backup_tenant("acme", &one).unwrap();
@@ -225,16 +233,7 @@ fn a_backup_of_a_tenant_nobody_has_open_leaves_no_shared_memory_file_beside_it()
 
 #[test]
 fn a_tenant_a_connection_of_this_process_reads_is_backed_up_beside_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("root");
-    {
-        let m = manager(&root);
-        m.create_tenant("acme").unwrap();
-        add_note(&m, "acme", "first");
-    }
-    // No frame in the `-wal` (the last connection folded them in): the
-    // backup tries its exclusive read first.
-    let m = manager(&root);
+    let (dir, m) = idle(&["acme"]);
     // A read in progress, through the pool and outside it: the backup's
     // exclusive read cannot be had, and the backup reads beside them.
     let pooled = m.connection("acme").unwrap();
@@ -247,7 +246,7 @@ fn a_tenant_a_connection_of_this_process_reads_is_backed_up_beside_it() {
     let bodies: String = open(&dest)
         .query_row("SELECT group_concat(body) FROM notes", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(bodies, "first");
+    assert_eq!(bodies, "acme");
     pooled.execute_batch("COMMIT").unwrap();
     direct.execute_batch("COMMIT").unwrap();
 }
@@ -307,14 +306,7 @@ fn a_backup_leaves_the_sqlite_locks_of_this_processs_connections_in_place() {
 
 #[test]
 fn first_opens_during_backups_of_a_small_idle_tenant_wait_instead_of_failing() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("root");
-    {
-        let m = manager(&root);
-        m.create_tenant("acme").unwrap();
-        add_note(&m, "acme", "first");
-    }
-    let m = manager(&root);
+    let (dir, m) = idle(&["acme"]);
     let path = m.root().database_path("acme").unwrap();
     let stop = std::sync::atomic::AtomicBool::new(false);
     std::thread::scope(|scope| {
