@@ -7,6 +7,8 @@ use std::marker::PhantomData;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, sync_channel};
+use std::thread::Scope;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -14,6 +16,7 @@ use parking_lot::Mutex;
 use super::feed::{Feed, in_report_order};
 use super::options::{FleetOptions, Progress};
 use crate::error::{Error, Result};
+use crate::fs::faults;
 use crate::name::TenantName;
 use crate::paths::{Found, RootConfig};
 
@@ -211,7 +214,10 @@ impl<'a> Run<'a> {
     /// place in the run, and gives their rows. `open` makes what a window
     /// shares, before its first tenant is begun (a backup's descriptor to
     /// sync through, which must predate the window's writes), and
-    /// `finish` is given it. A worker finishes what it holds before it
+    /// `finish` is given it. A full window is finished on a thread of its
+    /// own while its worker begins the next one (a backup copies while
+    /// the last copies sync), one window at a time per worker: at most
+    /// twice `jobs` threads. A worker finishes what it holds before it
     /// stops, so every tenant begun has its row.
     pub(crate) fn each_windowed<T: Tally, W: Send, U: Send>(
         self,
@@ -222,42 +228,47 @@ impl<'a> Run<'a> {
     ) -> Finished<T> {
         let started = Instant::now();
         let all = Mutex::new((new(), Vec::new()));
-        let flush = |worker: &mut Windowed<T, W, U>| {
-            if let Some((shared, held)) = worker.window.take()
-                && !held.is_empty()
-            {
-                for row in finish(&self, shared, held) {
-                    keep(&mut worker.tally, &mut worker.rows, row);
-                }
-            }
-        };
-        let start = || Windowed {
-            tally: new(),
-            rows: Vec::new(),
-            window: None,
-        };
-        let step = |worker: &mut Windowed<T, W, U>, place, found| {
-            // Opened before the window's first tenant is begun.
-            let (_, held) =
-                (worker.window).get_or_insert_with(|| (open(), Vec::with_capacity(window)));
-            match begin(&self, found) {
-                None => {}
-                Some(Begun::Done(row)) => keep(&mut worker.tally, &mut worker.rows, (place, row)),
-                Some(Begun::Unfinished(work)) => {
-                    held.push((place, work));
-                    if held.len() >= window {
-                        flush(worker);
+        // Under a test's fault plan (thread-local) a window is finished on
+        // its worker's thread, so that the plan sees it (see `Feed::run`).
+        let in_turn = faults::plan_active();
+        std::thread::scope(|scope| {
+            let finishing = Finishing {
+                run: &self,
+                finish: &finish,
+                scope: (!in_turn).then_some(scope),
+            };
+            let start = || Windowed {
+                tally: new(),
+                rows: Vec::new(),
+                window: None,
+                finishing: None,
+            };
+            let step = |worker: &mut Windowed<T, W, U>, place, found| {
+                // Opened before the window's first tenant is begun.
+                let (_, held) =
+                    (worker.window).get_or_insert_with(|| (open(), Vec::with_capacity(window)));
+                match begin(&self, found) {
+                    None => {}
+                    Some(Begun::Done(row)) => {
+                        keep(&mut worker.tally, &mut worker.rows, (place, row))
+                    }
+                    Some(Begun::Unfinished(work)) => {
+                        held.push((place, work));
+                        if held.len() >= window {
+                            finishing.flush(worker);
+                        }
                     }
                 }
-            }
-        };
-        let done = |mut worker: Windowed<T, W, U>| {
-            flush(&mut worker);
-            absorb(&all, worker.tally, worker.rows);
-        };
-        let jobs = self.options.jobs;
-        self.feed
-            .run(jobs, &|| self.should_stop(), &start, &step, &done);
+            };
+            let done = |mut worker: Windowed<T, W, U>| {
+                finishing.flush(&mut worker);
+                worker.settle();
+                absorb(&all, worker.tally, worker.rows);
+            };
+            let jobs = self.options.jobs;
+            self.feed
+                .run(jobs, &|| self.should_stop(), &start, &step, &done);
+        });
         self.finished(started, all.into_inner())
     }
 
@@ -283,13 +294,66 @@ impl<'a> Run<'a> {
     }
 }
 
-/// A worker of [`Run::each_windowed`]: its tally and rows, and its open
-/// window: what the window shares, with the tenants begun in it and not
-/// finished.
+/// A worker of [`Run::each_windowed`]: its tally and rows, its open
+/// window (what the window shares, with the tenants begun in it and not
+/// finished), and the rows of the window before, being finished on a
+/// thread of its own while this one's tenants are begun.
 struct Windowed<T: Tally, W, U> {
     tally: T,
     rows: Vec<(usize, T::Row)>,
     window: Option<(W, Vec<(usize, U)>)>,
+    finishing: Option<Receiver<Placed<T>>>,
+}
+
+impl<T: Tally, W, U> Windowed<T, W, U> {
+    /// Waits for the window being finished, and keeps its rows. (If its
+    /// thread panicked there are none: the run's scope panics when it
+    /// ends, as a worker's panic does.)
+    fn settle(&mut self) {
+        if let Some(rows) = self.finishing.take().and_then(|f| f.recv().ok()) {
+            self.keep_all(rows);
+        }
+    }
+
+    fn keep_all(&mut self, rows: Vec<(usize, T::Row)>) {
+        for row in rows {
+            keep(&mut self.tally, &mut self.rows, row);
+        }
+    }
+}
+
+/// How [`Run::each_windowed`] finishes a full window: on a thread of the
+/// run's `scope` (so that its worker begins the next window meanwhile: a
+/// backup copies while the last copies sync), one window at a time per
+/// worker; or, without a scope, on the worker's own thread.
+struct Finishing<'a, 'scope, 'env, F> {
+    run: &'a Run<'a>,
+    finish: &'a F,
+    scope: Option<&'scope Scope<'scope, 'env>>,
+}
+
+impl<'a: 'scope, 'scope, 'env, F: Sync> Finishing<'a, 'scope, 'env, F> {
+    /// Finishes `worker`'s open window, once the window before it is.
+    fn flush<T: Tally, W: Send + 'scope, U: Send + 'scope>(&self, worker: &mut Windowed<T, W, U>)
+    where
+        F: Fn(&Run<'_>, W, Vec<(usize, U)>) -> Vec<(usize, T::Row)>,
+        T::Row: 'scope,
+    {
+        let Some((shared, held)) = worker.window.take() else {
+            return;
+        };
+        if held.is_empty() {
+            return;
+        }
+        worker.settle();
+        let (run, finish) = (self.run, self.finish);
+        let Some(scope) = self.scope else {
+            return worker.keep_all(finish(run, shared, held));
+        };
+        let (rows, finishing) = sync_channel(1);
+        scope.spawn(move || rows.send(finish(run, shared, held)));
+        worker.finishing = Some(finishing);
+    }
 }
 
 /// What [`Run::each_windowed`]'s first step made of a tenant.
@@ -307,8 +371,11 @@ fn keep<T: Tally>(tally: &mut T, rows: &mut Vec<(usize, T::Row)>, (place, row): 
     }
 }
 
+/// Rows, each with its place in the run.
+type Placed<T> = Vec<(usize, <T as Tally>::Row)>;
+
 /// A tally and the rows it keeps, each with its place in the run.
-type Gathered<T> = (T, Vec<(usize, <T as Tally>::Row)>);
+type Gathered<T> = (T, Placed<T>);
 
 /// Adds a finished worker's tally and rows to the run's.
 fn absorb<T: Tally>(all: &Mutex<Gathered<T>>, tally: T, rows: Vec<(usize, T::Row)>) {
