@@ -787,3 +787,25 @@ fn a_plaintext_backup_with_reserved_bytes_restores_without_encryption() {
         .unwrap();
     assert_eq!(n, 1);
 }
+
+#[test]
+fn a_panic_in_after_each_stops_backup_all_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = manager(&dir.path().join("root"));
+    // Four windows of copies (32 each): lines are told from the thread
+    // that synced their window, while the worker copies the next.
+    for i in 0..100 {
+        m.create_tenant(&format!("t{i:02}")).unwrap();
+    }
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = Arc::clone(&calls);
+    let options = BackupOptions::new().jobs(1).after_each(move |_| {
+        counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        panic!("the hook's own panic");
+    });
+    let backup = || m.backup_all(dir.path().join("all"), &options);
+    assert!(std::panic::catch_unwind(std::panic::AssertUnwindSafe(backup)).is_err());
+    // The worker met the panic before it handed on its next window (it
+    // used to go on, one more panicking line per window).
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+}

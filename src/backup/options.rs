@@ -55,18 +55,20 @@ impl BackupOptions {
         self
     }
 
-    /// Called after each tenant, from the worker thread that copied it
-    /// (`ok` is false for a failure, and also for a tenant destroyed
-    /// before its turn).
+    /// Called after each tenant (`ok` is false for a failure, and also for
+    /// a tenant destroyed before its turn), from a thread of the run: the
+    /// worker that copied it, or the thread that synced its window, so
+    /// calls may come from two threads at once even with `jobs(1)`.
     pub fn on_progress(mut self, f: impl Fn(&Progress) + Send + Sync + 'static) -> Self {
         self.fleet.progress = Some(Box::new(f));
         self
     }
 
-    /// Called with every tenant's line as it finishes, from the worker
-    /// thread that copied it: the copy written and synced (its directory
-    /// entry is made durable with every other at the end of the run), a
-    /// failure, or a tenant gone. The report keeps only the failures.
+    /// Called with every tenant's line as it finishes, from a thread of
+    /// the run (as `on_progress`): the copy written and synced (its
+    /// directory entry is made durable with every other at the end of the
+    /// run), a failure, or a tenant gone. The report keeps only the
+    /// failures.
     ///
     /// ```
     /// use std::sync::{Arc, Mutex};

@@ -4,6 +4,7 @@
 //! puts the rows in report order at the end.
 
 use std::marker::PhantomData;
+use std::panic::AssertUnwindSafe;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -216,9 +217,10 @@ impl<'a> Run<'a> {
     /// sync through, which must predate the window's writes), and
     /// `finish` is given it. A full window is finished on a thread of its
     /// own while its worker begins the next one (a backup copies while
-    /// the last copies sync), one window at a time per worker: at most
-    /// twice `jobs` threads. A worker finishes what it holds before it
-    /// stops, so every tenant begun has its row.
+    /// the last copies sync), one window in flight per worker (its thread
+    /// may still be ending when the next starts); where no thread can be
+    /// had, the worker finishes it. A worker finishes what it holds before
+    /// it stops, so every tenant begun has its row.
     pub(crate) fn each_windowed<T: Tally, W: Send, U: Send>(
         self,
         new: impl Fn() -> T + Sync,
@@ -302,16 +304,23 @@ struct Windowed<T: Tally, W, U> {
     tally: T,
     rows: Vec<(usize, T::Row)>,
     window: Option<(W, Vec<(usize, U)>)>,
-    finishing: Option<Receiver<Placed<T>>>,
+    finishing: Option<Receiver<WindowRows<T>>>,
 }
 
+/// A window's rows, or the panic its thread met.
+type WindowRows<T> = std::thread::Result<Placed<T>>;
+
 impl<T: Tally, W, U> Windowed<T, W, U> {
-    /// Waits for the window being finished, and keeps its rows. (If its
-    /// thread panicked there are none: the run's scope panics when it
-    /// ends, as a worker's panic does.)
+    /// Waits for the window being finished, and keeps its rows; a panic
+    /// met finishing it goes on in this worker, as it would have had the
+    /// worker finished the window itself.
     fn settle(&mut self) {
-        if let Some(rows) = self.finishing.take().and_then(|f| f.recv().ok()) {
-            self.keep_all(rows);
+        match self.finishing.take().map(|f| f.recv()) {
+            None => {}
+            Some(Ok(Ok(rows))) => self.keep_all(rows),
+            Some(Ok(Err(panic))) => std::panic::resume_unwind(panic),
+            // Its thread sends before it ends, unwound or not.
+            Some(Err(_)) => {}
         }
     }
 
@@ -350,9 +359,26 @@ impl<'a: 'scope, 'scope, 'env, F: Sync> Finishing<'a, 'scope, 'env, F> {
         let Some(scope) = self.scope else {
             return worker.keep_all(finish(run, shared, held));
         };
+        // Taken back if no thread can be had: the worker finishes it.
+        let work = Arc::new(Mutex::new(Some((shared, held))));
+        let theirs = Arc::clone(&work);
         let (rows, finishing) = sync_channel(1);
-        scope.spawn(move || rows.send(finish(run, shared, held)));
-        worker.finishing = Some(finishing);
+        let spawned = std::thread::Builder::new().spawn_scoped(scope, move || {
+            let Some((shared, held)) = theirs.lock().take() else {
+                return;
+            };
+            let finished = std::panic::catch_unwind(AssertUnwindSafe(|| finish(run, shared, held)));
+            let _ = rows.send(finished);
+        });
+        match spawned {
+            Ok(_) => worker.finishing = Some(finishing),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot start a thread to finish a window; finishing it on the worker's");
+                if let Some((shared, held)) = work.lock().take() {
+                    worker.keep_all(finish(run, shared, held));
+                }
+            }
+        }
     }
 }
 
