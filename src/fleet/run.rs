@@ -324,7 +324,7 @@ impl<T: Tally, W, U> Windowed<T, W, U> {
         }
     }
 
-    fn keep_all(&mut self, rows: Vec<(usize, T::Row)>) {
+    fn keep_all(&mut self, rows: Placed<T>) {
         for row in rows {
             keep(&mut self.tally, &mut self.rows, row);
         }
@@ -404,7 +404,7 @@ type Placed<T> = Vec<(usize, <T as Tally>::Row)>;
 type Gathered<T> = (T, Placed<T>);
 
 /// Adds a finished worker's tally and rows to the run's.
-fn absorb<T: Tally>(all: &Mutex<Gathered<T>>, tally: T, rows: Vec<(usize, T::Row)>) {
+fn absorb<T: Tally>(all: &Mutex<Gathered<T>>, tally: T, rows: Placed<T>) {
     let mut all = all.lock();
     all.0.absorb(&tally);
     all.1.extend(rows);

@@ -27,7 +27,7 @@
 use std::fs::File;
 use std::io;
 use std::os::fd::AsFd;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use rusqlite::{Connection, OpenFlags};
 
@@ -37,8 +37,10 @@ use crate::fs::dir::Dir;
 use crate::fs::file_id::FileId;
 use crate::fs::files::literal_path;
 use crate::fs::lock::split;
+use crate::fs::siblings::sidecar_path;
 use crate::fs::sys;
 use crate::name::TenantName;
+use crate::storage::opening::open::WAL_HEADER;
 use crate::storage::opening::open_files::OutsideSqlite;
 
 /// What a snapshot wrote.
@@ -49,9 +51,6 @@ pub(crate) struct Snapshot {
     /// The copy's size in bytes.
     pub(crate) bytes: u64,
 }
-
-/// A `-wal` this long or shorter holds no frame: its header is 32 bytes.
-const WAL_HEADER: u64 = 32;
 
 /// Flags for opening the copy: never a URI (see `literal_path`).
 const COPY: OpenFlags = OpenFlags::SQLITE_OPEN_READ_WRITE.union(OpenFlags::SQLITE_OPEN_NO_MUTEX);
@@ -168,7 +167,7 @@ fn copy_under_read(
     let (true, Some(main)) = (main.id() == file, main.file()) else {
         return Err(CopyFailure::Moved);
     };
-    let wal_name = sidecar(name, "-wal");
+    let wal_name = sidecar_path(name, "-wal");
     let wal = open_wal(&from, &wal_name).map_err(|e| {
         io_error(
             tenant,
@@ -180,7 +179,7 @@ fn copy_under_read(
     let copy = copy_file(tenant, (main, u64::MAX), dir, scratch)?;
     let with_wal = match wal {
         Some((mut wal, len)) => {
-            copy_file(tenant, (&mut wal, len), dir, &sidecar(scratch, "-wal"))?;
+            copy_file(tenant, (&mut wal, len), dir, &sidecar_path(scratch, "-wal"))?;
             true
         }
         None => false,
@@ -190,13 +189,6 @@ fn copy_under_read(
         (Some(inside), Some(at)) if inside == file && at == file => Ok((copy, with_wal)),
         _ => Err(CopyFailure::Moved),
     }
-}
-
-/// `name` with `suffix`: its `-wal`.
-fn sidecar(name: &Path, suffix: &str) -> PathBuf {
-    let mut sidecar = name.as_os_str().to_owned();
-    sidecar.push(suffix);
-    PathBuf::from(sidecar)
 }
 
 /// The database's `-wal` and how much of it to copy, if it holds any

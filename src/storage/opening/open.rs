@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::fs::Patience;
 use crate::fs::file_id::FileId;
 use crate::fs::files::literal_path;
+use crate::fs::siblings::sidecar_path;
 use crate::fs::sys;
 use crate::name::TenantName;
 use crate::storage::opening::open_error::{missing_error, pin_error};
@@ -113,18 +114,16 @@ const ALONE_AT_MOST: u64 = 1 << 20;
 /// Whether the database at `path` is at most [`ALONE_AT_MOST`] bytes and
 /// its `-wal` holds no frame (a heuristic: the lock decides).
 fn quiet_and_small(path: &Path) -> bool {
-    let mut wal = path.as_os_str().to_owned();
-    wal.push("-wal");
     let small = sys::symlink_metadata(path).is_ok_and(|m| m.len() <= ALONE_AT_MOST);
     small
-        && match sys::symlink_metadata(Path::new(&wal)) {
+        && match sys::symlink_metadata(&sidecar_path(path, "-wal")) {
             Ok(m) => m.len() <= WAL_HEADER,
             Err(e) => e.kind() == io::ErrorKind::NotFound,
         }
 }
 
 /// A `-wal` this long or shorter holds no frame: its header is 32 bytes.
-const WAL_HEADER: u64 = 32;
+pub(in crate::storage) const WAL_HEADER: u64 = 32;
 
 /// Whether SQLite said another connection holds the lock.
 fn is_busy(e: &rusqlite::Error) -> bool {
