@@ -83,6 +83,25 @@ fn child_appender() {
     }
 }
 
+/// The child: holds a connection of its own to `acme` (as the `sqlite3`
+/// shell would), after one read, until the stop file; prints `HOLDING`.
+#[test]
+#[ignore = "child process of the backup tests"]
+fn child_holder() {
+    let Some(root) = child::root() else {
+        return;
+    };
+    let path = RootConfig::new(&root).database_path("acme").unwrap();
+    let conn = rusqlite::Connection::open(path).unwrap();
+    let n: i64 = conn
+        .query_row("SELECT count(*) FROM notes", [], |r| r.get(0))
+        .unwrap();
+    println!("HOLDING {n}");
+    while !child::stop_file(&root).exists() {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// `(seq, acknowledged at)` of every commit the child was told succeeded.
 fn parse_acks(out: &str) -> Vec<(i64, u128)> {
     out.lines()
@@ -302,6 +321,27 @@ fn a_backup_leaves_the_sqlite_locks_of_this_processs_connections_in_place() {
     }
     assert_eq!(descriptors_on(&path), after_two);
     drop(held);
+}
+
+#[test]
+fn a_small_tenant_another_process_has_open_is_backed_up_beside_its_connection() {
+    let (dir, m) = idle(&["acme"]);
+    let root = m.root().root_dir().to_path_buf();
+    let out = dir.path().join("holder.out");
+    let holder = child::spawn_logged("child_holder", &root, &out);
+    child::wait_for_word(&out, "HOLDING");
+    // Its lock makes the backup's exclusive attempt busy at once: the
+    // backup reads beside it, neither waiting nor failing.
+    let one = dir.path().join("acme.sqlite3");
+    m.backup_tenant("acme", &one).unwrap();
+    let all = m.backup_all(dir.path().join("all"), &BackupOptions::new());
+    assert!(all.unwrap().is_success());
+    let notes: String = open(&one)
+        .query_row("SELECT group_concat(body) FROM notes", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(notes, "acme");
+    std::fs::write(child::stop_file(&root), "").unwrap();
+    child::wait_logged(holder, &out);
 }
 
 #[test]
