@@ -119,9 +119,10 @@ fn one_tenant(dir: &Path, rounds: usize) {
     });
     let mb = fs::metadata(&source).unwrap().len() as f64 / 1e6;
     println!(
-        "backup_tenant, {mb:.1} MB, a thread writing: tenanted {ours:.1?} vs fs::copy + fsync {floor:.1?}: {ratio:.2}x (median of {} interleaved rounds; load {})",
+        "backup_tenant, {mb:.1} MB, a thread writing: tenanted {ours:.1?} vs fs::copy + fsync {floor:.1?}: {ratio:.2}x (median of {} interleaved rounds; load {}; {})",
         rounds * 7,
-        support::load()
+        support::load(),
+        support::sqlite_build()
     );
 }
 
@@ -221,8 +222,9 @@ fn all_tenants(dir: &Path, tenants: usize, rounds: usize) {
     let [floor, floor2, j1, j2] = times.map(support::median);
     let [r1, r2, speedup, r2_2, floor_speedup] = ratios.map(support::median);
     println!(
-        "backup_all, {tenants} tenants: plain loop {floor:.2?}; jobs 1 {j1:.2?} ({r1:.2}x); jobs 2 {j2:.2?} ({r2:.2}x); jobs 2 is {speedup:.2}x faster than jobs 1; the plain loop on 2 threads {floor2:.2?} ({floor_speedup:.2}x faster than on 1; jobs 2 is {r2_2:.2}x it) (medians of {rounds} interleaved rounds; load {})",
-        support::load()
+        "backup_all, {tenants} tenants: plain loop {floor:.2?}; jobs 1 {j1:.2?} ({r1:.2}x); jobs 2 {j2:.2?} ({r2:.2}x); jobs 2 is {speedup:.2}x faster than jobs 1; the plain loop on 2 threads {floor2:.2?} ({floor_speedup:.2}x faster than on 1; jobs 2 is {r2_2:.2}x it) (medians of {rounds} interleaved rounds; load {}; {})",
+        support::load(),
+        support::sqlite_build()
     );
 }
 

@@ -148,6 +148,24 @@ pub fn load() -> String {
         .unwrap_or_default()
 }
 
+/// How the SQLite this bench runs was built, for its report: its version,
+/// and whether its global memory statistics are on (every allocation then
+/// takes one process-wide mutex; `.cargo/config.toml` turns them off).
+pub fn sqlite_build() -> String {
+    let options = || -> rusqlite::Result<Vec<String>> {
+        let conn = rusqlite::Connection::open_in_memory()?;
+        let mut stmt = conn.prepare("PRAGMA compile_options")?;
+        let rows = stmt.query_map([], |row| row.get(0))?;
+        rows.collect()
+    };
+    let stats = match options() {
+        Ok(options) if options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0") => "off",
+        Ok(_) => "on",
+        Err(_) => "unknown",
+    };
+    format!("SQLite {}, memory statistics {stats}", rusqlite::version())
+}
+
 /// CPU time the calling thread has used: unlike the wall clock, not
 /// stretched by time spent waiting for a CPU on a loaded machine.
 pub fn thread_cpu() -> std::time::Duration {
