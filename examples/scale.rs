@@ -49,12 +49,17 @@
 //!    - no-op `migrate_all` with `jobs(1)` and `jobs(2)`, against the
 //!      header floor on 1 and 2 threads, in listing order and in creation
 //!      order.
-//! 3. **Cold**, when `/proc/sys/vm/drop_caches` is writable (root): listing
-//!    and status and their floors again, each right after `sync` and
-//!    `echo 3 > /proc/sys/vm/drop_caches`. Otherwise the output says
-//!    "cold: not measured (cannot drop caches)". Dropping caches is
-//!    machine-wide: it slows anything else running. `--cold-max N` skips
-//!    this phase above N tenants.
+//! 3. **Cold**: every line of phase 2 again (`--repeat` times), each run
+//!    right after `sync` and dropping the caches: `echo 3 >
+//!    /proc/sys/vm/drop_caches` where that is writable (root on a machine
+//!    of one's own; machine-wide, so it slows anything else running),
+//!    otherwise `echo 0 > memory.force_empty` of the process's own
+//!    cgroup-v1 memory controller (root in a container, as on this
+//!    project's machines): that reclaims the page cache and the dentries
+//!    and inodes charged to the cgroup, which include all of the fleet's,
+//!    since this process built it. Where neither is allowed the output
+//!    says "cold: not measured (cannot drop caches)". `--cold-max N`
+//!    skips this phase above N tenants.
 //! 4. **One pending migration** (sizes up to `--pending-max`, default
 //!    all): `migrate_all` with `jobs(1)` and `jobs(2)`, against a floor
 //!    that opens each file (in listing order, as above) with plain
@@ -245,10 +250,87 @@ fn rss_growth_mb(mark: Option<RssMark>) -> Option<f64> {
     Some(after.saturating_sub(mark.rss_kb) as f64 / 1024.0)
 }
 
-/// `sync; echo 3 > /proc/sys/vm/drop_caches`; false if not allowed.
-fn drop_caches() -> bool {
-    rustix::fs::sync();
-    fs::write("/proc/sys/vm/drop_caches", "3").is_ok()
+/// How the caches are dropped before a cold line.
+#[derive(Debug, Clone)]
+enum ColdBy {
+    /// `sync; echo 3 > /proc/sys/vm/drop_caches`: machine-wide (root).
+    DropCaches,
+    /// `sync; echo 0 > memory.force_empty` of this process's own memory
+    /// cgroup (v1), whose charges include every page and file system
+    /// cache entry this process brought in (its fleet was built by this
+    /// process): where `/proc/sys/vm/drop_caches` is not writable but the
+    /// cgroup is, as in a container. The root cgroup refuses it.
+    ForceEmpty(PathBuf),
+}
+
+impl ColdBy {
+    /// The first way this process may drop caches, tried once.
+    fn find() -> Option<ColdBy> {
+        if ColdBy::DropCaches.drop() {
+            return Some(ColdBy::DropCaches);
+        }
+        let by = ColdBy::ForceEmpty(own_memory_cgroup()?.join("memory.force_empty"));
+        by.drop().then_some(by)
+    }
+
+    /// Drops the caches; false if not allowed.
+    fn drop(&self) -> bool {
+        rustix::fs::sync();
+        match self {
+            ColdBy::DropCaches => fs::write("/proc/sys/vm/drop_caches", "3").is_ok(),
+            ColdBy::ForceEmpty(file) => fs::write(file, "0").is_ok(),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            ColdBy::DropCaches => "`sync; echo 3 > /proc/sys/vm/drop_caches`".into(),
+            ColdBy::ForceEmpty(file) => format!(
+                "`sync; echo 0 > {}` (this process's memory cgroup: its page cache and its dentries and inodes; `/proc/sys/vm/drop_caches` is not writable here)",
+                file.display()
+            ),
+        }
+    }
+}
+
+/// This process's cgroup-v1 memory controller directory, unless it is the
+/// root one.
+fn own_memory_cgroup() -> Option<PathBuf> {
+    let groups = fs::read_to_string("/proc/self/cgroup").ok()?;
+    let path = groups.lines().find_map(|line| {
+        let mut fields = line.splitn(3, ':');
+        let (_, controllers, path) = (fields.next()?, fields.next()?, fields.next()?);
+        controllers
+            .split(',')
+            .any(|c| c == "memory")
+            .then_some(path)
+    })?;
+    let dir = Path::new("/sys/fs/cgroup/memory").join(path.trim_start_matches('/'));
+    (path != "/" && dir.join("memory.force_empty").exists()).then_some(dir)
+}
+
+/// A warm line runs as it finds the caches; a cold one right after they
+/// are dropped.
+#[derive(Clone, Copy)]
+enum Temperature<'c> {
+    Warm,
+    Cold(&'c ColdBy),
+}
+
+impl Temperature<'_> {
+    fn prepare(&self) {
+        if let Temperature::Cold(by) = self {
+            by.drop();
+        }
+    }
+
+    /// A line's name at this temperature.
+    fn name(&self, what: &str) -> String {
+        match self {
+            Temperature::Warm => what.to_owned(),
+            Temperature::Cold(_) => format!("cold {what}"),
+        }
+    }
 }
 
 // ----- parallel loops ------------------------------------------------------------
@@ -342,6 +424,15 @@ fn read_headers(paths: &[PathBuf], threads: usize, expect: u32) -> Result<(), St
         }
         Ok(())
     })
+}
+
+/// [`read_headers`] of `paths` as a line's floor.
+fn headers_of(
+    paths: &[PathBuf],
+    threads: usize,
+    expect: u32,
+) -> impl FnMut() -> BoxResult<()> + '_ {
+    move || Ok(read_headers(paths, threads, expect)?)
 }
 
 /// Plain rusqlite: open each file, run `sql` and `PRAGMA user_version` in
@@ -556,13 +647,18 @@ fn tenant_blocks(path: &Path) -> BoxResult<u64> {
     Ok((file + dir) * 512)
 }
 
-fn run_size(n: usize, parent: &Path, args: &Args, cold_ok: &mut bool) -> BoxResult<SizeResult> {
+fn run_size(
+    n: usize,
+    parent: &Path,
+    args: &Args,
+    cold: &mut Option<ColdBy>,
+) -> BoxResult<SizeResult> {
     let wall = Instant::now();
     let load_before = load_average();
     let (mut run, guard) = SizeRun::build(n, parent, args)?;
     run.warm_up()?;
     run.warm_lines()?;
-    run.cold_lines(cold_ok)?;
+    run.cold_lines(cold)?;
     run.pending_lines()?;
     run.finish(guard, wall, &load_before)
 }
@@ -727,54 +823,80 @@ impl<'a> SizeRun<'a> {
 
     /// The warm lines: listing, status, and a no-op `migrate_all`.
     fn warm_lines(&mut self) -> BoxResult<()> {
+        self.read_lines(Temperature::Warm)
+    }
+
+    /// Phase 3, cold: the same lines, each run right after dropping the
+    /// caches.
+    fn cold_lines(&mut self, cold: &mut Option<ColdBy>) -> BoxResult<()> {
+        let n = self.n;
+        if n > self.args.cold_max {
+            self.notes.push(format!(
+                "cold: not measured at this size (--cold-max {})",
+                thousands(self.args.cold_max)
+            ));
+            return Ok(());
+        }
+        let Some(by) = cold.take().filter(ColdBy::drop) else {
+            self.notes
+                .push("cold: not measured (cannot drop caches)".into());
+            return Ok(());
+        };
+        self.read_lines(Temperature::Cold(&by))?;
+        self.notes.push(format!(
+            "cold: each cold line ran right after {} (outside its clock)",
+            by.describe()
+        ));
+        *cold = Some(by);
+        Ok(())
+    }
+
+    /// Listing, status, and a no-op `migrate_all` (jobs 1 and 2), each
+    /// against its floors, at `temperature`.
+    fn read_lines(&mut self, temperature: Temperature) -> BoxResult<()> {
         let (n, parent, repeat) = (self.n, self.parent, self.args.repeat);
         let (status_threads, v0) = (self.status_threads, self.v0);
         let (manager, root_dir) = (&self.manager, &self.root_dir);
-        let all = &self.listed_paths[..];
-        let headers = |threads: usize| move || Ok(read_headers(all, threads, v0 as u32)?);
-        step(n, parent, "listing")?;
+        let (listed, created) = (&self.listed_paths[..], &self.paths[..]);
+        let headers = |paths, threads| headers_of(paths, threads, v0 as u32);
+        let prepare = || temperature.prepare();
+        let named = |what: &str| temperature.name(what);
+        step(n, parent, &named("listing"))?;
         self.lines.push(
             Line::new(
-                "listing: `tenants()` consumed",
-                "`read_dir` of the 256 buckets",
+                named("listing: `tenants()` consumed"),
+                named("`read_dir` of the 256 buckets"),
             )
             .run(
                 repeat,
-                || {},
+                prepare,
                 || list_buckets(root_dir),
                 || count_tenants(manager),
                 listed_ok(n),
             )?,
         );
-        step(n, parent, "status")?;
-        self.lines.push(
-            Line::new(
-                "`migration_status()`",
-                format!("header read, {status_threads} threads"),
-            )
-            .run(
-                repeat,
-                || {},
-                headers(status_threads),
-                || Ok(manager.migration_status()?),
-                status_ok(n),
-            )?,
-        );
-
-        self.lines.push(
-            Line::new(
-                "`migration_status()`, against the creation-order floor",
-                format!("header read in creation order, {status_threads} threads"),
-            )
-            .run(
-                repeat,
-                || {},
-                || Ok(read_headers(&self.paths, status_threads, v0 as u32)?),
-                || Ok(manager.migration_status()?),
-                status_ok(n),
-            )?,
-        );
-
+        step(n, parent, &named("status"))?;
+        let orders = [(listed, ""), (created, " in creation order")];
+        for (paths, order) in orders {
+            let against = if order.is_empty() {
+                ""
+            } else {
+                ", against the creation-order floor"
+            };
+            self.lines.push(
+                Line::new(
+                    named(&format!("`migration_status()`{against}")),
+                    named(&format!("header read{order}, {status_threads} threads")),
+                )
+                .run(
+                    repeat,
+                    prepare,
+                    headers(paths, status_threads),
+                    || Ok(manager.migration_status()?),
+                    status_ok(n),
+                )?,
+            );
+        }
         let noop_ok = |r: Result<(), MigrationReport>| match r {
             Ok(()) => Ok(()),
             Err(report) => check(
@@ -785,97 +907,32 @@ impl<'a> SizeRun<'a> {
             ),
         };
         for jobs in [1, 2] {
-            step(n, parent, &format!("no-op migrate_all jobs {jobs}"))?;
+            step(n, parent, &named(&format!("no-op migrate_all jobs {jobs}")))?;
             let options = MigrateOptions::new().jobs(jobs);
-            self.lines.push(
-                Line::new(
-                    format!("no-op `migrate_all`, jobs {jobs}"),
-                    format!("header read, {jobs} thread{}", plural(jobs)),
-                )
-                .run(
-                    repeat,
-                    || {},
-                    headers(jobs),
-                    || Ok(manager.migrate_all(&options)?),
-                    noop_ok,
-                )?,
-            );
             // The goal is set against the faster of the two floors.
-            self.lines.push(
-                Line::new(
-                    format!("no-op `migrate_all`, jobs {jobs}, against the creation-order floor"),
-                    format!(
-                        "header read in creation order, {jobs} thread{}",
-                        plural(jobs)
-                    ),
-                )
-                .run(
-                    repeat,
-                    || {},
-                    || Ok(read_headers(&self.paths, jobs, v0 as u32)?),
-                    || Ok(manager.migrate_all(&options)?),
-                    noop_ok,
-                )?,
-            );
-        }
-        Ok(())
-    }
-
-    /// Phase 3, cold: each run right after dropping the caches.
-    fn cold_lines(&mut self, cold_ok: &mut bool) -> BoxResult<()> {
-        let (n, parent, args) = (self.n, self.parent, self.args);
-        let (status_threads, v0) = (self.status_threads, self.v0);
-        let (manager, root_dir) = (&self.manager, &self.root_dir);
-        let all = &self.listed_paths[..];
-        let headers = |threads: usize| move || Ok(read_headers(all, threads, v0 as u32)?);
-        if n > args.cold_max {
-            self.notes.push(format!(
-                "cold: not measured at this size (--cold-max {})",
-                thousands(args.cold_max)
-            ));
-        } else if *cold_ok {
-            step(n, parent, "cold listing and status")?;
-            if drop_caches() {
-                let dropped = || {
-                    drop_caches();
+            for (paths, order) in orders {
+                let against = if order.is_empty() {
+                    ""
+                } else {
+                    ", against the creation-order floor"
                 };
                 self.lines.push(
                     Line::new(
-                        "cold listing: `tenants()` consumed",
-                        "cold `read_dir` of the 256 buckets",
+                        named(&format!("no-op `migrate_all`, jobs {jobs}{against}")),
+                        named(&format!(
+                            "header read{order}, {jobs} thread{}",
+                            plural(jobs)
+                        )),
                     )
                     .run(
-                        1,
-                        dropped,
-                        || list_buckets(root_dir),
-                        || count_tenants(manager),
-                        listed_ok(n),
+                        repeat,
+                        prepare,
+                        headers(paths, jobs),
+                        || Ok(manager.migrate_all(&options)?),
+                        noop_ok,
                     )?,
                 );
-                self.lines.push(
-                    Line::new(
-                        "cold `migration_status()`",
-                        format!("cold header read, {status_threads} threads"),
-                    )
-                    .run(
-                        1,
-                        dropped,
-                        headers(status_threads),
-                        || Ok(manager.migration_status()?),
-                        status_ok(n),
-                    )?,
-                );
-                self.notes.push(
-                    "cold: each cold line ran right after `sync; echo 3 > /proc/sys/vm/drop_caches` (outside its clock)"
-                        .into(),
-                );
-            } else {
-                *cold_ok = false;
             }
-        }
-        if n <= args.cold_max && !*cold_ok {
-            self.notes
-                .push("cold: not measured (cannot drop caches)".into());
         }
         Ok(())
     }
@@ -1249,10 +1306,10 @@ fn main() -> BoxResult<()> {
             .join(", "),
         parent.path().display(),
     );
-    let mut cold_ok = true;
+    let mut cold = ColdBy::find();
     let mut results = Vec::new();
     for &n in &args.sizes {
-        match run_size(n, parent.path(), &args, &mut cold_ok) {
+        match run_size(n, parent.path(), &args, &mut cold) {
             Ok(r) => {
                 println!("{}", size_table(&r));
                 results.push(r);
