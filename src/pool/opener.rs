@@ -28,8 +28,10 @@ use super::pinned_manager::{OpenFailure, PinnedManager, Target};
 use super::pool_state::{Admission, PoolState};
 use super::resident::{Resident, ResidentLease};
 use super::tenant_pool::{Checkout, Refused, Shared, TenantPool};
+use crate::busy::WaitedFor;
 use crate::crypt::{self, TenantKey};
 use crate::error::{Error, NoConnection, Result};
+use crate::fs::Patience;
 use crate::limits::{Limits, Policy, Suspension};
 use crate::migrate::{self, Migrations};
 use crate::name::TenantName;
@@ -140,9 +142,10 @@ pub(crate) fn open(
     }
     // The file was replaced under every attempt: an operation on the
     // tenant keeps replacing it (it exists, or may).
-    match look_again(config, &path) {
+    match look_again(config, &tenant, &path) {
         Again::Nothing => Err(Error::TenantDoesNotExist { tenant, path }),
         Again::Database | Again::Fenced => Err(Error::TenantBeingDestroyed { tenant, path }),
+        Again::Busy(e) => Err(e),
     }
 }
 
@@ -192,13 +195,14 @@ fn lead_open(
     };
     match opened {
         Err(Refused::Failed(Error::TenantDoesNotExist { tenant, path })) => {
-            match look_again(config, &path) {
+            match look_again(config, &tenant, &path) {
                 Again::Database => Err(Refused::Stale),
                 Again::Fenced => Err(Refused::Failed(Error::TenantBeingDestroyed {
                     tenant,
                     path,
                 })),
                 Again::Nothing => Err(Refused::Failed(Error::TenantDoesNotExist { tenant, path })),
+                Again::Busy(e) => Err(Refused::Failed(e)),
             }
         }
         opened => opened,
@@ -212,22 +216,57 @@ enum Again {
     /// It is fenced off, or marked, by an operation (the first look fell
     /// between one restore's swap and the next one's fence).
     Fenced,
-    /// Neither: it does not exist.
+    /// Neither, as seen under the tenant's entry lock: it does not exist.
     Nothing,
+    /// An operation held the entry lock past `lock_timeout`: its error.
+    Busy(Error),
 }
 
 /// Looks again at a tenant whose open found nothing at `path`: two looks
 /// (the open's, then the fence's) may straddle an operation's steps.
-fn look_again(config: &OpenConfig, path: &Path) -> Again {
+fn look_again(config: &OpenConfig, tenant: &TenantName, path: &Path) -> Again {
+    let at = TenantPath::new(&config.root, path, config.owns_dir);
+    look_again_at(at, tenant, config.lock_timeout)
+}
+
+/// [`look_again`] at `at`, waiting up to `lock_timeout` for the lock.
+fn look_again_at(at: TenantPath<'_>, tenant: &TenantName, lock_timeout: Duration) -> Again {
+    match look(at) {
+        Again::Nothing => confirm_under_lock(at, tenant, lock_timeout),
+        seen => seen,
+    }
+}
+
+/// A look at the database's path, then at the marks of an operation.
+fn look(at: TenantPath<'_>) -> Again {
     if matches!(
-        storage::occupant(&config.root, path),
+        storage::occupant(at.root(), at.db()),
         Ok(storage::Occupant::Database(_))
     ) {
         return Again::Database;
     }
-    match storage::marked(TenantPath::new(&config.root, path, config.owns_dir)) {
+    match storage::marked(at) {
         true => Again::Fenced,
         false => Again::Nothing,
+    }
+}
+
+/// The last look, with the tenant's entry lock held. Looks taken without
+/// it can each land in a different operation: a replace in another
+/// process that finishes between the look at the path (which found its
+/// fence) and the look at the marks (which found them gone) leaves both
+/// empty. Every operation holds the lock from before its first mark to
+/// after its last, so under it the tenant is either there, marked by one
+/// that died, or gone. Only a tenant that looks gone pays for this; its
+/// lock file is made and removed again (in its bucket, if that exists).
+fn confirm_under_lock(at: TenantPath<'_>, tenant: &TenantName, lock_timeout: Duration) -> Again {
+    let patience = Patience::new(lock_timeout);
+    match storage::lock_tenant(tenant, at, &patience, WaitedFor::Opening) {
+        Ok(_lock) => look(at),
+        Err(e @ Error::TenantBusy { .. }) => Again::Busy(e),
+        // No directory for it (or no lock to be had on a read-only root,
+        // where no operation runs): gone, as both looks said.
+        Err(_) => Again::Nothing,
     }
 }
 
@@ -442,5 +481,82 @@ fn cache_and_adopt(
             tenant: pool.name().clone(),
             path: pool.path().to_path_buf(),
         })),
+    }
+}
+
+#[cfg(test)]
+#[cfg(feature = "testing")]
+mod tests {
+    use std::path::Path;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use super::{Again, look_again_at};
+    use crate::fs::siblings::fence_path;
+    use crate::fs::{FaultPlan, Step, StepTaken};
+    use crate::storage::TenantPath;
+    use crate::{Migrations, RestoreOptions, RootConfig, TenantManager};
+
+    /// The index (from 1) of the first step `matches` picks among `steps`.
+    fn step_of(steps: &[StepTaken], matches: impl Fn(&StepTaken) -> bool) -> usize {
+        steps.iter().position(matches).expect("the step is taken") + 1
+    }
+
+    /// A checkout's second look at a tenant it found missing may start in
+    /// one replace's fence (the path empty) and end after it (no marks
+    /// left): the tenant existed throughout, and must not be called gone.
+    /// The replace is held just before its swap while the look at the path
+    /// is taken, then let finish before the look at the marks.
+    #[test]
+    fn a_replace_that_ends_between_the_two_looks_does_not_make_the_tenant_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        let manager = TenantManager::builder(RootConfig::new(&root), Migrations::new(vec![]))
+            .build()
+            .unwrap();
+        manager.create_tenant("acme").unwrap();
+        let backup = dir.path().join("acme.backup");
+        manager.backup_tenant("acme", &backup).unwrap();
+        let replace = RestoreOptions::new().replace(true);
+        // The first replace also records the root's layout: the second
+        // takes the steps the third will.
+        let mut swap_at = 0;
+        for _ in 0..2 {
+            let plan = FaultPlan::record();
+            let replaced = manager.restore_tenant_opts("acme", &backup, &replace);
+            replaced.unwrap();
+            swap_at = step_of(&plan.steps(), |s| s.step == Step::Swap);
+        }
+        let (fenced, until_fenced) = mpsc::channel();
+        let (go, until_go) = mpsc::channel::<()>();
+        let replacer = std::thread::spawn(move || {
+            let _plan = FaultPlan::interrupt_step(swap_at, move || {
+                fenced.send(()).unwrap();
+                until_go.recv().unwrap();
+            });
+            manager
+                .restore_tenant_opts("acme", &backup, &replace)
+                .unwrap();
+        });
+        until_fenced.recv().unwrap();
+
+        let db = RootConfig::new(&root).database_path("acme").unwrap();
+        let (at, tenant) = (TenantPath::new(&root, &db, true), "acme".parse().unwrap());
+        let timeout = Duration::from_secs(30);
+        let fence = fence_path(Path::new("main.sqlite3"));
+        let marks_at = {
+            let plan = FaultPlan::record();
+            assert!(matches!(look_again_at(at, &tenant, timeout), Again::Fenced));
+            step_of(&plan.steps(), |s| s.name.ends_with(&fence))
+        };
+        let _plan = FaultPlan::interrupt_step(marks_at, move || {
+            go.send(()).unwrap();
+            replacer.join().unwrap();
+        });
+        let seen = look_again_at(at, &tenant, timeout);
+        assert!(
+            matches!(seen, Again::Database),
+            "the tenant was called gone"
+        );
     }
 }
