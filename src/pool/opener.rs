@@ -145,7 +145,6 @@ pub(crate) fn open(
     match look_again(config, &tenant, &path) {
         Again::Nothing => Err(Error::TenantDoesNotExist { tenant, path }),
         Again::Database | Again::Fenced => Err(Error::TenantBeingDestroyed { tenant, path }),
-        Again::Busy(e) => Err(e),
     }
 }
 
@@ -202,7 +201,6 @@ fn lead_open(
                     path,
                 })),
                 Again::Nothing => Err(Refused::Failed(Error::TenantDoesNotExist { tenant, path })),
-                Again::Busy(e) => Err(Refused::Failed(e)),
             }
         }
         opened => opened,
@@ -216,23 +214,22 @@ enum Again {
     /// It is fenced off, or marked, by an operation (the first look fell
     /// between one restore's swap and the next one's fence).
     Fenced,
-    /// Neither, as seen under the tenant's entry lock: it does not exist.
+    /// Neither, as seen under the tenant's entry lock (or with a create
+    /// holding it): it does not exist.
     Nothing,
-    /// An operation held the entry lock past `lock_timeout`: its error.
-    Busy(Error),
 }
 
 /// Looks again at a tenant whose open found nothing at `path`: two looks
 /// (the open's, then the fence's) may straddle an operation's steps.
 fn look_again(config: &OpenConfig, tenant: &TenantName, path: &Path) -> Again {
     let at = TenantPath::new(&config.root, path, config.owns_dir);
-    look_again_at(at, tenant, config.lock_timeout)
+    look_again_at(at, tenant)
 }
 
-/// [`look_again`] at `at`, waiting up to `lock_timeout` for the lock.
-fn look_again_at(at: TenantPath<'_>, tenant: &TenantName, lock_timeout: Duration) -> Again {
+/// [`look_again`] at `at`.
+fn look_again_at(at: TenantPath<'_>, tenant: &TenantName) -> Again {
     match look(at) {
-        Again::Nothing => confirm_under_lock(at, tenant, lock_timeout),
+        Again::Nothing => confirm_under_lock(at, tenant),
         seen => seen,
     }
 }
@@ -257,15 +254,24 @@ fn look(at: TenantPath<'_>) -> Again {
 /// fence) and the look at the marks (which found them gone) leaves both
 /// empty. Every operation holds the lock from before its first mark to
 /// after its last, so under it the tenant is either there, marked by one
-/// that died, or gone. Only a tenant that looks gone pays for this; its
-/// lock file is made and removed again (in its bucket, if that exists).
-fn confirm_under_lock(at: TenantPath<'_>, tenant: &TenantName, lock_timeout: Duration) -> Again {
-    let patience = Patience::new(lock_timeout);
-    match storage::lock_tenant(tenant, at, &patience, WaitedFor::Opening) {
+/// that died, or gone. The lock is only tried, never waited for (a
+/// checkout does not wait on another process's operation): held by a
+/// create, the tenant is not there yet; held by anything else (a restore,
+/// a destroy, a re-key, a migration, a sweep), an operation that may have
+/// just moved it is running, and the answer is that one. Only a tenant
+/// that looks gone pays for this; its lock file is made and removed again
+/// (in its bucket, if that exists).
+fn confirm_under_lock(at: TenantPath<'_>, tenant: &TenantName) -> Again {
+    let no_wait = Patience::new(Duration::ZERO);
+    match storage::lock_tenant(tenant, at, &no_wait, WaitedFor::Opening) {
         Ok(_lock) => look(at),
-        Err(e @ Error::TenantBusy { .. }) => Again::Busy(e),
-        // No directory for it (or no lock to be had on a read-only root,
-        // where no operation runs): gone, as both looks said.
+        Err(Error::TenantBusy {
+            waited_for: WaitedFor::Create,
+            ..
+        }) => Again::Nothing,
+        Err(Error::TenantBusy { .. }) => Again::Fenced,
+        // No directory for it (or no lock to be had, as on a read-only
+        // root, where no operation runs): gone, as both looks said.
         Err(_) => Again::Nothing,
     }
 }
@@ -489,7 +495,6 @@ fn cache_and_adopt(
 mod tests {
     use std::path::Path;
     use std::sync::mpsc;
-    use std::time::Duration;
 
     use super::{Again, look_again_at};
     use crate::fs::siblings::fence_path;
@@ -542,18 +547,17 @@ mod tests {
 
         let db = RootConfig::new(&root).database_path("acme").unwrap();
         let (at, tenant) = (TenantPath::new(&root, &db, true), "acme".parse().unwrap());
-        let timeout = Duration::from_secs(30);
         let fence = fence_path(Path::new("main.sqlite3"));
         let marks_at = {
             let plan = FaultPlan::record();
-            assert!(matches!(look_again_at(at, &tenant, timeout), Again::Fenced));
+            assert!(matches!(look_again_at(at, &tenant), Again::Fenced));
             step_of(&plan.steps(), |s| s.name.ends_with(&fence))
         };
         let _plan = FaultPlan::interrupt_step(marks_at, move || {
             go.send(()).unwrap();
             replacer.join().unwrap();
         });
-        let seen = look_again_at(at, &tenant, timeout);
+        let seen = look_again_at(at, &tenant);
         assert!(
             matches!(seen, Again::Database),
             "the tenant was called gone"
