@@ -876,13 +876,16 @@ impl<'a> SizeRun<'a> {
             )?,
         );
         step(n, parent, &named("status"))?;
-        let orders = [(listed, ""), (created, " in creation order")];
-        for (paths, order) in orders {
-            let against = if order.is_empty() {
-                ""
-            } else {
-                ", against the creation-order floor"
-            };
+        // Each line against the walk-order floor, then the creation-order one.
+        let orders = [
+            (listed, "", ""),
+            (
+                created,
+                " in creation order",
+                ", against the creation-order floor",
+            ),
+        ];
+        for (paths, order, against) in orders {
             self.lines.push(
                 Line::new(
                     named(&format!("`migration_status()`{against}")),
@@ -910,12 +913,7 @@ impl<'a> SizeRun<'a> {
             step(n, parent, &named(&format!("no-op migrate_all jobs {jobs}")))?;
             let options = MigrateOptions::new().jobs(jobs);
             // The goal is set against the faster of the two floors.
-            for (paths, order) in orders {
-                let against = if order.is_empty() {
-                    ""
-                } else {
-                    ", against the creation-order floor"
-                };
+            for (paths, order, against) in orders {
                 self.lines.push(
                     Line::new(
                         named(&format!("no-op `migrate_all`, jobs {jobs}{against}")),
