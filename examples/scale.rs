@@ -318,9 +318,14 @@ enum Temperature<'c> {
 }
 
 impl Temperature<'_> {
-    fn prepare(&self) {
-        if let Temperature::Cold(by) = self {
-            by.drop();
+    /// Drops the caches before a cold line; an error if that was refused
+    /// (the line would run warm).
+    fn prepare(&self) -> BoxResult<()> {
+        match self {
+            Temperature::Cold(by) if !by.drop() => {
+                Err(format!("could not drop the caches ({})", by.describe()).into())
+            }
+            _ => Ok(()),
         }
     }
 
@@ -494,18 +499,18 @@ impl Line {
     fn run<A, B>(
         mut self,
         repeat: usize,
-        prepare: impl Fn(),
+        prepare: impl Fn() -> BoxResult<()>,
         mut floor: impl FnMut() -> BoxResult<A>,
         mut lib: impl FnMut() -> BoxResult<B>,
         check: impl Fn(Result<A, B>) -> BoxResult<()>,
     ) -> BoxResult<Self> {
         for _ in 0..repeat {
-            prepare();
+            prepare()?;
             let (sample, out) = measure(&mut floor)?;
             check(Ok(out))?;
             log_sample("floor", &self.floor_what, &sample);
             self.floor.push(sample);
-            prepare();
+            prepare()?;
             let (sample, out) = measure(&mut lib)?;
             check(Err(out))?;
             log_sample("tenanted", &self.what, &sample);
@@ -647,12 +652,7 @@ fn tenant_blocks(path: &Path) -> BoxResult<u64> {
     Ok((file + dir) * 512)
 }
 
-fn run_size(
-    n: usize,
-    parent: &Path,
-    args: &Args,
-    cold: &mut Option<ColdBy>,
-) -> BoxResult<SizeResult> {
+fn run_size(n: usize, parent: &Path, args: &Args, cold: Option<&ColdBy>) -> BoxResult<SizeResult> {
     let wall = Instant::now();
     let load_before = load_average();
     let (mut run, guard) = SizeRun::build(n, parent, args)?;
@@ -828,7 +828,7 @@ impl<'a> SizeRun<'a> {
 
     /// Phase 3, cold: the same lines, each run right after dropping the
     /// caches.
-    fn cold_lines(&mut self, cold: &mut Option<ColdBy>) -> BoxResult<()> {
+    fn cold_lines(&mut self, cold: Option<&ColdBy>) -> BoxResult<()> {
         let n = self.n;
         if n > self.args.cold_max {
             self.notes.push(format!(
@@ -837,17 +837,16 @@ impl<'a> SizeRun<'a> {
             ));
             return Ok(());
         }
-        let Some(by) = cold.take().filter(ColdBy::drop) else {
+        let Some(by) = cold else {
             self.notes
                 .push("cold: not measured (cannot drop caches)".into());
             return Ok(());
         };
-        self.read_lines(Temperature::Cold(&by))?;
+        self.read_lines(Temperature::Cold(by))?;
         self.notes.push(format!(
             "cold: each cold line ran right after {} (outside its clock)",
             by.describe()
         ));
-        *cold = Some(by);
         Ok(())
     }
 
@@ -1022,7 +1021,7 @@ impl<'a> SizeRun<'a> {
                     )
                     .run(
                         1,
-                        || {},
+                        || Ok(()),
                         || Ok(apply_plain(listed_paths, jobs, &sql, floor_to)?),
                         || Ok(newer.migrate_all(&options)?),
                         migrated_ok,
@@ -1304,10 +1303,10 @@ fn main() -> BoxResult<()> {
             .join(", "),
         parent.path().display(),
     );
-    let mut cold = ColdBy::find();
+    let cold = ColdBy::find();
     let mut results = Vec::new();
     for &n in &args.sizes {
-        match run_size(n, parent.path(), &args, &mut cold) {
+        match run_size(n, parent.path(), &args, cold.as_ref()) {
             Ok(r) => {
                 println!("{}", size_table(&r));
                 results.push(r);
