@@ -13,8 +13,11 @@
 //!   each database file and fsyncs it (one fsync a tenant, no directory
 //!   syncs), and the same loop with the buckets shared out among 2
 //!   threads (how much faster two threads can copy on this file system at
-//!   all). Every backup is kept until the last round is timed, and the
-//!   first round starts a minute after the fleet is made: on an ext4
+//!   all). Each run also reports how many of the machine's CPUs were
+//!   busy while it ran (`/proc/stat`, every process and kernel thread):
+//!   a run that keeps them all busy cannot go faster with more jobs.
+//!   Every backup is kept until the last round is timed, and the first
+//!   round starts a minute after the fleet is made: on an ext4
 //!   without a journal (this project's machines), a file created within a
 //!   minute of many deletions in its block group scans past every inode
 //!   freed meanwhile (`recently_deleted` in `ext4/ialloc.c`), which made the
@@ -187,6 +190,7 @@ fn all_tenants(dir: &Path, tenants: usize, rounds: usize) {
     // Per round: the plain loop on 1 and 2 threads, jobs 1, jobs 2.
     let mut made = Vec::new();
     let mut times: [Vec<Duration>; 4] = Default::default();
+    let mut busy: [Vec<f64>; 4] = Default::default();
     let mut ratios: [Vec<f64>; 5] = Default::default();
     for r in 0..rounds {
         let mut round = [Duration::ZERO; 4];
@@ -194,6 +198,7 @@ fn all_tenants(dir: &Path, tenants: usize, rounds: usize) {
         // the same place.
         for variant in (0..4).map(|i| (i + r) % 4) {
             let to = fresh();
+            let cpu = support::machine_cpu();
             round[variant] = match variant {
                 0 | 1 => timed(|| assert_eq!(plain_loop(&root, &to, variant + 1), tenants)),
                 jobs => {
@@ -201,6 +206,7 @@ fn all_tenants(dir: &Path, tenants: usize, rounds: usize) {
                     timed(|| assert!(m.backup_all(&to, &options).unwrap().is_success()))
                 }
             };
+            busy[variant].push(support::busy_cpus(cpu, support::machine_cpu()));
             made.push(to);
             flush();
         }
@@ -214,15 +220,17 @@ fn all_tenants(dir: &Path, tenants: usize, rounds: usize) {
         for (kept, t) in times.iter_mut().zip(round) {
             kept.push(t);
         }
-        eprintln!("round: {f1:.2}s / {f2:.2}s / {j1:.2}s / {j2:.2}s");
+        let cpus = busy.each_ref().map(|b| b.last().copied().unwrap_or(0.0));
+        eprintln!("round: {f1:.2}s / {f2:.2}s / {j1:.2}s / {j2:.2}s; CPUs busy {cpus:.2?}");
     }
     for to in made {
         fs::remove_dir_all(to).unwrap();
     }
     let [floor, floor2, j1, j2] = times.map(support::median);
+    let [b1, b2, bj1, bj2] = busy.map(support::median);
     let [r1, r2, speedup, r2_2, floor_speedup] = ratios.map(support::median);
     println!(
-        "backup_all, {tenants} tenants: plain loop {floor:.2?}; jobs 1 {j1:.2?} ({r1:.2}x); jobs 2 {j2:.2?} ({r2:.2}x); jobs 2 is {speedup:.2}x faster than jobs 1; the plain loop on 2 threads {floor2:.2?} ({floor_speedup:.2}x faster than on 1; jobs 2 is {r2_2:.2}x it) (medians of {rounds} interleaved rounds; load {}; {})",
+        "backup_all, {tenants} tenants: plain loop {floor:.2?}; jobs 1 {j1:.2?} ({r1:.2}x); jobs 2 {j2:.2?} ({r2:.2}x); jobs 2 is {speedup:.2}x faster than jobs 1; the plain loop on 2 threads {floor2:.2?} ({floor_speedup:.2}x faster than on 1; jobs 2 is {r2_2:.2}x it); CPUs busy (the whole machine's, writeback included): plain loop {b1:.2} / {b2:.2}, jobs 1 {bj1:.2}, jobs 2 {bj2:.2} (medians of {rounds} interleaved rounds; load {}; {})",
         support::load(),
         support::sqlite_build()
     );

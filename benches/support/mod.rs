@@ -166,6 +166,35 @@ pub fn sqlite_build() -> String {
     format!("SQLite {}, memory statistics {stats}", rusqlite::version())
 }
 
+/// The whole machine's CPU time so far, in clock ticks: busy, in all, and
+/// the number of CPUs (from `/proc/stat`). Every process and kernel
+/// thread counts, so the file system's writeback threads do too. Zeroes
+/// where `/proc/stat` cannot be read.
+pub fn machine_cpu() -> [u64; 3] {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks: Vec<u64> = (stat.lines().next().unwrap_or_default())
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|t| t.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal: idle and iowait are
+    // the time a CPU had no work.
+    let idle = ticks.get(3).copied().unwrap_or(0) + ticks.get(4).copied().unwrap_or(0);
+    let all: u64 = ticks.iter().take(8).sum();
+    let cpus = stat.lines().filter(|l| l.starts_with("cpu")).count() as u64;
+    [all.saturating_sub(idle), all, cpus.saturating_sub(1)]
+}
+
+/// How many of the machine's CPUs were busy, on average, between two
+/// readings of [`machine_cpu`].
+pub fn busy_cpus(before: [u64; 3], after: [u64; 3]) -> f64 {
+    let (busy, all) = (after[0] - before[0], after[1] - before[1]);
+    match all {
+        0 => 0.0,
+        all => busy as f64 / all as f64 * after[2] as f64,
+    }
+}
+
 /// CPU time the calling thread has used: unlike the wall clock, not
 /// stretched by time spent waiting for a CPU on a loaded machine.
 pub fn thread_cpu() -> std::time::Duration {
