@@ -271,17 +271,20 @@ fn a_tenant_a_connection_of_this_process_reads_is_backed_up_beside_it() {
 }
 
 /// Whether this process holds a POSIX lock (SQLite's) on the file at
-/// `path`, as `/proc/locks` says: `N: POSIX ADVISORY READ PID MAJ:MIN:INODE ...`.
+/// `path`: the kernel lists in `/proc/self/fdinfo/N` the locks taken
+/// through descriptor `N` (`lock: 1: POSIX ADVISORY READ PID ...`), and a
+/// close of any descriptor of the file drops them all. Not `/proc/locks`:
+/// the kernel writes that list a page at a time while other processes'
+/// locks come and go, so one reading can miss a line (seen under load).
 fn holds_a_lock_on(path: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    let inode = std::fs::metadata(path).unwrap().ino().to_string();
-    let pid = std::process::id().to_string();
-    let locks = std::fs::read_to_string("/proc/locks").unwrap();
-    locks.lines().any(|line| {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        fields.get(1) == Some(&"POSIX")
-            && fields.get(4) == Some(&pid.as_str())
-            && fields.get(5).and_then(|f| f.rsplit(':').next()) == Some(inode.as_str())
+    let fds = std::fs::read_dir("/proc/self/fd").unwrap();
+    let on_path = fds.filter_map(|fd| {
+        let fd = fd.ok()?;
+        (std::fs::read_link(fd.path()).ok()? == path).then(|| fd.file_name())
+    });
+    on_path.collect::<Vec<_>>().into_iter().any(|fd| {
+        let info = std::fs::read_to_string(Path::new("/proc/self/fdinfo").join(fd));
+        (info.unwrap_or_default().lines()).any(|l| l.starts_with("lock:") && l.contains("POSIX"))
     })
 }
 
