@@ -649,11 +649,9 @@ impl TenantManager {
     /// listed): `MissingDatabase` instead, so that every answer about it
     /// agrees with [`tenants`](Self::tenants).
     fn diagnosed(&self, tenant: &TenantName, path: &Path, e: Error) -> Error {
-        match (&e, self.tenant_path(path)) {
-            (Error::TenantDoesNotExist { .. }, Ok(at)) => {
-                storage::incomplete(tenant, at).unwrap_or(e)
-            }
-            _ => e,
+        match self.tenant_path(path) {
+            Ok(at) => storage::diagnosed(tenant, at, e),
+            Err(_) => e,
         }
     }
 
@@ -1076,9 +1074,11 @@ impl TenantManager {
     /// # Errors
     ///
     /// [`Error::BadTenantName`]; [`Error::TenantDoesNotExist`] (or
-    /// `TenantBeingDestroyed`); [`Error::BackupInsideRoot`] when `dest` is
-    /// under the tenant root; an I/O or SQLite error naming the file. On
-    /// error nothing is left beside `dest` and a file at `dest` is intact.
+    /// `TenantBeingDestroyed`); [`Error::MissingDatabase`] for a tenant
+    /// whose own directory is there (so it is listed) without its
+    /// database; [`Error::BackupInsideRoot`] when `dest` is under the
+    /// tenant root; an I/O or SQLite error naming the file. On error
+    /// nothing is left beside `dest` and a file at `dest` is intact.
     ///
     /// ```
     /// # let dir = tempfile::tempdir()?;
@@ -1117,7 +1117,9 @@ impl TenantManager {
     /// a time; a failed tenant is reported and the run goes on. A tenant
     /// created during the run is in the backup whole or not at all; one
     /// destroyed before its turn is reported as
-    /// [`gone`](crate::TenantBackup::gone), not as a failure.
+    /// [`gone`](crate::TenantBackup::gone), not as a failure. A tenant
+    /// whose directory is there without its database (listed, and damaged:
+    /// [`Error::MissingDatabase`]) is a failure.
     ///
     /// Use a new directory for each backup: a tenant destroyed since an
     /// earlier backup into the same directory keeps its old copy there.

@@ -3,8 +3,9 @@
 //! every other answer agrees with it: a directory made by hand in a
 //! bucket, or one holding only a file of the user's, is listed, and
 //! `tenant_exists`, `connection`, `migrate_tenant`, `destroy_tenant`,
-//! `migration_status` and `migrate_all` all report it as a damaged tenant
-//! (`MissingDatabase`, naming the directory and the missing database).
+//! `migration_status`, `migrate_all`, `backup_tenant` and `backup_all`
+//! all report it as a damaged tenant (`MissingDatabase`, naming the
+//! directory and the missing database); a backup does not call it gone.
 //! `remove_debris` removes such a directory when nothing of anyone's is in
 //! it, and leaves one holding someone's file; `create_tenant` makes the
 //! tenant again in it.
@@ -12,9 +13,10 @@
 mod common;
 
 use std::fs;
+use std::os::unix::fs::FileTypeExt;
 use std::path::PathBuf;
 
-use tenanted::{Error, MigrateOptions, TenantManager};
+use tenanted::{BackupOptions, Error, MigrateOptions, TenantManager};
 
 /// Makes `name`'s directory by hand, holding `files`; returns it.
 fn hand_made(m: &TenantManager, name: &str, files: &[&str]) -> PathBuf {
@@ -104,6 +106,75 @@ fn a_listed_directory_without_a_database_is_one_damaged_tenant_everywhere() {
         b"the user's"
     );
     assert!(m.migration_status().unwrap().all_current());
+}
+
+#[test]
+fn a_backup_fails_a_listed_tenant_without_a_database_instead_of_calling_it_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let backups = tempfile::tempdir().unwrap();
+    let m = common::manager(dir.path());
+    m.create_tenant("acme").unwrap();
+    let stray = hand_made(&m, "stray", &[]);
+    // In the database's place: a named pipe (an open for reading would
+    // wait for a writer) and a link out of the root.
+    let piped = hand_made(&m, "piped", &[]);
+    let made = std::process::Command::new("mkfifo")
+        .arg(piped.join("main.sqlite3"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let linked = hand_made(&m, "linked", &[]);
+    let outside = backups.path().join("outside.sqlite3");
+    fs::copy(m.root().database_path("acme").unwrap(), &outside).unwrap();
+    std::os::unix::fs::symlink(&outside, linked.join("main.sqlite3")).unwrap();
+    let damaged = [("stray", &stray), ("piped", &piped), ("linked", &linked)];
+
+    let to = backups.path().join("one");
+    for (name, at) in damaged {
+        let copied = m.backup_tenant(name, to.join(name)).map(drop);
+        assert!(is_missing(copied, at), "{name}");
+    }
+
+    let report = m
+        .backup_all(backups.path().join("all"), &BackupOptions::new())
+        .unwrap();
+    assert_eq!(
+        (report.succeeded(), report.failed(), report.gone()),
+        (1, 3, 0),
+        "{report}"
+    );
+    assert!(!report.is_success(), "{report}");
+    for line in &report.failures {
+        assert!(
+            matches!(line.error.as_deref(), Some(Error::MissingDatabase { .. })),
+            "{report}"
+        );
+    }
+    // Nothing in them was touched, and nothing was read through the link.
+    assert!(
+        fs::symlink_metadata(piped.join("main.sqlite3"))
+            .unwrap()
+            .file_type()
+            .is_fifo()
+    );
+    assert!(
+        fs::symlink_metadata(linked.join("main.sqlite3"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert!(
+        !dir.path()
+            .join("all")
+            .join(below_root(&m, "linked"))
+            .exists()
+    );
+}
+
+/// Where `name`'s database goes below a directory laid out like the root.
+fn below_root(m: &TenantManager, name: &str) -> PathBuf {
+    let db = m.root().database_path(name).unwrap();
+    db.strip_prefix(m.root().root_dir()).unwrap().to_path_buf()
 }
 
 #[test]

@@ -47,7 +47,9 @@ pub(crate) fn backup_one(
 ) -> Result<BackupOutcome> {
     let started = Instant::now();
     let path = root.path_of(tenant.as_str())?;
-    let snapshot = storage::snapshot(tenant, (root.root_dir(), &path), dest, None)?;
+    let owns_dir = root.owns_directory()?;
+    let snapshot = storage::snapshot(tenant, (root.root_dir(), &path), dest, None)
+        .map_err(|e| diagnosed(root, owns_dir, (tenant, &path), e))?;
     Ok(BackupOutcome::new(
         tenant.clone(),
         dest.to_path_buf(),
@@ -147,6 +149,7 @@ impl Backup<'_> {
         };
         let copied = (self.root.path_of(tenant.as_str())).and_then(|path| {
             storage::snapshot_staged(tenant, (self.root.root_dir(), &path), self.staging.dir())
+                .map_err(|e| diagnosed(self.root, self.owns_dir, (tenant, &path), e))
         });
         match copied {
             Ok(copy) => Begun::Unfinished(Copying {
@@ -171,6 +174,7 @@ impl Backup<'_> {
         let copied = (self.root.path_of(tenant.as_str())).and_then(|path| {
             let source = (self.root.root_dir(), path.as_path());
             storage::snapshot(tenant, source, &dest, Some(self.within()))
+                .map_err(|e| diagnosed(self.root, self.owns_dir, (tenant, &path), e))
         });
         let line = match copied {
             Ok(snapshot) => succeeded(tenant, dest, snapshot, started),
@@ -224,6 +228,23 @@ impl Backup<'_> {
         run.progress(&line.tenant, line.succeeded());
         Kept(line)
     }
+}
+
+/// Why `tenant`, at `path`, was not copied: a tenant found without a
+/// database whose own directory is there is damaged, not gone (`tenants()`
+/// lists it, and a run that called it destroyed would report success
+/// without it).
+fn diagnosed(
+    root: &RootConfig,
+    owns_dir: bool,
+    (tenant, path): (&TenantName, &Path),
+    e: Error,
+) -> Error {
+    storage::diagnosed(
+        tenant,
+        storage::TenantPath::new(root.root_dir(), path, owns_dir),
+        e,
+    )
 }
 
 /// The same error again, for each tenant of a window: its OS error code

@@ -6,13 +6,13 @@ use std::path::Path;
 
 use rusqlite::{Connection, OpenFlags};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::fleet::may_be_database;
 use crate::fs::Dir;
 use crate::name::TenantName;
 use crate::paths::Found;
 use crate::storage::{
-    Header, TenantPath, header_version, incomplete, open_for_reading, require_database,
+    Header, TenantPath, diagnosed, header_version, incomplete, open_for_reading, require_database,
     sqlite_error,
 };
 
@@ -52,17 +52,15 @@ pub(crate) fn peek_found(
         Some((dir, name)) => header_version(dir, name),
         None => contained_header_version(root, &found.path),
     };
-    let incomplete = || incomplete(&found.tenant, TenantPath::new(root, &found.path, owns_dir));
+    let at = TenantPath::new(root, &found.path, owns_dir);
+    let incomplete = || incomplete(&found.tenant, at);
     match header {
         Header::Version(version) => Some(Ok(version)),
         Header::NotThere if walked => incomplete().map(Err),
         Header::AskSqlite if walked && !may_be_database(found, root) => incomplete().map(Err),
         Header::NotThere | Header::AskSqlite => {
             let peeked = peek_with_sqlite(&found.tenant, root, &found.path);
-            Some(peeked.map_err(|e| match e {
-                Error::TenantDoesNotExist { .. } => incomplete().unwrap_or(e),
-                e => e,
-            }))
+            Some(peeked.map_err(|e| diagnosed(&found.tenant, at, e)))
         }
     }
 }

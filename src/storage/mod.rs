@@ -17,7 +17,7 @@ pub use lifecycle::create_report::CreateReport;
 pub(crate) use lifecycle::debris::{finish_interrupted, sweep_debris};
 pub(crate) use lifecycle::destroy::destroy;
 pub(crate) use lifecycle::fence::{LetGo, Nobody, Waiting, marked};
-pub(crate) use lifecycle::incomplete::incomplete;
+pub(crate) use lifecycle::incomplete::{diagnosed, incomplete};
 #[cfg(feature = "encryption")]
 pub(crate) use lifecycle::rekey::{rekey, settle_interrupted};
 pub(crate) use lifecycle::restore::{Existing, Restored, check_backup, restore};

@@ -62,3 +62,14 @@ pub(crate) fn incomplete(tenant: &TenantName, at: TenantPath<'_>) -> Option<Erro
         found,
     })
 }
+
+/// `e` as every answer about `tenant` puts it: an operation that found no
+/// database (`TenantDoesNotExist`) where the tenant's own directory is
+/// there, so that `tenants()` lists it, says the tenant is damaged
+/// (`MissingDatabase`, see [`incomplete`]); any other error is kept.
+pub(crate) fn diagnosed(tenant: &TenantName, at: TenantPath<'_>, e: Error) -> Error {
+    match e {
+        Error::TenantDoesNotExist { .. } => incomplete(tenant, at).unwrap_or(e),
+        e => e,
+    }
+}
