@@ -104,3 +104,52 @@ fn a_tenant_replaced_while_its_copy_is_made_is_copied_as_replaced() {
     assert_eq!(notes(&dest), 7, "the backup is not the tenant as replaced");
     assert_eq!(notes(&m.root().database_path("acme").unwrap()), 7);
 }
+
+#[test]
+fn a_pipe_put_in_place_of_a_tenants_file_mid_backup_fails_it_without_waiting() {
+    for file in ["main.sqlite3", "main.sqlite3-wal"] {
+        piped_before_the_backup_opens(file);
+    }
+}
+
+/// Just before the backup opens `file`, a named pipe takes its place: an
+/// open for reading of a pipe waits for a writer, and nobody writes it.
+fn piped_before_the_backup_opens(file: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    if file == "main.sqlite3" {
+        // No connection of this process on it (its maker is gone): the
+        // backup opens the file itself, where one would lend it the
+        // descriptor parked beside it.
+        manager(&root).create_tenant("acme").unwrap();
+    }
+    let m = manager(&root);
+    if file != "main.sqlite3" {
+        tenant_with_rows_in_its_wal(&m, "acme", 50);
+    }
+    let dest = dir.path().join("acme.sqlite3");
+    // Recorded twice: the second run is the one the run below repeats (a
+    // first backup may open what later ones find parked).
+    step_opening(&m, "acme", &dest, file);
+    let step = step_opening(&m, "acme", &dest, file);
+    let at = m.root().database_path("acme").unwrap().with_file_name(file);
+
+    let (said, heard) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let piped = at.clone();
+        let plan = FaultPlan::interrupt_step(step, move || {
+            std::fs::rename(&piped, piped.with_extension("moved")).unwrap();
+            let made = std::process::Command::new("mkfifo").arg(&piped).status();
+            assert!(made.unwrap().success());
+        });
+        let result = m.backup_tenant("acme", &dest);
+        drop(plan);
+        said.send((result.map(drop), dest.exists())).unwrap();
+    });
+    let (result, copied) = heard
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .unwrap_or_else(|_| panic!("the backup still waits on a pipe at {file}"));
+    let error = result.expect_err(file);
+    assert!(error.to_string().contains("acme"), "{file}: {error}");
+    assert!(!copied, "{file}: a backup was left");
+}

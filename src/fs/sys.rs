@@ -17,6 +17,7 @@
 use std::fs::{self, File, Metadata};
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use rustix::fs::{AtFlags, FlockOperation, Mode, OFlags, RawDir, RenameFlags, Stat};
@@ -86,20 +87,17 @@ pub(crate) fn make_dir(dir: BorrowedFd<'_>, name: &Path) -> io::Result<()> {
     )?)
 }
 
-/// Opens the existing regular file `name` in `dir`, read-only.
+/// Opens the existing regular file `name` in `dir`, read-only, as
+/// [`open_any`] does: a FIFO put in its place between a look at it and
+/// this open cannot make the open wait.
 pub(crate) fn open_file(dir: BorrowedFd<'_>, name: &Path) -> io::Result<File> {
-    faults::check(Step::Open, name)?;
-    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    Ok(File::from(rustix::fs::openat(
-        dir,
-        name,
-        flags,
-        Mode::empty(),
-    )?))
+    open_any(dir, name).map(File::from)
 }
 
 /// Opens `name` in `dir` read-only without waiting on a FIFO put there
 /// (a database's header read: whatever is there is looked at first).
+/// `O_NONBLOCK` changes nothing for a regular file or a directory; a
+/// read of a FIFO opened so fails at once (`WouldBlock`) or reads nothing.
 pub(crate) fn open_any(dir: BorrowedFd<'_>, name: &Path) -> io::Result<OwnedFd> {
     faults::check(Step::Open, name)?;
     let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
@@ -477,7 +475,12 @@ pub(crate) fn canonicalize(path: &Path) -> io::Result<std::path::PathBuf> {
 /// Opens `path` read-only, following links.
 pub(crate) fn open_path(path: &Path) -> io::Result<File> {
     faults::check(Step::Open, path)?;
-    File::open(path)
+    // Never waits on a FIFO put at the path (see `open_any`).
+    let nonblock = OFlags::NONBLOCK.bits().cast_signed();
+    fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nonblock)
+        .open(path)
 }
 
 /// Makes directory `path` and its missing parents, following links: the

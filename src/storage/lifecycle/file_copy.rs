@@ -30,6 +30,7 @@ use std::os::fd::AsFd;
 use std::path::Path;
 
 use rusqlite::{Connection, OpenFlags};
+use rustix::fs::FileType;
 
 use crate::crypt::{self, TenantKey};
 use crate::error::{Error, Result};
@@ -201,7 +202,14 @@ fn open_wal(dir: &Dir, name: &Path) -> io::Result<Option<(File, u64)>> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
-    let len = u64::try_from(sys::fstat(wal.as_fd())?.st_size).unwrap_or(0);
+    let stat = sys::fstat(wal.as_fd())?;
+    if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
+        // Put there by hand: SQLite's own `-wal` is a regular file, and a
+        // copy without its frames would miss commits.
+        let what = "is not a regular file (SQLite's WAL always is)";
+        return Err(io::Error::new(io::ErrorKind::InvalidData, what));
+    }
+    let len = u64::try_from(stat.st_size).unwrap_or(0);
     if len <= WAL_HEADER {
         return Ok(None);
     }
