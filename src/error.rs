@@ -571,6 +571,16 @@ pub enum Error {
         socket: PathBuf,
     },
 
+    /// An operation that needs the root's replication settings found none
+    /// recorded.
+    #[error("{operation}: the root {} has no replication configured; configure and start it with `tenanted replicate --replica-url URL` (in code: ReplicationSettings::record, then Replicator::start)", root.display())]
+    ReplicationNotConfigured {
+        /// The root.
+        root: PathBuf,
+        /// What needed it ("reading the replication status").
+        operation: &'static str,
+    },
+
     /// Litestream refused or failed a request on its control socket.
     #[error("Litestream refused `{request}` on {} ({}): {message}", socket.display(), if *status == 0 { "no answer".to_owned() } else { format!("HTTP {status}") })]
     Litestream {
@@ -791,6 +801,7 @@ impl Error {
             | Error::BadLayoutRecord { .. }
             | Error::MigrationChanged { .. }
             | Error::LitestreamNotRunning { .. }
+            | Error::ReplicationNotConfigured { .. }
             | Error::Litestream { .. }
             | Error::Replica { .. }
             | Error::BadLimitsRecord { .. } => None,

@@ -87,11 +87,18 @@ fn operators_see_which_tenants_are_replicated_and_a_clear_error_without_litestre
     m.create_tenant("quiet").unwrap();
 
     // Not configured: said, with what to run.
-    let err = m.replication_status().unwrap_err().to_string();
+    let err = m.replication_status().unwrap_err();
+    assert!(
+        matches!(err, tenanted::Error::ReplicationNotConfigured { .. }),
+        "{err:?}"
+    );
+    let err = err.to_string();
     assert!(
         err.contains("no replication configured") && err.contains("tenanted replicate"),
         "{err}"
     );
+    assert!(err.contains(&root.display().to_string()), "{err}");
+    assert!(!err.contains("replica  "), "an empty replica URL: {err}");
 
     let replica: PathBuf = dir.path().join("replica");
     ReplicationSettings::new(format!("file://{}", replica.display()))

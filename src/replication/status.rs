@@ -97,9 +97,10 @@ impl TenantManager {
     ///
     /// # Errors
     ///
-    /// [`Error::ReplicaRead`] when the root has no replication configured
-    /// (`tenanted replicate --replica-url URL` configures it) or its
-    /// replica cannot be listed; [`Error::LitestreamNotRunning`] naming
+    /// [`Error::ReplicationNotConfigured`] when the root has no
+    /// replication configured (`tenanted replicate --replica-url URL`
+    /// configures it); [`Error::ReplicaRead`] when its replica cannot be
+    /// listed; [`Error::LitestreamNotRunning`] naming
     /// the socket when replication is configured but a Litestream
     /// process does not answer (start `tenanted replicate`).
     pub fn replication_status(&self) -> Result<ReplicationStatus> {
@@ -227,14 +228,9 @@ fn missing_directory(target: &ReplicaTarget) -> bool {
 }
 
 fn not_configured(root: &RootConfig) -> Error {
-    Error::ReplicaRead {
-        tenant: None,
-        url: String::new(),
-        operation: "reading the replication status".to_owned(),
-        reason: format!(
-            "the root {} has no replication configured; configure and start it with `tenanted replicate --replica-url URL`",
-            root.root_dir().display()
-        ),
+    Error::ReplicationNotConfigured {
+        root: root.root_dir().to_path_buf(),
+        operation: "reading the replication status",
     }
 }
 

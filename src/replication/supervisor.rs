@@ -196,8 +196,9 @@ impl Replicator {
     ///
     /// # Errors
     ///
-    /// [`Error::Replica`] when the root has no replication settings or
-    /// another `tenanted replicate` runs on it; [`Error::Io`] for a socket
+    /// [`Error::ReplicationNotConfigured`] when the root has no
+    /// replication settings; [`Error::Replica`] when another `tenanted
+    /// replicate` runs on it; [`Error::Io`] for a socket
     /// path too long, or when Litestream cannot be started;
     /// [`Error::Encryption`] for a root that keeps encrypted tenants,
     /// which Litestream cannot replicate; [`Error::ReplicaRead`] when an
@@ -206,12 +207,12 @@ impl Replicator {
         // Settings recorded before the root kept encrypted tenants.
         crate::paths::refuse_encrypted(root.root_dir())?;
         let followed = Followed::new(root)?;
-        let replication = followed.current()?.ok_or_else(|| Error::Replica {
-            tenant: None,
-            url: String::new(),
-            operation: "starting replication",
-            cause: format!("the root {} has no replication settings; record them first (`tenanted replicate --replica-url URL`)", root.root_dir().display()),
-        })?;
+        let replication = followed
+            .current()?
+            .ok_or_else(|| Error::ReplicationNotConfigured {
+                root: root.root_dir().to_path_buf(),
+                operation: "starting replication",
+            })?;
         replication.settings().check_sockets(root)?;
         // A store that refuses (no such bucket, wrong keys) is said now,
         // not found later in Litestream's log with every sync failing.
