@@ -173,9 +173,15 @@ pub(crate) fn read_entries<'a>(
     Ok(RawDir::new(dir, buffer.spare_capacity_mut()))
 }
 
-/// At most `limit` bytes of `file` (named `name`), as text.
+/// At most `limit` bytes of `file` (named `name`), as text; an error for
+/// anything but a regular file (a named pipe put in a record's place
+/// would read as empty).
 pub(crate) fn read_text(file: File, limit: u64, name: &Path) -> io::Result<String> {
     faults::check(Step::Read, name)?;
+    if !file.metadata()?.is_file() {
+        let what = "is not a regular file (something was put in its place by hand)";
+        return Err(io::Error::new(io::ErrorKind::InvalidData, what));
+    }
     let mut text = String::new();
     io::Read::read_to_string(&mut io::Read::take(file, limit), &mut text)?;
     Ok(text)
