@@ -124,6 +124,22 @@ pub enum Error {
         found: &'static str,
     },
 
+    /// A `-wal` (or rollback `-journal`) holding commits lies beside no
+    /// database: the database was moved away, by hand or by a crash.
+    /// `remove_debris` keeps it (removing it would lose those commits if
+    /// the database comes back) and says so.
+    #[error("{}{} holds {bytes} bytes of commits of the database {}, which is not there; it was kept: put the database back (its commits are then read with it), or, if the database is gone for good, remove the file by hand and run remove_debris (`tenanted cleanup`) again", tenant_label(tenant), path.display(), database.display())]
+    OrphanedCommits {
+        /// The tenant, when the file is beside a tenant's database.
+        tenant: Option<TenantName>,
+        /// The `-wal` or `-journal`.
+        path: PathBuf,
+        /// The database it belongs to.
+        database: PathBuf,
+        /// Its size.
+        bytes: u64,
+    },
+
     /// Something that is not a database file (a directory, a symbolic
     /// link) is where the tenant's database would be, so it cannot be
     /// created there.
@@ -134,6 +150,21 @@ pub enum Error {
         /// Where its database file would be.
         path: PathBuf,
         /// What is there instead ("a directory").
+        found: &'static str,
+    },
+
+    /// Something that is not a regular file (a named pipe, a symbolic
+    /// link, a directory) stands where SQLite opens one of the files it
+    /// keeps beside a tenant's database (`-journal`, `-wal`, `-shm`), so
+    /// the tenant is not opened: SQLite would fail on it, or wait forever
+    /// on a named pipe.
+    #[error("tenant {tenant} was not opened: {} is {found}, where SQLite keeps a file of its own beside the database (it would fail on it, or wait forever on a named pipe); nothing was changed: remove it (the database is untouched) and retry", path.display())]
+    PlantedSidecar {
+        /// The tenant.
+        tenant: TenantName,
+        /// The `-journal`, `-wal` or `-shm` path.
+        path: PathBuf,
+        /// What is there ("a symbolic link").
         found: &'static str,
     },
 
@@ -766,6 +797,7 @@ impl Error {
             | Error::DamagedTenant { tenant, .. }
             | Error::MissingDatabase { tenant, .. }
             | Error::NotATenantDatabase { tenant, .. }
+            | Error::PlantedSidecar { tenant, .. }
             | Error::BadBackup { tenant, .. }
             | Error::SchemaAheadOfCode { tenant, .. }
             | Error::TooManyOpenFiles { tenant, .. }
@@ -790,6 +822,7 @@ impl Error {
             | Error::BackupInsideRoot { tenant, .. }
             | Error::Encryption { tenant, .. }
             | Error::ReplicaRead { tenant, .. }
+            | Error::OrphanedCommits { tenant, .. }
             | Error::DiskFull { tenant, .. }
             | Error::NotADirectory { tenant, .. } => tenant.as_ref(),
             Error::BadTenantName { .. }

@@ -579,9 +579,16 @@ impl TenantManager {
     /// cleans its own tenant's debris. Run it at start-up or from cron
     /// (`tenanted cleanup`).
     ///
+    /// A `-wal` or `-journal` that holds commits is never removed, even
+    /// with its database gone (it may have been moved away by hand).
+    ///
     /// # Errors
     ///
-    /// [`Error::Io`] for a directory that cannot be read.
+    /// [`Error::Io`] for a directory that cannot be read;
+    /// [`Error::OrphanedCommits`] for a `-wal` or `-journal` holding
+    /// commits beside no database. Every other tenant is cleaned up
+    /// first: the error is the first tenant's that could not be (each is
+    /// logged).
     ///
     /// ```
     /// # let dir = tempfile::tempdir()?;

@@ -2,7 +2,10 @@
 //! publishes, or not SQLite) is reported as damaged by `connection`,
 //! `migration_status`, `migrate_all` and `migrate_tenant`, naming tenant,
 //! path and what to do, and is left exactly as it was; it can still be
-//! destroyed.
+//! destroyed. Something that is not a regular file at the name of a file
+//! SQLite keeps beside a database (a named pipe, a link, a directory at
+//! its `-journal`, `-wal` or `-shm`) keeps the tenant from being opened,
+//! said at once, where SQLite would fail on it or wait forever.
 
 mod common;
 
@@ -123,4 +126,67 @@ fn a_damaged_tenant_can_be_destroyed_and_created_again() {
         d.m.create_tenant(tenant).unwrap();
         d.m.connection(tenant).unwrap();
     }
+}
+
+/// Runs `f` on a thread of its own; its result, or a failure naming
+/// `what` if it has not returned within a minute (it waits forever).
+fn within_a_minute<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (said, heard) = std::sync::mpsc::channel();
+    std::thread::spawn(move || said.send(f()).unwrap());
+    heard
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .unwrap_or_else(|_| panic!("{what} still waits"))
+}
+
+#[test]
+fn a_pipe_link_or_directory_at_a_sidecar_name_is_refused_before_sqlite_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let canary = outside.path().join("canary");
+    fs::write(&canary, b"untouched").unwrap();
+    let root = dir.path().join("root");
+    common::manager(&root).create_tenant("acme").unwrap();
+    let db = common::manager(&root).root().database_path("acme").unwrap();
+    for suffix in ["-journal", "-wal", "-shm"] {
+        let planted = PathBuf::from(format!("{}{suffix}", db.display()));
+        for kind in ["a named pipe", "a link", "a directory"] {
+            match kind {
+                "a named pipe" => {
+                    let made = std::process::Command::new("mkfifo").arg(&planted).status();
+                    assert!(made.unwrap().success());
+                }
+                "a link" => std::os::unix::fs::symlink(&canary, &planted).unwrap(),
+                _ => fs::create_dir(&planted).unwrap(),
+            }
+            let what = format!("{kind} at {suffix}");
+            // A manager of its own: nothing of the tenant is open yet.
+            let m = common::manager(&root);
+            let backups = dir.path().join(format!("backup{suffix}-{}", kind.len()));
+            let (checkout, backup) = within_a_minute(&what, move || {
+                let checkout = m.connection("acme").map(drop);
+                (checkout, m.backup_tenant("acme", backups).map(drop))
+            });
+            for result in [checkout, backup] {
+                match result {
+                    Err(Error::PlantedSidecar {
+                        ref tenant,
+                        ref path,
+                        ..
+                    }) => {
+                        assert_eq!((tenant.as_str(), path), ("acme", &planted), "{what}");
+                        let said = result.unwrap_err().to_string();
+                        assert!(said.contains("remove it"), "{what}: {said}");
+                    }
+                    other => panic!("{what}: expected PlantedSidecar, got {other:?}"),
+                }
+            }
+            match kind {
+                "a directory" => fs::remove_dir(&planted).unwrap(),
+                _ => fs::remove_file(&planted).unwrap(),
+            }
+        }
+    }
+    assert_eq!(fs::read(&canary).unwrap(), b"untouched");
+    // Removed, the tenant opens as before.
+    common::manager(&root).connection("acme").unwrap();
 }

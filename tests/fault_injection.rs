@@ -380,11 +380,15 @@ fn every_step_of_every_operation_can_fail_without_harm() {
     assert!(total > 30, "only {total} faults injected");
 }
 
-/// A destroyed tenant's `-wal` left beside its path (a crash) that cannot
-/// be removed stops the next create of that name: replayed into the new
-/// database, it would hand it the old tenant's data.
+/// A destroyed tenant's `-wal` left beside its path (by a crash of an
+/// earlier release, or with its database moved away by hand) stops the
+/// next create of that name while it holds commits, and is kept: replayed
+/// into the new database it would hand it the old tenant's data, and
+/// removed it would lose commits a database put back needs. One that holds
+/// none (its header only) is removed by the create; a removal that fails
+/// stops the create too.
 #[test]
-fn a_leftover_wal_that_cannot_be_removed_stops_the_create() {
+fn a_leftover_wal_stops_the_create_unless_it_can_be_removed() {
     let _alone = alone();
     let dir = tempfile::tempdir().unwrap();
     let m = common::manager(dir.path());
@@ -403,16 +407,31 @@ fn a_leftover_wal_that_cannot_be_removed_stops_the_create() {
         p.push("-wal");
         std::path::PathBuf::from(p)
     };
-    std::fs::create_dir_all(leftover.parent().unwrap()).unwrap();
-    std::fs::copy(&wal, &leftover).unwrap();
+    let leave = |bytes: &[u8]| {
+        std::fs::create_dir_all(leftover.parent().unwrap()).unwrap();
+        std::fs::write(&leftover, bytes).unwrap();
+    };
+    let commits = std::fs::read(&wal).unwrap();
+    leave(&commits);
+    match m.create_tenant("acme") {
+        Err(Error::OrphanedCommits { ref path, .. }) if path == &leftover => {}
+        other => panic!("expected OrphanedCommits for {leftover:?}, got {other:?}"),
+    }
+    assert_eq!(
+        std::fs::read(&leftover).unwrap(),
+        commits,
+        "the commits were touched"
+    );
+
+    // Its header alone holds nothing: the create removes it.
+    leave(&commits[..32]);
     let steps = {
         let plan = FaultPlan::record();
         m.create_tenant("acme").unwrap();
         plan.steps()
     };
     m.destroy_tenant("acme").unwrap();
-    std::fs::create_dir_all(leftover.parent().unwrap()).unwrap();
-    std::fs::copy(&wal, &leftover).unwrap();
+    leave(&commits[..32]);
     let n = steps
         .iter()
         .position(|s| s.name.to_string_lossy().ends_with("main.sqlite3-wal"))

@@ -201,3 +201,70 @@ fn a_directory_being_destroyed_is_not_reported_damaged() {
     // destroy whose put-back failed said the tenant is intact there.
     assert!(tenant_dir.join(".main.sqlite3.destroying").exists());
 }
+
+#[test]
+fn cleanup_keeps_a_wal_holding_commits_whose_database_was_moved_away() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = common::manager(dir.path());
+    m.create_tenant("acme").unwrap();
+    let db = m.root().database_path("acme").unwrap();
+    let (wal, aside) = (
+        db.with_file_name("main.sqlite3-wal"),
+        db.with_extension("bak"),
+    );
+    {
+        // 50 commits left in the `-wal` alone, as by a process killed
+        // before it checkpointed: copied while the connection is open.
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.execute_batch("PRAGMA wal_autocheckpoint = 0; CREATE TABLE kept (n);")
+            .unwrap();
+        for n in 0..50 {
+            conn.execute("INSERT INTO kept VALUES (?1)", [n]).unwrap();
+        }
+        fs::copy(&db, &aside).unwrap();
+        fs::copy(&wal, dir.path().join("wal")).unwrap();
+    }
+    // The database moved away by hand; its commits beside its name.
+    fs::remove_file(&db).unwrap();
+    fs::rename(dir.path().join("wal"), &wal).unwrap();
+    // Debris of crashed creates beside other tenants, swept all the same.
+    let others: Vec<PathBuf> = (0..8)
+        .map(|i| {
+            let name = format!("other-{i}");
+            m.create_tenant(&name).unwrap();
+            let db = m.root().database_path(&name).unwrap();
+            let scratch = db.with_file_name(".main.sqlite3.tmp-999999-1");
+            fs::write(&scratch, b"half a copy").unwrap();
+            scratch
+        })
+        .collect();
+
+    let kept = m.remove_debris();
+    match &kept {
+        Err(e @ Error::OrphanedCommits { path, .. }) => {
+            assert_eq!(path, &wal, "{e}");
+            let said = e.to_string();
+            assert!(
+                said.contains("acme") && said.contains("main.sqlite3-wal"),
+                "{said}"
+            );
+        }
+        other => panic!("expected OrphanedCommits, got {other:?}"),
+    }
+    assert!(wal.exists(), "the commits were removed");
+    for scratch in &others {
+        assert!(
+            !scratch.exists(),
+            "{scratch:?} left: one tenant stopped the sweep"
+        );
+    }
+
+    // Put back, the database has every commit.
+    fs::rename(&aside, &db).unwrap();
+    let rows: i64 = rusqlite::Connection::open(&db)
+        .unwrap()
+        .query_row("SELECT count(*) FROM kept", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows, 50);
+    assert_eq!(m.remove_debris().unwrap(), 0);
+}

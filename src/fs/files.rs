@@ -28,6 +28,27 @@ pub(crate) fn remove_with_sidecars(dir: &Dir, db: &Path) {
     remove_quietly(dir, db);
 }
 
+/// Removes the SQLite sidecars of database `db` in `dir`, the WAL first,
+/// stopping at the first that cannot be removed (a missing one is fine):
+/// its path and the error. For a database about to be removed, which
+/// must not go while its WAL stays (see [`remove_with_sidecars`]).
+pub(crate) fn remove_sidecars(
+    dir: &Dir,
+    db: &Path,
+) -> std::result::Result<(), (std::path::PathBuf, io::Error)> {
+    for suffix in SQLITE_SIDECARS {
+        let mut sidecar = db.as_os_str().to_owned();
+        sidecar.push(suffix);
+        match sys::unlink(dir.fd(), Path::new(&sidecar)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                return Err((dir.join(Path::new(&sidecar)), e));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Removes file `name` from `dir`; a missing one is fine, another
 /// failure is logged.
 pub(crate) fn remove_quietly(dir: &Dir, name: &Path) {

@@ -25,6 +25,7 @@ use crate::paths::{Found, Mode, RootConfig};
 use crate::storage::coordination::holders::{Holder, other_holder};
 use crate::storage::coordination::tenant_path::{TenantLock, TenantPath};
 use crate::storage::lifecycle::fence::unfence;
+use crate::storage::opening::open::WAL_HEADER;
 use crate::storage::opening::open_files;
 
 /// Removes scratch files, a fenced database and orphaned SQLite sidecars left
@@ -58,6 +59,9 @@ pub(in crate::storage) fn remove_debris(
         } else if !is_dir && orphan_sidecar {
             // A -wal or -journal left beside a database created later would
             // be replayed into it: failing to remove one stops the caller.
+            // One holding commits is kept (and stops the caller too): its
+            // database may only have been moved away.
+            refuse_commits(tenant, dir, (&entry, name))?;
             tracing::info!(file = %dir.join(&entry).display(), "removing the sidecar of a destroyed database");
             match sys::unlink(dir.fd(), &entry) {
                 Ok(()) => removed += 1,
@@ -85,6 +89,44 @@ pub(in crate::storage) fn remove_debris(
     Ok(removed + fenced)
 }
 
+/// `Error::OrphanedCommits` if `sidecar`, beside the missing database
+/// `name` in `dir`, holds commits: a `-wal` with a frame after its
+/// header, or a rollback `-journal` that is not empty (SQLite empties or
+/// removes one when its transaction ends).
+fn refuse_commits(
+    tenant: Option<&TenantName>,
+    dir: &Dir,
+    (sidecar, name): (&Path, &Path),
+) -> Result<()> {
+    let file = sidecar.to_string_lossy();
+    let empty_at_most = match () {
+        () if file.ends_with("-wal") => WAL_HEADER,
+        () if file.ends_with("-journal") => 0,
+        () => return Ok(()),
+    };
+    let bytes = match sys::stat(dir.fd(), sidecar) {
+        Ok(stat) => u64::try_from(stat.st_size).unwrap_or(0),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => {
+            return Err(Error::io(
+                tenant,
+                dir.join(sidecar),
+                "looking at a sidecar whose database is gone",
+                e,
+            ));
+        }
+    };
+    if bytes <= empty_at_most {
+        return Ok(());
+    }
+    Err(Error::OrphanedCommits {
+        tenant: tenant.cloned(),
+        path: dir.join(sidecar),
+        database: dir.join(name),
+        bytes,
+    })
+}
+
 /// Whether `name` is in `dir`; an error other than "not there" is an
 /// error (a database that cannot be looked at is not a missing one).
 fn exists(tenant: Option<&TenantName>, dir: &Dir, name: &Path) -> Result<bool> {
@@ -110,6 +152,12 @@ fn finish_interrupted_destroy(tenant: &TenantName, dir: &Dir, name: &Path) -> Re
     }
     unless_held(tenant, dir, &fenced, name)?;
     tracing::info!(file = %dir.join(&fenced).display(), "finishing a destroy that was interrupted");
+    // As the destroy would have (`Fence::demolish`): its sidecars still
+    // carry the tenant's own name, unless a database is back under that
+    // name (then they are that one's); the WAL before the database.
+    if !exists(Some(tenant), dir, name)? {
+        remove_with_sidecars(dir, name);
+    }
     // With the sidecars a replace in place set aside with it.
     remove_with_sidecars(dir, &fenced);
     Ok(1)
@@ -304,7 +352,8 @@ fn finish_marked_destroy(
 
 /// Removes debris beside every tenant path under the root, skipping any
 /// tenant whose lock is held (an operation is in progress there). Returns
-/// how many files were removed, lock files included.
+/// how many files were removed, lock files included; or, once every other
+/// tenant is swept, the first tenant's error (each one is logged).
 pub(crate) fn sweep_debris(root: &RootConfig) -> Result<usize> {
     let owns_dir = root.owns_directory()?;
     let walk = root.walk(Mode::Siblings {
@@ -316,13 +365,19 @@ pub(crate) fn sweep_debris(root: &RootConfig) -> Result<usize> {
         let Found { tenant, path, .. } = found?;
         owners.insert(path, tenant);
     }
-    let mut removed = 0;
+    let (mut removed, mut first_failure) = (0, None);
     for (db, tenant) in owners {
         let at = TenantPath::new(root.root_dir(), &db, owns_dir);
-        let swept = sweep_tenant(&tenant, at, SweptBy::Operator)?;
-        removed += swept.debris + swept.lock_file;
+        match sweep_tenant(&tenant, at, SweptBy::Operator) {
+            Ok(swept) => removed += swept.debris + swept.lock_file,
+            // One tenant that cannot be swept leaves the others to be.
+            Err(e) => {
+                tracing::warn!(tenant = %tenant, error = %e, "could not clean up after a tenant; going on with the others");
+                first_failure.get_or_insert(e);
+            }
+        }
     }
-    Ok(removed)
+    first_failure.map_or(Ok(removed), Err)
 }
 
 /// Finishes, or undoes, what a restore replacing `tenant`, a re-key or a

@@ -33,7 +33,8 @@ use crate::busy::{Busy, WaitedFor, busy};
 use crate::error::{Error, OtherProcess, Result};
 use crate::fs::dir::Dir;
 use crate::fs::files::{
-    remove_quietly, remove_tree, remove_tree_quietly, remove_with_sidecars, rename_no_replace,
+    remove_quietly, remove_sidecars, remove_tree, remove_tree_quietly, remove_with_sidecars,
+    rename_no_replace,
 };
 use crate::fs::siblings::{
     SQLITE_SIDECARS, fence_path, litestream_dir, restore_mark_path, sidecar_path,
@@ -251,8 +252,17 @@ impl<'a> Fence<'a> {
         self.standing = false;
         let name = self.at.db_name();
         // The WAL first (see `remove_with_sidecars`); the sidecars still
-        // carry the tenant's own name.
-        remove_with_sidecars(self.dir, name);
+        // carry the tenant's own name. One that cannot be removed fails
+        // the destroy with the database still fenced (`remove_debris`
+        // finishes it): a WAL of commits left without its database
+        // would outlive the tenant.
+        if let Err((path, e)) = remove_sidecars(self.dir, name) {
+            return Err(self.io_error(
+                "removing the destroyed tenant's WAL and shared memory",
+                &path,
+                e,
+            ));
+        }
         if let Err(e) = sys::unlink(self.dir.fd(), &self.fenced)
             && e.kind() != std::io::ErrorKind::NotFound
         {

@@ -7,7 +7,7 @@ use std::io;
 use std::path::Path;
 
 use crate::error::{Error, Result, is_fd_exhaustion};
-use crate::fs::siblings::fence_path;
+use crate::fs::siblings::{fence_path, sidecar_path};
 use crate::fs::sys;
 use crate::name::TenantName;
 use crate::storage::opening::database_file::{DatabaseFacts, Occupant, damage, occupant};
@@ -72,6 +72,11 @@ pub(crate) fn pin_error(tenant: &TenantName, path: &Path, e: PinError) -> Error 
         PinError::Stat(e) => Error::io(Some(tenant), path, "looking at the database file", e),
         PinError::Sqlite(e) => open_error(tenant, path, e),
         PinError::Damaged(reason) => damaged(tenant, path, reason),
+        PinError::Planted { suffix, found } => Error::PlantedSidecar {
+            tenant: tenant.clone(),
+            path: sidecar_path(path, suffix),
+            found,
+        },
     }
 }
 

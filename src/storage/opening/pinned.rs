@@ -21,6 +21,7 @@ use crate::fs::Patience;
 use crate::fs::dir::Dir;
 use crate::fs::file_id::FileId;
 use crate::fs::lock::split;
+use crate::fs::siblings::sidecar_path;
 use crate::storage::coordination::open_gate::OpenGate;
 use crate::storage::opening::database_file::{NOT_SQLITE, Occupant, damage, occupant_in};
 use crate::storage::opening::open_files::{Registration, TrackedConnection};
@@ -66,6 +67,15 @@ pub(crate) enum PinError {
     /// The file is there but is no database (the reason): see
     /// `database_file.rs`.
     Damaged(&'static str),
+    /// Something that is not a regular file stands at the name of one of
+    /// the files SQLite opens beside the database (the suffix, and what is
+    /// there): a named pipe there would make SQLite's open wait forever.
+    Planted {
+        /// `-journal`, `-wal` or `-shm`.
+        suffix: &'static str,
+        /// What is there ("a symbolic link").
+        found: &'static str,
+    },
 }
 
 impl PinError {
@@ -89,6 +99,7 @@ impl std::fmt::Display for PinError {
             PinError::Sqlite(e) => write!(f, "{e}"),
             PinError::Stat(e) => write!(f, "cannot look at the database file: {e}"),
             PinError::Damaged(reason) => f.write_str(reason),
+            PinError::Planted { suffix, found } => write!(f, "{found} at its {suffix} name"),
         }
     }
 }
@@ -96,7 +107,10 @@ impl std::fmt::Display for PinError {
 impl std::error::Error for PinError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            PinError::Missing | PinError::TooManyOpenFiles | PinError::Damaged(_) => None,
+            PinError::Missing
+            | PinError::TooManyOpenFiles
+            | PinError::Damaged(_)
+            | PinError::Planted { .. } => None,
             PinError::Gate(e) | PinError::Stat(e) => Some(e),
             PinError::Sqlite(e) => Some(e),
         }
@@ -190,14 +204,34 @@ impl Drop for Unproven<'_> {
 /// visibly damaged, or why not. An empty file is refused here, since
 /// SQLite would open it as a new, empty database.
 fn database_before_open(dir: &Dir, name: &Path) -> Result<FileId, PinError> {
-    match occupant_in(dir, name).map_err(PinError::Stat)? {
+    let id = match occupant_in(dir, name).map_err(PinError::Stat)? {
         Occupant::Database(facts) => match damage(&facts) {
-            None => Ok(facts.id),
-            Some(reason) => Err(PinError::Damaged(reason)),
+            None => facts.id,
+            Some(reason) => return Err(PinError::Damaged(reason)),
         },
         // A directory or a symlink at the path is no tenant's database.
-        Occupant::Nothing | Occupant::Other(_) => Err(PinError::Missing),
+        Occupant::Nothing | Occupant::Other(_) => return Err(PinError::Missing),
+    };
+    sidecars_before_open(dir, name)?;
+    Ok(id)
+}
+
+/// SQLite opens the database's `-journal` (to look for a hot one), `-wal`
+/// and `-shm` by name, the `-journal` read-only: a named pipe put at that
+/// name would make the open wait for a writer that never comes, in
+/// SQLite, where no timeout reaches. Anything but a regular file (or
+/// nothing) at those names is refused before SQLite opens the database.
+/// (A pipe put there after this look is not caught: this guards against
+/// what was planted, not against a race with the planter.)
+fn sidecars_before_open(dir: &Dir, name: &Path) -> Result<(), PinError> {
+    for suffix in ["-journal", "-wal", "-shm"] {
+        if let Occupant::Other(found) =
+            occupant_in(dir, &sidecar_path(name, suffix)).map_err(PinError::Stat)?
+        {
+            return Err(PinError::Planted { suffix, found });
+        }
     }
+    Ok(())
 }
 
 /// SQLite says only "unable to open" when it runs out of descriptors (for
