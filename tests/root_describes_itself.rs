@@ -270,3 +270,37 @@ fn a_layout_record_without_its_format_line_is_named_as_damaged() {
     let m = build(RootConfig::new(dir.path()), three_migrations()).unwrap();
     assert_eq!(common::sorted_tenants(&m), ["acme"]);
 }
+
+#[test]
+fn a_named_pipe_in_place_of_a_root_record_is_named_not_read_as_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = build(RootConfig::new(dir.path()), three_migrations()).unwrap();
+    m.create_tenant("acme").unwrap();
+    drop(m);
+    for record in ["layout", "migrations"] {
+        let path = dir.path().join(".tenanted").join(record);
+        let ours = std::fs::read(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        let made = std::process::Command::new("mkfifo").arg(&path).status();
+        assert!(made.unwrap().success());
+        // On a thread of its own: an open of a pipe for reading would
+        // wait for a writer (and a record read as empty would be taken
+        // for a root never described).
+        let root = dir.path().to_path_buf();
+        let (said, heard) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let built = build(RootConfig::new(&root), three_migrations());
+            said.send(built.map(drop)).unwrap();
+        });
+        let built = heard
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("{record}: still waits on the pipe"));
+        let err = built.expect_err(record).to_string();
+        assert!(err.contains(&path.display().to_string()), "{record}: {err}");
+        assert!(err.contains("not a regular file"), "{record}: {err}");
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(&path, ours).unwrap();
+    }
+    let m = build(RootConfig::new(dir.path()), three_migrations()).unwrap();
+    assert_eq!(common::sorted_tenants(&m), ["acme"]);
+}
