@@ -49,6 +49,9 @@ pub enum WaitedFor {
     TemplateBuild,
     /// The root's description (`.tenanted/`) being recorded.
     RootRecord,
+    /// A write transaction of another connection to the tenant (SQLite's
+    /// write lock), held past the waiting operation's busy timeout.
+    Writer,
     /// An operation that did not say what it is (a process of an earlier
     /// release holding the tenant's lock).
     Operation,
@@ -72,6 +75,7 @@ impl WaitedFor {
             WaitedFor::Cleanup => "cleanup",
             WaitedFor::TemplateBuild => "template-build",
             WaitedFor::RootRecord => "root-record",
+            WaitedFor::Writer => "writer",
             WaitedFor::Operation => "operation",
         }
     }
@@ -79,7 +83,7 @@ impl WaitedFor {
     /// The holder's word read back from its lock file (`Operation` for
     /// anything else: an empty file, whose holder could not write it).
     pub(crate) fn from_keyword(word: &str) -> WaitedFor {
-        const ALL: [WaitedFor; 14] = [
+        const ALL: [WaitedFor; 15] = [
             WaitedFor::CheckedOutConnections,
             WaitedFor::DestroyInThisProcess,
             WaitedFor::OpenConnection,
@@ -93,6 +97,7 @@ impl WaitedFor {
             WaitedFor::Cleanup,
             WaitedFor::TemplateBuild,
             WaitedFor::RootRecord,
+            WaitedFor::Writer,
             WaitedFor::Operation,
         ];
         let word = word.trim();
@@ -118,6 +123,7 @@ impl fmt::Display for WaitedFor {
             WaitedFor::Cleanup => "debris cleanup",
             WaitedFor::TemplateBuild => "template database build",
             WaitedFor::RootRecord => "recording of the root's description",
+            WaitedFor::Writer => "write transaction",
             WaitedFor::Operation => "operation",
         })
     }
@@ -186,6 +192,9 @@ pub(crate) fn holder_phrase(
         WaitedFor::Opening => format!("{who} was still opening it"),
         WaitedFor::Operation => format!("{who} still held its lock"),
         WaitedFor::KeyChange => format!("{who} still held the root's keys directory"),
+        // SQLite's write lock does not say who holds it (this process's
+        // other connections included).
+        WaitedFor::Writer => "another connection was still writing to it".to_owned(),
         doing => format!("{who} was still running its {doing} of it"),
     }
 }
@@ -197,6 +206,9 @@ pub(crate) fn advice(waited_for: WaitedFor) -> &'static str {
         WaitedFor::DestroyInThisProcess => "retry once that destroy has finished",
         WaitedFor::OpenConnection | WaitedFor::Opening => {
             "close it there (or stop that process) and retry"
+        }
+        WaitedFor::Writer => {
+            "retry once that transaction has ended (or stop the process holding it if it is stuck)"
         }
         _ => "retry once it has finished (or stop that process if it is stuck)",
     }

@@ -443,3 +443,56 @@ fn child_migrates_acme_slowly() {
     let outcome = m.migrate_tenant("acme").unwrap();
     println!("MIGRATED {} {}", outcome.from, outcome.to);
 }
+
+#[test]
+fn a_write_transaction_held_in_another_process_makes_a_migration_busy_within_its_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let m = common::manager(&root);
+    m.create_tenant("acme").unwrap();
+    drop(m);
+    let out = dir.path().join("writer.out");
+    let writer = child::spawn_logged("child_holds_a_write_transaction_on_acme", &root, &out);
+    wait_until("the writer's transaction", || {
+        std::fs::read_to_string(&out).is_ok_and(|said| said.contains("WRITING"))
+    });
+    let stopped = Stopped::stop(writer, &out);
+
+    let other = impatient(&root, with_a_slow_fourth());
+    let started = Instant::now();
+    let result = other.migrate_tenant("acme");
+    let elapsed = started.elapsed();
+    assert!(elapsed < TIMEOUT + MARGIN, "migrate hung: {elapsed:?}");
+    let err = result.expect_err("the writer holds the tenant");
+    let msg = err.to_string();
+    let Error::TenantBusy {
+        waited_for, waited, ..
+    } = err
+    else {
+        panic!("expected TenantBusy, got {msg}");
+    };
+    assert_eq!(waited_for, WaitedFor::Writer, "{msg}");
+    assert!(waited <= elapsed, "{msg}");
+    assert!(
+        msg.contains("acme") && msg.contains("retry") && !msg.contains("fix the migration"),
+        "{msg}"
+    );
+    assert_eq!(other.migration_status().unwrap().behind(), 1, "changed");
+
+    // The writer ends (killed): the migration goes through.
+    drop(stopped);
+    other.migrate_tenant("acme").unwrap();
+    integrity_ok(&other, "acme");
+}
+
+#[test]
+#[ignore = "child process of a_write_transaction_held_in_another_process_makes_a_migration_busy_within_its_timeout"]
+fn child_holds_a_write_transaction_on_acme() {
+    let Some(root) = child::root() else { return };
+    let path = RootConfig::new(&root).database_path("acme").unwrap();
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute_batch("BEGIN IMMEDIATE; INSERT INTO notes (body) VALUES ('held');")
+        .unwrap();
+    println!("WRITING");
+    std::thread::sleep(Duration::from_secs(600));
+}

@@ -192,7 +192,12 @@ fn migrate_locked(
     // Even a failed run may have committed some steps: other processes'
     // watchers look at the version either way.
     crate::storage::announce(root, tenant);
-    migrated.map_err(|e| migration_error(migrations, tenant, path, from, e))?;
+    migrated.map_err(|e| {
+        // "Nothing was changed" only when no step was committed.
+        let unchanged = read_version(tenant, path, &conn).is_ok_and(|now| now == from);
+        let waited = unchanged.then(|| started.elapsed());
+        migration_error(migrations, (tenant, path), (from, waited), e)
+    })?;
     tracing::info!(tenant = %tenant, from, to = target, "migrated");
     Ok(MigrationOutcome {
         tenant: tenant.clone(),
@@ -253,11 +258,13 @@ fn unchanged(tenant: &TenantName, version: usize, started: Instant) -> Migration
     }
 }
 
+/// The error of a failed run from `version`; `busy_for` is how long the
+/// operation has waited when no step of it was committed (a run that
+/// gave up on another connection's write lock then changed nothing).
 fn migration_error(
     migrations: &Migrations,
-    tenant: &TenantName,
-    path: &Path,
-    version: usize,
+    (tenant, path): (&TenantName, &Path),
+    (version, busy_for): (usize, Option<Duration>),
     e: rusqlite_migration::Error,
 ) -> Error {
     let path: PathBuf = path.to_path_buf();
@@ -270,6 +277,21 @@ fn migration_error(
             current_version: version,
             latest_version: migrations.latest_version(),
         },
+        // Another connection's write transaction outlasted the busy
+        // timeout: nothing is wrong with the migration.
+        rusqlite_migration::Error::RusqliteError { ref err, .. }
+            if is_busy(err)
+                && let Some(waited) = busy_for =>
+        {
+            Error::TenantBusy {
+                tenant: tenant.clone(),
+                path,
+                waited_for: WaitedFor::Writer,
+                checked_out: 0,
+                other_process: None,
+                waited,
+            }
+        }
         e => Error::Migration {
             tenant: tenant.clone(),
             path,
@@ -278,4 +300,10 @@ fn migration_error(
             source: Box::new(e),
         },
     }
+}
+
+/// Whether SQLite gave up waiting for another connection's lock.
+fn is_busy(e: &rusqlite::Error) -> bool {
+    use rusqlite::ErrorCode::{DatabaseBusy, DatabaseLocked};
+    matches!(e.sqlite_error_code(), Some(DatabaseBusy | DatabaseLocked))
 }

@@ -91,11 +91,7 @@ pub fn backup(cli: &Cli, args: &BackupArgs) -> Result<u8, Failure> {
     };
     let (report, lines) = match run_backup(cli, &manager, &dir, &only, args) {
         Ok(ran) => ran,
-        Err(failure) => {
-            // Nothing was written: the new directory goes too.
-            let _ = std::fs::remove_dir(&dir);
-            return Err(failure);
-        }
+        Err(failure) => return Err(discard_run(&dir, failure)),
     };
     let retention = rotation::Retention {
         keep: args.keep.map(|k| k as usize),
@@ -114,6 +110,31 @@ pub fn backup(cli: &Cli, args: &BackupArgs) -> Result<u8, Failure> {
     } else {
         1
     })
+}
+
+/// A run that failed as a whole (before its first copy, or in its last
+/// sync) is no backup: the directory this command made for it goes, with
+/// whatever the run wrote there (never through a link: `remove_dir_all`
+/// does not follow them), so that the same command can be run again.
+/// The failure says what became of it.
+fn discard_run(dir: &std::path::Path, Failure(code, message): Failure) -> Failure {
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => Failure(
+            code,
+            format!(
+                "{message}\n(the directory {} this backup made was removed)",
+                dir.display()
+            ),
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Failure(code, message),
+        Err(e) => Failure(
+            code,
+            format!(
+                "{message}\n(the directory {} this backup made could not be removed: {e}; remove it before running the same backup again)",
+                dir.display()
+            ),
+        ),
+    }
 }
 
 /// `backup_all` into `dir`, with a bar on a terminal and Ctrl-C handled;

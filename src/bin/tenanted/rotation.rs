@@ -92,7 +92,9 @@ pub fn new_dir(dir: &Path) -> Result<(), Failure> {
             format!(
                 "{} exists already: a backup never overwrites one; pass a new directory to --to, or --into {} for a timestamped directory per run (with --keep/--keep-days to rotate them)",
                 dir.display(),
-                dir.parent().unwrap_or(dir).display()
+                (dir.parent().filter(|p| !p.as_os_str().is_empty()))
+                    .unwrap_or(Path::new("."))
+                    .display()
             ),
         )),
         Err(e) => Err(Failure(1, format!("cannot create {}: {e}", dir.display()))),

@@ -3,7 +3,7 @@
 
 use std::io;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
@@ -34,7 +34,10 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 const READ_GATE_WAIT: Duration = BUSY_TIMEOUT;
 
 /// Opens an existing tenant database directly (not through a pool),
-/// waiting at its open gate until `patience` runs out.
+/// waiting at its open gate until `patience` runs out; SQLite waits for
+/// another connection's write lock no longer than that either (the
+/// operation's own timeout, measured from its call: see "Bounded waits"
+/// in `docs/design.md`).
 pub(crate) fn open_existing(
     tenant: &TenantName,
     root: &Path,
@@ -45,7 +48,10 @@ pub(crate) fn open_existing(
         // Take the write lock when the migration transaction begins, so
         // a reader never has to upgrade and deadlock.
         conn.set_transaction_behavior(TransactionBehavior::Immediate);
-        Ok(())
+        let left = patience
+            .deadline()
+            .saturating_duration_since(Instant::now());
+        conn.busy_timeout(left.min(BUSY_TIMEOUT))
     })?;
     match pinned.file {
         Some(_) => Ok(pinned.conn),
