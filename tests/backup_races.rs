@@ -134,8 +134,8 @@ fn piped_before_the_backup_opens(file: &str) {
     let step = step_opening(&m, "acme", &dest, file);
     let at = m.root().database_path("acme").unwrap().with_file_name(file);
 
-    let (said, heard) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
+    let what = format!("a backup with a pipe at {file}");
+    let (result, copied) = common::within_a_minute(&what, move || {
         let piped = at.clone();
         let plan = FaultPlan::interrupt_step(step, move || {
             std::fs::rename(&piped, piped.with_extension("moved")).unwrap();
@@ -144,11 +144,8 @@ fn piped_before_the_backup_opens(file: &str) {
         });
         let result = m.backup_tenant("acme", &dest);
         drop(plan);
-        said.send((result.map(drop), dest.exists())).unwrap();
+        (result.map(drop), dest.exists())
     });
-    let (result, copied) = heard
-        .recv_timeout(std::time::Duration::from_secs(60))
-        .unwrap_or_else(|_| panic!("the backup still waits on a pipe at {file}"));
     let error = result.expect_err(file);
     assert!(error.to_string().contains("acme"), "{file}: {error}");
     assert!(!copied, "{file}: a backup was left");

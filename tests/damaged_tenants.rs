@@ -128,16 +128,6 @@ fn a_damaged_tenant_can_be_destroyed_and_created_again() {
     }
 }
 
-/// Runs `f` on a thread of its own; its result, or a failure naming
-/// `what` if it has not returned within a minute (it waits forever).
-fn within_a_minute<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (said, heard) = std::sync::mpsc::channel();
-    std::thread::spawn(move || said.send(f()).unwrap());
-    heard
-        .recv_timeout(std::time::Duration::from_secs(60))
-        .unwrap_or_else(|_| panic!("{what} still waits"))
-}
-
 #[test]
 fn a_pipe_link_or_directory_at_a_sidecar_name_is_refused_before_sqlite_opens() {
     let dir = tempfile::tempdir().unwrap();
@@ -162,7 +152,7 @@ fn a_pipe_link_or_directory_at_a_sidecar_name_is_refused_before_sqlite_opens() {
             // A manager of its own: nothing of the tenant is open yet.
             let m = common::manager(&root);
             let backups = dir.path().join(format!("backup{suffix}-{}", kind.len()));
-            let (checkout, backup) = within_a_minute(&what, move || {
+            let (checkout, backup) = common::within_a_minute(&what, move || {
                 let checkout = m.connection("acme").map(drop);
                 (checkout, m.backup_tenant("acme", backups).map(drop))
             });

@@ -136,3 +136,17 @@ pub fn tenant_with_rows_in_its_wal(m: &TenantManager, name: &str, rows: usize) {
         "no frames in {wal:?}"
     );
 }
+
+/// Runs `f` on a thread of its own and returns what it returned, or
+/// panics naming `what` if it has not returned within a minute: for a call
+/// that must not wait forever (a named pipe planted where a file was),
+/// which would otherwise hang the test run instead of failing it.
+pub fn within_a_minute<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (said, heard) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = said.send(f());
+    });
+    heard
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .unwrap_or_else(|_| panic!("{what} still waits after a minute"))
+}
