@@ -1824,6 +1824,46 @@ fn backups_rotate_and_never_prune_the_only_good_copy_of_a_tenant() {
 }
 
 #[test]
+fn a_prune_that_cannot_read_a_run_keeps_it_says_so_and_still_reports_the_backup() {
+    let dir = workspace(4);
+    tenanted(dir.path())
+        .args(["create", "acme", "globex"])
+        .assert()
+        .success();
+    let into = dir.path().join("backups");
+    for stamp in ["20200101T000000Z", "20200102T000000Z"] {
+        tenanted(dir.path())
+            .args(["backup", "--to"])
+            .arg(into.join(stamp))
+            .assert()
+            .success();
+    }
+    // The older run's layout record damaged by hand.
+    let damaged = into.join("20200101T000000Z");
+    std::fs::write(damaged.join(".tenanted/layout"), "garbage\n").unwrap();
+    let out = tenanted(dir.path())
+        .args(["backup", "--into"])
+        .arg(&into)
+        .args(["--keep", "1", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    let report = json_of(&out.stdout);
+    assert_eq!(report["totals"]["succeeded"], 2, "{report}");
+    let pruned = &report["pruned"];
+    assert_eq!(pruned["removed"].as_array().unwrap().len(), 1, "{report}");
+    let unjudged = &pruned["unjudged"][0];
+    assert_eq!(unjudged["dir"], damaged.display().to_string(), "{report}");
+    assert!(
+        unjudged["error"].as_str().unwrap().contains("damaged"),
+        "{report}"
+    );
+    let left = runs(&into);
+    assert_eq!(left.len(), 2, "the damaged run and this one: {left:?}");
+    assert_eq!(left[0], "20200101T000000Z");
+}
+
+#[test]
 fn a_tenant_in_the_wrong_bucket_is_warned_about_by_every_walk_and_status_takes_several() {
     let dir = workspace(4);
     tenanted(dir.path())

@@ -103,9 +103,10 @@ pub fn backup(cli: &Cli, args: &BackupArgs) -> Result<u8, Failure> {
         _ => None,
     };
     print_backup(&report, pruned.as_ref(), args.json.then_some(&lines));
+    let unjudged = pruned.as_ref().is_some_and(|p| !p.unjudged.is_empty());
     Ok(if report.cancelled {
         INTERRUPTED
-    } else if report.is_success() {
+    } else if report.is_success() && !unjudged {
         0
     } else {
         1
@@ -212,6 +213,12 @@ fn print_backup(
             tenants.join(", ")
         );
     }
+    for (dir, why) in &pruned.unjudged {
+        outln!(
+            "✗ kept {}: it could not be judged ({why}); look at it, and remove it by hand if it is no backup",
+            dir.display()
+        );
+    }
 }
 
 /// `backup --json`: the report listing every tenant's line, and what the
@@ -224,11 +231,19 @@ struct BackupJson<'a> {
     pruned: Option<PrunedJson<'a>>,
 }
 
-/// `{"removed": [dir, ...], "kept": [{"dir", "only_copy_of"}, ...]}`.
+/// `{"removed": [dir, ...], "kept": [{"dir", "only_copy_of"}, ...],
+/// "unjudged": [{"dir", "error"}, ...]}`.
 #[derive(serde::Serialize)]
 struct PrunedJson<'a> {
     removed: Vec<String>,
     kept: Vec<KeptJson<'a>>,
+    unjudged: Vec<UnjudgedJson<'a>>,
+}
+
+#[derive(serde::Serialize)]
+struct UnjudgedJson<'a> {
+    dir: String,
+    error: &'a str,
 }
 
 #[derive(serde::Serialize)]
@@ -249,6 +264,12 @@ impl<'a> PrunedJson<'a> {
                 .map(|(dir, tenants)| KeptJson {
                     dir: dir.display().to_string(),
                     only_copy_of: tenants,
+                })
+                .collect(),
+            unjudged: (pruned.unjudged.iter())
+                .map(|(dir, why)| UnjudgedJson {
+                    dir: dir.display().to_string(),
+                    error: why,
                 })
                 .collect(),
         }

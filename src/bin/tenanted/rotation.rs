@@ -35,6 +35,10 @@ pub struct Pruned {
     /// Runs kept although retention let them go, with the tenants whose
     /// only good copy they hold.
     pub kept_for: Vec<(PathBuf, Vec<String>)>,
+    /// Runs kept because they could not be read or removed (a damaged
+    /// layout record, a link named like a run), with why: the prune goes
+    /// on with the others, and the command fails.
+    pub unjudged: Vec<(PathBuf, String)>,
 }
 
 /// A run's directory name for `time`: `20261205T052600Z`.
@@ -157,21 +161,34 @@ pub fn prune(
             candidates.push(dir);
         }
     }
-    let mut covered = HashSet::new();
+    let (mut covered, mut pruned) = (HashSet::new(), Pruned::default());
+    // A kept run that cannot be read covers nothing: runs it would have
+    // let go are then judged without it (kept, if they hold a copy).
     for dir in &kept {
-        covered.extend(copies(cli, dir)?);
+        match copies(cli, dir) {
+            Ok(copies) => covered.extend(copies),
+            Err(Failure(_, why)) if dir != current => pruned.unjudged.push((dir.clone(), why)),
+            Err(failure) => return Err(failure),
+        }
     }
-    let mut pruned = Pruned::default();
     // Newest first: a tenant's newest copy among the candidates is the
     // one kept for it.
     for dir in candidates {
-        let only: Vec<String> = copies(cli, &dir)?
-            .into_iter()
-            .filter(|t| !covered.contains(t))
-            .collect();
+        let only: Vec<String> = match copies(cli, &dir) {
+            Ok(copies) => copies
+                .into_iter()
+                .filter(|t| !covered.contains(t))
+                .collect(),
+            Err(Failure(_, why)) => {
+                pruned.unjudged.push((dir, why));
+                continue;
+            }
+        };
         if only.is_empty() {
-            remove_run(&dir)?;
-            pruned.removed.push(dir);
+            match remove_run(&dir) {
+                Ok(()) => pruned.removed.push(dir),
+                Err(Failure(_, why)) => pruned.unjudged.push((dir, why)),
+            }
         } else {
             covered.extend(only.iter().cloned());
             let mut only = only;
