@@ -152,6 +152,29 @@ fn a_damaged_tenant_or_one_without_its_database_is_reported_and_the_rest_counted
 }
 
 #[test]
+fn a_database_shorter_than_its_header_says_is_reported_not_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(fleet(dir.path()));
+    let m = common::builder(dir.path()).build().unwrap();
+    let path = m.root().database_path("large").unwrap();
+    let len = std::fs::metadata(&path).unwrap().len();
+    let file = File::options().write(true).open(&path).unwrap();
+    file.set_len(len / 2).unwrap();
+    drop(file);
+    let report = m.usage(UsageOrder::Largest, 10).unwrap();
+    assert_eq!(names(&report.top), ["medium", "small"]);
+    let failed: Vec<_> = (report.failed.iter())
+        .map(|(t, e)| (t.as_str(), e.to_string()))
+        .collect();
+    assert!(
+        matches!(&failed[..], [("large", said)] if said.contains("large") && said.contains("main.sqlite3")),
+        "{failed:?}"
+    );
+    // As status says.
+    assert_eq!(m.migration_status().unwrap().unreadable(), 1);
+}
+
+#[test]
 fn a_large_fleet_streams_every_row_and_keeps_only_the_top() {
     let dir = tempfile::tempdir().unwrap();
     let m = common::manager(dir.path());

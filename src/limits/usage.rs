@@ -37,6 +37,15 @@ pub(crate) fn usage(
     let work = |run: &Run<'_>, found: Found| {
         let line = match read(run.root(), &found) {
             Usage::Found(files) => UsageLine::Read(row(found.tenant, files, limits)),
+            // Shorter than its header says: SQLite tells truncated (an
+            // error) from being extended by a checkpoint (its counts).
+            Usage::AskSqlite(files) => {
+                let at = (run.root(), found.path.as_path());
+                match storage::usage_through_sqlite(&found.tenant, at, files) {
+                    Ok(files) => UsageLine::Read(row(found.tenant, files, limits)),
+                    Err(e) => UsageLine::Failed(found.tenant, Arc::new(e)),
+                }
+            }
             // A candidate of the walk whose database is not there: no
             // tenant, or a directory without its database (as listings say).
             Usage::NotThere => {

@@ -23,9 +23,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rustix::fs::{FileType, Stat};
 use rustix::io::Errno;
 
+use crate::error::Result;
 use crate::fs::file_id::FileId;
 use crate::fs::sys;
+use crate::name::TenantName;
 use crate::storage::opening::header::{field_in, page_size_in, pages_in};
+use crate::storage::opening::open::open_for_reading;
+use crate::storage::opening::open_error::sqlite_error;
 use crate::storage::opening::open_files;
 
 /// A database's files as the usage report sees them.
@@ -55,6 +59,12 @@ pub(crate) enum Usage {
     NotThere,
     /// A file that is not a SQLite database (why).
     Damaged(&'static str),
+    /// A file shorter than its header's page count: truncated, or being
+    /// extended by another process's checkpoint (which writes page 1, with
+    /// the new count, before the pages after the file's end). Only SQLite,
+    /// reading under its locks, tells which: see [`usage_through_sqlite`].
+    /// The sizes and times are the files'.
+    AskSqlite(FileUsage),
     /// It could not be read: the step, and the error.
     Unreadable(&'static str, io::Error),
 }
@@ -157,13 +167,48 @@ fn read(fd: BorrowedFd<'_>, stat: &Stat, name: &Path) -> Usage {
         0 => size / page_size,
         pages => pages,
     };
-    Usage::Found(FileUsage {
+    let files = FileUsage {
         database_bytes: size,
         wal_bytes: 0,
         page_size: u32::try_from(page_size).unwrap_or(u32::MAX),
         page_count,
         free_pages: u64::from(field_in(&header, 36)),
         last_write: modified(stat),
+    };
+    match size < page_count.saturating_mul(page_size) {
+        true => Usage::AskSqlite(files),
+        false => Usage::Found(files),
+    }
+}
+
+/// What a read through SQLite of a short file was for, in its errors.
+const SHORTER: &str =
+    "reading its page counts through SQLite (the file is shorter than its header says)";
+
+/// `files` with SQLite's page count and free pages, read under SQLite's
+/// locks by a one-off read of `tenant`'s database at `path` (below
+/// `root`): for a file shorter than its header says ([`Usage::AskSqlite`]).
+///
+/// # Errors
+///
+/// SQLite's (a truncated file is "malformed": `DamagedTenant`), or the
+/// open's.
+pub(crate) fn usage_through_sqlite(
+    tenant: &TenantName,
+    (root, path): (&Path, &Path),
+    files: FileUsage,
+) -> Result<FileUsage> {
+    let read = open_for_reading(tenant, root, path)?;
+    let pragma = |name: &str| -> Result<u64> {
+        let value: i64 = (read.conn)
+            .query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))
+            .map_err(|e| sqlite_error(tenant, path, SHORTER, e))?;
+        Ok(u64::try_from(value).unwrap_or(0))
+    };
+    Ok(FileUsage {
+        page_count: pragma("page_count")?,
+        free_pages: pragma("freelist_count")?,
+        ..files
     })
 }
 
