@@ -12,7 +12,7 @@ use rusqlite::{Connection, OpenFlags};
 
 use crate::error::{Error, Result};
 use crate::fs::dir::Dir;
-use crate::fs::siblings::{SQLITE_SIDECARS, scratch_path};
+use crate::fs::siblings::{SQLITE_SIDECARS, scratch_path, sidecar_path};
 use crate::fs::sys;
 use crate::name::TenantName;
 
@@ -37,12 +37,9 @@ pub(crate) fn remove_sidecars(
     db: &Path,
 ) -> std::result::Result<(), (std::path::PathBuf, io::Error)> {
     for suffix in SQLITE_SIDECARS {
-        let mut sidecar = db.as_os_str().to_owned();
-        sidecar.push(suffix);
-        match sys::unlink(dir.fd(), Path::new(&sidecar)) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => {
-                return Err((dir.join(Path::new(&sidecar)), e));
-            }
+        let sidecar = sidecar_path(db, suffix);
+        match sys::unlink(dir.fd(), &sidecar) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err((dir.join(&sidecar), e)),
             _ => {}
         }
     }

@@ -99,10 +99,12 @@ fn refuse_commits(
     (sidecar, name): (&Path, &Path),
 ) -> Result<()> {
     let file = sidecar.to_string_lossy();
-    let empty_at_most = match () {
-        () if file.ends_with("-wal") => WAL_HEADER,
-        () if file.ends_with("-journal") => 0,
-        () => return Ok(()),
+    let empty_at_most = if file.ends_with("-wal") {
+        WAL_HEADER
+    } else if file.ends_with("-journal") {
+        0
+    } else {
+        return Ok(());
     };
     let bytes = match sys::stat(dir.fd(), sidecar) {
         Ok(stat) => u64::try_from(stat.st_size).unwrap_or(0),
