@@ -12,7 +12,7 @@ use crate::busy::WaitedFor;
 use crate::error::{Error, Result};
 use crate::fs::Patience;
 use crate::name::TenantName;
-use crate::storage::{TenantPath, lock_tenant, open_existing};
+use crate::storage::{TenantPath, is_busy, lock_tenant, open_existing};
 
 /// What one tenant's migration did.
 ///
@@ -300,10 +300,4 @@ fn migration_error(
             source: Box::new(e),
         },
     }
-}
-
-/// Whether SQLite gave up waiting for another connection's lock.
-fn is_busy(e: &rusqlite::Error) -> bool {
-    use rusqlite::ErrorCode::{DatabaseBusy, DatabaseLocked};
-    matches!(e.sqlite_error_code(), Some(DatabaseBusy | DatabaseLocked))
 }

@@ -132,7 +132,7 @@ fn quiet_and_small(path: &Path) -> bool {
 pub(in crate::storage) const WAL_HEADER: u64 = 32;
 
 /// Whether SQLite said another connection holds the lock.
-fn is_busy(e: &rusqlite::Error) -> bool {
+pub(crate) fn is_busy(e: &rusqlite::Error) -> bool {
     use rusqlite::ErrorCode::{DatabaseBusy, DatabaseLocked};
     matches!(e.sqlite_error_code(), Some(DatabaseBusy | DatabaseLocked))
 }
