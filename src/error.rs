@@ -181,6 +181,24 @@ pub enum Error {
         found: &'static str,
     },
 
+    /// An entry in the root where its layout has tenants, that tenanted
+    /// does not take for one: a symbolic link or a file where a directory
+    /// (or a tenant's database file) belongs, a name that is not a valid
+    /// tenant name, a tenant in a bucket not its own. Someone put it there,
+    /// and it may hold a tenant's data: a fleet run (status, migrate,
+    /// backup, usage) skips it and reports it among its listing errors, so
+    /// that a run that left it out does not call itself complete;
+    /// `tenants()` skips it with a logged warning.
+    #[error("{} was skipped, and whatever it holds left out: {reason}", path.display())]
+    StrayEntry {
+        /// The tenant its name gives, if it gives a valid one.
+        tenant: Option<TenantName>,
+        /// The entry.
+        path: PathBuf,
+        /// What it is, and what to do with it.
+        reason: String,
+    },
+
     /// A file given to `restore_tenant` is not a backup that can be
     /// restored (missing, empty, not SQLite, failing `integrity_check`);
     /// nothing was changed.
@@ -824,7 +842,8 @@ impl Error {
             | Error::ReplicaRead { tenant, .. }
             | Error::OrphanedCommits { tenant, .. }
             | Error::DiskFull { tenant, .. }
-            | Error::NotADirectory { tenant, .. } => tenant.as_ref(),
+            | Error::NotADirectory { tenant, .. }
+            | Error::StrayEntry { tenant, .. } => tenant.as_ref(),
             Error::BadTenantName { .. }
             | Error::BadTemplate { .. }
             | Error::NoTenant

@@ -19,7 +19,7 @@ use super::options::{FleetOptions, Progress};
 use crate::error::{Error, Result};
 use crate::fs::faults;
 use crate::name::TenantName;
-use crate::paths::{Found, RootConfig};
+use crate::paths::{Found, Mode, RootConfig};
 
 /// One tenant's row in a fleet report.
 pub(crate) trait Line: Send {
@@ -152,8 +152,16 @@ impl<'a> Run<'a> {
             return Run::new(root, options);
         }
         let (mut list, mut errors) = (Vec::new(), Vec::new());
-        for tenant in root.tenants()? {
-            match tenant.and_then(|t| Ok(Found::listed(t.clone(), root.path_of(t.as_str())?))) {
+        // Strays are listing errors, as in every fleet run's walk.
+        for found in root.walk(Mode::Tenants)?.reporting_strays() {
+            // Found by name only (`Mode::Tenants`): its path from the layout.
+            let path = |f: Found| {
+                Ok(Found::listed(
+                    f.tenant.clone(),
+                    root.path_of(f.tenant.as_str())?,
+                ))
+            };
+            match found.and_then(path) {
                 Ok(found) => list.push(found),
                 Err(e) => errors.push(Arc::new(e)),
             }

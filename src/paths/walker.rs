@@ -149,6 +149,10 @@ enum Step {
     Found(Found),
     /// Not part of the layout (or not what this walk looks for).
     Skip,
+    /// Put in the root by hand where the layout has tenants, and not
+    /// taken for one (see [`Error::StrayEntry`]): a fleet run's walk
+    /// returns it as an error.
+    Stray(Error),
 }
 
 /// Where an entry sits in the template.
@@ -174,6 +178,9 @@ pub(crate) struct Walker {
     base: usize,
     /// The directory `start` is in (none for the root).
     above: Option<Arc<OwnedFd>>,
+    /// Whether a stray entry is returned as an error (a fleet run's walk)
+    /// or only warned about (see [`Walker::stray`]).
+    report_strays: bool,
 }
 
 /// A piece of a walk, for a walk shared by several threads: a directory
@@ -196,7 +203,16 @@ impl Walker {
             start: Some((root, Captured::default())),
             base: 0,
             above: None,
+            report_strays: matches!(mode, Mode::Candidates),
         }
+    }
+
+    /// This walk, returning each stray entry as an error (as a walk in
+    /// [`Mode::Candidates`] does), for a fleet run that lists tenants by
+    /// name.
+    pub(crate) fn reporting_strays(mut self) -> Self {
+        self.report_strays = true;
+        self
     }
 
     /// The next part of a walk that has not descended anywhere: each
@@ -218,10 +234,11 @@ impl Walker {
                             .stack
                             .last()
                             .map(|frame| Arc::clone(frame.entries.dir())),
+                        report_strays: self.report_strays,
                     })));
                 }
                 Ok(Step::Found(found)) => return Some(Ok(Part::Found(found))),
-                Ok(Step::Skip) => {}
+                Ok(Step::Skip | Step::Stray(_)) => {}
                 Err(e) => return Some(Err(e)),
             }
         }
@@ -251,6 +268,7 @@ impl Walker {
             };
             match self.classify(index) {
                 Step::Skip => {}
+                Step::Stray(e) => return Some(Err(e)),
                 step => return Some(Ok(step)),
             }
         }
@@ -316,8 +334,11 @@ impl Walker {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             // Replaced by a link or a file since it was listed.
             Err(e) if parent.is_some() && is_no_directory(&e) => {
-                warn!(path = %dir.display(), "skipping {}: it is no longer a directory, and tenanted never follows links inside the root", dir.display());
-                Ok(())
+                let reason = "it is no longer a directory, and tenanted never follows links inside the root; move it out of the root";
+                match self.stray(None, dir, reason.to_owned()) {
+                    Step::Stray(e) => Err(e),
+                    _ => Ok(()),
+                }
             }
             Err(e) => Err(self.error(dir, e)),
         }
@@ -359,8 +380,7 @@ impl Walker {
         if let Some(tenant) = captures.tenant
             && let Err(e) = name::validate(tenant)
         {
-            not_a_tenant_name(entry, name, &e);
-            return Step::Skip;
+            return self.not_a_tenant_name(entry, name, &e);
         }
         let Ok(file_type) = entry.file_type() else {
             return Step::Skip;
@@ -369,7 +389,7 @@ impl Walker {
             Level::Dir if file_type == FileType::Directory => {
                 Step::Descend(entry.path(), frame.captured.with(&captures))
             }
-            Level::Dir => not_a_directory(entry, file_type),
+            Level::Dir => self.not_a_directory(entry, file_type, "a directory"),
             Level::TenantDir => self.tenant_dir(frame, (entry, name), file_type, depth, &captures),
             Level::File => self.database_file(frame, entry, file_type, &captures),
         }
@@ -401,11 +421,10 @@ impl Walker {
         captures: &Captures<'_>,
     ) -> Step {
         if file_type != FileType::Directory {
-            return not_a_directory(entry, file_type);
+            return self.not_a_directory(entry, file_type, "a directory");
         }
         let Some(tenant) = self.tenant(&frame.captured, captures) else {
-            self.skip_misplaced(&entry.path(), &frame.captured, captures);
-            return Step::Skip;
+            return self.skip_misplaced(entry.path(), &frame.captured, captures);
         };
         let marked = frame.entries.being_destroyed(OsStr::new(name));
         if let (Mode::Tenants, false) = (self.mode, marked) {
@@ -463,8 +482,7 @@ impl Walker {
         captures: &Captures<'_>,
     ) -> Step {
         if file_type != FileType::RegularFile {
-            debug!(path = %entry.path().display(), "skipping entry: not a regular file");
-            return Step::Skip;
+            return self.not_a_directory(entry, file_type, "a tenant's database file");
         }
         match self.tenant(&frame.captured, captures) {
             Some(tenant) => {
@@ -475,10 +493,7 @@ impl Walker {
                     path,
                 })
             }
-            None => {
-                self.skip_misplaced(&entry.path(), &frame.captured, captures);
-                Step::Skip
-            }
+            None => self.skip_misplaced(entry.path(), &frame.captured, captures),
         }
     }
 
@@ -519,40 +534,77 @@ impl Walker {
 
     /// An entry that is no tenant of this root: a tenant's name in a
     /// bucket not its own (put there by hand) is invisible to every
-    /// listing, status, migration, backup and cleanup, so it is warned
-    /// about; anything else is skipped quietly.
-    fn skip_misplaced(&self, path: &Path, above: &Captured, here: &Captures<'_>) {
+    /// listing, status, migration, backup and cleanup, so it is a stray;
+    /// anything else is skipped quietly.
+    fn skip_misplaced(&self, path: PathBuf, above: &Captured, here: &Captures<'_>) -> Step {
         let tenant = here.tenant.or(above.tenant.as_deref());
         let bucket = here.bucket.or(above.bucket.as_deref());
         match self.layout.misplaced(tenant, bucket) {
-            Some((tenant, own)) => warn!(
-                path = %path.display(),
-                "skipping {}: tenant {tenant} belongs in bucket {own}, not here, so no listing, status, migrate, backup or cleanup sees it; move it to its bucket (or out of the root)",
-                path.display()
-            ),
+            Some((tenant, own)) => {
+                let reason = format!(
+                    "tenant {tenant} belongs in bucket {own}, not here, so no listing, status, migrate, backup or cleanup takes it for a tenant; move it to its bucket (or out of the root)"
+                );
+                self.stray(Some(tenant), path, reason)
+            }
             None => {
-                debug!(path = %path.display(), "skipping an entry that is no tenant of this root")
+                debug!(path = %path.display(), "skipping an entry that is no tenant of this root");
+                Step::Skip
             }
         }
     }
-}
 
-/// Skips a link (or a file) where the layout has a directory: tenanted
-/// never follows one, since it could lead outside the root. Someone put
-/// it there, and it may stand for tenants no listing shows: warn.
-fn not_a_directory(entry: &Named<'_>, file_type: FileType) -> Step {
-    let path = entry.path();
-    let what = if file_type == FileType::Symlink {
-        "a symbolic link"
-    } else {
-        "not a directory"
-    };
-    warn!(
-        path = %path.display(),
-        "skipping {}: it is {what} where the layout has a directory, and tenanted never follows links inside the root; move it out of the root",
-        path.display()
-    );
-    Step::Skip
+    /// Skips a link (or a file, or a directory) where the layout has
+    /// `wanted`: tenanted never follows one, since it could lead outside
+    /// the root. Someone put it there, and it may stand for tenants no
+    /// listing shows: a stray.
+    fn not_a_directory(&self, entry: &Named<'_>, file_type: FileType, wanted: &str) -> Step {
+        let what = if file_type == FileType::Symlink {
+            "a symbolic link"
+        } else if file_type == FileType::Directory {
+            "a directory"
+        } else {
+            "some other kind of file"
+        };
+        let reason = format!(
+            "it is {what} where the layout has {wanted}, and tenanted never follows links inside the root; move it out of the root"
+        );
+        self.stray(None, entry.path(), reason)
+    }
+
+    /// An entry skipped because the name it gives is not a valid tenant
+    /// name. Hidden names are tenanted's own (`.tenanted`, scratch files,
+    /// locks): expected, so only logged at debug. Anything else was put
+    /// there by hand (a restore, a copy) and holds data no listing will
+    /// show: a stray.
+    fn not_a_tenant_name(&self, entry: &Named<'_>, name: &str, e: &Error) -> Step {
+        let path = entry.path();
+        if name.starts_with('.') {
+            debug!(path = %path.display(), "skipping hidden entry: not a tenant name");
+            return Step::Skip;
+        }
+        let reason = format!(
+            "its name is not a valid tenant name ({e}), so it is not listed as a tenant; rename or move it"
+        );
+        self.stray(None, path, reason)
+    }
+
+    /// An entry that is no tenant but may hold one's data (see
+    /// [`Error::StrayEntry`]). A fleet run's walk ([`Mode::Candidates`],
+    /// or [`Walker::reporting_strays`]) returns it as an error, which the
+    /// run reports among its listing errors: a backup or a migration that
+    /// left it out must not call itself complete. Other walks
+    /// (`tenants()`, the debris sweeps) log a warning and go on.
+    fn stray(&self, tenant: Option<TenantName>, path: PathBuf, reason: String) -> Step {
+        if self.report_strays {
+            return Step::Stray(Error::StrayEntry {
+                tenant,
+                path,
+                reason,
+            });
+        }
+        warn!(path = %path.display(), "skipping {}: {reason}", path.display());
+        Step::Skip
+    }
 }
 
 /// The bytes a database file's name takes in a path at most, with its
@@ -627,24 +679,6 @@ fn below((frame, entry): (&Frame, &Named<'_>), path: &Path, below_len: usize) ->
     })
 }
 
-/// Logs an entry skipped because the name it gives is not a valid tenant
-/// name. Hidden names are tenanted's own (`.tenanted`, scratch files,
-/// locks): expected, so only at debug. Anything else was put there by
-/// hand (a restore, a copy) and holds data no listing will show: warn.
-fn not_a_tenant_name(entry: &Named<'_>, name: &str, e: &Error) {
-    let path = entry.path();
-    if name.starts_with('.') {
-        debug!(path = %path.display(), "skipping hidden entry: not a tenant name");
-    } else {
-        warn!(
-            path = %path.display(),
-            reason = %e,
-            "skipping {}: its name is not a valid tenant name, so it is not listed as a tenant; rename or move it",
-            path.display()
-        );
-    }
-}
-
 impl Iterator for Walker {
     type Item = Result<Found>;
 
@@ -657,7 +691,7 @@ impl Iterator for Walker {
                     }
                 }
                 Ok(Step::Found(found)) => return Some(Ok(found)),
-                Ok(Step::Skip) => {}
+                Ok(Step::Skip | Step::Stray(_)) => {}
                 Err(e) => return Some(Err(e)),
             }
         }

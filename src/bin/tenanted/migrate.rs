@@ -478,7 +478,11 @@ fn every_tenant_status(
             .collect(),
     };
     status.latest_version = fleet.latest_version;
-    status.listing_errors = fleet.listing_errors;
+    // With names, what the walk could not list matters only if it hid one
+    // of them (a stray entry elsewhere in the root is no part of the answer).
+    if only.is_empty() || status.total() < only.len() {
+        status.listing_errors = fleet.listing_errors;
+    }
     Ok(status)
 }
 
