@@ -168,6 +168,21 @@ pub enum Error {
         found: &'static str,
     },
 
+    /// Something that is not a regular file (a symbolic link, a
+    /// directory) stands where tenanted keeps a tenant's lock file
+    /// (`.NAME.lock` beside its directory), so the tenant cannot be locked
+    /// for a create, destroy, migration or cleanup. tenanted never made
+    /// it, and never follows a link or locks anything else.
+    #[error("{}{} is {found}, where tenanted keeps the tenant's lock file; tenanted never follows links inside the root, nor locks anything else, so nothing was done: remove it (the tenant's data is untouched) and retry", tenant_label(tenant), path.display())]
+    PlantedLockFile {
+        /// The tenant the lock is for, if known.
+        tenant: Option<TenantName>,
+        /// The lock file's path.
+        path: PathBuf,
+        /// What is there ("a symbolic link").
+        found: &'static str,
+    },
+
     /// An entry on the way from the root to a tenant's files is a symbolic
     /// link or something else that is not a directory. tenanted never
     /// follows one, since it could lead outside the root.
@@ -733,6 +748,30 @@ impl fmt::Display for Blocked {
 
 impl std::error::Error for Blocked {}
 
+/// What stood where a lock file belongs: not a regular file. Carried
+/// inside the `io::Error` of the lock (see `fs/lock.rs`) and turned into
+/// [`Error::PlantedLockFile`] by `Error::io`.
+#[derive(Debug)]
+pub(crate) struct PlantedLock {
+    /// The lock file's path.
+    pub(crate) path: PathBuf,
+    /// What is there ("a symbolic link").
+    pub(crate) found: &'static str,
+}
+
+impl fmt::Display for PlantedLock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} is {}, not a lock file",
+            self.path.display(),
+            self.found
+        )
+    }
+}
+
+impl std::error::Error for PlantedLock {}
+
 /// A tenant's lock file that could not be taken, as the cause of an I/O
 /// error that names the tenant's database: the database is what the
 /// reader knows, the lock file is the step that failed.
@@ -749,7 +788,10 @@ impl LockStep {
     /// and descriptor exhaustion stay as they are: they are errors of
     /// their own (see [`Error::io`]).
     pub(crate) fn into_io(self) -> io::Error {
-        if blocked(&self.cause).is_some() || is_fd_exhaustion(&self.cause) {
+        if blocked(&self.cause).is_some()
+            || planted_lock(&self.cause).is_some()
+            || is_fd_exhaustion(&self.cause)
+        {
             return self.cause;
         }
         io::Error::new(self.cause.kind(), self)
@@ -776,6 +818,11 @@ impl std::error::Error for LockStep {
 /// The [`Blocked`] inside an I/O error, if that is what it is.
 pub(crate) fn blocked(e: &io::Error) -> Option<&Blocked> {
     e.get_ref()?.downcast_ref::<Blocked>()
+}
+
+/// The [`PlantedLock`] inside an I/O error, if that is what it is.
+fn planted_lock(e: &io::Error) -> Option<&PlantedLock> {
+    e.get_ref()?.downcast_ref::<PlantedLock>()
 }
 
 fn tenant_label(tenant: &Option<TenantName>) -> String {
@@ -843,7 +890,8 @@ impl Error {
             | Error::OrphanedCommits { tenant, .. }
             | Error::DiskFull { tenant, .. }
             | Error::NotADirectory { tenant, .. }
-            | Error::StrayEntry { tenant, .. } => tenant.as_ref(),
+            | Error::StrayEntry { tenant, .. }
+            | Error::PlantedLockFile { tenant, .. } => tenant.as_ref(),
             Error::BadTenantName { .. }
             | Error::BadTemplate { .. }
             | Error::NoTenant
@@ -873,6 +921,13 @@ impl Error {
         }
         if let Some(Blocked { path, found }) = blocked(&cause) {
             return Error::NotADirectory {
+                tenant: tenant.cloned(),
+                path: path.clone(),
+                found,
+            };
+        }
+        if let Some(PlantedLock { path, found }) = planted_lock(&cause) {
+            return Error::PlantedLockFile {
                 tenant: tenant.cloned(),
                 path: path.clone(),
                 found,

@@ -195,3 +195,42 @@ fn a_link_planted_in_a_backup_directory_never_leads_a_copy_over_a_tenant() {
         .unwrap();
     assert_eq!(note, "globex's");
 }
+
+/// A link (or a directory) at a tenant's lock file name stops what locks
+/// the tenant with `PlantedLockFile`, naming it and saying to remove it;
+/// nothing is followed (the file the link points to stays as it was), the
+/// tenant keeps serving, and once it is removed the destroy goes through.
+#[test]
+fn a_link_or_directory_at_a_tenants_lock_file_is_named_and_nothing_is_done() {
+    let dir = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let target = outside.path().join("precious");
+    fs::write(&target, b"not a lock file").unwrap();
+    let m = common::manager(dir.path());
+    m.create_tenant("acme").unwrap();
+    let tenant_dir = m.root().database_path("acme").unwrap();
+    let lock = tenant_dir.parent().unwrap().with_file_name(".acme.lock");
+    let is_planted = |result: tenanted::Result<()>, found: &str| match result {
+        Err(e @ Error::PlantedLockFile { .. }) => {
+            let msg = e.to_string();
+            assert!(msg.contains(&lock.display().to_string()), "{msg}");
+            assert!(msg.contains(found) && msg.contains("remove it"), "{msg}");
+            assert_eq!(e.tenant().map(|t| t.as_str()), Some("acme"), "{msg}");
+        }
+        other => panic!("expected PlantedLockFile, got {other:?}"),
+    };
+
+    symlink(&target, &lock).unwrap();
+    is_planted(m.destroy_tenant("acme"), "a symbolic link");
+    is_planted(m.rollback_tenant("acme", 1).map(drop), "a symbolic link");
+    is_planted(m.remove_debris().map(drop), "a symbolic link");
+    assert_eq!(fs::read(&target).unwrap(), b"not a lock file");
+    fs::remove_file(&lock).unwrap();
+
+    fs::create_dir(&lock).unwrap();
+    is_planted(m.destroy_tenant("acme"), "a directory");
+    m.connection("acme").unwrap();
+    fs::remove_dir(&lock).unwrap();
+    m.destroy_tenant("acme").unwrap();
+    assert!(!m.tenant_exists("acme").unwrap());
+}

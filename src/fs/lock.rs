@@ -16,8 +16,10 @@ use std::io;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
+use rustix::io::Errno;
+
 use crate::busy::{Busy, WaitedFor};
-use crate::error::OtherProcess;
+use crate::error::{OtherProcess, PlantedLock};
 use crate::fs::dir::Dir;
 use crate::fs::file_id::FileId;
 use crate::fs::flock_holders::flock_holder;
@@ -118,7 +120,7 @@ impl FileLock {
                 Ok(file) => file,
                 // A releaser removed the (then empty) directory under us.
                 Err(e) if make_dirs && e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(e),
+                Err(e) => return Err(planted(&dir, name, e)),
             };
             if let Reach::MakeDeferred(_, held) = &reach
                 && held.contains(&FileId::of(&file)?)
@@ -147,6 +149,20 @@ impl FileLock {
             path.display()
         )))
     }
+}
+
+/// A lock file that could not be opened because something else stands
+/// at its name (a link: `O_NOFOLLOW`; a directory) is said to be that, as
+/// a [`PlantedLock`] inside the error: someone put it there, and only
+/// they can say it may go. Any other error is `e` itself.
+fn planted(dir: &Dir, name: &Path, e: io::Error) -> io::Error {
+    let found = match e.raw_os_error().map(Errno::from_raw_os_error) {
+        Some(Errno::LOOP) => "a symbolic link",
+        Some(Errno::ISDIR) => "a directory",
+        _ => return e,
+    };
+    let path = dir.join(name);
+    io::Error::new(e.kind(), PlantedLock { path, found })
 }
 
 /// Takes the `flock` on `file`: once without `patience` (`false` if
