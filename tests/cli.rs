@@ -1648,6 +1648,22 @@ fn exit_codes_follow_one_rule() {
         tenanted(dir.path()).args(args).assert().code(2);
     }
     assert!(!Path::new("/tmp/never-made-by-tenanted").exists());
+    // A backup inside the root, a restore from no backup.
+    let inside = dir.path().join("tenants/bk");
+    tenanted(dir.path())
+        .args(["backup", "--to"])
+        .arg(&inside)
+        .assert()
+        .code(2);
+    assert!(!inside.exists());
+    let not_a_backup = dir.path().join("not-a-backup");
+    std::fs::write(&not_a_backup, b"no database").unwrap();
+    tenanted(dir.path())
+        .args(["restore", "acme", "--replace", "--yes", "--from"])
+        .arg(&not_a_backup)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("cannot restore tenant acme"));
     std::fs::write(dir.path().join("migrations/0009_gap"), "").unwrap();
     tenanted(dir.path())
         .arg("status")

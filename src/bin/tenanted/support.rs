@@ -21,8 +21,9 @@ impl From<Error> for Failure {
 
 /// The exit code for `e`, by the one rule (see main.rs): 2 when the
 /// command cannot be done as asked (a bad name, template, version, step
-/// count or migrations folder, a layout other than the root's), 1 for
-/// anything that went wrong doing it.
+/// count or migrations folder, a layout other than the root's, a backup
+/// to be written inside the root, a `--from` that is no intact backup),
+/// 1 for anything that went wrong doing it.
 pub fn exit_code(e: &Error) -> u8 {
     match e {
         Error::BadTenantName { .. }
@@ -30,7 +31,9 @@ pub fn exit_code(e: &Error) -> u8 {
         | Error::BadMigrations { .. }
         | Error::VersionOutOfRange { .. }
         | Error::RollbackTooFar { .. }
-        | Error::LayoutMismatch { .. } => USAGE,
+        | Error::LayoutMismatch { .. }
+        | Error::BackupInsideRoot { .. }
+        | Error::BadBackup { .. } => USAGE,
         _ => 1,
     }
 }
