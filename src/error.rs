@@ -453,8 +453,10 @@ pub enum Error {
         cause: BoxError,
     },
 
-    /// SQLite reported an error.
-    #[error("{}{operation} failed at {}: {cause}", tenant_label(tenant), path.display())]
+    /// SQLite reported an error. The message ends with what to do where
+    /// SQLite's code says (a full or read-only disk, a file it cannot open,
+    /// a damaged file).
+    #[error("{}{operation} failed at {}: {cause}{}", tenant_label(tenant), path.display(), sqlite_next_step(cause))]
     Sqlite {
         /// The tenant, when one is involved.
         tenant: Option<TenantName>,
@@ -497,8 +499,10 @@ pub enum Error {
         cause: rusqlite::Error,
     },
 
-    /// A file-system operation failed.
-    #[error("{}{operation} failed at {}: {cause}", tenant_label(tenant), path.display())]
+    /// A file-system operation failed. The message ends with what to do
+    /// where the system's error says (no room, a read-only file system,
+    /// no permission).
+    #[error("{}{operation} failed at {}: {cause}{}", tenant_label(tenant), path.display(), io_next_step(cause))]
     Io {
         /// The tenant, when one is involved.
         tenant: Option<TenantName>,
@@ -825,6 +829,44 @@ fn planted_lock(e: &io::Error) -> Option<&PlantedLock> {
     e.get_ref()?.downcast_ref::<PlantedLock>()
 }
 
+/// What to do after SQLite's error `e`, as the end of a message, when its
+/// code says (nothing otherwise: the operation's own words must do).
+fn sqlite_next_step(e: &rusqlite::Error) -> &'static str {
+    use rusqlite::ErrorCode as Code;
+    match e.sqlite_error_code() {
+        Some(Code::DiskFull) => {
+            "; the file system holding it is full (or a size limit was reached): free space on it and retry"
+        }
+        Some(Code::SystemIoFailure) => {
+            "; the disk failed the read or write, or ran out of room: look at the file system holding it (`df`, the kernel log) and retry"
+        }
+        Some(Code::ReadOnly) => {
+            "; the file or its file system is read-only: make it writable for this user and retry"
+        }
+        Some(Code::CannotOpen) | Some(Code::PermissionDenied) => {
+            "; check that the file and its directory exist and that this user may read and write both, then retry"
+        }
+        Some(Code::DatabaseCorrupt) | Some(Code::NotADatabase) => {
+            "; the file is damaged: restore it from a backup"
+        }
+        _ => "",
+    }
+}
+
+/// What to do after the system's error `e`, as the end of a message, when
+/// it says (nothing otherwise).
+fn io_next_step(e: &io::Error) -> &'static str {
+    use rustix::io::Errno;
+    match e.raw_os_error().map(Errno::from_raw_os_error) {
+        Some(Errno::NOSPC | Errno::DQUOT) => "; free space on that file system and retry",
+        Some(Errno::ROFS) => "; the file system is read-only: remount it read-write and retry",
+        Some(Errno::ACCESS | Errno::PERM) => {
+            "; give this user permission to it (its directory too) and retry"
+        }
+        _ => "",
+    }
+}
+
 fn tenant_label(tenant: &Option<TenantName>) -> String {
     tenant
         .as_ref()
@@ -1136,6 +1178,59 @@ mod tests {
             assert_eq!(text, e.to_string(), "the cause is repeated: {text}");
             assert!(text.starts_with("tenant acme: "), "{text}");
         }
+    }
+
+    /// A full or read-only disk, a file SQLite cannot open or a damaged
+    /// one, a refused permission: the message ends with what to do.
+    #[test]
+    fn a_sqlite_or_system_error_says_what_to_do_when_its_code_tells() {
+        let tenant = TenantName::new("acme").unwrap();
+        let sqlite = |code| {
+            let cause = rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None);
+            Error::sqlite(Some(&tenant), "/r/acme.db", "enabling WAL", cause).to_string()
+        };
+        let io = |code| {
+            let cause = io::Error::from_raw_os_error(code);
+            Error::io(Some(&tenant), "/r/acme.db", "writing", cause).to_string()
+        };
+        let said = [
+            (
+                sqlite(rusqlite::ffi::SQLITE_FULL),
+                "free space on it and retry",
+            ),
+            (
+                sqlite(rusqlite::ffi::SQLITE_IOERR),
+                "look at the file system",
+            ),
+            (sqlite(rusqlite::ffi::SQLITE_READONLY), "make it writable"),
+            (
+                sqlite(rusqlite::ffi::SQLITE_CANTOPEN),
+                "may read and write both",
+            ),
+            (
+                sqlite(rusqlite::ffi::SQLITE_NOTADB),
+                "restore it from a backup",
+            ),
+            (
+                io(rustix::io::Errno::NOSPC.raw_os_error()),
+                "free space on that file system",
+            ),
+            (
+                io(rustix::io::Errno::ROFS.raw_os_error()),
+                "remount it read-write",
+            ),
+            (
+                io(rustix::io::Errno::ACCESS.raw_os_error()),
+                "give this user permission",
+            ),
+        ];
+        for (message, next_step) in said {
+            assert!(message.starts_with("tenant acme: "), "{message}");
+            let (at, step) = (message.find("/r/acme.db"), message.find(next_step));
+            assert!(at.is_some() && step > at, "{message}");
+        }
+        // No advice where the code says nothing.
+        assert!(sqlite(rusqlite::ffi::SQLITE_CONSTRAINT).ends_with("constraint failed"));
     }
 
     #[test]

@@ -1,13 +1,14 @@
 //! The file system, and nothing above it: the one seam every system call
 //! goes through (`sys`), the fault plan tests drive it with, directories
-//! reached without following links, file identity, advisory file locks, the
-//! names of the files kept beside a database, and the small record files
-//! written once.
+//! reached without following links, file identity, how full a file system
+//! is, advisory file locks, the names of the files kept beside a database,
+//! and the small record files written once.
 
 pub(crate) mod dir;
 pub(crate) mod entries;
 pub(crate) mod faults;
 pub(crate) mod file_id;
+pub(crate) mod file_system;
 pub(crate) mod files;
 pub(crate) mod flock_holders;
 pub(crate) mod lock;

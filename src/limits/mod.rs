@@ -2,7 +2,6 @@
 //! `.tenanted/limits` that every process of a root reads, and the fleet
 //! usage report that shows every tenant beside its limit.
 
-mod disk;
 mod policy;
 mod quota;
 mod record;

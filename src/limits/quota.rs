@@ -10,9 +10,9 @@ use std::path::Path;
 
 use rusqlite::{Connection, ErrorCode};
 
-use super::disk::FileSystem;
 use super::policy::{Policy, SuspendMode};
 use crate::error::Error;
+use crate::fs::file_system::FileSystem;
 use crate::name::TenantName;
 
 /// Holds `conn` to `policy`'s size limit: the most pages of the

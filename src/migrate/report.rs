@@ -228,16 +228,15 @@ fn version_label(v: Option<usize>) -> String {
 }
 
 impl fmt::Display for TenantReport {
-    /// `✓ acme: 2 → 4 (names) in 1.2ms`, `✓ acme: already at version 4`
-    /// or `✗ acme: FAILED at version 2: why`.
+    /// `✓ acme: 2 → 4 (names) in 1.2ms`, `✓ acme: already at version 4`,
+    /// `✗ acme: FAILED at version 2: why`, or `✗ acme: FAILED: why` when
+    /// the error does not say the version (a full disk, a busy tenant).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.error {
-            Some(e) => write!(
-                f,
-                "✗ {}: FAILED at version {}: {e}",
-                self.tenant,
-                version_label(self.to)
-            ),
+            Some(e) => match self.to {
+                Some(v) => write!(f, "✗ {}: FAILED at version {v}: {e}", self.tenant),
+                None => write!(f, "✗ {}: FAILED: {e}", self.tenant),
+            },
             None if self.changed() => write!(
                 f,
                 "✓ {}: {} → {} ({}) in {:.1?}",
@@ -290,7 +289,7 @@ pub struct TenantStatus {
 
 impl TenantStatus {
     /// The line of `tenant`, whose version is `version`.
-    pub(super) fn new(
+    pub(crate) fn new(
         tenant: TenantName,
         version: Result<usize, Arc<Error>>,
         migrations: &Migrations,

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use rusqlite::ErrorCode;
 use rusqlite_migration::MigrationDefinitionError;
 
 use super::migrations::Migrations;
@@ -11,6 +12,7 @@ use super::version::{peek_version, read_version};
 use crate::busy::WaitedFor;
 use crate::error::{Error, Result};
 use crate::fs::Patience;
+use crate::fs::file_system::FileSystem;
 use crate::name::TenantName;
 use crate::storage::{TenantPath, is_busy, lock_tenant, open_existing};
 
@@ -292,6 +294,17 @@ fn migration_error(
                 waited,
             }
         }
+        // Nothing is wrong with the migration either: the disk is full.
+        rusqlite_migration::Error::RusqliteError { ref err, .. }
+            if let Some(fs) = full_file_system(err, &path) =>
+        {
+            Error::DiskFull {
+                tenant: Some(tenant.clone()),
+                path,
+                file_system: fs.mount,
+                available: fs.available,
+            }
+        }
         e => Error::Migration {
             tenant: tenant.clone(),
             path,
@@ -299,5 +312,70 @@ fn migration_error(
             version,
             source: Box::new(e),
         },
+    }
+}
+
+/// Room below which a failed write is taken for a full file system.
+const NEARLY_FULL: u64 = 1 << 20;
+
+/// The file system holding `path`, if `err` is what a write to a full one
+/// gives: `SQLITE_FULL` (a maintenance connection has no size limit, so
+/// only the disk can be full), or an I/O error (SQLite reports some
+/// writes that found no room so: growing the `-shm`, syncing) with less
+/// than [`NEARLY_FULL`] left on it.
+fn full_file_system(err: &rusqlite::Error, path: &Path) -> Option<FileSystem> {
+    let nearly_full = match err.sqlite_error_code()? {
+        ErrorCode::DiskFull => u64::MAX,
+        ErrorCode::SystemIoFailure => NEARLY_FULL,
+        _ => return None,
+    };
+    FileSystem::of(path).filter(|fs| fs.available < nearly_full)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failed_with(code: std::ffi::c_int, path: &Path) -> Error {
+        let err = rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None);
+        let e = rusqlite_migration::Error::RusqliteError {
+            query: String::from("INSERT INTO big SELECT randomblob(100)"),
+            err,
+        };
+        let tenant = TenantName::new("acme").unwrap();
+        migration_error(&Migrations::new(vec![]), (&tenant, path), (4, None), e)
+    }
+
+    /// A migration that ran out of disk says so, naming the file system,
+    /// instead of telling the user to fix the migration; any other failed
+    /// write (an I/O error with room left) is the migration's.
+    #[test]
+    fn a_full_disk_is_told_apart_from_a_failed_migration() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("main.sqlite3");
+        match failed_with(rusqlite::ffi::SQLITE_FULL, &path) {
+            Error::DiskFull {
+                tenant,
+                path: at,
+                file_system,
+                ..
+            } => {
+                assert_eq!(tenant.map(|t| t.to_string()).as_deref(), Some("acme"));
+                assert_eq!(at, path);
+                assert!(dir.path().starts_with(&file_system), "{file_system:?}");
+            }
+            other => panic!("expected DiskFull, got {other:?}"),
+        }
+        let roomy = FileSystem::of(dir.path()).unwrap().available >= NEARLY_FULL;
+        if roomy {
+            assert!(matches!(
+                failed_with(rusqlite::ffi::SQLITE_IOERR, &path),
+                Error::Migration { version: 4, .. }
+            ));
+        }
+        assert!(matches!(
+            failed_with(rusqlite::ffi::SQLITE_CONSTRAINT, &path),
+            Error::Migration { version: 4, .. }
+        ));
     }
 }
