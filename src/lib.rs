@@ -57,6 +57,7 @@ pub mod replication;
 mod root_description;
 mod storage;
 mod tenant_limits;
+mod tenant_status;
 mod tenant_usage;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -179,6 +179,16 @@ impl TenantManager {
     /// this manager's; just before a first write to a tenant (`record`:
     /// how long another recording process is waited for), records what
     /// the root lacks.
+    /// The root's checks before a status is read: its description, and
+    /// the migrations it applied against this manager's.
+    pub(crate) fn check_root_for_status(&self) -> Result<()> {
+        // Accepting changed migrations records them, whichever call checks
+        // them first (building a manager writes nothing).
+        let accept = self.inner.accept_migration_changes;
+        let record = accept.then(|| Patience::new(self.inner.lock_timeout));
+        self.describe_root(record.as_ref())
+    }
+
     fn describe_root(&self, record: Option<&Patience>) -> Result<()> {
         match record {
             Some(patience) => self.inner.description.record_before_write(patience),
@@ -655,7 +665,7 @@ impl TenantManager {
     /// A tenant found missing whose own directory is there (so it is
     /// listed): `MissingDatabase` instead, so that every answer about it
     /// agrees with [`tenants`](Self::tenants).
-    fn diagnosed(&self, tenant: &TenantName, path: &Path, e: Error) -> Error {
+    pub(crate) fn diagnosed(&self, tenant: &TenantName, path: &Path, e: Error) -> Error {
         match self.tenant_path(path) {
             Ok(at) => storage::diagnosed(tenant, at, e),
             Err(_) => e,
@@ -1016,11 +1026,7 @@ impl TenantManager {
     }
 
     fn status(&self, each: Option<&mut (dyn FnMut(&TenantStatus) + Send)>) -> Result<StatusReport> {
-        // Accepting changed migrations records them, whichever call checks
-        // them first (building a manager writes nothing).
-        let accept = self.inner.accept_migration_changes;
-        let record = accept.then(|| Patience::new(self.inner.lock_timeout));
-        self.describe_root(record.as_ref())?;
+        self.check_root_for_status()?;
         let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
         migrate::migration_status(&self.inner.root, &self.inner.migrations, jobs, each)
     }

@@ -196,7 +196,12 @@ impl TenantManager {
     fn existing(&self, name: &str) -> Result<TenantName> {
         let (tenant, path) = self.locate(name)?;
         if !self.tenant_exists(tenant.as_str())? {
-            return Err(Error::TenantDoesNotExist { tenant, path });
+            // Said as every other answer says it (a link in the way).
+            let missing = Error::TenantDoesNotExist {
+                tenant: tenant.clone(),
+                path: path.clone(),
+            };
+            return Err(self.diagnosed(&tenant, &path, missing));
         }
         Ok(tenant)
     }

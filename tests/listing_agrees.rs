@@ -59,6 +59,12 @@ fn a_listed_directory_without_a_database_is_one_damaged_tenant_everywhere() {
             "{name}"
         );
         assert!(is_missing(m.destroy_tenant(name), at), "{name}");
+        // Its status row says it too (as migration_status's does).
+        let row = m.tenant_status(name).unwrap();
+        assert!(
+            matches!(&row.version, Err(e) if matches!(**e, Error::MissingDatabase { .. })),
+            "{name}: {row:?}"
+        );
     }
     // One stray directory does not hide what is wrong in a loop.
     let looped = m.with_each_tenant(|t| m.connection(t.as_str()).map(drop));

@@ -14,12 +14,12 @@ use super::migrations::Migrations;
 use super::options::MigrateOptions;
 use super::report::{MigrationCounts, MigrationReport, StatusReport, TenantReport, TenantStatus};
 use super::tenant::{Prelude, migrate_from};
-use super::version::peek_found;
+use super::version::{peek_found, peek_version};
 use crate::error::{Error, Result};
 use crate::fleet::{Counting, FleetOptions, FleetReport, KEPT_FAILURES, Kept, Line, Run, Tally};
 use crate::name::TenantName;
 use crate::paths::{Found, RootConfig};
-use crate::storage::TenantPath;
+use crate::storage::{TenantPath, diagnosed};
 
 impl Tally for StatusReport {
     type Row = TenantStatus;
@@ -125,6 +125,39 @@ pub(crate) fn migrate_all(
         "fleet migration finished"
     );
     Ok(report)
+}
+
+/// One tenant's schema version and pending migrations, read as
+/// [`migration_status`] reads each tenant's.
+///
+/// # Errors
+///
+/// [`Error::TenantDoesNotExist`] (or `TenantBeingDestroyed`) for a tenant
+/// that is not there, [`Error::NotADirectory`] for one a link stands in
+/// the way of: neither is listed. A tenant that is there but cannot be
+/// read (damaged, its database missing) is a row with its error, as in
+/// the fleet's report.
+pub(crate) fn tenant_status(
+    root: &RootConfig,
+    migrations: &Migrations,
+    tenant: TenantName,
+) -> Result<TenantStatus> {
+    let path = root.path_of(tenant.as_str())?;
+    let at = TenantPath::new(root.root_dir(), &path, root.owns_directory()?);
+    let version =
+        peek_version(&tenant, root.root_dir(), &path).map_err(|e| diagnosed(&tenant, at, e));
+    match version {
+        Err(
+            e @ (Error::TenantDoesNotExist { .. }
+            | Error::TenantBeingDestroyed { .. }
+            | Error::NotADirectory { .. }),
+        ) => Err(e),
+        version => Ok(TenantStatus::new(
+            tenant,
+            version.map_err(Arc::new),
+            migrations,
+        )),
+    }
 }
 
 /// Every tenant's schema version and pending migrations, read in parallel

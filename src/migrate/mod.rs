@@ -24,7 +24,7 @@ pub use report::{
 };
 pub use tenant::MigrationOutcome;
 
-pub(crate) use migrate_all::{migrate_all, migration_status};
+pub(crate) use migrate_all::{migrate_all, migration_status, tenant_status};
 pub(crate) use schema_gate::check_schema;
 pub(crate) use template_schema::ensure_template;
 pub(crate) use tenant::{Prelude, migrate_to, rollback};

@@ -456,33 +456,24 @@ impl<W: Write> std::fmt::Write for WriteText<W> {
     }
 }
 
-/// A report listing every tenant (or only those of `only`, in that
-/// order), sorted by name.
+/// A report listing every tenant, sorted by name, or only those of
+/// `only`, in that order (each read alone: the rest of the fleet is not).
 fn every_tenant_status(
     manager: &TenantManager,
     only: &[TenantName],
 ) -> Result<StatusReport, Failure> {
-    for tenant in only {
-        if !manager.tenant_exists(tenant.as_str())? {
-            let path = manager.root().database_path(tenant.as_str())?;
-            let tenant = tenant.clone();
-            return Err(tenanted::Error::TenantDoesNotExist { tenant, path }.into());
-        }
+    if !only.is_empty() {
+        let rows = only
+            .iter()
+            .map(|tenant| manager.tenant_status(tenant.as_str()));
+        let mut status: StatusReport = rows.collect::<Result<_, _>>()?;
+        status.latest_version = manager.migrations().latest_version();
+        return Ok(status);
     }
     let (fleet, rows) = every_row(manager)?;
-    let mut status: StatusReport = match only.is_empty() {
-        true => rows.into_iter().collect(),
-        false => only
-            .iter()
-            .filter_map(|name| rows.iter().find(|t| t.tenant == *name).cloned())
-            .collect(),
-    };
+    let mut status: StatusReport = rows.into_iter().collect();
     status.latest_version = fleet.latest_version;
-    // With names, what the walk could not list matters only if it hid one
-    // of them (a stray entry elsewhere in the root is no part of the answer).
-    if only.is_empty() || status.total() < only.len() {
-        status.listing_errors = fleet.listing_errors;
-    }
+    status.listing_errors = fleet.listing_errors;
     Ok(status)
 }
 

@@ -10,7 +10,7 @@
 //! or back, and the usual answers apply). `remove_debris` removes the
 //! directory once nothing of anyone's is left in it.
 
-use crate::error::{Error, is_fd_exhaustion};
+use crate::error::{Error, blocked, is_fd_exhaustion};
 use crate::fs::dir::Dir;
 use crate::fs::sys;
 use crate::name::TenantName;
@@ -19,7 +19,9 @@ use crate::storage::lifecycle::fence::marked;
 use crate::storage::opening::database_file::{Occupant, occupant_in};
 
 /// `Error::MissingDatabase` if `tenant`'s own directory is there, unmarked,
-/// and holds no database file; `None` otherwise (no directory of its own
+/// and holds no database file; `Error::NotADirectory` if a link or a file
+/// stands on the way to it (the tenant cannot be there, nor be created
+/// there, until it is moved); `None` otherwise (no directory of its own
 /// in this layout, no directory, a database in place, a destroy or a
 /// restore in progress, or the directory cannot be looked at). Out of
 /// descriptors it cannot tell, and says so (`TooManyOpenFiles`): a fleet
@@ -31,7 +33,8 @@ pub(crate) fn incomplete(tenant: &TenantName, at: TenantPath<'_>) -> Option<Erro
     }
     let cannot_tell = |path: &std::path::Path, e: std::io::Error| {
         let operation = "looking into the tenant's directory";
-        is_fd_exhaustion(&e).then(|| Error::io(Some(tenant), path, operation, e))
+        (is_fd_exhaustion(&e) || blocked(&e).is_some())
+            .then(|| Error::io(Some(tenant), path, operation, e))
     };
     // Reached as every tenant path is: no link followed on the way.
     let dir = match Dir::open(at.root(), at.db_dir()) {
@@ -66,7 +69,9 @@ pub(crate) fn incomplete(tenant: &TenantName, at: TenantPath<'_>) -> Option<Erro
 /// `e` as every answer about `tenant` puts it: an operation that found no
 /// database (`TenantDoesNotExist`) where the tenant's own directory is
 /// there, so that `tenants()` lists it, says the tenant is damaged
-/// (`MissingDatabase`, see [`incomplete`]); any other error is kept.
+/// (`MissingDatabase`, see [`incomplete`]), and one that found a link in
+/// the way says that (`NotADirectory`: "create it" would be refused);
+/// any other error is kept.
 pub(crate) fn diagnosed(tenant: &TenantName, at: TenantPath<'_>, e: Error) -> Error {
     match e {
         Error::TenantDoesNotExist { .. } => incomplete(tenant, at).unwrap_or(e),
