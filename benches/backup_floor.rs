@@ -16,6 +16,11 @@
 //!   all). Each run also reports how many of the machine's CPUs were
 //!   busy while it ran (`/proc/stat`, every process and kernel thread):
 //!   a run that keeps them all busy cannot go faster with more jobs.
+//!   And each round times a piece of pure computation on 1 and 2 threads:
+//!   how much more 2 workers of any kind can do here than one (a VM's two
+//!   CPUs need not be two whole cores; 1.69-1.84x on 2026-12-06), the
+//!   ceiling of `jobs(2)` over a `jobs(1)` that already keeps more than
+//!   one CPU busy.
 //!   Every backup is kept until the last round is timed, and the first
 //!   round starts a minute after the fleet is made: on an ext4
 //!   without a journal (this project's machines), a file created within a
@@ -171,6 +176,38 @@ fn copy_bucket(bucket: &Path, to: &Path) -> usize {
     copied
 }
 
+/// A fixed piece of pure computation (hashing a buffer that stays in the
+/// core's cache: no system call, no memory traffic to share).
+fn compute() -> u64 {
+    let mut buf = vec![1u8; 1 << 18];
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for _ in 0..2_000 {
+        for b in buf.iter_mut() {
+            h = (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
+            *b = h as u8;
+        }
+        std::hint::black_box(&mut buf);
+    }
+    h
+}
+
+/// How many times as much pure computation 2 threads do as one, here and
+/// now: the ceiling of any 2 workers on this machine (a VM's two CPUs
+/// need not be two whole cores).
+fn computation_speedup() -> f64 {
+    let one = timed(|| {
+        std::hint::black_box(compute());
+    });
+    let two = timed(|| {
+        std::thread::scope(|scope| {
+            let other = scope.spawn(compute);
+            std::hint::black_box(compute());
+            std::hint::black_box(other.join().unwrap());
+        })
+    });
+    2.0 * one.as_secs_f64() / two.as_secs_f64()
+}
+
 fn all_tenants(dir: &Path, tenants: usize, rounds: usize) {
     let root = dir.join("fleet");
     let m = support::builder(&root, support::migrations(5))
@@ -192,6 +229,7 @@ fn all_tenants(dir: &Path, tenants: usize, rounds: usize) {
     let mut times: [Vec<Duration>; 4] = Default::default();
     let mut busy: [Vec<f64>; 4] = Default::default();
     let mut ratios: [Vec<f64>; 5] = Default::default();
+    let mut ceilings = Vec::new();
     for r in 0..rounds {
         let mut round = [Duration::ZERO; 4];
         // The order turns each round, so that no variant always comes in
@@ -221,7 +259,11 @@ fn all_tenants(dir: &Path, tenants: usize, rounds: usize) {
             kept.push(t);
         }
         let cpus = busy.each_ref().map(|b| b.last().copied().unwrap_or(0.0));
-        eprintln!("round: {f1:.2}s / {f2:.2}s / {j1:.2}s / {j2:.2}s; CPUs busy {cpus:.2?}");
+        let ceiling = computation_speedup();
+        ceilings.push(ceiling);
+        eprintln!(
+            "round: {f1:.2}s / {f2:.2}s / {j1:.2}s / {j2:.2}s; CPUs busy {cpus:.2?}; pure computation on 2 threads {ceiling:.2}x one"
+        );
     }
     for to in made {
         fs::remove_dir_all(to).unwrap();
@@ -229,8 +271,10 @@ fn all_tenants(dir: &Path, tenants: usize, rounds: usize) {
     let [floor, floor2, j1, j2] = times.map(support::median);
     let [b1, b2, bj1, bj2] = busy.map(support::median);
     let [r1, r2, speedup, r2_2, floor_speedup] = ratios.map(support::median);
+    let ceiling = support::median(ceilings);
     println!(
-        "backup_all, {tenants} tenants: plain loop {floor:.2?}; jobs 1 {j1:.2?} ({r1:.2}x); jobs 2 {j2:.2?} ({r2:.2}x); jobs 2 is {speedup:.2}x faster than jobs 1; the plain loop on 2 threads {floor2:.2?} ({floor_speedup:.2}x faster than on 1; jobs 2 is {r2_2:.2}x it); CPUs busy (the whole machine's, writeback included): plain loop {b1:.2} / {b2:.2}, jobs 1 {bj1:.2}, jobs 2 {bj2:.2} (medians of {rounds} interleaved rounds; load {}; {})",
+        "backup_all, {tenants} tenants: plain loop {floor:.2?}; jobs 1 {j1:.2?} ({r1:.2}x); jobs 2 {j2:.2?} ({r2:.2}x); jobs 2 is {speedup:.2}x faster than jobs 1; the plain loop on 2 threads {floor2:.2?} ({floor_speedup:.2}x faster than on 1; jobs 2 is {r2_2:.2}x it); CPUs busy (the whole machine's, writeback included): plain loop {b1:.2} / {b2:.2}, jobs 1 {bj1:.2}, jobs 2 {bj2:.2}; pure computation on 2 threads {ceiling:.2}x one, so 2 jobs can be at most {:.2}x as fast as 1 that keeps {bj1:.2} CPUs busy (medians of {rounds} interleaved rounds; load {}; {})",
+        ceiling / bj1,
         support::load(),
         support::sqlite_build()
     );
