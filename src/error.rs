@@ -649,6 +649,20 @@ pub enum Error {
         operation: &'static str,
     },
 
+    /// Replication of a root was not started, or settings for it were not
+    /// recorded: another `tenanted replicate` runs on it, or the settings
+    /// cannot be followed (a retention with a replica that is not a local
+    /// directory). Nothing was changed.
+    #[error("replicating the root {} to {url} was refused, and nothing was changed: {reason}", root.display())]
+    ReplicationRefused {
+        /// The root.
+        root: PathBuf,
+        /// The replica URL asked for (or recorded).
+        url: String,
+        /// Why, and what to do.
+        reason: String,
+    },
+
     /// Litestream refused or failed a request on its control socket.
     #[error("Litestream refused `{request}` on {} ({}): {message}", socket.display(), if *status == 0 { "no answer".to_owned() } else { format!("HTTP {status}") })]
     Litestream {
@@ -944,6 +958,7 @@ impl Error {
             | Error::MigrationChanged { .. }
             | Error::LitestreamNotRunning { .. }
             | Error::ReplicationNotConfigured { .. }
+            | Error::ReplicationRefused { .. }
             | Error::Litestream { .. }
             | Error::Replica { .. }
             | Error::BadLimitsRecord { .. } => None,

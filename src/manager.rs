@@ -32,6 +32,11 @@ use crate::replication::Followed;
 use crate::root_description::{self, RootDescription};
 use crate::storage::{self, CreateReport, Existing};
 
+/// The least time a destroy's erase of its replica in a remote store
+/// gets, however long the destroy waited before it: a healthy store
+/// erases a replica well within it.
+const ERASE_AT_LEAST: Duration = Duration::from_secs(1);
+
 /// The facade's step before a tenant's first write: the root described.
 type RecordFirst<'a> = dyn Fn(&Patience) -> Result<()> + Sync + 'a;
 
@@ -1375,7 +1380,10 @@ impl TenantManager {
     /// destroy, or a restore replacing it), under the root's replication:
     /// an erase intent is recorded first, Litestream is told to let go
     /// once the tenant is fenced off, and once `gone` says the old
-    /// database went, its replica is erased (see `replication::lifecycle`).
+    /// database went, its replica is erased (see `replication::lifecycle`)
+    /// within what is left of `destroy_timeout` from the call (at least
+    /// [`ERASE_AT_LEAST`]): a stalled store leaves the erase queued instead
+    /// of holding the operation for its requests' own timeouts.
     fn erasing_replica<T>(
         &self,
         tenant: &TenantName,
@@ -1385,6 +1393,7 @@ impl TenantManager {
     ) -> Result<T> {
         // The settings recorded now, not at build: an operator may have
         // configured or changed replication since (see `followed.rs`).
+        let deadline = Instant::now() + self.inner.destroy_timeout;
         let current = self.inner.replication.current();
         let Some(replication) = current.map_err(|e| naming(tenant, e))? else {
             return op(&storage::Nobody);
@@ -1405,7 +1414,8 @@ impl TenantManager {
                 // The operation happened: its caller must hear so. The
                 // intent stays queued for `tenanted replicate` and
                 // `erase_destroyed_replicas`, which try again.
-                if let Err(e) = intent.finish() {
+                let deadline = deadline.max(Instant::now() + ERASE_AT_LEAST);
+                if let Err(e) = intent.finish(deadline) {
                     tracing::warn!(%tenant, error = %e, "the tenant's old database is gone, but its replica was not erased yet; the erase stays queued");
                 }
                 Ok(done)

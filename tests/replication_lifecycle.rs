@@ -397,6 +397,84 @@ fn processes_come_and_go_and_are_killed() {
     s.converges("w1");
 }
 
+/// A supervisor killed while it ran 2 Litestream processes, then started
+/// again with 1: both of its processes are stopped (before, the one of
+/// the shard the new run no longer has kept its tenants open for good,
+/// and their destroys busy: the outside probe's finding 2).
+#[test]
+fn a_killed_supervisors_litestream_of_every_shard_is_stopped() {
+    let Some(s) = Setup::new(Duration::ZERO) else {
+        return;
+    };
+    let root = RootConfig::new(&s.root);
+    s.settings.clone().shards(2).record(&root).unwrap();
+    let m = s.manager();
+    m.create_tenants(["o1", "o2", "o3", "o4"]).unwrap();
+    let replicate = s.replicate();
+    let pid = |shard: usize| {
+        let path = s
+            .root
+            .join(format!(".tenanted/replication.d/litestream-{shard}.pid"));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(pid) = std::fs::read_to_string(&path) {
+                break pid.trim().to_owned();
+            }
+            assert!(Instant::now() < deadline, "no {}", path.display());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let orphans = [pid(0), pid(1)];
+    let _ = Command::new("kill")
+        .args(["-9", &replicate.0.id().to_string()])
+        .status();
+    drop(replicate);
+    s.settings.clone().shards(1).record(&root).unwrap();
+    let _again = s.replicate();
+    let gone = Instant::now() + Duration::from_secs(10);
+    for orphan in &orphans {
+        while Path::new(&format!("/proc/{orphan}")).exists() {
+            assert!(
+                Instant::now() < gone,
+                "the orphaned Litestream {orphan} still runs"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    for tenant in ["o1", "o2", "o3", "o4"] {
+        m.destroy_tenant(tenant).unwrap();
+    }
+}
+
+/// `tenanted replicate` refused because another one replicates the root
+/// changes nothing: the settings it was given are not recorded, and the
+/// running one keeps its replica (before, they were recorded first and
+/// the running supervisor switched to them: the probe's finding 4).
+#[test]
+fn a_refused_replicate_records_nothing() {
+    let Some(s) = Setup::new(Duration::from_secs(60)) else {
+        return;
+    };
+    let root = RootConfig::new(&s.root);
+    let _running = s.replicate();
+    let other = format!("file://{}", s.dir.path().join("other").display());
+    let out = s
+        .cli()
+        .args(["replicate", "--replica-url", &other, "--retention", "5"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("already replicates") && said.contains("nothing was changed"),
+        "{said}"
+    );
+    assert_eq!(
+        ReplicationSettings::recorded(&root).unwrap(),
+        Some(s.settings.clone())
+    );
+}
+
 #[test]
 #[ignore = "child process of processes_come_and_go_and_are_killed"]
 fn child_writes_for_a_while() {
@@ -649,6 +727,40 @@ fn a_tenant_made_again_after_a_destroy_during_a_stalled_store_has_a_sound_replic
     assert!(said.contains("starting Litestream afresh"), "{said}");
 }
 
+/// A destroy whose erase finds the S3 store stalled (it accepts and
+/// answers nothing) returns within its `destroy_timeout` plus a margin,
+/// the erase left queued, instead of waiting out each request's own 60 s
+/// (the probe saw 61 s a tenant); once the store answers again,
+/// `erase_destroyed_replicas` erases it.
+#[cfg(feature = "s3")]
+#[test]
+fn a_destroy_with_a_stalled_store_returns_within_its_timeout_and_queues_the_erase() {
+    let Some(s3) = S3Root::new() else {
+        return;
+    };
+    let run = |args: &[&str]| s3.cli(args).output().unwrap();
+    assert!(run(&["create", "acme"]).status.success());
+    s3.store.signal("STOP");
+    let started = Instant::now();
+    let destroyed = run(&["destroy", "acme", "--yes"]);
+    let took = started.elapsed();
+    s3.store.signal("CONT");
+    let said = String::from_utf8_lossy(&destroyed.stderr);
+    assert!(destroyed.status.success(), "{said}");
+    // Its destroy_timeout is 5 s (the CLI's default).
+    assert!(
+        took < Duration::from_secs(30),
+        "the destroy took {took:?}: {said}"
+    );
+    assert!(said.contains("stays queued"), "{said}");
+    let erased = run(&["erase-replicas"]);
+    let said = String::from_utf8_lossy(&erased.stdout);
+    assert!(
+        erased.status.success() && said.contains("erased 1"),
+        "{said}"
+    );
+}
+
 /// Whether the database at `path` passes `integrity_check`.
 #[cfg(feature = "s3")]
 fn sound(path: &Path) -> bool {
@@ -684,6 +796,39 @@ fn replicate_refuses_to_start_on_a_store_that_refuses() {
     wrong_keys.env("AWS_SECRET_ACCESS_KEY", "not-the-key");
     let said = refused(wrong_keys);
     assert!(said.contains("refused the credentials"), "{said}");
+    // Given on the command line, a refused store is not recorded: the
+    // root keeps the settings it had (before, every later destroy queued
+    // its erase against the bucket that does not exist).
+    let root = RootConfig::new(&s3.root);
+    let said = refused(s3.cli(&["replicate", "--replica-url", &url]));
+    assert!(said.contains("NoSuchBucket"), "{said}");
+    assert_eq!(
+        ReplicationSettings::recorded(&root).unwrap(),
+        Some(s3.settings.clone())
+    );
+    // Nor is a retention, which S3 cannot keep (before, every destroyed
+    // tenant's replica stayed, and came back on a rebuild).
+    let said = refused(s3.cli(&["replicate", "--retention", "60"]));
+    assert!(
+        said.contains("local-directory replicas only") && said.contains("--retention 0"),
+        "{said}"
+    );
+    assert_eq!(
+        ReplicationSettings::recorded(&root).unwrap(),
+        Some(s3.settings.clone())
+    );
+    let refused_in_code = s3
+        .settings
+        .clone()
+        .retention(Duration::from_secs(60))
+        .record(&root);
+    assert!(
+        matches!(
+            refused_in_code,
+            Err(tenanted::Error::ReplicationRefused { .. })
+        ),
+        "{refused_in_code:?}"
+    );
 }
 
 /// What `command` said on stderr, once it exited unsuccessfully within

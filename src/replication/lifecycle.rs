@@ -22,6 +22,7 @@ use super::control::ControlSocket;
 use super::settings::{ReplicationSettings, state_dir};
 use super::store::ReplicaStore;
 use super::tenant_files::TenantFiles;
+use super::until::Until;
 use crate::error::{Error, Result};
 use crate::fs::files::{remove_quietly, replace_file};
 use crate::fs::{Dir, sys};
@@ -204,13 +205,13 @@ impl Replication {
         })
     }
 
-    /// Erases `tenant`'s replica, or moves it aside to be erased after
-    /// `retention`.
-    fn erase(&self, tenant: &TenantName, retention: Duration) -> Result<()> {
+    /// Erases `tenant`'s replica (in a remote store, within `until`), or
+    /// moves it aside to be erased after `retention`.
+    fn erase(&self, tenant: &TenantName, retention: Duration, until: Until) -> Result<()> {
         let store = ReplicaStore::of(self.settings.replica_url())?;
         let relative = self.relative(tenant)?;
         let erased = match retention {
-            Duration::ZERO => store.erase(&relative),
+            Duration::ZERO => store.erase(&relative, until),
             keep => store.bury(&relative, keep, nonce()),
         };
         erased.map_err(|e| match e {
@@ -292,7 +293,7 @@ impl Replication {
                 remove_quietly(dir, &intent);
                 continue;
             }
-            match self.erase(&tenant, self.settings.retention_period()) {
+            match self.erase(&tenant, self.settings.retention_period(), Until(None)) {
                 // Held (`file`) until it settled.
                 Ok(()) => settling.push((file, intent, tenant)),
                 Err(e) => failed.add(e),
@@ -322,7 +323,7 @@ impl Replication {
         std::thread::sleep(SETTLE);
         let mut done = 0;
         for (_held, intent, tenant) in settling {
-            match self.erase(&tenant, Duration::ZERO) {
+            match self.erase(&tenant, Duration::ZERO, Until(None)) {
                 Ok(()) => {
                     remove_quietly(dir, &intent);
                     done += 1;
@@ -387,14 +388,17 @@ impl Replication {
 }
 
 impl EraseIntent<'_> {
-    /// The old database is gone: erase its replica, then the intent.
+    /// The old database is gone: erase its replica (in a remote store,
+    /// by `deadline`), then the intent.
     ///
     /// # Errors
     ///
-    /// [`Error::Replica`]: the intent stays, for a later try.
-    pub(crate) fn finish(self) -> Result<()> {
+    /// [`Error::Replica`] or [`Error::ReplicaRead`] (a store that refused,
+    /// or did not answer by `deadline`): the intent stays, for a later
+    /// try.
+    pub(crate) fn finish(self, deadline: Instant) -> Result<()> {
         let retention = self.replication.settings.retention_period();
-        self.replication.erase(&self.tenant, retention)?;
+        (self.replication).erase(&self.tenant, retention, Until(Some(deadline)))?;
         remove_quietly(&self.dir, crate::fs::siblings::name_of(&self.path));
         Ok(())
     }

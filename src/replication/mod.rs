@@ -22,6 +22,7 @@ mod store;
 mod supervisor;
 mod tenant_files;
 mod timestamp;
+mod until;
 
 pub use control::{ControlSocket, LitestreamInfo, Registered, Registration, Synced, Unregistered};
 pub(crate) use followed::Followed;
@@ -30,7 +31,7 @@ pub use rebuild_report::{RebuildOutcome, RebuildReport, TenantRebuild};
 pub use settings::ReplicationSettings;
 #[cfg(feature = "encryption")]
 pub(crate) use settings::refuse_encryption;
-pub use status::{ReplicaState, ReplicationStatus, TenantReplication};
+pub use status::{ReplicaState, ReplicationStatus, STALLED, TenantReplication};
 pub use store::GRAVEYARD;
 pub use supervisor::{ReplicateOptions, Replicator, ScanReport};
 pub use timestamp::{format_timestamp, parse_timestamp};

@@ -9,6 +9,7 @@ use rusty_s3::actions::{DeleteObject, ListObjectsV2};
 use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
 
 use super::timestamp::parse_timestamp;
+use super::until::Until;
 use crate::error::{Error, Result};
 use crate::paths::ReplicaTarget;
 
@@ -18,7 +19,7 @@ const SIGNED_FOR: Duration = Duration::from_secs(300);
 /// Every key under the replica's prefix, relative to it, with its last
 /// modification.
 pub(crate) fn list_keys(target: &ReplicaTarget) -> Result<Vec<(String, Option<SystemTime>)>> {
-    list_keys_for(target, "listing the tenants")
+    list_keys_for(target, "listing the tenants", Until(None))
 }
 
 /// [`list_keys`], for `operation` (what the caller's error says was
@@ -26,11 +27,11 @@ pub(crate) fn list_keys(target: &ReplicaTarget) -> Result<Vec<(String, Option<Sy
 fn list_keys_for(
     target: &ReplicaTarget,
     operation: &str,
+    until: Until,
 ) -> Result<Vec<(String, Option<SystemTime>)>> {
     let failed = failure(target, operation);
     let (bucket, prefix) = bucket_and_prefix(target).map_err(&failed)?;
     let credentials = Credentials::from_env();
-    let agent = agent();
     let mut keys = Vec::new();
     let mut token: Option<String> = None;
     loop {
@@ -41,7 +42,9 @@ fn list_keys_for(
             token.as_deref(),
             None,
         );
-        let body = get(&agent, url.as_str()).map_err(|e| failed(e.explain(&bucket)))?;
+        let body = agent_until(until)
+            .and_then(|agent| get(&agent, url.as_str()))
+            .map_err(|e| failed(e.explain(&bucket)))?;
         let page = ListObjectsV2::parse_response(&body)
             .map_err(|e| failed(format!("its answer is not a listing ({e})")))?;
         keys.extend(page.contents.into_iter().filter_map(|object| {
@@ -121,10 +124,26 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// An HTTP agent whose every request ends within [`REQUEST_TIMEOUT`].
 fn agent() -> ureq::Agent {
+    agent_within(REQUEST_TIMEOUT)
+}
+
+fn agent_within(timeout: Duration) -> ureq::Agent {
     ureq::Agent::config_builder()
-        .timeout_global(Some(REQUEST_TIMEOUT))
+        .timeout_global(Some(timeout))
         .build()
         .into()
+}
+
+/// An agent for the next request of a run that must end by `until`:
+/// what is left of it, at most [`REQUEST_TIMEOUT`]; none once it has
+/// passed, so that a stalled store holds the run no longer.
+fn agent_until(until: Until) -> std::result::Result<ureq::Agent, Refusal> {
+    let left = until.left().unwrap_or(REQUEST_TIMEOUT);
+    if left.is_zero() {
+        let why = "no answer within the operation's time (the store is slow or stalled)";
+        return Err(Refusal::Unreached(why.to_owned()));
+    }
+    Ok(agent_within(left.min(REQUEST_TIMEOUT)))
 }
 
 /// Why a request to the store failed.
@@ -224,21 +243,22 @@ fn bucket_and_prefix(target: &ReplicaTarget) -> std::result::Result<(Bucket, Str
 }
 
 /// Deletes every object under the target's prefix (a destroyed tenant's
-/// replica); how many.
+/// replica), each request within `until`; how many.
 ///
 /// # Errors
 ///
-/// [`Error::ReplicaRead`] when the store refuses the listing or a delete.
-pub(crate) fn delete_all(target: &ReplicaTarget) -> Result<usize> {
+/// [`Error::ReplicaRead`] when the store refuses the listing or a delete,
+/// or does not answer within `until`.
+pub(crate) fn delete_all(target: &ReplicaTarget, until: Until) -> Result<usize> {
     const ERASING: &str = "erasing a destroyed tenant's replica";
     let failed = failure(target, ERASING);
     let (bucket, prefix) = bucket_and_prefix(target).map_err(&failed)?;
     let credentials = Credentials::from_env();
-    let agent = agent();
-    let keys = list_keys_for(target, ERASING)?;
+    let keys = list_keys_for(target, ERASING, until)?;
     for (key, _) in &keys {
         let key = format!("{prefix}{key}");
         let url = DeleteObject::new(&bucket, credentials.as_ref(), &key).sign(SIGNED_FOR);
+        let agent = agent_until(until).map_err(|e| failed(e.explain(&bucket)))?;
         let answer = agent
             .delete(url.as_str())
             .config()

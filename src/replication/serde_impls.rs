@@ -99,13 +99,14 @@ struct TenantReplicationJson<'a> {
     last_sync: Option<String>,
     last_write: Option<String>,
     lag_ms: f64,
+    at_risk: bool,
     reason: Option<&'a str>,
 }
 
 impl Serialize for TenantReplication {
     /// `{"tenant", "state" ("replicating", "idle", "behind" or "not
     /// replicated"), "last_sync", "last_write" (RFC 3339), "lag_ms",
-    /// "reason"}`.
+    /// "at_risk", "reason"}`.
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         TenantReplicationJson {
             tenant: &self.tenant,
@@ -113,6 +114,7 @@ impl Serialize for TenantReplication {
             last_sync: self.last_sync.map(format_timestamp),
             last_write: self.last_write.map(format_timestamp),
             lag_ms: self.lag.as_secs_f64() * 1000.0,
+            at_risk: self.at_risk(),
             reason: self.reason.as_deref(),
         }
         .serialize(s)
@@ -134,12 +136,14 @@ struct ReplicationStatusJson<'a> {
     idle: usize,
     behind: usize,
     not_replicated: usize,
+    at_risk: usize,
     max_lag_ms: f64,
 }
 
 impl Serialize for ReplicationStatus {
     /// `{"replica", "processes": [{"socket", "databases"}], "tenants",
-    /// "replicating", "idle", "behind", "not_replicated", "max_lag_ms"}`.
+    /// "replicating", "idle", "behind", "not_replicated", "at_risk",
+    /// "max_lag_ms"}`.
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use super::status::ReplicaState as State;
         let processes = self
@@ -158,6 +162,7 @@ impl Serialize for ReplicationStatus {
             idle: self.count(State::Idle),
             behind: self.count(State::Behind),
             not_replicated: self.count(State::NotReplicated),
+            at_risk: self.tenants.iter().filter(|t| t.at_risk()).count(),
             max_lag_ms: self.max_lag().as_secs_f64() * 1000.0,
         }
         .serialize(s)

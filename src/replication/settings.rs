@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::fs::{read_record, update_record};
 use crate::name::TenantName;
 use crate::paths::{INTERNAL_DIR, RootConfig, bucket_of};
+use crate::replication::store::RETENTION_IN_LOCAL_REPLICAS_ONLY;
 
 /// The record's file name in `.tenanted/`.
 const RECORD: &str = "replication";
@@ -129,15 +130,42 @@ impl ReplicationSettings {
         ))
     }
 
+    /// Checks that these settings can be followed on `root`, before they
+    /// are recorded: every socket path fits, and a retention is asked of
+    /// a local directory only (an S3 replica's erase is at once or never:
+    /// a retention there would leave every destroyed tenant's replica in
+    /// place, to come back on a rebuild).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] naming a socket path too long;
+    /// [`Error::ReplicationRefused`] for a retention with a replica that is
+    /// not a local directory.
+    pub(crate) fn check(&self, root: &RootConfig) -> Result<()> {
+        self.check_sockets(root)?;
+        if self.retention.is_zero() || self.replica_url.starts_with("file://") {
+            return Ok(());
+        }
+        Err(Error::ReplicationRefused {
+            root: root.root_dir().to_path_buf(),
+            url: self.replica_url.clone(),
+            reason: format!(
+                "{RETENTION_IN_LOCAL_REPLICAS_ONLY}: record it with `tenanted replicate --retention 0`"
+            ),
+        })
+    }
+
     /// Records these settings in `root` (replacing any recorded before):
     /// from then on every manager and CLI on the root follows them.
     ///
     /// # Errors
     ///
-    /// [`Error::Io`] writing the record; [`Error::Encryption`] for a root
-    /// that keeps encrypted tenants, which Litestream cannot replicate.
+    /// As [`check`](Self::check); [`Error::Io`] writing the record;
+    /// [`Error::Encryption`] for a root that keeps encrypted tenants,
+    /// which Litestream cannot replicate.
     pub fn record(&self, root: &RootConfig) -> Result<()> {
         crate::paths::refuse_encrypted(root.root_dir())?;
+        self.check(root)?;
         let text = self.to_record();
         let patience = crate::fs::Patience::new(crate::fs::record::RECORD_WAIT);
         update_record(&record_path(root), &patience, |old| {

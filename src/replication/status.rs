@@ -26,6 +26,12 @@ use crate::paths::{ReplicaTarget, RootConfig};
 /// when it syncs and when it lets go).
 const SLACK: Duration = Duration::from_secs(2);
 
+/// A registered tenant whose changes have waited longer than this for a
+/// sync is at risk: Litestream syncs every second while a tenant changes,
+/// so one this far behind is failing its syncs (a store that refuses, a
+/// full disk), whatever its process still says.
+pub const STALLED: Duration = Duration::from_secs(30);
+
 /// Where one tenant's replication stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -61,6 +67,19 @@ pub struct TenantReplication {
     pub reason: Option<String>,
 }
 
+impl TenantReplication {
+    /// Whether a lost disk now would lose changes of it the replica may
+    /// never get: behind, not replicated, or registered and stalled
+    /// ([`STALLED`]).
+    pub fn at_risk(&self) -> bool {
+        match self.state {
+            ReplicaState::Behind | ReplicaState::NotReplicated => true,
+            ReplicaState::Replicating => self.lag > STALLED,
+            ReplicaState::Idle => false,
+        }
+    }
+}
+
 /// What [`TenantManager::replication_status`] found.
 #[derive(Debug, Clone)]
 pub struct ReplicationStatus {
@@ -84,10 +103,11 @@ impl ReplicationStatus {
         self.tenants.iter().map(|t| t.lag).max().unwrap_or_default()
     }
 
-    /// Whether every tenant's replica has every change (none behind, none
-    /// unreplicated).
+    /// Whether no tenant is at risk: none behind, none unreplicated, and
+    /// none registered whose changes have waited more than [`STALLED`] for
+    /// a sync.
     pub fn all_replicated(&self) -> bool {
-        self.count(ReplicaState::Behind) + self.count(ReplicaState::NotReplicated) == 0
+        self.tenants.iter().all(|t| !t.at_risk())
     }
 }
 
@@ -168,22 +188,17 @@ fn judge(
     };
     let since = |t: SystemTime| now.duration_since(t).unwrap_or_default();
     let changed_after = |sync: SystemTime| last_write.is_some_and(|w| w > sync + SLACK);
+    let in_replica = replica.get(&line.tenant).and_then(|e| e.updated);
     match listed {
         Some((status, sync)) if status == "replicating" => {
-            line.state = ReplicaState::Replicating;
-            line.last_sync = *sync;
-            line.lag = match sync {
-                Some(sync) if changed_after(*sync) => since(*sync),
-                Some(_) => Duration::ZERO,
-                None => last_write.map(since).unwrap_or_default(),
-            };
+            registered(&mut line, (*sync, in_replica), changed_after, now);
         }
         Some((status, _)) => {
             line.reason = Some(format!(
                 "Litestream has it registered but {status}, not replicating; restart `tenanted replicate`"
             ));
         }
-        None => match replica.get(&line.tenant).and_then(|e| e.updated) {
+        None => match in_replica {
             Some(sync) if changed_after(sync) => {
                 line.state = ReplicaState::Behind;
                 line.last_sync = Some(sync);
@@ -201,6 +216,37 @@ fn judge(
         },
     }
     line
+}
+
+/// The state of a tenant Litestream has registered and says it
+/// replicates: its last sync is Litestream's (`sync`), else the
+/// replica's newest file (`in_replica`, an earlier registration's). One
+/// of which nothing is in the replica is not replicated, whatever
+/// Litestream says; one whose changes waited past [`STALLED`] is at risk.
+fn registered(
+    line: &mut TenantReplication,
+    (sync, in_replica): (Option<SystemTime>, Option<SystemTime>),
+    changed_after: impl Fn(SystemTime) -> bool,
+    now: SystemTime,
+) {
+    let since = |t: SystemTime| now.duration_since(t).unwrap_or_default();
+    let Some(last) = sync.or(in_replica) else {
+        line.lag = line.last_write.map(since).unwrap_or_default();
+        line.reason = Some("registered with Litestream, which has not synced any of it yet: at risk until it does; if this lasts more than a few seconds, look for sync errors in Litestream's log (.tenanted/replication.d/litestream-N.log)".to_owned());
+        return;
+    };
+    line.state = ReplicaState::Replicating;
+    line.last_sync = Some(last);
+    line.lag = match changed_after(last) {
+        true => since(last),
+        false => Duration::ZERO,
+    };
+    if line.lag > STALLED {
+        line.reason = Some(format!(
+            "its changes have waited {:.0} s for a sync (Litestream syncs every second): Litestream is failing to sync it; look for sync errors in its log (.tenanted/replication.d/litestream-N.log)",
+            line.lag.as_secs_f64()
+        ));
+    }
 }
 
 /// When the database or its WAL was last written, looked at without
@@ -274,7 +320,7 @@ impl fmt::Display for ReplicationStatus {
         }
         write!(
             f,
-            "{} tenants to {} by {} Litestream process(es): {} replicating, {} idle (replica complete), {} behind, {} not replicated; largest lag {:.1} s",
+            "{} tenants to {} by {} Litestream process(es): {} replicating, {} idle (replica complete), {} behind, {} not replicated, {} at risk; largest lag {:.1} s",
             self.tenants.len(),
             self.replica,
             self.processes.len(),
@@ -282,6 +328,7 @@ impl fmt::Display for ReplicationStatus {
             self.count(ReplicaState::Idle),
             self.count(ReplicaState::Behind),
             self.count(ReplicaState::NotReplicated),
+            self.tenants.iter().filter(|t| t.at_risk()).count(),
             self.max_lag().as_secs_f64()
         )
     }
@@ -335,5 +382,28 @@ mod tests {
         let listed = ("stopped".to_owned(), None);
         let line = judge(acme(), w, Some(&listed), &BTreeMap::new(), now);
         assert_eq!(line.state, ReplicaState::NotReplicated);
+        // Registered, never synced, nothing in the replica (Litestream
+        // failing every sync): not replicated, at risk, however recent
+        // the last write.
+        let listed = ("replicating".to_owned(), None);
+        let line = judge(acme(), w, Some(&listed), &BTreeMap::new(), written);
+        assert_eq!(line.state, ReplicaState::NotReplicated);
+        assert!(line.at_risk() && line.reason.is_some_and(|r| r.contains("log")));
+        // Registered, never synced by this process, an older replica:
+        // replicating, its lag from that replica's last write.
+        let line = judge(acme(), w, Some(&listed), &entry(long_ago), now);
+        assert_eq!(line.state, ReplicaState::Replicating);
+        assert_eq!(line.lag, Duration::from_secs(90));
+        // Registered, its changes waiting past STALLED: at risk.
+        assert!(line.at_risk() && line.reason.is_some());
+        let listed = (
+            "replicating".to_owned(),
+            Some(written - Duration::from_secs(5)),
+        );
+        let line = judge(acme(), w, Some(&listed), &BTreeMap::new(), now);
+        assert_eq!(line.lag, Duration::from_secs(35));
+        assert!(line.at_risk(), "35 s behind a sync");
+        let line = judge(acme(), w, Some(&listed), &BTreeMap::new(), written + SLACK);
+        assert!(!line.at_risk(), "7 s behind a sync");
     }
 }

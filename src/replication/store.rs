@@ -11,12 +11,16 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use super::until::Until;
 use crate::error::{Error, Result};
 use crate::fs::files::{remove_empty_parents, remove_tree};
 use crate::fs::{Dir, sys};
 
 /// The graveyard's name under the replica URL.
 pub const GRAVEYARD: &str = ".tenanted-erase";
+
+/// Why a retention cannot be kept in any store but a local directory.
+pub(crate) const RETENTION_IN_LOCAL_REPLICAS_ONLY: &str = "a retention is kept in local-directory replicas only; with S3 record a retention of 0 (erased when the destroy returns) and keep older copies with the bucket's own versioning or lifecycle rules";
 
 /// The replica store behind a replica URL.
 #[derive(Debug)]
@@ -64,11 +68,12 @@ impl ReplicaStore {
         }
     }
 
-    /// Erases everything of the database at `relative`.
-    pub(crate) fn erase(&self, relative: &Path) -> Result<()> {
+    /// Erases everything of the database at `relative`; in S3, each
+    /// request within `until` (a local directory's erase takes no wait).
+    pub(crate) fn erase(&self, relative: &Path, until: Until) -> Result<()> {
         let base = match self.local() {
             Ok(base) => base,
-            Err(url) => return erase_in_s3(url, relative),
+            Err(url) => return erase_in_s3(url, relative, until),
         };
         let place = base.join(relative);
         erase_place(base, relative)
@@ -86,10 +91,10 @@ impl ReplicaStore {
             Ok(base) => base,
             Err(url) => {
                 return Err(Error::Replica {
-            tenant: None,
+                    tenant: None,
                     url: url.to_owned(),
                     operation: "moving a destroyed tenant's replica aside",
-                    cause: "a retention is kept in local-directory replicas only; with S3 record a retention of 0 (erased when the destroy returns) and keep older copies with the bucket's own versioning or lifecycle rules".to_owned(),
+                    cause: RETENTION_IN_LOCAL_REPLICAS_ONLY.to_owned(),
                 });
             }
         };
@@ -170,8 +175,8 @@ impl ReplicaStore {
 
 /// Deletes every object of the replica at `relative` under `url`.
 #[cfg(feature = "s3")]
-fn erase_in_s3(url: &str, relative: &Path) -> Result<()> {
-    super::s3::delete_all(&s3_target(url, relative)).map(drop)
+fn erase_in_s3(url: &str, relative: &Path, until: Until) -> Result<()> {
+    super::s3::delete_all(&s3_target(url, relative), until).map(drop)
 }
 
 /// Checks the S3 store of `url` (see [`ReplicaStore::check`]).
@@ -188,7 +193,7 @@ fn check_s3(_url: &str) -> Result<()> {
 
 /// Never called: without the `s3` feature no store is in S3.
 #[cfg(not(feature = "s3"))]
-fn erase_in_s3(url: &str, _relative: &Path) -> Result<()> {
+fn erase_in_s3(url: &str, _relative: &Path, _until: Until) -> Result<()> {
     ReplicaStore::of(url).map(drop)
 }
 
@@ -273,7 +278,9 @@ mod tests {
             fs::create_dir_all(dir.path().join(t).join("ltx/0")).unwrap();
             fs::write(dir.path().join(t).join("ltx/0/1.ltx"), b"rows").unwrap();
         }
-        store.erase(Path::new("ab/acme/main.sqlite3")).unwrap();
+        store
+            .erase(Path::new("ab/acme/main.sqlite3"), Until(None))
+            .unwrap();
         assert!(!dir.path().join("ab/acme").exists());
         assert!(dir.path().join("ab/zeta/main.sqlite3").exists());
         store

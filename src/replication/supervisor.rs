@@ -56,6 +56,7 @@ pub struct ReplicateOptions {
     idle_after: Duration,
     max_per_process: usize,
     env_remove: Vec<std::ffi::OsString>,
+    record: Option<ReplicationSettings>,
 }
 
 impl Default for ReplicateOptions {
@@ -66,6 +67,7 @@ impl Default for ReplicateOptions {
             idle_after: Duration::from_secs(10),
             max_per_process: 2000,
             env_remove: Vec::new(),
+            record: None,
         }
     }
 }
@@ -113,6 +115,17 @@ impl ReplicateOptions {
     #[must_use]
     pub fn max_per_process(mut self, max: usize) -> Self {
         self.max_per_process = max.max(1);
+        self
+    }
+
+    /// Settings to record in the root (replacing any recorded) once this
+    /// run holds it and has checked them and their store: a run that is
+    /// refused (another supervisor, a store that refuses, a retention S3
+    /// cannot keep) records nothing, and a running supervisor is never
+    /// switched to settings that were refused.
+    #[must_use]
+    pub fn record(mut self, settings: ReplicationSettings) -> Self {
+        self.record = Some(settings);
         self
     }
 }
@@ -190,51 +203,50 @@ pub struct Replicator {
 }
 
 impl Replicator {
-    /// Takes over replication of `root` (whose settings must be recorded:
-    /// [`ReplicationSettings::record`]) and starts its Litestream
-    /// processes.
+    /// Takes over replication of `root` and starts its Litestream
+    /// processes, with the settings recorded in the root
+    /// ([`ReplicationSettings::record`]) or those of
+    /// [`ReplicateOptions::record`], recorded once the root is held and
+    /// they are checked.
     ///
     /// # Errors
     ///
     /// [`Error::ReplicationNotConfigured`] when the root has no
-    /// replication settings; [`Error::Replica`] when another `tenanted
-    /// replicate` runs on it; [`Error::Io`] for a socket
+    /// replication settings and none are given;
+    /// [`Error::ReplicationRefused`] when another `tenanted replicate` runs
+    /// on it, or for a retention with a replica that is not a local
+    /// directory; [`Error::Io`] for a socket
     /// path too long, or when Litestream cannot be started;
     /// [`Error::Encryption`] for a root that keeps encrypted tenants,
     /// which Litestream cannot replicate; [`Error::ReplicaRead`] when an
-    /// S3 store refuses (no such bucket, keys it does not take).
-    pub fn start(root: &RootConfig, options: ReplicateOptions) -> Result<Replicator> {
+    /// S3 store refuses (no such bucket, keys it does not take). Given
+    /// settings that are refused are not recorded.
+    pub fn start(root: &RootConfig, mut options: ReplicateOptions) -> Result<Replicator> {
         // Settings recorded before the root kept encrypted tenants.
         crate::paths::refuse_encrypted(root.root_dir())?;
-        let followed = Followed::new(root)?;
-        let replication = followed
-            .current()?
-            .ok_or_else(|| Error::ReplicationNotConfigured {
-                root: root.root_dir().to_path_buf(),
-                operation: "starting replication",
-            })?;
-        replication.settings().check_sockets(root)?;
-        // A store that refuses (no such bucket, wrong keys) is said now,
-        // not found later in Litestream's log with every sync failing.
-        if let Ok(store) = ReplicaStore::of(replication.settings().replica_url()) {
-            store.check()?;
-        }
-        let dir = state_dir(root);
-        let lock_path = dir.join("replicate.lock");
-        let (state, lock) = lock_state_dir(root, &dir)
-            .map_err(|e| Error::io(None, &lock_path, "locking the root for replication", e))?;
-        let Some(lock) = lock else {
-            return Err(Error::Replica {
-                tenant: None,
-                url: replication.settings().replica_url().to_owned(),
-                operation: "starting replication",
-                cause: format!(
-                    "another `tenanted replicate` already replicates the root {} (it holds {})",
-                    root.root_dir().display(),
-                    lock_path.display()
-                ),
-            });
+        let given = options.record.take();
+        let url = match &given {
+            Some(settings) => {
+                settings.check(root)?;
+                settings.replica_url().to_owned()
+            }
+            None => (ReplicationSettings::recorded(root)?)
+                .ok_or_else(|| not_configured(root))?
+                .replica_url()
+                .to_owned(),
         };
+        let (state, lock) = hold_root(root, &url)?;
+        if let Some(settings) = &given {
+            check_store(settings)?;
+            settings.record(root)?;
+        }
+        let followed = Followed::new(root)?;
+        let replication = followed.current()?.ok_or_else(|| not_configured(root))?;
+        // Settings recorded before a check refused them (an S3 retention).
+        replication.settings().check(root)?;
+        if given.is_none() {
+            check_store(replication.settings())?;
+        }
         let shards = shards_of(root, replication.settings());
         let mut replicator = Replicator {
             replication: Replication::clone(&replication),
@@ -251,6 +263,7 @@ impl Replicator {
         };
         // Fresh processes: no state of any earlier database.
         replicator.replication.forget_every_unclean();
+        stop_every_stale(&replicator.state);
         for i in 0..replicator.shards.len() {
             replicator.spawn(i)?;
         }
@@ -854,6 +867,27 @@ fn pid_path(config: &Path) -> PathBuf {
     config.with_extension("pid")
 }
 
+/// Stops every Litestream a killed supervisor left running, whatever its
+/// shard: one of a shard this run no longer has (run with fewer shards)
+/// would otherwise keep its tenants open, and its destroys busy, for good.
+fn stop_every_stale(state: &Dir) {
+    let Ok(entries) = state.entries() else {
+        return;
+    };
+    for (name, _) in entries.into_iter().flatten() {
+        let Some(shard) = (name.to_str())
+            .and_then(|n| n.strip_prefix("litestream-")?.strip_suffix(".pid"))
+            .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        stop_stale(
+            state,
+            &state.join(Path::new(&format!("litestream-{shard}.yml"))),
+        );
+    }
+}
+
 /// Stops a Litestream a killed supervisor left running with `config`:
 /// it would go on replicating the tenants it had, beside the new one.
 /// Only a process whose command line names `config` is stopped.
@@ -880,6 +914,48 @@ fn stop_stale(state: &Dir, config: &Path) {
     while rustix::process::test_kill_process(pid).is_ok() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// The error of a root with no replication settings.
+fn not_configured(root: &RootConfig) -> Error {
+    Error::ReplicationNotConfigured {
+        root: root.root_dir().to_path_buf(),
+        operation: "starting replication",
+    }
+}
+
+/// A store that refuses (no such bucket, wrong keys) is said now, not
+/// found later in Litestream's log with every sync failing.
+fn check_store(settings: &ReplicationSettings) -> Result<()> {
+    match ReplicaStore::of(settings.replica_url()) {
+        Ok(store) => store.check(),
+        Err(_) => Ok(()),
+    }
+}
+
+/// The root's `replication.d`, and the lock that makes this run its one
+/// supervisor (replicating to `url`, for the error).
+///
+/// # Errors
+///
+/// [`Error::ReplicationRefused`] when another `tenanted replicate` holds
+/// it; [`Error::Io`] when it cannot be made or locked.
+fn hold_root(root: &RootConfig, url: &str) -> Result<(Dir, File)> {
+    let dir = state_dir(root);
+    let lock_path = dir.join("replicate.lock");
+    let (state, lock) = lock_state_dir(root, &dir)
+        .map_err(|e| Error::io(None, &lock_path, "locking the root for replication", e))?;
+    let Some(lock) = lock else {
+        return Err(Error::ReplicationRefused {
+            root: root.root_dir().to_path_buf(),
+            url: url.to_owned(),
+            reason: format!(
+                "another `tenanted replicate` already replicates it (it holds {}); stop that one first to change its settings",
+                lock_path.display()
+            ),
+        });
+    };
+    Ok((state, lock))
 }
 
 /// `replication.d` in `root`, made if missing and reached without
