@@ -194,7 +194,9 @@ pub(crate) fn holder_phrase(
         WaitedFor::KeyChange => format!("{who} still held the root's keys directory"),
         // SQLite's write lock does not say who holds it (this process's
         // other connections included).
-        WaitedFor::Writer => "another connection was still writing to it".to_owned(),
+        WaitedFor::Writer => {
+            "another connection still held SQLite's lock on it (a write transaction, or a backup copying the tenant alone)".to_owned()
+        }
         doing => format!("{who} was still running its {doing} of it"),
     }
 }
@@ -208,7 +210,7 @@ pub(crate) fn advice(waited_for: WaitedFor) -> &'static str {
             "close it there (or stop that process) and retry"
         }
         WaitedFor::Writer => {
-            "retry once that transaction has ended (or stop the process holding it if it is stuck)"
+            "retry once it has let go (or stop or resume the process holding it if it is stuck or stopped)"
         }
         _ => "retry once it has finished (or stop that process if it is stuck)",
     }

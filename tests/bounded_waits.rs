@@ -502,6 +502,68 @@ fn a_write_transaction_held_in_another_process_makes_a_migration_busy_within_its
     integrity_ok(&other, "acme");
 }
 
+/// A process that holds a tenant in SQLite's exclusive locking mode (as
+/// a backup's read of a small idle tenant does for the instant of its
+/// copy) and is stopped there: a migration of that tenant says
+/// `TenantBusy` within its timeout (another connection held SQLite's
+/// lock: retry, or resume or stop that process), not a bare "database is
+/// locked" (the outside probe's finding 6); its status still reads it.
+#[test]
+fn a_tenant_held_locked_by_a_stopped_process_is_busy_not_damaged() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let m = common::manager(&root);
+    m.create_tenant("acme").unwrap();
+    drop(m);
+    let out = dir.path().join("holder.out");
+    let holder = child::spawn_logged("child_holds_acme_in_exclusive_mode", &root, &out);
+    wait_until("the holder's lock", || {
+        std::fs::read_to_string(&out).is_ok_and(|said| said.contains("HOLDING"))
+    });
+    let stopped = Stopped::stop(holder, &out);
+
+    let other = impatient(&root, with_a_slow_fourth());
+    let busy = |what: &str, err: &Error| {
+        let msg = err.to_string();
+        assert!(
+            matches!(
+                err,
+                Error::TenantBusy {
+                    waited_for: WaitedFor::Writer,
+                    ..
+                }
+            ),
+            "{what}: expected TenantBusy, got {msg}"
+        );
+        assert!(
+            msg.contains("acme") && msg.contains("retry"),
+            "{what}: {msg}"
+        );
+    };
+    let started = Instant::now();
+    let migrated = other.migrate_tenant("acme");
+    assert!(started.elapsed() < TIMEOUT + MARGIN, "migrate hung");
+    busy("migrate", &migrated.expect_err("the holder has it"));
+    // A quiet tenant's status comes from its header, no lock needed.
+    let row = other.tenant_status("acme").unwrap();
+    assert!(matches!(row.version, Ok(3)), "{row:?}");
+    drop(stopped);
+    other.migrate_tenant("acme").unwrap();
+    integrity_ok(&other, "acme");
+}
+
+#[test]
+#[ignore = "child process of a_tenant_held_locked_by_a_stopped_process_is_busy_not_damaged"]
+fn child_holds_acme_in_exclusive_mode() {
+    let Some(root) = child::root() else { return };
+    let path = RootConfig::new(&root).database_path("acme").unwrap();
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute_batch("PRAGMA locking_mode = EXCLUSIVE; SELECT count(*) FROM sqlite_master;")
+        .unwrap();
+    println!("HOLDING");
+    std::thread::sleep(Duration::from_secs(600));
+}
+
 #[test]
 #[ignore = "child process of a_write_transaction_held_in_another_process_makes_a_migration_busy_within_its_timeout"]
 fn child_holds_a_write_transaction_on_acme() {

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
+use crate::busy::WaitedFor;
 use crate::crypt::{self, TenantKey};
 use crate::error::{Error, Result};
 use crate::fs::Patience;
@@ -52,7 +53,8 @@ pub(crate) fn open_existing(
             .deadline()
             .saturating_duration_since(Instant::now());
         conn.busy_timeout(left.min(BUSY_TIMEOUT))
-    })?;
+    })
+    .map_err(|e| held_locked(e, patience))?;
     match pinned.file {
         Some(_) => Ok(pinned.conn),
         None => Err(missing_error(tenant, path)),
@@ -106,7 +108,11 @@ pub(crate) fn open_for_copy(tenant: &TenantName, root: &Path, path: &Path) -> Re
             conn.pragma_update(None, "locking_mode", "EXCLUSIVE")
         });
         match alone {
-            Err(Error::Sqlite { cause, .. }) if is_busy(&cause) => {}
+            // Another connection is on it: read it as any reader does.
+            Err(Error::TenantBusy {
+                waited_for: WaitedFor::Writer,
+                ..
+            }) => {}
             read => return read,
         }
     }
@@ -131,6 +137,29 @@ fn quiet_and_small(path: &Path) -> bool {
 /// A `-wal` this long or shorter holds no frame: its header is 32 bytes.
 pub(in crate::storage) const WAL_HEADER: u64 = 32;
 
+/// An open that SQLite's busy timeout ended (another connection held its
+/// lock on the file all along: a stopped writer, another process's
+/// migration, a backup reading the tenant alone) as `TenantBusy`, which
+/// says so and what to do, instead of a bare "database is locked".
+fn held_locked(e: Error, patience: &Patience) -> Error {
+    match e {
+        Error::Sqlite {
+            tenant: Some(tenant),
+            path,
+            cause,
+            ..
+        } if is_busy(&cause) => Error::TenantBusy {
+            tenant,
+            path,
+            waited_for: WaitedFor::Writer,
+            checked_out: 0,
+            other_process: None,
+            waited: patience.waited(),
+        },
+        e => e,
+    }
+}
+
 /// Whether SQLite said another connection holds the lock.
 pub(crate) fn is_busy(e: &rusqlite::Error) -> bool {
     use rusqlite::ErrorCode::{DatabaseBusy, DatabaseLocked};
@@ -145,7 +174,8 @@ fn one_off(
     setup: impl Fn(&mut Connection) -> rusqlite::Result<()>,
 ) -> Result<OneOffRead> {
     let patience = Patience::new(READ_GATE_WAIT);
-    let (pinned, key) = open_keyed(tenant, (root, path), &patience, setup)?;
+    let (pinned, key) = open_keyed(tenant, (root, path), &patience, setup)
+        .map_err(|e| held_locked(e, &patience))?;
     disarm(&pinned.conn);
     match pinned.file {
         Some(file) => Ok(OneOffRead {
