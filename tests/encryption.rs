@@ -1051,6 +1051,48 @@ fn a_plaintext_rekey_whose_commit_fails_leaves_the_tenant_readable() {
     );
 }
 
+/// A re-key of a plaintext tenant that fails before its swap (here: no
+/// room for the copy) discards the key it staged, leaving the keys
+/// directory empty: the root keeps no key, so the commands that need no
+/// master key still run on it (they refused it, "this root keeps
+/// encrypted tenants' keys", the probe's failed_rekey_locks_root).
+#[test]
+fn a_failed_rekey_of_a_plaintext_tenant_leaves_the_root_usable_without_a_master_key() {
+    use tenanted::testing::faults::{FaultPlan, Step};
+    let master = MasterKey::generate().unwrap();
+    let rehearsal = plaintext_tenant_root();
+    let steps = rekey_steps(&manager(rehearsal.path(), &master, 1), "acme");
+    let copy = 1 + steps
+        .iter()
+        .position(|s| {
+            s.step == Step::Create && s.name.to_string_lossy().starts_with(".main.sqlite3.tmp-")
+        })
+        .expect("the re-key creates its copy");
+    let root = plaintext_tenant_root();
+    let manager = manager(root.path(), &master, 1);
+    let plan = FaultPlan::fail_step(copy, 28);
+    let failed = manager.rekey_tenant("acme");
+    drop(plan);
+    failed.expect_err("the copy could not be created");
+    let store = RootKeyStore::new(root.path(), master);
+    assert!(key_files(&store).is_empty(), "{:?}", key_files(&store));
+
+    for command in [&["list"][..], &["usage"], &["limit", "show", "acme"]] {
+        let done = cli(root.path()).args(command).assert();
+        let out = done.get_output();
+        assert!(
+            out.status.success(),
+            "{command:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let listed = cli(root.path()).arg("list").assert().success();
+    assert_eq!(
+        String::from_utf8_lossy(&listed.get_output().stdout),
+        "acme\n"
+    );
+}
+
 /// Child: re-keys `acme` and dies (exit 77, no destructors run: a crash)
 /// just before the seam's step `TENANTED_CRASH_AT`.
 #[test]

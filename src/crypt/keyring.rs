@@ -16,7 +16,7 @@ use parking_lot::RwLock;
 
 use super::KeyProvider;
 use crate::error::{Error, Result};
-use crate::fs::sys;
+use crate::fs::dir::Dir;
 use crate::root_description::keys_dir;
 
 static PROVIDERS: RwLock<Vec<(PathBuf, Arc<dyn KeyProvider>)>> = RwLock::new(Vec::new());
@@ -33,7 +33,7 @@ fn register(root: &Path, provider: Arc<dyn KeyProvider>) {
 ///
 /// # Errors
 ///
-/// [`Error::Encryption`] when the root has a keys directory and no
+/// [`Error::Encryption`] when the root keeps a key file and no
 /// provider: a destroy would then leave the tenant's key (and every
 /// earlier copy of its files readable), and its encrypted tenants could
 /// not be opened.
@@ -43,7 +43,7 @@ pub(crate) fn register_for(root: &Path, provider: Option<&Arc<dyn KeyProvider>>)
         return Ok(());
     }
     let keys = keys_dir(root);
-    if self::provider(root).is_none() && sys::exists(&keys) {
+    if self::provider(root).is_none() && keeps_keys(root, &keys)? {
         return Err(Error::Encryption {
             tenant: None,
             path: keys,
@@ -51,6 +51,23 @@ pub(crate) fn register_for(root: &Path, provider: Option<&Arc<dyn KeyProvider>>)
         });
     }
     Ok(())
+}
+
+/// Whether the keys directory `keys` of `root` holds any file. An empty
+/// one keeps no tenant's key (a re-key of a plaintext tenant that failed
+/// leaves it so, its staged key discarded): its tenants open without
+/// keys, so a root holding one is not refused. The directory is not
+/// removed instead: a create that opened it, not yet locked, would then
+/// write its key into a directory no longer in the root.
+fn keeps_keys(root: &Path, keys: &Path) -> Result<bool> {
+    let dir = match Dir::open(root, keys) {
+        Ok(dir) => dir,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(Error::io(None, keys, "opening the keys directory", e)),
+    };
+    let listed = dir.entries();
+    let listed = listed.map_err(|e| Error::io(None, keys, "listing the keys directory", e))?;
+    Ok(!listed.is_empty())
 }
 
 /// The provider registered for `root`, if any.
