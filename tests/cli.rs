@@ -48,7 +48,7 @@ fn unprivileged(dir: &Path, args: &[&str]) -> std::process::Output {
 
 /// A temp dir with the example schema cut to its first `n` migrations and
 /// an empty root, `tenants` (what `tenanted init` makes; no other command
-/// creates a root).
+/// creates a root but `rebuild`).
 fn workspace(n: usize) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     set_migrations(dir.path(), n);
@@ -1637,6 +1637,13 @@ fn exit_codes_follow_one_rule() {
             "0",
             "--to",
             "/tmp/never-made-by-tenanted",
+        ],
+        &[
+            "rebuild",
+            "--replica-url",
+            "file:///tmp/never-read-by-tenanted",
+            "--jobs",
+            "0",
         ],
         &["migrate", "--to", "9"],
         &["rollback", "acme", "--steps", "99", "--yes"],

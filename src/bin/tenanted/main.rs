@@ -88,7 +88,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Create the root directory of a new fleet and record its layout
-    /// (no other command creates a root).
+    /// (no other command creates a root, but `rebuild`, which brings a lost
+    /// one back).
     Init,
     /// List the tenants on disk, sorted.
     List {

@@ -27,9 +27,9 @@ pub struct RebuildArgs {
     /// 2026-12-05T05:00:00Z).
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
     at: Option<SystemTime>,
-    /// Tenants restored at a time (default: 4 per core).
-    #[arg(long)]
-    jobs: Option<usize>,
+    /// Tenants restored at a time (at least 1; default: 4 per core).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    jobs: Option<u16>,
     /// The directory in which the rebuild makes its own private staging
     /// directory, where tenants are restored before they are checked and
     /// published (outside the root; default: the temporary directory).
@@ -44,6 +44,8 @@ pub struct RebuildArgs {
     pub json: bool,
 }
 
+/// The one command besides `init` that makes a missing root (README, "A
+/// lost machine"): it brings a lost root back on a fresh machine.
 pub fn rebuild(cli: &Cli, args: &RebuildArgs) -> Result<u8, Failure> {
     let only = tenant_names(&args.tenants)?;
     let manager = cli.manager()?;
@@ -56,7 +58,7 @@ pub fn rebuild(cli: &Cli, args: &RebuildArgs) -> Result<u8, Failure> {
         options = options.at(at);
     }
     if let Some(jobs) = args.jobs {
-        options = options.jobs(jobs);
+        options = options.jobs(usize::from(jobs));
     }
     if let Some(dir) = &args.staging {
         options = options.staging(dir);

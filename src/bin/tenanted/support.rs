@@ -174,7 +174,7 @@ pub fn require_root(root: &Path) -> Result<(), Failure> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Failure(
             1,
             format!(
-                "root {} does not exist; pass --root DIR (or TENANTED_ROOT) naming an existing root, or create a new one with `tenanted init` (nothing creates one otherwise)",
+                "root {} does not exist; pass --root DIR (or TENANTED_ROOT) naming an existing root, or create a new one with `tenanted init` (no other command creates one, but `tenanted rebuild`, which brings a lost one back from its replica)",
                 root.display()
             ),
         )),
