@@ -1722,17 +1722,71 @@ fn create_destroy_and_prepare_speak_json() {
     let prepared = json_of(&out.stdout);
     assert_eq!(prepared["created"], serde_json::json!(["initech"]));
     assert_eq!(prepared["migration"]["totals"]["tenants"], 2);
+    // A name that does not exist refuses the whole destroy, said as JSON.
     let out = tenanted(dir.path())
         .args(["destroy", "globex", "nobody", "--yes", "--json"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
+    let refused = json_of(&out.stdout);
+    let error = refused["error"].as_str().unwrap_or_default();
+    assert!(error.contains("tenant nobody does not exist"), "{refused}");
+    tenanted(dir.path())
+        .args(["exists", "globex"])
+        .assert()
+        .code(0);
+    let out = tenanted(dir.path())
+        .args(["destroy", "globex", "--yes", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
     let destroyed = json_of(&out.stdout);
     assert_eq!(
         destroyed["totals"],
-        serde_json::json!({ "destroyed": 1, "failed": 1 })
+        serde_json::json!({ "destroyed": 1, "failed": 0 })
     );
-    assert_eq!(destroyed["tenants"][1]["result"], "failed");
+    assert_eq!(destroyed["tenants"][0]["result"], "destroyed");
+}
+
+/// A tenant named on the command line that does not exist is an error
+/// before anything is asked or done (the probe's misc_findings): `destroy
+/// a nosuch c` destroyed a and c, and `backup --tenant nosuch` exited 0
+/// calling it "gone: destroyed during the run".
+#[test]
+fn a_named_tenant_that_does_not_exist_is_refused_before_anything_is_done() {
+    let dir = workspace(4);
+    tenanted(dir.path())
+        .args(["create", "a", "b", "c"])
+        .assert()
+        .success();
+    let missing = || {
+        predicate::str::contains("tenant nosuch does not exist")
+            .and(predicate::str::contains("`tenanted list`"))
+    };
+    tenanted(dir.path())
+        .args(["destroy", "a", "nosuch", "c", "--yes"])
+        .assert()
+        .code(1)
+        .stderr(missing().and(predicate::str::contains("nothing was destroyed")));
+    tenanted(dir.path())
+        .arg("list")
+        .assert()
+        .success()
+        .stdout("a\nb\nc\n");
+    for tenants in [&["nosuch"][..], &["a", "nosuch"]] {
+        let to = dir.path().join(format!("backup-{}", tenants.len()));
+        let mut cmd = tenanted(dir.path());
+        cmd.arg("backup");
+        for t in tenants {
+            cmd.args(["--tenant", t]);
+        }
+        cmd.arg("--to")
+            .arg(&to)
+            .assert()
+            .code(1)
+            .stderr(missing().and(predicate::str::contains("nothing was backed up")));
+        assert!(!to.exists(), "no backup directory for a refused run");
+    }
 }
 
 /// The runs `backup --into` made under `dir`, sorted.

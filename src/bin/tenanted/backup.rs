@@ -16,7 +16,7 @@ use crate::interrupt::{
 use crate::migrate::progress_bar;
 use crate::output::{json_to_stdout, outln};
 use crate::rotation;
-use crate::support::{Failure, confirm, json, require_root, tenant_names};
+use crate::support::{Failure, confirm, json, require_root, require_tenants, tenant_names};
 
 /// `tenanted backup`.
 #[derive(clap::Args)]
@@ -81,6 +81,8 @@ pub fn backup(cli: &Cli, args: &BackupArgs) -> Result<u8, Failure> {
         let why = "--keep and --keep-days rotate the runs of --into DIR (one timestamped directory per run); --to writes one directory and prunes nothing";
         return Err(Failure(2, why.to_owned()));
     }
+    // Before the directory is made: a misspelt name is no backup run.
+    require_tenants(&manager, &only, "nothing was backed up")?;
     let dir = match (&args.to, &args.into) {
         (Some(to), _) => {
             rotation::new_dir(to)?;

@@ -8,7 +8,7 @@ use std::time::SystemTime;
 
 use crate::output::{err, errln, outln};
 use tenanted::replication::format_timestamp;
-use tenanted::{Error, TenantName};
+use tenanted::{Error, TenantManager, TenantName};
 
 /// A failure with its exit code.
 pub struct Failure(pub u8, pub String);
@@ -156,6 +156,34 @@ pub fn tenant_names(names: &[String]) -> Result<Vec<TenantName>, Failure> {
     } else {
         let message = format!("{}\nnothing was done", bad.join("\nerror: "));
         Err(Failure(2, message))
+    }
+}
+
+/// Every tenant of `names` must exist when the command starts: a misspelt
+/// name is refused (exit 1) before anything is asked or done, all such
+/// names together, rather than reported as a tenant gone, or failed, half
+/// way through the run. `nothing` says what was not done.
+pub fn require_tenants(
+    manager: &TenantManager,
+    names: &[TenantName],
+    nothing: &str,
+) -> Result<(), Failure> {
+    let mut missing = Vec::new();
+    for name in names {
+        if !manager.tenant_exists(name.as_str())? {
+            let path = manager.root().database_path(name.as_str())?;
+            missing.push(format!(
+                "tenant {name} does not exist (no database at {}); check the name against `tenanted list`",
+                path.display()
+            ));
+        }
+    }
+    match missing.is_empty() {
+        true => Ok(()),
+        false => Err(Failure(
+            1,
+            format!("{}\n{nothing}", missing.join("\nerror: ")),
+        )),
     }
 }
 

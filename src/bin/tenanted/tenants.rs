@@ -7,7 +7,9 @@ use tenanted::{Error, MigrateOptions, TenantName};
 use crate::Cli;
 use crate::interrupt::{finish_the_tenant_in_hand_on_ctrl_c, unless_interrupted, was_interrupted};
 use crate::output::{errln, outln};
-use crate::support::{Failure, cli_message, confirm, exit_code, require_root, tenant_names};
+use crate::support::{
+    Failure, cli_message, confirm, exit_code, require_root, require_tenants, tenant_names,
+};
 
 /// `tenanted create`.
 #[derive(clap::Args)]
@@ -205,6 +207,8 @@ pub fn destroy(cli: &Cli, args: &DestroyArgs) -> Result<u8, Failure> {
     let names = tenant_names(&args.names)?;
     require_root(&cli.root)?;
     let m = cli.schemaless_manager()?;
+    // All checked before anything is asked: a typo destroys nothing.
+    require_tenants(&m, &names, "nothing was destroyed")?;
     let list: Vec<&str> = names.iter().map(|n| n.as_str()).collect();
     confirm(
         args.yes,
