@@ -1748,6 +1748,43 @@ fn create_destroy_and_prepare_speak_json() {
     assert_eq!(destroyed["tenants"][0]["result"], "destroyed");
 }
 
+/// The lines `migrate` and `backup` print for a failed tenant give the
+/// CLI's advice, not the library's (the probe saw `migrate --tenant nosuch`
+/// say "create it with create_tenant").
+#[test]
+fn failed_tenants_lines_advise_commands_not_library_calls() {
+    let dir = workspace(4);
+    tenanted(dir.path())
+        .args(["create", "acme", "globex"])
+        .assert()
+        .success();
+    tenanted(dir.path())
+        .args(["migrate", "--tenant", "nosuch"])
+        .assert()
+        .code(1)
+        .stdout(
+            predicate::str::contains("✗ nosuch: FAILED: tenant nosuch does not exist")
+                .and(predicate::str::contains("`tenanted create nosuch`"))
+                .and(predicate::str::contains("create_tenant").not()),
+        );
+    let db = tenanted::RootConfig::new(dir.path().join("tenants"))
+        .database_path("globex")
+        .unwrap();
+    std::fs::write(&db, vec![7u8; 8192]).unwrap();
+    tenanted(dir.path())
+        .args(["backup", "--to"])
+        .arg(dir.path().join("backup"))
+        .assert()
+        .code(1)
+        .stdout(
+            predicate::str::contains("✗ globex: tenant globex is damaged")
+                .and(predicate::str::contains(
+                    "`tenanted restore globex --from FILE --replace --yes`",
+                ))
+                .and(predicate::str::contains("restore_tenant_opts").not()),
+        );
+}
+
 /// A tenant named on the command line that does not exist is an error
 /// before anything is asked or done (the probe's misc_findings): `destroy
 /// a nosuch c` destroyed a and c, and `backup --tenant nosuch` exited 0

@@ -16,7 +16,9 @@ use crate::interrupt::{
 use crate::migrate::progress_bar;
 use crate::output::{json_to_stdout, outln};
 use crate::rotation;
-use crate::support::{Failure, confirm, json, require_root, require_tenants, tenant_names};
+use crate::support::{
+    Failure, confirm, in_cli_words, json, require_root, require_tenants, tenant_names,
+};
 
 /// `tenanted backup`.
 #[derive(clap::Args)]
@@ -203,7 +205,7 @@ fn print_backup(
         });
         return;
     }
-    outln!("{report}");
+    print_report(report);
     let Some(pruned) = pruned else { return };
     for dir in &pruned.removed {
         outln!("pruned {}", dir.display());
@@ -221,6 +223,22 @@ fn print_backup(
             dir.display()
         );
     }
+}
+
+/// The report as its `Display` writes it, each failed tenant's line in the
+/// CLI's words.
+fn print_report(report: &tenanted::BackupReport) {
+    for line in &report.failures {
+        let text = line.to_string();
+        match line.error.as_deref() {
+            Some(e) => outln!("{}", in_cli_words(text, e)),
+            None => outln!("{text}"),
+        }
+    }
+    for e in &report.listing_errors {
+        outln!("✗ {e}");
+    }
+    outln!("{}", report.summary());
 }
 
 /// `backup --json`: the report listing every tenant's line, and what the

@@ -13,7 +13,7 @@ use tenanted::{
 use crate::Cli;
 use crate::interrupt::{INTERRUPTED, cancel_on_ctrl_c};
 use crate::output::{errln, json_to_stdout, outln};
-use crate::support::{Failure, confirm, require_root, tenant_names};
+use crate::support::{Failure, confirm, in_cli_words, require_root, tenant_names};
 use crate::usage::{FlagsJson, StatusFlags};
 
 /// `tenanted migrate`.
@@ -320,7 +320,11 @@ impl Printer {
         if self.json || !(failed || report.changed()) || (self.quiet && !failed) {
             return;
         }
-        self.println(&report.to_string());
+        let line = report.to_string();
+        match report.error.as_deref() {
+            Some(e) => self.println(&in_cli_words(line, e)),
+            None => self.println(&line),
+        }
     }
 
     fn progress(&self, done: usize, total: usize, tenant: &str) {

@@ -159,6 +159,16 @@ pub fn tenant_names(names: &[String]) -> Result<Vec<TenantName>, Failure> {
     }
 }
 
+/// `line`, a report's line for a tenant that failed with `e` (the
+/// library's lines end with `e`'s message), ending in the CLI's words for
+/// `e` instead: the one place the printers of report lines translate.
+pub fn in_cli_words(line: String, e: &Error) -> String {
+    match line.strip_suffix(e.to_string().as_str()) {
+        Some(head) => format!("{head}{}", cli_message(e)),
+        None => line,
+    }
+}
+
 /// Every tenant of `names` must exist when the command starts: a misspelt
 /// name is refused (exit 1) before anything is asked or done, all such
 /// names together, rather than reported as a tenant gone, or failed, half
