@@ -133,6 +133,33 @@ fn suspend_and_resume_at_the_command_line_hold_in_a_serving_process_and_list_sho
         .code(2);
 }
 
+/// `usage`'s totals count a tenant over its limit among those near it (as
+/// `UsageReport::near_limit` documents): the sentence says so, rather than
+/// reading "1 at or over ..., 1 near it" as two tenants (the probe's
+/// misc_findings).
+#[test]
+fn usage_says_that_the_tenants_near_their_limit_include_those_over_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = serving(dir.path());
+    for name in ["a", "b", "c"] {
+        m.create_tenant(name).unwrap();
+    }
+    tenanted(dir.path())
+        .args(["limit", "set", "b", "4K"])
+        .assert()
+        .success();
+    tenanted(dir.path())
+        .arg("usage")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "3 tenant(s), ",
+        ))
+        .stdout(predicate::str::contains(
+            "; 1 at or over their size limit, 1 at 90% of it or more (those over included); 0 suspended",
+        ));
+}
+
 /// `tenanted usage` and `status`, run as processes of their own against a
 /// root this process serves (its pools open, a write of its in a `-wal`).
 #[test]

@@ -130,9 +130,12 @@ fn line(row: &TenantUsage) -> String {
     text
 }
 
+/// The totals line. `near_limit` counts the tenants over their limit too
+/// (as `UsageReport` documents it), so the sentence says so: "1 at or
+/// over, 1 near it" read as two tenants.
 fn summary(report: &UsageReport) -> String {
     format!(
-        "{} tenant(s), {} on disk; {} at or over their size limit, {} near it (90% or more); {} suspended; {} unreadable",
+        "{} tenant(s), {} on disk; {} at or over their size limit, {} at 90% of it or more (those over included); {} suspended; {} unreadable",
         report.tenants,
         bytes(report.total_bytes),
         report.over_limit,
