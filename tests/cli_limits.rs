@@ -133,6 +133,37 @@ fn suspend_and_resume_at_the_command_line_hold_in_a_serving_process_and_list_sho
         .code(2);
 }
 
+/// `resume` of a tenant that is not suspended says so (it said
+/// "resumed"); `suspend` refuses a reason that tells callers nothing, and
+/// without a mode names both (the probe's misc findings).
+#[test]
+fn suspend_and_resume_refuse_or_say_what_tells_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    serving(dir.path()).create_tenant("acme").unwrap();
+    tenanted(dir.path())
+        .args(["resume", "acme"])
+        .assert()
+        .success()
+        .stdout("acme was not suspended: nothing to resume\n");
+    for reason in ["", "  \t"] {
+        tenanted(dir.path())
+            .args(["suspend", "acme", "--blocked", "--reason", reason])
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("--reason is empty"));
+    }
+    tenanted(dir.path())
+        .args(["suspend", "acme", "--reason", "no mode"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--read-only").and(predicate::str::contains("--blocked")));
+    tenanted(dir.path())
+        .args(["limit", "show", "acme"])
+        .assert()
+        .success()
+        .stdout("acme: size limit unlimited (default)\n");
+}
+
 /// `usage`'s totals count a tenant over its limit among those near it (as
 /// `UsageReport::near_limit` documents): the sentence says so, rather than
 /// reading "1 at or over ..., 1 near it" as two tenants (the probe's

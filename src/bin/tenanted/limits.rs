@@ -5,7 +5,7 @@ use clap::{Args, Subcommand};
 use tenanted::{SuspendMode, TenantLimits, TenantManager, TenantName};
 
 use super::Cli;
-use super::support::{Failure, require_root, tenant_names};
+use super::support::{Failure, USAGE, require_root, tenant_names};
 use crate::output::outln;
 
 /// `tenanted limit ...`.
@@ -34,13 +34,15 @@ pub enum LimitCommand {
     },
 }
 
-/// `tenanted suspend`.
+/// `tenanted suspend`: one mode of the two is required, and clap's error
+/// for the group names both (`<--read-only|--blocked>`).
 #[derive(Args)]
+#[command(group(clap::ArgGroup::new("mode").required(true).args(["read_only", "blocked"])))]
 pub struct SuspendArgs {
     /// Tenant name.
     name: String,
     /// Serve the tenant read-only (instead of refusing it).
-    #[arg(long, conflicts_with = "blocked", required_unless_present = "blocked")]
+    #[arg(long)]
     read_only: bool,
     /// Refuse every connection to the tenant.
     #[arg(long)]
@@ -90,6 +92,13 @@ pub fn limit(cli: &Cli, command: &LimitCommand) -> Result<u8, Failure> {
 
 pub fn suspend(cli: &Cli, args: &SuspendArgs) -> Result<u8, Failure> {
     let tenant = one_name(&args.name)?;
+    // Callers are shown the reason: an empty one would tell them nothing.
+    if args.reason.trim().is_empty() {
+        let why = format!(
+            "--reason is empty: give the reason callers of {tenant} are shown (--reason 'invoice unpaid'); nothing was suspended"
+        );
+        return Err(Failure(USAGE, why));
+    }
     let mode = if args.blocked {
         SuspendMode::Blocked
     } else {
@@ -102,7 +111,14 @@ pub fn suspend(cli: &Cli, args: &SuspendArgs) -> Result<u8, Failure> {
 
 pub fn resume(cli: &Cli, name: &str) -> Result<u8, Failure> {
     let tenant = one_name(name)?;
-    manager(cli)?.resume_tenant(tenant.as_str())?;
+    let m = manager(cli)?;
+    // Nothing is written for a tenant not suspended: "resumed" would
+    // suggest it had been (a suspension recorded since is left alone).
+    if m.tenant_limits(tenant.as_str())?.suspension.is_none() {
+        outln!("{tenant} was not suspended: nothing to resume");
+        return Ok(0);
+    }
+    m.resume_tenant(tenant.as_str())?;
     outln!("resumed {tenant}");
     Ok(0)
 }
