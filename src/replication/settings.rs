@@ -160,9 +160,11 @@ impl ReplicationSettings {
     ///
     /// # Errors
     ///
-    /// As [`check`](Self::check); [`Error::Io`] writing the record;
+    /// [`Error::ReplicationRefused`] for a retention with a replica that is
+    /// not a local directory (S3 erases at once or never); [`Error::Io`]
+    /// for a control socket's path too long, or writing the record;
     /// [`Error::Encryption`] for a root that keeps encrypted tenants,
-    /// which Litestream cannot replicate.
+    /// which Litestream cannot replicate. Nothing is recorded then.
     pub fn record(&self, root: &RootConfig) -> Result<()> {
         crate::paths::refuse_encrypted(root.root_dir())?;
         self.check(root)?;
