@@ -325,7 +325,21 @@ fn a_stopped_create_holds_nobody_past_their_timeouts() {
         matches!(refused, Err(Error::TenantDoesNotExist { .. })),
         "{refused:?}"
     );
-    cli_destroy_is_busy(&root, "slow", pid);
+    // The CLI checks every name before it asks or does anything, as
+    // connection() does above: a tenant whose create has not published
+    // it does not exist yet, said at once (destroy_tenant, above, waits
+    // for the create and says busy).
+    let started = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_tenanted"))
+        .arg("--root")
+        .arg(&root)
+        .args(["destroy", "slow", "--yes"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(started.elapsed() < MARGIN, "the CLI waited: {stderr}");
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("tenant slow does not exist"), "{stderr}");
 
     let said = stopped.resume();
     assert!(said.contains("CREATED"), "{said}");

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 
 use super::KeyProvider;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, blocked};
 use crate::fs::dir::Dir;
 use crate::root_description::keys_dir;
 
@@ -63,6 +63,12 @@ fn keeps_keys(root: &Path, keys: &Path) -> Result<bool> {
     let dir = match Dir::open(root, keys) {
         Ok(dir) => dir,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        // Something else where the keys directory belongs (a link, a
+        // file) is taken for keys kept, as before this looked inside.
+        Err(e) if blocked(&e).is_some_and(|b| b.path == keys) => return Ok(true),
+        // The root or its `.tenanted` is no directory: the root's own
+        // checks say so, by name.
+        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => return Ok(false),
         Err(e) => return Err(Error::io(None, keys, "opening the keys directory", e)),
     };
     let listed = dir.entries();

@@ -180,7 +180,15 @@ pub fn require_tenants(
 ) -> Result<(), Failure> {
     let mut missing = Vec::new();
     for name in names {
-        if !manager.tenant_exists(name.as_str())? {
+        // Only a name nothing is known of: one on its way out (another
+        // process's destroy, which the command waits for and reports) or
+        // damaged is the command's to report, tenant by tenant.
+        if !manager.tenant_exists(name.as_str())?
+            && matches!(
+                manager.connection(name.as_str()),
+                Err(Error::TenantDoesNotExist { .. })
+            )
+        {
             let path = manager.root().database_path(name.as_str())?;
             missing.push(format!(
                 "tenant {name} does not exist (no database at {}); check the name against `tenanted list`",
