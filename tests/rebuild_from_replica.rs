@@ -690,6 +690,10 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 /// `staging` names a parent the rebuild makes its own private directory
 /// in: a file already there (here `keep.txt`; before, every file in the
 /// directory was deleted) survives, and the run's directory is gone after.
+/// The staging directory of an earlier rebuild that was killed (nobody
+/// holds its lock) is removed with the tenant copies it held (before,
+/// they piled up for good: the outside probe's finding); one a running
+/// rebuild holds, and a directory of the operator's, stay.
 #[test]
 fn a_rebuild_never_touches_what_is_already_in_the_staging_directory() {
     let Some(bin) = litestream::binary() else {
@@ -701,6 +705,14 @@ fn a_rebuild_never_touches_what_is_already_in_the_staging_directory() {
     std::fs::create_dir(&shared).unwrap();
     std::fs::write(shared.join("keep.txt"), "the operator's").unwrap();
     std::fs::write(shared.join("other.1.sqlite3"), "not ours").unwrap();
+    let killed = shared.join("tenanted-rebuild-killedAAAAAA");
+    std::fs::create_dir(&killed).unwrap();
+    std::fs::write(killed.join("acme.sqlite3"), "a tenant's copy").unwrap();
+    let running = shared.join("tenanted-rebuild-runningAAAAA");
+    std::fs::create_dir(&running).unwrap();
+    let held = std::fs::File::open(&running).unwrap();
+    held.lock().unwrap();
+    std::fs::create_dir(shared.join("operators-dir")).unwrap();
     let fresh = manager(&dir.path().join("fresh"));
     let report = fresh
         .rebuild_from_replica(&replica.options(&bin, dir.path()).staging(&shared))
@@ -711,7 +723,16 @@ fn a_rebuild_never_touches_what_is_already_in_the_staging_directory() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     left.sort();
-    assert_eq!(left, ["keep.txt", "other.1.sqlite3"]);
+    assert_eq!(
+        left,
+        [
+            "keep.txt",
+            "operators-dir",
+            "other.1.sqlite3",
+            "tenanted-rebuild-runningAAAAA"
+        ]
+    );
+    drop(held);
     let kept = std::fs::read_to_string(shared.join("keep.txt")).unwrap();
     assert_eq!(kept, "the operator's");
 }

@@ -15,9 +15,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::fs::dir::Dir;
-use crate::fs::file_id::FileId;
 use crate::fs::files::remove_tree_quietly;
-use crate::fs::sys;
+use crate::fs::{run_dirs, sys};
 use crate::paths::INTERNAL_DIR;
 
 const PREFIX: &str = "staging-";
@@ -43,7 +42,7 @@ impl Staging {
     /// The directory cannot be made, opened or locked.
     pub(crate) fn new(backup: &Path) -> io::Result<Staging> {
         let parent = Dir::open(backup, &backup.join(INTERNAL_DIR))?;
-        clear_stale(&parent);
+        run_dirs::remove_unheld(&parent, PREFIX, "the copies a killed backup run left");
         for _ in 0..ATTEMPTS {
             if let Some(staging) = Self::take(&parent)? {
                 return Ok(staging);
@@ -62,11 +61,7 @@ impl Staging {
         let name = PathBuf::from(format!("{PREFIX}{}-{n}", std::process::id()));
         sys::make_dir(parent.fd(), &name)?;
         let dir = parent.child(&name)?;
-        if !sys::flock(&dir.fd(), false, false, &name)? {
-            return Ok(None);
-        }
-        let here = FileId::in_dir(parent, &name)?;
-        if here != Some(FileId::from_stat(&sys::fstat(dir.fd())?)) {
+        if !run_dirs::hold(parent, &name, &dir)? {
             return Ok(None);
         }
         Ok(Some(Staging {
@@ -97,27 +92,5 @@ impl Staging {
 impl Drop for Staging {
     fn drop(&mut self) {
         remove_tree_quietly(&self.parent, &self.name);
-    }
-}
-
-/// Removes the staging directories in `parent` that no run holds.
-fn clear_stale(parent: &Dir) {
-    let Ok(entries) = parent.entries() else {
-        return;
-    };
-    for (name, is_dir) in entries.into_iter().flatten() {
-        if !is_dir || !name.to_str().is_some_and(|n| n.starts_with(PREFIX)) {
-            continue;
-        }
-        let Ok(dir) = parent.child(&name) else {
-            continue;
-        };
-        // Held until the directory is gone: a run that made it and locks
-        // it meanwhile fails to, or finds it gone, and makes another.
-        if sys::flock(&dir.fd(), false, false, &name).unwrap_or(false) {
-            tracing::info!(dir = %parent.join(&name).display(), "removing the copies a killed backup run left");
-            remove_tree_quietly(parent, &name);
-        }
-        drop(dir);
     }
 }

@@ -14,6 +14,7 @@ pub(crate) mod flock_holders;
 pub(crate) mod lock;
 pub(crate) mod patience;
 pub(crate) mod record;
+pub(crate) mod run_dirs;
 pub(crate) mod siblings;
 pub(crate) mod sys;
 

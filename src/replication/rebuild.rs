@@ -23,7 +23,7 @@ use crate::error::{Error, Result};
 use crate::fleet::{Line, Lines, Run};
 use crate::fs::files::remove_quietly;
 use crate::fs::siblings::sidecar_path;
-use crate::fs::{Dir, sys};
+use crate::fs::{Dir, run_dirs, sys};
 use crate::manager::TenantManager;
 use crate::name::TenantName;
 use crate::paths::Found;
@@ -198,15 +198,24 @@ impl TenantManager {
 
 /// This run's private staging directory: a fresh directory with a random
 /// name (created exclusively, mode 0700, so no other user can plant or
-/// read anything in it) inside the given or default parent. Only this
-/// directory and the files in it are ever removed; the parent is never
-/// swept, since tenanted did not create what is in it. Resumption needs
-/// no staging: tenants already in the root are kept.
+/// read anything in it) inside the given or default parent, locked while
+/// the run lasts (`fs/run_dirs.rs`). Nothing else in the parent is
+/// touched but the staging directories of earlier rebuilds that nobody
+/// holds (killed runs: they would keep copies of tenants' data there for
+/// good). Resumption needs no staging: tenants already in the root are
+/// kept.
 pub(super) struct Staging {
     dir: tempfile::TempDir,
     /// The same directory, open: what is staged is removed relative to it.
     open: Dir,
 }
+
+/// The name every rebuild's staging directory starts with.
+const PREFIX: &str = "tenanted-rebuild-";
+
+/// How many times a rebuild makes a staging directory that another run's
+/// sweep removed before it could lock it.
+const ATTEMPTS: usize = 3;
 
 impl Staging {
     fn take(manager: &TenantManager, options: &RebuildOptions) -> Result<Self> {
@@ -225,9 +234,19 @@ impl Staging {
             )
         };
         sys::make_dir_all(&parent).map_err(io)?;
-        let dir = sys::make_private_dir_in(&parent, "tenanted-rebuild-").map_err(io)?;
-        let open = Dir::open(dir.path(), dir.path()).map_err(io)?;
-        Ok(Staging { dir, open })
+        let above = Dir::open(&parent, &parent).map_err(io)?;
+        run_dirs::remove_unheld(&above, PREFIX, "the copies a killed rebuild left");
+        for _ in 0..ATTEMPTS {
+            let dir = sys::make_private_dir_in(&parent, PREFIX).map_err(io)?;
+            let open = Dir::open(dir.path(), dir.path()).map_err(io)?;
+            let name = crate::fs::siblings::name_of(dir.path());
+            if run_dirs::hold(&above, name, &open).map_err(io)? {
+                return Ok(Staging { dir, open });
+            }
+        }
+        let swept =
+            std::io::Error::other("another rebuild kept removing this run's staging directory");
+        Err(io(swept))
     }
 
     fn file_for(&self, tenant: &TenantName) -> PathBuf {

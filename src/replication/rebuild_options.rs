@@ -96,9 +96,10 @@ impl RebuildOptions {
     /// directory (a new `tenanted-rebuild-*` with a random name, mode
     /// 0700), where each tenant is restored before it is checked and
     /// published (default: the system's temporary directory). Must be
-    /// outside the root. Nothing already in `dir` is touched: only the
-    /// run's own directory is removed, when the run ends; it holds at most
-    /// `jobs` tenants at a time.
+    /// outside the root. The run's own directory is removed when the run
+    /// ends; it holds at most `jobs` tenants at a time. Nothing else in
+    /// `dir` is touched but the `tenanted-rebuild-*` directories of
+    /// earlier rebuilds that were killed (no run holds their lock).
     pub fn staging(mut self, dir: impl Into<PathBuf>) -> Self {
         self.staging = Some(dir.into());
         self
