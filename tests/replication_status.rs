@@ -234,4 +234,20 @@ fn status_lists_an_s3_compatible_store_named_by_the_recorded_query() {
         );
         std::thread::sleep(Duration::from_millis(300));
     }
+    // A stalled store (it accepts and answers nothing): the status fails
+    // within its listing's 15 s, not after each request's own 60 s.
+    store.signal("STOP");
+    let started = Instant::now();
+    let mut command = cli(&bin, &root);
+    store.credentials(&mut command);
+    let out = command.args(["replication-status"]).output().unwrap();
+    let took = started.elapsed();
+    store.signal("CONT");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        took < Duration::from_secs(45),
+        "the status took {took:?}: {said}"
+    );
+    assert!(said.contains("did not answer"), "{said}");
 }

@@ -15,9 +15,10 @@ use std::io;
 use std::path::Path;
 use std::time::SystemTime;
 
-use super::store::GRAVEYARD;
 use rustix::fs::FileType;
 
+use super::store::GRAVEYARD;
+use super::until::Until;
 use crate::error::{Error, Result};
 use crate::fs::{Dir, sys};
 use crate::name::TenantName;
@@ -38,19 +39,24 @@ pub(crate) fn replicated_tenants(
     root: &RootConfig,
     target: &ReplicaTarget,
 ) -> Result<BTreeMap<TenantName, String>> {
-    let entries = replica_entries(root, target)?;
+    let entries = replica_entries(root, target, Until(None))?;
     Ok(entries.into_iter().map(|(t, e)| (t, e.relative)).collect())
 }
 
-/// The tenants the replica holds, with when each was last written to.
+/// The tenants the replica holds, with when each was last written to;
+/// a remote store's listing within `until`.
 pub(crate) fn replica_entries(
     root: &RootConfig,
     target: &ReplicaTarget,
+    until: Until,
 ) -> Result<BTreeMap<TenantName, ReplicaEntry>> {
+    // Only a remote store's listing waits (a local directory's does not).
+    #[cfg(not(feature = "s3"))]
+    let _ = until;
     let keys = match scheme(target.url()).as_deref() {
         Some("file") => file_keys(target)?,
         #[cfg(feature = "s3")]
-        Some("s3") => super::s3::list_keys(target)?,
+        Some("s3") => super::s3::list_keys(target, until)?,
         _ => return Err(unlistable(target)),
     };
     let mut tenants: BTreeMap<TenantName, ReplicaEntry> = BTreeMap::new();

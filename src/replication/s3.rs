@@ -18,8 +18,11 @@ const SIGNED_FOR: Duration = Duration::from_secs(300);
 
 /// Every key under the replica's prefix, relative to it, with its last
 /// modification.
-pub(crate) fn list_keys(target: &ReplicaTarget) -> Result<Vec<(String, Option<SystemTime>)>> {
-    list_keys_for(target, "listing the tenants", Until(None))
+pub(crate) fn list_keys(
+    target: &ReplicaTarget,
+    until: Until,
+) -> Result<Vec<(String, Option<SystemTime>)>> {
+    list_keys_for(target, "listing the tenants", until)
 }
 
 /// [`list_keys`], for `operation` (what the caller's error says was

@@ -16,6 +16,7 @@ use super::control::ControlSocket;
 use super::listing::{ReplicaEntry, replica_entries};
 use super::settings::ReplicationSettings;
 use super::tenant_files::TenantFiles;
+use super::until::Until;
 use crate::error::{Error, Result};
 use crate::manager::TenantManager;
 use crate::name::TenantName;
@@ -25,6 +26,10 @@ use crate::paths::{ReplicaTarget, RootConfig};
 /// replica's own (Litestream writes its bookkeeping into the database
 /// when it syncs and when it lets go).
 const SLACK: Duration = Duration::from_secs(2);
+
+/// How long a status waits for a remote replica's listing: a stalled
+/// store fails it then, instead of after each request's own timeout.
+const LISTING_WITHIN: Duration = Duration::from_secs(15);
 
 /// A registered tenant whose changes have waited longer than this for a
 /// sync is at risk: Litestream syncs every second while a tenant changes,
@@ -140,7 +145,8 @@ impl TenantManager {
         // path style and region in its query: read them into the target
         // the listing uses, not into the prefix.
         let target = ReplicaTarget::parse(settings.replica_url());
-        let replica = match replica_entries(root, &target) {
+        let until = Until(Some(std::time::Instant::now() + LISTING_WITHIN));
+        let replica = match replica_entries(root, &target, until) {
             Ok(replica) => replica,
             // A directory replica before its first sync.
             Err(_) if missing_directory(&target) => BTreeMap::new(),
