@@ -30,8 +30,17 @@ pub(crate) const EXISTING: OpenFlags =
 /// How long a maintenance connection waits on another writer.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long a one-off read (a status, a backup) waits for SQLite's lock,
+/// as long as a pooled connection does by default. In WAL mode a reader
+/// waits only while another connection holds the file alone (a backup's
+/// read of a small idle tenant, well under a millisecond; recovery after
+/// a crash) or is stopped in the middle of writing the WAL index: a wait
+/// longer than this is a stopped or stuck process, and one such tenant
+/// would otherwise hold a whole fleet's status 30 s.
+const READ_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// How long a one-off read waits at the tenant's open gate for a destroy
-/// in another process to pass it, as it waits for SQLite's locks.
+/// in another process to pass it.
 const READ_GATE_WAIT: Duration = BUSY_TIMEOUT;
 
 /// Opens an existing tenant database directly (not through a pool),
@@ -204,7 +213,7 @@ fn open_keyed(
             let open = || {
                 let mut conn = Connection::open_with_flags(literal_path(path), EXISTING)?;
                 crypt::apply(&conn, key)?;
-                conn.busy_timeout(BUSY_TIMEOUT)?;
+                conn.busy_timeout(READ_BUSY_TIMEOUT)?;
                 setup(&mut conn)?;
                 Ok(conn)
             };
