@@ -306,7 +306,7 @@ pub enum Error {
     },
 
     /// A migration failed; the tenant's transaction was rolled back.
-    #[error("migrating tenant {tenant} ({}) failed{}: {}; the tenant stays at version {version}, fix the migration and run migrate again", path.display(), migration.as_ref().map(|m| format!(" in {m}")).unwrap_or_default(), concise(source))]
+    #[error("migrating tenant {tenant} ({}) failed{}: {}; the tenant stays at version {version}, fix the migration and run migrate again (the root recorded the failed one as the migration for its version before it ran: if no tenant applied it, as `migration_status` shows, run the fixed one once with accept_migration_changes, `tenanted migrate --accept-migration-changes`; if some did, add a new migration instead of editing it)", path.display(), migration.as_ref().map(|m| format!(" in {m}")).unwrap_or_default(), concise(source))]
     Migration {
         /// The tenant.
         tenant: TenantName,
@@ -420,7 +420,7 @@ pub enum Error {
     /// This program's migration at `version` is not the one the root
     /// applied at that version (recorded in `.tenanted/migrations`): it was
     /// edited, renamed or reordered after it ran.
-    #[error("migration {version} of this program is {code}, but the root {} applied {applied} at that version: {}; restore the original, or if the change is deliberate and safe, accept it with TenantManagerBuilder::accept_migration_changes(true)", root.display(), MIGRATION_CHANGED)]
+    #[error("migration {version} of this program is {code}, but the root {} applied {applied} at that version: {}; restore the original, or if the change is deliberate and safe (a migration that failed everywhere and was fixed is: no tenant at that version in `migration_status`), accept it with TenantManagerBuilder::accept_migration_changes(true)", root.display(), MIGRATION_CHANGED)]
     MigrationChanged {
         /// The root directory.
         root: PathBuf,
