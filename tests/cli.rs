@@ -2124,3 +2124,38 @@ fn rebuild_brings_a_root_back_from_its_replica() {
         .code(1)
         .stdout(predicate::str::contains("the replica holds no tenant"));
 }
+
+/// A `--json` command whose arguments clap refuses still prints
+/// `{"error": ...}` on stdout (it printed nothing there: the third outside
+/// probe), with the usual exit 2; and a damaged tenant's backup line
+/// advises commands, not the library's calls.
+#[test]
+fn refused_arguments_speak_json_and_a_damaged_tenants_line_advises_commands() {
+    let dir = workspace(4);
+    let out = tenanted(dir.path())
+        .args(["migrate", "--json", "--jobs", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let said = json_of(&out.stdout);
+    let error = said["error"].as_str().unwrap_or_default();
+    assert!(error.contains("--jobs"), "{said}");
+    tenanted(dir.path())
+        .args(["create", "acme", "globex"])
+        .assert()
+        .success();
+    let db = tenanted::RootConfig::new(dir.path().join("tenants"))
+        .database_path("acme")
+        .unwrap();
+    std::fs::remove_file(&db).unwrap();
+    tenanted(dir.path())
+        .args(["backup", "--to"])
+        .arg(dir.path().join("bk"))
+        .assert()
+        .code(1)
+        .stdout(
+            predicate::str::contains("`tenanted cleanup`")
+                .and(predicate::str::contains("remove_debris").not())
+                .and(predicate::str::contains("create_tenant").not()),
+        );
+}

@@ -277,7 +277,10 @@ impl Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return refused_arguments(e),
+    };
     support::init_logging(cli.verbose, cli.quiet);
     let json = cli.command.json();
     if cli.accept_migration_changes && !cli.command.reads_migrations() {
@@ -288,6 +291,23 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(failure) => failure.report(json),
     }
+}
+
+/// Arguments clap refused (or `--help`, `--version`): said as clap says
+/// them, and also as `{"error": ...}` on stdout when `--json` was among
+/// them, as every other failure of a `--json` command is.
+fn refused_arguments(e: clap::Error) -> ExitCode {
+    let asked_json = std::env::args_os().any(|a| a == "--json");
+    if asked_json && e.use_stderr() {
+        let said = e.to_string();
+        let why = said.lines().next().unwrap_or_default();
+        outln!(
+            "{}",
+            serde_json::json!({ "error": why.trim_start_matches("error: ") })
+        );
+    }
+    let _ = e.print();
+    ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(support::USAGE))
 }
 
 impl Cli {

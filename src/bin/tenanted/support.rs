@@ -75,6 +75,16 @@ pub fn cli_message(e: &Error) -> String {
             "tenant {tenant} is damaged: its database file {} cannot be read as a database ({reason}); tenanted has left it untouched: restore it from a backup (`tenanted restore {tenant} --from FILE --replace --yes`), or destroy it (`tenanted destroy {tenant} --yes`) and create it again",
             path.display()
         ),
+        Error::MissingDatabase {
+            tenant,
+            dir,
+            path,
+            found,
+        } => format!(
+            "tenant {tenant} is damaged: its directory {} is there, so it is listed, but holds no database file {} ({found} there); nothing was changed: run `tenanted cleanup` to remove the directory if nothing else is in it, `tenanted create {tenant}` to make the tenant again in it, or move the directory out of the root",
+            dir.display(),
+            path.display()
+        ),
         Error::BadBackup {
             tenant,
             path,
