@@ -63,8 +63,8 @@ mod tenant_usage;
 pub mod testing;
 
 pub use backup::{
-    BackupCounts, BackupOptions, BackupOutcome, BackupReport, RestoreOptions, RestoreOutcome,
-    TenantBackup,
+    BackupCounts, BackupOptions, BackupOutcome, BackupReport, LINEAGE_RECORD, RestoreOptions,
+    RestoreOutcome, TenantBackup,
 };
 pub use builder::TenantManagerBuilder;
 pub use busy::WaitedFor;

@@ -2159,3 +2159,69 @@ fn refused_arguments_speak_json_and_a_damaged_tenants_line_advises_commands() {
                 .and(predicate::str::contains("create_tenant").not()),
         );
 }
+
+/// The last copy of a destroyed tenant is kept by a prune after a tenant
+/// is made again under its name and backed up: the runs record which
+/// incarnation of each tenant they copied (`tenanted::LINEAGE_RECORD`),
+/// and the new one's copies do not cover the old one's (the third outside
+/// probe: with `--keep 1` the run holding the destroyed tenant's rows was
+/// pruned, exit 0, once the new tenant of that name was backed up).
+#[test]
+fn a_prune_keeps_a_destroyed_tenants_last_copy_after_its_name_is_reused() {
+    let dir = workspace(4);
+    tenanted(dir.path())
+        .args(["create", "acme", "other"])
+        .assert()
+        .success();
+    let root = tenanted::RootConfig::new(dir.path().join("tenants"));
+    let db = root.database_path("acme").unwrap();
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute(
+            "INSERT INTO users (email, name) VALUES ('ceo@acme', 'ceo')",
+            [],
+        )
+        .unwrap();
+    let into = dir.path().join("backups");
+    let run = || {
+        // Run names are to the second: a new run waits for the next.
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        tenanted(dir.path())
+            .args(["backup", "--into"])
+            .arg(&into)
+            .args(["--keep", "1"])
+            .assert()
+            .success();
+    };
+    run();
+    tenanted(dir.path())
+        .args(["destroy", "acme", "--yes"])
+        .assert()
+        .success();
+    tenanted(dir.path())
+        .args(["create", "acme"])
+        .assert()
+        .success();
+    run();
+    run();
+    // The oldest run, with the destroyed acme's row, is still there.
+    let mut runs: Vec<std::path::PathBuf> = std::fs::read_dir(&into)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+        .collect();
+    runs.sort();
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    let old_copy = tenanted::RootConfig::new(&runs[0])
+        .database_path("acme")
+        .unwrap();
+    let rows: i64 = rusqlite::Connection::open(&old_copy)
+        .unwrap()
+        .query_row(
+            "SELECT count(*) FROM users WHERE email = 'ceo@acme'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(rows, 1, "the destroyed acme's last copy was pruned");
+}

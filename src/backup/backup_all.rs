@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::destination::check_outside_root;
+use super::lineage::Lineages;
 use super::options::BackupOptions;
 use super::report::{BackupCounts, BackupOutcome, BackupReport, TenantBackup};
 use super::staging::Staging;
@@ -65,6 +66,7 @@ struct Backup<'a> {
     options: &'a BackupOptions,
     staging: Staging,
     owns_dir: bool,
+    lineages: Lineages,
 }
 
 pub(crate) fn backup_all(
@@ -94,6 +96,7 @@ pub(crate) fn backup_all(
         options,
         staging,
         owns_dir,
+        lineages: Lineages::open(dir),
     };
     let span = tracing::info_span!("backup_all", jobs = options.fleet.jobs);
     let _entered = span.enter();
@@ -113,6 +116,7 @@ pub(crate) fn backup_all(
             Some(backup.copy_synced(run, &found.tenant))
         }),
     };
+    backup.lineages.finish();
     sync_entries(&backup.layout, &whole_run)?;
     let report = FleetReport::from_run(ran);
     tracing::info!(
@@ -129,6 +133,7 @@ struct Copying {
     dest: PathBuf,
     started: Instant,
     copy: Staged,
+    lineage: Option<String>,
 }
 
 impl Backup<'_> {
@@ -147,12 +152,14 @@ impl Backup<'_> {
             Ok(dest) => dest,
             Err(line) => return Begun::Done(self.line(run, line)),
         };
+        let before = self.lineage_of(tenant);
         let copied = (self.root.path_of(tenant.as_str())).and_then(|path| {
             storage::snapshot_staged(tenant, (self.root.root_dir(), &path), self.staging.dir())
                 .map_err(|e| diagnosed(self.root, self.owns_dir, (tenant, &path), e))
         });
         match copied {
             Ok(copy) => Begun::Unfinished(Copying {
+                lineage: self.lineage_since(tenant, before),
                 tenant: tenant.clone(),
                 dest,
                 started,
@@ -171,16 +178,41 @@ impl Backup<'_> {
             Ok(dest) => dest,
             Err(line) => return self.line(run, line),
         };
+        let before = self.lineage_of(tenant);
         let copied = (self.root.path_of(tenant.as_str())).and_then(|path| {
             let source = (self.root.root_dir(), path.as_path());
             storage::snapshot(tenant, source, &dest, Some(self.within()))
                 .map_err(|e| diagnosed(self.root, self.owns_dir, (tenant, &path), e))
         });
         let line = match copied {
-            Ok(snapshot) => succeeded(tenant, dest, snapshot, started),
+            Ok(snapshot) => {
+                let lineage = self.lineage_since(tenant, before);
+                self.record_lineage(tenant, lineage.as_deref());
+                succeeded(tenant, dest, snapshot, started)
+            }
             Err(e) => failed(tenant, &dest, e),
         };
         self.line(run, line)
+    }
+
+    /// The lineage of `tenant` as it is now (see `lineage.rs`).
+    fn lineage_of(&self, tenant: &TenantName) -> Option<String> {
+        let path = self.root.path_of(tenant.as_str()).ok()?;
+        self.owns_dir.then(|| Lineages::of(path.parent()?))?
+    }
+
+    /// The lineage a copy taken since `before` (the tenant's lineage
+    /// before it) is of: `before` if the tenant is still that one, else
+    /// none (destroyed and made again meanwhile: which one was copied is
+    /// not known, and the copy is matched by its name).
+    fn lineage_since(&self, tenant: &TenantName, before: Option<String>) -> Option<String> {
+        before.filter(|b| self.lineage_of(tenant).as_deref() == Some(b.as_str()))
+    }
+
+    fn record_lineage(&self, tenant: &TenantName, lineage: Option<&str>) {
+        if let Some(lineage) = lineage {
+            self.lineages.record(tenant, lineage);
+        }
     }
 
     /// Where `tenant`'s copy goes, or its failed line.
@@ -202,7 +234,10 @@ impl Backup<'_> {
         let synced = synced_through.and_then(|d| sys::sync_file_system(d.fd(), d.path()));
         let put = |c: Copying| match &synced {
             Ok(()) => match c.copy.place(staging, &c.dest, self.within()) {
-                Ok(snapshot) => succeeded(&c.tenant, c.dest, snapshot, c.started),
+                Ok(snapshot) => {
+                    self.record_lineage(&c.tenant, c.lineage.as_deref());
+                    succeeded(&c.tenant, c.dest, snapshot, c.started)
+                }
                 Err(e) => failed(&c.tenant, &c.dest, e),
             },
             Err(e) => {

@@ -4,12 +4,14 @@
 
 mod backup_all;
 mod destination;
+mod lineage;
 mod options;
 mod report;
 #[cfg(feature = "serde")]
 mod serde_impls;
 mod staging;
 
+pub use lineage::LINEAGE_RECORD;
 pub use options::{BackupOptions, RestoreOptions};
 pub use report::{BackupCounts, BackupOutcome, BackupReport, RestoreOutcome, TenantBackup};
 

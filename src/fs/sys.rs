@@ -156,6 +156,29 @@ pub(crate) fn birth_time(dir: BorrowedFd<'_>, name: &Path) -> io::Result<Option<
     Ok(Some(secs * 1_000_000_000 + u128::from(x.stx_btime.tv_nsec)))
 }
 
+/// Which file `path` names, never following a link at its end: its inode
+/// number and `statx` birth time in nanoseconds (0 where the file system
+/// keeps none). A file made again under the same path differs in one or
+/// the other, even where the kernel gives the old inode number again.
+pub(crate) fn made_as(path: &Path) -> io::Result<(u64, u128)> {
+    use rustix::fs::{CWD, StatxFlags, statx};
+    faults::check(Step::Stat, path)?;
+    let x = statx(
+        CWD,
+        path,
+        AtFlags::SYMLINK_NOFOLLOW,
+        StatxFlags::INO | StatxFlags::BTIME,
+    )?;
+    let born = match StatxFlags::from_bits_retain(x.stx_mask).contains(StatxFlags::BTIME) {
+        true => {
+            u128::try_from(x.stx_btime.tv_sec).unwrap_or(0) * 1_000_000_000
+                + u128::from(x.stx_btime.tv_nsec)
+        }
+        false => 0,
+    };
+    Ok((x.stx_ino, born))
+}
+
 /// What an open file is.
 pub(crate) fn fstat(file: BorrowedFd<'_>) -> io::Result<Stat> {
     faults::check(Step::Stat, Path::new(""))?;

@@ -11,7 +11,7 @@
 //! between leaves a hidden directory, never a half-removed run that would
 //! count as holding copies.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -126,14 +126,59 @@ fn runs(parent: &Path) -> Result<Vec<(u64, PathBuf)>, Failure> {
     Ok(runs)
 }
 
+/// A copy in a run: the tenant's name, and which incarnation of it was
+/// copied when the run recorded it (`tenanted::LINEAGE_RECORD`).
+type Copy = (String, Option<String>);
+
 /// The tenants with a copy in the run `dir`.
-fn copies(cli: &Cli, dir: &Path) -> Result<HashSet<String>, Failure> {
+fn copies(cli: &Cli, dir: &Path) -> Result<Vec<Copy>, Failure> {
     let root = cli.root_config();
     let layout = tenanted::RootConfig::new(dir)
         .template(root.template_str())
         .buckets(root.bucket_count());
+    let lineages = lineages(dir);
     let names = layout.tenants()?.filter_map(Result::ok);
-    Ok(names.map(|t| t.as_str().to_owned()).collect())
+    Ok(names
+        .map(|t| {
+            let lineage = lineages.get(t.as_str()).cloned();
+            (t.as_str().to_owned(), lineage)
+        })
+        .collect())
+}
+
+/// The incarnation of each tenant the run `dir` recorded (none from a
+/// run made before the record existed, or one that could not write it:
+/// its copies are then matched by name alone).
+fn lineages(dir: &Path) -> HashMap<String, String> {
+    let record = dir
+        .join(tenanted::INTERNAL_DIR)
+        .join(tenanted::LINEAGE_RECORD);
+    let text = std::fs::read_to_string(record).unwrap_or_default();
+    (text.lines())
+        .filter_map(|line| line.split_once(' '))
+        .map(|(name, lineage)| (name.to_owned(), lineage.to_owned()))
+        .collect()
+}
+
+/// The copies the runs kept so far hold: by name, each incarnation
+/// (`None`: a copy whose incarnation was not recorded).
+#[derive(Default)]
+struct Covered(HashMap<String, HashSet<Option<String>>>);
+
+impl Covered {
+    fn add(&mut self, (name, lineage): Copy) {
+        self.0.entry(name).or_default().insert(lineage);
+    }
+
+    /// Whether a kept run holds a copy of the same incarnation as `copy`
+    /// (by name where either side's incarnation is not known): a copy of
+    /// a tenant destroyed since, and made again under its name, is not
+    /// covered by the new one's.
+    fn covers(&self, (name, lineage): &Copy) -> bool {
+        self.0
+            .get(name)
+            .is_some_and(|kept| lineage.is_none() || kept.contains(&None) || kept.contains(lineage))
+    }
 }
 
 /// Removes the runs under `parent` that `retention` lets go, except those
@@ -161,12 +206,12 @@ pub fn prune(
             candidates.push(dir);
         }
     }
-    let (mut covered, mut pruned) = (HashSet::new(), Pruned::default());
+    let (mut covered, mut pruned) = (Covered::default(), Pruned::default());
     // A kept run that cannot be read covers nothing: runs it would have
     // let go are then judged without it (kept, if they hold a copy).
     for dir in &kept {
         match copies(cli, dir) {
-            Ok(copies) => covered.extend(copies),
+            Ok(copies) => copies.into_iter().for_each(|c| covered.add(c)),
             Err(Failure(_, why)) if dir != current => pruned.unjudged.push((dir.clone(), why)),
             Err(failure) => return Err(failure),
         }
@@ -174,11 +219,8 @@ pub fn prune(
     // Newest first: a tenant's newest copy among the candidates is the
     // one kept for it.
     for dir in candidates {
-        let only: Vec<String> = match copies(cli, &dir) {
-            Ok(copies) => copies
-                .into_iter()
-                .filter(|t| !covered.contains(t))
-                .collect(),
+        let only: Vec<Copy> = match copies(cli, &dir) {
+            Ok(copies) => copies.into_iter().filter(|c| !covered.covers(c)).collect(),
             Err(Failure(_, why)) => {
                 pruned.unjudged.push((dir, why));
                 continue;
@@ -190,10 +232,11 @@ pub fn prune(
                 Err(Failure(_, why)) => pruned.unjudged.push((dir, why)),
             }
         } else {
-            covered.extend(only.iter().cloned());
-            let mut only = only;
-            only.sort();
-            pruned.kept_for.push((dir, only));
+            let mut names: Vec<String> = only.iter().map(|(name, _)| name.clone()).collect();
+            only.into_iter().for_each(|c| covered.add(c));
+            names.sort();
+            names.dedup();
+            pruned.kept_for.push((dir, names));
         }
     }
     Ok(pruned)
