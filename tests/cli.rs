@@ -845,6 +845,17 @@ fn migration_new_creates_the_next_numbered_up_and_down() {
         .assert()
         .success();
     assert!(empty.path().join("migrations/0001_first/up.sql").is_file());
+    // A folder with a gap, which every other command refuses, gets no new
+    // migration after it (the third outside probe: 0010_y was made after
+    // 0006 and 0009_x, and exit 0).
+    std::fs::create_dir(dir.path().join("migrations/0009_x")).unwrap();
+    std::fs::write(dir.path().join("migrations/0009_x/up.sql"), "SELECT 1;").unwrap();
+    tenanted(dir.path())
+        .args(["migration", "new", "y"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("0004"));
+    assert!(!dir.path().join("migrations/0010_y").exists());
 }
 
 #[test]

@@ -43,6 +43,12 @@ pub fn migration_new(dir: &Path, name: &str, timestamp: bool) -> Result<u8, Fail
             ),
         ));
     }
+    // A folder every other command refuses (a gap in its numbers, two
+    // migrations of one number) gets no new migration: it would only be
+    // added to what has to be mended first.
+    if dir.exists() {
+        tenanted::Migrations::from_dir(dir)?;
+    }
     let (last, timestamped) = last_number(dir)?;
     let prefix = if timestamp || timestamped {
         // A clock behind the last migration still gives a later name.
