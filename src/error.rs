@@ -217,7 +217,7 @@ pub enum Error {
     /// A file given to `restore_tenant` is not a backup that can be
     /// restored (missing, empty, not SQLite, failing `integrity_check`);
     /// nothing was changed.
-    #[error("cannot restore tenant {tenant} from {}: {reason}; nothing was changed: restore from an intact backup made by backup_tenant or backup_all", path.display())]
+    #[error("cannot restore tenant {tenant} from {}: {reason}; nothing was changed: restore from an intact backup of this root (one backup_tenant or backup_all made)", path.display())]
     BadBackup {
         /// The tenant that was to be restored.
         tenant: TenantName,

@@ -56,7 +56,7 @@ pub(crate) fn check_backup_history(
             tenant: tenant.clone(),
             path: src.to_path_buf(),
             reason: format!(
-                "its tenants were migrated with {} (checksum {}) as migration {}, but this root applied {} (checksum {})",
+                "its tenants were migrated with {} (checksum {}) as migration {}, but this root applied {} (checksum {}): the backup comes from a root with other migrations, and belongs in one with the same",
                 had.name, had.checksum, had.version, has.name, has.checksum
             ),
         }),

@@ -90,7 +90,7 @@ pub fn cli_message(e: &Error) -> String {
             path,
             reason,
         } => format!(
-            "cannot restore tenant {tenant} from {}: {reason}; nothing was changed: restore from an intact backup made by `tenanted backup`",
+            "cannot restore tenant {tenant} from {}: {reason}; nothing was changed: restore from an intact backup of this root (one `tenanted backup` made)",
             path.display()
         ),
         Error::PendingMigration(p) => format!(
