@@ -143,6 +143,16 @@ pub(crate) struct Busy {
 }
 
 impl Busy {
+    /// A wait for SQLite's lock that ended after `waited`: its holder is
+    /// another connection, which SQLite does not name.
+    pub(crate) fn sqlite_lock(waited: Duration) -> Busy {
+        Busy {
+            waited_for: WaitedFor::Writer,
+            other_process: None,
+            waited,
+        }
+    }
+
     /// This wait as an I/O error.
     pub(crate) fn into_io(self) -> io::Error {
         io::Error::new(io::ErrorKind::TimedOut, self)

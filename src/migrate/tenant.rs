@@ -9,7 +9,7 @@ use rusqlite_migration::MigrationDefinitionError;
 
 use super::migrations::Migrations;
 use super::version::{peek_version, read_version};
-use crate::busy::WaitedFor;
+use crate::busy::{Busy, WaitedFor};
 use crate::error::{Error, Result};
 use crate::fs::Patience;
 use crate::fs::file_system::FileSystem;
@@ -285,14 +285,7 @@ fn migration_error(
             if is_busy(err)
                 && let Some(waited) = busy_for =>
         {
-            Error::TenantBusy {
-                tenant: tenant.clone(),
-                path,
-                waited_for: WaitedFor::Writer,
-                checked_out: 0,
-                other_process: None,
-                waited,
-            }
+            Error::busy(tenant, path, Busy::sqlite_lock(waited))
         }
         // Nothing is wrong with the migration either: the disk is full.
         rusqlite_migration::Error::RusqliteError { ref err, .. }

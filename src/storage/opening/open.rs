@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
-use crate::busy::WaitedFor;
+use crate::busy::{Busy, WaitedFor};
 use crate::crypt::{self, TenantKey};
 use crate::error::{Error, Result};
 use crate::fs::Patience;
@@ -157,14 +157,7 @@ fn held_locked(e: Error, patience: &Patience) -> Error {
             path,
             cause,
             ..
-        } if is_busy(&cause) => Error::TenantBusy {
-            tenant,
-            path,
-            waited_for: WaitedFor::Writer,
-            checked_out: 0,
-            other_process: None,
-            waited: patience.waited(),
-        },
+        } if is_busy(&cause) => Error::busy(&tenant, path, Busy::sqlite_lock(patience.waited())),
         e => e,
     }
 }
