@@ -242,9 +242,10 @@ impl Replicator {
         }
         let followed = Followed::new(root)?;
         let replication = followed.current()?.ok_or_else(|| not_configured(root))?;
-        // Settings recorded before a check refused them (an S3 retention).
-        replication.settings().check(root)?;
+        // Given ones were checked above; recorded ones may predate a check
+        // that refuses them (an S3 retention).
         if given.is_none() {
+            replication.settings().check(root)?;
             check_store(replication.settings())?;
         }
         let shards = shards_of(root, replication.settings());
@@ -875,16 +876,12 @@ fn stop_every_stale(state: &Dir) {
         return;
     };
     for (name, _) in entries.into_iter().flatten() {
-        let Some(shard) = (name.to_str())
-            .and_then(|n| n.strip_prefix("litestream-")?.strip_suffix(".pid"))
-            .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-        else {
-            continue;
-        };
-        stop_stale(
-            state,
-            &state.join(Path::new(&format!("litestream-{shard}.yml"))),
-        );
+        let shard =
+            (name.to_str()).and_then(|n| n.strip_prefix("litestream-")?.strip_suffix(".pid"));
+        if shard.is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())) {
+            // The configuration its command line names (see `pid_path`).
+            stop_stale(state, &state.join(&name).with_extension("yml"));
+        }
     }
 }
 
