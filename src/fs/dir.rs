@@ -241,6 +241,18 @@ impl Dir {
         Ok(listed)
     }
 
+    /// Whether this directory holds no entry (besides `.` and `..`): one
+    /// read of it, however many it holds.
+    #[cfg(feature = "encryption")]
+    pub(crate) fn is_empty(&self) -> io::Result<bool> {
+        let own = Arc::new(sys::open_dir(self.fd(), Path::new("."))?);
+        match Entries::streamed(own).advance() {
+            None => Ok(true),
+            Some(Ok(_)) => Ok(false),
+            Some(Err(e)) => Err(e),
+        }
+    }
+
     /// Makes the entries added to or removed from this directory durable.
     /// A file system that cannot sync directories is not an error.
     pub(crate) fn sync(&self) -> io::Result<()> {
