@@ -152,14 +152,12 @@ impl Backup<'_> {
             Ok(dest) => dest,
             Err(line) => return Begun::Done(self.line(run, line)),
         };
-        let before = self.lineage_of(tenant);
-        let copied = (self.root.path_of(tenant.as_str())).and_then(|path| {
-            storage::snapshot_staged(tenant, (self.root.root_dir(), &path), self.staging.dir())
-                .map_err(|e| diagnosed(self.root, self.owns_dir, (tenant, &path), e))
+        let copied = self.copied(tenant, |source| {
+            storage::snapshot_staged(tenant, source, self.staging.dir())
         });
         match copied {
-            Ok(copy) => Begun::Unfinished(Copying {
-                lineage: self.lineage_since(tenant, before),
+            Ok((copy, lineage)) => Begun::Unfinished(Copying {
+                lineage,
                 tenant: tenant.clone(),
                 dest,
                 started,
@@ -178,15 +176,11 @@ impl Backup<'_> {
             Ok(dest) => dest,
             Err(line) => return self.line(run, line),
         };
-        let before = self.lineage_of(tenant);
-        let copied = (self.root.path_of(tenant.as_str())).and_then(|path| {
-            let source = (self.root.root_dir(), path.as_path());
+        let copied = self.copied(tenant, |source| {
             storage::snapshot(tenant, source, &dest, Some(self.within()))
-                .map_err(|e| diagnosed(self.root, self.owns_dir, (tenant, &path), e))
         });
         let line = match copied {
-            Ok(snapshot) => {
-                let lineage = self.lineage_since(tenant, before);
+            Ok((snapshot, lineage)) => {
                 self.record_lineage(tenant, lineage.as_deref());
                 succeeded(tenant, dest, snapshot, started)
             }
@@ -195,18 +189,26 @@ impl Backup<'_> {
         self.line(run, line)
     }
 
-    /// The lineage of `tenant` as it is now (see `lineage.rs`).
-    fn lineage_of(&self, tenant: &TenantName) -> Option<String> {
-        let path = self.root.path_of(tenant.as_str()).ok()?;
-        self.owns_dir.then(|| Lineages::of(path.parent()?))?
-    }
-
-    /// The lineage a copy taken since `before` (the tenant's lineage
-    /// before it) is of: `before` if the tenant is still that one, else
-    /// none (destroyed and made again meanwhile: which one was copied is
-    /// not known, and the copy is matched by its name).
-    fn lineage_since(&self, tenant: &TenantName, before: Option<String>) -> Option<String> {
-        before.filter(|b| self.lineage_of(tenant).as_deref() == Some(b.as_str()))
+    /// `copy` of `tenant` from (the root, its database's path), a failure
+    /// said as every answer says it (see [`diagnosed`]), and the lineage
+    /// the copy is of (see `lineage.rs`): the tenant's, looked at before
+    /// and after the copy; none if it changed meanwhile (destroyed and
+    /// made again: which one was copied is not known, and the copy is
+    /// matched by its name).
+    fn copied<T>(
+        &self,
+        tenant: &TenantName,
+        copy: impl FnOnce((&Path, &Path)) -> Result<T>,
+    ) -> Result<(T, Option<String>)> {
+        let path = self.root.path_of(tenant.as_str())?;
+        let lineage = || match self.owns_dir {
+            true => path.parent().and_then(Lineages::of),
+            false => None,
+        };
+        let before = lineage();
+        let copied = copy((self.root.root_dir(), &path))
+            .map_err(|e| diagnosed(self.root, self.owns_dir, (tenant, &path), e))?;
+        Ok((copied, before.filter(|b| lineage().as_ref() == Some(b))))
     }
 
     fn record_lineage(&self, tenant: &TenantName, lineage: Option<&str>) {

@@ -389,7 +389,7 @@ impl Walker {
             Level::Dir if file_type == FileType::Directory => {
                 Step::Descend(entry.path(), frame.captured.with(&captures))
             }
-            Level::Dir => self.not_a_directory(entry, file_type, "a directory"),
+            Level::Dir => self.not_what_the_layout_has(entry, file_type, "a directory"),
             Level::TenantDir => self.tenant_dir(frame, (entry, name), file_type, depth, &captures),
             Level::File => self.database_file(frame, entry, file_type, &captures),
         }
@@ -421,7 +421,7 @@ impl Walker {
         captures: &Captures<'_>,
     ) -> Step {
         if file_type != FileType::Directory {
-            return self.not_a_directory(entry, file_type, "a directory");
+            return self.not_what_the_layout_has(entry, file_type, "a directory");
         }
         let Some(tenant) = self.tenant(&frame.captured, captures) else {
             return self.skip_misplaced(entry.path(), &frame.captured, captures);
@@ -482,7 +482,7 @@ impl Walker {
         captures: &Captures<'_>,
     ) -> Step {
         if file_type != FileType::RegularFile {
-            return self.not_a_directory(entry, file_type, "a tenant's database file");
+            return self.not_what_the_layout_has(entry, file_type, "a tenant's database file");
         }
         match self.tenant(&frame.captured, captures) {
             Some(tenant) => {
@@ -557,7 +557,12 @@ impl Walker {
     /// `wanted`: tenanted never follows one, since it could lead outside
     /// the root. Someone put it there, and it may stand for tenants no
     /// listing shows: a stray.
-    fn not_a_directory(&self, entry: &Named<'_>, file_type: FileType, wanted: &str) -> Step {
+    fn not_what_the_layout_has(
+        &self,
+        entry: &Named<'_>,
+        file_type: FileType,
+        wanted: &str,
+    ) -> Step {
         let what = if file_type == FileType::Symlink {
             "a symbolic link"
         } else if file_type == FileType::Directory {
