@@ -553,3 +553,75 @@ fn hooks_waiting_on_each_other_across_threads_end_within_the_connection_timeout(
         "{answers:?}"
     );
 }
+
+/// A connection to `acme` of its own (another request, another process).
+fn elsewhere(m: &TenantManager) -> rusqlite::Connection {
+    rusqlite::Connection::open(m.root().database_path("acme").unwrap()).unwrap()
+}
+
+fn notes(conn: &rusqlite::Connection) -> i64 {
+    conn.query_row("SELECT count(*) FROM notes", [], |r| r.get(0))
+        .unwrap()
+}
+
+/// A raw `BEGIN IMMEDIATE` whose handler returned early: the next
+/// checkout was handed the open transaction (its write then reported
+/// done, and lost when the pool closed) and every other writer of the
+/// tenant was locked out. Through the pool's resident connection (one
+/// connection) and through one of r2d2's (the second of two).
+#[test]
+fn a_connection_dropped_inside_a_write_transaction_comes_back_rolled_back() {
+    for second in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let m = builder(dir.path())
+            .max_connections(1 + u32::from(second))
+            .build()
+            .unwrap();
+        m.create_tenant("acme").unwrap();
+        let resident = m.connection("acme").unwrap();
+        let (leaking, held) = match second {
+            true => (m.connection("acme").unwrap(), Some(resident)),
+            false => (resident, None),
+        };
+        leaking
+            .execute_batch("BEGIN IMMEDIATE; INSERT INTO notes (body) VALUES ('never committed')")
+            .unwrap();
+        drop(leaking);
+
+        let next = m.connection("acme").unwrap();
+        assert!(next.is_autocommit(), "second: {second}");
+        next.execute("INSERT INTO notes (body) VALUES ('committed')", [])
+            .unwrap();
+        drop((next, held));
+        // Another connection writes: nobody holds the write lock.
+        let other = elsewhere(&m);
+        other
+            .execute("INSERT INTO notes (body) VALUES ('elsewhere')", [])
+            .unwrap();
+        drop(m);
+        assert_eq!(notes(&other), 2, "second: {second}");
+    }
+}
+
+/// A read transaction left open kept its snapshot: later checkouts did
+/// not see what others committed, and their writes failed as busy.
+#[test]
+fn a_connection_dropped_inside_a_read_transaction_comes_back_current() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = builder(dir.path()).max_connections(1).build().unwrap();
+    m.create_tenant("acme").unwrap();
+    let reading = m.connection("acme").unwrap();
+    reading.execute_batch("BEGIN").unwrap();
+    let before = notes(&reading);
+    drop(reading);
+    let other = elsewhere(&m);
+    other
+        .execute("INSERT INTO notes (body) VALUES ('new')", [])
+        .unwrap();
+
+    let next = m.connection("acme").unwrap();
+    assert_eq!((before, notes(&next)), (0, 1));
+    next.execute("INSERT INTO notes (body) VALUES ('mine')", [])
+        .unwrap();
+    assert_eq!(notes(&other), 2);
+}

@@ -4,6 +4,7 @@
 //! whose tenant another process changed.
 
 mod cache;
+mod check_in;
 mod connect_errors;
 mod connection;
 mod destroy_guard;

@@ -23,6 +23,7 @@ use r2d2::ManageConnection;
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::Connection;
 
+use super::check_in;
 use super::pool_state::PoolState;
 use super::resident::{Claim, Resident};
 use super::setting_up::SettingUp;
@@ -202,7 +203,8 @@ impl ManageConnection for PinnedManager {
             .map_err(|e| ConnectError::Open(OpenFailure::Pin(PinError::Sqlite(e))))
     }
 
-    fn has_broken(&self, _conn: &mut TrackedConnection) -> bool {
-        false
+    /// Called by r2d2 on every connection coming back (see `check_in.rs`).
+    fn has_broken(&self, conn: &mut TrackedConnection) -> bool {
+        !check_in::fit_to_return(conn)
     }
 }

@@ -29,6 +29,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::Mutex;
 
+use super::check_in;
 use crate::storage::TrackedConnection;
 
 /// Where the resident connection is, and how many connections exist.
@@ -135,7 +136,14 @@ impl Resident {
         drop(parked);
     }
 
+    /// Takes the connection back; one that cannot be made fit to lend
+    /// again (see `check_in.rs`) is closed and no longer counted.
     fn park(&self, conn: TrackedConnection) {
+        if !check_in::fit_to_return(&conn) {
+            drop(conn);
+            self.slot.lock().open -= 1;
+            return;
+        }
         let mut slot = self.slot.lock();
         if slot.closed {
             // Cannot happen while the pool lives (a lease holds it); close
