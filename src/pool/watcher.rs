@@ -19,8 +19,16 @@
 //! only; when the log cannot say what it missed, at every pool once.
 //! Changes nobody announced (another program changing `user_version`, a
 //! file moved by hand) are found by the sweep, which looks at every cached
-//! pool once per `sweep_interval`, a slice each pass. A pool that cannot
-//! be looked at now (its connections all busy) is looked at next pass.
+//! pool once per `sweep_interval`, a slice each pass.
+//!
+//! A pool whose connections are all out cannot be asked its version. It
+//! is retired when its tenant was announced (a change did happen), and
+//! otherwise when it is still busy at the next pass: the next checkout
+//! opens the tenant as it now is and checks its schema. Waiting for an
+//! idle moment instead left the busiest tenants never looked at: code of
+//! the last version kept writing to a schema another process had
+//! migrated. A pool busy all the time is so reopened about once per
+//! sweep, a cold open (about 100 µs) a minute by default.
 //!
 //! It also reads the root's limits record again when it changed, and
 //! retires a pool whose size limit or suspension is no longer the
@@ -175,12 +183,16 @@ impl<'a> Watch<'a> {
         self.sweep_slice(cache);
     }
 
-    /// Looks at `tenant`'s cached pool; keeps the tenant for the next pass
-    /// if it cannot tell yet (busy pool, or a cold open in flight that may
-    /// cache a pool of the file just changed).
+    /// Looks at `tenant`'s cached pool (announced, or found busy or in
+    /// the making last pass), retiring it if it is busy; keeps the tenant
+    /// for the next pass if it cannot tell yet (a cold open in flight that
+    /// may cache a pool of the file just changed).
     fn look_at_tenant(&mut self, cache: &PoolCache, tenant: TenantName) {
         let again = match cache.peek(tenant.as_str()) {
-            Some(pool) => look(cache, &pool, self.settings.latest_version) == Look::Unknown,
+            Some(pool) => {
+                let latest = self.settings.latest_version;
+                look(cache, &pool, latest, IfBusy::Retire) == Look::Unknown
+            }
             None => cache.opening(tenant.as_str()),
         };
         if again {
@@ -191,7 +203,8 @@ impl<'a> Watch<'a> {
     fn look_weak(&mut self, cache: &PoolCache, pool: &Weak<TenantPool>) {
         // Evicted meanwhile: closed already, nothing to look at.
         let Some(pool) = pool.upgrade() else { return };
-        if look(cache, &pool, self.settings.latest_version) == Look::Unknown {
+        let latest = self.settings.latest_version;
+        if look(cache, &pool, latest, IfBusy::LookAgain) == Look::Unknown {
             self.pending.insert(pool.name().clone());
         }
     }
@@ -218,6 +231,15 @@ impl<'a> Watch<'a> {
     }
 }
 
+/// What to do with a pool whose connections are all out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum IfBusy {
+    /// Retire it: it is looked at for a change announced, or a second time.
+    Retire,
+    /// Look again next pass.
+    LookAgain,
+}
+
 /// What looking at a pool found.
 #[derive(Debug, PartialEq, Eq)]
 enum Look {
@@ -229,35 +251,46 @@ enum Look {
     Unknown,
 }
 
-/// Looks at `pool`; retires it if its tenant changed.
-fn look(cache: &PoolCache, pool: &Arc<TenantPool>, latest_version: usize) -> Look {
+/// Looks at `pool`; retires it if its tenant changed, or if it is busy
+/// and `if_busy` says so.
+fn look(cache: &PoolCache, pool: &Arc<TenantPool>, latest_version: usize, if_busy: IfBusy) -> Look {
     match change_of(pool, latest_version) {
-        Ok(None) => Look::Same,
+        Ok(None) => return Look::Same,
         Ok(Some(change)) => {
             tracing::info!(tenant = %pool.name(), change, "tenant changed by another process; its pool is retired");
-            cache.retire_stale(pool);
-            Look::Retired
         }
-        Err(()) => Look::Unknown,
+        Err(Untold::Busy) if if_busy == IfBusy::Retire => {
+            tracing::debug!(tenant = %pool.name(), "its connections are all in use, so its schema version cannot be read; its pool is retired (the next checkout opens it afresh)");
+        }
+        Err(_) => return Look::Unknown,
     }
+    cache.retire_stale(pool);
+    Look::Retired
 }
 
-/// What changed under `pool`, if anything; `Err` if it cannot be told now.
-fn change_of(pool: &TenantPool, latest_version: usize) -> Result<Option<&'static str>, ()> {
+/// Why a look could not tell whether a pool's tenant changed.
+#[derive(Debug)]
+enum Untold {
+    /// Every connection of the pool is out.
+    Busy,
+    /// The file or its version could not be read: a checkout will report
+    /// what is wrong.
+    Unreadable,
+}
+
+/// What changed under `pool`, if anything; why it cannot be told now.
+fn change_of(pool: &TenantPool, latest_version: usize) -> Result<Option<&'static str>, Untold> {
     match FileId::at(pool.path()) {
         Ok(None) => return Ok(Some("its database is gone or being destroyed")),
         Ok(now) if now != pool.state().file() => return Ok(Some("its database was replaced")),
         Ok(_) => {}
-        // Cannot tell: a checkout will report what is wrong.
-        Err(_) => return Err(()),
+        Err(_) => return Err(Untold::Unreadable),
     }
-    // An idle connection reads the version; if all are busy, the pool is
-    // in use and is looked at again next pass.
-    let conn = pool.try_idle().ok_or(())?;
+    let conn = pool.try_idle().ok_or(Untold::Busy)?;
     let version: i64 = conn
         .connection()
         .query_row("PRAGMA user_version", [], |row| row.get(0))
-        .map_err(drop)?;
+        .map_err(|_| Untold::Unreadable)?;
     let same = usize::try_from(version).ok() == Some(latest_version);
     Ok((!same).then_some("its schema version changed"))
 }
