@@ -22,7 +22,8 @@ impl TenantManager {
     ///
     /// Cancellation-safe: dropping the returned future never leaks a
     /// checked-out connection or leaves a transaction open. A closure that
-    /// has not started yet never starts (nothing is checked out); one
+    /// has not started yet never starts (nothing is checked out, or the
+    /// connection it waited for goes straight back); one
     /// already running runs to its end (a blocking thread cannot be
     /// stopped) and its connection goes back to the pool as usual, its
     /// result dropped. Whatever `f` committed stays committed.
@@ -74,13 +75,7 @@ impl TenantManager {
         let guard = DropFlag(Arc::clone(&dropped));
         let manager = self.clone();
         let name = tenant.clone();
-        let task = runtime.spawn_blocking(move || {
-            if dropped.load(Ordering::SeqCst) {
-                // Nobody waits for it: check nothing out.
-                return None;
-            }
-            Some(run(&manager, &name, f))
-        });
+        let task = runtime.spawn_blocking(move || run(&manager, &name, &dropped, f));
         let joined = task.await;
         drop(guard);
         match joined {
@@ -104,12 +99,33 @@ impl Drop for DropFlag {
 }
 
 /// On the blocking thread: check out, run `f`, and hand the connection
-/// back clean.
-fn run<F, R>(manager: &TenantManager, tenant: &TenantName, f: F) -> Result<R>
+/// back clean; `None`, with nothing run, once the future is `dropped`
+/// (before the checkout, or while it waited for a connection: a request
+/// that timed out must not write afterwards).
+fn run<F, R>(
+    manager: &TenantManager,
+    tenant: &TenantName,
+    dropped: &AtomicBool,
+    f: F,
+) -> Option<Result<R>>
 where
     F: FnOnce(&mut TenantConnection) -> R,
 {
-    let mut conn = manager.connection(tenant.as_str())?;
+    if dropped.load(Ordering::SeqCst) {
+        return None;
+    }
+    let conn = manager.connection(tenant.as_str());
+    if dropped.load(Ordering::SeqCst) {
+        return None;
+    }
+    Some(conn.and_then(|conn| run_on(conn, tenant, f)))
+}
+
+/// Runs `f` on `conn`, and hands the connection back clean.
+fn run_on<F, R>(mut conn: TenantConnection, tenant: &TenantName, f: F) -> Result<R>
+where
+    F: FnOnce(&mut TenantConnection) -> R,
+{
     let outcome = catch_unwind(AssertUnwindSafe(|| f(&mut conn)));
     let left_open = !conn.is_autocommit();
     if left_open && let Err(e) = conn.execute_batch("ROLLBACK") {

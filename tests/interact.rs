@@ -150,6 +150,34 @@ fn a_future_dropped_before_its_closure_starts_never_checks_out() {
     until_returned(&m);
 }
 
+/// The checkout itself may wait (a busy pool, up to `connection_timeout`):
+/// a future dropped meanwhile (a request that timed out, its client told
+/// so) used to have its closure run, and write, once a connection came.
+#[test]
+fn a_future_dropped_while_its_checkout_waits_never_runs_its_closure() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = manager(dir.path());
+    let rt = runtime(2);
+    // The pool's one connection is out.
+    let held = m.connection("acme").unwrap();
+    let ran = Arc::new(AtomicBool::new(false));
+    let closure_ran = Arc::clone(&ran);
+    let waiting = m.interact("acme", move |conn| {
+        closure_ran.store(true, Ordering::SeqCst);
+        conn.execute("INSERT INTO notes (body) VALUES ('too late')", [])
+    });
+    let timed_out =
+        rt.block_on(async { tokio::time::timeout(Duration::from_millis(50), waiting).await });
+    assert!(timed_out.is_err(), "the timeout fired first");
+    // The checkout gets the connection now, and hands it straight back;
+    // dropping the runtime waits for its blocking task to end.
+    drop(held);
+    drop(rt);
+    until_returned(&m);
+    assert!(!ran.load(Ordering::SeqCst), "the dropped closure ran");
+    assert_eq!(notes(&m), 0);
+}
+
 #[test]
 fn a_future_dropped_while_its_closure_runs_returns_the_connection_clean() {
     let dir = tempfile::tempdir().unwrap();
