@@ -12,6 +12,18 @@ use crate::migrate::Migrations;
 use crate::paths::RootConfig;
 use crate::pool::ConnectionInit;
 
+/// The shortest `connection_timeout`: r2d2 panics on zero.
+const SHORTEST_CONNECTION_TIMEOUT: Duration = Duration::from_millis(1);
+
+/// The longest `connection_timeout`: a deadline this far off still fits
+/// an `Instant` (`Duration::MAX` would overflow it, a panic on the
+/// request path).
+const LONGEST_WAIT: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+
+/// The longest `busy_timeout`: SQLite takes milliseconds as a C `int`
+/// (rusqlite panics beyond).
+const LONGEST_BUSY_TIMEOUT: Duration = Duration::from_millis(i32::MAX as u64);
+
 /// Configures a [`TenantManager`]; made by [`TenantManager::builder`].
 ///
 /// ```
@@ -124,16 +136,17 @@ impl TenantManagerBuilder {
     /// (then the error's cause is
     /// [`NoConnection::StillOpening`](crate::NoConnection::StillOpening)):
     /// raise it if first opens can be slow (`auto_migrate` of a large
-    /// tenant).
+    /// tenant). At least 1 ms (r2d2 refuses zero) and at most a year.
     pub fn connection_timeout(mut self, timeout: Duration) -> Self {
-        self.connection_timeout = timeout;
+        self.connection_timeout = timeout.clamp(SHORTEST_CONNECTION_TIMEOUT, LONGEST_WAIT);
         self
     }
 
     /// SQLite's `busy_timeout` on every connection (default 5 s): how long
-    /// a write waits for another writer of the same tenant.
+    /// a write waits for another writer of the same tenant. At most
+    /// 2^31 - 1 ms (24.8 days), the longest SQLite takes.
     pub fn busy_timeout(mut self, timeout: Duration) -> Self {
-        self.busy_timeout = timeout;
+        self.busy_timeout = timeout.min(LONGEST_BUSY_TIMEOUT);
         self
     }
 

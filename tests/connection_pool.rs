@@ -625,3 +625,59 @@ fn a_connection_dropped_inside_a_read_transaction_comes_back_current() {
         .unwrap();
     assert_eq!(notes(&other), 2);
 }
+
+/// Timeouts at the ends of their range were accepted by `build()`, then
+/// panicked in r2d2 (`connection_timeout` zero) or rusqlite
+/// (`busy_timeout` over 2^31 - 1 ms) on every cold `connection()`, on
+/// the request path. They are clamped to what each takes.
+#[test]
+fn timeouts_at_the_ends_of_their_range_are_clamped_not_a_panic() {
+    let builders = [
+        ("connection_timeout(0)", builder_at(Duration::ZERO, None)),
+        ("connection_timeout(MAX)", builder_at(Duration::MAX, None)),
+        (
+            "busy_timeout(MAX)",
+            builder_at(Duration::from_secs(1), Some(Duration::MAX)),
+        ),
+        (
+            "busy_timeout(30 days)",
+            builder_at(
+                Duration::from_secs(1),
+                Some(Duration::from_secs(30 * 86_400)),
+            ),
+        ),
+    ];
+    for (what, build) in builders {
+        let dir = tempfile::tempdir().unwrap();
+        let m = build(dir.path());
+        m.create_tenant("acme").unwrap();
+        let held = m.connection("acme").unwrap();
+        held.execute("INSERT INTO notes (body) VALUES ('x')", [])
+            .unwrap();
+        if what == "connection_timeout(0)" {
+            // The one connection is out: the wait is the shortest there is.
+            assert!(
+                matches!(m.connection("acme"), Err(Error::Pool { .. })),
+                "{what}"
+            );
+        }
+    }
+}
+
+/// A builder with one connection a pool, `connection_timeout`, and
+/// `busy_timeout` if given.
+fn builder_at(
+    connection_timeout: Duration,
+    busy_timeout: Option<Duration>,
+) -> impl Fn(&std::path::Path) -> TenantManager {
+    move |root| {
+        let b = builder(root)
+            .max_connections(1)
+            .connection_timeout(connection_timeout);
+        let b = match busy_timeout {
+            Some(busy) => b.busy_timeout(busy),
+            None => b,
+        };
+        b.build().unwrap()
+    }
+}
