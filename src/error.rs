@@ -492,7 +492,8 @@ pub enum Error {
     /// ```
     #[error("{}a query failed: {cause}", tenant_label(tenant))]
     Query {
-        /// The thread's current tenant when the error was converted.
+        /// The thread's current tenant when the error was converted, if
+        /// the statement can only have been its (see the `From` impl).
         tenant: Option<TenantName>,
         /// SQLite's error (its message is in this error's own; `source()`
         /// does not repeat it).
@@ -713,10 +714,17 @@ pub enum Error {
 
 impl From<rusqlite::Error> for Error {
     /// [`Error::Query`], naming the thread's current tenant (inside
-    /// [`with_tenant`](crate::TenantManager::with_tenant)).
+    /// [`with_tenant`](crate::TenantManager::with_tenant)), unless a
+    /// connection to another tenant was checked out inside the same
+    /// `with_tenant`: the statement may have been either's, and the error
+    /// names none rather than the wrong one. Outside `with_tenant` it
+    /// names none either. To name the tenant and its file whatever the
+    /// context, convert with
+    /// [`TenantConnection::diagnose`](crate::TenantConnection::diagnose)
+    /// on the connection the statement ran on.
     fn from(cause: rusqlite::Error) -> Self {
         Error::Query {
-            tenant: crate::context::current_tenant(),
+            tenant: crate::context::query_tenant(),
             cause,
         }
     }

@@ -652,6 +652,7 @@ impl TenantManager {
     /// ```
     pub fn connection(&self, name: impl AsRef<str>) -> Result<TenantConnection> {
         let name = name.as_ref();
+        context::checked_out(name);
         match TenantConnection::cached(&self.inner.cache, name) {
             Some(conn) => conn,
             None => self.connection_cold(name),

@@ -162,3 +162,46 @@ fn with_tenant_enters_a_span_naming_the_tenant_and_returns_the_closures_result()
         Err(AppError::Tenancy(Error::BadTenantName { .. }))
     ));
 }
+
+/// The tenant an error converted by `?` names, inside `with_tenant`.
+fn failed_query_names(m: &tenanted::TenantManager, use_globex: bool) -> Option<String> {
+    let failed = m.with_tenant("acme", || -> Result<(), Error> {
+        let acme = m.current_connection()?;
+        acme.execute("INSERT INTO notes (body) VALUES ('fine')", [])?;
+        let on = match use_globex {
+            true => m.connection("globex")?,
+            false => acme,
+        };
+        on.execute("INSERT INTO nowhere VALUES (1)", [])?;
+        Ok(())
+    });
+    match failed {
+        Err(Error::Query { tenant, .. }) => tenant.map(|t| t.to_string()),
+        other => panic!("expected Query, got {other:?}"),
+    }
+}
+
+/// Inside `with_tenant("acme")`, a statement on a connection to `globex`
+/// (allowed) failed and the error blamed acme: the context cannot tell
+/// whose statement it was, so it now names neither; the connection can.
+#[test]
+fn an_error_inside_with_tenant_names_its_tenant_only_when_no_other_was_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = manager(dir.path());
+    m.create_tenant("acme").unwrap();
+    m.create_tenant("globex").unwrap();
+    assert_eq!(failed_query_names(&m, false).as_deref(), Some("acme"));
+    assert_eq!(failed_query_names(&m, true), None);
+    // The flag ends with the outermost with_tenant.
+    assert_eq!(failed_query_names(&m, false).as_deref(), Some("acme"));
+    // diagnose names the connection's own tenant and file.
+    let globex = m.connection("globex").unwrap();
+    let e = globex
+        .execute("INSERT INTO nowhere VALUES (1)", [])
+        .unwrap_err();
+    let said = globex.diagnose(e).to_string();
+    assert!(
+        said.contains("globex") && said.contains("main.sqlite3"),
+        "{said}"
+    );
+}
