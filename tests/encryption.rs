@@ -687,19 +687,19 @@ fn plaintext_tenant_root() -> tempfile::TempDir {
     root
 }
 
-#[test]
-fn a_rekey_interrupted_after_its_swap_leaves_the_tenant_readable_and_cleanup_finishes_it() {
+/// Re-keys `acme` with the commit of its staged key failing (a crash
+/// between the swap and the commit): the database is under the staged
+/// key, the current one is the old. The old key and the staged one.
+fn rekey_failing_its_commit(
+    manager: &TenantManager,
+    store: &RootKeyStore,
+) -> (TenantKey, TenantKey) {
     use tenanted::testing::faults::{FaultPlan, Step};
-    let root = tempfile::tempdir().unwrap();
-    let master = MasterKey::generate().unwrap();
-    let manager = manager(root.path(), &master, 1);
-    seed_canary(&manager, "acme");
-    let store = RootKeyStore::new(root.path(), master.clone());
     let acme = TenantName::new("acme").unwrap();
     // The step that makes the staged key current, from a recorded re-key
     // (the second: the first takes steps once for good).
     manager.rekey_tenant("acme").unwrap();
-    let commit = last_step(&rekey_steps(&manager, "acme"), Step::Rename, "acme.key");
+    let commit = last_step(&rekey_steps(manager, "acme"), Step::Rename, "acme.key");
     let before = store.key(&acme).unwrap().unwrap();
 
     let plan = FaultPlan::fail_step(commit, 5);
@@ -719,11 +719,23 @@ fn a_rekey_interrupted_after_its_swap_leaves_the_tenant_readable_and_cleanup_fin
         error.to_string().contains("run the re-key again"),
         "{error}"
     );
-    // The database is under the staged key; the current one is the old.
     assert_eq!(store.key(&acme).unwrap().unwrap(), before);
     let staged = store.staged_key(&acme).unwrap().expect("a staged key");
     let db = manager.root().database_path("acme").unwrap();
     assert_eq!(canaries(&db, Some(&staged)).unwrap(), 1);
+    (before, staged)
+}
+
+#[test]
+fn a_rekey_interrupted_after_its_swap_leaves_the_tenant_readable_and_cleanup_finishes_it() {
+    let root = tempfile::tempdir().unwrap();
+    let master = MasterKey::generate().unwrap();
+    let manager = manager(root.path(), &master, 1);
+    seed_canary(&manager, "acme");
+    let store = RootKeyStore::new(root.path(), master.clone());
+    let acme = TenantName::new("acme").unwrap();
+    let (before, staged) = rekey_failing_its_commit(&manager, &store);
+    let db = manager.root().database_path("acme").unwrap();
     // Every open finds the key that opens it: this manager, and a new
     // one (as another process would be).
     assert_eq!(notes(&manager, "acme"), 1);
@@ -814,30 +826,107 @@ fn another_process_serves_a_tenant_through_its_rekeys() {
     let manager = manager(&root, &master, 1);
     seed_canary(&manager, "acme");
     let out = dir.path().join("child.out");
-    let file = std::fs::File::create(&out).unwrap();
-    let mut command = child::command("child_writes_until_stopped", &root);
+    let writer = writing_child(&root, &master, &out);
+    for _ in 0..3 {
+        manager.rekey_tenant("acme").unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let written = writes_of_stopped_child(writer, &root, &out);
+    // Every write the child saw succeed is in the re-keyed tenant.
+    assert_eq!(notes(&manager, "acme"), 1 + written);
+    assert_eq!(key_files(&RootKeyStore::new(&root, master)), ["acme.key"]);
+}
+
+/// Starts `child_writes_until_stopped` on `root`, and waits for its first
+/// write; its output goes to `out`.
+fn writing_child(root: &Path, master: &MasterKey, out: &Path) -> std::process::Child {
+    let file = std::fs::File::create(out).unwrap();
+    let mut command = child::command("child_writes_until_stopped", root);
     command
         .env(MasterKey::ENV, master.to_hex().as_str())
         .stdout(file.try_clone().unwrap())
         .stderr(file);
     let writer = command.spawn().unwrap();
-    child::wait_for_word(&out, "READY");
-    for _ in 0..3 {
-        manager.rekey_tenant("acme").unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    std::fs::write(child::stop_file(&root), b"").unwrap();
-    let said = child::wait_logged(writer, &out);
+    child::wait_for_word(out, "READY");
+    writer
+}
+
+/// Stops the child `writer` started on `root`; how many writes it saw
+/// succeed, once it said no key error.
+fn writes_of_stopped_child(writer: std::process::Child, root: &Path, out: &Path) -> i64 {
+    std::fs::write(child::stop_file(root), b"").unwrap();
+    let said = child::wait_logged(writer, out);
     assert!(said.contains("KEYERRORS 0"), "{said}");
-    let written: i64 = said
-        .split_whitespace()
+    said.split_whitespace()
         .skip_while(|w| *w != "WROTE")
         .nth(1)
         .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("{said}"));
-    // Every write the child saw succeed is in the re-keyed tenant.
-    assert_eq!(notes(&manager, "acme"), 1 + written, "{said}");
-    assert_eq!(key_files(&RootKeyStore::new(&root, master)), ["acme.key"]);
+        .unwrap_or_else(|| panic!("{said}"))
+}
+
+/// An outside probe lost a whole tenant: a re-key killed after its swap,
+/// settled while another process had the tenant open. SQLCipher answered
+/// `PRAGMA user_version` under the old key (it lies in the plaintext
+/// header), so the settle took the old key for the one that opens the
+/// database and destroyed the staged key the database was under.
+#[test]
+fn a_rekey_interrupted_after_its_swap_is_settled_right_while_another_process_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let master = MasterKey::generate().unwrap();
+    let manager = manager(&root, &master, 1);
+    seed_canary(&manager, "acme");
+    let store = RootKeyStore::new(&root, master.clone());
+    let (_, staged) = rekey_failing_its_commit(&manager, &store);
+    drop(manager);
+    // Another process serves the tenant (it finds the staged key), and
+    // holds it open while this one settles the re-key.
+    let out = dir.path().join("child.out");
+    let writer = writing_child(&root, &master, &out);
+    let other = self::manager(&root, &master, 1);
+    assert!(other.remove_debris().unwrap() >= 1);
+    let acme = TenantName::new("acme").unwrap();
+    assert_eq!(
+        store.key(&acme).unwrap().unwrap(),
+        staged,
+        "the staged key was committed"
+    );
+    assert_eq!(key_files(&store), ["acme.key"]);
+    let written = writes_of_stopped_child(writer, &root, &out);
+    assert_eq!(notes(&other, "acme"), 1 + written);
+}
+
+/// A re-key or destroy killed between zeroing a key file and unlinking it
+/// left a file of zeros, which every later re-key and open took for a key
+/// the master key does not open ("give the master key it was made
+/// with"). It is a key being destroyed: no key.
+#[test]
+fn a_zeroed_key_file_is_a_key_being_destroyed() {
+    let root = tempfile::tempdir().unwrap();
+    let master = MasterKey::generate().unwrap();
+    let manager = manager(root.path(), &master, 1);
+    seed_canary(&manager, "acme");
+    let store = RootKeyStore::new(root.path(), master.clone());
+    let keys = store.keys_dir();
+    std::fs::write(keys.join("acme.next-key"), [0u8; 104]).unwrap();
+    manager.rekey_tenant("acme").unwrap();
+    assert_eq!(key_files(&store), ["acme.key"]);
+    assert_eq!(notes(&manager, "acme"), 1);
+    std::fs::write(keys.join("acme.next-key"), [0u8; 104]).unwrap();
+    assert_eq!(manager.remove_debris().unwrap(), 0);
+    assert_eq!(key_files(&store), ["acme.key"]);
+    // The current key zeroed (a destroy between its zeroing and its
+    // unlink): said as no key kept, not as a wrong master key.
+    drop(manager);
+    std::fs::write(keys.join("acme.key"), [0u8; 104]).unwrap();
+    let said = self::manager(root.path(), &master, 1)
+        .connection("acme")
+        .map(drop);
+    let said = said.unwrap_err().to_string();
+    assert!(
+        said.contains("no key is kept") && !said.contains("master key does not open"),
+        "{said}"
+    );
 }
 
 #[test]

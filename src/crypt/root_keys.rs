@@ -145,7 +145,11 @@ impl RootKeyStore {
         self.read_file(dir, tenant, &file_name(tenant))
     }
 
-    /// The key in the file `name` (`tenant`'s current or staged one).
+    /// The key in the file `name` (`tenant`'s current or staged one). A
+    /// file of zeros is a key being destroyed ([`destroy_in`] zeroes it,
+    /// then unlinks it): no key, not one the master key fails to open
+    /// (a destroy running meanwhile, or killed between the two, made
+    /// every open and re-key say the master key was wrong).
     fn read_file(&self, dir: &Dir, tenant: &TenantName, name: &Path) -> Result<Option<TenantKey>> {
         let path = dir.join(name);
         let file = match sys::open_file(dir.fd(), name) {
@@ -156,7 +160,11 @@ impl RootKeyStore {
         let mut bytes = zeroize::Zeroizing::new([0u8; FILE_LEN + 1]);
         let read = sys::read_at(file.as_fd(), bytes.as_mut(), 0, name)
             .map_err(|e| Error::io(Some(tenant), &path, "reading the tenant's key", e))?;
-        let wrapped = (bytes.get(..read))
+        let content = bytes.get(..read).unwrap_or_default();
+        if content.len() == FILE_LEN && content.iter().all(|&b| b == 0) {
+            return Ok(None);
+        }
+        let wrapped = Some(content)
             .filter(|b| b.len() == FILE_LEN)
             .and_then(|b| b.strip_prefix(&MAGIC[..]));
         let key = wrapped.and_then(|w| self.master.unwrap(tenant.as_str(), w));

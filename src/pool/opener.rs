@@ -406,9 +406,12 @@ fn connection_manager(
     let sqlite = SqliteConnectionManager::file(crate::fs::files::literal_path(&target.path))
         .with_flags(open_flags(&target.policy));
     let setup = Box::new(move |conn: &mut Connection| {
-        // The key first: nothing may read the file before it.
+        // The key first: nothing may read the file before it; proven by
+        // the first read, once a lock is waited for.
         crypt::apply(conn, key.as_ref())?;
-        setup_connection(conn, busy_timeout, user_init.as_ref())
+        conn.busy_timeout(busy_timeout)?;
+        crypt::prove(conn, key.as_ref())?;
+        setup_connection(conn, user_init.as_ref())
     });
     PinnedManager::new(
         sqlite,
@@ -455,10 +458,8 @@ fn build_pool(
 /// user's hook. No I/O: these only set connection state.
 fn setup_connection(
     conn: &mut Connection,
-    busy_timeout: Duration,
     user_init: Option<&ConnectionInit>,
 ) -> rusqlite::Result<()> {
-    conn.busy_timeout(busy_timeout)?;
     conn.execute_batch("PRAGMA foreign_keys = ON;")?;
     match user_init {
         Some(init) => init(conn),

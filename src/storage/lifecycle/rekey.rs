@@ -255,6 +255,10 @@ pub(crate) fn settle_interrupted(root: &RootConfig) -> Result<usize> {
     Ok(settled)
 }
 
+/// How long settling waits for SQLite's lock to read a key's proof (a
+/// backup's exclusive instant), as a one-off read does.
+const PROVE_BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// How long settling waits at a tenant's open gate.
 const SETTLE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -273,6 +277,9 @@ pub(crate) fn settle(
     patience: &Patience,
 ) -> Result<bool> {
     let Some(staged) = provider.staged_key(tenant)? else {
+        // A staged key file being destroyed (zeroed, not yet unlinked, by
+        // a run killed in between): gone now.
+        provider.discard_staged_key(tenant)?;
         return Ok(false);
     };
     let current = provider.key(tenant)?;
@@ -307,6 +314,9 @@ fn opens_with(
     let open = || {
         let conn = Connection::open_with_flags(literal_path(at.db()), EXISTING)?;
         crypt::apply(&conn, key)?;
+        conn.busy_timeout(PROVE_BUSY_TIMEOUT)?;
+        // Not `user_version` alone: see `crypt::prove`.
+        crypt::prove(&conn, key)?;
         Ok(conn)
     };
     match open_pinned(at.root(), at.db(), patience, open) {

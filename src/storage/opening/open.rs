@@ -207,6 +207,7 @@ fn open_keyed(
                 let mut conn = Connection::open_with_flags(literal_path(path), EXISTING)?;
                 crypt::apply(&conn, key)?;
                 conn.busy_timeout(READ_BUSY_TIMEOUT)?;
+                crypt::prove(&conn, key)?;
                 setup(&mut conn)?;
                 Ok(conn)
             };
