@@ -929,6 +929,61 @@ fn a_zeroed_key_file_is_a_key_being_destroyed() {
     );
 }
 
+/// A master key set but unusable (a typo, a file that is not there)
+/// made the CLI go on without encryption: plaintext tenants, exit 0.
+#[test]
+fn the_cli_refuses_a_master_key_it_cannot_use_instead_of_writing_plaintext() {
+    let root = tempfile::tempdir().unwrap();
+    let missing = root.path().join("no-such-key-file");
+    let attempts = [
+        (MasterKey::ENV, std::ffi::OsString::from("zz")),
+        (MasterKey::ENV, "ab".repeat(31).into()),
+        (MasterKey::ENV_FILE, missing.into_os_string()),
+    ];
+    for (variable, value) in attempts {
+        let refused = cli(root.path())
+            .env(variable, &value)
+            .args(["create", "acme"])
+            .assert()
+            .code(2);
+        let said = String::from_utf8_lossy(&refused.get_output().stderr).into_owned();
+        assert!(
+            said.contains("nothing was done"),
+            "{variable}={value:?}: {said}"
+        );
+        assert!(
+            !root.path().join(".tenanted").exists(),
+            "{variable}={value:?}: the root was written"
+        );
+    }
+}
+
+/// A valid master key that is not the root's made new tenants under it,
+/// splitting the root between two master keys (a rotation could never
+/// finish, and the new tenants died with the wrong key).
+#[test]
+fn a_master_key_that_is_not_the_roots_makes_no_tenant() {
+    let root = tempfile::tempdir().unwrap();
+    let master = MasterKey::generate().unwrap();
+    seed_canary(&manager(root.path(), &master, 1), "acme");
+    let wrong = manager(root.path(), &MasterKey::generate().unwrap(), 1);
+    let refused = wrong.create_tenant("globex");
+    let said = refused
+        .expect_err("the wrong master key makes no tenant")
+        .to_string();
+    assert!(
+        said.contains("not this root's") && said.contains("acme.key"),
+        "{said}"
+    );
+    assert!(!wrong.tenant_exists("globex").unwrap());
+    let store = RootKeyStore::new(root.path(), master.clone());
+    assert_eq!(key_files(&store), ["acme.key"]);
+    // The root's own master key still makes tenants.
+    manager(root.path(), &master, 1)
+        .create_tenant("globex")
+        .unwrap();
+}
+
 #[test]
 fn the_cli_rekeys_only_when_confirmed() {
     let root = tempfile::tempdir().unwrap();

@@ -82,6 +82,24 @@ impl MasterKey {
         }
     }
 
+    /// As [`from_env`](Self::from_env), but `None` when neither variable
+    /// is set: a program that encrypts only when given a key must still
+    /// refuse a key it was given and cannot use (a typo, a missing file),
+    /// not go on without one and write plaintext tenants.
+    ///
+    /// # Errors
+    ///
+    /// As [`from_env`](Self::from_env), except that neither being set is
+    /// `Ok(None)`.
+    pub fn from_env_if_set() -> Result<Option<MasterKey>> {
+        let set =
+            std::env::var_os(Self::ENV).is_some() || std::env::var_os(Self::ENV_FILE).is_some();
+        match set {
+            true => Self::from_env().map(Some),
+            false => Ok(None),
+        }
+    }
+
     /// The key from a file holding its 64 hexadecimal digits.
     ///
     /// # Errors

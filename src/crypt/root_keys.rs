@@ -13,6 +13,7 @@ use std::fmt;
 use std::io;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::keys_lock::KeysLock;
 use super::master_key::WRAPPED_LEN;
@@ -35,6 +36,9 @@ const FILE_LEN: usize = MAGIC.len() + WRAPPED_LEN;
 pub struct RootKeyStore {
     root: PathBuf,
     master: MasterKey,
+    /// Whether the master key was seen to open a key file already there
+    /// (or there was none): checked once before the first new key.
+    matches_root: AtomicBool,
 }
 
 impl RootKeyStore {
@@ -44,6 +48,7 @@ impl RootKeyStore {
         RootKeyStore {
             root: root.into(),
             master,
+            matches_root: AtomicBool::new(false),
         }
     }
 
@@ -175,6 +180,33 @@ impl RootKeyStore {
         })
     }
 
+    /// Before a new key is written: the master key must open the key
+    /// files already in `dir` (one is read, another tenant's current
+    /// one). A valid but wrong master key used to make new tenants under
+    /// it, splitting the root between two master keys: a rotation could
+    /// never finish, and the new tenants were lost with the wrong key.
+    fn check_master(&self, dir: &Dir, tenant: &TenantName) -> Result<()> {
+        if self.matches_root.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let listing = |e| Error::io(Some(tenant), dir.path(), "listing the keys", e);
+        let other = dir
+            .find_entry(|name| tenant_of(name).filter(|(other, staged)| !staged && other != tenant))
+            .map_err(listing)?;
+        if let Some((other, _)) = other {
+            self.read(dir, &other).map_err(|e| match e {
+                Error::Encryption { path, .. } => Error::Encryption {
+                    tenant: Some(tenant.clone()),
+                    path,
+                    reason: "the master key given does not open the root's other keys, so it is not this root's: give the root's master key (TENANTED_MASTER_KEY); no key was made".to_string(),
+                },
+                e => e,
+            })?;
+        }
+        self.matches_root.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
     fn write(&self, dir: &Dir, tenant: &TenantName, key: &TenantKey) -> Result<()> {
         self.write_file(dir, tenant, &file_name(tenant), key)
     }
@@ -216,6 +248,7 @@ impl KeyProvider for RootKeyStore {
             reason: format!("no randomness for a new key ({e}); retry the create"),
         })?;
         if let Some(keys) = self.locked(tenant, true)? {
+            self.check_master(keys.dir(), tenant)?;
             // A key of an earlier incarnation is overwritten first, so
             // that its bytes do not stay on the disk under a free block.
             destroy_all(keys.dir(), tenant)?;
@@ -245,6 +278,7 @@ impl KeyProvider for RootKeyStore {
             reason: format!("no randomness for a new key ({e}); retry the re-key"),
         })?;
         if let Some(keys) = self.locked(tenant, true)? {
+            self.check_master(keys.dir(), tenant)?;
             destroy_in(keys.dir(), tenant, &staged_name(tenant))?;
             self.write_file(keys.dir(), tenant, &staged_name(tenant), &key)?;
         }

@@ -253,6 +253,26 @@ impl Dir {
         }
     }
 
+    /// The first entry whose name `wanted` maps to something, read as a
+    /// stream: a directory of a million entries is read only as far as
+    /// that one.
+    #[cfg(feature = "encryption")]
+    pub(crate) fn find_entry<T>(
+        &self,
+        wanted: impl Fn(&Path) -> Option<T>,
+    ) -> io::Result<Option<T>> {
+        let own = Arc::new(sys::open_dir(self.fd(), Path::new("."))?);
+        let mut entries = Entries::streamed(own);
+        while let Some(next) = entries.advance() {
+            let index = next?;
+            let entry = entries.get(index).ok_or(io::ErrorKind::NotFound)?;
+            if let Some(found) = wanted(Path::new(entry.name())) {
+                return Ok(Some(found));
+            }
+        }
+        Ok(None)
+    }
+
     /// Makes the entries added to or removed from this directory durable.
     /// A file system that cannot sync directories is not an error.
     pub(crate) fn sync(&self) -> io::Result<()> {

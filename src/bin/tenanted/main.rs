@@ -335,11 +335,11 @@ impl Cli {
 
     /// A manager with the migrations (for commands that create or migrate).
     fn manager(&self) -> Result<TenantManager, Failure> {
-        Ok(self.builder(self.load_migrations()?).build()?)
+        Ok(self.builder(self.load_migrations()?)?.build()?)
     }
 
     /// A manager builder for this root with `migrations`.
-    fn builder(&self, migrations: Migrations) -> tenanted::TenantManagerBuilder {
+    fn builder(&self, migrations: Migrations) -> Result<tenanted::TenantManagerBuilder, Failure> {
         let builder = TenantManager::builder(self.root_config(), migrations)
             .accept_migration_changes(self.accept_migration_changes)
             .default_max_size(self.default_max_size);
@@ -350,24 +350,43 @@ impl Cli {
     fn schemaless_manager(&self) -> Result<TenantManager, Failure> {
         let builder = TenantManager::builder(self.root_config(), Migrations::new(vec![]));
         Ok(self
-            .keys(builder.default_max_size(self.default_max_size))
+            .keys(builder.default_max_size(self.default_max_size))?
             .build()?)
     }
 
     /// With the `encryption` feature and a master key in the environment
     /// (`TENANTED_MASTER_KEY` or `TENANTED_MASTER_KEY_FILE`), the root's
-    /// tenant keys: new tenants are encrypted, encrypted ones open.
+    /// tenant keys: new tenants are encrypted, encrypted ones open. A key
+    /// that is set but cannot be used (not 64 hex digits, a file that
+    /// cannot be read) stops the command (exit 2): going on without it
+    /// made plaintext tenants the operator meant to encrypt.
     #[cfg(feature = "encryption")]
-    fn keys(&self, builder: tenanted::TenantManagerBuilder) -> tenanted::TenantManagerBuilder {
-        match tenanted::MasterKey::from_env() {
-            Ok(master) => builder.encryption(tenanted::RootKeyStore::new(&self.root, master)),
-            Err(_) => builder,
+    fn keys(
+        &self,
+        builder: tenanted::TenantManagerBuilder,
+    ) -> Result<tenanted::TenantManagerBuilder, Failure> {
+        match tenanted::MasterKey::from_env_if_set() {
+            Ok(Some(master)) => {
+                Ok(builder.encryption(tenanted::RootKeyStore::new(&self.root, master)))
+            }
+            Ok(None) => Ok(builder),
+            Err(e) => Err(Failure(
+                2,
+                format!(
+                    "{}; nothing was done (unset TENANTED_MASTER_KEY and TENANTED_MASTER_KEY_FILE to work without encryption)",
+                    support::cli_message(&e)
+                ),
+            )),
         }
     }
 
     #[cfg(not(feature = "encryption"))]
-    fn keys(&self, builder: tenanted::TenantManagerBuilder) -> tenanted::TenantManagerBuilder {
-        builder
+    #[allow(clippy::unnecessary_wraps)]
+    fn keys(
+        &self,
+        builder: tenanted::TenantManagerBuilder,
+    ) -> Result<tenanted::TenantManagerBuilder, Failure> {
+        Ok(builder)
     }
 }
 

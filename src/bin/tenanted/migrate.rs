@@ -87,7 +87,7 @@ pub fn migrate(cli: &Cli, args: &MigrateArgs) -> Result<u8, Failure> {
         ));
     }
     require_root(&cli.root)?;
-    let manager = cli.builder(migrations).build()?;
+    let manager = cli.builder(migrations)?.build()?;
     let target = args.to.unwrap_or(latest);
     let scope = |o: MigrateOptions| match only.is_empty() {
         true => o,
@@ -403,7 +403,7 @@ pub fn status(cli: &Cli, args: &StatusArgs) -> Result<u8, Failure> {
     let only = tenant_names(&args.tenants)?;
     let migrations = cli.load_migrations()?;
     require_root(&cli.root)?;
-    let manager = cli.builder(migrations).build()?;
+    let manager = cli.builder(migrations)?.build()?;
     let listed = args.all || !only.is_empty();
     let status = if listed || args.json {
         every_tenant_status(&manager, &only)?

@@ -45,7 +45,7 @@ pub struct DestroyArgs {
 pub fn init(cli: &Cli) -> Result<u8, Failure> {
     let existed = cli.root.is_dir();
     let manager = match cli.load_migrations() {
-        Ok(migrations) => cli.builder(migrations).build()?,
+        Ok(migrations) => cli.builder(migrations)?.build()?,
         // A new project may have no migrations yet; the history is then
         // recorded by the first command that reads them.
         Err(_) if !cli.migrations.exists() => cli.schemaless_manager()?,
