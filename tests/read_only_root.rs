@@ -74,6 +74,27 @@ fn child_on_a_read_only_root() {
         m.connection("acme"),
         Err(tenanted::Error::ReadOnlyRoot { .. })
     ));
+    // A backup's read said "disk I/O error ... the disk failed".
+    let backup = m.backup_tenant("acme", backups.path().join("acme.bak"));
+    assert!(
+        matches!(backup, Err(tenanted::Error::ReadOnlyRoot { .. })),
+        "{backup:?}"
+    );
+    let all = m
+        .backup_all(backups.path().join("all"), &tenanted::BackupOptions::new())
+        .unwrap();
+    let failed: Vec<_> = all
+        .failures
+        .iter()
+        .map(|line| line.error.as_deref())
+        .collect();
+    assert!(
+        failed.len() == 2
+            && failed
+                .iter()
+                .all(|e| matches!(e, Some(tenanted::Error::ReadOnlyRoot { .. }))),
+        "{all}"
+    );
     // A migration names the tenant's database, and its lock file as the
     // step that failed.
     let db = m.root().database_path("acme").unwrap();

@@ -107,7 +107,15 @@ pub(crate) fn sqlite_error(
             path: path.to_path_buf(),
         };
     }
-    if cannot_open && on_read_only_file_system(path) {
+    // A WAL database on a read-only file system fails to open as
+    // "unable to open" for a pooled connection, and as a disk I/O error
+    // (its `-shm` cannot be made) for a one-off read such as a backup's.
+    let open_failed = cannot_open
+        || matches!(
+            e.sqlite_error_code(),
+            Some(rusqlite::ErrorCode::SystemIoFailure | rusqlite::ErrorCode::ReadOnly)
+        );
+    if open_failed && on_read_only_file_system(path) {
         return Error::ReadOnlyRoot {
             tenant: tenant.clone(),
             path: path.to_path_buf(),
