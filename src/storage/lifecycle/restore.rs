@@ -329,7 +329,7 @@ const WRONG_KEY_FOR_BACKUP: &str = "the key kept for this tenant does not open i
 const KEY_CHANGED: &str = "the tenant's key changed while the backup was checked (a re-key, or a destroy and a create, in another process): the backup is under a key no longer kept and would be unreadable";
 
 /// Why a plaintext backup cannot replace an encrypted tenant.
-const PLAINTEXT_FOR_ENCRYPTED: &str = "it is a plaintext backup, and the tenant it would replace is encrypted; restore it under a new name (it stays plaintext there until `rekey_tenant` encrypts it), or destroy the tenant first";
+const PLAINTEXT_FOR_ENCRYPTED: &str = "it is a plaintext backup, and the tenant it would replace is encrypted; restore it under a new name (it stays plaintext there until `rekey_tenant`, `tenanted rekey`, encrypts it), or destroy the tenant first";
 
 /// Whether the file at `src` is an encrypted database (`Some(true)`: a
 /// SQLite header, kept plaintext by SQLCipher, with bytes reserved at the
