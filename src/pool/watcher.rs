@@ -21,14 +21,13 @@
 //! file moved by hand) are found by the sweep, which looks at every cached
 //! pool once per `sweep_interval`, a slice each pass.
 //!
-//! A pool whose connections are all out cannot be asked its version. It
-//! is retired when its tenant was announced (a change did happen), and
-//! otherwise when it is still busy at the next pass: the next checkout
-//! opens the tenant as it now is and checks its schema. Waiting for an
-//! idle moment instead left the busiest tenants never looked at: code of
-//! the last version kept writing to a schema another process had
-//! migrated. A pool busy all the time is so reopened about once per
-//! sweep, a cold open (about 100 µs) a minute by default.
+//! A pool with no idle connection cannot be asked its version: it is
+//! read with a one-off read instead, as a status reads it (about 100 µs,
+//! once per look). Waiting for an idle moment left the busiest tenants
+//! never looked at: code of the last version kept writing to a schema
+//! another process had migrated. (Retiring such a pool instead would let
+//! its tenant have twice `max_connections` open while the old pool's
+//! connections finish.)
 //!
 //! It also reads the root's limits record again when it changed, and
 //! retires a pool whose size limit or suspension is no longer the
@@ -47,6 +46,7 @@ use super::cache::PoolCache;
 use super::tenant_pool::TenantPool;
 use crate::fs::FileId;
 use crate::limits::Limits;
+use crate::migrate;
 use crate::name::TenantName;
 use crate::storage::{ChangeLog, News};
 
@@ -183,16 +183,12 @@ impl<'a> Watch<'a> {
         self.sweep_slice(cache);
     }
 
-    /// Looks at `tenant`'s cached pool (announced, or found busy or in
-    /// the making last pass), retiring it if it is busy; keeps the tenant
-    /// for the next pass if it cannot tell yet (a cold open in flight that
-    /// may cache a pool of the file just changed).
+    /// Looks at `tenant`'s cached pool; keeps the tenant for the next pass
+    /// if it cannot tell yet (a cold open in flight that may cache a pool
+    /// of the file just changed).
     fn look_at_tenant(&mut self, cache: &PoolCache, tenant: TenantName) {
         let again = match cache.peek(tenant.as_str()) {
-            Some(pool) => {
-                let latest = self.settings.latest_version;
-                look(cache, &pool, latest, IfBusy::Retire) == Look::Unknown
-            }
+            Some(pool) => look(cache, &pool, self.settings) == Look::Unknown,
             None => cache.opening(tenant.as_str()),
         };
         if again {
@@ -203,8 +199,7 @@ impl<'a> Watch<'a> {
     fn look_weak(&mut self, cache: &PoolCache, pool: &Weak<TenantPool>) {
         // Evicted meanwhile: closed already, nothing to look at.
         let Some(pool) = pool.upgrade() else { return };
-        let latest = self.settings.latest_version;
-        if look(cache, &pool, latest, IfBusy::LookAgain) == Look::Unknown {
+        if look(cache, &pool, self.settings) == Look::Unknown {
             self.pending.insert(pool.name().clone());
         }
     }
@@ -231,15 +226,6 @@ impl<'a> Watch<'a> {
     }
 }
 
-/// What to do with a pool whose connections are all out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum IfBusy {
-    /// Retire it: it is looked at for a change announced, or a second time.
-    Retire,
-    /// Look again next pass.
-    LookAgain,
-}
-
 /// What looking at a pool found.
 #[derive(Debug, PartialEq, Eq)]
 enum Look {
@@ -251,47 +237,41 @@ enum Look {
     Unknown,
 }
 
-/// Looks at `pool`; retires it if its tenant changed, or if it is busy
-/// and `if_busy` says so.
-fn look(cache: &PoolCache, pool: &Arc<TenantPool>, latest_version: usize, if_busy: IfBusy) -> Look {
-    match change_of(pool, latest_version) {
-        Ok(None) => return Look::Same,
+/// Looks at `pool`; retires it if its tenant changed.
+fn look(cache: &PoolCache, pool: &Arc<TenantPool>, settings: &WatchSettings) -> Look {
+    match change_of(pool, settings) {
+        Ok(None) => Look::Same,
         Ok(Some(change)) => {
             tracing::info!(tenant = %pool.name(), change, "tenant changed by another process; its pool is retired");
+            cache.retire_stale(pool);
+            Look::Retired
         }
-        Err(Untold::Busy) if if_busy == IfBusy::Retire => {
-            tracing::debug!(tenant = %pool.name(), "its connections are all in use, so its schema version cannot be read; its pool is retired (the next checkout opens it afresh)");
-        }
-        Err(_) => return Look::Unknown,
+        Err(()) => Look::Unknown,
     }
-    cache.retire_stale(pool);
-    Look::Retired
 }
 
-/// Why a look could not tell whether a pool's tenant changed.
-#[derive(Debug)]
-enum Untold {
-    /// Every connection of the pool is out.
-    Busy,
-    /// The file or its version could not be read: a checkout will report
-    /// what is wrong.
-    Unreadable,
-}
-
-/// What changed under `pool`, if anything; why it cannot be told now.
-fn change_of(pool: &TenantPool, latest_version: usize) -> Result<Option<&'static str>, Untold> {
+/// What changed under `pool`, if anything; `Err` if it cannot be told now
+/// (a checkout will report what is wrong).
+fn change_of(pool: &TenantPool, settings: &WatchSettings) -> Result<Option<&'static str>, ()> {
     match FileId::at(pool.path()) {
         Ok(None) => return Ok(Some("its database is gone or being destroyed")),
         Ok(now) if now != pool.state().file() => return Ok(Some("its database was replaced")),
         Ok(_) => {}
-        Err(_) => return Err(Untold::Unreadable),
+        Err(_) => return Err(()),
     }
-    let conn = pool.try_idle().ok_or(Untold::Busy)?;
-    let version: i64 = conn
-        .connection()
-        .query_row("PRAGMA user_version", [], |row| row.get(0))
-        .map_err(|_| Untold::Unreadable)?;
-    let same = usize::try_from(version).ok() == Some(latest_version);
+    let latest = settings.latest_version;
+    let same = match pool.try_idle() {
+        Some(conn) => {
+            let version: i64 = (conn.connection())
+                .query_row("PRAGMA user_version", [], |row| row.get(0))
+                .map_err(drop)?;
+            usize::try_from(version).ok() == Some(latest)
+        }
+        // Every connection is out (see the module).
+        None => {
+            migrate::peek_version(pool.name(), &settings.root, pool.path()).map_err(drop)? == latest
+        }
+    };
     Ok((!same).then_some("its schema version changed"))
 }
 
