@@ -1909,3 +1909,29 @@ mod against_others {
         assert!(again.is_ok(), "{}", again.unwrap_err());
     }
 }
+
+/// A backup reads an idle tenant alone, in exclusive locking mode, set
+/// before the first read so that SQLite keeps the WAL index in memory:
+/// the key's proof, read first, made the `-shm` there after all.
+#[test]
+fn a_backup_of_an_idle_encrypted_tenant_leaves_no_shared_memory_file_beside_it() {
+    let root = tempfile::tempdir().unwrap();
+    let master = MasterKey::generate().unwrap();
+    seed_canary(&manager(root.path(), &master, 1), "acme");
+    // Its last connection closed: no -wal, no -shm beside it.
+    let manager = manager(root.path(), &master, 1);
+    let db = manager.root().database_path("acme").unwrap();
+    assert!(!sidecar(&db, "-shm").exists());
+    let backups = tempfile::tempdir().unwrap();
+    manager
+        .backup_tenant("acme", backups.path().join("acme.bak"))
+        .unwrap();
+    let all = manager
+        .backup_all(backups.path().join("all"), &tenanted::BackupOptions::new())
+        .unwrap();
+    assert!(all.is_success(), "{all:?}");
+    assert!(
+        !sidecar(&db, "-shm").exists(),
+        "a -shm was left beside the tenant"
+    );
+}

@@ -112,3 +112,61 @@ fn child_on_a_read_only_root() {
     assert_eq!(common::sorted_tenants(&m), ["acme", "globex"]);
     println!("ALL REFUSED");
 }
+
+/// An encrypted tenant on a read-only root: its key's proof is the open's
+/// first read, and its failure there is the open's (`ReadOnlyRoot`), not
+/// a failed set-up of the connection.
+#[cfg(feature = "encryption")]
+#[test]
+fn an_encrypted_tenant_on_a_read_only_root_is_said_read_only() {
+    use tenanted::{MasterKey, RootKeyStore};
+    let dir = tempfile::tempdir().unwrap();
+    let master = MasterKey::generate().unwrap();
+    let m = common::builder(dir.path())
+        .encryption(RootKeyStore::new(dir.path(), master.clone()))
+        .build()
+        .unwrap();
+    m.create_tenant("acme").unwrap();
+    drop(m);
+    let r = dir.path().display();
+    let Some(mut command) = child::in_mount_namespace(
+        &format!("mount --bind '{r}' '{r}' && mount -o remount,bind,ro '{r}'"),
+        "child_opens_an_encrypted_tenant_on_a_read_only_root",
+        dir.path(),
+        "an_encrypted_tenant_on_a_read_only_root_is_said_read_only",
+    ) else {
+        return;
+    };
+    command.env(MasterKey::ENV, master.to_hex().as_str());
+    let out = child::run(&mut command);
+    assert!(out.contains("SAID READ-ONLY"), "{out}");
+}
+
+#[cfg(feature = "encryption")]
+#[test]
+#[ignore = "child process of an_encrypted_tenant_on_a_read_only_root_is_said_read_only"]
+fn child_opens_an_encrypted_tenant_on_a_read_only_root() {
+    use tenanted::{MasterKey, RootKeyStore};
+    let root = child::root().expect("run by its parent test");
+    let master = MasterKey::from_env().unwrap();
+    let m = common::builder(&root)
+        .encryption(RootKeyStore::new(&root, master))
+        .build()
+        .unwrap();
+    let backups = tempfile::tempdir().unwrap();
+    let attempts = [
+        ("connection", m.connection("acme").map(drop)),
+        (
+            "backup",
+            m.backup_tenant("acme", backups.path().join("a.bak"))
+                .map(drop),
+        ),
+    ];
+    for (what, said) in attempts {
+        assert!(
+            matches!(said, Err(tenanted::Error::ReadOnlyRoot { .. })),
+            "{what}: {said:?}"
+        );
+    }
+    println!("SAID READ-ONLY");
+}

@@ -210,13 +210,15 @@ pub(crate) fn prove(conn: &Connection, key: Option<&TenantKey>) -> rusqlite::Res
 }
 
 /// Whether a read of page 1 failed as a wrong key makes it fail: SQLCipher
-/// says `SQLITE_NOMEM` when it notices; past the plaintext header a
-/// page decrypted with the wrong key reads as a schema SQLite cannot make
-/// sense of (`SQLITE_ERROR`, `SQLITE_NOTADB`, `SQLITE_CORRUPT`).
+/// says `SQLITE_NOMEM` when it notices, and past the plaintext header a
+/// page decrypted with the wrong key was measured to read as a schema
+/// SQLite cannot make sense of (`SQLITE_ERROR`, "SQL logic error"), or
+/// as no database (`SQLITE_NOTADB`). A damaged file (`SQLITE_CORRUPT`)
+/// stays what SQLite says it is.
 fn refused_key(e: &rusqlite::Error) -> bool {
-    use rusqlite::ErrorCode::{DatabaseCorrupt, NotADatabase, OutOfMemory, Unknown};
+    use rusqlite::ErrorCode::{NotADatabase, OutOfMemory, Unknown};
     matches!(
         e.sqlite_error_code(),
-        Some(OutOfMemory | Unknown | NotADatabase | DatabaseCorrupt)
+        Some(OutOfMemory | Unknown | NotADatabase)
     )
 }

@@ -24,7 +24,7 @@ use super::cache::{Inserted, Opening, PoolCache};
 use super::connect_errors::{ConnectErrors, LastConnectError};
 use super::connection::TenantConnection;
 use super::lease::Lease;
-use super::pinned_manager::{OpenFailure, PinnedManager, Target};
+use super::pinned_manager::{OpenFailure, PinnedManager, Steps, Target};
 use super::pool_state::{Admission, PoolState};
 use super::resident::{Resident, ResidentLease};
 use super::tenant_pool::{Checkout, Refused, Shared, TenantPool};
@@ -405,17 +405,17 @@ fn connection_manager(
     let user_init = config.init.clone();
     let sqlite = SqliteConnectionManager::file(crate::fs::files::literal_path(&target.path))
         .with_flags(open_flags(&target.policy));
-    let setup = Box::new(move |conn: &mut Connection| {
+    let keying = Box::new(move |conn: &mut Connection| {
         // The key first: nothing may read the file before it; proven by
         // the first read, once a lock is waited for.
         crypt::apply(conn, key.as_ref())?;
         conn.busy_timeout(busy_timeout)?;
-        crypt::prove(conn, key.as_ref())?;
-        setup_connection(conn, user_init.as_ref())
+        crypt::prove(conn, key.as_ref())
     });
+    let setup = Box::new(move |conn: &mut Connection| setup_connection(conn, user_init.as_ref()));
     PinnedManager::new(
         sqlite,
-        (setup, config.connection_timeout),
+        (Steps { keying, setup }, config.connection_timeout),
         target,
         Arc::clone(state),
         Arc::clone(resident),

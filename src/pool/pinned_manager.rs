@@ -33,8 +33,19 @@ use crate::limits::{self, Policy};
 use crate::name::TenantName;
 use crate::storage::{self, PinError, TrackedConnection, open_pinned};
 
-/// A new connection's set-up: tenanted's PRAGMAs, then the user's hook.
+/// A step run on a new connection: its keying (the key, the busy timeout,
+/// the key's proof), or its set-up (tenanted's PRAGMAs, then the user's
+/// hook).
 pub(super) type Setup = Box<dyn Fn(&mut Connection) -> rusqlite::Result<()> + Send + Sync>;
+
+/// What runs on a new connection, in turn.
+pub(super) struct Steps {
+    /// Reads the file (the key's proof): its errors are the open's (a
+    /// refused key, a read-only file system), said as an open's are.
+    pub(super) keying: Setup,
+    /// Only sets connection state: its errors are the set-up's.
+    pub(super) setup: Setup,
+}
 
 /// Why a connection could not be opened.
 #[derive(Debug)]
@@ -102,7 +113,7 @@ impl std::error::Error for ConnectError {
 /// Opens a tenant's connections for its r2d2 pool.
 pub(super) struct PinnedManager {
     sqlite: SqliteConnectionManager,
-    setup: Setup,
+    steps: Steps,
     /// How long an open waits at the tenant's open gate for a destroy in
     /// another process to pass it (`connection_timeout`).
     gate_wait: Duration,
@@ -125,14 +136,14 @@ pub(super) struct Target {
 impl PinnedManager {
     pub(super) fn new(
         sqlite: SqliteConnectionManager,
-        (setup, gate_wait): (Setup, Duration),
+        (steps, gate_wait): (Steps, Duration),
         target: Target,
         state: Arc<PoolState>,
         resident: Arc<Resident>,
     ) -> Self {
         PinnedManager {
             sqlite,
-            setup,
+            steps,
             gate_wait,
             root: target.root,
             path: target.path,
@@ -155,8 +166,9 @@ impl PinnedManager {
         let patience = Patience::new(self.gate_wait);
         let opened = open_pinned(&self.root, &self.path, &patience, || {
             let mut conn = self.sqlite.connect()?;
+            (self.steps.keying)(&mut conn)?;
             let _making = SettingUp::enter(&self.state);
-            (self.setup)(&mut conn).inspect_err(|_| set_up = false)?;
+            (self.steps.setup)(&mut conn).inspect_err(|_| set_up = false)?;
             Ok(conn)
         });
         let pinned = match opened {

@@ -207,8 +207,10 @@ fn open_keyed(
                 let mut conn = Connection::open_with_flags(literal_path(path), EXISTING)?;
                 crypt::apply(&conn, key)?;
                 conn.busy_timeout(READ_BUSY_TIMEOUT)?;
-                crypt::prove(&conn, key)?;
+                // Before the first read: `setup` may set a shorter wait,
+                // or exclusive locking (which must precede it).
                 setup(&mut conn)?;
+                crypt::prove(&conn, key)?;
                 Ok(conn)
             };
             open_pinned(root, path, patience, open)
