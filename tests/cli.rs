@@ -2236,3 +2236,24 @@ fn a_prune_keeps_a_destroyed_tenants_last_copy_after_its_name_is_reused() {
         .unwrap();
     assert_eq!(rows, 1, "the destroyed acme's last copy was pruned");
 }
+
+/// A build without the `encryption` feature cannot use a master key: one
+/// set in the environment made plaintext tenants, exit 0, with no word.
+#[cfg(not(feature = "encryption"))]
+#[test]
+fn a_master_key_set_for_a_build_without_encryption_stops_the_command() {
+    let dir = workspace(4);
+    for variable in ["TENANTED_MASTER_KEY", "TENANTED_MASTER_KEY_FILE"] {
+        tenanted(dir.path())
+            .env(variable, "ab".repeat(32))
+            .args(["create", "acme"])
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("built without encryption"));
+        let root = dir.path().join("tenants");
+        assert!(
+            !root.join(".tenanted").exists(),
+            "{variable}: the root was written"
+        );
+    }
+}

@@ -24,6 +24,23 @@ use crate::fs::file_id::FileId;
 use crate::fs::sys;
 use crate::name::TenantName;
 
+/// How many other tenants' key files a master key must fail to open
+/// before a new key is refused (one damaged file must not block a root).
+const MASTER_CHECKS: usize = 3;
+
+/// A master key refused by the root's other keys, `first` the first
+/// refusal.
+fn not_this_roots(tenant: &TenantName, first: Error) -> Error {
+    match first {
+        Error::Encryption { path, .. } => Error::Encryption {
+            tenant: Some(tenant.clone()),
+            path,
+            reason: "the master key given does not open the root's other keys, so it is not this root's: give the root's master key (TENANTED_MASTER_KEY), or finish a master key rotation stopped half way by running it again; no key was made".to_string(),
+        },
+        e => e,
+    }
+}
+
 /// The first bytes of every key file (its format's version).
 const MAGIC: &[u8; 16] = b"tenanted-key-v1\n";
 const FILE_LEN: usize = MAGIC.len() + WRAPPED_LEN;
@@ -181,30 +198,41 @@ impl RootKeyStore {
     }
 
     /// Before a new key is written: the master key must open the key
-    /// files already in `dir` (one is read, another tenant's current
-    /// one). A valid but wrong master key used to make new tenants under
-    /// it, splitting the root between two master keys: a rotation could
-    /// never finish, and the new tenants were lost with the wrong key.
+    /// files already in `dir` (other tenants' current ones: the first it
+    /// opens proves it, and [`MASTER_CHECKS`] it cannot open refuse it). A
+    /// valid but wrong master key used to make new tenants under it,
+    /// splitting the root between two master keys: a rotation could never
+    /// finish, and the new tenants were lost with the wrong key.
     fn check_master(&self, dir: &Dir, tenant: &TenantName) -> Result<()> {
         if self.matches_root.load(Ordering::Relaxed) {
             return Ok(());
         }
+        let mut refused = Vec::new();
+        let decided = dir.find_entry(|name| {
+            let (other, staged) = tenant_of(name)?;
+            if staged || other == *tenant {
+                return None;
+            }
+            match self.read(dir, &other) {
+                Ok(Some(_)) => Some(true),
+                // Being destroyed: proves nothing either way.
+                Ok(None) => None,
+                Err(e) => {
+                    refused.push(e);
+                    (refused.len() >= MASTER_CHECKS).then_some(false)
+                }
+            }
+        });
         let listing = |e| Error::io(Some(tenant), dir.path(), "listing the keys", e);
-        let other = dir
-            .find_entry(|name| tenant_of(name).filter(|(other, staged)| !staged && other != tenant))
-            .map_err(listing)?;
-        if let Some((other, _)) = other {
-            self.read(dir, &other).map_err(|e| match e {
-                Error::Encryption { path, .. } => Error::Encryption {
-                    tenant: Some(tenant.clone()),
-                    path,
-                    reason: "the master key given does not open the root's other keys, so it is not this root's: give the root's master key (TENANTED_MASTER_KEY); no key was made".to_string(),
-                },
-                e => e,
-            })?;
+        match (decided.map_err(listing)?, refused.into_iter().next()) {
+            (Some(true), _) => {
+                self.matches_root.store(true, Ordering::Relaxed);
+                Ok(())
+            }
+            (_, Some(first)) => Err(not_this_roots(tenant, first)),
+            // No other key to ask: the first key of the root.
+            (_, None) => Ok(()),
         }
-        self.matches_root.store(true, Ordering::Relaxed);
-        Ok(())
     }
 
     fn write(&self, dir: &Dir, tenant: &TenantName, key: &TenantKey) -> Result<()> {

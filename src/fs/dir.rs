@@ -259,7 +259,7 @@ impl Dir {
     #[cfg(feature = "encryption")]
     pub(crate) fn find_entry<T>(
         &self,
-        wanted: impl Fn(&Path) -> Option<T>,
+        mut wanted: impl FnMut(&Path) -> Option<T>,
     ) -> io::Result<Option<T>> {
         let own = Arc::new(sys::open_dir(self.fd(), Path::new("."))?);
         let mut entries = Entries::streamed(own);

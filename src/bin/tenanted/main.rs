@@ -380,13 +380,26 @@ impl Cli {
         }
     }
 
+    /// Without the `encryption` feature a master key in the environment
+    /// cannot be used: the command stops (exit 2) rather than make
+    /// plaintext tenants the operator meant to encrypt.
     #[cfg(not(feature = "encryption"))]
-    #[allow(clippy::unnecessary_wraps)]
     fn keys(
         &self,
         builder: tenanted::TenantManagerBuilder,
     ) -> Result<tenanted::TenantManagerBuilder, Failure> {
-        Ok(builder)
+        let set = ["TENANTED_MASTER_KEY", "TENANTED_MASTER_KEY_FILE"]
+            .into_iter()
+            .find(|variable| std::env::var_os(variable).is_some());
+        match set {
+            Some(variable) => Err(Failure(
+                2,
+                format!(
+                    "{variable} is set, but this tenanted was built without encryption: install it with `--features cli,encryption`, or unset {variable} to work without encryption; nothing was done"
+                ),
+            )),
+            None => Ok(builder),
+        }
     }
 }
 
