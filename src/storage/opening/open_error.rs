@@ -107,21 +107,31 @@ pub(crate) fn sqlite_error(
             path: path.to_path_buf(),
         };
     }
-    // A WAL database on a read-only file system fails to open as
-    // "unable to open" for a pooled connection, and as a disk I/O error
-    // (its `-shm` cannot be made) for a one-off read such as a backup's.
-    let open_failed = cannot_open
-        || matches!(
-            e.sqlite_error_code(),
-            Some(rusqlite::ErrorCode::SystemIoFailure | rusqlite::ErrorCode::ReadOnly)
-        );
-    if open_failed && on_read_only_file_system(path) {
+    if (cannot_open || read_only_open(&e)) && on_read_only_file_system(path) {
         return Error::ReadOnlyRoot {
             tenant: tenant.clone(),
             path: path.to_path_buf(),
         };
     }
     Error::sqlite(Some(tenant), path, operation, e)
+}
+
+/// Whether `e` is how SQLite fails to open a WAL database on a read-only
+/// file system besides "unable to open" (a pooled connection's): a
+/// one-off read in exclusive mode, a backup's, fails to lock it
+/// (`SQLITE_IOERR_LOCK`, measured), one that needs the `-shm` fails to
+/// make or size it, or SQLite says read-only. Any other disk I/O error
+/// there is the disk's.
+fn read_only_open(e: &rusqlite::Error) -> bool {
+    use rusqlite::ffi;
+    let rusqlite::Error::SqliteFailure(failure, _) = e else {
+        return false;
+    };
+    failure.code == rusqlite::ErrorCode::ReadOnly
+        || matches!(
+            failure.extended_code,
+            ffi::SQLITE_IOERR_LOCK | ffi::SQLITE_IOERR_SHMOPEN | ffi::SQLITE_IOERR_SHMSIZE
+        )
 }
 
 /// Whether `path` is on a file system mounted read-only.
