@@ -15,9 +15,10 @@ use crate::pool::ConnectionInit;
 /// The shortest `connection_timeout`: r2d2 panics on zero.
 const SHORTEST_CONNECTION_TIMEOUT: Duration = Duration::from_millis(1);
 
-/// The longest `connection_timeout`: a deadline this far off still fits
-/// an `Instant` (`Duration::MAX` would overflow it, a panic on the
-/// request path).
+/// The longest `connection_timeout`, `watch_interval` and
+/// `sweep_interval`: a deadline this far off still fits an `Instant`
+/// (`Duration::MAX` would overflow it: a panic on the request path, or in
+/// the watcher's thread).
 const LONGEST_WAIT: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 
 /// The longest `busy_timeout`: SQLite takes milliseconds as a C `int`
@@ -199,7 +200,7 @@ impl TenantManagerBuilder {
     }
 
     /// How often the manager's background thread reads the root's change
-    /// log (default 500 ms, at least 1 ms). Within this interval a pool
+    /// log (default 500 ms, at least 1 ms, at most a year). Within this interval a pool
     /// notices that another tenanted process destroyed its tenant, is
     /// destroying it, replaced it, or changed its schema version, and is
     /// retired: the next [`connection`](crate::TenantManager::connection)
@@ -218,12 +219,13 @@ impl TenantManagerBuilder {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn watch_interval(mut self, interval: Duration) -> Self {
-        self.watch_interval = interval.max(Duration::from_millis(1));
+        self.watch_interval = interval.clamp(Duration::from_millis(1), LONGEST_WAIT);
         self
     }
 
     /// How long a change made *behind tenanted's back* to a cached tenant
-    /// may go unnoticed (default 60 s, at least `watch_interval`).
+    /// may go unnoticed (default 60 s, at least `watch_interval`, at most
+    /// a year).
     ///
     /// Destroys, restores, migrations and rollbacks by tenanted, in any
     /// process, announce themselves in the root's change log, and the
@@ -246,7 +248,7 @@ impl TenantManagerBuilder {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn sweep_interval(mut self, interval: Duration) -> Self {
-        self.sweep_interval = interval;
+        self.sweep_interval = interval.min(LONGEST_WAIT);
         self
     }
 

@@ -681,3 +681,27 @@ fn builder_at(
         b.build().unwrap()
     }
 }
+
+/// `watch_interval(Duration::MAX)` overflowed the watcher's next deadline
+/// and its thread died at its first pass, silently: no more pruning, no
+/// more noticing other processes. Intervals are clamped to a year.
+#[test]
+fn the_longest_watch_interval_leaves_the_watcher_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = builder(dir.path())
+        .watch_interval(Duration::MAX)
+        .sweep_interval(Duration::MAX)
+        .idle_timeout(Some(Duration::from_millis(20)))
+        .build()
+        .unwrap();
+    m.create_tenant("acme").unwrap();
+    drop(m.connection("acme").unwrap());
+    let started = Instant::now();
+    while m.stats().open_pools != 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "never pruned: the watcher is gone"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
