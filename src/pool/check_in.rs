@@ -20,11 +20,17 @@ pub(super) fn fit_to_return(conn: &Connection) -> bool {
     }
     let rolled_back = conn.execute_batch("ROLLBACK");
     let fit = rolled_back.is_ok() && conn.is_autocommit();
-    tracing::warn!(
-        path = conn.path().unwrap_or("?"),
-        error = rolled_back.err().map(tracing::field::display),
-        closed = !fit,
-        "a connection came back to its pool inside a transaction; it was rolled back: commit or roll back before dropping a connection"
-    );
+    let path = conn.path().unwrap_or("?");
+    match rolled_back {
+        Ok(()) if fit => tracing::warn!(
+            path,
+            "a connection came back to its pool inside a transaction; it was rolled back: commit or roll back before dropping a connection"
+        ),
+        rolled_back => tracing::warn!(
+            path,
+            error = rolled_back.err().map(tracing::field::display),
+            "a connection came back to its pool inside a transaction and could not be rolled back; it is closed, which rolls back: commit or roll back before dropping a connection"
+        ),
+    }
     fit
 }

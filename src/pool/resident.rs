@@ -137,11 +137,14 @@ impl Resident {
     }
 
     /// Takes the connection back; one that cannot be made fit to lend
-    /// again (see `check_in.rs`) is closed and no longer counted.
+    /// again (see `check_in.rs`) is closed, and the pool goes on with
+    /// r2d2's connections alone.
     fn park(&self, conn: TrackedConnection) {
         if !check_in::fit_to_return(&conn) {
+            // Closed: from now on r2d2 counts every connection itself, as
+            // once the resident one is absorbed.
             drop(conn);
-            self.slot.lock().open -= 1;
+            self.settled.store(true, Ordering::Release);
             return;
         }
         let mut slot = self.slot.lock();
