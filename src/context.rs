@@ -41,7 +41,9 @@ pub(crate) fn query_tenant() -> Option<TenantName> {
 /// Notes a connection to `name` checked out on this thread. No I/O, no
 /// allocation: one thread-local look, and a compare inside `with_tenant`.
 pub(crate) fn checked_out(name: &str) {
-    CURRENT.with(|c| {
+    // `try_with`: a connection asked for while the thread's locals are
+    // being torn down (another local's destructor) notes nothing.
+    let _ = CURRENT.try_with(|c| {
         if let Ok(mut current) = c.try_borrow_mut()
             && let Some(current) = current.as_mut()
             && current.tenant.as_str() != name

@@ -492,8 +492,9 @@ pub enum Error {
     /// ```
     #[error("{}a query failed: {cause}", tenant_label(tenant))]
     Query {
-        /// The thread's current tenant when the error was converted, if
-        /// the statement can only have been its (see the `From` impl).
+        /// The thread's current tenant when the error was converted,
+        /// unless another tenant's connection was checked out inside the
+        /// same `with_tenant` (see the `From` impl).
         tenant: Option<TenantName>,
         /// SQLite's error (its message is in this error's own; `source()`
         /// does not repeat it).
@@ -718,7 +719,8 @@ impl From<rusqlite::Error> for Error {
     /// connection to another tenant was checked out inside the same
     /// `with_tenant`: the statement may have been either's, and the error
     /// names none rather than the wrong one. Outside `with_tenant` it
-    /// names none either. To name the tenant and its file whatever the
+    /// names none either. (A connection to another tenant checked out
+    /// before `with_tenant` and used inside it is not seen.) To name the tenant and its file whatever the
     /// context, convert with
     /// [`TenantConnection::diagnose`](crate::TenantConnection::diagnose)
     /// on the connection the statement ran on.
