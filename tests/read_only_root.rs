@@ -10,6 +10,18 @@ mod common;
 use common::child;
 use tenanted::MigrateOptions;
 
+/// The child test `child` of `parent`, on `root` remounted read-only in
+/// the child's own mount namespace (`None` where none can be had).
+fn read_only_child(
+    root: &std::path::Path,
+    child: &str,
+    parent: &str,
+) -> Option<std::process::Command> {
+    let r = root.display();
+    let remount = format!("mount --bind '{r}' '{r}' && mount -o remount,bind,ro '{r}'");
+    child::in_mount_namespace(&remount, child, root, parent)
+}
+
 #[test]
 fn a_read_only_root_lists_and_reports_and_refuses_the_rest_by_name() {
     let dir = tempfile::tempdir().unwrap();
@@ -23,12 +35,9 @@ fn a_read_only_root_lists_and_reports_and_refuses_the_rest_by_name() {
     // Closing every connection checkpoints and removes the -wal and -shm,
     // as a root is left when its service stops.
     drop(m);
-    // The root remounted read-only in the child's own mount namespace.
-    let r = dir.path().display();
-    let Some(mut command) = child::in_mount_namespace(
-        &format!("mount --bind '{r}' '{r}' && mount -o remount,bind,ro '{r}'"),
-        "child_on_a_read_only_root",
+    let Some(mut command) = read_only_child(
         dir.path(),
+        "child_on_a_read_only_root",
         "a_read_only_root_lists_and_reports_and_refuses_the_rest_by_name",
     ) else {
         return;
@@ -128,11 +137,9 @@ fn an_encrypted_tenant_on_a_read_only_root_is_said_read_only() {
         .unwrap();
     m.create_tenant("acme").unwrap();
     drop(m);
-    let r = dir.path().display();
-    let Some(mut command) = child::in_mount_namespace(
-        &format!("mount --bind '{r}' '{r}' && mount -o remount,bind,ro '{r}'"),
-        "child_opens_an_encrypted_tenant_on_a_read_only_root",
+    let Some(mut command) = read_only_child(
         dir.path(),
+        "child_opens_an_encrypted_tenant_on_a_read_only_root",
         "an_encrypted_tenant_on_a_read_only_root_is_said_read_only",
     ) else {
         return;
