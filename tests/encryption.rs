@@ -1111,6 +1111,9 @@ fn a_backup_that_no_kept_key_opens_is_refused_saying_why() {
     // Each left the tenant as it was.
     assert_eq!(notes(&manager, "acme"), 0);
     assert!(!manager.tenant_exists("globex").unwrap());
+    // A manager given no key provider says so, not that no key is kept.
+    let keyless = reason(plain.restore_tenant("acme2", &backup));
+    assert!(keyless.contains("no key provider"), "{keyless}");
 }
 
 /// A plaintext tenant's re-key interrupted between its swap and its

@@ -117,6 +117,11 @@ pub(crate) fn key_provider(root: &Path) -> Option<std::sync::Arc<dyn super::KeyP
     provider(root)
 }
 
+/// Whether a key provider keeps `root`'s keys.
+pub(crate) fn has_provider(root: &Path) -> bool {
+    provider(root).is_some()
+}
+
 /// The key provider of `root`, for a re-key.
 ///
 /// # Errors

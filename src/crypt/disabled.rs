@@ -77,3 +77,8 @@ pub(crate) fn prove(_conn: &Connection, key: Option<&TenantKey>) -> rusqlite::Re
         Some(never) => match *never {},
     }
 }
+
+/// No key provider without the feature.
+pub(crate) fn has_provider(_root: &Path) -> bool {
+    false
+}

@@ -22,13 +22,13 @@ mod tenant_key;
 
 #[cfg(feature = "encryption")]
 pub(crate) use apply::{
-    apply, created_key, destroyed_key, key_kept, key_provider, opening_key, other_keys, prove,
-    rekeying_provider, tenant_key,
+    apply, created_key, destroyed_key, has_provider, key_kept, key_provider, opening_key,
+    other_keys, prove, rekeying_provider, tenant_key,
 };
 #[cfg(not(feature = "encryption"))]
 pub(crate) use disabled::{
-    TenantKey, apply, created_key, destroyed_key, key_kept, opening_key, other_keys, prove,
-    tenant_key,
+    TenantKey, apply, created_key, destroyed_key, has_provider, key_kept, opening_key, other_keys,
+    prove, tenant_key,
 };
 #[cfg(feature = "encryption")]
 pub use key_provider::KeyProvider;
