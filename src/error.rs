@@ -550,7 +550,8 @@ pub enum Error {
     /// The tenant is suspended: blocked (no connection is handed out), or
     /// read-only (a write was refused).
     #[error(
-        "tenant {tenant} is suspended ({mode}): {reason}; resume it with resume_tenant (`tenanted resume {tenant}`) when that is settled"
+        "tenant {tenant} is suspended ({mode}): {}; resume it with resume_tenant (`tenanted resume {tenant}`) when that is settled",
+        given_reason(reason)
     )]
     TenantSuspended {
         /// The tenant.
@@ -747,6 +748,16 @@ pub(crate) fn concise(e: &rusqlite_migration::Error) -> String {
             other => other.to_string(),
         },
         other => other.to_string(),
+    }
+}
+
+/// A suspension's reason as said in a message: one line, and something
+/// even when none was given.
+fn given_reason(reason: &str) -> std::borrow::Cow<'_, str> {
+    match reason.trim() {
+        "" => "no reason was given".into(),
+        one_line if !one_line.contains(char::is_control) => one_line.into(),
+        lines => lines.replace(char::is_control, " ").into(),
     }
 }
 
@@ -1256,6 +1267,24 @@ mod tests {
         }
         // No advice where the code says nothing.
         assert!(sqlite(rusqlite::ffi::SQLITE_CONSTRAINT).ends_with("constraint failed"));
+    }
+
+    /// `suspend_tenant` takes any reason; an empty one read "suspended
+    /// (blocked): ; resume it", and one with a newline broke the message
+    /// (and a log line) in two (an outside probe).
+    #[test]
+    fn a_suspension_is_said_on_one_line_with_a_reason() {
+        let said = |reason: &str| {
+            Error::TenantSuspended {
+                tenant: TenantName::new("acme").unwrap(),
+                mode: crate::limits::SuspendMode::Blocked,
+                reason: reason.to_string(),
+            }
+            .to_string()
+        };
+        assert!(said("").contains("(blocked): no reason was given; resume"));
+        assert!(said("unpaid\nacme blocked").contains("(blocked): unpaid acme blocked; resume"));
+        assert!(said("invoice 2026-11").contains("(blocked): invoice 2026-11; resume"));
     }
 
     #[test]
