@@ -118,6 +118,11 @@ impl Setup {
     /// Waits until a restore of `tenant`'s replica holds what the live
     /// tenant holds.
     fn converges(&self, tenant: &str) {
+        self.converges_at(tenant, &self.url(tenant));
+    }
+
+    /// The same, from the replica at `url` (`tenant`'s own URL in it).
+    fn converges_at(&self, tenant: &str, url: &str) {
         let live = RootConfig::new(&self.root).database_path(tenant).unwrap();
         let scratch = self
             .dir
@@ -128,7 +133,7 @@ impl Setup {
         loop {
             let _ = std::fs::remove_file(&scratch);
             let want = content(&live);
-            let last = match restore(&self.bin, &self.url(tenant), &scratch, None) {
+            let last = match restore(&self.bin, url, &scratch, None) {
                 Ok(()) if content(&scratch) == want => return,
                 Ok(()) => format!("restored {:?}\nlive {want:?}", content(&scratch)),
                 Err(e) => e,
@@ -312,6 +317,57 @@ fn a_recreated_tenant_starts_a_history_of_its_own() {
                 "a restore at {at} brought back the destroyed incarnation: {rows:?}"
             );
         }
+    }
+}
+
+/// A supervisor restarted onto an emptied replica, or onto another
+/// replica URL recorded while it was stopped, trusted its record of which
+/// tenants' replicas were complete and never uploaded an idle tenant
+/// again: a rebuild from that replica left it out with no word (an
+/// outside probe).
+#[test]
+fn a_restart_onto_an_emptied_or_moved_replica_uploads_every_idle_tenant() {
+    let Some(s) = Setup::new(Duration::ZERO) else {
+        return;
+    };
+    let m = s.manager();
+    for tenant in ["alpha", "beta"] {
+        m.create_tenant(tenant).unwrap();
+        write_users(&m, tenant, 0, 5);
+    }
+    drop(m);
+    let quiet = s.root.join(".tenanted/replication.d/quiet");
+    let replicate = s.replicate();
+    s.converges("alpha");
+    s.converges("beta");
+    // Let go of as idle, and recorded as complete, by the time it stops.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(&quiet)
+        .is_ok_and(|q| q.contains("alpha ") && q.contains("beta "))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "never quiet: {:?}",
+            std::fs::read_to_string(&quiet)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(replicate);
+
+    // The replica emptied (a wiped disk, a lost bucket) while stopped.
+    std::fs::remove_dir_all(&s.replica).unwrap();
+    let replicate = s.replicate();
+    s.converges("alpha");
+    s.converges("beta");
+    drop(replicate);
+
+    // Another replica recorded while stopped.
+    let moved = s.dir.path().join("moved");
+    let settings = ReplicationSettings::new(format!("file://{}", moved.display()));
+    settings.record(&RootConfig::new(&s.root)).unwrap();
+    let _replicate = s.replicate();
+    for tenant in ["alpha", "beta"] {
+        s.converges_at(tenant, &settings.replica_url_of(&s.relative(tenant)));
     }
 }
 

@@ -7,6 +7,7 @@ mod control;
 mod followed;
 mod lifecycle;
 mod listing;
+mod quiet;
 mod rebuild;
 mod rebuild_options;
 mod rebuild_report;

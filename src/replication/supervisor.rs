@@ -37,6 +37,7 @@ use std::time::{Duration, Instant};
 use super::control::ControlSocket;
 use super::followed::Followed;
 use super::lifecycle::Replication;
+use super::quiet;
 use super::retiring::{Retired, Retirement, Retiring};
 use super::settings::{ReplicationSettings, state_dir};
 use super::store::ReplicaStore;
@@ -255,7 +256,7 @@ impl Replicator {
             options,
             shards,
             active: HashMap::new(),
-            quiet: load_quiet(&state),
+            quiet: quiet::load(&state, root, replication.settings().replica_url()),
             quiet_dirty: false,
             saved_at: Instant::now(),
             state,
@@ -813,27 +814,11 @@ fn replication_root(replication: &Replication) -> &RootConfig {
     replication.root()
 }
 
-/// The file in `replication.d` that keeps each idle tenant's files as
-/// they were when its replica was complete, so that a restarted
-/// supervisor registers only the tenants written since.
-const QUIET: &str = "quiet";
-
 impl Replicator {
-    /// Saves the quiet signatures (a scratch file renamed over the old).
+    /// Saves the quiet signatures (see `quiet.rs`).
     fn save_quiet(&mut self) {
-        let mut text = String::with_capacity(self.quiet.len() * 80);
-        for (tenant, sig) in &self.quiet {
-            let (size, secs, nanos) = sig.db;
-            let wal = sig
-                .wal
-                .map_or("-".to_owned(), |(a, b, c)| format!("{a} {b} {c}"));
-            text.push_str(&format!(
-                "{tenant} {} {size} {secs} {nanos} {wal}\n",
-                sig.inode
-            ));
-        }
-        let saved = replace_file(&self.state, Path::new(QUIET), text.as_bytes());
-        match saved {
+        let url = self.replication.settings().replica_url();
+        match quiet::save(&self.state, url, &self.quiet) {
             Ok(()) => self.quiet_dirty = false,
             Err(e) => {
                 tracing::warn!(error = %e, "could not save which tenants' replicas are complete")
@@ -841,26 +826,6 @@ impl Replicator {
         }
         self.saved_at = Instant::now();
     }
-}
-
-/// The quiet signatures saved by an earlier run (none if unreadable: then
-/// every tenant is looked at once).
-fn load_quiet(state: &Dir) -> HashMap<TenantName, Signature> {
-    let text = read_file(state, Path::new(QUIET), u64::MAX).unwrap_or_default();
-    text.lines().filter_map(parse_quiet).collect()
-}
-
-fn parse_quiet(line: &str) -> Option<(TenantName, Signature)> {
-    let mut f = line.split(' ');
-    let tenant = TenantName::new(f.next()?).ok()?;
-    let mut num = || f.next()?.parse::<i64>().ok();
-    let inode = u64::try_from(num()?).ok()?;
-    let db = (u64::try_from(num()?).ok()?, num()?, num()?);
-    let wal = match (num(), num(), num()) {
-        (Some(a), Some(b), Some(c)) => Some((u64::try_from(a).ok()?, b, c)),
-        _ => None,
-    };
-    Some((tenant, Signature { inode, db, wal }))
 }
 
 /// Where the pid of the Litestream running `config` is recorded.
