@@ -371,6 +371,48 @@ fn a_restart_onto_an_emptied_or_moved_replica_uploads_every_idle_tenant() {
     }
 }
 
+/// An erase queued for one replica (the store refused it) was finished
+/// against whatever replica the root used by then: after a move to
+/// another URL the destroyed tenant's data stayed in the first, and a
+/// rebuild from it brought the tenant back (the third probe).
+#[test]
+fn a_queued_erase_is_finished_in_the_replica_it_was_queued_for() {
+    let Some(s) = Setup::new(Duration::ZERO) else {
+        return;
+    };
+    let m = s.manager();
+    m.create_tenant("gone").unwrap();
+    write_users(&m, "gone", 0, 5);
+    let replicate = s.replicate();
+    s.converges("gone");
+    drop(replicate);
+    // The replica's bucket behind a link: the erase refuses it, and the
+    // destroy leaves it queued.
+    let relative = s.relative("gone");
+    let bucket = s.replica.join(relative.iter().next().unwrap());
+    let real = bucket.with_extension("real");
+    std::fs::rename(&bucket, &real).unwrap();
+    std::os::unix::fs::symlink(&real, &bucket).unwrap();
+    m.destroy_tenant("gone").unwrap();
+    let intents = s.root.join(".tenanted/replication.d/erase");
+    assert_eq!(
+        std::fs::read_dir(&intents).unwrap().count(),
+        1,
+        "the erase is queued"
+    );
+    std::fs::remove_file(&bucket).unwrap();
+    std::fs::rename(&real, &bucket).unwrap();
+    assert!(s.replica.join(&relative).exists());
+
+    // The root moves to another replica; the queued erase is finished.
+    let moved = s.dir.path().join("moved");
+    let settings = ReplicationSettings::new(format!("file://{}", moved.display()));
+    settings.record(&RootConfig::new(&s.root)).unwrap();
+    s.run_cli(&["erase-replicas"]);
+    assert_eq!(std::fs::read_dir(&intents).unwrap().count(), 0);
+    s.nothing_restorable("gone");
+}
+
 /// With a retention, a destroyed tenant's replica leaves the tenant's
 /// place at once (nothing restorable there, a new incarnation starts
 /// fresh) and is kept in the graveyard until `tenanted erase-replicas`.

@@ -2,9 +2,11 @@
 //! tenant's replica, in any process on the root:
 //!
 //! 1. Before it starts, it records an erase intent in the root
-//!    (`.tenanted/replication.d/erase/NAME.INODE-BIRTH.PID-N`) and holds a lock on
-//!    it: `tenanted replicate` registers no tenant with an intent pending,
-//!    and finishes the intent of a process that died (its lock is gone).
+//!    (`.tenanted/replication.d/erase/NAME.INODE-BIRTH.PID-N`, holding the
+//!    replica URL it erases from) and holds a lock on it: `tenanted
+//!    replicate` registers no tenant with an intent pending, and finishes
+//!    the intent of a process that died (its lock is gone), in the
+//!    replica the intent names.
 //! 2. Once the tenant is fenced off, it tells the tenant's Litestream to
 //!    let go (`unregister`: a last sync, then the database is closed), so
 //!    that the wait for other processes does not wait for Litestream.
@@ -24,7 +26,7 @@ use super::store::ReplicaStore;
 use super::tenant_files::TenantFiles;
 use super::until::Until;
 use crate::error::{Error, Result};
-use crate::fs::files::{remove_quietly, replace_file};
+use crate::fs::files::{read_file, remove_quietly, replace_file};
 use crate::fs::{Dir, sys};
 use crate::name::TenantName;
 use crate::paths::RootConfig;
@@ -185,7 +187,9 @@ impl Replication {
         let path = dir.join(&name);
         let temporary = PathBuf::from(format!(".tmp-{pid}-{n}"));
         let published = Dir::make(self.root.root_dir(), &dir).and_then(|dir| {
-            let held = publish_locked(&dir, &temporary, &name)?;
+            // Its content: the replica it erases from (see `erase_from`).
+            let url = self.settings.replica_url().as_bytes();
+            let held = publish_locked(&dir, &temporary, &name, url)?;
             Ok((dir, held))
         });
         let (dir, held) = published.map_err(|e| {
@@ -208,7 +212,22 @@ impl Replication {
     /// Erases `tenant`'s replica (in a remote store, within `until`), or
     /// moves it aside to be erased after `retention`.
     fn erase(&self, tenant: &TenantName, retention: Duration, until: Until) -> Result<()> {
-        let store = ReplicaStore::of(self.settings.replica_url())?;
+        self.erase_from(self.settings.replica_url(), tenant, retention, until)
+    }
+
+    /// [`erase`](Self::erase) from the replica at `url`: an intent queued
+    /// before the root moved to another replica erases from the one it
+    /// was queued for (finished against the new one instead, it left the
+    /// destroyed tenant's data in the old, which a rebuild from it brought
+    /// back: the third probe).
+    fn erase_from(
+        &self,
+        url: &str,
+        tenant: &TenantName,
+        retention: Duration,
+        until: Until,
+    ) -> Result<()> {
+        let store = ReplicaStore::of(url)?;
         let relative = self.relative(tenant)?;
         let erased = match retention {
             Duration::ZERO => store.erase(&relative, until),
@@ -280,6 +299,7 @@ impl Replication {
             let Ok(file) = sys::open_file(dir.fd(), &intent) else {
                 continue;
             };
+            let url = self.queued_for(dir, &intent);
             // Held: its destroy is still running.
             if !sys::flock(&file, false, false, &intent).unwrap_or(false) {
                 continue;
@@ -293,13 +313,28 @@ impl Replication {
                 remove_quietly(dir, &intent);
                 continue;
             }
-            match self.erase(&tenant, self.settings.retention_period(), Until(None)) {
+            // A replica the root no longer uses keeps nothing for the
+            // retention: nothing would erase it later.
+            let retention = match url == self.settings.replica_url() {
+                true => self.settings.retention_period(),
+                false => Duration::ZERO,
+            };
+            match self.erase_from(&url, &tenant, retention, Until(None)) {
                 // Held (`file`) until it settled.
-                Ok(()) => settling.push((file, intent, tenant)),
+                Ok(()) => settling.push((file, intent, tenant, url)),
                 Err(e) => failed.add(e),
             }
         }
         Ok(self.settle(dir, settling, failed))
+    }
+
+    /// The replica URL an intent was queued for: its content, or (an
+    /// intent of an earlier release, empty) the root's current one.
+    fn queued_for(&self, dir: &Dir, intent: &Path) -> String {
+        match read_file(dir, intent, 64 * 1024) {
+            Ok(url) if !url.is_empty() => url,
+            _ => self.settings.replica_url().to_owned(),
+        }
     }
 
     /// Erases again, once they had time to land, what uploads sent before
@@ -314,7 +349,7 @@ impl Replication {
     fn settle(
         &self,
         dir: &Dir,
-        settling: Vec<(File, PathBuf, TenantName)>,
+        settling: Vec<(File, PathBuf, TenantName, String)>,
         failed: &mut Failures,
     ) -> usize {
         if settling.is_empty() {
@@ -322,8 +357,8 @@ impl Replication {
         }
         std::thread::sleep(SETTLE);
         let mut done = 0;
-        for (_held, intent, tenant) in settling {
-            match self.erase(&tenant, Duration::ZERO, Until(None)) {
+        for (_held, intent, tenant, url) in settling {
+            match self.erase_from(&url, &tenant, Duration::ZERO, Until(None)) {
                 Ok(()) => {
                     remove_quietly(dir, &intent);
                     done += 1;
@@ -443,10 +478,11 @@ impl Failures {
 /// the directory made durable. Made under its own name, a pass could lock
 /// it between the create and our lock, find the tenant still there, and
 /// drop it.
-fn publish_locked(dir: &Dir, temporary: &Path, name: &Path) -> io::Result<File> {
-    let file = sys::create_new(dir.fd(), temporary)?;
+fn publish_locked(dir: &Dir, temporary: &Path, name: &Path, content: &[u8]) -> io::Result<File> {
+    let mut file = sys::create_new(dir.fd(), temporary)?;
     let published = sys::flock(&file, false, true, temporary)
-        .and_then(|_| sys::sync(std::os::fd::AsFd::as_fd(&file), temporary))
+        .and_then(|_| sys::write_all(&mut file, content, temporary))
+        .and_then(|()| sys::sync(std::os::fd::AsFd::as_fd(&file), temporary))
         .and_then(|()| sys::rename(dir.fd(), temporary, name))
         .and_then(|()| dir.sync());
     match published {
