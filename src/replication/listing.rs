@@ -134,8 +134,17 @@ fn file_keys(target: &ReplicaTarget) -> Result<Vec<(String, Option<SystemTime>)>
         operation: "listing the tenants".to_owned(),
         reason: e.to_string(),
     };
+    let top = Dir::open(dir, dir).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => Error::ReplicaRead {
+            tenant: None,
+            url: target.url().to_owned(),
+            operation: "listing the tenants".to_owned(),
+            reason: format!("the replica directory {} does not exist: check the replica URL (the path replicate was given), or whether the directory's disk is mounted", dir.display()),
+        },
+        _ => failed(e),
+    })?;
     let mut keys = Vec::new();
-    let mut pending = vec![(Dir::open(dir, dir).map_err(failed)?, String::new())];
+    let mut pending = vec![(top, String::new())];
     while let Some((here, relative)) = pending.pop() {
         for entry in here.entries().map_err(failed)? {
             let (name, is_dir) = entry.map_err(failed)?;
