@@ -308,7 +308,9 @@ fn main() {
         ReplicationSettings::new(format!("file://{}", replica.display())).shards(a.shards);
     settings.record(&RootConfig::new(&root)).unwrap();
     if a.assume_replicated {
-        assume_replicated(&root, a.tenants);
+        assume_replicated(&root, &settings, a.tenants);
+        // The record is trusted only while its replica is there.
+        std::fs::create_dir_all(&replica).unwrap();
     }
     let (mut supervisor, seen) = supervise(&a, &root, &a.dir.join("replicate.log"));
     let pid = supervisor.id();
@@ -417,10 +419,11 @@ fn main() {
 /// that only the tenants written from now on are registered. Their
 /// replicas are then made from scratch when first written, which is what
 /// the RPO measurement restores.
-fn assume_replicated(root: &Path, n: usize) {
+fn assume_replicated(root: &Path, settings: &ReplicationSettings, n: usize) {
     use std::os::unix::fs::MetadataExt;
     let config = RootConfig::new(root);
-    let mut text = String::new();
+    // The record names the replica it is for (`replication/quiet.rs`).
+    let mut text = format!("replica {}\n", settings.replica_url());
     for i in 0..n {
         let db = config.database_path(&name(i)).unwrap();
         let m = std::fs::metadata(&db).unwrap();

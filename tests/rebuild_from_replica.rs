@@ -622,7 +622,10 @@ fn clear_errors_for_a_missing_litestream_and_an_unlistable_replica() {
         "{err}"
     );
     // Said as a missing directory, not a bare "No such file or directory".
-    assert!(err.contains("does not exist: check the replica URL"), "{err}");
+    assert!(
+        err.contains("does not exist: check the replica URL"),
+        "{err}"
+    );
     // A replica that holds nothing (a mistyped path, most likely): the
     // report says so, in words that point at the URL.
     std::fs::create_dir_all(dir.path().join("empty")).unwrap();

@@ -374,7 +374,9 @@ fn a_restart_onto_an_emptied_or_moved_replica_uploads_every_idle_tenant() {
 /// An erase queued for one replica (the store refused it) was finished
 /// against whatever replica the root used by then: after a move to
 /// another URL the destroyed tenant's data stayed in the first, and a
-/// rebuild from it brought the tenant back (the third probe).
+/// rebuild from it brought the tenant back (the third probe). Nor may
+/// the intent, while the old replica cannot be reached, hold the name
+/// back from the new one.
 #[test]
 fn a_queued_erase_is_finished_in_the_replica_it_was_queued_for() {
     let Some(s) = Setup::new(Duration::ZERO) else {
@@ -400,17 +402,26 @@ fn a_queued_erase_is_finished_in_the_replica_it_was_queued_for() {
         1,
         "the erase is queued"
     );
-    std::fs::remove_file(&bucket).unwrap();
-    std::fs::rename(&real, &bucket).unwrap();
-    assert!(s.replica.join(&relative).exists());
 
-    // The root moves to another replica; the queued erase is finished.
+    // The root moves to another replica, and the name is used again:
+    // replicated there while the old replica still refuses the erase.
     let moved = s.dir.path().join("moved");
     let settings = ReplicationSettings::new(format!("file://{}", moved.display()));
     settings.record(&RootConfig::new(&s.root)).unwrap();
+    m.create_tenant("gone").unwrap();
+    write_users(&m, "gone", 100, 3);
+    let replicate = s.replicate();
+    s.converges_at("gone", &settings.replica_url_of(&relative));
+    drop(replicate);
+
+    // The old replica answers again: the queued erase is finished there.
+    std::fs::remove_file(&bucket).unwrap();
+    std::fs::rename(&real, &bucket).unwrap();
+    assert!(s.replica.join(&relative).exists());
     s.run_cli(&["erase-replicas"]);
     assert_eq!(std::fs::read_dir(&intents).unwrap().count(), 0);
     s.nothing_restorable("gone");
+    assert!(moved.join(&relative).exists(), "the new replica is kept");
 }
 
 /// With a retention, a destroyed tenant's replica leaves the tenant's

@@ -332,7 +332,7 @@ impl Replication {
     /// intent of an earlier release, empty) the root's current one.
     fn queued_for(&self, dir: &Dir, intent: &Path) -> String {
         match read_file(dir, intent, 64 * 1024) {
-            Ok(url) if !url.is_empty() => url,
+            Ok(url) if !url.trim().is_empty() => url.trim().to_owned(),
             _ => self.settings.replica_url().to_owned(),
         }
     }
@@ -414,11 +414,22 @@ impl Replication {
         }
     }
 
-    /// Whether an erase intent of `tenant` is pending.
+    /// Whether an erase intent of `tenant` is pending in the current
+    /// replica. One queued for a replica the root moved away from cannot
+    /// touch this one, so it does not hold the name back (an old replica
+    /// that is gone for good would otherwise keep a tenant made again
+    /// under the name unreplicated forever).
     pub(crate) fn erase_pending(&self, tenant: &TenantName) -> bool {
-        list_intents(&self.root)
-            .map(|(_, all)| all.iter().any(|(_, t, _)| t == tenant))
-            .unwrap_or(true)
+        let Ok((dir, all)) = list_intents(&self.root) else {
+            return true;
+        };
+        let current = self.settings.replica_url();
+        all.iter().any(|(intent, t, _)| {
+            t == tenant
+                && dir
+                    .as_ref()
+                    .is_none_or(|dir| self.queued_for(dir, intent) == current)
+        })
     }
 }
 

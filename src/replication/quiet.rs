@@ -4,24 +4,25 @@
 //!
 //! The record names the replica it was made for (its first line): a
 //! supervisor started on another URL (settings changed while it was
-//! stopped) trusts none of it. And at every start the quiet tenants are
-//! looked up in the replica itself: one whose replica is gone (a wiped
-//! directory, a lost bucket) is quiet no more, so it is registered and
-//! Litestream uploads it again. Without these, a restart onto a new or
-//! emptied replica never uploaded an idle tenant, and a rebuild from it
-//! left that tenant out with no word (an outside probe).
+//! stopped) trusts none of it, and neither does one whose `file://`
+//! replica directory is gone (a wiped disk). Without these, a restart
+//! onto a new or lost replica never uploaded an idle tenant, and a
+//! rebuild from it left that tenant out with no word (an outside probe).
+//! The replica is not listed at start: at a hundred thousand tenants an
+//! S3 listing takes longer than a start should, and fails where the
+//! store's certificate is private; a replica emptied by hand while its
+//! directory or bucket stays is for the operator to say (remove the
+//! record). A record of an earlier release, with no URL line, is trusted
+//! by no one: the first start after the upgrade registers every tenant
+//! once.
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::time::{Duration, Instant};
 
-use super::listing::replica_entries;
 use super::tenant_files::Signature;
-use super::until::Until;
-use crate::fs::Dir;
 use crate::fs::files::{read_file, replace_file};
+use crate::fs::{Dir, sys};
 use crate::name::TenantName;
-use crate::paths::{ReplicaTarget, RootConfig};
 
 /// The record's name in `replication.d`.
 const QUIET: &str = "quiet";
@@ -29,32 +30,26 @@ const QUIET: &str = "quiet";
 /// The first line's word before the replica URL.
 const REPLICA: &str = "replica ";
 
-/// How long the start's listing of the replica may take (as a status's).
-const LISTING_WITHIN: Duration = Duration::from_secs(15);
-
 /// The quiet signatures a supervisor of `url` may trust: those recorded
-/// for `url` whose tenant the replica still holds (none if the record is
-/// unreadable, of another replica, or the replica cannot be listed: then
-/// every tenant is looked at once).
-pub(super) fn load(state: &Dir, root: &RootConfig, url: &str) -> HashMap<TenantName, Signature> {
+/// for `url`, while its replica is there (none if the record is
+/// unreadable, of another replica, or the `file://` directory is gone:
+/// then every tenant is looked at once).
+pub(super) fn load(state: &Dir, url: &str) -> HashMap<TenantName, Signature> {
     let text = read_file(state, Path::new(QUIET), u64::MAX).unwrap_or_default();
     let mut lines = text.lines();
     if lines.next().and_then(|first| first.strip_prefix(REPLICA)) != Some(url) {
         return HashMap::new();
     }
-    let mut quiet: HashMap<_, _> = lines.filter_map(parse).collect();
-    if quiet.is_empty() {
-        return quiet;
+    if let Some(dir) = url.strip_prefix("file://")
+        && !sys::exists(Path::new(dir))
+    {
+        tracing::warn!(
+            replica = url,
+            "the replica directory is gone: every tenant is registered once"
+        );
+        return HashMap::new();
     }
-    let until = Until(Some(Instant::now() + LISTING_WITHIN));
-    match replica_entries(root, &ReplicaTarget::parse(url), until) {
-        Ok(held) => quiet.retain(|tenant, _| held.contains_key(tenant)),
-        Err(e) => {
-            tracing::warn!(error = %e, "could not list the replica: every tenant is registered once");
-            quiet.clear();
-        }
-    }
-    quiet
+    lines.filter_map(parse).collect()
 }
 
 /// Saves `quiet` as the record for `url` (a scratch file renamed over the

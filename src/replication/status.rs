@@ -217,7 +217,7 @@ fn judge(
             }
             None => {
                 line.lag = last_write.map(since).unwrap_or_default();
-                line.reason = Some("nothing of it is in the replica: `tenanted replicate` registers it at its next scan if it was written since, and at its start otherwise (is it running? restart it if the replica was emptied or moved while it ran)".to_owned());
+                line.reason = Some("nothing of it is in the replica: `tenanted replicate` registers it at its next scan if it was written since, and at its start otherwise (is it running? if the replica was emptied while it ran, remove .tenanted/replication.d/quiet and restart it)".to_owned());
             }
         },
     }

@@ -256,7 +256,7 @@ impl Replicator {
             options,
             shards,
             active: HashMap::new(),
-            quiet: quiet::load(&state, root, replication.settings().replica_url()),
+            quiet: quiet::load(&state, replication.settings().replica_url()),
             quiet_dirty: false,
             saved_at: Instant::now(),
             state,
