@@ -754,10 +754,14 @@ pub(crate) fn concise(e: &rusqlite_migration::Error) -> String {
 /// A suspension's reason as said in a message: one line, and something
 /// even when none was given.
 fn given_reason(reason: &str) -> std::borrow::Cow<'_, str> {
-    match reason.trim() {
+    let one_line: std::borrow::Cow<'_, str> = match reason.contains(char::is_control) {
+        true => reason.replace(char::is_control, " ").into(),
+        false => reason.into(),
+    };
+    match one_line.trim() {
         "" => "no reason was given".into(),
-        one_line if !one_line.contains(char::is_control) => one_line.into(),
-        lines => lines.replace(char::is_control, " ").into(),
+        trimmed if trimmed.len() == one_line.len() => one_line,
+        trimmed => trimmed.to_owned().into(),
     }
 }
 
@@ -1283,6 +1287,7 @@ mod tests {
             .to_string()
         };
         assert!(said("").contains("(blocked): no reason was given; resume"));
+        assert!(said("\u{7}").contains("(blocked): no reason was given; resume"));
         assert!(said("unpaid\nacme blocked").contains("(blocked): unpaid acme blocked; resume"));
         assert!(said("invoice 2026-11").contains("(blocked): invoice 2026-11; resume"));
     }

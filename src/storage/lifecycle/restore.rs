@@ -331,7 +331,7 @@ fn integrity_check(conn: &Connection) -> rusqlite::Result<String> {
 const NO_KEY_FOR_BACKUP: &str = "it is encrypted (it reserves bytes on every page, as SQLCipher does for its IV and HMAC), and no key is kept for this tenant: an encrypted backup is restored under the name of the tenant it was taken from, while that tenant's key is kept (a destroyed tenant's backups stay unreadable, by design)";
 
 /// Why an encrypted backup cannot be restored by a manager without keys.
-const NO_PROVIDER_FOR_BACKUP: &str = "it is encrypted (it reserves bytes on every page, as SQLCipher does for its IV and HMAC), and this manager was given no key provider: build it with .encryption(RootKeyStore::new(root, master)) (the tenanted CLI: set TENANTED_MASTER_KEY, in a build with the encryption feature), with the tenant's key kept in the root's keys directory";
+const NO_PROVIDER_FOR_BACKUP: &str = "it is encrypted (it reserves bytes on every page, as SQLCipher does for its IV and HMAC), and this manager was given no key provider: build it with .encryption(RootKeyStore::new(root, master)) (the `encryption` feature; the tenanted CLI: set TENANTED_MASTER_KEY, in a build with that feature), and restore it under the name of the tenant it was taken from, whose key the root's keys directory keeps";
 
 /// Why an encrypted backup does not open with the tenant's key.
 const WRONG_KEY_FOR_BACKUP: &str = "the key kept for this tenant does not open it: it was taken from another tenant, or from an earlier incarnation of this one (destroyed or re-keyed since, which retires its backups), or it is damaged";
