@@ -1938,3 +1938,23 @@ fn a_backup_of_an_idle_encrypted_tenant_leaves_no_shared_memory_file_beside_it()
         "a -shm was left beside the tenant"
     );
 }
+
+/// Key files were made `0644`: sealed by the master key, but readable by
+/// every local user. They are the owner's alone, through a create, a
+/// re-key and a rotation of the master key.
+#[test]
+fn key_files_are_readable_by_their_owner_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let root = tempfile::tempdir().unwrap();
+    let master = MasterKey::generate().unwrap();
+    let manager = manager(root.path(), &master, 1);
+    seed_canary(&manager, "acme");
+    let store = RootKeyStore::new(root.path(), master.clone());
+    let key_file = store.key_path(&TenantName::new("acme").unwrap());
+    let mode = || std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(), 0o600, "made by a create");
+    manager.rekey_tenant("acme").unwrap();
+    assert_eq!(mode(), 0o600, "after a re-key");
+    store.rewrap(&MasterKey::generate().unwrap()).unwrap();
+    assert_eq!(mode(), 0o600, "after a rotation");
+}

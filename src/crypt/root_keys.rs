@@ -255,7 +255,7 @@ impl RootKeyStore {
         // the scratch file (a wrapped key) must not outlive the tenant.
         let scratch = scratch_name(name);
         destroy_in(dir, tenant, &scratch)?;
-        let written = sys::create_new(dir.fd(), &scratch).and_then(|mut file| {
+        let written = sys::create_new_private(dir.fd(), &scratch).and_then(|mut file| {
             sys::write_all(&mut file, &[&MAGIC[..], &wrapped].concat(), &scratch)?;
             sys::sync(file.as_fd(), &scratch)?;
             sys::rename(dir.fd(), &scratch, name)?;

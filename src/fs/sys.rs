@@ -130,10 +130,26 @@ pub(crate) fn truncate(file: &File, name: &Path) -> io::Result<()> {
 
 /// Creates file `name` in `dir`, failing if anything is there.
 pub(crate) fn create_new(dir: BorrowedFd<'_>, name: &Path) -> io::Result<File> {
+    create_new_with(dir, name, FILE_MODE)
+}
+
+/// [`create_new`], readable and writable by the owner alone (`0600`): a
+/// tenant's key file, sealed by the master key, is still nobody else's
+/// to read.
+#[cfg(feature = "encryption")]
+pub(crate) fn create_new_private(dir: BorrowedFd<'_>, name: &Path) -> io::Result<File> {
+    create_new_with(dir, name, 0o600)
+}
+
+fn create_new_with(dir: BorrowedFd<'_>, name: &Path, mode: u32) -> io::Result<File> {
     faults::check(Step::Create, name)?;
     let flags = OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    let mode = Mode::from_raw_mode(FILE_MODE);
-    Ok(File::from(rustix::fs::openat(dir, name, flags, mode)?))
+    Ok(File::from(rustix::fs::openat(
+        dir,
+        name,
+        flags,
+        Mode::from_raw_mode(mode),
+    )?))
 }
 
 /// What `name` in `dir` is (`lstat`: a symlink is itself).
