@@ -245,12 +245,7 @@ impl Dir {
     /// read of it, however many it holds.
     #[cfg(feature = "encryption")]
     pub(crate) fn is_empty(&self) -> io::Result<bool> {
-        let own = Arc::new(sys::open_dir(self.fd(), Path::new("."))?);
-        match Entries::streamed(own).advance() {
-            None => Ok(true),
-            Some(Ok(_)) => Ok(false),
-            Some(Err(e)) => Err(e),
-        }
+        Ok(self.find_entry(|_| Some(()))?.is_none())
     }
 
     /// The first entry whose name `wanted` maps to something, read as a

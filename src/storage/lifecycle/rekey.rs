@@ -56,7 +56,7 @@ use crate::storage::lifecycle::fence::{Fence, Waiting};
 use crate::storage::lifecycle::file_copy::sync_file;
 use crate::storage::lifecycle::snapshot::copy_to;
 use crate::storage::lifecycle::stage::{Stage, Swap};
-use crate::storage::opening::open::{EXISTING, open_existing};
+use crate::storage::opening::open::{EXISTING, READ_BUSY_TIMEOUT, open_existing};
 use crate::storage::opening::open_error::pin_error;
 use crate::storage::opening::opening_key::looks_encrypted;
 use crate::storage::opening::pinned::{disarm, open_pinned};
@@ -255,10 +255,6 @@ pub(crate) fn settle_interrupted(root: &RootConfig) -> Result<usize> {
     Ok(settled)
 }
 
-/// How long settling waits for SQLite's lock to read a key's proof (a
-/// backup's exclusive instant), as a one-off read does.
-const PROVE_BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
-
 /// How long settling waits at a tenant's open gate.
 const SETTLE_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -314,7 +310,8 @@ fn opens_with(
     let open = || {
         let conn = Connection::open_with_flags(literal_path(at.db()), EXISTING)?;
         crypt::apply(&conn, key)?;
-        conn.busy_timeout(PROVE_BUSY_TIMEOUT)?;
+        // As long as a one-off read waits for SQLite's lock.
+        conn.busy_timeout(READ_BUSY_TIMEOUT)?;
         // Not `user_version` alone: see `crypt::prove`.
         crypt::prove(&conn, key)?;
         Ok(conn)

@@ -37,7 +37,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 /// a crash) or is stopped in the middle of writing the WAL index: a wait
 /// longer than this is a stopped or stuck process, and one such tenant
 /// would otherwise hold a whole fleet's status 30 s.
-const READ_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+pub(in crate::storage) const READ_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long a one-off read waits at the tenant's open gate for a destroy
 /// in another process to pass it.
