@@ -56,6 +56,17 @@ fn workspace(n: usize) -> tempfile::TempDir {
     dir
 }
 
+/// A `workspace(4)` whose root holds `tenants`, made by `tenanted create`.
+fn workspace_with(tenants: &[&str]) -> tempfile::TempDir {
+    let dir = workspace(4);
+    tenanted(dir.path())
+        .arg("create")
+        .args(tenants)
+        .assert()
+        .success();
+    dir
+}
+
 fn set_migrations(dir: &Path, n: usize) {
     let target = dir.join("migrations");
     let _ = std::fs::remove_dir_all(&target);
@@ -427,11 +438,7 @@ fn status_json_carries_listing_errors_and_exits_1() {
 
 #[test]
 fn commands_that_need_no_migrations_do_not_load_them() {
-    let dir = workspace(4);
-    tenanted(dir.path())
-        .args(["create", "acme", "globex"])
-        .assert()
-        .success();
+    let dir = workspace_with(&["acme", "globex"]);
     std::fs::remove_dir_all(dir.path().join("migrations")).unwrap();
     tenanted(dir.path()).arg("list").assert().success();
     tenanted(dir.path())
@@ -919,11 +926,7 @@ fn redo_runs_the_last_migration_down_and_up() {
 
 #[test]
 fn status_for_one_tenant() {
-    let dir = workspace(4);
-    tenanted(dir.path())
-        .args(["create", "acme", "globex"])
-        .assert()
-        .success();
+    let dir = workspace_with(&["acme", "globex"]);
     tenanted(dir.path())
         .args(["status", "--tenant", "acme"])
         .assert()
@@ -1176,11 +1179,7 @@ fn versions(dir: &Path) -> Vec<(String, u64)> {
 
 #[test]
 fn migrating_below_the_current_version_asks_and_dry_run_shows_who_goes_down() {
-    let dir = workspace(4);
-    tenanted(dir.path())
-        .args(["create", "acme", "globex"])
-        .assert()
-        .success();
+    let dir = workspace_with(&["acme", "globex"]);
     tenanted(dir.path())
         .args(["migrate", "--to", "0"])
         .assert()
@@ -1764,11 +1763,7 @@ fn create_destroy_and_prepare_speak_json() {
 /// say "create it with create_tenant").
 #[test]
 fn failed_tenants_lines_advise_commands_not_library_calls() {
-    let dir = workspace(4);
-    tenanted(dir.path())
-        .args(["create", "acme", "globex"])
-        .assert()
-        .success();
+    let dir = workspace_with(&["acme", "globex"]);
     tenanted(dir.path())
         .args(["migrate", "--tenant", "nosuch"])
         .assert()
@@ -1850,11 +1845,7 @@ fn runs(dir: &Path) -> Vec<String> {
 
 #[test]
 fn backups_rotate_and_never_prune_the_only_good_copy_of_a_tenant() {
-    let dir = workspace(4);
-    tenanted(dir.path())
-        .args(["create", "acme", "globex"])
-        .assert()
-        .success();
+    let dir = workspace_with(&["acme", "globex"]);
     let to = dir.path().join("once");
     tenanted(dir.path())
         .args(["backup", "--to"])
@@ -1950,11 +1941,7 @@ fn backups_rotate_and_never_prune_the_only_good_copy_of_a_tenant() {
 
 #[test]
 fn a_prune_that_cannot_read_a_run_keeps_it_says_so_and_still_reports_the_backup() {
-    let dir = workspace(4);
-    tenanted(dir.path())
-        .args(["create", "acme", "globex"])
-        .assert()
-        .success();
+    let dir = workspace_with(&["acme", "globex"]);
     let into = dir.path().join("backups");
     for stamp in ["20200101T000000Z", "20200102T000000Z"] {
         tenanted(dir.path())
@@ -2047,11 +2034,7 @@ fn rebuild_brings_a_root_back_from_its_replica() {
     let Some(bin) = common::litestream::binary() else {
         return;
     };
-    let dir = workspace(4);
-    tenanted(dir.path())
-        .args(["create", "acme", "globex"])
-        .assert()
-        .success();
+    let dir = workspace_with(&["acme", "globex"]);
     let replica = format!("file://{}", dir.path().join("replica").display());
     let config = dir.path().join("litestream.yml");
     tenanted(dir.path())

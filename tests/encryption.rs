@@ -68,6 +68,17 @@ fn canaries(path: &Path, key: Option<&TenantKey>) -> rusqlite::Result<i64> {
     )
 }
 
+/// A root holding an encrypted `acme` (a canary row, one migration): the
+/// root, its new master key, a manager of it, and its key store.
+fn encrypted_acme() -> (tempfile::TempDir, MasterKey, TenantManager, RootKeyStore) {
+    let root = tempfile::tempdir().unwrap();
+    let master = MasterKey::generate().unwrap();
+    let manager = manager(root.path(), &master, 1);
+    seed_canary(&manager, "acme");
+    let store = RootKeyStore::new(root.path(), master.clone());
+    (root, master, manager, store)
+}
+
 fn seed_canary(manager: &TenantManager, name: &str) {
     manager
         .create_tenant_with(name, |tx| {
@@ -434,11 +445,7 @@ fn a_key_that_cannot_be_destroyed_fails_the_destroy_and_leaves_the_tenant_whole(
 
 #[test]
 fn a_key_of_another_incarnation_is_named_as_such() {
-    let root = tempfile::tempdir().unwrap();
-    let master = MasterKey::generate().unwrap();
-    let manager = manager(root.path(), &master, 1);
-    seed_canary(&manager, "acme");
-    let store = RootKeyStore::new(root.path(), master.clone());
+    let (root, master, manager, store) = encrypted_acme();
     let key_file = store.key_path(&TenantName::new("acme").unwrap());
     let old_key = std::fs::read(&key_file).unwrap();
     manager.destroy_tenant("acme").unwrap();
@@ -485,11 +492,7 @@ fn the_cli_makes_and_rotates_the_master_key() {
 
 #[test]
 fn a_missing_key_file_is_named_as_such_by_every_operation() {
-    let root = tempfile::tempdir().unwrap();
-    let master = MasterKey::generate().unwrap();
-    let manager = manager(root.path(), &master, 1);
-    seed_canary(&manager, "acme");
-    let store = RootKeyStore::new(root.path(), master.clone());
+    let (root, master, manager, store) = encrypted_acme();
     let key_file = store.key_path(&TenantName::new("acme").unwrap());
     drop(manager);
     // The keys directory lost (not backed up with the databases).
@@ -728,11 +731,7 @@ fn rekey_failing_its_commit(
 
 #[test]
 fn a_rekey_interrupted_after_its_swap_leaves_the_tenant_readable_and_cleanup_finishes_it() {
-    let root = tempfile::tempdir().unwrap();
-    let master = MasterKey::generate().unwrap();
-    let manager = manager(root.path(), &master, 1);
-    seed_canary(&manager, "acme");
-    let store = RootKeyStore::new(root.path(), master.clone());
+    let (root, master, manager, store) = encrypted_acme();
     let acme = TenantName::new("acme").unwrap();
     let (before, staged) = rekey_failing_its_commit(&manager, &store);
     let db = manager.root().database_path("acme").unwrap();
@@ -902,11 +901,7 @@ fn a_rekey_interrupted_after_its_swap_is_settled_right_while_another_process_wri
 /// with"). It is a key being destroyed: no key.
 #[test]
 fn a_zeroed_key_file_is_a_key_being_destroyed() {
-    let root = tempfile::tempdir().unwrap();
-    let master = MasterKey::generate().unwrap();
-    let manager = manager(root.path(), &master, 1);
-    seed_canary(&manager, "acme");
-    let store = RootKeyStore::new(root.path(), master.clone());
+    let (root, master, manager, store) = encrypted_acme();
     let keys = store.keys_dir();
     std::fs::write(keys.join("acme.next-key"), [0u8; 104]).unwrap();
     manager.rekey_tenant("acme").unwrap();
@@ -1945,11 +1940,7 @@ fn a_backup_of_an_idle_encrypted_tenant_leaves_no_shared_memory_file_beside_it()
 #[test]
 fn key_files_are_readable_by_their_owner_alone() {
     use std::os::unix::fs::PermissionsExt;
-    let root = tempfile::tempdir().unwrap();
-    let master = MasterKey::generate().unwrap();
-    let manager = manager(root.path(), &master, 1);
-    seed_canary(&manager, "acme");
-    let store = RootKeyStore::new(root.path(), master.clone());
+    let (_root, _master, manager, store) = encrypted_acme();
     let key_file = store.key_path(&TenantName::new("acme").unwrap());
     let mode = || std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(), 0o600, "made by a create");
