@@ -14,7 +14,7 @@ use super::migrations::Migrations;
 use super::options::MigrateOptions;
 use super::report::{MigrationCounts, MigrationReport, StatusReport, TenantReport, TenantStatus};
 use super::tenant::{Prelude, migrate_from};
-use super::version::{peek_found, peek_version};
+use super::version::{Reading, peek_found, peek_version};
 use crate::error::{Error, Result};
 use crate::fleet::{Counting, FleetOptions, FleetReport, KEPT_FAILURES, Kept, Line, Run, Tally};
 use crate::name::TenantName;
@@ -144,8 +144,8 @@ pub(crate) fn tenant_status(
 ) -> Result<TenantStatus> {
     let path = root.path_of(tenant.as_str())?;
     let at = TenantPath::new(root.root_dir(), &path, root.owns_directory()?);
-    let version =
-        peek_version(&tenant, root.root_dir(), &path).map_err(|e| diagnosed(&tenant, at, e));
+    let version = peek_version(&tenant, (root.root_dir(), &path), Reading::Waiting)
+        .map_err(|e| diagnosed(&tenant, at, e));
     match version {
         Err(
             e @ (Error::TenantDoesNotExist { .. }

@@ -28,4 +28,4 @@ pub(crate) use migrate_all::{migrate_all, migration_status, tenant_status};
 pub(crate) use schema_gate::check_schema;
 pub(crate) use template_schema::ensure_template;
 pub(crate) use tenant::{Prelude, migrate_to, rollback};
-pub(crate) use version::peek_version;
+pub(crate) use version::{Reading, peek_version};

@@ -8,7 +8,7 @@ use rusqlite::ErrorCode;
 use rusqlite_migration::MigrationDefinitionError;
 
 use super::migrations::Migrations;
-use super::version::{peek_version, read_version};
+use super::version::{Reading, peek_version, read_version};
 use crate::busy::{Busy, WaitedFor};
 use crate::error::{Error, Result};
 use crate::fs::Patience;
@@ -71,7 +71,7 @@ pub(crate) fn migrate_to(
     prelude: Prelude<'_>,
 ) -> Result<MigrationOutcome> {
     let started = Instant::now();
-    let before = peek_version(tenant, at.root(), at.db());
+    let before = peek_version(tenant, (at.root(), at.db()), Reading::Waiting);
     migrate_from(
         migrations,
         tenant,

@@ -12,8 +12,8 @@ use crate::fs::Dir;
 use crate::name::TenantName;
 use crate::paths::Found;
 use crate::storage::{
-    Header, TenantPath, diagnosed, header_version, incomplete, open_for_reading, require_database,
-    sqlite_error,
+    Header, TenantPath, diagnosed, header_version, incomplete, open_for_glance, open_for_reading,
+    require_database, sqlite_error,
 };
 
 /// The tenant's schema version.
@@ -25,13 +25,28 @@ pub(crate) fn read_version(tenant: &TenantName, path: &Path, conn: &Connection) 
 
 /// The tenant's schema version, read cheaply when the file alone tells it:
 /// from the header with no SQLite open at all (`storage::header_version`), else
-/// with [`peek_with_sqlite`]. A snapshot: a concurrent writer can change
-/// it the moment after.
-pub(crate) fn peek_version(tenant: &TenantName, root: &Path, path: &Path) -> Result<usize> {
+/// with [`peek_with_sqlite`], which waits on other processes as `reading`
+/// says. A snapshot: a concurrent writer can change it the moment after.
+pub(crate) fn peek_version(
+    tenant: &TenantName,
+    (root, path): (&Path, &Path),
+    reading: Reading,
+) -> Result<usize> {
     match contained_header_version(root, path) {
         Header::Version(version) => Ok(version),
-        Header::NotThere | Header::AskSqlite => peek_with_sqlite(tenant, root, path),
+        Header::NotThere | Header::AskSqlite => peek_with_sqlite(tenant, root, path, reading),
     }
+}
+
+/// How a full open of [`peek_with_sqlite`] waits on other processes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Reading {
+    /// As every one-off read does (`storage::open_for_reading`).
+    Waiting,
+    /// Not at all (`storage::open_for_glance`): the watcher's look at a
+    /// busy pool. A tenant another process holds now is an error, to be
+    /// looked at again.
+    Glance,
 }
 
 /// The schema version of a tenant a fleet run visits, read like
@@ -59,7 +74,7 @@ pub(crate) fn peek_found(
         Header::NotThere if walked => incomplete().map(Err),
         Header::AskSqlite if walked && !may_be_database(found, root) => incomplete().map(Err),
         Header::NotThere | Header::AskSqlite => {
-            let peeked = peek_with_sqlite(&found.tenant, root, &found.path);
+            let peeked = peek_with_sqlite(&found.tenant, root, &found.path, Reading::Waiting);
             Some(peeked.map_err(|e| diagnosed(&found.tenant, at, e)))
         }
     }
@@ -87,7 +102,12 @@ fn contained_header_version(root: &Path, path: &Path) -> Header {
 /// goes through SQLite's VFS, which keeps this process's POSIX locks on
 /// the file intact. A tenant with a live WAL gets a full open. Damaged and
 /// missing tenants get their errors here.
-pub(crate) fn peek_with_sqlite(tenant: &TenantName, root: &Path, path: &Path) -> Result<usize> {
+pub(crate) fn peek_with_sqlite(
+    tenant: &TenantName,
+    root: &Path,
+    path: &Path,
+    reading: Reading,
+) -> Result<usize> {
     // An empty file would read as version 0 through either open below.
     require_database(tenant, root, path)?;
     let sidecar = |suffix: &str| {
@@ -112,7 +132,10 @@ pub(crate) fn peek_with_sqlite(tenant: &TenantName, root: &Path, path: &Path) ->
             return Ok(version);
         }
     }
-    let read = open_for_reading(tenant, root, path)?;
+    let read = match reading {
+        Reading::Waiting => open_for_reading(tenant, root, path)?,
+        Reading::Glance => open_for_glance(tenant, root, path)?,
+    };
     Ok(usize::try_from(read.version).unwrap_or(0))
 }
 

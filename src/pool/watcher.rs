@@ -23,7 +23,9 @@
 //!
 //! A pool with no idle connection cannot be asked its version: it is
 //! read with a one-off read instead, as a status reads it (about 100 µs,
-//! once per look). Waiting for an idle moment left the busiest tenants
+//! once per look), but waiting for no other process: this one thread
+//! looks at every pool, and a tenant held now is looked at again next
+//! pass. Waiting for an idle moment left the busiest tenants
 //! never looked at: code of the last version kept writing to a schema
 //! another process had migrated. (Retiring such a pool instead would let
 //! its tenant have twice `max_connections` open while the old pool's
@@ -46,7 +48,7 @@ use super::cache::PoolCache;
 use super::tenant_pool::TenantPool;
 use crate::fs::FileId;
 use crate::limits::Limits;
-use crate::migrate;
+use crate::migrate::{self, Reading};
 use crate::name::TenantName;
 use crate::storage::{ChangeLog, News};
 
@@ -269,7 +271,8 @@ fn change_of(pool: &TenantPool, settings: &WatchSettings) -> Result<Option<&'sta
         }
         // Every connection is out (see the module).
         None => {
-            migrate::peek_version(pool.name(), &settings.root, pool.path()).map_err(drop)? == latest
+            let at = (settings.root.as_path(), pool.path());
+            migrate::peek_version(pool.name(), at, Reading::Glance).map_err(drop)? == latest
         }
     };
     Ok((!same).then_some("its schema version changed"))

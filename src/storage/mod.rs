@@ -25,7 +25,9 @@ pub(crate) use lifecycle::snapshot::{Snapshot, Staged, Within, snapshot, snapsho
 pub(crate) use lifecycle::template_database::{Template, ensure_template};
 pub(crate) use opening::database_file::{Occupant, occupant};
 pub(crate) use opening::header::{Header, header_version};
-pub(crate) use opening::open::{EXISTING, is_busy, open_existing, open_for_reading};
+pub(crate) use opening::open::{
+    EXISTING, is_busy, open_existing, open_for_glance, open_for_reading,
+};
 pub(crate) use opening::open_error::{pin_error, require_database, sqlite_error};
 pub(crate) use opening::open_files::TrackedConnection;
 pub(crate) use opening::opening_key::with_tenant_key;

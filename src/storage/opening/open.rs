@@ -91,7 +91,25 @@ pub(crate) fn open_for_reading(
     root: &Path,
     path: &Path,
 ) -> Result<OneOffRead> {
-    one_off(tenant, (root, path), |_| Ok(()))
+    one_off(tenant, (root, path), Patience::new(READ_GATE_WAIT), |_| {
+        Ok(())
+    })
+}
+
+/// [`open_for_reading`] that waits for no other process, neither at the
+/// open gate (a destroy passing it) nor for SQLite's lock: the watcher's
+/// look at a busy pool. One thread looks at every pool of the process, so
+/// a wait on one tenant (a destroy stopped at its barrier, a writer
+/// stopped in the middle of the WAL index) would hold all the others,
+/// and the destroys of other processes waiting for this one to let go of
+/// them. A tenant that cannot be read now is looked at again next pass.
+pub(crate) fn open_for_glance(tenant: &TenantName, root: &Path, path: &Path) -> Result<OneOffRead> {
+    one_off(
+        tenant,
+        (root, path),
+        Patience::new(Duration::ZERO),
+        |conn| conn.busy_timeout(Duration::ZERO),
+    )
 }
 
 /// Opens an existing tenant database to copy it (a backup), as
@@ -112,10 +130,15 @@ pub(crate) fn open_for_reading(
 /// [`ALONE_AT_MOST`] bytes (within its busy timeout).
 pub(crate) fn open_for_copy(tenant: &TenantName, root: &Path, path: &Path) -> Result<OneOffRead> {
     if quiet_and_small(path) {
-        let alone = one_off(tenant, (root, path), |conn| {
-            conn.busy_timeout(Duration::ZERO)?;
-            conn.pragma_update(None, "locking_mode", "EXCLUSIVE")
-        });
+        let alone = one_off(
+            tenant,
+            (root, path),
+            Patience::new(READ_GATE_WAIT),
+            |conn| {
+                conn.busy_timeout(Duration::ZERO)?;
+                conn.pragma_update(None, "locking_mode", "EXCLUSIVE")
+            },
+        );
         match alone {
             // Another connection is on it: read it as any reader does.
             Err(Error::TenantBusy {
@@ -173,9 +196,9 @@ pub(crate) fn is_busy(e: &rusqlite::Error) -> bool {
 fn one_off(
     tenant: &TenantName,
     (root, path): (&Path, &Path),
+    patience: Patience,
     setup: impl Fn(&mut Connection) -> rusqlite::Result<()>,
 ) -> Result<OneOffRead> {
-    let patience = Patience::new(READ_GATE_WAIT);
     let (pinned, key) = open_keyed(tenant, (root, path), &patience, setup)
         .map_err(|e| held_locked(e, &patience))?;
     disarm(&pinned.conn);
