@@ -164,11 +164,11 @@ impl TenantManagerBuilder {
     /// open, and another process's create, destroy, migration or restore
     /// of it in progress. Then it gives up with
     /// [`Error::TenantBusy`](crate::Error::TenantBusy), saying what it
-    /// waited for, and leaves the tenant intact (default 5 s). Keep it
-    /// well above the other processes'
-    /// [`watch_interval`](Self::watch_interval).
+    /// waited for, and leaves the tenant intact (default 5 s, at most a
+    /// year: `Duration::MAX` waits that long). Keep it well above the
+    /// other processes' [`watch_interval`](Self::watch_interval).
     pub fn destroy_timeout(mut self, timeout: Duration) -> Self {
-        self.destroy_timeout = timeout;
+        self.destroy_timeout = timeout.min(LONGEST_WAIT);
         self
     }
 
@@ -177,7 +177,8 @@ impl TenantManagerBuilder {
     /// `migrate_all` and `create_tenants`, from when the run reaches the
     /// tenant), for another process or thread working on the same tenant:
     /// its create (a slow seed), destroy, migration or restore, or the
-    /// template database being built (default 30 s). Then it gives up with
+    /// template database being built (default 30 s, at most a year:
+    /// `Duration::MAX` waits that long). Then it gives up with
     /// [`Error::TenantBusy`](crate::Error::TenantBusy), saying what held
     /// the tenant, for how long it waited, and the holder's pid where the
     /// kernel tells; nothing is changed. The wait is a non-blocking try
@@ -195,7 +196,7 @@ impl TenantManagerBuilder {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn lock_timeout(mut self, timeout: Duration) -> Self {
-        self.lock_timeout = timeout;
+        self.lock_timeout = timeout.min(LONGEST_WAIT);
         self
     }
 

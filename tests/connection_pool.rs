@@ -664,6 +664,29 @@ fn timeouts_at_the_ends_of_their_range_are_clamped_not_a_panic() {
     }
 }
 
+/// `destroy_timeout(Duration::MAX)`, a natural "wait as long as it
+/// takes", panicked in every destroy (an `Instant` overflow); the
+/// lifecycle timeouts are clamped to a year, as the others are.
+#[test]
+fn the_longest_lifecycle_timeouts_are_clamped_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = builder(&dir.path().join("root"))
+        .destroy_timeout(Duration::MAX)
+        .lock_timeout(Duration::MAX)
+        .build()
+        .unwrap();
+    m.create_tenant("acme").unwrap();
+    let backup = dir.path().join("acme.bak");
+    m.backup_tenant("acme", &backup).unwrap();
+    drop(m.connection("acme").unwrap());
+    let replacing = tenanted::RestoreOptions::new().replace(true);
+    m.restore_tenant_opts("acme", &backup, &replacing).unwrap();
+    m.rollback_tenant("acme", 1).unwrap();
+    m.migrate_tenant("acme").unwrap();
+    m.destroy_tenant("acme").unwrap();
+    assert!(!m.tenant_exists("acme").unwrap());
+}
+
 /// A builder with one connection a pool, `connection_timeout`, and
 /// `busy_timeout` if given.
 fn builder_at(
