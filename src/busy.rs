@@ -184,10 +184,11 @@ pub(crate) fn holder_phrase(
     checked_out: usize,
     other: Option<&OtherProcess>,
 ) -> String {
+    let this_process = other.is_some_and(|o| o.pid == Some(std::process::id()));
     let who = match other {
         // flock excludes open file descriptions: a thread of this process
         // can hold what another thread of it waits for.
-        Some(o) if o.pid == Some(std::process::id()) => "another thread of this process".to_owned(),
+        Some(_) if this_process => "another thread of this process".to_owned(),
         Some(o) => o.to_string(),
         None => "another process".to_owned(),
     };
@@ -197,6 +198,11 @@ pub(crate) fn holder_phrase(
         }
         WaitedFor::DestroyInThisProcess => {
             "another destroy of it in this process was still running".to_owned()
+        }
+        // A destroy closes its own manager's pools first: the one left
+        // is another manager's on the same root (or a read of it).
+        WaitedFor::OpenConnection if this_process => {
+            "it was still open through another TenantManager of this process (whose watcher lets go of it within its watch_interval), or being read by one".to_owned()
         }
         WaitedFor::OpenConnection => format!("it was still open in {who}"),
         WaitedFor::Opening => format!("{who} was still opening it"),

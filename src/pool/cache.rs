@@ -51,6 +51,17 @@ pub(super) enum Inserted {
     Destroying,
 }
 
+/// What [`PoolCache::peek`] finds.
+pub(super) struct Peeked {
+    /// The cached pool.
+    pub(super) pool: Option<Arc<TenantPool>>,
+    /// Whether cold opens are in flight: each may cache a pool later, of
+    /// the file it opened (several leads open together after a failure,
+    /// and the losers' pools are dropped, but one that lands after the
+    /// cached pool was retired is cached in its place).
+    pub(super) opening: bool,
+}
+
 /// What a cold open of a tenant finds in the cache.
 pub(super) enum Opening<'a> {
     /// A pool is cached (another thread opened it meanwhile).
@@ -149,14 +160,16 @@ impl PoolCache {
         Some(pool)
     }
 
-    /// `name`'s cached pool, for the watcher: not counted as a hit.
-    pub(super) fn peek(&self, name: &str) -> Option<Arc<TenantPool>> {
-        self.shard(name).lock().pools.peek(name).cloned()
-    }
-
-    /// Whether a cold open of `name` is in flight.
-    pub(super) fn opening(&self, name: &str) -> bool {
-        self.shard(name).lock().flights.contains_key(name)
+    /// `name`'s cached pool, for the watcher (not counted as a hit), and
+    /// whether a cold open of it is in flight: looked at under one lock,
+    /// since an open that lands between two looks caches a pool neither
+    /// saw (of a file an announced change has just fenced off).
+    pub(super) fn peek(&self, name: &str) -> Peeked {
+        let state = self.shard(name).lock();
+        Peeked {
+            pool: state.pools.peek(name).cloned(),
+            opening: state.flights.contains_key(name),
+        }
     }
 
     /// Starts a cold open of `tenant`: see [`Opening`]. `together`, for a

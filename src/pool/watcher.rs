@@ -44,7 +44,7 @@ use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::cache::PoolCache;
+use super::cache::{Peeked, PoolCache};
 use super::tenant_pool::TenantPool;
 use crate::fs::FileId;
 use crate::limits::Limits;
@@ -186,14 +186,13 @@ impl<'a> Watch<'a> {
     }
 
     /// Looks at `tenant`'s cached pool; keeps the tenant for the next pass
-    /// if it cannot tell yet (a cold open in flight that may cache a pool
-    /// of the file just changed).
+    /// if it cannot tell yet, or while a cold open is in flight: it may
+    /// cache a pool of the file just changed after this look (it opened
+    /// the file before the change), which the next pass looks at.
     fn look_at_tenant(&mut self, cache: &PoolCache, tenant: TenantName) {
-        let again = match cache.peek(tenant.as_str()) {
-            Some(pool) => look(cache, &pool, self.settings) == Look::Unknown,
-            None => cache.opening(tenant.as_str()),
-        };
-        if again {
+        let Peeked { pool, opening } = cache.peek(tenant.as_str());
+        let unknown = pool.is_some_and(|pool| look(cache, &pool, self.settings) == Look::Unknown);
+        if unknown || opening {
             self.pending.insert(tenant);
         }
     }

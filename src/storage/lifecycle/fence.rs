@@ -10,8 +10,11 @@
 //!    directory reports the rename, and the fence name matches no
 //!    Litestream pattern).
 //! 2. [`Fence::wait_released`] passes the directory's open gate (opens that
-//!    raced the rename finish first), then polls SQLite's own locks until
-//!    no other process holds the file open, up to a deadline.
+//!    raced the rename finish first), then polls until no other
+//!    `TenantManager` of this process has the file open (its watcher lets
+//!    go as another process's does; POSIX locks cannot tell them apart)
+//!    and SQLite's own locks say no other process holds it, up to a
+//!    deadline.
 //! 3. [`Fence::demolish`] removes the sidecars and the fenced file for
 //!    good, then the rest of the tenant's directory, then the marker.
 //!
@@ -32,6 +35,7 @@ use std::time::Instant;
 use crate::busy::{Busy, WaitedFor, busy};
 use crate::error::{Error, OtherProcess, Result};
 use crate::fs::dir::Dir;
+use crate::fs::file_id::FileId;
 use crate::fs::files::{
     remove_quietly, remove_sidecars, remove_tree, remove_tree_quietly, remove_with_sidecars,
     rename_no_replace,
@@ -46,6 +50,7 @@ use crate::storage::coordination::holders::{Holder, other_holder};
 use crate::storage::coordination::open_gate::barrier;
 use crate::storage::coordination::tenant_path::{TenantLock, TenantPath};
 use crate::storage::opening::database_file::{Occupant, occupant_in};
+use crate::storage::opening::open_files;
 
 /// A process that holds tenants open on purpose and lets go of one when
 /// told (Litestream, told through its control socket): told once the
@@ -202,8 +207,11 @@ impl<'a> Fence<'a> {
         Ok(fence)
     }
 
-    /// Waits until no other process holds the fenced database open, or
-    /// `patience` runs out.
+    /// Waits until nobody else holds the fenced database open, or
+    /// `patience` runs out: no other process, and no pool of this one
+    /// (the caller's own manager closed its pools of it already: one left
+    /// is another `TenantManager`'s on the same root; a one-off read of
+    /// this process is not waited for, see `open_files`).
     ///
     /// # Errors
     ///
@@ -216,16 +224,26 @@ impl<'a> Fence<'a> {
             Some(wait) => Error::busy(self.tenant, self.at.db(), wait),
             None => self.io_error("waiting for opens in progress", self.dir.path(), e),
         })?;
+        let fenced = self.dir.join(&self.fenced);
+        let file = sys::stat(self.dir.fd(), &self.fenced)
+            .map_err(|e| self.io_error("looking at the fenced database", &fenced, e))?;
+        let file = FileId::from_stat(&file);
         let shm = sidecar_path(self.at.db_name(), "-shm");
         let mut last = None;
         let released = patience.retry(|| {
+            // Checked first: the probe below closes a descriptor of the
+            // file, which would drop every lock this process holds on it.
+            if open_files::is_armed_on(file) {
+                last = Some(Holder {
+                    pid: Some(std::process::id()),
+                });
+                return Ok(None);
+            }
             last = other_holder(self.dir, &self.fenced, &shm)?;
             Ok(last.is_none().then_some(()))
         });
-        let released = released.map_err(|e| {
-            let fenced = self.dir.join(&self.fenced);
-            self.io_error("reading the database's locks", &fenced, e)
-        })?;
+        let released =
+            released.map_err(|e| self.io_error("reading the database's locks", &fenced, e))?;
         match (released, last) {
             (Some(()), _) | (None, None) => Ok(()),
             (None, Some(Holder { pid })) => Err(Error::busy(

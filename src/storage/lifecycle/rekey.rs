@@ -59,7 +59,7 @@ use crate::storage::lifecycle::stage::{Stage, Swap};
 use crate::storage::opening::open::{EXISTING, READ_BUSY_TIMEOUT, open_existing};
 use crate::storage::opening::open_error::pin_error;
 use crate::storage::opening::opening_key::looks_encrypted;
-use crate::storage::opening::pinned::{disarm, open_pinned};
+use crate::storage::opening::pinned::open_pinned;
 
 /// What a re-key did.
 #[derive(Debug, Clone)]
@@ -129,8 +129,8 @@ fn swap_in_rekeyed(
 ) -> Result<Rekeyed> {
     // Disarmed: its close after the swap neither checkpoints into the old
     // file nor removes, by name, the new tenant's `-wal`.
-    let held = open_existing(tenant, at.root(), at.db(), &waiting.patience)?;
-    disarm(&held);
+    let mut held = open_existing(tenant, at.root(), at.db(), &waiting.patience)?;
+    held.disarm();
     let mut stage = Stage::begin(tenant, lock, at, true)?;
     stage.opened_by_sqlite();
     finish_fenced_entry(tenant, lock, at)?;

@@ -19,7 +19,7 @@ use crate::name::TenantName;
 use crate::storage::opening::open_error::{missing_error, pin_error};
 use crate::storage::opening::open_files::TrackedConnection;
 use crate::storage::opening::opening_key::with_tenant_key;
-use crate::storage::opening::pinned::{PinError, Pinned, disarm, open_pinned};
+use crate::storage::opening::pinned::{PinError, Pinned, open_pinned};
 
 /// Open flags for a tenant that must already exist: never `CREATE`, so a
 /// misspelt name cannot leave an empty database behind. No `URI`: a
@@ -199,9 +199,9 @@ fn one_off(
     patience: Patience,
     setup: impl Fn(&mut Connection) -> rusqlite::Result<()>,
 ) -> Result<OneOffRead> {
-    let (pinned, key) = open_keyed(tenant, (root, path), &patience, setup)
+    let (mut pinned, key) = open_keyed(tenant, (root, path), &patience, setup)
         .map_err(|e| held_locked(e, &patience))?;
-    disarm(&pinned.conn);
+    pinned.conn.disarm();
     match pinned.file {
         Some(file) => Ok(OneOffRead {
             conn: pinned.conn,

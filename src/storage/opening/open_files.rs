@@ -40,6 +40,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
 use rusqlite::Connection;
+use rusqlite::config::DbConfig;
 
 use crate::fs::file_id::FileId;
 
@@ -52,6 +53,10 @@ const SHARDS: usize = 16;
 #[derive(Default)]
 struct Entry {
     connections: usize,
+    /// Those that may still write to the file or checkpoint into it on
+    /// close: a pool's. A one-off read is disarmed (see
+    /// [`TrackedConnection::disarm`]).
+    armed: usize,
     parked: Vec<OwnedFd>,
 }
 
@@ -74,15 +79,27 @@ fn shard(file: FileId) -> &'static Shard {
 #[derive(Debug)]
 pub(crate) struct Registration {
     file: FileId,
+    armed: bool,
 }
 
 impl Registration {
-    /// Counts a connection about to be opened on `file`.
+    /// Counts a connection about to be opened on `file` (armed).
     pub(crate) fn new(file: FileId) -> Registration {
         let mut table = shard(file).lock();
-        table.entry(file).or_default().connections += 1;
+        let entry = table.entry(file).or_default();
+        entry.connections += 1;
+        entry.armed += 1;
         CONNECTIONS.fetch_add(1, Ordering::SeqCst);
-        Registration { file }
+        Registration { file, armed: true }
+    }
+
+    /// Counts it as disarmed from now on.
+    fn disarmed(&mut self) {
+        if std::mem::take(&mut self.armed)
+            && let Some(entry) = shard(self.file).lock().get_mut(&self.file)
+        {
+            entry.armed -= 1;
+        }
     }
 }
 
@@ -94,6 +111,7 @@ impl Drop for Registration {
             return;
         };
         entry.connections -= 1;
+        entry.armed -= usize::from(self.armed);
         if entry.connections == 0 {
             // The parked descriptors are closed under the lock: a new
             // connection counted right after must find them closed.
@@ -105,6 +123,13 @@ impl Drop for Registration {
 /// Whether any SQLite connection of this process is on `file` now.
 pub(crate) fn is_open(file: FileId) -> bool {
     shard(file).lock().contains_key(&file)
+}
+
+/// Whether a connection of this process that may write to `file`, or
+/// checkpoint into it on close, is on it now (a pool's; not a one-off
+/// read, which is disarmed and checks which file it read).
+pub(crate) fn is_armed_on(file: FileId) -> bool {
+    shard(file).lock().get(&file).is_some_and(|e| e.armed > 0)
 }
 
 /// Whether this process has any tenant database open through SQLite.
@@ -205,15 +230,20 @@ pub(crate) fn with_parked<T>(file: FileId, read: impl FnOnce(BorrowedFd<'_>) -> 
 #[derive(Debug)]
 pub(crate) struct TrackedConnection {
     conn: Connection,
-    _registration: Registration,
+    registration: Registration,
 }
 
 impl TrackedConnection {
     pub(crate) fn new(conn: Connection, registration: Registration) -> Self {
-        TrackedConnection {
-            conn,
-            _registration: registration,
-        }
+        TrackedConnection { conn, registration }
+    }
+
+    /// Turns off its checkpoint on close (see [`disarm`]) and counts
+    /// it as disarmed: a one-off read, which a destroy in this process
+    /// need not wait for (it never writes, and checks which file it read).
+    pub(crate) fn disarm(&mut self) {
+        disarm(&self.conn);
+        self.registration.disarmed();
     }
 }
 
@@ -228,6 +258,14 @@ impl Deref for TrackedConnection {
 impl DerefMut for TrackedConnection {
     fn deref_mut(&mut self) -> &mut Connection {
         &mut self.conn
+    }
+}
+
+/// Stops `conn` from checkpointing (and deleting the `-wal` by name) when
+/// it closes.
+pub(crate) fn disarm(conn: &Connection) {
+    if let Err(e) = conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true) {
+        tracing::warn!(error = %e, "could not turn off checkpoint-on-close");
     }
 }
 

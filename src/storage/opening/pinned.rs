@@ -14,7 +14,6 @@ use std::io;
 use std::path::Path;
 
 use rusqlite::Connection;
-use rusqlite::config::DbConfig;
 
 use crate::error::is_fd_exhaustion;
 use crate::fs::Patience;
@@ -24,7 +23,7 @@ use crate::fs::lock::split;
 use crate::fs::siblings::sidecar_path;
 use crate::storage::coordination::open_gate::OpenGate;
 use crate::storage::opening::database_file::{NOT_SQLITE, Occupant, damage, occupant_in};
-use crate::storage::opening::open_files::{Registration, TrackedConnection};
+use crate::storage::opening::open_files::{Registration, TrackedConnection, disarm};
 
 /// What a pinned open found.
 #[derive(Debug)]
@@ -256,12 +255,4 @@ fn sqlite_failure(dir: &Path, e: rusqlite::Error) -> PinError {
         return PinError::TooManyOpenFiles;
     }
     PinError::Sqlite(e)
-}
-
-/// Stops `conn` from checkpointing (and deleting the `-wal` by name) when
-/// it closes.
-pub(crate) fn disarm(conn: &Connection) {
-    if let Err(e) = conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true) {
-        tracing::warn!(error = %e, "could not turn off checkpoint-on-close");
-    }
 }
