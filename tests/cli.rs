@@ -2240,3 +2240,26 @@ fn a_master_key_set_for_a_build_without_encryption_stops_the_command() {
         );
     }
 }
+
+/// The root itself may be a link (README: where it lives is the user's
+/// to choose); every command read its recorded layout without following
+/// it, and failed with "Not a directory".
+#[test]
+fn a_root_that_is_a_link_is_followed() {
+    let dir = workspace(3);
+    let real = dir.path().join("real");
+    std::fs::rename(dir.path().join("tenants"), &real).unwrap();
+    std::os::unix::fs::symlink(&real, dir.path().join("tenants")).unwrap();
+    tenanted(dir.path()).arg("init").assert().success();
+    tenanted(dir.path())
+        .args(["create", "acme"])
+        .assert()
+        .success();
+    tenanted(dir.path())
+        .arg("list")
+        .assert()
+        .success()
+        .stdout("acme\n");
+    tenanted(dir.path()).arg("status").assert().success();
+    assert!(real.join(".tenanted/layout").is_file());
+}

@@ -299,3 +299,25 @@ fn a_named_pipe_in_place_of_a_root_record_is_named_not_read_as_empty() {
     let m = build(RootConfig::new(dir.path()), three_migrations()).unwrap();
     assert_eq!(common::sorted_tenants(&m), ["acme"]);
 }
+
+/// The root itself may be a link: where it lives is the user's to
+/// choose; only what is beneath it is never followed. Its record was read
+/// without following it, so a second manager on it failed to build.
+#[test]
+fn a_root_that_is_a_link_is_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let real = dir.path().join("real");
+    std::fs::create_dir(&real).unwrap();
+    let link = dir.path().join("link");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let m = build(RootConfig::new(&link), three_migrations()).unwrap();
+    m.create_tenant("acme").unwrap();
+    drop(m);
+    for root in [&link, &real] {
+        let again = build(RootConfig::new(root), three_migrations()).unwrap();
+        let listed: Vec<String> = (again.tenants().unwrap())
+            .map(|t| t.unwrap().to_string())
+            .collect();
+        assert_eq!(listed, ["acme"]);
+    }
+}

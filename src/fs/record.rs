@@ -27,7 +27,9 @@ pub(crate) const RECORD_WAIT: std::time::Duration = std::time::Duration::from_se
 /// may have put any there), and at most 64 KiB of it: a record is a few
 /// lines.
 pub(crate) fn read_contained(root: &Path, internal: &Path, path: &Path) -> io::Result<String> {
-    let dir = sys::open_dir(rustix::fs::CWD, root)?;
+    // The root itself may be a link (where it lives is the user's to
+    // choose); nothing beneath it is followed.
+    let dir = sys::open_root(root)?;
     let internal = sys::open_dir(dir.as_fd(), internal)?;
     let name = Path::new(path.file_name().unwrap_or_default());
     let file = std::fs::File::from(sys::open_any(internal.as_fd(), name)?);
