@@ -1949,3 +1949,88 @@ fn key_files_are_readable_by_their_owner_alone() {
     store.rewrap(&MasterKey::generate().unwrap()).unwrap();
     assert_eq!(mode(), 0o600, "after a rotation");
 }
+
+/// Child: creates an encrypted `acme` with the master key from the
+/// environment, as the CLI given it would.
+#[test]
+#[ignore = "a child process of a_manager_without_a_provider_on_a_root_that_came_to_keep_keys"]
+fn child_creates_an_encrypted_acme() {
+    let Some(root) = child::root() else { return };
+    seed_canary(&manager(&root, &MasterKey::from_env().unwrap(), 1), "acme");
+    println!("CREATED");
+}
+
+/// A manager built without a key provider before its root kept any keys
+/// (a service not yet given the master key while encryption is turned on)
+/// called an encrypted tenant damaged ("restore it from a backup"),
+/// destroyed it and left its key behind (a backup taken before could
+/// then be restored and read), and created plaintext tenants among
+/// encrypted ones. Each is now refused, saying why, and nothing changes.
+#[test]
+fn a_manager_without_a_provider_on_a_root_that_came_to_keep_keys() {
+    let root = tempfile::tempdir().unwrap();
+    // Code one migration ahead: a migration reads the tenant too.
+    let keyless = TenantManager::builder(RootConfig::new(root.path()), migrations(2))
+        .build()
+        .unwrap();
+    let master = MasterKey::generate().unwrap();
+    let mut command = child::command("child_creates_an_encrypted_acme", root.path());
+    command.env(MasterKey::ENV, master.to_hex().as_str());
+    assert!(child::run(&mut command).contains("CREATED"));
+    let key_file =
+        RootKeyStore::new(root.path(), master.clone()).key_path(&TenantName::new("acme").unwrap());
+
+    let opened = keyless.connection("acme").map(drop);
+    let Err(Error::Encryption { reason, .. }) = &opened else {
+        panic!("{opened:?}")
+    };
+    assert!(
+        reason.contains("is encrypted") && reason.contains("no key provider"),
+        "{reason}"
+    );
+    assert!(
+        !opened
+            .unwrap_err()
+            .to_string()
+            .contains("restore it from a backup")
+    );
+    let migrated = keyless.migrate_tenant("acme");
+    assert!(
+        matches!(migrated, Err(Error::Encryption { .. })),
+        "{migrated:?}"
+    );
+    let backup = root.path().with_extension("bak");
+    let backed_up = keyless.backup_tenant("acme", &backup);
+    assert!(
+        matches!(backed_up, Err(Error::Encryption { .. })),
+        "{backed_up:?}"
+    );
+    assert!(!backup.exists());
+
+    let destroyed = keyless.destroy_tenant("acme");
+    assert!(
+        matches!(destroyed, Err(Error::Encryption { .. })),
+        "{destroyed:?}"
+    );
+    assert!(
+        destroyed
+            .unwrap_err()
+            .to_string()
+            .contains("leave the tenant's key behind")
+    );
+    assert!(keyless.tenant_exists("acme").unwrap());
+    assert!(key_file.is_file());
+
+    let created = keyless.create_tenant("globex");
+    assert!(
+        matches!(created, Err(Error::Encryption { .. })),
+        "{created:?}"
+    );
+    assert!(!keyless.tenant_exists("globex").unwrap());
+    // The tenant is whole for a manager given the key.
+    let keyed = manager(root.path(), &master, 1);
+    let body: String = (keyed.connection("acme").unwrap())
+        .query_row("SELECT body FROM notes", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(body, CANARY);
+}

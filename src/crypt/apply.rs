@@ -7,6 +7,9 @@ use std::path::{Path, PathBuf};
 use rusqlite::Connection;
 
 use super::TenantKey;
+use super::kept_keys::{
+    NO_KEY_LEFT_BEHIND, NO_PLAINTEXT_AMONG_ENCRYPTED, WITH_A_PROVIDER, refuse_without_provider,
+};
 use super::keyring::provider;
 use crate::error::{Error, Result};
 use crate::name::TenantName;
@@ -49,6 +52,21 @@ pub(crate) fn opening_key(
         None if encrypted() => Err(missing_key(tenant, path, provider.key_location(tenant))),
         key => Ok(key),
     })
+}
+
+/// [`Error::Encryption`] for `tenant`, whose database at `path` is
+/// encrypted, opened by a manager without a key provider (SQLite, reading
+/// it without its key, would call it malformed, and the advice to restore
+/// it from a backup would be wrong).
+pub(crate) fn unkeyed_open(tenant: &TenantName, path: &Path) -> Error {
+    Error::Encryption {
+        tenant: Some(tenant.clone()),
+        path: path.to_path_buf(),
+        reason: format!(
+            "its database {} is encrypted, and this manager has no key provider; {WITH_A_PROVIDER}; tenanted left the tenant untouched",
+            path.display()
+        ),
+    }
 }
 
 /// [`Error::Encryption`] for an encrypted tenant whose key its provider
@@ -147,7 +165,10 @@ pub(crate) fn rekeying_provider(
 pub(crate) fn created_key(tenant: &TenantName, root: &Path) -> Result<Option<TenantKey>> {
     match provider(root) {
         Some(provider) => provider.create_key(tenant).map(Some),
-        None => Ok(None),
+        None => {
+            refuse_without_provider(root, NO_PLAINTEXT_AMONG_ENCRYPTED)?;
+            Ok(None)
+        }
     }
 }
 
@@ -159,7 +180,7 @@ pub(crate) fn created_key(tenant: &TenantName, root: &Path) -> Result<Option<Ten
 /// [`Error::Encryption`] with the provider's error, saying what to do.
 pub(crate) fn destroyed_key(tenant: &TenantName, root: &Path) -> Result<()> {
     let Some(provider) = provider(root) else {
-        return Ok(());
+        return refuse_without_provider(root, NO_KEY_LEFT_BEHIND);
     };
     provider.destroy_key(tenant).map_err(|e| match e {
         // A wait that ran out: said as such, the tenant intact.

@@ -5,6 +5,9 @@ use std::path::Path;
 
 use rusqlite::Connection;
 
+use super::kept_keys::{
+    NO_KEY_LEFT_BEHIND, NO_PLAINTEXT_AMONG_ENCRYPTED, WITH_A_PROVIDER, refuse_without_provider,
+};
 use crate::error::Result;
 use crate::name::TenantName;
 
@@ -48,16 +51,17 @@ pub(crate) fn key_kept(
     Ok(true)
 }
 
-/// No tenant is given a key.
-#[allow(clippy::unnecessary_wraps)]
-pub(crate) fn created_key(_tenant: &TenantName, _root: &Path) -> Result<Option<TenantKey>> {
+/// No tenant is given a key: refused on a root that keeps encrypted
+/// tenants' keys (a build with the feature made them).
+pub(crate) fn created_key(_tenant: &TenantName, root: &Path) -> Result<Option<TenantKey>> {
+    refuse_without_provider(root, NO_PLAINTEXT_AMONG_ENCRYPTED)?;
     Ok(None)
 }
 
-/// Nothing to destroy.
-#[allow(clippy::unnecessary_wraps)]
-pub(crate) fn destroyed_key(_tenant: &TenantName, _root: &Path) -> Result<()> {
-    Ok(())
+/// Nothing to destroy, unless the root keeps keys: then refused, since
+/// this build cannot destroy the tenant's.
+pub(crate) fn destroyed_key(_tenant: &TenantName, root: &Path) -> Result<()> {
+    refuse_without_provider(root, NO_KEY_LEFT_BEHIND)
 }
 
 /// Nothing to apply.
@@ -75,6 +79,19 @@ pub(crate) fn prove(_conn: &Connection, key: Option<&TenantKey>) -> rusqlite::Re
     match key {
         None => Ok(()),
         Some(never) => match *never {},
+    }
+}
+
+/// [`Error::Encryption`] for `tenant`, whose database at `path` is
+/// encrypted, opened by a build without the `encryption` feature.
+pub(crate) fn unkeyed_open(tenant: &TenantName, path: &Path) -> crate::error::Error {
+    crate::error::Error::Encryption {
+        tenant: Some(tenant.clone()),
+        path: path.to_path_buf(),
+        reason: format!(
+            "its database {} is encrypted, and this program was built without tenanted's `encryption` feature: {WITH_A_PROVIDER}; tenanted left the tenant untouched",
+            path.display()
+        ),
     }
 }
 

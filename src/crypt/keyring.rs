@@ -15,8 +15,8 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 
 use super::KeyProvider;
-use crate::error::{Error, Result, blocked};
-use crate::fs::dir::Dir;
+use super::kept_keys::{WITH_A_PROVIDER, keeps_keys};
+use crate::error::{Error, Result};
 use crate::root_description::keys_dir;
 
 static PROVIDERS: RwLock<Vec<(PathBuf, Arc<dyn KeyProvider>)>> = RwLock::new(Vec::new());
@@ -43,37 +43,16 @@ pub(crate) fn register_for(root: &Path, provider: Option<&Arc<dyn KeyProvider>>)
         return Ok(());
     }
     let keys = keys_dir(root);
-    if self::provider(root).is_none() && keeps_keys(root, &keys)? {
+    if self::provider(root).is_none() && keeps_keys(root)? {
         return Err(Error::Encryption {
             tenant: None,
             path: keys,
-            reason: "this root keeps encrypted tenants' keys, and the manager was built without a key provider; build it with .encryption(RootKeyStore::new(root, MasterKey::from_env()?)) (the tenanted CLI: set TENANTED_MASTER_KEY or TENANTED_MASTER_KEY_FILE)".to_string(),
+            reason: format!(
+                "this root keeps encrypted tenants' keys, and the manager was built without a key provider; {WITH_A_PROVIDER}"
+            ),
         });
     }
     Ok(())
-}
-
-/// Whether the keys directory `keys` of `root` holds any file. An empty
-/// one keeps no tenant's key (a re-key of a plaintext tenant that failed
-/// leaves it so, its staged key discarded): its tenants open without
-/// keys, so a root holding one is not refused. The directory is not
-/// removed instead: a create that opened it, not yet locked, would then
-/// write its key into a directory no longer in the root.
-fn keeps_keys(root: &Path, keys: &Path) -> Result<bool> {
-    let dir = match Dir::open(root, keys) {
-        Ok(dir) => dir,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-        // Something else where the keys directory belongs (a link, a
-        // file) is taken for keys kept, as before this looked inside.
-        Err(e) if blocked(&e).is_some_and(|b| b.path == keys) => return Ok(true),
-        // The root or its `.tenanted` is no directory: the root's own
-        // checks say so, by name.
-        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => return Ok(false),
-        Err(e) => return Err(Error::io(None, keys, "opening the keys directory", e)),
-    };
-    let empty = dir.is_empty();
-    // One entry tells: a root of a million keys is not listed for it.
-    Ok(!empty.map_err(|e| Error::io(None, keys, "reading the keys directory", e))?)
 }
 
 /// The provider registered for `root`, if any.

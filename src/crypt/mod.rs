@@ -7,6 +7,7 @@
 mod apply;
 #[cfg(not(feature = "encryption"))]
 mod disabled;
+mod kept_keys;
 #[cfg(feature = "encryption")]
 mod key_provider;
 #[cfg(feature = "encryption")]
@@ -23,12 +24,12 @@ mod tenant_key;
 #[cfg(feature = "encryption")]
 pub(crate) use apply::{
     apply, created_key, destroyed_key, has_provider, key_kept, key_provider, opening_key,
-    other_keys, prove, rekeying_provider, tenant_key,
+    other_keys, prove, rekeying_provider, tenant_key, unkeyed_open,
 };
 #[cfg(not(feature = "encryption"))]
 pub(crate) use disabled::{
     TenantKey, apply, created_key, destroyed_key, has_provider, key_kept, opening_key, other_keys,
-    prove, tenant_key,
+    prove, tenant_key, unkeyed_open,
 };
 #[cfg(feature = "encryption")]
 pub use key_provider::KeyProvider;

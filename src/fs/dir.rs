@@ -243,7 +243,6 @@ impl Dir {
 
     /// Whether this directory holds no entry (besides `.` and `..`): one
     /// read of it, however many it holds.
-    #[cfg(feature = "encryption")]
     pub(crate) fn is_empty(&self) -> io::Result<bool> {
         Ok(self.find_entry(|_| Some(()))?.is_none())
     }
@@ -251,7 +250,6 @@ impl Dir {
     /// The first entry whose name `wanted` maps to something, read as a
     /// stream: a directory of a million entries is read only as far as
     /// that one.
-    #[cfg(feature = "encryption")]
     pub(crate) fn find_entry<T>(
         &self,
         mut wanted: impl FnMut(&Path) -> Option<T>,

@@ -8,9 +8,10 @@ use rusqlite::Connection;
 
 use super::migrations::Migrations;
 use super::tenant::{Prelude, check_not_ahead, migrate_to};
+use crate::crypt;
 use crate::error::{PendingMigrationError, Result};
 use crate::name::TenantName;
-use crate::storage::{TenantPath, sqlite_error};
+use crate::storage::{TenantPath, read_without_its_key, sqlite_error};
 
 /// Compares the tenant's schema version (`found`: `user_version`, read on
 /// `conn` when it took its lock) with the migrations; migrates it if
@@ -26,7 +27,10 @@ pub(crate) fn check_schema(
     // WAL is persistent in the file; setting it here, outside any
     // transaction, covers databases not made by create_tenant.
     conn.pragma_update_and_check(None, "journal_mode", "WAL", |_| Ok(()))
-        .map_err(|e| sqlite_error(tenant, path, "enabling WAL", e))?;
+        .map_err(|e| match read_without_its_key(at.root(), path, &e) {
+            true => crypt::unkeyed_open(tenant, path),
+            false => sqlite_error(tenant, path, "enabling WAL", e),
+        })?;
     // Not read again: a migration by another process can land just after
     // any read, and the watcher notices it (see `pool/watcher.rs`).
     let version = usize::try_from(found).unwrap_or(0);

@@ -10,11 +10,12 @@ use rusqlite_migration::MigrationDefinitionError;
 use super::migrations::Migrations;
 use super::version::{Reading, peek_version, read_version};
 use crate::busy::{Busy, WaitedFor};
+use crate::crypt;
 use crate::error::{Error, Result};
 use crate::fs::Patience;
 use crate::fs::file_system::FileSystem;
 use crate::name::TenantName;
-use crate::storage::{TenantPath, is_busy, lock_tenant, open_existing};
+use crate::storage::{TenantPath, is_busy, lock_tenant, open_existing, read_without_its_key};
 
 /// What one tenant's migration did.
 ///
@@ -198,7 +199,14 @@ fn migrate_locked(
         // "Nothing was changed" only when no step was committed.
         let unchanged = read_version(tenant, path, &conn).is_ok_and(|now| now == from);
         let waited = unchanged.then(|| started.elapsed());
-        migration_error(migrations, (tenant, path), (from, waited), e)
+        match &e {
+            rusqlite_migration::Error::RusqliteError { err, .. }
+                if read_without_its_key(root, path, err) =>
+            {
+                crypt::unkeyed_open(tenant, path)
+            }
+            _ => migration_error(migrations, (tenant, path), (from, waited), e),
+        }
     })?;
     tracing::info!(tenant = %tenant, from, to = target, "migrated");
     Ok(MigrationOutcome {

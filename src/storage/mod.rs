@@ -30,6 +30,6 @@ pub(crate) use opening::open::{
 };
 pub(crate) use opening::open_error::{pin_error, require_database, sqlite_error};
 pub(crate) use opening::open_files::TrackedConnection;
-pub(crate) use opening::opening_key::with_tenant_key;
+pub(crate) use opening::opening_key::{read_without_its_key, with_tenant_key};
 pub(crate) use opening::pinned::{PinError, open_pinned};
 pub(crate) use opening::usage::{FileUsage, Usage, database_usage, usage_through_sqlite};

@@ -43,6 +43,7 @@ use crate::fs::sys;
 use crate::name::TenantName;
 use crate::storage::opening::open::WAL_HEADER;
 use crate::storage::opening::open_files::OutsideSqlite;
+use crate::storage::opening::opening_key::read_without_its_key;
 
 /// What a snapshot wrote.
 #[derive(Debug, Clone, Copy)]
@@ -94,7 +95,10 @@ pub(in crate::storage) fn copy_files(
     dir: &Dir,
     scratch: &Path,
 ) -> Result<Snapshot, CopyFailure> {
-    let read = |e| Error::sqlite(Some(tenant), path, "starting the backup's read", e);
+    let read = |e| match read_without_its_key(root, path, &e) {
+        true => crypt::unkeyed_open(tenant, path),
+        false => Error::sqlite(Some(tenant), path, "starting the backup's read", e),
+    };
     // One read transaction for the whole copy, taken by reading.
     let snapshot = source.conn.unchecked_transaction().map_err(read)?;
     snapshot

@@ -23,7 +23,8 @@ use crate::storage::opening::header::{header_bytes, reserves_bytes};
 /// An encrypted file for which the provider keeps no current key (a
 /// plaintext tenant whose re-key stopped before its commit, or a lost
 /// keys directory) is tried with the other keys only; if none opens it,
-/// the key is missing.
+/// the key is missing. One that a manager without a key provider fails
+/// to open is said to be encrypted, not damaged.
 ///
 /// The common open reads one key and opens once: other keys are read
 /// only after a refusal.
@@ -33,6 +34,22 @@ use crate::storage::opening::header::{header_bytes, reserves_bytes};
 /// The key provider's, or the missing key (the outer result); `open`'s
 /// (the inner one).
 pub(crate) fn with_tenant_key<T, E>(
+    tenant: &TenantName,
+    (root, path): (&Path, &Path),
+    open: impl FnMut(Option<&TenantKey>) -> std::result::Result<T, E>,
+    refused: impl Fn(&E) -> bool,
+) -> Result<std::result::Result<(T, Option<TenantKey>), E>> {
+    match with_keys(tenant, (root, path), open, refused)? {
+        // Looked at only once an open failed without a provider.
+        Err(_) if !crypt::has_provider(root) && looks_encrypted(root, path) => {
+            Err(crypt::unkeyed_open(tenant, path))
+        }
+        opened => Ok(opened),
+    }
+}
+
+/// [`with_tenant_key`] with the provider's keys only.
+fn with_keys<T, E>(
     tenant: &TenantName,
     (root, path): (&Path, &Path),
     mut open: impl FnMut(Option<&TenantKey>) -> std::result::Result<T, E>,
@@ -55,6 +72,19 @@ pub(crate) fn with_tenant_key<T, E>(
         }
     }
     unopened.map(Err)
+}
+
+/// Whether SQLite's error `e` on the database at `path` (beneath `root`)
+/// is how a read without its key fails: the file is "malformed" or "not
+/// a database" to SQLite, the root has no key provider, and the file
+/// looks encrypted. Then the file is not damaged, and restoring it from a
+/// backup would be the wrong advice (see `crypt::unkeyed_open`). Looked
+/// at only on such a failure: a success costs nothing.
+pub(crate) fn read_without_its_key(root: &Path, path: &Path, e: &rusqlite::Error) -> bool {
+    use rusqlite::ErrorCode::{DatabaseCorrupt, NotADatabase};
+    matches!(e.sqlite_error_code(), Some(DatabaseCorrupt | NotADatabase))
+        && !crypt::has_provider(root)
+        && looks_encrypted(root, path)
 }
 
 /// Whether the database at `path` looks encrypted: a SQLite header (kept
