@@ -1975,6 +1975,51 @@ fn a_prune_that_cannot_read_a_run_keeps_it_says_so_and_still_reports_the_backup(
     assert_eq!(left[0], "20200101T000000Z");
 }
 
+/// A run of `backup --into` another command is still writing (it holds
+/// its run's lock, as a long run does) is kept by a prune, not removed
+/// under it: an outside probe saw a `--keep 1` run prune a slower run
+/// that then reported 32 tenants backed up into a directory gone.
+#[test]
+fn a_prune_keeps_a_run_another_backup_is_still_writing() {
+    let dir = workspace_with(&["acme", "globex"]);
+    let into = dir.path().join("backups");
+    let writing = into.join("20200101T000000Z");
+    tenanted(dir.path())
+        .args(["backup", "--to"])
+        .arg(&writing)
+        .assert()
+        .success();
+    // Its writer's lock, taken as a run takes it (flock on the directory).
+    let held = std::fs::File::open(&writing).unwrap();
+    held.lock().unwrap();
+    let out = tenanted(dir.path())
+        .args(["backup", "--into"])
+        .arg(&into)
+        .args(["--keep", "1", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    let report = json_of(&out.stdout);
+    let pruned = &report["pruned"];
+    assert_eq!(pruned["removed"].as_array().unwrap().len(), 0, "{report}");
+    assert_eq!(
+        pruned["in_progress"][0],
+        writing.display().to_string(),
+        "{report}"
+    );
+    assert!(writing.join(".tenanted/layout").is_file());
+    // Once it is let go, the next prune may judge it.
+    drop(held);
+    let out = tenanted(dir.path())
+        .args(["backup", "--into"])
+        .arg(&into)
+        .args(["--keep", "1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    assert!(!runs(&into).contains(&"20200101T000000Z".to_string()));
+}
+
 #[test]
 fn a_tenant_in_the_wrong_bucket_is_warned_about_by_every_walk_and_fails_fleet_runs_and_status_takes_several()
  {
@@ -2262,4 +2307,24 @@ fn a_root_that_is_a_link_is_followed() {
         .stdout("acme\n");
     tenanted(dir.path()).arg("status").assert().success();
     assert!(real.join(".tenanted/layout").is_file());
+}
+
+/// A name given twice on the command line is one tenant, done once: an
+/// outside probe saw `create d d --json` count two creates, and `destroy
+/// d d` destroy d, then fail on d.
+#[test]
+fn a_name_given_twice_is_one_tenant() {
+    let dir = workspace(3);
+    let out = tenanted(dir.path())
+        .args(["create", "d", "d", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+    let report = json_of(&out.stdout);
+    assert_eq!(report["totals"]["created"], 1, "{report}");
+    tenanted(dir.path())
+        .args(["destroy", "d", "d", "--yes"])
+        .assert()
+        .success();
+    tenanted(dir.path()).args(["exists", "d"]).assert().code(1);
 }

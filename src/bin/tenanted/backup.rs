@@ -85,12 +85,16 @@ pub fn backup(cli: &Cli, args: &BackupArgs) -> Result<u8, Failure> {
     }
     // Before the directory is made: a misspelt name is no backup run.
     require_tenants(&manager, &only, "nothing was backed up")?;
-    let dir = match (&args.to, &args.into) {
+    // A run of --into is held while it is written (see `rotation.rs`).
+    let (dir, _held) = match (&args.to, &args.into) {
         (Some(to), _) => {
             rotation::new_dir(to)?;
-            to.clone()
+            (to.clone(), None)
         }
-        (None, Some(into)) => rotation::new_run(into)?,
+        (None, Some(into)) => {
+            let run = rotation::new_run(into)?;
+            (run.dir.clone(), Some(run))
+        }
         (None, None) => return Err(Failure(2, "pass --to DIR or --into DIR".to_owned())),
     };
     let (report, lines) = match run_backup(cli, &manager, &dir, &only, args) {
@@ -217,6 +221,12 @@ fn print_backup(
             tenants.join(", ")
         );
     }
+    for dir in &pruned.in_progress {
+        outln!(
+            "kept {}: another backup run is still writing it",
+            dir.display()
+        );
+    }
     for (dir, why) in &pruned.unjudged {
         outln!(
             "✗ kept {}: it could not be judged ({why}); look at it, and remove it by hand if it is no backup",
@@ -258,6 +268,8 @@ struct PrunedJson<'a> {
     removed: Vec<String>,
     kept: Vec<KeptJson<'a>>,
     unjudged: Vec<UnjudgedJson<'a>>,
+    /// Runs another backup command is still writing.
+    in_progress: Vec<String>,
 }
 
 #[derive(serde::Serialize)]
@@ -291,6 +303,9 @@ impl<'a> PrunedJson<'a> {
                     dir: dir.display().to_string(),
                     error: why,
                 })
+                .collect(),
+            in_progress: (pruned.in_progress.iter())
+                .map(|p| p.display().to_string())
                 .collect(),
         }
     }

@@ -10,6 +10,11 @@
 //! first renamed to a hidden name (atomic), then removed: a crash in
 //! between leaves a hidden directory, never a half-removed run that would
 //! count as holding copies.
+//!
+//! A run holds an exclusive `flock` on its directory while it writes (the
+//! kernel lets it go if the run dies), and a prune takes the same lock
+//! before it judges a run: a run still being written by another command
+//! is kept, never removed under it.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -39,6 +44,25 @@ pub struct Pruned {
     /// layout record, a link named like a run), with why: the prune goes
     /// on with the others, and the command fails.
     pub unjudged: Vec<(PathBuf, String)>,
+    /// Runs kept because another backup command is still writing them.
+    pub in_progress: Vec<PathBuf>,
+}
+
+/// A run's directory, held (see the module) until dropped.
+pub struct HeldRun {
+    /// The directory.
+    pub dir: PathBuf,
+    _lock: std::fs::File,
+}
+
+/// Takes the run `dir`'s lock: `None` if another command holds it.
+fn hold(dir: &Path) -> Result<Option<std::fs::File>, std::io::Error> {
+    let file = std::fs::File::open(dir)?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => Err(e),
+    }
 }
 
 /// A run's directory name for `time`: `20261205T052600Z`.
@@ -58,17 +82,23 @@ fn run_stamp(name: &str) -> Option<u64> {
         .map(|(d, t)| d * 1_000_000 + t)
 }
 
-/// Makes this run's directory under `parent`: a new one, never an
-/// existing one (a second run in the same second waits for the next).
-pub fn new_run(parent: &Path) -> Result<PathBuf, Failure> {
+/// Makes this run's directory under `parent`, held: a new one, never an
+/// existing one (a run started in a second another one took waits for
+/// the next, up to a few seconds for several runs started together).
+pub fn new_run(parent: &Path) -> Result<HeldRun, Failure> {
     let io = |e: std::io::Error| Failure(1, format!("cannot create {}: {e}", parent.display()));
     std::fs::create_dir_all(parent).map_err(io)?;
-    for _ in 0..5 {
+    for _ in 0..50 {
         let dir = parent.join(run_name(SystemTime::now()));
         match std::fs::create_dir(&dir) {
-            Ok(()) => return Ok(dir),
+            // Nobody else holds a directory just made (and a prune counts
+            // it as a run only once `backup_all` has recorded its layout).
+            Ok(()) => match hold(&dir).map_err(io)? {
+                Some(lock) => return Ok(HeldRun { dir, _lock: lock }),
+                None => return Err(io(std::io::ErrorKind::WouldBlock.into())),
+            },
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                std::thread::sleep(Duration::from_millis(250));
+                std::thread::sleep(Duration::from_millis(100));
             }
             Err(e) => return Err(io(e)),
         }
@@ -219,6 +249,18 @@ pub fn prune(
     // Newest first: a tenant's newest copy among the candidates is the
     // one kept for it.
     for dir in candidates {
+        // Held until the run is removed, or judged worth keeping.
+        let _held = match hold(&dir) {
+            Ok(Some(held)) => held,
+            Ok(None) => {
+                pruned.in_progress.push(dir);
+                continue;
+            }
+            Err(e) => {
+                pruned.unjudged.push((dir, format!("cannot lock it: {e}")));
+                continue;
+            }
+        };
         let only: Vec<Copy> = match copies(cli, &dir) {
             Ok(copies) => copies.into_iter().filter(|c| !covered.covers(c)).collect(),
             Err(Failure(_, why)) => {

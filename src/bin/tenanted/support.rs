@@ -151,12 +151,16 @@ fn cli_message_of_root(e: &Error) -> Option<String> {
 }
 
 /// Every name checked before anything is done: all bad ones are reported
-/// together, with exit code 2.
+/// together, with exit code 2. A name given twice is one tenant, done
+/// once (`destroy d d` destroyed d, then failed on d; `create d d`
+/// counted two creates).
 pub fn tenant_names(names: &[String]) -> Result<Vec<TenantName>, Failure> {
     let mut good = Vec::with_capacity(names.len());
+    let mut seen = std::collections::HashSet::with_capacity(names.len());
     let mut bad = Vec::new();
     for name in names {
         match TenantName::new(name) {
+            Ok(t) if !seen.insert(t.clone()) => {}
             Ok(t) => good.push(t),
             Err(e) => bad.push(e.to_string()),
         }
