@@ -1228,6 +1228,36 @@ fn migrating_below_the_current_version_asks_and_dry_run_shows_who_goes_down() {
         .success();
 }
 
+/// A dry run that would undo a migration without a down script says
+/// the tenant would fail, as the run then does (an outside probe: the
+/// dry run said "would undo", the run failed every tenant).
+#[test]
+fn a_dry_run_down_through_a_migration_without_down_sql_says_it_would_fail() {
+    let dir = workspace_with(&["acme"]);
+    let down = dir
+        .path()
+        .join("migrations/0004_add_item_position/down.sql");
+    std::fs::remove_file(down).unwrap();
+    let out = tenanted(dir.path())
+        .args(["migrate", "--to", "3", "--dry-run", "--json"])
+        .output()
+        .unwrap();
+    let plan = json_of(&out.stdout);
+    assert_eq!(plan["tenants"][0]["would"], "fail", "{plan}");
+    tenanted(dir.path())
+        .args(["migrate", "--to", "3", "--dry-run"])
+        .assert()
+        .stdout(
+            predicate::str::contains("acme: would fail")
+                .and(predicate::str::contains("0004_add_item_position")),
+        );
+    tenanted(dir.path())
+        .args(["migrate", "--to", "3", "--yes"])
+        .assert()
+        .failure();
+    assert_eq!(versions(dir.path()), [("acme".into(), 4)]);
+}
+
 #[test]
 fn tenanted_tenant_scopes_migrate_and_backup_and_every_help_shows_it() {
     let dir = workspace(2);

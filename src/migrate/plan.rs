@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use super::migrations::Migrations;
 use super::report::{StatusReport, TenantStatus};
+use super::tenant::check_down_scripts;
 use crate::error::Error;
 use crate::fleet::grouped;
 use crate::name::TenantName;
@@ -62,7 +63,8 @@ pub struct PlannedTenant {
 impl PlannedTenant {
     /// `"apply"` (it would go up), `"undo"` (down: down scripts run),
     /// `"none"` (already there), `"unreadable"` (its version cannot be
-    /// read, or it is not there) or `"fail"` (the target is out of range).
+    /// read, or it is not there) or `"fail"` (the target is out of range,
+    /// or a migration it would undo has no down script).
     pub fn action(&self) -> &'static str {
         match self.from {
             None => "unreadable",
@@ -89,7 +91,11 @@ impl PlannedTenant {
                 };
                 (from.ok(), Some(Arc::new(e)))
             }
-            Ok(v) => (Some(v), None),
+            // The run would fail it: a migration to undo has no down.sql.
+            Ok(v) => match check_down_scripts(m, &tenant, v, to) {
+                Ok(()) => (Some(v), None),
+                Err(e) => (Some(v), Some(Arc::new(e))),
+            },
             Err(e) => (None, Some(e)),
         };
         let migrations = match error {

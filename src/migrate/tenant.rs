@@ -219,8 +219,8 @@ fn migrate_locked(
 }
 
 /// Moving down from `from` to `target` needs a down script for every
-/// migration undone.
-fn check_down_scripts(
+/// migration undone (a plan says so too: `plan.rs`).
+pub(super) fn check_down_scripts(
     migrations: &Migrations,
     tenant: &TenantName,
     from: usize,
