@@ -888,6 +888,11 @@ fn sqlite_next_step(e: &rusqlite::Error) -> &'static str {
         Some(Code::DatabaseCorrupt) | Some(Code::NotADatabase) => {
             "; the file is damaged: restore it from a backup"
         }
+        // A statement's own wait for another connection's write lock ran
+        // out (the pool's `busy_timeout`).
+        Some(Code::DatabaseBusy) | Some(Code::DatabaseLocked) => {
+            "; another connection held its write lock longer than busy_timeout (a long transaction, another process's migration or restore): retry, or keep write transactions short, or raise busy_timeout"
+        }
         _ => "",
     }
 }
@@ -1251,6 +1256,7 @@ mod tests {
                 sqlite(rusqlite::ffi::SQLITE_NOTADB),
                 "restore it from a backup",
             ),
+            (sqlite(rusqlite::ffi::SQLITE_BUSY), "raise busy_timeout"),
             (
                 io(rustix::io::Errno::NOSPC.raw_os_error()),
                 "free space on that file system",
