@@ -2358,3 +2358,39 @@ fn a_name_given_twice_is_one_tenant() {
         .success();
     tenanted(dir.path()).args(["exists", "d"]).assert().code(1);
 }
+
+/// The CLI sets the same deadline (`rebuild --timeout`): an outside probe
+/// found a rebuild held 30 minutes a tenant by a store that stalled
+/// mid-download, with no way to shorten it from the command line.
+#[test]
+fn the_cli_kills_a_hung_litestream_restore_at_its_timeout() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let fake = dir.path().join("litestream");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\ncase \"$1\" in version) echo v0.5.17;; *) exec sleep 600;; esac\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let replica = format!("file://{}", dir.path().join("r").display());
+    let started = std::time::Instant::now();
+    let out = Command::cargo_bin("tenanted")
+        .unwrap()
+        .arg("--root")
+        .arg(dir.path().join("root"))
+        .arg("--migrations")
+        .arg(common::schema_dir())
+        .args(["rebuild", "--replica-url", &replica, "--tenant", "acme"])
+        .args(["--timeout", "1", "--staging"])
+        .arg(dir.path().join("staging"))
+        .arg("--litestream")
+        .arg(&fake)
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("killed"), "{said}");
+    assert!(took < std::time::Duration::from_secs(60), "took {took:?}");
+}

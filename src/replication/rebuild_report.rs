@@ -143,7 +143,7 @@ impl fmt::Display for RebuildReport {
         if self.found_nothing() {
             write!(
                 f,
-                "; the replica holds no tenant: if tenants were replicated there, check its URL (bucket and path) and endpoint"
+                "; the replica holds no tenant: if tenants were replicated there, check its URL (bucket and path) and endpoint, and that the layout given (RootConfig's template and buckets; the CLI's --template and --buckets) is the one the lost root had"
             )?;
         }
         if self.cancelled {

@@ -39,6 +39,11 @@ pub struct RebuildArgs {
     /// The litestream binary (default: litestream on the PATH).
     #[arg(long, value_name = "FILE")]
     litestream: Option<PathBuf>,
+    /// How long one tenant's `litestream restore` may run before it is
+    /// killed and the tenant reported failed (a store that stalls
+    /// mid-download; default: 1800).
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    timeout: Option<u64>,
     /// Print the report as JSON (no progress bar).
     #[arg(long)]
     pub json: bool,
@@ -66,6 +71,9 @@ pub fn rebuild(cli: &Cli, args: &RebuildArgs) -> Result<u8, Failure> {
     if let Some(bin) = &args.litestream {
         options = options.litestream(bin);
     }
+    if let Some(secs) = args.timeout {
+        options = options.litestream_timeout(std::time::Duration::from_secs(secs));
+    }
     let bar = progress_bar(cli.quiet || args.json);
     if let Some(bar) = &bar {
         let bar = bar.clone();
@@ -83,7 +91,7 @@ pub fn rebuild(cli: &Cli, args: &RebuildArgs) -> Result<u8, Failure> {
         outln!("{}", json(&report));
         if report.found_nothing() {
             errln!(
-                "the replica {} holds no tenant: if tenants were replicated there, check its URL (bucket and path) and --endpoint",
+                "the replica {} holds no tenant: if tenants were replicated there, check its URL (bucket and path) and --endpoint, and that --template and --buckets are the lost root's (a replica is laid out like its root)",
                 report.replica
             );
         }
