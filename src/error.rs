@@ -153,6 +153,20 @@ pub enum Error {
         found: &'static str,
     },
 
+    /// The tenant's own directory holds files that are not tenanted's (a
+    /// copy of the database made by hand, notes): a destroy, a replacing
+    /// restore or a re-key would remove the directory with them, so it
+    /// refuses, and changes nothing.
+    #[error("tenant {tenant} was left as it was: its directory {} holds {} that tenanted did not make ({}), which removing or replacing the tenant would delete with it; move them out of that directory (they are yours), then retry", dir.display(), if files.len() == 1 { "a file" } else { "files" }, files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", "))]
+    ForeignFiles {
+        /// The tenant.
+        tenant: TenantName,
+        /// Its directory.
+        dir: PathBuf,
+        /// The names in it that are not tenanted's (at most ten).
+        files: Vec<PathBuf>,
+    },
+
     /// Something that is not a regular file (a named pipe, a symbolic
     /// link, a directory) stands where SQLite opens one of the files it
     /// keeps beside a tenant's database (`-journal`, `-wal`, `-shm`), so
@@ -949,6 +963,7 @@ impl Error {
             | Error::MissingDatabase { tenant, .. }
             | Error::NotATenantDatabase { tenant, .. }
             | Error::PlantedSidecar { tenant, .. }
+            | Error::ForeignFiles { tenant, .. }
             | Error::BadBackup { tenant, .. }
             | Error::SchemaAheadOfCode { tenant, .. }
             | Error::TooManyOpenFiles { tenant, .. }

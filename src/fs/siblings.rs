@@ -159,6 +159,22 @@ pub(crate) fn is_scratch(name: &str, db_name: &str) -> bool {
         .is_some_and(|(pid, n)| all_digits(pid) && all_digits(n))
 }
 
+/// Whether `name`, in a tenant's own directory whose database file is
+/// `db_name`, is something tenanted or SQLite makes there: the database,
+/// its sidecars, its fenced name and that one's sidecars, scratch files,
+/// Litestream's state.
+pub(crate) fn is_tenanteds(name: &str, db_name: &Path) -> bool {
+    let db = db_name.to_string_lossy();
+    let fence = fence_path(db_name).to_string_lossy().into_owned();
+    let litestream = litestream_dir(db_name).to_string_lossy().into_owned();
+    name == db
+        || is_sidecar(name, &db)
+        || name == fence
+        || is_sidecar(name, &fence)
+        || is_scratch(name, &db)
+        || name == litestream
+}
+
 /// Whether `name` is one of SQLite's sidecars of the database file named
 /// `db_name`.
 pub(crate) fn is_sidecar(name: &str, db_name: &str) -> bool {

@@ -22,6 +22,7 @@ use crate::name::TenantName;
 use crate::storage::coordination::tenant_path::{TenantLock, TenantPath};
 use crate::storage::lifecycle::debris::{finish_fenced_entry, finish_replace_in_place};
 use crate::storage::lifecycle::fence::{Fence, Waiting};
+use crate::storage::lifecycle::foreign_files::refuse_foreign_files;
 
 /// Removes tenant `tenant` at `at`, waiting as `waiting` says for other
 /// processes (their operations on it, their connections to it) to let go.
@@ -60,6 +61,7 @@ pub(in crate::storage) fn destroy_locked(
     }
     // A replace in place that died puts the old tenant back first.
     finish_replace_in_place(tenant, lock, at)?;
+    refuse_foreign_files(tenant, lock, at)?;
     let fence = Fence::raise(tenant, lock, at)?;
     if let Err(e) = fence.wait_released(waiting) {
         // Said, not only logged: the tenant is intact only once it is back.

@@ -10,6 +10,7 @@ pub(in crate::storage) mod destroy;
 pub(in crate::storage) mod encrypted_copy;
 pub(in crate::storage) mod fence;
 pub(in crate::storage) mod file_copy;
+pub(in crate::storage) mod foreign_files;
 pub(in crate::storage) mod incomplete;
 #[cfg(feature = "encryption")]
 pub(in crate::storage) mod rekey;

@@ -54,6 +54,7 @@ use crate::storage::lifecycle::debris::{finish_fenced_entry, remove_entry_debris
 use crate::storage::lifecycle::encrypted_copy::export;
 use crate::storage::lifecycle::fence::{Fence, Waiting};
 use crate::storage::lifecycle::file_copy::sync_file;
+use crate::storage::lifecycle::foreign_files::refuse_foreign_files;
 use crate::storage::lifecycle::snapshot::copy_to;
 use crate::storage::lifecycle::stage::{Stage, Swap};
 use crate::storage::opening::open::{EXISTING, READ_BUSY_TIMEOUT, open_existing};
@@ -129,6 +130,7 @@ fn swap_in_rekeyed(
 ) -> Result<Rekeyed> {
     // Disarmed: its close after the swap neither checkpoints into the old
     // file nor removes, by name, the new tenant's `-wal`.
+    refuse_foreign_files(tenant, lock, at)?;
     let mut held = open_existing(tenant, at.root(), at.db(), &waiting.patience)?;
     held.disarm();
     let mut stage = Stage::begin(tenant, lock, at, true)?;

@@ -28,6 +28,7 @@ use crate::storage::coordination::tenant_path::{TenantLock, TenantPath};
 use crate::storage::lifecycle::create::{clear_the_way, under_new_lock};
 use crate::storage::lifecycle::debris::finish_fenced_entry;
 use crate::storage::lifecycle::fence::{Fence, Waiting};
+use crate::storage::lifecycle::foreign_files::refuse_foreign_files;
 use crate::storage::lifecycle::snapshot::{Snapshot, copy_to};
 use crate::storage::lifecycle::stage::{Stage, Swap};
 use crate::storage::opening::header::reserves_bytes;
@@ -223,6 +224,7 @@ fn replace_with(
     if at.owns_dir() {
         finish_fenced_entry(tenant, lock, at)?;
     }
+    refuse_foreign_files(tenant, lock, at)?;
     let mut fence = Fence::raise_for_restore(tenant, lock, at)?;
     if let Err(e) = fence.wait_released(waiting) {
         fence.put_back()?;

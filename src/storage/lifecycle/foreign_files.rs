@@ -1,0 +1,55 @@
+//! What a tenant's own directory holds that tenanted did not make (a copy
+//! of the database made by hand before a risky restore, notes): a
+//! destroy, a replacing restore and a re-key remove or swap out the whole
+//! directory, so each refuses while it holds any, before it changes
+//! anything. None of tenanted's operations touches what is not its own.
+
+use std::path::PathBuf;
+
+use crate::error::{Error, Result};
+use crate::fs::siblings::is_tenanteds;
+use crate::name::TenantName;
+use crate::storage::coordination::tenant_path::{TenantLock, TenantPath};
+
+/// How many of the names are said (a directory of thousands is named by
+/// its first ten).
+const NAMED: usize = 10;
+
+/// `Error::ForeignFiles` if `tenant`'s own directory (held under `lock`)
+/// holds anything tenanted did not make; nothing for a layout without a
+/// directory per tenant (a bucket is shared, and only the tenant's own
+/// files are touched there).
+///
+/// # Errors
+///
+/// `ForeignFiles`, or the directory cannot be read.
+pub(in crate::storage) fn refuse_foreign_files(
+    tenant: &TenantName,
+    lock: &TenantLock,
+    at: TenantPath<'_>,
+) -> Result<()> {
+    let Some(dir) = lock.db_dir(at).filter(|_| at.owns_dir()) else {
+        return Ok(());
+    };
+    let entries = (dir.entries()).map_err(|e| {
+        Error::io(
+            Some(tenant),
+            dir.path(),
+            "reading the tenant's directory",
+            e,
+        )
+    })?;
+    let foreign: Vec<PathBuf> = (entries.into_iter().flatten())
+        .map(|(name, _)| name)
+        .filter(|name| !is_tenanteds(&name.to_string_lossy(), at.db_name()))
+        .take(NAMED)
+        .collect();
+    match foreign.is_empty() {
+        true => Ok(()),
+        false => Err(Error::ForeignFiles {
+            tenant: tenant.clone(),
+            dir: dir.path().to_path_buf(),
+            files: foreign,
+        }),
+    }
+}
