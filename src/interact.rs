@@ -41,6 +41,13 @@ impl TenantManager {
     /// [`Error::InteractAborted`] when there is no Tokio runtime, or it is
     /// shutting down. `f`'s own errors are in its return value.
     ///
+    /// # Panics
+    ///
+    /// When the checkout panics (a
+    /// [`connection_init`](crate::TenantManagerBuilder::connection_init)
+    /// hook's panic), as [`connection`](Self::connection) lets it: a panic
+    /// in `f` is [`Error::ClosurePanicked`] instead.
+    ///
     /// ```
     /// # let dir = tempfile::tempdir()?;
     /// # let manager = tenanted::TenantManager::builder(
@@ -80,8 +87,15 @@ impl TenantManager {
         drop(guard);
         match joined {
             Ok(Some(result)) => result,
+            // A panic outside `f` (a `connection_init` hook's, in the
+            // checkout) goes on to the caller, as `connection()` lets it.
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
             // Only when the future was dropped, so nobody sees this.
-            Ok(None) | Err(_) => Err(Error::InteractAborted {
+            Ok(None) => Err(Error::InteractAborted {
+                tenant,
+                reason: "the future was dropped before the closure ran",
+            }),
+            Err(_) => Err(Error::InteractAborted {
                 tenant,
                 reason: "the blocking task was cancelled (the runtime is shutting down)",
             }),

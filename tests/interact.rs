@@ -104,6 +104,26 @@ fn a_panic_is_an_error_and_its_transaction_is_rolled_back() {
     assert!(m.connection("acme").unwrap().is_autocommit());
 }
 
+/// A `connection_init` hook that panics goes on to the caller, as
+/// `connection()` lets it (an outside probe saw it reported as "the
+/// runtime is shutting down" while the runtime ran on).
+#[test]
+fn a_panicking_connection_hook_goes_on_to_the_caller() {
+    let dir = tempfile::tempdir().unwrap();
+    manager(dir.path());
+    let m = common::builder(dir.path())
+        .connection_init(|_| panic!("boom in the hook"))
+        .build()
+        .unwrap();
+    let rt = runtime(4);
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        rt.block_on(m.interact("acme", |_| ()))
+    }));
+    let panic = caught.expect_err("the hook's panic goes on");
+    let message = panic.downcast_ref::<&str>().copied().unwrap_or_default();
+    assert_eq!(message, "boom in the hook");
+}
+
 #[test]
 fn a_future_dropped_before_its_closure_starts_never_checks_out() {
     let dir = tempfile::tempdir().unwrap();
