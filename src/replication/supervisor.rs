@@ -699,10 +699,15 @@ impl Replicator {
         self.stop_children();
     }
 
-    /// Syncs every registered tenant to its replica and lets go of it.
+    /// Syncs every registered tenant to its replica and lets go of it,
+    /// within [`SHUTDOWN_LET_GO`] in all: those not let go of by then
+    /// stop with their process, their replicas continuing from their
+    /// last sync once `replicate` starts again.
     fn let_go_of_all(&mut self) {
+        let deadline = Instant::now() + SHUTDOWN_LET_GO;
         for shard in 0..self.shards.len() {
-            self.let_go_of_shard(shard, None);
+            let left = deadline.saturating_duration_since(Instant::now());
+            self.let_go_of_shard(shard, Some(left));
         }
         self.active.clear();
     }
@@ -790,6 +795,12 @@ impl Replicator {
 /// The longest a restart of a Litestream process waits for it to let go
 /// of its tenants (see `restart_unclean`).
 const RESTART_LET_GO: Duration = Duration::from_secs(30);
+
+/// The longest a stop of `replicate` waits for Litestream's last syncs,
+/// all shards and tenants together: with a store down each tenant's
+/// would take its own 30 s, one after another, and a service manager
+/// stops (systemd: 90 s) or kills the supervisor long before.
+const SHUTDOWN_LET_GO: Duration = Duration::from_secs(30);
 
 /// The longest pause between two failing scans.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
