@@ -82,6 +82,11 @@ struct Inner {
     /// The root's description, checked and recorded (see
     /// `root_description/description.rs`).
     description: RootDescription,
+    /// The key provider it was built with: the process's registry serves
+    /// it to the root's other managers while this one lives (see
+    /// `crypt/keyring.rs`).
+    #[cfg(feature = "encryption")]
+    _key_provider: Option<Arc<dyn crate::crypt::KeyProvider>>,
 }
 
 impl TenantManager {
@@ -148,6 +153,8 @@ impl TenantManager {
             accept_migration_changes: b.accept_migration_changes,
             replication,
             description,
+            #[cfg(feature = "encryption")]
+            _key_provider: b.key_provider,
         };
         Ok(TenantManager {
             inner: Arc::new(inner),

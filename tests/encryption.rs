@@ -2034,3 +2034,27 @@ fn a_manager_without_a_provider_on_a_root_that_came_to_keep_keys() {
         .unwrap();
     assert_eq!(body, CANARY);
 }
+
+/// A second manager built with another master key in the same process
+/// took the root's key provider from the first for good: the right key's
+/// manager then failed every cold open and create, told its master key
+/// was wrong (an outside probe). The first provider alive serves the
+/// root.
+#[test]
+fn a_manager_with_another_master_key_takes_nothing_from_the_right_one() {
+    let (_root, _master, right, _store) = encrypted_acme();
+    let root = right.root().root_dir().to_path_buf();
+    let wrong = manager(&root, &MasterKey::generate().unwrap(), 1);
+    right.prune_idle(std::time::Duration::ZERO);
+    assert_eq!(right.stats().open_pools, 0);
+    let cold = |m: &TenantManager| {
+        (m.connection("acme").unwrap())
+            .query_row("SELECT body FROM notes", [], |r| r.get::<_, String>(0))
+            .unwrap()
+    };
+    assert_eq!(cold(&right), CANARY);
+    drop(wrong);
+    right.prune_idle(std::time::Duration::ZERO);
+    assert_eq!(cold(&right), CANARY);
+    seed_canary(&right, "globex");
+}

@@ -120,4 +120,15 @@ pub trait KeyProvider: Send + Sync + 'static {
         let _ = tenant;
         None
     }
+
+    /// Whether this provider is known to hold the root's keys (it opened
+    /// one of them), asked once when a manager is built with it. Of the
+    /// providers several managers of one process were built with for one
+    /// root, one that says so serves them all, so that a manager given a
+    /// wrong master key cannot take the root from the right one. `false`,
+    /// the default, when the provider cannot tell (or the root keeps no
+    /// key yet): then the first registered serves.
+    fn holds_the_roots_keys(&self) -> bool {
+        false
+    }
 }

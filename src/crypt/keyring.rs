@@ -5,12 +5,16 @@
 //! Those opens are reached from many layers that all know the root but
 //! not the manager; the provider is registered here for the root when a
 //! manager is built with one, rather than threaded through every layer.
-//! A provider stays registered for the life of the process (a later
-//! manager on the same root, with or without its own, finds it, so no
-//! manager on that root opens an encrypted tenant without its key).
+//! A provider stays registered while a manager built with it lives (a
+//! later manager on the same root, with or without its own, finds it, so
+//! no manager on that root opens an encrypted tenant without its key).
+//! Which serves, of several live ones: the first that showed it holds the
+//! root's keys (it opened one), else the first registered. A manager
+//! built with a wrong master key neither takes the root from the right
+//! one, before or after it, nor, once dropped, leaves its own behind.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use parking_lot::RwLock;
 
@@ -19,13 +23,28 @@ use super::kept_keys::{WITH_A_PROVIDER, keeps_keys};
 use crate::error::{Error, Result};
 use crate::root_description::keys_dir;
 
-static PROVIDERS: RwLock<Vec<(PathBuf, Arc<dyn KeyProvider>)>> = RwLock::new(Vec::new());
+/// A provider registered for a root, and whether it showed it holds the
+/// root's keys (`KeyProvider::holds_the_roots_keys`, asked once).
+struct Registered {
+    root: PathBuf,
+    provider: Weak<dyn KeyProvider>,
+    proven: bool,
+}
 
-/// Serves `root`'s tenant keys from `provider` from now on.
-fn register(root: &Path, provider: Arc<dyn KeyProvider>) {
+/// Weak: each manager holds its own provider; the registry serves it to
+/// the root's other managers while that one lives.
+static PROVIDERS: RwLock<Vec<Registered>> = RwLock::new(Vec::new());
+
+/// Registers `provider` for `root` (see the module for which serves).
+fn register(root: &Path, provider: &Arc<dyn KeyProvider>) {
+    let proven = provider.holds_the_roots_keys();
     let mut providers = PROVIDERS.write();
-    providers.retain(|(r, _)| r != root);
-    providers.push((root.to_path_buf(), provider));
+    providers.retain(|r| r.provider.strong_count() > 0);
+    providers.push(Registered {
+        root: root.to_path_buf(),
+        provider: Arc::downgrade(provider),
+        proven,
+    });
 }
 
 /// Registers `provider` for `root` (see the module); without one, checks
@@ -39,7 +58,7 @@ fn register(root: &Path, provider: Arc<dyn KeyProvider>) {
 /// not be opened.
 pub(crate) fn register_for(root: &Path, provider: Option<&Arc<dyn KeyProvider>>) -> Result<()> {
     if let Some(provider) = provider {
-        register(root, Arc::clone(provider));
+        register(root, provider);
         return Ok(());
     }
     let keys = keys_dir(root);
@@ -55,11 +74,13 @@ pub(crate) fn register_for(root: &Path, provider: Option<&Arc<dyn KeyProvider>>)
     Ok(())
 }
 
-/// The provider registered for `root`, if any.
+/// The provider serving `root`, if any: the first registered for it that
+/// still lives and holds the root's keys, else the first that lives.
 pub(super) fn provider(root: &Path) -> Option<Arc<dyn KeyProvider>> {
     let providers = PROVIDERS.read();
     // Few roots per process: a scan is cheaper than hashing the path.
-    (providers.iter())
-        .find(|(r, _)| r == root)
-        .map(|(_, provider)| Arc::clone(provider))
+    let for_root = || providers.iter().filter(|r| r.root == root);
+    (for_root().filter(|r| r.proven))
+        .chain(for_root())
+        .find_map(|r| r.provider.upgrade())
 }
