@@ -1703,6 +1703,15 @@ fn exit_codes_follow_one_rule() {
         .assert()
         .code(2);
     assert!(!inside.exists());
+    // Nor the directories it would have made on the way (an outside
+    // probe found `--into ROOT/nightly/deep` left them in the root).
+    let deep = dir.path().join("tenants/nightly/deep");
+    tenanted(dir.path())
+        .args(["backup", "--keep", "1", "--into"])
+        .arg(&deep)
+        .assert()
+        .code(2);
+    assert!(!dir.path().join("tenants/nightly").exists());
     let not_a_backup = dir.path().join("not-a-backup");
     std::fs::write(&not_a_backup, b"no database").unwrap();
     tenanted(dir.path())

@@ -166,7 +166,7 @@ pub(crate) fn created_key(tenant: &TenantName, root: &Path) -> Result<Option<Ten
     match provider(root) {
         Some(provider) => provider.create_key(tenant).map(Some),
         None => {
-            refuse_without_provider(root, NO_PLAINTEXT_AMONG_ENCRYPTED)?;
+            refuse_without_provider(tenant, root, NO_PLAINTEXT_AMONG_ENCRYPTED)?;
             Ok(None)
         }
     }
@@ -180,7 +180,7 @@ pub(crate) fn created_key(tenant: &TenantName, root: &Path) -> Result<Option<Ten
 /// [`Error::Encryption`] with the provider's error, saying what to do.
 pub(crate) fn destroyed_key(tenant: &TenantName, root: &Path) -> Result<()> {
     let Some(provider) = provider(root) else {
-        return refuse_without_provider(root, NO_KEY_LEFT_BEHIND);
+        return refuse_without_provider(tenant, root, NO_KEY_LEFT_BEHIND);
     };
     provider.destroy_key(tenant).map_err(|e| match e {
         // A wait that ran out: said as such, the tenant intact.

@@ -53,15 +53,15 @@ pub(crate) fn key_kept(
 
 /// No tenant is given a key: refused on a root that keeps encrypted
 /// tenants' keys (a build with the feature made them).
-pub(crate) fn created_key(_tenant: &TenantName, root: &Path) -> Result<Option<TenantKey>> {
-    refuse_without_provider(root, NO_PLAINTEXT_AMONG_ENCRYPTED)?;
+pub(crate) fn created_key(tenant: &TenantName, root: &Path) -> Result<Option<TenantKey>> {
+    refuse_without_provider(tenant, root, NO_PLAINTEXT_AMONG_ENCRYPTED)?;
     Ok(None)
 }
 
 /// Nothing to destroy, unless the root keeps keys: then refused, since
 /// this build cannot destroy the tenant's.
-pub(crate) fn destroyed_key(_tenant: &TenantName, root: &Path) -> Result<()> {
-    refuse_without_provider(root, NO_KEY_LEFT_BEHIND)
+pub(crate) fn destroyed_key(tenant: &TenantName, root: &Path) -> Result<()> {
+    refuse_without_provider(tenant, root, NO_KEY_LEFT_BEHIND)
 }
 
 /// Nothing to apply.

@@ -8,6 +8,7 @@ use std::path::Path;
 
 use crate::error::{Error, Result, blocked};
 use crate::fs::dir::Dir;
+use crate::name::TenantName;
 use crate::root_description::keys_dir;
 
 /// How to give a manager the root's keys.
@@ -30,8 +31,9 @@ pub(crate) const NO_KEY_LEFT_BEHIND: &str = "a destroy now would leave the tenan
 /// leaves it so, its staged key discarded): its tenants open without
 /// keys, so a root holding one is not refused. The directory is not
 /// removed instead: a create that opened it, not yet locked, would then
-/// write its key into a directory no longer in the root.
-pub(crate) fn keeps_keys(root: &Path) -> Result<bool> {
+/// write its key into a directory no longer in the root. Its errors name
+/// `tenant`, the one whose operation asked.
+pub(crate) fn keeps_keys(root: &Path, tenant: Option<&TenantName>) -> Result<bool> {
     let keys = keys_dir(root);
     let keys = keys.as_path();
     let dir = match Dir::open(root, keys) {
@@ -43,26 +45,30 @@ pub(crate) fn keeps_keys(root: &Path) -> Result<bool> {
         // The root or its `.tenanted` is no directory: the root's own
         // checks say so, by name.
         Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => return Ok(false),
-        Err(e) => return Err(Error::io(None, keys, "opening the keys directory", e)),
+        Err(e) => return Err(Error::io(tenant, keys, "opening the keys directory", e)),
     };
     let empty = dir.is_empty();
     // One entry tells: a root of a million keys is not listed for it.
-    Ok(!empty.map_err(|e| Error::io(None, keys, "reading the keys directory", e))?)
+    Ok(!empty.map_err(|e| Error::io(tenant, keys, "reading the keys directory", e))?)
 }
 
-/// Refuses `operation` (what it would do wrong, in words) by a manager
-/// without a key provider on a root that keeps keys.
+/// Refuses `operation` on `tenant` (what it would do wrong, in words) by
+/// a manager without a key provider on a root that keeps keys.
 ///
 /// # Errors
 ///
 /// [`Error::Encryption`] when the root keeps keys; the keys directory's
 /// errors.
-pub(crate) fn refuse_without_provider(root: &Path, operation: &str) -> Result<()> {
-    if !keeps_keys(root)? {
+pub(crate) fn refuse_without_provider(
+    tenant: &TenantName,
+    root: &Path,
+    operation: &str,
+) -> Result<()> {
+    if !keeps_keys(root, Some(tenant))? {
         return Ok(());
     }
     Err(Error::Encryption {
-        tenant: None,
+        tenant: Some(tenant.clone()),
         path: keys_dir(root),
         reason: format!(
             "this root keeps encrypted tenants' keys, and this manager has no key provider: {operation}; nothing was done: {}",

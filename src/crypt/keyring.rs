@@ -62,7 +62,7 @@ pub(crate) fn register_for(root: &Path, provider: Option<&Arc<dyn KeyProvider>>)
         return Ok(());
     }
     let keys = keys_dir(root);
-    if self::provider(root).is_none() && keeps_keys(root)? {
+    if self::provider(root).is_none() && keeps_keys(root, None)? {
         return Err(Error::Encryption {
             tenant: None,
             path: keys,

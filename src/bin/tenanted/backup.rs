@@ -85,6 +85,9 @@ pub fn backup(cli: &Cli, args: &BackupArgs) -> Result<u8, Failure> {
     }
     // Before the directory is made: a misspelt name is no backup run.
     require_tenants(&manager, &only, "nothing was backed up")?;
+    // What this command makes on the way there, removed again if the
+    // run fails as a whole (a directory inside the root, say).
+    let made = (args.to.as_deref().or(args.into.as_deref())).and_then(first_missing);
     // A run of --into is held while it is written (see `rotation.rs`).
     let (dir, _held) = match (&args.to, &args.into) {
         (Some(to), _) => {
@@ -99,7 +102,11 @@ pub fn backup(cli: &Cli, args: &BackupArgs) -> Result<u8, Failure> {
     };
     let (report, lines) = match run_backup(cli, &manager, &dir, &only, args) {
         Ok(ran) => ran,
-        Err(failure) => return Err(discard_run(&dir, failure)),
+        Err(failure) => {
+            let failure = discard_run(&dir, failure);
+            remove_made(&dir, made.as_deref());
+            return Err(failure);
+        }
     };
     let retention = rotation::Retention {
         keep: args.keep.map(|k| k as usize),
@@ -143,6 +150,28 @@ fn discard_run(dir: &std::path::Path, Failure(code, message): Failure) -> Failur
                 dir.display()
             ),
         ),
+    }
+}
+
+/// The outermost directory of `path` (itself included) that does not
+/// exist yet: what a backup into `path` makes.
+fn first_missing(path: &std::path::Path) -> Option<std::path::PathBuf> {
+    let missing = |p: &&std::path::Path| !p.as_os_str().is_empty() && !p.exists();
+    path.ancestors()
+        .take_while(missing)
+        .last()
+        .map(|p| p.to_path_buf())
+}
+
+/// Removes the directories a failed run made above `dir` (itself gone),
+/// up to `made`, each only if empty: they were this command's, and a
+/// failure changes nothing (exit 2: nothing was done).
+fn remove_made(dir: &std::path::Path, made: Option<&std::path::Path>) {
+    let Some(made) = made else { return };
+    for above in dir.ancestors().skip(1) {
+        if !above.starts_with(made) || std::fs::remove_dir(above).is_err() {
+            return;
+        }
     }
 }
 
