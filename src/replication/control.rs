@@ -263,6 +263,17 @@ impl ControlSocket {
                     socket: self.path.clone(),
                 }
             }
+            // The socket's read timed out: Litestream is up but stuck,
+            // most often on a store that does not answer (an outside probe
+            // saw only "Resource temporarily unavailable").
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => Error::Litestream {
+                socket: self.path.clone(),
+                request: target.trim_start_matches('/').to_owned(),
+                status: 0,
+                message: format!(
+                    "{cause}: Litestream did not answer in time; it is most often blocked on a replica store that does not answer: check that the store is up and reachable, and Litestream's log beside this socket (litestream-N.log)"
+                ),
+            },
             _ => Error::Litestream {
                 socket: self.path.clone(),
                 request: target.trim_start_matches('/').to_owned(),
@@ -320,5 +331,20 @@ mod tests {
             Err(Error::LitestreamNotRunning { .. })
         ));
         assert!(!socket.is_running());
+    }
+
+    /// A Litestream that accepts but never answers (blocked on a store
+    /// that does not answer) is said to be stuck, and where to look.
+    #[test]
+    fn a_socket_that_never_answers_points_at_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("stuck.sock");
+        let _listening = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let socket = ControlSocket::new(&path).timeout(Duration::from_millis(200));
+        let said = socket.list().unwrap_err().to_string();
+        assert!(
+            said.contains("did not answer in time") && said.contains("store"),
+            "{said}"
+        );
     }
 }
