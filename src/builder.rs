@@ -358,13 +358,17 @@ impl TenantManagerBuilder {
     /// started; [`Error::Encryption`](crate::Error::Encryption) (the
     /// `encryption` feature) for a key provider on a root that Litestream
     /// replicates, or none on a root that keeps encrypted tenants.
-    pub fn build(self) -> Result<TenantManager> {
+    pub fn build(#[allow(unused_mut)] mut self) -> Result<TenantManager> {
         #[cfg(feature = "encryption")]
-        if self.key_provider.is_some() {
-            crate::replication::refuse_encryption(&self.root)?;
+        {
+            if self.key_provider.is_some() {
+                crate::replication::refuse_encryption(&self.root)?;
+            }
+            // The manager holds the provider that serves it: its own, or
+            // another manager's of the root (see `crypt/keyring.rs`).
+            self.key_provider =
+                crate::crypt::register_for(self.root.root_dir(), self.key_provider.as_ref())?;
         }
-        #[cfg(feature = "encryption")]
-        crate::crypt::register_for(self.root.root_dir(), self.key_provider.as_ref())?;
         TenantManager::from_builder(self)
     }
 }

@@ -903,9 +903,9 @@ fn sqlite_next_step(e: &rusqlite::Error) -> &'static str {
             "; the file is damaged: restore it from a backup"
         }
         // A statement's own wait for another connection's write lock ran
-        // out (the pool's `busy_timeout`).
-        Some(Code::DatabaseBusy) | Some(Code::DatabaseLocked) => {
-            "; another connection held its write lock longer than busy_timeout (a long transaction, another process's migration or restore): retry, or keep write transactions short, or raise busy_timeout"
+        // out (SQLITE_LOCKED is a conflict within one connection: not this).
+        Some(Code::DatabaseBusy) => {
+            "; another connection held the tenant's write lock longer than this one waits (a long transaction, another process's migration or restore): retry, keep write transactions short, or, for a pool's connections, raise busy_timeout"
         }
         _ => "",
     }

@@ -508,6 +508,8 @@ impl TenantManager {
             return Err(damaged);
         }
         let inner = &self.inner;
+        // Before any pool is drained or the tenant fenced off.
+        crate::crypt::refuse_keyless_destroy(&tenant, inner.root.root_dir())?;
         let mut destroying =
             DestroyGuard::begin(&inner.cache, &tenant, &path, inner.destroy_timeout)?;
         destroying.drain()?;

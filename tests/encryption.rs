@@ -1960,6 +1960,21 @@ fn child_creates_an_encrypted_acme() {
     println!("CREATED");
 }
 
+/// Child: holds the encrypted `acme` open (a connection checked out)
+/// until the stop file appears.
+#[test]
+#[ignore = "a child process of a_manager_without_a_provider_on_a_root_that_came_to_keep_keys"]
+fn child_holds_the_encrypted_acme() {
+    let Some(root) = child::root() else { return };
+    let m = manager(&root, &MasterKey::from_env().unwrap(), 1);
+    let _held = m.connection("acme").unwrap();
+    println!("HOLDING");
+    let started = std::time::Instant::now();
+    while !child::stop_file(&root).exists() && started.elapsed().as_secs() < 120 {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
 /// A manager built without a key provider before its root kept any keys
 /// (a service not yet given the master key while encryption is turned on)
 /// called an encrypted tenant damaged ("restore it from a backup"),
@@ -2007,7 +2022,22 @@ fn a_manager_without_a_provider_on_a_root_that_came_to_keep_keys() {
     );
     assert!(!backup.exists());
 
+    // Refused before the tenant is fenced off or anyone waited for: with
+    // another process holding it, the refusal came only after the wait
+    // (TenantBusy, the tenant gone from every process meanwhile).
+    let mut holder = child::command("child_holds_the_encrypted_acme", root.path());
+    holder.env(MasterKey::ENV, master.to_hex().as_str());
+    let out = root.path().with_extension("holder");
+    let log = std::fs::File::create(&out).unwrap();
+    holder.stdout(log.try_clone().unwrap()).stderr(log);
+    let holder = holder.spawn().unwrap();
+    child::wait_for_word(&out, "HOLDING");
     let destroyed = keyless.destroy_tenant("acme");
+    std::fs::write(child::stop_file(root.path()), "").unwrap();
+    child::wait_logged(holder, &out);
+    // Both beside the root, outside its temporary directory.
+    std::fs::remove_file(child::stop_file(root.path())).unwrap();
+    std::fs::remove_file(&out).unwrap();
     assert!(
         matches!(destroyed, Err(Error::Encryption { .. })),
         "{destroyed:?}"
@@ -2057,4 +2087,21 @@ fn a_manager_with_another_master_key_takes_nothing_from_the_right_one() {
     right.prune_idle(std::time::Duration::ZERO);
     assert_eq!(cold(&right), CANARY);
     seed_canary(&right, "globex");
+}
+
+/// A manager built without a provider on a root another manager of the
+/// process serves is served by that one's provider, and keeps it when
+/// that manager is dropped (the registry holds providers weakly).
+#[test]
+fn a_manager_without_a_provider_keeps_the_one_it_was_served_by() {
+    let (_root, _master, keyed, _store) = encrypted_acme();
+    let root = keyed.root().root_dir().to_path_buf();
+    let served = TenantManager::builder(RootConfig::new(&root), migrations(1))
+        .build()
+        .unwrap();
+    drop(keyed);
+    let body: String = (served.connection("acme").unwrap())
+        .query_row("SELECT body FROM notes", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(body, CANARY);
 }

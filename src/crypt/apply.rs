@@ -172,6 +172,21 @@ pub(crate) fn created_key(tenant: &TenantName, root: &Path) -> Result<Option<Ten
     }
 }
 
+/// Refuses, before anything is done, a destroy of `tenant` by a manager
+/// without a key provider on a root that keeps keys (its key would stay
+/// behind): checked again, too late to spare the tenant's users a fence
+/// and a wait, when the key is destroyed ([`destroyed_key`]).
+///
+/// # Errors
+///
+/// [`Error::Encryption`] saying so; the keys directory's errors.
+pub(crate) fn refuse_keyless_destroy(tenant: &TenantName, root: &Path) -> Result<()> {
+    match provider(root) {
+        Some(_) => Ok(()),
+        None => refuse_without_provider(tenant, root, NO_KEY_LEFT_BEHIND),
+    }
+}
+
 /// Destroys `tenant`'s key, if its root has a key provider (a destroy
 /// calls it once no process holds the tenant, before its files go).
 ///

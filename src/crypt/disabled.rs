@@ -58,6 +58,12 @@ pub(crate) fn created_key(tenant: &TenantName, root: &Path) -> Result<Option<Ten
     Ok(None)
 }
 
+/// Refused, before anything is done, on a root that keeps keys (see
+/// [`destroyed_key`]).
+pub(crate) fn refuse_keyless_destroy(tenant: &TenantName, root: &Path) -> Result<()> {
+    refuse_without_provider(tenant, root, NO_KEY_LEFT_BEHIND)
+}
+
 /// Nothing to destroy, unless the root keeps keys: then refused, since
 /// this build cannot destroy the tenant's.
 pub(crate) fn destroyed_key(tenant: &TenantName, root: &Path) -> Result<()> {

@@ -47,8 +47,10 @@ fn register(root: &Path, provider: &Arc<dyn KeyProvider>) {
     });
 }
 
-/// Registers `provider` for `root` (see the module); without one, checks
-/// that the root keeps no keys, or that a provider for it is registered.
+/// Registers `provider` for `root` (see the module); without one, finds
+/// the provider serving the root, or checks that the root keeps no keys.
+/// Returns the provider the new manager holds (its own, or the one found:
+/// held, it serves that manager after the one built with it is dropped).
 ///
 /// # Errors
 ///
@@ -56,13 +58,21 @@ fn register(root: &Path, provider: &Arc<dyn KeyProvider>) {
 /// provider: a destroy would then leave the tenant's key (and every
 /// earlier copy of its files readable), and its encrypted tenants could
 /// not be opened.
-pub(crate) fn register_for(root: &Path, provider: Option<&Arc<dyn KeyProvider>>) -> Result<()> {
+pub(crate) fn register_for(
+    root: &Path,
+    provider: Option<&Arc<dyn KeyProvider>>,
+) -> Result<Option<Arc<dyn KeyProvider>>> {
     if let Some(provider) = provider {
         register(root, provider);
-        return Ok(());
+        return Ok(Some(Arc::clone(provider)));
+    }
+    // Held by the manager built without one too: it keeps serving that
+    // manager when the one built with it is dropped.
+    if let Some(serving) = self::provider(root) {
+        return Ok(Some(serving));
     }
     let keys = keys_dir(root);
-    if self::provider(root).is_none() && keeps_keys(root, None)? {
+    if keeps_keys(root, None)? {
         return Err(Error::Encryption {
             tenant: None,
             path: keys,
@@ -71,7 +81,7 @@ pub(crate) fn register_for(root: &Path, provider: Option<&Arc<dyn KeyProvider>>)
             ),
         });
     }
-    Ok(())
+    Ok(None)
 }
 
 /// The provider serving `root`, if any: the first registered for it that

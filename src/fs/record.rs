@@ -23,9 +23,9 @@ use crate::fs::{Patience, sys};
 pub(crate) const RECORD_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The record at `path` (`ROOT/INTERNAL/NAME`), read without following a
-/// link at the root, at `internal` or at the record itself (someone else
-/// may have put any there), and at most 64 KiB of it: a record is a few
-/// lines.
+/// link at `internal` or at the record itself (someone else may have put
+/// either there; the root itself may be a link, the user's choice), and
+/// at most 64 KiB of it: a record is a few lines.
 pub(crate) fn read_contained(root: &Path, internal: &Path, path: &Path) -> io::Result<String> {
     // The root itself may be a link (where it lives is the user's to
     // choose); nothing beneath it is followed.

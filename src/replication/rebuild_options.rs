@@ -107,11 +107,12 @@ impl RebuildOptions {
 
     /// The longest one `litestream` run (a tenant's restore, or reading
     /// its replica's history) may take before it is killed and the tenant
-    /// reported failed (default: 30 minutes). A restore that hangs (a
+    /// reported failed (default: 30 minutes; at most a year). A restore that hangs (a
     /// stalled store) then gives its worker back instead of holding it
     /// for ever.
     pub fn litestream_timeout(mut self, limit: Duration) -> Self {
-        self.litestream_timeout = limit;
+        // At most a year: a deadline past that overflowed (`Duration::MAX`).
+        self.litestream_timeout = limit.min(Duration::from_secs(365 * 24 * 3600));
         self
     }
 

@@ -714,7 +714,9 @@ impl Replicator {
 
     /// Follows the settings recorded now. A new retention is taken as it
     /// is; a new replica URL or shard count lets go of every tenant (each
-    /// synced to the old replica first), stops the Litestream processes
+    /// synced to the old replica first, within `SHUTDOWN_LET_GO` in all:
+    /// those not synced by then are not recorded quiet, and are uploaded
+    /// whole to the new replica), stops the Litestream processes
     /// and starts them for the new settings; with a new URL every tenant
     /// is registered again (its replica there starts now).
     ///

@@ -240,6 +240,12 @@ pub fn prune(
     // A kept run that cannot be read covers nothing: runs it would have
     // let go are then judged without it (kept, if they hold a copy).
     for dir in &kept {
+        // A run another command is still writing may yet fail and be
+        // removed: its copies cover nothing until it is finished.
+        if dir != current && matches!(hold(dir), Ok(None)) {
+            pruned.in_progress.push(dir.clone());
+            continue;
+        }
         match copies(cli, dir) {
             Ok(copies) => copies.into_iter().for_each(|c| covered.add(c)),
             Err(Failure(_, why)) if dir != current => pruned.unjudged.push((dir.clone(), why)),

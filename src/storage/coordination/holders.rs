@@ -10,7 +10,10 @@
 //! POSIX locks belong to processes, so this never sees this process's own
 //! connections (tracked in memory instead), and closing the descriptor
 //! opened here drops every POSIX lock this process holds on the same file:
-//! callers probe only files this process has no SQLite connection to.
+//! callers probe only files no pool of this process is on (a fence waits
+//! for those first: `fence.rs`); a disarmed one-off read of this process
+//! may lose its lock to the probe, which it does not need (it checks which
+//! file it read, and never writes).
 
 use std::io;
 use std::path::Path;

@@ -39,9 +39,12 @@ pub(crate) fn with_tenant_key<T, E>(
     open: impl FnMut(Option<&TenantKey>) -> std::result::Result<T, E>,
     refused: impl Fn(&E) -> bool,
 ) -> Result<std::result::Result<(T, Option<TenantKey>), E>> {
+    let refused = &refused;
     match with_keys(tenant, (root, path), open, refused)? {
-        // Looked at only once an open failed without a provider.
-        Err(_) if !crypt::has_provider(root) && looks_encrypted(root, path) => {
+        // Looked at only once an open without a provider was refused as a
+        // wrong key is (SQLite's "not a database"); other failures (busy,
+        // out of descriptors, a planted sidecar) are theirs.
+        Err(e) if refused(&e) && !crypt::has_provider(root) && looks_encrypted(root, path) => {
             Err(crypt::unkeyed_open(tenant, path))
         }
         opened => Ok(opened),
