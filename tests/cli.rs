@@ -1978,6 +1978,22 @@ fn backups_rotate_and_never_prune_the_only_good_copy_of_a_tenant() {
     assert!(!dir.path().join("x").exists());
 }
 
+/// `backup --into INTO --keep 1 --json` on `dir`'s root: its exit code,
+/// and its report (or what it said instead).
+fn rotate_keeping_one(dir: &Path, into: &Path) -> (Option<i32>, serde_json::Value) {
+    let out = tenanted(dir)
+        .args(["backup", "--into"])
+        .arg(into)
+        .args(["--keep", "1", "--json"])
+        .output()
+        .unwrap();
+    let report = match out.stdout.is_empty() {
+        true => serde_json::Value::String(stderr_of(&out)),
+        false => json_of(&out.stdout),
+    };
+    (out.status.code(), report)
+}
+
 #[test]
 fn a_prune_that_cannot_read_a_run_keeps_it_says_so_and_still_reports_the_backup() {
     let dir = workspace_with(&["acme", "globex"]);
@@ -1992,14 +2008,8 @@ fn a_prune_that_cannot_read_a_run_keeps_it_says_so_and_still_reports_the_backup(
     // The older run's layout record damaged by hand.
     let damaged = into.join("20200101T000000Z");
     std::fs::write(damaged.join(".tenanted/layout"), "garbage\n").unwrap();
-    let out = tenanted(dir.path())
-        .args(["backup", "--into"])
-        .arg(&into)
-        .args(["--keep", "1", "--json"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
-    let report = json_of(&out.stdout);
+    let (code, report) = rotate_keeping_one(dir.path(), &into);
+    assert_eq!(code, Some(1), "{report}");
     assert_eq!(report["totals"]["succeeded"], 2, "{report}");
     let pruned = &report["pruned"];
     assert_eq!(pruned["removed"].as_array().unwrap().len(), 1, "{report}");
@@ -2031,14 +2041,8 @@ fn a_prune_keeps_a_run_another_backup_is_still_writing() {
     // Its writer's lock, taken as a run takes it (flock on the directory).
     let held = std::fs::File::open(&writing).unwrap();
     held.lock().unwrap();
-    let out = tenanted(dir.path())
-        .args(["backup", "--into"])
-        .arg(&into)
-        .args(["--keep", "1", "--json"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
-    let report = json_of(&out.stdout);
+    let (code, report) = rotate_keeping_one(dir.path(), &into);
+    assert_eq!(code, Some(0), "{report}");
     let pruned = &report["pruned"];
     assert_eq!(pruned["removed"].as_array().unwrap().len(), 0, "{report}");
     assert_eq!(
@@ -2373,15 +2377,8 @@ fn a_name_given_twice_is_one_tenant() {
 /// mid-download, with no way to shorten it from the command line.
 #[test]
 fn the_cli_kills_a_hung_litestream_restore_at_its_timeout() {
-    use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
-    let fake = dir.path().join("litestream");
-    std::fs::write(
-        &fake,
-        "#!/bin/sh\ncase \"$1\" in version) echo v0.5.17;; *) exec sleep 600;; esac\n",
-    )
-    .unwrap();
-    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let fake = common::litestream::hanging(dir.path());
     let replica = format!("file://{}", dir.path().join("r").display());
     let started = std::time::Instant::now();
     let out = Command::cargo_bin("tenanted")

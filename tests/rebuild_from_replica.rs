@@ -829,15 +829,8 @@ fn fnv1a(path: &Path) -> u64 {
 /// `version` and then sleeps.
 #[test]
 fn a_hung_litestream_restore_is_killed_at_its_deadline() {
-    use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
-    let fake = dir.path().join("litestream");
-    std::fs::write(
-        &fake,
-        "#!/bin/sh\ncase \"$1\" in version) echo v0.5.17;; *) exec sleep 600;; esac\n",
-    )
-    .unwrap();
-    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let fake = common::litestream::hanging(dir.path());
     let m = manager(&dir.path().join("root"));
     let replica = ReplicaTarget::new(format!("file://{}", dir.path().join("r").display()));
     let options = RebuildOptions::new(replica)

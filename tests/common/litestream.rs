@@ -226,3 +226,17 @@ pub fn content(path: &Path) -> Vec<String> {
     }
     out
 }
+
+/// A stand-in `litestream` in `dir` that answers `version` and then hangs
+/// (as a restore from a stalled store does).
+pub fn hanging(dir: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let fake = dir.join("litestream");
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\ncase \"$1\" in version) echo v0.5.17;; *) exec sleep 600;; esac\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    fake
+}
