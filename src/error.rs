@@ -915,7 +915,13 @@ fn sqlite_next_step(e: &rusqlite::Error) -> &'static str {
 /// it says (nothing otherwise).
 fn io_next_step(e: &io::Error) -> &'static str {
     use rustix::io::Errno;
-    match e.raw_os_error().map(Errno::from_raw_os_error) {
+    // A lock file's failure carries the system's error inside (`LockStep`):
+    // an outside probe saw a read-only root's create say why, not what to do.
+    let code = (e.raw_os_error()).or_else(|| {
+        let step = e.get_ref()?.downcast_ref::<LockStep>()?;
+        step.cause.raw_os_error()
+    });
+    match code.map(Errno::from_raw_os_error) {
         Some(Errno::NOSPC | Errno::DQUOT) => "; free space on that file system and retry",
         Some(Errno::ROFS) => "; the file system is read-only: remount it read-write and retry",
         Some(Errno::ACCESS | Errno::PERM) => {
@@ -1275,6 +1281,20 @@ mod tests {
             (
                 io(rustix::io::Errno::NOSPC.raw_os_error()),
                 "free space on that file system",
+            ),
+            (
+                Error::io(
+                    Some(&tenant),
+                    "/r/acme.db",
+                    "creating the tenant",
+                    LockStep {
+                        file: "/r/.acme.lock".into(),
+                        cause: io::Error::from_raw_os_error(rustix::io::Errno::ROFS.raw_os_error()),
+                    }
+                    .into_io(),
+                )
+                .to_string(),
+                "remount it read-write",
             ),
             (
                 io(rustix::io::Errno::ROFS.raw_os_error()),
