@@ -151,6 +151,25 @@ fn a_damaged_tenant_or_one_without_its_database_is_reported_and_the_rest_counted
     );
 }
 
+/// A socket where a tenant's database should be is said as the status
+/// says it (a special file, not a regular one), not as "No such device
+/// or address", which is what opening one gives (an outside probe).
+#[test]
+fn a_socket_in_place_of_a_database_is_said_as_a_special_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = fleet(dir.path());
+    let db = m.root().database_path("medium").unwrap();
+    std::fs::remove_file(&db).unwrap();
+    let _socket = std::os::unix::net::UnixListener::bind(&db).unwrap();
+    let report = m.usage(UsageOrder::Largest, 10).unwrap();
+    let failed: Vec<_> = (report.failed.iter())
+        .map(|(t, e)| (t.as_str(), e.to_string()))
+        .collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0].0, "medium");
+    assert!(failed[0].1.contains("special file"), "{failed:?}");
+}
+
 #[test]
 fn a_database_shorter_than_its_header_says_is_reported_not_counted() {
     let dir = tempfile::tempdir().unwrap();

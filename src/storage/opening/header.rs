@@ -119,10 +119,15 @@ pub(in crate::storage) fn header_bytes(dir: BorrowedFd<'_>, name: &Path) -> Opti
     matches!(read, Some(Ok(100))).then_some(header)
 }
 
-/// Whether an open failed because no file is there, or a link is.
-fn not_there(e: &io::Error) -> bool {
+/// Whether an open failed because no regular file is there: nothing, a
+/// link, or a socket (which `open` refuses with ENXIO; the caller then
+/// says what stands there, as every other call does).
+pub(in crate::storage) fn not_there(e: &io::Error) -> bool {
     let errno = e.raw_os_error().map(Errno::from_raw_os_error);
-    matches!(errno, Some(Errno::NOENT | Errno::LOOP | Errno::NOTDIR))
+    matches!(
+        errno,
+        Some(Errno::NOENT | Errno::LOOP | Errno::NOTDIR | Errno::NXIO)
+    )
 }
 
 /// Whether `name`'s `-wal` is absent or empty.

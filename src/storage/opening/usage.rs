@@ -21,13 +21,12 @@ use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rustix::fs::{FileType, Stat};
-use rustix::io::Errno;
 
 use crate::error::Result;
 use crate::fs::file_id::FileId;
 use crate::fs::sys;
 use crate::name::TenantName;
-use crate::storage::opening::header::{field_in, page_size_in, pages_in};
+use crate::storage::opening::header::{field_in, not_there, page_size_in, pages_in};
 use crate::storage::opening::open::open_for_reading;
 use crate::storage::opening::open_error::sqlite_error;
 use crate::storage::opening::open_files;
@@ -120,12 +119,6 @@ fn opened(dir: BorrowedFd<'_>, name: &Path) -> Usage {
             Usage::Unreadable("looking at it (fstat)", e)
         }
     }
-}
-
-/// Whether an open failed because no file is there, or a link is.
-fn not_there(e: &io::Error) -> bool {
-    let errno = e.raw_os_error().map(Errno::from_raw_os_error);
-    matches!(errno, Some(Errno::NOENT | Errno::LOOP | Errno::NOTDIR))
 }
 
 /// The `-wal`'s size and modification time (0 and none without one).
