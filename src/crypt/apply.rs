@@ -7,9 +7,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::Connection;
 
 use super::TenantKey;
-use super::kept_keys::{
-    NO_KEY_LEFT_BEHIND, NO_PLAINTEXT_AMONG_ENCRYPTED, WITH_A_PROVIDER, refuse_without_provider,
-};
+use super::kept_keys::{NO_KEY_LEFT_BEHIND, NO_PLAINTEXT_AMONG_ENCRYPTED, refuse_without_provider};
 use super::keyring::provider;
 use crate::error::{Error, Result};
 use crate::name::TenantName;
@@ -52,21 +50,6 @@ pub(crate) fn opening_key(
         None if encrypted() => Err(missing_key(tenant, path, provider.key_location(tenant))),
         key => Ok(key),
     })
-}
-
-/// [`Error::Encryption`] for `tenant`, whose database at `path` is
-/// encrypted, opened by a manager without a key provider (SQLite, reading
-/// it without its key, would call it malformed, and the advice to restore
-/// it from a backup would be wrong).
-pub(crate) fn unkeyed_open(tenant: &TenantName, path: &Path) -> Error {
-    Error::Encryption {
-        tenant: Some(tenant.clone()),
-        path: path.to_path_buf(),
-        reason: format!(
-            "its database {} is encrypted, and this manager has no key provider; {WITH_A_PROVIDER}; tenanted left the tenant untouched",
-            path.display()
-        ),
-    }
 }
 
 /// [`Error::Encryption`] for an encrypted tenant whose key its provider

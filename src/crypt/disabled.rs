@@ -5,9 +5,7 @@ use std::path::Path;
 
 use rusqlite::Connection;
 
-use super::kept_keys::{
-    NO_KEY_LEFT_BEHIND, NO_PLAINTEXT_AMONG_ENCRYPTED, WITH_A_PROVIDER, refuse_without_provider,
-};
+use super::kept_keys::{NO_KEY_LEFT_BEHIND, NO_PLAINTEXT_AMONG_ENCRYPTED, refuse_without_provider};
 use crate::error::Result;
 use crate::name::TenantName;
 
@@ -85,19 +83,6 @@ pub(crate) fn prove(_conn: &Connection, key: Option<&TenantKey>) -> rusqlite::Re
     match key {
         None => Ok(()),
         Some(never) => match *never {},
-    }
-}
-
-/// [`Error::Encryption`] for `tenant`, whose database at `path` is
-/// encrypted, opened by a build without the `encryption` feature.
-pub(crate) fn unkeyed_open(tenant: &TenantName, path: &Path) -> crate::error::Error {
-    crate::error::Error::Encryption {
-        tenant: Some(tenant.clone()),
-        path: path.to_path_buf(),
-        reason: format!(
-            "its database {} is encrypted, and this program was built without tenanted's `encryption` feature: {WITH_A_PROVIDER}; tenanted left the tenant untouched",
-            path.display()
-        ),
     }
 }
 

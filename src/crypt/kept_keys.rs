@@ -11,6 +11,14 @@ use crate::fs::dir::Dir;
 use crate::name::TenantName;
 use crate::root_description::keys_dir;
 
+/// What this program lacks to read an encrypted tenant.
+#[cfg(feature = "encryption")]
+const NO_PROVIDER: &str = "this manager has no key provider";
+
+/// What this program lacks to read an encrypted tenant.
+#[cfg(not(feature = "encryption"))]
+const NO_PROVIDER: &str = "this program was built without tenanted's `encryption` feature";
+
 /// How to give a manager the root's keys.
 #[cfg(feature = "encryption")]
 pub(crate) const WITH_A_PROVIDER: &str = "build it with .encryption(RootKeyStore::new(root, MasterKey::from_env()?)) (the tenanted CLI: set TENANTED_MASTER_KEY or TENANTED_MASTER_KEY_FILE)";
@@ -75,4 +83,18 @@ pub(crate) fn refuse_without_provider(
             WITH_A_PROVIDER
         ),
     })
+}
+
+/// [`Error::Encryption`] for `tenant`, whose database at `path` is
+/// encrypted, opened without its key (SQLite would call it malformed, and
+/// the advice to restore it from a backup would be wrong).
+pub(crate) fn unkeyed_open(tenant: &TenantName, path: &Path) -> Error {
+    Error::Encryption {
+        tenant: Some(tenant.clone()),
+        path: path.to_path_buf(),
+        reason: format!(
+            "its database {} is encrypted, and {NO_PROVIDER}: {WITH_A_PROVIDER}; tenanted left the tenant untouched",
+            path.display()
+        ),
+    }
 }

@@ -207,10 +207,31 @@ impl RootKeyStore {
         if self.matches_root.load(Ordering::Relaxed) {
             return Ok(());
         }
+        let listing = |e| Error::io(Some(tenant), dir.path(), "listing the keys", e);
+        match self
+            .opens_the_roots_keys(dir, Some(tenant))
+            .map_err(listing)?
+        {
+            (Some(true), _) => Ok(()),
+            (_, Some(first)) => Err(not_this_roots(tenant, first)),
+            // No other key to ask: the first key of the root.
+            (_, None) => Ok(()),
+        }
+    }
+
+    /// Tries the master key on the current key files in `dir` (but
+    /// `except`'s): `Some(true)` once one opens (remembered), `Some(false)`
+    /// once [`MASTER_CHECKS`] would not, `None` if no file decided; and the
+    /// first refusal.
+    fn opens_the_roots_keys(
+        &self,
+        dir: &Dir,
+        except: Option<&TenantName>,
+    ) -> io::Result<(Option<bool>, Option<Error>)> {
         let mut refused = Vec::new();
         let decided = dir.find_entry(|name| {
             let (other, staged) = tenant_of(name)?;
-            if staged || other == *tenant {
+            if staged || Some(&other) == except {
                 return None;
             }
             match self.read(dir, &other) {
@@ -222,17 +243,11 @@ impl RootKeyStore {
                     (refused.len() >= MASTER_CHECKS).then_some(false)
                 }
             }
-        });
-        let listing = |e| Error::io(Some(tenant), dir.path(), "listing the keys", e);
-        match (decided.map_err(listing)?, refused.into_iter().next()) {
-            (Some(true), _) => {
-                self.matches_root.store(true, Ordering::Relaxed);
-                Ok(())
-            }
-            (_, Some(first)) => Err(not_this_roots(tenant, first)),
-            // No other key to ask: the first key of the root.
-            (_, None) => Ok(()),
+        })?;
+        if decided == Some(true) {
+            self.matches_root.store(true, Ordering::Relaxed);
         }
+        Ok((decided, refused.into_iter().next()))
     }
 
     fn write(&self, dir: &Dir, tenant: &TenantName, key: &TenantKey) -> Result<()> {
@@ -355,22 +370,7 @@ impl KeyProvider for RootKeyStore {
         let Ok(dir) = Dir::open(&self.root, &self.keys_dir()) else {
             return false;
         };
-        // The first current key file it opens proves it; one it cannot
-        // open says nothing more (a damaged file), so a few are tried.
-        let mut tried = 0;
-        let opened = dir.find_entry(|name| {
-            let (tenant, _) = tenant_of(name).filter(|(_, staged)| !staged)?;
-            tried += 1;
-            match self.read(&dir, &tenant) {
-                Ok(Some(_)) => Some(true),
-                _ => (tried >= MASTER_CHECKS).then_some(false),
-            }
-        });
-        let holds = opened.ok().flatten() == Some(true);
-        if holds {
-            self.matches_root.store(true, Ordering::Relaxed);
-        }
-        holds
+        matches!(self.opens_the_roots_keys(&dir, None), Ok((Some(true), _)))
     }
 
     fn key_location(&self, tenant: &TenantName) -> Option<PathBuf> {
