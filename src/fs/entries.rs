@@ -26,7 +26,7 @@ use std::sync::Arc;
 
 use rustix::fs::FileType;
 
-use crate::fs::siblings::{FENCE_SUFFIX, RESTORE_SUFFIX};
+use crate::fs::siblings::FENCE_SUFFIX;
 use crate::fs::sys;
 
 /// Bytes one `getdents` call may fill: a few hundred entries.
@@ -217,13 +217,13 @@ impl Entries {
     }
 }
 
-/// The name `name` marks as being destroyed, if it is a mark.
+/// The name `name` marks as being destroyed, if it is a mark. A restore's
+/// (or a re-key's) mark is not one: the tenant it replaces is there
+/// throughout, old or new (see `storage/coordination/replacing.rs`).
 fn marked(name: &OsStr) -> Option<OsString> {
     let bytes = name.as_bytes();
     let hidden = bytes.strip_prefix(b".")?;
-    let inner = [FENCE_SUFFIX, RESTORE_SUFFIX]
-        .iter()
-        .find_map(|suffix| hidden.strip_suffix(suffix.as_bytes()))?;
+    let inner = hidden.strip_suffix(FENCE_SUFFIX.as_bytes())?;
     (!inner.is_empty()).then(|| OsStr::from_bytes(inner).to_owned())
 }
 
@@ -242,7 +242,7 @@ mod tests {
         assert_eq!(marked(OsStr::new("acme.destroying")), None);
         assert_eq!(marked(OsStr::new(".destroying")), None);
         assert_eq!(marked(OsStr::new(".acme.lock")), None);
-        assert_eq!(marked(OsStr::new(".acme.restoring")), Some("acme".into()));
+        assert_eq!(marked(OsStr::new(".acme.restoring")), None);
     }
 
     fn open(path: &std::path::Path) -> Arc<OwnedFd> {

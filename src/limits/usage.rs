@@ -15,7 +15,7 @@ use super::registry::Limits;
 use super::usage_report::{TenantUsage, UsageLine, UsageOrder, UsageReport, UsageTally};
 use crate::error::{Error, Result};
 use crate::fleet::{FleetOptions, Run};
-use crate::fs::Dir;
+use crate::fs::{Dir, Patience};
 use crate::name::TenantName;
 use crate::paths::{Found, RootConfig};
 use crate::storage::{self, FileUsage, TenantPath, Usage};
@@ -35,7 +35,11 @@ pub(crate) fn usage(
     let mut options = FleetOptions::new();
     options.set_jobs(jobs);
     let work = |run: &Run<'_>, found: Found| {
-        let line = match read(run.root(), &found) {
+        let usage = match read_waiting_out_replace(run.root(), &found) {
+            Ok(usage) => usage,
+            Err(e) => return Some(UsageLine::Failed(found.tenant, Arc::new(e))),
+        };
+        let line = match usage {
             Usage::Found(files) => UsageLine::Read(row(found.tenant, files, limits)),
             // Shorter than its header says: SQLite tells truncated (an
             // error) from being extended by a checkpoint (its counts).
@@ -97,13 +101,37 @@ fn row(tenant: TenantName, files: FileUsage, limits: &Limits) -> TenantUsage {
     }
 }
 
+/// [`read`], and once more, by its path, if an operation replacing the
+/// tenant (a restore, a re-key) had its database fenced off: waited for
+/// as a one-off read waits (see `storage::wait_out_replace`).
+fn read_waiting_out_replace(root: &Path, found: &Found) -> Result<Usage> {
+    let usage = read(root, found);
+    let at = (root, found.path.as_path());
+    let patience = Patience::new(storage::READ_GATE_WAIT);
+    if !matches!(usage, Usage::NotThere) {
+        return Ok(usage);
+    }
+    match storage::wait_out_replace(&found.tenant, at, &patience)? {
+        // By its path, not through the walk's directory (a re-key swaps
+        // the tenant's), with the lock held (see `wait_out_replace`).
+        Some(_lock) => Ok(read_path(root, &found.path)),
+        None => Ok(usage),
+    }
+}
+
 /// The usage of `found`'s database, through the directory the walk has
 /// open, else reached from the root without following links.
 fn read(root: &Path, found: &Found) -> Usage {
     if let Some((dir, name)) = found.below() {
         return storage::database_usage(dir, name);
     }
-    let (Some(parent), Some(name)) = (found.path.parent(), found.path.file_name()) else {
+    read_path(root, &found.path)
+}
+
+/// The usage of the database at `path`, reached from `root` without
+/// following links.
+fn read_path(root: &Path, path: &Path) -> Usage {
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
         return Usage::NotThere;
     };
     match Dir::open(root, parent) {

@@ -6,14 +6,14 @@ use std::path::Path;
 
 use rusqlite::{Connection, OpenFlags};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::fleet::may_be_database;
-use crate::fs::Dir;
+use crate::fs::{Dir, Patience};
 use crate::name::TenantName;
 use crate::paths::Found;
 use crate::storage::{
-    Header, TenantPath, diagnosed, header_version, incomplete, open_for_glance, open_for_reading,
-    require_database, sqlite_error,
+    Header, READ_GATE_WAIT, TenantPath, being_replaced, diagnosed, header_version, incomplete,
+    open_for_glance, open_for_reading, require_database, sqlite_error, wait_out_replace,
 };
 
 /// The tenant's schema version.
@@ -71,7 +71,9 @@ pub(crate) fn peek_found(
     let incomplete = || incomplete(&found.tenant, at);
     match header {
         Header::Version(version) => Some(Ok(version)),
-        Header::NotThere if walked => incomplete().map(Err),
+        // Unless an operation replacing it has it fenced off (read below,
+        // once it is done).
+        Header::NotThere if walked && !being_replaced(at) => incomplete().map(Err),
         Header::AskSqlite if walked && !may_be_database(found, root) => incomplete().map(Err),
         Header::NotThere | Header::AskSqlite => {
             let peeked = peek_with_sqlite(&found.tenant, root, &found.path, Reading::Waiting);
@@ -109,7 +111,22 @@ pub(crate) fn peek_with_sqlite(
     reading: Reading,
 ) -> Result<usize> {
     // An empty file would read as version 0 through either open below.
-    require_database(tenant, root, path)?;
+    let _replaced = match (require_database(tenant, root, path), reading) {
+        // Being replaced (a restore, a re-key): there again once done.
+        (
+            Err(e @ (Error::TenantDoesNotExist { .. } | Error::TenantBeingDestroyed { .. })),
+            Reading::Waiting,
+        ) => {
+            let patience = Patience::new(READ_GATE_WAIT);
+            let Some(lock) = wait_out_replace(tenant, (root, path), &patience)? else {
+                return Err(e);
+            };
+            // Read with the lock held (see `storage::wait_out_replace`).
+            require_database(tenant, root, path)?;
+            Some(lock)
+        }
+        (found, _) => found.map(|_| None)?,
+    };
     let sidecar = |suffix: &str| {
         let mut name = path.as_os_str().to_owned();
         name.push(suffix);

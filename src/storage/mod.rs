@@ -10,6 +10,7 @@ mod lifecycle;
 mod opening;
 
 pub(crate) use coordination::changes::{ChangeLog, News, announce};
+pub(crate) use coordination::replacing::{being_replaced, wait_out_replace};
 pub(crate) use coordination::tenant_path::{TenantPath, lock_tenant, try_lock_tenant};
 pub(crate) use lifecycle::create::{Seed, create};
 pub(crate) use lifecycle::create_batch::create_many;
@@ -26,7 +27,7 @@ pub(crate) use lifecycle::template_database::{Template, ensure_template};
 pub(crate) use opening::database_file::{Occupant, occupant};
 pub(crate) use opening::header::{Header, header_version};
 pub(crate) use opening::open::{
-    EXISTING, is_busy, open_existing, open_for_glance, open_for_reading,
+    EXISTING, READ_GATE_WAIT, is_busy, open_existing, open_for_glance, open_for_reading,
 };
 pub(crate) use opening::open_error::{pin_error, require_database, sqlite_error};
 pub(crate) use opening::open_files::TrackedConnection;

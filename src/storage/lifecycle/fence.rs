@@ -4,7 +4,8 @@
 //! 1. [`Fence::raise`], for a tenant with a directory of its own, first
 //!    creates the marker `bucket/.acme.destroying`: from then on no
 //!    listing shows the tenant (listings skip a tenant directory with a
-//!    marker beside it). Then it renames the database to a fixed hidden
+//!    destroy's marker beside it; a restore's, `.acme.restoring`, leaves
+//!    it listed: see `coordination/replacing.rs`). Then it renames the database to a fixed hidden
 //!    name in its own directory: no open by path reaches it, serving processes notice the path is gone within their
 //!    watch interval and let go, and Litestream drops it (its watch on the
 //!    directory reports the rename, and the fence name matches no

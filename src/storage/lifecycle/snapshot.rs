@@ -36,6 +36,7 @@ use crate::fs::files::remove_with_sidecars;
 use crate::fs::siblings::{name_of, scratch_path};
 use crate::fs::sys;
 use crate::name::TenantName;
+use crate::storage::coordination::replacing::replace_marked;
 pub(crate) use crate::storage::lifecycle::file_copy::Snapshot;
 use crate::storage::lifecycle::file_copy::{CopyFailure, Source, copy_files};
 use crate::storage::lifecycle::file_copy::{sync_copy, sync_file};
@@ -88,7 +89,7 @@ pub(crate) fn snapshot(
     within: Option<Within<'_>>,
 ) -> Result<Snapshot> {
     let mut made = None;
-    let result = attempts(tenant, path, || {
+    let result = attempts(tenant, (root, path), || {
         let read = open_for_copy(tenant, root, path)?;
         // Made once the tenant is found: a failed open leaves nothing.
         let dir = match made {
@@ -144,7 +145,7 @@ pub(crate) fn snapshot_staged(
     (root, path): (&Path, &Path),
     staging: &Dir,
 ) -> Result<Staged> {
-    attempts(tenant, path, || {
+    attempts(tenant, (root, path), || {
         let read = open_for_copy(tenant, root, path)?;
         let source = source_of(&read);
         let scratch = scratch_path(Path::new("main.sqlite3"));
@@ -169,13 +170,16 @@ pub(crate) fn snapshot_staged(
 /// replaced [`ATTEMPTS`] times; a tenant gone meanwhile is said so.
 fn attempts<T>(
     tenant: &TenantName,
-    path: &Path,
+    (root, path): (&Path, &Path),
     mut attempt: impl FnMut() -> Result<T, CopyFailure>,
 ) -> Result<T> {
     for _ in 0..ATTEMPTS {
         match attempt() {
             Ok(done) => return Ok(done),
             Err(CopyFailure::Moved) if FileId::at(path).ok().flatten().is_some() => {}
+            // Fenced off by a restore or a re-key: copied again once it is
+            // done (the next attempt's read waits for it).
+            Err(CopyFailure::Moved) if replace_marked(root, path).is_some() => {}
             Err(CopyFailure::Moved) => return Err(missing_error(tenant, path)),
             Err(CopyFailure::Failed(e)) => return Err(e),
         }

@@ -16,6 +16,8 @@ use crate::fs::files::literal_path;
 use crate::fs::siblings::sidecar_path;
 use crate::fs::sys;
 use crate::name::TenantName;
+use crate::storage::coordination::replacing::wait_out_replace;
+use crate::storage::coordination::tenant_path::TenantLock;
 use crate::storage::opening::open_error::{missing_error, pin_error};
 use crate::storage::opening::open_files::TrackedConnection;
 use crate::storage::opening::opening_key::with_tenant_key;
@@ -41,7 +43,7 @@ pub(in crate::storage) const READ_BUSY_TIMEOUT: Duration = Duration::from_secs(5
 
 /// How long a one-off read waits at the tenant's open gate for a destroy
 /// in another process to pass it.
-const READ_GATE_WAIT: Duration = BUSY_TIMEOUT;
+pub(crate) const READ_GATE_WAIT: Duration = BUSY_TIMEOUT;
 
 /// Opens an existing tenant database directly (not through a pool),
 /// waiting at its open gate until `patience` runs out; SQLite waits for
@@ -81,6 +83,10 @@ pub(crate) struct OneOffRead {
     pub(crate) file: FileId,
     /// The key the file opened with (an encrypted tenant's).
     pub(crate) key: Option<TenantKey>,
+    /// The tenant's entry lock, when the read waited out an operation
+    /// replacing it: held while the read lasts, so that the next one (a
+    /// loop of re-keys) cannot fence the file off under a copy of it.
+    pub(crate) _waited_out: Option<TenantLock>,
 }
 
 /// Opens an existing tenant database to read it once, and reads its schema
@@ -192,15 +198,42 @@ pub(crate) fn is_busy(e: &rusqlite::Error) -> bool {
 }
 
 /// [`open_for_reading`], each connection set up by `setup` before its
-/// first read.
+/// first read. A tenant found without its database while a restore or a
+/// re-key replaces it is waited for within `patience` and read again (see
+/// `coordination/replacing.rs`), unless `patience` allows no wait at all
+/// (a glance, which must not keep a pool its replace waits for).
 fn one_off(
     tenant: &TenantName,
     (root, path): (&Path, &Path),
     patience: Patience,
     setup: impl Fn(&mut Connection) -> rusqlite::Result<()>,
 ) -> Result<OneOffRead> {
-    let (mut pinned, key) = open_keyed(tenant, (root, path), &patience, setup)
-        .map_err(|e| held_locked(e, &patience))?;
+    let read = || one_off_once(tenant, (root, path), &patience, &setup);
+    match read() {
+        Err(e @ (Error::TenantDoesNotExist { .. } | Error::TenantBeingDestroyed { .. }))
+            if patience.deadline() > patience.started() =>
+        {
+            match wait_out_replace(tenant, (root, path), &patience)? {
+                Some(lock) => read().map(|read| OneOffRead {
+                    _waited_out: Some(lock),
+                    ..read
+                }),
+                None => Err(e),
+            }
+        }
+        read => read,
+    }
+}
+
+/// One try of [`one_off`].
+fn one_off_once(
+    tenant: &TenantName,
+    (root, path): (&Path, &Path),
+    patience: &Patience,
+    setup: &impl Fn(&mut Connection) -> rusqlite::Result<()>,
+) -> Result<OneOffRead> {
+    let (mut pinned, key) =
+        open_keyed(tenant, (root, path), patience, setup).map_err(|e| held_locked(e, patience))?;
     pinned.conn.disarm();
     match pinned.file {
         Some(file) => Ok(OneOffRead {
@@ -208,6 +241,7 @@ fn one_off(
             version: pinned.version,
             file,
             key,
+            _waited_out: None,
         }),
         None => Err(missing_error(tenant, path)),
     }

@@ -1,0 +1,158 @@
+//! A tenant that a restore with replace or a re-key is replacing exists
+//! throughout: the operation puts the old database back or swaps the new
+//! one in, never neither. So while one runs (in another process, here its
+//! marks on disk and its entry lock held as it holds them), the tenant is
+//! still listed, and a backup run waits for the operation and copies the
+//! tenant, instead of leaving it out and reporting success without it.
+
+mod common;
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tenanted::{BackupOptions, Error, Migrations, RootConfig, TenantManager, UsageOrder};
+
+fn manager(root: &Path) -> TenantManager {
+    TenantManager::builder(
+        RootConfig::new(root),
+        Migrations::new(common::three_migrations()),
+    )
+    .build()
+    .unwrap()
+}
+
+/// An operation replacing `acme`, midway, as another process leaves it on
+/// disk: the entry lock held, the restore's mark beside the tenant's
+/// directory, its database moved to the fence's name. Undone on drop, as
+/// an operation that gives up puts the tenant back.
+struct ReplaceMidway {
+    _lock: File,
+    lock: PathBuf,
+    mark: PathBuf,
+    db: PathBuf,
+    fenced: PathBuf,
+}
+
+impl ReplaceMidway {
+    fn begin(root: &Path, tenant: &str) -> Self {
+        let db = RootConfig::new(root).database_path(tenant).unwrap();
+        let dir = db.parent().unwrap();
+        let bucket = dir.parent().unwrap();
+        let lock = bucket.join(format!(".{tenant}.lock"));
+        let held = File::create(&lock).unwrap();
+        held.lock().unwrap();
+        let mark = bucket.join(format!(".{tenant}.restoring"));
+        File::create(&mark).unwrap();
+        let fenced = dir.join(".main.sqlite3.destroying");
+        std::fs::rename(&db, &fenced).unwrap();
+        ReplaceMidway {
+            _lock: held,
+            lock,
+            mark,
+            db,
+            fenced,
+        }
+    }
+}
+
+impl Drop for ReplaceMidway {
+    fn drop(&mut self) {
+        std::fs::rename(&self.fenced, &self.db).unwrap();
+        std::fs::remove_file(&self.mark).unwrap();
+        std::fs::remove_file(&self.lock).unwrap();
+    }
+}
+
+fn names(m: &TenantManager) -> Vec<String> {
+    let listed = m.tenants().unwrap().map(|t| t.unwrap().to_string());
+    listed.collect()
+}
+
+#[test]
+fn a_tenant_being_replaced_is_still_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = manager(dir.path());
+    m.create_tenant("acme").unwrap();
+    m.create_tenant("globex").unwrap();
+    let midway = ReplaceMidway::begin(dir.path(), "acme");
+    assert_eq!(names(&m), ["acme", "globex"]);
+    drop(midway);
+    assert_eq!(names(&m), ["acme", "globex"]);
+}
+
+#[test]
+fn a_tenant_being_destroyed_is_not_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = manager(dir.path());
+    m.create_tenant("acme").unwrap();
+    m.create_tenant("globex").unwrap();
+    let db = RootConfig::new(dir.path()).database_path("acme").unwrap();
+    let bucket = db.parent().unwrap().parent().unwrap();
+    File::create(bucket.join(".acme.destroying")).unwrap();
+    let fenced = db.parent().unwrap().join(".main.sqlite3.destroying");
+    std::fs::rename(&db, fenced).unwrap();
+    assert_eq!(names(&m), ["globex"]);
+}
+
+#[test]
+fn a_backup_run_waits_for_a_replace_and_copies_the_tenant() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = manager(dir.path().join("root").as_path());
+    let root = dir.path().join("root");
+    m.create_tenant("acme").unwrap();
+    m.connection("acme")
+        .unwrap()
+        .execute("INSERT INTO notes (body) VALUES ('kept')", [])
+        .unwrap();
+    m.create_tenant("globex").unwrap();
+    let midway = ReplaceMidway::begin(&root, "acme");
+    std::thread::scope(|s| {
+        let backup = s.spawn(|| m.backup_all(dir.path().join("backup"), &BackupOptions::new()));
+        // The run meets the tenant fenced off, and waits.
+        std::thread::sleep(Duration::from_millis(300));
+        drop(midway);
+        let report = backup.join().unwrap().unwrap();
+        assert!(report.is_success(), "{report}");
+        assert_eq!((report.succeeded(), report.gone()), (2, 0), "{report}");
+    });
+    let copies = manager(&dir.path().join("backup"));
+    let conn = copies.connection("acme").unwrap();
+    let body: String = conn
+        .query_row("SELECT body FROM notes", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(body, "kept");
+}
+
+#[test]
+fn a_backup_of_a_tenant_held_past_the_wait_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let m = manager(&root);
+    m.create_tenant("acme").unwrap();
+    let _midway = ReplaceMidway::begin(&root, "acme");
+    let err = m
+        .backup_tenant("acme", dir.path().join("acme.sqlite3"))
+        .unwrap_err();
+    assert!(matches!(err, Error::TenantBusy { .. }), "{err:?}");
+}
+
+#[test]
+fn status_and_usage_wait_for_a_replace_and_count_the_tenant() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = manager(dir.path());
+    m.create_tenant("acme").unwrap();
+    m.create_tenant("globex").unwrap();
+    let midway = ReplaceMidway::begin(dir.path(), "acme");
+    std::thread::scope(|s| {
+        let status = s.spawn(|| m.migration_status().unwrap());
+        let usage = s.spawn(|| m.usage(UsageOrder::Largest, 10).unwrap());
+        std::thread::sleep(Duration::from_millis(300));
+        drop(midway);
+        let status = status.join().unwrap();
+        assert_eq!((status.total(), status.current()), (2, 2), "{status:?}");
+        let usage = usage.join().unwrap();
+        assert_eq!((usage.tenants, usage.top.len()), (2, 2), "{usage:?}");
+        assert!(usage.failed.is_empty(), "{usage:?}");
+    });
+}
