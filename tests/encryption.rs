@@ -2105,3 +2105,26 @@ fn a_manager_without_a_provider_keeps_the_one_it_was_served_by() {
         .unwrap();
     assert_eq!(body, CANARY);
 }
+
+/// A size limit holds an encrypted tenant as it holds a plaintext one (an
+/// outside probe: SQLCipher answers `PRAGMA page_size` on a keyed
+/// connection with text, which every connection of a limited encrypted
+/// tenant failed to read, so the tenant could not be served at all).
+#[test]
+fn a_size_limit_holds_an_encrypted_tenant_and_it_is_served() {
+    let (root, master, m, _store) = encrypted_acme();
+    m.set_tenant_max_size("acme", Some(64 * 1024)).unwrap();
+    let limited = manager(root.path(), &master, 1);
+    let conn = limited.connection("acme").unwrap();
+    let before = notes(&limited, "acme");
+    let err = conn
+        .execute(
+            "INSERT INTO notes (body) VALUES (hex(randomblob(200000)))",
+            [],
+        )
+        .map_err(|e| conn.diagnose(e))
+        .unwrap_err();
+    assert!(matches!(err, Error::QuotaExceeded { .. }), "{err}");
+    drop(conn);
+    assert_eq!(notes(&limited, "acme"), before);
+}

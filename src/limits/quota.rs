@@ -8,6 +8,7 @@
 
 use std::path::Path;
 
+use rusqlite::types::ValueRef;
 use rusqlite::{Connection, ErrorCode};
 
 use super::policy::{Policy, SuspendMode};
@@ -39,9 +40,21 @@ fn size_of(conn: &Connection) -> u64 {
     size.unwrap_or(0)
 }
 
+/// A numeric PRAGMA's value. SQLCipher answers `page_size` on a keyed
+/// connection with text (as its `cipher_page_size`): a number in text is
+/// read as one.
 fn pragma(conn: &Connection, name: &str) -> rusqlite::Result<u64> {
-    let value: i64 = conn.query_row(&format!("PRAGMA {name}"), [], |r| r.get(0))?;
-    Ok(u64::try_from(value).unwrap_or(0))
+    conn.query_row(&format!("PRAGMA {name}"), [], |r| {
+        let value = r.get_ref(0)?;
+        let number = match value {
+            ValueRef::Integer(n) => Some(u64::try_from(n).unwrap_or(0)),
+            ValueRef::Text(text) => std::str::from_utf8(text)
+                .ok()
+                .and_then(|t| t.trim().parse().ok()),
+            _ => None,
+        };
+        number.ok_or_else(|| rusqlite::Error::InvalidColumnType(0, name.into(), value.data_type()))
+    })
 }
 
 /// The error a statement on `tenant`'s connection `conn` failed with, said

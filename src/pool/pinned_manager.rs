@@ -69,7 +69,7 @@ impl OpenFailure {
             OpenFailure::Setup(e) => Error::sqlite(
                 Some(tenant),
                 path,
-                "setting up a connection (busy_timeout, foreign_keys, the connection_init hook)",
+                "setting up a connection (busy_timeout, foreign_keys, the size limit or suspension, the connection_init hook)",
                 e,
             ),
         }
