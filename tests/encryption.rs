@@ -2128,3 +2128,36 @@ fn a_size_limit_holds_an_encrypted_tenant_and_it_is_served() {
     drop(conn);
     assert_eq!(notes(&limited, "acme"), before);
 }
+
+/// A serving process still on the old master key after `master-key
+/// rotate` (run by the operator's CLI, another process) creates no tenant
+/// under it (an outside probe: its first check of the master key was
+/// remembered for the process's life, so it went on making tenants the
+/// new key could not open, lost once the old key was thrown away).
+#[test]
+fn a_process_left_on_the_old_master_key_after_a_rotation_creates_no_tenant() {
+    let root = tempfile::tempdir().unwrap();
+    let secrets = tempfile::tempdir().unwrap();
+    let old = MasterKey::generate().unwrap();
+    let serving = manager(root.path(), &old, 1);
+    seed_canary(&serving, "acme");
+    serving.create_tenant("globex").unwrap();
+    let new = MasterKey::generate().unwrap();
+    let new_file = secrets.path().join("new.key");
+    std::fs::write(&new_file, new.to_hex().as_bytes()).unwrap();
+    cli(root.path())
+        .env(MasterKey::ENV, old.to_hex().as_str())
+        .args(["master-key", "rotate", "--new-key-file"])
+        .arg(&new_file)
+        .assert()
+        .success();
+    let err = serving.create_tenant("initech").unwrap_err();
+    assert!(matches!(err, Error::Encryption { .. }), "{err}");
+    assert!(err.to_string().contains("master key"), "{err}");
+    assert!(!serving.tenant_exists("initech").unwrap());
+    // With the new key, every tenant made is readable.
+    let rotated = manager_with(root.path(), &new);
+    rotated.create_tenant("initech").unwrap();
+    assert_eq!(notes(&rotated, "acme"), 1);
+    assert_eq!(notes(&rotated, "initech"), 0);
+}

@@ -13,7 +13,6 @@ use std::fmt;
 use std::io;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::keys_lock::KeysLock;
 use super::master_key::WRAPPED_LEN;
@@ -53,9 +52,6 @@ const FILE_LEN: usize = MAGIC.len() + WRAPPED_LEN;
 pub struct RootKeyStore {
     root: PathBuf,
     master: MasterKey,
-    /// Whether the master key was seen to open a key file already there
-    /// (or there was none): checked once before the first new key.
-    matches_root: AtomicBool,
 }
 
 impl RootKeyStore {
@@ -65,7 +61,6 @@ impl RootKeyStore {
         RootKeyStore {
             root: root.into(),
             master,
-            matches_root: AtomicBool::new(false),
         }
     }
 
@@ -202,11 +197,11 @@ impl RootKeyStore {
     /// opens proves it, and [`MASTER_CHECKS`] it cannot open refuse it). A
     /// valid but wrong master key used to make new tenants under it,
     /// splitting the root between two master keys: a rotation could never
-    /// finish, and the new tenants were lost with the wrong key.
+    /// finish, and the new tenants were lost with the wrong key. Checked
+    /// before every new key, not once: a `master-key rotate` by another
+    /// process turns a key that was right into the old one (one key file
+    /// read, under the keys' lock, which a create takes anyway).
     fn check_master(&self, dir: &Dir, tenant: &TenantName) -> Result<()> {
-        if self.matches_root.load(Ordering::Relaxed) {
-            return Ok(());
-        }
         let listing = |e| Error::io(Some(tenant), dir.path(), "listing the keys", e);
         match self
             .opens_the_roots_keys(dir, Some(tenant))
@@ -220,7 +215,7 @@ impl RootKeyStore {
     }
 
     /// Tries the master key on the current key files in `dir` (but
-    /// `except`'s): `Some(true)` once one opens (remembered), `Some(false)`
+    /// `except`'s): `Some(true)` once one opens, `Some(false)`
     /// once [`MASTER_CHECKS`] would not, `None` if no file decided; and the
     /// first refusal.
     fn opens_the_roots_keys(
@@ -244,9 +239,6 @@ impl RootKeyStore {
                 }
             }
         })?;
-        if decided == Some(true) {
-            self.matches_root.store(true, Ordering::Relaxed);
-        }
         Ok((decided, refused.into_iter().next()))
     }
 
