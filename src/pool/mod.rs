@@ -4,6 +4,7 @@
 //! whose tenant another process changed.
 
 mod cache;
+mod caller_gone;
 mod check_in;
 mod connect_errors;
 mod connection;
@@ -27,6 +28,8 @@ pub use opener::ConnectionInit;
 pub use stats::PoolStats;
 
 pub(crate) use cache::PoolCache;
+#[cfg(feature = "tokio")]
+pub(crate) use caller_gone::WatchingCaller;
 pub(crate) use destroy_guard::DestroyGuard;
 pub(crate) use opener::{OpenConfig, open, shared_connector};
 pub(crate) use watcher::{WatchSettings, Watcher};

@@ -25,7 +25,7 @@ use super::lease::Lease;
 use super::pinned_manager::PinnedManager;
 use super::pool_state::{Admission, PoolState};
 use super::resident::Resident;
-use super::setting_up;
+use super::{caller_gone, setting_up};
 use crate::error::{Error, NoConnection, Result};
 use crate::limits::Policy;
 use crate::name::TenantName;
@@ -184,6 +184,12 @@ impl TenantPool {
                         return Err(Refused::Failed(Error::AskedFromItsOwnHook {
                             tenant: self.name.clone(),
                             path: self.path.clone(),
+                        }));
+                    }
+                    if caller_gone::caller_gone() {
+                        return Err(Refused::Failed(Error::InteractAborted {
+                            tenant: self.name.clone(),
+                            reason: "the future was dropped while it waited for a connection",
                         }));
                     }
                     if started.elapsed() >= self.connection_timeout {
