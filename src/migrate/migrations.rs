@@ -327,7 +327,10 @@ impl Migrations {
         self.fingerprint
     }
 
-    /// The migrations as `rusqlite_migration` sees them.
+    /// The migrations as `rusqlite_migration` sees them, each followed by
+    /// `PRAGMA foreign_key_check` inside its transaction: a migration runs
+    /// with foreign keys off (see `tenant.rs`), so a row it leaves
+    /// pointing nowhere fails it instead of staying.
     pub(super) fn engine(&self) -> rusqlite_migration::Migrations<'_> {
         rusqlite_migration::Migrations::new(
             self.list
@@ -336,6 +339,7 @@ impl Migrations {
                     Some(down) => M::up(&m.up).down(down),
                     None => M::up(&m.up),
                 })
+                .map(M::foreign_key_check)
                 .collect(),
         )
     }

@@ -191,6 +191,21 @@ fn migrate_locked(
     (prelude.first_write)(patience)?;
     let span = tracing::info_span!("migrate", tenant = %tenant, from, to = target);
     let _entered = span.enter();
+    // Foreign keys off, as SQLite's recipe for changing a table has it
+    // (it drops and re-creates the table): with them on (the bundled
+    // SQLite's default, and every pooled connection's), `DROP TABLE`
+    // deleted the rows referencing it (ON DELETE CASCADE, SET NULL), and
+    // `PRAGMA foreign_keys = OFF` inside the migration's transaction is a
+    // no-op. Each step checks the keys before it commits (`engine`).
+    conn.execute_batch("PRAGMA foreign_keys = OFF")
+        .map_err(|e| {
+            crate::storage::sqlite_error(
+                tenant,
+                path,
+                "turning foreign keys off for the migration",
+                e,
+            )
+        })?;
     let migrated = migrations.engine().to_version(&mut conn, target);
     // Even a failed run may have committed some steps: other processes'
     // watchers look at the version either way.
@@ -306,6 +321,13 @@ fn migration_error(
                 available: fs.available,
             }
         }
+        rusqlite_migration::Error::ForeignKeyCheck(rows) => Error::Migration {
+            tenant: tenant.clone(),
+            path,
+            migration: None,
+            version,
+            source: Box::new(rusqlite_migration::Error::Hook(dangling(&rows))),
+        },
         e => Error::Migration {
             tenant: tenant.clone(),
             path,
@@ -314,6 +336,16 @@ fn migration_error(
             source: Box::new(e),
         },
     }
+}
+
+/// What `PRAGMA foreign_key_check` found after a step, said briefly (a
+/// table rebuilt without its rows' parents may leave thousands).
+fn dangling(rows: &[rusqlite_migration::ForeignKeyCheckError]) -> String {
+    let first = rows.first().map(ToString::to_string).unwrap_or_default();
+    format!(
+        "PRAGMA foreign_key_check found {} row(s) referencing rows that are not there (the first: {first}), and the step was rolled back. Keep the parent rows (copy them into a rebuilt table before dropping the old one), or delete the orphans in the migration; orphans there before the migration must be fixed first",
+        rows.len()
+    )
 }
 
 /// Room below which a failed write is taken for a full file system.
