@@ -607,3 +607,42 @@ fn a_status_lists_at_most_a_thousand_tenants_behind_and_counts_them_all() {
     m.migration_status_each(|_| seen += 1).unwrap();
     assert_eq!(seen, count);
 }
+
+/// A run that may take down only the tenants its user confirmed, each
+/// from the version it was confirmed at, leaves every other tenant above
+/// the target alone: one migrated up by another process after the
+/// confirmation, whether it was listed or not (an outside probe: `migrate
+/// --to 3 --yes` rolled back, unconfirmed, tenants another `migrate` took
+/// to 4 during the run, dropping a table's rows).
+#[test]
+fn only_the_confirmed_tenants_go_down_and_only_from_their_confirmed_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let latest = schema().latest_version();
+    let below = at_version(dir.path(), latest - 1);
+    for name in ["listed", "moved", "unlisted"] {
+        below.create_tenant(name).unwrap();
+    }
+    let m = full(dir.path());
+    m.migrate_tenant("listed").unwrap();
+    // Confirmed at the latest: "listed" and "moved" (moved is listed at
+    // latest - 1, its version when the plan was shown).
+    let confirmed = [("listed", latest), ("moved", latest - 1)];
+    // After the confirmation, another process migrates both others up.
+    m.migrate_tenant("moved").unwrap();
+    m.migrate_tenant("unlisted").unwrap();
+    let options = MigrateOptions::new()
+        .to_version(latest - 1)
+        .allow_down_only(confirmed);
+    let report = m.migrate_all(&options).unwrap();
+    assert_eq!((report.migrated(), report.failed()), (1, 2), "{report}");
+    for failure in &report.failures {
+        let error = failure.error.as_deref();
+        assert!(
+            matches!(error, Some(Error::DownNotAllowed { .. })),
+            "{error:?}"
+        );
+    }
+    assert_eq!(version_of(&m, "listed"), latest - 1);
+    assert_eq!(version_of(&m, "moved"), latest);
+    assert_eq!(version_of(&m, "unlisted"), latest);
+}

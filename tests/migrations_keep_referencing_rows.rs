@@ -46,11 +46,9 @@ fn seeded(root: &std::path::Path) {
 fn items(m: &TenantManager) -> (i64, i64) {
     m.connection("acme")
         .unwrap()
-        .query_row(
-            "SELECT count(*), count(note_owner) FROM items",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+        .query_row("SELECT count(*), count(note_owner) FROM items", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
         .unwrap()
 }
 
@@ -83,9 +81,15 @@ fn a_migration_that_would_leave_orphans_fails_and_changes_nothing() {
     let drop_parents = Migration::new("0003_drop_bob", "DELETE FROM users WHERE id = 2;");
     let m = manager(dir.path(), Some(drop_parents));
     let err = m.migrate_tenant("acme").unwrap_err();
-    assert!(matches!(err, Error::Migration { version: 2, .. }), "{err:?}");
+    assert!(
+        matches!(err, Error::Migration { version: 2, .. }),
+        "{err:?}"
+    );
     let text = err.to_string();
-    assert!(text.contains("foreign_key_check") && text.contains("acme"), "{text}");
+    assert!(
+        text.contains("foreign_key_check") && text.contains("acme"),
+        "{text}"
+    );
     let before = manager(dir.path(), None);
     assert_eq!(items(&before), (2, 2));
     let users: i64 = before

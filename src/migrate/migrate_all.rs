@@ -70,7 +70,7 @@ impl Migrating<'_> {
             // Listed without its database: nothing to lock or migrate.
             Err(damaged @ Error::MissingDatabase { .. }) => Err(damaged),
             before => {
-                let to = (self.target, options.allow_down, before);
+                let to = (self.target, options.allow_down.for_tenant(&tenant), before);
                 migrate_from(self.migrations, &tenant, at, to, started, self.prelude)
             }
         };

@@ -2,6 +2,7 @@
 //! run shares (jobs, which tenants, progress, cancel) are the fleet's own
 //! ([`FleetOptions`]), embedded.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -24,7 +25,7 @@ use crate::name::TenantName;
 pub struct MigrateOptions {
     pub(super) fleet: FleetOptions,
     pub(super) max_failures: Option<usize>,
-    pub(super) allow_down: bool,
+    pub(super) allow_down: AllowDown,
     pub(super) target: Option<usize>,
     pub(super) before_each: Option<Callback<TenantName>>,
     pub(super) after_each: Option<Callback<TenantReport>>,
@@ -43,7 +44,7 @@ impl MigrateOptions {
         MigrateOptions {
             fleet: FleetOptions::new(),
             max_failures: None,
-            allow_down: true,
+            allow_down: AllowDown::Always,
             target: None,
             before_each: None,
             after_each: None,
@@ -119,7 +120,43 @@ impl MigrateOptions {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn allow_down(mut self, allow: bool) -> Self {
-        self.allow_down = allow;
+        self.allow_down = match allow {
+            true => AllowDown::Always,
+            false => AllowDown::Never,
+        };
+        self
+    }
+
+    /// Lets only these tenants go down, each from the version it was at
+    /// when the caller's user confirmed it (a [`MigrationPlan`](crate::MigrationPlan)'s
+    /// tenants going down): any other tenant above the target, and one of
+    /// these found at another version under its lock (migrated up by
+    /// someone else since), is left alone and reported failed with
+    /// [`Error::DownNotAllowed`](crate::Error::DownNotAllowed). The
+    /// `tenanted migrate --to` confirmation passes the tenants it listed.
+    ///
+    /// ```
+    /// use tenanted::{Migration, MigrateOptions, Migrations};
+    /// # let dir = tempfile::tempdir()?;
+    /// let two = Migrations::new(vec![
+    ///     Migration::new("a", "CREATE TABLE a (x);").down("DROP TABLE a;"),
+    ///     Migration::new("b", "CREATE TABLE b (x);").down("DROP TABLE b;"),
+    /// ]);
+    /// let manager = tenanted::TenantManager::builder(tenanted::RootConfig::new(dir.path()), two).build()?;
+    /// manager.create_tenant("acme")?;
+    /// manager.create_tenant("globex")?;
+    /// let only_acme = MigrateOptions::new().to_version(1).allow_down_only([("acme", 2)]);
+    /// let report = manager.migrate_all(&only_acme)?;
+    /// assert_eq!((report.migrated(), report.failed()), (1, 1), "globex stays at 2");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn allow_down_only<I, S>(mut self, confirmed: I) -> Self
+    where
+        I: IntoIterator<Item = (S, usize)>,
+        S: Into<String>,
+    {
+        let confirmed = confirmed.into_iter().map(|(t, v)| (t.into(), v));
+        self.allow_down = AllowDown::Confirmed(Arc::new(confirmed.collect()));
         self
     }
 
@@ -201,6 +238,42 @@ impl MigrateOptions {
     pub(crate) fn only_names(&self) -> Option<&[String]> {
         self.fleet.only.as_deref()
     }
+}
+
+/// Which tenants a run may take down (see [`MigrateOptions::allow_down`]).
+#[derive(Debug, Clone)]
+pub(super) enum AllowDown {
+    /// Every one above the target.
+    Always,
+    /// None.
+    Never,
+    /// These, each from this version only.
+    Confirmed(Arc<HashMap<String, usize>>),
+}
+
+impl AllowDown {
+    /// What `tenant` may do.
+    pub(super) fn for_tenant(&self, tenant: &TenantName) -> DownFrom {
+        match self {
+            AllowDown::Always => DownFrom::Any,
+            AllowDown::Never => DownFrom::Never,
+            AllowDown::Confirmed(tenants) => match tenants.get(tenant.as_str()) {
+                Some(&version) => DownFrom::Only(version),
+                None => DownFrom::Never,
+            },
+        }
+    }
+}
+
+/// Whether one tenant may go down, read under its lock.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum DownFrom {
+    /// From any version.
+    Any,
+    /// Not at all.
+    Never,
+    /// From this version only (the one its going down was confirmed at).
+    Only(usize),
 }
 
 impl fmt::Debug for MigrateOptions {

@@ -8,6 +8,7 @@ use rusqlite::ErrorCode;
 use rusqlite_migration::MigrationDefinitionError;
 
 use super::migrations::Migrations;
+use super::options::DownFrom;
 use super::version::{Reading, peek_version, read_version};
 use crate::busy::{Busy, WaitedFor};
 use crate::crypt;
@@ -77,20 +78,21 @@ pub(crate) fn migrate_to(
         migrations,
         tenant,
         at,
-        (target, true, before),
+        (target, DownFrom::Any, before),
         started,
         prelude,
     )
 }
 
 /// [`migrate_to`], given the version read without the lock (`before`)
-/// and when the work on the tenant started. `(target, allow_down)`: with
-/// `allow_down` false, a tenant above `target` is refused, not rolled back.
+/// and when the work on the tenant started. `(target, down)`: a tenant
+/// above `target` that `down` does not let go down is refused, not rolled
+/// back.
 pub(crate) fn migrate_from(
     migrations: &Migrations,
     tenant: &TenantName,
     at: TenantPath<'_>,
-    (target, allow_down, before): (usize, bool, Result<usize>),
+    (target, down, before): (usize, DownFrom, Result<usize>),
     started: Instant,
     prelude: Prelude<'_>,
 ) -> Result<MigrationOutcome> {
@@ -112,9 +114,10 @@ pub(crate) fn migrate_from(
     }
     let patience = Patience::since(started, prelude.wait);
     let _lock = lock_tenant(tenant, at, &patience, WaitedFor::Migration)?;
-    let target = match allow_down {
-        true => Target::Version(target),
-        false => Target::NotDown(target),
+    let target = match down {
+        DownFrom::Any => Target::Version(target),
+        DownFrom::Never => Target::NotDown(target),
+        DownFrom::Only(version) => Target::DownOnlyFrom(target, version),
     };
     migrate_locked(migrations, tenant, at, target, (&patience, prelude))
 }
@@ -145,6 +148,8 @@ enum Target {
     NotDown(usize),
     /// That many steps below the version read under the lock.
     Down(usize),
+    /// That version, going down only from the second (the one confirmed).
+    DownOnlyFrom(usize, usize),
 }
 
 impl Target {
@@ -157,6 +162,14 @@ impl Target {
                 target: version,
             }),
             Target::NotDown(version) => Ok(version),
+            Target::DownOnlyFrom(version, confirmed) if from > version && from != confirmed => {
+                Err(Error::DownNotAllowed {
+                    tenant: tenant.clone(),
+                    version: from,
+                    target: version,
+                })
+            }
+            Target::DownOnlyFrom(version, _) => Ok(version),
             Target::Down(steps) => from
                 .checked_sub(steps)
                 .ok_or_else(|| Error::RollbackTooFar {

@@ -97,18 +97,20 @@ pub fn migrate(cli: &Cli, args: &MigrateArgs) -> Result<u8, Failure> {
         let plan = manager.migration_plan(&scope(MigrateOptions::new().to_version(target)))?;
         return Ok(print_plan(&plan, args.json));
     }
-    let allow_down = target < latest
-        && confirm_down(
+    let confirmed_down = match target < latest {
+        true => confirm_down(
             &manager,
             scope(MigrateOptions::new().to_version(target)),
             args.yes,
-        )?;
+        )?,
+        false => Vec::new(),
+    };
     let canaries = canaries(cli, &only, named_canaries, args.sample)?;
     let cancel = cancel_on_ctrl_c();
     let options = |names: Option<&[TenantName]>| {
         let mut o = MigrateOptions::new()
             .to_version(target)
-            .allow_down(allow_down)
+            .allow_down_only(confirmed_down.iter().cloned())
             .cancel_on(Arc::clone(&cancel));
         if let Some(jobs) = args.jobs {
             o = o.jobs(usize::from(jobs));
@@ -160,17 +162,19 @@ fn exit_code(report: &MigrationReport) -> u8 {
 
 /// Before a run to a version below the latest: the tenants it would take
 /// down are listed and must be confirmed (on a terminal, or with
-/// `--yes`). Whether the run may take tenants down: not when none would,
-/// so that one migrated up meanwhile is refused, not rolled back.
+/// `--yes`). The tenants the run may take down, each from the version it
+/// was listed at: none when none would (`--yes` or not), so that a tenant
+/// migrated up meanwhile, listed or not, is refused, not rolled back
+/// unconfirmed.
 fn confirm_down(
     manager: &TenantManager,
     options: MigrateOptions,
     yes: bool,
-) -> Result<bool, Failure> {
+) -> Result<Vec<(String, usize)>, Failure> {
     let plan = manager.migration_plan(&options)?;
     let down: Vec<_> = plan.tenants.iter().filter(|t| t.goes_down()).collect();
     if down.is_empty() {
-        return Ok(yes);
+        return Ok(Vec::new());
     }
     let mut lines: Vec<String> = down.iter().take(10).map(|t| format!("  {t}")).collect();
     if down.len() > 10 {
@@ -193,7 +197,10 @@ fn confirm_down(
         ),
         "nothing was migrated",
     )?;
-    Ok(true)
+    let confirmed = down
+        .iter()
+        .filter_map(|t| Some((t.tenant.to_string(), t.from?)));
+    Ok(confirmed.collect())
 }
 
 /// The canaries of a run: the named ones, then `sample` more spread over
