@@ -26,7 +26,7 @@ use std::sync::Arc;
 
 use rustix::fs::FileType;
 
-use crate::fs::siblings::FENCE_SUFFIX;
+use crate::fs::siblings::{FENCE_SUFFIX, RESTORE_SUFFIX};
 use crate::fs::sys;
 
 /// Bytes one `getdents` call may fill: a few hundred entries.
@@ -59,6 +59,8 @@ pub(crate) struct Entries {
     ended: bool,
     /// The names marked as being destroyed (read whole only; usually none).
     destroying: Vec<OsString>,
+    /// The names marked as being replaced (the same).
+    replacing: Vec<OsString>,
 }
 
 /// An entry of [`Entries`]: its name and what it is.
@@ -108,6 +110,7 @@ impl Entries {
             next: 0,
             ended: false,
             destroying: Vec::new(),
+            replacing: Vec::new(),
         }
     }
 
@@ -123,9 +126,18 @@ impl Entries {
             entries.read_batch()?;
         }
         entries.in_inode_order();
-        entries.destroying = (entries.items.iter())
-            .filter_map(|item| marked(OsStr::from_bytes(&entries.names[item.start..item.end])))
-            .collect();
+        let marks = |suffix| {
+            (entries.items.iter())
+                .filter_map(|item| {
+                    marked(
+                        OsStr::from_bytes(&entries.names[item.start..item.end]),
+                        suffix,
+                    )
+                })
+                .collect()
+        };
+        entries.destroying = marks(FENCE_SUFFIX);
+        entries.replacing = marks(RESTORE_SUFFIX);
         Ok(entries)
     }
 
@@ -137,6 +149,12 @@ impl Entries {
     /// Whether the entry `name` is marked as being destroyed.
     pub(crate) fn being_destroyed(&self, name: &OsStr) -> bool {
         self.destroying.iter().any(|marked| marked == name)
+    }
+
+    /// Whether the entry `name` is marked as being replaced (a restore
+    /// with replace, or a re-key, running or dead).
+    pub(crate) fn being_replaced(&self, name: &OsStr) -> bool {
+        self.replacing.iter().any(|marked| marked == name)
     }
 
     /// Moves to the next entry and returns its index for [`Entries::get`];
@@ -217,13 +235,12 @@ impl Entries {
     }
 }
 
-/// The name `name` marks as being destroyed, if it is a mark. A restore's
-/// (or a re-key's) mark is not one: the tenant it replaces is there
-/// throughout, old or new (see `storage/coordination/replacing.rs`).
-fn marked(name: &OsStr) -> Option<OsString> {
+/// The name `name` marks (as being destroyed, or replaced by a restore
+/// or a re-key: `suffix`), if it is such a mark.
+fn marked(name: &OsStr, suffix: &str) -> Option<OsString> {
     let bytes = name.as_bytes();
     let hidden = bytes.strip_prefix(b".")?;
-    let inner = hidden.strip_suffix(FENCE_SUFFIX.as_bytes())?;
+    let inner = hidden.strip_suffix(suffix.as_bytes())?;
     (!inner.is_empty()).then(|| OsStr::from_bytes(inner).to_owned())
 }
 
@@ -234,15 +251,16 @@ mod tests {
 
     #[test]
     fn marks_name_their_tenant() {
-        assert_eq!(marked(OsStr::new(".acme.destroying")), Some("acme".into()));
-        assert_eq!(
-            marked(OsStr::new(".x.tmp-1.destroying")),
-            Some("x.tmp-1".into())
-        );
-        assert_eq!(marked(OsStr::new("acme.destroying")), None);
-        assert_eq!(marked(OsStr::new(".destroying")), None);
-        assert_eq!(marked(OsStr::new(".acme.lock")), None);
-        assert_eq!(marked(OsStr::new(".acme.restoring")), None);
+        let destroying = |name| marked(OsStr::new(name), FENCE_SUFFIX);
+        assert_eq!(destroying(".acme.destroying"), Some("acme".into()));
+        assert_eq!(destroying(".x.tmp-1.destroying"), Some("x.tmp-1".into()));
+        assert_eq!(destroying("acme.destroying"), None);
+        assert_eq!(destroying(".destroying"), None);
+        assert_eq!(destroying(".acme.lock"), None);
+        assert_eq!(destroying(".acme.restoring"), None);
+        let replacing = |name| marked(OsStr::new(name), RESTORE_SUFFIX);
+        assert_eq!(replacing(".acme.restoring"), Some("acme".into()));
+        assert_eq!(replacing(".acme.destroying"), None);
     }
 
     fn open(path: &std::path::Path) -> Arc<OwnedFd> {

@@ -13,7 +13,7 @@
 
 use std::fs::File;
 use std::io;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 
 use rustix::io::Errno;
@@ -29,6 +29,24 @@ use crate::fs::{Patience, sys};
 /// releaser that removed the file; each retry means another holder made
 /// progress, so this bound is never reached in practice.
 const MAX_ATTEMPTS: usize = 1000;
+
+/// Whether some open file description holds a `flock` on the lock file
+/// `name` in `dir` (one that is not there is held by nobody): tried with
+/// a shared lock that is let go at once, so a holder is never waited for
+/// and never kept out for more than the try.
+pub(crate) fn is_held(dir: BorrowedFd<'_>, name: &Path) -> bool {
+    let Ok(file) = sys::open_file(dir, name) else {
+        return false;
+    };
+    match sys::flock(&file, true, false, name) {
+        Ok(true) => {
+            let _ = sys::unlock(&file, name);
+            false
+        }
+        Ok(false) => true,
+        Err(_) => false,
+    }
+}
 
 /// A held lock; released (and its file removed) on drop.
 #[derive(Debug)]

@@ -28,6 +28,8 @@ use super::layout::Layout;
 use super::path_template::Captures;
 use crate::error::{Error, Result, is_fd_exhaustion};
 use crate::fs::entries::{Entries, Entry};
+use crate::fs::lock::is_held;
+use crate::fs::siblings::lock_path;
 use crate::fs::sys;
 use crate::name::{self, TenantName};
 
@@ -426,7 +428,9 @@ impl Walker {
         let Some(tenant) = self.tenant(&frame.captured, captures) else {
             return self.skip_misplaced(entry.path(), &frame.captured, captures);
         };
-        let marked = frame.entries.being_destroyed(OsStr::new(name));
+        let destroying = frame.entries.being_destroyed(OsStr::new(name));
+        let replacing = !destroying && frame.entries.being_replaced(OsStr::new(name));
+        let marked = destroying || replacing;
         if let (Mode::Tenants, false) = (self.mode, marked) {
             // Names only: no path to build.
             return Step::Found(Found {
@@ -443,9 +447,16 @@ impl Walker {
         let below_len = path.as_os_str().len() - file_start + name.len() + 1;
         // A mark is a hint to look (rare): a destroy (or a restore) fences
         // the database right after marking, and puts it back before it
-        // unmarks; the tenant is there exactly when its database is.
-        if marked
-            && !matches!(self.mode, Mode::Siblings { .. })
+        // unmarks; the tenant is there exactly when its database is, but
+        // for a replace (a restore, a re-key) still running, whose entry
+        // lock is held: old or new, the tenant is there once it is done,
+        // and a read of it waits for that (`storage/coordination/replacing.rs`).
+        // One that died leaves it hidden until the next checkout or sweep
+        // puts it back.
+        let looked_at = marked && !matches!(self.mode, Mode::Siblings { .. });
+        let kept_by_replace = replacing && replace_running(frame, name);
+        if looked_at
+            && !kept_by_replace
             && !stat_below(frame, &path, below_len).is_ok_and(|t| t == FileType::RegularFile)
         {
             debug!(path = %entry.path().display(), "skipping a tenant being destroyed");
@@ -701,6 +712,14 @@ impl Iterator for Walker {
             }
         }
     }
+}
+
+/// Whether the replace that marked the tenant directory `name` in
+/// `frame`'s directory is running: its entry lock (`.NAME.lock`, beside
+/// the directory) is held.
+fn replace_running(frame: &Frame, name: &str) -> bool {
+    let lock = lock_path(Path::new(name));
+    is_held(frame.entries.dir().as_fd(), &lock)
 }
 
 #[cfg(test)]
