@@ -2400,3 +2400,63 @@ fn the_cli_kills_a_hung_litestream_restore_at_its_timeout() {
     assert!(said.contains("killed"), "{said}");
     assert!(took < std::time::Duration::from_secs(60), "took {took:?}");
 }
+
+/// A migration whose `up.sql` ends tenanted's transaction (COMMIT, END,
+/// ROLLBACK), or that cannot build a new tenant (it needs rows), is
+/// refused before any tenant is changed, naming its script, exit 2 (an
+/// outside probe: `ROLLBACK;` left a tenant without a table while status
+/// called it current; a data-dependent one migrated the fleet, and then
+/// no tenant could be created).
+#[test]
+fn a_migration_that_ends_its_transaction_or_needs_rows_is_refused_before_any_tenant() {
+    let cases = [
+        (
+            "0005_commit",
+            "CREATE TABLE t1 (x); COMMIT; CREATE TABLE t2 (x);",
+            "ends the transaction",
+        ),
+        (
+            "0005_end",
+            "CREATE TABLE t1 (x); END; CREATE TABLE t2 (x);",
+            "ends the transaction",
+        ),
+        (
+            "0005_rollback",
+            "CREATE TABLE t1 (x); ROLLBACK; CREATE TABLE t2 (x);",
+            "ends the transaction",
+        ),
+        (
+            "0005_needs_rows",
+            "CREATE TABLE firsts (id INTEGER NOT NULL); INSERT INTO firsts SELECT max(id) FROM users;",
+            "fails on an empty database",
+        ),
+    ];
+    for (name, up, said) in cases {
+        let dir = workspace_with(&["acme", "globex"]);
+        tenanted(dir.path())
+            .args(["create", "initech"])
+            .assert()
+            .success();
+        add_migration(dir.path(), name, up);
+        tenanted(dir.path())
+            .arg("migrate")
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(said).and(predicate::str::contains(name)));
+        let db = tenanted::RootConfig::new(dir.path().join("tenants"))
+            .database_path("acme")
+            .unwrap();
+        let conn = rusqlite::Connection::open(db).unwrap();
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        let tables: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name IN ('t1', 't2', 'firsts')",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!((version, tables), (4, 0), "{name}");
+    }
+}

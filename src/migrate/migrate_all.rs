@@ -104,6 +104,8 @@ pub(crate) fn migrate_all(
     moved_down: &(dyn Fn(&TenantName) + Sync),
 ) -> Result<MigrationReport> {
     let target = options.target.unwrap_or(migrations.latest_version());
+    // Refused before any tenant is changed, not once per tenant.
+    migrations.check_on_empty()?;
     let run = Run::new(root, &options.fleet)?;
     let span = tracing::info_span!("migrate_all", target, jobs = options.fleet.jobs);
     let _entered = span.enter();

@@ -2,9 +2,11 @@
 
 use crate::fs::sys;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use rusqlite_migration::M;
+
+use super::empty_run::{self, Refused, Scripts};
 
 use crate::error::{Error, Result};
 use crate::paths::Fnv1a;
@@ -63,11 +65,21 @@ impl Migration {
 ///
 /// A tenant's version is SQLite's `user_version`, as in
 /// `rusqlite_migration`. Cloning is cheap (a reference count).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Migrations {
     list: Arc<[Migration]>,
     fingerprint: u64,
+    /// The run on an empty database (`empty_run.rs`), once.
+    on_empty: Arc<OnceLock<std::result::Result<(), Refused>>>,
 }
+
+impl PartialEq for Migrations {
+    fn eq(&self, other: &Self) -> bool {
+        self.list == other.list
+    }
+}
+
+impl Eq for Migrations {}
 
 impl Migrations {
     /// Migrations defined in code, applied in the order given.
@@ -86,6 +98,7 @@ impl Migrations {
         Migrations {
             list: migrations.into(),
             fingerprint,
+            on_empty: Arc::new(OnceLock::new()),
         }
     }
 
@@ -325,6 +338,25 @@ impl Migrations {
     /// ```
     pub fn fingerprint(&self) -> u64 {
         self.fingerprint
+    }
+
+    /// Runs every migration on an empty database once (see
+    /// `empty_run.rs`), before the first run that changes a tenant.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::BadMigrations`] naming the script that failed there, or
+    /// that ends its transaction.
+    pub(super) fn check_on_empty(&self) -> Result<()> {
+        let scripts = || {
+            let each = self.list.iter().map(|m| Scripts {
+                name: &m.name,
+                up: &m.up,
+                down: m.down.as_deref(),
+            });
+            empty_run::run_on_empty(&each.collect::<Vec<_>>())
+        };
+        empty_run::checked(self.on_empty.get_or_init(scripts))
     }
 
     /// The migrations as `rusqlite_migration` sees them, each followed by

@@ -4,6 +4,7 @@
 //! `migrate_all` and `migration_status` (on the
 //! fleet engine, `crate::fleet`) with their options and reports.
 
+mod empty_run;
 mod migrate_all;
 mod migrations;
 mod options;

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use super::report::TenantReport;
+use super::tenant::DownFrom;
 use crate::fleet::{Callback, FleetOptions, Progress};
 use crate::name::TenantName;
 
@@ -81,10 +82,12 @@ impl MigrateOptions {
     /// let manager = tenanted::TenantManager::builder(root.clone(), good).build()?;
     /// for name in ["t1", "t2", "t3", "t4"] {
     ///     manager.create_tenant(name)?;
+    ///     manager.connection(name)?.execute_batch("INSERT INTO a VALUES (1), (1);")?;
     /// }
     /// let bad = Migrations::new(vec![
     ///     Migration::new("a", "CREATE TABLE a (x);"),
-    ///     Migration::new("b", "CREATE TABLE a (x);"), // fails: a exists
+    ///     // Fails on these tenants' rows (an empty database takes it).
+    ///     Migration::new("b", "CREATE UNIQUE INDEX a_x ON a (x);"),
     /// ]);
     /// let manager = tenanted::TenantManager::builder(root, bad).build()?;
     /// let report = manager.migrate_all(&MigrateOptions::new().jobs(1).max_failures(2))?;
@@ -263,17 +266,6 @@ impl AllowDown {
             },
         }
     }
-}
-
-/// Whether one tenant may go down, read under its lock.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum DownFrom {
-    /// From any version.
-    Any,
-    /// Not at all.
-    Never,
-    /// From this version only (the one its going down was confirmed at).
-    Only(usize),
 }
 
 impl fmt::Debug for MigrateOptions {

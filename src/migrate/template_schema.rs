@@ -30,6 +30,8 @@ fn migrate_template(migrations: &Migrations, conn: &mut Connection, path: &Path)
     if migrations.is_empty() {
         return Ok(());
     }
+    // Said as a migration would say it, naming the script.
+    migrations.check_on_empty()?;
     migrations.engine().to_latest(conn).map_err(|e| {
         let migration = migrations.failing_migration(&e);
         Error::BadMigrations {

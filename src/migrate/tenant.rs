@@ -8,7 +8,6 @@ use rusqlite::ErrorCode;
 use rusqlite_migration::MigrationDefinitionError;
 
 use super::migrations::Migrations;
-use super::options::DownFrom;
 use super::version::{Reading, peek_version, read_version};
 use crate::busy::{Busy, WaitedFor};
 use crate::crypt;
@@ -59,6 +58,17 @@ pub(crate) struct Prelude<'a> {
     /// facade records the root's description there): a migration that is
     /// refused, or has nothing to do, writes nothing.
     pub(crate) first_write: &'a (dyn Fn(&Patience) -> Result<()> + Sync),
+}
+
+/// Whether one tenant may go down, read under its lock.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum DownFrom {
+    /// From any version.
+    Any,
+    /// Not at all.
+    Never,
+    /// From this version only (the one its going down was confirmed at).
+    Only(usize),
 }
 
 /// Brings `tenant` to `target` (up or down), holding the tenant's lock.
@@ -201,6 +211,7 @@ fn migrate_locked(
         return Ok(unchanged(tenant, from, started));
     }
     check_down_scripts(migrations, tenant, from, target)?;
+    migrations.check_on_empty()?;
     (prelude.first_write)(patience)?;
     let span = tracing::info_span!("migrate", tenant = %tenant, from, to = target);
     let _entered = span.enter();

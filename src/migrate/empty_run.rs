@@ -1,0 +1,108 @@
+//! Every migration run once on an empty database before any tenant's is
+//! changed, the way a new tenant's schema is built (the template
+//! database): a set of migrations that cannot build a new tenant, or
+//! whose scripts end the transaction tenanted runs each migration in, is
+//! refused before it touches the fleet.
+//!
+//! Why both, from an outside probe:
+//! - `COMMIT;`, `END;` or `ROLLBACK;` in an `up.sql` ended the migration's
+//!   transaction: what followed committed on its own, and a tenant was
+//!   left half migrated, reported failed, or reported current without a
+//!   table (`ROLLBACK;` undid what came before it);
+//! - a migration that depends on data (`INSERT ... SELECT max(id)` into a
+//!   `NOT NULL` column) migrated the fleet, and from then on no tenant
+//!   could be created; fixing it meant editing an applied migration.
+
+use std::path::PathBuf;
+
+use rusqlite::Connection;
+
+use crate::error::{Error, Result};
+
+/// Why the migrations failed on an empty database: the migration's
+/// script and what to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Refused {
+    script: PathBuf,
+    reason: String,
+}
+
+impl Refused {
+    pub(super) fn error(&self) -> Error {
+        Error::BadMigrations {
+            path: self.script.clone(),
+            reason: self.reason.clone(),
+        }
+    }
+}
+
+/// One migration's scripts.
+pub(super) struct Scripts<'a> {
+    pub(super) name: &'a str,
+    pub(super) up: &'a str,
+    pub(super) down: Option<&'a str>,
+}
+
+/// Runs `list` on an empty in-memory database, each `up.sql` in a
+/// transaction of its own, then the `down.sql` scripts back (those that
+/// run there: a down may need rows), each checked for ending its
+/// transaction.
+pub(super) fn run_on_empty(list: &[Scripts<'_>]) -> std::result::Result<(), Refused> {
+    let conn = Connection::open_in_memory().map_err(|e| Refused {
+        script: PathBuf::from(":memory:"),
+        reason: format!("opening an empty database to try the migrations on failed: {e}"),
+    })?;
+    for m in list {
+        run_script(&conn, m.name, m.up, "up.sql")?;
+    }
+    for m in list.iter().rev() {
+        let Some(down) = m.down else { break };
+        if let Err(refused) = run_script(&conn, m.name, down, "down.sql") {
+            if refused.reason.starts_with(ENDS) {
+                return Err(refused);
+            }
+            break;
+        }
+    }
+    Ok(())
+}
+
+const ENDS: &str = "it ends the transaction";
+
+fn run_script(
+    conn: &Connection,
+    name: &str,
+    sql: &str,
+    file: &str,
+) -> std::result::Result<(), Refused> {
+    let script = PathBuf::from(name).join(file);
+    let refused = |reason: String| Refused {
+        script: script.clone(),
+        reason,
+    };
+    conn.execute_batch("BEGIN")
+        .map_err(|e| refused(format!("beginning a transaction on an empty database: {e}")))?;
+    let ran = conn.execute_batch(sql);
+    if conn.is_autocommit() {
+        return Err(refused(format!(
+            "{ENDS} tenanted runs each migration in (a COMMIT, END or ROLLBACK statement): \
+             a tenant would be left half migrated; remove the statement (SAVEPOINT and \
+             RELEASE may stay). Nothing was migrated"
+        )));
+    }
+    if let Err(e) = ran {
+        let _ = conn.execute_batch("ROLLBACK");
+        return Err(refused(format!(
+            "it fails on an empty database ({e}), where every new tenant's schema is built: \
+             make it run there too (a migration that moves rows must also work with none). \
+             Nothing was migrated"
+        )));
+    }
+    conn.execute_batch("COMMIT")
+        .map_err(|e| refused(format!("committing it on an empty database: {e}")))
+}
+
+/// `Ok`, or the error every operation that would run the migrations gives.
+pub(super) fn checked(result: &std::result::Result<(), Refused>) -> Result<()> {
+    result.as_ref().map(|_| ()).map_err(Refused::error)
+}
