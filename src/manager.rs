@@ -1032,11 +1032,9 @@ impl TenantManager {
         };
         let mut rows = Vec::new();
         let status = self.status(Some(&mut |row: &TenantStatus| rows.push(row.clone())))?;
-        let missing = |tenant: &TenantName| Error::TenantDoesNotExist {
-            tenant: tenant.clone(),
-            path: self.inner.root.path_of(tenant.as_str()).unwrap_or_default(),
-        };
-        let plan = MigrationPlan::new(target, migrations, rows, status, only.as_deref(), missing);
+        let path_of =
+            |tenant: &TenantName| self.inner.root.path_of(tenant.as_str()).unwrap_or_default();
+        let plan = MigrationPlan::new(target, migrations, rows, status, only.as_deref(), path_of);
         Ok(plan)
     }
 

@@ -905,6 +905,34 @@ fn migrate_dry_run_shows_what_would_run_and_touches_nothing() {
         .stdout(predicate::str::contains("0/2 tenants current"));
 }
 
+/// An older binary's dry run says a tenant ahead of its migrations would
+/// fail, as the run then refuses it, and counts it as such (an outside
+/// probe: "3 → 1: would undo (2 steps down)" with no migration listed,
+/// exit 0, while the run failed the tenant; failures were summed up as
+/// "unreadable").
+#[test]
+fn a_dry_run_of_an_older_binary_says_a_tenant_ahead_of_it_would_fail() {
+    let dir = workspace(3);
+    tenanted(dir.path())
+        .args(["create", "acme", "globex"])
+        .assert()
+        .success();
+    set_migrations(dir.path(), 2);
+    tenanted(dir.path())
+        .args(["migrate", "--dry-run", "--to", "1"])
+        .assert()
+        .stdout(
+            predicate::str::contains("acme: would fail")
+                .and(predicate::str::contains("only knows 2 migration"))
+                .and(predicate::str::contains("2 would fail"))
+                .and(predicate::str::contains("would undo").not()),
+        );
+    tenanted(dir.path())
+        .args(["migrate", "--to", "1", "--yes"])
+        .assert()
+        .code(1);
+}
+
 #[test]
 fn redo_runs_the_last_migration_down_and_up() {
     let dir = workspace(4);

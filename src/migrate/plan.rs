@@ -3,11 +3,12 @@
 //! asks its user to confirm before any tenant goes down.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::migrations::Migrations;
 use super::report::{StatusReport, TenantStatus};
-use super::tenant::check_down_scripts;
+use super::tenant::{check_down_scripts, check_not_ahead};
 use crate::error::Error;
 use crate::fleet::grouped;
 use crate::name::TenantName;
@@ -64,6 +65,7 @@ impl PlannedTenant {
     /// `"apply"` (it would go up), `"undo"` (down: down scripts run),
     /// `"none"` (already there), `"unreadable"` (its version cannot be
     /// read, or it is not there) or `"fail"` (the target is out of range,
+    /// its schema is ahead of the migrations,
     /// or a migration it would undo has no down script).
     pub fn action(&self) -> &'static str {
         match self.from {
@@ -80,9 +82,19 @@ impl PlannedTenant {
         self.action() == "undo"
     }
 
-    fn new(tenant: TenantName, from: Result<usize, Arc<Error>>, to: usize, m: &Migrations) -> Self {
+    fn new(
+        tenant: TenantName,
+        from: Result<usize, Arc<Error>>,
+        (to, m): (usize, &Migrations),
+        path_of: &dyn Fn(&TenantName) -> PathBuf,
+    ) -> Self {
         let latest = m.latest_version();
         let (from, error) = match from {
+            // The run refuses it: its schema is ahead of these migrations.
+            Ok(v) if v > latest => {
+                let ahead = check_not_ahead(m, &tenant, &path_of(&tenant), v);
+                (Some(v), ahead.err().map(Arc::new))
+            }
             Ok(_) if to > latest => {
                 let e = Error::VersionOutOfRange {
                     tenant: tenant.clone(),
@@ -121,9 +133,15 @@ impl MigrationPlan {
         rows: Vec<TenantStatus>,
         status: StatusReport,
         only: Option<&[TenantName]>,
-        missing: impl Fn(&TenantName) -> Error,
+        path_of: impl Fn(&TenantName) -> PathBuf,
     ) -> Self {
-        let plan = |t: TenantStatus| PlannedTenant::new(t.tenant, t.version, target, migrations);
+        let path_of: &dyn Fn(&TenantName) -> PathBuf = &path_of;
+        let missing = |tenant: &TenantName| Error::TenantDoesNotExist {
+            tenant: tenant.clone(),
+            path: path_of(tenant),
+        };
+        let to = (target, migrations);
+        let plan = |t: TenantStatus| PlannedTenant::new(t.tenant, t.version, to, path_of);
         let tenants = match only {
             None => {
                 let mut all: Vec<PlannedTenant> = rows.into_iter().map(plan).collect();
@@ -138,7 +156,7 @@ impl MigrationPlan {
                         Some(i) => plan(rows.swap_remove(i)),
                         None => {
                             let e = Err(Arc::new(missing(name)));
-                            PlannedTenant::new(name.clone(), e, target, migrations)
+                            PlannedTenant::new(name.clone(), e, to, path_of)
                         }
                     }
                 };
@@ -223,8 +241,12 @@ impl MigrationPlan {
         if !parts.is_empty() {
             line.push_str(&format!(" ({})", parts.join(", ")));
         }
-        if self.unreadable() > 0 {
-            line.push_str(&format!(", {} unreadable", grouped(self.unreadable())));
+        let (fail, unreadable) = (self.count("fail"), self.count("unreadable"));
+        if fail > 0 {
+            line.push_str(&format!(", {} would fail", grouped(fail)));
+        }
+        if unreadable > 0 {
+            line.push_str(&format!(", {} unreadable", grouped(unreadable)));
         }
         line.push_str("; nothing was touched");
         line
