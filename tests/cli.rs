@@ -852,6 +852,27 @@ fn migration_new_creates_the_next_numbered_up_and_down() {
         .assert()
         .success();
     assert!(empty.path().join("migrations/0001_first/up.sql").is_file());
+    // A folder that is there but holds no migration yet (made by hand,
+    // or with its README) gets its first too (an outside probe: refused,
+    // "no migrations found", even with --timestamp).
+    for timestamp in [false, true] {
+        let fresh = tempfile::tempdir().unwrap();
+        std::fs::create_dir(fresh.path().join("migrations")).unwrap();
+        std::fs::write(fresh.path().join("migrations/README.md"), "# ours").unwrap();
+        let mut new = tenanted(fresh.path());
+        new.args(["migration", "new", "first"]);
+        if timestamp {
+            new.arg("--timestamp");
+        }
+        new.assert().success();
+        let made: Vec<_> = std::fs::read_dir(fresh.path().join("migrations"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.ends_with("_first"))
+            .collect();
+        assert_eq!(made.len(), 1, "{made:?}");
+        assert_eq!(made[0].len() == "0001_first".len(), !timestamp, "{made:?}");
+    }
     // A folder with a gap, which every other command refuses, gets no new
     // migration after it (the third outside probe: 0010_y was made after
     // 0006 and 0009_x, and exit 0).

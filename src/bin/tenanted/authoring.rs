@@ -45,11 +45,12 @@ pub fn migration_new(dir: &Path, name: &str, timestamp: bool) -> Result<u8, Fail
     }
     // A folder every other command refuses (a gap in its numbers, two
     // migrations of one number) gets no new migration: it would only be
-    // added to what has to be mended first.
-    if dir.exists() {
+    // added to what has to be mended first. One with none yet (empty, or
+    // a README alone) gets its first.
+    let (last, timestamped) = last_number(dir)?;
+    if last > 0 {
         tenanted::Migrations::from_dir(dir)?;
     }
-    let (last, timestamped) = last_number(dir)?;
     let prefix = if timestamp || timestamped {
         // A clock behind the last migration still gives a later name.
         format!("{}", utc_timestamp(SystemTime::now()).max(last + 1))
