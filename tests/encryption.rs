@@ -2161,3 +2161,31 @@ fn a_process_left_on_the_old_master_key_after_a_rotation_creates_no_tenant() {
     assert_eq!(notes(&rotated, "acme"), 1);
     assert_eq!(notes(&rotated, "initech"), 0);
 }
+
+/// A sweep that cannot settle an interrupted re-key (`tenanted cleanup`
+/// run with another master key) says so and exits 1, instead of reporting
+/// success with the staged key left (an outside probe: exit 0 after a
+/// warning); the right master key settles it.
+#[test]
+fn a_sweep_that_cannot_settle_an_interrupted_rekey_fails() {
+    let (root, master, m, store) = encrypted_acme();
+    let acme = TenantName::new("acme").unwrap();
+    // A re-key killed after staging its key.
+    store.stage_key(&acme).unwrap();
+    drop(m);
+    let wrong = MasterKey::generate().unwrap();
+    cli(root.path())
+        .env(MasterKey::ENV, wrong.to_hex().as_str())
+        .arg("cleanup")
+        .assert()
+        .code(1)
+        .stderr(predicates::str::contains("acme"));
+    assert_eq!(store.staged_tenants().unwrap(), [acme.clone()]);
+    cli(root.path())
+        .env(MasterKey::ENV, master.to_hex().as_str())
+        .arg("cleanup")
+        .assert()
+        .success();
+    assert!(store.staged_tenants().unwrap().is_empty());
+    assert_eq!(notes(&manager(root.path(), &master, 1), "acme"), 1);
+}

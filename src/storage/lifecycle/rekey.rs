@@ -228,7 +228,10 @@ fn rekey_file(path: &Path, old: &TenantKey, new: &TenantKey) -> rusqlite::Result
 /// # Errors
 ///
 /// The provider's, listing or settling; [`Error::DamagedTenant`] when
-/// neither key opens a tenant.
+/// neither key opens a tenant. One tenant that cannot be settled does not
+/// stop the others: the error is the first one's, once every tenant was
+/// tried (a sweep that left a re-key unsettled, with a wrong master key,
+/// said it succeeded).
 pub(crate) fn settle_interrupted(root: &RootConfig) -> Result<usize> {
     let Some(provider) = crypt::key_provider(root.root_dir()) else {
         return Ok(0);
@@ -237,6 +240,7 @@ pub(crate) fn settle_interrupted(root: &RootConfig) -> Result<usize> {
     let patience = Patience::new(SETTLE_WAIT);
     let _patience = patience.scoped();
     let mut settled = 0;
+    let mut first_failure = None;
     for tenant in provider.staged_tenants()? {
         let db = root.path_of(tenant.as_str())?;
         let at = TenantPath::new(root.root_dir(), &db, owns_dir);
@@ -245,16 +249,20 @@ pub(crate) fn settle_interrupted(root: &RootConfig) -> Result<usize> {
         let Some(_lock) = locked else {
             continue;
         };
-        // One tenant that cannot be settled (a damaged file) must not stop
-        // the sweep for the others; it says so itself when opened.
+        // One tenant that cannot be settled (a damaged file, a wrong
+        // master key) must not stop the sweep for the others.
         match settle(&tenant, at, &*provider, &patience) {
             Ok(changed) => settled += usize::from(changed),
             Err(e) => {
-                tracing::warn!(tenant = %tenant, error = %e, "could not settle an interrupted re-key")
+                tracing::warn!(tenant = %tenant, error = %e, "could not settle an interrupted re-key");
+                first_failure.get_or_insert(e);
             }
         }
     }
-    Ok(settled)
+    match first_failure {
+        Some(e) => Err(e),
+        None => Ok(settled),
+    }
 }
 
 /// How long settling waits at a tenant's open gate.
