@@ -45,6 +45,8 @@ pub enum WaitedFor {
     KeyChange,
     /// A debris sweep (`remove_debris`, `tenanted cleanup`).
     Cleanup,
+    /// A change of the tenant's size limit or suspension.
+    LimitChange,
     /// A build of the template database new tenants are copied from.
     TemplateBuild,
     /// The root's description (`.tenanted/`) being recorded.
@@ -73,6 +75,7 @@ impl WaitedFor {
             WaitedFor::Rekey => "rekey",
             WaitedFor::KeyChange => "key-change",
             WaitedFor::Cleanup => "cleanup",
+            WaitedFor::LimitChange => "limit-change",
             WaitedFor::TemplateBuild => "template-build",
             WaitedFor::RootRecord => "root-record",
             WaitedFor::Writer => "writer",
@@ -83,7 +86,7 @@ impl WaitedFor {
     /// The holder's word read back from its lock file (`Operation` for
     /// anything else: an empty file, whose holder could not write it).
     pub(crate) fn from_keyword(word: &str) -> WaitedFor {
-        const ALL: [WaitedFor; 15] = [
+        const ALL: [WaitedFor; 16] = [
             WaitedFor::CheckedOutConnections,
             WaitedFor::DestroyInThisProcess,
             WaitedFor::OpenConnection,
@@ -95,6 +98,7 @@ impl WaitedFor {
             WaitedFor::Rekey,
             WaitedFor::KeyChange,
             WaitedFor::Cleanup,
+            WaitedFor::LimitChange,
             WaitedFor::TemplateBuild,
             WaitedFor::RootRecord,
             WaitedFor::Writer,
@@ -121,6 +125,7 @@ impl fmt::Display for WaitedFor {
             WaitedFor::Rekey => "re-key",
             WaitedFor::KeyChange => "change of the root's keys",
             WaitedFor::Cleanup => "debris cleanup",
+            WaitedFor::LimitChange => "change of its size limit or suspension",
             WaitedFor::TemplateBuild => "template database build",
             WaitedFor::RootRecord => "recording of the root's description",
             WaitedFor::Writer => "write transaction",
@@ -246,6 +251,7 @@ mod tests {
             WaitedFor::Rekey,
             WaitedFor::KeyChange,
             WaitedFor::Cleanup,
+            WaitedFor::LimitChange,
             WaitedFor::TemplateBuild,
             WaitedFor::RootRecord,
         ] {

@@ -14,6 +14,7 @@ use crate::backup::{
     self, BackupOptions, BackupOutcome, BackupReport, RestoreOptions, RestoreOutcome,
 };
 use crate::builder::TenantManagerBuilder;
+use crate::busy::WaitedFor;
 use crate::context;
 use crate::error::{BoxError, Error, Result};
 use crate::fs::Patience;
@@ -265,6 +266,21 @@ impl TenantManager {
     /// The root's limits record, as this process sees it.
     pub(crate) fn limits(&self) -> &Limits {
         &self.inner.limits
+    }
+
+    /// Tenant `tenant`'s entry lock (at `path`), for `doing`, waiting up
+    /// to `lock_timeout` for another holder.
+    ///
+    /// # Errors
+    ///
+    /// As `storage::lock_tenant`: `TenantBusy`, `TenantDoesNotExist`.
+    pub(crate) fn lock_tenant(
+        &self,
+        (tenant, path): (&TenantName, &Path),
+        doing: WaitedFor,
+    ) -> Result<storage::TenantLock> {
+        let patience = Patience::new(self.inner.lock_timeout);
+        storage::lock_tenant(tenant, self.tenant_path(path)?, &patience, doing)
     }
 
     /// The pool cache.
@@ -519,16 +535,19 @@ impl TenantManager {
             &path,
             |let_go| {
                 let waiting = storage::Waiting { patience, let_go };
-                storage::destroy(&tenant, self.tenant_path(&path)?, waiting)
+                // Its limits and suspension go with it, under its lock (a
+                // change of them takes it too): a tenant created again
+                // under the name starts afresh.
+                let forget = || {
+                    if let Err(e) = inner.limits.forget(&tenant) {
+                        tracing::warn!(tenant = %tenant, error = %e, "destroyed, but its limits are still recorded");
+                    }
+                };
+                storage::destroy(&tenant, self.tenant_path(&path)?, waiting, forget)
             },
             |()| true,
         )?;
         drop(destroying);
-        // Its limits and suspension go with it: a tenant created again
-        // under the name starts afresh.
-        if let Err(e) = inner.limits.forget(&tenant) {
-            tracing::warn!(tenant = %tenant, error = %e, "destroyed, but its limits are still recorded");
-        }
         tracing::info!(tenant = %tenant, path = %path.display(), "destroyed tenant");
         Ok(())
     }

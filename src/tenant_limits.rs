@@ -1,6 +1,7 @@
 //! The facade's limits: a tenant's size limit and suspension, set and
 //! read through [`TenantManager`].
 
+use crate::busy::WaitedFor;
 use crate::error::{Error, Result};
 use crate::limits::{Entry, Override, SuspendMode, Suspension, TenantLimits};
 use crate::manager::TenantManager;
@@ -186,6 +187,12 @@ impl TenantManager {
 
     fn change_limits(&self, name: &str, change: impl FnOnce(&mut Entry)) -> Result<()> {
         let tenant = self.existing(name)?;
+        // Under the tenant's lock, looked at again there: a destroy holds
+        // it until the tenant and its limits are gone, so a change racing
+        // it cannot outlive it onto the next tenant of the name.
+        let path = self.root().path_of(tenant.as_str())?;
+        let _lock = self.lock_tenant((&tenant, &path), WaitedFor::LimitChange)?;
+        self.existing(name)?;
         self.limits().change(&tenant, change)?;
         // This process at once; the others when their watcher looks.
         retire_tenant(self.cache(), tenant.as_str());

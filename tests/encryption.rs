@@ -2180,7 +2180,7 @@ fn a_sweep_that_cannot_settle_an_interrupted_rekey_fails() {
         .assert()
         .code(1)
         .stderr(predicates::str::contains("acme"));
-    assert_eq!(store.staged_tenants().unwrap(), [acme.clone()]);
+    assert_eq!(store.staged_tenants().unwrap(), [acme]);
     cli(root.path())
         .env(MasterKey::ENV, master.to_hex().as_str())
         .arg("cleanup")

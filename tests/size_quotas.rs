@@ -320,3 +320,33 @@ fn a_full_file_system_is_disk_full_naming_it() {
     };
     assert!(child::run(&mut command).contains("FULL"));
 }
+
+/// A limit set while the tenant is being destroyed does not outlive the
+/// destroy onto the next tenant of the name (an outside probe: 3 of 200
+/// incarnations created again were born with the old one's limit; the
+/// same path set suspensions). The change takes the tenant's lock, which
+/// a destroy holds until the tenant and its limits are gone, and looks
+/// at the tenant again under it. Here the destroy holding the lock is
+/// played by hand: its lock held, the tenant's files removed under it.
+#[test]
+fn a_limit_set_during_a_destroy_does_not_pass_to_the_next_tenant_of_the_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = manager(dir.path(), None);
+    m.create_tenant("acme").unwrap();
+    let db = m.root().database_path("acme").unwrap();
+    let tenant_dir = db.parent().unwrap().to_path_buf();
+    let lock_file = tenant_dir.with_file_name(".acme.lock");
+    let held = std::fs::File::create(&lock_file).unwrap();
+    held.lock().unwrap();
+    let set = std::thread::scope(|s| {
+        let setting = s.spawn(|| m.set_tenant_max_size("acme", Some(12345)));
+        std::thread::sleep(Duration::from_millis(300));
+        std::fs::remove_dir_all(&tenant_dir).unwrap();
+        std::fs::remove_file(&lock_file).unwrap();
+        drop(held);
+        setting.join().unwrap()
+    });
+    assert!(matches!(set, Err(Error::TenantDoesNotExist { .. })), "{set:?}");
+    m.create_tenant("acme").unwrap();
+    assert_eq!(m.tenant_limits("acme").unwrap().max_size, None);
+}

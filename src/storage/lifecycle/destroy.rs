@@ -26,7 +26,12 @@ use crate::storage::lifecycle::foreign_files::refuse_foreign_files;
 
 /// Removes tenant `tenant` at `at`, waiting as `waiting` says for other
 /// processes (their operations on it, their connections to it) to let go.
-pub(crate) fn destroy(tenant: &TenantName, at: TenantPath<'_>, waiting: Waiting<'_>) -> Result<()> {
+pub(crate) fn destroy(
+    tenant: &TenantName,
+    at: TenantPath<'_>,
+    waiting: Waiting<'_>,
+    destroyed: impl FnOnce(),
+) -> Result<()> {
     // Its key's destruction waits no longer than the destroy.
     let _patience = waiting.patience.scoped();
     let lock = TenantLock::for_existing(tenant, at, &waiting.patience, WaitedFor::Destroy)?;
@@ -34,6 +39,11 @@ pub(crate) fn destroy(tenant: &TenantName, at: TenantPath<'_>, waiting: Waiting<
         // Also after a destroy that died and was finished just now.
         crypt::destroyed_key(tenant, at.root())
     });
+    // Still under the lock: what goes with the tenant (its limits) goes
+    // before another operation on the name can begin.
+    if result.is_ok() {
+        destroyed();
+    }
     let gone = lock
         .db_dir(at)
         .is_none_or(|dir| sys::stat(dir.fd(), at.db_name()).is_err());
