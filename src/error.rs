@@ -320,7 +320,7 @@ pub enum Error {
     },
 
     /// A migration failed; the tenant's transaction was rolled back.
-    #[error("migrating tenant {tenant} ({}) failed{}: {}; the tenant stays at version {version}; fix the migration and run migrate again, or, if it fails on this tenant's data alone (other tenants took it), fix the data and run migrate again (the root recorded the failed one as the migration for its version before it ran: if no tenant applied it, as `migration_status` shows, run the fixed one once with accept_migration_changes, `tenanted migrate --accept-migration-changes`; if some did, add a new migration instead of editing it)", path.display(), migration.as_ref().map(|m| format!(" in {m}")).unwrap_or_default(), concise(source))]
+    #[error("{}", migration_message(tenant, path, (migration.as_deref(), *undoing), *version, source))]
     Migration {
         /// The tenant.
         tenant: TenantName,
@@ -328,6 +328,8 @@ pub enum Error {
         path: PathBuf,
         /// The migration that failed, when known.
         migration: Option<String>,
+        /// Whether the step that failed was undoing it (its `down.sql`).
+        undoing: bool,
         /// The version the tenant stays at.
         version: usize,
         /// The cause.
@@ -935,6 +937,31 @@ fn tenant_label(tenant: &Option<TenantName>) -> String {
     tenant
         .as_ref()
         .map_or_else(String::new, |t| format!("tenant {t}: "))
+}
+
+/// A failed migration, said for the way it ran: an `up.sql` (fix it, or
+/// the tenant's data, and what the root's record of migrations needs), or
+/// a `down.sql` (fix it and roll back again: down scripts are not in the
+/// record).
+fn migration_message(
+    tenant: &TenantName,
+    path: &Path,
+    (migration, undoing): (Option<&str>, bool),
+    version: usize,
+    source: &rusqlite_migration::Error,
+) -> String {
+    let cause = concise(source);
+    let path = path.display();
+    if undoing {
+        let what = migration.map_or_else(|| "a migration".to_owned(), |m| format!("migration {m}"));
+        return format!(
+            "undoing {what} of tenant {tenant} ({path}) failed: {cause}; its down.sql was rolled back and the tenant stays at version {version}; fix that down.sql and roll back (or migrate --to) again: down scripts are not part of the root's record of migrations, so editing one needs no --accept-migration-changes"
+        );
+    }
+    let step = migration.map(|m| format!(" in {m}")).unwrap_or_default();
+    format!(
+        "migrating tenant {tenant} ({path}) failed{step}: {cause}; the tenant stays at version {version}; fix the migration and run migrate again, or, if it fails on this tenant's data alone (other tenants took it), fix the data and run migrate again (the root recorded the failed one as the migration for its version before it ran: if no tenant applied it, as `migration_status` shows, run the fixed one once with accept_migration_changes, `tenanted migrate --accept-migration-changes`; if some did, add a new migration instead of editing it)"
+    )
 }
 
 fn rollback_message(tenant: &TenantName, steps: usize, applied: usize) -> String {

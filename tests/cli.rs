@@ -2509,3 +2509,54 @@ fn a_migration_that_ends_its_transaction_or_needs_rows_is_refused_before_any_ten
         assert_eq!((version, tables), (4, 0), "{name}");
     }
 }
+
+/// A failed `down.sql` is said as one (what to fix, and that no
+/// `--accept-migration-changes` is needed), and a `redo` whose up step
+/// fails after its down step ran says the down step ran (an outside
+/// probe: both were told "migrating tenant a failed ... run migrate
+/// again", the redo hiding that the table had been dropped).
+#[test]
+fn a_failed_down_script_and_a_half_done_redo_say_what_ran() {
+    let dir = workspace(2);
+    tenanted(dir.path())
+        .args(["create", "acme"])
+        .assert()
+        .success();
+    let down = dir.path().join("migrations/0002_create_items/down.sql");
+    let kept = std::fs::read_to_string(&down).unwrap();
+    std::fs::write(&down, "DROP TABLE no_such_table;").unwrap();
+    tenanted(dir.path())
+        .args(["rollback", "acme", "--yes"])
+        .assert()
+        .code(1)
+        .stderr(
+            predicate::str::contains("undoing migration 0002_create_items")
+                .and(predicate::str::contains("fix that down.sql"))
+                .and(predicate::str::contains("stays at version 2")),
+        );
+    std::fs::write(&down, kept).unwrap();
+    let up = dir.path().join("migrations/0002_create_items/up.sql");
+    let original = std::fs::read_to_string(&up).unwrap();
+    // Fails on acme's rows (a user: a title of NULL), not on an empty
+    // database (no user, no row).
+    let db = tenanted::RootConfig::new(dir.path().join("tenants"))
+        .database_path("acme")
+        .unwrap();
+    rusqlite::Connection::open(db)
+        .unwrap()
+        .execute("INSERT INTO users (email, name) VALUES ('a@x', 'a')", [])
+        .unwrap();
+    std::fs::write(
+        &up,
+        format!("{original}\nINSERT INTO items (owner_id, title) SELECT id, NULL FROM users;"),
+    )
+    .unwrap();
+    tenanted(dir.path())
+        .args(["redo", "acme", "--yes", "--accept-migration-changes"])
+        .assert()
+        .code(1)
+        .stderr(
+            predicate::str::contains("redo undid acme's 0002_create_items (2 → 1)")
+                .and(predicate::str::contains("applying it again failed")),
+        );
+}

@@ -346,7 +346,10 @@ fn a_limit_set_during_a_destroy_does_not_pass_to_the_next_tenant_of_the_name() {
         drop(held);
         setting.join().unwrap()
     });
-    assert!(matches!(set, Err(Error::TenantDoesNotExist { .. })), "{set:?}");
+    assert!(
+        matches!(set, Err(Error::TenantDoesNotExist { .. })),
+        "{set:?}"
+    );
     m.create_tenant("acme").unwrap();
     assert_eq!(m.tenant_limits("acme").unwrap().max_size, None);
 }

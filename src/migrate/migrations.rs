@@ -387,6 +387,16 @@ impl Migrations {
             .find(|m| m.up == *query || m.down.as_deref() == Some(query))
             .map(|m| m.name.clone())
     }
+
+    /// Whether a `rusqlite_migration` error came from one of our down
+    /// scripts (and not an up script with the same text).
+    pub(super) fn failed_undoing(&self, e: &rusqlite_migration::Error) -> bool {
+        let rusqlite_migration::Error::RusqliteError { query, .. } = e else {
+            return false;
+        };
+        let undoing = |m: &Migration| m.down.as_deref() == Some(query.as_str());
+        !self.list.iter().any(|m| m.up == *query) && self.list.iter().any(undoing)
+    }
 }
 
 const NOT_A_DIR: &str = "expected a directory holding up.sql and optionally down.sql";

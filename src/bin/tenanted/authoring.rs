@@ -106,7 +106,21 @@ pub fn redo(cli: &Cli, name: &str, yes: bool) -> Result<u8, Failure> {
         "nothing redone",
     )?;
     let down = m.rollback_tenant(tenant.as_str(), 1)?;
-    let up = m.migrate_tenant_to(tenant.as_str(), down.from)?;
+    // The down step is done: a failed up says so (its down.sql may have
+    // dropped data), not only where the tenant stays.
+    let up = m
+        .migrate_tenant_to(tenant.as_str(), down.from)
+        .map_err(|e| {
+            Failure(
+                1,
+                format!(
+                    "redo undid {tenant}'s {} ({} → {}), then applying it again failed: {e}",
+                    down.applied.join(", "),
+                    down.from,
+                    down.to
+                ),
+            )
+        })?;
     outln!(
         "redid {tenant}'s {}: {} → {} → {}",
         up.applied.join(", "),
