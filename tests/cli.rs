@@ -2560,3 +2560,22 @@ fn a_failed_down_script_and_a_half_done_redo_say_what_ran() {
                 .and(predicate::str::contains("applying it again failed")),
         );
 }
+
+/// A folder named as a migration but misnumbered (no name after its
+/// number, or more digits than a timestamp has) is refused, naming it,
+/// not skipped with a warning while `status` calls every tenant current
+/// without it (an outside probe).
+#[test]
+fn a_misnumbered_migration_folder_is_refused_not_skipped() {
+    for name in ["0005_", "202612051200001_add_tags"] {
+        let dir = workspace_with(&["acme"]);
+        let folder = dir.path().join("migrations").join(name);
+        std::fs::create_dir(&folder).unwrap();
+        std::fs::write(folder.join("up.sql"), "CREATE TABLE t (x);").unwrap();
+        tenanted(dir.path())
+            .arg("status")
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(name));
+    }
+}

@@ -112,14 +112,16 @@ impl Migrations {
     /// their numbers; a tenant's version is how many have run.
     ///
     /// Hidden entries are ignored; any other entry whose name does not
-    /// start with digits and `_` (a `README.md`, a `notes/` directory) is
-    /// skipped with a warning (a `tracing` event).
+    /// start with digits (a `README.md`, a `notes/` directory) is skipped
+    /// with a warning (a `tracing` event). One that starts with digits is
+    /// meant as a migration: without a name after them (`0002_`, `0002`),
+    /// or with more than 14 of them, it is an error, not skipped.
     ///
     /// # Errors
     ///
     /// [`Error::BadMigrations`] naming the file or directory: a missing or
     /// unreadable directory or `up.sql`, a numbered entry that is not a
-    /// directory, a gap or duplicate among numbered migrations, two
+    /// directory or has no name or too many digits, a gap or duplicate among numbered migrations, two
     /// migrations with one timestamp, or no migrations.
     ///
     /// ```
@@ -150,7 +152,7 @@ impl Migrations {
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            let Some(number) = migration_number(&name, path) else {
+            let Some(number) = migration_number(&name, path)? else {
                 continue;
             };
             let Some(sub) = entry.as_dir() else {
@@ -452,9 +454,17 @@ fn is_timestamp(name: &str) -> bool {
 
 /// The number of the migration named `name` (at `path`), or `None`, with
 /// a warning, for an entry that is no migration (hidden ones silently).
-fn migration_number(name: &str, path: &Path) -> Option<u64> {
+///
+/// # Errors
+///
+/// [`Error::BadMigrations`] for a name that starts with digits but is no
+/// well-named migration (see [`misnumbered`]).
+fn migration_number(name: &str, path: &Path) -> Result<Option<u64>> {
     if name.starts_with('.') {
-        return None;
+        return Ok(None);
+    }
+    if let Some(reason) = misnumbered(name) {
+        return Err(bad(path, reason.into()));
     }
     let number = parse_number(name);
     if number.is_none() {
@@ -463,7 +473,7 @@ fn migration_number(name: &str, path: &Path) -> Option<u64> {
             "not a migration (its name does not start with NNNN_ or YYYYMMDDHHMMSS_): skipped"
         );
     }
-    number
+    Ok(number)
 }
 
 fn bad(path: &Path, reason: String) -> Error {
@@ -487,7 +497,7 @@ fn list_migration_dirs(dir: &Path) -> Result<Vec<(u64, String, PathBuf)>> {
         let entry = entry.map_err(|e| bad(dir, format!("cannot list it ({e})")))?;
         let path = entry.path();
         let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(number) = migration_number(&name, &path) else {
+        let Some(number) = migration_number(&name, &path)? else {
             continue;
         };
         if !sys::is_dir(&path) {
@@ -513,6 +523,25 @@ fn read_migration(name: String, path: &Path) -> Result<Migration> {
 }
 
 /// `NNNN` of `NNNN_name`: 1 to 14 digits, then `_` and a name.
+/// Why an entry whose name starts with digits, and so was meant as a
+/// migration, is not a well-named one (skipped, it would leave tenants
+/// called current without it).
+fn misnumbered(name: &str) -> Option<&'static str> {
+    let digits = name.split('_').next().unwrap_or(name);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    if digits.len() > TIMESTAMP_DIGITS {
+        return Some(
+            "its number has more than 14 digits: name it NNNN_what_it_does, or YYYYMMDDHHMMSS_what_it_does with a UTC time",
+        );
+    }
+    match name.strip_prefix(digits) {
+        Some("" | "_") => Some("it has no name after its number: name it NNNN_what_it_does"),
+        _ => None,
+    }
+}
+
 fn parse_number(name: &str) -> Option<u64> {
     let (digits, rest) = name.split_once('_')?;
     let digit_count = 1..=TIMESTAMP_DIGITS;
@@ -550,6 +579,22 @@ mod tests {
 
     fn ours(up: &str, down: &str) -> HistoryEntry {
         history_entry(1, &Migration::new("0001_a", up).down(down))
+    }
+
+    #[test]
+    fn a_name_meant_as_a_migration_but_misnumbered_is_an_error_not_skipped() {
+        for name in ["0002_", "0002", "202612051200001_add_tags"] {
+            assert!(misnumbered(name).is_some(), "{name}");
+        }
+        for name in [
+            "0002_add_tags",
+            "20261205120000_add_tags",
+            "README.md",
+            "notes",
+            "2fa_x",
+        ] {
+            assert!(misnumbered(name).is_none(), "{name}");
+        }
     }
 
     #[test]
