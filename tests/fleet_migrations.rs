@@ -165,6 +165,14 @@ fn a_sabotaged_tenant_fails_alone_and_keeps_its_version_and_data() {
             && msg.contains("already exists"),
         "{msg}"
     );
+    // The script is run ended by a NUL (read in place by SQLite); no
+    // message or source in the chain carries it.
+    let mut chain: Option<&dyn std::error::Error> = Some(&**err);
+    while let Some(e) = chain {
+        assert!(!e.to_string().contains('\0'), "{e}");
+        assert!(!format!("{e:?}").contains("\\0"), "{e:?}");
+        chain = e.source();
+    }
     assert_eq!(failures[0].to, Some(2));
     let text = report.to_string();
     assert!(

@@ -92,6 +92,7 @@ fn run_script(
     }
     if let Err(e) = ran {
         let _ = conn.execute_batch("ROLLBACK");
+        let e = said(&e);
         return Err(refused(format!(
             "it fails on an empty database ({e}), where every new tenant's schema is built: \
              make it run there too (a migration that moves rows must also work with none). \
@@ -105,4 +106,14 @@ fn run_script(
 /// `Ok`, or the error every operation that would run the migrations gives.
 pub(super) fn checked(result: &std::result::Result<(), Refused>) -> Result<()> {
     result.as_ref().map(|_| ()).map_err(Refused::error)
+}
+
+/// SQLite's own words for `e`, without the script rusqlite quotes with
+/// some (the rest of a long migration, ended by a NUL).
+fn said(e: &rusqlite::Error) -> String {
+    match e {
+        rusqlite::Error::SqlInputError { msg, .. } => msg.clone(),
+        rusqlite::Error::SqliteFailure(_, Some(msg)) => msg.clone(),
+        other => other.to_string(),
+    }
 }

@@ -359,8 +359,34 @@ fn migration_error(
             migration: migrations.failing_migration(&e),
             undoing: migrations.failed_undoing(&e),
             version,
-            source: Box::new(e),
+            source: Box::new(as_written(e)),
         },
+    }
+}
+
+/// The error with its script as written (the engine runs it ended by a
+/// NUL: see `migrations.rs`).
+fn as_written(e: rusqlite_migration::Error) -> rusqlite_migration::Error {
+    match e {
+        rusqlite_migration::Error::RusqliteError { query, err } => {
+            let query = super::migrations::unterminated(&query).to_owned();
+            let err = match err {
+                rusqlite::Error::SqlInputError {
+                    error,
+                    msg,
+                    sql,
+                    offset,
+                } => rusqlite::Error::SqlInputError {
+                    error,
+                    msg,
+                    sql: super::migrations::unterminated(&sql).to_owned(),
+                    offset,
+                },
+                err => err,
+            };
+            rusqlite_migration::Error::RusqliteError { query, err }
+        }
+        e => e,
     }
 }
 
