@@ -12,6 +12,7 @@ pub(in crate::storage) mod fence;
 pub(in crate::storage) mod file_copy;
 pub(in crate::storage) mod foreign_files;
 pub(in crate::storage) mod incomplete;
+pub(in crate::storage) mod integrity;
 #[cfg(feature = "encryption")]
 pub(in crate::storage) mod rekey;
 pub(in crate::storage) mod restore;

@@ -29,6 +29,7 @@ use crate::storage::lifecycle::create::{clear_the_way, under_new_lock};
 use crate::storage::lifecycle::debris::finish_fenced_entry;
 use crate::storage::lifecycle::fence::{Fence, Waiting};
 use crate::storage::lifecycle::foreign_files::refuse_foreign_files;
+use crate::storage::lifecycle::integrity::integrity_check;
 use crate::storage::lifecycle::snapshot::{Snapshot, copy_to};
 use crate::storage::lifecycle::stage::{Stage, Swap};
 use crate::storage::opening::header::reserves_bytes;
@@ -318,15 +319,6 @@ fn check_open_backup(
         });
     }
     Ok(version)
-}
-
-/// `ok`, or the first few problems `PRAGMA integrity_check` finds, on
-/// one line.
-fn integrity_check(conn: &Connection) -> rusqlite::Result<String> {
-    let mut stmt = conn.prepare("PRAGMA integrity_check(3)")?;
-    let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
-    let lines = rows.collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(lines.join("; ").replace('\n', "; "))
 }
 
 /// Why an encrypted backup cannot be restored under a name with no key.
