@@ -763,6 +763,8 @@ pub(crate) fn concise(e: &rusqlite_migration::Error) -> String {
             rusqlite::Error::SqliteFailure(_, Some(msg)) => msg.clone(),
             other => other.to_string(),
         },
+        // A hook's own words (the foreign-key check after a step).
+        rusqlite_migration::Error::Hook(message) => message.clone(),
         other => other.to_string(),
     }
 }

@@ -2470,6 +2470,11 @@ fn a_migration_that_ends_its_transaction_or_needs_rows_is_refused_before_any_ten
             "ends the transaction",
         ),
         (
+            "0005_commit_begin",
+            "CREATE TABLE t1 (x); COMMIT; BEGIN; CREATE TABLE t2 (x);",
+            "ends the transaction",
+        ),
+        (
             "0005_rollback",
             "CREATE TABLE t1 (x); ROLLBACK; CREATE TABLE t2 (x);",
             "ends the transaction",

@@ -17,6 +17,7 @@ use std::path::PathBuf;
 
 use rusqlite::Connection;
 
+use super::foreign_keys::{self, Baseline};
 use crate::error::{Error, Result};
 
 /// Why the migrations failed on an empty database: the migration's
@@ -48,12 +49,15 @@ pub(super) struct Scripts<'a> {
 /// run there: a down may need rows), each checked for ending its
 /// transaction.
 pub(super) fn run_on_empty(list: &[Scripts<'_>]) -> std::result::Result<(), Refused> {
-    let conn = Connection::open_in_memory().map_err(|e| Refused {
-        script: PathBuf::from(":memory:"),
-        reason: format!("opening an empty database to try the migrations on failed: {e}"),
-    })?;
+    // Foreign keys off, as a tenant's migration runs (`foreign_keys.rs`).
+    let conn = Connection::open_in_memory()
+        .and_then(|conn| foreign_keys::off(&conn).map(|()| conn))
+        .map_err(|e| Refused {
+            script: PathBuf::from(":memory:"),
+            reason: format!("opening an empty database to try the migrations on failed: {e}"),
+        })?;
     for m in list {
-        run_script(&conn, m.name, m.up, "up.sql")?;
+        run_script(&conn, m.name, m.up, UP)?;
     }
     for m in list.iter().rev() {
         let Some(down) = m.down else { break };
@@ -68,7 +72,11 @@ pub(super) fn run_on_empty(list: &[Scripts<'_>]) -> std::result::Result<(), Refu
 }
 
 const ENDS: &str = "it ends the transaction";
+const UP: &str = "up.sql";
 
+/// Runs one script in a transaction of its own, inside a savepoint of
+/// tenanted's: a script that ends the transaction (and begins another:
+/// `COMMIT; BEGIN;`) takes the savepoint with it.
 fn run_script(
     conn: &Connection,
     name: &str,
@@ -80,19 +88,25 @@ fn run_script(
         script: script.clone(),
         reason,
     };
-    conn.execute_batch("BEGIN")
+    conn.execute_batch("BEGIN; SAVEPOINT tenanted_empty_run;")
         .map_err(|e| refused(format!("beginning a transaction on an empty database: {e}")))?;
     let ran = conn.execute_batch(sql);
-    if conn.is_autocommit() {
+    let ended = conn.is_autocommit()
+        || (ran.is_ok() && conn.execute_batch("RELEASE tenanted_empty_run").is_err());
+    if ended {
+        let _ = conn.execute_batch("ROLLBACK");
         return Err(refused(format!(
             "{ENDS} tenanted runs each migration in (a COMMIT, END or ROLLBACK statement): \
              a tenant would be left half migrated; remove the statement (SAVEPOINT and \
-             RELEASE may stay). Nothing was migrated"
+             RELEASE of savepoints of its own may stay). Nothing was migrated"
         )));
     }
+    let ran = ran.map_err(|e| said(&e)).and_then(|()| match file {
+        UP => foreign_keys::check_step(conn, &Baseline::empty(), name),
+        _ => Ok(()),
+    });
     if let Err(e) = ran {
         let _ = conn.execute_batch("ROLLBACK");
-        let e = said(&e);
         return Err(refused(format!(
             "it fails on an empty database ({e}), where every new tenant's schema is built: \
              make it run there too (a migration that moves rows must also work with none). \

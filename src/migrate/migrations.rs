@@ -7,6 +7,7 @@ use std::sync::{Arc, OnceLock};
 use rusqlite_migration::M;
 
 use super::empty_run::{self, Refused, Scripts};
+use super::foreign_keys::{self, Baseline};
 
 use crate::error::{Error, Result};
 use crate::paths::Fnv1a;
@@ -302,7 +303,8 @@ impl Migrations {
         let sqlite = |e| Error::sqlite(None, here, "dumping the schema", e);
         let mut conn = rusqlite::Connection::open_in_memory().map_err(sqlite)?;
         if !self.is_empty() {
-            self.engine()
+            foreign_keys::off(&conn).map_err(sqlite)?;
+            self.engine(&Baseline::empty())
                 .to_latest(&mut conn)
                 .map_err(|e| Error::BadMigrations {
                     path: here.to_path_buf(),
@@ -370,19 +372,22 @@ impl Migrations {
         empty_run::checked(self.on_empty.get_or_init(scripts))
     }
 
-    /// The migrations as `rusqlite_migration` sees them, each followed by
-    /// `PRAGMA foreign_key_check` inside its transaction: a migration runs
-    /// with foreign keys off (see `tenant.rs`), so a row it leaves
-    /// pointing nowhere fails it instead of staying.
-    pub(super) fn engine(&self) -> rusqlite_migration::Migrations<'_> {
+    /// The migrations as `rusqlite_migration` sees them, each script ended
+    /// by a NUL (see [`terminated`]) and each up step followed by a check
+    /// of foreign keys against `baseline` (see `foreign_keys.rs`): the
+    /// caller runs them with foreign keys off.
+    pub(super) fn engine(&self, baseline: &Baseline) -> rusqlite_migration::Migrations<'_> {
         rusqlite_migration::Migrations::new(
-            self.terminated
+            self.list
                 .iter()
-                .map(|(up, down)| match down {
-                    Some(down) => M::up(up).down(down),
-                    None => M::up(up),
+                .zip(self.terminated.iter())
+                .map(|(m, (up, down))| {
+                    let step = M::up_with_hook(up, baseline.hook(&m.name));
+                    match down {
+                        Some(down) => step.down(down),
+                        None => step,
+                    }
                 })
-                .map(M::foreign_key_check)
                 .collect(),
         )
     }

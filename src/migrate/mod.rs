@@ -5,6 +5,7 @@
 //! fleet engine, `crate::fleet`) with their options and reports.
 
 mod empty_run;
+mod foreign_keys;
 mod migrate_all;
 mod migrations;
 mod options;

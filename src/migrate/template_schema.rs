@@ -6,6 +6,7 @@ use std::path::Path;
 
 use rusqlite::Connection;
 
+use super::foreign_keys::{self, Baseline};
 use super::migrations::Migrations;
 use crate::error::{Error, Result, concise};
 use crate::name::TenantName;
@@ -32,15 +33,22 @@ fn migrate_template(migrations: &Migrations, conn: &mut Connection, path: &Path)
     }
     // Said as a migration would say it, naming the script.
     migrations.check_on_empty()?;
-    migrations.engine().to_latest(conn).map_err(|e| {
-        let migration = migrations.failing_migration(&e);
-        Error::BadMigrations {
-            path: path.to_path_buf(),
-            reason: format!(
-                "building the template database failed{}: {}; fix the migration",
-                migration.map(|m| format!(" in {m}")).unwrap_or_default(),
-                concise(&e)
-            ),
-        }
-    })
+    // As a tenant's migration runs (see `foreign_keys.rs`): a template
+    // built with them on lost the rows a rebuilt table's children held.
+    foreign_keys::off(conn)
+        .map_err(|e| Error::sqlite(None, path, "turning foreign keys off", e))?;
+    migrations
+        .engine(&Baseline::empty())
+        .to_latest(conn)
+        .map_err(|e| {
+            let migration = migrations.failing_migration(&e);
+            Error::BadMigrations {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "building the template database failed{}: {}; fix the migration",
+                    migration.map(|m| format!(" in {m}")).unwrap_or_default(),
+                    concise(&e)
+                ),
+            }
+        })
 }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use rusqlite::ErrorCode;
 use rusqlite_migration::MigrationDefinitionError;
 
+use super::foreign_keys::{self, Baseline};
 use super::migrations::Migrations;
 use super::version::{Reading, peek_version, read_version};
 use crate::busy::{Busy, WaitedFor};
@@ -215,22 +216,26 @@ fn migrate_locked(
     (prelude.first_write)(patience)?;
     let span = tracing::info_span!("migrate", tenant = %tenant, from, to = target);
     let _entered = span.enter();
-    // Foreign keys off, as SQLite's recipe for changing a table has it
-    // (it drops and re-creates the table): with them on (the bundled
-    // SQLite's default, and every pooled connection's), `DROP TABLE`
-    // deleted the rows referencing it (ON DELETE CASCADE, SET NULL), and
-    // `PRAGMA foreign_keys = OFF` inside the migration's transaction is a
-    // no-op. Each step checks the keys before it commits (`engine`).
-    conn.execute_batch("PRAGMA foreign_keys = OFF")
-        .map_err(|e| {
-            crate::storage::sqlite_error(
-                tenant,
-                path,
-                "turning foreign keys off for the migration",
-                e,
-            )
-        })?;
-    let migrated = migrations.engine().to_version(&mut conn, target);
+    // Foreign keys off, and checked after each step against what was
+    // there before (see `foreign_keys.rs`).
+    let keys = |e| {
+        crate::storage::sqlite_error(
+            tenant,
+            path,
+            "turning foreign keys off for the migration",
+            e,
+        )
+    };
+    foreign_keys::off(&conn).map_err(keys)?;
+    let baseline = Baseline::of(&conn).map_err(|e| {
+        crate::storage::sqlite_error(
+            tenant,
+            path,
+            "checking foreign keys before the migration",
+            e,
+        )
+    })?;
+    let migrated = migrations.engine(&baseline).to_version(&mut conn, target);
     // Even a failed run may have committed some steps: other processes'
     // watchers look at the version either way.
     crate::storage::announce(root, tenant);
@@ -345,14 +350,6 @@ fn migration_error(
                 available: fs.available,
             }
         }
-        rusqlite_migration::Error::ForeignKeyCheck(rows) => Error::Migration {
-            tenant: tenant.clone(),
-            path,
-            migration: None,
-            undoing: false,
-            version,
-            source: Box::new(rusqlite_migration::Error::Hook(dangling(&rows))),
-        },
         e => Error::Migration {
             tenant: tenant.clone(),
             path,
@@ -388,16 +385,6 @@ fn as_written(e: rusqlite_migration::Error) -> rusqlite_migration::Error {
         }
         e => e,
     }
-}
-
-/// What `PRAGMA foreign_key_check` found after a step, said briefly (a
-/// table rebuilt without its rows' parents may leave thousands).
-fn dangling(rows: &[rusqlite_migration::ForeignKeyCheckError]) -> String {
-    let first = rows.first().map(ToString::to_string).unwrap_or_default();
-    format!(
-        "PRAGMA foreign_key_check found {} row(s) referencing rows that are not there (the first: {first}), and the step was rolled back. Keep the parent rows (copy them into a rebuilt table before dropping the old one), or delete the orphans in the migration; orphans there before the migration must be fixed first",
-        rows.len()
-    )
 }
 
 /// Room below which a failed write is taken for a full file system.
