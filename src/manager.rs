@@ -918,8 +918,12 @@ impl TenantManager {
     ///
     /// # Errors
     ///
-    /// Only for a bad `only` name, a bad template, or a root that cannot
-    /// be listed at all; tenant failures are in the report.
+    /// Only for a bad `only` name, a bad template, a root that cannot be
+    /// listed at all, or, for a run to the latest version,
+    /// [`Error::BadMigrations`] for migrations that cannot build a new
+    /// tenant or that end the transaction they run in (tried once on an
+    /// empty database before any tenant is changed: see the README's
+    /// "Schema"); tenant failures are in the report.
     ///
     /// ```
     /// # let dir = tempfile::tempdir()?;
@@ -1017,7 +1021,9 @@ impl TenantManager {
     ///
     /// # Errors
     ///
-    /// [`Error::BadTenantName`] for a bad `only` name; otherwise as
+    /// [`Error::BadTenantName`] for a bad `only` name;
+    /// [`Error::BadMigrations`] for migrations that `migrate_all` would
+    /// refuse before any tenant (see its docs); otherwise as
     /// [`migration_status`](Self::migration_status). A tenant of `only`
     /// that does not exist is in the plan with its error, and so is every
     /// tenant for a target past the latest version
@@ -1049,6 +1055,10 @@ impl TenantManager {
             ),
             None => None,
         };
+        // As `migrate_all` refuses the run (see `migrate/empty_run.rs`).
+        if target == latest {
+            migrations.check_on_empty((0, target))?;
+        }
         let mut rows = Vec::new();
         let status = self.status(Some(&mut |row: &TenantStatus| rows.push(row.clone())))?;
         let path_of =

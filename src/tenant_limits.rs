@@ -186,12 +186,17 @@ impl TenantManager {
     }
 
     fn change_limits(&self, name: &str, change: impl FnOnce(&mut Entry)) -> Result<()> {
-        let tenant = self.existing(name)?;
-        // Under the tenant's lock, looked at again there: a destroy holds
-        // it until the tenant and its limits are gone, so a change racing
-        // it cannot outlive it onto the next tenant of the name.
-        let path = self.root().path_of(tenant.as_str())?;
-        let _lock = self.lock_tenant((&tenant, &path), WaitedFor::LimitChange)?;
+        let (tenant, path) = self.locate(name)?;
+        // Under the tenant's lock, looked at there: a destroy holds it
+        // until the tenant and its limits are gone, so a change racing it
+        // cannot outlive it onto the next tenant of the name; a restore
+        // or a re-key holds it while the tenant is fenced off, and the
+        // change waits for it.
+        let locked = self.lock_tenant((&tenant, &path), WaitedFor::LimitChange);
+        let _lock = locked.map_err(|e| match e {
+            Error::TenantDoesNotExist { .. } => self.existing(name).err().unwrap_or(e),
+            e => e,
+        })?;
         self.existing(name)?;
         self.limits().change(&tenant, change)?;
         // This process at once; the others when their watcher looks.

@@ -2584,3 +2584,34 @@ fn a_misnumbered_migration_folder_is_refused_not_skipped() {
             .stderr(predicate::str::contains(name));
     }
 }
+
+/// A migration refused on an empty database (it needs rows) does not
+/// stop a rollback that only runs the down scripts above it, and a dry
+/// run says what the run would refuse (a review: a rollback was refused
+/// for a migration it does not run; the dry run said "would apply" and
+/// exited 0 where the run was refused).
+#[test]
+fn a_migration_refused_on_an_empty_database_does_not_stop_a_rollback_above_it() {
+    let dir = workspace(4);
+    tenanted(dir.path())
+        .args(["create", "acme"])
+        .assert()
+        .success();
+    // 0002 now needs rows (an edit, accepted as the root's record allows).
+    let up = dir.path().join("migrations/0002_create_items/up.sql");
+    let original = std::fs::read_to_string(&up).unwrap();
+    std::fs::write(
+        &up,
+        format!("{original}\nCREATE TABLE firsts (id INTEGER NOT NULL);\nINSERT INTO firsts SELECT max(id) FROM users;"),
+    )
+    .unwrap();
+    tenanted(dir.path())
+        .args(["migrate", "--dry-run", "--accept-migration-changes"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("0002_create_items/up.sql"));
+    tenanted(dir.path())
+        .args(["rollback", "acme", "--yes", "--accept-migration-changes"])
+        .assert()
+        .success();
+}

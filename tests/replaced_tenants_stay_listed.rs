@@ -36,12 +36,20 @@ struct ReplaceMidway {
 
 impl ReplaceMidway {
     fn begin(root: &Path, tenant: &str) -> Self {
+        Self::held_for(root, tenant, "restore")
+    }
+
+    /// The marks of a replace, with the entry lock held by a holder that
+    /// says it is doing `word`.
+    fn held_for(root: &Path, tenant: &str, word: &str) -> Self {
         let db = RootConfig::new(root).database_path(tenant).unwrap();
         let dir = db.parent().unwrap();
         let bucket = dir.parent().unwrap();
         let lock = bucket.join(format!(".{tenant}.lock"));
         let held = File::create(&lock).unwrap();
         held.lock().unwrap();
+        // What the holder writes there once it holds the lock.
+        std::fs::write(&lock, format!("{word}\n")).unwrap();
         let mark = bucket.join(format!(".{tenant}.restoring"));
         File::create(&mark).unwrap();
         let fenced = dir.join(".main.sqlite3.destroying");
@@ -77,6 +85,22 @@ fn a_tenant_being_replaced_is_still_listed() {
     m.create_tenant("globex").unwrap();
     let midway = ReplaceMidway::begin(dir.path(), "acme");
     assert_eq!(names(&m), ["acme", "globex"]);
+    drop(midway);
+    assert_eq!(names(&m), ["acme", "globex"]);
+}
+
+/// A replace that died leaves its marks; another holder of the tenant's
+/// lock (a migration waiting to put it back, a read) does not make it
+/// look running: the tenant is not listed while its database is away
+/// (the next checkout or sweep puts it back).
+#[test]
+fn a_dead_replace_whose_lock_another_operation_holds_is_not_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = manager(dir.path());
+    m.create_tenant("acme").unwrap();
+    m.create_tenant("globex").unwrap();
+    let midway = ReplaceMidway::held_for(dir.path(), "acme", "migration");
+    assert_eq!(names(&m), ["globex"]);
     drop(midway);
     assert_eq!(names(&m), ["acme", "globex"]);
 }
@@ -155,4 +179,22 @@ fn status_and_usage_wait_for_a_replace_and_count_the_tenant() {
         assert_eq!((usage.tenants, usage.top.len()), (2, 2), "{usage:?}");
         assert!(usage.failed.is_empty(), "{usage:?}");
     });
+}
+
+/// A limit or a suspension set while a replace runs waits for it and
+/// holds on the tenant it leaves (a review: refused, "does not exist",
+/// though the tenant was listed).
+#[test]
+fn a_limit_set_during_a_replace_waits_for_it_and_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = manager(dir.path());
+    m.create_tenant("acme").unwrap();
+    let midway = ReplaceMidway::begin(dir.path(), "acme");
+    std::thread::scope(|s| {
+        let setting = s.spawn(|| m.set_tenant_max_size("acme", Some(1 << 20)));
+        std::thread::sleep(Duration::from_millis(300));
+        drop(midway);
+        setting.join().unwrap().unwrap();
+    });
+    assert_eq!(m.tenant_limits("acme").unwrap().max_size, Some(1 << 20));
 }

@@ -30,21 +30,20 @@ use crate::fs::{Patience, sys};
 /// progress, so this bound is never reached in practice.
 const MAX_ATTEMPTS: usize = 1000;
 
-/// Whether some open file description holds a `flock` on the lock file
-/// `name` in `dir` (one that is not there is held by nobody): tried with
-/// a shared lock that is let go at once, so a holder is never waited for
-/// and never kept out for more than the try.
-pub(crate) fn is_held(dir: BorrowedFd<'_>, name: &Path) -> bool {
-    let Ok(file) = sys::open_file(dir, name) else {
-        return false;
-    };
+/// What the holder of the lock file `name` in `dir` said it is doing, if
+/// some open file description holds its `flock` (one that is not there
+/// is held by nobody): tried with a shared lock that is let go at once,
+/// so a holder is never waited for and never kept out for more than the
+/// try.
+pub(crate) fn held_for(dir: BorrowedFd<'_>, name: &Path) -> Option<WaitedFor> {
+    let file = sys::open_file(dir, name).ok()?;
     match sys::flock(&file, true, false, name) {
         Ok(true) => {
             let _ = sys::unlock(&file, name);
-            false
+            None
         }
-        Ok(false) => true,
-        Err(_) => false,
+        Ok(false) => Some(WaitedFor::from_keyword(&sys::lock_description(&file, name))),
+        Err(_) => None,
     }
 }
 

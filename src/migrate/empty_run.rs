@@ -26,6 +26,9 @@ use crate::error::{Error, Result};
 pub(super) struct Refused {
     script: PathBuf,
     reason: String,
+    /// The migration's index (its version is one more), and whether its
+    /// `up.sql` (not its `down.sql`) was refused.
+    at: (usize, bool),
 }
 
 impl Refused {
@@ -33,6 +36,18 @@ impl Refused {
         Error::BadMigrations {
             path: self.script.clone(),
             reason: self.reason.clone(),
+        }
+    }
+
+    /// Whether a run from version `from` to `to` would run the script
+    /// refused: an `up.sql` of a migration it applies, or a `down.sql` of
+    /// one it undoes (a rollback past a migration whose `up.sql` needs
+    /// rows, applied long ago, only needs its `down.sql`).
+    fn concerns(&self, from: usize, to: usize) -> bool {
+        let (index, up) = self.at;
+        match up {
+            true => from <= index && index < to,
+            false => to <= index && index < from,
         }
     }
 }
@@ -55,13 +70,14 @@ pub(super) fn run_on_empty(list: &[Scripts<'_>]) -> std::result::Result<(), Refu
         .map_err(|e| Refused {
             script: PathBuf::from(":memory:"),
             reason: format!("opening an empty database to try the migrations on failed: {e}"),
+            at: (0, true),
         })?;
-    for m in list {
-        run_script(&conn, m.name, m.up, UP)?;
+    for (index, m) in list.iter().enumerate() {
+        run_script(&conn, (m.name, index), m.up, UP)?;
     }
-    for m in list.iter().rev() {
+    for (index, m) in list.iter().enumerate().rev() {
         let Some(down) = m.down else { break };
-        if let Err(refused) = run_script(&conn, m.name, down, "down.sql") {
+        if let Err(refused) = run_script(&conn, (m.name, index), down, "down.sql") {
             if refused.reason.starts_with(ENDS) {
                 return Err(refused);
             }
@@ -79,7 +95,7 @@ const UP: &str = "up.sql";
 /// `COMMIT; BEGIN;`) takes the savepoint with it.
 fn run_script(
     conn: &Connection,
-    name: &str,
+    (name, index): (&str, usize),
     sql: &str,
     file: &str,
 ) -> std::result::Result<(), Refused> {
@@ -87,6 +103,7 @@ fn run_script(
     let refused = |reason: String| Refused {
         script: script.clone(),
         reason,
+        at: (index, file == UP),
     };
     conn.execute_batch("BEGIN; SAVEPOINT tenanted_empty_run;")
         .map_err(|e| refused(format!("beginning a transaction on an empty database: {e}")))?;
@@ -117,9 +134,16 @@ fn run_script(
         .map_err(|e| refused(format!("committing it on an empty database: {e}")))
 }
 
-/// `Ok`, or the error every operation that would run the migrations gives.
-pub(super) fn checked(result: &std::result::Result<(), Refused>) -> Result<()> {
-    result.as_ref().map(|_| ()).map_err(Refused::error)
+/// `Ok`, or the error a run from version `from` to `to` gives when it
+/// would run the script refused.
+pub(super) fn checked(
+    result: &std::result::Result<(), Refused>,
+    (from, to): (usize, usize),
+) -> Result<()> {
+    match result {
+        Err(refused) if refused.concerns(from, to) => Err(refused.error()),
+        _ => Ok(()),
+    }
 }
 
 /// SQLite's own words for `e`, without the script rusqlite quotes with

@@ -353,13 +353,15 @@ impl Migrations {
     }
 
     /// Runs every migration on an empty database once (see
-    /// `empty_run.rs`), before the first run that changes a tenant.
+    /// `empty_run.rs`), before the first run that changes a tenant; a
+    /// refused script fails a run from version `from` to `to` only if the
+    /// run would run it.
     ///
     /// # Errors
     ///
     /// [`Error::BadMigrations`] naming the script that failed there, or
     /// that ends its transaction.
-    pub(super) fn check_on_empty(&self) -> Result<()> {
+    pub(crate) fn check_on_empty(&self, (from, to): (usize, usize)) -> Result<()> {
         let scripts = || {
             let each = self.list.iter().zip(self.terminated.iter());
             let each = each.map(|(m, (up, down))| Scripts {
@@ -369,7 +371,7 @@ impl Migrations {
             });
             empty_run::run_on_empty(&each.collect::<Vec<_>>())
         };
-        empty_run::checked(self.on_empty.get_or_init(scripts))
+        empty_run::checked(self.on_empty.get_or_init(scripts), (from, to))
     }
 
     /// The migrations as `rusqlite_migration` sees them, each script ended

@@ -103,8 +103,11 @@ impl PlannedTenant {
                 };
                 (from.ok(), Some(Arc::new(e)))
             }
-            // The run would fail it: a migration to undo has no down.sql.
-            Ok(v) => match check_down_scripts(m, &tenant, v, to) {
+            // The run would fail it: a migration to undo has no down.sql,
+            // or a script it would run is refused on an empty database.
+            Ok(v) => match check_down_scripts(m, &tenant, v, to)
+                .and_then(|()| m.check_on_empty((v, to)))
+            {
                 Ok(()) => (Some(v), None),
                 Err(e) => (Some(v), Some(Arc::new(e))),
             },

@@ -32,7 +32,7 @@ fn migrate_template(migrations: &Migrations, conn: &mut Connection, path: &Path)
         return Ok(());
     }
     // Said as a migration would say it, naming the script.
-    migrations.check_on_empty()?;
+    migrations.check_on_empty((0, migrations.latest_version()))?;
     // As a tenant's migration runs (see `foreign_keys.rs`): a template
     // built with them on lost the rows a rebuilt table's children held.
     foreign_keys::off(conn)

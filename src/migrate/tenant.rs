@@ -212,7 +212,7 @@ fn migrate_locked(
         return Ok(unchanged(tenant, from, started));
     }
     check_down_scripts(migrations, tenant, from, target)?;
-    migrations.check_on_empty()?;
+    migrations.check_on_empty((from, target))?;
     (prelude.first_write)(patience)?;
     let span = tracing::info_span!("migrate", tenant = %tenant, from, to = target);
     let _entered = span.enter();

@@ -8,12 +8,12 @@ use rusqlite::{Connection, OpenFlags};
 
 use crate::error::{Error, Result};
 use crate::fleet::may_be_database;
-use crate::fs::{Dir, Patience};
+use crate::fs::Dir;
 use crate::name::TenantName;
 use crate::paths::Found;
 use crate::storage::{
-    Header, READ_GATE_WAIT, TenantPath, being_replaced, diagnosed, header_version, incomplete,
-    open_for_glance, open_for_reading, require_database, sqlite_error, wait_out_replace,
+    Header, TenantPath, being_replaced, diagnosed, header_version, incomplete, open_for_glance,
+    open_for_reading, replace_marked, require_database, sqlite_error,
 };
 
 /// The tenant's schema version.
@@ -111,21 +111,20 @@ pub(crate) fn peek_with_sqlite(
     reading: Reading,
 ) -> Result<usize> {
     // An empty file would read as version 0 through either open below.
-    let _replaced = match (require_database(tenant, root, path), reading) {
-        // Being replaced (a restore, a re-key): there again once done.
+    match (require_database(tenant, root, path), reading) {
+        // Being replaced (a restore, a re-key): the one-off read waits for
+        // it, within its own wait, and reads the tenant once it is done.
         (
             Err(e @ (Error::TenantDoesNotExist { .. } | Error::TenantBeingDestroyed { .. })),
             Reading::Waiting,
         ) => {
-            let patience = Patience::new(READ_GATE_WAIT);
-            let Some(lock) = wait_out_replace(tenant, (root, path), &patience)? else {
+            if replace_marked(root, path).is_none() {
                 return Err(e);
-            };
-            // Read with the lock held (see `storage::wait_out_replace`).
-            require_database(tenant, root, path)?;
-            Some(lock)
+            }
+            let read = open_for_reading(tenant, root, path)?;
+            return Ok(usize::try_from(read.version).unwrap_or(0));
         }
-        (found, _) => found.map(|_| None)?,
+        (found, _) => found?,
     };
     let sidecar = |suffix: &str| {
         let mut name = path.as_os_str().to_owned();

@@ -26,9 +26,10 @@ use tracing::{debug, warn};
 
 use super::layout::Layout;
 use super::path_template::Captures;
+use crate::busy::WaitedFor;
 use crate::error::{Error, Result, is_fd_exhaustion};
 use crate::fs::entries::{Entries, Entry};
-use crate::fs::lock::is_held;
+use crate::fs::lock::held_for;
 use crate::fs::siblings::lock_path;
 use crate::fs::sys;
 use crate::name::{self, TenantName};
@@ -716,10 +717,14 @@ impl Iterator for Walker {
 
 /// Whether the replace that marked the tenant directory `name` in
 /// `frame`'s directory is running: its entry lock (`.NAME.lock`, beside
-/// the directory) is held.
+/// the directory) is held, by a restore or a re-key (another holder of a
+/// dead replace's tenant, a migration waiting on it, says so).
 fn replace_running(frame: &Frame, name: &str) -> bool {
     let lock = lock_path(Path::new(name));
-    is_held(frame.entries.dir().as_fd(), &lock)
+    matches!(
+        held_for(frame.entries.dir().as_fd(), &lock),
+        Some(WaitedFor::Restore | WaitedFor::Rekey)
+    )
 }
 
 #[cfg(test)]
