@@ -193,7 +193,8 @@ impl MigrationPlan {
     }
 
     /// Tenants whose version cannot be read (or that are not there), and
-    /// tenants the run would fail on (a target out of range).
+    /// tenants the run would fail on (see [`PlannedTenant::action`]'s
+    /// `"fail"`); the summary line says the two apart.
     pub fn unreadable(&self) -> usize {
         self.count("unreadable") + self.count("fail")
     }
