@@ -335,3 +335,66 @@ fn a_future_dropped_while_its_checkout_waits_frees_its_thread_for_other_tenants(
     );
     drop(held);
 }
+
+/// A future dropped while its checkout waits for another caller's cold
+/// open of the tenant (its first connection, held up here in a
+/// `connection_init` hook) lets go of its blocking thread too, not after
+/// `connection_timeout` (a review). Two blocking threads: the open's, and
+/// the abandoned follower's, which must free itself for another tenant.
+#[test]
+fn a_future_dropped_while_another_opens_its_tenant_frees_its_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    manager(dir.path()).create_tenant("globex").unwrap();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    // The hook is let go even if an assertion fails, so the runtime's
+    // drop does not wait for it forever.
+    struct LetGo(std::sync::mpsc::Sender<()>);
+    impl Drop for LetGo {
+        fn drop(&mut self) {
+            let _ = self.0.send(());
+        }
+    }
+    let release = LetGo(release);
+    let released = std::sync::Mutex::new(released);
+    let opening = Arc::new(AtomicBool::new(false));
+    let hook_opening = Arc::clone(&opening);
+    let m = common::builder(dir.path())
+        .connection_timeout(Duration::from_secs(3600))
+        .connection_init(move |conn| {
+            let acme = conn.path().is_some_and(|p| p.contains("/acme/"));
+            if acme && !hook_opening.swap(true, Ordering::SeqCst) {
+                let _ = released.lock().unwrap().recv();
+            }
+            Ok(())
+        })
+        .build()
+        .unwrap();
+    let rt = runtime(2);
+    let lead = {
+        let m = m.clone();
+        rt.spawn(async move { m.interact("acme", |_| ()).await })
+    };
+    rt.block_on(async {
+        while !opening.load(Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    });
+    let follower = {
+        let m = m.clone();
+        rt.spawn(async move { m.interact("acme", |_| ()).await })
+    };
+    // Let the follower reach the flight, then give it up.
+    rt.block_on(async { tokio::time::sleep(Duration::from_millis(200)).await });
+    follower.abort();
+    assert!(rt.block_on(follower).is_err_and(|e| e.is_cancelled()));
+    let other = rt.block_on(async {
+        let asked = m.interact("globex", |conn| {
+            conn.query_row("SELECT count(*) FROM notes", [], |r| r.get::<_, i64>(0))
+        });
+        tokio::time::timeout(Duration::from_secs(120), asked).await
+    });
+    let served = other.expect("globex waited behind the abandoned follower");
+    assert_eq!(served.unwrap().unwrap(), 0);
+    drop(release);
+    rt.block_on(lead).unwrap().unwrap();
+}

@@ -21,8 +21,10 @@ use rusqlite::{Connection, OpenFlags};
 use scheduled_thread_pool::{OnPoolDropBehavior, ScheduledThreadPool};
 
 use super::cache::{Inserted, Opening, PoolCache};
+use super::caller_gone;
 use super::connect_errors::{ConnectErrors, LastConnectError};
 use super::connection::TenantConnection;
+use super::flight::Flight;
 use super::lease::Lease;
 use super::pinned_manager::{OpenFailure, PinnedManager, Steps, Target};
 use super::pool_state::{Admission, PoolState};
@@ -112,7 +114,7 @@ pub(crate) fn open(
                 // `flight.rs`). A lead held up by user code (hooks waiting
                 // on each other across threads) is waited for no longer
                 // than a checkout waits for a connection.
-                match flight.wait_until(following.deadline(config)) {
+                match following.follow(&flight, config) {
                     Some(failed) => together = failed,
                     None => return Err(following.gave_up(tenant, path)),
                 }
@@ -152,7 +154,13 @@ pub(crate) fn open(
 #[derive(Default)]
 struct Following {
     started: Option<Instant>,
+    /// The caller went while it waited.
+    gone: bool,
 }
+
+/// How often a caller waiting for another's open looks whether it has
+/// gone.
+const FOLLOW_SLICE: Duration = Duration::from_millis(100);
 
 impl Following {
     /// When the caller stops waiting: `connection_timeout` after it first
@@ -161,8 +169,31 @@ impl Following {
         *self.started.get_or_insert_with(Instant::now) + config.connection_timeout
     }
 
-    /// The error of a caller that waited until its deadline.
+    /// Waits for `flight` to land: how it ended (`Some(failed)`), or
+    /// `None` at the deadline, or once the caller has gone (an abandoned
+    /// `interact`: see `caller_gone.rs`), looked at every [`FOLLOW_SLICE`].
+    fn follow(&mut self, flight: &Flight, config: &OpenConfig) -> Option<bool> {
+        let deadline = self.deadline(config);
+        loop {
+            let slice = deadline.min(Instant::now() + FOLLOW_SLICE);
+            if let Some(failed) = flight.wait_until(slice) {
+                return Some(failed);
+            }
+            if slice >= deadline || caller_gone::caller_gone() {
+                self.gone = caller_gone::caller_gone();
+                return None;
+            }
+        }
+    }
+
+    /// The error of a caller that waited until its deadline, or went.
     fn gave_up(&self, tenant: TenantName, path: PathBuf) -> Error {
+        if self.gone {
+            return Error::InteractAborted {
+                tenant,
+                reason: "the future was dropped while the tenant was being opened",
+            };
+        }
         let waited = self.started.map(|s| s.elapsed()).unwrap_or_default();
         Error::Pool {
             tenant,
