@@ -227,13 +227,16 @@ fn migrate_locked(
         )
     };
     foreign_keys::off(&conn).map_err(keys)?;
-    let baseline = Baseline::of(&conn).map_err(|e| {
-        crate::storage::sqlite_error(
+    // The first read of the tenant's pages: one without its key is said
+    // as the migration's own failure would be.
+    let baseline = Baseline::of(&conn).map_err(|e| match read_without_its_key(root, path, &e) {
+        true => crypt::unkeyed_open(tenant, path),
+        false => crate::storage::sqlite_error(
             tenant,
             path,
             "checking foreign keys before the migration",
             e,
-        )
+        ),
     })?;
     let migrated = migrations.engine(&baseline).to_version(&mut conn, target);
     // Even a failed run may have committed some steps: other processes'

@@ -231,7 +231,8 @@ fn rekey_file(path: &Path, old: &TenantKey, new: &TenantKey) -> rusqlite::Result
 /// neither key opens a tenant. One tenant that cannot be settled does not
 /// stop the others: the error is the first one's, once every tenant was
 /// tried (a sweep that left a re-key unsettled, with a wrong master key,
-/// said it succeeded).
+/// said it succeeded), but for a damaged tenant, which is only logged (it
+/// says so itself when opened).
 pub(crate) fn settle_interrupted(root: &RootConfig) -> Result<usize> {
     let Some(provider) = crypt::key_provider(root.root_dir()) else {
         return Ok(0);
@@ -255,7 +256,11 @@ pub(crate) fn settle_interrupted(root: &RootConfig) -> Result<usize> {
             Ok(changed) => settled += usize::from(changed),
             Err(e) => {
                 tracing::warn!(tenant = %tenant, error = %e, "could not settle an interrupted re-key");
-                first_failure.get_or_insert(e);
+                // A damaged tenant says so itself when opened; a key that
+                // cannot be read (a wrong master key) fails the sweep.
+                if !matches!(e, Error::DamagedTenant { .. }) {
+                    first_failure.get_or_insert(e);
+                }
             }
         }
     }
