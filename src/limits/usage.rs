@@ -106,11 +106,11 @@ fn row(tenant: TenantName, files: FileUsage, limits: &Limits) -> TenantUsage {
 /// as a one-off read waits (see `storage::wait_out_replace`).
 fn read_waiting_out_replace(root: &Path, found: &Found) -> Result<Usage> {
     let usage = read(root, found);
-    let at = (root, found.path.as_path());
-    let patience = Patience::new(storage::READ_GATE_WAIT);
     if !matches!(usage, Usage::NotThere) {
         return Ok(usage);
     }
+    let at = (root, found.path.as_path());
+    let patience = Patience::new(storage::READ_GATE_WAIT);
     match storage::wait_out_replace(&found.tenant, at, &patience)? {
         // By its path, not through the walk's directory (a re-key swaps
         // the tenant's), with the lock held (see `wait_out_replace`).

@@ -22,7 +22,7 @@ use crate::error::{Error, Result};
 
 /// Why the migrations failed on an empty database: the migration's
 /// script and what to do.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub(super) struct Refused {
     script: PathBuf,
     reason: String,

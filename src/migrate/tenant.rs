@@ -218,26 +218,16 @@ fn migrate_locked(
     let _entered = span.enter();
     // Foreign keys off, and checked after each step against what was
     // there before (see `foreign_keys.rs`).
-    let keys = |e| {
-        crate::storage::sqlite_error(
-            tenant,
-            path,
-            "turning foreign keys off for the migration",
-            e,
-        )
-    };
-    foreign_keys::off(&conn).map_err(keys)?;
     // The first read of the tenant's pages: one without its key is said
     // as the migration's own failure would be.
-    let baseline = Baseline::of(&conn).map_err(|e| match read_without_its_key(root, path, &e) {
+    let failed = |operation, e: rusqlite::Error| match read_without_its_key(root, path, &e) {
         true => crypt::unkeyed_open(tenant, path),
-        false => crate::storage::sqlite_error(
-            tenant,
-            path,
-            "checking foreign keys before the migration",
-            e,
-        ),
-    })?;
+        false => crate::storage::sqlite_error(tenant, path, operation, e),
+    };
+    foreign_keys::off(&conn)
+        .map_err(|e| failed("turning foreign keys off for the migration", e))?;
+    let baseline =
+        Baseline::of(&conn).map_err(|e| failed("checking foreign keys before the migration", e))?;
     let migrated = migrations.engine(&baseline).to_version(&mut conn, target);
     // Even a failed run may have committed some steps: other processes'
     // watchers look at the version either way.

@@ -179,8 +179,8 @@ impl Following {
             if let Some(failed) = flight.wait_until(slice) {
                 return Some(failed);
             }
-            if slice >= deadline || caller_gone::caller_gone() {
-                self.gone = caller_gone::caller_gone();
+            self.gone = caller_gone::caller_gone();
+            if self.gone || slice >= deadline {
                 return None;
             }
         }

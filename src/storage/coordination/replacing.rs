@@ -7,11 +7,11 @@
 //! database at its path while the mark stands has not found it gone: the
 //! operation holds the tenant's entry lock from before its mark to after
 //! its swap, and the read waits for that lock, then looks again holding
-//! it (a replace that died is then put back, or the tenant said to be
-//! damaged, by what the look does with a fenced tenant). A read
-//! that waited in vain says who held the tenant (`TenantBusy`), never that
-//! it was destroyed: a backup run that called it gone would report
-//! success without it.
+//! it. A read that waited in vain says who held the tenant (`TenantBusy`),
+//! never that it was destroyed: a backup run that called it gone would
+//! report success without it. (After a replace that died, the look again
+//! still finds the database fenced off, and says so as before, until a
+//! checkout or `remove_debris` puts it back.)
 
 use std::path::Path;
 

@@ -49,6 +49,7 @@ use crate::name::TenantName;
 use crate::storage::coordination::changes::announce;
 use crate::storage::coordination::holders::{Holder, other_holder};
 use crate::storage::coordination::open_gate::barrier;
+use crate::storage::coordination::replacing::being_replaced;
 use crate::storage::coordination::tenant_path::{TenantLock, TenantPath};
 use crate::storage::opening::database_file::{Occupant, occupant_in};
 use crate::storage::opening::open_files;
@@ -79,7 +80,7 @@ pub(crate) fn marked(at: TenantPath<'_>) -> bool {
     let there = |p: PathBuf| sys::symlink_metadata(&p).is_ok();
     there(at.db_dir().join(fence_path(at.db_name())))
         || there(parent.join(fence_path(at.entry_name())))
-        || there(parent.join(restore_mark_path(at.entry_name())))
+        || being_replaced(at)
 }
 
 /// How long a fence waits for other processes, and whom it tells first.
