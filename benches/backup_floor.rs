@@ -28,7 +28,11 @@
 //!   freed meanwhile (`recently_deleted` in `ext4/ialloc.c`), which made the
 //!   floor up to 5× slower when each run followed the removal of the one
 //!   before (as this bench did until 2026-12-06). The backups take about
-//!   0.5 GB each at 10,000 tenants: 6 GB for the default 3 rounds.
+//!   0.5 GB each at 10,000 tenants: 9 GB for the default 3 rounds.
+//!   The runs compared with the plain loop are made with
+//!   `.verify(false)` (the loop reads nothing back); each round also
+//!   times jobs 1 and 2 as they run by default, every copy read back and
+//!   checked (`BackupOptions::verify`), beside the same loop.
 //!
 //! `cargo bench --bench backup_floor` (`BACKUP_TENANTS` sets N, default
 //! 10,000; `BACKUP_ROUNDS` the rounds, default 3; `BACKUP_ONLY=tenant` or
@@ -208,6 +212,10 @@ fn computation_speedup() -> f64 {
     2.0 * one.as_secs_f64() / two.as_secs_f64()
 }
 
+/// The runs of each round: the plain loop on 1 and 2 threads, then
+/// `backup_all` with jobs 1 and 2, unverified and verified.
+const VARIANTS: usize = 6;
+
 fn all_tenants(dir: &Path, tenants: usize, rounds: usize) {
     let root = dir.join("fleet");
     let m = support::builder(&root, support::migrations(5))
@@ -224,23 +232,27 @@ fn all_tenants(dir: &Path, tenants: usize, rounds: usize) {
         n += 1;
         dir.join(format!("backup-{n}"))
     };
-    // Per round: the plain loop on 1 and 2 threads, jobs 1, jobs 2.
+    // Per round: the plain loop on 1 and 2 threads, jobs 1 and 2 without
+    // the check of each copy (the plain loop reads nothing back), then
+    // jobs 1 and 2 as they run by default, each copy checked.
     let mut made = Vec::new();
-    let mut times: [Vec<Duration>; 4] = Default::default();
-    let mut busy: [Vec<f64>; 4] = Default::default();
-    let mut ratios: [Vec<f64>; 5] = Default::default();
+    let mut times: [Vec<Duration>; VARIANTS] = Default::default();
+    let mut busy: [Vec<f64>; VARIANTS] = Default::default();
+    let mut ratios: [Vec<f64>; 7] = Default::default();
     let mut ceilings = Vec::new();
     for r in 0..rounds {
-        let mut round = [Duration::ZERO; 4];
+        let mut round = [Duration::ZERO; VARIANTS];
         // The order turns each round, so that no variant always comes in
         // the same place.
-        for variant in (0..4).map(|i| (i + r) % 4) {
+        for variant in (0..VARIANTS).map(|i| (i + r) % VARIANTS) {
             let to = fresh();
             let cpu = support::machine_cpu();
             round[variant] = match variant {
                 0 | 1 => timed(|| assert_eq!(plain_loop(&root, &to, variant + 1), tenants)),
-                jobs => {
-                    let options = BackupOptions::new().jobs(jobs - 1);
+                _ => {
+                    let options = BackupOptions::new()
+                        .jobs(1 + (variant % 2))
+                        .verify(variant >= 4);
                     timed(|| assert!(m.backup_all(&to, &options).unwrap().is_success()))
                 }
             };
@@ -248,11 +260,16 @@ fn all_tenants(dir: &Path, tenants: usize, rounds: usize) {
             made.push(to);
             flush();
         }
-        let [f1, f2, j1, j2] = [0, 1, 2, 3].map(|i| round[i].as_secs_f64());
-        for (kept, ratio) in ratios
-            .iter_mut()
-            .zip([j1 / f1, j2 / f1, j1 / j2, j2 / f2, f1 / f2])
-        {
+        let [f1, f2, j1, j2, v1, v2] = round.map(|t| t.as_secs_f64());
+        for (kept, ratio) in ratios.iter_mut().zip([
+            j1 / f1,
+            j2 / f1,
+            j1 / j2,
+            j2 / f2,
+            f1 / f2,
+            v1 / f1,
+            v2 / f1,
+        ]) {
             kept.push(ratio);
         }
         for (kept, t) in times.iter_mut().zip(round) {
@@ -262,18 +279,18 @@ fn all_tenants(dir: &Path, tenants: usize, rounds: usize) {
         let ceiling = computation_speedup();
         ceilings.push(ceiling);
         eprintln!(
-            "round: {f1:.2}s / {f2:.2}s / {j1:.2}s / {j2:.2}s; CPUs busy {cpus:.2?}; pure computation on 2 threads {ceiling:.2}x one"
+            "round: {f1:.2}s / {f2:.2}s / {j1:.2}s / {j2:.2}s / verified {v1:.2}s / {v2:.2}s; CPUs busy {cpus:.2?}; pure computation on 2 threads {ceiling:.2}x one"
         );
     }
     for to in made {
         fs::remove_dir_all(to).unwrap();
     }
-    let [floor, floor2, j1, j2] = times.map(support::median);
-    let [b1, b2, bj1, bj2] = busy.map(support::median);
-    let [r1, r2, speedup, r2_2, floor_speedup] = ratios.map(support::median);
+    let [floor, floor2, j1, j2, v1, v2] = times.map(support::median);
+    let [b1, b2, bj1, bj2, _, _] = busy.map(support::median);
+    let [r1, r2, speedup, r2_2, floor_speedup, rv1, rv2] = ratios.map(support::median);
     let ceiling = support::median(ceilings);
     println!(
-        "backup_all, {tenants} tenants: plain loop {floor:.2?}; jobs 1 {j1:.2?} ({r1:.2}x); jobs 2 {j2:.2?} ({r2:.2}x); jobs 2 is {speedup:.2}x faster than jobs 1; the plain loop on 2 threads {floor2:.2?} ({floor_speedup:.2}x faster than on 1; jobs 2 is {r2_2:.2}x it); CPUs busy (the whole machine's, writeback included): plain loop {b1:.2} / {b2:.2}, jobs 1 {bj1:.2}, jobs 2 {bj2:.2}; pure computation on 2 threads {ceiling:.2}x one, so 2 jobs can be at most {:.2}x as fast as 1 that keeps {bj1:.2} CPUs busy (medians of {rounds} interleaved rounds; load {}; {})",
+        "backup_all, {tenants} tenants: plain loop {floor:.2?}; jobs 1 {j1:.2?} ({r1:.2}x); jobs 2 {j2:.2?} ({r2:.2}x); jobs 2 is {speedup:.2}x faster than jobs 1; the plain loop on 2 threads {floor2:.2?} ({floor_speedup:.2}x faster than on 1; jobs 2 is {r2_2:.2}x it); CPUs busy (the whole machine's, writeback included): plain loop {b1:.2} / {b2:.2}, jobs 1 {bj1:.2}, jobs 2 {bj2:.2}; pure computation on 2 threads {ceiling:.2}x one, so 2 jobs can be at most {:.2}x as fast as 1 that keeps {bj1:.2} CPUs busy (those runs with .verify(false)); each copy verified, as by default: jobs 1 {v1:.2?} ({rv1:.2}x the plain loop), jobs 2 {v2:.2?} ({rv2:.2}x) (medians of {rounds} interleaved rounds; load {}; {})",
         ceiling / bj1,
         support::load(),
         support::sqlite_build()

@@ -739,6 +739,90 @@ fn backup_all_continues_past_failures_and_reports_tenants_destroyed_meanwhile() 
     assert!(files.iter().all(|f| !f.contains(".tmp-")), "{files:?}");
 }
 
+/// `big`, a tenant of some 30 pages (2,000 notes), nobody's connection
+/// on it, its pages 3 to 5 overwritten and its header left as it was: a
+/// file SQLite opens, and copies without an error, whose table pages are
+/// garbage (as a failing disk or a stray write leaves one).
+fn tenant_with_damaged_pages(root: &Path) -> PathBuf {
+    let m = manager(root);
+    m.create_tenant("big").unwrap();
+    let conn = m.connection("big").unwrap();
+    conn.execute_batch(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000)
+         INSERT INTO notes (body) SELECT printf('note %d %s', i, hex(randomblob(40))) FROM n;
+         PRAGMA wal_checkpoint(TRUNCATE);",
+    )
+    .unwrap();
+    drop(conn);
+    let path = m.root().database_path("big").unwrap();
+    drop(m);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let page = 4096;
+    assert!(bytes.len() > 8 * page);
+    bytes[2 * page..5 * page].fill(0xA5);
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+#[test]
+fn backup_all_verifies_each_copy_and_keeps_none_of_a_tenant_with_damaged_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let damaged = tenant_with_damaged_pages(&root);
+    let m = manager(&root);
+    m.create_tenant("acme").unwrap();
+    add_note(&m, "acme", "kept");
+
+    let copies = dir.path().join("verified");
+    let report = m.backup_all(&copies, &BackupOptions::new()).unwrap();
+    assert_eq!((report.succeeded(), report.failed()), (1, 1), "{report}");
+    let failure = &report.failures[0];
+    assert_eq!(failure.tenant.as_str(), "big");
+    let err = failure.error.as_deref().unwrap();
+    assert!(
+        matches!(err, Error::DamagedTenant { tenant, path, .. }
+            if tenant.as_str() == "big" && *path == damaged),
+        "{err:?}"
+    );
+    let said = err.to_string();
+    assert!(
+        said.contains("integrity_check") && said.contains("restore it from a backup"),
+        "{said}"
+    );
+    // Nothing of the copy is left: a listing of the backup finds acme alone.
+    let copied: Vec<String> = RootConfig::new(&copies)
+        .tenants()
+        .unwrap()
+        .map(|t| t.unwrap().to_string())
+        .collect();
+    assert_eq!(copied, ["acme"]);
+    let files = files_under(&copies);
+    assert!(
+        files
+            .iter()
+            .all(|f| !f.contains("big") && !f.contains(".tmp-")),
+        "{files:?}"
+    );
+    // The healthy tenant's copy is whole, and the damaged file untouched.
+    let acme = RootConfig::new(&copies).database_path("acme").unwrap();
+    assert_eq!(integrity(&acme), "ok");
+    assert!(
+        std::fs::read(&damaged).unwrap()[2 * 4096..5 * 4096]
+            .iter()
+            .all(|b| *b == 0xA5)
+    );
+
+    // Unverified, the same copy is written and called a backup, though
+    // no restore accepts it: what the check is for.
+    let unverified = dir.path().join("unverified");
+    let options = BackupOptions::new().verify(false);
+    let report = m.backup_all(&unverified, &options).unwrap();
+    assert!(report.is_success(), "{report}");
+    let copy = RootConfig::new(&unverified).database_path("big").unwrap();
+    let refused = m.restore_tenant("big-again", &copy).unwrap_err();
+    assert!(matches!(refused, Error::BadBackup { .. }), "{refused}");
+}
+
 #[test]
 fn tenants_created_and_destroyed_during_backup_all_are_in_it_whole_or_not_at_all() {
     let dir = tempfile::tempdir().unwrap();

@@ -2027,6 +2027,83 @@ fn backups_rotate_and_never_prune_the_only_good_copy_of_a_tenant() {
     assert!(!dir.path().join("x").exists());
 }
 
+/// `tenant` of `dir`'s root grown past 8 pages, nobody on it, then its
+/// pages 3 to 5 overwritten behind an intact header: SQLite opens and
+/// copies the file without an error.
+fn damage_pages_of(dir: &Path, tenant: &str) {
+    let path = tenanted::RootConfig::new(dir.join("tenants"))
+        .database_path(tenant)
+        .unwrap();
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE filler (b);
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000)
+         INSERT INTO filler SELECT randomblob(100) FROM n;
+         PRAGMA wal_checkpoint(TRUNCATE);",
+    )
+    .unwrap();
+    drop(conn);
+    let mut bytes = std::fs::read(&path).unwrap();
+    assert!(bytes.len() > 8 * 4096);
+    bytes[2 * 4096..5 * 4096].fill(0xA5);
+    std::fs::write(&path, bytes).unwrap();
+}
+
+#[test]
+fn a_rotation_keeps_the_older_run_when_a_tenants_copy_fails_its_check() {
+    let dir = workspace_with(&["acme", "big"]);
+    let into = dir.path().join("backups");
+    let first = into.join("20200101T000000Z");
+    tenanted(dir.path())
+        .args(["backup", "--to"])
+        .arg(&first)
+        .assert()
+        .success();
+    damage_pages_of(dir.path(), "big");
+
+    let (code, report) = rotate_keeping_one(dir.path(), &into);
+    assert_eq!(code, Some(1), "{report}");
+    assert_eq!(report["totals"]["succeeded"], 1, "{report}");
+    let failure = &report["tenants"][1];
+    assert_eq!(failure["tenant"], "big", "{report}");
+    assert_eq!(failure["state"], "failed", "{report}");
+    let error = failure["error"].as_str().unwrap();
+    assert!(error.contains("integrity_check"), "{error}");
+    assert!(error.contains("tenanted restore big"), "{error}");
+    // The run before is kept: it holds big's only good copy.
+    let kept = &report["pruned"]["kept"];
+    assert_eq!(
+        kept[0]["only_copy_of"],
+        serde_json::json!(["big"]),
+        "{report}"
+    );
+    assert_eq!(runs(&into).len(), 2, "{report}");
+    tenanted(dir.path())
+        .args(["restore", "big", "--replace", "--yes", "--from"])
+        .arg(
+            tenanted::RootConfig::new(&first)
+                .database_path("big")
+                .unwrap(),
+        )
+        .assert()
+        .success();
+
+    // Without the check the copy is kept as written.
+    damage_pages_of(dir.path(), "acme");
+    let unchecked = dir.path().join("unchecked");
+    tenanted(dir.path())
+        .args(["backup", "--no-verify", "--to"])
+        .arg(&unchecked)
+        .assert()
+        .success();
+    assert!(
+        tenanted::RootConfig::new(&unchecked)
+            .database_path("acme")
+            .unwrap()
+            .is_file()
+    );
+}
+
 /// `backup --into INTO --keep 1 --json` on `dir`'s root: its exit code,
 /// and its report (or what it said instead).
 fn rotate_keeping_one(dir: &Path, into: &Path) -> (Option<i32>, serde_json::Value) {

@@ -2189,3 +2189,46 @@ fn a_sweep_that_cannot_settle_an_interrupted_rekey_fails() {
     assert!(store.staged_tenants().unwrap().is_empty());
     assert_eq!(notes(&manager(root.path(), &master, 1), "acme"), 1);
 }
+
+/// A verified backup reads each encrypted copy back with its tenant's
+/// key: a healthy one passes, and one whose pages no longer authenticate
+/// (damaged behind the plaintext header) is not kept, its tenant named.
+#[test]
+fn a_verified_backup_checks_encrypted_copies_with_their_keys() {
+    let (root, master, first, _store) = encrypted_acme();
+    seed_canary(&first, "big");
+    let conn = first.connection("big").unwrap();
+    conn.execute_batch(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000)
+         INSERT INTO notes (body) SELECT hex(randomblob(40)) FROM n;
+         PRAGMA wal_checkpoint(TRUNCATE);",
+    )
+    .unwrap();
+    drop(conn);
+    drop(first);
+    let big = RootConfig::new(root.path()).database_path("big").unwrap();
+    let mut bytes = std::fs::read(&big).unwrap();
+    assert!(bytes.len() > 8 * 4096);
+    bytes[2 * 4096 + 100..2 * 4096 + 200].fill(0xA5);
+    std::fs::write(&big, bytes).unwrap();
+
+    let manager = manager(root.path(), &master, 1);
+    let backups = tempfile::tempdir().unwrap();
+    let report = manager
+        .backup_all(backups.path().join("all"), &tenanted::BackupOptions::new())
+        .unwrap();
+    assert_eq!((report.succeeded(), report.failed()), (1, 1), "{report}");
+    let err = report.failures[0].error.as_deref().unwrap();
+    assert!(
+        matches!(err, Error::DamagedTenant { tenant, path, .. } if tenant.as_str() == "big" && *path == big),
+        "{err:?}"
+    );
+    let acme = RootConfig::new(backups.path().join("all"))
+        .database_path("acme")
+        .unwrap();
+    let restored = manager
+        .restore_tenant_opts("acme", &acme, &RestoreOptions::new().replace(true))
+        .unwrap();
+    assert_eq!(restored.version, 1);
+    assert_eq!(notes(&manager, "acme"), 1);
+}

@@ -49,7 +49,8 @@ pub(crate) fn backup_one(
     let started = Instant::now();
     let path = root.path_of(tenant.as_str())?;
     let owns_dir = root.owns_directory()?;
-    let snapshot = storage::snapshot(tenant, (root.root_dir(), &path), dest, None)
+    let how = (None, storage::Verify::No);
+    let snapshot = storage::snapshot(tenant, (root.root_dir(), &path), dest, how)
         .map_err(|e| diagnosed(root, owns_dir, (tenant, &path), e))?;
     Ok(BackupOutcome::new(
         tenant.clone(),
@@ -144,6 +145,13 @@ impl Backup<'_> {
         }
     }
 
+    fn verify(&self) -> storage::Verify {
+        match self.options.verify {
+            true => storage::Verify::Integrity,
+            false => storage::Verify::No,
+        }
+    }
+
     /// Copies `tenant` into the staging directory; a tenant that could not
     /// be copied has its line at once.
     fn begin(&self, run: &Run<'_>, tenant: &TenantName) -> Begun<Copying, Kept<BackupCounts>> {
@@ -153,7 +161,7 @@ impl Backup<'_> {
             Err(line) => return Begun::Done(self.line(run, line)),
         };
         let copied = self.copied(tenant, |source| {
-            storage::snapshot_staged(tenant, source, self.staging.dir())
+            storage::snapshot_staged(tenant, source, self.staging.dir(), self.verify())
         });
         match copied {
             Ok((copy, lineage)) => Begun::Unfinished(Copying {
@@ -177,7 +185,7 @@ impl Backup<'_> {
             Err(line) => return self.line(run, line),
         };
         let copied = self.copied(tenant, |source| {
-            storage::snapshot(tenant, source, &dest, Some(self.within()))
+            storage::snapshot(tenant, source, &dest, (Some(self.within()), self.verify()))
         });
         let line = match copied {
             Ok((snapshot, lineage)) => {

@@ -50,6 +50,11 @@ pub struct BackupArgs {
     /// Parallel workers (at least 1; default: cores).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     jobs: Option<u16>,
+    /// Keep each copy without reading it back (by default every copy is
+    /// checked with PRAGMA integrity_check, as a restore checks it, and a
+    /// damaged tenant's copy is thrown away and its tenant reported).
+    #[arg(long)]
+    no_verify: bool,
     /// Print the report as JSON (no progress bar).
     #[arg(long)]
     pub json: bool,
@@ -187,7 +192,9 @@ fn run_backup(
 ) -> Result<(tenanted::BackupReport, Vec<TenantBackup>), Failure> {
     let cancel = cancel_on_ctrl_c();
     let lines = Arc::new(Mutex::new(Vec::new()));
-    let mut options = BackupOptions::new().cancel_on(Arc::clone(&cancel));
+    let mut options = BackupOptions::new()
+        .cancel_on(Arc::clone(&cancel))
+        .verify(!args.no_verify);
     if args.json {
         let lines = Arc::clone(&lines);
         options = options.after_each(move |line| {

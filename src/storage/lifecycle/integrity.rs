@@ -1,8 +1,19 @@
 //! `PRAGMA integrity_check`, as a restore asks it of a backup and a
-//! verified backup of the tenant it copies: the same question, so a copy
-//! a backup run reports written is one a restore accepts.
+//! verified backup of the copy it made: the same question, so a copy a
+//! backup run reports written is one a restore accepts.
 
-use rusqlite::Connection;
+use std::path::Path;
+
+use rusqlite::{Connection, ErrorCode, OpenFlags};
+
+use crate::crypt::{self, TenantKey};
+use crate::error::{Error, Result};
+use crate::fs::files::literal_path;
+use crate::name::TenantName;
+
+/// Flags for reading a copy back: it is never changed, and never a URI.
+const READ_BACK: OpenFlags =
+    OpenFlags::SQLITE_OPEN_READ_ONLY.union(OpenFlags::SQLITE_OPEN_NO_MUTEX);
 
 /// `ok`, or the first few problems `PRAGMA integrity_check` finds, on
 /// one line.
@@ -11,4 +22,70 @@ pub(in crate::storage) fn integrity_check(conn: &Connection) -> rusqlite::Result
     let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
     let lines = rows.collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(lines.join("; ").replace('\n', "; "))
+}
+
+/// The check that failed and what it says, or `ok`: an encrypted copy's
+/// pages first (see [`cipher_check`]), then its b-trees.
+fn checked(conn: &Connection, encrypted: bool) -> rusqlite::Result<(&'static str, String)> {
+    if encrypted {
+        let failed = cipher_check(conn)?;
+        if !failed.is_empty() {
+            return Ok(("PRAGMA cipher_integrity_check", failed));
+        }
+    }
+    Ok(("PRAGMA integrity_check", integrity_check(conn)?))
+}
+
+/// SQLCipher's check of an encrypted database: every page's
+/// authentication code, the first few failures on one line (none: every
+/// page is as it was written with the key). A page that fails it makes
+/// `integrity_check` fail with no more than "SQL logic error".
+fn cipher_check(conn: &Connection) -> rusqlite::Result<String> {
+    let mut stmt = conn.prepare("PRAGMA cipher_integrity_check")?;
+    let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+    let lines = rows.take(3).collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(lines.join("; "))
+}
+
+/// Reads the backup copy at `copy` of `tenant`'s database at `source`
+/// back, with the tenant's `key`, and asks it what a restore will ask
+/// (see `restore.rs`): a copy of a database whose pages are damaged
+/// behind an intact header is a file no restore accepts, and a backup
+/// run that called it a backup would let a rotation prune the last copy
+/// that is one.
+///
+/// # Errors
+///
+/// [`Error::DamagedTenant`] (naming the tenant's file) when the copy
+/// fails the check; a failure to read the copy at all otherwise.
+pub(in crate::storage) fn verify_copy(
+    tenant: &TenantName,
+    (source, copy): (&Path, &Path),
+    key: Option<&TenantKey>,
+) -> Result<()> {
+    let sqlite = |operation, e| Error::sqlite(Some(tenant), copy, operation, e);
+    let conn = Connection::open_with_flags(literal_path(copy), READ_BACK)
+        .map_err(|e| sqlite("opening the copy to verify it", e))?;
+    crypt::apply(&conn, key).map_err(|e| sqlite("keying the copy to verify it", e))?;
+    let (check, verdict) = match checked(&conn, key.is_some()) {
+        Ok((_, verdict)) if verdict == "ok" => return Ok(()),
+        Ok(failed) => failed,
+        // What SQLite says of pages it cannot read at all.
+        Err(e)
+            if matches!(
+                e.sqlite_error_code(),
+                Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase)
+            ) =>
+        {
+            ("PRAGMA integrity_check", e.to_string())
+        }
+        Err(e) => return Err(sqlite("verifying the copy (PRAGMA integrity_check)", e)),
+    };
+    Err(Error::DamagedTenant {
+        tenant: tenant.clone(),
+        path: source.to_path_buf(),
+        reason: format!(
+            "its pages are damaged: a copy of it fails {check} ({verdict}); that copy was not kept as a backup, and earlier backups were left as they are"
+        ),
+    })
 }

@@ -40,6 +40,7 @@ use crate::storage::coordination::replacing::replace_marked;
 pub(crate) use crate::storage::lifecycle::file_copy::Snapshot;
 use crate::storage::lifecycle::file_copy::{CopyFailure, Source, copy_files};
 use crate::storage::lifecycle::file_copy::{sync_copy, sync_file};
+use crate::storage::lifecycle::integrity::verify_copy;
 use crate::storage::opening::open::{OneOffRead, open_for_copy};
 use crate::storage::opening::open_error::missing_error;
 
@@ -54,6 +55,16 @@ const NEW_FILE: OpenFlags = OpenFlags::SQLITE_OPEN_READ_WRITE
 /// A tenant replaced this often in a row is left for the user to back up
 /// again.
 const ATTEMPTS: usize = 3;
+
+/// Whether a copy is read back and checked before it is kept (see
+/// `integrity::verify_copy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verify {
+    /// `PRAGMA integrity_check` of the copy, as a restore will ask it.
+    Integrity,
+    /// The copy is kept as written.
+    No,
+}
 
 /// A backup directory laid out like the root, that copies go beneath.
 #[derive(Debug, Clone, Copy)]
@@ -81,12 +92,13 @@ pub(crate) struct Within<'a> {
 /// the copy to finish, and one in this process cannot be harmed by it: a
 /// tenant destroyed during its copy fails as gone
 /// (`TenantDoesNotExist` or `TenantBeingDestroyed`), and nothing of it is
-/// left at `dest`.
+/// left at `dest`. With [`Verify::Integrity`], a copy that fails the check
+/// fails as [`Error::DamagedTenant`], and nothing of it is left either.
 pub(crate) fn snapshot(
     tenant: &TenantName,
     (root, path): (&Path, &Path),
     dest: &Path,
-    within: Option<Within<'_>>,
+    (within, verify): (Option<Within<'_>>, Verify),
 ) -> Result<Snapshot> {
     let mut made = None;
     let result = attempts(tenant, (root, path), || {
@@ -101,10 +113,12 @@ pub(crate) fn snapshot(
         let key = read.key.clone();
         let scratch = scratch_path(name_of(dest));
         let copied = copy_files(tenant, &source_of(&read), (root, path), dir, &scratch);
-        // The copy is whole: the read's lock goes before the syncs, since
-        // it may keep every other connection out (see `open_for_copy`).
+        // The copy is whole: the read's lock goes before the check and
+        // the syncs, since it may keep every other connection out (see
+        // `open_for_copy`).
         drop(read);
         let placed = copied.and_then(|snapshot| {
+            verified(tenant, (path, &dir.join(&scratch)), key.as_ref(), verify)?;
             sync_copy(tenant, dir, &scratch)?;
             sys::rename(dir.fd(), &scratch, name_of(dest))
                 .and_then(|()| dir.sync())
@@ -144,19 +158,33 @@ pub(crate) fn snapshot_staged(
     tenant: &TenantName,
     (root, path): (&Path, &Path),
     staging: &Dir,
+    verify: Verify,
 ) -> Result<Staged> {
     attempts(tenant, (root, path), || {
         let read = open_for_copy(tenant, root, path)?;
-        let source = source_of(&read);
+        let key = read.key.clone();
         let scratch = scratch_path(Path::new("main.sqlite3"));
-        match copy_files(tenant, &source, (root, path), staging, &scratch) {
+        let copied = copy_files(tenant, &source_of(&read), (root, path), staging, &scratch);
+        // As in `snapshot`: the read's lock goes before the check.
+        drop(read);
+        let checked = copied.and_then(|snapshot| {
+            verified(
+                tenant,
+                (path, &staging.join(&scratch)),
+                key.as_ref(),
+                verify,
+            )?;
+            Ok(snapshot)
+        });
+        match checked {
             Ok(snapshot) => Ok(Staged {
                 tenant: tenant.clone(),
                 root: root.to_path_buf(),
                 path: path.to_path_buf(),
                 scratch,
                 snapshot,
-                key: read.key.clone(),
+                key,
+                verify,
             }),
             Err(failure) => {
                 remove_with_sidecars(staging, &scratch);
@@ -164,6 +192,20 @@ pub(crate) fn snapshot_staged(
             }
         }
     })
+}
+
+/// The copy at `copy` of `tenant`'s database at `path`, checked as
+/// `verify` says.
+fn verified(
+    tenant: &TenantName,
+    (path, copy): (&Path, &Path),
+    key: Option<&TenantKey>,
+    verify: Verify,
+) -> Result<(), CopyFailure> {
+    match verify {
+        Verify::Integrity => Ok(verify_copy(tenant, (path, copy), key)?),
+        Verify::No => Ok(()),
+    }
 }
 
 /// Runs `attempt` until it succeeds, fails, or has found the tenant
@@ -206,6 +248,8 @@ pub(crate) struct Staged {
     scratch: PathBuf,
     snapshot: Snapshot,
     key: Option<TenantKey>,
+    /// Checked again as it was if it is copied again.
+    verify: Verify,
 }
 
 impl Staged {
@@ -226,7 +270,8 @@ impl Staged {
             .inspect_err(|_| self.discard(staging))?
         {
             self.discard(staging);
-            return snapshot(tenant, (&self.root, &self.path), dest, Some(within));
+            let again = (Some(within), self.verify);
+            return snapshot(tenant, (&self.root, &self.path), dest, again);
         }
         let parent = dest.parent().unwrap_or(within.base);
         let move_in = || {
@@ -256,8 +301,13 @@ impl Staged {
         // As in `snapshot`: a re-key between the look above and the rename.
         match crypt::key_kept(tenant, &self.root, self.key.as_ref()) {
             Ok(true) => Ok(self.snapshot),
-            Ok(false) => snapshot(tenant, (&self.root, &self.path), dest, Some(within))
-                .inspect_err(|_| unplace()),
+            Ok(false) => snapshot(
+                tenant,
+                (&self.root, &self.path),
+                dest,
+                (Some(within), self.verify),
+            )
+            .inspect_err(|_| unplace()),
             Err(e) => {
                 unplace();
                 Err(e)
