@@ -268,6 +268,15 @@ impl TenantManager {
         &self.inner.limits
     }
 
+    /// What a create (or a restore under a free name) does once it holds
+    /// the name and knows no tenant is there: a line left in the limits
+    /// record by a destroy killed between removing the tenant and
+    /// forgetting its limits is the old tenant's, and goes (one `stat`
+    /// of the record when there is none).
+    fn forget_limits(&self, tenant: &TenantName) -> Result<()> {
+        self.inner.limits.forget(tenant)
+    }
+
     /// Tenant `tenant`'s entry lock (at `path`), for `doing`, waiting up
     /// to `lock_timeout` for another holder.
     ///
@@ -407,7 +416,9 @@ impl TenantManager {
             migrate::ensure_template(root, &self.inner.migrations, (&tenant, &path), &patience)?;
         // A root made by this create describes itself now.
         self.describe_root(Some(&patience))?;
-        storage::create(&tenant, self.tenant_path(&path)?, template, seed, &patience)?;
+        let at = self.tenant_path(&path)?;
+        let cleared = |t: &TenantName| self.forget_limits(t);
+        storage::create(&tenant, at, (template, seed), &cleared, &patience)?;
         tracing::info!(tenant = %tenant, path = %path.display(), "created tenant");
         Ok(())
     }
@@ -466,7 +477,9 @@ impl TenantManager {
             migrate::ensure_template(root, migrations, (first, first_path), &patience)?;
         self.describe_root(Some(&patience))?;
         let owns_dir = self.inner.root.owns_directory()?;
-        let results = storage::create_many(root, owns_dir, &mut template, &valid, wait);
+        let cleared = |t: &TenantName| self.forget_limits(t);
+        let waiting = (wait, &cleared as storage::Cleared<'_>);
+        let results = storage::create_many(root, owns_dir, &mut template, &valid, waiting);
         for ((tenant, _), result) in valid.into_iter().zip(results) {
             match result {
                 Ok(()) => report.created.push(tenant),
@@ -1331,20 +1344,21 @@ impl TenantManager {
                 &path,
                 |let_go| {
                     let waiting = storage::Waiting { patience, let_go };
-                    storage::restore(
-                        &tenant,
-                        at,
-                        checked,
+                    let cleared = |t: &TenantName| self.forget_limits(t);
+                    let existing = (
                         Existing::Replace { waiting },
-                        &patience,
-                    )
+                        &cleared as storage::Cleared<'_>,
+                    );
+                    storage::restore(&tenant, at, checked, existing, &patience)
                 },
                 |restored| restored.replaced,
             )?
         } else {
             let patience = Patience::since(started, inner.lock_timeout);
             self.describe_root(Some(&patience))?;
-            storage::restore(&tenant, at, checked, Existing::Refuse, &patience)?
+            let cleared = |t: &TenantName| self.forget_limits(t);
+            let existing = (Existing::Refuse, &cleared as storage::Cleared<'_>);
+            storage::restore(&tenant, at, checked, existing, &patience)?
         };
         tracing::info!(tenant = %tenant, replaced = restored.replaced, "restored tenant");
         let migrations = &inner.migrations;

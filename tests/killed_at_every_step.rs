@@ -31,6 +31,8 @@ const FLAT: &str = "%{bucket}/%{tenant}.sqlite3";
 const OP_VAR: &str = "TENANTED_TEST_OPERATION";
 const STEP_VAR: &str = "TENANTED_TEST_KILL_AT_STEP";
 const TEMPLATE_VAR: &str = "TENANTED_TEST_TEMPLATE";
+/// The size limit set on `acme` before a replace or a destroy.
+const LIMIT: u64 = 1 << 30;
 
 /// The operation under test, on tenant `acme`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,6 +102,7 @@ impl Op {
         match self {
             Op::Replace | Op::ReplaceWithoutSwap | Op::Destroy => {
                 replace(&m, &run.root, "a").unwrap();
+                m.set_tenant_max_size("acme", Some(LIMIT)).unwrap();
                 run.child("child_write_and_die", self, 0);
                 plant_dead_fence_wal(&m, &run.foreign);
             }
@@ -147,6 +150,11 @@ impl Op {
             Op::Migrate => (2, 3),
             _ => (3, 3),
         };
+        // A replace keeps the tenant's limits; every other tenant here
+        // was made afresh.
+        let limit = matches!(self, Op::Replace | Op::ReplaceWithoutSwap | Op::Destroy);
+        let max_size = m.tenant_limits("acme").unwrap().max_size;
+        assert_eq!(max_size, limit.then_some(LIMIT), "{what}: its limits");
         match (version, notes.as_slice()) {
             (v, n) if !self.creates() && v == before_version && n == before => Left::Before,
             (v, n) if self != Op::Destroy && v == after_version && n == after => Left::After,
@@ -217,6 +225,14 @@ impl Run {
             .unwrap_or_else(|e| panic!("{what}: remove_debris: {e}"));
         let left = op.left(self, what);
         assert_eq!(debris(&self.root), Vec::<String>::new(), "{what}");
+        if (op, left) == (Op::Destroy, Left::After) {
+            // The next tenant of the name starts without the old one's
+            // limits, wherever the destroy died.
+            m.create_tenant("acme").unwrap();
+            let max_size = m.tenant_limits("acme").unwrap().max_size;
+            assert_eq!(max_size, None, "{what}: the destroyed tenant's limit");
+            m.destroy_tenant("acme").unwrap();
+        }
         left
     }
 }

@@ -353,3 +353,50 @@ fn a_limit_set_during_a_destroy_does_not_pass_to_the_next_tenant_of_the_name() {
     m.create_tenant("acme").unwrap();
     assert_eq!(m.tenant_limits("acme").unwrap().max_size, None);
 }
+
+/// A way to make tenant `acme` again.
+type MakeTenant<'a> = dyn Fn(&TenantManager) -> tenanted::Result<()> + 'a;
+
+/// A destroy killed after the tenant's files went, before it forgot the
+/// tenant's limits, leaves its line in the limits record (played here by
+/// hand: the directory removed, the line kept). The next tenant of the
+/// name, made by a create, a batch create or a restore, starts from the
+/// defaults, unsuspended: the line is dropped under the new tenant's lock
+/// once the name is known to be free.
+#[test]
+fn a_limit_left_by_a_destroy_that_died_does_not_pass_to_the_next_tenant_of_the_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let m = manager(&root, Some(1 << 20));
+    let backup = dir.path().join("fresh.sqlite3");
+    m.create_tenant("fresh").unwrap();
+    m.backup_tenant("fresh", &backup).unwrap();
+    let make: [(&str, &MakeTenant<'_>); 3] = [
+        ("create_tenant", &|m| m.create_tenant("acme")),
+        ("create_tenants", &|m| {
+            let report = m.create_tenants(["acme"])?;
+            assert!(report.is_success(), "{report:?}");
+            Ok(())
+        }),
+        ("restore_tenant", &|m| {
+            m.restore_tenant("acme", &backup).map(drop)
+        }),
+    ];
+    for (how, make) in make {
+        m.create_tenant("acme").unwrap();
+        m.set_tenant_max_size("acme", Some(12345)).unwrap();
+        let reason = "unpaid";
+        m.suspend_tenant("acme", tenanted::SuspendMode::Blocked, reason)
+            .unwrap();
+        let db = m.root().database_path("acme").unwrap();
+        std::fs::remove_dir_all(db.parent().unwrap()).unwrap();
+        // Another process (a fresh manager) makes the tenant again.
+        let other = manager(&root, Some(1 << 20));
+        make(&other).unwrap_or_else(|e| panic!("{how}: {e}"));
+        let limits = other.tenant_limits("acme").unwrap();
+        assert_eq!(limits.max_size, Some(1 << 20), "{how}: the default");
+        assert!(limits.suspension.is_none(), "{how}: {limits:?}");
+        other.connection("acme").unwrap();
+        other.destroy_tenant("acme").unwrap();
+    }
+}

@@ -12,7 +12,7 @@ mod opening;
 pub(crate) use coordination::changes::{ChangeLog, News, announce};
 pub(crate) use coordination::replacing::{being_replaced, replace_marked, wait_out_replace};
 pub(crate) use coordination::tenant_path::{TenantLock, TenantPath, lock_tenant, try_lock_tenant};
-pub(crate) use lifecycle::create::{Seed, create};
+pub(crate) use lifecycle::create::{Cleared, Seed, create};
 pub(crate) use lifecycle::create_batch::create_many;
 pub use lifecycle::create_report::CreateReport;
 pub(crate) use lifecycle::debris::{finish_interrupted, sweep_debris};

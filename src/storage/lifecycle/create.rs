@@ -37,17 +37,25 @@ use crate::storage::opening::open_error::open_error;
 /// the tenant is published.
 pub(crate) type Seed<'a> = &'a mut dyn FnMut(&rusqlite::Transaction<'_>) -> Result<(), BoxError>;
 
+/// Called under a tenant's locks once its name is known to be free (no
+/// tenant there, the debris of a dead one swept), before a new tenant is
+/// made under it: what a destroy that died kept of the old tenant outside
+/// its files (its limits, see `manager.rs`) goes, so that the new one
+/// does not inherit it. An error stops the create.
+pub(crate) type Cleared<'a> = &'a (dyn Fn(&TenantName) -> Result<()> + Sync);
+
 /// Creates tenant `tenant` at `at` from the template database file, then
 /// runs `seed`. Exactly one of several concurrent creators succeeds.
 pub(crate) fn create(
     tenant: &TenantName,
     at: TenantPath<'_>,
-    mut template: Template,
-    seed: Option<Seed<'_>>,
+    (mut template, seed): (Template, Option<Seed<'_>>),
+    cleared: Cleared<'_>,
     patience: &Patience,
 ) -> Result<()> {
     under_new_lock(tenant, at, patience, WaitedFor::Create, |lock| {
         clear_the_way(tenant, lock, at)?;
+        cleared(tenant)?;
         let mut stage = Stage::begin(tenant, lock, at, false)?;
         build(tenant, &mut stage, at, &mut template, seed)?;
         stage.publish(tenant, at)

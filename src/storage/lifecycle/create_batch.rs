@@ -31,7 +31,7 @@ use crate::fs::file_id::FileId;
 use crate::fs::{Patience, faults, sys};
 use crate::name::TenantName;
 use crate::storage::coordination::tenant_path::{TenantLock, TenantPath};
-use crate::storage::lifecycle::create::{clear_the_way, new_database, tidy_after_failure};
+use crate::storage::lifecycle::create::{Cleared, clear_the_way, new_database, tidy_after_failure};
 use crate::storage::lifecycle::stage::Stage;
 use crate::storage::lifecycle::template_database::Template;
 
@@ -72,7 +72,7 @@ pub(crate) fn create_many(
     owns_dir: bool,
     template: &mut Template,
     tenants: &[(TenantName, PathBuf)],
-    wait: Duration,
+    (wait, cleared): (Duration, Cleared<'_>),
 ) -> Vec<Result<()>> {
     let mut order: Vec<usize> = (0..tenants.len()).collect();
     order.sort_by(|&a, &b| lock_order(&tenants[a].1, &tenants[b].1));
@@ -88,10 +88,10 @@ pub(crate) fn create_many(
         // A test's fault plan belongs to its thread (see `faults.rs`):
         // every step of every chunk stays on it.
         chunks
-            .flat_map(|chunk| finish_chunk(root, prepare_chunk(template, chunk, wait)))
+            .flat_map(|chunk| finish_chunk(root, prepare_chunk(template, chunk, (wait, cleared))))
             .collect()
     } else {
-        pipelined(root, template, chunks, wait)
+        pipelined(root, template, chunks, (wait, cleared))
     };
     debug_assert_eq!(results.len(), order.len(), "one result per tenant");
     let mut by_input: Vec<(usize, Result<()>)> = order.into_iter().zip(results).collect();
@@ -124,13 +124,13 @@ fn pipelined<'a>(
     root: &Path,
     template: &mut Template,
     chunks: impl Iterator<Item = &'a [(TenantName, TenantPath<'a>)]>,
-    wait: Duration,
+    waiting: (Duration, Cleared<'_>),
 ) -> Vec<Result<()>> {
     std::thread::scope(|scope| {
         let mut results = Vec::new();
         let mut finishing = None;
         for chunk in chunks {
-            let prepared = prepare_chunk(template, chunk, wait);
+            let prepared = prepare_chunk(template, chunk, waiting);
             if let Some(previous) = finishing.take() {
                 results.extend(joined(previous));
             }
@@ -161,7 +161,7 @@ struct Prepared<'a> {
 fn prepare_chunk<'a>(
     template: &mut Template,
     tenants: &'a [(TenantName, TenantPath<'a>)],
-    wait: Duration,
+    (wait, cleared): (Duration, Cleared<'_>),
 ) -> Prepared<'a> {
     let mut unsynced = Vec::new();
     let mut pending: Vec<Result<Pending<'_>>> = Vec::with_capacity(tenants.len());
@@ -171,7 +171,13 @@ fn prepare_chunk<'a>(
         // Every wait of this tenant's create ends at its deadline: the
         // keys directory's lock too, when its key is made.
         let _scoped = patience.scoped();
-        let prepared = prepare(template, (tenant, *at), &mut unsynced, &held, &patience);
+        let prepared = prepare(
+            template,
+            (tenant, *at),
+            &mut unsynced,
+            &held,
+            (&patience, cleared),
+        );
         match &prepared {
             Ok(p) => held.extend(p.lock.id().ok()),
             Err(e) => tidy_after_failure(*at, e),
@@ -230,12 +236,13 @@ fn prepare<'a>(
     (tenant, at): (&'a TenantName, TenantPath<'a>),
     unsynced: &mut Vec<PathBuf>,
     held: &[FileId],
-    patience: &Patience,
+    (patience, cleared): (&Patience, Cleared<'_>),
 ) -> Result<Pending<'a>> {
     let already = unsynced.len();
     let lock = TenantLock::for_new_deferred(tenant, at, unsynced, held, patience)?;
     let made = unsynced.get(already..).unwrap_or_default().to_vec();
     clear_the_way(tenant, &lock, at)?;
+    cleared(tenant)?;
     let mut stage = Stage::begin(tenant, &lock, at, false)?;
     let (copy, _key) = new_database(tenant, at, &mut stage, template)?;
     Ok(Pending {

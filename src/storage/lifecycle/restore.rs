@@ -25,7 +25,7 @@ use crate::fs::files::literal_path;
 use crate::fs::{Patience, sys};
 use crate::name::TenantName;
 use crate::storage::coordination::tenant_path::{TenantLock, TenantPath};
-use crate::storage::lifecycle::create::{clear_the_way, under_new_lock};
+use crate::storage::lifecycle::create::{Cleared, clear_the_way, under_new_lock};
 use crate::storage::lifecycle::debris::finish_fenced_entry;
 use crate::storage::lifecycle::fence::{Fence, Waiting};
 use crate::storage::lifecycle::foreign_files::refuse_foreign_files;
@@ -147,11 +147,11 @@ pub(crate) fn restore(
     tenant: &TenantName,
     at: TenantPath<'_>,
     backup: CheckedBackup,
-    existing: Existing<'_>,
+    (existing, cleared): (Existing<'_>, Cleared<'_>),
     patience: &Patience,
 ) -> Result<Restored> {
     let (snapshot, replaced) = under_new_lock(tenant, at, patience, WaitedFor::Restore, |lock| {
-        restore_locked(tenant, lock, at, &backup, existing)
+        restore_locked(tenant, lock, at, &backup, (existing, cleared))
     })?;
     Ok(Restored {
         version: backup.version,
@@ -165,12 +165,17 @@ fn restore_locked(
     lock: &TenantLock,
     at: TenantPath<'_>,
     backup: &CheckedBackup,
-    existing: Existing<'_>,
+    (existing, cleared): (Existing<'_>, Cleared<'_>),
 ) -> Result<(Snapshot, bool)> {
     // As in create: a tenant that exists stops a restore that does not
-    // replace it; beside one that does not, anything left is debris.
+    // replace it; beside one that does not, anything left is debris (and
+    // what a dead destroy kept of it, its limits). A replaced tenant
+    // keeps its limits.
     let replace = match (clear_the_way(tenant, lock, at), existing) {
-        (Ok(()), _) => None,
+        (Ok(()), _) => {
+            cleared(tenant)?;
+            None
+        }
         (Err(Error::TenantExists { .. }), Existing::Replace { waiting }) => Some(waiting),
         (Err(e), _) => return Err(e),
     };
