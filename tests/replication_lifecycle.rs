@@ -76,6 +76,12 @@ impl Setup {
 
     /// `tenanted replicate`, quick to notice and to let go.
     fn replicate(&self) -> Supervisor {
+        self.replicate_idle_after("1")
+    }
+
+    /// `tenanted replicate`, letting go of a tenant unwritten for `idle`
+    /// seconds.
+    fn replicate_idle_after(&self, idle: &str) -> Supervisor {
         let log = std::fs::File::create(self.dir.path().join("replicate.log")).unwrap();
         let child = self
             .cli()
@@ -84,7 +90,7 @@ impl Setup {
                 "--scan-interval",
                 "100",
                 "--idle-after",
-                "1",
+                idle,
                 "--json",
             ])
             .stdout(log.try_clone().unwrap())
@@ -967,6 +973,34 @@ fn refused(mut command: Command) -> String {
 /// A destroy that happened returns Ok even when the replica cannot be
 /// erased afterwards (the caller must not retry it, or think the tenant is
 /// still there); the erase stays queued and a later pass finishes it.
+/// The root may be reached through a link. A destroy through the link
+/// tells the supervisor's Litestream (started on the real path) to let go
+/// of the tenant by the path it registered, and returns at once; it
+/// named the link's path, which Litestream did not know, and waited out
+/// its timeout for a Litestream that still held the tenant (an outside
+/// probe: `TenantBusy` after 5 s, every time).
+#[test]
+fn a_destroy_through_a_link_to_the_root_lets_litestream_go() {
+    let Some(s) = Setup::new(Duration::ZERO) else {
+        return;
+    };
+    let m = s.manager();
+    m.create_tenant("acme").unwrap();
+    // Registered, and held for a minute after its last write.
+    let _replicate = s.replicate_idle_after("60");
+    write_users(&m, "acme", 0, 3);
+    s.converges("acme");
+    drop(m);
+    let link = s.dir.path().join("link");
+    std::os::unix::fs::symlink(&s.root, &link).unwrap();
+    let through_link = TenantManager::builder(RootConfig::new(&link), schema())
+        .destroy_timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    through_link.destroy_tenant("acme").unwrap();
+    s.nothing_restorable("acme");
+}
+
 /// Needs no Litestream: none running is "nothing to let go of".
 #[test]
 fn a_destroy_whose_replica_cannot_be_erased_still_succeeds() {

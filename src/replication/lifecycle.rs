@@ -117,7 +117,12 @@ impl Replication {
         let Some(settings) = ReplicationSettings::recorded(root)? else {
             return Ok(None);
         };
-        let absolute_root = std::path::absolute(root.root_dir())
+        // Its links resolved: every process names a tenant's database to
+        // Litestream by the same path, whichever path to the root it was
+        // given (a root reached through a link unregisters what the
+        // supervisor, started on the real path, registered).
+        let absolute_root = sys::canonicalize(root.root_dir())
+            .or_else(|_| std::path::absolute(root.root_dir()))
             .map_err(|e| Error::io(None, root.root_dir(), "making the root path absolute", e))?;
         Ok(Some(Replication {
             settings,
