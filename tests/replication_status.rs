@@ -47,9 +47,14 @@ impl Drop for Supervisor {
 }
 
 fn supervise(bin: &Path, root: &Path, log: &Path) -> Supervisor {
+    supervise_idle_after(bin, root, log, "1")
+}
+
+/// [`supervise`], letting go of a tenant unwritten for `idle` seconds.
+fn supervise_idle_after(bin: &Path, root: &Path, log: &Path, idle: &str) -> Supervisor {
     let log = std::fs::File::create(log).unwrap();
     let child = cli(bin, root)
-        .args(["replicate", "--scan-interval", "100", "--idle-after", "1"])
+        .args(["replicate", "--scan-interval", "100", "--idle-after", idle])
         .stdout(log.try_clone().unwrap())
         .stderr(log)
         .spawn()
@@ -250,4 +255,92 @@ fn status_lists_an_s3_compatible_store_named_by_the_recorded_query() {
         "the status took {took:?}: {said}"
     );
     assert!(said.contains("did not answer"), "{said}");
+}
+
+/// `chattr +i` on every directory beneath `dir` (nothing can be made in
+/// them, even by root); undone on drop, so the temp dir can go.
+struct Immutable(PathBuf);
+
+impl Immutable {
+    fn set(dir: &Path) -> Option<Immutable> {
+        let done = Command::new("chattr").arg("-R").arg("+i").arg(dir).status();
+        done.is_ok_and(|s| s.success())
+            .then(|| Immutable(dir.to_path_buf()))
+    }
+}
+
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        let _ = Command::new("chattr")
+            .arg("-R")
+            .arg("-i")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// A registered tenant whose changes cannot reach the replica (here its
+/// replica's directories made immutable: every upload fails, as on a full
+/// disk or a store that refuses) is reported with the lag of its oldest
+/// change not in the replica, and so as stalled past 30 s; it was
+/// "replicating, lag 0.0 s" with exit 0, because Litestream's own last
+/// sync (a local one) goes on advancing while its uploads fail (an
+/// outside probe, 2 of 2).
+#[test]
+fn a_tenant_whose_uploads_fail_shows_its_lag() {
+    let Some(bin) = litestream::binary() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let m = manager(&root);
+    m.create_tenant("acme").unwrap();
+    let replica: PathBuf = dir.path().join("replica");
+    ReplicationSettings::new(format!("file://{}", replica.display()))
+        .record(&RootConfig::new(&root))
+        .unwrap();
+    let log = dir.path().join("replicate.log");
+    let _supervisor = supervise_idle_after(&bin, &root, &log, "600");
+    let write = |email: &str| {
+        let conn = m.connection("acme").unwrap();
+        conn.execute("INSERT INTO users (email, name) VALUES (?1, 'a')", [email])
+            .unwrap();
+    };
+    write("first@a");
+    let line = || {
+        let status = m.replication_status().unwrap();
+        status
+            .tenants
+            .into_iter()
+            .find(|l| l.tenant.as_str() == "acme")
+            .unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !(line().state == ReplicaState::Replicating && line().lag.is_zero()) {
+        assert!(Instant::now() < deadline, "never replicated: {:?}", line());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Past the 2 s after the replica's last write that are taken as
+    // Litestream's own bookkeeping.
+    std::thread::sleep(Duration::from_secs(3));
+    let relative = RootConfig::new(&root).database_path("acme").unwrap();
+    let relative = relative.strip_prefix(&root).unwrap();
+    let Some(_frozen) = Immutable::set(&replica.join(relative)) else {
+        eprintln!("chattr +i is not available here: skipped");
+        return;
+    };
+    write("second@a");
+    let written = Instant::now();
+    std::thread::sleep(Duration::from_secs(6));
+    let waited = written.elapsed();
+    let seen = line();
+    assert_eq!(seen.state, ReplicaState::Replicating, "{seen:?}");
+    // The replica's newest file is older than the write: the lag is at
+    // least the time since the write.
+    assert!(
+        seen.lag >= waited,
+        "a change that never reached the replica, lag {:?}: {seen:?}\n{}",
+        seen.lag,
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
 }

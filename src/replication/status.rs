@@ -60,8 +60,9 @@ pub struct TenantReplication {
     pub tenant: TenantName,
     /// Where its replication stands.
     pub state: ReplicaState,
-    /// When its replica last took a sync (Litestream's word while it is
-    /// registered, else the newest file of its replica).
+    /// When its replica last took a sync: the newest file of its replica
+    /// (not Litestream's word, which is its last local sync and advances
+    /// while uploads fail).
     pub last_sync: Option<SystemTime>,
     /// When its database or WAL was last written.
     pub last_write: Option<SystemTime>,
@@ -138,7 +139,7 @@ impl TenantManager {
             let list = ControlSocket::new(&socket).list()?;
             processes.push((socket, list.len()));
             for db in list {
-                registered.insert(absolute(&db.path), (db.status, db.last_sync_at));
+                registered.insert(absolute(&db.path), db.status);
             }
         }
         // The recorded URL carries an S3-compatible store's endpoint,
@@ -174,7 +175,8 @@ impl TenantManager {
     }
 }
 
-type Listed = (String, Option<SystemTime>);
+/// What Litestream says of a database it has registered.
+type Listed = String;
 
 /// One tenant's state from what Litestream, the replica and its files say.
 fn judge(
@@ -196,10 +198,10 @@ fn judge(
     let changed_after = |sync: SystemTime| last_write.is_some_and(|w| w > sync + SLACK);
     let in_replica = replica.get(&line.tenant).and_then(|e| e.updated);
     match listed {
-        Some((status, sync)) if status == "replicating" => {
-            registered(&mut line, (*sync, in_replica), changed_after, now);
+        Some(status) if status == "replicating" => {
+            registered(&mut line, in_replica, changed_after, now);
         }
-        Some((status, _)) => {
+        Some(status) => {
             line.reason = Some(format!(
                 "Litestream has it registered but {status}, not replicating; restart `tenanted replicate`"
             ));
@@ -225,20 +227,23 @@ fn judge(
 }
 
 /// The state of a tenant Litestream has registered and says it
-/// replicates: its last sync is Litestream's (`sync`), else the
-/// replica's newest file (`in_replica`, an earlier registration's). One
-/// of which nothing is in the replica is not replicated, whatever
-/// Litestream says; one whose changes waited past [`STALLED`] is at risk.
+/// replicates. Its last sync is the replica's newest file
+/// (`in_replica`), not Litestream's word: that is the time of its last
+/// local sync, which goes on advancing while every upload fails (a store that refuses, a full
+/// disk under a `file://` replica), and said "lag 0" of a tenant whose
+/// changes never reached the replica. One of which nothing is in the
+/// replica is not replicated yet, whatever Litestream says; one whose
+/// changes waited past [`STALLED`] is at risk.
 fn registered(
     line: &mut TenantReplication,
-    (sync, in_replica): (Option<SystemTime>, Option<SystemTime>),
+    in_replica: Option<SystemTime>,
     changed_after: impl Fn(SystemTime) -> bool,
     now: SystemTime,
 ) {
     let since = |t: SystemTime| now.duration_since(t).unwrap_or_default();
-    let Some(last) = sync.or(in_replica) else {
+    let Some(last) = in_replica else {
         line.lag = line.last_write.map(since).unwrap_or_default();
-        line.reason = Some("registered with Litestream, which has not synced any of it yet: at risk until it does; if this lasts more than a few seconds, look for sync errors in Litestream's log (.tenanted/replication.d/litestream-N.log)".to_owned());
+        line.reason = Some("registered with Litestream, but nothing of it is in the replica yet: at risk until Litestream uploads it; if this lasts more than a few seconds, look for sync errors in Litestream's log (.tenanted/replication.d/litestream-N.log)".to_owned());
         return;
     };
     line.state = ReplicaState::Replicating;
@@ -249,7 +254,7 @@ fn registered(
     };
     if line.lag > STALLED {
         line.reason = Some(format!(
-            "its changes have waited {:.0} s for a sync (Litestream syncs every second): Litestream is failing to sync it; look for sync errors in its log (.tenanted/replication.d/litestream-N.log)",
+            "its changes have waited {:.0} s to reach the replica (Litestream uploads every second): Litestream is failing to upload them; look for errors in its log (.tenanted/replication.d/litestream-N.log), and at the store (is it up, is its disk full?)",
             line.lag.as_secs_f64()
         ));
     }
@@ -378,38 +383,33 @@ mod tests {
             line.reason
                 .is_some_and(|r| r.contains("tenanted replicate"))
         );
-        // Registered and streaming; registered but stopped.
-        let listed = ("replicating".to_owned(), Some(written));
-        let line = judge(acme(), w, Some(&listed), &BTreeMap::new(), now);
+        // Registered and streaming, its replica up to date; registered
+        // but stopped.
+        let streaming = "replicating".to_owned();
+        let line = judge(acme(), w, Some(&streaming), &entry(written), now);
         assert_eq!(
             (line.state, line.lag),
             (ReplicaState::Replicating, Duration::ZERO)
         );
-        let listed = ("stopped".to_owned(), None);
-        let line = judge(acme(), w, Some(&listed), &BTreeMap::new(), now);
+        let line = judge(acme(), w, Some(&"stopped".to_owned()), &entry(written), now);
         assert_eq!(line.state, ReplicaState::NotReplicated);
-        // Registered, never synced, nothing in the replica (Litestream
-        // failing every sync): not replicated, at risk, however recent
-        // the last write.
-        let listed = ("replicating".to_owned(), None);
-        let line = judge(acme(), w, Some(&listed), &BTreeMap::new(), written);
+        // Registered, nothing in the replica (Litestream failing every
+        // upload, whatever its own last sync says): not replicated, at
+        // risk, however recent the last write.
+        let line = judge(acme(), w, Some(&streaming), &BTreeMap::new(), written);
         assert_eq!(line.state, ReplicaState::NotReplicated);
         assert!(line.at_risk() && line.reason.is_some_and(|r| r.contains("log")));
-        // Registered, never synced by this process, an older replica:
-        // replicating, its lag from that replica's last write.
-        let line = judge(acme(), w, Some(&listed), &entry(long_ago), now);
+        // Registered, an older replica: replicating, its lag from that
+        // replica's last write; waiting past STALLED: at risk.
+        let line = judge(acme(), w, Some(&streaming), &entry(long_ago), now);
         assert_eq!(line.state, ReplicaState::Replicating);
         assert_eq!(line.lag, Duration::from_secs(90));
-        // Registered, its changes waiting past STALLED: at risk.
         assert!(line.at_risk() && line.reason.is_some());
-        let listed = (
-            "replicating".to_owned(),
-            Some(written - Duration::from_secs(5)),
-        );
-        let line = judge(acme(), w, Some(&listed), &BTreeMap::new(), now);
+        let older = entry(written - Duration::from_secs(5));
+        let line = judge(acme(), w, Some(&streaming), &older, now);
         assert_eq!(line.lag, Duration::from_secs(35));
-        assert!(line.at_risk(), "35 s behind a sync");
-        let line = judge(acme(), w, Some(&listed), &BTreeMap::new(), written + SLACK);
-        assert!(!line.at_risk(), "7 s behind a sync");
+        assert!(line.at_risk(), "35 s behind the replica");
+        let line = judge(acme(), w, Some(&streaming), &older, written + SLACK);
+        assert!(!line.at_risk(), "7 s behind the replica");
     }
 }
