@@ -362,7 +362,7 @@ impl TenantManagerBuilder {
         #[cfg(feature = "encryption")]
         {
             if self.key_provider.is_some() {
-                crate::replication::refuse_encryption(&self.root)?;
+                crate::replication::refuse_encryption(&self.root, None)?;
             }
             // The manager holds the provider that serves it: its own, or
             // another manager's of the root (see `crypt/keyring.rs`).

@@ -1402,7 +1402,7 @@ impl TenantManager {
     pub fn rekey_tenant(&self, name: &str) -> Result<()> {
         let (tenant, path) = self.locate(name)?;
         // Replication may have been recorded since the build.
-        crate::replication::refuse_encryption(&self.inner.root)?;
+        crate::replication::refuse_encryption(&self.inner.root, Some(&tenant))?;
         let span = tracing::info_span!("rekey_tenant", tenant = %tenant);
         let _entered = span.enter();
         let inner = &self.inner;

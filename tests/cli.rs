@@ -1182,6 +1182,20 @@ fn litestream_config_describes_the_roots_layout() {
         .success();
     let yaml = String::from_utf8(out.get_output().stdout.clone()).unwrap();
     assert!(yaml.contains("pattern: \"main.sqlite3\""), "{yaml}");
+    // Where to run it, in the file and on stderr: a Litestream run from
+    // the root or above stops replicating when a tenant is created.
+    assert!(yaml.contains("working directory"), "{yaml}");
+    let said = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(
+        said.contains("working directory outside the root"),
+        "{said}"
+    );
+    // Recorded in the root: encryption is refused there from now on.
+    assert!(
+        dir.path()
+            .join("tenants/.tenanted/litestream-directory-mode")
+            .is_file()
+    );
     assert!(
         yaml.contains("recursive: true") && yaml.contains("watch: true"),
         "{yaml}"
@@ -1208,6 +1222,12 @@ fn litestream_config_describes_the_roots_layout() {
     ] {
         assert!(yaml.contains(line), "{line} missing:\n{yaml}");
     }
+    // A root that is not there is refused, as by every other command.
+    tenanted(&dir.path().join("nonexistent"))
+        .args(["litestream-config", "--replica-url", "s3://backups/tenants"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("does not exist"));
 }
 
 // ----- issue 26: operator safety and the first hour --------------------------

@@ -1549,6 +1549,51 @@ fn a_replicated_roots_plaintext_tenant_is_not_silently_encrypted() {
     );
 }
 
+/// A root replicated in Litestream's directory mode leaves nothing of
+/// its own in the root; `tenanted litestream-config` records it
+/// (`.tenanted/litestream-directory-mode`), and a re-key is refused there
+/// as on a root `tenanted replicate` replicates, naming the tenant and
+/// the record: an outside probe re-keyed a tenant such a Litestream
+/// replicated, whose replica then kept only its plaintext past.
+#[test]
+fn a_root_replicated_in_directory_mode_refuses_a_rekey() {
+    let root = tempfile::tempdir().unwrap();
+    let plain = TenantManager::builder(RootConfig::new(root.path()), migrations(1))
+        .build()
+        .unwrap();
+    seed_canary(&plain, "acme");
+    drop(plain);
+    let master = MasterKey::generate().unwrap();
+    let manager = manager(root.path(), &master, 1);
+    let replica = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", replica.path().display());
+    cli(root.path())
+        .args(["litestream-config", "--replica-url", &url])
+        .assert()
+        .success();
+    let record = root.path().join(".tenanted/litestream-directory-mode");
+    assert!(record.is_file());
+    let rekeyed = manager.rekey_tenant("acme");
+    let Err(Error::Encryption { tenant, path, .. }) = &rekeyed else {
+        panic!("re-keyed a tenant of a replicated root: {rekeyed:?}");
+    };
+    assert_eq!(
+        (tenant.as_ref().map(|t| t.as_str()), path),
+        (Some("acme"), &record)
+    );
+    let refused = cli(root.path())
+        .env(MasterKey::ENV, master.to_hex().as_str())
+        .args(["rekey", "acme", "--yes"])
+        .assert()
+        .failure();
+    let said = String::from_utf8_lossy(&refused.get_output().stderr).into_owned();
+    assert!(said.contains("litestream-directory-mode"), "{said}");
+    // Once that configuration is no longer run and its record goes, the
+    // tenant can be encrypted.
+    std::fs::remove_file(&record).unwrap();
+    manager.rekey_tenant("acme").unwrap();
+}
+
 /// A re-key whose `n`th step fails (EIO), for every step: the
 /// tenant stays readable with its row, and the next re-key succeeds and
 /// leaves one key file, without a debris sweep.

@@ -83,7 +83,7 @@ impl RootConfig {
         };
         let recursive = template.contains('/');
         Ok(format!(
-            "# Written by tenanted: every tenant database of the root.\n\
+            "{DIRECTORY_MODE_NOTE}\
              dbs:\n  - dir: {dir}\n    pattern: {pattern}\n    recursive: {recursive}\n    watch: true\n    replica:\n{replica}",
             dir = yaml_string(&dir),
             pattern = yaml_string(Path::new(&pattern)),
@@ -91,6 +91,26 @@ impl RootConfig {
         ))
     }
 }
+
+/// The head of a directory-mode configuration: what it is, and where to
+/// run Litestream with it. Litestream 0.5.17, when a tenant is published
+/// (a directory renamed into place, as every create and restore does),
+/// looks for databases again relative to its working directory: run from
+/// the root, or any directory above it (`/`, systemd's default,
+/// included), it logs "can't make ... relative to" the root, drops the
+/// SQLite locks it held on the tenants it replicates, and a writer's
+/// last connection then checkpoints and removes the `-wal` under it: it
+/// replicates none of their later changes (an outside probe, 5 of 5 runs;
+/// none from an empty directory elsewhere).
+const DIRECTORY_MODE_NOTE: &str = "\
+# Written by tenanted: every tenant database of the root, in Litestream's
+# directory mode. Run Litestream with its working directory an empty
+# directory outside the root: not the root, nor any directory above it
+# (`/`, systemd's default, included; set WorkingDirectory=). Started
+# there, Litestream 0.5.17 stops replicating the tenants it has when a
+# tenant is created. Prefer `tenanted replicate`, which needs none of
+# this, erases destroyed tenants' replicas and keeps restored ones.
+";
 
 /// Refuses to replicate a root that keeps encrypted tenants (its keys
 /// directory exists): Litestream reads every database with its own

@@ -14,6 +14,10 @@ use crate::replication::store::RETENTION_IN_LOCAL_REPLICAS_ONLY;
 
 /// The record's file name in `.tenanted/`.
 const RECORD: &str = "replication";
+/// The record `tenanted litestream-config` leaves in `.tenanted/`: a
+/// Litestream configuration in directory mode replicates the root (see
+/// [`ReplicationSettings::record_directory_mode`]).
+const DIRECTORY_MODE: &str = "litestream-directory-mode";
 /// Where `tenanted replicate` keeps its Litestream processes' sockets,
 /// configurations and erase intents, under `.tenanted/`.
 pub(crate) const STATE_DIR: &str = "replication.d";
@@ -175,6 +179,27 @@ impl ReplicationSettings {
         })
     }
 
+    /// Records in `root` that Litestream replicates it in directory mode,
+    /// to `replica_url`, with a configuration from
+    /// [`RootConfig::litestream_config_for`] (`tenanted litestream-config`
+    /// records it when it writes one). Nothing else in the root says so,
+    /// and such a Litestream cannot read an encrypted tenant: while the
+    /// record stands, encryption is refused on the root, as on a root
+    /// `tenanted replicate` replicates. Remove
+    /// `.tenanted/litestream-directory-mode` once that configuration is
+    /// no longer run.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] writing the record (a missing root included).
+    pub fn record_directory_mode(root: &RootConfig, replica_url: &str) -> Result<()> {
+        let text = format!("replica_url {replica_url}\n");
+        let patience = crate::fs::Patience::new(crate::fs::record::RECORD_WAIT);
+        update_record(&directory_mode_path(root), &patience, |old| {
+            Ok((old != Some(text.as_str())).then(|| text.clone()))
+        })
+    }
+
     /// The settings recorded in `root`, if any.
     ///
     /// # Errors
@@ -218,6 +243,11 @@ pub(crate) fn record_path(root: &RootConfig) -> PathBuf {
     root.root_dir().join(INTERNAL_DIR).join(RECORD)
 }
 
+/// Where `root` records that Litestream replicates it in directory mode.
+fn directory_mode_path(root: &RootConfig) -> PathBuf {
+    root.root_dir().join(INTERNAL_DIR).join(DIRECTORY_MODE)
+}
+
 /// `tenanted replicate`'s own directory in the root.
 pub(crate) fn state_dir(root: &RootConfig) -> PathBuf {
     root.root_dir().join(INTERNAL_DIR).join(STATE_DIR)
@@ -232,14 +262,19 @@ pub(crate) fn state_dir(root: &RootConfig) -> PathBuf {
 /// [`Error::Encryption`] when replication
 /// settings are recorded; an I/O error reading them.
 #[cfg(feature = "encryption")]
-pub(crate) fn refuse_encryption(root: &RootConfig) -> Result<()> {
-    if ReplicationSettings::recorded(root)?.is_none() {
-        return Ok(());
-    }
+pub(crate) fn refuse_encryption(root: &RootConfig, tenant: Option<&TenantName>) -> Result<()> {
+    let record = match ReplicationSettings::recorded(root)? {
+        Some(_) => record_path(root),
+        None if crate::fs::sys::exists(&directory_mode_path(root)) => directory_mode_path(root),
+        None => return Ok(()),
+    };
     Err(Error::Encryption {
-        tenant: None,
-        path: root.root_dir().to_path_buf(),
-        reason: "this root is replicated with Litestream, which cannot read encrypted tenants: encrypting tenants here would stop their replication; keep it plaintext, or stop replicating it first (remove .tenanted/replication) and keep encrypted tenants beyond one disk with backups".to_string(),
+        tenant: tenant.cloned(),
+        path: record.clone(),
+        reason: format!(
+            "this root is replicated with Litestream (recorded in {}), which cannot read encrypted tenants: encrypting a tenant here would stop its replication; keep it plaintext, or stop replicating the root first (stop Litestream, then remove that record) and keep encrypted tenants beyond one disk with backups",
+            record.display()
+        ),
     })
 }
 

@@ -5,10 +5,11 @@
 use std::path::PathBuf;
 
 use tenanted::ReplicaTarget;
+use tenanted::replication::ReplicationSettings;
 
 use crate::Cli;
 use crate::output::{errln, out};
-use crate::support::Failure;
+use crate::support::{Failure, require_root};
 
 /// Where the replica is: its URL and what an S3-compatible store needs.
 #[derive(clap::Args)]
@@ -57,20 +58,28 @@ pub struct LitestreamArgs {
 /// `tenanted litestream-config`: prints the configuration, or writes it
 /// to `--output`.
 pub fn litestream_config(cli: &Cli, args: &LitestreamArgs) -> Result<u8, Failure> {
-    let yaml = cli
-        .root_config()
-        .litestream_config_for(&args.replica.target())?;
+    require_root(&cli.root)?;
+    let root = cli.root_config();
+    let target = args.replica.target();
+    let yaml = root.litestream_config_for(&target)?;
+    // Nothing else in the root says Litestream replicates it: encryption
+    // is refused from now on (see `record_directory_mode`).
+    ReplicationSettings::record_directory_mode(&root, target.url())?;
     match &args.output {
         None => out!("{yaml}"),
         Some(path) => {
             std::fs::write(path, yaml)
                 .map_err(|e| Failure(1, format!("cannot write {}: {e}", path.display())))?;
             errln!(
-                "wrote {}; run: litestream replicate -config {}",
+                "wrote {}; run, from an empty working directory outside the root (see the note below): litestream replicate -config {}",
                 path.display(),
                 path.display()
             );
         }
     }
+    errln!("{WORKING_DIRECTORY}");
     Ok(0)
 }
+
+/// Said on every run (the configuration's head says it too).
+const WORKING_DIRECTORY: &str = "note: Litestream 0.5.17 in directory mode, run from the root or any directory above it (/, systemd's default, included), stops replicating the tenants it has when a tenant is created: give it an empty working directory outside the root (systemd: WorkingDirectory=). `tenanted replicate` needs none of this, and erases destroyed tenants' replicas.";
