@@ -2298,9 +2298,9 @@ fn rebuild_brings_a_root_back_from_its_replica() {
     common::litestream::stop(&mut replicating);
 
     let fresh = dir.path().join("fresh");
-    let rebuild = || {
+    let rebuild_into = |root: &Path| {
         let mut cmd = Command::cargo_bin("tenanted").unwrap();
-        cmd.arg("--root").arg(&fresh);
+        cmd.arg("--root").arg(root);
         cmd.arg("--migrations").arg(dir.path().join("migrations"));
         cmd.args(["rebuild", "--replica-url", &replica, "--json"])
             .arg("--litestream")
@@ -2309,6 +2309,7 @@ fn rebuild_brings_a_root_back_from_its_replica() {
             .arg(dir.path().join("staging"));
         cmd
     };
+    let rebuild = || rebuild_into(&fresh);
     let out = rebuild().assert().success();
     let report: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
     assert_eq!(report["restored"], 2, "{report}");
@@ -2336,6 +2337,21 @@ fn rebuild_brings_a_root_back_from_its_replica() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains("2026-12-05T05:00:00Z"));
+    // Less than asked for is a failure: a name the replica does not hold
+    // (exit 0 before, an outside probe), or a time before every tenant.
+    let other = dir.path().join("other");
+    rebuild_into(&other)
+        .args(["--tenant", "nosuch"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("holds nothing of nosuch"));
+    rebuild_into(&other)
+        .args(["--at", "2020-01-01T00:00:00Z"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "none of the replica's 2 tenants existed at 2020-01-01T00:00:00",
+        ));
     // A replica URL with a typo in its path holds nothing: said, exit 1.
     let typo = format!("file://{}", dir.path().join("replica-typo").display());
     std::fs::create_dir_all(dir.path().join("replica-typo")).unwrap();

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use tenanted::replication::RebuildOptions;
+use tenanted::replication::{RebuildOptions, RebuildOutcome, RebuildReport};
 
 use crate::Cli;
 use crate::interrupt::{INTERRUPTED, cancel_on_ctrl_c};
@@ -98,14 +98,48 @@ pub fn rebuild(cli: &Cli, args: &RebuildArgs) -> Result<u8, Failure> {
     } else {
         outln!("{report}");
     }
+    let missed = missed(&report, !only.is_empty());
+    if let Some(why) = &missed {
+        errln!("{why}");
+    }
     // Nothing to rebuild is a failure: a root is rebuilt because it had
     // tenants, so an empty replica is most likely the wrong one.
     Ok(if report.cancelled {
         INTERRUPTED
-    } else if report.is_success() && !report.found_nothing() {
+    } else if report.is_success() && !report.found_nothing() && missed.is_none() {
         0
     } else {
         1
+    })
+}
+
+/// What a run that restored less than it was asked for missed, in an
+/// operator's words: a tenant named with `--tenant` that the replica does
+/// not hold (a misspelt name, as `backup --tenant` treats one), or, with
+/// none named, every tenant of the replica absent at `--at` (a time
+/// before any of them was replicated).
+fn missed(report: &RebuildReport, named: bool) -> Option<String> {
+    let absent: Vec<&str> = (report.tenants.iter())
+        .filter(|t| matches!(t.outcome, RebuildOutcome::NotInReplica))
+        .map(|t| t.tenant.as_str())
+        .collect();
+    let at = match report.at {
+        Some(at) => format!(" at {}", tenanted::replication::format_timestamp(at)),
+        None => String::new(),
+    };
+    if named && !absent.is_empty() {
+        return Some(format!(
+            "the replica {} holds nothing of {}{at}: check the names (a tenant's replica is under its path in the root), and --at",
+            report.replica,
+            absent.join(", ")
+        ));
+    }
+    let all_absent = !report.tenants.is_empty() && absent.len() == report.tenants.len();
+    all_absent.then(|| {
+        format!(
+            "none of the replica's {} tenants existed{at}: nothing was rebuilt; pick a later --at (or none, for the latest)",
+            report.tenants.len()
+        )
     })
 }
 
