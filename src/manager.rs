@@ -1473,10 +1473,12 @@ impl TenantManager {
             }
             Ok((done, false)) => {
                 intent.abandon();
+                release.kept();
                 Ok(done)
             }
             Err(e) => {
                 intent.abandon();
+                release.kept();
                 Err(e)
             }
         }

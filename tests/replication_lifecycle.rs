@@ -1058,6 +1058,69 @@ fn a_stalled_litestream_does_not_outlast_the_destroy_timeout() {
     drop(stalled.join().unwrap());
 }
 
+/// The child: holds a connection of its own to `acme`, after one read,
+/// until the stop file; prints `HOLDING`.
+#[test]
+#[ignore = "child process of a_destroy_refused_for_a_held_tenant_leaves_no_unclean_mark"]
+fn child_holds_acme() {
+    let Some(root) = common::child::root() else {
+        return;
+    };
+    let path = RootConfig::new(&root).database_path("acme").unwrap();
+    let conn = rusqlite::Connection::open(path).unwrap();
+    let n: i64 = conn
+        .query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))
+        .unwrap();
+    println!("HOLDING {n}");
+    while !common::child::stop_file(&root).exists() {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A destroy whose Litestream did not answer (stalled), and which then
+/// found the tenant held by another process and put it back, leaves the
+/// tenant as it was: no mark that its Litestream let go uncleanly (which
+/// starts that Litestream afresh before the name is registered again, for
+/// a new incarnation), and no promise of an erase. An outside probe saw
+/// both, for a live tenant.
+#[test]
+fn a_destroy_refused_for_a_held_tenant_leaves_no_unclean_mark() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    std::fs::create_dir_all(&root).unwrap();
+    let config = RootConfig::new(&root);
+    let url = format!("file://{}", dir.path().join("replica").display());
+    ReplicationSettings::new(url).record(&config).unwrap();
+    let socket = ReplicationSettings::socket_path(&config, 0);
+    std::fs::create_dir_all(socket.parent().unwrap()).unwrap();
+    let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    // Accepts, reads nothing, answers nothing, until the test ends.
+    let stalled = std::thread::spawn(move || listener.accept().map(|(s, _)| s));
+    let manager = TenantManager::builder(config, schema())
+        .destroy_timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    manager.create_tenant("acme").unwrap();
+    let out = dir.path().join("holder.out");
+    let holder = common::child::spawn_logged("child_holds_acme", &root, &out);
+    common::child::wait_for_word(&out, "HOLDING");
+    let refused = manager.destroy_tenant("acme");
+    assert!(
+        matches!(refused, Err(tenanted::Error::TenantBusy { .. })),
+        "{refused:?}"
+    );
+    std::fs::write(common::child::stop_file(&root), b"").unwrap();
+    common::child::wait_logged(holder, &out);
+    assert!(manager.tenant_exists("acme").unwrap());
+    let marks = root.join(".tenanted/replication.d/unclean");
+    assert!(
+        !marks.join("acme").exists(),
+        "a live tenant marked unclean: {:?}",
+        files_under(&marks)
+    );
+    drop(stalled.join().unwrap());
+}
+
 /// The supervisor outlives a failing scan (its Litestream exits and cannot
 /// be started again for a while): it logs, backs off and carries on, and
 /// starts Litestream again once it can. Dropped, it stops its Litestream.

@@ -64,6 +64,8 @@ pub(crate) struct Release<'a> {
     /// Whether Litestream was told and did not say it let go cleanly (its
     /// last sync failed, or it did not answer in time).
     unclean: AtomicBool,
+    /// Whether this release made the tenant's unclean mark (none stood).
+    marked: AtomicBool,
 }
 
 impl Release<'_> {
@@ -73,6 +75,22 @@ impl Release<'_> {
     /// which erases and looks again once such uploads have settled.
     pub(crate) fn unclean(&self) -> bool {
         self.unclean.load(Ordering::SeqCst)
+    }
+
+    /// The operation that told Litestream to let go did not happen (a
+    /// destroy that found the tenant held elsewhere, and put it back): the
+    /// tenant lives on, as the same database, so the unclean mark this
+    /// release made (which starts its Litestream afresh before the name is
+    /// registered again, for a new incarnation) goes, and so does the
+    /// promise of an erase.
+    pub(crate) fn kept(&self) {
+        if !self.unclean() {
+            return;
+        }
+        if self.marked.load(Ordering::SeqCst) {
+            self.replication.forget_unclean(self.tenant);
+        }
+        tracing::info!(tenant = %self.tenant, "the tenant Litestream did not let go of cleanly was kept (the operation did not happen); tenanted replicate registers it again once it is written");
     }
 }
 
@@ -91,9 +109,12 @@ impl LetGo for Release<'_> {
             Ok(_) | Err(Some(Error::LitestreamNotRunning { .. })) => {}
             Err(e) => {
                 self.unclean.store(true, Ordering::SeqCst);
-                self.replication.mark_unclean(self.tenant);
+                // Made before the operation goes on, so that a process
+                // killed meanwhile leaves it (see `mark_unclean`).
+                let made = self.replication.mark_unclean(self.tenant);
+                self.marked.store(made, Ordering::SeqCst);
                 let error = e.map_or("no time left to ask".to_owned(), |e| e.to_string());
-                tracing::warn!(tenant = %self.tenant, %error, "Litestream did not let go of the tenant cleanly; its replica is erased once its last uploads have settled")
+                tracing::warn!(tenant = %self.tenant, %error, "Litestream did not let go of the tenant cleanly; if it is destroyed, its replica is erased once its last uploads have settled")
             }
         }
     }
@@ -147,6 +168,7 @@ impl Replication {
             replication: self,
             tenant,
             unclean: AtomicBool::new(false),
+            marked: AtomicBool::new(false),
         }
     }
 
@@ -377,14 +399,19 @@ impl Replication {
     /// Records that `tenant`'s Litestream did not let go of its database
     /// cleanly, for `tenanted replicate` (another process, perhaps) to
     /// start that Litestream afresh before it registers the name again.
-    /// Failing to record is logged: the destroy goes on.
-    pub(crate) fn mark_unclean(&self, tenant: &TenantName) {
+    /// Failing to record is logged: the destroy goes on. Whether this call
+    /// made the mark (none stood before).
+    pub(crate) fn mark_unclean(&self, tenant: &TenantName) -> bool {
         let dir = state_dir(&self.root).join(UNCLEAN);
-        let marked = Dir::make(self.root.root_dir(), &dir)
-            .and_then(|dir| replace_file(&dir, Path::new(tenant.as_str()), b""));
-        if let Err(e) = marked {
+        let name = Path::new(tenant.as_str());
+        let marked = Dir::make(self.root.root_dir(), &dir).and_then(|dir| {
+            let stood = sys::stat(dir.fd(), name).is_ok();
+            replace_file(&dir, name, b"").map(|()| !stood)
+        });
+        marked.unwrap_or_else(|e| {
             tracing::warn!(%tenant, error = %e, dir = %dir.display(), "could not record that Litestream did not let go of the tenant cleanly");
-        }
+            false
+        })
     }
 
     /// The tenants marked by [`mark_unclean`](Self::mark_unclean): one
