@@ -180,6 +180,28 @@ fn a_suspension_in_another_process_holds_here() {
     until("resumed", || write(&m, "acme").is_ok());
 }
 
+/// The watcher looks at its pools' limits only when this process's copy
+/// of the record changed (not on every pass: at 4,000 idle pools that was
+/// most of an idle process's CPU). A copy read by something else first
+/// (here `tenant_limits`, right after another process blocked the
+/// tenant) must still get its cached pool retired.
+#[test]
+fn a_suspension_read_here_before_the_watcher_looked_still_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = manager(dir.path());
+    m.create_tenant("acme").unwrap();
+    write(&m, "acme").unwrap();
+    // The watcher has looked at the pool under the record as it was.
+    std::thread::sleep(WATCH * 3);
+    in_child(dir.path(), "blocked");
+    let seen = m.tenant_limits("acme").unwrap();
+    assert!(seen.suspension.is_some(), "{seen:?}");
+    until("blocked", || {
+        suspended(m.connection("acme").map(drop))
+            == Some((SuspendMode::Blocked, "blocked now".into()))
+    });
+}
+
 /// A tenant blocked while its first pool is being opened, in this
 /// process: the open in flight serves no connection of it, and nor does
 /// any checkout after `suspend_tenant` returns (the watcher is not waited

@@ -40,11 +40,25 @@ struct Stamp {
     ctime: (i64, i64),
 }
 
+impl Stamp {
+    /// No record (no real file has inode 0).
+    const MISSING: Stamp = Stamp {
+        dev: 0,
+        ino: 0,
+        size: 0,
+        mtime: (0, 0),
+        ctime: (0, 0),
+    };
+}
+
 struct View {
     /// The record's stamp when `entries` was read (`None`: read again at
     /// the next refresh).
     stamp: Option<Stamp>,
     entries: Arc<Entries>,
+    /// How many views were installed before this one (see
+    /// [`Limits::generation`]).
+    generation: u64,
 }
 
 /// This process's copy of the root's limits record, and the manager's
@@ -70,14 +84,12 @@ impl Limits {
             view: RwLock::new(View {
                 stamp: None,
                 entries: Arc::default(),
+                generation: 0,
             }),
         };
         let stamp = limits.stamp();
         let entries = limits.read()?;
-        *limits.view.write() = View {
-            stamp,
-            entries: Arc::new(entries),
-        };
+        limits.install(stamp, entries);
         Ok(limits)
     }
 
@@ -122,6 +134,24 @@ impl Limits {
         self.view.read().entries.keys().cloned().collect()
     }
 
+    /// A number that changes whenever this process's copy does (read
+    /// again, or changed here): the watcher looks at its pools' limits
+    /// only then, not on every pass (at 4,000 idle pools that look was
+    /// most of an idle process's CPU, an outside probe).
+    pub(crate) fn generation(&self) -> u64 {
+        self.view.read().generation
+    }
+
+    fn install(&self, stamp: Option<Stamp>, entries: Entries) {
+        let mut view = self.view.write();
+        let generation = view.generation.wrapping_add(1);
+        *view = View {
+            stamp,
+            entries: Arc::new(entries),
+            generation,
+        };
+    }
+
     /// Reads the record again if it changed since it was last read (one
     /// `stat` otherwise). A record that cannot be read keeps the last good
     /// copy, logged.
@@ -134,12 +164,7 @@ impl Limits {
             }
         }
         match self.read() {
-            Ok(entries) => {
-                *self.view.write() = View {
-                    stamp,
-                    entries: Arc::new(entries),
-                }
-            }
+            Ok(entries) => self.install(stamp, entries),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the limits record; keeping the last one read")
             }
@@ -174,10 +199,7 @@ impl Limits {
         if let Some(entries) = installed {
             // Read again at the next refresh: another process may write
             // right after this one.
-            *self.view.write() = View {
-                stamp: None,
-                entries: Arc::new(entries),
-            };
+            self.install(None, entries);
         }
         Ok(())
     }
@@ -196,8 +218,16 @@ impl Limits {
         self.change(tenant, |entry| *entry = Entry::default())
     }
 
+    /// The record's stamp now: [`Stamp::MISSING`] when there is none yet
+    /// (most roots: then a refresh reads nothing, and installs nothing
+    /// new, until one is made); `None` when it cannot be looked at (read
+    /// again next time).
     fn stamp(&self) -> Option<Stamp> {
-        let meta = fs::sys::symlink_metadata(&self.path).ok()?;
+        let meta = match fs::sys::symlink_metadata(&self.path) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Some(Stamp::MISSING),
+            Err(_) => return None,
+        };
         Some(Stamp {
             dev: meta.dev(),
             ino: meta.ino(),

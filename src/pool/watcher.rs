@@ -110,6 +110,7 @@ fn run(
     // Opened before any pool is cached: what it already holds is older
     // than every pool this manager will open.
     let mut watch = Watch::new(settings);
+    let mut checked_limits = None;
     while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(tick) {
         let Some(cache) = cache.upgrade() else { break };
         let now = Instant::now();
@@ -120,14 +121,26 @@ fn run(
             next_prune = now + period;
         }
         if now >= next_watch {
-            // Limits are this process's copy: checked every pass, no I/O
-            // beyond the record's stat.
-            limits.refresh();
-            retire_changed_limits(&cache, limits);
+            checked_limits = Some(look_at_limits(&cache, limits, checked_limits));
             watch.pass(&cache);
             next_watch = now + settings.interval;
         }
     }
+}
+
+/// Refreshes this process's copy of the limits (no I/O beyond the
+/// record's `stat`) and, if it changed since the copy `checked` (its
+/// generation), retires the pools it no longer agrees with; the copy
+/// looked at. Read after the refresh: a copy installed later has a newer
+/// generation, looked at on the next pass (a pool opened under the old
+/// copy meanwhile is retired by its opener, see `opener.rs`).
+fn look_at_limits(cache: &PoolCache, limits: &Limits, checked: Option<u64>) -> u64 {
+    limits.refresh();
+    let generation = limits.generation();
+    if checked != Some(generation) {
+        retire_changed_limits(cache, limits);
+    }
+    generation
 }
 
 /// Retires every cached pool whose size limit or suspension is no longer
