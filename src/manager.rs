@@ -113,6 +113,7 @@ impl TenantManager {
 
     pub(crate) fn from_builder(b: TenantManagerBuilder) -> Result<Self> {
         b.root.validate()?;
+        b.root.refuse_dangling_link()?;
         // Only a check: building a manager writes nothing.
         let history = b.migrations.history();
         let description =

@@ -243,3 +243,49 @@ fn a_link_or_directory_at_a_tenants_lock_file_is_named_and_nothing_is_done() {
     m.destroy_tenant("acme").unwrap();
     assert!(!m.tenant_exists("acme").unwrap());
 }
+
+/// A root that is a symbolic link leading nowhere is refused when the
+/// manager is built, naming the link and where it leads; it was accepted,
+/// and each operation failed its own way ("File exists" locking the
+/// template database, `tenant_exists` false: an outside probe). The
+/// command line says the same.
+#[test]
+fn a_root_that_is_a_dangling_link_is_named_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let nowhere = dir.path().join("gone");
+    symlink(&nowhere, &root).unwrap();
+    let built = TenantManager::builder(tenanted::RootConfig::new(&root), common::schema()).build();
+    let Err(err) = built else {
+        panic!("a manager of a root that is a dangling link was built");
+    };
+    let said = err.to_string();
+    assert!(matches!(err, Error::Io { .. }), "{err:?}");
+    assert!(said.contains(&root.display().to_string()), "{said}");
+    assert!(
+        said.contains(&format!("symbolic link to {}", nowhere.display())),
+        "{said}"
+    );
+    #[cfg(feature = "cli")]
+    {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_tenanted"))
+            .arg("--root")
+            .arg(&root)
+            .arg("list")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            said.contains(&format!("symbolic link to {}", nowhere.display())),
+            "{said}"
+        );
+    }
+    // Made, it is a root like any other.
+    fs::create_dir(&nowhere).unwrap();
+    let m = TenantManager::builder(tenanted::RootConfig::new(&root), common::schema())
+        .build()
+        .unwrap();
+    m.create_tenant("acme").unwrap();
+    assert!(m.tenant_exists("acme").unwrap());
+}

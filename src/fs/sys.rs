@@ -504,6 +504,12 @@ pub(crate) fn symlink_metadata(path: &Path) -> io::Result<Metadata> {
     fs::symlink_metadata(path)
 }
 
+/// Where the link `path` points (the root's own, to say where it leads).
+pub(crate) fn read_link(path: &Path) -> io::Result<std::path::PathBuf> {
+    faults::check(Step::Stat, path)?;
+    fs::read_link(path)
+}
+
 /// What `path` names, following links (a backup file the operator names).
 pub(crate) fn metadata(path: &Path) -> io::Result<Metadata> {
     faults::check(Step::Stat, path)?;

@@ -147,6 +147,33 @@ impl RootConfig {
         self.parsed().map(|_| ())
     }
 
+    /// Refuses a root that is a symbolic link leading nowhere: nothing
+    /// can ever be made there (the link stands where the directory would
+    /// be made), and each operation would fail with a puzzle of its own
+    /// ("File exists" locking the template database). A root that is not
+    /// there at all is made by the first create, as ever.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] naming the root, where the link leads, and what to do.
+    pub(crate) fn refuse_dangling_link(&self) -> Result<()> {
+        let root = self.root_dir();
+        let is_link =
+            crate::fs::sys::symlink_metadata(root).is_ok_and(|m| m.file_type().is_symlink());
+        if !is_link || crate::fs::sys::metadata(root).is_ok() {
+            return Ok(());
+        }
+        let target = crate::fs::sys::read_link(root).unwrap_or_default();
+        let why = std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!(
+                "it is a symbolic link to {}, which does not exist: create that directory, or point the link (or the root you pass) at the directory that holds the tenants",
+                target.display()
+            ),
+        );
+        Err(Error::io(None, root, "opening the tenant root", why))
+    }
+
     fn parsed(&self) -> Result<&Arc<PathTemplate>> {
         if self.buckets == 0 {
             return Err(self.bad_template("the bucket count must be at least 1".into()));

@@ -231,13 +231,23 @@ pub fn require_root(root: &Path) -> Result<(), Failure> {
                 root.display()
             ),
         )),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Failure(
-            1,
-            format!(
-                "root {} does not exist; pass --root DIR (or TENANTED_ROOT) naming an existing root, or create a new one with `tenanted init` (no other command creates one, but `tenanted rebuild`, which brings a lost one back from its replica)",
-                root.display()
-            ),
-        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => match std::fs::read_link(root) {
+            Ok(target) => Err(Failure(
+                1,
+                format!(
+                    "root {} is a symbolic link to {}, which does not exist: create that directory, or pass --root DIR (or TENANTED_ROOT) naming the directory that holds the tenants",
+                    root.display(),
+                    target.display()
+                ),
+            )),
+            Err(_) => Err(Failure(
+                1,
+                format!(
+                    "root {} does not exist; pass --root DIR (or TENANTED_ROOT) naming an existing root, or create a new one with `tenanted init` (no other command creates one, but `tenanted rebuild`, which brings a lost one back from its replica)",
+                    root.display()
+                ),
+            )),
+        },
         Err(e) => Err(Failure(
             1,
             format!("cannot read root {}: {e}", root.display()),
