@@ -909,7 +909,7 @@ fn sqlite_next_step(e: &rusqlite::Error) -> &'static str {
         // A statement's own wait for another connection's write lock ran
         // out (SQLITE_LOCKED is a conflict within one connection: not this).
         Some(Code::DatabaseBusy) => {
-            "; another connection held the tenant's write lock longer than this one waits (a long transaction, another process's migration or restore): retry, keep write transactions short, or, for a pool's connections, raise busy_timeout"
+            "; this connection waited for the tenant's write lock longer than it waits (busy_timeout): another connection held it that long (a long transaction, another process's migration or restore), or other writers kept taking it in turn (SQLite's wait is not first come, first served: under a steady stream of short writes, a waiter can lose every time): retry, keep write transactions short, write from fewer threads or processes at once, or, for a pool's connections, raise busy_timeout"
         }
         _ => "",
     }
