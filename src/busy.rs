@@ -194,7 +194,7 @@ pub(crate) fn holder_phrase(
         // flock excludes open file descriptions: a thread of this process
         // can hold what another thread of it waits for.
         Some(_) if this_process => "another thread of this process".to_owned(),
-        Some(o) => o.to_string(),
+        Some(o) => named(o),
         None => "another process".to_owned(),
     };
     match waited_for {
@@ -219,6 +219,19 @@ pub(crate) fn holder_phrase(
             "another connection still held SQLite's lock on it (a write transaction, or a backup copying the tenant alone)".to_owned()
         }
         doing => format!("{who} was still running its {doing} of it"),
+    }
+}
+
+/// `other` in words, with its name where the system still knows it: a
+/// Litestream process is said to be one, with why it holds the tenant.
+fn named(other: &OtherProcess) -> String {
+    let name = other.pid.and_then(crate::fs::sys::process_name);
+    match name.as_deref() {
+        Some("litestream") => format!(
+            "{other}, Litestream replicating the root (it holds a tenant until told to let go, which a destroy does for `tenanted replicate`, or until it is stopped; one run from a directory-mode configuration lets go of nothing: stop it first)"
+        ),
+        Some(name) => format!("{other}, {name}"),
+        None => other.to_string(),
     }
 }
 
@@ -261,11 +274,66 @@ mod tests {
         assert_eq!(WaitedFor::from_keyword("garbage"), WaitedFor::Operation);
     }
 
+    /// Waits until the child `pid` runs its program, `name` (spawn
+    /// returns before the exec).
+    fn wait_for_exec(pid: u32, name: &str) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while crate::fs::sys::process_name(pid).as_deref() != Some(name) {
+            assert!(std::time::Instant::now() < deadline, "{name} never ran");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    #[test]
+    fn another_process_is_named_as_the_system_knows_it() {
+        let mut sleeping = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        wait_for_exec(sleeping.id(), "sleep");
+        let other = OtherProcess {
+            pid: Some(sleeping.id()),
+        };
+        let said = holder_phrase(WaitedFor::OpenConnection, 0, Some(&other));
+        let _ = sleeping.kill();
+        let _ = sleeping.wait();
+        assert_eq!(
+            said,
+            format!(
+                "it was still open in another process (pid {}), sleep",
+                sleeping.id()
+            )
+        );
+    }
+
+    #[test]
+    fn a_litestream_process_is_said_to_be_one() {
+        // `sleep` under Litestream's name: the system knows it as that.
+        let dir = tempfile::tempdir().unwrap();
+        let litestream = dir.path().join("litestream");
+        std::fs::copy("/bin/sleep", &litestream).unwrap();
+        let mut running = std::process::Command::new(&litestream)
+            .arg("30")
+            .spawn()
+            .unwrap();
+        wait_for_exec(running.id(), "litestream");
+        let other = OtherProcess {
+            pid: Some(running.id()),
+        };
+        let said = holder_phrase(WaitedFor::OpenConnection, 0, Some(&other));
+        let _ = running.kill();
+        let _ = running.wait();
+        assert!(said.contains("Litestream replicating the root"), "{said}");
+        assert!(said.contains("directory-mode configuration"), "{said}");
+    }
+
     #[test]
     fn a_busy_io_error_carries_the_wait() {
+        // No such process: no name to add.
+        let pid = u32::MAX;
         let wait = Busy {
             waited_for: WaitedFor::Destroy,
-            other_process: Some(OtherProcess { pid: Some(7) }),
+            other_process: Some(OtherProcess { pid: Some(pid) }),
             waited: Duration::from_millis(1500),
         };
         let e = wait.into_io();
@@ -273,7 +341,7 @@ mod tests {
         assert_eq!(busy(&e), Some(wait));
         assert!(
             e.to_string()
-                .contains("(pid 7) was still running its destroy")
+                .contains(&format!("(pid {pid}) was still running its destroy"))
         );
     }
 }

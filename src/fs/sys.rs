@@ -610,6 +610,13 @@ pub(crate) fn remove_tree(path: &Path) -> io::Result<()> {
     fs::remove_dir_all(path)
 }
 
+/// The name of process `pid` (`/proc/PID/comm`), if it can be read: an
+/// error names the process that holds a tenant ("litestream").
+pub(crate) fn process_name(pid: u32) -> Option<String> {
+    let name = fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+    Some(name.trim_end().to_owned()).filter(|n| !n.is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     use super::release_at_least;

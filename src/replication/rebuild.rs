@@ -213,6 +213,18 @@ pub(super) struct Staging {
 /// The name every rebuild's staging directory starts with.
 const PREFIX: &str = "tenanted-rebuild-";
 
+/// A staging directory inside the root, said as one (not as a backup).
+fn staging_inside(e: Error) -> Error {
+    let Error::BackupInsideRoot { path, root, .. } = e else {
+        return e;
+    };
+    let why = std::io::Error::other(format!(
+        "it is inside the tenant root {}, where the copies could be listed as tenants; pass a staging directory outside the root (RebuildOptions::staging, `tenanted rebuild --staging DIR`)",
+        root.display()
+    ));
+    Error::io(None, path, "choosing the rebuild's staging directory", why)
+}
+
 /// How many times a rebuild makes a staging directory that another run's
 /// sweep removed before it could lock it.
 const ATTEMPTS: usize = 3;
@@ -224,7 +236,7 @@ impl Staging {
             Some(dir) => dir.clone(),
             None => std::env::temp_dir(),
         };
-        crate::backup::check_outside_root(None, root, &parent)?;
+        crate::backup::check_outside_root(None, root, &parent).map_err(staging_inside)?;
         let io = |e| {
             Error::io(
                 None,

@@ -158,7 +158,7 @@ fn output_within(command: &mut Command, limit: Duration) -> io::Result<Output> {
             return Err(io::Error::new(
                 io::ErrorKind::TimedOut,
                 format!(
-                    "still running after {limit:?}, killed (RebuildOptions::litestream_timeout)"
+                    "still running after {limit:?}, killed: check that the replica's store answers (a stalled store holds every request), or allow longer (RebuildOptions::litestream_timeout, `tenanted rebuild --timeout SECS`)"
                 ),
             ));
         }
