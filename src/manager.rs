@@ -1473,13 +1473,17 @@ impl TenantManager {
                 Ok(done)
             }
             Ok((done, false)) => {
-                intent.abandon();
-                release.kept();
+                if intent.abandon() {
+                    release.kept();
+                }
                 Ok(done)
             }
+            // Failed after the old database went (its key, a publish):
+            // the mark stays, for the erase and the next incarnation.
             Err(e) => {
-                intent.abandon();
-                release.kept();
+                if intent.abandon() {
+                    release.kept();
+                }
                 Err(e)
             }
         }

@@ -57,6 +57,11 @@ pub(crate) struct Replication {
     absolute_root: PathBuf,
 }
 
+/// How much of an operation's time a let-go leaves for Litestream to
+/// close the database after its answer was given up on (at most a
+/// quarter of what is left).
+const LET_GO_MARGIN: Duration = Duration::from_secs(1);
+
 /// Tells one tenant's Litestream to let go of it.
 pub(crate) struct Release<'a> {
     replication: &'a Replication,
@@ -99,8 +104,14 @@ impl LetGo for Release<'_> {
         let socket = self.replication.socket_of(self.tenant);
         let db = self.replication.absolute(db);
         // The operation's deadline bounds Litestream's last sync too: a
-        // slow store must not hold a destroy past its destroy_timeout.
-        let budget = deadline.saturating_duration_since(Instant::now());
+        // slow store must not hold a destroy past its destroy_timeout. It
+        // stops short of it: hanging up cancels that sync (its request's
+        // context) and Litestream then lets go within moments, which the
+        // wait for other holders must still have time to see (a budget
+        // running to the deadline made a destroy during a stalled store
+        // fail with TenantBusy now and then).
+        let left = deadline.saturating_duration_since(Instant::now());
+        let budget = left.saturating_sub(LET_GO_MARGIN.min(left / 4));
         let answer = match budget.is_zero() {
             true => Err(None),
             false => socket.unregister_within(&db, budget).map_err(Some),
@@ -483,15 +494,18 @@ impl EraseIntent<'_> {
 
     /// The operation failed. If the database it names is still there,
     /// the intent goes; if not (it failed after the old database went),
-    /// the intent stays for `finish_erases`.
-    pub(crate) fn abandon(self) {
+    /// the intent stays for `finish_erases`. Whether the database lives
+    /// on (then the operation did not happen to it).
+    pub(crate) fn abandon(self) -> bool {
         let named = named_incarnation(&self.path);
         let root = &self.replication.root;
         let db = root.database_path(self.tenant.as_str());
         let live = db.ok().and_then(|db| incarnation(root, &db));
-        if named.is_some() && named == live {
+        let lives_on = named.is_some() && named == live;
+        if lives_on {
             remove_quietly(&self.dir, crate::fs::siblings::name_of(&self.path));
         }
+        lives_on
     }
 }
 
