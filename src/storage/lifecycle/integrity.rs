@@ -15,36 +15,44 @@ use crate::name::TenantName;
 const READ_BACK: OpenFlags =
     OpenFlags::SQLITE_OPEN_READ_ONLY.union(OpenFlags::SQLITE_OPEN_NO_MUTEX);
 
-/// `ok`, or the first few problems `PRAGMA integrity_check` finds, on
-/// one line.
-pub(in crate::storage) fn integrity_check(conn: &Connection) -> rusqlite::Result<String> {
-    let mut stmt = conn.prepare("PRAGMA integrity_check(3)")?;
+/// What `PRAGMA integrity_check` said of a database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(in crate::storage) enum Verdict {
+    /// `ok`.
+    Sound,
+    /// The first few problems, on one line.
+    Damaged(String),
+    /// The check could not run: the schema names a collation or function
+    /// the application registers in its `connection_init` (an index on
+    /// it), which this connection has not, and SQLite refuses to compile
+    /// the check at all ("no such collation sequence"). Why, in SQLite's
+    /// words. Nothing is known of the file then: neither sound nor
+    /// damaged.
+    Unchecked(String),
+}
+
+/// `PRAGMA integrity_check` of the database `conn` is on.
+///
+/// # Errors
+///
+/// SQLite's, for a file it cannot read at all (`SQLITE_CORRUPT`,
+/// `SQLITE_NOTADB`, an I/O error).
+pub(in crate::storage) fn integrity_check(conn: &Connection) -> rusqlite::Result<Verdict> {
+    let mut stmt = match conn.prepare("PRAGMA integrity_check(3)") {
+        Ok(stmt) => stmt,
+        // Refused before reading a page: what the schema names is missing.
+        Err(e) if e.sqlite_error_code() == Some(ErrorCode::Unknown) => {
+            return Ok(Verdict::Unchecked(e.to_string()));
+        }
+        Err(e) => return Err(e),
+    };
     let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
     let lines = rows.collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(lines.join("; ").replace('\n', "; "))
-}
-
-/// The check that failed and what it says, or `ok`: an encrypted copy's
-/// pages first (see [`cipher_check`]), then its b-trees.
-fn checked(conn: &Connection, encrypted: bool) -> rusqlite::Result<(&'static str, String)> {
-    if encrypted {
-        let failed = cipher_check(conn)?;
-        if !failed.is_empty() {
-            return Ok(("PRAGMA cipher_integrity_check", failed));
-        }
-    }
-    Ok(("PRAGMA integrity_check", integrity_check(conn)?))
-}
-
-/// SQLCipher's check of an encrypted database: every page's
-/// authentication code, the first few failures on one line (none: every
-/// page is as it was written with the key). A page that fails it makes
-/// `integrity_check` fail with no more than "SQL logic error".
-fn cipher_check(conn: &Connection) -> rusqlite::Result<String> {
-    let mut stmt = conn.prepare("PRAGMA cipher_integrity_check")?;
-    let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
-    let lines = rows.take(3).collect::<rusqlite::Result<Vec<_>>>()?;
-    Ok(lines.join("; "))
+    let said = lines.join("; ").replace('\n', "; ");
+    Ok(match said.as_str() {
+        "ok" => Verdict::Sound,
+        _ => Verdict::Damaged(said),
+    })
 }
 
 /// Reads the backup copy at `copy` of `tenant`'s database at `source`
@@ -52,7 +60,9 @@ fn cipher_check(conn: &Connection) -> rusqlite::Result<String> {
 /// (see `restore.rs`): a copy of a database whose pages are damaged
 /// behind an intact header is a file no restore accepts, and a backup
 /// run that called it a backup would let a rotation prune the last copy
-/// that is one.
+/// that is one. A copy whose schema keeps the check from running (see
+/// [`Verdict::Unchecked`]) is kept, as it was before copies were checked,
+/// and a warning says so.
 ///
 /// # Errors
 ///
@@ -68,8 +78,12 @@ pub(in crate::storage) fn verify_copy(
         .map_err(|e| sqlite("opening the copy to verify it", e))?;
     crypt::apply(&conn, key).map_err(|e| sqlite("keying the copy to verify it", e))?;
     let (check, verdict) = match checked(&conn, key.is_some()) {
-        Ok((_, verdict)) if verdict == "ok" => return Ok(()),
-        Ok(failed) => failed,
+        Ok((_, Verdict::Sound)) => return Ok(()),
+        Ok((_, Verdict::Unchecked(why))) => {
+            tracing::warn!(tenant = %tenant, path = %source.display(), reason = %why, "the tenant's backup copy could not be checked (its schema names a collation or function the application registers): it is kept unchecked");
+            return Ok(());
+        }
+        Ok((check, Verdict::Damaged(said))) => (check, said),
         // What SQLite says of pages it cannot read at all.
         Err(e)
             if matches!(
@@ -88,4 +102,27 @@ pub(in crate::storage) fn verify_copy(
             "its pages are damaged: a copy of it fails {check} ({verdict}); that copy was not kept as a backup, and earlier backups were left as they are"
         ),
     })
+}
+
+/// The check that failed and what it says, or `ok`: an encrypted copy's
+/// pages first (see [`cipher_check`]), then its b-trees.
+fn checked(conn: &Connection, encrypted: bool) -> rusqlite::Result<(&'static str, Verdict)> {
+    if encrypted {
+        let failed = cipher_check(conn)?;
+        if !failed.is_empty() {
+            return Ok(("PRAGMA cipher_integrity_check", Verdict::Damaged(failed)));
+        }
+    }
+    Ok(("PRAGMA integrity_check", integrity_check(conn)?))
+}
+
+/// SQLCipher's check of an encrypted database: every page's
+/// authentication code, the first few failures on one line (none: every
+/// page is as it was written with the key). A page that fails it makes
+/// `integrity_check` fail with no more than "SQL logic error".
+fn cipher_check(conn: &Connection) -> rusqlite::Result<String> {
+    let mut stmt = conn.prepare("PRAGMA cipher_integrity_check")?;
+    let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+    let lines = rows.take(3).collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(lines.join("; "))
 }

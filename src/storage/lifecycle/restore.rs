@@ -29,7 +29,7 @@ use crate::storage::lifecycle::create::{Cleared, clear_the_way, under_new_lock};
 use crate::storage::lifecycle::debris::finish_fenced_entry;
 use crate::storage::lifecycle::fence::{Fence, Waiting};
 use crate::storage::lifecycle::foreign_files::refuse_foreign_files;
-use crate::storage::lifecycle::integrity::integrity_check;
+use crate::storage::lifecycle::integrity::{Verdict, integrity_check};
 use crate::storage::lifecycle::snapshot::{Snapshot, copy_to};
 use crate::storage::lifecycle::stage::{Stage, Swap};
 use crate::storage::opening::header::reserves_bytes;
@@ -300,10 +300,17 @@ fn check_open_backup(
         }
         _ => Error::sqlite(Some(tenant), src, "checking the backup file", e),
     };
-    let verdict = integrity_check(conn).map_err(not_sqlite)?;
-    if verdict != "ok" {
-        let reason = format!("PRAGMA integrity_check reports: {verdict}");
-        return Err(bad_backup(tenant, src, &reason));
+    match integrity_check(conn).map_err(not_sqlite)? {
+        Verdict::Sound => {}
+        Verdict::Damaged(said) => {
+            let reason = format!("PRAGMA integrity_check reports: {said}");
+            return Err(bad_backup(tenant, src, &reason));
+        }
+        // The application's collation or function: the tenant's own
+        // connections have it, this one cannot check the file.
+        Verdict::Unchecked(why) => {
+            tracing::warn!(tenant = %tenant, path = %src.display(), reason = %why, "the backup could not be checked (its schema names a collation or function the application registers): it is restored unchecked");
+        }
     }
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
