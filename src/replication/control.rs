@@ -68,7 +68,9 @@ pub struct Registration {
     pub path: PathBuf,
     /// `replicating`, `open` or `stopped`.
     pub status: String,
-    /// When its replica last took a sync, if ever.
+    /// When Litestream last synced it, if ever: its own local sync,
+    /// which goes on while uploads to the replica fail (so
+    /// `replication_status` judges the replica by its newest file).
     pub last_sync_at: Option<SystemTime>,
 }
 

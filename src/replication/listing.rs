@@ -31,6 +31,18 @@ pub(crate) struct ReplicaEntry {
     pub(crate) relative: String,
     /// When its newest LTX file was written, if the store says.
     pub(crate) updated: Option<SystemTime>,
+    /// The last transaction its LTX files hold (their names say it:
+    /// `MIN-MAX.ltx`, in hex), if any file is named so.
+    pub(crate) last_txid: Option<u64>,
+}
+
+/// The transactions an LTX file holds, from its name (`MIN-MAX.ltx`, each
+/// 16 hex digits), as Litestream 0.5 names them in a replica and in its
+/// local state directory.
+pub(crate) fn ltx_txids(file: &str) -> Option<(u64, u64)> {
+    let (min, max) = file.strip_suffix(".ltx")?.split_once('-')?;
+    let hex = |s: &str| u64::from_str_radix(s, 16).ok();
+    Some((hex(min)?, hex(max)?))
 }
 
 /// The tenants the replica holds, by name, with each one's path relative
@@ -74,8 +86,11 @@ pub(crate) fn replica_entries(
         let entry = tenants.entry(tenant).or_insert_with(|| ReplicaEntry {
             relative: relative.to_owned(),
             updated: None,
+            last_txid: None,
         });
         entry.updated = entry.updated.max(*modified);
+        let file = key.rsplit('/').next().unwrap_or_default();
+        entry.last_txid = entry.last_txid.max(ltx_txids(file).map(|(_, max)| max));
     }
     Ok(tenants)
 }

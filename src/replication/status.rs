@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime};
 use super::control::ControlSocket;
 use super::listing::{ReplicaEntry, replica_entries};
 use super::settings::ReplicationSettings;
-use super::tenant_files::TenantFiles;
+use super::tenant_files::{Captured, TenantFiles};
 use super::until::Until;
 use crate::error::{Error, Result};
 use crate::manager::TenantManager;
@@ -162,9 +162,9 @@ impl TenantManager {
             let tenant = tenant?;
             let db = root.path_of(tenant.as_str())?;
             let relative = db.strip_prefix(root.root_dir()).unwrap_or(&db);
-            let last = last_write(root.root_dir(), &db);
+            let local = local_state(root.root_dir(), &db, replica.get(&tenant));
             let listed = registered.get(&resolved.join(relative));
-            tenants.push(judge(tenant, last, listed, &replica, now));
+            tenants.push(judge(tenant, local, listed, &replica, now));
         }
         tenants.sort_by(|a, b| a.tenant.cmp(&b.tenant));
         Ok(ReplicationStatus {
@@ -178,10 +178,33 @@ impl TenantManager {
 /// What Litestream says of a database it has registered.
 type Listed = String;
 
+/// What the tenant's own files say: when it was last written, and what
+/// Litestream's local state says of its changes against the replica (see
+/// `TenantFiles::captured`).
+#[derive(Debug, Clone, Copy, Default)]
+struct Local {
+    last_write: Option<SystemTime>,
+    captured: Option<Captured>,
+}
+
+fn local_state(root: &Path, db: &Path, entry: Option<&ReplicaEntry>) -> Local {
+    let Ok(files) = TenantFiles::open(root, db) else {
+        return Local::default();
+    };
+    let replicated = entry.and_then(|e| e.last_txid);
+    Local {
+        last_write: files.last_write(),
+        captured: replicated.and_then(|txid| files.captured(txid)),
+    }
+}
+
 /// One tenant's state from what Litestream, the replica and its files say.
 fn judge(
     tenant: TenantName,
-    last_write: Option<SystemTime>,
+    Local {
+        last_write,
+        captured,
+    }: Local,
     listed: Option<&Listed>,
     replica: &BTreeMap<TenantName, ReplicaEntry>,
     now: SystemTime,
@@ -199,7 +222,7 @@ fn judge(
     let in_replica = replica.get(&line.tenant).and_then(|e| e.updated);
     match listed {
         Some(status) if status == "replicating" => {
-            registered(&mut line, in_replica, changed_after, now);
+            registered(&mut line, (in_replica, captured), changed_after, now);
         }
         Some(status) => {
             line.reason = Some(format!(
@@ -227,16 +250,21 @@ fn judge(
 }
 
 /// The state of a tenant Litestream has registered and says it
-/// replicates. Its last sync is the replica's newest file
-/// (`in_replica`), not Litestream's word: that is the time of its last
-/// local sync, which goes on advancing while every upload fails (a store that refuses, a full
-/// disk under a `file://` replica), and said "lag 0" of a tenant whose
-/// changes never reached the replica. One of which nothing is in the
-/// replica is not replicated yet, whatever Litestream says; one whose
-/// changes waited past [`STALLED`] is at risk.
+/// replicates. Its last sync is the replica's newest file (`in_replica`),
+/// not Litestream's word: that is the time of its last local sync, which
+/// goes on advancing while every upload fails (a store that refuses, a
+/// full disk under a `file://` replica), and said "lag 0" of a tenant
+/// whose changes never reached the replica. Its lag is how long the
+/// oldest change not in the replica has waited: Litestream's local state
+/// (`captured`) names those changes by transaction and dates them on this
+/// machine's clock, so neither a store's clock nor a replica last
+/// written an hour before a fresh change makes a lag of it. Without that
+/// state, the lag runs from the replica's newest file. One of which
+/// nothing is in the replica is not replicated yet, whatever Litestream
+/// says; one whose changes waited past [`STALLED`] is at risk.
 fn registered(
     line: &mut TenantReplication,
-    in_replica: Option<SystemTime>,
+    (in_replica, captured): (Option<SystemTime>, Option<Captured>),
     changed_after: impl Fn(SystemTime) -> bool,
     now: SystemTime,
 ) {
@@ -248,23 +276,26 @@ fn registered(
     };
     line.state = ReplicaState::Replicating;
     line.last_sync = Some(last);
-    line.lag = match changed_after(last) {
-        true => since(last),
-        false => Duration::ZERO,
+    // Changes not even captured yet (Litestream syncs each second) wait
+    // from its newest capture, or the replica's newest file.
+    let waiting_from = match captured {
+        Some(Captured {
+            oldest_unreplicated: Some(oldest),
+            ..
+        }) => Some(oldest),
+        Some(Captured { newest, .. }) => {
+            let newest = newest.map_or(last, |n| n.max(last));
+            changed_after(newest).then_some(newest)
+        }
+        None => changed_after(last).then_some(last),
     };
+    line.lag = waiting_from.map(since).unwrap_or_default();
     if line.lag > STALLED {
         line.reason = Some(format!(
             "its changes have waited {:.0} s to reach the replica (Litestream uploads every second): Litestream is failing to upload them; look for errors in its log (.tenanted/replication.d/litestream-N.log), and at the store (is it up, is its disk full?)",
             line.lag.as_secs_f64()
         ));
     }
-}
-
-/// When the database or its WAL was last written, looked at without
-/// following a link (a link in place of a tenant's files has no writes
-/// of its own to report).
-fn last_write(root: &Path, db: &Path) -> Option<SystemTime> {
-    TenantFiles::open(root, db).ok()?.last_write()
 }
 
 /// `path` absolute, links resolved where it exists (Litestream lists the
@@ -355,6 +386,7 @@ mod tests {
         let entry = ReplicaEntry {
             relative,
             updated: Some(updated),
+            last_txid: Some(1),
         };
         BTreeMap::from([(tenant, entry)])
     }
@@ -364,8 +396,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("main.sqlite3");
         std::fs::write(&db, b"x").unwrap();
-        let written = last_write(dir.path(), &db).unwrap();
-        let w = Some(written);
+        let written = TenantFiles::open(dir.path(), &db)
+            .unwrap()
+            .last_write()
+            .unwrap();
+        let w = Local {
+            last_write: Some(written),
+            captured: None,
+        };
         let acme = || TenantName::new("acme").unwrap();
         let now = written + Duration::from_secs(30);
         let long_ago = written - Duration::from_secs(60);
@@ -411,5 +449,51 @@ mod tests {
         assert!(line.at_risk(), "35 s behind the replica");
         let line = judge(acme(), w, Some(&streaming), &older, written + SLACK);
         assert!(!line.at_risk(), "7 s behind the replica");
+    }
+
+    /// Litestream's local state dates what waits: a change captured 3 s
+    /// ago after a replica written an hour before waits 3 s, not an hour
+    /// (a false alarm, exit 1, for every fresh write to an idle tenant);
+    /// one captured 40 s ago and never uploaded is stalled.
+    #[test]
+    fn the_lag_runs_from_the_oldest_change_litestream_captured_and_did_not_upload() {
+        let acme = || TenantName::new("acme").unwrap();
+        let now = SystemTime::now();
+        let an_hour_ago = now - Duration::from_secs(3600);
+        let streaming = "replicating".to_owned();
+        let local = |written: u64, oldest: Option<u64>| Local {
+            last_write: Some(now - Duration::from_secs(written)),
+            captured: Some(Captured {
+                oldest_unreplicated: oldest.map(|s| now - Duration::from_secs(s)),
+                newest: Some(now - Duration::from_secs(oldest.unwrap_or(written))),
+            }),
+        };
+        let line = judge(
+            acme(),
+            local(3, Some(3)),
+            Some(&streaming),
+            &entry(an_hour_ago),
+            now,
+        );
+        assert_eq!(line.lag, Duration::from_secs(3));
+        assert!(!line.at_risk(), "{line:?}");
+        let line = judge(
+            acme(),
+            local(0, Some(40)),
+            Some(&streaming),
+            &entry(an_hour_ago),
+            now,
+        );
+        assert_eq!(line.lag, Duration::from_secs(40));
+        assert!(line.at_risk() && line.reason.is_some(), "{line:?}");
+        // Everything captured is in the replica: nothing waits.
+        let line = judge(
+            acme(),
+            local(5, None),
+            Some(&streaming),
+            &entry(an_hour_ago),
+            now,
+        );
+        assert_eq!(line.lag, Duration::ZERO);
     }
 }

@@ -20,8 +20,9 @@ use std::time::{Duration, SystemTime};
 
 use rustix::fs::{FileType, Stat};
 
+use super::listing::ltx_txids;
 use crate::fs::Dir;
-use crate::fs::siblings::sidecar_path;
+use crate::fs::siblings::{litestream_dir, sidecar_path};
 use crate::fs::sys;
 
 /// The directory a tenant's database is in, open, and the database's name.
@@ -58,6 +59,15 @@ impl PartialEq for Signature {
 }
 
 impl Eq for Signature {}
+
+/// What [`TenantFiles::captured`] found.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Captured {
+    /// When the oldest change the replica does not hold was captured.
+    pub(crate) oldest_unreplicated: Option<SystemTime>,
+    /// When the newest change was captured, uploaded or not.
+    pub(crate) newest: Option<SystemTime>,
+}
 
 /// SQLite's files beside a database that Litestream reads by path.
 const SIDECARS: [&str; 2] = ["-wal", "-shm"];
@@ -119,6 +129,40 @@ impl TenantFiles {
         let db = self.database()?;
         let wal = sys::stat(self.dir.fd(), &self.sidecar("-wal")).ok();
         Some(modified(wal.as_ref().unwrap_or(&db)))
+    }
+
+    /// What Litestream's local state says of the database's changes
+    /// against a replica that holds them up to transaction `replicated`:
+    /// its local LTX files (`.NAME-litestream/ltx/0/`, one per change its
+    /// local sync captured), by modification time on this machine's
+    /// clock. `None` when that directory cannot be read (no such state,
+    /// another Litestream layout): the caller judges otherwise.
+    pub(crate) fn captured(&self, replicated: u64) -> Option<Captured> {
+        let state = self.dir.child(&litestream_dir(&self.name)).ok()?;
+        let level0 = state
+            .child(Path::new("ltx"))
+            .ok()?
+            .child(Path::new("0"))
+            .ok()?;
+        let mut captured = Captured::default();
+        for (name, is_dir) in level0.entries().ok()?.into_iter().flatten() {
+            let Some((first, _)) = name.to_str().and_then(ltx_txids) else {
+                continue;
+            };
+            let Ok(stat) = sys::stat(level0.fd(), &name) else {
+                continue;
+            };
+            if is_dir {
+                continue;
+            }
+            let when = modified(&stat);
+            captured.newest = captured.newest.max(Some(when));
+            if first > replicated {
+                let oldest = captured.oldest_unreplicated.map_or(when, |o| o.min(when));
+                captured.oldest_unreplicated = Some(oldest);
+            }
+        }
+        Some(captured)
     }
 
     fn sidecar(&self, suffix: &str) -> std::path::PathBuf {
