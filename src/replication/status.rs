@@ -162,8 +162,14 @@ impl TenantManager {
             let tenant = tenant?;
             let db = root.path_of(tenant.as_str())?;
             let relative = db.strip_prefix(root.root_dir()).unwrap_or(&db);
-            let local = local_state(root.root_dir(), &db, replica.get(&tenant));
             let listed = registered.get(&resolved.join(relative));
+            // Litestream's local state is read for the tenants it streams
+            // alone: its directory stays beside every tenant it ever
+            // replicated, and a status of the fleet reads no more than it
+            // needs.
+            let streamed = listed.is_some_and(|status| status == "replicating");
+            let entry = replica.get(&tenant).filter(|_| streamed);
+            let local = local_state(root.root_dir(), &db, entry);
             tenants.push(judge(tenant, local, listed, &replica, now));
         }
         tenants.sort_by(|a, b| a.tenant.cmp(&b.tenant));

@@ -146,15 +146,12 @@ impl TenantFiles {
             .ok()?;
         let mut captured = Captured::default();
         for (name, is_dir) in level0.entries().ok()?.into_iter().flatten() {
-            let Some((first, _)) = name.to_str().and_then(ltx_txids) else {
+            let Some((first, _)) = name.to_str().and_then(ltx_txids).filter(|_| !is_dir) else {
                 continue;
             };
             let Ok(stat) = sys::stat(level0.fd(), &name) else {
                 continue;
             };
-            if is_dir {
-                continue;
-            }
             let when = modified(&stat);
             captured.newest = captured.newest.max(Some(when));
             if first > replicated {
