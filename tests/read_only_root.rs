@@ -115,6 +115,22 @@ fn child_on_a_read_only_root() {
         assert!(msg.contains(&db.display().to_string()), "{what}: {msg}");
         assert!(msg.contains(".acme.lock"), "{what}: {msg}");
     }
+    // What replicates the root is recorded or refused, never skipped: a
+    // root without the record would take a re-key that leaves plaintext
+    // history in the replica (`litestream-config` said nothing, exit 0).
+    use tenanted::replication::ReplicationSettings;
+    let url = "file:///tmp/replica";
+    for (what, result) in [
+        (
+            "directory mode",
+            ReplicationSettings::record_directory_mode(m.root(), url),
+        ),
+        ("settings", ReplicationSettings::new(url).record(m.root())),
+    ] {
+        let msg = result.expect_err(what).to_string();
+        println!("{what}: {msg}");
+        assert!(msg.contains(".tenanted"), "{what} names the record: {msg}");
+    }
     // Nothing to do is not an error.
     let report = m.migrate_all(&MigrateOptions::new()).unwrap();
     assert!(report.is_success(), "{report:?}");

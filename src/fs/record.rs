@@ -119,11 +119,13 @@ pub(crate) fn update_record(
 /// for records whose change the caller must not lose silently (a tenant's
 /// limits).
 ///
+/// `operation` says, for its lock's error, what was being recorded.
+///
 /// # Errors
 ///
 /// `update`'s error, or any I/O error.
 pub(crate) fn rewrite_record(
-    path: &Path,
+    (path, operation): (&Path, &'static str),
     update: impl FnOnce(Option<&str>) -> Result<Option<String>>,
 ) -> Result<()> {
     let lock_file = lock_path(path);
@@ -132,7 +134,7 @@ pub(crate) fn rewrite_record(
     let patience = Patience::new(RECORD_WAIT);
     let doing = WaitedFor::RootRecord;
     let lock = FileLock::acquire(root_of(path), &lock_file, true, &patience, doing)
-        .map_err(|e| Error::io(None, lock_file, "locking the record", e))?;
+        .map_err(|e| Error::io(None, lock_file, operation, e))?;
     rewrite_locked(&lock, path, update)
 }
 

@@ -185,7 +185,8 @@ impl Limits {
         change: impl FnOnce(&mut Entry),
     ) -> Result<()> {
         let mut installed = None;
-        fs::rewrite_record(&self.path, |text| {
+        let doing = "locking the tenants' limits record";
+        fs::rewrite_record((&self.path, doing), |text| {
             let mut entries = self.parse(text.unwrap_or_default())?;
             let mut entry = entries.remove(tenant.as_str()).unwrap_or_default();
             change(&mut entry);

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::fs::{read_record, update_record};
+use crate::fs::{read_record, rewrite_record};
 use crate::name::TenantName;
 use crate::paths::{INTERNAL_DIR, RootConfig, bucket_of};
 use crate::replication::store::RETENTION_IN_LOCAL_REPLICAS_ONLY;
@@ -166,15 +166,18 @@ impl ReplicationSettings {
     ///
     /// [`Error::ReplicationRefused`] for a retention with a replica that is
     /// not a local directory (S3 erases at once or never); [`Error::Io`]
-    /// for a control socket's path too long, or writing the record;
+    /// for a control socket's path too long, or writing the record (a
+    /// root this process cannot write included);
     /// [`Error::Encryption`] for a root that keeps encrypted tenants,
     /// which Litestream cannot replicate. Nothing is recorded then.
     pub fn record(&self, root: &RootConfig) -> Result<()> {
         crate::paths::refuse_encrypted(root.root_dir())?;
         self.check(root)?;
         let text = self.to_record();
-        let patience = crate::fs::Patience::new(crate::fs::record::RECORD_WAIT);
-        update_record(&record_path(root), &patience, |old| {
+        // Strictly: a root that cannot be written must say so, or every
+        // process would go on without the settings (and the fence).
+        let doing = "locking the root's replication settings record";
+        rewrite_record((&record_path(root), doing), |old| {
             Ok((old != Some(text.as_str())).then(|| text.clone()))
         })
     }
@@ -191,11 +194,14 @@ impl ReplicationSettings {
     ///
     /// # Errors
     ///
-    /// [`Error::Io`] writing the record (a missing root included).
+    /// [`Error::Io`] writing the record: a missing root, or one this
+    /// process cannot write (nothing is recorded then, and the CLI prints
+    /// no configuration).
     pub fn record_directory_mode(root: &RootConfig, replica_url: &str) -> Result<()> {
         let text = format!("replica_url {replica_url}\n");
-        let patience = crate::fs::Patience::new(crate::fs::record::RECORD_WAIT);
-        update_record(&directory_mode_path(root), &patience, |old| {
+        // Strictly, as `record`: unrecorded, a re-key would go unrefused.
+        let doing = "locking the record that Litestream replicates the root in directory mode";
+        rewrite_record((&directory_mode_path(root), doing), |old| {
             Ok((old != Some(text.as_str())).then(|| text.clone()))
         })
     }
