@@ -29,6 +29,9 @@ const TIMEOUT: Duration = Duration::from_millis(1500);
 const MARGIN: Duration = Duration::from_secs(10);
 /// The CLI's own `destroy_timeout` (the builder's default).
 const CLI_TIMEOUT: Duration = Duration::from_secs(5);
+/// A one-off read's own wait for an operation deciding a tenant's fate
+/// (the open gate's: a fleet run's read of the tenant).
+const READ_WAIT: Duration = Duration::from_secs(30);
 
 /// A child process stopped with SIGSTOP; resumed (and, if the test
 /// failed first, killed) on drop, so that no stopped process outlives it.
@@ -245,6 +248,31 @@ fn a_stopped_destroy_holds_nobody_past_their_timeouts() {
         "{refused:?}"
     );
     cli_destroy_is_busy(&root, "acme", pid);
+    // A backup run waits for the destroy to decide, within its read's own
+    // wait, then says who held the tenant: not copied, not gone either.
+    let started = Instant::now();
+    let backups = dir.path().join("all");
+    let run = other.backup_all(&backups, &tenanted::BackupOptions::new());
+    let report = run.unwrap();
+    assert!(started.elapsed() < READ_WAIT + MARGIN, "the run hung");
+    println!("backup_all: {report}");
+    assert_eq!(report.succeeded(), 0, "{report}");
+    let failed: Vec<_> = (report.failures.iter())
+        .map(|line| (line.tenant.as_str(), line.error.as_deref()))
+        .collect();
+    assert!(
+        matches!(
+            failed[..],
+            [(
+                "acme",
+                Some(Error::TenantBusy {
+                    waited_for: WaitedFor::Destroy,
+                    ..
+                })
+            )]
+        ),
+        "{report}"
+    );
 
     let said = stopped.resume();
     assert!(said.contains("DESTROYED"), "{said}");

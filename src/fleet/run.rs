@@ -152,9 +152,11 @@ impl<'a> Run<'a> {
             return Run::new(root, options);
         }
         let (mut list, mut errors) = (Vec::new(), Vec::new());
-        // Strays are listing errors, as in every fleet run's walk.
-        for found in root.walk(Mode::Tenants)?.reporting_strays() {
-            // Found by name only (`Mode::Tenants`): its path from the layout.
+        // The fleet run's walk (`Mode::Candidates`), which lists a tenant
+        // whose destroy is still running (its read waits for the destroy
+        // to decide); strays are listing errors, as in every run's walk.
+        for found in root.walk(Mode::Candidates)?.reporting_strays() {
+            // Its path from the layout, without the walk's open directory.
             let path = |f: Found| {
                 Ok(Found::listed(
                     f.tenant.clone(),

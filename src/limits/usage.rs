@@ -35,7 +35,7 @@ pub(crate) fn usage(
     let mut options = FleetOptions::new();
     options.set_jobs(jobs);
     let work = |run: &Run<'_>, found: Found| {
-        let usage = match read_waiting_out_replace(run.root(), &found) {
+        let usage = match read_waiting_out_decision(run.root(), &found) {
             Ok(usage) => usage,
             Err(e) => return Some(UsageLine::Failed(found.tenant, Arc::new(e))),
         };
@@ -101,19 +101,20 @@ fn row(tenant: TenantName, files: FileUsage, limits: &Limits) -> TenantUsage {
     }
 }
 
-/// [`read`], and once more, by its path, if an operation replacing the
-/// tenant (a restore, a re-key) had its database fenced off: waited for
-/// as a one-off read waits (see `storage::wait_out_replace`).
-fn read_waiting_out_replace(root: &Path, found: &Found) -> Result<Usage> {
+/// [`read`], and once more, by its path, if an operation deciding the
+/// tenant's fate (a destroy, a restore, a re-key) had its database fenced
+/// off: waited for as a one-off read waits (see
+/// `storage::wait_out_decision`).
+fn read_waiting_out_decision(root: &Path, found: &Found) -> Result<Usage> {
     let usage = read(root, found);
     if !matches!(usage, Usage::NotThere) {
         return Ok(usage);
     }
     let at = (root, found.path.as_path());
     let patience = Patience::new(storage::READ_GATE_WAIT);
-    match storage::wait_out_replace(&found.tenant, at, &patience)? {
+    match storage::wait_out_decision(&found.tenant, at, &patience)? {
         // By its path, not through the walk's directory (a re-key swaps
-        // the tenant's), with the lock held (see `wait_out_replace`).
+        // the tenant's), with the lock held (see `wait_out_decision`).
         Some(_lock) => Ok(read_path(root, &found.path)),
         None => Ok(usage),
     }

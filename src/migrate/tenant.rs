@@ -84,7 +84,7 @@ pub(crate) fn migrate_to(
     prelude: Prelude<'_>,
 ) -> Result<MigrationOutcome> {
     let started = Instant::now();
-    let before = peek_version(tenant, (at.root(), at.db()), Reading::Waiting);
+    let before = peek_version(tenant, (at.root(), at.db()), Reading::Ahead);
     migrate_from(
         migrations,
         tenant,

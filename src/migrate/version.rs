@@ -12,8 +12,8 @@ use crate::fs::Dir;
 use crate::name::TenantName;
 use crate::paths::Found;
 use crate::storage::{
-    Header, TenantPath, being_replaced, diagnosed, header_version, incomplete, open_for_glance,
-    open_for_reading, replace_marked, require_database, sqlite_error,
+    Header, TenantPath, diagnosed, header_version, incomplete, marked, marked_in_any_layout,
+    open_for_glance, open_for_reading, require_database, sqlite_error,
 };
 
 /// The tenant's schema version.
@@ -43,6 +43,11 @@ pub(crate) fn peek_version(
 pub(crate) enum Reading {
     /// As every one-off read does (`storage::open_for_reading`).
     Waiting,
+    /// As `Waiting`, but a tenant fenced off by an operation deciding its
+    /// fate is an error at once, not waited for: the read ahead of an
+    /// operation's own lock, whose wait (the caller's lock timeout) then
+    /// decides.
+    Ahead,
     /// Not at all (`storage::open_for_glance`): the watcher's look at a
     /// busy pool. A tenant another process holds now is an error, to be
     /// looked at again.
@@ -56,8 +61,9 @@ pub(crate) enum Reading {
 /// no regular file is there, unless the tenant's own directory is (then
 /// the listing shows it, and so does the run: `MissingDatabase`); it is
 /// otherwise no tenant (a destroy took it meanwhile), and the run skips
-/// it as `tenants()` would have. `owns_dir`: the layout gives each tenant
-/// a directory of its own.
+/// it as `tenants()` would have; so is one whose running destroy the read
+/// waited for and saw go through. `owns_dir`: the layout gives each
+/// tenant a directory of its own.
 pub(crate) fn peek_found(
     found: &Found,
     root: &Path,
@@ -71,13 +77,24 @@ pub(crate) fn peek_found(
     let incomplete = || incomplete(&found.tenant, at);
     match header {
         Header::Version(version) => Some(Ok(version)),
-        // Unless an operation replacing it has it fenced off (read below,
-        // once it is done).
-        Header::NotThere if walked && !being_replaced(at) => incomplete().map(Err),
-        Header::AskSqlite if walked && !may_be_database(found, root) => incomplete().map(Err),
+        // Not there (destroyed meanwhile) unless an operation deciding its
+        // fate has it fenced off: read below, once it is done.
+        Header::NotThere if walked && !marked(at) => incomplete().map(Err),
+        Header::AskSqlite if walked && !may_be_database(found, root) && !marked(at) => {
+            incomplete().map(Err)
+        }
         Header::NotThere | Header::AskSqlite => {
             let peeked = peek_with_sqlite(&found.tenant, root, &found.path, Reading::Waiting);
-            Some(peeked.map_err(|e| diagnosed(&found.tenant, at, e)))
+            match peeked.map_err(|e| diagnosed(&found.tenant, at, e)) {
+                // Destroyed meanwhile (a destroy the read waited for went
+                // through): no tenant, as `tenants()` would say now.
+                Err(Error::TenantDoesNotExist { .. } | Error::TenantBeingDestroyed { .. })
+                    if walked =>
+                {
+                    None
+                }
+                peeked => Some(peeked),
+            }
         }
     }
 }
@@ -112,13 +129,14 @@ pub(crate) fn peek_with_sqlite(
 ) -> Result<usize> {
     // An empty file would read as version 0 through either open below.
     match (require_database(tenant, root, path), reading) {
-        // Being replaced (a restore, a re-key): the one-off read waits for
-        // it, within its own wait, and reads the tenant once it is done.
+        // Its fate being decided (a destroy, a restore, a re-key): the
+        // one-off read waits for that, within its own wait, and reads the
+        // tenant once it is done.
         (
             Err(e @ (Error::TenantDoesNotExist { .. } | Error::TenantBeingDestroyed { .. })),
             Reading::Waiting,
         ) => {
-            if replace_marked(root, path).is_none() {
+            if marked_in_any_layout(root, path).is_none() {
                 return Err(e);
             }
             let read = open_for_reading(tenant, root, path)?;
@@ -149,7 +167,7 @@ pub(crate) fn peek_with_sqlite(
         }
     }
     let read = match reading {
-        Reading::Waiting => open_for_reading(tenant, root, path)?,
+        Reading::Waiting | Reading::Ahead => open_for_reading(tenant, root, path)?,
         Reading::Glance => open_for_glance(tenant, root, path)?,
     };
     Ok(usize::try_from(read.version).unwrap_or(0))

@@ -451,13 +451,21 @@ impl Walker {
         // unmarks; the tenant is there exactly when its database is, but
         // for a replace (a restore, a re-key) still running, whose entry
         // lock is held: old or new, the tenant is there once it is done,
-        // and a read of it waits for that (`storage/coordination/replacing.rs`).
+        // and a read of it waits for that (`storage/coordination/undecided.rs`).
+        // So is a destroy still running, to a fleet run: it may give up
+        // (another process holds the tenant), and a backup run that left
+        // the tenant out would report success without it; its read waits
+        // for the destroy, then copies the tenant or finds it gone.
         // One that died leaves it hidden until the next checkout or sweep
         // puts it back.
         let looked_at = marked && !matches!(self.mode, Mode::Siblings { .. });
-        let kept_by_replace = replacing && replace_running(frame, name);
+        let kept_by_operation = match (replacing, self.mode) {
+            (true, _) => running(frame, name, &[WaitedFor::Restore, WaitedFor::Rekey]),
+            (false, Mode::Candidates) => running(frame, name, &[WaitedFor::Destroy]),
+            (false, _) => false,
+        };
         if looked_at
-            && !kept_by_replace
+            && !kept_by_operation
             && !stat_below(frame, &path, below_len).is_ok_and(|t| t == FileType::RegularFile)
         {
             debug!(path = %entry.path().display(), "skipping a tenant being destroyed");
@@ -715,16 +723,13 @@ impl Iterator for Walker {
     }
 }
 
-/// Whether the replace that marked the tenant directory `name` in
+/// Whether the operation that marked the tenant directory `name` in
 /// `frame`'s directory is running: its entry lock (`.NAME.lock`, beside
-/// the directory) is held, by a restore or a re-key (another holder of a
-/// dead replace's tenant, a migration waiting on it, says so).
-fn replace_running(frame: &Frame, name: &str) -> bool {
+/// the directory) is held, by one of `operations` (another holder of a
+/// dead operation's tenant, a migration waiting on it, says so).
+fn running(frame: &Frame, name: &str, operations: &[WaitedFor]) -> bool {
     let lock = lock_path(Path::new(name));
-    matches!(
-        held_for(frame.entries.dir().as_fd(), &lock),
-        Some(WaitedFor::Restore | WaitedFor::Rekey)
-    )
+    held_for(frame.entries.dir().as_fd(), &lock).is_some_and(|held| operations.contains(&held))
 }
 
 #[cfg(test)]

@@ -10,14 +10,14 @@ mod lifecycle;
 mod opening;
 
 pub(crate) use coordination::changes::{ChangeLog, News, announce};
-pub(crate) use coordination::replacing::{being_replaced, replace_marked, wait_out_replace};
 pub(crate) use coordination::tenant_path::{TenantLock, TenantPath, lock_tenant, try_lock_tenant};
+pub(crate) use coordination::undecided::{marked, marked_in_any_layout, wait_out_decision};
 pub(crate) use lifecycle::create::{Cleared, Seed, create};
 pub(crate) use lifecycle::create_batch::create_many;
 pub use lifecycle::create_report::CreateReport;
 pub(crate) use lifecycle::debris::{finish_interrupted, sweep_debris};
 pub(crate) use lifecycle::destroy::destroy;
-pub(crate) use lifecycle::fence::{LetGo, Nobody, Waiting, marked};
+pub(crate) use lifecycle::fence::{LetGo, Nobody, Waiting};
 pub(crate) use lifecycle::incomplete::{diagnosed, incomplete};
 #[cfg(feature = "encryption")]
 pub(crate) use lifecycle::rekey::{rekey, settle_interrupted};

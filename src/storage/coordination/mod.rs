@@ -6,5 +6,5 @@
 pub(in crate::storage) mod changes;
 pub(in crate::storage) mod holders;
 pub(in crate::storage) mod open_gate;
-pub(crate) mod replacing;
 pub(in crate::storage) mod tenant_path;
+pub(crate) mod undecided;

@@ -2,12 +2,14 @@
 //! or another — commits a write to a database that is then deleted.
 //!
 //! 1. [`Fence::raise`], for a tenant with a directory of its own, first
-//!    creates the marker `bucket/.acme.destroying`: from then on no
-//!    listing shows the tenant (listings skip a tenant directory with a
-//!    destroy's marker beside it; a restore's, `.acme.restoring`, leaves
-//!    it listed: see `coordination/replacing.rs`). Then it renames the database to a fixed hidden
-//!    name in its own directory: no open by path reaches it, serving processes notice the path is gone within their
-//!    watch interval and let go, and Litestream drops it (its watch on the
+//!    creates the marker `bucket/.acme.destroying`: from then on
+//!    `tenants()` does not show the tenant (a fleet run's walk does while
+//!    the destroy runs, and its read waits for the destroy; a restore's
+//!    marker, `.acme.restoring`, leaves it listed: see
+//!    `coordination/undecided.rs`). Then it renames the database to a
+//!    fixed hidden name in its own directory: no open by path reaches
+//!    it, serving processes notice the path is gone within their watch
+//!    interval and let go, and Litestream drops it (its watch on the
 //!    directory reports the rename, and the fence name matches no
 //!    Litestream pattern).
 //! 2. [`Fence::wait_released`] passes the directory's open gate (opens that
@@ -49,7 +51,6 @@ use crate::name::TenantName;
 use crate::storage::coordination::changes::announce;
 use crate::storage::coordination::holders::{Holder, other_holder};
 use crate::storage::coordination::open_gate::barrier;
-use crate::storage::coordination::replacing::being_replaced;
 use crate::storage::coordination::tenant_path::{TenantLock, TenantPath};
 use crate::storage::opening::database_file::{Occupant, occupant_in};
 use crate::storage::opening::open_files;
@@ -70,17 +71,6 @@ pub(crate) struct Nobody;
 
 impl LetGo for Nobody {
     fn let_go(&self, _db: &Path, _deadline: Instant) {}
-}
-
-/// Whether a destroy, or a restore replacing the tenant, has left its
-/// marks at `at` (it is running, or died and awaits `remove_debris`):
-/// until they are gone, whether the tenant stays is not decided.
-pub(crate) fn marked(at: TenantPath<'_>) -> bool {
-    let parent = at.entry().parent().unwrap_or(at.root());
-    let there = |p: PathBuf| sys::symlink_metadata(&p).is_ok();
-    there(at.db_dir().join(fence_path(at.db_name())))
-        || there(parent.join(fence_path(at.entry_name())))
-        || being_replaced(at)
 }
 
 /// How long a fence waits for other processes, and whom it tells first.

@@ -15,7 +15,7 @@ use crate::fs::dir::Dir;
 use crate::fs::sys;
 use crate::name::TenantName;
 use crate::storage::coordination::tenant_path::TenantPath;
-use crate::storage::lifecycle::fence::marked;
+use crate::storage::coordination::undecided::marked;
 use crate::storage::opening::database_file::{Occupant, occupant_in};
 
 /// `Error::MissingDatabase` if `tenant`'s own directory is there, unmarked,

@@ -36,7 +36,7 @@ use crate::fs::files::remove_with_sidecars;
 use crate::fs::siblings::{name_of, scratch_path};
 use crate::fs::sys;
 use crate::name::TenantName;
-use crate::storage::coordination::replacing::replace_marked;
+use crate::storage::coordination::undecided::marked_in_any_layout;
 pub(crate) use crate::storage::lifecycle::file_copy::Snapshot;
 use crate::storage::lifecycle::file_copy::{CopyFailure, Source, copy_files};
 use crate::storage::lifecycle::file_copy::{sync_copy, sync_file};
@@ -221,7 +221,7 @@ fn attempts<T>(
             Err(CopyFailure::Moved) if FileId::at(path).ok().flatten().is_some() => {}
             // Fenced off by a restore or a re-key: copied again once it is
             // done (the next attempt's read waits for it).
-            Err(CopyFailure::Moved) if replace_marked(root, path).is_some() => {}
+            Err(CopyFailure::Moved) if marked_in_any_layout(root, path).is_some() => {}
             Err(CopyFailure::Moved) => return Err(missing_error(tenant, path)),
             Err(CopyFailure::Failed(e)) => return Err(e),
         }

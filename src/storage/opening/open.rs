@@ -16,8 +16,8 @@ use crate::fs::files::literal_path;
 use crate::fs::siblings::sidecar_path;
 use crate::fs::sys;
 use crate::name::TenantName;
-use crate::storage::coordination::replacing::wait_out_replace;
 use crate::storage::coordination::tenant_path::TenantLock;
+use crate::storage::coordination::undecided::wait_out_decision;
 use crate::storage::opening::open_error::{missing_error, pin_error};
 use crate::storage::opening::open_files::TrackedConnection;
 use crate::storage::opening::opening_key::with_tenant_key;
@@ -198,10 +198,11 @@ pub(crate) fn is_busy(e: &rusqlite::Error) -> bool {
 }
 
 /// [`open_for_reading`], each connection set up by `setup` before its
-/// first read. A tenant found without its database while a restore or a
-/// re-key replaces it is waited for within `patience` and read again (see
-/// `coordination/replacing.rs`), unless `patience` allows no wait at all
-/// (a glance, which must not keep a pool its replace waits for).
+/// first read. A tenant found without its database while a destroy, a
+/// restore or a re-key decides its fate is waited for within `patience`
+/// and read again (see `coordination/undecided.rs`), unless `patience`
+/// allows no wait at all (a glance, which must not keep a pool such an
+/// operation waits for).
 fn one_off(
     tenant: &TenantName,
     (root, path): (&Path, &Path),
@@ -213,7 +214,7 @@ fn one_off(
         Err(e @ (Error::TenantDoesNotExist { .. } | Error::TenantBeingDestroyed { .. }))
             if patience.deadline() > patience.started() =>
         {
-            match wait_out_replace(tenant, (root, path), &patience)? {
+            match wait_out_decision(tenant, (root, path), &patience)? {
                 Some(lock) => read().map(|read| OneOffRead {
                     _waited_out: Some(lock),
                     ..read
