@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::child;
-use tenanted::{BackupOptions, Error, RootConfig, TenantManager};
+use tenanted::{BackupOptions, Error, MigrateOptions, Migrations, RootConfig, TenantManager};
 
 /// Long enough for the run to start inside the destroy's wait.
 const DESTROY_TIMEOUT: Duration = Duration::from_secs(3);
@@ -139,6 +139,60 @@ fn a_status_during_a_destroy_that_gives_up_lists_the_tenant() {
         (2, 2),
         "keep is read once its destroy gave up: {status:?}"
     );
+}
+
+#[test]
+fn a_migration_run_during_a_destroy_that_gives_up_migrates_the_tenant() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let two: Vec<_> = common::three_migrations().into_iter().take(2).collect();
+    let older = TenantManager::builder(RootConfig::new(&root), Migrations::new(two))
+        .build()
+        .unwrap();
+    let (holder, out) = fleet_with_a_held_tenant(&root, &older);
+    drop(older);
+    let m = manager(&root, DESTROY_TIMEOUT);
+    let (destroyed, report) = std::thread::scope(|s| {
+        let destroying = s.spawn(|| m.destroy_tenant("keep"));
+        wait_for_the_destroy_mark(&root);
+        let report = m.migrate_all(&MigrateOptions::new()).unwrap();
+        (destroying.join().unwrap(), report)
+    });
+    std::fs::write(child::stop_file(&root), b"").unwrap();
+    child::wait_logged(holder, &out);
+    assert!(matches!(destroyed, Err(Error::TenantBusy { .. })));
+    assert!(report.is_success(), "{report}");
+    assert_eq!(report.migrated(), 2, "both tenants migrated: {report}");
+    let status = m.migration_status().unwrap();
+    assert_eq!((status.total(), status.current()), (2, 2), "{status:?}");
+}
+
+#[test]
+fn a_migration_run_during_a_destroy_that_goes_through_skips_the_tenant() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let two: Vec<_> = common::three_migrations().into_iter().take(2).collect();
+    let older = TenantManager::builder(RootConfig::new(&root), Migrations::new(two))
+        .build()
+        .unwrap();
+    let (holder, out) = fleet_with_a_held_tenant(&root, &older);
+    drop(older);
+    let m = manager(&root, Duration::from_secs(60));
+    let (destroyed, report) = std::thread::scope(|s| {
+        let destroying = s.spawn(|| m.destroy_tenant("keep"));
+        wait_for_the_destroy_mark(&root);
+        let letting_go = s.spawn(|| {
+            std::thread::sleep(Duration::from_millis(300));
+            std::fs::write(child::stop_file(&root), b"").unwrap();
+        });
+        let report = m.migrate_all(&MigrateOptions::new()).unwrap();
+        letting_go.join().unwrap();
+        (destroying.join().unwrap(), report)
+    });
+    child::wait_logged(holder, &out);
+    destroyed.unwrap();
+    assert!(report.is_success(), "{report}");
+    assert_eq!(report.migrated(), 1, "only other migrated: {report}");
 }
 
 #[test]
