@@ -2628,6 +2628,113 @@ fn a_migration_that_ends_its_transaction_or_needs_rows_is_refused_before_any_ten
     }
 }
 
+/// The version, the `position` column's values and the number of
+/// triggers of `acme` in `dir`'s root.
+fn acme_schema(dir: &Path) -> (i64, Option<Vec<i64>>, i64) {
+    let db = tenanted::RootConfig::new(dir.join("tenants"))
+        .database_path("acme")
+        .unwrap();
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let one = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap();
+    let positions = conn
+        .prepare("SELECT position FROM items")
+        .ok()
+        .map(|mut s| {
+            let rows = s.query_map([], |r| r.get(0)).unwrap();
+            rows.map(Result::unwrap).collect()
+        });
+    let triggers = one("SELECT count(*) FROM sqlite_master WHERE type = 'trigger'");
+    (one("PRAGMA user_version"), positions, triggers)
+}
+
+/// A `down.sql` that ends tenanted's transaction is refused before any
+/// tenant is changed even when it then fails (`COMMIT; BEGIN;` and a
+/// typo), and even below a `down.sql` that needs rows (which fails on an
+/// empty database, as it may). An outside probe: the first dropped a
+/// column and its values for good while the error said the tenant stayed
+/// at version 4; the second, in a `migrate --to 2`, dropped a column and
+/// a trigger. A migration without a `down.sql` is named too: the run
+/// called every tenant one that had moved after its confirmation.
+#[test]
+fn a_down_script_that_ends_its_transaction_is_refused_even_when_it_fails() {
+    let dir = workspace_with(&["acme"]);
+    tenanted(dir.path())
+        .args(["create", "globex"])
+        .assert()
+        .success();
+    let db = tenanted::RootConfig::new(dir.path().join("tenants"))
+        .database_path("acme")
+        .unwrap();
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute(
+            "INSERT INTO items (title, position) VALUES ('keep me', 42)",
+            [],
+        )
+        .unwrap();
+    let before = acme_schema(dir.path());
+    assert_eq!(before, (4, Some(vec![42]), 3));
+    let migrations = dir.path().join("migrations");
+    let down4 = migrations.join("0004_add_item_position/down.sql");
+    std::fs::write(
+        &down4,
+        "DROP INDEX items_position; ALTER TABLE items DROP COLUMN position; \
+         COMMIT; BEGIN; DELET FROM items;",
+    )
+    .unwrap();
+    tenanted(dir.path())
+        .args(["rollback", "acme", "--yes"])
+        .assert()
+        .code(2)
+        .stderr(
+            predicate::str::contains("ends the transaction")
+                .and(predicate::str::contains("0004_add_item_position")),
+        );
+    assert_eq!(acme_schema(dir.path()), before);
+    // Needs rows (NOT NULL of an empty max): allowed, and fails on an
+    // empty database; the down.sql below it ends the transaction.
+    std::fs::write(
+        &down4,
+        "CREATE TABLE kept_positions (position INTEGER NOT NULL); \
+         INSERT INTO kept_positions SELECT max(position) FROM items; \
+         DROP INDEX items_position; ALTER TABLE items DROP COLUMN position;",
+    )
+    .unwrap();
+    let down3 = migrations.join("0003_create_changes/down.sql");
+    let kept = std::fs::read_to_string(&down3).unwrap();
+    std::fs::write(&down3, format!("COMMIT; BEGIN; {kept}")).unwrap();
+    tenanted(dir.path())
+        .args(["migrate", "--to", "2", "--yes"])
+        .assert()
+        .code(2)
+        .stderr(
+            predicate::str::contains("ends the transaction")
+                .and(predicate::str::contains("0003_create_changes")),
+        );
+    assert_eq!(acme_schema(dir.path()), before);
+    // No down.sql at all: said so, not blamed on a tenant that moved
+    // after the confirmation (whose advice, to run again, led to the same).
+    std::fs::remove_file(&down3).unwrap();
+    tenanted(dir.path())
+        .args(["migrate", "--to", "2", "--yes"])
+        .assert()
+        .code(2)
+        .stderr(
+            predicate::str::contains("has no down.sql")
+                .and(predicate::str::contains("0003_create_changes"))
+                .and(predicate::str::contains("1 other tenant(s) too"))
+                .and(predicate::str::contains("after the run was confirmed").not()),
+        );
+    assert_eq!(acme_schema(dir.path()), before);
+    // With that down.sql mended, the one that needs rows runs.
+    std::fs::write(&down3, kept).unwrap();
+    tenanted(dir.path())
+        .args(["rollback", "acme", "--yes"])
+        .assert()
+        .success();
+    assert_eq!(acme_schema(dir.path()).0, 3);
+}
+
 /// A failed `down.sql` is said as one (what to fix, and that no
 /// `--accept-migration-changes` is needed), and a `redo` whose up step
 /// fails after its down step ran says the down step ran (an outside

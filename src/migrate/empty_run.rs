@@ -64,31 +64,57 @@ pub(super) struct Scripts<'a> {
 /// run there: a down may need rows), each checked for ending its
 /// transaction.
 pub(super) fn run_on_empty(list: &[Scripts<'_>]) -> std::result::Result<(), Refused> {
-    // Foreign keys off, as a tenant's migration runs (`foreign_keys.rs`).
-    let conn = Connection::open_in_memory()
-        .and_then(|conn| foreign_keys::off(&conn).map(|()| conn))
-        .map_err(|e| Refused {
-            script: PathBuf::from(":memory:"),
-            reason: format!("opening an empty database to try the migrations on failed: {e}"),
-            at: (0, true),
-        })?;
+    let conn = empty_database()?;
     for (index, m) in list.iter().enumerate() {
         run_script(&conn, (m.name, index), m.up, UP)?;
     }
     for (index, m) in list.iter().enumerate().rev() {
         let Some(down) = m.down else { break };
-        if let Err(refused) = run_script(&conn, (m.name, index), down, "down.sql") {
-            if refused.reason.starts_with(ENDS) {
-                return Err(refused);
-            }
-            break;
+        match run_script(&conn, (m.name, index), down, DOWN) {
+            Ok(()) => {}
+            Err(refused) if refused.reason.starts_with(ENDS) => return Err(refused),
+            // It needs rows (allowed): the schema is no longer the one
+            // the downs below it expect, so each is tried on its own.
+            Err(_) => return downs_alone(&list[..index]),
         }
     }
     Ok(())
 }
 
+/// Each `down.sql` of `list`, last first, run on an empty database
+/// brought up to its migration: only one that ends the transaction is
+/// refused (one that needs rows may fail). Down to the first migration
+/// without one: no rollback goes past it.
+fn downs_alone(list: &[Scripts<'_>]) -> std::result::Result<(), Refused> {
+    for (index, m) in list.iter().enumerate().rev() {
+        let Some(down) = m.down else { break };
+        let conn = empty_database()?;
+        for (below, up) in list[..=index].iter().enumerate() {
+            run_script(&conn, (up.name, below), up.up, UP)?;
+        }
+        match run_script(&conn, (m.name, index), down, DOWN) {
+            Err(refused) if refused.reason.starts_with(ENDS) => return Err(refused),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// An empty database with foreign keys off, as a tenant's migration runs
+/// (`foreign_keys.rs`).
+fn empty_database() -> std::result::Result<Connection, Refused> {
+    Connection::open_in_memory()
+        .and_then(|conn| foreign_keys::off(&conn).map(|()| conn))
+        .map_err(|e| Refused {
+            script: PathBuf::from(":memory:"),
+            reason: format!("opening an empty database to try the migrations on failed: {e}"),
+            at: (0, true),
+        })
+}
+
 const ENDS: &str = "it ends the transaction";
 const UP: &str = "up.sql";
+const DOWN: &str = "down.sql";
 
 /// Runs one script in a transaction of its own, inside a savepoint of
 /// tenanted's: a script that ends the transaction (and begins another:
@@ -108,8 +134,16 @@ fn run_script(
     conn.execute_batch("BEGIN; SAVEPOINT tenanted_empty_run;")
         .map_err(|e| refused(format!("beginning a transaction on an empty database: {e}")))?;
     let ran = conn.execute_batch(sql);
+    // Whether the savepoint is gone, with the transaction it was in: a
+    // script that failed after `COMMIT; BEGIN;` has ended it too, and on
+    // a tenant what came before the COMMIT would stay (an outside probe).
     let ended = conn.is_autocommit()
-        || (ran.is_ok() && conn.execute_batch("RELEASE tenanted_empty_run").is_err());
+        || match &ran {
+            Ok(()) => conn.execute_batch("RELEASE tenanted_empty_run").is_err(),
+            Err(_) => conn
+                .execute_batch("ROLLBACK TO tenanted_empty_run")
+                .is_err(),
+        };
     if ended {
         let _ = conn.execute_batch("ROLLBACK");
         return Err(refused(format!(

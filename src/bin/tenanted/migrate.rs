@@ -6,14 +6,16 @@ use std::sync::{Arc, Mutex};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use tenanted::{
-    MigrateOptions, MigrationCounts, MigrationPlan, MigrationReport, ReportWithLines, StatusReport,
-    TenantManager, TenantName, TenantReport, TenantStatus,
+    Error, MigrateOptions, MigrationCounts, MigrationPlan, MigrationReport, ReportWithLines,
+    StatusReport, TenantManager, TenantName, TenantReport, TenantStatus,
 };
 
 use crate::Cli;
 use crate::interrupt::{INTERRUPTED, cancel_on_ctrl_c};
 use crate::output::{errln, json_to_stdout, outln};
-use crate::support::{Failure, confirm, in_cli_words, require_root, tenant_names};
+use crate::support::{
+    Failure, USAGE, cli_message, confirm, in_cli_words, require_root, tenant_names,
+};
 use crate::usage::{FlagsJson, StatusFlags};
 
 /// `tenanted migrate`.
@@ -172,6 +174,7 @@ fn confirm_down(
     yes: bool,
 ) -> Result<Vec<(String, usize)>, Failure> {
     let plan = manager.migration_plan(&options)?;
+    refuse_what_cannot_go_down(&plan)?;
     let down: Vec<_> = plan.tenants.iter().filter(|t| t.goes_down()).collect();
     if down.is_empty() {
         return Ok(Vec::new());
@@ -201,6 +204,38 @@ fn confirm_down(
         .iter()
         .filter_map(|t| Some((t.tenant.to_string(), t.from?)));
     Ok(confirmed.collect())
+}
+
+/// Refuses a run that would take a tenant down past a migration without a
+/// `down.sql`, or run a `down.sql` refused on an empty database: said
+/// with its reason, not left to the run, which (such a tenant being no
+/// confirmed one) called it a tenant that moved after the confirmation,
+/// and whose advice to run again led to the same (an outside probe).
+fn refuse_what_cannot_go_down(plan: &MigrationPlan) -> Result<(), Failure> {
+    let mut stuck = (plan.tenants.iter()).filter(|t| {
+        let above = t.from.is_some_and(|from| from > t.to);
+        let down_refused = matches!(
+            t.error.as_deref(),
+            Some(Error::MissingDownMigration { .. } | Error::BadMigrations { .. })
+        );
+        above && down_refused
+    });
+    let Some(first) = stuck.next() else {
+        return Ok(());
+    };
+    let (others, error) = (stuck.count(), first.error.as_deref());
+    let error = error.map_or_else(String::new, cli_message);
+    let also = match others {
+        0 => String::new(),
+        n => format!(" ({n} other tenant(s) too: see --dry-run)"),
+    };
+    Err(Failure(
+        USAGE,
+        format!(
+            "{error}{also}; nothing was migrated: tenants cannot go down to version {}",
+            plan.target_version
+        ),
+    ))
 }
 
 /// The canaries of a run: the named ones, then `sample` more spread over
