@@ -275,7 +275,8 @@ impl TenantManager {
     /// forgetting its limits is the old tenant's, and goes (one `stat`
     /// of the record when there is none).
     fn forget_limits(&self, tenant: &TenantName) -> Result<()> {
-        self.inner.limits.forget(tenant)
+        let patience = Patience::new(self.inner.lock_timeout);
+        self.inner.limits.forget(tenant, &patience)
     }
 
     /// Tenant `tenant`'s entry lock (at `path`), for `doing`, waiting up
@@ -553,7 +554,7 @@ impl TenantManager {
                 // change of them takes it too): a tenant created again
                 // under the name starts afresh.
                 let forget = || {
-                    if let Err(e) = inner.limits.forget(&tenant) {
+                    if let Err(e) = inner.limits.forget(&tenant, &patience) {
                         tracing::warn!(tenant = %tenant, error = %e, "destroyed, but its limits are still recorded");
                     }
                 };

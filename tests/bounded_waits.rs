@@ -627,3 +627,41 @@ fn child_holds_a_write_transaction_on_acme() {
     println!("WRITING");
     std::thread::sleep(Duration::from_secs(600));
 }
+
+// ----- the limits record's lock, held ----------------------------------------
+
+/// A destroy drops its tenant's line from the root's limits record under
+/// the record's lock, waiting for it no longer than the destroy's own
+/// timeout: a process stopped holding that lock (a `tenanted limit set`)
+/// held a destroy 30 s (an outside probe). The line left behind goes
+/// with the next create of the name.
+#[test]
+fn a_held_limits_record_holds_a_destroy_no_longer_than_its_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let m = impatient(&root, common::three_migrations());
+    m.create_tenant("acme").unwrap();
+    m.set_tenant_max_size("acme", Some(1 << 20)).unwrap();
+    let lock = root.join(".tenanted/.limits.lock");
+    // `-o`: flock(1) holds the lock itself, not the `sleep` it runs.
+    let mut holder = Command::new("flock")
+        .arg("-o")
+        .arg(&lock)
+        .args(["sleep", "120"])
+        .spawn()
+        .expect("flock(1) runs");
+    wait_until("the limits record's lock held", || {
+        let file = std::fs::File::open(&lock);
+        file.is_ok_and(|f| f.try_lock().is_err())
+    });
+    let started = Instant::now();
+    let destroyed = m.destroy_tenant("acme");
+    let elapsed = started.elapsed();
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert!(elapsed < TIMEOUT + MARGIN, "the destroy hung: {elapsed:?}");
+    destroyed.expect("the tenant is destroyed; only its line stays");
+    assert!(!m.tenant_exists("acme").unwrap());
+    m.create_tenant("acme").unwrap();
+    assert_eq!(m.tenant_limits("acme").unwrap().max_size, None);
+}

@@ -9,6 +9,7 @@ mod common;
 
 use common::child;
 use tenanted::MigrateOptions;
+use tenanted::replication::ReplicationSettings;
 
 /// The child test `child` of `parent`, on `root` remounted read-only in
 /// the child's own mount namespace (`None` where none can be had).
@@ -32,6 +33,10 @@ fn a_read_only_root_lists_and_reports_and_refuses_the_rest_by_name() {
         conn.execute("INSERT INTO notes (body) VALUES ('kept')", [])
             .unwrap();
     }
+    // Recorded while the root could be written: the same again is no
+    // change, and no error once it cannot.
+    let url = "file:///tmp/replica";
+    ReplicationSettings::record_directory_mode(m.root(), url).unwrap();
     // Closing every connection checkpoints and removes the -wal and -shm,
     // as a root is left when its service stops.
     drop(m);
@@ -118,8 +123,8 @@ fn child_on_a_read_only_root() {
     // What replicates the root is recorded or refused, never skipped: a
     // root without the record would take a re-key that leaves plaintext
     // history in the replica (`litestream-config` said nothing, exit 0).
-    use tenanted::replication::ReplicationSettings;
-    let url = "file:///tmp/replica";
+    ReplicationSettings::record_directory_mode(m.root(), "file:///tmp/replica").unwrap();
+    let url = "file:///tmp/another-replica";
     for (what, result) in [
         (
             "directory mode",
@@ -129,7 +134,8 @@ fn child_on_a_read_only_root() {
     ] {
         let msg = result.expect_err(what).to_string();
         println!("{what}: {msg}");
-        assert!(msg.contains(".tenanted"), "{what} names the record: {msg}");
+        assert!(msg.contains("record"), "{what} names the record: {msg}");
+        assert!(msg.contains(".tenanted/."), "{what} names its file: {msg}");
     }
     // Nothing to do is not an error.
     let report = m.migrate_all(&MigrateOptions::new()).unwrap();

@@ -2,8 +2,11 @@
 //! migrations applied in it): never seen half written, and never lost to
 //! two writers at once.
 //!
-//! A read-only root cannot be recorded in; that is not an error (nothing
-//! can be created there either), only logged.
+//! A read-only root cannot be recorded in. For the root's description
+//! that is not an error (nothing can be created there either), only
+//! logged ([`update_record`]); a change the caller must not lose silently
+//! (a tenant's limits, what replicates the root) fails there, unless the
+//! record already says it ([`rewrite_record`]).
 
 use std::io;
 use std::os::fd::AsFd;
@@ -115,26 +118,37 @@ pub(crate) fn update_record(
     rewrite_locked(&lock, path, update)
 }
 
-/// As [`update_record`], but a root that cannot be written is an error:
-/// for records whose change the caller must not lose silently (a tenant's
-/// limits).
+/// As [`update_record`], but a root that cannot be written is an error
+/// when the record must change: for records whose change the caller must
+/// not lose silently (a tenant's limits, what replicates the root).
 ///
-/// `operation` says, for its lock's error, what was being recorded.
+/// `operation` says, for its lock's error, what was being recorded;
+/// `patience`, how long to wait for that lock: [`RECORD_WAIT`] for an
+/// operator's call outside any tenant operation, else the operation's
+/// own deadline.
 ///
 /// # Errors
 ///
 /// `update`'s error, or any I/O error.
 pub(crate) fn rewrite_record(
     (path, operation): (&Path, &'static str),
+    patience: &Patience,
     update: impl FnOnce(Option<&str>) -> Result<Option<String>>,
 ) -> Result<()> {
     let lock_file = lock_path(path);
-    // A tenant's limits are changed by an operator's call, outside any
-    // tenant operation's deadline.
-    let patience = Patience::new(RECORD_WAIT);
     let doing = WaitedFor::RootRecord;
-    let lock = FileLock::acquire(root_of(path), &lock_file, true, &patience, doing)
-        .map_err(|e| Error::io(None, lock_file, operation, e))?;
+    let lock = match FileLock::acquire(root_of(path), &lock_file, true, patience, doing) {
+        Ok(lock) => lock,
+        // A record already as asked needs no write, nor a lock: no error
+        // on a root this process cannot write.
+        Err(e) if read_only(&e) => {
+            return match update(read_record(path)?.as_deref())? {
+                None => Ok(()),
+                Some(_) => Err(Error::io(None, lock_file, operation, e)),
+            };
+        }
+        Err(e) => return Err(Error::io(None, lock_file, operation, e)),
+    };
     rewrite_locked(&lock, path, update)
 }
 

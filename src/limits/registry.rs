@@ -22,7 +22,7 @@ use parking_lot::RwLock;
 use super::policy::{Policy, TenantLimits};
 use super::record::{self, Entries, Entry, Override};
 use crate::error::{Error, Result};
-use crate::fs;
+use crate::fs::{self, Patience, record::RECORD_WAIT};
 use crate::name::TenantName;
 use crate::paths::INTERNAL_DIR;
 
@@ -173,7 +173,8 @@ impl Limits {
 
     /// Changes `tenant`'s entry with `change`, in the record (under its
     /// lock, so that no other process's change is lost) and in this
-    /// process's copy.
+    /// process's copy: an operator's call, which waits for the record's
+    /// lock as long as any record's (`RECORD_WAIT`).
     ///
     /// # Errors
     ///
@@ -184,9 +185,20 @@ impl Limits {
         tenant: &TenantName,
         change: impl FnOnce(&mut Entry),
     ) -> Result<()> {
+        self.change_within(tenant, &Patience::new(RECORD_WAIT), change)
+    }
+
+    /// [`change`](Self::change), waiting for the record's lock as long as
+    /// `patience` allows.
+    fn change_within(
+        &self,
+        tenant: &TenantName,
+        patience: &Patience,
+        change: impl FnOnce(&mut Entry),
+    ) -> Result<()> {
         let mut installed = None;
         let doing = "locking the tenants' limits record";
-        fs::rewrite_record((&self.path, doing), |text| {
+        fs::rewrite_record((&self.path, doing), patience, |text| {
             let mut entries = self.parse(text.unwrap_or_default())?;
             let mut entry = entries.remove(tenant.as_str()).unwrap_or_default();
             change(&mut entry);
@@ -205,18 +217,22 @@ impl Limits {
         Ok(())
     }
 
-    /// Drops `tenant`'s entry (it was destroyed); nothing is written when
-    /// it has none.
+    /// Drops `tenant`'s entry (it was destroyed, or a new tenant takes
+    /// the name); nothing is written when it has none. Part of that
+    /// operation: its lock waited for within the operation's `patience`
+    /// (a process stopped holding it held a destroy 30 s, past its
+    /// timeout: an outside probe).
     ///
     /// # Errors
     ///
-    /// As [`change`](Self::change).
-    pub(crate) fn forget(&self, tenant: &TenantName) -> Result<()> {
+    /// As [`change`](Self::change); an I/O error naming the record's lock
+    /// when `patience` ran out.
+    pub(crate) fn forget(&self, tenant: &TenantName, patience: &Patience) -> Result<()> {
         self.refresh();
         if !self.view.read().entries.contains_key(tenant.as_str()) {
             return Ok(());
         }
-        self.change(tenant, |entry| *entry = Entry::default())
+        self.change_within(tenant, patience, |entry| *entry = Entry::default())
     }
 
     /// The record's stamp now: [`Stamp::MISSING`] when there is none yet

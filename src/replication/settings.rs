@@ -177,7 +177,8 @@ impl ReplicationSettings {
         // Strictly: a root that cannot be written must say so, or every
         // process would go on without the settings (and the fence).
         let doing = "locking the root's replication settings record";
-        rewrite_record((&record_path(root), doing), |old| {
+        let patience = crate::fs::Patience::new(crate::fs::record::RECORD_WAIT);
+        rewrite_record((&record_path(root), doing), &patience, |old| {
             Ok((old != Some(text.as_str())).then(|| text.clone()))
         })
     }
@@ -201,7 +202,8 @@ impl ReplicationSettings {
         let text = format!("replica_url {replica_url}\n");
         // Strictly, as `record`: unrecorded, a re-key would go unrefused.
         let doing = "locking the record that Litestream replicates the root in directory mode";
-        rewrite_record((&directory_mode_path(root), doing), |old| {
+        let patience = crate::fs::Patience::new(crate::fs::record::RECORD_WAIT);
+        rewrite_record((&directory_mode_path(root), doing), &patience, |old| {
             Ok((old != Some(text.as_str())).then(|| text.clone()))
         })
     }
