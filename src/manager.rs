@@ -1139,12 +1139,15 @@ impl TenantManager {
     ///
     /// While the copy runs it holds a read snapshot of the tenant: writers
     /// are not blocked, but a destroy (here or in another process) waits
-    /// for it, up to `destroy_timeout`.
+    /// for it, up to `destroy_timeout`. A tenant that a destroy, restore
+    /// or re-key still running has fenced off is waited for (30 s at
+    /// most), then copied, or found gone.
     ///
     /// # Errors
     ///
     /// [`Error::BadTenantName`]; [`Error::TenantDoesNotExist`] (or
-    /// `TenantBeingDestroyed`); [`Error::MissingDatabase`] for a tenant
+    /// `TenantBeingDestroyed`); [`Error::TenantBusy`] naming the
+    /// operation still running after that wait; [`Error::MissingDatabase`] for a tenant
     /// whose own directory is there (so it is listed) without its
     /// database; [`Error::BackupInsideRoot`] when `dest` is under the
     /// tenant root; an I/O or SQLite error naming the file. On error
@@ -1187,7 +1190,10 @@ impl TenantManager {
     /// a time; a failed tenant is reported and the run goes on. A tenant
     /// created during the run is in the backup whole or not at all; one
     /// destroyed before its turn is reported as
-    /// [`gone`](crate::TenantBackup::gone), not as a failure. A tenant
+    /// [`gone`](crate::TenantBackup::gone), not as a failure; one whose
+    /// destroy still waits for another process is waited for (30 s at
+    /// most), then copied if the destroy gave up, gone if it went
+    /// through, or a failure (`TenantBusy`) if it still runs. A tenant
     /// whose directory is there without its database (listed, and damaged:
     /// [`Error::MissingDatabase`]) is a failure.
     ///

@@ -15,7 +15,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::child;
-use tenanted::{BackupOptions, Error, MigrateOptions, Migrations, RootConfig, TenantManager};
+use tenanted::{
+    BackupOptions, Error, MigrateOptions, Migrations, RestoreOptions, RootConfig, TenantManager,
+    UsageOrder,
+};
 
 /// Long enough for the run to start inside the destroy's wait.
 const DESTROY_TIMEOUT: Duration = Duration::from_secs(3);
@@ -96,24 +99,28 @@ fn a_backup_during_a_destroy_that_goes_through_leaves_the_tenant_out() {
     let m = manager(&root, Duration::from_secs(60));
     let (holder, out) = fleet_with_a_held_tenant(&root, &m);
     let backups = dir.path().join("backups");
-    let (destroyed, report) = std::thread::scope(|s| {
+    let (destroyed, report, usage) = std::thread::scope(|s| {
         let destroying = s.spawn(|| m.destroy_tenant("keep"));
         wait_for_the_destroy_mark(&root);
-        // The holder lets go while the run is under way (or before it
-        // walks: either way the tenant is gone, and that is no failure).
+        // The holder lets go while the runs wait for the destroy (or
+        // before they walk: either way the tenant is gone, and that is no
+        // failure, nor a tenant; a usage run reported it failed).
         let letting_go = s.spawn(|| {
             std::thread::sleep(Duration::from_millis(300));
             std::fs::write(child::stop_file(&root), b"").unwrap();
         });
+        let usage = s.spawn(|| m.usage(UsageOrder::Largest, 10).unwrap());
         let report = m.backup_all(&backups, &BackupOptions::new()).unwrap();
         letting_go.join().unwrap();
-        (destroying.join().unwrap(), report)
+        (destroying.join().unwrap(), report, usage.join().unwrap())
     });
     child::wait_logged(holder, &out);
     destroyed.unwrap();
     println!("{report}");
     assert!(report.is_success(), "{report}");
     assert_eq!(report.succeeded(), 1, "only other copied: {report}");
+    assert!(usage.failed.is_empty(), "{:?}", usage.failed);
+    assert_eq!(usage.tenants, 1, "{usage:?}");
     let layout = RootConfig::new(&backups);
     assert!(!layout.database_path("keep").unwrap().exists());
     assert_eq!(notes_in(&layout.database_path("other").unwrap()), ["other"]);
@@ -195,18 +202,84 @@ fn a_migration_run_during_a_destroy_that_goes_through_skips_the_tenant() {
     assert_eq!(report.migrated(), 1, "only other migrated: {report}");
 }
 
+/// The same wait in a layout without a directory per tenant, where the
+/// marks are beside the database file: a read of a tenant that a restore
+/// replaces waits for the restore's lock, not a bucket's nobody holds (a
+/// review: the tenant was said to be gone at once).
+#[test]
+fn a_backup_during_a_replace_in_a_flat_layout_waits_for_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let flat = || RootConfig::new(&root).template(FLAT);
+    let m = TenantManager::builder(flat(), common::schema())
+        .destroy_timeout(DESTROY_TIMEOUT)
+        .build()
+        .unwrap();
+    m.create_tenant("keep").unwrap();
+    let conn = m.connection("keep").unwrap();
+    conn.execute("INSERT INTO users (email, name) VALUES ('a@b', 'kept')", [])
+        .unwrap();
+    drop(conn);
+    let backup = dir.path().join("keep.bak");
+    m.backup_tenant("keep", &backup).unwrap();
+    let out = root.with_extension("holder.out");
+    let holder = child::spawn_logged("child_holds_flat_keep_open", &root, &out);
+    child::wait_for_word(&out, "HELD");
+    let db = flat().database_path("keep").unwrap();
+    let mark = db.with_file_name(".keep.sqlite3.restoring");
+    let copy = dir.path().join("during.bak");
+    let replace = RestoreOptions::new().replace(true);
+    let (restored, copied) = std::thread::scope(|s| {
+        let restoring = s.spawn(|| m.restore_tenant_opts("keep", &backup, &replace));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::fs::symlink_metadata(&mark).is_err() || db.exists() {
+            assert!(Instant::now() < deadline, "the restore never fenced keep");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let copied = m.backup_tenant("keep", &copy);
+        (restoring.join().unwrap(), copied)
+    });
+    std::fs::write(child::stop_file(&root), b"").unwrap();
+    child::wait_logged(holder, &out);
+    assert!(
+        matches!(restored, Err(Error::TenantBusy { .. })),
+        "{restored:?}"
+    );
+    copied.expect("copied once the restore gave up");
+    let conn = rusqlite::Connection::open(&copy).unwrap();
+    let name: String = conn
+        .query_row("SELECT name FROM users", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(name, "kept");
+}
+
+const FLAT: &str = "%{bucket}/%{tenant}.sqlite3";
+
+#[test]
+#[ignore = "child process of the tests above"]
+fn child_holds_flat_keep_open() {
+    let Some(root) = child::root() else { return };
+    let path = RootConfig::new(&root).template(FLAT).database_path("keep");
+    hold(&path.unwrap(), &root);
+}
+
 #[test]
 #[ignore = "child process of the tests above"]
 fn child_holds_keep_open() {
     let Some(root) = child::root() else { return };
     let path = RootConfig::new(&root).database_path("keep").unwrap();
-    let conn = rusqlite::Connection::open(&path).unwrap();
-    let rows: i64 = conn
-        .query_row("SELECT count(*) FROM notes", [], |row| row.get(0))
+    hold(&path, &root);
+}
+
+/// Holds the database at `path` open until the stop file of `root`.
+fn hold(path: &Path, root: &Path) {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    let tables: i64 = conn
+        .query_row("SELECT count(*) FROM sqlite_master", [], |row| row.get(0))
         .unwrap();
-    println!("HELD {rows}");
+    println!("HELD {tables}");
     let deadline = Instant::now() + Duration::from_secs(120);
-    while !child::stop_file(&root).exists() && Instant::now() < deadline {
+    while !child::stop_file(root).exists() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
     }
     drop(conn);

@@ -7,8 +7,9 @@
 //! whole first, so that the tenants being destroyed are known before their
 //! directories come. A destroy marks its tenant with `.NAME.destroying`
 //! beside the tenant's directory before it touches anything else, and
-//! removes the mark last (see `storage/lifecycle/fence.rs`): a listing looks behind
-//! a mark, so it never shows a tenant half destroyed.
+//! removes the mark last (see `storage/lifecycle/fence.rs`): a listing looks
+//! behind a mark, so it never shows a tenant half destroyed (a fleet run's
+//! walk shows one whose destroy still runs, and its read waits for it).
 //!
 //! What is read at once (a bucket read whole, or one batch) is handed out
 //! in inode order, not in the directory's own (hash) order. Files made one

@@ -24,7 +24,8 @@
 //!   by renaming it to `acme`;
 //! - `.acme.destroying`: a destroy's mark, made before it touches anything
 //!   else and removed last: listings skip a marked tenant whose database
-//!   is not in place (see `fence.rs`);
+//!   is not in place, but a fleet run's while the destroy runs (see
+//!   `fence.rs`);
 //! - `.acme.restoring`: the same for a restore that replaces the tenant.
 //!
 //! Hidden names can never be tenants' (a tenant name starts with a letter

@@ -43,10 +43,11 @@ pub(crate) fn peek_version(
 pub(crate) enum Reading {
     /// As every one-off read does (`storage::open_for_reading`).
     Waiting,
-    /// As `Waiting`, but a tenant fenced off by an operation deciding its
-    /// fate is an error at once, not waited for: the read ahead of an
-    /// operation's own lock, whose wait (the caller's lock timeout) then
-    /// decides.
+    /// As `Waiting`, but a tenant found fenced off by an operation
+    /// deciding its fate is an error at once, not waited for: the read
+    /// ahead of an operation's own lock, whose wait (the caller's lock
+    /// timeout) then decides. (One fenced between that look and the open
+    /// is waited for as by any read, within its 30 s.)
     Ahead,
     /// Not at all (`storage::open_for_glance`): the watcher's look at a
     /// busy pool. A tenant another process holds now is an error, to be

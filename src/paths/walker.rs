@@ -41,7 +41,8 @@ pub(crate) enum Mode {
     /// is not looked into (see [`Walker::tenant_dir`]).
     Tenants,
     /// Like `Tenants`, each one found with the directory it was found in
-    /// ([`Found::below`]).
+    /// ([`Found::below`]); a fleet run's walk, which also lists a tenant
+    /// whose destroy still runs (its read waits for the destroy).
     Candidates,
     /// Files in the directories that hold tenants' databases (and beside
     /// tenants' own directories) which `owner` says belong to a database

@@ -36,21 +36,32 @@ fn being_replaced(at: TenantPath<'_>) -> bool {
 /// marks at `at` (it is running, or died and awaits `remove_debris`):
 /// until they are gone, whether the tenant stays is not decided.
 pub(crate) fn marked(at: TenantPath<'_>) -> bool {
-    let parent = at.entry().parent().unwrap_or(at.root());
     let there = |p: PathBuf| sys::symlink_metadata(&p).is_ok();
-    there(at.db_dir().join(fence_path(at.db_name())))
-        || there(parent.join(fence_path(at.entry_name())))
-        || being_replaced(at)
+    there(at.db_dir().join(fence_path(at.db_name()))) || entry_marked(at)
+}
+
+/// Whether the marks beside `at`'s entry are there (a destroy's, a
+/// replace's); in a layout with a directory per tenant, only such a
+/// layout makes them.
+fn entry_marked(at: TenantPath<'_>) -> bool {
+    let parent = at.entry().parent().unwrap_or(at.root());
+    sys::symlink_metadata(&parent.join(fence_path(at.entry_name()))).is_ok() || being_replaced(at)
 }
 
 /// The tenant whose database is `path` beneath `root`, if an operation
 /// deciding its fate has left its marks, in whichever layout made them:
-/// beside the tenant's own directory, or beside its database file.
+/// beside the tenant's own directory, or beside its database file. The
+/// marks beside an entry decide: a fenced database file alone is the
+/// same path in either reading, and a flat layout read as one with
+/// directories would name the bucket's lock, which nobody holds (a
+/// review: a restore in a flat layout was no longer waited for).
 pub(crate) fn marked_in_any_layout<'a>(root: &'a Path, path: &'a Path) -> Option<TenantPath<'a>> {
-    [true, false]
-        .map(|owns_dir| TenantPath::new(root, path, owns_dir))
-        .into_iter()
-        .find(|at| marked(*at))
+    let own_dir = TenantPath::new(root, path, true);
+    if entry_marked(own_dir) {
+        return Some(own_dir);
+    }
+    let flat = TenantPath::new(root, path, false);
+    marked(flat).then_some(flat)
 }
 
 /// Waits until no operation decides the fate of the tenant whose
@@ -63,8 +74,10 @@ pub(crate) fn marked_in_any_layout<'a>(root: &'a Path, path: &'a Path) -> Option
 /// # Errors
 ///
 /// [`Error::TenantBusy`](crate::Error::TenantBusy) naming the operation
-/// still running when `patience` ran out; the errors of taking the
-/// tenant's lock.
+/// still running when `patience` ran out;
+/// [`Error::TenantDoesNotExist`](crate::Error::TenantDoesNotExist) when
+/// it was a destroy that went through; the errors of taking the tenant's
+/// lock.
 pub(crate) fn wait_out_decision(
     tenant: &TenantName,
     (root, path): (&Path, &Path),
