@@ -180,3 +180,43 @@ fn a_pipe_link_or_directory_at_a_sidecar_name_is_refused_before_sqlite_opens() {
     // Removed, the tenant opens as before.
     common::manager(&root).connection("acme").unwrap();
 }
+
+/// A negative `user_version`, which no migration sets (a stray PRAGMA,
+/// a damaged header), is a damaged tenant to every read alike. An
+/// outside probe: read as 0, a status said every migration was pending,
+/// and a backup run verified and kept a copy that every restore refuses,
+/// so `--keep 1` pruned the last copy that restored.
+#[test]
+fn a_negative_schema_version_is_damage_to_every_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = common::manager(&dir.path().join("root"));
+    m.create_tenant("acme").unwrap();
+    m.create_tenant("globex").unwrap();
+    let path = m.root().database_path("acme").unwrap();
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .pragma_update(None, "user_version", -1)
+        .unwrap();
+    let damaged = |e: &Error| {
+        assert_damaged(e, "acme", &path);
+        assert!(e.to_string().contains("user_version"), "{e}");
+    };
+    damaged(&m.connection("acme").map(drop).unwrap_err());
+    match m.tenant_status("acme") {
+        Err(e) => damaged(&e),
+        Ok(row) => damaged(row.version.as_ref().unwrap_err()),
+    }
+    let status = m.migration_status().unwrap();
+    assert_eq!((status.total(), status.unreadable()), (2, 1), "{status:?}");
+    damaged(status.tenants[0].version.as_ref().unwrap_err());
+    let backups = dir.path().join("backups");
+    let report = m
+        .backup_all(&backups, &tenanted::BackupOptions::new())
+        .unwrap();
+    assert_eq!(report.succeeded(), 1, "{report}");
+    damaged(report.failures[0].error.as_deref().unwrap());
+    let copy = tenanted::RootConfig::new(&backups).database_path("acme");
+    assert!(!copy.unwrap().exists(), "no copy of acme is kept");
+    let migrated = m.migrate_all(&MigrateOptions::new()).unwrap();
+    assert_eq!(migrated.failed(), 1, "{migrated}");
+}

@@ -11,7 +11,7 @@ use super::tenant::{Prelude, check_not_ahead, migrate_to};
 use crate::crypt;
 use crate::error::{PendingMigrationError, Result};
 use crate::name::TenantName;
-use crate::storage::{TenantPath, read_without_its_key, sqlite_error};
+use crate::storage::{TenantPath, read_without_its_key, schema_version, sqlite_error};
 
 /// Compares the tenant's schema version (`found`: `user_version`, read on
 /// `conn` when it took its lock) with the migrations; migrates it if
@@ -33,7 +33,7 @@ pub(crate) fn check_schema(
         })?;
     // Not read again: a migration by another process can land just after
     // any read, and the watcher notices it (see `pool/watcher.rs`).
-    let version = usize::try_from(found).unwrap_or(0);
+    let version = schema_version(tenant, path, found)?;
     check_not_ahead(migrations, tenant, path, version)?;
     let latest = migrations.latest_version();
     if version < latest {

@@ -13,14 +13,15 @@ use crate::name::TenantName;
 use crate::paths::Found;
 use crate::storage::{
     Header, TenantPath, diagnosed, header_version, incomplete, marked, marked_in_any_layout,
-    open_for_glance, open_for_reading, require_database, sqlite_error,
+    open_for_glance, open_for_reading, require_database, schema_version, sqlite_error,
 };
 
 /// The tenant's schema version.
 pub(crate) fn read_version(tenant: &TenantName, path: &Path, conn: &Connection) -> Result<usize> {
-    conn.query_row("PRAGMA user_version", [], |row| row.get::<_, i64>(0))
-        .map_err(|e| sqlite_error(tenant, path, "reading the schema version", e))
-        .map(|v| usize::try_from(v).unwrap_or(0))
+    let version = conn
+        .query_row("PRAGMA user_version", [], |row| row.get::<_, i64>(0))
+        .map_err(|e| sqlite_error(tenant, path, "reading the schema version", e))?;
+    schema_version(tenant, path, version)
 }
 
 /// The tenant's schema version, read cheaply when the file alone tells it:
@@ -141,7 +142,7 @@ pub(crate) fn peek_with_sqlite(
                 return Err(e);
             }
             let read = open_for_reading(tenant, root, path)?;
-            return Ok(usize::try_from(read.version).unwrap_or(0));
+            return schema_version(tenant, path, read.version);
         }
         (found, _) => found?,
     };
@@ -171,7 +172,7 @@ pub(crate) fn peek_with_sqlite(
         Reading::Waiting | Reading::Ahead => open_for_reading(tenant, root, path)?,
         Reading::Glance => open_for_glance(tenant, root, path)?,
     };
-    Ok(usize::try_from(read.version).unwrap_or(0))
+    schema_version(tenant, path, read.version)
 }
 
 /// `file:PATH?immutable=1`, with the characters URIs reserve escaped.

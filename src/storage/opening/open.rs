@@ -18,7 +18,7 @@ use crate::fs::sys;
 use crate::name::TenantName;
 use crate::storage::coordination::tenant_path::TenantLock;
 use crate::storage::coordination::undecided::wait_out_decision;
-use crate::storage::opening::open_error::{missing_error, pin_error};
+use crate::storage::opening::open_error::{missing_error, pin_error, schema_version};
 use crate::storage::opening::open_files::TrackedConnection;
 use crate::storage::opening::opening_key::with_tenant_key;
 use crate::storage::opening::pinned::{PinError, Pinned, open_pinned};
@@ -236,6 +236,9 @@ fn one_off_once(
     let (mut pinned, key) =
         open_keyed(tenant, (root, path), patience, setup).map_err(|e| held_locked(e, patience))?;
     pinned.conn.disarm();
+    // A version no migration sets: damaged, for every read alike (a
+    // backup of it is one no restore accepts).
+    schema_version(tenant, path, pinned.version)?;
     match pinned.file {
         Some(file) => Ok(OneOffRead {
             conn: pinned.conn,

@@ -38,6 +38,23 @@ pub(crate) fn require_database(
     }
 }
 
+/// `tenant`'s schema version, from the `user_version` of its database at
+/// `path`.
+///
+/// # Errors
+///
+/// [`Error::DamagedTenant`] for a negative one, which no migration sets:
+/// read as 0, a status said every migration was pending, and a backup
+/// kept a copy no restore accepts (an outside probe).
+pub(crate) fn schema_version(tenant: &TenantName, path: &Path, user_version: i64) -> Result<usize> {
+    usize::try_from(user_version).map_err(|_| {
+        let reason = format!(
+            "its schema version (PRAGMA user_version) is {user_version}, below 0, which no migration sets; if its schema is otherwise sound, set the version it is at with the sqlite3 shell (PRAGMA user_version = N)"
+        );
+        damaged(tenant, path, &reason)
+    })
+}
+
 /// [`Error::DamagedTenant`].
 pub(crate) fn damaged(tenant: &TenantName, path: &Path, reason: &str) -> Error {
     Error::DamagedTenant {
