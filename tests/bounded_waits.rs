@@ -597,6 +597,12 @@ fn a_tenant_held_locked_by_a_stopped_process_is_busy_not_damaged() {
         Err(e) => busy("status", e),
         Ok(v) => panic!("status read version {v} through an exclusive lock"),
     }
+    // A checkout's first open says the same, within its busy timeout (an
+    // outside probe: a bare "database is locked" with a writer's advice).
+    let started = Instant::now();
+    let opened = other.connection("acme").map(drop);
+    assert!(started.elapsed() < TIMEOUT + MARGIN, "connection hung");
+    busy("connection", &opened.expect_err("the holder has it"));
     drop(stopped);
     other.migrate_tenant("acme").unwrap();
     integrity_ok(&other, "acme");

@@ -27,6 +27,7 @@ use super::check_in;
 use super::pool_state::PoolState;
 use super::resident::{Claim, Resident};
 use super::setting_up::SettingUp;
+use crate::busy::Busy;
 use crate::error::Error;
 use crate::fs::Patience;
 use crate::limits::{self, Policy};
@@ -54,6 +55,9 @@ pub(super) enum OpenFailure {
     Pin(PinError),
     /// It opened, but its set-up failed (a PRAGMA or the user's hook).
     Setup(rusqlite::Error),
+    /// SQLite's busy timeout (this long) ran out on another connection's
+    /// lock: a stopped writer, or a backup reading the tenant alone.
+    Busy(Duration),
 }
 
 impl OpenFailure {
@@ -72,6 +76,9 @@ impl OpenFailure {
                 "setting up a connection (busy_timeout, foreign_keys, the size limit or suspension, the connection_init hook)",
                 e,
             ),
+            // Said as a one-off read says it, not as a bare "database is
+            // locked" with a writer's advice (an outside probe).
+            OpenFailure::Busy(waited) => Error::busy(tenant, path, Busy::sqlite_lock(waited)),
         }
     }
 }
@@ -92,6 +99,10 @@ impl fmt::Display for ConnectError {
             ConnectError::Open(OpenFailure::Setup(e)) => {
                 write!(f, "setting up the connection failed: {e}")
             }
+            ConnectError::Open(OpenFailure::Busy(waited)) => write!(
+                f,
+                "another connection held the database locked for {waited:.1?}"
+            ),
             ConnectError::Full(max) => write!(
                 f,
                 "all {max} connections of the pool are open and in use (raise max_connections, or hold connections for less time)"
@@ -105,7 +116,7 @@ impl std::error::Error for ConnectError {
         match self {
             ConnectError::Open(OpenFailure::Pin(e)) => Some(e),
             ConnectError::Open(OpenFailure::Setup(e)) => Some(e),
-            ConnectError::Full(_) => None,
+            ConnectError::Open(OpenFailure::Busy(_)) | ConnectError::Full(_) => None,
         }
     }
 }
@@ -164,6 +175,7 @@ impl PinnedManager {
     pub(super) fn open_connection(&self) -> Result<(TrackedConnection, i64), OpenFailure> {
         let mut set_up = true;
         let patience = Patience::new(self.gate_wait);
+        let started = std::time::Instant::now();
         let opened = open_pinned(&self.root, &self.path, &patience, || {
             let mut conn = self.sqlite.connect()?;
             (self.steps.keying)(&mut conn)?;
@@ -173,6 +185,9 @@ impl PinnedManager {
         });
         let pinned = match opened {
             Ok(pinned) => pinned,
+            Err(PinError::Sqlite(e)) if storage::is_busy(&e) => {
+                return Err(OpenFailure::Busy(started.elapsed()));
+            }
             Err(PinError::Sqlite(e)) if !set_up => return Err(OpenFailure::Setup(e)),
             Err(e) => return Err(OpenFailure::Pin(e)),
         };
