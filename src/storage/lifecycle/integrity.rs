@@ -41,7 +41,7 @@ pub(in crate::storage) fn integrity_check(conn: &Connection) -> rusqlite::Result
     let mut stmt = match conn.prepare("PRAGMA integrity_check(3)") {
         Ok(stmt) => stmt,
         // Refused before reading a page: what the schema names is missing.
-        Err(e) if e.sqlite_error_code() == Some(ErrorCode::Unknown) => {
+        Err(e) if names_what_the_application_registers(&e) => {
             return Ok(Verdict::Unchecked(e.to_string()));
         }
         Err(e) => return Err(e),
@@ -53,6 +53,21 @@ pub(in crate::storage) fn integrity_check(conn: &Connection) -> rusqlite::Result
         "ok" => Verdict::Sound,
         _ => Verdict::Damaged(said),
     })
+}
+
+/// Whether SQLite refused to compile a statement because the schema names
+/// a collation, function or virtual-table module this connection does
+/// not have (the application registers it), and not for another reason:
+/// a file under another key also fails there, and was said to be one
+/// "restored unchecked" just before it was refused (an outside probe).
+fn names_what_the_application_registers(e: &rusqlite::Error) -> bool {
+    const MISSING: [&str; 3] = [
+        "no such collation sequence",
+        "no such function",
+        "no such module",
+    ];
+    e.sqlite_error_code() == Some(ErrorCode::Unknown)
+        && MISSING.iter().any(|m| e.to_string().contains(m))
 }
 
 /// Reads the backup copy at `copy` of `tenant`'s database at `source`
@@ -125,4 +140,57 @@ fn cipher_check(conn: &Connection) -> rusqlite::Result<String> {
     let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
     let lines = rows.take(3).collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(lines.join("; "))
+}
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::Connection;
+
+    use super::{Verdict, integrity_check};
+
+    /// A database whose index names the collation `app_order`, which
+    /// only the application registers.
+    fn indexed_on_the_applications_collation(conn: &Connection) {
+        conn.execute_batch(
+            "CREATE TABLE notes (body TEXT);
+             CREATE INDEX notes_body ON notes (body COLLATE NOCASE);
+             PRAGMA writable_schema = ON;
+             UPDATE sqlite_schema SET sql = replace(sql, 'NOCASE', 'app_order')
+              WHERE name = 'notes_body';
+             PRAGMA writable_schema = OFF;",
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn a_collation_the_application_registers_leaves_a_file_unchecked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.sqlite3");
+        indexed_on_the_applications_collation(&Connection::open(&path).unwrap());
+        let verdict = integrity_check(&Connection::open(&path).unwrap()).unwrap();
+        assert!(matches!(verdict, Verdict::Unchecked(_)), "{verdict:?}");
+    }
+
+    /// A file under another key fails before any page is read too, and
+    /// is no file to keep unchecked (it was said to be one, just before
+    /// a restore refused it: an outside probe).
+    #[cfg(feature = "encryption")]
+    #[test]
+    fn a_file_under_another_key_is_not_left_unchecked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.sqlite3");
+        let key = |byte| crate::TenantKey::from_bytes([byte; crate::TenantKey::LEN]);
+        let conn = Connection::open(&path).unwrap();
+        crate::crypt::apply(&conn, Some(&key(1))).unwrap();
+        conn.execute_batch("CREATE TABLE notes (body TEXT);")
+            .unwrap();
+        drop(conn);
+        // As a restore opens a backup file.
+        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY;
+        let conn = Connection::open_with_flags(&path, flags).unwrap();
+        crate::crypt::apply(&conn, Some(&key(2))).unwrap();
+        conn.execute_batch("BEGIN").unwrap();
+        let checked = integrity_check(&conn);
+        assert!(!matches!(checked, Ok(Verdict::Unchecked(_))), "{checked:?}");
+    }
 }
