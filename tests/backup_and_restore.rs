@@ -976,3 +976,33 @@ fn a_panic_in_after_each_stops_backup_all_at_once() {
     // used to go on, one more panicking line per window).
     assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
+
+/// A backup file with a rollback journal beside it (copied while being
+/// written, or off a machine that crashed) is refused as a bad backup
+/// that says so and what to do, exit 2 at the CLI: a read-only open
+/// cannot roll the journal back, and SQLite said only "attempt to write
+/// a readonly database", which the error called a read-only file system
+/// (an outside probe).
+#[test]
+fn a_backup_with_a_journal_beside_it_is_refused_for_that() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = manager(&dir.path().join("root"));
+    m.create_tenant("acme").unwrap();
+    let copy = dir.path().join("acme.sqlite3");
+    m.backup_tenant("acme", &copy).unwrap();
+    // A journal committed in PERSIST mode (its header zeroed) is no hot
+    // one, and no reason to refuse.
+    let journal = dir.path().join("acme.sqlite3-journal");
+    std::fs::write(&journal, [0u8; 512]).unwrap();
+    m.restore_tenant("initech", &copy).unwrap();
+    // One that begins with a journal's magic is.
+    let mut hot = vec![0xd9, 0xd5, 0x05, 0xf9, 0x20, 0xa1, 0x63, 0xd7];
+    hot.resize(512, 0);
+    std::fs::write(&journal, hot).unwrap();
+    let refused = m.restore_tenant("globex", &copy).unwrap_err();
+    let msg = refused.to_string();
+    assert!(matches!(refused, Error::BadBackup { .. }), "{msg}");
+    assert!(msg.contains("acme.sqlite3-journal"), "{msg}");
+    assert!(!msg.contains("read-only"), "{msg}");
+    assert!(!m.tenant_exists("globex").unwrap());
+}

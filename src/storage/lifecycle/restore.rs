@@ -22,6 +22,7 @@ use crate::crypt::{self, TenantKey};
 use crate::error::{Error, Result};
 use crate::fs::file_id::FileId;
 use crate::fs::files::literal_path;
+use crate::fs::siblings::sidecar_path;
 use crate::fs::{Patience, sys};
 use crate::name::TenantName;
 use crate::storage::coordination::tenant_path::{TenantLock, TenantPath};
@@ -259,6 +260,18 @@ fn replace_with(
     }
 }
 
+/// Whether the file at `journal` begins as a rollback journal SQLite
+/// would roll back: its header's magic (a journal committed in PERSIST
+/// mode has it zeroed; one truncated is empty).
+fn is_hot_journal(journal: &Path) -> bool {
+    const MAGIC: [u8; 8] = [0xd9, 0xd5, 0x05, 0xf9, 0x20, 0xa1, 0x63, 0xd7];
+    let mut head = [0u8; 8];
+    let Ok(file) = sys::open_path(journal) else {
+        return false;
+    };
+    matches!(sys::read_at(file.as_fd(), &mut head, 0, journal), Ok(8)) && head == MAGIC
+}
+
 /// Opens the backup read-only and starts the read transaction that the
 /// check and the copy share.
 fn open_backup(tenant: &TenantName, src: &Path, key: Option<&TenantKey>) -> Result<Connection> {
@@ -272,6 +285,16 @@ fn open_backup(tenant: &TenantName, src: &Path, key: Option<&TenantKey>) -> Resu
     if meta.len() == 0 {
         // SQLite would read an empty file as an empty database.
         return Err(bad_backup(tenant, src, "the file is empty"));
+    }
+    // A hot journal: a read-only open cannot roll it back, and SQLite
+    // says only "attempt to write a readonly database" (an outside probe).
+    let journal = sidecar_path(src, "-journal");
+    if is_hot_journal(&journal) {
+        let reason = format!(
+            "a rollback journal is beside it ({}): it was being written when it was copied, or its writer died, so its pages are not all of one commit; open it once with the sqlite3 shell (which rolls the journal back) and restore it again, or restore another backup",
+            journal.display()
+        );
+        return Err(bad_backup(tenant, src, &reason));
     }
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(literal_path(src), flags)
