@@ -301,6 +301,17 @@ fn child_on_a_tiny_file_system() {
         // Nothing lost: the tenant still reads.
         rows(conn);
     }
+    // A migration opens the tenant afresh (its -wal and -shm made anew
+    // once every connection closed): on the full disk that open is said
+    // to be one, not a bare "disk I/O error" (an outside probe).
+    drop(conns);
+    m.prune_idle(Duration::ZERO);
+    match m.rollback_tenant("globex", 1) {
+        Err(Error::DiskFull { tenant, .. }) => {
+            assert_eq!(tenant.unwrap().as_str(), "globex");
+        }
+        other => panic!("expected DiskFull, got {other:?}"),
+    }
     println!("FULL");
 }
 

@@ -4,7 +4,6 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use rusqlite::ErrorCode;
 use rusqlite_migration::MigrationDefinitionError;
 
 use super::foreign_keys::{self, Baseline};
@@ -14,9 +13,10 @@ use crate::busy::{Busy, WaitedFor};
 use crate::crypt;
 use crate::error::{Error, Result};
 use crate::fs::Patience;
-use crate::fs::file_system::FileSystem;
 use crate::name::TenantName;
-use crate::storage::{TenantPath, is_busy, lock_tenant, open_existing, read_without_its_key};
+use crate::storage::{
+    TenantPath, full_file_system, is_busy, lock_tenant, open_existing, read_without_its_key,
+};
 
 /// What one tenant's migration did.
 ///
@@ -378,23 +378,6 @@ fn as_written(e: rusqlite_migration::Error) -> rusqlite_migration::Error {
         }
         e => e,
     }
-}
-
-/// Room below which a failed write is taken for a full file system.
-const NEARLY_FULL: u64 = 1 << 20;
-
-/// The file system holding `path`, if `err` is what a write to a full one
-/// gives: `SQLITE_FULL` (a maintenance connection has no size limit, so
-/// only the disk can be full), or an I/O error (SQLite reports some
-/// writes that found no room so: growing the `-shm`, syncing) with less
-/// than [`NEARLY_FULL`] left on it.
-fn full_file_system(err: &rusqlite::Error, path: &Path) -> Option<FileSystem> {
-    let nearly_full = match err.sqlite_error_code()? {
-        ErrorCode::DiskFull => u64::MAX,
-        ErrorCode::SystemIoFailure => NEARLY_FULL,
-        _ => return None,
-    };
-    FileSystem::of(path).filter(|fs| fs.available < nearly_full)
 }
 
 #[cfg(test)]

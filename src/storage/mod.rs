@@ -29,7 +29,9 @@ pub(crate) use opening::header::{Header, header_version};
 pub(crate) use opening::open::{
     EXISTING, READ_GATE_WAIT, is_busy, open_existing, open_for_glance, open_for_reading,
 };
-pub(crate) use opening::open_error::{pin_error, require_database, schema_version, sqlite_error};
+pub(crate) use opening::open_error::{
+    full_file_system, pin_error, require_database, schema_version, sqlite_error,
+};
 pub(crate) use opening::open_files::TrackedConnection;
 pub(crate) use opening::opening_key::{read_without_its_key, with_tenant_key};
 pub(crate) use opening::pinned::{PinError, open_pinned};

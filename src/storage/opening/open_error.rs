@@ -7,6 +7,7 @@ use std::io;
 use std::path::Path;
 
 use crate::error::{Error, Result, is_fd_exhaustion};
+use crate::fs::file_system::FileSystem;
 use crate::fs::siblings::{fence_path, sidecar_path};
 use crate::fs::sys;
 use crate::name::TenantName;
@@ -130,7 +131,34 @@ pub(crate) fn sqlite_error(
             path: path.to_path_buf(),
         };
     }
+    // "disk I/O error" alone sent the reader looking at the disk's health
+    // (an outside probe: a migration on a full disk failed opening).
+    if let Some(fs) = full_file_system(&e, path) {
+        return Error::DiskFull {
+            tenant: Some(tenant.clone()),
+            path: path.to_path_buf(),
+            file_system: fs.mount,
+            available: fs.available,
+        };
+    }
     Error::sqlite(Some(tenant), path, operation, e)
+}
+
+/// Room below which a failed write is taken for a full file system.
+const NEARLY_FULL: u64 = 1 << 20;
+
+/// The file system holding `path`, if `err` is what a write to a full one
+/// gives (a migration's, or an open's: making the `-wal` and `-shm`): `SQLITE_FULL` (a maintenance connection has no size limit, so
+/// only the disk can be full), or an I/O error (SQLite reports some
+/// writes that found no room so: growing the `-shm`, syncing) with less
+/// than [`NEARLY_FULL`] left on it.
+pub(crate) fn full_file_system(err: &rusqlite::Error, path: &Path) -> Option<FileSystem> {
+    let nearly_full = match err.sqlite_error_code()? {
+        rusqlite::ErrorCode::DiskFull => u64::MAX,
+        rusqlite::ErrorCode::SystemIoFailure => NEARLY_FULL,
+        _ => return None,
+    };
+    FileSystem::of(path).filter(|fs| fs.available < nearly_full)
 }
 
 /// Whether `e` is how SQLite fails to open a WAL database on a read-only
