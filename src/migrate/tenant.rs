@@ -383,6 +383,8 @@ fn as_written(e: rusqlite_migration::Error) -> rusqlite_migration::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fs::file_system::FileSystem;
+    use crate::storage::NEARLY_FULL;
 
     fn failed_with(code: std::ffi::c_int, path: &Path) -> Error {
         let err = rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None);

@@ -29,6 +29,8 @@ pub(crate) use opening::header::{Header, header_version};
 pub(crate) use opening::open::{
     EXISTING, READ_GATE_WAIT, is_busy, open_existing, open_for_glance, open_for_reading,
 };
+#[cfg(test)]
+pub(crate) use opening::open_error::NEARLY_FULL;
 pub(crate) use opening::open_error::{
     full_file_system, pin_error, require_database, schema_version, sqlite_error,
 };

@@ -145,7 +145,7 @@ pub(crate) fn sqlite_error(
 }
 
 /// Room below which a failed write is taken for a full file system.
-const NEARLY_FULL: u64 = 1 << 20;
+pub(crate) const NEARLY_FULL: u64 = 1 << 20;
 
 /// The file system holding `path`, if `err` is what a write to a full one
 /// gives (a migration's, or an open's: making the `-wal` and `-shm`): `SQLITE_FULL` (a maintenance connection has no size limit, so
