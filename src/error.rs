@@ -931,6 +931,11 @@ fn io_next_step(e: &io::Error) -> &'static str {
         Some(Errno::ACCESS | Errno::PERM) => {
             "; give this user permission to it (its directory too) and retry"
         }
+        // An open that follows no link met one (`O_NOFOLLOW`): said bare,
+        // "Too many levels of symbolic links" (an outside probe).
+        Some(Errno::LOOP) => {
+            "; a symbolic link stands there or on the way to it, and tenanted follows none inside the root: put the file itself there (or remove the link) and retry"
+        }
         _ => "",
     }
 }

@@ -289,3 +289,23 @@ fn a_root_that_is_a_dangling_link_is_named_as_such() {
     m.create_tenant("acme").unwrap();
     assert!(m.tenant_exists("acme").unwrap());
 }
+
+/// A record of the root replaced by a link (here the limits record) is
+/// read through no link, and the refusal says a link stands there and
+/// what to do, not a bare "Too many levels of symbolic links" (an
+/// outside probe). What the link points to is left as it was.
+#[test]
+fn a_linked_record_is_said_to_be_a_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let outside = dir.path().join("elsewhere");
+    fs::write(&outside, b"not tenanted's\n").unwrap();
+    let root = dir.path().join("root");
+    let m = common::manager(&root);
+    m.create_tenant("acme").unwrap();
+    symlink(&outside, root.join(".tenanted/limits")).unwrap();
+    let set = m.set_tenant_max_size("acme", Some(1 << 20));
+    let msg = set.unwrap_err().to_string();
+    assert!(msg.contains("a symbolic link stands there"), "{msg}");
+    assert!(msg.contains(".tenanted/limits"), "{msg}");
+    assert_eq!(fs::read(&outside).unwrap(), b"not tenanted's\n");
+}

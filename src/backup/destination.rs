@@ -39,7 +39,7 @@ pub(crate) fn check_source(tenant: &TenantName, root: &Path, src: &Path) -> Resu
             tenant: tenant.clone(),
             path: src.to_path_buf(),
             reason: format!(
-                "it is inside the tenant root {}; to copy a tenant, back it up with backup_tenant and restore from that file",
+                "it is inside the tenant root {}; to copy a tenant, back it up (backup_tenant; `tenanted backup --to DIR --tenant NAME`) and restore from that file",
                 root.display()
             ),
         });

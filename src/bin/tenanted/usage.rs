@@ -12,7 +12,7 @@ use tenanted::{TenantManager, TenantUsage, UsageOrder, UsageReport};
 
 use super::Cli;
 use super::limits::show_size;
-use super::support::{Failure, require_root};
+use super::support::{Failure, cli_message, require_root};
 use crate::output::{errln, outln};
 
 /// `tenanted usage`.
@@ -52,10 +52,10 @@ pub fn usage(cli: &Cli, args: &UsageArgs) -> Result<u8, Failure> {
         outln!("{}", summary(&report));
     }
     for (_, e) in &report.failed {
-        errln!("error: {e}");
+        errln!("error: {}", cli_message(e));
     }
     for e in &report.listing_errors {
-        errln!("error: {e}");
+        errln!("error: {}", cli_message(e));
     }
     let incomplete = !report.failed.is_empty() || !report.listing_errors.is_empty();
     Ok(u8::from(incomplete))
