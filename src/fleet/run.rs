@@ -421,12 +421,14 @@ fn absorb<T: Tally>(all: &Mutex<Gathered<T>>, tally: T, rows: Placed<T>) {
 }
 
 /// How many tenants a run has, for progress: the caller's list, or one
-/// more walk of the root (only a run that reports progress pays for it).
-/// Its stray entries are not warned about: the run reports them.
+/// more walk of the root (only a run that reports progress pays for it),
+/// the run's own kind of walk (a tenant whose destroy still runs is one
+/// the run waits for). Its stray entries are not warned about: the run
+/// reports them.
 fn fleet_size(root: &RootConfig, only: Option<&[String]>) -> Result<usize> {
     match only {
         Some(names) => Ok(names.len()),
-        None => Ok((root.walk(Mode::Tenants)?.reporting_strays())
+        None => Ok((root.walk(Mode::Candidates)?.reporting_strays())
             .filter(|t| t.is_ok())
             .count()),
     }
