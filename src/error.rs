@@ -98,7 +98,7 @@ pub enum Error {
 
     /// The tenant's database file is there but is not a usable database
     /// (empty, or not SQLite). tenanted reports it and never writes to it.
-    #[error("tenant {tenant} is damaged: its database file {} cannot be read as a database ({reason}); tenanted has left it untouched: restore it from a backup (restore_tenant_opts and RestoreOptions::replace; `tenanted restore {tenant} --from FILE --replace`), or destroy it (destroy_tenant; `tenanted destroy {tenant}`) and create it again", path.display())]
+    #[error("tenant {tenant} is damaged: its database file {} is not one tenanted can use ({reason}); tenanted has left it untouched: restore it from a backup (restore_tenant_opts and RestoreOptions::replace; `tenanted restore {tenant} --from FILE --replace`), or destroy it (destroy_tenant; `tenanted destroy {tenant}`) and create it again", path.display())]
     DamagedTenant {
         /// The tenant.
         tenant: TenantName,

@@ -275,7 +275,9 @@ impl TenantManager {
     /// forgetting its limits is the old tenant's, and goes (one `stat`
     /// of the record when there is none).
     fn forget_limits(&self, tenant: &TenantName) -> Result<()> {
-        let patience = Patience::new(self.inner.lock_timeout);
+        // The operation's own deadline, from its call (a fresh wait here
+        // came on top of the wait for the tenant's lock: a review).
+        let patience = Patience::current_or(self.inner.lock_timeout);
         self.inner.limits.forget(tenant, &patience)
     }
 
@@ -680,7 +682,11 @@ impl TenantManager {
     /// [`Error::PendingMigration`] if the tenant's schema is behind (unless
     /// `auto_migrate`); [`Error::SchemaAheadOfCode`];
     /// [`Error::TooManyOpenFiles`]; [`Error::TenantBeingDestroyed`];
-    /// [`Error::Pool`] if the tenant's pool stays exhausted for
+    /// [`Error::DamagedTenant`] for a file that is no database, or whose
+    /// schema version is negative; [`Error::TenantBusy`] when another
+    /// connection held the file locked past `busy_timeout` (a stopped
+    /// process); [`Error::DiskFull`] when its `-wal` and `-shm` find no
+    /// room; [`Error::Pool`] if the tenant's pool stays exhausted for
     /// `connection_timeout`.
     ///
     /// ```

@@ -649,13 +649,17 @@ fn a_held_limits_record_holds_a_destroy_no_longer_than_its_timeout() {
     m.create_tenant("acme").unwrap();
     m.set_tenant_max_size("acme", Some(1 << 20)).unwrap();
     let lock = root.join(".tenanted/.limits.lock");
-    // `-o`: flock(1) holds the lock itself, not the `sleep` it runs.
-    let mut holder = Command::new("flock")
-        .arg("-o")
-        .arg(&lock)
-        .args(["sleep", "120"])
-        .spawn()
-        .expect("flock(1) runs");
+    // `-o`: flock(1) holds the lock itself, not the `sleep` it runs; in a
+    // process group of their own, both are killed at the end.
+    let mut holder = std::os::unix::process::CommandExt::process_group(
+        Command::new("flock")
+            .arg("-o")
+            .arg(&lock)
+            .args(["sleep", "120"]),
+        0,
+    )
+    .spawn()
+    .expect("flock(1) runs");
     wait_until("the limits record's lock held", || {
         let file = std::fs::File::open(&lock);
         file.is_ok_and(|f| f.try_lock().is_err())
@@ -663,10 +667,25 @@ fn a_held_limits_record_holds_a_destroy_no_longer_than_its_timeout() {
     let started = Instant::now();
     let destroyed = m.destroy_tenant("acme");
     let elapsed = started.elapsed();
-    let _ = holder.kill();
+    // A create of the name must drop the line first: it waits for the
+    // record within its own timeout, from its call, and says so naming
+    // the tenant (a review: a second full wait, said with no tenant).
+    let started = Instant::now();
+    let created = m.create_tenant("acme");
+    let create_took = started.elapsed();
+    let _ = rustix::process::kill_process_group(Pid::from_child(&holder), Signal::KILL);
     let _ = holder.wait();
     assert!(elapsed < TIMEOUT + MARGIN, "the destroy hung: {elapsed:?}");
     destroyed.expect("the tenant is destroyed; only its line stays");
+    assert!(
+        create_took < TIMEOUT + MARGIN,
+        "the create hung: {create_took:?}"
+    );
+    let refused = created.expect_err("the line cannot be dropped yet");
+    assert!(
+        matches!(&refused, Error::TenantBusy { tenant, .. } if tenant.as_str() == "acme"),
+        "{refused:?}"
+    );
     assert!(!m.tenant_exists("acme").unwrap());
     m.create_tenant("acme").unwrap();
     assert_eq!(m.tenant_limits("acme").unwrap().max_size, None);

@@ -2722,7 +2722,8 @@ fn a_down_script_that_ends_its_transaction_is_refused_even_when_it_fails() {
         .stderr(
             predicate::str::contains("has no down.sql")
                 .and(predicate::str::contains("0003_create_changes"))
-                .and(predicate::str::contains("1 other tenant(s) too"))
+                .and(predicate::str::contains("and 1 other tenant(s)"))
+                .and(predicate::str::contains("--tenant"))
                 .and(predicate::str::contains("after the run was confirmed").not()),
         );
     assert_eq!(acme_schema(dir.path()), before);

@@ -232,7 +232,18 @@ impl Limits {
         if !self.view.read().entries.contains_key(tenant.as_str()) {
             return Ok(());
         }
-        self.change_within(tenant, patience, |entry| *entry = Entry::default())
+        (self.change_within(tenant, patience, |entry| *entry = Entry::default())).map_err(|e| {
+            match e {
+                // Said as the tenant's operation being held up.
+                Error::Io {
+                    tenant: None,
+                    path,
+                    operation,
+                    cause,
+                } => Error::io(Some(tenant), path, operation, cause),
+                e => e,
+            }
+        })
     }
 
     /// The record's stamp now: [`Stamp::MISSING`] when there is none yet

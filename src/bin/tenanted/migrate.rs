@@ -227,13 +227,13 @@ fn refuse_what_cannot_go_down(plan: &MigrationPlan) -> Result<(), Failure> {
     let error = error.map_or_else(String::new, cli_message);
     let also = match others {
         0 => String::new(),
-        n => format!(" ({n} other tenant(s) too: see --dry-run)"),
+        n => format!(" and {n} other tenant(s)"),
     };
     Err(Failure(
         USAGE,
         format!(
-            "{error}{also}; nothing was migrated: tenants cannot go down to version {}",
-            plan.target_version
+            "tenant {}{also} cannot go down to version {}: {error}; no tenant was taken down: mend that, or leave those tenants out with --tenant (see --dry-run)",
+            first.tenant, plan.target_version
         ),
     ))
 }

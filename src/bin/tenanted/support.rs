@@ -72,7 +72,7 @@ pub fn cli_message(e: &Error) -> String {
             path,
             reason,
         } => format!(
-            "tenant {tenant} is damaged: its database file {} cannot be read as a database ({reason}); tenanted has left it untouched: restore it from a backup (`tenanted restore {tenant} --from FILE --replace --yes`), or destroy it (`tenanted destroy {tenant} --yes`) and create it again",
+            "tenant {tenant} is damaged: its database file {} is not one tenanted can use ({reason}); tenanted has left it untouched: restore it from a backup (`tenanted restore {tenant} --from FILE --replace --yes`), or destroy it (`tenanted destroy {tenant} --yes`) and create it again",
             path.display()
         ),
         Error::MissingDatabase {

@@ -38,10 +38,18 @@ pub(in crate::storage) enum Verdict {
 /// SQLite's, for a file it cannot read at all (`SQLITE_CORRUPT`,
 /// `SQLITE_NOTADB`, an I/O error).
 pub(in crate::storage) fn integrity_check(conn: &Connection) -> rusqlite::Result<Verdict> {
+    // The schema read first: a file under another key fails here, and
+    // not only at the check's compiling, where it was taken for a schema
+    // naming what the application registers (an outside probe).
+    conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| {
+        r.get::<_, i64>(0)
+    })?;
     let mut stmt = match conn.prepare("PRAGMA integrity_check(3)") {
         Ok(stmt) => stmt,
-        // Refused before reading a page: what the schema names is missing.
-        Err(e) if names_what_the_application_registers(&e) => {
+        // Refused before reading a page, the schema read: what it names
+        // is missing ("no such collation sequence", "unknown function",
+        // "unknown tokenizer": the application registers it).
+        Err(e) if code_of(&e) == Some(ErrorCode::Unknown) => {
             return Ok(Verdict::Unchecked(e.to_string()));
         }
         Err(e) => return Err(e),
@@ -55,19 +63,16 @@ pub(in crate::storage) fn integrity_check(conn: &Connection) -> rusqlite::Result
     })
 }
 
-/// Whether SQLite refused to compile a statement because the schema names
-/// a collation, function or virtual-table module this connection does
-/// not have (the application registers it), and not for another reason:
-/// a file under another key also fails there, and was said to be one
-/// "restored unchecked" just before it was refused (an outside probe).
-fn names_what_the_application_registers(e: &rusqlite::Error) -> bool {
-    const MISSING: [&str; 3] = [
-        "no such collation sequence",
-        "no such function",
-        "no such module",
-    ];
-    e.sqlite_error_code() == Some(ErrorCode::Unknown)
-        && MISSING.iter().any(|m| e.to_string().contains(m))
+/// SQLite's error code of `e`, also when rusqlite reports it with the
+/// offending token (`SqlInputError`, "unknown function: f()"), which
+/// `sqlite_error_code` does not see.
+fn code_of(e: &rusqlite::Error) -> Option<ErrorCode> {
+    e.sqlite_error_code().or_else(|| {
+        let source = std::error::Error::source(e)?;
+        source
+            .downcast_ref::<rusqlite::ffi::Error>()
+            .map(|f| f.code)
+    })
 }
 
 /// Reads the backup copy at `copy` of `tenant`'s database at `source`
@@ -167,6 +172,28 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.sqlite3");
         indexed_on_the_applications_collation(&Connection::open(&path).unwrap());
+        let verdict = integrity_check(&Connection::open(&path).unwrap()).unwrap();
+        assert!(matches!(verdict, Verdict::Unchecked(_)), "{verdict:?}");
+    }
+
+    /// So does an index on a function it registers: SQLite says "unknown
+    /// function" there, not "no such function" (a review).
+    #[test]
+    fn a_function_the_application_registers_leaves_a_file_unchecked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.sqlite3");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(
+                "CREATE TABLE users (email TEXT);
+                 CREATE INDEX users_norm ON users (lower(email));
+                 INSERT INTO users VALUES ('a@b');
+                 PRAGMA writable_schema = ON;
+                 UPDATE sqlite_schema SET sql = replace(sql, 'lower', 'app_norm')
+                  WHERE name = 'users_norm';
+                 PRAGMA writable_schema = OFF;",
+            )
+            .unwrap();
         let verdict = integrity_check(&Connection::open(&path).unwrap()).unwrap();
         assert!(matches!(verdict, Verdict::Unchecked(_)), "{verdict:?}");
     }

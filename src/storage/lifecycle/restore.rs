@@ -260,16 +260,16 @@ fn replace_with(
     }
 }
 
-/// Whether the file at `journal` begins as a rollback journal SQLite
-/// would roll back: its header's magic (a journal committed in PERSIST
-/// mode has it zeroed; one truncated is empty).
+/// Whether the file at `journal` is a rollback journal SQLite would take
+/// for hot: its first byte is not zero (`hasHotJournal`; a journal
+/// committed in PERSIST mode has its header zeroed, one truncated is
+/// empty).
 fn is_hot_journal(journal: &Path) -> bool {
-    const MAGIC: [u8; 8] = [0xd9, 0xd5, 0x05, 0xf9, 0x20, 0xa1, 0x63, 0xd7];
-    let mut head = [0u8; 8];
+    let mut first = [0u8; 1];
     let Ok(file) = sys::open_path(journal) else {
         return false;
     };
-    matches!(sys::read_at(file.as_fd(), &mut head, 0, journal), Ok(8)) && head == MAGIC
+    matches!(sys::read_at(file.as_fd(), &mut first, 0, journal), Ok(1)) && first[0] != 0
 }
 
 /// Opens the backup read-only and starts the read transaction that the

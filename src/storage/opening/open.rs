@@ -236,19 +236,20 @@ fn one_off_once(
     let (mut pinned, key) =
         open_keyed(tenant, (root, path), patience, setup).map_err(|e| held_locked(e, patience))?;
     pinned.conn.disarm();
+    let Some(file) = pinned.file else {
+        return Err(missing_error(tenant, path));
+    };
     // A version no migration sets: damaged, for every read alike (a
-    // backup of it is one no restore accepts).
+    // backup of it is one no restore accepts). Only the file pinned:
+    // another one is waited out above, not judged (a review).
     schema_version(tenant, path, pinned.version)?;
-    match pinned.file {
-        Some(file) => Ok(OneOffRead {
-            conn: pinned.conn,
-            version: pinned.version,
-            file,
-            key,
-            _waited_out: None,
-        }),
-        None => Err(missing_error(tenant, path)),
-    }
+    Ok(OneOffRead {
+        conn: pinned.conn,
+        version: pinned.version,
+        file,
+        key,
+        _waited_out: None,
+    })
 }
 
 /// A pinned open of `tenant`'s database at `path` (beneath `root`), keyed
