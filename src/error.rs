@@ -1090,6 +1090,32 @@ impl Error {
         }
     }
 
+    /// This error, naming `tenant` if it names none: a root-wide step
+    /// taken for the tenant's operation (the replication record looked
+    /// at for a destroy, the limits record a destroy or create drops its
+    /// line from), said as that operation's (a wait that ran out there is
+    /// the tenant's `TenantBusy`).
+    pub(crate) fn naming(self, tenant: &TenantName) -> Error {
+        match self {
+            Error::Io {
+                tenant: None,
+                path,
+                operation,
+                cause,
+            } => Error::io(Some(tenant), path, operation, cause),
+            Error::NotADirectory {
+                tenant: None,
+                path,
+                found,
+            } => Error::NotADirectory {
+                tenant: Some(tenant.clone()),
+                path,
+                found,
+            },
+            e => e,
+        }
+    }
+
     /// `TenantBusy` for `tenant` (whose database is `path`) after `wait`.
     pub(crate) fn busy(tenant: &TenantName, path: impl Into<PathBuf>, wait: Busy) -> Self {
         Error::TenantBusy {

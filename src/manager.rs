@@ -1460,7 +1460,7 @@ impl TenantManager {
         // configured or changed replication since (see `followed.rs`).
         let deadline = Instant::now() + self.inner.destroy_timeout;
         let current = self.inner.replication.current();
-        let Some(replication) = current.map_err(|e| naming(tenant, e))? else {
+        let Some(replication) = current.map_err(|e| e.naming(tenant))? else {
             return op(&storage::Nobody);
         };
         let intent = replication.intend_erase(tenant, path)?;
@@ -1540,33 +1540,5 @@ impl fmt::Debug for TenantManager {
             .field("migrations", &self.inner.migrations.len())
             .field("stats", &self.stats())
             .finish()
-    }
-}
-
-/// `e`, naming `tenant` if it names none (a root-wide step taken for the
-/// tenant's operation: the replication record looked at for a destroy).
-fn naming(tenant: &TenantName, e: Error) -> Error {
-    match e {
-        Error::Io {
-            tenant: None,
-            path,
-            operation,
-            cause,
-        } => Error::Io {
-            tenant: Some(tenant.clone()),
-            path,
-            operation,
-            cause,
-        },
-        Error::NotADirectory {
-            tenant: None,
-            path,
-            found,
-        } => Error::NotADirectory {
-            tenant: Some(tenant.clone()),
-            path,
-            found,
-        },
-        e => e,
     }
 }

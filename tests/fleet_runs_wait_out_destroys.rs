@@ -45,6 +45,16 @@ fn fleet_with_a_held_tenant(root: &Path, m: &TenantManager) -> (std::process::Ch
     (holder, out)
 }
 
+/// [`fleet_with_a_held_tenant`], made by a manager one migration behind
+/// the tests' (`migrate_all` has work on both tenants).
+fn a_migration_behind_with_a_held_tenant(root: &Path) -> (std::process::Child, PathBuf) {
+    let two: Vec<_> = common::three_migrations().into_iter().take(2).collect();
+    let older = TenantManager::builder(RootConfig::new(root), Migrations::new(two))
+        .build()
+        .unwrap();
+    fleet_with_a_held_tenant(root, &older)
+}
+
 /// Waits (a minute at most) until a destroy of `keep` has marked it.
 fn wait_for_the_destroy_mark(root: &Path) {
     let entry = RootConfig::new(root).database_path("keep").unwrap();
@@ -152,12 +162,7 @@ fn a_status_during_a_destroy_that_gives_up_lists_the_tenant() {
 fn a_migration_run_during_a_destroy_that_gives_up_migrates_the_tenant() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
-    let two: Vec<_> = common::three_migrations().into_iter().take(2).collect();
-    let older = TenantManager::builder(RootConfig::new(&root), Migrations::new(two))
-        .build()
-        .unwrap();
-    let (holder, out) = fleet_with_a_held_tenant(&root, &older);
-    drop(older);
+    let (holder, out) = a_migration_behind_with_a_held_tenant(&root);
     let m = manager(&root, DESTROY_TIMEOUT);
     let (destroyed, report) = std::thread::scope(|s| {
         let destroying = s.spawn(|| m.destroy_tenant("keep"));
@@ -178,12 +183,7 @@ fn a_migration_run_during_a_destroy_that_gives_up_migrates_the_tenant() {
 fn a_migration_run_during_a_destroy_that_goes_through_skips_the_tenant() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
-    let two: Vec<_> = common::three_migrations().into_iter().take(2).collect();
-    let older = TenantManager::builder(RootConfig::new(&root), Migrations::new(two))
-        .build()
-        .unwrap();
-    let (holder, out) = fleet_with_a_held_tenant(&root, &older);
-    drop(older);
+    let (holder, out) = a_migration_behind_with_a_held_tenant(&root);
     let m = manager(&root, Duration::from_secs(60));
     let (destroyed, report) = std::thread::scope(|s| {
         let destroying = s.spawn(|| m.destroy_tenant("keep"));

@@ -232,18 +232,9 @@ impl Limits {
         if !self.view.read().entries.contains_key(tenant.as_str()) {
             return Ok(());
         }
-        (self.change_within(tenant, patience, |entry| *entry = Entry::default())).map_err(|e| {
-            match e {
-                // Said as the tenant's operation being held up.
-                Error::Io {
-                    tenant: None,
-                    path,
-                    operation,
-                    cause,
-                } => Error::io(Some(tenant), path, operation, cause),
-                e => e,
-            }
-        })
+        // Said as the tenant's operation held up (`TenantBusy`).
+        (self.change_within(tenant, patience, |entry| *entry = Entry::default()))
+            .map_err(|e| e.naming(tenant))
     }
 
     /// The record's stamp now: [`Stamp::MISSING`] when there is none yet
