@@ -436,6 +436,40 @@ fn status_json_carries_listing_errors_and_exits_1() {
     assert!(status["listing_errors"][0].as_str().unwrap().contains("ff"));
 }
 
+/// `status` says a damaged tenant's way out with commands, as every other
+/// command does, not with the library's methods (an outside probe).
+#[test]
+fn status_says_a_damaged_tenants_way_out_in_commands() {
+    let dir = workspace_with(&["acme"]);
+    let root = dir.path().join("tenants");
+    let db = common::files_under(&root)
+        .into_iter()
+        .find(|f| f.ends_with("acme/main.sqlite3"))
+        .unwrap();
+    std::fs::write(root.join(db), vec![b'x'; 4096]).unwrap();
+    for args in [
+        &["status"][..],
+        &["status", "--all"],
+        &["status", "--tenant", "acme"],
+    ] {
+        let out = tenanted(dir.path()).args(args).output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stdout}");
+        assert!(
+            stdout.contains("▸ acme: ✗ unreadable: tenant acme is damaged"),
+            "{args:?}: {stdout}"
+        );
+        assert!(
+            stdout.contains("`tenanted restore acme --from FILE --replace --yes`"),
+            "{args:?}: {stdout}"
+        );
+        assert!(
+            !stdout.contains("restore_tenant_opts"),
+            "{args:?}: {stdout}"
+        );
+    }
+}
+
 #[test]
 fn commands_that_need_no_migrations_do_not_load_them() {
     let dir = workspace_with(&["acme", "globex"]);
@@ -2168,6 +2202,61 @@ fn a_prune_that_cannot_read_a_run_keeps_it_says_so_and_still_reports_the_backup(
     let left = runs(&into);
     assert_eq!(left.len(), 2, "the damaged run and this one: {left:?}");
     assert_eq!(left[0], "20200101T000000Z");
+}
+
+/// A run one of whose directories cannot be read is kept by a prune, not
+/// removed with the copies it could not list (a review: a tenant's only
+/// copy went with it). Run as a user whom the directory's mode stops.
+#[test]
+fn a_prune_keeps_a_run_it_cannot_list_whole() {
+    let dir = workspace_with(&["acme", "globex"]);
+    let into = dir.path().join("backups");
+    let old = into.join("20200101T000000Z");
+    tenanted(dir.path())
+        .args(["backup", "--to"])
+        .arg(&old)
+        .assert()
+        .success();
+    tenanted(dir.path())
+        .args(["destroy", "globex", "--yes"])
+        .assert()
+        .success();
+    // The old run holds globex's only copy, in a bucket nobody may read.
+    let copy = tenanted::RootConfig::new(&old)
+        .database_path("globex")
+        .unwrap();
+    let bucket = copy.parent().unwrap().parent().unwrap().to_path_buf();
+    if rustix::process::geteuid().is_root() {
+        give_to_nobody(dir.path());
+    }
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&bucket, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let into_arg = into.display().to_string();
+    let args = ["backup", "--into", &into_arg, "--keep", "1", "--json"];
+    let out = unprivileged(dir.path(), &args);
+    // Gone if the run was removed (what this test catches).
+    let _ = std::fs::set_permissions(&bucket, std::fs::Permissions::from_mode(0o755));
+    let report = json_of(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{report} {}", stderr_of(&out));
+    let pruned = &report["pruned"];
+    assert_eq!(pruned["removed"].as_array().unwrap().len(), 0, "{report}");
+    assert_eq!(
+        pruned["unjudged"][0]["dir"],
+        old.display().to_string(),
+        "{report}"
+    );
+    assert!(copy.is_file(), "{report}");
+    assert_eq!(runs(&into).len(), 2, "{report}");
+}
+
+/// Every file under `dir`, and `dir`, owned by `nobody` (as `unprivileged`
+/// runs the binary when the tests run as root).
+fn give_to_nobody(dir: &Path) {
+    let nobody = Some(65534);
+    std::os::unix::fs::lchown(dir, nobody, nobody).unwrap();
+    for relative in common::files_under(dir) {
+        std::os::unix::fs::lchown(dir.join(relative), nobody, nobody).unwrap();
+    }
 }
 
 /// A run of `backup --into` another command is still writing (it holds

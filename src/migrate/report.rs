@@ -333,9 +333,16 @@ impl fmt::Display for TenantStatus {
     /// `▸ acme: ✓ up to date (version 4)`; a tenant behind also lists its
     /// pending migrations, one per line.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write_said(f, &|e| e.to_string())
+    }
+}
+
+impl TenantStatus {
+    /// Its line, an error said by `say` (see [`StatusReport::write_text_in`]).
+    fn write_said(&self, f: &mut impl fmt::Write, say: &impl Fn(&Error) -> String) -> fmt::Result {
         let (tenant, latest) = (&self.tenant, self.latest);
         match &self.version {
-            Err(e) => write!(f, "▸ {tenant}: ✗ unreadable: {e}"),
+            Err(e) => write!(f, "▸ {tenant}: ✗ unreadable: {}", say(e)),
             Ok(v) if *v > latest => write!(
                 f,
                 "▸ {tenant}: ✗ at version {v}, ahead of the {latest} migrations this program knows"
@@ -554,9 +561,27 @@ impl StatusReport {
     ///
     /// `f`'s own error, and the writing stops.
     pub fn write_text(&self, f: &mut impl fmt::Write, all: bool) -> fmt::Result {
+        self.write_text_in(f, all, |e| e.to_string())
+    }
+
+    /// [`write_text`](Self::write_text), each error (a tenant's, the
+    /// listing's) said by `say` instead of its own message: a program
+    /// that prints the report says them in its own words (the `tenanted`
+    /// CLI names its commands where the library's messages name methods).
+    ///
+    /// # Errors
+    ///
+    /// `f`'s own error, and the writing stops.
+    pub fn write_text_in(
+        &self,
+        f: &mut impl fmt::Write,
+        all: bool,
+        say: impl Fn(&Error) -> String,
+    ) -> fmt::Result {
         let latest = self.latest_version;
         for t in self.tenants.iter().filter(|t| all || !t.is_current(latest)) {
-            writeln!(f, "{t}")?;
+            t.write_said(f, &say)?;
+            writeln!(f)?;
         }
         let more = self.not_listed();
         if more > 0 {
@@ -567,7 +592,7 @@ impl StatusReport {
             )?;
         }
         for e in &self.listing_errors {
-            writeln!(f, "✗ {e}")?;
+            writeln!(f, "✗ {}", say(e))?;
         }
         write!(
             f,

@@ -485,7 +485,7 @@ fn print_status_json(status: &StatusReport, flags: &StatusFlags) {
 /// `status` as text, line by line (see [`print_status_json`]).
 fn print_status_text(status: &StatusReport, all: bool) {
     let mut out = WriteText(BufWriter::new(std::io::stdout().lock()));
-    let written = status.write_text(&mut out, all);
+    let written = status.write_text_in(&mut out, all, cli_message);
     let _ = written.map_err(|_| ()).and_then(|()| {
         let out = &mut out.0;
         writeln!(out).and_then(|()| out.flush()).map_err(|_| ())

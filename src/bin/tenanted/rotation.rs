@@ -161,19 +161,25 @@ fn runs(parent: &Path) -> Result<Vec<(u64, PathBuf)>, Failure> {
 type Copy = (String, Option<String>);
 
 /// The tenants with a copy in the run `dir`.
+///
+/// # Errors
+///
+/// The first directory of the run that cannot be read: a run not listed
+/// whole is not judged (its unlisted copies may be a tenant's only ones;
+/// an outside review saw such a run removed).
 fn copies(cli: &Cli, dir: &Path) -> Result<Vec<Copy>, Failure> {
     let root = cli.root_config();
     let layout = tenanted::RootConfig::new(dir)
         .template(root.template_str())
         .buckets(root.bucket_count());
     let lineages = lineages(dir);
-    let names = layout.tenants()?.filter_map(Result::ok);
-    Ok(names
-        .map(|t| {
-            let lineage = lineages.get(t.as_str()).cloned();
-            (t.as_str().to_owned(), lineage)
-        })
-        .collect())
+    let mut copies = Vec::new();
+    for tenant in layout.tenants()? {
+        let tenant = tenant?;
+        let lineage = lineages.get(tenant.as_str()).cloned();
+        copies.push((tenant.as_str().to_owned(), lineage));
+    }
+    Ok(copies)
 }
 
 /// The incarnation of each tenant the run `dir` recorded (none from a
