@@ -159,7 +159,8 @@ impl TenantManagerBuilder {
     }
 
     /// How long `destroy_tenant` (and a restore that replaces a tenant)
-    /// waits for the tenant to be let go of, measured from the call: this
+    /// waits for the tenant to be let go of, measured from the call (a
+    /// restore's, from the end of its check of the backup): this
     /// process's checked-out connections, every other process that has it
     /// open, and another process's create, destroy, migration or restore
     /// of it in progress. Then it gives up with
@@ -175,7 +176,8 @@ impl TenantManagerBuilder {
     /// How long a create, restore (without replacing), migration or
     /// rollback of a tenant waits, measured from the call (for
     /// `migrate_all` and `create_tenants`, from when the run reaches the
-    /// tenant), for another process or thread working on the same tenant:
+    /// tenant; for a restore, from the end of its check of the backup,
+    /// which reads the whole file), for another process or thread working on the same tenant:
     /// its create (a slow seed), destroy, migration or restore, or the
     /// template database being built (default 30 s, at most a year:
     /// `Duration::MAX` waits that long). Then it gives up with

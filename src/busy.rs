@@ -213,6 +213,7 @@ pub(crate) fn holder_phrase(
         WaitedFor::Opening => format!("{who} was still opening it"),
         WaitedFor::Operation => format!("{who} still held its lock"),
         WaitedFor::KeyChange => format!("{who} still held the root's keys directory"),
+        WaitedFor::RootRecord => format!("{who} was still recording the root's description"),
         // SQLite's write lock does not say who holds it (this process's
         // other connections included).
         WaitedFor::Writer => {

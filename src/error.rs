@@ -458,7 +458,7 @@ pub enum Error {
     },
 
     /// The seed closure given to `create_tenant_with` failed; nothing was created.
-    #[error("seeding tenant {tenant} failed: {cause}; nothing was created at {}", path.display())]
+    #[error("seeding tenant {tenant} failed: {cause}; nothing was created at {}: fix the seed and create the tenant again", path.display())]
     Seed {
         /// The tenant.
         tenant: TenantName,
@@ -1093,8 +1093,9 @@ impl Error {
     /// This error, naming `tenant` if it names none: a root-wide step
     /// taken for the tenant's operation (the replication record looked
     /// at for a destroy, the limits record a destroy or create drops its
-    /// line from), said as that operation's (a wait that ran out there is
-    /// the tenant's `TenantBusy`).
+    /// line from, the replica a destroy erases from), said as that
+    /// operation's (a wait that ran out there is the tenant's
+    /// `TenantBusy`).
     pub(crate) fn naming(self, tenant: &TenantName) -> Error {
         match self {
             Error::Io {
@@ -1112,8 +1113,40 @@ impl Error {
                 path,
                 found,
             },
+            Error::Replica {
+                tenant: None,
+                url,
+                operation,
+                cause,
+            } => Error::Replica {
+                tenant: Some(tenant.clone()),
+                url,
+                operation,
+                cause,
+            },
+            Error::ReplicaRead {
+                tenant: None,
+                url,
+                operation,
+                reason,
+            } => Error::ReplicaRead {
+                tenant: Some(tenant.clone()),
+                url,
+                operation,
+                reason,
+            },
             e => e,
         }
+    }
+
+    /// Whether this says the tenant is not there: never created, or
+    /// destroyed (or being destroyed) since it was named or listed. A
+    /// fleet run skips such a tenant, as `tenants()` would skip it now.
+    pub(crate) fn says_tenant_gone(&self) -> bool {
+        matches!(
+            self,
+            Error::TenantDoesNotExist { .. } | Error::TenantBeingDestroyed { .. }
+        )
     }
 
     /// `TenantBusy` for `tenant` (whose database is `path`) after `wait`.
@@ -1224,9 +1257,16 @@ fn busy_message(
     waited: Duration,
 ) -> String {
     let holder = holder_phrase(waited_for, checked_out, other);
+    let path = path.display();
+    // A root-wide lock's path is not the tenant's: say which it is.
+    let left = match waited_for {
+        WaitedFor::KeyChange | WaitedFor::RootRecord => {
+            format!("the tenant was left intact (the lock waited for is the root's, {path})")
+        }
+        _ => format!("the tenant at {path} was left intact"),
+    };
     format!(
-        "tenant {tenant} is busy: {holder} after {waited:?} of waiting; nothing was changed, the tenant at {} was left intact: {}",
-        path.display(),
+        "tenant {tenant} is busy: {holder} after {waited:?} of waiting; nothing was changed, {left}: {}",
         advice(waited_for)
     )
 }
@@ -1391,6 +1431,42 @@ mod tests {
         assert!(said("\u{7}").contains("(blocked): no reason was given; resume"));
         assert!(said("unpaid\nacme blocked").contains("(blocked): unpaid acme blocked; resume"));
         assert!(said("invoice 2026-11").contains("(blocked): invoice 2026-11; resume"));
+    }
+
+    /// A wait for a root-wide lock (the keys directory, a root record) does
+    /// not call that lock "the tenant" (an outside probe).
+    #[test]
+    fn a_root_wide_lock_is_not_said_to_be_the_tenant() {
+        let tenant = TenantName::new("acme").unwrap();
+        let said = |waited_for, path| {
+            let wait = Busy {
+                waited_for,
+                other_process: Some(OtherProcess { pid: Some(4242) }),
+                waited: Duration::from_secs(5),
+            };
+            Error::busy(&tenant, path, wait).to_string()
+        };
+        let keys = said(WaitedFor::KeyChange, "/r/.tenanted/keys");
+        assert!(
+            keys.contains("still held the root's keys directory"),
+            "{keys}"
+        );
+        assert!(
+            keys.contains("the lock waited for is the root's, /r/.tenanted/keys"),
+            "{keys}"
+        );
+        assert!(!keys.contains("the tenant at /r/.tenanted/keys"), "{keys}");
+        let record = said(WaitedFor::RootRecord, "/r/.tenanted/limits.lock");
+        assert!(
+            record.contains("was still recording the root's description"),
+            "{record}"
+        );
+        assert!(!record.contains("the tenant at"), "{record}");
+        let own = said(WaitedFor::Restore, "/r/0f/acme/main.sqlite3");
+        assert!(
+            own.contains("the tenant at /r/0f/acme/main.sqlite3 was left intact"),
+            "{own}"
+        );
     }
 
     #[test]

@@ -670,10 +670,11 @@ impl TenantManager {
 
     /// A pooled connection to tenant `name`.
     ///
-    /// For a cached tenant this is one short lock and r2d2's checkout. For
-    /// another, the tenant's file is checked and its schema version read
-    /// (once per pool), then its pool is built and cached, evicting the
-    /// least recently used pool if the cache is full.
+    /// For a cached tenant this is a short lock of the cache's shard, a time
+    /// stamp, and the tenant's resident connection (a lock of its slot) or
+    /// else r2d2's checkout. For another, the tenant's file is checked and
+    /// its schema version read (once per pool), then its pool is built and
+    /// cached, evicting the least recently used pool if the cache is full.
     ///
     /// # Errors
     ///
@@ -1368,7 +1369,9 @@ impl TenantManager {
                 |restored| restored.replaced,
             )?
         } else {
-            let patience = Patience::since(started, inner.lock_timeout);
+            // From here, as a replacing restore's destroy_timeout: the
+            // check of a large backup above is no wait on anyone.
+            let patience = Patience::new(inner.lock_timeout);
             self.describe_root(Some(&patience))?;
             let cleared = |t: &TenantName| self.forget_limits(t);
             let existing = (Existing::Refuse, &cleared as storage::Cleared<'_>);

@@ -85,10 +85,7 @@ impl TenantBackup {
     /// Whether the tenant was destroyed after the run listed it and before
     /// its turn came: it is not in the backup, and that is no failure.
     pub fn gone(&self) -> bool {
-        matches!(
-            self.error.as_deref(),
-            Some(Error::TenantDoesNotExist { .. } | Error::TenantBeingDestroyed { .. })
-        )
+        self.error.as_deref().is_some_and(Error::says_tenant_gone)
     }
 }
 

@@ -156,14 +156,10 @@ impl<'a> Run<'a> {
         // whose destroy is still running (its read waits for the destroy
         // to decide); strays are listing errors, as in every run's walk.
         for found in root.walk(Mode::Candidates)?.reporting_strays() {
-            // Its path from the layout, without the walk's open directory.
-            let path = |f: Found| {
-                Ok(Found::listed(
-                    f.tenant.clone(),
-                    root.path_of(f.tenant.as_str())?,
-                ))
-            };
-            match found.and_then(path) {
+            // The walk's path, without its open directory: the list is
+            // held whole, and keeping them would hold every bucket's
+            // directory open for the whole run.
+            match found.map(|f| Found::listed(f.tenant, f.path)) {
                 Ok(found) => list.push(found),
                 Err(e) => errors.push(Arc::new(e)),
             }

@@ -119,7 +119,7 @@ fn read_waiting_out_decision(root: &Path, found: &Found) -> Result<Usage> {
         Ok(None) => Ok(usage),
         // A destroy that went through: no tenant, skipped as the walk
         // would skip it now (a review: a failed line, exit 1).
-        Err(Error::TenantDoesNotExist { .. } | Error::TenantBeingDestroyed { .. }) => Ok(usage),
+        Err(e) if e.says_tenant_gone() => Ok(usage),
         Err(e) => Err(e),
     }
 }

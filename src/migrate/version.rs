@@ -6,7 +6,7 @@ use std::path::Path;
 
 use rusqlite::{Connection, OpenFlags};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::fleet::may_be_database;
 use crate::fs::Dir;
 use crate::name::TenantName;
@@ -90,11 +90,7 @@ pub(crate) fn peek_found(
             match peeked.map_err(|e| diagnosed(&found.tenant, at, e)) {
                 // Destroyed meanwhile (a destroy the read waited for went
                 // through): no tenant, as `tenants()` would say now.
-                Err(Error::TenantDoesNotExist { .. } | Error::TenantBeingDestroyed { .. })
-                    if walked =>
-                {
-                    None
-                }
+                Err(e) if walked && e.says_tenant_gone() => None,
                 peeked => Some(peeked),
             }
         }
@@ -134,10 +130,7 @@ pub(crate) fn peek_with_sqlite(
         // Its fate being decided (a destroy, a restore, a re-key): the
         // one-off read waits for that, within its own wait, and reads the
         // tenant once it is done.
-        (
-            Err(e @ (Error::TenantDoesNotExist { .. } | Error::TenantBeingDestroyed { .. })),
-            Reading::Waiting,
-        ) => {
+        (Err(e), Reading::Waiting) if e.says_tenant_gone() => {
             if marked_in_any_layout(root, path).is_none() {
                 return Err(e);
             }

@@ -161,12 +161,15 @@ impl TenantPool {
     /// again after getting the connection: one made on a moved file marks
     /// the pool stale before r2d2 hands it out.
     fn get(&self) -> Result<Lease, Refused> {
-        let started = Instant::now();
+        // Read once a wait may follow: the common case, the resident
+        // connection parked, reads no clock.
+        let mut waiting_since = None;
         loop {
             if let Some(resident) = self.resident.take() {
                 self.admit()?;
                 return Ok(Lease::Resident(resident));
             }
+            let started = *waiting_since.get_or_insert_with(Instant::now);
             let wait = if self.resident.outside() {
                 RESIDENT_SLICE
             } else {

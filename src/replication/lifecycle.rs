@@ -271,31 +271,7 @@ impl Replication {
             Duration::ZERO => store.erase(&relative, until),
             keep => store.bury(&relative, keep, nonce()),
         };
-        erased.map_err(|e| match e {
-            Error::Replica {
-                tenant: None,
-                url,
-                operation,
-                cause,
-            } => Error::Replica {
-                tenant: Some(tenant.clone()),
-                url,
-                operation,
-                cause,
-            },
-            Error::ReplicaRead {
-                tenant: None,
-                url,
-                operation,
-                reason,
-            } => Error::ReplicaRead {
-                tenant: Some(tenant.clone()),
-                url,
-                operation,
-                reason,
-            },
-            other => other,
-        })
+        erased.map_err(|e| e.naming(tenant))
     }
 
     /// Finishes the erase intents whose process is gone and whose tenant

@@ -211,9 +211,7 @@ fn one_off(
 ) -> Result<OneOffRead> {
     let read = || one_off_once(tenant, (root, path), &patience, &setup);
     match read() {
-        Err(e @ (Error::TenantDoesNotExist { .. } | Error::TenantBeingDestroyed { .. }))
-            if patience.deadline() > patience.started() =>
-        {
+        Err(e) if e.says_tenant_gone() && patience.deadline() > patience.started() => {
             match wait_out_decision(tenant, (root, path), &patience)? {
                 Some(lock) => read().map(|read| OneOffRead {
                     _waited_out: Some(lock),
