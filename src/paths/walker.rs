@@ -447,28 +447,7 @@ impl Walker {
         self.layout
             .push_component(depth + 1, tenant.as_str(), &mut path);
         let below_len = path.as_os_str().len() - file_start + name.len() + 1;
-        // A mark is a hint to look (rare): a destroy (or a restore) fences
-        // the database right after marking, and puts it back before it
-        // unmarks; the tenant is there exactly when its database is, but
-        // for a replace (a restore, a re-key) still running, whose entry
-        // lock is held: old or new, the tenant is there once it is done,
-        // and a read of it waits for that (`storage/coordination/undecided.rs`).
-        // So is a destroy still running, to a fleet run: it may give up
-        // (another process holds the tenant), and a backup run that left
-        // the tenant out would report success without it; its read waits
-        // for the destroy, then copies the tenant or finds it gone.
-        // One that died leaves it hidden until the next checkout or sweep
-        // puts it back.
-        let looked_at = marked && !matches!(self.mode, Mode::Siblings { .. });
-        let kept_by_operation = match (replacing, self.mode) {
-            (true, _) => running(frame, name, &[WaitedFor::Restore, WaitedFor::Rekey]),
-            (false, Mode::Candidates) => running(frame, name, &[WaitedFor::Destroy]),
-            (false, _) => false,
-        };
-        if looked_at
-            && !kept_by_operation
-            && !stat_below(frame, &path, below_len).is_ok_and(|t| t == FileType::RegularFile)
-        {
+        if self.hidden_by_mark(frame, name, (destroying, replacing), (&path, below_len)) {
             debug!(path = %entry.path().display(), "skipping a tenant being destroyed");
             return Step::Skip;
         }
@@ -492,6 +471,43 @@ impl Walker {
                 _ => Step::Descend(entry.path(), frame.captured.with(captures)),
             },
         }
+    }
+
+    /// Whether the tenant directory `name`, marked by a destroy or a
+    /// replace (`marks`), is left out: its database (at `path`, whose
+    /// last `below_len` bytes are below `frame`'s directory) is not
+    /// there, and no running operation keeps it for this walk.
+    ///
+    /// A mark is a hint to look (rare): a destroy (or a restore) fences
+    /// the database right after marking, and puts it back before it
+    /// unmarks; the tenant is there exactly when its database is, but
+    /// for a replace (a restore, a re-key) still running, whose entry
+    /// lock is held: old or new, the tenant is there once it is done,
+    /// and a read of it waits for that (`storage/coordination/undecided.rs`).
+    /// So is a destroy still running, to a fleet run: it may give up
+    /// (another process holds the tenant), and a backup run that left
+    /// the tenant out would report success without it; its read waits
+    /// for the destroy, then copies the tenant or finds it gone.
+    /// One that died leaves it hidden until the next checkout or sweep
+    /// puts it back.
+    fn hidden_by_mark(
+        &self,
+        frame: &Frame,
+        name: &str,
+        (destroying, replacing): (bool, bool),
+        (path, below_len): (&Path, usize),
+    ) -> bool {
+        // Unmarked (nearly every tenant): no lock probed, no file looked at.
+        if !(destroying || replacing) || matches!(self.mode, Mode::Siblings { .. }) {
+            return false;
+        }
+        let kept_by_operation = match (replacing, self.mode) {
+            (true, _) => running(frame, name, &[WaitedFor::Restore, WaitedFor::Rekey]),
+            (false, Mode::Candidates) => running(frame, name, &[WaitedFor::Destroy]),
+            (false, _) => false,
+        };
+        !kept_by_operation
+            && !stat_below(frame, path, below_len).is_ok_and(|t| t == FileType::RegularFile)
     }
 
     /// An entry at the database files' level.
