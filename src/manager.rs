@@ -1347,41 +1347,64 @@ impl TenantManager {
         crate::fs::sys::make_dir_all(root)
             .map_err(|e| Error::io(Some(&tenant), root, "creating the tenant root", e))?;
         let at = self.tenant_path(&path)?;
-        let restored = if options.replaces() {
-            // The destroy protocol of destroy_tenant, then the publish.
-            let mut destroying =
-                DestroyGuard::begin(&inner.cache, &tenant, &path, inner.destroy_timeout)?;
-            let patience = destroying.patience();
-            self.describe_root(Some(&patience))?;
-            destroying.drain()?;
-            self.erasing_replica(
-                &tenant,
-                &path,
-                |let_go| {
-                    let waiting = storage::Waiting { patience, let_go };
-                    let cleared = |t: &TenantName| self.forget_limits(t);
-                    let existing = (
-                        Existing::Replace { waiting },
-                        &cleared as storage::Cleared<'_>,
-                    );
-                    storage::restore(&tenant, at, checked, existing, &patience)
-                },
-                |restored| restored.replaced,
-            )?
-        } else {
-            // From here, as a replacing restore's destroy_timeout: the
-            // check of a large backup above is no wait on anyone.
-            let patience = Patience::new(inner.lock_timeout);
-            self.describe_root(Some(&patience))?;
-            let cleared = |t: &TenantName| self.forget_limits(t);
-            let existing = (Existing::Refuse, &cleared as storage::Cleared<'_>);
-            storage::restore(&tenant, at, checked, existing, &patience)?
+        let restored = match options.replaces() {
+            true => self.restore_replacing((&tenant, &path), at, checked)?,
+            false => self.restore_new(&tenant, at, checked)?,
         };
         tracing::info!(tenant = %tenant, replaced = restored.replaced, "restored tenant");
         let migrations = &inner.migrations;
         Ok(RestoreOutcome::new(
             tenant, path, restored, migrations, started,
         ))
+    }
+}
+
+impl TenantManager {
+    /// A restore over the tenant at `path`: the destroy protocol of
+    /// `destroy_tenant`, then the publish.
+    fn restore_replacing(
+        &self,
+        (tenant, path): (&TenantName, &Path),
+        at: storage::TenantPath<'_>,
+        checked: storage::CheckedBackup,
+    ) -> Result<storage::Restored> {
+        let inner = &self.inner;
+        let mut destroying =
+            DestroyGuard::begin(&inner.cache, tenant, path, inner.destroy_timeout)?;
+        let patience = destroying.patience();
+        self.describe_root(Some(&patience))?;
+        destroying.drain()?;
+        self.erasing_replica(
+            tenant,
+            path,
+            |let_go| {
+                let waiting = storage::Waiting { patience, let_go };
+                let cleared = |t: &TenantName| self.forget_limits(t);
+                let existing = (
+                    Existing::Replace { waiting },
+                    &cleared as storage::Cleared<'_>,
+                );
+                storage::restore(tenant, at, checked, existing, &patience)
+            },
+            |restored| restored.replaced,
+        )
+    }
+
+    /// A restore of a tenant that is not there (one that is, meanwhile,
+    /// is refused).
+    fn restore_new(
+        &self,
+        tenant: &TenantName,
+        at: storage::TenantPath<'_>,
+        checked: storage::CheckedBackup,
+    ) -> Result<storage::Restored> {
+        // From here, as a replacing restore's destroy_timeout: the check
+        // of a large backup before it is no wait on anyone.
+        let patience = Patience::new(self.inner.lock_timeout);
+        self.describe_root(Some(&patience))?;
+        let cleared = |t: &TenantName| self.forget_limits(t);
+        let existing = (Existing::Refuse, &cleared as storage::Cleared<'_>);
+        storage::restore(tenant, at, checked, existing, &patience)
     }
 }
 

@@ -21,7 +21,7 @@ pub(crate) use lifecycle::fence::{LetGo, Nobody, Waiting};
 pub(crate) use lifecycle::incomplete::{diagnosed, incomplete};
 #[cfg(feature = "encryption")]
 pub(crate) use lifecycle::rekey::{rekey, settle_interrupted};
-pub(crate) use lifecycle::restore::{Existing, Restored, check_backup, restore};
+pub(crate) use lifecycle::restore::{CheckedBackup, Existing, Restored, check_backup, restore};
 pub(crate) use lifecycle::snapshot::{Snapshot, Staged, Verify, Within, snapshot, snapshot_staged};
 pub(crate) use lifecycle::template_database::{Template, ensure_template};
 pub(crate) use opening::database_file::{Occupant, occupant};

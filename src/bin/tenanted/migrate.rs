@@ -2,6 +2,7 @@
 //! terminal, Ctrl-C handling and `--json`.
 
 use std::io::{BufWriter, IsTerminal, Write};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
@@ -79,15 +80,7 @@ pub fn migrate(cli: &Cli, args: &MigrateArgs) -> Result<u8, Failure> {
     let named_canaries = tenant_names(&args.canaries)?;
     let migrations = cli.load_migrations()?;
     let latest = migrations.latest_version();
-    if let Some(to) = args.to.filter(|to| *to > latest) {
-        return Err(Failure(
-            2,
-            format!(
-                "--to {to} is out of range: the migrations at {} go from 0 to {latest}; nothing was migrated",
-                cli.migrations.display()
-            ),
-        ));
-    }
+    refuse_out_of_range(cli, args.to, latest)?;
     require_root(&cli.root)?;
     let manager = cli.builder(migrations)?.build()?;
     let target = args.to.unwrap_or(latest);
@@ -110,37 +103,72 @@ pub fn migrate(cli: &Cli, args: &MigrateArgs) -> Result<u8, Failure> {
     let canaries = canaries(cli, &only, named_canaries, args.sample)?;
     let cancel = cancel_on_ctrl_c();
     let options = |names: Option<&[TenantName]>| {
-        let mut o = MigrateOptions::new()
-            .to_version(target)
-            .allow_down_only(confirmed_down.iter().cloned())
-            .cancel_on(Arc::clone(&cancel));
-        if let Some(jobs) = args.jobs {
-            o = o.jobs(usize::from(jobs));
-        }
-        if let Some(limit) = args.max_failures.or(args.fail_fast.then_some(1)) {
-            o = o.max_failures(limit as usize);
-        }
+        let o = run_options(args, target, &confirmed_down, &cancel);
         match names {
             Some(names) => o.only(names.iter().map(|t| t.as_str().to_owned())),
             None => scope(o),
         }
     };
+    run_stages(cli, &manager, (&canaries, options), args.json)
+}
+
+/// `--to` past the last migration, refused before anything is opened.
+fn refuse_out_of_range(cli: &Cli, to: Option<usize>, latest: usize) -> Result<(), Failure> {
+    match to.filter(|to| *to > latest) {
+        Some(to) => Err(Failure(
+            2,
+            format!(
+                "--to {to} is out of range: the migrations at {} go from 0 to {latest}; nothing was migrated",
+                cli.migrations.display()
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// A stage's options from the command's flags: its target, the tenants
+/// confirmed to go down, Ctrl-C, `--jobs` and the failure limit.
+fn run_options(
+    args: &MigrateArgs,
+    target: usize,
+    confirmed_down: &[(String, usize)],
+    cancel: &Arc<AtomicBool>,
+) -> MigrateOptions {
+    let mut o = MigrateOptions::new()
+        .to_version(target)
+        .allow_down_only(confirmed_down.iter().cloned())
+        .cancel_on(Arc::clone(cancel));
+    if let Some(jobs) = args.jobs {
+        o = o.jobs(usize::from(jobs));
+    }
+    if let Some(limit) = args.max_failures.or(args.fail_fast.then_some(1)) {
+        o = o.max_failures(limit as usize);
+    }
+    o
+}
+
+/// The canaries' stage (if any), then, if it succeeded, the whole run's;
+/// `options` gives a stage's options for its tenants (`None`: the run's
+/// scope).
+fn run_stages(
+    cli: &Cli,
+    manager: &TenantManager,
+    (canaries, options): (
+        &[TenantName],
+        impl Fn(Option<&[TenantName]>) -> MigrateOptions,
+    ),
+    json: bool,
+) -> Result<u8, Failure> {
     let mut canary_report = None;
     if !canaries.is_empty() {
-        let report = run_stage(
-            cli,
-            &manager,
-            options(Some(&canaries)),
-            args.json,
-            "canary: ",
-        )?;
+        let report = run_stage(cli, manager, options(Some(canaries)), json, "canary: ")?;
         if !report.0.is_success() {
-            return Ok(canary_failed(&report.0, &report.1, args.json));
+            return Ok(canary_failed(&report.0, &report.1, json));
         }
         canary_report = Some(report);
     }
-    let report = run_stage(cli, &manager, options(None), args.json, "")?;
-    if args.json {
+    let report = run_stage(cli, manager, options(None), json, "")?;
+    if json {
         let canary = canary_report.as_ref().map(|(r, lines)| r.with_lines(lines));
         json_to_stdout(&StageJson {
             stage: report.0.with_lines(&report.1),

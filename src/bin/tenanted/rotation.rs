@@ -226,13 +226,30 @@ pub fn prune(
     retention: Retention,
 ) -> Result<Pruned, Failure> {
     remove_interrupted_prunes(parent);
+    let (kept, candidates) = sort_runs(parent, current, retention)?;
+    let mut pruned = Pruned::default();
+    let mut covered = covered_by(cli, &kept, current, &mut pruned)?;
+    // Newest first: a tenant's newest copy among the candidates is the
+    // one kept for it.
+    for dir in candidates {
+        judge(cli, dir, &mut covered, &mut pruned);
+    }
+    Ok(pruned)
+}
+
+/// The runs under `parent`, newest first, split into those `retention`
+/// keeps (and `current`) and those it lets go.
+fn sort_runs(
+    parent: &Path,
+    current: &Path,
+    retention: Retention,
+) -> Result<(Vec<PathBuf>, Vec<PathBuf>), Failure> {
     let now = utc_timestamp(SystemTime::now());
     let days = retention.keep_days.map(|d| Duration::from_secs(d * 86_400));
     let oldest_kept = days
         .and_then(|d| SystemTime::now().checked_sub(d))
         .map(utc_timestamp);
-    let mut kept = Vec::new();
-    let mut candidates = Vec::new();
+    let (mut kept, mut candidates) = (Vec::new(), Vec::new());
     for (i, (stamp, dir)) in runs(parent)?.into_iter().enumerate() {
         let by_count = retention.keep.is_some_and(|k| i < k);
         let by_age = oldest_kept.is_some_and(|oldest| stamp >= oldest && stamp <= now);
@@ -242,10 +259,20 @@ pub fn prune(
             candidates.push(dir);
         }
     }
-    let (mut covered, mut pruned) = (Covered::default(), Pruned::default());
-    // A kept run that cannot be read covers nothing: runs it would have
-    // let go are then judged without it (kept, if they hold a copy).
-    for dir in &kept {
+    Ok((kept, candidates))
+}
+
+/// The copies the `kept` runs hold. A kept run that cannot be read covers
+/// nothing: runs it would have let go are then judged without it (kept,
+/// if they hold a copy).
+fn covered_by(
+    cli: &Cli,
+    kept: &[PathBuf],
+    current: &Path,
+    pruned: &mut Pruned,
+) -> Result<Covered, Failure> {
+    let mut covered = Covered::default();
+    for dir in kept {
         // A run another command is still writing may yet fail and be
         // removed: its copies cover nothing until it is finished.
         if dir != current && matches!(hold(dir), Ok(None)) {
@@ -258,42 +285,34 @@ pub fn prune(
             Err(failure) => return Err(failure),
         }
     }
-    // Newest first: a tenant's newest copy among the candidates is the
-    // one kept for it.
-    for dir in candidates {
-        // Held until the run is removed, or judged worth keeping.
-        let _held = match hold(&dir) {
-            Ok(Some(held)) => held,
-            Ok(None) => {
-                pruned.in_progress.push(dir);
-                continue;
-            }
-            Err(e) => {
-                pruned.unjudged.push((dir, format!("cannot lock it: {e}")));
-                continue;
-            }
-        };
-        let only: Vec<Copy> = match copies(cli, &dir) {
-            Ok(copies) => copies.into_iter().filter(|c| !covered.covers(c)).collect(),
-            Err(Failure(_, why)) => {
-                pruned.unjudged.push((dir, why));
-                continue;
-            }
-        };
-        if only.is_empty() {
-            match remove_run(&dir) {
-                Ok(()) => pruned.removed.push(dir),
-                Err(Failure(_, why)) => pruned.unjudged.push((dir, why)),
-            }
-        } else {
-            let mut names: Vec<String> = only.iter().map(|(name, _)| name.clone()).collect();
-            only.into_iter().for_each(|c| covered.add(c));
-            names.sort();
-            names.dedup();
-            pruned.kept_for.push((dir, names));
+    Ok(covered)
+}
+
+/// Removes the run `dir` that retention lets go, unless it holds a copy
+/// no run kept so far covers (then it is kept, and covers it).
+fn judge(cli: &Cli, dir: PathBuf, covered: &mut Covered, pruned: &mut Pruned) {
+    // Held until the run is removed, or judged worth keeping.
+    let _held = match hold(&dir) {
+        Ok(Some(held)) => held,
+        Ok(None) => return pruned.in_progress.push(dir),
+        Err(e) => return pruned.unjudged.push((dir, format!("cannot lock it: {e}"))),
+    };
+    let only: Vec<Copy> = match copies(cli, &dir) {
+        Ok(copies) => copies.into_iter().filter(|c| !covered.covers(c)).collect(),
+        Err(Failure(_, why)) => return pruned.unjudged.push((dir, why)),
+    };
+    if only.is_empty() {
+        match remove_run(&dir) {
+            Ok(()) => pruned.removed.push(dir),
+            Err(Failure(_, why)) => pruned.unjudged.push((dir, why)),
         }
+    } else {
+        let mut names: Vec<String> = only.iter().map(|(name, _)| name.clone()).collect();
+        only.into_iter().for_each(|c| covered.add(c));
+        names.sort();
+        names.dedup();
+        pruned.kept_for.push((dir, names));
     }
-    Ok(pruned)
 }
 
 /// Finishes removing the runs an interrupted prune had renamed.
