@@ -35,43 +35,7 @@ pub(crate) fn usage(
     let mut options = FleetOptions::new();
     options.set_jobs(jobs);
     let work = |run: &Run<'_>, found: Found| {
-        let usage = match read_waiting_out_decision(run.root(), &found) {
-            Ok(usage) => usage,
-            Err(e) => return Some(UsageLine::Failed(found.tenant, Arc::new(e))),
-        };
-        let line = match usage {
-            Usage::Found(files) => UsageLine::Read(row(found.tenant, files, limits)),
-            // Shorter than its header says: SQLite tells truncated (an
-            // error) from being extended by a checkpoint (its counts).
-            Usage::AskSqlite(files) => {
-                let at = (run.root(), found.path.as_path());
-                match storage::usage_through_sqlite(&found.tenant, at, files) {
-                    Ok(files) => UsageLine::Read(row(found.tenant, files, limits)),
-                    Err(e) => UsageLine::Failed(found.tenant, Arc::new(e)),
-                }
-            }
-            // A candidate of the walk whose database is not there: no
-            // tenant, or a directory without its database (as listings say).
-            Usage::NotThere => {
-                let at = TenantPath::new(run.root(), &found.path, owns_dir);
-                let e = storage::incomplete(&found.tenant, at)?;
-                UsageLine::Failed(found.tenant, Arc::new(e))
-            }
-            Usage::Damaged(reason) => {
-                let (tenant, path) = (found.tenant.clone(), found.path);
-                let reason = reason.to_owned();
-                let e = Error::DamagedTenant {
-                    tenant,
-                    path,
-                    reason,
-                };
-                UsageLine::Failed(found.tenant, Arc::new(e))
-            }
-            Usage::Unreadable(step, e) => {
-                let e = Error::io(Some(&found.tenant), found.path, step, e);
-                UsageLine::Failed(found.tenant, Arc::new(e))
-            }
-        };
+        let line = line(run.root(), found, (limits, owns_dir))?;
         if let (Some(each), UsageLine::Read(row)) = (&each, &line) {
             (each.lock())(row);
         }
@@ -83,6 +47,52 @@ pub(crate) fn usage(
     report.listing_errors = ran.listing_errors;
     report.duration = ran.duration;
     Ok(report)
+}
+
+/// The line of the tenant `found` beneath `root`: its row, or why it has
+/// none; `None` for no tenant (destroyed since the walk met it).
+/// `owns_dir`: the layout gives each tenant a directory of its own.
+fn line(root: &Path, found: Found, (limits, owns_dir): (&Limits, bool)) -> Option<UsageLine> {
+    let usage = match read_waiting_out_decision(root, &found) {
+        Ok(usage) => usage,
+        Err(e) => return Some(UsageLine::Failed(found.tenant, Arc::new(e))),
+    };
+    let failed = |tenant, e| Some(UsageLine::Failed(tenant, Arc::new(e)));
+    match usage {
+        Usage::Found(files) => Some(UsageLine::Read(row(found.tenant, files, limits))),
+        // Shorter than its header says: SQLite tells truncated (an
+        // error) from being extended by a checkpoint (its counts).
+        Usage::AskSqlite(files) => {
+            let at = (root, found.path.as_path());
+            match storage::usage_through_sqlite(&found.tenant, at, files) {
+                Ok(files) => Some(UsageLine::Read(row(found.tenant, files, limits))),
+                Err(e) => failed(found.tenant, e),
+            }
+        }
+        // A candidate of the walk whose database is not there: no
+        // tenant, or a directory without its database (as listings say).
+        Usage::NotThere => {
+            let at = TenantPath::new(root, &found.path, owns_dir);
+            let e = storage::incomplete(&found.tenant, at)?;
+            failed(found.tenant, e)
+        }
+        Usage::Damaged(reason) => {
+            let (tenant, path) = (found.tenant.clone(), found.path);
+            let reason = reason.to_owned();
+            failed(
+                found.tenant,
+                Error::DamagedTenant {
+                    tenant,
+                    path,
+                    reason,
+                },
+            )
+        }
+        Usage::Unreadable(step, e) => {
+            let e = Error::io(Some(&found.tenant), found.path, step, e);
+            failed(found.tenant, e)
+        }
+    }
 }
 
 /// A tenant's row: its files' usage and its limits.

@@ -232,19 +232,7 @@ fn migrate_locked(
     // Even a failed run may have committed some steps: other processes'
     // watchers look at the version either way.
     crate::storage::announce(root, tenant);
-    migrated.map_err(|e| {
-        // "Nothing was changed" only when no step was committed.
-        let unchanged = read_version(tenant, path, &conn).is_ok_and(|now| now == from);
-        let waited = unchanged.then(|| started.elapsed());
-        match &e {
-            rusqlite_migration::Error::RusqliteError { err, .. }
-                if read_without_its_key(root, path, err) =>
-            {
-                crypt::unkeyed_open(tenant, path)
-            }
-            _ => migration_error(migrations, (tenant, path), (from, waited), e),
-        }
-    })?;
+    migrated.map_err(|e| run_failed(migrations, (tenant, at), (&conn, from, started), e))?;
     tracing::info!(tenant = %tenant, from, to = target, "migrated");
     Ok(MigrationOutcome {
         tenant: tenant.clone(),
@@ -253,6 +241,28 @@ fn migrate_locked(
         applied: migrations.names_between(from, target),
         duration: started.elapsed(),
     })
+}
+
+/// The error of a migration run of `tenant` from version `from`, begun
+/// at `started`, that failed with `e`: it says "nothing was changed" only
+/// when no step was committed (read on `conn`).
+fn run_failed(
+    migrations: &Migrations,
+    (tenant, at): (&TenantName, TenantPath<'_>),
+    (conn, from, started): (&rusqlite::Connection, usize, Instant),
+    e: rusqlite_migration::Error,
+) -> Error {
+    let (root, path) = (at.root(), at.db());
+    let unchanged = read_version(tenant, path, conn).is_ok_and(|now| now == from);
+    let waited = unchanged.then(|| started.elapsed());
+    match &e {
+        rusqlite_migration::Error::RusqliteError { err, .. }
+            if read_without_its_key(root, path, err) =>
+        {
+            crypt::unkeyed_open(tenant, path)
+        }
+        _ => migration_error(migrations, (tenant, path), (from, waited), e),
+    }
 }
 
 /// Moving down from `from` to `target` needs a down script for every
