@@ -149,11 +149,13 @@ pub(crate) struct Busy {
 
 impl Busy {
     /// A wait for SQLite's lock that ended after `waited`: its holder is
-    /// another connection, which SQLite does not name.
-    pub(crate) fn sqlite_lock(waited: Duration) -> Busy {
+    /// another connection, which SQLite does not name; `holder`, the
+    /// process the kernel says holds it (`fs::sqlite_lock_holder`), if
+    /// looked for.
+    pub(crate) fn sqlite_lock(waited: Duration, holder: Option<u32>) -> Busy {
         Busy {
             waited_for: WaitedFor::Writer,
-            other_process: None,
+            other_process: holder.map(|pid| OtherProcess { pid: Some(pid) }),
             waited,
         }
     }
@@ -214,10 +216,17 @@ pub(crate) fn holder_phrase(
         WaitedFor::Operation => format!("{who} still held its lock"),
         WaitedFor::KeyChange => format!("{who} still held the root's keys directory"),
         WaitedFor::RootRecord => format!("{who} was still recording the root's description"),
-        // SQLite's write lock does not say who holds it (this process's
-        // other connections included).
+        // SQLite's lock is its own: the kernel names the process that
+        // holds it (where it was looked for), never the connection.
         WaitedFor::Writer => {
-            "another connection still held SQLite's lock on it (a write transaction, or a backup copying the tenant alone)".to_owned()
+            let who = match other {
+                Some(_) if this_process => "another connection of this process".to_owned(),
+                Some(o) => format!("a connection of {}", named(o)),
+                None => "another connection".to_owned(),
+            };
+            format!(
+                "{who} still held SQLite's lock on it (a write transaction, or a backup copying the tenant alone)"
+            )
         }
         doing => format!("{who} was still running its {doing} of it"),
     }

@@ -515,6 +515,7 @@ fn a_write_transaction_held_in_another_process_makes_a_migration_busy_within_its
     wait_until("the writer's transaction", || {
         std::fs::read_to_string(&out).is_ok_and(|said| said.contains("WRITING"))
     });
+    let pid = writer.id();
     let stopped = Stopped::stop(writer, &out);
 
     let other = impatient(&root, with_a_slow_fourth());
@@ -525,13 +526,19 @@ fn a_write_transaction_held_in_another_process_makes_a_migration_busy_within_its
     let err = result.expect_err("the writer holds the tenant");
     let msg = err.to_string();
     let Error::TenantBusy {
-        waited_for, waited, ..
+        waited_for,
+        waited,
+        other_process,
+        ..
     } = err
     else {
         panic!("expected TenantBusy, got {msg}");
     };
     assert_eq!(waited_for, WaitedFor::Writer, "{msg}");
     assert!(waited <= elapsed, "{msg}");
+    // The kernel names the writer (SQLite does not).
+    assert_eq!(other_process.and_then(|o| o.pid), Some(pid), "{msg}");
+    assert!(msg.contains(&format!("(pid {pid})")), "{msg}");
     assert!(
         msg.contains("acme") && msg.contains("retry") && !msg.contains("fix the migration"),
         "{msg}"
@@ -563,6 +570,7 @@ fn a_tenant_held_locked_by_a_stopped_process_is_busy_not_damaged() {
     wait_until("the holder's lock", || {
         std::fs::read_to_string(&out).is_ok_and(|said| said.contains("HOLDING"))
     });
+    let pid = holder.id();
     let stopped = Stopped::stop(holder, &out);
 
     let other = impatient(&root, with_a_slow_fourth());
@@ -582,6 +590,8 @@ fn a_tenant_held_locked_by_a_stopped_process_is_busy_not_damaged() {
             msg.contains("acme") && msg.contains("retry"),
             "{what}: {msg}"
         );
+        // The kernel names the holder (SQLite does not).
+        assert!(msg.contains(&format!("(pid {pid})")), "{what}: {msg}");
     };
     let started = Instant::now();
     let migrated = other.migrate_tenant("acme");

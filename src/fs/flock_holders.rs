@@ -21,12 +21,7 @@ use crate::fs::sys;
 /// if the kernel lists one (another than this process where it can).
 pub(crate) fn flock_holder(fd: BorrowedFd<'_>) -> Option<u32> {
     let stat = sys::fstat(fd).ok()?;
-    let dev = stat.st_dev;
-    let wanted = (
-        u64::from(rustix::fs::major(dev)),
-        u64::from(rustix::fs::minor(dev)),
-        stat.st_ino,
-    );
+    let wanted = file_key(stat.st_dev, stat.st_ino);
     // The kernel writes the list a page at a time and other locks come
     // and go meanwhile, so one reading can miss a line: read it again.
     (0..READINGS).find_map(|_| {
@@ -36,42 +31,84 @@ pub(crate) fn flock_holder(fd: BorrowedFd<'_>) -> Option<u32> {
 }
 
 /// How many times `/proc/locks` is read before no holder is named.
-const READINGS: usize = 5;
+pub(super) const READINGS: usize = 5;
 
 /// The holder of a `flock` on `(major, minor, inode)` in the text of
 /// `/proc/locks`: another process first, then this one. A device that
 /// matches nothing (a file system whose `stat` reports another device
 /// than its locks do, such as btrfs subvolumes) falls back to the inode.
-fn holders_of(locks: &str, (major, minor, inode): (u64, u64, u64)) -> Option<u32> {
-    let held: Vec<(u32, (u64, u64), u64)> = locks.lines().filter_map(parse_flock).collect();
-    let on_device =
-        |&&(_, dev, ino): &&(u32, (u64, u64), u64)| dev == (major, minor) && ino == inode;
-    let on_inode = |&&(_, _, ino): &&(u32, (u64, u64), u64)| ino == inode;
-    let exact: Vec<_> = held.iter().filter(on_device).collect();
-    let found = if exact.is_empty() {
-        held.iter().filter(on_inode).collect()
-    } else {
-        exact
+fn holders_of(locks: &str, file: FileKey) -> Option<u32> {
+    let flocks = locks.lines().filter_map(KernelLock::parse);
+    holder_among(flocks.filter(|l| l.kind == "FLOCK"), file)
+}
+
+/// A file as `/proc/locks` names it: (major, minor, inode).
+pub(super) type FileKey = (u64, u64, u64);
+
+/// The `(major, minor, inode)` of `stat`'s device and inode.
+pub(super) fn file_key(dev: u64, inode: u64) -> FileKey {
+    let (major, minor) = (rustix::fs::major(dev), rustix::fs::minor(dev));
+    (u64::from(major), u64::from(minor), inode)
+}
+
+/// The pid holding one of `held` on `file` (see [`holders_of`]): another
+/// process's first, then this one's; by the inode alone when no lock
+/// names `file`'s device.
+pub(super) fn holder_among<'a>(
+    held: impl Iterator<Item = KernelLock<'a>>,
+    (major, minor, inode): FileKey,
+) -> Option<u32> {
+    let on_inode: Vec<KernelLock<'a>> = held.filter(|l| l.inode == inode).collect();
+    let exact: Vec<&KernelLock<'a>> = on_inode
+        .iter()
+        .filter(|l| l.device == (major, minor))
+        .collect();
+    let found = match exact.is_empty() {
+        true => on_inode.iter().collect(),
+        false => exact,
     };
     let me = std::process::id();
-    let pids = found.iter().map(|&&(pid, _, _)| pid);
+    let pids = found.iter().map(|l| l.pid);
     pids.clone()
         .find(|&pid| pid != me)
         .or_else(|| pids.into_iter().next())
 }
 
-/// One held `flock` line: (pid, (major, minor), inode).
-fn parse_flock(line: &str) -> Option<(u32, (u64, u64), u64)> {
-    let mut fields = line.split_whitespace().skip(1);
-    if fields.next()? != "FLOCK" {
-        return None; // a POSIX or OFD lock, or a waiter ("->")
+/// One held lock of `/proc/locks` (a waiter's line, `->`, is none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct KernelLock<'a> {
+    /// `FLOCK`, `POSIX` (SQLite's `fcntl` locks), `OFDLCK`, `LEASE`.
+    pub(super) kind: &'a str,
+    /// An exclusive lock (`WRITE`), not a shared one.
+    pub(super) write: bool,
+    pub(super) pid: u32,
+    pub(super) device: (u64, u64),
+    pub(super) inode: u64,
+    /// The first byte locked.
+    pub(super) start: u64,
+}
+
+impl<'a> KernelLock<'a> {
+    /// `1: POSIX  ADVISORY  WRITE 4242 fd:01:131074 120 120`.
+    pub(super) fn parse(line: &'a str) -> Option<Self> {
+        let mut fields = line.split_whitespace().skip(1);
+        let kind = fields.next().filter(|&kind| kind != "->")?;
+        let write = fields.nth(1)? == "WRITE";
+        let pid = fields.next()?.parse().ok()?;
+        let mut id = fields.next()?.split(':');
+        let major = u64::from_str_radix(id.next()?, 16).ok()?;
+        let minor = u64::from_str_radix(id.next()?, 16).ok()?;
+        let inode = id.next()?.parse().ok()?;
+        let start = fields.next()?.parse().ok()?;
+        Some(KernelLock {
+            kind,
+            write,
+            pid,
+            device: (major, minor),
+            inode,
+            start,
+        })
     }
-    let pid = fields.nth(2)?.parse().ok()?;
-    let mut id = fields.next()?.split(':');
-    let major = u64::from_str_radix(id.next()?, 16).ok()?;
-    let minor = u64::from_str_radix(id.next()?, 16).ok()?;
-    let inode = id.next()?.parse().ok()?;
-    Some((pid, (major, minor), inode))
 }
 
 #[cfg(test)]

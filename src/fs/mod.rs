@@ -1,7 +1,8 @@
 //! The file system, and nothing above it: the one seam every system call
 //! goes through (`sys`), the fault plan tests drive it with, directories
 //! reached without following links, file identity, how full a file system
-//! is, advisory file locks, the names of the files kept beside a database,
+//! is, advisory file locks and who holds them (ours, and SQLite's), the
+//! names of the files kept beside a database,
 //! and the small record files written once.
 
 pub(crate) mod dir;
@@ -16,6 +17,7 @@ pub(crate) mod patience;
 pub(crate) mod record;
 pub(crate) mod run_dirs;
 pub(crate) mod siblings;
+pub(crate) mod sqlite_lock_holder;
 pub(crate) mod sys;
 
 pub(crate) use dir::Dir;

@@ -13,6 +13,7 @@ use crate::busy::{Busy, WaitedFor};
 use crate::crypt;
 use crate::error::{Error, Result};
 use crate::fs::Patience;
+use crate::fs::sqlite_lock_holder::sqlite_lock_holder;
 use crate::name::TenantName;
 use crate::storage::{
     TenantPath, full_file_system, is_busy, lock_tenant, open_existing, read_without_its_key,
@@ -340,7 +341,8 @@ fn migration_error(
             if is_busy(err)
                 && let Some(waited) = busy_for =>
         {
-            Error::busy(tenant, path, Busy::sqlite_lock(waited))
+            let holder = sqlite_lock_holder(&path);
+            Error::busy(tenant, path, Busy::sqlite_lock(waited, holder))
         }
         // Nothing is wrong with the migration either: the disk is full.
         rusqlite_migration::Error::RusqliteError { ref err, .. }

@@ -30,6 +30,7 @@ use super::setting_up::SettingUp;
 use crate::busy::Busy;
 use crate::error::Error;
 use crate::fs::Patience;
+use crate::fs::sqlite_lock_holder::sqlite_lock_holder;
 use crate::limits::{self, Policy};
 use crate::name::TenantName;
 use crate::storage::{self, PinError, TrackedConnection, open_pinned};
@@ -78,7 +79,10 @@ impl OpenFailure {
             ),
             // Said as a one-off read says it, not as a bare "database is
             // locked" with a writer's advice (an outside probe).
-            OpenFailure::Busy(waited) => Error::busy(tenant, path, Busy::sqlite_lock(waited)),
+            OpenFailure::Busy(waited) => {
+                let holder = sqlite_lock_holder(path);
+                Error::busy(tenant, path, Busy::sqlite_lock(waited, holder))
+            }
         }
     }
 }

@@ -14,6 +14,7 @@ use crate::fs::Patience;
 use crate::fs::file_id::FileId;
 use crate::fs::files::literal_path;
 use crate::fs::siblings::sidecar_path;
+use crate::fs::sqlite_lock_holder::sqlite_lock_holder;
 use crate::fs::sys;
 use crate::name::TenantName;
 use crate::storage::coordination::tenant_path::TenantLock;
@@ -65,7 +66,7 @@ pub(crate) fn open_existing(
             .saturating_duration_since(Instant::now());
         conn.busy_timeout(left.min(BUSY_TIMEOUT))
     })
-    .map_err(|e| held_locked(e, patience))?;
+    .map_err(|e| held_locked(e, (patience, Holder::Named)))?;
     match pinned.file {
         Some(_) => Ok(pinned.conn),
         None => Err(missing_error(tenant, path)),
@@ -97,9 +98,8 @@ pub(crate) fn open_for_reading(
     root: &Path,
     path: &Path,
 ) -> Result<OneOffRead> {
-    one_off(tenant, (root, path), Patience::new(READ_GATE_WAIT), |_| {
-        Ok(())
-    })
+    let patience = Patience::new(READ_GATE_WAIT);
+    one_off(tenant, (root, path), (patience, Holder::Named), |_| Ok(()))
 }
 
 /// [`open_for_reading`] that waits for no other process, neither at the
@@ -113,7 +113,7 @@ pub(crate) fn open_for_glance(tenant: &TenantName, root: &Path, path: &Path) -> 
     one_off(
         tenant,
         (root, path),
-        Patience::new(Duration::ZERO),
+        (Patience::new(Duration::ZERO), Holder::Unnamed),
         |conn| conn.busy_timeout(Duration::ZERO),
     )
 }
@@ -139,7 +139,7 @@ pub(crate) fn open_for_copy(tenant: &TenantName, root: &Path, path: &Path) -> Re
         let alone = one_off(
             tenant,
             (root, path),
-            Patience::new(READ_GATE_WAIT),
+            (Patience::new(READ_GATE_WAIT), Holder::Unnamed),
             |conn| {
                 conn.busy_timeout(Duration::ZERO)?;
                 conn.pragma_update(None, "locking_mode", "EXCLUSIVE")
@@ -179,16 +179,32 @@ pub(in crate::storage) const WAL_HEADER: u64 = 32;
 /// lock on the file all along: a stopped writer, another process's
 /// migration, a backup reading the tenant alone) as `TenantBusy`, which
 /// says so and what to do, instead of a bare "database is locked".
-fn held_locked(e: Error, patience: &Patience) -> Error {
+fn held_locked(e: Error, (patience, holder): (&Patience, Holder)) -> Error {
     match e {
         Error::Sqlite {
             tenant: Some(tenant),
             path,
             cause,
             ..
-        } if is_busy(&cause) => Error::busy(&tenant, path, Busy::sqlite_lock(patience.waited())),
+        } if is_busy(&cause) => {
+            let pid = match holder {
+                Holder::Named => sqlite_lock_holder(&path),
+                Holder::Unnamed => None,
+            };
+            Error::busy(&tenant, path, Busy::sqlite_lock(patience.waited(), pid))
+        }
         e => e,
     }
+}
+
+/// Whether a read that finds SQLite's lock held names its holder: one
+/// that waited for it does; a glance that waits for nothing, and whose
+/// caller goes on without it, does not (`/proc/locks` is read whole, and
+/// a backup run meets every tenant a service has open).
+#[derive(Debug, Clone, Copy)]
+enum Holder {
+    Named,
+    Unnamed,
 }
 
 /// Whether SQLite said another connection holds the lock.
@@ -206,10 +222,10 @@ pub(crate) fn is_busy(e: &rusqlite::Error) -> bool {
 fn one_off(
     tenant: &TenantName,
     (root, path): (&Path, &Path),
-    patience: Patience,
+    (patience, holder): (Patience, Holder),
     setup: impl Fn(&mut Connection) -> rusqlite::Result<()>,
 ) -> Result<OneOffRead> {
-    let read = || one_off_once(tenant, (root, path), &patience, &setup);
+    let read = || one_off_once(tenant, (root, path), (&patience, holder), &setup);
     match read() {
         Err(e) if e.says_tenant_gone() && patience.deadline() > patience.started() => {
             match wait_out_decision(tenant, (root, path), &patience)? {
@@ -228,11 +244,11 @@ fn one_off(
 fn one_off_once(
     tenant: &TenantName,
     (root, path): (&Path, &Path),
-    patience: &Patience,
+    (patience, holder): (&Patience, Holder),
     setup: &impl Fn(&mut Connection) -> rusqlite::Result<()>,
 ) -> Result<OneOffRead> {
-    let (mut pinned, key) =
-        open_keyed(tenant, (root, path), patience, setup).map_err(|e| held_locked(e, patience))?;
+    let (mut pinned, key) = open_keyed(tenant, (root, path), patience, setup)
+        .map_err(|e| held_locked(e, (patience, holder)))?;
     pinned.conn.disarm();
     let Some(file) = pinned.file else {
         return Err(missing_error(tenant, path));
