@@ -112,7 +112,7 @@ pub enum Error {
     /// lists it, but it holds no database: a directory made by hand in a
     /// bucket, or one whose database was moved away. Every operation on the tenant says
     /// so; tenanted changes nothing in it.
-    #[error("tenant {tenant} is damaged: its directory {} is there, so it is listed, but holds no database file {} ({found} there); nothing was changed: run remove_debris (`tenanted cleanup`) to remove the directory if nothing else is in it, create_tenant to make the tenant again in it, or move the directory out of the root", dir.display(), path.display())]
+    #[error("tenant {tenant} is damaged: its directory {} is there, so it is listed, but holds no database file {} ({found} there); nothing was changed: run remove_debris (`tenanted cleanup`) to remove the directory if nothing else is in it, create_tenant to make the tenant again in it, or move the directory out of the root (the way when a -wal or -journal holding commits is left in it: they are the missing database's last writes, which cleanup and create both keep)", dir.display(), path.display())]
     MissingDatabase {
         /// The tenant.
         tenant: TenantName,
