@@ -94,7 +94,9 @@ impl<'a> KernelLock<'a> {
         let mut fields = line.split_whitespace().skip(1);
         let kind = fields.next().filter(|&kind| kind != "->")?;
         let write = fields.nth(1)? == "WRITE";
-        let pid = fields.next()?.parse().ok()?;
+        // An OFD lock's is -1, and one taken in another pid namespace 0:
+        // no process this one can name.
+        let pid = fields.next()?.parse().ok().filter(|&pid| pid != 0)?;
         let mut id = fields.next()?.split(':');
         let major = u64::from_str_radix(id.next()?, 16).ok()?;
         let minor = u64::from_str_radix(id.next()?, 16).ok()?;

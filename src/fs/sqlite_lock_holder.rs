@@ -10,8 +10,10 @@
 //!
 //! The locks that keep a writer (or a reader's first open) out:
 //!
-//! - in WAL mode, on the `-shm`: byte 120 (the write lock), 121 (a
-//!   checkpoint), 122 (a recovery of the WAL index), taken exclusively;
+//! - in WAL mode, on the `-shm`: byte 120 (the write lock) and 122 (a
+//!   recovery of the WAL index), taken exclusively; not 121, a
+//!   checkpoint's, which keeps out neither a writer nor a reader (and
+//!   which Litestream and every connection's autocheckpoint take);
 //! - in exclusive locking mode (a backup reading a small tenant alone)
 //!   or a rollback journal, on the database file: an exclusive lock at
 //!   or past byte 0x40000000 (SQLite's pending, reserved and shared
@@ -27,8 +29,8 @@ use super::sys;
 /// SQLite's pending byte: its database file locks start here.
 const PENDING_BYTE: u64 = 0x4000_0000;
 
-/// The `-shm` bytes of the write, checkpoint and recovery locks.
-const WAL_LOCKS: std::ops::RangeInclusive<u64> = 120..=122;
+/// The `-shm` bytes of the write and recovery locks.
+const WAL_LOCKS: [u64; 2] = [120, 122];
 
 /// The pid of a process holding SQLite's write lock (or an exclusive
 /// lock) on the database at `db`, if the kernel lists one: another
@@ -74,18 +76,30 @@ mod tests {
 2: POSIX  ADVISORY  READ 32260 fe:00:45 123 123
 3: POSIX  ADVISORY  READ 777 fe:00:45 128 128
 4: POSIX  ADVISORY  READ 32260 fe:00:18 1073741826 1073742335
-5: OFDLCK ADVISORY  WRITE 999 fe:00:60 1073741826 1073742335
+5: POSIX  ADVISORY  WRITE 999 fe:00:60 1073741826 1073742335
 6: -> POSIX  ADVISORY  WRITE 888 fe:00:45 120 120
 7: FLOCK  ADVISORY  WRITE 4242 fe:00:18 0 EOF
+8: POSIX  ADVISORY  WRITE 5555 fe:00:45 121 121
+9: OFDLCK ADVISORY  WRITE -1 fe:00:70 1073741824 1073741824
+10: POSIX  ADVISORY  WRITE 0 fe:00:80 120 120
 ";
 
     #[test]
     fn names_the_writer_of_the_wal_index_not_its_readers() {
         let (db, shm) = ((0xfe, 0, 18), (0xfe, 0, 45));
         assert_eq!(holder_in(LOCKS, (Some(db), Some(shm))), Some(32260));
-        // Its readers' shared locks, a waiter, a flock: none is the writer.
+        // Its readers' shared locks, a waiter, a flock, a checkpoint's
+        // lock (5555): none is the writer.
         let readers = LOCKS.replace("WRITE 32260", "READ 32260");
         assert_eq!(holder_in(&readers, (Some(db), Some(shm))), None);
+    }
+
+    /// An OFD lock lists no pid (-1), a process in another pid namespace
+    /// pid 0: neither names anyone.
+    #[test]
+    fn names_no_pid_the_kernel_does_not_give() {
+        assert_eq!(holder_in(LOCKS, (Some((0xfe, 0, 70)), None)), None);
+        assert_eq!(holder_in(LOCKS, (None, Some((0xfe, 0, 80)))), None);
     }
 
     #[test]
