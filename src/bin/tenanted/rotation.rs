@@ -172,7 +172,7 @@ fn copies(cli: &Cli, dir: &Path) -> Result<Vec<Copy>, Failure> {
     let layout = tenanted::RootConfig::new(dir)
         .template(root.template_str())
         .buckets(root.bucket_count());
-    let lineages = lineages(dir);
+    let lineages = lineages(dir)?;
     let mut copies = Vec::new();
     for tenant in layout.tenants()? {
         let tenant = tenant?;
@@ -185,15 +185,31 @@ fn copies(cli: &Cli, dir: &Path) -> Result<Vec<Copy>, Failure> {
 /// The incarnation of each tenant the run `dir` recorded (none from a
 /// run made before the record existed, or one that could not write it:
 /// its copies are then matched by name alone).
-fn lineages(dir: &Path) -> HashMap<String, String> {
+///
+/// # Errors
+///
+/// A record that is there but cannot be read: the run is not judged (read
+/// as no record, its copies of a destroyed incarnation would be taken for
+/// the live one's; a review).
+fn lineages(dir: &Path) -> Result<HashMap<String, String>, Failure> {
     let record = dir
         .join(tenanted::INTERNAL_DIR)
         .join(tenanted::LINEAGE_RECORD);
-    let text = std::fs::read_to_string(record).unwrap_or_default();
-    (text.lines())
+    let text = match std::fs::read_to_string(&record) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => {
+            let why = format!(
+                "cannot read its record of incarnations {}: {e}",
+                record.display()
+            );
+            return Err(Failure(1, why));
+        }
+    };
+    Ok((text.lines())
         .filter_map(|line| line.split_once(' '))
         .map(|(name, lineage)| (name.to_owned(), lineage.to_owned()))
-        .collect()
+        .collect())
 }
 
 /// The copies the runs kept so far hold: by name, each incarnation
@@ -207,13 +223,15 @@ impl Covered {
     }
 
     /// Whether a kept run holds a copy of the same incarnation as `copy`
-    /// (by name where either side's incarnation is not known): a copy of
-    /// a tenant destroyed since, and made again under its name, is not
-    /// covered by the new one's.
+    /// (by name where `copy`'s incarnation is not known: a run made before
+    /// the record existed): a copy of a tenant destroyed since, and made
+    /// again under its name, is not covered by the new one's. A kept copy
+    /// whose own incarnation is not known (the tenant changed during its
+    /// copy) covers no known one: it may be the new tenant's (a review).
     fn covers(&self, (name, lineage): &Copy) -> bool {
         self.0
             .get(name)
-            .is_some_and(|kept| lineage.is_none() || kept.contains(&None) || kept.contains(lineage))
+            .is_some_and(|kept| lineage.is_none() || kept.contains(lineage))
     }
 }
 
@@ -356,5 +374,23 @@ mod tests {
         assert_eq!(run_stamp(&name), Some(20_251_205_052_600));
         assert_eq!(run_stamp("20251205T0526Z"), None);
         assert_eq!(run_stamp("notes"), None);
+    }
+
+    /// A kept copy whose incarnation was not recorded (the tenant changed
+    /// while it was copied) does not cover a known incarnation's copy: it
+    /// may be the new tenant's, and the older run the destroyed one's
+    /// last copy (a review).
+    #[test]
+    fn a_kept_copy_of_unknown_incarnation_covers_no_known_one() {
+        let copy =
+            |name: &str, lineage: Option<&str>| (name.to_owned(), lineage.map(str::to_owned));
+        let mut covered = Covered::default();
+        covered.add(copy("acme", None));
+        assert!(!covered.covers(&copy("acme", Some("old"))));
+        assert!(covered.covers(&copy("acme", None)));
+        covered.add(copy("acme", Some("new")));
+        assert!(covered.covers(&copy("acme", Some("new"))));
+        assert!(covered.covers(&copy("acme", None)));
+        assert!(!covered.covers(&copy("globex", None)));
     }
 }
