@@ -31,10 +31,16 @@ pub struct ReplicaArgs {
 }
 
 impl ReplicaArgs {
-    /// The replica these flags describe.
+    /// The replica these flags describe: the URL in either form
+    /// `replicate` accepts and `replication-status` prints (its query,
+    /// `?endpoint=...&forcePathStyle=true`, read as the flags; an outside
+    /// probe saw `rebuild` take the query for part of the path and ask
+    /// AWS), the flags given on top.
     pub fn target(&self) -> ReplicaTarget {
-        let mut target =
-            ReplicaTarget::new(self.replica_url.as_str()).force_path_style(self.force_path_style);
+        let mut target = ReplicaTarget::parse(self.replica_url.as_str());
+        if self.force_path_style {
+            target = target.force_path_style(true);
+        }
         if let Some(endpoint) = &self.endpoint {
             target = target.endpoint(endpoint.as_str());
         }
@@ -83,3 +89,31 @@ pub fn litestream_config(cli: &Cli, args: &LitestreamArgs) -> Result<u8, Failure
 
 /// Said on every run (the configuration's head says it too).
 const WORKING_DIRECTORY: &str = "note: Litestream 0.5.17 in directory mode, run from the root or any directory above it (/, systemd's default, included), stops replicating the tenants it has when a tenant is created: give it an empty working directory outside the root (systemd: WorkingDirectory=). `tenanted replicate` needs none of this, and erases destroyed tenants' replicas.";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(url: &str, endpoint: Option<&str>, force_path_style: bool) -> ReplicaArgs {
+        ReplicaArgs {
+            replica_url: url.to_owned(),
+            endpoint: endpoint.map(str::to_owned),
+            force_path_style,
+            region: None,
+        }
+    }
+
+    #[test]
+    fn a_url_in_the_query_form_names_its_store() {
+        let query = "s3://tenants/p?endpoint=http://127.0.0.1:18433&forcePathStyle=true";
+        let target = args(query, None, false).target();
+        assert_eq!(target.url(), "s3://tenants/p");
+        assert_eq!(target.endpoint_url(), Some("http://127.0.0.1:18433"));
+        assert!(target.path_style());
+        // The flags as well: the same store.
+        let both = args(query, Some("http://127.0.0.1:18433"), true).target();
+        assert_eq!(both, target);
+        let flags = args("s3://tenants/p", Some("http://127.0.0.1:18433"), true).target();
+        assert_eq!(flags, target);
+    }
+}
