@@ -1588,6 +1588,16 @@ fn a_root_replicated_in_directory_mode_refuses_a_rekey() {
         .failure();
     let said = String::from_utf8_lossy(&refused.get_output().stderr).into_owned();
     assert!(said.contains("litestream-directory-mode"), "{said}");
+    // The CLI names the tenants too (the refusal comes when its manager
+    // is built with the master key, before any tenant: an outside probe).
+    assert!(said.contains("cannot re-key acme: "), "{said}");
+    let refused = cli(root.path())
+        .env(MasterKey::ENV, master.to_hex().as_str())
+        .args(["create", "newco"])
+        .assert()
+        .failure();
+    let said = String::from_utf8_lossy(&refused.get_output().stderr).into_owned();
+    assert!(said.contains("cannot create newco: "), "{said}");
     // Once that configuration is no longer run and its record goes, the
     // tenant can be encrypted.
     std::fs::remove_file(&record).unwrap();

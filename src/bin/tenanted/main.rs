@@ -36,7 +36,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser, Subcommand};
-use tenanted::{Migrations, RootConfig, TenantManager};
+use tenanted::{Migrations, RootConfig, TenantManager, TenantName};
 
 use crate::output::{out, outln};
 use support::{Failure, require_root, tenant_names};
@@ -336,6 +336,22 @@ impl Cli {
     /// A manager with the migrations (for commands that create or migrate).
     fn manager(&self) -> Result<TenantManager, Failure> {
         Ok(self.builder(self.load_migrations()?)?.build()?)
+    }
+
+    /// [`Cli::manager`] for a command that will `doing` the tenants
+    /// `names`: a refusal of the whole root when the manager is built (a
+    /// master key on a root Litestream replicates) names them too (an
+    /// outside probe: `rekey acme` said only the record).
+    fn manager_for(&self, doing: &str, names: &[TenantName]) -> Result<TenantManager, Failure> {
+        let builder = self.builder(self.load_migrations()?)?;
+        builder.build().map_err(|e| {
+            let Failure(code, message) = Failure::from(e);
+            let list: Vec<&str> = names.iter().map(TenantName::as_str).collect();
+            Failure(
+                code,
+                format!("cannot {doing} {}: {message}", list.join(", ")),
+            )
+        })
     }
 
     /// A manager builder for this root with `migrations`.

@@ -23,7 +23,7 @@ pub struct RekeyArgs {
 pub fn rekey(cli: &Cli, args: &RekeyArgs) -> Result<u8, Failure> {
     let names = tenant_names(&args.names)?;
     require_root(&cli.root)?;
-    let manager = cli.manager()?;
+    let manager = cli.manager_for("re-key", &names)?;
     let list: Vec<&str> = names.iter().map(|n| n.as_str()).collect();
     confirm(
         args.yes,

@@ -167,7 +167,7 @@ fn line(o: &Outcome) -> String {
 pub fn create(cli: &Cli, args: &CreateArgs) -> Result<u8, Failure> {
     let names = tenant_names(&args.names)?;
     require_root(&cli.root)?;
-    let m = cli.manager()?;
+    let m = cli.manager_for("create", &names)?;
     // One batch: many names share the cost of making them durable.
     // A batch stopped half way leaves hidden debris: it finishes first.
     let interrupted = finish_the_tenant_in_hand_on_ctrl_c();
