@@ -216,6 +216,9 @@ pub(crate) fn holder_phrase(
         WaitedFor::Operation => format!("{who} still held its lock"),
         WaitedFor::KeyChange => format!("{who} still held the root's keys directory"),
         WaitedFor::RootRecord => format!("{who} was still recording the root's description"),
+        WaitedFor::TemplateBuild => {
+            format!("{who} was still building the template database new tenants are copied from")
+        }
         // SQLite's lock is its own: the kernel names the process that
         // holds it (where it was looked for), never the connection.
         WaitedFor::Writer => {

@@ -1260,7 +1260,7 @@ fn busy_message(
     let path = path.display();
     // A root-wide lock's path is not the tenant's: say which it is.
     let left = match waited_for {
-        WaitedFor::KeyChange | WaitedFor::RootRecord => {
+        WaitedFor::KeyChange | WaitedFor::RootRecord | WaitedFor::TemplateBuild => {
             format!("the tenant was left intact (the lock waited for is the root's, {path})")
         }
         _ => format!("the tenant at {path} was left intact"),

@@ -416,8 +416,7 @@ impl TenantManager {
         let _entered = span.enter();
         self.refuse_existing(&tenant, &path)?;
         let root = self.inner.root.root_dir();
-        let template =
-            migrate::ensure_template(root, &self.inner.migrations, (&tenant, &path), &patience)?;
+        let template = migrate::ensure_template(root, &self.inner.migrations, &tenant, &patience)?;
         // A root made by this create describes itself now.
         self.describe_root(Some(&patience))?;
         let at = self.tenant_path(&path)?;
@@ -470,15 +469,14 @@ impl TenantManager {
                 Err(e) => report.failed.push((name.as_ref().to_owned(), Arc::new(e))),
             }
         }
-        let Some((first, first_path)) = valid.first() else {
+        let Some((first, _)) = valid.first() else {
             return Ok(report);
         };
         let wait = self.inner.lock_timeout;
         let patience = Patience::new(wait);
         let root = self.inner.root.root_dir();
         let migrations = &self.inner.migrations;
-        let mut template =
-            migrate::ensure_template(root, migrations, (first, first_path), &patience)?;
+        let mut template = migrate::ensure_template(root, migrations, first, &patience)?;
         self.describe_root(Some(&patience))?;
         let owns_dir = self.inner.root.owns_directory()?;
         let cleared = |t: &TenantName| self.forget_limits(t);

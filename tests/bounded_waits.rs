@@ -644,6 +644,71 @@ fn child_holds_a_write_transaction_on_acme() {
     std::thread::sleep(Duration::from_secs(600));
 }
 
+// ----- the template database's lock, held ------------------------------------
+
+/// A create waits for another process's build of the template database
+/// no longer than its timeout, and its `TenantBusy` names the template's
+/// lock and what held it, not "the tenant at" a path where no tenant is
+/// yet (an outside probe: a stopped create held every other create 30 s
+/// and was said to hold the new tenant's own file).
+#[test]
+fn a_held_template_build_is_said_as_the_templates_not_the_tenants() {
+    let dir = tempfile::tempdir().unwrap();
+    // The template's file name, as a first create on another root makes it.
+    let scratch = dir.path().join("scratch");
+    impatient(&scratch, common::three_migrations())
+        .create_tenant("first")
+        .unwrap();
+    let templates = |root: &Path| root.join(".tenanted/templates");
+    let name = std::fs::read_dir(templates(&scratch))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .find(|n| n.ends_with(".sqlite3"))
+        .expect("a template was built");
+    let root = dir.path().join("root");
+    let m = impatient(&root, common::three_migrations());
+    std::fs::create_dir_all(templates(&root)).unwrap();
+    let lock = templates(&root).join(format!(".{name}.lock"));
+    let mut holder = std::os::unix::process::CommandExt::process_group(
+        Command::new("flock")
+            .arg("-o")
+            .arg(&lock)
+            .args(["sleep", "120"]),
+        0,
+    )
+    .spawn()
+    .expect("flock(1) runs");
+    wait_until("the template's lock held", || {
+        let file = std::fs::File::open(&lock);
+        file.is_ok_and(|f| f.try_lock().is_err())
+    });
+    let started = Instant::now();
+    let created = m.create_tenant("second");
+    let elapsed = started.elapsed();
+    let _ = rustix::process::kill_process_group(Pid::from_child(&holder), Signal::KILL);
+    let _ = holder.wait();
+    assert!(elapsed < TIMEOUT + MARGIN, "the create hung: {elapsed:?}");
+    let refused = created.expect_err("the template is being built");
+    let msg = refused.to_string();
+    let Error::TenantBusy {
+        tenant,
+        path,
+        waited_for,
+        ..
+    } = &refused
+    else {
+        panic!("expected TenantBusy, got {msg}");
+    };
+    assert_eq!(
+        (tenant.as_str(), path, *waited_for),
+        ("second", &lock, WaitedFor::TemplateBuild),
+        "{msg}"
+    );
+    assert!(msg.contains("building the template database"), "{msg}");
+    assert!(!msg.contains("the tenant at"), "{msg}");
+    m.create_tenant("second").unwrap();
+}
+
 // ----- the limits record's lock, held ----------------------------------------
 
 /// A destroy drops its tenant's line from the root's limits record under

@@ -13,16 +13,16 @@ use crate::name::TenantName;
 use crate::storage;
 
 /// The template database for `migrations` under `root`, built first if
-/// needed (see `storage::ensure_template`) for creating `tenant` at `db`,
+/// needed (see `storage::ensure_template`) for creating `tenant`,
 /// waiting for another process's build until `patience` runs out.
 pub(crate) fn ensure_template(
     root: &Path,
     migrations: &Migrations,
-    at: (&TenantName, &Path),
+    tenant: &TenantName,
     patience: &crate::fs::Patience,
 ) -> Result<storage::Template> {
     let key = migrations.fingerprint();
-    storage::ensure_template(root, key, at, patience, |conn, path| {
+    storage::ensure_template(root, key, tenant, patience, |conn, path| {
         migrate_template(migrations, conn, path)
     })
 }

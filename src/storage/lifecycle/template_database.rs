@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::Connection;
 
-use crate::busy::{WaitedFor, busy};
+use crate::busy::{Busy, WaitedFor, busy};
 use crate::error::{Error, Result};
 use crate::fs::dir::Dir;
 use crate::fs::files::{build_by_rename, remove_tree_quietly, remove_with_sidecars};
@@ -57,12 +57,12 @@ pub(crate) struct Template {
 /// it first if needed: a new WAL database that `migrate` brings to the
 /// latest schema. Several threads or processes may call this at once: one
 /// builds, the others wait for it (until `patience` runs out: then
-/// `TenantBusy` naming `db`, the database of `tenant`, whose create needs
-/// the template) and reuse its file. Errors name `tenant`.
+/// `TenantBusy` for `tenant`, whose create needs the template, naming the
+/// template's lock) and reuse its file. Errors name `tenant`.
 pub(crate) fn ensure_template(
     root: &Path,
     key: u64,
-    (tenant, db): (&TenantName, &Path),
+    tenant: &TenantName,
     patience: &Patience,
     migrate: impl Fn(&mut Connection, &Path) -> Result<()>,
 ) -> Result<Template> {
@@ -73,7 +73,13 @@ pub(crate) fn ensure_template(
     let lock_file = lock_path(&path);
     let lock = FileLock::acquire(root, &lock_file, true, patience, WaitedFor::TemplateBuild)
         .map_err(|e| match busy(&e) {
-            Some(wait) => Error::busy(tenant, db, wait),
+            // The lock's file, not the tenant's: the tenant is not there
+            // yet (an outside probe: "the tenant at ... was left intact").
+            // Only a build takes it, whatever its holder wrote in it.
+            Some(wait) => {
+                let waited_for = WaitedFor::TemplateBuild;
+                Error::busy(tenant, &lock_file, Busy { waited_for, ..wait })
+            }
             None => Error::io(Some(tenant), &lock_file, "locking the template database", e),
         })?;
     match open_template(root, &path, tenant)? {
