@@ -473,8 +473,9 @@ impl Walker {
         }
     }
 
-    /// Whether the tenant directory `name`, marked by a destroy or a
-    /// replace (`marks`), is left out: its database (at `path`, whose
+    /// Whether the tenant directory `name`, marked by a destroy
+    /// (`destroying`) or a replace (`replacing`), is left out: its
+    /// database (at `path`, whose
     /// last `below_len` bytes are below `frame`'s directory) is not
     /// there, and no running operation keeps it for this walk.
     ///
