@@ -240,7 +240,7 @@ fn judge(
                 line.state = ReplicaState::Behind;
                 line.last_sync = Some(sync);
                 line.lag = since(sync);
-                line.reason = Some("changed since its replica's last sync and not registered with Litestream: `tenanted replicate` registers it at its next scan (is it running?)".to_owned());
+                line.reason = Some("changed since its replica's last sync (a write, or another program's checkpoint of its -wal, which the files alone do not tell apart) and not registered with Litestream: `tenanted replicate` registers it at its next scan (is it running?)".to_owned());
             }
             Some(sync) => {
                 line.state = ReplicaState::Idle;
