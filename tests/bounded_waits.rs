@@ -644,6 +644,39 @@ fn child_holds_a_write_transaction_on_acme() {
     std::thread::sleep(Duration::from_secs(600));
 }
 
+/// Another process holding the lock file `lock` (`flock(1)`), until
+/// dropped.
+struct FlockHolder(Child);
+
+impl FlockHolder {
+    /// Starts the holder and waits until the lock is held.
+    fn hold(lock: &Path) -> Self {
+        // `-o`: flock(1) holds the lock itself, not the `sleep` it runs;
+        // in a process group of their own, both are killed on drop.
+        let holder = std::os::unix::process::CommandExt::process_group(
+            Command::new("flock")
+                .arg("-o")
+                .arg(lock)
+                .args(["sleep", "120"]),
+            0,
+        )
+        .spawn()
+        .expect("flock(1) runs");
+        wait_until("the lock held", || {
+            let file = std::fs::File::open(lock);
+            file.is_ok_and(|f| f.try_lock().is_err())
+        });
+        FlockHolder(holder)
+    }
+}
+
+impl Drop for FlockHolder {
+    fn drop(&mut self) {
+        let _ = rustix::process::kill_process_group(Pid::from_child(&self.0), Signal::KILL);
+        let _ = self.0.wait();
+    }
+}
+
 // ----- the template database's lock, held ------------------------------------
 
 /// A create waits for another process's build of the template database
@@ -669,24 +702,11 @@ fn a_held_template_build_is_said_as_the_templates_not_the_tenants() {
     let m = impatient(&root, common::three_migrations());
     std::fs::create_dir_all(templates(&root)).unwrap();
     let lock = templates(&root).join(format!(".{name}.lock"));
-    let mut holder = std::os::unix::process::CommandExt::process_group(
-        Command::new("flock")
-            .arg("-o")
-            .arg(&lock)
-            .args(["sleep", "120"]),
-        0,
-    )
-    .spawn()
-    .expect("flock(1) runs");
-    wait_until("the template's lock held", || {
-        let file = std::fs::File::open(&lock);
-        file.is_ok_and(|f| f.try_lock().is_err())
-    });
+    let holder = FlockHolder::hold(&lock);
     let started = Instant::now();
     let created = m.create_tenant("second");
     let elapsed = started.elapsed();
-    let _ = rustix::process::kill_process_group(Pid::from_child(&holder), Signal::KILL);
-    let _ = holder.wait();
+    drop(holder);
     assert!(elapsed < TIMEOUT + MARGIN, "the create hung: {elapsed:?}");
     let refused = created.expect_err("the template is being built");
     let msg = refused.to_string();
@@ -723,22 +743,7 @@ fn a_held_limits_record_holds_a_destroy_no_longer_than_its_timeout() {
     let m = impatient(&root, common::three_migrations());
     m.create_tenant("acme").unwrap();
     m.set_tenant_max_size("acme", Some(1 << 20)).unwrap();
-    let lock = root.join(".tenanted/.limits.lock");
-    // `-o`: flock(1) holds the lock itself, not the `sleep` it runs; in a
-    // process group of their own, both are killed at the end.
-    let mut holder = std::os::unix::process::CommandExt::process_group(
-        Command::new("flock")
-            .arg("-o")
-            .arg(&lock)
-            .args(["sleep", "120"]),
-        0,
-    )
-    .spawn()
-    .expect("flock(1) runs");
-    wait_until("the limits record's lock held", || {
-        let file = std::fs::File::open(&lock);
-        file.is_ok_and(|f| f.try_lock().is_err())
-    });
+    let holder = FlockHolder::hold(&root.join(".tenanted/.limits.lock"));
     let started = Instant::now();
     let destroyed = m.destroy_tenant("acme");
     let elapsed = started.elapsed();
@@ -748,8 +753,7 @@ fn a_held_limits_record_holds_a_destroy_no_longer_than_its_timeout() {
     let started = Instant::now();
     let created = m.create_tenant("acme");
     let create_took = started.elapsed();
-    let _ = rustix::process::kill_process_group(Pid::from_child(&holder), Signal::KILL);
-    let _ = holder.wait();
+    drop(holder);
     assert!(elapsed < TIMEOUT + MARGIN, "the destroy hung: {elapsed:?}");
     destroyed.expect("the tenant is destroyed; only its line stays");
     assert!(
