@@ -177,10 +177,10 @@ impl TenantManagerBuilder {
     /// rollback of a tenant waits, measured from the call (for
     /// `migrate_all` and `create_tenants`, from when the run reaches the
     /// tenant; for a restore, from the end of its check of the backup,
-    /// which reads the whole file), for another process or thread working on the same tenant:
-    /// its create (a slow seed), destroy, migration or restore, or the
-    /// template database being built (default 30 s, at most a year:
-    /// `Duration::MAX` waits that long). Then it gives up with
+    /// which reads the whole file), for another process or thread working
+    /// on the same tenant: its create (a slow seed), destroy, migration or
+    /// restore, or the template database being built (default 30 s, at
+    /// most a year: `Duration::MAX` waits that long). Then it gives up with
     /// [`Error::TenantBusy`](crate::Error::TenantBusy), saying what held
     /// the tenant, for how long it waited, and the holder's pid where the
     /// kernel tells; nothing is changed. The wait is a non-blocking try

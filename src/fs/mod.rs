@@ -2,8 +2,8 @@
 //! goes through (`sys`), the fault plan tests drive it with, directories
 //! reached without following links, file identity, how full a file system
 //! is, advisory file locks and who holds them (ours, and SQLite's), the
-//! names of the files kept beside a database,
-//! and the small record files written once.
+//! names of the files kept beside a database, and the small record files
+//! written once.
 
 pub(crate) mod dir;
 pub(crate) mod entries;

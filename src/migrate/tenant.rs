@@ -9,14 +9,14 @@ use rusqlite_migration::MigrationDefinitionError;
 use super::foreign_keys::{self, Baseline};
 use super::migrations::Migrations;
 use super::version::{Reading, peek_version, read_version};
-use crate::busy::{Busy, WaitedFor};
+use crate::busy::WaitedFor;
 use crate::crypt;
 use crate::error::{Error, Result};
 use crate::fs::Patience;
-use crate::fs::sqlite_lock_holder::sqlite_lock_holder;
 use crate::name::TenantName;
 use crate::storage::{
-    TenantPath, full_file_system, is_busy, lock_tenant, open_existing, read_without_its_key,
+    TenantPath, full_file_system, held_by_sqlite_lock, is_busy, lock_tenant, open_existing,
+    read_without_its_key,
 };
 
 /// What one tenant's migration did.
@@ -341,8 +341,7 @@ fn migration_error(
             if is_busy(err)
                 && let Some(waited) = busy_for =>
         {
-            let holder = sqlite_lock_holder(&path);
-            Error::busy(tenant, path, Busy::sqlite_lock(waited, holder))
+            held_by_sqlite_lock(tenant, &path, waited)
         }
         // Nothing is wrong with the migration either: the disk is full.
         rusqlite_migration::Error::RusqliteError { ref err, .. }

@@ -475,9 +475,9 @@ impl Walker {
 
     /// Whether the tenant directory `name`, marked by a destroy
     /// (`destroying`) or a replace (`replacing`), is left out: its
-    /// database (at `path`, whose
-    /// last `below_len` bytes are below `frame`'s directory) is not
-    /// there, and no running operation keeps it for this walk.
+    /// database (at `path`, whose last `below_len` bytes are below
+    /// `frame`'s directory) is not there, and no running operation keeps
+    /// it for this walk.
     ///
     /// A mark is a hint to look (rare): a destroy (or a restore) fences
     /// the database right after marking, and puts it back before it

@@ -27,10 +27,8 @@ use super::check_in;
 use super::pool_state::PoolState;
 use super::resident::{Claim, Resident};
 use super::setting_up::SettingUp;
-use crate::busy::Busy;
 use crate::error::Error;
 use crate::fs::Patience;
-use crate::fs::sqlite_lock_holder::sqlite_lock_holder;
 use crate::limits::{self, Policy};
 use crate::name::TenantName;
 use crate::storage::{self, PinError, TrackedConnection, open_pinned};
@@ -79,10 +77,7 @@ impl OpenFailure {
             ),
             // Said as a one-off read says it, not as a bare "database is
             // locked" with a writer's advice (an outside probe).
-            OpenFailure::Busy(waited) => {
-                let holder = sqlite_lock_holder(path);
-                Error::busy(tenant, path, Busy::sqlite_lock(waited, holder))
-            }
+            OpenFailure::Busy(waited) => storage::held_by_sqlite_lock(tenant, path, waited),
         }
     }
 }

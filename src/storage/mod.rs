@@ -27,7 +27,8 @@ pub(crate) use lifecycle::template_database::{Template, ensure_template};
 pub(crate) use opening::database_file::{Occupant, occupant};
 pub(crate) use opening::header::{Header, header_version};
 pub(crate) use opening::open::{
-    EXISTING, READ_GATE_WAIT, is_busy, open_existing, open_for_glance, open_for_reading,
+    EXISTING, READ_GATE_WAIT, held_by_sqlite_lock, is_busy, open_existing, open_for_glance,
+    open_for_reading,
 };
 #[cfg(test)]
 pub(crate) use opening::open_error::NEARLY_FULL;

@@ -343,9 +343,7 @@ impl Cli {
     /// master key on a root Litestream replicates) names them too (an
     /// outside probe: `rekey acme` said only the record).
     fn manager_for(&self, doing: &str, names: &[TenantName]) -> Result<TenantManager, Failure> {
-        let builder = self.builder(self.load_migrations()?)?;
-        builder.build().map_err(|e| {
-            let Failure(code, message) = Failure::from(e);
+        self.manager().map_err(|Failure(code, message)| {
             let list: Vec<&str> = names.iter().map(TenantName::as_str).collect();
             Failure(
                 code,

@@ -186,15 +186,23 @@ fn held_locked(e: Error, (patience, holder): (&Patience, Holder)) -> Error {
             path,
             cause,
             ..
-        } if is_busy(&cause) => {
-            let pid = match holder {
-                Holder::Named => sqlite_lock_holder(&path),
-                Holder::Unnamed => None,
-            };
-            Error::busy(&tenant, path, Busy::sqlite_lock(patience.waited(), pid))
-        }
+        } if is_busy(&cause) => match holder {
+            Holder::Named => held_by_sqlite_lock(&tenant, &path, patience.waited()),
+            Holder::Unnamed => {
+                Error::busy(&tenant, path, Busy::sqlite_lock(patience.waited(), None))
+            }
+        },
         e => e,
     }
+}
+
+/// `TenantBusy` for `tenant`, whose database `path` SQLite's lock kept
+/// out for `waited`, naming the process the kernel says holds that lock:
+/// every wait for SQLite's lock that gives up says it so (a migration, a
+/// one-off read, a pool's first open).
+pub(crate) fn held_by_sqlite_lock(tenant: &TenantName, path: &Path, waited: Duration) -> Error {
+    let holder = sqlite_lock_holder(path);
+    Error::busy(tenant, path, Busy::sqlite_lock(waited, holder))
 }
 
 /// Whether a read that finds SQLite's lock held names its holder: one
