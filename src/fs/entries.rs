@@ -218,7 +218,7 @@ impl Entries {
                     if name != b"." && name != b".." {
                         let start = self.names.len();
                         self.names.extend_from_slice(name);
-                        let (end, kind) = (self.names.len(), entry.file_type());
+                        let (end, kind) = (self.names.len(), listed(entry.file_type()));
                         let inode = entry.ino();
                         self.items.push(Item {
                             start,
@@ -234,6 +234,33 @@ impl Entries {
             }
         }
     }
+}
+
+/// The type `getdents` gave: as it gave it, but in a test that makes
+/// this thread's listings give none, as some file systems do
+/// ([`unlisted_types`]).
+#[inline(always)]
+fn listed(kind: FileType) -> FileType {
+    #[cfg(test)]
+    if UNLISTED_TYPES.get() {
+        return FileType::Unknown;
+    }
+    kind
+}
+
+#[cfg(test)]
+thread_local! {
+    static UNLISTED_TYPES: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Makes this thread's directory listings give no entry's type (as XFS
+/// without `ftype` and some network file systems do) while `f` runs.
+#[cfg(test)]
+pub(crate) fn unlisted_types<T>(f: impl FnOnce() -> T) -> T {
+    UNLISTED_TYPES.set(true);
+    let result = f();
+    UNLISTED_TYPES.set(false);
+    result
 }
 
 /// The name `name` marks (as being destroyed, or replaced by a restore

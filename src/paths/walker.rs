@@ -157,6 +157,8 @@ enum Step {
     /// taken for one (see [`Error::StrayEntry`]): a fleet run's walk
     /// returns it as an error.
     Stray(Error),
+    /// An entry the walk could not look at: an error of the walk.
+    Unreadable(Error),
 }
 
 /// Where an entry sits in the template.
@@ -242,7 +244,7 @@ impl Walker {
                     })));
                 }
                 Ok(Step::Found(found)) => return Some(Ok(Part::Found(found))),
-                Ok(Step::Skip | Step::Stray(_)) => {}
+                Ok(Step::Skip | Step::Stray(_) | Step::Unreadable(_)) => {}
                 Err(e) => return Some(Err(e)),
             }
         }
@@ -272,7 +274,7 @@ impl Walker {
             };
             match self.classify(index) {
                 Step::Skip => {}
-                Step::Stray(e) => return Some(Err(e)),
+                Step::Stray(e) | Step::Unreadable(e) => return Some(Err(e)),
                 step => return Some(Ok(step)),
             }
         }
@@ -386,8 +388,9 @@ impl Walker {
         {
             return self.not_a_tenant_name(entry, name, &e);
         }
-        let Ok(file_type) = entry.file_type() else {
-            return Step::Skip;
+        let file_type = match entry.file_type() {
+            Ok(file_type) => file_type,
+            Err(e) => return self.unknown_type(entry, e),
         };
         match self.level(depth, captures.tenant.is_some()) {
             Level::Dir if file_type == FileType::Directory => {
@@ -396,6 +399,19 @@ impl Walker {
             Level::Dir => self.not_what_the_layout_has(entry, file_type, "a directory"),
             Level::TenantDir => self.tenant_dir(frame, (entry, name), file_type, depth, &captures),
             Level::File => self.database_file(frame, entry, file_type, &captures),
+        }
+    }
+
+    /// An entry of the layout whose type the directory listing did not
+    /// give (some file systems do not) and a `stat` could not find out.
+    /// One removed since it was listed (a destroy) is gone; any other is
+    /// an error of the walk, as a directory that cannot be read is: a
+    /// run that left it out must not call itself complete. (A sweep
+    /// skips it, as it skips every entry it cannot read.)
+    fn unknown_type(&self, entry: &Named<'_>, e: io::Error) -> Step {
+        match (e.kind(), self.mode) {
+            (io::ErrorKind::NotFound, _) | (_, Mode::Siblings { .. }) => Step::Skip,
+            _ => Step::Unreadable(self.error(entry.path(), e)),
         }
     }
 
@@ -734,7 +750,7 @@ impl Iterator for Walker {
                     }
                 }
                 Ok(Step::Found(found)) => return Some(Ok(found)),
-                Ok(Step::Skip | Step::Stray(_)) => {}
+                Ok(Step::Skip | Step::Stray(_) | Step::Unreadable(_)) => {}
                 Err(e) => return Some(Err(e)),
             }
         }
@@ -784,6 +800,53 @@ mod tests {
             .collect();
         found.sort();
         found
+    }
+
+    /// On a file system whose listings give no entry's type, each is
+    /// looked at: one that cannot be is an error of the walk, never left
+    /// out in silence (a backup run would call itself complete without
+    /// it); one removed meanwhile is gone.
+    #[cfg(feature = "testing")]
+    #[test]
+    fn an_entry_whose_type_cannot_be_found_out_is_an_error_not_a_gap() {
+        use crate::fs::entries::unlisted_types;
+        use crate::fs::{FaultPlan, Step};
+        use rustix::io::Errno;
+        let dir = tempfile::tempdir().unwrap();
+        let root = RootConfig::new(dir.path()).buckets(1);
+        for name in ["acme", "beta", "gamma"] {
+            touch(&root.database_path(name).unwrap());
+        }
+        let looked_at_beta = {
+            let plan = FaultPlan::record();
+            let all = unlisted_types(|| walk(&root, Mode::Candidates));
+            assert_eq!(all.len(), 3, "{all:?}");
+            let steps = plan.steps();
+            1 + (steps.iter())
+                .position(|s| s.step == Step::Stat && s.name == Path::new("beta"))
+                .expect("the walk looks at each entry it is not told the type of")
+        };
+        for (errno, gone) in [(Errno::IO, false), (Errno::NOENT, true)] {
+            let _plan = FaultPlan::fail_step(looked_at_beta, errno.raw_os_error());
+            let walked: Vec<_> = unlisted_types(|| root.walk(Mode::Candidates).unwrap().collect());
+            let found: Vec<_> = (walked.iter().flatten())
+                .map(|f| f.tenant.as_str().to_owned())
+                .collect();
+            assert_eq!(found.len(), 2, "{found:?}");
+            assert!(!found.contains(&"beta".to_owned()));
+            let errors: Vec<_> = walked.iter().filter_map(|w| w.as_ref().err()).collect();
+            match gone {
+                true => assert!(errors.is_empty(), "{errors:?}"),
+                false => {
+                    assert_eq!(errors.len(), 1, "{errors:?}");
+                    let said = errors[0].to_string();
+                    assert!(
+                        said.contains("beta") && said.contains("listing tenants"),
+                        "{said}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
