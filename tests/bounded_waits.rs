@@ -729,6 +729,38 @@ fn a_held_template_build_is_said_as_the_templates_not_the_tenants() {
     m.create_tenant("second").unwrap();
 }
 
+// ----- the replication supervisor's lock, held -------------------------------
+
+/// A second supervisor on a root is refused at once, naming the process
+/// to stop, not only the lock file it holds (an outside probe: "stop that
+/// one first" named no process).
+#[test]
+fn a_second_supervisor_is_refused_naming_the_first_ones_pid() {
+    use tenanted::replication::{ReplicateOptions, ReplicationSettings, Replicator};
+    let dir = tempfile::tempdir().unwrap();
+    let root = RootConfig::new(dir.path().join("root"));
+    let replica = dir.path().join("replica");
+    ReplicationSettings::new(replica.to_str().unwrap())
+        .record(&root)
+        .unwrap();
+    let lock = root
+        .root_dir()
+        .join(".tenanted/replication.d/replicate.lock");
+    std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
+    let holder = FlockHolder::hold(&lock);
+    let pid = holder.0.id();
+    let started = Instant::now();
+    let refused = Replicator::start(&root, ReplicateOptions::new()).err();
+    let elapsed = started.elapsed();
+    drop(holder);
+    assert!(elapsed < MARGIN, "the start waited: {elapsed:?}");
+    let msg = refused.map(|e| e.to_string()).unwrap_or_default();
+    assert!(
+        msg.contains(&format!("(pid {pid})")) && msg.contains(&lock.display().to_string()),
+        "{msg}"
+    );
+}
+
 // ----- the limits record's lock, held ----------------------------------------
 
 /// A destroy drops its tenant's line from the root's limits record under

@@ -29,6 +29,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -44,6 +45,7 @@ use super::store::ReplicaStore;
 use super::tenant_files::{Signature, TenantFiles, signature_at};
 use crate::error::{Error, Result};
 use crate::fs::files::{read_file, replace_file};
+use crate::fs::flock_holders::flock_holder;
 use crate::fs::{Dir, sys};
 use crate::name::TenantName;
 use crate::paths::{Mode, RootConfig};
@@ -918,30 +920,35 @@ fn check_store(settings: &ReplicationSettings) -> Result<()> {
 fn hold_root(root: &RootConfig, url: &str) -> Result<(Dir, File)> {
     let dir = state_dir(root);
     let lock_path = dir.join("replicate.lock");
-    let (state, lock) = lock_state_dir(root, &dir)
+    let (state, lock, held) = lock_state_dir(root, &dir)
         .map_err(|e| Error::io(None, &lock_path, "locking the root for replication", e))?;
-    let Some(lock) = lock else {
+    if !held {
+        // Looked up only now, when it is refused: who to stop.
+        let who = match flock_holder(lock.as_fd()) {
+            Some(pid) => format!("another `tenanted replicate` (pid {pid})"),
+            None => "another `tenanted replicate`".to_owned(),
+        };
         return Err(Error::ReplicationRefused {
             root: root.root_dir().to_path_buf(),
             url: url.to_owned(),
             reason: format!(
-                "another `tenanted replicate` already replicates it (it holds {}); stop that one first to change its settings",
+                "{who} already replicates it (it holds {}); stop that one first to change its settings",
                 lock_path.display()
             ),
         });
-    };
+    }
     Ok((state, lock))
 }
 
 /// `replication.d` in `root`, made if missing and reached without
-/// following a link, and its `replicate.lock` taken (`None`: another
-/// supervisor holds it).
-fn lock_state_dir(root: &RootConfig, dir: &Path) -> std::io::Result<(Dir, Option<File>)> {
+/// following a link, its `replicate.lock` opened, and whether this
+/// process took it (`false`: another supervisor holds it).
+fn lock_state_dir(root: &RootConfig, dir: &Path) -> std::io::Result<(Dir, File, bool)> {
     let state = Dir::make(root.root_dir(), dir)?;
     let name = Path::new("replicate.lock");
     let lock = open_unlinked(&state, name, sys::open_or_create)?;
     let held = sys::flock(&lock, false, false, name)?;
-    Ok((state, held.then_some(lock)))
+    Ok((state, lock, held))
 }
 
 /// `open` of `name` in `state` (which opens without following a link).
