@@ -270,7 +270,7 @@ pub enum Error {
     PendingMigration(#[from] PendingMigrationError),
 
     /// The tenant's schema is newer than any migration this program knows.
-    #[error("tenant {tenant} is at schema version {current_version} but this program only knows {latest_version} migration(s) ({}); deploy the newer code or roll the tenant back with the newer migrations", path.display())]
+    #[error("tenant {tenant} is at schema version {current_version} but this program only knows {latest_version} migration(s) ({}); deploy the newer code, or roll the tenant back to version {latest_version} with a manager built with the newer migrations (`migrate_tenant_to(\"{tenant}\", {latest_version})`, which runs their down.sql and may drop data)", path.display())]
     SchemaAheadOfCode {
         /// The tenant.
         tenant: TenantName,

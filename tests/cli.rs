@@ -988,6 +988,37 @@ fn a_dry_run_of_an_older_binary_says_a_tenant_ahead_of_it_would_fail() {
         .code(1);
 }
 
+/// A tenant a newer release migrated is said to an older `tenanted` with
+/// the commands that deal with it, not the library's "deploy the newer
+/// code" (an outside probe).
+#[test]
+fn a_tenant_ahead_of_the_migrations_is_said_with_the_commands_out() {
+    let dir = workspace(3);
+    tenanted(dir.path())
+        .args(["create", "acme"])
+        .assert()
+        .success();
+    set_migrations(dir.path(), 1);
+    let way_out = || {
+        predicate::str::contains("at schema version 3")
+            .and(predicate::str::contains("only knows 1 migration"))
+            .and(predicate::str::contains(
+                "`tenanted rollback acme --steps 2 --migrations NEWER_FOLDER`",
+            ))
+            .and(predicate::str::contains("deploy the newer code").not())
+    };
+    tenanted(dir.path())
+        .args(["rollback", "acme", "--yes"])
+        .assert()
+        .code(1)
+        .stderr(way_out());
+    tenanted(dir.path())
+        .args(["migrate", "--tenant", "acme"])
+        .assert()
+        .code(1)
+        .stdout(way_out());
+}
+
 #[test]
 fn redo_runs_the_last_migration_down_and_up() {
     let dir = workspace(4);

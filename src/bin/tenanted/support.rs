@@ -142,6 +142,16 @@ fn cli_message_of_root(e: &Error) -> Option<String> {
         } => format!(
             "tenant {tenant} reached version {version}, above the target {target}, after the run was confirmed: nothing was done to it; run `tenanted migrate --to {target}` again to see it and confirm"
         ),
+        Error::SchemaAheadOfCode {
+            tenant,
+            path,
+            current_version,
+            latest_version,
+        } => format!(
+            "tenant {tenant} ({}) is at schema version {current_version} but this `tenanted` only knows {latest_version} migration(s) (--migrations): a newer release migrated it. Run the newer release's `tenanted`, or point --migrations (or TENANTED_MIGRATIONS) at its migrations folder; to bring the tenant back to version {latest_version} (runs down.sql: may drop data): `tenanted rollback {tenant} --steps {} --migrations NEWER_FOLDER`",
+            path.display(),
+            current_version.saturating_sub(*latest_version)
+        ),
         Error::TooManyOpenFiles { tenant, path } => format!(
             "too many open files while opening tenant {tenant} at {}; pass a smaller --jobs, or raise the file-descriptor limit (ulimit -n)",
             path.display()
