@@ -914,7 +914,7 @@ impl TenantManager {
         if outcome.to < outcome.from {
             // Cached pools skip the schema check; make the next checkout
             // see that this tenant is now behind.
-            self.inner.cache.evict(tenant.as_str());
+            self.inner.cache.evict_moved_down(tenant.as_str());
         }
         Ok(outcome)
     }
@@ -965,7 +965,7 @@ impl TenantManager {
         let prelude = self.prelude(&describe);
         let inner = &self.inner;
         // A tenant moved down must be re-checked when next opened.
-        let moved_down = |tenant: &TenantName| inner.cache.evict(tenant.as_str());
+        let moved_down = |tenant: &TenantName| inner.cache.evict_moved_down(tenant.as_str());
         migrate::migrate_all(
             &inner.root,
             &inner.migrations,
@@ -1127,7 +1127,7 @@ impl TenantManager {
             .map_err(|e| self.diagnosed(&tenant, &path, e))?;
         if outcome.to < outcome.from {
             // As in migrate_tenant_to: the next checkout checks again.
-            self.inner.cache.evict(tenant.as_str());
+            self.inner.cache.evict_moved_down(tenant.as_str());
         }
         Ok(outcome)
     }

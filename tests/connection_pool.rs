@@ -363,6 +363,42 @@ fn destroy_while_a_connection_is_held_is_busy_and_leaves_the_tenant_intact() {
     ));
 }
 
+/// A destroy that gives up puts back the pool it took from the cache,
+/// never one that was draining: a pool taken out because a rollback moved
+/// the tenant down was checked at the old version, and put back it handed
+/// out connections to a schema behind the code with no
+/// `PendingMigrationError` (a review).
+#[test]
+fn a_destroy_that_gives_up_never_caches_a_pool_of_a_schema_rolled_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = TenantManager::builder(
+        RootConfig::new(dir.path()),
+        Migrations::new(three_migrations()),
+    )
+    .destroy_timeout(Duration::from_millis(100))
+    .watch_interval(Duration::from_secs(3600))
+    .build()
+    .unwrap();
+    m.create_tenant("acme").unwrap();
+    // A connection of the pool checked at version 3, held throughout.
+    let held = m.connection("acme").unwrap();
+    m.rollback_tenant("acme", 2).unwrap();
+    assert!(matches!(
+        m.connection("acme"),
+        Err(Error::PendingMigration(_))
+    ));
+    let err = m.destroy_tenant("acme").unwrap_err();
+    assert!(matches!(err, Error::TenantBusy { .. }), "{err}");
+    match m.connection("acme") {
+        Err(Error::PendingMigration(p)) => assert_eq!(p.current_version, 1),
+        Err(e) => panic!("expected PendingMigration, got {e}"),
+        Ok(_) => panic!("a connection to a tenant at version 1 of 3"),
+    }
+    drop(held);
+    m.migrate_tenant("acme").unwrap();
+    m.connection("acme").unwrap();
+}
+
 #[test]
 fn checkouts_fail_at_once_while_destroy_waits() {
     let dir = tempfile::tempdir().unwrap();

@@ -363,8 +363,16 @@ impl PoolCache {
         oldest.map(|(index, pool, _)| (index, pool))
     }
 
-    /// Takes `name`'s pool out of the cache (it drains if in use).
-    pub(crate) fn evict(&self, name: &str) {
+    /// Takes `name`'s pool out of the cache (it drains if in use), marked
+    /// stale: its tenant's schema moved down under it (a rollback), so no
+    /// checkout may take it again, even from a destroy that gives up and
+    /// puts pools back.
+    pub(crate) fn evict_moved_down(&self, name: &str) {
+        let mut state = self.shard(name).lock();
+        if let Some(pool) = state.pools.peek(name) {
+            pool.state().mark_stale();
+        }
+        drop(state);
         self.evict_if(name, |_| true);
     }
 
@@ -410,7 +418,10 @@ impl PoolCache {
 
     /// Ends a destroy. When it failed (`pools` given back), the tenant is
     /// reopened for checkouts and its cached pool restored if a slot is
-    /// free (it is not worth an eviction).
+    /// free (it is not worth an eviction). Only the pool that was cached:
+    /// one that was draining when the destroy began was taken out for a
+    /// reason (evicted, or checked at a schema since moved down), and
+    /// drains on.
     pub(super) fn end_destroy(&self, name: &TenantName, restore: Option<Retired>) {
         let mut state = self.shard(name.as_str()).lock();
         state.destroying.remove(name.as_str());
@@ -418,7 +429,8 @@ impl PoolCache {
         for pool in restore.into_iter().flatten() {
             pool.state().end_destroy();
             let open = pool.state().admission() == Admission::Open;
-            if open && !state.pools.contains(name.as_str()) && self.free_slot() {
+            let was_cached = !state.drains(&pool);
+            if open && was_cached && !state.pools.contains(name.as_str()) && self.free_slot() {
                 // Its last use is from before the destroy: it goes back
                 // behind the pools used since, at the shard's tail.
                 state.pools.put(name.clone(), pool);

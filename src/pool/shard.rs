@@ -41,6 +41,11 @@ impl Shard {
         self.draining.extend(pools.iter().map(Arc::downgrade));
     }
 
+    /// Whether `pool` is among the draining ones (taken out of the cache).
+    pub(super) fn drains(&self, pool: &Arc<TenantPool>) -> bool {
+        (self.draining.iter()).any(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(pool)))
+    }
+
     /// Whether `pool` is the cached pool of its tenant.
     pub(super) fn caches(&self, pool: &Arc<TenantPool>) -> bool {
         self.pools
@@ -59,8 +64,8 @@ impl Shard {
             .iter()
             .filter_map(Weak::upgrade)
             .filter(move |p| p.name() == name);
-        // A pool given back by a destroy that gave up can be both cached
-        // and remembered as draining: count it once.
+        // Never both cached and draining (a destroy that gives up puts
+        // back only the pool it took from the cache); counted once if so.
         let seen = cached.clone();
         cached
             .into_iter()
