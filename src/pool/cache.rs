@@ -368,11 +368,9 @@ impl PoolCache {
     /// checkout may take it again, even from a destroy that gives up and
     /// puts pools back.
     pub(crate) fn evict_moved_down(&self, name: &str) {
-        let mut state = self.shard(name).lock();
-        if let Some(pool) = state.pools.peek(name) {
+        if let Some(pool) = self.shard(name).lock().pools.peek(name) {
             pool.state().mark_stale();
         }
-        drop(state);
         self.evict_if(name, |_| true);
     }
 
