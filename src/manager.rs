@@ -281,8 +281,9 @@ impl TenantManager {
         self.inner.limits.forget(tenant, &patience)
     }
 
-    /// Tenant `tenant`'s entry lock (at `path`), for `doing`, waiting up
-    /// to `lock_timeout` for another holder.
+    /// Tenant `tenant`'s entry lock (at `path`), for `doing`, waiting for
+    /// another holder as long as `patience` allows (the operation's own,
+    /// from its call: `lock_timeout`).
     ///
     /// # Errors
     ///
@@ -291,9 +292,14 @@ impl TenantManager {
         &self,
         (tenant, path): (&TenantName, &Path),
         doing: WaitedFor,
+        patience: &Patience,
     ) -> Result<storage::TenantLock> {
-        let patience = Patience::new(self.inner.lock_timeout);
-        storage::lock_tenant(tenant, self.tenant_path(path)?, &patience, doing)
+        storage::lock_tenant(tenant, self.tenant_path(path)?, patience, doing)
+    }
+
+    /// How long an operation waits for a tenant's lock.
+    pub(crate) fn lock_timeout(&self) -> std::time::Duration {
+        self.inner.lock_timeout
     }
 
     /// The pool cache.

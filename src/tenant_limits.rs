@@ -3,6 +3,7 @@
 
 use crate::busy::WaitedFor;
 use crate::error::{Error, Result};
+use crate::fs::Patience;
 use crate::limits::{Entry, Override, SuspendMode, Suspension, TenantLimits};
 use crate::manager::TenantManager;
 use crate::name::TenantName;
@@ -24,7 +25,10 @@ impl TenantManager {
     ///
     /// [`Error::BadTenantName`], [`Error::TenantDoesNotExist`]; an I/O
     /// error writing the record (a read-only root included);
-    /// [`Error::BadLimitsRecord`] if the record is damaged.
+    /// [`Error::BadLimitsRecord`] if the record is damaged;
+    /// [`Error::TenantBusy`] when the tenant (a destroy, a restore) or the
+    /// root's limits record (another process's change) is held past
+    /// `lock_timeout`, counted from the call.
     ///
     /// ```
     /// # let dir = tempfile::tempdir()?;
@@ -192,13 +196,16 @@ impl TenantManager {
         // cannot outlive it onto the next tenant of the name; a restore
         // or a re-key holds it while the tenant is fenced off, and the
         // change waits for it.
-        let locked = self.lock_tenant((&tenant, &path), WaitedFor::LimitChange);
+        // One wait, from the call: for the tenant's lock, then the
+        // record's.
+        let patience = Patience::new(self.lock_timeout());
+        let locked = self.lock_tenant((&tenant, &path), WaitedFor::LimitChange, &patience);
         let _lock = locked.map_err(|e| match e {
             Error::TenantDoesNotExist { .. } => self.existing(name).err().unwrap_or(e),
             e => e,
         })?;
         self.existing(name)?;
-        self.limits().change(&tenant, change)?;
+        self.limits().change(&tenant, &patience, change)?;
         // This process at once; the others when their watcher looks.
         retire_tenant(self.cache(), tenant.as_str());
         tracing::info!(tenant = %tenant, limits = ?self.limits().limits_of(tenant.as_str()), "tenant limits changed");

@@ -763,6 +763,35 @@ fn a_second_supervisor_is_refused_naming_the_first_ones_pid() {
 
 // ----- the limits record's lock, held ----------------------------------------
 
+/// A limit change waits for the root's limits record no longer than its
+/// own timeout, from its call (after waiting for the tenant's lock it
+/// began a fresh 30 s wait for the record's), and a held record is said
+/// as the tenant's change held up, naming the tenant and the lock (a
+/// review: an I/O error naming no tenant, after 30 s).
+#[test]
+fn a_held_limits_record_holds_a_limit_change_no_longer_than_its_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let m = impatient(&root, common::three_migrations());
+    m.create_tenant("acme").unwrap();
+    let lock = root.join(".tenanted/.limits.lock");
+    let holder = FlockHolder::hold(&lock);
+    let started = Instant::now();
+    let suspended = m.suspend_tenant("acme", tenanted::SuspendMode::Blocked, "unpaid");
+    let elapsed = started.elapsed();
+    drop(holder);
+    assert!(elapsed < TIMEOUT + MARGIN, "the change hung: {elapsed:?}");
+    let refused = suspended.expect_err("the record is held");
+    let msg = refused.to_string();
+    let Error::TenantBusy { tenant, path, .. } = &refused else {
+        panic!("expected TenantBusy, got {msg}");
+    };
+    assert_eq!((tenant.as_str(), path), ("acme", &lock), "{msg}");
+    assert!(m.tenant_limits("acme").unwrap().suspension.is_none());
+    m.suspend_tenant("acme", tenanted::SuspendMode::Blocked, "unpaid")
+        .unwrap();
+}
+
 /// A destroy drops its tenant's line from the root's limits record under
 /// the record's lock, waiting for it no longer than the destroy's own
 /// timeout: a process stopped holding that lock (a `tenanted limit set`)

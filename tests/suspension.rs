@@ -245,3 +245,65 @@ fn a_tenant_blocked_while_its_pool_opens_is_not_served() {
     assert!(suspended(m.connection("acme").map(drop)).is_some());
     assert_eq!(m.stats().open_pools, 0);
 }
+
+/// A suspension set in this process holds here at once, even when a
+/// refresh of the record read it just before the change: the copy that
+/// refresh read is never installed over the change (a review: two
+/// suspensions at once in two threads, or a refresh racing one, left a
+/// suspended tenant served until the watcher looked again). The change
+/// is made on another thread while this thread's refresh has read the
+/// record and not yet installed it; without the fix the change is done
+/// within the wait, and its suspension undone here.
+#[cfg(feature = "testing")]
+#[test]
+fn a_refresh_racing_a_suspension_never_undoes_it_here() {
+    use tenanted::testing::faults::{FaultPlan, Step};
+    let dir = tempfile::tempdir().unwrap();
+    let m = common::builder(dir.path())
+        .watch_interval(Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    for name in ["a", "b"] {
+        m.create_tenant(name).unwrap();
+    }
+    // Another manager changes the record: this one's copy is now old, so
+    // its next refresh reads the record again.
+    let other = common::builder(dir.path()).build().unwrap();
+    other
+        .suspend_tenant("a", SuspendMode::Blocked, "unpaid")
+        .unwrap();
+    let read_of_record = {
+        let plan = FaultPlan::record();
+        m.recorded_limits().unwrap();
+        let steps = plan.steps();
+        1 + steps
+            .iter()
+            .position(|s| s.step == Step::Read && s.name.to_string_lossy().contains("limits"))
+            .expect("the refresh reads the record")
+    };
+    other.resume_tenant("a").unwrap();
+    let racing = m.clone();
+    let change = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let slot = std::sync::Arc::clone(&change);
+    let plan = FaultPlan::interrupt_step(read_of_record, move || {
+        let (done, finished) = std::sync::mpsc::channel();
+        let suspending = std::thread::spawn(move || {
+            let suspended = racing.suspend_tenant("b", SuspendMode::Blocked, "audit");
+            let _ = done.send(());
+            suspended
+        });
+        // Done by now without the fix; waiting for this refresh with it.
+        let _ = finished.recv_timeout(Duration::from_secs(2));
+        *slot.lock().unwrap() = Some(suspending);
+    });
+    m.recorded_limits().unwrap();
+    drop(plan);
+    let suspending = change.lock().unwrap().take();
+    let suspending = suspending.expect("the refresh read the record");
+    suspending.join().unwrap().unwrap();
+    // No refresh before this look: the copy the change left here.
+    assert!(
+        suspended(m.connection("b").map(drop)).is_some(),
+        "a tenant suspended in this process was served"
+    );
+}

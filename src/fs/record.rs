@@ -115,7 +115,7 @@ pub(crate) fn update_record(
             ));
         }
     };
-    rewrite_locked(&lock, path, update)
+    rewrite_locked(&lock, path, update, "recording the root's description")
 }
 
 /// As [`update_record`], but a root that cannot be written is an error
@@ -149,15 +149,22 @@ pub(crate) fn rewrite_record(
         }
         Err(e) => return Err(Error::io(None, lock_file, operation, e)),
     };
-    rewrite_locked(&lock, path, update)
+    rewrite_locked(
+        &lock,
+        path,
+        update,
+        "writing the record (a synced scratch file renamed over it)",
+    )
 }
 
 /// Under `lock`: `update` what is at `path`, by rename of a synced scratch
-/// file; unlocked (unlink, then unlock) on return.
+/// file (`writing` says it in an error); unlocked (unlink, then unlock)
+/// on return.
 fn rewrite_locked(
     lock: &FileLock,
     path: &Path,
     update: impl FnOnce(Option<&str>) -> Result<Option<String>>,
+    writing: &'static str,
 ) -> Result<()> {
     let current = read_record(path)?;
     if let Some(text) = update(current.as_deref())? {
@@ -165,7 +172,7 @@ fn rewrite_locked(
         write_scratch(dir, name, &text)
             .and_then(|scratch| sys::rename(dir.fd(), &scratch, name))
             .and_then(|()| dir.sync())
-            .map_err(|e| Error::io(None, path, "recording the root's description", e))?;
+            .map_err(|e| Error::io(None, path, writing, e))?;
     }
     Ok(())
 }

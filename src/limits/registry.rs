@@ -17,12 +17,12 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 
 use super::policy::{Policy, TenantLimits};
 use super::record::{self, Entries, Entry, Override};
 use crate::error::{Error, Result};
-use crate::fs::{self, Patience, record::RECORD_WAIT};
+use crate::fs::{self, Patience};
 use crate::name::TenantName;
 use crate::paths::INTERNAL_DIR;
 
@@ -67,6 +67,10 @@ pub(crate) struct Limits {
     path: PathBuf,
     default_max_size: Option<u64>,
     view: RwLock<View>,
+    /// Held by a change from under the record's lock until its copy is
+    /// installed, and by a refresh from its read until its install: each
+    /// copy is installed in the order it was read.
+    turn: Mutex<()>,
 }
 
 impl Limits {
@@ -86,6 +90,7 @@ impl Limits {
                 entries: Arc::default(),
                 generation: 0,
             }),
+            turn: Mutex::new(()),
         };
         let stamp = limits.stamp();
         let entries = limits.read()?;
@@ -156,12 +161,14 @@ impl Limits {
     /// `stat` otherwise). A record that cannot be read keeps the last good
     /// copy, logged.
     pub(crate) fn refresh(&self) {
+        if self.read_as_of(self.stamp()) {
+            return;
+        }
+        // In turn with this process's changes (see `change`).
+        let _turn = self.turn.lock();
         let stamp = self.stamp();
-        {
-            let view = self.view.read();
-            if view.stamp.is_some() && view.stamp == stamp {
-                return;
-            }
+        if self.read_as_of(stamp) {
+            return;
         }
         match self.read() {
             Ok(entries) => self.install(stamp, entries),
@@ -171,34 +178,40 @@ impl Limits {
         }
     }
 
+    /// Whether this process's copy is the record as of `stamp`.
+    fn read_as_of(&self, stamp: Option<Stamp>) -> bool {
+        let view = self.view.read();
+        view.stamp.is_some() && view.stamp == stamp
+    }
+
     /// Changes `tenant`'s entry with `change`, in the record (under its
     /// lock, so that no other process's change is lost) and in this
-    /// process's copy: an operator's call, which waits for the record's
-    /// lock as long as any record's (`RECORD_WAIT`).
+    /// process's copy, waiting for the record's lock as long as
+    /// `patience` allows (the tenant's operation's own).
+    ///
+    /// This process's copy is replaced before the record's lock is let
+    /// go, and in turn with [`refresh`](Self::refresh): a copy read (or
+    /// changed) before this change is never installed after it, which
+    /// would undo it here until the next refresh (two suspensions at once
+    /// in two threads left one undone: a review).
     ///
     /// # Errors
     ///
     /// [`Error::BadLimitsRecord`], or an I/O error writing the record (a
-    /// read-only root included).
+    /// read-only root included), naming the tenant; a wait for the
+    /// record's lock that ran out is [`Error::TenantBusy`].
     pub(crate) fn change(
-        &self,
-        tenant: &TenantName,
-        change: impl FnOnce(&mut Entry),
-    ) -> Result<()> {
-        self.change_within(tenant, &Patience::new(RECORD_WAIT), change)
-    }
-
-    /// [`change`](Self::change), waiting for the record's lock as long as
-    /// `patience` allows.
-    fn change_within(
         &self,
         tenant: &TenantName,
         patience: &Patience,
         change: impl FnOnce(&mut Entry),
     ) -> Result<()> {
-        let mut installed = None;
+        let (mut turn, mut installed) = (None, None);
         let doing = "locking the tenants' limits record";
-        fs::rewrite_record((&self.path, doing), patience, |text| {
+        let changed = fs::rewrite_record((&self.path, doing), patience, |text| {
+            // Taken under the record's lock (never while waiting for it),
+            // held until this copy is installed.
+            turn = Some(self.turn.lock());
             let mut entries = self.parse(text.unwrap_or_default())?;
             let mut entry = entries.remove(tenant.as_str()).unwrap_or_default();
             change(&mut entry);
@@ -208,13 +221,14 @@ impl Limits {
             let text = record::format(&entries);
             installed = Some(entries);
             Ok(Some(text))
-        })?;
-        if let Some(entries) = installed {
-            // Read again at the next refresh: another process may write
-            // right after this one.
+        });
+        if let (Ok(()), Some(entries)) = (&changed, installed) {
+            // Read again at the next refresh (no stamp): another process
+            // may write right after this one.
             self.install(None, entries);
         }
-        Ok(())
+        drop(turn);
+        changed.map_err(|e| e.naming(tenant))
     }
 
     /// Drops `tenant`'s entry (it was destroyed, or a new tenant takes
@@ -233,8 +247,7 @@ impl Limits {
             return Ok(());
         }
         // Said as the tenant's operation held up (`TenantBusy`).
-        (self.change_within(tenant, patience, |entry| *entry = Entry::default()))
-            .map_err(|e| e.naming(tenant))
+        self.change(tenant, patience, |entry| *entry = Entry::default())
     }
 
     /// The record's stamp now: [`Stamp::MISSING`] when there is none yet
