@@ -28,9 +28,14 @@ pub(crate) fn apply(conn: &Connection, policy: &Policy) -> rusqlite::Result<()> 
     let Some(max_size) = policy.max_size else {
         return Ok(());
     };
-    let page_size = pragma(conn, "page_size")?.max(1);
-    let pages = (max_size / page_size).max(1);
+    let pages = pages_allowed(max_size, pragma(conn, "page_size")?);
     conn.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))
+}
+
+/// How many pages of `page_size` bytes a limit of `max_size` bytes lets
+/// a database have: the whole pages that fit in it, at least one.
+pub(crate) fn pages_allowed(max_size: u64, page_size: u64) -> u64 {
+    (max_size / page_size.max(1)).max(1)
 }
 
 /// The database's size in bytes as `conn` sees it (page count times page

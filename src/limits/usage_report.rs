@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use super::policy::Suspension;
+use super::quota::pages_allowed;
 use crate::error::Error;
 use crate::fleet::{Line, Tally};
 use crate::name::TenantName;
@@ -59,14 +60,17 @@ impl TenantUsage {
     }
 
     /// At or over its limit: it cannot grow (SQLite clamps a limit below
-    /// the size to the size).
+    /// the size to the size). A limit that is no whole number of pages
+    /// lets the tenant have the whole pages that fit in it, so a tenant
+    /// can be at its limit with a [`fill`](Self::fill) just under 1.
     pub fn is_over_limit(&self) -> bool {
-        self.fill().is_some_and(|f| f >= 1.0)
+        self.max_size
+            .is_some_and(|limit| self.page_count >= pages_allowed(limit, u64::from(self.page_size)))
     }
 
     /// At [`NEAR_LIMIT`] of its limit or more (over it included).
     pub fn is_near_limit(&self) -> bool {
-        self.fill().is_some_and(|f| f >= NEAR_LIMIT)
+        self.is_over_limit() || self.fill().is_some_and(|f| f >= NEAR_LIMIT)
     }
 }
 
@@ -256,6 +260,26 @@ mod tests {
             max_size: None,
             suspension: None,
         }
+    }
+
+    /// A limit that is no whole number of pages: the tenant is full at
+    /// the whole pages that fit in it, and said so (a review: 1,000,000
+    /// bytes with 4 KiB pages caps it at 999,424, where writes fail, and
+    /// the report called it only near its limit).
+    #[test]
+    fn a_tenant_at_the_whole_pages_of_its_limit_is_at_it() {
+        let full = TenantUsage {
+            max_size: Some(1_000_000),
+            ..row("acme", 244)
+        };
+        assert!(full.fill().is_some_and(|f| f < 1.0));
+        assert!(full.is_over_limit() && full.is_near_limit());
+        let below = TenantUsage {
+            max_size: Some(1_000_000),
+            ..row("acme", 243)
+        };
+        assert!(!below.is_over_limit() && below.is_near_limit());
+        assert!(!row("acme", 10_000).is_over_limit());
     }
 
     #[test]
