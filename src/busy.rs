@@ -25,6 +25,9 @@ pub enum WaitedFor {
     CheckedOutConnections,
     /// Another destroy of the same tenant in this process.
     DestroyInThisProcess,
+    /// A first connection to the tenant that this process was opening
+    /// (its pool's cold open: its migrations, its `connection_init`).
+    OpeningInThisProcess,
     /// A connection to the tenant that another process has open.
     OpenConnection,
     /// A connection to the tenant that another process was opening (a
@@ -66,6 +69,7 @@ impl WaitedFor {
         match self {
             WaitedFor::CheckedOutConnections => "checked-out-connections",
             WaitedFor::DestroyInThisProcess => "destroy-in-this-process",
+            WaitedFor::OpeningInThisProcess => "opening-in-this-process",
             WaitedFor::OpenConnection => "open-connection",
             WaitedFor::Opening => "opening",
             WaitedFor::Create => "create",
@@ -86,9 +90,10 @@ impl WaitedFor {
     /// The holder's word read back from its lock file (`Operation` for
     /// anything else: an empty file, whose holder could not write it).
     pub(crate) fn from_keyword(word: &str) -> WaitedFor {
-        const ALL: [WaitedFor; 16] = [
+        const ALL: [WaitedFor; 17] = [
             WaitedFor::CheckedOutConnections,
             WaitedFor::DestroyInThisProcess,
+            WaitedFor::OpeningInThisProcess,
             WaitedFor::OpenConnection,
             WaitedFor::Opening,
             WaitedFor::Create,
@@ -116,6 +121,7 @@ impl fmt::Display for WaitedFor {
         f.write_str(match self {
             WaitedFor::CheckedOutConnections => "checked-out connections",
             WaitedFor::DestroyInThisProcess => "destroy in this process",
+            WaitedFor::OpeningInThisProcess => "open in progress in this process",
             WaitedFor::OpenConnection => "open connection",
             WaitedFor::Opening => "open in progress",
             WaitedFor::Create => "create",
@@ -206,6 +212,9 @@ pub(crate) fn holder_phrase(
         WaitedFor::DestroyInThisProcess => {
             "another destroy of it in this process was still running".to_owned()
         }
+        WaitedFor::OpeningInThisProcess => {
+            "this process was still opening its first connection to it (its migrations, or a connection_init hook)".to_owned()
+        }
         // A destroy closes its own manager's pools first: the one left
         // is another manager's on the same root (or a read of it).
         WaitedFor::OpenConnection if this_process => {
@@ -253,6 +262,7 @@ pub(crate) fn advice(waited_for: WaitedFor) -> &'static str {
     match waited_for {
         WaitedFor::CheckedOutConnections => "release its connections and retry",
         WaitedFor::DestroyInThisProcess => "retry once that destroy has finished",
+        WaitedFor::OpeningInThisProcess => "retry once it is open and its connections are released",
         WaitedFor::OpenConnection | WaitedFor::Opening => {
             "close it there (or stop that process) and retry"
         }

@@ -427,6 +427,48 @@ fn checkouts_fail_at_once_while_destroy_waits() {
     assert!(!m.tenant_exists("acme").unwrap());
 }
 
+/// A destroy that gives up waiting for this process's cold open of the
+/// tenant says so, not that "0 connection(s) were still checked out,
+/// release its connections" (a review).
+#[test]
+fn a_destroy_held_by_a_cold_open_says_it_was_the_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let (opening, started) = std::sync::mpsc::sync_channel(1);
+    let m = builder(dir.path())
+        .destroy_timeout(Duration::from_millis(200))
+        .connection_init(move |_| {
+            let _ = opening.try_send(());
+            std::thread::sleep(Duration::from_secs(2));
+            Ok(())
+        })
+        .build()
+        .unwrap();
+    m.create_tenant("acme").unwrap();
+    let opener = {
+        let m = m.clone();
+        std::thread::spawn(move || m.connection("acme").map(drop))
+    };
+    started.recv().unwrap();
+    let err = m.destroy_tenant("acme").unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        matches!(
+            err,
+            Error::TenantBusy {
+                waited_for: tenanted::WaitedFor::OpeningInThisProcess,
+                ..
+            }
+        ),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("opening its first connection") && !msg.contains("checked out"),
+        "{msg}"
+    );
+    opener.join().unwrap().unwrap();
+    m.destroy_tenant("acme").unwrap();
+}
+
 #[test]
 fn connection_init_hook_and_pragmas_run_on_every_connection() {
     let dir = tempfile::tempdir().unwrap();

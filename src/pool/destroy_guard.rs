@@ -96,15 +96,16 @@ impl<'a> DestroyGuard<'a> {
         let pools = self.pools.as_deref().unwrap_or_default();
         let still_out = match wait_quiescent(pools, remaining) {
             None if landed => None,
-            None => Some(0),
-            Some(out) => Some(out),
+            // What held it was the cold open, not a checkout.
+            None => Some((WaitedFor::OpeningInThisProcess, 0)),
+            Some(out) => Some((WaitedFor::CheckedOutConnections, out)),
         };
-        if let Some(checked_out) = still_out {
-            tracing::warn!(tenant = %self.tenant, checked_out, "destroy gave up: connections still checked out");
+        if let Some((waited_for, checked_out)) = still_out {
+            tracing::warn!(tenant = %self.tenant, checked_out, %waited_for, "destroy gave up: the tenant is still in use in this process");
             return Err(Error::TenantBusy {
                 tenant: self.tenant.clone(),
                 path: self.path.clone(),
-                waited_for: WaitedFor::CheckedOutConnections,
+                waited_for,
                 checked_out,
                 other_process: None,
                 waited: self.started.elapsed(),
