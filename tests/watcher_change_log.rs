@@ -232,3 +232,28 @@ fn a_busy_pool_whose_tenant_another_process_holds_holds_up_no_other_pool() {
         .unwrap();
     assert_eq!(serving.stats().open_pools, 1);
 }
+
+/// The watcher's place in the change log is taken while the manager is
+/// built, on the caller's thread: an announcement made once `build()`
+/// has returned is news to it. (Taken on the watcher's own thread, after
+/// `build()` returned, the log's end could be read after a pool was
+/// cached and another process announced a change to it: that change was
+/// then left to the sweep, a review.)
+#[cfg(feature = "testing")]
+#[test]
+fn the_watcher_reads_the_change_log_from_where_it_was_at_build() {
+    use tenanted::testing::faults::{FaultPlan, Step};
+    let dir = tempfile::tempdir().unwrap();
+    common::manager(dir.path()).create_tenant("acme").unwrap();
+    let plan = FaultPlan::record();
+    let m = watcher(dir.path(), Duration::from_secs(3600));
+    let steps = plan.steps();
+    drop(plan);
+    assert!(
+        steps
+            .iter()
+            .any(|s| s.step == Step::Open && s.name == std::path::Path::new("changes")),
+        "{steps:?}"
+    );
+    drop(m);
+}

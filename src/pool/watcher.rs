@@ -86,9 +86,14 @@ impl Watcher {
     ) -> std::io::Result<Self> {
         let cache: Weak<PoolCache> = Arc::downgrade(cache);
         let (stop, stopped) = mpsc::channel::<()>();
+        // Opened here, before `build()` returns and any pool is cached:
+        // what the log holds is older than every pool this manager will
+        // open. (Opened on the thread, after the return, it skipped an
+        // announcement made meanwhile about a pool cached meanwhile.)
+        let log = ChangeLog::open(&settings.root);
         let thread = std::thread::Builder::new()
             .name("tenanted-watcher".into())
-            .spawn(move || run(&cache, &settings, &limits, &stopped))?;
+            .spawn(move || run(&cache, &settings, &limits, (log, &stopped)))?;
         Ok(Watcher {
             stop: Some(stop),
             thread: Some(thread),
@@ -100,16 +105,14 @@ fn run(
     cache: &Weak<PoolCache>,
     settings: &WatchSettings,
     limits: &Limits,
-    stopped: &mpsc::Receiver<()>,
+    (log, stopped): (ChangeLog, &mpsc::Receiver<()>),
 ) {
     let prune_period = settings
         .idle_timeout
         .map(|idle| (idle / 4).clamp(Duration::from_millis(10), Duration::from_secs(5)));
     let tick = prune_period.map_or(settings.interval, |p| p.min(settings.interval));
     let (mut next_watch, mut next_prune) = (Instant::now(), Instant::now());
-    // Opened before any pool is cached: what it already holds is older
-    // than every pool this manager will open.
-    let mut watch = Watch::new(settings);
+    let mut watch = Watch::new(settings, log);
     let mut checked_limits = None;
     while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(tick) {
         let Some(cache) = cache.upgrade() else { break };
@@ -168,10 +171,10 @@ struct Watch<'a> {
 }
 
 impl<'a> Watch<'a> {
-    fn new(settings: &'a WatchSettings) -> Self {
+    fn new(settings: &'a WatchSettings, log: ChangeLog) -> Self {
         Watch {
             settings,
-            log: ChangeLog::open(&settings.root),
+            log,
             pending: HashSet::new(),
             sweep: Vec::new(),
             swept: 0,
