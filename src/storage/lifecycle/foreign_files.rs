@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 
 use crate::error::{Error, Result};
-use crate::fs::siblings::is_tenanteds;
+use crate::fs::siblings::{is_tenanteds, litestream_dir};
 use crate::name::TenantName;
 use crate::storage::coordination::tenant_path::{TenantLock, TenantPath};
 
@@ -39,9 +39,17 @@ pub(in crate::storage) fn refuse_foreign_files(
             e,
         )
     })?;
+    let litestream = litestream_dir(at.db_name());
     let foreign: Vec<PathBuf> = (entries.into_iter().flatten())
+        .filter(|(name, is_dir)| {
+            // A directory under a name of tenanted's (`main.sqlite3-wal/`)
+            // is no file SQLite made: only Litestream's state is one. (A
+            // destroy took one for the WAL, failed to unlink it, and the
+            // sweep that finished the destroy removed it with what it
+            // held: an outside probe.)
+            !is_tenanteds(&name.to_string_lossy(), at.db_name()) || (*is_dir && *name != litestream)
+        })
         .map(|(name, _)| name)
-        .filter(|name| !is_tenanteds(&name.to_string_lossy(), at.db_name()))
         .take(NAMED)
         .collect();
     match foreign.is_empty() {
