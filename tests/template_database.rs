@@ -74,7 +74,8 @@ fn the_template_is_rebuilt_when_a_migration_is_added() {
         .unwrap()
         .map(|e| e.unwrap().file_name())
         .collect();
-    assert_eq!(after.len(), 1, "stale templates are removed: {after:?}");
+    // The template and the digest of its bytes (`.sum`).
+    assert_eq!(after.len(), 2, "stale templates are removed: {after:?}");
     assert_ne!(before, after);
     assert_eq!(schema_of(&m.root().database_path("new").unwrap()).1, 4);
     // tenants() never lists the template.
@@ -117,10 +118,10 @@ fn eight_threads_building_the_template_at_once_share_one() {
         t.join().unwrap();
     }
     assert_eq!(sorted_tenants(&m).len(), 8);
-    let templates: Vec<_> = std::fs::read_dir(dir.path().join(".tenanted/templates"))
-        .unwrap()
-        .collect();
-    assert_eq!(templates.len(), 1);
+    let templates = common::files_under(&dir.path().join(".tenanted/templates"));
+    // One template, and the digest of its bytes.
+    assert_eq!(templates.len(), 2, "{templates:?}");
+    assert_eq!(format!("{}.sum", templates[0]), templates[1]);
 }
 
 /// `schema/schema.sql` is generated; this fails when it is stale.
@@ -217,7 +218,9 @@ fn an_earlier_releases_template_goes_only_with_its_migrations() {
     m.create_tenant("a").unwrap();
     let templates = dir.path().join(".tenanted/templates");
     let names = || common::files_under(&templates);
-    let hidden = names().pop().unwrap();
+    let hidden = (names().into_iter())
+        .find(|n| n.ends_with(".sqlite3"))
+        .unwrap();
     assert!(
         hidden.starts_with('.') && hidden.ends_with(".sqlite3"),
         "{hidden}"
@@ -229,7 +232,71 @@ fn an_earlier_releases_template_goes_only_with_its_migrations() {
     }
     std::fs::remove_file(templates.join(&hidden)).unwrap();
     m.create_tenant("b").unwrap();
-    let mut expected = vec![hidden, same];
+    // The template's digest is this release's, rebuilt with it.
+    let digest = format!("{hidden}.sum");
+    let mut expected = vec![hidden, digest, same];
     expected.sort();
     assert_eq!(names(), expected);
+}
+
+/// A template damaged on disk (truncated, overwritten, its version or its
+/// rows changed by another program) is built again before it is copied,
+/// never copied into new tenants (an outside probe: every create after
+/// such damage reported success, making a damaged tenant, an empty file,
+/// a tenant two migrations behind, or one holding the planted row).
+#[test]
+fn a_template_damaged_on_disk_is_built_again_not_copied() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = TenantManager::builder(
+        RootConfig::new(dir.path()),
+        Migrations::new(three_migrations()),
+    )
+    .build()
+    .unwrap();
+    m.create_tenant("first").unwrap();
+    let templates = dir.path().join(".tenanted/templates");
+    let template = std::fs::read_dir(&templates)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "sqlite3"))
+        .expect("a template was built");
+    let sql = |sql: &str| {
+        let conn = rusqlite::Connection::open(&template).unwrap();
+        conn.execute_batch(sql).unwrap();
+    };
+    let damages: [(&str, Box<dyn Fn()>); 4] = [
+        (
+            "truncated",
+            Box::new(|| std::fs::write(&template, b"").unwrap()),
+        ),
+        (
+            "overwritten",
+            Box::new(|| std::fs::write(&template, vec![7u8; 8192]).unwrap()),
+        ),
+        (
+            "version changed",
+            Box::new(|| sql("PRAGMA user_version = 2;")),
+        ),
+        (
+            "a row planted",
+            Box::new(|| sql("INSERT INTO notes (body) VALUES ('planted');")),
+        ),
+    ];
+    for (i, (damage, apply)) in damages.iter().enumerate() {
+        apply();
+        let name = format!("after-{i}");
+        m.create_tenant(&name)
+            .unwrap_or_else(|e| panic!("{damage}: {e}"));
+        let conn = m
+            .connection(&name)
+            .unwrap_or_else(|e| panic!("{damage}: {e}"));
+        let (version, notes): (i64, i64) = conn
+            .query_row(
+                "SELECT (SELECT user_version FROM pragma_user_version), count(*) FROM notes",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((version, notes), (3, 0), "{damage}");
+    }
 }

@@ -18,4 +18,5 @@ pub(in crate::storage) mod rekey;
 pub(in crate::storage) mod restore;
 pub(in crate::storage) mod snapshot;
 pub(in crate::storage) mod stage;
+pub(in crate::storage) mod template_check;
 pub(in crate::storage) mod template_database;

@@ -21,13 +21,16 @@ use rusqlite::Connection;
 use crate::busy::{Busy, WaitedFor, busy};
 use crate::error::{Error, Result};
 use crate::fs::dir::Dir;
-use crate::fs::files::{build_by_rename, remove_tree_quietly, remove_with_sidecars};
+use crate::fs::files::{
+    build_by_rename, remove_quietly, remove_tree_quietly, remove_with_sidecars,
+};
 use crate::fs::lock::{FileLock, split};
 use crate::fs::siblings::{litestream_dir, lock_path};
 use crate::fs::{Patience, sys};
 use crate::name::TenantName;
 use crate::paths::INTERNAL_DIR;
 use crate::storage::lifecycle::debris::remove_debris;
+use crate::storage::lifecycle::template_check::{digest_name, is_intact, record_digest};
 
 /// The template file for the migrations whose fingerprint is `key`.
 fn template_path(root: &Path, key: u64) -> PathBuf {
@@ -67,7 +70,7 @@ pub(crate) fn ensure_template(
     migrate: impl Fn(&mut Connection, &Path) -> Result<()>,
 ) -> Result<Template> {
     let path = template_path(root, key);
-    if let Some(template) = open_template(root, &path, tenant)? {
+    if let Some(template) = open_template(root, &path, tenant)?.and_then(intact) {
         return Ok(template);
     }
     let lock_file = lock_path(&path);
@@ -83,21 +86,38 @@ pub(crate) fn ensure_template(
             None => Error::io(Some(tenant), &lock_file, "locking the template database", e),
         })?;
     match open_template(root, &path, tenant)? {
-        Some(template) => Ok(template),
+        Some(found) => match intact(found) {
+            Some(template) => Ok(template),
+            None => {
+                tracing::warn!(path = %path.display(), "the template database does not match the digest recorded when it was built (damaged, or changed by hand): building it again");
+                build_template(lock.dir(), &path, tenant, &migrate)
+            }
+        },
         None => build_template(lock.dir(), &path, tenant, &migrate),
     }
 }
 
-fn open_template(root: &Path, path: &Path, tenant: &TenantName) -> Result<Option<Template>> {
+/// The template, if it is the one that was built (see `template_check.rs`).
+fn intact((dir, template): (Dir, Template)) -> Option<Template> {
+    let name = crate::fs::siblings::name_of(&template.path);
+    is_intact(&dir, name, &template.file).then_some(template)
+}
+
+/// The template at `path`, open, with its directory.
+fn open_template(root: &Path, path: &Path, tenant: &TenantName) -> Result<Option<(Dir, Template)>> {
     let opened = split(path).and_then(|(dir, name)| {
         let dir = Dir::open(root, dir)?;
-        sys::open_file(dir.fd(), name)
+        let file = sys::open_file(dir.fd(), name)?;
+        Ok((dir, file))
     });
     match opened {
-        Ok(file) => Ok(Some(Template {
-            file,
-            path: path.to_path_buf(),
-        })),
+        Ok((dir, file)) => Ok(Some((
+            dir,
+            Template {
+                file,
+                path: path.to_path_buf(),
+            },
+        ))),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(Error::io(
             Some(tenant),
@@ -126,6 +146,10 @@ fn build_template(
             .map_err(|e| Error::sqlite(Some(tenant), path, "enabling WAL in the template", e))?;
         migrate(conn, path)
     })?;
+    if let Err(e) = record_digest(dir, name, &file) {
+        // Built again by the next create, which finds no digest.
+        tracing::warn!(path = %path.display(), error = %e, "could not record the template database's digest");
+    }
     remove_stale_templates(dir, name);
     tracing::info!(path = %path.display(), "built template database");
     Ok(Template {
@@ -153,6 +177,7 @@ fn remove_stale_templates(dir: &Dir, current: &Path) {
         let stale = is_template(&text) && text != current && text != earlier_name;
         if !is_dir && stale {
             remove_with_sidecars(dir, &name);
+            remove_quietly(dir, &digest_name(&name));
             remove_tree_quietly(dir, &litestream_dir(&name));
         }
     }
