@@ -411,3 +411,41 @@ fn a_limit_left_by_a_destroy_that_died_does_not_pass_to_the_next_tenant_of_the_n
         other.destroy_tenant("acme").unwrap();
     }
 }
+
+/// A tenant over its limit (the limit was lowered below its size) is held
+/// at the size it has; once it shrinks (`DELETE` and `VACUUM`), it is
+/// held to the limit itself, on every connection of its pool, not at the
+/// size it had when they were opened (an outside probe: a tenant shrunk
+/// from 310 pages to 8 under a limit of 64 grew back to 310).
+#[test]
+fn a_tenant_shrunk_below_its_limit_is_held_to_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = manager(dir.path(), None);
+    m.create_tenant("v").unwrap();
+    {
+        let conn = m.connection("v").unwrap();
+        for _ in 0..300 {
+            insert(&conn, 4000).unwrap();
+        }
+    }
+    m.set_tenant_max_size("v", Some(256 * KIB)).unwrap();
+    // Connections opened over the limit: all three of the pool's.
+    let held: Vec<_> = (0..3).map(|_| m.connection("v").unwrap()).collect();
+    assert!(matches!(
+        insert(&held[0], 4000),
+        Err(Error::QuotaExceeded { .. })
+    ));
+    held[1].execute_batch("DELETE FROM blobs; VACUUM;").unwrap();
+    let shrunk = pragma(&held[1], "page_count");
+    assert!(shrunk < 64, "VACUUM left {shrunk} pages");
+    drop(held);
+    // Whichever connection comes, the limit is the limit again.
+    for _ in 0..6 {
+        let conn = m.connection("v").unwrap();
+        let e = fill(&conn);
+        assert!(matches!(e, Error::QuotaExceeded { .. }), "{e}");
+        let pages = pragma(&conn, "page_count");
+        assert!(pages <= 64, "grew back to {pages} pages past a limit of 64");
+        conn.execute_batch("DELETE FROM blobs; VACUUM;").unwrap();
+    }
+}

@@ -24,12 +24,27 @@ use crate::name::TenantName;
 /// # Errors
 ///
 /// SQLite's, reading the page size or setting the limit.
-pub(crate) fn apply(conn: &Connection, policy: &Policy) -> rusqlite::Result<()> {
+///
+/// Returns the pages the limit allows when SQLite kept more (the tenant
+/// was over its limit): the connection then holds the tenant at the size
+/// it had, even after it shrinks (a `VACUUM`), until the limit is set on
+/// it again ([`set_max_pages`]), which its pool does at every checkout
+/// (an outside probe: a tenant shrunk below its limit grew back past it).
+pub(crate) fn apply(conn: &Connection, policy: &Policy) -> rusqlite::Result<Option<u64>> {
     let Some(max_size) = policy.max_size else {
-        return Ok(());
+        return Ok(None);
     };
     let pages = pages_allowed(max_size, pragma(conn, "page_size")?);
-    conn.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))
+    let kept = set_max_pages(conn, pages)?;
+    Ok((kept > pages).then_some(pages))
+}
+
+/// Sets `conn`'s `max_page_count` to `pages`; what SQLite kept (more when
+/// the database is larger already).
+pub(crate) fn set_max_pages(conn: &Connection, pages: u64) -> rusqlite::Result<u64> {
+    conn.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |r| {
+        number(r, "max_page_count")
+    })
 }
 
 /// How many pages of `page_size` bytes a limit of `max_size` bytes lets
@@ -49,17 +64,20 @@ fn size_of(conn: &Connection) -> u64 {
 /// connection with text (as its `cipher_page_size`): a number in text is
 /// read as one.
 fn pragma(conn: &Connection, name: &str) -> rusqlite::Result<u64> {
-    conn.query_row(&format!("PRAGMA {name}"), [], |r| {
-        let value = r.get_ref(0)?;
-        let number = match value {
-            ValueRef::Integer(n) => Some(u64::try_from(n).unwrap_or(0)),
-            ValueRef::Text(text) => std::str::from_utf8(text)
-                .ok()
-                .and_then(|t| t.trim().parse().ok()),
-            _ => None,
-        };
-        number.ok_or_else(|| rusqlite::Error::InvalidColumnType(0, name.into(), value.data_type()))
-    })
+    conn.query_row(&format!("PRAGMA {name}"), [], |r| number(r, name))
+}
+
+/// The first column of a PRAGMA's row `r`, as a number (see [`pragma`]).
+fn number(r: &rusqlite::Row<'_>, name: &str) -> rusqlite::Result<u64> {
+    let value = r.get_ref(0)?;
+    let number = match value {
+        ValueRef::Integer(n) => Some(u64::try_from(n).unwrap_or(0)),
+        ValueRef::Text(text) => std::str::from_utf8(text)
+            .ok()
+            .and_then(|t| t.trim().parse().ok()),
+        _ => None,
+    };
+    number.ok_or_else(|| rusqlite::Error::InvalidColumnType(0, name.into(), value.data_type()))
 }
 
 /// The error a statement on `tenant`'s connection `conn` failed with, said

@@ -201,7 +201,11 @@ impl PinnedManager {
         }
         // After the pin, not in `setup`: setting the limit reads the
         // database, and the first read is the pin's.
-        limits::apply(&pinned.conn, &self.policy).map_err(OpenFailure::Setup)?;
+        if let Some(pages) =
+            limits::apply(&pinned.conn, &self.policy).map_err(OpenFailure::Setup)?
+        {
+            self.state.clamped_at(pages);
+        }
         Ok((pinned.conn, pinned.version))
     }
 }

@@ -20,6 +20,10 @@ pub(super) struct PoolState {
     state: AtomicU8,
     /// The database file the pool's first connection was pinned to.
     file: OnceLock<FileId>,
+    /// The pages the tenant's size limit allows, once a connection of the
+    /// pool was opened with the tenant over it (see `limits::apply`):
+    /// then every checkout sets the limit again.
+    clamped: OnceLock<u64>,
 }
 
 /// What a checkout finds.
@@ -59,6 +63,17 @@ impl PoolState {
     /// The pool's file: the first one offered becomes it.
     pub(super) fn file_or(&self, first: FileId) -> FileId {
         *self.file.get_or_init(|| first)
+    }
+
+    /// Notes that a connection was opened with the tenant over its limit
+    /// of `pages`.
+    pub(super) fn clamped_at(&self, pages: u64) {
+        let _ = self.clamped.set(pages);
+    }
+
+    /// The limit's pages, if a connection was opened over it.
+    pub(super) fn clamped(&self) -> Option<u64> {
+        self.clamped.get().copied()
     }
 
     /// The pool's file, once its first connection has been made.

@@ -27,7 +27,7 @@ use super::pool_state::{Admission, PoolState};
 use super::resident::Resident;
 use super::{caller_gone, setting_up};
 use crate::error::{Error, NoConnection, Result};
-use crate::limits::Policy;
+use crate::limits::{self, Policy};
 use crate::name::TenantName;
 
 /// How long one wait on an exhausted pool lasts before the pool's state is
@@ -123,7 +123,20 @@ impl TenantPool {
         let guard = self.enter()?;
         let conn = guard.0.get()?;
         guard.0.last_used.store(now, Ordering::Relaxed);
+        guard.0.hold_to_limit(&conn);
         Ok(Checkout { conn, guard })
+    }
+
+    /// Sets the size limit again on a connection of a pool opened with its
+    /// tenant over it (rare; nothing for any other pool): SQLite kept such
+    /// a connection's limit at the size the tenant had then, and the
+    /// tenant may have shrunk since (see `limits::apply`).
+    fn hold_to_limit(&self, conn: &Lease) {
+        if let Some(pages) = self.state.clamped()
+            && let Err(e) = limits::set_max_pages(conn.connection(), pages)
+        {
+            tracing::debug!(tenant = %self.name, error = %e, "could not set the size limit again");
+        }
     }
 
     /// Takes in a connection got from this pool before it was cached (the
@@ -131,6 +144,7 @@ impl TenantPool {
     pub(super) fn adopt(self: Arc<Self>, conn: Lease, now: u64) -> Result<Checkout, Refused> {
         let guard = self.enter()?;
         guard.0.last_used.store(now, Ordering::Relaxed);
+        guard.0.hold_to_limit(&conn);
         Ok(Checkout { conn, guard })
     }
 
