@@ -535,9 +535,11 @@ pub enum Error {
 
     /// A write needed more room than the tenant's size limit leaves
     /// (SQLite's `SQLITE_FULL` under `PRAGMA max_page_count`); the
-    /// statement (in a transaction, the transaction) was rolled back.
+    /// statement was undone. In a transaction, SQLite may keep the
+    /// transaction open with its earlier statements (it says it "may or
+    /// may not" roll back): roll it back, or commit what came before.
     /// Reads, deletes and writes that fit in freed pages still work.
-    #[error("tenant {tenant} is at its size limit: the write needs more than the {limit} bytes allowed, and its database ({}) holds {size} bytes; nothing was written: delete data (freed pages are reused) or raise the limit (set_tenant_max_size, `tenanted limit set {tenant} SIZE`)", path.display())]
+    #[error("tenant {tenant} is at its size limit: the write needs more than the {limit} bytes allowed, and its database ({}) holds {size} bytes; the statement was undone (in a transaction, its earlier statements may still be pending: roll it back, or commit them): delete data (freed pages are reused) or raise the limit (set_tenant_max_size, `tenanted limit set {tenant} SIZE`)", path.display())]
     QuotaExceeded {
         /// The tenant.
         tenant: TenantName,
