@@ -896,8 +896,11 @@ fn sqlite_next_step(e: &rusqlite::Error) -> &'static str {
         Some(Code::DiskFull) => {
             "; the file system holding it is full (or a size limit was reached): free space on it and retry"
         }
+        Some(Code::SystemIoFailure) if lock_or_shared_memory_failed(e) => {
+            "; SQLite could not lock the file or open its -shm, which it does even to read a WAL database: this user may read the tenant but not write it (give this user write permission to the tenant's directory and files, or run as the root's owner), or the file system takes no locks (some network file systems); then retry"
+        }
         Some(Code::SystemIoFailure) => {
-            "; the disk failed the read or write, or ran out of room: look at the file system holding it (`df`, the kernel log) and retry"
+            "; the disk failed the read or write, or ran out of room, or this user may not write the files SQLite keeps beside it (-wal, -shm): look at the file system holding it (`df`, the kernel log) and at those files' permissions, and retry"
         }
         Some(Code::ReadOnly) => {
             "; the file or its file system is read-only: make it writable for this user and retry"
@@ -915,6 +918,27 @@ fn sqlite_next_step(e: &rusqlite::Error) -> &'static str {
         }
         _ => "",
     }
+}
+
+/// Whether SQLite's I/O error `e` was taking a lock on the file, or one
+/// of its shared-memory file's (`-shm`: opening, sizing, mapping or
+/// locking it): what a user who may read the root but not write it meets
+/// first (a file SQLite could open only read-only refuses its write
+/// locks: `SQLITE_IOERR_LOCK`, an outside probe's `nobody`).
+fn lock_or_shared_memory_failed(e: &rusqlite::Error) -> bool {
+    use rusqlite::ffi;
+    let extended = match e {
+        rusqlite::Error::SqliteFailure(failure, _) => failure.extended_code,
+        _ => return false,
+    };
+    [
+        ffi::SQLITE_IOERR_LOCK,
+        ffi::SQLITE_IOERR_SHMOPEN,
+        ffi::SQLITE_IOERR_SHMSIZE,
+        ffi::SQLITE_IOERR_SHMMAP,
+        ffi::SQLITE_IOERR_SHMLOCK,
+    ]
+    .contains(&extended)
 }
 
 /// What to do after the system's error `e`, as the end of a message, when

@@ -2956,3 +2956,38 @@ fn a_migration_refused_on_an_empty_database_does_not_stop_a_rollback_above_it() 
         .assert()
         .success();
 }
+
+/// A user who may read the root but not write it is told so, not to look
+/// at the disk: SQLite opens the file read-only, and its lock (which it
+/// takes even to read a WAL database) fails with `SQLITE_IOERR_LOCK`,
+/// "disk I/O error" (an outside probe's read-only backup account).
+#[test]
+fn a_user_who_may_only_read_the_root_is_told_it_is_permissions() {
+    let dir = workspace_with(&["acme"]);
+    let backup = dir.path().join("backup");
+    let db = tenanted::RootConfig::new(dir.path().join("tenants"))
+        .database_path("acme")
+        .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    // The tenant's files read-only to whoever runs the command (as root,
+    // `nobody`, to whom the root's files are read-only as made).
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o444)).unwrap();
+    let tenant_dir = db.parent().unwrap();
+    std::fs::set_permissions(tenant_dir, std::fs::Permissions::from_mode(0o555)).unwrap();
+    std::fs::create_dir(&backup).unwrap();
+    std::fs::set_permissions(&backup, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let to = backup.join("run").display().to_string();
+    let out = unprivileged(dir.path(), &["backup", "--to", &to]);
+    std::fs::set_permissions(tenant_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        stderr_of(&out)
+    );
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("this user may read the tenant but not write it")
+            && !said.contains("the disk failed the read or write"),
+        "{said}"
+    );
+}
