@@ -2991,3 +2991,37 @@ fn a_user_who_may_only_read_the_root_is_told_it_is_permissions() {
         "{said}"
     );
 }
+
+/// `cleanup` sweeps every part of the root it can read: one bucket this
+/// user may not read is reported (exit 1), and the debris of the others
+/// is removed all the same (an outside probe: the sweep stopped at the
+/// unreadable bucket and left the rest).
+#[test]
+fn cleanup_sweeps_what_it_can_read_and_reports_the_rest() {
+    let dir = workspace_with(&["acme", "hooli"]);
+    let root = tenanted::RootConfig::new(dir.path().join("tenants"));
+    let acme = root.database_path("acme").unwrap();
+    let debris = acme.with_file_name(".main.sqlite3.tmp-99999-0");
+    std::fs::write(&debris, b"left by a create that died").unwrap();
+    let hooli_bucket = root.database_path("hooli").unwrap();
+    let hooli_bucket = hooli_bucket.parent().unwrap().parent().unwrap();
+    assert_ne!(Some(hooli_bucket), acme.parent().unwrap().parent());
+    if rustix::process::geteuid().is_root() {
+        give_to_nobody(dir.path());
+    }
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(hooli_bucket, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let out = unprivileged(dir.path(), &["cleanup"]);
+    std::fs::set_permissions(hooli_bucket, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        stderr_of(&out)
+    );
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        !debris.exists(),
+        "the readable bucket was not swept: {said}"
+    );
+    assert!(said.contains(&hooli_bucket.display().to_string()), "{said}");
+}

@@ -355,7 +355,10 @@ fn finish_marked_destroy(
 /// Removes debris beside every tenant path under the root, skipping any
 /// tenant whose lock is held (an operation is in progress there). Returns
 /// how many files were removed, lock files included; or, once every other
-/// tenant is swept, the first tenant's error (each one is logged).
+/// tenant is swept, the first error (each one is logged): a directory of
+/// the root that cannot be read, or a tenant that cannot be swept, leaves
+/// the rest to be swept (an outside probe: one bucket this user may not
+/// read stopped the sweep of every other).
 pub(crate) fn sweep_debris(root: &RootConfig) -> Result<usize> {
     let owns_dir = root.owns_directory()?;
     let walk = root.walk(Mode::Siblings {
@@ -363,11 +366,17 @@ pub(crate) fn sweep_debris(root: &RootConfig) -> Result<usize> {
         operation: "sweeping debris",
     })?;
     let mut owners: BTreeMap<PathBuf, TenantName> = BTreeMap::new();
+    let mut first_failure = None;
     for found in walk {
-        let Found { tenant, path, .. } = found?;
-        owners.insert(path, tenant);
+        match found {
+            Ok(Found { tenant, path, .. }) => _ = owners.insert(path, tenant),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not look for debris there; going on with the rest of the root");
+                first_failure.get_or_insert(e);
+            }
+        }
     }
-    let (mut removed, mut first_failure) = (0, None);
+    let mut removed = 0;
     for (db, tenant) in owners {
         let at = TenantPath::new(root.root_dir(), &db, owns_dir);
         match sweep_tenant(&tenant, at, SweptBy::Operator) {
