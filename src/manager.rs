@@ -650,9 +650,9 @@ impl TenantManager {
     ///
     /// [`Error::Io`] for a directory that cannot be read;
     /// [`Error::OrphanedCommits`] for a `-wal` or `-journal` holding
-    /// commits beside no database. Every other tenant is cleaned up
-    /// first: the error is the first tenant's that could not be (each is
-    /// logged).
+    /// commits beside no database. Every other tenant (and every other
+    /// directory) is cleaned up first: the error is the first that came
+    /// (each is logged).
     ///
     /// ```
     /// # let dir = tempfile::tempdir()?;
