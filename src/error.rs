@@ -112,7 +112,7 @@ pub enum Error {
     /// lists it, but it holds no database: a directory made by hand in a
     /// bucket, or one whose database was moved away. Every operation on the tenant says
     /// so; tenanted changes nothing in it.
-    #[error("tenant {tenant} is damaged: its directory {} is there, so it is listed, but holds no database file {} ({found} there); nothing was changed: run remove_debris (`tenanted cleanup`) to remove the directory if nothing else is in it, create_tenant to make the tenant again in it, or move the directory out of the root (the way when a -wal or -journal holding commits is left in it: they are the missing database's last writes, which cleanup and create both keep)", dir.display(), path.display())]
+    #[error("tenant {tenant} is damaged: its directory {} is there, so it is listed, but holds no database file {} ({found} there); nothing was changed: {}", dir.display(), path.display(), missing_database_way_out(found, path, ("remove_debris (`tenanted cleanup`)", "create_tenant")))]
     MissingDatabase {
         /// The tenant.
         tenant: TenantName,
@@ -917,6 +917,29 @@ fn sqlite_next_step(e: &rusqlite::Error) -> &'static str {
             "; this connection waited for the tenant's write lock longer than it waits (busy_timeout): another connection held it that long (a long transaction, another process's migration or restore), or other writers kept taking it in turn (SQLite's wait is not first come, first served: under a steady stream of short writes, a waiter can lose every time): retry, keep write transactions short, write from fewer threads or processes at once, or, for a pool's connections, raise busy_timeout"
         }
         _ => "",
+    }
+}
+
+/// What to do about a tenant whose own directory holds no database file
+/// (`found` at its `path`), `cleanup` and `create` said in the reader's
+/// words. Something other than nothing there (a directory, a special
+/// file) is not tenanted's, and neither a sweep nor a create touches it:
+/// it must be moved out first (advice that said "run cleanup" went round
+/// in a circle: an outside probe).
+pub fn missing_database_way_out(
+    found: &str,
+    path: &Path,
+    (cleanup, create): (&str, &str),
+) -> String {
+    let then = format!(
+        "run {cleanup} to remove the directory if nothing else is in it, {create} to make the tenant again in it, or move the directory out of the root (the way when a -wal or -journal holding commits is left in it: they are the missing database's last writes, which cleanup and create both keep)"
+    );
+    match found {
+        "nothing" => then,
+        _ => format!(
+            "move {} out of the root first (tenanted did not make it, and neither cleanup nor create touches it), then {then}",
+            path.display()
+        ),
     }
 }
 

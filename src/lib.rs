@@ -122,6 +122,9 @@ macro_rules! embed_migrations {
 #[doc(hidden)]
 pub mod __private {
     pub use include_dir;
+
+    // The command line's words for what the library's messages advise.
+    pub use crate::error::missing_database_way_out;
 }
 
 // Re-exported so users name the same versions tenanted links against.

@@ -81,9 +81,14 @@ pub fn cli_message(e: &Error) -> String {
             path,
             found,
         } => format!(
-            "tenant {tenant} is damaged: its directory {} is there, so it is listed, but holds no database file {} ({found} there); nothing was changed: run `tenanted cleanup` to remove the directory if nothing else is in it, `tenanted create {tenant}` to make the tenant again in it, or move the directory out of the root (the way when a -wal or -journal holding commits is left in it: they are the missing database's last writes, which cleanup and create both keep)",
+            "tenant {tenant} is damaged: its directory {} is there, so it is listed, but holds no database file {} ({found} there); nothing was changed: {}",
             dir.display(),
-            path.display()
+            path.display(),
+            tenanted::__private::missing_database_way_out(
+                found,
+                path,
+                ("`tenanted cleanup`", &format!("`tenanted create {tenant}`"))
+            )
         ),
         Error::BadBackup {
             tenant,
