@@ -264,7 +264,8 @@ fn a_template_damaged_on_disk_is_built_again_not_copied() {
         let conn = rusqlite::Connection::open(&template).unwrap();
         conn.execute_batch(sql).unwrap();
     };
-    let damages: [(&str, Box<dyn Fn()>); 4] = [
+    type Damage<'a> = (&'a str, Box<dyn Fn() + 'a>);
+    let damages: [Damage<'_>; 4] = [
         (
             "truncated",
             Box::new(|| std::fs::write(&template, b"").unwrap()),

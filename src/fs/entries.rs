@@ -255,7 +255,7 @@ thread_local! {
 
 /// Makes this thread's directory listings give no entry's type (as XFS
 /// without `ftype` and some network file systems do) while `f` runs.
-#[cfg(test)]
+#[cfg(all(test, feature = "testing"))]
 pub(crate) fn unlisted_types<T>(f: impl FnOnce() -> T) -> T {
     UNLISTED_TYPES.set(true);
     let result = f();
