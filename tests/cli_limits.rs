@@ -299,3 +299,32 @@ fn usage_streams_every_tenant_or_sorts_the_top_and_status_flags_limits_and_suspe
         "{json}"
     );
 }
+
+/// A suspension's reason with a newline in it is printed on its tenant's
+/// line, escaped, by `list`, `limit show` and `suspend`: each tenant one
+/// line (an outside probe: the reason's second line read as a tenant).
+#[test]
+fn a_reason_with_a_newline_stays_on_its_tenants_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = serving(dir.path());
+    m.create_tenant("acme").unwrap();
+    m.create_tenant("globex").unwrap();
+    tenanted(dir.path())
+        .args(["suspend", "acme", "--blocked", "--reason", "unpaid\nglobex"])
+        .assert()
+        .success()
+        .stdout("suspended acme (blocked): unpaid\\nglobex\n");
+    tenanted(dir.path())
+        .arg("list")
+        .assert()
+        .success()
+        .stdout("acme  (suspended, blocked: unpaid\\nglobex)\nglobex\n");
+    tenanted(dir.path())
+        .args(["limit", "show", "acme"])
+        .assert()
+        .success()
+        .stdout(
+            predicate::str::contains("unpaid\\nglobex")
+                .and(predicate::str::contains("\nglobex").not()),
+        );
+}

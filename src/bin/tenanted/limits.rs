@@ -6,7 +6,7 @@ use tenanted::{SuspendMode, TenantLimits, TenantManager, TenantName};
 
 use super::Cli;
 use super::support::{Failure, USAGE, require_root, tenant_names};
-use crate::output::outln;
+use crate::output::{one_line, outln};
 
 /// `tenanted limit ...`.
 #[derive(Subcommand)]
@@ -105,7 +105,7 @@ pub fn suspend(cli: &Cli, args: &SuspendArgs) -> Result<u8, Failure> {
         SuspendMode::ReadOnly
     };
     manager(cli)?.suspend_tenant(tenant.as_str(), mode, &args.reason)?;
-    outln!("suspended {tenant} ({mode}): {}", args.reason);
+    outln!("suspended {tenant} ({mode}): {}", one_line(&args.reason));
     Ok(0)
 }
 
@@ -128,7 +128,11 @@ pub fn describe(limits: &TenantLimits) -> String {
     let own = if limits.overridden { "" } else { " (default)" };
     let mut text = format!("size limit {}{own}", show_size(limits.max_size));
     if let Some(s) = &limits.suspension {
-        text.push_str(&format!(", suspended ({}): {}", s.mode, s.reason));
+        text.push_str(&format!(
+            ", suspended ({}): {}",
+            s.mode,
+            one_line(&s.reason)
+        ));
     }
     text
 }

@@ -8,6 +8,21 @@ use std::fmt;
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 
+/// `text` kept on one line: control characters (a newline in a
+/// suspension's reason) written as escapes (`\n`), so that a line about
+/// one tenant is one line (an outside probe: a reason with a newline
+/// printed lines of its own, which a script reads as tenants).
+pub fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let escaped = text.chars().map(|c| match c.is_control() {
+        true => c.escape_default().to_string(),
+        false => c.to_string(),
+    });
+    std::borrow::Cow::Owned(escaped.collect())
+}
+
 /// Whether stdout's reader has gone.
 static STDOUT_GONE: AtomicBool = AtomicBool::new(false);
 /// Whether stderr's reader has gone.

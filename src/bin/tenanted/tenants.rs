@@ -6,7 +6,7 @@ use tenanted::{Error, MigrateOptions, TenantName};
 
 use crate::Cli;
 use crate::interrupt::{finish_the_tenant_in_hand_on_ctrl_c, unless_interrupted, was_interrupted};
-use crate::output::{errln, outln};
+use crate::output::{errln, one_line, outln};
 use crate::support::{
     Failure, cli_message, confirm, exit_code, require_root, require_tenants, tenant_names,
 };
@@ -96,7 +96,7 @@ pub fn list(cli: &Cli, json: bool) -> Result<u8, Failure> {
     } else {
         for name in names {
             match suspended.get(name.as_str()) {
-                Some(s) => outln!("{name}  (suspended, {}: {})", s.mode, s.reason),
+                Some(s) => outln!("{name}  (suspended, {}: {})", s.mode, one_line(&s.reason)),
                 None => outln!("{name}"),
             }
         }

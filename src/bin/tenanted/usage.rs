@@ -13,7 +13,7 @@ use tenanted::{TenantManager, TenantUsage, UsageOrder, UsageReport};
 use super::Cli;
 use super::limits::show_size;
 use super::support::{Failure, cli_message, require_root};
-use crate::output::{errln, outln};
+use crate::output::{errln, one_line, outln};
 
 /// `tenanted usage`.
 #[derive(Args)]
@@ -125,7 +125,11 @@ fn line(row: &TenantUsage) -> String {
         text.push_str(&format!(", limit {limit} ({:.0}%{over})", fill * 100.0));
     }
     if let Some(s) = &row.suspension {
-        text.push_str(&format!(", suspended ({}): {}", s.mode, s.reason));
+        text.push_str(&format!(
+            ", suspended ({}): {}",
+            s.mode,
+            one_line(&s.reason)
+        ));
     }
     text
 }
@@ -186,7 +190,10 @@ pub fn status_flags(m: &TenantManager, default_limit: bool) -> Result<StatusFlag
         .iter()
         .filter_map(|(name, l)| {
             let s = l.suspension.as_ref()?;
-            Some((name.to_string(), format!("{}: {}", s.mode, s.reason)))
+            Some((
+                name.to_string(),
+                format!("{}: {}", s.mode, one_line(&s.reason)),
+            ))
         })
         .collect();
     let limited = default_limit || recorded.iter().any(|(_, l)| l.max_size.is_some());
