@@ -131,7 +131,8 @@ impl fmt::Debug for TenantConnection {
 /// checkouts open it afresh under the new ones; connections already out
 /// finish their work and close when they come back.
 pub(crate) fn retire_tenant(cache: &PoolCache, name: &str) {
-    if let Some(pool) = cache.lookup(name) {
+    // Looked at, not used: no hit counted, its place in the LRU kept.
+    if let Some(pool) = cache.peek(name).pool {
         cache.retire_stale(&pool);
     }
 }
