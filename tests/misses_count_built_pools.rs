@@ -1,4 +1,5 @@
-//! `stats().misses` counts `connection` calls that had to build a pool,
+//! `stats().misses` counts `connection` calls that had to build a pool
+//! (and `hits` those that found one, nothing else),
 //! as documented: never lookups of invalid or missing names, and one for
 //! a cold tenant that many threads ask for at once (single flight).
 
@@ -63,4 +64,20 @@ fn threads_asking_for_one_cold_tenant_at_once_build_one_pool() {
     assert_eq!(stats.hits, THREADS as u64 - 1, "{stats:?}");
     assert_eq!(stats.open_pools, 1);
     assert_eq!(opened.load(Ordering::SeqCst), THREADS);
+}
+
+/// `stats().hits` counts checkouts from a cached pool, and nothing else:
+/// a limit change, which retires the tenant's pool, is none (a review: it
+/// counted a hit, and moved the pool it retired to the front of the LRU).
+#[test]
+fn a_limit_change_is_not_a_hit() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = common::manager(dir.path());
+    m.create_tenant("acme").unwrap();
+    drop(m.connection("acme").unwrap());
+    let hits = m.stats().hits;
+    m.set_tenant_max_size("acme", Some(1 << 20)).unwrap();
+    m.suspend_tenant("acme", tenanted::SuspendMode::ReadOnly, "audit")
+        .unwrap();
+    assert_eq!(m.stats().hits, hits);
 }
