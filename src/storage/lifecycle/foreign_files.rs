@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 
 use crate::error::{Error, Result};
-use crate::fs::siblings::{is_tenanteds, litestream_dir};
+use crate::fs::siblings::{is_sidecar, is_tenanteds};
 use crate::name::TenantName;
 use crate::storage::coordination::tenant_path::{TenantLock, TenantPath};
 
@@ -39,15 +39,17 @@ pub(in crate::storage) fn refuse_foreign_files(
             e,
         )
     })?;
-    let litestream = litestream_dir(at.db_name());
+    let db = at.db_name().to_string_lossy();
     let foreign: Vec<PathBuf> = (entries.into_iter().flatten())
         .filter(|(name, is_dir)| {
-            // A directory under a name of tenanted's (`main.sqlite3-wal/`)
-            // is no file SQLite made: only Litestream's state is one. (A
-            // destroy took one for the WAL, failed to unlink it, and the
-            // sweep that finished the destroy removed it with what it
-            // held: an outside probe.)
-            !is_tenanteds(&name.to_string_lossy(), at.db_name()) || (*is_dir && *name != litestream)
+            let name = name.to_string_lossy();
+            // A directory under one of SQLite's names for the database's
+            // files (`main.sqlite3-wal/`) is no file SQLite made, and an
+            // operator may have made it. (A destroy took one for the WAL,
+            // failed to unlink it, and the sweep that finished the destroy
+            // removed it with what it held: an outside probe.) Names only
+            // tenanted makes (a fence's, hidden) are its debris.
+            !is_tenanteds(&name, at.db_name()) || (*is_dir && is_sidecar(&name, &db))
         })
         .map(|(name, _)| name)
         .take(NAMED)
