@@ -427,6 +427,51 @@ fn checkouts_fail_at_once_while_destroy_waits() {
     assert!(!m.tenant_exists("acme").unwrap());
 }
 
+/// Nor one whose tenant changed while the destroy waited: a rollback or
+/// a suspension made meanwhile could not see the pools the destroy held,
+/// and putting one back undid them here (a second review).
+#[test]
+fn a_destroy_that_gives_up_never_undoes_what_changed_while_it_waited() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = TenantManager::builder(
+        RootConfig::new(dir.path()),
+        Migrations::new(three_migrations()),
+    )
+    .destroy_timeout(Duration::from_millis(1500))
+    .watch_interval(Duration::from_secs(3600))
+    .build()
+    .unwrap();
+    for name in ["acme", "globex"] {
+        m.create_tenant(name).unwrap();
+    }
+    for (name, change) in [("acme", "rollback"), ("globex", "suspension")] {
+        let held = m.connection(name).unwrap();
+        let destroying = {
+            let m = m.clone();
+            std::thread::spawn(move || m.destroy_tenant(name))
+        };
+        // The destroy is waiting for `held` once checkouts are refused.
+        while !matches!(m.connection(name), Err(Error::TenantBeingDestroyed { .. })) {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        match change {
+            "rollback" => drop(m.rollback_tenant(name, 2).unwrap()),
+            _ => m
+                .suspend_tenant(name, tenanted::SuspendMode::Blocked, "unpaid")
+                .unwrap(),
+        }
+        let gave_up = destroying.join().unwrap().unwrap_err();
+        assert!(matches!(gave_up, Error::TenantBusy { .. }), "{gave_up}");
+        match (change, m.connection(name)) {
+            ("rollback", Err(Error::PendingMigration(_))) => {}
+            ("suspension", Err(Error::TenantSuspended { .. })) => {}
+            (_, Err(e)) => panic!("{change}: {e}"),
+            (_, Ok(_)) => panic!("{change} undone: {name} was served"),
+        }
+        drop(held);
+    }
+}
+
 /// A destroy that gives up waiting for this process's cold open of the
 /// tenant says so, not that "0 connection(s) were still checked out,
 /// release its connections" (a review).

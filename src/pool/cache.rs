@@ -415,42 +415,23 @@ impl PoolCache {
     }
 
     /// Ends a destroy. When it failed (`pools` given back), the tenant is
-    /// reopened for checkouts and its cached pool restored if a slot is
-    /// free (it is not worth an eviction). Only the pool that was cached:
-    /// one that was draining when the destroy began was taken out for a
-    /// reason (evicted, or checked at a schema since moved down), and
-    /// drains on.
+    /// reopened for checkouts, and its pools drain: none is cached again.
+    /// While the destroy waited, its pools were in neither the cache nor
+    /// the draining list, so nothing that retires a pool could see them:
+    /// a rollback, a limit change or a suspension made meanwhile (in this
+    /// process or announced by another) would have been undone by putting
+    /// one back (a review). The next checkout opens the tenant afresh.
     pub(super) fn end_destroy(&self, name: &TenantName, restore: Option<Retired>) {
         let mut state = self.shard(name.as_str()).lock();
         state.destroying.remove(name.as_str());
-        let mut homeless = Vec::new();
-        for pool in restore.into_iter().flatten() {
+        let given_back: Retired = restore.unwrap_or_default();
+        for pool in &given_back {
             pool.state().end_destroy();
-            let open = pool.state().admission() == Admission::Open;
-            let was_cached = !state.drains(&pool);
-            if open && was_cached && !state.pools.contains(name.as_str()) && self.free_slot() {
-                // Its last use is from before the destroy: it goes back
-                // behind the pools used since, at the shard's tail.
-                state.pools.put(name.clone(), pool);
-                state.pools.demote(name.as_str());
-                self.cached.fetch_add(1, Ordering::SeqCst);
-            } else {
-                homeless.push(pool);
-            }
         }
-        // Pools not cached again may still have connections out.
-        state.retire(&homeless);
-        // Unlock before `homeless` drops.
+        // They may still have connections out.
+        state.retire(&given_back);
+        // Unlock before `given_back` drops.
         drop(state);
-    }
-
-    /// Takes a slot if one is free, without evicting.
-    fn free_slot(&self) -> bool {
-        self.slots
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
-                (n < self.max_pools).then_some(n + 1)
-            })
-            .is_ok()
     }
 
     pub(crate) fn stats(&self) -> PoolStats {

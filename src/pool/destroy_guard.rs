@@ -6,7 +6,8 @@
 //! checked out to come back, then closes the pools so that their
 //! connections close before the files go. Dropping the guard ends the
 //! destroy; if the pools were not drained (a timeout, an early return, a
-//! panic) it gives them back, open again, so the tenant stays usable.
+//! panic) the tenant is open for checkouts again, and its pools drain:
+//! the next checkout opens it afresh (see `PoolCache::end_destroy`).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

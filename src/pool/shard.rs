@@ -41,11 +41,6 @@ impl Shard {
         self.draining.extend(pools.iter().map(Arc::downgrade));
     }
 
-    /// Whether `pool` is among the draining ones (taken out of the cache).
-    pub(super) fn drains(&self, pool: &Arc<TenantPool>) -> bool {
-        (self.draining.iter()).any(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(pool)))
-    }
-
     /// Whether `pool` is the cached pool of its tenant.
     pub(super) fn caches(&self, pool: &Arc<TenantPool>) -> bool {
         self.pools
@@ -65,7 +60,7 @@ impl Shard {
             .filter_map(Weak::upgrade)
             .filter(move |p| p.name() == name);
         // Never both cached and draining (a destroy that gives up puts
-        // back only the pool it took from the cache); counted once if so.
+        // none back); counted once if so.
         let seen = cached.clone();
         cached
             .into_iter()
