@@ -202,7 +202,10 @@ impl Entries {
     /// A batch is taken whole: a `RawDir` dropped with entries still in
     /// its buffer would lose them.
     fn read_batch(&mut self) -> io::Result<()> {
-        let mut raw = sys::read_entries(self.dir.as_fd(), &mut self.buffer, Path::new(""))?;
+        let read = sys::read_entries(self.dir.as_fd(), &mut self.buffer, Path::new(""));
+        // A directory that cannot be read is not read again: a walk that
+        // goes on past the error (a sweep) would otherwise ask forever.
+        let mut raw = read.inspect_err(|_| self.ended = true)?;
         loop {
             match raw.next() {
                 None => {

@@ -849,6 +849,37 @@ mod tests {
         }
     }
 
+    /// A directory that keeps failing to be read ends: a sweep, which
+    /// goes on past a listing error, asked it again forever (a review).
+    #[cfg(feature = "testing")]
+    #[test]
+    fn a_directory_that_cannot_be_read_is_not_read_forever() {
+        use crate::fs::{FaultPlan, Step};
+        let dir = tempfile::tempdir().unwrap();
+        let root = RootConfig::new(dir.path()).buckets(4);
+        touch(&root.database_path("acme").unwrap());
+        let (done, finished) = std::sync::mpsc::channel();
+        let walking = root.clone();
+        std::thread::spawn(move || {
+            let _plan = FaultPlan::record().fail_every(Step::Stat, 5);
+            for mode in [Mode::Tenants, Mode::Candidates, sweep()] {
+                if let Ok(walk) = walking.walk(mode) {
+                    walk.for_each(drop);
+                }
+            }
+            done.send(()).unwrap();
+        });
+        let ended = finished.recv_timeout(std::time::Duration::from_secs(60));
+        assert!(ended.is_ok(), "a walk asked a failing directory forever");
+    }
+
+    fn sweep() -> Mode {
+        Mode::Siblings {
+            owner: scratch_owner,
+            operation: "sweeping debris",
+        }
+    }
+
     #[test]
     fn tenants_and_siblings_invert_the_template_alike() {
         let dir = tempfile::tempdir().unwrap();
