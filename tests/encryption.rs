@@ -2287,3 +2287,42 @@ fn a_verified_backup_checks_encrypted_copies_with_their_keys() {
     assert_eq!(restored.version, 1);
     assert_eq!(notes(&manager, "acme"), 1);
 }
+
+/// Writes another program left beside the template database, in a `-wal`
+/// (it still runs, or was killed before its checkpoint), reach no new
+/// tenant: an encrypted create reads the template through SQLite, by its
+/// path, which would apply them (a second review: the template's digest
+/// covers its file, not its `-wal`). The template is built again.
+#[test]
+fn writes_left_beside_the_template_reach_no_encrypted_tenant() {
+    let root = tempfile::tempdir().unwrap();
+    let master = MasterKey::generate().unwrap();
+    let m = manager(root.path(), &master, 1);
+    m.create_tenant("first").unwrap();
+    let templates = root.path().join(".tenanted/templates");
+    let template = std::fs::read_dir(&templates)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "sqlite3"))
+        .expect("a template was built");
+    let (original, wal) = (
+        std::fs::read(&template).unwrap(),
+        sidecar(&template, "-wal"),
+    );
+    let conn = Connection::open(&template).unwrap();
+    conn.pragma_update(None, "wal_autocheckpoint", 0).unwrap();
+    conn.execute("INSERT INTO notes (body) VALUES (?1)", [CANARY])
+        .unwrap();
+    let frames = std::fs::read(&wal).unwrap();
+    // Its close checkpoints: the file as it was, the frames beside it.
+    drop(conn);
+    std::fs::write(&template, original).unwrap();
+    std::fs::write(&wal, frames).unwrap();
+    m.create_tenant("second").unwrap();
+    let planted: i64 = m
+        .connection("second")
+        .unwrap()
+        .query_row("SELECT count(*) FROM notes", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(planted, 0, "a row left in the template's -wal was copied");
+}

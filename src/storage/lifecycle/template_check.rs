@@ -6,8 +6,8 @@
 //! A build records a digest of the template's bytes beside it
 //! (`.<fingerprint>.sqlite3.sum`); a create checks the template against it
 //! before copying, and a template that does not match (or has no digest:
-//! an earlier release's, or one whose build died before writing it) is
-//! built again. The digest is FNV-1a: it finds damage, not an adversary
+//! an earlier release's, or one whose build died before writing it; or
+//! has writes left beside it, in a `-wal` or a `-journal`) is built again. The digest is FNV-1a: it finds damage, not an adversary
 //! (who could write the tenants themselves). A process checks a template
 //! file once while it stays as it was (same inode, size and change time:
 //! any write, even one that puts back its modification time, changes the
@@ -22,6 +22,7 @@ use parking_lot::Mutex;
 
 use crate::fs::dir::Dir;
 use crate::fs::files::replace_file;
+use crate::fs::siblings::sidecar_path;
 use crate::fs::sys;
 use crate::paths::Fnv1a;
 
@@ -70,6 +71,9 @@ pub(super) fn is_intact(dir: &Dir, name: &Path, file: &File) -> bool {
     let Some(now) = checked_key(file) else {
         return false;
     };
+    if has_pending_writes(dir, name) {
+        return false;
+    }
     if CHECKED.lock().contains(&now) {
         return true;
     }
@@ -83,6 +87,17 @@ pub(super) fn is_intact(dir: &Dir, name: &Path, file: &File) -> bool {
         remember(file);
     }
     intact
+}
+
+/// Whether another program left writes beside the template, not in it: a
+/// `-wal` with frames, or a `-journal`. The digest covers the file; an
+/// encrypted create reads the template through SQLite by its path, which
+/// applies them (a second review: a row planted by a program still
+/// running, or killed before its checkpoint, went into every encrypted
+/// tenant).
+fn has_pending_writes(dir: &Dir, name: &Path) -> bool {
+    let size = |suffix| sys::stat(dir.fd(), &sidecar_path(name, suffix)).map(|s| s.st_size);
+    size("-wal").is_ok_and(|bytes| bytes > 0) || size("-journal").is_ok()
 }
 
 fn remember(file: &File) {

@@ -22,7 +22,7 @@ use crate::busy::{Busy, WaitedFor, busy};
 use crate::error::{Error, Result};
 use crate::fs::dir::Dir;
 use crate::fs::files::{
-    build_by_rename, remove_quietly, remove_tree_quietly, remove_with_sidecars,
+    build_by_rename, remove_quietly, remove_sidecars, remove_tree_quietly, remove_with_sidecars,
 };
 use crate::fs::lock::{FileLock, split};
 use crate::fs::siblings::{litestream_dir, lock_path};
@@ -138,6 +138,17 @@ fn build_template(
     let name = crate::fs::siblings::name_of(path);
     // We hold the template lock: any scratch file beside it is a crashed build's.
     remove_debris(None, dir, name)?;
+    // And any -wal or -journal beside the template, another program's
+    // writes to one found damaged: beside the new one, SQLite would apply
+    // them to it (an encrypted create reads it by its path).
+    remove_sidecars(dir, name).map_err(|(sidecar, e)| {
+        Error::io(
+            Some(tenant),
+            sidecar,
+            "removing the template database's -wal",
+            e,
+        )
+    })?;
     let span = tracing::info_span!("build_template", path = %path.display());
     let _entered = span.enter();
     let file = build_by_rename(dir, name, tenant, |conn| {
