@@ -183,13 +183,19 @@ fn remove_stale_templates(dir: &Dir, current: &Path) {
     };
     let current = current.to_string_lossy();
     let earlier_name = current.strip_prefix('.').unwrap_or(&current);
+    let current_digest = digest_name(Path::new(current.as_ref()));
     for (name, is_dir) in entries.into_iter().flatten() {
         let text = name.to_string_lossy();
         let stale = is_template(&text) && text != current && text != earlier_name;
         if !is_dir && stale {
             remove_with_sidecars(dir, &name);
-            remove_quietly(dir, &digest_name(&name));
             remove_tree_quietly(dir, &litestream_dir(&name));
+        }
+        // Any digest but the current template's (one whose template an
+        // earlier release removed included).
+        let digest = text.strip_suffix(".sum").is_some_and(is_template);
+        if !is_dir && digest && name != current_digest {
+            remove_quietly(dir, &name);
         }
     }
 }
