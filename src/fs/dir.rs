@@ -234,7 +234,10 @@ impl Dir {
         while let Some(next) = entries.advance() {
             listed.push(next.and_then(|index| {
                 let entry = entries.get(index).ok_or(io::ErrorKind::NotFound)?;
-                let is_dir = entry.listed_type() == FileType::Directory;
+                // Looked at (`stat`) where the listing does not say: a
+                // directory taken for a file would be unlinked, and fail,
+                // or be told apart from what it is (a second review).
+                let is_dir = entry.file_type()? == FileType::Directory;
                 Ok((PathBuf::from(entry.name()), is_dir))
             }));
         }
@@ -326,6 +329,31 @@ fn components<'a>(root: &Path, dir: &'a Path) -> io::Result<Vec<&'a Path>> {
 mod tests {
     use super::*;
     use crate::error::blocked;
+
+    /// On a file system whose listings give no entry's type, a directory
+    /// is still a directory to `entries` (a second review: it was taken
+    /// for a file, which a destroy's check of foreign files let through
+    /// and a tree removal unlinked, and failed on).
+    #[test]
+    fn entries_tell_a_directory_where_the_listing_does_not() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::create_dir(tmp.path().join("main.sqlite3-wal")).unwrap();
+        std::fs::write(tmp.path().join("main.sqlite3"), b"").unwrap();
+        let dir = Dir::open(tmp.path(), tmp.path()).unwrap();
+        let mut listed: Vec<(PathBuf, bool)> =
+            crate::fs::entries::unlisted_types(|| dir.entries().unwrap())
+                .into_iter()
+                .map(Result::unwrap)
+                .collect();
+        listed.sort();
+        assert_eq!(
+            listed,
+            [
+                (PathBuf::from("main.sqlite3"), false),
+                (PathBuf::from("main.sqlite3-wal"), true)
+            ]
+        );
+    }
 
     #[test]
     fn a_link_on_the_way_is_refused_and_named() {

@@ -83,12 +83,6 @@ impl Entry<'_> {
         self.inode
     }
 
-    /// What the directory listing says the entry is
-    /// ([`FileType::Unknown`] on file systems that do not say).
-    pub(crate) fn listed_type(&self) -> FileType {
-        self.kind
-    }
-
     /// What the entry is, never following a link: from the directory
     /// listing, or, where the file system does not say, from a `stat`.
     pub(crate) fn file_type(&self) -> io::Result<FileType> {
@@ -258,7 +252,7 @@ thread_local! {
 
 /// Makes this thread's directory listings give no entry's type (as XFS
 /// without `ftype` and some network file systems do) while `f` runs.
-#[cfg(all(test, feature = "testing"))]
+#[cfg(test)]
 pub(crate) fn unlisted_types<T>(f: impl FnOnce() -> T) -> T {
     UNLISTED_TYPES.set(true);
     let result = f();
