@@ -56,36 +56,46 @@ fn a_destroy_or_replacing_restore_refuses_while_the_operators_files_are_there() 
 /// A directory under one of SQLite's names for the tenant's files
 /// (`main.sqlite3-wal/`, `-shm/`, `-journal/`) is not SQLite's either: a
 /// destroy refuses, naming it, and nothing the sweep does afterwards
-/// touches it. (An outside probe: the destroy fenced the tenant off and
-/// failed to unlink the "WAL"; `tenanted cleanup` then finished the
-/// destroy and removed the directory with the notes in it.)
+/// touches it, in a layout with a directory per tenant and in a flat one.
+/// (An outside probe: the destroy fenced the tenant off and failed to
+/// unlink the "WAL"; `tenanted cleanup` then finished the destroy and
+/// removed the directory with the notes in it. A second review: the flat
+/// layout was not looked at.)
 #[test]
 fn a_directory_at_a_sidecars_name_is_the_operators_and_kept() {
-    for sidecar in [
-        "main.sqlite3-wal",
-        "main.sqlite3-shm",
-        "main.sqlite3-journal",
-    ] {
-        let dir = tempfile::tempdir().unwrap();
-        let m = manager(dir.path());
-        m.create_tenant("globex").unwrap();
-        let own = m.root().database_path("globex").unwrap();
-        let planted = own.parent().unwrap().join(sidecar);
-        std::fs::create_dir(&planted).unwrap();
-        std::fs::write(planted.join("notes.txt"), "the operator's").unwrap();
-        let destroyed = m.destroy_tenant("globex");
-        let Err(Error::ForeignFiles { files, .. }) = &destroyed else {
-            panic!("{sidecar}: {destroyed:?}")
-        };
-        assert_eq!(files, &[std::path::PathBuf::from(sidecar)], "{sidecar}");
-        m.remove_debris().unwrap();
-        assert!(planted.join("notes.txt").is_file(), "{sidecar}");
-        assert!(
-            m.tenants()
-                .unwrap()
-                .any(|t| t.unwrap().as_str() == "globex")
-        );
-        std::fs::remove_dir_all(&planted).unwrap();
-        m.destroy_tenant("globex").unwrap();
+    for template in [None, Some("%{bucket}/%{tenant}.sqlite3")] {
+        for suffix in ["-wal", "-shm", "-journal"] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut root = tenanted::RootConfig::new(dir.path());
+            if let Some(template) = template {
+                root = root.template(template);
+            }
+            let m = tenanted::TenantManager::builder(root, schema())
+                .build()
+                .unwrap();
+            m.create_tenant("globex").unwrap();
+            let db = m.root().database_path("globex").unwrap();
+            let sidecar = format!("{}{suffix}", db.file_name().unwrap().to_str().unwrap());
+            let planted = db.with_file_name(&sidecar);
+            std::fs::create_dir(&planted).unwrap();
+            std::fs::write(planted.join("notes.txt"), "the operator's").unwrap();
+            let destroyed = m.destroy_tenant("globex");
+            let Err(Error::ForeignFiles { files, .. }) = &destroyed else {
+                panic!("{template:?} {sidecar}: {destroyed:?}")
+            };
+            assert_eq!(files, &[std::path::PathBuf::from(&sidecar)], "{sidecar}");
+            m.remove_debris().unwrap();
+            assert!(
+                planted.join("notes.txt").is_file(),
+                "{template:?} {sidecar}"
+            );
+            assert!(
+                m.tenants()
+                    .unwrap()
+                    .any(|t| t.unwrap().as_str() == "globex")
+            );
+            std::fs::remove_dir_all(&planted).unwrap();
+            m.destroy_tenant("globex").unwrap();
+        }
     }
 }

@@ -4,10 +4,14 @@
 //! directory, so each refuses while it holds any, before it changes
 //! anything. None of tenanted's operations touches what is not its own.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use rustix::fs::FileType;
 
 use crate::error::{Error, Result};
-use crate::fs::siblings::{is_sidecar, is_tenanteds};
+use crate::fs::dir::Dir;
+use crate::fs::siblings::{SQLITE_SIDECARS, is_sidecar, is_tenanteds, sidecar_path};
+use crate::fs::sys;
 use crate::name::TenantName;
 use crate::storage::coordination::tenant_path::{TenantLock, TenantPath};
 
@@ -28,9 +32,12 @@ pub(in crate::storage) fn refuse_foreign_files(
     lock: &TenantLock,
     at: TenantPath<'_>,
 ) -> Result<()> {
-    let Some(dir) = lock.db_dir(at).filter(|_| at.owns_dir()) else {
+    let Some(dir) = lock.db_dir(at) else {
         return Ok(());
     };
+    if !at.owns_dir() {
+        return refuse_sidecar_directories(tenant, dir, at.db_name());
+    }
     let entries = (dir.entries()).map_err(|e| {
         Error::io(
             Some(tenant),
@@ -53,6 +60,28 @@ pub(in crate::storage) fn refuse_foreign_files(
         })
         .map(|(name, _)| name)
         .take(NAMED)
+        .collect();
+    match foreign.is_empty() {
+        true => Ok(()),
+        false => Err(Error::ForeignFiles {
+            tenant: tenant.clone(),
+            dir: dir.path().to_path_buf(),
+            files: foreign,
+        }),
+    }
+}
+
+/// In a directory other tenants share (a flat layout's bucket), only the
+/// tenant's own names are looked at: a directory under one of SQLite's
+/// names for its files is not SQLite's, and the destroy would fence the
+/// tenant, then fail to unlink it (a second review).
+fn refuse_sidecar_directories(tenant: &TenantName, dir: &Dir, db: &Path) -> Result<()> {
+    let foreign: Vec<PathBuf> = (SQLITE_SIDECARS.iter())
+        .map(|suffix| sidecar_path(db, suffix))
+        .filter(|name| {
+            sys::stat(dir.fd(), name)
+                .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory)
+        })
         .collect();
     match foreign.is_empty() {
         true => Ok(()),
