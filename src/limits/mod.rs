@@ -15,7 +15,7 @@ pub use policy::{SuspendMode, Suspension, TenantLimits};
 pub use usage_report::{NEAR_LIMIT, TenantUsage, UsageOrder, UsageReport};
 
 pub(crate) use policy::Policy;
-pub(crate) use quota::{apply, diagnose, set_max_pages};
+pub(crate) use quota::{apply, diagnose, max_pages_sql, set_max_pages_by};
 pub(crate) use record::{Entry, Override};
 pub(crate) use registry::Limits;
 pub(crate) use usage::usage;

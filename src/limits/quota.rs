@@ -28,7 +28,7 @@ use crate::name::TenantName;
 /// Returns the pages the limit allows when SQLite kept more (the tenant
 /// was over its limit): the connection then holds the tenant at the size
 /// it had, even after it shrinks (a `VACUUM`), until the limit is set on
-/// it again ([`set_max_pages`]), which its pool does at every checkout
+/// it again ([`set_max_pages_by`]), which its pool does at every checkout
 /// (an outside probe: a tenant shrunk below its limit grew back past it).
 pub(crate) fn apply(conn: &Connection, policy: &Policy) -> rusqlite::Result<Option<u64>> {
     let Some(max_size) = policy.max_size else {
@@ -41,10 +41,20 @@ pub(crate) fn apply(conn: &Connection, policy: &Policy) -> rusqlite::Result<Opti
 
 /// Sets `conn`'s `max_page_count` to `pages`; what SQLite kept (more when
 /// the database is larger already).
-pub(crate) fn set_max_pages(conn: &Connection, pages: u64) -> rusqlite::Result<u64> {
-    conn.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |r| {
-        number(r, "max_page_count")
-    })
+fn set_max_pages(conn: &Connection, pages: u64) -> rusqlite::Result<u64> {
+    set_max_pages_by(conn, &max_pages_sql(pages))
+}
+
+/// The statement that sets `max_page_count` to `pages`.
+pub(crate) fn max_pages_sql(pages: u64) -> String {
+    format!("PRAGMA max_page_count = {pages}")
+}
+
+/// Runs `sql` (from [`max_pages_sql`]) on `conn` as a cached statement
+/// (a pool runs it at every checkout of a tenant over its limit); what
+/// SQLite kept.
+pub(crate) fn set_max_pages_by(conn: &Connection, sql: &str) -> rusqlite::Result<u64> {
+    (conn.prepare_cached(sql)?).query_row([], |r| number(r, "max_page_count"))
 }
 
 /// How many pages of `page_size` bytes a limit of `max_size` bytes lets

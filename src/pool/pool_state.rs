@@ -5,6 +5,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU8, Ordering};
 
 use crate::fs::FileId;
+use crate::limits;
 
 /// Checkouts allowed.
 const OPEN: u8 = 0;
@@ -20,10 +21,10 @@ pub(super) struct PoolState {
     state: AtomicU8,
     /// The database file the pool's first connection was pinned to.
     file: OnceLock<FileId>,
-    /// The pages the tenant's size limit allows, once a connection of the
-    /// pool was opened with the tenant over it (see `limits::apply`):
-    /// then every checkout sets the limit again.
-    clamped: OnceLock<u64>,
+    /// The statement that sets the tenant's size limit, once a connection
+    /// of the pool was opened with the tenant over it (see
+    /// `limits::apply`): then every checkout runs it again.
+    clamped: OnceLock<String>,
 }
 
 /// What a checkout finds.
@@ -68,12 +69,13 @@ impl PoolState {
     /// Notes that a connection was opened with the tenant over its limit
     /// of `pages`.
     pub(super) fn clamped_at(&self, pages: u64) {
-        let _ = self.clamped.set(pages);
+        let _ = self.clamped.get_or_init(|| limits::max_pages_sql(pages));
     }
 
-    /// The limit's pages, if a connection was opened over it.
-    pub(super) fn clamped(&self) -> Option<u64> {
-        self.clamped.get().copied()
+    /// The statement that sets the limit, if a connection was opened over
+    /// it.
+    pub(super) fn clamped(&self) -> Option<&str> {
+        self.clamped.get().map(String::as_str)
     }
 
     /// The pool's file, once its first connection has been made.

@@ -132,10 +132,12 @@ impl TenantPool {
     /// a connection's limit at the size the tenant had then, and the
     /// tenant may have shrunk since (see `limits::apply`).
     fn hold_to_limit(&self, conn: &Lease) {
-        if let Some(pages) = self.state.clamped()
-            && let Err(e) = limits::set_max_pages(conn.connection(), pages)
+        if let Some(sql) = self.state.clamped()
+            && let Err(e) = limits::set_max_pages_by(conn.connection(), sql)
         {
-            tracing::debug!(tenant = %self.name, error = %e, "could not set the size limit again");
+            // The connection keeps the tenant at the size it had when it
+            // was opened until this works.
+            tracing::warn!(tenant = %self.name, error = %e, "could not set the size limit again on a connection opened while the tenant was over it");
         }
     }
 
