@@ -327,4 +327,10 @@ fn a_reason_with_a_newline_stays_on_its_tenants_line() {
             predicate::str::contains("unpaid\\nglobex")
                 .and(predicate::str::contains("\nglobex").not()),
         );
+    // A backslash is escaped too: `\n` in a reason is not a newline.
+    tenanted(dir.path())
+        .args(["suspend", "globex", "--blocked", "--reason", "path C:\\new"])
+        .assert()
+        .success()
+        .stdout("suspended globex (blocked): path C:\\\\new\n");
 }

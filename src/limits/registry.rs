@@ -189,11 +189,14 @@ impl Limits {
     /// process's copy, waiting for the record's lock as long as
     /// `patience` allows (the tenant's operation's own).
     ///
-    /// This process's copy is replaced before the record's lock is let
-    /// go, and in turn with [`refresh`](Self::refresh): a copy read (or
-    /// changed) before this change is never installed after it, which
+    /// This process's copy is replaced in turn with
+    /// [`refresh`](Self::refresh) and the other changes: a mutex (`turn`)
+    /// is taken under the record's lock and held until the copy is
+    /// installed, just after the record's lock is let go, so a copy read
+    /// (or changed) before this change is never installed after it, which
     /// would undo it here until the next refresh (two suspensions at once
-    /// in two threads left one undone: a review).
+    /// in two threads left one undone: a review). The installed copy has
+    /// no stamp: the next refresh reads the record again.
     ///
     /// # Errors
     ///

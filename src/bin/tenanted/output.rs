@@ -13,14 +13,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// one tenant is one line (an outside probe: a reason with a newline
 /// printed lines of its own, which a script reads as tenants).
 pub fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
-    if !text.chars().any(char::is_control) {
+    // A backslash too, so that an escape cannot be told from the text
+    // `\n`; and the Unicode line and paragraph separators, which some
+    // readers break lines at.
+    let escaped = |c: char| c.is_control() || matches!(c, '\\' | '\u{2028}' | '\u{2029}');
+    if !text.chars().any(escaped) {
         return std::borrow::Cow::Borrowed(text);
     }
-    let escaped = text.chars().map(|c| match c.is_control() {
+    let line = text.chars().map(|c| match escaped(c) {
         true => c.escape_default().to_string(),
         false => c.to_string(),
     });
-    std::borrow::Cow::Owned(escaped.collect())
+    std::borrow::Cow::Owned(line.collect())
 }
 
 /// Whether stdout's reader has gone.
