@@ -463,9 +463,15 @@ impl Walker {
         self.layout
             .push_component(depth + 1, tenant.as_str(), &mut path);
         let below_len = path.as_os_str().len() - file_start + name.len() + 1;
-        if self.hidden_by_mark(frame, name, (destroying, replacing), (&path, below_len)) {
-            debug!(path = %entry.path().display(), "skipping a tenant being destroyed");
-            return Step::Skip;
+        match self.hidden_by_mark(frame, name, (destroying, replacing), (&path, below_len)) {
+            Ok(false) => {}
+            Ok(true) => {
+                debug!(path = %entry.path().display(), "skipping a tenant being destroyed");
+                return Step::Skip;
+            }
+            // Whether it is there cannot be told: an error of the walk,
+            // as in `unknown_type` (a second review: it was left out).
+            Err(e) => return Step::Unreadable(self.error(path, e)),
         }
         match self.mode {
             Mode::Tenants => Step::Found(Found {
@@ -507,24 +513,34 @@ impl Walker {
     /// for the destroy, then copies the tenant or finds it gone.
     /// One that died leaves it hidden until the next checkout or sweep
     /// puts it back.
+    ///
+    /// # Errors
+    ///
+    /// The database could not be looked at (not for being missing).
     fn hidden_by_mark(
         &self,
         frame: &Frame,
         name: &str,
         (destroying, replacing): (bool, bool),
         (path, below_len): (&Path, usize),
-    ) -> bool {
+    ) -> io::Result<bool> {
         // Unmarked (nearly every tenant): no lock probed, no file looked at.
         if !(destroying || replacing) || matches!(self.mode, Mode::Siblings { .. }) {
-            return false;
+            return Ok(false);
         }
         let kept_by_operation = match (replacing, self.mode) {
             (true, _) => running(frame, name, &[WaitedFor::Restore, WaitedFor::Rekey]),
             (false, Mode::Candidates) => running(frame, name, &[WaitedFor::Destroy]),
             (false, _) => false,
         };
-        !kept_by_operation
-            && !stat_below(frame, path, below_len).is_ok_and(|t| t == FileType::RegularFile)
+        if kept_by_operation {
+            return Ok(false);
+        }
+        match stat_below(frame, path, below_len) {
+            Ok(file_type) => Ok(file_type != FileType::RegularFile),
+            Err(e) if e.kind() == io::ErrorKind::NotFound || is_no_directory(&e) => Ok(true),
+            Err(e) => Err(e),
+        }
     }
 
     /// An entry at the database files' level.
@@ -846,6 +862,38 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    /// A tenant marked by a destroy whose database cannot be looked at
+    /// (EIO, EACCES) is an error of the walk, not taken for gone (a second
+    /// review); one whose database is missing is gone.
+    #[cfg(feature = "testing")]
+    #[test]
+    fn a_marked_tenant_that_cannot_be_looked_at_is_an_error_not_a_gap() {
+        use crate::fs::{FaultPlan, Step};
+        use rustix::io::Errno;
+        let dir = tempfile::tempdir().unwrap();
+        let root = RootConfig::new(dir.path()).buckets(1);
+        let acme = root.database_path("acme").unwrap();
+        touch(&acme);
+        // A destroy's mark (one that died: no lock held).
+        let tenant_dir = acme.parent().unwrap();
+        touch(&tenant_dir.with_file_name(".acme.destroying"));
+        let looked_at = {
+            let plan = FaultPlan::record();
+            assert_eq!(walk(&root, Mode::Candidates).len(), 1);
+            let steps = plan.steps();
+            1 + (steps.iter())
+                .position(|s| s.step == Step::Stat && s.name == Path::new("acme/main.sqlite3"))
+                .expect("the walk looks behind the mark")
+        };
+        for (errno, error) in [(Errno::IO, true), (Errno::NOENT, false)] {
+            let _plan = FaultPlan::fail_step(looked_at, errno.raw_os_error());
+            let walked: Vec<_> = root.walk(Mode::Candidates).unwrap().collect();
+            let errors = walked.iter().filter(|w| w.is_err()).count();
+            let found = walked.iter().filter(|w| w.is_ok()).count();
+            assert_eq!((found, errors), (0, usize::from(error)), "{errno:?}");
         }
     }
 
