@@ -921,6 +921,7 @@ mod tests {
         assert!(ended.is_ok(), "a walk asked a failing directory forever");
     }
 
+    #[cfg(feature = "testing")]
     fn sweep() -> Mode {
         Mode::Siblings {
             owner: scratch_owner,
