@@ -375,6 +375,11 @@ fn stderr_of(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// Everything a command printed, standard output then standard error.
+fn said_by(out: &std::process::Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr_of(out))
+}
+
 #[test]
 fn a_missing_root_fails_every_fleet_command_with_the_reason() {
     let dir = workspace(4);
@@ -2979,11 +2984,7 @@ fn a_user_who_may_only_read_the_root_is_told_it_is_permissions() {
     let to = backup.join("run").display().to_string();
     let out = unprivileged(dir.path(), &["backup", "--to", &to]);
     std::fs::set_permissions(tenant_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        stderr_of(&out)
-    );
+    let said = said_by(&out);
     assert_eq!(out.status.code(), Some(1), "{said}");
     assert!(
         said.contains("this user may read the tenant but not write it")
@@ -3013,11 +3014,7 @@ fn cleanup_sweeps_what_it_can_read_and_reports_the_rest() {
     std::fs::set_permissions(hooli_bucket, std::fs::Permissions::from_mode(0o000)).unwrap();
     let out = unprivileged(dir.path(), &["cleanup"]);
     std::fs::set_permissions(hooli_bucket, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        stderr_of(&out)
-    );
+    let said = said_by(&out);
     assert_eq!(out.status.code(), Some(1), "{said}");
     assert!(
         !debris.exists(),

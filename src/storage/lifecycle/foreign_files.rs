@@ -61,14 +61,7 @@ pub(in crate::storage) fn refuse_foreign_files(
         .map(|(name, _)| name)
         .take(NAMED)
         .collect();
-    match foreign.is_empty() {
-        true => Ok(()),
-        false => Err(Error::ForeignFiles {
-            tenant: tenant.clone(),
-            dir: dir.path().to_path_buf(),
-            files: foreign,
-        }),
-    }
+    refuse_any(tenant, dir, foreign)
 }
 
 /// In a directory other tenants share (a flat layout's bucket), only the
@@ -83,6 +76,11 @@ fn refuse_sidecar_directories(tenant: &TenantName, dir: &Dir, db: &Path) -> Resu
                 .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory)
         })
         .collect();
+    refuse_any(tenant, dir, foreign)
+}
+
+/// Refuses the step with [`Error::ForeignFiles`] if anything was found.
+fn refuse_any(tenant: &TenantName, dir: &Dir, foreign: Vec<PathBuf>) -> Result<()> {
     match foreign.is_empty() {
         true => Ok(()),
         false => Err(Error::ForeignFiles {
