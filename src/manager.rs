@@ -26,8 +26,8 @@ use crate::migrate::{
 use crate::name::TenantName;
 use crate::paths::{RootConfig, Tenants};
 use crate::pool::{
-    self, DestroyGuard, OpenConfig, PoolCache, PoolStats, TenantConnection, WatchSettings, Watcher,
-    shared_connector,
+    self, ConnectorThreads, DestroyGuard, OpenConfig, PoolCache, PoolStats, TenantConnection,
+    WatchSettings, Watcher, start_connector,
 };
 use crate::replication::Followed;
 use crate::root_description::{self, RootDescription};
@@ -88,6 +88,9 @@ struct Inner {
     /// `crypt/keyring.rs`).
     #[cfg(feature = "encryption")]
     _key_provider: Option<Arc<dyn crate::crypt::KeyProvider>>,
+    // Dropped last: lets go of the pools, then waits for the connector
+    // threads to end (see `pool/connector.rs`).
+    _connector_threads: ConnectorThreads,
 }
 
 impl TenantManager {
@@ -130,6 +133,7 @@ impl TenantManager {
         };
         let watcher = Watcher::start(&cache, watch, Arc::clone(&limits))
             .map_err(|e| Error::io(None, b.root.root_dir(), "starting the watcher thread", e))?;
+        let (connector, connector_threads) = start_connector(b.connector_threads, &cache);
         let open = OpenConfig {
             max_connections: b.max_connections,
             connection_timeout: b.connection_timeout,
@@ -137,7 +141,7 @@ impl TenantManager {
             init: b.init,
             auto_migrate: b.auto_migrate,
             lock_timeout: b.lock_timeout,
-            connector: shared_connector(b.connector_threads),
+            connector,
             root: b.root.root_dir().to_path_buf(),
             owns_dir: b.root.owns_directory()?,
             limits: Arc::clone(&limits),
@@ -157,6 +161,7 @@ impl TenantManager {
             description,
             #[cfg(feature = "encryption")]
             _key_provider: b.key_provider,
+            _connector_threads: connector_threads,
         };
         Ok(TenantManager {
             inner: Arc::new(inner),

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, sync_channel};
-use std::thread::Scope;
+use std::thread::{Scope, ScopedJoinHandle};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -244,6 +244,7 @@ impl<'a> Run<'a> {
                 run: &self,
                 finish: &finish,
                 scope: (!in_turn).then_some(scope),
+                threads: Mutex::new(Vec::new()),
             };
             let start = || Windowed {
                 tally: new(),
@@ -276,6 +277,7 @@ impl<'a> Run<'a> {
             let jobs = self.options.jobs;
             self.feed
                 .run(jobs, &|| self.should_stop(), &start, &step, &done);
+            finishing.join_threads(|_| true);
         });
         self.finished(started, all.into_inner())
     }
@@ -345,9 +347,26 @@ struct Finishing<'a, 'scope, 'env, F> {
     run: &'a Run<'a>,
     finish: &'a F,
     scope: Option<&'scope Scope<'scope, 'env>>,
+    /// The threads started to finish windows, not yet joined.
+    threads: Mutex<Vec<ScopedJoinHandle<'scope, ()>>>,
 }
 
 impl<'a: 'scope, 'scope, 'env, F: Sync> Finishing<'a, 'scope, 'env, F> {
+    /// Joins the threads `which` picks (the run's last step: all of them).
+    /// Joined, not left to the scope: the scope returns once each closure
+    /// has returned, while its thread may still be ending, and a process
+    /// that exits just then can corrupt its heap (see `Feed::run`).
+    fn join_threads(&self, which: impl Fn(&ScopedJoinHandle<'scope, ()>) -> bool) {
+        let (ended, running): (Vec<_>, Vec<_>) = std::mem::take(&mut *self.threads.lock())
+            .into_iter()
+            .partition(which);
+        self.threads.lock().extend(running);
+        for thread in ended {
+            // Its panic, caught, went to its worker with the rows.
+            let _ = thread.join();
+        }
+    }
+
     /// Finishes `worker`'s open window, once the window before it is.
     fn flush<T: Tally, W: Send + 'scope, U: Send + 'scope>(&self, worker: &mut Windowed<T, W, U>)
     where
@@ -377,7 +396,13 @@ impl<'a: 'scope, 'scope, 'env, F: Sync> Finishing<'a, 'scope, 'env, F> {
             let _ = rows.send(finished);
         });
         match spawned {
-            Ok(_) => worker.finishing = Some(finishing),
+            Ok(thread) => {
+                worker.finishing = Some(finishing);
+                // Those done with their windows, so that the list stays
+                // as short as the run's workers.
+                self.join_threads(ScopedJoinHandle::is_finished);
+                self.threads.lock().push(thread);
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot start a thread to finish a window; finishing it on the worker's");
                 if let Some((shared, held)) = work.lock().take() {

@@ -284,6 +284,18 @@ pub(crate) fn proc_locks() -> Option<String> {
     std::fs::read_to_string("/proc/locks").ok()
 }
 
+/// The calling thread's id in the kernel.
+pub(crate) fn thread_id() -> i32 {
+    rustix::thread::gettid().as_raw_nonzero().get()
+}
+
+/// Whether the kernel still lists thread `id` of this process (it is gone
+/// from `/proc/self/task` once it has wholly ended); `false` where `/proc`
+/// is not mounted. Not a step of the fault seam: no tenant's file.
+pub(crate) fn thread_is_listed(id: i32) -> bool {
+    std::fs::symlink_metadata(format!("/proc/self/task/{id}")).is_ok()
+}
+
 /// A file the kernel serves (`/proc/PID/cmdline`), whole; `None` where it
 /// cannot be read.
 pub(crate) fn kernel_file(path: &Path) -> Option<Vec<u8>> {

@@ -8,6 +8,7 @@ mod caller_gone;
 mod check_in;
 mod connect_errors;
 mod connection;
+mod connector;
 mod destroy_guard;
 mod flight;
 mod lease;
@@ -30,6 +31,7 @@ pub use stats::PoolStats;
 pub(crate) use cache::PoolCache;
 #[cfg(feature = "tokio")]
 pub(crate) use caller_gone::WatchingCaller;
+pub(crate) use connector::{ConnectorThreads, start_connector};
 pub(crate) use destroy_guard::DestroyGuard;
-pub(crate) use opener::{OpenConfig, open, shared_connector};
+pub(crate) use opener::{OpenConfig, open};
 pub(crate) use watcher::{WatchSettings, Watcher};

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::{Connection, OpenFlags};
-use scheduled_thread_pool::{OnPoolDropBehavior, ScheduledThreadPool};
+use scheduled_thread_pool::ScheduledThreadPool;
 
 use super::cache::{Inserted, Opening, PoolCache};
 use super::caller_gone;
@@ -66,18 +66,6 @@ pub(crate) struct OpenConfig {
     pub(crate) owns_dir: bool,
     /// Every tenant's size limit and suspension.
     pub(crate) limits: Arc<Limits>,
-}
-
-/// The connector threads every pool shares (r2d2 would otherwise start 3
-/// per pool). Scheduled jobs of dropped pools are discarded.
-pub(crate) fn shared_connector(threads: usize) -> Arc<ScheduledThreadPool> {
-    Arc::new(
-        ScheduledThreadPool::builder()
-            .num_threads(threads)
-            .thread_name_pattern("tenanted-connector-{}")
-            .on_drop_behavior(OnPoolDropBehavior::DiscardPendingScheduled)
-            .build(),
-    )
 }
 
 /// How many times a cold open starts again after finding that the file it
