@@ -911,6 +911,13 @@ fn sqlite_next_step(e: &rusqlite::Error) -> &'static str {
         Some(Code::DatabaseCorrupt) | Some(Code::NotADatabase) => {
             "; the file is damaged: restore it from a backup"
         }
+        // Not a wait at all: SQLite refuses at once to turn a read
+        // transaction into a write once another connection has committed
+        // since it began reading (no busy_timeout can help: an outside
+        // probe was told to raise it).
+        Some(Code::DatabaseBusy) if read_went_stale(e) => {
+            "; another connection committed to the tenant after this transaction began reading, so SQLite refused at once to let it write (no wait would help): roll back and run the whole transaction again, and start transactions that will write with BEGIN IMMEDIATE (rusqlite: TransactionBehavior::Immediate) so that they take the write lock before they read"
+        }
         // A statement's own wait for another connection's write lock ran
         // out (SQLITE_LOCKED is a conflict within one connection: not this).
         Some(Code::DatabaseBusy) => {
@@ -941,6 +948,13 @@ pub fn missing_database_way_out(
             path.display()
         ),
     }
+}
+
+/// Whether SQLite's `SQLITE_BUSY` `e` is `SQLITE_BUSY_SNAPSHOT`: a read
+/// transaction of a WAL database that may not become a write transaction.
+fn read_went_stale(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(failure, _)
+        if failure.extended_code == rusqlite::ffi::SQLITE_BUSY_SNAPSHOT)
 }
 
 /// Whether SQLite's I/O error `e` was taking a lock on the file, or one

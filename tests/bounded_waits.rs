@@ -830,3 +830,34 @@ fn a_held_limits_record_holds_a_destroy_no_longer_than_its_timeout() {
     m.create_tenant("acme").unwrap();
     assert_eq!(m.tenant_limits("acme").unwrap().max_size, None);
 }
+
+/// A transaction that read, then found another connection had committed
+/// meanwhile, is refused its write at once (`SQLITE_BUSY_SNAPSHOT`): it
+/// waited for nothing, and no `busy_timeout` helps. The error says to run
+/// the transaction again and to begin writing ones with `BEGIN IMMEDIATE`,
+/// not to raise `busy_timeout` (an outside probe was told to).
+#[test]
+fn a_read_gone_stale_is_told_to_run_again_not_to_wait_longer() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = common::manager(dir.path());
+    m.create_tenant("acme").unwrap();
+    let reader = m.connection("acme").unwrap();
+    let writer = m.connection("acme").unwrap();
+    reader.execute_batch("BEGIN").unwrap();
+    let _: i64 = reader
+        .query_row("SELECT count(*) FROM notes", [], |r| r.get(0))
+        .unwrap();
+    writer
+        .execute("INSERT INTO notes (body) VALUES ('meanwhile')", [])
+        .unwrap();
+    let refused = reader
+        .execute("INSERT INTO notes (body) VALUES ('late')", [])
+        .map_err(|e| reader.diagnose(e))
+        .unwrap_err();
+    reader.execute_batch("ROLLBACK").unwrap();
+    let said = refused.to_string();
+    assert!(
+        said.contains("BEGIN IMMEDIATE") && !said.contains("raise busy_timeout"),
+        "{said}"
+    );
+}
