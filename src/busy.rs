@@ -252,7 +252,12 @@ fn named(other: &OtherProcess) -> String {
         Some("litestream") => format!(
             "{other}, Litestream replicating the root (it holds a tenant until told to let go, which a destroy does for `tenanted replicate`, or until it is stopped; one run from a directory-mode configuration lets go of nothing: stop it first)"
         ),
-        Some(name) => format!("{other}, {name}"),
+        // Inside the parentheses: after them, the name ran into the
+        // words that follow ("(pid 22770), probe after 5 s": a probe).
+        Some(name) => match other.pid {
+            Some(pid) => format!("another process (pid {pid}, `{name}`)"),
+            None => format!("another process (`{name}`)"),
+        },
         None => other.to_string(),
     }
 }
@@ -323,7 +328,7 @@ mod tests {
         assert_eq!(
             said,
             format!(
-                "it was still open in another process (pid {}), sleep",
+                "it was still open in another process (pid {}, `sleep`)",
                 sleeping.id()
             )
         );
