@@ -23,13 +23,18 @@ impl TenantManager {
     /// Cancellation-safe: dropping the returned future never leaks a
     /// checked-out connection or leaves a transaction open. A closure that
     /// has not started yet never starts (nothing is checked out, or the
-    /// connection it waited for goes straight back), and a checkout
-    /// waiting for a connection stops within 100 ms of the drop, so that
-    /// abandoned waits on one busy tenant do not fill the blocking pool;
-    /// one
-    /// already running runs to its end (a blocking thread cannot be
-    /// stopped) and its connection goes back to the pool as usual, its
-    /// result dropped. Whatever `f` committed stays committed.
+    /// connection it waited for goes straight back): the blocking thread
+    /// looks for the drop just before it calls `f`, so a drop a few
+    /// microseconds after that look still finds `f` starting (an outside
+    /// probe saw 2 to 4 in 21,000 to 48,000 cancelled calls begin 5 to
+    /// 21 µs after the drop). A checkout waiting for a connection stops
+    /// within 100 ms of the drop, so that abandoned waits on one busy
+    /// tenant do not fill the blocking pool; a closure already running
+    /// runs to its end (a blocking thread cannot be stopped) and its
+    /// connection goes back to the pool as usual, its result dropped.
+    /// Whatever `f` committed stays committed: a request that must not
+    /// write after its deadline checks the deadline inside `f`, in the
+    /// transaction that writes.
     ///
     /// A connection never goes back to the pool inside a transaction: if
     /// `f` returns, or panics, with one open, it is rolled back, and the
