@@ -248,17 +248,14 @@ pub(crate) fn holder_phrase(
 /// Litestream process is said to be one, with why it holds the tenant.
 fn named(other: &OtherProcess) -> String {
     let name = other.pid.and_then(crate::fs::sys::process_name);
-    match name.as_deref() {
-        Some("litestream") => format!(
+    match (name.as_deref(), other.pid) {
+        (Some("litestream"), _) => format!(
             "{other}, Litestream replicating the root (it holds a tenant until told to let go, which a destroy does for `tenanted replicate`, or until it is stopped; one run from a directory-mode configuration lets go of nothing: stop it first)"
         ),
         // Inside the parentheses: after them, the name ran into the
         // words that follow ("(pid 22770), probe after 5 s": a probe).
-        Some(name) => match other.pid {
-            Some(pid) => format!("another process (pid {pid}, `{name}`)"),
-            None => format!("another process (`{name}`)"),
-        },
-        None => other.to_string(),
+        (Some(name), Some(pid)) => format!("another process (pid {pid}, `{name}`)"),
+        _ => other.to_string(),
     }
 }
 

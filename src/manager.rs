@@ -45,7 +45,10 @@ type RecordFirst<'a> = dyn Fn(&Patience) -> Result<()> + Sync + 'a;
 /// connections to them.
 ///
 /// Cheap to clone: clones share the pools. Dropping the last clone closes
-/// every pool and stops the background threads.
+/// every pool and stops the background threads, and waits (a second at
+/// most, and not while a connection checked out outlives it) until they
+/// have ended: a process that exits while a thread is still ending can
+/// corrupt its heap (see `docs/design.md`).
 ///
 /// ```
 /// use tenanted::{Migration, Migrations, RootConfig, TenantManager};

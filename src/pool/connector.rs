@@ -21,8 +21,9 @@ use super::cache::PoolCache;
 use crate::fs::sys;
 
 /// How long a manager's drop waits for its connector threads to end: they
-/// are idle, or finishing one open (a connection's `busy_timeout` bounds
-/// it); past this they are left to end by themselves.
+/// are idle, or finishing one open (SQLite's part of it is bounded by
+/// `busy_timeout`; a `connection_init` hook is the caller's own); past
+/// this they are left to end by themselves.
 const ENDING: Duration = Duration::from_secs(1);
 
 /// How often the drop looks again.

