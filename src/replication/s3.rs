@@ -7,6 +7,8 @@ use std::time::{Duration, SystemTime};
 
 use rusty_s3::actions::{DeleteObject, ListObjectsV2};
 use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
+use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
+use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
 
 use super::timestamp::parse_timestamp;
 use super::until::Until;
@@ -131,10 +133,33 @@ fn agent() -> ureq::Agent {
 }
 
 fn agent_within(timeout: Duration) -> ureq::Agent {
-    ureq::Agent::config_builder()
+    let config = ureq::Agent::config_builder()
         .timeout_global(Some(timeout))
-        .build()
-        .into()
+        .build();
+    let resolver = OnThisThread(DefaultResolver::default());
+    ureq::Agent::with_parts(config, DefaultConnector::default(), resolver)
+}
+
+/// Looks the store's host name up on the calling thread. ureq's own
+/// resolver, given a timeout, looks it up on a thread of its own that it
+/// never joins, and a process that exits while such a thread is ending can
+/// corrupt its heap (see `pool/connector.rs`; a rebuild's last request is
+/// just before the CLI exits). The lookup is then bounded by the system's
+/// resolver (`timeout` and `attempts` in `resolv.conf`), not by the
+/// request's timeout; connecting and the exchange still are.
+#[derive(Debug)]
+struct OnThisThread(DefaultResolver);
+
+impl Resolver for OnThisThread {
+    fn resolve(
+        &self,
+        uri: &ureq::http::Uri,
+        config: &ureq::config::Config,
+        _: NextTimeout,
+    ) -> std::result::Result<ResolvedSocketAddrs, ureq::Error> {
+        // No timeout: ureq's resolver then spawns no thread.
+        self.0.resolve(uri, config, NextTimeout::default())
+    }
 }
 
 /// An agent for the next request of a run that must end by `until`:
