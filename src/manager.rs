@@ -953,7 +953,9 @@ impl TenantManager {
     /// # Errors
     ///
     /// Only for a bad `only` name, a bad template, a root that cannot be
-    /// listed at all, or, for a run to the latest version,
+    /// listed at all, [`Error::Encryption`] (the `encryption` feature) when the key provider
+    /// cannot open the root's keys (a master key that is not the root's:
+    /// see `KeyProvider::check_root_keys`); or, for a run to the latest version,
     /// [`Error::BadMigrations`] for migrations that cannot build a new
     /// tenant or that end the transaction they run in (tried once on an
     /// empty database before any tenant is changed: see the README's
@@ -999,7 +1001,10 @@ impl TenantManager {
     ///
     /// # Errors
     ///
-    /// Only for a bad template or a root that cannot be listed at all;
+    /// Only for a bad template, a root that cannot be listed at all, or
+    /// [`Error::Encryption`] (the `encryption` feature) when the key provider
+    /// cannot open the root's keys (a master key that is not the root's:
+    /// see `KeyProvider::check_root_keys`);
     /// unreadable tenants are in the report.
     ///
     /// ```
@@ -1223,6 +1228,9 @@ impl TenantManager {
     ///
     /// A bad `only` name, a `dir` inside the root
     /// ([`Error::BackupInsideRoot`]), a root that cannot be listed at all,
+    /// [`Error::Encryption`] (the `encryption` feature) when the key provider
+    /// cannot open the root's keys (a master key that is not the root's:
+    /// see `KeyProvider::check_root_keys`);
     /// a `dir` recorded with another layout ([`Error::LayoutMismatch`]),
     /// a staging directory that cannot be made, or a last `syncfs` that
     /// fails (then no copy of the run can be trusted to be there after a

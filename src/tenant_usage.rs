@@ -21,7 +21,10 @@ impl TenantManager {
     ///
     /// # Errors
     ///
-    /// Only for a root that cannot be walked at all. A tenant whose files
+    /// Only for a root that cannot be walked at all, or
+    /// [`Error::Encryption`](crate::Error::Encryption) (the `encryption`
+    /// feature) when the key provider cannot open the root's keys (a
+    /// master key that is not the root's). A tenant whose files
     /// cannot be read is in [`UsageReport::failed`] (a damaged database is
     /// [`Error::DamagedTenant`](crate::Error::DamagedTenant), a tenant
     /// directory without its database

@@ -979,6 +979,71 @@ fn a_master_key_that_is_not_the_roots_makes_no_tenant() {
         .unwrap();
 }
 
+/// A fleet run reads an up-to-date tenant's version and size outside
+/// SQLite, without its key: given a master key that is not the root's,
+/// status, migrate, usage and backup reported a healthy fleet that no
+/// process given that key can open.
+#[test]
+fn fleet_runs_refuse_a_master_key_that_is_not_the_roots() {
+    let root = tempfile::tempdir().unwrap();
+    let master = MasterKey::generate().unwrap();
+    seed_canary(&manager(root.path(), &master, 1), "acme");
+    let wrong = manager(root.path(), &MasterKey::generate().unwrap(), 1);
+    let refused = |what: &str, e: Error| {
+        let said = e.to_string();
+        assert!(
+            matches!(e, Error::Encryption { .. })
+                && said.contains("not this root's")
+                && said.contains("acme.key"),
+            "{what}: {said}"
+        );
+    };
+    let backups = tempfile::tempdir().unwrap();
+    let backup = tenanted::BackupOptions::default();
+    refused("status", wrong.migration_status().unwrap_err());
+    refused(
+        "migrate",
+        wrong.migrate_all(&Default::default()).unwrap_err(),
+    );
+    let top = tenanted::UsageOrder::Largest;
+    refused("usage", wrong.usage(top, 10).unwrap_err());
+    refused(
+        "backup",
+        wrong.backup_all(backups.path(), &backup).unwrap_err(),
+    );
+    drop(wrong);
+    // The root's own master key runs them.
+    let right = manager(root.path(), &master, 1);
+    assert_eq!(right.migration_status().unwrap().total(), 1);
+    assert_eq!(right.usage(top, 10).unwrap().tenants, 1);
+}
+
+#[test]
+fn the_cli_refuses_a_fleet_run_with_a_master_key_that_is_not_the_roots() {
+    let root = tempfile::tempdir().unwrap();
+    let right = MasterKey::generate().unwrap().to_hex();
+    let wrong = MasterKey::generate().unwrap().to_hex();
+    (cli(root.path()).env(MasterKey::ENV, right.as_str()))
+        .args(["create", "acme"])
+        .assert()
+        .success();
+    for command in [&["status"][..], &["migrate"], &["usage"]] {
+        let refused = (cli(root.path()).env(MasterKey::ENV, wrong.as_str()))
+            .args(command)
+            .assert()
+            .failure();
+        let said = String::from_utf8_lossy(&refused.get_output().stderr).into_owned();
+        assert!(
+            said.contains("not this root's") && said.contains("acme.key"),
+            "{command:?}: {said}"
+        );
+    }
+    (cli(root.path()).env(MasterKey::ENV, right.as_str()))
+        .arg("status")
+        .assert()
+        .success();
+}
+
 #[test]
 fn the_cli_rekeys_only_when_confirmed() {
     let root = tempfile::tempdir().unwrap();

@@ -113,6 +113,19 @@ pub(crate) fn key_kept(tenant: &TenantName, root: &Path, key: Option<&TenantKey>
         || provider.staged_key(tenant)?.as_ref() == Some(key))
 }
 
+/// Checks that the provider serving `root`, if any, opens its keys (see
+/// `KeyProvider::check_root_keys`): before a fleet run.
+///
+/// # Errors
+///
+/// The provider's refusal.
+pub(crate) fn check_root_keys(root: &Path) -> Result<()> {
+    match provider(root) {
+        Some(provider) => provider.check_root_keys(),
+        None => Ok(()),
+    }
+}
+
 /// The key provider of `root`, if it has one.
 pub(crate) fn key_provider(root: &Path) -> Option<std::sync::Arc<dyn super::KeyProvider>> {
     provider(root)

@@ -29,6 +29,12 @@ pub(crate) fn opening_key(
     Ok(Ok(None))
 }
 
+/// No provider to check.
+#[allow(clippy::unnecessary_wraps)]
+pub(crate) fn check_root_keys(_root: &Path) -> Result<()> {
+    Ok(())
+}
+
 /// No other key to try.
 #[allow(clippy::unnecessary_wraps)]
 pub(crate) fn other_keys(

@@ -131,4 +131,20 @@ pub trait KeyProvider: Send + Sync + 'static {
     fn holds_the_roots_keys(&self) -> bool {
         false
     }
+
+    /// Checks, before each fleet run (status, migrate, usage, backup),
+    /// that this provider can serve the root at all. Such a run may open
+    /// no tenant (every one up to date: versions and sizes are read
+    /// outside SQLite), and would then report a fleet that no process
+    /// given this provider can open. `Ok`, the default, when it can or
+    /// cannot tell.
+    ///
+    /// # Errors
+    ///
+    /// Why the root's keys are known not to open with this provider
+    /// ([`RootKeyStore`](crate::RootKeyStore): its master key opens none of the root's key
+    /// files it tried); the run then looks at no tenant.
+    fn check_root_keys(&self) -> Result<()> {
+        Ok(())
+    }
 }

@@ -23,13 +23,13 @@ mod tenant_key;
 
 #[cfg(feature = "encryption")]
 pub(crate) use apply::{
-    apply, created_key, destroyed_key, has_provider, key_kept, key_provider, opening_key,
-    other_keys, prove, refuse_keyless_destroy, rekeying_provider, tenant_key,
+    apply, check_root_keys, created_key, destroyed_key, has_provider, key_kept, key_provider,
+    opening_key, other_keys, prove, refuse_keyless_destroy, rekeying_provider, tenant_key,
 };
 #[cfg(not(feature = "encryption"))]
 pub(crate) use disabled::{
-    TenantKey, apply, created_key, destroyed_key, has_provider, key_kept, opening_key, other_keys,
-    prove, refuse_keyless_destroy, tenant_key,
+    TenantKey, apply, check_root_keys, created_key, destroyed_key, has_provider, key_kept,
+    opening_key, other_keys, prove, refuse_keyless_destroy, tenant_key,
 };
 pub(crate) use kept_keys::unkeyed_open;
 #[cfg(feature = "encryption")]

@@ -27,14 +27,17 @@ use crate::name::TenantName;
 /// before a new key is refused (one damaged file must not block a root).
 const MASTER_CHECKS: usize = 3;
 
-/// A master key refused by the root's other keys, `first` the first
-/// refusal.
-fn not_this_roots(tenant: &TenantName, first: Error) -> Error {
+/// A master key refused by the root's key files, `first` the first
+/// refusal; `tenant` the one whose key was to be made, if any, and `done`
+/// what came of the call ("no key was made").
+fn not_this_roots(tenant: Option<&TenantName>, first: Error, done: &str) -> Error {
     match first {
         Error::Encryption { path, .. } => Error::Encryption {
-            tenant: Some(tenant.clone()),
+            tenant: tenant.cloned(),
             path,
-            reason: "the master key given does not open the root's other keys, so it is not this root's: give the root's master key (TENANTED_MASTER_KEY), or finish a master key rotation stopped half way by running it again; no key was made".to_string(),
+            reason: format!(
+                "the master key given does not open the root's key files, so it is not this root's: give the root's master key (TENANTED_MASTER_KEY), or finish a master key rotation stopped half way by running it again; {done}"
+            ),
         },
         e => e,
     }
@@ -208,7 +211,7 @@ impl RootKeyStore {
             .map_err(listing)?
         {
             (Some(true), _) => Ok(()),
-            (_, Some(first)) => Err(not_this_roots(tenant, first)),
+            (_, Some(first)) => Err(not_this_roots(Some(tenant), first, "no key was made")),
             // No other key to ask: the first key of the root.
             (_, None) => Ok(()),
         }
@@ -368,7 +371,26 @@ impl KeyProvider for RootKeyStore {
     fn key_location(&self, tenant: &TenantName) -> Option<PathBuf> {
         Some(self.key_path(tenant))
     }
+
+    /// The master key must open the root's key files: the first it opens
+    /// proves it, and one it cannot open with none opened refuses it (as
+    /// before a new key is made, see `check_master`).
+    fn check_root_keys(&self) -> Result<()> {
+        let dir = match Dir::open(&self.root, &self.keys_dir()) {
+            Ok(dir) => dir,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(Error::io(None, self.keys_dir(), "opening the keys", e)),
+        };
+        let listing = |e| Error::io(None, dir.path(), "listing the keys", e);
+        match self.opens_the_roots_keys(&dir, None).map_err(listing)? {
+            (Some(true), _) | (_, None) => Ok(()),
+            (_, Some(first)) => Err(not_this_roots(None, first, FLEET_REFUSED)),
+        }
+    }
 }
+
+/// What a fleet run refused by [`RootKeyStore::check_root_keys`] did.
+const FLEET_REFUSED: &str = "no tenant was looked at (their versions and sizes can be read without the key, but no process given this master key can open them)";
 
 impl fmt::Debug for RootKeyStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -16,6 +16,7 @@ use parking_lot::Mutex;
 
 use super::feed::{Feed, in_report_order};
 use super::options::{FleetOptions, Progress};
+use crate::crypt;
 use crate::error::{Error, Result};
 use crate::fs::faults;
 use crate::name::TenantName;
@@ -128,8 +129,11 @@ impl<'a> Run<'a> {
     ///
     /// # Errors
     ///
-    /// A bad name in `only`, a bad template, a root that cannot be walked.
+    /// A bad name in `only`, a bad template, a root that cannot be walked;
+    /// a key provider that cannot open the root's keys (see
+    /// `KeyProvider::check_root_keys`).
     pub(crate) fn new(root: &'a RootConfig, options: &'a FleetOptions) -> Result<Self> {
+        crypt::check_root_keys(root.root_dir())?;
         let only = options.only.as_deref();
         let feed = Feed::new(root, only)?;
         let total = match options.progress {
@@ -151,6 +155,7 @@ impl<'a> Run<'a> {
         if options.only.is_some() {
             return Run::new(root, options);
         }
+        crypt::check_root_keys(root.root_dir())?;
         let (mut list, mut errors) = (Vec::new(), Vec::new());
         // The fleet run's walk (`Mode::Candidates`), which lists a tenant
         // whose destroy is still running (its read waits for the destroy
