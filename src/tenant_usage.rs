@@ -14,9 +14,10 @@ impl TenantManager {
     /// recently written). Memory does not grow with the fleet; for every
     /// row, use [`usage_each`](Self::usage_each).
     ///
-    /// Page counts and free pages are the header's: the database as of its
-    /// last checkpoint. Writes since are in the `-wal`, whose size each row
-    /// gives. Limits and suspensions are the root's record, read again
+    /// Page counts are as of each tenant's last commit (its `-wal`'s last
+    /// commit frame, read only when the `-wal` holds frames; else the
+    /// header's), so a tenant is at its limit here when its writes are;
+    /// free pages are the header's, as of its last checkpoint. Limits and suspensions are the root's record, read again
     /// first if it changed.
     ///
     /// # Errors

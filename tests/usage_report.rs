@@ -126,6 +126,33 @@ fn rows_count_as_sqlite_does_and_the_top_rows_come_in_each_order() {
     );
 }
 
+/// A tenant that filled its limit since its last checkpoint: its header
+/// still counts the pages it had then, and the report called it far from
+/// its limit while its writes were refused.
+#[test]
+fn a_tenant_that_filled_its_limit_since_its_last_checkpoint_is_reported_at_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = common::builder(dir.path()).build().unwrap();
+    m.create_tenant("acme").unwrap();
+    m.set_tenant_max_size("acme", Some(256 * KIB)).unwrap();
+    checkpoint(&m, "acme");
+    let conn = m.connection("acme").unwrap();
+    conn.execute_batch("PRAGMA wal_autocheckpoint = 0").unwrap();
+    let insert = "INSERT INTO notes (body) VALUES (hex(randomblob(2000)))";
+    let refused = (0..1000).find_map(|_| conn.execute(insert, []).err());
+    assert!(refused.is_some(), "the limit stopped the writes");
+    let pages: i64 = conn
+        .query_row("PRAGMA page_count", [], |r| r.get(0))
+        .unwrap();
+    let report = m.usage(UsageOrder::ClosestToLimit, 1).unwrap();
+    let row = &report.top[0];
+    assert!(row.wal_bytes > 0, "the writes are in the -wal: {row:?}");
+    assert_eq!(row.page_count, u64::try_from(pages).unwrap(), "{row:?}");
+    assert!(row.is_over_limit() && row.is_near_limit(), "{row:?}");
+    assert_eq!((report.over_limit, report.near_limit), (1, 1));
+    drop(conn);
+}
+
 #[test]
 fn a_damaged_tenant_or_one_without_its_database_is_reported_and_the_rest_counted() {
     let dir = tempfile::tempdir().unwrap();

@@ -29,9 +29,12 @@ pub struct TenantUsage {
     pub wal_bytes: u64,
     /// The database's page size.
     pub page_size: u32,
-    /// Its pages as of the last checkpoint (the header's count).
+    /// Its pages as of its last commit: the count its `-wal`'s last
+    /// commit holds, or else its header's (as of its last checkpoint).
+    /// What its size limit counts.
     pub page_count: u64,
-    /// Pages on its free list (room that writes reuse before growing).
+    /// Pages on its free list (room that writes reuse before growing), as
+    /// of its last checkpoint (the header's count).
     pub free_pages: u64,
     /// When its database or `-wal` was last modified.
     pub last_write: Option<SystemTime>,
@@ -42,8 +45,8 @@ pub struct TenantUsage {
 }
 
 impl TenantUsage {
-    /// The size its limit counts: page count times page size (as of the
-    /// last checkpoint).
+    /// The size its limit counts: page count times page size (as of its
+    /// last commit).
     pub fn size(&self) -> u64 {
         self.page_count.saturating_mul(u64::from(self.page_size))
     }

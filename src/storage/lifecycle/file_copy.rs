@@ -44,6 +44,7 @@ use crate::name::TenantName;
 use crate::storage::opening::open::WAL_HEADER;
 use crate::storage::opening::open_files::OutsideSqlite;
 use crate::storage::opening::opening_key::read_without_its_key;
+use crate::storage::opening::wal_frames::current_frames;
 
 /// What a snapshot wrote.
 #[derive(Debug, Clone, Copy)]
@@ -217,41 +218,8 @@ fn open_wal(dir: &Dir, name: &Path) -> io::Result<Option<(File, u64)>> {
     if len <= WAL_HEADER {
         return Ok(None);
     }
-    let frames = current_frames(&wal, len, name)?;
+    let frames = current_frames(wal.as_fd(), len, name)?;
     Ok(frames.map(|end| (wal, end)))
-}
-
-/// Where the current generation's frames end in a `-wal` of `len` bytes
-/// (`None` if it has none; `Some(len)` if the header cannot be read as
-/// one, for SQLite to judge). The frames whose salts match the header's
-/// are a prefix (a restart writes from the first frame on), found by
-/// bisection: a few reads, not one per frame. A frame being appended
-/// meanwhile is after the caller's read and may fall either side.
-fn current_frames(wal: &File, len: u64, name: &Path) -> io::Result<Option<u64>> {
-    let mut header = [0u8; 32];
-    sys::read_at(wal.as_fd(), &mut header, 0, name)?;
-    let page = u64::from(u32::from_be_bytes([
-        header[8], header[9], header[10], header[11],
-    ]));
-    if !(512..=65536).contains(&page) || !page.is_power_of_two() {
-        return Ok(Some(len));
-    }
-    let frame = 24 + page;
-    let matches = |i: u64| -> io::Result<bool> {
-        let mut head = [0u8; 24];
-        let read = sys::read_at(wal.as_fd(), &mut head, WAL_HEADER + i * frame, name)?;
-        Ok(read == head.len() && head[8..16] == header[16..24])
-    };
-    // `lo` frames are known to match, frames from `hi` on not to.
-    let (mut lo, mut hi) = (0, (len - WAL_HEADER) / frame);
-    while lo < hi {
-        let mid = lo + (hi - lo).div_ceil(2);
-        match matches(mid - 1)? {
-            true => lo = mid,
-            false => hi = mid - 1,
-        }
-    }
-    Ok((lo > 0).then_some(WAL_HEADER + lo * frame))
 }
 
 /// Copies the first `len` bytes of `from` (all of it for `u64::MAX`)

@@ -4,14 +4,18 @@
 //!
 //! The calls of a header read (`header.rs`), through the `fs` seam: a
 //! `stat` of the `-wal`, then `open`, `fstat`, `pread` of 100 bytes and
-//! `close` of the database. The descriptor is closed only when no SQLite
+//! `close` of the database; and for a `-wal` with frames, a few reads of
+//! it (`wal_frames.rs`). The descriptor is closed only when no SQLite
 //! connection of this process is on the file (`open_files`); when one is,
 //! a descriptor already parked on that file is read instead, so a process
 //! with pools open parks at most one per file however often it asks.
 //!
-//! The page count and free pages are the header's: in WAL mode, the
-//! database as of its last checkpoint. Writes since are in the `-wal`,
-//! whose size is given beside them.
+//! The page count is the database's as of its last commit: the count
+//! the `-wal`'s last commit frame holds, or else the header's (the
+//! database as of its last checkpoint), which a tenant growing between
+//! checkpoints outgrows by up to a checkpoint's worth of pages (1,000 by
+//! default): a tenant at its size limit must be reported at it. The free
+//! pages are the header's.
 
 use std::ffi::OsStr;
 use std::io;
@@ -27,9 +31,10 @@ use crate::fs::file_id::FileId;
 use crate::fs::sys;
 use crate::name::TenantName;
 use crate::storage::opening::header::{field_in, not_there, page_size_in, pages_in};
-use crate::storage::opening::open::open_for_reading;
+use crate::storage::opening::open::{WAL_HEADER, open_for_reading};
 use crate::storage::opening::open_error::sqlite_error;
 use crate::storage::opening::open_files;
+use crate::storage::opening::wal_frames::last_commit_pages;
 
 /// A database's files as the usage report sees them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,8 +45,7 @@ pub(crate) struct FileUsage {
     pub(crate) wal_bytes: u64,
     /// The page size.
     pub(crate) page_size: u32,
-    /// Pages in the database (the header's count, or the file's size in
-    /// pages when the header's count is not valid).
+    /// Pages in the database as of its last commit (see the module).
     pub(crate) page_count: u64,
     /// Pages on the free list.
     pub(crate) free_pages: u64,
@@ -70,9 +74,9 @@ pub(crate) enum Usage {
 
 /// The usage of the database `name` below the open directory `dir`.
 pub(crate) fn database_usage(dir: BorrowedFd<'_>, name: &Path) -> Usage {
-    let (wal_bytes, wal_time) = match wal(dir, name) {
+    let (wal_bytes, wal_time, committed) = match wal(dir, name) {
         Ok(wal) => wal,
-        Err(e) => return Usage::Unreadable("looking at its -wal", e),
+        Err((step, e)) => return Usage::Unreadable(step, e),
     };
     let usage = match parked(dir, name) {
         Some(usage) => usage,
@@ -82,6 +86,7 @@ pub(crate) fn database_usage(dir: BorrowedFd<'_>, name: &Path) -> Usage {
         Usage::Found(mut found) => {
             found.wal_bytes = wal_bytes;
             found.last_write = found.last_write.max(wal_time);
+            found.page_count = committed.unwrap_or(found.page_count);
             Usage::Found(found)
         }
         other => other,
@@ -121,17 +126,47 @@ fn opened(dir: BorrowedFd<'_>, name: &Path) -> Usage {
     }
 }
 
-/// The `-wal`'s size and modification time (0 and none without one).
-fn wal(dir: BorrowedFd<'_>, name: &Path) -> io::Result<(u64, Option<SystemTime>)> {
+/// The `-wal`'s size, its modification time, and the database's pages
+/// as of the last commit in it (0, none and none without one); or the
+/// step that failed.
+fn wal(dir: BorrowedFd<'_>, name: &Path) -> WalRead {
     let wal = [name.as_os_str().as_bytes(), b"-wal"].concat();
-    match sys::stat(dir, Path::new(OsStr::from_bytes(&wal))) {
-        Ok(stat) if FileType::from_raw_mode(stat.st_mode) == FileType::RegularFile => {
-            Ok((u64::try_from(stat.st_size).unwrap_or(0), modified(&stat)))
-        }
-        Ok(_) => Ok((0, None)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok((0, None)),
-        Err(e) => Err(e),
+    let wal = Path::new(OsStr::from_bytes(&wal));
+    let looking = |e| ("looking at its -wal", e);
+    let stat = match sys::stat(dir, wal) {
+        Ok(stat) if FileType::from_raw_mode(stat.st_mode) == FileType::RegularFile => stat,
+        Ok(_) => return Ok((0, None, None)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((0, None, None)),
+        Err(e) => return Err(looking(e)),
+    };
+    let bytes = u64::try_from(stat.st_size).unwrap_or(0);
+    // Most tenants' `-wal` is absent or empty: one `stat`, no more.
+    let committed = match bytes > WAL_HEADER {
+        true => committed_pages(dir, wal).map_err(|e| ("reading its -wal", e))?,
+        false => None,
+    };
+    Ok((bytes, modified(&stat), committed))
+}
+
+/// What [`wal`] found.
+type WalRead = Result<(u64, Option<SystemTime>, Option<u64>), (&'static str, io::Error)>;
+
+/// The database's pages as of the last commit in its `-wal` `wal` (see
+/// `wal_frames.rs`); `None` if there is none, or no regular file there
+/// any more. SQLite takes no lock on the `-wal`, so closing this
+/// descriptor drops none of this process's.
+fn committed_pages(dir: BorrowedFd<'_>, wal: &Path) -> io::Result<Option<u64>> {
+    let fd = match sys::open_any(dir, wal) {
+        Ok(fd) => fd,
+        Err(e) if not_there(&e) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let stat = sys::fstat(fd.as_fd())?;
+    if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
+        return Ok(None);
     }
+    let len = u64::try_from(stat.st_size).unwrap_or(0);
+    last_commit_pages(fd.as_fd(), len, wal)
 }
 
 fn modified(stat: &Stat) -> Option<SystemTime> {
