@@ -244,6 +244,33 @@ fn a_link_or_directory_at_a_tenants_lock_file_is_named_and_nothing_is_done() {
     assert!(!m.tenant_exists("acme").unwrap());
 }
 
+/// A link planted at a tenant's `-shm` stops its destroy, which says so
+/// naming the link: it named the database under its hidden fence name
+/// (`.main.sqlite3.destroying`), which is not where the link stands.
+#[test]
+fn a_link_at_a_tenants_shm_is_named_by_the_destroy_it_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let target = outside.path().join("precious");
+    fs::write(&target, b"not a -shm").unwrap();
+    let m = common::manager(dir.path());
+    m.create_tenant("acme").unwrap();
+    let db = m.root().database_path("acme").unwrap();
+    let shm = PathBuf::from(format!("{}-shm", db.display()));
+    symlink(&target, &shm).unwrap();
+    let refused = m.destroy_tenant("acme").expect_err("the link stops it");
+    let msg = refused.to_string();
+    assert!(
+        msg.contains(&format!("{}:", shm.display())) && msg.contains("symbolic link"),
+        "{msg}"
+    );
+    assert!(m.tenant_exists("acme").unwrap());
+    assert_eq!(fs::read(&target).unwrap(), b"not a -shm");
+    fs::remove_file(&shm).unwrap();
+    m.destroy_tenant("acme").unwrap();
+    assert!(!m.tenant_exists("acme").unwrap());
+}
+
 /// A root that is a symbolic link leading nowhere is refused when the
 /// manager is built, naming the link and where it leads; it was accepted,
 /// and each operation failed its own way ("File exists" locking the

@@ -16,7 +16,7 @@
 //! file it read, and never writes).
 
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::fs::dir::Dir;
 use crate::fs::sys;
@@ -35,22 +35,49 @@ pub(crate) struct Holder {
     pub(crate) pid: Option<u32>,
 }
 
+/// Why a database's locks could not be read: the file that could not be
+/// probed (the database, or its `-shm`), and the error.
+#[derive(Debug)]
+pub(crate) struct LocksUnreadable {
+    /// The file's name in the directory.
+    pub(crate) name: PathBuf,
+    pub(crate) error: io::Error,
+}
+
 /// Whether a process other than this one has `db` (in `dir`) open through
 /// SQLite; `shm` is the `-shm` file named after the database's original
 /// name.
-pub(crate) fn other_holder(dir: &Dir, db: &Path, shm: &Path) -> io::Result<Option<Holder>> {
+///
+/// # Errors
+///
+/// Either file could not be opened or probed (a link planted at the
+/// `-shm`'s name is refused, never followed): which one, and why.
+pub(crate) fn other_holder(
+    dir: &Dir,
+    db: &Path,
+    shm: &Path,
+) -> Result<Option<Holder>, LocksUnreadable> {
     if let Some(holder) = lock_holder(dir, db, SHARED_FIRST, SHARED_SIZE)? {
         return Ok(Some(holder));
     }
     lock_holder(dir, shm, SHM_DMS, 1)
 }
 
-fn lock_holder(dir: &Dir, name: &Path, start: u64, length: u64) -> io::Result<Option<Holder>> {
+fn lock_holder(
+    dir: &Dir,
+    name: &Path,
+    start: u64,
+    length: u64,
+) -> Result<Option<Holder>, LocksUnreadable> {
+    let unreadable = |error| LocksUnreadable {
+        name: name.to_path_buf(),
+        error,
+    };
     let file = match sys::open_file(dir.fd(), name) {
         Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
+        Err(e) => return Err(unreadable(e)),
     };
-    let held = sys::lock_holder(&file, start, length, name)?;
+    let held = sys::lock_holder(&file, start, length, name).map_err(unreadable)?;
     Ok(held.map(|pid| Holder { pid }))
 }

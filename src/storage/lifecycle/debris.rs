@@ -221,9 +221,9 @@ fn unless_held(tenant: &TenantName, dir: &Dir, held: &Path, name: &Path) -> Resu
     let holder = other_holder(dir, held, &shm).map_err(|e| {
         Error::io(
             Some(tenant),
-            dir.join(held),
+            dir.join(&e.name),
             "reading the database's locks",
-            e,
+            e.error,
         )
     })?;
     match holder {

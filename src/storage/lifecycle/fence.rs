@@ -222,6 +222,8 @@ impl<'a> Fence<'a> {
         let file = FileId::from_stat(&file);
         let shm = sidecar_path(self.at.db_name(), "-shm");
         let mut last = None;
+        // The file whose locks could not be read: the error names it.
+        let mut unreadable = fenced.clone();
         let released = patience.retry(|| {
             // Checked first: the probe below closes a descriptor of the
             // file, which would drop every lock this process holds on it.
@@ -231,11 +233,14 @@ impl<'a> Fence<'a> {
                 });
                 return Ok(None);
             }
-            last = other_holder(self.dir, &self.fenced, &shm)?;
+            last = other_holder(self.dir, &self.fenced, &shm).map_err(|e| {
+                unreadable = self.dir.join(&e.name);
+                e.error
+            })?;
             Ok(last.is_none().then_some(()))
         });
         let released =
-            released.map_err(|e| self.io_error("reading the database's locks", &fenced, e))?;
+            released.map_err(|e| self.io_error("reading the database's locks", &unreadable, e))?;
         match (released, last) {
             (Some(()), _) | (None, None) => Ok(()),
             (None, Some(Holder { pid })) => Err(Error::busy(
