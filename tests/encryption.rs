@@ -1018,6 +1018,32 @@ fn fleet_runs_refuse_a_master_key_that_is_not_the_roots() {
     assert_eq!(right.usage(top, 10).unwrap().tenants, 1);
 }
 
+/// A key file that is no key file (truncated here) says nothing about
+/// the master key: with the root's own key, fleet runs go on, even when
+/// it is the only key file left; only well-formed key files the master
+/// key fails to open refuse it (an outside review: a damaged file
+/// blocked status and backup of the whole root, said as a wrong key).
+#[test]
+fn a_damaged_key_file_refuses_no_fleet_run_with_the_roots_master_key() {
+    let root = tempfile::tempdir().unwrap();
+    let master = MasterKey::generate().unwrap();
+    let m = manager(root.path(), &master, 1);
+    seed_canary(&m, "acme");
+    seed_canary(&m, "beta");
+    let store = RootKeyStore::new(root.path(), master.clone());
+    let acme_key = store.key_path(&TenantName::new("acme").unwrap());
+    std::fs::write(&acme_key, b"tenanted-key-v1\ntruncated").unwrap();
+    m.migration_status().unwrap();
+    m.destroy_tenant("beta").unwrap();
+    assert_eq!(key_files(&store), ["acme.key"]);
+    let status = m.migration_status().unwrap();
+    assert_eq!(status.total(), 1);
+    m.usage(tenanted::UsageOrder::Largest, 10).unwrap();
+    // Opening acme still says what is wrong with its own file.
+    let refused = m.connection("acme").unwrap_err().to_string();
+    assert!(refused.contains("not a tenanted key file"), "{refused}");
+}
+
 #[test]
 fn the_cli_refuses_a_fleet_run_with_a_master_key_that_is_not_the_roots() {
     let root = tempfile::tempdir().unwrap();
@@ -1027,7 +1053,15 @@ fn the_cli_refuses_a_fleet_run_with_a_master_key_that_is_not_the_roots() {
         .args(["create", "acme"])
         .assert()
         .success();
-    for command in [&["status"][..], &["migrate"], &["usage"]] {
+    let backups = tempfile::tempdir().unwrap();
+    let backup = backups.path().join("backup");
+    let backup = backup.to_str().unwrap();
+    for command in [
+        &["status"][..],
+        &["migrate"],
+        &["usage"],
+        &["backup", "--to", backup],
+    ] {
         let refused = (cli(root.path()).env(MasterKey::ENV, wrong.as_str()))
             .args(command)
             .assert()

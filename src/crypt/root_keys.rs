@@ -27,20 +27,46 @@ use crate::name::TenantName;
 /// before a new key is refused (one damaged file must not block a root).
 const MASTER_CHECKS: usize = 3;
 
-/// A master key refused by the root's key files, `first` the first
-/// refusal; `tenant` the one whose key was to be made, if any, and `done`
-/// what came of the call ("no key was made").
-fn not_this_roots(tenant: Option<&TenantName>, first: Error, done: &str) -> Error {
+/// A master key refused by `count` of the root's key files, `first` the
+/// first refusal; `tenant` the one whose key was to be made, if any, and
+/// `done` what came of the call ("no key was made").
+fn not_this_roots(
+    tenant: Option<&TenantName>,
+    (first, count): (Error, usize),
+    done: &str,
+) -> Error {
     match first {
         Error::Encryption { path, .. } => Error::Encryption {
             tenant: tenant.cloned(),
             path,
             reason: format!(
-                "the master key given does not open the root's key files, so it is not this root's: give the root's master key (TENANTED_MASTER_KEY), or finish a master key rotation stopped half way by running it again; {done}"
+                "the master key given opens none of the root's key files it tried ({count}, this one first), so it is not this root's, or those files are damaged: give the root's master key (TENANTED_MASTER_KEY), finish a master key rotation stopped half way by running it again, or put the key files back from their backup; {done}"
             ),
         },
         e => e,
     }
+}
+
+/// What a key file holds, as [`RootKeyStore::look_at`] finds it.
+enum KeyFile {
+    /// The key, opened by the master key.
+    Key(TenantKey),
+    /// No key: no file, or one being destroyed (zeroed).
+    NoKey,
+    /// A key file the master key does not open.
+    Refused(Error),
+    /// A file that cannot be read, or is no key file.
+    Unreadable(Error),
+}
+
+/// What trying the master key on the root's key files found.
+enum Tried {
+    /// One opened.
+    Opened,
+    /// None opened, and `count` well-formed ones refused it.
+    Refused { first: Error, count: usize },
+    /// No well-formed key file to ask.
+    NothingDecided,
 }
 
 /// The first bytes of every key file (its format's version).
@@ -171,28 +197,54 @@ impl RootKeyStore {
     /// (a destroy running meanwhile, or killed between the two, made
     /// every open and re-key say the master key was wrong).
     fn read_file(&self, dir: &Dir, tenant: &TenantName, name: &Path) -> Result<Option<TenantKey>> {
+        match self.look_at(dir, tenant, name) {
+            KeyFile::Key(key) => Ok(Some(key)),
+            KeyFile::NoKey => Ok(None),
+            KeyFile::Refused(e) | KeyFile::Unreadable(e) => Err(e),
+        }
+    }
+
+    /// What the file `name` holds for `tenant` (see [`KeyFile`]).
+    fn look_at(&self, dir: &Dir, tenant: &TenantName, name: &Path) -> KeyFile {
         let path = dir.join(name);
         let file = match sys::open_file(dir.fd(), name) {
             Ok(file) => file,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(Error::io(Some(tenant), path, "opening the tenant's key", e)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return KeyFile::NoKey,
+            Err(e) => {
+                let e = Error::io(Some(tenant), path, "opening the tenant's key", e);
+                return KeyFile::Unreadable(e);
+            }
         };
         let mut bytes = zeroize::Zeroizing::new([0u8; FILE_LEN + 1]);
-        let read = sys::read_at(file.as_fd(), bytes.as_mut(), 0, name)
-            .map_err(|e| Error::io(Some(tenant), &path, "reading the tenant's key", e))?;
-        let content = bytes.get(..read).unwrap_or_default();
+        let content = match sys::read_at(file.as_fd(), bytes.as_mut(), 0, name) {
+            Ok(read) => bytes.get(..read).unwrap_or_default(),
+            Err(e) => {
+                let e = Error::io(Some(tenant), path, "reading the tenant's key", e);
+                return KeyFile::Unreadable(e);
+            }
+        };
         if content.len() == FILE_LEN && content.iter().all(|&b| b == 0) {
-            return Ok(None);
+            return KeyFile::NoKey;
         }
-        let wrapped = Some(content)
-            .filter(|b| b.len() == FILE_LEN)
-            .and_then(|b| b.strip_prefix(&MAGIC[..]));
-        let key = wrapped.and_then(|w| self.master.unwrap(tenant.as_str(), w));
-        key.map(Some).ok_or_else(|| Error::Encryption {
+        let encryption = |reason: &str| Error::Encryption {
             tenant: Some(tenant.clone()),
-            path,
-            reason: "the master key does not open this key file (another root's master key, a file copied from another tenant, or a damaged file); give the master key it was made with".to_string(),
-        })
+            path: path.clone(),
+            reason: reason.to_string(),
+        };
+        let Some(wrapped) = Some(content)
+            .filter(|b| b.len() == FILE_LEN)
+            .and_then(|b| b.strip_prefix(&MAGIC[..]))
+        else {
+            return KeyFile::Unreadable(encryption(
+                "this is not a tenanted key file (its length or first bytes are wrong: damaged, or written by something else); put it back from the keys' backup",
+            ));
+        };
+        match self.master.unwrap(tenant.as_str(), wrapped) {
+            Some(key) => KeyFile::Key(key),
+            None => KeyFile::Refused(encryption(
+                "the master key does not open this key file (another root's master key, a file copied from another tenant, or a damaged file); give the master key it was made with",
+            )),
+        }
     }
 
     /// Before a new key is written: the master key must open the key
@@ -210,39 +262,41 @@ impl RootKeyStore {
             .opens_the_roots_keys(dir, Some(tenant))
             .map_err(listing)?
         {
-            (Some(true), _) => Ok(()),
-            (_, Some(first)) => Err(not_this_roots(Some(tenant), first, "no key was made")),
-            // No other key to ask: the first key of the root.
-            (_, None) => Ok(()),
+            Tried::Opened | Tried::NothingDecided => Ok(()),
+            Tried::Refused { first, count } => Err(not_this_roots(
+                Some(tenant),
+                (first, count),
+                "no key was made",
+            )),
         }
     }
 
     /// Tries the master key on the current key files in `dir` (but
-    /// `except`'s): `Some(true)` once one opens, `Some(false)`
-    /// once [`MASTER_CHECKS`] would not, `None` if no file decided; and the
-    /// first refusal.
-    fn opens_the_roots_keys(
-        &self,
-        dir: &Dir,
-        except: Option<&TenantName>,
-    ) -> io::Result<(Option<bool>, Option<Error>)> {
+    /// `except`'s), until one opens or [`MASTER_CHECKS`] refuse it. A
+    /// file that is no key file, or cannot be read, proves nothing either
+    /// way: only well-formed files the master key fails to open count.
+    fn opens_the_roots_keys(&self, dir: &Dir, except: Option<&TenantName>) -> io::Result<Tried> {
         let mut refused = Vec::new();
-        let decided = dir.find_entry(|name| {
+        let opened = dir.find_entry(|name| {
             let (other, staged) = tenant_of(name)?;
             if staged || Some(&other) == except {
                 return None;
             }
-            match self.read(dir, &other) {
-                Ok(Some(_)) => Some(true),
-                // Being destroyed: proves nothing either way.
-                Ok(None) => None,
-                Err(e) => {
+            match self.look_at(dir, &other, &file_name(&other)) {
+                KeyFile::Key(_) => Some(true),
+                KeyFile::NoKey | KeyFile::Unreadable(_) => None,
+                KeyFile::Refused(e) => {
                     refused.push(e);
                     (refused.len() >= MASTER_CHECKS).then_some(false)
                 }
             }
         })?;
-        Ok((decided, refused.into_iter().next()))
+        let count = refused.len();
+        Ok(match (opened, refused.into_iter().next()) {
+            (Some(true), _) => Tried::Opened,
+            (_, Some(first)) => Tried::Refused { first, count },
+            (_, None) => Tried::NothingDecided,
+        })
     }
 
     fn write(&self, dir: &Dir, tenant: &TenantName, key: &TenantKey) -> Result<()> {
@@ -365,7 +419,7 @@ impl KeyProvider for RootKeyStore {
         let Ok(dir) = Dir::open(&self.root, &self.keys_dir()) else {
             return false;
         };
-        matches!(self.opens_the_roots_keys(&dir, None), Ok((Some(true), _)))
+        matches!(self.opens_the_roots_keys(&dir, None), Ok(Tried::Opened))
     }
 
     fn key_location(&self, tenant: &TenantName) -> Option<PathBuf> {
@@ -383,8 +437,10 @@ impl KeyProvider for RootKeyStore {
         };
         let listing = |e| Error::io(None, dir.path(), "listing the keys", e);
         match self.opens_the_roots_keys(&dir, None).map_err(listing)? {
-            (Some(true), _) | (_, None) => Ok(()),
-            (_, Some(first)) => Err(not_this_roots(None, first, FLEET_REFUSED)),
+            Tried::Opened | Tried::NothingDecided => Ok(()),
+            Tried::Refused { first, count } => {
+                Err(not_this_roots(None, (first, count), FLEET_REFUSED))
+            }
         }
     }
 }

@@ -140,7 +140,10 @@ fn wal(dir: BorrowedFd<'_>, name: &Path) -> WalRead {
         Err(e) => return Err(looking(e)),
     };
     let bytes = u64::try_from(stat.st_size).unwrap_or(0);
-    // Most tenants' `-wal` is absent or empty: one `stat`, no more.
+    // A `-wal` absent or empty (no connection open anywhere since the
+    // last one closed): one `stat`, no more. One that a connection keeps
+    // stays at its largest size, its frames rewritten from the first after
+    // each checkpoint: an open and a few reads (`wal_frames.rs`).
     let committed = match bytes > WAL_HEADER {
         true => committed_pages(dir, wal).map_err(|e| ("reading its -wal", e))?,
         false => None,

@@ -8,7 +8,17 @@
 //! last frame of a commit the database's size in pages after it (4..8,
 //! 0 otherwise), and the salts of the header it was written under
 //! (8..16). A restart writes from the first frame on under new salts, so
-//! the frames whose salts match the header's are a prefix.
+//! the frames whose salts match the header's are a prefix. (A large
+//! transaction that rewrites its own frames writes them with zeroed
+//! salts until its commit sets them, so it never breaks the prefix.)
+//!
+//! Frames after the last commit may hold current salts and no commit:
+//! a transaction being written, or one rolled back (its frames stay until
+//! the next transaction writes over them), which may be thousands of
+//! frames long. The look for the last commit goes back over all of them,
+//! one 24-byte read a frame. Checksums are not verified: a commit frame
+//! that SQLite's recovery would reject (torn by a crash of the machine)
+//! is counted until the next write replaces it.
 
 use std::io;
 use std::os::fd::BorrowedFd;
@@ -16,11 +26,6 @@ use std::path::Path;
 
 use crate::fs::sys;
 use crate::storage::opening::open::WAL_HEADER;
-
-/// How far back from the end of the current frames a look for the last
-/// commit goes: past a transaction this large still being written (its
-/// frames not committed yet), the database's header is counted instead.
-const COMMIT_LOOKBACK: u64 = 1024;
 
 /// A `-wal`'s header as far as frames are concerned.
 struct WalHeader {
@@ -91,9 +96,7 @@ pub(in crate::storage) fn current_frames(
 
 /// The database's size in pages as of the last commit in the `-wal`
 /// `wal` of `len` bytes (its commit frame's count), if its current
-/// generation holds one within [`COMMIT_LOOKBACK`] frames of its end.
-/// Frames are not checksummed here: a commit still being written may be
-/// counted a moment early.
+/// generation holds one (see the module for what is not verified).
 pub(in crate::storage) fn last_commit_pages(
     wal: BorrowedFd<'_>,
     len: u64,
@@ -103,7 +106,7 @@ pub(in crate::storage) fn last_commit_pages(
         return Ok(None);
     };
     let frames = header.current(wal, len, name)?;
-    for i in (frames.saturating_sub(COMMIT_LOOKBACK)..frames).rev() {
+    for i in (0..frames).rev() {
         let Some(head) = header.frame(wal, i, name)? else {
             return Ok(None);
         };
@@ -133,35 +136,73 @@ mod tests {
         last_commit_pages(file.as_fd(), len, wal).unwrap()
     }
 
-    #[test]
-    fn the_last_commit_gives_the_size_the_header_does_not_yet() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("main.sqlite3");
-        let wal = dir.path().join("main.sqlite3-wal");
+    fn wal_database(dir: &Path) -> (rusqlite::Connection, std::path::PathBuf) {
+        let path = dir.join("main.sqlite3");
         let conn = rusqlite::Connection::open(&path).unwrap();
         conn.execute_batch(
             "PRAGMA journal_mode = WAL; PRAGMA wal_autocheckpoint = 0; CREATE TABLE t (x);
              PRAGMA wal_checkpoint(TRUNCATE);",
         )
         .unwrap();
+        (conn, dir.join("main.sqlite3-wal"))
+    }
+
+    const GROW: &str =
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 30)
+                        INSERT INTO t SELECT randomblob(4000) FROM n;";
+
+    #[test]
+    fn the_last_commit_gives_the_size_the_header_does_not_yet() {
+        let dir = tempfile::tempdir().unwrap();
+        let (conn, wal) = wal_database(dir.path());
         assert_eq!(commit_pages(&wal), None, "an empty -wal");
-        conn.execute_batch(
-            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 30)
-             INSERT INTO t SELECT randomblob(4000) FROM n;",
-        )
-        .unwrap();
-        let pages = pragma(&conn, "page_count");
-        assert!(pages > 30);
-        assert_eq!(commit_pages(&wal), Some(pages));
-        // A later, smaller commit (the pages freed stay in the file).
-        conn.execute_batch("DELETE FROM t; INSERT INTO t VALUES (1);")
-            .unwrap();
-        assert_eq!(commit_pages(&wal), Some(pragma(&conn, "page_count")));
-        // Checkpointed and restarted: the new generation's frames only.
-        conn.execute_batch("PRAGMA wal_checkpoint(RESTART); INSERT INTO t VALUES (2);")
-            .unwrap();
-        assert_eq!(commit_pages(&wal), Some(pragma(&conn, "page_count")));
+        conn.execute_batch(GROW).unwrap();
+        let grown = pragma(&conn, "page_count");
+        assert!(grown > 30);
+        assert_eq!(commit_pages(&wal), Some(grown));
+        // A later commit that shrinks the database: the last commit
+        // counts, not the largest or the first.
+        conn.execute_batch("DELETE FROM t; VACUUM;").unwrap();
+        let shrunk = pragma(&conn, "page_count");
+        assert!(shrunk < grown);
+        assert_eq!(commit_pages(&wal), Some(shrunk));
         std::fs::write(dir.path().join("junk-wal"), vec![b'x'; 5000]).unwrap();
         assert_eq!(commit_pages(&dir.path().join("junk-wal")), None);
+    }
+
+    /// After a restart the new generation's frames are the first ones;
+    /// the earlier generation's frames after them (other salts) hold a
+    /// larger count, and never count.
+    #[test]
+    fn a_restarted_wal_counts_its_new_generation_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let (conn, wal) = wal_database(dir.path());
+        conn.execute_batch(GROW).unwrap();
+        let grown = pragma(&conn, "page_count");
+        conn.execute_batch("PRAGMA wal_checkpoint(RESTART); DELETE FROM t; VACUUM;")
+            .unwrap();
+        let shrunk = pragma(&conn, "page_count");
+        assert!(shrunk < grown);
+        assert_eq!(commit_pages(&wal), Some(shrunk));
+    }
+
+    /// A transaction rolled back after it spilled thousands of frames into
+    /// the `-wal` leaves them there, with current salts and no commit,
+    /// after the last commit's frames.
+    #[test]
+    fn frames_of_a_transaction_rolled_back_hide_no_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let (conn, wal) = wal_database(dir.path());
+        conn.execute_batch(GROW).unwrap();
+        conn.execute_batch(
+            "PRAGMA cache_size = 100; BEGIN;
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10)
+             INSERT INTO t SELECT randomblob(1000000) FROM n;
+             ROLLBACK; INSERT INTO t VALUES (1);",
+        )
+        .unwrap();
+        let len = std::fs::metadata(&wal).unwrap().len();
+        assert!(len > 2000 * 4096, "the rolled back frames stay: {len}");
+        assert_eq!(commit_pages(&wal), Some(pragma(&conn, "page_count")));
     }
 }
