@@ -14,6 +14,7 @@ mod walker;
 pub use crate::root_description::INTERNAL_DIR;
 pub use bucket::bucket_of;
 pub use replica_target::ReplicaTarget;
+pub(crate) use replica_target::{lower_scheme, url_refusal};
 pub use root::{DEFAULT_BUCKETS, DEFAULT_TEMPLATE, RootConfig};
 pub use tenants::Tenants;
 

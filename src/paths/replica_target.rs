@@ -27,9 +27,10 @@ pub struct ReplicaTarget {
 }
 
 impl ReplicaTarget {
-    /// A replica at `url` (a trailing `/` is ignored).
+    /// A replica at `url` (a trailing `/` is ignored, the scheme is taken
+    /// in lower case, as Litestream takes it).
     pub fn new(url: impl Into<String>) -> Self {
-        let mut url = url.into();
+        let mut url = lower_scheme(url.into());
         while url.ends_with('/') && !url.ends_with(":///") {
             url.pop();
         }
@@ -152,6 +153,58 @@ impl ReplicaTarget {
 }
 
 /// Percent-encodes everything but unreserved characters (RFC 3986).
+/// `url` with its scheme in lower case: Litestream (Go's `net/url`)
+/// takes `S3://` as `s3://`, and every comparison here must too.
+pub(crate) fn lower_scheme(url: String) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) if scheme.bytes().any(|b| b.is_ascii_uppercase()) => {
+            format!("{}://{rest}", scheme.to_ascii_lowercase())
+        }
+        _ => url,
+    }
+}
+
+/// Why `url` is no replica URL that Litestream and tenanted read alike,
+/// if it is not one. Litestream parses it as a URL and cleans its path:
+/// a `%`-escape is decoded, a `#` starts a fragment (the query after it,
+/// such as the endpoint, is lost), an empty, `.` or `..` part is resolved
+/// away. tenanted lists, erases and rebuilds replicas under the path as
+/// written, so with any of those the two would name different places: a
+/// destroyed tenant's replica would never be erased, and would come back
+/// on a rebuild.
+pub(crate) fn url_refusal(url: &str) -> Option<String> {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Some(
+            "it has no scheme: a replica URL is file:///DIR or s3://BUCKET/PATH".to_owned(),
+        );
+    };
+    if url.contains('#') {
+        return Some("it holds a `#`, which starts a URL's fragment: Litestream would drop what follows (an endpoint included); name a path without one".to_owned());
+    }
+    let path = rest.split_once('?').map_or(rest, |(path, _)| path);
+    if let Some(c) = path
+        .chars()
+        .find(|c| *c == '%' || *c == '\\' || c.is_control())
+    {
+        return Some(format!(
+            "its path holds {c:?}, which Litestream reads otherwise than tenanted does (it decodes a %-escape): write the path as it is to be stored (`odd dir`, not `odd%20dir`)"
+        ));
+    }
+    let parts = match scheme {
+        "file" => path.strip_prefix('/'),
+        _ => Some(path),
+    };
+    let Some(parts) = parts.map(|p| p.trim_end_matches('/')) else {
+        return Some("a file:// replica names an absolute directory: file:///DIR".to_owned());
+    };
+    if parts.split('/').any(|part| matches!(part, "" | "." | "..")) {
+        return Some(format!(
+            "its path {path:?} has an empty, `.` or `..` part, which Litestream resolves away and tenanted does not: write it without one"
+        ));
+    }
+    None
+}
+
 fn query_escape(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for byte in value.bytes() {
@@ -196,6 +249,41 @@ fn query_unescape(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// URLs whose path Litestream would read otherwise than tenanted
+    /// (an outside probe: with `%20` or `//`, destroyed tenants were never
+    /// erased and came back on a rebuild; with `#`, Litestream dropped the
+    /// endpoint and wrote to AWS).
+    #[test]
+    fn urls_litestream_reads_otherwise_are_refused() {
+        for refused in [
+            "s3://tbk/sp%20c?endpoint=http://127.0.0.1:8333",
+            "s3://tbk/db//x",
+            "s3://tbk/./x",
+            "s3://tbk/a/../x",
+            "s3://tbk/h#x?endpoint=http://127.0.0.1:8333",
+            "file:///r/%41",
+            "file:///r//x",
+            "file://relative/dir",
+            "s3://",
+            "s3:///path",
+            "tbk/noscheme",
+        ] {
+            assert!(url_refusal(refused).is_some(), "{refused}");
+        }
+        for accepted in [
+            "s3://tbk/okN?endpoint=http%3A%2F%2F127.0.0.1%3A8333&forcePathStyle=true",
+            "s3://tbk/odd dir/x",
+            "s3://tbk",
+            "s3://tbk/t/?endpoint=http://h:8333",
+            "file:///var/r",
+            "gs://bucket/path",
+        ] {
+            assert_eq!(url_refusal(accepted), None, "{accepted}");
+        }
+        assert_eq!(ReplicaTarget::new("S3://tbk/up/").url(), "s3://tbk/up");
+        assert_eq!(lower_scheme("File:///R".to_owned()), "file:///R");
+    }
 
     #[test]
     fn tenant_urls() {

@@ -26,7 +26,7 @@ use crate::fs::siblings::sidecar_path;
 use crate::fs::{Dir, run_dirs, sys};
 use crate::manager::TenantManager;
 use crate::name::TenantName;
-use crate::paths::Found;
+use crate::paths::{Found, url_refusal};
 
 impl TenantManager {
     /// Rebuilds this manager's root from its Litestream replica: every
@@ -75,6 +75,14 @@ impl TenantManager {
         let span = tracing::info_span!("rebuild_from_replica", replica = options.target.url());
         let _entered = span.enter();
         check_binary(options)?;
+        if let Some(reason) = url_refusal(options.target.url()) {
+            return Err(Error::ReplicaRead {
+                tenant: None,
+                url: options.target.url().to_owned(),
+                operation: "reading the replica URL".to_owned(),
+                reason,
+            });
+        }
         let tenants = self.tenants_to_rebuild(options)?;
         let staging = Staging::take(self, options)?;
         // Each tenant's path is its replica's, relative to the root.

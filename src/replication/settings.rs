@@ -9,8 +9,8 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 use crate::fs::{read_record, rewrite_record};
 use crate::name::TenantName;
-use crate::paths::{INTERNAL_DIR, RootConfig, bucket_of};
-use crate::replication::store::RETENTION_IN_LOCAL_REPLICAS_ONLY;
+use crate::paths::{INTERNAL_DIR, RootConfig, bucket_of, lower_scheme, url_refusal};
+use crate::replication::store::{RETENTION_IN_LOCAL_REPLICAS_ONLY, ReplicaStore};
 
 /// The record's file name in `.tenanted/`.
 const RECORD: &str = "replication";
@@ -40,7 +40,9 @@ impl ReplicationSettings {
     /// process.
     pub fn new(replica_url: impl Into<String>) -> Self {
         ReplicationSettings {
-            replica_url: replica_url.into().trim_end_matches('/').to_owned(),
+            replica_url: lower_scheme(replica_url.into())
+                .trim_end_matches('/')
+                .to_owned(),
             retention: Duration::ZERO,
             shards: 1,
         }
@@ -147,16 +149,24 @@ impl ReplicationSettings {
     /// not a local directory.
     pub(crate) fn check(&self, root: &RootConfig) -> Result<()> {
         self.check_sockets(root)?;
+        let refused = |reason: String| Error::ReplicationRefused {
+            root: root.root_dir().to_path_buf(),
+            url: self.replica_url.clone(),
+            reason,
+        };
+        if let Some(reason) = url_refusal(&self.replica_url) {
+            return Err(refused(format!("the replica URL is refused: {reason}")));
+        }
+        // A destroyed tenant's replica must go, in every store recorded.
+        if let Err(Error::Replica { cause, .. }) = ReplicaStore::of(&self.replica_url) {
+            return Err(refused(cause));
+        }
         if self.retention.is_zero() || self.replica_url.starts_with("file://") {
             return Ok(());
         }
-        Err(Error::ReplicationRefused {
-            root: root.root_dir().to_path_buf(),
-            url: self.replica_url.clone(),
-            reason: format!(
-                "{RETENTION_IN_LOCAL_REPLICAS_ONLY}: record it with `tenanted replicate --retention 0`"
-            ),
-        })
+        Err(refused(format!(
+            "{RETENTION_IN_LOCAL_REPLICAS_ONLY}: record it with `tenanted replicate --retention 0`"
+        )))
     }
 
     /// Records these settings in `root` (replacing any recorded before):
@@ -239,7 +249,7 @@ impl ReplicationSettings {
                 .find_map(|line| line.strip_prefix(key)?.strip_prefix(' '))
         };
         Some(ReplicationSettings {
-            replica_url: field("replica_url")?.to_owned(),
+            replica_url: lower_scheme(field("replica_url")?.to_owned()),
             retention: Duration::from_secs(field("retention_seconds")?.parse().ok()?),
             shards: field("shards")?.parse::<usize>().ok()?.max(1),
         })
@@ -289,6 +299,44 @@ pub(crate) fn refuse_encryption(root: &RootConfig, tenant: Option<&TenantName>) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Refused before anything is recorded: a URL Litestream reads
+    /// otherwise, a store tenanted cannot erase a destroyed tenant's
+    /// replica in; an upper-case scheme is taken as Litestream takes it.
+    #[test]
+    fn urls_a_destroy_could_not_erase_under_are_never_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = RootConfig::new(dir.path());
+        std::fs::create_dir_all(dir.path().join(INTERNAL_DIR)).unwrap();
+        for url in [
+            "s3://tbk/sp%20c",
+            "ftp://x/y",
+            "tbk/noscheme",
+            "s3://",
+            "file:///r//x",
+        ] {
+            let refused = ReplicationSettings::new(url).record(&root).unwrap_err();
+            assert!(
+                matches!(refused, Error::ReplicationRefused { .. }),
+                "{url}: {refused}"
+            );
+            assert!(
+                ReplicationSettings::recorded(&root).unwrap().is_none(),
+                "{url}"
+            );
+        }
+        let upper = ReplicationSettings::new("FILE:///r/");
+        assert_eq!(upper.replica_url(), "file:///r");
+        upper.record(&root).unwrap();
+        let back = ReplicationSettings::recorded(&root).unwrap().unwrap();
+        assert_eq!(back.replica_url(), "file:///r");
+        let old = "replica_url S3://b/p\nretention_seconds 0\nshards 1\n";
+        assert_eq!(
+            ReplicationSettings::from_record(old).unwrap().replica_url(),
+            "s3://b/p",
+            "a record written before is read as Litestream reads it"
+        );
+    }
 
     #[test]
     fn a_record_reads_back_as_written() {

@@ -49,7 +49,7 @@ impl ReplicaStore {
             tenant: None,
                 url: url.to_owned(),
                 operation: "erasing a destroyed tenant's replica",
-                cause: "tenanted erases replicas in local directories (file:///DIR) and, built with the `s3` feature, in S3 (s3://BUCKET/PATH); erase it in the store by hand".to_owned(),
+                cause: "tenanted erases a destroyed tenant's replica in local directories (file:///DIR) and, built with the `s3` feature, in S3 (s3://BUCKET/PATH) only; replicate to one of those, or erase it in the store by hand".to_owned(),
             }),
         }
     }
