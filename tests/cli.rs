@@ -222,6 +222,34 @@ fn a_reader_gone_early_ends_the_printing_not_the_command() {
     );
 }
 
+/// A log reader gone (`tenanted replicate 2>&1 >/dev/null | head -c 1`)
+/// ends the logging, not the command: the log's writer panicked on the
+/// closed pipe (exit 101), which stopped a `replicate` and its Litestream
+/// at its first warning (an outside probe).
+#[test]
+fn a_log_reader_gone_ends_the_logging_not_the_command() {
+    let dir = workspace_with(&["acme"]);
+    // Read by every command that reads the migrations: a warning each time.
+    std::fs::write(dir.path().join("migrations/notes.txt"), "not a migration").unwrap();
+    let said = tenanted(dir.path()).arg("status").output().unwrap();
+    let warned = String::from_utf8_lossy(&said.stderr);
+    assert!(warned.contains("not a migration"), "{warned}");
+    let (reader, writer) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
+    drop(reader);
+    let status = std::process::Command::new(assert_cmd::cargo::cargo_bin("tenanted"))
+        .env_remove("RUST_LOG")
+        .arg("--root")
+        .arg(dir.path().join("tenants"))
+        .arg("--migrations")
+        .arg(dir.path().join("migrations"))
+        .arg("status")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::from(writer))
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "{status:?}");
+}
+
 #[test]
 fn status_check_migrate_and_rollback() {
     let dir = workspace(2);

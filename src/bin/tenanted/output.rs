@@ -42,6 +42,25 @@ pub fn to_stderr(text: fmt::Arguments<'_>) {
     write_unless_gone(&mut io::stderr().lock(), &STDERR_GONE, text);
 }
 
+/// stderr as the log's writer: a reader gone ends the logging, not the
+/// command. (Given stderr itself, `tracing-subscriber` reports a failed
+/// write with `eprintln!`, which panics on the same closed pipe: a
+/// `tenanted replicate` whose log reader went stopped at its next line.)
+pub struct LogWriter;
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if !STDERR_GONE.load(Ordering::Relaxed) && io::stderr().write_all(buf).is_err() {
+            STDERR_GONE.store(true, Ordering::Relaxed);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Writes `value` as one line of JSON to stdout, as it is serialized
 /// (never built whole first: a report of a million tenants), unless
 /// stdout's reader has gone.
