@@ -285,9 +285,21 @@ impl Replication {
     /// tried (the others are logged): one replica that cannot be erased
     /// does not hold back the rest. What failed is tried again next time.
     pub(crate) fn finish_erases(&self, all: bool) -> Result<usize> {
+        self.finish_erases_until(all, Until(None))
+    }
+
+    /// [`finish_erases`](Self::finish_erases) within `until`: no request
+    /// to a store starts after it, and none lasts past it (a scan of
+    /// `tenanted replicate`, which a store that does not answer must not
+    /// hold). The intents left are tried next time.
+    ///
+    /// # Errors
+    ///
+    /// As [`finish_erases`](Self::finish_erases).
+    pub(crate) fn finish_erases_until(&self, all: bool, until: Until) -> Result<usize> {
         let mut failed = Failures::default();
         let mut done = match list_intents(&self.root)? {
-            (Some(dir), intents) => self.finish_intents(&dir, intents, &mut failed)?,
+            (Some(dir), intents) => self.finish_intents(&dir, intents, until, &mut failed)?,
             (None, _) => 0,
         };
         let due = ReplicaStore::of(self.settings.replica_url())
@@ -306,10 +318,14 @@ impl Replication {
         &self,
         dir: &Dir,
         intents: Vec<(PathBuf, TenantName, String)>,
+        until: Until,
         failed: &mut Failures,
     ) -> Result<usize> {
         let mut settling = Vec::new();
         for (intent, tenant, named) in intents {
+            if until.passed() {
+                break;
+            }
             let Ok(file) = sys::open_file(dir.fd(), &intent) else {
                 continue;
             };
@@ -333,7 +349,7 @@ impl Replication {
                 true => self.settings.retention_period(),
                 false => Duration::ZERO,
             };
-            match self.erase_from(&url, &tenant, retention, Until(None)) {
+            match self.erase_from(&url, &tenant, retention, until) {
                 // Held (`file`) until it settled.
                 Ok(()) => settling.push((file, intent, tenant, url)),
                 Err(e) => failed.add(e),
@@ -706,6 +722,55 @@ mod tests {
             "an upload that landed after the erase is kept"
         );
         assert!(!replication.erase_pending(&acme));
+    }
+
+    /// A scan's erases against a store that takes connections and never
+    /// answers end by their deadline, the intent kept for the next one:
+    /// each request waited its own 60 s, which held `tenanted replicate`'s
+    /// scans (new tenants unreplicated for a minute) and its stop (72 s
+    /// after SIGTERM, an outside probe).
+    #[cfg(feature = "s3")]
+    #[test]
+    fn erases_against_a_store_that_never_answers_end_by_their_deadline() {
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = silent.local_addr().unwrap().port();
+        let done = std::sync::Arc::new(AtomicBool::new(false));
+        let held = std::thread::spawn({
+            let done = std::sync::Arc::clone(&done);
+            move || {
+                // Connections taken, and kept unanswered until the test ends.
+                let mut open = Vec::new();
+                silent.set_nonblocking(true).unwrap();
+                while !done.load(Ordering::SeqCst) {
+                    match silent.accept() {
+                        Ok((conn, _)) => open.push(conn),
+                        Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                    }
+                }
+            }
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let root = RootConfig::new(dir.path().join("root"));
+        fs::create_dir_all(root.root_dir()).unwrap();
+        let url = format!("s3://tbk/r?endpoint=http://127.0.0.1:{port}&forcePathStyle=true");
+        ReplicationSettings::new(url).record(&root).unwrap();
+        let replication = Replication::of_root(&root).unwrap().unwrap();
+        let acme = TenantName::new("acme").unwrap();
+        let db = root.database_path("acme").unwrap();
+        fs::create_dir_all(db.parent().unwrap()).unwrap();
+        fs::write(&db, b"old").unwrap();
+        let intent = replication.intend_erase(&acme, &db).unwrap();
+        fs::remove_file(&db).unwrap();
+        drop(intent);
+        let started = std::time::Instant::now();
+        let until = Until(Some(started + Duration::from_secs(1)));
+        assert!(replication.finish_erases_until(false, until).is_err());
+        let took = started.elapsed();
+        // Generous: the bound is 1 s; a request's own timeout is 60 s.
+        assert!(took < Duration::from_secs(30), "took {took:?}");
+        assert!(replication.erase_pending(&acme), "kept for the next scan");
+        done.store(true, Ordering::SeqCst);
+        held.join().unwrap();
     }
 
     #[test]

@@ -43,6 +43,7 @@ use super::retiring::{Retired, Retirement, Retiring};
 use super::settings::{ReplicationSettings, state_dir};
 use super::store::ReplicaStore;
 use super::tenant_files::{Signature, TenantFiles, signature_at};
+use super::until::Until;
 use crate::error::{Error, Result};
 use crate::fs::files::{read_file, replace_file};
 use crate::fs::flock_holders::flock_holder;
@@ -165,6 +166,10 @@ fn signature(root: &Path, db: &Path) -> Option<Signature> {
 
 /// How often the quiet signatures are saved, at most.
 const SAVE_EVERY: Duration = Duration::from_secs(5);
+
+/// How long a scan's erases of destroyed tenants' replicas may take; the
+/// ones left wait for the next scan.
+const SCAN_ERASES: Duration = Duration::from_secs(5);
 
 /// A registered tenant.
 struct Active {
@@ -403,7 +408,13 @@ impl Replicator {
             restarted: self.respawn_exited()?,
             ..ScanReport::default()
         };
-        report.erased = self.replication.finish_erases(false).unwrap_or_else(|e| {
+        // Before any tenant is registered: a name destroyed and made again
+        // must lose its old replica before the new one starts there. Within
+        // a bound, so that a store that does not answer (queued erases for
+        // a replica the root moved away from) holds neither the new
+        // tenants' replication nor a stop for its requests' 60 s.
+        let until = Until(Some(Instant::now() + SCAN_ERASES));
+        report.erased = (self.replication.finish_erases_until(false, until)).unwrap_or_else(|e| {
             tracing::warn!(error = %e, "could not erase destroyed tenants' replicas; trying again next scan");
             0
         });

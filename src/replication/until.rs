@@ -12,6 +12,11 @@ use std::time::Instant;
 pub(crate) struct Until(pub(crate) Option<Instant>);
 
 impl Until {
+    /// Whether the deadline has passed.
+    pub(crate) fn passed(self) -> bool {
+        self.0.is_some_and(|d| Instant::now() >= d)
+    }
+
     /// What is left before the deadline (zero once passed); `None`
     /// without one.
     #[cfg(feature = "s3")]
