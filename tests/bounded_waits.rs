@@ -745,7 +745,7 @@ fn a_second_supervisor_is_refused_naming_the_first_ones_pid() {
     let dir = tempfile::tempdir().unwrap();
     let root = RootConfig::new(dir.path().join("root"));
     let replica = dir.path().join("replica");
-    ReplicationSettings::new(replica.to_str().unwrap())
+    ReplicationSettings::new(format!("file://{}", replica.display()))
         .record(&root)
         .unwrap();
     let lock = root
@@ -764,6 +764,28 @@ fn a_second_supervisor_is_refused_naming_the_first_ones_pid() {
         names_pid(&msg, pid) && msg.contains(&lock.display().to_string()),
         "{msg}"
     );
+}
+
+/// A `replicate` whose Litestream cannot be run at all records nothing:
+/// the root went on naming the new replica URL, which no process
+/// replicated to (an outside probe: `--litestream /nonexistent`).
+#[test]
+fn a_supervisor_that_cannot_run_litestream_records_nothing() {
+    use tenanted::replication::{ReplicateOptions, ReplicationSettings, Replicator};
+    let dir = tempfile::tempdir().unwrap();
+    let root = RootConfig::new(dir.path().join("root"));
+    std::fs::create_dir_all(root.root_dir()).unwrap();
+    let url = format!("file://{}", dir.path().join("replica").display());
+    let options = ReplicateOptions::new()
+        .litestream(dir.path().join("no-such-litestream"))
+        .record(ReplicationSettings::new(url));
+    let refused = Replicator::start(&root, options).err();
+    let msg = refused.map(|e| e.to_string()).unwrap_or_default();
+    assert!(
+        msg.contains("no-such-litestream") && msg.contains("nothing was recorded"),
+        "{msg}"
+    );
+    assert!(ReplicationSettings::recorded(&root).unwrap().is_none());
 }
 
 // ----- the limits record's lock, held ----------------------------------------

@@ -22,11 +22,18 @@ pub(super) enum Restored {
 /// Fails with a clear error if `litestream` cannot be run at all, before
 /// any tenant is tried.
 pub(super) fn check_binary(options: &RebuildOptions) -> Result<()> {
-    let out = output_within(command(options).arg("version"), options.litestream_timeout);
-    match out {
+    let mut version = command(options);
+    version.arg("version");
+    runs(&mut version, options.litestream_timeout).map_err(|why| cannot_run(options, &why))
+}
+
+/// Whether `version` (`litestream version`) runs and succeeds within
+/// `limit`; why not, in Litestream's or the system's words.
+pub(super) fn runs(version: &mut Command, limit: Duration) -> std::result::Result<(), String> {
+    match output_within(version.stdin(Stdio::null()), limit) {
         Ok(out) if out.status.success() => Ok(()),
-        Ok(out) => Err(cannot_run(options, &said(&out))),
-        Err(e) => Err(cannot_run(options, &e.to_string())),
+        Ok(out) => Err(said(&out)),
+        Err(e) => Err(e.to_string()),
     }
 }
 

@@ -110,7 +110,7 @@ pub(crate) fn check(target: &ReplicaTarget) -> Result<()> {
     let (bucket, prefix) = bucket_and_prefix(target).map_err(&failed)?;
     let credentials = Credentials::from_env();
     let url = listing(&bucket, credentials.as_ref(), &prefix, None, Some(1));
-    match get(&agent(), url.as_str()) {
+    match get(&agent_within(CHECK_WAIT), url.as_str()) {
         Ok(_) => Ok(()),
         Err(refusal @ Refusal::Status(400..=499, _)) => Err(failed(refusal.explain(&bucket))),
         Err(other) => {
@@ -121,17 +121,16 @@ pub(crate) fn check(target: &ReplicaTarget) -> Result<()> {
     }
 }
 
-/// The body of a GET, or what went wrong in the store's words.
+/// How long the check before replication starts waits for the store: one
+/// that does not answer by then is logged, and replication starts.
+const CHECK_WAIT: Duration = Duration::from_secs(10);
+
 /// Longest any one request may take, connect to last byte: a store that
 /// accepts and then stalls fails the listing or erase instead of hanging
 /// it (and a rebuild, a status or a destroy with it) forever.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// An HTTP agent whose every request ends within [`REQUEST_TIMEOUT`].
-fn agent() -> ureq::Agent {
-    agent_within(REQUEST_TIMEOUT)
-}
-
+/// An HTTP agent whose every request ends within `timeout`.
 fn agent_within(timeout: Duration) -> ureq::Agent {
     let config = ureq::Agent::config_builder()
         .timeout_global(Some(timeout))
@@ -220,6 +219,7 @@ fn xml_field<'a>(body: &'a str, field: &str) -> Option<&'a str> {
     Some(body[start..end].trim()).filter(|text| !text.is_empty())
 }
 
+/// The body of a GET, or what went wrong in the store's words.
 fn get(agent: &ureq::Agent, url: &str) -> std::result::Result<String, Refusal> {
     let mut answer = agent
         .get(url)

