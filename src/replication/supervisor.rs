@@ -44,7 +44,6 @@ use super::retiring::{Retired, Retirement, Retiring};
 use super::settings::{ReplicationSettings, state_dir};
 use super::store::ReplicaStore;
 use super::tenant_files::{Signature, TenantFiles, signature_at};
-use super::until::Until;
 use crate::error::{Error, Result};
 use crate::fs::files::{read_file, replace_file};
 use crate::fs::flock_holders::flock_holder;
@@ -168,8 +167,9 @@ fn signature(root: &Path, db: &Path) -> Option<Signature> {
 /// How often the quiet signatures are saved, at most.
 const SAVE_EVERY: Duration = Duration::from_secs(5);
 
-/// How long a scan's erases of destroyed tenants' replicas may take; the
-/// ones left wait for the next scan.
+/// How long a scan's erases of destroyed tenants' replicas may wait on
+/// one store (and as long again for their second pass); the ones left
+/// wait for the next scan.
 const SCAN_ERASES: Duration = Duration::from_secs(5);
 
 /// A registered tenant.
@@ -416,8 +416,10 @@ impl Replicator {
         // a bound, so that a store that does not answer (queued erases for
         // a replica the root moved away from) holds neither the new
         // tenants' replication nor a stop for its requests' 60 s.
-        let until = Until(Some(Instant::now() + SCAN_ERASES));
-        report.erased = (self.replication.finish_erases_until(false, until)).unwrap_or_else(|e| {
+        let erased = self
+            .replication
+            .finish_erases_within(false, Some(SCAN_ERASES));
+        report.erased = erased.unwrap_or_else(|e| {
             tracing::warn!(error = %e, "could not erase destroyed tenants' replicas; trying again next scan");
             0
         });
@@ -915,8 +917,6 @@ fn not_configured(root: &RootConfig) -> Error {
     }
 }
 
-/// A store that refuses (no such bucket, wrong keys) is said now, not
-/// found later in Litestream's log with every sync failing.
 /// Fails with a clear error if `options`' Litestream cannot be run at all
 /// (`litestream version`, within [`VERSION_WAIT`]).
 fn check_litestream(options: &ReplicateOptions) -> Result<()> {
@@ -936,6 +936,8 @@ fn check_litestream(options: &ReplicateOptions) -> Result<()> {
 /// How long `litestream version` may take.
 const VERSION_WAIT: Duration = Duration::from_secs(30);
 
+/// A store that refuses (no such bucket, wrong keys) is said now, not
+/// found later in Litestream's log with every sync failing.
 fn check_store(settings: &ReplicationSettings) -> Result<()> {
     match ReplicaStore::of(settings.replica_url()) {
         Ok(store) => store.check(),
