@@ -165,10 +165,13 @@ pub(crate) fn lower_scheme(url: String) -> String {
 }
 
 /// Why `url` is no replica URL that Litestream and tenanted read alike,
-/// if it is not one. Litestream parses it as a URL and cleans its path:
-/// a `%`-escape is decoded, a `#` starts a fragment (the query after it,
-/// such as the endpoint, is lost), an empty, `.` or `..` part is resolved
-/// away. tenanted lists, erases and rebuilds replicas under the path as
+/// if it is not one. Litestream parses it as a URL (Go's `net/url`) and
+/// cleans its path: a `%`-escape is decoded, a `#` starts a fragment (the
+/// query after it, the endpoint included, is lost), a `;` drops its query
+/// pair, an empty, `.` or `..` part is resolved away; a `file://` path is
+/// escaped again (a space is written `%20`) and its query dropped; an
+/// `s3://` host with a port, a user or a provider's domain names another
+/// bucket. tenanted lists, erases and rebuilds replicas under the URL as
 /// written, so with any of those the two would name different places: a
 /// destroyed tenant's replica would never be erased, and would come back
 /// on a rebuild.
@@ -181,7 +184,10 @@ pub(crate) fn url_refusal(url: &str) -> Option<String> {
     if url.contains('#') {
         return Some("it holds a `#`, which starts a URL's fragment: Litestream would drop what follows (an endpoint included); name a path without one".to_owned());
     }
-    let path = rest.split_once('?').map_or(rest, |(path, _)| path);
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    if query.contains(';') {
+        return Some("its query holds a `;`, which makes Litestream drop that setting (an endpoint included): separate settings with `&`".to_owned());
+    }
     if let Some(c) = path
         .chars()
         .find(|c| *c == '%' || *c == '\\' || c.is_control())
@@ -191,18 +197,67 @@ pub(crate) fn url_refusal(url: &str) -> Option<String> {
         ));
     }
     let parts = match scheme {
-        "file" => path.strip_prefix('/'),
-        _ => Some(path),
+        "file" => return file_refusal(path, query),
+        "s3" => bucket_refusal(path).map_or(Ok(path), Err),
+        _ => Ok(path),
     };
-    let Some(parts) = parts.map(|p| p.trim_end_matches('/')) else {
+    let parts = match parts {
+        Ok(parts) => parts.trim_end_matches('/'),
+        Err(reason) => return Some(reason),
+    };
+    dot_parts(path, parts)
+}
+
+/// Why a `file://` URL's `path` (and `query`) is refused, if it is.
+fn file_refusal(path: &str, query: &str) -> Option<String> {
+    if !query.is_empty() {
+        return Some("a file:// replica takes no query (Litestream drops it, tenanted would not): file:///DIR".to_owned());
+    }
+    let Some(parts) = path.strip_prefix('/') else {
         return Some("a file:// replica names an absolute directory: file:///DIR".to_owned());
     };
-    if parts.split('/').any(|part| matches!(part, "" | "." | "..")) {
+    // Litestream escapes every other byte of a file:// path again.
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_.~$&+,/:;=@".contains(c);
+    if let Some(c) = path.chars().find(|c| !plain(*c)) {
         return Some(format!(
-            "its path {path:?} has an empty, `.` or `..` part, which Litestream resolves away and tenanted does not: write it without one"
+            "its path holds {c:?}, which Litestream writes escaped (a space as %20) and tenanted would not find: name a directory of letters, digits and -_.~"
+        ));
+    }
+    dot_parts(path, parts.trim_end_matches('/'))
+}
+
+/// Why an `s3://` URL's bucket (the first part of `path`) is refused, if
+/// it is: Litestream takes a host with a port, a user or a provider's
+/// domain apart into another bucket and endpoint.
+fn bucket_refusal(path: &str) -> Option<String> {
+    const PROVIDERS: [&str; 7] = [
+        "amazonaws.com",
+        "digitaloceanspaces.com",
+        "backblazeb2.com",
+        "linodeobjects.com",
+        "filebase.com",
+        "scw.cloud",
+        "cloudflarestorage.com",
+    ];
+    let bucket = path.split('/').next().unwrap_or_default();
+    let named = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-';
+    if bucket.is_empty() {
+        return Some("it names no bucket: s3://BUCKET/PATH".to_owned());
+    }
+    if !bucket.chars().all(named) || PROVIDERS.iter().any(|p| bucket.ends_with(p)) {
+        return Some(format!(
+            "{bucket:?} is no bucket's name (lower-case letters, digits, `.` and `-`): give the bucket alone, and a store's address as ?endpoint=URL"
         ));
     }
     None
+}
+
+/// Why a path with an empty, `.` or `..` part among `parts` is refused.
+fn dot_parts(path: &str, parts: &str) -> Option<String> {
+    parts
+        .split('/')
+        .any(|part| matches!(part, "" | "." | ".."))
+        .then(|| format!("its path {path:?} has an empty, `.` or `..` part, which Litestream resolves away and tenanted does not: write it without one"))
 }
 
 fn query_escape(value: &str) -> String {
@@ -265,8 +320,15 @@ mod tests {
             "file:///r/%41",
             "file:///r//x",
             "file://relative/dir",
+            "file:///r/odd dir",
+            "file:///r/\u{e9}t\u{e9}",
+            "file:///r?x=1",
             "s3://",
             "s3:///path",
+            "s3://tbk.localhost:8333/p",
+            "s3://user@tbk/p",
+            "s3://b.s3.us-west-2.amazonaws.com/p",
+            "s3://tbk/p?endpoint=http://h:8333;forcePathStyle=true",
             "tbk/noscheme",
         ] {
             assert!(url_refusal(refused).is_some(), "{refused}");

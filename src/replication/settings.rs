@@ -155,7 +155,9 @@ impl ReplicationSettings {
             reason,
         };
         if let Some(reason) = url_refusal(&self.replica_url) {
-            return Err(refused(format!("the replica URL is refused: {reason}")));
+            return Err(refused(format!(
+                "the replica URL is refused: {reason}; give another (`tenanted replicate --replica-url URL`; what was replicated before stays where Litestream wrote it)"
+            )));
         }
         // A destroyed tenant's replica must go, in every store recorded.
         if let Err(Error::Replica { cause, .. }) = ReplicaStore::of(&self.replica_url) {

@@ -201,20 +201,21 @@ fn erase_in_s3(url: &str, _relative: &Path, _until: Until) -> Result<()> {
 /// endpoint, region and addressing style taken as Litestream takes them.
 #[cfg(feature = "s3")]
 fn s3_target(url: &str, relative: &Path) -> crate::paths::ReplicaTarget {
-    let (base, query) = url.split_once('?').unwrap_or((url, ""));
-    let mut place = base.trim_end_matches('/').to_owned();
+    // One reading of the query for every use of the URL (its values
+    // percent-decoded, as Litestream decodes them): the erase read a
+    // `http%3A%2F%2F...` endpoint as written, and failed for ever.
+    let whole = crate::paths::ReplicaTarget::parse(url);
+    let mut place = whole.url().to_owned();
     for part in relative.components() {
         place.push('/');
         place.push_str(&part.as_os_str().to_string_lossy());
     }
-    let mut target = crate::paths::ReplicaTarget::new(place);
-    for (key, value) in query.split('&').filter_map(|kv| kv.split_once('=')) {
-        target = match key {
-            "endpoint" => target.endpoint(value),
-            "region" => target.region(value),
-            "forcePathStyle" | "force-path-style" => target.force_path_style(value == "true"),
-            _ => target,
-        };
+    let mut target = crate::paths::ReplicaTarget::new(place).force_path_style(whole.path_style());
+    if let Some(endpoint) = whole.endpoint_url() {
+        target = target.endpoint(endpoint);
+    }
+    if let Some(region) = whole.region_name() {
+        target = target.region(region);
     }
     target
 }
@@ -264,6 +265,23 @@ mod tests {
     use std::fs;
 
     use super::*;
+
+    /// The erase and the start check read the query as the listing and
+    /// Litestream do: a percent-encoded endpoint decoded (a review: the
+    /// erase took `http%3A%2F%2F...` as written, and failed for ever).
+    #[cfg(feature = "s3")]
+    #[test]
+    fn an_encoded_endpoint_is_read_alike_everywhere() {
+        let url = "s3://tbk/r?endpoint=http%3A%2F%2F127.0.0.1%3A8333&forcePathStyle=true&region=eu%20west";
+        let target = s3_target(url, Path::new("ab/acme/main.sqlite3"));
+        assert_eq!(target.url(), "s3://tbk/r/ab/acme/main.sqlite3");
+        assert_eq!(target.endpoint_url(), Some("http://127.0.0.1:8333"));
+        assert_eq!(target.region_name(), Some("eu west"));
+        assert!(target.path_style());
+        let raw = s3_target("s3://tbk/r/?endpoint=http://h:8333", Path::new("x"));
+        assert_eq!(raw.url(), "s3://tbk/r/x");
+        assert_eq!(raw.endpoint_url(), Some("http://h:8333"));
+    }
 
     #[test]
     fn erase_bury_and_erase_when_due() {
