@@ -33,6 +33,9 @@ pub(super) fn runs(version: &mut Command, limit: Duration) -> std::result::Resul
     match output_within(version.stdin(Stdio::null()), limit) {
         Ok(out) if out.status.success() => Ok(()),
         Ok(out) => Err(said(&out)),
+        Err(e) if e.kind() == io::ErrorKind::TimedOut => Err(format!(
+            "`litestream version` did not finish within {limit:?} (killed)"
+        )),
         Err(e) => Err(e.to_string()),
     }
 }
@@ -177,30 +180,38 @@ fn output_within(command: &mut Command, limit: Duration) -> io::Result<Output> {
         // corrupt its heap), unless a child of its own still holds them.
         let ending = Instant::now() + PIPES_END;
         for reader in [stdout, stderr] {
-            join_by(reader, ending);
+            let _ = joined_by(reader, ending);
         }
         return Err(failure);
     };
-    let (stdout, stderr) = (stdout.join(), stderr.join());
-    Ok(Output {
-        status,
-        stdout: stdout.unwrap_or_default(),
-        stderr: stderr.unwrap_or_default(),
-    })
+    // A child of its own (a wrapper script's) may still hold the pipes:
+    // their readers get as long again as the killed ones, no longer.
+    let ending = deadline.max(Instant::now()) + PIPES_END;
+    match (joined_by(stdout, ending), joined_by(stderr, ending)) {
+        (Some(stdout), Some(stderr)) => Ok(Output {
+            status,
+            stdout,
+            stderr,
+        }),
+        _ => Err(io::Error::other(
+            "it exited, but its output did not end: a process it started still holds it",
+        )),
+    }
+}
+
+/// `reader`'s bytes if it ends by `deadline`; `None` (left to end by
+/// itself) if not.
+fn joined_by(reader: std::thread::JoinHandle<Vec<u8>>, deadline: Instant) -> Option<Vec<u8>> {
+    while !reader.is_finished() && Instant::now() < deadline {
+        std::thread::sleep(POLL);
+    }
+    reader
+        .is_finished()
+        .then(|| reader.join().unwrap_or_default())
 }
 
 /// How long a killed `litestream`'s pipes get to reach their end.
 const PIPES_END: Duration = Duration::from_secs(1);
-
-/// Joins `reader` if it ends by `deadline`; left to end by itself if not.
-fn join_by(reader: std::thread::JoinHandle<Vec<u8>>, deadline: Instant) {
-    while !reader.is_finished() && Instant::now() < deadline {
-        std::thread::sleep(POLL);
-    }
-    if reader.is_finished() {
-        let _ = reader.join();
-    }
-}
 
 /// Reads `pipe` to its end on a thread of its own.
 fn drain<R: Read + Send + 'static>(pipe: Option<R>) -> std::thread::JoinHandle<Vec<u8>> {
@@ -281,8 +292,21 @@ mod tests {
             ENDED.with(|slot| *slot.borrow_mut() = Some(Ended(flag)));
             Vec::new()
         });
-        join_by(reader, Instant::now() + Duration::from_secs(30));
+        assert!(joined_by(reader, Instant::now() + Duration::from_secs(30)).is_some());
         assert!(ended.load(Ordering::SeqCst), "the thread was still ending");
+    }
+
+    /// A command that exits while a process it started still holds its
+    /// output (a wrapper script's background child) is said so within
+    /// its limit and a second: its readers were joined with no limit.
+    #[test]
+    fn a_command_whose_output_outlives_it_fails_within_its_limit() {
+        let mut command = Command::new("sh");
+        command.args(["-c", "sleep 5 & echo started"]);
+        let started = Instant::now();
+        let err = output_within(&mut command, Duration::from_millis(200)).unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(10), "{err}");
+        assert!(err.to_string().contains("still holds it"), "{err}");
     }
 
     #[test]

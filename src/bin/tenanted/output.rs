@@ -49,8 +49,15 @@ pub fn to_stderr(text: fmt::Arguments<'_>) {
 pub struct LogWriter;
 
 impl Write for LogWriter {
+    /// A reader gone ends the logging; any other failure (a full disk
+    /// under a redirected log) drops this line alone.
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if !STDERR_GONE.load(Ordering::Relaxed) && io::stderr().write_all(buf).is_err() {
+        if STDERR_GONE.load(Ordering::Relaxed) {
+            return Ok(buf.len());
+        }
+        if let Err(e) = io::stderr().write_all(buf)
+            && e.kind() == io::ErrorKind::BrokenPipe
+        {
             STDERR_GONE.store(true, Ordering::Relaxed);
         }
         Ok(buf.len())
