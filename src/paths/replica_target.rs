@@ -188,6 +188,19 @@ pub(crate) fn url_refusal(url: &str) -> Option<String> {
     if query.contains(';') {
         return Some("its query holds a `;`, which makes Litestream drop that setting (an endpoint included): separate settings with `&`".to_owned());
     }
+    let keys: Vec<&str> = (query.split('&'))
+        .filter_map(|kv| kv.split(['=']).next())
+        .collect();
+    if let Some(twice) = keys
+        .iter()
+        .enumerate()
+        .find(|(i, k)| keys[..*i].contains(k))
+    {
+        return Some(format!(
+            "its query sets {:?} twice: Litestream takes the first, tenanted the last; give it once",
+            twice.1
+        ));
+    }
     if let Some(c) = path
         .chars()
         .find(|c| *c == '%' || *c == '\\' || c.is_control())
@@ -329,6 +342,7 @@ mod tests {
             "s3://user@tbk/p",
             "s3://b.s3.us-west-2.amazonaws.com/p",
             "s3://tbk/p?endpoint=http://h:8333;forcePathStyle=true",
+            "s3://tbk/p?endpoint=http://a:1&endpoint=http://b:2",
             "tbk/noscheme",
         ] {
             assert!(url_refusal(refused).is_some(), "{refused}");
