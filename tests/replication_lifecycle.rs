@@ -244,6 +244,54 @@ fn a_signal_to_the_supervisors_group_lets_litestream_sync_first() {
     s.converges("acme");
 }
 
+/// A SIGTERM while `tenanted replicate` starts Litestream (its pid file
+/// written, its socket not yet answering) stops Litestream too: the
+/// handler was installed only once the start returned, so the signal
+/// ended the supervisor by default and left Litestream running, its root
+/// gone (two were left after a CI run).
+#[test]
+fn a_signal_while_the_supervisor_starts_leaves_no_litestream_running() {
+    let Some(s) = Setup::new(Duration::ZERO) else {
+        return;
+    };
+    let log = std::fs::File::create(s.dir.path().join("replicate.log")).unwrap();
+    let mut supervisor = s
+        .cli()
+        .arg("replicate")
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let pid_file = s.root.join(".tenanted/replication.d/litestream-0.pid");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let litestream = loop {
+        if let Ok(pid) = std::fs::read_to_string(&pid_file)
+            && !pid.trim().is_empty()
+        {
+            break pid.trim().to_owned();
+        }
+        assert!(Instant::now() < deadline, "Litestream was never started");
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    let _ = Command::new("kill")
+        .arg(supervisor.id().to_string())
+        .status();
+    let _ = supervisor.wait();
+    let gone = Instant::now() + Duration::from_secs(10);
+    while Path::new(&format!("/proc/{litestream}")).exists() {
+        let zombie = std::fs::read_to_string(format!("/proc/{litestream}/stat"))
+            .is_ok_and(|stat| stat.contains(") Z "));
+        if zombie {
+            break;
+        }
+        if Instant::now() > gone {
+            let _ = Command::new("kill").args(["-9", &litestream]).status();
+            panic!("Litestream {litestream} still runs after its supervisor stopped");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 #[test]
 fn every_lifecycle_operation_keeps_the_replica_right() {
     let Some(s) = Setup::new(Duration::ZERO) else {

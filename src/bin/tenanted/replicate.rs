@@ -57,12 +57,14 @@ pub fn replicate(cli: &Cli, args: &ReplicateArgs) -> Result<u8, Failure> {
     if let Some(settings) = settings_asked(args, ReplicationSettings::recorded(&root)?) {
         options = options.record(settings);
     }
+    // Before Litestream is started: a signal while it starts must reach
+    // this handler, not end the supervisor and leave Litestream running.
+    let stop = cancel_on_ctrl_c();
     let replicator = Replicator::start(&root, options)?;
     errln!(
         "replicating {}; Ctrl-C (or SIGTERM) lets go of every tenant and stops",
         cli.root.display()
     );
-    let stop = cancel_on_ctrl_c();
     let json = args.json;
     replicator.run(&stop, |scan| {
         if json {
