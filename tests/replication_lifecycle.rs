@@ -782,10 +782,10 @@ fn a_destroyed_tenants_replica_is_erased_from_s3() {
         command.output().unwrap()
     };
     let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let into = dir
-            .path()
-            .join(format!("try-{}.sqlite3", deadline.elapsed().as_nanos()));
+    // A path of its own for each try: `litestream restore` refuses one that
+    // exists (a deadline's `elapsed()` is zero until it passes).
+    for attempt in 0.. {
+        let into = dir.path().join(format!("try-{attempt}.sqlite3"));
         if restore_acme(&into).status.success() && content(&into) == content(&db) {
             break;
         }
@@ -867,7 +867,10 @@ fn a_tenant_made_again_after_a_destroy_during_a_stalled_store_has_a_sound_replic
             .success()
     };
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !synced(&format!("first-{}.sqlite3", deadline.elapsed().as_nanos())) {
+    for attempt in 0.. {
+        if synced(&format!("first-{attempt}.sqlite3")) {
+            break;
+        }
         assert!(Instant::now() < deadline, "acme never reached the store");
         std::thread::sleep(Duration::from_millis(300));
     }
@@ -883,10 +886,8 @@ fn a_tenant_made_again_after_a_destroy_during_a_stalled_store_has_a_sound_replic
     // The replica catches up with the live tenant, whole.
     let live = content(&db);
     let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let into = dir
-            .path()
-            .join(format!("latest-{}.sqlite3", deadline.elapsed().as_nanos()));
+    for attempt in 0.. {
+        let into = dir.path().join(format!("latest-{attempt}.sqlite3"));
         let restored = litestream(&["restore", "-o", into.to_str().unwrap()]);
         if restored.status.success() && sound(&into) && content(&into) == live {
             break;
