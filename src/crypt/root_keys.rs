@@ -121,10 +121,8 @@ impl RootKeyStore {
     /// [`Error::Encryption`] naming a key file this store's master key
     /// does not open; [`Error::Io`] when a file cannot be read or written.
     pub fn rewrap(&self, new_master: &MasterKey) -> Result<usize> {
-        let dir = match Dir::open(&self.root, &self.keys_dir()) {
-            Ok(dir) => dir,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
-            Err(e) => return Err(Error::io(None, self.keys_dir(), "opening the keys", e)),
+        let Some(dir) = self.open_keys()? else {
+            return Ok(0);
         };
         let entries =
             (dir.entries()).map_err(|e| Error::io(None, self.keys_dir(), "listing the keys", e))?;
@@ -185,6 +183,15 @@ impl RootKeyStore {
         (self.dir(tenant, make)?)
             .map(|dir| KeysLock::take(dir, Some(tenant)))
             .transpose()
+    }
+
+    /// The keys directory, open; `None` when the root keeps none.
+    fn open_keys(&self) -> Result<Option<Dir>> {
+        match Dir::open(&self.root, &self.keys_dir()) {
+            Ok(dir) => Ok(Some(dir)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io(None, self.keys_dir(), "opening the keys", e)),
+        }
     }
 
     fn read(&self, dir: &Dir, tenant: &TenantName) -> Result<Option<TenantKey>> {
@@ -392,10 +399,8 @@ impl KeyProvider for RootKeyStore {
     }
 
     fn staged_tenants(&self) -> Result<Vec<TenantName>> {
-        let dir = match Dir::open(&self.root, &self.keys_dir()) {
-            Ok(dir) => dir,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(Error::io(None, self.keys_dir(), "opening the keys", e)),
+        let Some(dir) = self.open_keys()? else {
+            return Ok(Vec::new());
         };
         let listing = |e| Error::io(None, self.keys_dir(), "listing the keys", e);
         let mut staged = Vec::new();
@@ -430,10 +435,8 @@ impl KeyProvider for RootKeyStore {
     /// proves it, and one it cannot open with none opened refuses it (as
     /// before a new key is made, see `check_master`).
     fn check_root_keys(&self) -> Result<()> {
-        let dir = match Dir::open(&self.root, &self.keys_dir()) {
-            Ok(dir) => dir,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(Error::io(None, self.keys_dir(), "opening the keys", e)),
+        let Some(dir) = self.open_keys()? else {
+            return Ok(());
         };
         let listing = |e| Error::io(None, dir.path(), "listing the keys", e);
         match self.opens_the_roots_keys(&dir, None).map_err(listing)? {
