@@ -137,6 +137,19 @@ fn child_on_a_read_only_root() {
         assert!(msg.contains("record"), "{what} names the record: {msg}");
         assert!(msg.contains(".tenanted/."), "{what} names its file: {msg}");
     }
+    // A rebuild is refused before it restores anything: it restored every
+    // tenant from the replica, then failed each one as it was published
+    // (an outside probe). Refused before Litestream is even run.
+    let replica = tenanted::ReplicaTarget::new("file:///tmp/no-replica-here");
+    let options = tenanted::replication::RebuildOptions::new(replica)
+        .only(["initech"])
+        .litestream("/nonexistent/litestream");
+    let msg = (m.rebuild_from_replica(&options))
+        .expect_err("rebuild")
+        .to_string();
+    println!("rebuild: {msg}");
+    let said_where = msg.contains(&root.display().to_string());
+    assert!(msg.contains("read-only") && said_where, "{msg}");
     // Nothing to do is not an error.
     let report = m.migrate_all(&MigrateOptions::new()).unwrap();
     assert!(report.is_success(), "{report:?}");

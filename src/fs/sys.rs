@@ -581,6 +581,14 @@ pub(crate) fn read_to_string(path: &Path) -> io::Result<String> {
     fs::read_to_string(path)
 }
 
+/// Whether this process may write in the directory `dir`: `EROFS` on a
+/// read-only file system, `EACCES` without permission (`access(W_OK)`).
+/// Only a look ahead, for a long run that would otherwise find out at its
+/// first write, after its hardest work: each write still says for itself.
+pub(crate) fn check_writable(dir: &Path) -> io::Result<()> {
+    Ok(rustix::fs::access(dir, rustix::fs::Access::WRITE_OK)?)
+}
+
 /// Whether anything is at `path` (following links; `false` when that
 /// cannot be told).
 pub(crate) fn exists(path: &Path) -> bool {

@@ -57,7 +57,9 @@ impl TenantManager {
     /// [`Error::ReplicaRead`] if the replica cannot be listed or `litestream`
     /// cannot be run; [`Error::BadTenantName`] for a bad `only` name; an
     /// I/O error for the staging directory (or [`Error::BackupInsideRoot`]
-    /// if it is inside the root). Tenant failures are in the report.
+    /// if it is inside the root), or for a root this process cannot write
+    /// (a read-only file system, no permission), refused before any
+    /// tenant is restored. Tenant failures are in the report.
     ///
     /// ```no_run
     /// use tenanted::ReplicaTarget;
@@ -74,6 +76,7 @@ impl TenantManager {
         let started = Instant::now();
         let span = tracing::info_span!("rebuild_from_replica", replica = options.target.url());
         let _entered = span.enter();
+        check_root_writable(self.root().root_dir())?;
         check_binary(options)?;
         if let Some(reason) = url_refusal(options.target.url()) {
             return Err(Error::ReplicaRead {
@@ -287,5 +290,26 @@ impl Staging {
 impl Line for TenantRebuild {
     fn tenant(&self) -> &TenantName {
         &self.tenant
+    }
+}
+
+/// Refuses a root this process cannot write (a read-only file system, no
+/// permission) before any tenant is restored: each one would be restored
+/// from the replica in full, then fail to be published (an outside probe
+/// saw all 40 restored, then refused one by one).
+fn check_root_writable(root: &Path) -> Result<()> {
+    use rustix::io::Errno;
+    match sys::check_writable(root) {
+        Err(e)
+            if matches!(
+                e.raw_os_error().map(Errno::from_raw_os_error),
+                Some(Errno::ROFS | Errno::ACCESS | Errno::PERM)
+            ) =>
+        {
+            let operation = "rebuilding the root, whose every tenant is published into it";
+            Err(Error::io(None, root, operation, e))
+        }
+        // Anything else is said by the step it stops.
+        _ => Ok(()),
     }
 }
