@@ -2714,6 +2714,10 @@ fn the_cli_kills_a_hung_litestream_restore_at_its_timeout() {
     assert_eq!(out.status.code(), Some(1), "{said}");
     assert!(said.contains("killed"), "{said}");
     assert!(took < std::time::Duration::from_secs(60), "took {took:?}");
+    // Said once, in the report (it was also logged as a warning: an
+    // outside probe saw each failed tenant printed twice).
+    let all = format!("{said}{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(all.matches("killed").count(), 1, "{all}");
 }
 
 /// A migration whose `up.sql` ends tenanted's transaction (COMMIT, END,
