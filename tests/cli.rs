@@ -2145,6 +2145,79 @@ fn backups_rotate_and_never_prune_the_only_good_copy_of_a_tenant() {
     assert!(!dir.path().join("x").exists());
 }
 
+/// What an outside probe of rotation found, each refused or mended: a
+/// `--no-verify` run's unchecked copies took the place of a damaged
+/// tenant's last good one; a root inside `--into` was pruned as a run; a
+/// link named like a run covered its target's copies, and the target was
+/// pruned; a FIFO as a run's record held the prune for good; a huge
+/// `--keep-days` kept nothing; anything named `.pruning-*` was removed.
+#[test]
+fn rotation_refuses_unchecked_copies_and_prunes_only_what_it_made() {
+    let dir = workspace_with(&["acme", "globex"]);
+    let into = dir.path().join("backups");
+    let backup_into = |extra: &[&str]| {
+        let mut cmd = tenanted(dir.path());
+        cmd.args(["backup", "--into"]).arg(&into).args(extra);
+        cmd.timeout(std::time::Duration::from_secs(120));
+        cmd
+    };
+    backup_into(&["--keep", "1", "--no-verify"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--no-verify cannot be combined"));
+    assert!(!into.exists(), "nothing made");
+    // The root inside --into.
+    let outer = dir.path();
+    tenanted(dir.path())
+        .args(["backup", "--into"])
+        .arg(outer)
+        .args(["--keep", "1"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("is inside"));
+    // An old run holding acme, which is then destroyed; a link named like
+    // the newest run pointing at it covers nothing.
+    let old = into.join("20200101T000000Z");
+    tenanted(dir.path())
+        .args(["backup", "--to"])
+        .arg(&old)
+        .assert()
+        .success();
+    let link = into.join("29991231T235959Z");
+    std::os::unix::fs::symlink(&old, &link).unwrap();
+    std::fs::create_dir(into.join(".pruning-mine")).unwrap();
+    tenanted(dir.path())
+        .args(["destroy", "acme", "--yes"])
+        .assert()
+        .success();
+    backup_into(&["--keep", "1"]).assert().success();
+    assert!(old.join(".tenanted").is_dir(), "acme's only copy is kept");
+    assert!(link.symlink_metadata().is_ok(), "the link is no run");
+    assert!(into.join(".pruning-mine").is_dir(), "not a prune's");
+    // Every run kept by a --keep-days beyond the clock.
+    let before = runs(&into).len();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    backup_into(&["--keep-days", "18446744073709551615"])
+        .assert()
+        .success();
+    assert_eq!(runs(&into).len(), before + 1, "{:?}", runs(&into));
+    // A FIFO as a run's record of incarnations: that run is not judged
+    // (exit 1, said), and the prune ends.
+    let lineage = old.join(".tenanted/lineage");
+    std::fs::remove_file(&lineage).unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(&lineage)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    backup_into(&["--keep", "1"])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("not a regular file"));
+    assert!(old.is_dir());
+}
+
 /// `tenant` of `dir`'s root grown past 8 pages, nobody on it, then its
 /// pages 3 to 5 overwritten behind an intact header: SQLite opens and
 /// copies the file without an error.

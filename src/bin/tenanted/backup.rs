@@ -88,6 +88,16 @@ pub fn backup(cli: &Cli, args: &BackupArgs) -> Result<u8, Failure> {
         let why = "--keep and --keep-days rotate the runs of --into DIR (one timestamped directory per run); --to writes one directory and prunes nothing";
         return Err(Failure(2, why.to_owned()));
     }
+    // A prune keeps an older run for each tenant whose only good copy it
+    // holds; a copy nobody checked cannot be known good, and a damaged
+    // tenant's last good copy was pruned for one (an outside probe).
+    if args.no_verify && (args.keep.is_some() || args.keep_days.is_some()) {
+        let why = "--no-verify cannot be combined with --keep or --keep-days: a prune removes older runs once a newer one holds a good copy of each tenant, and an unchecked copy may be damaged (it would take the place of the last good one); drop --no-verify, or back up without --keep/--keep-days";
+        return Err(Failure(2, why.to_owned()));
+    }
+    if let Some(into) = &args.into {
+        rotation::refuse_root_inside(&cli.root, into)?;
+    }
     // Before the directory is made: a misspelt name is no backup run.
     require_tenants(&manager, &only, "nothing was backed up")?;
     // What this command makes on the way there, removed again if the

@@ -112,6 +112,30 @@ pub fn new_run(parent: &Path) -> Result<HeldRun, Failure> {
     ))
 }
 
+/// Refuses `--into DIR` when the root being backed up is inside DIR: a
+/// root records its layout as a run does, and one named like a run was
+/// pruned with everything in it (an outside probe).
+///
+/// # Errors
+///
+/// The refusal (exit 2).
+pub fn refuse_root_inside(root: &Path, into: &Path) -> Result<(), Failure> {
+    let (Ok(root), Ok(into)) = (root.canonicalize(), into.canonicalize()) else {
+        return Ok(());
+    };
+    if root.starts_with(&into) && root != into {
+        return Err(Failure(
+            USAGE,
+            format!(
+                "the root {} is inside {}: --into prunes the runs it holds, and the root could be taken for one; back up into a directory outside the root's",
+                root.display(),
+                into.display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Makes `dir` for `backup --to`: it must not exist (the kernel says so,
 /// atomically), so a backup never overwrites another.
 pub fn new_dir(dir: &Path) -> Result<(), Failure> {
@@ -143,12 +167,17 @@ fn runs(parent: &Path) -> Result<Vec<(u64, PathBuf)>, Failure> {
         .flatten()
         .filter_map(|e| {
             let stamp = run_stamp(&e.file_name().to_string_lossy())?;
-            // Only directories `backup_all` made (it records their layout).
-            let made = e
-                .path()
-                .join(tenanted::INTERNAL_DIR)
-                .join("layout")
-                .is_file();
+            // A link named like a run is none: judged as one, it covered
+            // its target's copies, and the target was pruned (an outside
+            // probe). `file_type` does not follow it.
+            if !e.file_type().is_ok_and(|t| t.is_dir()) {
+                return None;
+            }
+            let records = e.path().join(tenanted::INTERNAL_DIR);
+            // Only directories `backup_all` made (it records their layout),
+            // and never a root in use, which records its layout too: its
+            // template databases are made by its first create.
+            let made = records.join("layout").is_file() && !records.join("templates").exists();
             made.then(|| (stamp, e.path()))
         })
         .collect();
@@ -195,7 +224,7 @@ fn lineages(dir: &Path) -> Result<HashMap<String, String>, Failure> {
     let record = dir
         .join(tenanted::INTERNAL_DIR)
         .join(tenanted::LINEAGE_RECORD);
-    let text = match std::fs::read_to_string(&record) {
+    let text = match read_record(&record) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
         Err(e) => {
@@ -210,6 +239,25 @@ fn lineages(dir: &Path) -> Result<HashMap<String, String>, Failure> {
         .filter_map(|line| line.split_once(' '))
         .map(|(name, lineage)| (name.to_owned(), lineage.to_owned()))
         .collect())
+}
+
+/// The text of the record file `path`, opened without waiting (a FIFO
+/// planted there held a prune for good: an outside probe) and read only
+/// if it is a regular file.
+fn read_record(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let nonblocking = rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::NOFOLLOW;
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nonblocking.bits() as i32)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let mut text = String::new();
+    file.read_to_string(&mut text)?;
+    Ok(text)
 }
 
 /// The copies the runs kept so far hold: by name, each incarnation
@@ -263,10 +311,13 @@ fn sort_runs(
     retention: Retention,
 ) -> Result<(Vec<PathBuf>, Vec<PathBuf>), Failure> {
     let now = utc_timestamp(SystemTime::now());
-    let days = retention.keep_days.map(|d| Duration::from_secs(d * 86_400));
-    let oldest_kept = days
-        .and_then(|d| SystemTime::now().checked_sub(d))
-        .map(utc_timestamp);
+    // Days beyond what the clock can go back keep every run by age (they
+    // overflowed, and then kept none: an outside probe).
+    let oldest_kept = retention.keep_days.map(|d| {
+        (d.checked_mul(86_400))
+            .and_then(|secs| SystemTime::now().checked_sub(Duration::from_secs(secs)))
+            .map_or(0, utc_timestamp)
+    });
     let (mut kept, mut candidates) = (Vec::new(), Vec::new());
     for (i, (stamp, dir)) in runs(parent)?.into_iter().enumerate() {
         let by_count = retention.keep.is_some_and(|k| i < k);
@@ -313,6 +364,8 @@ fn judge(cli: &Cli, dir: PathBuf, covered: &mut Covered, pruned: &mut Pruned) {
     let _held = match hold(&dir) {
         Ok(Some(held)) => held,
         Ok(None) => return pruned.in_progress.push(dir),
+        // Pruned meanwhile by another backup command's prune.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
         Err(e) => return pruned.unjudged.push((dir, format!("cannot lock it: {e}"))),
     };
     let only: Vec<Copy> = match copies(cli, &dir) {
@@ -339,7 +392,10 @@ fn remove_interrupted_prunes(parent: &Path) {
         return;
     };
     for entry in entries.flatten() {
-        if entry.file_name().to_string_lossy().starts_with(".pruning-") {
+        // Only what a prune renamed: `.pruning-` and a run's name (anything
+        // else so named was removed too: an outside probe).
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.strip_prefix(".pruning-").and_then(run_stamp).is_some() {
             let _ = std::fs::remove_dir_all(entry.path());
         }
     }
