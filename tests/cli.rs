@@ -2218,6 +2218,35 @@ fn rotation_refuses_unchecked_copies_and_prunes_only_what_it_made() {
     assert!(old.is_dir());
 }
 
+/// A run cut short (Ctrl-C, a kill) holds some tenants only: it is not
+/// one of the newest N, so the whole run before it stays (an outside
+/// probe saw `--keep 2` keep the partial run and prune the whole one).
+#[test]
+fn a_run_cut_short_is_not_one_of_the_runs_kept() {
+    let dir = workspace_with(&["acme", "globex"]);
+    let into = dir.path().join("backups");
+    let (whole, cut) = (into.join("20210101T000000Z"), into.join("20210102T000000Z"));
+    for run in [&whole, &cut] {
+        tenanted(dir.path())
+            .args(["backup", "--to"])
+            .arg(run)
+            .assert()
+            .success();
+    }
+    // As a run killed midway leaves it: no record that it finished.
+    let _ = std::fs::remove_file(cut.join(".tenanted/finished"));
+    std::fs::remove_dir_all(cut.join(runs(&cut)[0].as_str())).unwrap();
+    tenanted(dir.path())
+        .args(["backup", "--into"])
+        .arg(&into)
+        .args(["--keep", "2"])
+        .assert()
+        .success();
+    let left = runs(&into);
+    assert_eq!(left.len(), 2, "{left:?}");
+    assert_eq!(left[0], "20210101T000000Z", "the whole run is kept");
+}
+
 /// `tenant` of `dir`'s root grown past 8 pages, nobody on it, then its
 /// pages 3 to 5 overwritten behind an intact header: SQLite opens and
 /// copies the file without an error.

@@ -123,6 +123,9 @@ pub fn backup(cli: &Cli, args: &BackupArgs) -> Result<u8, Failure> {
             return Err(failure);
         }
     };
+    if !report.cancelled {
+        rotation::mark_finished(&dir);
+    }
     let retention = rotation::Retention {
         keep: args.keep.map(|k| k as usize),
         keep_days: args.keep_days,

@@ -11,6 +11,10 @@
 //! between leaves a hidden directory, never a half-removed run that would
 //! count as holding copies.
 //!
+//! Only runs that went to their end count toward the newest N (each
+//! records it: `.tenanted/finished`); one interrupted or killed midway
+//! is kept only while it holds a tenant's only good copy.
+//!
 //! A run holds an exclusive `flock` on its directory while it writes (the
 //! kernel lets it go if the run dies), and a prune takes the same lock
 //! before it judges a run: a run still being written by another command
@@ -159,11 +163,24 @@ pub fn new_dir(dir: &Path) -> Result<(), Failure> {
     }
 }
 
-/// The runs under `parent`, newest first: (stamp, path).
-fn runs(parent: &Path) -> Result<Vec<(u64, PathBuf)>, Failure> {
+/// The record a run that went to its end leaves (see [`mark_finished`]).
+const FINISHED: &str = "finished";
+
+/// Records that the run `dir` went to its end (every tenant had its
+/// line): only such runs count toward `--keep N`. A run interrupted or
+/// killed midway holds some tenants only, and counted as one of the N
+/// while an older whole run was pruned (an outside probe). Best effort:
+/// a run not so marked is only kept longer.
+pub fn mark_finished(dir: &Path) {
+    let _ = std::fs::write(dir.join(tenanted::INTERNAL_DIR).join(FINISHED), b"");
+}
+
+/// The runs under `parent`, newest first: (stamp, path, whether it went
+/// to its end).
+fn runs(parent: &Path) -> Result<Vec<(u64, PathBuf, bool)>, Failure> {
     let entries = std::fs::read_dir(parent)
         .map_err(|e| Failure(1, format!("cannot read {}: {e}", parent.display())))?;
-    let mut runs: Vec<(u64, PathBuf)> = entries
+    let mut runs: Vec<(u64, PathBuf, bool)> = entries
         .flatten()
         .filter_map(|e| {
             let stamp = run_stamp(&e.file_name().to_string_lossy())?;
@@ -178,7 +195,8 @@ fn runs(parent: &Path) -> Result<Vec<(u64, PathBuf)>, Failure> {
             // and never a root in use, which records its layout too: its
             // template databases are made by its first create.
             let made = records.join("layout").is_file() && !records.join("templates").exists();
-            made.then(|| (stamp, e.path()))
+            let finished = records.join(FINISHED).is_file();
+            made.then(|| (stamp, e.path(), finished))
         })
         .collect();
     runs.sort_by(|a, b| b.cmp(a));
@@ -319,8 +337,12 @@ fn sort_runs(
             .map_or(0, utc_timestamp)
     });
     let (mut kept, mut candidates) = (Vec::new(), Vec::new());
-    for (i, (stamp, dir)) in runs(parent)?.into_iter().enumerate() {
-        let by_count = retention.keep.is_some_and(|k| i < k);
+    // The newest N runs that went to their end: one cut short is judged
+    // by the copies it holds, not kept for its place.
+    let mut whole = 0;
+    for (stamp, dir, finished) in runs(parent)? {
+        let by_count = finished && retention.keep.is_some_and(|k| whole < k);
+        whole += usize::from(finished);
         let by_age = oldest_kept.is_some_and(|oldest| stamp >= oldest && stamp <= now);
         if dir == current || by_count || by_age {
             kept.push(dir);
