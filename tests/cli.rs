@@ -2415,6 +2415,31 @@ fn a_prune_keeps_a_run_it_cannot_list_whole() {
     assert_eq!(runs(&into).len(), 2, "{report}");
 }
 
+/// A prune that cannot list the runs (a directory this user may write
+/// but not read) fails the command after the report of the run it made:
+/// the error alone was said, as if nothing had been backed up (an
+/// outside probe).
+#[test]
+fn a_prune_that_cannot_list_the_runs_still_reports_the_run_it_made() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = workspace_with(&["acme"]);
+    if rustix::process::geteuid().is_root() {
+        give_to_nobody(dir.path());
+    }
+    // Whoever owns it, no one but root may list it.
+    let into = dir.path().join("backups");
+    std::fs::create_dir(&into).unwrap();
+    std::fs::set_permissions(&into, std::fs::Permissions::from_mode(0o333)).unwrap();
+    let into_arg = into.display().to_string();
+    let out = unprivileged(dir.path(), &["backup", "--into", &into_arg, "--keep", "1"]);
+    std::fs::set_permissions(&into, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (said, err) = (String::from_utf8_lossy(&out.stdout), stderr_of(&out));
+    assert_eq!(out.status.code(), Some(1), "{said} {err}");
+    assert!(said.contains("1/1 tenants backed up"), "{said} {err}");
+    assert!(err.contains("older runs were not pruned"), "{err}");
+    assert_eq!(runs(&into).len(), 1);
+}
+
 /// Every file under `dir`, and `dir`, owned by `nobody` (as `unprivileged`
 /// runs the binary when the tests run as root).
 fn give_to_nobody(dir: &Path) {

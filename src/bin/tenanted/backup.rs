@@ -14,7 +14,7 @@ use crate::interrupt::{
     INTERRUPTED, cancel_on_ctrl_c, finish_the_tenant_in_hand_on_ctrl_c, unless_interrupted,
 };
 use crate::migrate::progress_bar;
-use crate::output::{json_to_stdout, outln};
+use crate::output::{errln, json_to_stdout, outln};
 use crate::rotation;
 use crate::support::{
     Failure, confirm, in_cli_words, json, require_root, require_tenants, tenant_names,
@@ -132,11 +132,23 @@ pub fn backup(cli: &Cli, args: &BackupArgs) -> Result<u8, Failure> {
     };
     let rotating = retention.keep.is_some() || retention.keep_days.is_some();
     let pruned = match (&args.into, rotating && !report.cancelled) {
-        (Some(parent), true) => Some(rotation::prune(cli, parent, &dir, retention)?),
+        (Some(parent), true) => Some(rotation::prune(cli, parent, &dir, retention)),
         _ => None,
     };
+    // A prune that could not even list the runs fails the command after
+    // the report of the run it made (which was the only thing said: an
+    // outside probe).
+    let (pruned, prune_failed) = match pruned {
+        Some(Err(Failure(_, why))) => (None, Some(why)),
+        Some(Ok(pruned)) => (Some(pruned), None),
+        None => (None, None),
+    };
     print_backup(&report, pruned.as_ref(), args.json.then_some(&lines));
-    let unjudged = pruned.as_ref().is_some_and(|p| !p.unjudged.is_empty());
+    if let Some(why) = &prune_failed {
+        errln!("the backup above was made, but older runs were not pruned: {why}");
+    }
+    let unjudged =
+        prune_failed.is_some() || pruned.as_ref().is_some_and(|p| !p.unjudged.is_empty());
     Ok(if report.cancelled {
         INTERRUPTED
     } else if report.is_success() && !unjudged {
