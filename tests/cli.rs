@@ -2440,6 +2440,51 @@ fn a_prune_that_cannot_list_the_runs_still_reports_the_run_it_made() {
     assert_eq!(runs(&into).len(), 1);
 }
 
+/// A pruned run that cannot be removed whole (a bucket this user may not
+/// change) is said as such, and the command fails: it was said "kept"
+/// although it had already left the runs (an outside probe), and later
+/// prunes failed to remove it without a word.
+#[test]
+fn a_pruned_run_left_half_removed_is_said_not_called_kept() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = workspace_with(&["acme"]);
+    let into = dir.path().join("backups");
+    let old = into.join("20200101T000000Z");
+    tenanted(dir.path())
+        .args(["backup", "--to"])
+        .arg(&old)
+        .assert()
+        .success();
+    let copy = tenanted::RootConfig::new(&old)
+        .database_path("acme")
+        .unwrap();
+    let bucket = copy.parent().unwrap().parent().unwrap().to_path_buf();
+    if rustix::process::geteuid().is_root() {
+        give_to_nobody(dir.path());
+        std::os::unix::fs::chown(&bucket, Some(0), Some(0)).unwrap();
+    }
+    std::fs::set_permissions(&bucket, std::fs::Permissions::from_mode(0o555)).unwrap();
+    let into_arg = into.display().to_string();
+    let args = ["backup", "--into", &into_arg, "--keep", "1"];
+    let outs = [unprivileged(dir.path(), &args), {
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        unprivileged(dir.path(), &args)
+    }];
+    let hidden = into.join(".pruning-20200101T000000Z");
+    let bucket_name = bucket.file_name().unwrap();
+    let _ = std::fs::set_permissions(
+        hidden.join(bucket_name),
+        std::fs::Permissions::from_mode(0o755),
+    );
+    for out in outs {
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{said} {}", stderr_of(&out));
+        assert!(said.contains("could not be removed"), "{said}");
+        assert!(!said.contains("✗ kept"), "{said}");
+    }
+    assert!(!old.exists(), "out of the runs");
+}
+
 /// Every file under `dir`, and `dir`, owned by `nobody` (as `unprivileged`
 /// runs the binary when the tests run as root).
 fn give_to_nobody(dir: &Path) {

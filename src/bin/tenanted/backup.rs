@@ -147,8 +147,8 @@ pub fn backup(cli: &Cli, args: &BackupArgs) -> Result<u8, Failure> {
     if let Some(why) = &prune_failed {
         errln!("the backup above was made, but older runs were not pruned: {why}");
     }
-    let unjudged =
-        prune_failed.is_some() || pruned.as_ref().is_some_and(|p| !p.unjudged.is_empty());
+    let unjudged = prune_failed.is_some()
+        || (pruned.as_ref()).is_some_and(|p| !p.unjudged.is_empty() || !p.leftovers.is_empty());
     Ok(if report.cancelled {
         INTERRUPTED
     } else if report.is_success() && !unjudged {
@@ -294,6 +294,12 @@ fn print_backup(
             dir.display()
         );
     }
+    for (dir, why) in &pruned.leftovers {
+        outln!(
+            "✗ {} (a pruned run, no longer a backup) could not be removed ({why}); remove it by hand",
+            dir.display()
+        );
+    }
 }
 
 /// The report as its `Display` writes it, each failed tenant's line in the
@@ -323,7 +329,8 @@ struct BackupJson<'a> {
 }
 
 /// `{"removed": [dir, ...], "kept": [{"dir", "only_copy_of"}, ...],
-/// "unjudged": [{"dir", "error"}, ...]}`.
+/// "unjudged": [{"dir", "error"}, ...], "in_progress": [dir, ...],
+/// "leftovers": [{"dir", "error"}, ...]}`.
 #[derive(serde::Serialize)]
 struct PrunedJson<'a> {
     removed: Vec<String>,
@@ -331,6 +338,8 @@ struct PrunedJson<'a> {
     unjudged: Vec<UnjudgedJson<'a>>,
     /// Runs another backup command is still writing.
     in_progress: Vec<String>,
+    /// What pruned runs left and could not be removed.
+    leftovers: Vec<UnjudgedJson<'a>>,
 }
 
 #[derive(serde::Serialize)]
@@ -367,6 +376,12 @@ impl<'a> PrunedJson<'a> {
                 .collect(),
             in_progress: (pruned.in_progress.iter())
                 .map(|p| p.display().to_string())
+                .collect(),
+            leftovers: (pruned.leftovers.iter())
+                .map(|(dir, why)| UnjudgedJson {
+                    dir: dir.display().to_string(),
+                    error: why,
+                })
                 .collect(),
         }
     }

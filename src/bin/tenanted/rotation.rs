@@ -50,6 +50,10 @@ pub struct Pruned {
     pub unjudged: Vec<(PathBuf, String)>,
     /// Runs kept because another backup command is still writing them.
     pub in_progress: Vec<PathBuf>,
+    /// What pruned runs left behind and could not be removed (hidden
+    /// `.pruning-*` directories: no longer runs), with why: the command
+    /// fails, so that someone removes them.
+    pub leftovers: Vec<(PathBuf, String)>,
 }
 
 /// A run's directory, held (see the module) until dropped.
@@ -309,9 +313,9 @@ pub fn prune(
     current: &Path,
     retention: Retention,
 ) -> Result<Pruned, Failure> {
-    remove_interrupted_prunes(parent);
-    let (kept, candidates) = sort_runs(parent, current, retention)?;
     let mut pruned = Pruned::default();
+    remove_interrupted_prunes(parent, &mut pruned);
+    let (kept, candidates) = sort_runs(parent, current, retention)?;
     let mut covered = covered_by(cli, &kept, current, &mut pruned)?;
     // Newest first: a tenant's newest copy among the candidates is the
     // one kept for it.
@@ -396,7 +400,12 @@ fn judge(cli: &Cli, dir: PathBuf, covered: &mut Covered, pruned: &mut Pruned) {
     };
     if only.is_empty() {
         match remove_run(&dir) {
-            Ok(()) => pruned.removed.push(dir),
+            Ok(None) => pruned.removed.push(dir),
+            // Out of the runs, but not all gone (said as a failure).
+            Ok(Some(leftover)) => {
+                pruned.removed.push(dir);
+                pruned.leftovers.push(leftover);
+            }
             Err(Failure(_, why)) => pruned.unjudged.push((dir, why)),
         }
     } else {
@@ -408,8 +417,9 @@ fn judge(cli: &Cli, dir: PathBuf, covered: &mut Covered, pruned: &mut Pruned) {
     }
 }
 
-/// Finishes removing the runs an interrupted prune had renamed.
-fn remove_interrupted_prunes(parent: &Path) {
+/// Finishes removing the runs an interrupted (or failed) prune had
+/// renamed; what still cannot be removed is said in `pruned`.
+fn remove_interrupted_prunes(parent: &Path, pruned: &mut Pruned) {
     let Ok(entries) = std::fs::read_dir(parent) else {
         return;
     };
@@ -417,14 +427,17 @@ fn remove_interrupted_prunes(parent: &Path) {
         // Only what a prune renamed: `.pruning-` and a run's name (anything
         // else so named was removed too: an outside probe).
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name.strip_prefix(".pruning-").and_then(run_stamp).is_some() {
-            let _ = std::fs::remove_dir_all(entry.path());
+        if name.strip_prefix(".pruning-").and_then(run_stamp).is_some()
+            && let Err(e) = std::fs::remove_dir_all(entry.path())
+        {
+            pruned.leftovers.push((entry.path(), e.to_string()));
         }
     }
 }
 
-/// Renames the run to a hidden name, then removes it.
-fn remove_run(dir: &Path) -> Result<(), Failure> {
+/// Renames the run to a hidden name, then removes it: what could not be
+/// removed once it was renamed, with why.
+fn remove_run(dir: &Path) -> Result<Option<(PathBuf, String)>, Failure> {
     let name = dir
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -437,7 +450,9 @@ fn remove_run(dir: &Path) -> Result<(), Failure> {
         )
     };
     std::fs::rename(dir, &hidden).map_err(io)?;
-    std::fs::remove_dir_all(&hidden).map_err(io)
+    Ok(std::fs::remove_dir_all(&hidden)
+        .err()
+        .map(|e| (hidden, e.to_string())))
 }
 
 #[cfg(test)]
