@@ -284,7 +284,7 @@ fn print_backup(
     }
     for dir in &pruned.in_progress {
         outln!(
-            "kept {}: another backup run is still writing it",
+            "kept {}: another backup command holds it (writing it, or pruning it now)",
             dir.display()
         );
     }
