@@ -2485,6 +2485,35 @@ fn a_pruned_run_left_half_removed_is_said_not_called_kept() {
     assert!(!old.exists(), "out of the runs");
 }
 
+/// A backup made by a newer release (more migrations) is refused as such,
+/// exit 2, without advice to roll back a tenant this root does not have
+/// (an outside probe saw `tenanted rollback NAME --steps 2` advised).
+#[test]
+fn a_backup_newer_than_the_code_is_refused_with_what_to_run() {
+    let newer = workspace_with(&["acme"]);
+    let file = newer.path().join("acme.bak");
+    let backup = tenanted(newer.path())
+        .args(["backup", "--to"])
+        .arg(newer.path().join("run"))
+        .output()
+        .unwrap();
+    assert!(backup.status.success(), "{}", stderr_of(&backup));
+    let copy = tenanted::RootConfig::new(newer.path().join("run"))
+        .database_path("acme")
+        .unwrap();
+    std::fs::copy(copy, &file).unwrap();
+    let older = workspace(2);
+    let out = tenanted(older.path())
+        .args(["restore", "acme", "--from"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let err = stderr_of(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("a newer release made it"), "{err}");
+    assert!(!err.contains("rollback"), "{err}");
+}
+
 /// Every file under `dir`, and `dir`, owned by `nobody` (as `unprivileged`
 /// runs the binary when the tests run as root).
 fn give_to_nobody(dir: &Path) {

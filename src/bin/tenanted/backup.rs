@@ -17,7 +17,7 @@ use crate::migrate::progress_bar;
 use crate::output::{errln, json_to_stdout, outln};
 use crate::rotation;
 use crate::support::{
-    Failure, confirm, in_cli_words, json, require_root, require_tenants, tenant_names,
+    Failure, USAGE, confirm, in_cli_words, json, require_root, require_tenants, tenant_names,
 };
 
 /// `tenanted backup`.
@@ -412,6 +412,19 @@ pub fn restore(cli: &Cli, args: &RestoreArgs) -> Result<u8, Failure> {
                 format!(
                     "tenant {tenant} already exists at {}; pass --replace (and --yes off a terminal) to overwrite it with the backup: its current data is lost",
                     path.display()
+                ),
+            ),
+            // The general advice rolls back a tenant of the root: here
+            // there is none yet (an outside probe).
+            Error::SchemaAheadOfCode {
+                current_version,
+                latest_version,
+                ..
+            } => Failure(
+                USAGE,
+                format!(
+                    "the backup {} is at schema version {current_version} but this `tenanted` only knows {latest_version} migration(s) (--migrations): a newer release made it; restore it with that release's `tenanted`, or point --migrations (or TENANTED_MIGRATIONS) at its migrations folder; nothing was restored",
+                    args.from.display()
                 ),
             ),
             e => Failure::from(e),
