@@ -2166,15 +2166,30 @@ fn rotation_refuses_unchecked_copies_and_prunes_only_what_it_made() {
         .code(2)
         .stderr(predicate::str::contains("--no-verify cannot be combined"));
     assert!(!into.exists(), "nothing made");
-    // The root inside --into.
-    let outer = dir.path();
-    tenanted(dir.path())
-        .args(["backup", "--into"])
-        .arg(outer)
-        .args(["--keep", "1"])
+    // A root named like a run inside --into (the root beside the runs,
+    // as `dir`'s root is beside `backups`, stays allowed).
+    let outer = dir.path().join("outer");
+    let named_like_a_run = outer.join("20200101T000000Z");
+    let on = |root: &Path, args: &[&str]| {
+        let mut cmd = Command::cargo_bin("tenanted").unwrap();
+        cmd.env_remove("RUST_LOG").arg("--root").arg(root);
+        cmd.arg("--migrations").arg(dir.path().join("migrations"));
+        cmd.args(args);
+        cmd
+    };
+    on(&named_like_a_run, &["init"]).assert().success();
+    on(&named_like_a_run, &["create", "initech"])
         .assert()
-        .code(2)
-        .stderr(predicate::str::contains("is inside"));
+        .success();
+    let outer_arg = outer.display().to_string();
+    on(
+        &named_like_a_run,
+        &["backup", "--into", &outer_arg, "--keep", "1"],
+    )
+    .assert()
+    .code(2)
+    .stderr(predicate::str::contains("is inside"));
+    assert!(named_like_a_run.join(".tenanted/layout").is_file());
     // An old run holding acme, which is then destroyed; a link named like
     // the newest run pointing at it covers nothing.
     let old = into.join("20200101T000000Z");
@@ -2219,32 +2234,40 @@ fn rotation_refuses_unchecked_copies_and_prunes_only_what_it_made() {
 }
 
 /// A run cut short (Ctrl-C, a kill) holds some tenants only: it is not
-/// one of the newest N, so the whole run before it stays (an outside
-/// probe saw `--keep 2` keep the partial run and prune the whole one).
+/// one of the newest N, so the whole runs before it stay (an outside
+/// probe saw `--keep 2` keep the partial run and prune a whole one). Runs
+/// made before runs recorded this (no record at all) still count (a
+/// review: read as cut short, all of them went at the first prune).
 #[test]
 fn a_run_cut_short_is_not_one_of_the_runs_kept() {
     let dir = workspace_with(&["acme", "globex"]);
     let into = dir.path().join("backups");
-    let (whole, cut) = (into.join("20210101T000000Z"), into.join("20210102T000000Z"));
-    for run in [&whole, &cut] {
+    let stamps = ["20210101T000000Z", "20210102T000000Z", "20210103T000000Z"];
+    for stamp in stamps {
         tenanted(dir.path())
             .args(["backup", "--to"])
-            .arg(run)
+            .arg(into.join(stamp))
             .assert()
             .success();
     }
-    // As a run killed midway leaves it: no record that it finished.
-    let _ = std::fs::remove_file(cut.join(".tenanted/finished"));
+    // As a run killed midway leaves it: its record, and some tenants only.
+    let cut = into.join(stamps[2]);
+    std::fs::write(cut.join(".tenanted/unfinished"), b"").unwrap();
     std::fs::remove_dir_all(cut.join(runs(&cut)[0].as_str())).unwrap();
     tenanted(dir.path())
         .args(["backup", "--into"])
         .arg(&into)
-        .args(["--keep", "2"])
+        .args(["--keep", "3"])
         .assert()
         .success();
     let left = runs(&into);
-    assert_eq!(left.len(), 2, "{left:?}");
-    assert_eq!(left[0], "20210101T000000Z", "the whole run is kept");
+    assert_eq!(left.len(), 3, "{left:?}");
+    assert_eq!(left[..2], stamps[..2], "the whole runs are kept");
+    assert!(
+        !left[2].starts_with("2021"),
+        "the cut run is pruned: {left:?}"
+    );
+    assert!(!into.join(&left[2]).join(".tenanted/unfinished").exists());
 }
 
 /// `tenant` of `dir`'s root grown past 8 pages, nobody on it, then its

@@ -111,6 +111,7 @@ pub fn backup(cli: &Cli, args: &BackupArgs) -> Result<u8, Failure> {
         }
         (None, Some(into)) => {
             let run = rotation::new_run(into)?;
+            rotation::mark_unfinished(&run.dir)?;
             (run.dir.clone(), Some(run))
         }
         (None, None) => return Err(Failure(2, "pass --to DIR or --into DIR".to_owned())),
@@ -123,7 +124,7 @@ pub fn backup(cli: &Cli, args: &BackupArgs) -> Result<u8, Failure> {
             return Err(failure);
         }
     };
-    if !report.cancelled {
+    if !report.cancelled && args.into.is_some() {
         rotation::mark_finished(&dir);
     }
     let retention = rotation::Retention {

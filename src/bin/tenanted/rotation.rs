@@ -11,9 +11,10 @@
 //! between leaves a hidden directory, never a half-removed run that would
 //! count as holding copies.
 //!
-//! Only runs that went to their end count toward the newest N (each
-//! records it: `.tenanted/finished`); one interrupted or killed midway
-//! is kept only while it holds a tenant's only good copy.
+//! Only runs that went to their end count toward the newest N (a run
+//! records `.tenanted/unfinished` when it starts and removes it at its
+//! end); one interrupted or killed midway is kept only while it holds a
+//! tenant's only good copy.
 //!
 //! A run holds an exclusive `flock` on its directory while it writes (the
 //! kernel lets it go if the run dies), and a prune takes the same lock
@@ -120,9 +121,10 @@ pub fn new_run(parent: &Path) -> Result<HeldRun, Failure> {
     ))
 }
 
-/// Refuses `--into DIR` when the root being backed up is inside DIR: a
-/// root records its layout as a run does, and one named like a run was
-/// pruned with everything in it (an outside probe).
+/// Refuses `--into DIR` when the root being backed up is in (or beneath)
+/// a directory of DIR named like a run: a root records its layout as a
+/// run does, and one so named was pruned with everything in it (an
+/// outside probe).
 ///
 /// # Errors
 ///
@@ -131,7 +133,15 @@ pub fn refuse_root_inside(root: &Path, into: &Path) -> Result<(), Failure> {
     let (Ok(root), Ok(into)) = (root.canonicalize(), into.canonicalize()) else {
         return Ok(());
     };
-    if root.starts_with(&into) && root != into {
+    // Only beneath a directory named like a run: the prune looks at no
+    // other (`--into /var/lib/app` of the root `/var/lib/app/tenants`
+    // stays allowed, as it was: a review).
+    let first = root
+        .strip_prefix(&into)
+        .ok()
+        .and_then(|below| below.components().next());
+    let run_named = first.is_some_and(|c| run_stamp(&c.as_os_str().to_string_lossy()).is_some());
+    if run_named {
         return Err(Failure(
             USAGE,
             format!(
@@ -167,16 +177,39 @@ pub fn new_dir(dir: &Path) -> Result<(), Failure> {
     }
 }
 
-/// The record a run that went to its end leaves (see [`mark_finished`]).
-const FINISHED: &str = "finished";
+/// The record a run leaves until it goes to its end (see
+/// [`mark_unfinished`]).
+const UNFINISHED: &str = "unfinished";
 
-/// Records that the run `dir` went to its end (every tenant had its
-/// line): only such runs count toward `--keep N`. A run interrupted or
-/// killed midway holds some tenants only, and counted as one of the N
-/// while an older whole run was pruned (an outside probe). Best effort:
-/// a run not so marked is only kept longer.
+/// Records that the run `dir` has not gone to its end yet; [`mark_finished`]
+/// takes the record away once every tenant had its line. A run with the
+/// record (interrupted, or killed midway: it holds some tenants only) is
+/// not one of the newest N: it counted as one while the whole run before
+/// it was pruned (an outside probe). A record, not its absence, marks the
+/// run, so that runs made before the record existed still count (a
+/// review: they would all have been pruned at once).
+///
+/// # Errors
+///
+/// The record cannot be written: the backup stops there.
+pub fn mark_unfinished(dir: &Path) -> Result<(), Failure> {
+    let records = dir.join(tenanted::INTERNAL_DIR);
+    std::fs::create_dir_all(&records)
+        .and_then(|()| std::fs::write(records.join(UNFINISHED), b""))
+        .map_err(|e| Failure(1, format!("cannot write in {}: {e}", records.display())))
+}
+
+/// Takes away the record [`mark_unfinished`] left: the run went to its end.
+/// A record that cannot be removed leaves the run out of the newest N
+/// (judged by its copies, as runs beyond N are), and is said.
 pub fn mark_finished(dir: &Path) {
-    let _ = std::fs::write(dir.join(tenanted::INTERNAL_DIR).join(FINISHED), b"");
+    let record = dir.join(tenanted::INTERNAL_DIR).join(UNFINISHED);
+    if let Err(e) = std::fs::remove_file(&record) {
+        crate::output::errln!(
+            "cannot remove {}: {e}; this run will not count among the runs --keep keeps",
+            record.display()
+        );
+    }
 }
 
 /// The runs under `parent`, newest first: (stamp, path, whether it went
@@ -199,7 +232,7 @@ fn runs(parent: &Path) -> Result<Vec<(u64, PathBuf, bool)>, Failure> {
             // and never a root in use, which records its layout too: its
             // template databases are made by its first create.
             let made = records.join("layout").is_file() && !records.join("templates").exists();
-            let finished = records.join(FINISHED).is_file();
+            let finished = !records.join(UNFINISHED).exists();
             made.then(|| (stamp, e.path(), finished))
         })
         .collect();
@@ -428,7 +461,7 @@ fn remove_interrupted_prunes(parent: &Path, pruned: &mut Pruned) {
         // else so named was removed too: an outside probe).
         let name = entry.file_name().to_string_lossy().into_owned();
         if name.strip_prefix(".pruning-").and_then(run_stamp).is_some()
-            && let Err(e) = std::fs::remove_dir_all(entry.path())
+            && let Err(e) = remove_all(&entry.path())
         {
             pruned.leftovers.push((entry.path(), e.to_string()));
         }
@@ -450,9 +483,16 @@ fn remove_run(dir: &Path) -> Result<Option<(PathBuf, String)>, Failure> {
         )
     };
     std::fs::rename(dir, &hidden).map_err(io)?;
-    Ok(std::fs::remove_dir_all(&hidden)
-        .err()
-        .map(|e| (hidden, e.to_string())))
+    Ok(remove_all(&hidden).err().map(|e| (hidden, e.to_string())))
+}
+
+/// Removes `dir` and all in it; gone already is done (another command's
+/// prune finished it: a review saw that said as a failure).
+fn remove_all(dir: &Path) -> std::io::Result<()> {
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        removed => removed,
+    }
 }
 
 #[cfg(test)]
