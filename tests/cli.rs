@@ -2270,6 +2270,55 @@ fn a_run_cut_short_is_not_one_of_the_runs_kept() {
     assert!(!into.join(&left[2]).join(".tenanted/unfinished").exists());
 }
 
+/// Backups started in the same second get runs of their own at once
+/// (`…Z`, `…Z-2`, ...): each used to wait for a second no other run had
+/// taken, and after about five of them the rest failed with "every name
+/// was taken" (an outside probe). The newest N counts them in the order
+/// they were made.
+#[test]
+fn backups_started_together_each_get_a_run() {
+    let dir = workspace_with(&["acme"]);
+    let into = dir.path().join("backups");
+    let bin = assert_cmd::cargo::cargo_bin("tenanted");
+    let started: Vec<_> = (0..8)
+        .map(|_| {
+            std::process::Command::new(&bin)
+                .env_remove("RUST_LOG")
+                .arg("--root")
+                .arg(dir.path().join("tenants"))
+                .args(["backup", "--into"])
+                .arg(&into)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for child in started {
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+    }
+    let made = runs(&into);
+    assert_eq!(made.len(), 8, "{made:?}");
+    for run in &made {
+        assert!(
+            into.join(run)
+                .join(runs(&into.join(run))[0].as_str())
+                .is_dir()
+        );
+    }
+    // A later run of a second sorts after the earlier ones: `--keep 3`
+    // keeps the three newest (this one and two of the eight).
+    tenanted(dir.path())
+        .args(["backup", "--into"])
+        .arg(&into)
+        .args(["--keep", "3"])
+        .assert()
+        .success();
+    assert_eq!(runs(&into).len(), 3, "{:?}", runs(&into));
+}
+
 /// `tenant` of `dir`'s root grown past 8 pages, nobody on it, then its
 /// pages 3 to 5 overwritten behind an intact header: SQLite opens and
 /// copies the file without an error.
@@ -2455,12 +2504,20 @@ fn a_prune_that_cannot_list_the_runs_still_reports_the_run_it_made() {
     std::fs::set_permissions(&into, std::fs::Permissions::from_mode(0o333)).unwrap();
     let into_arg = into.display().to_string();
     let out = unprivileged(dir.path(), &["backup", "--into", &into_arg, "--keep", "1"]);
+    // With --json the failure is in the JSON too (it was only on stderr).
+    let args = ["backup", "--into", &into_arg, "--keep", "1", "--json"];
+    let json_out = unprivileged(dir.path(), &args);
     std::fs::set_permissions(&into, std::fs::Permissions::from_mode(0o755)).unwrap();
     let (said, err) = (String::from_utf8_lossy(&out.stdout), stderr_of(&out));
     assert_eq!(out.status.code(), Some(1), "{said} {err}");
     assert!(said.contains("1/1 tenants backed up"), "{said} {err}");
     assert!(err.contains("older runs were not pruned"), "{err}");
-    assert_eq!(runs(&into).len(), 1);
+    assert_eq!(json_out.status.code(), Some(1), "{}", stderr_of(&json_out));
+    let report: Value = serde_json::from_slice(&json_out.stdout).unwrap();
+    assert_eq!(report["totals"]["succeeded"], 1, "{report}");
+    let why = report["prune_error"].as_str().unwrap_or_default();
+    assert!(why.contains("cannot read"), "{report}");
+    assert_eq!(runs(&into).len(), 2);
 }
 
 /// A pruned run that cannot be removed whole (a bucket this user may not

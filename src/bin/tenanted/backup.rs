@@ -35,8 +35,9 @@ pub struct BackupArgs {
         conflicts_with = "into"
     )]
     to: Option<PathBuf>,
-    /// Write to a new timestamped directory DIR/YYYYMMDDTHHMMSSZ (UTC)
-    /// per run; with --keep/--keep-days, prune older runs.
+    /// Write to a new timestamped directory DIR/YYYYMMDDTHHMMSSZ (UTC;
+    /// -2, -3, ... after it for later runs of the same second) per run;
+    /// with --keep/--keep-days, prune older runs.
     #[arg(long, value_name = "DIR")]
     into: Option<PathBuf>,
     /// With --into: keep the newest N runs (and any run holding a
@@ -144,7 +145,8 @@ pub fn backup(cli: &Cli, args: &BackupArgs) -> Result<u8, Failure> {
         Some(Ok(pruned)) => (Some(pruned), None),
         None => (None, None),
     };
-    print_backup(&report, pruned.as_ref(), args.json.then_some(&lines));
+    let prune = (pruned.as_ref(), prune_failed.as_deref());
+    print_backup(&report, prune, args.json.then_some(&lines));
     if let Some(why) = &prune_failed {
         errln!("the backup above was made, but older runs were not pruned: {why}");
     }
@@ -257,17 +259,19 @@ fn run_backup(
 }
 
 /// The backup report (every failure gathered at the end), then what the
-/// prune removed and kept; as JSON (`lines`: every tenant's, listed under
-/// `tenants`) or text.
+/// prune removed and kept, or why it could not run; as JSON (`lines`:
+/// every tenant's, listed under `tenants`) or text (where the caller says
+/// why the prune failed, on stderr).
 fn print_backup(
     report: &tenanted::BackupReport,
-    pruned: Option<&rotation::Pruned>,
+    (pruned, prune_failed): (Option<&rotation::Pruned>, Option<&str>),
     lines: Option<&Vec<TenantBackup>>,
 ) {
     if let Some(lines) = lines {
         json_to_stdout(&BackupJson {
             report: report.with_lines(lines),
             pruned: pruned.map(PrunedJson::new),
+            prune_error: prune_failed,
         });
         return;
     }
@@ -327,6 +331,10 @@ struct BackupJson<'a> {
     report: ReportWithLines<'a, BackupCounts>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pruned: Option<PrunedJson<'a>>,
+    /// Why the prune could not run at all (the runs could not be listed):
+    /// with `--json` it was said only on stderr and by the exit code.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prune_error: Option<&'a str>,
 }
 
 /// `{"removed": [dir, ...], "kept": [{"dir", "only_copy_of"}, ...],

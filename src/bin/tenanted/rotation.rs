@@ -2,8 +2,9 @@
 //! directory per run under DIR, and a prune of older runs that never
 //! removes the only good copy of a tenant.
 //!
-//! A run is `DIR/YYYYMMDDTHHMMSSZ/` (UTC), made with `create_dir`, so two
-//! runs never share one; a good copy of a tenant is its file in a run
+//! A run is `DIR/YYYYMMDDTHHMMSSZ/` (UTC; `-2`, `-3`, ... after it for the
+//! later runs of the same second), made with `create_dir`, so two runs
+//! never share one; a good copy of a tenant is its file in a run
 //! (`backup_all` writes each one whole, by rename). Runs are pruned only
 //! if they are neither among the newest `keep` nor younger than
 //! `keep_days`, and still hold no tenant's only good copy. A pruned run is
@@ -57,6 +58,9 @@ pub struct Pruned {
     pub leftovers: Vec<(PathBuf, String)>,
 }
 
+/// How many runs one second can name (see [`new_run`]).
+const MAX_RUNS_A_SECOND: u32 = 1000;
+
 /// A run's directory, held (see the module) until dropped.
 pub struct HeldRun {
     /// The directory.
@@ -74,31 +78,49 @@ fn hold(dir: &Path) -> Result<Option<std::fs::File>, std::io::Error> {
     }
 }
 
-/// A run's directory name for `time`: `20261205T052600Z`.
-fn run_name(time: SystemTime) -> String {
+/// A run's directory name for `time`: `20261205T052600Z`, and
+/// `20261205T052600Z-2`, `-3`, ... for the runs made later in the same
+/// second (`seq` 2, 3, ...).
+fn run_name(time: SystemTime, seq: u32) -> String {
     let stamp = utc_timestamp(time);
-    format!("{:08}T{:06}Z", stamp / 1_000_000, stamp % 1_000_000)
+    let name = format!("{:08}T{:06}Z", stamp / 1_000_000, stamp % 1_000_000);
+    match seq {
+        0 | 1 => name,
+        seq => format!("{name}-{seq}"),
+    }
 }
 
-/// The time stamp (YYYYMMDDHHMMSS) of a run's directory name.
-fn run_stamp(name: &str) -> Option<u64> {
+/// The time stamp (YYYYMMDDHHMMSS) of a run's directory name, and its
+/// place among the runs of that second (1 for the first, unsuffixed).
+fn run_stamp(name: &str) -> Option<(u64, u32)> {
+    let (name, seq) = match name.split_once('-') {
+        None => (name, 1),
+        // Written only as `run_name` writes it: `-2` and up, no zeros first.
+        Some((name, seq)) if !seq.starts_with('0') && seq.bytes().all(|b| b.is_ascii_digit()) => {
+            (name, seq.parse::<u32>().ok().filter(|&s| s >= 2)?)
+        }
+        Some(_) => return None,
+    };
     let digits = name.strip_suffix('Z')?;
     let (date, time) = digits.split_once('T')?;
     let valid = date.len() == 8 && time.len() == 6;
     let all_digits = (date.bytes().chain(time.bytes())).all(|b| b.is_ascii_digit());
     (valid && all_digits)
         .then(|| date.parse::<u64>().ok().zip(time.parse::<u64>().ok()))?
-        .map(|(d, t)| d * 1_000_000 + t)
+        .map(|(d, t)| (d * 1_000_000 + t, seq))
 }
 
 /// Makes this run's directory under `parent`, held: a new one, never an
-/// existing one (a run started in a second another one took waits for
-/// the next, up to a few seconds for several runs started together).
+/// existing one. A run started in a second another run's name took is
+/// named after it (`-2`, `-3`, ...) at once: runs started together used
+/// to wait for a free second each, and after about five of them failed
+/// (an outside probe).
 pub fn new_run(parent: &Path) -> Result<HeldRun, Failure> {
     let io = |e: std::io::Error| Failure(1, format!("cannot create {}: {e}", parent.display()));
     std::fs::create_dir_all(parent).map_err(io)?;
-    for _ in 0..50 {
-        let dir = parent.join(run_name(SystemTime::now()));
+    let now = SystemTime::now();
+    for seq in 1..=MAX_RUNS_A_SECOND {
+        let dir = parent.join(run_name(now, seq));
         match std::fs::create_dir(&dir) {
             // Nobody else holds a directory just made (and a prune counts
             // it as a run only once `backup_all` has recorded its layout).
@@ -106,17 +128,16 @@ pub fn new_run(parent: &Path) -> Result<HeldRun, Failure> {
                 Some(lock) => return Ok(HeldRun { dir, _lock: lock }),
                 None => return Err(io(std::io::ErrorKind::WouldBlock.into())),
             },
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                std::thread::sleep(Duration::from_millis(100));
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(io(e)),
         }
     }
     Err(Failure(
         1,
         format!(
-            "cannot make a new run directory in {}: every name was taken",
-            parent.display()
+            "cannot make a new run directory in {}: {MAX_RUNS_A_SECOND} runs were already started in this second ({}); run the backups one after another",
+            parent.display(),
+            run_name(now, 1)
         ),
     ))
 }
@@ -212,12 +233,15 @@ pub fn mark_finished(dir: &Path) {
     }
 }
 
-/// The runs under `parent`, newest first: (stamp, path, whether it went
-/// to its end).
-fn runs(parent: &Path) -> Result<Vec<(u64, PathBuf, bool)>, Failure> {
+/// A run found: ((its stamp, its place in its second), its directory,
+/// whether it went to its end). Sorted so, the newest is last.
+type FoundRun = ((u64, u32), PathBuf, bool);
+
+/// The runs under `parent`, newest first.
+fn runs(parent: &Path) -> Result<Vec<FoundRun>, Failure> {
     let entries = std::fs::read_dir(parent)
         .map_err(|e| Failure(1, format!("cannot read {}: {e}", parent.display())))?;
-    let mut runs: Vec<(u64, PathBuf, bool)> = entries
+    let mut runs: Vec<FoundRun> = entries
         .flatten()
         .filter_map(|e| {
             let stamp = run_stamp(&e.file_name().to_string_lossy())?;
@@ -377,7 +401,7 @@ fn sort_runs(
     // The newest N runs that went to their end: one cut short is judged
     // by the copies it holds, not kept for its place.
     let mut whole = 0;
-    for (stamp, dir, finished) in runs(parent)? {
+    for ((stamp, _), dir, finished) in runs(parent)? {
         let by_count = finished && retention.keep.is_some_and(|k| whole < k);
         whole += usize::from(finished);
         let by_age = oldest_kept.is_some_and(|oldest| stamp >= oldest && stamp <= now);
@@ -502,11 +526,29 @@ mod tests {
     #[test]
     fn run_names_read_back_and_order_by_time() {
         let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_764_912_360);
-        let name = run_name(t);
+        let name = run_name(t, 1);
         assert_eq!(name, "20251205T052600Z");
-        assert_eq!(run_stamp(&name), Some(20_251_205_052_600));
-        assert_eq!(run_stamp("20251205T0526Z"), None);
-        assert_eq!(run_stamp("notes"), None);
+        assert_eq!(run_name(t, 1), name);
+        assert_eq!(run_stamp(&name), Some((20_251_205_052_600, 1)));
+        assert_eq!(run_stamp(&run_name(t, 12)), Some((20_251_205_052_600, 12)));
+        // The twelfth run of a second is newer than the second one.
+        assert!(run_stamp("20251205T052600Z-12") > run_stamp("20251205T052600Z-2"));
+        assert!(run_stamp("20251205T052601Z") > run_stamp("20251205T052600Z-12"));
+        for odd in [
+            "20251205T0526Z",
+            "notes",
+            "20251205T052600Z-1",
+            "20251205T052600Z-02",
+        ] {
+            assert_eq!(run_stamp(odd), None, "{odd}");
+        }
+        for odd in [
+            "20251205T052600Z-",
+            "20251205T052600Z-x",
+            "20251205T052600Z-2-2",
+        ] {
+            assert_eq!(run_stamp(odd), None, "{odd}");
+        }
     }
 
     /// A kept copy whose incarnation was not recorded (the tenant changed
