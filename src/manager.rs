@@ -604,6 +604,9 @@ impl TenantManager {
         let (tenant, path) = self.locate(name)?;
         match storage::occupant(self.inner.root.root_dir(), &path) {
             Ok(storage::Occupant::Database(_)) => Ok(true),
+            // Fenced off by a restore replacing it or a re-key, running or
+            // dead: there, old or new, as `tenants()` lists it.
+            Ok(_) if storage::being_replaced(self.tenant_path(&path)?) => Ok(true),
             // Listed (its directory is there) but without its database.
             Ok(_) => match storage::incomplete(&tenant, self.tenant_path(&path)?) {
                 Some(damaged) => Err(damaged),

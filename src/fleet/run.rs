@@ -164,7 +164,7 @@ impl<'a> Run<'a> {
             // The walk's path, without its open directory: the list is
             // held whole, and keeping them would hold every bucket's
             // directory open for the whole run.
-            match found.map(|f| Found::listed(f.tenant, f.path)) {
+            match found.map(|f| Found { below: None, ..f }) {
                 Ok(found) => list.push(found),
                 Err(e) => errors.push(Arc::new(e)),
             }

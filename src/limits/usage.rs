@@ -71,6 +71,12 @@ fn line(root: &Path, found: Found, (limits, owns_dir): (&Limits, bool)) -> Optio
         }
         // A candidate of the walk whose database is not there: no
         // tenant, or a directory without its database (as listings say).
+        // One a replace that died left fenced off, not settled (another
+        // process holds it): there, but not to be read now.
+        Usage::NotThere if found.interrupted => {
+            let (tenant, path) = (found.tenant.clone(), found.path);
+            failed(found.tenant, Error::TenantBeingDestroyed { tenant, path })
+        }
         Usage::NotThere => {
             let at = TenantPath::new(root, &found.path, owns_dir);
             let e = storage::incomplete(&found.tenant, at)?;

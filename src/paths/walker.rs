@@ -75,6 +75,22 @@ pub(crate) struct Found {
     pub(crate) path: PathBuf,
     /// With [`Mode::Candidates`], when the directory could be opened.
     pub(crate) below: Option<Below>,
+    /// Marked by a restore replacing the tenant, or a re-key, that is not
+    /// running (it died): the tenant is there, old or new, once what it
+    /// left is finished or undone (`storage::finish_interrupted`), which a
+    /// fleet run does before it reads the tenant.
+    pub(crate) interrupted: bool,
+}
+
+/// What a mark beside a tenant's directory makes of it in a walk (see
+/// `Walker::mark`).
+enum Mark {
+    /// Listed as any tenant.
+    Shown,
+    /// Left out: a destroy's, with the database gone.
+    Hidden,
+    /// Listed, flagged [`Found::interrupted`].
+    Interrupted,
 }
 
 /// The open directory a database was found below: the same directory as
@@ -97,6 +113,7 @@ impl Found {
             tenant,
             path,
             below: None,
+            interrupted: false,
         }
     }
 
@@ -455,6 +472,7 @@ impl Walker {
                 tenant,
                 path: PathBuf::new(),
                 below: None,
+                interrupted: false,
             });
         }
         // The tenant's directory and the file in it, in one allocation.
@@ -463,82 +481,95 @@ impl Walker {
         self.layout
             .push_component(depth + 1, tenant.as_str(), &mut path);
         let below_len = path.as_os_str().len() - file_start + name.len() + 1;
-        match self.hidden_by_mark(frame, name, (destroying, replacing), (&path, below_len)) {
-            Ok(false) => {}
-            Ok(true) => {
+        let interrupted = match self.mark(frame, name, (destroying, replacing), (&path, below_len))
+        {
+            Ok(Mark::Shown) => false,
+            Ok(Mark::Interrupted) => true,
+            Ok(Mark::Hidden) => {
                 debug!(path = %entry.path().display(), "skipping a tenant being destroyed");
                 return Step::Skip;
             }
             // Whether it is there cannot be told: an error of the walk,
             // as in `unknown_type` (a second review: it was left out).
             Err(e) => return Step::Unreadable(self.error(path, e)),
-        }
+        };
         match self.mode {
             Mode::Tenants => Step::Found(Found {
                 tenant,
                 path: PathBuf::new(),
                 below: None,
+                interrupted,
             }),
             Mode::Candidates => Step::Found(Found {
                 below: below((frame, entry), &path, below_len),
                 tenant,
                 path,
+                interrupted,
             }),
             Mode::Siblings { .. } => match stat_below(frame, &path, below_len) {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => Step::Found(Found {
                     tenant,
                     path,
                     below: None,
+                    interrupted,
                 }),
                 _ => Step::Descend(entry.path(), frame.captured.with(captures)),
             },
         }
     }
 
-    /// Whether the tenant directory `name`, marked by a destroy
-    /// (`destroying`) or a replace (`replacing`), is left out: its
-    /// database (at `path`, whose last `below_len` bytes are below
-    /// `frame`'s directory) is not there, and no running operation keeps
-    /// it for this walk.
+    /// What the mark of a destroy (`destroying`) or a replace
+    /// (`replacing`) beside the tenant directory `name` makes of it (its
+    /// database at `path`, whose last `below_len` bytes are below
+    /// `frame`'s directory).
     ///
-    /// A mark is a hint to look (rare): a destroy (or a restore) fences
-    /// the database right after marking, and puts it back before it
-    /// unmarks; the tenant is there exactly when its database is, but
-    /// for a replace (a restore, a re-key) still running, whose entry
-    /// lock is held: old or new, the tenant is there once it is done,
-    /// and a read of it waits for that (`storage/coordination/undecided.rs`).
-    /// So is a destroy still running, to a fleet run: it may give up
-    /// (another process holds the tenant), and a backup run that left
-    /// the tenant out would report success without it; its read waits
-    /// for the destroy, then copies the tenant or finds it gone.
-    /// One that died leaves it hidden until the next checkout or sweep
-    /// puts it back.
+    /// A mark is a hint to look (rare). A destroy fences the database
+    /// right after marking, and puts it back before it unmarks: the tenant
+    /// is there exactly when its database is, but to a fleet run while the
+    /// destroy still runs (its entry lock held): it may give up (another
+    /// process holds the tenant), and a backup run that left the tenant
+    /// out would report success without it; its read waits for the
+    /// destroy, then copies the tenant or finds it gone. A destroy that
+    /// died leaves it hidden until `remove_debris` finishes it.
+    ///
+    /// A replace (a restore, a re-key) always leaves a tenant, old or new:
+    /// one still running is waited for by the read
+    /// (`storage/coordination/undecided.rs`); one that died is
+    /// [`Mark::Interrupted`]: listed, and settled before a fleet run reads
+    /// it. (It was hidden until a checkout or a sweep put it back, and a
+    /// backup run reported success without it: a note of a past stop.)
     ///
     /// # Errors
     ///
     /// The database could not be looked at (not for being missing).
-    fn hidden_by_mark(
+    fn mark(
         &self,
         frame: &Frame,
         name: &str,
         (destroying, replacing): (bool, bool),
         (path, below_len): (&Path, usize),
-    ) -> io::Result<bool> {
+    ) -> io::Result<Mark> {
         // Unmarked (nearly every tenant): no lock probed, no file looked at.
         if !(destroying || replacing) || matches!(self.mode, Mode::Siblings { .. }) {
-            return Ok(false);
+            return Ok(Mark::Shown);
         }
-        let kept_by_operation = match (replacing, self.mode) {
-            (true, _) => running(frame, name, &[WaitedFor::Restore, WaitedFor::Rekey]),
-            (false, Mode::Candidates) => running(frame, name, &[WaitedFor::Destroy]),
-            (false, _) => false,
-        };
-        if kept_by_operation {
-            return Ok(false);
+        if replacing {
+            return Ok(
+                match running(frame, name, &[WaitedFor::Restore, WaitedFor::Rekey]) {
+                    true => Mark::Shown,
+                    false => Mark::Interrupted,
+                },
+            );
+        }
+        if matches!(self.mode, Mode::Candidates) && running(frame, name, &[WaitedFor::Destroy]) {
+            return Ok(Mark::Shown);
         }
         match stat_below(frame, path, below_len) {
-            Ok(file_type) => Ok(file_type != FileType::RegularFile),
-            Err(e) if e.kind() == io::ErrorKind::NotFound || is_no_directory(&e) => Ok(true),
+            Ok(FileType::RegularFile) => Ok(Mark::Shown),
+            Ok(_) => Ok(Mark::Hidden),
+            Err(e) if e.kind() == io::ErrorKind::NotFound || is_no_directory(&e) => {
+                Ok(Mark::Hidden)
+            }
             Err(e) => Err(e),
         }
     }
@@ -561,6 +592,7 @@ impl Walker {
                     below: below((frame, entry), &path, entry.name().len()),
                     tenant,
                     path,
+                    interrupted: false,
                 })
             }
             None => self.skip_misplaced(entry.path(), &frame.captured, captures),
@@ -591,6 +623,7 @@ impl Walker {
             tenant,
             path,
             below: None,
+            interrupted: false,
         })
     }
 

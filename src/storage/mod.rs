@@ -11,7 +11,9 @@ mod opening;
 
 pub(crate) use coordination::changes::{ChangeLog, News, announce};
 pub(crate) use coordination::tenant_path::{TenantLock, TenantPath, lock_tenant, try_lock_tenant};
-pub(crate) use coordination::undecided::{marked, marked_in_any_layout, wait_out_decision};
+pub(crate) use coordination::undecided::{
+    being_replaced, marked, marked_in_any_layout, wait_out_decision,
+};
 pub(crate) use lifecycle::create::{Cleared, Seed, create};
 pub(crate) use lifecycle::create_batch::create_many;
 pub use lifecycle::create_report::CreateReport;

@@ -11,10 +11,11 @@
 //! it is done the tenant is there (replaced, or a destroy that gave up)
 //! or truly gone (destroyed). A read that waited in vain says who held
 //! the tenant (`TenantBusy`), never that it was destroyed: a backup run
-//! that called it gone would report success without it. (After an
-//! operation that died, the look again still finds the database fenced
-//! off, and says so as before, until a checkout or `remove_debris` puts
-//! it back.)
+//! that called it gone would report success without it. (After a replace
+//! that died, a fleet run has put the database back before it reads it,
+//! as a checkout does: see `Found::interrupted`; a read by a tenant's
+//! name that finds it still fenced off says so, until a checkout or
+//! `remove_debris` puts it back.)
 
 use std::path::{Path, PathBuf};
 
@@ -26,8 +27,9 @@ use crate::name::TenantName;
 use crate::storage::coordination::tenant_path::{TenantLock, TenantPath, lock_tenant};
 
 /// Whether an operation replacing the tenant at `at` has left its mark
-/// (it is running, or died and awaits `remove_debris`).
-fn being_replaced(at: TenantPath<'_>) -> bool {
+/// (it is running, or died and awaits `remove_debris` or a checkout):
+/// the tenant exists, old or new, either way.
+pub(crate) fn being_replaced(at: TenantPath<'_>) -> bool {
     let parent = at.entry().parent().unwrap_or(at.root());
     sys::symlink_metadata(&parent.join(restore_mark_path(at.entry_name()))).is_ok()
 }
