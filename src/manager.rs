@@ -602,13 +602,15 @@ impl TenantManager {
     /// ```
     pub fn tenant_exists(&self, name: &str) -> Result<bool> {
         let (tenant, path) = self.locate(name)?;
+        let at = self.tenant_path(&path)?;
         match storage::occupant(self.inner.root.root_dir(), &path) {
             Ok(storage::Occupant::Database(_)) => Ok(true),
-            // Fenced off by a restore replacing it or a re-key, running or
-            // dead: there, old or new, as `tenants()` lists it.
-            Ok(_) if storage::being_replaced(self.tenant_path(&path)?) => Ok(true),
+            // Fenced off in its own directory by a restore replacing it or
+            // a re-key, running or dead: there, old or new, as `tenants()`
+            // lists it (a flat layout's is not listed while fenced).
+            Ok(_) if at.owns_dir() && storage::fenced_by_replace(at) => Ok(true),
             // Listed (its directory is there) but without its database.
-            Ok(_) => match storage::incomplete(&tenant, self.tenant_path(&path)?) {
+            Ok(_) => match storage::incomplete(&tenant, at) {
                 Some(damaged) => Err(damaged),
                 None => Ok(false),
             },

@@ -176,6 +176,11 @@ fn fleet_runs_put_back_and_read_what_a_dead_replace_left() {
         .query_row("SELECT body FROM notes", [], |r| r.get(0))
         .unwrap();
     assert_eq!(body, "kept");
+    // A run over named tenants reads it the same way (it was "gone").
+    plant_dead_replace(&root, "acme");
+    let named = BackupOptions::new().only(["acme"]);
+    let report = m.backup_all(dir.path().join("named"), &named).unwrap();
+    assert_eq!((report.succeeded(), report.gone()), (1, 0), "{report}");
     // The same for status and usage, in this process.
     plant_dead_replace(&root, "acme");
     let status = m.migration_status().unwrap();
@@ -278,4 +283,29 @@ fn a_limit_set_during_a_replace_waits_for_it_and_holds() {
         setting.join().unwrap().unwrap();
     });
     assert_eq!(m.tenant_limits("acme").unwrap().max_size, Some(1 << 20));
+}
+
+/// A tenant a dead replace left fenced off while a connection of this
+/// process is still on the fenced file is not put back under it (the
+/// connection's locks would be lost): a backup run says it failed, and
+/// why, never that the tenant is gone.
+#[test]
+fn a_tenant_that_cannot_be_put_back_yet_is_a_failure_not_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    let m = manager(&root);
+    m.create_tenant("acme").unwrap();
+    let held = m.connection("acme").unwrap();
+    plant_dead_replace(&root, "acme");
+    let report = m
+        .backup_all(dir.path().join("backup"), &BackupOptions::new())
+        .unwrap();
+    assert_eq!((report.failed(), report.gone()), (1, 0), "{report}");
+    assert!(report.to_string().contains("tenanted cleanup"), "{report}");
+    drop(held);
+    m.prune_idle(Duration::ZERO);
+    let again = m
+        .backup_all(dir.path().join("again"), &BackupOptions::new())
+        .unwrap();
+    assert_eq!((again.succeeded(), again.gone()), (1, 0), "{again}");
 }

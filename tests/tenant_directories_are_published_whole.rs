@@ -99,7 +99,8 @@ fn child_creates_in_a_batch() {
 ///   tenant is intact, and listed (a listing looks behind a mark):
 ///   `remove_debris` only removes the mark.
 /// - A restore replacing a tenant, killed before its swap, leaves the old
-///   database fenced and its own mark: `remove_debris` puts the old
+///   database fenced and its own mark: the tenant is still listed and
+///   exists (old or new, it is there), and `remove_debris` puts the old
 ///   tenant back and drops the half-restored copy.
 /// - A tenant directory made by hand without its database is listed, and
 ///   reported as `MissingDatabase` until `remove_debris` removes it.
@@ -142,8 +143,12 @@ fn what_a_crash_leaves_is_recognised() {
     File::create(half_restored.join("main.sqlite3")).unwrap();
     let by_hand = dir_of("umbrella");
     fs::create_dir_all(&by_hand).unwrap();
-    assert_eq!(common::sorted_tenants(&m), ["initech", "umbrella", "wayne"]);
+    assert_eq!(
+        common::sorted_tenants(&m),
+        ["initech", "stark", "umbrella", "wayne"]
+    );
     assert!(!m.tenant_exists("globex").unwrap());
+    assert!(m.tenant_exists("stark").unwrap());
     assert!(matches!(
         m.connection("globex"),
         Err(Error::TenantBeingDestroyed { .. })

@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::fs::faults;
 use crate::name::TenantName;
 use crate::paths::{Found, Mode, Part, RootConfig, Walker};
-use crate::storage::{Occupant, TenantPath, finish_interrupted, incomplete, occupant};
+use crate::storage::{Occupant, TenantPath, incomplete, occupant};
 
 /// The tenants of a run: the walk of the root ([`Mode::Candidates`]), or
 /// the caller's list in its order.
@@ -189,7 +189,6 @@ impl<'a> Feed<'a> {
                 if stop() {
                     self.unstarted.lock().push((place, found));
                 } else {
-                    settle(self.root, &found);
                     work(&mut state, place, found);
                 }
             }
@@ -352,24 +351,6 @@ pub(crate) fn in_report_order<T>(
 fn is_listed(found: &Found, root: &Path, owns_dir: bool) -> bool {
     let at = TenantPath::new(root, &found.path, owns_dir);
     found.interrupted || may_be_database(found, root) || incomplete(&found.tenant, at).is_some()
-}
-
-/// Finishes, or undoes, what a restore replacing `found` or a re-key that
-/// died left (see `Found::interrupted`), before the run's work reads it,
-/// as a checkout does: its database fenced off, the read would fail (a
-/// backup run used to leave such a tenant out and report success). Never
-/// waits; what cannot be settled now (another process holds the tenant)
-/// is left to the read, which waits for it or says why it cannot.
-fn settle(root: &Path, found: &Found) {
-    if !found.interrupted {
-        return;
-    }
-    // Only a layout with a directory per tenant marks beside an entry.
-    let at = TenantPath::new(root, &found.path, true);
-    if let Err(e) = finish_interrupted(&found.tenant, at) {
-        // The read's own failure says it, once.
-        tracing::debug!(tenant = %found.tenant, error = %e, "could not settle what an interrupted restore or re-key left");
-    }
 }
 
 /// Whether a regular file is, or may be, where `found`'s database should

@@ -18,7 +18,7 @@ use crate::fleet::{FleetOptions, Run};
 use crate::fs::{Dir, Patience};
 use crate::name::TenantName;
 use crate::paths::{Found, RootConfig};
-use crate::storage::{self, FileUsage, TenantPath, Usage};
+use crate::storage::{self, FileUsage, Settled, TenantPath, Usage};
 
 /// Reads every tenant's usage on `jobs` threads, the record of limits
 /// looked at first; `each` (if any) gets every row, one call at a time.
@@ -71,12 +71,6 @@ fn line(root: &Path, found: Found, (limits, owns_dir): (&Limits, bool)) -> Optio
         }
         // A candidate of the walk whose database is not there: no
         // tenant, or a directory without its database (as listings say).
-        // One a replace that died left fenced off, not settled (another
-        // process holds it): there, but not to be read now.
-        Usage::NotThere if found.interrupted => {
-            let (tenant, path) = (found.tenant.clone(), found.path);
-            failed(found.tenant, Error::TenantBeingDestroyed { tenant, path })
-        }
         Usage::NotThere => {
             let at = TenantPath::new(root, &found.path, owns_dir);
             let e = storage::incomplete(&found.tenant, at)?;
@@ -131,7 +125,19 @@ fn read_waiting_out_decision(root: &Path, found: &Found) -> Result<Usage> {
     match storage::wait_out_decision(&found.tenant, at, &patience) {
         // By its path, not through the walk's directory (a re-key swaps
         // the tenant's), with the lock held (see `wait_out_decision`).
-        Ok(Some(_lock)) => Ok(read_path(root, &found.path)),
+        Ok(Some(lock)) => match read_path(root, &found.path) {
+            // Fenced off by a replace that died: put back (which takes
+            // the lock itself), then read.
+            Usage::NotThere => {
+                drop(lock);
+                match storage::put_back_interrupted(&found.tenant, at) {
+                    Settled::PutBack => Ok(read_path(root, &found.path)),
+                    Settled::Stuck(stuck) => Err(stuck),
+                    Settled::Untouched => Ok(Usage::NotThere),
+                }
+            }
+            usage => Ok(usage),
+        },
         Ok(None) => Ok(usage),
         // A destroy that went through: no tenant, skipped as the walk
         // would skip it now (a review: a failed line, exit 1).

@@ -30,7 +30,7 @@ use crate::busy::WaitedFor;
 use crate::error::{Error, Result, is_fd_exhaustion};
 use crate::fs::entries::{Entries, Entry};
 use crate::fs::lock::held_for;
-use crate::fs::siblings::lock_path;
+use crate::fs::siblings::{fence_path, lock_path};
 use crate::fs::sys;
 use crate::name::{self, TenantName};
 
@@ -76,9 +76,9 @@ pub(crate) struct Found {
     /// With [`Mode::Candidates`], when the directory could be opened.
     pub(crate) below: Option<Below>,
     /// Marked by a restore replacing the tenant, or a re-key, that is not
-    /// running (it died): the tenant is there, old or new, once what it
-    /// left is finished or undone (`storage::finish_interrupted`), which a
-    /// fleet run does before it reads the tenant.
+    /// running (it died), its database fenced off: the tenant is there,
+    /// old or new, once what it left is put back, which a fleet run's read
+    /// does (`storage::put_back_interrupted`).
     pub(crate) interrupted: bool,
 }
 
@@ -534,10 +534,10 @@ impl Walker {
     ///
     /// A replace (a restore, a re-key) always leaves a tenant, old or new:
     /// one still running is waited for by the read
-    /// (`storage/coordination/undecided.rs`); one that died is
-    /// [`Mark::Interrupted`]: listed, and settled before a fleet run reads
-    /// it. (It was hidden until a checkout or a sweep put it back, and a
-    /// backup run reported success without it: a note of a past stop.)
+    /// (`storage/coordination/undecided.rs`); one that died, with the
+    /// database fenced off, is [`Mark::Interrupted`]: listed, and put back
+    /// by the read of a fleet run. (It was hidden until a checkout or a
+    /// sweep put it back, and a backup run reported success without it.)
     ///
     /// # Errors
     ///
@@ -554,12 +554,17 @@ impl Walker {
             return Ok(Mark::Shown);
         }
         if replacing {
-            return Ok(
-                match running(frame, name, &[WaitedFor::Restore, WaitedFor::Rekey]) {
-                    true => Mark::Shown,
-                    false => Mark::Interrupted,
-                },
-            );
+            if running(frame, name, &[WaitedFor::Restore, WaitedFor::Rekey]) {
+                return Ok(Mark::Shown);
+            }
+            return match stat_below(frame, path, below_len) {
+                Ok(FileType::RegularFile) => Ok(Mark::Shown),
+                Ok(_) => Ok(Mark::Hidden),
+                Err(e) if e.kind() == io::ErrorKind::NotFound || is_no_directory(&e) => {
+                    fenced_below(frame, path, below_len)
+                }
+                Err(e) => Err(e),
+            };
         }
         if matches!(self.mode, Mode::Candidates) && running(frame, name, &[WaitedFor::Destroy]) {
             return Ok(Mark::Shown);
@@ -767,6 +772,26 @@ fn stat_below(frame: &Frame, path: &Path, below_len: usize) -> io::Result<FileTy
     let name = Path::new(OsStr::from_bytes(&bytes[start..]));
     let stat = sys::stat(frame.entries.dir().as_fd(), name)?;
     Ok(FileType::from_raw_mode(stat.st_mode))
+}
+
+/// What a dead replace left of the tenant whose database (at `path`, its
+/// last `below_len` bytes below `frame`'s directory) is not there:
+/// [`Mark::Interrupted`] if the database is fenced off beside it (put back
+/// before a fleet run reads it), else [`Mark::Hidden`] (a mark alone, with
+/// nothing to put back, is no tenant).
+fn fenced_below(frame: &Frame, path: &Path, below_len: usize) -> io::Result<Mark> {
+    let Some(name) = path.file_name() else {
+        return Ok(Mark::Hidden);
+    };
+    let fenced_name = fence_path(Path::new(name));
+    let fenced = path.with_file_name(&fenced_name);
+    let fenced_len = (below_len + fenced_name.as_os_str().len()).saturating_sub(name.len());
+    match stat_below(frame, &fenced, fenced_len) {
+        Ok(FileType::RegularFile) => Ok(Mark::Interrupted),
+        Ok(_) => Ok(Mark::Hidden),
+        Err(e) if e.kind() == io::ErrorKind::NotFound || is_no_directory(&e) => Ok(Mark::Hidden),
+        Err(e) => Err(e),
+    }
 }
 
 /// Whether opening a directory failed because a link or a file is there.

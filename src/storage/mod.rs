@@ -12,7 +12,7 @@ mod opening;
 pub(crate) use coordination::changes::{ChangeLog, News, announce};
 pub(crate) use coordination::tenant_path::{TenantLock, TenantPath, lock_tenant, try_lock_tenant};
 pub(crate) use coordination::undecided::{
-    being_replaced, marked, marked_in_any_layout, wait_out_decision,
+    fenced_by_replace, marked, marked_in_any_layout, wait_out_decision,
 };
 pub(crate) use lifecycle::create::{Cleared, Seed, create};
 pub(crate) use lifecycle::create_batch::create_many;
@@ -24,6 +24,7 @@ pub(crate) use lifecycle::incomplete::{diagnosed, incomplete};
 #[cfg(feature = "encryption")]
 pub(crate) use lifecycle::rekey::{rekey, settle_interrupted};
 pub(crate) use lifecycle::restore::{CheckedBackup, Existing, Restored, check_backup, restore};
+pub(crate) use lifecycle::settle::{Settled, put_back_interrupted};
 pub(crate) use lifecycle::snapshot::{Snapshot, Staged, Verify, Within, snapshot, snapshot_staged};
 pub(crate) use lifecycle::template_database::{Template, ensure_template};
 pub(crate) use opening::database_file::{Occupant, occupant};

@@ -27,11 +27,19 @@ use crate::name::TenantName;
 use crate::storage::coordination::tenant_path::{TenantLock, TenantPath, lock_tenant};
 
 /// Whether an operation replacing the tenant at `at` has left its mark
-/// (it is running, or died and awaits `remove_debris` or a checkout):
-/// the tenant exists, old or new, either way.
-pub(crate) fn being_replaced(at: TenantPath<'_>) -> bool {
+/// (it is running, or died and awaits `remove_debris`).
+fn being_replaced(at: TenantPath<'_>) -> bool {
     let parent = at.entry().parent().unwrap_or(at.root());
     sys::symlink_metadata(&parent.join(restore_mark_path(at.entry_name()))).is_ok()
+}
+
+/// Whether a restore replacing the tenant at `at`, or a re-key, has its
+/// database fenced off under its mark (running, or dead and not yet put
+/// back): the tenant exists, old or new, either way. A mark alone (a
+/// leftover, a planted one) is not enough.
+pub(crate) fn fenced_by_replace(at: TenantPath<'_>) -> bool {
+    let fenced = at.db_dir().join(fence_path(at.db_name()));
+    being_replaced(at) && sys::symlink_metadata(&fenced).is_ok_and(|m| m.is_file())
 }
 
 /// Whether a destroy, or an operation replacing the tenant, has left its

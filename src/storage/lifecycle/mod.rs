@@ -16,6 +16,7 @@ pub(in crate::storage) mod integrity;
 #[cfg(feature = "encryption")]
 pub(in crate::storage) mod rekey;
 pub(in crate::storage) mod restore;
+pub(in crate::storage) mod settle;
 pub(in crate::storage) mod snapshot;
 pub(in crate::storage) mod stage;
 pub(in crate::storage) mod template_check;

@@ -41,6 +41,7 @@ pub(crate) use crate::storage::lifecycle::file_copy::Snapshot;
 use crate::storage::lifecycle::file_copy::{CopyFailure, Source, copy_files};
 use crate::storage::lifecycle::file_copy::{sync_copy, sync_file};
 use crate::storage::lifecycle::integrity::verify_copy;
+use crate::storage::lifecycle::settle::{Settled, put_back_interrupted};
 use crate::storage::opening::open::{OneOffRead, open_for_copy};
 use crate::storage::opening::open_error::missing_error;
 
@@ -223,6 +224,14 @@ fn attempts<T>(
             // done (the next attempt's read waits for it).
             Err(CopyFailure::Moved) if marked_in_any_layout(root, path).is_some() => {}
             Err(CopyFailure::Moved) => return Err(missing_error(tenant, path)),
+            // Fenced off by a replace that died: put back, then copied.
+            Err(CopyFailure::Failed(e)) if e.says_tenant_gone() => {
+                match put_back_interrupted(tenant, (root, path)) {
+                    Settled::PutBack => {}
+                    Settled::Stuck(stuck) => return Err(stuck),
+                    Settled::Untouched => return Err(e),
+                }
+            }
             Err(CopyFailure::Failed(e)) => return Err(e),
         }
     }
