@@ -3226,12 +3226,17 @@ fn a_failed_down_script_and_a_half_done_redo_say_what_ran() {
 }
 
 /// A folder named as a migration but misnumbered (no name after its
-/// number, or more digits than a timestamp has) is refused, naming it,
-/// not skipped with a warning while `status` calls every tenant current
-/// without it (an outside probe).
+/// number, more digits than a timestamp has, a `-` or a blank instead of
+/// the `_`) is refused, naming it, not skipped with a warning while
+/// `status` calls every tenant current without it (outside probes).
 #[test]
 fn a_misnumbered_migration_folder_is_refused_not_skipped() {
-    for name in ["0005_", "202612051200001_add_tags"] {
+    for name in [
+        "0005_",
+        "202612051200001_add_tags",
+        "0005-add_tags",
+        "0005 add tags",
+    ] {
         let dir = workspace_with(&["acme"]);
         let folder = dir.path().join("migrations").join(name);
         std::fs::create_dir(&folder).unwrap();
@@ -3241,6 +3246,40 @@ fn a_misnumbered_migration_folder_is_refused_not_skipped() {
             .assert()
             .code(2)
             .stderr(predicate::str::contains(name));
+    }
+}
+
+/// A named pipe as a migration's script, or a link to a device, is
+/// refused at once, naming it: the pipe kept every command that reads
+/// the migrations waiting for good, and `/dev/zero` was read until memory
+/// ran out (an outside probe).
+#[test]
+fn a_pipe_or_a_device_as_a_migration_script_is_refused_not_read() {
+    for (script, plant) in [("up.sql", "fifo"), ("down.sql", "fifo"), ("up.sql", "zero")] {
+        let dir = workspace_with(&["acme"]);
+        let folder = dir.path().join("migrations").join("0005_planted");
+        std::fs::create_dir(&folder).unwrap();
+        if script == "down.sql" {
+            std::fs::write(folder.join("up.sql"), "CREATE TABLE t (x);").unwrap();
+        }
+        let path = folder.join(script);
+        match plant {
+            "fifo" => assert!(
+                std::process::Command::new("mkfifo")
+                    .arg(&path)
+                    .status()
+                    .unwrap()
+                    .success()
+            ),
+            _ => std::os::unix::fs::symlink("/dev/zero", &path).unwrap(),
+        }
+        tenanted(dir.path())
+            .arg("status")
+            .timeout(std::time::Duration::from_secs(60))
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(path.display().to_string()))
+            .stderr(predicate::str::contains("not a regular file"));
     }
 }
 

@@ -108,7 +108,7 @@ impl MasterKey {
     /// when it does not hold a key.
     pub fn from_file(path: &Path) -> Result<MasterKey> {
         let text = Zeroizing::new(
-            sys::read_to_string(path)
+            sys::read_secret(path)
                 .map_err(|e| Error::io(None, path, "reading the master key file", e))?,
         );
         parse_hex(text.trim())

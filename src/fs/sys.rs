@@ -575,10 +575,34 @@ pub(crate) fn read_dir_path(path: &Path) -> io::Result<fs::ReadDir> {
     fs::read_dir(path)
 }
 
-/// The whole of the text file `path` (a migration's SQL).
-pub(crate) fn read_to_string(path: &Path) -> io::Result<String> {
+/// The whole of what `path` gives (a master key file, which may be a pipe
+/// the caller set up: `<(vault read ...)`), waiting for it.
+pub(crate) fn read_secret(path: &Path) -> io::Result<String> {
     faults::check(Step::Read, path)?;
     fs::read_to_string(path)
+}
+
+/// The whole of the text file `path` (a migration's SQL), links followed, if it is a regular file of at most `limit`
+/// bytes. Opened without waiting, so a named pipe put there is refused
+/// instead of blocking the command for good, and a device (a link to
+/// `/dev/zero`) is refused instead of read until memory runs out (an
+/// outside probe saw both).
+pub(crate) fn read_to_string(path: &Path, limit: u64) -> io::Result<String> {
+    faults::check(Step::Read, path)?;
+    let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK;
+    let file = File::from(rustix::fs::open(path, flags, Mode::empty())?);
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        let what = "is not a regular file (a named pipe, a device or a directory)";
+        return Err(io::Error::new(io::ErrorKind::InvalidData, what));
+    }
+    if meta.len() > limit {
+        let why = format!("is larger than {limit} bytes, the most read");
+        return Err(io::Error::new(io::ErrorKind::InvalidData, why));
+    }
+    let mut text = String::new();
+    io::Read::read_to_string(&mut io::Read::take(file, limit), &mut text)?;
+    Ok(text)
 }
 
 /// Whether this process may write in the directory `dir`: `EROFS` on a
