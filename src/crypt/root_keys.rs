@@ -47,6 +47,28 @@ fn not_this_roots(
     }
 }
 
+/// `e` with its reason (an [`Error::Encryption`]'s) or its message (any
+/// other error, said as a key error in the keys directory `keys`) told
+/// by `more`.
+fn with_reason(e: Error, keys: PathBuf, more: impl FnOnce(&str) -> String) -> Error {
+    match e {
+        Error::Encryption {
+            tenant,
+            path,
+            reason,
+        } => Error::Encryption {
+            tenant,
+            path,
+            reason: more(&reason),
+        },
+        e => Error::Encryption {
+            tenant: e.tenant().cloned(),
+            path: keys,
+            reason: more(&e.to_string()),
+        },
+    }
+}
+
 /// What a key file holds, as [`RootKeyStore::look_at`] finds it.
 enum KeyFile {
     /// The key, opened by the master key.
@@ -115,47 +137,98 @@ impl RootKeyStore {
     /// old master key cannot read the keys re-wrapped (nor can the new key
     /// read keys such a process makes meanwhile): rotate while no process
     /// creates or re-keys tenants, then give every process the new key.
+    /// Every file is read before any is written: one that neither key
+    /// opens (damaged, another root's) stops the rotation with no key
+    /// re-wrapped; one that fails midway says how many were.
     ///
     /// # Errors
     ///
-    /// [`Error::Encryption`] naming a key file this store's master key
-    /// does not open; [`Error::Io`] when a file cannot be read or written.
+    /// [`Error::Encryption`] naming a key file neither master key opens
+    /// (nothing re-wrapped), or a file that could not be read or written
+    /// midway (saying how many were re-wrapped before it: run it again).
     pub fn rewrap(&self, new_master: &MasterKey) -> Result<usize> {
         let Some(dir) = self.open_keys()? else {
             return Ok(0);
         };
+        let store = RootKeyStore::new(self.root.clone(), new_master.clone());
+        let files = self.key_files(&dir)?;
+        // Every file is looked at before any is written: one that neither
+        // key opens stopped a rotation midway, the files before it under
+        // the new key and the rest under the old, and the error did not
+        // say so (an outside probe: 62 of 100 re-wrapped).
+        for (tenant, name) in &files {
+            if let Err(e) = self.read_file(&dir, tenant, name)
+                && store.read_file(&dir, tenant, name).is_err()
+            {
+                return Err(with_reason(e, self.keys_dir(), |why| {
+                    format!(
+                        "{why}. No key file was re-wrapped: fix this one first (if an earlier rotation was cut short, finish it by running it again with the master key it started from as the current one)"
+                    )
+                }));
+            }
+        }
+        let mut count = 0;
+        for (tenant, name) in &files {
+            match self.rewrap_file(&dir, &store, tenant, name) {
+                Ok(rewrapped) => count += usize::from(rewrapped),
+                Err(e) => {
+                    let total = files.len();
+                    return Err(with_reason(e, self.keys_dir(), |why| {
+                        format!(
+                            "{why}. The rotation stopped after re-wrapping {count} of {total} key files: the root's keys are now under both master keys; keep both, and run the rotation again with the same two keys to finish it"
+                        )
+                    }));
+                }
+            }
+        }
+        Ok(count)
+    }
+
+    /// The tenants' key files in `dir` (current, staged and retired ones).
+    fn key_files(&self, dir: &Dir) -> Result<Vec<(TenantName, PathBuf)>> {
         let entries =
             (dir.entries()).map_err(|e| Error::io(None, self.keys_dir(), "listing the keys", e))?;
-        let mut count = 0;
+        let mut files = Vec::new();
         for entry in entries {
             let (name, _) =
                 entry.map_err(|e| Error::io(None, dir.path(), "listing the keys", e))?;
-            let Some((tenant, _)) = tenant_of(&name) else {
-                continue;
-            };
-            // Read and written back under the lock every change of a key
-            // takes: a re-key committing in between would otherwise have
-            // its new key overwritten with the old one.
-            let handle = dir
-                .duplicate()
-                .map_err(|e| Error::io(None, dir.path(), "opening the keys", e))?;
-            let keys = KeysLock::take(handle, Some(&tenant))?;
-            let store = RootKeyStore::new(self.root.clone(), new_master.clone());
-            let key = match self.read_file(keys.dir(), &tenant, &name) {
-                Ok(Some(key)) => key,
-                // Gone since the listing: destroyed, or committed by a re-key.
-                Ok(None) => continue,
-                // Re-wrapped already by a rotation that stopped half way:
-                // running it again finishes it.
-                Err(_) if matches!(store.read_file(keys.dir(), &tenant, &name), Ok(Some(_))) => {
-                    continue;
-                }
-                Err(e) => return Err(e),
-            };
-            store.write_file(keys.dir(), &tenant, &name, &key)?;
-            count += 1;
+            if let Some((tenant, _)) = tenant_of(&name) {
+                files.push((tenant, name));
+            }
         }
-        Ok(count)
+        Ok(files)
+    }
+
+    /// Re-wraps the key file `name` of `tenant` in `dir` for `store`'s
+    /// master key: whether it did (not if it was gone, or re-wrapped
+    /// already by a rotation that stopped half way).
+    fn rewrap_file(
+        &self,
+        dir: &Dir,
+        store: &RootKeyStore,
+        tenant: &TenantName,
+        name: &Path,
+    ) -> Result<bool> {
+        // Read and written back under the lock every change of a key
+        // takes: a re-key committing in between would otherwise have its
+        // new key overwritten with the old one.
+        let handle = dir
+            .duplicate()
+            .map_err(|e| Error::io(None, dir.path(), "opening the keys", e))?;
+        let keys = KeysLock::take(handle, Some(tenant))?;
+        let key = match self.read_file(keys.dir(), tenant, name) {
+            Ok(Some(key)) => key,
+            // Gone since the listing: destroyed, or committed by a re-key.
+            Ok(None) => return Ok(false),
+            // Re-wrapped already by a rotation that stopped half way:
+            // running it again finishes it.
+            Err(_) if matches!(store.read_file(keys.dir(), tenant, name), Ok(Some(_))) => {
+                return Ok(false);
+            }
+            Err(e) => return Err(e),
+        };
+        store.write_file(keys.dir(), tenant, name, &key)?;
+        Ok(true)
     }
 
     fn dir(&self, tenant: &TenantName, make: bool) -> Result<Option<Dir>> {

@@ -9,7 +9,7 @@ use clap::Subcommand;
 use tenanted::{MasterKey, RootKeyStore};
 
 use super::Cli;
-use super::support::{Failure, require_root};
+use super::support::{Failure, USAGE, cli_message, require_root};
 use crate::output::outln;
 
 #[derive(Subcommand)]
@@ -35,8 +35,22 @@ pub fn master_key(cli: &Cli, command: &MasterKeyCommand) -> Result<u8, Failure> 
         }
         MasterKeyCommand::Rotate { new_key_file } => {
             require_root(&cli.root)?;
-            let current = MasterKey::from_env()?;
-            let new = MasterKey::from_file(new_key_file)?;
+            // A key that cannot be used is the command's misuse (exit 2),
+            // as for every other command (an outside probe: exit 1).
+            let current = MasterKey::from_env().map_err(|e| {
+                Failure(
+                    USAGE,
+                    format!("{}; nothing was re-wrapped", cli_message(&e)),
+                )
+            })?;
+            let new = MasterKey::from_file(new_key_file).map_err(|e| {
+                let why = match e {
+                    tenanted::Error::Encryption { .. } => "it does not hold 64 hexadecimal digits: make a new master key with `tenanted master-key new > FILE`".to_owned(),
+                    e => cli_message(&e),
+                };
+                let file = new_key_file.display();
+                Failure(USAGE, format!("the new master key file {file}: {why}; nothing was re-wrapped"))
+            })?;
             let count = RootKeyStore::new(&cli.root, current).rewrap(&new)?;
             outln!("re-wrapped {count} tenant key(s) with the new master key");
             Ok(0)
