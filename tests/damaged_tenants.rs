@@ -1,5 +1,5 @@
 //! A tenant file that holds no database (empty, which tenanted never
-//! publishes, or not SQLite) is reported as damaged by `connection`,
+//! publishes, shorter than a page, or not SQLite) is reported as damaged by `connection`,
 //! `migration_status`, `migrate_all` and `migrate_tenant`, naming tenant,
 //! path and what to do, and is left exactly as it was; it can still be
 //! destroyed. Something that is not a regular file at the name of a file
@@ -20,7 +20,7 @@ struct Damaged {
     _dir: tempfile::TempDir,
     m: TenantManager,
     /// (tenant, path, contents) of each damaged tenant.
-    files: Vec<(&'static str, PathBuf, &'static [u8])>,
+    files: Vec<(&'static str, PathBuf, Vec<u8>)>,
 }
 
 fn damaged_root(auto_migrate: bool) -> Damaged {
@@ -30,11 +30,18 @@ fn damaged_root(auto_migrate: bool) -> Damaged {
         .build()
         .unwrap();
     m.create_tenant("acme").unwrap();
+    // A database cut down to its header's first 50 bytes (SQLite counts
+    // no page in it, and read it as a new database at version 0).
+    let cut = fs::read(m.root().database_path("acme").unwrap()).unwrap()[..50].to_vec();
     let mut files = Vec::new();
-    for (tenant, contents) in [("empty", &b""[..]), ("garbage", NOT_SQLITE)] {
+    for (tenant, contents) in [
+        ("empty", Vec::new()),
+        ("garbage", NOT_SQLITE.to_vec()),
+        ("cut", cut),
+    ] {
         let path = m.root().database_path(tenant).unwrap();
         fs::create_dir_all(path.parent().unwrap()).unwrap();
-        fs::write(&path, contents).unwrap();
+        fs::write(&path, &contents).unwrap();
         files.push((tenant, path, contents));
     }
     Damaged {
@@ -90,7 +97,7 @@ fn connection_reports_a_damaged_tenant_and_leaves_it_alone() {
 fn migration_status_reports_damaged_tenants_as_unreadable() {
     let d = damaged_root(false);
     let status = d.m.migration_status().unwrap();
-    assert_eq!(status.unreadable(), 2, "{status:?}");
+    assert_eq!(status.unreadable(), 3, "{status:?}");
     for (tenant, path, contents) in &d.files {
         let line = status.tenants.iter().find(|t| t.tenant == *tenant).unwrap();
         assert_damaged(line.version.as_ref().unwrap_err(), tenant, path);
@@ -104,7 +111,7 @@ fn migrate_all_reports_damaged_tenants_as_failures_and_never_writes_them() {
     // Back to version 0 everywhere healthy, so migrate_all has work to do.
     d.m.migrate_tenant_to("acme", 0).unwrap();
     let report = d.m.migrate_all(&MigrateOptions::default()).unwrap();
-    assert_eq!((report.migrated(), report.failed()), (1, 2), "{report:?}");
+    assert_eq!((report.migrated(), report.failed()), (1, 3), "{report:?}");
     for (tenant, path, contents) in &d.files {
         let failure = report
             .failures

@@ -86,10 +86,23 @@ fn classify(stat: &Stat) -> Occupant {
 /// if the metadata alone tells. tenanted publishes only complete copies
 /// of a template database, never an empty file, and SQLite would take an
 /// empty file for a new database at version 0 (a migration would then
-/// turn it into an empty, healthy-looking tenant: data loss hidden).
+/// turn it into an empty, healthy-looking tenant: data loss hidden). So
+/// it takes a file shorter than a page, the smallest of which is 512
+/// bytes (SQLite counts its pages by the file's size: none), and a file
+/// cut down to 50 bytes, its header's first bytes intact, was a tenant
+/// at version 0 with every migration pending (an outside probe).
 pub(crate) fn damage(facts: &DatabaseFacts) -> Option<&'static str> {
-    (facts.len == 0).then_some("the file is empty (0 bytes), so it holds no database")
+    match facts.len {
+        0 => Some("the file is empty (0 bytes), so it holds no database"),
+        1..SMALLEST_PAGE => Some(
+            "the file is shorter than the smallest database page (512 bytes): it was cut short, and holds no database; put it back from a backup",
+        ),
+        _ => None,
+    }
 }
+
+/// The smallest page size SQLite allows, and so the smallest database.
+const SMALLEST_PAGE: u64 = 512;
 
 /// The reason given for a file SQLite refuses as "not a database" (its
 /// first 16 bytes are not "SQLite format 3\0", or its header is invalid).
