@@ -307,3 +307,30 @@ fn a_refresh_racing_a_suspension_never_undoes_it_here() {
         "a tenant suspended in this process was served"
     );
 }
+
+/// A writer of the limits record killed between its scratch file and the
+/// rename leaves `.tenanted/.limits.tmp-PID-N` (an outside probe found 18
+/// after killed `suspend` commands, which `cleanup` left): the next change
+/// of the record removes every one, holding the lock every writer holds.
+#[test]
+fn a_change_of_the_limits_removes_the_scratch_files_killed_writers_left() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = manager(dir.path());
+    m.create_tenant("acme").unwrap();
+    m.suspend_tenant("acme", SuspendMode::ReadOnly, "audit")
+        .unwrap();
+    let internal = dir.path().join(".tenanted");
+    let dead = ["99999-0", "99999-1", "4-12"].map(|n| internal.join(format!(".limits.tmp-{n}")));
+    for scratch in &dead {
+        std::fs::write(scratch, "acme suspended\n").unwrap();
+    }
+    // Not a scratch file of the record: kept.
+    let other = internal.join(".limits.tmp-notes");
+    std::fs::write(&other, "").unwrap();
+    m.resume_tenant("acme").unwrap();
+    for scratch in &dead {
+        assert!(!scratch.exists(), "{}", scratch.display());
+    }
+    assert!(other.exists());
+    assert!(write(&m, "acme").is_ok());
+}

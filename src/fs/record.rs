@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::fs::dir::Dir;
 use crate::fs::files::remove_quietly;
 use crate::fs::lock::{FileLock, split};
-use crate::fs::siblings::{lock_path, scratch_path};
+use crate::fs::siblings::{is_scratch, lock_path, scratch_path};
 use crate::fs::{Patience, sys};
 
 /// How long a record written outside any tenant's operation (a backup
@@ -169,6 +169,7 @@ fn rewrite_locked(
     let current = read_record(path)?;
     if let Some(text) = update(current.as_deref())? {
         let (dir, name) = (lock.dir(), crate::fs::siblings::name_of(path));
+        remove_dead_scratches(dir, name);
         write_scratch(dir, name, &text)
             .and_then(|scratch| sys::rename(dir.fd(), &scratch, name))
             .and_then(|()| dir.sync())
@@ -201,6 +202,21 @@ fn record_dir(path: &Path, make: bool) -> io::Result<(Dir, &Path)> {
         Dir::open(root_of(path), parent)?
     };
     Ok((dir, name))
+}
+
+/// Removes the scratch files of the record `name` in `dir` that writers
+/// killed before their rename left (`.limits.tmp-PID-N`: 18 from one
+/// round of killed `suspend` commands, an outside probe). Called holding
+/// the record's lock, which every writer of it holds while its scratch
+/// file exists: any other is a dead writer's.
+fn remove_dead_scratches(dir: &Dir, name: &Path) {
+    let Ok(entries) = dir.entries() else { return };
+    let record = name.to_string_lossy();
+    for (entry, is_dir) in entries.into_iter().flatten() {
+        if !is_dir && is_scratch(&entry.to_string_lossy(), &record) {
+            remove_quietly(dir, &entry);
+        }
+    }
 }
 
 /// A synced scratch file beside `name` in `dir` holding `text`.
