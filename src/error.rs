@@ -436,7 +436,7 @@ pub enum Error {
     /// This program's migration at `version` is not the one the root
     /// applied at that version (recorded in `.tenanted/migrations`): it was
     /// edited, renamed or reordered after it ran.
-    #[error("migration {version} of this program is {code}, but the root {} applied {applied} at that version: {}; restore the original, or if the change is deliberate and safe (a migration that failed everywhere and was fixed is: no tenant at that version in `migration_status`), accept it with TenantManagerBuilder::accept_migration_changes(true)", root.display(), MIGRATION_CHANGED)]
+    #[error("migration {version} of this program is {code}, but the root {} applied {applied} at that version: {}; restore the original, or if the change is deliberate and safe (a migration that failed everywhere and was fixed is: no tenant at that version in `migration_status` of a manager built with the migrations that applied it), accept it with TenantManagerBuilder::accept_migration_changes(true)", root.display(), MIGRATION_CHANGED)]
     MigrationChanged {
         /// The root directory.
         root: PathBuf,

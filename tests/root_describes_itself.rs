@@ -321,3 +321,44 @@ fn a_root_that_is_a_link_is_followed() {
         assert_eq!(listed, ["acme"]);
     }
 }
+
+/// A migration inserted before ones the root applied (a branch merged
+/// late, its migrations renumbered after it) is refused even when changes
+/// are accepted: accepting it ran the applied ones again on every tenant
+/// past them, never the inserted one there, and called them current (an
+/// outside probe). An edit at one version stays acceptable (above).
+#[test]
+fn a_migration_inserted_before_applied_ones_is_refused_even_when_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = || RootConfig::new(dir.path());
+    build(root(), three_migrations())
+        .unwrap()
+        .create_tenant("acme")
+        .unwrap();
+    let old = three_migrations();
+    let renumbered = |m: &Migration, n: usize| {
+        let name = m.name();
+        let (_, stem) = name.split_once('_').unwrap();
+        let mut moved = Migration::new(format!("{n:04}_{stem}"), m.up_sql());
+        if let Some(down) = m.down_sql() {
+            moved = moved.down(down);
+        }
+        moved
+    };
+    let inserted = vec![
+        old[0].clone(),
+        Migration::new("0002_add_flags", "CREATE TABLE flags (x);").down("DROP TABLE flags;"),
+        renumbered(&old[1], 3),
+        renumbered(&old[2], 4),
+    ];
+    let err = TenantManager::builder(root(), Migrations::new(inserted))
+        .accept_migration_changes(true)
+        .build()
+        .unwrap_err();
+    let message = err.to_string();
+    assert!(matches!(err, Error::BadMigrations { .. }), "{message}");
+    assert!(message.contains("0002_add_flags"), "{message}");
+    assert!(message.contains("was inserted before it"), "{message}");
+    // Nothing was recorded: the program the root ran still passes.
+    build(root(), three_migrations()).unwrap();
+}

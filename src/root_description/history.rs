@@ -96,10 +96,51 @@ pub(super) fn check_history(
     accept: bool,
 ) -> Result<Option<String>> {
     let recorded = read_record(&history_path(root))?;
-    match first_difference(&parse(recorded.as_deref()), ours) {
+    let entries = parse(recorded.as_deref());
+    match first_difference(&entries, ours) {
         Some((had, has)) if !accept => Err(changed(root, had, has)),
-        _ => Ok(recorded),
+        Some(_) => refuse_moved(root, &entries, ours).map(|()| recorded),
+        None => Ok(recorded),
     }
+}
+
+/// Refuses to accept a history in which a migration the root applied is
+/// at another version in `ours`: another was inserted before it (a
+/// branch merged late). Accepting that ran the applied one again on every
+/// tenant past it and never the inserted one there, each then called
+/// current (an outside probe); an edit or a rename at one version stays
+/// acceptable.
+///
+/// # Errors
+///
+/// [`Error::BadMigrations`] naming both migrations and what to do.
+fn refuse_moved(root: &Path, recorded: &[HistoryEntry], ours: &[HistoryEntry]) -> Result<()> {
+    // The same migration: its SQL and its name but for the number or
+    // timestamp before the first `_` (renumbered `NNNN_` ones move too).
+    let same = |a: &HistoryEntry, b: &HistoryEntry| a.checksum == b.checksum && stem(a) == stem(b);
+    let moved = recorded.iter().find_map(|had| {
+        let still = ours
+            .iter()
+            .any(|has| has.version == had.version && same(had, has));
+        let has = ours.iter().find(|has| same(had, has))?;
+        (!still && has.version != had.version).then_some((had, has))
+    });
+    let Some((had, has)) = moved else {
+        return Ok(());
+    };
+    let inserted = ours
+        .iter()
+        .find(|o| o.version == had.version)
+        .map_or("another", |o| o.name.as_str());
+    Err(Error::BadMigrations {
+        path: history_path(root),
+        reason: format!(
+            "{name}, applied by the root as version {was}, is version {now} here: {inserted} was inserted before it (a branch merged late). Accepting changes cannot make that safe: tenants past version {was} would run {name} again and never {inserted}. Rename {inserted} to a time after the last migration applied (`tenanted migration new` names one so)",
+            name = had.name,
+            was = had.version,
+            now = has.version,
+        ),
+    })
 }
 
 /// Whether the history `recorded` lacks (or, accepting changes, differs
@@ -132,6 +173,7 @@ pub(super) fn record_history(
             if !accept_changes {
                 return Err(changed(root, had, has));
             }
+            refuse_moved(root, &recorded, ours)?;
             tracing::warn!(version = has.version, was = %had.name, now = %has.name, "accepting a changed migration");
         } else if recorded.len() >= ours.len() {
             return Ok(None);
@@ -142,6 +184,14 @@ pub(super) fn record_history(
             ours.iter().chain(tail).map(HistoryEntry::line).collect(),
         ))
     })
+}
+
+/// A migration's name without its number or timestamp.
+fn stem(entry: &HistoryEntry) -> &str {
+    entry
+        .name
+        .split_once('_')
+        .map_or(entry.name.as_str(), |(_, stem)| stem)
 }
 
 fn changed(root: &Path, had: &HistoryEntry, has: &HistoryEntry) -> Error {

@@ -130,7 +130,7 @@ fn cli_message_of_root(e: &Error) -> Option<String> {
             applied,
             code,
         } => format!(
-            "migration {version} in --migrations is {code}, but the root {} applied {applied} at that version: its up.sql was edited, it was renamed, or another migration was inserted before it after it ran (a changed down.sql does not count); restore the original, give an inserted migration a name after the last one applied, or if the change is deliberate and safe, run once with --accept-migration-changes (a migration that failed on every tenant and was then fixed is safe: the root recorded it before it ran; `tenanted status --all` shows no tenant at that version)",
+            "migration {version} in --migrations is {code}, but the root {} applied {applied} at that version: its up.sql was edited, it was renamed, or another migration was inserted before it after it ran (a changed down.sql does not count); restore the original, give an inserted migration a name after the last one applied, or if the change is deliberate and safe, run once with --accept-migration-changes (a migration that failed on every tenant and was then fixed is safe: the root recorded it before it ran; `tenanted status --all` with the --migrations of the release that applied it shows no tenant at that version)",
             root.display()
         ),
         Error::RollbackTooFar {
