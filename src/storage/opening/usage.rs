@@ -89,6 +89,13 @@ pub(crate) fn database_usage(dir: BorrowedFd<'_>, name: &Path) -> Usage {
             found.page_count = committed.unwrap_or(found.page_count);
             Usage::Found(found)
         }
+        // SQLite counts its pages; the `-wal` is the files' all the same
+        // (it was said as 0 B: an outside probe).
+        Usage::AskSqlite(mut found) => {
+            found.wal_bytes = wal_bytes;
+            found.last_write = found.last_write.max(wal_time);
+            Usage::AskSqlite(found)
+        }
         other => other,
     }
 }
@@ -281,6 +288,19 @@ mod tests {
         assert!(usage.wal_bytes > 0, "the last insert is in the WAL");
         assert_eq!(usage.database_bytes, pages * 4096);
         assert!(usage.last_write.is_some());
+        // A header counting more pages than the file holds goes to SQLite
+        // for its counts; its `-wal` is still the file's (it was 0 B).
+        let more = u32::try_from(pages + 5).unwrap().to_be_bytes();
+        std::os::unix::fs::FileExt::write_at(
+            &std::fs::OpenOptions::new().write(true).open(&path).unwrap(),
+            &more,
+            28,
+        )
+        .unwrap();
+        let Usage::AskSqlite(short) = database_usage(CWD, &path) else {
+            panic!("a short file is SQLite's to count");
+        };
+        assert_eq!(short.wal_bytes, usage.wal_bytes, "{short:?}");
         drop(conn);
         std::fs::write(dir.path().join("junk"), vec![b'x'; 4096]).unwrap();
         let junk = database_usage(CWD, &dir.path().join("junk"));
