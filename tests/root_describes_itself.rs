@@ -362,3 +362,39 @@ fn a_migration_inserted_before_applied_ones_is_refused_even_when_accepted() {
     // Nothing was recorded: the program the root ran still passes.
     build(root(), three_migrations()).unwrap();
 }
+
+/// A damaged record of the migrations applied (a junk line, a line
+/// written twice, bytes that are not text) is said to be damaged, naming
+/// it, and nothing is changed: a junk line was dropped (and the record
+/// rewritten without a word), a line written twice read as the next
+/// version, and bytes said "stream did not contain valid UTF-8" with no
+/// next step (an outside probe).
+#[test]
+fn a_damaged_migration_history_is_named_as_damaged() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = || RootConfig::new(dir.path());
+    build(root(), three_migrations())
+        .unwrap()
+        .create_tenant("acme")
+        .unwrap();
+    let path = dir.path().join(".tenanted/migrations");
+    let good = std::fs::read(&path).unwrap();
+    let text = String::from_utf8(good.clone()).unwrap();
+    let first = text.lines().next().unwrap().to_owned();
+    let damages: [Vec<u8>; 3] = [
+        format!("{text}99999999999999999999 abc zz\n").into_bytes(),
+        format!("{first}\n{text}").into_bytes(),
+        vec![0xff, 0xfe, 0x00, 0x41],
+    ];
+    for damaged in damages {
+        std::fs::write(&path, &damaged).unwrap();
+        let err = build(root(), three_migrations()).unwrap_err();
+        let message = err.to_string();
+        assert!(matches!(err, Error::BadMigrations { .. }), "{message}");
+        assert!(message.contains("is damaged"), "{message}");
+        assert!(message.contains(&path.display().to_string()), "{message}");
+        assert_eq!(std::fs::read(&path).unwrap(), damaged, "nothing changed");
+    }
+    std::fs::write(&path, good).unwrap();
+    build(root(), three_migrations()).unwrap();
+}

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use super::history::{HistoryEntry, first_difference, history_path, parse};
+use super::history::{HistoryEntry, first_difference, history_path, parse, read_history};
 use super::internal_dir::INTERNAL_DIR;
 use crate::error::{Error, Result};
 use crate::fs::{Patience, read_record, update_record};
@@ -45,11 +45,17 @@ pub(crate) fn check_backup_history(
     let Some(carried) = carried_history(src)? else {
         return Ok(());
     };
-    let ours = match read_record(&history_path(root))? {
-        Some(text) => parse(Some(&text)),
+    let path = history_path(root);
+    let ours = match read_history(&path)? {
+        Some(text) => parse(&path, Some(&text))?,
         None => ours.to_vec(),
     };
-    let carried = parse(Some(&carried));
+    let (carried_path, carried) = carried;
+    let carried = parse(&carried_path, Some(&carried)).map_err(|e| Error::BadBackup {
+        tenant: tenant.clone(),
+        path: src.to_path_buf(),
+        reason: e.to_string(),
+    })?;
     match first_difference(&carried, &ours) {
         None => Ok(()),
         Some((had, has)) => Err(Error::BadBackup {
@@ -63,14 +69,15 @@ pub(crate) fn check_backup_history(
     }
 }
 
-/// The history of the backup directory `src` is in: the nearest
-/// `.tenanted/migrations` in a directory above it that also has a layout
-/// record (so only a directory made by `backup_all` counts).
-fn carried_history(src: &Path) -> Result<Option<String>> {
+/// The history of the backup directory `src` is in, and where it is: the
+/// nearest `.tenanted/migrations` in a directory above it that also has a
+/// layout record (so only a directory made by `backup_all` counts).
+fn carried_history(src: &Path) -> Result<Option<(std::path::PathBuf, String)>> {
     for dir in src.ancestors().skip(1) {
         let internal = dir.join(INTERNAL_DIR);
         if crate::fs::sys::metadata(&internal.join("layout")).is_ok_and(|m| m.is_file()) {
-            return read_record(&history_path(dir));
+            let path = history_path(dir);
+            return Ok(read_history(&path)?.map(|text| (path, text)));
         }
     }
     Ok(None)

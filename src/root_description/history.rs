@@ -67,12 +67,48 @@ impl HistoryEntry {
     }
 }
 
-/// A history file's entries (none for a missing file).
-pub(super) fn parse(text: Option<&str>) -> Vec<HistoryEntry> {
-    text.unwrap_or("")
-        .lines()
-        .filter_map(HistoryEntry::parse)
-        .collect()
+/// The entries of the history file at `path` (none for a missing file).
+///
+/// # Errors
+///
+/// [`Error::BadMigrations`] for a line that is not `VERSION CHECKSUM NAME`
+/// of the next version: such a line was dropped (a junk line), or read at
+/// the wrong version (a line written twice), and the history checked
+/// against the program's said something untrue (an outside probe).
+pub(super) fn parse(path: &Path, text: Option<&str>) -> Result<Vec<HistoryEntry>> {
+    let lines = text.unwrap_or("").lines().enumerate();
+    let entries = lines.map(|(i, line)| match HistoryEntry::parse(line) {
+        Some(entry) if entry.version == i + 1 => Ok(entry),
+        _ => Err(damaged(
+            path,
+            &format!(
+                "its line {} ({line:?}) is not `VERSION CHECKSUM NAME` of migration {}",
+                i + 1,
+                i + 1
+            ),
+        )),
+    });
+    entries.collect()
+}
+
+/// [`Error::BadMigrations`] for the damaged history at `path`.
+pub(super) fn damaged(path: &Path, why: &str) -> Error {
+    Error::BadMigrations {
+        path: path.to_path_buf(),
+        reason: format!(
+            "the root's record of the migrations applied in it is damaged: {why}; nothing was changed. Restore the file from a backup of the root, or remove it (the next write records the running program's migrations, unchecked)"
+        ),
+    }
+}
+
+/// The history record at `path`: a record that is not text is damaged.
+pub(super) fn read_history(path: &Path) -> Result<Option<String>> {
+    read_record(path).map_err(|e| match e {
+        Error::Io { ref cause, .. } if cause.kind() == std::io::ErrorKind::InvalidData => {
+            damaged(path, &cause.to_string())
+        }
+        e => e,
+    })
 }
 
 /// The first version at which two histories both have an entry and
@@ -95,8 +131,9 @@ pub(super) fn check_history(
     ours: &[HistoryEntry],
     accept: bool,
 ) -> Result<Option<String>> {
-    let recorded = read_record(&history_path(root))?;
-    let entries = parse(recorded.as_deref());
+    let path = history_path(root);
+    let recorded = read_history(&path)?;
+    let entries = parse(&path, recorded.as_deref())?;
     match first_difference(&entries, ours) {
         Some((had, has)) if !accept => Err(changed(root, had, has)),
         Some(_) => refuse_moved(root, &entries, ours).map(|()| recorded),
@@ -144,13 +181,15 @@ fn refuse_moved(root: &Path, recorded: &[HistoryEntry], ours: &[HistoryEntry]) -
 }
 
 /// Whether the history `recorded` lacks (or, accepting changes, differs
-/// from) `ours`.
+/// from) `ours`; one that cannot be read does (its writer says why).
 pub(super) fn needs_recording(
     recorded: Option<&str>,
     ours: &[HistoryEntry],
     accept_changes: bool,
 ) -> bool {
-    let recorded = parse(recorded);
+    let Ok(recorded) = parse(Path::new(HISTORY), recorded) else {
+        return true;
+    };
     recorded.len() < ours.len() || (accept_changes && first_difference(&recorded, ours).is_some())
 }
 
@@ -167,8 +206,9 @@ pub(super) fn record_history(
     ours: &[HistoryEntry],
     (accept_changes, patience): (bool, &Patience),
 ) -> Result<()> {
-    update_record(&history_path(root), patience, |current| {
-        let recorded = parse(current);
+    let path = history_path(root);
+    update_record(&path, patience, |current| {
+        let recorded = parse(&path, current)?;
         if let Some((had, has)) = first_difference(&recorded, ours) {
             if !accept_changes {
                 return Err(changed(root, had, has));
