@@ -293,6 +293,44 @@ fn a_rotation_that_meets_a_damaged_key_file_rewraps_none() {
     }
 }
 
+/// A rotation cut short (killed) leaves the keys under two master keys,
+/// and its mark: fleet runs refuse the root with either key, saying how
+/// to finish it, where `status` with the new key called the fleet current
+/// (it proves a key by the first file it opens: an outside probe). Running
+/// the rotation again finishes it and takes the mark away.
+#[test]
+fn fleet_runs_refuse_a_root_whose_rotation_was_cut_short() {
+    let root = tempfile::tempdir().unwrap();
+    let old = MasterKey::generate().unwrap();
+    let manager = manager(root.path(), &old, 1);
+    for name in ["a1", "a2", "a3"] {
+        seed_canary(&manager, name);
+    }
+    drop(manager);
+    let new = MasterKey::generate().unwrap();
+    let store = RootKeyStore::new(root.path(), old.clone());
+    // What a rotation killed midway leaves: its mark, and the keys it
+    // re-wrapped (here all: a kill after the last one).
+    store.rewrap(&new).unwrap();
+    let mark = root.path().join(".tenanted/keys/.rotating");
+    std::fs::write(&mark, b"").unwrap();
+    for key in [&old, &new] {
+        let err = manager_with(root.path(), key)
+            .migration_status()
+            .unwrap_err();
+        let message = err.to_string();
+        assert!(matches!(err, Error::Encryption { .. }), "{message}");
+        assert!(
+            message.contains("rotation is running, or was cut short"),
+            "{message}"
+        );
+    }
+    store.rewrap(&new).unwrap();
+    assert!(!mark.exists());
+    let status = manager_with(root.path(), &new).migration_status().unwrap();
+    assert_eq!(status.current(), 3, "{status:?}");
+}
+
 fn manager_with(root: &Path, master: &MasterKey) -> TenantManager {
     manager(root, master, 1)
 }
@@ -389,6 +427,32 @@ fn the_cli_encrypts_with_the_master_key_from_the_environment_and_refuses_without
         .assert()
         .success();
     assert!(key_file.exists());
+    // Two keys given, or an empty file name: refused (exit 2), never one
+    // of them taken without a word (an outside probe).
+    let secrets = tempfile::tempdir().unwrap();
+    let other = secrets.path().join("other.key");
+    std::fs::write(&other, MasterKey::generate().unwrap().to_hex().as_bytes()).unwrap();
+    let same = secrets.path().join("same.key");
+    std::fs::write(&same, hex.as_bytes()).unwrap();
+    cli(root.path())
+        .env(MasterKey::ENV, hex.as_str())
+        .env(MasterKey::ENV_FILE, &other)
+        .arg("list")
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("both set, to different keys"));
+    cli(root.path())
+        .env(MasterKey::ENV_FILE, "")
+        .arg("list")
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("set but empty"));
+    cli(root.path())
+        .env(MasterKey::ENV, hex.as_str())
+        .env(MasterKey::ENV_FILE, &same)
+        .arg("list")
+        .assert()
+        .success();
     // A process without the key provider would leave the key behind on a
     // destroy: the root refuses it.
     let refused = cli(root.path()).arg("list").assert().failure();

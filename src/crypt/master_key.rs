@@ -68,17 +68,30 @@ impl MasterKey {
     /// [`Error::Encryption`] when neither is set or the key is malformed,
     /// [`Error::Io`] when the file cannot be read.
     pub fn from_env() -> Result<MasterKey> {
-        if let Ok(hex) = std::env::var(Self::ENV) {
-            return parse_hex(hex.trim()).ok_or_else(|| {
-                no_master(Path::new(Self::ENV), &"it is not 64 hexadecimal digits")
+        let file = match std::env::var_os(Self::ENV_FILE) {
+            Some(path) if path.is_empty() => {
+                let why = "TENANTED_MASTER_KEY_FILE is set but empty: name the file holding the key, or unset it";
+                return Err(no_master(Path::new(Self::ENV_FILE), &why));
+            }
+            Some(path) => Some(Self::from_file(Path::new(&path))?),
+            None => None,
+        };
+        let Ok(hex) = std::env::var(Self::ENV) else {
+            return file.ok_or_else(|| {
+                let why = "neither TENANTED_MASTER_KEY nor TENANTED_MASTER_KEY_FILE is set";
+                no_master(Path::new(Self::ENV), &why)
             });
-        }
-        match std::env::var_os(Self::ENV_FILE) {
-            Some(path) => Self::from_file(Path::new(&path)),
-            None => Err(no_master(
+        };
+        let key = parse_hex(hex.trim())
+            .ok_or_else(|| no_master(Path::new(Self::ENV), &"it is not 64 hexadecimal digits"))?;
+        // Two keys given: which one was meant cannot be told (the variable
+        // used to win without a word: an outside probe).
+        match file {
+            Some(other) if other.bytes != key.bytes => Err(no_master(
                 Path::new(Self::ENV),
-                &"neither TENANTED_MASTER_KEY nor TENANTED_MASTER_KEY_FILE is set",
+                &"TENANTED_MASTER_KEY and TENANTED_MASTER_KEY_FILE are both set, to different keys: set only one",
             )),
+            _ => Ok(key),
         }
     }
 

@@ -167,6 +167,21 @@ impl RootKeyStore {
                 }));
             }
         }
+        let rotating = |e| {
+            Error::io(
+                None,
+                dir.join(Path::new(ROTATING)),
+                "marking the rotation",
+                e,
+            )
+        };
+        // Until every key is re-wrapped, no single master key opens them
+        // all: fleet runs refuse the root meanwhile (`check_root_keys`),
+        // which one key file proved sound to either key (an outside probe:
+        // `status` called a half-rotated fleet current, exit 0).
+        sys::open_or_create(dir.fd(), Path::new(ROTATING))
+            .and_then(|_| dir.sync())
+            .map_err(rotating)?;
         let mut count = 0;
         for (tenant, name) in &files {
             match self.rewrap_file(&dir, &store, tenant, name) {
@@ -181,6 +196,9 @@ impl RootKeyStore {
                 }
             }
         }
+        sys::unlink(dir.fd(), Path::new(ROTATING))
+            .and_then(|()| dir.sync())
+            .map_err(|e| Error::io(None, dir.join(Path::new(ROTATING)), "removing the mark of the finished rotation (every key was re-wrapped: remove the file by hand)", e))?;
         Ok(count)
     }
 
@@ -511,6 +529,16 @@ impl KeyProvider for RootKeyStore {
         let Some(dir) = self.open_keys()? else {
             return Ok(());
         };
+        let mark = dir.join(Path::new(ROTATING));
+        if sys::symlink_metadata(&mark).is_ok() {
+            return Err(Error::Encryption {
+                tenant: None,
+                path: mark,
+                reason: format!(
+                    "a master key rotation is running, or was cut short, so the keys may be under two master keys and neither opens them all; wait for it, or finish it by running it again with the master key it started from as the current one and the same new one (`tenanted master-key rotate`); {FLEET_REFUSED}"
+                ),
+            });
+        }
         let listing = |e| Error::io(None, dir.path(), "listing the keys", e);
         match self.opens_the_roots_keys(&dir, None).map_err(listing)? {
             Tried::Opened | Tried::NothingDecided => Ok(()),
@@ -520,6 +548,10 @@ impl KeyProvider for RootKeyStore {
         }
     }
 }
+
+/// The mark a rotation keeps in the keys directory while keys are under
+/// two master keys (see [`RootKeyStore::rewrap`]). Hidden: no tenant's.
+const ROTATING: &str = ".rotating";
 
 /// What a fleet run refused by [`RootKeyStore::check_root_keys`] did.
 const FLEET_REFUSED: &str = "no tenant was looked at (their versions and sizes can be read without the key, but no process given this master key can open them)";
