@@ -1030,7 +1030,7 @@ fn migration_message(
     }
     let step = migration.map(|m| format!(" in {m}")).unwrap_or_default();
     format!(
-        "migrating tenant {tenant} ({path}) failed{step}: {cause}; the tenant stays at version {version}; fix the migration and run migrate again, or, if it fails on this tenant's data alone (other tenants took it), fix the data and run migrate again (the root recorded the failed one as the migration for its version before it ran: if no tenant applied it, as `migration_status` shows, run the fixed one once with accept_migration_changes, `tenanted migrate --accept-migration-changes`; if some did, add a new migration instead of editing it)"
+        "migrating tenant {tenant} ({path}) failed{step}: {cause}; the tenant stays at version {version}; fix the migration and run migrate again, or, if it fails on this tenant's data alone (other tenants took it), fix the data and run migrate again (the root recorded the failed one as the migration for its version before it ran: if no tenant applied it, as `migration_status` (`tenanted status --all`) shows, run the fixed one once with accept_migration_changes, `tenanted migrate --accept-migration-changes`; if some did, add a new migration instead of editing it)"
     )
 }
 

@@ -141,7 +141,7 @@ pub fn prepare(cli: &Cli, names: &[String], json: bool) -> Result<u8, Failure> {
     let mut created = Vec::new();
     for name in &names {
         if m.create_tenant_if_not_exists(name.as_str())? {
-            if !json {
+            if !json && !cli.quiet {
                 outln!("created {name}");
             }
             created.push(name.as_str());

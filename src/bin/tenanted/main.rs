@@ -125,7 +125,10 @@ enum Command {
         yes: bool,
     },
     /// Undo the tenant's last migration and apply it again (runs its
-    /// down.sql: may drop data).
+    /// down.sql: may drop data). Two steps, each its own transaction: if
+    /// the apply fails, the tenant stays one version down (said), and
+    /// services answer "pending" for it until it is migrated. A tool for
+    /// developing a migration, not for a tenant in service.
     Redo {
         /// Tenant name.
         #[arg(env = "TENANTED_TENANT")]

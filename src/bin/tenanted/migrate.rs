@@ -347,11 +347,24 @@ fn canary_failed(report: &MigrationReport, lines: &[TenantReport], json: bool) -
 
 /// `migrate --dry-run`: the plan, as text or JSON; 1 when a tenant's
 /// version could not be read.
+/// The plan as JSON, or its text (as its `Display`, each failed tenant's
+/// line ending in the CLI's words: a tenant ahead of the code was told to
+/// call `migrate_tenant_to`, an outside probe).
 fn print_plan(plan: &MigrationPlan, json: bool) -> u8 {
-    match json {
-        true => json_to_stdout(plan),
-        false => outln!("{plan}"),
+    if json {
+        json_to_stdout(plan);
+        return u8::from(!plan.is_complete());
     }
+    for t in plan.tenants.iter().filter(|t| t.action() != "none") {
+        match t.error.as_deref() {
+            Some(e) => outln!("{}", in_cli_words(t.to_string(), e)),
+            None => outln!("{t}"),
+        }
+    }
+    for e in &plan.listing_errors {
+        outln!("✗ {e}");
+    }
+    outln!("{}", plan.summary());
     u8::from(!plan.is_complete())
 }
 

@@ -126,10 +126,13 @@ impl Outcome {
 
 /// Says `o` as it happens: its line (not with `--json`), or its error on
 /// stderr.
-fn say(o: Outcome, json: bool) -> Outcome {
+/// Says `o` (a failure always; a success unless `quiet`: `-q` prints
+/// only failures and summaries, and `create -q` printed every tenant: an
+/// outside probe), or nothing yet with `json`.
+fn say(o: Outcome, (json, quiet): (bool, bool)) -> Outcome {
     match &o.error {
         Some(Failure(_, message)) => errln!("error: {message}"),
-        None if !json => outln!("{}", line(&o)),
+        None if !json && !quiet => outln!("{}", line(&o)),
         None => {}
     }
     o
@@ -198,7 +201,8 @@ pub fn create(cli: &Cli, args: &CreateArgs) -> Result<u8, Failure> {
             error,
         }
     };
-    let outcomes: Vec<Outcome> = names.iter().map(|t| say(outcome(t), args.json)).collect();
+    let how = (args.json, cli.quiet);
+    let outcomes: Vec<Outcome> = names.iter().map(|t| say(outcome(t), how)).collect();
     let code = report(&outcomes, &["created", "existed", "failed"], args.json);
     Ok(unless_interrupted(&interrupted, code))
 }
@@ -233,8 +237,8 @@ pub fn destroy(cli: &Cli, args: &DestroyArgs) -> Result<u8, Failure> {
     let outcomes: Vec<Outcome> = names
         .iter()
         .map(|t| match was_interrupted(&interrupted) {
-            false => say(outcome(t), args.json),
-            true => say(not_started(t), args.json),
+            false => say(outcome(t), (args.json, cli.quiet)),
+            true => say(not_started(t), (args.json, cli.quiet)),
         })
         .collect();
     // "not started" is counted only when a Ctrl-C made some.
