@@ -129,3 +129,40 @@ fn error_bodies_name_the_tenant_but_no_server_path() {
         "{error}"
     );
 }
+
+/// A write past the tenant's size limit is a 507 naming the limit, and a
+/// write to a tenant suspended read-only a 403 with the operator's reason,
+/// not a 500 "internal error" with SQLite's "database or disk is full" or
+/// "attempt to write a readonly database" in the log (an outside probe:
+/// the example never asked the connection what its error meant).
+#[test]
+fn a_write_past_the_limit_or_while_read_only_is_said_as_such() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = TenantManager::builder(RootConfig::new(dir.path()), common::schema())
+        .build()
+        .unwrap();
+    manager.create_tenant("acme").unwrap();
+    let size = std::fs::metadata(manager.root().database_path("acme").unwrap())
+        .unwrap()
+        .len();
+    manager.set_tenant_max_size("acme", Some(size)).unwrap();
+    let post = |title: &str| {
+        let body = serde_json::json!({ "title": title }).to_string();
+        app::route_logged(&manager, "localhost", "POST", "/t/acme/items", None, &body)
+    };
+    let big = "x".repeat(64 * 1024);
+    let (s, v, log) = post(&big);
+    assert_eq!(s, 507, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("size limit"), "{v}");
+    assert!(log.is_none(), "{log:?}");
+    manager.set_tenant_max_size("acme", None).unwrap();
+    manager
+        .suspend_tenant("acme", tenanted::SuspendMode::ReadOnly, "unpaid invoice")
+        .unwrap();
+    let (s, v, _) = post("buy milk");
+    assert_eq!(s, 403, "{v}");
+    assert!(
+        v["error"].as_str().unwrap().contains("unpaid invoice"),
+        "{v}"
+    );
+}

@@ -151,6 +151,12 @@ pub fn error_response(e: &Error) -> (u16, Value, Option<String>) {
             403,
             format!("tenant {tenant} is suspended ({mode}): {reason}"),
         ),
+        Error::QuotaExceeded { limit, .. } => (
+            507,
+            format!(
+                "tenant {tenant} is at its size limit ({limit} bytes): delete data, or ask for a larger plan"
+            ),
+        ),
         _ => {
             let message = "internal error; the server log has the details";
             return (
@@ -163,8 +169,9 @@ pub fn error_response(e: &Error) -> (u16, Value, Option<String>) {
     (status, json!({ "error": message }), None)
 }
 
-/// The endpoints, run inside `with_tenant`: `?` takes tenanted's errors
-/// and rusqlite's alike (a query's error becomes `Error::Query`, a 500).
+/// The endpoints, run inside `with_tenant`: `?` takes tenanted's errors;
+/// SQLite's are told by the connection (`diagnose`: a tenant at its size
+/// limit, or suspended read-only, is said as such, not a 500).
 fn endpoint(
     manager: &TenantManager,
     method: &str,
@@ -182,6 +189,16 @@ pub fn endpoint_on(
     path: &str,
     body: &str,
 ) -> Result<(u16, Value), Error> {
+    reply(conn, method, path, body).map_err(|e| conn.diagnose(e))
+}
+
+/// [`endpoint_on`], its SQLite errors as SQLite gives them.
+fn reply(
+    conn: &TenantConnection,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> rusqlite::Result<(u16, Value)> {
     let tenant = conn.tenant().to_string();
     let reply = match (method, path) {
         ("GET", "/items") => {

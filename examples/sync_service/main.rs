@@ -9,7 +9,8 @@
 //! curl -X POST -d '{"title":"buy milk"}' localhost:8080/t/acme/items
 //! ```
 //!
-//! Unknown tenant: 404. Bad name: 400. Pending migrations: 503 naming the
+//! Unknown tenant: 404. Bad name: 400. Over its size limit: 507. Suspended:
+//! 403 with the reason. Pending migrations: 503 naming the
 //! command to run. Error bodies name the tenant, never a server path; the
 //! full error goes to stderr.
 
