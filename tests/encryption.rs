@@ -324,11 +324,74 @@ fn fleet_runs_refuse_a_root_whose_rotation_was_cut_short() {
             message.contains("rotation is running, or was cut short"),
             "{message}"
         );
+        // Nor is a new key made meanwhile (under one of the two).
+        let made = manager_with(root.path(), key).create_tenant("a4");
+        assert!(matches!(made, Err(Error::Encryption { .. })), "{made:?}");
     }
     store.rewrap(&new).unwrap();
     assert!(!mark.exists());
     let status = manager_with(root.path(), &new).migration_status().unwrap();
     assert_eq!(status.current(), 3, "{status:?}");
+}
+
+/// A rotation that fails before it changes a key (the disk full at the
+/// first file's rename) leaves no mark: fleet runs go on with the old key,
+/// where the mark made them refuse a root whose keys were all fine (a
+/// review). One that fails after the first file keeps it, and says so.
+#[test]
+fn a_rotation_marks_the_root_only_once_a_key_changed() {
+    use tenanted::testing::faults::{FaultPlan, Step};
+    let root = tempfile::tempdir().unwrap();
+    let old = MasterKey::generate().unwrap();
+    let manager = manager(root.path(), &old, 1);
+    for name in ["a1", "a2", "a3"] {
+        seed_canary(&manager, name);
+    }
+    drop(manager);
+    let (store, new) = (
+        RootKeyStore::new(root.path(), old.clone()),
+        MasterKey::generate().unwrap(),
+    );
+    // The steps of a rotation, recorded on a rotation there and back.
+    let plan = FaultPlan::record();
+    store.rewrap(&new).unwrap();
+    let steps = plan.steps();
+    drop(plan);
+    RootKeyStore::new(root.path(), new.clone())
+        .rewrap(&old)
+        .unwrap();
+    let renames: Vec<usize> = (steps.iter().enumerate())
+        .filter(|(_, s)| s.step == Step::Rename && s.name.to_string_lossy().ends_with(".key"))
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(renames.len(), 3, "{steps:?}");
+    let mark = root.path().join(".tenanted/keys/.rotating");
+    let plan = FaultPlan::fail_step(renames[0], 28);
+    let err = store.rewrap(&new).unwrap_err().to_string();
+    drop(plan);
+    assert!(!err.contains("re-wrapping"), "{err}");
+    assert!(!mark.exists(), "nothing changed: no mark");
+    assert_eq!(
+        manager_with(root.path(), &old)
+            .migration_status()
+            .unwrap()
+            .current(),
+        3
+    );
+    let plan = FaultPlan::fail_step(renames[1], 28);
+    let err = store.rewrap(&new).unwrap_err().to_string();
+    drop(plan);
+    assert!(err.contains("re-wrapping 1 of 3"), "{err}");
+    assert!(mark.exists());
+    store.rewrap(&new).unwrap();
+    assert!(!mark.exists());
+    assert_eq!(
+        manager_with(root.path(), &new)
+            .migration_status()
+            .unwrap()
+            .current(),
+        3
+    );
 }
 
 fn manager_with(root: &Path, master: &MasterKey) -> TenantManager {

@@ -61,32 +61,39 @@ impl MasterKey {
     }
 
     /// The key from `$TENANTED_MASTER_KEY`, or else from the file
-    /// `$TENANTED_MASTER_KEY_FILE` names.
+    /// `$TENANTED_MASTER_KEY_FILE` names (both set: the variable, unless
+    /// the file holds another key).
     ///
     /// # Errors
     ///
     /// [`Error::Encryption`] when neither is set or the key is malformed,
     /// [`Error::Io`] when the file cannot be read.
     pub fn from_env() -> Result<MasterKey> {
-        let file = match std::env::var_os(Self::ENV_FILE) {
-            Some(path) if path.is_empty() => {
-                let why = "TENANTED_MASTER_KEY_FILE is set but empty: name the file holding the key, or unset it";
-                return Err(no_master(Path::new(Self::ENV_FILE), &why));
-            }
-            Some(path) => Some(Self::from_file(Path::new(&path))?),
-            None => None,
-        };
         let Ok(hex) = std::env::var(Self::ENV) else {
-            return file.ok_or_else(|| {
-                let why = "neither TENANTED_MASTER_KEY nor TENANTED_MASTER_KEY_FILE is set";
-                no_master(Path::new(Self::ENV), &why)
-            });
+            return match std::env::var_os(Self::ENV_FILE) {
+                Some(path) if path.is_empty() => Err(no_master(
+                    Path::new(Self::ENV_FILE),
+                    &"TENANTED_MASTER_KEY_FILE is set but empty: name the file holding the key, or unset it",
+                )),
+                Some(path) => Self::from_file(Path::new(&path)),
+                None => Err(no_master(
+                    Path::new(Self::ENV),
+                    &"neither TENANTED_MASTER_KEY nor TENANTED_MASTER_KEY_FILE is set",
+                )),
+            };
         };
         let key = parse_hex(hex.trim())
             .ok_or_else(|| no_master(Path::new(Self::ENV), &"it is not 64 hexadecimal digits"))?;
-        // Two keys given: which one was meant cannot be told (the variable
-        // used to win without a word: an outside probe).
-        match file {
+        // Both given: a regular file holding another key is refused, since
+        // which one was meant cannot be told (the variable won without a
+        // word: an outside probe). Any other file is not looked at: the
+        // variable wins, as it always did (a review: a file name left set
+        // to a missing file, or a pipe, stopped or hung the command).
+        let file = std::env::var_os(Self::ENV_FILE).map(std::path::PathBuf::from);
+        let other = file
+            .filter(|path| sys::metadata(path).is_ok_and(|m| m.is_file()))
+            .and_then(|path| Self::from_file(&path).ok());
+        match other {
             Some(other) if other.bytes != key.bytes => Err(no_master(
                 Path::new(Self::ENV),
                 &"TENANTED_MASTER_KEY and TENANTED_MASTER_KEY_FILE are both set, to different keys: set only one",

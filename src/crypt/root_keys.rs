@@ -175,6 +175,9 @@ impl RootKeyStore {
                 e,
             )
         };
+        if files.is_empty() {
+            return Ok(0);
+        }
         // Until every key is re-wrapped, no single master key opens them
         // all: fleet runs refuse the root meanwhile (`check_root_keys`),
         // which one key file proved sound to either key (an outside probe:
@@ -186,20 +189,38 @@ impl RootKeyStore {
         for (tenant, name) in &files {
             match self.rewrap_file(&dir, &store, tenant, name) {
                 Ok(rewrapped) => count += usize::from(rewrapped),
-                Err(e) => {
-                    let total = files.len();
-                    return Err(with_reason(e, self.keys_dir(), |why| {
-                        format!(
-                            "{why}. The rotation stopped after re-wrapping {count} of {total} key files: the root's keys are now under both master keys; keep both, and run the rotation again with the same two keys to finish it"
-                        )
-                    }));
-                }
+                Err(e) => return Err(self.stopped(&dir, &files, e, count)),
             }
         }
         sys::unlink(dir.fd(), Path::new(ROTATING))
             .and_then(|()| dir.sync())
             .map_err(|e| Error::io(None, dir.join(Path::new(ROTATING)), "removing the mark of the finished rotation (every key was re-wrapped: remove the file by hand)", e))?;
         Ok(count)
+    }
+
+    /// The error of a rotation stopped by `e` after re-wrapping `count` of
+    /// `files`. When every one still opens under this store's master key
+    /// (nothing changed: another process held the keys' lock, the disk was
+    /// full at the first file), the rotation's mark goes and `e` is said as
+    /// it is: the mark made fleet runs refuse a root whose keys were fine
+    /// (a review). Otherwise the mark stays, and the error says how many
+    /// were re-wrapped and how to finish.
+    fn stopped(&self, dir: &Dir, files: &[(TenantName, PathBuf)], e: Error, count: usize) -> Error {
+        let untouched = files
+            .iter()
+            .all(|(t, name)| self.read_file(dir, t, name).is_ok());
+        if untouched {
+            if let Err(e) = sys::unlink(dir.fd(), Path::new(ROTATING)).and_then(|()| dir.sync()) {
+                tracing::warn!(error = %e, "could not remove the mark of a rotation that changed nothing");
+            }
+            return e;
+        }
+        let total = files.len();
+        with_reason(e, self.keys_dir(), |why| {
+            format!(
+                "{why}. The rotation stopped after re-wrapping {count} of {total} key files: the root's keys are now under both master keys; keep both, and run the rotation again with the same two keys to finish it"
+            )
+        })
     }
 
     /// The tenants' key files in `dir` (current, staged and retired ones).
@@ -355,6 +376,8 @@ impl RootKeyStore {
     /// process turns a key that was right into the old one (one key file
     /// read, under the keys' lock, which a create takes anyway).
     fn check_master(&self, dir: &Dir, tenant: &TenantName) -> Result<()> {
+        // A key made now would be under one of two master keys (a review).
+        refuse_while_rotating(dir, Some(tenant), "no key was made")?;
         let listing = |e| Error::io(Some(tenant), dir.path(), "listing the keys", e);
         match self
             .opens_the_roots_keys(dir, Some(tenant))
@@ -529,16 +552,7 @@ impl KeyProvider for RootKeyStore {
         let Some(dir) = self.open_keys()? else {
             return Ok(());
         };
-        let mark = dir.join(Path::new(ROTATING));
-        if sys::symlink_metadata(&mark).is_ok() {
-            return Err(Error::Encryption {
-                tenant: None,
-                path: mark,
-                reason: format!(
-                    "a master key rotation is running, or was cut short, so the keys may be under two master keys and neither opens them all; wait for it, or finish it by running it again with the master key it started from as the current one and the same new one (`tenanted master-key rotate`); {FLEET_REFUSED}"
-                ),
-            });
-        }
+        refuse_while_rotating(&dir, None, FLEET_REFUSED)?;
         let listing = |e| Error::io(None, dir.path(), "listing the keys", e);
         match self.opens_the_roots_keys(&dir, None).map_err(listing)? {
             Tried::Opened | Tried::NothingDecided => Ok(()),
@@ -552,6 +566,27 @@ impl KeyProvider for RootKeyStore {
 /// The mark a rotation keeps in the keys directory while keys are under
 /// two master keys (see [`RootKeyStore::rewrap`]). Hidden: no tenant's.
 const ROTATING: &str = ".rotating";
+
+/// Refuses what would rely on one master key opening every key file (a
+/// fleet run, a new key for `tenant`) while a rotation's mark is in the
+/// keys directory `dir`; `done` says what came of the call.
+///
+/// # Errors
+///
+/// [`Error::Encryption`] naming the mark and how to finish the rotation.
+fn refuse_while_rotating(dir: &Dir, tenant: Option<&TenantName>, done: &str) -> Result<()> {
+    let mark = dir.join(Path::new(ROTATING));
+    if sys::symlink_metadata(&mark).is_err() {
+        return Ok(());
+    }
+    Err(Error::Encryption {
+        tenant: tenant.cloned(),
+        path: mark,
+        reason: format!(
+            "a master key rotation is running, or was cut short, so the keys may be under two master keys and neither opens them all; wait for it, or finish it by running it again with the master key it started from as the current one and the same new one (`tenanted master-key rotate`); {done}"
+        ),
+    })
+}
 
 /// What a fleet run refused by [`RootKeyStore::check_root_keys`] did.
 const FLEET_REFUSED: &str = "no tenant was looked at (their versions and sizes can be read without the key, but no process given this master key can open them)";

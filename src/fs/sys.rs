@@ -577,6 +577,7 @@ pub(crate) fn read_dir_path(path: &Path) -> io::Result<fs::ReadDir> {
 
 /// The whole of what `path` gives (a master key file, which may be a pipe
 /// the caller set up: `<(vault read ...)`), waiting for it.
+#[cfg(feature = "encryption")]
 pub(crate) fn read_secret(path: &Path) -> io::Result<String> {
     faults::check(Step::Read, path)?;
     fs::read_to_string(path)
