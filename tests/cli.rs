@@ -2344,6 +2344,32 @@ fn backups_started_together_each_get_a_run() {
         .assert()
         .success();
     assert_eq!(runs(&into).len(), 3, "{:?}", runs(&into));
+    // A run takes a place after the last one of its second, never one a
+    // removed run freed (it would sort before runs made earlier: a
+    // review). Planted for this second and the next few: the 70th (the
+    // eight runs above took at most the 8th of theirs).
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    for second in now..now + 10 {
+        let out = std::process::Command::new("date")
+            .args(["-u", &format!("-d@{second}"), "+%Y%m%dT%H%M%SZ"])
+            .output()
+            .unwrap();
+        let stamp = String::from_utf8(out.stdout).unwrap();
+        std::fs::create_dir(into.join(format!("{}-70", stamp.trim()))).unwrap();
+    }
+    let before = runs(&into);
+    tenanted(dir.path())
+        .args(["backup", "--into"])
+        .arg(&into)
+        .assert()
+        .success();
+    let made: Vec<String> = (runs(&into).into_iter())
+        .filter(|r| !before.contains(r))
+        .collect();
+    assert!(made.len() == 1 && made[0].ends_with("Z-71"), "{made:?}");
 }
 
 /// `tenant` of `dir`'s root grown past 8 pages, nobody on it, then its

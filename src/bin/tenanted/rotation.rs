@@ -119,7 +119,11 @@ pub fn new_run(parent: &Path) -> Result<HeldRun, Failure> {
     let io = |e: std::io::Error| Failure(1, format!("cannot create {}: {e}", parent.display()));
     std::fs::create_dir_all(parent).map_err(io)?;
     let now = SystemTime::now();
-    for seq in 1..=MAX_RUNS_A_SECOND {
+    // After the last run of this second (or its pruned remains): a number
+    // a removed run freed, taken again, sorted before runs made earlier
+    // (a review).
+    let first = last_of_second(parent, now) + 1;
+    for seq in first..=MAX_RUNS_A_SECOND {
         let dir = parent.join(run_name(now, seq));
         match std::fs::create_dir(&dir) {
             // Nobody else holds a directory just made (and a prune counts
@@ -140,6 +144,25 @@ pub fn new_run(parent: &Path) -> Result<HeldRun, Failure> {
             run_name(now, 1)
         ),
     ))
+}
+
+/// The highest place among the runs under `parent` (and the pruned runs'
+/// remains) named for the second of `time`; 0 if none.
+fn last_of_second(parent: &Path, time: SystemTime) -> u32 {
+    let stamp = utc_timestamp(time);
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            run_stamp(name.strip_prefix(".pruning-").unwrap_or(&name))
+        })
+        .filter(|&(s, _)| s == stamp)
+        .map(|(_, seq)| seq)
+        .max()
+        .unwrap_or(0)
 }
 
 /// Refuses `--into DIR` when the root being backed up is in (or beneath)
@@ -234,7 +257,7 @@ pub fn mark_finished(dir: &Path) {
 }
 
 /// A run found: ((its stamp, its place in its second), its directory,
-/// whether it went to its end). Sorted so, the newest is last.
+/// whether it went to its end).
 type FoundRun = ((u64, u32), PathBuf, bool);
 
 /// The runs under `parent`, newest first.
