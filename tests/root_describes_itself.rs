@@ -395,6 +395,31 @@ fn a_damaged_migration_history_is_named_as_damaged() {
         assert!(message.contains(&path.display().to_string()), "{message}");
         assert_eq!(std::fs::read(&path).unwrap(), damaged, "nothing changed");
     }
+    // Blank lines hold no entry, and are no damage.
+    std::fs::write(&path, format!("{text}\n\n")).unwrap();
+    build(root(), three_migrations()).unwrap();
     std::fs::write(&path, good).unwrap();
     build(root(), three_migrations()).unwrap();
+}
+
+/// Two migrations of one SQL and one name but for their numbers (a
+/// `reindex` run twice): editing the second and accepting it is an edit,
+/// not the first one moved (a review: refused as "inserted before it").
+#[test]
+fn an_accepted_edit_beside_a_twin_migration_is_no_move() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = || RootConfig::new(dir.path());
+    let mut twins = three_migrations();
+    twins.push(Migration::new("0004_reindex", "REINDEX;"));
+    twins.push(Migration::new("0005_reindex", "REINDEX;"));
+    build(root(), twins.clone())
+        .unwrap()
+        .create_tenant("acme")
+        .unwrap();
+    twins[4] = Migration::new("0005_reindex", "REINDEX; -- again");
+    let m = TenantManager::builder(root(), Migrations::new(twins))
+        .accept_migration_changes(true)
+        .build()
+        .unwrap();
+    m.create_tenant("globex").unwrap();
 }

@@ -76,7 +76,10 @@ impl HistoryEntry {
 /// the wrong version (a line written twice), and the history checked
 /// against the program's said something untrue (an outside probe).
 pub(super) fn parse(path: &Path, text: Option<&str>) -> Result<Vec<HistoryEntry>> {
-    let lines = text.unwrap_or("").lines().enumerate();
+    // A blank line (a hand edit) holds no entry, and is no damage.
+    let lines = (text.unwrap_or("").lines())
+        .filter(|line| !line.trim().is_empty())
+        .enumerate();
     let entries = lines.map(|(i, line)| match HistoryEntry::parse(line) {
         Some(entry) if entry.version == i + 1 => Ok(entry),
         _ => Err(damaged(
@@ -155,11 +158,18 @@ fn refuse_moved(root: &Path, recorded: &[HistoryEntry], ours: &[HistoryEntry]) -
     // The same migration: its SQL and its name but for the number or
     // timestamp before the first `_` (renumbered `NNNN_` ones move too).
     let same = |a: &HistoryEntry, b: &HistoryEntry| a.checksum == b.checksum && stem(a) == stem(b);
+    // An entry of ours that is the root's own at its version is no other
+    // one moved there (two `reindex` migrations of one SQL: a review).
+    let in_place = |has: &HistoryEntry| {
+        (has.version.checked_sub(1))
+            .and_then(|i| recorded.get(i))
+            .is_some_and(|r| same(r, has))
+    };
     let moved = recorded.iter().find_map(|had| {
         let still = ours
             .iter()
             .any(|has| has.version == had.version && same(had, has));
-        let has = ours.iter().find(|has| same(had, has))?;
+        let has = ours.iter().find(|has| same(had, has) && !in_place(has))?;
         (!still && has.version != had.version).then_some((had, has))
     });
     let Some((had, has)) = moved else {
