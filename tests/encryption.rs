@@ -257,6 +257,18 @@ fn rotating_the_master_key_rewraps_keys_without_touching_databases() {
     assert_eq!(count, 1);
 }
 
+/// A root of encrypted tenants `names` (a canary note each) under a new
+/// master key, no manager left on it: the key.
+fn encrypted_fleet(names: &[&str]) -> (tempfile::TempDir, MasterKey) {
+    let root = tempfile::tempdir().unwrap();
+    let old = MasterKey::generate().unwrap();
+    let manager = manager(root.path(), &old, 1);
+    for name in names {
+        seed_canary(&manager, name);
+    }
+    (root, old)
+}
+
 /// A key file that neither master key opens (damaged) stops a rotation
 /// before any key is re-wrapped, naming it: the rotation used to stop
 /// midway, the files before it under the new key, and say nothing of
@@ -265,14 +277,8 @@ fn rotating_the_master_key_rewraps_keys_without_touching_databases() {
 /// through.
 #[test]
 fn a_rotation_that_meets_a_damaged_key_file_rewraps_none() {
-    let root = tempfile::tempdir().unwrap();
-    let old = MasterKey::generate().unwrap();
-    let manager = manager(root.path(), &old, 1);
     let names = ["a1", "a2", "a3", "a4", "a5", "a6"];
-    for name in names {
-        seed_canary(&manager, name);
-    }
-    drop(manager);
+    let (root, old) = encrypted_fleet(&names);
     let store = RootKeyStore::new(root.path(), old.clone());
     let damaged = store.key_path(&TenantName::new("a4").unwrap());
     let good = std::fs::read(&damaged).unwrap();
@@ -300,13 +306,7 @@ fn a_rotation_that_meets_a_damaged_key_file_rewraps_none() {
 /// the rotation again finishes it and takes the mark away.
 #[test]
 fn fleet_runs_refuse_a_root_whose_rotation_was_cut_short() {
-    let root = tempfile::tempdir().unwrap();
-    let old = MasterKey::generate().unwrap();
-    let manager = manager(root.path(), &old, 1);
-    for name in ["a1", "a2", "a3"] {
-        seed_canary(&manager, name);
-    }
-    drop(manager);
+    let (root, old) = encrypted_fleet(&["a1", "a2", "a3"]);
     let new = MasterKey::generate().unwrap();
     let store = RootKeyStore::new(root.path(), old.clone());
     // What a rotation killed midway leaves: its mark, and the keys it
@@ -341,13 +341,7 @@ fn fleet_runs_refuse_a_root_whose_rotation_was_cut_short() {
 #[test]
 fn a_rotation_marks_the_root_only_once_a_key_changed() {
     use tenanted::testing::faults::{FaultPlan, Step};
-    let root = tempfile::tempdir().unwrap();
-    let old = MasterKey::generate().unwrap();
-    let manager = manager(root.path(), &old, 1);
-    for name in ["a1", "a2", "a3"] {
-        seed_canary(&manager, name);
-    }
-    drop(manager);
+    let (root, old) = encrypted_fleet(&["a1", "a2", "a3"]);
     let (store, new) = (
         RootKeyStore::new(root.path(), old.clone()),
         MasterKey::generate().unwrap(),

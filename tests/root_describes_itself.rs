@@ -13,6 +13,15 @@ fn build(root: RootConfig, migrations: Vec<Migration>) -> Result<TenantManager, 
     TenantManager::builder(root, Migrations::new(migrations)).build()
 }
 
+/// The root `dir` with tenant `acme`, made by a program of
+/// `three_migrations()` (which the root records as applied).
+fn acme_applied(dir: &std::path::Path) {
+    build(RootConfig::new(dir), three_migrations())
+        .unwrap()
+        .create_tenant("acme")
+        .unwrap();
+}
+
 #[test]
 fn a_root_refuses_a_program_with_another_layout() {
     let dir = tempfile::tempdir().unwrap();
@@ -74,10 +83,7 @@ fn a_root_whose_description_was_lost_is_described_by_its_first_write() {
 fn an_edited_migration_is_refused_until_accepted() {
     let dir = tempfile::tempdir().unwrap();
     let root = || RootConfig::new(dir.path());
-    build(root(), three_migrations())
-        .unwrap()
-        .create_tenant("acme")
-        .unwrap();
+    acme_applied(dir.path());
 
     let mut edited = three_migrations();
     edited[1] = Migration::new(
@@ -331,10 +337,7 @@ fn a_root_that_is_a_link_is_followed() {
 fn a_migration_inserted_before_applied_ones_is_refused_even_when_accepted() {
     let dir = tempfile::tempdir().unwrap();
     let root = || RootConfig::new(dir.path());
-    build(root(), three_migrations())
-        .unwrap()
-        .create_tenant("acme")
-        .unwrap();
+    acme_applied(dir.path());
     let old = three_migrations();
     let renumbered = |m: &Migration, n: usize| {
         let name = m.name();
@@ -373,10 +376,7 @@ fn a_migration_inserted_before_applied_ones_is_refused_even_when_accepted() {
 fn a_damaged_migration_history_is_named_as_damaged() {
     let dir = tempfile::tempdir().unwrap();
     let root = || RootConfig::new(dir.path());
-    build(root(), three_migrations())
-        .unwrap()
-        .create_tenant("acme")
-        .unwrap();
+    acme_applied(dir.path());
     let path = dir.path().join(".tenanted/migrations");
     let good = std::fs::read(&path).unwrap();
     let text = String::from_utf8(good.clone()).unwrap();
