@@ -399,19 +399,24 @@ pub fn prune(
     let mut covered = covered_by(cli, &kept, current, &mut pruned)?;
     // Newest first: a tenant's newest copy among the candidates is the
     // one kept for it.
-    for dir in candidates {
-        judge(cli, dir, &mut covered, &mut pruned);
+    for candidate in candidates {
+        judge(cli, candidate, &mut covered, &mut pruned);
     }
     Ok(pruned)
 }
 
+/// A run retention lets go: its directory, and whether it had gone to its
+/// end when listed.
+type Candidate = (PathBuf, bool);
+
 /// The runs under `parent`, newest first, split into those `retention`
-/// keeps (and `current`) and those it lets go.
+/// keeps (and `current`, and every run newer than it) and those it lets
+/// go, each with whether it had gone to its end when listed.
 fn sort_runs(
     parent: &Path,
     current: &Path,
     retention: Retention,
-) -> Result<(Vec<PathBuf>, Vec<PathBuf>), Failure> {
+) -> Result<(Vec<PathBuf>, Vec<Candidate>), Failure> {
     let now = utc_timestamp(SystemTime::now());
     // Days beyond what the clock can go back keep every run by age (they
     // overflowed, and then kept none: an outside probe).
@@ -424,14 +429,19 @@ fn sort_runs(
     // The newest N runs that went to their end: one cut short is judged
     // by the copies it holds, not kept for its place.
     let mut whole = 0;
+    // A run newer than this one is another command's, which prunes the
+    // older ones itself: never this one's to remove (an outside probe saw
+    // an older run's prune remove a newer run that had just finished).
+    let mut newer = true;
     for ((stamp, _), dir, finished) in runs(parent)? {
         let by_count = finished && retention.keep.is_some_and(|k| whole < k);
         whole += usize::from(finished);
         let by_age = oldest_kept.is_some_and(|oldest| stamp >= oldest && stamp <= now);
-        if dir == current || by_count || by_age {
+        newer &= dir != current;
+        if dir == current || newer || by_count || by_age {
             kept.push(dir);
         } else {
-            candidates.push(dir);
+            candidates.push((dir, finished));
         }
     }
     Ok((kept, candidates))
@@ -465,7 +475,7 @@ fn covered_by(
 
 /// Removes the run `dir` that retention lets go, unless it holds a copy
 /// no run kept so far covers (then it is kept, and covers it).
-fn judge(cli: &Cli, dir: PathBuf, covered: &mut Covered, pruned: &mut Pruned) {
+fn judge(cli: &Cli, (dir, finished): Candidate, covered: &mut Covered, pruned: &mut Pruned) {
     // Held until the run is removed, or judged worth keeping.
     let _held = match hold(&dir) {
         Ok(Some(held)) => held,
@@ -474,6 +484,14 @@ fn judge(cli: &Cli, dir: PathBuf, covered: &mut Covered, pruned: &mut Pruned) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
         Err(e) => return pruned.unjudged.push((dir, format!("cannot lock it: {e}"))),
     };
+    // Still being written when listed, and gone to its end since: it was
+    // judged as a run cut short, which it is not (it may be one of the
+    // newest N). Kept as the run in progress it was; the next prune
+    // judges it.
+    let unfinished = dir.join(tenanted::INTERNAL_DIR).join(UNFINISHED);
+    if !finished && !unfinished.exists() {
+        return pruned.in_progress.push(dir);
+    }
     let only: Vec<Copy> = match copies(cli, &dir) {
         Ok(copies) => copies.into_iter().filter(|c| !covered.covers(c)).collect(),
         Err(Failure(_, why)) => return pruned.unjudged.push((dir, why)),
