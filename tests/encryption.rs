@@ -504,6 +504,24 @@ fn the_cli_encrypts_with_the_master_key_from_the_environment_and_refuses_without
         .assert()
         .code(2)
         .stderr(predicates::str::contains("set but empty"));
+    // A named pipe nobody writes to, or a device: refused at once (one
+    // hung the command, the other took 3 GB in 4 s: an outside probe).
+    let fifo = secrets.path().join("fifo");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    for never_a_key in [fifo.as_path(), Path::new("/dev/zero")] {
+        cli(root.path())
+            .env(MasterKey::ENV_FILE, never_a_key)
+            .arg("list")
+            .timeout(std::time::Duration::from_secs(60))
+            .assert()
+            .code(2);
+    }
     cli(root.path())
         .env(MasterKey::ENV, hex.as_str())
         .env(MasterKey::ENV_FILE, &same)

@@ -128,7 +128,7 @@ impl MasterKey {
     /// when it does not hold a key.
     pub fn from_file(path: &Path) -> Result<MasterKey> {
         let text = Zeroizing::new(
-            sys::read_secret(path)
+            sys::read_secret(path, 4096)
                 .map_err(|e| Error::io(None, path, "reading the master key file", e))?,
         );
         parse_hex(text.trim())

@@ -575,12 +575,22 @@ pub(crate) fn read_dir_path(path: &Path) -> io::Result<fs::ReadDir> {
     fs::read_dir(path)
 }
 
-/// The whole of what `path` gives (a master key file, which may be a pipe
-/// the caller set up: `<(vault read ...)`), waiting for it.
+/// What `path` gives, up to `limit` bytes (a master key file, which may be
+/// a pipe the caller set up: `<(vault read ...)`, whose writer is waited
+/// for). Opened without waiting: a named pipe nobody writes to then reads
+/// as empty (it hung the command for good), and a device is read no
+/// further than `limit` (`/dev/zero` took 3 GB in 4 s: an outside probe).
 #[cfg(feature = "encryption")]
-pub(crate) fn read_secret(path: &Path) -> io::Result<String> {
+pub(crate) fn read_secret(path: &Path, limit: u64) -> io::Result<String> {
     faults::check(Step::Read, path)?;
-    fs::read_to_string(path)
+    let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK;
+    let fd = rustix::fs::open(path, flags, Mode::empty())?;
+    // Blocking again: a pipe's writer that has not written yet is waited
+    // for (one that is gone reads as the end).
+    rustix::fs::fcntl_setfl(&fd, OFlags::empty())?;
+    let mut bytes = Vec::new();
+    io::Read::read_to_end(&mut io::Read::take(File::from(fd), limit), &mut bytes)?;
+    String::from_utf8(bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
 /// The whole of the text file `path` (a migration's SQL), links followed, if it is a regular file of at most `limit`
