@@ -978,10 +978,12 @@ impl TenantManager {
     /// ```
     pub fn migrate_all(&self, options: &MigrateOptions) -> Result<MigrationReport> {
         // Checked on every run (another program may have changed the
-        // history since this manager recorded it); recorded on the first.
-        // Checked on every run; recorded before the first tenant is
-        // written to (a run that writes nothing records nothing).
-        self.describe_root(None)?;
+        // history since this manager recorded it); recorded before the
+        // first tenant is written to, or at once when accepting changed
+        // migrations (a run over a current fleet wrote nothing, and so
+        // recorded no acceptance: the next run without it still failed,
+        // an outside probe).
+        self.check_root_for_status()?;
         let describe = |patience: &Patience| self.describe_root(Some(patience));
         let prelude = self.prelude(&describe);
         let inner = &self.inner;

@@ -1228,6 +1228,14 @@ fn an_edited_migration_is_refused_until_accepted_at_the_cli() {
         .assert()
         .success();
     tenanted(dir.path()).args(["status"]).assert().success();
+    // `migrate` over a fleet already current records an accepted change
+    // too (it wrote nothing, and so recorded nothing: an outside probe).
+    std::fs::write(&up, format!("-- reviewed twice\n{sql}")).unwrap();
+    tenanted(dir.path())
+        .args(["--accept-migration-changes", "migrate"])
+        .assert()
+        .success();
+    tenanted(dir.path()).args(["status"]).assert().success();
 }
 
 #[test]
