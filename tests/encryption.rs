@@ -328,6 +328,13 @@ fn fleet_runs_refuse_a_root_whose_rotation_was_cut_short() {
         let made = manager_with(root.path(), key).create_tenant("a4");
         assert!(matches!(made, Err(Error::Encryption { .. })), "{made:?}");
     }
+    // A key file the given key does not open says why it may not.
+    let refused = manager_with(root.path(), &old).connection("a1").map(drop);
+    let said = format!("{:?}", refused.unwrap_err());
+    assert!(
+        said.contains("rotation is running or was cut short"),
+        "{said}"
+    );
     store.rewrap(&new).unwrap();
     assert!(!mark.exists());
     let status = manager_with(root.path(), &new).migration_status().unwrap();

@@ -360,6 +360,14 @@ impl RootKeyStore {
         };
         match self.master.unwrap(tenant.as_str(), wrapped) {
             Some(key) => KeyFile::Key(key),
+            // Cut short, a rotation leaves some files under each key: say
+            // so where one is refused (a re-key with the new key blamed the
+            // file: an outside probe).
+            None if sys::symlink_metadata(&dir.join(Path::new(ROTATING))).is_ok() => {
+                KeyFile::Refused(encryption(
+                    "the master key does not open this key file, and a master key rotation is running or was cut short (the keys directory holds its mark): this file may be under the other key; finish the rotation by running it again with the master key it started from as the current one and the same new one",
+                ))
+            }
             None => KeyFile::Refused(encryption(
                 "the master key does not open this key file (another root's master key, a file copied from another tenant, or a damaged file); give the master key it was made with",
             )),
