@@ -2380,33 +2380,6 @@ fn backups_started_together_each_get_a_run() {
     assert!(made.len() == 1 && made[0].ends_with("Z-71"), "{made:?}");
 }
 
-/// A run newer than the one pruning is never its to remove: it is
-/// another backup command's (one just finished was removed by an older
-/// run's prune, which had listed it as still being written, and only an
-/// older backup was left: an outside probe). Here a newer run cut short,
-/// every copy of which the pruning run holds too: kept (a later run's
-/// prune judges it).
-#[test]
-fn a_prune_never_removes_a_run_newer_than_its_own() {
-    let dir = workspace_with(&["acme"]);
-    let into = dir.path().join("backups");
-    let newer = into.join("29991231T235959Z");
-    tenanted(dir.path())
-        .args(["backup", "--to"])
-        .arg(&newer)
-        .assert()
-        .success();
-    std::fs::write(newer.join(".tenanted/unfinished"), b"").unwrap();
-    tenanted(dir.path())
-        .args(["backup", "--into"])
-        .arg(&into)
-        .args(["--keep", "1"])
-        .assert()
-        .success();
-    assert!(newer.is_dir(), "{:?}", runs(&into));
-    assert_eq!(runs(&into).len(), 2, "{:?}", runs(&into));
-}
-
 /// `tenant` of `dir`'s root grown past 8 pages, nobody on it, then its
 /// pages 3 to 5 overwritten behind an intact header: SQLite opens and
 /// copies the file without an error.

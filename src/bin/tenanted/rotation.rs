@@ -410,7 +410,7 @@ pub fn prune(
 type Candidate = (PathBuf, bool);
 
 /// The runs under `parent`, newest first, split into those `retention`
-/// keeps (and `current`, and every run newer than it) and those it lets
+/// keeps (and `current`) and those it lets
 /// go, each with whether it had gone to its end when listed.
 fn sort_runs(
     parent: &Path,
@@ -429,16 +429,11 @@ fn sort_runs(
     // The newest N runs that went to their end: one cut short is judged
     // by the copies it holds, not kept for its place.
     let mut whole = 0;
-    // A run newer than this one is another command's, which prunes the
-    // older ones itself: never this one's to remove (an outside probe saw
-    // an older run's prune remove a newer run that had just finished).
-    let mut newer = true;
     for ((stamp, _), dir, finished) in runs(parent)? {
         let by_count = finished && retention.keep.is_some_and(|k| whole < k);
         whole += usize::from(finished);
         let by_age = oldest_kept.is_some_and(|oldest| stamp >= oldest && stamp <= now);
-        newer &= dir != current;
-        if dir == current || newer || by_count || by_age {
+        if dir == current || by_count || by_age {
             kept.push(dir);
         } else {
             candidates.push((dir, finished));
@@ -590,6 +585,41 @@ mod tests {
         ] {
             assert_eq!(run_stamp(odd), None, "{odd}");
         }
+    }
+
+    /// A run listed while it was being written, and gone to its end when
+    /// the prune locks it, is kept (it may be one of the newest N: an
+    /// older run's prune removed such a newer run, an outside probe); one
+    /// still marked when locked is a run cut short, judged by its copies.
+    #[test]
+    fn a_run_that_finished_after_it_was_listed_is_kept() {
+        use clap::Parser;
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        let config = tenanted::RootConfig::new(&root);
+        let m = tenanted::TenantManager::builder(config, tenanted::Migrations::new(vec![]))
+            .build()
+            .unwrap();
+        m.create_tenant("acme").unwrap();
+        let run = dir.path().join("runs/20200101T000000Z");
+        m.backup_all(&run, &tenanted::BackupOptions::new()).unwrap();
+        let args = ["tenanted", "--root", root.to_str().unwrap(), "list"];
+        let cli = crate::Cli::try_parse_from(args).unwrap();
+        let mut covered = Covered::default();
+        copies(&cli, &run)
+            .ok()
+            .unwrap()
+            .into_iter()
+            .for_each(|c| covered.add(c));
+        let mut pruned = Pruned::default();
+        judge(&cli, (run.clone(), false), &mut covered, &mut pruned);
+        assert_eq!(pruned.in_progress, std::slice::from_ref(&run));
+        assert!(run.is_dir());
+        std::fs::write(run.join(".tenanted/unfinished"), b"").unwrap();
+        let mut pruned = Pruned::default();
+        judge(&cli, (run.clone(), false), &mut covered, &mut pruned);
+        assert_eq!(pruned.removed, std::slice::from_ref(&run));
+        assert!(!run.exists());
     }
 
     /// A kept copy whose incarnation was not recorded (the tenant changed
