@@ -511,8 +511,10 @@ fn the_cli_encrypts_with_the_master_key_from_the_environment_and_refuses_without
         .assert()
         .code(2)
         .stderr(predicates::str::contains("set but empty"));
-    // A named pipe nobody writes to, or a device: refused at once (one
-    // hung the command, the other took 3 GB in 4 s: an outside probe).
+    // A named pipe nobody writes to is waited on 30 s, a device read no
+    // further than 4 KiB: refused (one hung the command for good, the
+    // other took 3 GB in 4 s: an outside probe). A pipe whose writer
+    // comes after the command opened it is read.
     let fifo = secrets.path().join("fifo");
     assert!(
         std::process::Command::new("mkfifo")
@@ -525,10 +527,31 @@ fn the_cli_encrypts_with_the_master_key_from_the_environment_and_refuses_without
         cli(root.path())
             .env(MasterKey::ENV_FILE, never_a_key)
             .arg("list")
-            .timeout(std::time::Duration::from_secs(60))
+            .timeout(std::time::Duration::from_secs(90))
             .assert()
             .code(2);
     }
+    let writer = {
+        let (fifo, hex) = (fifo.clone(), hex.to_string());
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            std::fs::write(fifo, hex).unwrap();
+        })
+    };
+    cli(root.path())
+        .env(MasterKey::ENV_FILE, &fifo)
+        .arg("list")
+        .timeout(std::time::Duration::from_secs(90))
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("acme"));
+    writer.join().unwrap();
+    // A key file that is not text says so, never what it holds (the
+    // error's Debug printed the bytes read: a review).
+    let raw = secrets.path().join("raw.key");
+    std::fs::write(&raw, [0xffu8, 0xfe, 0x80, 0x81, 0x82]).unwrap();
+    let said = format!("{:?}", MasterKey::from_file(&raw).unwrap_err());
+    assert!(said.contains("not text") && !said.contains("255"), "{said}");
     cli(root.path())
         .env(MasterKey::ENV, hex.as_str())
         .env(MasterKey::ENV_FILE, &same)

@@ -25,6 +25,10 @@ pub struct MasterKey {
     bytes: Zeroizing<[u8; 32]>,
 }
 
+/// The most a master key file is read of: 64 hexadecimal digits, and room
+/// for blanks around them.
+const KEY_FILE_LIMIT: usize = 4096;
+
 impl MasterKey {
     /// The environment variable [`from_env`](Self::from_env) reads the key
     /// from (64 hexadecimal digits).
@@ -127,10 +131,8 @@ impl MasterKey {
     /// [`Error::Io`] when the file cannot be read, [`Error::Encryption`]
     /// when it does not hold a key.
     pub fn from_file(path: &Path) -> Result<MasterKey> {
-        let text = Zeroizing::new(
-            sys::read_secret(path, 4096)
-                .map_err(|e| Error::io(None, path, "reading the master key file", e))?,
-        );
+        let text = sys::read_secret(path, KEY_FILE_LIMIT)
+            .map_err(|e| Error::io(None, path, "reading the master key file", e))?;
         parse_hex(text.trim())
             .ok_or_else(|| no_master(path, &"the file does not hold 64 hexadecimal digits"))
     }

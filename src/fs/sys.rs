@@ -575,22 +575,60 @@ pub(crate) fn read_dir_path(path: &Path) -> io::Result<fs::ReadDir> {
     fs::read_dir(path)
 }
 
-/// What `path` gives, up to `limit` bytes (a master key file, which may be
-/// a pipe the caller set up: `<(vault read ...)`, whose writer is waited
-/// for). Opened without waiting: a named pipe nobody writes to then reads
-/// as empty (it hung the command for good), and a device is read no
-/// further than `limit` (`/dev/zero` took 3 GB in 4 s: an outside probe).
+/// What `path` gives, at most `limit` bytes (a master key file, which may
+/// be a pipe the caller set up: `<(vault read ...)`), kept in memory that
+/// is wiped when dropped. Opened without waiting (a named pipe with no
+/// writer hung every command for good; `/dev/zero` took 3 GB in 4 s: an
+/// outside probe); a named pipe's writer is waited for, up to
+/// [`WRITER_WAIT`]. The error never holds what was read (a key that is
+/// not text would be printed in it).
 #[cfg(feature = "encryption")]
-pub(crate) fn read_secret(path: &Path, limit: u64) -> io::Result<String> {
+pub(crate) fn read_secret(path: &Path, limit: usize) -> io::Result<zeroize::Zeroizing<String>> {
     faults::check(Step::Read, path)?;
     let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK;
     let fd = rustix::fs::open(path, flags, Mode::empty())?;
-    // Blocking again: a pipe's writer that has not written yet is waited
-    // for (one that is gone reads as the end).
+    if rustix::fs::FileType::from_raw_mode(rustix::fs::fstat(&fd)?.st_mode)
+        == rustix::fs::FileType::Fifo
+    {
+        wait_for_writer(&fd)?;
+    }
+    // Blocking again: a writer that has not written yet is waited for.
     rustix::fs::fcntl_setfl(&fd, OFlags::empty())?;
-    let mut bytes = Vec::new();
-    io::Read::read_to_end(&mut io::Read::take(File::from(fd), limit), &mut bytes)?;
-    String::from_utf8(bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    let mut bytes = zeroize::Zeroizing::new(Vec::with_capacity(limit + 1));
+    let most = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
+    io::Read::read_to_end(&mut io::Read::take(File::from(fd), most), &mut bytes)?;
+    let invalid = |why: String| io::Error::new(io::ErrorKind::InvalidData, why);
+    if bytes.len() > limit {
+        return Err(invalid(format!("it holds more than {limit} bytes")));
+    }
+    match std::str::from_utf8(&bytes) {
+        Ok(text) => Ok(zeroize::Zeroizing::new(text.to_owned())),
+        Err(_) => Err(invalid("it is not text".to_owned())),
+    }
+}
+
+/// How long a named pipe given as a master key file is waited on for a
+/// writer.
+#[cfg(feature = "encryption")]
+const WRITER_WAIT: rustix::event::Timespec = rustix::event::Timespec {
+    tv_sec: 30,
+    tv_nsec: 0,
+};
+
+/// Waits until the named pipe `fd` (opened without waiting) has something
+/// to read, or its writer came and went, for [`WRITER_WAIT`] at most: a
+/// read before its writer opened it would find its end at once.
+#[cfg(feature = "encryption")]
+fn wait_for_writer(fd: &OwnedFd) -> io::Result<()> {
+    use rustix::event::{PollFd, PollFlags, poll};
+    let mut fds = [PollFd::new(fd, PollFlags::IN)];
+    match poll(&mut fds, Some(&WRITER_WAIT))? {
+        0 => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "it is a named pipe that nothing wrote to within 30 s",
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// The whole of the text file `path` (a migration's SQL), links followed, if it is a regular file of at most `limit`
