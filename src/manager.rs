@@ -979,23 +979,28 @@ impl TenantManager {
     pub fn migrate_all(&self, options: &MigrateOptions) -> Result<MigrationReport> {
         // Checked on every run (another program may have changed the
         // history since this manager recorded it); recorded before the
-        // first tenant is written to, or at once when accepting changed
-        // migrations (a run over a current fleet wrote nothing, and so
-        // recorded no acceptance: the next run without it still failed,
-        // an outside probe).
-        self.check_root_for_status()?;
+        // first tenant is written to.
+        self.describe_root(None)?;
         let describe = |patience: &Patience| self.describe_root(Some(patience));
         let prelude = self.prelude(&describe);
         let inner = &self.inner;
         // A tenant moved down must be re-checked when next opened.
         let moved_down = |tenant: &TenantName| inner.cache.evict_moved_down(tenant.as_str());
-        migrate::migrate_all(
+        let report = migrate::migrate_all(
             &inner.root,
             &inner.migrations,
             options,
             prelude,
             &moved_down,
-        )
+        )?;
+        // Accepted changes are recorded once the run went through, even
+        // if it wrote to no tenant (over a current fleet it recorded
+        // nothing, and the next run without the flag failed again: an
+        // outside probe); a run refused records nothing.
+        if inner.accept_migration_changes {
+            self.check_root_for_status()?;
+        }
+        Ok(report)
     }
 
     /// Every tenant's schema version and pending migrations, read in
