@@ -69,6 +69,22 @@ fn with_reason(e: Error, keys: PathBuf, more: impl FnOnce(&str) -> String) -> Er
     }
 }
 
+/// The error of a rotation's look at a key file that neither master key
+/// opens (`e`, the current key's error): nothing was re-wrapped. Said in
+/// its own words, not the current key's refusal, which a rotation's mark
+/// turns into "run the rotation again", the very thing refused (a review).
+fn neither_opens(e: Error, keys: PathBuf) -> Error {
+    const WHY: &str = "neither the current master key nor the new one opens this key file (damaged, another root's, copied from another tenant, or under a third key an earlier rotation cut short left it with: finish that one first, with the key it started from as the current one); put it back from the keys' backup. No key file was re-wrapped";
+    match e {
+        Error::Encryption { tenant, path, .. } => Error::Encryption {
+            tenant,
+            path,
+            reason: WHY.to_owned(),
+        },
+        e => with_reason(e, keys, |why| format!("{why}. No key file was re-wrapped")),
+    }
+}
+
 /// What a key file holds, as [`RootKeyStore::look_at`] finds it.
 enum KeyFile {
     /// The key, opened by the master key.
@@ -160,11 +176,7 @@ impl RootKeyStore {
             if let Err(e) = self.read_file(&dir, tenant, name)
                 && store.read_file(&dir, tenant, name).is_err()
             {
-                return Err(with_reason(e, self.keys_dir(), |why| {
-                    format!(
-                        "{why}. No key file was re-wrapped: fix this one first (if an earlier rotation was cut short, finish it by running it again with the master key it started from as the current one)"
-                    )
-                }));
+                return Err(neither_opens(e, self.keys_dir()));
             }
         }
         let rotating = |e| {
