@@ -1809,11 +1809,7 @@ fn restore_onto_an_existing_tenant_names_the_flags_restore_has() {
         .assert()
         .success();
     let backups = dir.path().join("backups");
-    tenanted(dir.path())
-        .args(["backup", "--to"])
-        .arg(&backups)
-        .assert()
-        .success();
+    backup_to(dir.path(), &backups);
     let file = tenanted::RootConfig::new(&backups)
         .database_path("acme")
         .unwrap();
@@ -2073,6 +2069,15 @@ fn a_named_tenant_that_does_not_exist_is_refused_before_anything_is_done() {
     }
 }
 
+/// `tenanted backup --to to` of `dir`'s root, which must succeed.
+fn backup_to(dir: &Path, to: &Path) {
+    tenanted(dir)
+        .args(["backup", "--to"])
+        .arg(to)
+        .assert()
+        .success();
+}
+
 /// The runs `backup --into` made under `dir`, sorted.
 fn runs(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
@@ -2088,11 +2093,7 @@ fn runs(dir: &Path) -> Vec<String> {
 fn backups_rotate_and_never_prune_the_only_good_copy_of_a_tenant() {
     let dir = workspace_with(&["acme", "globex"]);
     let to = dir.path().join("once");
-    tenanted(dir.path())
-        .args(["backup", "--to"])
-        .arg(&to)
-        .assert()
-        .success();
+    backup_to(dir.path(), &to);
     tenanted(dir.path())
         .args(["backup", "--to"])
         .arg(&to)
@@ -2228,11 +2229,7 @@ fn rotation_refuses_unchecked_copies_and_prunes_only_what_it_made() {
     // An old run holding acme, which is then destroyed; a link named like
     // the newest run pointing at it covers nothing.
     let old = into.join("20200101T000000Z");
-    tenanted(dir.path())
-        .args(["backup", "--to"])
-        .arg(&old)
-        .assert()
-        .success();
+    backup_to(dir.path(), &old);
     let link = into.join("29991231T235959Z");
     std::os::unix::fs::symlink(&old, &link).unwrap();
     std::fs::create_dir(into.join(".pruning-mine")).unwrap();
@@ -2279,11 +2276,7 @@ fn a_run_cut_short_is_not_one_of_the_runs_kept() {
     let into = dir.path().join("backups");
     let stamps = ["20210101T000000Z", "20210102T000000Z", "20210103T000000Z"];
     for stamp in stamps {
-        tenanted(dir.path())
-            .args(["backup", "--to"])
-            .arg(into.join(stamp))
-            .assert()
-            .success();
+        backup_to(dir.path(), &into.join(stamp));
     }
     // As a run killed midway leaves it: its record, and some tenants only.
     let cut = into.join(stamps[2]);
@@ -2407,11 +2400,7 @@ fn a_rotation_keeps_the_older_run_when_a_tenants_copy_fails_its_check() {
     let dir = workspace_with(&["acme", "big"]);
     let into = dir.path().join("backups");
     let first = into.join("20200101T000000Z");
-    tenanted(dir.path())
-        .args(["backup", "--to"])
-        .arg(&first)
-        .assert()
-        .success();
+    backup_to(dir.path(), &first);
     damage_pages_of(dir.path(), "big");
 
     let (code, report) = rotate_keeping_one(dir.path(), &into);
@@ -2478,11 +2467,7 @@ fn a_prune_that_cannot_read_a_run_keeps_it_says_so_and_still_reports_the_backup(
     let dir = workspace_with(&["acme", "globex"]);
     let into = dir.path().join("backups");
     for stamp in ["20200101T000000Z", "20200102T000000Z"] {
-        tenanted(dir.path())
-            .args(["backup", "--to"])
-            .arg(into.join(stamp))
-            .assert()
-            .success();
+        backup_to(dir.path(), &into.join(stamp));
     }
     // The older run's layout record damaged by hand.
     let damaged = into.join("20200101T000000Z");
@@ -2511,11 +2496,7 @@ fn a_prune_keeps_a_run_it_cannot_list_whole() {
     let dir = workspace_with(&["acme", "globex"]);
     let into = dir.path().join("backups");
     let old = into.join("20200101T000000Z");
-    tenanted(dir.path())
-        .args(["backup", "--to"])
-        .arg(&old)
-        .assert()
-        .success();
+    backup_to(dir.path(), &old);
     tenanted(dir.path())
         .args(["destroy", "globex", "--yes"])
         .assert()
@@ -2591,11 +2572,7 @@ fn a_pruned_run_left_half_removed_is_said_not_called_kept() {
     let dir = workspace_with(&["acme"]);
     let into = dir.path().join("backups");
     let old = into.join("20200101T000000Z");
-    tenanted(dir.path())
-        .args(["backup", "--to"])
-        .arg(&old)
-        .assert()
-        .success();
+    backup_to(dir.path(), &old);
     let copy = tenanted::RootConfig::new(&old)
         .database_path("acme")
         .unwrap();
@@ -2674,11 +2651,7 @@ fn a_prune_keeps_a_run_another_backup_is_still_writing() {
     let dir = workspace_with(&["acme", "globex"]);
     let into = dir.path().join("backups");
     let writing = into.join("20200101T000000Z");
-    tenanted(dir.path())
-        .args(["backup", "--to"])
-        .arg(&writing)
-        .assert()
-        .success();
+    backup_to(dir.path(), &writing);
     // Its writer's lock, taken as a run takes it (flock on the directory).
     let held = std::fs::File::open(&writing).unwrap();
     held.lock().unwrap();
