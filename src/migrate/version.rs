@@ -12,9 +12,9 @@ use crate::fs::Dir;
 use crate::name::TenantName;
 use crate::paths::Found;
 use crate::storage::{
-    Header, Settled, TenantPath, diagnosed, header_version, incomplete, marked,
-    marked_in_any_layout, open_for_glance, open_for_reading, put_back_interrupted,
-    require_database, schema_version, sqlite_error,
+    Header, TenantPath, diagnosed, header_version, incomplete, marked, marked_in_any_layout,
+    open_for_glance, open_for_reading, put_back_interrupted, require_database, schema_version,
+    sqlite_error,
 };
 
 /// The tenant's schema version.
@@ -138,11 +138,8 @@ pub(crate) fn peek_with_sqlite(
             let read = match open_for_reading(tenant, root, path) {
                 // Fenced off by a replace that died: put back, then read.
                 Err(e) if e.says_tenant_gone() => {
-                    match put_back_interrupted(tenant, (root, path)) {
-                        Settled::PutBack => open_for_reading(tenant, root, path)?,
-                        Settled::Stuck(stuck) => return Err(stuck),
-                        Settled::Untouched => return Err(e),
-                    }
+                    put_back_interrupted(tenant, (root, path)).read_again(e)?;
+                    open_for_reading(tenant, root, path)?
                 }
                 read => read?,
             };

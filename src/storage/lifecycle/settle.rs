@@ -29,6 +29,23 @@ pub(crate) enum Settled {
     Stuck(Error),
 }
 
+impl Settled {
+    /// For a read that failed with `e` (the tenant gone): `Ok` to read
+    /// again once what a dead operation left was put back, else the
+    /// error to give (`e`, or why it could not be put back).
+    ///
+    /// # Errors
+    ///
+    /// `e` when nothing was put back; the [`Settled::Stuck`] error.
+    pub(crate) fn read_again(self, e: Error) -> Result<(), Error> {
+        match self {
+            Settled::PutBack => Ok(()),
+            Settled::Stuck(stuck) => Err(stuck),
+            Settled::Untouched => Err(e),
+        }
+    }
+}
+
 /// After a read of `tenant`, whose database is `path` beneath `root`,
 /// found it gone (having waited for any operation deciding its fate):
 /// finishes or undoes what a restore or re-key that died left, as a

@@ -41,7 +41,7 @@ pub(crate) use crate::storage::lifecycle::file_copy::Snapshot;
 use crate::storage::lifecycle::file_copy::{CopyFailure, Source, copy_files};
 use crate::storage::lifecycle::file_copy::{sync_copy, sync_file};
 use crate::storage::lifecycle::integrity::verify_copy;
-use crate::storage::lifecycle::settle::{Settled, put_back_interrupted};
+use crate::storage::lifecycle::settle::put_back_interrupted;
 use crate::storage::opening::open::{OneOffRead, open_for_copy};
 use crate::storage::opening::open_error::missing_error;
 
@@ -226,11 +226,7 @@ fn attempts<T>(
             Err(CopyFailure::Moved) => return Err(missing_error(tenant, path)),
             // Fenced off by a replace that died: put back, then copied.
             Err(CopyFailure::Failed(e)) if e.says_tenant_gone() => {
-                match put_back_interrupted(tenant, (root, path)) {
-                    Settled::PutBack => {}
-                    Settled::Stuck(stuck) => return Err(stuck),
-                    Settled::Untouched => return Err(e),
-                }
+                put_back_interrupted(tenant, (root, path)).read_again(e)?;
             }
             Err(CopyFailure::Failed(e)) => return Err(e),
         }
