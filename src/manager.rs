@@ -1069,6 +1069,10 @@ impl TenantManager {
     /// migrations that would run on it, up or down. Reads each tenant's
     /// version as [`migration_status`](Self::migration_status) does, and
     /// holds a line per tenant (a million tenants: tens of megabytes).
+    /// It writes nothing: with
+    /// [`accept_migration_changes`](crate::TenantManagerBuilder::accept_migration_changes)
+    /// it plans over changed migrations as the run would, but leaves
+    /// recording them to the run.
     ///
     /// # Errors
     ///
@@ -1110,8 +1114,12 @@ impl TenantManager {
         if target == latest {
             migrations.check_on_empty((0, target))?;
         }
+        // A plan is a dry run: it accepts changed migrations as the run
+        // would, but records nothing (an outside probe: a dry run with
+        // the flag recorded them, and said nothing was touched).
+        self.describe_root(None)?;
         let mut rows = Vec::new();
-        let status = self.status(Some(&mut |row: &TenantStatus| rows.push(row.clone())))?;
+        let status = self.read_status(Some(&mut |row: &TenantStatus| rows.push(row.clone())))?;
         let path_of =
             |tenant: &TenantName| self.inner.root.path_of(tenant.as_str()).unwrap_or_default();
         let plan = MigrationPlan::new(target, migrations, rows, status, only.as_deref(), path_of);
@@ -1120,6 +1128,14 @@ impl TenantManager {
 
     fn status(&self, each: Option<&mut (dyn FnMut(&TenantStatus) + Send)>) -> Result<StatusReport> {
         self.check_root_for_status()?;
+        self.read_status(each)
+    }
+
+    /// Every tenant's status, the root's records already checked.
+    fn read_status(
+        &self,
+        each: Option<&mut (dyn FnMut(&TenantStatus) + Send)>,
+    ) -> Result<StatusReport> {
         let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
         migrate::migration_status(&self.inner.root, &self.inner.migrations, jobs, each)
     }

@@ -124,6 +124,33 @@ fn an_edited_migration_is_refused_until_accepted() {
     ));
 }
 
+/// A migration plan (`tenanted migrate --dry-run`) is a dry run even when
+/// accepting changes: it plans as the run would, and records nothing.
+#[test]
+fn a_plan_that_accepts_a_changed_migration_records_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    acme_applied(dir.path());
+    let history = dir.path().join(".tenanted/migrations");
+    let before = std::fs::read(&history).unwrap();
+    let mut edited = three_migrations();
+    edited[2] = Migration::new("0003_index_tags", "CREATE INDEX by_tag ON tags (tag);");
+    let accepting =
+        TenantManager::builder(RootConfig::new(dir.path()), Migrations::new(edited.clone()))
+            .accept_migration_changes(true)
+            .build()
+            .unwrap();
+
+    let plan = accepting
+        .migration_plan(&tenanted::MigrateOptions::new())
+        .unwrap();
+    assert_eq!(plan.unchanged(), 1, "{plan}");
+    assert_eq!(std::fs::read(&history).unwrap(), before);
+    assert!(matches!(
+        build(RootConfig::new(dir.path()), edited),
+        Err(Error::MigrationChanged { version: 3, .. })
+    ));
+}
+
 #[test]
 fn an_older_program_with_fewer_migrations_agrees() {
     let dir = tempfile::tempdir().unwrap();
