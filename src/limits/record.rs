@@ -67,11 +67,21 @@ pub(crate) fn parse(text: &str) -> Result<Entries, (usize, String)> {
         None => return Ok(Entries::new()),
     }
     let mut entries = Entries::new();
+    let mut first_lines = HashMap::new();
     for (index, line) in lines {
         if line.is_empty() {
             continue;
         }
         let (name, entry) = parse_line(line).map_err(|reason| (index + 1, reason))?;
+        // Written from a map, a record names each tenant once: a second
+        // line is damage or a hand edit, and neither line can be trusted
+        // to be the one meant (an outside probe: the last one won).
+        if let Some(first) = first_lines.insert(name.clone(), index + 1) {
+            return Err((
+                index + 1,
+                format!("tenant {name} is named a second time (first on line {first})"),
+            ));
+        }
         entries.insert(name, entry);
     }
     Ok(entries)
@@ -199,6 +209,18 @@ mod tests {
         );
         entries.remove("empty");
         assert_eq!(parse(&text).unwrap(), entries);
+    }
+
+    #[test]
+    fn a_tenant_named_twice_is_damage_not_the_last_line() {
+        let text =
+            "tenanted-limits 1\nacme\t1048576\t-\t\nglobex\t-\t-\t\n\nacme\tunlimited\t-\t\n";
+        let (line, reason) = parse(text).unwrap_err();
+        assert_eq!(line, 5);
+        assert!(
+            reason.contains("acme") && reason.contains("line 2"),
+            "{reason}"
+        );
     }
 
     #[test]
