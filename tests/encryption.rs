@@ -714,6 +714,40 @@ fn the_cli_makes_and_rotates_the_master_key() {
         .stderr(predicates::str::contains("tenanted master-key new"));
 }
 
+/// A master key file other users may read is used, with a warning saying
+/// how to close it (`master-key new > FILE` makes one so under the usual
+/// umask); one of mode 0600 says nothing.
+#[test]
+fn a_master_key_file_others_may_read_is_warned_about() {
+    use std::os::unix::fs::PermissionsExt;
+    let root = tempfile::tempdir().unwrap();
+    let secrets = tempfile::tempdir().unwrap();
+    let key_file = secrets.path().join("master.key");
+    std::fs::write(
+        &key_file,
+        MasterKey::generate().unwrap().to_hex().as_bytes(),
+    )
+    .unwrap();
+    let stderr_with_mode = |mode: u32| {
+        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(mode)).unwrap();
+        let out = cli(root.path())
+            .env(MasterKey::ENV_FILE, &key_file)
+            .arg("list")
+            .assert()
+            .success();
+        String::from_utf8_lossy(&out.get_output().stderr).into_owned()
+    };
+    let said = stderr_with_mode(0o644);
+    assert!(
+        said.contains("chmod 600") && said.contains("master.key"),
+        "{said}"
+    );
+    assert!(said.contains("644"), "{said}");
+    assert!(stderr_with_mode(0o640).contains("chmod 600"));
+    let said = stderr_with_mode(0o600);
+    assert!(!said.contains("chmod"), "{said}");
+}
+
 #[test]
 fn a_missing_key_file_is_named_as_such_by_every_operation() {
     let (root, master, manager, store) = encrypted_acme();

@@ -124,15 +124,26 @@ impl MasterKey {
         }
     }
 
-    /// The key from a file holding its 64 hexadecimal digits.
+    /// The key from a file holding its 64 hexadecimal digits. A regular
+    /// file that other users may read is used, with a warning (`tracing`)
+    /// saying to `chmod 600` it: refusing it would stop a service at a
+    /// deploy whose secrets are mounted so.
     ///
     /// # Errors
     ///
     /// [`Error::Io`] when the file cannot be read, [`Error::Encryption`]
     /// when it does not hold a key.
     pub fn from_file(path: &Path) -> Result<MasterKey> {
-        let text = sys::read_secret(path, KEY_FILE_LIMIT)
+        let (text, open_to_others) = sys::read_secret(path, KEY_FILE_LIMIT)
             .map_err(|e| Error::io(None, path, "reading the master key file", e))?;
+        if let Some(mode) = open_to_others {
+            tracing::warn!(
+                file = %path.display(),
+                "the master key file {} may be read by other users of this machine (mode {mode:o}): make it the service's alone with `chmod 600 {}`",
+                path.display(),
+                path.display(),
+            );
+        }
         parse_hex(text.trim())
             .ok_or_else(|| no_master(path, &"the file does not hold 64 hexadecimal digits"))
     }

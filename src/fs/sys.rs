@@ -581,17 +581,24 @@ pub(crate) fn read_dir_path(path: &Path) -> io::Result<fs::ReadDir> {
 /// writer hung every command for good; `/dev/zero` took 3 GB in 4 s: an
 /// outside probe); a named pipe's writer is waited for, up to
 /// [`WRITER_WAIT`]. The error never holds what was read (a key that is
-/// not text would be printed in it).
+/// not text would be printed in it). Also says whether `path` is a
+/// regular file other users may read (its mode has a group or other
+/// read bit), which a key file should not be.
 #[cfg(feature = "encryption")]
-pub(crate) fn read_secret(path: &Path, limit: usize) -> io::Result<zeroize::Zeroizing<String>> {
+pub(crate) fn read_secret(
+    path: &Path,
+    limit: usize,
+) -> io::Result<(zeroize::Zeroizing<String>, Option<u32>)> {
     faults::check(Step::Read, path)?;
     let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK;
     let fd = rustix::fs::open(path, flags, Mode::empty())?;
-    if rustix::fs::FileType::from_raw_mode(rustix::fs::fstat(&fd)?.st_mode)
-        == rustix::fs::FileType::Fifo
-    {
+    let mode = rustix::fs::fstat(&fd)?.st_mode;
+    let file_type = rustix::fs::FileType::from_raw_mode(mode);
+    if file_type == rustix::fs::FileType::Fifo {
         wait_for_writer(&fd)?;
     }
+    let open_to_others = (file_type == rustix::fs::FileType::RegularFile && mode & 0o044 != 0)
+        .then_some(mode & 0o7777);
     // Blocking again: a writer that has not written yet is waited for.
     rustix::fs::fcntl_setfl(&fd, OFlags::empty())?;
     let mut bytes = zeroize::Zeroizing::new(Vec::with_capacity(limit + 1));
@@ -602,7 +609,7 @@ pub(crate) fn read_secret(path: &Path, limit: usize) -> io::Result<zeroize::Zero
         return Err(invalid(format!("it holds more than {limit} bytes")));
     }
     match std::str::from_utf8(&bytes) {
-        Ok(text) => Ok(zeroize::Zeroizing::new(text.to_owned())),
+        Ok(text) => Ok((zeroize::Zeroizing::new(text.to_owned()), open_to_others)),
         Err(_) => Err(invalid("it is not text".to_owned())),
     }
 }
