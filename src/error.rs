@@ -243,11 +243,15 @@ pub enum Error {
 
     /// A tenant's encryption key (or the master key that wraps it) could
     /// not be made, read or used (the `encryption` feature).
-    #[error("{}encryption key {}: {reason}", tenant_label(tenant), path.display())]
+    // Not "encryption key {path}": the path is often no key (a database
+    // that is encrypted, the root without a key provider: an outside
+    // probe read a database's path labelled as a key).
+    #[error("{}encryption failed at {}: {reason}", tenant_label(tenant), path.display())]
     Encryption {
         /// The tenant whose key it is, if one.
         tenant: Option<TenantName>,
-        /// The key file (or where the master key was looked for).
+        /// The file involved: a tenant's key file, the master key file,
+        /// an encrypted database, or the root when it has no key provider.
         path: PathBuf,
         /// What went wrong, and what to do.
         reason: String,
@@ -1529,6 +1533,21 @@ mod tests {
         assert!(
             own.contains("the tenant at /r/0f/acme/main.sqlite3 was left intact"),
             "{own}"
+        );
+    }
+
+    #[test]
+    fn an_encryption_error_does_not_call_a_database_a_key() {
+        let said = Error::Encryption {
+            tenant: Some(TenantName::new("acme").unwrap()),
+            path: "/r/0f/acme/main.sqlite3".into(),
+            reason: "no key is kept here".to_owned(),
+        }
+        .to_string();
+        assert!(!said.contains("key /r/0f"), "{said}");
+        assert!(
+            said.contains("/r/0f/acme/main.sqlite3: no key is kept here"),
+            "{said}"
         );
     }
 
