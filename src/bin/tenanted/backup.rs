@@ -289,7 +289,7 @@ fn print_backup(
     }
     for dir in &pruned.in_progress {
         outln!(
-            "kept {}: another backup command holds it (writing it, or pruning it now)",
+            "kept {}: another backup command was writing it when this one listed the runs, or is pruning it now; the next prune judges it",
             dir.display()
         );
     }
