@@ -355,7 +355,10 @@ impl TenantManagerBuilder {
     /// naming the root when it is a file (or its `.tenanted` a link or a
     /// file); [`Error::LayoutMismatch`](crate::Error::LayoutMismatch) and
     /// [`Error::MigrationChanged`](crate::Error::MigrationChanged) when the
-    /// root describes itself otherwise; [`Error::Io`](crate::Error::Io) if
+    /// root describes itself otherwise;
+    /// [`Error::BadMigrations`](crate::Error::BadMigrations) for a
+    /// migration name the root's record cannot hold (a control character);
+    /// [`Error::Io`](crate::Error::Io) if
     /// the root's description cannot be read or a thread cannot be
     /// started; [`Error::Encryption`](crate::Error::Encryption) (the
     /// `encryption` feature) for a key provider on a root that Litestream

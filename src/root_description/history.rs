@@ -135,12 +135,35 @@ pub(super) fn check_history(
     accept: bool,
 ) -> Result<Option<String>> {
     let path = history_path(root);
+    refuse_unrecordable(&path, ours)?;
     let recorded = read_history(&path)?;
     let entries = parse(&path, recorded.as_deref())?;
     match first_difference(&entries, ours) {
         Some((had, has)) if !accept => Err(changed(root, had, has)),
         Some(_) => refuse_moved(root, &entries, ours).map(|()| recorded),
         None => Ok(recorded),
+    }
+}
+
+/// Refuses a migration whose name holds a control character: a newline
+/// in it made two lines of its record's one (a planted entry, even), a
+/// carriage return was dropped when read back, and either made every
+/// later start on the root fail (an outside probe). Checked before the
+/// record is read, so nothing is written.
+///
+/// # Errors
+///
+/// [`Error::BadMigrations`] naming the migration and the record.
+fn refuse_unrecordable(path: &Path, ours: &[HistoryEntry]) -> Result<()> {
+    match ours.iter().find(|e| e.name.contains(char::is_control)) {
+        Some(entry) => Err(Error::BadMigrations {
+            path: path.to_path_buf(),
+            reason: format!(
+                "migration {}'s name {:?} holds a control character (a newline, a tab, ...), which the root's record of the migrations it applied cannot hold; give it a name of plain characters (nothing was written)",
+                entry.version, entry.name
+            ),
+        }),
+        None => Ok(()),
     }
 }
 
