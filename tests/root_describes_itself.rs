@@ -304,9 +304,14 @@ fn a_layout_record_without_its_format_line_is_named_as_damaged() {
     let ours = std::fs::read_to_string(&record).unwrap();
     let cut = ours.replace("format 1\n", "");
     for (damaged, why) in [
-        (cut.as_str(), "no `format N` line"),
-        ("format x\ntemplate t\nbuckets 1\n", "not a number"),
-        ("format 1\nbuckets 1\n", "`template` or `buckets`"),
+        (cut.as_bytes(), "no `format N` line"),
+        (b"format x\ntemplate t\nbuckets 1\n", "not a number"),
+        (b"format 1\nbuckets 1\n", "`template` or `buckets`"),
+        // Bytes that are not text were a bare I/O error (an outside probe).
+        (
+            b"format 1\ntemplate \xff\xfe\nbuckets 1\n",
+            "line 2 is not UTF-8",
+        ),
     ] {
         std::fs::write(&record, damaged).unwrap();
         let err = build(RootConfig::new(dir.path()), three_migrations()).unwrap_err();

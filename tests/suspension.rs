@@ -334,3 +334,40 @@ fn a_change_of_the_limits_removes_the_scratch_files_killed_writers_left() {
     assert!(other.exists());
     assert!(write(&m, "acme").is_ok());
 }
+
+/// A limits record that is not text, or emptied, is damaged: refused by
+/// name, with what to do (one that was not text was a bare I/O error; an
+/// emptied one lifted every suspension unseen: an outside probe). Put
+/// back, it holds again.
+#[test]
+fn a_limits_record_emptied_or_not_text_is_refused_as_damaged() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = manager(dir.path());
+    m.create_tenant("acme").unwrap();
+    m.suspend_tenant("acme", SuspendMode::Blocked, "invoice unpaid")
+        .unwrap();
+    drop(m);
+    let record = dir.path().join(".tenanted/limits");
+    let ours = std::fs::read(&record).unwrap();
+    for (damaged, line) in [
+        (&b""[..], 1),
+        (&b"tenanted-limits 1\nacme\t-\tblocked\t\xff\n"[..], 2),
+    ] {
+        std::fs::write(&record, damaged).unwrap();
+        let refused = common::builder(dir.path()).build().unwrap_err();
+        match &refused {
+            Error::BadLimitsRecord {
+                path, line: said, ..
+            } => {
+                assert_eq!((path, *said), (&record, line), "{refused}");
+            }
+            other => panic!("{damaged:?}: expected BadLimitsRecord, got {other}"),
+        }
+        assert!(
+            refused.to_string().contains("restore it from a backup"),
+            "{refused}"
+        );
+    }
+    std::fs::write(&record, ours).unwrap();
+    assert!(suspended(write(&manager(dir.path()), "acme")).is_some());
+}

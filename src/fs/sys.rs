@@ -214,17 +214,46 @@ pub(crate) fn read_entries<'a>(
 
 /// At most `limit` bytes of `file` (named `name`), as text; an error for
 /// anything but a regular file (a named pipe put in a record's place
-/// would read as empty).
+/// would read as empty), and [`NotText`] for bytes that are not UTF-8.
 pub(crate) fn read_text(file: File, limit: u64, name: &Path) -> io::Result<String> {
     faults::check(Step::Read, name)?;
     if !file.metadata()?.is_file() {
         let what = "is not a regular file (something was put in its place by hand)";
         return Err(io::Error::new(io::ErrorKind::InvalidData, what));
     }
-    let mut text = String::new();
-    io::Read::read_to_string(&mut io::Read::take(file, limit), &mut text)?;
-    Ok(text)
+    let mut bytes = Vec::new();
+    io::Read::read_to_end(&mut io::Read::take(file, limit), &mut bytes)?;
+    String::from_utf8(bytes).map_err(|e| {
+        let before = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        let line = 1 + before.iter().filter(|b| **b == b'\n').count();
+        io::Error::new(io::ErrorKind::InvalidData, NotText { line })
+    })
 }
+
+/// What [`read_text`] found: a file whose line `line` is not UTF-8 text
+/// (a record damaged, or written by something else). Its reader says
+/// which record is damaged, in its own words.
+#[derive(Debug)]
+pub(crate) struct NotText {
+    /// The first line that is not text, from 1.
+    pub(crate) line: usize,
+}
+
+impl NotText {
+    /// The `NotText` an error of [`read_text`] holds, if any.
+    pub(crate) fn in_error(e: &io::Error) -> Option<&NotText> {
+        e.get_ref()
+            .and_then(|inner| inner.downcast_ref::<NotText>())
+    }
+}
+
+impl std::fmt::Display for NotText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "its line {} is not UTF-8 text", self.line)
+    }
+}
+
+impl std::error::Error for NotText {}
 
 /// Reads into `buf` from `file` at `offset`; returns how many bytes came.
 pub(crate) fn read_at(

@@ -64,7 +64,14 @@ pub(crate) fn parse(text: &str) -> Result<Entries, (usize, String)> {
                 ),
             ));
         }
-        None => return Ok(Entries::new()),
+        // Never one tenanted wrote (it writes the first line, synced,
+        // before it renames a record into place): emptied by hand or by
+        // another tool, it would lift every suspension unseen (an
+        // outside probe), so it is refused like any damaged record.
+        None => {
+            let why = format!("it is empty, where tenanted always writes {HEADER:?} first");
+            return Err((1, why));
+        }
     }
     let mut entries = Entries::new();
     let mut first_lines = HashMap::new();
@@ -212,6 +219,13 @@ mod tests {
     }
 
     #[test]
+    fn an_emptied_record_is_damage_not_no_limits() {
+        let (line, reason) = parse("").unwrap_err();
+        assert_eq!(line, 1);
+        assert!(reason.contains("empty"), "{reason}");
+    }
+
+    #[test]
     fn a_tenant_named_twice_is_damage_not_the_last_line() {
         let text =
             "tenanted-limits 1\nacme\t1048576\t-\t\nglobex\t-\t-\t\n\nacme\tunlimited\t-\t\n";
@@ -230,6 +244,7 @@ mod tests {
         assert_eq!(parse("something else\n").unwrap_err().0, 1);
         assert!(parse("tenanted-limits 1\nacme\t-\tfrozen\tx\n").is_err());
         assert!(parse("tenanted-limits 1\nbad/name\t-\t-\t\n").is_err());
-        assert!(parse("").unwrap().is_empty());
+        // (An empty record: `an_emptied_record_is_damage_not_no_limits`.)
+        assert!(parse("tenanted-limits 1\n").unwrap().is_empty());
     }
 }

@@ -215,7 +215,7 @@ impl Limits {
             // Taken under the record's lock (never while waiting for it),
             // held until this copy is installed.
             turn = Some(self.turn.lock());
-            let mut entries = self.parse(text.unwrap_or_default())?;
+            let mut entries = self.parse(text)?;
             let mut entry = entries.remove(tenant.as_str()).unwrap_or_default();
             change(&mut entry);
             if !entry.is_empty() {
@@ -273,13 +273,33 @@ impl Limits {
     }
 
     fn read(&self) -> Result<Entries> {
-        match fs::read_record(&self.path)? {
-            Some(text) => self.parse(&text),
-            None => Ok(Entries::new()),
+        let text = fs::read_record(&self.path).map_err(|e| self.not_text(e))?;
+        self.parse(text.as_deref())
+    }
+
+    /// A record that is not text is damaged, as one with a junk line is
+    /// (an outside probe: it was a bare "stream did not contain valid
+    /// UTF-8", with no word of what to do).
+    fn not_text(&self, e: Error) -> Error {
+        let line = match &e {
+            Error::Io { cause, .. } => fs::sys::NotText::in_error(cause).map(|n| n.line),
+            _ => None,
+        };
+        match line {
+            Some(line) => Error::BadLimitsRecord {
+                path: self.path.clone(),
+                line,
+                reason: "it is not UTF-8 text".to_owned(),
+            },
+            None => e,
         }
     }
 
-    fn parse(&self, text: &str) -> Result<Entries> {
+    /// The record's entries: none when there is no record (`None`).
+    fn parse(&self, text: Option<&str>) -> Result<Entries> {
+        let Some(text) = text else {
+            return Ok(Entries::new());
+        };
         record::parse(text).map_err(|(line, reason)| Error::BadLimitsRecord {
             path: self.path.clone(),
             line,

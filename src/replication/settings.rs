@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::fs::sys::NotText;
 use crate::fs::{read_record, rewrite_record};
 use crate::name::TenantName;
 use crate::paths::{INTERNAL_DIR, RootConfig, bucket_of, lower_scheme, url_refusal};
@@ -227,12 +228,22 @@ impl ReplicationSettings {
     /// [`Error::Io`] reading the record, or naming it when it is damaged.
     pub fn recorded(root: &RootConfig) -> Result<Option<ReplicationSettings>> {
         let path = record_path(root);
-        match read_record(&path)? {
+        let damaged = |path| {
+            let why = std::io::Error::other(
+                "not a replication record tenanted wrote; record the settings again (`tenanted replicate --replica-url URL`)",
+            );
+            Error::io(None, path, "reading the root's replication settings", why)
+        };
+        let read = read_record(&path).map_err(|e| match e {
+            // Bytes that are not text: damaged, as a junk line is.
+            Error::Io { ref cause, .. } if NotText::in_error(cause).is_some() => damaged(&path),
+            e => e,
+        });
+        match read? {
             None => Ok(None),
-            Some(text) => Self::from_record(&text).map(Some).ok_or_else(|| {
-                let why = std::io::Error::other("not a replication record tenanted wrote; record the settings again (`tenanted replicate --replica-url URL`)");
-                Error::io(None, path, "reading the root's replication settings", why)
-            }),
+            Some(text) => Self::from_record(&text)
+                .map(Some)
+                .ok_or_else(|| damaged(&path)),
         }
     }
 
@@ -301,6 +312,20 @@ pub(crate) fn refuse_encryption(root: &RootConfig, tenant: Option<&TenantName>) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_record_that_is_not_text_is_named_damaged_with_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = RootConfig::new(dir.path());
+        std::fs::create_dir_all(dir.path().join(INTERNAL_DIR)).unwrap();
+        for damaged in [&b"junk\n"[..], b"replica_url file:///r\xff\n"] {
+            std::fs::write(record_path(&root), damaged).unwrap();
+            let said = ReplicationSettings::recorded(&root)
+                .unwrap_err()
+                .to_string();
+            assert!(said.contains("record the settings again"), "{said}");
+        }
+    }
 
     /// Refused before anything is recorded: a URL Litestream reads
     /// otherwise, a store tenanted cannot erase a destroyed tenant's

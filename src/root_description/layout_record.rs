@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use super::internal_dir::INTERNAL_DIR;
 use crate::error::{Error, Result};
 use crate::fs::record::{read_contained, record_once};
+use crate::fs::sys;
 
 /// The layout record's file name in [`INTERNAL_DIR`].
 const LAYOUT_RECORD: &str = "layout";
@@ -77,6 +78,15 @@ impl LayoutRecord {
             Ok(recorded) if recorded == self.text() => Ok(true),
             Ok(recorded) => Err(self.disagreement(&recorded)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            // Damaged as a junk line is (an outside probe: "stream did not
+            // contain valid UTF-8", and no word of what to do).
+            Err(ref e) if let Some(not_text) = sys::NotText::in_error(e) => {
+                Err(Error::BadLayoutRecord {
+                    path,
+                    reason: not_text.to_string(),
+                    format: FORMAT,
+                })
+            }
             Err(_) if let Some(blocked) = self.root_blocked() => Err(blocked),
             Err(_) if let Some(blocked) = self.internal_dir_blocked() => Err(blocked),
             Err(e) => Err(Error::io(
