@@ -25,6 +25,10 @@ const LONGEST_WAIT: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 /// (rusqlite panics beyond).
 const LONGEST_BUSY_TIMEOUT: Duration = Duration::from_millis(i32::MAX as u64);
 
+/// The most connections a tenant's pool may open: r2d2 reserves room for
+/// all of them when it builds the pool.
+const MOST_CONNECTIONS: u32 = 65_536;
+
 /// Configures a [`TenantManager`]; made by [`TenantManager::builder`].
 ///
 /// ```
@@ -126,9 +130,12 @@ impl TenantManagerBuilder {
         self
     }
 
-    /// The most connections one tenant's pool opens (default 4, at least 1).
+    /// The most connections one tenant's pool opens (default 4, at least
+    /// 1, at most 65,536: r2d2 reserves room for them all at once, and
+    /// `u32::MAX`, a natural "no limit", ended the process at the first
+    /// connection when that room could not be had).
     pub fn max_connections(mut self, max_connections: u32) -> Self {
-        self.max_connections = max_connections.max(1);
+        self.max_connections = max_connections.clamp(1, MOST_CONNECTIONS);
         self
     }
 

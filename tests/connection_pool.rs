@@ -787,6 +787,23 @@ fn timeouts_at_the_ends_of_their_range_are_clamped_not_a_panic() {
     }
 }
 
+/// `max_connections(u32::MAX)`, a natural "no limit", ended the process
+/// at the first `connection()` (r2d2 reserves room for every connection
+/// at once: 962 GB, an allocation failure, not even a panic; an outside
+/// probe). It is clamped to what a pool can hold.
+#[test]
+fn a_pool_of_the_most_connections_there_are_is_clamped_not_an_abort() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = builder(dir.path())
+        .max_connections(u32::MAX)
+        .build()
+        .unwrap();
+    m.create_tenant("acme").unwrap();
+    let conn = m.connection("acme").unwrap();
+    conn.execute("INSERT INTO notes (body) VALUES ('x')", [])
+        .unwrap();
+}
+
 /// `destroy_timeout(Duration::MAX)`, a natural "wait as long as it
 /// takes", panicked in every destroy (an `Instant` overflow); the
 /// lifecycle timeouts are clamped to a year, as the others are.
