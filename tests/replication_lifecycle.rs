@@ -599,6 +599,44 @@ fn processes_come_and_go_and_are_killed() {
     s.converges("w1");
 }
 
+/// A supervisor killed while its tenants are written, and started again
+/// 3 s later: the new one has the orphaned Litestream let go of every
+/// tenant (each synced) before it stops it, and every replica restores
+/// whole. Before, it killed the orphan as it was, and each tenant's
+/// replica failed `integrity_check` from the new Litestream's first
+/// transaction on, for good ("wrong # of entries in index"), while every
+/// status said it replicated (an outside probe: 3 runs of 4, and 6 of 6
+/// in a shell harness of the same steps, the example service written to
+/// over HTTP or this test's writer; let go of first, 0 of 3). Under
+/// `cargo test` Litestream's failure did not show before the fix either
+/// (6 runs): its timing differs here, so this test guards the handover as
+/// a whole rather than reproducing that failure every time.
+#[test]
+fn a_supervisor_killed_while_its_tenants_are_written_leaves_sound_replicas() {
+    let Some(s) = Setup::new(Duration::ZERO) else {
+        return;
+    };
+    let tenants = ["k1", "k2", "k3", "k4"];
+    s.run_cli(&["create", "k1", "k2", "k3", "k4"]);
+    let replicate = s.replicate();
+    // One process writes them all, in turn, as the example service does.
+    let writer = common::child::spawn(&mut common::child::command(
+        "child_writes_items_for_30_s",
+        &s.root,
+    ));
+    std::thread::sleep(Duration::from_secs(12));
+    let _ = Command::new("kill")
+        .args(["-9", &replicate.0.id().to_string()])
+        .status();
+    drop(replicate);
+    std::thread::sleep(Duration::from_secs(3));
+    let _again = s.replicate();
+    common::child::wait(writer);
+    for tenant in tenants {
+        s.converges(tenant);
+    }
+}
+
 /// A supervisor killed while it ran 2 Litestream processes, then started
 /// again with 1: both of its processes are stopped (before, the one of
 /// the shard the new run no longer has kept its tenants open for good,
@@ -692,6 +730,43 @@ fn child_writes_for_a_while() {
         write_users(&m, &tenant, pid as usize * 1000 + i, 1);
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+#[test]
+#[ignore = "child process of a_supervisor_killed_while_its_tenants_are_written_leaves_sound_replicas"]
+fn child_writes_items_for_30_s() {
+    let Some(root) = common::child::root() else {
+        return;
+    };
+    let m = TenantManager::builder(RootConfig::new(&root), schema())
+        .build()
+        .unwrap();
+    // As the example service is written to by one client: one request at
+    // a time, the tenants in turn, each on whichever of its 4 threads
+    // takes it (a checkout each).
+    let next = std::sync::Mutex::new(0usize);
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            scope.spawn(|| {
+                while started.elapsed() < Duration::from_secs(30) {
+                    let mut n = next.lock().unwrap();
+                    let tenant = ["k1", "k2", "k3", "k4"][*n % 4];
+                    let conn = m.connection(tenant).unwrap();
+                    conn.execute(
+                        "INSERT INTO items (title) VALUES (?1)",
+                        [format!("{tenant}-{n}")],
+                    )
+                    .unwrap();
+                    drop(conn);
+                    *n += 1;
+                    if n.is_multiple_of(4) {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                }
+            });
+        }
+    });
 }
 
 /// A root replicated to a real S3 store (SeaweedFS, started for it).
