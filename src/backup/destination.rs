@@ -2,11 +2,10 @@
 //! where a rename could replace a live tenant's database, a copy pose as a
 //! tenant, or a restore read a live tenant's file unpinned.
 
-use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::fs::sys;
+use crate::fs::containment::is_inside;
 use crate::name::TenantName;
 
 /// Fails if `dest` is `root` or inside it, following symbolic links in
@@ -45,32 +44,4 @@ pub(crate) fn check_source(tenant: &TenantName, root: &Path, src: &Path) -> Resu
         });
     }
     Ok(())
-}
-
-/// Whether `path` is `root` or inside it.
-fn is_inside(root: &Path, path: &Path) -> io::Result<bool> {
-    Ok(resolved(path)?.starts_with(resolved(root)?))
-}
-
-/// `path` made absolute with symbolic links resolved in its longest
-/// existing prefix (the rest does not exist yet, so has no links).
-fn resolved(path: &Path) -> io::Result<PathBuf> {
-    let absolute = std::path::absolute(path)?;
-    let mut existing = absolute.as_path();
-    let mut rest = Vec::new();
-    loop {
-        match sys::canonicalize(existing) {
-            Ok(real) => return Ok(rest.iter().rev().fold(real, |p, c| p.join(c))),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
-        }
-        match (existing.parent(), existing.file_name()) {
-            (Some(parent), Some(name)) => {
-                rest.push(name.to_owned());
-                existing = parent;
-            }
-            // Nothing of it exists, not even "/": take it as it is.
-            _ => return Ok(absolute),
-        }
-    }
 }

@@ -5,6 +5,7 @@
 //! names of the files kept beside a database, and the small record files
 //! written once.
 
+pub(crate) mod containment;
 pub(crate) mod dir;
 pub(crate) mod entries;
 pub(crate) mod faults;

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::fs::sys::NotText;
+use crate::fs::containment;
+use crate::fs::sys::{self, NotText};
 use crate::fs::{read_record, rewrite_record};
 use crate::name::TenantName;
 use crate::paths::{INTERNAL_DIR, RootConfig, bucket_of, lower_scheme, url_refusal};
@@ -161,8 +162,12 @@ impl ReplicationSettings {
             )));
         }
         // A destroyed tenant's replica must go, in every store recorded.
-        if let Err(Error::Replica { cause, .. }) = ReplicaStore::of(&self.replica_url) {
-            return Err(refused(cause));
+        match ReplicaStore::of(&self.replica_url) {
+            Err(Error::Replica { cause, .. }) => return Err(refused(cause)),
+            Ok(ReplicaStore::Dir(dir)) => {
+                refuse_local_replica(root.root_dir(), &dir).map_err(refused)?
+            }
+            _ => {}
         }
         if self.retention.is_zero() || self.replica_url.starts_with("file://") {
             return Ok(());
@@ -274,6 +279,34 @@ pub(crate) fn record_path(root: &RootConfig) -> PathBuf {
     root.root_dir().join(INTERNAL_DIR).join(RECORD)
 }
 
+/// Why a replica directory `dir` cannot serve the root `root`, if it
+/// cannot: inside the root (or the root itself), it is lost with the
+/// root's disk and Litestream writes into the root; a file, Litestream
+/// fails every sync in its own log while every status says it runs (an
+/// outside probe recorded both).
+fn refuse_local_replica(root: &Path, dir: &Path) -> std::result::Result<(), String> {
+    let inside = containment::is_inside(root, dir).map_err(|e| {
+        format!(
+            "the replica directory {} cannot be resolved: {e}",
+            dir.display()
+        )
+    })?;
+    if inside {
+        return Err(format!(
+            "the replica directory {} is inside the root {} (or is the root): a replica there is lost with the root's disk, and Litestream would write among the tenants; give a directory on another disk or machine",
+            dir.display(),
+            root.display()
+        ));
+    }
+    match sys::symlink_metadata(dir) {
+        Ok(meta) if !meta.is_dir() && !sys::is_dir(dir) => Err(format!(
+            "{} is not a directory; give a directory (made if missing)",
+            dir.display()
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Where `root` records that Litestream replicates it in directory mode.
 fn directory_mode_path(root: &RootConfig) -> PathBuf {
     root.root_dir().join(INTERNAL_DIR).join(DIRECTORY_MODE)
@@ -312,6 +345,37 @@ pub(crate) fn refuse_encryption(root: &RootConfig, tenant: Option<&TenantName>) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A replica inside the root is lost with it, and one that is a file
+    /// fails every sync unseen: neither is recorded (an outside probe
+    /// recorded both, and one of them over working settings).
+    #[test]
+    fn a_replica_in_the_root_or_in_place_of_a_file_is_never_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let root_dir = dir.path().join("root");
+        let root = RootConfig::new(&root_dir);
+        std::fs::create_dir_all(root_dir.join(INTERNAL_DIR)).unwrap();
+        let good = format!("file://{}", dir.path().join("replica").display());
+        ReplicationSettings::new(&good).record(&root).unwrap();
+        let a_file = dir.path().join("a-file");
+        std::fs::write(&a_file, "x").unwrap();
+        std::os::unix::fs::symlink(&root_dir, dir.path().join("link-to-root")).unwrap();
+        for (place, why) in [
+            (root_dir.join("replica"), "inside the root"),
+            (root_dir.clone(), "inside the root"),
+            (dir.path().join("link-to-root/r"), "inside the root"),
+            (a_file, "not a directory"),
+        ] {
+            let url = format!("file://{}", place.display());
+            let refused = ReplicationSettings::new(&url).record(&root).unwrap_err();
+            assert!(
+                matches!(&refused, Error::ReplicationRefused { reason, .. } if reason.contains(why)),
+                "{url}: {refused}"
+            );
+            let kept = ReplicationSettings::recorded(&root).unwrap().unwrap();
+            assert_eq!(kept.replica_url(), good, "{url}");
+        }
+    }
 
     #[test]
     fn a_record_that_is_not_text_is_named_damaged_with_what_to_do() {
