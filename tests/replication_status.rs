@@ -120,7 +120,7 @@ fn operators_see_which_tenants_are_replicated_and_a_clear_error_without_litestre
         "{json}"
     );
 
-    let _supervisor = supervise(&bin, &root, &dir.path().join("replicate.log"));
+    let mut supervisor = supervise(&bin, &root, &dir.path().join("replicate.log"));
     let writing = Arc::new(AtomicBool::new(true));
     let writer = {
         let (writing, root) = (Arc::clone(&writing), root.clone());
@@ -178,8 +178,28 @@ fn operators_see_which_tenants_are_replicated_and_a_clear_error_without_litestre
     // Nothing at risk: exit 0.
     assert_eq!(code, Some(0), "{json}");
     assert!(json["max_lag_ms"].as_f64().is_some(), "{json}");
+    assert_eq!(json["supervised"], true, "{json}");
     writing.store(false, Ordering::SeqCst);
     writer.join().unwrap();
+
+    // The supervisor killed: its Litestream still answers and every
+    // tenant looks replicated, but nothing written from now on would be
+    // registered. Said, exit 1 (it was 0 at risk, exit 0: an outside
+    // probe).
+    let orphan =
+        std::fs::read_to_string(root.join(".tenanted/replication.d/litestream-0.pid")).unwrap();
+    let _ = supervisor.0.kill();
+    let _ = supervisor.0.wait();
+    let (code, json) = status_json(&bin, &root);
+    let said = m.replication_status().map(|s| s.to_string());
+    let _ = Command::new("kill").arg(orphan.trim()).status();
+    assert_eq!(
+        (code, &json["supervised"]),
+        (Some(1), &Value::Bool(false)),
+        "{json}"
+    );
+    let said = said.unwrap();
+    assert!(said.contains("no `tenanted replicate` runs"), "{said}");
 }
 
 /// `replication-status` on an S3-compatible store (SeaweedFS): the

@@ -138,12 +138,13 @@ struct ReplicationStatusJson<'a> {
     not_replicated: usize,
     at_risk: usize,
     max_lag_ms: f64,
+    supervised: bool,
 }
 
 impl Serialize for ReplicationStatus {
     /// `{"replica", "processes": [{"socket", "databases"}], "tenants",
     /// "replicating", "idle", "behind", "not_replicated", "at_risk",
-    /// "max_lag_ms"}`.
+    /// "max_lag_ms", "supervised"}`.
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use super::status::ReplicaState as State;
         let processes = self
@@ -164,6 +165,7 @@ impl Serialize for ReplicationStatus {
             not_replicated: self.count(State::NotReplicated),
             at_risk: self.tenants.iter().filter(|t| t.at_risk()).count(),
             max_lag_ms: self.max_lag().as_secs_f64() * 1000.0,
+            supervised: self.supervised,
         }
         .serialize(s)
     }

@@ -312,6 +312,9 @@ fn directory_mode_path(root: &RootConfig) -> PathBuf {
     root.root_dir().join(INTERNAL_DIR).join(DIRECTORY_MODE)
 }
 
+/// The lock file in [`state_dir`] a running `tenanted replicate` holds.
+pub(crate) const SUPERVISOR_LOCK: &str = "replicate.lock";
+
 /// `tenanted replicate`'s own directory in the root.
 pub(crate) fn state_dir(root: &RootConfig) -> PathBuf {
     root.root_dir().join(INTERNAL_DIR).join(STATE_DIR)

@@ -14,10 +14,12 @@ use std::time::{Duration, SystemTime};
 
 use super::control::ControlSocket;
 use super::listing::{ReplicaEntry, replica_entries};
-use super::settings::ReplicationSettings;
+use super::settings::{ReplicationSettings, SUPERVISOR_LOCK, state_dir};
 use super::tenant_files::{Captured, TenantFiles};
 use super::until::Until;
 use crate::error::{Error, Result};
+use crate::fs::Dir;
+use crate::fs::lock::held_for;
 use crate::manager::TenantManager;
 use crate::name::TenantName;
 use crate::paths::{ReplicaTarget, RootConfig};
@@ -96,6 +98,11 @@ pub struct ReplicationStatus {
     pub processes: Vec<(PathBuf, usize)>,
     /// Every tenant on disk, by name.
     pub tenants: Vec<TenantReplication>,
+    /// Whether a `tenanted replicate` holds the root now. Without one,
+    /// the Litestream processes a killed supervisor left may still answer
+    /// and every tenant look replicated, but a tenant written from now on
+    /// is never registered: its writes reach no replica.
+    pub supervised: bool,
 }
 
 impl ReplicationStatus {
@@ -177,7 +184,17 @@ impl TenantManager {
             replica: settings.replica_url().to_owned(),
             processes,
             tenants,
+            supervised: supervised(root),
         })
+    }
+}
+
+/// Whether a `tenanted replicate` holds `root` (its lock on
+/// `replication.d/replicate.lock`, tried without waiting).
+fn supervised(root: &RootConfig) -> bool {
+    match Dir::open(root.root_dir(), &state_dir(root)) {
+        Ok(dir) => held_for(dir.fd(), Path::new(SUPERVISOR_LOCK)).is_some(),
+        Err(_) => false,
     }
 }
 
@@ -378,7 +395,14 @@ impl fmt::Display for ReplicationStatus {
             self.count(ReplicaState::NotReplicated),
             self.tenants.iter().filter(|t| t.at_risk()).count(),
             self.max_lag().as_secs_f64()
-        )
+        )?;
+        if !self.supervised {
+            write!(
+                f,
+                "\nno `tenanted replicate` runs on this root: a tenant written from now on reaches no replica; start it (a Litestream a killed one left is stopped by it)"
+            )?;
+        }
+        Ok(())
     }
 }
 

@@ -41,7 +41,7 @@ use super::lifecycle::Replication;
 use super::quiet;
 use super::restore_command::runs;
 use super::retiring::{Retired, Retirement, Retiring};
-use super::settings::{ReplicationSettings, state_dir};
+use super::settings::{ReplicationSettings, SUPERVISOR_LOCK, state_dir};
 use super::store::ReplicaStore;
 use super::tenant_files::{Signature, TenantFiles, signature_at};
 use crate::error::{Error, Result};
@@ -998,7 +998,7 @@ fn check_store(settings: &ReplicationSettings) -> Result<()> {
 /// it; [`Error::Io`] when it cannot be made or locked.
 fn hold_root(root: &RootConfig, url: &str) -> Result<(Dir, File)> {
     let dir = state_dir(root);
-    let lock_path = dir.join("replicate.lock");
+    let lock_path = dir.join(SUPERVISOR_LOCK);
     let (state, lock, held) = lock_state_dir(root, &dir)
         .map_err(|e| Error::io(None, &lock_path, "locking the root for replication", e))?;
     if !held {
@@ -1024,7 +1024,7 @@ fn hold_root(root: &RootConfig, url: &str) -> Result<(Dir, File)> {
 /// process took it (`false`: another supervisor holds it).
 fn lock_state_dir(root: &RootConfig, dir: &Path) -> std::io::Result<(Dir, File, bool)> {
     let state = Dir::make(root.root_dir(), dir)?;
-    let name = Path::new("replicate.lock");
+    let name = Path::new(SUPERVISOR_LOCK);
     let lock = open_unlinked(&state, name, sys::open_or_create)?;
     let held = sys::flock(&lock, false, false, name)?;
     Ok((state, lock, held))

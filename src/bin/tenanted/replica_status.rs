@@ -14,8 +14,9 @@ pub struct ReplicationStatusArgs {
     pub json: bool,
 }
 
-/// Exit 0 when every tenant's replica has every change, 1 otherwise (and
-/// when replication is configured but Litestream is not running).
+/// Exit 0 when every tenant's replica has every change and a `tenanted
+/// replicate` runs, 1 otherwise (and when replication is configured but
+/// Litestream is not running).
 pub fn replication_status(cli: &Cli, args: &ReplicationStatusArgs) -> Result<u8, Failure> {
     require_root(&cli.root)?;
     let status = cli.schemaless_manager()?.replication_status()?;
@@ -24,5 +25,9 @@ pub fn replication_status(cli: &Cli, args: &ReplicationStatusArgs) -> Result<u8,
     } else {
         outln!("{status}");
     }
-    Ok(if status.all_replicated() { 0 } else { 1 })
+    Ok(if status.all_replicated() && status.supervised {
+        0
+    } else {
+        1
+    })
 }
