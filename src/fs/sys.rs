@@ -19,6 +19,7 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
+use std::time::Duration;
 
 use rustix::fs::{AtFlags, FlockOperation, Mode, OFlags, RawDir, RenameFlags, Stat};
 use rustix::process::{Flock, FlockOffsetType, FlockType};
@@ -611,8 +612,9 @@ pub(crate) fn read_dir_path(path: &Path) -> io::Result<fs::ReadDir> {
 /// outside probe); a named pipe's writer is waited for, up to
 /// [`WRITER_WAIT`]. The error never holds what was read (a key that is
 /// not text would be printed in it). Also says whether `path` is a
-/// regular file other users may read (its mode has a group or other
-/// read bit), which a key file should not be.
+/// regular file any user may read (its mode's read bit for others),
+/// which a key file should not be; one its group may read is a
+/// deliberate set-up (`root:service 0640`) and is not said.
 #[cfg(feature = "encryption")]
 pub(crate) fn read_secret(
     path: &Path,
@@ -626,7 +628,7 @@ pub(crate) fn read_secret(
     if file_type == rustix::fs::FileType::Fifo {
         wait_for_writer(&fd)?;
     }
-    let open_to_others = (file_type == rustix::fs::FileType::RegularFile && mode & 0o044 != 0)
+    let open_to_others = (file_type == rustix::fs::FileType::RegularFile && mode & 0o004 != 0)
         .then_some(mode & 0o7777);
     // Blocking again: a writer that has not written yet is waited for.
     rustix::fs::fcntl_setfl(&fd, OFlags::empty())?;
@@ -646,25 +648,32 @@ pub(crate) fn read_secret(
 /// How long a named pipe given as a master key file is waited on for a
 /// writer.
 #[cfg(feature = "encryption")]
-const WRITER_WAIT: rustix::event::Timespec = rustix::event::Timespec {
-    tv_sec: 30,
-    tv_nsec: 0,
-};
+const WRITER_WAIT: Duration = Duration::from_secs(30);
 
 /// Waits until the named pipe `fd` (opened without waiting) has something
 /// to read, or its writer came and went, for [`WRITER_WAIT`] at most: a
 /// read before its writer opened it would find its end at once.
 #[cfg(feature = "encryption")]
 fn wait_for_writer(fd: &OwnedFd) -> io::Result<()> {
-    use rustix::event::{PollFd, PollFlags, poll};
-    let mut fds = [PollFd::new(fd, PollFlags::IN)];
-    match poll(&mut fds, Some(&WRITER_WAIT))? {
-        0 => Err(io::Error::new(
+    match wait_readable(fd.as_fd(), WRITER_WAIT)? {
+        false => Err(io::Error::new(
             io::ErrorKind::TimedOut,
             "it is a named pipe that nothing wrote to within 30 s",
         )),
-        _ => Ok(()),
+        true => Ok(()),
     }
+}
+
+/// Waits until `fd` is readable, `within` at most (`false`: it was not):
+/// a pipe with something to read, or a pidfd whose process has ended.
+pub(crate) fn wait_readable(fd: BorrowedFd<'_>, within: Duration) -> io::Result<bool> {
+    use rustix::event::{PollFd, PollFlags, Timespec, poll};
+    let timeout = Timespec {
+        tv_sec: i64::try_from(within.as_secs()).unwrap_or(i64::MAX),
+        tv_nsec: i64::from(within.subsec_nanos()),
+    };
+    let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+    Ok(poll(&mut fds, Some(&timeout))? > 0)
 }
 
 /// The whole of the text file `path` (a migration's SQL), links followed, if it is a regular file of at most `limit`

@@ -30,6 +30,8 @@
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::os::fd::AsFd;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -321,7 +323,7 @@ impl Replicator {
     /// until its socket answers.
     fn spawn(&mut self, i: usize) -> Result<()> {
         let shard = &mut self.shards[i];
-        stop_stale(&self.state, &shard.config);
+        stop_stale(&self.state, &shard.config, Instant::now() + SHUTDOWN_LET_GO);
         let yaml = format!(
             "# Written by tenanted replicate: tenants are registered through the socket.\nsocket:\n  enabled: true\n  path: {}\ndbs: []\n",
             crate::paths::yaml_string(shard.socket.path())
@@ -867,16 +869,20 @@ fn pid_path(config: &Path) -> PathBuf {
 /// Stops every Litestream a killed supervisor left running, whatever its
 /// shard: one of a shard this run no longer has (run with fewer shards)
 /// would otherwise keep its tenants open, and its destroys busy, for good.
+/// Each lets go of its tenants first, all of them within
+/// [`SHUTDOWN_LET_GO`] together (a store that is down must not hold a
+/// start for 30 s per shard).
 fn stop_every_stale(state: &Dir) {
     let Ok(entries) = state.entries() else {
         return;
     };
+    let deadline = Instant::now() + SHUTDOWN_LET_GO;
     for (name, _) in entries.into_iter().flatten() {
         let shard =
             (name.to_str()).and_then(|n| n.strip_prefix("litestream-")?.strip_suffix(".pid"));
         if shard.is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())) {
             // The configuration its command line names (see `pid_path`).
-            stop_stale(state, &state.join(&name).with_extension("yml"));
+            stop_stale(state, &state.join(&name).with_extension("yml"), deadline);
         }
     }
 }
@@ -884,8 +890,9 @@ fn stop_every_stale(state: &Dir) {
 /// Stops a Litestream a killed supervisor left running with `config`:
 /// it would go on replicating the tenants it had, beside the new one.
 /// Only a process whose command line names `config` is stopped, and only
-/// once it has let go of its tenants (see [`let_go_of_stale`]).
-fn stop_stale(state: &Dir, config: &Path) {
+/// once it has let go of its tenants (see [`let_go_of_stale`]), by
+/// `deadline`.
+fn stop_stale(state: &Dir, config: &Path, deadline: Instant) {
     let Some(pid) = read_file(state, name_of(&pid_path(config)), 64)
         .ok()
         .and_then(|p| p.trim().parse::<i32>().ok())
@@ -893,65 +900,98 @@ fn stop_stale(state: &Dir, config: &Path) {
     else {
         return;
     };
-    let proc = PathBuf::from(format!("/proc/{}/cmdline", pid.as_raw_nonzero()));
-    let cmdline = sys::kernel_file(&proc).unwrap_or_default();
-    let ours = String::from_utf8_lossy(&cmdline).contains(&*config.to_string_lossy());
-    if !ours {
+    // Held from before the look at its command line: the let-go takes up
+    // to 30 s, and a pid freed and given to another process meanwhile is
+    // never signalled through it (a review).
+    let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok();
+    if !runs_config(pid, config) {
         return;
     }
     tracing::warn!(
         pid = pid.as_raw_nonzero(),
         "stopping a Litestream left by a supervisor that was killed, once it has let go of its tenants"
     );
-    let_go_of_stale(&ControlSocket::new(config.with_extension("sock")));
-    let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !gone(pid) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let_go_of_stale(&ControlSocket::new(config.with_extension("sock")), deadline);
+    kill_and_wait(pid, pidfd.as_ref());
+}
+
+/// Whether process `pid` is a Litestream run with the configuration file
+/// `config`: the file its `-config` argument names (from its own working
+/// directory, if relative) is `config`'s. Compared as files, not as text:
+/// a supervisor started with the root named otherwise (relative, through
+/// a link) still knows its predecessor's, and another root's, whose path
+/// holds this one's as a part, is never taken for it (a review).
+fn runs_config(pid: rustix::process::Pid, config: &Path) -> bool {
+    let proc = PathBuf::from(format!("/proc/{}", pid.as_raw_nonzero()));
+    let cmdline = sys::kernel_file(&proc.join("cmdline")).unwrap_or_default();
+    let mut args = cmdline.split(|b| *b == 0);
+    let Some(arg) = args.by_ref().find(|a| *a == b"-config").and(args.next()) else {
+        return false;
+    };
+    let named = proc.join("cwd").join(std::ffi::OsStr::from_bytes(arg));
+    let same = |a: &Path, b: &Path| match (sys::metadata(a), sys::metadata(b)) {
+        (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+        _ => false,
+    };
+    same(&named, config)
 }
 
 /// Has the stale Litestream behind `socket` sync every tenant it has to
-/// its replica and let go of it (Litestream's `unregister`), within
-/// [`SHUTDOWN_LET_GO`] in all, as a supervisor's own stop does. Killed
-/// while it replicated tenants being written, a Litestream 0.5.17 left
-/// their replicas failing `integrity_check` from the next process's first
+/// its replica and let go of it (Litestream's `unregister`), by
+/// `deadline`, as a supervisor's own stop does. Killed while it
+/// replicated tenants being written, a Litestream 0.5.17 left their
+/// replicas failing `integrity_check` from the next process's first
 /// transaction on, for good, with every status green (an outside probe:
-/// 3 runs of 4; here 2 of 2); let go of first, in none of 3. One that
-/// does not answer is killed as it is.
-fn let_go_of_stale(socket: &ControlSocket) {
-    let Ok(registered) = socket.list() else {
-        return;
-    };
-    let deadline = Instant::now() + SHUTDOWN_LET_GO;
-    for db in registered {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            tracing::warn!(database = %db.path.display(), "the stale Litestream was stopped before it let go of this tenant; its replica may break from the next sync on (check it with a restore)");
-            continue;
+/// 3 runs of 4; a shell harness of its steps: 9 of 9); let go of first,
+/// in none of 5. One that does not answer is killed as it is, said so.
+fn let_go_of_stale(socket: &ControlSocket, deadline: Instant) {
+    let registered = match socket.list() {
+        Ok(registered) => registered,
+        Err(e) => {
+            tracing::warn!(error = %e, "the stale Litestream did not say which tenants it held; it is stopped as it is: check the replicas of the tenants written just before with a restore");
+            return;
         }
-        if let Err(e) = socket.unregister_within(&db.path, left) {
-            tracing::warn!(database = %db.path.display(), error = %e, "the stale Litestream did not let go of this tenant; its replica may break from the next sync on (check it with a restore)");
+    };
+    for db in registered {
+        // Litestream's own budget for its last sync, then the exchange's
+        // slack, all before the deadline.
+        let left = deadline.saturating_duration_since(Instant::now());
+        let sync = left.saturating_sub(UNREGISTER_SLACK);
+        let let_go = match sync.is_zero() {
+            true => Err("no time was left".to_owned()),
+            false => (socket.unregister(&db.path, sync)).map_err(|e| e.to_string()),
+        };
+        if let Err(why) = let_go {
+            tracing::warn!(database = %db.path.display(), error = %why, "the stale Litestream did not let go of this tenant; its replica may break from the next sync on: check it with a restore");
         }
     }
 }
 
-/// Whether process `pid` has ended: gone, or a zombie its new parent has
-/// not reaped (an init that reaps nothing, as in a container without one,
-/// would keep it so for good, and the wait for it ran its whole bound).
-fn gone(pid: rustix::process::Pid) -> bool {
-    if rustix::process::test_kill_process(pid).is_err() {
-        return true;
-    }
-    let stat = PathBuf::from(format!("/proc/{}/stat", pid.as_raw_nonzero()));
-    let stat = sys::kernel_file(&stat).unwrap_or_default();
-    // The state follows the command's name, which is in parentheses.
-    let state = stat
-        .iter()
-        .rposition(|b| *b == b')')
-        .and_then(|end| stat.get(end + 2));
-    state == Some(&b'Z')
+/// What [`ControlSocket::unregister`] adds to Litestream's own budget for
+/// the exchange.
+const UNREGISTER_SLACK: Duration = Duration::from_secs(5);
+
+/// Kills process `pid` and waits (10 s at most) until it has ended:
+/// through `pidfd` where the kernel gave one (the process itself, whatever
+/// has its pid since; readable once every thread of it has exited, an
+/// unreaped zombie included, which an init that reaps nothing keeps for
+/// good); else by its pid, as kernels before 5.3 allow.
+fn kill_and_wait(pid: rustix::process::Pid, pidfd: Option<&std::os::fd::OwnedFd>) {
+    use rustix::process::Signal;
+    let Some(pidfd) = pidfd else {
+        let _ = rustix::process::kill_process(pid, Signal::KILL);
+        let deadline = Instant::now() + STALE_EXIT_WAIT;
+        while rustix::process::test_kill_process(pid).is_ok() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        return;
+    };
+    let _ = rustix::process::pidfd_send_signal(pidfd, Signal::KILL);
+    let _ = sys::wait_readable(pidfd.as_fd(), STALE_EXIT_WAIT);
 }
+
+/// How long a stale Litestream is waited for once killed.
+const STALE_EXIT_WAIT: Duration = Duration::from_secs(10);
 
 /// The error of a root with no replication settings.
 fn not_configured(root: &RootConfig) -> Error {
@@ -1026,9 +1066,20 @@ fn lock_state_dir(root: &RootConfig, dir: &Path) -> std::io::Result<(Dir, File, 
     let state = Dir::make(root.root_dir(), dir)?;
     let name = Path::new(SUPERVISOR_LOCK);
     let lock = open_unlinked(&state, name, sys::open_or_create)?;
-    let held = sys::flock(&lock, false, false, name)?;
-    Ok((state, lock, held))
+    // Tried for a second: `replication-status` takes the lock shared for
+    // an instant to see whether a supervisor runs, and a start at that
+    // instant was refused as if another one replicated the root (a review).
+    for _ in 0..LOCK_TRIES {
+        if sys::flock(&lock, false, false, name)? {
+            return Ok((state, lock, true));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok((state, lock, false))
 }
+
+/// How many times a start tries the supervisor's lock, 50 ms apart.
+const LOCK_TRIES: usize = 20;
 
 /// `open` of `name` in `state` (which opens without following a link).
 /// A link planted in its place is removed (never followed) and the file
@@ -1065,4 +1116,81 @@ fn shards_of(root: &RootConfig, settings: &ReplicationSettings) -> Vec<Shard> {
 /// The file name of a path in `replication.d`.
 fn name_of(path: &Path) -> &Path {
     crate::fs::siblings::name_of(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::os::unix::net::UnixListener;
+
+    use super::*;
+
+    /// A stand-in for Litestream's control socket holding `dbs`: answers
+    /// `list` with them and `unregister` with "unregistered", and returns
+    /// the requests it got, in order, once `requests` have come.
+    fn fake_litestream(
+        path: &Path,
+        dbs: &[&str],
+        requests: usize,
+    ) -> std::thread::JoinHandle<Vec<String>> {
+        let listener = UnixListener::bind(path).unwrap();
+        let list = serde_json::json!({ "databases": dbs.iter().map(|p| serde_json::json!({ "path": p, "status": "replicating" })).collect::<Vec<_>>() });
+        std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            for stream in listener.incoming().take(requests) {
+                let mut stream = stream.unwrap();
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let (mut line, mut length) = (String::new(), 0);
+                reader.read_line(&mut line).unwrap();
+                let request = line
+                    .split_whitespace()
+                    .take(2)
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                loop {
+                    let mut header = String::new();
+                    reader.read_line(&mut header).unwrap();
+                    if let Some(n) = header.strip_prefix("Content-Length: ") {
+                        length = n.trim().parse().unwrap();
+                    }
+                    if header.trim().is_empty() {
+                        break;
+                    }
+                }
+                let mut body = vec![0; length];
+                reader.read_exact(&mut body).unwrap();
+                let answer = match request.as_str() {
+                    "GET /list" => list.to_string(),
+                    _ => serde_json::json!({ "status": "unregistered", "txid": 7 }).to_string(),
+                };
+                let reply =
+                    format!("HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n{answer}");
+                stream.write_all(reply.as_bytes()).unwrap();
+                seen.push(format!("{request} {}", String::from_utf8_lossy(&body)));
+            }
+            seen
+        })
+    }
+
+    /// A stale Litestream is asked which tenants it holds and lets go of
+    /// each (its last sync) before it is stopped: killed as it was, its
+    /// tenants' replicas broke for good (see `let_go_of_stale`).
+    #[test]
+    fn a_stale_litestream_lets_go_of_every_tenant_it_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("litestream-0.sock");
+        let dbs = ["/r/0f/acme/main.sqlite3", "/r/3a/globex/main.sqlite3"];
+        let litestream = fake_litestream(&path, &dbs, 3);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let_go_of_stale(&ControlSocket::new(&path), deadline);
+        let seen = litestream.join().unwrap();
+        assert_eq!(seen.len(), 3, "{seen:?}");
+        assert!(seen[0].starts_with("GET /list"), "{seen:?}");
+        for (request, db) in seen[1..].iter().zip(dbs) {
+            assert!(
+                request.starts_with("POST /unregister") && request.contains(db),
+                "{seen:?}"
+            );
+        }
+    }
 }
