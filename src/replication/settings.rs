@@ -162,12 +162,8 @@ impl ReplicationSettings {
             )));
         }
         // A destroyed tenant's replica must go, in every store recorded.
-        match ReplicaStore::of(&self.replica_url) {
-            Err(Error::Replica { cause, .. }) => return Err(refused(cause)),
-            Ok(ReplicaStore::Dir(dir)) => {
-                refuse_local_replica(root.root_dir(), &dir).map_err(refused)?
-            }
-            _ => {}
+        if let Err(Error::Replica { cause, .. }) = ReplicaStore::of(&self.replica_url) {
+            return Err(refused(cause));
         }
         if self.retention.is_zero() || self.replica_url.starts_with("file://") {
             return Ok(());
@@ -177,13 +173,30 @@ impl ReplicationSettings {
         )))
     }
 
+    /// Refuses a `file://` replica inside `root` or in place of a file
+    /// (see [`refuse_local_replica`]). Only for settings about to be
+    /// recorded: settings an earlier release recorded keep replicating
+    /// after an upgrade, and a start never waits on the replica's file
+    /// system (a dead NFS mount would hold it).
+    fn check_local_replica(&self, root: &RootConfig) -> Result<()> {
+        let Ok(ReplicaStore::Dir(dir)) = ReplicaStore::of(&self.replica_url) else {
+            return Ok(());
+        };
+        refuse_local_replica(root.root_dir(), &dir).map_err(|reason| Error::ReplicationRefused {
+            root: root.root_dir().to_path_buf(),
+            url: self.replica_url.clone(),
+            reason: format!("{reason}; record another with `tenanted replicate --replica-url URL`"),
+        })
+    }
+
     /// Records these settings in `root` (replacing any recorded before):
     /// from then on every manager and CLI on the root follows them.
     ///
     /// # Errors
     ///
     /// [`Error::ReplicationRefused`] for a retention with a replica that is
-    /// not a local directory (S3 erases at once or never); [`Error::Io`]
+    /// not a local directory (S3 erases at once or never), or a `file://`
+    /// replica inside the root or in place of a file; [`Error::Io`]
     /// for a control socket's path too long, or writing the record (a
     /// root this process cannot write included);
     /// [`Error::Encryption`] for a root that keeps encrypted tenants,
@@ -191,6 +204,7 @@ impl ReplicationSettings {
     pub fn record(&self, root: &RootConfig) -> Result<()> {
         crate::paths::refuse_encrypted(root.root_dir())?;
         self.check(root)?;
+        self.check_local_replica(root)?;
         let text = self.to_record();
         // Strictly: a root that cannot be written must say so, or every
         // process would go on without the settings (and the fence).
@@ -215,8 +229,11 @@ impl ReplicationSettings {
     ///
     /// [`Error::Io`] writing the record: a missing root, or one this
     /// process cannot write (nothing is recorded then, and the CLI prints
-    /// no configuration).
+    /// no configuration); [`Error::ReplicationRefused`] for a `file://`
+    /// replica inside the root or in place of a file.
     pub fn record_directory_mode(root: &RootConfig, replica_url: &str) -> Result<()> {
+        // The same refusal as `record`'s (a review: this path lacked it).
+        ReplicationSettings::new(replica_url).check_local_replica(root)?;
         let text = format!("replica_url {replica_url}\n");
         // Strictly, as `record`: unrecorded, a re-key would go unrefused.
         let doing = "locking the record that Litestream replicates the root in directory mode";
@@ -240,8 +257,13 @@ impl ReplicationSettings {
             Error::io(None, path, "reading the root's replication settings", why)
         };
         let read = read_record(&path).map_err(|e| match e {
-            // Bytes that are not text: damaged, as a junk line is.
-            Error::Io { ref cause, .. } if NotText::in_error(cause).is_some() => damaged(&path),
+            // Bytes that are not text: damaged, as a junk line is; and
+            // removed first, since a record is rewritten only from text
+            // (a review: the advice alone failed again).
+            Error::Io { ref cause, .. } if NotText::in_error(cause).is_some() => {
+                let why = std::io::Error::other(format!("it is not text, not a replication record tenanted wrote; remove {} and record the settings again (`tenanted replicate --replica-url URL`)", path.display()));
+                Error::io(None, &path, "reading the root's replication settings", why)
+            }
             e => e,
         });
         match read? {
@@ -391,6 +413,12 @@ mod tests {
                 .unwrap_err()
                 .to_string();
             assert!(said.contains("record the settings again"), "{said}");
+            // The advice works: removed where it says so, then recorded.
+            if said.contains("remove") {
+                std::fs::remove_file(record_path(&root)).unwrap();
+            }
+            ReplicationSettings::new("file:///r").record(&root).unwrap();
+            assert!(ReplicationSettings::recorded(&root).unwrap().is_some());
         }
     }
 

@@ -118,7 +118,9 @@ impl ReplicationStatus {
 
     /// Whether no tenant is at risk: none behind, none unreplicated, and
     /// none registered whose changes have waited more than [`STALLED`] for
-    /// a sync.
+    /// a sync. It says nothing of whether a supervisor runs: a health
+    /// check wants [`supervised`](Self::supervised) too (the CLI exits 1
+    /// without one).
     pub fn all_replicated(&self) -> bool {
         self.tenants.iter().all(|t| !t.at_risk())
     }
