@@ -27,7 +27,7 @@ const LONGEST_BUSY_TIMEOUT: Duration = Duration::from_millis(i32::MAX as u64);
 
 /// The most connections a tenant's pool may open: r2d2 reserves room for
 /// all of them when it builds the pool.
-const MOST_CONNECTIONS: u32 = 65_536;
+const MOST_CONNECTIONS: u32 = 1_024;
 
 /// Configures a [`TenantManager`]; made by [`TenantManager::builder`].
 ///
@@ -131,9 +131,10 @@ impl TenantManagerBuilder {
     }
 
     /// The most connections one tenant's pool opens (default 4, at least
-    /// 1, at most 65,536: r2d2 reserves room for them all at once, and
-    /// `u32::MAX`, a natural "no limit", ended the process at the first
-    /// connection when that room could not be had).
+    /// 1, at most 1,024: r2d2 reserves room for them all at once, about
+    /// 224 bytes each in every pool, and `u32::MAX`, a natural "no limit",
+    /// ended the process at the first connection when that room could not
+    /// be had).
     pub fn max_connections(mut self, max_connections: u32) -> Self {
         self.max_connections = max_connections.clamp(1, MOST_CONNECTIONS);
         self
@@ -364,7 +365,7 @@ impl TenantManagerBuilder {
     /// [`Error::MigrationChanged`](crate::Error::MigrationChanged) when the
     /// root describes itself otherwise;
     /// [`Error::BadMigrations`](crate::Error::BadMigrations) for a
-    /// migration name the root's record cannot hold (a control character);
+    /// migration name the root's record cannot hold (a line break);
     /// [`Error::Io`](crate::Error::Io) if
     /// the root's description cannot be read or a thread cannot be
     /// started; [`Error::Encryption`](crate::Error::Encryption) (the

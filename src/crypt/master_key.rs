@@ -125,8 +125,8 @@ impl MasterKey {
     }
 
     /// The key from a file holding its 64 hexadecimal digits. A regular
-    /// file that other users may read is used, with a warning (`tracing`)
-    /// saying to `chmod 600` it: refusing it would stop a service at a
+    /// file that every user may read is used, with a warning (`tracing`)
+    /// saying how to close it: refusing it would stop a service at a
     /// deploy whose secrets are mounted so.
     ///
     /// # Errors
@@ -139,7 +139,7 @@ impl MasterKey {
         if let Some(mode) = open_to_others {
             tracing::warn!(
                 file = %path.display(),
-                "the master key file {} may be read by other users of this machine (mode {mode:o}): make it the service's alone with `chmod 600 {}`",
+                "the master key file {} may be read by every user of this machine (mode {mode:o}): take that away with `chmod o-r {}` (or `chmod 600` if the service owns it)",
                 path.display(),
                 path.display(),
             );

@@ -69,7 +69,9 @@ pub(crate) fn parse(text: &str) -> Result<Entries, (usize, String)> {
         // another tool, it would lift every suspension unseen (an
         // outside probe), so it is refused like any damaged record.
         None => {
-            let why = format!("it is empty, where tenanted always writes {HEADER:?} first");
+            let why = format!(
+                "it is empty, where tenanted always writes {HEADER:?} first: restore it, or write that line alone back (which lifts every size limit and suspension)"
+            );
             return Err((1, why));
         }
     }

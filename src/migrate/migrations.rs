@@ -33,7 +33,7 @@ pub struct Migration {
 impl Migration {
     /// A migration named `name` that runs `up_sql`. The root records the
     /// name of every migration it applied, a line each: a name holding a
-    /// control character (a newline, a tab) is refused when the manager
+    /// line break (a newline, a carriage return) is refused when the manager
     /// is built ([`Error::BadMigrations`]).
     pub fn new(name: impl Into<String>, up_sql: impl Into<String>) -> Self {
         Migration {

@@ -73,7 +73,8 @@ struct Cli {
     quiet: bool,
     /// Accept migrations that differ from the ones the root applied (an
     /// edited up.sql, a rename) and record these instead, on any command
-    /// that reads the migrations (the others refuse it).
+    /// that reads the migrations (the others refuse it); `migrate
+    /// --dry-run` plans with them and records nothing.
     #[arg(long, global = true, help_heading = GLOBAL)]
     accept_migration_changes: bool,
     /// The size limit of every tenant without one of its own (64K, 500M,
