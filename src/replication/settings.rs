@@ -178,14 +178,14 @@ impl ReplicationSettings {
     /// recorded: settings an earlier release recorded keep replicating
     /// after an upgrade, and a start never waits on the replica's file
     /// system (a dead NFS mount would hold it).
-    fn check_local_replica(&self, root: &RootConfig) -> Result<()> {
+    fn check_local_replica(&self, root: &RootConfig, instead: &str) -> Result<()> {
         let Ok(ReplicaStore::Dir(dir)) = ReplicaStore::of(&self.replica_url) else {
             return Ok(());
         };
         refuse_local_replica(root.root_dir(), &dir).map_err(|reason| Error::ReplicationRefused {
             root: root.root_dir().to_path_buf(),
             url: self.replica_url.clone(),
-            reason: format!("{reason}; record another with `tenanted replicate --replica-url URL`"),
+            reason: format!("{reason}; {instead}"),
         })
     }
 
@@ -204,7 +204,16 @@ impl ReplicationSettings {
     pub fn record(&self, root: &RootConfig) -> Result<()> {
         crate::paths::refuse_encrypted(root.root_dir())?;
         self.check(root)?;
-        self.check_local_replica(root)?;
+        // The URL the root records already is no new choice: a service
+        // unit that always passes it keeps starting after an upgrade (an
+        // outside probe).
+        let recorded = Self::recorded(root).ok().flatten();
+        if recorded.is_none_or(|r| r.replica_url != self.replica_url) {
+            self.check_local_replica(
+                root,
+                "record another with `tenanted replicate --replica-url URL`",
+            )?;
+        }
         let text = self.to_record();
         // Strictly: a root that cannot be written must say so, or every
         // process would go on without the settings (and the fence).
@@ -233,7 +242,8 @@ impl ReplicationSettings {
     /// replica inside the root or in place of a file.
     pub fn record_directory_mode(root: &RootConfig, replica_url: &str) -> Result<()> {
         // The same refusal as `record`'s (a review: this path lacked it).
-        ReplicationSettings::new(replica_url).check_local_replica(root)?;
+        let instead = "give `tenanted litestream-config` another replica URL";
+        ReplicationSettings::new(replica_url).check_local_replica(root, instead)?;
         let text = format!("replica_url {replica_url}\n");
         // Strictly, as `record`: unrecorded, a re-key would go unrefused.
         let doing = "locking the record that Litestream replicates the root in directory mode";
@@ -400,6 +410,19 @@ mod tests {
             let kept = ReplicationSettings::recorded(&root).unwrap().unwrap();
             assert_eq!(kept.replica_url(), good, "{url}");
         }
+        // One an earlier release recorded is no new choice: given again
+        // (a service unit that always passes it), it is recorded as it
+        // was, with a new retention too.
+        let inside = format!("file://{}", root_dir.join("replica").display());
+        std::fs::write(
+            record_path(&root),
+            format!("replica_url {inside}\nretention_seconds 0\nshards 1\n"),
+        )
+        .unwrap();
+        ReplicationSettings::new(&inside).record(&root).unwrap();
+        (ReplicationSettings::new(&inside).retention(Duration::from_secs(5)))
+            .record(&root)
+            .unwrap();
     }
 
     #[test]

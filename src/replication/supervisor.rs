@@ -877,14 +877,22 @@ fn stop_every_stale(state: &Dir) {
         return;
     };
     let deadline = Instant::now() + SHUTDOWN_LET_GO;
-    for (name, _) in entries.into_iter().flatten() {
-        let shard =
-            (name.to_str()).and_then(|n| n.strip_prefix("litestream-")?.strip_suffix(".pid"));
-        if shard.is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())) {
-            // The configuration its command line names (see `pid_path`).
-            stop_stale(state, &state.join(&name).with_extension("yml"), deadline);
+    let configs: Vec<PathBuf> = (entries.into_iter().flatten())
+        .filter(|(name, _)| {
+            let shard =
+                (name.to_str()).and_then(|n| n.strip_prefix("litestream-")?.strip_suffix(".pid"));
+            shard.is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        })
+        // The configuration its command line names (see `pid_path`).
+        .map(|(name, _)| state.join(&name).with_extension("yml"))
+        .collect();
+    // All shards at once: one after another, orphans that do not answer
+    // held the start 10 s each (an outside probe: 41 s for 4 shards).
+    std::thread::scope(|scope| {
+        for config in &configs {
+            scope.spawn(move || stop_stale(state, config, deadline));
         }
-    }
+    });
 }
 
 /// Stops a Litestream a killed supervisor left running with `config`:
@@ -911,9 +919,23 @@ fn stop_stale(state: &Dir, config: &Path, deadline: Instant) {
         pid = pid.as_raw_nonzero(),
         "stopping a Litestream left by a supervisor that was killed, once it has let go of its tenants"
     );
-    let_go_of_stale(&ControlSocket::new(config.with_extension("sock")), deadline);
+    // A stopped one (SIGSTOP, a debugger let go) answers nothing and was
+    // killed as it was, its replicas broken (an outside probe): it is
+    // let run first.
+    if let Some(pidfd) = &pidfd {
+        let _ = rustix::process::pidfd_send_signal(pidfd, rustix::process::Signal::CONT);
+    }
+    let socket = ControlSocket::new(config.with_extension("sock")).timeout(
+        deadline
+            .saturating_duration_since(Instant::now())
+            .min(LIST_WAIT),
+    );
+    let_go_of_stale(&socket, deadline);
     kill_and_wait(pid, pidfd.as_ref());
 }
+
+/// How long a stale Litestream may take to list its tenants.
+const LIST_WAIT: Duration = Duration::from_secs(10);
 
 /// Whether process `pid` is a Litestream run with the configuration file
 /// `config`: the file its `-config` argument names (from its own working
