@@ -84,6 +84,16 @@ pub(crate) fn read_record(path: &Path) -> Result<Option<String>> {
     }
 }
 
+/// The first line that is not text of a record whose read failed with
+/// `e` ([`read_record`]'s error), if that is why it failed: each record's
+/// reader then says it is damaged, in its own words.
+pub(crate) fn not_text_line(e: &Error) -> Option<usize> {
+    match e {
+        Error::Io { cause, .. } => sys::NotText::in_error(cause).map(|n| n.line),
+        _ => None,
+    }
+}
+
 /// Rewrites the record at `path` under its lock (waited for until
 /// `patience` runs out): `update` gets what is there and returns what
 /// should be (`None`: leave it as it is).

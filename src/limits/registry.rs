@@ -281,11 +281,7 @@ impl Limits {
     /// (an outside probe: it was a bare "stream did not contain valid
     /// UTF-8", with no word of what to do).
     fn not_text(&self, e: Error) -> Error {
-        let line = match &e {
-            Error::Io { cause, .. } => fs::sys::NotText::in_error(cause).map(|n| n.line),
-            _ => None,
-        };
-        match line {
+        match fs::record::not_text_line(&e) {
             Some(line) => Error::BadLimitsRecord {
                 path: self.path.clone(),
                 line,

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::fs::containment;
-use crate::fs::sys::{self, NotText};
+use crate::fs::record::not_text_line;
+use crate::fs::sys;
 use crate::fs::{read_record, rewrite_record};
 use crate::name::TenantName;
 use crate::paths::{INTERNAL_DIR, RootConfig, bucket_of, lower_scheme, url_refusal};
@@ -260,27 +261,18 @@ impl ReplicationSettings {
     /// [`Error::Io`] reading the record, or naming it when it is damaged.
     pub fn recorded(root: &RootConfig) -> Result<Option<ReplicationSettings>> {
         let path = record_path(root);
-        let damaged = |path| {
-            let why = std::io::Error::other(
-                "not a replication record tenanted wrote; record the settings again (`tenanted replicate --replica-url URL`)",
-            );
-            Error::io(None, path, "reading the root's replication settings", why)
-        };
-        let read = read_record(&path).map_err(|e| match e {
-            // Bytes that are not text: damaged, as a junk line is; and
-            // removed first, since a record is rewritten only from text
-            // (a review: the advice alone failed again).
-            Error::Io { ref cause, .. } if NotText::in_error(cause).is_some() => {
-                let why = std::io::Error::other(format!("it is not text, not a replication record tenanted wrote; remove {} and record the settings again (`tenanted replicate --replica-url URL`)", path.display()));
-                Error::io(None, &path, "reading the root's replication settings", why)
-            }
-            e => e,
+        // Bytes that are not text: damaged, as a junk line is; and to be
+        // removed first, since a record is rewritten only from text (a
+        // review: the advice alone failed again).
+        let read = read_record(&path).map_err(|e| match not_text_line(&e) {
+            Some(_) => damaged_record(&path, true),
+            None => e,
         });
         match read? {
             None => Ok(None),
             Some(text) => Self::from_record(&text)
                 .map(Some)
-                .ok_or_else(|| damaged(&path)),
+                .ok_or_else(|| damaged_record(&path, false)),
         }
     }
 
@@ -309,6 +301,20 @@ impl ReplicationSettings {
 /// Where `root` records its replication settings.
 pub(crate) fn record_path(root: &RootConfig) -> PathBuf {
     root.root_dir().join(INTERNAL_DIR).join(RECORD)
+}
+
+/// The error of the replication record at `path` that tenanted did not
+/// write (`not_text`: not even text, so removed before it is recorded
+/// again).
+fn damaged_record(path: &Path, not_text: bool) -> Error {
+    let what = match not_text {
+        true => format!("not even text; remove {} and", path.display()),
+        false => "not a replication record tenanted wrote;".to_owned(),
+    };
+    let why = std::io::Error::other(format!(
+        "{what} record the settings again (`tenanted replicate --replica-url URL`)"
+    ));
+    Error::io(None, path, "reading the root's replication settings", why)
 }
 
 /// Why a replica directory `dir` cannot serve the root `root`, if it
